@@ -1,0 +1,149 @@
+# Quiver -- build, test and run.
+#
+#   make              library (build/libquiver.a, .so), quiverd, quiver, quiver-bench
+#   make test         install missing Debian packages, build, run the unit/integration
+#                     tests, then the same tests under AddressSanitizer + UBSan
+#   make run          build and start quiverd on 127.0.0.1:6333 with ./quiver-data
+#   make tsan-test    the concurrency suites under ThreadSanitizer
+#   make gpu-check    GPU correctness + timing on a machine with CUDA (see gpu/gpu-check.mk)
+#
+# Knobs: make USE_CUDA=no|yes|auto SANITIZER=address,undefined OPT=-O0 BUILD=dir
+
+CC ?= cc
+CXX ?= c++
+PKG_CONFIG ?= pkg-config
+BUILD ?= build
+OPT ?= -O3 -g
+SANITIZER ?=
+USE_CUDA ?= auto
+CUDA_HOME ?= /usr/local/cuda
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2
+STD  := -std=c11 -D_GNU_SOURCE
+SAN  := $(if $(SANITIZER),-fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all)
+CPPFLAGS += -Iinclude -I.
+
+# pkg-config first, plain -l second
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null || echo $(2))
+BLAS_CFLAGS := $(call pc_cflags,openblas)
+BLAS_LIBS   := $(call pc_libs,openblas,-lopenblas)
+LMDB_LIBS   := $(call pc_libs,lmdb,-llmdb)
+JSON_CFLAGS := $(call pc_cflags,jansson)
+JSON_LIBS   := $(call pc_libs,jansson,-ljansson)
+EVENT_LIBS  := $(call pc_libs,libevent_pthreads libevent,-levent_pthreads -levent)
+CHECK_LIBS  := $(call pc_libs,check,-lcheck -lsubunit -lrt -lm -lpthread)
+
+# ---- GPU: built only when nvcc exists; otherwise gpu/gpu_stub.c answers QV_ENODEV.
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
+NVCC := $(NVCC)
+CUDA_SRC := $(wildcard gpu/*.cu gpu/gpu_cuda*.c)
+HAVE_CUDA := $(if $(filter auto,$(USE_CUDA)),$(if $(NVCC),$(if $(CUDA_SRC),yes,no),no),$(USE_CUDA))
+ifeq ($(HAVE_CUDA),yes)
+  $(if $(NVCC),,$(error USE_CUDA=yes but nvcc not found; set NVCC= or CUDA_HOME=))
+  GPU_SRC   := $(CUDA_SRC)
+  GPU_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  CPPFLAGS  += -DQV_HAVE_CUDA=1
+  CUDA_INC  := -I$(CUDA_HOME)/include
+  NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall
+else
+  GPU_SRC   := gpu/gpu_stub.c
+endif
+ifeq ($(MAKELEVEL),0)
+  $(info quiver: GPU part $(if $(filter yes,$(HAVE_CUDA)),BUILT ($(NVCC)),NOT built (no nvcc; the CPU stub returns QV_ENODEV)))
+endif
+
+ALL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN) -fPIC -pthread $(CPPFLAGS) $(BLAS_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
+LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
+
+LIB_SRC := $(wildcard core/*.c index/*.c storage/*.c) $(GPU_SRC)
+LIB_OBJ := $(LIB_SRC:%=$(BUILD)/obj/%.o)
+SRV_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard server/*.c))
+CLI_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
+TST_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard tests/*.c))
+
+BINS := $(BUILD)/libquiver.a $(BUILD)/libquiver.so
+BINS += $(if $(SRV_OBJ),$(BUILD)/quiverd)
+BINS += $(if $(CLI_OBJ),$(BUILD)/quiver)
+
+all: $(BINS) $(BUILD)/quiver-bench
+
+# Rebuild everything when the flags change.
+FLAGS_SIG := $(CC) $(ALL_CFLAGS) | $(HAVE_CUDA) $(NVCCFLAGS)
+$(BUILD)/.flags: FORCE
+	@mkdir -p $(@D); echo '$(FLAGS_SIG)' | cmp -s - $@ || echo '$(FLAGS_SIG)' > $@
+
+$(BUILD)/obj/%.c.o: %.c $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CUDA_INC) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%.cu.o: %.cu $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) $(CPPFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+-include $(LIB_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TST_OBJ:.o=.d)
+
+$(BUILD)/libquiver.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(BUILD)/libquiver.so: $(LIB_OBJ)
+	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+$(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS)
+$(BUILD)/quiver: $(CLI_OBJ) $(BUILD)/libquiver.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(JSON_LIBS)
+
+# Test suites are found, not listed: every tests/check_*.c defines one or more
+# "Suite *qv_<name>_suite(void)", and tests/run.c includes the generated list.
+SUITES := $(shell sed -n 's/^Suite \*\(qv_[a-z0-9_]*_suite\)(void).*/\1/p' tests/check_*.c 2>/dev/null)
+$(BUILD)/suites.inc: $(wildcard tests/check_*.c) $(BUILD)/.flags
+	@mkdir -p $(@D)
+	@printf '%s\n' $(foreach s,$(SUITES),'SUITE($(s))') > $@.tmp; cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+$(BUILD)/obj/tests/run.c.o: $(BUILD)/suites.inc
+$(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
+$(BUILD)/quiver-tests: $(TST_OBJ) $(BUILD)/libquiver.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
+
+include bench/bench.mk
+
+# ---- Debian packages. deps installs only what is missing (needs root and apt-get).
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
+            check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "quiver: installing missing packages:" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "quiver: run 'make deps' as root (apt-get)" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
+
+# The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
+TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
+test: deps
+	$(MAKE) all $(BUILD)/quiver-tests
+	$(TEST_ENV) $(BUILD)/quiver-tests
+	$(MAKE) asan-test
+
+asan-test:
+	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" \
+	  build/asan/quiver-tests $(if $(SRV_OBJ),build/asan/quiverd) $(if $(CLI_OBJ),build/asan/quiver)
+	$(TEST_ENV) QV_SANITIZED=1 CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/asan/quiver-tests
+
+tsan-test:
+	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests
+	$(TEST_ENV) QV_SANITIZED=1 CK_RUN_SUITE=concurrency TSAN_OPTIONS=halt_on_error=1 build/tsan/quiver-tests
+
+run: deps
+	$(MAKE) all
+	@echo "quiver: starting quiverd on 127.0.0.1:6333 (data in ./quiver-data). Try:"
+	@echo "  curl -s http://127.0.0.1:6333/healthz"
+	$(BUILD)/quiverd --listen 127.0.0.1:6333 --data ./quiver-data
+
+gpu-check:
+	$(MAKE) -f gpu/gpu-check.mk BUILD=build/gpu
+
+clean:
+	rm -rf build
+
+.PHONY: all deps test asan-test tsan-test run gpu-check clean FORCE

@@ -1,0 +1,276 @@
+/*
+ * quiver.h -- the one public header of Quiver, a vector similarity search engine.
+ *
+ * Conventions (they hold for every declaration below):
+ *  - Every fallible function returns QV_OK (0) or a negative QV_E* code and leaves a
+ *    human-readable detail in qv_last_error() (thread-local). No function prints,
+ *    exits or aborts on bad input.
+ *  - Inputs are borrowed for the duration of the call; the library copies what it keeps.
+ *  - Outputs go to caller-provided arrays unless the comment says "free with qv_free".
+ *  - Every _free/_close accepts NULL. Constructors set *out = NULL on failure and leave
+ *    nothing to clean up.
+ *  - Parameter structs have an _init() that fills defaults; 0 in a numeric field means
+ *    "default"; out-of-range values give QV_EINVAL naming the bound (never clamped).
+ */
+#ifndef QUIVER_H
+#define QUIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QV_VERSION "0.1.0"
+#define QV_MAX_DIM 65536u   /* largest vector dimension accepted */
+#define QV_MAX_K   1024u    /* largest k of one search */
+
+/* Error codes: stable numbers, never renumbered or reused. */
+enum {
+    QV_OK        = 0,
+    QV_EINVAL    = -1,   /* bad argument: NaN, out-of-range parameter, malformed JSON ... */
+    QV_EDIM      = -2,   /* vector dimension does not match */
+    QV_ENOMEM    = -3,   /* out of memory */
+    QV_ENOTFOUND = -4,   /* no such id, collection or file */
+    QV_EEXIST    = -5,   /* already exists */
+    QV_ECORRUPT  = -6,   /* damaged or foreign file / snapshot / database */
+    QV_EIO       = -7,   /* I/O error from the OS or LMDB */
+    QV_EFULL     = -8,   /* disk full or a hard size limit reached */
+    QV_ENODEV    = -9,   /* GPU requested but not built or no device */
+    QV_ESTATE    = -10,  /* call not valid in this state (e.g. IVF search before training) */
+    QV_EINTERNAL = -11   /* broken internal invariant: a bug, please report */
+};
+
+/** @return a static string naming the code, e.g. "QV_EDIM: dimension mismatch". */
+const char *qv_strerror(int rc);
+/** @return the detail message of this thread's last failure ("" if none). Valid until the
+ *  next failing call on this thread. */
+const char *qv_last_error(void);
+/** @return the library version string (QV_VERSION). */
+const char *qv_version(void);
+
+typedef struct qv_db     qv_db;      /* an open database directory (one LMDB environment) */
+typedef struct qv_coll   qv_coll;    /* an open collection, borrowed from its qv_db */
+typedef struct qv_index  qv_index;   /* an in-memory index without storage */
+
+typedef enum { QV_METRIC_L2 = 1, QV_METRIC_IP, QV_METRIC_COSINE } qv_metric;
+typedef enum { QV_INDEX_FLAT = 1, QV_INDEX_HNSW, QV_INDEX_IVF } qv_index_kind;
+typedef enum { QV_GPU_OFF = 0, QV_GPU_AUTO, QV_GPU_REQUIRE } qv_gpu_mode;
+
+/** One search result. score: l2 = squared Euclidean distance (ascending);
+ *  ip = inner product (descending); cosine = cosine similarity (descending). */
+typedef struct { uint64_t id; float score; } qv_hit;
+
+/** "l2", "ip", "cosine" / "flat", "hnsw", "ivf". Unknown values give NULL / QV_EINVAL. */
+const char *qv_metric_name(qv_metric m);
+int         qv_metric_parse(const char *s, qv_metric *out);
+const char *qv_index_kind_name(qv_index_kind k);
+int         qv_index_kind_parse(const char *s, qv_index_kind *out);
+
+/** Progress of a long operation (build, k-means, import, checkpoint). Called from the
+ *  thread doing the work, at most a few times per second; must be cheap and thread-safe.
+ *  total = 0 when unknown. */
+typedef void (*qv_progress_fn)(const char *phase, size_t done, size_t total, void *arg);
+
+/* ------------------------------------------------------------------------------------
+ * Index level: no storage. Used by quiver-bench and by programs with their own storage.
+ * ------------------------------------------------------------------------------------ */
+
+enum { QV_HNSW_KEEP_PRUNED = 1u << 0 };   /* qv_index_params.flags */
+
+typedef struct {
+    qv_index_kind kind;
+    uint32_t dim;                  /* 1..QV_MAX_DIM */
+    qv_metric metric;
+    /* hnsw */
+    uint32_t m;                    /* links per node above level 0 (2m at level 0); 0 = 16; 2..100 */
+    uint32_t ef_construction;      /* 0 = 200 */
+    uint32_t ef_search;            /* default ef of a query; 0 = 64 */
+    /* ivf */
+    uint32_t nlist;                /* 0 = about 4*sqrt(n) chosen at train time */
+    uint32_t nprobe;               /* default nprobe of a query; 0 = 8 */
+    uint32_t kmeans_iters;         /* 0 = 20 */
+    size_t   max_train_points;     /* k-means sample size; 0 = 256 * nlist */
+    /* all */
+    uint32_t threads;              /* worker threads for add/batch search; 0 = all cores */
+    uint32_t flags;                /* QV_HNSW_KEEP_PRUNED ... */
+    uint64_t seed;                 /* fixed seed + threads = 1 => identical builds */
+    qv_gpu_mode gpu;               /* batch search / k-means on the GPU when possible */
+    qv_progress_fn progress;       /* NULL = silent */
+    void *progress_arg;
+} qv_index_params;
+
+/** Fill *p with defaults for the given kind, dimension and metric. */
+void qv_index_params_init(qv_index_params *p, qv_index_kind kind, uint32_t dim, qv_metric metric);
+
+/** Predicate over ids for filtered search: nonzero = keep. Must be thread-safe. */
+typedef int (*qv_accept_fn)(uint64_t id, void *arg);
+
+typedef struct {
+    uint32_t k;                    /* 1..QV_MAX_K */
+    uint32_t ef;                   /* hnsw beam width; 0 = index default; raised to k */
+    uint32_t nprobe;               /* ivf lists to probe; 0 = index default */
+    /* Filters (all that are set must pass). allow_bits is a bitset over ids:
+     * id passes iff id < allow_nbits and bit (id % 64) of allow_bits[id / 64] is set. */
+    const uint64_t *allow_bits; uint64_t allow_nbits;
+    qv_accept_fn accept; void *accept_arg;
+    uint32_t max_visits;           /* work bound under selective filters; 0 = auto */
+} qv_search_params;
+
+/** Fill *sp with defaults and the given k. */
+void qv_search_params_init(qv_search_params *sp, uint32_t k);
+
+/**
+ * Create an empty index.
+ * @param[in]  p    parameters (copied).
+ * @param[out] out  the new index; NULL on failure.
+ * @return QV_OK, QV_EINVAL (a parameter out of range, message names it), QV_ENOMEM,
+ *         QV_ENODEV (gpu = QV_GPU_REQUIRE without a usable GPU).
+ */
+int    qv_index_new(const qv_index_params *p, qv_index **out);
+void   qv_index_free(qv_index *ix);
+/** Train an IVF index on n sample vectors (n*dim floats); a no-op for flat and hnsw.
+ *  @return QV_OK, QV_EINVAL (n < nlist, NaN), QV_ENOMEM. */
+int    qv_index_train(qv_index *ix, size_t n, const float *vecs);
+/** Add n vectors (n*dim floats, row-major) with the given ids. An id already present is
+ *  replaced. All or nothing: on error the index is unchanged.
+ *  @return QV_OK, QV_EINVAL (NaN/Inf, duplicate id in the batch), QV_ENOMEM,
+ *          QV_ESTATE (ivf not trained). */
+int    qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs);
+/** Remove the given ids; ids not present are skipped. *n_removed (may be NULL) counts
+ *  the removed ones. */
+int    qv_index_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_removed);
+/** Search one query (dim floats). Fills hits[0..*n_hits) best first; *n_hits <= sp->k.
+ *  Safe to call from many threads at once, and concurrently with add/remove.
+ *  @return QV_OK, QV_EINVAL (bad k/ef, NaN in query), QV_ESTATE. */
+int    qv_index_search(const qv_index *ix, const float *query, const qv_search_params *sp,
+                       qv_hit *hits /* k */, size_t *n_hits);
+/** Search nq queries (nq*dim floats). Row i of hits is hits + i*k; n_hits[i] per query. */
+int    qv_index_search_batch(const qv_index *ix, size_t nq, const float *queries,
+                             const qv_search_params *sp, qv_hit *hits /* nq*k */,
+                             size_t *n_hits /* nq */);
+/** Save to / load from a file in the versioned, checksummed format.
+ *  Load gives QV_ECORRUPT (message names file and offset) for any damage. */
+int    qv_index_save(const qv_index *ix, const char *path);
+int    qv_index_load(const char *path, qv_index **out);
+/** Serialize to a malloc'd buffer (free with qv_free) / load from a buffer. Same format
+ *  as the file; used for snapshots. name is used in error messages only. */
+int    qv_index_save_mem(const qv_index *ix, void **buf, size_t *len);
+int    qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **out);
+/** Number of live vectors. */
+size_t qv_index_size(const qv_index *ix);
+/** Bytes of memory held by the index (vectors, graph, lists, id maps). */
+size_t qv_index_memory(const qv_index *ix);
+/** The parameters in force (defaults resolved). */
+void   qv_index_get_params(const qv_index *ix, qv_index_params *out);
+
+/* ------------------------------------------------------------------------------------
+ * k-means on its own (the IVF trainer). Assignment through GEMM (BLAS or cuBLAS).
+ * ------------------------------------------------------------------------------------ */
+typedef struct {
+    uint32_t k;                    /* clusters, >= 1 and <= n */
+    uint32_t iters;                /* 0 = 20 */
+    size_t   max_points;           /* training sample drawn from x; 0 = 256*k */
+    uint32_t threads;              /* 0 = all cores */
+    uint64_t seed;
+    qv_metric metric;              /* l2 (default); ip/cosine = spherical k-means */
+    qv_gpu_mode gpu;
+    qv_progress_fn progress; void *progress_arg;
+} qv_kmeans_params;
+void qv_kmeans_params_init(qv_kmeans_params *p, uint32_t k);
+/** Cluster n vectors of dimension dim. centroids: k*dim floats (caller's). objective
+ *  (may be NULL) receives the final sum of squared distances to the nearest centroid.
+ *  @return QV_OK, QV_EINVAL (k out of range, NaN), QV_ENOMEM, QV_ENODEV. */
+int  qv_kmeans(const qv_kmeans_params *p, size_t n, size_t dim, const float *x,
+               float *centroids, double *objective);
+
+/* ------------------------------------------------------------------------------------
+ * Database level: durable collections on LMDB.
+ * ------------------------------------------------------------------------------------ */
+enum { QV_DB_NOSYNC = 1u << 0, QV_DB_RDONLY = 1u << 1 };
+typedef struct {
+    unsigned flags;                /* QV_DB_NOSYNC: no fsync per write (bulk loads) */
+    size_t initial_map_bytes;      /* 0 = 64 MiB; the map grows by itself */
+    uint32_t max_collections;      /* 0 = 256 */
+    uint32_t checkpoint_every;     /* snapshot the index every N write calls; 0 = never */
+} qv_db_options;
+void qv_db_options_init(qv_db_options *o);
+
+/** Open (creating if needed) the database in directory dir.
+ *  @return QV_OK, QV_EIO, QV_ECORRUPT (not a Quiver database / damaged), QV_EINVAL. */
+int  qv_db_open(const char *dir, const qv_db_options *o /* NULL = defaults */, qv_db **out);
+/** Checkpoint every open collection, close them, close the environment. Frees db even
+ *  when it returns an error. NULL ok. */
+int  qv_db_close(qv_db *db);
+
+typedef struct {
+    qv_index_params index;         /* dim, metric, index kind and knobs */
+    const char *payload_index;     /* JSON {"lang":"keyword","year":"integer"}; NULL = none */
+} qv_collection_config;
+
+/** Collection names: 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. */
+int  qv_collection_create(qv_db *db, const char *name, const qv_collection_config *cfg,
+                          qv_coll **out /* may be NULL */);
+/** Open an existing collection (a handle borrowed from db; the same pointer each time). */
+int  qv_collection_open(qv_db *db, const char *name, qv_coll **out);
+/** Collections are owned by their db: this is a no-op kept for symmetry. NULL ok. */
+void qv_collection_close(qv_coll *c);
+/** Drop a collection and all its data. Handles to it become invalid.
+ *  @return QV_OK, QV_ENOTFOUND. */
+int  qv_collection_drop(qv_db *db, const char *name);
+/** Names of all collections, sorted; free with qv_free_strings. */
+int  qv_collection_list(qv_db *db, char ***names, size_t *n);
+
+typedef struct {
+    char name[72];
+    qv_collection_config config;   /* config.payload_index points into the handle; copy it */
+    size_t count;                  /* live points */
+    size_t memory_bytes;           /* in-memory index */
+    uint64_t last_seq;             /* sequence number of the last committed write */
+} qv_collection_info;
+int  qv_collection_get_info(qv_coll *c, qv_collection_info *out);
+
+/** Upsert n points in one transaction: all or none. Re-upsert of an id replaces vector
+ *  and payload. payloads_json: n entries (each a JSON object or NULL), or NULL.
+ *  When it returns QV_OK the points are durable (unless QV_DB_NOSYNC) and searchable.
+ *  @return QV_OK, QV_EDIM / QV_EINVAL (message names the point), QV_EFULL, QV_EIO. */
+int  qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs,
+               const char *const *payloads_json);
+/** Delete ids (absent ones are skipped) in one transaction. */
+int  qv_delete(qv_coll *c, size_t n, const uint64_t *ids, size_t *n_deleted);
+/** Read a point. vec_out: dim floats or NULL; *payload_out (if not NULL) gets a malloc'd
+ *  JSON string or NULL when the point has no payload, free with qv_free.
+ *  @return QV_OK, QV_ENOTFOUND. */
+int  qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out);
+int  qv_search(qv_coll *c, const float *query, const qv_search_params *sp,
+               qv_hit *hits, size_t *n_hits);
+int  qv_search_batch(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
+                     qv_hit *hits, size_t *n_hits);
+/** Write an index snapshot covering all writes so far. */
+int  qv_checkpoint(qv_coll *c);
+
+void qv_free(void *p);
+void qv_free_strings(char **v, size_t n);
+
+/* ------------------------------------------------------------------------------------
+ * Vector files. Every malformed case gives QV_ECORRUPT naming the file and offset.
+ * ------------------------------------------------------------------------------------ */
+/** Read .fvecs, .bvecs (bytes widened to float) or .npy (float32, C order, 2-D) by
+ *  extension. *data: n*dim floats, free with qv_free. */
+int  qv_read_vectors(const char *path, float **data, size_t *n, size_t *dim);
+/** Read .ivecs. *data: n*dim int32, free with qv_free. */
+int  qv_read_ivecs(const char *path, int32_t **data, size_t *n, size_t *dim);
+
+/* ------------------------------------------------------------------------------------
+ * GPU.
+ * ------------------------------------------------------------------------------------ */
+/** 1 when the GPU part is built and a device is usable, else 0. */
+int  qv_gpu_available(void);
+/** Name of device 0 into buf. @return QV_OK or QV_ENODEV. */
+int  qv_gpu_device_name(char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QUIVER_H */

@@ -1,0 +1,443 @@
+/*
+ * index/index.c -- qv_index_*: validation, defaults, cosine handling, file framing and
+ * dispatch to the kind's qv_index_ops (see index/index.h for what each kind may assume).
+ */
+#include "index/index.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/distance.h"
+#include "core/error.h"
+
+#define DEFAULT_M 16u
+#define DEFAULT_EF_CONSTRUCTION 200u
+#define DEFAULT_EF_SEARCH 64u
+#define DEFAULT_NPROBE 8u
+#define DEFAULT_KMEANS_ITERS 20u
+
+/* The kinds link in as their files are built; a kind whose ops are absent answers
+ * QV_EINVAL rather than failing the link of the whole library. */
+extern const qv_index_ops qv_flat_ops __attribute__((weak));
+extern const qv_index_ops qv_hnsw_ops __attribute__((weak));
+extern const qv_index_ops qv_ivf_ops __attribute__((weak));
+
+static const qv_index_ops *ops_for(qv_index_kind kind)
+{
+    switch (kind) {
+    case QV_INDEX_FLAT: return &qv_flat_ops;
+    case QV_INDEX_HNSW: return &qv_hnsw_ops;
+    case QV_INDEX_IVF:  return &qv_ivf_ops;
+    default:            return NULL;
+    }
+}
+
+const char *qv_metric_name(qv_metric m)
+{
+    switch (m) {
+    case QV_METRIC_L2:     return "l2";
+    case QV_METRIC_IP:     return "ip";
+    case QV_METRIC_COSINE: return "cosine";
+    default:               return NULL;
+    }
+}
+
+int qv_metric_parse(const char *s, qv_metric *out)
+{
+    if (s && strcmp(s, "l2") == 0) *out = QV_METRIC_L2;
+    else if (s && strcmp(s, "ip") == 0) *out = QV_METRIC_IP;
+    else if (s && strcmp(s, "cosine") == 0) *out = QV_METRIC_COSINE;
+    else return qv_fail(QV_EINVAL, "unknown metric '%s' (expected l2, ip or cosine)", s ? s : "(null)");
+    return QV_OK;
+}
+
+const char *qv_index_kind_name(qv_index_kind k)
+{
+    switch (k) {
+    case QV_INDEX_FLAT: return "flat";
+    case QV_INDEX_HNSW: return "hnsw";
+    case QV_INDEX_IVF:  return "ivf";
+    default:            return NULL;
+    }
+}
+
+int qv_index_kind_parse(const char *s, qv_index_kind *out)
+{
+    if (s && strcmp(s, "flat") == 0) *out = QV_INDEX_FLAT;
+    else if (s && strcmp(s, "hnsw") == 0) *out = QV_INDEX_HNSW;
+    else if (s && strcmp(s, "ivf") == 0) *out = QV_INDEX_IVF;
+    else return qv_fail(QV_EINVAL, "unknown index type '%s' (expected flat, hnsw or ivf)", s ? s : "(null)");
+    return QV_OK;
+}
+
+void qv_index_params_init(qv_index_params *p, qv_index_kind kind, uint32_t dim, qv_metric metric)
+{
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    p->dim = dim;
+    p->metric = metric;
+    p->seed = 42;
+}
+
+void qv_search_params_init(qv_search_params *sp, uint32_t k)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->k = k;
+}
+
+/* Check p and fill every zero default; out receives the resolved copy. */
+static int resolve_params(const qv_index_params *p, qv_index_params *out)
+{
+    if (!p) return qv_fail(QV_EINVAL, "index parameters are NULL");
+    *out = *p;
+    if (!ops_for(p->kind)) return qv_fail(QV_EINVAL, "unknown index kind %d", (int)p->kind);
+    if (!qv_metric_name(p->metric)) return qv_fail(QV_EINVAL, "unknown metric %d", (int)p->metric);
+    if (p->dim < 1 || p->dim > QV_MAX_DIM)
+        return qv_fail(QV_EINVAL, "dim must be 1..%u, got %u", QV_MAX_DIM, p->dim);
+    if (!out->m) out->m = DEFAULT_M;
+    if (out->m < 2 || out->m > 100) return qv_fail(QV_EINVAL, "m must be 2..100, got %u", out->m);
+    if (!out->ef_construction) out->ef_construction = DEFAULT_EF_CONSTRUCTION;
+    if (out->ef_construction > 100000)
+        return qv_fail(QV_EINVAL, "ef_construction must be 1..100000, got %u", out->ef_construction);
+    if (!out->ef_search) out->ef_search = DEFAULT_EF_SEARCH;
+    if (out->ef_search > 100000)
+        return qv_fail(QV_EINVAL, "ef_search must be 1..100000, got %u", out->ef_search);
+    if (out->nlist > (1u << 24)) return qv_fail(QV_EINVAL, "nlist must be 0..16777216, got %u", out->nlist);
+    if (!out->nprobe) out->nprobe = DEFAULT_NPROBE;
+    if (!out->kmeans_iters) out->kmeans_iters = DEFAULT_KMEANS_ITERS;
+    if (out->kmeans_iters > 10000)
+        return qv_fail(QV_EINVAL, "kmeans_iters must be 1..10000, got %u", out->kmeans_iters);
+    if (out->threads > 1024) return qv_fail(QV_EINVAL, "threads must be 0..1024, got %u", out->threads);
+    if (!out->threads) out->threads = qv_cpu_count();
+    if ((unsigned)out->gpu > QV_GPU_REQUIRE) return qv_fail(QV_EINVAL, "unknown gpu mode %d", (int)out->gpu);
+    if (out->gpu == QV_GPU_REQUIRE && !qv_gpu_available())
+        return qv_fail(QV_ENODEV, "gpu required but no usable GPU (built without CUDA or no device)");
+    return QV_OK;
+}
+
+static int index_alloc(const qv_index_params *resolved, qv_index **out)
+{
+    *out = NULL;
+    const qv_index_ops *ops = ops_for(resolved->kind);
+    if (!ops) return qv_fail(QV_EINVAL, "index kind '%s' is not built into this library",
+                             qv_index_kind_name(resolved->kind));
+    qv_index *ix = qv_calloc(1, sizeof *ix);
+    if (!ix) return QV_ENOMEM;
+    ix->ops = ops;
+    ix->p = *resolved;
+    ix->pool = qv_pool_shared(resolved->threads);
+    if (!ix->pool) { qv_free(ix); return qv_fail(QV_ENOMEM, "cannot start %u worker threads", resolved->threads); }
+    int rc = ops->create(ix);
+    if (rc != QV_OK) { ops->destroy(ix); qv_free(ix); return rc; }
+    *out = ix;
+    return QV_OK;
+}
+
+int qv_index_new(const qv_index_params *p, qv_index **out)
+{
+    qv_index_params r;
+    if (!out) return qv_fail(QV_EINVAL, "out is NULL");
+    *out = NULL;
+    int rc = resolve_params(p, &r);
+    if (rc != QV_OK) return rc;
+    return index_alloc(&r, out);
+}
+
+void qv_index_free(qv_index *ix)
+{
+    if (!ix) return;
+    ix->ops->destroy(ix);
+    qv_free(ix);
+}
+
+void qv_index_get_params(const qv_index *ix, qv_index_params *out) { *out = ix->p; }
+
+size_t qv_index_size(const qv_index *ix) { return ix ? ix->ops->size(ix) : 0; }
+
+size_t qv_index_memory(const qv_index *ix) { return ix ? ix->ops->memory(ix) + sizeof *ix : 0; }
+
+/* The first non-finite component of n rows, as (row, col); returns 0 if all finite. */
+static int find_nonfinite(const float *v, size_t n, size_t dim, size_t *row, size_t *col)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dim; j++)
+            if (!isfinite(v[i * dim + j])) { *row = i; *col = j; return 1; }
+    return 0;
+}
+
+int qv_index_train(qv_index *ix, size_t n, const float *vecs)
+{
+    size_t row, col;
+    if (!ix || (n && !vecs)) return qv_fail(QV_EINVAL, "index or vectors are NULL");
+    if (!ix->ops->train) return QV_OK;
+    if (find_nonfinite(vecs, n, ix->p.dim, &row, &col))
+        return qv_fail(QV_EINVAL, "training vector %zu: component %zu is not finite", row, col);
+    if (ix->p.metric != QV_METRIC_COSINE) return ix->ops->train(ix, n, vecs);
+    float *copy = qv_reallocarray(NULL, n, (size_t)ix->p.dim * sizeof(float));
+    if (!copy) return QV_ENOMEM;
+    memcpy(copy, vecs, n * ix->p.dim * sizeof(float));
+    for (size_t i = 0; i < n; i++) qv_normalize(copy + i * ix->p.dim, ix->p.dim);
+    int rc = ix->ops->train(ix, n, copy);
+    qv_free(copy);
+    return rc;
+}
+
+int qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
+{
+    int rc = QV_OK;
+    float *copy = NULL;
+    size_t row, col, dim;
+
+    if (!ix || (n && (!ids || !vecs))) return qv_fail(QV_EINVAL, "index, ids or vectors are NULL");
+    if (n == 0) return QV_OK;
+    dim = ix->p.dim;
+    if (find_nonfinite(vecs, n, dim, &row, &col))
+        return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is not finite", row,
+                       (unsigned long long)ids[row], col);
+    if (ix->p.metric == QV_METRIC_COSINE) {
+        if (!(copy = qv_reallocarray(NULL, n, dim * sizeof(float)))) return QV_ENOMEM;
+        memcpy(copy, vecs, n * dim * sizeof(float));
+        for (size_t i = 0; i < n; i++) {
+            if (qv_norm_sq(copy + i * dim, dim) == 0.0f) {
+                rc = qv_fail(QV_EINVAL, "point %zu (id %llu): zero vector has no cosine direction",
+                             i, (unsigned long long)ids[i]);
+                goto cleanup;
+            }
+            qv_normalize(copy + i * dim, dim);
+        }
+        vecs = copy;
+    }
+    rc = ix->ops->add(ix, n, ids, vecs);
+cleanup:
+    qv_free(copy);
+    return rc;
+}
+
+int qv_index_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_removed)
+{
+    size_t dummy;
+    if (!n_removed) n_removed = &dummy;
+    *n_removed = 0;
+    if (!ix || (n && !ids)) return qv_fail(QV_EINVAL, "index or ids are NULL");
+    if (n == 0) return QV_OK;
+    return ix->ops->remove(ix, n, ids, n_removed);
+}
+
+/* Validate sp and resolve its defaults against the index. */
+static int resolve_search(const qv_index *ix, const qv_search_params *sp, qv_search_params *out)
+{
+    if (!sp) return qv_fail(QV_EINVAL, "search parameters are NULL");
+    *out = *sp;
+    if (sp->k < 1 || sp->k > QV_MAX_K) return qv_fail(QV_EINVAL, "k must be 1..%u, got %u", QV_MAX_K, sp->k);
+    if (sp->ef > 100000) return qv_fail(QV_EINVAL, "ef must be 0..100000, got %u", sp->ef);
+    if (!out->ef) out->ef = ix->p.ef_search;
+    if (out->ef < out->k) out->ef = out->k;
+    if (!out->nprobe) out->nprobe = ix->p.nprobe;
+    if (sp->allow_nbits && !sp->allow_bits) return qv_fail(QV_EINVAL, "allow_nbits set but allow_bits is NULL");
+    return QV_OK;
+}
+
+/* Check one query; for cosine, *inv_norm receives 1/||q|| to turn -dot into similarity. */
+static int check_query(const qv_index *ix, const float *q, size_t qi, float *inv_norm)
+{
+    size_t row, col;
+    *inv_norm = 1.0f;
+    if (find_nonfinite(q, 1, ix->p.dim, &row, &col))
+        return qv_fail(QV_EINVAL, "query %zu: component %zu is not finite", qi, col);
+    if (ix->p.metric == QV_METRIC_COSINE) {
+        float nsq = qv_norm_sq(q, ix->p.dim);
+        if (nsq == 0.0f) return qv_fail(QV_EINVAL, "query %zu: zero vector has no cosine direction", qi);
+        *inv_norm = 1.0f / sqrtf(nsq);
+    }
+    return QV_OK;
+}
+
+static void scale_scores(qv_hit *hits, size_t n, float s)
+{
+    if (s == 1.0f) return;
+    for (size_t i = 0; i < n; i++) hits[i].score *= s;
+}
+
+int qv_index_search(const qv_index *ix, const float *query, const qv_search_params *sp,
+                    qv_hit *hits, size_t *n_hits)
+{
+    qv_search_params r;
+    float inv_norm;
+    int rc;
+    if (n_hits) *n_hits = 0;
+    if (!ix || !query || !hits || !n_hits) return qv_fail(QV_EINVAL, "index, query, hits or n_hits is NULL");
+    if ((rc = resolve_search(ix, sp, &r)) != QV_OK) return rc;
+    if ((rc = check_query(ix, query, 0, &inv_norm)) != QV_OK) return rc;
+    if ((rc = ix->ops->search(ix, query, &r, hits, n_hits)) != QV_OK) { *n_hits = 0; return rc; }
+    scale_scores(hits, *n_hits, inv_norm);
+    return QV_OK;
+}
+
+typedef struct {
+    const qv_index *ix;
+    const float *q;
+    const qv_search_params *sp;
+    qv_hit *hits;
+    size_t *n_hits;
+    int rc;                        /* first failure, written once under the pool's barrier */
+    char msg[256];
+} batch_job;
+
+static void batch_one(void *arg, size_t i, unsigned worker)
+{
+    batch_job *job = arg;
+    (void)worker;
+    size_t k = job->sp->k, dim = job->ix->p.dim;
+    int rc = job->ix->ops->search(job->ix, job->q + i * dim, job->sp, job->hits + i * k, &job->n_hits[i]);
+    if (rc != QV_OK) {
+        job->n_hits[i] = 0;
+        /* Benign race on which failure is reported; the code is the same kind of error. */
+        if (__atomic_exchange_n(&job->rc, rc, __ATOMIC_RELAXED) == QV_OK)
+            snprintf(job->msg, sizeof job->msg, "query %zu: %s", i, qv_last_error());
+    }
+}
+
+int qv_index_search_batch(const qv_index *ix, size_t nq, const float *queries,
+                          const qv_search_params *sp, qv_hit *hits, size_t *n_hits)
+{
+    qv_search_params r;
+    float *inv = NULL;
+    int rc;
+    if (!ix || (nq && (!queries || !hits || !n_hits))) return qv_fail(QV_EINVAL, "index, queries, hits or n_hits is NULL");
+    if (nq == 0) return QV_OK;
+    memset(n_hits, 0, nq * sizeof *n_hits);
+    if ((rc = resolve_search(ix, sp, &r)) != QV_OK) return rc;
+    if (!(inv = qv_reallocarray(NULL, nq, sizeof *inv))) return QV_ENOMEM;
+    for (size_t i = 0; i < nq; i++)
+        if ((rc = check_query(ix, queries + i * ix->p.dim, i, &inv[i])) != QV_OK) goto cleanup;
+    if (ix->ops->search_batch) {
+        rc = ix->ops->search_batch(ix, nq, queries, &r, hits, n_hits);
+    } else {
+        batch_job job = {ix, queries, &r, hits, n_hits, QV_OK, {0}};
+        qv_pool_run(ix->pool, nq, 0, batch_one, &job);
+        rc = job.rc;
+        if (rc != QV_OK) qv_fail(rc, "%s", job.msg);
+    }
+    if (rc != QV_OK) { memset(n_hits, 0, nq * sizeof *n_hits); goto cleanup; }
+    for (size_t i = 0; i < nq; i++) scale_scores(hits + i * r.k, n_hits[i], inv[i]);
+cleanup:
+    qv_free(inv);
+    return rc;
+}
+
+/* ---- file format -------------------------------------------------------------------- */
+
+static int write_header(const qv_index *ix, qv_writer *w)
+{
+    const qv_index_params *p = &ix->p;
+    qv_w_bytes(w, QV_INDEX_MAGIC, 4);
+    qv_w_u32(w, QV_INDEX_FORMAT_VERSION);
+    qv_w_u32(w, (uint32_t)p->kind);
+    qv_w_u32(w, p->dim);
+    qv_w_u32(w, (uint32_t)p->metric);
+    qv_w_u32(w, p->m);
+    qv_w_u32(w, p->ef_construction);
+    qv_w_u32(w, p->ef_search);
+    qv_w_u32(w, p->nlist);
+    qv_w_u32(w, p->nprobe);
+    qv_w_u32(w, p->kmeans_iters);
+    qv_w_u32(w, p->flags);
+    qv_w_u64(w, p->seed);
+    return qv_w_u64(w, (uint64_t)p->max_train_points);
+}
+
+int qv_index_save_mem(const qv_index *ix, void **buf, size_t *len)
+{
+    qv_writer w;
+    int rc;
+    if (!ix || !buf || !len) return qv_fail(QV_EINVAL, "index, buf or len is NULL");
+    *buf = NULL;
+    *len = 0;
+    qv_writer_init(&w);
+    if ((rc = write_header(ix, &w)) != QV_OK) goto cleanup;
+    if ((rc = ix->ops->save(ix, &w)) != QV_OK) goto cleanup;
+    rc = qv_writer_finish(&w, buf, len);
+cleanup:
+    qv_writer_release(&w);
+    return rc;
+}
+
+int qv_index_save(const qv_index *ix, const char *path)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (!path) return qv_fail(QV_EINVAL, "path is NULL");
+    int rc = qv_index_save_mem(ix, &buf, &len);
+    if (rc == QV_OK) rc = qv_write_file_atomic(path, buf, len);
+    qv_free(buf);
+    return rc;
+}
+
+int qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **out)
+{
+    qv_reader r;
+    qv_index_params p;
+    qv_index_params resolved;
+    qv_index *ix = NULL;
+    char magic[4];
+    uint32_t version, kind, metric;
+    uint64_t max_train;
+    int rc;
+
+    if (!out) return qv_fail(QV_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!buf) return qv_fail(QV_EINVAL, "buffer is NULL");
+    if (!name) name = "(memory)";
+    if ((rc = qv_verify_crc(buf, len, name)) != QV_OK) return rc;
+    qv_reader_init(&r, buf, len, name);
+    qv_r_bytes(&r, magic, 4, "magic");
+    if (r.failed) return r.failed;
+    if (memcmp(magic, QV_INDEX_MAGIC, 4) != 0) return qv_fail(QV_ECORRUPT, "%s: offset 0: not a Quiver index (bad magic)", name);
+    qv_r_u32(&r, &version, "format version");
+    if (r.failed) return r.failed;
+    if (version != QV_INDEX_FORMAT_VERSION)
+        return qv_fail(QV_ECORRUPT, "%s: offset 4: unsupported format version %u (this build reads %u)", name,
+                       version, QV_INDEX_FORMAT_VERSION);
+    memset(&p, 0, sizeof p);
+    qv_r_u32(&r, &kind, "kind");
+    qv_r_u32(&r, &p.dim, "dim");
+    qv_r_u32(&r, &metric, "metric");
+    qv_r_u32(&r, &p.m, "m");
+    qv_r_u32(&r, &p.ef_construction, "ef_construction");
+    qv_r_u32(&r, &p.ef_search, "ef_search");
+    qv_r_u32(&r, &p.nlist, "nlist");
+    qv_r_u32(&r, &p.nprobe, "nprobe");
+    qv_r_u32(&r, &p.kmeans_iters, "kmeans_iters");
+    qv_r_u32(&r, &p.flags, "flags");
+    qv_r_u64(&r, &p.seed, "seed");
+    qv_r_u64(&r, &max_train, "max_train_points");
+    if (r.failed) return r.failed;
+    p.kind = (qv_index_kind)kind;
+    p.metric = (qv_metric)metric;
+    p.max_train_points = (size_t)max_train;
+    if (resolve_params(&p, &resolved) != QV_OK)
+        return qv_fail(QV_ECORRUPT, "%s: header: %s", name, qv_last_error());
+    if ((rc = index_alloc(&resolved, &ix)) != QV_OK) return rc;
+    if ((rc = ix->ops->load(ix, &r)) != QV_OK) goto cleanup;
+    if ((rc = qv_reader_finish(&r)) != QV_OK) goto cleanup;
+    *out = ix;
+    ix = NULL;
+cleanup:
+    qv_index_free(ix);
+    return rc;
+}
+
+int qv_index_load(const char *path, qv_index **out)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (!out) return qv_fail(QV_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!path) return qv_fail(QV_EINVAL, "path is NULL");
+    int rc = qv_read_file(path, &buf, &len);
+    if (rc == QV_OK) rc = qv_index_load_mem(buf, len, path, out);
+    qv_free(buf);
+    return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * index/index.h -- the common index interface behind qv_index_* (private).
+ *
+ * index/index.c owns everything that is the same for every kind: parameter checks and
+ * defaults, NaN/Inf checks, cosine normalization of inserted vectors, query validation,
+ * the file framing (magic, version, kind, dim, metric, params, body, CRC32C) and the
+ * default batch search (queries spread over the thread pool). Each kind supplies a
+ * qv_index_ops table and sees only validated input:
+ *   - add(): vectors are finite and, for cosine, unit length; ids unique in the batch;
+ *   - search(): sp has k in 1..QV_MAX_K, ef >= k, nprobe >= 1 resolved; the query is
+ *     finite and NOT normalized (for cosine, ranking by -dot is the same; index.c
+ *     divides the scores by ||q|| afterwards). Kinds return public scores
+ *     (qv_score_from_dist), hits best first, and apply sp->allow_bits / sp->accept.
+ * Each kind does its own locking: search may run concurrently with itself and with
+ * add/remove.
+ */
+#ifndef QV_INDEX_INDEX_H
+#define QV_INDEX_INDEX_H
+
+#include "quiver.h"
+#include "core/pool.h"
+#include "core/serial.h"
+
+typedef struct qv_index_ops {
+    qv_index_kind kind;
+    /** Set up ix->impl for an empty index (ix->p is resolved). */
+    int    (*create)(qv_index *ix);
+    void   (*destroy)(qv_index *ix);               /* frees ix->impl; NULL impl ok */
+    int    (*train)(qv_index *ix, size_t n, const float *vecs);   /* NULL = no-op */
+    int    (*add)(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs);
+    int    (*remove)(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_removed);
+    int    (*search)(const qv_index *ix, const float *q, const qv_search_params *sp,
+                     qv_hit *hits, size_t *n_hits);
+    /** NULL = index.c runs search() per query on the pool. */
+    int    (*search_batch)(const qv_index *ix, size_t nq, const float *q,
+                           const qv_search_params *sp, qv_hit *hits, size_t *n_hits);
+    /** Body only: index.c writes the header and the CRC. */
+    int    (*save)(const qv_index *ix, qv_writer *w);
+    /** Body only, after create(): validate everything before linking. */
+    int    (*load)(qv_index *ix, qv_reader *r);
+    size_t (*size)(const qv_index *ix);
+    size_t (*memory)(const qv_index *ix);
+} qv_index_ops;
+
+struct qv_index {
+    const qv_index_ops *ops;
+    qv_index_params p;             /* resolved: no zero defaults left */
+    qv_pool *pool;                 /* shared pool with p.threads parallelism */
+    void *impl;
+};
+
+extern const qv_index_ops qv_flat_ops;
+extern const qv_index_ops qv_hnsw_ops;
+extern const qv_index_ops qv_ivf_ops;
+
+/* File format: "QVIX", u32 version, u32 kind, u32 dim, u32 metric, u32 m, u32
+ * ef_construction, u32 ef_search, u32 nlist, u32 nprobe, u32 kmeans_iters, u32 flags,
+ * u64 seed, u64 max_train_points, body, u32 CRC32C of all preceding bytes.
+ * Version history: 1 = first format (2026-11). */
+#define QV_INDEX_MAGIC "QVIX"
+#define QV_INDEX_FORMAT_VERSION 1u
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * tests/test_util.h -- shared helpers for the check suites: the QV_CK assertion, seeded
+ * random data, double-precision references, temporary directories, dataset paths.
+ */
+#ifndef QV_TESTS_TEST_UTIL_H
+#define QV_TESTS_TEST_UTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quiver.h"
+
+/* Assert that a fallible call returned QV_OK, printing the code and message if not. */
+#define QV_CK(expr)                                                                       \
+    do {                                                                                  \
+        int rc_ = (expr);                                                                 \
+        ck_assert_msg(rc_ == QV_OK, "%s -> %s: %s", #expr, qv_strerror(rc_), qv_last_error()); \
+    } while (0)
+
+/* Assert that a call failed with the given code. */
+#define QV_CK_FAIL(expr, code)                                                            \
+    do {                                                                                  \
+        int rc_ = (expr);                                                                 \
+        ck_assert_msg(rc_ == (code), "%s -> %s (%s), expected %s", #expr, qv_strerror(rc_), \
+                      qv_last_error(), qv_strerror(code));                                \
+    } while (0)
+
+/* Uniform values in [-1, 1) from a fixed seed (xorshift; independent of the library). */
+void fill_random(float *v, size_t n, uint64_t seed);
+/* n*dim random vectors, malloc'd (free with free()). */
+float *random_vectors(size_t n, size_t dim, uint64_t seed);
+
+/* Double-precision references. */
+double ref_l2sq(const float *a, const float *b, size_t dim);
+double ref_dot(const float *a, const float *b, size_t dim);
+double ref_cosine(const float *a, const float *b, size_t dim);
+/* Exact top-k by brute force in double: ids (row numbers) best first, per metric.
+ * out_ids: nq*k. Ties broken by the smaller row. */
+void ref_knn(const float *base, size_t n, size_t dim, const float *q, size_t nq, size_t k,
+             qv_metric metric, uint64_t *out_ids);
+/* Fraction of truth[0..k) found in got[0..k) (per query, averaged). */
+double recall_at_k(const uint64_t *got, const size_t *n_got, size_t got_stride,
+                   const uint64_t *truth, size_t truth_stride, size_t nq, size_t k);
+
+/* mkdtemp under $TMPDIR (or /tmp); returns a malloc'd path. rm_rf removes a tree. */
+char *make_tmpdir(const char *prefix);
+void rm_rf(const char *path);
+
+/* Path of a dataset file: $QV_DATA_DIR (default ../shared/data)/<set>/<file>, into buf.
+ * Returns 1 when the file exists. */
+int data_path(char *buf, size_t len, const char *set, const char *file);
+/* Directory holding the built binaries (quiverd, quiver) */
+const char *build_dir(void);
+/* 1 when running under a sanitizer (QV_SANITIZED set): tests scale down big loops. */
+int sanitized(void);
+
+#endif
