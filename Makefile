@@ -83,9 +83,12 @@ $(BUILD)/obj/%.cu.o: %.cu $(BUILD)/.flags
 	$(NVCC) $(NVCCFLAGS) $(CPPFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 -include $(LIB_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TST_OBJ:.o=.d)
 
-$(BUILD)/libquiver.a: $(LIB_OBJ)
+$(BUILD)/libquiver.a: $(LIB_OBJ) $(BUILD)/libquiver.deps
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(AR) rcs $@ $(LIB_OBJ)
+# What a program linking libquiver.a also needs (differs with and without CUDA).
+$(BUILD)/libquiver.deps: $(BUILD)/.flags
+	@echo '-pthread $(LIB_LIBS)' > $@
 $(BUILD)/libquiver.so: $(LIB_OBJ)
 	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
 $(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
@@ -101,8 +104,20 @@ $(BUILD)/suites.inc: $(wildcard tests/check_*.c) $(BUILD)/.flags
 	@printf '%s\n' $(foreach s,$(SUITES),'SUITE($(s))') > $@.tmp; cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 $(BUILD)/obj/tests/run.c.o: $(BUILD)/suites.inc
 $(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
+# Suite functions are declared only in the generated list, so no prototype warning there.
+$(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
 $(BUILD)/quiver-tests: $(TST_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
+
+# The README's C example, compiled exactly as the README says and run by the tests.
+$(BUILD)/readme-example: tests/readme/example.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) -Wpedantic $(OPT) $(SAN) -Iinclude -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+# Storage benchmark: load a dataset through the database API (bench/RESULTS.md).
+$(BUILD)/quiver-db-bench: bench/db/db_bench.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+all: $(if $(wildcard bench/db/db_bench.c),$(BUILD)/quiver-db-bench)
+
+TEST_BINS := $(BUILD)/quiver-tests $(if $(wildcard tests/readme/example.c),$(BUILD)/readme-example)
 
 include bench/bench.mk
 
@@ -120,13 +135,14 @@ deps:
 # The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
 TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
 test: deps
-	$(MAKE) all $(BUILD)/quiver-tests
+	$(MAKE) all $(TEST_BINS)
 	$(TEST_ENV) $(BUILD)/quiver-tests
 	$(MAKE) asan-test
 
 asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" \
-	  build/asan/quiver-tests $(if $(SRV_OBJ),build/asan/quiverd) $(if $(CLI_OBJ),build/asan/quiver)
+	  build/asan/quiver-tests build/asan/quiver-bench $(if $(SRV_OBJ),build/asan/quiverd) \
+	  $(if $(CLI_OBJ),build/asan/quiver) $(if $(wildcard tests/readme/example.c),build/asan/readme-example)
 	$(TEST_ENV) QV_SANITIZED=1 CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/asan/quiver-tests
 

@@ -53,6 +53,7 @@ const char *qv_version(void);
 typedef struct qv_db     qv_db;      /* an open database directory (one LMDB environment) */
 typedef struct qv_coll   qv_coll;    /* an open collection, borrowed from its qv_db */
 typedef struct qv_index  qv_index;   /* an in-memory index without storage */
+typedef struct qv_filter qv_filter;  /* a payload filter (see "Payload filters" below) */
 
 typedef enum { QV_METRIC_L2 = 1, QV_METRIC_IP, QV_METRIC_COSINE } qv_metric;
 typedef enum { QV_INDEX_FLAT = 1, QV_INDEX_HNSW, QV_INDEX_IVF } qv_index_kind;
@@ -116,6 +117,9 @@ typedef struct {
     const uint64_t *allow_bits; uint64_t allow_nbits;
     qv_accept_fn accept; void *accept_arg;
     uint32_t max_visits;           /* work bound under selective filters; 0 = auto */
+    /* Payload filter of qv_search / qv_search_batch / qv_search_ex (borrowed for the call;
+     * NULL = none). The index-level qv_index_search* have no payloads and ignore it. */
+    const qv_filter *filter;
 } qv_search_params;
 
 /** Fill *sp with defaults and the given k. */
@@ -252,6 +256,90 @@ int  qv_checkpoint(qv_coll *c);
 
 void qv_free(void *p);
 void qv_free_strings(char **v, size_t n);
+
+/* ------------------------------------------------------------------------------------
+ * Payload filters (collections only). A filter is a tree: must (all pass), must_not (none
+ * passes), should (at least one passes, when there is any) of conditions on payload
+ * fields; a condition may itself be a filter. JSON form, the same structure:
+ *   {"must":[{"key":"lang","match":"en"},{"key":"year","range":{"gte":2020}}],
+ *    "must_not":[{"key":"draft","match":true}],
+ *    "should":[{"key":"tag","match":{"any":["a","b"]}},{"must":[...]}]}
+ * Conditions: {"key":K,"match":V} / {"key":K,"match":{"value":V}} (V a string, integer or
+ * bool); {"key":K,"match":{"any":[V,...]}}; {"key":K,"range":{"gt"|"gte"|"lt"|"lte":n,...}};
+ * {"key":K,"is_null":true} (field present and null); {"key":K,"exists":true} (field present
+ * and not null); {"key":K,"is_empty":true} (absent, null or []); false negates the last
+ * three. {"is_null":{"key":K}} and {"is_empty":{"key":K}} (Qdrant's form) are accepted too.
+ * A key "a.b" reaches into nested objects when the payload has no field named "a.b".
+ * A payload array matches when any element does. Numbers compare by value (5 matches 5.0;
+ * ranges compare as doubles). Fields named in the collection's payload_index are answered
+ * from an LMDB index; others are evaluated against the stored payloads (slower; counted in
+ * qv_search_stats.unindexed).
+ * ------------------------------------------------------------------------------------ */
+typedef enum { QV_MUST = 1, QV_MUST_NOT, QV_SHOULD } qv_occur;
+enum { QV_RANGE_GT_LO = 1u << 0,      /* qv_filter_range flags: lo is exclusive (>) */
+       QV_RANGE_LT_HI = 1u << 1 };    /* hi is exclusive (<) */
+
+/** An empty filter (passes every point). @return QV_OK, QV_ENOMEM. */
+int  qv_filter_new(qv_filter **out);
+void qv_filter_free(qv_filter *f);
+/** Parse the JSON form. @return QV_OK, QV_EINVAL (the message names the bad part, e.g.
+ *  "filter.must[1].range: unknown operator 'ge'"), QV_ENOMEM. */
+int  qv_filter_parse(const char *json, qv_filter **out);
+/** The JSON form of f (canonical: must, must_not, should). *json: free with qv_free. */
+int  qv_filter_to_json(const qv_filter *f, char **json);
+/** Deep copy. */
+int  qv_filter_copy(const qv_filter *f, qv_filter **out);
+/** Append one condition under occur to f. key: 1..255 bytes. Strings are copied.
+ *  @return QV_OK, QV_EINVAL (bad occur, key or value), QV_ENOMEM. */
+int  qv_filter_match(qv_filter *f, qv_occur occur, const char *key, const char *value);
+int  qv_filter_match_int(qv_filter *f, qv_occur occur, const char *key, int64_t value);
+int  qv_filter_match_bool(qv_filter *f, qv_occur occur, const char *key, int value);
+/** Field equals any of n strings / integers (n >= 1). */
+int  qv_filter_match_any(qv_filter *f, qv_occur occur, const char *key, const char *const *values,
+                         size_t n);
+int  qv_filter_match_any_int(qv_filter *f, qv_occur occur, const char *key, const int64_t *values,
+                             size_t n);
+/** lo <= field <= hi (numbers); -INFINITY / INFINITY leave a side open; flags
+ *  QV_RANGE_GT_LO / QV_RANGE_LT_HI make a side exclusive. NaN or lo > hi: QV_EINVAL. */
+int  qv_filter_range(qv_filter *f, qv_occur occur, const char *key, double lo, double hi,
+                     unsigned flags);
+/** Field present and null / present and not null / absent, null or an empty array. */
+int  qv_filter_is_null(qv_filter *f, qv_occur occur, const char *key);
+int  qv_filter_exists(qv_filter *f, qv_occur occur, const char *key);
+int  qv_filter_is_empty(qv_filter *f, qv_occur occur, const char *key);
+/** Append a copy of sub as one nested condition. */
+int  qv_filter_nest(qv_filter *f, qv_occur occur, const qv_filter *sub);
+/** Evaluate f against one payload (a JSON object text, or NULL = no payload).
+ *  *pass = 1 when it passes. The reference semantics of every search with f.
+ *  @return QV_OK, QV_EINVAL (payload not a JSON object), QV_ENOMEM. */
+int  qv_filter_eval(const qv_filter *f, const char *payload_json, int *pass);
+
+/** What one filtered search did (for "took" details and tests). */
+typedef struct {
+    uint64_t live;                 /* live points when the search ran */
+    uint64_t allowed;              /* points passing the payload filter (= live without one) */
+    uint32_t conditions;           /* leaf conditions in the filter */
+    uint32_t unindexed;            /* of them, on fields without a (built) payload index */
+    uint64_t payloads_read;        /* stored payloads parsed to evaluate those */
+    uint64_t filter_us;            /* time to build the allowed set, microseconds */
+    const char *plan;              /* static: "none" (no filter), "exact" (the allowed points
+                                    * were scanned exactly), "index" (filtered index search) */
+    char unindexed_keys[128];      /* comma-separated unindexed keys used, "" if none */
+} qv_search_stats;
+
+/** qv_search_batch plus what the planner did (stats may be NULL). nq = 1 is qv_search. */
+int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
+                  qv_hit *hits, size_t *n_hits, qv_search_stats *stats);
+
+/** Add field to the collection's payload index (type "keyword", "integer", "float" or
+ *  "bool"), building it from the stored payloads in one transaction. progress (may be
+ *  NULL) gets phase "index field". Indexing an already indexed field only updates its
+ *  type. @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EFULL, QV_EIO. */
+int  qv_collection_index_field(qv_coll *c, const char *field, const char *type,
+                               qv_progress_fn progress, void *progress_arg);
+/** Remove field from the payload index. @return QV_OK, QV_ENOTFOUND (not indexed). */
+int  qv_collection_unindex_field(qv_coll *c, const char *field);
+/* ---- end of payload filters ----------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
  * Vector files. Every malformed case gives QV_ECORRUPT naming the file and offset.

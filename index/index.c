@@ -11,18 +11,13 @@
 #include "core/alloc.h"
 #include "core/distance.h"
 #include "core/error.h"
+#include "core/idmap.h"
 
 #define DEFAULT_M 16u
 #define DEFAULT_EF_CONSTRUCTION 200u
 #define DEFAULT_EF_SEARCH 64u
 #define DEFAULT_NPROBE 8u
 #define DEFAULT_KMEANS_ITERS 20u
-
-/* The kinds link in as their files are built; a kind whose ops are absent answers
- * QV_EINVAL rather than failing the link of the whole library. */
-extern const qv_index_ops qv_flat_ops __attribute__((weak));
-extern const qv_index_ops qv_hnsw_ops __attribute__((weak));
-extern const qv_index_ops qv_ivf_ops __attribute__((weak));
 
 static const qv_index_ops *ops_for(qv_index_kind kind)
 {
@@ -184,6 +179,25 @@ int qv_index_train(qv_index *ix, size_t n, const float *vecs)
     return rc;
 }
 
+/* QV_EINVAL naming the first id that appears twice in ids[0..n). */
+static int check_unique_ids(size_t n, const uint64_t *ids)
+{
+    qv_idmap seen;
+    int rc = QV_OK;
+    if (n < 2) return QV_OK;
+    if (qv_idmap_init(&seen, n) != QV_OK) return QV_ENOMEM;
+    for (size_t i = 0; i < n && rc == QV_OK; i++) {
+        uint32_t prev = qv_idmap_get(&seen, ids[i]);
+        if (prev != QV_IDMAP_NONE)
+            rc = qv_fail(QV_EINVAL, "point %zu: id %llu appears twice in the batch (first at point %u)", i,
+                         (unsigned long long)ids[i], prev);
+        else
+            rc = qv_idmap_put(&seen, ids[i], (uint32_t)i);
+    }
+    qv_idmap_release(&seen);
+    return rc;
+}
+
 int qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
 {
     int rc = QV_OK;
@@ -193,6 +207,8 @@ int qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     if (!ix || (n && (!ids || !vecs))) return qv_fail(QV_EINVAL, "index, ids or vectors are NULL");
     if (n == 0) return QV_OK;
     dim = ix->p.dim;
+    if (n > UINT32_MAX - 1) return qv_fail(QV_EINVAL, "batch of %zu points is too large", n);
+    if ((rc = check_unique_ids(n, ids)) != QV_OK) return rc;
     if (find_nonfinite(vecs, n, dim, &row, &col))
         return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is not finite", row,
                        (unsigned long long)ids[row], col);

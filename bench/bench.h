@@ -1,0 +1,138 @@
+/*
+ * bench/bench.h -- quiver-bench's private declarations: options, the loaded dataset, one
+ * result row, and the functions the bench_*.c files share.
+ *
+ * Exit codes: BENCH_EXIT_USAGE (2) for bad command lines, BENCH_EXIT_RUNTIME (1) for bad
+ * files and failures while running. Every error is one line on stderr.
+ */
+#ifndef QV_BENCH_BENCH_H
+#define QV_BENCH_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "quiver.h"
+#include "bench/peers.h"
+
+#define BENCH_EXIT_RUNTIME 1
+#define BENCH_EXIT_USAGE 2
+#define BENCH_MAX_LIST 64
+
+enum { BENCH_PEER_HNSWLIB = 1u << 0, BENCH_PEER_FAISS = 1u << 1 };
+
+typedef struct {
+    const char *data_dir;
+    qv_index_kind kind;
+    int metric_given;              /* --metric given: otherwise detected from README.md */
+    qv_metric metric;
+    uint32_t m, ef_construction;
+    uint32_t efs[BENCH_MAX_LIST]; size_t n_efs;
+    uint32_t nlist;                /* 0 = 4*sqrt(n) */
+    uint32_t kmeans_iters;
+    uint32_t nprobes[BENCH_MAX_LIST]; size_t n_nprobes;
+    uint32_t k;
+    uint32_t threads;              /* search threads */
+    uint32_t build_threads;        /* 0 = all cores */
+    uint32_t runs;                 /* repeat each setting, keep the fastest */
+    size_t max_queries;            /* 0 = all */
+    int batch, gpu, json, no_quiver;
+    unsigned peers;                /* BENCH_PEER_* */
+    const char *plot_path;
+} bench_opts;
+
+typedef struct {
+    float *base, *query;           /* as read (qv_free) */
+    float *base_unit, *query_unit; /* normalized copies for the peers under cosine, or NULL */
+    size_t nb, nq, dim;
+    int32_t *gt; size_t gt_rows, gt_k;
+    qv_metric metric;
+    const char *metric_source;     /* "--metric", "README.md", "default" */
+} bench_data;
+
+typedef struct {
+    char library[16];
+    const char *index;             /* "flat", "hnsw", "ivf" */
+    const char *metric;            /* "l2", "ip", "cosine" */
+    char name[96];                 /* "hnswlib(M=16,efC=200)": one line in a plot */
+    char params_json[160];         /* {"m":16,"ef_construction":200} */
+    double build_s;
+    size_t memory_bytes;
+    const char *memory_source;
+    long long rss_delta_bytes;
+    uint32_t ef, nprobe;           /* 0 = not applicable */
+    uint32_t k, threads, build_threads;
+    int batch, gpu;
+    size_t nq;
+    double recall, qps;
+    double p50_us, p99_us;         /* < 0 = not measured (batch) */
+    double batch_s;                /* batch: wall time of the best call */
+} bench_row;
+
+/* bench_args.c */
+void bench_opts_init(bench_opts *o);
+/** Parse argv into o. Returns 0, or BENCH_EXIT_USAGE after printing one line; 3 for --help. */
+int  bench_parse_args(int argc, char **argv, bench_opts *o);
+void bench_usage(FILE *f);
+/** Parse "10,20,40" into out (1..max_val each). Returns 0 or -1 (err filled). */
+int  bench_parse_u32_list(const char *s, uint32_t *out, size_t cap, size_t *n, uint32_t min_val,
+                          uint32_t max_val, char *err, size_t errlen);
+
+/* bench_data.c */
+/** Load DIR/base.fvecs, query.fvecs, groundtruth.ivecs and check them against o (k).
+ *  Returns 0 or -1 with err filled. */
+int  bench_data_load(const bench_opts *o, bench_data *d, char *err, size_t errlen);
+void bench_data_free(bench_data *d);
+/** Metric named by a README text: cosine if it says cosine or angular, ip if it says
+ *  "inner product" without either, else l2. */
+qv_metric bench_metric_from_readme(const char *text);
+/** Recall@k of ids (nq*k, -1 = none) against d->gt. */
+double bench_recall(const bench_data *d, size_t nq, const int64_t *ids, uint32_t k);
+
+/* bench_sys.c */
+double bench_now(void);                        /* monotonic seconds */
+long long bench_rss_bytes(void);               /* resident set size, or -1 */
+unsigned bench_cpu_count(void);
+/** The BLAS library file mapped into this process ("" if none), resolved through links. */
+const char *bench_blas_library(void);
+/** Set OpenBLAS's thread count when the process runs on OpenBLAS; returns 1 if it did. */
+int  bench_set_blas_threads(int n);
+void bench_print_header(FILE *f, const bench_opts *o, const bench_data *d);
+
+/* bench_run.c */
+typedef struct {
+    const bench_engine_ops *ops;
+    bench_engine *e;
+    bench_build_params params;     /* as built (progress fields cleared) */
+    const float *queries;          /* the query rows this engine searches (unit for peers/cosine) */
+    double build_s;
+    size_t memory_bytes;
+    const char *memory_source;
+    long long rss_delta_bytes;
+} bench_built;
+/** Build ops's index over d as o says (timed, progress on stderr). 0 or -1 (err filled). */
+int  bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_data *d, bench_built *b,
+                 char *err, size_t errlen);
+void bench_built_release(bench_built *b);     /* zeroed / released ok */
+/** Run every search setting of o on the built engines, interleaved; one row per engine and
+ *  setting, printed as it is measured and appended to *rows. */
+int  bench_sweep(bench_built *engines, size_t n_engines, const bench_opts *o, const bench_data *d,
+                 bench_row **rows, size_t *n_rows, char *err, size_t errlen);
+
+/* bench_report.c */
+void bench_report_begin(FILE *f, const bench_opts *o);
+void bench_report_row(FILE *f, const bench_opts *o, const bench_row *r);
+
+/* bench_plot.c */
+/** Returns 0 if gnuplot can be run, else -1 with err filled. */
+int  bench_plot_check(char *err, size_t errlen);
+int  bench_plot(const char *path, const bench_row *rows, size_t n, const bench_opts *o,
+                const char *dataset, char *err, size_t errlen);
+
+/* bench_peers.c */
+/** The engines to run for o, quiver first. Returns 0, or -1 when a requested peer is not
+ *  compiled in (err names the Debian package). */
+int  bench_select_engines(const bench_opts *o, const bench_engine_ops **out, size_t cap,
+                          size_t *n, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,117 @@
+#!/bin/sh
+# bench/load.sh -- HTTP load test of quiverd with wrk: search QPS and p50/p99 latency at
+# 1 and 2 server threads, on real SIFT vectors.
+#
+#   bench/load.sh                 (from the repository root, after `make`)
+#
+# Steps: start build/quiverd on a free port with a temporary data directory, create an
+# hnsw collection, upsert base vectors from ../shared/data/sift-debian-100k/base.fvecs
+# over HTTP in batches, turn query.fvecs into JSON search bodies (bench/load.lua cycles
+# through them), then for each thread count restart quiverd on the same data and run wrk.
+#
+# Knobs (environment): BUILD=build  N=100000 (base points loaded)  NQ=1000 (queries)
+#   K=10  EF=64  DURATION=10s  CONNECTIONS=8  WRK_THREADS=2  THREADS="1 2"
+#   DATA=../shared/data/sift-debian-100k  KEEP=1 (keep the temporary directory)
+# Output: one line per thread count:
+#   quiverd-load threads=T connections=C qps=Q p50_us=A p99_us=B non2xx=E
+set -eu
+
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+N=${N:-100000}
+NQ=${NQ:-1000}
+K=${K:-10}
+EF=${EF:-64}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-8}
+WRK_THREADS=${WRK_THREADS:-2}
+THREADS=${THREADS:-"1 2"}
+DATA=${DATA:-../shared/data/sift-debian-100k}
+BIN=$BUILD/quiverd
+
+for f in "$BIN" "$DATA/base.fvecs" "$DATA/query.fvecs"; do
+  [ -e "$f" ] || { echo "load.sh: missing $f (run make; datasets live in ../shared/data)" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "load.sh: wrk not found (make deps installs it)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "load.sh: python3 not found" >&2; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/quiver-load-XXXXXX")
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  [ "${KEEP:-0}" = 1 ] && echo "load.sh: kept $TMP" >&2 || rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+# start_server THREADS: sets PID and PORT from the ready line
+start_server() {
+  rm -f "$TMP/ready"
+  "$BIN" --listen 127.0.0.1:0 --data "$TMP/db" --threads "$1" --log-level warn >"$TMP/ready" &
+  PID=$!
+  i=0
+  while ! grep -q "listening on" "$TMP/ready" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 600 ] && { echo "load.sh: quiverd did not start" >&2; exit 1; }
+    kill -0 "$PID" 2>/dev/null || { echo "load.sh: quiverd exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$TMP/ready")
+}
+
+stop_server() {
+  kill -TERM "$PID"
+  wait "$PID" || { echo "load.sh: quiverd exited with an error" >&2; exit 1; }
+  PID=
+}
+
+start_server 1
+echo "load.sh: loading $N base vectors from $DATA into quiverd (port $PORT)..." >&2
+python3 - "$PORT" "$DATA" "$N" "$NQ" "$K" "$EF" "$TMP/bodies.jsonl" <<'PY'
+import json, struct, sys, time, urllib.request
+port, data, n, nq, k, ef, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+url = "http://127.0.0.1:%s" % port
+
+def fvecs(path, limit):
+    with open(path, "rb") as f:
+        i = 0
+        while i < limit:
+            head = f.read(4)
+            if len(head) < 4:
+                break
+            (d,) = struct.unpack("<i", head)
+            yield list(struct.unpack("<%df" % d, f.read(4 * d)))
+            i += 1
+
+def call(method, path, body):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return json.loads(r.read())
+
+first = next(fvecs(data + "/base.fvecs", 1))
+call("PUT", "/collections/sift", {"dim": len(first), "metric": "l2",
+                                  "index": {"type": "hnsw", "m": 16, "ef_construction": 200}})
+t0, batch, done = time.time(), [], 0
+for i, v in enumerate(fvecs(data + "/base.fvecs", n)):
+    batch.append({"id": i, "vector": v})
+    if len(batch) == 1000:
+        done += call("PUT", "/collections/sift/points", {"points": batch})["upserted"]
+        batch = []
+if batch:
+    done += call("PUT", "/collections/sift/points", {"points": batch})["upserted"]
+print("load.sh: upserted %d points in %.1f s" % (done, time.time() - t0), file=sys.stderr)
+with open(out, "w") as f:
+    for q in fvecs(data + "/query.fvecs", nq):
+        f.write(json.dumps({"vector": q, "k": k, "ef": ef}, separators=(",", ":")) + "\n")
+PY
+stop_server
+
+for t in $THREADS; do
+  start_server "$t"
+  # one warm-up second, then the measured run
+  wrk -t1 -c1 -d1s -s bench/load.lua "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift >/dev/null
+  res=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/load.lua \
+          "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift | sed -n 's/^RESULT //p')
+  echo "quiverd-load threads=$t connections=$CONNECTIONS k=$K ef=$EF n=$N $res"
+  stop_server
+done

@@ -1,0 +1,74 @@
+/*
+ * bench/peers.h -- the engine interface of quiver-bench: one small vtable per library
+ * measured (Quiver itself, hnswlib, Faiss), so that the timing loops in bench_run.c are
+ * the same code for everyone.
+ *
+ * The interface is plain C (extern "C" for the C++ shims bench/peers_*.cpp). Every
+ * function that can fail returns 0 or -1 and writes a one-line reason into err
+ * (errlen bytes). search_one() must be safe to call from several threads at once once
+ * prepare() has run; prepare() and search_batch() are called from the main thread only.
+ *
+ * Metric handling: for QV_METRIC_COSINE the caller hands the peers unit-normalized base
+ * and query vectors, and a peer maps cosine to inner product (the same ranking). Quiver
+ * gets the raw vectors and normalizes itself, as a user's program would.
+ */
+#ifndef QV_BENCH_PEERS_H
+#define QV_BENCH_PEERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quiver.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    qv_index_kind kind;
+    qv_metric metric;
+    uint32_t dim;
+    uint32_t m, ef_construction;   /* hnsw */
+    uint32_t nlist, kmeans_iters;  /* ivf (nlist resolved by the caller, never 0) */
+    uint32_t threads;              /* build threads */
+    uint64_t seed;
+    int gpu;                       /* quiver only: require the GPU */
+    qv_progress_fn progress;       /* "phase", done, total; may be NULL */
+    void *progress_arg;
+} bench_build_params;
+
+typedef struct bench_engine bench_engine;   /* a built index of one library */
+
+typedef struct {
+    const char *name;                          /* "quiver", "hnswlib", "faiss" */
+    /** Library version and threading facts for the header, e.g. "faiss 1.7.3, OpenMP 2". */
+    const char *(*describe)(void);
+    int    (*build)(const bench_build_params *p, size_t n, const float *base,
+                    bench_engine **out, char *err, size_t errlen);
+    /** Set the search knobs of the next sweep point (ef or nprobe; 0 = not used) and the
+     *  thread count it will run with (batch: parallelism inside the library). */
+    int    (*prepare)(bench_engine *e, uint32_t ef, uint32_t nprobe, uint32_t threads,
+                      int batch, char *err, size_t errlen);
+    /** One query; ids[0..k) best first, -1 where fewer than k were found. */
+    int    (*search_one)(bench_engine *e, const float *q, uint32_t k, int64_t *ids,
+                         char *err, size_t errlen);
+    /** nq queries in one call; ids: nq*k. */
+    int    (*search_batch)(bench_engine *e, size_t nq, const float *q, uint32_t k,
+                           int64_t *ids, char *err, size_t errlen);
+    /** Bytes held by the index; *source says how it was measured. */
+    size_t (*memory)(bench_engine *e, const char **source);
+    void   (*destroy)(bench_engine *e);          /* NULL ok */
+} bench_engine_ops;
+
+extern const bench_engine_ops bench_quiver_ops;
+#ifdef QV_BENCH_HAVE_HNSWLIB
+extern const bench_engine_ops bench_hnswlib_ops;
+#endif
+#ifdef QV_BENCH_HAVE_FAISS
+extern const bench_engine_ops bench_faiss_ops;
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,117 @@
+/*
+ * core/distance.c -- the scalar reference kernels, the run-time kernel dispatch and the
+ * small vector helpers (norm, normalize, finiteness) built on top of them.
+ *
+ * The scalar kernels are the reference every SIMD variant is tested against. They use
+ * eight independent accumulators: the sums are then split into eight interleaved partial
+ * sums, which both shortens the floating-point dependency chain (the compiler may not
+ * reassociate a single accumulator without -ffast-math) and keeps the rounding error of
+ * long vectors close to that of the SIMD variants.
+ *
+ * Dispatch: qv_kernels_get() picks a table once (pthread_once) -- AVX-512F when the CPU
+ * has it, else AVX2+FMA, else scalar. QV_KERNELS=scalar|avx2|avx512 in the environment
+ * forces a table; asking for one the CPU lacks falls back to the best table that is no
+ * wider than the one asked for, and an unknown value is ignored (a library never
+ * prints, so there is nobody to tell).
+ *
+ * The SIMD tables live in distance_avx2.c and distance_avx512.c, each compiled for the
+ * baseline ISA with its functions carrying __attribute__((target(...))): this file never
+ * touches an intrinsic, so the library runs on any x86-64 (and builds elsewhere, where
+ * the two SIMD files answer NULL).
+ */
+#include "core/distance.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float scalar_l2sq(const float *a, const float *b, size_t dim)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+        for (size_t j = 0; j < 8; j++) {
+            float d = a[i + j] - b[i + j];
+            acc[j] += d * d;
+        }
+    for (size_t j = 0; i < dim; i++, j++) {
+        float d = a[i] - b[i];
+        acc[j] += d * d;
+    }
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static float scalar_dot(const float *a, const float *b, size_t dim)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+        for (size_t j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    for (size_t j = 0; i < dim; i++, j++) acc[j] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static float scalar_neg_dot(const float *a, const float *b, size_t dim) { return -scalar_dot(a, b, dim); }
+
+static void scalar_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = scalar_l2sq(a, b[j], dim);
+}
+
+static void scalar_neg_dot_x4(const float *a, const float *const b[4], size_t dim, float out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = -scalar_dot(a, b[j], dim);
+}
+
+static const qv_kernels scalar_table = {
+    "scalar", scalar_l2sq, scalar_dot, scalar_neg_dot, scalar_l2sq_x4, scalar_neg_dot_x4,
+};
+
+const qv_kernels *qv_kernels_scalar(void) { return &scalar_table; }
+
+static const qv_kernels *chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static void choose_kernels(void)
+{
+    const char *want = getenv("QV_KERNELS");
+    const qv_kernels *t = NULL;
+    int level = 2;                 /* 2 = avx512, 1 = avx2, 0 = scalar: the widest allowed */
+    if (want && strcmp(want, "scalar") == 0) level = 0;
+    else if (want && strcmp(want, "avx2") == 0) level = 1;
+    if (level >= 2) t = qv_kernels_avx512();
+    if (!t && level >= 1) t = qv_kernels_avx2();
+    chosen = t ? t : &scalar_table;
+}
+
+const qv_kernels *qv_kernels_get(void)
+{
+    pthread_once(&chosen_once, choose_kernels);
+    return chosen;
+}
+
+qv_dist_fn qv_metric_dist_fn(qv_metric m)
+{
+    const qv_kernels *k = qv_kernels_get();
+    return m == QV_METRIC_L2 ? k->l2sq : k->neg_dot;
+}
+
+float qv_norm_sq(const float *a, size_t dim) { return qv_kernels_get()->dot(a, a, dim); }
+
+void qv_normalize(float *v, size_t dim)
+{
+    float nsq = qv_norm_sq(v, dim);
+    if (!(nsq > 0.0f)) return;
+    /* The reciprocal in double: one rounding instead of two for the scale factor. */
+    float inv = (float)(1.0 / sqrt((double)nsq));
+    for (size_t i = 0; i < dim; i++) v[i] *= inv;
+}
+
+int qv_all_finite(const float *v, size_t dim)
+{
+    /* x - x is 0 for finite x and NaN for Inf/NaN; summing keeps the loop branch-free. */
+    float acc = 0.0f;
+    for (size_t i = 0; i < dim; i++) acc += v[i] - v[i];
+    return acc == 0.0f;
+}

@@ -1,0 +1,219 @@
+/*
+ * index/hnsw.h -- private layout and cross-file helpers of the HNSW index (Malkov &
+ * Yashunin, arXiv 1603.09320). Files: hnsw_graph.c (layout, growth, locks, scratch,
+ * self-check, ops table), hnsw_search.c (layer search, queries, filters, batch),
+ * hnsw_insert.c (neighbour heuristic, insertion, add), hnsw_delete.c (remove with graph
+ * repair), hnsw_io.c (save/load).
+ *
+ * Memory layout (laid out for the search loop). Nodes live in dense slots 0..n_slots-1.
+ * Each slot owns one block of `block_bytes` bytes (a multiple of 64, the array 64-byte
+ * aligned): the vector (dim floats) at offset 0, then the level-0 list
+ * [count, link 0 .. link m0-1]. Levels >= 1 of a node sit in a separate array upper[slot]
+ * of level * (1 + m) words, one [count, links...] list per level.
+ *
+ * Concurrency model:
+ *  - write_lock (mutex) serializes add/remove/save: one writer batch at a time; inside a
+ *    batch, inserts run in parallel on ix->pool.
+ *  - grow_lock (rwlock, writer-preferring) is held shared by every search and exclusive
+ *    only to swap in larger arrays and to quiesce searches before freed slots are reused.
+ *  - stripes[] (mutexes by slot) guard writers of one node's link lists.
+ *  - entry_lock guards raising the entry point; the entry point itself is one atomic u64.
+ *  - Readers never lock lists: counts and links are read with acquire loads and written
+ *    with release stores (plain moves on x86), so a reader that sees a link also sees the
+ *    linked node's vector, id and level. Every word of a list is always either a live or
+ *    once-live node id or the owner's own id (tails are filled with the owner), so a reader
+ *    racing with a rewrite sees only valid slots; freed slots are reused only after a
+ *    quiesce, when no running search can still hold them.
+ *  - state[slot]: 0 empty/free, 1 live, 2 deleted (awaiting reuse); results include only
+ *    live slots.
+ */
+#ifndef QV_INDEX_HNSW_H
+#define QV_INDEX_HNSW_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/index.h"
+#include "core/distance.h"
+#include "core/idmap.h"
+#include "core/rng.h"
+
+#define QV_HNSW_MAX_LEVEL 31u          /* random levels are clamped here (p < 1e-9 at m=2) */
+#define QV_HNSW_NSTRIPES 1024u
+#define QV_HNSW_NONE UINT32_MAX
+#define QV_HNSW_ENTRY_NONE UINT64_MAX
+
+enum { QV_HNSW_EMPTY = 0, QV_HNSW_LIVE = 1, QV_HNSW_DELETED = 2 };
+
+typedef struct { float d; uint32_t id; } qv_hnsw_cand;
+
+/* Per-thread search/insert scratch, reused across queries (no allocation on the search
+ * path once warm). */
+typedef struct qv_hnsw_scratch {
+    uint32_t *visited;                 /* epoch tags, one per slot */
+    size_t visited_cap;
+    uint32_t epoch;
+    qv_hnsw_cand *cand;                /* min-heap of candidates to expand */
+    size_t cand_cap;
+    qv_hnsw_cand *res;                 /* max-heap of the best ef found */
+    size_t res_cap;
+    qv_hnsw_cand *work;                /* sorted candidates for selection / repair */
+    size_t work_cap;
+    qv_hnsw_cand *sel;                 /* selected neighbours */
+    size_t sel_cap;
+    uint32_t *nbuf;                    /* unvisited neighbours of one expansion */
+    size_t nbuf_cap;
+    size_t bytes;                      /* all bytes held, for memory() */
+} qv_hnsw_scratch;
+
+typedef struct qv_hnsw {
+    uint32_t dim, m, m0, efc, flags;
+    qv_metric metric;
+    double ml;                         /* 1 / ln(m) */
+    size_t block_bytes, links_off;
+    qv_dist_fn dist;
+    void (*dist_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
+
+    /* slot arrays (swapped under grow_lock exclusive) */
+    uint8_t *blocks;
+    uint64_t *ids;
+    uint8_t *levels;
+    uint8_t *state;
+    uint32_t **upper;
+    size_t cap;
+    uint32_t n_slots;                  /* high-water mark; atomic */
+    size_t n_live;                     /* atomic */
+    size_t upper_bytes;                /* bytes in upper arrays; under write_lock */
+
+    uint32_t *free_slots;              /* reusable slots (quiesced), used LIFO */
+    size_t n_free, free_cap;
+
+    qv_idmap map;                      /* external id -> slot; under write_lock */
+    uint64_t entry;                    /* (slot << 32) | level, or ENTRY_NONE; atomic */
+    qv_rng rng;                        /* level draws; under write_lock */
+
+    pthread_mutex_t write_lock, entry_lock, scratch_lock;
+    pthread_rwlock_t grow_lock;
+    pthread_mutex_t stripes[QV_HNSW_NSTRIPES];
+
+    qv_hnsw_scratch **spare;           /* idle scratch objects; under scratch_lock */
+    size_t n_spare, spare_cap;
+    size_t mem_bytes;                  /* graph bytes, refreshed by writers; atomic */
+} qv_hnsw;
+
+/* ---- inline accessors ------------------------------------------------------------- */
+
+static inline float *qv_hnsw_vec(const qv_hnsw *h, uint32_t slot)
+{
+    return (float *)(h->blocks + (size_t)slot * h->block_bytes);
+}
+
+/* The [count, links...] list of slot at level (NULL when the node has no such level). */
+static inline uint32_t *qv_hnsw_list(const qv_hnsw *h, uint32_t slot, unsigned level)
+{
+    if (level == 0) return (uint32_t *)(h->blocks + (size_t)slot * h->block_bytes + h->links_off);
+    if (__atomic_load_n(&h->levels[slot], __ATOMIC_RELAXED) < level) return NULL;
+    uint32_t *u = __atomic_load_n(&h->upper[slot], __ATOMIC_ACQUIRE);
+    return u ? u + (size_t)(level - 1) * (h->m + 1) : NULL;
+}
+
+static inline uint32_t qv_hnsw_maxlinks(const qv_hnsw *h, unsigned level)
+{
+    return level == 0 ? h->m0 : h->m;
+}
+
+static inline uint32_t qv_hnsw_ld(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void qv_hnsw_st(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+static inline uint64_t qv_hnsw_entry_pack(uint32_t slot, unsigned level)
+{
+    return ((uint64_t)slot << 32) | level;
+}
+
+static inline pthread_mutex_t *qv_hnsw_stripe(qv_hnsw *h, uint32_t slot)
+{
+    return &h->stripes[slot & (QV_HNSW_NSTRIPES - 1)];
+}
+
+/* ---- hnsw_graph.c ------------------------------------------------------------------ */
+/** Grow slot arrays to hold at least `need` slots (write_lock held). QV_OK / QV_ENOMEM. */
+int  qv_hnsw_reserve(qv_hnsw *h, size_t need);
+/** Take a scratch sized for the current capacity (caller holds grow_lock shared or
+ *  write_lock). NULL with QV_ENOMEM set on failure. */
+qv_hnsw_scratch *qv_hnsw_scratch_get(qv_hnsw *h);
+/** Regrow s after the index grew (visited tags for every slot). */
+int  qv_hnsw_scratch_refresh(qv_hnsw *h, qv_hnsw_scratch *s);
+void qv_hnsw_scratch_put(qv_hnsw *h, qv_hnsw_scratch *s);
+/** Make sure s can hold cand/res heaps for ef and a work list of `work` entries. */
+int  qv_hnsw_scratch_fit(qv_hnsw_scratch *s, size_t ef, size_t work);
+/** A fresh visited epoch (clears the tags on wraparound). */
+uint32_t qv_hnsw_new_epoch(qv_hnsw_scratch *s);
+/** Write a list: entries, then count, then the tail filled with the owner's id. */
+void qv_hnsw_write_list(uint32_t *list, uint32_t owner, uint32_t max, const uint32_t *links,
+                        uint32_t count);
+/** Recompute mem_bytes (write_lock held), so memory() never waits for a long add. */
+void qv_hnsw_update_memory(qv_hnsw *h);
+
+/** Make every live node reachable at level 0 from the entry point (write_lock held):
+ *  each unreachable node gets an in-link from its nearest reachable node. tmp holds
+ *  qv_hnsw_fix_bytes(cap) bytes; s is a scratch sized for the index. */
+size_t qv_hnsw_fix_bytes(size_t cap);
+void qv_hnsw_fix_reach(qv_hnsw *h, qv_hnsw_scratch *s, void *tmp);
+
+/* Graph self-check (tests, `quiver info`): fills r, never prints. */
+typedef struct {
+    size_t live;                       /* live nodes */
+    size_t reachable;                  /* live nodes reachable at level 0 from the entry */
+    size_t dangling;                   /* links to non-live or out-of-range slots */
+    size_t self_links;
+    size_t bad_level;                  /* level-l links to nodes below level l */
+    size_t over_degree;                /* counts above the level's maximum */
+    unsigned max_level;
+    int entry_ok;                      /* entry live and at the top level (or empty index) */
+} qv_hnsw_report;
+int qv_hnsw_check(const qv_index *ix, qv_hnsw_report *r);
+
+/* ---- hnsw_search.c ---------------------------------------------------------------- */
+/** Beam search at one level from n_ep entry points; leaves up to ef best in s->res (a
+ *  max-heap, length returned). With only_live, only live nodes that pass f (NULL = no
+ *  filter) enter res, while the walk still passes through the others; insertion passes
+ *  only_live = 0 so nodes still being inserted can be linked. Stops after max_visits
+ *  distance computations. */
+typedef struct qv_hnsw_filter qv_hnsw_filter;
+size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
+                            const uint32_t *ep, size_t n_ep, size_t ef, unsigned level,
+                            int only_live, const qv_hnsw_filter *f, size_t max_visits);
+/** Greedy descent from the entry down to (and excluding) level `stop`. */
+uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigned top,
+                         unsigned stop);
+/** Pop all of s->res into ascending order in s->work; returns the count. */
+size_t qv_hnsw_res_sorted(qv_hnsw_scratch *s, size_t len);
+int qv_hnsw_search(const qv_index *ix, const float *q, const qv_search_params *sp,
+                   qv_hit *hits, size_t *n_hits);
+int qv_hnsw_search_batch(const qv_index *ix, size_t nq, const float *q,
+                         const qv_search_params *sp, qv_hit *hits, size_t *n_hits);
+
+/* ---- hnsw_insert.c ---------------------------------------------------------------- */
+/** Neighbour-selection heuristic over cands (ascending by distance to the base node):
+ *  out[0..npre) are already chosen; appends until max ids are in out. keep_pruned fills
+ *  up with discarded ones. Returns the count in out. */
+uint32_t qv_hnsw_select(const qv_hnsw *h, const qv_hnsw_cand *cands, size_t n, uint32_t max,
+                        int keep_pruned, uint32_t *out, uint32_t npre);
+/** y gains a link to x at level l (dxy = dist(x, y)); y's list is pruned by the
+ *  heuristic when full. Locks y's stripe. */
+void qv_hnsw_connect(qv_hnsw *h, uint32_t y, uint32_t x, float dxy, unsigned l, int keep);
+int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs);
+
+/* ---- hnsw_delete.c ---------------------------------------------------------------- */
+/** Remove with repair; write_lock held by the caller. Cannot fail once `scr` (one per pool
+ *  worker) are given. */
+void qv_hnsw_remove_locked(qv_index *ix, const uint64_t *ids, size_t n, size_t *n_removed,
+                           qv_hnsw_scratch **scr, void *fix_tmp);
+int qv_hnsw_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_removed);
+
+/* ---- hnsw_io.c -------------------------------------------------------------------- */
+int qv_hnsw_save(const qv_index *ix, qv_writer *w);
+int qv_hnsw_load(qv_index *ix, qv_reader *r);
+
+#endif

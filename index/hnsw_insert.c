@@ -1,0 +1,310 @@
+/*
+ * index/hnsw_insert.c -- HNSW insertion (Malkov & Yashunin, algorithms 1 and 4) and the
+ * add() of a batch.
+ *
+ * A batch first acquires everything it can need (slot capacity, id map room, the upper
+ * level arrays of every new node, one scratch per pool worker), so that once the index
+ * starts changing nothing can fail: add() is all or nothing. Ids already present are
+ * then removed with graph repair (hnsw_delete.c) and inserted again with their new
+ * vector; their freed slots are reused by the same batch.
+ *
+ * Inserts run in parallel on ix->pool. A node's lists are written under its stripe lock;
+ * linking back (neighbour y gains x) locks only y's stripe, so no thread holds two stripes.
+ * A node whose level is above the current top holds entry_lock for its whole insertion,
+ * as hnswlib does, so the entry point only moves up to fully linked nodes. Levels are drawn
+ * from the index's seeded generator in batch order before the parallel part, so a fixed
+ * seed with threads = 1 gives identical graphs.
+ */
+#include "index/hnsw.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+#define MAX_M0 200u                    /* 2 * largest m */
+
+uint32_t qv_hnsw_select(const qv_hnsw *h, const qv_hnsw_cand *cands, size_t n, uint32_t max,
+                        int keep_pruned, uint32_t *out, uint32_t npre)
+{
+    uint32_t nsel = npre, npr = 0;
+    uint32_t pruned[MAX_M0];
+    const float *sv[MAX_M0];
+    const size_t dim = h->dim;
+    for (uint32_t j = 0; j < npre; j++) sv[j] = qv_hnsw_vec(h, out[j]);
+    for (size_t i = 0; i < n && nsel < max; i++) {
+        const float *vc = qv_hnsw_vec(h, cands[i].id);
+        const float dc = cands[i].d;
+        int good = 1;
+        uint32_t j = 0;
+        /* Keep c only if it is closer to the base than to every kept neighbour. */
+        for (; good && j + 4 <= nsel; j += 4) {
+            float d4[4];
+            h->dist_x4(vc, sv + j, dim, d4);
+            if (d4[0] < dc || d4[1] < dc || d4[2] < dc || d4[3] < dc) good = 0;
+        }
+        for (; good && j < nsel; j++)
+            if (h->dist(vc, sv[j], dim) < dc) good = 0;
+        if (good) {
+            sv[nsel] = vc;
+            out[nsel++] = cands[i].id;
+        } else if (keep_pruned && npr < max) {
+            pruned[npr++] = cands[i].id;
+        }
+    }
+    for (uint32_t j = 0; j < npr && nsel < max; j++) out[nsel++] = pruned[j];
+    return nsel;
+}
+
+static void sort_cands(qv_hnsw_cand *a, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        qv_hnsw_cand t = a[i];
+        size_t j = i;
+        while (j && (a[j - 1].d > t.d || (a[j - 1].d == t.d && a[j - 1].id > t.id))) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = t;
+    }
+}
+
+void qv_hnsw_connect(qv_hnsw *h, uint32_t y, uint32_t x, float dxy, unsigned l, int keep)
+{
+    qv_hnsw_cand tmp[MAX_M0 + 1];
+    uint32_t out[MAX_M0], cur[MAX_M0];
+    const uint32_t maxl = qv_hnsw_maxlinks(h, l);
+    pthread_mutex_t *mu = qv_hnsw_stripe(h, y);
+    pthread_mutex_lock(mu);
+    uint32_t *list = qv_hnsw_list(h, y, l);
+    if (!list) goto done;
+    uint32_t cnt = qv_hnsw_ld(&list[0]);
+    if (cnt > maxl) cnt = maxl;
+    for (uint32_t i = 0; i < cnt; i++) {
+        cur[i] = qv_hnsw_ld(&list[1 + i]);
+        if (cur[i] == x) goto done;
+    }
+    if (cnt < maxl) {
+        qv_hnsw_st(&list[1 + cnt], x);
+        qv_hnsw_st(&list[0], cnt + 1);
+        goto done;
+    }
+    const float *vy = qv_hnsw_vec(h, y);
+    uint32_t i = 0;
+    for (; i + 4 <= cnt; i += 4) {
+        const float *b[4] = {qv_hnsw_vec(h, cur[i]), qv_hnsw_vec(h, cur[i + 1]),
+                             qv_hnsw_vec(h, cur[i + 2]), qv_hnsw_vec(h, cur[i + 3])};
+        float d4[4];
+        h->dist_x4(vy, b, h->dim, d4);
+        for (int t = 0; t < 4; t++) { tmp[i + t].d = d4[t]; tmp[i + t].id = cur[i + t]; }
+    }
+    for (; i < cnt; i++) { tmp[i].d = h->dist(vy, qv_hnsw_vec(h, cur[i]), h->dim); tmp[i].id = cur[i]; }
+    tmp[cnt].d = dxy;
+    tmp[cnt].id = x;
+    sort_cands(tmp, cnt + 1);
+    uint32_t nsel = qv_hnsw_select(h, tmp, cnt + 1, maxl, keep, out, 0);
+    qv_hnsw_write_list(list, y, maxl, out, nsel);
+done:
+    pthread_mutex_unlock(mu);
+}
+
+/* Insert slot x, whose vector, id, level and empty lists are already in place. */
+static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x)
+{
+    const unsigned L = h->levels[x];
+    const float *q = qv_hnsw_vec(h, x);
+    const int keep = (h->flags & QV_HNSW_KEEP_PRUNED) != 0;
+    uint32_t sel[MAX_M0];
+    int locked = 0;
+    uint64_t e = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
+    if (e == QV_HNSW_ENTRY_NONE || L > (e & 0xffffffffu)) {
+        pthread_mutex_lock(&h->entry_lock);
+        locked = 1;
+        e = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
+    }
+    if (e != QV_HNSW_ENTRY_NONE) {
+        uint32_t ep = (uint32_t)(e >> 32);
+        unsigned top = (unsigned)(e & 0xffffffffu);
+        if (top > L) ep = qv_hnsw_descend(h, q, ep, top, L);
+        for (unsigned l = L < top ? L : top;; l--) {
+            size_t len = qv_hnsw_search_layer(h, s, q, &ep, 1, h->efc, l, 0, NULL, SIZE_MAX);
+            qv_hnsw_res_sorted(s, len);
+            /* Drop x itself should a racing insert have linked it already. */
+            size_t w = 0;
+            for (size_t i = 0; i < len; i++)
+                if (s->work[i].id != x) s->work[w++] = s->work[i];
+            len = w;
+            uint32_t nsel = qv_hnsw_select(h, s->work, len, h->m, keep, sel, 0);
+            pthread_mutex_t *mu = qv_hnsw_stripe(h, x);
+            pthread_mutex_lock(mu);
+            qv_hnsw_write_list(qv_hnsw_list(h, x, l), x, qv_hnsw_maxlinks(h, l), sel, nsel);
+            pthread_mutex_unlock(mu);
+            /* The distances of the selected ones are in s->work; find them by id. */
+            for (uint32_t i = 0; i < nsel; i++) {
+                float d = 0;
+                for (size_t j = 0; j < len; j++)
+                    if (s->work[j].id == sel[i]) { d = s->work[j].d; break; }
+                qv_hnsw_connect(h, sel[i], x, d, l, keep);
+            }
+            if (len) ep = s->work[0].id;
+            if (l == 0) break;
+        }
+    }
+    __atomic_store_n(&h->state[x], QV_HNSW_LIVE, __ATOMIC_RELEASE);
+    if (locked) {
+        if (e == QV_HNSW_ENTRY_NONE || L > (e & 0xffffffffu))
+            __atomic_store_n(&h->entry, qv_hnsw_entry_pack(x, L), __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&h->entry_lock);
+    }
+}
+
+typedef struct {
+    qv_hnsw *h;
+    const uint32_t *slots;
+    qv_hnsw_scratch **scr;
+    size_t total;
+    size_t done;                       /* atomic */
+    long last_ms;                      /* atomic: last progress report */
+    const qv_index_params *p;
+} add_job;
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void add_task(void *arg, size_t i, unsigned worker)
+{
+    add_job *job = arg;
+    insert_one(job->h, job->scr[worker], job->slots[i]);
+    size_t done = __atomic_add_fetch(&job->done, 1, __ATOMIC_RELAXED);
+    if (job->p->progress && (done & 255) == 0) {
+        long t = now_ms(), last = __atomic_load_n(&job->last_ms, __ATOMIC_RELAXED);
+        if (t - last >= 250 && __atomic_compare_exchange_n(&job->last_ms, &last, t, 0,
+                                                           __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            job->p->progress("hnsw build", done, job->total, job->p->progress_arg);
+    }
+}
+
+static unsigned draw_level(qv_hnsw *h)
+{
+    double u = 1.0 - qv_rng_uniform(&h->rng);       /* (0, 1] */
+    double lv = floor(-log(u) * h->ml);
+    return lv >= QV_HNSW_MAX_LEVEL ? QV_HNSW_MAX_LEVEL : (unsigned)lv;
+}
+
+int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
+{
+    qv_hnsw *h = ix->impl;
+    unsigned nw = qv_pool_threads(ix->pool);
+    uint8_t *lv = NULL;
+    uint32_t **up = NULL, *slots = NULL;
+    uint64_t *repl = NULL;
+    qv_hnsw_scratch **scr = NULL;
+    void *fix = NULL;
+    size_t n_repl = 0;
+    int rc = QV_OK;
+    qv_rng saved_rng;
+
+    pthread_mutex_lock(&h->write_lock);
+    saved_rng = h->rng;
+    /* ---- acquire everything; the index is unchanged on failure ---- */
+    lv = qv_malloc(n);
+    up = qv_calloc(n, sizeof *up);
+    slots = qv_malloc(n * sizeof *slots);
+    repl = qv_malloc(n * sizeof *repl);
+    scr = qv_calloc(nw, sizeof *scr);
+    if (!lv || !up || !slots || !repl || !scr) { rc = QV_ENOMEM; goto fail; }
+    for (size_t i = 0; i < n; i++)
+        if (qv_idmap_get(&h->map, ids[i]) != QV_IDMAP_NONE) repl[n_repl++] = ids[i];
+    size_t reuse = h->n_free + n_repl;
+    size_t fresh = n > reuse ? n - reuse : 0;
+    if ((rc = qv_hnsw_reserve(h, (size_t)h->n_slots + fresh)) != QV_OK) goto fail;
+    if ((rc = qv_idmap_reserve(&h->map, n)) != QV_OK) goto fail;
+    if (h->free_cap < h->n_free + n_repl) {
+        uint32_t *fs = qv_reallocarray(h->free_slots, h->n_free + n_repl, sizeof *fs);
+        if (!fs) { rc = QV_ENOMEM; goto fail; }
+        h->free_slots = fs;
+        h->free_cap = h->n_free + n_repl;
+    }
+    /* Reachability repair after big batches and replacements: O(n) work, amortized. */
+    size_t total = h->n_live + n;
+    if ((n_repl || n >= total / 64 || total <= 4096) &&
+        !(fix = qv_malloc(qv_hnsw_fix_bytes(h->cap)))) { rc = QV_ENOMEM; goto fail; }
+    size_t upper_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        lv[i] = (uint8_t)draw_level(h);
+        if (!lv[i]) continue;
+        size_t words = (size_t)lv[i] * (h->m + 1);
+        if (!(up[i] = qv_malloc(words * sizeof(uint32_t)))) { rc = QV_ENOMEM; goto fail; }
+        upper_bytes += words * sizeof(uint32_t);
+    }
+    size_t repair_work = (size_t)h->m0 * (h->m0 + 1) + 1;
+    for (unsigned w = 0; w < nw; w++) {
+        if (!(scr[w] = qv_hnsw_scratch_get(h))) { rc = QV_ENOMEM; goto fail; }
+        if ((rc = qv_hnsw_scratch_fit(scr[w], h->efc, n_repl ? repair_work : 0)) != QV_OK) goto fail;
+        if (scr[w]->cand_cap < 4 * (size_t)h->efc &&
+            (rc = qv_hnsw_scratch_fit(scr[w], 4 * (size_t)h->efc, 0)) != QV_OK) goto fail;
+    }
+
+    /* ---- from here on nothing fails ---- */
+    if (n_repl) qv_hnsw_remove_locked(ix, repl, n_repl, NULL, scr, fix);
+    uint32_t nslots = h->n_slots;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = h->n_free ? h->free_slots[--h->n_free] : nslots++;
+        slots[i] = x;
+        memcpy(qv_hnsw_vec(h, x), vecs + i * h->dim, h->dim * sizeof(float));
+        h->ids[x] = ids[i];
+        __atomic_store_n(&h->levels[x], lv[i], __ATOMIC_RELAXED);
+        uint32_t *l0 = qv_hnsw_list(h, x, 0);
+        for (uint32_t j = 0; j < h->m0; j++) qv_hnsw_st(&l0[1 + j], x);
+        qv_hnsw_st(&l0[0], 0);
+        if (up[i]) {
+            size_t words = (size_t)lv[i] * (h->m + 1);
+            for (size_t j = 0; j < words; j++) up[i][j] = x;
+            for (unsigned l = 0; l < lv[i]; l++) up[i][(size_t)l * (h->m + 1)] = 0;
+        }
+        __atomic_store_n(&h->upper[x], up[i], __ATOMIC_RELEASE);
+        up[i] = NULL;
+        qv_idmap_put(&h->map, ids[i], x);          /* room reserved above */
+    }
+    h->upper_bytes += upper_bytes;
+    __atomic_store_n(&h->n_slots, nslots, __ATOMIC_RELEASE);
+
+    add_job job = {h, slots, scr, n, 0, now_ms(), &ix->p};
+    size_t first = 0;
+    if (__atomic_load_n(&h->entry, __ATOMIC_ACQUIRE) == QV_HNSW_ENTRY_NONE) {
+        add_task(&job, 0, 0);                      /* the first node seeds the graph alone */
+        first = 1;
+    }
+    if (n > first) {
+        job.slots = slots + first;
+        qv_pool_run(ix->pool, n - first, 1, add_task, &job);
+    }
+    __atomic_add_fetch(&h->n_live, n, __ATOMIC_RELAXED);
+    if (fix) qv_hnsw_fix_reach(h, scr[0], fix);
+    qv_hnsw_update_memory(h);
+    if (ix->p.progress) ix->p.progress("hnsw build", n, n, ix->p.progress_arg);
+    goto cleanup;
+
+fail:
+    h->rng = saved_rng;
+    qv_hnsw_update_memory(h);                      /* capacity may have grown */
+    if (up)
+        for (size_t i = 0; i < n; i++) qv_free(up[i]);
+cleanup:
+    if (scr)
+        for (unsigned w = 0; w < nw; w++) qv_hnsw_scratch_put(h, scr[w]);
+    pthread_mutex_unlock(&h->write_lock);
+    qv_free(lv);
+    qv_free(up);
+    qv_free(slots);
+    qv_free(repl);
+    qv_free(scr);
+    qv_free(fix);
+    return rc;
+}

@@ -1,0 +1,396 @@
+/*
+ * index/hnsw_search.c -- HNSW queries: greedy descent through the upper levels, beam
+ * search with ef at level 0, filtered search and batch search.
+ *
+ * The layer search keeps two binary heaps in per-thread scratch (candidates: min-heap;
+ * results: max-heap of the ef best) and a visited set of epoch tags that is never cleared
+ * per query (only when the 32-bit epoch wraps). Each expansion first collects the
+ * unvisited neighbours, prefetching their vectors as soon as each id is read, then
+ * computes distances four at a time with the x4 kernels (the query is loaded once per
+ * group). Links are read with acquire loads (see hnsw.h), no lock on the search path.
+ *
+ * Filters (allow_bits / accept): the walk passes through rejected nodes and only accepted
+ * live nodes enter the results, so recall holds under moderate selectivity. When the
+ * estimated selectivity is small (< 3%), or the graph walk would cover most of the index
+ * anyway, an exact scan over the accepted points is cheaper and exact; it also backs up a
+ * walk that ends with fewer than k results.
+ */
+#include "index/hnsw.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/bitset.h"
+#include "core/error.h"
+
+#define EXACT_SELECTIVITY 0.03
+/* Cache lines of each unvisited neighbour's vector prefetched as soon as its id is read
+ * (all of a 128-d vector; the hardware prefetcher follows longer ones). Measured on
+ * sift-debian-100k at ef=32: +15% QPS over prefetching 2 lines and then the next group of
+ * four ahead of the distance loop. */
+#define PREFETCH_LINES 16
+#define SAMPLE_ACCEPT 128u
+
+struct qv_hnsw_filter {
+    const uint64_t *bits;
+    uint64_t nbits;
+    qv_accept_fn accept;
+    void *arg;
+};
+
+/* ---- heaps ------------------------------------------------------------------------ */
+
+static inline void min_push(qv_hnsw_cand *hp, size_t *n, float d, uint32_t id)
+{
+    size_t i = (*n)++;
+    while (i) {
+        size_t p = (i - 1) >> 1;
+        if (hp[p].d <= d) break;
+        hp[i] = hp[p];
+        i = p;
+    }
+    hp[i].d = d;
+    hp[i].id = id;
+}
+
+static inline void min_pop(qv_hnsw_cand *hp, size_t *n)
+{
+    size_t len = --(*n);
+    if (!len) return;
+    qv_hnsw_cand last = hp[len];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= len) break;
+        if (c + 1 < len && hp[c + 1].d < hp[c].d) c++;
+        if (hp[c].d >= last.d) break;
+        hp[i] = hp[c];
+        i = c;
+    }
+    hp[i] = last;
+}
+
+/* Max-heap ordered by (d, id) so ties resolve the same way every run. */
+static inline int worse(const qv_hnsw_cand *a, float d, uint32_t id)
+{
+    return a->d > d || (a->d == d && a->id > id);
+}
+
+static inline void max_push(qv_hnsw_cand *hp, size_t *n, float d, uint32_t id)
+{
+    size_t i = (*n)++;
+    while (i) {
+        size_t p = (i - 1) >> 1;
+        if (worse(&hp[p], d, id)) break;
+        hp[i] = hp[p];
+        i = p;
+    }
+    hp[i].d = d;
+    hp[i].id = id;
+}
+
+static inline void max_pop(qv_hnsw_cand *hp, size_t *n)
+{
+    size_t len = --(*n);
+    if (!len) return;
+    qv_hnsw_cand last = hp[len];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= len) break;
+        if (c + 1 < len && worse(&hp[c + 1], hp[c].d, hp[c].id)) c++;
+        if (!worse(&hp[c], last.d, last.id)) break;
+        hp[i] = hp[c];
+        i = c;
+    }
+    hp[i] = last;
+}
+
+size_t qv_hnsw_res_sorted(qv_hnsw_scratch *s, size_t len)
+{
+    size_t n = len;
+    while (n) {
+        s->work[n - 1] = s->res[0];
+        max_pop(s->res, &n);
+    }
+    return len;
+}
+
+/* ---- layer search ----------------------------------------------------------------- */
+
+/* The candidate heap can outgrow ef; it grows here (amortized: the scratch keeps it).
+ * Returns 0 when memory ran out, and the candidate is then skipped. */
+static int cand_room(qv_hnsw_scratch *s, size_t nc)
+{
+    if (nc < s->cand_cap) return 1;
+    size_t c = s->cand_cap * 2;
+    qv_hnsw_cand *p = qv_reallocarray(s->cand, c, sizeof *p);
+    if (!p) return 0;
+    s->bytes += (c - s->cand_cap) * sizeof *p;
+    s->cand = p;
+    s->cand_cap = c;
+    return 1;
+}
+
+static inline int accepted(const qv_hnsw *h, const qv_hnsw_filter *f, uint32_t slot)
+{
+    if (__atomic_load_n(&h->state[slot], __ATOMIC_ACQUIRE) != QV_HNSW_LIVE) return 0;
+    if (!f) return 1;
+    uint64_t id = h->ids[slot];
+    if (f->bits && !qv_bits_test(f->bits, f->nbits, id)) return 0;
+    if (f->accept && !f->accept(id, f->arg)) return 0;
+    return 1;
+}
+
+static inline void prefetch_vec(const qv_hnsw *h, uint32_t slot, size_t lines)
+{
+    const char *p = (const char *)qv_hnsw_vec(h, slot);
+    for (size_t i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
+}
+
+size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
+                            const uint32_t *ep, size_t n_ep, size_t ef, unsigned level,
+                            int only_live, const qv_hnsw_filter *f, size_t max_visits)
+{
+    const uint32_t tag = qv_hnsw_new_epoch(s);
+    uint32_t *vis = s->visited;
+    qv_hnsw_cand *res = s->res;
+    uint32_t *nbuf = s->nbuf;
+    size_t nc = 0, nr = 0, visits = 0;
+    const size_t dim = h->dim;
+    const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
+    const uint32_t maxl = qv_hnsw_maxlinks(h, level);
+    float lower = INFINITY;
+
+    for (size_t i = 0; i < n_ep; i++) {
+        uint32_t e = ep[i];
+        if (vis[e] == tag) continue;
+        vis[e] = tag;
+        float d = h->dist(q, qv_hnsw_vec(h, e), dim);
+        visits++;
+        if (cand_room(s, nc)) min_push(s->cand, &nc, d, e);
+        if (!only_live || accepted(h, f, e)) max_push(res, &nr, d, e);
+    }
+    while (nr > ef) max_pop(res, &nr);
+    if (nr >= ef) lower = res[0].d;
+
+    while (nc) {
+        qv_hnsw_cand cur = s->cand[0];
+        if (cur.d > lower) break;
+        min_pop(s->cand, &nc);
+        const uint32_t *list = qv_hnsw_list(h, cur.id, level);
+        if (!list) continue;
+        uint32_t cnt = qv_hnsw_ld(&list[0]);
+        if (cnt > maxl) cnt = maxl;
+        size_t nb = 0;
+        for (uint32_t i = 0; i < cnt; i++) {
+            uint32_t v = qv_hnsw_ld(&list[1 + i]);
+            if (vis[v] == tag) continue;
+            vis[v] = tag;
+            nbuf[nb++] = v;
+            prefetch_vec(h, v, vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES);
+        }
+        if (!nb) continue;
+        /* Pad to a multiple of four with the last id; its duplicate result is dropped. */
+        size_t full = nb;
+        while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
+        for (size_t j = 0; j < nb; j += 4) {
+            const float *b[4] = {qv_hnsw_vec(h, nbuf[j]), qv_hnsw_vec(h, nbuf[j + 1]),
+                                 qv_hnsw_vec(h, nbuf[j + 2]), qv_hnsw_vec(h, nbuf[j + 3])};
+            float d4[4];
+            h->dist_x4(q, b, dim, d4);
+            size_t lim = full - j < 4 ? full - j : 4;
+            for (size_t t = 0; t < lim; t++) {
+                float d = d4[t];
+                uint32_t v = nbuf[j + t];
+                if (!(d < lower)) continue;
+                if (cand_room(s, nc)) min_push(s->cand, &nc, d, v);
+                if (only_live && !accepted(h, f, v)) continue;
+                max_push(res, &nr, d, v);
+                if (nr > ef) max_pop(res, &nr);
+                if (nr >= ef) lower = res[0].d;
+            }
+        }
+        visits += full;
+        if (visits >= max_visits) break;
+    }
+    return nr;
+}
+
+uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigned top,
+                         unsigned stop)
+{
+    const size_t dim = h->dim;
+    float dc = h->dist(q, qv_hnsw_vec(h, cur), dim);
+    for (unsigned l = top; l > stop; l--) {
+        int changed = 1;
+        while (changed) {
+            changed = 0;
+            const uint32_t *list = qv_hnsw_list(h, cur, l);
+            if (!list) break;
+            uint32_t cnt = qv_hnsw_ld(&list[0]);
+            if (cnt > h->m) cnt = h->m;
+            uint32_t best = cur;
+            uint32_t i = 0;
+            for (; i + 4 <= cnt; i += 4) {
+                uint32_t v[4] = {qv_hnsw_ld(&list[1 + i]), qv_hnsw_ld(&list[2 + i]),
+                                 qv_hnsw_ld(&list[3 + i]), qv_hnsw_ld(&list[4 + i])};
+                const float *b[4] = {qv_hnsw_vec(h, v[0]), qv_hnsw_vec(h, v[1]),
+                                     qv_hnsw_vec(h, v[2]), qv_hnsw_vec(h, v[3])};
+                float d4[4];
+                h->dist_x4(q, b, dim, d4);
+                for (int t = 0; t < 4; t++)
+                    if (d4[t] < dc) { dc = d4[t]; best = v[t]; changed = 1; }
+            }
+            for (; i < cnt; i++) {
+                uint32_t v = qv_hnsw_ld(&list[1 + i]);
+                float d = h->dist(q, qv_hnsw_vec(h, v), dim);
+                if (d < dc) { dc = d; best = v; changed = 1; }
+            }
+            cur = best;
+        }
+    }
+    return cur;
+}
+
+/* ---- queries ---------------------------------------------------------------------- */
+
+/* Exact top-k over the accepted live points (small selectivity or a fallback). */
+static size_t exact_scan(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, size_t k,
+                         const qv_hnsw_filter *f)
+{
+    uint32_t n = __atomic_load_n(&h->n_slots, __ATOMIC_ACQUIRE);
+    size_t nr = 0;
+    float lower = INFINITY;
+    for (uint32_t slot = 0; slot < n; slot++) {
+        if (!accepted(h, f, slot)) continue;
+        float d = h->dist(q, qv_hnsw_vec(h, slot), h->dim);
+        if (nr >= k && !(d < lower)) continue;
+        max_push(s->res, &nr, d, slot);
+        if (nr > k) max_pop(s->res, &nr);
+        if (nr >= k) lower = s->res[0].d;
+    }
+    return nr;
+}
+
+/* Estimated fraction of live points passing the filter. */
+static double selectivity(const qv_hnsw *h, const qv_hnsw_filter *f, size_t n_live)
+{
+    double sel = 1.0;
+    if (!n_live) return 0.0;
+    if (f->bits) {
+        double c = (double)qv_bits_count(f->bits, f->nbits);
+        sel = c >= (double)n_live ? 1.0 : c / (double)n_live;
+    }
+    if (f->accept) {
+        uint32_t n = __atomic_load_n(&h->n_slots, __ATOMIC_ACQUIRE);
+        size_t step = n / SAMPLE_ACCEPT ? n / SAMPLE_ACCEPT : 1, tried = 0, pass = 0;
+        for (uint32_t slot = 0; slot < n; slot += (uint32_t)step) {
+            if (__atomic_load_n(&h->state[slot], __ATOMIC_ACQUIRE) != QV_HNSW_LIVE) continue;
+            tried++;
+            pass += f->accept(h->ids[slot], f->arg) != 0;
+        }
+        double a = tried ? (double)pass / (double)tried : 1.0;
+        if (a < sel) sel = a;      /* both filters apply: the smaller bounds the product */
+    }
+    return sel;
+}
+
+/* One query with s already refreshed for the index; grow_lock held shared. */
+static int search_one(qv_hnsw *h, qv_hnsw_scratch *s, const float *q, const qv_search_params *sp,
+                      qv_hit *hits, size_t *n_hits)
+{
+    size_t k = sp->k, ef = sp->ef, len;
+    qv_hnsw_filter fl = {sp->allow_bits, sp->allow_nbits, sp->accept, sp->accept_arg};
+    const qv_hnsw_filter *f = (sp->allow_bits || sp->accept) ? &fl : NULL;
+    *n_hits = 0;
+    uint64_t e = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
+    if (e == QV_HNSW_ENTRY_NONE) return QV_OK;
+    if (qv_hnsw_scratch_fit(s, ef > k ? ef : k, 0) != QV_OK) return QV_ENOMEM;
+    size_t n_live = __atomic_load_n(&h->n_live, __ATOMIC_RELAXED);
+    size_t max_visits = sp->max_visits ? sp->max_visits : SIZE_MAX;
+    int exact = 0;
+    if (f) {
+        double sel = selectivity(h, f, n_live);
+        exact = sel < EXACT_SELECTIVITY || (double)ef * 8.0 >= sel * (double)n_live;
+    }
+    if (exact) {
+        len = exact_scan(h, s, q, k, f);
+    } else {
+        uint32_t ep = qv_hnsw_descend(h, q, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu), 0);
+        len = qv_hnsw_search_layer(h, s, q, &ep, 1, ef, 0, 1, f, max_visits);
+        if (f && len < k && !sp->max_visits) len = exact_scan(h, s, q, k, f);
+    }
+    qv_hnsw_res_sorted(s, len);
+    if (len > k) len = k;
+    for (size_t i = 0; i < len; i++) {
+        hits[i].id = h->ids[s->work[i].id];
+        hits[i].score = qv_score_from_dist(h->metric, s->work[i].d);
+    }
+    *n_hits = len;
+    return QV_OK;
+}
+
+int qv_hnsw_search(const qv_index *ix, const float *q, const qv_search_params *sp,
+                   qv_hit *hits, size_t *n_hits)
+{
+    qv_hnsw *h = ix->impl;
+    int rc;
+    *n_hits = 0;
+    pthread_rwlock_rdlock(&h->grow_lock);
+    qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
+    if (!s) {
+        rc = QV_ENOMEM;
+    } else {
+        rc = search_one(h, s, q, sp, hits, n_hits);
+        qv_hnsw_scratch_put(h, s);
+    }
+    pthread_rwlock_unlock(&h->grow_lock);
+    return rc;
+}
+
+typedef struct {
+    qv_hnsw *h;
+    const float *q;
+    const qv_search_params *sp;
+    qv_hit *hits;
+    size_t *n_hits;
+    qv_hnsw_scratch **scr;             /* one per pool worker, taken lazily */
+    int rc;
+    char msg[256];
+} batch_job;
+
+static void batch_one(void *arg, size_t i, unsigned worker)
+{
+    batch_job *job = arg;
+    qv_hnsw *h = job->h;
+    int rc = QV_OK;
+    pthread_rwlock_rdlock(&h->grow_lock);
+    qv_hnsw_scratch *s = job->scr[worker];
+    if (!s) s = job->scr[worker] = qv_hnsw_scratch_get(h);
+    if (!s) rc = QV_ENOMEM;
+    else if ((rc = qv_hnsw_scratch_refresh(h, s)) == QV_OK)
+        rc = search_one(h, s, job->q + i * h->dim, job->sp, job->hits + i * job->sp->k, &job->n_hits[i]);
+    pthread_rwlock_unlock(&h->grow_lock);
+    if (rc != QV_OK) {
+        job->n_hits[i] = 0;
+        if (__atomic_exchange_n(&job->rc, rc, __ATOMIC_RELAXED) == QV_OK)
+            snprintf(job->msg, sizeof job->msg, "query %zu: %s", i, qv_last_error());
+    }
+}
+
+int qv_hnsw_search_batch(const qv_index *ix, size_t nq, const float *q,
+                         const qv_search_params *sp, qv_hit *hits, size_t *n_hits)
+{
+    qv_hnsw *h = ix->impl;
+    unsigned nw = qv_pool_threads(ix->pool);
+    batch_job job = {h, q, sp, hits, n_hits, NULL, QV_OK, {0}};
+    if (!(job.scr = qv_calloc(nw, sizeof *job.scr))) return QV_ENOMEM;
+    qv_pool_run(ix->pool, nq, 0, batch_one, &job);
+    for (unsigned w = 0; w < nw; w++) qv_hnsw_scratch_put(h, job.scr[w]);
+    qv_free(job.scr);
+    if (job.rc != QV_OK) return qv_fail(job.rc, "%s", job.msg);
+    return QV_OK;
+}

@@ -1,0 +1,118 @@
+/*
+ * index/ivf.h -- IVF-Flat (inverted lists over k-means centroids) and the k-means pieces it
+ * shares with qv_kmeans (private to index/).
+ *
+ * Files: kmeans.c (qv_kmeans, GEMM assignment), ivf_build.c (create, train, add, remove,
+ * size, memory), ivf_search.c (single and batch search), ivf_io.c (save/load body).
+ *
+ * Layout: list l holds len vectors stored contiguously (64-byte aligned, capacity grown
+ * geometrically), their ids alongside and, for l2, their squared norms (used by the GEMM
+ * batch scan: ||q||^2 - 2 q.x + ||x||^2). An id map gives id -> slot, and loc[slot] gives
+ * (list, position); remove swaps the last entry of the list into the hole and fixes the
+ * moved entry's loc through the id map. Slots of removed ids are recycled.
+ *
+ * Locking: one rwlock per index (writer-preferring, so a stream of searches cannot starve
+ * an add). Searches hold it shared; train (install), add and remove hold it exclusively.
+ * The expensive parts of train (k-means) and add (assignment GEMM) run before the write
+ * lock is taken; `gen` (bumped by every train) tells add whether its assignment is stale.
+ */
+#ifndef QV_INDEX_IVF_H
+#define QV_INDEX_IVF_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quiver.h"
+#include "core/idmap.h"
+#include "core/pool.h"
+#include "core/topk.h"
+#include "index/index.h"
+
+typedef struct {
+    float *vecs;                   /* cap*dim, 64-byte aligned */
+    float *norms;                  /* cap squared norms (l2 only, else NULL) */
+    uint64_t *ids;                 /* cap */
+    uint32_t len, cap;
+} qv_ivf_list;
+
+typedef struct { uint32_t list, pos; } qv_ivf_loc;
+
+typedef struct qv_ivf_scratch qv_ivf_scratch;
+
+typedef struct {
+    pthread_rwlock_t lock;
+    size_t dim;
+    qv_metric metric;
+    uint32_t nlist;                /* 0 = not trained */
+    float *centroids;              /* nlist*dim (unit length for ip/cosine) */
+    float *cnorms;                 /* nlist squared norms */
+    qv_ivf_list *lists;            /* nlist */
+    qv_idmap map;                  /* id -> slot */
+    qv_ivf_loc *loc;               /* slot -> (list, pos) */
+    uint32_t *free_slots;          /* recycled slots (stack), capacity slot_cap */
+    size_t n_free, n_slots, slot_cap;
+    size_t n;                      /* live vectors */
+    uint64_t gen;                  /* bumped by each train */
+    pthread_mutex_t scratch_lock;  /* guards scratch_free */
+    qv_ivf_scratch *scratch_free;  /* per-query scratch kept for reuse (no malloc per query) */
+} qv_ivf;
+
+/* ---- k-means (kmeans.c) ------------------------------------------------------------ */
+
+typedef struct {
+    uint32_t iters_run;            /* Lloyd iterations done */
+    uint32_t repairs;              /* empty clusters repaired by splitting, all iterations */
+    int used_kmeanspp;             /* 1 = k-means++ seeding, 0 = random sample */
+    double objective;              /* sum of squared distances of the last assignment */
+} qv_kmeans_stats;
+
+/** qv_kmeans with statistics (st may be NULL); same contract. */
+int qv_kmeans_run(const qv_kmeans_params *p, size_t n, size_t dim, const float *x,
+                  float *centroids, qv_kmeans_stats *st);
+
+/**
+ * Nearest of k centroids for each of n rows: SGEMM tiles (qv_sgemm_nt) and an argmin,
+ * spread over pool, with bounded scratch (1 MiB per worker); equal computed distances
+ * go to the lower centroid index. metric l2 compares squared distances (cnorms: k squared norms of
+ * the centroids, may be NULL); ip/cosine compare -dot. dist (may be NULL) receives the
+ * internal distance (l2: squared distance; ip/cosine: -dot). pool may be NULL.
+ * @return QV_OK, QV_ENOMEM.
+ */
+int qv_ivf_assign(const float *centroids, const float *cnorms, size_t k, size_t dim,
+                  qv_metric metric, const float *x, size_t n, qv_pool *pool, uint32_t *assign,
+                  float *dist);
+
+/* ---- IVF internals shared by ivf_*.c ----------------------------------------------- */
+
+/** Make room for `more` entries in list L (64-byte aligned growth). @return QV_OK/QV_ENOMEM. */
+int  qv_ivf_list_reserve(qv_ivf_list *L, size_t dim, int with_norms, size_t more);
+void qv_ivf_list_release(qv_ivf_list *L);
+/** Install trained centroids (takes ownership of centroids) and empty lists; caller holds
+ *  the write lock and the index is empty. */
+int  qv_ivf_install(qv_ivf *v, uint32_t nlist, float *centroids);
+/** Make room for `more` slots (loc and free stack) and id-map entries. */
+int  qv_ivf_reserve_slots(qv_ivf *v, size_t more);
+/** Append one vector to list l (room reserved); records it in the id map and loc. */
+int  qv_ivf_append(qv_ivf *v, uint32_t l, uint64_t id, const float *vec);
+/** Remove id if present (write lock held); returns 1 when removed. */
+int  qv_ivf_remove_one(qv_ivf *v, uint64_t id);
+
+/** Release all per-query scratch (destroy). */
+void qv_ivf_scratch_release_all(qv_ivf *v);
+
+int qv_ivf_search(const qv_index *ix, const float *q, const qv_search_params *sp,
+                  qv_hit *hits, size_t *n_hits);
+int qv_ivf_search_batch(const qv_index *ix, size_t nq, const float *q,
+                        const qv_search_params *sp, qv_hit *hits, size_t *n_hits);
+int qv_ivf_save(const qv_index *ix, qv_writer *w);
+int qv_ivf_load(qv_index *ix, qv_reader *r);
+
+/** Batch search strategy, for tests and benchmarks only (not thread-safe to change while
+ *  searches run): 0 = automatic, 1 = single-query searches over the pool, 2 = SGEMM. */
+extern int qv_ivf_batch_strategy;
+
+/** The message of every call that needs a trained index. */
+#define QV_IVF_UNTRAINED_MSG "ivf index is not trained: call qv_index_train first"
+
+#endif

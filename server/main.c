@@ -1,0 +1,418 @@
+/*
+ * server/main.c -- quiverd: options, startup, worker threads, graceful shutdown.
+ *
+ * Startup: parse options (bad ones: usage on stderr, exit 2), open the database and
+ * every collection, bind the listening socket once, start N workers. Each worker owns
+ * an event_base and an evhttp that accepts on its own dup() of the listening socket
+ * (the kernel hands each connection to one of them). evthread_use_pthreads() comes
+ * first so that the main thread may schedule events on the workers' bases.
+ *
+ * Signals: SIGTERM and SIGINT run a handler that writes their number to a pipe, and the
+ * main thread sleeps reading that pipe. (Not sigwait(): threads started by libraries
+ * before main, such as OpenBLAS's, do not block the signals, and a signal the kernel
+ * hands to one of them would kill the process with its default action.) A second signal
+ * during shutdown is harmless. Workers block both signals. Shutdown: each worker stops accepting
+ * (its listener is removed), marks replies "Connection: close", and leaves its loop once
+ * every queued reply has been written and 100 ms have passed (requests already sent
+ * still arrive and are served), or after a 10 s grace. Handlers run to completion inside
+ * the loop, so a request being handled is always answered. libevent 2.1 does not show
+ * a server which connections are part-way through sending a request, so one still
+ * uploading its body at the end of the window is dropped unanswered -- and, every write
+ * being one transaction, nothing of it is applied. Then the main thread closes the
+ * database, which checkpoints every collection, and exits 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+
+#include "server/server.h"
+
+#define DRAIN_GRACE_US 10000000u    /* longest wait for queued replies on shutdown */
+#define DRAIN_MIN_US   100000u      /* requests already on the wire get this long to arrive */
+
+typedef struct {
+    srv_ctx *ctx;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct event *drain_timer;
+    uint64_t drain_start, drain_deadline;
+    pthread_t thread;
+    int started;
+} worker;
+
+typedef struct {
+    const char *listen, *data, *key_file;
+    size_t max_body;
+    int threads, timeout_s, log_level;
+    unsigned checkpoint_every;
+} options;
+
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(signal_pipe[1], &b, 1);   /* non-blocking; a full pipe is fine */
+    (void)w;
+    errno = saved;
+}
+
+/* Install the handlers; returns 0 or -1. */
+static int catch_signals(void)
+{
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) return -1;
+    sa.sa_handler = SIG_IGN;                    /* a peer that hangs up must not kill us */
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Block until SIGTERM or SIGINT; returns the signal number. */
+static int wait_for_signal(void)
+{
+    unsigned char b = 0;
+    struct pollfd p = {.fd = signal_pipe[0], .events = POLLIN};
+    for (;;) {
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) return 0;
+        if (read(signal_pipe[0], &b, 1) == 1) return b;
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: quiverd [options]\n"
+            "  --listen ADDR:PORT      address to serve on (default 127.0.0.1:6333; port 0 = any)\n"
+            "  --data DIR              database directory (default ./quiver-data)\n"
+            "  --api-key-file FILE     require API keys: lines 'KEY rw' or 'KEY ro'\n"
+            "  --threads N             worker threads (default: number of cores)\n"
+            "  --max-body BYTES        largest request body (default 67108864)\n"
+            "  --timeout SECONDS       idle/slow client timeout (default 30)\n"
+            "  --checkpoint-every N    snapshot an index every N writes (default 0 = on exit)\n"
+            "  --log-level LEVEL       error|warn|info|debug (default info)\n"
+            "  --help                  this text\n");
+}
+
+static int parse_size(const char *s, unsigned long long lo, unsigned long long hi,
+                      unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-') return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* 0 ok, 1 --help, 2 bad usage (message printed) */
+static int parse_options(int argc, char **argv, options *o)
+{
+    static const struct option longs[] = {
+        {"listen", required_argument, NULL, 'l'}, {"data", required_argument, NULL, 'd'},
+        {"api-key-file", required_argument, NULL, 'k'}, {"threads", required_argument, NULL, 't'},
+        {"max-body", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 'T'},
+        {"checkpoint-every", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    *o = (options){.listen = "127.0.0.1:6333", .data = "./quiver-data", .max_body = 64u << 20,
+                   .threads = ncpu > 0 ? (int)ncpu : 1, .timeout_s = 30, .log_level = SRV_LOG_INFO};
+    opterr = 0;
+    int c;
+    unsigned long long v;
+    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        switch (c) {
+        case 'l': o->listen = optarg; break;
+        case 'd': o->data = optarg; break;
+        case 'k': o->key_file = optarg; break;
+        case 't':
+            if (parse_size(optarg, 1, 256, &v)) { fprintf(stderr, "quiverd: --threads must be 1..256\n"); return 2; }
+            o->threads = (int)v;
+            break;
+        case 'b':
+            if (parse_size(optarg, 1024, 1ull << 40, &v)) { fprintf(stderr, "quiverd: --max-body must be 1024..2^40 bytes\n"); return 2; }
+            o->max_body = (size_t)v;
+            break;
+        case 'T':
+            if (parse_size(optarg, 1, 86400, &v)) { fprintf(stderr, "quiverd: --timeout must be 1..86400 seconds\n"); return 2; }
+            o->timeout_s = (int)v;
+            break;
+        case 'c':
+            if (parse_size(optarg, 0, UINT32_MAX, &v)) { fprintf(stderr, "quiverd: --checkpoint-every must be 0..4294967295\n"); return 2; }
+            o->checkpoint_every = (unsigned)v;
+            break;
+        case 'v':
+            if ((o->log_level = srv_log_parse_level(optarg)) < 0) {
+                fprintf(stderr, "quiverd: --log-level must be error, warn, info or debug\n");
+                return 2;
+            }
+            break;
+        case 'h': return 1;
+        default:
+            fprintf(stderr, "quiverd: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "quiverd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+/* Bind and listen on "host:port" ("[v6]:port" too). Returns the fd or -1. */
+static evutil_socket_t open_listener(const char *spec, char *shown, size_t shown_len)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || strlen(spec) >= sizeof host) {
+        fprintf(stderr, "quiverd: --listen wants ADDR:PORT, got '%s'\n", spec);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - spec);
+    memcpy(host, spec, hl);
+    host[hl] = 0;
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = 0;
+    }
+    const char *port = colon + 1;
+    unsigned long long pv;
+    if (parse_size(port, 0, 65535, &pv)) {
+        fprintf(stderr, "quiverd: bad port in --listen '%s'\n", spec);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res = NULL;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0) {
+        fprintf(stderr, "quiverd: cannot resolve '%s': %s\n", host, gai_strerror(gai));
+        return -1;
+    }
+    evutil_socket_t fd = -1;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 1024) == 0 &&
+            evutil_make_socket_nonblocking(fd) == 0)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        fprintf(stderr, "quiverd: cannot listen on %s: %s\n", spec, strerror(errno));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char h[128] = "?", p[16] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(shown, shown_len, strchr(h, ':') ? "[%s]:%s" : "%s:%s", h, p);
+    return fd;
+}
+
+/* ---- workers ---------------------------------------------------------------------- */
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    uint64_t now = srv_now_us();
+    if ((atomic_load(&w->ctx->outstanding) <= 0 && now >= w->drain_start + DRAIN_MIN_US) ||
+        now >= w->drain_deadline)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* Runs on the worker's own loop (scheduled by the main thread with event_base_once). */
+static void begin_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    if (w->bound) {
+        evhttp_del_accept_socket(w->http, w->bound);   /* closes this worker's dup */
+        w->bound = NULL;
+    }
+    w->drain_start = srv_now_us();
+    w->drain_deadline = w->drain_start + DRAIN_GRACE_US;
+    struct timeval tv = {0, 20000};
+    w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_tick, w);
+    if (!w->drain_timer || event_add(w->drain_timer, &tv) != 0) event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, const options *o)
+{
+    memset(w, 0, sizeof *w);
+    w->ctx = ctx;
+    evutil_socket_t fd = -1;
+    if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base))) goto fail;
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)o->max_body);
+    evhttp_set_max_headers_size(w->http, 64 * 1024);
+    evhttp_set_timeout(w->http, o->timeout_s);
+    evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
+    evhttp_set_default_content_type(w->http, "application/json");
+    evhttp_set_gencb(w->http, srv_http_dispatch, ctx);
+    if ((fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) < 0) goto fail;
+    if (!(w->bound = evhttp_accept_socket_with_handle(w->http, fd))) goto fail;
+    return 0;
+fail:
+    if (fd >= 0 && !w->bound) close(fd);
+    return -1;
+}
+
+static void worker_release(worker *w)
+{
+    if (w->drain_timer) event_free(w->drain_timer);
+    if (w->http) evhttp_free(w->http);          /* frees its connections and listener */
+    if (w->base) event_base_free(w->base);
+    memset(w, 0, sizeof *w);
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc == 1) { usage(stdout); return 0; }
+    if (rc == 2) { usage(stderr); return 2; }
+    srv_log_level = o.log_level;
+
+    int exit_code = 1;
+    srv_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.max_body = o.max_body;
+    worker *workers = NULL;
+    int nworkers = 0, colls_ready = 0;
+    evutil_socket_t lfd = -1;
+    char shown[160];
+    sigset_t sigs, old;
+
+    if (catch_signals() != 0) {
+        srv_log(SRV_LOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
+        return 1;
+    }
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+
+    if (o.key_file) {
+        char err[512];
+        if (srv_keys_load(o.key_file, &ctx.keys, err, sizeof err) != 0) {
+            srv_log(SRV_LOG_ERROR, "--api-key-file: %s", err);
+            goto cleanup;
+        }
+    }
+    if (evthread_use_pthreads() != 0) {
+        srv_log(SRV_LOG_ERROR, "libevent has no pthreads support");
+        goto cleanup;
+    }
+    json_object_seed(0);                            /* once, before threads */
+
+    if (mkdir(o.data, 0755) != 0 && errno != EEXIST) {
+        srv_log(SRV_LOG_ERROR, "cannot create %s: %s", o.data, strerror(errno));
+        goto cleanup;
+    }
+    qv_db_options dbo;
+    qv_db_options_init(&dbo);
+    dbo.checkpoint_every = o.checkpoint_every;
+    if ((rc = qv_db_open(o.data, &dbo, &ctx.db)) != QV_OK) {
+        srv_log(SRV_LOG_ERROR, "cannot open database %s: %s: %s", o.data, qv_strerror(rc), qv_last_error());
+        goto cleanup;
+    }
+    if ((rc = srv_colls_init(&ctx.colls, ctx.db)) != QV_OK) {
+        srv_log(SRV_LOG_ERROR, "cannot open collections: %s: %s", qv_strerror(rc), qv_last_error());
+        srv_colls_release(&ctx.colls);
+        goto cleanup;
+    }
+    colls_ready = 1;
+
+    if ((lfd = open_listener(o.listen, shown, sizeof shown)) < 0) goto cleanup;
+    if (!(workers = calloc((size_t)o.threads, sizeof *workers))) goto cleanup;
+    for (; nworkers < o.threads; nworkers++) {
+        if (worker_init(&workers[nworkers], &ctx, lfd, &o) != 0) {
+            srv_log(SRV_LOG_ERROR, "cannot set up worker %d", nworkers);
+            worker_release(&workers[nworkers]);
+            goto stop;
+        }
+    }
+    close(lfd);                                     /* the workers hold their own copies */
+    lfd = -1;
+    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s", ctx.colls.n, o.data,
+            nworkers, ctx.keys ? ", API keys required" : "");
+    pthread_sigmask(SIG_BLOCK, &sigs, &old);       /* workers inherit the block */
+    for (int i = 0; i < nworkers; i++) {
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            srv_log(SRV_LOG_ERROR, "cannot start worker thread %d", i);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            goto stop;
+        }
+        workers[i].started = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    printf("quiverd listening on %s\n", shown);
+    fflush(stdout);
+
+    int sig = wait_for_signal();
+    srv_log(SRV_LOG_INFO, "signal %d: draining and shutting down", sig);
+    exit_code = 0;
+stop:
+    atomic_store(&ctx.draining, 1);
+    for (int i = 0; i < nworkers; i++) {
+        if (!workers[i].started) continue;
+        if (event_base_once(workers[i].base, -1, EV_TIMEOUT, begin_drain, &workers[i], NULL) != 0)
+            event_base_loopbreak(workers[i].base);
+    }
+    for (int i = 0; i < nworkers; i++)
+        if (workers[i].started) pthread_join(workers[i].thread, NULL);
+    for (int i = 0; i < nworkers; i++) worker_release(&workers[i]);
+cleanup:
+    if (lfd >= 0) close(lfd);
+    free(workers);
+    if (ctx.db) {
+        rc = qv_db_close(ctx.db);                   /* checkpoints every collection */
+        if (rc != QV_OK) {
+            srv_log(SRV_LOG_ERROR, "closing the database: %s: %s", qv_strerror(rc), qv_last_error());
+            exit_code = 1;
+        }
+    }
+    if (colls_ready) srv_colls_release(&ctx.colls);
+    srv_keys_free(ctx.keys);
+    libevent_global_shutdown();
+    /* the signal pipe stays open: a late signal's handler may still write to it */
+    if (exit_code == 0) srv_log(SRV_LOG_INFO, "stopped");
+    return exit_code;
+}

@@ -1,0 +1,154 @@
+/*
+ * server/server.h -- quiverd internals shared by the server's files.
+ *
+ * quiverd is a libevent (evhttp) HTTP/JSON front end over the public API in quiver.h.
+ * One event base per worker thread; all bases accept on the same listening socket (each
+ * through its own dup() of it, so that every evhttp can close its copy). Handlers run
+ * synchronously inside the event loop: parse -> validate -> qv_* -> encode -> one reply.
+ *
+ * Files:
+ *   main.c      options, database open, worker threads, signals and graceful shutdown
+ *   http.c      per-request dispatch: auth, routing, 405/404, replies, QV_E* -> status
+ *   handlers.c  one function per endpoint
+ *   jsonin.c    strict JSON input helpers (types, ranges, unknown fields, float range)
+ *   colls.c     the table of open collections and its lock
+ *   auth.c      API keys (file, constant-time comparison)
+ *   metrics.c   Prometheus counters and latency histograms
+ *   log.c       leveled logging to stderr
+ *
+ * Locking: the collection table is guarded by one writer-preferring rwlock. Create and
+ * drop take it for writing (so no request can hold a handle that a drop frees); every
+ * other request takes it for reading. Everything else is the library's business: the
+ * storage layer serializes writers and lets searches run beside them (storage/storage.h).
+ */
+#ifndef QV_SERVER_SERVER_H
+#define QV_SERVER_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "quiver.h"
+
+/* ---- logging (log.c) ------------------------------------------------------------ */
+enum { SRV_LOG_ERROR = 0, SRV_LOG_WARN, SRV_LOG_INFO, SRV_LOG_DEBUG };
+extern int srv_log_level;
+int  srv_log_parse_level(const char *s);          /* -1 when unknown */
+void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- API keys (auth.c) ---------------------------------------------------------- */
+enum { SRV_ACCESS_NONE = 0, SRV_ACCESS_RO = 1, SRV_ACCESS_RW = 2 };
+typedef struct srv_keys srv_keys;
+/** Load "KEY rw|ro" lines (blank lines and '#' comments skipped). On failure *out is
+ *  NULL and err (len bytes) says why. */
+int  srv_keys_load(const char *path, srv_keys **out, char *err, size_t len);
+void srv_keys_free(srv_keys *k);
+/** Access level of a presented key (constant time in the key's bytes). */
+int  srv_keys_check(const srv_keys *k, const char *presented);
+
+/* ---- metrics (metrics.c) -------------------------------------------------------- */
+typedef enum {
+    SRV_EP_HEALTHZ = 0, SRV_EP_METRICS, SRV_EP_LIST, SRV_EP_CREATE, SRV_EP_INFO, SRV_EP_DROP,
+    SRV_EP_UPSERT, SRV_EP_GET_POINT, SRV_EP_DELETE_POINTS, SRV_EP_SEARCH, SRV_EP_SEARCH_BATCH,
+    SRV_EP_OTHER, SRV_EP_COUNT
+} srv_endpoint;
+const char *srv_endpoint_name(srv_endpoint ep);
+void srv_metrics_record(srv_endpoint ep, int status, uint64_t micros);
+struct srv_ctx;
+/** Append the Prometheus text exposition to buf. */
+int  srv_metrics_render(struct srv_ctx *ctx, struct evbuffer *buf);
+
+/* ---- collections (colls.c) ------------------------------------------------------ */
+typedef struct {
+    char name[72];
+    qv_coll *coll;                 /* borrowed from the db */
+    uint32_t dim;
+    qv_metric metric;
+} srv_coll;
+
+typedef struct {
+    pthread_rwlock_t lock;         /* table lock: write for create/drop */
+    srv_coll *v;
+    size_t n, cap;
+} srv_colls;
+
+int  srv_colls_init(srv_colls *t, qv_db *db);   /* opens every existing collection */
+void srv_colls_release(srv_colls *t);
+/** Lookup under the caller's table lock. NULL when absent. */
+srv_coll *srv_colls_find(srv_colls *t, const char *name);
+/** Add an entry (caller holds the write lock). QV_OK or QV_ENOMEM. */
+int  srv_colls_add(srv_colls *t, const char *name, qv_coll *c);
+/** Remove an entry (caller holds the write lock). */
+void srv_colls_remove(srv_colls *t, const char *name);
+/** 1 when name is a valid collection name (1..64 of [A-Za-z0-9_.-], not leading '.'). */
+int  srv_name_valid(const char *name);
+
+/* ---- server context ------------------------------------------------------------- */
+typedef struct srv_ctx {
+    qv_db *db;
+    srv_colls colls;
+    srv_keys *keys;                /* NULL: no auth */
+    size_t max_body;
+    atomic_int draining;           /* set on SIGTERM: replies say Connection: close */
+    atomic_long outstanding;       /* replies queued but not yet fully written */
+} srv_ctx;
+
+/* ---- per-request state and replies (http.c) ------------------------------------- */
+typedef struct {
+    srv_ctx *ctx;
+    struct evhttp_request *req;
+    srv_endpoint ep;
+    int access;                    /* SRV_ACCESS_* of the presented key */
+    uint64_t t0_us;
+    int replied;
+} srv_req;
+
+uint64_t srv_now_us(void);
+/** The general request callback installed on every evhttp. */
+void srv_http_dispatch(struct evhttp_request *req, void *arg);
+
+/* Every handler ends in exactly one of these. */
+void srv_reply_json(srv_req *r, int status, json_t *body);        /* steals body */
+void srv_reply_text(srv_req *r, int status, const char *ctype, struct evbuffer *body);
+void srv_reply_error(srv_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/** Reply for a failed qv_* call: one place that maps QV_E* to an HTTP status. */
+void srv_reply_qv(srv_req *r, int rc);
+
+/* ---- strict JSON input (jsonin.c) ----------------------------------------------- */
+/** Error detail of the last failed jsonin call on this thread (for the 400 message). */
+typedef struct { const char *code; char msg[256]; } srv_jerr;  /* code: JSON error code */
+/** Parse the request body as a JSON object. NULL on failure (err filled). */
+json_t *srv_json_body(struct evhttp_request *req, srv_jerr *err);
+/** Fail when obj has a key outside allowed (NULL-terminated). */
+int srv_json_only(const json_t *obj, const char *what, const char *const *allowed, srv_jerr *err);
+/** Optional unsigned integer field in [lo, hi]; *out untouched when absent or null. */
+int srv_json_uint(const json_t *obj, const char *key, uint64_t lo, uint64_t hi, uint64_t *out,
+                  srv_jerr *err);
+/** A point id: a JSON integer in 0..INT64_MAX. */
+int srv_json_id(const json_t *v, const char *what, uint64_t *out, srv_jerr *err);
+/** An array of exactly dim finite numbers in float range, written to out. */
+int srv_json_vector(const json_t *v, const char *what, uint32_t dim, float *out, srv_jerr *err);
+/** Optional boolean field. */
+int srv_json_bool(const json_t *obj, const char *key, int *out, srv_jerr *err);
+/** Parse a decimal uint64 from a URL segment (digits only). */
+int srv_parse_id(const char *s, uint64_t *out);
+
+/* ---- handlers (handlers.c) ------------------------------------------------------ */
+void srv_h_healthz(srv_req *r);
+void srv_h_metrics(srv_req *r);
+void srv_h_list(srv_req *r);
+void srv_h_create(srv_req *r, const char *name);
+void srv_h_info(srv_req *r, const char *name);
+void srv_h_drop(srv_req *r, const char *name);
+void srv_h_upsert(srv_req *r, const char *name);
+void srv_h_get_point(srv_req *r, const char *name, const char *id);
+void srv_h_delete_points(srv_req *r, const char *name);
+void srv_h_search(srv_req *r, const char *name);
+void srv_h_search_batch(srv_req *r, const char *name);
+
+#endif

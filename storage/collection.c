@@ -1,0 +1,483 @@
+/*
+ * storage/collection.c -- collections: create, open (load), drop, list, info, and the
+ * rebuild of a collection's in-memory index from its stored vectors.
+ *
+ * Opening a collection (under db->wmutex, in one read txn so it sees one consistent
+ * state): read its state record; scan `points` once to rebuild the internal->external id
+ * table and the live bitset; then either load the snapshot and re-sync the internal ids
+ * named by the log entries after it (snapshot.c), or -- when there is no snapshot, or it is
+ * damaged or does not match the stored points -- build the index from scratch out of the
+ * stored vectors. A damaged snapshot is a warning (kept in the collection's stats and left
+ * in qv_last_error() while open returns QV_OK), never a failure: the stored points are the
+ * source of truth and the snapshot only a shortcut.
+ */
+#include "storage/filter.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "index/index.h"
+
+void qv_coll_warn(qv_coll *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->stats.warning, sizeof c->stats.warning, fmt, ap);
+    va_end(ap);
+}
+
+void qv_storage_get_stats(qv_coll *c, qv_storage_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c) return;
+    pthread_rwlock_rdlock(&c->maplock);
+    *out = c->stats;
+    pthread_rwlock_unlock(&c->maplock);
+    out->map_grows = __atomic_load_n(&c->db->map_grows, __ATOMIC_RELAXED);
+}
+
+static qv_coll *coll_alloc(qv_db *db, const char *name)
+{
+    qv_coll *c = qv_calloc(1, sizeof *c);
+    if (!c) return NULL;
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    /* Writers hold it only for a few assignments; preferring them keeps a stream of
+     * overlapping searches from starving a write. Nobody takes it recursively. */
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->maplock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    c->db = db;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    return c;
+}
+
+void qv_coll_free(qv_coll *c)
+{
+    if (!c) return;
+    qv_index_free(c->ix);
+    qv_free(c->ext_of);
+    qv_free(c->live);
+    qv_free(c->payload_index);
+    qv_pfields_free(c->pfields, c->npfields);
+    pthread_rwlock_destroy(&c->maplock);
+    qv_free(c);
+}
+
+int qv_coll_reserve_ids(qv_coll *c, uint64_t n)
+{
+    if (n <= c->cap) return QV_OK;
+    if (n > ((uint64_t)1 << 40)) return qv_fail(QV_EFULL, "collection '%s': too many internal ids", c->name);
+    size_t ncap = c->cap ? c->cap : 1024;
+    while (ncap < n) ncap *= 2;
+    uint64_t *e = qv_reallocarray(c->ext_of, ncap, sizeof *e);
+    if (!e) return QV_ENOMEM;
+    c->ext_of = e;
+    uint64_t *l = qv_reallocarray(c->live, ncap / 64, sizeof *l);
+    if (!l) return QV_ENOMEM;      /* ext_of grew, cap did not: harmless */
+    memset(l + c->cap / 64, 0, (ncap - c->cap) / 64 * sizeof *l);
+    c->live = l;
+    c->cap = ncap;
+    return QV_OK;
+}
+
+static int find_open(qv_db *db, const char *name)
+{
+    for (size_t i = 0; i < db->ncolls; i++)
+        if (strcmp(db->colls[i]->name, name) == 0) return (int)i;
+    return -1;
+}
+
+static int reserve_table(qv_db *db)
+{
+    if (db->ncolls < db->cap_colls) return QV_OK;
+    size_t ncap = db->cap_colls ? db->cap_colls * 2 : 8;
+    qv_coll **t = qv_reallocarray(db->colls, ncap, sizeof *t);
+    if (!t) return QV_ENOMEM;
+    db->colls = t;
+    db->cap_colls = ncap;
+    return QV_OK;
+}
+
+/* ---- building the index from the stored points ---------------------------------------- */
+
+/* Build a fresh index out of every stored point of c, in read (or write) txn txn. */
+static int build_index(qv_coll *c, MDB_txn *txn, qv_index **out)
+{
+    qv_index *ix = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint64_t *ids = NULL;
+    float *vecs = NULL;
+    uint8_t prefix[4];
+    size_t dim = c->params.dim, batch, n = 0;
+    int rc;
+
+    *out = NULL;
+    batch = ((size_t)1 << 22) / dim;   /* about 16 MiB of vectors per qv_index_add */
+    if (batch < 256) batch = 256;
+    if (batch > 65536) batch = 65536;
+    if ((rc = qv_index_new(&c->params, &ix)) != QV_OK) goto cleanup;
+    if (!(ids = qv_reallocarray(NULL, batch, sizeof *ids)) || !(vecs = qv_reallocarray(NULL, batch, dim * sizeof *vecs))) {
+        rc = QV_ENOMEM;
+        goto cleanup;
+    }
+    if ((rc = qv_lmdb_cursor_open(txn, c->db->dbi[DBI_POINTS], &cur)) != QV_OK) goto cleanup;
+    qv_be32_put(prefix, c->cid);
+    for (rc = qv_lmdb_seek(cur, prefix, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, prefix, 4, &k, &v)) {
+        if (k.mv_size != 12 || v.mv_size != 8 + dim * sizeof(float)) {
+            rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
+            goto cleanup;
+        }
+        ids[n] = qv_be64_get((const uint8_t *)k.mv_data + 4);
+        memcpy(vecs + n * dim, (const uint8_t *)v.mv_data + 8, dim * sizeof(float));
+        if (++n == batch) {
+            if ((rc = qv_index_add(ix, n, ids, vecs)) != QV_OK) goto cleanup;
+            n = 0;
+        }
+    }
+    if (rc != QV_ENOTFOUND) goto cleanup;
+    rc = n ? qv_index_add(ix, n, ids, vecs) : QV_OK;
+    if (rc == QV_OK) {
+        *out = ix;
+        ix = NULL;
+    }
+cleanup:
+    qv_lmdb_cursor_close(cur);
+    qv_free(ids);
+    qv_free(vecs);
+    qv_index_free(ix);
+    return rc;
+}
+
+int qv_coll_rebuild(qv_coll *c, const char *why)
+{
+    MDB_txn *txn = NULL;
+    qv_index *ix = NULL, *old;
+    int rc = qv_lmdb_begin(c->db, 1, &txn);
+    if (rc != QV_OK) return rc;
+    rc = build_index(c, txn, &ix);
+    qv_lmdb_abort(c->db, txn);
+    if (rc != QV_OK) return rc;
+    pthread_rwlock_wrlock(&c->maplock);
+    old = c->ix;
+    c->ix = ix;
+    __atomic_store_n(&c->need_rebuild, 0, __ATOMIC_RELEASE);
+    c->stats.rebuilds++;
+    if (why) qv_coll_warn(c, "collection '%s': index rebuilt from %llu stored vectors (%s)", c->name,
+                          (unsigned long long)c->count, why);
+    pthread_rwlock_unlock(&c->maplock);
+    qv_index_free(old);
+    return QV_OK;
+}
+
+int qv_coll_ensure_index(qv_coll *c)
+{
+    int rc = QV_OK;
+    if (!__atomic_load_n(&c->need_rebuild, __ATOMIC_ACQUIRE)) return QV_OK;
+    pthread_mutex_lock(&c->db->wmutex);
+    if (c->need_rebuild) rc = qv_coll_rebuild(c, "an earlier index update failed");
+    pthread_mutex_unlock(&c->db->wmutex);
+    return rc;
+}
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+static int load_state(qv_coll *c, MDB_txn *txn)
+{
+    uint8_t key[4];
+    MDB_val v;
+    qv_be32_put(key, c->cid);
+    int rc = qv_lmdb_get(txn, c->db->dbi[DBI_STATE], key, 4, &v);
+    if (rc == QV_ENOTFOUND) return qv_fail(QV_ECORRUPT, "collection '%s': state record missing", c->name);
+    if (rc != QV_OK) return rc;
+    if (v.mv_size != 24) return qv_fail(QV_ECORRUPT, "collection '%s': damaged state record", c->name);
+    c->last_seq = qv_be64_get(v.mv_data);
+    c->next_iid = qv_be64_get((const uint8_t *)v.mv_data + 8);
+    c->count = qv_be64_get((const uint8_t *)v.mv_data + 16);
+    return QV_OK;
+}
+
+/* Fill ext_of / live from the stored points; checks them against the state record. */
+static int load_ids(qv_coll *c, MDB_txn *txn)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t prefix[4];
+    uint64_t n = 0;
+    size_t dim = c->params.dim;
+    int rc;
+
+    if ((rc = qv_coll_reserve_ids(c, c->next_iid)) != QV_OK) return rc;
+    if ((rc = qv_lmdb_cursor_open(txn, c->db->dbi[DBI_POINTS], &cur)) != QV_OK) return rc;
+    qv_be32_put(prefix, c->cid);
+    for (rc = qv_lmdb_seek(cur, prefix, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, prefix, 4, &k, &v)) {
+        uint64_t iid;
+        if (k.mv_size != 12 || v.mv_size != 8 + dim * sizeof(float) ||
+            (iid = qv_be64_get((const uint8_t *)k.mv_data + 4)) >= c->next_iid) {
+            rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
+            break;
+        }
+        c->ext_of[iid] = qv_be64_get(v.mv_data);
+        c->live[iid / 64] |= 1ull << (iid % 64);
+        n++;
+    }
+    qv_lmdb_cursor_close(cur);
+    if (rc != QV_ENOTFOUND) return rc;
+    if (n != c->count)
+        return qv_fail(QV_ECORRUPT, "collection '%s': %llu stored points but the state record says %llu", c->name,
+                       (unsigned long long)n, (unsigned long long)c->count);
+    return QV_OK;
+}
+
+/* Load c (config already decoded) from txn: ids, then snapshot + replay or rebuild. */
+static int coll_load(qv_coll *c, MDB_txn *txn)
+{
+    int rc;
+    if ((rc = load_state(c, txn)) != QV_OK) return rc;
+    if ((rc = load_ids(c, txn)) != QV_OK) return rc;
+    rc = qv_snapshot_load(c, txn);
+    if (rc == QV_OK) return QV_OK;
+    if (rc == QV_ENOTFOUND) {      /* never checkpointed: a rebuild is the normal path */
+        if ((rc = build_index(c, txn, &c->ix)) != QV_OK) return rc;
+        if (c->count) c->stats.rebuilds++;
+        return QV_OK;
+    }
+    if (rc != QV_ECORRUPT) return rc;
+    char why[200];
+    snprintf(why, sizeof why, "%s", qv_last_error());
+    c->stats.damaged_snapshots++;
+    if ((rc = build_index(c, txn, &c->ix)) != QV_OK) return rc;
+    c->stats.rebuilds++;
+    qv_coll_warn(c, "collection '%s': snapshot unusable, index rebuilt from %llu stored vectors: %s", c->name,
+                 (unsigned long long)c->count, why);
+    return QV_OK;
+}
+
+/* ---- public API ------------------------------------------------------------------------- */
+
+typedef struct {
+    qv_coll *c;
+    const qv_collection_config *cfg;
+} create_arg;
+
+static int create_write(qv_db *db, MDB_txn *txn, void *arg)
+{
+    create_arg *a = arg;
+    qv_coll *c = a->c;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t buf[24];
+    char *json = NULL;
+    size_t ncoll = 0;
+    uint32_t cid = 1;
+    int rc;
+
+    rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), &v);
+    if (rc == QV_OK) return qv_fail(QV_EEXIST, "collection '%s' already exists", c->name);
+    if (rc != QV_ENOTFOUND) return rc;
+    if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_COLLECTIONS], &cur)) != QV_OK) return rc;
+    for (rc = qv_lmdb_seek(cur, "", 0, 0, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, "", 0, &k, &v)) ncoll++;
+    qv_lmdb_cursor_close(cur);
+    if (rc != QV_ENOTFOUND) return rc;
+    if (ncoll >= db->opt.max_collections)
+        return qv_fail(QV_EFULL, "cannot create '%s': the database holds max_collections = %u collections", c->name,
+                       db->opt.max_collections);
+    rc = qv_lmdb_get(txn, db->dbi[DBI_META], "next_cid", 8, &v);
+    if (rc == QV_OK) {
+        if (v.mv_size != 4) return qv_fail(QV_ECORRUPT, "damaged next_cid record");
+        cid = qv_be32_get(v.mv_data);
+    } else if (rc != QV_ENOTFOUND) {
+        return rc;
+    }
+    if (cid == UINT32_MAX) return qv_fail(QV_EFULL, "collection ids exhausted");
+    qv_be32_put(buf, cid + 1);
+    if ((rc = qv_lmdb_put(txn, db->dbi[DBI_META], "next_cid", 8, buf, 4)) != QV_OK) return rc;
+    c->cid = cid;
+    if ((rc = qv_coll_config_encode(cid, &c->params, c->payload_index, &json)) != QV_OK) return rc;
+    rc = qv_lmdb_put(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), json, strlen(json));
+    qv_free(json);
+    if (rc != QV_OK) return rc;
+    uint8_t key[4];
+    qv_be32_put(key, cid);
+    memset(buf, 0, sizeof buf);
+    if ((rc = qv_lmdb_put(txn, db->dbi[DBI_STATE], key, 4, buf, 24)) != QV_OK) return rc;
+    if (c->npfields && (rc = qv_pindex_put_built(c, txn)) != QV_OK) return rc;
+    return QV_OK;
+}
+
+int qv_collection_create(qv_db *db, const char *name, const qv_collection_config *cfg, qv_coll **out)
+{
+    qv_coll *c = NULL;
+    int rc, locked = 0;
+
+    if (out) *out = NULL;
+    if (!db || !cfg) return qv_fail(QV_EINVAL, "db or config is NULL");
+    if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
+    if ((rc = qv_db_check_writable(db, "create collection")) != QV_OK) return rc;
+    if (cfg->index.kind == QV_INDEX_IVF)
+        return qv_fail(QV_EINVAL, "collection '%s': index type ivf is not supported by collections yet (use flat or hnsw)",
+                       name);
+    if (!(c = coll_alloc(db, name))) return QV_ENOMEM;
+    c->params = cfg->index;
+    c->params.progress = NULL;     /* borrowed for the call only: never kept */
+    c->params.progress_arg = NULL;
+    if ((rc = qv_payload_index_check(cfg->payload_index, &c->payload_index)) != QV_OK) goto cleanup;
+    if ((rc = qv_pindex_load_fields(c, NULL)) != QV_OK) goto cleanup;
+    /* qv_index_new validates every index parameter before anything is written. */
+    if ((rc = qv_index_new(&c->params, &c->ix)) != QV_OK) goto cleanup;
+    if ((rc = qv_coll_reserve_ids(c, 1)) != QV_OK) goto cleanup;
+    pthread_mutex_lock(&db->wmutex);
+    locked = 1;
+    if (find_open(db, name) >= 0) { rc = qv_fail(QV_EEXIST, "collection '%s' already exists", name); goto cleanup; }
+    if ((rc = reserve_table(db)) != QV_OK) goto cleanup;
+    create_arg a = {c, cfg};
+    if ((rc = qv_db_write(db, create_write, &a)) != QV_OK) goto cleanup;
+    db->colls[db->ncolls++] = c;
+    if (out) *out = c;
+    c = NULL;
+cleanup:
+    if (locked) pthread_mutex_unlock(&db->wmutex);
+    qv_coll_free(c);
+    return rc;
+}
+
+int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
+{
+    qv_coll *c = NULL;
+    MDB_txn *txn = NULL;
+    MDB_val v;
+    int rc, i;
+
+    if (!out) return qv_fail(QV_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!db) return qv_fail(QV_EINVAL, "db is NULL");
+    if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
+    pthread_mutex_lock(&db->wmutex);
+    if ((i = find_open(db, name)) >= 0) {
+        *out = db->colls[i];
+        goto cleanup;
+    }
+    if ((rc = reserve_table(db)) != QV_OK) goto cleanup;
+    if (!(c = coll_alloc(db, name))) { rc = QV_ENOMEM; goto cleanup; }
+    if ((rc = qv_lmdb_begin(db, 1, &txn)) != QV_OK) goto cleanup;
+    rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], name, strlen(name), &v);
+    if (rc == QV_ENOTFOUND) { rc = qv_fail(QV_ENOTFOUND, "no collection '%s'", name); goto cleanup; }
+    if (rc != QV_OK) goto cleanup;
+    if ((rc = qv_coll_config_decode(name, v.mv_data, v.mv_size, &c->cid, &c->params, &c->payload_index)) != QV_OK)
+        goto cleanup;
+    if ((rc = coll_load(c, txn)) != QV_OK) goto cleanup;
+    if ((rc = qv_pindex_load_fields(c, txn)) != QV_OK) goto cleanup;
+    qv_lmdb_abort(db, txn);
+    txn = NULL;
+    qv_pindex_build_pending(c);    /* fields declared but not built (older database) */
+    db->colls[db->ncolls++] = c;
+    *out = c;
+    if (c->stats.warning[0]) qv_fail(QV_OK, "warning: %s", c->stats.warning);
+    c = NULL;
+cleanup:
+    qv_lmdb_abort(db, txn);
+    pthread_mutex_unlock(&db->wmutex);
+    qv_coll_free(c);
+    return rc;
+}
+
+void qv_collection_close(qv_coll *c) { (void)c; }
+
+typedef struct { const char *name; } drop_arg;
+
+static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
+{
+    drop_arg *a = arg;
+    MDB_val v;
+    qv_index_params p;
+    char *pi = NULL;
+    uint32_t cid;
+    uint8_t key[4];
+    int rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name), &v);
+    if (rc == QV_ENOTFOUND) return qv_fail(QV_ENOTFOUND, "no collection '%s'", a->name);
+    if (rc != QV_OK) return rc;
+    if ((rc = qv_coll_config_decode(a->name, v.mv_data, v.mv_size, &cid, &p, &pi)) != QV_OK) return rc;
+    qv_free(pi);
+    qv_be32_put(key, cid);
+    if ((rc = qv_lmdb_del(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name))) != QV_OK) return rc;
+    static const int per_coll[] = {DBI_STATE, DBI_IDS, DBI_POINTS, DBI_PAYLOADS, DBI_FREEIDS, DBI_LOG, DBI_SNAPSHOTS,
+                                   DBI_PINDEX};
+    for (size_t i = 0; i < sizeof per_coll / sizeof per_coll[0]; i++)
+        if ((rc = qv_lmdb_del_prefix(txn, db->dbi[per_coll[i]], key, 4)) != QV_OK) return rc;
+    return QV_OK;
+}
+
+int qv_collection_drop(qv_db *db, const char *name)
+{
+    int rc, i;
+    if (!db) return qv_fail(QV_EINVAL, "db is NULL");
+    if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
+    if ((rc = qv_db_check_writable(db, "drop collection")) != QV_OK) return rc;
+    pthread_mutex_lock(&db->wmutex);
+    drop_arg a = {name};
+    rc = qv_db_write(db, drop_write, &a);
+    if (rc == QV_OK && (i = find_open(db, name)) >= 0) {
+        qv_coll_free(db->colls[i]);
+        db->colls[i] = db->colls[--db->ncolls];
+    }
+    pthread_mutex_unlock(&db->wmutex);
+    return rc;
+}
+
+int qv_collection_list(qv_db *db, char ***names, size_t *n)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    char **list = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    if (!names || !n) return qv_fail(QV_EINVAL, "names or n is NULL");
+    *names = NULL;
+    *n = 0;
+    if (!db) return qv_fail(QV_EINVAL, "db is NULL");
+    if ((rc = qv_lmdb_begin(db, 1, &txn)) != QV_OK) return rc;
+    if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_COLLECTIONS], &cur)) != QV_OK) goto cleanup;
+    for (rc = qv_lmdb_seek(cur, "", 0, 0, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, "", 0, &k, &v)) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **t = qv_reallocarray(list, ncap, sizeof *t);
+            if (!t) { rc = QV_ENOMEM; goto cleanup; }
+            list = t;
+            cap = ncap;
+        }
+        if (!(list[len] = qv_malloc(k.mv_size + 1))) { rc = QV_ENOMEM; goto cleanup; }
+        memcpy(list[len], k.mv_data, k.mv_size);
+        list[len++][k.mv_size] = '\0';
+    }
+    if (rc != QV_ENOTFOUND) goto cleanup;
+    rc = QV_OK;
+    *names = list;             /* LMDB keeps keys in byte order: already sorted */
+    *n = len;
+    list = NULL;
+cleanup:
+    qv_lmdb_cursor_close(cur);
+    qv_lmdb_abort(db, txn);
+    qv_free_strings(list, len);
+    return rc;
+}
+
+int qv_collection_get_info(qv_coll *c, qv_collection_info *out)
+{
+    if (!c || !out) return qv_fail(QV_EINVAL, "collection or out is NULL");
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&c->maplock);
+    snprintf(out->name, sizeof out->name, "%s", c->name);
+    out->config.index = c->params;
+    out->config.payload_index = c->payload_index;
+    out->count = (size_t)c->count;
+    out->memory_bytes = qv_index_memory(c->ix) + c->cap * sizeof(uint64_t) + c->cap / 8;
+    out->last_seq = c->last_seq;
+    pthread_rwlock_unlock(&c->maplock);
+    return QV_OK;
+}

@@ -1,0 +1,208 @@
+/*
+ * storage/config.c -- collection names and the collection config record.
+ *
+ * The config is stored as JSON (readable with mdb_dump, and new fields can be added
+ * without a layout change): {"format":1,"cid":3,"dim":128,"metric":"l2","index":{"type":
+ * "hnsw","m":16,...},"payload_index":{...}}. Index parameters are stored as the user gave
+ * them (0 = default), so a default that changes in a later version applies on reopen.
+ * The decoder treats the record as untrusted: every field is checked and a bad one is
+ * QV_ECORRUPT naming the collection and field.
+ */
+#include "storage/storage.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+int qv_coll_name_check(const char *name)
+{
+    if (!name) return qv_fail(QV_EINVAL, "collection name is NULL");
+    size_t len = strlen(name);
+    if (len < 1 || len > 64)
+        return qv_fail(QV_EINVAL, "collection name must be 1..64 bytes, got %zu", len);
+    if (name[0] == '.') return qv_fail(QV_EINVAL, "collection name '%s' must not start with '.'", name);
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '_' || ch == '.' || ch == '-';
+        if (!ok)
+            return qv_fail(QV_EINVAL, "collection name: byte %zu (0x%02x) is not one of [A-Za-z0-9_.-]", i,
+                           (unsigned)(unsigned char)ch);
+    }
+    return QV_OK;
+}
+
+static int payload_type_ok(const char *t)
+{
+    static const char *const types[] = {"keyword", "integer", "float", "bool"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(t, types[i]) == 0) return 1;
+    return 0;
+}
+
+/* Check a parsed payload_index object; msg prefix names where it came from. */
+static int payload_index_validate(json_t *o, const char *where, int code)
+{
+    const char *key;
+    json_t *val;
+    if (!json_is_object(o)) return qv_fail(code, "%s: payload_index must be a JSON object", where);
+    json_object_foreach(o, key, val) {
+        if (!key[0]) return qv_fail(code, "%s: payload_index has an empty field name", where);
+        if (code == QV_EINVAL && strlen(key) > 128)
+            return qv_fail(code, "%s: payload_index field name must be 1..128 bytes, got %zu", where, strlen(key));
+        if (!json_is_string(val) || !payload_type_ok(json_string_value(val)))
+            return qv_fail(code, "%s: payload_index field '%s' must be \"keyword\", \"integer\", \"float\" or \"bool\"",
+                           where, key);
+    }
+    return QV_OK;
+}
+
+static int dump_owned(json_t *o, char **out)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!s) return qv_fail(QV_ENOMEM, "out of memory encoding JSON");
+    *out = qv_strdup(s);
+    free(s);
+    return *out ? QV_OK : QV_ENOMEM;
+}
+
+int qv_payload_index_check(const char *json, char **compact)
+{
+    json_error_t err;
+    json_t *o;
+    int rc;
+    *compact = NULL;
+    if (!json) return QV_OK;
+    if (!(o = json_loads(json, 0, &err)))
+        return qv_fail(QV_EINVAL, "payload_index: invalid JSON at line %d column %d: %s", err.line, err.column,
+                       err.text);
+    rc = payload_index_validate(o, "config", QV_EINVAL);
+    if (rc == QV_OK) rc = dump_owned(o, compact);
+    json_decref(o);
+    return rc;
+}
+
+int qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *payload_index, char **out)
+{
+    json_t *o = NULL, *ix = NULL, *pi = NULL;
+    int rc = QV_ENOMEM;
+    *out = NULL;
+    const char *kind = qv_index_kind_name(p->kind), *metric = qv_metric_name(p->metric);
+    if (!kind || !metric) return qv_fail(QV_EINVAL, "unknown index kind or metric");
+    if (payload_index && !(pi = json_loads(payload_index, 0, NULL))) goto cleanup;
+    o = json_pack("{s:I,s:I,s:I,s:s}", "format", (json_int_t)QV_COLL_CONFIG_FORMAT, "cid", (json_int_t)cid,
+                  "dim", (json_int_t)p->dim, "metric", metric);
+    ix = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "type", kind,
+                   "m", (json_int_t)p->m, "ef_construction", (json_int_t)p->ef_construction,
+                   "ef_search", (json_int_t)p->ef_search, "nlist", (json_int_t)p->nlist,
+                   "nprobe", (json_int_t)p->nprobe, "kmeans_iters", (json_int_t)p->kmeans_iters,
+                   "max_train_points", (json_int_t)p->max_train_points,
+                   "threads", (json_int_t)p->threads, "flags", (json_int_t)p->flags,
+                   /* the seed's 64 bits round-trip through json_int_t (a cast both ways) */
+                   "seed", (json_int_t)p->seed, "gpu", (json_int_t)p->gpu);
+    if (!o || !ix) goto cleanup;
+    if (json_object_set_new(o, "index", ix) != 0) goto cleanup;
+    ix = NULL;
+    if (pi) {
+        if (json_object_set_new(o, "payload_index", pi) != 0) goto cleanup;
+        pi = NULL;
+    }
+    rc = dump_owned(o, out);
+cleanup:
+    if (rc == QV_ENOMEM && !*out) qv_fail(QV_ENOMEM, "out of memory encoding the collection config");
+    json_decref(o);
+    json_decref(ix);
+    json_decref(pi);
+    return rc;
+}
+
+/* Read an integer field in [lo, hi]; absent -> dflt. */
+static int get_uint(json_t *o, const char *name, const char *field, uint64_t lo, uint64_t hi, uint64_t dflt,
+                    uint64_t *out)
+{
+    json_t *v = json_object_get(o, field);
+    if (!v) { *out = dflt; return QV_OK; }
+    if (!json_is_integer(v)) return qv_fail(QV_ECORRUPT, "collection '%s': config field '%s' is not an integer", name, field);
+    uint64_t x = (uint64_t)json_integer_value(v);
+    if (x < lo || x > hi)
+        return qv_fail(QV_ECORRUPT, "collection '%s': config field '%s' = %llu out of range", name, field,
+                       (unsigned long long)x);
+    *out = x;
+    return QV_OK;
+}
+
+int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_t *cid, qv_index_params *p,
+                          char **payload_index)
+{
+    json_error_t err;
+    json_t *o, *ix, *pi;
+    uint64_t v[16] = {0};
+    int rc;
+
+    *payload_index = NULL;
+    if (!(o = json_loadb(buf, len, 0, &err)))
+        return qv_fail(QV_ECORRUPT, "collection '%s': config is not valid JSON (%s)", name, err.text);
+    if (!json_is_object(o) || !json_is_object(ix = json_object_get(o, "index"))) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': config is not a JSON object with an \"index\" object", name);
+        goto cleanup;
+    }
+    if ((rc = get_uint(o, name, "format", 1, 1000000, 0, &v[0])) != QV_OK) goto cleanup;
+    if (v[0] != QV_COLL_CONFIG_FORMAT) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': config format %llu not supported (this build reads %u)", name,
+                     (unsigned long long)v[0], QV_COLL_CONFIG_FORMAT);
+        goto cleanup;
+    }
+    qv_metric metric;
+    qv_index_kind kind;
+    json_t *jm = json_object_get(o, "metric"), *jk = json_object_get(ix, "type");
+    if (!json_is_string(jm) || qv_metric_parse(json_string_value(jm), &metric) != QV_OK ||
+        !json_is_string(jk) || qv_index_kind_parse(json_string_value(jk), &kind) != QV_OK) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': config has a bad metric or index type", name);
+        goto cleanup;
+    }
+    if ((rc = get_uint(o, name, "cid", 0, UINT32_MAX, UINT64_MAX, &v[1])) != QV_OK ||
+        (rc = get_uint(o, name, "dim", 1, QV_MAX_DIM, 0, &v[2])) != QV_OK ||
+        (rc = get_uint(ix, name, "m", 0, UINT32_MAX, 0, &v[3])) != QV_OK ||
+        (rc = get_uint(ix, name, "ef_construction", 0, UINT32_MAX, 0, &v[4])) != QV_OK ||
+        (rc = get_uint(ix, name, "ef_search", 0, UINT32_MAX, 0, &v[5])) != QV_OK ||
+        (rc = get_uint(ix, name, "nlist", 0, UINT32_MAX, 0, &v[6])) != QV_OK ||
+        (rc = get_uint(ix, name, "nprobe", 0, UINT32_MAX, 0, &v[7])) != QV_OK ||
+        (rc = get_uint(ix, name, "kmeans_iters", 0, UINT32_MAX, 0, &v[8])) != QV_OK ||
+        (rc = get_uint(ix, name, "max_train_points", 0, SIZE_MAX, 0, &v[9])) != QV_OK ||
+        (rc = get_uint(ix, name, "threads", 0, UINT32_MAX, 0, &v[10])) != QV_OK ||
+        (rc = get_uint(ix, name, "flags", 0, UINT32_MAX, 0, &v[11])) != QV_OK ||
+        (rc = get_uint(ix, name, "seed", 0, UINT64_MAX, 42, &v[12])) != QV_OK ||
+        (rc = get_uint(ix, name, "gpu", 0, QV_GPU_REQUIRE, 0, &v[13])) != QV_OK)
+        goto cleanup;
+    if (v[1] == UINT64_MAX) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': config has no \"cid\"", name);
+        goto cleanup;
+    }
+    qv_index_params_init(p, kind, (uint32_t)v[2], metric);
+    p->m = (uint32_t)v[3];
+    p->ef_construction = (uint32_t)v[4];
+    p->ef_search = (uint32_t)v[5];
+    p->nlist = (uint32_t)v[6];
+    p->nprobe = (uint32_t)v[7];
+    p->kmeans_iters = (uint32_t)v[8];
+    p->max_train_points = (size_t)v[9];
+    p->threads = (uint32_t)v[10];
+    p->flags = (uint32_t)v[11];
+    p->seed = v[12];
+    p->gpu = (qv_gpu_mode)v[13];
+    *cid = (uint32_t)v[1];
+    if ((pi = json_object_get(o, "payload_index")) && !json_is_null(pi)) {
+        char where[96];
+        snprintf(where, sizeof where, "collection '%s'", name);
+        if ((rc = payload_index_validate(pi, where, QV_ECORRUPT)) != QV_OK) goto cleanup;
+        if ((rc = dump_owned(pi, payload_index)) != QV_OK) goto cleanup;
+    }
+    rc = QV_OK;
+cleanup:
+    json_decref(o);
+    return rc;
+}

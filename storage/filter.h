@@ -1,0 +1,114 @@
+/*
+ * storage/filter.h -- private: the payload filter tree (filter.c), the payload index in
+ * LMDB (payload_index.c) and the filtered-search planner (filter_plan.c).
+ *
+ * Payload index layout (LMDB table "pindex", one entry per (field, value, point), no
+ * duplicates, values empty):
+ *   cid (u32 BE) | flen (u8, 1..QV_PFIELD_MAX) | field | tag (u8) | value | iid (u64 BE)
+ * tags and value encodings (order-preserving, so ranges are cursor scans):
+ *   'k' keyword   u8 length (<= QV_PKEY_MAX) + bytes     (longer strings: 'x' only)
+ *   'i' integer   int64 with the sign bit flipped, big-endian
+ *   'f' real      double, big-endian, sign bit flipped for >= 0, all bits for < 0; -0 -> +0
+ *   'b' bool      u8 0/1
+ *   'n' null      (nothing)
+ *   'e' empty []  (nothing)
+ *   'x' present, not indexable by value: object, non-empty array, long string (nothing)
+ * Each value is indexed by its own JSON type whatever the declared field type, so every
+ * condition on an indexed field can be answered from the index with exactly the semantics
+ * of qv_filter_eval (the declared type documents intent; it does not change behaviour).
+ * An array gives 'x' plus one entry per scalar element.
+ *   cid | 0x00 -> JSON {"field":"type",...}: the fields whose entries are complete (the
+ * "built" record). A field declared in the config but not built (a database written before
+ * this table existed, opened read-only) is evaluated against the stored payloads instead.
+ */
+#ifndef QV_STORAGE_FILTER_H
+#define QV_STORAGE_FILTER_H
+
+#include <jansson.h>
+
+#include "storage/storage.h"
+
+#define QV_PFIELD_MAX 128u         /* bytes of an indexed field name */
+#define QV_PKEY_MAX 255u           /* bytes of a keyword indexed by value */
+#define QV_FILTER_KEY_MAX 255u     /* bytes of a key in a filter condition */
+
+/* ---- filter tree (filter.c) ---------------------------------------------------------- */
+enum { FC_MATCH = 1, FC_RANGE, FC_IS_NULL, FC_EXISTS, FC_IS_EMPTY, FC_NESTED };
+
+typedef struct {
+    char type;                     /* 's' string, 'i' integer, 'b' bool */
+    int64_t i;                     /* integer, or bool 0/1 */
+    char *s;                       /* string (qv_malloc'd, NUL-terminated) */
+    size_t slen;
+} qv_fvalue;
+
+typedef struct {
+    int kind;                      /* FC_* */
+    int negate;                    /* "exists": false and the like */
+    char *key;
+    qv_fvalue *vals;               /* FC_MATCH: one ("match") or more ("any") */
+    size_t nvals;
+    int any;                       /* written as {"any":[...]} */
+    double lo, hi;                 /* FC_RANGE: -INF / INF when open */
+    unsigned flags;                /* QV_RANGE_GT_LO | QV_RANGE_LT_HI */
+    qv_filter *sub;                /* FC_NESTED */
+} qv_fcond;
+
+struct qv_filter {
+    qv_fcond *conds[3];            /* must, must_not, should (qv_occur - 1) */
+    size_t n[3], cap[3];
+};
+
+/** Evaluate f against a parsed payload (an object, or NULL = no payload). */
+int  qv_filter_eval_json(const qv_filter *f, json_t *payload);
+/** Number of leaf conditions. */
+size_t qv_filter_leaves(const qv_filter *f);
+/** The value of key in payload (NULL if absent): exact name first, then a dotted path. */
+json_t *qv_payload_field(json_t *payload, const char *key);
+
+/* ---- payload index (payload_index.c) -------------------------------------------------- */
+/** Parse c->payload_index and the built record into c->pfields (txn: read or write;
+ *  NULL for a collection being created, whose fields are all built). */
+int  qv_pindex_load_fields(qv_coll *c, MDB_txn *txn);
+/** The field entry of c named key that is built, or NULL. */
+const qv_pfield *qv_pindex_field(const qv_coll *c, const char *key);
+
+/** A list of index keys of one point, without cid and iid ("flen|field|tag|value"). */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t *off;                   /* start of each term; term i ends at off[i+1] or len */
+    size_t n, ncap;
+} qv_terms;
+void qv_terms_release(qv_terms *t);
+/** Append the terms of payload (may be NULL) for every built field of c, or only for
+ *  field when it is not NULL. */
+int  qv_pindex_terms(const qv_coll *c, json_t *payload, const char *field, qv_terms *t);
+/** Put / delete the entries of terms t for point iid (in write txn txn). */
+int  qv_pindex_put(qv_coll *c, MDB_txn *txn, const qv_terms *t, uint64_t iid);
+int  qv_pindex_del(qv_coll *c, MDB_txn *txn, const qv_terms *t, uint64_t iid);
+/** Delete the entries of the payload stored for iid (before it is replaced/deleted). */
+int  qv_pindex_unindex_stored(qv_coll *c, MDB_txn *txn, uint64_t iid);
+/** Write the built record of c (fields with built = 1) in txn. */
+int  qv_pindex_put_built(qv_coll *c, MDB_txn *txn);
+/** Build the declared but unbuilt fields (after open; caller holds wmutex). A failure is
+ *  a warning: those fields stay evaluated against the payloads. */
+void qv_pindex_build_pending(qv_coll *c);
+void qv_pfields_free(qv_pfield *p, size_t n);
+
+/* ---- planner (filter_plan.c) ---------------------------------------------------------- */
+/** The internal ids < nbits (nbits <= c->cap) that are live and pass f, as a bitset
+ *  (*out, qv_free) with *count bits set; fills conditions, unindexed, unindexed_keys,
+ *  payloads_read and filter_us of st. Caller holds c->maplock shared; txn is a read txn. */
+int  qv_filter_allowed(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint64_t nbits, uint64_t **out,
+                       uint64_t *count, qv_search_stats *st);
+
+/* Key encodings shared by the index writer and the planner. */
+void qv_pkey_f64(uint8_t out[8], double x);
+double qv_pkey_f64_get(const uint8_t in[8]);
+void qv_pkey_i64(uint8_t out[8], int64_t x);
+int64_t qv_pkey_i64_get(const uint8_t in[8]);
+/** Write cid | flen | field | tag into out (>= 6 + QV_PFIELD_MAX bytes); returns length. */
+size_t qv_pkey_prefix(uint8_t *out, uint32_t cid, const char *field, size_t flen, uint8_t tag);
+
+#endif

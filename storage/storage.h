@@ -1,0 +1,216 @@
+/*
+ * storage/storage.h -- private header of the storage layer (qv_db, qv_coll on LMDB).
+ *
+ * On-disk layout: one LMDB environment per database directory, with a fixed set of named
+ * databases shared by all collections. Every per-collection key starts with the
+ * collection's id (cid, u32 big-endian), so integer keys sort numerically and one cursor
+ * range covers one collection:
+ *   meta         "format" -> u32 BE format version; "next_cid" -> u32 BE
+ *   collections  name -> config JSON (format, cid, dim, metric, index params, payload_index)
+ *   state        cid -> last_seq u64, next_iid u64, count u64 (big-endian)
+ *   ids          cid | external id (u64 BE) -> internal id (u64 BE)
+ *   points       cid | internal id (u64 BE) -> external id (u64 BE) + dim floats (native)
+ *   payloads     cid | internal id -> compact JSON object text
+ *   freeids      cid | internal id -> "" (internal ids freed by deletes, reused lowest first)
+ *   log          cid | seq (u64 BE) -> u32 n + n internal ids (u64 BE) touched by write seq
+ *   snapshots    cid -> "QVSN", u32 version, u64 seq covered, index blob (qv_index_save_mem)
+ *   pindex       cid | field | typed value | internal id -> "" (the payload index, kept in
+ *                the same write txn as the payloads; layout in storage/filter.h)
+ * The log holds only the writes after the last snapshot (a checkpoint trims it), so
+ * reopening is: load snapshot, re-sync the internal ids the log names, done. A missing,
+ * damaged or inconsistent snapshot (or a gap in the log) means a rebuild from `points`.
+ *
+ * Locking (see db.c for the full story):
+ *   db->wmutex    one writer at a time: every LMDB write txn, collection open/create/drop,
+ *                 checkpoint, rebuild; also guards the table of open collections.
+ *   db->envlock   rwlock: every LMDB txn holds it shared; growing the map holds it
+ *                 exclusive (mdb_env_set_mapsize needs no txn active in the process).
+ *   c->maplock    rwlock over the in-memory side of a collection (ext_of/live arrays,
+ *                 the index pointer, counters): searches hold it shared for the whole
+ *                 search; a writer holds it exclusive only for a few assignments.
+ * Order: wmutex -> envlock -> maplock. The index does its own locking for add/search.
+ */
+#ifndef QV_STORAGE_STORAGE_H
+#define QV_STORAGE_STORAGE_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "quiver.h"
+
+#define QV_STORAGE_FORMAT 1u        /* meta "format"; bump on any layout change */
+#define QV_COLL_CONFIG_FORMAT 1u    /* "format" field of a collection's config JSON */
+#define QV_SNAPSHOT_MAGIC "QVSN"
+#define QV_SNAPSHOT_VERSION 1u
+#define QV_SNAPSHOT_HEADER 16u      /* magic, version, seq */
+
+/* Internal return code: the LMDB map is full; the write loop grows it and retries.
+ * Never returned to a caller of the public API. */
+#define QV_SE_MAPFULL (-1000)
+
+enum {
+    DBI_META, DBI_COLLECTIONS, DBI_STATE, DBI_IDS, DBI_POINTS, DBI_PAYLOADS, DBI_FREEIDS,
+    DBI_LOG, DBI_SNAPSHOTS, DBI_PINDEX, DBI_COUNT
+};
+
+struct qv_db {
+    MDB_env *env;
+    MDB_dbi dbi[DBI_COUNT];
+    pthread_mutex_t wmutex;
+    pthread_rwlock_t envlock;
+    qv_db_options opt;
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    qv_coll **colls;               /* open collections (under wmutex) */
+    size_t ncolls, cap_colls;
+    uint64_t map_grows;            /* under wmutex */
+    int has_pindex;                /* 0: read-only database written before "pindex" existed */
+};
+
+/* Counters of what opening / running a collection did; for tests and diagnostics. */
+typedef struct {
+    uint64_t snapshot_loads;       /* opens served by a snapshot */
+    uint64_t replayed_writes;      /* log entries replayed after a snapshot */
+    uint64_t rebuilds;             /* full rebuilds from the stored vectors */
+    uint64_t damaged_snapshots;    /* snapshots rejected as damaged or inconsistent */
+    uint64_t checkpoints;          /* snapshots written */
+    uint64_t map_grows;            /* LMDB map resizes (db-wide, copied in) */
+    char warning[256];             /* last warning (damaged snapshot ...), "" if none */
+} qv_storage_stats;
+
+/* One field of a collection's payload index. */
+typedef struct {
+    char *name;
+    char type[8];                  /* "keyword", "integer", "float", "bool" */
+    int built;                     /* its entries in "pindex" are complete */
+} qv_pfield;
+
+struct qv_coll {
+    qv_db *db;
+    char name[72];
+    uint32_t cid;
+    qv_index_params params;        /* as configured (zero = default) */
+    char *payload_index;           /* compact JSON or NULL */
+    qv_pfield *pfields;            /* parsed payload_index (changed under wmutex + maplock) */
+    size_t npfields;
+    qv_index *ix;
+    pthread_rwlock_t maplock;
+    uint64_t *ext_of;              /* internal id -> external id */
+    uint64_t *live;                /* bitset over internal ids */
+    size_t cap;                    /* capacity of ext_of / live (bits) */
+    uint64_t last_seq, next_iid, count, snap_seq;
+    int has_snapshot;
+    uint32_t writes_since_ckpt;
+    int need_rebuild;              /* the index missed a committed write (ENOMEM) */
+    qv_storage_stats stats;
+};
+
+/* ---- big-endian keys ------------------------------------------------------------------ */
+static inline void qv_be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline uint32_t qv_be32_get(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void qv_be64_put(uint8_t *p, uint64_t v)
+{
+    qv_be32_put(p, (uint32_t)(v >> 32));
+    qv_be32_put(p + 4, (uint32_t)v);
+}
+static inline uint64_t qv_be64_get(const uint8_t *p)
+{
+    return (uint64_t)qv_be32_get(p) << 32 | qv_be32_get(p + 4);
+}
+/* A per-collection key: cid | x. */
+static inline void qv_ckey(uint8_t key[12], uint32_t cid, uint64_t x)
+{
+    qv_be32_put(key, cid);
+    qv_be64_put(key + 4, x);
+}
+
+/* ---- lmdb_util.c: the only file that interprets MDB_* return codes ---------------------
+ * Every function returns QV_OK or a QV_E* code (QV_SE_MAPFULL for a full map) and sets the
+ * message; "what" names the operation for it. Lookups that miss return QV_ENOTFOUND
+ * WITHOUT touching the message (a miss is usually not an error). */
+int  qv_lmdb_error(int mdb_rc, const char *what);
+int  qv_lmdb_env_open(qv_db *db, const char *dir, size_t map_bytes, uint32_t max_readers);
+void qv_lmdb_env_close(qv_db *db);
+/** Begin a txn under db->envlock (held shared until commit/abort). */
+int  qv_lmdb_begin(qv_db *db, int rdonly, MDB_txn **out);
+int  qv_lmdb_commit(qv_db *db, MDB_txn *txn);
+void qv_lmdb_abort(qv_db *db, MDB_txn *txn);            /* NULL ok */
+/** Grow the map to at least twice its size (exclusive envlock; no txn of ours active). */
+int  qv_lmdb_grow(qv_db *db);
+size_t qv_lmdb_map_size(qv_db *db);
+int  qv_lmdb_dbi_open(MDB_txn *txn, const char *name, int create, MDB_dbi *out);
+/** Names of the named databases in the main db (each a key there); for the foreign check.
+ *  *bad receives the first key that is not in allowed[] (copied into buf) or stays 0. */
+int  qv_lmdb_check_main(MDB_txn *txn, const char *const *allowed, size_t nallowed, int *empty,
+                        char *bad, size_t badlen);
+int  qv_lmdb_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v);
+int  qv_lmdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl);
+/** Reserve vl bytes for key k; *p receives the place to write them before the txn ends. */
+int  qv_lmdb_reserve(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, size_t vl, void **p);
+int  qv_lmdb_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl);   /* ENOTFOUND if absent */
+/* Prefix iteration: first/next entry whose key starts with prefix (plen bytes) and is >=
+ * start (slen bytes, start begins with prefix). QV_ENOTFOUND at the end. */
+int  qv_lmdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **out);
+void qv_lmdb_cursor_close(MDB_cursor *cur);              /* NULL ok */
+int  qv_lmdb_seek(MDB_cursor *cur, const void *start, size_t slen, size_t plen, MDB_val *k, MDB_val *v);
+int  qv_lmdb_next(MDB_cursor *cur, const void *prefix, size_t plen, MDB_val *k, MDB_val *v);
+int  qv_lmdb_cursor_del(MDB_cursor *cur);
+/** Delete every key of dbi starting with prefix. */
+int  qv_lmdb_del_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen);
+
+/** Run fn inside one write txn, growing the map and retrying the whole txn on MDB_MAP_FULL.
+ *  fn must be retry-safe (no side effects outside the txn and its own output arrays).
+ *  Caller holds db->wmutex. Commits when fn returns QV_OK, aborts otherwise. */
+typedef int (*qv_write_fn)(qv_db *db, MDB_txn *txn, void *arg);
+int  qv_db_write(qv_db *db, qv_write_fn fn, void *arg);
+/** QV_OK, or QV_ESTATE when the db was opened read-only (message names op). */
+int  qv_db_check_writable(qv_db *db, const char *op);
+
+/* ---- config.c ---------------------------------------------------------------------------- */
+int  qv_coll_name_check(const char *name);
+/** Validate a payload_index JSON; *compact (qv_free) gets its compact form, NULL for NULL. */
+int  qv_payload_index_check(const char *json, char **compact);
+/** Encode / decode a collection's config record. */
+int  qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *payload_index,
+                           char **out);
+int  qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_t *cid,
+                           qv_index_params *p, char **payload_index);
+
+/* ---- collection.c ------------------------------------------------------------------------ */
+/** Free an open collection's memory (not its data). NULL ok. */
+void qv_coll_free(qv_coll *c);
+/** (Re)build c->ix from the stored points (caller holds wmutex). */
+int  qv_coll_rebuild(qv_coll *c, const char *why);
+/** Make sure the index is consistent before use: rebuild if marked (takes wmutex). */
+int  qv_coll_ensure_index(qv_coll *c);
+/** Grow ext_of/live to hold internal ids < n (caller holds maplock exclusive). */
+int  qv_coll_reserve_ids(qv_coll *c, uint64_t n);
+/** Record a warning (kept in c->stats.warning); caller holds c->maplock exclusive or
+ *  c is not yet visible to other threads. */
+void qv_coll_warn(qv_coll *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- snapshot.c -------------------------------------------------------------------------- */
+/** Write a snapshot of c->ix covering c->last_seq and trim the log (caller holds wmutex). */
+int  qv_snapshot_write(qv_coll *c);
+/** Load the index from the snapshot and replay the log after it, in read txn txn.
+ *  QV_OK: c->ix set. QV_ECORRUPT: snapshot missing/damaged/inconsistent (c->ix NULL,
+ *  caller rebuilds). Other codes are real failures (ENOMEM, EIO). */
+int  qv_snapshot_load(qv_coll *c, MDB_txn *txn);
+/** qv_checkpoint with wmutex held: rebuild if marked, then snapshot unless clean. */
+int  qv_coll_checkpoint_locked(qv_coll *c);
+
+/* ---- for tests and diagnostics ---------------------------------------------------------- */
+/** Copy the collection's counters (the map_grows field is the db's). */
+void qv_storage_get_stats(qv_coll *c, qv_storage_stats *out);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * tests/check_cli.c -- the `quiver` command-line tool, run as a real process: every
+ * command, its --help, and the error paths (bad file, wrong dim, unknown collection, bad
+ * flags) with their exit codes (0 ok, 1 runtime, 2 usage).
+ */
+#include <check.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/test_util.h"
+
+static char *tmp;                  /* per-test temporary directory */
+static char out_buf[1 << 16], err_buf[1 << 14];
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = '\0';
+    if (f) fclose(f);
+}
+
+/* Run build/quiver with a NULL-terminated argument list; stdout/stderr land in out_buf /
+ * err_buf. Returns the exit status (or 128+signal). */
+static int quiver(const char *arg, ...)
+{
+    const char *argv[32];
+    char bin[512], outp[4096], errp[4096];
+    va_list ap;
+    int n = 0;
+    snprintf(bin, sizeof bin, "%s/quiver", build_dir());
+    argv[n++] = bin;
+    va_start(ap, arg);
+    for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *)) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    snprintf(outp, sizeof outp, "%s/stdout", tmp);
+    snprintf(errp, sizeof errp, "%s/stderr", tmp);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600), fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fo < 0 || fe < 0) _exit(126);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    slurp(outp, out_buf, sizeof out_buf);
+    slurp(errp, err_buf, sizeof err_buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void setup(void) { tmp = make_tmpdir("qv-cli"); }
+static void teardown(void) { rm_rf(tmp); free(tmp); tmp = NULL; }
+
+static void path_in_tmp(char *buf, size_t len, const char *name) { snprintf(buf, len, "%s/%s", tmp, name); }
+
+/* A 4-d fvecs file of n rows: row i = (i, 0, 0, 0) + 1 in the last component. */
+static void write_fvecs(const char *path, size_t n, int dim)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (size_t i = 0; i < n; i++) {
+        fwrite(&dim, 4, 1, f);
+        for (int j = 0; j < dim; j++) {
+            float x = j == 0 ? (float)i : j == dim - 1 ? 1.0f : 0.0f;
+            fwrite(&x, 4, 1, f);
+        }
+    }
+    fclose(f);
+}
+
+START_TEST(test_help_on_every_command)
+{
+    const char *cmds[] = {"create", "import", "search", "get", "delete", "info", "checkpoint"};
+    ck_assert_int_eq(quiver("--help", NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out_buf, "import"));
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        ck_assert_int_eq(quiver(cmds[i], "--help", NULL), 0);
+        ck_assert_msg(strstr(out_buf, "usage: quiver"), "%s --help printed: %s", cmds[i], out_buf);
+    }
+    ck_assert_int_eq(quiver("frobnicate", NULL), 2);
+    ck_assert_ptr_nonnull(strstr(err_buf, "unknown command"));
+    ck_assert_int_eq(quiver(NULL), 2);
+}
+END_TEST
+
+START_TEST(test_create_import_search_get_delete)
+{
+    char db[4096], vf[4096];
+    path_in_tmp(db, sizeof db, "db");
+    path_in_tmp(vf, sizeof vf, "v.fvecs");
+    write_fvecs(vf, 50, 4);
+    ck_assert_int_eq(quiver("create", db, "pts", "--dim", "4", "--metric", "l2", "--index", "hnsw", NULL), 0);
+    ck_assert_int_eq(quiver("import", db, "pts", vf, "--quiet", NULL), 0);
+    ck_assert_int_eq(quiver("info", db, "pts", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "points 50"), "info: %s", out_buf);
+    ck_assert_int_eq(quiver("info", db, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out_buf, "collection pts"));
+
+    /* Nearest to (7.2, 0, 0, 1) is id 7, then 8 and 6. */
+    ck_assert_int_eq(quiver("search", db, "pts", "--vector", "[7.2,0,0,1]", "-k", "3", "--json", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "{\"hits\":[{\"id\":7,"), "search: %s", out_buf);
+    ck_assert_int_eq(quiver("search", db, "pts", "--vector", "[7.2,0,0,1]", "-k", "2", NULL), 0);
+    ck_assert_msg(strncmp(out_buf, "1\t7\t", 4) == 0, "search plain: %s", out_buf);
+    ck_assert_int_eq(quiver("search", db, "pts", "--query-file", vf, "-k", "1", NULL), 0);
+
+    ck_assert_int_eq(quiver("get", db, "pts", "7", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "\"id\":7,\"vector\":[7,0,0,1]"), "get: %s", out_buf);
+    ck_assert_int_eq(quiver("delete", db, "pts", "7", "1000", NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out_buf, "deleted 1 of 2"));
+    ck_assert_int_eq(quiver("get", db, "pts", "7", NULL), 1);
+    ck_assert_ptr_nonnull(strstr(err_buf, "no point 7"));
+    ck_assert_int_eq(quiver("search", db, "pts", "--vector", "[7.2,0,0,1]", "-k", "1", "--json", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "\"id\":7,") == NULL, "deleted point returned: %s", out_buf);
+    ck_assert_int_eq(quiver("checkpoint", db, "pts", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_import_jsonl_with_payloads)
+{
+    char db[4096], jf[4096];
+    path_in_tmp(db, sizeof db, "db");
+    path_in_tmp(jf, sizeof jf, "p.jsonl");
+    FILE *f = fopen(jf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\"id\":10,\"vector\":[1,0,0],\"payload\":{\"lang\":\"en\"}}\n\n");
+    fprintf(f, "{\"vector\":[0,1,0]}\n");
+    fprintf(f, "{\"id\":20,\"vector\":[0,0,1],\"payload\":{\"lang\":\"fr\"}}\n");
+    fclose(f);
+    ck_assert_int_eq(quiver("create", db, "docs", "--dim", "3", "--metric", "cosine", "--index", "flat", NULL), 0);
+    ck_assert_int_eq(quiver("import", db, "docs", jf, "--quiet", NULL), 0);
+    ck_assert_int_eq(quiver("get", db, "docs", "11", NULL), 0);   /* sequential after 10 */
+    ck_assert_msg(strstr(out_buf, "\"payload\":null"), "get 11: %s", out_buf);
+    ck_assert_int_eq(quiver("search", db, "docs", "--vector", "[0,0,2]", "-k", "1", "--with-payload", "--json", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "\"id\":20") && strstr(out_buf, "\"fr\""), "search: %s", out_buf);
+}
+END_TEST
+
+START_TEST(test_error_paths)
+{
+    char db[4096], vf[4096], bad[4096], jf[4096];
+    path_in_tmp(db, sizeof db, "db");
+    path_in_tmp(vf, sizeof vf, "v5.fvecs");
+    path_in_tmp(bad, sizeof bad, "bad.fvecs");
+    path_in_tmp(jf, sizeof jf, "bad.jsonl");
+    write_fvecs(vf, 3, 5);
+    FILE *f = fopen(bad, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite("\x04\x00\x00\x00\x00\x00", 1, 6, f);      /* truncated record */
+    fclose(f);
+    f = fopen(jf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\"id\":1,\"vector\":[1,2]}\n");
+    fclose(f);
+
+    ck_assert_int_eq(quiver("create", db, "c", NULL), 2);                        /* --dim missing */
+    ck_assert_int_eq(quiver("create", db, "c", "--dim", "0", NULL), 2);
+    ck_assert_int_eq(quiver("create", db, "c", "--dim", "4", "--metric", "manhattan", NULL), 2);
+    ck_assert_int_eq(quiver("create", db, "c", "--dim", "4", "--bogus", NULL), 2);
+    ck_assert_int_eq(quiver("create", db, "c", "--dim", "4", NULL), 0);
+    ck_assert_int_eq(quiver("create", db, "c", "--dim", "4", NULL), 1);          /* exists */
+    ck_assert_int_eq(quiver("create", db, "../evil", "--dim", "4", NULL), 1);    /* bad name */
+    ck_assert_int_eq(quiver("import", db, "c", vf, "--quiet", NULL), 1);          /* wrong dim */
+    ck_assert_ptr_nonnull(strstr(err_buf, "dimension"));
+    ck_assert_int_eq(quiver("import", db, "c", bad, "--quiet", NULL), 1);         /* truncated */
+    ck_assert_ptr_nonnull(strstr(err_buf, "QV_ECORRUPT"));
+    ck_assert_int_eq(quiver("import", db, "c", jf, "--quiet", NULL), 1);          /* jsonl wrong dim */
+    ck_assert_int_eq(quiver("import", db, "c", "/nonexistent.fvecs", "--quiet", NULL), 1);
+    ck_assert_int_eq(quiver("import", db, "c", "data.txt", NULL), 2);             /* unknown type */
+    ck_assert_int_eq(quiver("import", db, "nope", vf, "--quiet", NULL), 1);       /* unknown coll */
+    ck_assert_ptr_nonnull(strstr(err_buf, "no collection 'nope'"));
+    ck_assert_int_eq(quiver("search", db, "c", "--vector", "[1,2,3]", NULL), 1);  /* wrong dim */
+    ck_assert_int_eq(quiver("search", db, "c", "--vector", "[1,2,x]", NULL), 2);
+    ck_assert_int_eq(quiver("search", db, "c", "--vector", "[1,2,3,4]", "-k", "0", NULL), 2);
+    ck_assert_int_eq(quiver("search", db, "c", NULL), 2);                         /* no query */
+    ck_assert_int_eq(quiver("search", db, "nope", "--vector", "[1,2,3,4]", NULL), 1);
+    ck_assert_int_eq(quiver("get", db, "c", "abc", NULL), 2);
+    ck_assert_int_eq(quiver("delete", db, "c", NULL), 2);
+    ck_assert_int_eq(quiver("info", NULL), 2);
+    ck_assert_int_eq(quiver("checkpoint", db, "nope", NULL), 1);
+}
+END_TEST
+
+Suite *qv_cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_help_on_every_command);
+    tcase_add_test(tc, test_create_import_search_get_delete);
+    tcase_add_test(tc, test_import_jsonl_with_payloads);
+    tcase_add_test(tc, test_error_paths);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,171 @@
+/*
+ * tests/check_core_distance.c -- every kernel table (scalar, AVX2, AVX-512 where the CPU
+ * has them) against the double-precision references of test_util, for every dim 1..300
+ * plus 768 and 1536, with unaligned inputs sized exactly (so ASan sees any over-read of a
+ * tail); the x4 kernels against the single ones; dispatch and the vector helpers.
+ *
+ * Tolerance: 1e-5 relative to the magnitude of the sum, i.e. sum (a_i - b_i)^2 for l2
+ * and sum |a_i b_i| for dot (a dot product can cancel to ~0, where no relative bound on
+ * the result itself holds for any float summation order).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/distance.h"
+#include "tests/test_util.h"
+
+static const qv_kernels *table_at(int i)
+{
+    switch (i) {
+    case 0: return qv_kernels_scalar();
+    case 1: return qv_kernels_avx2();
+    default: return qv_kernels_avx512();
+    }
+}
+
+static double abs_dot(const float *a, const float *b, size_t dim)
+{
+    double s = 0;
+    for (size_t i = 0; i < dim; i++) s += fabs((double)a[i] * (double)b[i]);
+    return s;
+}
+
+/* a and b exactly dim floats long, starting at an odd offset inside their allocation. */
+static void check_dim(const qv_kernels *t, size_t dim, uint64_t seed, float scale)
+{
+    size_t off = 1 + seed % 3;
+    float *abuf = malloc((dim + off) * sizeof(float));
+    float *bbuf[4];
+    ck_assert_ptr_nonnull(abuf);
+    float *a = abuf + off;
+    const float *b[4];
+    fill_random(a, dim, seed);
+    for (size_t i = 0; i < dim; i++) a[i] *= scale;
+    for (int j = 0; j < 4; j++) {
+        bbuf[j] = malloc((dim + off + (size_t)j) * sizeof(float));
+        ck_assert_ptr_nonnull(bbuf[j]);
+        float *bj = bbuf[j] + off + j;             /* four different alignments */
+        fill_random(bj, dim, seed * 7 + (uint64_t)j + 1);
+        for (size_t i = 0; i < dim; i++) bj[i] *= scale;
+        b[j] = bj;
+    }
+    float x4l2[4], x4nd[4];
+    t->l2sq_x4(a, b, dim, x4l2);
+    t->neg_dot_x4(a, b, dim, x4nd);
+    for (int j = 0; j < 4; j++) {
+        double want_l2 = ref_l2sq(a, b[j], dim), want_dot = ref_dot(a, b[j], dim);
+        double tol_l2 = 1e-5 * fmax(want_l2, 1e-30), tol_dot = 1e-5 * fmax(abs_dot(a, b[j], dim), 1e-30);
+        double got_l2 = t->l2sq(a, b[j], dim), got_dot = t->dot(a, b[j], dim);
+        double got_nd = t->neg_dot(a, b[j], dim);
+        ck_assert_msg(fabs(got_l2 - want_l2) <= tol_l2, "%s l2sq dim %zu: %.9g vs %.9g", t->name, dim, got_l2, want_l2);
+        ck_assert_msg(fabs(got_dot - want_dot) <= tol_dot, "%s dot dim %zu: %.9g vs %.9g", t->name, dim, got_dot, want_dot);
+        ck_assert_msg(fabs(got_nd + want_dot) <= tol_dot, "%s neg_dot dim %zu: %.9g vs %.9g", t->name, dim, got_nd, -want_dot);
+        ck_assert_msg(fabs(x4l2[j] - want_l2) <= tol_l2, "%s l2sq_x4[%d] dim %zu: %.9g vs %.9g", t->name, j, dim,
+                      (double)x4l2[j], want_l2);
+        ck_assert_msg(fabs(x4nd[j] + want_dot) <= tol_dot, "%s neg_dot_x4[%d] dim %zu: %.9g vs %.9g", t->name, j, dim,
+                      (double)x4nd[j], -want_dot);
+    }
+    /* Identical inputs: exactly zero distance, whatever the summation order. */
+    ck_assert_msg(t->l2sq(a, a, dim) == 0.0f, "%s l2sq(a, a) != 0 at dim %zu", t->name, dim);
+    free(abuf);
+    for (int j = 0; j < 4; j++) free(bbuf[j]);
+}
+
+START_TEST(test_kernels_match_reference)
+{
+    const qv_kernels *t = table_at(_i);
+    if (!t) {
+        printf("distance: table %d not supported by this CPU, skipped\n", _i);
+        return;
+    }
+    for (size_t dim = 1; dim <= 300; dim++) check_dim(t, dim, 1000 + dim, 1.0f);
+    check_dim(t, 768, 77, 1.0f);
+    check_dim(t, 1536, 78, 1.0f);
+    /* SIFT-like magnitudes (components up to ~180). */
+    check_dim(t, 128, 79, 180.0f);
+    check_dim(t, 100, 80, 1e-3f);
+}
+END_TEST
+
+START_TEST(test_cpu_tables)
+{
+    __builtin_cpu_init();
+    int has512 = __builtin_cpu_supports("avx512f") != 0;
+    int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    ck_assert_int_eq(qv_kernels_avx512() != NULL, has512);
+    ck_assert_int_eq(qv_kernels_avx2() != NULL, has2);
+    ck_assert_ptr_nonnull(qv_kernels_scalar());
+    ck_assert_str_eq(qv_kernels_scalar()->name, "scalar");
+    const qv_kernels *g = qv_kernels_get();
+    ck_assert_ptr_nonnull(g);
+    ck_assert_ptr_eq(qv_kernels_get(), g);                /* chosen once */
+    const char *want = getenv("QV_KERNELS");
+    if (!want || !*want) {
+        const char *best = has512 ? "avx512" : has2 ? "avx2" : "scalar";
+        ck_assert_str_eq(g->name, best);
+    } else if (strcmp(want, "scalar") == 0) {
+        ck_assert_str_eq(g->name, "scalar");
+    } else if (strcmp(want, "avx2") == 0) {
+        ck_assert_str_eq(g->name, has2 ? "avx2" : "scalar");
+    }
+    ck_assert_ptr_eq(qv_metric_dist_fn(QV_METRIC_L2), g->l2sq);
+    ck_assert_ptr_eq(qv_metric_dist_fn(QV_METRIC_IP), g->neg_dot);
+    ck_assert_ptr_eq(qv_metric_dist_fn(QV_METRIC_COSINE), g->neg_dot);
+}
+END_TEST
+
+START_TEST(test_norm_normalize)
+{
+    for (size_t dim = 1; dim <= 70; dim += 3) {
+        float v[70], w[70];
+        fill_random(v, dim, 500 + dim);
+        memcpy(w, v, sizeof v);
+        double n2 = ref_dot(v, v, dim);
+        ck_assert_double_eq_tol(qv_norm_sq(v, dim), n2, 1e-5 * n2);
+        qv_normalize(w, dim);
+        ck_assert_double_eq_tol(ref_dot(w, w, dim), 1.0, 1e-5);
+        for (size_t i = 0; i < dim; i++) ck_assert_double_eq_tol(w[i], v[i] / sqrt(n2), 1e-6);
+    }
+    float z[5] = {0, 0, 0, 0, 0};
+    qv_normalize(z, 5);
+    for (int i = 0; i < 5; i++) ck_assert(z[i] == 0.0f);
+    ck_assert(qv_norm_sq(z, 5) == 0.0f);
+}
+END_TEST
+
+START_TEST(test_all_finite)
+{
+    float v[37];
+    fill_random(v, 37, 9);
+    ck_assert_int_eq(qv_all_finite(v, 37), 1);
+    ck_assert_int_eq(qv_all_finite(v, 0), 1);
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (size_t pos = 0; pos < 37; pos += 6)
+        for (int b = 0; b < 3; b++) {
+            float keep = v[pos];
+            v[pos] = bad[b];
+            ck_assert_int_eq(qv_all_finite(v, 37), 0);
+            ck_assert_int_eq(qv_all_finite(v, pos), 1);   /* before the bad value: fine */
+            v[pos] = keep;
+        }
+    float big[2] = {3e38f, 3e38f};                         /* finite, even if their sum is not */
+    ck_assert_int_eq(qv_all_finite(big, 2), 1);
+}
+END_TEST
+
+extern Suite *qv_distance_suite(void);   /* "extern": the Makefile lists definitions only */
+
+Suite *qv_distance_suite(void)
+{
+    Suite *s = suite_create("distance");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_kernels_match_reference, 0, 3);
+    tcase_add_test(tc, test_cpu_tables);
+    tcase_add_test(tc, test_norm_normalize);
+    tcase_add_test(tc, test_all_finite);
+    suite_add_tcase(s, tc);
+    return s;
+}

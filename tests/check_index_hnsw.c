@@ -1,0 +1,660 @@
+/*
+ * tests/check_index_hnsw.c -- the HNSW index: exact agreement with brute force on tiny
+ * sets, recall on siftsmall (skipped without the data), determinism with a fixed seed and
+ * one thread, save/load round trips, damaged files (truncation, flipped bytes, bodies with
+ * a valid checksum but broken graph fields), delete with repair (recall against the
+ * remaining points, slot reuse, graph self-check), replacement of an existing id, filters
+ * at several selectivities, max_visits and allocation failures during add.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/crc32c.h"
+#include "index/hnsw.h"
+#include "tests/test_util.h"
+
+static qv_index *make_index(size_t dim, qv_metric metric, uint32_t m, uint32_t efc, uint32_t threads)
+{
+    qv_index_params p;
+    qv_index *ix = NULL;
+    qv_index_params_init(&p, QV_INDEX_HNSW, (uint32_t)dim, metric);
+    p.m = m;
+    p.ef_construction = efc;
+    p.threads = threads;
+    QV_CK(qv_index_new(&p, &ix));
+    return ix;
+}
+
+static uint64_t *seq_ids(size_t n, uint64_t base)
+{
+    uint64_t *ids = malloc(n * sizeof *ids + 1);
+    ck_assert_ptr_nonnull(ids);
+    for (size_t i = 0; i < n; i++) ids[i] = base + i;
+    return ids;
+}
+
+static void assert_graph_sound(const qv_index *ix)
+{
+    qv_hnsw_report r;
+    QV_CK(qv_hnsw_check(ix, &r));
+    ck_assert_uint_eq(r.live, qv_index_size(ix));
+    ck_assert(r.entry_ok);
+    ck_assert_uint_eq(r.dangling + r.self_links + r.bad_level + r.over_degree, 0);
+}
+
+static void assert_graph_ok(const qv_index *ix)
+{
+    qv_hnsw_report r;
+    QV_CK(qv_hnsw_check(ix, &r));
+    ck_assert_uint_eq(r.live, qv_index_size(ix));
+    ck_assert_msg(r.entry_ok, "entry point not live / not on top level");
+    ck_assert_uint_eq(r.dangling, 0);
+    ck_assert_uint_eq(r.self_links, 0);
+    ck_assert_uint_eq(r.bad_level, 0);
+    ck_assert_uint_eq(r.over_degree, 0);
+    ck_assert_msg(r.reachable == r.live, "reachable %zu of %zu", r.reachable, r.live);
+}
+
+/* Search nq queries; ids into got (nq*k), counts into n_got. */
+static void search_all(const qv_index *ix, const float *q, size_t nq, size_t dim,
+                       const qv_search_params *sp, uint64_t *got, size_t *n_got)
+{
+    qv_hit *hits = malloc(sp->k * sizeof *hits);
+    ck_assert_ptr_nonnull(hits);
+    for (size_t i = 0; i < nq; i++) {
+        QV_CK(qv_index_search(ix, q + i * dim, sp, hits, &n_got[i]));
+        for (size_t j = 0; j < n_got[i]; j++) got[i * sp->k + j] = hits[j].id;
+    }
+    free(hits);
+}
+
+/* ---- tiny sets: exact ------------------------------------------------------------- */
+
+START_TEST(test_tiny_exact)
+{
+    static const qv_metric metrics[] = {QV_METRIC_L2, QV_METRIC_IP, QV_METRIC_COSINE};
+    const size_t dim = 8, nq = 20, k = 10;
+    for (size_t n = 1; n <= 60; n += 19) {
+        for (int mi = 0; mi < 3; mi++) {
+            float *x = random_vectors(n, dim, 11 + n);
+            float *q = random_vectors(nq, dim, 99);
+            uint64_t *ids = seq_ids(n, 0);
+            qv_index *ix = make_index(dim, metrics[mi], 4, 32, 2);
+            QV_CK(qv_index_add(ix, n, ids, x));
+            ck_assert_uint_eq(qv_index_size(ix), n);
+            assert_graph_ok(ix);
+            uint64_t want[20 * 10], got[20 * 10];
+            size_t n_got[20];
+            ref_knn(x, n, dim, q, nq, k, metrics[mi], want);
+            qv_search_params sp;
+            qv_search_params_init(&sp, (uint32_t)k);
+            sp.ef = 64;                                 /* >= n: the walk sees everything */
+            search_all(ix, q, nq, dim, &sp, got, n_got);
+            size_t kk = n < k ? n : k;
+            for (size_t i = 0; i < nq; i++) {
+                ck_assert_uint_eq(n_got[i], kk);
+                for (size_t j = 0; j < kk; j++)
+                    ck_assert_msg(got[i * k + j] == want[i * k + j], "n=%zu metric=%d q=%zu rank %zu: %llu vs %llu",
+                                  n, (int)metrics[mi], i, j, (unsigned long long)got[i * k + j],
+                                  (unsigned long long)want[i * k + j]);
+            }
+            /* Scores follow the public convention. */
+            qv_hit h1[1];
+            size_t nh;
+            qv_search_params_init(&sp, 1);
+            QV_CK(qv_index_search(ix, q, &sp, h1, &nh));
+            const float *best = x + h1[0].id * dim;
+            double ref = metrics[mi] == QV_METRIC_L2 ? ref_l2sq(q, best, dim)
+                       : metrics[mi] == QV_METRIC_IP ? ref_dot(q, best, dim) : ref_cosine(q, best, dim);
+            ck_assert_double_eq_tol(h1[0].score, ref, 1e-4 * fmax(1.0, fabs(ref)));
+            qv_index_free(ix);
+            free(x); free(q); free(ids);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_empty_and_absent)
+{
+    qv_index *ix = make_index(4, QV_METRIC_L2, 8, 50, 1);
+    float q[4] = {1, 2, 3, 4};
+    qv_hit hits[5];
+    size_t nh = 99, nr = 99;
+    qv_search_params sp;
+    qv_search_params_init(&sp, 5);
+    QV_CK(qv_index_search(ix, q, &sp, hits, &nh));
+    ck_assert_uint_eq(nh, 0);
+    uint64_t id = 7;
+    QV_CK(qv_index_remove(ix, 1, &id, &nr));
+    ck_assert_uint_eq(nr, 0);
+    QV_CK(qv_index_add(ix, 1, &id, q));
+    QV_CK(qv_index_remove(ix, 1, &id, &nr));
+    ck_assert_uint_eq(nr, 1);
+    ck_assert_uint_eq(qv_index_size(ix), 0);
+    QV_CK(qv_index_search(ix, q, &sp, hits, &nh));
+    ck_assert_uint_eq(nh, 0);
+    assert_graph_ok(ix);
+    QV_CK(qv_index_add(ix, 1, &id, q));             /* the freed slot comes back */
+    QV_CK(qv_index_search(ix, q, &sp, hits, &nh));
+    ck_assert_uint_eq(nh, 1);
+    ck_assert_uint_eq(hits[0].id, 7);
+    ck_assert(qv_index_memory(ix) > 0);
+    qv_index_free(ix);
+}
+END_TEST
+
+/* ---- siftsmall: recall ------------------------------------------------------------ */
+
+typedef struct {
+    float *base, *query;
+    int32_t *gt;
+    size_t n, nq, dim, gt_k;
+} dataset;
+
+/* siftsmall, or NULL when the files are missing. Under sanitizers the base is cut to
+ * 2000 points (ground truth recomputed). */
+static int load_sift(dataset *d)
+{
+    char b[4096], q[4096], g[4096];
+    memset(d, 0, sizeof *d);
+    if (!data_path(b, sizeof b, "siftsmall", "base.fvecs") || !data_path(q, sizeof q, "siftsmall", "query.fvecs") ||
+        !data_path(g, sizeof g, "siftsmall", "groundtruth.ivecs")) {
+        fprintf(stderr, "hnsw tests: siftsmall not found (%s), skipping\n", b);
+        return 0;
+    }
+    size_t qd, gk;
+    QV_CK(qv_read_vectors(b, &d->base, &d->n, &d->dim));
+    QV_CK(qv_read_vectors(q, &d->query, &d->nq, &qd));
+    QV_CK(qv_read_ivecs(g, &d->gt, &gk, &d->gt_k));
+    ck_assert_uint_eq(qd, d->dim);
+    if (sanitized()) {
+        d->n = 2000;
+        d->nq = 30;
+        uint64_t *t = malloc(d->nq * 100 * sizeof *t);
+        ck_assert_ptr_nonnull(t);
+        ref_knn(d->base, d->n, d->dim, d->query, d->nq, 100, QV_METRIC_L2, t);
+        for (size_t i = 0; i < d->nq * 100; i++) d->gt[i] = (int32_t)t[i];
+        d->gt_k = 100;
+        free(t);
+    }
+    return 1;
+}
+
+static void free_sift(dataset *d)
+{
+    qv_free(d->base);
+    qv_free(d->query);
+    qv_free(d->gt);
+}
+
+static double recall_vs_gt(const qv_index *ix, const dataset *d, uint32_t ef, size_t k)
+{
+    uint64_t *got = malloc(d->nq * k * sizeof *got), *truth = malloc(d->nq * k * sizeof *truth);
+    size_t *n_got = malloc(d->nq * sizeof *n_got);
+    ck_assert(got && truth && n_got);
+    for (size_t i = 0; i < d->nq; i++)
+        for (size_t j = 0; j < k; j++) truth[i * k + j] = (uint64_t)d->gt[i * d->gt_k + j];
+    qv_search_params sp;
+    qv_search_params_init(&sp, (uint32_t)k);
+    sp.ef = ef;
+    search_all(ix, d->query, d->nq, d->dim, &sp, got, n_got);
+    double r = recall_at_k(got, n_got, k, truth, k, d->nq, k);
+    free(got); free(truth); free(n_got);
+    return r;
+}
+
+START_TEST(test_siftsmall_recall)
+{
+    dataset d;
+    if (!load_sift(&d)) return;
+    uint64_t *ids = seq_ids(d.n, 0);
+    qv_index *ix = make_index(d.dim, QV_METRIC_L2, 16, 200, 0);
+    QV_CK(qv_index_add(ix, d.n, ids, d.base));
+    assert_graph_ok(ix);
+    double r64 = recall_vs_gt(ix, &d, 64, 10), r200 = recall_vs_gt(ix, &d, 200, 10);
+    ck_assert_msg(r200 >= 0.99, "recall@10 at ef=200: %.4f", r200);
+    ck_assert_msg(r64 >= 0.95, "recall@10 at ef=64: %.4f", r64);
+    /* Batch search gives the same answers as single searches. */
+    qv_search_params sp;
+    qv_search_params_init(&sp, 10);
+    sp.ef = 64;
+    qv_hit *hb = malloc(d.nq * 10 * sizeof *hb), hs[10];
+    size_t *nb = malloc(d.nq * sizeof *nb), ns;
+    QV_CK(qv_index_search_batch(ix, d.nq, d.query, &sp, hb, nb));
+    for (size_t i = 0; i < d.nq; i++) {
+        QV_CK(qv_index_search(ix, d.query + i * d.dim, &sp, hs, &ns));
+        ck_assert_uint_eq(ns, nb[i]);
+        for (size_t j = 0; j < ns; j++) ck_assert_uint_eq(hs[j].id, hb[i * 10 + j].id);
+    }
+    free(hb); free(nb);
+    qv_index_free(ix);
+    free(ids);
+    free_sift(&d);
+}
+END_TEST
+
+/* ---- determinism and persistence -------------------------------------------------- */
+
+static void *save_buf(const qv_index *ix, size_t *len)
+{
+    void *buf = NULL;
+    QV_CK(qv_index_save_mem(ix, &buf, len));
+    return buf;
+}
+
+START_TEST(test_deterministic_single_thread)
+{
+    const size_t n = 1500, dim = 12;
+    float *x = random_vectors(n, dim, 5);
+    uint64_t *ids = seq_ids(n, 1000);
+    size_t l1, l2;
+    qv_index *a = make_index(dim, QV_METRIC_L2, 8, 60, 1), *b = make_index(dim, QV_METRIC_L2, 8, 60, 1);
+    QV_CK(qv_index_add(a, n / 2, ids, x));
+    QV_CK(qv_index_add(a, n - n / 2, ids + n / 2, x + n / 2 * dim));
+    QV_CK(qv_index_add(b, n / 2, ids, x));
+    QV_CK(qv_index_add(b, n - n / 2, ids + n / 2, x + n / 2 * dim));
+    void *ba = save_buf(a, &l1), *bb = save_buf(b, &l2);
+    ck_assert_uint_eq(l1, l2);
+    ck_assert(memcmp(ba, bb, l1) == 0);
+    qv_free(ba); qv_free(bb);
+    qv_index_free(a); qv_index_free(b);
+    free(x); free(ids);
+}
+END_TEST
+
+START_TEST(test_save_load_roundtrip)
+{
+    const size_t n = 2000, dim = 16, nq = 50, k = 10;
+    float *x = random_vectors(n, dim, 8), *q = random_vectors(nq, dim, 9);
+    uint64_t *ids = seq_ids(n, 1ull << 40);
+    qv_index *ix = make_index(dim, QV_METRIC_COSINE, 12, 80, 2);
+    QV_CK(qv_index_add(ix, n, ids, x));
+    uint64_t del[200];
+    for (size_t i = 0; i < 200; i++) del[i] = ids[i * 7 % n];
+    QV_CK(qv_index_remove(ix, 200, del, NULL));      /* free slots are saved too */
+    char *dir = make_tmpdir("qv-hnsw"), path[4200];
+    snprintf(path, sizeof path, "%s/ix.qv", dir);
+    QV_CK(qv_index_save(ix, path));
+    qv_index *lx = NULL;
+    QV_CK(qv_index_load(path, &lx));
+    ck_assert_uint_eq(qv_index_size(lx), qv_index_size(ix));
+    assert_graph_ok(lx);
+    qv_search_params sp;
+    qv_search_params_init(&sp, (uint32_t)k);
+    qv_hit h1[10], h2[10];
+    size_t n1, n2;
+    for (size_t i = 0; i < nq; i++) {
+        QV_CK(qv_index_search(ix, q + i * dim, &sp, h1, &n1));
+        QV_CK(qv_index_search(lx, q + i * dim, &sp, h2, &n2));
+        ck_assert_uint_eq(n1, n2);
+        for (size_t j = 0; j < n1; j++) {
+            ck_assert_uint_eq(h1[j].id, h2[j].id);
+            ck_assert(h1[j].score == h2[j].score);
+        }
+    }
+    size_t l1, l2;
+    void *b1 = save_buf(ix, &l1), *b2 = save_buf(lx, &l2);
+    ck_assert_uint_eq(l1, l2);
+    ck_assert(memcmp(b1, b2, l1) == 0);
+    /* Both continue identically after more inserts (generator state is saved). */
+    QV_CK(qv_index_add(ix, 100, del, x));
+    QV_CK(qv_index_add(lx, 100, del, x));
+    qv_free(b1); qv_free(b2);
+    rm_rf(dir);
+    free(dir);
+    qv_index_free(ix); qv_index_free(lx);
+    free(x); free(q); free(ids);
+}
+END_TEST
+
+/* Load a buffer; on success the index must be sound (a flipped link may leave a valid
+ * but less connected graph, so reachability is not required), and searchable. */
+static int try_load(const void *buf, size_t len)
+{
+    qv_index *ix = NULL;
+    int rc = qv_index_load_mem(buf, len, "fuzz", &ix);
+    if (rc == QV_OK) {
+        assert_graph_sound(ix);
+        float q[3] = {0.1f, 0.2f, 0.3f};
+        qv_hit hits[5];
+        size_t nh;
+        qv_search_params sp;
+        qv_search_params_init(&sp, 5);
+        QV_CK(qv_index_search(ix, q, &sp, hits, &nh));
+        uint64_t more[2] = {1000, 1001};
+        QV_CK(qv_index_add(ix, 2, more, (const float[6]){1, 2, 3, 4, 5, 6}));
+        qv_index_free(ix);
+    } else {
+        ck_assert_ptr_null(ix);
+        ck_assert_msg(rc == QV_ECORRUPT, "rc %d: %s", rc, qv_last_error());
+        ck_assert_msg(strstr(qv_last_error(), "fuzz") != NULL, "message names the source: %s", qv_last_error());
+    }
+    return rc;
+}
+
+static void fix_crc(uint8_t *buf, size_t len)
+{
+    uint32_t c = qv_crc32c(0, buf, len - 4);
+    memcpy(buf + len - 4, &c, 4);
+}
+
+START_TEST(test_corrupt_files)
+{
+    const size_t n = 40, dim = 3;
+    float *x = random_vectors(n, dim, 3);
+    uint64_t *ids = seq_ids(n, 0);
+    qv_index *ix = make_index(dim, QV_METRIC_L2, 3, 20, 1);
+    QV_CK(qv_index_add(ix, n, ids, x));
+    uint64_t del[3] = {4, 9, 30};
+    QV_CK(qv_index_remove(ix, 3, del, NULL));
+    size_t len;
+    uint8_t *buf = save_buf(ix, &len), *copy = malloc(len);
+    ck_assert_ptr_nonnull(copy);
+    {
+        qv_index *lx = NULL;
+        QV_CK(qv_index_load_mem(buf, len, "fuzz", &lx));
+        assert_graph_ok(lx);
+        qv_index_free(lx);
+    }
+    /* Every truncation. */
+    for (size_t l = 0; l < len; l++) {
+        memcpy(copy, buf, l);
+        ck_assert_int_eq(try_load(copy, l), QV_ECORRUPT);
+    }
+    /* Flipped bytes: the checksum catches them. */
+    for (size_t i = 0; i < len; i++) {
+        memcpy(copy, buf, len);
+        copy[i] ^= 0x5a;
+        ck_assert_int_eq(try_load(copy, len), QV_ECORRUPT);
+    }
+    /* Flipped bytes behind a recomputed checksum: the body validation must hold (load
+     * fails with QV_ECORRUPT, or what it accepts is a sound graph). Header is 60 bytes. */
+    size_t rejected = 0;
+    for (size_t i = 60; i + 4 < len; i++)
+        for (int bit = 0; bit < 8; bit += 3) {
+            memcpy(copy, buf, len);
+            copy[i] ^= (uint8_t)(1u << bit);
+            fix_crc(copy, len);
+            rejected += try_load(copy, len) != QV_OK;
+        }
+    ck_assert(rejected > 0);
+    free(copy);
+    qv_free(buf);
+    qv_index_free(ix);
+    free(x); free(ids);
+}
+END_TEST
+
+/* ---- deletes ----------------------------------------------------------------------- */
+
+/* Ground truth over the points whose keep[] is set, as original row numbers. */
+static void ref_knn_subset(const float *x, size_t n, size_t dim, const uint8_t *keep, const float *q,
+                           size_t nq, size_t k, uint64_t *out)
+{
+    size_t m = 0;
+    float *sub = malloc(n * dim * sizeof *sub + 1);
+    uint64_t *map = malloc(n * sizeof *map + 1);
+    ck_assert(sub && map);
+    for (size_t i = 0; i < n; i++)
+        if (keep[i]) { memcpy(sub + m * dim, x + i * dim, dim * sizeof *sub); map[m++] = i; }
+    ref_knn(sub, m, dim, q, nq, k, QV_METRIC_L2, out);
+    for (size_t i = 0; i < nq * k; i++) out[i] = out[i] < m ? map[out[i]] : UINT64_MAX;
+    free(sub); free(map);
+}
+
+START_TEST(test_delete_recall)
+{
+    dataset d;
+    if (!load_sift(&d)) return;
+    const size_t k = 10, n = d.n, nq = d.nq;
+    uint64_t *ids = seq_ids(n, 0);
+    uint8_t *keep = malloc(n);
+    uint64_t *del = malloc(n * sizeof *del), *keep_ids = malloc(n * sizeof *keep_ids);
+    float *keep_vecs = malloc(n * d.dim * sizeof *keep_vecs);
+    ck_assert(keep && del && keep_ids && keep_vecs);
+    uint64_t s = 12345;
+    size_t nd = 0, nk = 0;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        keep[i] = (s >> 33) % 10 != 0;
+        if (!keep[i]) del[nd++] = i;
+        else { keep_ids[nk] = i; memcpy(keep_vecs + nk * d.dim, d.base + i * d.dim, d.dim * sizeof(float)); nk++; }
+    }
+    uint64_t *truth = malloc(nq * k * sizeof *truth), *got = malloc(nq * k * sizeof *got);
+    size_t *n_got = malloc(nq * sizeof *n_got);
+    ck_assert(truth && got && n_got);
+    ref_knn_subset(d.base, n, d.dim, keep, d.query, nq, k, truth);
+
+    qv_index *ix = make_index(d.dim, QV_METRIC_L2, 16, 200, 1);   /* 1 thread: reproducible */
+    QV_CK(qv_index_add(ix, n, ids, d.base));
+    size_t nr = 0;
+    QV_CK(qv_index_remove(ix, nd, del, &nr));
+    ck_assert_uint_eq(nr, nd);
+    ck_assert_uint_eq(qv_index_size(ix), nk);
+    assert_graph_ok(ix);
+    qv_index *fresh = make_index(d.dim, QV_METRIC_L2, 16, 200, 1);
+    QV_CK(qv_index_add(fresh, nk, keep_ids, keep_vecs));
+    qv_search_params sp;
+    qv_search_params_init(&sp, (uint32_t)k);
+    for (uint32_t ef = 32; ef <= 64; ef *= 2) {
+        sp.ef = ef;
+        search_all(ix, d.query, nq, d.dim, &sp, got, n_got);
+        for (size_t i = 0; i < nq; i++)
+            for (size_t j = 0; j < n_got[i]; j++) ck_assert_msg(keep[got[i * k + j]], "deleted id returned");
+        double r_del = recall_at_k(got, n_got, k, truth, k, nq, k);
+        search_all(fresh, d.query, nq, d.dim, &sp, got, n_got);
+        double r_fresh = recall_at_k(got, n_got, k, truth, k, nq, k);
+        ck_assert_msg(r_del >= r_fresh - 0.01, "ef=%u: recall after delete %.4f vs fresh build %.4f", ef,
+                      r_del, r_fresh);
+    }
+
+    /* Re-adding reuses the freed slots: capacity (and so memory) does not grow. */
+    size_t mem = qv_index_memory(ix);
+    QV_CK(qv_index_add(ix, nd, del, d.base));        /* other vectors under the old ids */
+    ck_assert_uint_eq(qv_index_size(ix), n);
+    ck_assert(qv_index_memory(ix) <= mem + mem / 50);
+    assert_graph_ok(ix);
+
+    qv_index_free(ix); qv_index_free(fresh);
+    free(ids); free(keep); free(del); free(keep_ids); free(keep_vecs);
+    free(truth); free(got); free(n_got);
+    free_sift(&d);
+}
+END_TEST
+
+START_TEST(test_replace_existing)
+{
+    const size_t n = 500, dim = 8;
+    float *x = random_vectors(n, dim, 21), *y = random_vectors(50, dim, 22);
+    uint64_t *ids = seq_ids(n, 0);
+    qv_index *ix = make_index(dim, QV_METRIC_L2, 8, 50, 2);
+    QV_CK(qv_index_add(ix, n, ids, x));
+    QV_CK(qv_index_add(ix, 50, ids + 100, y));        /* ids 100..149 get new vectors */
+    ck_assert_uint_eq(qv_index_size(ix), n);
+    assert_graph_ok(ix);
+    qv_search_params sp;
+    qv_search_params_init(&sp, 1);
+    qv_hit h;
+    size_t nh;
+    for (size_t i = 0; i < 50; i++) {
+        QV_CK(qv_index_search(ix, y + i * dim, &sp, &h, &nh));
+        ck_assert_uint_eq(nh, 1);
+        ck_assert_uint_eq(h.id, 100 + i);
+        ck_assert_float_eq_tol(h.score, 0.0f, 1e-6f);
+    }
+    qv_index_free(ix);
+    free(x); free(y); free(ids);
+}
+END_TEST
+
+/* ---- filters ----------------------------------------------------------------------- */
+
+typedef struct { const uint64_t *bits; uint64_t nbits; } accept_arg;
+
+static int accept_bits(uint64_t id, void *arg)
+{
+    const accept_arg *a = arg;
+    return id < a->nbits && ((a->bits[id >> 6] >> (id & 63)) & 1);
+}
+
+START_TEST(test_filters)
+{
+    static const double fracs[] = {0.001, 0.01, 0.1, 0.5};
+    dataset d;
+    if (!load_sift(&d)) return;
+    const size_t k = 10, n = d.n, nq = d.nq;
+    uint64_t *ids = seq_ids(n, 0);
+    qv_index *ix = make_index(d.dim, QV_METRIC_L2, 16, 100, 0);
+    QV_CK(qv_index_add(ix, n, ids, d.base));
+    uint64_t *bits = calloc((n + 63) / 64, sizeof *bits);
+    uint8_t *keep = malloc(n);
+    uint64_t *truth = malloc(nq * k * sizeof *truth), *got = malloc(nq * k * sizeof *got);
+    size_t *n_got = malloc(nq * sizeof *n_got);
+    ck_assert(bits && keep && truth && got && n_got);
+    for (size_t fi = 0; fi < 4; fi++) {
+        memset(bits, 0, (n + 63) / 64 * sizeof *bits);
+        uint64_t s = 77 + fi;
+        size_t passing = 0;
+        for (size_t i = 0; i < n; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            keep[i] = (double)(s >> 11) / 9007199254740992.0 < fracs[fi];
+            if (keep[i]) { bits[i >> 6] |= 1ull << (i & 63); passing++; }
+        }
+        if (!passing) continue;
+        ref_knn_subset(d.base, n, d.dim, keep, d.query, nq, k, truth);
+        for (int mode = 0; mode < 2; mode++) {
+            qv_search_params sp;
+            accept_arg aa = {bits, n};
+            qv_search_params_init(&sp, (uint32_t)k);
+            sp.ef = 64;
+            if (mode == 0) { sp.allow_bits = bits; sp.allow_nbits = n; }
+            else { sp.accept = accept_bits; sp.accept_arg = &aa; }
+            search_all(ix, d.query, nq, d.dim, &sp, got, n_got);
+            size_t want = passing < k ? passing : k;
+            for (size_t i = 0; i < nq; i++) {
+                ck_assert_uint_eq(n_got[i], want);
+                for (size_t j = 0; j < n_got[i]; j++)
+                    ck_assert_msg(keep[got[i * k + j]], "filter %.3f: result fails the filter", fracs[fi]);
+            }
+            /* Truth padded with UINT64_MAX when fewer than k pass: count the real ones. */
+            double r = 0;
+            for (size_t i = 0; i < nq; i++) {
+                size_t f = 0;
+                for (size_t a = 0; a < want; a++)
+                    for (size_t b = 0; b < n_got[i]; b++)
+                        if (got[i * k + b] == truth[i * k + a]) { f++; break; }
+                r += (double)f / (double)want;
+            }
+            r /= (double)nq;
+            ck_assert_msg(r >= 0.95, "filter %.3f mode %d: recall %.4f", fracs[fi], mode, r);
+        }
+    }
+    /* A tight max_visits bounds the work and still returns only passing ids. */
+    qv_search_params sp;
+    qv_search_params_init(&sp, (uint32_t)k);
+    sp.allow_bits = bits;
+    sp.allow_nbits = n;
+    sp.max_visits = 50;
+    search_all(ix, d.query, nq, d.dim, &sp, got, n_got);
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < n_got[i]; j++) ck_assert(keep[got[i * k + j]]);
+    qv_index_free(ix);
+    free(ids); free(bits); free(keep); free(truth); free(got); free(n_got);
+    free_sift(&d);
+}
+END_TEST
+
+/* ---- allocation failures ----------------------------------------------------------- */
+
+START_TEST(test_add_alloc_failure)
+{
+    const size_t n = 300, dim = 6;
+    float *x = random_vectors(n + 100, dim, 31);
+    uint64_t *ids = seq_ids(n + 100, 0);
+    qv_index *ix = make_index(dim, QV_METRIC_L2, 6, 40, 2);
+    QV_CK(qv_index_add(ix, n, ids, x));
+    size_t before_len;
+    void *before = save_buf(ix, &before_len);
+    int ok = 0;
+    /* The batch both replaces ids 250..299 and adds 300..399. */
+    for (long i = 0; i < 10000 && !ok; i++) {
+        qv_alloc_fail_after(i);
+        int rc = qv_index_add(ix, 150, ids + 250, x + 250 * dim);
+        qv_alloc_fail_after(-1);
+        if (rc == QV_OK) { ok = 1; break; }
+        ck_assert_msg(rc == QV_ENOMEM, "step %ld: %s", i, qv_last_error());
+        size_t len;
+        void *now = save_buf(ix, &len);
+        ck_assert_msg(len == before_len && memcmp(now, before, len) == 0, "step %ld: index changed", i);
+        qv_free(now);
+    }
+    ck_assert(ok);
+    ck_assert_uint_eq(qv_index_size(ix), n + 100);
+    assert_graph_ok(ix);
+    qv_free(before);
+    /* Remove under failures: all or nothing as well. */
+    for (long i = 0; i < 1000; i++) {
+        size_t nr = 0;
+        qv_alloc_fail_after(i);
+        int rc = qv_index_remove(ix, 10, ids, &nr);
+        qv_alloc_fail_after(-1);
+        if (rc == QV_OK) { ck_assert_uint_eq(nr, 10); break; }
+        ck_assert_int_eq(rc, QV_ENOMEM);
+        ck_assert_uint_eq(qv_index_size(ix), n + 100);
+    }
+    ck_assert_uint_eq(qv_index_size(ix), n + 90);
+    qv_index_free(ix);
+    free(x); free(ids);
+}
+END_TEST
+
+START_TEST(test_keep_pruned_and_params)
+{
+    const size_t n = 800, dim = 10;
+    float *x = random_vectors(n, dim, 41);
+    uint64_t *ids = seq_ids(n, 0);
+    qv_index_params p;
+    qv_index *ix = NULL;
+    qv_index_params_init(&p, QV_INDEX_HNSW, dim, QV_METRIC_IP);
+    p.m = 2;
+    p.flags = QV_HNSW_KEEP_PRUNED;
+    p.threads = 2;
+    QV_CK(qv_index_new(&p, &ix));
+    QV_CK(qv_index_add(ix, n, ids, x));
+    assert_graph_ok(ix);
+    qv_hnsw_report r;
+    QV_CK(qv_hnsw_check(ix, &r));
+    ck_assert_uint_le(r.max_level, QV_HNSW_MAX_LEVEL);
+    qv_index_params got;
+    qv_index_get_params(ix, &got);
+    ck_assert_uint_eq(got.m, 2);
+    ck_assert_uint_eq(got.ef_construction, 200);
+    qv_index_free(ix);
+    free(x); free(ids);
+}
+END_TEST
+
+extern Suite *qv_index_hnsw_suite(void);   /* "extern": the Makefile lists definitions only */
+
+Suite *qv_index_hnsw_suite(void)
+{
+    Suite *s = suite_create("hnsw");
+    TCase *tc = tcase_create("hnsw");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_tiny_exact);
+    tcase_add_test(tc, test_empty_and_absent);
+    tcase_add_test(tc, test_siftsmall_recall);
+    tcase_add_test(tc, test_deterministic_single_thread);
+    tcase_add_test(tc, test_save_load_roundtrip);
+    tcase_add_test(tc, test_corrupt_files);
+    tcase_add_test(tc, test_delete_recall);
+    tcase_add_test(tc, test_replace_existing);
+    tcase_add_test(tc, test_filters);
+    tcase_add_test(tc, test_add_alloc_failure);
+    tcase_add_test(tc, test_keep_pruned_and_params);
+    suite_add_tcase(s, tc);
+    return s;
+}

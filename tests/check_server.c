@@ -1,0 +1,1014 @@
+/*
+ * tests/check_server.c -- quiverd end to end, over real sockets.
+ *
+ * Each test starts the real quiverd binary (build_dir()/quiverd) on 127.0.0.1:0 with a
+ * temporary data directory, reads the port back from its ready line, and talks to it
+ * with libevent's HTTP client (well-formed requests) or a raw TCP socket (malformed
+ * HTTP, stalled clients). Children are always reaped: a checked fixture kills whatever
+ * a failed test left running. Servers log at "warn"; QV_SRV_LOG=debug shows every request.
+ * Under the sanitizers (build/asan/quiverd) a server that leaks or races exits non-zero,
+ * which the SIGTERM checks (exit status 0) catch.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "tests/test_util.h"
+
+/* ---- the server process ------------------------------------------------------------ */
+
+#define MAX_LIVE 4
+static pid_t live[MAX_LIVE];            /* started and not yet reaped */
+
+typedef struct {
+    pid_t pid;
+    int port;
+} server;
+
+static void live_add(pid_t p)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (!live[i]) { live[i] = p; return; }
+}
+
+static void live_del(pid_t p)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i] == p) live[i] = 0;
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i]) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+}
+
+static void quiverd_path(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/quiverd", build_dir());
+}
+
+/* Start quiverd with the data dir and extra args (NULL-terminated); wait for its ready
+ * line and read the port from it. */
+static void server_start(server *s, const char *dir, const char *const *extra)
+{
+    char bin[512];
+    quiverd_path(bin, sizeof bin);
+    ck_assert_msg(access(bin, X_OK) == 0, "%s is not built", bin);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    const char *argv[24] = {bin, "--listen", "127.0.0.1:0", "--data", dir, "--threads", "2",
+                            "--log-level", getenv("QV_SRV_LOG") ? getenv("QV_SRV_LOG") : "warn"};
+    int argc = 9;
+    for (int i = 0; extra && extra[i] && argc < 22; i++) argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    live_add(pid);
+    s->pid = pid;
+    s->port = 0;
+    char line[256];
+    size_t got = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        int pr = poll(&p, 1, 120000);
+        ck_assert_msg(pr > 0, "quiverd printed no ready line within 120 s");
+        ssize_t r = read(fds[0], line + got, sizeof line - 1 - got);
+        ck_assert_msg(r > 0, "quiverd exited before its ready line");
+        got += (size_t)r;
+        line[got] = 0;
+        if (strchr(line, '\n') || got == sizeof line - 1) break;
+    }
+    close(fds[0]);
+    const char *colon = strrchr(line, ':');
+    ck_assert_msg(strncmp(line, "quiverd listening on ", 21) == 0 && colon, "ready line: %s", line);
+    s->port = atoi(colon + 1);
+    ck_assert_int_gt(s->port, 0);
+}
+
+/* Send sig and reap; returns the exit status, or 128+signal when killed by one. */
+static int server_stop(server *s, int sig)
+{
+    kill(s->pid, sig);
+    int st = 0;
+    ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
+    live_del(s->pid);
+    s->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Run quiverd with args and return its exit status (output discarded). */
+static int run_quiverd(const char *const *args)
+{
+    char bin[512];
+    quiverd_path(bin, sizeof bin);
+    const char *argv[16] = {bin};
+    int argc = 1;
+    for (int i = 0; args[i] && argc < 15; i++) argv[argc++] = args[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- HTTP client (libevent) --------------------------------------------------------- */
+
+typedef struct {
+    int status;                 /* 0: no answer (connection refused, reset, killed) */
+    char *body;
+    char allow[64];
+    json_t *json;               /* parsed body when it is JSON */
+    struct event_base *base;    /* the request's loop, left once the answer is in */
+} resp;
+
+static void resp_free(resp *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+static void on_resp(struct evhttp_request *req, void *arg)
+{
+    resp *r = arg;
+    if (req && evhttp_request_get_response_code(req) > 0) {
+        r->status = evhttp_request_get_response_code(req);
+        struct evbuffer *b = evhttp_request_get_input_buffer(req);
+        size_t n = evbuffer_get_length(b);
+        r->body = malloc(n + 1);
+        evbuffer_remove(b, r->body, n);
+        r->body[n] = 0;
+        const char *allow = evhttp_find_header(evhttp_request_get_input_headers(req), "Allow");
+        if (allow) snprintf(r->allow, sizeof r->allow, "%s", allow);
+        r->json = json_loads(r->body, 0, NULL);
+    }
+    /* the connection stays open (keep-alive), so the loop would not end by itself */
+    event_base_loopexit(r->base, NULL);
+}
+
+static enum evhttp_cmd_type cmd_of(const char *m)
+{
+    if (!strcmp(m, "GET")) return EVHTTP_REQ_GET;
+    if (!strcmp(m, "POST")) return EVHTTP_REQ_POST;
+    if (!strcmp(m, "PUT")) return EVHTTP_REQ_PUT;
+    if (!strcmp(m, "DELETE")) return EVHTTP_REQ_DELETE;
+    if (!strcmp(m, "PATCH")) return EVHTTP_REQ_PATCH;
+    ck_abort_msg("method %s", m);
+    return EVHTTP_REQ_GET;
+}
+
+/* One request; auth_header is a full "Name: value" or NULL. */
+static resp http_req(int port, const char *method, const char *path, const char *body,
+                     const char *auth_header)
+{
+    resp r = {0};
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    r.base = base;
+    struct evhttp_connection *conn = evhttp_connection_base_new(base, NULL, "127.0.0.1", (ev_uint16_t)port);
+    ck_assert_ptr_nonnull(conn);
+    evhttp_connection_set_timeout(conn, 120);
+    struct evhttp_request *req = evhttp_request_new(on_resp, &r);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", "127.0.0.1");
+    if (auth_header) {
+        char name[64];
+        const char *c = strchr(auth_header, ':');
+        snprintf(name, sizeof name, "%.*s", (int)(c - auth_header), auth_header);
+        evhttp_add_header(h, name, c + 2);
+    }
+    if (body) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    }
+    if (evhttp_make_request(conn, req, cmd_of(method), path) == 0) event_base_dispatch(base);
+    evhttp_connection_free(conn);
+    event_base_free(base);
+    r.base = NULL;
+    return r;
+}
+
+/* Request, then check the status; returns the response for more checks. */
+#define REQ(port, method, path, body, want) req_check(port, method, path, body, NULL, want, __LINE__)
+static resp req_check(int port, const char *method, const char *path, const char *body,
+                      const char *auth, int want, int line)
+{
+    resp r = http_req(port, method, path, body, auth);
+    ck_assert_msg(r.status == want, "line %d: %s %s -> %d (want %d): %s", line, method, path,
+                  r.status, want, r.body ? r.body : "(no body)");
+    if (want >= 400 && want != 413) {
+        /* every error is JSON {"error":{"code","message"}} */
+        json_t *e = r.json ? json_object_get(r.json, "error") : NULL;
+        ck_assert_msg(e && json_is_string(json_object_get(e, "code")) &&
+                      json_is_string(json_object_get(e, "message")),
+                      "line %d: error body is not {\"error\":{code,message}}: %s", line, r.body);
+    }
+    return r;
+}
+
+static const char *err_code(const resp *r)
+{
+    json_t *e = r->json ? json_object_get(r->json, "error") : NULL;
+    return e ? json_string_value(json_object_get(e, "code")) : "";
+}
+
+static json_int_t jint(const json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    ck_assert_msg(json_is_integer(v), "'%s' is not an integer", key);
+    return json_integer_value(v);
+}
+
+/* ---- raw TCP ----------------------------------------------------------------------- */
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* Read until EOF or timeout_ms; returns bytes read (out is NUL-terminated), -1 on timeout. */
+static long raw_read_all(int fd, char *out, size_t cap, int timeout_ms)
+{
+    size_t got = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int pr = poll(&p, 1, timeout_ms);
+        if (pr <= 0) { out[got] = 0; return -1; }
+        char tmp[4096];
+        ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+        if (r <= 0) break;                      /* EOF or reset */
+        size_t keep = (size_t)r < cap - 1 - got ? (size_t)r : cap - 1 - got;
+        memcpy(out + got, tmp, keep);
+        got += keep;
+    }
+    out[got] = 0;
+    return (long)got;
+}
+
+/* Send bytes, half-close, read the answer. Returns the HTTP status or 0 for none. */
+static int raw_exchange(int port, const void *data, size_t len)
+{
+    int fd = raw_connect(port);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, (const char *)data + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    static char buf[65536];
+    raw_read_all(fd, buf, sizeof buf, 30000);
+    close(fd);
+    int status = 0;
+    if (strncmp(buf, "HTTP/1.", 7) == 0) status = atoi(buf + 9);
+    return status;
+}
+
+/* ---- data helpers ------------------------------------------------------------------ */
+
+static char *points_json(size_t n, size_t dim, uint64_t first_id, const float *vecs, int payload)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array();
+        for (size_t j = 0; j < dim; j++) json_array_append_new(v, json_real(vecs[i * dim + j]));
+        json_t *p = json_pack("{s:I,s:o}", "id", (json_int_t)(first_id + i), "vector", v);
+        if (payload)
+            json_object_set_new(p, "payload", json_pack("{s:s,s:I}", "lang", i % 2 ? "en" : "de",
+                                                        "n", (json_int_t)(first_id + i)));
+        json_array_append_new(arr, p);
+    }
+    json_t *root = json_pack("{s:o}", "points", arr);
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    return s;
+}
+
+static char *vec_json(const float *v, size_t dim)
+{
+    json_t *a = json_array();
+    for (size_t j = 0; j < dim; j++) json_array_append_new(a, json_real(v[j]));
+    char *s = json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(a);
+    return s;
+}
+
+static void check_point(int port, const char *coll, uint64_t id, const float *want, size_t dim)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/collections/%s/points/%llu", coll, (unsigned long long)id);
+    resp r = REQ(port, "GET", path, NULL, 200);
+    ck_assert_int_eq(jint(r.json, "id"), (json_int_t)id);
+    json_t *v = json_object_get(r.json, "vector");
+    ck_assert_uint_eq(json_array_size(v), dim);
+    for (size_t j = 0; j < dim; j++)
+        ck_assert_msg((float)json_number_value(json_array_get(v, j)) == want[j],
+                      "point %llu component %zu differs", (unsigned long long)id, j);
+    resp_free(&r);
+}
+
+static json_int_t coll_count(int port, const char *coll)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/collections/%s", coll);
+    resp r = REQ(port, "GET", path, NULL, 200);
+    json_int_t c = jint(r.json, "count");
+    resp_free(&r);
+    return c;
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+START_TEST(test_options)
+{
+    ck_assert_int_eq(run_quiverd((const char *const[]){"--help", NULL}), 0);
+    ck_assert_int_eq(run_quiverd((const char *const[]){"--bogus", NULL}), 2);
+    ck_assert_int_eq(run_quiverd((const char *const[]){"--threads", "0", NULL}), 2);
+    ck_assert_int_eq(run_quiverd((const char *const[]){"--log-level", "loud", NULL}), 2);
+    ck_assert_int_eq(run_quiverd((const char *const[]){"--listen", NULL}), 2);
+    ck_assert_int_eq(run_quiverd((const char *const[]){"stray", NULL}), 2);
+}
+END_TEST
+
+START_TEST(test_endpoints)
+{
+    char *dir = make_tmpdir("qv-srv");
+    server s;
+    server_start(&s, dir, NULL);
+    const int port = s.port;
+    const size_t dim = 8, n = 200;
+    float *base = random_vectors(n, dim, 11);
+    resp r;
+
+    r = REQ(port, "GET", "/healthz", NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "ok");
+    resp_free(&r);
+
+    r = REQ(port, "PUT", "/collections/docs",
+            "{\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"m\":16,\"ef_construction\":100},"
+            "\"payload_index\":{\"lang\":\"keyword\"}}", 201);
+    ck_assert_int_eq(jint(r.json, "dim"), 8);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/docs", "{\"dim\":8}", 409);
+    ck_assert_str_eq(err_code(&r), "already_exists");
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/exact", "{\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"flat\"}}", 201);
+    resp_free(&r);
+
+    r = REQ(port, "GET", "/collections", NULL, 200);
+    json_t *list = json_object_get(r.json, "collections");
+    ck_assert_uint_eq(json_array_size(list), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "name")), "docs");
+    resp_free(&r);
+
+    char *body = points_json(n, dim, 0, base, 1);
+    r = REQ(port, "PUT", "/collections/docs/points", body, 200);
+    ck_assert_int_eq(jint(r.json, "upserted"), (json_int_t)n);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/exact/points", body, 200);
+    resp_free(&r);
+    free(body);
+
+    r = REQ(port, "GET", "/collections/docs", NULL, 200);
+    ck_assert_int_eq(jint(r.json, "count"), (json_int_t)n);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "metric")), "l2");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "index"), "type")), "hnsw");
+    resp_free(&r);
+
+    check_point(port, "docs", 7, base + 7 * dim, dim);
+    r = REQ(port, "GET", "/collections/docs/points/7", NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "payload"), "lang")), "en");
+    resp_free(&r);
+    r = REQ(port, "GET", "/collections/docs/points/99999", NULL, 404);
+    resp_free(&r);
+
+    /* exact search through the flat collection matches a double-precision brute force */
+    float *q = random_vectors(3, dim, 12);
+    uint64_t truth[3 * 10];
+    ref_knn(base, n, dim, q, 3, 10, QV_METRIC_L2, truth);
+    for (int qi = 0; qi < 3; qi++) {
+        char *vj = vec_json(q + qi * dim, dim);
+        char sb[1024];
+        snprintf(sb, sizeof sb, "{\"vector\":%s,\"k\":10}", vj);
+        r = REQ(port, "POST", "/collections/exact/search", sb, 200);
+        json_t *hits = json_object_get(r.json, "hits");
+        ck_assert_uint_eq(json_array_size(hits), 10);
+        ck_assert(json_is_integer(json_object_get(r.json, "took_us")));
+        for (size_t j = 0; j < 10; j++) {
+            json_t *h = json_array_get(hits, j);
+            ck_assert_int_eq(jint(h, "id"), (json_int_t)truth[qi * 10 + j]);
+            double want = ref_l2sq(q + qi * dim, base + truth[qi * 10 + j] * dim, dim);
+            ck_assert_double_eq_tol(json_number_value(json_object_get(h, "score")), want, 1e-4);
+            ck_assert_ptr_null(json_object_get(h, "payload"));
+        }
+        resp_free(&r);
+        free(vj);
+    }
+
+    /* hnsw search for a stored vector finds it first; with_payload brings the payload */
+    char *vj = vec_json(base + 42 * dim, dim);
+    char sb[1024];
+    snprintf(sb, sizeof sb, "{\"vector\":%s,\"k\":5,\"ef\":64,\"with_payload\":true}", vj);
+    r = REQ(port, "POST", "/collections/docs/search", sb, 200);
+    json_t *hits = json_object_get(r.json, "hits");
+    ck_assert_uint_eq(json_array_size(hits), 5);
+    ck_assert_int_eq(jint(json_array_get(hits, 0), "id"), 42);
+    ck_assert_int_eq(jint(json_object_get(json_array_get(hits, 0), "payload"), "n"), 42);
+    resp_free(&r);
+
+    /* batch: same parameters (one batch call) and mixed parameters */
+    char bb[4096];
+    snprintf(bb, sizeof bb, "{\"searches\":[{\"vector\":%s,\"k\":3},{\"vector\":%s,\"k\":3}]}", vj, vj);
+    r = REQ(port, "POST", "/collections/exact/search/batch", bb, 200);
+    json_t *res = json_object_get(r.json, "results");
+    ck_assert_uint_eq(json_array_size(res), 2);
+    ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(res, 1), "hits")), 3);
+    ck_assert_int_eq(jint(json_array_get(json_object_get(json_array_get(res, 1), "hits"), 0), "id"), 42);
+    resp_free(&r);
+    snprintf(bb, sizeof bb, "{\"searches\":[{\"vector\":%s,\"k\":2},{\"vector\":%s,\"k\":4,\"with_payload\":true}]}", vj, vj);
+    r = REQ(port, "POST", "/collections/docs/search/batch", bb, 200);
+    res = json_object_get(r.json, "results");
+    ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(res, 0), "hits")), 2);
+    ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(res, 1), "hits")), 4);
+    ck_assert_ptr_nonnull(json_object_get(json_array_get(json_object_get(json_array_get(res, 1), "hits"), 0), "payload"));
+    resp_free(&r);
+    free(vj);
+
+    /* delete: absent ids are skipped */
+    r = REQ(port, "POST", "/collections/docs/points/delete", "{\"ids\":[1,2,99999]}", 200);
+    ck_assert_int_eq(jint(r.json, "deleted"), 2);
+    resp_free(&r);
+    r = REQ(port, "GET", "/collections/docs/points/1", NULL, 404);
+    resp_free(&r);
+    ck_assert_int_eq(coll_count(port, "docs"), (json_int_t)n - 2);
+
+    r = REQ(port, "GET", "/metrics", NULL, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "quiver_http_requests_total{endpoint=\"search\",code=\"200\"}"));
+    ck_assert_ptr_nonnull(strstr(r.body, "quiver_http_request_duration_seconds_bucket{endpoint=\"upsert_points\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "quiver_collection_points{collection=\"docs\"} 198\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "quiver_collection_memory_bytes{collection=\"docs\"}"));
+    resp_free(&r);
+
+    r = REQ(port, "DELETE", "/collections/exact", NULL, 200);
+    resp_free(&r);
+    r = REQ(port, "GET", "/collections/exact", NULL, 404);
+    resp_free(&r);
+    r = REQ(port, "DELETE", "/collections/exact", NULL, 404);
+    resp_free(&r);
+
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    free(q);
+    free(base);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_bad_input)
+{
+    char *dir = make_tmpdir("qv-srv");
+    server s;
+    server_start(&s, dir, (const char *const[]){"--max-body", "65536", NULL});
+    const int port = s.port;
+    resp r;
+    r = REQ(port, "PUT", "/collections/c", "{\"dim\":3,\"metric\":\"cosine\",\"index\":{\"type\":\"flat\"}}", 201);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/c/points",
+            "{\"points\":[{\"id\":1,\"vector\":[1,0,0]},{\"id\":2,\"vector\":[0,1,0],\"payload\":{\"a\":1}}]}", 200);
+    resp_free(&r);
+
+    static const struct { const char *method, *path, *body; int status; const char *code; } cases[] = {
+        /* malformed JSON, wrong types, missing fields */
+        {"POST", "/collections/c/search", "{", 400, "invalid_json"},
+        {"POST", "/collections/c/search", "", 400, "invalid_json"},
+        {"POST", "/collections/c/search", "[1,2,3]", 400, "invalid_json"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0]} trailing", 400, "invalid_json"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"vector\":[1,0,0]}", 400, "invalid_json"},
+        {"POST", "/collections/c/search", "{\"k\":3}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":\"1,0,0\"}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"k\":\"3\"}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"k\":2.5}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"with_payload\":1}", 400, "invalid_argument"},
+        /* numbers that are not floats */
+        {"POST", "/collections/c/search", "{\"vector\":[1e39,0,0]}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[-1e39,0,0]}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[1e999,0,0]}", 400, "invalid_json"},
+        {"POST", "/collections/c/search", "{\"vector\":[NaN,0,0]}", 400, "invalid_json"},
+        {"POST", "/collections/c/search", "{\"vector\":[null,0,0]}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[\"1\",0,0]}", 400, "invalid_argument"},
+        /* dimension, k range */
+        {"POST", "/collections/c/search", "{\"vector\":[1,0]}", 400, "dimension_mismatch"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0,0]}", 400, "dimension_mismatch"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"k\":0}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"k\":-1}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"k\":1025}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"k\":99999999999999999999}", 400, "invalid_json"},
+        /* unknown fields, filters */
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"topk\":3}", 400, "unknown_field"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"filter\":{\"must\":[]}}", 400, "unsupported"},
+        {"POST", "/collections/c/search/batch", "{\"searches\":[]}", 400, "invalid_argument"},
+        {"POST", "/collections/c/search/batch", "{\"searches\":[{\"vector\":[1,0,0]},{\"vector\":[1]}]}", 400, "dimension_mismatch"},
+        {"POST", "/collections/c/search/batch", "{\"searches\":[{\"vector\":[1,0,0]}],\"x\":1}", 400, "unknown_field"},
+        /* unknown collection, bad names */
+        {"POST", "/collections/nope/search", "{\"vector\":[1,0,0]}", 404, "not_found"},
+        {"GET", "/collections/nope", NULL, 404, "not_found"},
+        {"GET", "/collections/nope/points/1", NULL, 404, "not_found"},
+        {"GET", "/nothing", NULL, 404, "not_found"},
+        {"PUT", "/collections/a%2Fb", "{\"dim\":3}", 400, "invalid_name"},
+        {"PUT", "/collections/..", "{\"dim\":3}", 400, "invalid_name"},
+        {"PUT", "/collections/%2e%2e", "{\"dim\":3}", 400, "invalid_name"},
+        {"PUT", "/collections/.hidden", "{\"dim\":3}", 400, "invalid_name"},
+        {"PUT", "/collections/a%01b", "{\"dim\":3}", 400, "invalid_name"},
+        {"PUT", "/collections/a%00b", "{\"dim\":3}", 400, "invalid_name"},
+        {"PUT", "/collections/a%C3%A9", "{\"dim\":3}", 400, "invalid_name"},
+        {"PUT", "/collections/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "{\"dim\":3}", 400, "invalid_name"},
+        /* collection config */
+        {"PUT", "/collections/d", "{}", 400, "invalid_argument"},
+        {"PUT", "/collections/d", "{\"dim\":0}", 400, "invalid_argument"},
+        {"PUT", "/collections/d", "{\"dim\":70000}", 400, "invalid_argument"},
+        {"PUT", "/collections/d", "{\"dim\":3,\"metric\":\"hamming\"}", 400, "invalid_argument"},
+        {"PUT", "/collections/d", "{\"dim\":3,\"index\":{\"type\":\"lsh\"}}", 400, "invalid_argument"},
+        {"PUT", "/collections/d", "{\"dim\":3,\"index\":{\"m\":1000}}", 400, "invalid_argument"},
+        {"PUT", "/collections/d", "{\"dim\":3,\"index\":{\"mm\":16}}", 400, "unknown_field"},
+        {"PUT", "/collections/d", "{\"dim\":3,\"shards\":2}", 400, "unknown_field"},
+        {"PUT", "/collections/d", "{\"dim\":3,\"payload_index\":[1]}", 400, "invalid_argument"},
+        /* points */
+        {"PUT", "/collections/c/points", "{\"points\":{}}", 400, "invalid_argument"},
+        {"PUT", "/collections/c/points", "{\"points\":[{\"id\":-1,\"vector\":[1,0,0]}]}", 400, "invalid_argument"},
+        {"PUT", "/collections/c/points", "{\"points\":[{\"id\":\"x\",\"vector\":[1,0,0]}]}", 400, "invalid_argument"},
+        {"PUT", "/collections/c/points", "{\"points\":[{\"vector\":[1,0,0]}]}", 400, "invalid_argument"},
+        {"PUT", "/collections/c/points", "{\"points\":[{\"id\":5,\"vector\":[1,0,0],\"payload\":[1]}]}", 400, "invalid_argument"},
+        {"PUT", "/collections/c/points", "{\"points\":[{\"id\":5,\"vector\":[1,0,0],\"colour\":1}]}", 400, "unknown_field"},
+        {"GET", "/collections/c/points/abc", NULL, 400, "invalid_argument"},
+        {"GET", "/collections/c/points/-1", NULL, 400, "invalid_argument"},
+        {"GET", "/collections/c/points/99999999999999999999999", NULL, 400, "invalid_argument"},
+        {"POST", "/collections/c/points/delete", "{\"ids\":[1,\"2\"]}", 400, "invalid_argument"},
+        {"POST", "/collections/c/points/delete", "{\"id\":[1]}", 400, "unknown_field"},
+        /* methods */
+        {"DELETE", "/collections/c/search", NULL, 405, "method_not_allowed"},
+        {"GET", "/collections/c/points/delete", NULL, 405, "method_not_allowed"},
+        {"PATCH", "/collections/c", "{}", 405, "method_not_allowed"},
+        {"POST", "/healthz", "{}", 405, "method_not_allowed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        r = req_check(port, cases[i].method, cases[i].path, cases[i].body, NULL, cases[i].status, (int)i);
+        ck_assert_msg(strcmp(err_code(&r), cases[i].code) == 0, "case %zu (%s %s %s): code %s, want %s",
+                      i, cases[i].method, cases[i].path, cases[i].body ? cases[i].body : "",
+                      err_code(&r), cases[i].code);
+        resp_free(&r);
+    }
+    r = REQ(port, "DELETE", "/collections/c/search", NULL, 405);
+    ck_assert_str_eq(r.allow, "POST");
+    resp_free(&r);
+    r = REQ(port, "PATCH", "/collections/c", "{}", 405);
+    ck_assert_str_eq(r.allow, "GET, PUT, DELETE");
+    resp_free(&r);
+
+    /* nothing partly applied: the third point is bad, so neither 10 nor 11 exist */
+    r = REQ(port, "PUT", "/collections/c/points",
+            "{\"points\":[{\"id\":10,\"vector\":[1,1,0]},{\"id\":11,\"vector\":[0,1,1]},{\"id\":12,\"vector\":[1,1e40,0]}]}", 400);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/c/points",
+            "{\"points\":[{\"id\":10,\"vector\":[1,1,0]},{\"id\":11,\"vector\":[0,1]}]}", 400);
+    resp_free(&r);
+    r = REQ(port, "GET", "/collections/c/points/10", NULL, 404);
+    resp_free(&r);
+    ck_assert_int_eq(coll_count(port, "c"), 2);
+    r = REQ(port, "GET", "/collections/d", NULL, 404);      /* no failed create left a trace */
+    resp_free(&r);
+
+    /* oversized body: 413 */
+    size_t big = 100000;
+    char *huge = malloc(big + 64);
+    strcpy(huge, "{\"vector\":[");
+    size_t l = strlen(huge);
+    while (l < big) { memcpy(huge + l, "0,", 2); l += 2; }
+    strcpy(huge + l, "0]}");
+    r = REQ(port, "POST", "/collections/c/search", huge, 413);
+    resp_free(&r);
+    free(huge);
+
+    /* malformed HTTP never crashes the server */
+    static const char *const junk[] = {
+        "GARBAGE\r\n\r\n",
+        "GET\r\n\r\n",
+        "GET / HTTP/9.9\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nNoColonHeader\r\n\r\n",
+        "POST /collections/c/search HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        "POST /collections/c/search HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        "POST /collections/c/search HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n",
+        "POST /collections/c/search HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"vector\"",
+        "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        "GET /collections/%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        int st = raw_exchange(port, junk[i], strlen(junk[i]));
+        ck_assert_msg(st == 0 || (st >= 400 && st < 500), "junk %zu answered %d", i, st);
+    }
+    /* a header block far over the limit */
+    size_t hb = 200000;
+    char *hdr = malloc(hb + 128);
+    l = (size_t)sprintf(hdr, "GET /healthz HTTP/1.1\r\nX-Big: ");
+    memset(hdr + l, 'a', hb);
+    strcpy(hdr + l + hb, "\r\n\r\n");
+    int st = raw_exchange(port, hdr, strlen(hdr));
+    ck_assert_msg(st == 0 || (st >= 400 && st < 500), "big header answered %d", st);
+    free(hdr);
+    /* HEAD answers carry no body, so a pipelined request after one is read correctly */
+    {
+        const char *pipe2req = "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        int fd = raw_connect(port);
+        ck_assert_int_eq(send(fd, pipe2req, strlen(pipe2req), MSG_NOSIGNAL), (ssize_t)strlen(pipe2req));
+        static char both[8192];
+        ck_assert_int_gt(raw_read_all(fd, both, sizeof both, 30000), 0);
+        close(fd);
+        const char *second = strstr(both + 1, "HTTP/1.1 200");
+        ck_assert_msg(strncmp(both, "HTTP/1.1 200", 12) == 0 && second, "pipelined HEAD: %s", both);
+        ck_assert_ptr_null(strstr(both, "{\"status\":\"ok\"}HTTP"));
+        ck_assert_ptr_nonnull(strstr(second, "{\"status\":\"ok\"}"));
+        ck_assert_ptr_eq(strstr(both, "{\"status\""), strstr(second, "{\"status\""));
+    }
+    r = REQ(port, "GET", "/healthz", NULL, 200);            /* still alive */
+    resp_free(&r);
+
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_slow_client)
+{
+    char *dir = make_tmpdir("qv-srv");
+    server s;
+    server_start(&s, dir, (const char *const[]){"--timeout", "1", NULL});
+    /* a client that sends half a request and stalls is disconnected */
+    int fd = raw_connect(s.port);
+    const char *part = "POST /collections/c/search HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"vec";
+    ck_assert_int_eq(send(fd, part, strlen(part), MSG_NOSIGNAL), (ssize_t)strlen(part));
+    char buf[4096];
+    long got = raw_read_all(fd, buf, sizeof buf, 30000);
+    ck_assert_msg(got >= 0, "a stalled client was not disconnected");
+    close(fd);
+    /* and one that never sends anything */
+    fd = raw_connect(s.port);
+    ck_assert_msg(raw_read_all(fd, buf, sizeof buf, 30000) >= 0, "an idle client was not disconnected");
+    close(fd);
+    resp r = REQ(s.port, "GET", "/healthz", NULL, 200);
+    resp_free(&r);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_auth)
+{
+    char *dir = make_tmpdir("qv-srv");
+    char keyfile[4200];
+    snprintf(keyfile, sizeof keyfile, "%s/keys.txt", dir);
+    FILE *f = fopen(keyfile, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("# keys\nwriter-key-123 rw\n\nreader-key-456 ro\n", f);
+    fclose(f);
+    char data[4200];
+    snprintf(data, sizeof data, "%s/db", dir);
+    server s;
+    server_start(&s, data, (const char *const[]){"--api-key-file", keyfile, NULL});
+    const int port = s.port;
+    const char *rw = "Authorization: Bearer writer-key-123";
+    const char *ro = "Authorization: Bearer reader-key-456";
+    resp r;
+#define AREQ(m, p, b, a, want) do { r = req_check(port, m, p, b, a, want, __LINE__); resp_free(&r); } while (0)
+    AREQ("GET", "/healthz", NULL, NULL, 200);                     /* open */
+    AREQ("GET", "/collections", NULL, NULL, 401);
+    AREQ("GET", "/metrics", NULL, NULL, 401);
+    AREQ("GET", "/collections", NULL, "Authorization: Bearer wrong", 401);
+    AREQ("GET", "/collections", NULL, "Authorization: Bearer writer-key-12", 401);
+    AREQ("GET", "/collections", NULL, "Authorization: Bearer writer-key-1234", 401);
+    AREQ("GET", "/collections", NULL, "Authorization: Basic d3JpdGVyLWtleS0xMjM=", 401);
+    AREQ("PUT", "/collections/k", "{\"dim\":2}", NULL, 401);
+    AREQ("PUT", "/collections/k", "{\"dim\":2}", ro, 403);
+    AREQ("PUT", "/collections/k", "{\"dim\":2,\"index\":{\"type\":\"flat\"}}", rw, 201);
+    AREQ("PUT", "/collections/k/points", "{\"points\":[{\"id\":1,\"vector\":[1,2]}]}", ro, 403);
+    AREQ("PUT", "/collections/k/points", "{\"points\":[{\"id\":1,\"vector\":[1,2]}]}", "api-key: writer-key-123", 200);
+    AREQ("POST", "/collections/k/points/delete", "{\"ids\":[1]}", ro, 403);
+    AREQ("DELETE", "/collections/k", NULL, ro, 403);
+    AREQ("GET", "/collections", NULL, ro, 200);
+    AREQ("GET", "/collections/k", NULL, "api-key: reader-key-456", 200);
+    AREQ("GET", "/collections/k/points/1", NULL, ro, 200);
+    AREQ("POST", "/collections/k/search", "{\"vector\":[1,2],\"k\":1}", ro, 200);
+    AREQ("POST", "/collections/k/search/batch", "{\"searches\":[{\"vector\":[1,2]}]}", ro, 200);
+    AREQ("GET", "/metrics", NULL, ro, 200);
+    AREQ("DELETE", "/collections/k", NULL, rw, 200);
+#undef AREQ
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+
+    /* an unreadable or malformed key file stops the server at startup */
+    ck_assert_int_eq(run_quiverd((const char *const[]){"--listen", "127.0.0.1:0", "--data", data,
+                                                       "--api-key-file", "/nonexistent/keys", NULL}), 1);
+    f = fopen(keyfile, "w");
+    fputs("onlykey\n", f);
+    fclose(f);
+    ck_assert_int_eq(run_quiverd((const char *const[]){"--listen", "127.0.0.1:0", "--data", data,
+                                                       "--api-key-file", keyfile, NULL}), 1);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_restart)
+{
+    char *dir = make_tmpdir("qv-srv");
+    const size_t dim = 16, n = 300;
+    float *base = random_vectors(n, dim, 21);
+    server s;
+    server_start(&s, dir, NULL);
+    resp r = REQ(s.port, "PUT", "/collections/keep", "{\"dim\":16,\"metric\":\"ip\"}", 201);
+    resp_free(&r);
+    char *body = points_json(n, dim, 1000, base, 1);
+    r = REQ(s.port, "PUT", "/collections/keep/points", body, 200);
+    resp_free(&r);
+    free(body);
+    r = REQ(s.port, "POST", "/collections/keep/points/delete", "{\"ids\":[1000]}", 200);
+    resp_free(&r);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+
+    server_start(&s, dir, NULL);
+    ck_assert_int_eq(coll_count(s.port, "keep"), (json_int_t)n - 1);
+    r = REQ(s.port, "GET", "/collections/keep/points/1000", NULL, 404);
+    resp_free(&r);
+    for (size_t i = 1; i < n; i += 37) check_point(s.port, "keep", 1000 + i, base + i * dim, dim);
+    r = REQ(s.port, "GET", "/collections/keep", NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "metric")), "ip");
+    resp_free(&r);
+    char *vj = vec_json(base + 5 * dim, dim);
+    char sb[1024];
+    snprintf(sb, sizeof sb, "{\"vector\":%s,\"k\":3,\"with_payload\":true}", vj);
+    r = REQ(s.port, "POST", "/collections/keep/search", sb, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "hits")), 3);
+    resp_free(&r);
+    free(vj);
+    ck_assert_int_eq(server_stop(&s, SIGINT), 0);
+    free(base);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* SIGTERM right after a large upsert was sent: it is still answered (200), the server
+ * exits 0, and the points are there after a restart. */
+START_TEST(test_sigterm_inflight)
+{
+    char *dir = make_tmpdir("qv-srv");
+    const size_t dim = 32, n = sanitized() ? 500 : 3000;
+    float *vecs = random_vectors(n, dim, 41);
+    server s;
+    server_start(&s, dir, NULL);
+    resp r = REQ(s.port, "PUT", "/collections/late", "{\"dim\":32}", 201);
+    resp_free(&r);
+    char *body = points_json(n, dim, 0, vecs, 0);
+    size_t blen = strlen(body);
+    char *msg = malloc(blen + 256);
+    int hl = sprintf(msg, "PUT /collections/late/points HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
+    memcpy(msg + hl, body, blen);
+    int fd = raw_connect(s.port);
+    size_t off = 0, total = (size_t)hl + blen;
+    while (off < total) {
+        ssize_t w = send(fd, msg + off, total - off, MSG_NOSIGNAL);
+        ck_assert_int_gt(w, 0);
+        off += (size_t)w;
+    }
+    kill(s.pid, SIGTERM);
+    static char answer[8192];
+    ck_assert_int_ge(raw_read_all(fd, answer, sizeof answer, 120000), 12);
+    close(fd);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 200", 12) == 0, "in-flight upsert answered: %.200s", answer);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    server_start(&s, dir, NULL);
+    ck_assert_int_eq(coll_count(s.port, "late"), (json_int_t)n);
+    check_point(s.port, "late", n - 1, vecs + (n - 1) * dim, dim);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    free(msg);
+    free(body);
+    free(vecs);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* kill -9 while upserts stream in; every acknowledged point must survive */
+typedef struct {
+    pid_t pid;
+    atomic_int acked;
+    int kill_after;
+} killer_arg;
+
+static void *killer(void *p)
+{
+    killer_arg *k = p;
+    struct timespec ms = {0, 1000000};
+    while (atomic_load(&k->acked) < k->kill_after) nanosleep(&ms, NULL);
+    nanosleep(&ms, NULL);
+    kill(k->pid, SIGKILL);
+    return NULL;
+}
+
+START_TEST(test_kill9)
+{
+    char *dir = make_tmpdir("qv-srv");
+    const size_t dim = 8, batch = 10, max_batches = 2000;
+    float *vecs = random_vectors(batch * max_batches, dim, 31);
+    server s;
+    server_start(&s, dir, NULL);
+    resp r = REQ(s.port, "PUT", "/collections/crash", "{\"dim\":8}", 201);
+    resp_free(&r);
+
+    killer_arg ka = {.pid = s.pid, .kill_after = sanitized() ? 10 : 30};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, killer, &ka), 0);
+    size_t acked = 0;
+    for (size_t b = 0; b < max_batches; b++) {
+        char *body = points_json(batch, dim, b * batch, vecs + b * batch * dim, 0);
+        r = http_req(s.port, "PUT", "/collections/crash/points", body, NULL);
+        free(body);
+        if (r.status != 200) {
+            ck_assert_int_eq(r.status, 0);          /* no answer: the server died */
+            resp_free(&r);
+            break;
+        }
+        resp_free(&r);
+        acked = b + 1;
+        atomic_store(&ka.acked, (int)acked);
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(server_stop(&s, SIGKILL), 128 + SIGKILL);
+    ck_assert_uint_ge(acked, (size_t)ka.kill_after);
+
+    server_start(&s, dir, NULL);
+    json_int_t count = coll_count(s.port, "crash");
+    ck_assert_msg(count >= (json_int_t)(acked * batch) && count <= (json_int_t)((acked + 1) * batch),
+                  "count %lld after %zu acknowledged batches", (long long)count, acked);
+    for (size_t i = 0; i < acked * batch; i += (sanitized() ? 7 : 1))
+        check_point(s.port, "crash", i, vecs + i * dim, dim);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    free(vecs);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Clients in parallel: upserts, searches, gets, create/drop of side collections and
+ * scrapes all at once, on a 2-thread server. Threads count failures (check's asserts
+ * belong to the main thread); the main thread checks the totals. */
+typedef struct {
+    int port, t, iters;
+    atomic_int *failures;
+    char first_failure[256];
+} client_arg;
+
+static void client_fail(client_arg *a, const char *what, const resp *r)
+{
+    if (atomic_fetch_add(a->failures, 1) == 0)
+        snprintf(a->first_failure, sizeof a->first_failure, "client %d: %s -> %d %s", a->t, what,
+                 r->status, r->body ? r->body : "");
+}
+
+static void *client_main(void *p)
+{
+    client_arg *a = p;
+    const size_t dim = 8, batch = 5;
+    float *v = malloc(batch * dim * sizeof *v);
+    for (int i = 0; i < a->iters; i++) {
+        fill_random(v, batch * dim, (uint64_t)(a->t * 1000 + i));
+        uint64_t first = (uint64_t)a->t * 100000u + (uint64_t)i * batch;
+        char *body = points_json(batch, dim, first, v, 1);
+        resp r = http_req(a->port, "PUT", "/collections/shared/points", body, NULL);
+        if (r.status != 200) client_fail(a, "upsert", &r);
+        resp_free(&r);
+        free(body);
+        char *vj = vec_json(v, dim), sb[512], path[128];
+        snprintf(sb, sizeof sb, "{\"vector\":%s,\"k\":5,\"with_payload\":true}", vj);
+        free(vj);
+        r = http_req(a->port, "POST", "/collections/shared/search", sb, NULL);
+        if (r.status != 200 || json_array_size(json_object_get(r.json, "hits")) == 0) client_fail(a, "search", &r);
+        resp_free(&r);
+        snprintf(path, sizeof path, "/collections/shared/points/%llu", (unsigned long long)first);
+        r = http_req(a->port, "GET", path, NULL, NULL);
+        if (r.status != 200) client_fail(a, "get", &r);
+        resp_free(&r);
+        if (i % 5 == 0) {
+            snprintf(path, sizeof path, "/collections/side%d", a->t);
+            r = http_req(a->port, "PUT", path, "{\"dim\":4,\"index\":{\"type\":\"flat\"}}", NULL);
+            if (r.status != 201) client_fail(a, "create", &r);
+            resp_free(&r);
+            r = http_req(a->port, "GET", "/collections", NULL, NULL);
+            if (r.status != 200) client_fail(a, "list", &r);
+            resp_free(&r);
+            r = http_req(a->port, "GET", "/metrics", NULL, NULL);
+            if (r.status != 200) client_fail(a, "metrics", &r);
+            resp_free(&r);
+            r = http_req(a->port, "DELETE", path, NULL, NULL);
+            if (r.status != 200) client_fail(a, "drop", &r);
+            resp_free(&r);
+        }
+    }
+    free(v);
+    return NULL;
+}
+
+START_TEST(test_concurrent)
+{
+    char *dir = make_tmpdir("qv-srv");
+    server s;
+    server_start(&s, dir, NULL);
+    resp r = REQ(s.port, "PUT", "/collections/shared", "{\"dim\":8}", 201);
+    resp_free(&r);
+    enum { NCLIENT = 4 };
+    atomic_int failures = 0;
+    client_arg args[NCLIENT];
+    pthread_t th[NCLIENT];
+    for (int t = 0; t < NCLIENT; t++) {
+        args[t] = (client_arg){.port = s.port, .t = t, .iters = sanitized() ? 10 : 30, .failures = &failures};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, client_main, &args[t]), 0);
+    }
+    for (int t = 0; t < NCLIENT; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < NCLIENT; t++)
+        ck_assert_msg(args[t].first_failure[0] == 0, "%s", args[t].first_failure);
+    ck_assert_int_eq(atomic_load(&failures), 0);
+    ck_assert_int_eq(coll_count(s.port, "shared"), (json_int_t)NCLIENT * args[0].iters * 5);
+    r = REQ(s.port, "GET", "/collections", NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "collections")), 1);
+    resp_free(&r);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *qv_server_suite(void)
+{
+    Suite *s = suite_create("server");
+    TCase *tc = tcase_create("quiverd");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_options);
+    tcase_add_test(tc, test_endpoints);
+    tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_slow_client);
+    tcase_add_test(tc, test_auth);
+    tcase_add_test(tc, test_restart);
+    tcase_add_test(tc, test_sigterm_inflight);
+    tcase_add_test(tc, test_kill9);
+    tcase_add_test(tc, test_concurrent);
+    suite_add_tcase(s, tc);
+    return s;
+}
