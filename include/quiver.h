@@ -181,6 +181,10 @@ typedef struct {
     qv_metric metric;              /* l2 (default); ip/cosine = spherical k-means */
     qv_gpu_mode gpu;
     qv_progress_fn progress; void *progress_arg;
+    /* Called after each iteration with the objective (sum of squared distances to the
+     * nearest centroid; for ip/cosine, the sum of similarities). NULL = none. */
+    void (*on_iteration)(uint32_t iter, double objective, void *arg);
+    void *on_iteration_arg;
 } qv_kmeans_params;
 void qv_kmeans_params_init(qv_kmeans_params *p, uint32_t k);
 /** Cluster n vectors of dimension dim. centroids: k*dim floats (caller's). objective

@@ -13,7 +13,10 @@
  * live nodes enter the results, so recall holds under moderate selectivity. When the
  * estimated selectivity is small (< 3%), or the graph walk would cover most of the index
  * anyway, an exact scan over the accepted points is cheaper and exact; it also backs up a
- * walk that ends with fewer than k results.
+ * walk that ends with fewer than k results. Selectivity: popcount of allow_bits over the
+ * live count; for an accept callback, a sample of 128 evenly spaced live slots.
+ * sp->max_visits bounds the distance computations of the walk; 0 (auto) means no bound,
+ * with the exact scan as the backstop. A caller's bound is respected strictly (no scan).
  */
 #include "index/hnsw.h"
 

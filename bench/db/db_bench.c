@@ -214,9 +214,9 @@ static row row_new(const char *phase, size_t n)
     return r;
 }
 
-static void progress(const opts *o, const char *what)
+/* Where the run is, on stderr (the 100k phases take tens of seconds each). */
+static void progress(const char *what)
 {
-    (void)o;
     fprintf(stderr, "quiver-db-bench: %s ...\n", what);
 }
 
@@ -828,14 +828,14 @@ int main(int argc, char **argv)
     header(&o, &d, root);
 
     /* Phase 2 first, in a child, while this process has no threads yet (see the top). */
-    progress(&o, "upsert_nosync (child process)");
+    progress("upsert_nosync (child process)");
     if ((status = upsert_nosync_child(&o, &d, dnosync, &un)) != 0) goto cleanup;
 
     if (!d.gt) {
-        progress(&o, "computing the exact ground truth");
+        progress("computing the exact ground truth");
         if ((status = exact_truth(&o, &d)) != 0) goto cleanup;
     }
-    progress(&o, "upsert_sync");
+    progress("upsert_sync");
     upsert_all(&o, &d, dsync, 0, &db, &c, &us);
     if (us.status) {
         fprintf(stderr, "quiver-db-bench: upsert_sync: %s\n", us.err);
@@ -845,7 +845,7 @@ int main(int argc, char **argv)
     emit_upsert(&o, &d, "upsert_sync", &us, "default options: every batch fsync'ed");
     emit_upsert(&o, &d, "upsert_nosync", &un, "QV_DB_NOSYNC (run first, in a child process)");
 
-    progress(&o, "checkpoint");
+    progress("checkpoint");
     double t0 = now_s();
     int rc = qv_checkpoint(c);
     if (rc != QV_OK) {
@@ -860,12 +860,12 @@ int main(int argc, char **argv)
     db = NULL;
     if (status) goto cleanup;
 
-    progress(&o, "reopen_snapshot");
+    progress("reopen_snapshot");
     if ((status = reopen(&o, &d, "reopen_snapshot", dsync, 0,
                          "qv_db_open + qv_collection_open, served by the snapshot", &db, &c)) != 0)
         goto cleanup;
 
-    progress(&o, "reopen_rebuild");
+    progress("reopen_rebuild");
     if ((status = reopen(&o, &d, "reopen_rebuild", dnosync, QV_DB_NOSYNC,
                          "the same with no snapshot (writer exited before a checkpoint): rebuild from stored "
                          "vectors", &db2, &c2)) != 0)
@@ -874,14 +874,14 @@ int main(int argc, char **argv)
     db2 = NULL;
     if (status) goto cleanup;
 
-    progress(&o, "bare_build");
+    progress("bare_build");
     if ((status = bare_build(&o, &d, &ix)) != 0) goto cleanup;
 
-    progress(&o, "search (single thread)");
+    progress("search (single thread)");
     if ((status = compare(&o, &d, c, ix, search_loop, "search_db", "search_bare",
                           "qv_search, one thread, ratio = db/bare qps", "qv_index_search, one thread")) != 0)
         goto cleanup;
-    progress(&o, "search_batch");
+    progress("search_batch");
     if ((status = compare(&o, &d, c, ix, batch_once, "batch_db", "batch_bare",
                           "qv_search_batch, index threads, ratio = db/bare qps", "qv_index_search_batch")) != 0)
         goto cleanup;
