@@ -146,9 +146,13 @@ asan-test:
 	$(TEST_ENV) QV_SANITIZED=1 CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/asan/quiver-tests
 
+# The suites with threads: index concurrency, storage readers during writes, the server.
+TSAN_SUITES := concurrency storage server
 tsan-test:
-	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests
-	$(TEST_ENV) QV_SANITIZED=1 CK_RUN_SUITE=concurrency TSAN_OPTIONS=halt_on_error=1 build/tsan/quiver-tests
+	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests \
+	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)
+	set -e; for s in $(TSAN_SUITES); do \
+	  $(TEST_ENV) QV_SANITIZED=1 CK_RUN_SUITE=$$s TSAN_OPTIONS=halt_on_error=1 build/tsan/quiver-tests; done
 
 run: deps
 	$(MAKE) all

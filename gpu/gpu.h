@@ -121,6 +121,12 @@ typedef struct {
     qv_gpu_options opt;
     qv_progress_fn progress;       /* "kmeans", iteration, iters; may be NULL */
     void *progress_arg;
+    /* After each iteration: its number (1-based) and the objective of its assignment, as
+     * *objective below. Called from the calling thread with the device lock held: it must
+     * not call into gpu/. NULL = none (then the distances are copied back only when
+     * needed). */
+    void (*on_iteration)(uint32_t iter, double objective, void *arg);
+    void *on_iteration_arg;
 } qv_gpu_kmeans_params;
 
 void qv_gpu_kmeans_params_init(qv_gpu_kmeans_params *p, qv_metric metric);
@@ -132,7 +138,7 @@ void qv_gpu_kmeans_params_init(qv_gpu_kmeans_params *p, qv_metric metric);
  * not depend on thread timing. An empty cluster takes the point farthest from its
  * centroid (as a new singleton), deterministically. objective (may be NULL) receives the
  * sum of distances of the last assignment (l2: squared distances; ip/cosine: sum of
- * (1 - dot)).
+ * (1 - dot), not clamped, so n - objective is the sum of the similarities).
  * @return QV_OK, QV_EINVAL (k = 0 or k > n, n >= 2^32-1), QV_ENODEV, QV_ENOMEM, QV_EINTERNAL.
  */
 int  qv_gpu_kmeans(const qv_gpu_kmeans_params *p, size_t n, size_t dim, const float *x,

@@ -41,7 +41,8 @@ static __global__ void absmax_kernel(const float *x, size_t count, unsigned *out
     if (m) atomicMax(out, m);
 }
 
-/* assign[i] = centroid of point i; dist[i] = its distance (l2: squared; ip: 1 - dot). */
+/* assign[i] = centroid of point i; dist[i] = its distance (l2: squared, clamped at 0;
+ * ip: 1 - dot, not clamped: with ip the points are not unit length and dot may exceed 1). */
 static __global__ void decode_kernel(const qv_u64 *best, size_t n, const float *xn, int l2,
                                      unsigned *assign, float *dist)
 {
@@ -50,7 +51,7 @@ static __global__ void decode_kernel(const qv_u64 *best, size_t n, const float *
     qv_u64 e = best[i];
     assign[i] = (unsigned)(e & 0xFFFFFFFFull);
     float v = km_key2f((unsigned)(e >> 32)) + (l2 ? xn[i] : 1.0f);
-    dist[i] = v < 0.0f ? 0.0f : v;
+    dist[i] = l2 && v < 0.0f ? 0.0f : v;
 }
 
 static __global__ void count_kernel(const unsigned *assign, size_t n, unsigned *cnt)
@@ -248,7 +249,8 @@ extern "C" int qv_gpu_kmeans(const qv_gpu_kmeans_params *p, size_t n, size_t dim
                 QV_LAUNCH(normalize_kernel, km_blocks(k), KM_THREADS, c->stream, cd, k, dim);
                 QV_CU_LAUNCHED(normalize_kernel);
             }
-            int want_dist = (it + 1 == iters && objective);
+            const int want_obj = (it + 1 == iters && objective) || p->on_iteration;
+            int want_dist = want_obj;
             for (size_t i = 0; i < k && !want_dist; i++) want_dist = cnt_h[i] == 0;
             if (want_dist) {
                 QV_CU(cudaMemcpyAsync(dist_h, dist, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
@@ -256,10 +258,11 @@ extern "C" int qv_gpu_kmeans(const qv_gpu_kmeans_params *p, size_t n, size_t dim
             QV_CU(cudaStreamSynchronize(c->stream));
             if ((rc = repair_empty(c, cnt_h, k, n, dim, x, dist_h, cd, !l2, &n_empty)) != QV_OK)
                 goto cleanup;
-            if (it + 1 == iters && objective) {
+            if (want_obj) {
                 double s = 0.0;
                 for (size_t i = 0; i < n; i++) s += dist_h[i];
-                *objective = s;
+                if (it + 1 == iters && objective) *objective = s;
+                if (p->on_iteration) p->on_iteration(it + 1, s, p->on_iteration_arg);
             }
             if (p->progress) p->progress("kmeans", it + 1, iters, p->progress_arg);
         }

@@ -88,6 +88,8 @@ void qv_gpu_kmeans_params_init(qv_gpu_kmeans_params *p, qv_metric metric)
     qv_gpu_options_init(&p->opt);
     p->progress = NULL;
     p->progress_arg = NULL;
+    p->on_iteration = NULL;
+    p->on_iteration_arg = NULL;
 }
 
 int qv_gpu_kmeans(const qv_gpu_kmeans_params *p, size_t n, size_t dim, const float *x,

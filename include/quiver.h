@@ -168,6 +168,10 @@ size_t qv_index_size(const qv_index *ix);
 size_t qv_index_memory(const qv_index *ix);
 /** The parameters in force (defaults resolved). */
 void   qv_index_get_params(const qv_index *ix, qv_index_params *out);
+/** Change the GPU mode (the file format does not store it, so a loaded index starts with
+ *  QV_GPU_OFF). Not safe concurrently with searches on the same index.
+ *  @return QV_OK, QV_EINVAL, QV_ENODEV (QV_GPU_REQUIRE without a usable GPU). */
+int    qv_index_set_gpu(qv_index *ix, qv_gpu_mode mode);
 
 /* ------------------------------------------------------------------------------------
  * k-means on its own (the IVF trainer). Assignment through GEMM (BLAS or cuBLAS).
@@ -328,6 +332,8 @@ typedef struct {
     uint64_t filter_us;            /* time to build the allowed set, microseconds */
     const char *plan;              /* static: "none" (no filter), "exact" (the allowed points
                                     * were scanned exactly), "index" (filtered index search) */
+    uint32_t cached;               /* 1: the allowed set came from the collection's cache of
+                                    * recent filters (same filter, no write since) */
     char unindexed_keys[128];      /* comma-separated unindexed keys used, "" if none */
 } qv_search_stats;
 
@@ -343,6 +349,13 @@ int  qv_collection_index_field(qv_coll *c, const char *field, const char *type,
                                qv_progress_fn progress, void *progress_arg);
 /** Remove field from the payload index. @return QV_OK, QV_ENOTFOUND (not indexed). */
 int  qv_collection_unindex_field(qv_coll *c, const char *field);
+/** ivf collections hold their points in a flat (exact) index until they reach
+ *  max(39 * nlist, 1000) points (nlist 0 = 4*sqrt(n): about 24k points), then train
+ *  by themselves during that upsert. This trains now, on the points stored so far (again
+ *  if already trained; nlist 0 = 4*sqrt(count)). progress (may be NULL) gets k-means phases.
+ *  @return QV_OK, QV_EINVAL (not ivf, fewer points than nlist), QV_ESTATE (no points,
+ *  read-only), QV_ENOMEM, QV_EIO. */
+int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progress_arg);
 /* ---- end of payload filters ----------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------

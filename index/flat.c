@@ -27,9 +27,10 @@
  * the device and cannot fail because of it. AUTO: any GPU error is cleared and the batch
  * is answered on the CPU; the device copy is dropped, and after an error other than
  * QV_ENOMEM this index stops trying the GPU (qv_gpu_probe() also turns 0 process-wide
- * after a sticky CUDA error). REQUIRE: the error is returned (the copy is dropped and
- * rebuilt at the next call). memory() counts host bytes only; the device copy
- * (qv_gpu_flat_memory) is not included.
+ * after a sticky CUDA error; a database too large for the device is thus re-uploaded, and
+ * fails, at each large batch). REQUIRE: the error is returned (the copy is dropped and
+ * rebuilt at the next call); REQUIRE does not move small or filtered batches to the GPU.
+ * memory() counts host bytes only; the device copy (qv_gpu_flat_memory) is not included.
  *
  * Locking: one pthread rwlock per index, writer-preferring so a stream of searches cannot
  * starve add/remove. Searches, save, size and memory take it shared; add and remove take
@@ -63,7 +64,8 @@
  * rows is no faster than the x4 kernels and its tiles would leave workers idle. */
 #define BATCH_MIN_GEMM 8
 /* Smallest batch sent to the GPU: below it the query upload, the launches and the copy of
- * the results back cost more than a CPU GEMM of the same batch. */
+ * the results back are expected to cost more than a CPU GEMM of the same batch (a guess:
+ * not yet measured on a device). */
 #define GPU_MIN_BATCH 64
 
 typedef struct {
@@ -358,6 +360,7 @@ static int gpu_sync(flat *f, qv_metric metric)
         if ((rc = qv_gpu_flat_new(f->dim, metric, &o, &f->gpu)) != QV_OK) return rc;
         f->gpu_synced = 0;
     }
+    QV_CHECK_INTERNAL(f->gpu_synced <= f->n && f->gpu_synced <= qv_gpu_flat_size(f->gpu));
     if (f->gpu_synced == f->n && qv_gpu_flat_size(f->gpu) == f->n) return QV_OK;
     if ((rc = qv_gpu_flat_truncate(f->gpu, f->gpu_synced)) != QV_OK) return rc;
     if ((rc = qv_gpu_flat_add(f->gpu, f->n - f->gpu_synced, f->vecs + f->gpu_synced * f->dim)) != QV_OK)

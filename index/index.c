@@ -116,8 +116,7 @@ static int index_alloc(const qv_index_params *resolved, qv_index **out)
 {
     *out = NULL;
     const qv_index_ops *ops = ops_for(resolved->kind);
-    if (!ops) return qv_fail(QV_EINVAL, "index kind '%s' is not built into this library",
-                             qv_index_kind_name(resolved->kind));
+    if (!ops) return qv_fail(QV_EINVAL, "index kind %d is not built into this library", (int)resolved->kind);
     qv_index *ix = qv_calloc(1, sizeof *ix);
     if (!ix) return QV_ENOMEM;
     ix->ops = ops;
@@ -148,6 +147,16 @@ void qv_index_free(qv_index *ix)
 }
 
 void qv_index_get_params(const qv_index *ix, qv_index_params *out) { *out = ix->p; }
+
+int qv_index_set_gpu(qv_index *ix, qv_gpu_mode mode)
+{
+    if (!ix) return qv_fail(QV_EINVAL, "index is NULL");
+    if ((unsigned)mode > QV_GPU_REQUIRE) return qv_fail(QV_EINVAL, "unknown gpu mode %d", (int)mode);
+    if (mode == QV_GPU_REQUIRE && !qv_gpu_available())
+        return qv_fail(QV_ENODEV, "gpu required but no usable GPU (built without CUDA or no device)");
+    ix->p.gpu = mode;
+    return QV_OK;
+}
 
 size_t qv_index_size(const qv_index *ix) { return ix ? ix->ops->size(ix) : 0; }
 

@@ -15,6 +15,19 @@
  * an add). Searches hold it shared; train (install), add and remove hold it exclusively.
  * The expensive parts of train (k-means) and add (assignment GEMM) run before the write
  * lock is taken; `gen` (bumped by every train) tells add whether its assignment is stale.
+ *
+ * GPU (p.gpu = AUTO/REQUIRE): training runs qv_kmeans with the same gpu mode; large
+ * unfiltered batch searches use a device copy of the index (qv_gpu_ivf: the centroids and
+ * the lists concatenated; device rows map back to ids through gpu_ids). The copy is built
+ * lazily by the first batch search that needs it and rebuilt when it is stale: `version`
+ * is bumped (under the write lock) by every change of the lists (install, append,
+ * remove_one), and the copy remembers the gen and version it was built from. Its fields
+ * (gpu, gpu_ids, gpu_rows, gpu_gen, gpu_version, gpu_failed) are guarded by gpu_lock, a
+ * mutex taken only by batch searches (and memory()) while they hold the read lock: order
+ * rwlock, then gpu_lock, never the reverse. Since a searcher holds the read lock, no
+ * writer can change version while it rebuilds or uses the copy; two GPU batches of one
+ * index run one after another (the device serializes them anyway). Writers never touch
+ * the device, so add/remove cannot fail because of it. destroy frees the copy.
  */
 #ifndef QV_INDEX_IVF_H
 #define QV_INDEX_IVF_H
@@ -27,6 +40,7 @@
 #include "core/idmap.h"
 #include "core/pool.h"
 #include "core/topk.h"
+#include "gpu/gpu.h"
 #include "index/index.h"
 
 typedef struct {
@@ -54,8 +68,17 @@ typedef struct {
     size_t n_free, n_slots, slot_cap;
     size_t n;                      /* live vectors */
     uint64_t gen;                  /* bumped by each train */
+    uint64_t version;              /* bumped by every change of the lists */
     pthread_mutex_t scratch_lock;  /* guards scratch_free */
     qv_ivf_scratch *scratch_free;  /* per-query scratch kept for reuse (no malloc per query) */
+    /* The device copy, under gpu_lock (see the header). */
+    pthread_mutex_t gpu_lock;
+    qv_gpu_ivf *gpu;               /* NULL until the first GPU batch, or after an error */
+    uint64_t *gpu_ids;             /* id of each device row (the lists concatenated) */
+    size_t gpu_rows;
+    uint64_t gpu_gen, gpu_version; /* what the copy was built from */
+    int gpu_lists_ok;              /* the lists were uploaded (gpu_version is meaningful) */
+    int gpu_failed;                /* AUTO: a GPU error other than ENOMEM; CPU from now on */
 } qv_ivf;
 
 /* ---- k-means (kmeans.c) ------------------------------------------------------------ */
@@ -64,6 +87,7 @@ typedef struct {
     uint32_t iters_run;            /* Lloyd iterations done */
     uint32_t repairs;              /* empty clusters repaired by splitting, all iterations */
     int used_kmeanspp;             /* 1 = k-means++ seeding, 0 = random sample */
+    int used_gpu;                  /* 1 = the Lloyd iterations ran on the GPU */
     double objective;              /* sum of squared distances of the last assignment */
 } qv_kmeans_stats;
 
@@ -100,6 +124,8 @@ int  qv_ivf_remove_one(qv_ivf *v, uint64_t id);
 
 /** Release all per-query scratch (destroy). */
 void qv_ivf_scratch_release_all(qv_ivf *v);
+/** Free the device copy (destroy; or under gpu_lock). */
+void qv_ivf_gpu_release(qv_ivf *v);
 
 int qv_ivf_search(const qv_index *ix, const float *q, const qv_search_params *sp,
                   qv_hit *hits, size_t *n_hits);

@@ -15,6 +15,10 @@
  * lock every list, the slot table and the id map are grown first; only then are entries
  * moved (nothing can fail past that point). An id already present is removed first
  * (replace semantics).
+ *
+ * GPU: training passes p.gpu to qv_kmeans (AUTO: the device when usable, else the CPU;
+ * REQUIRE: the device or an error). Every change of the lists bumps v->version, which
+ * marks the device copy used by batch search stale (ivf_search.c, locking in ivf.h).
  */
 #include "index/ivf.h"
 
@@ -97,6 +101,7 @@ int qv_ivf_install(qv_ivf *v, uint32_t nlist, float *centroids)
     v->cnorms = cnorms;
     v->nlist = nlist;
     v->gen++;
+    v->version++;
     return QV_OK;
 }
 
@@ -136,6 +141,7 @@ int qv_ivf_append(qv_ivf *v, uint32_t l, uint64_t id, const float *vec)
     v->loc[slot].list = l;
     v->loc[slot].pos = pos;
     v->n++;
+    v->version++;
     return qv_idmap_put(&v->map, id, slot);             /* reserved: cannot fail */
 }
 
@@ -157,6 +163,7 @@ int qv_ivf_remove_one(qv_ivf *v, uint64_t id)
     qv_idmap_del(&v->map, id);
     v->free_slots[v->n_free++] = slot;
     v->n--;
+    v->version++;
     return 1;
 }
 
@@ -173,8 +180,10 @@ static void ivf_destroy(qv_index *ix)
     qv_free(v->free_slots);
     qv_idmap_release(&v->map);
     qv_ivf_scratch_release_all(v);
+    qv_ivf_gpu_release(v);
     pthread_rwlock_destroy(&v->lock);
     pthread_mutex_destroy(&v->scratch_lock);
+    pthread_mutex_destroy(&v->gpu_lock);
     qv_free(v);
     ix->impl = NULL;
 }
@@ -190,6 +199,7 @@ static int ivf_create(qv_index *ix)
     pthread_rwlock_init(&v->lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&v->scratch_lock, NULL);
+    pthread_mutex_init(&v->gpu_lock, NULL);
     v->dim = ix->p.dim;
     v->metric = ix->p.metric;
     ix->impl = v;
@@ -226,7 +236,7 @@ static int ivf_train(qv_index *ix, size_t n, const float *vecs)
     kp.threads = ix->p.threads;
     kp.seed = ix->p.seed;
     kp.metric = ix->p.metric;
-    kp.gpu = ix->p.gpu == QV_GPU_REQUIRE ? QV_GPU_REQUIRE : QV_GPU_OFF;
+    kp.gpu = ix->p.gpu;
     kp.progress = ix->p.progress;
     kp.progress_arg = ix->p.progress_arg;
     if (kp.max_points && kp.max_points < nlist)
@@ -323,6 +333,9 @@ static size_t ivf_memory(const qv_index *ix)
     size_t bytes = sizeof *v + (size_t)v->nlist * (v->dim * sizeof(float) + sizeof(float) + sizeof(qv_ivf_list));
     for (uint32_t l = 0; l < v->nlist; l++) bytes += (size_t)v->lists[l].cap * per;
     bytes += qv_idmap_memory(&v->map) + v->slot_cap * (sizeof(qv_ivf_loc) + sizeof(uint32_t));
+    pthread_mutex_lock(&v->gpu_lock);
+    bytes += v->gpu_rows * sizeof *v->gpu_ids;          /* host side of the device copy */
+    pthread_mutex_unlock(&v->gpu_lock);
     pthread_rwlock_unlock(&v->lock);
     return bytes;
 }

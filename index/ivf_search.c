@@ -27,6 +27,19 @@
  * through SGEMM against 22.5k / 8.1k / 4.4k with single-query searches on the pool.
  * Batches under 16 queries, nprobe > QV_MAX_K or qv_ivf_batch_strategy = 1 use the
  * single-query searches on the pool.
+ *
+ * GPU (p.gpu = AUTO or REQUIRE): an unfiltered batch of at least GPU_MIN_BATCH queries
+ * with nprobe <= QV_MAX_K runs qv_gpu_ivf_search (gpu/gpu.h: coarse GEMM + list scan on
+ * the device, FP32 math so the probed lists and the ranking equal the CPU ones up to
+ * float rounding) on the device copy of the index (locking and staleness: ivf.h). The
+ * copy holds the lists concatenated in list order; device row r is gpu_ids[r], and
+ * distances become scores through qv_score_from_dist. A query that got fewer than k
+ * hits (its probed lists are short) goes through the single-query path, which extends
+ * the probe, exactly as the CPU batch does. Single queries, small and filtered batches
+ * stay on the CPU. AUTO: a GPU error is cleared and the batch runs on the CPU; the copy
+ * is dropped, and after an error other than QV_ENOMEM this index stops trying the GPU
+ * (qv_gpu_probe() turns 0 process-wide after a sticky CUDA error). REQUIRE: the error
+ * is returned and the copy rebuilt at the next call.
  */
 #include "index/ivf.h"
 
@@ -44,6 +57,9 @@
 #define LIST_TILE 1024u            /* list rows per SGEMM call */
 #define QUERY_TILE 256u            /* query rows per SGEMM call */
 #define GEMM_MIN_ROWS 4u           /* fewer queries on one list: kernels instead of SGEMM */
+/* Smallest batch sent to the GPU: below it the uploads and launches cost more than the
+ * CPU batch (the same bound as index/flat.c). */
+#define GPU_MIN_BATCH 64u
 
 int qv_ivf_batch_strategy = 0;
 
@@ -289,6 +305,7 @@ typedef struct {
     size_t nprobe;
     qv_hit *hits;
     size_t *n_hits;
+    const size_t *which;           /* per_query_task: the queries to run (NULL = all) */
     int rc;                        /* first failure (atomic exchange) */
     char msg[256];
 } batch_job;
@@ -305,6 +322,7 @@ static void per_query_task(void *arg, size_t i, unsigned worker)
     batch_job *job = arg;
     (void)worker;
     size_t k = job->sp->k;
+    if (job->which) i = job->which[i];
     int rc = search_one(job->v, job->q + i * job->v->dim, job->sp, job->hits + i * k, &job->n_hits[i]);
     if (rc != QV_OK) job_fail(job, rc, i);
 }
@@ -452,6 +470,153 @@ static void gemm_chunk(void *arg, size_t t, unsigned worker)
     gemm_scratch_release(&g);
 }
 
+/* ---- batch on the GPU ------------------------------------------------------------- */
+
+void qv_ivf_gpu_release(qv_ivf *v)
+{
+    qv_gpu_ivf_free(v->gpu);
+    v->gpu = NULL;
+    qv_free(v->gpu_ids);
+    v->gpu_ids = NULL;
+    v->gpu_rows = 0;
+    v->gpu_lists_ok = 0;
+}
+
+/* Whether this batch goes to the GPU (see the file header). Read lock held. */
+static int gpu_wanted(const qv_index *ix, const qv_ivf *v, size_t nq, size_t nprobe, const qv_search_params *sp)
+{
+    if (ix->p.gpu == QV_GPU_OFF || nq < GPU_MIN_BATCH || v->n == 0 || sp->allow_bits || sp->accept) return 0;
+    if (nprobe > QV_MAX_K || qv_ivf_batch_strategy != 0) return 0;
+    return ix->p.gpu == QV_GPU_REQUIRE || qv_gpu_probe();
+}
+
+/* Bring the device copy in step with the lists: a new qv_gpu_ivf after a train, the lists
+ * uploaded again after any add/remove. Read lock and gpu_lock held. */
+static int gpu_sync(qv_ivf *v)
+{
+    int rc = QV_OK;
+    uint64_t *off = NULL, *ids = NULL;
+    float *vecs = NULL;
+    size_t dim = v->dim, nlist = v->nlist;
+
+    if (v->gpu && v->gpu_gen != v->gen) qv_ivf_gpu_release(v);
+    if (!v->gpu) {
+        qv_gpu_options o;
+        qv_gpu_options_init(&o);
+        o.math = QV_GPU_MATH_FP32;     /* the probed lists must be the CPU's: no TF32/FP16 */
+        if ((rc = qv_gpu_ivf_new(dim, v->metric, nlist, v->centroids, &o, &v->gpu)) != QV_OK) return rc;
+        v->gpu_gen = v->gen;
+        v->gpu_lists_ok = 0;
+    }
+    if (v->gpu_lists_ok && v->gpu_version == v->version) return QV_OK;
+    if (!(off = qv_reallocarray(NULL, nlist + 1, sizeof *off)) || !(ids = qv_reallocarray(NULL, v->n ? v->n : 1, sizeof *ids)) ||
+        !(vecs = qv_reallocarray(NULL, v->n ? v->n : 1, dim * sizeof *vecs))) {
+        rc = QV_ENOMEM;
+        goto cleanup;
+    }
+    off[0] = 0;
+    for (size_t l = 0; l < nlist; l++) off[l + 1] = off[l] + v->lists[l].len;
+    if (off[nlist] != v->n) {
+        rc = qv_fail(QV_EINTERNAL, "ivf index: lists hold %llu vectors, count says %zu",
+                     (unsigned long long)off[nlist], v->n);
+        goto cleanup;
+    }
+    for (size_t l = 0; l < nlist; l++) {
+        const qv_ivf_list *L = &v->lists[l];
+        if (L->len == 0) continue;                      /* vecs may be NULL */
+        memcpy(vecs + off[l] * dim, L->vecs, (size_t)L->len * dim * sizeof *vecs);
+        memcpy(ids + off[l], L->ids, (size_t)L->len * sizeof *ids);
+    }
+    v->gpu_lists_ok = 0;               /* a failed upload leaves the device lists unknown */
+    if ((rc = qv_gpu_ivf_set_lists(v->gpu, off, vecs)) != QV_OK) goto cleanup;
+    qv_free(v->gpu_ids);
+    v->gpu_ids = ids;
+    ids = NULL;
+    v->gpu_rows = v->n;
+    v->gpu_version = v->version;
+    v->gpu_lists_ok = 1;
+cleanup:
+    qv_free(off);
+    qv_free(ids);
+    qv_free(vecs);
+    return rc;
+}
+
+/* The batch on the GPU. Read lock held. On failure hits / n_hits are partly written: the
+ * caller answers on the CPU (AUTO) or reports the error (REQUIRE). */
+static int gpu_batch(const qv_index *ix, qv_ivf *v, size_t nq, const float *q, const qv_search_params *sp,
+                     size_t nprobe, qv_hit *hits, size_t *n_hits)
+{
+    size_t k = sp->k, n_short = 0;
+    float *dist = qv_reallocarray(NULL, nq, k * sizeof *dist);
+    int64_t *rows = qv_reallocarray(NULL, nq, k * sizeof *rows);
+    size_t *short_q = NULL;
+    int rc;
+    if (!dist || !rows) {
+        rc = QV_ENOMEM;
+        goto cleanup;
+    }
+    pthread_mutex_lock(&v->gpu_lock);
+    if (v->gpu_failed)
+        rc = qv_fail(QV_ENODEV, "ivf index: GPU disabled for this index after an earlier GPU error");
+    else if ((rc = gpu_sync(v)) == QV_OK)
+        rc = qv_gpu_ivf_search(v->gpu, nq, q, nprobe, k, dist, rows);
+    if (rc == QV_OK) {
+        /* gpu_ids stays valid: it changes only under gpu_lock, held until the rows are mapped */
+        for (size_t i = 0; i < nq && rc == QV_OK; i++) {
+            size_t m = 0;
+            for (; m < k && rows[i * k + m] >= 0; m++) {    /* best first, tail padded with -1 */
+                int64_t r = rows[i * k + m];
+                if ((uint64_t)r >= v->gpu_rows) {
+                    rc = qv_fail(QV_EINTERNAL, "ivf index: the GPU returned row %lld of %zu", (long long)r,
+                                 v->gpu_rows);
+                    break;
+                }
+                hits[i * k + m].id = v->gpu_ids[r];
+                hits[i * k + m].score = qv_score_from_dist(v->metric, dist[i * k + m]);
+            }
+            n_hits[i] = m;
+        }
+    }
+    if (rc != QV_OK && !v->gpu_failed) {
+        /* Give the device memory back; a later GPU batch uploads everything again. */
+        qv_ivf_gpu_release(v);
+        v->gpu_failed = ix->p.gpu == QV_GPU_AUTO && rc != QV_ENOMEM;
+    }
+    pthread_mutex_unlock(&v->gpu_lock);
+    if (rc != QV_OK) goto cleanup;
+    /* Short of k: the probed lists were small; the single-query path extends the probe. */
+    if (nprobe < v->nlist)
+        for (size_t i = 0; i < nq; i++) n_short += n_hits[i] < k;
+    if (n_short) {
+        batch_job job;
+        if (!(short_q = qv_reallocarray(NULL, n_short, sizeof *short_q))) {
+            rc = QV_ENOMEM;
+            goto cleanup;
+        }
+        n_short = 0;
+        for (size_t i = 0; i < nq; i++)
+            if (n_hits[i] < k) short_q[n_short++] = i;
+        memset(&job, 0, sizeof job);
+        job.v = v;
+        job.q = q;
+        job.nq = n_short;
+        job.sp = sp;
+        job.hits = hits;
+        job.n_hits = n_hits;
+        job.which = short_q;
+        qv_pool_run(ix->pool, n_short, 0, per_query_task, &job);
+        if (job.rc != QV_OK) rc = qv_fail(job.rc, "%s", job.msg);
+    }
+cleanup:
+    qv_free(dist);
+    qv_free(rows);
+    qv_free(short_q);
+    return rc;
+}
+
+/* ---- batch: entry point ------------------------------------------------------------ */
+
 int qv_ivf_search_batch(const qv_index *ix, size_t nq, const float *q, const qv_search_params *sp,
                         qv_hit *hits, size_t *n_hits)
 {
@@ -467,6 +632,12 @@ int qv_ivf_search_batch(const qv_index *ix, size_t nq, const float *q, const qv_
         goto cleanup;
     }
     size_t nprobe = sp->nprobe < v->nlist ? sp->nprobe : v->nlist, k = sp->k, dim = v->dim;
+    if (gpu_wanted(ix, v, nq, nprobe, sp)) {
+        rc = gpu_batch(ix, v, nq, q, sp, nprobe, hits, n_hits);
+        if (rc == QV_OK || ix->p.gpu == QV_GPU_REQUIRE) goto cleanup;
+        qv_clear_error();              /* AUTO: the CPU answers instead */
+        rc = QV_OK;
+    }
     int gemm = qv_ivf_batch_strategy == 2 || (qv_ivf_batch_strategy == 0 && nq >= 16);
     if (nprobe > QV_MAX_K) gemm = 0;
     size_t block = nq < BATCH_BLOCK ? nq : BATCH_BLOCK;

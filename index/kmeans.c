@@ -27,11 +27,28 @@
  * The objective reported is that of the last assignment: the sum over sampled points of
  * the squared L2 distance to their centroid (for l2 the quantity Faiss reports per
  * iteration; the returned centroids, one update later, are at least as good).
- * progress("kmeans", iter, iters) is called after each iteration.
+ * progress("kmeans", iter, iters) is called after each iteration, and on_iteration(iter,
+ * objective) with the objective of that iteration's assignment: for l2 the sum of squared
+ * distances (never increases from one iteration to the next, except after an empty-cluster
+ * repair), for ip/cosine the sum of the similarities dot(x, centroid) (never decreases).
+ * It is called iters times, or fewer when a fixed point ends the run early.
+ *
+ * GPU (p->gpu = QV_GPU_AUTO / QV_GPU_REQUIRE): steps 1 and 2 stay on the CPU (so both paths
+ * start from the same centroids); the Lloyd iterations run as qv_gpu_kmeans (gpu/gpu.h) on
+ * a copy of the seeds when qv_gpu_probe() answers 1 (REQUIRE: always tried). The device
+ * runs all iters (no fixed-point test) and repairs empty clusters its own way (the farthest
+ * points become the new centroids), so its centroids are close to, not equal to, the CPU
+ * ones. Its per-iteration objective (l2: squared distances; ip/cosine: sum of 1 - dot) is
+ * translated to the convention above. AUTO: any GPU failure (no device, device memory too
+ * small for the sample, a CUDA error) is cleared and the CPU iterations run from the same
+ * seeds; on_iteration may then have been called for some GPU iterations already, and is
+ * called again from iteration 1. REQUIRE: no usable device is QV_ENODEV up front, a GPU
+ * failure is returned as is. Without a device AUTO gives exactly the CPU result.
  */
 #include "index/ivf.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -43,6 +60,7 @@
 #include "core/distance.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "gpu/gpu.h"
 
 #define DEFAULT_ITERS 20u
 #define MAX_ITERS 10000u
@@ -409,9 +427,65 @@ static int check_params(const qv_kmeans_params *p, size_t n, size_t dim, const f
         for (size_t d = 0; d < dim; d++)
             if (!isfinite(x[i * dim + d]))
                 return qv_fail(QV_EINVAL, "k-means point %zu: component %zu is not finite", i, d);
-    if (p->gpu == QV_GPU_REQUIRE && !qv_gpu_available())
-        return qv_fail(QV_ENODEV, "k-means: gpu required but no usable GPU (CPU k-means only in this build)");
+    if (p->gpu == QV_GPU_REQUIRE && qv_gpu_require() != QV_OK) {
+        char why[384];
+        snprintf(why, sizeof why, "%s", qv_last_error());
+        return qv_fail(QV_ENODEV, "k-means: gpu = QV_GPU_REQUIRE but no usable GPU: %s", why);
+    }
     return QV_OK;
+}
+
+/* ---- GPU iterations --------------------------------------------------------------- */
+
+typedef struct {
+    const qv_kmeans_params *p;
+    double ns;                     /* sample size: similarity sum = ns - sum(1 - dot) */
+    int spherical;
+} gpu_iter_arg;
+
+static void gpu_on_iteration(uint32_t iter, double obj, void *arg)
+{
+    const gpu_iter_arg *a = arg;
+    a->p->on_iteration(iter, a->spherical ? a->ns - obj : obj, a->p->on_iteration_arg);
+}
+
+/* Lloyd iterations on the device, starting from the seeds in centroids. On success
+ * centroids hold the result and *stats the objective (sum of squared distances); on
+ * failure centroids are unchanged. xnorms: squared norms of the sample (spherical). */
+static int run_gpu(const qv_kmeans_params *p, const float *xs, size_t ns, size_t dim, uint32_t iters,
+                   const float *xnorms, float *centroids, qv_kmeans_stats *stats)
+{
+    qv_gpu_kmeans_params gp;
+    gpu_iter_arg a = {p, (double)ns, p->metric != QV_METRIC_L2};
+    size_t k = p->k;
+    double obj = 0;
+    float *c = qv_reallocarray(NULL, k, dim * sizeof *c);
+    if (!c) return QV_ENOMEM;
+    memcpy(c, centroids, k * dim * sizeof *c);
+    qv_gpu_kmeans_params_init(&gp, p->metric);
+    gp.iters = iters;
+    gp.progress = p->progress;
+    gp.progress_arg = p->progress_arg;
+    if (p->on_iteration) {
+        gp.on_iteration = gpu_on_iteration;
+        gp.on_iteration_arg = &a;
+    }
+    int rc = qv_gpu_kmeans(&gp, ns, dim, xs, k, c, &obj);
+    if (rc == QV_OK) {
+        memcpy(centroids, c, k * dim * sizeof *c);
+        if (a.spherical) {
+            /* sum ||x - c||^2 = sum ||x||^2 + sum ||c||^2 - 2 sum dot, centroids unit length */
+            double xn = 0;
+            for (size_t i = 0; i < ns; i++) xn += xnorms[i];
+            obj = xn - (double)ns + 2.0 * obj;
+            if (obj < 0) obj = 0;
+        }
+        stats->objective = obj;
+        stats->iters_run = iters;
+        stats->used_gpu = 1;
+    }
+    qv_free(c);
+    return rc;
 }
 
 int qv_kmeans_run(const qv_kmeans_params *p, size_t n, size_t dim, const float *x,
@@ -480,18 +554,25 @@ int qv_kmeans_run(const qv_kmeans_params *p, size_t n, size_t dim, const float *
     if (spherical)
         for (size_t c = 0; c < k; c++) qv_normalize(centroids + c * dim, dim);
 
-    /* 3. Lloyd iterations */
+    /* 3. Lloyd iterations, on the device when asked and possible */
+    if (p->gpu == QV_GPU_REQUIRE || (p->gpu == QV_GPU_AUTO && qv_gpu_probe())) {
+        if ((rc = run_gpu(p, xs, ns, dim, iters, xnorms, centroids, &stats)) == QV_OK) goto done;
+        if (p->gpu == QV_GPU_REQUIRE) goto cleanup;
+        qv_clear_error();                               /* AUTO: the CPU takes over */
+    }
     for (uint32_t it = 0; it < iters; it++) {
         for (size_t c = 0; c < k; c++) cnorms[c] = qv_norm_sq(centroids + c * dim, dim);
         if ((rc = qv_ivf_assign(centroids, cnorms, k, dim, p->metric, xs, ns, pool, assign, dist)) != QV_OK)
             goto cleanup;
-        double obj = 0;
+        double obj = 0, sim = 0;
         for (size_t i = 0; i < ns; i++) {
             double e = spherical ? (double)xnorms[i] + 2.0 * dist[i] + cnorms[assign[i]] : (double)dist[i];
             obj += e > 0 ? e : 0;
+            sim -= dist[i];                             /* ip/cosine: dist = -dot */
         }
         stats.objective = obj;
         stats.iters_run = it + 1;
+        if (p->on_iteration) p->on_iteration(it + 1, spherical ? sim : obj, p->on_iteration_arg);
         if (it > 0 && memcmp(assign, prev, ns * sizeof *assign) == 0) break;   /* fixed point */
 
         /* update: stable bucketing by cluster, then one mean per pool task */
@@ -514,6 +595,7 @@ int qv_kmeans_run(const qv_kmeans_params *p, size_t n, size_t dim, const float *
         if (p->progress) p->progress("kmeans", it + 1, iters, p->progress_arg);
     }
     if (p->progress && stats.iters_run < iters) p->progress("kmeans", iters, iters, p->progress_arg);
+done:
     if (st) *st = stats;
     rc = QV_OK;
 cleanup:

@@ -35,6 +35,7 @@ void qv_storage_get_stats(qv_coll *c, qv_storage_stats *out)
     if (!c) return;
     pthread_rwlock_rdlock(&c->maplock);
     *out = c->stats;
+    out->ivf_trained = qv_coll_effective_kind(c) == QV_INDEX_IVF;
     pthread_rwlock_unlock(&c->maplock);
     out->map_grows = __atomic_load_n(&c->db->map_grows, __ATOMIC_RELAXED);
 }
@@ -50,6 +51,7 @@ static qv_coll *coll_alloc(qv_db *db, const char *name)
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&c->maplock, &ra);
     pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&c->fcache_lock, NULL);
     c->db = db;
     snprintf(c->name, sizeof c->name, "%s", name);
     return c;
@@ -63,6 +65,8 @@ void qv_coll_free(qv_coll *c)
     qv_free(c->live);
     qv_free(c->payload_index);
     qv_pfields_free(c->pfields, c->npfields);
+    qv_fcache_free(c);
+    pthread_mutex_destroy(&c->fcache_lock);
     pthread_rwlock_destroy(&c->maplock);
     qv_free(c);
 }
@@ -104,8 +108,7 @@ static int reserve_table(qv_db *db)
 
 /* ---- building the index from the stored points ---------------------------------------- */
 
-/* Build a fresh index out of every stored point of c, in read (or write) txn txn. */
-static int build_index(qv_coll *c, MDB_txn *txn, qv_index **out)
+int qv_coll_build_index(qv_coll *c, MDB_txn *txn, qv_progress_fn progress, void *arg, qv_index **out)
 {
     qv_index *ix = NULL;
     MDB_cursor *cur = NULL;
@@ -120,7 +123,7 @@ static int build_index(qv_coll *c, MDB_txn *txn, qv_index **out)
     batch = ((size_t)1 << 22) / dim;   /* about 16 MiB of vectors per qv_index_add */
     if (batch < 256) batch = 256;
     if (batch > 65536) batch = 65536;
-    if ((rc = qv_index_new(&c->params, &ix)) != QV_OK) goto cleanup;
+    if ((rc = qv_coll_new_index(c, txn, progress, arg, &ix)) != QV_OK) goto cleanup;
     if (!(ids = qv_reallocarray(NULL, batch, sizeof *ids)) || !(vecs = qv_reallocarray(NULL, batch, dim * sizeof *vecs))) {
         rc = QV_ENOMEM;
         goto cleanup;
@@ -159,7 +162,7 @@ int qv_coll_rebuild(qv_coll *c, const char *why)
     qv_index *ix = NULL, *old;
     int rc = qv_lmdb_begin(c->db, 1, &txn);
     if (rc != QV_OK) return rc;
-    rc = build_index(c, txn, &ix);
+    rc = qv_coll_build_index(c, txn, NULL, NULL, &ix);
     qv_lmdb_abort(c->db, txn);
     if (rc != QV_OK) return rc;
     pthread_rwlock_wrlock(&c->maplock);
@@ -239,10 +242,11 @@ static int coll_load(qv_coll *c, MDB_txn *txn)
     int rc;
     if ((rc = load_state(c, txn)) != QV_OK) return rc;
     if ((rc = load_ids(c, txn)) != QV_OK) return rc;
+    if ((rc = qv_coll_ivf_load(c, txn)) != QV_OK) return rc;
     rc = qv_snapshot_load(c, txn);
     if (rc == QV_OK) return QV_OK;
     if (rc == QV_ENOTFOUND) {      /* never checkpointed: a rebuild is the normal path */
-        if ((rc = build_index(c, txn, &c->ix)) != QV_OK) return rc;
+        if ((rc = qv_coll_build_index(c, txn, NULL, NULL, &c->ix)) != QV_OK) return rc;
         if (c->count) c->stats.rebuilds++;
         return QV_OK;
     }
@@ -250,7 +254,7 @@ static int coll_load(qv_coll *c, MDB_txn *txn)
     char why[200];
     snprintf(why, sizeof why, "%s", qv_last_error());
     c->stats.damaged_snapshots++;
-    if ((rc = build_index(c, txn, &c->ix)) != QV_OK) return rc;
+    if ((rc = qv_coll_build_index(c, txn, NULL, NULL, &c->ix)) != QV_OK) return rc;
     c->stats.rebuilds++;
     qv_coll_warn(c, "collection '%s': snapshot unusable, index rebuilt from %llu stored vectors: %s", c->name,
                  (unsigned long long)c->count, why);
@@ -318,17 +322,20 @@ int qv_collection_create(qv_db *db, const char *name, const qv_collection_config
     if (!db || !cfg) return qv_fail(QV_EINVAL, "db or config is NULL");
     if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
     if ((rc = qv_db_check_writable(db, "create collection")) != QV_OK) return rc;
-    if (cfg->index.kind == QV_INDEX_IVF)
-        return qv_fail(QV_EINVAL, "collection '%s': index type ivf is not supported by collections yet (use flat or hnsw)",
-                       name);
     if (!(c = coll_alloc(db, name))) return QV_ENOMEM;
     c->params = cfg->index;
     c->params.progress = NULL;     /* borrowed for the call only: never kept */
     c->params.progress_arg = NULL;
     if ((rc = qv_payload_index_check(cfg->payload_index, &c->payload_index)) != QV_OK) goto cleanup;
     if ((rc = qv_pindex_load_fields(c, NULL)) != QV_OK) goto cleanup;
-    /* qv_index_new validates every index parameter before anything is written. */
+    /* qv_index_new validates every index parameter before anything is written; an ivf
+     * collection then starts with a flat index (ivf_coll.c). */
     if ((rc = qv_index_new(&c->params, &c->ix)) != QV_OK) goto cleanup;
+    if (c->params.kind == QV_INDEX_IVF) {
+        qv_index_free(c->ix);
+        c->ix = NULL;
+        if ((rc = qv_coll_new_index(c, NULL, NULL, NULL, &c->ix)) != QV_OK) goto cleanup;
+    }
     if ((rc = qv_coll_reserve_ids(c, 1)) != QV_OK) goto cleanup;
     pthread_mutex_lock(&db->wmutex);
     locked = 1;

@@ -181,7 +181,10 @@ int qv_filter_match_any(qv_filter *f, qv_occur occur, const char *key, const cha
 
 int qv_filter_match(qv_filter *f, qv_occur occur, const char *key, const char *value)
 {
-    int rc = qv_filter_match_any(f, occur, key, &value, value ? 1 : 0);
+    int rc = check_args(f, occur, key);
+    if (rc != QV_OK) return rc;
+    if (!value) return qv_fail(QV_EINVAL, "filter on '%s': value is NULL", key);
+    rc = qv_filter_match_any(f, occur, key, &value, 1);
     if (rc == QV_OK) f->conds[occur - 1][f->n[occur - 1] - 1].any = 0;
     return rc;
 }

@@ -103,6 +103,13 @@ void qv_pfields_free(qv_pfield *p, size_t n);
 int  qv_filter_allowed(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint64_t nbits, uint64_t **out,
                        uint64_t *count, qv_search_stats *st);
 
+/** qv_filter_allowed through the collection's small cache of recent allowed sets, keyed
+ *  by the filter's JSON form, c->last_seq and c->pfields_gen (so any write or index
+ *  change misses). Same contract; st->cached = 1 on a hit. */
+int  qv_filter_allowed_cached(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint64_t nbits, uint64_t **out,
+                              uint64_t *count, qv_search_stats *st);
+void qv_fcache_free(qv_coll *c);
+
 /* Key encodings shared by the index writer and the planner. */
 void qv_pkey_f64(uint8_t out[8], double x);
 double qv_pkey_f64_get(const uint8_t in[8]);

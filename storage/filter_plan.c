@@ -320,3 +320,103 @@ cleanup:
     st->filter_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
     return rc;
 }
+
+/* ---- cache of recent allowed sets ---------------------------------------------------------
+ * Filters repeat (a tenant or language filter on every query of a session), and building
+ * the set costs cursor scans proportional to the points that match. The last FCACHE_SLOTS
+ * sets are kept per collection; an entry is valid only for the write (last_seq) and field
+ * list (pfields_gen) it was built at, so it never needs invalidating. Hits copy the bits
+ * out under the cache mutex, so no entry is ever shared with a running search. */
+#define FCACHE_SLOTS 8
+
+typedef struct {
+    char *key;                     /* qv_filter_to_json form; NULL = empty slot */
+    uint64_t seq, gen, nbits, count, tick;
+    uint64_t *bits;
+    qv_search_stats st;
+} fcache_entry;
+
+void qv_fcache_free(qv_coll *c)
+{
+    fcache_entry *e = c->fcache;
+    if (!e) return;
+    for (int i = 0; i < FCACHE_SLOTS; i++) {
+        qv_free(e[i].key);
+        qv_free(e[i].bits);
+    }
+    qv_free(e);
+    c->fcache = NULL;
+}
+
+static int fcache_get(qv_coll *c, const char *key, uint64_t nbits, uint64_t **out, uint64_t *count, qv_search_stats *st)
+{
+    int hit = 0;
+    pthread_mutex_lock(&c->fcache_lock);
+    fcache_entry *e = c->fcache;
+    for (int i = 0; e && i < FCACHE_SLOTS; i++) {
+        if (!e[i].key || e[i].seq != c->last_seq || e[i].gen != c->pfields_gen || e[i].nbits != nbits ||
+            strcmp(e[i].key, key) != 0)
+            continue;
+        uint64_t *b = qv_calloc((nbits + 63) / 64 + 1, sizeof *b);
+        if (b) {
+            memcpy(b, e[i].bits, (size_t)((nbits + 63) / 64) * sizeof *b);
+            *out = b;
+            *count = e[i].count;
+            st->conditions = e[i].st.conditions;
+            st->unindexed = e[i].st.unindexed;
+            memcpy(st->unindexed_keys, e[i].st.unindexed_keys, sizeof st->unindexed_keys);
+            e[i].tick = ++c->fcache_tick;
+            hit = 1;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&c->fcache_lock);
+    return hit;
+}
+
+static void fcache_put(qv_coll *c, char *key, uint64_t nbits, const uint64_t *bits, uint64_t count,
+                       const qv_search_stats *st)
+{
+    size_t words = (size_t)((nbits + 63) / 64);
+    uint64_t *b = qv_calloc(words + 1, sizeof *b);
+    if (!b) {                      /* caching is optional */
+        qv_free(key);
+        return;
+    }
+    memcpy(b, bits, words * sizeof *b);
+    pthread_mutex_lock(&c->fcache_lock);
+    if (!c->fcache) c->fcache = qv_calloc(FCACHE_SLOTS, sizeof(fcache_entry));
+    fcache_entry *e = c->fcache;
+    if (e) {
+        int v = 0;
+        for (int i = 1; i < FCACHE_SLOTS; i++)
+            if (!e[i].key || (e[v].key && e[i].tick < e[v].tick)) v = i;
+        qv_free(e[v].key);
+        qv_free(e[v].bits);
+        e[v] = (fcache_entry){key, c->last_seq, c->pfields_gen, nbits, count, ++c->fcache_tick, b, *st};
+        key = NULL;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&c->fcache_lock);
+    qv_free(key);
+    qv_free(b);
+}
+
+int qv_filter_allowed_cached(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint64_t nbits, uint64_t **out,
+                             uint64_t *count, qv_search_stats *st)
+{
+    struct timespec t0, t1;
+    char *key = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (qv_filter_to_json(f, &key) == QV_OK && fcache_get(c, key, nbits, out, count, st)) {
+        qv_free(key);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        st->cached = 1;
+        st->filter_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+        return QV_OK;
+    }
+    int rc = qv_filter_allowed(c, txn, f, nbits, out, count, st);
+    if (rc == QV_OK && key) fcache_put(c, key, nbits, *out, *count, st);
+    else qv_free(key);
+    return rc;
+}

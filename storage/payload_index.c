@@ -435,6 +435,7 @@ static int install_fields(qv_coll *c, qv_pfield *fields, size_t n)
     c->pfields = fields;
     c->npfields = n;
     c->payload_index = pi;
+    c->pfields_gen++;
     pthread_rwlock_unlock(&c->maplock);
     qv_pfields_free(old, nold);
     qv_free(oldpi);

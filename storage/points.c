@@ -294,6 +294,7 @@ int qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, cons
         goto cleanup;
     }
     maybe_checkpoint(c);
+    qv_coll_maybe_train(c);
 cleanup:
     if (locked) pthread_mutex_unlock(&c->db->wmutex);
     if (a.payloads)

@@ -176,7 +176,7 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     stats->allowed = c->count;
     if (sp->filter) {
         uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
-        if ((rc = qv_filter_allowed(c, txn, sp->filter, nbits, &bits, &allowed, stats)) != QV_OK) goto cleanup;
+        if ((rc = qv_filter_allowed_cached(c, txn, sp->filter, nbits, &bits, &allowed, stats)) != QV_OK) goto cleanup;
         stats->allowed = allowed;
         if (allowed <= sp->k || allowed * EXACT_DIV <= c->count) {
             stats->plan = "exact";

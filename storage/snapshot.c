@@ -211,7 +211,7 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
         goto cleanup;
     }
     qv_index_get_params(ix, &got);
-    if (got.kind != c->params.kind || got.dim != c->params.dim || got.metric != c->params.metric) {
+    if (got.kind != qv_coll_effective_kind(c) || got.dim != c->params.dim || got.metric != c->params.metric) {
         rc = qv_fail(QV_ECORRUPT, "collection '%s': snapshot holds a different index (kind/dim/metric)", c->name);
         goto cleanup;
     }

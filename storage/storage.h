@@ -79,6 +79,8 @@ typedef struct {
     uint64_t damaged_snapshots;    /* snapshots rejected as damaged or inconsistent */
     uint64_t checkpoints;          /* snapshots written */
     uint64_t map_grows;            /* LMDB map resizes (db-wide, copied in) */
+    uint64_t ivf_trainings;        /* ivf collections: trainings done since open */
+    int ivf_trained;               /* ivf collections: 1 once trained (copied in) */
     char warning[256];             /* last warning (damaged snapshot ...), "" if none */
 } qv_storage_stats;
 
@@ -106,6 +108,12 @@ struct qv_coll {
     int has_snapshot;
     uint32_t writes_since_ckpt;
     int need_rebuild;              /* the index missed a committed write (ENOMEM) */
+    uint64_t pfields_gen;          /* bumped when pfields change (under maplock exclusive) */
+    pthread_mutex_t fcache_lock;   /* guards fcache (filter_plan.c): last allowed sets */
+    void *fcache;
+    uint64_t fcache_tick;
+    int ivf_trained;               /* kind ivf: trained (else c->ix is flat); under wmutex */
+    uint32_t ivf_nlist;            /* the nlist it was trained with */
     qv_storage_stats stats;
 };
 
@@ -198,6 +206,21 @@ int  qv_coll_reserve_ids(qv_coll *c, uint64_t n);
 /** Record a warning (kept in c->stats.warning); caller holds c->maplock exclusive or
  *  c is not yet visible to other threads. */
 void qv_coll_warn(qv_coll *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Build a fresh index out of every stored point of c (an ivf collection: flat until
+ *  trained, else trained on a sample first), in read or write txn txn. */
+int  qv_coll_build_index(qv_coll *c, MDB_txn *txn, qv_progress_fn progress, void *arg, qv_index **out);
+
+/* ---- ivf_coll.c -------------------------------------------------------------------------- */
+/** Read the training record of an ivf collection (c->ivf_trained / ivf_nlist). */
+int  qv_coll_ivf_load(qv_coll *c, MDB_txn *txn);
+/** The kind c->ix has: flat for an ivf collection not trained yet. */
+qv_index_kind qv_coll_effective_kind(const qv_coll *c);
+/** An empty index of the effective kind (trained on a sample of txn's points for ivf). */
+int  qv_coll_new_index(qv_coll *c, MDB_txn *txn, qv_progress_fn progress, void *arg, qv_index **out);
+/** After a committed write (wmutex held): train an ivf collection that reached its
+ *  training size. A failure is a warning; the flat index stays. */
+void qv_coll_maybe_train(qv_coll *c);
 
 /* ---- snapshot.c -------------------------------------------------------------------------- */
 /** Write a snapshot of c->ix covering c->last_seq and trim the log (caller holds wmutex). */

@@ -7,7 +7,10 @@
  * bytes, crafted bodies with a valid checksum) give QV_ECORRUPT and never crash;
  * argument errors; allocation failure at every allocation of new + add; a few searches
  * running while another thread writes; recall@10 = 1 on siftsmall against its ground
- * truth (skipped when the data set is absent).
+ * truth (skipped when the data set is absent). The "gpu" case: QV_GPU_AUTO / REQUIRE
+ * indexes against the same reference after every kind of write (on the CPU fallback here;
+ * on the device, or its CPU emulation with `make -f gpu/gpu-check.mk emu-flat`, which also
+ * injects device errors).
  *
  * A rank matches the reference when the id is the same or both ids are at the same
  * distance within float rounding (near-ties may swap).
@@ -759,8 +762,11 @@ START_TEST(test_gpu_writes_then_batches)
     model_add(&md, ix, nix, 50, ids, v + used * dim);
     used += 50;
     model_check(&md, ix, nix, m, q, k, "replaced");
+    ids[0] = md.id[md.n - 1];                                         /* the last row alone */
+    model_remove(&md, ix, nix, 1, ids);
+    model_check(&md, ix, nix, m, q, k, "last row removed");
     for (size_t i = 0; i < 40; i++) ids[i] = (i * 23 + 3) * 7 + 1;    /* middle rows */
-    ids[40] = 899 * 7 + 1;                                            /* the last row */
+    ids[40] = md.id[md.n - 1];                                        /* the last row */
     ids[41] = 5;                                                      /* absent */
     model_remove(&md, ix, nix, 42, ids);
     model_check(&md, ix, nix, m, q, k, "removed");

@@ -3,6 +3,14 @@
  * spherical), repairs empty clusters (duplicate points, k = n), samples, is reproducible
  * with a fixed seed, reports progress and an objective that matches a double-precision
  * recomputation, and rejects bad parameters.
+ * on_iteration: called once per iteration (iters, or fewer after a fixed point) with a
+ * monotone objective (l2: sum of squared distances, non-increasing; ip/cosine: sum of
+ * similarities, non-decreasing), the last value agreeing with the returned objective.
+ * GPU modes: without a usable device AUTO gives bit-identical results to OFF (centroids,
+ * objective, the callback sequence) and REQUIRE is QV_ENODEV with a message; with one
+ * (a real GPU, or the CUDA emulation: make -f gpu/gpu-check.mk emu ...) AUTO and REQUIRE
+ * run the iterations on the device and the result is checked against the CPU run and a
+ * double-precision recomputation.
  */
 #include <check.h>
 #include <math.h>
@@ -253,6 +261,7 @@ START_TEST(test_bad_parameters)
     if (!qv_gpu_available()) {
         p.gpu = QV_GPU_REQUIRE;
         QV_CK_FAIL(qv_kmeans(&p, n, dim, x, cent, NULL), QV_ENODEV);
+        ck_assert_msg(strstr(qv_last_error(), "no usable GPU") != NULL, "message: %s", qv_last_error());
     }
     free(x);
 }
@@ -316,6 +325,172 @@ START_TEST(test_assign_matches_reference)
 }
 END_TEST
 
+/* ---- on_iteration and the GPU modes ---------------------------------------------------- */
+
+#define MAX_LOG 64
+typedef struct {
+    uint32_t calls, bad_iter;
+    double obj[MAX_LOG];
+} iter_log;
+
+static void on_iter(uint32_t iter, double objective, void *arg)
+{
+    iter_log *log = arg;
+    if (iter != log->calls + 1) log->bad_iter = iter;
+    if (log->calls < MAX_LOG) log->obj[log->calls] = objective;
+    log->calls++;
+}
+
+/* The callback ran once per iteration, numbered 1.., with a monotone objective
+ * (dir = +1: non-decreasing, -1: non-increasing) up to float rounding. */
+static void assert_monotone(const iter_log *log, uint32_t iters_run, int dir)
+{
+    ck_assert_uint_eq(log->calls, iters_run);
+    ck_assert_msg(log->bad_iter == 0, "callback numbered %u out of order", log->bad_iter);
+    for (uint32_t i = 1; i < log->calls && i < MAX_LOG; i++) {
+        double a = log->obj[i - 1], b = log->obj[i], tol = 1e-6 * fabs(a) + 1e-9;
+        ck_assert_msg(dir < 0 ? b <= a + tol : b >= a - tol, "iteration %u: objective %.9g after %.9g", i + 1, b, a);
+    }
+}
+
+/* _i = gpu mode (OFF, AUTO): the CPU path, or the device when there is one. */
+START_TEST(test_on_iteration_l2)
+{
+    size_t n = 4000, dim = 8, k = 20;
+    float *x = random_vectors(n, dim, 1001), *cent = malloc(k * dim * sizeof *cent);
+    qv_kmeans_params p;
+    qv_kmeans_stats st;
+    iter_log log;
+    memset(&log, 0, sizeof log);
+    qv_kmeans_params_init(&p, (uint32_t)k);
+    p.iters = 15;
+    p.gpu = (qv_gpu_mode)_i;
+    p.on_iteration = on_iter;
+    p.on_iteration_arg = &log;
+    QV_CK(qv_kmeans_run(&p, n, dim, x, cent, &st));
+    ck_assert_int_eq(st.used_gpu, p.gpu == QV_GPU_AUTO && qv_gpu_probe());
+    ck_assert(st.iters_run >= 2 && st.iters_run <= 15);
+    assert_monotone(&log, st.iters_run, -1);
+    ck_assert_msg(log.obj[0] > log.obj[log.calls - 1], "no progress: %g -> %g", log.obj[0], log.obj[log.calls - 1]);
+    /* the last callback is the returned objective, and it matches a recomputation
+     * against the centroids of that iteration up to the final update (never worse) */
+    ck_assert_double_eq_tol(log.obj[log.calls - 1], st.objective, 1e-9 * st.objective);
+    double again = ref_objective(x, n, dim, cent, k);
+    ck_assert_msg(again <= st.objective * (1 + 1e-4), "final centroids %g worse than reported %g", again, st.objective);
+
+    /* a fixed point ends the run early: fewer calls than iters */
+    size_t nc = 4, per = 50;
+    float *truth, *y = separated(nc, per, dim, 1002, &truth);
+    memset(&log, 0, sizeof log);
+    p.k = (uint32_t)nc;
+    p.iters = 50;
+    QV_CK(qv_kmeans_run(&p, nc * per, dim, y, cent, &st));
+    assert_monotone(&log, st.iters_run, -1);
+    if (!st.used_gpu) ck_assert_msg(st.iters_run < 50, "no early stop on separated clusters");
+    free(truth);
+    free(y);
+    free(x);
+    free(cent);
+}
+END_TEST
+
+/* Spherical k-means: the sum of similarities never decreases. _i = metric (ip, cosine). */
+START_TEST(test_on_iteration_spherical)
+{
+    size_t n = 3000, dim = 10, k = 12;
+    qv_metric metric = _i ? QV_METRIC_COSINE : QV_METRIC_IP;
+    float *x = random_vectors(n, dim, 1003), *cent = malloc(k * dim * sizeof *cent);
+    for (size_t i = 0; i < n; i++)                      /* lengths 0.5 .. 3.5 (ip sees them) */
+        for (size_t d = 0; d < dim; d++) x[i * dim + d] *= 0.5f + (float)(i % 4);
+    for (int gpu = QV_GPU_OFF; gpu <= QV_GPU_AUTO; gpu++) {
+        qv_kmeans_params p;
+        qv_kmeans_stats st;
+        iter_log log;
+        memset(&log, 0, sizeof log);
+        qv_kmeans_params_init(&p, (uint32_t)k);
+        p.metric = metric;
+        p.iters = 12;
+        p.gpu = (qv_gpu_mode)gpu;
+        p.on_iteration = on_iter;
+        p.on_iteration_arg = &log;
+        QV_CK(qv_kmeans_run(&p, n, dim, x, cent, &st));
+        assert_monotone(&log, st.iters_run, +1);
+        double last = log.obj[log.calls - 1];
+        ck_assert_msg(last > 0 && isfinite(last), "similarity sum %g", last);
+        /* reference: similarity of each point to its best unit centroid, one update later
+         * at least as large; for cosine (unit points) also obj = 2n - 2 * similarity sum */
+        double best_sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            double nx = metric == QV_METRIC_COSINE ? sqrt(ref_dot(x + i * dim, x + i * dim, dim)) : 1.0, best = -INFINITY;
+            for (size_t c = 0; c < k; c++) {
+                double d = ref_dot(x + i * dim, cent + c * dim, dim) / nx;
+                if (d > best) best = d;
+            }
+            best_sum += best;
+        }
+        ck_assert_msg(best_sum >= last * (1 - 1e-5), "gpu %d: final centroids %.9g, last iteration %.9g", gpu, best_sum, last);
+        if (metric == QV_METRIC_COSINE) {
+            ck_assert_msg(last <= (double)n * (1 + 1e-6), "cosine similarity sum %g over %zu points", last, n);
+            ck_assert_double_eq_tol(st.objective, 2.0 * (double)n - 2.0 * last, 1e-3 * (double)n);
+        }
+    }
+    free(x);
+    free(cent);
+}
+END_TEST
+
+/* Without a device AUTO is the CPU run bit for bit and REQUIRE is QV_ENODEV; with one both
+ * run on it and agree with the CPU run. */
+START_TEST(test_gpu_modes)
+{
+    size_t n = 5000, dim = 12, k = 16;
+    float *x = random_vectors(n, dim, 1004);
+    float *a = malloc(k * dim * sizeof *a), *b = malloc(k * dim * sizeof *b);
+    qv_kmeans_params p;
+    qv_kmeans_stats sa, sb;
+    iter_log la, lb;
+    memset(&la, 0, sizeof la);
+    memset(&lb, 0, sizeof lb);
+    qv_kmeans_params_init(&p, (uint32_t)k);
+    p.iters = 8;
+    p.max_points = 3000;                                /* the sample is drawn the same way */
+    p.on_iteration = on_iter;
+    p.on_iteration_arg = &la;
+    QV_CK(qv_kmeans_run(&p, n, dim, x, a, &sa));
+    ck_assert_int_eq(sa.used_gpu, 0);
+    p.gpu = QV_GPU_AUTO;
+    p.on_iteration_arg = &lb;
+    QV_CK(qv_kmeans_run(&p, n, dim, x, b, &sb));
+    if (!qv_gpu_probe()) {
+        ck_assert_int_eq(sb.used_gpu, 0);
+        ck_assert_msg(memcmp(a, b, k * dim * sizeof *a) == 0, "AUTO without a GPU differs from OFF");
+        ck_assert(sa.objective == sb.objective && sa.iters_run == sb.iters_run);
+        ck_assert(la.calls == lb.calls && memcmp(la.obj, lb.obj, sizeof la.obj) == 0);
+        p.gpu = QV_GPU_REQUIRE;
+        QV_CK_FAIL(qv_kmeans_run(&p, n, dim, x, b, &sb), QV_ENODEV);
+        ck_assert_msg(strstr(qv_last_error(), "QV_GPU_REQUIRE") != NULL, "message: %s", qv_last_error());
+    } else {
+        ck_assert_int_eq(sb.used_gpu, 1);
+        ck_assert_uint_eq(lb.calls, 8);
+        /* same seeds, same Lloyd steps: objectives agree closely */
+        ck_assert_msg(fabs(sa.objective - sb.objective) <= 0.02 * sa.objective, "CPU %g GPU %g", sa.objective,
+                      sb.objective);
+        /* the objective is over the 3000-point sample: per point, as on all the points */
+        double per_point = ref_objective(x, n, dim, b, k) / (double)n;
+        ck_assert_msg(per_point <= 1.1 * sb.objective / 3000.0, "per point %g on all, %g on the sample", per_point,
+                      sb.objective / 3000.0);
+        p.gpu = QV_GPU_REQUIRE;
+        memset(&lb, 0, sizeof lb);
+        QV_CK(qv_kmeans_run(&p, n, dim, x, a, &sa));
+        ck_assert_int_eq(sa.used_gpu, 1);
+        ck_assert_msg(memcmp(a, b, k * dim * sizeof *a) == 0, "GPU k-means is not deterministic");
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+END_TEST
+
 extern Suite *qv_kmeans_suite(void);   /* "extern": the Makefile lists definitions only */
 
 Suite *qv_kmeans_suite(void)
@@ -333,6 +508,9 @@ Suite *qv_kmeans_suite(void)
     tcase_add_test(tc, test_bad_parameters);
     tcase_add_test(tc, test_alloc_failures);
     tcase_add_loop_test(tc, test_assign_matches_reference, 0, 2);
+    tcase_add_loop_test(tc, test_on_iteration_l2, QV_GPU_OFF, QV_GPU_AUTO + 1);
+    tcase_add_loop_test(tc, test_on_iteration_spherical, 0, 2);
+    tcase_add_test(tc, test_gpu_modes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -884,6 +884,112 @@ START_TEST(test_concurrent_readers)
 }
 END_TEST
 
+/* ivf collections: flat (exact) until the training size, then trained during an upsert;
+ * with nprobe = nlist every search is exact; the trained index survives reopen through
+ * its snapshot and a lost snapshot means training again; explicit qv_collection_train. */
+static void check_ivf_exact(qv_coll *c, const model *m, uint32_t nprobe, uint64_t seed)
+{
+    qv_index *ix = model_index(m, QV_METRIC_L2);
+    float *q = random_vectors(20, m->dim, seed);
+    qv_search_params sp;
+    qv_hit a[10], b[10];
+    qv_search_params_init(&sp, 10);
+    sp.nprobe = nprobe;
+    for (size_t i = 0; i < 20; i++) {
+        size_t na = 0, nb = 0;
+        QV_CK(qv_search(c, q + i * m->dim, &sp, a, &na));
+        QV_CK(qv_index_search(ix, q + i * m->dim, &sp, b, &nb));
+        ck_assert_uint_eq(na, nb);
+        for (size_t j = 0; j < na; j++)
+            ck_assert_msg(a[j].id == b[j].id || fabsf(a[j].score - b[j].score) <= 1e-5f * (1 + b[j].score),
+                          "query %zu hit %zu: id %llu (%g), exact %llu (%g)", i, j, (unsigned long long)a[j].id,
+                          a[j].score, (unsigned long long)b[j].id, b[j].score);
+    }
+    free(q);
+    qv_index_free(ix);
+}
+
+START_TEST(test_ivf_collection)
+{
+    model *m = model_new(DIM);
+    qv_db *db = open_db(NULL);
+    qv_collection_config cfg;
+    qv_coll *c = NULL, *h = NULL;
+    qv_storage_stats st;
+    memset(&cfg, 0, sizeof cfg);
+    qv_index_params_init(&cfg.index, QV_INDEX_IVF, DIM, QV_METRIC_L2);
+    cfg.index.nlist = 8;
+    cfg.index.threads = 1;
+    QV_CK(qv_collection_create(db, "v", &cfg, &c));
+    upsert_range(c, m, 0, 600, 1, 1);
+    qv_storage_get_stats(c, &st);
+    ck_assert_int_eq(st.ivf_trained, 0);
+    check_ivf_exact(c, m, 1, 1);                 /* flat: exact whatever nprobe says */
+    upsert_range(c, m, 600, 1200, 1, 1);         /* 1200 >= max(39 * 8, 1000): trains */
+    qv_storage_get_stats(c, &st);
+    ck_assert_int_eq(st.ivf_trained, 1);
+    ck_assert_uint_eq(st.ivf_trainings, 1);
+    qv_index_params ip;
+    qv_index_get_params(c->ix, &ip);
+    ck_assert_int_eq(ip.kind, QV_INDEX_IVF);
+    ck_assert_uint_eq(ip.nlist, 8);
+    check_ivf_exact(c, m, 8, 2);
+    uint64_t del[100];
+    for (int i = 0; i < 100; i++) del[i] = (uint64_t)i * 11;
+    delete_ids(c, m, del, 100);
+    upsert_range(c, m, 1200, 1300, 2, 1);
+    upsert_range(c, m, 0, 50, 3, 1);
+    check_ivf_exact(c, m, 8, 3);
+    check_info(c, m);
+    QV_CK(qv_db_close(db));
+    db = open_db(NULL);
+    QV_CK(qv_collection_open(db, "v", &c));
+    qv_storage_get_stats(c, &st);
+    ck_assert_int_eq(st.ivf_trained, 1);
+    ck_assert_uint_eq(st.snapshot_loads, 1);
+    ck_assert_uint_eq(st.rebuilds, 0);
+    check_gets(c, m);
+    check_ivf_exact(c, m, 8, 4);
+    /* the snapshot lost: the rebuild trains again */
+    {
+        MDB_txn *txn = NULL;
+        uint8_t key[4];
+        qv_be32_put(key, c->cid);
+        QV_CK(qv_lmdb_begin(db, 0, &txn));
+        QV_CK(qv_lmdb_del(txn, db->dbi[DBI_SNAPSHOTS], key, 4));
+        QV_CK(qv_lmdb_commit(db, txn));
+    }
+    QV_CK(qv_db_close(db));
+    db = open_db(NULL);
+    QV_CK(qv_collection_open(db, "v", &c));
+    qv_storage_get_stats(c, &st);
+    ck_assert_int_eq(st.ivf_trained, 1);
+    ck_assert_uint_eq(st.rebuilds, 1);
+    check_ivf_exact(c, m, 8, 5);
+    /* explicit training of a small one; nlist 0 = 4*sqrt(n) */
+    cfg.index.nlist = 0;
+    QV_CK(qv_collection_create(db, "w", &cfg, &h));
+    QV_CK_FAIL(qv_collection_train(h, NULL, NULL), QV_ESTATE);
+    model *m2 = model_new(DIM);
+    upsert_range(h, m2, 0, 100, 1, 0);
+    QV_CK(qv_collection_train(h, NULL, NULL));
+    qv_storage_get_stats(h, &st);
+    ck_assert_int_eq(st.ivf_trained, 1);
+    qv_index_get_params(h->ix, &ip);
+    ck_assert_int_eq(ip.kind, QV_INDEX_IVF);
+    ck_assert_uint_eq(ip.nlist, 40);
+    check_ivf_exact(h, m2, 40, 6);
+    upsert_range(h, m2, 100, 150, 1, 0);         /* adds go to the trained lists */
+    check_ivf_exact(h, m2, 40, 7);
+    QV_CK(qv_collection_open(db, "h0", &h) == QV_ENOTFOUND ? QV_OK : QV_EINTERNAL);
+    h = create_coll(db, "h0", QV_INDEX_HNSW, DIM, QV_METRIC_L2);
+    QV_CK_FAIL(qv_collection_train(h, NULL, NULL), QV_EINVAL);
+    QV_CK(qv_db_close(db));
+    model_free(m);
+    model_free(m2);
+}
+END_TEST
+
 Suite *qv_storage_suite(void)
 {
     Suite *s = suite_create("storage");
@@ -901,6 +1007,7 @@ Suite *qv_storage_suite(void)
     tcase_add_test(tc, test_alloc_failures);
     tcase_add_test(tc, test_filters_and_batch);
     tcase_add_test(tc, test_hnsw_collection);
+    tcase_add_test(tc, test_ivf_collection);
     tcase_add_test(tc, test_concurrent_readers);
     suite_add_tcase(s, tc);
     return s;

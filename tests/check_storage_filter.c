@@ -737,6 +737,24 @@ START_TEST(test_search_with_filters)
         QV_CK(qv_search_ex(c, 1, q, &sp, hits, &n, &st));
         ck_assert_str_eq(st.plan, "index");
         ck_assert_uint_eq(st.unindexed, 0);
+        ck_assert_uint_eq(st.cached, 1);       /* the qv_search above built it */
+        uint64_t allowed = st.allowed;
+        /* a write (here: a point that now passes) makes the cached set stale */
+        float v[FDIM] = {0};
+        uint64_t id = NPTS - 2;
+        const char *pl = "{\"lang\":\"en\"}";
+        QV_CK(qv_upsert(c, 1, &id, v, &pl));
+        int was = 0;
+        QV_CK(qv_filter_eval(f, m.payload[id], &was));
+        free(m.payload[id]);
+        m.payload[id] = strdup(pl);
+        QV_CK(qv_search_ex(c, 1, q, &sp, hits, &n, &st));
+        ck_assert_uint_eq(st.cached, 0);
+        ck_assert_uint_eq(st.allowed, allowed + !was);
+        ck_assert_uint_eq(hits[0].id, id);     /* the zero vector is the query */
+        QV_CK(qv_search_ex(c, 1, q, &sp, hits, &n, &st));
+        ck_assert_uint_eq(st.cached, 1);
+        ck_assert_uint_eq(st.allowed, allowed + !was);
         qv_filter_free(f);
         /* an unindexed key is reported */
         f = parse_ok("{\"must\":[{\"key\":\"score\",\"range\":{\"lt\":10}},{\"key\":\"lang\",\"match\":\"en\"}]}");
@@ -964,6 +982,77 @@ START_TEST(test_alloc_failures)
 }
 END_TEST
 
+/* Filtered searches (cached and not, on indexed and unindexed fields) from two threads
+ * while a writer upserts, deletes and adds an indexed field: nothing fails (run under
+ * TSan by hand: CK_RUN_SUITE=storage_filter on a SANITIZER=thread build). */
+typedef struct {
+    qv_coll *c;
+    volatile int stop;
+    int failures;
+    uint64_t seed;
+} fconc;
+
+static void *freader(void *p)
+{
+    fconc *a = p;
+    static const char *const fl[] = {
+        "{\"must\":[{\"key\":\"lang\",\"match\":\"en\"}]}",
+        "{\"must\":[{\"key\":\"score\",\"range\":{\"lt\":30}}]}",
+        "{\"should\":[{\"key\":\"year\",\"range\":{\"gte\":2000}},{\"key\":\"tags\",\"match\":\"a\"}]}",
+    };
+    qv_filter *f[3];
+    for (int i = 0; i < 3; i++) f[i] = parse_ok(fl[i]);
+    for (uint64_t it = 0; !__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE); it++) {
+        float q[FDIM];
+        qv_hit hits[5];
+        size_t n;
+        qv_search_params sp;
+        qv_search_params_init(&sp, 5);
+        sp.filter = f[(it + a->seed) % 3];
+        fill_random(q, FDIM, it + a->seed);
+        if (qv_search(a->c, q, &sp, hits, &n) != QV_OK) __atomic_add_fetch(&a->failures, 1, __ATOMIC_RELAXED);
+    }
+    for (int i = 0; i < 3; i++) qv_filter_free(f[i]);
+    return NULL;
+}
+
+START_TEST(test_concurrent_filtered_search)
+{
+    qv_db *db = open_nosync();
+    pmodel m;
+    uint64_t s = 3;
+    memset(&m, 0, sizeof m);
+    qv_coll *c = create_coll(db, "cc", QV_INDEX_HNSW, FDIM, PINDEX);
+    put_points(c, &m, 0, 300, &s);
+    fconc a = {c, 0, 0, 1}, b = {c, 0, 0, 2};
+    pthread_t t1, t2;
+    ck_assert_int_eq(pthread_create(&t1, NULL, freader, &a), 0);
+    ck_assert_int_eq(pthread_create(&t2, NULL, freader, &b), 0);
+    int rounds = sanitized() ? 10 : 30;
+    for (int r = 0; r < rounds; r++) {
+        put_points(c, &m, (uint64_t)r * 30, (uint64_t)r * 30 + 60, &s);
+        uint64_t del[5];
+        for (int i = 0; i < 5; i++) del[i] = (uint64_t)(r * 37 + i * 3) % 400;
+        QV_CK(qv_delete(c, 5, del, NULL));
+        for (int i = 0; i < 5; i++) {
+            m.live[del[i]] = 0;
+            free(m.payload[del[i]]);
+            m.payload[del[i]] = NULL;
+        }
+        if (r == rounds / 2) QV_CK(qv_collection_index_field(c, "score", "integer", NULL, NULL));
+    }
+    __atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&b.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    ck_assert_int_eq(a.failures + b.failures, 0);
+    check_pindex(c, &m);
+    run_random_filters(c, &m, 12, 30);
+    QV_CK(qv_db_close(db));
+    pmodel_free(&m);
+}
+END_TEST
+
 Suite *qv_storage_filter_suite(void)
 {
     Suite *s = suite_create("storage_filter");
@@ -977,6 +1066,7 @@ Suite *qv_storage_filter_suite(void)
     tcase_add_test(tc, test_search_with_filters);
     tcase_add_test(tc, test_hnsw_recall_by_selectivity);
     tcase_add_test(tc, test_alloc_failures);
+    tcase_add_test(tc, test_concurrent_filtered_search);
     suite_add_tcase(s, tc);
     return s;
 }
