@@ -39,6 +39,7 @@ typedef struct {
     int batch, gpu, json, no_quiver;
     unsigned peers;                /* BENCH_PEER_* */
     const char *plot_path;
+    double sels[BENCH_MAX_LIST]; size_t n_sels;   /* --filter-selectivity; 0 = no filter run */
 } bench_opts;
 
 typedef struct {
@@ -67,6 +68,10 @@ typedef struct {
     double recall, qps;
     double p50_us, p99_us;         /* < 0 = not measured (batch) */
     double batch_s;                /* batch: wall time of the best call */
+    /* Filter runs (o->n_sels > 0) only: */
+    double selectivity;            /* 1 for the unfiltered reference rows */
+    const char *mode;              /* "unfiltered", "db", "bitset", "db-filter", "filter" */
+    long long violations;          /* returned ids failing the filter (must be 0) */
 } bench_row;
 
 /* bench_args.c */
@@ -86,7 +91,8 @@ void bench_data_free(bench_data *d);
 /** Metric named by a README text: cosine if it says cosine or angular, ip if it says
  *  "inner product" without either, else l2. */
 qv_metric bench_metric_from_readme(const char *text);
-/** Recall@k of ids (nq*k, -1 = none) against d->gt. */
+/** Recall@k of ids (nq*k, -1 = none) against d->gt. A ground-truth row may end in -1
+ *  entries (a filter passing fewer than k points): those are not counted. */
 double bench_recall(const bench_data *d, size_t nq, const int64_t *ids, uint32_t k);
 
 /* bench_sys.c */
@@ -110,14 +116,28 @@ typedef struct {
     const char *memory_source;
     long long rss_delta_bytes;
 } bench_built;
-/** Build ops's index over d as o says (timed, progress on stderr). 0 or -1 (err filled). */
-int  bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_data *d, bench_built *b,
-                 char *err, size_t errlen);
+/** Build ops's index over d as o says (timed, progress on stderr); buckets (may be NULL)
+ *  are the rows' payloads for engines that store them. 0 or -1 (err filled). */
+int  bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_data *d, const uint32_t *buckets,
+                 bench_built *b, char *err, size_t errlen);
 void bench_built_release(bench_built *b);     /* zeroed / released ok */
 /** Run every search setting of o on the built engines, interleaved; one row per engine and
- *  setting, printed as it is measured and appended to *rows. */
+ *  setting, printed as it is measured and appended to *rows. With flt, only engines that
+ *  can filter run, under that filter, and d->gt must be the filtered ground truth. */
 int  bench_sweep(bench_built *engines, size_t n_engines, const bench_opts *o, const bench_data *d,
-                 bench_row **rows, size_t *n_rows, char *err, size_t errlen);
+                 const bench_filter *flt, bench_row **rows, size_t *n_rows, char *err, size_t errlen);
+
+/* bench_filter.c */
+/** Payload buckets of the n rows: a seeded random permutation of 0..n-1, so that
+ *  "bucket < T" passes exactly T rows, scattered over the ids. Returns NULL if out of memory. */
+uint32_t *bench_filter_buckets(size_t n, uint64_t seed);
+/** The filter passing round(selectivity * nb) rows (at least 1), its bitset (*bits, free()),
+ *  and d's ground truth restricted to it (*gt: nq x o->k int32, -1 padded, free()). */
+int  bench_filter_prepare(const bench_opts *o, const bench_data *d, const uint32_t *buckets, double selectivity,
+                          bench_filter *f, uint64_t **bits, int32_t **gt, char *err, size_t errlen);
+/** The whole --filter-selectivity run on built engines: unfiltered rows, then per selectivity. */
+int  bench_filter_run(bench_built *engines, size_t n_engines, const bench_opts *o, const bench_data *d,
+                      const uint32_t *buckets, bench_row **rows, size_t *n_rows, char *err, size_t errlen);
 
 /* bench_report.c */
 void bench_report_begin(FILE *f, const bench_opts *o);

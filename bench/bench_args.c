@@ -52,6 +52,11 @@ void bench_usage(FILE *f)
           "  --gpu                     quiver builds/searches on the GPU (required)\n"
           "  --peers hnswlib,faiss     also measure these libraries in the same process\n"
           "  --peers-only              skip quiver (measure only the peers)\n"
+          "  --filter-selectivity LIST filtered search, e.g. 0.001,0.01,0.1,0.5: payloads\n"
+          "                            {\"bucket\":b} (seeded permutation), recall against\n"
+          "                            the filtered exact ground truth, per selectivity;\n"
+          "                            quiver as a collection (payload filter) and index\n"
+          "                            (allow bitset), hnswlib through its deletion marks\n"
           "  --json                    one JSON object per setting on stdout\n"
           "  --plot out.png            recall vs QPS plot through gnuplot\n",
           f);
@@ -125,6 +130,26 @@ static int parse_peers(const char *s, unsigned *out)
     if (s[0] == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,")) return -1;
     *out = peers;
     return peers ? 0 : -1;
+}
+
+/* "0.001,0.01,0.5": each a number in (0, 1]. */
+static int parse_sels(const char *s, double *out, size_t cap, size_t *n)
+{
+    char buf[1024];
+    size_t count = 0;
+    if (!s || !*s || strlen(s) >= sizeof buf) return -1;
+    if (s[0] == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,")) return -1;
+    strcpy(buf, s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *end = NULL;
+        if (count == cap || !(isdigit((unsigned char)tok[0]) || tok[0] == '.')) return -1;
+        errno = 0;
+        double v = strtod(tok, &end);
+        if (errno || *end != '\0' || !(v > 0 && v <= 1)) return -1;
+        out[count++] = v;
+    }
+    *n = count;
+    return count ? 0 : -1;
 }
 
 typedef struct {
@@ -209,6 +234,9 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
         } else if (strcmp(arg, "--peers") == 0) {
             if (parse_peers(val, &o->peers) != 0)
                 return usage_error("--peers: bad list '%s' (expected hnswlib, faiss or hnswlib,faiss)", val);
+        } else if (strcmp(arg, "--filter-selectivity") == 0) {
+            if (parse_sels(val, o->sels, BENCH_MAX_LIST, &o->n_sels) != 0)
+                return usage_error("--filter-selectivity: bad list '%s' (numbers in (0, 1], e.g. 0.01,0.1)", val);
         } else if (strcmp(arg, "--plot") == 0) {
             if (!*val) return usage_error("--plot needs a file name");
             o->plot_path = val;

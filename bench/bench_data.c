@@ -6,7 +6,8 @@
  *
  * Recall@k = |returned top-k ∩ groundtruth[0..k)| / k, averaged over the queries (the
  * ann-benchmarks definition without distance-tie tolerance; the dataset READMEs state
- * how often ties occur).
+ * how often ties occur). A filtered ground truth may hold fewer than k ids (-1 after
+ * them); then the denominator is the number of ids it holds.
  */
 #include "bench/bench.h"
 
@@ -155,10 +156,11 @@ void bench_data_free(bench_data *d)
 
 double bench_recall(const bench_data *d, size_t nq, const int64_t *ids, uint32_t k)
 {
-    size_t found = 0;
+    size_t found = 0, wanted = 0;
     for (size_t q = 0; q < nq; q++) {
         const int32_t *truth = d->gt + q * d->gt_k;
         const int64_t *got = ids + q * k;
+        for (uint32_t j = 0; j < k; j++) wanted += truth[j] >= 0;
         for (uint32_t i = 0; i < k; i++) {
             if (got[i] < 0) continue;
             /* Count each true neighbour once even if a library returned an id twice. */
@@ -169,5 +171,5 @@ double bench_recall(const bench_data *d, size_t nq, const int64_t *ids, uint32_t
                 if (truth[j] == got[i]) { found++; break; }
         }
     }
-    return nq ? (double)found / ((double)nq * k) : 0.0;
+    return wanted ? (double)found / (double)wanted : 0.0;
 }

@@ -5,7 +5,8 @@
  *
  * Flow: parse arguments -> load and cross-check the dataset -> print the machine header
  * on stderr -> build every engine -> sweep the search settings with the engines taking
- * turns, one row per engine and setting -> optional plot. Exit 0 on success, 2 on a bad command line, 1 on bad files or failures.
+ * turns, one row per engine and setting -> optional plot. With --filter-selectivity a
+ * Quiver collection is built too and the sweep repeats per selectivity (bench_filter.c). Exit 0 on success, 2 on a bad command line, 1 on bad files or failures.
  *
  * With --peers faiss and OMP_WAIT_POLICY unset, the process restarts itself once with
  * OMP_WAIT_POLICY=PASSIVE (Faiss's best setting on a small machine; see main()). Set the
@@ -34,8 +35,9 @@ int main(int argc, char **argv)
     bench_opts o;
     bench_data d;
     bench_row *rows = NULL;
-    const bench_engine_ops *engines[4];
-    bench_built built[4];
+    const bench_engine_ops *engines[5];
+    bench_built built[5];
+    uint32_t *buckets = NULL;
     size_t n_engines = 0, n_rows = 0;
     char err[1024] = "";
     int status = BENCH_EXIT_RUNTIME;
@@ -71,14 +73,30 @@ int main(int argc, char **argv)
     }
     if (o.plot_path && bench_plot_check(err, sizeof err) != 0) goto fail;
     if (bench_data_load(&o, &d, err, sizeof err) != 0) goto fail;
+    if (o.n_sels) {
+        /* Filter runs: a collection with payloads as well, right after the quiver index. */
+        if (!o.no_quiver) {
+            memmove(engines + 2, engines + 1, (n_engines - 1) * sizeof engines[0]);
+            engines[1] = &bench_quiver_db_ops;
+            n_engines++;
+        }
+        if (!(buckets = bench_filter_buckets(d.nb, 0x51f7e2ull))) {
+            snprintf(err, sizeof err, "out of memory");
+            goto fail;
+        }
+    }
 
     bench_print_header(stderr, &o, &d);
     for (size_t i = 0; i < n_engines; i++)
         fprintf(stderr, "# engine: %s\n", engines[i]->describe());
     bench_report_begin(stdout, &o);
     for (size_t i = 0; i < n_engines; i++)
-        if (bench_build(engines[i], &o, &d, &built[i], err, sizeof err) != 0) goto fail;
-    if (bench_sweep(built, n_engines, &o, &d, &rows, &n_rows, err, sizeof err) != 0) goto fail;
+        if (bench_build(engines[i], &o, &d, buckets, &built[i], err, sizeof err) != 0) goto fail;
+    if (o.n_sels) {
+        if (bench_filter_run(built, n_engines, &o, &d, buckets, &rows, &n_rows, err, sizeof err) != 0) goto fail;
+    } else if (bench_sweep(built, n_engines, &o, &d, NULL, &rows, &n_rows, err, sizeof err) != 0) {
+        goto fail;
+    }
     if (o.plot_path) {
         if (bench_plot(o.plot_path, rows, n_rows, &o, dataset_name(o.data_dir), err, sizeof err) != 0) goto fail;
         fprintf(stderr, "quiver-bench: plot written to %s\n", o.plot_path);
@@ -88,6 +106,7 @@ fail:
     if (status != 0) fprintf(stderr, "quiver-bench: %s\n", err[0] ? err : "failed");
     for (size_t i = 0; i < n_engines; i++) bench_built_release(&built[i]);
     bench_data_free(&d);
+    free(buckets);
     free(rows);
     return status;
 }

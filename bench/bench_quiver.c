@@ -7,6 +7,10 @@
  * calls it. The vectors are added in chunks of ADD_CHUNK; if the index stayed silent
  * during the first chunk, the bench reports "add i/n" itself after each chunk, otherwise
  * the rest goes in one call and the index reports.
+ *
+ * Filter runs: the allowed set goes in as qv_search_params.allow_bits (mode "bitset"),
+ * which measures the index's filtered search alone; bench_quiverdb.c measures the
+ * collection with a payload filter.
  */
 #include "bench/bench.h"
 
@@ -26,6 +30,8 @@ typedef struct {
 struct bench_engine {
     qv_index *ix;
     uint32_t ef, nprobe;
+    const uint64_t *allow_bits;    /* filter runs: the allowed row ids (borrowed), or NULL */
+    uint64_t allow_nbits;
     progress_relay relay;
 };
 
@@ -117,6 +123,8 @@ static void params_for(const bench_engine *e, uint32_t k, qv_search_params *sp)
     qv_search_params_init(sp, k);
     sp->ef = e->ef;
     sp->nprobe = e->nprobe;
+    sp->allow_bits = e->allow_bits;
+    sp->allow_nbits = e->allow_nbits;
 }
 
 static int quiver_search_one(bench_engine *e, const float *q, uint32_t k, int64_t *ids, char *err, size_t errlen)
@@ -158,6 +166,16 @@ static size_t quiver_memory(bench_engine *e, const char **source)
     return qv_index_memory(e->ix);
 }
 
+/* Index level: the allowed set as qv_search_params.allow_bits, precomputed, as a program
+ * with its own metadata store would pass it. */
+static int quiver_set_filter(bench_engine *e, const bench_filter *f, char *err, size_t errlen)
+{
+    (void)err; (void)errlen;
+    e->allow_bits = f ? f->allow_bits : NULL;
+    e->allow_nbits = f ? f->allow_nbits : 0;
+    return 0;
+}
+
 static void quiver_destroy(bench_engine *e)
 {
     if (!e) return;
@@ -174,4 +192,7 @@ const bench_engine_ops bench_quiver_ops = {
     .search_batch = quiver_search_batch,
     .memory = quiver_memory,
     .destroy = quiver_destroy,
+    .set_filter = quiver_set_filter,
+    .filter_mode = "bitset",
+    .unfiltered_mode = "unfiltered",
 };

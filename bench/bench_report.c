@@ -38,9 +38,10 @@ void bench_report_begin(FILE *f, const bench_opts *o)
     fprintf(f, "%-8s %-5s %-24s %7s %4s %3s %8s %10s %9s %9s %8s %9s %-6s\n", "library", "index", "params",
             o->kind == QV_INDEX_IVF ? "nprobe" : "ef", "k", "thr", "recall", "qps", "p50_us", "p99_us",
             "build_s", "mem_MiB", "mode");
+    if (o->n_sels) fprintf(f, "%-10s %-10s %s\n", "sel", "filter", "violations");
 }
 
-static void report_text(FILE *f, const bench_row *r)
+static void report_text(FILE *f, const bench_opts *o, const bench_row *r)
 {
     char params[32], setting[16], p50[16], p99[16];
     const char *paren = strchr(r->name, '(');
@@ -57,6 +58,8 @@ static void report_text(FILE *f, const bench_row *r)
     fprintf(f, "%-8s %-5s %-24s %7s %4u %3u %8.4f %10.1f %9s %9s %8.2f %9.1f %-6s\n", r->library, r->index,
             params, setting, r->k, r->threads, r->recall, r->qps, p50, p99, r->build_s,
             (double)r->memory_bytes / (1024.0 * 1024.0), r->batch ? "batch" : "single");
+    /* Filter runs: a second line per row, so the first keeps its columns. */
+    if (o->n_sels) fprintf(f, "  %-8g %-10s %lld\n", r->selectivity, r->mode, r->violations);
 }
 
 static void report_json(FILE *f, const bench_opts *o, const bench_row *r)
@@ -84,6 +87,11 @@ static void report_json(FILE *f, const bench_opts *o, const bench_row *r)
     json_double_or_null(f, "p50_us", r->p50_us, 2);
     json_double_or_null(f, "p99_us", r->p99_us, 2);
     json_double_or_null(f, "batch_s", r->batch ? r->batch_s : -1, 6);
+    if (o->n_sels) {
+        fprintf(f, ",\"selectivity\":%g,\"mode\":", r->selectivity);
+        json_string(f, r->mode);
+        fprintf(f, ",\"violations\":%lld", r->violations);
+    }
     fputs(",\"blas\":", f);
     json_string(f, bench_blas_library());
     const char *wait_policy = getenv("OMP_WAIT_POLICY");
@@ -96,5 +104,5 @@ static void report_json(FILE *f, const bench_opts *o, const bench_row *r)
 void bench_report_row(FILE *f, const bench_opts *o, const bench_row *r)
 {
     if (o->json) report_json(f, o, r);
-    else report_text(f, r);
+    else report_text(f, o, r);
 }

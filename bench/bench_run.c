@@ -198,10 +198,10 @@ static uint32_t default_nlist(size_t n)
     return nlist;
 }
 
-int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_data *d, bench_built *b,
-                char *err, size_t errlen)
+int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_data *d, const uint32_t *buckets,
+                bench_built *b, char *err, size_t errlen)
 {
-    const int is_quiver = ops == &bench_quiver_ops;
+    const int is_quiver = ops == &bench_quiver_ops || ops == &bench_quiver_db_ops;
     /* Quiver normalizes cosine data itself; the peers get unit vectors (cosine = ip). */
     const float *base = is_quiver || !d->base_unit ? d->base : d->base_unit;
     const uint32_t build_threads = o->build_threads ? o->build_threads : bench_cpu_count();
@@ -223,6 +223,7 @@ int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_da
     bp->threads = is_quiver && o->batch ? o->threads : build_threads;
     bp->seed = 42;
     bp->gpu = is_quiver && o->gpu;
+    bp->buckets = buckets;
     if (o->kind == QV_INDEX_IVF && bp->nlist > d->nb) {
         snprintf(err, errlen, "--nlist %u is larger than the %zu base vectors", bp->nlist, d->nb);
         return -1;
@@ -239,6 +240,7 @@ int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_da
     int rc = ops->build(bp, d->nb, base, &b->e, err, errlen);
     bp->progress = NULL;                               /* ps lives in this frame only */
     bp->progress_arg = NULL;
+    bp->buckets = NULL;                                /* borrowed for the build only */
     if (rc != 0) return -1;
     b->build_s = bench_now() - t0;
     long long rss1 = bench_rss_bytes();
@@ -254,7 +256,8 @@ void bench_built_release(bench_built *b)
     memset(b, 0, sizeof *b);
 }
 
-static void row_init(const bench_built *b, const bench_opts *o, const bench_data *d, size_t s, bench_row *r)
+static void row_init(const bench_built *b, const bench_opts *o, const bench_data *d, size_t s,
+                     const bench_filter *flt, bench_row *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->library, sizeof r->library, "%s", b->ops->name);
@@ -275,23 +278,52 @@ static void row_init(const bench_built *b, const bench_opts *o, const bench_data
     r->nq = d->nq;
     r->p50_us = r->p99_us = -1;
     r->batch_s = -1;
+    r->selectivity = flt ? flt->selectivity : 1.0;
+    r->mode = flt ? b->ops->filter_mode : b->ops->unfiltered_mode;
+    if (!r->mode) r->mode = "unfiltered";
+    if (b->ops == &bench_quiver_db_ops) {
+        size_t len = strlen(r->name);
+        snprintf(r->name + len, sizeof r->name - len, " db");
+    }
+}
+
+/* Returned ids that fail flt (the filtered rows' "violations"). */
+static long long count_violations(const bench_filter *flt, const int64_t *ids, size_t n)
+{
+    long long bad = 0;
+    if (!flt) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0) continue;
+        uint64_t id = (uint64_t)ids[i];
+        if (id >= flt->allow_nbits || !(flt->allow_bits[id / 64] >> (id % 64) & 1)) bad++;
+    }
+    return bad;
 }
 
 int bench_sweep(bench_built *engines, size_t n_engines, const bench_opts *o, const bench_data *d,
-                bench_row **rows, size_t *n_rows, char *err, size_t errlen)
+                const bench_filter *flt, bench_row **rows, size_t *n_rows, char *err, size_t errlen)
 {
     const size_t n_settings = o->kind == QV_INDEX_HNSW ? o->n_efs : o->kind == QV_INDEX_IVF ? o->n_nprobes : 1;
     bench_row *cur = calloc(n_engines, sizeof *cur);
     double *best = calloc(n_engines, sizeof *best);
     int64_t *ids = malloc(d->nq * o->k * sizeof *ids);
     double *lat = malloc(d->nq * sizeof *lat);
+    char *skip = calloc(n_engines ? n_engines : 1, 1);
     int ret = -1;
 
-    if (!cur || !best || !ids || !lat) { snprintf(err, errlen, "out of memory"); goto cleanup; }
+    if (!cur || !best || !ids || !lat || !skip) { snprintf(err, errlen, "out of memory"); goto cleanup; }
+    /* Filters are installed once per sweep, outside the timed passes. */
+    for (size_t i = 0; i < n_engines; i++) {
+        const bench_engine_ops *ops = engines[i].ops;
+        int rc = ops->set_filter ? ops->set_filter(engines[i].e, flt, err, errlen) : (flt ? 1 : 0);
+        if (rc < 0) goto cleanup;
+        skip[i] = rc > 0;
+        if (skip[i] && flt) fprintf(stderr, "quiver-bench: note: %s cannot filter here; no filtered rows\n", ops->name);
+    }
     bench_set_blas_threads(o->batch ? (int)o->threads : 1);
     for (size_t s = 0; s < n_settings; s++) {
         for (size_t i = 0; i < n_engines; i++) {
-            row_init(&engines[i], o, d, s, &cur[i]);
+            row_init(&engines[i], o, d, s, flt, &cur[i]);
             best[i] = -1;
         }
         /* Engines take turns within each run, so a burst of load from elsewhere on the
@@ -301,6 +333,7 @@ int bench_sweep(bench_built *engines, size_t n_engines, const bench_opts *o, con
                 const bench_engine_ops *ops = engines[i].ops;
                 bench_row *r = &cur[i];
                 double wall, t0;
+                if (skip[i]) continue;
                 if (ops->prepare(engines[i].e, r->ef, r->nprobe, o->threads, o->batch, err, errlen) != 0) goto cleanup;
                 if (o->batch) {
                     t0 = bench_now();
@@ -312,6 +345,8 @@ int bench_sweep(bench_built *engines, size_t n_engines, const bench_opts *o, con
                                        lat, err, errlen);
                     if (wall < 0) goto cleanup;
                 }
+                long long bad = count_violations(flt, ids, d->nq * o->k);
+                if (bad > r->violations) r->violations = bad;    /* the worst run counts */
                 if (best[i] >= 0 && wall >= best[i]) continue;
                 best[i] = wall;
                 r->qps = wall > 0 ? (double)d->nq / wall : 0;
@@ -326,6 +361,7 @@ int bench_sweep(bench_built *engines, size_t n_engines, const bench_opts *o, con
             }
         }
         for (size_t i = 0; i < n_engines; i++) {
+            if (skip[i]) continue;
             bench_report_row(stdout, o, &cur[i]);
             if (append_row(rows, n_rows, &cur[i]) != 0) { snprintf(err, errlen, "out of memory"); goto cleanup; }
         }
@@ -337,5 +373,6 @@ cleanup:
     free(best);
     free(ids);
     free(lat);
+    free(skip);
     return ret;
 }

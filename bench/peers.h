@@ -8,6 +8,13 @@
  * (errlen bytes). search_one() must be safe to call from several threads at once once
  * prepare() has run; prepare() and search_batch() are called from the main thread only.
  *
+ * Filtered search (--filter-selectivity): set_filter() installs the allowed set before a
+ * sweep point (NULL removes it), from the main thread, between passes. The set comes in
+ * two equivalent forms: a bitset over the row ids, and the payload condition that selects
+ * the same rows (bucket < bucket_lt, see bench_filter.c), so that each engine can take
+ * the form its users would: Quiver's index a bitset, a Quiver collection a payload filter,
+ * hnswlib its deletion marks. An engine without filtering has set_filter = NULL.
+ *
  * Metric handling: for QV_METRIC_COSINE the caller hands the peers unit-normalized base
  * and query vectors, and a peer maps cosine to inner product (the same ranking). Quiver
  * gets the raw vectors and normalizes itself, as a user's program would.
@@ -35,7 +42,15 @@ typedef struct {
     int gpu;                       /* quiver only: require the GPU */
     qv_progress_fn progress;       /* "phase", done, total; may be NULL */
     void *progress_arg;
+    const uint32_t *buckets;       /* payload of row i: {"bucket": buckets[i]}; NULL = none */
 } bench_build_params;
+
+typedef struct {
+    double selectivity;            /* fraction of the rows that pass */
+    const uint64_t *allow_bits;    /* row id passes iff bit (id % 64) of allow_bits[id / 64] */
+    uint64_t allow_nbits;
+    uint32_t bucket_lt;            /* the same set as a payload condition: bucket < bucket_lt */
+} bench_filter;
 
 typedef struct bench_engine bench_engine;   /* a built index of one library */
 
@@ -58,9 +73,15 @@ typedef struct {
     /** Bytes held by the index; *source says how it was measured. */
     size_t (*memory)(bench_engine *e, const char **source);
     void   (*destroy)(bench_engine *e);          /* NULL ok */
+    /** Install (f) or remove (NULL) the filter of the next searches: 0, 1 when this
+     *  engine as built cannot filter (its filtered rows are skipped), or -1. NULL = never. */
+    int    (*set_filter)(bench_engine *e, const bench_filter *f, char *err, size_t errlen);
+    const char *filter_mode;                   /* "bitset", "db-filter", "filter" */
+    const char *unfiltered_mode;               /* mode of its unfiltered rows: "unfiltered", "db" */
 } bench_engine_ops;
 
 extern const bench_engine_ops bench_quiver_ops;
+extern const bench_engine_ops bench_quiver_db_ops;   /* a collection (filter runs only) */
 #ifdef QV_BENCH_HAVE_HNSWLIB
 extern const bench_engine_ops bench_hnswlib_ops;
 #endif

@@ -14,6 +14,7 @@
  * Memory: computed from hnswlib's own (public) fields: the level-0 block, the upper-level
  * link lists and the per-element arrays; the label hash map is estimated per element.
  * Compiled with -O3 -march=native: hnswlib picks SSE/AVX/AVX-512 at compile time.
+ * Filtered search: through deletion marks (see hnswlib_set_filter).
  * hnswlib defines non-inline functions in its headers, so only this file includes them.
  */
 #include <hnswlib/hnswlib.h>
@@ -199,11 +200,38 @@ size_t hnswlib_memory(bench_engine *be, const char **source)
     return e->n * (e->dim * sizeof(float) + sizeof(hnswlib::labeltype)) + label_map;
 }
 
+/* hnswlib 0.6.2 (Debian) has no filter functor (searchKnn(query, k, isIdAllowed) came in
+ * 0.7.0), but its deletion marks work the same way: searchBaseLayerST<has_deletions>
+ * walks through marked nodes and keeps only unmarked ones as results, and goes on until
+ * ef unmarked ones are found. 0.7.0's filter runs that very loop with the functor as one
+ * more test. So the rows outside the allowed set are marked before the sweep and
+ * unmarked after (not timed). Flat (BruteforceSearch) has no marks: no filtered rows. */
+int hnswlib_set_filter(bench_engine *be, const bench_filter *f, char *err, size_t errlen)
+{
+    HnswPeer *e = peer(be);
+    if (!e->graph) return f ? 1 : 0;
+    try {
+        hnswlib::HierarchicalNSW<float> &g = *e->graph;
+        for (size_t id = 0; id < e->n; id++) {
+            auto it = g.label_lookup_.find((hnswlib::labeltype)id);
+            if (it == g.label_lookup_.end()) continue;
+            bool pass = !f || (id < f->allow_nbits && (f->allow_bits[id / 64] >> (id % 64) & 1));
+            bool marked = g.isMarkedDeleted(it->second);
+            if (!pass && !marked) g.markDeletedInternal(it->second);
+            else if (pass && marked) g.unmarkDeletedInternal(it->second);
+        }
+        return 0;
+    } catch (const std::exception &ex) {
+        set_err(err, errlen, "filter", ex.what());
+    }
+    return -1;
+}
+
 void hnswlib_destroy(bench_engine *be) { delete peer(be); }
 
 } // namespace
 
 extern "C" const bench_engine_ops bench_hnswlib_ops = {
     "hnswlib", hnswlib_describe, hnswlib_build, hnswlib_prepare, hnswlib_search_one,
-    hnswlib_search_batch, hnswlib_memory, hnswlib_destroy,
+    hnswlib_search_batch, hnswlib_memory, hnswlib_destroy, hnswlib_set_filter, "filter", "unfiltered",
 };

@@ -21,7 +21,9 @@ static void usage(FILE *f)
             "usage: quiver import DB COLL FILE [--start-id N] [--batch N] [--nosync] [--quiet]\n"
             "Import FILE (.fvecs, .bvecs, .npy float32, or .jsonl with {\"id\",\"vector\",\"payload\"}\n"
             "per line) into collection COLL. Vector files get ids START-ID, START-ID+1, ...\n"
-            "--nosync skips the fsync per batch (faster bulk loads; a crash may lose recent batches).\n");
+            "--nosync skips the fsync per batch (faster bulk loads; a crash may lose recent batches).\n"
+            "Each batch is one transaction: an id repeated within a batch is an error, and the\n"
+            "batches before it stay imported.\n");
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -62,6 +64,11 @@ static int import_vectors(importer *im, const char *path, uint64_t start_id)
     int code = EXIT_OK;
     if (dim != im->dim) {
         code = cli_fail(EXIT_RUNTIME, "import", "%s: vectors have dimension %zu, collection has %zu", path, dim, im->dim);
+        goto cleanup;
+    }
+    if (start_id > QV_MAX_ID - (n - 1)) {
+        code = cli_fail(EXIT_USAGE, "import", "ids %llu + %zu points would pass the largest id %llu",
+                        (unsigned long long)start_id, n, (unsigned long long)QV_MAX_ID);
         goto cleanup;
     }
     im->prog.total = n;
@@ -164,7 +171,10 @@ int cmd_import(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
         switch (c) {
-        case 's': if (parse_u64(optarg, &start_id)) return cli_fail(EXIT_USAGE, "import", "--start-id must be a non-negative integer"); break;
+        case 's':
+            if (parse_u64(optarg, &start_id) || start_id > QV_MAX_ID)
+                return cli_fail(EXIT_USAGE, "import", "--start-id must be 0..%llu", (unsigned long long)QV_MAX_ID);
+            break;
         case 'b': if (parse_u32(optarg, 1, 1000000, &batch)) return cli_fail(EXIT_USAGE, "import", "--batch must be 1..1000000"); break;
         case 'n': nosync = 1; break;
         case 'q': quiet = 1; break;

@@ -25,6 +25,9 @@ extern "C" {
 #define QV_VERSION "0.1.0"
 #define QV_MAX_DIM 65536u   /* largest vector dimension accepted */
 #define QV_MAX_K   1024u    /* largest k of one search */
+#define QV_MAX_NORM 1e18     /* largest vector norm accepted (larger ones overflow distances) */
+#define QV_MAX_ID  9223372036854775807ull  /* largest point id of a collection (2^63 - 1:
+                                              JSON clients read ids as signed 64-bit) */
 
 /* Error codes: stable numbers, never renumbered or reused. */
 enum {
@@ -357,6 +360,19 @@ int  qv_collection_unindex_field(qv_coll *c, const char *field);
  *  read-only), QV_ENOMEM, QV_EIO. */
 int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progress_arg);
 /* ---- end of payload filters ----------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------
+ * Point listing (added for the Qdrant-compatible API: scroll, count, delete by filter).
+ * ------------------------------------------------------------------------------------ */
+/** The external ids of the live points of c that pass filter (NULL = every point) and
+ *  accept (NULL = none; called with external ids), in ascending order, starting at the
+ *  first id >= start. Writes at most limit of them to ids (limit entries; limit 0 only
+ *  counts) and their number to *n. *total (may be NULL) receives the number of all
+ *  passing points, whatever start and limit. One consistent view of the collection.
+ *  @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO. */
+int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *accept_arg,
+               uint64_t start, size_t limit, uint64_t *ids, size_t *n, uint64_t *total);
+/* ---- end of point listing --------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
  * Vector files. Every malformed case gives QV_ECORRUPT naming the file and offset.

@@ -12,6 +12,7 @@
 #include "core/distance.h"
 #include "core/error.h"
 #include "core/idmap.h"
+#include "core/vector_check.h"
 
 #define DEFAULT_M 16u
 #define DEFAULT_EF_CONSTRUCTION 200u
@@ -162,28 +163,35 @@ size_t qv_index_size(const qv_index *ix) { return ix ? ix->ops->size(ix) : 0; }
 
 size_t qv_index_memory(const qv_index *ix) { return ix ? ix->ops->memory(ix) + sizeof *ix : 0; }
 
-/* The first non-finite component of n rows, as (row, col); returns 0 if all finite. */
-static int find_nonfinite(const float *v, size_t n, size_t dim, size_t *row, size_t *col)
+/* QV_EINVAL for the first unusable row of n (see core/vector_check.h); what names a row
+ * in the message ("point", "training vector"); ids may be NULL. */
+static int check_rows(const float *v, size_t n, size_t dim, qv_metric metric, const char *what,
+                      const uint64_t *ids)
 {
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < dim; j++)
-            if (!isfinite(v[i * dim + j])) { *row = i; *col = j; return 1; }
-    return 0;
+    char msg[128];
+    size_t col = 0;
+    for (size_t i = 0; i < n; i++) {
+        int problem = qv_vector_problem(v + i * dim, dim, metric, &col);
+        if (problem == QV_VEC_OK) continue;
+        qv_vector_problem_text(problem, col, msg, sizeof msg);
+        if (ids) return qv_fail(QV_EINVAL, "%s %zu (id %llu): %s", what, i, (unsigned long long)ids[i], msg);
+        return qv_fail(QV_EINVAL, "%s %zu: %s", what, i, msg);
+    }
+    return QV_OK;
 }
 
 int qv_index_train(qv_index *ix, size_t n, const float *vecs)
 {
-    size_t row, col;
+    int rc;
     if (!ix || (n && !vecs)) return qv_fail(QV_EINVAL, "index or vectors are NULL");
     if (!ix->ops->train) return QV_OK;
-    if (find_nonfinite(vecs, n, ix->p.dim, &row, &col))
-        return qv_fail(QV_EINVAL, "training vector %zu: component %zu is not finite", row, col);
+    if ((rc = check_rows(vecs, n, ix->p.dim, ix->p.metric, "training vector", NULL)) != QV_OK) return rc;
     if (ix->p.metric != QV_METRIC_COSINE) return ix->ops->train(ix, n, vecs);
     float *copy = qv_reallocarray(NULL, n, (size_t)ix->p.dim * sizeof(float));
     if (!copy) return QV_ENOMEM;
     memcpy(copy, vecs, n * ix->p.dim * sizeof(float));
     for (size_t i = 0; i < n; i++) qv_normalize(copy + i * ix->p.dim, ix->p.dim);
-    int rc = ix->ops->train(ix, n, copy);
+    rc = ix->ops->train(ix, n, copy);
     qv_free(copy);
     return rc;
 }
@@ -211,31 +219,21 @@ int qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
 {
     int rc = QV_OK;
     float *copy = NULL;
-    size_t row, col, dim;
+    size_t dim;
 
     if (!ix || (n && (!ids || !vecs))) return qv_fail(QV_EINVAL, "index, ids or vectors are NULL");
     if (n == 0) return QV_OK;
     dim = ix->p.dim;
     if (n > UINT32_MAX - 1) return qv_fail(QV_EINVAL, "batch of %zu points is too large", n);
     if ((rc = check_unique_ids(n, ids)) != QV_OK) return rc;
-    if (find_nonfinite(vecs, n, dim, &row, &col))
-        return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is not finite", row,
-                       (unsigned long long)ids[row], col);
+    if ((rc = check_rows(vecs, n, dim, ix->p.metric, "point", ids)) != QV_OK) return rc;
     if (ix->p.metric == QV_METRIC_COSINE) {
         if (!(copy = qv_reallocarray(NULL, n, dim * sizeof(float)))) return QV_ENOMEM;
         memcpy(copy, vecs, n * dim * sizeof(float));
-        for (size_t i = 0; i < n; i++) {
-            if (qv_norm_sq(copy + i * dim, dim) == 0.0f) {
-                rc = qv_fail(QV_EINVAL, "point %zu (id %llu): zero vector has no cosine direction",
-                             i, (unsigned long long)ids[i]);
-                goto cleanup;
-            }
-            qv_normalize(copy + i * dim, dim);
-        }
+        for (size_t i = 0; i < n; i++) qv_normalize(copy + i * dim, dim);
         vecs = copy;
     }
     rc = ix->ops->add(ix, n, ids, vecs);
-cleanup:
     qv_free(copy);
     return rc;
 }
@@ -267,15 +265,13 @@ static int resolve_search(const qv_index *ix, const qv_search_params *sp, qv_sea
 /* Check one query; for cosine, *inv_norm receives 1/||q|| to turn -dot into similarity. */
 static int check_query(const qv_index *ix, const float *q, size_t qi, float *inv_norm)
 {
-    size_t row, col;
+    char msg[128];
+    size_t col = 0;
+    int problem = qv_vector_problem(q, ix->p.dim, ix->p.metric, &col);
     *inv_norm = 1.0f;
-    if (find_nonfinite(q, 1, ix->p.dim, &row, &col))
-        return qv_fail(QV_EINVAL, "query %zu: component %zu is not finite", qi, col);
-    if (ix->p.metric == QV_METRIC_COSINE) {
-        float nsq = qv_norm_sq(q, ix->p.dim);
-        if (nsq == 0.0f) return qv_fail(QV_EINVAL, "query %zu: zero vector has no cosine direction", qi);
-        *inv_norm = 1.0f / sqrtf(nsq);
-    }
+    if (problem != QV_VEC_OK)
+        return qv_fail(QV_EINVAL, "query %zu: %s", qi, qv_vector_problem_text(problem, col, msg, sizeof msg));
+    if (ix->p.metric == QV_METRIC_COSINE) *inv_norm = 1.0f / sqrtf(qv_norm_sq(q, ix->p.dim));
     return QV_OK;
 }
 

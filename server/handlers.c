@@ -24,7 +24,8 @@
 
 static void bad_input(srv_req *r, const srv_jerr *e)
 {
-    srv_reply_error(r, 400, e->code ? e->code : "invalid_argument", "%s", e->msg);
+    const char *code = e->code ? e->code : "invalid_argument";
+    srv_reply_error(r, strcmp(code, "out_of_memory") == 0 ? 503 : 400, code, "%s", e->msg);
 }
 
 static void no_collection(srv_req *r, const char *name)
@@ -56,19 +57,43 @@ static json_t *vector_value(const float *v, uint32_t dim)
     return a;
 }
 
+/* The index part of the collection info, defaults resolved (the library stores 0 for
+ * "default"; the numbers are quiver.h's documented defaults). An ivf nlist of 0 means
+ * 4*sqrt(n) chosen when it trains: shown as null, like the training threshold then. */
+static json_t *index_value(const qv_index_params *p)
+{
+    const char *kind = qv_index_kind_name(p->kind);
+    json_t *o = json_pack("{s:s}", "type", kind ? kind : "?");
+    if (!o) return NULL;
+    int bad = 0;
+    if (p->kind == QV_INDEX_HNSW) {
+        bad |= json_object_set_new(o, "m", json_integer(p->m ? p->m : 16));
+        bad |= json_object_set_new(o, "ef_construction", json_integer(p->ef_construction ? p->ef_construction : 200));
+        bad |= json_object_set_new(o, "ef_search", json_integer(p->ef_search ? p->ef_search : 64));
+    } else if (p->kind == QV_INDEX_IVF) {
+        json_int_t nlist = p->nlist, at = nlist * 39 > 1000 ? nlist * 39 : 1000;
+        bad |= json_object_set_new(o, "nlist", nlist ? json_integer(nlist) : json_null());
+        bad |= json_object_set_new(o, "nprobe", json_integer(p->nprobe ? p->nprobe : 8));
+        bad |= json_object_set_new(o, "kmeans_iters", json_integer(p->kmeans_iters ? p->kmeans_iters : 20));
+        bad |= json_object_set_new(o, "train_at", nlist ? json_integer(at) : json_null());
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Caller holds the table lock; config.payload_index points into the library's handle and
+ * is replaced by index/unindex field, which take the table lock for writing. */
 static json_t *info_value(const srv_coll *e, const qv_collection_info *info)
 {
     const qv_index_params *p = &info->config.index;
     json_t *pi = info->config.payload_index ? json_loads(info->config.payload_index, 0, NULL) : NULL;
-    const char *kind = qv_index_kind_name(p->kind);
     const char *metric = qv_metric_name(p->metric);
-    return json_pack("{s:s,s:I,s:s,s:{s:s,s:I,s:I,s:I,s:I,s:I},s:o,s:I,s:I,s:I}",
+    return json_pack("{s:s,s:I,s:s,s:o,s:o,s:I,s:I,s:I}",
                      "name", e->name, "dim", (json_int_t)p->dim, "metric", metric ? metric : "?",
-                     "index", "type", kind ? kind : "?", "m", (json_int_t)p->m,
-                     "ef_construction", (json_int_t)p->ef_construction,
-                     "ef_search", (json_int_t)p->ef_search, "nlist", (json_int_t)p->nlist,
-                     "nprobe", (json_int_t)p->nprobe,
-                     "payload_index", pi ? pi : json_null(),
+                     "index", index_value(p), "payload_index", pi ? pi : json_object(),
                      "count", (json_int_t)info->count, "memory_bytes", (json_int_t)info->memory_bytes,
                      "last_seq", (json_int_t)info->last_seq);
 }
@@ -123,8 +148,8 @@ static int parse_create(const json_t *body, qv_collection_config *cfg, char **pa
 {
     static const char *const top[] = {"dim", "metric", "index", "payload_index", NULL};
     static const char *const idx[] = {"type", "m", "ef_construction", "ef_search", "nlist",
-                                      "nprobe", NULL};
-    uint64_t dim = 0, m = 0, efc = 0, efs = 0, nlist = 0, nprobe = 0;
+                                      "nprobe", "kmeans_iters", NULL};
+    uint64_t dim = 0, m = 0, efc = 0, efs = 0, nlist = 0, nprobe = 0, iters = 0;
     qv_metric metric = QV_METRIC_L2;
     qv_index_kind kind = QV_INDEX_HNSW;
 
@@ -156,7 +181,8 @@ static int parse_create(const json_t *body, qv_collection_config *cfg, char **pa
             srv_json_uint(ji, "ef_construction", 0, UINT32_MAX, &efc, e) ||
             srv_json_uint(ji, "ef_search", 0, MAX_EF, &efs, e) ||
             srv_json_uint(ji, "nlist", 0, UINT32_MAX, &nlist, e) ||
-            srv_json_uint(ji, "nprobe", 0, MAX_NPROBE, &nprobe, e))
+            srv_json_uint(ji, "nprobe", 0, MAX_NPROBE, &nprobe, e) ||
+            srv_json_uint(ji, "kmeans_iters", 0, 1000, &iters, e))
             return -1;
     }
     json_t *jp = json_object_get(body, "payload_index");
@@ -171,6 +197,7 @@ static int parse_create(const json_t *body, qv_collection_config *cfg, char **pa
     if (efs) cfg->index.ef_search = (uint32_t)efs;
     if (nlist) cfg->index.nlist = (uint32_t)nlist;
     if (nprobe) cfg->index.nprobe = (uint32_t)nprobe;
+    if (iters) cfg->index.kmeans_iters = (uint32_t)iters;
     cfg->payload_index = *payload_index;
     return 0;
 }
@@ -387,37 +414,98 @@ cleanup:
 typedef struct {
     uint32_t k, ef, nprobe;
     int with_payload;
+    char *filter_json;             /* compact text of "filter" (NULL: none), for grouping */
+    qv_filter *filter;             /* parsed from it */
 } search_opts;
 
-/* Parse one search object; the query vector goes to vec (dim floats). */
-static int parse_search(const json_t *o, const char *what, uint32_t dim, float *vec,
-                        search_opts *so, srv_jerr *e)
+static void search_opts_release(search_opts *so)
+{
+    qv_filter_free(so->filter);
+    free(so->filter_json);
+    so->filter = NULL;
+    so->filter_json = NULL;
+}
+
+/* "filter": a JSON object handed to the library's parser as text. Its message names the
+ * bad part ("filter.must[1].range: unknown operator 'ge'"); batch searches prefix theirs. */
+static int parse_filter(const json_t *f, const char *prefix, search_opts *so, srv_jerr *e)
+{
+    if (!json_is_object(f)) {
+        snprintf(e->msg, sizeof e->msg, "%sfilter: must be a JSON object like {\"must\":[...]}", prefix);
+        e->code = "bad_filter";
+        return -1;
+    }
+    if (!(so->filter_json = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS))) {
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        e->code = "out_of_memory";
+        return -1;
+    }
+    int rc = qv_filter_parse(so->filter_json, &so->filter);
+    if (rc != QV_OK) {
+        snprintf(e->msg, sizeof e->msg, "%s%s", prefix, rc == QV_ENOMEM ? "out of memory" : qv_last_error());
+        e->code = rc == QV_ENOMEM ? "out_of_memory" : "bad_filter";
+        return -1;
+    }
+    return 0;
+}
+
+/* Parse one search object; the query vector goes to vec (dim floats). On failure the
+ * caller still releases so. */
+static int parse_search(const json_t *o, const char *what, const char *prefix, uint32_t dim,
+                        float *vec, search_opts *so, srv_jerr *e)
 {
     static const char *const keys[] = {"vector", "k", "ef", "nprobe", "filter", "with_payload", NULL};
     uint64_t k = DEFAULT_K, ef = 0, nprobe = 0;
+    memset(so, 0, sizeof *so);
     if (!json_is_object(o)) {
         snprintf(e->msg, sizeof e->msg, "%s must be an object", what);
         e->code = "invalid_argument";
         return -1;
     }
     if (srv_json_only(o, what, keys, e)) return -1;
-    json_t *f = json_object_get(o, "filter");
-    if (f && !json_is_null(f)) {
-        snprintf(e->msg, sizeof e->msg, "payload filters are not available yet");
-        e->code = "unsupported";
-        return -1;
-    }
-    so->with_payload = 0;
     if (srv_json_uint(o, "k", 1, QV_MAX_K, &k, e) ||
         srv_json_uint(o, "ef", 0, MAX_EF, &ef, e) ||
         srv_json_uint(o, "nprobe", 0, MAX_NPROBE, &nprobe, e) ||
         srv_json_bool(o, "with_payload", &so->with_payload, e) ||
         srv_json_vector(json_object_get(o, "vector"), what, dim, vec, e))
         return -1;
+    json_t *f = json_object_get(o, "filter");
+    if (f && !json_is_null(f) && parse_filter(f, prefix, so, e) != 0) return -1;
     so->k = (uint32_t)k;
     so->ef = (uint32_t)ef;
     so->nprobe = (uint32_t)nprobe;
     return 0;
+}
+
+static void params_of(const search_opts *so, qv_search_params *sp)
+{
+    qv_search_params_init(sp, so->k);
+    sp->ef = so->ef;
+    sp->nprobe = so->nprobe;
+    sp->filter = so->filter;
+}
+
+/* What the planner did: {"plan","live","allowed","conditions","unindexed":[keys],
+ * "payloads_read","filter_us","cached"}. */
+static json_t *took_value(const qv_search_stats *st)
+{
+    json_t *keys = json_array();
+    if (!keys) return NULL;
+    const char *p = st->unindexed_keys;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len && json_array_append_new(keys, json_stringn(p, len)) != 0) {
+            json_decref(keys);
+            return NULL;
+        }
+        p += len + (comma ? 1 : 0);
+    }
+    return json_pack("{s:s,s:I,s:I,s:I,s:o,s:I,s:I,s:b}", "plan", st->plan ? st->plan : "none",
+                     "live", (json_int_t)st->live, "allowed", (json_int_t)st->allowed,
+                     "conditions", (json_int_t)st->conditions, "unindexed", keys,
+                     "payloads_read", (json_int_t)st->payloads_read,
+                     "filter_us", (json_int_t)st->filter_us, "cached", (int)(st->cached != 0));
 }
 
 static json_t *hits_value(qv_coll *c, const qv_hit *hits, size_t n, int with_payload)
@@ -446,6 +534,7 @@ void srv_h_search(srv_req *r, const char *name)
     srv_jerr e = {0};
     float *vec = NULL;
     qv_hit *hits = NULL;
+    search_opts so = {0};
     int locked = 0;
     json_t *body = srv_json_body(r->req, &e);
     if (!body) { bad_input(r, &e); goto cleanup; }
@@ -453,26 +542,39 @@ void srv_h_search(srv_req *r, const char *name)
     locked = 1;
     srv_coll *ent = srv_colls_find(&ctx->colls, name);
     if (!ent) { no_collection(r, name); goto cleanup; }
-    search_opts so;
     if (!(vec = malloc((size_t)ent->dim * sizeof *vec))) { out_of_memory(r); goto cleanup; }
-    if (parse_search(body, "the search", ent->dim, vec, &so, &e) != 0) { bad_input(r, &e); goto cleanup; }
+    if (parse_search(body, "the search", "", ent->dim, vec, &so, &e) != 0) { bad_input(r, &e); goto cleanup; }
     if (!(hits = malloc(so.k * sizeof *hits))) { out_of_memory(r); goto cleanup; }
     qv_search_params sp;
-    qv_search_params_init(&sp, so.k);
-    sp.ef = so.ef;
-    sp.nprobe = so.nprobe;
+    params_of(&so, &sp);
+    qv_search_stats st;
     size_t nh = 0;
     uint64_t t0 = srv_now_us();
-    int rc = qv_search(ent->coll, vec, &sp, hits, &nh);
+    int rc = qv_search_ex(ent->coll, 1, vec, &sp, hits, &nh, &st);
     uint64_t took = srv_now_us() - t0;
     if (rc != QV_OK) { srv_reply_qv(r, rc); goto cleanup; }
     json_t *arr = hits_value(ent->coll, hits, nh, so.with_payload);
-    srv_reply_json(r, 200, arr ? json_pack("{s:o,s:I}", "hits", arr, "took_us", (json_int_t)took) : NULL);
+    json_t *details = took_value(&st);
+    json_t *out = arr && details ? json_pack("{s:o,s:I,s:o}", "hits", arr, "took_us", (json_int_t)took,
+                                             "took", details) : NULL;
+    if (!out) {
+        json_decref(arr);
+        json_decref(details);
+    }
+    srv_reply_json(r, 200, out);
 cleanup:
     if (locked) pthread_rwlock_unlock(&ctx->colls.lock);
+    search_opts_release(&so);
     free(hits);
     free(vec);
     json_decref(body);
+}
+
+static int same_search(const search_opts *a, const search_opts *b)
+{
+    if (a->k != b->k || a->ef != b->ef || a->nprobe != b->nprobe) return 0;
+    if (!a->filter_json || !b->filter_json) return a->filter_json == b->filter_json;
+    return strcmp(a->filter_json, b->filter_json) == 0;
 }
 
 void srv_h_search_batch(srv_req *r, const char *name)
@@ -482,8 +584,9 @@ void srv_h_search_batch(srv_req *r, const char *name)
     srv_jerr e = {0};
     float *vecs = NULL;
     qv_hit *hits = NULL;
-    size_t *nh = NULL;
+    size_t *nh = NULL, nq = 0;
     search_opts *so = NULL;
+    qv_search_stats *st = NULL;
     json_t *results = NULL;
     int locked = 0;
     json_t *body = srv_json_body(r->req, &e);
@@ -493,24 +596,26 @@ void srv_h_search_batch(srv_req *r, const char *name)
         srv_reply_error(r, 400, "invalid_argument", "'searches' must be an array of 1..%u search objects", MAX_BATCH);
         goto cleanup;
     }
-    size_t nq = json_array_size(js);
+    nq = json_array_size(js);
     pthread_rwlock_rdlock(&ctx->colls.lock);
     locked = 1;
     srv_coll *ent = srv_colls_find(&ctx->colls, name);
     if (!ent) { no_collection(r, name); goto cleanup; }
     vecs = malloc(nq * (size_t)ent->dim * sizeof *vecs);
-    so = malloc(nq * sizeof *so);
+    so = calloc(nq, sizeof *so);
+    st = calloc(nq, sizeof *st);
     nh = calloc(nq, sizeof *nh);
-    if (!vecs || !so || !nh) { out_of_memory(r); goto cleanup; }
+    if (!vecs || !so || !st || !nh) { out_of_memory(r); goto cleanup; }
     int same = 1;
     for (size_t i = 0; i < nq; i++) {
-        char what[40];
+        char what[40], prefix[40];
         snprintf(what, sizeof what, "searches[%zu]", i);
-        if (parse_search(json_array_get(js, i), what, ent->dim, vecs + i * ent->dim, &so[i], &e) != 0) {
+        snprintf(prefix, sizeof prefix, "searches[%zu].", i);
+        if (parse_search(json_array_get(js, i), what, prefix, ent->dim, vecs + i * ent->dim, &so[i], &e) != 0) {
             bad_input(r, &e);
             goto cleanup;
         }
-        if (so[i].k != so[0].k || so[i].ef != so[0].ef || so[i].nprobe != so[0].nprobe) same = 0;
+        if (!same_search(&so[i], &so[0])) same = 0;
     }
     /* rows are k_max apart so that one allocation serves both paths */
     uint32_t kmax = 0;
@@ -518,19 +623,16 @@ void srv_h_search_batch(srv_req *r, const char *name)
     if (!(hits = malloc(nq * kmax * sizeof *hits))) { out_of_memory(r); goto cleanup; }
     int rc = QV_OK;
     uint64_t t0 = srv_now_us();
+    qv_search_params sp;
     if (same) {
-        qv_search_params sp;
-        qv_search_params_init(&sp, so[0].k);
-        sp.ef = so[0].ef;
-        sp.nprobe = so[0].nprobe;
-        rc = qv_search_batch(ent->coll, nq, vecs, &sp, hits, nh);
+        /* one library call: the filter's allowed set is built once for the whole batch */
+        params_of(&so[0], &sp);
+        rc = qv_search_ex(ent->coll, nq, vecs, &sp, hits, nh, &st[0]);
+        for (size_t i = 1; i < nq; i++) st[i] = st[0];
     } else {
         for (size_t i = 0; i < nq && rc == QV_OK; i++) {
-            qv_search_params sp;
-            qv_search_params_init(&sp, so[i].k);
-            sp.ef = so[i].ef;
-            sp.nprobe = so[i].nprobe;
-            rc = qv_search(ent->coll, vecs + i * ent->dim, &sp, hits + i * kmax, &nh[i]);
+            params_of(&so[i], &sp);
+            rc = qv_search_ex(ent->coll, 1, vecs + i * ent->dim, &sp, hits + i * kmax, &nh[i], &st[i]);
         }
     }
     uint64_t took = srv_now_us() - t0;
@@ -538,7 +640,13 @@ void srv_h_search_batch(srv_req *r, const char *name)
     if (!(results = json_array())) { out_of_memory(r); goto cleanup; }
     for (size_t i = 0; i < nq; i++) {
         json_t *arr = hits_value(ent->coll, hits + i * kmax, nh[i], so[i].with_payload);
-        if (!arr || json_array_append_new(results, json_pack("{s:o}", "hits", arr)) != 0) {
+        json_t *details = took_value(&st[i]);
+        json_t *one = arr && details ? json_pack("{s:o,s:o}", "hits", arr, "took", details) : NULL;
+        if (!one) {
+            json_decref(arr);
+            json_decref(details);
+        }
+        if (!one || json_array_append_new(results, one) != 0) {
             out_of_memory(r);
             goto cleanup;
         }
@@ -547,9 +655,120 @@ void srv_h_search_batch(srv_req *r, const char *name)
 cleanup:
     if (locked) pthread_rwlock_unlock(&ctx->colls.lock);
     json_decref(results);
+    if (so)
+        for (size_t i = 0; i < nq; i++) search_opts_release(&so[i]);
+    free(so);
+    free(st);
     free(hits);
     free(nh);
-    free(so);
     free(vecs);
     json_decref(body);
+}
+
+/* ---- payload index and training ---------------------------------------------------- */
+
+/* The collection's payload_index as a JSON object ({} when none). Caller holds the table
+ * lock (see info_value). */
+static json_t *payload_index_value(qv_coll *c, int *rc)
+{
+    qv_collection_info info;
+    if ((*rc = qv_collection_get_info(c, &info)) != QV_OK) return NULL;
+    json_t *pi = info.config.payload_index ? json_loads(info.config.payload_index, 0, NULL) : NULL;
+    return pi ? pi : json_object();
+}
+
+/* PUT /collections/{name}/index/{field} {"type":"keyword"}: 201 when the field was not
+ * indexed, 200 when only its type changed. The table lock is taken for writing because
+ * the library replaces the payload_index text that collection info borrows: no request
+ * may hold it meanwhile. This also stalls other requests while the field is built from
+ * the stored payloads (one pass over them). */
+void srv_h_index_field(srv_req *r, const char *name, const char *field)
+{
+    static const char *const top[] = {"type", NULL};
+    srv_ctx *ctx = r->ctx;
+    srv_jerr e = {0};
+    int locked = 0, rc;
+    json_t *before = NULL, *after = NULL;
+    json_t *body = srv_json_body(r->req, &e);
+    if (!body || srv_json_only(body, "the body", top, &e)) { bad_input(r, &e); goto cleanup; }
+    json_t *jt = json_object_get(body, "type");
+    if (!json_is_string(jt)) {
+        srv_reply_error(r, 400, "invalid_argument",
+                        "'type' must be \"keyword\", \"integer\", \"float\" or \"bool\"");
+        goto cleanup;
+    }
+    const char *type = json_string_value(jt);
+    pthread_rwlock_wrlock(&ctx->colls.lock);
+    locked = 1;
+    srv_coll *ent = srv_colls_find(&ctx->colls, name);
+    if (!ent) { no_collection(r, name); goto cleanup; }
+    if (!(before = payload_index_value(ent->coll, &rc))) { srv_reply_qv(r, rc); goto cleanup; }
+    int existed = json_object_get(before, field) != NULL;
+    if ((rc = qv_collection_index_field(ent->coll, field, type, NULL, NULL)) != QV_OK) {
+        srv_reply_qv(r, rc);
+        goto cleanup;
+    }
+    if (!(after = payload_index_value(ent->coll, &rc))) { srv_reply_qv(r, rc); goto cleanup; }
+    srv_log(SRV_LOG_INFO, "collection '%s': indexed payload field '%s' as %s", name, field, type);
+    srv_reply_json(r, existed ? 200 : 201, json_pack("{s:s,s:s,s:b,s:O}", "field", field, "type", type,
+                                                     "created", !existed, "payload_index", after));
+cleanup:
+    if (locked) pthread_rwlock_unlock(&ctx->colls.lock);
+    json_decref(after);
+    json_decref(before);
+    json_decref(body);
+}
+
+/* DELETE /collections/{name}/index/{field}: 404 when the field is not indexed. */
+void srv_h_unindex_field(srv_req *r, const char *name, const char *field)
+{
+    srv_ctx *ctx = r->ctx;
+    json_t *after = NULL;
+    int rc;
+    pthread_rwlock_wrlock(&ctx->colls.lock);
+    srv_coll *ent = srv_colls_find(&ctx->colls, name);
+    if (!ent) no_collection(r, name);
+    else if ((rc = qv_collection_unindex_field(ent->coll, field)) != QV_OK) srv_reply_qv(r, rc);
+    else if (!(after = payload_index_value(ent->coll, &rc))) srv_reply_qv(r, rc);
+    else {
+        srv_log(SRV_LOG_INFO, "collection '%s': payload field '%s' no longer indexed", name, field);
+        srv_reply_json(r, 200, json_pack("{s:s,s:b,s:O}", "field", field, "deleted", 1, "payload_index", after));
+    }
+    pthread_rwlock_unlock(&ctx->colls.lock);
+    json_decref(after);
+}
+
+/* POST /collections/{name}/train (no body, or {}): train an ivf collection now on the
+ * points stored so far. The table lock is only read: training runs under the library's
+ * writer lock, and searches go on (exact) until the trained index is swapped in. */
+void srv_h_train(srv_req *r, const char *name)
+{
+    static const char *const none[] = {NULL};
+    srv_ctx *ctx = r->ctx;
+    srv_jerr e = {0};
+    json_t *body = NULL;
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) > 0 &&
+        (!(body = srv_json_body(r->req, &e)) || srv_json_only(body, "the body", none, &e))) {
+        bad_input(r, &e);
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    pthread_rwlock_rdlock(&ctx->colls.lock);
+    srv_coll *ent = srv_colls_find(&ctx->colls, name);
+    qv_collection_info info;
+    int rc = QV_OK;
+    uint64_t t0 = srv_now_us(), took = 0;
+    if (ent && (rc = qv_collection_train(ent->coll, NULL, NULL)) == QV_OK) {
+        took = srv_now_us() - t0;
+        rc = qv_collection_get_info(ent->coll, &info);
+    }
+    pthread_rwlock_unlock(&ctx->colls.lock);
+    if (!ent) no_collection(r, name);
+    else if (rc != QV_OK) srv_reply_qv(r, rc);
+    else {
+        srv_log(SRV_LOG_INFO, "collection '%s': trained on %zu points", name, info.count);
+        srv_reply_json(r, 200, json_pack("{s:b,s:I,s:I}", "trained", 1, "count", (json_int_t)info.count,
+                                         "took_us", (json_int_t)took));
+    }
 }

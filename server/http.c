@@ -201,6 +201,13 @@ static int match(char **seg, int n, unsigned mbit, route *rt)
         ON(M_POST, SRV_EP_DELETE_POINTS, 1);
         return 1;
     }
+    if (n == 3 && strcmp(seg[2], "train") == 0) { ON(M_POST, SRV_EP_TRAIN, 1); return 1; }
+    if (n == 4 && strcmp(seg[2], "index") == 0) {
+        rt->id = seg[3];                /* the payload field */
+        ON(M_PUT, SRV_EP_INDEX_FIELD, 1);
+        ON(M_DELETE, SRV_EP_UNINDEX_FIELD, 1);
+        return 1;
+    }
     if (n == 4 && strcmp(seg[2], "points") == 0) {
         rt->id = seg[3];
         ON(M_GET, SRV_EP_GET_POINT, 0);
@@ -317,6 +324,9 @@ void srv_http_dispatch(struct evhttp_request *req, void *arg)
     case SRV_EP_DELETE_POINTS: srv_h_delete_points(&r, rt.name); break;
     case SRV_EP_SEARCH: srv_h_search(&r, rt.name); break;
     case SRV_EP_SEARCH_BATCH: srv_h_search_batch(&r, rt.name); break;
+    case SRV_EP_INDEX_FIELD: srv_h_index_field(&r, rt.name, rt.id); break;
+    case SRV_EP_UNINDEX_FIELD: srv_h_unindex_field(&r, rt.name, rt.id); break;
+    case SRV_EP_TRAIN: srv_h_train(&r, rt.name); break;
     default: srv_reply_error(&r, 500, "internal", "unrouted endpoint"); break;
     }
     if (!r.replied) srv_reply_error(&r, 500, "internal", "handler sent no reply");

@@ -6,6 +6,9 @@
  * an event_base and an evhttp that accepts on its own dup() of the listening socket
  * (the kernel hands each connection to one of them). evthread_use_pthreads() comes
  * first so that the main thread may schedule events on the workers' bases.
+ * With --qdrant-listen, a second socket is bound the same way and every worker runs a
+ * second evhttp on its base for it (callback qd_http_dispatch, server/qdrant.c): same
+ * threads, context, keys and shutdown; the ready line for it follows the first one.
  *
  * Signals: SIGTERM and SIGINT run a handler that writes their number to a pipe, and the
  * main thread sleeps reading that pipe. (Not sigwait(): threads started by libraries
@@ -38,6 +41,7 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "server/qdrant.h"
 #include "server/server.h"
 
 #define DRAIN_GRACE_US 10000000u    /* longest wait for queued replies on shutdown */
@@ -48,6 +52,8 @@ typedef struct {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
+    struct evhttp *qhttp;                      /* the Qdrant-compatible API, when enabled */
+    struct evhttp_bound_socket *qbound;
     struct event *drain_timer;
     uint64_t drain_start, drain_deadline;
     pthread_t thread;
@@ -55,7 +61,7 @@ typedef struct {
 } worker;
 
 typedef struct {
-    const char *listen, *data, *key_file;
+    const char *listen, *qdrant_listen, *data, *key_file;
     size_t max_body;
     int threads, timeout_s, log_level;
     unsigned checkpoint_every;
@@ -102,6 +108,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: quiverd [options]\n"
             "  --listen ADDR:PORT      address to serve on (default 127.0.0.1:6333; port 0 = any)\n"
+            "  --qdrant-listen ADDR:PORT  also serve the Qdrant-compatible REST API there (default off)\n"
             "  --data DIR              database directory (default ./quiver-data)\n"
             "  --api-key-file FILE     require API keys: lines 'KEY rw' or 'KEY ro'\n"
             "  --threads N             worker threads (default: number of cores)\n"
@@ -129,6 +136,7 @@ static int parse_options(int argc, char **argv, options *o)
 {
     static const struct option longs[] = {
         {"listen", required_argument, NULL, 'l'}, {"data", required_argument, NULL, 'd'},
+        {"qdrant-listen", required_argument, NULL, 'q'},
         {"api-key-file", required_argument, NULL, 'k'}, {"threads", required_argument, NULL, 't'},
         {"max-body", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 'T'},
         {"checkpoint-every", required_argument, NULL, 'c'},
@@ -143,6 +151,7 @@ static int parse_options(int argc, char **argv, options *o)
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
         case 'l': o->listen = optarg; break;
+        case 'q': o->qdrant_listen = optarg; break;
         case 'd': o->data = optarg; break;
         case 'k': o->key_file = optarg; break;
         case 't':
@@ -186,7 +195,7 @@ static evutil_socket_t open_listener(const char *spec, char *shown, size_t shown
     char host[256];
     const char *colon = strrchr(spec, ':');
     if (!colon || colon == spec || strlen(spec) >= sizeof host) {
-        fprintf(stderr, "quiverd: --listen wants ADDR:PORT, got '%s'\n", spec);
+        fprintf(stderr, "quiverd: a listen address wants ADDR:PORT, got '%s'\n", spec);
         return -1;
     }
     size_t hl = (size_t)(colon - spec);
@@ -258,6 +267,10 @@ static void begin_drain(evutil_socket_t fd, short what, void *arg)
         evhttp_del_accept_socket(w->http, w->bound);   /* closes this worker's dup */
         w->bound = NULL;
     }
+    if (w->qbound) {
+        evhttp_del_accept_socket(w->qhttp, w->qbound);
+        w->qbound = NULL;
+    }
     w->drain_start = srv_now_us();
     w->drain_deadline = w->drain_start + DRAIN_GRACE_US;
     struct timeval tv = {0, 20000};
@@ -272,33 +285,46 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, const options *o)
+/* An evhttp on w's base with the server's limits, accepting on a dup of lfd. */
+static int http_init(worker *w, struct evhttp **http, struct evhttp_bound_socket **bound,
+                     evutil_socket_t lfd, void (*cb)(struct evhttp_request *, void *),
+                     const options *o)
+{
+    evutil_socket_t fd = -1;
+    if (!(*http = evhttp_new(w->base))) return -1;
+    evhttp_set_allowed_methods(*http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                          EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(*http, (ev_ssize_t)o->max_body);
+    evhttp_set_max_headers_size(*http, 64 * 1024);
+    evhttp_set_timeout(*http, o->timeout_s);
+    evhttp_set_flags(*http, EVHTTP_SERVER_LINGERING_CLOSE);
+    evhttp_set_default_content_type(*http, "application/json");
+    evhttp_set_gencb(*http, cb, w->ctx);
+    if ((fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) < 0) return -1;
+    if (!(*bound = evhttp_accept_socket_with_handle(*http, fd))) {
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
+static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, evutil_socket_t qfd,
+                       const options *o)
 {
     memset(w, 0, sizeof *w);
     w->ctx = ctx;
-    evutil_socket_t fd = -1;
-    if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base))) goto fail;
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)o->max_body);
-    evhttp_set_max_headers_size(w->http, 64 * 1024);
-    evhttp_set_timeout(w->http, o->timeout_s);
-    evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
-    evhttp_set_default_content_type(w->http, "application/json");
-    evhttp_set_gencb(w->http, srv_http_dispatch, ctx);
-    if ((fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) < 0) goto fail;
-    if (!(w->bound = evhttp_accept_socket_with_handle(w->http, fd))) goto fail;
+    if (!(w->base = event_base_new())) return -1;
+    if (http_init(w, &w->http, &w->bound, lfd, srv_http_dispatch, o) != 0) return -1;
+    if (qfd >= 0 && http_init(w, &w->qhttp, &w->qbound, qfd, qd_http_dispatch, o) != 0) return -1;
     return 0;
-fail:
-    if (fd >= 0 && !w->bound) close(fd);
-    return -1;
 }
 
 static void worker_release(worker *w)
 {
     if (w->drain_timer) event_free(w->drain_timer);
     if (w->http) evhttp_free(w->http);          /* frees its connections and listener */
+    if (w->qhttp) evhttp_free(w->qhttp);
     if (w->base) event_base_free(w->base);
     memset(w, 0, sizeof *w);
 }
@@ -317,8 +343,8 @@ int main(int argc, char **argv)
     ctx.max_body = o.max_body;
     worker *workers = NULL;
     int nworkers = 0, colls_ready = 0;
-    evutil_socket_t lfd = -1;
-    char shown[160];
+    evutil_socket_t lfd = -1, qfd = -1;
+    char shown[160], qshown[160] = "";
     sigset_t sigs, old;
 
     if (catch_signals() != 0) {
@@ -361,9 +387,10 @@ int main(int argc, char **argv)
     colls_ready = 1;
 
     if ((lfd = open_listener(o.listen, shown, sizeof shown)) < 0) goto cleanup;
+    if (o.qdrant_listen && (qfd = open_listener(o.qdrant_listen, qshown, sizeof qshown)) < 0) goto cleanup;
     if (!(workers = calloc((size_t)o.threads, sizeof *workers))) goto cleanup;
     for (; nworkers < o.threads; nworkers++) {
-        if (worker_init(&workers[nworkers], &ctx, lfd, &o) != 0) {
+        if (worker_init(&workers[nworkers], &ctx, lfd, qfd, &o) != 0) {
             srv_log(SRV_LOG_ERROR, "cannot set up worker %d", nworkers);
             worker_release(&workers[nworkers]);
             goto stop;
@@ -371,6 +398,8 @@ int main(int argc, char **argv)
     }
     close(lfd);                                     /* the workers hold their own copies */
     lfd = -1;
+    if (qfd >= 0) close(qfd);
+    qfd = -1;
     srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s", ctx.colls.n, o.data,
             nworkers, ctx.keys ? ", API keys required" : "");
     pthread_sigmask(SIG_BLOCK, &sigs, &old);       /* workers inherit the block */
@@ -384,6 +413,7 @@ int main(int argc, char **argv)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     printf("quiverd listening on %s\n", shown);
+    if (qshown[0]) printf("quiverd qdrant api listening on %s\n", qshown);
     fflush(stdout);
 
     int sig = wait_for_signal();
@@ -401,6 +431,7 @@ stop:
     for (int i = 0; i < nworkers; i++) worker_release(&workers[i]);
 cleanup:
     if (lfd >= 0) close(lfd);
+    if (qfd >= 0) close(qfd);
     free(workers);
     if (ctx.db) {
         rc = qv_db_close(ctx.db);                   /* checkpoints every collection */

@@ -54,6 +54,7 @@ int  srv_keys_check(const srv_keys *k, const char *presented);
 typedef enum {
     SRV_EP_HEALTHZ = 0, SRV_EP_METRICS, SRV_EP_LIST, SRV_EP_CREATE, SRV_EP_INFO, SRV_EP_DROP,
     SRV_EP_UPSERT, SRV_EP_GET_POINT, SRV_EP_DELETE_POINTS, SRV_EP_SEARCH, SRV_EP_SEARCH_BATCH,
+    SRV_EP_INDEX_FIELD, SRV_EP_UNINDEX_FIELD, SRV_EP_TRAIN,
     SRV_EP_OTHER, SRV_EP_COUNT
 } srv_endpoint;
 const char *srv_endpoint_name(srv_endpoint ep);
@@ -150,5 +151,8 @@ void srv_h_get_point(srv_req *r, const char *name, const char *id);
 void srv_h_delete_points(srv_req *r, const char *name);
 void srv_h_search(srv_req *r, const char *name);
 void srv_h_search_batch(srv_req *r, const char *name);
+void srv_h_index_field(srv_req *r, const char *name, const char *field);
+void srv_h_unindex_field(srv_req *r, const char *name, const char *field);
+void srv_h_train(srv_req *r, const char *name);
 
 #endif

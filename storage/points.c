@@ -29,24 +29,22 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/vector_check.h"
 
 /* ---- validation ---------------------------------------------------------------------- */
 
 static int check_vectors(const qv_coll *c, size_t n, const uint64_t *ids, const float *vecs)
 {
-    size_t dim = c->params.dim;
+    size_t dim = c->params.dim, col = 0;
+    char msg[128];
     for (size_t i = 0; i < n; i++) {
-        const float *x = vecs + i * dim;
-        double nsq = 0;
-        for (size_t j = 0; j < dim; j++) {
-            if (!isfinite(x[j]))
-                return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is not finite", i,
-                               (unsigned long long)ids[i], j);
-            nsq += (double)x[j] * x[j];
-        }
-        if (c->params.metric == QV_METRIC_COSINE && nsq == 0)
-            return qv_fail(QV_EINVAL, "point %zu (id %llu): zero vector has no cosine direction", i,
-                           (unsigned long long)ids[i]);
+        if (ids[i] > QV_MAX_ID)
+            return qv_fail(QV_EINVAL, "point %zu: id %llu is above the largest id %llu", i,
+                           (unsigned long long)ids[i], (unsigned long long)QV_MAX_ID);
+        int problem = qv_vector_problem(vecs + i * dim, dim, c->params.metric, &col);
+        if (problem != QV_VEC_OK)
+            return qv_fail(QV_EINVAL, "point %zu (id %llu): %s", i, (unsigned long long)ids[i],
+                           qv_vector_problem_text(problem, col, msg, sizeof msg));
     }
     return QV_OK;
 }

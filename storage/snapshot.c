@@ -215,6 +215,8 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
         rc = qv_fail(QV_ECORRUPT, "collection '%s': snapshot holds a different index (kind/dim/metric)", c->name);
         goto cleanup;
     }
+    /* The file format does not carry the GPU mode; the collection's config does. */
+    if (c->params.gpu != QV_GPU_OFF && (rc = qv_index_set_gpu(ix, c->params.gpu)) != QV_OK) goto cleanup;
     if ((rc = log_touched(c, txn, seq, &ids, &n, &nentries)) != QV_OK) goto cleanup;
     if ((rc = resync(c, txn, ix, ids, n)) != QV_OK) {
         if (rc == QV_EINVAL) rc = qv_fail(QV_ECORRUPT, "collection '%s': replay failed: %s", c->name, qv_last_error());

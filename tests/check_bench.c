@@ -8,6 +8,8 @@
  *    reproduces);
  *  - bad command lines exit 2 and bad files exit 1, each with one line on stderr;
  *  - hnsw on siftsmall reaches recall > 0.9 at ef 64 (skipped while hnsw is not built);
+ *  - --filter-selectivity on siftsmall: filtered rows at four selectivities, recall >= 0.9
+ *    against the filtered ground truth, no returned point failing the filter;
  *  - --plot writes a PNG when gnuplot is installed.
  * The generated sets are tiny, so the suite stays within a few seconds (plus one 10k
  * hnsw build).
@@ -391,6 +393,63 @@ START_TEST(test_hnsw_siftsmall)
 }
 END_TEST
 
+/* --filter-selectivity on siftsmall: every row carries selectivity, mode and violations;
+ * filtered rows find their neighbours among the allowed points only (violations 0) with
+ * recall >= 0.9 against the filtered ground truth; each selectivity has a Quiver
+ * collection row (db-filter) and an index row (bitset), plus hnswlib's when compiled in. */
+START_TEST(test_filter_siftsmall)
+{
+    char dir[1024], args[2048];
+    if (!have_bench() || !dataset_dir(dir, sizeof dir, "siftsmall")) return;
+    const char *peers = peers_available(dir);
+    const int hnswlib = strstr(peers, "hnswlib") != NULL;
+    snprintf(args, sizeof args,
+             "--data '%s' --index hnsw --m 16 --ef-construction %d --ef 64 --filter-selectivity 0.001,0.01,0.1,0.5 "
+             "--json%s", dir, sanitized() ? 60 : 200, hnswlib ? " --peers hnswlib" : "");
+    run_result r = run_bench(args);
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    static const double sels[] = {0.001, 0.01, 0.1, 0.5};
+    unsigned seen[4] = {0, 0, 0, 0}, unfiltered = 0;
+    char *save = NULL, *copy = strdup(r.out);
+    ck_assert_ptr_nonnull(copy);
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *o = json_loads(line, 0, NULL);
+        ck_assert_msg(o != NULL, "not JSON: %s", line);
+        json_t *sel = json_object_get(o, "selectivity");
+        const char *mode = json_string_value(json_object_get(o, "mode"));
+        const char *lib = json_string_value(json_object_get(o, "library"));
+        ck_assert_msg(json_is_number(sel) && mode && lib, "row lacks selectivity/mode: %s", line);
+        ck_assert_msg(json_integer_value(json_object_get(o, "violations")) == 0, "violations: %s", line);
+        double recall = json_number_value(json_object_get(o, "recall"));
+        ck_assert_msg(recall >= 0.9 && recall <= 1.0, "recall %.4f: %s", recall, line);
+        ck_assert_msg(json_number_value(json_object_get(o, "qps")) > 0, "qps: %s", line);
+        double sv = json_number_value(sel);
+        if (sv == 1.0) {
+            ck_assert_msg(strcmp(mode, "unfiltered") == 0 || strcmp(mode, "db") == 0, "%s", line);
+            unfiltered++;
+        } else {
+            size_t i = 0;
+            while (i < 4 && fabs(sv - sels[i]) > 1e-12) i++;
+            ck_assert_msg(i < 4, "unexpected selectivity: %s", line);
+            unsigned bit = strcmp(mode, "db-filter") == 0 ? 1u : strcmp(mode, "bitset") == 0 ? 2u
+                         : strcmp(mode, "filter") == 0 && strcmp(lib, "hnswlib") == 0 ? 4u : 0u;
+            ck_assert_msg(bit != 0, "unexpected mode: %s", line);
+            seen[i] |= bit;
+        }
+        json_decref(o);
+    }
+    free(copy);
+    ck_assert_uint_eq(unfiltered, 2u + (unsigned)hnswlib);
+    for (size_t i = 0; i < 4; i++) ck_assert_uint_eq(seen[i], hnswlib ? 7u : 3u);
+    run_free(&r);
+    /* A bad selectivity list is a usage error. */
+    snprintf(args, sizeof args, "--data '%s' --index hnsw --filter-selectivity 0.1,1.5", dir);
+    expect_failure(args, 2, "--filter-selectivity");
+    snprintf(args, sizeof args, "--data '%s' --index hnsw --filter-selectivity 0", dir);
+    expect_failure(args, 2, "--filter-selectivity");
+}
+END_TEST
+
 START_TEST(test_plot)
 {
     char args[2048], png[1024];
@@ -428,6 +487,7 @@ Suite *qv_bench_suite(void)
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_bad_files);
     tcase_add_test(tc, test_hnsw_siftsmall);
+    tcase_add_test(tc, test_filter_siftsmall);
     tcase_add_test(tc, test_plot);
     suite_add_tcase(s, tc);
     return s;

@@ -5,6 +5,11 @@
  * filters (bitset and predicate, with the probe extension for selective ones), remove and
  * replace, all-or-nothing add under allocation failures, save/load round trips and
  * corrupt files, and a concurrency smoke test (suite "concurrency" for the TSan run).
+ * GPU modes: without a usable device AUTO answers exactly as OFF and REQUIRE is
+ * QV_ENODEV; with one (a real GPU, or the CUDA emulation) the GPU batch path is checked
+ * against single-query searches of the same index after adds, removes, replaces and a
+ * retrain (the device copy must follow), with filters (CPU path) and short lists (the
+ * probe extension); the same assertions run without a device and then check the CPU path.
  */
 #include <check.h>
 #include <math.h>
@@ -25,6 +30,20 @@ static qv_index *make_ivf(uint32_t dim, qv_metric metric, uint32_t nlist, const 
     qv_index_params_init(&p, QV_INDEX_IVF, dim, metric);
     p.nlist = nlist;
     p.kmeans_iters = 10;
+    QV_CK(qv_index_new(&p, &ix));
+    if (train) QV_CK(qv_index_train(ix, ntrain, train));
+    return ix;
+}
+
+static qv_index *make_ivf_gpu(uint32_t dim, qv_metric metric, uint32_t nlist, const float *train, size_t ntrain,
+                              qv_gpu_mode gpu)
+{
+    qv_index_params p;
+    qv_index *ix = NULL;
+    qv_index_params_init(&p, QV_INDEX_IVF, dim, metric);
+    p.nlist = nlist;
+    p.kmeans_iters = 10;
+    p.gpu = gpu;
     QV_CK(qv_index_new(&p, &ix));
     if (train) QV_CK(qv_index_train(ix, ntrain, train));
     return ix;
@@ -647,11 +666,212 @@ START_TEST(test_corrupt_files)
 }
 END_TEST
 
+/* ---- GPU modes ---------------------------------------------------------------------- */
+
+/* Batch hits (bh, nb) against single-query results (ids, scores, ns) of the same index:
+ * same counts, scores within rounding, ids equal except at score ties. With the GPU the
+ * coarse step goes through GEMM, so a near-tie between two lists may probe another list:
+ * up to max_diff queries may then differ. */
+static void assert_like_single(const qv_hit *bh, const size_t *nb, const uint64_t *ids, const float *scores,
+                               const size_t *ns, size_t nq, size_t k, size_t max_diff, const char *what)
+{
+    size_t diff = 0;
+    for (size_t i = 0; i < nq; i++) {
+        int bad = nb[i] != ns[i];
+        for (size_t j = 0; j < nb[i] && !bad; j++) {
+            float a = bh[i * k + j].score, b = scores[i * k + j], tol = 1e-4f * fmaxf(1.0f, fabsf(b));
+            if (fabsf(a - b) > tol) bad = 1;
+            else if (bh[i * k + j].id != ids[i * k + j]) {
+                /* allowed only where the neighbour ranks tie with it */
+                int tie = (j > 0 && fabsf(scores[i * k + j - 1] - b) <= tol) ||
+                          (j + 1 < ns[i] && fabsf(scores[i * k + j + 1] - b) <= tol);
+                bad = !tie;
+            }
+        }
+        diff += (size_t)bad;
+    }
+    ck_assert_msg(diff <= max_diff, "%s: %zu of %zu queries differ from single-query search", what, diff, nq);
+}
+
+/* Batch (GPU when there is one) vs single query (CPU) on ix. */
+static void check_batch(const qv_index *ix, const float *q, size_t nq, uint32_t dim, const qv_search_params *sp,
+                        size_t max_diff, const char *what)
+{
+    size_t k = sp->k;
+    qv_hit *bh = malloc(nq * k * sizeof *bh);
+    uint64_t *ids = malloc(nq * k * sizeof *ids);
+    float *scores = malloc(nq * k * sizeof *scores);
+    size_t *nb = malloc(nq * sizeof *nb), *ns = malloc(nq * sizeof *ns);
+    QV_CK(qv_index_search_batch(ix, nq, q, sp, bh, nb));
+    search_each(ix, q, nq, dim, sp, ids, scores, ns);
+    assert_like_single(bh, nb, ids, scores, ns, nq, k, max_diff, what);
+    free(bh);
+    free(ids);
+    free(scores);
+    free(nb);
+    free(ns);
+}
+
+/* With a device, the last large batch of an AUTO index really ran there (AUTO would hide
+ * a GPU failure behind the CPU answer). */
+static void assert_on_gpu(const qv_index *ix, const char *what)
+{
+    const qv_ivf *v = ix->impl;
+    if (!qv_gpu_probe()) return;
+    ck_assert_msg(v->gpu != NULL && v->gpu_lists_ok && !v->gpu_failed, "%s: the batch did not run on the GPU", what);
+    ck_assert_uint_eq(v->gpu_version, v->version);
+    ck_assert_uint_eq(v->gpu_rows, v->n);
+}
+
+/* _i = metric. AUTO index: batch == single query through every kind of change. */
+START_TEST(test_gpu_batch_follows_changes)
+{
+    qv_metric metric = (qv_metric)_i;
+    uint32_t dim = 16, nlist = 24, k = 10;
+    size_t n = sanitized() ? 1200 : 3000, nq = 100, extra = 200;
+    size_t tol = qv_gpu_probe() ? 2 : 0;
+    float *x = random_vectors(n + extra, dim, 300 + _i), *q = random_vectors(nq, dim, 310 + _i);
+    uint64_t *ids = seq_ids(n + extra, 0);
+    qv_hit *ha = malloc(nq * k * sizeof *ha), *ho = malloc(nq * k * sizeof *ho);
+    size_t *na = malloc(nq * sizeof *na), *no = malloc(nq * sizeof *no);
+    qv_index *ixa = make_ivf_gpu(dim, metric, nlist, x, n, QV_GPU_AUTO);
+    qv_index *ixo = make_ivf_gpu(dim, metric, nlist, x, n, QV_GPU_OFF);
+    QV_CK(qv_index_add(ixa, n, ids, x));
+    QV_CK(qv_index_add(ixo, n, ids, x));
+    qv_search_params sp;
+    qv_search_params_init(&sp, k);
+    sp.nprobe = 4;
+
+    if (!qv_gpu_probe()) {
+        /* no device: AUTO is the CPU, bit for bit (training included) */
+        const qv_ivf *va = ixa->impl, *vo = ixo->impl;
+        ck_assert(memcmp(va->centroids, vo->centroids, (size_t)nlist * dim * sizeof(float)) == 0);
+        QV_CK(qv_index_search_batch(ixa, nq, q, &sp, ha, na));
+        QV_CK(qv_index_search_batch(ixo, nq, q, &sp, ho, no));
+        ck_assert(memcmp(na, no, nq * sizeof *na) == 0);
+        ck_assert(memcmp(ha, ho, nq * k * sizeof *ha) == 0);
+        ck_assert_ptr_null(va->gpu);
+    }
+    check_batch(ixa, q, nq, dim, &sp, tol, "after add");
+    assert_on_gpu(ixa, "after add");
+    sp.nprobe = nlist;
+    check_batch(ixa, q, nq, dim, &sp, tol, "nprobe = nlist");
+    assert_on_gpu(ixa, "nprobe = nlist");
+    sp.nprobe = 4;
+
+    /* remove the even ids, add new ones, replace id 1 by query 0: the next batch must
+     * see all of it (the device copy is rebuilt lazily) */
+    uint64_t *even = malloc((n / 2) * sizeof *even);
+    size_t ne = 0, removed;
+    for (size_t i = 0; i < n; i += 2) even[ne++] = i;
+    QV_CK(qv_index_remove(ixa, ne, even, &removed));
+    ck_assert_uint_eq(removed, ne);
+    QV_CK(qv_index_add(ixa, extra, ids + n, x + n * dim));
+    uint64_t one = 1;
+    QV_CK(qv_index_add(ixa, 1, &one, q));
+    check_batch(ixa, q, nq, dim, &sp, tol, "after remove/add/replace");
+    assert_on_gpu(ixa, "after remove/add/replace");
+    QV_CK(qv_index_search_batch(ixa, nq, q, &sp, ha, na));
+    ck_assert_uint_eq(ha[0].id, 1);
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < na[i]; j++) {
+            uint64_t id = ha[i * k + j].id;
+            ck_assert_msg(id == 1 || (id & 1) || id >= n, "query %zu: removed id %llu returned", i,
+                          (unsigned long long)id);
+        }
+
+    /* a filter keeps the batch on the CPU: exactly the single-query answers */
+    sp.accept = accept_mod3;
+    check_batch(ixa, q, nq, dim, &sp, 0, "filtered");
+    sp.accept = NULL;
+
+    /* retrain after emptying: the device copy follows the new centroids */
+    uint64_t *all = seq_ids(n + extra, 0);
+    QV_CK(qv_index_remove(ixa, n + extra, all, &removed));
+    ck_assert_uint_eq(qv_index_size(ixa), 0);
+    QV_CK(qv_index_search_batch(ixa, nq, q, &sp, ha, na));
+    for (size_t i = 0; i < nq; i++) ck_assert_uint_eq(na[i], 0);
+    QV_CK(qv_index_train(ixa, extra, x + n * dim));
+    QV_CK(qv_index_add(ixa, n, ids, x));
+    check_batch(ixa, q, nq, dim, &sp, tol, "after retrain");
+    assert_on_gpu(ixa, "after retrain");
+    qv_index_free(ixa);
+    qv_index_free(ixo);
+    free(x);
+    free(q);
+    free(ids);
+    free(all);
+    free(even);
+    free(ha);
+    free(ho);
+    free(na);
+    free(no);
+}
+END_TEST
+
+/* Lists shorter than k: the GPU answers are completed by the probe extension. */
+START_TEST(test_gpu_short_lists)
+{
+    uint32_t dim = 8, k = 50, nlist = 40;
+    size_t n = 200, nq = 64;
+    float *x = random_vectors(n, dim, 320), *q = random_vectors(nq, dim, 321);
+    uint64_t *ids = seq_ids(n, 1000);
+    qv_index *ix = make_ivf_gpu(dim, QV_METRIC_L2, nlist, x, n, QV_GPU_AUTO);
+    QV_CK(qv_index_add(ix, n, ids, x));
+    qv_search_params sp;
+    qv_search_params_init(&sp, k);
+    sp.nprobe = 1;
+    check_batch(ix, q, nq, dim, &sp, 0, "short lists");
+    assert_on_gpu(ix, "short lists");
+    qv_hit *bh = malloc(nq * k * sizeof *bh);
+    size_t *nb = malloc(nq * sizeof *nb);
+    QV_CK(qv_index_search_batch(ix, nq, q, &sp, bh, nb));
+    for (size_t i = 0; i < nq; i++) ck_assert_uint_eq(nb[i], k);
+    qv_index_free(ix);
+    free(x);
+    free(q);
+    free(ids);
+    free(bh);
+    free(nb);
+}
+END_TEST
+
+START_TEST(test_gpu_require)
+{
+    uint32_t dim = 8;
+    size_t n = 500, nq = 64;
+    float *x = random_vectors(n, dim, 330);
+    qv_index_params p;
+    qv_index *ix = NULL;
+    qv_index_params_init(&p, QV_INDEX_IVF, dim, QV_METRIC_L2);
+    p.nlist = 8;
+    p.gpu = QV_GPU_REQUIRE;
+    if (!qv_gpu_available()) {
+        QV_CK_FAIL(qv_index_new(&p, &ix), QV_ENODEV);
+        ck_assert_ptr_null(ix);
+        ck_assert_msg(qv_last_error()[0] != '\0', "QV_ENODEV without a message");
+        free(x);
+        return;
+    }
+    uint64_t *ids = seq_ids(n, 0);
+    QV_CK(qv_index_new(&p, &ix));
+    QV_CK(qv_index_train(ix, n, x));
+    QV_CK(qv_index_add(ix, n, ids, x));
+    qv_search_params sp;
+    qv_search_params_init(&sp, 5);
+    check_batch(ix, x, nq, dim, &sp, 1, "REQUIRE");
+    ck_assert_ptr_nonnull(((const qv_ivf *)ix->impl)->gpu);
+    qv_index_free(ix);
+    free(ids);
+    free(x);
+}
+END_TEST
+
 /* ---- concurrency smoke -------------------------------------------------------------- */
 
 typedef struct {
     qv_index *ix;
-    const float *q;
+    const float *q;                /* 64 queries */
     uint32_t dim;
     int rounds;
     int failed;
@@ -661,12 +881,15 @@ static void *searcher(void *p)
 {
     conc_arg *a = p;
     qv_search_params sp;
-    qv_hit hits[5], bh[20];
-    size_t nh, nb[4];
+    qv_hit hits[5], bh[64 * 5];
+    size_t nh, nb[64];
     qv_search_params_init(&sp, 5);
     for (int r = 0; r < a->rounds; r++) {
         if (qv_index_search(a->ix, a->q + (size_t)(r % 8) * a->dim, &sp, hits, &nh) != QV_OK) a->failed = 1;
         if (r % 8 == 0 && qv_index_search_batch(a->ix, 4, a->q, &sp, bh, nb) != QV_OK) a->failed = 1;
+        /* large enough for the GPU path of an AUTO index (the device copy is rebuilt
+         * while writers keep changing the lists) */
+        if (r % 16 == 4 && qv_index_search_batch(a->ix, 64, a->q, &sp, bh, nb) != QV_OK) a->failed = 1;
     }
     return NULL;
 }
@@ -676,9 +899,9 @@ START_TEST(test_concurrent_search_and_write)
     uint32_t dim = 8;
     size_t n = 2000;
     int rounds = sanitized() ? 50 : 300;
-    float *x = random_vectors(n, dim, 100), *q = random_vectors(8, dim, 101);
+    float *x = random_vectors(n, dim, 100), *q = random_vectors(64, dim, 101);
     uint64_t *ids = seq_ids(n, 0);
-    qv_index *ix = make_ivf(dim, QV_METRIC_L2, 16, x, n);
+    qv_index *ix = make_ivf_gpu(dim, QV_METRIC_L2, 16, x, n, (qv_gpu_mode)_i);   /* OFF, AUTO */
     QV_CK(qv_index_add(ix, n / 2, ids, x));
     pthread_t th[2];
     conc_arg a = {ix, q, dim, rounds, 0};
@@ -716,6 +939,9 @@ Suite *qv_ivf_suite(void)
     tcase_add_test(tc, test_add_all_or_nothing);
     tcase_add_loop_test(tc, test_save_load_roundtrip, QV_METRIC_L2, QV_METRIC_COSINE + 1);
     tcase_add_test(tc, test_corrupt_files);
+    tcase_add_loop_test(tc, test_gpu_batch_follows_changes, QV_METRIC_L2, QV_METRIC_COSINE + 1);
+    tcase_add_test(tc, test_gpu_short_lists);
+    tcase_add_test(tc, test_gpu_require);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -725,7 +951,7 @@ Suite *qv_ivf_concurrency_suite(void)
     Suite *s = suite_create("concurrency");
     TCase *tc = tcase_create("ivf");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_concurrent_search_and_write);
+    tcase_add_loop_test(tc, test_concurrent_search_and_write, QV_GPU_OFF, QV_GPU_AUTO + 1);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -551,7 +551,7 @@ START_TEST(test_bad_input)
         {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"k\":99999999999999999999}", 400, "invalid_json"},
         /* unknown fields, filters */
         {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"topk\":3}", 400, "unknown_field"},
-        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"filter\":{\"must\":[]}}", 400, "unsupported"},
+        {"POST", "/collections/c/search", "{\"vector\":[1,0,0],\"filter\":{\"must\":{}}}", 400, "bad_filter"},
         {"POST", "/collections/c/search/batch", "{\"searches\":[]}", 400, "invalid_argument"},
         {"POST", "/collections/c/search/batch", "{\"searches\":[{\"vector\":[1,0,0]},{\"vector\":[1]}]}", 400, "dimension_mismatch"},
         {"POST", "/collections/c/search/batch", "{\"searches\":[{\"vector\":[1,0,0]}],\"x\":1}", 400, "unknown_field"},
@@ -994,6 +994,432 @@ START_TEST(test_concurrent)
 }
 END_TEST
 
+/* ---- payload filters, ivf, payload index over HTTP ------------------------------------ */
+
+#define FN 21                   /* points 0..19 have payloads, point 20 has none */
+
+/* Payload of point i: lang cycles en/de/fr, year 2000+i, tags ["a"] (even) and/or ["b"]
+ * (multiple of 5) or [], note null (i%4==0) / absent (i%4==1) / "x", a nested meta.score
+ * and a bool. */
+static json_t *filter_payload(int i)
+{
+    static const char *const langs[] = {"en", "de", "fr"};
+    json_t *tags = json_array();
+    if (i % 2 == 0) json_array_append_new(tags, json_string("a"));
+    if (i % 5 == 0) json_array_append_new(tags, json_string("b"));
+    json_t *p = json_pack("{s:s,s:I,s:o,s:{s:I},s:b}", "lang", langs[i % 3], "year", (json_int_t)(2000 + i),
+                          "tags", tags, "meta", "score", (json_int_t)(i % 7), "draft", i % 6 == 0);
+    if (i % 4 == 0) json_object_set_new(p, "note", json_null());
+    else if (i % 4 >= 2) json_object_set_new(p, "note", json_string("x"));
+    return p;
+}
+
+static char *filter_points_json(size_t n, size_t dim, const float *vecs)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array();
+        for (size_t j = 0; j < dim; j++) json_array_append_new(v, json_real(vecs[i * dim + j]));
+        json_t *p = json_pack("{s:I,s:o}", "id", (json_int_t)i, "vector", v);
+        if (i < FN - 1) json_object_set_new(p, "payload", filter_payload((int)(i % (FN - 1))));
+        json_array_append_new(arr, p);
+    }
+    json_t *root = json_pack("{s:o}", "points", arr);
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    return s;
+}
+
+typedef struct {
+    const char *filter;
+    int (*want)(int i);         /* i < FN - 1: has a payload */
+    const char *unindexed;      /* a key that must be listed as unindexed, or NULL */
+} filter_case;
+
+static int f_en(int i) { return i < FN - 1 && i % 3 == 0; }
+static int f_de(int i) { return i < FN - 1 && i % 3 == 1; }
+static int f_defr(int i) { return i < FN - 1 && i % 3 != 0; }
+static int f_year(int i) { return i < FN - 1 && i >= 5 && i < 10; }
+static int f_year7(int i) { return i == 7; }
+static int f_null(int i) { return i < FN - 1 && i % 4 == 0; }
+static int f_exists(int i) { return i < FN - 1 && i % 4 >= 2; }
+static int f_not_en(int i) { return !f_en(i); }
+static int f_should(int i) { return i < FN - 1 && (i % 5 == 0 || i <= 2); }
+static int f_nested(int i) { return i < FN - 1 && i % 6 != 0 && (i % 3 == 2 || i % 7 > 4); }
+static int f_tags_old(int i) { return i < FN - 1 && i % 2 == 0 && i <= 15; }
+static int f_empty(int i) { return i == FN - 1 || (i % 2 != 0 && i % 5 != 0); }
+
+static const filter_case filter_cases[] = {
+    {"{\"must\":[{\"key\":\"lang\",\"match\":\"en\"}]}", f_en, NULL},
+    {"{\"must\":[{\"key\":\"lang\",\"match\":{\"value\":\"de\"}}]}", f_de, NULL},
+    {"{\"must\":[{\"key\":\"lang\",\"match\":{\"any\":[\"de\",\"fr\"]}}]}", f_defr, NULL},
+    {"{\"must\":[{\"key\":\"year\",\"range\":{\"gte\":2005,\"lt\":2010}}]}", f_year, NULL},
+    {"{\"must\":[{\"key\":\"year\",\"match\":2007}]}", f_year7, NULL},
+    {"{\"must\":[{\"key\":\"note\",\"is_null\":true}]}", f_null, "note"},
+    {"{\"must\":[{\"key\":\"note\",\"exists\":true}]}", f_exists, "note"},
+    {"{\"must_not\":[{\"key\":\"lang\",\"match\":\"en\"}]}", f_not_en, NULL},
+    {"{\"should\":[{\"key\":\"tags\",\"match\":\"b\"},{\"key\":\"year\",\"range\":{\"lte\":2002}}]}", f_should, "tags"},
+    {"{\"must\":[{\"key\":\"draft\",\"match\":false},{\"should\":[{\"key\":\"lang\",\"match\":\"fr\"},"
+     "{\"must\":[{\"key\":\"meta.score\",\"range\":{\"gt\":4}}]}]}]}", f_nested, "meta.score"},
+    {"{\"must\":[{\"key\":\"tags\",\"match\":{\"any\":[\"a\"]}}],\"must_not\":[{\"key\":\"year\",\"range\":{\"gt\":2015}}]}",
+     f_tags_old, "tags"},
+    {"{\"must\":[{\"key\":\"tags\",\"is_empty\":true}]}", f_empty, "tags"},
+};
+#define NCASES (sizeof filter_cases / sizeof filter_cases[0])
+
+static int count_want(int (*want)(int))
+{
+    int n = 0;
+    for (int i = 0; i < FN; i++) n += want(i) != 0;
+    return n;
+}
+
+static int json_array_has(const json_t *a, const char *s)
+{
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (json_is_string(json_array_get(a, i)) && strcmp(json_string_value(json_array_get(a, i)), s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Check one answer's hits ({"hits":[...],"took":{...}}) against a case: every hit passes,
+ * and there are min(k, passing) of them; the took details agree. */
+static void check_filtered(const json_t *res, const filter_case *fc, int k, const char *where)
+{
+    json_t *hits = json_object_get(res, "hits");
+    int want = count_want(fc->want);
+    int expect = want < k ? want : k;
+    ck_assert_msg((int)json_array_size(hits) == expect, "%s: filter %s gave %zu hits, want %d", where, fc->filter,
+                  json_array_size(hits), expect);
+    uint64_t seen = 0;
+    for (size_t j = 0; j < json_array_size(hits); j++) {
+        json_int_t id = jint(json_array_get(hits, j), "id");
+        ck_assert_msg(id >= 0 && id < FN && fc->want((int)id), "%s: filter %s returned id %lld", where, fc->filter,
+                      (long long)id);
+        ck_assert_msg(!(seen >> id & 1), "%s: id %lld twice", where, (long long)id);
+        seen |= 1ull << id;
+    }
+    json_t *took = json_object_get(res, "took");
+    ck_assert_msg(json_is_object(took), "%s: no took details", where);
+    const char *plan = json_string_value(json_object_get(took, "plan"));
+    ck_assert_msg(plan && (!strcmp(plan, "exact") || !strcmp(plan, "index")), "%s: plan %s", where, plan ? plan : "?");
+    ck_assert_int_eq(jint(took, "allowed"), want);
+    ck_assert_int_eq(jint(took, "live"), FN);
+    ck_assert(jint(took, "filter_us") >= 0);
+    ck_assert(json_is_boolean(json_object_get(took, "cached")));
+    json_t *un = json_object_get(took, "unindexed");
+    ck_assert(json_is_array(un));
+    if (fc->unindexed) ck_assert_msg(json_array_has(un, fc->unindexed), "%s: %s not listed unindexed", where, fc->unindexed);
+    ck_assert_msg(!json_array_has(un, "lang") && !json_array_has(un, "year"), "%s: an indexed key listed", where);
+}
+
+static resp filtered_search(int port, const char *coll, const char *vj, const char *filter, int k, int want_status)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/collections/%s/search", coll);
+    size_t cap = strlen(vj) + strlen(filter) + 128;
+    char *b = malloc(cap);
+    snprintf(b, cap, "{\"vector\":%s,\"k\":%d,\"filter\":%s}", vj, k, filter);
+    resp r = http_req(port, "POST", path, b, NULL);
+    ck_assert_msg(r.status == want_status, "filter %s -> %d (want %d): %s", filter, r.status, want_status,
+                  r.body ? r.body : "(no body)");
+    if (want_status >= 400) {
+        json_t *e = r.json ? json_object_get(r.json, "error") : NULL;
+        ck_assert_msg(e && json_is_string(json_object_get(e, "code")) && json_is_string(json_object_get(e, "message")),
+                      "filter %s: error body %s", filter, r.body);
+    }
+    free(b);
+    return r;
+}
+
+START_TEST(test_filters)
+{
+    char *dir = make_tmpdir("qv-srv");
+    server s;
+    server_start(&s, dir, NULL);
+    const int port = s.port;
+    const size_t dim = 4;
+    float *base = random_vectors(FN, dim, 51);
+    resp r;
+    static const char *const colls[] = {"ff", "fh"};
+    r = REQ(port, "PUT", "/collections/ff", "{\"dim\":4,\"index\":{\"type\":\"flat\"},"
+            "\"payload_index\":{\"lang\":\"keyword\",\"year\":\"integer\"}}", 201);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/fh", "{\"dim\":4,\"index\":{\"type\":\"hnsw\",\"m\":8},"
+            "\"payload_index\":{\"lang\":\"keyword\",\"year\":\"integer\"}}", 201);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "payload_index"), "year")), "integer");
+    resp_free(&r);
+    char *body = filter_points_json(FN, dim, base);
+    r = REQ(port, "PUT", "/collections/ff/points", body, 200);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/fh/points", body, 200);
+    resp_free(&r);
+    free(body);
+    char *vj = vec_json(base + 3 * dim, dim);
+
+    /* every condition type, on both index kinds; k = FN returns every passing point,
+     * k = 3 mostly plans an index search */
+    for (size_t c = 0; c < 2; c++)
+        for (size_t i = 0; i < NCASES; i++)
+            for (int k = 3; k <= FN; k += FN - 3) {
+                char where[64];
+                snprintf(where, sizeof where, "%s case %zu k %d", colls[c], i, k);
+                r = filtered_search(port, colls[c], vj, filter_cases[i].filter, k, 200);
+                check_filtered(r.json, &filter_cases[i], k, where);
+                resp_free(&r);
+            }
+
+    /* no filter / a null filter: plan none, everything allowed */
+    char sb[1024];
+    snprintf(sb, sizeof sb, "{\"vector\":%s,\"k\":5,\"filter\":null}", vj);
+    r = REQ(port, "POST", "/collections/ff/search", sb, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "took"), "plan")), "none");
+    ck_assert_int_eq(jint(json_object_get(r.json, "took"), "allowed"), FN);
+    ck_assert_int_eq(jint(json_array_get(json_object_get(r.json, "hits"), 0), "id"), 3);
+    resp_free(&r);
+
+    /* batch: each search its own filter (and two equal ones, served by one call) */
+    size_t bcap = 8192;
+    char *bb = malloc(bcap);
+    snprintf(bb, bcap, "{\"searches\":[{\"vector\":%s,\"k\":%d,\"filter\":%s},{\"vector\":%s,\"k\":%d,\"filter\":%s},"
+             "{\"vector\":%s,\"k\":%d}]}", vj, FN, filter_cases[0].filter, vj, FN, filter_cases[9].filter, vj, FN);
+    r = REQ(port, "POST", "/collections/ff/search/batch", bb, 200);
+    json_t *res = json_object_get(r.json, "results");
+    ck_assert_uint_eq(json_array_size(res), 3);
+    check_filtered(json_array_get(res, 0), &filter_cases[0], FN, "batch 0");
+    check_filtered(json_array_get(res, 1), &filter_cases[9], FN, "batch 1");
+    ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(res, 2), "hits")), FN);
+    ck_assert(json_is_integer(json_object_get(r.json, "took_us")));
+    resp_free(&r);
+    snprintf(bb, bcap, "{\"searches\":[{\"vector\":%s,\"k\":%d,\"filter\":%s},{\"vector\":%s,\"k\":%d,\"filter\":%s}]}",
+             vj, FN, filter_cases[3].filter, vj, FN, filter_cases[3].filter);
+    r = REQ(port, "POST", "/collections/fh/search/batch", bb, 200);
+    res = json_object_get(r.json, "results");
+    check_filtered(json_array_get(res, 0), &filter_cases[3], FN, "grouped 0");
+    check_filtered(json_array_get(res, 1), &filter_cases[3], FN, "grouped 1");
+    resp_free(&r);
+
+    /* bad filters: 400 bad_filter naming the problem, and the server keeps serving */
+    static const struct { const char *filter, *needle; } bad[] = {
+        {"{\"must\":[{\"key\":\"year\",\"range\":{\"ge\":2000}}]}", "unknown operator 'ge'"},
+        {"{\"must\":[{\"key\":\"lang\",\"matches\":\"en\"}]}", "unknown operator"},
+        {"{\"must\":[{\"key\":\"lang\",\"match\":1.5}]}", "match value"},
+        {"{\"must\":[{\"key\":\"lang\",\"match\":[\"en\"]}]}", "match value"},
+        {"{\"must\":[{\"key\":\"year\",\"range\":{\"gte\":\"2000\"}}]}", "must be a number"},
+        {"{\"must\":[{\"key\":5,\"match\":\"en\"}]}", "key"},
+        {"{\"must\":[{\"match\":\"en\"}]}", "key"},
+        {"{\"must\":[{}]}", "key"},
+        {"{\"must\":\"lang\"}", "must"},
+        {"{\"must\":[7]}", "object"},
+        {"{\"mustt\":[]}", "unknown key 'mustt'"},
+        {"[{\"key\":\"lang\",\"match\":\"en\"}]", "filter"},
+        {"\"lang=en\"", "filter"},
+        {"42", "filter"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = filtered_search(port, "ff", vj, bad[i].filter, 5, 400);
+        ck_assert_msg(!strcmp(err_code(&r), "bad_filter"), "%s -> %s", bad[i].filter, r.body);
+        const char *msg = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+        ck_assert_msg(msg && strstr(msg, bad[i].needle), "%s -> message '%s' lacks '%s'", bad[i].filter,
+                      msg ? msg : "", bad[i].needle);
+        resp_free(&r);
+    }
+    snprintf(bb, bcap, "{\"searches\":[{\"vector\":%s,\"filter\":%s},{\"vector\":%s,\"filter\":%s}]}", vj,
+             filter_cases[0].filter, vj, bad[0].filter);
+    r = REQ(port, "POST", "/collections/ff/search/batch", bb, 400);
+    ck_assert_str_eq(err_code(&r), "bad_filter");
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(r.json, "error"), "message")),
+                                 "searches[1]."));
+    resp_free(&r);
+    r = REQ(port, "GET", "/healthz", NULL, 200);
+    resp_free(&r);
+    r = filtered_search(port, "ff", vj, filter_cases[0].filter, FN, 200);
+    check_filtered(r.json, &filter_cases[0], FN, "after bad filters");
+    resp_free(&r);
+
+    /* payload index endpoints: index "tags", then the same search no longer lists it */
+    r = REQ(port, "PUT", "/collections/ff/index/tags", "{\"type\":\"keyword\"}", 201);
+    ck_assert(json_is_true(json_object_get(r.json, "created")));
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "payload_index"), "tags")), "keyword");
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ff/index/tags", "{\"type\":\"keyword\"}", 200);
+    ck_assert(json_is_false(json_object_get(r.json, "created")));
+    resp_free(&r);
+    for (size_t i = 8; i < NCASES; i++) {
+        filter_case fc = filter_cases[i];
+        if (fc.unindexed && !strcmp(fc.unindexed, "tags")) fc.unindexed = NULL;
+        r = filtered_search(port, "ff", vj, fc.filter, FN, 200);
+        check_filtered(r.json, &fc, FN, "tags indexed");
+        ck_assert(!json_array_has(json_object_get(json_object_get(r.json, "took"), "unindexed"), "tags"));
+        resp_free(&r);
+    }
+    r = REQ(port, "GET", "/collections/ff", NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "payload_index"), "tags")), "keyword");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "payload_index"), "lang")), "keyword");
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ff/index/n", "{\"type\":\"blob\"}", 400);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ff/index/n", "{\"typ\":\"keyword\"}", 400);
+    ck_assert_str_eq(err_code(&r), "unknown_field");
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ff/index/n", "{\"type\":3}", 400);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ff/index/n", NULL, 400);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/nope/index/tags", "{\"type\":\"keyword\"}", 404);
+    resp_free(&r);
+    r = REQ(port, "DELETE", "/collections/nope/index/tags", NULL, 404);
+    resp_free(&r);
+    r = REQ(port, "GET", "/collections/ff/index/tags", NULL, 405);
+    ck_assert_str_eq(r.allow, "PUT, DELETE");
+    resp_free(&r);
+    r = REQ(port, "DELETE", "/collections/ff/index/tags", NULL, 200);
+    ck_assert_ptr_null(json_object_get(json_object_get(r.json, "payload_index"), "tags"));
+    resp_free(&r);
+    r = REQ(port, "DELETE", "/collections/ff/index/tags", NULL, 404);
+    ck_assert_str_eq(err_code(&r), "not_found");
+    resp_free(&r);
+    r = filtered_search(port, "ff", vj, filter_cases[8].filter, FN, 200);
+    check_filtered(r.json, &filter_cases[8], FN, "tags unindexed again");
+    resp_free(&r);
+    /* an indexed field built from stored payloads answers like the unindexed one */
+    r = REQ(port, "PUT", "/collections/ff/index/meta.score", "{\"type\":\"integer\"}", 201);
+    resp_free(&r);
+    filter_case nested = filter_cases[9];
+    nested.unindexed = NULL;
+    r = filtered_search(port, "ff", vj, nested.filter, FN, 200);
+    check_filtered(r.json, &nested, FN, "meta.score indexed");
+    resp_free(&r);
+
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    free(bb);
+    free(vj);
+    free(base);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ivf collections over HTTP: config shown resolved, exact before training, trained on
+ * request (200 points, nlist 4) and by itself at max(39 * nlist, 1000) points. */
+START_TEST(test_ivf)
+{
+    char *dir = make_tmpdir("qv-srv");
+    server s;
+    server_start(&s, dir, NULL);
+    const int port = s.port;
+    const size_t dim = 8, n = 200, nauto = 1000, nq = 3, k = 10;
+    float *base = random_vectors(nauto, dim, 61);
+    float *q = random_vectors(nq, dim, 62);
+    uint64_t truth[3 * 10];
+    resp r;
+
+    r = REQ(port, "PUT", "/collections/iv", "{\"dim\":8,\"index\":{\"type\":\"ivf\",\"nlist\":4,\"nprobe\":4},"
+            "\"payload_index\":{\"lang\":\"keyword\"}}", 201);
+    json_t *ix = json_object_get(r.json, "index");
+    ck_assert_str_eq(json_string_value(json_object_get(ix, "type")), "ivf");
+    ck_assert_int_eq(jint(ix, "nlist"), 4);
+    ck_assert_int_eq(jint(ix, "nprobe"), 4);
+    ck_assert_int_eq(jint(ix, "kmeans_iters"), 20);
+    ck_assert_int_eq(jint(ix, "train_at"), 1000);
+    resp_free(&r);
+    r = REQ(port, "GET", "/collections/iv", NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "payload_index"), "lang")), "keyword");
+    ck_assert_int_eq(jint(json_object_get(r.json, "index"), "nlist"), 4);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ivauto", "{\"dim\":8,\"index\":{\"type\":\"ivf\",\"nlist\":4}}", 201);
+    ck_assert_int_eq(jint(json_object_get(r.json, "index"), "nprobe"), 8);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ivdef", "{\"dim\":8,\"index\":{\"type\":\"ivf\"}}", 201);
+    ck_assert(json_is_null(json_object_get(json_object_get(r.json, "index"), "nlist")));
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ivbad", "{\"dim\":8,\"index\":{\"type\":\"ivf\",\"nlist\":-1}}", 400);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/ivbad", "{\"dim\":8,\"payload_index\":{\"lang\":\"text\"}}", 400);
+    resp_free(&r);
+
+    /* training errors: nothing stored (409), not ivf (400), unknown (404), GET (405) */
+    r = REQ(port, "POST", "/collections/iv/train", NULL, 409);
+    resp_free(&r);
+    r = REQ(port, "PUT", "/collections/fl", "{\"dim\":8,\"index\":{\"type\":\"flat\"}}", 201);
+    resp_free(&r);
+    r = REQ(port, "POST", "/collections/fl/train", "{}", 400);
+    resp_free(&r);
+    r = REQ(port, "POST", "/collections/nope/train", NULL, 404);
+    resp_free(&r);
+    r = REQ(port, "GET", "/collections/iv/train", NULL, 405);
+    resp_free(&r);
+    r = REQ(port, "POST", "/collections/iv/train", "{\"now\":1}", 400);
+    resp_free(&r);
+
+    char *body = points_json(n, dim, 0, base, 1);
+    r = REQ(port, "PUT", "/collections/iv/points", body, 200);
+    resp_free(&r);
+    free(body);
+    ref_knn(base, n, dim, q, nq, k, QV_METRIC_L2, truth);
+    for (int phase = 0; phase < 2; phase++) {
+        if (phase == 1) {
+            r = REQ(port, "POST", "/collections/iv/train", NULL, 200);
+            ck_assert(json_is_true(json_object_get(r.json, "trained")));
+            ck_assert_int_eq(jint(r.json, "count"), (json_int_t)n);
+            resp_free(&r);
+        }
+        for (size_t qi = 0; qi < nq; qi++) {
+            char *vj = vec_json(q + qi * dim, dim);
+            char sb[1024];
+            /* nprobe = nlist probes every list: exact */
+            snprintf(sb, sizeof sb, "{\"vector\":%s,\"k\":10,\"nprobe\":4}", vj);
+            r = REQ(port, "POST", "/collections/iv/search", sb, 200);
+            json_t *hits = json_object_get(r.json, "hits");
+            ck_assert_uint_eq(json_array_size(hits), k);
+            for (size_t j = 0; j < k; j++)
+                ck_assert_int_eq(jint(json_array_get(hits, j), "id"), (json_int_t)truth[qi * k + j]);
+            resp_free(&r);
+            /* filtered: ids with lang "en" are the odd ones */
+            snprintf(sb, sizeof sb, "{\"vector\":%s,\"k\":10,\"filter\":{\"must\":[{\"key\":\"lang\",\"match\":\"en\"}]}}", vj);
+            r = REQ(port, "POST", "/collections/iv/search", sb, 200);
+            hits = json_object_get(r.json, "hits");
+            ck_assert_uint_eq(json_array_size(hits), k);
+            for (size_t j = 0; j < k; j++) ck_assert_int_eq(jint(json_array_get(hits, j), "id") % 2, 1);
+            ck_assert_int_eq(jint(json_object_get(r.json, "took"), "allowed"), (json_int_t)n / 2);
+            resp_free(&r);
+            free(vj);
+        }
+    }
+
+    /* 1000 points in one upsert reach the threshold: training happens during it */
+    body = points_json(nauto, dim, 0, base, 0);
+    r = REQ(port, "PUT", "/collections/ivauto/points", body, 200);
+    resp_free(&r);
+    free(body);
+    ref_knn(base, nauto, dim, q, nq, k, QV_METRIC_L2, truth);
+    char *vj = vec_json(q, dim);
+    char sb[1024];
+    snprintf(sb, sizeof sb, "{\"searches\":[{\"vector\":%s,\"k\":10,\"nprobe\":4},{\"vector\":%s,\"k\":10,\"nprobe\":1}]}", vj, vj);
+    r = REQ(port, "POST", "/collections/ivauto/search/batch", sb, 200);
+    json_t *hits = json_object_get(json_array_get(json_object_get(r.json, "results"), 0), "hits");
+    ck_assert_uint_eq(json_array_size(hits), k);
+    for (size_t j = 0; j < k; j++) ck_assert_int_eq(jint(json_array_get(hits, j), "id"), (json_int_t)truth[j]);
+    ck_assert_uint_ge(json_array_size(json_object_get(json_array_get(json_object_get(r.json, "results"), 1), "hits")), 1);
+    resp_free(&r);
+    free(vj);
+    ck_assert_int_eq(coll_count(port, "ivauto"), (json_int_t)nauto);
+
+    /* the trained state survives a restart */
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    server_start(&s, dir, NULL);
+    ck_assert_int_eq(coll_count(s.port, "iv"), (json_int_t)n);
+    r = REQ(s.port, "GET", "/collections/iv", NULL, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "index"), "type")), "ivf");
+    resp_free(&r);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    free(q);
+    free(base);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qv_server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -1009,6 +1435,8 @@ Suite *qv_server_suite(void)
     tcase_add_test(tc, test_sigterm_inflight);
     tcase_add_test(tc, test_kill9);
     tcase_add_test(tc, test_concurrent);
+    tcase_add_test(tc, test_filters);
+    tcase_add_test(tc, test_ivf);
     suite_add_tcase(s, tc);
     return s;
 }

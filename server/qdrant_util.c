@@ -1,0 +1,406 @@
+/*
+ * server/qdrant_util.c -- Qdrant point ids, payload shaping and filter translation.
+ *
+ * Ids: see qdrant.h. The UUID hash is a splitmix64-style mix of both halves, so that
+ * UUIDs differing in any bit land far apart; bit 62 marks UUID points, so they never
+ * collide with integer ids (which must stay below 2^62).
+ *
+ * Filters: Qdrant's filter is structurally the quiver filter (must / must_not / should
+ * of conditions or sub-filters; match value/any, range, is_empty, is_null, dot paths), so
+ * translation is a walk that rewrites the few differing shapes into quiver's JSON form and
+ * hands it to qv_filter_parse, which does the validation. has_id is not a payload
+ * condition: it is supported directly under the top-level must (ids intersected) and
+ * must_not (ids united) and applied as an accept callback over internal ids; anywhere else
+ * it is refused with a clear error. Conditions quiver has no counterpart for (geo, full
+ * text, values_count, datetime ranges, nested object arrays, min_should) are refused too.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/qdrant.h"
+
+static int failf(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int failf(char *msg, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- ids ------------------------------------------------------------------------ */
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Hyphenated (8-4-4-4-12), simple (32 hex), braced or urn:uuid: forms. */
+static int uuid_parse(const char *s, size_t n, uint64_t *iid, qd_uuid *u)
+{
+    uint8_t b[16];
+    if (n > 9 && strncasecmp(s, "urn:uuid:", 9) == 0) { s += 9; n -= 9; }
+    if (n == 38 && s[0] == '{' && s[37] == '}') { s++; n -= 2; }
+    int hyph = n == 36;
+    if (!hyph && n != 32) return -1;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (hyph && (i == 8 || i == 13 || i == 18 || i == 23)) {
+            if (s[i] != '-') return -1;
+            continue;
+        }
+        int h = hexval((unsigned char)s[i]), l;
+        if (h < 0 || i + 1 >= n || (l = hexval((unsigned char)s[i + 1])) < 0) return -1;
+        b[j++] = (uint8_t)(h << 4 | l);
+        i++;
+    }
+    if (j != 16) return -1;
+    uint64_t hi = 0, lo = 0;
+    for (int i = 0; i < 8; i++) hi = hi << 8 | b[i];
+    for (int i = 8; i < 16; i++) lo = lo << 8 | b[i];
+    *iid = QD_UUID_BIT | ((mix64(hi) ^ mix64(lo ^ 0x5851f42d4c957f2dull)) & (QD_UUID_BIT - 1));
+    char *o = u->text;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+        o += sprintf(o, "%02x", b[i]);
+    }
+    return 0;
+}
+
+int qd_id_parse(const json_t *v, uint64_t *iid, qd_uuid *u, char *msg, size_t len)
+{
+    u->text[0] = 0;
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0) return failf(msg, len, "point ids are unsigned integers or UUIDs, got %lld", (long long)json_integer_value(v));
+        *iid = (uint64_t)json_integer_value(v);
+        if (*iid >= QD_UUID_BIT) return failf(msg, len, "integer point ids must be below 2^62 (4611686018427387904)");
+        return 0;
+    }
+    if (json_is_string(v)) {
+        if (uuid_parse(json_string_value(v), json_string_length(v), iid, u) == 0) return 0;
+        return failf(msg, len, "Unable to parse UUID: '%.64s'", json_string_value(v));
+    }
+    return failf(msg, len, "point ids are unsigned integers or UUID strings");
+}
+
+int qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u)
+{
+    u->text[0] = 0;
+    if (srv_parse_id(s, iid) == 0) return *iid & QD_UUID_BIT ? -1 : 0;
+    return uuid_parse(s, strlen(s), iid, u);
+}
+
+json_t *qd_id_value(uint64_t iid, const json_t *payload)
+{
+    if (!(iid & QD_UUID_BIT)) return json_integer((json_int_t)iid);
+    json_t *u = payload ? json_object_get(payload, QD_UUID_KEY) : NULL;
+    if (json_is_string(u)) return json_string(json_string_value(u));
+    /* a point written through the native API with an id >= 2^62: show it as it is */
+    return json_integer((json_int_t)iid);
+}
+
+/* ---- payloads ------------------------------------------------------------------- */
+
+json_t *qd_payload_parse(const char *text)
+{
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+    if (v && json_is_object(v)) return v;
+    json_decref(v);
+    return json_object();
+}
+
+static int string_array(const json_t *a)
+{
+    if (!json_is_array(a)) return 0;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (!json_is_string(json_array_get(a, i))) return 0;
+    return 1;
+}
+
+int qd_with_payload_check(const json_t *sel, char *msg, size_t len)
+{
+    if (!sel || json_is_null(sel) || json_is_boolean(sel) || string_array(sel)) return 0;
+    if (json_is_object(sel) && json_object_size(sel) == 1) {
+        json_t *inc = json_object_get(sel, "include"), *exc = json_object_get(sel, "exclude");
+        if ((inc && string_array(inc)) || (exc && string_array(exc))) return 0;
+    }
+    return failf(msg, len, "with_payload must be true, false, a list of keys, "
+                           "{\"include\":[keys]} or {\"exclude\":[keys]}");
+}
+
+static int in_list(const json_t *a, const char *key)
+{
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (strcmp(json_string_value(json_array_get(a, i)), key) == 0) return 1;
+    return 0;
+}
+
+json_t *qd_payload_show(json_t *payload, const json_t *sel, int dflt)
+{
+    int show = dflt;
+    const json_t *inc = NULL, *exc = NULL;
+    if (sel && !json_is_null(sel)) {
+        if (json_is_boolean(sel)) show = json_is_true(sel);
+        else if (json_is_array(sel)) { show = 1; inc = sel; }
+        else if (json_is_object(sel)) {
+            show = 1;
+            inc = json_object_get(sel, "include");
+            exc = json_object_get(sel, "exclude");
+        }
+    }
+    if (!show) return NULL;
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(payload, k, v) {
+        if (strcmp(k, QD_UUID_KEY) == 0) continue;
+        if (inc && !in_list(inc, k)) continue;
+        if (exc && in_list(exc, k)) continue;
+        json_object_set(out, k, v);
+    }
+    return out;
+}
+
+/* ---- filters -------------------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* has_id list -> sorted unique internal ids (malloc'd). */
+static int id_list(const json_t *a, uint64_t **out, size_t *n, char *msg, size_t len)
+{
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(a)) return failf(msg, len, "has_id must be a list of point ids");
+    size_t m = json_array_size(a);
+    uint64_t *v = malloc((m ? m : 1) * sizeof *v);
+    if (!v) return -2;
+    for (size_t i = 0; i < m; i++) {
+        qd_uuid u;
+        if (qd_id_parse(json_array_get(a, i), &v[i], &u, msg, len) != 0) { free(v); return -1; }
+    }
+    qsort(v, m, sizeof *v, cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        if (k == 0 || v[k - 1] != v[i]) v[k++] = v[i];
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+static int contains(const uint64_t *v, size_t n, uint64_t x)
+{
+    return bsearch(&x, v, n, sizeof *v, cmp_u64) != NULL;
+}
+
+static int convert_filter(const json_t *qf, int top, qd_filter *f, json_t **out, char *msg, size_t len);
+
+static int convert_range(const char *key, const json_t *rg, json_t **out, char *msg, size_t len)
+{
+    if (!json_is_object(rg)) return failf(msg, len, "range of '%s' must be an object", key);
+    json_t *r = json_object();
+    const char *op;
+    json_t *v;
+    json_object_foreach((json_t *)rg, op, v) {
+        if (json_is_null(v)) continue;
+        if (strcmp(op, "gt") && strcmp(op, "gte") && strcmp(op, "lt") && strcmp(op, "lte")) {
+            json_decref(r);
+            return failf(msg, len, "range of '%s': unknown operator '%.16s'", key, op);
+        }
+        if (!json_is_number(v)) {
+            json_decref(r);
+            return failf(msg, len, "range of '%s': only numeric ranges are supported (datetime ranges are not)", key);
+        }
+        json_object_set(r, op, v);
+    }
+    *out = json_pack("{s:s,s:o}", "key", key, "range", r);
+    return 0;
+}
+
+static int convert_match(const char *key, const json_t *m, json_t **out, char *msg, size_t len)
+{
+    if (!json_is_object(m)) {                        /* a bare value */
+        *out = json_pack("{s:s,s:O}", "key", key, "match", m);
+        return 0;
+    }
+    json_t *v;
+    if ((v = json_object_get(m, "value"))) {
+        *out = json_pack("{s:s,s:{s:O}}", "key", key, "match", "value", v);
+        return 0;
+    }
+    if ((v = json_object_get(m, "any"))) {
+        if (json_is_array(v) && json_array_size(v) == 0) {   /* matches nothing */
+            *out = json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "must", "key", key, "exists", 1, "key", key, "exists", 0);
+            return 0;
+        }
+        *out = json_pack("{s:s,s:{s:O}}", "key", key, "match", "any", v);
+        return 0;
+    }
+    if ((v = json_object_get(m, "except"))) {
+        /* Qdrant: the field has a value and it is none of these */
+        if (json_is_array(v) && json_array_size(v) == 0)
+            *out = json_pack("{s:s,s:b}", "key", key, "exists", 1);
+        else
+            *out = json_pack("{s:[{s:s,s:b}],s:[{s:s,s:{s:O}}]}", "must", "key", key, "exists", 1,
+                             "must_not", "key", key, "match", "any", v);
+        return 0;
+    }
+    if (json_object_get(m, "text") || json_object_get(m, "phrase"))
+        return failf(msg, len, "full-text match on '%s' is not supported by quiverd", key);
+    return failf(msg, len, "match on '%s' must have 'value', 'any' or 'except'", key);
+}
+
+static int convert_cond(const json_t *c, qd_filter *f, json_t **out, char *msg, size_t len)
+{
+    if (!json_is_object(c)) return failf(msg, len, "a filter condition must be an object");
+    json_t *k = json_object_get(c, "key");
+    if (k) {
+        if (!json_is_string(k)) return failf(msg, len, "condition 'key' must be a string");
+        const char *key = json_string_value(k);
+        json_t *v;
+        if ((v = json_object_get(c, "match")) && !json_is_null(v)) return convert_match(key, v, out, msg, len);
+        if ((v = json_object_get(c, "range")) && !json_is_null(v)) return convert_range(key, v, out, msg, len);
+        static const char *const unsup[] = {"geo_bounding_box", "geo_radius", "geo_polygon", "values_count", NULL};
+        for (size_t i = 0; unsup[i]; i++)
+            if ((v = json_object_get(c, unsup[i])) && !json_is_null(v))
+                return failf(msg, len, "%s conditions are not supported by quiverd", unsup[i]);
+        return failf(msg, len, "condition on '%s' has no match or range", key);
+    }
+    json_t *v;
+    if ((v = json_object_get(c, "is_empty")) || (v = json_object_get(c, "is_null"))) {
+        const char *what = json_object_get(c, "is_empty") ? "is_empty" : "is_null";
+        json_t *kk = json_is_object(v) ? json_object_get(v, "key") : NULL;
+        if (!json_is_string(kk)) return failf(msg, len, "%s must be {\"key\": \"field\"}", what);
+        *out = json_pack("{s:s,s:b}", "key", json_string_value(kk), what, 1);
+        return 0;
+    }
+    if (json_object_get(c, "has_id"))
+        return failf(msg, len, "has_id is supported only directly under the top-level 'must' or 'must_not'");
+    if (json_object_get(c, "nested"))
+        return failf(msg, len, "nested (array of objects) conditions are not supported by quiverd; "
+                               "use a dot path key such as \"metadata.lang\"");
+    if (json_object_get(c, "has_vector"))
+        return failf(msg, len, "has_vector is not supported by quiverd (no named vectors)");
+    if (json_object_get(c, "must") || json_object_get(c, "should") || json_object_get(c, "must_not") ||
+        json_object_get(c, "min_should"))
+        return convert_filter(c, 0, f, out, msg, len);
+    return failf(msg, len, "unsupported filter condition");
+}
+
+static int convert_filter(const json_t *qf, int top, qd_filter *f, json_t **out, char *msg, size_t len)
+{
+    static const char *const occ[] = {"must", "must_not", "should"};
+    if (!json_is_object(qf)) return failf(msg, len, "a filter must be an object");
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)qf, key, val) {
+        if (strcmp(key, "must") && strcmp(key, "must_not") && strcmp(key, "should")) {
+            if (strcmp(key, "min_should") == 0 && json_is_null(val)) continue;
+            return failf(msg, len, "filter field '%.32s' is not supported by quiverd", key);
+        }
+    }
+    json_t *o = json_object();
+    for (int i = 0; i < 3; i++) {
+        json_t *list = json_object_get(qf, occ[i]);
+        if (!list || json_is_null(list)) continue;
+        json_t *one = NULL;
+        if (json_is_object(list)) { one = json_array(); json_array_append(one, list); list = one; }
+        if (!json_is_array(list)) { json_decref(o); return failf(msg, len, "'%s' must be a list of conditions", occ[i]); }
+        json_t *arr = json_array();
+        for (size_t j = 0; j < json_array_size(list); j++) {
+            json_t *c = json_array_get(list, j), *h = json_is_object(c) ? json_object_get(c, "has_id") : NULL;
+            int rc;
+            if (h && top && i < 2) {
+                uint64_t *ids;
+                size_t n;
+                if ((rc = id_list(h, &ids, &n, msg, len)) != 0) { json_decref(arr); json_decref(o); json_decref(one); return rc; }
+                if (i == 0) {
+                    if (!f->has_must) { f->must_ids = ids; f->n_must = n; f->has_must = 1; }
+                    else {                          /* intersect */
+                        size_t k = 0;
+                        for (size_t x = 0; x < f->n_must; x++)
+                            if (contains(ids, n, f->must_ids[x])) f->must_ids[k++] = f->must_ids[x];
+                        f->n_must = k;
+                        free(ids);
+                    }
+                } else {                            /* unite */
+                    uint64_t *u = realloc(f->not_ids, (f->n_not + n + 1) * sizeof *u);
+                    if (!u) { free(ids); json_decref(arr); json_decref(o); json_decref(one); return -2; }
+                    memcpy(u + f->n_not, ids, n * sizeof *u);
+                    f->not_ids = u;
+                    f->n_not += n;
+                    qsort(u, f->n_not, sizeof *u, cmp_u64);
+                    free(ids);
+                }
+                continue;
+            }
+            json_t *nc = NULL;
+            if ((rc = convert_cond(c, f, &nc, msg, len)) != 0) { json_decref(arr); json_decref(o); json_decref(one); return rc; }
+            if (!nc || json_array_append_new(arr, nc) != 0) { json_decref(arr); json_decref(o); json_decref(one); return -2; }
+        }
+        json_decref(one);
+        if (json_array_size(arr)) json_object_set_new(o, occ[i], arr);
+        else json_decref(arr);
+    }
+    *out = o;
+    return 0;
+}
+
+int qd_filter_build(const json_t *json, qd_filter *f, char *msg, size_t len)
+{
+    memset(f, 0, sizeof *f);
+    if (!json || json_is_null(json)) return 0;
+    json_t *native = NULL;
+    int rc = convert_filter(json, 1, f, &native, msg, len);
+    if (rc != 0) { qd_filter_release(f); return rc; }
+    if (json_object_size(native)) {
+        char *text = json_dumps(native, JSON_COMPACT);
+        int qrc = text ? qv_filter_parse(text, &f->filter) : QV_ENOMEM;
+        free(text);
+        if (qrc != QV_OK) {
+            rc = qrc == QV_ENOMEM ? -2 : failf(msg, len, "bad filter: %s", qv_last_error());
+            qd_filter_release(f);
+        }
+    }
+    json_decref(native);
+    return rc;
+}
+
+void qd_filter_release(qd_filter *f)
+{
+    qv_filter_free(f->filter);
+    free(f->must_ids);
+    free(f->not_ids);
+    memset(f, 0, sizeof *f);
+}
+
+int qd_filter_has_ids(const qd_filter *f)
+{
+    return f->has_must || f->n_not;
+}
+
+int qd_filter_accept(uint64_t id, void *arg)
+{
+    const qd_filter *f = arg;
+    if (f->has_must && !contains(f->must_ids, f->n_must, id)) return 0;
+    if (f->n_not && contains(f->not_ids, f->n_not, id)) return 0;
+    return 1;
+}
