@@ -132,9 +132,16 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing; \
 	fi
 
+# The Qdrant-compatibility test drives quiverd with the official JS client, pinned in
+# tests/qdrant/package-lock.json (peer dependencies such as TypeScript are not needed).
+qdrant-deps:
+	@if [ -f tests/qdrant/package-lock.json ] && command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/qdrant --omit=peer --no-audit --no-fund --loglevel=error; \
+	else echo "quiver: npm not found; the Qdrant client test will be skipped"; fi
+
 # The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
 TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
-test: deps
+test: deps qdrant-deps
 	$(MAKE) all $(TEST_BINS)
 	$(TEST_ENV) $(BUILD)/quiver-tests
 	$(MAKE) asan-test
@@ -156,9 +163,10 @@ tsan-test:
 
 run: deps
 	$(MAKE) all
-	@echo "quiver: starting quiverd on 127.0.0.1:6333 (data in ./quiver-data). Try:"
+	@echo "quiver: starting quiverd on 127.0.0.1:6333 (native API) and 127.0.0.1:6335 (Qdrant API),"
+	@echo "quiver: data in ./quiver-data. Try:"
 	@echo "  curl -s http://127.0.0.1:6333/healthz"
-	$(BUILD)/quiverd --listen 127.0.0.1:6333 --data ./quiver-data
+	$(BUILD)/quiverd --listen 127.0.0.1:6333 --qdrant-listen 127.0.0.1:6335 --data ./quiver-data
 
 gpu-check:
 	$(MAKE) -f gpu/gpu-check.mk BUILD=build/gpu
@@ -166,4 +174,4 @@ gpu-check:
 clean:
 	rm -rf build
 
-.PHONY: all deps test asan-test tsan-test run gpu-check clean FORCE
+.PHONY: all deps qdrant-deps test asan-test tsan-test run gpu-check clean FORCE

@@ -369,6 +369,7 @@ int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progress_arg
  *  first id >= start. Writes at most limit of them to ids (limit entries; limit 0 only
  *  counts) and their number to *n. *total (may be NULL) receives the number of all
  *  passing points, whatever start and limit. One consistent view of the collection.
+ *  accept runs while the collection's lock is held: it must not call into the library.
  *  @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO. */
 int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *accept_arg,
                uint64_t start, size_t limit, uint64_t *ids, size_t *n, uint64_t *total);
