@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -72,6 +73,16 @@ static void finish(srv_req *r, int status, struct evbuffer *body)
     if (body && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
         evbuffer_drain(body, evbuffer_get_length(body));
     if (evhttp_request_get_connection(req)) {
+        /* The handler ran on the loop thread, so the connection's idle timer may already
+         * have run out while it worked; re-arm it, or evhttp closes the connection before
+         * the reply to a committed write is out. */
+        if (ctx->timeout_s > 0) {
+            struct evhttp_connection *conn = evhttp_request_get_connection(req);
+            /* the loop's cached clock is from before the handler: without this the new
+             * deadline is already in the past */
+            event_base_update_cache_time(evhttp_connection_get_base(conn));
+            evhttp_connection_set_timeout(conn, ctx->timeout_s);
+        }
         atomic_fetch_add(&ctx->outstanding, 1);
         evhttp_request_set_on_complete_cb(req, on_complete, ctx);
     }

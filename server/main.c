@@ -30,11 +30,13 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -112,7 +114,7 @@ static void usage(FILE *f)
             "  --data DIR              database directory (default ./quiver-data)\n"
             "  --api-key-file FILE     require API keys: lines 'KEY rw' or 'KEY ro'\n"
             "  --threads N             worker threads (default: number of cores)\n"
-            "  --max-body BYTES        largest request body (default 67108864)\n"
+            "  --max-body BYTES        largest request body (default 16777216)\n"
             "  --timeout SECONDS       idle/slow client timeout (default 30)\n"
             "  --checkpoint-every N    snapshot an index every N writes (default 0 = on exit)\n"
             "  --log-level LEVEL       error|warn|info|debug (default info)\n"
@@ -143,7 +145,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"log-level", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    *o = (options){.listen = "127.0.0.1:6333", .data = "./quiver-data", .max_body = 64u << 20,
+    *o = (options){.listen = "127.0.0.1:6333", .data = "./quiver-data", .max_body = 16u << 20,
                    .threads = ncpu > 0 ? (int)ncpu : 1, .timeout_s = 30, .log_level = SRV_LOG_INFO};
     opterr = 0;
     int c;
@@ -329,6 +331,24 @@ static void worker_release(worker *w)
     memset(w, 0, sizeof *w);
 }
 
+/* libevent's own warnings ("Error from accept() call: Too many open files" repeats for as
+ * long as descriptors are exhausted, thousands of times a second): at most one line a
+ * second reaches the log, with a count of what was held back. */
+static void libevent_log(int severity, const char *msg)
+{
+    static _Atomic long last_sec = 0, suppressed = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long prev = atomic_load(&last_sec);
+    if (ts.tv_sec == prev || !atomic_compare_exchange_strong(&last_sec, &prev, (long)ts.tv_sec)) {
+        atomic_fetch_add(&suppressed, 1);
+        return;
+    }
+    long held = atomic_exchange(&suppressed, 0);
+    srv_log(severity >= EVENT_LOG_ERR ? SRV_LOG_ERROR : SRV_LOG_WARN, "libevent: %s%s", msg,
+            held ? " (and similar messages held back)" : "");
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -341,6 +361,7 @@ int main(int argc, char **argv)
     srv_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.max_body = o.max_body;
+    ctx.timeout_s = o.timeout_s;
     worker *workers = NULL;
     int nworkers = 0, colls_ready = 0;
     evutil_socket_t lfd = -1, qfd = -1;
@@ -362,6 +383,7 @@ int main(int argc, char **argv)
             goto cleanup;
         }
     }
+    event_set_log_callback(libevent_log);
     if (evthread_use_pthreads() != 0) {
         srv_log(SRV_LOG_ERROR, "libevent has no pthreads support");
         goto cleanup;
