@@ -13,6 +13,7 @@
 #   make -f gpu/gpu-check.mk BUILD=build/gpu emu-flat the suite "flat" (tests/check_index_flat.c)
 #        linked with core/, index/ and the emulation, so that index/flat.c's GPU batch path
 #        (QV_GPU_AUTO / QV_GPU_REQUIRE) runs without a GPU (also needs OpenBLAS)
+#   make -f gpu/gpu-check.mk BUILD=build/gpu emu-ivf  the suites "ivf" and "kmeans" likewise
 #
 # Run: gpu-check prints one line per step, then gpu/check/torch_bench.py times
 # torch.matmul + torch.topk on the same shapes and prints the summary table last (if
@@ -120,4 +121,21 @@ $(EMUF)/quiver-tests-flat: $(EMUF_OBJ)
 emu-flat: $(EMUF)/quiver-tests-flat
 	CK_FORK=no QV_DATA_DIR=$(DATA) $(EMUF)/quiver-tests-flat
 
-.PHONY: run build emu emu-flat check-nvcc
+# ---- IVF and k-means on the emulation (emu-ivf) -------------------------------------------
+EMUI := $(EMU)/ivf
+EMUI_OBJ := $(EMU_CU_OBJ) $(EMU_C_OBJ) $(EMUF_LIB_SRC:%=$(EMUI)/obj/%.o) \
+            $(EMUI)/obj/tests/check_index_ivf.c.o $(EMUI)/obj/tests/check_index_kmeans.c.o \
+            $(EMUI)/obj/tests/test_util.c.o $(EMUI)/obj/tests/run.c.o
+$(EMUI)/obj/%.c.o: %.c $(HDRS) $(wildcard core/*.h index/*.h tests/*.h) $(EMUI)/suites.inc
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_CHK) $(BLAS_CFLAGS) -DQV_GPU_EMU -Iinclude -I. -I$(EMUI) -c $< -o $@
+$(EMUI)/suites.inc:
+	@mkdir -p $(@D)
+	printf 'SUITE(qv_ivf_suite)\nSUITE(qv_kmeans_suite)\nSUITE(qv_ivf_concurrency_suite)\n' > $@
+$(EMUI)/quiver-tests-ivf: $(EMUI_OBJ)
+	$(CXX) -pthread -o $@ $^ -lcheck -lsubunit -lrt -lm $(BLAS_LIBS)
+
+emu-ivf: $(EMUI)/quiver-tests-ivf
+	CK_FORK=no QV_DATA_DIR=$(DATA) $(EMUI)/quiver-tests-ivf
+
+.PHONY: run build emu emu-flat emu-ivf check-nvcc

@@ -36,7 +36,8 @@
  * distances become scores through qv_score_from_dist. A query that got fewer than k
  * hits (its probed lists are short) goes through the single-query path, which extends
  * the probe, exactly as the CPU batch does. Single queries, small and filtered batches
- * stay on the CPU. AUTO: a GPU error is cleared and the batch runs on the CPU; the copy
+ * stay on the CPU, as does every batch while qv_ivf_batch_strategy forces a CPU strategy
+ * (tests, benchmarks). AUTO: a GPU error is cleared and the batch runs on the CPU; the copy
  * is dropped, and after an error other than QV_ENOMEM this index stops trying the GPU
  * (qv_gpu_probe() turns 0 process-wide after a sticky CUDA error). REQUIRE: the error
  * is returned and the copy rebuilt at the next call.
