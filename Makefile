@@ -171,7 +171,12 @@ run: deps
 gpu-check:
 	$(MAKE) -f gpu/gpu-check.mk BUILD=build/gpu
 
+# No GPU needed: the GPU code paths (gpu suite, flat, ivf, k-means) on a CPU emulation of
+# the CUDA calls they make (gpu/check/cuda_emu.*). Slow (minutes): not part of make test.
+gpu-emu-test:
+	$(MAKE) -f gpu/gpu-check.mk BUILD=build/gpu emu emu-flat emu-ivf
+
 clean:
 	rm -rf build
 
-.PHONY: all deps qdrant-deps test asan-test tsan-test run gpu-check clean FORCE
+.PHONY: all deps qdrant-deps test asan-test tsan-test run gpu-check gpu-emu-test clean FORCE

@@ -15,8 +15,9 @@
  *   flops per query. The choice of the k is still GEMM's, so an exact tie-or-near-tie at the
  *   k-th place can differ from a scan by a rounding error.
  * Scratch per tile in flight (at most min(threads, tiles) of them): TILE_Q*TILE_N floats
- * for C (2 MiB) plus TILE_Q*k heap pairs, so memory does not grow with nq or n and the
- * nq x n distance matrix never exists.
+ * for C (4 MiB; 1024 x 1024 measured best among 256..1024 x 1024..2048 at dim 100 and
+ * 128) plus TILE_Q*k heap pairs, so memory does not grow with nq or n and the nq x n
+ * distance matrix never exists.
  *
  * Parallelism: query tiles are spread over the caller's qv_pool and every SGEMM runs
  * single-threaded inside its worker, so the GEMM and the fold (scalar work, about a tenth
@@ -50,10 +51,10 @@
 #include "core/topk.h"
 
 #ifndef TILE_Q                     /* overridable for tuning builds only */
-#define TILE_Q 256u
+#define TILE_Q 1024u
 #endif
 #ifndef TILE_N
-#define TILE_N 2048u
+#define TILE_N 1024u
 #endif
 
 static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
@@ -133,16 +134,39 @@ static inline int row_passes(const qv_blas_db *db, size_t row)
 }
 
 /* Fold one row of distances (already complete: d[j] for rows x0 + j) into a heap. */
+/* Fold one row of distances into its heap. Once the heap is full almost every distance
+ * is above the bound, so the row is checked in blocks of FOLD_BLOCK with a branch-free
+ * test the compiler vectorizes, and only a block holding a candidate is walked one by
+ * one (measured on glove6b-100k, dim 100: the fold went from half the GEMM time to a
+ * small fraction of it). The pushes, and so the results, are exactly those of a plain
+ * loop. */
+#define FOLD_BLOCK 16
 static void fold_row(const qv_blas_db *db, const float *c, const float *xn, float qn, size_t x0,
                      size_t nn, qv_topk *tk)
 {
-    float bound = qv_topk_bound(tk);
+    float bound = qv_topk_bound(tk), d[FOLD_BLOCK];
     int l2 = db->metric == QV_METRIC_L2;
-    for (size_t j = 0; j < nn; j++) {
-        float d = l2 ? c[j] + xn[j] + qn : c[j];
-        if (d > bound) continue;
-        if (!row_passes(db, x0 + j)) continue;
-        if (qv_topk_push(tk, d, (uint64_t)(x0 + j))) bound = qv_topk_bound(tk);
+    for (size_t j0 = 0; j0 < nn; j0 += FOLD_BLOCK) {
+        size_t len = nn - j0 < FOLD_BLOCK ? nn - j0 : FOLD_BLOCK;
+        int any = 0;
+        if (len == FOLD_BLOCK) {
+            if (l2)
+                for (size_t i = 0; i < FOLD_BLOCK; i++) d[i] = c[j0 + i] + xn[j0 + i] + qn;
+            else
+                for (size_t i = 0; i < FOLD_BLOCK; i++) d[i] = c[j0 + i];
+            for (size_t i = 0; i < FOLD_BLOCK; i++) any |= d[i] <= bound;
+        } else {
+            for (size_t i = 0; i < len; i++) {
+                d[i] = l2 ? c[j0 + i] + xn[j0 + i] + qn : c[j0 + i];
+                any |= d[i] <= bound;
+            }
+        }
+        if (!any) continue;
+        for (size_t i = 0; i < len; i++) {
+            if (!(d[i] <= bound)) continue;
+            if (!row_passes(db, x0 + j0 + i)) continue;
+            if (qv_topk_push(tk, d[i], (uint64_t)(x0 + j0 + i))) bound = qv_topk_bound(tk);
+        }
     }
 }
 
