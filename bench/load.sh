@@ -12,6 +12,8 @@
 # Knobs (environment): BUILD=build  N=100000 (base points loaded)  NQ=1000 (queries)
 #   K=10  EF=64  DURATION=10s  CONNECTIONS=8  WRK_THREADS=2  THREADS="1 2"
 #   DATA=../shared/data/sift-debian-100k  KEEP=1 (keep the temporary directory)
+#   SERVER_PIN / WRK_PIN: a command prefix for quiverd / wrk, e.g. SERVER_PIN="taskset -c 0"
+#   WRK_PIN="taskset -c 1", so that the load generator does not take the server's core
 # Output: one line per thread count:
 #   quiverd-load threads=T connections=C qps=Q p50_us=A p99_us=B non2xx=E
 set -eu
@@ -46,7 +48,7 @@ trap cleanup EXIT INT TERM
 # start_server THREADS: sets PID and PORT from the ready line
 start_server() {
   rm -f "$TMP/ready"
-  "$BIN" --listen 127.0.0.1:0 --data "$TMP/db" --threads "$1" --log-level warn >"$TMP/ready" &
+  ${SERVER_PIN:-} "$BIN" --listen 127.0.0.1:0 --data "$TMP/db" --threads "$1" --log-level warn >"$TMP/ready" &
   PID=$!
   i=0
   while ! grep -q "listening on" "$TMP/ready" 2>/dev/null; do
@@ -110,7 +112,7 @@ for t in $THREADS; do
   start_server "$t"
   # one warm-up second, then the measured run
   wrk -t1 -c1 -d1s -s bench/load.lua "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift >/dev/null
-  res=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/load.lua \
+  res=$(${WRK_PIN:-} wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/load.lua \
           "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift | sed -n 's/^RESULT //p')
   echo "quiverd-load threads=$t connections=$CONNECTIONS k=$K ef=$EF n=$N $res"
   stop_server
