@@ -228,9 +228,7 @@ static int match(char **seg, int n, unsigned mbit, route *rt)
     return 0;
 }
 
-/* Split "/a/b%2Fc/" into decoded segments. Returns the count, -1 for too many or empty
- * inner segments (no route), -2 when a segment decodes to bytes outside printable ASCII. */
-static int split_path(const char *path, char **seg, int max)
+int srv_split_path(const char *path, char **seg, int max)
 {
     int n = 0;
     if (!path || path[0] != '/') return -1;
@@ -284,7 +282,7 @@ void srv_http_dispatch(struct evhttp_request *req, void *arg)
 
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    n = split_path(path, seg, MAX_SEGS);
+    n = srv_split_path(path, seg, MAX_SEGS);
     int known = n >= 0 && match(seg, n, method_bit(evhttp_request_get_command(req)), &rt);
     if (known) r.ep = rt.ep;
 

@@ -405,32 +405,6 @@ static int match(char **s, int n, unsigned mb, qroute *rt)
 #undef UNSUP
 }
 
-/* Split and percent-decode; -1: unroutable, -2: control or non-ASCII bytes. */
-static int split_path(const char *path, char **seg, int max)
-{
-    int n = 0;
-    if (!path || path[0] != '/') return path && !*path ? 0 : -1;
-    const char *p = path + 1;
-    while (*p) {
-        const char *e = strchr(p, '/');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 0) { if (!e) break; return -1; }
-        if (n == max) return -1;
-        char *raw = strndup(p, len);
-        if (!raw) return -1;
-        size_t dlen = 0;
-        char *dec = evhttp_uridecode(raw, 0, &dlen);
-        free(raw);
-        if (!dec) return -1;
-        seg[n++] = dec;
-        for (size_t i = 0; i < dlen; i++)
-            if ((unsigned char)dec[i] < 0x20 || (unsigned char)dec[i] >= 0x7f) return -2;
-        if (!e) break;
-        p = e + 1;
-    }
-    return n;
-}
-
 static const char *find_key(struct evhttp_request *req)
 {
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
@@ -490,7 +464,8 @@ void qd_http_dispatch(struct evhttp_request *req, void *arg)
     char *seg[MAX_SEGS + 1] = {0};
     qroute rt;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    int n = split_path(uri ? evhttp_uri_get_path(uri) : NULL, seg, MAX_SEGS);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    int n = path && !*path ? 0 : srv_split_path(path, seg, MAX_SEGS);   /* "" is "/" */
     int known = n >= 0 && match(seg, n, method_bit(evhttp_request_get_command(req)), &rt);
     if (known) r.ep = rt.ep;
 

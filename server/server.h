@@ -139,6 +139,11 @@ int srv_json_vector(const json_t *v, const char *what, uint32_t dim, float *out,
 int srv_json_bool(const json_t *obj, const char *key, int *out, srv_jerr *err);
 /** Parse a decimal uint64 from a URL segment (digits only). */
 int srv_parse_id(const char *s, uint64_t *out);
+/** Split "/a/b%2Fc/" into percent-decoded segments, each malloc'd into a zeroed seg[]
+ *  whose every entry the caller frees (also on a negative return). Returns the count,
+ *  -1 for too many or empty inner segments (no route), -2 when a segment decodes to
+ *  bytes outside printable ASCII. Shared by the native and the Qdrant listeners. */
+int srv_split_path(const char *path, char **seg, int max);
 
 /* ---- handlers (handlers.c) ------------------------------------------------------ */
 void srv_h_healthz(srv_req *r);
