@@ -239,7 +239,8 @@ int  qv_collection_list(qv_db *db, char ***names, size_t *n);
 
 typedef struct {
     char name[72];
-    qv_collection_config config;   /* config.payload_index points into the handle; copy it */
+    qv_collection_config config;   /* config.payload_index points into the handle: valid
+                                      until the collection is closed with its db or dropped */
     size_t count;                  /* live points */
     size_t memory_bytes;           /* in-memory index */
     uint64_t last_seq;             /* sequence number of the last committed write */

@@ -84,8 +84,8 @@ static json_t *index_value(const qv_index_params *p)
     return o;
 }
 
-/* Caller holds the table lock; config.payload_index points into the library's handle and
- * is replaced by index/unindex field, which take the table lock for writing. */
+/* Caller holds the table lock; config.payload_index points into the library's handle
+ * (valid until the collection is closed, even when a field index changes meanwhile). */
 static json_t *info_value(const srv_coll *e, const qv_collection_info *info)
 {
     const qv_index_params *p = &info->config.index;
@@ -678,10 +678,9 @@ static json_t *payload_index_value(qv_coll *c, int *rc)
 }
 
 /* PUT /collections/{name}/index/{field} {"type":"keyword"}: 201 when the field was not
- * indexed, 200 when only its type changed. The table lock is taken for writing because
- * the library replaces the payload_index text that collection info borrows: no request
- * may hold it meanwhile. This also stalls other requests while the field is built from
- * the stored payloads (one pass over them). */
+ * indexed, 200 when only its type changed. The field is built from the stored payloads
+ * (one pass) while this worker waits; the other workers keep serving, searches included
+ * (until it is built, filters on the field read the payloads). */
 void srv_h_index_field(srv_req *r, const char *name, const char *field)
 {
     static const char *const top[] = {"type", NULL};
@@ -698,7 +697,9 @@ void srv_h_index_field(srv_req *r, const char *name, const char *field)
         goto cleanup;
     }
     const char *type = json_string_value(jt);
-    pthread_rwlock_wrlock(&ctx->colls.lock);
+    /* A read lock: the field is built while other requests on this collection go on
+     * (the info string they read stays valid until the collection is closed). */
+    pthread_rwlock_rdlock(&ctx->colls.lock);
     locked = 1;
     srv_coll *ent = srv_colls_find(&ctx->colls, name);
     if (!ent) { no_collection(r, name); goto cleanup; }
@@ -725,7 +726,7 @@ void srv_h_unindex_field(srv_req *r, const char *name, const char *field)
     srv_ctx *ctx = r->ctx;
     json_t *after = NULL;
     int rc;
-    pthread_rwlock_wrlock(&ctx->colls.lock);
+    pthread_rwlock_rdlock(&ctx->colls.lock);
     srv_coll *ent = srv_colls_find(&ctx->colls, name);
     if (!ent) no_collection(r, name);
     else if ((rc = qv_collection_unindex_field(ent->coll, field)) != QV_OK) srv_reply_qv(r, rc);

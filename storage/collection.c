@@ -64,6 +64,8 @@ void qv_coll_free(qv_coll *c)
     qv_free(c->ext_of);
     qv_free(c->live);
     qv_free(c->payload_index);
+    for (size_t i = 0; i < c->nretired_pi; i++) qv_free(c->retired_pi[i]);
+    qv_free(c->retired_pi);
     qv_pfields_free(c->pfields, c->npfields);
     qv_fcache_free(c);
     pthread_mutex_destroy(&c->fcache_lock);

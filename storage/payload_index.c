@@ -423,9 +423,15 @@ static int fields_write(qv_db *db, MDB_txn *txn, void *arg)
 /* Install the new field list (and its JSON) in c after a committed fields_write. */
 static int install_fields(qv_coll *c, qv_pfield *fields, size_t n)
 {
-    char *pi = NULL;
+    char *pi = NULL, **retired;
     int rc = fields_to_json(fields, n, 0, &pi);
     if (rc != QV_OK) return rc;
+    /* room to retire the old string first, so nothing below can fail */
+    if (!(retired = qv_reallocarray(c->retired_pi, c->nretired_pi + 1, sizeof *retired))) {
+        qv_free(pi);
+        return QV_ENOMEM;
+    }
+    c->retired_pi = retired;
     for (size_t i = 0; i < n; i++)
         if (fields[i].built == 2) fields[i].built = 1;
     pthread_rwlock_wrlock(&c->maplock);
@@ -436,9 +442,9 @@ static int install_fields(qv_coll *c, qv_pfield *fields, size_t n)
     c->npfields = n;
     c->payload_index = pi;
     c->pfields_gen++;
+    if (oldpi) c->retired_pi[c->nretired_pi++] = oldpi;   /* still readable through get_info */
     pthread_rwlock_unlock(&c->maplock);
     qv_pfields_free(old, nold);
-    qv_free(oldpi);
     return QV_OK;
 }
 

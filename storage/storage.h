@@ -97,6 +97,10 @@ struct qv_coll {
     uint32_t cid;
     qv_index_params params;        /* as configured (zero = default) */
     char *payload_index;           /* compact JSON or NULL */
+    /* Earlier payload_index strings: qv_collection_get_info hands out the pointer, so a
+     * replaced string lives until the collection is freed (one per field change). */
+    char **retired_pi;
+    size_t nretired_pi;
     qv_pfield *pfields;            /* parsed payload_index (changed under wmutex + maplock) */
     size_t npfields;
     qv_index *ix;

@@ -8,7 +8,13 @@
  * review-5 (2026-11-27): ids of 2^63 and above were accepted by the library but could not
  *   be read or deleted over HTTP (JSON integers are signed). Collections now refuse ids
  *   above QV_MAX_ID.
+ * info-race (2026-11-27): qv_collection_get_info handed out config.payload_index, which
+ *   indexing a field freed; the server had to stall every request around field indexing.
+ *   Replaced strings now live until the collection is closed; this test reads the info
+ *   and runs filtered searches while fields are indexed and unindexed (ASan/TSan runs).
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <check.h>
 #include <math.h>
 #include <string.h>
@@ -75,12 +81,83 @@ START_TEST(test_huge_norm_and_big_ids_refused_by_collection)
 }
 END_TEST
 
+typedef struct {
+    qv_coll *c;
+    int stop;                      /* written by the main thread, read with atomics */
+    int rc;
+} info_reader;
+
+static void *read_info_loop(void *arg)
+{
+    info_reader *ir = arg;
+    qv_filter *f = NULL;
+    qv_search_params sp;
+    qv_hit hits[5];
+    size_t n, rounds = 0;
+    float q[4] = {1, 0, 0, 0};
+    if ((ir->rc = qv_filter_parse("{\"must\":[{\"key\":\"tag\",\"match\":3}]}", &f)) != QV_OK) return NULL;
+    qv_search_params_init(&sp, 5);
+    sp.filter = f;
+    while (!__atomic_load_n(&ir->stop, __ATOMIC_ACQUIRE) || rounds < 3) {
+        qv_collection_info info;
+        if ((ir->rc = qv_collection_get_info(ir->c, &info)) != QV_OK) break;
+        if (info.config.payload_index && strlen(info.config.payload_index) > 4096) { ir->rc = QV_EINTERNAL; break; }
+        if ((ir->rc = qv_search(ir->c, q, &sp, hits, &n)) != QV_OK) break;
+        for (size_t i = 0; i < n; i++)
+            if (hits[i].id % 10 != 3) { ir->rc = QV_EINTERNAL; break; }
+        rounds++;
+    }
+    qv_filter_free(f);
+    return NULL;
+}
+
+START_TEST(test_info_stays_valid_while_fields_change)
+{
+    char *dir = make_tmpdir("qv-regress");
+    qv_db *db = NULL;
+    qv_coll *c = NULL;
+    qv_collection_config cfg = {0};
+    size_t n = sanitized() ? 500 : 3000;
+    uint64_t *ids = malloc(n * sizeof *ids);
+    float *vecs = random_vectors(n, 4, 77);
+    char **pl = malloc(n * sizeof *pl);
+    ck_assert(ids && pl);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = i;
+        pl[i] = malloc(32);
+        snprintf(pl[i], 32, "{\"tag\":%zu}", i % 10);
+    }
+    qv_index_params_init(&cfg.index, QV_INDEX_FLAT, 4, QV_METRIC_L2);
+    QV_CK(qv_db_open(dir, NULL, &db));
+    QV_CK(qv_collection_create(db, "c", &cfg, &c));
+    QV_CK(qv_upsert(c, n, ids, vecs, (const char *const *)pl));
+    info_reader ir = {c, 0, QV_OK};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, read_info_loop, &ir), 0);
+    for (int round = 0; round < 5; round++) {
+        QV_CK(qv_collection_index_field(c, "tag", "integer", NULL, NULL));
+        QV_CK(qv_collection_unindex_field(c, "tag"));
+    }
+    __atomic_store_n(&ir.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    ck_assert_msg(ir.rc == QV_OK, "reader: %s", qv_strerror(ir.rc));
+    QV_CK(qv_db_close(db));
+    for (size_t i = 0; i < n; i++) free(pl[i]);
+    free(pl);
+    free(ids);
+    free(vecs);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qv_regressions_suite(void)
 {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("review");
     tcase_add_test(tc, test_huge_norm_refused_by_index);
     tcase_add_test(tc, test_huge_norm_and_big_ids_refused_by_collection);
+    tcase_add_test(tc, test_info_stays_valid_while_fields_change);
     suite_add_tcase(s, tc);
     return s;
 }

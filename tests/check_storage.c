@@ -677,7 +677,7 @@ START_TEST(test_alloc_failures)
     for (int i = 0; i < 20; i++) {
         m->live[ids[i]] = 1;
         memcpy(m->vec + ids[i] * DIM, vecs + i * DIM, sizeof(float) * DIM);
-        snprintf(m->payload[ids[i]], sizeof m->payload[0], "%s", pls[i]);
+        snprintf(m->payload[ids[i]], sizeof m->payload[0], "%.*s", (int)sizeof m->payload[0] - 1, pls[i]);
     }
     check_gets(c, m);
     check_search_exact(c, m, QV_METRIC_L2, 5, 11);
