@@ -677,6 +677,20 @@ static json_t *payload_index_value(qv_coll *c, int *rc)
     return pi ? pi : json_object();
 }
 
+/* Progress of a field index build, into the server log at most every 2 seconds. */
+typedef struct { const char *coll, *field; uint64_t last_us; } field_progress;
+
+static void log_field_progress(const char *phase, size_t done, size_t total, void *arg)
+{
+    field_progress *fp = arg;
+    uint64_t now = srv_now_us();
+    (void)phase;
+    if (now - fp->last_us < 2000000 && done < total) return;
+    fp->last_us = now;
+    srv_log(SRV_LOG_INFO, "collection '%s': indexing payload field '%s': %zu/%zu points", fp->coll, fp->field,
+            done, total);
+}
+
 /* PUT /collections/{name}/index/{field} {"type":"keyword"}: 201 when the field was not
  * indexed, 200 when only its type changed. The field is built from the stored payloads
  * (one pass) while this worker waits; the other workers keep serving, searches included
@@ -705,7 +719,8 @@ void srv_h_index_field(srv_req *r, const char *name, const char *field)
     if (!ent) { no_collection(r, name); goto cleanup; }
     if (!(before = payload_index_value(ent->coll, &rc))) { srv_reply_qv(r, rc); goto cleanup; }
     int existed = json_object_get(before, field) != NULL;
-    if ((rc = qv_collection_index_field(ent->coll, field, type, NULL, NULL)) != QV_OK) {
+    field_progress fp = {name, field, srv_now_us()};
+    if ((rc = qv_collection_index_field(ent->coll, field, type, log_field_progress, &fp)) != QV_OK) {
         srv_reply_qv(r, rc);
         goto cleanup;
     }
