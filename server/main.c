@@ -40,6 +40,8 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <event2/util.h>
 
@@ -57,6 +59,7 @@ typedef struct {
     struct evhttp *qhttp;                      /* the Qdrant-compatible API, when enabled */
     struct evhttp_bound_socket *qbound;
     struct event *drain_timer;
+    struct event *accept_resume;               /* re-enables accepting after EMFILE */
     uint64_t drain_start, drain_deadline;
     pthread_t thread;
     int started;
@@ -287,6 +290,43 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Out of descriptors (EMFILE and kin): libevent's listener would retry accept() at once,
+ * forever, burning a core while the condition lasts. Instead the worker stops accepting
+ * for ACCEPT_PAUSE_US; connections already open are served meanwhile. The workers are
+ * found by their evhttp, which is what libevent hands the error callback. */
+#define ACCEPT_PAUSE_US 100000
+static worker *all_workers;
+static int n_all_workers;
+
+static void on_accept_error(struct evconnlistener *lis, void *http)
+{
+    static _Atomic long last_log_sec = 0;
+    int err = EVUTIL_SOCKET_ERROR();
+    worker *w = NULL;
+    for (int i = 0; i < n_all_workers && !w; i++)
+        if (all_workers[i].http == http || all_workers[i].qhttp == http) w = &all_workers[i];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long prev = atomic_load(&last_log_sec);
+    if (ts.tv_sec != prev && atomic_compare_exchange_strong(&last_log_sec, &prev, (long)ts.tv_sec))
+        srv_log(SRV_LOG_WARN, "accept: %s%s", evutil_socket_error_to_string(err),
+                w && w->accept_resume ? " (pausing new connections briefly)" : "");
+    if (!w || !w->accept_resume || (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)) return;
+    struct timeval tv = {0, ACCEPT_PAUSE_US};
+    evconnlistener_disable(lis);
+    event_add(w->accept_resume, &tv);
+}
+
+/* Runs on the worker's loop; a listener closed by the drain meanwhile is NULL here. */
+static void resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->bound) evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
+    if (w->qbound) evconnlistener_enable(evhttp_bound_socket_get_listener(w->qbound));
+}
+
 /* An evhttp on w's base with the server's limits, accepting on a dup of lfd. */
 static int http_init(worker *w, struct evhttp **http, struct evhttp_bound_socket **bound,
                      evutil_socket_t lfd, void (*cb)(struct evhttp_request *, void *),
@@ -308,6 +348,7 @@ static int http_init(worker *w, struct evhttp **http, struct evhttp_bound_socket
         close(fd);
         return -1;
     }
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(*bound), on_accept_error);
     return 0;
 }
 
@@ -317,6 +358,7 @@ static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, evutil_sock
     memset(w, 0, sizeof *w);
     w->ctx = ctx;
     if (!(w->base = event_base_new())) return -1;
+    if (!(w->accept_resume = evtimer_new(w->base, resume_accept, w))) return -1;
     if (http_init(w, &w->http, &w->bound, lfd, srv_http_dispatch, o) != 0) return -1;
     if (qfd >= 0 && http_init(w, &w->qhttp, &w->qbound, qfd, qd_http_dispatch, o) != 0) return -1;
     return 0;
@@ -325,6 +367,7 @@ static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, evutil_sock
 static void worker_release(worker *w)
 {
     if (w->drain_timer) event_free(w->drain_timer);
+    if (w->accept_resume) event_free(w->accept_resume);
     if (w->http) evhttp_free(w->http);          /* frees its connections and listener */
     if (w->qhttp) evhttp_free(w->qhttp);
     if (w->base) event_base_free(w->base);
@@ -411,6 +454,8 @@ int main(int argc, char **argv)
     if ((lfd = open_listener(o.listen, shown, sizeof shown)) < 0) goto cleanup;
     if (o.qdrant_listen && (qfd = open_listener(o.qdrant_listen, qshown, sizeof qshown)) < 0) goto cleanup;
     if (!(workers = calloc((size_t)o.threads, sizeof *workers))) goto cleanup;
+    all_workers = workers;                          /* read by on_accept_error only */
+    n_all_workers = o.threads;
     for (; nworkers < o.threads; nworkers++) {
         if (worker_init(&workers[nworkers], &ctx, lfd, qfd, &o) != 0) {
             srv_log(SRV_LOG_ERROR, "cannot set up worker %d", nworkers);
@@ -454,6 +499,8 @@ stop:
 cleanup:
     if (lfd >= 0) close(lfd);
     if (qfd >= 0) close(qfd);
+    all_workers = NULL;
+    n_all_workers = 0;
     free(workers);
     if (ctx.db) {
         rc = qv_db_close(ctx.db);                   /* checkpoints every collection */
