@@ -94,6 +94,9 @@ qv_metric bench_metric_from_readme(const char *text);
 /** Recall@k of ids (nq*k, -1 = none) against d->gt. A ground-truth row may end in -1
  *  entries (a filter passing fewer than k points): those are not counted. */
 double bench_recall(const bench_data *d, size_t nq, const int64_t *ids, uint32_t k);
+/* Quiver's hits (nq rows of k, n_hits[i] real) into the ids rows the sweep scores, -1
+ * padding rows with fewer than k hits. Shared by the index and collection engines. */
+void bench_hits_to_ids(const qv_hit *hits, const size_t *n_hits, size_t nq, uint32_t k, int64_t *ids);
 
 /* bench_sys.c */
 double bench_now(void);                        /* monotonic seconds */

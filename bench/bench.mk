@@ -16,10 +16,6 @@ PEER_OBJ    := $(patsubst %,$(BUILD)/obj/%.o,$(PEER_SRC))
 PEER_DEFS   := $(if $(HNSWLIB_HDR),-DQV_BENCH_HAVE_HNSWLIB=1) $(if $(FAISS_HDR),-DQV_BENCH_HAVE_FAISS=1)
 PEER_LIBS   := $(if $(FAISS_HDR),-lfaiss $(BLAS_LIBS)) $(if $(PEER_SRC),-fopenmp)
 BENCH_LD    := $(if $(PEER_SRC),$(CXX),$(CC))
-# index/index.c refers to the kinds' ops tables weakly, and a weak reference does not pull
-# a member out of libquiver.a: name them so that flat/hnsw/ivf are linked in (a kind not
-# yet written stays absent and answers QV_EINVAL).
-BENCH_KINDS := -Wl,-u,qv_flat_ops -Wl,-u,qv_hnsw_ops -Wl,-u,qv_ivf_ops
 # The shims are thin wrappers around third-party headers, so they are compiled without
 # $(SAN): hnswlib 0.6.2 prefetches one element past the end of a link list
 # (hnswalg.h:214, *(datal + j + 1)), which ASan reports as a heap overflow in hnswlib, not
@@ -40,7 +36,7 @@ $(BUILD)/obj/bench/%.cpp.o: bench/%.cpp $(BUILD)/.flags
 -include $(BENCH_OBJ:.o=.d) $(PEER_OBJ:.o=.d)
 
 $(BUILD)/quiver-bench: $(BENCH_OBJ) $(PEER_OBJ) $(BUILD)/libquiver.a
-	$(BENCH_LD) $(ALL_LDFLAGS) $(BENCH_KINDS) -o $@ $(BENCH_OBJ) $(PEER_OBJ) $(BUILD)/libquiver.a $(PEER_LIBS) $(LIB_LIBS)
+	$(BENCH_LD) $(ALL_LDFLAGS) -o $@ $(BENCH_OBJ) $(PEER_OBJ) $(BUILD)/libquiver.a $(PEER_LIBS) $(LIB_LIBS)
 
 # tests/check_bench.c runs $(BUILD)/quiver-bench: build it with the test binary (order
 # only, so it is not linked into quiver-tests).

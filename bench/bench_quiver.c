@@ -48,6 +48,13 @@ static void qv_err(char *err, size_t errlen, const char *what, int rc)
     snprintf(err, errlen, "quiver %s: %s: %s", what, qv_strerror(rc), qv_last_error());
 }
 
+void bench_hits_to_ids(const qv_hit *hits, const size_t *n_hits, size_t nq, uint32_t k, int64_t *ids)
+{
+    for (size_t i = 0; i < nq; i++)
+        for (uint32_t j = 0; j < k; j++)
+            ids[i * k + j] = j < n_hits[i] ? (int64_t)hits[i * k + j].id : -1;
+}
+
 static const char *quiver_describe(void)
 {
     static char buf[64];
@@ -135,7 +142,7 @@ static int quiver_search_one(bench_engine *e, const float *q, uint32_t k, int64_
     params_for(e, k, &sp);
     int rc = qv_index_search(e->ix, q, &sp, hits, &n);
     if (rc != QV_OK) { qv_err(err, errlen, "search", rc); return -1; }
-    for (uint32_t i = 0; i < k; i++) ids[i] = i < n ? (int64_t)hits[i].id : -1;
+    bench_hits_to_ids(hits, &n, 1, k, ids);
     return 0;
 }
 
@@ -150,9 +157,7 @@ static int quiver_search_batch(bench_engine *e, size_t nq, const float *q, uint3
     if (!hits || !n_hits) { snprintf(err, errlen, "out of memory"); goto cleanup; }
     int rc = qv_index_search_batch(e->ix, nq, q, &sp, hits, n_hits);
     if (rc != QV_OK) { qv_err(err, errlen, "search_batch", rc); goto cleanup; }
-    for (size_t i = 0; i < nq; i++)
-        for (uint32_t j = 0; j < k; j++)
-            ids[i * k + j] = j < n_hits[i] ? (int64_t)hits[i * k + j].id : -1;
+    bench_hits_to_ids(hits, n_hits, nq, k, ids);
     ret = 0;
 cleanup:
     free(hits);

@@ -155,7 +155,7 @@ static int db_search_one(bench_engine *e, const float *q, uint32_t k, int64_t *i
     params_for(e, k, &sp);
     int rc = qv_search(e->coll, q, &sp, hits, &n);
     if (rc != QV_OK) { qv_err(err, errlen, "search", rc); return -1; }
-    for (uint32_t i = 0; i < k; i++) ids[i] = i < n ? (int64_t)hits[i].id : -1;
+    bench_hits_to_ids(hits, &n, 1, k, ids);
     return 0;
 }
 
@@ -170,9 +170,7 @@ static int db_search_batch(bench_engine *e, size_t nq, const float *q, uint32_t 
     if (!hits || !n_hits) { snprintf(err, errlen, "out of memory"); goto cleanup; }
     int rc = qv_search_batch(e->coll, nq, q, &sp, hits, n_hits);
     if (rc != QV_OK) { qv_err(err, errlen, "search_batch", rc); goto cleanup; }
-    for (size_t i = 0; i < nq; i++)
-        for (uint32_t j = 0; j < k; j++)
-            ids[i * k + j] = j < n_hits[i] ? (int64_t)hits[i * k + j].id : -1;
+    bench_hits_to_ids(hits, n_hits, nq, k, ids);
     ret = 0;
 cleanup:
     free(hits);
