@@ -106,7 +106,8 @@ $(BUILD)/obj/tests/run.c.o: $(BUILD)/suites.inc
 $(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
 # Suite functions are declared only in the generated list, so no prototype warning there.
 $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
-$(BUILD)/quiver-tests: $(TST_OBJ) $(BUILD)/libquiver.a
+# The server's fast search path is checked directly against jansson (check_server_fast.c).
+$(BUILD)/quiver-tests: $(TST_OBJ) $(BUILD)/obj/server/search_fast.c.o $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
 
 # The README's C example, compiled exactly as the README says and run by the tests.
@@ -116,6 +117,10 @@ $(BUILD)/readme-example: tests/readme/example.c $(BUILD)/libquiver.a
 $(BUILD)/quiver-db-bench: bench/db/db_bench.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
 all: $(if $(wildcard bench/db/db_bench.c),$(BUILD)/quiver-db-bench)
+# In-process side of bench/load.sh: the same searches on the collection quiverd served.
+$(BUILD)/quiver-inproc-search: bench/db/inproc_search.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+all: $(if $(wildcard bench/db/inproc_search.c),$(BUILD)/quiver-inproc-search)
 
 TEST_BINS := $(BUILD)/quiver-tests $(if $(wildcard tests/readme/example.c),$(BUILD)/readme-example)
 

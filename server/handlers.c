@@ -16,9 +16,6 @@
 #include "server/server.h"
 
 #define MAX_BATCH   4096u      /* searches per batch request */
-#define MAX_EF      65536u
-#define MAX_NPROBE  65536u
-#define DEFAULT_K   10u
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -179,9 +176,9 @@ static int parse_create(const json_t *body, qv_collection_config *cfg, char **pa
         }
         if (srv_json_uint(ji, "m", 0, UINT32_MAX, &m, e) ||
             srv_json_uint(ji, "ef_construction", 0, UINT32_MAX, &efc, e) ||
-            srv_json_uint(ji, "ef_search", 0, MAX_EF, &efs, e) ||
+            srv_json_uint(ji, "ef_search", 0, SRV_MAX_EF, &efs, e) ||
             srv_json_uint(ji, "nlist", 0, UINT32_MAX, &nlist, e) ||
-            srv_json_uint(ji, "nprobe", 0, MAX_NPROBE, &nprobe, e) ||
+            srv_json_uint(ji, "nprobe", 0, SRV_MAX_NPROBE, &nprobe, e) ||
             srv_json_uint(ji, "kmeans_iters", 0, 1000, &iters, e))
             return -1;
     }
@@ -455,7 +452,7 @@ static int parse_search(const json_t *o, const char *what, const char *prefix, u
                         float *vec, search_opts *so, srv_jerr *e)
 {
     static const char *const keys[] = {"vector", "k", "ef", "nprobe", "filter", "with_payload", NULL};
-    uint64_t k = DEFAULT_K, ef = 0, nprobe = 0;
+    uint64_t k = SRV_DEFAULT_K, ef = 0, nprobe = 0;
     memset(so, 0, sizeof *so);
     if (!json_is_object(o)) {
         snprintf(e->msg, sizeof e->msg, "%s must be an object", what);
@@ -464,8 +461,8 @@ static int parse_search(const json_t *o, const char *what, const char *prefix, u
     }
     if (srv_json_only(o, what, keys, e)) return -1;
     if (srv_json_uint(o, "k", 1, QV_MAX_K, &k, e) ||
-        srv_json_uint(o, "ef", 0, MAX_EF, &ef, e) ||
-        srv_json_uint(o, "nprobe", 0, MAX_NPROBE, &nprobe, e) ||
+        srv_json_uint(o, "ef", 0, SRV_MAX_EF, &ef, e) ||
+        srv_json_uint(o, "nprobe", 0, SRV_MAX_NPROBE, &nprobe, e) ||
         srv_json_bool(o, "with_payload", &so->with_payload, e) ||
         srv_json_vector(json_object_get(o, "vector"), what, dim, vec, e))
         return -1;
@@ -528,8 +525,52 @@ static json_t *hits_value(qv_coll *c, const qv_hit *hits, size_t n, int with_pay
     return arr;
 }
 
+/* The plain search (no filter, no payloads) without jansson; see search_fast.c. Returns 1
+ * when it answered, 0 when the general path must take the request from the start. */
+static int search_fast(srv_req *r, const char *name)
+{
+    srv_ctx *ctx = r->ctx;
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    if (!body) return 0;
+    int answered = 0;
+    float *vec = NULL;
+    qv_hit *hits = NULL;
+    struct evbuffer *out = NULL;
+    srv_fast_search fs;
+    pthread_rwlock_rdlock(&ctx->colls.lock);
+    srv_coll *ent = srv_colls_find(&ctx->colls, name);
+    if (!ent || !(vec = malloc((size_t)ent->dim * sizeof *vec)) ||
+        !srv_scan_search(body, len, ent->dim, vec, &fs) || !(hits = malloc(fs.k * sizeof *hits)))
+        goto done;
+    qv_search_params sp;
+    qv_search_params_init(&sp, fs.k);
+    sp.ef = fs.ef;
+    sp.nprobe = fs.nprobe;
+    qv_search_stats st;
+    size_t nh = 0;
+    uint64_t t0 = srv_now_us();
+    int rc = qv_search_ex(ent->coll, 1, vec, &sp, hits, &nh, &st);
+    uint64_t took = srv_now_us() - t0;
+    if (rc != QV_OK) {
+        srv_reply_qv(r, rc);
+        answered = 1;
+    } else if ((out = evbuffer_new()) && srv_format_search_reply(out, hits, nh, took, &st) == 0) {
+        srv_reply_text(r, 200, "application/json", out);
+        answered = 1;
+    }
+done:
+    pthread_rwlock_unlock(&ctx->colls.lock);
+    if (out) evbuffer_free(out);
+    free(hits);
+    free(vec);
+    return answered;
+}
+
 void srv_h_search(srv_req *r, const char *name)
 {
+    if (search_fast(r, name)) return;
     srv_ctx *ctx = r->ctx;
     srv_jerr e = {0};
     float *vec = NULL;

@@ -357,7 +357,17 @@ static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, evutil_sock
 {
     memset(w, 0, sizeof *w);
     w->ctx = ctx;
-    if (!(w->base = event_base_new())) return -1;
+    /* Coalesce each loop turn's event changes into one epoll_ctl per descriptor: evhttp
+     * disables and re-enables a connection's events around every request (4 epoll_ctl
+     * calls per search without this, 2 with it). The flag's caveat is for a dup()ed
+     * descriptor closed while its events are pending; the listener copies are only closed
+     * by evhttp_free(), after the loop has ended. */
+    struct event_config *cfg = event_config_new();
+    if (!cfg) return -1;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (!w->base) return -1;
     if (!(w->accept_resume = evtimer_new(w->base, resume_accept, w))) return -1;
     if (http_init(w, &w->http, &w->bound, lfd, srv_http_dispatch, o) != 0) return -1;
     if (qfd >= 0 && http_init(w, &w->qhttp, &w->qbound, qfd, qd_http_dispatch, o) != 0) return -1;

@@ -11,6 +11,7 @@
  *   http.c      per-request dispatch: auth, routing, 405/404, replies, QV_E* -> status
  *   handlers.c  one function per endpoint
  *   jsonin.c    strict JSON input helpers (types, ranges, unknown fields, float range)
+ *   search_fast.c  the plain search request scanned and answered without jansson trees
  *   colls.c     the table of open collections and its lock
  *   auth.c      API keys (file, constant-time comparison)
  *   metrics.c   Prometheus counters and latency histograms
@@ -144,6 +145,25 @@ int srv_parse_id(const char *s, uint64_t *out);
  *  -1 for too many or empty inner segments (no route), -2 when a segment decodes to
  *  bytes outside printable ASCII. Shared by the native and the Qdrant listeners. */
 int srv_split_path(const char *path, char **seg, int max);
+
+/* ---- search limits, shared by the general and the fast search path ---------------- */
+#define SRV_DEFAULT_K   10u
+#define SRV_MAX_EF      65536u
+#define SRV_MAX_NPROBE  65536u
+
+/* ---- the plain search request (search_fast.c) ------------------------------------- */
+typedef struct { uint32_t k, ef, nprobe; } srv_fast_search;
+/** Scan a search body of len bytes. 1: it is a plain search (a vector of dim numbers,
+ *  optional k/ef/nprobe, no filter, no payloads) that the general path would accept with
+ *  the very same values, now in vec and out. 0: anything else, including every invalid
+ *  body; the caller then takes the general path, which words the error. */
+int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fast_search *out);
+/** Append the reply {"hits":[...],"took_us":..,"took":{...}} exactly as the general path
+ *  encodes it. -1 (nothing appended) for what only the general path encodes (unindexed
+ *  keys, non-finite scores) or out of memory. */
+struct evbuffer;
+int srv_format_search_reply(struct evbuffer *out, const qv_hit *hits, size_t n, uint64_t took_us,
+                            const qv_search_stats *st);
 
 /* ---- handlers (handlers.c) ------------------------------------------------------ */
 void srv_h_healthz(srv_req *r);

@@ -376,6 +376,80 @@ START_TEST(test_options)
 }
 END_TEST
 
+/* The reply without its "took_us" value, which differs from one request to the next. */
+static char *without_took_us(const char *body)
+{
+    char *s = strdup(body), *p = strstr(s, "\"took_us\":");
+    ck_assert_ptr_nonnull(p);
+    char *q = p + 10;
+    while (*q >= '0' && *q <= '9') q++;
+    memmove(p + 10, q, strlen(q) + 1);
+    return s;
+}
+
+/* A plain search goes through server/search_fast.c, the same search with "filter":null
+ * through jansson (handlers.c); their replies must be byte-identical, on real SIFT
+ * vectors and on cosine and inner-product collections (scores of every sign and size). */
+START_TEST(test_fast_path_same_reply)
+{
+    char *dir = make_tmpdir("qv-srv-fast");
+    server s;
+    server_start(&s, dir, NULL);
+    const int port = s.port;
+    struct { const char *name, *create; size_t dim, n; } colls[] = {
+        {"sift", "{\"dim\":128,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"ef_construction\":64}}", 128, 2000},
+        {"cos", "{\"dim\":16,\"metric\":\"cosine\",\"index\":{\"type\":\"flat\"}}", 16, 500},
+        {"ip", "{\"dim\":32,\"metric\":\"ip\",\"index\":{\"type\":\"hnsw\"}}", 32, 500},
+    };
+    char path[128];
+    float *sift = NULL;
+    size_t sn = 0, sd = 0;
+    char fvecs[512];
+    if (data_path(fvecs, sizeof fvecs, "siftsmall", "base.fvecs"))
+        QV_CK(qv_read_vectors(fvecs, &sift, &sn, &sd));
+    for (size_t c = 0; c < 3; c++) {
+        snprintf(path, sizeof path, "/collections/%s", colls[c].name);
+        resp r = REQ(port, "PUT", path, colls[c].create, 201);
+        resp_free(&r);
+        size_t dim = colls[c].dim, n = colls[c].n;
+        float *base = c == 0 && sift && sd == dim && sn >= n + 50 ? NULL : random_vectors(n + 50, dim, 40 + c);
+        const float *v = base ? base : sift;
+        char *pts = points_json(n, dim, 0, v, 0);
+        snprintf(path, sizeof path, "/collections/%s/points", colls[c].name);
+        r = REQ(port, "PUT", path, pts, 200);
+        resp_free(&r);
+        free(pts);
+        snprintf(path, sizeof path, "/collections/%s/search", colls[c].name);
+        for (size_t q = 0; q < 50; q++) {
+            char *vj = vec_json(v + (n + q) * dim, dim);    /* points not in the collection */
+            size_t blen = strlen(vj) + 128;
+            char *fast = malloc(blen), *general = malloc(blen);
+            int k = 1 + (int)(q % 20);
+            snprintf(fast, blen, "{\"vector\":%s,\"k\":%d,\"ef\":%d}", vj, k, 16 + (int)q);
+            snprintf(general, blen, "{\"vector\":%s,\"k\":%d,\"ef\":%d,\"filter\":null}", vj, k, 16 + (int)q);
+            resp a = REQ(port, "POST", path, fast, 200);
+            resp b = REQ(port, "POST", path, general, 200);
+            ck_assert_int_eq(json_array_size(json_object_get(a.json, "hits")), (size_t)k);
+            char *ta = without_took_us(a.body), *tb = without_took_us(b.body);
+            ck_assert_msg(strcmp(ta, tb) == 0, "%s: fast and general replies differ:\n%s\n%s",
+                          colls[c].name, ta, tb);
+            free(ta);
+            free(tb);
+            resp_free(&a);
+            resp_free(&b);
+            free(fast);
+            free(general);
+            free(vj);
+        }
+        free(base);
+    }
+    qv_free(sift);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_endpoints)
 {
     char *dir = make_tmpdir("qv-srv");
@@ -1428,6 +1502,7 @@ Suite *qv_server_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_endpoints);
+    tcase_add_test(tc, test_fast_path_same_reply);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_slow_client);
     tcase_add_test(tc, test_auth);

@@ -1,0 +1,401 @@
+/*
+ * server/search_fast.c -- the plain search request without jansson trees.
+ *
+ * Most traffic is one shape: POST /collections/NAME/search {"vector":[...],"k":10,"ef":64}
+ * with no filter and no payloads. Through jansson that request cost more than the HNSW
+ * search itself (a tree of 130 nodes, one malloc and one locale lookup per number, a tree
+ * again for the reply, printf for every field). Here the body is scanned in place and
+ * the reply written straight into a buffer.
+ *
+ * The fast path never words an error. srv_scan_search() accepts only bodies that the
+ * general path (jsonin.c + handlers.c) accepts too, and reads the same values from them;
+ * anything else -- a filter, payloads, null, an escape in a key, a malformed number, a
+ * wrong dimension -- returns 0 and the general path parses the body again and answers,
+ * errors included. So there is one definition of what is valid and one set of messages.
+ * Numbers get the very double jansson would produce (its integers through int64, its
+ * reals through strtod), so the query vectors are bit-identical on both paths; the test
+ * suite checks that, and that both paths give byte-identical replies.
+ */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "server/server.h"
+
+/* JSON's whitespace, and nothing else */
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Powers of ten that a double holds exactly. */
+static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/*
+ * One JSON number at p (strict grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?).
+ * Returns the end of the token, or NULL when this scanner does not take it.
+ * *is_int: the token has no fraction and no exponent (jansson makes it an integer).
+ */
+static const char *scan_number(const char *p, const char *end, double *out, int *is_int)
+{
+    const char *start = p;
+    int neg = 0, sig = 0, exp10 = 0, overflow = 0;
+    uint64_t m = 0;
+    if (p < end && *p == '-') { neg = 1; p++; }
+    if (p == end || !is_digit(*p)) return NULL;
+    if (*p == '0') {
+        p++;
+        if (p < end && is_digit(*p)) return NULL;      /* leading zero */
+    } else {
+        for (; p < end && is_digit(*p); p++) {
+            if (sig < 19) { m = m * 10 + (uint64_t)(*p - '0'); sig++; }
+            else { overflow = 1; exp10++; }
+        }
+    }
+    *is_int = 1;
+    if (p < end && *p == '.') {
+        *is_int = 0;
+        p++;
+        if (p == end || !is_digit(*p)) return NULL;
+        for (; p < end && is_digit(*p); p++) {
+            if (m == 0 && *p == '0') { exp10--; continue; }   /* zeros before the first digit */
+            if (sig < 19) { m = m * 10 + (uint64_t)(*p - '0'); sig++; exp10--; }
+            else overflow = 1;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *is_int = 0;
+        p++;
+        int eneg = 0, e = 0;
+        if (p < end && (*p == '+' || *p == '-')) eneg = *p++ == '-';
+        if (p == end || !is_digit(*p)) return NULL;
+        for (; p < end && is_digit(*p); p++)
+            if (e < 100000) e = e * 10 + (*p - '0');
+        exp10 += eneg ? -e : e;
+    }
+    if (*is_int) {
+        /* jansson: strtoll, so an integer of up to 18 digits is exact; longer ones go to
+         * the general path (which may refuse them as too big) */
+        if (overflow || sig > 18) return NULL;
+        int64_t v = neg ? -(int64_t)m : (int64_t)m;
+        *out = (double)v;
+        return p;
+    }
+    if (!overflow && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+        /* both operands exact, so the one IEEE operation rounds correctly: strtod's answer */
+        double d = (double)m;
+        d = exp10 >= 0 ? d * exact_pow10[exp10] : d / exact_pow10[-exp10];
+        *out = neg ? -d : d;
+        return p;
+    }
+    char tok[64];
+    size_t len = (size_t)(p - start);
+    if (len >= sizeof tok) return NULL;
+    memcpy(tok, start, len);
+    tok[len] = 0;
+    char *e;
+    errno = 0;
+    double d = strtod(tok, &e);        /* quiverd never calls setlocale: '.' is the point */
+    if (e != tok + len || (errno == ERANGE && isinf(d))) return NULL;
+    *out = d;
+    return p;
+}
+
+/* An integer token in lo..hi for k/ef/nprobe (the general path takes null and the rest). */
+static const char *scan_uint(const char *p, const char *end, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    double d;
+    int is_int;
+    const char *q = scan_number(p, end, &d, &is_int);
+    if (!q || !is_int || d < lo || d > hi) return NULL;
+    *out = (uint32_t)d;
+    return q;
+}
+
+static const char *scan_vector(const char *p, const char *end, uint32_t dim, float *vec)
+{
+    uint32_t n = 0;
+    if (p == end || *p != '[') return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') return dim == 0 ? p + 1 : NULL;
+    for (;;) {
+        double d;
+        int is_int;
+        if (n == dim || !(p = scan_number(p, end, &d, &is_int))) return NULL;
+        if (!isfinite(d) || fabs(d) > (double)FLT_MAX) return NULL;
+        vec[n++] = (float)d;
+        p = skip_ws(p, end);
+        if (p == end) return NULL;
+        if (*p == ']') return n == dim ? p + 1 : NULL;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+enum { F_VECTOR = 1, F_K = 2, F_EF = 4, F_NPROBE = 8, F_WITH_PAYLOAD = 16 };
+
+int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fast_search *out)
+{
+    const char *p = s, *end = s + len;
+    unsigned seen = 0;
+    out->k = SRV_DEFAULT_K;
+    out->ef = 0;
+    out->nprobe = 0;
+    p = skip_ws(p, end);
+    if (p == end || *p != '{') return 0;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') return 0;                  /* no vector */
+    for (;;) {
+        /* a key: plain lower-case letters and '_' only */
+        if (p == end || *p != '"') return 0;
+        const char *key = ++p;
+        while (p < end && ((*p >= 'a' && *p <= 'z') || *p == '_')) p++;
+        if (p == end || *p != '"') return 0;
+        size_t klen = (size_t)(p - key);
+        p = skip_ws(p + 1, end);
+        if (p == end || *p != ':') return 0;
+        p = skip_ws(p + 1, end);
+        unsigned f;
+#define KEY(lit) (klen == sizeof(lit) - 1 && memcmp(key, lit, klen) == 0)
+        if (KEY("vector")) f = F_VECTOR, p = scan_vector(p, end, dim, vec);
+        else if (KEY("k")) f = F_K, p = scan_uint(p, end, 1, QV_MAX_K, &out->k);
+        else if (KEY("ef")) f = F_EF, p = scan_uint(p, end, 0, SRV_MAX_EF, &out->ef);
+        else if (KEY("nprobe")) f = F_NPROBE, p = scan_uint(p, end, 0, SRV_MAX_NPROBE, &out->nprobe);
+        else if (KEY("with_payload")) {
+            /* payloads are read and encoded by the general path */
+            f = F_WITH_PAYLOAD;
+            p = (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL;
+        } else return 0;                                  /* "filter", or an unknown field */
+#undef KEY
+        if (!p || (seen & f)) return 0;                   /* bad value, or a duplicate key */
+        seen |= f;
+        p = skip_ws(p, end);
+        if (p == end) return 0;
+        if (*p == '}') break;
+        if (*p != ',') return 0;
+        p = skip_ws(p + 1, end);
+    }
+    if (skip_ws(p + 1, end) != end) return 0;             /* something after the object */
+    return (seen & F_VECTOR) != 0;
+}
+
+/* ---- the reply ------------------------------------------------------------------------ */
+
+/* A double as jansson writes a real with JSON_REAL_PRECISION(9): "%.9g", then ".0" when
+ * it reads like an integer, and the exponent without '+' or leading zeros. This is the
+ * slow, general form; format_score() below answers most floats without printf. */
+static int format_real(char *buf, size_t size, double v)
+{
+    int n = snprintf(buf, size, "%.9g", v);
+    if (n < 0 || (size_t)n + 3 > size) return -1;
+    if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+        buf[n] = 0;
+    }
+    char *e = strchr(buf, 'e');
+    if (e) {
+        char *from = e + 1, *to = e + 1;
+        if (*from == '-') from++, to++;
+        else if (*from == '+') from++;
+        while (*from == '0' && from[1]) from++;
+        memmove(to, from, strlen(from) + 1);
+        n = (int)strlen(buf);
+    }
+    return n;
+}
+
+/* The decimal digits of x (no leading zeros; "0" for 0) into d; returns their count. */
+static int u64_digits(uint64_t x, char *d)
+{
+    char tmp[20];
+    int n = 0;
+    do { tmp[n++] = (char)('0' + x % 10); x /= 10; } while (x);
+    for (int i = 0; i < n; i++) d[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/*
+ * A float's score exactly as format_real((double)f) writes it, without printf (which took
+ * a tenth of the server's own time). A float is m * 2^e with m < 2^24, so its decimal
+ * expansion is exact in integers: m << e for e >= 0, and m * 5^-e with the point -e places
+ * from the right for e < 0. Both fit 128 bits for e in -44..100, which holds every score
+ * between about 1e-6 and 1e37; the rest take format_real(). Rounding to 9 significant
+ * digits is to nearest with ties to even, as glibc's printf does, and the layout is %g's:
+ * exponent form when the exponent is below -4 or above 8, trailing zeros dropped.
+ */
+static int format_score(char *buf, size_t size, float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    uint32_t bexp = (bits >> 23) & 0xff, frac = bits & 0x7fffff;
+    int neg = (int)(bits >> 31);
+    if (bexp == 0xff || size < 32) return -1;            /* not finite (callers check) */
+    uint32_t m = bexp ? (frac | 0x800000u) : frac;
+    int e2 = bexp ? (int)bexp - 150 : -149;
+    if (m == 0) return sprintf(buf, neg ? "-0.0" : "0.0");
+    if (e2 < -44 || e2 > 100) return format_real(buf, size, (double)f);
+
+    /* N, the digits of |f| with the decimal point `point` places from the right */
+    unsigned __int128 n;
+    int point = 0;
+    if (e2 >= 0) {
+        n = (unsigned __int128)m << e2;
+    } else {
+        n = m;
+        for (int i = 0; i < -e2; i++) n *= 5;
+        point = -e2;
+    }
+    char d[48];
+    int len;
+    const uint64_t e19 = UINT64_C(10000000000000000000);
+    uint64_t hi = (uint64_t)(n / e19), lo = (uint64_t)(n % e19);   /* n < 10^38: hi fits */
+    if (hi) {
+        len = u64_digits(hi, d);
+        char tail[20];
+        int t = u64_digits(lo, tail);
+        memset(d + len, '0', (size_t)(19 - t));
+        memcpy(d + len + 19 - t, tail, (size_t)t);
+        len += 19;
+    } else {
+        len = u64_digits(lo, d);
+    }
+    int exp10 = len - point - 1;                           /* of the first digit */
+
+    /* round to 9 significant digits, ties to even */
+    if (len > 9) {
+        int up = d[9] > '5';
+        if (d[9] == '5') {
+            int rest = 0;
+            for (int i = 10; i < len && !rest; i++) rest = d[i] != '0';
+            up = rest || ((d[8] - '0') & 1);
+        }
+        len = 9;
+        if (up) {
+            int i = 8;
+            while (i >= 0 && d[i] == '9') d[i--] = '0';
+            if (i >= 0) {
+                d[i]++;
+            } else {                                       /* 999999999.5 -> 1000000000 */
+                d[0] = '1';
+                exp10++;
+            }
+        }
+    }
+    while (len > 1 && d[len - 1] == '0') len--;            /* %g drops trailing zeros */
+
+    char *p = buf;
+    if (neg) *p++ = '-';
+    if (exp10 < -4 || exp10 >= 9) {
+        *p++ = d[0];
+        if (len > 1) {
+            *p++ = '.';
+            memcpy(p, d + 1, (size_t)(len - 1));
+            p += len - 1;
+        }
+        *p++ = 'e';
+        if (exp10 < 0) *p++ = '-';
+        p += u64_digits((uint64_t)(exp10 < 0 ? -exp10 : exp10), p);
+    } else if (exp10 >= 0) {
+        int ip = exp10 + 1;                                /* digits before the point */
+        for (int i = 0; i < ip; i++) *p++ = i < len ? d[i] : '0';
+        *p++ = '.';
+        if (len > ip) {
+            memcpy(p, d + ip, (size_t)(len - ip));
+            p += len - ip;
+        } else {
+            *p++ = '0';                                    /* jansson's ".0" */
+        }
+    } else {
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = 0; i < -exp10 - 1; i++) *p++ = '0';
+        memcpy(p, d, (size_t)len);
+        p += len;
+    }
+    *p = 0;
+    return (int)(p - buf);
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The plan name goes out unescaped, so it must not need escaping. */
+static int plain_word(const char *s)
+{
+    if (strlen(s) > 32) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+int srv_format_search_reply(struct evbuffer *out, const qv_hit *hits, size_t n, uint64_t took_us,
+                            const qv_search_stats *st)
+{
+    const char *plan = st->plan ? st->plan : "none";
+    if (st->unindexed_keys[0] || !plain_word(plan)) return -1;
+    /* per hit: {"id":20 digits,"score":at most 16 characters}, + the fixed parts */
+    size_t cap = 64 + n * 56 + 256;
+    char *buf = malloc(cap), *p = buf;
+    if (!buf) return -1;
+    p = put_str(p, "{\"hits\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(hits[i].score)) {                  /* jansson refuses these too */
+            free(buf);
+            return -1;
+        }
+        p = put_str(p, i ? ",{\"id\":" : "{\"id\":");
+        p = put_u64(p, hits[i].id);
+        p = put_str(p, ",\"score\":");
+        int len = format_score(p, 32, hits[i].score);
+        if (len < 0) {
+            free(buf);
+            return -1;
+        }
+        p += len;
+        *p++ = '}';
+    }
+    p = put_str(p, "],\"took_us\":");
+    p = put_u64(p, took_us);
+    p = put_str(p, ",\"took\":{\"plan\":\"");
+    p = put_str(p, plan);
+    p = put_str(p, "\",\"live\":");
+    p = put_u64(p, st->live);
+    p = put_str(p, ",\"allowed\":");
+    p = put_u64(p, st->allowed);
+    p = put_str(p, ",\"conditions\":");
+    p = put_u64(p, st->conditions);
+    p = put_str(p, ",\"unindexed\":[],\"payloads_read\":");
+    p = put_u64(p, st->payloads_read);
+    p = put_str(p, ",\"filter_us\":");
+    p = put_u64(p, st->filter_us);
+    p = put_str(p, st->cached ? ",\"cached\":true}}" : ",\"cached\":false}}");
+    int rc = evbuffer_add(out, buf, (size_t)(p - buf));
+    free(buf);
+    return rc;
+}
