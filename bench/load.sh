@@ -14,8 +14,14 @@
 #   DATA=../shared/data/sift-debian-100k  KEEP=1 (keep the temporary directory)
 #   SERVER_PIN / WRK_PIN: a command prefix for quiverd / wrk, e.g. SERVER_PIN="taskset -c 0"
 #   WRK_PIN="taskset -c 1", so that the load generator does not take the server's core
-# Output: one line per thread count:
-#   quiverd-load threads=T connections=C qps=Q p50_us=A p99_us=B non2xx=E
+# Output: three lines per thread count: wrk's figures and the CPU the server used,
+#   quiverd-load threads=T connections=C ... qps=Q p50_us=A p99_us=B non2xx=E server_cores=U
+# the same searches in-process on the same collection after quiverd has exited
+# (build/quiver-inproc-search, same threads, same SERVER_PIN),
+#   inproc-search threads=T k=K ef=E queries=N qps=Q p50_us=A p99_us=B
+# and the ratios: HTTP / in-process QPS, and the same per core that each side used
+# (wrk shares the machine: on 2 cores the server cannot have both to itself).
+#   ratio threads=T http/inproc=R per_server_core=P
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -31,7 +37,7 @@ THREADS=${THREADS:-"1 2"}
 DATA=${DATA:-../shared/data/sift-debian-100k}
 BIN=$BUILD/quiverd
 
-for f in "$BIN" "$DATA/base.fvecs" "$DATA/query.fvecs"; do
+for f in "$BIN" "$BUILD/quiver-inproc-search" "$DATA/base.fvecs" "$DATA/query.fvecs"; do
   [ -e "$f" ] || { echo "load.sh: missing $f (run make; datasets live in ../shared/data)" >&2; exit 1; }
 done
 command -v wrk >/dev/null || { echo "load.sh: wrk not found (make deps installs it)" >&2; exit 1; }
@@ -108,12 +114,30 @@ with open(out, "w") as f:
 PY
 stop_server
 
+# CPU seconds the process has used (utime + stime from /proc, in clock ticks)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+SECS=${DURATION%s}
+
 for t in $THREADS; do
   start_server "$t"
   # one warm-up second, then the measured run
   wrk -t1 -c1 -d1s -s bench/load.lua "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift >/dev/null
+  c0=$(cpu_ticks "$PID")
   res=$(${WRK_PIN:-} wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/load.lua \
           "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift | sed -n 's/^RESULT //p')
-  echo "quiverd-load threads=$t connections=$CONNECTIONS k=$K ef=$EF n=$N $res"
+  c1=$(cpu_ticks "$PID")
+  # the server's share of the machine while wrk ran (it shares the cores with wrk)
+  cores=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$SECS" 'BEGIN { printf "%.2f", (b - a) / hz / s }')
+  echo "quiverd-load threads=$t connections=$CONNECTIONS k=$K ef=$EF n=$N $res server_cores=$cores"
   stop_server
+  # the same searches in-process, on the same collection (same graph), same threads and pinning
+  inp=$(${SERVER_PIN:-} "$BUILD/quiver-inproc-search" --data "$TMP/db" --collection sift \
+          --queries "$DATA/query.fvecs" --nq "$NQ" --k "$K" --ef "$EF" --threads "$t" --duration "$SECS")
+  echo "$inp"
+  http_qps=$(echo "$res" | sed -n 's/.*qps=\([0-9.]*\).*/\1/p')
+  in_qps=$(echo "$inp" | sed -n 's/.*qps=\([0-9.]*\).*/\1/p')
+  awk -v h="$http_qps" -v i="$in_qps" -v c="$cores" -v t="$t" 'BEGIN {
+    printf "ratio threads=%d http/inproc=%.2f per_server_core=%.2f (HTTP QPS per core the server used / in-process QPS per thread)\n",
+           t, h / i, (c > 0 ? h / c : 0) / (i / t) }'
 done

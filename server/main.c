@@ -51,19 +51,30 @@
 #define DRAIN_GRACE_US 10000000u    /* longest wait for queued replies on shutdown */
 #define DRAIN_MIN_US   100000u      /* requests already on the wire get this long to arrive */
 
+/* One listening socket of one worker, and how many connections it has taken. */
+typedef struct worker worker;
 typedef struct {
+    worker *w;
+    int kind;                                  /* 0: native API, 1: Qdrant API */
+    struct evhttp_bound_socket **bound;        /* &w->bound or &w->qbound */
+    struct event *resume;                      /* re-enables it after one accept */
+    atomic_ulong accepted;
+} accept_pace;
+
+struct worker {
     srv_ctx *ctx;
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct evhttp *qhttp;                      /* the Qdrant-compatible API, when enabled */
     struct evhttp_bound_socket *qbound;
+    accept_pace pace[2];                       /* for bound and qbound */
     struct event *drain_timer;
     struct event *accept_resume;               /* re-enables accepting after EMFILE */
     uint64_t drain_start, drain_deadline;
     pthread_t thread;
     int started;
-} worker;
+};
 
 typedef struct {
     const char *listen, *qdrant_listen, *data, *key_file;
@@ -160,7 +171,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'd': o->data = optarg; break;
         case 'k': o->key_file = optarg; break;
         case 't':
-            if (parse_size(optarg, 1, 256, &v)) { fprintf(stderr, "quiverd: --threads must be 1..256\n"); return 2; }
+            if (parse_size(optarg, 1, SRV_MAX_THREADS, &v)) { fprintf(stderr, "quiverd: --threads must be 1..%d\n", SRV_MAX_THREADS); return 2; }
             o->threads = (int)v;
             break;
         case 'b':
@@ -262,8 +273,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
-/* Runs on the worker's own loop (scheduled by the main thread with event_base_once). */
-static void begin_drain(evutil_socket_t fd, short what, void *arg)
+static void close_listeners(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -276,6 +286,25 @@ static void begin_drain(evutil_socket_t fd, short what, void *arg)
         evhttp_del_accept_socket(w->qhttp, w->qbound);
         w->qbound = NULL;
     }
+}
+
+/* Runs on the worker's own loop (scheduled by the main thread with event_base_once). */
+static void begin_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    /* Stop accepting now; close the listener copies on the next turn of the loop. With
+     * the epoll changelist, the removal reaches the kernel only at that turn, and closing
+     * a dup()ed descriptor before it would leave its registration behind in epoll. */
+    if (w->accept_resume) event_del(w->accept_resume);
+    for (int i = 0; i < 2; i++) {
+        if (w->pace[i].resume) event_del(w->pace[i].resume);
+        if (*w->pace[i].bound) evconnlistener_disable(evhttp_bound_socket_get_listener(*w->pace[i].bound));
+    }
+    /* 1 us, not 0: a zero timeout would run it at once, before the loop's next turn */
+    if (event_base_once(w->base, -1, EV_TIMEOUT, close_listeners, w, &(struct timeval){0, 1}) != 0)
+        close_listeners(-1, 0, w);
     w->drain_start = srv_now_us();
     w->drain_deadline = w->drain_start + DRAIN_GRACE_US;
     struct timeval tv = {0, 20000};
@@ -327,6 +356,46 @@ static void resume_accept(evutil_socket_t fd, short what, void *arg)
     if (w->qbound) evconnlistener_enable(evhttp_bound_socket_get_listener(w->qbound));
 }
 
+/*
+ * Spreading connections over the workers. Every worker listens on the same socket, and
+ * libevent's listener accepts until the backlog is empty, so a client that opens its
+ * connections at once (a pool, wrk) used to land them all on whichever worker woke
+ * first: with 2 workers and 8 connections, one core served everything (17k instead of
+ * 29k searches/s). So, with more than one worker, a worker accepts one connection per
+ * turn of its loop, and one that has taken more connections than the least-served
+ * worker waits ACCEPT_YIELD_US before accepting again, which leaves the next ones to the
+ * others. A worker stuck in a long request delays nobody for more than that.
+ */
+#define ACCEPT_YIELD_US 1000
+
+static void resume_paced(evutil_socket_t fd, short what, void *arg)
+{
+    accept_pace *ap = arg;
+    (void)fd;
+    (void)what;
+    if (*ap->bound) evconnlistener_enable(evhttp_bound_socket_get_listener(*ap->bound));
+}
+
+/* evhttp asks for each new connection's bufferevent: the moment a worker has accepted
+ * one. NULL lets evhttp make its usual one. */
+static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
+{
+    accept_pace *ap = arg;
+    (void)base;
+    srv_metrics_connection((int)(ap->w - all_workers));
+    unsigned long mine = atomic_fetch_add(&ap->accepted, 1) + 1, least = mine;
+    for (int i = 0; i < n_all_workers; i++) {
+        unsigned long a = atomic_load(&all_workers[i].pace[ap->kind].accepted);
+        if (a < least) least = a;
+    }
+    if (*ap->bound && ap->resume) {
+        evconnlistener_disable(evhttp_bound_socket_get_listener(*ap->bound));
+        struct timeval tv = {0, mine > least ? ACCEPT_YIELD_US : 0};
+        if (event_add(ap->resume, &tv) != 0) resume_paced(-1, 0, ap);
+    }
+    return NULL;
+}
+
 /* An evhttp on w's base with the server's limits, accepting on a dup of lfd. */
 static int http_init(worker *w, struct evhttp **http, struct evhttp_bound_socket **bound,
                      evutil_socket_t lfd, void (*cb)(struct evhttp_request *, void *),
@@ -349,6 +418,9 @@ static int http_init(worker *w, struct evhttp **http, struct evhttp_bound_socket
         return -1;
     }
     evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(*bound), on_accept_error);
+    accept_pace *ap = &w->pace[bound == &w->qbound];
+    if (n_all_workers > 1 && !(ap->resume = evtimer_new(w->base, resume_paced, ap))) return -1;
+    evhttp_set_bevcb(*http, on_new_connection, ap);       /* counts; paces when resume is set */
     return 0;
 }
 
@@ -357,6 +429,8 @@ static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, evutil_sock
 {
     memset(w, 0, sizeof *w);
     w->ctx = ctx;
+    w->pace[0] = (accept_pace){.w = w, .kind = 0, .bound = &w->bound};
+    w->pace[1] = (accept_pace){.w = w, .kind = 1, .bound = &w->qbound};
     /* Coalesce each loop turn's event changes into one epoll_ctl per descriptor: evhttp
      * disables and re-enables a connection's events around every request (4 epoll_ctl
      * calls per search without this, 2 with it). The flag's caveat is for a dup()ed
@@ -378,6 +452,8 @@ static void worker_release(worker *w)
 {
     if (w->drain_timer) event_free(w->drain_timer);
     if (w->accept_resume) event_free(w->accept_resume);
+    for (int i = 0; i < 2; i++)
+        if (w->pace[i].resume) event_free(w->pace[i].resume);
     if (w->http) evhttp_free(w->http);          /* frees its connections and listener */
     if (w->qhttp) evhttp_free(w->qhttp);
     if (w->base) event_base_free(w->base);
@@ -464,7 +540,7 @@ int main(int argc, char **argv)
     if ((lfd = open_listener(o.listen, shown, sizeof shown)) < 0) goto cleanup;
     if (o.qdrant_listen && (qfd = open_listener(o.qdrant_listen, qshown, sizeof qshown)) < 0) goto cleanup;
     if (!(workers = calloc((size_t)o.threads, sizeof *workers))) goto cleanup;
-    all_workers = workers;                          /* read by on_accept_error only */
+    all_workers = workers;                          /* for on_accept_error and the pacing */
     n_all_workers = o.threads;
     for (; nworkers < o.threads; nworkers++) {
         if (worker_init(&workers[nworkers], &ctx, lfd, qfd, &o) != 0) {

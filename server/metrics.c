@@ -32,6 +32,13 @@ typedef struct {
 } ep_stats;
 
 static ep_stats stats[SRV_EP_COUNT];
+static atomic_uint_fast64_t accepted[SRV_MAX_THREADS];   /* connections taken per worker */
+
+void srv_metrics_connection(int worker)
+{
+    if (worker >= 0 && worker < SRV_MAX_THREADS)
+        atomic_fetch_add_explicit(&accepted[worker], 1, memory_order_relaxed);
+}
 
 const char *srv_endpoint_name(srv_endpoint ep)
 {
@@ -81,6 +88,13 @@ int srv_metrics_render(srv_ctx *ctx, struct evbuffer *buf)
                             ep_names[e], (double)ld(&stats[e].sum_us) / 1e6);
         evbuffer_add_printf(buf, "quiver_http_request_duration_seconds_count{endpoint=\"%s\"} %" PRIu64 "\n",
                             ep_names[e], ld(&stats[e].count));
+    }
+
+    evbuffer_add_printf(buf, "# HELP quiver_http_connections_total Connections accepted by each worker thread.\n"
+                             "# TYPE quiver_http_connections_total counter\n");
+    for (int w = 0; w < SRV_MAX_THREADS; w++) {
+        uint64_t v = ld(&accepted[w]);
+        if (v) evbuffer_add_printf(buf, "quiver_http_connections_total{worker=\"%d\"} %" PRIu64 "\n", w, v);
     }
 
     /* collection gauges: names are [A-Za-z0-9_.-], safe inside a label without escaping */

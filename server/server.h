@@ -60,6 +60,9 @@ typedef enum {
 } srv_endpoint;
 const char *srv_endpoint_name(srv_endpoint ep);
 void srv_metrics_record(srv_endpoint ep, int status, uint64_t micros);
+#define SRV_MAX_THREADS 256
+/** A worker thread (0..SRV_MAX_THREADS-1) accepted a connection. */
+void srv_metrics_connection(int worker);
 struct srv_ctx;
 /** Append the Prometheus text exposition to buf. */
 int  srv_metrics_render(struct srv_ctx *ctx, struct evbuffer *buf);

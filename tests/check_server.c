@@ -450,6 +450,48 @@ START_TEST(test_fast_path_same_reply)
 }
 END_TEST
 
+/* Connections opened in one burst are spread over the workers (server/main.c, accept
+ * pacing). Without it, the first worker to wake took the whole backlog. */
+START_TEST(test_connections_spread)
+{
+    char *dir = make_tmpdir("qv-srv-spread");
+    server s;
+    server_start(&s, dir, NULL);                     /* 2 worker threads */
+    enum { NC = 8 };
+    int fds[NC];
+    for (int i = 0; i < NC; i++) fds[i] = raw_connect(s.port);   /* all in the backlog first */
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < NC; i++) ck_assert_int_eq(send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
+    for (int i = 0; i < NC; i++) {
+        char buf[512] = "";
+        size_t got = 0;
+        while (!strstr(buf, "\"ok\"")) {             /* the reply, on a connection kept open */
+            struct pollfd p = {.fd = fds[i], .events = POLLIN};
+            ck_assert_msg(poll(&p, 1, 30000) == 1, "no reply on connection %d", i);
+            ssize_t r = recv(fds[i], buf + got, sizeof buf - 1 - got, 0);
+            ck_assert_int_gt(r, 0);
+            got += (size_t)r;
+            buf[got] = 0;
+        }
+    }
+    resp r = REQ(s.port, "GET", "/metrics", NULL, 200);
+    long per[2] = {0, 0};
+    for (int w = 0; w < 2; w++) {
+        char key[64];
+        snprintf(key, sizeof key, "quiver_http_connections_total{worker=\"%d\"} ", w);
+        const char *at = strstr(r.body, key);
+        if (at) per[w] = atol(at + strlen(key));
+    }
+    ck_assert_msg(per[0] + per[1] == NC + 1, "connections counted: %ld + %ld", per[0], per[1]);
+    ck_assert_msg(per[0] >= 2 && per[1] >= 2, "a burst of %d connections went %ld / %ld", NC, per[0], per[1]);
+    resp_free(&r);
+    for (int i = 0; i < NC; i++) close(fds[i]);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_endpoints)
 {
     char *dir = make_tmpdir("qv-srv");
@@ -1503,6 +1545,7 @@ Suite *qv_server_suite(void)
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_endpoints);
     tcase_add_test(tc, test_fast_path_same_reply);
+    tcase_add_test(tc, test_connections_spread);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_slow_client);
     tcase_add_test(tc, test_auth);

@@ -2,12 +2,13 @@
  * bench/db/inproc_search.c -- quiver-inproc-search: the in-process side of bench/load.sh.
  *
  *   quiver-inproc-search --data DBDIR --collection NAME --queries FILE.fvecs
- *                        [--k 10] [--ef 64] [--threads 1] [--duration 10]
+ *                        [--k 10] [--ef 64] [--threads 1] [--duration 10] [--nq N]
  *
  * Opens the database that quiverd served (after quiverd has exited: one process per
  * directory), and runs the same searches the HTTP load test posts -- the same collection,
  * the same query vectors cycled in the same order, the same k and ef -- through qv_search
- * on THREADS threads for DURATION seconds. So the ratio HTTP / in-process compares the
+ * on THREADS threads for DURATION seconds. --nq N uses the file's first N queries (load.sh
+ * posts the first NQ). So the ratio HTTP / in-process compares the
  * server with the library on the very same graph, not with a graph built another way.
  *
  * Prints one line, in load.sh's format:
@@ -94,12 +95,12 @@ static int arg_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 
 static const char usage[] =
     "usage: quiver-inproc-search --data DBDIR --collection NAME --queries FILE\n"
-    "                            [--k 10] [--ef 64] [--threads 1] [--duration 10]\n";
+    "                            [--k 10] [--ef 64] [--threads 1] [--duration 10] [--nq N]\n";
 
 int main(int argc, char **argv)
 {
     const char *data = NULL, *name = NULL, *qfile = NULL;
-    uint32_t k = 10, ef = 64, threads = 1, duration = 10;
+    uint32_t k = 10, ef = 64, threads = 1, duration = 10, nq_max = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--ef") == 0) bad = arg_u32(v, 0, 1u << 20, &ef);
         else if (strcmp(a, "--threads") == 0) bad = arg_u32(v, 1, 256, &threads);
         else if (strcmp(a, "--duration") == 0) bad = arg_u32(v, 1, 3600, &duration);
+        else if (strcmp(a, "--nq") == 0) bad = arg_u32(v, 1, UINT32_MAX, &nq_max);
         else bad = -1;
         if (bad || !v) {
             fprintf(stderr, "quiver-inproc-search: bad argument '%s'\n%s", a, usage);
@@ -128,6 +130,7 @@ int main(int argc, char **argv)
     qv_coll *coll = NULL;
     int rc = qv_read_vectors(qfile, &queries, &nq, &dim);
     if (rc == QV_OK && nq == 0) rc = QV_EINVAL;
+    if (nq_max && nq > nq_max) nq = nq_max;
     if (rc == QV_OK) rc = qv_db_open(data, NULL, &db);
     if (rc == QV_OK) rc = qv_collection_open(db, name, &coll);
     if (rc != QV_OK) {
