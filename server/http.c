@@ -228,10 +228,34 @@ static int match(char **seg, int n, unsigned mbit, route *rt)
     return 0;
 }
 
-int srv_split_path(const char *path, char **seg, int max)
+/* '%' and two hex digits become that byte, anything else stays (evhttp_uridecode's rule
+ * without '+' decoding); returns the decoded length. */
+static size_t percent_decode(const char *in, size_t len, char *out)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '%' && i + 2 < len && isxdigit((unsigned char)in[i + 1]) && isxdigit((unsigned char)in[i + 2])) {
+            char hex[3] = {in[i + 1], in[i + 2], 0};
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+        }
+        out[j++] = c;
+    }
+    out[j] = 0;
+    return j;
+}
+
+int srv_split_path(const char *path, srv_path *sp, int max)
 {
     int n = 0;
-    if (!path || path[0] != '/') return -1;
+    memset(sp->seg, 0, sizeof sp->seg);
+    sp->heap = NULL;
+    if (!path || path[0] != '/' || max > SRV_PATH_MAX_SEGS) return -1;
+    /* decoded segments are no longer than the path; most paths fit the struct's buffer */
+    size_t need = strlen(path) + 1;
+    char *buf = need <= sizeof sp->small ? sp->small : (sp->heap = malloc(need));
+    if (!buf) return -1;
     const char *p = path + 1;
     while (*p) {
         const char *e = strchr(p, '/');
@@ -241,19 +265,21 @@ int srv_split_path(const char *path, char **seg, int max)
             return -1;                  /* "//" */
         }
         if (n == max) return -1;
-        char *raw = strndup(p, len);
-        if (!raw) return -1;
-        size_t dlen = 0;
-        char *dec = evhttp_uridecode(raw, 0, &dlen);
-        free(raw);
-        if (!dec) return -1;
-        seg[n++] = dec;
+        size_t dlen = percent_decode(p, len, buf);
+        sp->seg[n++] = buf;
         for (size_t i = 0; i < dlen; i++)
-            if ((unsigned char)dec[i] < 0x20 || (unsigned char)dec[i] >= 0x7f) return -2;
+            if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f) return -2;
+        buf += dlen + 1;
         if (!e) break;
         p = e + 1;                      /* a trailing '/' ends the loop */
     }
     return n;
+}
+
+void srv_path_release(srv_path *sp)
+{
+    free(sp->heap);
+    sp->heap = NULL;
 }
 
 static const char *find_key(struct evhttp_request *req)
@@ -276,13 +302,14 @@ void srv_http_dispatch(struct evhttp_request *req, void *arg)
 {
     srv_ctx *ctx = arg;
     srv_req r = {.ctx = ctx, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us()};
-    char *seg[MAX_SEGS + 1] = {0};
+    srv_path sp;
+    char **seg = sp.seg;
     route rt;
     int n = -1;
 
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    n = srv_split_path(path, seg, MAX_SEGS);
+    n = srv_split_path(path, &sp, MAX_SEGS);
     int known = n >= 0 && match(seg, n, method_bit(evhttp_request_get_command(req)), &rt);
     if (known) r.ep = rt.ep;
 
@@ -340,5 +367,5 @@ void srv_http_dispatch(struct evhttp_request *req, void *arg)
     }
     if (!r.replied) srv_reply_error(&r, 500, "internal", "handler sent no reply");
 cleanup:
-    for (int i = 0; i <= MAX_SEGS; i++) free(seg[i]);
+    srv_path_release(&sp);
 }

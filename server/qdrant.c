@@ -461,11 +461,12 @@ void qd_http_dispatch(struct evhttp_request *req, void *arg)
 {
     srv_ctx *ctx = arg;
     srv_req r = {.ctx = ctx, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us()};
-    char *seg[MAX_SEGS + 1] = {0};
+    srv_path sp = {.heap = NULL};
+    char **seg = sp.seg;
     qroute rt;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    int n = path && !*path ? 0 : srv_split_path(path, seg, MAX_SEGS);   /* "" is "/" */
+    int n = path && !*path ? 0 : srv_split_path(path, &sp, MAX_SEGS);   /* "" is "/" */
     int known = n >= 0 && match(seg, n, method_bit(evhttp_request_get_command(req)), &rt);
     if (known) r.ep = rt.ep;
 
@@ -511,5 +512,5 @@ void qd_http_dispatch(struct evhttp_request *req, void *arg)
     }
     if (!r.replied) qd_err(&r, 500, "handler sent no reply");
 cleanup:
-    for (int i = 0; i <= MAX_SEGS; i++) free(seg[i]);
+    srv_path_release(&sp);
 }

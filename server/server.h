@@ -143,11 +143,15 @@ int srv_json_vector(const json_t *v, const char *what, uint32_t dim, float *out,
 int srv_json_bool(const json_t *obj, const char *key, int *out, srv_jerr *err);
 /** Parse a decimal uint64 from a URL segment (digits only). */
 int srv_parse_id(const char *s, uint64_t *out);
-/** Split "/a/b%2Fc/" into percent-decoded segments, each malloc'd into a zeroed seg[]
- *  whose every entry the caller frees (also on a negative return). Returns the count,
- *  -1 for too many or empty inner segments (no route), -2 when a segment decodes to
- *  bytes outside printable ASCII. Shared by the native and the Qdrant listeners. */
-int srv_split_path(const char *path, char **seg, int max);
+/** A request path split into percent-decoded segments (seg[], NULL after the last).
+ *  They live in small[] (or, for a long path, in heap) until srv_path_release(). */
+#define SRV_PATH_MAX_SEGS 8
+typedef struct { char *seg[SRV_PATH_MAX_SEGS + 1]; char small[512]; char *heap; } srv_path;
+/** Split "/a/b%2Fc/" into at most max segments. Returns the count, -1 for too many or
+ *  empty inner segments (no route), -2 when a segment decodes to bytes outside printable
+ *  ASCII. Release sp in every case. Shared by the native and the Qdrant listeners. */
+int srv_split_path(const char *path, srv_path *sp, int max);
+void srv_path_release(srv_path *sp);
 
 /* ---- search limits, shared by the general and the fast search path ---------------- */
 #define SRV_DEFAULT_K   10u
