@@ -106,8 +106,10 @@ $(BUILD)/obj/tests/run.c.o: $(BUILD)/suites.inc
 $(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
 # Suite functions are declared only in the generated list, so no prototype warning there.
 $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
-# The server's fast search path is checked directly against jansson (check_server_fast.c).
-$(BUILD)/quiver-tests: $(TST_OBJ) $(BUILD)/obj/server/search_fast.c.o $(BUILD)/libquiver.a
+# The server's fast search path and reply writer are checked directly against jansson
+# (check_server_fast.c).
+SRV_TESTED_OBJ := $(BUILD)/obj/server/search_fast.c.o $(BUILD)/obj/server/json_out.c.o
+$(BUILD)/quiver-tests: $(TST_OBJ) $(SRV_TESTED_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
 
 # The README's C example, compiled exactly as the README says and run by the tests.

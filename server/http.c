@@ -89,15 +89,10 @@ static void finish(srv_req *r, int status, struct evbuffer *body)
     evhttp_send_reply(req, status, NULL, body);
 }
 
-static int dump_cb(const char *buf, size_t size, void *data)
-{
-    return evbuffer_add(data, buf, size);
-}
-
 void srv_reply_json(srv_req *r, int status, json_t *body)
 {
     struct evbuffer *buf = evbuffer_new();
-    if (!buf || !body || json_dump_callback(body, dump_cb, buf, JSON_COMPACT | JSON_REAL_PRECISION(9)) != 0) {
+    if (!buf || !body || srv_json_write(buf, body, 0) != 0) {
         /* out of memory while encoding: a small fixed answer needs no allocation */
         if (buf) evbuffer_drain(buf, evbuffer_get_length(buf));
         status = 503;

@@ -12,6 +12,7 @@
  *   handlers.c  one function per endpoint
  *   jsonin.c    strict JSON input helpers (types, ranges, unknown fields, float range)
  *   search_fast.c  the plain search request scanned and answered without jansson trees
+ *   json_out.c  replies written from jansson trees, payload numbers exact; number formatting
  *   colls.c     the table of open collections and its lock
  *   auth.c      API keys (file, constant-time comparison)
  *   metrics.c   Prometheus counters and latency histograms
@@ -158,6 +159,19 @@ void srv_path_release(srv_path *sp);
 #define SRV_MAX_EF      65536u
 #define SRV_MAX_NPROBE  65536u
 
+/* ---- JSON replies (json_out.c) ---------------------------------------------------- */
+struct evbuffer;
+/** Append v as compact JSON. Reals inside the value of any "payload" key (or all, with
+ *  exact) in their shortest exact form; all others as json_dumps(JSON_COMPACT |
+ *  JSON_REAL_PRECISION(9)) writes them, which round-trips every float. -1 on failure. */
+int srv_json_write(struct evbuffer *out, const json_t *v, int exact);
+/** Numbers into buf (size >= 32), returning the length or -1: a double as jansson writes
+ *  it with precision 9; a float the same way without printf; a double in the fewest
+ *  digits that read back as the same double, in jansson's style ("5.0", "1e300"). */
+int srv_fmt_real9(char *buf, size_t size, double v);
+int srv_fmt_score(char *buf, size_t size, float f);
+int srv_fmt_double(char *buf, size_t size, double v);
+
 /* ---- the plain search request (search_fast.c) ------------------------------------- */
 typedef struct { uint32_t k, ef, nprobe; } srv_fast_search;
 /** Scan a search body of len bytes. 1: it is a plain search (a vector of dim numbers,
@@ -168,7 +182,6 @@ int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fas
 /** Append the reply {"hits":[...],"took_us":..,"took":{...}} exactly as the general path
  *  encodes it. -1 (nothing appended) for what only the general path encodes (unindexed
  *  keys, non-finite scores) or out of memory. */
-struct evbuffer;
 int srv_format_search_reply(struct evbuffer *out, const qv_hit *hits, size_t n, uint64_t took_us,
                             const qv_search_stats *st);
 

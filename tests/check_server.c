@@ -492,6 +492,44 @@ START_TEST(test_connections_spread)
 }
 END_TEST
 
+/* Payload numbers come back exactly as stored, through every reply that shows payloads;
+ * scores and vectors keep float precision. (Replies were written with 9 significant
+ * digits throughout, which turned a timestamp 1732694400.123 into 1.7326944e9.) */
+START_TEST(test_payload_numbers_exact)
+{
+    char *dir = make_tmpdir("qv-srv-payload");
+    server s;
+    server_start(&s, dir, NULL);
+    const int port = s.port;
+    resp r = REQ(port, "PUT", "/collections/p", "{\"dim\":2,\"index\":{\"type\":\"flat\"}}", 201);
+    resp_free(&r);
+    const char *payload = "{\"ts\":1732694400.123,\"price\":0.1,\"third\":0.3333333333333333,\"big\":1e300,"
+                          "\"n\":12345678901234567,\"nested\":{\"xs\":[2.718281828459045,-0.0]}}";
+    char body[512];
+    snprintf(body, sizeof body, "{\"points\":[{\"id\":1,\"vector\":[0.1,0.2],\"payload\":%s}]}", payload);
+    r = REQ(port, "PUT", "/collections/p/points", body, 200);
+    resp_free(&r);
+    const char *reads[][3] = {
+        {"GET", "/collections/p/points/1", NULL},
+        {"POST", "/collections/p/search", "{\"vector\":[0.1,0.2],\"with_payload\":true}"},
+        {"POST", "/collections/p/search/batch", "{\"searches\":[{\"vector\":[0.1,0.2],\"with_payload\":true}]}"},
+    };
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+        r = REQ(port, reads[i][0], reads[i][1], reads[i][2], 200);
+        char want[512];
+        snprintf(want, sizeof want, "\"payload\":%s", payload);
+        ck_assert_msg(strstr(r.body, want), "%s %s: payload changed: %s", reads[i][0], reads[i][1], r.body);
+        resp_free(&r);
+    }
+    r = REQ(port, "GET", "/collections/p/points/1", NULL, 200);
+    ck_assert_msg(strstr(r.body, "\"vector\":[0.100000001,0.200000003]"), "vector: %s", r.body);
+    resp_free(&r);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_endpoints)
 {
     char *dir = make_tmpdir("qv-srv");
@@ -1546,6 +1584,7 @@ Suite *qv_server_suite(void)
     tcase_add_test(tc, test_endpoints);
     tcase_add_test(tc, test_fast_path_same_reply);
     tcase_add_test(tc, test_connections_spread);
+    tcase_add_test(tc, test_payload_numbers_exact);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_slow_client);
     tcase_add_test(tc, test_auth);

@@ -390,6 +390,153 @@ START_TEST(test_reply_leaves_the_rest)
 }
 END_TEST
 
+/* ---- the reply writer (json_out.c) ----------------------------------------------------- */
+
+static char *write_tree(const json_t *v, int exact)
+{
+    struct evbuffer *b = evbuffer_new();
+    ck_assert_int_eq(srv_json_write(b, v, exact), 0);
+    size_t len = evbuffer_get_length(b);
+    char *s = malloc(len + 1);
+    evbuffer_remove(b, s, len);
+    s[len] = 0;
+    evbuffer_free(b);
+    return s;
+}
+
+/* A random tree of every JSON type; keys never "payload" unless payloads is set. */
+static json_t *random_tree(qv_rng *r, int depth, int payloads)
+{
+    static const char *const strs[] = {"", "plain", "quote\" back\\slash", "tab\tnl\ncr\r",
+                                       "\x01\x1f\x7f ctl", "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+                                       "slash / </script>", "\b\f"};
+    int kind = (int)qv_rng_below(r, depth > 3 ? 6 : 8);
+    switch (kind) {
+    case 0: return json_integer((json_int_t)(qv_rng_next(r) >> qv_rng_below(r, 64)) * (qv_rng_below(r, 2) ? 1 : -1));
+    case 1: {                                              /* a float, as scores are */
+        float f = (float)((qv_rng_uniform(r) - 0.5) * pow(10, (double)qv_rng_below(r, 20) - 10));
+        return json_real(f);
+    }
+    case 2: {                                              /* a double of any size */
+        double d;
+        uint64_t bits;
+        do { bits = qv_rng_next(r); memcpy(&d, &bits, sizeof d); } while (!isfinite(d));
+        return json_real(d);
+    }
+    case 3: return json_string(strs[qv_rng_below(r, 8)]);
+    case 4: return qv_rng_below(r, 2) ? json_true() : json_false();
+    case 5: return json_null();
+    case 6: {
+        json_t *a = json_array();
+        for (int i = (int)qv_rng_below(r, 5); i > 0; i--) json_array_append_new(a, random_tree(r, depth + 1, payloads));
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        for (int i = (int)qv_rng_below(r, 5); i > 0; i--) {
+            char key[32];
+            if (payloads && qv_rng_below(r, 4) == 0) snprintf(key, sizeof key, "payload");
+            else snprintf(key, sizeof key, "%s%d", strs[qv_rng_below(r, 8)], (int)qv_rng_below(r, 100));
+            json_object_set_new(o, key, random_tree(r, depth + 1, payloads));
+        }
+        return o;
+    }
+    }
+}
+
+/* Without payloads the writer is json_dumps(JSON_COMPACT | JSON_REAL_PRECISION(9)). */
+START_TEST(test_json_write_matches_jansson)
+{
+    qv_rng r;
+    qv_rng_seed(&r, 404);
+    int n = sanitized() ? 300 : 3000;
+    for (int it = 0; it < n; it++) {
+        json_t *t = random_tree(&r, 0, 0);
+        char *got = write_tree(t, 0);
+        char *want = json_dumps(t, JSON_COMPACT | JSON_REAL_PRECISION(9) | JSON_ENCODE_ANY);
+        ck_assert_msg(strcmp(got, want) == 0, "writer and jansson differ:\n  %.300s\n  %.300s", got, want);
+        free(got);
+        free(want);
+        json_decref(t);
+    }
+}
+END_TEST
+
+/* Compare a written tree, read back, with the original: reals under "payload" (or
+ * everywhere, exact) must be the very same doubles. Returns 1 when equal. */
+static int same_after_reading(const json_t *a, const json_t *b, int exact)
+{
+    if (json_typeof(a) != json_typeof(b)) return 0;
+    switch (json_typeof(a)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *v;
+        if (json_object_size(a) != json_object_size(b)) return 0;
+        json_object_foreach((json_t *)a, key, v) {
+            json_t *w = json_object_get(b, key);
+            if (!w || !same_after_reading(v, w, exact || strcmp(key, "payload") == 0)) return 0;
+        }
+        return 1;
+    }
+    case JSON_ARRAY:
+        if (json_array_size(a) != json_array_size(b)) return 0;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!same_after_reading(json_array_get(a, i), json_array_get(b, i), exact)) return 0;
+        return 1;
+    case JSON_REAL: {
+        double x = json_real_value(a), y = json_real_value(b);
+        if (exact) return memcmp(&x, &y, sizeof x) == 0;
+        return fabs(x - y) <= fabs(x) * 1e-8;              /* 9 digits outside payloads */
+    }
+    default:
+        return json_equal((json_t *)a, (json_t *)b);
+    }
+}
+
+START_TEST(test_json_write_payloads_exact)
+{
+    qv_rng r;
+    qv_rng_seed(&r, 505);
+    int n = sanitized() ? 300 : 3000;
+    for (int it = 0; it < n; it++) {
+        json_t *t = random_tree(&r, 0, 1);
+        char *got = write_tree(t, 0);
+        json_t *back = json_loads(got, JSON_DECODE_ANY, NULL);
+        ck_assert_msg(back && same_after_reading(t, back, 0), "payload numbers changed: %.300s", got);
+        json_decref(back);
+        free(got);
+        json_decref(t);
+        /* and every real exact in exact mode */
+        t = random_tree(&r, 0, 0);
+        got = write_tree(t, 1);
+        back = json_loads(got, JSON_DECODE_ANY, NULL);
+        ck_assert_msg(back && same_after_reading(t, back, 1), "exact mode changed a number: %.300s", got);
+        json_decref(back);
+        free(got);
+        json_decref(t);
+    }
+    /* the shortest exact form, in jansson's style */
+    static const struct { double v; const char *text; } forms[] = {
+        {1732694400.123, "1732694400.123"}, {0.1, "0.1"}, {5.0, "5.0"}, {-0.0, "-0.0"},
+        {1e300, "1e300"}, {1e-7, "1e-7"}, {123456789012345678.0, "1.2345678901234568e17"},
+        {0.30000000000000004, "0.30000000000000004"}, {2.5e-308, "2.5e-308"}, {4.9e-324, "4.94065645841247e-324"},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char buf[40];
+        ck_assert_int_gt(srv_fmt_double(buf, sizeof buf, forms[i].v), 0);
+        ck_assert_str_eq(buf, forms[i].text);
+    }
+    /* a search hit: the score keeps float precision, the payload every digit */
+    json_t *hit = json_pack("{s:I,s:f,s:{s:f,s:f,s:[f]}}", (const char *)"id", (json_int_t)7, "score", (double)0.998752356f,
+                            "payload", "ts", 1732694400.123, "price", 0.1, "v", 2.0 / 3.0);
+    char *got = write_tree(hit, 0);
+    ck_assert_str_eq(got, "{\"id\":7,\"score\":0.998752356,\"payload\":{\"ts\":1732694400.123,"
+                          "\"price\":0.1,\"v\":[0.6666666666666666]}}");
+    free(got);
+    json_decref(hit);
+}
+END_TEST
+
 Suite *qv_server_fast_suite(void)
 {
     Suite *s = suite_create("server_fast");
@@ -401,6 +548,8 @@ Suite *qv_server_fast_suite(void)
     tcase_add_test(tc, test_scan_mutations);
     tcase_add_test(tc, test_reply_matches_jansson);
     tcase_add_test(tc, test_reply_leaves_the_rest);
+    tcase_add_test(tc, test_json_write_matches_jansson);
+    tcase_add_test(tc, test_json_write_payloads_exact);
     suite_add_tcase(s, tc);
     return s;
 }
