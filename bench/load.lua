@@ -13,6 +13,8 @@ local headers = { ["Content-Type"] = "application/json" }
 function init(args)
   local file = args[1] or os.getenv("QV_LOAD_BODIES")
   if args[2] then path = "/collections/" .. args[2] .. "/search" end
+  -- QV_LOAD_CLOSE=1: a new connection for every request (clients without keep-alive)
+  if os.getenv("QV_LOAD_CLOSE") == "1" then headers["Connection"] = "close" end
   local key = os.getenv("QV_API_KEY")
   if key and key ~= "" then headers["Authorization"] = "Bearer " .. key end
   for line in io.lines(file) do

@@ -14,6 +14,7 @@
 #   DATA=../shared/data/sift-debian-100k  KEEP=1 (keep the temporary directory)
 #   SERVER_PIN / WRK_PIN: a command prefix for quiverd / wrk, e.g. SERVER_PIN="taskset -c 0"
 #   WRK_PIN="taskset -c 1", so that the load generator does not take the server's core
+#   QV_LOAD_CLOSE=1: "Connection: close" on every request (a new connection each time)
 # Output: three lines per thread count: wrk's figures and the CPU the server used,
 #   quiverd-load threads=T connections=C ... qps=Q p50_us=A p99_us=B non2xx=E server_cores=U
 # the same searches in-process on the same collection after quiverd has exited

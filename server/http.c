@@ -297,6 +297,7 @@ void srv_http_dispatch(struct evhttp_request *req, void *arg)
 {
     srv_ctx *ctx = arg;
     srv_req r = {.ctx = ctx, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us()};
+    srv_worker_busy(1);
     srv_path sp;
     char **seg = sp.seg;
     route rt;
@@ -363,4 +364,5 @@ void srv_http_dispatch(struct evhttp_request *req, void *arg)
     if (!r.replied) srv_reply_error(&r, 500, "internal", "handler sent no reply");
 cleanup:
     srv_path_release(&sp);
+    srv_worker_busy(0);
 }

@@ -59,6 +59,7 @@ typedef struct {
     struct evhttp_bound_socket **bound;        /* &w->bound or &w->qbound */
     struct event *resume;                      /* re-enables it after one accept */
     atomic_ulong accepted;
+    atomic_int yielding;                       /* disabled for ACCEPT_YIELD_US */
 } accept_pace;
 
 struct worker {
@@ -74,7 +75,10 @@ struct worker {
     uint64_t drain_start, drain_deadline;
     pthread_t thread;
     int started;
+    atomic_int busy;                           /* 1 while a request is being handled */
 };
+
+static _Thread_local worker *this_worker;     /* the calling thread's, set by worker_main */
 
 typedef struct {
     const char *listen, *qdrant_listen, *data, *key_file;
@@ -306,6 +310,7 @@ static void begin_drain(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    this_worker = w;
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -352,18 +357,33 @@ static void resume_accept(evutil_socket_t fd, short what, void *arg)
  * libevent's listener accepts until the backlog is empty, so a client that opens its
  * connections at once (a pool, wrk) used to land them all on whichever worker woke
  * first: with 2 workers and 8 connections, one core served everything (17k instead of
- * 29k searches/s). So, with more than one worker, a worker accepts one connection per
- * turn of its loop, and one that has taken more connections than the least-served
- * worker waits ACCEPT_YIELD_US before accepting again, which leaves the next ones to the
- * others. A worker stuck in a long request delays nobody for more than that.
+ * 29k searches/s). So, with more than one worker:
+ *  - a worker accepts one connection per turn of its loop;
+ *  - one that has taken two or more connections more than another worker that sits idle
+ *    in its loop, accepting, stops accepting until a worker behind it accepts one (which
+ *    wakes it), or ACCEPT_YIELD_US at most; the next connections of a burst go to the
+ *    idle one.
+ * A worker never waits for one that is busy (it would not accept before its request is
+ * done), and a lead of one never makes it wait. Clients that open a connection per
+ * request keep the counts that close; waiting a fixed time at every lead capped them at
+ * 1,000-2,000 connections a second (libevent's epoll timers have 1 ms steps). Two workers
+ * cannot both lead by two, so they never wait for each other; one that waits past its
+ * turn (the other overtook it meanwhile) is woken by the one that overtook it.
  */
 #define ACCEPT_YIELD_US 1000
+
+void srv_worker_busy(int busy)
+{
+    if (this_worker) atomic_store_explicit(&this_worker->busy, busy, memory_order_relaxed);
+}
 
 static void resume_paced(evutil_socket_t fd, short what, void *arg)
 {
     accept_pace *ap = arg;
     (void)fd;
     (void)what;
+    event_del(ap->resume);                      /* woken early: drop the pending timeout */
+    atomic_store(&ap->yielding, 0);
     if (*ap->bound) evconnlistener_enable(evhttp_bound_socket_get_listener(*ap->bound));
 }
 
@@ -374,14 +394,21 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
     accept_pace *ap = arg;
     (void)base;
     srv_metrics_connection((int)(ap->w - all_workers));
-    unsigned long mine = atomic_fetch_add(&ap->accepted, 1) + 1, least = mine;
+    unsigned long mine = atomic_fetch_add(&ap->accepted, 1) + 1;
+    int idle_behind = 0;                        /* an accepting idle worker 2 or more behind */
     for (int i = 0; i < n_all_workers; i++) {
-        unsigned long a = atomic_load(&all_workers[i].pace[ap->kind].accepted);
-        if (a < least) least = a;
+        accept_pace *other = &all_workers[i].pace[ap->kind];
+        if (other == ap || !other->resume) continue;
+        unsigned long theirs = atomic_load(&other->accepted);
+        /* one that waits for the workers behind it: this one has caught up with it */
+        if (atomic_load(&other->yielding) && theirs <= mine + 1) event_active(other->resume, EV_TIMEOUT, 1);
+        if (theirs + 2 <= mine && !atomic_load_explicit(&all_workers[i].busy, memory_order_relaxed))
+            idle_behind = 1;
     }
     if (*ap->bound && ap->resume) {
         evconnlistener_disable(evhttp_bound_socket_get_listener(*ap->bound));
-        struct timeval tv = {0, mine > least ? ACCEPT_YIELD_US : 0};
+        atomic_store(&ap->yielding, idle_behind);
+        struct timeval tv = {0, idle_behind ? ACCEPT_YIELD_US : 0};
         if (event_add(ap->resume, &tv) != 0) resume_paced(-1, 0, ap);
     }
     return NULL;

@@ -461,6 +461,7 @@ void qd_http_dispatch(struct evhttp_request *req, void *arg)
 {
     srv_ctx *ctx = arg;
     srv_req r = {.ctx = ctx, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us()};
+    srv_worker_busy(1);
     srv_path sp = {.heap = NULL};
     char **seg = sp.seg;
     qroute rt;
@@ -513,4 +514,5 @@ void qd_http_dispatch(struct evhttp_request *req, void *arg)
     if (!r.replied) qd_err(&r, 500, "handler sent no reply");
 cleanup:
     srv_path_release(&sp);
+    srv_worker_busy(0);
 }

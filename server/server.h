@@ -185,6 +185,11 @@ int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fas
 int srv_format_search_reply(struct evbuffer *out, const qv_hit *hits, size_t n, uint64_t took_us,
                             const qv_search_stats *st);
 
+/* ---- workers (main.c) ------------------------------------------------------------- */
+/** The calling worker starts (1) or ends (0) handling a request: connection pacing does
+ *  not wait for a busy worker. No-op outside worker threads. */
+void srv_worker_busy(int busy);
+
 /* ---- handlers (handlers.c) ------------------------------------------------------ */
 void srv_h_healthz(srv_req *r);
 void srv_h_metrics(srv_req *r);
