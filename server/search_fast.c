@@ -223,8 +223,9 @@ int srv_format_search_reply(struct evbuffer *out, const qv_hit *hits, size_t n, 
 {
     const char *plan = st->plan ? st->plan : "none";
     if (st->unindexed_keys[0] || !plain_word(plan)) return -1;
-    /* per hit: {"id":20 digits,"score":at most 16 characters}, + the fixed parts */
-    size_t cap = 64 + n * 56 + 256;
+    /* per hit at most 53 bytes: ,{"id": + 20 digits + ,"score": + 16 + }; the fixed parts
+     * with five 20-digit counts and a 32-byte plan, under 300 */
+    size_t cap = 512 + n * 64;
     char *buf = malloc(cap), *p = buf;
     if (!buf) return -1;
     p = put_str(p, "{\"hits\":[");
