@@ -58,6 +58,8 @@ json_t *qd_id_value(uint64_t iid, const json_t *payload);
 json_t *qd_payload_parse(const char *text);
 /** Check a with_payload selector (bool, [keys], {"include":[..]} / {"exclude":[..]}). */
 int  qd_with_payload_check(const json_t *sel, char *msg, size_t len);
+/** Whether selector sel (NULL = default dflt) shows any payload. */
+int qd_payload_wanted(const json_t *sel, int dflt);
 /** The payload to show for selector sel (NULL = default dflt): a new reference, or NULL
  *  when it is not to be shown. Removes the reserved UUID key. */
 json_t *qd_payload_show(json_t *payload, const json_t *sel, int dflt);

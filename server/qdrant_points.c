@@ -59,6 +59,14 @@ static json_t *point_json(srv_coll *e, uint64_t iid, const json_t *wp, int wp_df
     char *text = NULL;
     json_t *out = NULL, *payload = NULL;
     *rc = QV_OK;
+    if (score && !with_vec && !(iid & QD_UUID_BIT) && !qd_payload_wanted(wp, wp_dflt)) {
+        /* a search hit with an integer id, shown without payload or vector: nothing to
+         * read from storage (the native API shows hits the same way) */
+        out = json_pack("{s:I,s:i,s:f,s:n,s:n}", "id", (json_int_t)iid, "version", 0, "score",
+                        (double)*score, "payload", "vector");
+        if (!out) *rc = QV_ENOMEM;
+        return out;
+    }
     if (with_vec && !(vec = malloc((size_t)e->dim * sizeof *vec))) { *rc = QV_ENOMEM; return NULL; }
     int grc = qv_get(e->coll, iid, vec, &text);
     if (grc != QV_OK) {

@@ -150,20 +150,22 @@ static int in_list(const json_t *a, const char *key)
     return 0;
 }
 
+int qd_payload_wanted(const json_t *sel, int dflt)
+{
+    if (!sel || json_is_null(sel)) return dflt;
+    if (json_is_boolean(sel)) return json_is_true(sel);
+    return json_is_array(sel) || json_is_object(sel);
+}
+
 json_t *qd_payload_show(json_t *payload, const json_t *sel, int dflt)
 {
-    int show = dflt;
     const json_t *inc = NULL, *exc = NULL;
-    if (sel && !json_is_null(sel)) {
-        if (json_is_boolean(sel)) show = json_is_true(sel);
-        else if (json_is_array(sel)) { show = 1; inc = sel; }
-        else if (json_is_object(sel)) {
-            show = 1;
-            inc = json_object_get(sel, "include");
-            exc = json_object_get(sel, "exclude");
-        }
+    if (!qd_payload_wanted(sel, dflt)) return NULL;
+    if (json_is_array(sel)) inc = sel;
+    else if (json_is_object(sel)) {
+        inc = json_object_get(sel, "include");
+        exc = json_object_get(sel, "exclude");
     }
-    if (!show) return NULL;
     json_t *out = json_object();
     const char *k;
     json_t *v;
