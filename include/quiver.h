@@ -259,6 +259,11 @@ int  qv_delete(qv_coll *c, size_t n, const uint64_t *ids, size_t *n_deleted);
  *  JSON string or NULL when the point has no payload, free with qv_free.
  *  @return QV_OK, QV_ENOTFOUND. */
 int  qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out);
+/** The payloads of n points, read in one transaction (what a search with payloads needs
+ *  for its hits): payloads[i] gets a malloc'd JSON string, or NULL when point ids[i] has
+ *  no payload or does not exist. Free each with qv_free.
+ *  @return QV_OK, QV_EINVAL, QV_ENOMEM (then every payloads[i] is NULL), QV_EIO. */
+int  qv_get_payloads(qv_coll *c, size_t n, const uint64_t *ids, char **payloads);
 int  qv_search(qv_coll *c, const float *query, const qv_search_params *sp,
                qv_hit *hits, size_t *n_hits);
 int  qv_search_batch(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,

@@ -508,24 +508,35 @@ static json_t *took_value(const qv_search_stats *st)
 static json_t *hits_value(qv_coll *c, const qv_hit *hits, size_t n, int with_payload)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++) {
-        json_t *h = json_pack("{s:I,s:f}", "id", (json_int_t)hits[i].id, "score", (double)hits[i].score);
-        if (h && with_payload) {
-            char *payload = NULL;
-            /* a point deleted since the search has no payload to show */
-            if (qv_get(c, hits[i].id, NULL, &payload) != QV_OK) payload = NULL;
-            json_object_set_new(h, "payload", payload_value(payload));
-            qv_free(payload);
-        }
-        if (!h || json_array_append_new(arr, h) != 0) {
+    char **texts = NULL;
+    if (arr && with_payload && n) {
+        /* one read transaction for all hits; a point deleted since the search shows null
+         * (so does any failure to read: the hits themselves are still right) */
+        uint64_t *ids = malloc(n * sizeof *ids);
+        texts = calloc(n, sizeof *texts);
+        for (size_t i = 0; ids && i < n; i++) ids[i] = hits[i].id;
+        if (!ids || !texts || qv_get_payloads(c, n, ids, texts) != QV_OK)
+            for (size_t i = 0; texts && i < n; i++) texts[i] = NULL;
+        free(ids);
+        if (!texts) {
             json_decref(arr);
             return NULL;
         }
     }
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *h = json_pack("{s:I,s:f}", "id", (json_int_t)hits[i].id, "score", (double)hits[i].score);
+        if (h && with_payload) json_object_set_new(h, "payload", payload_value(texts[i]));
+        if (!h || json_array_append_new(arr, h) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    for (size_t i = 0; texts && i < n; i++) qv_free(texts[i]);
+    free(texts);
     return arr;
 }
 
-/* The plain search (no filter, no payloads) without jansson; see search_fast.c. Returns 1
+/* The plain search (no filter) without jansson trees; see search_fast.c. Returns 1
  * when it answered, 0 when the general path must take the request from the start. */
 static int search_fast(srv_req *r, const char *name)
 {
@@ -556,7 +567,8 @@ static int search_fast(srv_req *r, const char *name)
     if (rc != QV_OK) {
         srv_reply_qv(r, rc);
         answered = 1;
-    } else if ((out = evbuffer_new()) && srv_format_search_reply(out, hits, nh, took, &st) == 0) {
+    } else if ((out = evbuffer_new()) &&
+               srv_format_search_reply(out, fs.with_payload ? ent->coll : NULL, hits, nh, took, &st) == 0) {
         srv_reply_text(r, 200, "application/json", out);
         answered = 1;
     }

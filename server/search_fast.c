@@ -2,15 +2,16 @@
  * server/search_fast.c -- the plain search request without jansson trees.
  *
  * Most traffic is one shape: POST /collections/NAME/search {"vector":[...],"k":10,"ef":64}
- * with no filter and no payloads. Through jansson that request cost more than the HNSW
- * search itself (a tree of 130 nodes, one malloc and one locale lookup per number, a tree
- * again for the reply, printf for every field). Here the body is scanned in place and
- * the reply written straight into a buffer.
+ * (with_payload or not) and no filter. Through jansson that request cost more than the
+ * HNSW search itself (a tree of 130 nodes, one malloc and one locale lookup per number, a
+ * tree again for the reply, printf for every field). Here the body is scanned in place and
+ * the reply written straight into a buffer; payloads, the user's JSON, still go through
+ * jansson and json_out.c, exactly as on the general path.
  *
  * The fast path never words an error. srv_scan_search() accepts only bodies that the
  * general path (jsonin.c + handlers.c) accepts too, and reads the same values from them;
- * anything else -- a filter, payloads, null, an escape in a key, a malformed number, a
- * wrong dimension -- returns 0 and the general path parses the body again and answers,
+ * anything else -- a filter, null, an escape in a key, a malformed number, a wrong
+ * dimension -- returns 0 and the general path parses the body again and answers,
  * errors included. So there is one definition of what is valid and one set of messages.
  * Numbers get the very double jansson would produce (its integers through int64, its
  * reals through strtod), so the query vectors are bit-identical on both paths; the test
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,7 @@ int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fas
     out->k = SRV_DEFAULT_K;
     out->ef = 0;
     out->nprobe = 0;
+    out->with_payload = 0;
     p = skip_ws(p, end);
     if (p == end || *p != '{') return 0;
     p = skip_ws(p + 1, end);
@@ -172,9 +175,10 @@ int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fas
         else if (KEY("ef")) f = F_EF, p = scan_uint(p, end, 0, SRV_MAX_EF, &out->ef);
         else if (KEY("nprobe")) f = F_NPROBE, p = scan_uint(p, end, 0, SRV_MAX_NPROBE, &out->nprobe);
         else if (KEY("with_payload")) {
-            /* payloads are read and encoded by the general path */
             f = F_WITH_PAYLOAD;
-            p = (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL;
+            if (end - p >= 4 && memcmp(p, "true", 4) == 0) out->with_payload = 1, p += 4;
+            else if (end - p >= 5 && memcmp(p, "false", 5) == 0) p += 5;
+            else p = NULL;                                /* null and the rest: general path */
         } else return 0;                                  /* "filter", or an unknown field */
 #undef KEY
         if (!p || (seen & f)) return 0;                   /* bad value, or a duplicate key */
@@ -218,33 +222,72 @@ static int plain_word(const char *s)
     return 1;
 }
 
-int srv_format_search_reply(struct evbuffer *out, const qv_hit *hits, size_t n, uint64_t took_us,
-                            const qv_search_stats *st)
+/* A hit's stored payload (text, or NULL) as the general path shows it: null when the point
+ * is gone (deleted since the search) or has none; written by the same writer, so the same
+ * bytes. */
+static int put_payload(struct evbuffer *out, const char *text)
+{
+    json_t *pl = text ? json_loads(text, 0, NULL) : NULL;
+    int rc = pl ? srv_json_write(out, pl, 1) : evbuffer_add(out, "null", 4);
+    json_decref(pl);
+    return rc;
+}
+
+static int write_reply(struct evbuffer *out, char **texts, const qv_hit *hits, size_t n, uint64_t took_us,
+                       const qv_search_stats *st, const char *plan);
+
+int srv_format_search_reply(struct evbuffer *out, qv_coll *payloads, const qv_hit *hits, size_t n,
+                            uint64_t took_us, const qv_search_stats *st)
 {
     const char *plan = st->plan ? st->plan : "none";
     if (st->unindexed_keys[0] || !plain_word(plan)) return -1;
-    /* per hit at most 53 bytes: ,{"id": + 20 digits + ,"score": + 16 + }; the fixed parts
-     * with five 20-digit counts and a 32-byte plan, under 300 */
-    size_t cap = 512 + n * 64;
-    char *buf = malloc(cap), *p = buf;
-    if (!buf) return -1;
-    p = put_str(p, "{\"hits\":[");
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(hits[i].score)) {                  /* jansson refuses these too */
-            free(buf);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(hits[i].score)) return -1;          /* jansson refuses these too */
+    char **texts = NULL;
+    if (payloads && n) {
+        uint64_t *ids = malloc(n * sizeof *ids);
+        texts = malloc(n * sizeof *texts);
+        for (size_t i = 0; ids && i < n; i++) ids[i] = hits[i].id;
+        int rc = ids && texts ? qv_get_payloads(payloads, n, ids, texts) : QV_ENOMEM;
+        free(ids);
+        if (rc != QV_OK) {
+            free(texts);
             return -1;
         }
+    }
+    int rc = write_reply(out, texts, hits, n, took_us, st, plan);
+    for (size_t i = 0; texts && i < n; i++) qv_free(texts[i]);
+    free(texts);
+    return rc;
+}
+
+static int write_reply(struct evbuffer *out, char **texts, const qv_hit *hits, size_t n, uint64_t took_us,
+                       const qv_search_stats *st, const char *plan)
+{
+    /* a hit's text is at most 64 bytes: ,{"id": + 20 digits + ,"score": + 16 + ,"payload": */
+    char buf[512], *p = buf;
+    p = put_str(p, "{\"hits\":[");
+    for (size_t i = 0; i < n; i++) {
         p = put_str(p, i ? ",{\"id\":" : "{\"id\":");
         p = put_u64(p, hits[i].id);
         p = put_str(p, ",\"score\":");
         int len = srv_fmt_score(p, 32, hits[i].score);
-        if (len < 0) {
-            free(buf);
-            return -1;
-        }
+        if (len < 0) return -1;
         p += len;
+        if (texts) {
+            p = put_str(p, ",\"payload\":");
+            if (evbuffer_add(out, buf, (size_t)(p - buf)) || put_payload(out, texts[i])) return -1;
+            p = buf;
+        }
         *p++ = '}';
+        if (p - buf > (ptrdiff_t)(sizeof buf - 80)) {
+            if (evbuffer_add(out, buf, (size_t)(p - buf))) return -1;
+            p = buf;
+        }
     }
+    if (evbuffer_add(out, buf, (size_t)(p - buf))) return -1;
+    /* the rest: five counts of at most 20 digits and a plan of at most 32 bytes, under 300 */
+    p = buf;
     p = put_str(p, "],\"took_us\":");
     p = put_u64(p, took_us);
     p = put_str(p, ",\"took\":{\"plan\":\"");
@@ -260,7 +303,5 @@ int srv_format_search_reply(struct evbuffer *out, const qv_hit *hits, size_t n, 
     p = put_str(p, ",\"filter_us\":");
     p = put_u64(p, st->filter_us);
     p = put_str(p, st->cached ? ",\"cached\":true}}" : ",\"cached\":false}}");
-    int rc = evbuffer_add(out, buf, (size_t)(p - buf));
-    free(buf);
-    return rc;
+    return evbuffer_add(out, buf, (size_t)(p - buf));
 }

@@ -173,17 +173,18 @@ int srv_fmt_score(char *buf, size_t size, float f);
 int srv_fmt_double(char *buf, size_t size, double v);
 
 /* ---- the plain search request (search_fast.c) ------------------------------------- */
-typedef struct { uint32_t k, ef, nprobe; } srv_fast_search;
+typedef struct { uint32_t k, ef, nprobe; int with_payload; } srv_fast_search;
 /** Scan a search body of len bytes. 1: it is a plain search (a vector of dim numbers,
- *  optional k/ef/nprobe, no filter, no payloads) that the general path would accept with
+ *  optional k/ef/nprobe/with_payload, no filter) that the general path would accept with
  *  the very same values, now in vec and out. 0: anything else, including every invalid
  *  body; the caller then takes the general path, which words the error. */
 int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fast_search *out);
 /** Append the reply {"hits":[...],"took_us":..,"took":{...}} exactly as the general path
- *  encodes it. -1 (nothing appended) for what only the general path encodes (unindexed
- *  keys, non-finite scores) or out of memory. */
-int srv_format_search_reply(struct evbuffer *out, const qv_hit *hits, size_t n, uint64_t took_us,
-                            const qv_search_stats *st);
+ *  encodes it, with each hit's stored payload read from payloads unless that is NULL.
+ *  -1 for what only the general path encodes (unindexed keys, non-finite scores: nothing
+ *  is appended then) or out of memory (out holds a part: discard it). */
+int srv_format_search_reply(struct evbuffer *out, qv_coll *payloads, const qv_hit *hits, size_t n,
+                            uint64_t took_us, const qv_search_stats *st);
 
 /* ---- workers (main.c) ------------------------------------------------------------- */
 /** The calling worker starts (1) or ends (0) handling a request: connection pacing does

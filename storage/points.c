@@ -447,3 +447,39 @@ cleanup:
     qv_lmdb_abort(c->db, txn);
     return rc;
 }
+
+int qv_get_payloads(qv_coll *c, size_t n, const uint64_t *ids, char **payloads)
+{
+    MDB_txn *txn = NULL;
+    MDB_val v;
+    uint8_t key[12];
+    int rc;
+
+    if (payloads)
+        for (size_t i = 0; i < n; i++) payloads[i] = NULL;
+    if (!c || (n && (!ids || !payloads))) return qv_fail(QV_EINVAL, "collection, ids or payloads is NULL");
+    if (n == 0) return QV_OK;
+    if ((rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
+    for (size_t i = 0; i < n && rc == QV_OK; i++) {
+        /* the id record says the point exists, and which internal id its payload is under */
+        qv_ckey(key, c->cid, ids[i]);
+        rc = qv_lmdb_get(txn, c->db->dbi[DBI_IDS], key, 12, &v);
+        if (rc == QV_ENOTFOUND) { rc = QV_OK; continue; }
+        if (rc != QV_OK) break;
+        if (v.mv_size != 8) { rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged id record", c->name); break; }
+        qv_ckey(key, c->cid, qv_be64_get(v.mv_data));
+        rc = qv_lmdb_get(txn, c->db->dbi[DBI_PAYLOADS], key, 12, &v);
+        if (rc == QV_ENOTFOUND) { rc = QV_OK; continue; }
+        if (rc != QV_OK) break;
+        if (!(payloads[i] = qv_malloc(v.mv_size + 1))) { rc = QV_ENOMEM; break; }
+        memcpy(payloads[i], v.mv_data, v.mv_size);
+        payloads[i][v.mv_size] = '\0';
+    }
+    qv_lmdb_abort(c->db, txn);
+    if (rc != QV_OK)
+        for (size_t i = 0; i < n; i++) {
+            qv_free(payloads[i]);
+            payloads[i] = NULL;
+        }
+    return rc;
+}

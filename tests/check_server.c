@@ -389,7 +389,8 @@ static char *without_took_us(const char *body)
 
 /* A plain search goes through server/search_fast.c, the same search with "filter":null
  * through jansson (handlers.c); their replies must be byte-identical, on real SIFT
- * vectors and on cosine and inner-product collections (scores of every sign and size). */
+ * vectors and on cosine and inner-product collections (scores of every sign and size),
+ * with and without payloads. */
 START_TEST(test_fast_path_same_reply)
 {
     char *dir = make_tmpdir("qv-srv-fast");
@@ -414,7 +415,7 @@ START_TEST(test_fast_path_same_reply)
         size_t dim = colls[c].dim, n = colls[c].n;
         float *base = c == 0 && sift && sd == dim && sn >= n + 50 ? NULL : random_vectors(n + 50, dim, 40 + c);
         const float *v = base ? base : sift;
-        char *pts = points_json(n, dim, 0, v, 0);
+        char *pts = points_json(n, dim, 0, v, c != 1);    /* payloads, except on "cos" */
         snprintf(path, sizeof path, "/collections/%s/points", colls[c].name);
         r = REQ(port, "PUT", path, pts, 200);
         resp_free(&r);
@@ -425,11 +426,16 @@ START_TEST(test_fast_path_same_reply)
             size_t blen = strlen(vj) + 128;
             char *fast = malloc(blen), *general = malloc(blen);
             int k = 1 + (int)(q % 20);
-            snprintf(fast, blen, "{\"vector\":%s,\"k\":%d,\"ef\":%d}", vj, k, 16 + (int)q);
-            snprintf(general, blen, "{\"vector\":%s,\"k\":%d,\"ef\":%d,\"filter\":null}", vj, k, 16 + (int)q);
+            const char *wp = q % 3 == 0 ? "" : q % 3 == 1 ? ",\"with_payload\":true" : ",\"with_payload\":false";
+            snprintf(fast, blen, "{\"vector\":%s,\"k\":%d,\"ef\":%d%s}", vj, k, 16 + (int)q, wp);
+            snprintf(general, blen, "{\"vector\":%s,\"k\":%d,\"ef\":%d%s,\"filter\":null}", vj, k, 16 + (int)q, wp);
             resp a = REQ(port, "POST", path, fast, 200);
             resp b = REQ(port, "POST", path, general, 200);
-            ck_assert_int_eq(json_array_size(json_object_get(a.json, "hits")), (size_t)k);
+            json_t *hits = json_object_get(a.json, "hits");
+            ck_assert_int_eq(json_array_size(hits), (size_t)k);
+            json_t *pl = json_object_get(json_array_get(hits, 0), "payload");
+            if (q % 3 == 1) ck_assert_msg(c == 1 ? json_is_null(pl) : json_is_object(pl), "payload: %s", a.body);
+            else ck_assert_ptr_null(pl);
             char *ta = without_took_us(a.body), *tb = without_took_us(b.body);
             ck_assert_msg(strcmp(ta, tb) == 0, "%s: fast and general replies differ:\n%s\n%s",
                           colls[c].name, ta, tb);

@@ -26,8 +26,8 @@
 /* ---- the reference: the general path's rules, on a jansson tree ---------------------- */
 
 /* 1 when the general path accepts body for a dim-dimensional collection as a plain search
- * (no filter, no payloads), with the values it would use; 0 when it refuses it; -1 when
- * it accepts it but takes it elsewhere (filter or payloads: not for the fast path). */
+ * (no filter), with the values it would use; 0 when it refuses it; -1 when it accepts it
+ * but takes it elsewhere (a filter: not for the fast path). */
 static int ref_parse(const char *body, size_t len, uint32_t dim, float *vec, srv_fast_search *fs)
 {
     static const char *const keys[] = {"vector", "k", "ef", "nprobe", "filter", "with_payload", NULL};
@@ -62,10 +62,11 @@ static int ref_parse(const char *body, size_t len, uint32_t dim, float *vec, srv
         vec[i] = (float)d;
     }
     json_t *f = json_object_get(o, "filter");
-    if ((f && !json_is_null(f)) || json_is_true(wp)) { rc = -1; goto out; }
+    if (f && !json_is_null(f)) { rc = -1; goto out; }
     fs->k = val[0];
     fs->ef = val[1];
     fs->nprobe = val[2];
+    fs->with_payload = json_is_true(wp);
     rc = 1;
 out:
     json_decref(o);
@@ -87,6 +88,7 @@ static int check_body(const char *body, uint32_t dim, int must_take)
         ck_assert_uint_eq(fa.k, fb.k);
         ck_assert_uint_eq(fa.ef, fb.ef);
         ck_assert_uint_eq(fa.nprobe, fb.nprobe);
+        ck_assert_int_eq(fa.with_payload, fb.with_payload);
     } else if (must_take) {
         ck_assert_msg(0, "fast path refused a plain search body: %.200s", body);
     }
@@ -147,7 +149,7 @@ static char *random_body(qv_rng *r, uint32_t dim)
             p += sprintf(p, "%u", (unsigned)qv_rng_below(r, 1000));
         }
     }
-    if (qv_rng_below(r, 4) == 0) p += sprintf(p, ",\"with_payload\":false");
+    if (qv_rng_below(r, 3) == 0) p += sprintf(p, ",\"with_payload\":%s", qv_rng_below(r, 2) ? "true" : "false");
     p += sprintf(p, "%s}%s", ws(r), ws(r));
     return s;
 }
@@ -214,7 +216,7 @@ START_TEST(test_scan_refuses)
         "{\"vector\":\"1,2,3\"}", "{\"vector\":null}", "{\"k\":5}",
         "{\"vector\":[1,2,3],\"vector\":[1,2,3]}", "{\"vector\":[1,2,3],\"k\":1,\"k\":2}",
         "{\"vector\":[1,2,3],\"filter\":null}", "{\"vector\":[1,2,3],\"filter\":{}}",
-        "{\"vector\":[1,2,3],\"with_payload\":true}", "{\"vector\":[1,2,3],\"with_payload\":null}",
+        "{\"vector\":[1,2,3],\"with_payload\":tru}", "{\"vector\":[1,2,3],\"with_payload\":null}",
         "{\"vector\":[1,2,3],\"with_payload\":0}", "{\"vector\":[1,2,3],\"extra\":1}",
         "{\"Vector\":[1,2,3]}", "{\"vec\\u0074or\":[1,2,3]}", "{\"vector\" [1,2,3]}",
         "{vector:[1,2,3]}", "{'vector':[1,2,3]}", "{\"vector\":[1,2,3],\"k\":0}",
@@ -239,7 +241,11 @@ START_TEST(test_scan_refuses)
     ck_assert_int_eq(srv_scan_search(ok, strlen(ok), 3, v, &fs), 1);
     ck_assert_uint_eq(fs.k, 1024);
     ck_assert_uint_eq(fs.ef, 65536);
+    ck_assert_int_eq(fs.with_payload, 0);
     ck_assert(v[0] == 1 && v[1] == 2 && v[2] == 3);
+    const char *wp = "{\"with_payload\":true,\"vector\":[1,2,3]}";
+    ck_assert_int_eq(srv_scan_search(wp, strlen(wp), 3, v, &fs), 1);
+    ck_assert_int_eq(fs.with_payload, 1);
     /* the length given counts, not a terminating NUL: a prefix of a valid body is not one */
     ck_assert_int_eq(srv_scan_search(ok, strlen(ok) - 1, 3, v, &fs), 0);
 }
@@ -302,7 +308,7 @@ static char *ref_reply(const qv_hit *hits, size_t n, uint64_t took_us, const qv_
 static void check_reply(const qv_hit *hits, size_t n, uint64_t took_us, const qv_search_stats *st)
 {
     struct evbuffer *b = evbuffer_new();
-    ck_assert_int_eq(srv_format_search_reply(b, hits, n, took_us, st), 0);
+    ck_assert_int_eq(srv_format_search_reply(b, NULL, hits, n, took_us, st), 0);
     size_t len = evbuffer_get_length(b);
     char *got = malloc(len + 1);
     evbuffer_remove(b, got, len);
@@ -376,15 +382,15 @@ START_TEST(test_reply_leaves_the_rest)
     qv_hit h = {1, NAN};
     qv_search_stats st = {.plan = "none"};
     struct evbuffer *b = evbuffer_new();
-    ck_assert_int_eq(srv_format_search_reply(b, &h, 1, 0, &st), -1);
+    ck_assert_int_eq(srv_format_search_reply(b, NULL, &h, 1, 0, &st), -1);
     h.score = INFINITY;
-    ck_assert_int_eq(srv_format_search_reply(b, &h, 1, 0, &st), -1);
+    ck_assert_int_eq(srv_format_search_reply(b, NULL, &h, 1, 0, &st), -1);
     h.score = 1;
     strcpy(st.unindexed_keys, "lang");
-    ck_assert_int_eq(srv_format_search_reply(b, &h, 1, 0, &st), -1);
+    ck_assert_int_eq(srv_format_search_reply(b, NULL, &h, 1, 0, &st), -1);
     st.unindexed_keys[0] = 0;
     st.plan = "a\"b";
-    ck_assert_int_eq(srv_format_search_reply(b, &h, 1, 0, &st), -1);
+    ck_assert_int_eq(srv_format_search_reply(b, NULL, &h, 1, 0, &st), -1);
     ck_assert_uint_eq(evbuffer_get_length(b), 0);               /* nothing half-written */
     evbuffer_free(b);
 }

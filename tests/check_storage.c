@@ -271,6 +271,55 @@ START_TEST(test_round_trip_and_reopen)
 }
 END_TEST
 
+/* qv_get_payloads reads what qv_get reads, for present, missing, deleted and payload-less
+ * points alike, in one transaction. */
+START_TEST(test_get_payloads_matches_get)
+{
+    qv_db *db = open_db(NULL);
+    qv_collection_config cfg;
+    qv_coll *c = NULL;
+    memset(&cfg, 0, sizeof cfg);
+    qv_index_params_init(&cfg.index, QV_INDEX_FLAT, 2, QV_METRIC_L2);
+    QV_CK(qv_collection_create(db, "p", &cfg, &c));
+    enum { N = 50 };
+    uint64_t ids[N];
+    float v[N * 2];
+    char text[N][64];
+    const char *pl[N];
+    for (int i = 0; i < N; i++) {
+        ids[i] = 1000 + 7 * (uint64_t)i;
+        v[2 * i] = (float)i;
+        v[2 * i + 1] = 1;
+        snprintf(text[i], sizeof text[i], "{\"n\":%d,\"t\":1732694400.123}", i);
+        pl[i] = i % 3 ? text[i] : NULL;                  /* every third without payload */
+    }
+    QV_CK(qv_upsert(c, N, ids, v, pl));
+    uint64_t del[] = {1000 + 7 * 4, 1000 + 7 * 5};
+    QV_CK(qv_delete(c, 2, del, NULL));
+    uint64_t ask[N + 3];
+    for (int i = 0; i < N; i++) ask[i] = ids[N - 1 - i];
+    ask[N] = 5;                                         /* never existed */
+    ask[N + 1] = ids[7];                                /* asked twice */
+    ask[N + 2] = QV_MAX_ID;
+    char *got[N + 3];
+    QV_CK(qv_get_payloads(c, N + 3, ask, got));
+    for (int i = 0; i < N + 3; i++) {
+        char *want = NULL;
+        int rc = qv_get(c, ask[i], NULL, &want);
+        ck_assert(rc == QV_OK || rc == QV_ENOTFOUND);
+        if (!want) ck_assert_msg(got[i] == NULL, "id %llu: got %s, want none", (unsigned long long)ask[i], got[i]);
+        else ck_assert_str_eq(got[i], want);
+        qv_free(want);
+        qv_free(got[i]);
+    }
+    ck_assert_ptr_null(got[N]);
+    QV_CK(qv_get_payloads(c, 0, NULL, NULL));
+    QV_CK_FAIL(qv_get_payloads(NULL, 1, ask, got), QV_EINVAL);
+    QV_CK_FAIL(qv_get_payloads(c, 1, NULL, got), QV_EINVAL);
+    QV_CK(qv_db_close(db));
+}
+END_TEST
+
 START_TEST(test_list_drop_and_names)
 {
     qv_db *db = open_db(NULL);
@@ -998,6 +1047,7 @@ Suite *qv_storage_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_round_trip_and_reopen);
     tcase_add_test(tc, test_list_drop_and_names);
+    tcase_add_test(tc, test_get_payloads_matches_get);
     tcase_add_test(tc, test_bad_points_change_nothing);
     tcase_add_test(tc, test_replay_after_snapshot);
     tcase_add_loop_test(tc, test_damaged_snapshot_rebuilds, 0, 3);
