@@ -38,6 +38,10 @@ THREADS=${THREADS:-"1 2"}
 DATA=${DATA:-../shared/data/sift-debian-100k}
 BIN=$BUILD/quiverd
 
+case $DURATION in
+  *[0-9]s) ;;
+  *) echo "load.sh: DURATION must be seconds, like 10s (got $DURATION)" >&2; exit 1 ;;
+esac
 for f in "$BIN" "$BUILD/quiver-inproc-search" "$DATA/base.fvecs" "$DATA/query.fvecs"; do
   [ -e "$f" ] || { echo "load.sh: missing $f (run make; datasets live in ../shared/data)" >&2; exit 1; }
 done
