@@ -15,7 +15,6 @@
 
 #include "server/server.h"
 
-#define MAX_BATCH   4096u      /* searches per batch request */
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -630,8 +629,75 @@ static int same_search(const search_opts *a, const search_opts *b)
     return strcmp(a->filter_json, b->filter_json) == 0;
 }
 
+/* A batch of plain searches without jansson trees, grouped as the general path groups
+ * them; 1 when it answered, 0 when the general path must take the request. */
+static int search_batch_fast(srv_req *r, const char *name)
+{
+    srv_ctx *ctx = r->ctx;
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in), nq = 0;
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    if (!body) return 0;
+    int answered = 0;
+    float *vecs = NULL;
+    srv_fast_search *opts = NULL;
+    qv_hit *hits = NULL;
+    size_t *nh = NULL;
+    qv_search_stats *st = NULL;
+    struct evbuffer *out = NULL;
+    pthread_rwlock_rdlock(&ctx->colls.lock);
+    srv_coll *ent = srv_colls_find(&ctx->colls, name);
+    if (!ent || !srv_scan_search_batch(body, len, ent->dim, &vecs, &opts, &nq)) goto done;
+    uint32_t kmax = 0;
+    int same = 1;
+    for (size_t i = 0; i < nq; i++) {
+        kmax = opts[i].k > kmax ? opts[i].k : kmax;
+        if (opts[i].k != opts[0].k || opts[i].ef != opts[0].ef || opts[i].nprobe != opts[0].nprobe) same = 0;
+    }
+    hits = malloc(nq * kmax * sizeof *hits);
+    nh = calloc(nq, sizeof *nh);
+    st = calloc(nq, sizeof *st);
+    if (!hits || !nh || !st) goto done;
+    qv_search_params sp;
+    int rc = QV_OK;
+    uint64_t t0 = srv_now_us();
+    if (same) {
+        qv_search_params_init(&sp, opts[0].k);
+        sp.ef = opts[0].ef;
+        sp.nprobe = opts[0].nprobe;
+        rc = qv_search_ex(ent->coll, nq, vecs, &sp, hits, nh, &st[0]);
+        for (size_t i = 1; i < nq; i++) st[i] = st[0];
+    } else {
+        for (size_t i = 0; i < nq && rc == QV_OK; i++) {
+            qv_search_params_init(&sp, opts[i].k);
+            sp.ef = opts[i].ef;
+            sp.nprobe = opts[i].nprobe;
+            rc = qv_search_ex(ent->coll, 1, vecs + i * ent->dim, &sp, hits + i * kmax, &nh[i], &st[i]);
+        }
+    }
+    uint64_t took = srv_now_us() - t0;
+    if (rc != QV_OK) {
+        srv_reply_qv(r, rc);
+        answered = 1;
+    } else if ((out = evbuffer_new()) &&
+               srv_format_batch_reply(out, ent->coll, opts, nq, hits, kmax, nh, took, st) == 0) {
+        srv_reply_text(r, 200, "application/json", out);
+        answered = 1;
+    }
+done:
+    pthread_rwlock_unlock(&ctx->colls.lock);
+    if (out) evbuffer_free(out);
+    free(st);
+    free(nh);
+    free(hits);
+    free(opts);
+    free(vecs);
+    return answered;
+}
+
 void srv_h_search_batch(srv_req *r, const char *name)
 {
+    if (search_batch_fast(r, name)) return;
     static const char *const top[] = {"searches", NULL};
     srv_ctx *ctx = r->ctx;
     srv_jerr e = {0};
@@ -645,8 +711,8 @@ void srv_h_search_batch(srv_req *r, const char *name)
     json_t *body = srv_json_body(r->req, &e);
     if (!body || srv_json_only(body, "the body", top, &e)) { bad_input(r, &e); goto cleanup; }
     json_t *js = json_object_get(body, "searches");
-    if (!js || !json_is_array(js) || json_array_size(js) == 0 || json_array_size(js) > MAX_BATCH) {
-        srv_reply_error(r, 400, "invalid_argument", "'searches' must be an array of 1..%u search objects", MAX_BATCH);
+    if (!js || !json_is_array(js) || json_array_size(js) == 0 || json_array_size(js) > SRV_MAX_BATCH) {
+        srv_reply_error(r, 400, "invalid_argument", "'searches' must be an array of 1..%u search objects", SRV_MAX_BATCH);
         goto cleanup;
     }
     nq = json_array_size(js);

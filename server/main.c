@@ -28,6 +28,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -244,6 +246,10 @@ static evutil_socket_t open_listener(const char *spec, char *shown, size_t shown
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        /* Accepted connections inherit it. Without it a reply over 16 KiB (libevent writes
+         * at most that much at once) had its tail held back by Nagle until the client's
+         * delayed ACK, 40 ms later: batch searches ran at 25 requests a second. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 1024) == 0 &&
             evutil_make_socket_nonblocking(fd) == 0)
             break;

@@ -146,27 +146,26 @@ static const char *scan_vector(const char *p, const char *end, uint32_t dim, flo
 
 enum { F_VECTOR = 1, F_K = 2, F_EF = 4, F_NPROBE = 8, F_WITH_PAYLOAD = 16 };
 
-int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fast_search *out)
+/* One search object at p; the end of it, or NULL when this scanner does not take it. */
+static const char *scan_object(const char *p, const char *end, uint32_t dim, float *vec, srv_fast_search *out)
 {
-    const char *p = s, *end = s + len;
     unsigned seen = 0;
     out->k = SRV_DEFAULT_K;
     out->ef = 0;
     out->nprobe = 0;
     out->with_payload = 0;
-    p = skip_ws(p, end);
-    if (p == end || *p != '{') return 0;
+    if (p == end || *p != '{') return NULL;
     p = skip_ws(p + 1, end);
-    if (p < end && *p == '}') return 0;                  /* no vector */
+    if (p < end && *p == '}') return NULL;               /* no vector */
     for (;;) {
         /* a key: plain lower-case letters and '_' only */
-        if (p == end || *p != '"') return 0;
+        if (p == end || *p != '"') return NULL;
         const char *key = ++p;
         while (p < end && ((*p >= 'a' && *p <= 'z') || *p == '_')) p++;
-        if (p == end || *p != '"') return 0;
+        if (p == end || *p != '"') return NULL;
         size_t klen = (size_t)(p - key);
         p = skip_ws(p + 1, end);
-        if (p == end || *p != ':') return 0;
+        if (p == end || *p != ':') return NULL;
         p = skip_ws(p + 1, end);
         unsigned f;
 #define KEY(lit) (klen == sizeof(lit) - 1 && memcmp(key, lit, klen) == 0)
@@ -179,18 +178,73 @@ int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fas
             if (end - p >= 4 && memcmp(p, "true", 4) == 0) out->with_payload = 1, p += 4;
             else if (end - p >= 5 && memcmp(p, "false", 5) == 0) p += 5;
             else p = NULL;                                /* null and the rest: general path */
-        } else return 0;                                  /* "filter", or an unknown field */
+        } else return NULL;                               /* "filter", or an unknown field */
 #undef KEY
-        if (!p || (seen & f)) return 0;                   /* bad value, or a duplicate key */
+        if (!p || (seen & f)) return NULL;                /* bad value, or a duplicate key */
         seen |= f;
         p = skip_ws(p, end);
-        if (p == end) return 0;
+        if (p == end) return NULL;
         if (*p == '}') break;
-        if (*p != ',') return 0;
+        if (*p != ',') return NULL;
         p = skip_ws(p + 1, end);
     }
-    if (skip_ws(p + 1, end) != end) return 0;             /* something after the object */
-    return (seen & F_VECTOR) != 0;
+    return (seen & F_VECTOR) ? p + 1 : NULL;
+}
+
+int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fast_search *out)
+{
+    const char *end = s + len, *p = scan_object(skip_ws(s, end), end, dim, vec, out);
+    return p && skip_ws(p, end) == end;                   /* nothing after the object */
+}
+
+int srv_scan_search_batch(const char *s, size_t len, uint32_t dim, float **vecs_out,
+                          srv_fast_search **opts_out, size_t *nq_out)
+{
+    static const char head[] = "\"searches\"";
+    const char *p = s, *end = s + len;
+    float *vecs = NULL;
+    srv_fast_search *opts = NULL;
+    size_t nq = 0, cap = 0;
+    *vecs_out = NULL;
+    *opts_out = NULL;
+    *nq_out = 0;
+    p = skip_ws(p, end);
+    if (p == end || *p != '{') return 0;
+    p = skip_ws(p + 1, end);
+    if ((size_t)(end - p) < sizeof head - 1 || memcmp(p, head, sizeof head - 1) != 0) return 0;
+    p = skip_ws(p + sizeof head - 1, end);
+    if (p == end || *p != ':') return 0;
+    p = skip_ws(p + 1, end);
+    if (p == end || *p != '[') return 0;
+    p = skip_ws(p + 1, end);
+    for (;;) {
+        if (nq == SRV_MAX_BATCH) goto refuse;             /* the general path words the limit */
+        if (nq == cap) {
+            cap = cap ? 2 * cap : 16;
+            float *nv = realloc(vecs, cap * dim * sizeof *vecs);
+            if (nv) vecs = nv;
+            srv_fast_search *no = nv ? realloc(opts, cap * sizeof *opts) : NULL;
+            if (!no) goto refuse;
+            opts = no;
+        }
+        if (!(p = scan_object(p, end, dim, vecs + nq * dim, &opts[nq]))) goto refuse;
+        nq++;
+        p = skip_ws(p, end);
+        if (p == end) goto refuse;
+        if (*p == ']') break;
+        if (*p != ',') goto refuse;
+        p = skip_ws(p + 1, end);
+    }
+    p = skip_ws(p + 1, end);
+    if (p == end || *p != '}' || skip_ws(p + 1, end) != end) goto refuse;
+    *vecs_out = vecs;
+    *opts_out = opts;
+    *nq_out = nq;
+    return 1;
+refuse:
+    free(vecs);
+    free(opts);
+    return 0;
 }
 
 /* ---- the reply ------------------------------------------------------------------------ */
@@ -233,40 +287,12 @@ static int put_payload(struct evbuffer *out, const char *text)
     return rc;
 }
 
-static int write_reply(struct evbuffer *out, char **texts, const qv_hit *hits, size_t n, uint64_t took_us,
-                       const qv_search_stats *st, const char *plan);
-
-int srv_format_search_reply(struct evbuffer *out, qv_coll *payloads, const qv_hit *hits, size_t n,
-                            uint64_t took_us, const qv_search_stats *st)
-{
-    const char *plan = st->plan ? st->plan : "none";
-    if (st->unindexed_keys[0] || !plain_word(plan)) return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(hits[i].score)) return -1;          /* jansson refuses these too */
-    char **texts = NULL;
-    if (payloads && n) {
-        uint64_t *ids = malloc(n * sizeof *ids);
-        texts = malloc(n * sizeof *texts);
-        for (size_t i = 0; ids && i < n; i++) ids[i] = hits[i].id;
-        int rc = ids && texts ? qv_get_payloads(payloads, n, ids, texts) : QV_ENOMEM;
-        free(ids);
-        if (rc != QV_OK) {
-            free(texts);
-            return -1;
-        }
-    }
-    int rc = write_reply(out, texts, hits, n, took_us, st, plan);
-    for (size_t i = 0; texts && i < n; i++) qv_free(texts[i]);
-    free(texts);
-    return rc;
-}
-
-static int write_reply(struct evbuffer *out, char **texts, const qv_hit *hits, size_t n, uint64_t took_us,
-                       const qv_search_stats *st, const char *plan)
+/* "hits":[...] with the payloads in texts (NULL: none shown) */
+static int put_hits(struct evbuffer *out, char **texts, const qv_hit *hits, size_t n)
 {
     /* a hit's text is at most 64 bytes: ,{"id": + 20 digits + ,"score": + 16 + ,"payload": */
     char buf[512], *p = buf;
-    p = put_str(p, "{\"hits\":[");
+    p = put_str(p, "\"hits\":[");
     for (size_t i = 0; i < n; i++) {
         p = put_str(p, i ? ",{\"id\":" : "{\"id\":");
         p = put_u64(p, hits[i].id);
@@ -285,13 +311,16 @@ static int write_reply(struct evbuffer *out, char **texts, const qv_hit *hits, s
             p = buf;
         }
     }
-    if (evbuffer_add(out, buf, (size_t)(p - buf))) return -1;
-    /* the rest: five counts of at most 20 digits and a plan of at most 32 bytes, under 300 */
-    p = buf;
-    p = put_str(p, "],\"took_us\":");
-    p = put_u64(p, took_us);
-    p = put_str(p, ",\"took\":{\"plan\":\"");
-    p = put_str(p, plan);
+    *p++ = ']';
+    return evbuffer_add(out, buf, (size_t)(p - buf));
+}
+
+/* "took":{...}: five counts of at most 20 digits and a plan of at most 32 bytes */
+static int put_took(struct evbuffer *out, const qv_search_stats *st)
+{
+    char buf[512], *p = buf;
+    p = put_str(p, "\"took\":{\"plan\":\"");
+    p = put_str(p, st->plan ? st->plan : "none");
     p = put_str(p, "\",\"live\":");
     p = put_u64(p, st->live);
     p = put_str(p, ",\"allowed\":");
@@ -302,6 +331,75 @@ static int write_reply(struct evbuffer *out, char **texts, const qv_hit *hits, s
     p = put_u64(p, st->payloads_read);
     p = put_str(p, ",\"filter_us\":");
     p = put_u64(p, st->filter_us);
-    p = put_str(p, st->cached ? ",\"cached\":true}}" : ",\"cached\":false}}");
+    p = put_str(p, st->cached ? ",\"cached\":true}" : ",\"cached\":false}");
     return evbuffer_add(out, buf, (size_t)(p - buf));
+}
+
+/* What only the general path encodes: unindexed keys, a plan that needs escaping, scores
+ * jansson refuses. */
+static int fast_encodable(const qv_hit *hits, size_t n, const qv_search_stats *st)
+{
+    if (st->unindexed_keys[0] || !plain_word(st->plan ? st->plan : "none")) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(hits[i].score)) return 0;
+    return 1;
+}
+
+/* The hits' stored payloads, in one transaction; *texts NULL when none are wanted. */
+static int fetch_payloads(qv_coll *c, const qv_hit *hits, size_t n, char ***texts)
+{
+    *texts = NULL;
+    if (!c || n == 0) return 0;
+    uint64_t *ids = malloc(n * sizeof *ids);
+    char **t = malloc(n * sizeof *t);
+    for (size_t i = 0; ids && i < n; i++) ids[i] = hits[i].id;
+    int rc = ids && t ? qv_get_payloads(c, n, ids, t) : QV_ENOMEM;
+    free(ids);
+    if (rc != QV_OK) {
+        free(t);
+        return -1;
+    }
+    *texts = t;
+    return 0;
+}
+
+static void free_texts(char **texts, size_t n)
+{
+    for (size_t i = 0; texts && i < n; i++) qv_free(texts[i]);
+    free(texts);
+}
+
+int srv_format_search_reply(struct evbuffer *out, qv_coll *payloads, const qv_hit *hits, size_t n,
+                            uint64_t took_us, const qv_search_stats *st)
+{
+    char **texts;
+    if (!fast_encodable(hits, n, st) || fetch_payloads(payloads, hits, n, &texts) != 0) return -1;
+    char mid[48], *p = put_str(mid, ",\"took_us\":");
+    p = put_u64(p, took_us);
+    *p++ = ',';
+    int rc = evbuffer_add(out, "{", 1) || put_hits(out, texts, hits, n) ||
+             evbuffer_add(out, mid, (size_t)(p - mid)) || put_took(out, st) || evbuffer_add(out, "}", 1) ? -1 : 0;
+    free_texts(texts, n);
+    return rc;
+}
+
+int srv_format_batch_reply(struct evbuffer *out, qv_coll *c, const srv_fast_search *opts, size_t nq,
+                           const qv_hit *hits, size_t kmax, const size_t *nh, uint64_t took_us,
+                           const qv_search_stats *st)
+{
+    for (size_t q = 0; q < nq; q++)
+        if (!fast_encodable(hits + q * kmax, nh[q], &st[q])) return -1;
+    if (evbuffer_add(out, "{\"results\":[", 12)) return -1;
+    for (size_t q = 0; q < nq; q++) {
+        char **texts;
+        if (fetch_payloads(opts[q].with_payload ? c : NULL, hits + q * kmax, nh[q], &texts) != 0) return -1;
+        int rc = evbuffer_add(out, q ? ",{" : "{", q ? 2 : 1) || put_hits(out, texts, hits + q * kmax, nh[q]) ||
+                 evbuffer_add(out, ",", 1) || put_took(out, &st[q]) || evbuffer_add(out, "}", 1);
+        free_texts(texts, nh[q]);
+        if (rc) return -1;
+    }
+    char tail[48], *p = put_str(tail, "],\"took_us\":");
+    p = put_u64(p, took_us);
+    *p++ = '}';
+    return evbuffer_add(out, tail, (size_t)(p - tail));
 }

@@ -158,6 +158,7 @@ void srv_path_release(srv_path *sp);
 #define SRV_DEFAULT_K   10u
 #define SRV_MAX_EF      65536u
 #define SRV_MAX_NPROBE  65536u
+#define SRV_MAX_BATCH   4096u      /* searches per batch request */
 
 /* ---- JSON replies (json_out.c) ---------------------------------------------------- */
 struct evbuffer;
@@ -179,12 +180,23 @@ typedef struct { uint32_t k, ef, nprobe; int with_payload; } srv_fast_search;
  *  the very same values, now in vec and out. 0: anything else, including every invalid
  *  body; the caller then takes the general path, which words the error. */
 int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fast_search *out);
+/** The same for a batch body {"searches":[...]} of 1..SRV_MAX_BATCH plain searches: 1 with
+ *  *nq searches, their vectors in *vecs (nq * dim) and options in *opts (both malloc'd,
+ *  the caller frees them); 0 (nothing allocated) for anything else. */
+int srv_scan_search_batch(const char *s, size_t len, uint32_t dim, float **vecs, srv_fast_search **opts,
+                          size_t *nq);
 /** Append the reply {"hits":[...],"took_us":..,"took":{...}} exactly as the general path
  *  encodes it, with each hit's stored payload read from payloads unless that is NULL.
  *  -1 for what only the general path encodes (unindexed keys, non-finite scores: nothing
  *  is appended then) or out of memory (out holds a part: discard it). */
 int srv_format_search_reply(struct evbuffer *out, qv_coll *payloads, const qv_hit *hits, size_t n,
                             uint64_t took_us, const qv_search_stats *st);
+/** The batch reply {"results":[{"hits":[...],"took":{...}},...],"took_us":..} exactly as
+ *  the general path encodes it: query q's nh[q] hits at hits + q * kmax, its stats st[q],
+ *  payloads read from c for the queries whose opts ask for them. -1 as above. */
+int srv_format_batch_reply(struct evbuffer *out, qv_coll *c, const srv_fast_search *opts, size_t nq,
+                           const qv_hit *hits, size_t kmax, const size_t *nh, uint64_t took_us,
+                           const qv_search_stats *st);
 
 /* ---- workers (main.c) ------------------------------------------------------------- */
 /** The calling worker starts (1) or ends (0) handling a request: connection pacing does

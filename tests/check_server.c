@@ -447,6 +447,40 @@ START_TEST(test_fast_path_same_reply)
             free(general);
             free(vj);
         }
+        /* batches: the same for all (one library call) or mixed (one call each), payloads
+         * for some; the general path's copy has "filter":null in its last search */
+        snprintf(path, sizeof path, "/collections/%s/search/batch", colls[c].name);
+        for (int b = 0; b < 6; b++) {
+            int nb = 1 + b * 3, mixed = b % 2;
+            size_t cap = (size_t)nb * (dim * 24 + 128) + 64, fl = 0, gl = 0;
+            char *fast = malloc(cap), *general = malloc(cap);
+            fl += (size_t)snprintf(fast + fl, cap - fl, "{\"searches\":[");
+            gl += (size_t)snprintf(general + gl, cap - gl, "{\"searches\":[");
+            for (int i = 0; i < nb; i++) {
+                char *vj = vec_json(v + (n + (size_t)(b * 7 + i) % 50) * dim, dim);
+                int k = mixed ? 1 + i % 5 : 5;
+                const char *wp = i % 2 ? ",\"with_payload\":true" : "";
+                const char *sep = i ? "," : "";
+                fl += (size_t)snprintf(fast + fl, cap - fl, "%s{\"vector\":%s,\"k\":%d%s}", sep, vj, k, wp);
+                gl += (size_t)snprintf(general + gl, cap - gl, "%s{\"vector\":%s,\"k\":%d%s%s}", sep, vj, k, wp,
+                                       i == nb - 1 ? ",\"filter\":null" : "");
+                free(vj);
+            }
+            snprintf(fast + fl, cap - fl, "]}");
+            snprintf(general + gl, cap - gl, "]}");
+            resp a = REQ(port, "POST", path, fast, 200);
+            resp g = REQ(port, "POST", path, general, 200);
+            ck_assert_int_eq(json_array_size(json_object_get(a.json, "results")), (size_t)nb);
+            char *ta = without_took_us(a.body), *tg = without_took_us(g.body);
+            ck_assert_msg(strcmp(ta, tg) == 0, "%s batch: fast and general replies differ:\n%s\n%s",
+                          colls[c].name, ta, tg);
+            free(ta);
+            free(tg);
+            resp_free(&a);
+            resp_free(&g);
+            free(fast);
+            free(general);
+        }
         free(base);
     }
     qv_free(sift);
@@ -530,6 +564,56 @@ START_TEST(test_payload_numbers_exact)
     r = REQ(port, "GET", "/collections/p/points/1", NULL, 200);
     ck_assert_msg(strstr(r.body, "\"vector\":[0.100000001,0.200000003]"), "vector: %s", r.body);
     resp_free(&r);
+    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Replies over 16 KiB on a kept-alive connection come at once. libevent writes at most
+ * 16 KiB per call, and without TCP_NODELAY the kernel held the rest back (Nagle) until the
+ * client's delayed ACK: 40 ms per reply, so 10 such GETs took 400 ms or more. */
+START_TEST(test_large_replies_not_delayed)
+{
+    char *dir = make_tmpdir("qv-srv-nagle");
+    server s;
+    server_start(&s, dir, NULL);
+    enum { DIM = 4096, ROUNDS = 10 };
+    resp r = REQ(s.port, "PUT", "/collections/big", "{\"dim\":4096,\"index\":{\"type\":\"flat\"}}", 201);
+    resp_free(&r);
+    float *v = random_vectors(1, DIM, 5);
+    char *pts = points_json(1, DIM, 1, v, 0);
+    r = REQ(s.port, "PUT", "/collections/big/points", pts, 200);
+    resp_free(&r);
+    free(pts);
+    free(v);
+    int fd = raw_connect(s.port);
+    static const char req[] = "GET /collections/big/points/1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < ROUNDS; i++) {
+        ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
+        size_t got = 0, want = 0;
+        for (;;) {                                   /* headers, then Content-Length bytes */
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            ck_assert_msg(poll(&p, 1, 30000) == 1, "no reply %d", i);
+            ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+            ck_assert_int_gt(n, 0);
+            got += (size_t)n;
+            buf[got] = 0;
+            char *end = strstr(buf, "\r\n\r\n"), *cl = strstr(buf, "Content-Length: ");
+            if (end && cl && !want) want = (size_t)(end + 4 - buf) + (size_t)atol(cl + 16);
+            if (want && got >= want) break;
+        }
+        ck_assert_uint_gt(want, 32768);             /* the reply is well over 16 KiB */
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    ck_assert_msg(ms < 300, "%d replies of 50 KB took %.0f ms (a Nagle stall is 40 ms each)", ROUNDS, ms);
+    close(fd);
+    free(buf);
     ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
     rm_rf(dir);
     free(dir);
@@ -1591,6 +1675,7 @@ Suite *qv_server_suite(void)
     tcase_add_test(tc, test_fast_path_same_reply);
     tcase_add_test(tc, test_connections_spread);
     tcase_add_test(tc, test_payload_numbers_exact);
+    tcase_add_test(tc, test_large_replies_not_delayed);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_slow_client);
     tcase_add_test(tc, test_auth);

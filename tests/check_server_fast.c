@@ -284,6 +284,126 @@ START_TEST(test_scan_mutations)
 }
 END_TEST
 
+/* ---- batches ----------------------------------------------------------------------------- */
+
+/* The general path's reading of a batch body: 1 (values in vecs/opts), 0 refused, -1
+ * accepted but not a plain batch (a filter somewhere). */
+static int ref_parse_batch(const char *body, size_t len, uint32_t dim, float *vecs, srv_fast_search *opts,
+                           size_t *nq)
+{
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    int rc = 0;
+    json_t *a = o && json_is_object(o) && json_object_size(o) == 1 ? json_object_get(o, "searches") : NULL;
+    if (!a || !json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > SRV_MAX_BATCH) goto out;
+    rc = 1;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        char *one = json_dumps(json_array_get(a, i), JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+        int r1 = ref_parse(one, strlen(one), dim, vecs + i * dim, &opts[i]);
+        free(one);
+        if (r1 == 0) { rc = 0; break; }
+        if (r1 < 0) rc = -1;
+    }
+    *nq = json_array_size(a);
+out:
+    json_decref(o);
+    return rc;
+}
+
+static int check_batch_body(const char *body, uint32_t dim, int must_take)
+{
+    float *va = NULL, *vb = calloc((size_t)SRV_MAX_BATCH * dim + 1, sizeof *vb);
+    srv_fast_search *oa = NULL, *ob = calloc(SRV_MAX_BATCH + 1, sizeof *ob);
+    size_t na = 0, nb = 0;
+    int got = srv_scan_search_batch(body, strlen(body), dim, &va, &oa, &na);
+    int want = ref_parse_batch(body, strlen(body), dim, vb, ob, &nb);
+    if (got) {
+        ck_assert_msg(want == 1, "fast path took a batch the general path %s: %.200s",
+                      want == 0 ? "refuses" : "handles otherwise", body);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_msg(memcmp(va, vb, na * dim * sizeof *va) == 0, "batch vectors differ: %.200s", body);
+        for (size_t i = 0; i < na; i++)
+            ck_assert(oa[i].k == ob[i].k && oa[i].ef == ob[i].ef && oa[i].nprobe == ob[i].nprobe &&
+                      oa[i].with_payload == ob[i].with_payload);
+    } else {
+        ck_assert_ptr_null(va);
+        ck_assert_msg(!must_take, "fast path refused a plain batch: %.200s", body);
+    }
+    free(va);
+    free(oa);
+    free(vb);
+    free(ob);
+    return got;
+}
+
+static char *random_batch(qv_rng *r, uint32_t dim, int n)
+{
+    size_t cap = 64, len = 0;
+    char *out = malloc(cap);
+    len += (size_t)sprintf(out, "%s{%s\"searches\"%s:%s[", ws(r), ws(r), ws(r), ws(r));
+    for (int i = 0; i < n; i++) {
+        char *one = random_body(r, dim);
+        size_t need = len + strlen(one) + 32;
+        if (need > cap) out = realloc(out, cap = 2 * need);
+        len += (size_t)sprintf(out + len, "%s%s%s", i ? "," : "", ws(r), one);
+        free(one);
+    }
+    if (len + 32 > cap) out = realloc(out, cap = len + 32);
+    sprintf(out + len, "%s]%s}%s", ws(r), ws(r), ws(r));
+    return out;
+}
+
+START_TEST(test_scan_batches)
+{
+    qv_rng r;
+    qv_rng_seed(&r, 606);
+    int n = sanitized() ? 100 : 1000;
+    for (int it = 0; it < n; it++) {
+        uint32_t dim = 1 + (uint32_t)qv_rng_below(&r, 40);
+        char *b = random_batch(&r, dim, 1 + (int)qv_rng_below(&r, 20));
+        check_batch_body(b, dim, 1);
+        free(b);
+    }
+    /* random edits: whatever the scanner still takes, the general path takes alike */
+    static const char alphabet[] = "{}[],:\" 0123456789.eE+-ktrufalsnvecopbwhy_\\\n";
+    int taken = 0, m = sanitized() ? 1000 : 10000;
+    for (int it = 0; it < m; it++) {
+        uint32_t dim = 1 + (uint32_t)qv_rng_below(&r, 3);
+        char *b = random_batch(&r, dim, 1 + (int)qv_rng_below(&r, 3));
+        size_t len = strlen(b);
+        b = realloc(b, len + 8);
+        size_t at = qv_rng_below(&r, len + 1);
+        char c = alphabet[qv_rng_below(&r, sizeof alphabet - 1)];
+        switch (qv_rng_below(&r, 3)) {
+        case 0: if (at < len) b[at] = c; break;
+        case 1: memmove(b + at + 1, b + at, len - at + 1); b[at] = c; break;
+        default: if (at < len) memmove(b + at, b + at + 1, len - at); break;
+        }
+        taken += check_batch_body(b, dim, 0);
+        free(b);
+    }
+    ck_assert_int_gt(taken, m / 50);
+    static const char *const refused[] = {
+        "", "{}", "{\"searches\":[]}", "{\"searches\":{}}", "{\"searches\":null}",
+        "{\"searches\":[{\"vector\":[1]}],\"k\":1}", "{\"k\":1,\"searches\":[{\"vector\":[1]}]}",
+        "{\"searches\":[{\"vector\":[1]}]} x", "{\"searches\":[{\"vector\":[1]},]}",
+        "{\"searches\":[{\"vector\":[1]},{\"vector\":[1],\"filter\":null}]}",
+        "{\"searches\":[{\"vector\":[1,2]}]}", "{\"search\\u0065s\":[{\"vector\":[1]}]}",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        ck_assert_msg(check_batch_body(refused[i], 1, 0) == 0, "took: %s", refused[i]);
+    /* the limit: SRV_MAX_BATCH searches are taken, one more is left to the general path */
+    size_t cap = (SRV_MAX_BATCH + 1) * 32 + 32;
+    char *big = malloc(cap), *p = big;
+    p += sprintf(p, "{\"searches\":[");
+    for (unsigned i = 0; i < SRV_MAX_BATCH; i++) p += sprintf(p, "%s{\"vector\":[%u]}", i ? "," : "", i);
+    strcpy(p, "]}");
+    ck_assert_int_eq(check_batch_body(big, 1, 1), 1);
+    strcpy(p, ",{\"vector\":[1]}]}");
+    ck_assert_int_eq(check_batch_body(big, 1, 0), 0);
+    free(big);
+}
+END_TEST
+
 /* ---- the reply ---------------------------------------------------------------------- */
 
 /* The reply as the general path builds it (handlers.c: hits_value, took_value). */
@@ -552,6 +672,7 @@ Suite *qv_server_fast_suite(void)
     tcase_add_test(tc, test_scan_numbers);
     tcase_add_test(tc, test_scan_refuses);
     tcase_add_test(tc, test_scan_mutations);
+    tcase_add_test(tc, test_scan_batches);
     tcase_add_test(tc, test_reply_matches_jansson);
     tcase_add_test(tc, test_reply_leaves_the_rest);
     tcase_add_test(tc, test_json_write_matches_jansson);
