@@ -6,7 +6,8 @@
  * HNSW search itself (a tree of 130 nodes, one malloc and one locale lookup per number, a
  * tree again for the reply, printf for every field). Here the body is scanned in place and
  * the reply written straight into a buffer; payloads, the user's JSON, still go through
- * jansson and json_out.c, exactly as on the general path.
+ * jansson and json_out.c, exactly as on the general path. A batch of such searches
+ * ({"searches":[...]}) is scanned the same way, one search object at a time.
  *
  * The fast path never words an error. srv_scan_search() accepts only bodies that the
  * general path (jsonin.c + handlers.c) accepts too, and reads the same values from them;
