@@ -508,30 +508,18 @@ static json_t *hits_value(qv_coll *c, const qv_hit *hits, size_t n, int with_pay
 {
     json_t *arr = json_array();
     char **texts = NULL;
-    if (arr && with_payload && n) {
-        /* one read transaction for all hits; a point deleted since the search shows null
-         * (so does any failure to read: the hits themselves are still right) */
-        uint64_t *ids = malloc(n * sizeof *ids);
-        texts = calloc(n, sizeof *texts);
-        for (size_t i = 0; ids && i < n; i++) ids[i] = hits[i].id;
-        if (!ids || !texts || qv_get_payloads(c, n, ids, texts) != QV_OK)
-            for (size_t i = 0; texts && i < n; i++) texts[i] = NULL;
-        free(ids);
-        if (!texts) {
-            json_decref(arr);
-            return NULL;
-        }
-    }
+    /* a point deleted since the search shows null (so does any failure to read: the hits
+     * themselves are still right) */
+    if (with_payload && srv_hit_payloads(c, hits, n, &texts) != 0) texts = NULL;
     for (size_t i = 0; arr && i < n; i++) {
         json_t *h = json_pack("{s:I,s:f}", "id", (json_int_t)hits[i].id, "score", (double)hits[i].score);
-        if (h && with_payload) json_object_set_new(h, "payload", payload_value(texts[i]));
+        if (h && with_payload) json_object_set_new(h, "payload", payload_value(texts ? texts[i] : NULL));
         if (!h || json_array_append_new(arr, h) != 0) {
             json_decref(arr);
             arr = NULL;
         }
     }
-    for (size_t i = 0; texts && i < n; i++) qv_free(texts[i]);
-    free(texts);
+    srv_free_payloads(texts, n);
     return arr;
 }
 

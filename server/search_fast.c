@@ -346,8 +346,7 @@ static int fast_encodable(const qv_hit *hits, size_t n, const qv_search_stats *s
     return 1;
 }
 
-/* The hits' stored payloads, in one transaction; *texts NULL when none are wanted. */
-static int fetch_payloads(qv_coll *c, const qv_hit *hits, size_t n, char ***texts)
+int srv_hit_payloads(qv_coll *c, const qv_hit *hits, size_t n, char ***texts)
 {
     *texts = NULL;
     if (!c || n == 0) return 0;
@@ -364,7 +363,7 @@ static int fetch_payloads(qv_coll *c, const qv_hit *hits, size_t n, char ***text
     return 0;
 }
 
-static void free_texts(char **texts, size_t n)
+void srv_free_payloads(char **texts, size_t n)
 {
     for (size_t i = 0; texts && i < n; i++) qv_free(texts[i]);
     free(texts);
@@ -374,13 +373,13 @@ int srv_format_search_reply(struct evbuffer *out, qv_coll *payloads, const qv_hi
                             uint64_t took_us, const qv_search_stats *st)
 {
     char **texts;
-    if (!fast_encodable(hits, n, st) || fetch_payloads(payloads, hits, n, &texts) != 0) return -1;
+    if (!fast_encodable(hits, n, st) || srv_hit_payloads(payloads, hits, n, &texts) != 0) return -1;
     char mid[48], *p = put_str(mid, ",\"took_us\":");
     p = put_u64(p, took_us);
     *p++ = ',';
     int rc = evbuffer_add(out, "{", 1) || put_hits(out, texts, hits, n) ||
              evbuffer_add(out, mid, (size_t)(p - mid)) || put_took(out, st) || evbuffer_add(out, "}", 1) ? -1 : 0;
-    free_texts(texts, n);
+    srv_free_payloads(texts, n);
     return rc;
 }
 
@@ -393,10 +392,10 @@ int srv_format_batch_reply(struct evbuffer *out, qv_coll *c, const srv_fast_sear
     if (evbuffer_add(out, "{\"results\":[", 12)) return -1;
     for (size_t q = 0; q < nq; q++) {
         char **texts;
-        if (fetch_payloads(opts[q].with_payload ? c : NULL, hits + q * kmax, nh[q], &texts) != 0) return -1;
+        if (srv_hit_payloads(opts[q].with_payload ? c : NULL, hits + q * kmax, nh[q], &texts) != 0) return -1;
         int rc = evbuffer_add(out, q ? ",{" : "{", q ? 2 : 1) || put_hits(out, texts, hits + q * kmax, nh[q]) ||
                  evbuffer_add(out, ",", 1) || put_took(out, &st[q]) || evbuffer_add(out, "}", 1);
-        free_texts(texts, nh[q]);
+        srv_free_payloads(texts, nh[q]);
         if (rc) return -1;
     }
     char tail[48], *p = put_str(tail, "],\"took_us\":");

@@ -191,6 +191,11 @@ int srv_scan_search_batch(const char *s, size_t len, uint32_t dim, float **vecs,
  *  is appended then) or out of memory (out holds a part: discard it). */
 int srv_format_search_reply(struct evbuffer *out, qv_coll *payloads, const qv_hit *hits, size_t n,
                             uint64_t took_us, const qv_search_stats *st);
+/** The stored payloads of hits from c in one read transaction (qv_get_payloads): *texts
+ *  gets n strings or NULLs (a point without payload, or deleted since), or NULL itself
+ *  when c is NULL or n is 0. -1 when they could not be read. Free with srv_free_payloads. */
+int srv_hit_payloads(qv_coll *c, const qv_hit *hits, size_t n, char ***texts);
+void srv_free_payloads(char **texts, size_t n);
 /** The batch reply {"results":[{"hits":[...],"took":{...}},...],"took_us":..} exactly as
  *  the general path encodes it: query q's nh[q] hits at hits + q * kmax, its stats st[q],
  *  payloads read from c for the queries whose opts ask for them. -1 as above. */
