@@ -14,6 +14,9 @@
 #        linked with core/, index/ and the emulation, so that index/flat.c's GPU batch path
 #        (QV_GPU_AUTO / QV_GPU_REQUIRE) runs without a GPU (also needs OpenBLAS)
 #   make -f gpu/gpu-check.mk BUILD=build/gpu emu-ivf  the suites "ivf" and "kmeans" likewise
+#   make -f gpu/gpu-check.mk BUILD=build/gpu device-bundle  the suites gpu, flat, ivf, kmeans
+#        against the real CUDA objects, with the shared libraries they need, to carry to a
+#        GPU machine that has neither OpenBLAS nor check (see the rule below)
 #
 # Run: gpu-check prints one line per step, then gpu/check/torch_bench.py times
 # torch.matmul + torch.topk on the same shapes and prints the summary table last (if
@@ -21,7 +24,7 @@
 # Without a usable device gpu-check prints "gpu-check: no usable CUDA device: <why> --
 # nothing measured" and the target FAILS (exit status 2): a GPU check that measured
 # nothing must not look like a pass. A failed correctness check also fails the target.
-# The run takes well under a minute on an H100 once built.
+# The run takes about 30 s on an H100 (14 s of it gpu-check) once built.
 
 BUILD ?= build/gpu
 CUDA_HOME ?= /usr/local/cuda
@@ -138,4 +141,31 @@ $(EMUI)/quiver-tests-ivf: $(EMUI_OBJ)
 emu-ivf: $(EMUI)/quiver-tests-ivf
 	CK_FORK=no QV_DATA_DIR=$(DATA) $(EMUI)/quiver-tests-ivf
 
-.PHONY: run build emu emu-flat emu-ivf check-nvcc
+# ---- the index suites on a real device (device-tests) -----------------------------------
+# The suites "gpu", "flat", "ivf", "kmeans" and "ivf-concurrency" linked with the real
+# CUDA objects: the index API's GPU paths (QV_GPU_AUTO / QV_GPU_REQUIRE) against the CPU
+# on a device. Built where OpenBLAS and check are installed; `device-bundle` copies the
+# binary and the shared libraries it needs beside CUDA's into $(DEV)/bundle, for a
+# machine that has a GPU but not those libraries:
+#   (there)  cd $(DEV)/bundle && LD_LIBRARY_PATH=. QV_DATA_DIR=<data> ./quiver-tests-dev
+DEV := $(BUILD)/dev
+DEV_OBJ := $(CU_OBJ) $(C_OBJ) $(EMUF_LIB_SRC:%=$(DEV)/obj/%.o) \
+           $(addprefix $(DEV)/obj/tests/,check_gpu.c.o check_index_flat.c.o check_index_ivf.c.o \
+             check_index_kmeans.c.o test_util.c.o run.c.o)
+$(DEV)/obj/%.c.o: %.c $(HDRS) $(wildcard core/*.h index/*.h tests/*.h) $(DEV)/suites.inc | check-nvcc
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_CHK) $(BLAS_CFLAGS) -I$(CUDA_HOME)/include -Itests -I$(DEV) -c $< -o $@
+$(DEV)/suites.inc:
+	@mkdir -p $(@D)
+	printf 'SUITE(qv_gpu_suite)\nSUITE(qv_flat_suite)\nSUITE(qv_ivf_suite)\nSUITE(qv_kmeans_suite)\nSUITE(qv_ivf_concurrency_suite)\n' > $@
+$(DEV)/quiver-tests-dev: $(DEV_OBJ)
+	$(CXX) -pthread -o $@ $^ -lcheck -lsubunit -lrt -lm $(BLAS_LIBS) $(CUDA_LIBS)
+
+device-tests: $(DEV)/quiver-tests-dev
+device-bundle: $(DEV)/quiver-tests-dev
+	rm -rf $(DEV)/bundle && mkdir -p $(DEV)/bundle && cp $< $(DEV)/bundle/
+	ldd $< | awk '/=> \// {print $$3}' | grep -v -e 'libcu' -e 'libc\.so' -e 'libm\.so' \
+	  -e 'libstdc++' -e 'libgcc_s' -e 'ld-linux' -e 'libdl' -e 'libpthread' -e 'librt' | xargs -I{} cp -L {} $(DEV)/bundle/
+	du -sh $(DEV)/bundle
+
+.PHONY: run build emu emu-flat emu-ivf check-nvcc device-tests device-bundle

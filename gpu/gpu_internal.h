@@ -83,6 +83,8 @@ typedef struct {
 
 enum { QV_GPU_KNN_GEMM_ONLY = 1 }; /* skip selection: dist/rows are left untouched */
 
+/** Change a database's tile_rows / query_batch options (0 = auto), for the tiling sweep. */
+void qv_gpu__flat_set_tiling(qv_gpu_flat *g, size_t tile_rows, size_t query_batch);
 /** qv_gpu_flat_knn with flags and the plan it used (plan may be NULL). */
 int qv_gpu__flat_knn_ex(qv_gpu_flat *g, size_t nq, const float *q, size_t k, float *dist,
                         int64_t *rows, unsigned flags, qv_gpu_plan *plan);

@@ -13,20 +13,19 @@
  *
  * Selection (select_kernel, one block per query row of a tile). The running k best of
  * each query live on the device as packed (distance key, row) entries (gpu_engine.h).
- * Because tiles arrive in row order, a tile entry can only enter when its key is below
- * the key of the current k-th best: a first pass counts those. If at most k qualify they
- * are all taken; otherwise a 4-pass radix select (8 bits per pass, shared-memory
- * histogram) finds the k-th smallest key T, and the entries below T plus the needed
- * number of entries equal to T with the smallest rows (a second radix select over rows,
- * only when there are more ties than needed) are gathered. The gathered k are sorted
- * (bitonic, shared memory) and merged with the running list by merge-path ranks; results
- * are deterministic and ties go to the smaller row, as on the CPU. k = 1 (k-means
- * assignment) is a single block-wide min. After the first tile few entries pass the
- * bound, so later tiles cost about two reads of the tile.
+ * The block reads its row once: entries below the current k-th best go to a shared
+ * buffer, which is sorted and merged into the running list when it could overflow and at
+ * the end of the row. After the first few rounds of the first tile about k of every n
+ * entries seen pass, so a tile costs one read and the merges are small. Results are
+ * deterministic and ties go to the smaller row, as on the CPU. k = 1 (k-means
+ * assignment) is a single block-wide min.
  *
  * Tiling (qv_gpu__plan). Free device memory (cudaMemGetInfo) sets the budget (3/4 of
  * free, or the caller's cap); the distance tile aims at 1 GiB at most, database tiles
- * at 65536 rows, queries as many as fit. Host-mode databases are copied tile by tile
+ * at 65536 rows, queries as many as fit: on an H100 this 1 GiB tile timed best of the
+ * sizes tried (down to L2-sized tiles of 16 MB, which lose to launch overhead), and a
+ * second tile with the selection on its own stream beside the next GEMM did not pay
+ * (1.26x SGEMM against 1.21x: the GEMM fills the device), so there is one stream. Host-mode databases are copied tile by tile
  * into a staging buffer (the copy from pageable memory is not overlapped with compute).
  */
 #include "gpu/gpu_engine.h"
@@ -98,68 +97,95 @@ static __global__ void finalize_kernel(const qv_u64 *best, size_t total, size_t 
 
 /* ---- the selection kernel ------------------------------------------------------------ */
 
-static __device__ __forceinline__ unsigned sel_key(const qv_gpu_sel &a, const float *d, int j)
-{
-    float v = d[j];
-    if (a.add) v += a.add[j];
-    return f2key(v);
-}
+/* Candidates gathered between two merges into the running list; a round reads
+ * SEL_THREADS * 4 entries of the row. */
+#define SEL_ROUND (SEL_THREADS * 4)
+
 static __device__ __forceinline__ unsigned sel_id(const qv_gpu_sel &a, const unsigned *ids, int j)
 {
     return ids ? ids[j] : a.id0 + (unsigned)j;
 }
 
-/*
- * Radix select, 8 bits a pass, over the entries of one row that pass the filter:
- * by_id = 0: entries with key < lim, value = key; by_id = 1: entries with key == lim,
- * value = id. Returns the krem-th smallest value (1-based); *krem_left = how many
- * entries equal to it are needed, *eq_total = how many there are. Block-uniform.
- */
-static __device__ unsigned radix_select(const qv_gpu_sel &a, const float *d, const unsigned *ids,
-                                        int len, int by_id, unsigned lim, unsigned krem,
-                                        unsigned *hist, unsigned *s_word, unsigned *krem_left,
-                                        unsigned *eq_total)
+/* Bitonic sort of buf[0..p2) ascending (p2 a power of two), block-wide. */
+static __device__ void sort_block(qv_u64 *buf, unsigned p2)
 {
-    const int tid = threadIdx.x, nth = blockDim.x;
-    unsigned prefix = 0, mask = 0;
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        for (int i = tid; i < 256; i += nth) hist[i] = 0;
-        __syncthreads();
-        for (int j = tid; j < len; j += nth) {
-            unsigned key = sel_key(a, d, j);
-            if (by_id ? key != lim : key >= lim) continue;
-            unsigned v = by_id ? sel_id(a, ids, j) : key;
-            if ((v & mask) == prefix) atomicAdd(&hist[(v >> shift) & 255u], 1u);
-        }
-        __syncthreads();
-        if (tid == 0) {
-            unsigned cum = 0, dsel = 255;
-            for (unsigned dd = 0; dd < 256; dd++) {
-                if (cum + hist[dd] >= krem) { dsel = dd; break; }
-                cum += hist[dd];
+    const unsigned tid = threadIdx.x, nth = blockDim.x;
+    for (unsigned size = 2; size <= p2; size <<= 1) {
+        for (unsigned stride = size >> 1; stride > 0; stride >>= 1) {
+            for (unsigned t = tid; t < p2 / 2; t += nth) {
+                unsigned i = 2 * t - (t & (stride - 1));
+                unsigned j = i + stride;
+                qv_u64 x = buf[i], y = buf[j];
+                int up = (i & size) == 0;
+                if ((x > y) == up) { buf[i] = y; buf[j] = x; }
             }
-            s_word[0] = dsel;
-            s_word[1] = krem - cum;
-            s_word[2] = hist[dsel];
+            __syncthreads();
         }
-        __syncthreads();
-        prefix |= s_word[0] << shift;
-        mask |= 0xFFu << shift;
-        krem = s_word[1];
-        *eq_total = s_word[2];
-        __syncthreads();           /* s_word is rewritten by the next pass */
     }
-    *krem_left = krem;
-    return prefix;
 }
 
+/*
+ * run[0..k) = the k smallest of run[0..k) and buf[0..m), block-wide; buf is sorted on
+ * the way. Every entry of buf is a real candidate, and no two real entries are equal (the
+ * rows differ), so an entry's place in the merged list is its index plus the number of
+ * smaller entries in the other list. New places are computed first, into registers, and
+ * written after a barrier (run is read by everyone until then).
+ */
+template <int KMAX>
+static __device__ void merge_into_run(qv_u64 *run, qv_u64 *buf, unsigned m, int k)
+{
+    enum { PER = (KMAX + SEL_THREADS - 1) / SEL_THREADS };
+    const unsigned tid = threadIdx.x, nth = blockDim.x;
+    unsigned p2 = 1;
+    while (p2 < m) p2 <<= 1;
+    for (unsigned i = m + tid; i < p2; i += nth) buf[i] = QV_GPU_EMPTY;
+    __syncthreads();
+    sort_block(buf, p2);
+    const unsigned mk = m < (unsigned)k ? m : (unsigned)k;   /* only these can enter */
+    qv_u64 val[2 * PER];
+    unsigned pos[2 * PER];
+    int n = 0;
+    for (unsigned i = tid; i < (unsigned)k; i += nth, n++) {
+        qv_u64 v = run[i];
+        unsigned lo = 0, hi = mk;
+        while (lo < hi) { unsigned mid = (lo + hi) / 2; if (buf[mid] < v) lo = mid + 1; else hi = mid; }
+        val[n] = v;
+        pos[n] = i + lo;
+    }
+    for (unsigned j = tid; j < mk; j += nth, n++) {
+        qv_u64 v = buf[j];
+        unsigned lo = 0, hi = (unsigned)k;
+        while (lo < hi) { unsigned mid = (lo + hi) / 2; if (run[mid] < v) lo = mid + 1; else hi = mid; }
+        val[n] = v;
+        pos[n] = j + lo;
+    }
+    __syncthreads();
+    for (int i = 0; i < n; i++)
+        if (pos[i] < (unsigned)k) run[pos[i]] = val[i];
+    __syncthreads();
+}
+
+/*
+ * One block per row. The running k best of the row's query (ws->best) are loaded into
+ * shared memory; the row is read once, in rounds of SEL_ROUND entries (a float4 per
+ * thread where the row is 16-byte aligned), and an entry whose key is below the current
+ * k-th best is appended to a shared buffer. When the next round might overflow the
+ * buffer, and at the end of the row, the buffer is sorted and merged into the running
+ * list, which tightens the bound. On the first tile of a search every entry of the first
+ * few rounds passes; after the first merge about k of every n entries seen do, so the row
+ * costs one read. Ties: an entry equal to the k-th best can only enter with a smaller
+ * row; rows offered by a flat search grow through the row and from tile to tile, so
+ * equal keys are simply refused, while an explicit ids array (IVF candidates, in any
+ * order) compares the packed (key, row).
+ */
+template <int KMAX>
 static __global__ void __launch_bounds__(SEL_THREADS) select_kernel(qv_gpu_sel a)
 {
-    __shared__ qv_u64 run[SEL_MAXK];
-    __shared__ qv_u64 cand[SEL_MAXK];
-    __shared__ unsigned hist[256];
-    __shared__ unsigned s_word[4];
-    __shared__ unsigned s_count, s_less, s_eq;
+    enum { CAP = KMAX <= 128 ? 2048 : 4096 };
+    __shared__ qv_u64 run[KMAX];
+    __shared__ qv_u64 buf[CAP];
+    __shared__ unsigned s_cnt;
+    __shared__ int s_merged;
 
     const size_t row = blockIdx.x;
     const int tid = threadIdx.x, nth = blockDim.x;
@@ -167,94 +193,70 @@ static __global__ void __launch_bounds__(SEL_THREADS) select_kernel(qv_gpu_sel a
     const unsigned *ids = a.ids ? a.ids + row * a.ld : NULL;
     const int len = a.len_of ? a.len_of[row] : a.len;
     const int k = a.k;
+    const float *add = a.add;
     qv_u64 *best = a.best + row * (size_t)k;
 
     if (k == 1) {                                   /* argmin: one read, no bound needed */
         qv_u64 m = QV_GPU_EMPTY;
         for (int j = tid; j < len; j += nth) {
-            qv_u64 e = pack(sel_key(a, d, j), sel_id(a, ids, j));
+            float v = d[j];
+            if (add) v += add[j];
+            qv_u64 e = pack(f2key(v), sel_id(a, ids, j));
             if (e < m) m = e;
         }
-        cand[tid] = m;
+        buf[tid] = m;
         __syncthreads();
         for (int s = nth / 2; s > 0; s >>= 1) {
-            if (tid < s && cand[tid + s] < cand[tid]) cand[tid] = cand[tid + s];
+            if (tid < s && buf[tid + s] < buf[tid]) buf[tid] = buf[tid + s];
             __syncthreads();
         }
-        if (tid == 0 && cand[0] < best[0]) best[0] = cand[0];
+        if (tid == 0 && buf[0] < best[0]) best[0] = buf[0];
         return;
     }
 
     for (int i = tid; i < k; i += nth) run[i] = best[i];
-    if (tid == 0) { s_count = 0; s_less = 0; s_eq = 0; }
+    if (tid == 0) { s_cnt = 0; s_merged = 0; }
     __syncthreads();
-    const qv_u64 worst = run[k - 1];
-    const unsigned bound = worst == QV_GPU_EMPTY ? 0xFFFFFFFFu : (unsigned)(worst >> 32);
+    qv_u64 worst = run[k - 1];
+    unsigned bound = worst == QV_GPU_EMPTY ? 0xFFFFFFFFu : (unsigned)(worst >> 32);
+    const int vec = ((size_t)d & 15) == 0 && ((size_t)add & 15) == 0;
 
-    unsigned cnt = 0;
-    for (int j = tid; j < len; j += nth) cnt += sel_key(a, d, j) < bound;
-    if (cnt) atomicAdd(&s_count, cnt);
-    __syncthreads();
-    const unsigned total = s_count;
-    if (total == 0) return;                          /* block-uniform */
-
-    unsigned lim = bound, need_eq = 0, id_lim = 0xFFFFFFFFu, m = total;
-    if (total > (unsigned)k) {
-        unsigned eq_total = 0;
-        lim = radix_select(a, d, ids, len, 0, bound, (unsigned)k, hist, s_word, &need_eq, &eq_total);
-        if (eq_total > need_eq) {                   /* more ties at the k-th key than room */
-            unsigned left = 0, dummy = 0;
-            id_lim = radix_select(a, d, ids, len, 1, lim, need_eq, hist, s_word, &left, &dummy);
-        }
-        m = (unsigned)k;
-    }
-    const unsigned eq_base = m - need_eq;
-    for (int j = tid; j < len; j += nth) {
-        unsigned key = sel_key(a, d, j);
-        if (key < lim) {
-            unsigned p = atomicAdd(&s_less, 1u);
-            cand[p] = pack(key, sel_id(a, ids, j));
-        } else if (need_eq && key == lim) {
-            unsigned id = sel_id(a, ids, j);
-            if (id <= id_lim) {
-                unsigned p = atomicAdd(&s_eq, 1u);
-                cand[eq_base + p] = pack(key, id);
+    for (int base = 0; base < len; base += SEL_ROUND) {
+        const int j0 = base + tid * 4;
+        float v[4];
+        int cnt = len - j0 < 4 ? len - j0 : 4;
+        if (cnt == 4 && vec) {
+            float4 x = *(const float4 *)(d + j0);
+            v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+            if (add) {
+                float4 y = *(const float4 *)(add + j0);
+                v[0] += y.x; v[1] += y.y; v[2] += y.z; v[3] += y.w;
             }
+        } else {
+            for (int t = 0; t < cnt; t++) v[t] = add ? d[j0 + t] + add[j0 + t] : d[j0 + t];
         }
-    }
-    unsigned p2 = 1;
-    while (p2 < m) p2 <<= 1;
-    __syncthreads();
-    for (unsigned i = m + tid; i < p2; i += nth) cand[i] = QV_GPU_EMPTY;
-    __syncthreads();
-    for (unsigned size = 2; size <= p2; size <<= 1) {            /* bitonic sort, ascending */
-        for (unsigned stride = size >> 1; stride > 0; stride >>= 1) {
-            for (unsigned t = tid; t < p2 / 2; t += nth) {
-                unsigned i = 2 * t - (t & (stride - 1));
-                unsigned j = i + stride;
-                qv_u64 x = cand[i], y = cand[j];
-                int up = (i & size) == 0;
-                if ((x > y) == up) { cand[i] = y; cand[j] = x; }
+        for (int t = 0; t < cnt; t++) {
+            unsigned key = f2key(v[t]);
+            if (key > bound) continue;
+            if (key == bound) {
+                if (!ids || bound == 0xFFFFFFFFu) continue;
+                if (pack(key, ids[j0 + t]) >= worst) continue;
             }
-            __syncthreads();
+            unsigned p = atomicAdd(&s_cnt, 1u);
+            buf[p] = pack(key, sel_id(a, ids, j0 + t));
         }
+        __syncthreads();
+        const unsigned m = s_cnt;
+        if (m + SEL_ROUND > (unsigned)CAP || (base + SEL_ROUND >= len && m > 0)) {
+            merge_into_run<KMAX>(run, buf, m, k);     /* block-uniform: m is shared */
+            worst = run[k - 1];
+            bound = worst == QV_GPU_EMPTY ? 0xFFFFFFFFu : (unsigned)(worst >> 32);
+            if (tid == 0) { s_cnt = 0; s_merged = 1; }
+        }
+        __syncthreads();
     }
-    /* Merge: an entry's output position = its index + the number of smaller entries in
-     * the other list (all real entries are distinct: the rows differ). */
-    for (int i = tid; i < k; i += nth) {
-        qv_u64 v = run[i];
-        unsigned lo = 0, hi = m;
-        while (lo < hi) { unsigned mid = (lo + hi) / 2; if (cand[mid] < v) lo = mid + 1; else hi = mid; }
-        unsigned pos = (unsigned)i + lo;
-        if (pos < (unsigned)k) best[pos] = v;
-    }
-    for (unsigned j = tid; j < m; j += nth) {
-        qv_u64 v = cand[j];
-        unsigned lo = 0, hi = (unsigned)k;
-        while (lo < hi) { unsigned mid = (lo + hi) / 2; if (run[mid] < v) lo = mid + 1; else hi = mid; }
-        unsigned pos = j + lo;
-        if (pos < (unsigned)k) best[pos] = v;
-    }
+    if (s_merged)
+        for (int i = tid; i < k; i += nth) best[i] = run[i];
 }
 
 /* ---- host wrappers --------------------------------------------------------------------- */
@@ -283,7 +285,11 @@ int qv_gpu__select(qv_gpu_ctx *c, const qv_gpu_sel *a, size_t nrows)
     int rc = QV_OK;
     if (nrows == 0) return QV_OK;
     QV_CHECK_INTERNAL(a->k >= 1 && a->k <= SEL_MAXK);
-    QV_LAUNCH(select_kernel, (unsigned)nrows, SEL_THREADS, c->stream, *a);
+    if (a->k <= 128) {      /* smaller shared buffers: more blocks per multiprocessor */
+        QV_LAUNCH(select_kernel<128>, (unsigned)nrows, SEL_THREADS, c->stream, *a);
+    } else {
+        QV_LAUNCH(select_kernel<SEL_MAXK>, (unsigned)nrows, SEL_THREADS, c->stream, *a);
+    }
     QV_CU_LAUNCHED(select_kernel);
 cleanup:
     return rc;
@@ -647,6 +653,12 @@ extern "C" int qv_gpu_flat_truncate(qv_gpu_flat *g, size_t n)
 }
 
 extern "C" size_t qv_gpu_flat_size(const qv_gpu_flat *g) { return g ? g->n : 0; }
+
+extern "C" void qv_gpu__flat_set_tiling(qv_gpu_flat *g, size_t tile_rows, size_t query_batch)
+{
+    g->opt.tile_rows = tile_rows;
+    g->opt.query_batch = query_batch;
+}
 
 extern "C" size_t qv_gpu_flat_memory(const qv_gpu_flat *g)
 {

@@ -201,6 +201,8 @@ START_TEST(test_flat_matches_reference)
     run_flat(700, 8, 5, 100, QV_METRIC_IP, 64, 2, 0, 15);       /* tile shorter than k */
     run_flat(50, 4, 3, 64, QV_METRIC_L2, 0, 0, 0, 16);          /* n < k: -1 padding */
     run_flat(900, 12, 6, 10, QV_METRIC_L2, 128, 5, 1, 17);      /* host-streamed */
+    run_flat(20000, 8, 4, 10, QV_METRIC_L2, 0, 0, 0, 18);       /* long rows: merges in a row */
+    run_flat(20000, 8, 2, 300, QV_METRIC_L2, 0, 0, 0, 19);      /* the same, k > 128 */
 }
 END_TEST
 

@@ -749,7 +749,11 @@ START_TEST(test_gpu_batch_follows_changes)
         QV_CK(qv_index_search_batch(ixa, nq, q, &sp, ha, na));
         QV_CK(qv_index_search_batch(ixo, nq, q, &sp, ho, no));
         ck_assert(memcmp(na, no, nq * sizeof *na) == 0);
-        ck_assert(memcmp(ha, ho, nq * k * sizeof *ha) == 0);
+        for (size_t i = 0; i < nq; i++)          /* fields only: qv_hit has padding */
+            for (size_t j = 0; j < na[i]; j++) {
+                ck_assert_uint_eq(ha[i * k + j].id, ho[i * k + j].id);
+                ck_assert(memcmp(&ha[i * k + j].score, &ho[i * k + j].score, sizeof(float)) == 0);
+            }
         ck_assert_ptr_null(va->gpu);
     }
     check_batch(ixa, q, nq, dim, &sp, tol, "after add");
