@@ -88,7 +88,9 @@ int  qv_gpu_flat_new(size_t dim, qv_metric metric, const qv_gpu_options *o, qv_g
  * A database that stays in host memory: each knn call streams x through the device in
  * tiles sized from free device memory (for databases larger than the device). x (n*dim
  * floats) is BORROWED until qv_gpu_flat_free: the caller keeps it valid and unchanged
- * while calls run. _add/_set/_truncate answer QV_EINVAL on such a database.
+ * while calls run. _add/_set/_truncate answer QV_EINVAL on such a database. The rows are
+ * page-locked (cudaHostRegister) until qv_gpu_flat_free where the system allows it, so
+ * that each call copies them at bus speed; where it does not, calls copy them pageable.
  */
 int  qv_gpu_flat_new_host(size_t dim, qv_metric metric, const qv_gpu_options *o,
                           const float *x, size_t n, qv_gpu_flat **out);

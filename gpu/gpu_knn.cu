@@ -25,8 +25,10 @@
  * at 65536 rows, queries as many as fit: on an H100 this 1 GiB tile timed best of the
  * sizes tried (down to L2-sized tiles of 16 MB, which lose to launch overhead), and a
  * second tile with the selection on its own stream beside the next GEMM did not pay
- * (1.26x SGEMM against 1.21x: the GEMM fills the device), so there is one stream. Host-mode databases are copied tile by tile
- * into a staging buffer (the copy from pageable memory is not overlapped with compute).
+ * (1.26x SGEMM against 1.21x: the GEMM fills the device), so there is one stream.
+ * Host-mode databases are copied tile by tile into a staging buffer, from page-locked
+ * memory where qv_gpu_flat_new_host could lock it (the copies are in stream order, not
+ * overlapped with compute).
  */
 #include "gpu/gpu_engine.h"
 
@@ -505,6 +507,7 @@ struct qv_gpu_flat {
     float *xn;                     /* device cap (l2) */
     __half *xh;                    /* device cap*dim (FP16) */
     const float *host;             /* host mode: borrowed n*dim */
+    int pinned;                    /* host is page-locked by us (cudaHostRegister) */
 };
 
 static int check_common(size_t dim, qv_metric metric, const qv_gpu_options *o)
@@ -553,12 +556,34 @@ extern "C" int qv_gpu_flat_new_host(size_t dim, qv_metric metric, const qv_gpu_o
     if ((rc = flat_alloc(dim, metric, o, out)) != QV_OK) return rc;
     (*out)->host = x;
     (*out)->n = n;
+    /* Page-lock the borrowed rows once: every search copies all of them, and from
+     * pageable memory the driver stages each copy through a bounce buffer with the host
+     * thread waiting. Where locking fails (limits on locked memory, a range already
+     * registered) the copies stay pageable: slower, same results. */
+    if (n) {
+        qv_gpu_ctx *c = NULL;
+        if (qv_gpu__lock(&c) == QV_OK) {
+            if (cudaHostRegister((void *)x, n * dim * sizeof(float), cudaHostRegisterDefault) ==
+                cudaSuccess)
+                (*out)->pinned = 1;
+            else
+                (void)cudaGetLastError();            /* not sticky: clear it for later checks */
+            qv_gpu__unlock();
+        }
+    }
     return QV_OK;
 }
 
 extern "C" void qv_gpu_flat_free(qv_gpu_flat *g)
 {
     if (!g) return;
+    if (g->pinned) {
+        qv_gpu_ctx *c = NULL;
+        if (qv_gpu__lock(&c) == QV_OK) {
+            (void)cudaHostUnregister((void *)g->host);
+            qv_gpu__unlock();
+        }
+    }
     qv_dfree(&g->x);
     qv_dfree(&g->xn);
     qv_dfree(&g->xh);

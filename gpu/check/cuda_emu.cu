@@ -62,6 +62,12 @@ extern "C" cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags
 }
 extern "C" cudaError_t cudaStreamDestroy(cudaStream_t s) { free(s); return cudaSuccess; }
 extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t s) { (void)s; return cudaSuccess; }
+/* Host memory is all one here: page-locking only has to be accepted. */
+extern "C" cudaError_t cudaHostRegister(void *p, size_t bytes, unsigned flags)
+{
+    return p && bytes && !flags ? cudaSuccess : cudaErrorInvalidValue;
+}
+extern "C" cudaError_t cudaHostUnregister(void *p) { return p ? cudaSuccess : cudaErrorInvalidValue; }
 
 static size_t emu_free_bytes(void)
 {

@@ -54,6 +54,7 @@ enum cudaMemcpyKind {
     cudaMemcpyDeviceToDevice = 3
 };
 #define cudaStreamNonBlocking 0x01
+#define cudaHostRegisterDefault 0x00
 
 typedef struct qv_emu_stream *cudaStream_t;
 struct cudaDeviceProp { char name[256]; };
@@ -74,6 +75,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
                             cudaStream_t s);
 cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s);
 cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b);
+cudaError_t cudaHostRegister(void *p, size_t bytes, unsigned flags);
+cudaError_t cudaHostUnregister(void *p);
 
 typedef enum {
     CUBLAS_STATUS_SUCCESS = 0,
