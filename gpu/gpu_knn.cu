@@ -108,6 +108,24 @@ static __device__ __forceinline__ unsigned sel_id(const qv_gpu_sel &a, const uns
     return ids ? ids[j] : a.id0 + (unsigned)j;
 }
 
+/* The key below which an entry can enter a running list whose k-th best is worst. */
+static __device__ __forceinline__ unsigned key_bound(qv_u64 worst)
+{
+    return worst == QV_GPU_EMPTY ? 0xFFFFFFFFu : (unsigned)(worst >> 32);
+}
+
+/* How many of the sorted list[0..n) are smaller than v. */
+static __device__ __forceinline__ unsigned rank_below(const qv_u64 *list, unsigned n, qv_u64 v)
+{
+    unsigned lo = 0, hi = n;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (list[mid] < v) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 /* Bitonic sort of buf[0..p2) ascending (p2 a power of two), block-wide. */
 static __device__ void sort_block(qv_u64 *buf, unsigned p2)
 {
@@ -148,18 +166,12 @@ static __device__ void merge_into_run(qv_u64 *run, qv_u64 *buf, unsigned m, int 
     unsigned pos[2 * PER];
     int n = 0;
     for (unsigned i = tid; i < (unsigned)k; i += nth, n++) {
-        qv_u64 v = run[i];
-        unsigned lo = 0, hi = mk;
-        while (lo < hi) { unsigned mid = (lo + hi) / 2; if (buf[mid] < v) lo = mid + 1; else hi = mid; }
-        val[n] = v;
-        pos[n] = i + lo;
+        val[n] = run[i];
+        pos[n] = i + rank_below(buf, mk, run[i]);
     }
     for (unsigned j = tid; j < mk; j += nth, n++) {
-        qv_u64 v = buf[j];
-        unsigned lo = 0, hi = (unsigned)k;
-        while (lo < hi) { unsigned mid = (lo + hi) / 2; if (run[mid] < v) lo = mid + 1; else hi = mid; }
-        val[n] = v;
-        pos[n] = j + lo;
+        val[n] = buf[j];
+        pos[n] = j + rank_below(run, (unsigned)k, buf[j]);
     }
     __syncthreads();
     for (int i = 0; i < n; i++)
@@ -220,7 +232,7 @@ static __global__ void __launch_bounds__(SEL_THREADS) select_kernel(qv_gpu_sel a
     if (tid == 0) { s_cnt = 0; s_merged = 0; }
     __syncthreads();
     qv_u64 worst = run[k - 1];
-    unsigned bound = worst == QV_GPU_EMPTY ? 0xFFFFFFFFu : (unsigned)(worst >> 32);
+    unsigned bound = key_bound(worst);
     const int vec = ((size_t)d & 15) == 0 && ((size_t)add & 15) == 0;
 
     for (int base = 0; base < len; base += SEL_ROUND) {
@@ -252,7 +264,7 @@ static __global__ void __launch_bounds__(SEL_THREADS) select_kernel(qv_gpu_sel a
         if (m + SEL_ROUND > (unsigned)CAP || (base + SEL_ROUND >= len && m > 0)) {
             merge_into_run<KMAX>(run, buf, m, k);     /* block-uniform: m is shared */
             worst = run[k - 1];
-            bound = worst == QV_GPU_EMPTY ? 0xFFFFFFFFu : (unsigned)(worst >> 32);
+            bound = key_bound(worst);
             if (tid == 0) { s_cnt = 0; s_merged = 1; }
         }
         __syncthreads();
