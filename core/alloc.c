@@ -14,7 +14,7 @@ static atomic_long fail_countdown = -1;
 
 void qv_alloc_fail_after(long n) { atomic_store(&fail_countdown, n < 0 ? -1 : n); }
 
-static int injected_failure(void)
+int qv_alloc_injected_failure(void)
 {
     long c = atomic_load(&fail_countdown);
     while (c >= 0) {
@@ -32,7 +32,7 @@ static void *oom(size_t size)
 
 void *qv_malloc(size_t size)
 {
-    if (injected_failure()) return oom(size);
+    if (qv_alloc_injected_failure()) return oom(size);
     void *p = malloc(size ? size : 1);
     return p ? p : oom(size);
 }
@@ -40,7 +40,7 @@ void *qv_malloc(size_t size)
 void *qv_calloc(size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size) return oom(SIZE_MAX);
-    if (injected_failure()) return oom(n * size);
+    if (qv_alloc_injected_failure()) return oom(n * size);
     void *p = calloc(n ? n : 1, size ? size : 1);
     return p ? p : oom(n * size);
 }
@@ -48,7 +48,7 @@ void *qv_calloc(size_t n, size_t size)
 void *qv_reallocarray(void *p, size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size) return oom(SIZE_MAX);
-    if (injected_failure()) return oom(n * size);
+    if (qv_alloc_injected_failure()) return oom(n * size);
     size_t bytes = n * size;
     void *q = realloc(p, bytes ? bytes : 1);
     return q ? q : oom(bytes);
@@ -60,7 +60,7 @@ void *qv_aligned_calloc(size_t n, size_t size)
     size_t bytes = n * size;
     bytes = (bytes + 63) & ~(size_t)63;
     if (bytes == 0) bytes = 64;
-    if (injected_failure()) return oom(bytes);
+    if (qv_alloc_injected_failure()) return oom(bytes);
     void *p = aligned_alloc(64, bytes);
     if (!p) return oom(bytes);
     memset(p, 0, bytes);

@@ -21,5 +21,8 @@ char *qv_strdup(const char *s);
 
 /** Test hook: the allocation after the next n succeed fails once; n < 0 disables. */
 void qv_alloc_fail_after(long n);
+/** For allocators outside this file (core/region.c): 1 when the hook says this
+ *  allocation fails. */
+int  qv_alloc_injected_failure(void);
 
 #endif

@@ -29,12 +29,57 @@
 
 /* ---- writer ---- */
 
+#define FILE_BUF (1u << 20)
+
 void qv_writer_init(qv_writer *w)
 {
     w->buf = NULL;
     w->len = w->cap = 0;
     w->crc = 0;
     w->failed = 0;
+    w->fd = -1;
+    w->flushed = 0;
+    w->name = NULL;
+}
+
+int qv_writer_init_fd(qv_writer *w, int fd, const char *name)
+{
+    qv_writer_init(w);
+    if (!(w->buf = qv_malloc(FILE_BUF))) return QV_ENOMEM;
+    w->cap = FILE_BUF;
+    w->fd = fd;
+    w->name = name ? name : "file";
+    return QV_OK;
+}
+
+static int io_fail(const char *what, const char *path, int err)
+{
+    return qv_fail(err == ENOSPC || err == EDQUOT ? QV_EFULL : QV_EIO, "%s %s: %s", what, path,
+                   strerror(err));
+}
+
+/* Write n bytes at p to the writer's file (whole, retrying short writes). */
+static int write_all(qv_writer *w, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t got = write(w->fd, p, n);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            w->failed = errno == ENOSPC || errno == EDQUOT ? QV_EFULL : QV_EIO;
+            return io_fail("write", w->name, errno);
+        }
+        p += got;
+        n -= (size_t)got;
+        w->flushed += (uint64_t)got;
+    }
+    return QV_OK;
+}
+
+static int flush_buf(qv_writer *w)
+{
+    int rc = write_all(w, w->buf, w->len);
+    if (rc == QV_OK) w->len = 0;
+    return rc;
 }
 
 void qv_writer_release(qv_writer *w)
@@ -46,8 +91,9 @@ void qv_writer_release(qv_writer *w)
 
 static int w_reserve(qv_writer *w, size_t n)
 {
-    if (w->failed) return qv_fail(w->failed, "writer failed earlier (out of memory)");
+    if (w->failed) return qv_fail(w->failed, "writer failed earlier (%s)", w->failed == QV_ENOMEM ? "out of memory" : "I/O");
     if (n <= w->cap - w->len) return QV_OK;
+    if (w->fd >= 0) return flush_buf(w);           /* the caller then fits n or writes through */
     if (n > SIZE_MAX - w->len) goto oom;
     size_t need = w->len + n, cap = w->cap ? w->cap : 256;
     while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
@@ -65,6 +111,10 @@ int qv_w_bytes(qv_writer *w, const void *p, size_t n)
 {
     int rc = w_reserve(w, n);
     if (rc != QV_OK) return rc;
+    if (w->fd >= 0 && n > w->cap - w->len) {       /* larger than the buffer: straight out */
+        w->crc = qv_crc32c(w->crc, p, n);
+        return write_all(w, p, n);
+    }
     if (n) {
         memcpy(w->buf + w->len, p, n);
         w->crc = qv_crc32c(w->crc, p, n);
@@ -94,10 +144,33 @@ int qv_w_f32(qv_writer *w, float v)
     return qv_w_u32(w, u);
 }
 
+int qv_w_pad(qv_writer *w, size_t align)
+{
+    static const uint8_t zeros[4096];
+    size_t n = (size_t)((align - qv_writer_pos(w) % align) % align);
+    int rc = QV_OK;
+    while (n && rc == QV_OK) {
+        size_t m = n < sizeof zeros ? n : sizeof zeros;
+        rc = qv_w_bytes(w, zeros, m);
+        n -= m;
+    }
+    return rc;
+}
+
+uint64_t qv_writer_pos(const qv_writer *w) { return w->flushed + w->len; }
+
+int qv_writer_finish_fd(qv_writer *w)
+{
+    int rc = qv_w_u32(w, w->crc);
+    if (rc == QV_OK) rc = flush_buf(w);
+    return rc;
+}
+
 int qv_writer_finish(qv_writer *w, void **buf, size_t *len)
 {
     *buf = NULL;
     *len = 0;
+    if (w->fd >= 0) return qv_fail(QV_EINTERNAL, "qv_writer_finish on a file writer");
     int rc = qv_w_u32(w, w->crc);
     if (rc != QV_OK) return rc;
     *buf = w->buf;
@@ -287,58 +360,63 @@ cleanup:
     return rc;
 }
 
-static int io_fail(const char *what, const char *path, int err)
-{
-    return qv_fail(err == ENOSPC || err == EDQUOT ? QV_EFULL : QV_EIO, "%s %s: %s", what, path,
-                   strerror(err));
-}
-
-int qv_write_file_atomic(const char *path, const void *buf, size_t len)
+int qv_atomic_file_begin(qv_atomic_file *f, const char *path)
 {
     static atomic_uint counter;
-    int rc = QV_OK, fd = -1, dfd = -1;
-    char *tmp = NULL, *dir = NULL;
     size_t plen = strlen(path);
+    f->fd = -1;
+    f->path = f->tmp = NULL;
     if (plen == 0) return qv_fail(QV_EINVAL, "empty path");
-    if (!(tmp = qv_malloc(plen + 64)) || !(dir = qv_strdup(path))) {
-        rc = QV_ENOMEM;
+    if (!(f->tmp = qv_malloc(plen + 64)) || !(f->path = qv_strdup(path))) {
+        qv_free(f->tmp);
+        f->tmp = NULL;
+        return QV_ENOMEM;
+    }
+    snprintf(f->tmp, plen + 64, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        int rc = io_fail("cannot create", f->tmp, errno);
+        qv_free(f->tmp);
+        qv_free(f->path);
+        f->tmp = f->path = NULL;       /* not ours: never unlink it */
+        return rc;
+    }
+    return QV_OK;
+}
+
+void qv_atomic_file_abort(qv_atomic_file *f)
+{
+    if (!f) return;
+    if (f->fd >= 0) close(f->fd);
+    if (f->tmp) unlink(f->tmp);
+    qv_free(f->tmp);
+    qv_free(f->path);
+    f->fd = -1;
+    f->tmp = f->path = NULL;
+}
+
+int qv_atomic_file_commit(qv_atomic_file *f, int nosync)
+{
+    int rc = QV_OK, dfd = -1;
+    char *dir = NULL;
+    if (!nosync && fsync(f->fd) != 0) {
+        rc = io_fail("fsync", f->tmp, errno);
         goto cleanup;
     }
-    snprintf(tmp, plen + 64, "%s.tmp.%ld.%u", path, (long)getpid(),
-             atomic_fetch_add(&counter, 1));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = io_fail("cannot create", tmp, errno);
-        tmp[0] = '\0';   /* not ours: never unlink it */
-        goto cleanup;
-    }
-    const uint8_t *p = buf;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, p + done, len - done);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            rc = io_fail("write", tmp, errno);
-            goto cleanup;
-        }
-        done += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = io_fail("fsync", tmp, errno);
-        goto cleanup;
-    }
+    int fd = f->fd;
+    f->fd = -1;
     if (close(fd) != 0) {
-        fd = -1;
-        rc = io_fail("close", tmp, errno);
+        rc = io_fail("close", f->tmp, errno);
         goto cleanup;
     }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = io_fail("rename to", path, errno);
+    if (rename(f->tmp, f->path) != 0) {
+        rc = io_fail("rename to", f->path, errno);
         goto cleanup;
     }
-    tmp[0] = '\0';   /* renamed: nothing to unlink */
+    f->tmp[0] = '\0';                   /* renamed: nothing to unlink */
+    if (nosync) goto cleanup;
     /* fsync the directory so the rename itself is durable. */
+    if (!(dir = qv_strdup(f->path))) { rc = QV_ENOMEM; goto cleanup; }
     char *slash = strrchr(dir, '/');
     if (!slash) strcpy(dir, ".");
     else if (slash == dir) dir[1] = '\0';
@@ -348,15 +426,34 @@ int qv_write_file_atomic(const char *path, const void *buf, size_t len)
         rc = io_fail("cannot open directory", dir, errno);
         goto cleanup;
     }
-    if (fsync(dfd) != 0 && errno != EINVAL) {
-        rc = io_fail("fsync directory", dir, errno);
-        goto cleanup;
-    }
+    if (fsync(dfd) != 0 && errno != EINVAL) rc = io_fail("fsync directory", dir, errno);
 cleanup:
-    if (fd >= 0) close(fd);
     if (dfd >= 0) close(dfd);
-    if (tmp && tmp[0]) unlink(tmp);
-    qv_free(tmp);
     qv_free(dir);
+    if (f->tmp && !f->tmp[0]) {          /* renamed: abort must not unlink */
+        qv_free(f->tmp);
+        f->tmp = NULL;
+    }
+    qv_atomic_file_abort(f);
     return rc;
+}
+
+int qv_write_file_atomic(const char *path, const void *buf, size_t len)
+{
+    qv_atomic_file f;
+    int rc = qv_atomic_file_begin(&f, path);
+    if (rc != QV_OK) return rc;
+    const uint8_t *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(f.fd, p + done, len - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            rc = io_fail("write", f.tmp, errno);
+            qv_atomic_file_abort(&f);
+            return rc;
+        }
+        done += (size_t)w;
+    }
+    return qv_atomic_file_commit(&f, 0);
 }

@@ -162,9 +162,27 @@ int    qv_index_search_batch(const qv_index *ix, size_t nq, const float *queries
 int    qv_index_save(const qv_index *ix, const char *path);
 int    qv_index_load(const char *path, qv_index **out);
 /** Serialize to a malloc'd buffer (free with qv_free) / load from a buffer. Same format
- *  as the file; used for snapshots. name is used in error messages only. */
+ *  as the file. name is used in error messages only. */
 int    qv_index_save_mem(const qv_index *ix, void **buf, size_t *len);
 int    qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **out);
+/**
+ * Open a saved index in place: an hnsw index is mapped from the file (nothing is read
+ * into the heap; pages are read when searches first touch them, and writes copy only the
+ * pages they change; the file itself is never written, but it must not be truncated or
+ * rewritten in place while the index is open). Other kinds are loaded as qv_index_load
+ * does. What searches depend on is checked before this returns; the checks that need
+ * every page (the checksum, the level-0 links, the vectors, unique ids) run at the first
+ * qv_index_add / qv_index_remove / qv_index_save, or when qv_index_verify is called.
+ * Until then a damaged file can give wrong results, never a crash.
+ * @param[in]  path  a file written by qv_index_save.
+ * @param[out] out   the index (free with qv_index_free); NULL on failure.
+ * @return QV_OK, QV_ENOTFOUND, QV_EIO, QV_ECORRUPT (the message names file and place),
+ *         QV_ENOMEM.
+ */
+int    qv_index_open(const char *path, qv_index **out);
+/** Run the checks qv_index_open deferred (a no-op for an index built or loaded).
+ *  @return QV_OK, or QV_ECORRUPT (sticky: later writes return it too), QV_ENOMEM. */
+int    qv_index_verify(qv_index *ix);
 /** Number of live vectors. */
 size_t qv_index_size(const qv_index *ix);
 /** Bytes of memory held by the index (vectors, graph, lists, id maps). */

@@ -3,13 +3,20 @@
  * Yashunin, arXiv 1603.09320). Files: hnsw_graph.c (layout, growth, locks, scratch,
  * self-check, ops table), hnsw_search.c (layer search, queries, filters, batch),
  * hnsw_insert.c (neighbour heuristic, insertion, add), hnsw_delete.c (remove with graph
- * repair), hnsw_io.c (save/load).
+ * repair), hnsw_io.c (save, load, open in place, deferred verification).
  *
  * Memory layout (laid out for the search loop). Nodes live in dense slots 0..n_slots-1.
  * Each slot owns one block of `block_bytes` bytes (a multiple of 64, the array 64-byte
  * aligned): the vector (dim floats) at offset 0, then the level-0 list
  * [count, link 0 .. link m0-1]. Levels >= 1 of a node sit in a separate array upper[slot]
  * of level * (1 + m) words, one [count, links...] list per level.
+ *
+ * The slot arrays (blocks, ids, levels, state, upper) each live in a fixed-address region
+ * (core/region.h) with address space reserved ahead, so growing them copies nothing and
+ * moves nothing; only a growth past the reservation relocates them (under grow_lock
+ * exclusive, as before). An index opened in place (qv_hnsw_open) maps blocks, ids, levels
+ * and state straight from the file, privately (copy-on-write), and its upper lists point
+ * into the mapped pool of the file; writes then copy only the pages they touch.
  *
  * Concurrency model:
  *  - write_lock (mutex) serializes add/remove/save: one writer batch at a time; inside a
@@ -37,6 +44,7 @@
 #include "index/index.h"
 #include "core/distance.h"
 #include "core/idmap.h"
+#include "core/region.h"
 #include "core/rng.h"
 
 #define QV_HNSW_MAX_LEVEL 31u          /* random levels are clamped here (p < 1e-9 at m=2) */
@@ -75,13 +83,17 @@ typedef struct qv_hnsw {
     qv_dist_fn dist;
     void (*dist_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
 
-    /* slot arrays (swapped under grow_lock exclusive) */
+    /* slot arrays, each the start of its region (replaced only by a relocation, under
+     * grow_lock exclusive) */
     uint8_t *blocks;
     uint64_t *ids;
     uint8_t *levels;
     uint8_t *state;
     uint32_t **upper;
-    size_t cap;
+    size_t cap;                        /* slots usable in every array (under grow_lock) */
+    size_t reserve_cap;                /* slots the regions can grow to in place */
+    qv_region r_blocks, r_ids, r_levels, r_state, r_upper;
+    qv_region r_pool;                  /* opened in place: the file's upper lists */
     uint32_t n_slots;                  /* high-water mark; atomic */
     size_t n_live;                     /* atomic */
     size_t upper_bytes;                /* bytes in upper arrays; under write_lock */
@@ -100,6 +112,16 @@ typedef struct qv_hnsw {
     qv_hnsw_scratch **spare;           /* idle scratch objects; under scratch_lock */
     size_t n_spare, spare_cap;
     size_t mem_bytes;                  /* graph bytes, refreshed by writers; atomic */
+
+    /* Opened in place: the checks that need every page (file checksum, level-0 links,
+     * vectors, unique ids -> the id map) wait for qv_hnsw_verify_locked. Until then
+     * searches run (every link they follow is bounds-checked) and writers verify first. */
+    int unverified;                    /* atomic */
+    int verify_rc;                     /* its result, sticky (under write_lock) */
+    char verify_msg[320];
+    int fd;                            /* the file, kept for the checksum pass; -1 */
+    uint64_t file_len;
+    char *file_name;
 } qv_hnsw;
 
 /* ---- inline accessors ------------------------------------------------------------- */
@@ -212,8 +234,16 @@ void qv_hnsw_remove_locked(qv_index *ix, const uint64_t *ids, size_t n, size_t *
                            qv_hnsw_scratch **scr, void *fix_tmp);
 int qv_hnsw_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_removed);
 
+/** Free an upper-level array unless it lives in the mapped pool. */
+void qv_hnsw_upper_free(qv_hnsw *h, uint32_t *u);
+
 /* ---- hnsw_io.c -------------------------------------------------------------------- */
 int qv_hnsw_save(const qv_index *ix, qv_writer *w);
 int qv_hnsw_load(qv_index *ix, qv_reader *r);
+/** Open in place from fd (file_len bytes, header already read); see hnsw_io.c. */
+int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name);
+/** Run the checks an open deferred (write_lock held); QV_OK or the sticky QV_ECORRUPT. */
+int qv_hnsw_verify_locked(qv_hnsw *h);
+int qv_hnsw_verify(qv_index *ix);
 
 #endif

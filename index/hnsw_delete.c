@@ -175,7 +175,7 @@ void qv_hnsw_remove_locked(qv_index *ix, const uint64_t *ids, size_t n, size_t *
         uint32_t *u = h->upper[s];
         if (u) h->upper_bytes -= (size_t)h->levels[s] * (h->m + 1) * sizeof(uint32_t);
         __atomic_store_n(&h->upper[s], NULL, __ATOMIC_RELEASE);
-        qv_free(u);
+        qv_hnsw_upper_free(h, u);
         __atomic_store_n(&h->levels[s], 0, __ATOMIC_RELAXED);
         __atomic_store_n(&h->state[s], QV_HNSW_EMPTY, __ATOMIC_RELEASE);
     }
@@ -191,6 +191,7 @@ int qv_hnsw_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_remove
     void *fix = NULL;
     int rc = QV_OK;
     pthread_mutex_lock(&h->write_lock);
+    if ((rc = qv_hnsw_verify_locked(h)) != QV_OK) goto cleanup;
     if (!(scr = qv_calloc(nw, sizeof *scr))) { rc = QV_ENOMEM; goto cleanup; }
     if (!(fix = qv_malloc(qv_hnsw_fix_bytes(h->cap)))) { rc = QV_ENOMEM; goto cleanup; }
     size_t work = (size_t)h->m0 * (h->m0 + 1) + 1;

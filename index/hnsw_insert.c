@@ -212,6 +212,7 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
 
     pthread_mutex_lock(&h->write_lock);
     saved_rng = h->rng;
+    if ((rc = qv_hnsw_verify_locked(h)) != QV_OK) goto fail;
     /* ---- acquire everything; the index is unchanged on failure ---- */
     lv = qv_malloc(n);
     up = qv_calloc(n, sizeof *up);

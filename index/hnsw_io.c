@@ -1,200 +1,520 @@
 /*
- * index/hnsw_io.c -- HNSW save/load body (index.c writes the header and the CRC).
+ * index/hnsw_io.c -- HNSW save, load (a copy into fresh memory) and open in place (the
+ * arrays mapped from the file), with the file's checks split into the ones an open makes
+ * at once and the ones it defers. index.c writes the 64-byte header and the CRC.
  *
- * Body layout (little-endian):
- *   u32 n_slots; u64 entry ((slot << 32) | level, or all ones when empty);
- *   4 x u64 generator state (so later inserts draw the same levels as the saved index);
- *   u32 n_free, n_free x u32 free slots (in reuse order);
- *   per slot 0..n_slots-1: u32 state (0 = free, 1 = live); a live slot continues with
- *   u64 id, u32 level, dim x f32 vector, then for each level 0..level: u32 count and
- *   count x u32 links.
- * Slot numbers are kept, so a loaded index is the same graph and answers identically.
- * Load validates before linking: counts within the level's maximum, links < n_slots, not
- * self, pointing at live nodes of a high enough level, ids unique, vectors finite, levels
- * <= QV_HNSW_MAX_LEVEL, the free list exactly the non-live slots, the entry point live and
- * on the top level. Any violation is QV_ECORRUPT with the offset.
+ * Body layout (format version 2; little-endian; offsets are from the start of the file):
+ *   u32 n_slots, u32 cap_slots (= n_slots rounded up to 64), u32 block_bytes, u32 n_free,
+ *   u64 entry ((slot << 32) | level, or all ones when empty), 4 x u64 generator state
+ *   (so later inserts draw the same levels as the saved index), u64 upper_words,
+ *   u32 n_arrays, u32 0, then n_arrays x {u32 tag, u32 0, u64 offset, u64 bytes},
+ *   n_free x u32 free slots (in reuse order), zeros up to a 4 KiB boundary; then the
+ *   arrays, in table order, each at a 4 KiB-aligned offset and followed by zeros up to the
+ *   next 4 KiB boundary:
+ *     "BLK0" cap_slots x block_bytes   the memory image of the blocks: vector, then the
+ *                                      level-0 list [count, m0 links] (hnsw.h)
+ *     "IDS_" cap_slots x u64           external id per slot
+ *     "LVLS" cap_slots x u8            level per slot (0 for free slots)
+ *     "STAT" cap_slots x u8            0 = free, 1 = live
+ *     "UPPR" upper_words x u32         the upper lists of the live slots with level > 0,
+ *                                      in slot order, level * (m + 1) words each
+ *   Slots n_slots..cap_slots-1 are zero. Every array is a page-aligned image of the
+ *   in-memory one, so an open maps it instead of reading it (core/region.h); that is why
+ *   blocks keep their in-memory padding in the file. Another array (quantized codes, say)
+ *   is one more table entry with its own tag: readers refuse tags they do not know.
+ *
+ * Checks. A load (copy) makes them all before the index is returned. An open makes at
+ * once the ones that searches depend on and that read little: the array table against the
+ * file size, levels and states, the free list, the entry point and every upper list (a
+ * few MB at 1M points); and defers the ones that need every page -- the file checksum,
+ * the level-0 lists, finite vectors, unique ids (which also builds the id map) -- to
+ * qv_hnsw_verify_locked, run by the first writer or by qv_index_verify. Meanwhile a search
+ * bounds every level-0 link it follows by the slot capacity, so a damaged file can give
+ * wrong neighbours but never a bad memory access. Any violation is QV_ECORRUPT naming
+ * the file; a failed verification is sticky (writers get it too).
  */
 #include "index/hnsw.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/crc32c.h"
 #include "core/error.h"
 
-static int w_u32s(qv_writer *w, const uint32_t *v, size_t n)
+#define PAGE 4096u
+#define SLOT_ALIGN 64u                 /* cap_slots granularity: 64 blocks are whole pages */
+#define N_ARRAYS 5u
+#define HEADER_BYTES 64u               /* index.c's header */
+#define FIXED_META (16u + 8u + 32u + 8u + 8u)
+#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+
+enum { A_BLOCKS, A_IDS, A_LEVELS, A_STATE, A_UPPER };
+static const uint32_t array_tags[N_ARRAYS] = {
+    TAG('B', 'L', 'K', '0'), TAG('I', 'D', 'S', '_'), TAG('L', 'V', 'L', 'S'), TAG('S', 'T', 'A', 'T'),
+    TAG('U', 'P', 'P', 'R'),
+};
+
+typedef struct {
+    uint32_t n, cap, block_bytes, n_free;
+    uint64_t entry, rng[4], upper_words;
+    uint64_t off[N_ARRAYS], bytes[N_ARRAYS];
+} hnsw_meta;
+
+static uint64_t round_page(uint64_t x) { return (x + PAGE - 1) / PAGE * PAGE; }
+
+static size_t round_slots(uint32_t n) { return ((size_t)n + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN; }
+
+static int little_endian_only(void)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return qv_w_bytes(w, v, n * sizeof *v);
+    return QV_OK;
 #else
-    int rc = QV_OK;
-    for (size_t i = 0; i < n && rc == QV_OK; i++) rc = qv_w_u32(w, v[i]);
-    return rc;
+    return qv_fail(QV_EINVAL, "hnsw index files are read and written on little-endian hosts only");
 #endif
 }
 
-static int w_f32s(qv_writer *w, const float *v, size_t n)
+/* ---- save ------------------------------------------------------------------------- */
+
+static int w_zeros(qv_writer *w, uint64_t n)
 {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return qv_w_bytes(w, v, n * sizeof *v);
-#else
+    static const uint8_t zeros[PAGE];
     int rc = QV_OK;
-    for (size_t i = 0; i < n && rc == QV_OK; i++) rc = qv_w_f32(w, v[i]);
+    while (n && rc == QV_OK) {
+        size_t m = n < sizeof zeros ? (size_t)n : sizeof zeros;
+        rc = qv_w_bytes(w, zeros, m);
+        n -= m;
+    }
     return rc;
-#endif
 }
 
-static int r_u32s(qv_reader *r, uint32_t *v, size_t n, const char *what)
+/* The first n slots of an array of elem-byte entries, zeros up to cap slots, then the
+ * page padding. */
+static int w_array(qv_writer *w, const void *p, size_t n, size_t cap, size_t elem)
 {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return qv_r_bytes(r, v, n * sizeof *v, what);
-#else
-    int rc = QV_OK;
-    for (size_t i = 0; i < n && rc == QV_OK; i++) rc = qv_r_u32(r, &v[i], what);
-    return rc;
-#endif
-}
-
-static int r_f32s(qv_reader *r, float *v, size_t n, const char *what)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return qv_r_bytes(r, v, n * sizeof *v, what);
-#else
-    int rc = QV_OK;
-    for (size_t i = 0; i < n && rc == QV_OK; i++) rc = qv_r_f32(r, &v[i], what);
-    return rc;
-#endif
+    qv_w_bytes(w, p, n * elem);
+    w_zeros(w, (uint64_t)(cap - n) * elem);
+    return qv_w_pad(w, PAGE);
 }
 
 int qv_hnsw_save(const qv_index *ix, qv_writer *w)
 {
     qv_hnsw *h = ix->impl;
+    hnsw_meta m;
+    int rc;
+    if ((rc = little_endian_only()) != QV_OK) return rc;
     pthread_mutex_lock(&h->write_lock);
-    uint32_t n = h->n_slots;
-    qv_w_u32(w, n);
-    qv_w_u64(w, h->entry);
-    for (int i = 0; i < 4; i++) qv_w_u64(w, h->rng.s[i]);
-    qv_w_u32(w, (uint32_t)h->n_free);
-    if (h->n_free) w_u32s(w, h->free_slots, h->n_free);
-    for (uint32_t s = 0; s < n; s++) {
-        if (h->state[s] != QV_HNSW_LIVE) { qv_w_u32(w, 0); continue; }
-        qv_w_u32(w, 1);
-        qv_w_u64(w, h->ids[s]);
-        unsigned lv = h->levels[s];
-        qv_w_u32(w, lv);
-        w_f32s(w, qv_hnsw_vec(h, s), h->dim);
-        for (unsigned l = 0; l <= lv; l++) {
-            const uint32_t *list = qv_hnsw_list(h, s, l);
-            uint32_t c = list[0];
-            qv_w_u32(w, c);
-            w_u32s(w, list + 1, c);
-        }
+    /* A mapped file is copied only once it is known to be sound. */
+    if ((rc = qv_hnsw_verify_locked(h)) != QV_OK) goto out;
+    memset(&m, 0, sizeof m);
+    m.n = h->n_slots;
+    m.cap = (uint32_t)round_slots(m.n);
+    m.block_bytes = (uint32_t)h->block_bytes;
+    m.n_free = (uint32_t)h->n_free;
+    m.entry = h->entry;
+    for (int i = 0; i < 4; i++) m.rng[i] = h->rng.s[i];
+    for (uint32_t s = 0; s < m.n; s++)
+        if (h->state[s] == QV_HNSW_LIVE) m.upper_words += (uint64_t)h->levels[s] * (h->m + 1);
+    size_t elem[N_ARRAYS] = {h->block_bytes, sizeof *h->ids, 1, 1, 0};
+    for (int i = 0; i < A_UPPER; i++) m.bytes[i] = (uint64_t)m.cap * elem[i];
+    m.bytes[A_UPPER] = m.upper_words * sizeof(uint32_t);
+    uint64_t pos = qv_writer_pos(w) + FIXED_META + (uint64_t)N_ARRAYS * 24 + (uint64_t)m.n_free * 4;
+    for (unsigned i = 0; i < N_ARRAYS; i++) {
+        m.off[i] = round_page(pos);
+        pos = m.off[i] + m.bytes[i];
     }
-    int rc = w->failed ? w->failed : QV_OK;
+
+    qv_w_u32(w, m.n);
+    qv_w_u32(w, m.cap);
+    qv_w_u32(w, m.block_bytes);
+    qv_w_u32(w, m.n_free);
+    qv_w_u64(w, m.entry);
+    for (int i = 0; i < 4; i++) qv_w_u64(w, m.rng[i]);
+    qv_w_u64(w, m.upper_words);
+    qv_w_u32(w, N_ARRAYS);
+    qv_w_u32(w, 0);
+    for (unsigned i = 0; i < N_ARRAYS; i++) {
+        qv_w_u32(w, array_tags[i]);
+        qv_w_u32(w, 0);
+        qv_w_u64(w, m.off[i]);
+        qv_w_u64(w, m.bytes[i]);
+    }
+    if (m.n_free) qv_w_bytes(w, h->free_slots, (size_t)m.n_free * 4);
+    qv_w_pad(w, PAGE);
+    w_array(w, h->blocks, m.n, m.cap, h->block_bytes);
+    w_array(w, h->ids, m.n, m.cap, sizeof *h->ids);
+    w_array(w, h->levels, m.n, m.cap, 1);
+    w_array(w, h->state, m.n, m.cap, 1);
+    for (uint32_t s = 0; s < m.n; s++)
+        if (h->state[s] == QV_HNSW_LIVE && h->levels[s])
+            qv_w_bytes(w, h->upper[s], (size_t)h->levels[s] * (h->m + 1) * sizeof(uint32_t));
+    qv_w_pad(w, PAGE);
+    rc = w->failed;
+    if (rc == QV_OK && qv_writer_pos(w) != round_page(pos))
+        rc = qv_fail(QV_EINTERNAL, "hnsw save: wrote %llu bytes, planned %llu",
+                     (unsigned long long)qv_writer_pos(w), (unsigned long long)round_page(pos));
+out:
     pthread_mutex_unlock(&h->write_lock);
     return rc;
+}
+
+/* ---- the array table ---------------------------------------------------------------- */
+
+/* Fixed fields and the array table from r (positioned just after the file header), checked
+ * against h and against a file of file_len bytes (its last 4 the CRC). */
+static int read_meta(qv_hnsw *h, qv_reader *r, uint64_t file_len, hnsw_meta *m)
+{
+    uint32_t n_arrays, zero;
+    memset(m, 0, sizeof *m);
+    qv_r_u32(r, &m->n, "hnsw slot count");
+    qv_r_u32(r, &m->cap, "hnsw slot capacity");
+    qv_r_u32(r, &m->block_bytes, "hnsw block size");
+    qv_r_u32(r, &m->n_free, "hnsw free count");
+    qv_r_u64(r, &m->entry, "hnsw entry point");
+    for (int i = 0; i < 4; i++) qv_r_u64(r, &m->rng[i], "hnsw generator state");
+    qv_r_u64(r, &m->upper_words, "hnsw upper list words");
+    qv_r_u32(r, &n_arrays, "hnsw array count");
+    qv_r_u32(r, &zero, "hnsw array count");
+    if (r->failed) return r->failed;
+    if (m->cap != round_slots(m->n) || m->n_free > m->n)
+        return qv_r_corrupt(r, "hnsw: %u slots, capacity %u, %u free do not agree", m->n, m->cap, m->n_free);
+    if (m->block_bytes != h->block_bytes)
+        return qv_r_corrupt(r, "hnsw: block size %u, expected %zu for dim %u and m %u", m->block_bytes,
+                            h->block_bytes, h->dim, h->m);
+    if (n_arrays != N_ARRAYS || zero != 0)
+        return qv_r_corrupt(r, "hnsw: %u arrays listed (this build reads %u)", n_arrays, N_ARRAYS);
+    if (m->rng[0] == 0 && m->rng[1] == 0 && m->rng[2] == 0 && m->rng[3] == 0)
+        return qv_r_corrupt(r, "hnsw: generator state is all zero");
+    if (m->upper_words > (uint64_t)m->n * QV_HNSW_MAX_LEVEL * (h->m + 1))
+        return qv_r_corrupt(r, "hnsw: %llu upper list words for %u slots", (unsigned long long)m->upper_words, m->n);
+    size_t elem[N_ARRAYS] = {h->block_bytes, sizeof(uint64_t), 1, 1, 0};
+    uint64_t end = HEADER_BYTES + FIXED_META + (uint64_t)N_ARRAYS * 24 + (uint64_t)m->n_free * 4;
+    for (unsigned i = 0; i < N_ARRAYS; i++) {
+        uint32_t tag;
+        qv_r_u32(r, &tag, "hnsw array tag");
+        qv_r_u32(r, &zero, "hnsw array flags");
+        qv_r_u64(r, &m->off[i], "hnsw array offset");
+        qv_r_u64(r, &m->bytes[i], "hnsw array size");
+        if (r->failed) return r->failed;
+        uint64_t want = i == A_UPPER ? m->upper_words * 4 : (uint64_t)m->cap * elem[i];
+        if (tag != array_tags[i] || zero != 0)
+            return qv_r_corrupt(r, "hnsw: array %u has tag %08x (expected %08x)", i, (unsigned)tag,
+                                (unsigned)array_tags[i]);
+        if (m->bytes[i] != want || m->off[i] % PAGE || m->off[i] < end ||
+            m->off[i] > file_len || m->bytes[i] > file_len - m->off[i])
+            return qv_r_corrupt(r, "hnsw: array %u (%llu bytes at %llu) does not fit the file of %llu bytes", i,
+                                (unsigned long long)m->bytes[i], (unsigned long long)m->off[i],
+                                (unsigned long long)file_len);
+        end = round_page(m->off[i] + m->bytes[i]);
+    }
+    if (end + 4 != file_len)
+        return qv_r_corrupt(r, "hnsw: the arrays end at %llu, the file at %llu", (unsigned long long)end,
+                            (unsigned long long)file_len);
+    return QV_OK;
+}
+
+/* ---- checks ------------------------------------------------------------------------- */
+
+/* The checks an open makes at once (arrays in place, h->upper set): levels and states,
+ * upper lists, free list, entry point; then the counters are set. name: for messages. */
+static int check_now(qv_hnsw *h, const hnsw_meta *m, const char *name)
+{
+    size_t n_live = 0;
+    uint64_t words = 0;
+    unsigned top = 0;
+    const uint32_t n = m->n;
+    for (uint32_t s = 0; s < n; s++) {
+        unsigned st = h->state[s], lv = h->levels[s];
+        if (st > QV_HNSW_LIVE || lv > QV_HNSW_MAX_LEVEL || (st != QV_HNSW_LIVE && lv))
+            return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u has state %u and level %u", name, s, st, lv);
+        if (st != QV_HNSW_LIVE) continue;
+        n_live++;
+        if (lv > top) top = lv;
+        words += (uint64_t)lv * (h->m + 1);
+    }
+    if (words != m->upper_words)
+        return qv_fail(QV_ECORRUPT, "%s: hnsw levels need %llu upper list words, the file holds %llu", name,
+                       (unsigned long long)words, (unsigned long long)m->upper_words);
+    for (uint32_t s = 0; s < n; s++) {
+        if (h->state[s] != QV_HNSW_LIVE) continue;
+        for (unsigned l = 1; l <= h->levels[s]; l++) {
+            const uint32_t *list = qv_hnsw_list(h, s, l);
+            if (list[0] > h->m)
+                return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u level %u has %u links (max %u)", name, s, l, list[0], h->m);
+            for (uint32_t i = 0; i < list[0]; i++) {
+                uint32_t t = list[1 + i];
+                if (t >= n || t == s || h->state[t] != QV_HNSW_LIVE || h->levels[t] < l)
+                    return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u level %u links to slot %u (self, free, absent "
+                                   "or below that level)", name, s, l, t);
+            }
+        }
+    }
+    if (m->n_free != n - n_live)
+        return qv_fail(QV_ECORRUPT, "%s: hnsw: %u free slots listed, %zu slots are free", name, m->n_free,
+                       (size_t)(n - n_live));
+    if (m->n_free) {
+        /* seen[] catches duplicates without writing to the (possibly mapped) arrays */
+        uint64_t *seen = qv_calloc((size_t)n / 64 + 1, sizeof *seen);
+        if (!seen) return QV_ENOMEM;
+        for (uint32_t i = 0; i < m->n_free; i++) {
+            uint32_t s = h->free_slots[i];
+            if (s >= n || h->state[s] != QV_HNSW_EMPTY || (seen[s / 64] >> (s % 64) & 1)) {
+                qv_free(seen);
+                return qv_fail(QV_ECORRUPT, "%s: hnsw free list entry %u (slot %u) is not a free slot", name, i, s);
+            }
+            seen[s / 64] |= 1ull << (s % 64);
+        }
+        qv_free(seen);
+    }
+    if (n_live == 0) {
+        if (m->entry != QV_HNSW_ENTRY_NONE) return qv_fail(QV_ECORRUPT, "%s: hnsw entry point set in an empty index", name);
+    } else {
+        uint32_t es = (uint32_t)(m->entry >> 32), el = (uint32_t)(m->entry & 0xffffffffu);
+        if (m->entry == QV_HNSW_ENTRY_NONE || es >= n || h->state[es] != QV_HNSW_LIVE || h->levels[es] != el ||
+            el != top)
+            return qv_fail(QV_ECORRUPT, "%s: hnsw entry point (slot %u, level %u) is not a live node on the top "
+                           "level %u", name, es, el, top);
+    }
+    h->entry = m->entry;
+    h->n_slots = n;
+    h->n_live = n_live;
+    for (int i = 0; i < 4; i++) h->rng.s[i] = m->rng[i];
+    return QV_OK;
+}
+
+/* The checks that read every block (write_lock held or h not yet shared): level-0 lists,
+ * finite vectors, unique ids; fills the id map. */
+static int check_blocks(qv_hnsw *h, const char *name)
+{
+    const uint32_t n = h->n_slots;
+    int rc = qv_idmap_reserve(&h->map, h->n_live);
+    if (rc != QV_OK) return rc;
+    for (uint32_t s = 0; s < n; s++) {
+        if (h->state[s] != QV_HNSW_LIVE) continue;
+        const uint32_t *list = qv_hnsw_list(h, s, 0);
+        if (list[0] > h->m0)
+            return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u level 0 has %u links (max %u)", name, s, list[0], h->m0);
+        for (uint32_t i = 0; i < list[0]; i++) {
+            uint32_t t = list[1 + i];
+            if (t >= n || t == s || h->state[t] != QV_HNSW_LIVE)
+                return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u level 0 links to slot %u (self, free or absent)", name,
+                               s, t);
+        }
+        const float *v = qv_hnsw_vec(h, s);
+        for (uint32_t j = 0; j < h->dim; j++)
+            if (!isfinite(v[j])) return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u vector is not finite", name, s);
+        if (qv_idmap_get(&h->map, h->ids[s]) != QV_IDMAP_NONE)
+            return qv_fail(QV_ECORRUPT, "%s: hnsw id %llu appears twice", name, (unsigned long long)h->ids[s]);
+        qv_idmap_put(&h->map, h->ids[s], s);          /* room reserved above */
+    }
+    return QV_OK;
+}
+
+/* ---- load: a copy ------------------------------------------------------------------- */
+
+/* Advance r to absolute offset `to` over zero bytes. */
+static int skip_padding(qv_reader *r, uint64_t to)
+{
+    const uint8_t *p;
+    if (to < r->off) return qv_r_corrupt(r, "hnsw: arrays out of order");
+    size_t n = (size_t)(to - r->off);
+    if (qv_r_view(r, (const void **)&p, n, "hnsw padding") != QV_OK) return r->failed;
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return qv_r_corrupt(r, "hnsw: padding byte %zu before offset %llu is not zero", i, (unsigned long long)to);
+    return QV_OK;
 }
 
 int qv_hnsw_load(qv_index *ix, qv_reader *r)
 {
     qv_hnsw *h = ix->impl;
-    uint32_t n, n_free;
-    uint64_t entry;
+    hnsw_meta m;
+    const void *src[N_ARRAYS];
     int rc;
-    qv_r_u32(r, &n, "hnsw slot count");
-    qv_r_u64(r, &entry, "hnsw entry point");
-    for (int i = 0; i < 4; i++) qv_r_u64(r, &h->rng.s[i], "hnsw generator state");
-    qv_r_u32(r, &n_free, "hnsw free count");
-    if (r->failed) return r->failed;
-    /* Every slot takes at least 4 bytes: bound n before allocating anything. */
-    if (n > (r->len - r->off) / 4 || n_free > n)
-        return qv_r_corrupt(r, "hnsw: %u slots / %u free do not fit the %zu bytes left", n, n_free,
-                            r->len - r->off);
-    if (h->rng.s[0] == 0 && h->rng.s[1] == 0 && h->rng.s[2] == 0 && h->rng.s[3] == 0)
-        return qv_r_corrupt(r, "hnsw: generator state is all zero");
-    if ((rc = qv_hnsw_reserve(h, n)) != QV_OK) return rc;
-    if (!(h->free_slots = qv_calloc(n_free ? n_free : 1, sizeof *h->free_slots))) return QV_ENOMEM;
-    h->free_cap = n_free ? n_free : 1;
-    if (n_free && (rc = r_u32s(r, h->free_slots, n_free, "hnsw free list")) != QV_OK) return rc;
-    h->n_free = n_free;
-    if ((rc = qv_idmap_reserve(&h->map, n)) != QV_OK) return rc;
-
-    size_t n_live = 0;
-    unsigned top = 0;
-    for (uint32_t s = 0; s < n; s++) {
-        uint32_t st, lv;
-        uint64_t id;
-        if ((rc = qv_r_u32(r, &st, "hnsw slot state")) != QV_OK) return rc;
-        if (st > 1) return qv_r_corrupt(r, "hnsw: slot %u has state %u (expected 0 or 1)", s, st);
-        if (!st) continue;
-        qv_r_u64(r, &id, "hnsw id");
-        if ((rc = qv_r_u32(r, &lv, "hnsw level")) != QV_OK) return rc;
-        if (lv > QV_HNSW_MAX_LEVEL)
-            return qv_r_corrupt(r, "hnsw: slot %u has level %u (max %u)", s, lv, QV_HNSW_MAX_LEVEL);
-        if (qv_idmap_get(&h->map, id) != QV_IDMAP_NONE)
-            return qv_r_corrupt(r, "hnsw: id %llu appears twice", (unsigned long long)id);
-        if ((rc = qv_idmap_put(&h->map, id, s)) != QV_OK) return rc;
-        float *v = qv_hnsw_vec(h, s);
-        if ((rc = r_f32s(r, v, h->dim, "hnsw vector")) != QV_OK) return rc;
-        for (uint32_t j = 0; j < h->dim; j++)
-            if (!isfinite(v[j])) return qv_r_corrupt(r, "hnsw: slot %u vector is not finite", s);
-        h->ids[s] = id;
-        h->levels[s] = (uint8_t)lv;
-        h->state[s] = QV_HNSW_LIVE;
-        if (lv) {
-            size_t words = (size_t)lv * (h->m + 1);
-            if (!(h->upper[s] = qv_calloc(words, sizeof(uint32_t)))) return QV_ENOMEM;
-            h->upper_bytes += words * sizeof(uint32_t);
-        }
-        for (unsigned l = 0; l <= lv; l++) {
-            uint32_t *list = qv_hnsw_list(h, s, l), c, maxl = qv_hnsw_maxlinks(h, l);
-            if ((rc = qv_r_u32(r, &c, "hnsw link count")) != QV_OK) return rc;
-            if (c > maxl) return qv_r_corrupt(r, "hnsw: slot %u level %u has %u links (max %u)", s, l, c, maxl);
-            if ((rc = r_u32s(r, list + 1, c, "hnsw links")) != QV_OK) return rc;
-            for (uint32_t i = 0; i < c; i++)
-                if (list[1 + i] >= n || list[1 + i] == s)
-                    return qv_r_corrupt(r, "hnsw: slot %u level %u link %u is %u (self or >= %u slots)",
-                                        s, l, i, list[1 + i], n);
-            list[0] = c;
-            for (uint32_t i = c; i < maxl; i++) list[1 + i] = s;
-        }
-        n_live++;
-        if (lv > top) top = lv;
+    if ((rc = little_endian_only()) != QV_OK) return rc;
+    if (r->off != HEADER_BYTES) return qv_r_corrupt(r, "hnsw: body not at offset %u", HEADER_BYTES);
+    if ((rc = read_meta(h, r, r->len, &m)) != QV_OK) return rc;
+    if (!(h->free_slots = qv_calloc(m.n_free ? m.n_free : 1, sizeof *h->free_slots))) return QV_ENOMEM;
+    h->free_cap = m.n_free ? m.n_free : 1;
+    if ((rc = qv_r_bytes(r, h->free_slots, (size_t)m.n_free * 4, "hnsw free list")) != QV_OK) return rc;
+    h->n_free = m.n_free;
+    for (unsigned i = 0; i < N_ARRAYS; i++) {
+        if ((rc = skip_padding(r, m.off[i])) != QV_OK) return rc;
+        if ((rc = qv_r_view(r, &src[i], (size_t)m.bytes[i], "hnsw array")) != QV_OK) return rc;
     }
-    /* Cross-checks that need every slot read. */
-    for (uint32_t s = 0; s < n; s++) {
-        if (h->state[s] != QV_HNSW_LIVE) continue;
-        for (unsigned l = 0; l <= h->levels[s]; l++) {
-            const uint32_t *list = qv_hnsw_list(h, s, l);
-            for (uint32_t i = 0; i < list[0]; i++) {
-                uint32_t t = list[1 + i];
-                if (h->state[t] != QV_HNSW_LIVE || h->levels[t] < l)
-                    return qv_r_corrupt(r, "hnsw: slot %u level %u links to slot %u, which is %s",
-                                        s, l, t, h->state[t] != QV_HNSW_LIVE ? "free" : "below that level");
-            }
-        }
+    if ((rc = skip_padding(r, r->len - 4)) != QV_OK) return rc;
+    if ((rc = qv_hnsw_reserve(h, m.n)) != QV_OK) return rc;
+    if (m.n) {
+        memcpy(h->blocks, src[A_BLOCKS], (size_t)m.n * h->block_bytes);
+        memcpy(h->ids, src[A_IDS], (size_t)m.n * sizeof *h->ids);
+        memcpy(h->levels, src[A_LEVELS], m.n);
+        memcpy(h->state, src[A_STATE], m.n);
     }
-    if (n_free != n - n_live)
-        return qv_r_corrupt(r, "hnsw: %u free slots listed, %zu slots are free", n_free, (size_t)(n - n_live));
-    for (uint32_t i = 0; i < n_free; i++) {
-        uint32_t s = h->free_slots[i];
-        if (s >= n || h->state[s] != QV_HNSW_EMPTY)
-            return qv_r_corrupt(r, "hnsw: free list entry %u (slot %u) is not a free slot", i, s);
-        h->state[s] = QV_HNSW_DELETED;             /* mark to catch duplicates */
+    /* Upper lists: each node's own allocation, cut from the pool in slot order. */
+    const uint32_t *pool = src[A_UPPER];
+    uint64_t at = 0;
+    for (uint32_t s = 0; s < m.n; s++) {
+        unsigned lv = h->levels[s];
+        if (h->state[s] != QV_HNSW_LIVE || !lv || lv > QV_HNSW_MAX_LEVEL) continue;
+        size_t words = (size_t)lv * (h->m + 1);
+        if (at + words > m.upper_words) break;     /* check_now reports the mismatch */
+        if (!(h->upper[s] = qv_malloc(words * sizeof(uint32_t)))) return QV_ENOMEM;
+        memcpy(h->upper[s], pool + at, words * sizeof(uint32_t));
+        h->upper_bytes += words * sizeof(uint32_t);
+        at += words;
     }
-    for (uint32_t i = 0; i < n_free; i++) h->state[h->free_slots[i]] = QV_HNSW_EMPTY;
-    if (n_live == 0) {
-        if (entry != QV_HNSW_ENTRY_NONE) return qv_r_corrupt(r, "hnsw: entry point set in an empty index");
-    } else {
-        uint32_t es = (uint32_t)(entry >> 32), el = (uint32_t)(entry & 0xffffffffu);
-        if (entry == QV_HNSW_ENTRY_NONE || es >= n || h->state[es] != QV_HNSW_LIVE ||
-            h->levels[es] != el || el != top)
-            return qv_r_corrupt(r, "hnsw: entry point (slot %u, level %u) is not a live node on the top level %u",
-                                es, el, top);
-    }
-    h->entry = entry;
-    h->n_slots = n;
-    h->n_live = n_live;
+    if ((rc = check_now(h, &m, r->name)) != QV_OK) return rc;
+    if ((rc = check_blocks(h, r->name)) != QV_OK) return rc;
     qv_hnsw_update_memory(h);
     return QV_OK;
+}
+
+/* ---- open: in place ----------------------------------------------------------------- */
+
+static int pread_all(int fd, void *buf, size_t n, uint64_t off, const char *name)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t got = pread(fd, p, n, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return qv_fail(QV_EIO, "%s: read at offset %llu: %s", name, (unsigned long long)off, strerror(errno));
+        if (got == 0) return qv_fail(QV_ECORRUPT, "%s: truncated at offset %llu", name, (unsigned long long)off);
+        p += got;
+        n -= (size_t)got;
+        off += (uint64_t)got;
+    }
+    return QV_OK;
+}
+
+/* Map array i of the file into region g, reserving room for `reserve` slots of elem bytes. */
+static int map_array(int fd, const hnsw_meta *m, unsigned i, size_t elem, size_t reserve, qv_region *g)
+{
+    size_t bytes = (size_t)m->bytes[i];
+    return qv_region_map_file(g, fd, m->off[i], bytes, reserve * elem > bytes ? reserve * elem : bytes);
+}
+
+int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
+{
+    qv_hnsw *h = ix->impl;
+    hnsw_meta m;
+    qv_reader r;
+    uint8_t fixed[FIXED_META + N_ARRAYS * 24];
+    int rc;
+    if ((rc = little_endian_only()) != QV_OK) return rc;
+    if (file_len < HEADER_BYTES + sizeof fixed)
+        return qv_fail(QV_ECORRUPT, "%s: truncated at offset %llu reading hnsw header", name, (unsigned long long)file_len);
+    if ((rc = pread_all(fd, fixed, sizeof fixed, HEADER_BYTES, name)) != QV_OK) return rc;
+    qv_reader_init(&r, fixed, sizeof fixed, name);
+    r.off = 0;
+    /* read_meta checks offsets against the file: make the reader's offsets the file's */
+    if ((rc = read_meta(h, &r, file_len, &m)) != QV_OK) return rc;
+    if (!(h->free_slots = qv_calloc(m.n_free ? m.n_free : 1, sizeof *h->free_slots))) return QV_ENOMEM;
+    h->free_cap = m.n_free ? m.n_free : 1;
+    if ((rc = pread_all(fd, h->free_slots, (size_t)m.n_free * 4, HEADER_BYTES + sizeof fixed, name)) != QV_OK) return rc;
+    h->n_free = m.n_free;
+
+    /* Room to grow in place: as many slots again, at least 64k. */
+    size_t reserve = (size_t)m.cap * 2 > (size_t)m.cap + 65536 ? (size_t)m.cap * 2 : (size_t)m.cap + 65536;
+    size_t elem[4] = {h->block_bytes, sizeof *h->ids, 1, 1};
+    qv_region *g[4] = {&h->r_blocks, &h->r_ids, &h->r_levels, &h->r_state};
+    for (unsigned i = 0; i < 4; i++)
+        if ((rc = map_array(fd, &m, i, elem[i], reserve, g[i])) != QV_OK) return rc;
+    if (m.upper_words &&
+        (rc = qv_region_map_file(&h->r_pool, fd, m.off[A_UPPER], (size_t)m.bytes[A_UPPER], 0)) != QV_OK)
+        return rc;
+    if ((rc = qv_region_reserve(&h->r_upper, reserve * sizeof *h->upper)) != QV_OK) return rc;
+    if ((rc = qv_region_commit(&h->r_upper, (size_t)m.cap * sizeof *h->upper)) != QV_OK) return rc;
+#ifdef MADV_RANDOM
+    /* Searches touch blocks at random: fault in single pages, not 128 KiB around each
+     * (a cold first search reads ~4x less); the verification pass reads sequentially
+     * through the file descriptor, which warms the page cache for them. */
+    if (h->r_blocks.file_bytes) (void)madvise(h->r_blocks.base, h->r_blocks.file_bytes, MADV_RANDOM);
+#endif
+    qv_region_hugepages(&h->r_blocks);         /* for the part that grows */
+    h->blocks = h->r_blocks.base;
+    h->ids = (uint64_t *)h->r_ids.base;
+    h->levels = h->r_levels.base;
+    h->state = h->r_state.base;
+    h->upper = (uint32_t **)h->r_upper.base;
+    h->cap = m.cap;
+    h->reserve_cap = reserve;
+    /* Upper lists point into the mapped pool, in slot order (check_now checks the sum). */
+    uint32_t *pool = (uint32_t *)h->r_pool.base;
+    uint64_t at = 0;
+    for (uint32_t s = 0; s < m.n; s++) {
+        unsigned lv = h->levels[s];
+        if (h->state[s] != QV_HNSW_LIVE || !lv || lv > QV_HNSW_MAX_LEVEL) continue;
+        size_t words = (size_t)lv * (h->m + 1);
+        if (at + words > m.upper_words) break;
+        h->upper[s] = pool + at;
+        at += words;
+    }
+    h->upper_bytes = (size_t)m.bytes[A_UPPER];
+    if ((rc = check_now(h, &m, name)) != QV_OK) return rc;
+    if ((h->fd = dup(fd)) < 0) return qv_fail(QV_EIO, "%s: dup: %s", name, strerror(errno));
+    if (!(h->file_name = qv_strdup(name))) return QV_ENOMEM;
+    h->file_len = file_len;
+    __atomic_store_n(&h->unverified, 1, __ATOMIC_RELEASE);
+    qv_hnsw_update_memory(h);
+    return QV_OK;
+}
+
+/* ---- deferred verification --------------------------------------------------------- */
+
+/* CRC32C of the file's first len - 4 bytes against its last 4, read through the file
+ * (the page cache; not the mapping, so it adds nothing to the resident set). */
+static int check_file_crc(qv_hnsw *h)
+{
+    const size_t chunk = 1u << 20;
+    uint8_t *buf = qv_malloc(chunk);
+    uint8_t tail[4];
+    uint32_t crc = 0;
+    int rc = QV_OK;
+    if (!buf) return QV_ENOMEM;
+    for (uint64_t off = 0; off < h->file_len - 4 && rc == QV_OK;) {
+        size_t n = h->file_len - 4 - off < chunk ? (size_t)(h->file_len - 4 - off) : chunk;
+        if ((rc = pread_all(h->fd, buf, n, off, h->file_name)) == QV_OK) crc = qv_crc32c(crc, buf, n);
+        off += n;
+    }
+    if (rc == QV_OK && (rc = pread_all(h->fd, tail, 4, h->file_len - 4, h->file_name)) == QV_OK) {
+        uint32_t got = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
+        if (got != crc)
+            rc = qv_fail(QV_ECORRUPT, "%s: checksum mismatch at offset %llu (stored %08x, computed %08x)", h->file_name,
+                         (unsigned long long)(h->file_len - 4), (unsigned)got, (unsigned)crc);
+    }
+    qv_free(buf);
+    return rc;
+}
+
+int qv_hnsw_verify_locked(qv_hnsw *h)
+{
+    if (!__atomic_load_n(&h->unverified, __ATOMIC_ACQUIRE)) {
+        if (h->verify_rc != QV_OK) return qv_fail(h->verify_rc, "%s", h->verify_msg);
+        return QV_OK;
+    }
+    int rc = check_file_crc(h);
+    if (rc == QV_OK) rc = check_blocks(h, h->file_name);
+    if (rc == QV_ENOMEM) return rc;            /* not the file's fault: may be retried */
+    if (rc != QV_OK) {
+        if (rc == QV_EIO) rc = qv_fail(QV_ECORRUPT, "%s", qv_last_error());
+        h->verify_rc = rc;
+        snprintf(h->verify_msg, sizeof h->verify_msg, "%s", qv_last_error());
+    }
+    close(h->fd);
+    h->fd = -1;
+    __atomic_store_n(&h->unverified, 0, __ATOMIC_RELEASE);
+    qv_hnsw_update_memory(h);
+    return rc;
+}
+
+int qv_hnsw_verify(qv_index *ix)
+{
+    qv_hnsw *h = ix->impl;
+    pthread_mutex_lock(&h->write_lock);
+    int rc = qv_hnsw_verify_locked(h);
+    pthread_mutex_unlock(&h->write_lock);
+    return rc;
 }

@@ -166,6 +166,9 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     const size_t dim = h->dim;
     const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
     const uint32_t maxl = qv_hnsw_maxlinks(h, level);
+    /* Links are bounded by the capacity (stable while grow_lock is held): an index opened
+     * in place serves searches before its level-0 lists are verified (hnsw_io.c). */
+    const uint32_t cap = (uint32_t)h->cap;
     float lower = INFINITY;
 
     for (size_t i = 0; i < n_ep; i++) {
@@ -191,7 +194,7 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
         size_t nb = 0;
         for (uint32_t i = 0; i < cnt; i++) {
             uint32_t v = qv_hnsw_ld(&list[1 + i]);
-            if (vis[v] == tag) continue;
+            if (v >= cap || vis[v] == tag) continue;
             vis[v] = tag;
             nbuf[nb++] = v;
             prefetch_vec(h, v, vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES);

@@ -4,9 +4,13 @@
  */
 #include "index/index.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/distance.h"
@@ -385,26 +389,72 @@ cleanup:
     return rc;
 }
 
+int qv_index_save_file(const qv_index *ix, const char *path, int nosync)
+{
+    qv_atomic_file f;
+    qv_writer w;
+    int rc;
+    if (!ix || !path) return qv_fail(QV_EINVAL, "index or path is NULL");
+    if ((rc = qv_atomic_file_begin(&f, path)) != QV_OK) return rc;
+    if ((rc = qv_writer_init_fd(&w, f.fd, path)) != QV_OK) goto fail;
+    if ((rc = write_header(ix, &w)) != QV_OK) goto fail;
+    if ((rc = ix->ops->save(ix, &w)) != QV_OK) goto fail;
+    if ((rc = qv_writer_finish_fd(&w)) != QV_OK) goto fail;
+    qv_writer_release(&w);
+    return qv_atomic_file_commit(&f, nosync);
+fail:
+    qv_writer_release(&w);
+    qv_atomic_file_abort(&f);
+    return rc;
+}
+
 int qv_index_save(const qv_index *ix, const char *path)
 {
-    void *buf = NULL;
-    size_t len = 0;
-    if (!path) return qv_fail(QV_EINVAL, "path is NULL");
-    int rc = qv_index_save_mem(ix, &buf, &len);
-    if (rc == QV_OK) rc = qv_write_file_atomic(path, buf, len);
-    qv_free(buf);
-    return rc;
+    return qv_index_save_file(ix, path, 0);
+}
+
+/* The 64-byte header from r into resolved parameters (*p); name for messages. */
+static int read_header(qv_reader *r, const char *name, qv_index_params *resolved)
+{
+    qv_index_params p;
+    char magic[4];
+    uint32_t version, kind, metric;
+    uint64_t max_train;
+    qv_r_bytes(r, magic, 4, "magic");
+    if (r->failed) return r->failed;
+    if (memcmp(magic, QV_INDEX_MAGIC, 4) != 0) return qv_fail(QV_ECORRUPT, "%s: offset 0: not a Quiver index (bad magic)", name);
+    qv_r_u32(r, &version, "format version");
+    if (r->failed) return r->failed;
+    if (version != QV_INDEX_FORMAT_VERSION)
+        return qv_fail(QV_ECORRUPT, "%s: offset 4: unsupported format version %u (this build reads %u)", name,
+                       version, QV_INDEX_FORMAT_VERSION);
+    memset(&p, 0, sizeof p);
+    qv_r_u32(r, &kind, "kind");
+    qv_r_u32(r, &p.dim, "dim");
+    qv_r_u32(r, &metric, "metric");
+    qv_r_u32(r, &p.m, "m");
+    qv_r_u32(r, &p.ef_construction, "ef_construction");
+    qv_r_u32(r, &p.ef_search, "ef_search");
+    qv_r_u32(r, &p.nlist, "nlist");
+    qv_r_u32(r, &p.nprobe, "nprobe");
+    qv_r_u32(r, &p.kmeans_iters, "kmeans_iters");
+    qv_r_u32(r, &p.flags, "flags");
+    qv_r_u64(r, &p.seed, "seed");
+    qv_r_u64(r, &max_train, "max_train_points");
+    if (r->failed) return r->failed;
+    p.kind = (qv_index_kind)kind;
+    p.metric = (qv_metric)metric;
+    p.max_train_points = (size_t)max_train;
+    if (resolve_params(&p, resolved) != QV_OK)
+        return qv_fail(QV_ECORRUPT, "%s: header: %s", name, qv_last_error());
+    return QV_OK;
 }
 
 int qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **out)
 {
     qv_reader r;
-    qv_index_params p;
     qv_index_params resolved;
     qv_index *ix = NULL;
-    char magic[4];
-    uint32_t version, kind, metric;
-    uint64_t max_train;
     int rc;
 
     if (!out) return qv_fail(QV_EINVAL, "out is NULL");
@@ -413,33 +463,7 @@ int qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **
     if (!name) name = "(memory)";
     if ((rc = qv_verify_crc(buf, len, name)) != QV_OK) return rc;
     qv_reader_init(&r, buf, len, name);
-    qv_r_bytes(&r, magic, 4, "magic");
-    if (r.failed) return r.failed;
-    if (memcmp(magic, QV_INDEX_MAGIC, 4) != 0) return qv_fail(QV_ECORRUPT, "%s: offset 0: not a Quiver index (bad magic)", name);
-    qv_r_u32(&r, &version, "format version");
-    if (r.failed) return r.failed;
-    if (version != QV_INDEX_FORMAT_VERSION)
-        return qv_fail(QV_ECORRUPT, "%s: offset 4: unsupported format version %u (this build reads %u)", name,
-                       version, QV_INDEX_FORMAT_VERSION);
-    memset(&p, 0, sizeof p);
-    qv_r_u32(&r, &kind, "kind");
-    qv_r_u32(&r, &p.dim, "dim");
-    qv_r_u32(&r, &metric, "metric");
-    qv_r_u32(&r, &p.m, "m");
-    qv_r_u32(&r, &p.ef_construction, "ef_construction");
-    qv_r_u32(&r, &p.ef_search, "ef_search");
-    qv_r_u32(&r, &p.nlist, "nlist");
-    qv_r_u32(&r, &p.nprobe, "nprobe");
-    qv_r_u32(&r, &p.kmeans_iters, "kmeans_iters");
-    qv_r_u32(&r, &p.flags, "flags");
-    qv_r_u64(&r, &p.seed, "seed");
-    qv_r_u64(&r, &max_train, "max_train_points");
-    if (r.failed) return r.failed;
-    p.kind = (qv_index_kind)kind;
-    p.metric = (qv_metric)metric;
-    p.max_train_points = (size_t)max_train;
-    if (resolve_params(&p, &resolved) != QV_OK)
-        return qv_fail(QV_ECORRUPT, "%s: header: %s", name, qv_last_error());
+    if ((rc = read_header(&r, name, &resolved)) != QV_OK) return rc;
     if ((rc = index_alloc(&resolved, &ix)) != QV_OK) return rc;
     if ((rc = ix->ops->load(ix, &r)) != QV_OK) goto cleanup;
     if ((rc = qv_reader_finish(&r)) != QV_OK) goto cleanup;
@@ -461,4 +485,46 @@ int qv_index_load(const char *path, qv_index **out)
     if (rc == QV_OK) rc = qv_index_load_mem(buf, len, path, out);
     qv_free(buf);
     return rc;
+}
+
+int qv_index_open(const char *path, qv_index **out)
+{
+    uint8_t head[QV_INDEX_HEADER_BYTES];
+    qv_index_params resolved;
+    qv_index *ix = NULL;
+    qv_reader r;
+    struct stat st;
+    int fd = -1, rc;
+
+    if (!out) return qv_fail(QV_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!path) return qv_fail(QV_EINVAL, "path is NULL");
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return qv_fail(errno == ENOENT ? QV_ENOTFOUND : QV_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0) { rc = qv_fail(QV_EIO, "%s: stat: %s", path, strerror(errno)); goto cleanup; }
+    if (!S_ISREG(st.st_mode)) { rc = qv_fail(QV_EIO, "%s: not a regular file", path); goto cleanup; }
+    ssize_t got = pread(fd, head, sizeof head, 0);
+    qv_reader_init(&r, head, got > 0 ? (size_t)got : 0, path);
+    if ((rc = read_header(&r, path, &resolved)) != QV_OK) goto cleanup;
+    if ((rc = index_alloc(&resolved, &ix)) != QV_OK) goto cleanup;
+    if (ix->ops->open) {
+        rc = ix->ops->open(ix, fd, (uint64_t)st.st_size, path);
+    } else {                            /* no in-place form: read it */
+        qv_index_free(ix);
+        ix = NULL;
+        rc = qv_index_load(path, &ix);
+    }
+    if (rc != QV_OK) goto cleanup;
+    *out = ix;
+    ix = NULL;
+cleanup:
+    qv_index_free(ix);
+    if (fd >= 0) close(fd);
+    return rc;
+}
+
+int qv_index_verify(qv_index *ix)
+{
+    if (!ix) return qv_fail(QV_EINVAL, "index is NULL");
+    return ix->ops->verify ? ix->ops->verify(ix) : QV_OK;
 }

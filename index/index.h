@@ -38,6 +38,13 @@ typedef struct qv_index_ops {
     int    (*save)(const qv_index *ix, qv_writer *w);
     /** Body only, after create(): validate everything before linking. */
     int    (*load)(qv_index *ix, qv_reader *r);
+    /** Open in place from fd (file_len bytes; the header is read and checked): map what
+     *  can be used where it lies, check what searches need, defer the rest to verify().
+     *  fd stays the caller's (dup it to keep it). NULL = the kind has no in-place open
+     *  (index.c then reads the file and calls load). */
+    int    (*open)(qv_index *ix, int fd, uint64_t file_len, const char *name);
+    /** Run the checks open() deferred; QV_OK or QV_ECORRUPT (sticky). NULL = none. */
+    int    (*verify)(qv_index *ix);
     size_t (*size)(const qv_index *ix);
     size_t (*memory)(const qv_index *ix);
 } qv_index_ops;
@@ -55,9 +62,15 @@ extern const qv_index_ops qv_ivf_ops;
 
 /* File format: "QVIX", u32 version, u32 kind, u32 dim, u32 metric, u32 m, u32
  * ef_construction, u32 ef_search, u32 nlist, u32 nprobe, u32 kmeans_iters, u32 flags,
- * u64 seed, u64 max_train_points, body, u32 CRC32C of all preceding bytes.
- * Version history: 1 = first format (2026-11). */
+ * u64 seed, u64 max_train_points (64 bytes), body, u32 CRC32C of all preceding bytes.
+ * Version history: 1 = first format (2026-11); 2 = hnsw body as page-aligned arrays that
+ * an open maps in place (hnsw_io.c; flat and ivf bodies unchanged). */
 #define QV_INDEX_MAGIC "QVIX"
-#define QV_INDEX_FORMAT_VERSION 1u
+#define QV_INDEX_FORMAT_VERSION 2u
+#define QV_INDEX_HEADER_BYTES 64u
+
+/** Save to path atomically (temp file, rename); the data is streamed, not built in memory
+ *  first. nosync skips the fsyncs (QV_DB_NOSYNC databases). */
+int qv_index_save_file(const qv_index *ix, const char *path, int nosync);
 
 #endif
