@@ -3,12 +3,14 @@
  * rebuild of a collection's in-memory index from its stored vectors.
  *
  * Opening a collection (under db->wmutex, in one read txn so it sees one consistent
- * state): read its state record; scan `points` once to rebuild the internal->external id
- * table and the live bitset; then either load the snapshot and re-sync the internal ids
- * named by the log entries after it (snapshot.c), or -- when there is no snapshot, or it is
- * damaged or does not match the stored points -- build the index from scratch out of the
- * stored vectors. A damaged snapshot is a warning (kept in the collection's stats and left
- * in qv_last_error() while open returns QV_OK), never a failure: the stored points are the
+ * state): read its state record; scan `ids` once to rebuild the internal->external id
+ * table and the live bitset (the id records are ~30 bytes each; `points` would be ~560 at
+ * 128 dimensions, and reading them all made a 1M restart read and map 600 MB it then never
+ * used); then either open the snapshot in place and re-sync the internal ids named by the
+ * log entries after it (snapshot.c), or -- when there is no snapshot, or it is damaged or
+ * does not match the stored points -- build the index from scratch out of the stored
+ * vectors. A damaged snapshot is a warning (kept in the collection's stats and left in
+ * qv_last_error() while open returns QV_OK), never a failure: the stored points are the
  * source of truth and the snapshot only a shortcut.
  */
 #include "storage/filter.h"
@@ -60,6 +62,7 @@ static qv_coll *coll_alloc(qv_db *db, const char *name)
 void qv_coll_free(qv_coll *c)
 {
     if (!c) return;
+    qv_snapshot_verify_join(c);
     qv_index_free(c->ix);
     qv_free(c->ext_of);
     qv_free(c->live);
@@ -167,6 +170,7 @@ int qv_coll_rebuild(qv_coll *c, const char *why)
     rc = qv_coll_build_index(c, txn, NULL, NULL, &ix);
     qv_lmdb_abort(c->db, txn);
     if (rc != QV_OK) return rc;
+    qv_snapshot_verify_join(c);        /* it may still be reading the old index */
     pthread_rwlock_wrlock(&c->maplock);
     old = c->ix;
     c->ix = ix;
@@ -206,27 +210,26 @@ static int load_state(qv_coll *c, MDB_txn *txn)
     return QV_OK;
 }
 
-/* Fill ext_of / live from the stored points; checks them against the state record. */
+/* Fill ext_of / live from the id records; checks them against the state record. */
 static int load_ids(qv_coll *c, MDB_txn *txn)
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     uint8_t prefix[4];
     uint64_t n = 0;
-    size_t dim = c->params.dim;
     int rc;
 
     if ((rc = qv_coll_reserve_ids(c, c->next_iid)) != QV_OK) return rc;
-    if ((rc = qv_lmdb_cursor_open(txn, c->db->dbi[DBI_POINTS], &cur)) != QV_OK) return rc;
+    if ((rc = qv_lmdb_cursor_open(txn, c->db->dbi[DBI_IDS], &cur)) != QV_OK) return rc;
     qv_be32_put(prefix, c->cid);
     for (rc = qv_lmdb_seek(cur, prefix, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, prefix, 4, &k, &v)) {
         uint64_t iid;
-        if (k.mv_size != 12 || v.mv_size != 8 + dim * sizeof(float) ||
-            (iid = qv_be64_get((const uint8_t *)k.mv_data + 4)) >= c->next_iid) {
-            rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
+        if (k.mv_size != 12 || v.mv_size != 8 || (iid = qv_be64_get(v.mv_data)) >= c->next_iid ||
+            (c->live[iid / 64] >> (iid % 64) & 1)) {
+            rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged id record", c->name);
             break;
         }
-        c->ext_of[iid] = qv_be64_get(v.mv_data);
+        c->ext_of[iid] = qv_be64_get((const uint8_t *)k.mv_data + 4);
         c->live[iid / 64] |= 1ull << (iid % 64);
         n++;
     }
@@ -382,7 +385,9 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     if ((rc = qv_pindex_load_fields(c, txn)) != QV_OK) goto cleanup;
     qv_lmdb_abort(db, txn);
     txn = NULL;
+    qv_snapshot_files_sweep(db, c->cid, c->has_snapshot ? c->snap_seq : UINT64_MAX);
     qv_pindex_build_pending(c);    /* fields declared but not built (older database) */
+    qv_snapshot_verify_start(c);
     db->colls[db->ncolls++] = c;
     *out = c;
     if (c->stats.warning[0]) qv_fail(QV_OK, "warning: %s", c->stats.warning);
@@ -396,7 +401,10 @@ cleanup:
 
 void qv_collection_close(qv_coll *c) { (void)c; }
 
-typedef struct { const char *name; } drop_arg;
+typedef struct {
+    const char *name;
+    uint32_t cid;                  /* out */
+} drop_arg;
 
 static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
 {
@@ -411,6 +419,7 @@ static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
     if (rc != QV_OK) return rc;
     if ((rc = qv_coll_config_decode(a->name, v.mv_data, v.mv_size, &cid, &p, &pi)) != QV_OK) return rc;
     qv_free(pi);
+    a->cid = cid;
     qv_be32_put(key, cid);
     if ((rc = qv_lmdb_del(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name))) != QV_OK) return rc;
     static const int per_coll[] = {DBI_STATE, DBI_IDS, DBI_POINTS, DBI_PAYLOADS, DBI_FREEIDS, DBI_LOG, DBI_SNAPSHOTS,
@@ -427,12 +436,13 @@ int qv_collection_drop(qv_db *db, const char *name)
     if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
     if ((rc = qv_db_check_writable(db, "drop collection")) != QV_OK) return rc;
     pthread_mutex_lock(&db->wmutex);
-    drop_arg a = {name};
+    drop_arg a = {name, 0};
     rc = qv_db_write(db, drop_write, &a);
     if (rc == QV_OK && (i = find_open(db, name)) >= 0) {
         qv_coll_free(db->colls[i]);
         db->colls[i] = db->colls[--db->ncolls];
     }
+    if (rc == QV_OK) qv_snapshot_files_sweep(db, a.cid, UINT64_MAX);
     pthread_mutex_unlock(&db->wmutex);
     return rc;
 }

@@ -167,6 +167,7 @@ static int train_locked(qv_coll *c, qv_progress_fn progress, void *arg)
         qv_index_free(ix);
         return rc;
     }
+    qv_snapshot_verify_join(c);
     pthread_rwlock_wrlock(&c->maplock);
     old = c->ix;
     c->ix = ix;

@@ -1,63 +1,125 @@
 /*
- * storage/snapshot.c -- index snapshots in LMDB, and recovery from them.
+ * storage/snapshot.c -- index snapshots: files beside the LMDB environment, recorded in
+ * LMDB, opened in place, and recovery from them.
  *
- * A snapshot is the index serialized by qv_index_save_mem (versioned, CRC-checked) behind
- * a 16-byte header: "QVSN", u32 version, u64 seq = the last write it covers. It is written
- * in one txn together with the trimming of the collection's log (every log entry <= seq),
- * so after a crash either the old snapshot and the full log survive, or the new snapshot
- * and the log after it: never a snapshot with a hole behind it.
+ * A snapshot is the index saved by qv_index_save_file into <dir>/snapshots/<cid>-<seq>.qv
+ * (seq = the last write it covers). It lives outside LMDB because it is opened in place
+ * (qv_index_open maps it): a pointer into LMDB's map would not survive a map resize
+ * (mdb_env_set_mapsize remaps it, maybe elsewhere), and holding a read txn open to keep
+ * the snapshot's pages from being reused would both pin every page freed after it (the
+ * file grows under writes) and forbid the resize altogether. A file that is never written
+ * after its rename has neither problem; vectors stay durable in `points`, and the mapped
+ * copy is the only one in memory (LMDB's pages of them are not touched by searches).
  *
- * Loading: the index is taken from the snapshot, then every internal id named by the log
- * entries seq+1 .. last_seq is re-synced: removed from the index, and added back with its
- * current stored vector if it is still live. Re-syncing to the current state (instead of
- * replaying each write in order) is idempotent and needs no per-write vectors in the log.
- * Anything that does not add up -- a bad header, load_mem's QV_ECORRUPT, parameters that
+ * Writing one (wmutex held): save the file (temp file, fsync, rename, fsync of the
+ * directory; no fsyncs under QV_DB_NOSYNC), then in one txn put the record {seq, file
+ * size, file CRC} and trim the collection's log (every entry <= seq), then delete the
+ * previous file (a mapped index may still use it: the mapping keeps it alive). A crash
+ * before the commit leaves the old record, the old file and a stray new file; after it,
+ * the new record and file and a stray old one. Strays are swept when the collection opens.
+ * Under QV_DB_NOSYNC an OS crash may leave a record whose file is incomplete or gone: that
+ * is a damaged snapshot, and damaged snapshots mean a rebuild from the stored points.
+ *
+ * Loading: the record must match the file (size, trailing CRC); the file is opened in
+ * place, then every internal id named by the log entries seq+1 .. last_seq is re-synced:
+ * removed from the index, and added back with its current stored vector if it is still
+ * live. Re-syncing to the current state (instead of replaying each write in order) is
+ * idempotent and needs no per-write vectors in the log. Anything that does not add up --
+ * a bad record, a missing or mismatched file, QV_ECORRUPT from the open, parameters that
  * differ from the config, a gap in the log, an index size that differs from the stored
  * point count -- is QV_ECORRUPT, and the caller rebuilds from the stored vectors.
+ *
+ * Verification: the open checks at once what searches rely on and defers the checks that
+ * read every page (hnsw_io.c). A replay verifies on its first write; otherwise a thread
+ * verifies the index whole after the collection opened (qv_snapshot_verify_start) while
+ * searches are served, and marks the collection for a rebuild if the file turns out
+ * damaged. That pass reads the file sequentially, which also warms the page cache.
  */
 #include "storage/storage.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "index/index.h"
+
+/* <dir>/snapshots[/<cid>-<seq>.qv] into buf; QV_EINVAL if it does not fit. */
+static int snap_path(const qv_db *db, uint32_t cid, uint64_t seq, int file, char *buf, size_t len)
+{
+    int n = file ? snprintf(buf, len, "%s/" QV_SNAPSHOT_DIR "/%" PRIu32 "-%" PRIu64 ".qv", db->path, cid, seq)
+                 : snprintf(buf, len, "%s/" QV_SNAPSHOT_DIR, db->path);
+    if (n < 0 || (size_t)n >= len) return qv_fail(QV_EINVAL, "%s: database path too long for snapshot files", db->path);
+    return QV_OK;
+}
+
+/* Size and trailing CRC of a snapshot file. */
+static int file_facts(const char *path, uint64_t *size, uint32_t *crc)
+{
+    struct stat st;
+    uint8_t t[4];
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = QV_OK;
+    if (fd < 0) return qv_fail(errno == ENOENT ? QV_ENOTFOUND : QV_EIO, "%s: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0 || st.st_size < 4 || pread(fd, t, 4, st.st_size - 4) != 4)
+        rc = qv_fail(QV_ECORRUPT, "%s: cannot read its checksum", path);
+    else {
+        *size = (uint64_t)st.st_size;
+        *crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    }
+    close(fd);
+    return rc;
+}
 
 typedef struct {
     qv_coll *c;
-    const void *blob;
-    size_t len;
+    uint64_t seq, size;
+    uint32_t crc;
 } snap_arg;
 
 static int snapshot_put(qv_db *db, MDB_txn *txn, void *arg)
 {
     snap_arg *a = arg;
-    uint8_t key[4];
-    void *p;
+    uint8_t key[4], rec[QV_SNAPSHOT_RECORD];
     int rc;
     qv_be32_put(key, a->c->cid);
-    if ((rc = qv_lmdb_reserve(txn, db->dbi[DBI_SNAPSHOTS], key, 4, QV_SNAPSHOT_HEADER + a->len, &p)) != QV_OK) return rc;
-    uint8_t *h = p;
-    memcpy(h, QV_SNAPSHOT_MAGIC, 4);
-    qv_be32_put(h + 4, QV_SNAPSHOT_VERSION);
-    qv_be64_put(h + 8, a->c->last_seq);
-    memcpy(h + QV_SNAPSHOT_HEADER, a->blob, a->len);
-    /* Every log entry is <= last_seq: the writer lock is held, so all of them go. */
+    memset(rec, 0, sizeof rec);
+    memcpy(rec, QV_SNAPSHOT_MAGIC, 4);
+    qv_be32_put(rec + 4, QV_SNAPSHOT_VERSION);
+    qv_be64_put(rec + 8, a->seq);
+    qv_be64_put(rec + 16, a->size);
+    qv_be32_put(rec + 24, a->crc);
+    if ((rc = qv_lmdb_put(txn, db->dbi[DBI_SNAPSHOTS], key, 4, rec, sizeof rec)) != QV_OK) return rc;
+    /* Every log entry is <= seq: the writer lock is held, so all of them go. */
     return qv_lmdb_del_prefix(txn, db->dbi[DBI_LOG], key, 4);
 }
 
 int qv_snapshot_write(qv_coll *c)
 {
-    void *blob = NULL;
-    size_t len = 0;
-    int rc = qv_index_save_mem(c->ix, &blob, &len);
-    if (rc != QV_OK) return rc;
-    snap_arg a = {c, blob, len};
-    rc = qv_db_write(c->db, snapshot_put, &a);
-    qv_free(blob);
-    if (rc != QV_OK) return rc;
+    qv_db *db = c->db;
+    char dir[4096], path[4096], old[4096];
+    snap_arg a = {c, c->last_seq, 0, 0};
+    int rc, nosync = (db->opt.flags & QV_DB_NOSYNC) != 0;
+    if ((rc = snap_path(db, c->cid, a.seq, 0, dir, sizeof dir)) != QV_OK) return rc;
+    if ((rc = snap_path(db, c->cid, a.seq, 1, path, sizeof path)) != QV_OK) return rc;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return qv_fail(errno == ENOSPC ? QV_EFULL : QV_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    if ((rc = qv_index_save_file(c->ix, path, nosync)) != QV_OK) return rc;
+    if ((rc = file_facts(path, &a.size, &a.crc)) != QV_OK || (rc = qv_db_write(db, snapshot_put, &a)) != QV_OK) {
+        if (!(c->has_snapshot && c->snap_seq == a.seq)) unlink(path);
+        return rc;
+    }
+    if (c->has_snapshot && c->snap_seq != a.seq && snap_path(db, c->cid, c->snap_seq, 1, old, sizeof old) == QV_OK)
+        unlink(old);
+    __atomic_store_n(&c->snap_damaged, 0, __ATOMIC_RELEASE);
     pthread_rwlock_wrlock(&c->maplock);
-    c->snap_seq = c->last_seq;
+    c->snap_seq = a.seq;
     c->has_snapshot = 1;
     c->writes_since_ckpt = 0;
     c->stats.checkpoints++;
@@ -65,12 +127,36 @@ int qv_snapshot_write(qv_coll *c)
     return QV_OK;
 }
 
+void qv_snapshot_files_sweep(qv_db *db, uint32_t cid, uint64_t keep_seq)
+{
+    char dir[4096], path[4096], prefix[16];
+    if (db->opt.flags & QV_DB_RDONLY) return;
+    if (snap_path(db, cid, 0, 0, dir, sizeof dir) != QV_OK) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    snprintf(prefix, sizeof prefix, "%" PRIu32 "-", cid);
+    size_t pl = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, pl) != 0) continue;
+        char *end = NULL;
+        errno = 0;
+        unsigned long long seq = strtoull(e->d_name + pl, &end, 10);
+        /* "<cid>-<seq>.qv" and the temp files of an interrupted save, "<...>.qv.tmp.*" */
+        if (errno || end == e->d_name + pl || strncmp(end, ".qv", 3) != 0) continue;
+        if (keep_seq != UINT64_MAX && seq == keep_seq && end[3] == '\0') continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path) unlink(path);
+    }
+    closedir(d);
+}
+
 int qv_coll_checkpoint_locked(qv_coll *c)
 {
     int rc;
     if ((rc = qv_db_check_writable(c->db, "checkpoint")) != QV_OK) return rc;
     if (c->need_rebuild && (rc = qv_coll_rebuild(c, "an earlier index update failed")) != QV_OK) return rc;
-    if (c->has_snapshot ? c->snap_seq == c->last_seq : c->last_seq == 0) return QV_OK;
+    int damaged = __atomic_load_n(&c->snap_damaged, __ATOMIC_ACQUIRE);
+    if (!damaged && (c->has_snapshot ? c->snap_seq == c->last_seq : c->last_seq == 0)) return QV_OK;
     return qv_snapshot_write(c);
 }
 
@@ -187,27 +273,35 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
     MDB_val v;
     qv_index *ix = NULL;
     qv_index_params got;
-    uint64_t *ids = NULL, seq, nentries = 0;
+    uint64_t *ids = NULL, seq, size, fsize = 0, nentries = 0;
+    uint32_t crc, fcrc = 0;
     size_t n = 0;
-    char name[96];
+    char path[4096];
     int rc;
 
     qv_be32_put(key, c->cid);
     if ((rc = qv_lmdb_get(txn, c->db->dbi[DBI_SNAPSHOTS], key, 4, &v)) != QV_OK) return rc;
     const uint8_t *h = v.mv_data;
-    if (v.mv_size < QV_SNAPSHOT_HEADER || memcmp(h, QV_SNAPSHOT_MAGIC, 4) != 0 ||
-        qv_be32_get(h + 4) != QV_SNAPSHOT_VERSION)
-        return qv_fail(QV_ECORRUPT, "collection '%s': snapshot header damaged or of an unknown version", c->name);
+    if (v.mv_size < 8 || memcmp(h, QV_SNAPSHOT_MAGIC, 4) != 0)
+        return qv_fail(QV_ECORRUPT, "collection '%s': snapshot record damaged", c->name);
+    if (qv_be32_get(h + 4) != QV_SNAPSHOT_VERSION || v.mv_size != QV_SNAPSHOT_RECORD)
+        return qv_fail(QV_ECORRUPT, "collection '%s': snapshot of format %u (this build reads %u)", c->name,
+                       qv_be32_get(h + 4), QV_SNAPSHOT_VERSION);
     seq = qv_be64_get(h + 8);
+    size = qv_be64_get(h + 16);
+    crc = qv_be32_get(h + 24);
     if (seq > c->last_seq)
         return qv_fail(QV_ECORRUPT, "collection '%s': snapshot covers seq %llu beyond the last write %llu", c->name,
                        (unsigned long long)seq, (unsigned long long)c->last_seq);
-    snprintf(name, sizeof name, "snapshot of '%s'", c->name);
-    rc = qv_index_load_mem(h + QV_SNAPSHOT_HEADER, v.mv_size - QV_SNAPSHOT_HEADER, name, &ix);
+    if ((rc = snap_path(c->db, c->cid, seq, 1, path, sizeof path)) != QV_OK) return rc;
+    rc = file_facts(path, &fsize, &fcrc);
+    if (rc == QV_OK && (fsize != size || fcrc != crc))
+        rc = qv_fail(QV_ECORRUPT, "%s: %llu bytes with checksum %08x, its record says %llu bytes, %08x", path,
+                     (unsigned long long)fsize, (unsigned)fcrc, (unsigned long long)size, (unsigned)crc);
+    if (rc == QV_OK) rc = qv_index_open(path, &ix);
     if (rc != QV_OK) {
-        /* load_mem reports damage as ECORRUPT; a header it cannot accept (EINVAL: e.g. an
-         * index kind not built into this library) is just as unusable here. */
-        if (rc == QV_EINVAL || rc == QV_ENODEV) rc = qv_fail(QV_ECORRUPT, "%s", qv_last_error());
+        /* Whatever keeps the file from opening makes it unusable here: rebuild. */
+        if (rc != QV_ENOMEM) rc = qv_fail(QV_ECORRUPT, "collection '%s': snapshot unusable: %s", c->name, qv_last_error());
         goto cleanup;
     }
     qv_index_get_params(ix, &got);
@@ -215,7 +309,7 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
         rc = qv_fail(QV_ECORRUPT, "collection '%s': snapshot holds a different index (kind/dim/metric)", c->name);
         goto cleanup;
     }
-    /* The file format does not carry the GPU mode; the collection's config does. */
+    /* The file format does not carry the GPU mode nor the thread count; the config does. */
     if (c->params.gpu != QV_GPU_OFF && (rc = qv_index_set_gpu(ix, c->params.gpu)) != QV_OK) goto cleanup;
     if ((rc = log_touched(c, txn, seq, &ids, &n, &nentries)) != QV_OK) goto cleanup;
     if ((rc = resync(c, txn, ix, ids, n)) != QV_OK) {
@@ -237,4 +331,40 @@ cleanup:
     qv_free(ids);
     qv_index_free(ix);
     return rc;
+}
+
+/* ---- verification in the background ---------------------------------------------------- */
+
+static void *verify_main(void *arg)
+{
+    qv_coll *c = arg;
+    int rc = qv_index_verify(c->ix);   /* c->ix is not replaced before this thread is joined */
+    pthread_rwlock_wrlock(&c->maplock);
+    if (rc == QV_OK) {
+        c->stats.verified_snapshots++;
+    } else if (rc == QV_ECORRUPT) {
+        c->stats.damaged_snapshots++;
+        qv_coll_warn(c, "collection '%s': snapshot damaged, the index is rebuilt from the stored vectors: %s", c->name,
+                     qv_last_error());
+        __atomic_store_n(&c->snap_damaged, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&c->need_rebuild, 1, __ATOMIC_RELEASE);
+    } else {                           /* out of memory: the first write verifies again */
+        qv_coll_warn(c, "collection '%s': snapshot verification postponed: %s", c->name, qv_last_error());
+    }
+    pthread_rwlock_unlock(&c->maplock);
+    return NULL;
+}
+
+void qv_snapshot_verify_start(qv_coll *c)
+{
+    if (c->verify_running || !c->ix || qv_coll_effective_kind(c) != QV_INDEX_HNSW) return;
+    if (pthread_create(&c->verify_thread, NULL, verify_main, c) == 0) c->verify_running = 1;
+    /* else: the first write verifies (hnsw_io.c); nothing is lost but the early warning */
+}
+
+void qv_snapshot_verify_join(qv_coll *c)
+{
+    if (!c->verify_running) return;
+    pthread_join(c->verify_thread, NULL);
+    c->verify_running = 0;
 }

@@ -13,12 +13,15 @@
  *   payloads     cid | internal id -> compact JSON object text
  *   freeids      cid | internal id -> "" (internal ids freed by deletes, reused lowest first)
  *   log          cid | seq (u64 BE) -> u32 n + n internal ids (u64 BE) touched by write seq
- *   snapshots    cid -> "QVSN", u32 version, u64 seq covered, index blob (qv_index_save_mem)
+ *   snapshots    cid -> "QVSN", u32 version (2), u64 seq covered, u64 file bytes, u32 the
+ *                file's trailing CRC, u32 0: the record of the snapshot FILE
+ *                <dir>/snapshots/<cid>-<seq>.qv (qv_index_save_file; see snapshot.c)
  *   pindex       cid | field | typed value | internal id -> "" (the payload index, kept in
  *                the same write txn as the payloads; layout in storage/filter.h)
  * The log holds only the writes after the last snapshot (a checkpoint trims it), so
- * reopening is: load snapshot, re-sync the internal ids the log names, done. A missing,
- * damaged or inconsistent snapshot (or a gap in the log) means a rebuild from `points`.
+ * reopening is: open the snapshot file in place, re-sync the internal ids the log names,
+ * done. A missing, damaged or inconsistent snapshot (or a gap in the log) means a rebuild
+ * from `points`: the stored points are the source of truth, snapshots only a shortcut.
  *
  * Locking (see db.c for the full story):
  *   db->wmutex    one writer at a time: every LMDB write txn, collection open/create/drop,
@@ -44,8 +47,9 @@
 #define QV_STORAGE_FORMAT 1u        /* meta "format"; bump on any layout change */
 #define QV_COLL_CONFIG_FORMAT 1u    /* "format" field of a collection's config JSON */
 #define QV_SNAPSHOT_MAGIC "QVSN"
-#define QV_SNAPSHOT_VERSION 1u
-#define QV_SNAPSHOT_HEADER 16u      /* magic, version, seq */
+#define QV_SNAPSHOT_VERSION 2u      /* 1: the index blob inside the record (rebuilt on open) */
+#define QV_SNAPSHOT_RECORD 32u      /* magic, version, seq, file bytes, file crc, 0 */
+#define QV_SNAPSHOT_DIR "snapshots"
 
 /* Internal return code: the LMDB map is full; the write loop grows it and retries.
  * Never returned to a caller of the public API. */
@@ -78,6 +82,7 @@ typedef struct {
     uint64_t rebuilds;             /* full rebuilds from the stored vectors */
     uint64_t damaged_snapshots;    /* snapshots rejected as damaged or inconsistent */
     uint64_t checkpoints;          /* snapshots written */
+    uint64_t verified_snapshots;   /* snapshots opened in place and then verified whole */
     uint64_t map_grows;            /* LMDB map resizes (db-wide, copied in) */
     uint64_t ivf_trainings;        /* ivf collections: trainings done since open */
     int ivf_trained;               /* ivf collections: 1 once trained (copied in) */
@@ -119,6 +124,11 @@ struct qv_coll {
     int ivf_trained;               /* kind ivf: trained (else c->ix is flat); under wmutex */
     uint32_t ivf_nlist;            /* the nlist it was trained with */
     qv_storage_stats stats;
+    /* A snapshot opened in place is verified whole by a thread of its own (snapshot.c),
+     * joined before c->ix is replaced or c freed. It takes no storage lock. */
+    pthread_t verify_thread;
+    int verify_running;            /* started and not yet joined (under wmutex) */
+    int snap_damaged;              /* atomic: it found the snapshot damaged (write a new one) */
 };
 
 /* ---- big-endian keys ------------------------------------------------------------------ */
@@ -235,6 +245,14 @@ int  qv_snapshot_write(qv_coll *c);
 int  qv_snapshot_load(qv_coll *c, MDB_txn *txn);
 /** qv_checkpoint with wmutex held: rebuild if marked, then snapshot unless clean. */
 int  qv_coll_checkpoint_locked(qv_coll *c);
+/** Start verifying c->ix in the background if it was opened in place and nothing has
+ *  verified it yet (wmutex held, or c not yet shared). A failure marks c for rebuild. */
+void qv_snapshot_verify_start(qv_coll *c);
+/** Wait for that verification (wmutex held, or c private); safe when none runs. */
+void qv_snapshot_verify_join(qv_coll *c);
+/** Remove snapshot files of c other than the one its record names (or all of them when
+ *  keep_seq is UINT64_MAX); errors are ignored (a leftover file only costs disk). */
+void qv_snapshot_files_sweep(qv_db *db, uint32_t cid, uint64_t keep_seq);
 
 /* ---- for tests and diagnostics ---------------------------------------------------------- */
 /** Copy the collection's counters (the map_grows field is the db's). */

@@ -8,6 +8,7 @@
  * hits must be identical. hnsw collections are checked for recall against that exact
  * answer. The reference model of a collection is a plain array indexed by external id.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -437,12 +438,8 @@ END_TEST
 
 /* Copy the database file of an open, idle database into dst (a crash image: LMDB's file
  * is consistent at every commit, and these are synced). */
-static void copy_data_file(const char *src_dir, const char *dst_dir)
+static void copy_one(const char *src, const char *dst)
 {
-    char src[1024], dst[1024];
-    snprintf(src, sizeof src, "%s/data.mdb", src_dir);
-    snprintf(dst, sizeof dst, "%s/data.mdb", dst_dir);
-    mkdir(dst_dir, 0755);
     FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
     ck_assert(in && out);
     char buf[65536];
@@ -450,6 +447,30 @@ static void copy_data_file(const char *src_dir, const char *dst_dir)
     while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
     fclose(in);
     ck_assert_int_eq(fclose(out), 0);
+}
+
+/* The files a kill -9 would leave: data.mdb and the snapshot files (no lock file). */
+static void copy_data_file(const char *src_dir, const char *dst_dir)
+{
+    char src[1024], dst[1024];
+    snprintf(src, sizeof src, "%s/data.mdb", src_dir);
+    snprintf(dst, sizeof dst, "%s/data.mdb", dst_dir);
+    mkdir(dst_dir, 0755);
+    copy_one(src, dst);
+    snprintf(src, sizeof src, "%s/snapshots", src_dir);
+    snprintf(dst, sizeof dst, "%s/snapshots", dst_dir);
+    DIR *d = opendir(src);
+    if (!d) return;
+    mkdir(dst, 0755);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char a[1400], b[1400];
+        snprintf(a, sizeof a, "%s/%s", src, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
+        copy_one(a, b);
+    }
+    closedir(d);
 }
 
 START_TEST(test_replay_after_snapshot)
