@@ -210,7 +210,8 @@ static int load_state(qv_coll *c, MDB_txn *txn)
     return QV_OK;
 }
 
-/* Fill ext_of / live from the id records; checks them against the state record. */
+/* Fill ext_of / live from the id records (when there is no usable snapshot); checks them
+ * against the state record. */
 static int load_ids(qv_coll *c, MDB_txn *txn)
 {
     MDB_cursor *cur = NULL;
@@ -220,6 +221,7 @@ static int load_ids(qv_coll *c, MDB_txn *txn)
     int rc;
 
     if ((rc = qv_coll_reserve_ids(c, c->next_iid)) != QV_OK) return rc;
+    memset(c->live, 0, c->cap / 8);    /* a failed snapshot load may have filled some */
     if ((rc = qv_lmdb_cursor_open(txn, c->db->dbi[DBI_IDS], &cur)) != QV_OK) return rc;
     qv_be32_put(prefix, c->cid);
     for (rc = qv_lmdb_seek(cur, prefix, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, prefix, 4, &k, &v)) {
@@ -241,23 +243,26 @@ static int load_ids(qv_coll *c, MDB_txn *txn)
     return QV_OK;
 }
 
-/* Load c (config already decoded) from txn: ids, then snapshot + replay or rebuild. */
+/* Load c (config already decoded) from txn: the snapshot (ids and index) + replay, or
+ * the ids from `ids` and a rebuild. */
 static int coll_load(qv_coll *c, MDB_txn *txn)
 {
     int rc;
     if ((rc = load_state(c, txn)) != QV_OK) return rc;
-    if ((rc = load_ids(c, txn)) != QV_OK) return rc;
     if ((rc = qv_coll_ivf_load(c, txn)) != QV_OK) return rc;
+    if ((rc = qv_coll_reserve_ids(c, c->next_iid)) != QV_OK) return rc;
     rc = qv_snapshot_load(c, txn);
     if (rc == QV_OK) return QV_OK;
-    if (rc == QV_ENOTFOUND) {      /* never checkpointed: a rebuild is the normal path */
+    if (rc != QV_ENOTFOUND && rc != QV_ECORRUPT) return rc;
+    int snap_rc = rc;
+    char why[200];
+    snprintf(why, sizeof why, "%s", qv_last_error());
+    if ((rc = load_ids(c, txn)) != QV_OK) return rc;
+    if (snap_rc == QV_ENOTFOUND) {      /* never checkpointed: a rebuild is the normal path */
         if ((rc = qv_coll_build_index(c, txn, NULL, NULL, &c->ix)) != QV_OK) return rc;
         if (c->count) c->stats.rebuilds++;
         return QV_OK;
     }
-    if (rc != QV_ECORRUPT) return rc;
-    char why[200];
-    snprintf(why, sizeof why, "%s", qv_last_error());
     c->stats.damaged_snapshots++;
     if ((rc = qv_coll_build_index(c, txn, NULL, NULL, &c->ix)) != QV_OK) return rc;
     c->stats.rebuilds++;

@@ -3,7 +3,12 @@
  * LMDB, opened in place, and recovery from them.
  *
  * A snapshot is the index saved by qv_index_save_file into <dir>/snapshots/<cid>-<seq>.qv
- * (seq = the last write it covers). It lives outside LMDB because it is opened in place
+ * (seq = the last write it covers), plus <cid>-<seq>.qv.ids, the collection's id table
+ * as of seq: "QVID", u32 1, u64 next_iid, ext_of[next_iid] (u64), the live bitset
+ * ((next_iid + 63) / 64 u64), u32 CRC32C of all before. With it an open reads 8 bytes a
+ * point instead of scanning the `ids` table, whose pages lie scattered among the points'
+ * (each page fault maps its cached neighbours too: at 1M points the scan left ~500 MB of
+ * the LMDB map resident). The index lives outside LMDB because it is opened in place
  * (qv_index_open maps it): a pointer into LMDB's map would not survive a map resize
  * (mdb_env_set_mapsize remaps it, maybe elsewhere), and holding a read txn open to keep
  * the snapshot's pages from being reused would both pin every page freed after it (the
@@ -20,10 +25,10 @@
  * Under QV_DB_NOSYNC an OS crash may leave a record whose file is incomplete or gone: that
  * is a damaged snapshot, and damaged snapshots mean a rebuild from the stored points.
  *
- * Loading: the record must match the file (size, trailing CRC); the file is opened in
- * place, then every internal id named by the log entries seq+1 .. last_seq is re-synced:
- * removed from the index, and added back with its current stored vector if it is still
- * live. Re-syncing to the current state (instead of replaying each write in order) is
+ * Loading: the record must match the files (sizes, CRCs); the id table is read, the index
+ * opened in place, then every internal id named by the log entries seq+1 .. last_seq is
+ * re-synced: its id-table entry from its point record (or dead without one), and in the
+ * index removed, then added back with its current stored vector if it is still live. Re-syncing to the current state (instead of replaying each write in order) is
  * idempotent and needs no per-write vectors in the log. Anything that does not add up --
  * a bad record, a missing or mismatched file, QV_ECORRUPT from the open, parameters that
  * differ from the config, a gap in the log, an index size that differs from the stored
@@ -48,14 +53,18 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/crc32c.h"
 #include "core/error.h"
 #include "index/index.h"
 
-/* <dir>/snapshots[/<cid>-<seq>.qv] into buf; QV_EINVAL if it does not fit. */
-static int snap_path(const qv_db *db, uint32_t cid, uint64_t seq, int file, char *buf, size_t len)
+enum { P_DIR, P_INDEX, P_IDS };
+
+/* <dir>/snapshots[/<cid>-<seq>.qv[.ids]] into buf; QV_EINVAL if it does not fit. */
+static int snap_path(const qv_db *db, uint32_t cid, uint64_t seq, int what, char *buf, size_t len)
 {
-    int n = file ? snprintf(buf, len, "%s/" QV_SNAPSHOT_DIR "/%" PRIu32 "-%" PRIu64 ".qv", db->path, cid, seq)
-                 : snprintf(buf, len, "%s/" QV_SNAPSHOT_DIR, db->path);
+    int n = what == P_DIR ? snprintf(buf, len, "%s/" QV_SNAPSHOT_DIR, db->path)
+                          : snprintf(buf, len, "%s/" QV_SNAPSHOT_DIR "/%" PRIu32 "-%" PRIu64 ".qv%s", db->path, cid,
+                                     seq, what == P_IDS ? ".ids" : "");
     if (n < 0 || (size_t)n >= len) return qv_fail(QV_EINVAL, "%s: database path too long for snapshot files", db->path);
     return QV_OK;
 }
@@ -79,9 +88,86 @@ static int file_facts(const char *path, uint64_t *size, uint32_t *crc)
 
 typedef struct {
     qv_coll *c;
-    uint64_t seq, size;
-    uint32_t crc;
+    uint64_t seq, size, ids_size;
+    uint32_t crc, ids_crc;
 } snap_arg;
+
+#define IDS_MAGIC "QVID"
+#define IDS_VERSION 1u
+#define IDS_HEADER 16u
+
+/* Write c's id table (wmutex held: ext_of and live do not change) to path. */
+static int ids_save(qv_coll *c, const char *path, int nosync, uint64_t *size, uint32_t *crc)
+{
+    qv_atomic_file f;
+    qv_writer w;
+    uint64_t n = c->next_iid;
+    int rc;
+    if ((rc = qv_atomic_file_begin(&f, path)) != QV_OK) return rc;
+    if ((rc = qv_writer_init_fd(&w, f.fd, path)) != QV_OK) goto fail;
+    qv_w_bytes(&w, IDS_MAGIC, 4);
+    qv_w_u32(&w, IDS_VERSION);
+    qv_w_u64(&w, n);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    qv_w_bytes(&w, c->ext_of, n * sizeof *c->ext_of);
+    qv_w_bytes(&w, c->live, (n + 63) / 64 * sizeof *c->live);
+#else
+    for (uint64_t i = 0; i < n; i++) qv_w_u64(&w, c->ext_of[i]);
+    for (uint64_t i = 0; i < (n + 63) / 64; i++) qv_w_u64(&w, c->live[i]);
+#endif
+    *crc = w.crc;
+    if ((rc = qv_writer_finish_fd(&w)) != QV_OK) goto fail;
+    *size = qv_writer_pos(&w);
+    qv_writer_release(&w);
+    return qv_atomic_file_commit(&f, nosync);
+fail:
+    qv_writer_release(&w);
+    qv_atomic_file_abort(&f);
+    return rc;
+}
+
+/* Read the id table of path (size bytes, CRC crc, both from the record) into c->ext_of and
+ * c->live (room for c->next_iid reserved); QV_ECORRUPT for anything that does not fit. */
+static int ids_load(qv_coll *c, const char *path, uint64_t size, uint32_t crc)
+{
+    uint8_t head[IDS_HEADER], tail[4];
+    uint64_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = QV_OK;
+    if (fd < 0) return qv_fail(errno == ENOENT ? QV_ECORRUPT : QV_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != size || size < IDS_HEADER + 4 ||
+        pread(fd, head, IDS_HEADER, 0) != IDS_HEADER) {
+        rc = qv_fail(QV_ECORRUPT, "%s: not the id table its record describes", path);
+        goto out;
+    }
+    n = (uint64_t)head[8] | (uint64_t)head[9] << 8 | (uint64_t)head[10] << 16 | (uint64_t)head[11] << 24 |
+        (uint64_t)head[12] << 32 | (uint64_t)head[13] << 40 | (uint64_t)head[14] << 48 | (uint64_t)head[15] << 56;
+    if (memcmp(head, IDS_MAGIC, 4) != 0 || head[4] != IDS_VERSION || head[5] || head[6] || head[7] ||
+        n > c->next_iid || size != IDS_HEADER + n * 8 + (n + 63) / 64 * 8 + 4) {
+        rc = qv_fail(QV_ECORRUPT, "%s: damaged header", path);
+        goto out;
+    }
+    size_t eb = (size_t)n * 8, lb = (size_t)((n + 63) / 64) * 8;
+    if (pread(fd, c->ext_of, eb, IDS_HEADER) != (ssize_t)eb || pread(fd, c->live, lb, IDS_HEADER + eb) != (ssize_t)lb ||
+        pread(fd, tail, 4, IDS_HEADER + eb + lb) != 4) {
+        rc = qv_fail(QV_ECORRUPT, "%s: short read", path);
+        goto out;
+    }
+    uint32_t got = qv_crc32c(qv_crc32c(qv_crc32c(0, head, IDS_HEADER), c->ext_of, eb), c->live, lb);
+    uint32_t stored = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
+    if (got != stored || got != crc) {
+        rc = qv_fail(QV_ECORRUPT, "%s: checksum mismatch", path);
+        goto out;
+    }
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    for (uint64_t i = 0; i < n; i++) c->ext_of[i] = __builtin_bswap64(c->ext_of[i]);
+    for (uint64_t i = 0; i < (n + 63) / 64; i++) c->live[i] = __builtin_bswap64(c->live[i]);
+#endif
+    if (n % 64) c->live[n / 64] &= (1ull << (n % 64)) - 1;     /* no bits past n */
+out:
+    close(fd);
+    return rc;
+}
 
 static int snapshot_put(qv_db *db, MDB_txn *txn, void *arg)
 {
@@ -95,6 +181,8 @@ static int snapshot_put(qv_db *db, MDB_txn *txn, void *arg)
     qv_be64_put(rec + 8, a->seq);
     qv_be64_put(rec + 16, a->size);
     qv_be32_put(rec + 24, a->crc);
+    qv_be32_put(rec + 28, a->ids_crc);
+    qv_be64_put(rec + 32, a->ids_size);
     if ((rc = qv_lmdb_put(txn, db->dbi[DBI_SNAPSHOTS], key, 4, rec, sizeof rec)) != QV_OK) return rc;
     /* Every log entry is <= seq: the writer lock is held, so all of them go. */
     return qv_lmdb_del_prefix(txn, db->dbi[DBI_LOG], key, 4);
@@ -103,20 +191,27 @@ static int snapshot_put(qv_db *db, MDB_txn *txn, void *arg)
 int qv_snapshot_write(qv_coll *c)
 {
     qv_db *db = c->db;
-    char dir[4096], path[4096], old[4096];
-    snap_arg a = {c, c->last_seq, 0, 0};
+    char dir[4096], path[4096], ids[4096], old[4096];
+    snap_arg a = {c, c->last_seq, 0, 0, 0, 0};
     int rc, nosync = (db->opt.flags & QV_DB_NOSYNC) != 0;
-    if ((rc = snap_path(db, c->cid, a.seq, 0, dir, sizeof dir)) != QV_OK) return rc;
-    if ((rc = snap_path(db, c->cid, a.seq, 1, path, sizeof path)) != QV_OK) return rc;
+    if ((rc = snap_path(db, c->cid, a.seq, P_DIR, dir, sizeof dir)) != QV_OK) return rc;
+    if ((rc = snap_path(db, c->cid, a.seq, P_INDEX, path, sizeof path)) != QV_OK) return rc;
+    if ((rc = snap_path(db, c->cid, a.seq, P_IDS, ids, sizeof ids)) != QV_OK) return rc;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return qv_fail(errno == ENOSPC ? QV_EFULL : QV_EIO, "%s: cannot create: %s", dir, strerror(errno));
-    if ((rc = qv_index_save_file(c->ix, path, nosync)) != QV_OK) return rc;
-    if ((rc = file_facts(path, &a.size, &a.crc)) != QV_OK || (rc = qv_db_write(db, snapshot_put, &a)) != QV_OK) {
-        if (!(c->has_snapshot && c->snap_seq == a.seq)) unlink(path);
+    if ((rc = ids_save(c, ids, nosync, &a.ids_size, &a.ids_crc)) != QV_OK ||
+        (rc = qv_index_save_file(c->ix, path, nosync)) != QV_OK || (rc = file_facts(path, &a.size, &a.crc)) != QV_OK ||
+        (rc = qv_db_write(db, snapshot_put, &a)) != QV_OK) {
+        if (!(c->has_snapshot && c->snap_seq == a.seq)) {
+            unlink(path);
+            unlink(ids);
+        }
         return rc;
     }
-    if (c->has_snapshot && c->snap_seq != a.seq && snap_path(db, c->cid, c->snap_seq, 1, old, sizeof old) == QV_OK)
-        unlink(old);
+    if (c->has_snapshot && c->snap_seq != a.seq) {
+        if (snap_path(db, c->cid, c->snap_seq, P_INDEX, old, sizeof old) == QV_OK) unlink(old);
+        if (snap_path(db, c->cid, c->snap_seq, P_IDS, old, sizeof old) == QV_OK) unlink(old);
+    }
     __atomic_store_n(&c->snap_damaged, 0, __ATOMIC_RELEASE);
     pthread_rwlock_wrlock(&c->maplock);
     c->snap_seq = a.seq;
@@ -131,7 +226,7 @@ void qv_snapshot_files_sweep(qv_db *db, uint32_t cid, uint64_t keep_seq)
 {
     char dir[4096], path[4096], prefix[16];
     if (db->opt.flags & QV_DB_RDONLY) return;
-    if (snap_path(db, cid, 0, 0, dir, sizeof dir) != QV_OK) return;
+    if (snap_path(db, cid, 0, P_DIR, dir, sizeof dir) != QV_OK) return;
     DIR *d = opendir(dir);
     if (!d) return;
     snprintf(prefix, sizeof prefix, "%" PRIu32 "-", cid);
@@ -142,9 +237,10 @@ void qv_snapshot_files_sweep(qv_db *db, uint32_t cid, uint64_t keep_seq)
         char *end = NULL;
         errno = 0;
         unsigned long long seq = strtoull(e->d_name + pl, &end, 10);
-        /* "<cid>-<seq>.qv" and the temp files of an interrupted save, "<...>.qv.tmp.*" */
+        /* "<cid>-<seq>.qv[.ids]" and the temp files of an interrupted save, "<...>.tmp.*" */
         if (errno || end == e->d_name + pl || strncmp(end, ".qv", 3) != 0) continue;
-        if (keep_seq != UINT64_MAX && seq == keep_seq && end[3] == '\0') continue;
+        if (keep_seq != UINT64_MAX && seq == keep_seq && (strcmp(end, ".qv") == 0 || strcmp(end, ".qv.ids") == 0))
+            continue;
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path) unlink(path);
     }
     closedir(d);
@@ -232,6 +328,34 @@ cleanup:
     return rc;
 }
 
+/* The id table entries of ids[0..n) as the stored points say now; then the live count
+ * must be the state record's. */
+static int ids_replay(qv_coll *c, MDB_txn *txn, const uint64_t *ids, size_t n)
+{
+    uint64_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t iid = ids[i];
+        uint8_t key[12];
+        MDB_val v;
+        qv_ckey(key, c->cid, iid);
+        int rc = qv_lmdb_get(txn, c->db->dbi[DBI_POINTS], key, 12, &v);
+        if (rc == QV_ENOTFOUND) {
+            c->live[iid / 64] &= ~(1ull << (iid % 64));
+            continue;
+        }
+        if (rc != QV_OK) return rc;
+        if (v.mv_size != 8 + (size_t)c->params.dim * sizeof(float))
+            return qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
+        c->ext_of[iid] = qv_be64_get(v.mv_data);
+        c->live[iid / 64] |= 1ull << (iid % 64);
+    }
+    for (uint64_t w = 0; w < (c->next_iid + 63) / 64; w++) live += (uint64_t)__builtin_popcountll(c->live[w]);
+    if (live != c->count)
+        return qv_fail(QV_ECORRUPT, "collection '%s': snapshot + log give %llu live ids, the state record says %llu",
+                       c->name, (unsigned long long)live, (unsigned long long)c->count);
+    return QV_OK;
+}
+
 /* Re-sync ids[0..n) of ix with the stored points: remove all, add back the live ones. */
 static int resync(qv_coll *c, MDB_txn *txn, qv_index *ix, const uint64_t *ids, size_t n)
 {
@@ -273,10 +397,10 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
     MDB_val v;
     qv_index *ix = NULL;
     qv_index_params got;
-    uint64_t *ids = NULL, seq, size, fsize = 0, nentries = 0;
-    uint32_t crc, fcrc = 0;
+    uint64_t *ids = NULL, seq, size, ids_size, fsize = 0, nentries = 0;
+    uint32_t crc, ids_crc, fcrc = 0;
     size_t n = 0;
-    char path[4096];
+    char path[4096], idpath[4096];
     int rc;
 
     qv_be32_put(key, c->cid);
@@ -290,10 +414,17 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
     seq = qv_be64_get(h + 8);
     size = qv_be64_get(h + 16);
     crc = qv_be32_get(h + 24);
+    ids_crc = qv_be32_get(h + 28);
+    ids_size = qv_be64_get(h + 32);
     if (seq > c->last_seq)
         return qv_fail(QV_ECORRUPT, "collection '%s': snapshot covers seq %llu beyond the last write %llu", c->name,
                        (unsigned long long)seq, (unsigned long long)c->last_seq);
-    if ((rc = snap_path(c->db, c->cid, seq, 1, path, sizeof path)) != QV_OK) return rc;
+    if ((rc = snap_path(c->db, c->cid, seq, P_INDEX, path, sizeof path)) != QV_OK) return rc;
+    if ((rc = snap_path(c->db, c->cid, seq, P_IDS, idpath, sizeof idpath)) != QV_OK) return rc;
+    if ((rc = ids_load(c, idpath, ids_size, ids_crc)) != QV_OK) {
+        if (rc != QV_ENOMEM) rc = qv_fail(QV_ECORRUPT, "collection '%s': snapshot unusable: %s", c->name, qv_last_error());
+        return rc;
+    }
     rc = file_facts(path, &fsize, &fcrc);
     if (rc == QV_OK && (fsize != size || fcrc != crc))
         rc = qv_fail(QV_ECORRUPT, "%s: %llu bytes with checksum %08x, its record says %llu bytes, %08x", path,
@@ -312,6 +443,7 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
     /* The file format does not carry the GPU mode nor the thread count; the config does. */
     if (c->params.gpu != QV_GPU_OFF && (rc = qv_index_set_gpu(ix, c->params.gpu)) != QV_OK) goto cleanup;
     if ((rc = log_touched(c, txn, seq, &ids, &n, &nentries)) != QV_OK) goto cleanup;
+    if ((rc = ids_replay(c, txn, ids, n)) != QV_OK) goto cleanup;
     if ((rc = resync(c, txn, ix, ids, n)) != QV_OK) {
         if (rc == QV_EINVAL) rc = qv_fail(QV_ECORRUPT, "collection '%s': replay failed: %s", c->name, qv_last_error());
         goto cleanup;

@@ -13,9 +13,10 @@
  *   payloads     cid | internal id -> compact JSON object text
  *   freeids      cid | internal id -> "" (internal ids freed by deletes, reused lowest first)
  *   log          cid | seq (u64 BE) -> u32 n + n internal ids (u64 BE) touched by write seq
- *   snapshots    cid -> "QVSN", u32 version (2), u64 seq covered, u64 file bytes, u32 the
- *                file's trailing CRC, u32 0: the record of the snapshot FILE
- *                <dir>/snapshots/<cid>-<seq>.qv (qv_index_save_file; see snapshot.c)
+ *   snapshots    cid -> "QVSN", u32 version (2), u64 seq covered, u64 index file bytes,
+ *                u32 its trailing CRC, u32 the ids file's CRC, u64 ids file bytes: the record
+ *                of the snapshot FILES <dir>/snapshots/<cid>-<seq>.qv (the index,
+ *                qv_index_save_file) and <cid>-<seq>.qv.ids (ext_of and live; snapshot.c)
  *   pindex       cid | field | typed value | internal id -> "" (the payload index, kept in
  *                the same write txn as the payloads; layout in storage/filter.h)
  * The log holds only the writes after the last snapshot (a checkpoint trims it), so
@@ -48,7 +49,7 @@
 #define QV_COLL_CONFIG_FORMAT 1u    /* "format" field of a collection's config JSON */
 #define QV_SNAPSHOT_MAGIC "QVSN"
 #define QV_SNAPSHOT_VERSION 2u      /* 1: the index blob inside the record (rebuilt on open) */
-#define QV_SNAPSHOT_RECORD 32u      /* magic, version, seq, file bytes, file crc, 0 */
+#define QV_SNAPSHOT_RECORD 40u      /* magic, version, seq, index bytes, crc, ids crc, bytes */
 #define QV_SNAPSHOT_DIR "snapshots"
 
 /* Internal return code: the LMDB map is full; the write loop grows it and retries.

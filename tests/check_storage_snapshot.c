@@ -110,21 +110,31 @@ static void check_points(qv_coll *c, uint64_t hi, uint64_t (*ver_of)(uint64_t))
     }
 }
 
-/* Names of the snapshot files (not temp files) in dir/snapshots: count, last one in name. */
-static size_t snapshot_files(const char *dir, char *name, size_t len)
+/* Files in dir/snapshots whose name ends in suffix ("" = all): count, last one in name. */
+static size_t files_ending(const char *dir, const char *suffix, char *name, size_t len)
 {
     char path[1024];
-    size_t n = 0;
+    size_t n = 0, sl = strlen(suffix);
     snprintf(path, sizeof path, "%s/snapshots", dir);
     DIR *d = opendir(path);
     if (!d) return 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < sl || strcmp(e->d_name + l - sl, suffix) != 0) continue;
         n++;
         if (name) snprintf(name, len, "%s/%s", path, e->d_name);
     }
     closedir(d);
+    return n;
+}
+
+/* Index snapshot files ("<cid>-<seq>.qv"); each has its id table ("....qv.ids") beside it. */
+static size_t snapshot_files(const char *dir, char *name, size_t len)
+{
+    size_t n = files_ending(dir, ".qv", name, len);
+    ck_assert_uint_eq(files_ending(dir, ".qv.ids", NULL, 0), n);
+    ck_assert_uint_eq(files_ending(dir, "", NULL, 0), 2 * n);
     return n;
 }
 
@@ -236,7 +246,8 @@ START_TEST(test_replay_after_snapshot_in_place)
 END_TEST
 
 /* Damage the snapshot file (how: 0 truncate, 1 delete, 2 flip a byte deep inside, 3 the
- * record names a file of another seq), reopen: the stored points win. */
+ * record names a file of another seq, 4 a flipped byte in the id table), reopen: the
+ * stored points win. */
 START_TEST(test_damaged_snapshot_file)
 {
     int how = _i;
@@ -265,12 +276,25 @@ START_TEST(test_damaged_snapshot_file)
         ck_assert_int_eq(fseek(f, 4096 + 8, SEEK_SET), 0);
         fputc(ch ^ 0x40, f);
         ck_assert_int_eq(fclose(f), 0);
+    } else if (how == 4) {
+        char ids[1500];
+        snprintf(ids, sizeof ids, "%s.ids", file);
+        FILE *f = fopen(ids, "r+b");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fseek(f, 16 + 8 * 5, SEEK_SET), 0);      /* ext_of[5] */
+        int ch = fgetc(f);
+        ck_assert_int_eq(fseek(f, 16 + 8 * 5, SEEK_SET), 0);
+        fputc(ch ^ 1, f);
+        ck_assert_int_eq(fclose(f), 0);
     } else {
         char other[1500];
         snprintf(other, sizeof other, "%s", file);
         char *dash = strrchr(other, '-');
         ck_assert_ptr_nonnull(dash);
         strcpy(dash, "-999.qv");
+        ck_assert_int_eq(rename(file, other), 0);
+        strcat(other, ".ids");
+        strcat(file, ".ids");
         ck_assert_int_eq(rename(file, other), 0);
     }
     db = open_at(tmp);
@@ -328,7 +352,7 @@ START_TEST(test_strays_swept)
     f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
     fclose(f);
-    ck_assert_uint_eq(snapshot_files(tmp, NULL, 0), 3);
+    ck_assert_uint_eq(files_ending(tmp, "", NULL, 0), 4);
     db = open_at(tmp);
     QV_CK(qv_collection_open(db, "h", &c));
     ck_assert_uint_eq(snapshot_files(tmp, NULL, 0), 1);
@@ -349,7 +373,7 @@ Suite *qv_storage_snapshot_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_reopen_in_place);
     tcase_add_test(tc, test_replay_after_snapshot_in_place);
-    tcase_add_loop_test(tc, test_damaged_snapshot_file, 0, 4);
+    tcase_add_loop_test(tc, test_damaged_snapshot_file, 0, 5);
     tcase_add_test(tc, test_strays_swept);
     suite_add_tcase(s, tc);
     return s;
