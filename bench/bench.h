@@ -36,6 +36,7 @@ typedef struct {
     uint32_t build_threads;        /* 0 = all cores */
     uint32_t runs;                 /* repeat each setting, keep the fastest */
     size_t max_queries;            /* 0 = all */
+    uint32_t subset;               /* --subset: index the first N base vectors only (0 = all) */
     int batch, gpu, json, no_quiver;
     unsigned peers;                /* BENCH_PEER_* */
     const char *plot_path;
@@ -46,6 +47,7 @@ typedef struct {
     float *base, *query;           /* as read (qv_free) */
     float *base_unit, *query_unit; /* normalized copies for the peers under cosine, or NULL */
     size_t nb, nq, dim;
+    size_t nb_file;                /* rows in base.fvecs (nb < nb_file with --subset) */
     int32_t *gt; size_t gt_rows, gt_k;
     qv_metric metric;
     const char *metric_source;     /* "--metric", "README.md", "default" */
@@ -65,6 +67,7 @@ typedef struct {
     uint32_t k, threads, build_threads;
     int batch, gpu;
     size_t nq;
+    size_t nb;                     /* base vectors indexed */
     double recall, qps;
     double p50_us, p99_us;         /* < 0 = not measured (batch) */
     double batch_s;                /* batch: wall time of the best call */

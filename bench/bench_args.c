@@ -49,6 +49,8 @@ void bench_usage(FILE *f)
           "  --batch                   one batch call over all queries instead of one by one\n"
           "  --runs N                  repeat each setting N times, keep the fastest (1)\n"
           "  --queries N               use only the first N queries\n"
+          "  --subset N                index only the first N base vectors, scored against\n"
+          "                            DIR/groundtruth-<N/1000>k.ivecs (N a multiple of 1000)\n"
           "  --gpu                     quiver builds/searches on the GPU (required)\n"
           "  --peers hnswlib,faiss     also measure these libraries in the same process\n"
           "  --peers-only              skip quiver (measure only the peers)\n"
@@ -173,6 +175,7 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
         {"--build-threads", &o->build_threads, 1, 1024},
         {"--runs", &o->runs, 1, 1000},
         {"--queries", &max_queries, 1, UINT32_MAX},
+        {"--subset", &o->subset, 1, UINT32_MAX},
     };
 
     for (int i = 1; i < argc; i++) {

@@ -90,7 +90,22 @@ int bench_data_load(const bench_opts *o, bench_data *d, char *err, size_t errlen
     if ((rc = qv_read_vectors(path, &d->base, &d->nb, &d->dim)) != QV_OK) { err_set(err, errlen, "base", path, rc); goto fail; }
     snprintf(path, sizeof path, "%s/query.fvecs", o->data_dir);
     if ((rc = qv_read_vectors(path, &d->query, &d->nq, &qdim)) != QV_OK) { err_set(err, errlen, "queries", path, rc); goto fail; }
-    snprintf(path, sizeof path, "%s/groundtruth.ivecs", o->data_dir);
+    d->nb_file = d->nb;
+    if (o->subset && o->subset < d->nb) {
+        /* The first N rows, scored against the exact ground truth of those rows. */
+        if (o->subset % 1000) {
+            snprintf(err, errlen, "--subset %u: must be a multiple of 1000 (ground truth groundtruth-<N/1000>k.ivecs)",
+                     o->subset);
+            goto fail;
+        }
+        snprintf(path, sizeof path, "%s/groundtruth-%uk.ivecs", o->data_dir, o->subset / 1000);
+        d->nb = o->subset;                 /* the rows past it stay allocated, unused */
+    } else if (o->subset > d->nb) {
+        snprintf(err, errlen, "--subset %u: base.fvecs holds only %zu vectors", o->subset, d->nb);
+        goto fail;
+    } else {
+        snprintf(path, sizeof path, "%s/groundtruth.ivecs", o->data_dir);
+    }
     if ((rc = qv_read_ivecs(path, &d->gt, &d->gt_rows, &d->gt_k)) != QV_OK) { err_set(err, errlen, "ground truth", path, rc); goto fail; }
 
     if (d->nb == 0 || d->nq == 0) {
@@ -103,7 +118,7 @@ int bench_data_load(const bench_opts *o, bench_data *d, char *err, size_t errlen
     }
     if (o->max_queries && o->max_queries < d->nq) d->nq = o->max_queries;
     if (d->gt_rows < d->nq) {
-        snprintf(err, errlen, "%s: groundtruth.ivecs has %zu rows, fewer than the %zu queries", o->data_dir, d->gt_rows, d->nq);
+        snprintf(err, errlen, "%s: %s has %zu rows, fewer than the %zu queries", o->data_dir, path, d->gt_rows, d->nq);
         goto fail;
     }
     if (o->k > d->gt_k) {
@@ -118,8 +133,7 @@ int bench_data_load(const bench_opts *o, bench_data *d, char *err, size_t errlen
         for (size_t j = 0; j < o->k; j++) {
             int32_t id = d->gt[q * d->gt_k + j];
             if (id < 0 || (size_t)id >= d->nb) {
-                snprintf(err, errlen, "%s: groundtruth.ivecs row %zu column %zu: id %d is not in 0..%zu",
-                         o->data_dir, q, j, (int)id, d->nb - 1);
+                snprintf(err, errlen, "%s row %zu column %zu: id %d is not in 0..%zu", path, q, j, (int)id, d->nb - 1);
                 goto fail;
             }
         }

@@ -81,8 +81,8 @@ static void report_json(FILE *f, const bench_opts *o, const bench_row *r)
     fprintf(f, ",\"rss_delta_bytes\":%lld", r->rss_delta_bytes);
     json_u32_or_null(f, "ef", r->ef);
     json_u32_or_null(f, "nprobe", r->nprobe);
-    fprintf(f, ",\"k\":%u,\"threads\":%u,\"batch\":%s,\"gpu\":%s,\"nq\":%zu", r->k, r->threads,
-            r->batch ? "true" : "false", r->gpu ? "true" : "false", r->nq);
+    fprintf(f, ",\"k\":%u,\"threads\":%u,\"batch\":%s,\"gpu\":%s,\"nq\":%zu,\"n\":%zu", r->k, r->threads,
+            r->batch ? "true" : "false", r->gpu ? "true" : "false", r->nq, r->nb);
     fprintf(f, ",\"recall\":%.6f,\"qps\":%.2f", r->recall, r->qps);
     json_double_or_null(f, "p50_us", r->p50_us, 2);
     json_double_or_null(f, "p99_us", r->p99_us, 2);

@@ -276,6 +276,7 @@ static void row_init(const bench_built *b, const bench_opts *o, const bench_data
     r->batch = o->batch;
     r->gpu = b->params.gpu;
     r->nq = d->nq;
+    r->nb = d->nb;
     r->p50_us = r->p99_us = -1;
     r->batch_s = -1;
     r->selectivity = flt ? flt->selectivity : 1.0;

@@ -143,8 +143,13 @@ void bench_print_header(FILE *f, const bench_opts *o, const bench_data *d)
         fprintf(f, "# note: OMP_WAIT_POLICY=PASSIVE was set by quiver-bench for Faiss (export OMP_WAIT_POLICY "
                    "to choose another)\n");
     fprintf(f, "# gpu: %s\n", qv_gpu_available() ? "available" : "not available");
-    fprintf(f, "# data: %s: %zu base, %zu queries, dim %zu, metric %s (%s), ground truth k %zu\n",
-            o->data_dir, d->nb, d->nq, d->dim, qv_metric_name(d->metric), d->metric_source, d->gt_k);
+    if (d->nb < d->nb_file)
+        fprintf(f, "# data: %s: %zu base (--subset: the first of %zu), %zu queries, dim %zu, metric %s (%s), "
+                   "ground truth k %zu\n", o->data_dir, d->nb, d->nb_file, d->nq, d->dim, qv_metric_name(d->metric),
+                d->metric_source, d->gt_k);
+    else
+        fprintf(f, "# data: %s: %zu base, %zu queries, dim %zu, metric %s (%s), ground truth k %zu\n",
+                o->data_dir, d->nb, d->nq, d->dim, qv_metric_name(d->metric), d->metric_source, d->gt_k);
     fprintf(f, "# run: index %s, k %u, search threads %u, build threads %u, %s\n",
             qv_index_kind_name(o->kind), o->k, o->threads, o->build_threads ? o->build_threads : bench_cpu_count(),
             o->batch ? "batch (one call over all queries)" : "single queries");

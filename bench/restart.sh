@@ -93,6 +93,8 @@ info = json.loads(c.getresponse().read())
 imb = info.get("memory_bytes", 0) / 1048576.0
 print("rss_after_searches n=%d anon_mb=%.1f file_mb=%.1f total_mb=%.1f index_mb=%.1f ratio=%.2f" %
       (nsearch, r1["RssAnon"], r1["RssFile"], r1["VmRSS"], imb, r1["VmRSS"] / imb if imb else 0))
+c.close()
 p.terminate()
-p.wait()
+if p.wait() != 0:
+    sys.exit("restart.sh: quiverd exited with status %d" % p.returncode)
 PY
