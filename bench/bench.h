@@ -37,6 +37,7 @@ typedef struct {
     uint32_t runs;                 /* repeat each setting, keep the fastest */
     size_t max_queries;            /* 0 = all */
     uint32_t subset;               /* --subset: index the first N base vectors only (0 = all) */
+    const char *reload_dir;        /* --reload DIR: save, reload and time it before the sweep */
     int batch, gpu, json, no_quiver;
     unsigned peers;                /* BENCH_PEER_* */
     const char *plot_path;
@@ -71,6 +72,7 @@ typedef struct {
     double recall, qps;
     double p50_us, p99_us;         /* < 0 = not measured (batch) */
     double batch_s;                /* batch: wall time of the best call */
+    double reload_s, first_search_s;   /* --reload (< 0 = not measured) */
     /* Filter runs (o->n_sels > 0) only: */
     double selectivity;            /* 1 for the unfiltered reference rows */
     const char *mode;              /* "unfiltered", "db", "bitset", "db-filter", "filter" */
@@ -121,6 +123,8 @@ typedef struct {
     size_t memory_bytes;
     const char *memory_source;
     long long rss_delta_bytes;
+    double reload_s;               /* --reload: time to load the saved index (-1 = not done) */
+    double first_search_s;         /* --reload: the first search after it */
 } bench_built;
 /** Build ops's index over d as o says (timed, progress on stderr); buckets (may be NULL)
  *  are the rows' payloads for engines that store them. 0 or -1 (err filled). */

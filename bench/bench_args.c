@@ -51,6 +51,8 @@ void bench_usage(FILE *f)
           "  --queries N               use only the first N queries\n"
           "  --subset N                index only the first N base vectors, scored against\n"
           "                            DIR/groundtruth-<N/1000>k.ivecs (N a multiple of 1000)\n"
+          "  --reload DIR              save each index into DIR, load it back (timed, with the\n"
+          "                            first search after it) and sweep the loaded one\n"
           "  --gpu                     quiver builds/searches on the GPU (required)\n"
           "  --peers hnswlib,faiss     also measure these libraries in the same process\n"
           "  --peers-only              skip quiver (measure only the peers)\n"
@@ -240,6 +242,9 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
         } else if (strcmp(arg, "--filter-selectivity") == 0) {
             if (parse_sels(val, o->sels, BENCH_MAX_LIST, &o->n_sels) != 0)
                 return usage_error("--filter-selectivity: bad list '%s' (numbers in (0, 1], e.g. 0.01,0.1)", val);
+        } else if (strcmp(arg, "--reload") == 0) {
+            if (!*val) return usage_error("--reload needs a directory");
+            o->reload_dir = val;
         } else if (strcmp(arg, "--plot") == 0) {
             if (!*val) return usage_error("--plot needs a file name");
             o->plot_path = val;

@@ -87,6 +87,10 @@ static void report_json(FILE *f, const bench_opts *o, const bench_row *r)
     json_double_or_null(f, "p50_us", r->p50_us, 2);
     json_double_or_null(f, "p99_us", r->p99_us, 2);
     json_double_or_null(f, "batch_s", r->batch ? r->batch_s : -1, 6);
+    if (o->reload_dir) {
+        json_double_or_null(f, "reload_s", r->reload_s, 4);
+        json_double_or_null(f, "first_search_s", r->first_search_s, 6);
+    }
     if (o->n_sels) {
         fprintf(f, ",\"selectivity\":%g,\"mode\":", r->selectivity);
         json_string(f, r->mode);

@@ -78,6 +78,9 @@ typedef struct {
     int    (*set_filter)(bench_engine *e, const bench_filter *f, char *err, size_t errlen);
     const char *filter_mode;                   /* "bitset", "db-filter", "filter" */
     const char *unfiltered_mode;               /* mode of its unfiltered rows: "unfiltered", "db" */
+    /** --reload: save the index into directory dir, drop it, and load it back the way a
+     *  restarting program would; *open_s is the load alone. NULL = not supported. */
+    int    (*reload)(bench_engine *e, const char *dir, double *open_s, char *err, size_t errlen);
 } bench_engine_ops;
 
 extern const bench_engine_ops bench_quiver_ops;

@@ -20,6 +20,7 @@
 #include <hnswlib/hnswlib.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -27,6 +28,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "bench/peers.h"
 
@@ -227,6 +230,34 @@ int hnswlib_set_filter(bench_engine *be, const bench_filter *f, char *err, size_
     return -1;
 }
 
+/* Save with saveIndex, drop the index, and time its loading constructor (what a program
+ * restarting on a saved hnswlib index runs: the file is read into memory and the label
+ * map rebuilt). */
+int hnswlib_reload(bench_engine *be, const char *dir, double *open_s, char *err, size_t errlen)
+{
+    HnswPeer *e = peer(be);
+    if (!e->graph) {
+        set_err(err, errlen, "reload", "only hnsw indexes are reloaded");
+        return -1;
+    }
+    std::string path = std::string(dir) + "/hnswlib-bench-" + std::to_string((long)getpid()) + ".bin";
+    try {
+        e->graph->saveIndex(path);
+        e->alg = nullptr;
+        e->graph.reset();
+        auto t0 = std::chrono::steady_clock::now();
+        e->graph.reset(new hnswlib::HierarchicalNSW<float>(e->space.get(), path, false, e->n));
+        *open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        e->alg = e->graph.get();
+        std::remove(path.c_str());
+        return 0;
+    } catch (const std::exception &ex) {
+        std::remove(path.c_str());
+        set_err(err, errlen, "reload", ex.what());
+    }
+    return -1;
+}
+
 void hnswlib_destroy(bench_engine *be) { delete peer(be); }
 
 } // namespace
@@ -234,4 +265,5 @@ void hnswlib_destroy(bench_engine *be) { delete peer(be); }
 extern "C" const bench_engine_ops bench_hnswlib_ops = {
     "hnswlib", hnswlib_describe, hnswlib_build, hnswlib_prepare, hnswlib_search_one,
     hnswlib_search_batch, hnswlib_memory, hnswlib_destroy, hnswlib_set_filter, "filter", "unfiltered",
+    hnswlib_reload,
 };

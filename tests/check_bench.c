@@ -10,6 +10,8 @@
  *  - hnsw on siftsmall reaches recall > 0.9 at ef 64 (skipped while hnsw is not built);
  *  - --filter-selectivity on siftsmall: filtered rows at four selectivities, recall >= 0.9
  *    against the filtered ground truth, no returned point failing the filter;
+ *  - --subset scores the first N rows against their own ground truth; --reload times the
+ *    reopening of each saved index;
  *  - --plot writes a PNG when gnuplot is installed.
  * The generated sets are tiny, so the suite stays within a few seconds (plus one 10k
  * hnsw build).
@@ -373,6 +375,62 @@ START_TEST(test_bad_files)
 }
 END_TEST
 
+/* --subset N scores the first N rows against groundtruth-<N/1000>k.ivecs (exact: recall
+ * 1.0 with flat); --reload saves, reopens and times each index before the sweep. */
+START_TEST(test_subset_and_reload)
+{
+    char args[4096], path[1200];
+    unsigned seen = 0;
+    if (!have_bench()) return;
+    const size_t nb = 3000, nq = 30, dim = 8, sub = 1000, gk = 10;
+    char *dir = make_dataset(nb, nq, dim, gk, QV_METRIC_L2);
+    float *base = random_vectors(nb, dim, 11), *query = random_vectors(nq, dim, 12);   /* as make_dataset */
+    uint64_t ids[30 * 10];
+    int32_t gt[30 * 10];
+    ref_knn(base, sub, dim, query, nq, gk, QV_METRIC_L2, ids);
+    for (size_t i = 0; i < nq * gk; i++) gt[i] = (int32_t)ids[i];
+    snprintf(path, sizeof path, "%s/groundtruth-1k.ivecs", dir);
+    write_vecs(path, gt, nq, gk, sizeof(int32_t));
+    snprintf(args, sizeof args, "--data '%s' --index flat --subset 1000 --json", dir);
+    run_result r = run_bench(args);
+    ck_assert_msg(r.status == 0, "%s: status %d: %s", args, r.status, r.err);
+    ck_assert_uint_eq(check_rows(&r, 1.0, 0, &seen), 1);
+    ck_assert_msg(strstr(r.out, "\"n\":1000") != NULL, "row lacks n: %s", r.out);
+    ck_assert_msg(strstr(r.err, "the first of 3000") != NULL, "header: %s", r.err);
+    run_free(&r);
+    /* The full set scores against groundtruth.ivecs: recall 1.0 as well. */
+    snprintf(args, sizeof args, "--data '%s' --index flat --subset 3000 --json", dir);
+    r = run_bench(args);
+    ck_assert_msg(r.status == 0, "%s: %s", args, r.err);
+    ck_assert_uint_eq(check_rows(&r, 1.0, 0, &seen), 1);
+    run_free(&r);
+    snprintf(args, sizeof args, "--data '%s' --index flat --subset 1500", dir);
+    expect_failure(args, 1, "multiple of 1000");
+    snprintf(args, sizeof args, "--data '%s' --index flat --subset 2000", dir);
+    expect_failure(args, 1, "groundtruth-2k.ivecs");
+    snprintf(args, sizeof args, "--data '%s' --index flat --subset 4000", dir);
+    expect_failure(args, 1, "holds only 3000");
+    /* --reload: every engine that can reload reports its time and sweeps the reloaded index. */
+    char *rdir = make_tmpdir("qv-bench-reload");
+    snprintf(args, sizeof args, "--data '%s' --index hnsw --subset 1000 --ef 64 --reload '%s' --json", dir, rdir);
+    r = run_bench(args);
+    ck_assert_msg(r.status == 0, "%s: status %d: %s", args, r.status, r.err);
+    ck_assert_uint_eq(check_rows(&r, 0.95, 0, &seen), 1);
+    json_t *o = json_loads(r.out, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(json_number_value(json_object_get(o, "reload_s")) >= 0);
+    ck_assert(json_number_value(json_object_get(o, "first_search_s")) > 0);
+    json_decref(o);
+    run_free(&r);
+    rm_rf(rdir);
+    free(rdir);
+    free(base);
+    free(query);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_hnsw_siftsmall)
 {
     char dir[1024], args[2048];
@@ -486,6 +544,7 @@ Suite *qv_bench_suite(void)
     tcase_add_test(tc, test_flat_generated_threads_and_metric);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_bad_files);
+    tcase_add_test(tc, test_subset_and_reload);
     tcase_add_test(tc, test_hnsw_siftsmall);
     tcase_add_test(tc, test_filter_siftsmall);
     tcase_add_test(tc, test_plot);
