@@ -61,7 +61,7 @@ typedef struct {
 } repair_job;
 
 /* Add live z to the candidate list (deduplicated through the visited tags). */
-static inline void add_cand(qv_hnsw_scratch *s, uint32_t tag, uint32_t z, size_t *nc)
+static inline void add_cand(qv_hnsw_scratch *s, qv_hnsw_tag tag, uint32_t z, size_t *nc)
 {
     if (s->visited[z] == tag || *nc >= s->work_cap) return;
     s->visited[z] = tag;
@@ -80,7 +80,7 @@ static void repair_level(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t y, unsigned l,
     for (i = 0; i < cnt; i++)
         if (!live(h, qv_hnsw_ld(&list[1 + i]))) break;
     if (i == cnt) return;                              /* nothing deleted here */
-    uint32_t tag = qv_hnsw_new_epoch(s);
+    qv_hnsw_tag tag = qv_hnsw_new_epoch(s);
     s->visited[y] = tag;
     for (i = 0; i < cnt; i++) {
         uint32_t z = qv_hnsw_ld(&list[1 + i]);

@@ -231,7 +231,7 @@ int qv_hnsw_scratch_fit(qv_hnsw_scratch *s, size_t ef, size_t work)
 int qv_hnsw_scratch_refresh(qv_hnsw *h, qv_hnsw_scratch *s)
 {
     if (s->visited_cap < h->cap) {
-        uint32_t *v = qv_reallocarray(s->visited, h->cap, sizeof *v);
+        qv_hnsw_tag *v = qv_reallocarray(s->visited, h->cap, sizeof *v);
         if (!v) return QV_ENOMEM;
         memset(v + s->visited_cap, 0, (h->cap - s->visited_cap) * sizeof *v);
         s->bytes += (h->cap - s->visited_cap) * sizeof *v;
@@ -281,7 +281,7 @@ void qv_hnsw_scratch_put(qv_hnsw *h, qv_hnsw_scratch *s)
     pthread_mutex_unlock(&h->scratch_lock);
 }
 
-uint32_t qv_hnsw_new_epoch(qv_hnsw_scratch *s)
+qv_hnsw_tag qv_hnsw_new_epoch(qv_hnsw_scratch *s)
 {
     if (++s->epoch == 0) {
         memset(s->visited, 0, s->visited_cap * sizeof *s->visited);

@@ -4,7 +4,7 @@
  *
  * The layer search keeps two binary heaps in per-thread scratch (candidates: min-heap;
  * results: max-heap of the ef best) and a visited set of epoch tags that is never cleared
- * per query (only when the 32-bit epoch wraps). Each expansion first collects the
+ * per query (only when the 16-bit epoch wraps). Each expansion first collects the
  * unvisited neighbours, prefetching their vectors as soon as each id is read, then
  * computes distances four at a time with the x4 kernels (the query is loaded once per
  * group). Links are read with acquire loads (see hnsw.h), no lock on the search path.
@@ -158,8 +158,8 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
                             const uint32_t *ep, size_t n_ep, size_t ef, unsigned level,
                             int only_live, const qv_hnsw_filter *f, size_t max_visits)
 {
-    const uint32_t tag = qv_hnsw_new_epoch(s);
-    uint32_t *vis = s->visited;
+    const qv_hnsw_tag tag = qv_hnsw_new_epoch(s);
+    qv_hnsw_tag *vis = s->visited;
     qv_hnsw_cand *res = s->res;
     uint32_t *nbuf = s->nbuf;
     size_t nc = 0, nr = 0, visits = 0;

@@ -637,6 +637,47 @@ START_TEST(test_keep_pruned_and_params)
 }
 END_TEST
 
+/* The visited tags are 16 bits: past 65535 searches on one scratch the epoch wraps, and
+ * the tags must be cleared then, or stale tags equal to the new epochs hide nodes. The
+ * wrap is driven directly (a scratch one epoch before it), then searches must answer as
+ * before it. */
+START_TEST(test_visited_epoch_wrap)
+{
+    const size_t n = 300, dim = 4;
+    float *x = random_vectors(n, dim, 77), *q = random_vectors(20, dim, 78);
+    uint64_t *ids = seq_ids(n, 0);
+    qv_index *ix = make_index(dim, QV_METRIC_L2, 8, 40, 1);
+    QV_CK(qv_index_add(ix, n, ids, x));
+    qv_search_params sp;
+    qv_search_params_init(&sp, 10);
+    sp.ef = 32;
+    qv_hit first[20][10], h[10];
+    size_t n1[20], nh;
+    for (size_t i = 0; i < 20; i++) QV_CK(qv_index_search(ix, q + i * dim, &sp, first[i], &n1[i]));
+    qv_hnsw *hh = ix->impl;
+    qv_hnsw_scratch *s = qv_hnsw_scratch_get(hh);     /* the one the searches use (one thread) */
+    ck_assert_ptr_nonnull(s);
+    for (size_t i = 0; i < s->visited_cap; i++) s->visited[i] = (qv_hnsw_tag)(i % 2 ? 1 : 65535);
+    s->epoch = 65534;
+    ck_assert_uint_eq(qv_hnsw_new_epoch(s), 65535);
+    ck_assert_uint_eq(s->visited[0], 65535);           /* not cleared yet */
+    ck_assert_uint_eq(qv_hnsw_new_epoch(s), 1);        /* wrapped: 0 is skipped, all cleared */
+    for (size_t i = 0; i < s->visited_cap; i++) ck_assert_uint_eq(s->visited[i], 0);
+    for (size_t i = 0; i < s->visited_cap; i++) s->visited[i] = 2;   /* stale tags = next epoch */
+    s->epoch = 65535;
+    qv_hnsw_scratch_put(hh, s);
+    for (size_t i = 0; i < 20; i++) {                  /* the first of these wraps */
+        QV_CK(qv_index_search(ix, q + i * dim, &sp, h, &nh));
+        ck_assert_uint_eq(nh, n1[i]);
+        for (size_t j = 0; j < nh; j++) ck_assert_uint_eq(h[j].id, first[i][j].id);
+    }
+    qv_index_free(ix);
+    free(x);
+    free(q);
+    free(ids);
+}
+END_TEST
+
 extern Suite *qv_index_hnsw_suite(void);   /* "extern": the Makefile lists definitions only */
 
 Suite *qv_index_hnsw_suite(void)
@@ -655,6 +696,7 @@ Suite *qv_index_hnsw_suite(void)
     tcase_add_test(tc, test_filters);
     tcase_add_test(tc, test_add_alloc_failure);
     tcase_add_test(tc, test_keep_pruned_and_params);
+    tcase_add_test(tc, test_visited_epoch_wrap);
     suite_add_tcase(s, tc);
     return s;
 }
