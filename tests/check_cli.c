@@ -1,11 +1,13 @@
 /*
  * tests/check_cli.c -- the `quiver` command-line tool, run as a real process: every
  * command, its --help, and the error paths (bad file, wrong dim, unknown collection, bad
- * flags) with their exit codes (0 ok, 1 runtime, 2 usage).
+ * flags) with their exit codes (0 ok, 1 runtime, 2 usage), and a kill -9 in the middle
+ * of an import (whole batches survive, nothing else).
  */
 #include <check.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +192,59 @@ START_TEST(test_error_paths)
 }
 END_TEST
 
+/* kill -9 in the middle of `quiver import`: the database reopens, and holds exactly the
+ * batches committed before the kill -- a whole number of batches, ids 0..count-1 (batches
+ * commit in file order), each point with its own vector; none half there. */
+START_TEST(test_import_killed)
+{
+    char db[4096], vf[4096], bin[512], cnt[32];
+    const size_t n = 40000, batch = 250;
+    const int dim = 8;
+    path_in_tmp(db, sizeof db, "db");
+    path_in_tmp(vf, sizeof vf, "v.fvecs");
+    write_fvecs(vf, n, dim);
+    ck_assert_int_eq(quiver("create", db, "k", "--dim", "8", "--metric", "l2", "--index", "hnsw", NULL), 0);
+    snprintf(bin, sizeof bin, "%s/quiver", build_dir());
+    snprintf(cnt, sizeof cnt, "%zu", batch);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); }
+        execl(bin, bin, "import", db, "k", vf, "--batch", cnt, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    usleep(sanitized() ? 1500000 : 400000);
+    kill(pid, SIGKILL);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    qv_db *d = NULL;
+    qv_coll *c = NULL;
+    qv_collection_info info;
+    QV_CK(qv_db_open(db, NULL, &d));
+    QV_CK(qv_collection_open(d, "k", &c));
+    QV_CK(qv_collection_get_info(c, &info));
+    fprintf(stderr, "cli: import killed after %zu of %zu points (%s)\n", info.count, n,
+            WIFSIGNALED(st) ? "mid-import" : "it had finished");
+    ck_assert_uint_eq(info.count % batch, 0);
+    float v[8];
+    for (size_t i = 0; i < info.count; i += 7) {
+        QV_CK(qv_get(c, i, v, NULL));
+        ck_assert(v[0] == (float)i && v[7] == 1.0f);
+    }
+    if (info.count) QV_CK(qv_get(c, info.count - 1, v, NULL));
+    if (info.count < n) QV_CK_FAIL(qv_get(c, info.count, v, NULL), QV_ENOTFOUND);
+    qv_search_params sp;
+    qv_search_params_init(&sp, 1);
+    qv_hit h;
+    size_t nh = 0;
+    float q[8] = {(float)(info.count / 2), 0, 0, 0, 0, 0, 0, 1};
+    QV_CK(qv_search(c, q, &sp, &h, &nh));
+    if (info.count) ck_assert(nh == 1 && h.id == info.count / 2);
+    QV_CK(qv_db_close(d));
+}
+END_TEST
+
 Suite *qv_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -200,6 +255,7 @@ Suite *qv_cli_suite(void)
     tcase_add_test(tc, test_create_import_search_get_delete);
     tcase_add_test(tc, test_import_jsonl_with_payloads);
     tcase_add_test(tc, test_error_paths);
+    tcase_add_test(tc, test_import_killed);
     suite_add_tcase(s, tc);
     return s;
 }
