@@ -160,6 +160,21 @@ static inline void offer(qv_topk *tk, float *bound, float d, uint64_t id)
     if (d <= *bound && qv_topk_push(tk, d, id)) *bound = qv_topk_bound(tk);
 }
 
+/* A list is one sequential stream, but at 1M points the hardware prefetcher does not run
+ * far enough ahead of the x4 kernel: the scan prefetches the vectors PREFETCH_AHEAD rows
+ * ahead (non-temporal: each is read once). On sift-debian-1m (nlist 4096, nprobe 32, 1
+ * thread, medians of 3 alternated runs) 2.36k QPS without, 3.70k with 32 rows ahead
+ * (8 rows: 3.06k); at 100k (nlist 1265) 13.4k -> 14.8k. Prefetching the head of the
+ * next list as well measured lower at 1M (3.38k). */
+#define PREFETCH_AHEAD 32u
+
+/* Prefetch the 4 vectors (dim floats each) at p, to be read soon and once. */
+static inline void prefetch4(const float *p, size_t dim)
+{
+    const char *b = (const char *)p;
+    for (size_t o = 0; o < 4 * dim * sizeof(float); o += 64) __builtin_prefetch(b + o, 0, 0);
+}
+
 /* Scan list l into tk; returns the number of vectors whose distance was computed. */
 static size_t scan_list(const scan_ctx *c, uint32_t l, qv_topk *tk)
 {
@@ -171,6 +186,7 @@ static size_t scan_list(const scan_ctx *c, uint32_t l, qv_topk *tk)
 
     if (!c->f.any) {
         for (; j + 4 <= len; j += 4) {
+            if (j + PREFETCH_AHEAD + 4 <= len) prefetch4(base + (j + PREFETCH_AHEAD) * dim, dim);
             const float *b[4] = {base + j * dim, base + (j + 1) * dim, base + (j + 2) * dim, base + (j + 3) * dim};
             c->x4(c->q, b, dim, d);
             offer(tk, &bound, d[0], ids[j]);
