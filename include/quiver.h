@@ -264,6 +264,46 @@ int  qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out);
  *  no payload or does not exist. Free each with qv_free.
  *  @return QV_OK, QV_EINVAL, QV_ENOMEM (then every payloads[i] is NULL), QV_EIO. */
 int  qv_get_payloads(qv_coll *c, size_t n, const uint64_t *ids, char **payloads);
+
+/* Payload-only updates. Each call is one LMDB write transaction that reads every named
+ * point's stored payload, changes it and writes it back (with its payload index entries),
+ * under the collection's writer lock: a concurrent upsert, delete or payload update of the
+ * same point is applied wholly before or wholly after it, never interleaved, so no update
+ * is lost and a deleted point is never written back. The vector and the vector index are
+ * not touched. A payload left with no keys is stored as no payload (qv_get gives NULL).
+ *
+ * A missing id fails the whole call with QV_ENOTFOUND naming it and nothing changed (as
+ * Qdrant answers 404 "No point with id N found"), unless flags has
+ * QV_PAYLOAD_SKIP_MISSING: then missing ids are skipped (for ids selected by a filter,
+ * which a concurrent delete may have removed since). The same id twice is allowed. */
+enum { QV_PAYLOAD_SKIP_MISSING = 1u << 0 };
+typedef struct {
+    int clear;                     /* first remove every key, except those in keep */
+    const char *const *keep;       /* nkeep keys that clear leaves in place */
+    size_t nkeep;
+    const char *const *remove;     /* then remove these nremove keys (absent ones ignored) */
+    size_t nremove;
+    const char *merge;             /* then set the keys of this JSON object, replacing keys of
+                                    * the same name (values are not merged deeper); NULL = none */
+    unsigned flags;                /* QV_PAYLOAD_SKIP_MISSING */
+} qv_payload_update;
+/** Fill *u with "change nothing" (no clear, no keys, no merge, no flags). */
+void qv_payload_update_init(qv_payload_update *u);
+/** Apply u to the payload of each of the n points ids. *n_updated (may be NULL) counts the
+ *  points changed. @return QV_OK, QV_EINVAL (merge not a JSON object, a NULL key),
+ *  QV_ENOTFOUND (a missing id, without QV_PAYLOAD_SKIP_MISSING), QV_ESTATE (read-only),
+ *  QV_ENOMEM, QV_EFULL, QV_EIO, QV_ECORRUPT (a stored payload that is not JSON). */
+int  qv_update_payload(qv_coll *c, size_t n, const uint64_t *ids, const qv_payload_update *u,
+                       size_t *n_updated);
+/** Shorthands of qv_update_payload (missing ids: QV_ENOTFOUND). set: merge the keys of
+ *  payload_json; overwrite: replace the whole payload with payload_json; delete keys:
+ *  remove the nkeys keys; clear: remove every key. */
+int  qv_set_payload(qv_coll *c, size_t n, const uint64_t *ids, const char *payload_json);
+int  qv_overwrite_payload(qv_coll *c, size_t n, const uint64_t *ids, const char *payload_json);
+int  qv_delete_payload_keys(qv_coll *c, size_t n, const uint64_t *ids, const char *const *keys,
+                            size_t nkeys);
+int  qv_clear_payload(qv_coll *c, size_t n, const uint64_t *ids);
+
 int  qv_search(qv_coll *c, const float *query, const qv_search_params *sp,
                qv_hit *hits, size_t *n_hits);
 int  qv_search_batch(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,

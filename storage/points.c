@@ -118,7 +118,7 @@ typedef struct {
     uint64_t next_iid, nnew;       /* out */
 } upsert_arg;
 
-static int put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count)
+int qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count)
 {
     uint8_t key[4], val[24];
     qv_be32_put(key, c->cid);
@@ -195,7 +195,7 @@ static int upsert_write(qv_db *db, MDB_txn *txn, void *arg)
     qv_be32_put(a->logbuf, (uint32_t)a->n);
     qv_ckey(lkey, c->cid, seq);
     if ((rc = qv_lmdb_put(txn, db->dbi[DBI_LOG], lkey, 12, a->logbuf, 4 + 8 * a->n)) != QV_OK) goto out;
-    if ((rc = put_state(db, txn, c, seq, next, c->count + nnew)) != QV_OK) goto out;
+    if ((rc = qv_coll_put_state(db, txn, c, seq, next, c->count + nnew)) != QV_OK) goto out;
     a->next_iid = next;
     a->nnew = nnew;
 out:
@@ -355,7 +355,7 @@ static int delete_write(qv_db *db, MDB_txn *txn, void *arg)
     qv_be32_put(a->logbuf, (uint32_t)nd);
     qv_ckey(lkey, c->cid, seq);
     if ((rc = qv_lmdb_put(txn, db->dbi[DBI_LOG], lkey, 12, a->logbuf, 4 + 8 * nd)) != QV_OK) return rc;
-    if ((rc = put_state(db, txn, c, seq, c->next_iid, c->count - nd)) != QV_OK) return rc;
+    if ((rc = qv_coll_put_state(db, txn, c, seq, c->next_iid, c->count - nd)) != QV_OK) return rc;
     a->nd = nd;
     return QV_OK;
 }

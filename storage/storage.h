@@ -198,6 +198,10 @@ int  qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *p
 int  qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_t *cid,
                            qv_index_params *p, char **payload_index);
 
+/* ---- points.c ---------------------------------------------------------------------------- */
+/** Write the state record of c (last seq, next internal id, live count) in write txn txn. */
+int  qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count);
+
 /* ---- collection.c ------------------------------------------------------------------------ */
 /** Free an open collection's memory (not its data). NULL ok. */
 void qv_coll_free(qv_coll *c);
