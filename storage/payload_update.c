@@ -184,7 +184,7 @@ int qv_update_payload(qv_coll *c, size_t n, const uint64_t *ids, const qv_payloa
     a.u = u;
     pthread_mutex_lock(&c->db->wmutex);
     for (size_t i = 0; i < c->npfields; i++) a.indexed |= c->pfields[i].built;
-    rc = qv_db_write(c->db, pupdate_write, &a);
+    if ((rc = qv_coll_check_live(c)) == QV_OK) rc = qv_db_write(c->db, pupdate_write, &a);
     if (rc == QV_OK) {
         pthread_rwlock_wrlock(&c->maplock);
         c->last_seq++;
