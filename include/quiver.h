@@ -45,6 +45,7 @@ extern "C" {
 #define QV_VERSION "0.1.0"
 #define QV_MAX_DIM 65536u   /* largest vector dimension accepted */
 #define QV_MAX_K   1024u    /* largest k of one search */
+#define QV_MAX_EF  100000u  /* largest ef of a search, ef_search and ef_construction */
 #define QV_MAX_NORM 1e18     /* largest vector norm accepted (larger ones overflow distances) */
 #define QV_MAX_ID  9223372036854775807ull  /* largest point id of a collection (2^63 - 1:
                                               JSON clients read ids as signed 64-bit) */
