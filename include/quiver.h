@@ -312,7 +312,8 @@ typedef struct {
     int clear;                     /* first remove every key, except those in keep */
     const char *const *keep;       /* nkeep keys that clear leaves in place */
     size_t nkeep;
-    const char *const *remove;     /* then remove these nremove keys (absent ones ignored) */
+    const char *const *remove;     /* then remove these nremove paths ("a.b": b under a, as
+                                    * filter keys; absent ones ignored) */
     size_t nremove;
     const char *merge;             /* then set the keys of this JSON object, replacing keys of
                                     * the same name (values are not merged deeper); NULL = none */
@@ -365,11 +366,19 @@ void qv_free_strings(char **v, size_t n);
  *    "must_not":[{"key":"draft","match":true}],
  *    "should":[{"key":"tag","match":{"any":["a","b"]}},{"must":[...]}]}
  * Conditions: {"key":K,"match":V} / {"key":K,"match":{"value":V}} (V a string, integer or
- * bool); {"key":K,"match":{"any":[V,...]}}; {"key":K,"range":{"gt"|"gte"|"lt"|"lte":n,...}};
- * {"key":K,"is_null":true} (field present and null); {"key":K,"exists":true} (field present
- * and not null); {"key":K,"is_empty":true} (absent, null or []); false negates the last
- * three. {"is_null":{"key":K}} and {"is_empty":{"key":K}} (Qdrant's form) are accepted too.
- * A key "a.b" reaches into nested objects when the payload has no field named "a.b".
+ * bool); {"key":K,"match":{"any":[V,...]}} ([] matches nothing); {"key":K,"match":{"except":
+ * [V,...]}} (present, not null, and none of them; an array when no element is one);
+ * {"key":K,"range":{"gt"|"gte"|"lt"|"lte":n,...}}; {"key":K,"is_null":true} (field present
+ * and null); {"key":K,"exists":true} (field present and not null); {"key":K,"is_empty":true}
+ * (absent, null or []); false negates the last three. Qdrant's forms parse the same way:
+ * {"is_null":{"key":K}}, {"is_empty":{"key":K}}, members that are null count as absent
+ * ("range":{"gt":null,"lte":5}, "must":null), one condition in place of a list, and an
+ * empty filter anywhere passes everything ({"must":[{"must":[]}]}). Qdrant conditions with
+ * no counterpart (geo, full text, values_count, nested, has_id, min_should) are QV_EINVAL
+ * naming them.
+ * Keys are paths, as in Qdrant: "a.b" is field b of the object under a (never a top-level
+ * field named "a.b"); a segment in double quotes keeps its dots ("\"a.b\"" is the
+ * top-level field a.b). An empty segment or an unbalanced quote is QV_EINVAL.
  * A payload array matches when any element does. Numbers compare by value (5 matches 5.0;
  * ranges compare as doubles). Fields named in the collection's payload_index are answered
  * from an LMDB index; others are evaluated against the stored payloads (slower; counted in
@@ -433,8 +442,8 @@ typedef struct {
 int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                   qv_hit *hits, size_t *n_hits, qv_search_stats *stats);
 
-/** Add field to the collection's payload index (type "keyword", "integer", "float" or
- *  "bool"), building it from the stored payloads in one transaction. progress (may be
+/** Add field (a path, as filter keys) to the collection's payload index (type "keyword",
+ *  "integer", "float" or "bool"), building it from the stored payloads in one transaction. progress (may be
  *  NULL) gets phase "index field". Indexing an already indexed field only updates its
  *  type. @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EFULL, QV_EIO. */
 int  qv_collection_index_field(qv_coll *c, const char *field, const char *type,
