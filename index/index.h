@@ -69,5 +69,12 @@ int qv_search_params_check(const qv_search_params *sp);
  *  or else in *copy (free with qv_free; NULL when not allocated); otherwise *use = q. */
 int qv_queries_prepare(qv_metric metric, size_t dim, size_t nq, const float *q, float *buf, size_t buf_floats,
                        const float **use, float **copy);
+/** The one exact-scan planner of filtered searches: 1 when scanning the allowed points
+ *  (allowed of live pass the filter; estimates are fine) beats a filtered index search
+ *  for k results: at most k allowed, or under 1/33 of the live ones, or -- for an
+ *  in-memory scan beside a graph walk of beam ef -- by the hnsw cost model. ef = 0 asks
+ *  for the selectivity rule alone (storage's scan reads vectors from LMDB, several times
+ *  dearer per point, and leaves the cost model to the index it would otherwise call). */
+int qv_plan_exact(double allowed, double live, uint32_t k, uint32_t ef);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * index/query.c -- the one validation of search requests: search parameters and query
- * vectors, shared by qv_index_search* (index.c) and the collection searches that scan
- * exactly without reaching the index (storage/search.c).
+ * index/query.c -- the one validation and the one exact-scan planner of searches, shared
+ * by qv_index_search* (index.c), the hnsw kind (hnsw_search.c) and the collection searches
+ * that scan exactly without reaching the index (storage/search.c).
  *
  * Cosine queries are normalized here, in double, into unit-length copies: the kinds then
  * rank by -dot against unit-length stored vectors and the score is the cosine as it is.
@@ -50,4 +50,24 @@ int qv_queries_prepare(qv_metric metric, size_t dim, size_t nq, const float *q, 
     for (size_t i = 0; i < nq; i++) qv_normalize(out + i * dim, dim);
     *use = out;
     return QV_OK;
+}
+
+/* Below this fraction of the live points passing a filter, a filtered graph walk meets
+ * mostly rejected nodes: scanning the allowed ones is cheaper (both scans). Measured on
+ * siftsmall (10k x 128, hnsw, 1 thread): 1000 allowed points (10%) scanned from LMDB
+ * 6.6k QPS against 8.8k for the filtered walk; 100 allowed (1%) 77k QPS. */
+#define EXACT_SELECTIVITY (1.0 / 33.0)
+
+int qv_plan_exact(double allowed, double live, uint32_t k, uint32_t ef)
+{
+    if (allowed <= (double)k || live <= 0) return 1;
+    double sel = allowed / live;
+    if (sel < EXACT_SELECTIVITY) return 1;
+    if (!ef) return 0;
+    /* The in-memory cost model, fitted on sift-debian-100k (1 thread, ef 64 and 128,
+     * selectivity 5% and 10%): the scan costs ~35 ns per accepted point (sel * n of them),
+     * the filtered walk ~400 ns * ef / sel (it meets ef accepted nodes among ef / sel
+     * visited). The scan wins while sel^2 * n < ~11 * ef; it was 2.3-4.5x faster at 5%
+     * than the walk. */
+    return sel * sel * live <= 10.0 * (double)ef || (double)ef * 8.0 >= sel * live;
 }

@@ -461,8 +461,8 @@ static int parse_common(srv_req *r, const json_t *o, qsearch *q)
     }
     json_t *p = json_object_get(o, "params");
     if (p && !json_is_null(p)) {
-        if (!json_is_object(p) || uint_opt(p, "hnsw_ef", 100000, &q->ef)) {
-            qd_err(r, 400, "Wrong input: params.hnsw_ef must be 0..100000");
+        if (!json_is_object(p) || uint_opt(p, "hnsw_ef", QV_MAX_EF, &q->ef)) {
+            qd_err(r, 400, "Wrong input: params.hnsw_ef must be 0..%u", QV_MAX_EF);
             return -1;
         }
         q->exact = json_is_true(json_object_get(p, "exact"));

@@ -10,9 +10,10 @@
  * With a payload filter, a read txn is begun first (lock order envlock -> maplock), the
  * planner (filter_plan.c) builds the exact set of allowed internal ids (or copies it from
  * the collection's cache of recent filters when nothing was written since), and then:
- *   - few allowed points (under 1/EXACT_DIV of the live ones, or at most k): an exact scan
- *     of just those, reading their vectors from LMDB -- exact for every index kind, and
- *     cheaper than any graph walk or list probe at that selectivity;
+ *   - few allowed points (at most k, or under 1/33 of the live ones: qv_plan_exact, the
+ *     planner hnsw uses too): an exact scan of just those, reading their vectors from
+ *     LMDB -- exact for every index kind, and cheaper than any graph walk or list probe
+ *     at that selectivity;
  *   - otherwise the index searches with the set as allow_bits (HNSW walks through rejected
  *     nodes and keeps only allowed ones; IVF extends its probe until k pass).
  * The txn and the in-memory index are not one snapshot: a search concurrent with an upsert
@@ -28,13 +29,6 @@
 #include "core/error.h"
 #include "core/topk.h"
 #include "index/index.h"
-
-/* Exact below about 3% (where HNSW's own exact fallback starts too). Measured on siftsmall
- * (10k x 128, hnsw, 1 thread): 1000 allowed points (10%) scanned exactly from LMDB give
- * 6.6k QPS, the filtered HNSW walk 8.8k; 100 allowed (1%) exact: 77k QPS. */
-#ifndef EXACT_DIV
-#define EXACT_DIV 33u
-#endif
 
 static int is_live(const qv_coll *c, uint64_t iid)
 {
@@ -170,7 +164,7 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
         uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
         if ((rc = qv_filter_allowed_cached(c, txn, sp->filter, nbits, &bits, &allowed, stats)) != QV_OK) goto cleanup;
         stats->allowed = allowed;
-        if (allowed <= sp->k || allowed * EXACT_DIV <= c->count) {
+        if (qv_plan_exact((double)allowed, (double)c->count, sp->k, 0)) {
             const float *q;
             stats->plan = "exact";
             if ((rc = qv_search_params_check(sp)) != QV_OK ||
