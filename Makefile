@@ -139,8 +139,11 @@ include bench/bench.mk
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk
+# node and npm run the Qdrant client test (tests/qdrant): Debian's nodejs and npm when no
+# npm is on the PATH (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "quiver: installing missing packages:" $$missing; \
 	  if [ "$$(id -u)" != 0 ]; then echo "quiver: run 'make deps' as root (apt-get)" >&2; exit 1; fi; \

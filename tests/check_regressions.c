@@ -109,8 +109,12 @@ static void *read_info_loop(void *arg)
         if ((ir->rc = qv_collection_get_info(ir->c, &info)) != QV_OK) break;
         if (info.config.payload_index && strlen(info.config.payload_index) > 4096) { ir->rc = QV_EINTERNAL; break; }
         if ((ir->rc = qv_search(ir->c, q, &sp, hits, &n)) != QV_OK) break;
-        for (size_t i = 0; i < n; i++)
-            if (hits[i].id % 10 != 3) { ir->rc = QV_EINTERNAL; break; }
+        int wrong = 0;
+        for (size_t i = 0; i < n; i++) wrong |= hits[i].id % 10 != 3;
+        /* leave the loop on the first wrong hit: the next round's calls would overwrite rc
+         * (before, a "break" left only the inner loop and every round but the last
+         * could fail unseen) */
+        if (wrong) { ir->rc = QV_EINTERNAL; break; }
         rounds++;
     }
     qv_filter_free(f);
