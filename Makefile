@@ -2,9 +2,11 @@
 #
 #   make              library (build/libquiver.a, .so), quiverd, quiver, quiver-bench
 #   make test         install missing Debian packages, build, run the unit/integration
-#                     tests, then the same tests under AddressSanitizer + UBSan
+#                     tests, install-test, then the same tests under AddressSanitizer +
+#                     UBSan, then make fuzz
 #   make run          build and start quiverd on 127.0.0.1:6333 with ./quiver-data
 #   make tsan-test    the concurrency suites under ThreadSanitizer
+#   make fuzz         60 s of mutated requests against the ASan+UBSan quiverd (FUZZ_SECONDS)
 #   make install      header, static + shared library (with a soname) and quiver.pc under
 #                     PREFIX (default /usr/local; DESTDIR for staging)
 #   make gpu-check    GPU correctness + timing on a machine with CUDA (see gpu/gpu-check.mk)
@@ -164,6 +166,7 @@ test: deps qdrant-deps
 	$(TEST_ENV) $(BUILD)/quiver-tests
 	$(MAKE) install-test
 	$(MAKE) asan-test
+	$(MAKE) fuzz
 
 asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" \
@@ -197,6 +200,19 @@ install: $(BUILD)/libquiver.a $(BUILD)/libquiver.so
 	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lquiver' \
 	  'Libs.private: -pthread $(strip $(LIB_LIBS))' > $(DESTDIR)$(LIBDIR)/pkgconfig/quiver.pc
 
+# ---- fuzzing (tests/fuzz): mutated requests for every endpoint of tests/fuzz/endpoints.txt
+# against the ASan + UBSan quiverd for FUZZ_SECONDS; fails on a crash, a sanitizer report,
+# a 5xx other than 501, or a hang. make test runs it after the sanitizer run.
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+$(BUILD)/quiver-fuzz: tests/fuzz/http_fuzz.c tests/http_client.c tests/http_client.h $(BUILD)/.flags
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -I. $(JSON_CFLAGS) -o $@ tests/fuzz/http_fuzz.c tests/http_client.c \
+	  $(ALL_LDFLAGS) $(JSON_LIBS)
+fuzz:
+	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" build/asan/quiverd build/asan/quiver-fuzz
+	build/asan/quiver-fuzz --quiverd build/asan/quiverd --endpoints tests/fuzz/endpoints.txt \
+	  --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
 # Installs into a temporary prefix and builds the README example against it with
 # pkg-config (shared and static), and checks what libquiver.so exports.
 install-test: $(BUILD)/libquiver.a $(BUILD)/libquiver.so
@@ -220,4 +236,4 @@ gpu-emu-test:
 clean:
 	rm -rf build
 
-.PHONY: all deps qdrant-deps test asan-test tsan-test install install-test run gpu-check gpu-emu-test clean FORCE
+.PHONY: all deps qdrant-deps test asan-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE

@@ -1,5 +1,5 @@
 /*
- * tests/test_http.h -- a live quiverd for tests, and a tiny blocking HTTP/1.1 client.
+ * tests/test_http.h -- a live quiverd for tests, plus the HTTP client (http_client.h).
  *
  * The client asserts nothing (no check calls), so it is safe from any thread: races are
  * driven by several client threads, and the test's main thread judges what they saw.
@@ -8,6 +8,8 @@
 #define QV_TESTS_TEST_HTTP_H
 
 #include <sys/types.h>
+
+#include "tests/http_client.h"
 
 typedef struct {
     pid_t pid;
@@ -23,11 +25,5 @@ void test_server_start(test_server *s, const char *dir, int qdrant, const char *
 int  test_server_stop(test_server *s);
 /** SIGKILL and reap every server still running (a checked fixture's teardown). */
 void test_server_kill_all(void);
-
-/** One request with "Connection: close" (body may be NULL; headers: extra header lines,
- *  each ending in \r\n, or NULL). Returns the status, 0 when no HTTP answer came within
- *  timeout_ms; *out (may be NULL) receives the malloc'd body, "" without one. */
-int  test_http(int port, const char *method, const char *path, const char *headers, const char *body,
-               int timeout_ms, char **out);
 
 #endif
