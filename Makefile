@@ -164,6 +164,7 @@ asan-test:
 	  $(if $(CLI_OBJ),build/asan/quiver) $(if $(wildcard tests/readme/example.c),build/asan/readme-example)
 	$(TEST_ENV) QV_SANITIZED=1 CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/asan/quiver-tests
+	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
 TSAN_SUITES := concurrency storage server regressions

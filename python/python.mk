@@ -34,12 +34,13 @@ python:
 	@test -n "$(PY_EXT_SUFFIX)" || { echo "quiver: $(PYTHON) not found (apt-get install python3-dev python3-numpy)" >&2; exit 1; }
 	$(MAKE) $(PY_MODULE)
 
-# Under the sanitizers the interpreter itself is not instrumented: the ASan runtime must be
-# loaded first (LD_PRELOAD), and leak detection is off because CPython keeps its
-# interned objects and type caches alive until exit on purpose.
-PY_TEST_ENV = PYTHONPATH=$(BUILD)/python PYTHONDONTWRITEBYTECODE=1 QV_BUILD_DIR=$(BUILD) $(TEST_ENV)
+# Under the sanitizers (make asan-test) the module and libquiver are instrumented, the
+# interpreter is not: the ASan runtime must be loaded first (LD_PRELOAD), and leak
+# detection is off because CPython keeps interned objects and type caches alive until exit
+# on purpose. QV_SANITIZED skips the RSS measurement (ASan's allocator has its own).
+PY_TEST_ENV = PYTHONPATH=$(abspath $(BUILD))/python PYTHONDONTWRITEBYTECODE=1 QV_BUILD_DIR=$(BUILD) $(TEST_ENV)
 PY_SAN_ENV = $(if $(SANITIZER),LD_PRELOAD="$(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)" \
-    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+    QV_SANITIZED=1 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 python-test: python
 	$(PY_TEST_ENV) $(PY_SAN_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
 

@@ -10,8 +10,7 @@ import pathlib
 import pytest
 
 import quiver
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from helpers import REPO
 
 
 def data_path(name, file):

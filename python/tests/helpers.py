@@ -1,7 +1,10 @@
 """Helpers shared by the quiver tests: float64 references and recall."""
 import os
+import pathlib
 
 import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def sanitized():

@@ -62,13 +62,14 @@ def test_the_gil_is_released_during_a_search():
     t0 = time.perf_counter()
     ix.search(queries, k=10)
     one = time.perf_counter() - t0
-    reps = max(1, int(0.3 / max(one, 1e-4)))          # a search of ~0.3 s
+    # One call of ~0.3 s (a loop of short calls would let the main thread in between).
+    nq = int(min(100, max(1, 0.3 / max(one, 1e-4)))) * 400
+    batch = np.tile(queries, (nq // 400, 1))
     state = {"start": None, "end": None}
 
     def searcher():
         state["start"] = time.perf_counter()
-        for _ in range(reps):
-            ix.search(queries, k=10)
+        ix.search(batch, k=10)
         state["end"] = time.perf_counter()
 
     th = threading.Thread(target=searcher)
