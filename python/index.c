@@ -11,6 +11,9 @@
  * index's worker threads (the threads= it was created with), one query runs on the
  * calling thread, so several Python threads searching at once run in parallel.
  * Every call enters the gate (gate.c) so that close() waits for the calls in flight.
+ * The library lets any number of searches run beside one writer, but not two writers
+ * (add, remove, train) at once on one index: write_mu serializes them, and save() too,
+ * which reads the whole structure. It is taken with the GIL released.
  */
 #include "pyquiver.h"
 
@@ -20,6 +23,7 @@ typedef struct {
     PyObject_HEAD
     qv_index *ix;                  /* NULL once closed */
     pyq_gate gate;
+    pthread_mutex_t write_mu;      /* add, remove, train, save: one at a time */
     qv_index_params p;             /* resolved (dim, metric, kind ...) */
 } pyq_index;
 
@@ -35,6 +39,7 @@ static PyObject *index_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     pyq_index *self = (pyq_index *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     pyq_gate_init(&self->gate);
+    pthread_mutex_init(&self->write_mu, NULL);
     return (PyObject *)self;
 }
 
@@ -88,6 +93,7 @@ static void index_dealloc(pyq_index *self)
 {
     qv_index_free(self->ix);   /* no call can be in flight: each holds a reference */
     pyq_gate_release(&self->gate);
+    pthread_mutex_destroy(&self->write_mu);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -129,7 +135,9 @@ static PyObject *index_add(pyq_index *self, PyObject *args, PyObject *kwds)
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->write_mu);
     rc = qv_index_add(self->ix, x.n, ids.data, x.data);
+    pthread_mutex_unlock(&self->write_mu);
     Py_END_ALLOW_THREADS
     if (rc != QV_OK) {
         pyq_raise(rc);
@@ -157,7 +165,9 @@ static PyObject *index_train(pyq_index *self, PyObject *vec_obj)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->write_mu);
     rc = qv_index_train(self->ix, x.n, x.data);
+    pthread_mutex_unlock(&self->write_mu);
     Py_END_ALLOW_THREADS
     pyq_matrix_release(&x);
     pyq_gate_leave(&self->gate);
@@ -223,7 +233,9 @@ static PyObject *index_remove(pyq_index *self, PyObject *ids_obj)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->write_mu);
     rc = qv_index_remove(self->ix, ids.n, ids.data, &removed);
+    pthread_mutex_unlock(&self->write_mu);
     Py_END_ALLOW_THREADS
     pyq_ids_release(&ids);
     pyq_gate_leave(&self->gate);
@@ -242,7 +254,9 @@ static PyObject *index_save(pyq_index *self, PyObject *path_obj)
     }
     const char *p = PyBytes_AS_STRING(path);
     Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->write_mu);
     rc = qv_index_save(self->ix, p);
+    pthread_mutex_unlock(&self->write_mu);
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
     pyq_gate_leave(&self->gate);

@@ -142,6 +142,28 @@ def test_searches_during_adds_find_k_hits():
     assert adds_while_searching() == []
 
 
+def test_writes_from_several_threads():
+    # The library takes one writer at a time per index; the module serializes them.
+    dim = 16
+    ix = quiver.Index(dim, "l2", threads=1)
+    data = random_data(4000, dim, 20)
+
+    def adder(t):
+        for chunk in range(10):
+            lo = t * 1000 + chunk * 100
+            ix.add(np.arange(lo, lo + 100), data[lo:lo + 100])
+        ix.remove(np.arange(t * 1000, t * 1000 + 50))
+
+    run_threads(4, adder)
+    assert len(ix) == 3800
+    ids, _ = ix.search(data, k=1, ef=64)
+    kept = np.ones(4000, bool)
+    for t in range(4):
+        kept[t * 1000:t * 1000 + 50] = False
+    assert (ids[kept, 0] == np.flatnonzero(kept)).mean() >= 0.99
+    assert kept[ids[ids >= 0]].all()
+
+
 @pytest.mark.parametrize("what", ["index", "database", "drop"])
 def test_close_waits_for_searches_in_flight(tmp_path, what):
     dim = 32
