@@ -22,6 +22,16 @@
 
 static const char *utf8(PyObject *s) { return PyUnicode_AsUTF8(s); }
 
+/* A collection name argument as UTF-8, or NULL with TypeError (the library checks the rest). */
+static const char *name_arg(PyObject *name)
+{
+    if (!PyUnicode_Check(name)) {
+        PyErr_Format(PyExc_TypeError, "collection name must be a str, got %.100s", Py_TYPE(name)->tp_name);
+        return NULL;
+    }
+    return utf8(name);
+}
+
 PyObject *pyq_database_open(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"path", "nosync", "readonly", "map_size", "max_collections", "checkpoint_every", NULL};
@@ -186,11 +196,7 @@ static PyObject *db_collection(pyq_database *self, PyObject *name)
     qv_coll *c = NULL;
     const char *cname;
     int rc;
-    if (!PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "collection name must be a str, got %.100s", Py_TYPE(name)->tp_name);
-        return NULL;
-    }
-    if (!(cname = utf8(name))) return NULL;
+    if (!(cname = name_arg(name))) return NULL;
     if (pyq_gate_enter(&self->gate, "database") < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = qv_collection_open(self->db, cname, &c);
@@ -236,11 +242,7 @@ static PyObject *db_drop(pyq_database *self, PyObject *name)
 {
     const char *cname;
     int rc;
-    if (!PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "collection name must be a str, got %.100s", Py_TYPE(name)->tp_name);
-        return NULL;
-    }
-    if (!(cname = utf8(name))) return NULL;
+    if (!(cname = name_arg(name))) return NULL;
     if (pyq_gate_enter(&self->gate, "database") < 0) return NULL;   /* raises if closed */
     pyq_gate_leave(&self->gate);
     pyq_gate_drain(&self->gate);

@@ -48,41 +48,36 @@ static int get_u32(PyObject *obj, const char *name, uint32_t *out)
     return 0;
 }
 
-/* str among the three names -> its index; InvalidArgumentError otherwise. */
-static int pick(PyObject *s, const char *what, const char *const names[3])
+/* The UTF-8 text of a str argument, or NULL with TypeError. */
+static const char *str_arg(PyObject *s, const char *what)
 {
-    const char *v;
-    if (!PyUnicode_Check(s) || !(v = PyUnicode_AsUTF8(s))) {
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_TypeError, "%s must be a str, got %.100s", what, Py_TYPE(s)->tp_name);
-        return -1;
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, got %.100s", what, Py_TYPE(s)->tp_name);
+        return NULL;
     }
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(v, names[i])) return i;
-    pyq_raise_fmt(QV_EINVAL, "unknown %s '%s' (%s, %s or %s)", what, v, names[0], names[1], names[2]);
-    return -1;
+    return PyUnicode_AsUTF8(s);
 }
 
+/* Metric and kind names are the library's (qv_metric_parse, qv_index_kind_parse). */
 static int parse_metric(PyObject *s, qv_metric *out)
 {
-    static const char *const names[] = {"l2", "ip", "cosine"};
-    static const qv_metric values[] = {QV_METRIC_L2, QV_METRIC_IP, QV_METRIC_COSINE};
-    int i = pick(s, "metric", names);
-    if (i < 0) return -1;
-    *out = values[i];
+    const char *v = str_arg(s, "metric");
+    int rc;
+    if (!v) return -1;
+    if ((rc = qv_metric_parse(v, out)) != QV_OK) return pyq_raise(rc), -1;
     return 0;
 }
 
 static int parse_kind(PyObject *s, qv_index_kind *out)
 {
-    static const char *const names[] = {"flat", "hnsw", "ivf"};
-    static const qv_index_kind values[] = {QV_INDEX_FLAT, QV_INDEX_HNSW, QV_INDEX_IVF};
-    int i = pick(s, "index kind", names);
-    if (i < 0) return -1;
-    *out = values[i];
+    const char *v = str_arg(s, "kind");
+    int rc;
+    if (!v) return -1;
+    if ((rc = qv_index_kind_parse(v, out)) != QV_OK) return pyq_raise(rc), -1;
     return 0;
 }
 
+/* gpu: "off", "auto", "require", or a bool (True = require). */
 static int parse_gpu(PyObject *s, qv_gpu_mode *out)
 {
     static const char *const names[] = {"off", "auto", "require"};
@@ -91,10 +86,15 @@ static int parse_gpu(PyObject *s, qv_gpu_mode *out)
         *out = s == Py_True ? QV_GPU_REQUIRE : QV_GPU_OFF;
         return 0;
     }
-    int i = pick(s, "gpu mode", names);
-    if (i < 0) return -1;
-    *out = values[i];
-    return 0;
+    const char *v = str_arg(s, "gpu");
+    if (!v) return -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, names[i])) {
+            *out = values[i];
+            return 0;
+        }
+    pyq_raise_fmt(QV_EINVAL, "unknown gpu mode '%s' (expected off, auto or require)", v);
+    return -1;
 }
 
 int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObject *kw, qv_index_params *p)
