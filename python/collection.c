@@ -418,14 +418,16 @@ done:
 static PyObject *coll_scroll(pyq_collection *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"filter", "start", "limit", NULL};
-    PyObject *filter = NULL, *result = NULL;
+    PyObject *filter = NULL, *start_obj = NULL, *result = NULL;
     unsigned long long start = 0;
     Py_ssize_t limit = 100;
     qv_filter *f = NULL;
     uint64_t *ids = NULL;
     size_t n = 0;
     int rc;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OKn:scroll", kwlist, &filter, &start, &limit)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOn:scroll", kwlist, &filter, &start_obj, &limit) ||
+        pyq_uint_arg(start_obj, "start", QV_MAX_ID, &start) < 0)
+        return NULL;
     if (limit < 1) return pyq_raise_fmt(QV_EINVAL, "limit must be >= 1, got %zd", limit);
     if (enter(self) < 0) return NULL;
     if (pyq_filter_from(filter, &f) < 0) goto done;

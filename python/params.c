@@ -11,8 +11,7 @@
 
 #include <math.h>
 
-/* A non-negative int no larger than max into *out; None leaves *out as it is. */
-static int get_uint(PyObject *obj, const char *name, unsigned long long max, unsigned long long *out)
+int pyq_uint_arg(PyObject *obj, const char *name, unsigned long long max, unsigned long long *out)
 {
     if (!obj || obj == Py_None) return 0;
     if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
@@ -43,7 +42,7 @@ static int get_uint(PyObject *obj, const char *name, unsigned long long max, uns
 static int get_u32(PyObject *obj, const char *name, uint32_t *out)
 {
     unsigned long long v = *out;
-    if (get_uint(obj, name, UINT32_MAX, &v) < 0) return -1;
+    if (pyq_uint_arg(obj, name, UINT32_MAX, &v) < 0) return -1;
     *out = (uint32_t)v;
     return 0;
 }
@@ -127,13 +126,13 @@ int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObj
         case 5: rc = get_u32(value, name, &p->kmeans_iters); break;
         case 6:
             v = p->max_train_points;
-            rc = get_uint(value, name, SIZE_MAX, &v);
+            rc = pyq_uint_arg(value, name, SIZE_MAX, &v);
             p->max_train_points = (size_t)v;
             break;
         case 7: rc = get_u32(value, name, &p->threads); break;
         case 8:
             v = p->seed;
-            rc = get_uint(value, name, UINT64_MAX, &v);
+            rc = pyq_uint_arg(value, name, UINT64_MAX, &v);
             p->seed = v;
             break;
         case 9: rc = value == Py_None ? 0 : parse_gpu(value, &p->gpu); break;

@@ -195,6 +195,9 @@ int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObj
 /** Search parameters from keyword values (None = the index default). */
 int pyq_search_params_from(PyObject *k, PyObject *ef, PyObject *nprobe, PyObject *max_visits,
                            qv_search_params *sp);
+/** A non-negative int no larger than max into *out (None leaves *out alone); else
+ *  TypeError or InvalidArgumentError naming the argument. @return 0 or -1. */
+int pyq_uint_arg(PyObject *obj, const char *name, unsigned long long max, unsigned long long *out);
 /** The score of a missing hit for a metric: +inf for l2 (ascending), -inf otherwise. */
 float pyq_pad_score(qv_metric m);
 

@@ -113,6 +113,8 @@ def test_bad_ids_payloads_filters_and_params(db):
         c.search(np.ones(2), filter=[1, 2])
     with pytest.raises(quiver.InvalidArgumentError):
         c.scroll(limit=0)
+    with pytest.raises(quiver.InvalidArgumentError, match="start must be"):
+        c.scroll(start=-1)                   # not read as 2**64 - 1
 
 
 def test_closed_database(tmp_path):
