@@ -264,7 +264,10 @@ static PyObject *hit_lists(const qv_hit *hits, const size_t *n_hits, size_t nq, 
             score = PyFloat_FromDouble(h->score);
             payload = payload_object(text);
             if (!hit || !id || !score || !payload) {
-                Py_XDECREF(hit), Py_XDECREF(id), Py_XDECREF(score), Py_XDECREF(payload);
+                Py_XDECREF(hit);
+                Py_XDECREF(id);
+                Py_XDECREF(score);
+                Py_XDECREF(payload);
                 Py_CLEAR(outer);
                 break;
             }
@@ -447,8 +450,12 @@ static PyObject *coll_scroll(pyq_collection *self, PyObject *args, PyObject *kwd
     npy_intp len = (npy_intp)(n > (size_t)limit ? (size_t)limit : n);
     PyObject *arr = next ? PyArray_SimpleNew(1, &len, NPY_INT64) : NULL;
     if (arr) memcpy(PyArray_DATA((PyArrayObject *)arr), ids, (size_t)len * sizeof *ids);
-    if (arr && next) result = Py_BuildValue("(NN)", arr, next);
-    else Py_XDECREF(arr), Py_XDECREF(next);
+    if (arr && next) {
+        result = Py_BuildValue("(NN)", arr, next);
+    } else {
+        Py_XDECREF(arr);
+        Py_XDECREF(next);
+    }
 done:
     free(ids);
     qv_filter_free(f);

@@ -42,9 +42,13 @@ static void prefix_error(const char *what)
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
     PyObject *msg = value ? PyObject_Str(value) : NULL;
-    if (msg) PyErr_Format(type, "%s: %U", what, msg);
-    else PyErr_Restore(type, value, tb), type = value = tb = NULL;
-    Py_XDECREF(msg);
+    if (!msg) {                       /* keep the original as it is */
+        PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+        return;
+    }
+    PyErr_Format(type, "%s: %U", what, msg);
+    Py_DECREF(msg);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);

@@ -22,13 +22,13 @@ int pyq_uint_arg(PyObject *obj, const char *name, unsigned long long max, unsign
     if (!num) return -1;
     int overflow = 0;
     long long sv = PyLong_AsLongLongAndOverflow(num, &overflow);
-    int neg = overflow < 0 || (overflow == 0 && sv < 0);
+    int bad = overflow < 0 || (overflow == 0 && sv < 0);   /* negative */
     unsigned long long v = (unsigned long long)sv;
     if (overflow > 0 && (v = PyLong_AsUnsignedLongLong(num)) == (unsigned long long)-1 && PyErr_Occurred()) {
         PyErr_Clear();
-        neg = 1;    /* above 2^64 - 1: out of range like a negative */
+        bad = 1;    /* above 2^64 - 1 */
     }
-    int ok = !PyErr_Occurred() && !neg && v <= max;
+    int ok = !PyErr_Occurred() && !bad && v <= max;
     Py_DECREF(num);
     if (PyErr_Occurred()) return -1;
     if (!ok) {
@@ -63,7 +63,10 @@ static int parse_metric(PyObject *s, qv_metric *out)
     const char *v = str_arg(s, "metric");
     int rc;
     if (!v) return -1;
-    if ((rc = qv_metric_parse(v, out)) != QV_OK) return pyq_raise(rc), -1;
+    if ((rc = qv_metric_parse(v, out)) != QV_OK) {
+        pyq_raise(rc);
+        return -1;
+    }
     return 0;
 }
 
@@ -72,7 +75,10 @@ static int parse_kind(PyObject *s, qv_index_kind *out)
     const char *v = str_arg(s, "kind");
     int rc;
     if (!v) return -1;
-    if ((rc = qv_index_kind_parse(v, out)) != QV_OK) return pyq_raise(rc), -1;
+    if ((rc = qv_index_kind_parse(v, out)) != QV_OK) {
+        pyq_raise(rc);
+        return -1;
+    }
     return 0;
 }
 
