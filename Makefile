@@ -9,6 +9,8 @@
 #   make fuzz         60 s of mutated requests against the ASan+UBSan quiverd (FUZZ_SECONDS)
 #   make install      header, static + shared library (with a soname) and quiver.pc under
 #                     PREFIX (default /usr/local; DESTDIR for staging)
+#   make python       the Python module build/python/quiver*.so (python/python.mk);
+#                     make python-test runs its pytest suite (make test does too)
 #   make gpu-check    GPU correctness + timing on a machine with CUDA (see gpu/gpu-check.mk)
 #
 # Knobs: make USE_CUDA=no|yes|auto SANITIZER=address,undefined OPT=-O0 BUILD=dir
@@ -137,10 +139,12 @@ all: $(if $(wildcard bench/db/inproc_search.c),$(BUILD)/quiver-inproc-search)
 TEST_BINS := $(BUILD)/quiver-tests $(if $(wildcard tests/readme/example.c),$(BUILD)/readme-example)
 
 include bench/bench.mk
+include python/python.mk
 
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
-            check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk
+            check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
+            python3-dev python3-numpy python3-pytest python3-hnswlib
 # node and npm run the Qdrant client test (tests/qdrant): Debian's nodejs and npm when no
 # npm is on the PATH (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
 deps:
@@ -165,6 +169,7 @@ test: deps qdrant-deps
 	$(MAKE) all $(TEST_BINS)
 	$(TEST_ENV) $(BUILD)/quiver-tests
 	$(MAKE) install-test
+	$(MAKE) python-test
 	$(MAKE) asan-test
 	$(MAKE) fuzz
 
@@ -174,6 +179,7 @@ asan-test:
 	  $(if $(CLI_OBJ),build/asan/quiver) $(if $(wildcard tests/readme/example.c),build/asan/readme-example)
 	$(TEST_ENV) QV_SANITIZED=1 CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/asan/quiver-tests
+	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
 TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime
