@@ -56,6 +56,7 @@ void srv_colls_remove(srv_colls *t, const char *name)
 {
     srv_coll *e = srv_colls_find(t, name);
     if (!e) return;
+    qv_collection_close(e->coll);      /* the table's user: a dropped collection is freed */
     size_t i = (size_t)(e - t->v);
     memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof *t->v);
     t->n--;

@@ -156,7 +156,7 @@ void srv_path_release(srv_path *sp);
 
 /* ---- search limits, shared by the general and the fast search path ---------------- */
 #define SRV_DEFAULT_K   10u
-#define SRV_MAX_EF      65536u
+#define SRV_MAX_EF      QV_MAX_EF  /* the library's limit (quiver.h) */
 #define SRV_MAX_NPROBE  65536u
 #define SRV_MAX_BATCH   4096u      /* searches per batch request */
 

@@ -223,7 +223,7 @@ START_TEST(test_scan_refuses)
         "{\"vector\":[1,2,3],\"k\":1025}", "{\"vector\":[1,2,3],\"k\":1.0}",
         "{\"vector\":[1,2,3],\"k\":-1}", "{\"vector\":[1,2,3],\"k\":null}",
         "{\"vector\":[1,2,3],\"k\":\"5\"}", "{\"vector\":[1,2,3],\"k\":1e1}",
-        "{\"vector\":[1,2,3],\"ef\":65537}", "{\"vector\":[1,2,3],\"nprobe\":99999999999}",
+        "{\"vector\":[1,2,3],\"ef\":100001}", "{\"vector\":[1,2,3],\"nprobe\":99999999999}",
         "{\"vector\":[1,2,3],\"k\":01}", "\xef\xbb\xbf{\"vector\":[1,2,3]}",
         "{\"vector\":[1,2,3]}\x00", "{\"vector\":[1,2,\x00 3]}", "{\f\"vector\":[1,2,3]}",
     };
@@ -237,10 +237,10 @@ START_TEST(test_scan_refuses)
     }
     float v[3];
     srv_fast_search fs;
-    const char *ok = "{\"vector\":[1,2,3],\"k\":1024,\"ef\":65536,\"nprobe\":0,\"with_payload\":false}";
+    const char *ok = "{\"vector\":[1,2,3],\"k\":1024,\"ef\":100000,\"nprobe\":0,\"with_payload\":false}";
     ck_assert_int_eq(srv_scan_search(ok, strlen(ok), 3, v, &fs), 1);
     ck_assert_uint_eq(fs.k, 1024);
-    ck_assert_uint_eq(fs.ef, 65536);
+    ck_assert_uint_eq(fs.ef, QV_MAX_EF);
     ck_assert_int_eq(fs.with_payload, 0);
     ck_assert(v[0] == 1 && v[1] == 2 && v[2] == 3);
     const char *wp = "{\"with_payload\":true,\"vector\":[1,2,3]}";
@@ -645,7 +645,8 @@ START_TEST(test_json_write_payloads_exact)
     static const struct { double v; const char *text; } forms[] = {
         {1732694400.123, "1732694400.123"}, {0.1, "0.1"}, {5.0, "5.0"}, {-0.0, "-0.0"},
         {1e300, "1e300"}, {1e-7, "1e-7"}, {123456789012345678.0, "1.2345678901234568e17"},
-        {0.30000000000000004, "0.30000000000000004"}, {2.5e-308, "2.5e-308"}, {4.9e-324, "4.94065645841247e-324"},
+        {0.30000000000000004, "0.30000000000000004"}, {2.5e-308, "2.5e-308"}, {4.9e-324, "5e-324"},
+        {-1.5e-323, "-1.5e-323"}, {2.2250738585072014e-308, "2.2250738585072014e-308"},
     };
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
         char buf[40];
