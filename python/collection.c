@@ -89,8 +89,7 @@ static void coll_dealloc(pyq_collection *self)
     PyObject_Free(self);
 }
 
-/* Start a call: enter the database's gate and check the handle. */
-static int enter(pyq_collection *self)
+int pyq_coll_enter(pyq_collection *self)
 {
     if (pyq_gate_enter(&self->owner->gate, "database") < 0) return -1;
     if (!self->coll) {
@@ -101,7 +100,7 @@ static int enter(pyq_collection *self)
     return 0;
 }
 
-static void leave(pyq_collection *self)
+void pyq_coll_leave(pyq_collection *self)
 {
     pyq_gate_leave(&self->owner->gate);
 }
@@ -192,7 +191,7 @@ static PyObject *coll_upsert(pyq_collection *self, PyObject *args, PyObject *kwd
     int rc;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:upsert", kwlist, &ids_obj, &vec_obj, &payloads)) return NULL;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     if (pyq_ids_from(ids_obj, &ids) < 0 || pyq_matrix_from(vec_obj, self->dim, "vectors", &x) < 0) goto done;
     if (ids.n != x.n) {
         pyq_raise_fmt(QV_EINVAL, "%zu ids for %zu vectors", ids.n, x.n);
@@ -208,7 +207,7 @@ done:
     Py_XDECREF(keep);
     pyq_ids_release(&ids);
     pyq_matrix_release(&x);
-    leave(self);
+    pyq_coll_leave(self);
     return result;
 }
 
@@ -217,16 +216,16 @@ static PyObject *coll_delete(pyq_collection *self, PyObject *ids_obj)
     pyq_ids ids;
     size_t deleted = 0;
     int rc;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     if (pyq_ids_from(ids_obj, &ids) < 0) {
-        leave(self);
+        pyq_coll_leave(self);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     rc = qv_delete(self->coll, ids.n, ids.data, &deleted);
     Py_END_ALLOW_THREADS
     pyq_ids_release(&ids);
-    leave(self);
+    pyq_coll_leave(self);
     if (rc != QV_OK) return pyq_raise(rc);
     return PyLong_FromSize_t(deleted);
 }
@@ -302,7 +301,7 @@ static PyObject *coll_search(pyq_collection *self, PyObject *args, PyObject *kwd
                                      &nprobe, &max_visits))
         return NULL;
     if (pyq_search_params_from(k, ef, nprobe, max_visits, &sp) < 0) return NULL;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     if (pyq_matrix_from(q_obj, self->dim, "queries", &q) < 0 || pyq_filter_from(filter, &f) < 0) goto done;
     sp.filter = f;
     hits = malloc((q.n ? q.n : 1) * sp.k * sizeof *hits);
@@ -346,7 +345,7 @@ done:
     free(n_hits);
     qv_filter_free(f);
     pyq_matrix_release(&q);
-    leave(self);
+    pyq_coll_leave(self);
     return result;
 }
 
@@ -396,7 +395,7 @@ static PyObject *coll_get(pyq_collection *self, PyObject *args, PyObject *kwds)
     int with_vector = 1;
     pyq_ids ids = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$p:get", kwlist, &ids_obj, &with_vector)) return NULL;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     if (pyq_ids_from(ids_obj, &ids) < 0) goto done;
     if (ids.scalar) {
         result = get_one(self, ids.data[0], with_vector);
@@ -413,7 +412,7 @@ static PyObject *coll_get(pyq_collection *self, PyObject *args, PyObject *kwds)
     }
 done:
     pyq_ids_release(&ids);
-    leave(self);
+    pyq_coll_leave(self);
     return result;
 }
 
@@ -432,7 +431,7 @@ static PyObject *coll_scroll(pyq_collection *self, PyObject *args, PyObject *kwd
         pyq_uint_arg(start_obj, "start", QV_MAX_ID, &start) < 0)
         return NULL;
     if (limit < 1) return pyq_raise_fmt(QV_EINVAL, "limit must be >= 1, got %zd", limit);
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     if (pyq_filter_from(filter, &f) < 0) goto done;
     /* One more than asked: the first id not returned is where the next page starts. */
     if (!(ids = malloc(((size_t)limit + 1) * sizeof *ids))) {
@@ -459,7 +458,7 @@ static PyObject *coll_scroll(pyq_collection *self, PyObject *args, PyObject *kwd
 done:
     free(ids);
     qv_filter_free(f);
-    leave(self);
+    pyq_coll_leave(self);
     return result;
 }
 
@@ -473,7 +472,7 @@ static PyObject *coll_count(pyq_collection *self, PyObject *args, PyObject *kwds
     size_t n = 0;
     int rc;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:count", kwlist, &filter)) return NULL;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     if (pyq_filter_from(filter, &f) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
     rc = qv_scroll(self->coll, f, NULL, NULL, 0, 0, NULL, &n, &total);
@@ -481,16 +480,16 @@ static PyObject *coll_count(pyq_collection *self, PyObject *args, PyObject *kwds
     result = rc == QV_OK ? PyLong_FromUnsignedLongLong(total) : pyq_raise(rc);
 done:
     qv_filter_free(f);
-    leave(self);
+    pyq_coll_leave(self);
     return result;
 }
 
 static Py_ssize_t coll_len(pyq_collection *self)
 {
     qv_collection_info info;
-    if (enter(self) < 0) return -1;
+    if (pyq_coll_enter(self) < 0) return -1;
     int rc = qv_collection_get_info(self->coll, &info);
-    leave(self);
+    pyq_coll_leave(self);
     if (rc != QV_OK) {
         pyq_raise(rc);
         return -1;
@@ -506,11 +505,11 @@ static PyObject *coll_index_field(pyq_collection *self, PyObject *args, PyObject
     const char *field, *type = "keyword";
     int rc;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|s:index_field", kwlist, &field, &type)) return NULL;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = qv_collection_index_field(self->coll, field, type, NULL, NULL);
     Py_END_ALLOW_THREADS
-    leave(self);
+    pyq_coll_leave(self);
     if (rc != QV_OK) return pyq_raise(rc);
     Py_RETURN_NONE;
 }
@@ -520,11 +519,11 @@ static PyObject *coll_unindex_field(pyq_collection *self, PyObject *args)
     const char *field;
     int rc;
     if (!PyArg_ParseTuple(args, "s:unindex_field", &field)) return NULL;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = qv_collection_unindex_field(self->coll, field);
     Py_END_ALLOW_THREADS
-    leave(self);
+    pyq_coll_leave(self);
     if (rc != QV_OK) return pyq_raise(rc);
     Py_RETURN_NONE;
 }
@@ -533,11 +532,11 @@ static PyObject *coll_unindex_field(pyq_collection *self, PyObject *args)
 static PyObject *coll_simple(pyq_collection *self, int which)
 {
     int rc;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = which ? qv_collection_train(self->coll, NULL, NULL) : qv_checkpoint(self->coll);
     Py_END_ALLOW_THREADS
-    leave(self);
+    pyq_coll_leave(self);
     if (rc != QV_OK) return pyq_raise(rc);
     Py_RETURN_NONE;
 }
@@ -560,7 +559,7 @@ static PyObject *coll_get_info(pyq_collection *self, void *closure)
     qv_collection_info info;
     PyObject *pindex = NULL, *result = NULL;
     (void)closure;
-    if (enter(self) < 0) return NULL;
+    if (pyq_coll_enter(self) < 0) return NULL;
     int rc = qv_collection_get_info(self->coll, &info);
     if (rc != QV_OK) {
         pyq_raise(rc);
@@ -577,7 +576,7 @@ static PyObject *coll_get_info(pyq_collection *self, void *closure)
                            (unsigned long long)info.last_seq);
 done:
     Py_XDECREF(pindex);
-    leave(self);
+    pyq_coll_leave(self);
     return result;
 }
 
@@ -630,6 +629,19 @@ static PyMethodDef coll_methods[] = {
      "(ids array, next start or None)."},
     {"count", (PyCFunction)(void (*)(void))coll_count, METH_VARARGS | METH_KEYWORDS,
      "count(filter=None)\n--\n\nNumber of points passing filter (all points without one)."},
+    {"set_payload", (PyCFunction)pyq_coll_set_payload, METH_VARARGS,
+     "set_payload(ids, payload)\n--\n\nMerge the keys of payload (a dict) into the payloads of points ids (one "
+     "transaction; NotFoundError for a missing id). Vectors are not touched. Returns the number updated."},
+    {"overwrite_payload", (PyCFunction)pyq_coll_overwrite_payload, METH_VARARGS,
+     "overwrite_payload(ids, payload)\n--\n\nReplace the whole payload of points ids with payload."},
+    {"delete_payload_keys", (PyCFunction)pyq_coll_delete_payload_keys, METH_VARARGS,
+     "delete_payload_keys(ids, keys)\n--\n\nRemove keys (absent ones ignored) from the payloads of points ids."},
+    {"clear_payload", (PyCFunction)pyq_coll_clear_payload, METH_O,
+     "clear_payload(ids)\n--\n\nRemove every key from the payloads of points ids."},
+    {"update_payload", (PyCFunction)(void (*)(void))pyq_coll_update_payload, METH_VARARGS | METH_KEYWORDS,
+     "update_payload(ids, *, merge=None, remove=(), clear=False, keep=(), skip_missing=False)\n--\n\n"
+     "The general payload update: clear every key but keep, then remove keys, then merge a dict; "
+     "skip_missing skips absent ids instead of failing. Returns the number of points updated."},
     {"index_field", (PyCFunction)(void (*)(void))coll_index_field, METH_VARARGS | METH_KEYWORDS,
      "index_field(field, type='keyword')\n--\n\nIndex a payload field for filters: 'keyword', 'integer', "
      "'float' or 'bool'."},

@@ -13,6 +13,7 @@
  *   index.c       quiver.Index (index level, no storage)
  *   database.c    quiver.Database (qv_db)
  *   collection.c  quiver.Collection (qv_coll), quiver.Hit, quiver.Point
+ *   payload.c     Collection.set_payload and the other payload-only updates
  *
  * Threads: every call that can take long (add, train, search, upsert, save, load, get,
  * scroll) releases the GIL around the library call. Inputs are converted and checked
@@ -177,6 +178,18 @@ struct pyq_collection {
     uint32_t dim;
     qv_metric metric;
 };
+
+/** Start / end a call on a collection: enter its database's gate and check the handle
+ *  (StateError when closed or dropped). @return 0 or -1 with an exception set. */
+int  pyq_coll_enter(pyq_collection *self);
+void pyq_coll_leave(pyq_collection *self);
+
+/* payload.c: payload-only updates (Collection methods). */
+PyObject *pyq_coll_update_payload(pyq_collection *self, PyObject *args, PyObject *kwds);
+PyObject *pyq_coll_set_payload(pyq_collection *self, PyObject *args);
+PyObject *pyq_coll_overwrite_payload(pyq_collection *self, PyObject *args);
+PyObject *pyq_coll_delete_payload_keys(pyq_collection *self, PyObject *args);
+PyObject *pyq_coll_clear_payload(pyq_collection *self, PyObject *ids);
 
 /** quiver.open(path, ...) */
 PyObject *pyq_database_open(PyObject *self, PyObject *args, PyObject *kwds);
