@@ -108,7 +108,7 @@ $(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
 $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
 # The server's fast search path and reply writer are checked directly against jansson
 # (check_server_fast.c).
-SRV_TESTED_OBJ := $(BUILD)/obj/server/search_fast.c.o $(BUILD)/obj/server/json_out.c.o
+SRV_TESTED_OBJ := $(BUILD)/obj/server/json.c.o $(BUILD)/obj/server/search.c.o
 $(BUILD)/quiver-tests: $(TST_OBJ) $(SRV_TESTED_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
 

@@ -1,0 +1,525 @@
+/*
+ * server/search.c -- searches: the one parser of native search requests, the library
+ * calls, and the one writer of hits and points for both APIs.
+ *
+ * Parsing reads the body in place (json.c's scanner): no tree, the query vector written
+ * straight into the float array. It checks everything the strict JSON rules ask (see
+ * json.c) and words each error with the code a tree-based check would give. A syntax
+ * error anywhere wins over a field's error (the body is judged as JSON first); otherwise
+ * the first bad field in the text is the one reported. A filter's text is handed to
+ * qv_filter_parse, which names its bad part.
+ *
+ * Running: searches with equal k, ef, nprobe, exactness and filter text go to the
+ * library as one batch call, so a filter's allowed set is built once for all of them.
+ *
+ * Writing: points go out straight into the reply buffer; a stored payload is copied as it
+ * is stored (json.c), never parsed into a tree and written again.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "server/server.h"
+
+void srv_search_release(srv_search *s)
+{
+    qv_filter_free(s->filter);
+    free(s->filter_text);
+    s->filter = NULL;
+    s->filter_text = NULL;
+}
+
+void srv_searches_free(srv_search *s, size_t n)
+{
+    if (!s) return;
+    for (size_t i = 0; i < n; i++) srv_search_release(&s[i]);
+    free(s[0].vec);
+    free(s);
+}
+
+/* ---- parsing ----------------------------------------------------------------------- */
+
+typedef struct {
+    srv_jscan s;
+    srv_jerr *e;                 /* the first field error, reported when the JSON is valid */
+    srv_jerr syntax;
+    int bad;
+} parser;
+
+/* Record a field's error (the first one counts) and skip the value that caused it. */
+static int field_error(parser *ps, int skip, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int field_error(parser *ps, int skip, const char *code, const char *fmt, ...)
+{
+    if (!ps->bad) {
+        va_list ap;
+        va_start(ap, fmt);
+        ps->e->code = code;
+        vsnprintf(ps->e->msg, sizeof ps->e->msg, fmt, ap);
+        va_end(ap);
+        ps->bad = 1;
+    }
+    return skip ? srv_js_skip(&ps->s) : 0;
+}
+
+static int peek_is(parser *ps, const char *lit)
+{
+    size_t l = strlen(lit);
+    srv_js_ws(&ps->s);
+    return (size_t)(ps->s.end - ps->s.p) >= l && memcmp(ps->s.p, lit, l) == 0;
+}
+
+static int is_number_start(parser *ps)
+{
+    char c = ps->s.p < ps->s.end ? *ps->s.p : 0;
+    return c == '-' || (c >= '0' && c <= '9');
+}
+
+/* "k", "ef", "nprobe": an integer in lo..hi, or null for the default. */
+static int parse_uint(parser *ps, const char *key, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    double d;
+    int is_int;
+    if (peek_is(ps, "null")) { ps->s.p += 4; return 0; }
+    if (!is_number_start(ps)) return field_error(ps, 1, "invalid_argument", "'%s' must be an integer", key);
+    if (srv_js_number(&ps->s, &d, &is_int)) return -1;
+    if (!is_int) return field_error(ps, 0, "invalid_argument", "'%s' must be an integer", key);
+    if (d < lo || d > hi)
+        return field_error(ps, 0, "invalid_argument", "'%s' must be in %u..%u, got %.0f", key, lo, hi, d);
+    *out = (uint32_t)d;
+    return 0;
+}
+
+static int parse_vector(parser *ps, const char *what, uint32_t dim, float *vec)
+{
+    size_t n = 0, not_number = SIZE_MAX, out_of_range = SIZE_MAX;
+    double bad = 0;
+    if (!peek_is(ps, "[")) return field_error(ps, 1, "invalid_argument", "%s: 'vector' must be an array of numbers", what);
+    ps->s.p++;
+    if (srv_js_ws(&ps->s) < ps->s.end && *ps->s.p == ']') ps->s.p++;
+    else
+        for (;; n++) {
+            srv_js_ws(&ps->s);
+            if (is_number_start(ps)) {
+                double d;
+                int is_int;
+                if (srv_js_number(&ps->s, &d, &is_int)) return -1;
+                if (fabs(d) > (double)FLT_MAX && out_of_range == SIZE_MAX) out_of_range = n, bad = d;
+                if (n < dim) vec[n] = (float)d;
+            } else {
+                if (srv_js_skip(&ps->s)) return -1;
+                if (not_number == SIZE_MAX) not_number = n;
+            }
+            srv_js_ws(&ps->s);
+            if (ps->s.p < ps->s.end && *ps->s.p == ',') { ps->s.p++; continue; }
+            if (srv_js_lit(&ps->s, ']')) return -1;
+            n++;
+            break;
+        }
+    if (n != dim)
+        return field_error(ps, 0, "dimension_mismatch", "%s: vector has dimension %zu, collection has %u", what, n, dim);
+    if (not_number != SIZE_MAX)
+        return field_error(ps, 0, "invalid_argument", "%s: vector component %zu is not a number", what, not_number);
+    if (out_of_range != SIZE_MAX)
+        return field_error(ps, 0, "invalid_argument", "%s: vector component %zu (%g) is outside the float range", what,
+                           out_of_range, bad);
+    return 0;
+}
+
+static int parse_filter(parser *ps, const char *prefix, srv_search *out)
+{
+    if (peek_is(ps, "null")) { ps->s.p += 4; return 0; }
+    if (!peek_is(ps, "{"))
+        return field_error(ps, 1, "bad_filter", "%sfilter: must be a JSON object like {\"must\":[...]}", prefix);
+    const char *from = ps->s.p;
+    if (srv_js_skip(&ps->s)) return -1;
+    if (!(out->filter_text = strndup(from, (size_t)(ps->s.p - from))))
+        return field_error(ps, 0, "out_of_memory", "out of memory");
+    int rc = qv_filter_parse(out->filter_text, &out->filter);
+    if (rc != QV_OK)
+        return field_error(ps, 0, rc == QV_ENOMEM ? "out_of_memory" : "bad_filter", "%s%s", prefix,
+                           rc == QV_ENOMEM ? "out of memory" : qv_last_error());
+    return 0;
+}
+
+enum { F_VECTOR = 1, F_K = 2, F_EF = 4, F_NPROBE = 8, F_FILTER = 16, F_WITH_PAYLOAD = 32 };
+
+/* One search object; what/prefix name it in messages ("the search", "searches[3]"). */
+static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t dim, float *vec, srv_search *out)
+{
+    static const char *const names[] = {"vector", "k", "ef", "nprobe", "filter", "with_payload"};
+    unsigned seen = 0;
+    memset(out, 0, sizeof *out);
+    out->k = SRV_DEFAULT_K;
+    if (!peek_is(ps, "{")) return field_error(ps, 1, "invalid_argument", "%s must be an object", what);
+    ps->s.p++;
+    if (srv_js_ws(&ps->s) < ps->s.end && *ps->s.p == '}') ps->s.p++;
+    else
+        for (;;) {
+            char key[64];
+            size_t klen;
+            srv_js_ws(&ps->s);
+            const char *at = ps->s.p;
+            if (srv_js_string(&ps->s, key, sizeof key, &klen) || srv_js_lit(&ps->s, ':')) return -1;
+            unsigned f = 0;
+            for (int i = 0; i < 6 && !f; i++)
+                if (klen == strlen(names[i]) && strcmp(key, names[i]) == 0) f = 1u << i;
+            if (f & seen) {
+                ps->s.p = at;
+                return srv_js_syntax(&ps->s, "duplicate object key");
+            }
+            seen |= f;
+            int rc;
+            if (f == F_VECTOR) rc = parse_vector(ps, what, dim, vec);
+            else if (f == F_K) rc = parse_uint(ps, "k", 1, QV_MAX_K, &out->k);
+            else if (f == F_EF) rc = parse_uint(ps, "ef", 0, SRV_MAX_EF, &out->ef);
+            else if (f == F_NPROBE) rc = parse_uint(ps, "nprobe", 0, SRV_MAX_NPROBE, &out->nprobe);
+            else if (f == F_FILTER) rc = parse_filter(ps, prefix, out);
+            else if (f == F_WITH_PAYLOAD) {
+                rc = 0;
+                if (peek_is(ps, "true")) ps->s.p += 4, out->with_payload = 1;
+                else if (peek_is(ps, "false")) ps->s.p += 5;
+                else if (peek_is(ps, "null")) ps->s.p += 4;
+                else rc = field_error(ps, 1, "invalid_argument", "'with_payload' must be true or false");
+            } else {
+                for (char *c = key; *c; c++)
+                    if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
+                rc = field_error(ps, 1, "unknown_field", "unknown field '%.47s' in %s", key, what);
+            }
+            if (rc) return -1;
+            srv_js_ws(&ps->s);
+            if (ps->s.p < ps->s.end && *ps->s.p == ',') { ps->s.p++; continue; }
+            if (srv_js_lit(&ps->s, '}')) return -1;
+            break;
+        }
+    if (!(seen & F_VECTOR)) field_error(ps, 0, "invalid_argument", "%s: missing 'vector'", what);
+    return 0;
+}
+
+int srv_parse_searches(const char *body, size_t len, uint32_t dim, int batch, srv_search **out, size_t *nout,
+                       srv_jerr *e)
+{
+    parser ps = {.s = {body, body + len, body, NULL}, .e = e};
+    ps.s.e = &ps.syntax;
+    srv_search *s = NULL;
+    float *vecs = NULL;
+    size_t n = 0, cap = 0;
+    int rc = -1, seen_searches = 0;
+    *out = NULL;
+    *nout = 0;
+    memset(e, 0, sizeof *e);
+    if (len == 0) return srv_jfail(e, "invalid_json", "request body is empty; expected a JSON object");
+    if (!peek_is(&ps, "{")) {
+        /* valid JSON that is not an object, or not JSON at all */
+        if (srv_js_skip(&ps.s) || srv_js_end(&ps.s)) goto syntax;
+        return srv_jfail(e, "invalid_json", "the body must be a JSON object");
+    }
+    if (!batch) {
+        if (!(s = calloc(1, sizeof *s)) || !(vecs = malloc((dim ? dim : 1) * sizeof *vecs))) goto oom;
+        n = 1;
+        if (parse_one(&ps, "the search", "", dim, vecs, &s[0]) || srv_js_end(&ps.s)) goto syntax;
+    } else {
+        ps.s.p++;
+        if (srv_js_ws(&ps.s) < ps.s.end && *ps.s.p == '}') ps.s.p++;
+        else
+            for (;;) {
+                char key[64];
+                srv_js_ws(&ps.s);
+                const char *at = ps.s.p;
+                if (srv_js_string(&ps.s, key, sizeof key, NULL) || srv_js_lit(&ps.s, ':')) goto syntax;
+                if (strcmp(key, "searches") != 0) {
+                    for (char *c = key; *c; c++)
+                        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
+                    if (field_error(&ps, 1, "unknown_field", "unknown field '%.47s' in the body", key)) goto syntax;
+                } else if (seen_searches++) {
+                    ps.s.p = at;
+                    srv_js_syntax(&ps.s, "duplicate object key");
+                    goto syntax;
+                } else if (!peek_is(&ps, "[")) {
+                    if (field_error(&ps, 1, "invalid_argument", "'searches' must be an array of 1..%u search objects",
+                                    SRV_MAX_BATCH))
+                        goto syntax;
+                } else {
+                    ps.s.p++;
+                    if (srv_js_ws(&ps.s) < ps.s.end && *ps.s.p == ']') ps.s.p++;
+                    else
+                        for (;;) {
+                            if (n == cap) {
+                                cap = cap ? 2 * cap : 16;
+                                float *nv = realloc(vecs, cap * (dim ? dim : 1) * sizeof *vecs);
+                                if (nv) vecs = nv;
+                                srv_search *ns = nv ? realloc(s, cap * sizeof *s) : NULL;
+                                if (!ns) goto oom;
+                                s = ns;
+                            }
+                            char what[40], prefix[40];
+                            snprintf(what, sizeof what, "searches[%zu]", n);
+                            snprintf(prefix, sizeof prefix, "searches[%zu].", n);
+                            memset(&s[n], 0, sizeof s[n]);
+                            n++;
+                            if (parse_one(&ps, what, prefix, dim, vecs + (n - 1) * dim, &s[n - 1])) goto syntax;
+                            srv_js_ws(&ps.s);
+                            if (ps.s.p < ps.s.end && *ps.s.p == ',') { ps.s.p++; continue; }
+                            if (srv_js_lit(&ps.s, ']')) goto syntax;
+                            break;
+                        }
+                    if (n == 0 || n > SRV_MAX_BATCH)
+                        field_error(&ps, 0, "invalid_argument", "'searches' must be an array of 1..%u search objects",
+                                    SRV_MAX_BATCH);
+                }
+                srv_js_ws(&ps.s);
+                if (ps.s.p < ps.s.end && *ps.s.p == ',') { ps.s.p++; continue; }
+                if (srv_js_lit(&ps.s, '}')) goto syntax;
+                break;
+            }
+        if (srv_js_end(&ps.s)) goto syntax;
+        if (!seen_searches)
+            field_error(&ps, 0, "invalid_argument", "'searches' must be an array of 1..%u search objects", SRV_MAX_BATCH);
+    }
+    if (ps.bad) goto cleanup;
+    for (size_t i = 0; i < n; i++) s[i].vec = vecs + i * dim;
+    *out = s;
+    *nout = n;
+    return 0;
+oom:
+    srv_jfail(e, "out_of_memory", "out of memory");
+    ps.bad = 1;
+    goto cleanup;
+syntax:
+    if (ps.syntax.code) *e = ps.syntax;
+cleanup:
+    for (size_t i = 0; i < n; i++) srv_search_release(&s[i]);
+    free(s);
+    free(vecs);
+    return rc;
+}
+
+/* ---- running ------------------------------------------------------------------------- */
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int same_search(const srv_search *a, const srv_search *b)
+{
+    if (a->k != b->k || a->ef != b->ef || a->nprobe != b->nprobe || a->exact != b->exact ||
+        a->accept != b->accept || a->accept_arg != b->accept_arg)
+        return 0;
+    if (!a->filter_text || !b->filter_text) return a->filter_text == b->filter_text;
+    return strcmp(a->filter_text, b->filter_text) == 0;
+}
+
+static void params_of(const srv_search *s, qv_search_params *sp)
+{
+    qv_search_params_init(sp, s->k);
+    sp->ef = s->ef;
+    sp->nprobe = s->nprobe;
+    sp->filter = s->filter;
+    sp->accept = s->accept;
+    sp->accept_arg = s->accept_arg;
+    if (s->exact && sp->ef < 1024) sp->ef = 1024;
+}
+
+int srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, srv_results *res)
+{
+    memset(res, 0, sizeof *res);
+    int one_call = 1;
+    for (size_t i = 0; i < n; i++) {
+        res->kmax = s[i].k > res->kmax ? s[i].k : res->kmax;
+        /* one call needs equal searches and their vectors in one row-major array */
+        if (!same_search(&s[i], &s[0]) || s[i].vec != s[0].vec + i * dim) one_call = 0;
+    }
+    res->hits = malloc(n * res->kmax * sizeof *res->hits);
+    res->nh = calloc(n, sizeof *res->nh);
+    res->st = calloc(n, sizeof *res->st);
+    if (!res->hits || !res->nh || !res->st) return QV_ENOMEM;
+    qv_search_params sp;
+    int rc = QV_OK;
+    uint64_t t0 = now_us();
+    if (one_call) {
+        params_of(&s[0], &sp);
+        rc = qv_search_ex(c, n, s[0].vec, &sp, res->hits, res->nh, &res->st[0]);
+        for (size_t i = 1; i < n; i++) res->st[i] = res->st[0];
+    } else {
+        for (size_t i = 0; i < n && rc == QV_OK; i++) {
+            params_of(&s[i], &sp);
+            rc = qv_search_ex(c, 1, s[i].vec, &sp, res->hits + i * res->kmax, &res->nh[i], &res->st[i]);
+        }
+    }
+    res->took_us = now_us() - t0;
+    return rc;
+}
+
+void srv_results_free(srv_results *res)
+{
+    free(res->hits);
+    free(res->nh);
+    free(res->st);
+    memset(res, 0, sizeof *res);
+}
+
+/* ---- writing --------------------------------------------------------------------------- */
+
+/* Small pieces gather here and go to the evbuffer in a few large adds. */
+typedef struct { struct evbuffer *out; size_t n; int err; char b[1024]; } wbuf;
+
+static void flush(wbuf *w)
+{
+    if (w->n && evbuffer_add(w->out, w->b, w->n)) w->err = 1;
+    w->n = 0;
+}
+
+static void put(wbuf *w, const char *s, size_t len)
+{
+    if (w->n + len > sizeof w->b) flush(w);
+    if (len > sizeof w->b) { if (evbuffer_add(w->out, s, len)) w->err = 1; return; }
+    memcpy(w->b + w->n, s, len);
+    w->n += len;
+}
+#define PUTS(w, lit) put(w, lit, sizeof(lit) - 1)
+
+static void put_u64(wbuf *w, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    char d[20];
+    for (int i = 0; i < n; i++) d[i] = tmp[n - 1 - i];
+    put(w, d, (size_t)n);
+}
+
+static void put_f(wbuf *w, float f)
+{
+    char buf[40];
+    int n = isfinite(f) ? srv_fmt_score(buf, sizeof buf, f) : -1;
+    if (n < 0) PUTS(w, "null");
+    else put(w, buf, (size_t)n);
+}
+
+int srv_put_took(struct evbuffer *out, const qv_search_stats *st)
+{
+    wbuf w = {.out = out};
+    PUTS(&w, "{\"plan\":");
+    flush(&w);
+    const char *plan = st->plan ? st->plan : "none";
+    if (srv_put_string(out, plan, strlen(plan))) return -1;
+    PUTS(&w, ",\"live\":");
+    put_u64(&w, st->live);
+    PUTS(&w, ",\"allowed\":");
+    put_u64(&w, st->allowed);
+    PUTS(&w, ",\"conditions\":");
+    put_u64(&w, st->conditions);
+    PUTS(&w, ",\"unindexed\":[");
+    for (const char *p = st->unindexed_keys; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (p != st->unindexed_keys) PUTS(&w, ",");
+        flush(&w);
+        if (len && srv_put_string(out, p, len)) return -1;
+        p += len + (comma ? 1 : 0);
+    }
+    PUTS(&w, "],\"payloads_read\":");
+    put_u64(&w, st->payloads_read);
+    PUTS(&w, ",\"filter_us\":");
+    put_u64(&w, st->filter_us);
+    if (st->cached) PUTS(&w, ",\"cached\":true}");
+    else PUTS(&w, ",\"cached\":false}");
+    flush(&w);
+    return w.err ? -1 : 0;
+}
+
+/* A stored payload, or null when there is none (or it cannot be read). */
+static void put_payload(wbuf *w, const char *text, const srv_point_style *st)
+{
+    flush(w);
+    /* Qdrant shows a point without payload with an empty one */
+    if (!text && st->qdrant) PUTS(w, "{}");
+    else if (!text || srv_put_stored(w->out, text, st->keep, st->keep_arg) != 0) PUTS(w, "null");
+}
+
+int srv_put_points(struct evbuffer *out, qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n,
+                   const srv_point_style *st)
+{
+    wbuf w = {.out = out};
+    char **texts = NULL;
+    float *vec = NULL;
+    int rc = 0;
+    /* The native API reads all payloads in one transaction. Qdrant's reads each point it
+     * shows more of than id and score, and leaves out the ones that do not exist
+     * (retrieve takes any id; a hit may have been deleted since the search). */
+    if (st->payload && !st->qdrant) {
+        uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+        if (ids && (texts = calloc(n ? n : 1, sizeof *texts))) {
+            for (size_t i = 0; i < n; i++) ids[i] = hits[i].id;
+            /* a failed read shows payload null: the hits themselves are still right */
+            if (n && qv_get_payloads(c, n, ids, texts) != QV_OK) memset(texts, 0, n * sizeof *texts);
+        }
+        free(ids);
+        if (!texts) return QV_ENOMEM;
+    }
+    if (st->with_vector && !(vec = malloc((dim ? dim : 1) * sizeof *vec))) {
+        free(texts);
+        return QV_ENOMEM;
+    }
+    PUTS(&w, "[");
+    int first = 1;
+    for (size_t i = 0; i < n && !w.err; i++) {
+        uint64_t id = hits[i].id;
+        int uuid_id = st->id_key && (id & st->id_key_bit);
+        char *text = texts ? texts[i] : NULL, *own = NULL;
+        if (st->qdrant && (!st->scores || st->payload || st->with_vector || uuid_id)) {
+            int grc = qv_get(c, id, vec, &own);
+            if (grc == QV_ENOTFOUND) continue;            /* deleted, or never there */
+            if (grc != QV_OK) { rc = grc; break; }
+            text = own;
+        }
+        if (!first) PUTS(&w, ",");
+        PUTS(&w, "{\"id\":");
+        first = 0;
+        char uuid[64];
+        if (uuid_id && text && srv_stored_string(text, st->id_key, uuid, sizeof uuid) == 0) {
+            flush(&w);
+            if (srv_put_string(out, uuid, strlen(uuid))) w.err = 1;
+        } else {
+            put_u64(&w, id);
+        }
+        if (st->qdrant) PUTS(&w, ",\"version\":0");
+        if (st->scores) {
+            PUTS(&w, ",\"score\":");
+            put_f(&w, hits[i].score);
+        }
+        if (st->payload) {
+            PUTS(&w, ",\"payload\":");
+            put_payload(&w, text, st);
+        } else if (st->qdrant) {
+            PUTS(&w, ",\"payload\":null");
+        }
+        if (st->with_vector) {
+            PUTS(&w, ",\"vector\":[");
+            for (uint32_t j = 0; j < dim; j++) {
+                if (j) PUTS(&w, ",");
+                put_f(&w, vec[j]);
+            }
+            PUTS(&w, "]");
+        } else if (st->qdrant) {
+            PUTS(&w, ",\"vector\":null");
+        }
+        PUTS(&w, "}");
+        qv_free(own);
+    }
+    PUTS(&w, "]");
+    flush(&w);
+    for (size_t i = 0; texts && i < n; i++) qv_free(texts[i]);
+    free(texts);
+    free(vec);
+    return rc ? rc : w.err ? QV_ENOMEM : QV_OK;
+}
