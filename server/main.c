@@ -405,15 +405,17 @@ static void resume_paced(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Closing. A reply that ends a connection (a 413 for a body over --max-body, a 400, a
- * 501) may go out while the client is still sending its request; closing the socket then
- * would reset it, and the client could lose the reply. libevent's own "lingering close"
- * reads the whole declared body before it answers, so a client that declared a large body
- * and sent none waited for the idle timeout without an answer; it is not used. Instead
- * evhttp answers at once, and when it closes the connection quiverd keeps the socket: it
- * takes the socket out of evhttp's hands (its descriptor number now names /dev/null, which
- * evhttp shuts down and closes) and reads and drops what the client still sends until the
- * client closes its side, or LINGER_S seconds. A client still writing its body (libevent's
- * own client gives up on a FIN before it has written everything) finishes, then reads the
+ * 501, "Connection: close") may go out while the client is still sending its request;
+ * closing the socket then would reset it, and the client could lose the reply. libevent's
+ * own "lingering close" reads the whole declared body before it answers, so a client that
+ * declared a large body and sent none waited for the idle timeout without an answer; it
+ * is not used. Instead evhttp answers at once, and when it closes the connection quiverd
+ * keeps a duplicate of the socket that reads and drops what the client still sends, until
+ * the client closes its side or LINGER_S seconds pass. evhttp's shutdown() sends the FIN
+ * right after the reply -- unless request bytes are still arriving: then the socket is
+ * taken out of evhttp's hands (its descriptor number is made to name /dev/null, which
+ * evhttp shuts down and closes) and the FIN waits for the drain, because a client still
+ * writing its body (libevent's own client, for one) gives up on a FIN before it reads the
  * reply. evhttp tells us of the close through the connection's close callback, set when
  * the connection's first bytes arrive (evhttp has no hook before that).
  */
@@ -458,9 +460,10 @@ static void on_close(struct evhttp_connection *conn, void *arg)
         return;
     }
     /* out of the event loop while the number still names the socket, then the swap */
+    int arriving = n > 0 || evbuffer_get_length(bufferevent_get_input(bev)) > 0;
     bufferevent_disable(bev, EV_READ | EV_WRITE);
     l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (l->fd >= 0 && dup2(null, fd) < 0) {
+    if (l->fd >= 0 && arriving && dup2(null, fd) < 0) {
         close(l->fd);
         l->fd = -1;
     }

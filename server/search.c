@@ -96,6 +96,16 @@ static int parse_uint(parser *ps, const char *key, uint32_t lo, uint32_t hi, uin
     return 0;
 }
 
+/* true, false, or null for false */
+static int parse_bool(parser *ps, const char *key, int *out)
+{
+    if (peek_is(ps, "true")) ps->s.p += 4, *out = 1;
+    else if (peek_is(ps, "false")) ps->s.p += 5;
+    else if (peek_is(ps, "null")) ps->s.p += 4;
+    else return field_error(ps, 1, "invalid_argument", "'%s' must be true or false", key);
+    return 0;
+}
+
 static int parse_vector(parser *ps, const char *what, uint32_t dim, float *vec)
 {
     size_t n = 0, not_number = SIZE_MAX, out_of_range = SIZE_MAX;
@@ -148,12 +158,12 @@ static int parse_filter(parser *ps, const char *prefix, srv_search *out)
     return 0;
 }
 
-enum { F_VECTOR = 1, F_K = 2, F_EF = 4, F_NPROBE = 8, F_FILTER = 16, F_WITH_PAYLOAD = 32 };
+enum { F_VECTOR = 1, F_K = 2, F_EF = 4, F_NPROBE = 8, F_FILTER = 16, F_WITH_PAYLOAD = 32, F_EXACT = 64 };
 
 /* One search object; what/prefix name it in messages ("the search", "searches[3]"). */
 static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t dim, float *vec, srv_search *out)
 {
-    static const char *const names[] = {"vector", "k", "ef", "nprobe", "filter", "with_payload"};
+    static const char *const names[] = {"vector", "k", "ef", "nprobe", "filter", "with_payload", "exact"};
     unsigned seen = 0;
     memset(out, 0, sizeof *out);
     out->k = SRV_DEFAULT_K;
@@ -168,7 +178,7 @@ static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t 
             const char *at = ps->s.p;
             if (srv_js_string(&ps->s, key, sizeof key, &klen) || srv_js_lit(&ps->s, ':')) return -1;
             unsigned f = 0;
-            for (int i = 0; i < 6 && !f; i++)
+            for (int i = 0; i < 7 && !f; i++)
                 if (klen == strlen(names[i]) && strcmp(key, names[i]) == 0) f = 1u << i;
             if (f & seen) {
                 ps->s.p = at;
@@ -181,13 +191,9 @@ static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t 
             else if (f == F_EF) rc = parse_uint(ps, "ef", 0, SRV_MAX_EF, &out->ef);
             else if (f == F_NPROBE) rc = parse_uint(ps, "nprobe", 0, SRV_MAX_NPROBE, &out->nprobe);
             else if (f == F_FILTER) rc = parse_filter(ps, prefix, out);
-            else if (f == F_WITH_PAYLOAD) {
-                rc = 0;
-                if (peek_is(ps, "true")) ps->s.p += 4, out->with_payload = 1;
-                else if (peek_is(ps, "false")) ps->s.p += 5;
-                else if (peek_is(ps, "null")) ps->s.p += 4;
-                else rc = field_error(ps, 1, "invalid_argument", "'with_payload' must be true or false");
-            } else {
+            else if (f == F_WITH_PAYLOAD) rc = parse_bool(ps, "with_payload", &out->with_payload);
+            else if (f == F_EXACT) rc = parse_bool(ps, "exact", &out->exact);
+            else {
                 for (char *c = key; *c; c++)
                     if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
                 rc = field_error(ps, 1, "unknown_field", "unknown field '%.47s' in %s", key, what);
@@ -326,7 +332,7 @@ static void params_of(const srv_search *s, qv_search_params *sp)
     sp->filter = s->filter;
     sp->accept = s->accept;
     sp->accept_arg = s->accept_arg;
-    if (s->exact && sp->ef < 1024) sp->ef = 1024;
+    sp->exact = (uint32_t)s->exact;
 }
 
 int srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, srv_results *res)

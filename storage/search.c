@@ -15,6 +15,8 @@
  *     cheaper than any graph walk or list probe at that selectivity;
  *   - otherwise the index searches with the set as allow_bits (HNSW walks through rejected
  *     nodes and keeps only allowed ones; IVF extends its probe until k pass).
+ * A caller's sp->exact takes the first branch for any selectivity, and without a filter
+ * scans every live point: an exact answer whatever the index kind.
  * The txn and the in-memory index are not one snapshot: a search concurrent with an upsert
  * that replaces a point's payload may pair either payload with either vector.
  */
@@ -176,21 +178,24 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     if (sp->allow_nbits && !sp->allow_bits) return qv_fail(QV_EINVAL, "allow_nbits set but allow_bits is NULL");
     if ((rc = qv_coll_ensure_index(c)) != QV_OK) return rc;
     wrap_params(c, sp, &p, &f);
-    if (sp->filter && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
+    if ((sp->filter || sp->exact) && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
     pthread_rwlock_rdlock(&c->maplock);
     locked = 1;
     stats->live = c->count;
     stats->allowed = c->count;
+    uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
     if (sp->filter) {
-        uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
         if ((rc = qv_filter_allowed_cached(c, txn, sp->filter, nbits, &bits, &allowed, stats)) != QV_OK) goto cleanup;
         stats->allowed = allowed;
-        if (allowed <= sp->k || allowed * EXACT_DIV <= c->count) {
-            stats->plan = "exact";
-            if ((rc = check_queries(c, nq, queries, sp)) != QV_OK) goto cleanup;
-            rc = exact_scan(c, txn, nq, queries, sp, bits, nbits, hits, n_hits);
-            goto cleanup;
-        }
+    }
+    if (sp->exact || (sp->filter && (allowed <= sp->k || allowed * EXACT_DIV <= c->count))) {
+        stats->plan = "exact";
+        if ((rc = check_queries(c, nq, queries, sp)) != QV_OK) goto cleanup;
+        /* without a filter, every live point (the live bitset, read under maplock) */
+        rc = exact_scan(c, txn, nq, queries, sp, bits ? bits : c->live, nbits, hits, n_hits);
+        goto cleanup;
+    }
+    if (sp->filter) {
         stats->plan = "index";
         p.allow_bits = bits;
         p.allow_nbits = nbits;

@@ -26,7 +26,7 @@
 
 /* ---- the reference: the strict rules on a jansson tree ------------------------------ */
 
-typedef struct { uint32_t k, ef, nprobe; int with_payload, filter; } ref_vals;
+typedef struct { uint32_t k, ef, nprobe; int with_payload, exact, filter; } ref_vals;
 
 /* NULL when o is a valid search (values in vec and v), else the error code. */
 static const char *ref_one(const json_t *o, uint32_t dim, float *vec, ref_vals *v)
@@ -59,9 +59,9 @@ static const char *ref_one(const json_t *o, uint32_t dim, float *vec, ref_vals *
             if (json_is_null(val)) continue;
             if (!json_is_integer(val) || json_integer_value(val) < lo || json_integer_value(val) > hi) return "invalid_argument";
             *out = (uint32_t)json_integer_value(val);
-        } else if (!strcmp(key, "with_payload")) {
+        } else if (!strcmp(key, "with_payload") || !strcmp(key, "exact")) {
             if (!json_is_null(val) && !json_is_boolean(val)) return "invalid_argument";
-            v->with_payload = json_is_true(val);
+            *(key[0] == 'e' ? &v->exact : &v->with_payload) = json_is_true(val);
         } else if (!strcmp(key, "filter")) {
             if (json_is_null(val)) continue;
             if (!json_is_object(val)) return "bad_filter";
@@ -130,6 +130,7 @@ static int check_body(const char *body, size_t len, uint32_t dim, int batch, int
             ck_assert_msg(memcmp(s[i].vec, want + i * dim, dim * sizeof *want) == 0, "vectors differ: %.300s", body);
             ck_assert(s[i].k == v[i].k && s[i].ef == v[i].ef && s[i].nprobe == v[i].nprobe);
             ck_assert_int_eq(s[i].with_payload, v[i].with_payload);
+            ck_assert_int_eq(s[i].exact, v[i].exact);
             ck_assert_int_eq(s[i].filter != NULL, v[i].filter);
         }
     }
@@ -172,13 +173,13 @@ static char *random_body(qv_rng *r, uint32_t dim)
                                           "{ \"must_not\" : [ { \"key\" : \"n\", \"range\" : {\"gte\": 3} } ] }"};
     char *s = malloc(512 + (size_t)dim * 64), *p = s;
     p += sprintf(p, "%s{%s", ws(r), ws(r));
-    const char *order[6] = {"vector", "k", "ef", "nprobe", "with_payload", "filter"};
-    for (int i = 5; i > 0; i--) {
+    const char *order[7] = {"vector", "k", "ef", "nprobe", "with_payload", "filter", "exact"};
+    for (int i = 6; i > 0; i--) {
         int j = (int)qv_rng_below(r, (uint64_t)i + 1);
         const char *t = order[i]; order[i] = order[j]; order[j] = t;
     }
     int first = 1;
-    for (int f = 0; f < 6; f++) {
+    for (int f = 0; f < 7; f++) {
         if (strcmp(order[f], "vector") != 0 && qv_rng_below(r, 2)) continue;   /* the rest: optional */
         if (!first) p += sprintf(p, "%s,%s", ws(r), ws(r));
         first = 0;
@@ -192,7 +193,7 @@ static char *random_body(qv_rng *r, uint32_t dim)
             *p++ = ']';
         } else if (strcmp(order[f], "k") == 0) {
             p += sprintf(p, "%u", 1 + (unsigned)qv_rng_below(r, QV_MAX_K));
-        } else if (strcmp(order[f], "with_payload") == 0) {
+        } else if (strcmp(order[f], "with_payload") == 0 || strcmp(order[f], "exact") == 0) {
             p += sprintf(p, "%s", qv_rng_below(r, 3) == 0 ? "null" : qv_rng_below(r, 2) ? "true" : "false");
         } else if (strcmp(order[f], "filter") == 0) {
             p += sprintf(p, "%s", filters[qv_rng_below(r, 3)]);

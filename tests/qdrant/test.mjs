@@ -58,6 +58,18 @@ async function main() {
   if ((await client.collectionExists(COLL)).exists) await client.deleteCollection(COLL);
   const root = await fetch(`http://127.0.0.1:${qport}/`).then((r) => r.json());
   check(typeof root.version === 'string', 'GET / has a version');
+  // the version is one this client accepts: its compatibility check prints no warning
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (...a) => warnings.push(a.join(' '));
+  try {
+    const checked = new QdrantClient({ url: `http://127.0.0.1:${qport}`, apiKey, checkCompatibility: true });
+    await checked.getCollections();
+    await new Promise((resolve) => setTimeout(resolve, 200));   // the check runs in the background
+  } finally {
+    console.warn = warn;
+  }
+  check(!warnings.some((w) => /incompatible|server version/i.test(w)), `version warning: ${warnings.join('; ')}`);
 
   await client.createCollection(COLL, { vectors: { size: DIM, distance: 'Cosine' }, hnsw_config: { m: 16, ef_construct: 200 } });
   check((await client.collectionExists(COLL)).exists === true, 'collection exists');
