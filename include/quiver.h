@@ -11,6 +11,26 @@
  *    nothing to clean up.
  *  - Parameter structs have an _init() that fills defaults; 0 in a numeric field means
  *    "default"; out-of-range values give QV_EINVAL naming the bound (never clamped).
+ *
+ * Thread safety:
+ *  - qv_index: any number of threads may search one index at once, also while one thread
+ *    adds or removes; add/remove/train/set_gpu from two threads at once on one index are
+ *    not safe (serialize them). Different indexes are independent.
+ *  - qv_db and qv_coll: every call may be made from any thread at any time, on the same
+ *    handles: the library serializes writers (one write transaction at a time per db) and
+ *    lets searches, gets and scrolls run beside them. Every write is all or nothing and,
+ *    once it returns QV_OK, seen by every later call on any thread.
+ *  - Handle lifetimes: qv_collection_open and qv_collection_create (with out) each count
+ *    one user of the collection; qv_collection_close releases one. Dropping a collection
+ *    that other threads are using is safe: their calls already running finish, every later
+ *    call on the old handle answers QV_ENOTFOUND ("collection 'x' was dropped"), and its
+ *    memory goes when its last user closes it. A collection created again under the same
+ *    name is a new collection; old handles never see it.
+ *  - qv_db_close must be the last call on a db: no call on it or on any of its collection
+ *    handles may be running or follow (it frees every handle, closed or not).
+ *  - qv_filter: read-only use (search, eval, copy) from many threads at once is safe;
+ *    building one (qv_filter_match ...) is not safe concurrently with anything else on it.
+ *  - qv_last_error() is per thread.
  */
 #ifndef QUIVER_H
 #define QUIVER_H
@@ -54,7 +74,7 @@ const char *qv_last_error(void);
 const char *qv_version(void);
 
 typedef struct qv_db     qv_db;      /* an open database directory (one LMDB environment) */
-typedef struct qv_coll   qv_coll;    /* an open collection, borrowed from its qv_db */
+typedef struct qv_coll   qv_coll;    /* an open collection: a counted reference (see below) */
 typedef struct qv_index  qv_index;   /* an in-memory index without storage */
 typedef struct qv_filter qv_filter;  /* a payload filter (see "Payload filters" below) */
 
@@ -228,15 +248,24 @@ typedef struct {
     const char *payload_index;     /* JSON {"lang":"keyword","year":"integer"}; NULL = none */
 } qv_collection_config;
 
-/** Collection names: 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. */
+/** Collection names: 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. With out, the
+ *  caller gets the handle as qv_collection_open gives it (one user, to close).
+ *  @return QV_OK, QV_EEXIST, QV_EINVAL (name or a parameter), QV_EFULL, QV_ESTATE, QV_EIO. */
 int  qv_collection_create(qv_db *db, const char *name, const qv_collection_config *cfg,
                           qv_coll **out /* may be NULL */);
-/** Open an existing collection (a handle borrowed from db; the same pointer each time). */
+/** Open an existing collection: the same handle for every open of one collection, with one
+ *  more user counted (release it with qv_collection_close). Opening a collection that is
+ *  already open takes no writer lock, so it is cheap enough to do per request.
+ *  @return QV_OK, QV_ENOTFOUND (no such collection), QV_EINVAL, QV_ENOMEM, QV_ECORRUPT. */
 int  qv_collection_open(qv_db *db, const char *name, qv_coll **out);
-/** Collections are owned by their db: this is a no-op kept for symmetry. NULL ok. */
+/** Release one user of c (from open, or create with out). The collection stays open for
+ *  the next open while it is not dropped (its memory lives until drop or qv_db_close);
+ *  after a drop, the last close frees it. NULL ok. */
 void qv_collection_close(qv_coll *c);
-/** Drop a collection and all its data. Handles to it become invalid.
- *  @return QV_OK, QV_ENOTFOUND. */
+/** Drop a collection and all its data (one transaction). Safe while other threads use it:
+ *  calls already running on its handles finish, later ones answer QV_ENOTFOUND, and the
+ *  handle's memory is freed at its last qv_collection_close (or at qv_db_close).
+ *  @return QV_OK, QV_ENOTFOUND, QV_ESTATE (read-only). */
 int  qv_collection_drop(qv_db *db, const char *name);
 /** Names of all collections, sorted; free with qv_free_strings. */
 int  qv_collection_list(qv_db *db, char ***names, size_t *n);
@@ -244,7 +273,8 @@ int  qv_collection_list(qv_db *db, char ***names, size_t *n);
 typedef struct {
     char name[72];
     qv_collection_config config;   /* config.payload_index points into the handle: valid
-                                      until the collection is closed with its db or dropped */
+                                      while the handle is (until its db is closed, or the
+                                      last close after a drop) */
     size_t count;                  /* live points */
     size_t memory_bytes;           /* in-memory index */
     uint64_t last_seq;             /* sequence number of the last committed write */
@@ -268,8 +298,60 @@ int  qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out);
  *  no payload or does not exist. Free each with qv_free.
  *  @return QV_OK, QV_EINVAL, QV_ENOMEM (then every payloads[i] is NULL), QV_EIO. */
 int  qv_get_payloads(qv_coll *c, size_t n, const uint64_t *ids, char **payloads);
+
+/* Payload-only updates. Each call is one LMDB write transaction that reads every named
+ * point's stored payload, changes it and writes it back (with its payload index entries),
+ * under the collection's writer lock: a concurrent upsert, delete or payload update of the
+ * same point is applied wholly before or wholly after it, never interleaved, so no update
+ * is lost and a deleted point is never written back. The vector and the vector index are
+ * not touched. A payload left with no keys is stored as no payload (qv_get gives NULL).
+ *
+ * A missing id fails the whole call with QV_ENOTFOUND naming it and nothing changed (as
+ * Qdrant answers 404 "No point with id N found"), unless flags has
+ * QV_PAYLOAD_SKIP_MISSING: then missing ids are skipped (for ids selected by a filter,
+ * which a concurrent delete may have removed since). The same id twice is allowed. */
+enum { QV_PAYLOAD_SKIP_MISSING = 1u << 0 };
+typedef struct {
+    int clear;                     /* first remove every key, except those in keep */
+    const char *const *keep;       /* nkeep keys that clear leaves in place */
+    size_t nkeep;
+    const char *const *remove;     /* then remove these nremove keys (absent ones ignored) */
+    size_t nremove;
+    const char *merge;             /* then set the keys of this JSON object, replacing keys of
+                                    * the same name (values are not merged deeper); NULL = none */
+    unsigned flags;                /* QV_PAYLOAD_SKIP_MISSING */
+} qv_payload_update;
+/** Fill *u with "change nothing" (no clear, no keys, no merge, no flags). */
+void qv_payload_update_init(qv_payload_update *u);
+/** Apply u to the payload of each of the n points ids. *n_updated (may be NULL) counts the
+ *  points changed. @return QV_OK, QV_EINVAL (merge not a JSON object, a NULL key),
+ *  QV_ENOTFOUND (a missing id, without QV_PAYLOAD_SKIP_MISSING), QV_ESTATE (read-only),
+ *  QV_ENOMEM, QV_EFULL, QV_EIO, QV_ECORRUPT (a stored payload that is not JSON). */
+int  qv_update_payload(qv_coll *c, size_t n, const uint64_t *ids, const qv_payload_update *u,
+                       size_t *n_updated);
+/** Shorthands of qv_update_payload (missing ids: QV_ENOTFOUND). set: merge the keys of
+ *  payload_json; overwrite: replace the whole payload with payload_json; delete keys:
+ *  remove the nkeys keys; clear: remove every key. */
+int  qv_set_payload(qv_coll *c, size_t n, const uint64_t *ids, const char *payload_json);
+int  qv_overwrite_payload(qv_coll *c, size_t n, const uint64_t *ids, const char *payload_json);
+int  qv_delete_payload_keys(qv_coll *c, size_t n, const uint64_t *ids, const char *const *keys,
+                            size_t nkeys);
+int  qv_clear_payload(qv_coll *c, size_t n, const uint64_t *ids);
+
+/** Search one query (dim floats) among the collection's live points: hits[0..*n_hits)
+ *  best first, *n_hits <= sp->k (fewer when fewer points pass the filter). The index kind
+ *  decides exactness (flat is exact; hnsw/ivf approximate, tuned by sp->ef / sp->nprobe);
+ *  with sp->filter, a small allowed set is scanned exactly instead (qv_search_stats.plan).
+ *  A cosine query is normalized first. Safe from many threads at once and beside writes:
+ *  it sees every write that returned before it started.
+ *  @return QV_OK, QV_EINVAL (k, ef or nprobe out of range, NaN/Inf or a zero cosine query,
+ *  norm above QV_MAX_NORM), QV_EDIM, QV_ENOTFOUND (collection dropped), QV_ENOMEM. */
 int  qv_search(qv_coll *c, const float *query, const qv_search_params *sp,
                qv_hit *hits, size_t *n_hits);
+/** Search nq queries (nq*dim floats) with the same parameters: row i of hits is
+ *  hits + i*sp->k, with n_hits[i] hits. Faster per query than nq qv_search calls (flat
+ *  and ivf scan through GEMM; hnsw spreads the queries over index.threads workers). All or
+ *  nothing: on an error every n_hits[i] is 0. Errors as qv_search, naming the query. */
 int  qv_search_batch(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                      qv_hit *hits, size_t *n_hits);
 /** Write an index snapshot covering all writes so far. */

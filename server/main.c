@@ -2,7 +2,7 @@
  * server/main.c -- quiverd: options, startup, worker threads, graceful shutdown.
  *
  * Startup: parse options (bad ones: usage on stderr, exit 2), open the database and
- * every collection, bind the listening socket once, start N workers. Each worker owns
+ * load every collection, bind the listening socket once, start N workers. Each worker owns
  * an event_base and an evhttp that accepts on its own dup() of the listening socket
  * (the kernel hands each connection to one of them). evthread_use_pthreads() comes
  * first so that the main thread may schedule events on the workers' bases.
@@ -616,7 +616,9 @@ int main(int argc, char **argv)
     ctx.max_body = o.max_body;
     ctx.timeout_s = o.timeout_s;
     worker *workers = NULL;
-    int nworkers = 0, colls_ready = 0;
+    int nworkers = 0;
+    char **names = NULL;
+    size_t ncoll = 0;
     evutil_socket_t lfd = -1, qfd = -1;
     char shown[160], qshown[160] = "";
     sigset_t sigs, old;
@@ -654,12 +656,19 @@ int main(int argc, char **argv)
         srv_log(SRV_LOG_ERROR, "cannot open database %s: %s: %s", o.data, qv_strerror(rc), qv_last_error());
         goto cleanup;
     }
-    if ((rc = srv_colls_init(&ctx.colls, ctx.db)) != QV_OK) {
-        srv_log(SRV_LOG_ERROR, "cannot open collections: %s: %s", qv_strerror(rc), qv_last_error());
-        srv_colls_release(&ctx.colls);
+    /* load every collection now, not on its first request (they stay loaded when closed) */
+    if ((rc = qv_collection_list(ctx.db, &names, &ncoll)) != QV_OK) {
+        srv_log(SRV_LOG_ERROR, "cannot list collections: %s: %s", qv_strerror(rc), qv_last_error());
         goto cleanup;
     }
-    colls_ready = 1;
+    for (size_t i = 0; i < ncoll; i++) {
+        qv_coll *c = NULL;
+        if ((rc = qv_collection_open(ctx.db, names[i], &c)) != QV_OK) {
+            srv_log(SRV_LOG_ERROR, "cannot open collection '%s': %s: %s", names[i], qv_strerror(rc), qv_last_error());
+            goto cleanup;
+        }
+        qv_collection_close(c);
+    }
 
     if ((lfd = open_listener(o.listen, shown, sizeof shown)) < 0) goto cleanup;
     if (o.qdrant_listen && (qfd = open_listener(o.qdrant_listen, qshown, sizeof qshown)) < 0) goto cleanup;
@@ -677,7 +686,7 @@ int main(int argc, char **argv)
     lfd = -1;
     if (qfd >= 0) close(qfd);
     qfd = -1;
-    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s", ctx.colls.n, o.data,
+    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s", ncoll, o.data,
             nworkers, ctx.keys ? ", API keys required" : "");
     pthread_sigmask(SIG_BLOCK, &sigs, &old);       /* workers inherit the block */
     for (int i = 0; i < nworkers; i++) {
@@ -719,7 +728,7 @@ cleanup:
             exit_code = 1;
         }
     }
-    if (colls_ready) srv_colls_release(&ctx.colls);
+    qv_free_strings(names, ncoll);
     srv_keys_free(ctx.keys);
     libevent_global_shutdown();
     /* the signal pipe stays open: a late signal's handler may still write to it */

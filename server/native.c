@@ -55,7 +55,7 @@ static json_t *index_value(const qv_index_params *p)
 }
 
 /* The collection's payload_index as a JSON object ({} when none). config.payload_index
- * points into the library's handle: valid while the table lock is held. */
+ * points into the library's handle: valid while it is open. */
 static json_t *payload_index_value(const qv_collection_info *info)
 {
     json_t *pi = info->config.payload_index ? json_loads(info->config.payload_index, 0, NULL) : NULL;
@@ -93,17 +93,23 @@ void srv_h_metrics(srv_req *r)
 
 static void h_list(srv_req *r)
 {
-    srv_colls *t = &r->ctx->colls;
+    char **names = NULL;
+    size_t n = 0;
     json_t *arr = json_array();
-    int rc = QV_OK;
-    for (size_t i = 0; arr && i < t->n && rc == QV_OK; i++) {
+    int rc = qv_collection_list(r->ctx->db, &names, &n);
+    for (size_t i = 0; arr && rc == QV_OK && i < n; i++) {
         qv_collection_info info;
-        if ((rc = qv_collection_get_info(t->v[i].coll, &info)) != QV_OK) break;
-        const char *metric = qv_metric_name(info.config.index.metric);
-        json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:I}", "name", t->v[i].name, "dim",
-                                             (json_int_t)info.config.index.dim, "metric", metric ? metric : "?",
-                                             "count", (json_int_t)info.count));
+        qv_coll *c = NULL;
+        if ((rc = qv_collection_open(r->ctx->db, names[i], &c)) == QV_OK && (rc = qv_collection_get_info(c, &info)) == QV_OK) {
+            const char *metric = qv_metric_name(info.config.index.metric);
+            json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:I}", "name", names[i], "dim",
+                                                 (json_int_t)info.config.index.dim, "metric", metric ? metric : "?",
+                                                 "count", (json_int_t)info.count));
+        }
+        qv_collection_close(c);
+        if (rc == QV_ENOTFOUND) rc = QV_OK;                /* dropped since the listing */
     }
+    qv_free_strings(names, n);
     if (rc != QV_OK) {
         json_decref(arr);
         srv_fail_qv(r, rc);
@@ -157,25 +163,17 @@ static int parse_create(const json_t *body, qv_collection_config *cfg, char **pa
     return 0;
 }
 
-int srv_create_collection(srv_req *r, const qv_collection_config *cfg, srv_coll **out)
+int srv_create_collection(srv_req *r, const qv_collection_config *cfg)
 {
-    srv_ctx *ctx = r->ctx;
-    qv_coll *c = NULL;
-    if (srv_colls_find(&ctx->colls, r->name)) {
-        srv_fail(r, 409, "already_exists", "Collection `%s` already exists!", r->name);
-        return -1;
+    int rc = qv_collection_create(r->ctx->db, r->name, cfg, NULL);
+    if (rc == QV_EEXIST) srv_fail(r, 409, "already_exists", "Collection `%s` already exists!", r->name);
+    else if (rc != QV_OK || (rc = srv_open(r->ctx, r->name, &r->opened)) != QV_OK) srv_fail_qv(r, rc);
+    else {
+        r->coll = &r->opened;
+        srv_log(SRV_LOG_INFO, "created collection '%s'", r->name);
+        return 0;
     }
-    int rc = qv_collection_create(ctx->db, r->name, cfg, &c);
-    if (rc == QV_OK && !c) rc = qv_collection_open(ctx->db, r->name, &c);
-    if (rc == QV_OK && (rc = srv_colls_add(&ctx->colls, r->name, c)) != QV_OK)
-        qv_collection_drop(ctx->db, r->name);                /* keep disk and table in step */
-    if (rc != QV_OK) {
-        srv_fail_qv(r, rc);
-        return -1;
-    }
-    *out = srv_colls_find(&ctx->colls, r->name);
-    srv_log(SRV_LOG_INFO, "created collection '%s'", r->name);
-    return 0;
+    return -1;
 }
 
 static void h_create(srv_req *r)
@@ -183,12 +181,11 @@ static void h_create(srv_req *r)
     srv_jerr e = {0};
     char *payload_index = NULL;
     qv_collection_config cfg;
-    srv_coll *ent;
     json_t *body = srv_body(r, 0);
     if (!body) return;
     if (parse_create(body, &cfg, &payload_index, &e) != 0) bad_input(r, &e);
     else {
-        if (srv_create_collection(r, &cfg, &ent) == 0) reply_info(r, ent, 201);
+        if (srv_create_collection(r, &cfg) == 0) reply_info(r, r->coll, 201);
     }
     free(payload_index);
     json_decref(body);
@@ -201,14 +198,10 @@ static void h_info(srv_req *r)
 
 int srv_drop_collection(srv_req *r)
 {
-    srv_ctx *ctx = r->ctx;
-    int rc = srv_colls_find(&ctx->colls, r->name) ? qv_collection_drop(ctx->db, r->name) : QV_ENOTFOUND;
+    int rc = qv_collection_drop(r->ctx->db, r->name);
     if (rc == QV_ENOTFOUND) srv_fail(r, 404, "not_found", "Collection `%s` doesn't exist!", r->name);
     else if (rc != QV_OK) srv_fail_qv(r, rc);
-    else {
-        srv_colls_remove(&ctx->colls, r->name);
-        srv_log(SRV_LOG_INFO, "dropped collection '%s'", r->name);
-    }
+    else srv_log(SRV_LOG_INFO, "dropped collection '%s'", r->name);
     return rc == QV_OK ? 0 : -1;
 }
 
@@ -374,9 +367,7 @@ static void log_field_progress(const char *phase, size_t done, size_t total, voi
 /* PUT /collections/{name}/index/{field} {"type":"keyword"}: 201 when the field was not
  * indexed, 200 when only its type changed. The field is built from the stored payloads
  * (one pass) while this worker waits; the other workers keep serving, searches included
- * (until it is built, filters on the field read the payloads). The table lock is only
- * read-locked: the info string other requests read stays valid until the collection is
- * closed. */
+ * (until it is built, filters on the field read the payloads). */
 static void h_index_field(srv_req *r)
 {
     static const char *const top[] = {"type", NULL};
@@ -450,10 +441,10 @@ static void h_train(srv_req *r)
 static const srv_route routes[] = {
     {SRV_M_GET, "healthz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_healthz, 0, NULL},
     {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
-    {SRV_M_GET, "collections", SRV_EP_LIST, SRV_R_TABLE_READ, h_list, 0, NULL},
+    {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL, h_info, 0, NULL},
-    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE | SRV_R_TABLE, h_create, 0, NULL},
-    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE | SRV_R_TABLE, h_drop, 0, NULL},
+    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL, h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL, h_delete_points, 0, NULL},
     {SRV_M_GET, "collections/{name}/points/{arg}", SRV_EP_GET_POINT, SRV_R_COLL, h_get_point, 0, NULL},

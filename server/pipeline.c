@@ -12,8 +12,8 @@
  *   4. 400 for a path with control or non-ASCII bytes, 404 for no route, 501 for what the
  *      API names but quiverd does not support, 405 (with Allow) for a wrong method, 403
  *      for a read-only key on a write, 400 for a bad collection name;
- *   5. the collection: looked up under the table's read lock (404 when absent), or the
- *      table write-locked for create and drop, for as long as the handler runs;
+ *   5. the collection: opened (a counted handle, so a drop meanwhile is safe) for as long
+ *      as the handler runs, 404 when absent;
  *   6. the handler, which replies exactly once through srv_reply_* or srv_fail*.
  * Every reply goes through finish(): metrics, "Connection: close" while draining, the
  * idle timer re-armed, and the reply counted as outstanding until evhttp has written it
@@ -183,6 +183,33 @@ json_t *srv_body(srv_req *r, int empty_ok)
     else b = srv_json_parse(data, len, &e);
     if (!b) srv_fail(r, strcmp(e.code, "out_of_memory") == 0 ? 503 : 400, e.code, "%s", e.msg);
     return b;
+}
+
+/* ---- collections ----------------------------------------------------------------- */
+
+int srv_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64 || name[0] == '.') return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '.' && name[i] != '-') return 0;
+    return 1;
+}
+
+int srv_open(srv_ctx *ctx, const char *name, srv_coll *e)
+{
+    qv_collection_info info;
+    memset(e, 0, sizeof *e);
+    int rc = qv_collection_open(ctx->db, name, &e->coll);
+    if (rc == QV_OK && (rc = qv_collection_get_info(e->coll, &info)) != QV_OK) {
+        qv_collection_close(e->coll);                 /* dropped in between */
+        e->coll = NULL;
+    }
+    if (rc != QV_OK) return rc;
+    e->name = name;
+    e->dim = info.config.index.dim;
+    e->metric = info.config.index.metric;
+    return QV_OK;
 }
 
 /* ---- routing --------------------------------------------------------------------- */
@@ -374,14 +401,14 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
     char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
     int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
     if (admit(&r, seg, n)) {
-        srv_colls *t = &r.ctx->colls;
-        unsigned f = r.route->flags;
-        if (f & SRV_R_TABLE) pthread_rwlock_wrlock(&t->lock);
-        else if (f & (SRV_R_COLL | SRV_R_COLL_OPT | SRV_R_TABLE_READ)) pthread_rwlock_rdlock(&t->lock);
-        if (f & (SRV_R_COLL | SRV_R_COLL_OPT)) r.coll = srv_colls_find(t, r.name);
-        if ((f & SRV_R_COLL) && !r.coll) srv_fail(&r, 404, "not_found", "Collection `%s` doesn't exist!", r.name);
+        int rc = QV_ENOTFOUND;
+        if (r.route->flags & (SRV_R_COLL | SRV_R_COLL_OPT) && (rc = srv_open(r.ctx, r.name, &r.opened)) == QV_OK)
+            r.coll = &r.opened;
+        if (rc == QV_ENOTFOUND && (r.route->flags & SRV_R_COLL))
+            srv_fail(&r, 404, "not_found", "Collection `%s` doesn't exist!", r.name);
+        else if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(&r, rc);
         else r.route->handler(&r);
-        if (f & (SRV_R_TABLE | SRV_R_COLL | SRV_R_COLL_OPT | SRV_R_TABLE_READ)) pthread_rwlock_unlock(&t->lock);
+        if (r.coll) qv_collection_close(r.coll->coll);
         if (!r.replied) srv_fail(&r, 500, "internal", "handler sent no reply");
     }
     if (buf != small) free(buf);

@@ -110,10 +110,18 @@ static json_t *collection_info(const qv_collection_info *info)
 
 static void h_list(srv_req *r)
 {
-    srv_colls *t = &r->ctx->colls;
+    char **names = NULL;
+    size_t n = 0;
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < t->n; i++) json_array_append_new(arr, json_pack("{s:s}", "name", t->v[i].name));
-    qd_ok(r, arr ? json_pack("{s:o}", "collections", arr) : NULL);
+    int rc = qv_collection_list(r->ctx->db, &names, &n);
+    for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
+    qv_free_strings(names, n);
+    if (rc != QV_OK) {
+        json_decref(arr);
+        srv_fail_qv(r, rc);
+    } else {
+        qd_ok(r, arr ? json_pack("{s:o}", "collections", arr) : NULL);
+    }
 }
 
 static void h_info(srv_req *r)
@@ -204,11 +212,10 @@ static void h_create(srv_req *r)
 {
     char msg[256];
     qv_collection_config cfg;
-    srv_coll *ent;
     json_t *b = srv_body(r, 1);
     if (!b) return;
     if (parse_create(b, &cfg, msg, sizeof msg) != 0) srv_bad(r, "%s", msg);
-    else if (srv_create_collection(r, &cfg, &ent) == 0) qd_ok(r, json_true());
+    else if (srv_create_collection(r, &cfg) == 0) qd_ok(r, json_true());
     json_decref(b);
 }
 
@@ -276,11 +283,11 @@ static const srv_route routes[] = {
     UNSUP("telemetry/**", "telemetry is"),
     UNSUP("locks/**", "locks are"),
     UNSUP("issues/**", "issues are"),
-    {SRV_M_GET, "collections", SRV_EP_LIST, SRV_R_TABLE_READ, h_list, 0, NULL},
+    {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
     UNSUP("collections/aliases/**", "collection aliases are"),
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, COLL, h_info, 0, NULL},
-    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE | SRV_R_TABLE, h_create, 0, NULL},
-    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE | SRV_R_TABLE, h_drop, 0, NULL},
+    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
     {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, 0, NULL, 0, "updating collection parameters is"},
     {SRV_M_GET, "collections/{name}/exists", SRV_EP_INFO, SRV_R_COLL_OPT, h_exists, 0, NULL},
     {SRV_M_PUT, "collections/{name}/index", SRV_EP_INDEX_FIELD, WCOLL, h_index_create, 0, NULL},

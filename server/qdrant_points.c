@@ -3,10 +3,8 @@
  *
  * Every handler runs with the collection found and locked by the pipeline (r->coll) and
  * replies exactly once. Writes are single library calls (one LMDB transaction each):
- * upsert, delete, and the payload updates, which read the points first (qv_get) and
- * write them back with their vectors in one qv_upsert -- so a payload update racing
- * another writer of the same point may undo that writer's change (last writer wins, as
- * with any read-modify-write; Qdrant applies payload updates in place).
+ * upsert, delete, and the payload updates (qv_update_payload: each point's payload is
+ * read, changed and written back in one transaction, without touching its vector).
  *
  * Searches run through search.c like the native ones (equal searches of a batch in one
  * library call) and their points are written by the same writer. Scores: Cosine and Dot
@@ -333,56 +331,54 @@ void qd_h_payload(srv_req *r)
     srv_coll *e = r->coll;
     int mode = r->route->variant;
     static const char *const names[] = {"set payload", "overwrite payload", "delete payload", "clear payload"};
+    static const char *const keep_uuid[] = {QD_UUID_KEY};
     json_t *b = srv_body(r, 1);
-    uint64_t *ids = NULL, *keep = NULL;
-    float *vecs = NULL;
-    char **pls = NULL;
-    size_t n = 0, m = 0;
+    uint64_t *ids = NULL;
+    const char **keys = NULL;
+    char *merge = NULL;
+    size_t n = 0, nkeys = 0;
     if (!b) return;
-    json_t *newp = json_object_get(b, "payload"), *keys = json_object_get(b, "keys");
+    json_t *newp = json_object_get(b, "payload"), *jkeys = json_object_get(b, "keys");
     if (unsupported_field(r, b, "key", "setting a payload under a nested key ('key') is") != 0 ||
         unsupported_field(r, b, "shard_key", "shard keys are") != 0)
         goto cleanup;
     if (mode < 2 && !json_is_object(newp)) { srv_bad(r, "%s: 'payload' must be an object", names[mode]); goto cleanup; }
+    if (mode < 2 && json_object_get(newp, QD_UUID_KEY)) {
+        srv_bad(r, "%s: payload key '%s' is reserved for UUID point ids", names[mode], QD_UUID_KEY);
+        goto cleanup;
+    }
     if (mode == 2) {
-        int ok = json_is_array(keys);
-        for (size_t i = 0; ok && i < json_array_size(keys); i++) ok = json_is_string(json_array_get(keys, i));
+        int ok = json_is_array(jkeys);
+        for (size_t i = 0; ok && i < json_array_size(jkeys); i++) ok = json_is_string(json_array_get(jkeys, i));
         if (!ok) { srv_bad(r, "delete payload: 'keys' must be a list of strings"); goto cleanup; }
+        if (!(keys = malloc((json_array_size(jkeys) + 1) * sizeof *keys))) { srv_oom(r); goto cleanup; }
+        for (size_t i = 0; i < json_array_size(jkeys); i++) {
+            const char *k = json_string_value(json_array_get(jkeys, i));
+            if (strcmp(k, QD_UUID_KEY) != 0) keys[nkeys++] = k;   /* the UUID of a point stays */
+        }
     }
     if (selector(r, e, b, &ids, &n) != 0) goto cleanup;
-    vecs = malloc((n ? n : 1) * (size_t)e->dim * sizeof *vecs);
-    pls = calloc(n ? n : 1, sizeof *pls);
-    keep = malloc((n ? n : 1) * sizeof *keep);
-    if (!vecs || !pls || !keep) { srv_oom(r); goto cleanup; }
-    for (size_t i = 0; i < n; i++) {
-        char *text = NULL;
-        int rc = qv_get(e->coll, ids[i], vecs + m * e->dim, &text);
-        if (rc == QV_ENOTFOUND) continue;          /* Qdrant skips absent points too */
-        if (rc != QV_OK) { srv_fail_qv(r, rc); goto cleanup; }
-        json_t *p = qd_payload_parse(text), *uuid = NULL;
-        qv_free(text);
-        if (!p) { srv_oom(r); goto cleanup; }
-        if ((uuid = json_object_get(p, QD_UUID_KEY))) json_incref(uuid);
-        if (mode == 0) json_object_update(p, newp);
-        else if (mode == 1) { json_object_clear(p); json_object_update(p, newp); }
-        else if (mode == 2) for (size_t k = 0; k < json_array_size(keys); k++) json_object_del(p, json_string_value(json_array_get(keys, k)));
-        else json_object_clear(p);
-        if (uuid) json_object_set_new(p, QD_UUID_KEY, uuid);
-        pls[m] = json_object_size(p) ? json_dumps(p, JSON_COMPACT) : NULL;
-        int fail = json_object_size(p) && !pls[m];
-        json_decref(p);
-        if (fail) { srv_oom(r); goto cleanup; }
-        keep[m++] = ids[i];
-    }
-    int rc = m ? qv_upsert(e->coll, m, keep, vecs, (const char *const *)pls) : QV_OK;
+    if (mode < 2 && !(merge = json_dumps(newp, JSON_COMPACT))) { srv_oom(r); goto cleanup; }
+    /* One library call: read, change and write back every point's payload in one
+     * transaction, so a delete or another update of the same point is never undone. */
+    qv_payload_update u;
+    qv_payload_update_init(&u);
+    u.clear = mode == 1 || mode == 3;
+    u.keep = keep_uuid;
+    u.nkeep = 1;
+    u.remove = keys;
+    u.nremove = nkeys;
+    u.merge = merge;
+    /* ids listed by the client must exist (Qdrant: 404 "No point with id"); ids found by
+     * a filter may have been deleted since, and are skipped */
+    json_t *p = json_object_get(b, "points");
+    if (!p || json_is_null(p) || json_is_object(p)) u.flags = QV_PAYLOAD_SKIP_MISSING;
+    int rc = qv_update_payload(e->coll, n, ids, &u, NULL);
     if (rc != QV_OK) srv_fail_qv(r, rc);
     else qd_ok(r, qd_update_result(e->coll));
 cleanup:
-    if (pls)
-        for (size_t i = 0; i < m; i++) free(pls[i]);
-    free(pls);
-    free(keep);
-    free(vecs);
+    free(merge);
+    free(keys);
     free(ids);
     json_decref(b);
 }

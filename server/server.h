@@ -20,15 +20,13 @@
  *   json.c        JSON in (strict jansson helpers, a scanner for raw JSON text) and out
  *                 (numbers, stored payloads copied as they are)
  *   qdrant*.c     the Qdrant-compatible API (qdrant.h)
- *   colls.c       the table of open collections and its lock
  *   auth.c        API keys (file, constant-time comparison)
  *   metrics.c     Prometheus counters and latency histograms
  *   log.c         leveled logging to stderr
  *
- * Locking: the collection table is guarded by one writer-preferring rwlock. Create and
- * drop take it for writing (so no request can hold a handle that a drop frees); every
- * other request takes it for reading. Everything else is the library's business: the
- * storage layer serializes writers and lets searches run beside them (storage/storage.h).
+ * Locking is the library's business: a request opens its collection (a counted handle),
+ * uses it and closes it, so a collection dropped meanwhile stays valid until the request
+ * is done; the storage layer serializes writers and lets searches run beside them.
  */
 #ifndef QV_SERVER_SERVER_H
 #define QV_SERVER_SERVER_H
@@ -75,30 +73,13 @@ struct srv_ctx;
 /** Append the Prometheus text exposition to buf. */
 int  srv_metrics_render(struct srv_ctx *ctx, struct evbuffer *buf);
 
-/* ---- collections (colls.c) ------------------------------------------------------ */
+/* ---- a request's collection -------------------------------------------------------- */
 typedef struct {
-    char name[72];
-    qv_coll *coll;                 /* borrowed from the db */
+    const char *name;
+    qv_coll *coll;                 /* opened for the request, closed after it */
     uint32_t dim;
     qv_metric metric;
 } srv_coll;
-
-typedef struct {
-    pthread_rwlock_t lock;         /* table lock: write for create/drop */
-    srv_coll *v;
-    size_t n, cap;
-} srv_colls;
-
-int  srv_colls_init(srv_colls *t, qv_db *db);   /* opens every existing collection */
-void srv_colls_release(srv_colls *t);
-/** Lookup under the caller's table lock. NULL when absent. */
-srv_coll *srv_colls_find(srv_colls *t, const char *name);
-/** Add an entry (caller holds the write lock). QV_OK or QV_ENOMEM. */
-int  srv_colls_add(srv_colls *t, const char *name, qv_coll *c);
-/** Remove an entry (caller holds the write lock). */
-void srv_colls_remove(srv_colls *t, const char *name);
-/** 1 when name is a valid collection name (1..64 of [A-Za-z0-9_.-], not leading '.'). */
-int  srv_name_valid(const char *name);
 
 /* ---- limits, the same on both APIs ----------------------------------------------- */
 #define SRV_DEFAULT_K   10u
@@ -109,7 +90,6 @@ int  srv_name_valid(const char *name);
 /* ---- server context ------------------------------------------------------------- */
 typedef struct srv_ctx {
     qv_db *db;
-    srv_colls colls;
     srv_keys *keys;                /* NULL: no auth */
     size_t max_body;
     int timeout_s;                 /* --timeout: re-armed when a reply is sent */
@@ -122,10 +102,8 @@ enum { SRV_M_GET = 1, SRV_M_POST = 2, SRV_M_PUT = 4, SRV_M_DELETE = 8, SRV_M_PAT
 enum {
     SRV_R_OPEN = 1,        /* needs no key */
     SRV_R_WRITE = 2,       /* needs a read-write key */
-    SRV_R_COLL = 4,        /* {name} is looked up under the table's read lock; 404 when absent */
+    SRV_R_COLL = 4,        /* collection {name} is opened for the handler; 404 when absent */
     SRV_R_COLL_OPT = 8,    /* the same, but the handler runs with coll NULL when absent */
-    SRV_R_TABLE = 16,      /* the handler runs under the table's write lock (create, drop) */
-    SRV_R_TABLE_READ = 32, /* ... under its read lock (listing) */
 };
 
 typedef struct srv_req srv_req;
@@ -163,6 +141,7 @@ struct srv_req {
     int replied;
     const char *name, *arg;         /* path arguments {name} and {arg} */
     srv_coll *coll;                 /* the collection of SRV_R_COLL(_OPT) routes */
+    srv_coll opened;
 };
 
 uint64_t srv_now_us(void);
@@ -185,11 +164,15 @@ json_t *srv_body(srv_req *r, int empty_ok);
 
 /* ---- handlers shared by both APIs (native.c) -------------------------------------- */
 void srv_h_metrics(srv_req *r);
-/** Create collection r->name (the pipeline holds the table write lock); -1 after
+/** Create collection r->name; r->coll is then it (closed by the pipeline). -1 after
  *  replying with the error (409 when it exists). */
-int  srv_create_collection(srv_req *r, const qv_collection_config *cfg, srv_coll **out);
-/** Drop collection r->name likewise; -1 after replying (404 when absent). */
+int  srv_create_collection(srv_req *r, const qv_collection_config *cfg);
+/** Drop collection r->name; -1 after replying (404 when absent). */
 int  srv_drop_collection(srv_req *r);
+/** 1 when name is a valid collection name (1..64 of [A-Za-z0-9_.-], not leading '.'). */
+int  srv_name_valid(const char *name);
+/** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
+int  srv_open(srv_ctx *ctx, const char *name, srv_coll *e);
 
 /* ---- JSON in and out (json.c) ------------------------------------------------------ */
 /** Error detail of a failed JSON check (for the 400 message). */

@@ -469,6 +469,7 @@ int qv_collection_index_field(qv_coll *c, const char *field, const char *type, q
     if ((rc = qv_db_check_writable(c->db, "index field")) != QV_OK) return rc;
     pthread_mutex_lock(&c->db->wmutex);
     n = c->npfields;
+    if ((rc = qv_coll_check_live(c)) != QV_OK) goto cleanup;
     if ((rc = copy_fields(c->pfields, n, 1, &nf)) != QV_OK) goto cleanup;
     size_t i;
     for (i = 0; i < n && strcmp(nf[i].name, field) != 0; i++) {}
@@ -498,6 +499,7 @@ int qv_collection_unindex_field(qv_coll *c, const char *field)
     if ((rc = check_field(field)) != QV_OK) return rc;
     if ((rc = qv_db_check_writable(c->db, "unindex field")) != QV_OK) return rc;
     pthread_mutex_lock(&c->db->wmutex);
+    if ((rc = qv_coll_check_live(c)) != QV_OK) goto cleanup;
     for (i = 0; i < c->npfields && strcmp(c->pfields[i].name, field) != 0; i++) {}
     if (i == c->npfields) {
         rc = qv_fail(QV_ENOTFOUND, "collection '%s': field '%s' is not indexed", c->name, field);

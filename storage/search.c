@@ -176,6 +176,7 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     if (nq == 0) return QV_OK;
     memset(n_hits, 0, nq * sizeof *n_hits);
     if (sp->allow_nbits && !sp->allow_bits) return qv_fail(QV_EINVAL, "allow_nbits set but allow_bits is NULL");
+    if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
     if ((rc = qv_coll_ensure_index(c)) != QV_OK) return rc;
     wrap_params(c, sp, &p, &f);
     if ((sp->filter || sp->exact) && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
