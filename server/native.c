@@ -273,9 +273,8 @@ static void h_get_point(srv_req *r)
     else if (rc == QV_ENOTFOUND) srv_fail(r, 404, "not_found", "no point %llu in collection '%s'", (unsigned long long)id, r->name);
     else if (rc != QV_OK) srv_fail_qv(r, rc);
     else {
-        int bad = evbuffer_add_printf(out, "{\"id\":%llu,\"vector\":[", (unsigned long long)id) < 0;
-        for (uint32_t j = 0; j < r->coll->dim; j++) bad |= (j && srv_add_lit(out, ",")) || srv_put_float(out, vec[j]);
-        bad |= srv_add_lit(out, "],\"payload\":");
+        int bad = evbuffer_add_printf(out, "{\"id\":%llu,\"vector\":", (unsigned long long)id) < 0;
+        bad |= srv_put_vector(out, vec, r->coll->dim) || srv_add_lit(out, ",\"payload\":");
         if (!text || srv_put_stored(out, text, NULL, NULL) != 0) bad |= srv_add_lit(out, "null");
         bad |= srv_add_lit(out, "}");
         if (bad) srv_oom(r);
@@ -329,18 +328,19 @@ static void h_search(srv_req *r)
     if (!body) { srv_oom(r); return; }
     if (srv_parse_searches(body, len, ent->dim, batch, &s, &n, &e) != 0) { bad_input(r, &e); return; }
     int rc = srv_run_searches(ent->coll, ent->dim, s, n, &res);
-    if (rc == QV_OK && !(out = evbuffer_new())) rc = QV_ENOMEM;
-    if (rc == QV_OK && evbuffer_add_printf(out, batch ? "{\"results\":[" : "{\"hits\":") < 0) rc = QV_ENOMEM;
+    char took[48];
+    snprintf(took, sizeof took, ",\"took_us\":%llu", (unsigned long long)res.took_us);
+    if (rc == QV_OK && (!(out = evbuffer_new()) || (batch ? srv_add_lit(out, "{\"results\":[") : srv_add_lit(out, "{\"hits\":"))))
+        rc = QV_ENOMEM;
     for (size_t i = 0; i < n && rc == QV_OK; i++) {
         srv_point_style st = {.scores = 1, .payload = s[i].with_payload};
-        if (batch && evbuffer_add_printf(out, "%s{\"hits\":", i ? "," : "") < 0) rc = QV_ENOMEM;
+        if (batch && (i ? srv_add_lit(out, ",{\"hits\":") : srv_add_lit(out, "{\"hits\":"))) rc = QV_ENOMEM;
         if (rc == QV_OK) rc = srv_put_points(out, ent->coll, ent->dim, res.hits + i * res.kmax, res.nh[i], &st);
-        if (rc == QV_OK && !batch && evbuffer_add_printf(out, ",\"took_us\":%llu", (unsigned long long)res.took_us) < 0)
-            rc = QV_ENOMEM;
-        if (rc == QV_OK && (srv_add_lit(out, ",\"took\":") || srv_put_took(out, &res.st[i]) || srv_add_lit(out, "}")))
+        if (rc == QV_OK && ((!batch && evbuffer_add(out, took, strlen(took))) || srv_add_lit(out, ",\"took\":") ||
+                            srv_put_took(out, &res.st[i]) || srv_add_lit(out, "}")))
             rc = QV_ENOMEM;
     }
-    if (rc == QV_OK && batch && evbuffer_add_printf(out, "],\"took_us\":%llu}", (unsigned long long)res.took_us) < 0)
+    if (rc == QV_OK && batch && (srv_add_lit(out, "]") || evbuffer_add(out, took, strlen(took)) || srv_add_lit(out, "}")))
         rc = QV_ENOMEM;
     if (rc == QV_OK) srv_reply_buf(r, 200, "application/json", out);
     else srv_fail_qv(r, rc);

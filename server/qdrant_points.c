@@ -727,7 +727,7 @@ void qd_h_scroll(srv_req *r)
         /* the next page starts at this id: a UUID's text, or (gone meanwhile) the raw id */
         if ((rc = qv_get(e->coll, ids[limit], NULL, &text)) == QV_ENOTFOUND) rc = QV_OK;
         if ((ids[limit] & QD_UUID_BIT) && text && srv_stored_string(text, QD_UUID_KEY, u.text, sizeof u.text) == 0)
-            rc = rc || srv_add_lit(out, ",\"next_page_offset\":") || srv_put_string(out, u.text, strlen(u.text)) ? QV_ENOMEM : rc;
+            rc = rc || evbuffer_add_printf(out, ",\"next_page_offset\":\"%s\"", u.text) < 0 ? QV_ENOMEM : rc;
         else if (rc == QV_OK && evbuffer_add_printf(out, ",\"next_page_offset\":%llu", (unsigned long long)ids[limit]) < 0)
             rc = QV_ENOMEM;
     } else if (rc == QV_OK && srv_add_lit(out, ",\"next_page_offset\":null")) {

@@ -2,9 +2,14 @@
  * server/search.c -- searches: the one parser of native search requests, the library
  * calls, and the one writer of hits and points for both APIs.
  *
- * Parsing reads the body in place (json.c's scanner): no tree, the query vector written
- * straight into the float array. It checks everything the strict JSON rules ask (see
- * json.c) and words each error with the code a tree-based check would give. A syntax
+ * Parsing reads the body in place, without a tree -- through jansson a plain search cost
+ * more than the HNSW search itself (a tree of 130 nodes, one malloc and one locale lookup
+ * per number) -- the query vector written straight into the float array. The scanner
+ * accepts what jansson accepts and reads the same numbers: integers through int64 (a
+ * longer one is "too big", as in jansson), reals as strtod reads them, computed exactly
+ * without strtod when both the digits and the power of ten are exact doubles. It checks
+ * everything the strict rules ask (json.c) and words each error with the code a
+ * tree-based check would give. A syntax
  * error anywhere wins over a field's error (the body is judged as JSON first); otherwise
  * the first bad field in the text is the one reported. A filter's text is handed to
  * qv_filter_parse, which names its bad part.
@@ -12,8 +17,10 @@
  * Running: searches with equal k, ef, nprobe, exactness and filter text go to the
  * library as one batch call, so a filter's allowed set is built once for all of them.
  *
- * Writing: points go out straight into the reply buffer; a stored payload is copied as it
- * is stored (json.c), never parsed into a tree and written again.
+ * Writing: points go out straight into the reply buffer. A stored payload is copied as it
+ * is stored, never parsed into a tree and written again, except that each real is written
+ * in its shortest exact form (the library stores jansson's 17 digits, 0.1 as
+ * 0.10000000000000001; the reply says 0.1, the same double).
  */
 #include <float.h>
 #include <math.h>
@@ -43,10 +50,211 @@ void srv_searches_free(srv_search *s, size_t n)
     free(s);
 }
 
+/* ---- raw JSON text ----------------------------------------------------------------- */
+
+/* A position in JSON text; syntax errors go to e. */
+typedef struct { const char *p, *end, *start; srv_jerr *e; } jscan;
+
+static int js_syntax(jscan *s, const char *what)
+{
+    int line = 1, col = 1;
+    for (const char *q = s->start; q < s->p && q < s->end; q++) {
+        if (*q == '\n') line++, col = 1;
+        else col++;
+    }
+    return srv_jfail(s->e, "invalid_json", "malformed JSON at line %d column %d: %s", line, col, what);
+}
+
+static const char *js_ws(jscan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r')) s->p++;
+    return s->p;
+}
+
+static int js_lit(jscan *s, char c)
+{
+    js_ws(s);
+    if (s->p == s->end || *s->p != c) {
+        char what[40];
+        snprintf(what, sizeof what, s->p == s->end ? "unexpected end of input" : "'%c' expected", c);
+        return js_syntax(s, what);
+    }
+    s->p++;
+    return 0;
+}
+
+static int js_end(jscan *s)
+{
+    return js_ws(s) == s->end ? 0 : js_syntax(s, "end of file expected");
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = p[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v << 4 | (unsigned)d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int js_string(jscan *s, char *buf, size_t cap, size_t *len)
+{
+    size_t n = 0;
+    if (s->p == s->end || *s->p != '"') return js_syntax(s, "string expected");
+    s->p++;
+    for (;;) {
+        if (s->p == s->end) return js_syntax(s, "premature end of input in a string");
+        unsigned c = (unsigned char)*s->p++;
+        char out[4];
+        int k = 1;
+        if (c == '"') break;
+        if (c < 0x20) return js_syntax(s, "control character in a string");
+        out[0] = (char)c;
+        if (c == '\\') {
+            if (s->p == s->end) return js_syntax(s, "premature end of input in a string");
+            c = (unsigned char)*s->p++;
+            const char *esc = strchr("\"\\/bfnrt", (int)c);
+            if (c && esc) {
+                out[0] = "\"\\/\b\f\n\r\t"[esc - "\"\\/bfnrt"];
+            } else if (c == 'u') {
+                unsigned u, lo;
+                if (s->end - s->p < 4 || hex4(s->p, &u)) return js_syntax(s, "invalid \\u escape");
+                s->p += 4;
+                if (u >= 0xd800 && u < 0xdc00) {            /* a surrogate pair */
+                    if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' || hex4(s->p + 2, &lo) ||
+                        lo < 0xdc00 || lo >= 0xe000)
+                        return js_syntax(s, "invalid Unicode surrogate pair");
+                    s->p += 6;
+                    u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+                } else if (u >= 0xdc00 && u < 0xe000) {
+                    return js_syntax(s, "invalid Unicode surrogate");
+                }
+                if (u == 0) return js_syntax(s, "\\u0000 is not allowed");
+                if (u < 0x80) out[0] = (char)u;
+                else if (u < 0x800) out[0] = (char)(0xc0 | u >> 6), out[1] = (char)(0x80 | (u & 0x3f)), k = 2;
+                else if (u < 0x10000) out[0] = (char)(0xe0 | u >> 12), out[1] = (char)(0x80 | (u >> 6 & 0x3f)),
+                                      out[2] = (char)(0x80 | (u & 0x3f)), k = 3;
+                else out[0] = (char)(0xf0 | u >> 18), out[1] = (char)(0x80 | (u >> 12 & 0x3f)),
+                     out[2] = (char)(0x80 | (u >> 6 & 0x3f)), out[3] = (char)(0x80 | (u & 0x3f)), k = 4;
+            } else {
+                return js_syntax(s, "invalid escape");
+            }
+        }
+        for (int i = 0; i < k; i++, n++)
+            if (buf && n + 1 < cap) buf[n] = out[i];
+    }
+    if (buf && cap) buf[n < cap ? n : cap - 1] = 0;
+    if (len) *len = n;
+    return 0;
+}
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Powers of ten that a double holds exactly. */
+static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static int js_number(jscan *s, double *out, int *is_int)
+{
+    /* strict grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+    const char *p = s->p, *end = s->end, *start = p;
+    int neg = 0, sig = 0, exp10 = 0, overflow = 0;
+    uint64_t m = 0;
+    if (p < end && *p == '-') { neg = 1; p++; }
+    if (p == end || !is_digit(*p)) return js_syntax(s, "invalid token");
+    if (*p == '0') {
+        p++;
+        if (p < end && is_digit(*p)) return js_syntax(s, "invalid number (leading zero)");
+    } else {
+        for (; p < end && is_digit(*p); p++) {
+            if (sig < 19) { m = m * 10 + (uint64_t)(*p - '0'); sig++; }
+            else { overflow = 1; exp10++; }
+        }
+    }
+    *is_int = 1;
+    if (p < end && *p == '.') {
+        *is_int = 0;
+        p++;
+        if (p == end || !is_digit(*p)) { s->p = p; return js_syntax(s, "invalid number (no digit after '.')"); }
+        for (; p < end && is_digit(*p); p++) {
+            if (m == 0 && *p == '0') { exp10--; continue; }   /* zeros before the first digit */
+            if (sig < 19) { m = m * 10 + (uint64_t)(*p - '0'); sig++; exp10--; }
+            else overflow = 1;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *is_int = 0;
+        p++;
+        int eneg = 0, e = 0;
+        if (p < end && (*p == '+' || *p == '-')) eneg = *p++ == '-';
+        if (p == end || !is_digit(*p)) { s->p = p; return js_syntax(s, "invalid number (no exponent digits)"); }
+        for (; p < end && is_digit(*p); p++)
+            if (e < 100000) e = e * 10 + (*p - '0');
+        exp10 += eneg ? -e : e;
+    }
+    char tok[400];
+    size_t len = (size_t)(p - start);
+    if (*is_int && !overflow && sig <= 18) {
+        *out = (double)(neg ? -(int64_t)m : (int64_t)m);    /* as jansson: -0 is 0; m < 10^18 < 2^63 */
+    } else if (!*is_int && !overflow && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+        /* both operands exact, so the one IEEE operation rounds correctly: strtod's answer */
+        double d = (double)m;
+        d = exp10 >= 0 ? d * exact_pow10[exp10] : d / exact_pow10[-exp10];
+        *out = neg ? -d : d;
+    } else {
+        if (len >= sizeof tok) return js_syntax(s, "number too long");
+        memcpy(tok, start, len);
+        tok[len] = 0;
+        errno = 0;
+        if (*is_int) {
+            long long v = strtoll(tok, NULL, 10);          /* jansson's integers are int64 */
+            if (errno == ERANGE) return js_syntax(s, neg ? "too big negative integer" : "too big integer");
+            *out = (double)v;
+        } else {
+            *out = strtod(tok, NULL);                       /* quiverd never calls setlocale */
+            if (errno == ERANGE && isinf(*out)) return js_syntax(s, "real number overflow");
+        }
+    }
+    s->p = p;
+    return 0;
+}
+
+static int skip_value(jscan *s, int depth)
+{
+    if (depth > 2048) return js_syntax(s, "maximum parsing depth reached");   /* jansson's limit */
+    js_ws(s);
+    if (s->p == s->end) return js_syntax(s, "unexpected end of input");
+    char c = *s->p;
+    if (c == '"') return js_string(s, NULL, 0, NULL);
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        s->p++;
+        if (js_ws(s) < s->end && *s->p == close) { s->p++; return 0; }
+        for (;;) {
+            if (c == '{' && (js_ws(s), js_string(s, NULL, 0, NULL) || js_lit(s, ':'))) return -1;
+            if (skip_value(s, depth + 1)) return -1;
+            js_ws(s);
+            if (s->p < s->end && *s->p == ',') { s->p++; continue; }
+            return js_lit(s, close);
+        }
+    }
+    static const char *const lits[] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++) {
+        size_t l = strlen(lits[i]);
+        if ((size_t)(s->end - s->p) >= l && memcmp(s->p, lits[i], l) == 0) { s->p += l; return 0; }
+    }
+    double d;
+    int is_int;
+    return js_number(s, &d, &is_int);
+}
+
 /* ---- parsing ----------------------------------------------------------------------- */
 
 typedef struct {
-    srv_jscan s;
+    jscan s;
     srv_jerr *e;                 /* the first field error, reported when the JSON is valid */
     srv_jerr syntax;
     int bad;
@@ -65,13 +273,13 @@ static int field_error(parser *ps, int skip, const char *code, const char *fmt, 
         va_end(ap);
         ps->bad = 1;
     }
-    return skip ? srv_js_skip(&ps->s) : 0;
+    return skip ? skip_value(&ps->s, 0) : 0;
 }
 
 static int peek_is(parser *ps, const char *lit)
 {
     size_t l = strlen(lit);
-    srv_js_ws(&ps->s);
+    js_ws(&ps->s);
     return (size_t)(ps->s.end - ps->s.p) >= l && memcmp(ps->s.p, lit, l) == 0;
 }
 
@@ -88,7 +296,7 @@ static int parse_uint(parser *ps, const char *key, uint32_t lo, uint32_t hi, uin
     int is_int;
     if (peek_is(ps, "null")) { ps->s.p += 4; return 0; }
     if (!is_number_start(ps)) return field_error(ps, 1, "invalid_argument", "'%s' must be an integer", key);
-    if (srv_js_number(&ps->s, &d, &is_int)) return -1;
+    if (js_number(&ps->s, &d, &is_int)) return -1;
     if (!is_int) return field_error(ps, 0, "invalid_argument", "'%s' must be an integer", key);
     if (d < lo || d > hi)
         return field_error(ps, 0, "invalid_argument", "'%s' must be in %u..%u, got %.0f", key, lo, hi, d);
@@ -112,23 +320,23 @@ static int parse_vector(parser *ps, const char *what, uint32_t dim, float *vec)
     double bad = 0;
     if (!peek_is(ps, "[")) return field_error(ps, 1, "invalid_argument", "%s: 'vector' must be an array of numbers", what);
     ps->s.p++;
-    if (srv_js_ws(&ps->s) < ps->s.end && *ps->s.p == ']') ps->s.p++;
+    if (js_ws(&ps->s) < ps->s.end && *ps->s.p == ']') ps->s.p++;
     else
         for (;; n++) {
-            srv_js_ws(&ps->s);
+            js_ws(&ps->s);
             if (is_number_start(ps)) {
                 double d;
                 int is_int;
-                if (srv_js_number(&ps->s, &d, &is_int)) return -1;
+                if (js_number(&ps->s, &d, &is_int)) return -1;
                 if (fabs(d) > (double)FLT_MAX && out_of_range == SIZE_MAX) out_of_range = n, bad = d;
                 if (n < dim) vec[n] = (float)d;
             } else {
-                if (srv_js_skip(&ps->s)) return -1;
+                if (skip_value(&ps->s, 0)) return -1;
                 if (not_number == SIZE_MAX) not_number = n;
             }
-            srv_js_ws(&ps->s);
+            js_ws(&ps->s);
             if (ps->s.p < ps->s.end && *ps->s.p == ',') { ps->s.p++; continue; }
-            if (srv_js_lit(&ps->s, ']')) return -1;
+            if (js_lit(&ps->s, ']')) return -1;
             n++;
             break;
         }
@@ -148,7 +356,7 @@ static int parse_filter(parser *ps, const char *prefix, srv_search *out)
     if (!peek_is(ps, "{"))
         return field_error(ps, 1, "bad_filter", "%sfilter: must be a JSON object like {\"must\":[...]}", prefix);
     const char *from = ps->s.p;
-    if (srv_js_skip(&ps->s)) return -1;
+    if (skip_value(&ps->s, 0)) return -1;
     if (!(out->filter_text = strndup(from, (size_t)(ps->s.p - from))))
         return field_error(ps, 0, "out_of_memory", "out of memory");
     int rc = qv_filter_parse(out->filter_text, &out->filter);
@@ -169,20 +377,20 @@ static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t 
     out->k = SRV_DEFAULT_K;
     if (!peek_is(ps, "{")) return field_error(ps, 1, "invalid_argument", "%s must be an object", what);
     ps->s.p++;
-    if (srv_js_ws(&ps->s) < ps->s.end && *ps->s.p == '}') ps->s.p++;
+    if (js_ws(&ps->s) < ps->s.end && *ps->s.p == '}') ps->s.p++;
     else
         for (;;) {
             char key[64];
             size_t klen;
-            srv_js_ws(&ps->s);
+            js_ws(&ps->s);
             const char *at = ps->s.p;
-            if (srv_js_string(&ps->s, key, sizeof key, &klen) || srv_js_lit(&ps->s, ':')) return -1;
+            if (js_string(&ps->s, key, sizeof key, &klen) || js_lit(&ps->s, ':')) return -1;
             unsigned f = 0;
             for (int i = 0; i < 7 && !f; i++)
                 if (klen == strlen(names[i]) && strcmp(key, names[i]) == 0) f = 1u << i;
             if (f & seen) {
                 ps->s.p = at;
-                return srv_js_syntax(&ps->s, "duplicate object key");
+                return js_syntax(&ps->s, "duplicate object key");
             }
             seen |= f;
             int rc;
@@ -199,9 +407,9 @@ static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t 
                 rc = field_error(ps, 1, "unknown_field", "unknown field '%.47s' in %s", key, what);
             }
             if (rc) return -1;
-            srv_js_ws(&ps->s);
+            js_ws(&ps->s);
             if (ps->s.p < ps->s.end && *ps->s.p == ',') { ps->s.p++; continue; }
-            if (srv_js_lit(&ps->s, '}')) return -1;
+            if (js_lit(&ps->s, '}')) return -1;
             break;
         }
     if (!(seen & F_VECTOR)) field_error(ps, 0, "invalid_argument", "%s: missing 'vector'", what);
@@ -223,29 +431,29 @@ int srv_parse_searches(const char *body, size_t len, uint32_t dim, int batch, sr
     if (len == 0) return srv_jfail(e, "invalid_json", "request body is empty; expected a JSON object");
     if (!peek_is(&ps, "{")) {
         /* valid JSON that is not an object, or not JSON at all */
-        if (srv_js_skip(&ps.s) || srv_js_end(&ps.s)) goto syntax;
+        if (skip_value(&ps.s, 0) || js_end(&ps.s)) goto syntax;
         return srv_jfail(e, "invalid_json", "the body must be a JSON object");
     }
     if (!batch) {
         if (!(s = calloc(1, sizeof *s)) || !(vecs = malloc((dim ? dim : 1) * sizeof *vecs))) goto oom;
         n = 1;
-        if (parse_one(&ps, "the search", "", dim, vecs, &s[0]) || srv_js_end(&ps.s)) goto syntax;
+        if (parse_one(&ps, "the search", "", dim, vecs, &s[0]) || js_end(&ps.s)) goto syntax;
     } else {
         ps.s.p++;
-        if (srv_js_ws(&ps.s) < ps.s.end && *ps.s.p == '}') ps.s.p++;
+        if (js_ws(&ps.s) < ps.s.end && *ps.s.p == '}') ps.s.p++;
         else
             for (;;) {
                 char key[64];
-                srv_js_ws(&ps.s);
+                js_ws(&ps.s);
                 const char *at = ps.s.p;
-                if (srv_js_string(&ps.s, key, sizeof key, NULL) || srv_js_lit(&ps.s, ':')) goto syntax;
+                if (js_string(&ps.s, key, sizeof key, NULL) || js_lit(&ps.s, ':')) goto syntax;
                 if (strcmp(key, "searches") != 0) {
                     for (char *c = key; *c; c++)
                         if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
                     if (field_error(&ps, 1, "unknown_field", "unknown field '%.47s' in the body", key)) goto syntax;
                 } else if (seen_searches++) {
                     ps.s.p = at;
-                    srv_js_syntax(&ps.s, "duplicate object key");
+                    js_syntax(&ps.s, "duplicate object key");
                     goto syntax;
                 } else if (!peek_is(&ps, "[")) {
                     if (field_error(&ps, 1, "invalid_argument", "'searches' must be an array of 1..%u search objects",
@@ -253,7 +461,7 @@ int srv_parse_searches(const char *body, size_t len, uint32_t dim, int batch, sr
                         goto syntax;
                 } else {
                     ps.s.p++;
-                    if (srv_js_ws(&ps.s) < ps.s.end && *ps.s.p == ']') ps.s.p++;
+                    if (js_ws(&ps.s) < ps.s.end && *ps.s.p == ']') ps.s.p++;
                     else
                         for (;;) {
                             if (n == cap) {
@@ -270,21 +478,21 @@ int srv_parse_searches(const char *body, size_t len, uint32_t dim, int batch, sr
                             memset(&s[n], 0, sizeof s[n]);
                             n++;
                             if (parse_one(&ps, what, prefix, dim, vecs + (n - 1) * dim, &s[n - 1])) goto syntax;
-                            srv_js_ws(&ps.s);
+                            js_ws(&ps.s);
                             if (ps.s.p < ps.s.end && *ps.s.p == ',') { ps.s.p++; continue; }
-                            if (srv_js_lit(&ps.s, ']')) goto syntax;
+                            if (js_lit(&ps.s, ']')) goto syntax;
                             break;
                         }
                     if (n == 0 || n > SRV_MAX_BATCH)
                         field_error(&ps, 0, "invalid_argument", "'searches' must be an array of 1..%u search objects",
                                     SRV_MAX_BATCH);
                 }
-                srv_js_ws(&ps.s);
+                js_ws(&ps.s);
                 if (ps.s.p < ps.s.end && *ps.s.p == ',') { ps.s.p++; continue; }
-                if (srv_js_lit(&ps.s, '}')) goto syntax;
+                if (js_lit(&ps.s, '}')) goto syntax;
                 break;
             }
-        if (srv_js_end(&ps.s)) goto syntax;
+        if (js_end(&ps.s)) goto syntax;
         if (!seen_searches)
             field_error(&ps, 0, "invalid_argument", "'searches' must be an array of 1..%u search objects", SRV_MAX_BATCH);
     }
@@ -344,10 +552,12 @@ int srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, sr
         /* one call needs equal searches and their vectors in one row-major array */
         if (!same_search(&s[i], &s[0]) || s[i].vec != s[0].vec + i * dim) one_call = 0;
     }
-    res->hits = malloc(n * res->kmax * sizeof *res->hits);
-    res->nh = calloc(n, sizeof *res->nh);
-    res->st = calloc(n, sizeof *res->st);
-    if (!res->hits || !res->nh || !res->st) return QV_ENOMEM;
+    /* one allocation: the stats, the counts, then the rows of hits */
+    char *mem = calloc(1, n * (sizeof *res->st + sizeof *res->nh + res->kmax * sizeof *res->hits));
+    if (!mem) return QV_ENOMEM;
+    res->st = (qv_search_stats *)mem;
+    res->nh = (size_t *)(res->st + n);
+    res->hits = (qv_hit *)(res->nh + n);
     qv_search_params sp;
     int rc = QV_OK;
     uint64_t t0 = now_us();
@@ -367,8 +577,6 @@ int srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, sr
 
 void srv_results_free(srv_results *res)
 {
-    free(res->hits);
-    free(res->nh);
     free(res->st);
     memset(res, 0, sizeof *res);
 }
@@ -395,12 +603,10 @@ static void put(wbuf *w, const char *s, size_t len)
 
 static void put_u64(wbuf *w, uint64_t v)
 {
-    char tmp[20];
-    int n = 0;
-    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
     char d[20];
-    for (int i = 0; i < n; i++) d[i] = tmp[n - 1 - i];
-    put(w, d, (size_t)n);
+    int n = 20;
+    do { d[--n] = (char)('0' + v % 10); v /= 10; } while (v);
+    put(w, d + n, (size_t)(20 - n));
 }
 
 static void put_f(wbuf *w, float f)
@@ -411,13 +617,143 @@ static void put_f(wbuf *w, float f)
     else put(w, buf, (size_t)n);
 }
 
+static void put_vector(wbuf *w, const float *v, uint32_t dim)
+{
+    PUTS(w, "[");
+    for (uint32_t j = 0; j < dim; j++) {
+        if (j) PUTS(w, ",");
+        put_f(w, v[j]);
+    }
+    PUTS(w, "]");
+}
+
+/* A JSON string as jansson writes it: '"', '\\' and control characters escaped, the
+ * rest (UTF-8) as it is. */
+static void put_jstr(wbuf *w, const char *s, size_t len)
+{
+    size_t from = 0;
+    PUTS(w, "\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        char esc[8];
+        const char *named = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+                          : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+        int n = named ? snprintf(esc, sizeof esc, "%s", named) : snprintf(esc, sizeof esc, "\\u%04X", c);
+        put(w, s + from, i - from);
+        put(w, esc, (size_t)n);
+        from = i + 1;
+    }
+    put(w, s + from, len - from);
+    PUTS(w, "\"");
+}
+
+/* Copy the valid JSON text [p, end) with each real in its shortest form. */
+static void copy_value(wbuf *w, const char *p, const char *end)
+{
+    const char *from = p;
+    while (p < end) {
+        if (*p == '"') {                                   /* strings as they are */
+            for (p++; *p != '"'; p++)
+                if (*p == '\\') p++;
+            p++;
+        } else if (*p == '-' || is_digit(*p)) {
+            const char *q = p;
+            int real = 0;
+            while (q < end && (is_digit(*q) || *q == '-' || *q == '+' || *q == '.' || *q == 'e' || *q == 'E'))
+                real |= *q == '.' || *q == 'e' || *q == 'E', q++;
+            char tok[400], num[40];
+            size_t len = (size_t)(q - p);
+            int n = -1;
+            if (real && len < sizeof tok) {
+                memcpy(tok, p, len);
+                tok[len] = 0;
+                n = srv_fmt_double(num, sizeof num, strtod(tok, NULL));
+            }
+            if (n > 0) {
+                put(w, from, (size_t)(p - from));
+                put(w, num, (size_t)n);
+                from = q;
+            }
+            p = q;
+        } else {
+            p++;
+        }
+    }
+    put(w, from, (size_t)(p - from));
+}
+
+/* A stored value; of an object only the top-level keys that keep (NULL: all) accepts.
+ * -1 (nothing written) when text is not valid JSON. */
+static int put_stored(wbuf *w, const char *text, int (*keep)(const char *key, void *arg), void *keep_arg)
+{
+    srv_jerr e;
+    jscan s = {text, text + strlen(text), text, &e};
+    if (skip_value(&s, 0) || js_end(&s)) return -1;       /* checked whole before a byte goes out */
+    s.p = text;
+    js_ws(&s);
+    if (!keep || *s.p != '{') {
+        copy_value(w, s.p, s.end);
+        return 0;
+    }
+    int first = 1;
+    char key[256];
+    PUTS(w, "{");
+    for (s.p++; js_ws(&s) < s.end && *s.p == '"';) {
+        const char *k0 = s.p;
+        js_string(&s, key, sizeof key, NULL);
+        js_lit(&s, ':');
+        const char *v0 = js_ws(&s);
+        skip_value(&s, 0);
+        if (keep(key, keep_arg)) {
+            if (!first) PUTS(w, ",");
+            put(w, k0, (size_t)(v0 - k0));
+            copy_value(w, v0, s.p);
+            first = 0;
+        }
+        if (js_ws(&s) < s.end && *s.p == ',') s.p++;
+    }
+    PUTS(w, "}");
+    return 0;
+}
+
+int srv_put_stored(struct evbuffer *out, const char *text, int (*keep)(const char *key, void *arg), void *keep_arg)
+{
+    wbuf w = {.out = out};
+    if (put_stored(&w, text, keep, keep_arg) != 0) return -1;
+    flush(&w);
+    return w.err ? -1 : 0;
+}
+
+int srv_stored_string(const char *text, const char *key, char *buf, size_t cap)
+{
+    srv_jerr e;
+    jscan s = {text, text + strlen(text), text, &e};
+    char k[256];
+    if (js_lit(&s, '{')) return -1;
+    while (js_ws(&s) < s.end && *s.p == '"') {
+        if (js_string(&s, k, sizeof k, NULL) || js_lit(&s, ':')) return -1;
+        if (strcmp(k, key) == 0 && js_ws(&s) < s.end && *s.p == '"') return js_string(&s, buf, cap, NULL);
+        if (skip_value(&s, 0)) return -1;
+        if (js_ws(&s) < s.end && *s.p == ',') s.p++;
+    }
+    return -1;
+}
+
+int srv_put_vector(struct evbuffer *out, const float *v, uint32_t dim)
+{
+    wbuf w = {.out = out};
+    put_vector(&w, v, dim);
+    flush(&w);
+    return w.err ? -1 : 0;
+}
+
 int srv_put_took(struct evbuffer *out, const qv_search_stats *st)
 {
     wbuf w = {.out = out};
-    PUTS(&w, "{\"plan\":");
-    flush(&w);
     const char *plan = st->plan ? st->plan : "none";
-    if (srv_put_string(out, plan, strlen(plan))) return -1;
+    PUTS(&w, "{\"plan\":");
+    put_jstr(&w, plan, strlen(plan));
     PUTS(&w, ",\"live\":");
     put_u64(&w, st->live);
     PUTS(&w, ",\"allowed\":");
@@ -429,8 +765,7 @@ int srv_put_took(struct evbuffer *out, const qv_search_stats *st)
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (p != st->unindexed_keys) PUTS(&w, ",");
-        flush(&w);
-        if (len && srv_put_string(out, p, len)) return -1;
+        put_jstr(&w, p, len);
         p += len + (comma ? 1 : 0);
     }
     PUTS(&w, "],\"payloads_read\":");
@@ -441,15 +776,6 @@ int srv_put_took(struct evbuffer *out, const qv_search_stats *st)
     else PUTS(&w, ",\"cached\":false}");
     flush(&w);
     return w.err ? -1 : 0;
-}
-
-/* A stored payload, or null when there is none (or it cannot be read). */
-static void put_payload(wbuf *w, const char *text, const srv_point_style *st)
-{
-    flush(w);
-    /* Qdrant shows a point without payload with an empty one */
-    if (!text && st->qdrant) PUTS(w, "{}");
-    else if (!text || srv_put_stored(w->out, text, st->keep, st->keep_arg) != 0) PUTS(w, "null");
 }
 
 int srv_put_points(struct evbuffer *out, qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n,
@@ -481,7 +807,7 @@ int srv_put_points(struct evbuffer *out, qv_coll *c, uint32_t dim, const qv_hit 
     for (size_t i = 0; i < n && !w.err; i++) {
         uint64_t id = hits[i].id;
         int uuid_id = st->id_key && (id & st->id_key_bit);
-        char *text = texts ? texts[i] : NULL, *own = NULL;
+        char *text = texts ? texts[i] : NULL, *own = NULL, uuid[64];
         if (st->qdrant && (!st->scores || st->payload || st->with_vector || uuid_id)) {
             int grc = qv_get(c, id, vec, &own);
             if (grc == QV_ENOTFOUND) continue;            /* deleted, or never there */
@@ -489,15 +815,10 @@ int srv_put_points(struct evbuffer *out, qv_coll *c, uint32_t dim, const qv_hit 
             text = own;
         }
         if (!first) PUTS(&w, ",");
-        PUTS(&w, "{\"id\":");
         first = 0;
-        char uuid[64];
-        if (uuid_id && text && srv_stored_string(text, st->id_key, uuid, sizeof uuid) == 0) {
-            flush(&w);
-            if (srv_put_string(out, uuid, strlen(uuid))) w.err = 1;
-        } else {
-            put_u64(&w, id);
-        }
+        PUTS(&w, "{\"id\":");
+        if (uuid_id && text && srv_stored_string(text, st->id_key, uuid, sizeof uuid) == 0) put_jstr(&w, uuid, strlen(uuid));
+        else put_u64(&w, id);
         if (st->qdrant) PUTS(&w, ",\"version\":0");
         if (st->scores) {
             PUTS(&w, ",\"score\":");
@@ -505,17 +826,15 @@ int srv_put_points(struct evbuffer *out, qv_coll *c, uint32_t dim, const qv_hit 
         }
         if (st->payload) {
             PUTS(&w, ",\"payload\":");
-            put_payload(&w, text, st);
+            /* Qdrant shows a point without payload with an empty one */
+            if (!text && st->qdrant) PUTS(&w, "{}");
+            else if (!text || put_stored(&w, text, st->keep, st->keep_arg) != 0) PUTS(&w, "null");
         } else if (st->qdrant) {
             PUTS(&w, ",\"payload\":null");
         }
         if (st->with_vector) {
-            PUTS(&w, ",\"vector\":[");
-            for (uint32_t j = 0; j < dim; j++) {
-                if (j) PUTS(&w, ",");
-                put_f(&w, vec[j]);
-            }
-            PUTS(&w, "]");
+            PUTS(&w, ",\"vector\":");
+            put_vector(&w, vec, dim);
         } else if (st->qdrant) {
             PUTS(&w, ",\"vector\":null");
         }

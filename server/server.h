@@ -190,42 +190,14 @@ int srv_json_vector(const json_t *v, const char *what, uint32_t dim, float *out,
 /** Parse a decimal uint64 from a URL segment (digits only). */
 int srv_parse_id(const char *s, uint64_t *out);
 
-/* Raw JSON text, scanned in place (no tree): the search parser and stored payloads. */
-typedef struct { const char *p, *end, *start; srv_jerr *e; } srv_jscan;
-const char *srv_js_ws(srv_jscan *s);                     /* skip blanks; the next byte */
-int srv_js_lit(srv_jscan *s, char c);                    /* c next (after blanks): 0, else syntax error */
-/** A string token (s->p at '"'), decoded into buf (cap bytes; longer ones cut, *len full). */
-int srv_js_string(srv_jscan *s, char *buf, size_t cap, size_t *len);
-/** A number token: its double (as strtod reads it), *is_int when it has neither a
- *  fraction nor an exponent (then it must fit int64, as jansson requires). */
-int srv_js_number(srv_jscan *s, double *out, int *is_int);
-/** Skip one whole value, checking its syntax. */
-int srv_js_skip(srv_jscan *s);
-/** Syntax error at the scanner's position: invalid_json with line and column. */
-int srv_js_syntax(srv_jscan *s, const char *what);
-/** After the value: nothing but blanks. */
-int srv_js_end(srv_jscan *s);
-
-/** Append a stored JSON value (a payload) with every real in its shortest exact form,
- *  everything else as it is. keep (NULL: all) decides for each top-level key of an
- *  object whether it is shown. -1 when text is not valid JSON (nothing appended then) or
- *  out of memory. */
-int srv_put_stored(struct evbuffer *out, const char *text, int (*keep)(const char *key, void *arg),
-                   void *keep_arg);
-/** The string value of top-level key of a stored object into buf (cap); 0 when found. */
-int srv_stored_string(const char *text, const char *key, char *buf, size_t cap);
-/** Append a string literal. */
-#define srv_add_lit(out, lit) evbuffer_add(out, lit, sizeof(lit) - 1)
-/** A JSON string with jansson's escaping. */
-int srv_put_string(struct evbuffer *out, const char *s, size_t len);
 /** Numbers into buf (size >= 32), returning the length or -1: a double as jansson writes
  *  it with precision 9; a float the same way without printf; a double in the fewest
  *  digits that read back as the same double, in jansson's style ("5.0", "1e300"). */
 int srv_fmt_real9(char *buf, size_t size, double v);
 int srv_fmt_score(char *buf, size_t size, float f);
 int srv_fmt_double(char *buf, size_t size, double v);
-/** Append a float as srv_fmt_score writes it; null for NaN and the infinities. */
-int srv_put_float(struct evbuffer *out, float f);
+/** Append a literal. */
+#define srv_add_lit(out, lit) evbuffer_add(out, lit, sizeof(lit) - 1)
 
 /* ---- searches (search.c) ------------------------------------------------------------ */
 typedef struct {
@@ -275,6 +247,14 @@ int srv_put_points(struct evbuffer *out, qv_coll *c, uint32_t dim, const qv_hit 
                    const srv_point_style *st);
 /** The planner's account {"plan",...,"cached":b} of one search. */
 int srv_put_took(struct evbuffer *out, const qv_search_stats *st);
+/** A vector as a JSON array of floats. */
+int srv_put_vector(struct evbuffer *out, const float *v, uint32_t dim);
+/** Append a stored JSON value (a payload) as it is stored, each real in its shortest
+ *  exact form; of an object only the top-level keys keep (NULL: all) accepts. -1 when
+ *  text is not valid JSON (nothing appended then) or out of memory. */
+int srv_put_stored(struct evbuffer *out, const char *text, int (*keep)(const char *key, void *arg), void *keep_arg);
+/** The string value of top-level key of a stored object into buf (cap); 0 when found. */
+int srv_stored_string(const char *text, const char *key, char *buf, size_t cap);
 
 /* ---- workers (main.c) ------------------------------------------------------------- */
 /** The calling worker starts (1) or ends (0) handling a request: connection pacing does
