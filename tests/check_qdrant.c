@@ -6,125 +6,52 @@
  *     tests/qdrant/test.mjs, which drives it through the official Qdrant JS client and
  *     checks the answers against brute force and the native API (skipped, with a message,
  *     when node or tests/qdrant/node_modules is missing: `npm ci --prefix tests/qdrant`);
- *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with a tiny
- *     blocking HTTP client so that it needs nothing but quiverd;
- *   - errors: Qdrant-style error envelopes, 401 without a key, 501 for what is unsupported.
+ *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with the
+ *     tiny blocking HTTP client of test_http.c, so that it needs nothing but quiverd;
+ *   - errors: Qdrant-style error envelopes, 401 without a key, 501 for what is unsupported,
+ *     collection info without invented values;
+ *   - keys: one API key precedence on both listeners;
+ *   - exact: params.exact (and the native "exact") is exact for hnsw and ivf.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "tests/test_http.h"
 #include "tests/test_util.h"
 
 #define KEY "qdrant-test-key"
 
-typedef struct { pid_t pid; int port, qport; } qserver;
-
-static pid_t running;                       /* started and not yet reaped */
+typedef test_server qserver;
 
 static void teardown(void)
 {
-    if (running) {
-        kill(running, SIGKILL);
-        waitpid(running, NULL, 0);
-        running = 0;
-    }
+    test_server_kill_all();
 }
 
-/* Start quiverd on dir with both listeners and key file keys; read both ready lines. */
+/* Start quiverd on dir with both listeners and key file keys. */
 static void start(qserver *s, const char *dir, const char *keys)
 {
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/quiverd", build_dir());
-    ck_assert_msg(access(bin, X_OK) == 0, "%s is not built", bin);
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    const char *argv[] = {bin, "--listen", "127.0.0.1:0", "--qdrant-listen", "127.0.0.1:0", "--data", dir,
-                          "--threads", "2", "--log-level", "warn", "--api-key-file", keys, NULL};
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    running = pid;
-    s->pid = pid;
-    char buf[512];
-    size_t got = 0;
-    buf[0] = 0;
-    while (!(strstr(buf, "qdrant api listening on ") && strchr(strstr(buf, "qdrant api listening on "), '\n'))) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        ck_assert_msg(poll(&p, 1, 120000) > 0, "quiverd printed no ready lines within 120 s");
-        ssize_t r = read(fds[0], buf + got, sizeof buf - 1 - got);
-        ck_assert_msg(r > 0, "quiverd exited before its ready lines");
-        got += (size_t)r;
-        buf[got] = 0;
-    }
-    close(fds[0]);
-    const char *l1 = strstr(buf, "quiverd listening on "), *l2 = strstr(buf, "quiverd qdrant api listening on ");
-    ck_assert_msg(l1 && l2, "ready lines: %s", buf);
-    const char *c1 = strchr(l1, '\n');
-    while (c1 > l1 && c1[-1] != ':') c1--;
-    s->port = atoi(c1);
-    s->qport = atoi(strrchr(l2, ':') + 1);
-    ck_assert_int_gt(s->port, 0);
-    ck_assert_int_gt(s->qport, 0);
+    test_server_start(s, dir, 1, (const char *const[]){"--api-key-file", keys, NULL});
 }
 
 static int stop(qserver *s)
 {
-    kill(s->pid, SIGTERM);
-    int st = 0;
-    ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
-    running = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return test_server_stop(s);
 }
 
-/* One request with Connection: close and extra header lines (each ending in \r\n, or
- * NULL); *status and the body (malloc'd) returned. */
+/* One request (headers: extra lines, each ending in \r\n, or NULL); *status and the body
+ * (malloc'd) returned. */
 static char *http_h(int port, const char *method, const char *path, const char *headers, const char *body, int *status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char head[1024];
-    size_t bl = body ? strlen(body) : 0;
-    int hl = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", method, path,
-                      headers ? headers : "", bl);
-    ck_assert_int_eq(write(fd, head, (size_t)hl), hl);
-    if (bl) ck_assert_int_eq(write(fd, body, bl), (ssize_t)bl);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    ck_assert_ptr_nonnull(out);
-    for (;;) {
-        if (n + 1 == cap) { cap *= 2; out = realloc(out, cap); ck_assert_ptr_nonnull(out); }
-        ssize_t r = read(fd, out + n, cap - 1 - n);
-        if (r <= 0) break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    ck_assert_msg(sscanf(out, "HTTP/1.1 %d", status) == 1, "no HTTP answer: %s", out);
-    char *b = strstr(out, "\r\n\r\n");
-    char *res = strdup(b ? b + 4 : "");
-    free(out);
-    return res;
+    char *out = NULL;
+    *status = test_http(port, method, path, headers, body, 120000, &out);
+    ck_assert_msg(*status, "no HTTP answer to %s %s", method, path);
+    return out;
 }
 
 static char *http(int port, const char *method, const char *path, const char *key, const char *body, int *status)
