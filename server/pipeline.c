@@ -274,6 +274,11 @@ static int path_matches(const char *pat, char **seg, int n, srv_req *r)
     return i == n;
 }
 
+static int same_path(const srv_route *a, const srv_route *b)
+{
+    return a->path == b->path || strcmp(a->path, b->path) == 0;
+}
+
 /* The route for the path and method: *known when the path has any route (then NULL
  * means 405, and *allowed has its methods). */
 static const srv_route *route_of(const srv_api *api, char **seg, int n, unsigned mbit, srv_req *r,
@@ -283,10 +288,11 @@ static const srv_route *route_of(const srv_api *api, char **seg, int n, unsigned
     *allowed = 0;
     for (size_t i = 0; i < api->nroutes; i++) {
         const srv_route *rt = &api->routes[i];
+        if (i && same_path(rt, rt - 1)) continue;        /* the previous one's answer */
         if (!path_matches(rt->path, seg, n, r)) continue;
         *known = 1;
         const srv_route *hit = NULL;
-        for (size_t j = i; j < api->nroutes && strcmp(api->routes[j].path, rt->path) == 0; j++) {
+        for (size_t j = i; j < api->nroutes && same_path(&api->routes[j], rt); j++) {
             *allowed |= api->routes[j].methods;
             if (!hit && (api->routes[j].methods & mbit)) hit = &api->routes[j];
         }
