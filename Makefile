@@ -5,6 +5,8 @@
 #                     tests, then the same tests under AddressSanitizer + UBSan
 #   make run          build and start quiverd on 127.0.0.1:6333 with ./quiver-data
 #   make tsan-test    the concurrency suites under ThreadSanitizer
+#   make install      header, static + shared library (with a soname) and quiver.pc under
+#                     PREFIX (default /usr/local; DESTDIR for staging)
 #   make gpu-check    GPU correctness + timing on a machine with CUDA (see gpu/gpu-check.mk)
 #
 # Knobs: make USE_CUDA=no|yes|auto SANITIZER=address,undefined OPT=-O0 BUILD=dir
@@ -70,8 +72,10 @@ BINS += $(if $(CLI_OBJ),$(BUILD)/quiver)
 
 all: $(BINS) $(BUILD)/quiver-bench
 
+# Library objects hide every symbol but the QV_API functions of quiver.h.
+LIB_VISIBILITY := -fvisibility=hidden
 # Rebuild everything when the flags change.
-FLAGS_SIG := $(CC) $(ALL_CFLAGS) | $(HAVE_CUDA) $(NVCCFLAGS)
+FLAGS_SIG := $(CC) $(ALL_CFLAGS) | $(HAVE_CUDA) $(NVCCFLAGS) | $(LIB_VISIBILITY)
 $(BUILD)/.flags: FORCE
 	@mkdir -p $(@D); echo '$(FLAGS_SIG)' | cmp -s - $@ || echo '$(FLAGS_SIG)' > $@
 
@@ -89,8 +93,12 @@ $(BUILD)/libquiver.a: $(LIB_OBJ) $(BUILD)/libquiver.deps
 # What a program linking libquiver.a also needs (differs with and without CUDA).
 $(BUILD)/libquiver.deps: $(BUILD)/.flags
 	@echo '-pthread $(LIB_LIBS)' > $@
+$(LIB_OBJ): CFLAGS += $(LIB_VISIBILITY)
+$(LIB_OBJ): NVCCFLAGS += -Xcompiler $(LIB_VISIBILITY)
+VERSION   := $(shell sed -n 's/^\#define QV_VERSION "\(.*\)"/\1/p' include/quiver.h)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 $(BUILD)/libquiver.so: $(LIB_OBJ)
-	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libquiver.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
 $(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS)
 $(BUILD)/quiver: $(CLI_OBJ) $(BUILD)/libquiver.a
@@ -131,8 +139,11 @@ include bench/bench.mk
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk
+# node and npm run the Qdrant client test (tests/qdrant): Debian's nodejs and npm when no
+# npm is on the PATH (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "quiver: installing missing packages:" $$missing; \
 	  if [ "$$(id -u)" != 0 ]; then echo "quiver: run 'make deps' as root (apt-get)" >&2; exit 1; fi; \
@@ -151,6 +162,7 @@ TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
 test: deps qdrant-deps
 	$(MAKE) all $(TEST_BINS)
 	$(TEST_ENV) $(BUILD)/quiver-tests
+	$(MAKE) install-test
 	$(MAKE) asan-test
 
 asan-test:
@@ -167,6 +179,28 @@ tsan-test:
 	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)
 	set -e; for s in $(TSAN_SUITES); do \
 	  $(TEST_ENV) QV_SANITIZED=1 CK_RUN_SUITE=$$s TSAN_OPTIONS=halt_on_error=1 build/tsan/quiver-tests; done
+
+# ---- install: header, libquiver.a, libquiver.so.VERSION (soname libquiver.so.SOVERSION)
+# with its two links, and quiver.pc (Libs.private: what a static link needs).
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+install: $(BUILD)/libquiver.a $(BUILD)/libquiver.so
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/quiver.h $(DESTDIR)$(INCLUDEDIR)/quiver.h
+	install -m 644 $(BUILD)/libquiver.a $(DESTDIR)$(LIBDIR)/libquiver.a
+	install -m 755 $(BUILD)/libquiver.so $(DESTDIR)$(LIBDIR)/libquiver.so.$(VERSION)
+	ln -sf libquiver.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libquiver.so.$(SOVERSION)
+	ln -sf libquiver.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libquiver.so
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' 'Name: quiver' \
+	  'Description: vector similarity search: HNSW, IVF and flat indexes with LMDB storage' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lquiver' \
+	  'Libs.private: -pthread $(strip $(LIB_LIBS))' > $(DESTDIR)$(LIBDIR)/pkgconfig/quiver.pc
+
+# Installs into a temporary prefix and builds the README example against it with
+# pkg-config (shared and static), and checks what libquiver.so exports.
+install-test: $(BUILD)/libquiver.a $(BUILD)/libquiver.so
+	tests/install_test.sh $(BUILD)
 
 run: deps
 	$(MAKE) all
@@ -186,4 +220,4 @@ gpu-emu-test:
 clean:
 	rm -rf build
 
-.PHONY: all deps qdrant-deps test asan-test tsan-test run gpu-check gpu-emu-test clean FORCE
+.PHONY: all deps qdrant-deps test asan-test tsan-test install install-test run gpu-check gpu-emu-test clean FORCE

@@ -29,7 +29,6 @@
 #include "core/bitset.h"
 #include "core/error.h"
 
-#define EXACT_SELECTIVITY 0.03
 /* Cache lines of each unvisited neighbour's vector prefetched as soon as its id is read
  * (all of a 128-d vector; the hardware prefetcher follows longer ones). Measured on
  * sift-debian-100k at ef=32: +15% QPS over prefetching 2 lines and then the next group of
@@ -318,12 +317,7 @@ static int search_one(qv_hnsw *h, qv_hnsw_scratch *s, const float *q, const qv_s
     int exact = 0;
     if (f) {
         double sel = selectivity(h, f, n_live);
-        /* Cost model, fitted on sift-debian-100k (1 thread, ef 64 and 128, selectivity 5% and
-         * 10%): the scan costs ~35 ns per accepted point (sel * n of them), the filtered walk
-         * ~400 ns * ef / sel (it meets ef accepted nodes among ef / sel visited). The scan
-         * wins while sel^2 * n < ~11 * ef; it was 2.3-4.5x faster at 5% than the walk. */
-        exact = sel < EXACT_SELECTIVITY || sel * sel * (double)n_live <= 10.0 * (double)ef ||
-                (double)ef * 8.0 >= sel * (double)n_live;
+        exact = qv_plan_exact(sel * (double)n_live, (double)n_live, 0, (uint32_t)ef);
     }
     if (exact) {
         len = exact_scan(h, s, q, k, f);

@@ -148,10 +148,12 @@ int srv_fmt_real9(char *buf, size_t size, double v)
 
 int srv_fmt_double(char *buf, size_t size, double v)
 {
-    /* The fewest digits that read back as the same double. 15 digits are always fewest
-     * when they suffice, except for subnormals (5e-324 holds 1 digit), which try all. */
+    /* The fewest digits that read back as the same double (17 always do). A normal double
+     * has more than 15 significant digits, so its shortest form, zero-padded, is its
+     * 15-digit rounding and the search starts there; a subnormal has fewer (4.9e-324 is
+     * 5e-324), so it starts at 1. */
     int n = -1;
-    for (int prec = fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
+    for (int prec = v != 0 && fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         n = snprintf(buf, size, "%.*g", prec, v);
         if (n < 0 || (size_t)n >= size) return -1;
         if (prec == 17 || strtod(buf, NULL) == v) break;

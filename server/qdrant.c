@@ -153,8 +153,8 @@ static int hnsw_config(const json_t *h, qv_index_params *p, char *msg, size_t le
         else { p->kind = QV_INDEX_HNSW; p->m = (uint32_t)json_integer_value(m); }
     }
     if (efc && !json_is_null(efc)) {
-        if (!json_is_integer(efc) || json_integer_value(efc) < 4 || json_integer_value(efc) > 100000) {
-            snprintf(msg, len, "hnsw_config.ef_construct must be 4..100000");
+        if (!json_is_integer(efc) || json_integer_value(efc) < 4 || json_integer_value(efc) > QV_MAX_EF) {
+            snprintf(msg, len, "hnsw_config.ef_construct must be 4..%u", QV_MAX_EF);
             return -1;
         }
         p->ef_construction = (uint32_t)json_integer_value(efc);

@@ -231,6 +231,10 @@ void qd_h_upsert(srv_req *r)
             srv_bad(r, "%s: payload must be an object", what);
             goto cleanup;
         }
+        if (json_object_get(jp, QD_UUID_KEY)) {
+            srv_bad(r, "%s: payload key '%s' is reserved for UUID point ids", what, QD_UUID_KEY);
+            goto cleanup;
+        }
         if (u.text[0]) {
             json_t *pl = jp && !json_is_null(jp) ? json_deep_copy(jp) : json_object();
             if (pl) json_object_set_new(pl, QD_UUID_KEY, json_string(u.text));

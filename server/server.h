@@ -83,7 +83,7 @@ typedef struct {
 
 /* ---- limits, the same on both APIs ----------------------------------------------- */
 #define SRV_DEFAULT_K   10u
-#define SRV_MAX_EF      65536u
+#define SRV_MAX_EF      QV_MAX_EF  /* the library's limit (quiver.h) */
 #define SRV_MAX_NPROBE  65536u
 #define SRV_MAX_BATCH   4096u      /* searches per batch request */
 

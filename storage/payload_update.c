@@ -56,7 +56,12 @@ static int apply(json_t *p, const qv_payload_update *u, json_t *merge)
         json_object_foreach_safe(p, tmp, k, v)
             if (!in_keys(k, u->keep, u->nkeep)) json_object_del(p, k);
     }
-    for (size_t i = 0; i < u->nremove; i++) json_object_del(p, u->remove[i]);
+    for (size_t i = 0; i < u->nremove; i++) {
+        const char *last;
+        size_t n;
+        json_t *parent = qv_payload_parent(p, u->remove[i], &last, &n);
+        if (parent) json_object_deln(parent, last, n);
+    }
     if (merge && json_object_update(p, merge) != 0) return qv_fail(QV_ENOMEM, "out of memory merging a payload");
     return QV_OK;
 }
@@ -102,8 +107,9 @@ static int update_one(qv_db *db, MDB_txn *txn, pupdate_arg *a, uint64_t id)
     } else if (rc != QV_ENOTFOUND) {
         goto cleanup;
     }
-    /* a copy to change: the old payload's index entries are removed below */
-    if (!(now = old ? json_copy(old) : json_object())) { rc = QV_ENOMEM; goto cleanup; }
+    /* a deep copy to change (a removed path may reach into nested objects): the old
+     * payload's index entries are removed below */
+    if (!(now = old ? json_deep_copy(old) : json_object())) { rc = QV_ENOMEM; goto cleanup; }
     if ((rc = apply(now, a->u, a->merge)) != QV_OK) goto cleanup;
     if (a->indexed && (rc = reindex(c, txn, old, now, iid)) != QV_OK) goto cleanup;
     if (json_object_size(now) == 0) {
@@ -166,6 +172,11 @@ int qv_update_payload(qv_coll *c, size_t n, const uint64_t *ids, const qv_payloa
         return qv_fail(QV_EINVAL, "payload update: unknown flags 0x%x", u->flags & ~(unsigned)QV_PAYLOAD_SKIP_MISSING);
     if ((rc = check_keys("keep", u->keep, u->nkeep)) != QV_OK) return rc;
     if ((rc = check_keys("remove", u->remove, u->nremove)) != QV_OK) return rc;
+    for (size_t i = 0; i < u->nremove; i++) {
+        char why[200];
+        if (qv_payload_path_check(u->remove[i], why, sizeof why) != QV_OK)
+            return qv_fail(QV_EINVAL, "payload update: remove[%zu]: %s", i, why);
+    }
     if ((rc = qv_db_check_writable(c->db, "payload update")) != QV_OK) return rc;
     if (u->merge) {
         json_error_t err;

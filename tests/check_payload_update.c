@@ -120,6 +120,14 @@ START_TEST(test_semantics)
     ck_assert_uint_eq(count_where(f.c, "{\"must\":[{\"key\":\"tag\",\"match\":\"y\"}]}"), 3);
     ck_assert_uint_eq(count_where(f.c, "{\"must\":[{\"key\":\"tag\",\"match\":\"x\"}]}"), 0);
 
+    /* keys to delete are paths, as filter keys are; a quoted segment keeps its dots */
+    const char *paths[2] = {"b.c", "\"x.y\""};
+    QV_CK(qv_set_payload(f.c, 1, ids + 2, "{\"x.y\":1,\"x\":{\"y\":2}}"));
+    QV_CK(qv_delete_payload_keys(f.c, 1, ids + 2, paths, 2));
+    expect_payload(f.c, 3, "{\"b\":{},\"tag\":\"y\",\"x\":{\"y\":2}}");
+    const char *badpath[1] = {"a..b"};
+    QV_CK_FAIL(qv_delete_payload_keys(f.c, 1, ids, badpath, 1), QV_EINVAL);
+
     /* delete keys (absent ones ignored), overwrite, clear with keep, clear */
     const char *del[2] = {"a", "nope"};
     QV_CK(qv_delete_payload_keys(f.c, 1, ids, del, 2));

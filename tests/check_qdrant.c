@@ -86,12 +86,12 @@ static char *write_keys(const char *dir)
 START_TEST(test_node_client)
 {
     if (system("node --version >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "qdrant: node not found, official client test skipped\n");
+        test_skip(TEST_SKIP_MISSING, "qdrant: node not found: official client test");
         return;
     }
     if (access("tests/qdrant/node_modules/@qdrant/js-client-rest/package.json", R_OK) != 0) {
-        fprintf(stderr, "qdrant: tests/qdrant/node_modules missing (npm ci --prefix tests/qdrant), "
-                        "official client test skipped\n");
+        test_skip(TEST_SKIP_MISSING, "qdrant: tests/qdrant/node_modules missing (npm ci --prefix tests/qdrant): "
+                                     "official client test");
         return;
     }
     char *dir = make_tmpdir("qv-qdrant");
