@@ -118,9 +118,9 @@ $(BUILD)/obj/tests/run.c.o: $(BUILD)/suites.inc
 $(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
 # Suite functions are declared only in the generated list, so no prototype warning there.
 $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
-# The server's fast search path and reply writer are checked directly against jansson
-# (check_server_fast.c).
-SRV_TESTED_OBJ := $(BUILD)/obj/server/search_fast.c.o $(BUILD)/obj/server/json_out.c.o
+# The server's search parser and its writers are checked directly against jansson
+# (check_server_json.c).
+SRV_TESTED_OBJ := $(BUILD)/obj/server/json.c.o $(BUILD)/obj/server/search.c.o
 $(BUILD)/quiver-tests: $(TST_OBJ) $(SRV_TESTED_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
 

@@ -152,6 +152,10 @@ typedef struct {
     /* Payload filter of qv_search / qv_search_batch / qv_search_ex (borrowed for the call;
      * NULL = none). The index-level qv_index_search* have no payloads and ignore it. */
     const qv_filter *filter;
+    /* Nonzero: qv_search / qv_search_batch / qv_search_ex score every point that passes
+     * the filters exactly, whatever the index kind (a brute-force scan of the stored
+     * vectors). The index-level calls ignore it. */
+    uint32_t exact;
 } qv_search_params;
 
 /** Fill *sp with defaults and the given k. */

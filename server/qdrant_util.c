@@ -151,32 +151,32 @@ static int in_list(const json_t *a, const char *key)
     return 0;
 }
 
-int qd_payload_wanted(const json_t *sel, int dflt)
+static int payload_wanted(const json_t *sel, int dflt)
 {
     if (!sel || json_is_null(sel)) return dflt;
     if (json_is_boolean(sel)) return json_is_true(sel);
     return json_is_array(sel) || json_is_object(sel);
 }
 
-json_t *qd_payload_show(json_t *payload, const json_t *sel, int dflt)
+/* Whether a payload key is shown for selector sel (checked by qd_with_payload_check). */
+static int keep_key(const char *key, void *arg)
 {
-    const json_t *inc = NULL, *exc = NULL;
-    if (!qd_payload_wanted(sel, dflt)) return NULL;
-    if (json_is_array(sel)) inc = sel;
-    else if (json_is_object(sel)) {
-        inc = json_object_get(sel, "include");
-        exc = json_object_get(sel, "exclude");
+    const json_t *sel = arg;
+    if (strcmp(key, QD_UUID_KEY) == 0) return 0;
+    if (json_is_array(sel)) return in_list(sel, key);
+    if (json_is_object(sel)) {
+        const json_t *inc = json_object_get(sel, "include"), *exc = json_object_get(sel, "exclude");
+        return (!inc || in_list(inc, key)) && !(exc && in_list(exc, key));
     }
-    json_t *out = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach(payload, k, v) {
-        if (strcmp(k, QD_UUID_KEY) == 0) continue;
-        if (inc && !in_list(inc, k)) continue;
-        if (exc && in_list(exc, k)) continue;
-        json_object_set(out, k, v);
-    }
-    return out;
+    return 1;
+}
+
+srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores)
+{
+    srv_point_style st = {.qdrant = 1, .scores = scores, .payload = payload_wanted(sel, dflt), .keep = keep_key,
+                          .keep_arg = (void *)sel, .id_key = QD_UUID_KEY, .id_key_bit = QD_UUID_BIT,
+                          .with_vector = with_vector};
+    return st;
 }
 
 /* ---- filters -------------------------------------------------------------------- */

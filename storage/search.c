@@ -16,6 +16,8 @@
  *     at that selectivity;
  *   - otherwise the index searches with the set as allow_bits (HNSW walks through rejected
  *     nodes and keeps only allowed ones; IVF extends its probe until k pass).
+ * A caller's sp->exact takes the first branch for any selectivity, and without a filter
+ * scans every live point: an exact answer whatever the index kind.
  * The txn and the in-memory index are not one snapshot: a search concurrent with an upsert
  * that replaces a point's payload may pair either payload with either vector.
  */
@@ -155,24 +157,27 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
     if ((rc = qv_coll_ensure_index(c)) != QV_OK) return rc;
     wrap_params(c, sp, &p, &f);
-    if (sp->filter && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
+    if ((sp->filter || sp->exact) && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
     pthread_rwlock_rdlock(&c->maplock);
     locked = 1;
     stats->live = c->count;
     stats->allowed = c->count;
+    uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
     if (sp->filter) {
-        uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
         if ((rc = qv_filter_allowed_cached(c, txn, sp->filter, nbits, &bits, &allowed, stats)) != QV_OK) goto cleanup;
         stats->allowed = allowed;
-        if (qv_plan_exact((double)allowed, (double)c->count, sp->k, 0)) {
-            const float *q;
-            stats->plan = "exact";
-            if ((rc = qv_search_params_check(sp)) != QV_OK ||
-                (rc = qv_queries_prepare(c->params.metric, c->params.dim, nq, queries, NULL, 0, &q, &qcopy)) != QV_OK)
-                goto cleanup;
-            rc = exact_scan(c, txn, nq, q, sp, bits, nbits, hits, n_hits);
+    }
+    if (sp->exact || (sp->filter && qv_plan_exact((double)allowed, (double)c->count, sp->k, 0))) {
+        const float *q;
+        stats->plan = "exact";
+        if ((rc = qv_search_params_check(sp)) != QV_OK ||
+            (rc = qv_queries_prepare(c->params.metric, c->params.dim, nq, queries, NULL, 0, &q, &qcopy)) != QV_OK)
             goto cleanup;
-        }
+        /* without a filter, every live point (the live bitset, read under maplock) */
+        rc = exact_scan(c, txn, nq, q, sp, bits ? bits : c->live, nbits, hits, n_hits);
+        goto cleanup;
+    }
+    if (sp->filter) {
         stats->plan = "index";
         p.allow_bits = bits;
         p.allow_nbits = nbits;
