@@ -126,6 +126,15 @@ static inline uint32_t qv_hnsw_maxlinks(const qv_hnsw *h, unsigned level)
 static inline uint32_t qv_hnsw_ld(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void qv_hnsw_st(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
+/* Whether slot's insertion has finished (live, or deleted since): insert_one writes all
+ * its lists before the release store of its state. A node still being inserted is already
+ * linked from its neighbours at the levels done so far while its own lower lists are
+ * empty, so a walk must not settle on it: see qv_hnsw_descend and insert_one. */
+static inline int qv_hnsw_inserted(const qv_hnsw *h, uint32_t slot)
+{
+    return __atomic_load_n(&h->state[slot], __ATOMIC_ACQUIRE) != QV_HNSW_EMPTY;
+}
+
 static inline uint64_t qv_hnsw_entry_pack(uint32_t slot, unsigned level)
 {
     return ((uint64_t)slot << 32) | level;
