@@ -24,8 +24,9 @@
  *    once-live node id or the owner's own id (tails are filled with the owner), so a reader
  *    racing with a rewrite sees only valid slots; freed slots are reused only after a
  *    quiesce, when no running search can still hold them.
- *  - state[slot]: 0 empty/free, 1 live, 2 deleted (awaiting reuse); results include only
- *    live slots.
+ *  - state[slot]: 0 empty/free or still being inserted, 1 live, 2 deleted (awaiting
+ *    reuse); results include only live slots, and walks settle only on inserted ones
+ *    (qv_hnsw_inserted).
  */
 #ifndef QV_INDEX_HNSW_H
 #define QV_INDEX_HNSW_H
