@@ -222,6 +222,9 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     return nr;
 }
 
+/* Moves only to inserted nodes: one still being inserted has empty lists below the level
+ * it has reached, so the descent stopped on it and the level-0 walk from it met only that
+ * node, not yet live: 0 hits with QV_OK for ~0.2% of searches racing an add. */
 uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigned top,
                          unsigned stop)
 {
@@ -245,12 +248,12 @@ uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigne
                 float d4[4];
                 h->dist_x4(q, b, dim, d4);
                 for (int t = 0; t < 4; t++)
-                    if (d4[t] < dc) { dc = d4[t]; best = v[t]; changed = 1; }
+                    if (d4[t] < dc && qv_hnsw_inserted(h, v[t])) { dc = d4[t]; best = v[t]; changed = 1; }
             }
             for (; i < cnt; i++) {
                 uint32_t v = qv_hnsw_ld(&list[1 + i]);
                 float d = h->dist(q, qv_hnsw_vec(h, v), dim);
-                if (d < dc) { dc = d; best = v; changed = 1; }
+                if (d < dc && qv_hnsw_inserted(h, v)) { dc = d; best = v; changed = 1; }
             }
             cur = best;
         }
