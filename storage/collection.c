@@ -251,7 +251,7 @@ static int load_ids(qv_coll *c, MDB_txn *txn)
     int rc;
 
     if ((rc = qv_coll_reserve_ids(c, c->next_iid)) != QV_OK) return rc;
-    memset(c->live, 0, c->cap / 8);    /* a failed snapshot load may have filled some */
+    if (c->cap) memset(c->live, 0, c->cap / 8);    /* a failed snapshot load may have filled some */
     if ((rc = qv_lmdb_cursor_open(txn, c->db->dbi[DBI_IDS], &cur)) != QV_OK) return rc;
     qv_be32_put(prefix, c->cid);
     for (rc = qv_lmdb_seek(cur, prefix, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, prefix, 4, &k, &v)) {
