@@ -37,7 +37,7 @@ typedef struct {
     uint32_t runs;                 /* repeat each setting, keep the fastest */
     size_t max_queries;            /* 0 = all */
     uint32_t subset;               /* --subset: index the first N base vectors only (0 = all) */
-    const char *reload_dir;        /* --reload DIR: save, reload and time it before the sweep */
+    const char *reload_dir;        /* --reload DIR: after the sweep, save, reload (timed), sweep again */
     int batch, gpu, json, no_quiver;
     unsigned peers;                /* BENCH_PEER_* */
     const char *plot_path;
@@ -131,6 +131,9 @@ typedef struct {
 int  bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_data *d, const uint32_t *buckets,
                  bench_built *b, char *err, size_t errlen);
 void bench_built_release(bench_built *b);     /* zeroed / released ok */
+/** --reload: save b's index into o->reload_dir, load it back as a restarting program
+ *  would (timed), and time one search on it. 0, 1 (the engine cannot reload), -1 (err). */
+int  bench_reload(bench_built *b, const bench_opts *o, char *err, size_t errlen);
 /** Run every search setting of o on the built engines, interleaved; one row per engine and
  *  setting, printed as it is measured and appended to *rows. With flt, only engines that
  *  can filter run, under that filter, and d->gt must be the filtered ground truth. */
