@@ -97,17 +97,19 @@ for index in ("hnsw", "ivf"):
             print("| %d | %s | %.1f | %.1f | %s | %s | %s |" % (n, lib, rs[0]["build_s"], rs[0]["memory_bytes"] / 2**20,
                   fmt(q95, ".0f"), fmt(q99, ".0f"), setting))
             series.setdefault((index, lib), []).append((n, q95, q99, rs[0]["build_s"], rs[0]["memory_bytes"] / 2**20))
-    print("\n| n | " + " | ".join("%s / %s QPS @0.95" % (libs[0], l) for l in libs[1:]) +
-          " | " + " | ".join("%s / %s build" % (libs[0], l) for l in libs[1:]) + " |")
-    print("|---|" + "---|" * (2 * (len(libs) - 1)))
+    print("\n| n | " + " | ".join("%s / %s QPS @0.95 | @0.99" % (libs[0], l) for l in libs[1:]) +
+          " | " + " | ".join("%s / %s build | memory" % (libs[0], l) for l in libs[1:]) + " |")
+    print("|---|" + "---|" * (4 * (len(libs) - 1)))
     for n in ns:
         a = table.get((index, libs[0], n))
         cells_q, cells_b = [], []
         for l in libs[1:]:
             b = table.get((index, l, n))
-            qa, qb = (best(a, 0.95), best(b, 0.95)) if a and b else (None, None)
-            cells_q.append("%.2fx" % (qa / qb) if qa and qb else "-")
+            for target in (0.95, 0.99):
+                qa, qb = (best(a, target), best(b, target)) if a and b else (None, None)
+                cells_q.append("%.2fx" % (qa / qb) if qa and qb else "-")
             cells_b.append("%.2fx" % (a[0]["build_s"] / b[0]["build_s"]) if a and b else "-")
+            cells_b.append("%.3fx" % (a[0]["memory_bytes"] / b[0]["memory_bytes"]) if a and b else "-")
         print("| %d | %s | %s |" % (n, " | ".join(cells_q), " | ".join(cells_b)))
     for lib in libs:
         s = series.get((index, lib), [])
