@@ -63,6 +63,7 @@ r = c.getresponse()
 if r.status != 201:
     sys.exit("http_import.sh: create answered %d: %s" % (r.status, r.read()[:200]))
 r.read()
+c.close()             # idle through the import: quiverd would time it out (--timeout, 30 s)
 errors = []
 
 def send(k):
@@ -85,6 +86,7 @@ for t in ts:
 secs = time.monotonic() - t0
 if errors:
     sys.exit("http_import.sh: " + errors[0])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
 c.request("GET", "/collections/v")
 info = json.loads(c.getresponse().read())
 if info.get("count") != total:
