@@ -125,7 +125,7 @@ for r in reloaded:
               r["reload_s"], r["first_search_s"] * 1e3))
 if plot:
     tmp = tempfile.mkdtemp()
-    cmds = ["set terminal pngcairo size 1100,450 font ',10'", "set output '%s'" % plot, "set multiplot layout 1,2",
+    cmds = ["set terminal pngcairo size 1100,450 font ',10' noenhanced", "set output '%s'" % plot, "set multiplot layout 1,2",
             "set logscale xy", "set xlabel 'n (base vectors)'", "set key top right", "set grid"]
     plots_q, plots_b = [], []
     for (index, lib), s in sorted(series.items()):
