@@ -83,20 +83,13 @@ static int uuid_parse(const char *s, size_t n, uint64_t *iid, qd_uuid *u)
     return 0;
 }
 
-int qd_id_parse(const json_t *v, uint64_t *iid, qd_uuid *u, char *msg, size_t len)
+/* An integer id -> internal id: integers below 2^62 are quiver ids as they are. */
+static int int_id(long long v, uint64_t *iid, char *msg, size_t len)
 {
-    u->text[0] = 0;
-    if (json_is_integer(v)) {
-        if (json_integer_value(v) < 0) return failf(msg, len, "point ids are unsigned integers or UUIDs, got %lld", (long long)json_integer_value(v));
-        *iid = (uint64_t)json_integer_value(v);
-        if (*iid >= QD_UUID_BIT) return failf(msg, len, "integer point ids must be below 2^62 (4611686018427387904)");
-        return 0;
-    }
-    if (json_is_string(v)) {
-        if (uuid_parse(json_string_value(v), json_string_length(v), iid, u) == 0) return 0;
-        return failf(msg, len, "Unable to parse UUID: '%.64s'", json_string_value(v));
-    }
-    return failf(msg, len, "point ids are unsigned integers or UUID strings");
+    if (v < 0) return failf(msg, len, "point ids are unsigned integers or UUIDs, got %lld", v);
+    if ((uint64_t)v >= QD_UUID_BIT) return failf(msg, len, "integer point ids must be below 2^62 (4611686018427387904)");
+    *iid = (uint64_t)v;
+    return 0;
 }
 
 int qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u)
@@ -106,23 +99,30 @@ int qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u)
     return uuid_parse(s, strlen(s), iid, u);
 }
 
-json_t *qd_id_value(uint64_t iid, const json_t *payload)
+int qd_jread_id(srv_jread *rd, uint64_t *iid, qd_uuid *u)
 {
-    if (!(iid & QD_UUID_BIT)) return json_integer((json_int_t)iid);
-    json_t *u = payload ? json_object_get(payload, QD_UUID_KEY) : NULL;
-    if (json_is_string(u)) return json_string(json_string_value(u));
-    /* a point written through the native API with an id >= 2^62: show it as it is */
-    return json_integer((json_int_t)iid);
+    char s[80], *end;
+    size_t len;
+    srv_jtext t;
+    u->text[0] = 0;
+    if (srv_jpeek(rd, "\"")) {
+        if (srv_jread_string(rd, s, sizeof s, &len) < 0) return -1;
+        if (len < sizeof s && uuid_parse(s, len, iid, u) == 0) return 0;
+        return srv_jbad(rd, 0, "invalid_argument", "%s: Unable to parse UUID: '%.64s'", srv_jwhere(rd), s);
+    }
+    if (srv_jread_text(rd, &t)) return -1;
+    *iid = t.p[0] != '-' ? strtoull(t.p, &end, 10) : 0;
+    if (t.p[0] != '-' && end == t.p + t.len && *iid < QD_UUID_BIT) return 0;
+    return srv_jbad(rd, 0, "invalid_argument", "%s: point ids are unsigned integers below 2^62 or UUID strings", srv_jwhere(rd));
 }
 
-/* ---- payloads ------------------------------------------------------------------- */
-
-json_t *qd_payload_parse(const char *text)
+/* An id of a has_id list. */
+static int tree_id(const json_t *v, uint64_t *iid, char *msg, size_t len)
 {
-    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
-    if (v && json_is_object(v)) return v;
-    json_decref(v);
-    return json_object();
+    qd_uuid u;
+    if (json_is_integer(v)) return int_id(json_integer_value(v), iid, msg, len);
+    if (json_is_string(v) && uuid_parse(json_string_value(v), json_string_length(v), iid, &u) == 0) return 0;
+    return failf(msg, len, "point ids are unsigned integers or UUID strings");
 }
 
 static int string_array(const json_t *a)
@@ -133,15 +133,32 @@ static int string_array(const json_t *a)
     return 1;
 }
 
-int qd_with_payload_check(const json_t *sel, char *msg, size_t len)
+/* Any value, kept as a tree at out; 1 (refused) when it is out of memory. */
+static int read_tree(srv_jread *rd, json_t **out)
 {
-    if (!sel || json_is_null(sel) || json_is_boolean(sel) || string_array(sel)) return 0;
-    if (json_is_object(sel) && json_object_size(sel) == 1) {
-        json_t *inc = json_object_get(sel, "include"), *exc = json_object_get(sel, "exclude");
-        if ((inc && string_array(inc)) || (exc && string_array(exc))) return 0;
-    }
-    return failf(msg, len, "with_payload must be true, false, a list of keys, "
-                           "{\"include\":[keys]} or {\"exclude\":[keys]}");
+    srv_jtext t;
+    if (srv_jread_text(rd, &t)) return -1;
+    if (!(*out = json_loadb(t.p, t.len, JSON_DECODE_ANY, NULL))) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    return 0;
+}
+
+int qd_jread_keys(srv_jread *rd, void *out)
+{
+    int rc = read_tree(rd, out);
+    if (rc == 0 && !string_array(*(json_t **)out)) return srv_jbad(rd, 0, "invalid_argument", "'%s' must be a list of strings", rd->path);
+    return rc;
+}
+
+int qd_jread_selector(srv_jread *rd, void *sel)
+{
+    json_t *v;
+    int rc = read_tree(rd, sel);
+    if (rc || json_is_boolean(v = *(json_t **)sel) || string_array(v)) return rc;
+    if (json_is_object(v) && json_object_size(v) == 1 &&
+        (string_array(json_object_get(v, "include")) || string_array(json_object_get(v, "exclude"))))
+        return 0;
+    return srv_jbad(rd, 0, "invalid_argument", "with_payload must be true, false, a list of keys, "
+                                               "{\"include\":[keys]} or {\"exclude\":[keys]}");
 }
 
 static int in_list(const json_t *a, const char *key)
@@ -158,7 +175,7 @@ static int payload_wanted(const json_t *sel, int dflt)
     return json_is_array(sel) || json_is_object(sel);
 }
 
-/* Whether a payload key is shown for selector sel (checked by qd_with_payload_check). */
+/* Whether a payload key is shown for selector sel (checked by qd_jread_selector). */
 static int keep_key(const char *key, void *arg)
 {
     const json_t *sel = arg;
@@ -197,8 +214,7 @@ static int id_list(const json_t *a, uint64_t **out, size_t *n, char *msg, size_t
     uint64_t *v = malloc((m ? m : 1) * sizeof *v);
     if (!v) return -2;
     for (size_t i = 0; i < m; i++) {
-        qd_uuid u;
-        if (qd_id_parse(json_array_get(a, i), &v[i], &u, msg, len) != 0) { free(v); return -1; }
+        if (tree_id(json_array_get(a, i), &v[i], msg, len) != 0) { free(v); return -1; }
     }
     qsort(v, m, sizeof *v, cmp_u64);
     size_t k = 0;
@@ -275,7 +291,9 @@ static int take_has_ids(json_t *qf, int i, qd_filter *f, char *msg, size_t len)
     return 0;
 }
 
-int qd_filter_build(const json_t *json, qd_filter *f, char *msg, size_t len)
+/* Translate json (NULL or null: no filter); -1 with msg filled when unsupported or
+ * invalid, -2 out of memory. */
+static int filter_build(const json_t *json, qd_filter *f, char *msg, size_t len)
 {
     memset(f, 0, sizeof *f);
     if (!json || json_is_null(json)) return 0;
@@ -295,10 +313,12 @@ int qd_filter_build(const json_t *json, qd_filter *f, char *msg, size_t len)
     }
     if (rc == 0) {                                  /* no payload condition left: no filter */
         char *canon = NULL;
-        if (qv_filter_to_json(f->filter, &canon) != QV_OK) rc = -2;
+        if (qv_filter_to_json(f->filter, &canon) != QV_OK || !(f->text = strdup(canon))) rc = -2;
         else if (strcmp(canon, "{}") == 0) {
             qv_filter_free(f->filter);
             f->filter = NULL;
+            free(f->text);
+            f->text = NULL;
         }
         qv_free(canon);
     }
@@ -308,23 +328,53 @@ int qd_filter_build(const json_t *json, qd_filter *f, char *msg, size_t len)
     return rc;
 }
 
+int qd_jread_filter(srv_jread *rd, void *filter)
+{
+    srv_jtext t;
+    char msg[320], buf[sizeof rd->path], prefix[sizeof rd->path + 1] = "";
+    json_t *v;
+    if (srv_jowner(rd, buf, sizeof buf)) snprintf(prefix, sizeof prefix, "%s.", buf);
+    if (srv_jread_text(rd, &t)) return -1;
+    if (!(v = json_loadb(t.p, t.len, JSON_DECODE_ANY, NULL))) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    qd_filter_release(filter);
+    int rc = filter_build(v, filter, msg, sizeof msg);
+    json_decref(v);
+    if (rc == -2) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    return rc ? srv_jbad(rd, 0, "invalid_argument", "%sfilter: %s", prefix, msg) : 0;
+}
+
 void qd_filter_release(qd_filter *f)
 {
     qv_filter_free(f->filter);
+    free(f->text);
     free(f->must_ids);
     free(f->not_ids);
     memset(f, 0, sizeof *f);
 }
 
-int qd_filter_has_ids(const qd_filter *f)
-{
-    return f->has_must || f->n_not;
-}
-
-int qd_filter_accept(uint64_t id, void *arg)
+static int ids_pass(uint64_t id, void *arg)
 {
     const qd_filter *f = arg;
     if (f->has_must && !contains(f->must_ids, f->n_must, id)) return 0;
     if (f->n_not && contains(f->not_ids, f->n_not, id)) return 0;
     return 1;
+}
+
+qv_accept_fn qd_filter_fn(const qd_filter *f)
+{
+    return f->has_must || f->n_not ? ids_pass : NULL;
+}
+
+int qd_filter_exclude(qd_filter *f, uint64_t id)
+{
+    uint64_t *v = realloc(f->not_ids, (f->n_not + 1) * sizeof *v);
+    if (!v) return -1;
+    size_t pos = f->n_not++;
+    while (pos > 0 && v[pos - 1] > id) {
+        v[pos] = v[pos - 1];
+        pos--;
+    }
+    v[pos] = id;
+    f->not_ids = v;
+    return 0;
 }
