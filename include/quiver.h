@@ -385,9 +385,10 @@ QV_API void qv_free_strings(char **v, size_t n);
  * (absent, null or []); false negates the last three. Qdrant's forms parse the same way:
  * {"is_null":{"key":K}}, {"is_empty":{"key":K}}, members that are null count as absent
  * ("range":{"gt":null,"lte":5}, "must":null), one condition in place of a list, and an
- * empty filter anywhere passes everything ({"must":[{"must":[]}]}). Qdrant conditions with
- * no counterpart (geo, full text, values_count, nested, has_id, min_should) are QV_EINVAL
- * naming them.
+ * empty filter anywhere passes everything ({"must":[{"must":[]}]}). {"has_id":[id,...]}
+ * passes the points with those ids (answered from the id records, like an indexed field;
+ * qv_filter_eval, which has no point id, fails it). Qdrant conditions with no counterpart
+ * (geo, full text, values_count, nested, min_should) are QV_EINVAL naming them.
  * Keys are paths, as in Qdrant: "a.b" is field b of the object under a (never a top-level
  * field named "a.b"); a segment in double quotes keeps its dots ("\"a.b\"" is the
  * top-level field a.b). An empty segment or an unbalanced quote is QV_EINVAL.

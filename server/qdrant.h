@@ -56,23 +56,8 @@ int  qd_jread_keys(srv_jread *rd, void *out);
  *  reserved UUID key, UUID ids, vectors when with_vector, scores when scores. */
 srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores);
 
-/** A translated Qdrant filter: the payload part for the library plus has_id sets. */
-typedef struct {
-    qv_filter *filter;             /* NULL: no payload conditions */
-    char *text;                    /* its canonical JSON (malloc'd) */
-    uint64_t *must_ids;            /* sorted; has_id under top-level must (intersection) */
-    size_t n_must;
-    int has_must;                  /* must_ids applies (it may be empty: nothing passes) */
-    uint64_t *not_ids;             /* sorted; has_id under top-level must_not (union) */
-    size_t n_not;
-} qd_filter;
-/** Read function of a filter (into a zeroed qd_filter; release it whatever happens). */
+/** Read function of a Qdrant filter into a srv_filter. */
 int  qd_jread_filter(srv_jread *rd, void *filter);
-void qd_filter_release(qd_filter *f);
-/** The accept callback of f's has_id part (arg: f), or NULL when it has none. */
-qv_accept_fn qd_filter_fn(const qd_filter *f);
-/** Leave point id out too; -1 when out of memory. */
-int  qd_filter_exclude(qd_filter *f, uint64_t id);
 
 /* ---- points (qdrant_points.c): handlers of the route table in qdrant.c ------------- */
 void qd_h_upsert(srv_req *r);

@@ -54,7 +54,7 @@ static int read_ids(srv_jread *rd, void *ids)
 
 /* The points a write applies to: "points" (ids, or {"filter": ...} in the old form) or
  * "filter". */
-typedef struct { srv_ids ids; qd_filter f; int listed, filtered; } selection;
+typedef struct { srv_ids ids; srv_filter f; int listed, filtered; } selection;
 
 static int read_sel_filter(srv_jread *rd, void *sel)
 {
@@ -83,11 +83,11 @@ static int select_ids(srv_req *r, selection *s)
         srv_bad(r, "give 'points' (a list of ids) or 'filter'");
         return -1;
     }
-    int rc = qv_scroll(c, s->f.filter, qd_filter_fn(&s->f), &s->f, 0, 0, NULL, &s->ids.n, &total);
+    int rc = qv_scroll(c, s->f.f, NULL, NULL, 0, 0, NULL, &s->ids.n, &total);
     if (rc == QV_OK) {
         s->ids.cap = (size_t)total + 16;           /* room for writes racing us */
         if (!(s->ids.v = malloc(s->ids.cap * sizeof *s->ids.v))) rc = QV_ENOMEM;
-        else rc = qv_scroll(c, s->f.filter, qd_filter_fn(&s->f), &s->f, 0, s->ids.cap, s->ids.v, &s->ids.n, NULL);
+        else rc = qv_scroll(c, s->f.f, NULL, NULL, 0, s->ids.cap, s->ids.v, &s->ids.n, NULL);
     }
     if (rc != QV_OK) srv_fail_qv(r, rc);
     return rc == QV_OK ? 0 : -1;
@@ -96,7 +96,7 @@ static int select_ids(srv_req *r, selection *s)
 static void selection_release(selection *s)
 {
     free(s->ids.v);
-    qd_filter_release(&s->f);
+    srv_filter_release(&s->f);
 }
 
 /* ---- upsert -------------------------------------------------------------------- */
@@ -410,8 +410,7 @@ cleanup:
 
 /* What a Qdrant search asks beyond the library search it runs. */
 typedef struct {
-    srv_search s;                  /* k, ef, exact, vector; the payload filter moves here */
-    qd_filter f;                   /* the filter (its has_id part stays here) */
+    srv_search s;                  /* k, ef, exact, vector, filter */
     uint64_t limit, offset, candidates, id;
     qd_uuid u;
     int query, has_vec, by_id, with_vec, mmr;
@@ -517,7 +516,7 @@ static const srv_jfield search_fields[] = {
     {"with_vector", SRV_J_CALL, Q(with_vec), .read = read_with_vector},
     {"score_threshold", SRV_J_NUM, .off = Q(threshold)},
     {"params", SRV_J_OBJECT, .arg = params_fields},
-    {"filter", SRV_J_CALL, Q(f), .read = qd_jread_filter},
+    {"filter", SRV_J_CALL, Q(s.filter), .read = qd_jread_filter},
     {"using", SRV_J_CALL, .read = read_using},
     {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
     {"lookup_from", SRV_J_REFUSE, .arg = "lookup_from is"},
@@ -562,6 +561,11 @@ static int read_searches(srv_jread *rd, void *list)
 
 static const srv_jfield searches_fields[] = {{"searches", SRV_J_CALL, .read = read_searches, .required = 1}, {NULL}};
 
+static int not_query_point(uint64_t id, void *q)
+{
+    return id != ((const qsearch *)q)->id;
+}
+
 /* What the fields alone do not check, and the library search completed; -1 after replying. */
 static int prepare(srv_req *r, qsearch *q)
 {
@@ -571,21 +575,15 @@ static int prepare(srv_req *r, qsearch *q)
     }
     q->s.k = (uint32_t)(q->limit + q->offset);
     if (q->mmr && q->candidates > q->s.k) q->s.k = (uint32_t)q->candidates;
-    q->s.filter = q->f.filter;                     /* the search owns these now */
-    q->s.filter_text = q->f.text;
-    q->f.filter = NULL;
-    q->f.text = NULL;
     if (q->by_id) {
         int rc = qv_get(r->coll->coll, q->id, q->s.vec, NULL);
         if (rc == QV_ENOTFOUND && q->u.text[0]) srv_fail(r, 404, "not_found", "No point with id %s found", q->u.text);
         else if (rc == QV_ENOTFOUND) srv_fail(r, 404, "not_found", "No point with id %llu found", (unsigned long long)q->id);
         else if (rc != QV_OK) srv_fail_qv(r, rc);
-        /* like Qdrant, the query point itself is not among the results */
-        else if (qd_filter_exclude(&q->f, q->id) != 0) srv_oom(r);
         if (r->replied) return -1;
+        q->s.accept = not_query_point;             /* like Qdrant, it is not among the results */
+        q->s.accept_arg = q;
     }
-    q->s.accept = qd_filter_fn(&q->f);
-    q->s.accept_arg = &q->f;
     return 0;
 }
 
@@ -655,7 +653,7 @@ static int put_result(srv_req *r, qsearch *q, qv_hit *hits, size_t nh)
     int rc = QV_OK;
     if (!q->has_vec) {
         if (!(ids = malloc(q->s.k * sizeof *ids)) || !(hits = malloc(q->s.k * sizeof *hits))) rc = QV_ENOMEM;
-        else rc = qv_scroll(e->coll, q->s.filter, q->s.accept, q->s.accept_arg, 0, q->s.k, ids, &nh, NULL);
+        else rc = qv_scroll(e->coll, q->s.filter.f, q->s.accept, q->s.accept_arg, 0, q->s.k, ids, &nh, NULL);
         for (size_t i = 0; rc == QV_OK && i < nh; i++) hits[i] = (qv_hit){ids[i], 0};
     } else if (q->mmr) {
         rc = mmr_select(e, q->diversity, hits, &nh, q->limit + q->offset);
@@ -721,7 +719,6 @@ static void run(srv_req *r, int query)
     qd_ok_written(r);
 cleanup:
     for (size_t i = 0; i < l.n; i++) {
-        qd_filter_release(&l.q[i].f);
         srv_search_release(&l.q[i].s);
         json_decref(l.q[i].wp);
     }
@@ -743,7 +740,7 @@ void qd_h_query(srv_req *r)
 
 /* ---- scroll and count ---------------------------------------------------------- */
 
-typedef struct { qd_filter f; uint64_t offset, limit; qd_uuid u; json_t *wp; int with_vector; } scroll_body;
+typedef struct { srv_filter f; uint64_t offset, limit; qd_uuid u; json_t *wp; int with_vector; } scroll_body;
 #define SB(field) offsetof(scroll_body, field)
 
 static int read_offset(srv_jread *rd, void *body)
@@ -776,7 +773,7 @@ void qd_h_scroll(srv_req *r)
         srv_oom(r);
         goto cleanup;
     }
-    int rc = qv_scroll(e->coll, b.f.filter, qd_filter_fn(&b.f), &b.f, b.offset, (size_t)b.limit + 1, ids, &n, NULL);
+    int rc = qv_scroll(e->coll, b.f.f, NULL, NULL, b.offset, (size_t)b.limit + 1, ids, &n, NULL);
     for (size_t i = 0; i < n; i++) h[i] = (qv_hit){ids[i], 0};
     srv_point_style st = qd_point_style(b.wp, 1, b.with_vector, 0);
     SRV_WLIT(w, "{\"result\":{\"points\":");
@@ -795,20 +792,20 @@ cleanup:
     qv_free(text);
     free(h);
     free(ids);
-    qd_filter_release(&b.f);
+    srv_filter_release(&b.f);
     json_decref(b.wp);
 }
 
 void qd_h_count(srv_req *r)
 {
     static const srv_jfield count_fields[] = {{"filter", SRV_J_CALL, .read = qd_jread_filter}, {NULL}};
-    qd_filter f = {0};
+    srv_filter f = {0};
     uint64_t total = 0;
     size_t n = 0;
     if (srv_read_body(r, "the body", count_fields, &f) == 0) {
-        int rc = qv_scroll(r->coll->coll, f.filter, qd_filter_fn(&f), &f, 0, 0, NULL, &n, &total);
+        int rc = qv_scroll(r->coll->coll, f.f, NULL, NULL, 0, 0, NULL, &n, &total);
         if (rc != QV_OK) srv_fail_qv(r, rc);
         else qd_ok(r, json_pack("{s:I}", "count", (json_int_t)total));
     }
-    qd_filter_release(&f);
+    srv_filter_release(&f);
 }

@@ -7,13 +7,12 @@
  *
  * Filters: the library's parser (qv_filter_parse) reads Qdrant's filter language itself
  * (null members, a lone condition for a list, match value/any/except, ranges with null
- * sides, is_empty/is_null, nested must/should/must_not, dot paths) and refuses what it has
- * no counterpart for (geo, full text, values_count, datetime ranges, nested object arrays,
- * min_should) by name, so both APIs accept the same filters. What is left here is has_id,
- * which is not a payload condition: supported directly under the top-level must (ids
- * intersected) and must_not (ids united), taken out of the filter and applied as an
- * accept callback over internal ids; anywhere else it is refused. Filters on the reserved
- * key QD_UUID_KEY are refused: the key is the API's bookkeeping, hidden from reads.
+ * sides, is_empty/is_null, has_id, nested must/should/must_not, dot paths) and refuses
+ * what it has no counterpart for (geo, full text, values_count, datetime ranges, nested
+ * object arrays, min_should) by name, so both APIs accept the same filters. Left here:
+ * the UUIDs of has_id lists become the internal ids the library knows, and filters on the
+ * reserved key QD_UUID_KEY are refused (the key is the API's bookkeeping, hidden from
+ * reads).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -198,183 +197,40 @@ srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int
 
 /* ---- filters -------------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* has_id list -> sorted unique internal ids (malloc'd). */
-static int id_list(const json_t *a, uint64_t **out, size_t *n, char *msg, size_t len)
-{
-    *out = NULL;
-    *n = 0;
-    if (!json_is_array(a)) return failf(msg, len, "has_id must be a list of point ids");
-    size_t m = json_array_size(a);
-    uint64_t *v = malloc((m ? m : 1) * sizeof *v);
-    if (!v) return -2;
-    for (size_t i = 0; i < m; i++) {
-        if (tree_id(json_array_get(a, i), &v[i], msg, len) != 0) { free(v); return -1; }
-    }
-    qsort(v, m, sizeof *v, cmp_u64);
-    size_t k = 0;
-    for (size_t i = 0; i < m; i++)
-        if (k == 0 || v[k - 1] != v[i]) v[k++] = v[i];
-    *out = v;
-    *n = k;
-    return 0;
-}
-
-static int contains(const uint64_t *v, size_t n, uint64_t x)
-{
-    return bsearch(&x, v, n, sizeof *v, cmp_u64) != NULL;
-}
-
-/* 1 when an object anywhere in j has member `member` (with string value `value`, unless
- * value is NULL). */
-static int has_member(const json_t *j, const char *member, const char *value)
+/* The filter as the library takes it: the ids of has_id lists as it knows them (a
+ * UUID's internal id), and no condition on the reserved key. -1 with msg filled. */
+static int to_library(json_t *j, char *msg, size_t len)
 {
     const char *k;
-    json_t *v;
+    json_t *v, *e;
     size_t i;
     if (json_is_array(j)) {
-        json_array_foreach((json_t *)j, i, v) if (has_member(v, member, value)) return 1;
+        json_array_foreach(j, i, v) if (to_library(v, msg, len)) return -1;
         return 0;
     }
-    if (!json_is_object(j)) return 0;
-    json_object_foreach((json_t *)j, k, v) {
-        if (strcmp(k, member) == 0 && (!value || (json_is_string(v) && strcmp(json_string_value(v), value) == 0)))
-            return 1;
-        if (has_member(v, member, value)) return 1;
+    json_object_foreach(j, k, v) {
+        if (strcmp(k, "key") == 0 && json_is_string(v) && strcmp(json_string_value(v), QD_UUID_KEY) == 0)
+            return failf(msg, len, "payload key '%s' is reserved for UUID point ids", QD_UUID_KEY);
+        if (strcmp(k, "has_id") != 0 || !json_is_array(v)) {
+            if (to_library(v, msg, len)) return -1;
+            continue;
+        }
+        json_array_foreach(v, i, e) {
+            uint64_t iid;
+            if (tree_id(e, &iid, msg, len)) return -1;
+            if (json_array_set_new(v, i, json_integer((json_int_t)iid))) return failf(msg, len, "out of memory");
+        }
     }
     return 0;
-}
-
-/* Take the has_id conditions out of list (an array of conditions, or one condition) of
- * the top-level must (i = 0, intersected) or must_not (i = 1, united) into f. */
-static int take_has_ids(json_t *qf, int i, qd_filter *f, char *msg, size_t len)
-{
-    static const char *const occ[] = {"must", "must_not"};
-    json_t *list = json_object_get(qf, occ[i]);
-    int single = json_is_object(list);
-    for (size_t j = 0; single || j < json_array_size(list); j++) {
-        json_t *c = single ? list : json_array_get(list, j), *h = json_is_object(c) ? json_object_get(c, "has_id") : NULL;
-        uint64_t *ids;
-        size_t n;
-        int rc;
-        if (h) {
-            if ((rc = id_list(h, &ids, &n, msg, len)) != 0) return rc;
-            if (i == 0 && !f->has_must) {
-                f->must_ids = ids;
-                f->n_must = n;
-                f->has_must = 1;
-            } else if (i == 0) {                    /* intersect */
-                size_t k = 0;
-                for (size_t x = 0; x < f->n_must; x++)
-                    if (contains(ids, n, f->must_ids[x])) f->must_ids[k++] = f->must_ids[x];
-                f->n_must = k;
-                free(ids);
-            } else {                                /* unite */
-                uint64_t *u = realloc(f->not_ids, (f->n_not + n + 1) * sizeof *u);
-                if (!u) { free(ids); return -2; }
-                memcpy(u + f->n_not, ids, n * sizeof *u);
-                f->not_ids = u;
-                f->n_not += n;
-                qsort(u, f->n_not, sizeof *u, cmp_u64);
-                free(ids);
-            }
-            if (single) return json_object_del(qf, occ[i]) == 0 ? 0 : -2;
-            if (json_array_remove(list, j--) != 0) return -2;
-        }
-        if (single) break;
-    }
-    return 0;
-}
-
-/* Translate json (NULL or null: no filter); -1 with msg filled when unsupported or
- * invalid, -2 out of memory. */
-static int filter_build(const json_t *json, qd_filter *f, char *msg, size_t len)
-{
-    memset(f, 0, sizeof *f);
-    if (!json || json_is_null(json)) return 0;
-    if (!json_is_object(json)) return failf(msg, len, "a filter must be an object");
-    if (has_member(json, "key", QD_UUID_KEY))
-        return failf(msg, len, "payload key '%s' is reserved for UUID point ids", QD_UUID_KEY);
-    json_t *rest = json_deep_copy(json);
-    char *text = NULL;
-    int rc = rest ? 0 : -2;
-    for (int i = 0; i < 2 && rc == 0; i++) rc = take_has_ids(rest, i, f, msg, len);
-    if (rc == 0 && has_member(rest, "has_id", NULL))
-        rc = failf(msg, len, "has_id is supported only directly under the top-level 'must' or 'must_not'");
-    if (rc == 0 && !(text = json_dumps(rest, JSON_COMPACT))) rc = -2;
-    if (rc == 0) {
-        int qrc = qv_filter_parse(text, &f->filter);
-        if (qrc != QV_OK) rc = qrc == QV_ENOMEM ? -2 : failf(msg, len, "%s", qv_last_error());
-    }
-    if (rc == 0) {                                  /* no payload condition left: no filter */
-        char *canon = NULL;
-        if (qv_filter_to_json(f->filter, &canon) != QV_OK || !(f->text = strdup(canon))) rc = -2;
-        else if (strcmp(canon, "{}") == 0) {
-            qv_filter_free(f->filter);
-            f->filter = NULL;
-            free(f->text);
-            f->text = NULL;
-        }
-        qv_free(canon);
-    }
-    free(text);
-    json_decref(rest);
-    if (rc != 0) qd_filter_release(f);
-    return rc;
 }
 
 int qd_jread_filter(srv_jread *rd, void *filter)
 {
-    srv_jtext t;
-    char msg[320], buf[sizeof rd->path], prefix[sizeof rd->path + 1] = "";
-    json_t *v;
-    if (srv_jowner(rd, buf, sizeof buf)) snprintf(prefix, sizeof prefix, "%s.", buf);
-    if (srv_jread_text(rd, &t)) return -1;
-    if (!(v = json_loadb(t.p, t.len, JSON_DECODE_ANY, NULL))) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
-    qd_filter_release(filter);
-    int rc = filter_build(v, filter, msg, sizeof msg);
-    json_decref(v);
-    if (rc == -2) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
-    return rc ? srv_jbad(rd, 0, "invalid_argument", "%sfilter: %s", prefix, msg) : 0;
-}
-
-void qd_filter_release(qd_filter *f)
-{
-    qv_filter_free(f->filter);
-    free(f->text);
-    free(f->must_ids);
-    free(f->not_ids);
-    memset(f, 0, sizeof *f);
-}
-
-static int ids_pass(uint64_t id, void *arg)
-{
-    const qd_filter *f = arg;
-    if (f->has_must && !contains(f->must_ids, f->n_must, id)) return 0;
-    if (f->n_not && contains(f->not_ids, f->n_not, id)) return 0;
-    return 1;
-}
-
-qv_accept_fn qd_filter_fn(const qd_filter *f)
-{
-    return f->has_must || f->n_not ? ids_pass : NULL;
-}
-
-int qd_filter_exclude(qd_filter *f, uint64_t id)
-{
-    uint64_t *v = realloc(f->not_ids, (f->n_not + 1) * sizeof *v);
-    if (!v) return -1;
-    size_t pos = f->n_not++;
-    while (pos > 0 && v[pos - 1] > id) {
-        v[pos] = v[pos - 1];
-        pos--;
-    }
-    v[pos] = id;
-    f->not_ids = v;
-    return 0;
+    json_t *t = NULL;
+    char msg[200];
+    int rc = read_tree(rd, &t);
+    if (rc == 0 && to_library(t, msg, sizeof msg)) rc = srv_jbad(rd, 0, "invalid_argument", "'%s': %s", rd->path, msg);
+    if (rc == 0) rc = srv_filter_set(rd, filter, json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY));
+    json_decref(t);
+    return rc;
 }

@@ -19,12 +19,17 @@
 
 #include "server/server.h"
 
+void srv_filter_release(srv_filter *f)
+{
+    qv_filter_free(f->f);
+    free(f->text);
+    f->f = NULL;
+    f->text = NULL;
+}
+
 void srv_search_release(srv_search *s)
 {
-    qv_filter_free(s->filter);
-    free(s->filter_text);
-    s->filter = NULL;
-    s->filter_text = NULL;
+    srv_filter_release(&s->filter);
 }
 
 void srv_searches_free(srv_search *s, size_t n)
@@ -37,21 +42,24 @@ void srv_searches_free(srv_search *s, size_t n)
 
 /* ---- reading ------------------------------------------------------------------------ */
 
-int srv_jread_filter(srv_jread *rd, void *search)
+int srv_filter_set(srv_jread *rd, srv_filter *f, char *text)
 {
-    srv_search *s = search;
-    srv_jtext t;
     char buf[sizeof rd->path], prefix[sizeof rd->path + 1] = "";
+    srv_filter_release(f);
+    if (!(f->text = text)) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    int rc = qv_filter_parse(text, &f->f);
     if (srv_jowner(rd, buf, sizeof buf)) snprintf(prefix, sizeof prefix, "%s.", buf);
-    if (!srv_jpeek(rd, "{"))
-        return srv_jbad(rd, 1, "bad_filter", "%sfilter: must be a JSON object like {\"must\":[...]}", prefix);
-    if (srv_jread_text(rd, &t)) return -1;
-    if (!(s->filter_text = strndup(t.p, t.len))) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
-    int rc = qv_filter_parse(s->filter_text, &s->filter);
     if (rc != QV_OK)
         return srv_jbad(rd, 0, rc == QV_ENOMEM ? "out_of_memory" : "bad_filter", "%s%s", prefix,
                         rc == QV_ENOMEM ? "out of memory" : qv_last_error());
     return 0;
+}
+
+int srv_jread_filter(srv_jread *rd, void *filter)
+{
+    srv_jtext t;
+    if (!srv_jpeek(rd, "{")) return srv_jbad(rd, 1, "bad_filter", "'%s' must be a JSON object like {\"must\":[...]}", rd->path);
+    return srv_jread_text(rd, &t) ? -1 : srv_filter_set(rd, filter, strndup(t.p, t.len));
 }
 
 #define S(field) offsetof(srv_search, field)
@@ -60,7 +68,7 @@ static const srv_jfield search_fields[] = {
     {"k", SRV_J_U32, .off = S(k), .lo = 1, .hi = QV_MAX_K},
     {"ef", SRV_J_U32, .off = S(ef), .lo = 0, .hi = SRV_MAX_EF},
     {"nprobe", SRV_J_U32, .off = S(nprobe), .lo = 0, .hi = SRV_MAX_NPROBE},
-    {"filter", SRV_J_CALL, .read = srv_jread_filter},
+    {"filter", SRV_J_CALL, S(filter), .read = srv_jread_filter},
     {"with_payload", SRV_J_BOOL, .off = S(with_payload)},
     {"exact", SRV_J_BOOL, .off = S(exact)},
     {NULL},
@@ -142,8 +150,8 @@ static int same_search(const srv_search *a, const srv_search *b)
     if (a->k != b->k || a->ef != b->ef || a->nprobe != b->nprobe || a->exact != b->exact ||
         a->accept != b->accept || a->accept_arg != b->accept_arg)
         return 0;
-    if (!a->filter_text || !b->filter_text) return a->filter_text == b->filter_text;
-    return strcmp(a->filter_text, b->filter_text) == 0;
+    if (!a->filter.text || !b->filter.text) return a->filter.text == b->filter.text;
+    return strcmp(a->filter.text, b->filter.text) == 0;
 }
 
 static void params_of(const srv_search *s, qv_search_params *sp)
@@ -151,7 +159,7 @@ static void params_of(const srv_search *s, qv_search_params *sp)
     qv_search_params_init(sp, s->k);
     sp->ef = s->ef;
     sp->nprobe = s->nprobe;
-    sp->filter = s->filter;
+    sp->filter = s->filter.f;
     sp->accept = s->accept;
     sp->accept_arg = s->accept_arg;
     sp->exact = (uint32_t)s->exact;

@@ -208,19 +208,24 @@ int srv_fmt_double(char *buf, size_t size, double v);
 
 /* ---- searches (search.c) ------------------------------------------------------------ */
 uint64_t srv_now_us(void);                  /* a monotonic clock */
+/** A payload filter and its text (both owned; NULL: none). */
+typedef struct { qv_filter *f; char *text; } srv_filter;
+void srv_filter_release(srv_filter *f);
+/** Read function of a filter into a srv_filter: its text, parsed by the library. */
+int  srv_jread_filter(srv_jread *rd, void *filter);
+/** Parse text (malloc'd: f owns it then) into f; a refusal is recorded in rd. */
+int  srv_filter_set(srv_jread *rd, srv_filter *f, char *text);
+
 typedef struct {
     float *vec;                     /* dim floats (the caller's) */
     uint32_t k, ef, nprobe;
     int exact;                      /* scan every allowed point exactly */
     int with_payload;
-    qv_filter *filter;              /* owned; NULL: none */
-    char *filter_text;              /* its text, to group equal searches (owned) */
+    srv_filter filter;              /* its text groups equal searches */
     qv_accept_fn accept;            /* an id predicate (borrowed), NULL: none */
     void *accept_arg;
 } srv_search;
 void srv_search_release(srv_search *s);
-/** The read function of a "filter" field of a srv_search: the library parses it. */
-int  srv_jread_filter(srv_jread *rd, void *search);
 
 /** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload",
  *  "exact"}), or with batch the batch body {"searches":[...]} of 1..SRV_MAX_BATCH of them,

@@ -131,7 +131,7 @@ static int check_body(const char *body, size_t len, uint32_t dim, int batch, int
             ck_assert(s[i].k == v[i].k && s[i].ef == v[i].ef && s[i].nprobe == v[i].nprobe);
             ck_assert_int_eq(s[i].with_payload, v[i].with_payload);
             ck_assert_int_eq(s[i].exact, v[i].exact);
-            ck_assert_int_eq(s[i].filter != NULL, v[i].filter);
+            ck_assert_int_eq(s[i].filter.f != NULL, v[i].filter);
         }
     }
     ck_assert_msg(!must_take || rc == 0, "a valid body was refused: %.300s", body);
