@@ -751,114 +751,63 @@ int srv_fmt_double(char *buf, size_t size, double v)
     }
     return jansson_style(buf, n, size);
 }
-/* The decimal digits of x (no leading zeros; "0" for 0) into d; returns their count. */
-static int u64_digits(uint64_t x, char *d)
-{
-    char tmp[20];
-    int n = 0;
-    do { tmp[n++] = (char)('0' + x % 10); x /= 10; } while (x);
-    for (int i = 0; i < n; i++) d[i] = tmp[n - 1 - i];
-    return n;
-}
+/* Powers of ten that a long double holds exactly. */
+static const long double exact_pow10l[] = {1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L,
+                                           1e9L, 1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L};
 
 /*
- * srv_fmt_real9((double)f) without printf. A float is m * 2^e with m < 2^24, so its
- * decimal expansion is exact in integers: m << e for e >= 0, and m * 5^-e with the point
- * -e places from the right for e < 0. Both fit 128 bits for e in -44..100, which holds
- * every float between about 1e-6 and 1e37; the rest take srv_fmt_real9(). Rounding to 9
- * significant digits is to nearest with ties to even, as glibc's printf does, and the
- * layout is %g's: exponent form when the exponent is below -4 or above 8, trailing zeros
- * dropped.
+ * srv_fmt_real9((double)f) without printf's multi-precision arithmetic (65 instead of
+ * 150 ns a number). A float is m * 2^e with m < 2^24; for 1e-8 <= |f| < 1e9 the nine
+ * digits wanted are |f| * 10^k with k <= 17, m * 5^k < 2^64, so the product is exact in a
+ * long double (64-bit significand), and so are its integer part and the rest, which
+ * round it to nearest with ties to even, as glibc's printf does. The layout is %g's:
+ * exponent form below 10^-4, trailing zeros dropped. Other numbers (and machines whose
+ * long double is a double) take srv_fmt_real9().
  */
 int srv_fmt_score(char *buf, size_t size, float f)
 {
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    uint32_t bexp = (bits >> 23) & 0xff, frac = bits & 0x7fffff;
-    int neg = (int)(bits >> 31);
-    if (bexp == 0xff || size < 32) return -1;            /* not finite (callers check) */
-    uint32_t m = bexp ? (frac | 0x800000u) : frac;
-    int e2 = bexp ? (int)bexp - 150 : -149;
-    if (m == 0) return sprintf(buf, neg ? "-0.0" : "0.0");
-    if (e2 < -44 || e2 > 100) return srv_fmt_real9(buf, size, (double)f);
-
-    /* N, the digits of |f| with the decimal point `point` places from the right */
-    unsigned __int128 n;
-    int point = 0;
-    if (e2 >= 0) {
-        n = (unsigned __int128)m << e2;
-    } else {
-        n = m;
-        for (int i = 0; i < -e2; i++) n *= 5;
-        point = -e2;
-    }
-    char d[48];
-    int len;
-    const uint64_t e19 = UINT64_C(10000000000000000000);
-    uint64_t hi = (uint64_t)(n / e19), lo = (uint64_t)(n % e19);   /* n < 10^38: hi fits */
-    if (hi) {
-        len = u64_digits(hi, d);
-        char tail[20];
-        int t = u64_digits(lo, tail);
-        memset(d + len, '0', (size_t)(19 - t));
-        memcpy(d + len + 19 - t, tail, (size_t)t);
-        len += 19;
-    } else {
-        len = u64_digits(lo, d);
-    }
-    int exp10 = len - point - 1;                           /* of the first digit */
-
-    /* round to 9 significant digits, ties to even */
-    if (len > 9) {
-        int up = d[9] > '5';
-        if (d[9] == '5') {
-            int rest = 0;
-            for (int i = 10; i < len && !rest; i++) rest = d[i] != '0';
-            up = rest || ((d[8] - '0') & 1);
+#if LDBL_MANT_DIG >= 64
+    long double x = fabsl((long double)f);
+    if (size >= 32 && x >= 1e-8L && x < 1e9L) {
+        int e = (int)floor(ilogbl(x) * 0.30102999566398120), k = 8 - e;   /* 10^e <= x, maybe one short */
+        long double n = x * exact_pow10l[k];
+        if (n >= 1e9L) {
+            n = x * exact_pow10l[--k];
+            e++;
         }
-        len = 9;
-        if (up) {
-            int i = 8;
-            while (i >= 0 && d[i] == '9') d[i--] = '0';
-            if (i >= 0) {
-                d[i]++;
-            } else {                                       /* 999999999.5 -> 1000000000 */
-                d[0] = '1';
-                exp10++;
+        uint64_t d = (uint64_t)n;
+        long double rest = n - (long double)d;
+        if (rest > 0.5L || (rest == 0.5L && (d & 1))) d++;
+        if (d == 1000000000u) {                        /* 999999999.5 -> 1000000000 */
+            d = 100000000u;
+            e++;
+        }
+        char dg[9], *p = buf;
+        int len = 9;
+        for (int i = 8; i >= 0; i--, d /= 10) dg[i] = (char)('0' + d % 10);
+        while (len > 1 && dg[len - 1] == '0') len--;
+        if (f < 0) *p++ = '-';
+        if (e < -4) {                                  /* 1.5e-5 */
+            *p++ = dg[0];
+            if (len > 1) {
+                *p++ = '.';
+                memcpy(p, dg + 1, (size_t)len - 1);
+                p += len - 1;
             }
-        }
-    }
-    while (len > 1 && d[len - 1] == '0') len--;            /* %g drops trailing zeros */
-
-    char *p = buf;
-    if (neg) *p++ = '-';
-    if (exp10 < -4 || exp10 >= 9) {
-        *p++ = d[0];
-        if (len > 1) {
+            p += sprintf(p, "e-%d", -e);
+        } else if (e < 0) {                            /* 0.00015 */
+            memcpy(p, "0.0000", (size_t)(1 - e));
+            memcpy(p + 1 - e, dg, (size_t)len);
+            p += 1 - e + len;
+        } else {                                       /* 150.0, 1.5 */
+            for (int i = 0; i <= e; i++) *p++ = i < len ? dg[i] : '0';
             *p++ = '.';
-            memcpy(p, d + 1, (size_t)(len - 1));
-            p += len - 1;
+            for (int i = e + 1; i < len; i++) *p++ = dg[i];
+            if (len <= e + 1) *p++ = '0';              /* jansson's ".0" */
         }
-        *p++ = 'e';
-        if (exp10 < 0) *p++ = '-';
-        p += u64_digits((uint64_t)(exp10 < 0 ? -exp10 : exp10), p);
-    } else if (exp10 >= 0) {
-        int ip = exp10 + 1;                                /* digits before the point */
-        for (int i = 0; i < ip; i++) *p++ = i < len ? d[i] : '0';
-        *p++ = '.';
-        if (len > ip) {
-            memcpy(p, d + ip, (size_t)(len - ip));
-            p += len - ip;
-        } else {
-            *p++ = '0';                                    /* jansson's ".0" */
-        }
-    } else {
-        *p++ = '0';
-        *p++ = '.';
-        for (int i = 0; i < -exp10 - 1; i++) *p++ = '0';
-        memcpy(p, d, (size_t)len);
-        p += len;
+        *p = 0;
+        return (int)(p - buf);
     }
-    *p = 0;
-    return (int)(p - buf);
+#endif
+    return srv_fmt_real9(buf, size, (double)f);
 }

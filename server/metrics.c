@@ -40,11 +40,6 @@ void srv_metrics_connection(int worker)
         atomic_fetch_add_explicit(&accepted[worker], 1, memory_order_relaxed);
 }
 
-const char *srv_endpoint_name(srv_endpoint ep)
-{
-    return (unsigned)ep < SRV_EP_COUNT ? ep_names[ep] : "other";
-}
-
 void srv_metrics_record(srv_endpoint ep, int status, uint64_t micros)
 {
     if ((unsigned)ep >= SRV_EP_COUNT) ep = SRV_EP_OTHER;

@@ -270,26 +270,14 @@ static void h_upsert(srv_req *r)
 
 static void h_get_point(srv_req *r)
 {
-    uint64_t id;
-    char *text = NULL;
-    float *vec = malloc((size_t)r->coll->dim * sizeof *vec);
-    int rc = !vec ? QV_ENOMEM : srv_parse_id(r->arg, &id) != 0 ? QV_EINVAL : qv_get(r->coll->coll, id, vec, &text);
-    if (rc == QV_EINVAL) srv_bad(r, "point ids are decimal integers");
-    else if (rc == QV_ENOTFOUND) srv_fail(r, 404, "not_found", "no point %llu in collection '%s'", (unsigned long long)id, r->name);
+    qv_hit h = {0, 0};
+    srv_point_style st = {.payload = 1, .with_vector = 1, .single = 1};
+    int rc;
+    if (srv_parse_id(r->arg, &h.id) != 0) srv_bad(r, "point ids are decimal integers");
+    else if ((rc = srv_wpoints(srv_writer(r), r->coll->coll, r->coll->dim, &h, 1, &st)) == QV_ENOTFOUND)
+        srv_fail(r, 404, "not_found", "no point %llu in collection '%s'", (unsigned long long)h.id, r->name);
     else if (rc != QV_OK) srv_fail_qv(r, rc);
-    else {
-        srv_wbuf *w = srv_writer(r);
-        SRV_WLIT(w, "{\"id\":");
-        srv_wu64(w, id);
-        SRV_WLIT(w, ",\"vector\":");
-        srv_wvector(w, vec, r->coll->dim);
-        SRV_WLIT(w, ",\"payload\":");
-        if (!text || srv_wstored(w, text, NULL, NULL) != 0) SRV_WLIT(w, "null");
-        SRV_WLIT(w, "}");
-        srv_reply_written(r);
-    }
-    qv_free(text);
-    free(vec);
+    else srv_reply_written(r);
 }
 
 static int read_id(srv_jread *rd, size_t i, void *ids)

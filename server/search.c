@@ -240,10 +240,11 @@ int srv_wpoints(srv_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_
     char **texts = NULL;
     float *vec = NULL;
     int rc = 0;
-    /* The native API reads all payloads in one transaction. Qdrant's reads each point it
-     * shows more of than id and score, and leaves out the ones that do not exist
-     * (retrieve takes any id; a hit may have been deleted since the search). */
-    if (st->payload && !st->qdrant) {
+    /* Hits of the native API have their payloads read in one transaction. Other points
+     * are read one by one, left out when they do not exist (Qdrant's retrieve takes any
+     * id; a hit may have been deleted since the search). */
+    int each = st->qdrant || st->single || st->with_vector;
+    if (st->payload && !each) {
         uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
         if (ids && (texts = calloc(n ? n : 1, sizeof *texts))) {
             for (size_t i = 0; i < n; i++) ids[i] = hits[i].id;
@@ -263,7 +264,7 @@ int srv_wpoints(srv_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_
         uint64_t id = hits[i].id;
         int uuid_id = st->id_key && (id & st->id_key_bit);
         char *text = texts ? texts[i] : NULL, *own = NULL, uuid[64];
-        if (st->qdrant && (!st->scores || st->payload || st->with_vector || uuid_id)) {
+        if (each && (!st->scores || st->payload || st->with_vector || uuid_id)) {
             int grc = qv_get(c, id, vec, &own);
             if (grc == QV_ENOTFOUND) continue;            /* deleted, or never there */
             if (grc != QV_OK) { rc = grc; break; }

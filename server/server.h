@@ -65,7 +65,6 @@ typedef enum {
     SRV_EP_INDEX_FIELD, SRV_EP_UNINDEX_FIELD, SRV_EP_TRAIN,
     SRV_EP_OTHER, SRV_EP_COUNT
 } srv_endpoint;
-const char *srv_endpoint_name(srv_endpoint ep);
 void srv_metrics_record(srv_endpoint ep, int status, uint64_t micros);
 #define SRV_MAX_THREADS 256
 /** A worker thread (0..SRV_MAX_THREADS-1) accepted a connection. */
