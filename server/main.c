@@ -552,7 +552,7 @@ int main(int argc, char **argv)
     srv_log_level = o.log_level;
 
     int exit_code = 1, nworkers = 0;
-    srv_ctx ctx = {.max_body = o.max_body, .timeout_s = o.timeout_s};
+    srv_ctx ctx = {.timeout_s = o.timeout_s};
     worker *workers = NULL;
     char **names = NULL, shown[2][160] = {"", ""};
     size_t ncoll = 0;

@@ -91,7 +91,6 @@ typedef struct {
 typedef struct srv_ctx {
     qv_db *db;
     srv_keys *keys;                /* NULL: no auth */
-    size_t max_body;
     int timeout_s;                 /* --timeout: re-armed when a reply is sent */
     atomic_int draining;           /* set on SIGTERM: replies say Connection: close */
     atomic_long outstanding;       /* replies queued but not yet fully written */
