@@ -454,7 +454,7 @@ static int parse_has_id(json_t *ids, const char *path, qv_fcond *c)
             return qv_fail(QV_EINVAL, "%s.has_id[%zu]: must be a point id (an integer 0..2^63-1)", path, i);
         c->vals[i] = (qv_fvalue){.type = 'i', .i = (int64_t)json_integer_value(v)};
     }
-    qsort(c->vals, n, sizeof *c->vals, cmp_id);
+    if (n) qsort(c->vals, n, sizeof *c->vals, cmp_id);
     for (size_t i = 0; i < n; i++)
         if (k == 0 || c->vals[k - 1].i != c->vals[i].i) c->vals[k++] = c->vals[i];
     c->nvals = k;
@@ -784,7 +784,7 @@ static int cond_eval(const qv_fcond *c, json_t *payload, uint64_t id)
     int r = 0;
     qv_fvalue key = {.type = 'i', .i = (int64_t)id};
     if (c->kind == FC_NESTED) return qv_filter_eval_json(c->sub, payload, id);
-    if (c->kind == FC_HAS_ID) return id <= QV_MAX_ID && bsearch(&key, c->vals, c->nvals, sizeof key, cmp_id);
+    if (c->kind == FC_HAS_ID) return id <= QV_MAX_ID && c->nvals && bsearch(&key, c->vals, c->nvals, sizeof key, cmp_id);
     json_t *v = qv_payload_field(payload, c->key);
     switch (c->kind) {
     case FC_MATCH:
