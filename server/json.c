@@ -123,6 +123,24 @@ static int hex4(const char *p, unsigned *out)
     return 0;
 }
 
+/* The length of the UTF-8 sequence at p, 0 when it is not one jansson takes (no overlong
+ * forms, surrogates or code points above U+10FFFF). Bodies are checked here, not only by
+ * the library: text read in place also goes to jansson (Qdrant filters, payload
+ * selectors), which refused invalid UTF-8 there as if it had run out of memory (503,
+ * found by make fuzz). */
+static int utf8_len(const unsigned char *p, const char *end)
+{
+    int k = p[0] < 0x80 ? 1 : p[0] < 0xc2 ? 0 : p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : p[0] < 0xf5 ? 4 : 0;
+    unsigned u = p[0] & (0x7fu >> k);
+    if (k == 0 || end - (const char *)p < k) return 0;
+    for (int i = 1; i < k; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        u = u << 6 | (p[i] & 0x3fu);
+    }
+    if ((k == 3 && (u < 0x800 || (u >= 0xd800 && u < 0xe000))) || (k == 4 && (u < 0x10000 || u > 0x10ffff))) return 0;
+    return k;
+}
+
 /* A string, decoded into buf (cap bytes, NUL-terminated, cut short when longer; NULL:
  * only checked); *len (may be NULL) gets its full decoded length. */
 static int string(srv_jread *rd, char *buf, size_t cap, size_t *len)
@@ -138,7 +156,14 @@ static int string(srv_jread *rd, char *buf, size_t cap, size_t *len)
         if (c == '"') break;
         if (c < 0x20) return syntax(rd, "control character in a string");
         out[0] = (char)c;
-        if (c == '\\') {
+        if (c >= 0x80) {
+            if (!(k = utf8_len((const unsigned char *)rd->p - 1, rd->end))) {
+                rd->p--;
+                return syntax(rd, "invalid UTF-8 in a string");
+            }
+            memcpy(out, rd->p - 1, (size_t)k);
+            rd->p += k - 1;
+        } else if (c == '\\') {
             if (rd->p == rd->end) return syntax(rd, "premature end of input in a string");
             c = (unsigned char)*rd->p++;
             const char *esc = strchr("\"\\/bfnrt", (int)c);

@@ -123,9 +123,15 @@ static int add_to_evbuffer(const char *buf, size_t size, void *out)
 void srv_reply_json(srv_req *r, int status, json_t *body)
 {
     struct evbuffer *buf = evbuffer_new();
-    /* trees hold no payloads (those are written by srv_put_points / srv_put_stored), so
-     * 9 digits, which round-trip every float, suit all their reals */
-    if (!buf || !body || json_dump_callback(body, add_to_evbuffer, buf, JSON_COMPACT | JSON_REAL_PRECISION(9))) {
+    /* No tree: json_pack refused, out of memory or given a string that is not UTF-8 (a
+     * bug: messages are made ASCII by srv_fail), so not called out of memory. */
+    if (!body) {
+        srv_log(SRV_LOG_ERROR, "%s: the reply could not be encoded", evhttp_request_get_uri(r->req));
+        status = 500;
+        if (buf) evbuffer_add_printf(buf, "{\"error\":{\"code\":\"internal\",\"message\":\"the reply could not be encoded\"}}");
+    /* trees hold no payloads (those are written by srv_wpoints), so 9 digits, which
+     * round-trip every float, suit all their reals; a tree's dump fails only for memory */
+    } else if (!buf || json_dump_callback(body, add_to_evbuffer, buf, JSON_COMPACT | JSON_REAL_PRECISION(9))) {
         /* out of memory while encoding: a small fixed answer needs no allocation */
         if (buf) evbuffer_drain(buf, evbuffer_get_length(buf));
         status = 503;

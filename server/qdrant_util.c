@@ -132,13 +132,17 @@ static int string_array(const json_t *a)
     return 1;
 }
 
-/* Any value, kept as a tree at out; 1 (refused) when it is out of memory. */
+/* Any value, kept as a tree at out; 1 (refused) when jansson cannot load it. The scanner
+ * has checked the text as jansson would, so that is out of memory, unless the two
+ * disagree: then the body is called malformed, not the server short of memory. */
 static int read_tree(srv_jread *rd, json_t **out)
 {
     srv_jtext t;
+    json_error_t err;
     if (srv_jread_text(rd, &t)) return -1;
-    if (!(*out = json_loadb(t.p, t.len, JSON_DECODE_ANY, NULL))) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
-    return 0;
+    if ((*out = json_loadb(t.p, t.len, JSON_DECODE_ANY, &err))) return 0;
+    if (json_error_code(&err) == json_error_out_of_memory) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    return srv_jbad(rd, 0, "invalid_json", "'%s': malformed JSON", rd->path);
 }
 
 int qd_jread_keys(srv_jread *rd, void *out)
