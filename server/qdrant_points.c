@@ -462,7 +462,10 @@ static int read_mmr(srv_jread *rd, void *qs)
         {NULL},
     };
     qsearch *q = qs;
+    int strict = rd->strict;
+    rd->strict = 0;                                /* the query kinds are strict, not mmr */
     int rc = srv_jread_object(rd, mmr_fields, q);
+    rd->strict = strict;
     q->mmr = 1;
     if (rc == 0 && !(q->diversity >= 0 && q->diversity <= 1)) return srv_jbad(rd, 0, "invalid_argument", "mmr: diversity must be 0..1");
     return rc;
