@@ -187,32 +187,16 @@ static void h_drop(srv_req *r)
 
 int srv_ids_add(srv_ids *l, uint64_t id)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        uint64_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = id;
-    return 0;
+    uint64_t *v = srv_grow(&l->v, sizeof *l->v, &l->n, &l->cap, l->n, NULL, 0);
+    if (v) *v = id;
+    return v ? 0 : -1;
 }
 
 int srv_points_grow(srv_points *p, size_t i)
 {
-    if (i >= p->cap) {
-        size_t cap = p->cap ? 2 * p->cap : 16;
-        uint64_t *ids = realloc(p->ids, cap * sizeof *ids);
-        if (ids) p->ids = ids;
-        float *vecs = ids ? realloc(p->vecs, cap * (p->dim ? p->dim : 1) * sizeof *vecs) : NULL;
-        if (vecs) p->vecs = vecs;
-        char **pls = vecs ? realloc(p->payloads, cap * sizeof *pls) : NULL;
-        if (!pls) return -1;
-        p->payloads = pls;
-        p->cap = cap;
-    }
-    for (; p->n <= i; p->n++) p->payloads[p->n] = NULL;
-    return 0;
+    size_t n = p->n;                               /* payloads first: p->n counts both */
+    if (!srv_grow(&p->payloads, sizeof *p->payloads, &n, &p->pcap, i, NULL, 0)) return -1;
+    return srv_grow(&p->ids, sizeof *p->ids, &p->n, &p->cap, i, &p->vecs, p->dim) ? 0 : -1;
 }
 
 void srv_points_release(srv_points *p)

@@ -127,19 +127,9 @@ static const srv_jfield point_fields[] = {
 /* Point i, with room made for it; NULL when out of memory. */
 static one_point *point_at(upsert_body *b, size_t i)
 {
-    if (i >= b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 16;
-        one_point *pt = realloc(b->pt, cap * sizeof *pt);
-        if (pt) b->pt = pt;
-        float *v = pt ? realloc(b->vecs, cap * (b->dim ? b->dim : 1) * sizeof *v) : NULL;
-        if (!v) return NULL;
-        b->vecs = v;
-        memset(b->pt + b->cap, 0, (cap - b->cap) * sizeof *pt);
-        b->cap = cap;
-    }
-    if (i >= b->n) b->n = i + 1;
-    b->pt[i].vec = b->vecs + i * b->dim;
-    return &b->pt[i];
+    one_point *p = srv_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
+    if (p) p->vec = b->vecs + i * b->dim;
+    return p;
 }
 
 static int read_point(srv_jread *rd, size_t i, void *body)
@@ -532,20 +522,10 @@ typedef struct { qsearch *q; float *vecs; size_t n, cap; uint32_t dim; int query
 
 static qsearch *search_at(qsearch_list *l, size_t i)
 {
-    if (i >= l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        qsearch *q = realloc(l->q, cap * sizeof *q);
-        if (q) l->q = q;
-        float *v = q ? realloc(l->vecs, cap * (l->dim ? l->dim : 1) * sizeof *v) : NULL;
-        if (!v) return NULL;
-        l->vecs = v;
-        l->cap = cap;
-    }
-    for (; l->n <= i; l->n++)
-        l->q[l->n] = (qsearch){.query = l->query, .limit = DEFAULT_LIMIT, .threshold = NAN, .diversity = 0.5,
-                               .candidates = 100};
-    l->q[i].s.vec = l->vecs + i * l->dim;
-    return &l->q[i];
+    qsearch *q = srv_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
+    if (q) *q = (qsearch){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = DEFAULT_LIMIT,
+                          .threshold = NAN, .diversity = 0.5, .candidates = 100};
+    return q;
 }
 
 static int read_search(srv_jread *rd, size_t i, void *list)

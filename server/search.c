@@ -42,6 +42,26 @@ void srv_searches_free(srv_search *s, size_t n)
 
 /* ---- reading ------------------------------------------------------------------------ */
 
+void *srv_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float **vecs, uint32_t dim)
+{
+    char *p;
+    memcpy(&p, items, sizeof p);                   /* items is the address of a T * */
+    if (i >= *cap) {
+        size_t c = *cap ? 2 * *cap : 1;            /* a single search allocates one */
+        while (c <= i) c *= 2;
+        float *v = vecs ? realloc(*vecs, c * (dim ? dim : 1) * sizeof *v) : NULL;
+        if (v) *vecs = v;
+        char *np = v || !vecs ? realloc(p, c * size) : NULL;
+        if (!np) return NULL;
+        memset(np + *cap * size, 0, (c - *cap) * size);
+        memcpy(items, &np, sizeof np);
+        p = np;
+        *cap = c;
+    }
+    if (*n <= i) *n = i + 1;
+    return p + i * size;
+}
+
 int srv_filter_set(srv_jread *rd, srv_filter *f, char *text)
 {
     char buf[sizeof rd->path], prefix[sizeof rd->path + 1] = "";
@@ -77,21 +97,18 @@ static const srv_jfield search_fields[] = {
 /* The searches read so far; their vectors in one growing array. */
 typedef struct { srv_search *s; float *vecs; size_t n, cap; uint32_t dim; } search_list;
 
-static int read_search(srv_jread *rd, size_t i, void *arg)
+/* Search i of the list, with room made for it; NULL when out of memory. */
+static srv_search *search_at(search_list *l, size_t i)
 {
-    search_list *l = arg;
-    if (i == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        float *nv = realloc(l->vecs, cap * (l->dim ? l->dim : 1) * sizeof *nv);
-        if (nv) l->vecs = nv;
-        srv_search *ns = nv ? realloc(l->s, cap * sizeof *ns) : NULL;
-        if (!ns) return srv_jbad(rd, 1, "out_of_memory", "out of memory");
-        l->s = ns;
-        l->cap = cap;
-    }
-    l->s[i] = (srv_search){.vec = l->vecs + i * l->dim, .k = SRV_DEFAULT_K};
-    l->n = i + 1;
-    return srv_jread_object(rd, search_fields, &l->s[i]);
+    srv_search *s = srv_grow(&l->s, sizeof *l->s, &l->n, &l->cap, i, &l->vecs, l->dim);
+    if (s) *s = (srv_search){.vec = l->vecs + i * l->dim, .k = SRV_DEFAULT_K};
+    return s;
+}
+
+static int read_search(srv_jread *rd, size_t i, void *l)
+{
+    srv_search *s = search_at(l, i);
+    return s ? srv_jread_object(rd, search_fields, s) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
 }
 
 static int read_searches(srv_jread *rd, void *arg)
@@ -113,15 +130,8 @@ int srv_parse_searches(const char *body, size_t len, uint32_t dim, int batch, sr
     int rc = -1;
     *out = NULL;
     *nout = 0;
-    if (!batch && (!(l.s = calloc(1, sizeof *l.s)) || !(l.vecs = malloc((dim ? dim : 1) * sizeof *l.vecs))))
-        srv_jfail(e, "out_of_memory", "out of memory");
-    else if (!batch) {
-        l.s[0] = (srv_search){.vec = l.vecs, .k = SRV_DEFAULT_K};
-        l.n = 1;
-        rc = srv_jparse(&rd, body, len, search_fields, l.s, e);
-    } else {
-        rc = srv_jparse(&rd, body, len, batch_fields, &l, e);
-    }
+    if (!batch && !search_at(&l, 0)) srv_jfail(e, "out_of_memory", "out of memory");
+    else rc = srv_jparse(&rd, body, len, batch ? batch_fields : search_fields, batch ? (void *)&l : (void *)l.s, e);
     for (size_t i = 0; i < l.n; i++) {
         l.s[i].vec = l.vecs + i * dim;
         if (rc != 0) srv_search_release(&l.s[i]);

@@ -348,12 +348,17 @@ int  srv_name_valid(const char *name);
 /** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
 int  srv_open(srv_ctx *ctx, const char *name, srv_coll *e);
 
+/** Room for item i of a growing list: *items (an array of size-byte items, passed by the
+ *  address of its pointer) and, when vecs is not NULL, *vecs (dim floats an item) grow
+ *  together to hold it (capacity *cap doubling, new items zeroed); *n becomes at
+ *  least i + 1. The item, or NULL when out of memory (the list stays as it was). */
+void *srv_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float **vecs, uint32_t dim);
 /** A growing list of point ids; srv_ids_add: -1 when out of memory. Free v. */
 typedef struct { uint64_t *v; size_t n, cap; } srv_ids;
 int  srv_ids_add(srv_ids *l, uint64_t id);
 /** Points read from a body for one upsert: n ids, vectors of dim, payload texts (NULL:
  *  none; malloc'd), in arrays of cap. srv_points_grow makes room for point i (n > i). */
-typedef struct { uint64_t *ids; float *vecs; char **payloads; size_t n, cap; uint32_t dim; } srv_points;
+typedef struct { uint64_t *ids; float *vecs; char **payloads; size_t n, cap, pcap; uint32_t dim; } srv_points;
 int  srv_points_grow(srv_points *p, size_t i);
 void srv_points_release(srv_points *p);
 /** Upsert p into r's collection (one transaction); -1 after replying with the error. */
