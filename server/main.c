@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,9 +96,8 @@ static int n_all_workers;
 
 typedef struct {
     const char *listen[2], *data, *key_file;   /* listen[1]: the Qdrant API's, or NULL */
-    size_t max_body;
-    int threads, timeout_s, log_level;
-    unsigned checkpoint_every;
+    unsigned long long max_body, threads, timeout_s, checkpoint_every;
+    int log_level;
 } options;
 
 /* At most one line a second: 1 when this one may go out (*last: its second). */
@@ -107,22 +107,6 @@ static int once_a_second(_Atomic long *last)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     long prev = atomic_load(last);
     return ts.tv_sec != prev && atomic_compare_exchange_strong(last, &prev, (long)ts.tv_sec);
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: quiverd [options]\n"
-            "  --listen ADDR:PORT      address to serve on (default 127.0.0.1:6333; port 0 = any)\n"
-            "  --qdrant-listen ADDR:PORT  also serve the Qdrant-compatible REST API there (default off)\n"
-            "  --data DIR              database directory (default ./quiver-data)\n"
-            "  --api-key-file FILE     require API keys: lines 'KEY rw' or 'KEY ro'\n"
-            "  --threads N             worker threads (default: number of cores)\n"
-            "  --max-body BYTES        largest request body (default 16777216)\n"
-            "  --timeout SECONDS       idle/slow client timeout (default 30)\n"
-            "  --checkpoint-every N    snapshot an index every N writes (default 0 = on exit)\n"
-            "  --log-level LEVEL       error|warn|info|debug (default info)\n"
-            "  --help                  this text\n");
 }
 
 static int parse_size(const char *s, unsigned long long lo, unsigned long long hi,
@@ -137,53 +121,57 @@ static int parse_size(const char *s, unsigned long long lo, unsigned long long h
     return 0;
 }
 
+/* The options, their --help lines and where each goes: a string (hi 0) or a number in
+ * lo..hi (ranges as the help says), or the log level (lo -1). */
+#define O(field) offsetof(options, field)
+static const struct { const char *name, *arg, *help; size_t off; long long lo; unsigned long long hi; } opts[] = {
+    {"listen", "ADDR:PORT", "address to serve on (default 127.0.0.1:6333; port 0 = any)", O(listen[0]), 0, 0},
+    {"qdrant-listen", "ADDR:PORT", "also serve the Qdrant-compatible REST API there (default off)", O(listen[1]), 0, 0},
+    {"data", "DIR", "database directory (default ./quiver-data)", O(data), 0, 0},
+    {"api-key-file", "FILE", "require API keys: lines 'KEY rw' or 'KEY ro'", O(key_file), 0, 0},
+    {"threads", "N", "worker threads (default: number of cores)", O(threads), 1, SRV_MAX_THREADS},
+    {"max-body", "BYTES", "largest request body (default 16777216)", O(max_body), 1024, 1ull << 40},
+    {"timeout", "SECONDS", "idle/slow client timeout (default 30)", O(timeout_s), 1, 86400},
+    {"checkpoint-every", "N", "snapshot an index every N writes (default 0 = on exit)", O(checkpoint_every), 0, UINT32_MAX},
+    {"log-level", "LEVEL", "error|warn|info|debug (default info)", O(log_level), -1, 0},
+    {"help", NULL, "this text", 0, 0, 0},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: quiverd [options]\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char lhs[40];
+        snprintf(lhs, sizeof lhs, "--%s %s", opts[i].name, opts[i].arg ? opts[i].arg : "");
+        fprintf(f, "  %-26s %s\n", lhs, opts[i].help);
+    }
+}
+
 /* 0 ok, 1 --help, 2 bad usage (message printed) */
 static int parse_options(int argc, char **argv, options *o)
 {
-    static const struct option longs[] = {
-        {"listen", required_argument, NULL, 'l'}, {"data", required_argument, NULL, 'd'},
-        {"qdrant-listen", required_argument, NULL, 'q'},
-        {"api-key-file", required_argument, NULL, 'k'}, {"threads", required_argument, NULL, 't'},
-        {"max-body", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 'T'},
-        {"checkpoint-every", required_argument, NULL, 'c'},
-        {"log-level", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    static const struct { int opt; unsigned long long lo, hi; const char *range; } numbers[] = {
-        {'t', 1, SRV_MAX_THREADS, "--threads must be 1..256"},
-        {'b', 1024, 1ull << 40, "--max-body must be 1024..2^40 bytes"},
-        {'T', 1, 86400, "--timeout must be 1..86400 seconds"},
-        {'c', 0, UINT32_MAX, "--checkpoint-every must be 0..4294967295"},
-    };
+    struct option longs[NOPTS + 1] = {{0}};
+    for (size_t i = 0; i < NOPTS; i++)
+        longs[i] = (struct option){opts[i].name, opts[i].arg ? required_argument : no_argument, NULL, (int)i};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     *o = (options){.listen = {"127.0.0.1:6333", NULL}, .data = "./quiver-data", .max_body = 16u << 20,
-                   .threads = ncpu > 0 ? (int)ncpu : 1, .timeout_s = 30, .log_level = SRV_LOG_INFO};
+                   .threads = ncpu > 0 ? (unsigned long long)ncpu : 1, .timeout_s = 30, .log_level = SRV_LOG_INFO};
     opterr = 0;
-    int c;
-    unsigned long long v = 0;
-    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-        for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
-            if (c == numbers[i].opt && parse_size(optarg, numbers[i].lo, numbers[i].hi, &v)) {
-                fprintf(stderr, "quiverd: %s\n", numbers[i].range);
-                return 2;
-            }
-        switch (c) {
-        case 'l': o->listen[0] = optarg; break;
-        case 'q': o->listen[1] = optarg; break;
-        case 'd': o->data = optarg; break;
-        case 'k': o->key_file = optarg; break;
-        case 't': o->threads = (int)v; break;
-        case 'b': o->max_body = (size_t)v; break;
-        case 'T': o->timeout_s = (int)v; break;
-        case 'c': o->checkpoint_every = (unsigned)v; break;
-        case 'v':
-            if ((o->log_level = srv_log_parse_level(optarg)) < 0) {
-                fprintf(stderr, "quiverd: --log-level must be error, warn, info or debug\n");
-                return 2;
-            }
-            break;
-        case 'h': return 1;
-        default:
+    for (int c; (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
+        if (c < 0 || (size_t)c >= NOPTS) {
             fprintf(stderr, "quiverd: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            return 2;
+        }
+        char *at = (char *)o + opts[c].off;
+        if (!opts[c].arg) return 1;                                  /* --help */
+        if (opts[c].lo < 0 && (*(int *)at = srv_log_parse_level(optarg)) < 0) {
+            fprintf(stderr, "quiverd: --log-level must be error, warn, info or debug\n");
+            return 2;
+        } else if (opts[c].lo >= 0 && !opts[c].hi) {
+            *(const char **)at = optarg;
+        } else if (opts[c].hi && parse_size(optarg, (unsigned long long)opts[c].lo, opts[c].hi, (unsigned long long *)at)) {
+            fprintf(stderr, "quiverd: --%s must be %lld..%llu\n", opts[c].name, opts[c].lo, opts[c].hi);
             return 2;
         }
     }
@@ -481,7 +469,7 @@ static int listener_init(worker *w, int api, evutil_socket_t lfd, const options 
     evhttp_set_allowed_methods(l->http, 0xffff);
     evhttp_set_max_body_size(l->http, (ev_ssize_t)o->max_body);
     evhttp_set_max_headers_size(l->http, 64 * 1024);
-    evhttp_set_timeout(l->http, o->timeout_s);
+    evhttp_set_timeout(l->http, (int)o->timeout_s);
     /* Every reply of ours sets its Content-Type; the default labels only the few pages
      * libevent 2.1 writes itself (413 for a body over --max-body, 400 for HTTP it cannot
      * parse), which are HTML: say so, rather than call them JSON. (libevent 2.2's
@@ -552,7 +540,7 @@ int main(int argc, char **argv)
     srv_log_level = o.log_level;
 
     int exit_code = 1, nworkers = 0;
-    srv_ctx ctx = {.timeout_s = o.timeout_s};
+    srv_ctx ctx = {.timeout_s = (int)o.timeout_s};
     worker *workers = NULL;
     char **names = NULL, shown[2][160] = {"", ""};
     size_t ncoll = 0;
@@ -590,7 +578,7 @@ int main(int argc, char **argv)
     }
     qv_db_options dbo;
     qv_db_options_init(&dbo);
-    dbo.checkpoint_every = o.checkpoint_every;
+    dbo.checkpoint_every = (unsigned)o.checkpoint_every;
     if ((rc = qv_db_open(o.data, &dbo, &ctx.db)) != QV_OK) {
         srv_log(SRV_LOG_ERROR, "cannot open database %s: %s: %s", o.data, qv_strerror(rc), qv_last_error());
         goto cleanup;
@@ -613,8 +601,8 @@ int main(int argc, char **argv)
         if (o.listen[i] && (lfd[i] = open_listener(o.listen[i], shown[i], sizeof shown[i])) < 0) goto cleanup;
     if (!(workers = calloc((size_t)o.threads, sizeof *workers))) goto cleanup;
     all_workers = workers;                          /* for on_accept_error and the pacing */
-    n_all_workers = o.threads;
-    for (; nworkers < o.threads; nworkers++) {
+    n_all_workers = (int)o.threads;
+    for (; nworkers < (int)o.threads; nworkers++) {
         if (worker_init(&workers[nworkers], &ctx) != 0 || listener_init(&workers[nworkers], 0, lfd[0], &o) != 0 ||
             (lfd[1] >= 0 && listener_init(&workers[nworkers], 1, lfd[1], &o) != 0)) {
             srv_log(SRV_LOG_ERROR, "cannot set up worker %d", nworkers);
