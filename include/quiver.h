@@ -455,6 +455,15 @@ typedef struct {
 QV_API int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                   qv_hit *hits, size_t *n_hits, qv_search_stats *stats);
 
+/** Maximal marginal relevance (Qdrant's "mmr" query): reorder the *n hits of a search of
+ *  c (best first, as the search gave them) by picking, greedily, the hit that maximizes
+ *  (1 - diversity) * relevance - diversity * (its highest similarity to the hits picked
+ *  before it); the first pick is the most relevant. Similarity is the collection's metric
+ *  between stored vectors; hits whose points were deleted since are dropped. *n becomes
+ *  the number picked (at most want); scores stay the search's. diversity: 0 (relevance
+ *  only) .. 1. @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO (then *n is 0). */
+QV_API int  qv_mmr(qv_coll *c, double diversity, size_t want, qv_hit *hits, size_t *n);
+
 /** Add field (a path, as filter keys) to the collection's payload index (type "keyword",
  *  "integer", "float" or "bool"), building it from the stored payloads in one transaction. progress (may be
  *  NULL) gets phase "index field". Indexing an already indexed field only updates its

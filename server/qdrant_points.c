@@ -570,63 +570,6 @@ static int prepare(srv_req *r, qsearch *q)
     return 0;
 }
 
-/* Similarity of two stored vectors under the collection's distance (larger = closer). */
-static double similarity(qv_metric m, const float *a, const float *b, uint32_t dim)
-{
-    double d = 0, x = 0, y = 0;
-    for (uint32_t i = 0; i < dim; i++) {
-        if (m == QV_METRIC_L2) { double t = (double)a[i] - b[i]; d += t * t; continue; }
-        d += (double)a[i] * b[i];
-        x += (double)a[i] * a[i];
-        y += (double)b[i] * b[i];
-    }
-    if (m == QV_METRIC_L2) return -sqrt(d);
-    if (m == QV_METRIC_COSINE) return x > 0 && y > 0 ? d / sqrt(x * y) : 0;
-    return d;
-}
-
-/* Maximal marginal relevance over the nh hits (Qdrant's definition): greedily pick the hit
- * maximizing (1 - diversity) * sim(query, p) - diversity * max sim(p, picked). The hits are
- * reordered in place; *nh becomes the number picked (<= want). Scores stay the query's. */
-static int mmr_select(srv_coll *e, double diversity, qv_hit *hits, size_t *nh, size_t want)
-{
-    size_t n = *nh, dim = e->dim;
-    float *v = malloc((n ? n : 1) * dim * sizeof *v);
-    double *best = malloc((n ? n : 1) * sizeof *best);   /* max sim to the picked ones */
-    if (!v || !best) { free(v); free(best); return QV_ENOMEM; }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {               /* drop hits deleted meanwhile */
-        int rc = qv_get(e->coll, hits[i].id, v + m * dim, NULL);
-        if (rc == QV_ENOTFOUND) continue;
-        if (rc != QV_OK) { free(v); free(best); return rc; }
-        hits[m++] = hits[i];
-    }
-    for (size_t i = 0; i < m; i++) best[i] = -INFINITY;
-    size_t picked = 0;
-    for (; picked < want && picked < m; picked++) {
-        size_t arg = picked;
-        double top = -INFINITY;
-        for (size_t i = picked; i < m; i++) {
-            double rel = e->metric == QV_METRIC_L2 ? -sqrt(hits[i].score > 0 ? hits[i].score : 0) : hits[i].score;
-            double val = picked == 0 ? rel : (1 - diversity) * rel - diversity * best[i];
-            if (val > top) { top = val; arg = i; }
-        }
-        qv_hit th = hits[picked]; hits[picked] = hits[arg]; hits[arg] = th;
-        double tb = best[picked]; best[picked] = best[arg]; best[arg] = tb;
-        for (size_t j = 0; j < dim; j++) {
-            float t = v[picked * dim + j]; v[picked * dim + j] = v[arg * dim + j]; v[arg * dim + j] = t;
-        }
-        for (size_t i = picked + 1; i < m; i++) {
-            double sim = similarity(e->metric, v + i * dim, v + picked * dim, e->dim);
-            if (sim > best[i]) best[i] = sim;
-        }
-    }
-    *nh = picked;
-    free(v);
-    free(best);
-    return QV_OK;
-}
-
 /* The points of one search q: its hits, or with no vector the first passing points in
  * id order; -1 after replying. */
 static int put_result(srv_req *r, qsearch *q, qv_hit *hits, size_t nh)
@@ -639,7 +582,7 @@ static int put_result(srv_req *r, qsearch *q, qv_hit *hits, size_t nh)
         else rc = qv_scroll(e->coll, q->s.filter.f, q->s.accept, q->s.accept_arg, 0, q->s.k, ids, &nh, NULL);
         for (size_t i = 0; rc == QV_OK && i < nh; i++) hits[i] = (qv_hit){ids[i], 0};
     } else if (q->mmr) {
-        rc = mmr_select(e, q->diversity, hits, &nh, q->limit + q->offset);
+        rc = qv_mmr(e->coll, q->diversity, q->limit + q->offset, hits, &nh);
     }
     size_t m = 0;
     for (size_t i = q->offset; rc == QV_OK && i < nh; i++) {
