@@ -5,34 +5,17 @@
  * (1 - diversity) * relevance - diversity * (its highest similarity to the hits already
  * picked), the first pick being the most relevant. Relevance is the search's score made
  * "larger is closer" (for l2, minus the distance); similarity between two stored vectors
- * is the collection's metric, in double precision (n is at most QV_MAX_K, so the n^2 / 2
- * similarities are cheap next to the search). Vectors are read with qv_get, one read
- * transaction each; a hit whose point was deleted since the search is dropped.
+ * is the same, from the index's distance kernels (cosine vectors normalized first, as
+ * the index holds them). Vectors are read with qv_get, one read transaction each; a hit
+ * whose point was deleted since the search is dropped.
  */
 #include <math.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/distance.h"
 #include "core/error.h"
 #include "storage/filter.h"
-
-static double similarity(qv_metric m, const float *a, const float *b, size_t dim)
-{
-    double d = 0, x = 0, y = 0;
-    for (size_t i = 0; i < dim; i++) {
-        if (m == QV_METRIC_L2) {
-            double t = (double)a[i] - b[i];
-            d += t * t;
-            continue;
-        }
-        d += (double)a[i] * b[i];
-        x += (double)a[i] * a[i];
-        y += (double)b[i] * b[i];
-    }
-    if (m == QV_METRIC_L2) return -sqrt(d);
-    if (m == QV_METRIC_COSINE) return x > 0 && y > 0 ? d / sqrt(x * y) : 0;
-    return d;
-}
 
 int qv_mmr(qv_coll *c, double diversity, size_t want, qv_hit *hits, size_t *n)
 {
@@ -40,12 +23,17 @@ int qv_mmr(qv_coll *c, double diversity, size_t want, qv_hit *hits, size_t *n)
     if (!(diversity >= 0 && diversity <= 1)) return qv_fail(QV_EINVAL, "mmr diversity must be 0..1, got %g", diversity);
     size_t dim = c->params.dim, m = 0, picked = 0;
     qv_metric metric = c->params.metric;
+    qv_dist_fn dist = qv_metric_dist_fn(metric);
     float *v = qv_calloc(*n ? *n * dim : 1, sizeof *v);
     double *best = qv_calloc(*n ? *n : 1, sizeof *best);   /* highest similarity to the picked */
     int rc = v && best ? QV_OK : QV_ENOMEM;
     for (size_t i = 0; rc == QV_OK && i < *n; i++) {
-        if ((rc = qv_get(c, hits[i].id, v + m * dim, NULL)) == QV_ENOTFOUND) rc = QV_OK;
-        else if (rc == QV_OK) hits[m++] = hits[i];
+        if ((rc = qv_get(c, hits[i].id, v + m * dim, NULL)) == QV_ENOTFOUND) {
+            rc = QV_OK;                            /* deleted since the search */
+        } else if (rc == QV_OK) {
+            if (metric == QV_METRIC_COSINE) qv_normalize(v + m * dim, dim);
+            hits[m++] = hits[i];
+        }
     }
     for (size_t i = 0; i < m; i++) best[i] = -INFINITY;
     for (; rc == QV_OK && picked < want && picked < m; picked++) {
@@ -65,7 +53,8 @@ int qv_mmr(qv_coll *c, double diversity, size_t want, qv_hit *hits, size_t *n)
             v[picked * dim + j] = v[arg * dim + j], v[arg * dim + j] = t;
         }
         for (size_t i = picked + 1; i < m; i++) {
-            double sim = similarity(metric, v + i * dim, v + picked * dim, dim);
+            double d = dist(v + i * dim, v + picked * dim, dim);
+            double sim = metric == QV_METRIC_L2 ? -sqrt(d > 0 ? d : 0) : -d;
             if (sim > best[i]) best[i] = sim;
         }
     }
