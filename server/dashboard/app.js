@@ -63,7 +63,7 @@ function fmtBytes(n) {
 }
 
 const fmtInt = (n) => (n === undefined || n === null ? '–' : Number(n).toLocaleString('en-US'));
-const fmtScore = (s) => (s === null || s === undefined ? 'null' : Number(s.toPrecision(6)).toString());
+const fmtScore = (s) => (s === null || s === undefined ? 'null' : Math.abs(s) < 1000 ? s.toFixed(6) : s.toPrecision(7));
 const fmtUs = (us) => (us < 1000 ? Math.round(us) + ' µs' : (us / 1000).toFixed(us < 10000 ? 2 : 1) + ' ms');
 
 // payload as one line of JSON, cut at 240 characters (the whole of it in the tooltip)
@@ -164,7 +164,7 @@ function select(name) {
 
 function renderConfig(i) {
   const rows = [['Name', i.name], ['Dimension', fmtInt(i.dim)], ['Metric', i.metric], ['Points', fmtInt(i.count)],
-    ['Index memory', fmtBytes(i.memory_bytes)], ['Last write', i.last_seq === undefined ? '–' : '#' + i.last_seq]];
+    ['Index memory', fmtBytes(i.memory_bytes)], ['Last write (sequence)', i.last_seq === undefined ? '–' : fmtInt(i.last_seq)]];
   for (const [k, v] of Object.entries(i.index || {})) rows.push(['index.' + k, v === null ? 'auto' : String(v)]);
   $('#config').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   const pi = Object.entries(i.payload_index || {});
@@ -383,6 +383,7 @@ function sampleMetrics(cur, t) {
   }
   const cum = [...sum].map(([le, n]) => [le === '+Inf' ? Infinity : Number(le), n]).sort((a, b) => a[0] - b[0]);
   const x = t / 1000;
+  live.first ??= x;
   live.rps.push([x, all / dt]);
   live.search.push([x, searches / dt]);
   for (const [q, s] of [[0.5, live.p50], [0.95, live.p95], [0.99, live.p99]]) {
@@ -396,10 +397,12 @@ function sampleMetrics(cur, t) {
 function drawLive() {
   const now = performance.now() / 1000;
   const rel = (s) => s.map(([x, y]) => [x - now, y]);
-  const common = { xMin: -WINDOW_S, xMax: 0, xFormat: (v) => (v === 0 ? 'now' : v + ' s') };
+  // the window grows with the history, up to WINDOW_S, so that a fresh page is not one thin line
+  const span = Math.min(WINDOW_S, Math.max(10 * POLL_MS / 1000, live.first === undefined ? 0 : now - live.first));
+  const common = { xMin: -span, xMax: 0, xFormat: (v) => (v === 0 ? 'now' : v + ' s') };
   const rate = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2).replace(/\.?0+$/, ''));
   drawChart($('#rps-chart'), { ...common, yFormat: rate, empty: 'waiting for requests…', series: [
-    { name: 'all requests', color: '#2563eb', points: rel(live.rps) },
+    { name: 'all requests', color: '#2563eb', fill: 'rgba(37, 99, 235, 0.12)', points: rel(live.rps) },
     { name: 'searches', color: '#16a34a', points: rel(live.search) }] });
   const ms = (v) => (v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2).replace(/\.?0+$/, ''));
   drawChart($('#lat-chart'), { ...common, yFormat: ms, empty: 'no requests in the window', series: [

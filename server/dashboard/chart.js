@@ -11,14 +11,16 @@ function niceStep(x) {
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 }
 
-function ticks(lo, hi, n) {
+// ticks from lo to hi; with round, the last one is hi rounded up (an axis ends on a tick)
+function ticks(lo, hi, n, round) {
   const step = niceStep((hi - lo) / n || 1);
+  const end = round ? Math.ceil(hi / step - 1e-9) * step : hi;
   const out = [];
-  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= end + step * 1e-9; v += step) out.push(+v.toPrecision(12));
   return out;
 }
 
-// opts: series [{name, color, points}], x/yFormat (value -> text), xLog, xTicks (values),
+// opts: series [{name, color, points, fill (an area colour, optional)}], x/yFormat (value -> text), xLog, xTicks (values),
 // xMin/xMax, yMin/yMax (else from the data, from 0 up), dots, empty (text when no data).
 function drawChart(canvas, opts) {
   const dpr = window.devicePixelRatio || 1;
@@ -42,7 +44,7 @@ function drawChart(canvas, opts) {
   if (!pts.length) { xMin = xMin ?? 0; xMax = xMax ?? 1; yMin = opts.yMin ?? 0; yMax = opts.yMax ?? 1; }
   if (!(yMax > yMin)) yMax = yMin + 1;
   if (!(xMax > xMin)) xMax = xMin + 1;
-  const yt = opts.yTicks || ticks(yMin, yMax, 4);
+  const yt = opts.yTicks || ticks(yMin, yMax, 4, true);
   yMax = Math.max(yMax, yt[yt.length - 1]);
   yMin = Math.min(yMin, yt[0]);
 
@@ -66,6 +68,22 @@ function drawChart(canvas, opts) {
 
   let drawn = 0;
   for (const s of opts.series) {
+    if (s.fill) {                           // a light area under the line, so a line on top stays visible
+      g.fillStyle = s.fill;
+      let run = [];
+      const flush = () => {
+        if (run.length > 1) {
+          g.beginPath();
+          g.moveTo(X(run[0][0]), Y(yMin));
+          for (const [x, y] of run) g.lineTo(X(x), Y(y));
+          g.lineTo(X(run[run.length - 1][0]), Y(yMin));
+          g.fill();
+        }
+        run = [];
+      };
+      for (const p of s.points) if (p[1] === null || !isFinite(p[1])) flush(); else run.push(p);
+      flush();
+    }
     g.strokeStyle = s.color;
     g.fillStyle = s.color;
     g.lineWidth = 2;
