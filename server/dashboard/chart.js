@@ -64,7 +64,11 @@ function drawChart(canvas, opts) {
   g.textBaseline = 'top';
   g.textAlign = 'center';
   const xt = opts.xTicks || ticks(xMin, xMax, 5);
-  for (const v of xt) if (v >= xMin && v <= xMax) g.fillText(fx(v), Math.min(Math.max(X(v), left + 10), w - right - 10), h - bottom + 5);
+  for (const v of xt) {
+    if (v < xMin || v > xMax) continue;
+    const half = g.measureText(fx(v)).width / 2;
+    g.fillText(fx(v), Math.min(Math.max(X(v), left + half), w - 2 - half), h - bottom + 5);
+  }
 
   let drawn = 0;
   for (const s of opts.series) {
@@ -97,7 +101,14 @@ function drawChart(canvas, opts) {
       drawn++;
     }
     g.stroke();
-    if (opts.dots) for (const [x, y] of s.points) if (y !== null) { g.beginPath(); g.arc(X(x), Y(y), 3, 0, 2 * Math.PI); g.fill(); }
+    // dots where asked, and for a point with no neighbour to draw a line to
+    const at = (i) => s.points[i] && s.points[i][1] !== null && isFinite(s.points[i][1]);
+    s.points.forEach(([x, y], i) => {
+      if (!at(i) || !(opts.dots || (!at(i - 1) && !at(i + 1)))) return;
+      g.beginPath();
+      g.arc(X(x), Y(y), opts.dots ? 3 : 2, 0, 2 * Math.PI);
+      g.fill();
+    });
   }
 
   // legend: swatch, name and the last value of each series
