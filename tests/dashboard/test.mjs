@@ -61,14 +61,6 @@ async function main() {
     page.on('pageerror', (e) => errors.push(String(e)));
     // 401 before the key is typed and 400 for the bad filter are by design
     page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[01]/.test(m.text())) errors.push(m.text()); });
-    let weight = 0;
-    const files = [];
-    page.on('response', async (r) => {
-      if (!r.url().startsWith(base + '/dashboard')) return;
-      const len = (await r.buffer()).length;
-      weight += len;
-      files.push(`${r.url().slice(base.length)} ${len} B ${r.headers()['content-type']}`);
-    });
 
     // searches in the background, so that the live charts have requests to show
     const background = (async () => {
@@ -78,8 +70,14 @@ async function main() {
     // ---- load the page; without a key it says one is needed
     await page.goto(`${base}/dashboard?poll=250`, { waitUntil: 'load' });
     await page.waitForFunction(() => /API key/.test(document.querySelector('#banner').textContent));
-    step(`page loaded: ${files.join(', ')}`);
-    assert.ok(weight > 0 && weight < 200 * 1024, `the page weighs ${weight} bytes (limit 200 KB)`);
+    // the page's weight: the document and every file it loaded from /dashboard
+    const files = await page.evaluate(() => performance.getEntriesByType('navigation').concat(
+      performance.getEntriesByType('resource')).filter((e) => new URL(e.name).pathname.startsWith('/dashboard'))
+      .map((e) => [new URL(e.name).pathname, e.decodedBodySize]));
+    const weight = files.reduce((sum, [, n]) => sum + n, 0);
+    step(`page loaded: ${files.map(([f, n]) => `${f} ${n} B`).join(', ')}`);
+    assert.deepEqual(files.map(([f]) => f).sort(), ['/dashboard', '/dashboard/app.js', '/dashboard/chart.js', '/dashboard/style.css']);
+    assert.ok(files.every(([, n]) => n > 0) && weight < 200 * 1024, `the page weighs ${weight} bytes (limit 200 KB)`);
     console.log(`dashboard: page weight ${weight} bytes (${(weight / 1024).toFixed(1)} KiB) in ${files.length} files`);
 
     // ---- the key, kept in sessionStorage
