@@ -104,7 +104,8 @@ async function loadCollections() {
   try {
     list = (await api('GET', '/collections')).collections;
   } catch (e) {
-    banner(e.status === 401 ? 'This server needs an API key: type it above and press Use.' : e.message);
+    banner(e.status !== 401 ? e.message : state.key ? 'The server refused this API key (401): check it and press Use.'
+      : 'This server needs an API key: type it above and press Use.');
     return;
   }
   banner('');

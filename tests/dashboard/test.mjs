@@ -80,7 +80,11 @@ async function main() {
     assert.ok(files.every(([, n]) => n > 0) && weight < 200 * 1024, `the page weighs ${weight} bytes (limit 200 KB)`);
     console.log(`dashboard: page weight ${weight} bytes (${(weight / 1024).toFixed(1)} KiB) in ${files.length} files`);
 
-    // ---- the key, kept in sessionStorage
+    // ---- the key, kept in sessionStorage; a wrong one is said to be refused
+    await page.type('#api-key', 'wrong-key');
+    await page.click('#key-form button');
+    await page.waitForFunction(() => /refused this API key/.test(document.querySelector('#banner').textContent));
+    await page.$eval('#api-key', (e) => { e.value = ''; });
     await page.type('#api-key', key);
     await page.click('#key-form button');
     await page.waitForSelector(`#collections tr[data-name="${COLL}"]`);
