@@ -12,7 +12,7 @@
 // conditions, never fixed sleeps.
 import puppeteer from 'puppeteer-core';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 
 const [port, key, outDir, chromium = process.env.CHROMIUM || '/usr/bin/chromium'] = process.argv.slice(2);
 if (!port || !key || !outDir) { console.error('usage: test.mjs PORT API_KEY OUT_DIR [CHROMIUM]'); process.exit(2); }
@@ -42,6 +42,7 @@ const brute = (q, k, pass = () => true) => points.filter(pass).map((p) => ({ id:
 
 async function main() {
   mkdirSync(outDir, { recursive: true });
+  rmSync(`${outDir}/failure.png`, { force: true });        // from an earlier run
   await api('PUT', `/collections/${COLL}`, { dim: DIM, metric: 'cosine', index: { type: 'hnsw', m: 8, ef_construction: 64 },
     payload_index: { lang: 'keyword', year: 'integer' } });
   await api('PUT', `/collections/${COLL}/points`, { points });
