@@ -293,6 +293,55 @@ static void h_delete_points(srv_req *r)
     free(ids.v);
 }
 
+/* POST /collections/{name}/points/scroll {"offset","limit","filter","with_payload",
+ * "with_vector"} -> {"points":[...],"next_offset":id|null,"total":n}: the points (that
+ * pass the filter) in id order from offset, a page of limit (default 10); next_offset
+ * starts the next page, total counts every passing point. */
+typedef struct { uint64_t offset, limit; srv_filter f; int with_payload, with_vector; } scroll_body;
+#define SB(field) offsetof(scroll_body, field)
+static const srv_jfield scroll_fields[] = {
+    {"offset", SRV_J_U64, SB(offset), .lo = 0, .hi = INT64_MAX},
+    {"limit", SRV_J_U64, SB(limit), .lo = 1, .hi = 10000},
+    {"filter", SRV_J_CALL, SB(f), .read = srv_jread_filter},
+    {"with_payload", SRV_J_BOOL, .off = SB(with_payload)},
+    {"with_vector", SRV_J_BOOL, .off = SB(with_vector)},
+    {NULL},
+};
+
+static void h_scroll(srv_req *r)
+{
+    scroll_body b = {.limit = SRV_DEFAULT_K, .with_payload = 1};
+    uint64_t *ids = NULL, total = 0;
+    qv_hit *h = NULL;
+    size_t n = 0;
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) &&
+        srv_read_body(r, "the body", scroll_fields, &b) != 0)
+        goto cleanup;
+    /* one more than a page: its id is where the next page starts */
+    if (!(ids = malloc((size_t)(b.limit + 1) * sizeof *ids)) || !(h = malloc((size_t)(b.limit + 1) * sizeof *h))) {
+        srv_oom(r);
+        goto cleanup;
+    }
+    int rc = qv_scroll(r->coll->coll, b.f.f, NULL, NULL, b.offset, (size_t)b.limit + 1, ids, &n, &total);
+    srv_wbuf *w = srv_writer(r);
+    srv_point_style st = {.payload = b.with_payload, .with_vector = b.with_vector};
+    for (size_t i = 0; i < n; i++) h[i] = (qv_hit){ids[i], 0};
+    SRV_WLIT(w, "{\"points\":");
+    if (rc == QV_OK) rc = srv_wpoints(w, r->coll->coll, r->coll->dim, h, n < b.limit ? n : (size_t)b.limit, &st);
+    SRV_WLIT(w, ",\"next_offset\":");
+    if (n > b.limit) srv_wu64(w, ids[b.limit]);
+    else SRV_WLIT(w, "null");
+    SRV_WLIT(w, ",\"total\":");
+    srv_wu64(w, total);
+    SRV_WLIT(w, "}");
+    if (rc != QV_OK) srv_fail_qv(r, rc);
+    else srv_reply_written(r);
+cleanup:
+    free(h);
+    free(ids);
+    srv_filter_release(&b.f);
+}
+
 /* ---- search ----------------------------------------------------------------------- */
 
 /* POST .../search {"vector",...} -> {"hits":[...],"took_us":n,"took":{...}}, and
@@ -418,6 +467,7 @@ static void h_train(srv_req *r)
 
 static const srv_route routes[] = {
     {SRV_M_GET, "healthz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_healthz, 0, NULL},
+    {SRV_M_GET, "dashboard/**", SRV_EP_DASHBOARD, SRV_R_OPEN, srv_h_dashboard, 0, NULL},
     {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
     {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL, h_info, 0, NULL},
@@ -425,6 +475,7 @@ static const srv_route routes[] = {
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL, h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL, h_delete_points, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, SRV_R_COLL, h_scroll, 0, NULL},
     {SRV_M_GET, "collections/{name}/points/{arg}", SRV_EP_GET_POINT, SRV_R_COLL, h_get_point, 0, NULL},
     {SRV_M_POST, "collections/{name}/search", SRV_EP_SEARCH, SRV_R_COLL, h_search, 0, NULL},
     {SRV_M_POST, "collections/{name}/search/batch", SRV_EP_SEARCH_BATCH, SRV_R_COLL, h_search, 1, NULL},

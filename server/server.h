@@ -22,6 +22,7 @@
  *   qdrant*.c     the Qdrant-compatible API (qdrant.h)
  *   auth.c        API keys (file, constant-time comparison)
  *   metrics.c     Prometheus counters and latency histograms
+ *   dashboard.c   GET /dashboard: the web page, its files built into the binary
  *   log.c         leveled logging to stderr
  *
  * Locking is the library's business: a request opens its collection (a counted handle),
@@ -62,7 +63,7 @@ int  srv_keys_check(const srv_keys *k, const char *presented);
 typedef enum {
     SRV_EP_HEALTHZ = 0, SRV_EP_METRICS, SRV_EP_LIST, SRV_EP_CREATE, SRV_EP_INFO, SRV_EP_DROP,
     SRV_EP_UPSERT, SRV_EP_GET_POINT, SRV_EP_DELETE_POINTS, SRV_EP_SEARCH, SRV_EP_SEARCH_BATCH,
-    SRV_EP_INDEX_FIELD, SRV_EP_UNINDEX_FIELD, SRV_EP_TRAIN,
+    SRV_EP_INDEX_FIELD, SRV_EP_UNINDEX_FIELD, SRV_EP_TRAIN, SRV_EP_DASHBOARD,
     SRV_EP_OTHER, SRV_EP_COUNT
 } srv_endpoint;
 void srv_metrics_record(srv_endpoint ep, int status, uint64_t micros);
@@ -363,6 +364,15 @@ int  srv_points_grow(srv_points *p, size_t i);
 void srv_points_release(srv_points *p);
 /** Upsert p into r's collection (one transaction); -1 after replying with the error. */
 int  srv_upsert(srv_req *r, const srv_points *p);
+
+/* ---- the dashboard (dashboard.c) --------------------------------------------------- */
+/** One file of server/dashboard/, built into the binary by server/dashboard/embed.sh
+ *  (the generated table ends with a NULL name). */
+typedef struct { const char *name, *type; const unsigned char *data; size_t len; } srv_asset;
+extern const srv_asset srv_dashboard_assets[];
+/** GET /dashboard (index.html) and /dashboard/FILE: open, like the page itself; the
+ *  page's API calls carry the key. */
+void srv_h_dashboard(srv_req *r);
 
 /* ---- workers (main.c) ------------------------------------------------------------- */
 /** The calling worker starts (1) or ends (0) handling a request: connection pacing does
