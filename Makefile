@@ -40,6 +40,8 @@ JSON_CFLAGS := $(call pc_cflags,jansson)
 JSON_LIBS   := $(call pc_libs,jansson,-ljansson)
 EVENT_LIBS  := $(call pc_libs,libevent_pthreads libevent,-levent_pthreads -levent)
 CHECK_LIBS  := $(call pc_libs,check,-lcheck -lsubunit -lrt -lm -lpthread)
+# SHA-256 of backups (storage/sha256.c is the only user)
+CRYPTO_LIBS := $(call pc_libs,libcrypto,-lcrypto)
 
 # ---- GPU: built only when nvcc exists; otherwise gpu/gpu_stub.c answers QV_ENODEV.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
@@ -62,7 +64,7 @@ endif
 
 ALL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN) -fPIC -pthread $(CPPFLAGS) $(BLAS_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
-LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
+LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
 
 LIB_SRC := $(wildcard core/*.c index/*.c storage/*.c) $(GPU_SRC)
 LIB_OBJ := $(LIB_SRC:%=$(BUILD)/obj/%.o)
@@ -142,7 +144,7 @@ include bench/bench.mk
 include python/python.mk
 
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
-DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev libssl-dev \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
             python3-dev python3-numpy python3-pytest python3-hnswlib
 # node and npm run the Qdrant client test (tests/qdrant): Debian's nodejs and npm when no

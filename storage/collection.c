@@ -449,6 +449,36 @@ void qv_collection_close(qv_coll *c)
     if (last) qv_coll_free(c);     /* dropped, and its last user is done with it */
 }
 
+int qv_coll_delete_data(qv_db *db, MDB_txn *txn, uint32_t cid)
+{
+    static const int per_coll[] = {DBI_STATE, DBI_IDS, DBI_POINTS, DBI_PAYLOADS, DBI_FREEIDS, DBI_LOG, DBI_SNAPSHOTS,
+                                   DBI_PINDEX};
+    uint8_t key[4];
+    int rc;
+    qv_be32_put(key, cid);
+    for (size_t i = 0; i < sizeof per_coll / sizeof per_coll[0]; i++)
+        if ((rc = qv_lmdb_del_prefix(txn, db->dbi[per_coll[i]], key, 4)) != QV_OK) return rc;
+    return QV_OK;
+}
+
+qv_coll *qv_coll_retire(qv_db *db, const char *name)
+{
+    qv_coll *c, *unused = NULL;
+    pthread_mutex_lock(&db->colls_lock);
+    if ((c = find_open(db, name))) {
+        /* From now on no open finds it and every call on it answers QV_ENOTFOUND; calls
+         * already past that check finish on its memory, which lives until its last user
+         * closes it (writers cannot be running: the caller holds wmutex). */
+        __atomic_store_n(&c->dropped, 1, __ATOMIC_RELEASE);
+        if (c->users == 0) {
+            table_remove(db, c);
+            unused = c;
+        }
+    }
+    pthread_mutex_unlock(&db->colls_lock);
+    return unused;
+}
+
 typedef struct { const char *name; } drop_arg;
 
 static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
@@ -458,24 +488,18 @@ static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
     qv_index_params p;
     char *pi = NULL;
     uint32_t cid;
-    uint8_t key[4];
     int rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name), &v);
     if (rc == QV_ENOTFOUND) return qv_fail(QV_ENOTFOUND, "no collection '%s'", a->name);
     if (rc != QV_OK) return rc;
     if ((rc = qv_coll_config_decode(a->name, v.mv_data, v.mv_size, &cid, &p, &pi)) != QV_OK) return rc;
     qv_free(pi);
-    qv_be32_put(key, cid);
     if ((rc = qv_lmdb_del(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name))) != QV_OK) return rc;
-    static const int per_coll[] = {DBI_STATE, DBI_IDS, DBI_POINTS, DBI_PAYLOADS, DBI_FREEIDS, DBI_LOG, DBI_SNAPSHOTS,
-                                   DBI_PINDEX};
-    for (size_t i = 0; i < sizeof per_coll / sizeof per_coll[0]; i++)
-        if ((rc = qv_lmdb_del_prefix(txn, db->dbi[per_coll[i]], key, 4)) != QV_OK) return rc;
-    return QV_OK;
+    return qv_coll_delete_data(db, txn, cid);
 }
 
 int qv_collection_drop(qv_db *db, const char *name)
 {
-    qv_coll *c, *unused = NULL;
+    qv_coll *unused = NULL;
     int rc;
     if (!db) return qv_fail(QV_EINVAL, "db is NULL");
     if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
@@ -483,18 +507,7 @@ int qv_collection_drop(qv_db *db, const char *name)
     pthread_mutex_lock(&db->wmutex);
     drop_arg a = {name};
     rc = qv_db_write(db, drop_write, &a);
-    pthread_mutex_lock(&db->colls_lock);
-    if (rc == QV_OK && (c = find_open(db, name))) {
-        /* From now on no open finds it and every call on it answers QV_ENOTFOUND; calls
-         * already past that check finish on its memory, which lives until its last user
-         * closes it (writers cannot be running: we hold wmutex). */
-        __atomic_store_n(&c->dropped, 1, __ATOMIC_RELEASE);
-        if (c->users == 0) {
-            table_remove(db, c);
-            unused = c;
-        }
-    }
-    pthread_mutex_unlock(&db->colls_lock);
+    if (rc == QV_OK) unused = qv_coll_retire(db, name);
     pthread_mutex_unlock(&db->wmutex);
     qv_coll_free(unused);
     return rc;

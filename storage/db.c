@@ -235,6 +235,7 @@ int qv_db_open(const char *dir, const qv_db_options *o, qv_db **out)
         else qv_lmdb_abort(db, txn);
     } else {
         rc = qv_db_write(db, setup_write, NULL);
+        if (rc == QV_OK) rc = qv_bk_sweep_staged(db);
     }
     if (rc != QV_OK) goto cleanup;
     *out = db;

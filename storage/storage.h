@@ -174,6 +174,8 @@ void qv_lmdb_abort(qv_db *db, MDB_txn *txn);            /* NULL ok */
 /** Grow the map to at least twice its size (exclusive envlock; no txn of ours active). */
 int  qv_lmdb_grow(qv_db *db);
 size_t qv_lmdb_map_size(qv_db *db);
+/** Bytes of the map in use (up to the last page ever used); 0 when LMDB cannot say. */
+size_t qv_lmdb_used_bytes(qv_db *db);
 int  qv_lmdb_dbi_open(MDB_txn *txn, const char *name, int create, MDB_dbi *out);
 /** Names of the named databases in the main db (each a key there); for the foreign check.
  *  *bad receives the first key that is not in allowed[] (copied into buf) or stays 0. */
@@ -181,6 +183,9 @@ int  qv_lmdb_check_main(MDB_txn *txn, const char *const *allowed, size_t nallowe
                         char *bad, size_t badlen);
 int  qv_lmdb_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v);
 int  qv_lmdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl);
+/** Put with MDB_APPEND (pages filled, no splits) when k sorts after every key of dbi,
+ *  else an ordinary put. For loading records in key order. */
+int  qv_lmdb_put_append(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl);
 /** Reserve vl bytes for key k; *p receives the place to write them before the txn ends. */
 int  qv_lmdb_reserve(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, size_t vl, void **p);
 int  qv_lmdb_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl);   /* ENOTFOUND if absent */
@@ -222,6 +227,12 @@ void qv_coll_free(qv_coll *c);
 /** QV_OK, or QV_ENOTFOUND "collection 'x' was dropped" (the message set) for a handle
  *  whose collection was dropped. Writers call it with wmutex held, readers on entry. */
 int  qv_coll_check_live(const qv_coll *c);
+/** Delete every record of collection cid (not its name's record) in write txn txn. */
+int  qv_coll_delete_data(qv_db *db, MDB_txn *txn, uint32_t cid);
+/** After a commit that took the name away from the open collection called name (drop,
+ *  a restore that replaced it): mark that handle dropped. Returns it when no user holds
+ *  it any more (free it with qv_coll_free), else NULL. Caller holds wmutex. */
+qv_coll *qv_coll_retire(qv_db *db, const char *name);
 /** (Re)build c->ix from the stored points (caller holds wmutex). */
 int  qv_coll_rebuild(qv_coll *c, const char *why);
 /** Make sure the index is consistent before use: rebuild if marked (takes wmutex). */
@@ -256,6 +267,11 @@ int  qv_snapshot_write(qv_coll *c);
 int  qv_snapshot_load(qv_coll *c, MDB_txn *txn);
 /** qv_checkpoint with wmutex held: rebuild if marked, then snapshot unless clean. */
 int  qv_coll_checkpoint_locked(qv_coll *c);
+
+/* ---- backup_restore.c -------------------------------------------------------------------- */
+/** Remove the data of restores that never finished (a crash between staging and the
+ *  final commit): called by qv_db_open on a writable db. */
+int  qv_bk_sweep_staged(qv_db *db);
 
 /* ---- for tests and diagnostics ---------------------------------------------------------- */
 /** Copy the collection's counters (the map_grows field is the db's). */
