@@ -93,7 +93,7 @@ struct worker {
 static _Thread_local worker *this_worker;     /* the calling thread's, set by worker_main */
 
 typedef struct {
-    const char *listen, *qdrant_listen, *data, *key_file;
+    const char *listen, *qdrant_listen, *data, *key_file, *snapshots;
     size_t max_body;
     int threads, timeout_s, log_level;
     unsigned checkpoint_every;
@@ -147,6 +147,7 @@ static void usage(FILE *f)
             "  --max-body BYTES        largest request body (default 16777216)\n"
             "  --timeout SECONDS       idle/slow client timeout (default 30)\n"
             "  --checkpoint-every N    snapshot an index every N writes (default 0 = on exit)\n"
+            "  --snapshots DIR         where snapshots (backups) are kept (default DATA/backups)\n"
             "  --log-level LEVEL       error|warn|info|debug (default info)\n"
             "  --help                  this text\n");
 }
@@ -171,7 +172,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"qdrant-listen", required_argument, NULL, 'q'},
         {"api-key-file", required_argument, NULL, 'k'}, {"threads", required_argument, NULL, 't'},
         {"max-body", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 'T'},
-        {"checkpoint-every", required_argument, NULL, 'c'},
+        {"checkpoint-every", required_argument, NULL, 'c'}, {"snapshots", required_argument, NULL, 's'},
         {"log-level", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -186,6 +187,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'q': o->qdrant_listen = optarg; break;
         case 'd': o->data = optarg; break;
         case 'k': o->key_file = optarg; break;
+        case 's': o->snapshots = optarg; break;
         case 't':
             if (parse_size(optarg, 1, SRV_MAX_THREADS, &v)) { fprintf(stderr, "quiverd: --threads must be 1..%d\n", SRV_MAX_THREADS); return 2; }
             o->threads = (int)v;
@@ -656,6 +658,7 @@ int main(int argc, char **argv)
         srv_log(SRV_LOG_ERROR, "cannot open database %s: %s: %s", o.data, qv_strerror(rc), qv_last_error());
         goto cleanup;
     }
+    if (srv_snapshots_init(&ctx, o.snapshots, o.data) != 0) goto cleanup;
     /* load every collection now, not on its first request (they stay loaded when closed) */
     if ((rc = qv_collection_list(ctx.db, &names, &ncoll)) != QV_OK) {
         srv_log(SRV_LOG_ERROR, "cannot list collections: %s: %s", qv_strerror(rc), qv_last_error());
@@ -730,6 +733,7 @@ cleanup:
     }
     qv_free_strings(names, ncoll);
     srv_keys_free(ctx.keys);
+    srv_snapshots_release(&ctx);
     libevent_global_shutdown();
     /* the signal pipe stays open: a late signal's handler may still write to it */
     if (exit_code == 0) srv_log(SRV_LOG_INFO, "stopped");

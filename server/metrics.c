@@ -17,7 +17,7 @@
 static const char *const ep_names[SRV_EP_COUNT] = {
     "healthz", "metrics", "list_collections", "create_collection", "get_collection",
     "drop_collection", "upsert_points", "get_point", "delete_points", "search", "search_batch",
-    "index_field", "unindex_field", "train", "other",
+    "index_field", "unindex_field", "train", "snapshot", "restore", "other",
 };
 
 /* upper bounds in microseconds; the last bucket (+Inf) is implicit */

@@ -20,6 +20,7 @@
  *   json.c        JSON in (strict jansson helpers, a scanner for raw JSON text) and out
  *                 (numbers, stored payloads copied as they are)
  *   qdrant*.c     the Qdrant-compatible API (qdrant.h)
+ *   snapshots.c   snapshots (backups) of a collection or the store, on both APIs
  *   auth.c        API keys (file, constant-time comparison)
  *   metrics.c     Prometheus counters and latency histograms
  *   log.c         leveled logging to stderr
@@ -61,7 +62,7 @@ int  srv_keys_check(const srv_keys *k, const char *presented);
 typedef enum {
     SRV_EP_HEALTHZ = 0, SRV_EP_METRICS, SRV_EP_LIST, SRV_EP_CREATE, SRV_EP_INFO, SRV_EP_DROP,
     SRV_EP_UPSERT, SRV_EP_GET_POINT, SRV_EP_DELETE_POINTS, SRV_EP_SEARCH, SRV_EP_SEARCH_BATCH,
-    SRV_EP_INDEX_FIELD, SRV_EP_UNINDEX_FIELD, SRV_EP_TRAIN,
+    SRV_EP_INDEX_FIELD, SRV_EP_UNINDEX_FIELD, SRV_EP_TRAIN, SRV_EP_SNAPSHOT, SRV_EP_RESTORE,
     SRV_EP_OTHER, SRV_EP_COUNT
 } srv_endpoint;
 const char *srv_endpoint_name(srv_endpoint ep);
@@ -95,6 +96,7 @@ typedef struct srv_ctx {
     int timeout_s;                 /* --timeout: re-armed when a reply is sent */
     atomic_int draining;           /* set on SIGTERM: replies say Connection: close */
     atomic_long outstanding;       /* replies queued but not yet fully written */
+    char *snapshots_dir;           /* --snapshots, resolved (snapshots.c) */
 } srv_ctx;
 
 /* ---- the request pipeline (pipeline.c) ------------------------------------------- */
@@ -173,6 +175,18 @@ int  srv_drop_collection(srv_req *r);
 int  srv_name_valid(const char *name);
 /** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
 int  srv_open(srv_ctx *ctx, const char *name, srv_coll *e);
+
+/* ---- snapshots (snapshots.c): handlers of both APIs' route tables ------------------ */
+/** Create and resolve the snapshots directory (dir, or NULL for <data>/backups) into
+ *  ctx->snapshots_dir; -1 after logging why not. */
+int  srv_snapshots_init(srv_ctx *ctx, const char *dir, const char *data);
+void srv_snapshots_release(srv_ctx *ctx);
+void srv_h_snapshot_create(srv_req *r);      /* {name} set: that collection; else the store */
+void srv_h_snapshot_list(srv_req *r);
+void srv_h_snapshot_download(srv_req *r);    /* {arg}: the file */
+void srv_h_snapshot_delete(srv_req *r);
+void srv_h_snapshot_recover(srv_req *r);     /* {"location", "checksum"} */
+void srv_h_snapshot_upload(srv_req *r);      /* multipart/form-data or the raw file */
 
 /* ---- JSON in and out (json.c) ------------------------------------------------------ */
 /** Error detail of a failed JSON check (for the 400 message). */

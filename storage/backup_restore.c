@@ -13,13 +13,16 @@
  *     one, so each table is written in key order), then its index snapshot
  *     (backup_index.c). Nothing refers to the new id yet: readers and writers of other
  *     collections go on, and the writer lock is released between txns.
- *  3. Commit: one txn points each target name at its new id (its config re-encoded with
+ *  3. Load: each staged collection is loaded as an open would load it -- its index from
+ *     the snapshot, then a replay of the writes after it -- into a handle no name points
+ *     at yet. A collection that does not load (records that do not add up: a file made by
+ *     something else, or a bug) is refused here, while nothing has changed.
+ *  4. Commit: one txn points each target name at its new id (its config re-encoded with
  *     that id), deletes the data of the collection it replaces, and removes the markers.
  *     Still under the writer lock, the replaced collections' open handles are retired (as
- *     a drop does), so no writer can write under an id that nothing names any more.
- *  4. Open each restored collection: it loads the index snapshot and replays the writes
- *     after it, as reopening the original would have.
- * A failure in step 2 or 3 deletes the staged data; if that fails too (or the process
+ *     a drop does), so no writer can write under an id that nothing names any more, and
+ *     the loaded handles take their place.
+ * A failure in steps 2 to 4 deletes the staged data; if that fails too (or the process
  * dies), qv_db_open removes whatever a marker names (qv_bk_sweep_staged).
  */
 #include "storage/backup.h"
@@ -50,6 +53,7 @@ typedef struct {
     uint32_t cid;                  /* its new collection id */
     int staged;                    /* cid allocated, marker written */
     char *config;                  /* its config, re-encoded with cid */
+    qv_coll *coll;                 /* loaded from the staged records, before the commit */
 } item;
 
 static void marker_key(uint8_t key[MARKER_LEN + 4], uint32_t cid)
@@ -213,6 +217,9 @@ static int commit_write(qv_db *db, MDB_txn *txn, void *arg)
     return QV_OK;
 }
 
+/* The commit txn; then, still under the writer lock, the replaced collections' handles
+ * retired and the loaded ones put in their place (so the first request after a restore
+ * finds the collection loaded). */
 static int commit(qv_db *db, item *items, size_t n, unsigned flags)
 {
     commit_arg a = {items, n, flags};
@@ -220,8 +227,11 @@ static int commit(qv_db *db, item *items, size_t n, unsigned flags)
     if (!unused) return QV_ENOMEM;
     pthread_mutex_lock(&db->wmutex);
     int rc = qv_db_write(db, commit_write, &a);
-    if (rc == QV_OK)
-        for (size_t i = 0; i < n; i++) unused[i] = qv_coll_retire(db, items[i].target);
+    for (size_t i = 0; rc == QV_OK && i < n; i++) {
+        items[i].staged = 0;
+        unused[i] = qv_coll_retire(db, items[i].target);
+        if (qv_coll_attach(db, items[i].coll) == QV_OK) items[i].coll = NULL;
+    }
     pthread_mutex_unlock(&db->wmutex);
     for (size_t i = 0; i < n; i++) qv_coll_free(unused[i]);
     qv_free(unused);
@@ -383,31 +393,35 @@ int qv_backup_restore(qv_db *db, const char *path, const qv_restore_options *opt
     reader = 1;
     for (size_t i = 0; i < m; i++)
         if ((rc = stage(db, &r, &items[i])) != QV_OK) goto cleanup;
-    /* 3. commit */
+    /* 3. load: what does not load as a collection is refused before anything is named */
+    for (size_t i = 0; i < m; i++) {
+        if ((rc = qv_coll_load_detached(db, items[i].target, items[i].config, &items[i].coll)) != QV_OK) {
+            char why[400];
+            snprintf(why, sizeof why, "%s", qv_last_error());
+            rc = qv_fail(rc == QV_ECORRUPT ? QV_ECORRUPT : rc, "%s: collection '%s' does not load: %s", path,
+                         items[i].e->name, why);
+            goto cleanup;
+        }
+        if (info) {
+            info->points += items[i].e->points;
+            info->index_loaded += items[i].coll->stats.snapshot_loads > 0;
+        }
+    }
+    /* 4. commit */
     if ((rc = commit(db, items, m, o.flags)) != QV_OK) goto cleanup;
-    for (size_t i = 0; i < m; i++) items[i].staged = 0;
-    /* 4. open */
     if (info) {
         memcpy(info->sha256, vi.sha256, sizeof info->sha256);
         info->bytes = vi.bytes;
         info->created = vi.created;
         info->collections = (uint32_t)m;
     }
-    for (size_t i = 0; i < m; i++) {
-        qv_coll *c = NULL;
-        if ((rc = qv_collection_open(db, items[i].target, &c)) != QV_OK) goto cleanup;
-        pthread_rwlock_rdlock(&c->maplock);
-        int loaded = c->stats.snapshot_loads > 0;
-        pthread_rwlock_unlock(&c->maplock);
-        qv_collection_close(c);
-        if (info) {
-            info->points += items[i].e->points;
-            info->index_loaded += (uint32_t)loaded;
-        }
-    }
 cleanup:
     if (rc != QV_OK && items) unstage(db, items, m);
-    for (size_t i = 0; items && i < m; i++) qv_free(items[i].config);
+    if (rc != QV_OK && info) memset(info, 0, sizeof *info);
+    for (size_t i = 0; items && i < m; i++) {
+        qv_free(items[i].config);
+        qv_coll_free(items[i].coll);
+    }
     qv_free(items);
     qv_free(entries);
     if (reader) qv_bk_reader_release(&r);

@@ -390,6 +390,44 @@ cleanup:
     return rc;
 }
 
+/* A new handle of collection name, its config record cfg (len bytes), loaded from read
+ * txn txn; in no table yet. */
+static int load_new(qv_db *db, const char *name, const void *cfg, size_t len, MDB_txn *txn, qv_coll **out)
+{
+    int rc;
+    qv_coll *c = coll_alloc(db, name);
+    *out = NULL;
+    if (!c) return QV_ENOMEM;
+    if ((rc = qv_coll_config_decode(name, cfg, len, &c->cid, &c->params, &c->payload_index)) != QV_OK ||
+        (rc = coll_load(c, txn)) != QV_OK || (rc = qv_pindex_load_fields(c, txn)) != QV_OK) {
+        qv_coll_free(c);
+        return rc;
+    }
+    *out = c;
+    return QV_OK;
+}
+
+int qv_coll_load_detached(qv_db *db, const char *name, const char *cfg, qv_coll **out)
+{
+    MDB_txn *txn = NULL;
+    int rc = qv_lmdb_begin(db, 1, &txn);
+    *out = NULL;
+    if (rc != QV_OK) return rc;
+    rc = load_new(db, name, cfg, strlen(cfg), txn, out);
+    qv_lmdb_abort(db, txn);
+    return rc;
+}
+
+int qv_coll_attach(qv_db *db, qv_coll *c)
+{
+    pthread_mutex_lock(&db->colls_lock);
+    int rc = find_open(db, c->name) ? qv_fail(QV_EEXIST, "collection '%s' is open already", c->name) : reserve_table(db);
+    if (rc == QV_OK) db->colls[db->ncolls++] = c;
+    pthread_mutex_unlock(&db->colls_lock);
+    if (rc == QV_OK) qv_pindex_build_pending(c);
+    return rc;
+}
+
 int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
 {
     qv_coll *c = NULL;
@@ -408,15 +446,11 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     rc = reserve_table(db);
     pthread_mutex_unlock(&db->colls_lock);
     if (rc != QV_OK) goto cleanup;
-    if (!(c = coll_alloc(db, name))) { rc = QV_ENOMEM; goto cleanup; }
     if ((rc = qv_lmdb_begin(db, 1, &txn)) != QV_OK) goto cleanup;
     rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], name, strlen(name), &v);
     if (rc == QV_ENOTFOUND) { rc = qv_fail(QV_ENOTFOUND, "no collection '%s'", name); goto cleanup; }
     if (rc != QV_OK) goto cleanup;
-    if ((rc = qv_coll_config_decode(name, v.mv_data, v.mv_size, &c->cid, &c->params, &c->payload_index)) != QV_OK)
-        goto cleanup;
-    if ((rc = coll_load(c, txn)) != QV_OK) goto cleanup;
-    if ((rc = qv_pindex_load_fields(c, txn)) != QV_OK) goto cleanup;
+    if ((rc = load_new(db, name, v.mv_data, v.mv_size, txn, &c)) != QV_OK) goto cleanup;
     qv_lmdb_abort(db, txn);
     txn = NULL;
     qv_pindex_build_pending(c);    /* fields declared but not built (older database) */

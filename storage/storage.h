@@ -233,6 +233,14 @@ int  qv_coll_delete_data(qv_db *db, MDB_txn *txn, uint32_t cid);
  *  a restore that replaced it): mark that handle dropped. Returns it when no user holds
  *  it any more (free it with qv_coll_free), else NULL. Caller holds wmutex. */
 qv_coll *qv_coll_retire(qv_db *db, const char *name);
+/** Load a handle of the collection whose config record is cfg (a NUL-terminated JSON
+ *  text naming its cid), as its records are now, under name -- without it being in the
+ *  table of open collections or name pointing at it yet (a restore checks the staged
+ *  collection loads before it commits). Free it with qv_coll_free, or qv_coll_attach. */
+int  qv_coll_load_detached(qv_db *db, const char *name, const char *cfg, qv_coll **out);
+/** Put a detached handle into the table once its name points at it (wmutex held).
+ *  On failure the caller still owns c (a later open loads the collection again). */
+int  qv_coll_attach(qv_db *db, qv_coll *c);
 /** (Re)build c->ix from the stored points (caller holds wmutex). */
 int  qv_coll_rebuild(qv_coll *c, const char *why);
 /** Make sure the index is consistent before use: rebuild if marked (takes wmutex). */

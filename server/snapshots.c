@@ -1,0 +1,653 @@
+/*
+ * server/snapshots.c -- snapshots (backups) over HTTP, on both APIs: Qdrant's snapshot
+ * endpoints in Qdrant's shapes, and the same paths on the native API in native shapes.
+ * The work is the library's (qv_backup_create / qv_backup_restore, storage/backup*.c);
+ * this file names, lists, serves and deletes the files.
+ *
+ * Files live in the snapshots directory (--snapshots, default <data>/backups, resolved
+ * once at startup): <dir>/<collection>/<collection>-YYYY-MM-DD-HH-MM-SS.snapshot for a
+ * collection, <dir>/full-snapshot-YYYY-MM-DD-HH-MM-SS.snapshot for the whole store, each
+ * with a sidecar "<file>.sha256" in sha256sum's format (`sha256sum -c` checks it), which
+ * the listing reports as the checksum. Snapshots outlive the collection they were taken
+ * from (a backup that vanished with its collection would be of little use).
+ *
+ *   POST   /collections/{name}/snapshots            take one (the library's read txn;
+ *                                                    writes go on meanwhile)
+ *   GET    /collections/{name}/snapshots            list: name, creation_time, size, checksum
+ *   GET    /collections/{name}/snapshots/{file}     download (sendfile)
+ *   DELETE /collections/{name}/snapshots/{file}     delete
+ *   PUT    /collections/{name}/snapshots/recover    {"location": "file:///..." | "http://...",
+ *                                                    "checksum": sha256} restore into {name},
+ *                                                    replacing it
+ *   POST   /collections/{name}/snapshots/upload     multipart/form-data (or the raw file),
+ *                                                    ?checksum=sha256: restore the upload
+ *   POST|GET /snapshots, GET|DELETE /snapshots/{file}   the same for the whole store;
+ *   PUT    /snapshots/recover                        (native only) restore every collection
+ *                                                    of a file, replacing those of the same name
+ *
+ * A file:// location must lie inside the snapshots directory (after resolving links):
+ * an API key is not a license to read the server's other files. An http:// location is
+ * fetched with libevent's client (on a private event base: the handler blocks, as a
+ * snapshot or restore does anyway) into a temporary file there first; https is not
+ * supported. Uploads are bounded by --max-body, as every request body is; larger files go
+ * through a location.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "server/qdrant.h"
+
+#define SUFFIX ".snapshot"
+#define FETCH_TIMEOUT_S 600
+
+/* ---- the directory ------------------------------------------------------------------- */
+
+/* "<dir>/<pre><name><post>" into buf; -1 when it does not fit. */
+static int join(char *buf, size_t len, const char *dir, const char *pre, const char *name, const char *post)
+{
+    int n = snprintf(buf, len, "%s/%s%s%s", dir, pre, name, post);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int srv_snapshots_init(srv_ctx *ctx, const char *dir, const char *data)
+{
+    char def[PATH_MAX], real[PATH_MAX];
+    if (!dir) {
+        if ((size_t)snprintf(def, sizeof def, "%s/backups", data) >= sizeof def) {
+            srv_log(SRV_LOG_ERROR, "--data path too long");
+            return -1;
+        }
+        dir = def;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        srv_log(SRV_LOG_ERROR, "cannot create the snapshots directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!realpath(dir, real) || !(ctx->snapshots_dir = strdup(real))) {
+        srv_log(SRV_LOG_ERROR, "snapshots directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void srv_snapshots_release(srv_ctx *ctx)
+{
+    free(ctx->snapshots_dir);
+    ctx->snapshots_dir = NULL;
+}
+
+/* The directory of this request's snapshots (a collection's, or the top one). */
+static int dir_of(srv_req *r, char *buf, size_t len)
+{
+    int n = r->name ? snprintf(buf, len, "%s/%s", r->ctx->snapshots_dir, r->name)
+                    : snprintf(buf, len, "%s", r->ctx->snapshots_dir);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* A snapshot file name as quiverd makes them: [A-Za-z0-9_.-], not leading '.', ending
+ * in .snapshot (so never a path, a sidecar or a temporary file). */
+static int file_name_ok(const char *s)
+{
+    size_t n = strlen(s), sl = strlen(SUFFIX);
+    if (n <= sl || n > 200 || s[0] == '.' || strcmp(s + n - sl, SUFFIX) != 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-') return 0;
+    return 1;
+}
+
+/* A new name "<prefix>-YYYY-MM-DD-HH-MM-SS[-k].snapshot" nobody has taken: the mutex and
+ * the recently issued names keep two requests of the same second apart. */
+static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
+static char issued[16][224];
+static unsigned issued_next;
+
+static int new_name(const char *dir, const char *prefix, char *name, size_t len)
+{
+    char stamp[32], path[PATH_MAX];
+    struct tm tm;
+    time_t now = time(NULL);
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", &tm);
+    pthread_mutex_lock(&name_lock);
+    int found = -1;
+    for (int k = 1; k < 1000 && found < 0; k++) {
+        int n = k == 1 ? snprintf(name, len, "%s-%s" SUFFIX, prefix, stamp)
+                       : snprintf(name, len, "%s-%s-%d" SUFFIX, prefix, stamp, k);
+        if (n < 0 || (size_t)n >= len || (size_t)n >= sizeof issued[0]) break;
+        int taken = 0;
+        for (unsigned i = 0; i < 16; i++) taken |= strcmp(issued[i], name) == 0;
+        if (!taken && join(path, sizeof path, dir, "", name, "") == 0 && access(path, F_OK) != 0) {
+            snprintf(issued[issued_next++ % 16], sizeof issued[0], "%s", name);
+            found = 0;
+        }
+    }
+    pthread_mutex_unlock(&name_lock);
+    return found;
+}
+
+/* The sidecar: "<hex>  <name>\n", written to a temporary file and renamed. */
+static int write_sidecar(const char *dir, const char *name, const char *hex)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 16], line[512];
+    int n = snprintf(line, sizeof line, "%s  %s\n", hex, name);
+    if (join(path, sizeof path, dir, "", name, ".sha256") || join(tmp, sizeof tmp, dir, ".", name, ".sha256.tmp"))
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    int ok = write(fd, line, (size_t)n) == n;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The sidecar's checksum of name into hex (65 bytes); 0 when there is a sound one. */
+static int read_sidecar(const char *dir, const char *name, char *hex)
+{
+    char path[PATH_MAX], line[512];
+    if (join(path, sizeof path, dir, "", name, ".sha256")) return -1;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!ok || strlen(line) < 64) return -1;
+    for (int i = 0; i < 64; i++)
+        if (!isxdigit((unsigned char)line[i])) return -1;
+    memcpy(hex, line, 64);
+    hex[64] = 0;
+    return 0;
+}
+
+/* {"name","creation_time","size","checksum"} of file name in dir (Qdrant's
+ * SnapshotDescription; the time is the file's, UTC, without a zone as Qdrant writes it). */
+static json_t *describe(const char *dir, const char *name)
+{
+    char path[PATH_MAX], when[32], hex[65];
+    struct stat st;
+    struct tm tm;
+    if (join(path, sizeof path, dir, "", name, "") || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return NULL;
+    time_t t = st.st_mtime;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    json_t *sum = read_sidecar(dir, name, hex) == 0 ? json_string(hex) : json_null();
+    return json_pack("{s:s,s:s,s:I,s:o}", "name", name, "creation_time", when, "size", (json_int_t)st.st_size,
+                     "checksum", sum);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
+static int is_qdrant(const srv_req *r)
+{
+    return r->api == &srv_qdrant_api;
+}
+
+/* A snapshot's outcome in the API's shape: native gets the fields plus extra (stolen). */
+static void reply_description(srv_req *r, json_t *desc, json_t *extra, int status)
+{
+    if (!desc) {
+        json_decref(extra);
+        srv_oom(r);
+        return;
+    }
+    if (is_qdrant(r)) {
+        json_decref(extra);
+        qd_ok(r, desc);
+        return;
+    }
+    if (extra && json_object_update(desc, extra) != 0) {
+        json_decref(desc);
+        desc = NULL;
+    }
+    json_decref(extra);
+    if (!desc) srv_oom(r);
+    else srv_reply_json(r, status, desc);
+}
+
+static void reply_true(srv_req *r, json_t *native)
+{
+    if (is_qdrant(r)) {
+        json_decref(native);
+        qd_ok(r, json_true());
+    } else if (!native) {
+        srv_oom(r);
+    } else {
+        srv_reply_json(r, 200, native);
+    }
+}
+
+/* ---- create, list, download, delete ------------------------------------------------- */
+
+/* POST /collections/{name}/snapshots, POST /snapshots */
+void srv_h_snapshot_create(srv_req *r)
+{
+    char dir[PATH_MAX], name[224], path[PATH_MAX];
+    qv_backup_info info;
+    uint64_t t0 = srv_now_us();
+    if (dir_of(r, dir, sizeof dir) != 0) { srv_bad(r, "snapshot path too long"); return; }
+    if (r->name && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        srv_fail(r, errno == ENOSPC ? 507 : 500, errno == ENOSPC ? "storage_full" : "io_error", "%s: %s", dir,
+                 strerror(errno));
+        return;
+    }
+    if (new_name(dir, r->name ? r->name : "full-snapshot", name, sizeof name) != 0) {
+        srv_fail(r, 500, "internal", "no free snapshot name in %s", dir);
+        return;
+    }
+    if (join(path, sizeof path, dir, "", name, "")) { srv_bad(r, "snapshot path too long"); return; }
+    int rc = qv_backup_create(r->ctx->db, r->name, path, &info);
+    if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
+    if (write_sidecar(dir, name, info.sha256) != 0)
+        srv_log(SRV_LOG_WARN, "snapshot %s: cannot write its .sha256 file: %s", path, strerror(errno));
+    srv_log(SRV_LOG_INFO, "snapshot %s: %llu bytes, %u collection(s), %llu points, %.2f s", path,
+            (unsigned long long)info.bytes, info.collections, (unsigned long long)info.points,
+            (double)(srv_now_us() - t0) / 1e6);
+    json_t *desc = describe(dir, name);
+    if (desc && json_object_set_new(desc, "checksum", json_string(info.sha256)) != 0) {
+        json_decref(desc);
+        desc = NULL;
+    }
+    reply_description(r, desc, json_pack("{s:I,s:I,s:I}", "collections", (json_int_t)info.collections, "points",
+                                         (json_int_t)info.points, "took_us", (json_int_t)(srv_now_us() - t0)),
+                      201);
+}
+
+/* GET /collections/{name}/snapshots, GET /snapshots */
+void srv_h_snapshot_list(srv_req *r)
+{
+    char dir[PATH_MAX];
+    json_t *list = json_array();
+    if (!list) { srv_oom(r); return; }
+    if (dir_of(r, dir, sizeof dir) != 0) { json_decref(list); srv_bad(r, "snapshot path too long"); return; }
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (!file_name_ok(e->d_name)) continue;
+        json_t *desc = describe(dir, e->d_name);
+        if (desc) json_array_append_new(list, desc);
+    }
+    if (d) closedir(d);
+    size_t n = json_array_size(list);
+    json_t **items = malloc((n ? n : 1) * sizeof *items);
+    if (!items) { json_decref(list); srv_oom(r); return; }
+    for (size_t i = 0; i < n; i++) items[i] = json_incref(json_array_get(list, i));
+    qsort(items, n, sizeof *items, by_name);
+    json_array_clear(list);
+    for (size_t i = 0; i < n; i++) json_array_append_new(list, items[i]);
+    free(items);
+    if (is_qdrant(r)) qd_ok(r, list);
+    else srv_reply_json(r, 200, json_pack("{s:o}", "snapshots", list));
+}
+
+/* GET /collections/{name}/snapshots/{file}, GET /snapshots/{file}: the bytes. */
+void srv_h_snapshot_download(srv_req *r)
+{
+    char dir[PATH_MAX], path[PATH_MAX], disp[300];
+    struct stat st;
+    if (!file_name_ok(r->arg)) { srv_fail(r, 404, "not_found", "no snapshot '%.200s'", r->arg); return; }
+    if (dir_of(r, dir, sizeof dir) != 0 || join(path, sizeof path, dir, "", r->arg, "")) {
+        srv_bad(r, "snapshot path too long");
+        return;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        srv_fail(r, 404, "not_found", "no snapshot '%s'", r->arg);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    /* evbuffer_add_file owns fd from here on (closed with the buffer's segment) and sends
+     * it with sendfile: a large snapshot is never read into memory */
+    if (!b || evbuffer_add_file(b, fd, 0, st.st_size) != 0) {
+        if (b) evbuffer_free(b);
+        else close(fd);
+        srv_oom(r);
+        return;
+    }
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", r->arg);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Disposition", disp);
+    srv_reply_buf(r, 200, "application/octet-stream", b);
+    evbuffer_free(b);
+}
+
+/* DELETE /collections/{name}/snapshots/{file}, DELETE /snapshots/{file} */
+void srv_h_snapshot_delete(srv_req *r)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    if (!file_name_ok(r->arg)) { srv_fail(r, 404, "not_found", "no snapshot '%.200s'", r->arg); return; }
+    if (dir_of(r, dir, sizeof dir) != 0 || join(path, sizeof path, dir, "", r->arg, "")) {
+        srv_bad(r, "snapshot path too long");
+        return;
+    }
+    if (unlink(path) != 0) {
+        if (errno == ENOENT) srv_fail(r, 404, "not_found", "no snapshot '%s'", r->arg);
+        else srv_fail(r, 500, "io_error", "%s: %s", path, strerror(errno));
+        return;
+    }
+    if (join(path, sizeof path, dir, "", r->arg, ".sha256") == 0) unlink(path);
+    srv_log(SRV_LOG_INFO, "snapshot %s/%s deleted", dir, r->arg);
+    reply_true(r, json_pack("{s:s,s:b}", "name", r->arg, "deleted", 1));
+}
+
+/* ---- restoring ------------------------------------------------------------------------ */
+
+/* Restore file path (checksum: expected SHA-256 or NULL) into the request's collection
+ * (or every collection of the file for the store), and reply. */
+static void restore_and_reply(srv_req *r, const char *path, const char *checksum, uint64_t t0)
+{
+    qv_restore_options o;
+    qv_backup_info info;
+    qv_restore_options_init(&o);
+    o.rename = r->name;
+    o.sha256 = checksum;
+    o.flags = QV_RESTORE_REPLACE;
+    int rc = qv_backup_restore(r->ctx->db, path, &o, &info);
+    if (rc == QV_ECORRUPT) {                      /* the file's fault, not the server's */
+        srv_fail(r, 400, "invalid_snapshot", "%s", qv_last_error());
+        return;
+    }
+    if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
+    srv_log(SRV_LOG_INFO, "restored %u collection(s), %llu points%s%s from a snapshot (%s) in %.2f s",
+            info.collections, (unsigned long long)info.points, r->name ? " into " : "", r->name ? r->name : "",
+            info.sha256, (double)(srv_now_us() - t0) / 1e6);
+    reply_true(r, json_pack("{s:I,s:I,s:I,s:s,s:I}", "collections", (json_int_t)info.collections, "points",
+                            (json_int_t)info.points, "index_loaded", (json_int_t)info.index_loaded, "sha256",
+                            info.sha256, "took_us", (json_int_t)(srv_now_us() - t0)));
+}
+
+/* A temporary file in the snapshots directory; fd and its path. */
+static int temp_file(srv_req *r, char *path, size_t len)
+{
+    if (join(path, len, r->ctx->snapshots_dir, ".", "incoming", "-XXXXXX")) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return mkostemp(path, O_CLOEXEC);
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* ---- fetching an http:// location ---- */
+
+typedef struct {
+    struct event_base *base;
+    int fd, status, failed, done;
+    char err[256];
+} fetch_state;
+
+static void fetch_drain(struct evhttp_request *req, fetch_state *f)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n;
+    while (!f->failed && (n = evbuffer_get_contiguous_space(in)) > 0) {
+        if (write_all(f->fd, evbuffer_pullup(in, (ev_ssize_t)n), n) != 0) {
+            f->failed = errno == ENOSPC ? 507 : 500;
+            snprintf(f->err, sizeof f->err, "writing the download: %s", strerror(errno));
+        }
+        evbuffer_drain(in, n);
+    }
+    if (f->failed) evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void fetch_chunk(struct evhttp_request *req, void *arg)
+{
+    fetch_drain(req, arg);
+}
+
+static void fetch_done(struct evhttp_request *req, void *arg)
+{
+    fetch_state *f = arg;
+    f->done = 1;
+    if (!req || !evhttp_request_get_response_code(req)) {
+        if (!f->failed) {
+            f->failed = 502;
+            snprintf(f->err, sizeof f->err, "no answer");
+        }
+    } else {
+        f->status = evhttp_request_get_response_code(req);
+        fetch_drain(req, f);
+    }
+    event_base_loopexit(f->base, NULL);
+}
+
+static void fetch_error(enum evhttp_request_error e, void *arg)
+{
+    fetch_state *f = arg;
+    if (!f->failed) {
+        f->failed = 502;
+        snprintf(f->err, sizeof f->err, "%s", e == EVREQ_HTTP_TIMEOUT ? "timed out" : e == EVREQ_HTTP_EOF ?
+                 "connection closed early" : "connection failed");
+    }
+}
+
+/* GET url into fd; 0, or the HTTP status to answer with (message in err). */
+static int fetch_http(const char *url, const char *api_key, int fd, char *err, size_t errlen)
+{
+    struct evhttp_uri *u = evhttp_uri_parse(url);
+    struct evhttp_connection *conn = NULL;
+    fetch_state f = {.fd = fd};
+    int ret = 0;
+    const char *host = u ? evhttp_uri_get_host(u) : NULL, *path = u ? evhttp_uri_get_path(u) : NULL;
+    const char *query = u ? evhttp_uri_get_query(u) : NULL;
+    int port = u ? evhttp_uri_get_port(u) : -1;
+    char target[4096], hosthdr[300];
+    if (!host || !host[0]) {
+        snprintf(err, errlen, "location '%.200s' is not a URL quiverd can fetch", url);
+        ret = 400;
+        goto done;
+    }
+    snprintf(target, sizeof target, "%s%s%s", path && path[0] ? path : "/", query ? "?" : "", query ? query : "");
+    snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, port < 0 ? 80 : port);
+    if (!(f.base = event_base_new()) ||
+        !(conn = evhttp_connection_base_new(f.base, NULL, host, (unsigned short)(port < 0 ? 80 : port)))) {
+        snprintf(err, errlen, "out of memory");
+        ret = 503;
+        goto done;
+    }
+    evhttp_connection_set_timeout(conn, FETCH_TIMEOUT_S);
+    struct evhttp_request *req = evhttp_request_new(fetch_done, &f);
+    if (!req) {
+        snprintf(err, errlen, "out of memory");
+        ret = 503;
+        goto done;
+    }
+    evhttp_request_set_chunked_cb(req, fetch_chunk);
+    evhttp_request_set_error_cb(req, fetch_error);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", hosthdr);
+    if (api_key) evhttp_add_header(h, "api-key", api_key);
+    if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, target) != 0) {   /* frees req */
+        snprintf(err, errlen, "cannot request %.200s", url);
+        ret = 502;
+        goto done;
+    }
+    event_base_dispatch(f.base);
+    if (f.failed) {
+        snprintf(err, errlen, "fetching %.200s: %s", url, f.err);
+        ret = f.failed;
+    } else if (f.status != 200) {
+        snprintf(err, errlen, "fetching %.200s: it answered HTTP %d", url, f.status);
+        ret = f.status == 404 ? 404 : 502;
+    }
+done:
+    if (conn) evhttp_connection_free(conn);
+    if (f.base) event_base_free(f.base);
+    if (u) evhttp_uri_free(u);
+    return ret;
+}
+
+/* PUT /collections/{name}/snapshots/recover, PUT /snapshots/recover (native):
+ * {"location": url, "checksum": sha256|null, "priority": ..., "api_key": ...} */
+void srv_h_snapshot_recover(srv_req *r)
+{
+    static const char *const keys[] = {"location", "checksum", "priority", "api_key", NULL};
+    char path[PATH_MAX], real[PATH_MAX], err[512];
+    srv_jerr e = {0};
+    uint64_t t0 = srv_now_us();
+    int fd = -1;
+    json_t *b = srv_body(r, 0);
+    if (!b) return;
+    json_t *loc = json_object_get(b, "location"), *sum = json_object_get(b, "checksum");
+    json_t *pri = json_object_get(b, "priority"), *key = json_object_get(b, "api_key");
+    const char *url = json_string_value(loc);
+    if (srv_json_only(b, "the body", keys, &e)) srv_fail(r, 400, e.code, "%s", e.msg);
+    else if (!url) srv_bad(r, "'location' must be a string: file:///path or http://host:port/path");
+    else if (sum && !json_is_null(sum) && !json_is_string(sum)) srv_bad(r, "'checksum' must be a string or null");
+    else if (key && !json_is_null(key) && !json_is_string(key)) srv_bad(r, "'api_key' must be a string or null");
+    else if (pri && !json_is_null(pri) &&
+             !(json_is_string(pri) && (!strcmp(json_string_value(pri), "no_sync") ||
+                                       !strcmp(json_string_value(pri), "snapshot") ||
+                                       !strcmp(json_string_value(pri), "replica"))))
+        srv_bad(r, "'priority' must be \"no_sync\", \"snapshot\" or \"replica\"");
+    else if (!strncmp(url, "file://", 7)) {
+        /* inside the snapshots directory only, links resolved */
+        size_t dl = strlen(r->ctx->snapshots_dir);
+        if (!realpath(url + 7, real)) srv_fail(r, 404, "not_found", "%.200s: %s", url + 7, strerror(errno));
+        else if (strncmp(real, r->ctx->snapshots_dir, dl) != 0 || real[dl] != '/')
+            srv_fail(r, 403, "forbidden", "file locations must lie inside the snapshots directory %s",
+                     r->ctx->snapshots_dir);
+        else restore_and_reply(r, real, json_string_value(sum), t0);
+    } else if (!strncasecmp(url, "http://", 7)) {
+        int status;
+        if ((fd = temp_file(r, path, sizeof path)) < 0)
+            srv_fail(r, errno == ENOSPC ? 507 : 500, "io_error", "cannot create a file in %s: %s",
+                     r->ctx->snapshots_dir, strerror(errno));
+        else if ((status = fetch_http(url, json_string_value(key), fd, err, sizeof err)) != 0)
+            srv_fail(r, status, status == 507 ? "storage_full" : status == 404 ? "not_found" : status == 400 ?
+                     "invalid_argument" : "fetch_failed", "%s", err);
+        else restore_and_reply(r, path, json_string_value(sum), t0);
+    } else {
+        srv_bad(r, "location '%.200s': quiverd restores from file:// (inside its snapshots directory) and http:// "
+                   "locations", url);
+    }
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    json_decref(b);
+}
+
+/* The file part of a multipart/form-data body: the first part that has a filename (or,
+ * without one, the first part). NULL when the body is not that. */
+static const char *multipart_file(const char *ctype, const char *body, size_t len, size_t *flen)
+{
+    char delim[200];
+    const char *bd = strcasestr(ctype, "boundary=");
+    if (!bd) return NULL;
+    bd += 9;
+    size_t bl = strcspn(bd, "; ");
+    if (*bd == '"') {
+        bd++;
+        bl = strcspn(bd, "\"");
+    }
+    if (bl == 0 || bl > 100) return NULL;
+    int dl = snprintf(delim, sizeof delim, "--%.*s", (int)bl, bd);
+    const char *first = NULL, *end = body + len;
+    size_t first_len = 0;
+    const char *p = memmem(body, len, delim, (size_t)dl);
+    while (p) {
+        p += dl;
+        if (end - p >= 2 && p[0] == '-' && p[1] == '-') break;              /* the closing delimiter */
+        const char *hdr_end = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        if (!hdr_end) return NULL;
+        const char *data = hdr_end + 4;
+        char sep[204];
+        int sl = snprintf(sep, sizeof sep, "\r\n%s", delim);
+        const char *next = memmem(data, (size_t)(end - data), sep, (size_t)sl);
+        if (!next) return NULL;
+        size_t hl = (size_t)(hdr_end - p);
+        int has_filename = memmem(p, hl, "filename=", 9) != NULL;
+        if (has_filename) {
+            *flen = (size_t)(next - data);
+            return data;
+        }
+        if (!first) {
+            first = data;
+            first_len = (size_t)(next - data);
+        }
+        p = next + 2;
+    }
+    *flen = first_len;
+    return first;
+}
+
+/* POST /collections/{name}/snapshots/upload[?checksum=..&priority=..]: the body is a
+ * multipart/form-data form with the file (Qdrant's "snapshot" field), or the file itself. */
+void srv_h_snapshot_upload(srv_req *r)
+{
+    char path[PATH_MAX], *checksum = NULL;
+    struct evkeyvalq q;
+    uint64_t t0 = srv_now_us();
+    TAILQ_INIT(&q);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (query && evhttp_parse_query_str(query, &q) != 0) {
+        srv_bad(r, "malformed query string");
+        return;
+    }
+    const char *sum = evhttp_find_header(&q, "checksum");
+    if (sum && !(checksum = strdup(sum))) {
+        evhttp_clear_headers(&q);
+        srv_oom(r);
+        return;
+    }
+    evhttp_clear_headers(&q);
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in), flen = 0;
+    const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : NULL, *data = NULL;
+    int fd = -1;
+    if (len && !body) srv_oom(r);
+    else if (!len) srv_bad(r, "the upload is empty: send the snapshot file (multipart/form-data field \"snapshot\")");
+    else if (ctype && !strncasecmp(ctype, "multipart/form-data", 19) &&
+             !(data = multipart_file(ctype, body, len, &flen)))
+        srv_bad(r, "malformed multipart/form-data body");
+    else {
+        if (!data) {                              /* not a form: the file itself */
+            data = body;
+            flen = len;
+        }
+        if ((fd = temp_file(r, path, sizeof path)) < 0 || write_all(fd, data, flen) != 0)
+            srv_fail(r, errno == ENOSPC ? 507 : 500, errno == ENOSPC ? "storage_full" : "io_error",
+                     "storing the upload in %s: %s", r->ctx->snapshots_dir, strerror(errno));
+        else restore_and_reply(r, path, checksum, t0);
+    }
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    free(checksum);
+}
