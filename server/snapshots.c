@@ -112,34 +112,36 @@ static int file_name_ok(const char *s)
     return 1;
 }
 
-/* A new name "<prefix>-YYYY-MM-DD-HH-MM-SS[-k].snapshot" nobody has taken: the mutex and
- * the recently issued names keep two requests of the same second apart. */
+/* A new name "<prefix>-YYYY-MM-DD-HH-MM-SS[-k].snapshot" that no file has: under the
+ * mutex, k goes on from the last one issued in the same second (two requests of one
+ * second never get one name), and past names that files already have. */
 static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
-static char issued[16][224];
-static unsigned issued_next;
+static char last_stamp[32];
+static unsigned last_k;
 
 static int new_name(const char *dir, const char *prefix, char *name, size_t len)
 {
     char stamp[32], path[PATH_MAX];
     struct tm tm;
     time_t now = time(NULL);
+    int rc = -1;
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", &tm);
     pthread_mutex_lock(&name_lock);
-    int found = -1;
-    for (int k = 1; k < 1000 && found < 0; k++) {
+    unsigned k = strcmp(stamp, last_stamp) == 0 ? last_k + 1 : 1;
+    for (; k < 100000000u; k++) {
         int n = k == 1 ? snprintf(name, len, "%s-%s" SUFFIX, prefix, stamp)
-                       : snprintf(name, len, "%s-%s-%d" SUFFIX, prefix, stamp, k);
-        if (n < 0 || (size_t)n >= len || (size_t)n >= sizeof issued[0]) break;
-        int taken = 0;
-        for (unsigned i = 0; i < 16; i++) taken |= strcmp(issued[i], name) == 0;
-        if (!taken && join(path, sizeof path, dir, "", name, "") == 0 && access(path, F_OK) != 0) {
-            snprintf(issued[issued_next++ % 16], sizeof issued[0], "%s", name);
-            found = 0;
+                       : snprintf(name, len, "%s-%s-%u" SUFFIX, prefix, stamp, k);
+        if (n < 0 || (size_t)n >= len || join(path, sizeof path, dir, "", name, "") != 0) break;
+        if (access(path, F_OK) != 0) {
+            memcpy(last_stamp, stamp, sizeof stamp);
+            last_k = k;
+            rc = 0;
+            break;
         }
     }
     pthread_mutex_unlock(&name_lock);
-    return found;
+    return rc;
 }
 
 /* The sidecar: "<hex>  <name>\n", written to a temporary file and renamed. */
@@ -253,7 +255,7 @@ void srv_h_snapshot_create(srv_req *r)
         return;
     }
     if (new_name(dir, r->name ? r->name : "full-snapshot", name, sizeof name) != 0) {
-        srv_fail(r, 500, "internal", "no free snapshot name in %s", dir);
+        srv_bad(r, "snapshot path too long");
         return;
     }
     if (join(path, sizeof path, dir, "", name, "")) { srv_bad(r, "snapshot path too long"); return; }
@@ -433,7 +435,7 @@ static void fetch_done(struct evhttp_request *req, void *arg)
     f->done = 1;
     if (!req || !evhttp_request_get_response_code(req)) {
         if (!f->failed) {
-            f->failed = 502;
+            f->failed = 400;
             snprintf(f->err, sizeof f->err, "no answer");
         }
     } else {
@@ -447,13 +449,14 @@ static void fetch_error(enum evhttp_request_error e, void *arg)
 {
     fetch_state *f = arg;
     if (!f->failed) {
-        f->failed = 502;
+        f->failed = 400;
         snprintf(f->err, sizeof f->err, "%s", e == EVREQ_HTTP_TIMEOUT ? "timed out" : e == EVREQ_HTTP_EOF ?
                  "connection closed early" : "connection failed");
     }
 }
 
-/* GET url into fd; 0, or the HTTP status to answer with (message in err). */
+/* GET url into fd; 0, or the HTTP status to answer with (message in err): a location
+ * that cannot be fetched is the request's fault (4xx), a full disk 507. */
 static int fetch_http(const char *url, const char *api_key, int fd, char *err, size_t errlen)
 {
     struct evhttp_uri *u = evhttp_uri_parse(url);
@@ -491,7 +494,7 @@ static int fetch_http(const char *url, const char *api_key, int fd, char *err, s
     if (api_key) evhttp_add_header(h, "api-key", api_key);
     if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, target) != 0) {   /* frees req */
         snprintf(err, errlen, "cannot request %.200s", url);
-        ret = 502;
+        ret = 400;
         goto done;
     }
     event_base_dispatch(f.base);
@@ -500,7 +503,7 @@ static int fetch_http(const char *url, const char *api_key, int fd, char *err, s
         ret = f.failed;
     } else if (f.status != 200) {
         snprintf(err, errlen, "fetching %.200s: it answered HTTP %d", url, f.status);
-        ret = f.status == 404 ? 404 : 502;
+        ret = f.status == 404 ? 404 : 400;
     }
 done:
     if (conn) evhttp_connection_free(conn);
@@ -546,8 +549,8 @@ void srv_h_snapshot_recover(srv_req *r)
             srv_fail(r, errno == ENOSPC ? 507 : 500, "io_error", "cannot create a file in %s: %s",
                      r->ctx->snapshots_dir, strerror(errno));
         else if ((status = fetch_http(url, json_string_value(key), fd, err, sizeof err)) != 0)
-            srv_fail(r, status, status == 507 ? "storage_full" : status == 404 ? "not_found" : status == 400 ?
-                     "invalid_argument" : "fetch_failed", "%s", err);
+            srv_fail(r, status, status == 507 ? "storage_full" : status == 503 ? "out_of_memory" :
+                     status == 404 ? "not_found" : "fetch_failed", "%s", err);
         else restore_and_reply(r, path, json_string_value(sum), t0);
     } else {
         srv_bad(r, "location '%.200s': quiverd restores from file:// (inside its snapshots directory) and http:// "
