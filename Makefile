@@ -133,6 +133,10 @@ $(BUILD)/readme-example: tests/readme/example.c $(BUILD)/libquiver.a
 $(BUILD)/quiver-db-bench: bench/db/db_bench.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
 all: $(if $(wildcard bench/db/db_bench.c),$(BUILD)/quiver-db-bench)
+# Backup and restore of a large collection (bench/RESULTS.md, issue 20).
+$(BUILD)/quiver-backup-bench: bench/db/backup_bench.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+all: $(if $(wildcard bench/db/backup_bench.c),$(BUILD)/quiver-backup-bench)
 # In-process side of bench/load.sh: the same searches on the collection quiverd served.
 $(BUILD)/quiver-inproc-search: bench/db/inproc_search.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
