@@ -21,11 +21,13 @@
  *                  to the original's (same graph: 1.0), recall@10 against the ground truth
  *                  (the first k of groundtruth.ivecs; computed exactly with --limit), and
  *                  the latency of its first search;
- *  6. backup_live  a second backup while a thread upserts batches of --writer-batch new
- *                  points: the writer's batch latency p50 / p99 / max before and during the
- *                  backup. Its writes made the index snapshot stale (more than 1% of the
- *                  points), so this backup checkpoints first: the writer waits for that
- *                  checkpoint (the copy itself takes no writer lock).
+ *  6. backup_live  a backup while a thread upserts batches of --writer-batch new points,
+ *                  fewer than 1% of the collection since its index snapshot: the writer's
+ *                  batch latency p50 / p99 / max for 3 s before and during the backup (the
+ *                  copy takes no writer lock);
+ *  7. backup_stale the same once more than 1% of the points were written since the index
+ *                  snapshot: this backup checkpoints first, and the writer waits for that
+ *                  checkpoint (its max latency during the backup is that wait).
  * Exit: 0 done, 1 a library call failed, 2 bad arguments.
  */
 #include <errno.h>
@@ -339,38 +341,55 @@ int main(int argc, char **argv)
     qv_collection_close(r);
     r = NULL;
 
-    /* 6. backup_live */
+    /* 6. backup_live, 7. backup_stale */
     writer_arg w = {.c = c, .dim = dim, .batch = o.wbatch};
     pthread_t th;
     w.lat[0] = malloc(MAX_LAT * sizeof(double));
     w.lat[1] = malloc(MAX_LAT * sizeof(double));
-    if (!w.lat[0] || !w.lat[1] || pthread_create(&th, NULL, writer, &w) != 0) {
-        code = fail("writer", QV_ENOMEM);
-        goto done;
+    if (!w.lat[0] || !w.lat[1]) { code = fail("writer", QV_ENOMEM); goto done; }
+    atomic_store(&w.phase, 2);                    /* warm-up batches are not counted */
+    if (pthread_create(&th, NULL, writer, &w) != 0) { code = fail("writer", QV_ENOMEM); goto done; }
+    size_t written = 0;
+    for (int round = 0; round < 2 && rc == QV_OK; round++) {
+        /* round 0: a backup while the index snapshot is fresh (under 1% written since);
+         * round 1: once more than 1% of the points were written since, so it checkpoints */
+        const char *phase = round ? "backup_stale" : "backup_live";
+        double until = now_s() + 3.0;
+        w.nlat[0] = w.nlat[1] = 0;
+        usleep(500000);
+        atomic_store(&w.phase, 0);
+        for (;;) {
+            size_t since = (written + w.nlat[0]) * o.wbatch;   /* points since the index snapshot */
+            if (round == 0 ? now_s() >= until || since >= info.count / 200 : since >= info.count / 100 + 2000) break;
+            usleep(20000);
+        }
+        size_t nb = w.nlat[0];
+        atomic_store(&w.phase, 1);
+        t0 = now_s();
+        rc = qv_backup_create(db, COLL, live, &bi);
+        double ls = now_s() - t0;
+        atomic_store(&w.phase, 2);
+        size_t nd = w.nlat[1];
+        written += nb + nd + 5;
+        if (rc != QV_OK) { code = fail(phase, rc); break; }
+        double b50, b99, bmax, d50, d99, dmax;
+        lat_stats(w.lat[0], nb, &b50, &b99, &bmax);
+        lat_stats(w.lat[1], nd, &d50, &d99, &dmax);
+        row(&o, phase, "\"seconds\":%.2f,\"bytes\":%" PRIu64 ",\"points\":%" PRIu64 ",\"writer_batch\":%u,"
+            "\"batches_before\":%zu,\"p50_ms_before\":%.2f,\"p99_ms_before\":%.2f,\"max_ms_before\":%.1f,"
+            "\"batches_during\":%zu,\"p50_ms_during\":%.2f,\"p99_ms_during\":%.2f,\"max_ms_during\":%.1f", ls,
+            bi.bytes, bi.points, o.wbatch, nb, b50, b99, bmax, nd, d50, d99, dmax);
+        unlink(live);
     }
-    sleep(3);
-    atomic_store(&w.phase, 1);
-    t0 = now_s();
-    rc = qv_backup_create(db, COLL, live, &bi);
-    double ls = now_s() - t0;
-    atomic_store(&w.phase, 2);
     atomic_store(&w.stop, 1);
     pthread_join(th, NULL);
-    if (rc != QV_OK || w.rc != QV_OK) { code = fail("backup during writes", rc != QV_OK ? rc : w.rc); goto done; }
-    double b50, b99, bmax, d50, d99, dmax;
-    size_t nb = w.nlat[0], nd = w.nlat[1];
-    lat_stats(w.lat[0], nb, &b50, &b99, &bmax);
-    lat_stats(w.lat[1], nd, &d50, &d99, &dmax);
-    row(&o, "backup_live", "\"seconds\":%.2f,\"bytes\":%" PRIu64 ",\"points\":%" PRIu64 ",\"writer_batch\":%u,"
-        "\"batches_before\":%zu,\"p50_ms_before\":%.2f,\"p99_ms_before\":%.2f,\"max_ms_before\":%.1f,"
-        "\"batches_during\":%zu,\"p50_ms_during\":%.2f,\"p99_ms_during\":%.2f,\"max_ms_during\":%.1f", ls, bi.bytes,
-        bi.points, o.wbatch, nb, b50, b99, bmax, nd, d50, d99, dmax);
+    if (code == 0 && w.rc != QV_OK) code = fail("writer", w.rc);
     free(w.lat[0]);
     free(w.lat[1]);
-    unlink(live);
+    size_t nb = 0, nd = 100000;       /* the writer's ids: 100000000 + at most this many batches */
     /* the writer's points go again, so that the next run starts from the same collection */
     uint64_t *gone = malloc(1000000 * sizeof *gone);
-    size_t total = (nb + nd + 2) * o.wbatch;
+    size_t total = (nb + nd) * o.wbatch;
     for (size_t i = 0; gone && i < total; i += 1000000) {
         size_t m = total - i < 1000000 ? total - i : 1000000;
         for (size_t j = 0; j < m; j++) gone[j] = 100000000 + i + j;
