@@ -58,6 +58,8 @@ typedef struct {
     uint8_t *buf;
     size_t len;                    /* bytes buffered, not yet written */
     uint64_t size;                 /* bytes in the file so far, buffered ones included */
+    uint64_t written;              /* bytes handed to the kernel */
+    uint64_t flushing;             /* writeback started up to here; done up to the step before */
     qv_sha256 *sha;                /* every byte so far */
     int failed;                    /* sticky: the first error code */
 } qv_bk_writer;

@@ -22,6 +22,11 @@
 
 #define WBUF (1u << 20)
 #define RBUF (1u << 20)
+/* Writeback is started every SYNC_STEP bytes and waited for one step later, so the file
+ * never has more than two steps of dirty pages. Without it a 1.2 GB backup left ~1 GB
+ * dirty, and a writer's commit (LMDB fsyncs data.mdb) waited behind that writeback on
+ * ext4: upserts during a backup of sift-debian-1m stalled for 2.6-5.2 s at its end. */
+#define SYNC_STEP (16u << 20)
 
 int qv_bk_table_dbi(int table)
 {
@@ -65,6 +70,21 @@ static int write_error(qv_bk_writer *w, const char *what, int err)
     return w->failed;
 }
 
+/* Start writeback of what was written since the last step, wait for the step before,
+ * and drop those pages from the cache (a backup is not read back soon). */
+static void pace_writeback(qv_bk_writer *w)
+{
+    if (w->written - w->flushing < SYNC_STEP) return;
+    uint64_t done = w->flushing >= SYNC_STEP ? w->flushing - SYNC_STEP : 0;
+    sync_file_range(w->fd, (off_t)w->flushing, (off_t)(w->written - w->flushing), SYNC_FILE_RANGE_WRITE);
+    if (w->flushing > done) {
+        sync_file_range(w->fd, (off_t)done, (off_t)(w->flushing - done),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        posix_fadvise(w->fd, (off_t)done, (off_t)(w->flushing - done), POSIX_FADV_DONTNEED);
+    }
+    w->flushing = w->written;
+}
+
 static int write_all(qv_bk_writer *w, const void *p, size_t n)
 {
     const uint8_t *b = p;
@@ -75,7 +95,9 @@ static int write_all(qv_bk_writer *w, const void *p, size_t n)
         if (got == 0) return write_error(w, "write", ENOSPC);
         b += got;
         n -= (size_t)got;
+        w->written += (uint64_t)got;
     }
+    pace_writeback(w);
     return QV_OK;
 }
 

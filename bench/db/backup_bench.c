@@ -135,6 +135,7 @@ typedef struct {
     size_t dim;
     uint32_t batch;
     atomic_int stop, phase;        /* phase 0 before the backup, 1 during, 2 after */
+    atomic_size_t batches;         /* every batch written */
     double *lat[2];                /* batch latencies (s) before / during */
     size_t nlat[2];
     int rc;
@@ -159,6 +160,7 @@ static void *writer(void *arg)
         double t0 = now_s();
         if ((w->rc = qv_upsert(w->c, w->batch, ids, vecs, NULL)) != QV_OK) break;
         double dt = now_s() - t0;
+        atomic_fetch_add(&w->batches, 1);
         if (ph < 2 && atomic_load(&w->phase) == ph && w->nlat[ph] < MAX_LAT) w->lat[ph][w->nlat[ph]++] = dt;
     }
 out:
@@ -347,21 +349,21 @@ int main(int argc, char **argv)
     w.lat[0] = malloc(MAX_LAT * sizeof(double));
     w.lat[1] = malloc(MAX_LAT * sizeof(double));
     if (!w.lat[0] || !w.lat[1]) { code = fail("writer", QV_ENOMEM); goto done; }
-    atomic_store(&w.phase, 2);                    /* warm-up batches are not counted */
+    atomic_store(&w.phase, 2);
     if (pthread_create(&th, NULL, writer, &w) != 0) { code = fail("writer", QV_ENOMEM); goto done; }
-    size_t written = 0;
+    while (atomic_load(&w.batches) < 3) usleep(1000);   /* warm-up batches are not counted */
+    size_t at_snapshot = 0;            /* batches written when the index snapshot was last fresh */
     for (int round = 0; round < 2 && rc == QV_OK; round++) {
-        /* round 0: a backup while the index snapshot is fresh (under 1% written since);
+        /* round 0: a backup while the index snapshot is fresh (under 0.5% written since);
          * round 1: once more than 1% of the points were written since, so it checkpoints */
         const char *phase = round ? "backup_stale" : "backup_live";
         double until = now_s() + 3.0;
         w.nlat[0] = w.nlat[1] = 0;
-        usleep(500000);
         atomic_store(&w.phase, 0);
         for (;;) {
-            size_t since = (written + w.nlat[0]) * o.wbatch;   /* points since the index snapshot */
+            size_t since = (atomic_load(&w.batches) - at_snapshot) * o.wbatch;   /* points since the snapshot */
             if (round == 0 ? now_s() >= until || since >= info.count / 200 : since >= info.count / 100 + 2000) break;
-            usleep(20000);
+            usleep(10000);
         }
         size_t nb = w.nlat[0];
         atomic_store(&w.phase, 1);
@@ -370,7 +372,6 @@ int main(int argc, char **argv)
         double ls = now_s() - t0;
         atomic_store(&w.phase, 2);
         size_t nd = w.nlat[1];
-        written += nb + nd + 5;
         if (rc != QV_OK) { code = fail(phase, rc); break; }
         double b50, b99, bmax, d50, d99, dmax;
         lat_stats(w.lat[0], nb, &b50, &b99, &bmax);
