@@ -494,10 +494,12 @@ QV_API int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, 
  * searches go on meanwhile; the backup never holds the writer lock while it copies.
  * It holds each collection's config, points, payloads, payload index and index snapshot
  * (plus the few writes made after that snapshot), so a restored collection loads its
- * graph instead of building it again. Before it starts, a collection whose index snapshot
- * is missing or stale (more than max(256, count/100) points written since) is
- * checkpointed -- like qv_checkpoint, this holds back writes to the db while the index
- * is serialized -- unless the db is read-only.
+ * graph instead of building it again. A collection whose stored index snapshot is
+ * missing or stale (more than max(256, count/100) points written since) has its
+ * in-memory index serialized into the file instead, at the backup's point in time:
+ * writes to the db wait for that serialization (about 0.5 s at 1M points) and for
+ * nothing else; nothing is written to the db (a read-only db copies the stored snapshot
+ * and the writes after it as they are).
  *
  * The file (its format: storage/backup.h) is written under a temporary name in the same
  * directory, synced and renamed, so a crash or a full disk never leaves a partial file

@@ -124,6 +124,9 @@ int  qv_bk_verify_fd(int fd, const char *path, const uint8_t *expect, qv_backup_
                      qv_bk_entry **entries, size_t *n);
 
 /* ---- the index snapshot's part (backup_index.c) -------------------------------------- */
+/** Append the 'S' and 'B' frames of an index snapshot: n bytes of the index's save
+ *  format holding every write up to seq. */
+int  qv_bk_put_index(qv_bk_writer *w, uint64_t seq, const void *bytes, uint64_t n);
 /** Append the 'S' and 'B' frames of collection cid's index snapshot as read txn txn sees
  *  it (nothing when it has none, or an unusable one: the restored collection is then
  *  built from its points, as the original would be). */

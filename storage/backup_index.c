@@ -10,7 +10,8 @@
  * built again. The bytes are the index's own save format (qv_index_save_mem), whatever
  * form the storage layer keeps them in; here that form is an LMDB record in `snapshots`
  * ("QVSN", u32 version, u64 seq, the bytes), which the backup's read transaction sees
- * together with everything else of the collection.
+ * together with everything else of the collection. (A stale one is replaced in the file
+ * by the in-memory index, serialized at the backup's point in time: backup_create.c.)
  */
 #include "storage/backup.h"
 
@@ -18,9 +19,24 @@
 
 #include "core/error.h"
 
+int qv_bk_put_index(qv_bk_writer *w, uint64_t seq, const void *bytes, uint64_t n)
+{
+    uint8_t sk[16];
+    for (int i = 0; i < 8; i++) {
+        sk[i] = (uint8_t)(seq >> (8 * i));
+        sk[8 + i] = (uint8_t)(n >> (8 * i));
+    }
+    int rc = qv_bk_put_frame(w, 'S', 0, sk, sizeof sk, NULL, 0, NULL, 0);
+    for (uint64_t off = 0; off < n && rc == QV_OK; off += QV_BK_CHUNK) {
+        size_t len = n - off < QV_BK_CHUNK ? (size_t)(n - off) : QV_BK_CHUNK;
+        rc = qv_bk_put_frame(w, 'B', 0, NULL, 0, (const uint8_t *)bytes + off, len, NULL, 0);
+    }
+    return rc;
+}
+
 int qv_bk_index_dump(qv_db *db, MDB_txn *txn, uint32_t cid, qv_bk_writer *w)
 {
-    uint8_t key[4], sk[16];
+    uint8_t key[4];
     MDB_val v;
     qv_be32_put(key, cid);
     int rc = qv_lmdb_get(txn, db->dbi[DBI_SNAPSHOTS], key, 4, &v);
@@ -32,17 +48,7 @@ int qv_bk_index_dump(qv_db *db, MDB_txn *txn, uint32_t cid, qv_bk_writer *w)
     if (v.mv_size <= QV_SNAPSHOT_HEADER || memcmp(h, QV_SNAPSHOT_MAGIC, 4) != 0 ||
         qv_be32_get(h + 4) != QV_SNAPSHOT_VERSION)
         return QV_OK;
-    uint64_t seq = qv_be64_get(h + 8), n = v.mv_size - QV_SNAPSHOT_HEADER;
-    for (int i = 0; i < 8; i++) {
-        sk[i] = (uint8_t)(seq >> (8 * i));
-        sk[8 + i] = (uint8_t)(n >> (8 * i));
-    }
-    if ((rc = qv_bk_put_frame(w, 'S', 0, sk, sizeof sk, NULL, 0, NULL, 0)) != QV_OK) return rc;
-    for (uint64_t off = 0; off < n && rc == QV_OK; off += QV_BK_CHUNK) {
-        size_t len = n - off < QV_BK_CHUNK ? (size_t)(n - off) : QV_BK_CHUNK;
-        rc = qv_bk_put_frame(w, 'B', 0, NULL, 0, h + QV_SNAPSHOT_HEADER + off, len, NULL, 0);
-    }
-    return rc;
+    return qv_bk_put_index(w, qv_be64_get(h + 8), h + QV_SNAPSHOT_HEADER, v.mv_size - QV_SNAPSHOT_HEADER);
 }
 
 int qv_bk_index_install(qv_db *db, MDB_txn *txn, uint32_t cid, qv_bk_reader *r)

@@ -26,8 +26,9 @@
  *                  batch latency p50 / p99 / max for 3 s before and during the backup (the
  *                  copy takes no writer lock);
  *  7. backup_stale the same once more than 1% of the points were written since the index
- *                  snapshot: this backup checkpoints first, and the writer waits for that
- *                  checkpoint (its max latency during the backup is that wait).
+ *                  snapshot: this backup serializes the in-memory index at its point in
+ *                  time, and the writer waits for that serialization (its max latency
+ *                  during the backup is that wait).
  * Exit: 0 done, 1 a library call failed, 2 bad arguments.
  */
 #include <errno.h>
@@ -355,7 +356,8 @@ int main(int argc, char **argv)
     size_t at_snapshot = 0;            /* batches written when the index snapshot was last fresh */
     for (int round = 0; round < 2 && rc == QV_OK; round++) {
         /* round 0: a backup while the index snapshot is fresh (under 0.5% written since);
-         * round 1: once more than 1% of the points were written since, so it checkpoints */
+         * round 1: once more than 1% of the points were written since, so it serializes
+         * the in-memory index under the writer lock */
         const char *phase = round ? "backup_stale" : "backup_live";
         double until = now_s() + 3.0;
         w.nlat[0] = w.nlat[1] = 0;
