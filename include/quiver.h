@@ -497,7 +497,7 @@ QV_API int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, 
  * graph instead of building it again. A collection whose stored index snapshot is
  * missing or stale (more than max(256, count/100) points written since) has its
  * in-memory index serialized into the file instead, at the backup's point in time:
- * writes to the db wait for that serialization (about 0.5 s at 1M points) and for
+ * writes to the db wait for that serialization (0.8-1.7 s at 1M points) and for
  * nothing else; nothing is written to the db (a read-only db copies the stored snapshot
  * and the writes after it as they are).
  *
