@@ -116,25 +116,26 @@ static int file_name_ok(const char *s)
  * mutex, k goes on from the last one issued in the same second (two requests of one
  * second never get one name), and past names that files already have. */
 static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
-static char last_stamp[32];
+static char last_base[256];        /* "<dir>/<prefix>-<stamp>" of the last name issued */
 static unsigned last_k;
 
 static int new_name(const char *dir, const char *prefix, char *name, size_t len)
 {
-    char stamp[32], path[PATH_MAX];
+    char stamp[32], base[256], path[PATH_MAX];
     struct tm tm;
     time_t now = time(NULL);
     int rc = -1;
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", &tm);
+    snprintf(base, sizeof base, "%.160s/%.60s-%s", dir, prefix, stamp);
     pthread_mutex_lock(&name_lock);
-    unsigned k = strcmp(stamp, last_stamp) == 0 ? last_k + 1 : 1;
+    unsigned k = strcmp(base, last_base) == 0 ? last_k + 1 : 1;
     for (; k < 100000000u; k++) {
         int n = k == 1 ? snprintf(name, len, "%s-%s" SUFFIX, prefix, stamp)
                        : snprintf(name, len, "%s-%s-%u" SUFFIX, prefix, stamp, k);
         if (n < 0 || (size_t)n >= len || join(path, sizeof path, dir, "", name, "") != 0) break;
         if (access(path, F_OK) != 0) {
-            memcpy(last_stamp, stamp, sizeof stamp);
+            memcpy(last_base, base, sizeof base);
             last_k = k;
             rc = 0;
             break;

@@ -4,8 +4,8 @@
  *
  * Steps:
  *  1. Look: each collection is opened (loaded, if this process had not yet) and its
- *     stored index snapshot judged: stale when more than max(MIN_STALE, count /
- *     STALE_DIVISOR) points are named by writes after it. A restored collection replays
+ *     stored index snapshot judged: stale when there is none, or when more than
+ *     max(MIN_STALE, count / STALE_DIVISOR) points are named by writes after it. A restored collection replays
  *     those writes one HNSW insert per point (about 0.2 ms each at 1M points on 2 cores),
  *     while serializing the whole graph costs about a microsecond per point, so past 1% of
  *     the collection a fresh serialization is the cheaper of the two.
@@ -45,8 +45,9 @@
 #define MIN_STALE 256u
 #define STALE_DIVISOR 100u
 
-/* Points named by the log entries of collection cid (the writes after its snapshot). */
-static int replay_size(qv_db *db, uint32_t cid, uint64_t *out)
+/* Points named by the log entries of collection cid (the writes after its snapshot);
+ * *none = 1 when it has no stored index snapshot at all. */
+static int replay_size(qv_db *db, uint32_t cid, uint64_t *out, int *none)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -56,6 +57,7 @@ static int replay_size(qv_db *db, uint32_t cid, uint64_t *out)
     *out = 0;
     qv_be32_put(prefix, cid);
     if ((rc = qv_lmdb_begin(db, 1, &txn)) != QV_OK) return rc;
+    *none = qv_lmdb_get(txn, db->dbi[DBI_SNAPSHOTS], prefix, 4, &v) == QV_ENOTFOUND;
     if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_LOG], &cur)) == QV_OK) {
         for (rc = qv_lmdb_seek(cur, prefix, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, prefix, 4, &k, &v))
             *out += v.mv_size >= 4 ? (v.mv_size - 4) / 8 : 0;
@@ -100,7 +102,8 @@ static int look(qv_db *db, const char *name, look_entry *e)
     count = e->c->count;
     pthread_rwlock_unlock(&e->c->maplock);
     uint64_t limit = count / STALE_DIVISOR > MIN_STALE ? count / STALE_DIVISOR : MIN_STALE;
-    if ((rc = replay_size(db, e->c->cid, &replay)) == QV_OK) e->stale = replay > limit;
+    int none = 0;
+    if ((rc = replay_size(db, e->c->cid, &replay, &none)) == QV_OK) e->stale = none || replay > limit;
     return rc;
 }
 

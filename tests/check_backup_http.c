@@ -350,6 +350,8 @@ START_TEST(test_endpoints)
     json_t *full = call(s.qport, "POST", "/snapshots", NULL, 200);
     const char *fname = json_string_value(json_object_get(json_object_get(full, "result"), "name"));
     ck_assert_ptr_nonnull(strstr(fname, "full-snapshot-"));
+    /* the first of its kind: no -k suffix, whatever names the collections' snapshots took */
+    ck_assert_uint_eq(strlen(fname), strlen("full-snapshot-2026-01-01-00-00-00.snapshot"));
     expect(s.port, "GET", "/snapshots", NULL, 200, fname);
     json_decref(call(s.port, "DELETE", "/collections/c2", NULL, 200));
     snprintf(body, sizeof body, "{\"location\":\"file://%s/%s\"}", snaps, fname);
