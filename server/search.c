@@ -546,7 +546,9 @@ static void params_of(const srv_search *s, qv_search_params *sp)
 int srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, srv_results *res)
 {
     memset(res, 0, sizeof *res);
-    if (n == 0) return QV_OK;      /* an empty batch: nothing to allocate (a 0-byte block held no stats) */
+    /* A Qdrant query without a vector (a scroll) or an empty batch has nothing to search:
+     * the allocation below would be 0 bytes and s[0] out of bounds (found by make fuzz). */
+    if (n == 0) return QV_OK;
     int one_call = 1;
     for (size_t i = 0; i < n; i++) {
         res->kmax = s[i].k > res->kmax ? s[i].k : res->kmax;

@@ -193,6 +193,11 @@ START_TEST(test_errors)
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"rrf\"}}", 400, "prefetch");
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"query\":[3,4],\"using\":\"img\"}", 400, "named vectors");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"limit\":1}", 200, "\"score\":0.0");
+    /* Regression (found by make fuzz): a query without a vector, and an empty batch, searched
+     * nothing and overran a 1-byte allocation (heap-buffer-overflow under ASan). */
+    expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"limit\":1}", 200, "\"points\":[{\"id\":1");
+    expect(s.qport, "POST", "/collections/e/points/query/batch", KEY, "{\"searches\":[]}", 200, "\"result\":[]");
+    expect(s.qport, "POST", "/collections/e/points/search/batch", KEY, "{\"searches\":[]}", 200, "\"result\":[]");
     expect(s.qport, "POST", "/collections/e/points/recommend", KEY, "{}", 501, "recommend is not supported");
     expect(s.qport, "GET", "/collections/e/shards/0/snapshots", KEY, NULL, 501, "sharding and the cluster API are not supported");
     expect(s.qport, "PUT", "/snapshots/recover", KEY, "{}", 501, "the native API does: PUT /snapshots/recover) is not supported");
