@@ -37,12 +37,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -357,8 +360,9 @@ void srv_h_snapshot_delete(srv_req *r)
 /* ---- restoring ------------------------------------------------------------------------ */
 
 /* Restore file path (checksum: expected SHA-256 or NULL) into the request's collection
- * (or every collection of the file for the store), and reply. */
-static void restore_and_reply(srv_req *r, const char *path, const char *checksum, uint64_t t0)
+ * (or every collection of the file for the store), and reply. shown: what to call a
+ * temporary file in messages ("the upload"), NULL to name path. */
+static void restore_and_reply(srv_req *r, const char *path, const char *shown, const char *checksum, uint64_t t0)
 {
     qv_restore_options o;
     qv_backup_info info;
@@ -368,7 +372,10 @@ static void restore_and_reply(srv_req *r, const char *path, const char *checksum
     o.flags = QV_RESTORE_REPLACE;
     int rc = qv_backup_restore(r->ctx->db, path, &o, &info);
     if (rc == QV_ECORRUPT) {                      /* the file's fault, not the server's */
-        srv_fail(r, 400, "invalid_snapshot", "%s", qv_last_error());
+        const char *msg = qv_last_error();
+        size_t pl = strlen(path);
+        if (shown && !strncmp(msg, path, pl)) srv_fail(r, 400, "invalid_snapshot", "%s%s", shown, msg + pl);
+        else srv_fail(r, 400, "invalid_snapshot", "%s", msg);
         return;
     }
     if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
@@ -513,6 +520,99 @@ done:
     return ret;
 }
 
+/* ---- a location on this server itself ---- */
+
+/* Whether the socket address a (of a resolved location) reaches listener l: same port, and
+ * l's own address, or any address of this machine when l listens on all of them (bind()
+ * to it succeeds only for a local address). */
+static int reaches(const struct sockaddr *a, const struct sockaddr_storage *l)
+{
+    if (a->sa_family != l->ss_family) return 0;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)l;
+        if (x->sin_port != y->sin_port) return 0;
+        if (y->sin_addr.s_addr != htonl(INADDR_ANY)) return x->sin_addr.s_addr == y->sin_addr.s_addr;
+    } else if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)l;
+        if (x->sin6_port != y->sin6_port) return 0;
+        if (!IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr)) return !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr);
+    } else {
+        return 0;
+    }
+    struct sockaddr_storage probe;
+    socklen_t len = a->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    memcpy(&probe, a, len);
+    if (a->sa_family == AF_INET) ((struct sockaddr_in *)&probe)->sin_port = 0;
+    else ((struct sockaddr_in6 *)&probe)->sin6_port = 0;
+    int fd = socket(a->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int local = fd >= 0 && bind(fd, (struct sockaddr *)&probe, len) == 0;
+    if (fd >= 0) close(fd);
+    return local;
+}
+
+/* Whether host:port is one of this process's listening sockets (found in /proc/self/fd:
+ * every worker's dup of both listeners), so that no route table or main.c needs to say. */
+static int is_this_server(const char *host, int port)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    char svc[16];
+    snprintf(svc, sizeof svc, "%d", port);
+    if (getaddrinfo(host, svc, &hints, &res) != 0) return 0;
+    int found = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (!found && d && (e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        int on = 0;
+        socklen_t ol = sizeof on;
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (*end || end == e->d_name || fd == dirfd(d) ||
+            getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) != 0 || !on ||
+            getsockname((int)fd, (struct sockaddr *)&ss, &sl) != 0)
+            continue;
+        for (struct addrinfo *a = res; a && !found; a = a->ai_next) found = reaches(a->ai_addr, &ss);
+    }
+    if (d) closedir(d);
+    freeaddrinfo(res);
+    return found;
+}
+
+/* An http:// location that is this server itself cannot be fetched: the fetch would wait
+ * for a worker while holding one (with --threads 1, or as many such requests as workers,
+ * the server stopped answering until the fetch timed out). Its snapshot download URLs,
+ * /collections/{c}/snapshots/{file} and /snapshots/{file}, name files here: their path
+ * goes into local. Returns 0 when url is not this server, 1 with local set, or an HTTP
+ * status with err set. */
+static int self_location(srv_req *r, const char *url, char *local, size_t len, char *err, size_t errlen)
+{
+    struct evhttp_uri *u = evhttp_uri_parse(url);
+    const char *host = u ? evhttp_uri_get_host(u) : NULL, *path = u ? evhttp_uri_get_path(u) : NULL;
+    char *dec = NULL, coll[256] = "", file[256] = "";
+    int port = u ? evhttp_uri_get_port(u) : -1, ret = 0, n = 0;
+    if (!host || !host[0] || !is_this_server(host, port < 0 ? 80 : port)) goto done;
+    ret = 400;
+    snprintf(err, errlen, "location %.200s is this server: give one of its snapshot download URLs "
+             "(.../snapshots/{file}) or a file:// location", url);
+    if (!path || !(dec = evhttp_uridecode(path, 0, NULL))) goto done;
+    if (sscanf(dec, "/collections/%255[^/]/snapshots/%255[^/]%n", coll, file, &n) == 2 && dec[n] == 0) {
+        if (!srv_name_valid(coll)) goto done;
+    } else if (!(coll[0] = 0, n = 0, sscanf(dec, "/snapshots/%255[^/]%n", file, &n) == 1 && dec[n] == 0)) {
+        goto done;
+    }
+    if (!file_name_ok(file)) goto done;
+    if (join(local, len, r->ctx->snapshots_dir, coll, coll[0] ? "/" : "", file)) {
+        snprintf(err, errlen, "snapshot path too long");
+        goto done;
+    }
+    ret = 1;
+done:
+    free(dec);
+    if (u) evhttp_uri_free(u);
+    return ret;
+}
+
 /* PUT /collections/{name}/snapshots/recover, PUT /snapshots/recover (native):
  * {"location": url, "checksum": sha256|null, "priority": ..., "api_key": ...} */
 void srv_h_snapshot_recover(srv_req *r)
@@ -543,16 +643,21 @@ void srv_h_snapshot_recover(srv_req *r)
         else if (strncmp(real, r->ctx->snapshots_dir, dl) != 0 || real[dl] != '/')
             srv_fail(r, 403, "forbidden", "file locations must lie inside the snapshots directory %s",
                      r->ctx->snapshots_dir);
-        else restore_and_reply(r, real, json_string_value(sum), t0);
+        else restore_and_reply(r, real, NULL, json_string_value(sum), t0);
     } else if (!strncasecmp(url, "http://", 7)) {
-        int status;
-        if ((fd = temp_file(r, path, sizeof path)) < 0)
+        int status = self_location(r, url, real, sizeof real, err, sizeof err);
+        struct stat st;
+        if (status == 1 && (stat(real, &st) != 0 || !S_ISREG(st.st_mode)))
+            srv_fail(r, 404, "not_found", "%.200s: no such snapshot on this server", url);
+        else if (status == 1) restore_and_reply(r, real, NULL, json_string_value(sum), t0);
+        else if (status != 0) srv_bad(r, "%s", err);
+        else if ((fd = temp_file(r, path, sizeof path)) < 0)
             srv_fail(r, errno == ENOSPC ? 507 : 500, "io_error", "cannot create a file in %s: %s",
                      r->ctx->snapshots_dir, strerror(errno));
         else if ((status = fetch_http(url, json_string_value(key), fd, err, sizeof err)) != 0)
             srv_fail(r, status, status == 507 ? "storage_full" : status == 503 ? "out_of_memory" :
                      status == 404 ? "not_found" : "fetch_failed", "%s", err);
-        else restore_and_reply(r, path, json_string_value(sum), t0);
+        else restore_and_reply(r, path, "the download", json_string_value(sum), t0);
     } else {
         srv_bad(r, "location '%.200s': quiverd restores from file:// (inside its snapshots directory) and http:// "
                    "locations", url);
@@ -647,7 +752,7 @@ void srv_h_snapshot_upload(srv_req *r)
         if ((fd = temp_file(r, path, sizeof path)) < 0 || write_all(fd, data, flen) != 0)
             srv_fail(r, errno == ENOSPC ? 507 : 500, errno == ENOSPC ? "storage_full" : "io_error",
                      "storing the upload in %s: %s", r->ctx->snapshots_dir, strerror(errno));
-        else restore_and_reply(r, path, checksum, t0);
+        else restore_and_reply(r, path, "the upload", checksum, t0);
     }
     if (fd >= 0) {
         close(fd);

@@ -11,7 +11,12 @@
  *     the sidecar checksum equal to sha256sum's, upload (multipart with curl, and the raw
  *     file), file:// recover, the whole store, read-only keys, and the refusals: a
  *     flipped byte, a truncated file, a wrong checksum (400, collection unchanged), a
- *     file:// location outside the snapshots directory (403), bad names (404).
+ *     file:// location outside the snapshots directory (403), bad names (404);
+ *   - self_location: a recover from the server's own download URL (Qdrant clients are
+ *     given that URL) on a quiverd with one worker thread. Before, the worker fetched
+ *     from itself and waited for itself: the server answered nothing at all until the
+ *     fetch timed out (600 s). Now such a URL names the local file (200 at once); another
+ *     path on the server itself is a 400, a missing file a 404.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -330,6 +335,10 @@ START_TEST(test_endpoints)
         ck_assert_msg(run(cmd) == 0, "a damaged upload (case %d) was not refused with 400", k);
         ck_assert_int_eq(count_points(s.qport, "c", NULL), 3);
     }
+    /* the message names the upload, not the temporary file it was kept in */
+    snprintf(cmd, sizeof cmd, "curl -s -H 'api-key: %s' -F 'snapshot=@%s' http://127.0.0.1:%d/collections/c/snapshots/upload "
+             "| grep -q '\"invalid_snapshot\",\"message\":\"the upload: frame at offset'", KEY, bad, s.port);
+    ck_assert_msg(run(cmd) == 0, "the refusal of a truncated upload does not say so");
     snprintf(body, sizeof body, "{\"location\":\"file://%s/c/%s\",\"checksum\":\"%s\"}", snaps, name,
              "1111111111111111111111111111111111111111111111111111111111111111");
     expect(s.port, "PUT", "/collections/c/snapshots/recover", body, 400, "not the expected");
@@ -376,6 +385,49 @@ START_TEST(test_endpoints)
 }
 END_TEST
 
+/* ---- a location on the server itself -------------------------------------------------- */
+
+START_TEST(test_self_location)
+{
+    char *dir = make_tmpdir("qv-bkhttp");
+    char data[600], body[1200], url[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    test_server s;
+    test_server_start(&s, data, 1, (const char *const[]){"--api-key-file", write_keys(dir), "--threads", "1", NULL});
+    json_decref(call(s.port, "PUT", "/collections/c", "{\"dim\":2,\"metric\":\"l2\",\"index\":{\"type\":\"flat\"}}", 201));
+    json_decref(call(s.port, "PUT", "/collections/c/points", "{\"points\":[{\"id\":1,\"vector\":[1,0]}]}", 200));
+    json_t *d = call(s.port, "POST", "/collections/c/snapshots", NULL, 201);
+    const char *name = json_string_value(json_object_get(d, "name"));
+    json_t *f = call(s.port, "POST", "/snapshots", NULL, 201);
+    const char *fname = json_string_value(json_object_get(f, "name"));
+    /* both listeners, both kinds of download URL, "localhost" and 127.0.0.1 */
+    const struct { int to, in; const char *host, *coll; } cases[] = {
+        {s.port, s.port, "127.0.0.1", "c"}, {s.qport, s.qport, "localhost", "c"}, {s.qport, s.port, "localhost", "c"},
+        {s.port, s.qport, "127.0.0.1", NULL}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].coll) snprintf(url, sizeof url, "http://%s:%d/collections/c/snapshots/%s", cases[i].host, cases[i].in, name);
+        else snprintf(url, sizeof url, "http://%s:%d/snapshots/%s", cases[i].host, cases[i].in, fname);
+        snprintf(body, sizeof body, "{\"location\":\"%s\",\"api_key\":\"%s\"}", url, KEY);
+        char *out = NULL;
+        int st = test_http(cases[i].to, "PUT", cases[i].coll ? "/collections/r/snapshots/recover" : "/snapshots/recover",
+                           "api-key: " KEY "\r\n", body, 20000, &out);
+        ck_assert_msg(st == 200, "case %zu: recover from %s -> %d %s (0: no answer in 20 s)", i, url, st, out ? out : "");
+        free(out);
+    }
+    ck_assert_int_eq(count_points(s.qport, "r", NULL), 1);
+    snprintf(body, sizeof body, "{\"location\":\"http://127.0.0.1:%d/collections/c/snapshots/no.snapshot\"}", s.port);
+    expect(s.port, "PUT", "/collections/r/snapshots/recover", body, 404, "no such snapshot on this server");
+    snprintf(body, sizeof body, "{\"location\":\"http://127.0.0.1:%d/collections\"}", s.qport);
+    expect(s.port, "PUT", "/collections/r/snapshots/recover", body, 400, "is this server");
+    expect(s.port, "GET", "/healthz", NULL, 200, "ok");
+    json_decref(d);
+    json_decref(f);
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qv_backup_http_suite(void)
 {
     Suite *s = suite_create("backup_http");
@@ -384,6 +436,7 @@ Suite *qv_backup_http_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_consistency);
     tcase_add_test(tc, test_endpoints);
+    tcase_add_test(tc, test_self_location);
     suite_add_tcase(s, tc);
     return s;
 }
