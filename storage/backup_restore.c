@@ -19,6 +19,9 @@
  *     something else, or a bug) is refused here, while nothing has changed.
  *  4. Commit: one txn points each target name at its new id (its config re-encoded with
  *     that id), deletes the data of the collection it replaces, and removes the markers.
+ *     Replacing needs this process to be the only one with the db open for writing
+ *     (qv_db_sole_writer, checked in step 1 too): another process's loaded handle of the
+ *     replaced collection would go on acknowledging writes to data nothing names.
  *     Still under the writer lock, the replaced collections' open handles are retired (as
  *     a drop does), so no writer can write under an id that nothing names any more, and
  *     the loaded handles take their place.
@@ -181,6 +184,7 @@ cleanup:
 /* ---- step 3: commit ------------------------------------------------------------------ */
 
 typedef struct {
+    int sole;                      /* qv_db_sole_writer holds LOCK_EX */
     item *items;
     size_t n;
     unsigned flags;
@@ -202,6 +206,8 @@ static int commit_write(qv_db *db, MDB_txn *txn, void *arg)
             if (!(a->flags & QV_RESTORE_REPLACE))
                 return qv_fail(QV_EEXIST, "collection '%s' already exists (restore with replace to overwrite it)",
                                it->target);
+            if (!a->sole && (rc = qv_db_sole_writer(db, "restore", "replacing a collection")) != QV_OK) return rc;
+            a->sole = 1;
             if ((rc = qv_coll_config_decode(it->target, v.mv_data, v.mv_size, &old, &p, &pi)) != QV_OK) return rc;
             qv_free(pi);
             if ((rc = qv_coll_delete_data(db, txn, old)) != QV_OK) return rc;
@@ -222,7 +228,7 @@ static int commit_write(qv_db *db, MDB_txn *txn, void *arg)
  * finds the collection loaded). */
 static int commit(qv_db *db, item *items, size_t n, unsigned flags)
 {
-    commit_arg a = {items, n, flags};
+    commit_arg a = {0, items, n, flags};
     qv_coll **unused = qv_calloc(n, sizeof *unused);
     if (!unused) return QV_ENOMEM;
     pthread_mutex_lock(&db->wmutex);
@@ -232,6 +238,7 @@ static int commit(qv_db *db, item *items, size_t n, unsigned flags)
         unused[i] = qv_coll_retire(db, items[i].target);
         if (qv_coll_attach(db, items[i].coll) == QV_OK) items[i].coll = NULL;
     }
+    if (a.sole) qv_db_writer_shared(db);
     pthread_mutex_unlock(&db->wmutex);
     for (size_t i = 0; i < n; i++) qv_coll_free(unused[i]);
     qv_free(unused);
@@ -328,19 +335,28 @@ static int select_items(qv_db *db, const qv_restore_options *o, const qv_bk_entr
     else if (m == 0) rc = qv_fail(QV_ENOTFOUND, "%s: the backup holds no collection", path);
     else if (o->rename && m > 1)
         rc = qv_fail(QV_EINVAL, "%s holds %zu collections: rename needs one (name it with collection)", path, m);
-    if (rc == QV_OK && !(o->flags & QV_RESTORE_REPLACE)) {
+    if (rc == QV_OK) {
         MDB_txn *txn = NULL;
         MDB_val v;
+        int replacing = 0;
         if ((rc = qv_lmdb_begin(db, 1, &txn)) == QV_OK) {
             for (size_t i = 0; rc == QV_OK && i < m; i++) {
                 rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], items[i].target, strlen(items[i].target), &v);
-                if (rc == QV_OK)
+                if (rc == QV_OK && !(o->flags & QV_RESTORE_REPLACE))
                     rc = qv_fail(QV_EEXIST, "collection '%s' already exists (restore with replace to overwrite it)",
                                  items[i].target);
-                else if (rc == QV_ENOTFOUND)
+                else if (rc == QV_OK || rc == QV_ENOTFOUND) {
+                    replacing |= rc == QV_OK;
                     rc = QV_OK;
+                }
             }
             qv_lmdb_abort(db, txn);
+        }
+        /* replacing in a db another process writes to is refused now, not after staging */
+        if (rc == QV_OK && replacing) {
+            pthread_mutex_lock(&db->wmutex);
+            if ((rc = qv_db_sole_writer(db, "restore", "replacing a collection")) == QV_OK) qv_db_writer_shared(db);
+            pthread_mutex_unlock(&db->wmutex);
         }
     }
     if (rc != QV_OK) {

@@ -81,6 +81,7 @@ struct qv_db {
     size_t ncolls, cap_colls;
     uint64_t map_grows;            /* under wmutex */
     int has_pindex;                /* 0: read-only database written before "pindex" existed */
+    int lockfd;                    /* writable: data.mdb again, holding flock(LOCK_SH) (db.c) */
 };
 
 /* Counters of what opening / running a collection did; for tests and diagnostics. */
@@ -206,6 +207,14 @@ typedef int (*qv_write_fn)(qv_db *db, MDB_txn *txn, void *arg);
 int  qv_db_write(qv_db *db, qv_write_fn fn, void *arg);
 /** QV_OK, or QV_ESTATE when the db was opened read-only (message names op). */
 int  qv_db_check_writable(qv_db *db, const char *op);
+/** Whether this process is the only one with the db open for writing: every writable open
+ *  holds flock(LOCK_SH) on data.mdb; this tries to turn it into LOCK_EX without waiting.
+ *  QV_OK holding LOCK_EX (until qv_db_writer_shared), or QV_ESTATE naming op and what
+ *  (another process's loaded collections would go on writing to what op deletes).
+ *  Caller holds db->wmutex (one process's threads share the lock). */
+int  qv_db_sole_writer(qv_db *db, const char *op, const char *what);
+/** Back to LOCK_SH after qv_db_sole_writer; caller holds db->wmutex. */
+void qv_db_writer_shared(qv_db *db);
 
 /* ---- config.c ---------------------------------------------------------------------------- */
 int  qv_coll_name_check(const char *name);

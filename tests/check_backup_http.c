@@ -16,7 +16,13 @@
  *     given that URL) on a quiverd with one worker thread. Before, the worker fetched
  *     from itself and waited for itself: the server answered nothing at all until the
  *     fetch timed out (600 s). Now such a URL names the local file (200 at once); another
- *     path on the server itself is a 400, a missing file a 404.
+ *     path on the server itself is a 400, a missing file a 404;
+ *   - other_process: `quiver restore --replace` on the data directory of a running
+ *     quiverd. Before, it replaced the collection under the server, which went on
+ *     acknowledging upserts into the deleted data (gone after a restart). Now it is
+ *     refused (exit 1, "open for writing in another process") and the collection is
+ *     unchanged; restoring under a new name works (the server serves it), and so does the
+ *     replace once the server has stopped.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -428,6 +434,42 @@ START_TEST(test_self_location)
 }
 END_TEST
 
+/* ---- a restore from another process ----------------------------------------------------- */
+
+START_TEST(test_other_process)
+{
+    char *dir = make_tmpdir("qv-bkhttp");
+    char data[600], snaps[600], cmd[4096], file[1200];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(snaps, sizeof snaps, "%s/snaps", dir);
+    test_server s;
+    test_server_start(&s, data, 1, (const char *const[]){"--api-key-file", write_keys(dir), "--snapshots", snaps, NULL});
+    json_decref(call(s.port, "PUT", "/collections/c", "{\"dim\":2,\"metric\":\"l2\",\"index\":{\"type\":\"flat\"}}", 201));
+    json_decref(call(s.port, "PUT", "/collections/c/points", "{\"points\":[{\"id\":1,\"vector\":[1,0]}]}", 200));
+    json_t *d = call(s.port, "POST", "/collections/c/snapshots", NULL, 201);
+    snprintf(file, sizeof file, "%s/c/%s", snaps, json_string_value(json_object_get(d, "name")));
+    json_decref(call(s.port, "PUT", "/collections/c/points", "{\"points\":[{\"id\":2,\"vector\":[0,1]}]}", 200));
+    snprintf(cmd, sizeof cmd, "%s/quiver restore '%s' '%s' --replace 2>&1 | grep -q 'open for writing in another process'"
+             " && ! %s/quiver restore '%s' '%s' --replace 2>/dev/null", build_dir(), data, file, build_dir(), data, file);
+    ck_assert_msg(run(cmd) == 0, "a replacing restore under a running quiverd was not refused");
+    json_decref(call(s.port, "PUT", "/collections/c/points", "{\"points\":[{\"id\":3,\"vector\":[1,1]}]}", 200));
+    ck_assert_int_eq(count_points(s.qport, "c", NULL), 3);
+    snprintf(cmd, sizeof cmd, "%s/quiver restore '%s' '%s' --as c2 >/dev/null 2>&1", build_dir(), data, file);
+    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_int_eq(count_points(s.qport, "c2", NULL), 1);
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    /* every acknowledged write survived */
+    snprintf(cmd, sizeof cmd, "%s/quiver info '%s' c | grep -q 'points 3,'", build_dir(), data);
+    ck_assert_int_eq(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/quiver restore '%s' '%s' --replace >/dev/null 2>&1 && %s/quiver info '%s' c | "
+             "grep -q 'points 1,'", build_dir(), data, file, build_dir(), data);
+    ck_assert_int_eq(run(cmd), 0);
+    json_decref(d);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qv_backup_http_suite(void)
 {
     Suite *s = suite_create("backup_http");
@@ -437,6 +479,7 @@ Suite *qv_backup_http_suite(void)
     tcase_add_test(tc, test_consistency);
     tcase_add_test(tc, test_endpoints);
     tcase_add_test(tc, test_self_location);
+    tcase_add_test(tc, test_other_process);
     suite_add_tcase(s, tc);
     return s;
 }
