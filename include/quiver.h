@@ -569,7 +569,9 @@ QV_API void qv_restore_options_init(qv_restore_options *o);
  *  @return QV_OK, QV_EINVAL (bad options or name), QV_ENOTFOUND (no file, or no such
  *  collection in it), QV_EEXIST (a collection exists and QV_RESTORE_REPLACE is not set),
  *  QV_ECORRUPT (damaged, truncated, wrong SHA-256, another byte order or format),
- *  QV_ESTATE (db read-only), QV_EFULL, QV_EIO, QV_ENOMEM. */
+ *  QV_ESTATE (db read-only; or a collection would be replaced while another process has
+ *  db open for writing: its loaded collections would go on writing to the replaced data,
+ *  so such a restore must run in that process), QV_EFULL, QV_EIO, QV_ENOMEM. */
 QV_API int  qv_backup_restore(qv_db *db, const char *path, const qv_restore_options *o, qv_backup_info *info);
 /* ---- end of backups ------------------------------------------------------------------- */
 
