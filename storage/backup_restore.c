@@ -70,19 +70,10 @@ static void marker_key(uint8_t key[MARKER_LEN + 4], uint32_t cid)
 static int alloc_cid(qv_db *db, MDB_txn *txn, void *arg)
 {
     item *it = arg;
-    uint8_t buf[4], key[MARKER_LEN + 4];
-    uint32_t cid = 1;
-    MDB_val v;
-    int rc = qv_lmdb_get(txn, db->dbi[DBI_META], "next_cid", 8, &v);
-    if (rc == QV_OK) {
-        if (v.mv_size != 4) return qv_fail(QV_ECORRUPT, "damaged next_cid record");
-        cid = qv_be32_get(v.mv_data);
-    } else if (rc != QV_ENOTFOUND) {
-        return rc;
-    }
-    if (cid == UINT32_MAX) return qv_fail(QV_EFULL, "collection ids exhausted");
-    qv_be32_put(buf, cid + 1);
-    if ((rc = qv_lmdb_put(txn, db->dbi[DBI_META], "next_cid", 8, buf, 4)) != QV_OK) return rc;
+    uint8_t key[MARKER_LEN + 4];
+    uint32_t cid;
+    int rc = qv_coll_next_cid(db, txn, &cid);
+    if (rc != QV_OK) return rc;
     marker_key(key, cid);
     if ((rc = qv_lmdb_put(txn, db->dbi[DBI_META], key, sizeof key, "", 0)) != QV_OK) return rc;
     it->cid = cid;

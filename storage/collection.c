@@ -300,6 +300,23 @@ typedef struct {
     const qv_collection_config *cfg;
 } create_arg;
 
+int qv_coll_next_cid(qv_db *db, MDB_txn *txn, uint32_t *cid)
+{
+    uint8_t buf[4];
+    MDB_val v;
+    int rc = qv_lmdb_get(txn, db->dbi[DBI_META], "next_cid", 8, &v);
+    *cid = 1;
+    if (rc == QV_OK) {
+        if (v.mv_size != 4) return qv_fail(QV_ECORRUPT, "damaged next_cid record");
+        *cid = qv_be32_get(v.mv_data);
+    } else if (rc != QV_ENOTFOUND) {
+        return rc;
+    }
+    if (*cid == UINT32_MAX) return qv_fail(QV_EFULL, "collection ids exhausted");
+    qv_be32_put(buf, *cid + 1);
+    return qv_lmdb_put(txn, db->dbi[DBI_META], "next_cid", 8, buf, 4);
+}
+
 static int create_write(qv_db *db, MDB_txn *txn, void *arg)
 {
     create_arg *a = arg;
@@ -322,16 +339,7 @@ static int create_write(qv_db *db, MDB_txn *txn, void *arg)
     if (ncoll >= db->opt.max_collections)
         return qv_fail(QV_EFULL, "cannot create '%s': the database holds max_collections = %u collections", c->name,
                        db->opt.max_collections);
-    rc = qv_lmdb_get(txn, db->dbi[DBI_META], "next_cid", 8, &v);
-    if (rc == QV_OK) {
-        if (v.mv_size != 4) return qv_fail(QV_ECORRUPT, "damaged next_cid record");
-        cid = qv_be32_get(v.mv_data);
-    } else if (rc != QV_ENOTFOUND) {
-        return rc;
-    }
-    if (cid == UINT32_MAX) return qv_fail(QV_EFULL, "collection ids exhausted");
-    qv_be32_put(buf, cid + 1);
-    if ((rc = qv_lmdb_put(txn, db->dbi[DBI_META], "next_cid", 8, buf, 4)) != QV_OK) return rc;
+    if ((rc = qv_coll_next_cid(db, txn, &cid)) != QV_OK) return rc;
     c->cid = cid;
     if ((rc = qv_coll_config_encode(cid, &c->params, c->payload_index, &json)) != QV_OK) return rc;
     rc = qv_lmdb_put(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), json, strlen(json));

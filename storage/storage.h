@@ -231,6 +231,8 @@ int  qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32
 int  qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count);
 
 /* ---- collection.c ------------------------------------------------------------------------ */
+/** Take the next collection id (meta "next_cid") in write txn txn: a create's, a restore's. */
+int  qv_coll_next_cid(qv_db *db, MDB_txn *txn, uint32_t *cid);
 /** Free an open collection's memory (not its data). NULL ok. */
 void qv_coll_free(qv_coll *c);
 /** QV_OK, or QV_ENOTFOUND "collection 'x' was dropped" (the message set) for a handle
