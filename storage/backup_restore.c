@@ -185,10 +185,17 @@ static int commit_write(qv_db *db, MDB_txn *txn, void *arg)
 {
     commit_arg *a = arg;
     uint8_t key[MARKER_LEN + 4];
+    size_t adding = 0;
+    MDB_val v;
     int rc;
     for (size_t i = 0; i < a->n; i++) {
+        rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], a->items[i].target, strlen(a->items[i].target), &v);
+        if (rc == QV_ENOTFOUND) adding++;
+        else if (rc != QV_OK) return rc;
+    }
+    if ((rc = qv_coll_room(db, txn, adding, a->items[0].target)) != QV_OK) return rc;
+    for (size_t i = 0; i < a->n; i++) {
         item *it = &a->items[i];
-        MDB_val v;
         rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], it->target, strlen(it->target), &v);
         if (rc == QV_OK) {
             qv_index_params p;

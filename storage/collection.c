@@ -317,28 +317,37 @@ int qv_coll_next_cid(qv_db *db, MDB_txn *txn, uint32_t *cid)
     return qv_lmdb_put(txn, db->dbi[DBI_META], "next_cid", 8, buf, 4);
 }
 
+int qv_coll_room(qv_db *db, MDB_txn *txn, size_t adding, const char *what)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    size_t ncoll = 0;
+    int rc;
+    if (!adding) return QV_OK;
+    if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_COLLECTIONS], &cur)) != QV_OK) return rc;
+    for (rc = qv_lmdb_seek(cur, "", 0, 0, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, "", 0, &k, &v)) ncoll++;
+    qv_lmdb_cursor_close(cur);
+    if (rc != QV_ENOTFOUND) return rc;
+    if (ncoll + adding > db->opt.max_collections)
+        return qv_fail(QV_EFULL, "cannot create '%s': the database holds %zu of max_collections = %u collections", what,
+                       ncoll, db->opt.max_collections);
+    return QV_OK;
+}
+
 static int create_write(qv_db *db, MDB_txn *txn, void *arg)
 {
     create_arg *a = arg;
     qv_coll *c = a->c;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
+    MDB_val v;
     uint8_t buf[24];
     char *json = NULL;
-    size_t ncoll = 0;
     uint32_t cid = 1;
     int rc;
 
     rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), &v);
     if (rc == QV_OK) return qv_fail(QV_EEXIST, "collection '%s' already exists", c->name);
     if (rc != QV_ENOTFOUND) return rc;
-    if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_COLLECTIONS], &cur)) != QV_OK) return rc;
-    for (rc = qv_lmdb_seek(cur, "", 0, 0, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, "", 0, &k, &v)) ncoll++;
-    qv_lmdb_cursor_close(cur);
-    if (rc != QV_ENOTFOUND) return rc;
-    if (ncoll >= db->opt.max_collections)
-        return qv_fail(QV_EFULL, "cannot create '%s': the database holds max_collections = %u collections", c->name,
-                       db->opt.max_collections);
+    if ((rc = qv_coll_room(db, txn, 1, c->name)) != QV_OK) return rc;
     if ((rc = qv_coll_next_cid(db, txn, &cid)) != QV_OK) return rc;
     c->cid = cid;
     if ((rc = qv_coll_config_encode(cid, &c->params, c->payload_index, &json)) != QV_OK) return rc;

@@ -233,6 +233,8 @@ int  qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, 
 /* ---- collection.c ------------------------------------------------------------------------ */
 /** Take the next collection id (meta "next_cid") in write txn txn: a create's, a restore's. */
 int  qv_coll_next_cid(qv_db *db, MDB_txn *txn, uint32_t *cid);
+/** QV_OK when adding more names fit under max_collections, else QV_EFULL naming what. */
+int  qv_coll_room(qv_db *db, MDB_txn *txn, size_t adding, const char *what);
 /** Free an open collection's memory (not its data). NULL ok. */
 void qv_coll_free(qv_coll *c);
 /** QV_OK, or QV_ENOTFOUND "collection 'x' was dropped" (the message set) for a handle

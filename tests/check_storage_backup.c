@@ -11,6 +11,8 @@
  *   - whole_store: every collection of a db in one file; restore of one of them, renamed;
  *   - replace: an existing name is QV_EEXIST unless replace is asked; replacing retires
  *     the old handles (QV_ENOTFOUND, as after a drop);
+ *   - max_collections: a restore that adds names counts against max_collections as
+ *     creates do (QV_EFULL, nothing restored); replacing one adds none;
  *   - integrity: a flipped byte anywhere, a truncated file, a wrong SHA-256: each refused
  *     with QV_ECORRUPT and the collection that a replacing restore would have overwritten
  *     is unchanged; the reported SHA-256 is the one sha256sum prints;
@@ -376,6 +378,37 @@ START_TEST(test_replace)
     QV_CK(qv_db_close(db));
     free(file);
     free(file2);
+}
+END_TEST
+
+START_TEST(test_max_collections)
+{
+    char *dir = path_in("small");
+    qv_db_options dbo;
+    qv_db *db = NULL;
+    qv_db_options_init(&dbo);
+    dbo.max_collections = 2;
+    QV_CK(qv_db_open(dir, &dbo, &db));
+    qv_collection_close(make_coll(db, "a", QV_INDEX_FLAT));
+    qv_collection_close(make_coll(db, "b", QV_INDEX_FLAT));
+    char *file = path_in("a.snapshot");
+    QV_CK(qv_backup_create(db, "a", file, NULL));
+    qv_restore_options o;
+    qv_restore_options_init(&o);
+    o.rename = "c";
+    QV_CK_FAIL(qv_backup_restore(db, file, &o, NULL), QV_EFULL);
+    ck_assert_ptr_nonnull(strstr(qv_last_error(), "max_collections = 2"));
+    char **names = NULL;
+    size_t n = 0;
+    QV_CK(qv_collection_list(db, &names, &n));
+    ck_assert_uint_eq(n, 2);
+    qv_free_strings(names, n);
+    o.rename = "b";
+    o.flags = QV_RESTORE_REPLACE;
+    QV_CK(qv_backup_restore(db, file, &o, NULL));
+    QV_CK(qv_db_close(db));
+    free(file);
+    free(dir);
 }
 END_TEST
 
@@ -795,6 +828,7 @@ Suite *qv_backup_suite(void)
     tcase_add_test(tc, test_replay);
     tcase_add_test(tc, test_whole_store);
     tcase_add_test(tc, test_replace);
+    tcase_add_test(tc, test_max_collections);
     tcase_add_test(tc, test_integrity);
     tcase_add_test(tc, test_consistency);
     tcase_add_test(tc, test_disk_full);
