@@ -463,6 +463,17 @@ static void fetch_error(enum evhttp_request_error e, void *arg)
     }
 }
 
+/* The host of a parsed URL as a resolver takes it: "[::1]" becomes "::1". */
+static const char *bare_host(const struct evhttp_uri *u, char *buf, size_t len)
+{
+    const char *h = u ? evhttp_uri_get_host(u) : NULL;
+    size_t n = h ? strlen(h) : 0;
+    if (n < 2 || h[0] != '[' || h[n - 1] != ']' || n - 2 >= len) return h;
+    memcpy(buf, h + 1, n - 2);
+    buf[n - 2] = 0;
+    return buf;
+}
+
 /* GET url into fd; 0, or the HTTP status to answer with (message in err): a location
  * that cannot be fetched is the request's fault (4xx), a full disk 507. */
 static int fetch_http(const char *url, const char *api_key, int fd, char *err, size_t errlen)
@@ -471,17 +482,17 @@ static int fetch_http(const char *url, const char *api_key, int fd, char *err, s
     struct evhttp_connection *conn = NULL;
     fetch_state f = {.fd = fd};
     int ret = 0;
-    const char *host = u ? evhttp_uri_get_host(u) : NULL, *path = u ? evhttp_uri_get_path(u) : NULL;
+    char bare[256], target[4096], hosthdr[300];
+    const char *host = bare_host(u, bare, sizeof bare), *path = u ? evhttp_uri_get_path(u) : NULL;
     const char *query = u ? evhttp_uri_get_query(u) : NULL;
     int port = u ? evhttp_uri_get_port(u) : -1;
-    char target[4096], hosthdr[300];
     if (!host || !host[0]) {
         snprintf(err, errlen, "location '%.200s' is not a URL quiverd can fetch", url);
         ret = 400;
         goto done;
     }
     snprintf(target, sizeof target, "%s%s%s", path && path[0] ? path : "/", query ? "?" : "", query ? query : "");
-    snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, port < 0 ? 80 : port);
+    snprintf(hosthdr, sizeof hosthdr, "%s:%d", evhttp_uri_get_host(u), port < 0 ? 80 : port);
     if (!(f.base = event_base_new()) ||
         !(conn = evhttp_connection_base_new(f.base, NULL, host, (unsigned short)(port < 0 ? 80 : port)))) {
         snprintf(err, errlen, "out of memory");
@@ -527,8 +538,13 @@ done:
  * to it succeeds only for a local address). */
 static int reaches(const struct sockaddr *a, const struct sockaddr_storage *l)
 {
-    if (a->sa_family != l->ss_family) return 0;
-    if (a->sa_family == AF_INET) {
+    if (a->sa_family == AF_INET && l->ss_family == AF_INET6) {     /* [::]:port takes IPv4 too */
+        const struct sockaddr_in *x = (const void *)a;
+        const struct sockaddr_in6 *y = (const void *)l;
+        if (x->sin_port != y->sin6_port || !IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr)) return 0;
+    } else if (a->sa_family != l->ss_family) {
+        return 0;
+    } else if (a->sa_family == AF_INET) {
         const struct sockaddr_in *x = (const void *)a, *y = (const void *)l;
         if (x->sin_port != y->sin_port) return 0;
         if (y->sin_addr.s_addr != htonl(INADDR_ANY)) return x->sin_addr.s_addr == y->sin_addr.s_addr;
@@ -588,8 +604,8 @@ static int is_this_server(const char *host, int port)
 static int self_location(srv_req *r, const char *url, char *local, size_t len, char *err, size_t errlen)
 {
     struct evhttp_uri *u = evhttp_uri_parse(url);
-    const char *host = u ? evhttp_uri_get_host(u) : NULL, *path = u ? evhttp_uri_get_path(u) : NULL;
-    char *dec = NULL, coll[256] = "", file[256] = "";
+    char bare[256], *dec = NULL, coll[256] = "", file[256] = "";
+    const char *host = bare_host(u, bare, sizeof bare), *path = u ? evhttp_uri_get_path(u) : NULL;
     int port = u ? evhttp_uri_get_port(u) : -1, ret = 0, n = 0;
     if (!host || !host[0] || !is_this_server(host, port < 0 ? 80 : port)) goto done;
     ret = 400;
