@@ -69,6 +69,9 @@ LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(BLAS_LIBS) $(GPU_LIBS) 
 LIB_SRC := $(wildcard core/*.c index/*.c storage/*.c) $(GPU_SRC)
 LIB_OBJ := $(LIB_SRC:%=$(BUILD)/obj/%.o)
 SRV_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard server/*.c))
+# The dashboard's files (GET /dashboard) go into quiverd as a generated C table.
+DASH_SRC := $(wildcard server/dashboard/*.html server/dashboard/*.css server/dashboard/*.js)
+SRV_OBJ += $(if $(SRV_OBJ),$(BUILD)/obj/gen/dashboard_files.c.o)
 CLI_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
 TST_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard tests/*.c))
 
@@ -105,6 +108,12 @@ VERSION   := $(shell sed -n 's/^\#define QV_VERSION "\(.*\)"/\1/p' include/quive
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 $(BUILD)/libquiver.so: $(LIB_OBJ)
 	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libquiver.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
+$(BUILD)/gen/dashboard_files.c: server/dashboard/embed.sh $(DASH_SRC)
+	@mkdir -p $(@D)
+	sh server/dashboard/embed.sh $(DASH_SRC) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/dashboard_files.c.o: $(BUILD)/gen/dashboard_files.c $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 $(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS)
 $(BUILD)/quiver: $(CLI_OBJ) $(BUILD)/libquiver.a
@@ -150,9 +159,10 @@ include python/python.mk
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev libssl-dev \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
-            python3-dev python3-numpy python3-pytest python3-hnswlib
-# node and npm run the Qdrant client test (tests/qdrant): Debian's nodejs and npm when no
-# npm is on the PATH (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
+            python3-dev python3-numpy python3-pytest python3-hnswlib chromium
+# node and npm run the Qdrant client test (tests/qdrant) and the dashboard's browser test
+# (tests/dashboard, with chromium): Debian's nodejs and npm when no npm is on the PATH
+# (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
@@ -162,16 +172,21 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing; \
 	fi
 
-# The Qdrant-compatibility test drives quiverd with the official JS client, pinned in
-# tests/qdrant/package-lock.json (peer dependencies such as TypeScript are not needed).
-qdrant-deps:
-	@if [ -f tests/qdrant/package-lock.json ] && command -v npm >/dev/null 2>&1; then \
-	  npm ci --prefix tests/qdrant --omit=peer --no-audit --no-fund --loglevel=error; \
-	else echo "quiver: npm not found; the Qdrant client test will be skipped"; fi
+# The node tests' packages, pinned in each package-lock.json: the official Qdrant JS
+# client (tests/qdrant; peer dependencies such as TypeScript are not needed) and
+# puppeteer-core, which drives Debian's chromium (tests/dashboard; it downloads no browser).
+NODE_TESTS := tests/qdrant tests/dashboard
+node-deps:
+	@for d in $(NODE_TESTS); do \
+	  if [ -f $$d/package-lock.json ] && command -v npm >/dev/null 2>&1; then \
+	    npm ci --prefix $$d --omit=peer --no-audit --no-fund --loglevel=error || exit 1; \
+	  else echo "quiver: npm not found; the node test in $$d will be skipped"; fi; \
+	done
+qdrant-deps: node-deps
 
 # The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
 TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
-test: deps qdrant-deps
+test: deps node-deps
 	$(MAKE) all $(TEST_BINS)
 	$(TEST_ENV) $(BUILD)/quiver-tests
 	$(MAKE) install-test
@@ -248,4 +263,4 @@ gpu-emu-test:
 clean:
 	rm -rf build
 
-.PHONY: all deps qdrant-deps test asan-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE
+.PHONY: all deps node-deps qdrant-deps test asan-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE

@@ -385,9 +385,10 @@ QV_API void qv_free_strings(char **v, size_t n);
  * (absent, null or []); false negates the last three. Qdrant's forms parse the same way:
  * {"is_null":{"key":K}}, {"is_empty":{"key":K}}, members that are null count as absent
  * ("range":{"gt":null,"lte":5}, "must":null), one condition in place of a list, and an
- * empty filter anywhere passes everything ({"must":[{"must":[]}]}). Qdrant conditions with
- * no counterpart (geo, full text, values_count, nested, has_id, min_should) are QV_EINVAL
- * naming them.
+ * empty filter anywhere passes everything ({"must":[{"must":[]}]}). {"has_id":[id,...]}
+ * passes the points with those ids (answered from the id records, like an indexed field;
+ * qv_filter_eval, which has no point id, fails it). Qdrant conditions with no counterpart
+ * (geo, full text, values_count, nested, min_should) are QV_EINVAL naming them.
  * Keys are paths, as in Qdrant: "a.b" is field b of the object under a (never a top-level
  * field named "a.b"); a segment in double quotes keeps its dots ("\"a.b\"" is the
  * top-level field a.b). An empty segment or an unbalanced quote is QV_EINVAL.
@@ -453,6 +454,15 @@ typedef struct {
 /** qv_search_batch plus what the planner did (stats may be NULL). nq = 1 is qv_search. */
 QV_API int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                   qv_hit *hits, size_t *n_hits, qv_search_stats *stats);
+
+/** Maximal marginal relevance (Qdrant's "mmr" query): reorder the *n hits of a search of
+ *  c (best first, as the search gave them) by picking, greedily, the hit that maximizes
+ *  (1 - diversity) * relevance - diversity * (its highest similarity to the hits picked
+ *  before it); the first pick is the most relevant. Similarity is the collection's metric
+ *  between stored vectors; hits whose points were deleted since are dropped. *n becomes
+ *  the number picked (at most want); scores stay the search's. diversity: 0 (relevance
+ *  only) .. 1. @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO (then *n is 0). */
+QV_API int  qv_mmr(qv_coll *c, double diversity, size_t want, qv_hit *hits, size_t *n);
 
 /** Add field (a path, as filter keys) to the collection's payload index (type "keyword",
  *  "integer", "float" or "bool"), building it from the stored payloads in one transaction. progress (may be

@@ -17,7 +17,7 @@
 static const char *const ep_names[SRV_EP_COUNT] = {
     "healthz", "metrics", "list_collections", "create_collection", "get_collection",
     "drop_collection", "upsert_points", "get_point", "delete_points", "search", "search_batch",
-    "index_field", "unindex_field", "train", "snapshot", "restore", "other",
+    "index_field", "unindex_field", "train", "snapshot", "restore", "dashboard", "other",
 };
 
 /* upper bounds in microseconds; the last bucket (+Inf) is implicit */
@@ -38,11 +38,6 @@ void srv_metrics_connection(int worker)
 {
     if (worker >= 0 && worker < SRV_MAX_THREADS)
         atomic_fetch_add_explicit(&accepted[worker], 1, memory_order_relaxed);
-}
-
-const char *srv_endpoint_name(srv_endpoint ep)
-{
-    return (unsigned)ep < SRV_EP_COUNT ? ep_names[ep] : "other";
 }
 
 void srv_metrics_record(srv_endpoint ep, int status, uint64_t micros)

@@ -40,6 +40,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -631,27 +632,29 @@ done:
 
 /* PUT /collections/{name}/snapshots/recover, PUT /snapshots/recover (native):
  * {"location": url, "checksum": sha256|null, "priority": ..., "api_key": ...} */
+typedef struct { srv_jtext location, checksum, api_key; int priority; } recover_body;
+static const char *const priorities[] = {"no_sync", "snapshot", "replica", NULL};
+static const srv_jfield recover_fields[] = {
+    {"location", SRV_J_TEXT, offsetof(recover_body, location), .required = 1},
+    {"checksum", SRV_J_TEXT, .off = offsetof(recover_body, checksum)},
+    {"priority", SRV_J_NAME, offsetof(recover_body, priority), .arg = priorities},
+    {"api_key", SRV_J_TEXT, .off = offsetof(recover_body, api_key)},
+    {NULL}};
+
 void srv_h_snapshot_recover(srv_req *r)
 {
-    static const char *const keys[] = {"location", "checksum", "priority", "api_key", NULL};
-    char path[PATH_MAX], real[PATH_MAX], err[512];
-    srv_jerr e = {0};
+    char path[PATH_MAX], real[PATH_MAX], err[512], url[2048], sumbuf[256], keybuf[512];
     uint64_t t0 = srv_now_us();
     int fd = -1;
-    json_t *b = srv_body(r, 0);
-    if (!b) return;
-    json_t *loc = json_object_get(b, "location"), *sum = json_object_get(b, "checksum");
-    json_t *pri = json_object_get(b, "priority"), *key = json_object_get(b, "api_key");
-    const char *url = json_string_value(loc);
-    if (srv_json_only(b, "the body", keys, &e)) srv_fail(r, 400, e.code, "%s", e.msg);
-    else if (!url) srv_bad(r, "'location' must be a string: file:///path or http://host:port/path");
-    else if (sum && !json_is_null(sum) && !json_is_string(sum)) srv_bad(r, "'checksum' must be a string or null");
-    else if (key && !json_is_null(key) && !json_is_string(key)) srv_bad(r, "'api_key' must be a string or null");
-    else if (pri && !json_is_null(pri) &&
-             !(json_is_string(pri) && (!strcmp(json_string_value(pri), "no_sync") ||
-                                       !strcmp(json_string_value(pri), "snapshot") ||
-                                       !strcmp(json_string_value(pri), "replica"))))
-        srv_bad(r, "'priority' must be \"no_sync\", \"snapshot\" or \"replica\"");
+    recover_body b = {0};
+    if (srv_read_body(r, "the body", recover_fields, &b) != 0) return;
+    const char *sum = b.checksum.p ? sumbuf : NULL, *key = b.api_key.p ? keybuf : NULL;
+    if (srv_jstring(b.location, url, sizeof url) != 0)
+        srv_bad(r, "'location' must be a string: file:///path or http://host:port/path");
+    else if (sum && srv_jstring(b.checksum, sumbuf, sizeof sumbuf) != 0)
+        srv_bad(r, "'checksum' must be a string (a SHA-256: 64 hex digits) or null");
+    else if (key && srv_jstring(b.api_key, keybuf, sizeof keybuf) != 0)
+        srv_bad(r, "'api_key' must be a string or null");
     else if (!strncmp(url, "file://", 7)) {
         /* inside the snapshots directory only, links resolved */
         size_t dl = strlen(r->ctx->snapshots_dir);
@@ -659,21 +662,21 @@ void srv_h_snapshot_recover(srv_req *r)
         else if (strncmp(real, r->ctx->snapshots_dir, dl) != 0 || real[dl] != '/')
             srv_fail(r, 403, "forbidden", "file locations must lie inside the snapshots directory %s",
                      r->ctx->snapshots_dir);
-        else restore_and_reply(r, real, NULL, json_string_value(sum), t0);
+        else restore_and_reply(r, real, NULL, sum, t0);
     } else if (!strncasecmp(url, "http://", 7)) {
         int status = self_location(r, url, real, sizeof real, err, sizeof err);
         struct stat st;
         if (status == 1 && (stat(real, &st) != 0 || !S_ISREG(st.st_mode)))
             srv_fail(r, 404, "not_found", "%.200s: no such snapshot on this server", url);
-        else if (status == 1) restore_and_reply(r, real, NULL, json_string_value(sum), t0);
+        else if (status == 1) restore_and_reply(r, real, NULL, sum, t0);
         else if (status != 0) srv_bad(r, "%s", err);
         else if ((fd = temp_file(r, path, sizeof path)) < 0)
             srv_fail(r, errno == ENOSPC ? 507 : 500, "io_error", "cannot create a file in %s: %s",
                      r->ctx->snapshots_dir, strerror(errno));
-        else if ((status = fetch_http(url, json_string_value(key), fd, err, sizeof err)) != 0)
+        else if ((status = fetch_http(url, key, fd, err, sizeof err)) != 0)
             srv_fail(r, status, status == 507 ? "storage_full" : status == 503 ? "out_of_memory" :
                      status == 404 ? "not_found" : "fetch_failed", "%s", err);
-        else restore_and_reply(r, path, "the download", json_string_value(sum), t0);
+        else restore_and_reply(r, path, "the download", sum, t0);
     } else {
         srv_bad(r, "location '%.200s': quiverd restores from file:// (inside its snapshots directory) and http:// "
                    "locations", url);
@@ -682,7 +685,6 @@ void srv_h_snapshot_recover(srv_req *r)
         close(fd);
         unlink(path);
     }
-    json_decref(b);
 }
 
 /* The file part of a multipart/form-data body: the first part that has a filename (or,
