@@ -40,6 +40,9 @@ JSON_CFLAGS := $(call pc_cflags,jansson)
 JSON_LIBS   := $(call pc_libs,jansson,-ljansson)
 EVENT_LIBS  := $(call pc_libs,libevent_pthreads libevent,-levent_pthreads -levent)
 CHECK_LIBS  := $(call pc_libs,check,-lcheck -lsubunit -lrt -lm -lpthread)
+# quiverd's TLS (libevent's OpenSSL bufferevents) and tokens (HMAC-SHA256); the tests'
+# TLS client uses libssl too
+TLS_LIBS    := $(call pc_libs,libevent_openssl openssl,-levent_openssl -lssl -lcrypto)
 
 # ---- GPU: built only when nvcc exists; otherwise gpu/gpu_stub.c answers QV_ENODEV.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
@@ -104,7 +107,7 @@ SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 $(BUILD)/libquiver.so: $(LIB_OBJ)
 	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libquiver.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
 $(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
 $(BUILD)/quiver: $(CLI_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(JSON_LIBS)
 
@@ -122,7 +125,7 @@ $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
 # (check_server_json.c).
 SRV_TESTED_OBJ := $(BUILD)/obj/server/json.c.o $(BUILD)/obj/server/search.c.o
 $(BUILD)/quiver-tests: $(TST_OBJ) $(SRV_TESTED_OBJ) $(BUILD)/libquiver.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
 
 # The README's C example, compiled exactly as the README says and run by the tests.
 $(BUILD)/readme-example: tests/readme/example.c $(BUILD)/libquiver.a
@@ -143,7 +146,7 @@ include python/python.mk
 
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
-            check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
+            check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk libssl-dev openssl \
             python3-dev python3-numpy python3-pytest python3-hnswlib
 # node and npm run the Qdrant client test (tests/qdrant): Debian's nodejs and npm when no
 # npm is on the PATH (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
