@@ -86,6 +86,8 @@ srv_conns *srv_conns_new(srv_ctx *ctx, struct event_base *base, void (*closed)(s
     return cs;
 }
 
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+
 static void arm(srv_conn *c, int phase, int seconds)
 {
     c->phase = phase;
@@ -104,6 +106,7 @@ static void conn_free(srv_conn *c)
     else cs->head = c->next;
     if (c->next) c->next->prev = c->prev;
     if (c->fd >= 0 && (size_t)c->fd < nfd) atomic_store_explicit(&by_fd[c->fd], NULL, memory_order_relaxed);
+    evbuffer_remove_cb(bufferevent_get_input(c->bev), on_input, c);   /* the bufferevent may outlive c */
     if (c->timer) event_free(c->timer);
     if (!c->evcon && c->bev) bufferevent_decref(c->bev);     /* never attached */
     atomic_fetch_sub(&cs->ctx->connections, 1);
