@@ -20,7 +20,10 @@
  *   json.c        JSON in (strict jansson helpers, a scanner for raw JSON text) and out
  *                 (numbers, stored payloads copied as they are)
  *   qdrant*.c     the Qdrant-compatible API (qdrant.h)
- *   auth.c        API keys (file, constant-time comparison)
+ *   auth.c        API keys (file, collection limits, constant-time comparison) and the
+ *                 access of a request; jwt.c: Qdrant-style HS256 tokens (jwt.h)
+ *   tls.c         TLS through libevent's OpenSSL bufferevents; SIGHUP reloads
+ *   conn.c        open connections: --max-connections and the header/body read deadlines
  *   metrics.c     Prometheus counters and latency histograms
  *   log.c         leveled logging to stderr
  *
