@@ -94,6 +94,7 @@ static void h_list(srv_req *r)
     for (size_t i = 0; arr && rc == QV_OK && i < n; i++) {
         qv_collection_info info;
         qv_coll *c = NULL;
+        if (!srv_may_see(r, names[i])) continue;
         if ((rc = qv_collection_open(r->ctx->db, names[i], &c)) == QV_OK && (rc = qv_collection_get_info(c, &info)) == QV_OK) {
             const char *metric = qv_metric_name(info.config.index.metric);
             json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:I}", "name", names[i], "dim",
@@ -211,6 +212,7 @@ void srv_points_release(srv_points *p)
 int srv_upsert(srv_req *r, const srv_points *p)
 {
     int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
+    r->points = rc == QV_OK ? (long)p->n : 0;
     if (rc != QV_OK) srv_fail_qv(r, rc);
     return rc == QV_OK ? 0 : -1;
 }
@@ -287,6 +289,7 @@ static void h_delete_points(srv_req *r)
     size_t deleted = 0;
     if (srv_read_body(r, "the body", delete_fields, &ids) == 0) {
         int rc = ids.n ? qv_delete(r->coll->coll, ids.n, ids.v, &deleted) : QV_OK;
+        r->points = (long)deleted;
         if (rc != QV_OK) srv_fail_qv(r, rc);
         else srv_reply_json(r, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
     }

@@ -118,7 +118,8 @@ static void h_list(srv_req *r)
     size_t n = 0;
     json_t *arr = json_array();
     int rc = qv_collection_list(r->ctx->db, &names, &n);
-    for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
+    for (size_t i = 0; arr && i < n; i++)
+        if (srv_may_see(r, names[i])) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
     qv_free_strings(names, n);
     if (rc != QV_OK) {
         json_decref(arr);
