@@ -641,6 +641,20 @@ static const srv_jfield recover_fields[] = {
     {"api_key", SRV_J_TEXT, .off = offsetof(recover_body, api_key)},
     {NULL}};
 
+/* Whether real (a resolved path) is a snapshot file this caller may restore from: inside
+ * the snapshots directory, and for a key or token limited to collections inside the
+ * target collection's own directory (another collection's snapshot would hand it data
+ * it may not read). */
+static int may_restore_from(srv_req *r, const char *real)
+{
+    char root[PATH_MAX];
+    if (srv_auth_limited(&r->auth) ? dir_of(r, root, sizeof root) != 0
+                                   : (size_t)snprintf(root, sizeof root, "%s", r->ctx->snapshots_dir) >= sizeof root)
+        return 0;
+    size_t dl = strlen(root);
+    return strncmp(real, root, dl) == 0 && real[dl] == '/';
+}
+
 void srv_h_snapshot_recover(srv_req *r)
 {
     char path[PATH_MAX], real[PATH_MAX], err[512], url[2048], sumbuf[256], keybuf[512];
@@ -657,17 +671,18 @@ void srv_h_snapshot_recover(srv_req *r)
         srv_bad(r, "'api_key' must be a string or null");
     else if (!strncmp(url, "file://", 7)) {
         /* inside the snapshots directory only, links resolved */
-        size_t dl = strlen(r->ctx->snapshots_dir);
         if (!realpath(url + 7, real)) srv_fail(r, 404, "not_found", "%.200s: %s", url + 7, strerror(errno));
-        else if (strncmp(real, r->ctx->snapshots_dir, dl) != 0 || real[dl] != '/')
-            srv_fail(r, 403, "forbidden", "file locations must lie inside the snapshots directory %s",
-                     r->ctx->snapshots_dir);
+        else if (!may_restore_from(r, real))
+            srv_fail(r, 403, "forbidden", "file locations must lie inside the snapshots directory %s%s",
+                     r->ctx->snapshots_dir, srv_auth_limited(&r->auth) ? " (the collection's own, for this key)" : "");
         else restore_and_reply(r, real, NULL, sum, t0);
     } else if (!strncasecmp(url, "http://", 7)) {
         int status = self_location(r, url, real, sizeof real, err, sizeof err);
         struct stat st;
         if (status == 1 && (stat(real, &st) != 0 || !S_ISREG(st.st_mode)))
             srv_fail(r, 404, "not_found", "%.200s: no such snapshot on this server", url);
+        else if (status == 1 && !may_restore_from(r, real))
+            srv_fail(r, 403, "forbidden", "this key or token may restore only the collection's own snapshots");
         else if (status == 1) restore_and_reply(r, real, NULL, sum, t0);
         else if (status != 0) srv_bad(r, "%s", err);
         else if ((fd = temp_file(r, path, sizeof path)) < 0)

@@ -190,6 +190,19 @@ START_TEST(test_tokens_and_limited_keys)
     ck_assert_int_eq(test_http(s.port, "GET", "/snapshots", "api-key: " READER "\r\n", NULL, 10000, NULL), 200);
     ck_assert_int_eq(test_http(s.port, "GET", "/collections/other/snapshots", "api-key: " DOCS "\r\n", NULL, 10000, NULL), 403);
     ck_assert_int_eq(test_http(s.port, "GET", "/collections/docs/snapshots", "api-key: " DOCS "\r\n", NULL, 10000, NULL), 200);
+    /* nor may it restore another collection's snapshot into its own (a file:// location in
+     * the snapshots directory, or this server's download URL): that would read `other` */
+    char *reply = NULL, body[8192];
+    ck_assert_int_eq(test_http(s.port, "POST", "/collections/other/snapshots", "api-key: " ADMIN "\r\n", "{}", 10000, &reply), 201);
+    const char *nm = strstr(reply, "\"name\":\"");
+    ck_assert_ptr_nonnull(nm);
+    nm += 8;
+    int nl = (int)strcspn(nm, "\"");
+    snprintf(body, sizeof body, "{\"location\":\"file://%s/backups/other/%.*s\"}", data, nl, nm);
+    ck_assert_int_eq(test_http(s.port, "PUT", "/collections/docs/snapshots/recover", "api-key: " DOCS "\r\n", body, 10000, NULL), 403);
+    snprintf(body, sizeof body, "{\"location\":\"http://127.0.0.1:%d/collections/other/snapshots/%.*s\"}", s.port, nl, nm);
+    ck_assert_int_eq(test_http(s.port, "PUT", "/collections/docs/snapshots/recover", "api-key: " DOCS "\r\n", body, 10000, NULL), 403);
+    free(reply);
     ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
