@@ -40,6 +40,11 @@ JSON_CFLAGS := $(call pc_cflags,jansson)
 JSON_LIBS   := $(call pc_libs,jansson,-ljansson)
 EVENT_LIBS  := $(call pc_libs,libevent_pthreads libevent,-levent_pthreads -levent)
 CHECK_LIBS  := $(call pc_libs,check,-lcheck -lsubunit -lrt -lm -lpthread)
+# SHA-256 of backups (storage/sha256.c is the only user)
+CRYPTO_LIBS := $(call pc_libs,libcrypto,-lcrypto)
+# quiverd's TLS (libevent's OpenSSL bufferevents) and tokens (HMAC-SHA256); the tests'
+# TLS client uses libssl too
+TLS_LIBS    := $(call pc_libs,libevent_openssl openssl,-levent_openssl -lssl -lcrypto)
 
 # ---- GPU: built only when nvcc exists; otherwise gpu/gpu_stub.c answers QV_ENODEV.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
@@ -62,7 +67,7 @@ endif
 
 ALL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN) -fPIC -pthread $(CPPFLAGS) $(BLAS_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
-LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
+LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
 
 LIB_SRC := $(wildcard core/*.c index/*.c storage/*.c) $(GPU_SRC)
 LIB_OBJ := $(LIB_SRC:%=$(BUILD)/obj/%.o)
@@ -113,7 +118,7 @@ $(BUILD)/obj/gen/dashboard_files.c.o: $(BUILD)/gen/dashboard_files.c $(BUILD)/.f
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 $(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
 $(BUILD)/quiver: $(CLI_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(JSON_LIBS)
 
@@ -131,7 +136,7 @@ $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
 # (check_server_json.c).
 SRV_TESTED_OBJ := $(BUILD)/obj/server/json.c.o $(BUILD)/obj/server/search.c.o
 $(BUILD)/quiver-tests: $(TST_OBJ) $(SRV_TESTED_OBJ) $(BUILD)/libquiver.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
 
 # The README's C example, compiled exactly as the README says and run by the tests.
 $(BUILD)/readme-example: tests/readme/example.c $(BUILD)/libquiver.a
@@ -140,6 +145,10 @@ $(BUILD)/readme-example: tests/readme/example.c $(BUILD)/libquiver.a
 $(BUILD)/quiver-db-bench: bench/db/db_bench.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
 all: $(if $(wildcard bench/db/db_bench.c),$(BUILD)/quiver-db-bench)
+# Backup and restore of a large collection (bench/RESULTS.md, issue 20).
+$(BUILD)/quiver-backup-bench: bench/db/backup_bench.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+all: $(if $(wildcard bench/db/backup_bench.c),$(BUILD)/quiver-backup-bench)
 # In-process side of bench/load.sh: the same searches on the collection quiverd served.
 $(BUILD)/quiver-inproc-search: bench/db/inproc_search.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
@@ -151,7 +160,7 @@ include bench/bench.mk
 include python/python.mk
 
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
-DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev libssl-dev openssl \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
             python3-dev python3-numpy python3-pytest python3-hnswlib chromium
 # node and npm run the Qdrant client test (tests/qdrant) and the dashboard's browser test
@@ -197,7 +206,7 @@ asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
-TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime
+TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime backup backup_http access tls server_limits
 tsan-test:
 	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests \
 	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)

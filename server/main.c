@@ -82,6 +82,7 @@ struct worker {
     srv_ctx *ctx;
     listener l[2];
     lingering_sock *lingering;
+    srv_conns *conns;                          /* the cap and read deadlines (conn.c) */
     struct event_base *base;
     struct event *drain_timer;
     uint64_t drain_start, drain_deadline;
@@ -95,8 +96,10 @@ static worker *all_workers;                   /* for the pacing and on_accept_er
 static int n_all_workers;
 
 typedef struct {
-    const char *listen[2], *data, *key_file;   /* listen[1]: the Qdrant API's, or NULL */
+    const char *listen[2], *data, *key_file, *snapshots;   /* listen[1]: the Qdrant API's, or NULL */
+    const char *tls_cert, *tls_key;
     unsigned long long max_body, threads, timeout_s, checkpoint_every;
+    unsigned long long header_timeout_s, body_timeout_s, max_connections, max_queue;
     int log_level;
 } options;
 
@@ -128,11 +131,18 @@ static const struct { const char *name, *arg, *help; size_t off; long long lo; u
     {"listen", "ADDR:PORT", "address to serve on (default 127.0.0.1:6333; port 0 = any)", O(listen[0]), 0, 0},
     {"qdrant-listen", "ADDR:PORT", "also serve the Qdrant-compatible REST API there (default off)", O(listen[1]), 0, 0},
     {"data", "DIR", "database directory (default ./quiver-data)", O(data), 0, 0},
-    {"api-key-file", "FILE", "require API keys: lines 'KEY rw' or 'KEY ro'", O(key_file), 0, 0},
+    {"api-key-file", "FILE", "require API keys (or tokens signed with one): lines 'KEY rw|ro [COLL,...]'", O(key_file), 0, 0},
+    {"tls-cert", "FILE", "serve both listeners over TLS: PEM certificate chain (SIGHUP reloads)", O(tls_cert), 0, 0},
+    {"tls-key", "FILE", "PEM private key for --tls-cert", O(tls_key), 0, 0},
+    {"max-connections", "N", "open connections at most (default 4096; 0 = no cap)", O(max_connections), 0, 1u << 20},
+    {"header-timeout", "SECONDS", "a request's headers must arrive within (default 10)", O(header_timeout_s), 1, 86400},
+    {"body-timeout", "SECONDS", "its body within, after the headers (default 60)", O(body_timeout_s), 1, 86400},
+    {"max-queue", "N", "requests in progress at most, beyond it 503 (default 8192)", O(max_queue), 1, 1u << 20},
     {"threads", "N", "worker threads (default: number of cores)", O(threads), 1, SRV_MAX_THREADS},
     {"max-body", "BYTES", "largest request body (default 16777216)", O(max_body), 1024, 1ull << 40},
     {"timeout", "SECONDS", "idle/slow client timeout (default 30)", O(timeout_s), 1, 86400},
     {"checkpoint-every", "N", "snapshot an index every N writes (default 0 = on exit)", O(checkpoint_every), 0, UINT32_MAX},
+    {"snapshots", "DIR", "where snapshots (backups) are kept (default DATA/backups)", O(snapshots), 0, 0},
     {"log-level", "LEVEL", "error|warn|info|debug (default info)", O(log_level), -1, 0},
     {"help", NULL, "this text", 0, 0, 0},
 };
@@ -156,7 +166,8 @@ static int parse_options(int argc, char **argv, options *o)
         longs[i] = (struct option){opts[i].name, opts[i].arg ? required_argument : no_argument, NULL, (int)i};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     *o = (options){.listen = {"127.0.0.1:6333", NULL}, .data = "./quiver-data", .max_body = 16u << 20,
-                   .threads = ncpu > 0 ? (unsigned long long)ncpu : 1, .timeout_s = 30, .log_level = SRV_LOG_INFO};
+                   .threads = ncpu > 0 ? (unsigned long long)ncpu : 1, .timeout_s = 30, .log_level = SRV_LOG_INFO,
+                   .header_timeout_s = 10, .body_timeout_s = 60, .max_connections = 4096, .max_queue = 8192};
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
         if (c < 0 || (size_t)c >= NOPTS) {
@@ -177,6 +188,10 @@ static int parse_options(int argc, char **argv, options *o)
     }
     if (optind < argc) {
         fprintf(stderr, "quiverd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o->tls_cert != !o->tls_key) {
+        fprintf(stderr, "quiverd: --tls-cert and --tls-key go together\n");
         return 2;
     }
     return 0;
@@ -351,8 +366,9 @@ static void resume(evutil_socket_t fd, short what, void *arg)
  * taken out of evhttp's hands (its descriptor number is made to name /dev/null, which
  * evhttp shuts down and closes) and the FIN waits for the drain, because a client still
  * writing its body (libevent's own client, for one) gives up on a FIN before it reads the
- * reply. evhttp tells us of the close through the connection's close callback, set when
- * the connection's first bytes arrive (evhttp has no hook before that).
+ * reply. evhttp tells us of the close through the connection's close callback (conn.c
+ * sets it, and calls on_close for every close but its own: a connection refused, evicted
+ * or past a read deadline is not worth lingering for).
  */
 #define LINGER_S 2
 
@@ -410,30 +426,17 @@ static void on_close(struct evhttp_connection *conn, void *arg)
         linger_end(w, l);
 }
 
-/* The first bytes of a connection: evhttp owns it by now (its callbacks' argument). */
-static void on_first_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct bufferevent *bev = arg;
-    void *conn = NULL;
-    if (!info->n_added || !this_worker) return;
-    bufferevent_getcb(bev, NULL, NULL, NULL, &conn);
-    if (conn) evhttp_connection_set_closecb(conn, on_close, this_worker);
-    evbuffer_remove_cb(buf, on_first_input, bev);
-}
-
 /* evhttp asks for each new connection's bufferevent: the moment a worker has accepted
- * one. It is the one evhttp would make, watched for its first bytes, and without
- * BEV_OPT_CLOSE_ON_FREE: evhttp then shuts the socket down before it closes it (with the
- * option, libevent 2.1 closes first and shuts down the number afterwards, which another
- * thread may have been given meanwhile). */
+ * one. Without TLS it is the one evhttp would make, without BEV_OPT_CLOSE_ON_FREE: evhttp
+ * then shuts the socket down before it closes it (with the option, libevent 2.1 closes
+ * first and shuts down the number afterwards, which another thread may have been given
+ * meanwhile). With TLS, an OpenSSL one (tls.c). conn.c tracks it either way. */
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
     listener *l = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
-    if (bev && !evbuffer_add_cb(bufferevent_get_input(bev), on_first_input, bev)) {
-        bufferevent_free(bev);
-        bev = NULL;
-    }
+    srv_ctx *ctx = l->w->ctx;
+    struct bufferevent *bev = ctx->tls ? srv_tls_bufferevent(ctx->tls, base) : bufferevent_socket_new(base, -1, 0);
+    if (bev) srv_conn_track(l->w->conns, bev);
     srv_metrics_connection((int)(l->w - all_workers));
     if (n_all_workers == 1 || !l->bound) return bev;
     unsigned long mine = atomic_fetch_add(&l->accepted, 1) + 1;
@@ -495,17 +498,19 @@ static int worker_init(worker *w, srv_ctx *ctx)
      * pending in the changelist leaves an epoll_ctl on a descriptor number that another
      * worker may have been given by accept() meanwhile. Harmless to epoll (ENOENT), but a
      * real race on the descriptor, and ThreadSanitizer reports it. */
-    return !(w->base = event_base_new()) ? -1 : 0;
+    if (!(w->base = event_base_new()) || !(w->conns = srv_conns_new(ctx, w->base, on_close, w))) return -1;
+    return 0;
 }
 
 static void worker_release(worker *w)
 {
-    while (w->lingering) linger_end(w, w->lingering);
     if (w->drain_timer) event_free(w->drain_timer);
     for (int i = 0; i < 2; i++) {
         if (w->l[i].resume) event_free(w->l[i].resume);
         if (w->l[i].http) evhttp_free(w->l[i].http);    /* frees its connections and listener */
     }
+    srv_conns_free(w->conns);                           /* after the connections' close callbacks */
+    while (w->lingering) linger_end(w, w->lingering);
     if (w->base) event_base_free(w->base);
     memset(w, 0, sizeof *w);
 }
@@ -531,6 +536,16 @@ static void on_signal(evutil_socket_t sig, short what, void *base)
     event_base_loopbreak(base);
 }
 
+/* SIGHUP: the certificate and key again, for new connections. */
+static void on_hangup(evutil_socket_t sig, short what, void *tls)
+{
+    char err[512];
+    (void)sig;
+    (void)what;
+    if (srv_tls_reload(tls, err, sizeof err) == 0) srv_log(SRV_LOG_INFO, "SIGHUP: TLS certificate reloaded");
+    else srv_log(SRV_LOG_ERROR, "SIGHUP: TLS certificate not reloaded, the old one stays: %s", err);
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -540,13 +555,15 @@ int main(int argc, char **argv)
     srv_log_level = o.log_level;
 
     int exit_code = 1, nworkers = 0;
-    srv_ctx ctx = {.timeout_s = (int)o.timeout_s};
+    srv_ctx ctx = {.timeout_s = (int)o.timeout_s, .header_timeout_s = (int)o.header_timeout_s,
+                   .body_timeout_s = (int)o.body_timeout_s, .max_connections = (unsigned)o.max_connections,
+                   .max_queue = (long)o.max_queue};
     worker *workers = NULL;
     char **names = NULL, shown[2][160] = {"", ""};
     size_t ncoll = 0;
     evutil_socket_t lfd[2] = {-1, -1};
     struct event_base *base = NULL;
-    struct event *sig[2] = {NULL, NULL};
+    struct event *sig[3] = {NULL, NULL, NULL};
     sigset_t sigs, old;
 
     event_set_log_callback(libevent_log);
@@ -563,6 +580,18 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);                       /* a peer that hangs up must not kill us */
+    if (o.tls_cert) {
+        char err[512];
+        if (srv_tls_new(o.tls_cert, o.tls_key, &ctx.tls, err, sizeof err) != 0) {
+            srv_log(SRV_LOG_ERROR, "--tls-cert/--tls-key: %s", err);
+            goto cleanup;
+        }
+        sigaddset(&sigs, SIGHUP);
+        if (!(sig[2] = evsignal_new(base, SIGHUP, on_hangup, ctx.tls)) || evsignal_add(sig[2], NULL) != 0) {
+            srv_log(SRV_LOG_ERROR, "cannot install signal handlers");
+            goto cleanup;
+        }
+    }
     if (o.key_file) {
         char err[512];
         if (srv_keys_load(o.key_file, &ctx.keys, err, sizeof err) != 0) {
@@ -583,6 +612,7 @@ int main(int argc, char **argv)
         srv_log(SRV_LOG_ERROR, "cannot open database %s: %s: %s", o.data, qv_strerror(rc), qv_last_error());
         goto cleanup;
     }
+    if (srv_snapshots_init(&ctx, o.snapshots, o.data) != 0) goto cleanup;
     /* load every collection now, not on its first request (they stay loaded when closed) */
     if ((rc = qv_collection_list(ctx.db, &names, &ncoll)) != QV_OK) {
         srv_log(SRV_LOG_ERROR, "cannot list collections: %s: %s", qv_strerror(rc), qv_last_error());
@@ -614,8 +644,8 @@ int main(int argc, char **argv)
         if (lfd[i] >= 0) close(lfd[i]);
         lfd[i] = -1;
     }
-    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s", ncoll, o.data,
-            nworkers, ctx.keys ? ", API keys required" : "");
+    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s%s", ncoll, o.data,
+            nworkers, ctx.keys ? ", API keys required" : "", ctx.tls ? ", TLS" : "");
     pthread_sigmask(SIG_BLOCK, &sigs, &old);       /* workers inherit the block */
     for (int i = 0; i < nworkers; i++) {
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
@@ -656,7 +686,9 @@ cleanup:
     }
     qv_free_strings(names, ncoll);
     srv_keys_free(ctx.keys);
-    for (int i = 0; i < 2; i++)
+    srv_snapshots_release(&ctx);
+    srv_tls_free(ctx.tls);
+    for (int i = 0; i < 3; i++)
         if (sig[i]) event_free(sig[i]);
     if (base) event_base_free(base);
     libevent_global_shutdown();

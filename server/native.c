@@ -94,6 +94,7 @@ static void h_list(srv_req *r)
     for (size_t i = 0; arr && rc == QV_OK && i < n; i++) {
         qv_collection_info info;
         qv_coll *c = NULL;
+        if (!srv_may_see(r, names[i])) continue;
         if ((rc = qv_collection_open(r->ctx->db, names[i], &c)) == QV_OK && (rc = qv_collection_get_info(c, &info)) == QV_OK) {
             const char *metric = qv_metric_name(info.config.index.metric);
             json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:I}", "name", names[i], "dim",
@@ -211,6 +212,7 @@ void srv_points_release(srv_points *p)
 int srv_upsert(srv_req *r, const srv_points *p)
 {
     int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
+    r->points = rc == QV_OK ? (long)p->n : 0;
     if (rc != QV_OK) srv_fail_qv(r, rc);
     return rc == QV_OK ? 0 : -1;
 }
@@ -287,6 +289,7 @@ static void h_delete_points(srv_req *r)
     size_t deleted = 0;
     if (srv_read_body(r, "the body", delete_fields, &ids) == 0) {
         int rc = ids.n ? qv_delete(r->coll->coll, ids.n, ids.v, &deleted) : QV_OK;
+        r->points = (long)deleted;
         if (rc != QV_OK) srv_fail_qv(r, rc);
         else srv_reply_json(r, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
     }
@@ -482,6 +485,17 @@ static const srv_route routes[] = {
     {SRV_M_PUT, "collections/{name}/index/{arg}", SRV_EP_INDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_index_field, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_unindex_field, 0, NULL},
     {SRV_M_POST, "collections/{name}/train", SRV_EP_TRAIN, SRV_R_WRITE | SRV_R_COLL, h_train, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE | SRV_R_COLL, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
+    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_PUT, "snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
+    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
 };
 
 const srv_api srv_native_api = {routes, sizeof routes / sizeof routes[0], 4, native_error, 0};

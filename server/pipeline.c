@@ -6,15 +6,18 @@
  *   1. a method quiverd does not implement at all (CONNECT, or one libevent cannot name)
  *      is 501 and the connection closes;
  *   2. the path is split and percent-decoded, and matched against the route table;
- *   3. the API key: every route but the open ones needs one when a key file is set. One
- *      precedence on both listeners, Qdrant's: the api-key header if present, else
- *      "Authorization: Bearer KEY" (a request with both is judged by api-key alone);
+ *   3. the API key or token (auth.c): every route but the open ones needs one when a key
+ *      file is set. One precedence on both listeners, Qdrant's: the api-key header if
+ *      present, else "Authorization: Bearer KEY" (a request with both is judged by
+ *      api-key alone); 401 when it is missing, wrong, forged or expired;
  *   4. 400 for a path with control or non-ASCII bytes, 404 for no route, 501 for what the
- *      API names but quiverd does not support, 405 (with Allow) for a wrong method, 403
- *      for a read-only key on a write, 400 for a bad collection name;
+ *      API names but quiverd does not support, 405 (with Allow) for a wrong method, 400
+ *      for a bad collection name, 403 when the credential does not open the collection
+ *      the route touches at the level it needs (read, or read-write for a write);
  *   5. the collection: opened (a counted handle, so a drop meanwhile is safe) for as long
  *      as the handler runs, 404 when absent;
  *   6. the handler, which replies exactly once through srv_reply_* or srv_fail*.
+ * A write ends with an audit line (who, what, collection, points) at level info.
  * Every reply goes through finish(): metrics, "Connection: close" while draining, the
  * idle timer re-armed, and the reply counted as outstanding until evhttp has written it
  * (so shutdown can wait for it). srv_fail_qv() is the one map from QV_E* to HTTP status.
@@ -84,6 +87,7 @@ static void finish(srv_req *r, int status, struct evbuffer *body)
         return;
     }
     r->replied = 1;
+    r->status = status;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (atomic_load(&ctx->draining))
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
@@ -364,6 +368,25 @@ static const char *find_key(struct evhttp_request *req)
     return a;
 }
 
+/* Whether the request's credential opens what the route touches: its collection at the
+ * level the route needs (a write needs read-write); a route without a collection needs
+ * the credential's own level, and one limited to collections may not use the routes
+ * that span every collection: the metrics (they name them all) and the whole-store
+ * snapshots (they hold them all). Replies 403 when not. */
+static int allowed_here(srv_req *r, const srv_route *rt)
+{
+    int need = (rt->flags & SRV_R_WRITE) ? SRV_ACCESS_RW : SRV_ACCESS_RO;
+    const srv_auth *a = &r->auth;
+    int have = r->name ? srv_auth_coll(a, r->name) : a->access < a->token_access ? a->access : a->token_access;
+    int whole_store = !r->name && (rt->ep == SRV_EP_METRICS || rt->ep == SRV_EP_SNAPSHOT || rt->ep == SRV_EP_RESTORE);
+    if (have >= need && !(whole_store && srv_auth_limited(a))) return 1;
+    if (whole_store && have >= need)
+        srv_fail(r, 403, "forbidden", "a key or token limited to collections cannot use /%s (it spans every collection)", rt->path);
+    else if (have == SRV_ACCESS_RO) srv_fail(r, 403, "forbidden", "this API key or token is read-only%s%s%s", r->name ? " for collection `" : "", r->name ? r->name : "", r->name ? "`" : "");
+    else srv_fail(r, 403, "forbidden", "this API key or token has no access to collection `%s`", r->name ? r->name : "");
+    return 0;
+}
+
 /* Steps 2..5 of the file comment; the handler runs when it returns 1. */
 static int admit(srv_req *r, char **seg, int n)
 {
@@ -376,10 +399,11 @@ static int admit(srv_req *r, char **seg, int n)
     r->route = rt;
     if (rt) r->ep = rt->ep;
     if (!(rt && (rt->flags & SRV_R_OPEN))) {
-        r->access = ctx->keys ? srv_keys_check(ctx->keys, find_key(r->req)) : SRV_ACCESS_RW;
-        if (r->access == SRV_ACCESS_NONE) {
+        if (ctx->keys) srv_auth_check(ctx->keys, find_key(r->req), &r->auth);
+        else srv_auth_all(&r->auth);
+        if (r->auth.access == SRV_ACCESS_NONE) {
             evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
-            srv_fail(r, 401, "unauthorized", "a valid API key is required (api-key: KEY or Authorization: Bearer KEY)");
+            srv_fail(r, 401, "unauthorized", "%s", r->auth.why);
             return 0;
         }
     }
@@ -402,23 +426,42 @@ static int admit(srv_req *r, char **seg, int n)
         srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
         return 0;
     }
-    if ((rt->flags & SRV_R_WRITE) && r->access < SRV_ACCESS_RW) {
-        srv_fail(r, 403, "forbidden", "this API key is read-only");
-        return 0;
-    }
     if (r->name && !srv_name_valid(r->name)) {
         srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
         return 0;
     }
-    return 1;
+    return (rt->flags & SRV_R_OPEN) || allowed_here(r, rt);
+}
+
+/* The audit line of a write: who, what, which collection, how many points, the outcome. */
+static void audit(const srv_req *r)
+{
+    char points[32] = "";
+    if (r->points >= 0) snprintf(points, sizeof points, " points=%ld", r->points);
+    srv_log(SRV_LOG_INFO, "audit: who=%s %s /%s collection=%s status=%d%s", r->auth.who[0] ? r->auth.who : "-",
+            method_name(evhttp_request_get_command(r->req)), r->route->path, r->name ? r->name : "-", r->status, points);
+}
+
+int srv_may_see(const srv_req *r, const char *name)
+{
+    return srv_auth_coll(&r->auth, name) >= SRV_ACCESS_RO;
 }
 
 void srv_dispatch(struct evhttp_request *req, void *arg)
 {
     const srv_listener *l = arg;
-    srv_req r = {.ctx = l->ctx, .api = l->api, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us()};
+    srv_req r = {.ctx = l->ctx, .api = l->api, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us(), .points = -1};
     srv_worker_busy(1);
+    srv_conn_request_read(req);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (r.ctx->max_queue && atomic_load(&r.ctx->outstanding) >= r.ctx->max_queue) {
+        /* the bounded queue: replies not yet written (slow readers) hold memory */
+        srv_metrics_conn_event(SRV_REQ_SHED);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        srv_fail(&r, 503, "overloaded", "too many requests in progress (--max-queue %ld); retry later", r.ctx->max_queue);
+        srv_worker_busy(0);
+        return;
+    }
     if (cmd == EVHTTP_REQ_CONNECT || method_of(cmd) == NMETHODS) {
         /* any body it has is unread: the next bytes are not a request */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
@@ -443,6 +486,8 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
         if (!r.replied) srv_fail(&r, 500, "internal", "handler sent no reply");
         if (r.w.out) evbuffer_free(r.w.out);
     }
+    if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);        /* refused ones too */
+    srv_auth_release(&r.auth);
     if (buf != small) free(buf);
     srv_worker_busy(0);
 }

@@ -7,7 +7,7 @@
  * metrics (each route records under the native endpoint it corresponds to) are shared.
  * Every reply is Qdrant's shape: {"result":...,"status":"ok","time":s} on success and
  * {"status":{"error":"Kind: message"},"time":s} with a 4xx/5xx otherwise. Qdrant paths
- * that quiverd does not implement (snapshots, cluster, aliases, recommend, discover, ...)
+ * that quiverd does not implement (shard snapshots, cluster, aliases, recommend, ...)
  * answer 501 with a message saying so, never a silent success.
  */
 #include <stdarg.h>
@@ -118,7 +118,8 @@ static void h_list(srv_req *r)
     size_t n = 0;
     json_t *arr = json_array();
     int rc = qv_collection_list(r->ctx->db, &names, &n);
-    for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
+    for (size_t i = 0; arr && i < n; i++)
+        if (srv_may_see(r, names[i])) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
     qv_free_strings(names, n);
     if (rc != QV_OK) {
         json_decref(arr);
@@ -255,7 +256,12 @@ static const srv_route routes[] = {
     {SRV_M_GET, "livez", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
     {SRV_M_GET, "readyz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
     {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
-    UNSUP("snapshots/**", "snapshots are"),
+    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    UNSUP("snapshots/recover", "restoring a full snapshot over the Qdrant API (the native API does: PUT /snapshots/recover) is"),
+    UNSUP("snapshots/upload", "restoring a full snapshot over the Qdrant API (the native API does: PUT /snapshots/recover) is"),
+    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("cluster/**", "the cluster API is"),
     UNSUP("aliases/**", "collection aliases are"),
     UNSUP("telemetry/**", "telemetry is"),
@@ -270,7 +276,12 @@ static const srv_route routes[] = {
     {SRV_M_GET, "collections/{name}/exists", SRV_EP_INFO, SRV_R_COLL_OPT, h_exists, 0, NULL},
     {SRV_M_PUT, "collections/{name}/index", SRV_EP_INDEX_FIELD, WCOLL, h_index_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, WCOLL, h_index_delete, 0, NULL},
-    UNSUP("collections/{name}/snapshots/**", "snapshots are"),
+    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, WCOLL, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("collections/{name}/shards/**", "sharding and the cluster API are"),
     UNSUP("collections/{name}/cluster/**", "sharding and the cluster API are"),
     UNSUP("collections/{name}/aliases/**", "collection aliases are"),

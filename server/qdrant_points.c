@@ -318,6 +318,7 @@ void qd_h_delete(srv_req *r)
     size_t deleted = 0;
     if (srv_read_body(r, "the body", delete_fields, &s) == 0 && select_ids(r, &s) == 0) {
         int rc = s.ids.n ? qv_delete(r->coll->coll, s.ids.n, s.ids.v, &deleted) : QV_OK;
+        r->points = (long)deleted;
         if (rc != QV_OK) srv_fail_qv(r, rc);
         else qd_ok(r, qd_update_result(r->coll->coll));
     }
@@ -387,6 +388,7 @@ void qd_h_payload(srv_req *r)
      * a filter may have been deleted since, and are skipped */
     if (!b.sel.listed) u.flags = QV_PAYLOAD_SKIP_MISSING;
     int rc = qv_update_payload(r->coll->coll, b.sel.ids.n, b.sel.ids.v, &u, NULL);
+    r->points = rc == QV_OK ? (long)b.sel.ids.n : 0;
     if (rc != QV_OK) srv_fail_qv(r, rc);
     else qd_ok(r, qd_update_result(r->coll->coll));
 cleanup:

@@ -20,7 +20,11 @@
  *   json.c        JSON in (strict jansson helpers, a scanner for raw JSON text) and out
  *                 (numbers, stored payloads copied as they are)
  *   qdrant*.c     the Qdrant-compatible API (qdrant.h)
- *   auth.c        API keys (file, constant-time comparison)
+ *   snapshots.c   snapshots (backups) of a collection or the store, on both APIs
+ *   auth.c        API keys (file, collection limits, constant-time comparison) and the
+ *                 access of a request; jwt.c: Qdrant-style HS256 tokens (jwt.h)
+ *   tls.c         TLS through libevent's OpenSSL bufferevents; SIGHUP reloads
+ *   conn.c        open connections: --max-connections and the header/body read deadlines
  *   metrics.c     Prometheus counters and latency histograms
  *   dashboard.c   GET /dashboard: the web page, its files built into the binary
  *   log.c         leveled logging to stderr
@@ -49,27 +53,58 @@ extern int srv_log_level;
 int  srv_log_parse_level(const char *s);          /* -1 when unknown */
 void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- API keys (auth.c) ---------------------------------------------------------- */
+/* ---- access: API keys and tokens (auth.c, jwt.c) ------------------------------- */
 enum { SRV_ACCESS_NONE = 0, SRV_ACCESS_RO = 1, SRV_ACCESS_RW = 2 };
+#define SRV_NAME_MAX 64
+typedef struct { char name[SRV_NAME_MAX + 1]; int access; } srv_grant;
 typedef struct srv_keys srv_keys;
-/** Load "KEY rw|ro" lines (blank lines and '#' comments skipped). On failure *out is
- *  NULL and err (len bytes) says why. */
+/** What a request may do. A credential is an API key, or a token signed by one; either
+ *  may be limited to listed collections, and a collection is open to the request at the
+ *  lowest level any of them grants (srv_auth_coll). */
+typedef struct {
+    int access;                     /* of the key: SRV_ACCESS_*; NONE: refused, see why */
+    const srv_grant *key_grants;    /* a key limited to collections: its list (borrowed) */
+    size_t nkey_grants;
+    int key_restricted;
+    int token_access;               /* a token's access claim; SRV_ACCESS_RW for a key */
+    srv_grant *token_grants;        /* a token limited to collections (owned) */
+    size_t ntoken_grants;
+    int token_restricted;
+    char sub[64];                   /* a token's subject claim, printable ASCII */
+    char who[112];                  /* for the audit log: "key:1a2b3c4d", "token:SUB(key:...)" */
+    const char *why;                /* why a credential was refused (for the 401) */
+} srv_auth;
+/** Load the key file: lines "KEY rw|ro [COLLECTION,...]" (blank lines and '#' comments
+ *  skipped); a key with collections opens only those. On failure *out is NULL and err
+ *  (len bytes) says why. */
 int  srv_keys_load(const char *path, srv_keys **out, char *err, size_t len);
 void srv_keys_free(srv_keys *k);
-/** Access level of a presented key (constant time in the key's bytes). */
-int  srv_keys_check(const srv_keys *k, const char *presented);
+/** Judge a presented API key or token (NULL: none) into *a (release it after). Key and
+ *  signature comparisons run in constant time. */
+void srv_auth_check(const srv_keys *k, const char *presented, srv_auth *a);
+/** Full access, as without a key file. */
+void srv_auth_all(srv_auth *a);
+void srv_auth_release(srv_auth *a);
+/** The access of a to collection name. */
+int  srv_auth_coll(const srv_auth *a, const char *name);
+/** 1 when a is limited to listed collections. */
+static inline int srv_auth_limited(const srv_auth *a) { return a->key_restricted || a->token_restricted; }
 
 /* ---- metrics (metrics.c) -------------------------------------------------------- */
 typedef enum {
     SRV_EP_HEALTHZ = 0, SRV_EP_METRICS, SRV_EP_LIST, SRV_EP_CREATE, SRV_EP_INFO, SRV_EP_DROP,
     SRV_EP_UPSERT, SRV_EP_GET_POINT, SRV_EP_DELETE_POINTS, SRV_EP_SEARCH, SRV_EP_SEARCH_BATCH,
-    SRV_EP_INDEX_FIELD, SRV_EP_UNINDEX_FIELD, SRV_EP_TRAIN, SRV_EP_DASHBOARD,
+    SRV_EP_INDEX_FIELD, SRV_EP_UNINDEX_FIELD, SRV_EP_TRAIN, SRV_EP_SNAPSHOT, SRV_EP_RESTORE, SRV_EP_DASHBOARD,
     SRV_EP_OTHER, SRV_EP_COUNT
 } srv_endpoint;
 void srv_metrics_record(srv_endpoint ep, int status, uint64_t micros);
 #define SRV_MAX_THREADS 256
 /** A worker thread (0..SRV_MAX_THREADS-1) accepted a connection. */
 void srv_metrics_connection(int worker);
+/** Connections quiverd closed itself, and requests it turned away (conn.c, pipeline.c). */
+enum { SRV_CONN_REFUSED = 0, SRV_CONN_EVICTED, SRV_CONN_HEADER_TIMEOUT, SRV_CONN_BODY_TIMEOUT, SRV_REQ_SHED,
+       SRV_CONN_NEVENTS };
+void srv_metrics_conn_event(int what);
 struct srv_ctx;
 /** Append the Prometheus text exposition to buf. */
 int  srv_metrics_render(struct srv_ctx *ctx, struct evbuffer *buf);
@@ -89,13 +124,45 @@ typedef struct {
 #define SRV_MAX_BATCH   4096u      /* searches per batch request */
 
 /* ---- server context ------------------------------------------------------------- */
+typedef struct srv_tls srv_tls;
 typedef struct srv_ctx {
     qv_db *db;
     srv_keys *keys;                /* NULL: no auth */
+    srv_tls *tls;                  /* NULL: plain HTTP */
     int timeout_s;                 /* --timeout: re-armed when a reply is sent */
+    int header_timeout_s;          /* --header-timeout: a request's headers, from its first byte */
+    int body_timeout_s;            /* --body-timeout: its body, from the end of its headers */
+    unsigned max_connections;      /* --max-connections (0: no cap) */
+    long max_queue;                /* --max-queue: requests being handled or answered
+                                    * but not yet written; beyond it 503 */
     atomic_int draining;           /* set on SIGTERM: replies say Connection: close */
     atomic_long outstanding;       /* replies queued but not yet fully written */
+    char *snapshots_dir;           /* --snapshots, resolved (snapshots.c) */
+    atomic_long connections;       /* open connections, all workers */
 } srv_ctx;
+
+/* ---- TLS (tls.c) ------------------------------------------------------------------ */
+struct bufferevent;
+struct event_base;
+/** TLS from PEM files cert (a chain) and key; on failure *out is NULL and err says why. */
+int  srv_tls_new(const char *cert, const char *key, srv_tls **out, char *err, size_t len);
+/** Read the same files again for new connections (SIGHUP); -1 keeps the old ones. */
+int  srv_tls_reload(srv_tls *t, char *err, size_t len);
+/** A server-side TLS bufferevent for evhttp's next connection (NULL: out of memory). */
+struct bufferevent *srv_tls_bufferevent(srv_tls *t, struct event_base *base);
+void srv_tls_free(srv_tls *t);
+
+/* ---- connections: the cap and read deadlines (conn.c) ----------------------------- */
+typedef struct srv_conns srv_conns;       /* one worker's connections */
+/** closed(evcon, arg) runs when evhttp closes a connection quiverd did not close itself. */
+srv_conns *srv_conns_new(srv_ctx *ctx, struct event_base *base,
+                         void (*closed)(struct evhttp_connection *, void *), void *arg);
+/** After the worker's evhttps are freed. */
+void srv_conns_free(srv_conns *cs);
+/** Track evhttp's new connection on bev (from the bevcb): the cap, the deadlines. */
+void srv_conn_track(srv_conns *cs, struct bufferevent *bev);
+/** The whole request is read (the pipeline has it): the connection's deadline stops. */
+void srv_conn_request_read(struct evhttp_request *req);
 
 /* ---- JSON in: the body reader (json.c) --------------------------------------------- */
 /** Error detail of a refused body (for the 4xx message). */
@@ -302,7 +369,9 @@ struct srv_req {
     const srv_route *route;
     struct evhttp_request *req;
     srv_endpoint ep;
-    int access;                     /* SRV_ACCESS_* of the presented key */
+    srv_auth auth;                  /* what the presented key or token allows */
+    int status;                     /* of the reply, once sent */
+    long points;                    /* points a write touched (audit log), -1: none */
     uint64_t t0_us;
     int replied;
     const char *name, *arg;         /* path arguments {name} and {arg} */
@@ -334,6 +403,8 @@ int  srv_read_body(srv_req *r, const char *name, const srv_jfield *fields, void 
  *  and the 200 reply of what was written (503 when writing ran out of memory). */
 srv_wbuf *srv_writer(srv_req *r);
 void srv_reply_written(srv_req *r);
+/** 1 when the request's credential may read collection name (listings show only those). */
+int  srv_may_see(const srv_req *r, const char *name);
 /** A decimal uint64 from a URL segment (digits only); -1 when it is not one. */
 int  srv_parse_id(const char *s, uint64_t *out);
 
@@ -348,6 +419,18 @@ int  srv_drop_collection(srv_req *r);
 int  srv_name_valid(const char *name);
 /** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
 int  srv_open(srv_ctx *ctx, const char *name, srv_coll *e);
+
+/* ---- snapshots (snapshots.c): handlers of both APIs' route tables ------------------ */
+/** Create and resolve the snapshots directory (dir, or NULL for <data>/backups) into
+ *  ctx->snapshots_dir; -1 after logging why not. */
+int  srv_snapshots_init(srv_ctx *ctx, const char *dir, const char *data);
+void srv_snapshots_release(srv_ctx *ctx);
+void srv_h_snapshot_create(srv_req *r);      /* {name} set: that collection; else the store */
+void srv_h_snapshot_list(srv_req *r);
+void srv_h_snapshot_download(srv_req *r);    /* {arg}: the file */
+void srv_h_snapshot_delete(srv_req *r);
+void srv_h_snapshot_recover(srv_req *r);     /* {"location", "checksum"} */
+void srv_h_snapshot_upload(srv_req *r);      /* multipart/form-data or the raw file */
 
 /** Room for item i of a growing list: *items (an array of size-byte items, passed by the
  *  address of its pointer) and, when vecs is not NULL, *vecs (dim floats an item) grow

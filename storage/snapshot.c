@@ -96,12 +96,12 @@ typedef struct {
 #define IDS_VERSION 1u
 #define IDS_HEADER 16u
 
-/* Write c's id table (wmutex held: ext_of and live do not change) to path. */
-static int ids_save(qv_coll *c, const char *path, int nosync, uint64_t *size, uint32_t *crc)
+/* Write an id table of n internal ids (ext_of[n], live[(n + 63) / 64]) to path. */
+static int ids_save(uint64_t n, const uint64_t *ext_of, const uint64_t *live, const char *path, int nosync,
+                    uint64_t *size, uint32_t *crc)
 {
     qv_atomic_file f;
     qv_writer w;
-    uint64_t n = c->next_iid;
     int rc;
     if ((rc = qv_atomic_file_begin(&f, path)) != QV_OK) return rc;
     if ((rc = qv_writer_init_fd(&w, f.fd, path)) != QV_OK) goto fail;
@@ -109,11 +109,11 @@ static int ids_save(qv_coll *c, const char *path, int nosync, uint64_t *size, ui
     qv_w_u32(&w, IDS_VERSION);
     qv_w_u64(&w, n);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    qv_w_bytes(&w, c->ext_of, n * sizeof *c->ext_of);
-    qv_w_bytes(&w, c->live, (n + 63) / 64 * sizeof *c->live);
+    qv_w_bytes(&w, ext_of, n * sizeof *ext_of);
+    qv_w_bytes(&w, live, (n + 63) / 64 * sizeof *live);
 #else
-    for (uint64_t i = 0; i < n; i++) qv_w_u64(&w, c->ext_of[i]);
-    for (uint64_t i = 0; i < (n + 63) / 64; i++) qv_w_u64(&w, c->live[i]);
+    for (uint64_t i = 0; i < n; i++) qv_w_u64(&w, ext_of[i]);
+    for (uint64_t i = 0; i < (n + 63) / 64; i++) qv_w_u64(&w, live[i]);
 #endif
     *crc = w.crc;
     if ((rc = qv_writer_finish_fd(&w)) != QV_OK) goto fail;
@@ -169,12 +169,10 @@ out:
     return rc;
 }
 
-static int snapshot_put(qv_db *db, MDB_txn *txn, void *arg)
+static int record_put(qv_db *db, MDB_txn *txn, uint32_t cid, const snap_arg *a)
 {
-    snap_arg *a = arg;
     uint8_t key[4], rec[QV_SNAPSHOT_RECORD];
-    int rc;
-    qv_be32_put(key, a->c->cid);
+    qv_be32_put(key, cid);
     memset(rec, 0, sizeof rec);
     memcpy(rec, QV_SNAPSHOT_MAGIC, 4);
     qv_be32_put(rec + 4, QV_SNAPSHOT_VERSION);
@@ -183,7 +181,16 @@ static int snapshot_put(qv_db *db, MDB_txn *txn, void *arg)
     qv_be32_put(rec + 24, a->crc);
     qv_be32_put(rec + 28, a->ids_crc);
     qv_be64_put(rec + 32, a->ids_size);
-    if ((rc = qv_lmdb_put(txn, db->dbi[DBI_SNAPSHOTS], key, 4, rec, sizeof rec)) != QV_OK) return rc;
+    return qv_lmdb_put(txn, db->dbi[DBI_SNAPSHOTS], key, 4, rec, sizeof rec);
+}
+
+static int snapshot_put(qv_db *db, MDB_txn *txn, void *arg)
+{
+    snap_arg *a = arg;
+    uint8_t key[4];
+    int rc;
+    qv_be32_put(key, a->c->cid);
+    if ((rc = record_put(db, txn, a->c->cid, a)) != QV_OK) return rc;
     /* Every log entry is <= seq: the writer lock is held, so all of them go. */
     return qv_lmdb_del_prefix(txn, db->dbi[DBI_LOG], key, 4);
 }
@@ -199,7 +206,8 @@ int qv_snapshot_write(qv_coll *c)
     if ((rc = snap_path(db, c->cid, a.seq, P_IDS, ids, sizeof ids)) != QV_OK) return rc;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return qv_fail(errno == ENOSPC ? QV_EFULL : QV_EIO, "%s: cannot create: %s", dir, strerror(errno));
-    if ((rc = ids_save(c, ids, nosync, &a.ids_size, &a.ids_crc)) != QV_OK ||
+    /* wmutex held: ext_of and live do not change */
+    if ((rc = ids_save(c->next_iid, c->ext_of, c->live, ids, nosync, &a.ids_size, &a.ids_crc)) != QV_OK ||
         (rc = qv_index_save_file(c->ix, path, nosync)) != QV_OK || (rc = file_facts(path, &a.size, &a.crc)) != QV_OK ||
         (rc = qv_db_write(db, snapshot_put, &a)) != QV_OK) {
         if (!(c->has_snapshot && c->snap_seq == a.seq)) {
@@ -220,6 +228,115 @@ int qv_snapshot_write(qv_coll *c)
     c->stats.checkpoints++;
     pthread_rwlock_unlock(&c->maplock);
     return QV_OK;
+}
+
+/* ---- for backups (backup_index.c) ------------------------------------------------------ */
+
+int qv_snapshot_path(const qv_db *db, uint32_t cid, uint64_t seq, int ids, char *buf, size_t len)
+{
+    return snap_path(db, cid, seq, ids ? P_IDS : P_INDEX, buf, len);
+}
+
+int qv_snapshot_mkdir(const qv_db *db)
+{
+    char dir[4096];
+    int rc = snap_path(db, 0, 0, P_DIR, dir, sizeof dir);
+    if (rc != QV_OK) return rc;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return qv_fail(errno == ENOSPC ? QV_EFULL : QV_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    return QV_OK;
+}
+
+int qv_snapshot_open_file(qv_db *db, MDB_txn *txn, uint32_t cid, int *fd, uint64_t *seq, uint64_t *size,
+                          uint32_t *crc)
+{
+    uint8_t key[4];
+    MDB_val v;
+    char path[4096];
+    struct stat st;
+    *fd = -1;
+    qv_be32_put(key, cid);
+    int rc = qv_lmdb_get(txn, db->dbi[DBI_SNAPSHOTS], key, 4, &v);
+    if (rc != QV_OK) return rc;
+    const uint8_t *h = v.mv_data;
+    if (v.mv_size != QV_SNAPSHOT_RECORD || memcmp(h, QV_SNAPSHOT_MAGIC, 4) != 0 ||
+        qv_be32_get(h + 4) != QV_SNAPSHOT_VERSION)
+        return qv_fail(QV_ECORRUPT, "snapshot record of collection id %u damaged or of another format", (unsigned)cid);
+    *seq = qv_be64_get(h + 8);
+    *size = qv_be64_get(h + 16);
+    *crc = qv_be32_get(h + 24);
+    if ((rc = snap_path(db, cid, *seq, P_INDEX, path, sizeof path)) != QV_OK) return rc;
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0) return qv_fail(errno == ENOENT ? QV_ENOTFOUND : QV_EIO, "%s: %s", path, strerror(errno));
+    if (fstat(f, &st) != 0 || (uint64_t)st.st_size != *size || *size < 4) {
+        close(f);
+        return qv_fail(QV_ECORRUPT, "%s: not the size its record says", path);
+    }
+    *fd = f;
+    return QV_OK;
+}
+
+int qv_snapshot_install(qv_db *db, MDB_txn *txn, uint32_t cid, uint64_t seq)
+{
+    uint8_t key[4];
+    MDB_val k, v;
+    MDB_cursor *cur = NULL;
+    char path[4096], ids[4096];
+    uint64_t *ext_of = NULL, *live = NULL, next_iid, nids = 0, npoints = 0;
+    snap_arg a = {NULL, seq, 0, 0, 0, 0};
+    int rc;
+    qv_be32_put(key, cid);
+    if ((rc = qv_lmdb_get(txn, db->dbi[DBI_STATE], key, 4, &v)) != QV_OK) return rc == QV_ENOTFOUND ? QV_ECORRUPT : rc;
+    if (v.mv_size != 24) return qv_fail(QV_ECORRUPT, "collection id %u: damaged state record", (unsigned)cid);
+    next_iid = qv_be64_get((const uint8_t *)v.mv_data + 8);
+    if ((rc = snap_path(db, cid, seq, P_INDEX, path, sizeof path)) != QV_OK) return rc;
+    if ((rc = snap_path(db, cid, seq, P_IDS, ids, sizeof ids)) != QV_OK) return rc;
+    if ((rc = file_facts(path, &a.size, &a.crc)) != QV_OK) return rc;
+    /* The id table as the records say now: the log's writes after seq are re-synced from
+     * the points on load anyway, so this table and the one as of seq load the same. */
+    if (!(ext_of = qv_calloc(next_iid ? next_iid : 1, sizeof *ext_of)) ||
+        !(live = qv_calloc((next_iid + 63) / 64 + 1, sizeof *live))) {
+        rc = QV_ENOMEM;
+        goto cleanup;
+    }
+    if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_IDS], &cur)) != QV_OK) goto cleanup;
+    for (rc = qv_lmdb_seek(cur, key, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, key, 4, &k, &v)) {
+        uint64_t iid;
+        if (k.mv_size != 12 || v.mv_size != 8 || (iid = qv_be64_get(v.mv_data)) >= next_iid) {
+            rc = qv_fail(QV_ECORRUPT, "collection id %u: damaged id record", (unsigned)cid);
+            goto cleanup;
+        }
+        ext_of[iid] = qv_be64_get((const uint8_t *)k.mv_data + 4);
+        live[iid / 64] |= 1ull << (iid % 64);
+        nids++;
+    }
+    if (rc != QV_ENOTFOUND) goto cleanup;
+    /* The records came from a file: the id records must name exactly the stored points
+     * (an open with a snapshot reads neither, so a mismatch would go unnoticed). */
+    qv_lmdb_cursor_close(cur);
+    cur = NULL;
+    if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_POINTS], &cur)) != QV_OK) goto cleanup;
+    for (rc = qv_lmdb_seek(cur, key, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, key, 4, &k, &v)) {
+        uint64_t iid;
+        if (k.mv_size != 12 || v.mv_size < 8 || (iid = qv_be64_get((const uint8_t *)k.mv_data + 4)) >= next_iid ||
+            !(live[iid / 64] >> (iid % 64) & 1) || ext_of[iid] != qv_be64_get(v.mv_data))
+            break;
+        npoints++;
+    }
+    if (rc == QV_OK || npoints != nids) {
+        rc = qv_fail(QV_ECORRUPT, "collection id %u: its point records and id records do not match", (unsigned)cid);
+        goto cleanup;
+    }
+    if (rc != QV_ENOTFOUND) goto cleanup;
+    if ((rc = ids_save(next_iid, ext_of, live, ids, (db->opt.flags & QV_DB_NOSYNC) != 0, &a.ids_size, &a.ids_crc)) !=
+        QV_OK)
+        goto cleanup;
+    rc = record_put(db, txn, cid, &a);
+cleanup:
+    qv_lmdb_cursor_close(cur);
+    qv_free(ext_of);
+    qv_free(live);
+    return rc;
 }
 
 void qv_snapshot_files_sweep(qv_db *db, uint32_t cid, uint64_t keep_seq)

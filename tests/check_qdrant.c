@@ -213,7 +213,8 @@ START_TEST(test_errors)
     expect(s.qport, "POST", "/collections/m/points/query", KEY, "{\"query\":{\"nearest\":[1,0],\"mmr\":{\"diversity\":2}}}", 400, "diversity");
     expect(s.qport, "DELETE", "/collections/m", KEY, NULL, 200, "\"result\":true");
     expect(s.qport, "POST", "/collections/e/points/recommend", KEY, "{}", 501, "recommend is not supported");
-    expect(s.qport, "GET", "/collections/e/snapshots", KEY, NULL, 501, "snapshots are not supported");
+    expect(s.qport, "GET", "/collections/e/shards/0/snapshots", KEY, NULL, 501, "sharding and the cluster API are not supported");
+    expect(s.qport, "PUT", "/snapshots/recover", KEY, "{}", 501, "the native API does: PUT /snapshots/recover) is not supported");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{not json", 400, "Format error");
     expect(s.qport, "DELETE", "/collections/e/points/search", KEY, NULL, 405, "not allowed");
     expect(s.qport, "GET", "/nothing/here", KEY, NULL, 404, "\"status\":{\"error\":");
