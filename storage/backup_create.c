@@ -14,14 +14,17 @@
  *     the LMDB map needs every transaction of the process to end first, i.e. it would
  *     stall writers until the backup is done. So the map is grown beforehand (it is only
  *     address space) until its free part is at least as large as its used part.
- *  3. The point in time: the read transaction begins. For a stale collection it begins
- *     under the writer lock, and the in-memory index -- which holds exactly the committed
- *     writes whenever the writer lock is free -- is serialized (qv_index_save_mem) before
- *     the lock is released: writers wait for that serialization (0.8-1.7 s for the 800 MB
- *     index of sift-debian-1m) and nothing else. It replaces the stored snapshot in the
- *     file, with the last write as its seq, and the log records before it are left out.
- *     Nothing is written to the database: unlike a checkpoint, the pause is not followed
- *     by an LMDB write of the index and its fsync (a checkpoint held writers 3.4-4.8 s).
+ *  3. The point in time: the read transaction begins, under the writer lock. The stored
+ *     snapshot files of the fresh collections are opened right then (backup_index.c: no
+ *     checkpoint can replace and unlink them meanwhile). For a stale collection the
+ *     in-memory index -- which holds exactly the committed writes whenever the writer
+ *     lock is free -- is serialized (qv_index_save_mem) before the lock is released:
+ *     writers wait for that serialization (0.8-1.7 s for the 800 MB index of
+ *     sift-debian-1m) and nothing else. It replaces the stored snapshot in the file, with
+ *     the last write as its seq, and the log records before it are left out. Nothing is
+ *     written to the database: unlike a checkpoint, the pause is not followed by a write
+ *     of the index and its fsync (a checkpoint held writers 3.4-4.8 s when snapshots
+ *     were LMDB records; not measured since they became files).
  *  4. Copy: the collections' names and configs, then for each its records table by table
  *     and its index snapshot, into a temporary file "<dir>/.<name>.tmp.XXXXXX", which is
  *     synced and renamed over path, and the directory synced. Writes go on meanwhile
