@@ -40,6 +40,9 @@ typedef struct {
     uint32_t threads;              /* build threads */
     uint64_t seed;
     int gpu;                       /* quiver only: require the GPU */
+    qv_quant quant;                /* quiver only: codes to search on */
+    float oversampling;            /* quiver only: qv_search_params.oversampling */
+    int no_rescore;                /* quiver only: rescore off */
     qv_progress_fn progress;       /* "phase", done, total; may be NULL */
     void *progress_arg;
     const uint32_t *buckets;       /* payload of row i: {"bucket": buckets[i]}; NULL = none */
@@ -78,6 +81,8 @@ typedef struct {
     int    (*set_filter)(bench_engine *e, const bench_filter *f, char *err, size_t errlen);
     const char *filter_mode;                   /* "bitset", "db-filter", "filter" */
     const char *unfiltered_mode;               /* mode of its unfiltered rows: "unfiltered", "db" */
+    /** Optional (NULL): the bytes a search walks (graph + codes) and the float vectors. */
+    void   (*memory_split)(bench_engine *e, size_t *search, size_t *vectors);
 } bench_engine_ops;
 
 extern const bench_engine_ops bench_quiver_ops;

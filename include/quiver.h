@@ -61,6 +61,13 @@ typedef struct qv_filter qv_filter;  /* a payload filter (see "Payload filters" 
 typedef enum { QV_METRIC_L2 = 1, QV_METRIC_IP, QV_METRIC_COSINE } qv_metric;
 typedef enum { QV_INDEX_FLAT = 1, QV_INDEX_HNSW, QV_INDEX_IVF } qv_index_kind;
 typedef enum { QV_GPU_OFF = 0, QV_GPU_AUTO, QV_GPU_REQUIRE } qv_gpu_mode;
+/** Codes an index searches on (qv_index_params.quant). NONE: float32 throughout. SQ8 /
+ *  SQ4: per-dimension scalar quantization to 8 / 4 bits, ranges trained per index. BIT1:
+ *  1-bit RaBitQ (random rotation, sign bits, unbiased estimator with an error bound).
+ *  The float vectors are kept for re-scoring the best candidates exactly. */
+typedef enum { QV_QUANT_NONE = 0, QV_QUANT_SQ8, QV_QUANT_SQ4, QV_QUANT_BIT1 } qv_quant;
+/** Re-scoring of a quantized search (qv_search_params.rescore): DEFAULT means ON. */
+typedef enum { QV_RESCORE_DEFAULT = 0, QV_RESCORE_ON, QV_RESCORE_OFF } qv_rescore;
 
 /** One search result. score: l2 = squared Euclidean distance (ascending);
  *  ip = inner product (descending); cosine = cosine similarity (descending). */
@@ -71,6 +78,9 @@ const char *qv_metric_name(qv_metric m);
 int         qv_metric_parse(const char *s, qv_metric *out);
 const char *qv_index_kind_name(qv_index_kind k);
 int         qv_index_kind_parse(const char *s, qv_index_kind *out);
+/** "none", "sq8", "sq4", "bit1". Unknown values give NULL / QV_EINVAL. */
+const char *qv_quant_name(qv_quant q);
+int         qv_quant_parse(const char *s, qv_quant *out);
 
 /** Progress of a long operation (build, k-means, import, checkpoint). Called from the
  *  thread doing the work, at most a few times per second; must be cheap and thread-safe.
@@ -99,6 +109,9 @@ typedef struct {
     /* all */
     uint32_t threads;              /* worker threads for add/batch search; 0 = all cores */
     uint32_t flags;                /* QV_HNSW_KEEP_PRUNED ... */
+    qv_quant quant;                /* codes searched on (hnsw, flat, ivf); NONE = float32.
+                                      Trained on the first vectors added (or by
+                                      qv_index_train) and retrained as the index grows */
     uint64_t seed;                 /* fixed seed + threads = 1 => identical builds */
     qv_gpu_mode gpu;               /* batch search / k-means on the GPU when possible */
     qv_progress_fn progress;       /* NULL = silent */
@@ -120,6 +133,11 @@ typedef struct {
     const uint64_t *allow_bits; uint64_t allow_nbits;
     qv_accept_fn accept; void *accept_arg;
     uint32_t max_visits;           /* work bound under selective filters; 0 = auto */
+    /* Quantized indexes only (ignored otherwise): the search ranks candidates by their
+     * codes, then re-scores the best ceil(k * oversampling) of them with the float
+     * vectors (hnsw: the beam ef is raised to that count when smaller). */
+    qv_rescore rescore;            /* DEFAULT = ON; OFF returns the estimated scores */
+    float oversampling;            /* >= 1; 0 = the index kind's default */
     /* Payload filter of qv_search / qv_search_batch / qv_search_ex (borrowed for the call;
      * NULL = none). The index-level qv_index_search* have no payloads and ignore it. */
     const qv_filter *filter;
@@ -169,6 +187,12 @@ int    qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index
 size_t qv_index_size(const qv_index *ix);
 /** Bytes of memory held by the index (vectors, graph, lists, id maps). */
 size_t qv_index_memory(const qv_index *ix);
+/** Where the bytes of qv_index_memory go. vectors: the float32 vectors (for a quantized
+ *  index, only what re-scoring and rebuilding read); search: the structure a search walks
+ *  (graph links, inverted lists, codes, ids, id map); codes: the part of search that is
+ *  vector codes (0 for float32 indexes); other: scratch and the rest. */
+typedef struct { size_t total, vectors, search, codes, other; } qv_index_memory_info;
+void   qv_index_memory_detail(const qv_index *ix, qv_index_memory_info *out);
 /** The parameters in force (defaults resolved). */
 void   qv_index_get_params(const qv_index *ix, qv_index_params *out);
 /** Change the GPU mode (the file format does not store it, so a loaded index starts with

@@ -10,6 +10,7 @@
 #include "index/hnsw.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -28,8 +29,17 @@ static int hnsw_create(qv_index *ix)
     h->flags = ix->p.flags;
     h->metric = ix->p.metric;
     h->ml = 1.0 / log((double)h->m);
-    h->links_off = (size_t)h->dim * sizeof(float);
+    ix->impl = h;
+    if (ix->p.quant != QV_QUANT_NONE) {
+        int rc = qv_codec_new(ix->p.quant, h->dim, h->metric, ix->p.seed, &h->codec);
+        if (rc != QV_OK) return rc;          /* destroy() cleans up */
+        h->links_off = (h->codec->row_bytes + 3) & ~(size_t)3;
+        h->vec_stride = (size_t)h->dim * sizeof(float);
+    } else {
+        h->links_off = (size_t)h->dim * sizeof(float);
+    }
     h->block_bytes = (h->links_off + (1 + (size_t)h->m0) * sizeof(uint32_t) + 63) & ~(size_t)63;
+    if (!h->codec) h->vec_stride = h->block_bytes;
     const qv_kernels *k = qv_kernels_get();
     h->dist = h->metric == QV_METRIC_L2 ? k->l2sq : k->neg_dot;
     h->dist_x4 = h->metric == QV_METRIC_L2 ? k->l2sq_x4 : k->neg_dot_x4;
@@ -45,7 +55,7 @@ static int hnsw_create(qv_index *ix)
     pthread_rwlock_init(&h->grow_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
     for (size_t i = 0; i < QV_HNSW_NSTRIPES; i++) pthread_mutex_init(&h->stripes[i], NULL);
-    ix->impl = h;
+    h->locks_ready = 1;
     int rc = qv_idmap_init(&h->map, 0);
     if (rc != QV_OK) return rc;          /* destroy() cleans up */
     qv_hnsw_update_memory(h);
@@ -61,6 +71,8 @@ static void scratch_free(qv_hnsw_scratch *s)
     qv_free(s->work);
     qv_free(s->sel);
     qv_free(s->nbuf);
+    qv_free(s->qbuf);
+    qv_free(s->qtmp);
     qv_free(s);
 }
 
@@ -72,6 +84,8 @@ static void hnsw_destroy(qv_index *ix)
         for (size_t i = 0; i < h->cap; i++) qv_free(h->upper[i]);
     qv_free(h->upper);
     qv_free(h->blocks);
+    qv_free(h->vecs);
+    qv_codec_free(h->codec);
     qv_free(h->ids);
     qv_free(h->levels);
     qv_free(h->state);
@@ -79,11 +93,13 @@ static void hnsw_destroy(qv_index *ix)
     qv_idmap_release(&h->map);
     for (size_t i = 0; i < h->n_spare; i++) scratch_free(h->spare[i]);
     qv_free(h->spare);
-    pthread_mutex_destroy(&h->write_lock);
-    pthread_mutex_destroy(&h->entry_lock);
-    pthread_mutex_destroy(&h->scratch_lock);
-    pthread_rwlock_destroy(&h->grow_lock);
-    for (size_t i = 0; i < QV_HNSW_NSTRIPES; i++) pthread_mutex_destroy(&h->stripes[i]);
+    if (h->locks_ready) {
+        pthread_mutex_destroy(&h->write_lock);
+        pthread_mutex_destroy(&h->entry_lock);
+        pthread_mutex_destroy(&h->scratch_lock);
+        pthread_rwlock_destroy(&h->grow_lock);
+        for (size_t i = 0; i < QV_HNSW_NSTRIPES; i++) pthread_mutex_destroy(&h->stripes[i]);
+    }
     qv_free(h);
     ix->impl = NULL;
 }
@@ -101,12 +117,14 @@ int qv_hnsw_reserve(qv_hnsw *h, size_t need)
     uint8_t *levels = qv_calloc(cap, 1);
     uint8_t *state = qv_calloc(cap, 1);
     uint32_t **upper = qv_calloc(cap, sizeof *upper);
-    if (!blocks || !ids || !levels || !state || !upper) {
-        qv_free(blocks); qv_free(ids); qv_free(levels); qv_free(state); qv_free(upper);
+    float *vecs = h->codec ? qv_aligned_calloc(cap, (size_t)h->dim * sizeof(float)) : NULL;
+    if (!blocks || !ids || !levels || !state || !upper || (h->codec && !vecs)) {
+        qv_free(blocks); qv_free(ids); qv_free(levels); qv_free(state); qv_free(upper); qv_free(vecs);
         return QV_ENOMEM;
     }
     if (h->cap) {
         memcpy(blocks, h->blocks, h->cap * h->block_bytes);
+        if (vecs) memcpy(vecs, h->vecs, h->cap * (size_t)h->dim * sizeof(float));
         memcpy(ids, h->ids, h->cap * sizeof *ids);
         memcpy(levels, h->levels, h->cap);
         memcpy(state, h->state, h->cap);
@@ -115,11 +133,14 @@ int qv_hnsw_reserve(qv_hnsw *h, size_t need)
     uint8_t *ob = h->blocks, *ol = h->levels, *os = h->state;
     uint64_t *oi = h->ids;
     uint32_t **ou = h->upper;
+    float *ov = h->vecs;
     pthread_rwlock_wrlock(&h->grow_lock);
     h->blocks = blocks; h->ids = ids; h->levels = levels; h->state = state; h->upper = upper;
+    h->vecs = vecs;
+    h->vec_base = vecs ? (uint8_t *)vecs : blocks;
     h->cap = cap;
     pthread_rwlock_unlock(&h->grow_lock);
-    qv_free(ob); qv_free(oi); qv_free(ol); qv_free(os); qv_free(ou);
+    qv_free(ob); qv_free(oi); qv_free(ol); qv_free(os); qv_free(ou); qv_free(ov);
     return QV_OK;
 }
 
@@ -157,8 +178,19 @@ int qv_hnsw_scratch_refresh(qv_hnsw *h, qv_hnsw_scratch *s)
         s->visited = v;
         s->visited_cap = h->cap;
     }
-    if (grow((void **)&s->nbuf, &s->nbuf_cap, h->m0 + 4, sizeof *s->nbuf, &s->bytes) != QV_OK) return QV_ENOMEM;
+    if (grow((void **)&s->nbuf, &s->nbuf_cap, 4 * (size_t)h->m0 + 4, sizeof *s->nbuf, &s->bytes) != QV_OK) return QV_ENOMEM;
     if (grow((void **)&s->sel, &s->sel_cap, h->m0 + 1, sizeof *s->sel, &s->bytes) != QV_OK) return QV_ENOMEM;
+    if (h->codec && !s->qbuf) {
+        /* Sizes depend only on the codec's kind and dim, which retraining keeps. */
+        if (!(s->qbuf = qv_aligned_calloc(1, h->codec->query_bytes))) return QV_ENOMEM;
+        size_t nt = qv_codec_scratch_floats(h->codec);
+        if (!(s->qtmp = qv_calloc(nt, sizeof *s->qtmp))) {
+            qv_free(s->qbuf);
+            s->qbuf = NULL;
+            return QV_ENOMEM;
+        }
+        s->bytes += h->codec->query_bytes + nt * sizeof *s->qtmp;
+    }
     return qv_hnsw_scratch_fit(s, 64, h->m0 + 1);
 }
 
@@ -326,23 +358,44 @@ static size_t hnsw_size(const qv_index *ix)
 
 void qv_hnsw_update_memory(qv_hnsw *h)
 {
-    size_t b = sizeof *h;
-    b += h->cap * (h->block_bytes + sizeof *h->ids + 2 + sizeof *h->upper);
-    b += h->upper_bytes + h->free_cap * sizeof *h->free_slots + qv_idmap_memory(&h->map);
-    __atomic_store_n(&h->mem_bytes, b, __ATOMIC_RELAXED);
+    size_t vec = h->cap * (size_t)h->dim * sizeof(float);   /* in blocks or in vecs */
+    size_t search = h->cap * (h->block_bytes + sizeof *h->ids + 2 + sizeof *h->upper);
+    search += h->upper_bytes + h->free_cap * sizeof *h->free_slots + qv_idmap_memory(&h->map);
+    if (!h->codec) search -= vec;                 /* the blocks' vector part */
+    size_t codes = h->codec ? h->cap * h->codec->row_bytes + qv_codec_memory(h->codec) : 0;
+    __atomic_store_n(&h->mem_vectors, vec, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->mem_codes, codes, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->mem_bytes, sizeof *h + vec + search + (h->codec ? qv_codec_memory(h->codec) : 0),
+                     __ATOMIC_RELAXED);
 }
 
 /* Graph bytes (as of the last write) plus the idle scratch objects. Scratch in use by a
  * running search is not counted; it returns to the pool when the search ends. */
-static size_t hnsw_memory(const qv_index *ix)
+static size_t scratch_bytes(qv_hnsw *h)
 {
-    qv_hnsw *h = ix->impl;
-    size_t b = __atomic_load_n(&h->mem_bytes, __ATOMIC_RELAXED);
+    size_t b = 0;
     pthread_mutex_lock(&h->scratch_lock);
     for (size_t i = 0; i < h->n_spare; i++) b += h->spare[i]->bytes;
     b += h->spare_cap * sizeof *h->spare;
     pthread_mutex_unlock(&h->scratch_lock);
     return b;
+}
+
+static size_t hnsw_memory(const qv_index *ix)
+{
+    qv_hnsw *h = ix->impl;
+    return __atomic_load_n(&h->mem_bytes, __ATOMIC_RELAXED) + scratch_bytes(h);
+}
+
+static void hnsw_memory_detail(const qv_index *ix, qv_index_memory_info *out)
+{
+    qv_hnsw *h = ix->impl;
+    size_t all = __atomic_load_n(&h->mem_bytes, __ATOMIC_RELAXED);
+    out->vectors = __atomic_load_n(&h->mem_vectors, __ATOMIC_RELAXED);
+    out->codes = __atomic_load_n(&h->mem_codes, __ATOMIC_RELAXED);
+    out->other = sizeof *h + scratch_bytes(h);
+    out->search = all - out->vectors - sizeof *h;
+    out->total = out->vectors + out->search + out->other;
 }
 
 int qv_hnsw_check(const qv_index *ix, qv_hnsw_report *r)
@@ -410,7 +463,7 @@ const qv_index_ops qv_hnsw_ops = {
     .kind = QV_INDEX_HNSW,
     .create = hnsw_create,
     .destroy = hnsw_destroy,
-    .train = NULL,
+    .train = qv_hnsw_train,
     .add = qv_hnsw_add,
     .remove = qv_hnsw_remove,
     .search = qv_hnsw_search,
@@ -419,4 +472,5 @@ const qv_index_ops qv_hnsw_ops = {
     .load = qv_hnsw_load,
     .size = hnsw_size,
     .memory = hnsw_memory,
+    .memory_detail = hnsw_memory_detail,
 };

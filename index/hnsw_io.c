@@ -7,7 +7,9 @@
  *   u32 n_free, n_free x u32 free slots (in reuse order);
  *   per slot 0..n_slots-1: u32 state (0 = free, 1 = live); a live slot continues with
  *   u64 id, u32 level, dim x f32 vector, then for each level 0..level: u32 count and
- *   count x u32 links.
+ *   count x u32 links; a quantized index ends with its codec's trained parameters
+ *   (index/codec.c). Code rows are not stored: load re-encodes them from the vectors
+ *   (deterministic, and cheaper than validating stored codes).
  * Slot numbers are kept, so a loaded index is the same graph and answers identically.
  * Load validates before linking: counts within the level's maximum, links < n_slots, not
  * self, pointing at live nodes of a high enough level, ids unique, vectors finite, levels
@@ -90,6 +92,7 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
             w_u32s(w, list + 1, c);
         }
     }
+    if (h->codec) qv_codec_save(h->codec, w);
     int rc = w->failed ? w->failed : QV_OK;
     pthread_mutex_unlock(&h->write_lock);
     return rc;
@@ -195,6 +198,14 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
     h->entry = entry;
     h->n_slots = n;
     h->n_live = n_live;
+    if (h->codec) {
+        /* The codec's trained parameters; rows are re-encoded from the vectors. */
+        float *tmp;
+        if ((rc = qv_codec_load(h->codec, r)) != QV_OK) return rc;
+        if (!(tmp = qv_malloc(qv_codec_scratch_floats(h->codec) * sizeof *tmp))) return QV_ENOMEM;
+        qv_hnsw_encode_slots(h, 0, n, tmp);
+        qv_free(tmp);
+    }
     qv_hnsw_update_memory(h);
     return QV_OK;
 }

@@ -68,6 +68,27 @@ int qv_index_kind_parse(const char *s, qv_index_kind *out)
     return QV_OK;
 }
 
+const char *qv_quant_name(qv_quant q)
+{
+    switch (q) {
+    case QV_QUANT_NONE: return "none";
+    case QV_QUANT_SQ8:  return "sq8";
+    case QV_QUANT_SQ4:  return "sq4";
+    case QV_QUANT_BIT1: return "bit1";
+    default:            return NULL;
+    }
+}
+
+int qv_quant_parse(const char *s, qv_quant *out)
+{
+    for (int q = QV_QUANT_NONE; q <= QV_QUANT_BIT1; q++)
+        if (s && strcmp(s, qv_quant_name((qv_quant)q)) == 0) {
+            *out = (qv_quant)q;
+            return QV_OK;
+        }
+    return qv_fail(QV_EINVAL, "unknown quantization '%s' (expected none, sq8, sq4 or bit1)", s ? s : "(null)");
+}
+
 void qv_index_params_init(qv_index_params *p, qv_index_kind kind, uint32_t dim, qv_metric metric)
 {
     memset(p, 0, sizeof *p);
@@ -108,6 +129,10 @@ static int resolve_params(const qv_index_params *p, qv_index_params *out)
     if (out->threads > 1024) return qv_fail(QV_EINVAL, "threads must be 0..1024, got %u", out->threads);
     if (!out->threads) out->threads = qv_cpu_count();
     if ((unsigned)out->gpu > QV_GPU_REQUIRE) return qv_fail(QV_EINVAL, "unknown gpu mode %d", (int)out->gpu);
+    if (!qv_quant_name(out->quant)) return qv_fail(QV_EINVAL, "unknown quantization %d", (int)out->quant);
+    if (out->quant != QV_QUANT_NONE && out->kind != QV_INDEX_HNSW)
+        return qv_fail(QV_EINVAL, "quantization %s is not available for %s indexes", qv_quant_name(out->quant),
+                       qv_index_kind_name(out->kind));
     if (out->gpu == QV_GPU_REQUIRE && !qv_gpu_available())
         return qv_fail(QV_ENODEV, "gpu required but no usable GPU (built without CUDA or no device)");
     return QV_OK;
@@ -162,6 +187,16 @@ int qv_index_set_gpu(qv_index *ix, qv_gpu_mode mode)
 size_t qv_index_size(const qv_index *ix) { return ix ? ix->ops->size(ix) : 0; }
 
 size_t qv_index_memory(const qv_index *ix) { return ix ? ix->ops->memory(ix) + sizeof *ix : 0; }
+
+void qv_index_memory_detail(const qv_index *ix, qv_index_memory_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!ix) return;
+    if (ix->ops->memory_detail) ix->ops->memory_detail(ix, out);
+    else out->total = out->other = ix->ops->memory(ix);
+    out->total += sizeof *ix;
+    out->other += sizeof *ix;
+}
 
 /* QV_EINVAL for the first unusable row of n (see core/vector_check.h); what names a row
  * in the message ("point", "training vector"); ids may be NULL. */
@@ -259,6 +294,10 @@ static int resolve_search(const qv_index *ix, const qv_search_params *sp, qv_sea
     if (out->ef < out->k) out->ef = out->k;
     if (!out->nprobe) out->nprobe = ix->p.nprobe;
     if (sp->allow_nbits && !sp->allow_bits) return qv_fail(QV_EINVAL, "allow_nbits set but allow_bits is NULL");
+    if ((unsigned)sp->rescore > QV_RESCORE_OFF) return qv_fail(QV_EINVAL, "unknown rescore mode %d", (int)sp->rescore);
+    if (!(sp->oversampling == 0.0f || (sp->oversampling >= 1.0f && sp->oversampling <= QV_MAX_OVERSAMPLING)))
+        return qv_fail(QV_EINVAL, "oversampling must be 0 (default) or 1..%g, got %g", (double)QV_MAX_OVERSAMPLING,
+                       (double)sp->oversampling);
     return QV_OK;
 }
 
@@ -366,7 +405,8 @@ static int write_header(const qv_index *ix, qv_writer *w)
     qv_w_u32(w, p->kmeans_iters);
     qv_w_u32(w, p->flags);
     qv_w_u64(w, p->seed);
-    return qv_w_u64(w, (uint64_t)p->max_train_points);
+    qv_w_u64(w, (uint64_t)p->max_train_points);
+    return qv_w_u32(w, (uint32_t)p->quant);
 }
 
 int qv_index_save_mem(const qv_index *ix, void **buf, size_t *len)
@@ -403,7 +443,7 @@ int qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **
     qv_index_params resolved;
     qv_index *ix = NULL;
     char magic[4];
-    uint32_t version, kind, metric;
+    uint32_t version, kind, metric, quant = QV_QUANT_NONE;
     uint64_t max_train;
     int rc;
 
@@ -418,8 +458,8 @@ int qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **
     if (memcmp(magic, QV_INDEX_MAGIC, 4) != 0) return qv_fail(QV_ECORRUPT, "%s: offset 0: not a Quiver index (bad magic)", name);
     qv_r_u32(&r, &version, "format version");
     if (r.failed) return r.failed;
-    if (version != QV_INDEX_FORMAT_VERSION)
-        return qv_fail(QV_ECORRUPT, "%s: offset 4: unsupported format version %u (this build reads %u)", name,
+    if (version < 1 || version > QV_INDEX_FORMAT_VERSION)
+        return qv_fail(QV_ECORRUPT, "%s: offset 4: unsupported format version %u (this build reads 1..%u)", name,
                        version, QV_INDEX_FORMAT_VERSION);
     memset(&p, 0, sizeof p);
     qv_r_u32(&r, &kind, "kind");
@@ -434,7 +474,9 @@ int qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **
     qv_r_u32(&r, &p.flags, "flags");
     qv_r_u64(&r, &p.seed, "seed");
     qv_r_u64(&r, &max_train, "max_train_points");
+    if (version >= 2) qv_r_u32(&r, &quant, "quantization");
     if (r.failed) return r.failed;
+    p.quant = (qv_quant)quant;
     p.kind = (qv_index_kind)kind;
     p.metric = (qv_metric)metric;
     p.max_train_points = (size_t)max_train;

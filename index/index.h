@@ -40,6 +40,8 @@ typedef struct qv_index_ops {
     int    (*load)(qv_index *ix, qv_reader *r);
     size_t (*size)(const qv_index *ix);
     size_t (*memory)(const qv_index *ix);
+    /** NULL = everything counted as other. */
+    void   (*memory_detail)(const qv_index *ix, qv_index_memory_info *out);
 } qv_index_ops;
 
 struct qv_index {
@@ -55,9 +57,13 @@ extern const qv_index_ops qv_ivf_ops;
 
 /* File format: "QVIX", u32 version, u32 kind, u32 dim, u32 metric, u32 m, u32
  * ef_construction, u32 ef_search, u32 nlist, u32 nprobe, u32 kmeans_iters, u32 flags,
- * u64 seed, u64 max_train_points, body, u32 CRC32C of all preceding bytes.
- * Version history: 1 = first format (2026-11). */
+ * u64 seed, u64 max_train_points, u32 quant (version >= 2), body, u32 CRC32C of all
+ * preceding bytes. A quantized index's body ends with its codec (index/codec.h).
+ * Version history: 1 = first format (2026-11); 2 = quant in the header (2026-12).
+ * Version 1 files still load (as quant none). */
 #define QV_INDEX_MAGIC "QVIX"
-#define QV_INDEX_FORMAT_VERSION 1u
+#define QV_INDEX_FORMAT_VERSION 2u
+/* Largest qv_search_params.oversampling. */
+#define QV_MAX_OVERSAMPLING 100.0f
 
 #endif

@@ -411,7 +411,7 @@ START_TEST(test_save_load_roundtrip)
 }
 END_TEST
 
-#define BODY_OFF 64                /* index.c's header: "QVIX" + 11 x u32 + 2 x u64 */
+#define BODY_OFF 68                /* index.c's header: "QVIX" + 11 x u32 + 2 x u64 + u32 quant */
 
 static void fix_crc(uint8_t *b, size_t len)
 {
