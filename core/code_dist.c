@@ -89,6 +89,11 @@ static uint32_t scalar_dot_bits(const uint64_t *bits, const uint64_t *planes, si
     return s;
 }
 
+static void scalar_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words, uint32_t out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = scalar_dot_bits(bits[j], planes, words);
+}
+
 static void scalar_bit_planes(const uint8_t *u, size_t words, uint64_t *planes)
 {
     for (size_t w = 0; w < words; w++)
@@ -101,7 +106,7 @@ static void scalar_bit_planes(const uint8_t *u, size_t words, uint64_t *planes)
 
 static const qv_code_kernels scalar_table = {
     "scalar", scalar_dot_u8, scalar_dot_u8_x4, scalar_dot_u4, scalar_dot_u4_x4, scalar_dot_bits,
-    scalar_bit_planes,
+    scalar_dot_bits_x4, scalar_bit_planes,
 };
 
 const qv_code_kernels *qv_code_kernels_scalar(void) { return &scalar_table; }

@@ -41,6 +41,7 @@ typedef struct {
     void (*dot_u4_x4)(const uint8_t *const c[4], const int8_t *q, size_t dim, int32_t out[4]);
     /** sum_j 2^j popcount(bits & planes[j * words ...]) for j = 0..3. */
     uint32_t (*dot_bits)(const uint64_t *bits, const uint64_t *planes, size_t words);
+    void (*dot_bits_x4)(const uint64_t *const bits[4], const uint64_t *planes, size_t words, uint32_t out[4]);
     /** The four bit planes of n = 64 * words 4-bit values u[0..n) (one per byte): bit i % 64
      *  of planes[j * words + i / 64] = bit j of u[i]. */
     void (*bit_planes)(const uint8_t *u, size_t words, uint64_t *planes);

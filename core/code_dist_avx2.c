@@ -125,6 +125,12 @@ QV_AVX2 static uint32_t avx2_dot_bits(const uint64_t *bits, const uint64_t *plan
     return s;
 }
 
+QV_AVX2 static void avx2_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
+                                     uint32_t out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = avx2_dot_bits(bits[j], planes, words);
+}
+
 /* Bit j of 32 bytes, moved to the sign bit and gathered by VPMOVMSKB. */
 QV_AVX2 static void avx2_bit_planes(const uint8_t *u, size_t words, uint64_t *planes)
 {
@@ -139,7 +145,8 @@ QV_AVX2 static void avx2_bit_planes(const uint8_t *u, size_t words, uint64_t *pl
 }
 
 static const qv_code_kernels avx2_table = {
-    "avx2", avx2_dot_u8, avx2_dot_u8_x4, avx2_dot_u4, avx2_dot_u4_x4, avx2_dot_bits, avx2_bit_planes,
+    "avx2", avx2_dot_u8, avx2_dot_u8_x4, avx2_dot_u4, avx2_dot_u4_x4, avx2_dot_bits, avx2_dot_bits_x4,
+    avx2_bit_planes,
 };
 
 const qv_code_kernels *qv_code_kernels_avx2(void)

@@ -119,6 +119,12 @@ QV_AVX512 static uint32_t avx512_dot_bits(const uint64_t *bits, const uint64_t *
     return s;
 }
 
+QV_AVX512 static void avx512_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
+                                         uint32_t out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = avx512_dot_bits(bits[j], planes, words);
+}
+
 /* VPTESTMB: one 64-bit mask of bit j over 64 bytes. */
 QV_AVX512 static void avx512_bit_planes(const uint8_t *u, size_t words, uint64_t *planes)
 {
@@ -131,7 +137,7 @@ QV_AVX512 static void avx512_bit_planes(const uint8_t *u, size_t words, uint64_t
 
 static const qv_code_kernels avx512_table = {
     "avx512", avx512_dot_u8, avx512_dot_u8_x4, avx512_dot_u4, avx512_dot_u4_x4, avx512_dot_bits,
-    avx512_bit_planes,
+    avx512_dot_bits_x4, avx512_bit_planes,
 };
 
 /* ---- avx512vnni (adds VNNI, VPOPCNTDQ) ----------------------------------------------- */
@@ -242,9 +248,38 @@ QV_VNNI static uint32_t vnni_dot_bits(const uint64_t *bits, const uint64_t *plan
     return (uint32_t)_mm512_reduce_add_epi64(t);
 }
 
+/* Four codes share each load of the planes: 8 words of 4 planes per step, one count
+ * per code and plane, weighted 2^j in the end. */
+QV_VNNI static void vnni_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
+                                    uint32_t out[4])
+{
+    __m512i s[4][4];
+    for (int c = 0; c < 4; c++)
+        for (int j = 0; j < 4; j++) s[c][j] = _mm512_setzero_si512();
+    for (size_t w = 0; w < words; w += 8) {
+        __mmask8 m = words - w >= 8 ? 0xff : (__mmask8)((1u << (words - w)) - 1u);
+        __m512i p0 = _mm512_maskz_loadu_epi64(m, planes + w);
+        __m512i p1 = _mm512_maskz_loadu_epi64(m, planes + words + w);
+        __m512i p2 = _mm512_maskz_loadu_epi64(m, planes + 2 * words + w);
+        __m512i p3 = _mm512_maskz_loadu_epi64(m, planes + 3 * words + w);
+        for (int c = 0; c < 4; c++) {
+            __m512i b = _mm512_maskz_loadu_epi64(m, bits[c] + w);
+            s[c][0] = _mm512_add_epi64(s[c][0], _mm512_popcnt_epi64(_mm512_and_si512(b, p0)));
+            s[c][1] = _mm512_add_epi64(s[c][1], _mm512_popcnt_epi64(_mm512_and_si512(b, p1)));
+            s[c][2] = _mm512_add_epi64(s[c][2], _mm512_popcnt_epi64(_mm512_and_si512(b, p2)));
+            s[c][3] = _mm512_add_epi64(s[c][3], _mm512_popcnt_epi64(_mm512_and_si512(b, p3)));
+        }
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512i t = _mm512_add_epi64(_mm512_add_epi64(s[c][0], _mm512_slli_epi64(s[c][1], 1)),
+                                     _mm512_add_epi64(_mm512_slli_epi64(s[c][2], 2), _mm512_slli_epi64(s[c][3], 3)));
+        out[c] = (uint32_t)_mm512_reduce_add_epi64(t);
+    }
+}
+
 static const qv_code_kernels vnni_table = {
     "avx512vnni", vnni_dot_u8, vnni_dot_u8_x4, vnni_dot_u4, vnni_dot_u4_x4, vnni_dot_bits,
-    avx512_bit_planes,
+    vnni_dot_bits_x4, avx512_bit_planes,
 };
 
 static int have_avx512(void)

@@ -22,8 +22,11 @@
 typedef struct {
     uint32_t dim, dpad, window;    /* window = B above */
     uint64_t seed;
-    float *signs;                  /* ROUNDS * dpad values of +1 / -1 */
-    void (*fwht)(float *v, uint32_t n, float scale);   /* the kernel for this CPU */
+    float scale;                   /* 1 / sqrt(window) */
+    float *signs;                  /* per round, 2 x window signs (+1 / -1) as each window
+                                      applies them (rotation.c) */
+    /* The kernel for this CPU: v[0..n) times signs, transformed, times scale. */
+    void (*fwht)(float *v, uint32_t n, float scale, const float *signs);
 } qv_rotation;
 
 /** Set up r for dim (1..) from seed. @return QV_OK, QV_ENOMEM. */

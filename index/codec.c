@@ -4,7 +4,7 @@
  *
  * Saved form (inside an index body): u32 kind, u32 dim, u64 trained_on, then
  *   sq8 / sq4: dim x f32 lo, dim x f32 step (finite, step >= 0);
- *   bit1:      u64 rotation seed, dim x f32 centroid (finite).
+ *   bit1:      u64 rotation seed, u32 K, dim x f32 mean, K x dim x f32 centroids (finite).
  * Load compares kind and dim with the index's own and checks every value.
  */
 #include "index/codec.h"
@@ -43,6 +43,10 @@ void qv_codec_free(qv_codec *c)
     qv_free(c->step);
     qv_free(c->zero);
     qv_free(c->centroid);
+    qv_free(c->centers);
+    qv_free(c->pcenters);
+    qv_free(c->pnorms);
+    qv_free(c->c0dot);
     qv_rotation_release(&c->rot);
     qv_free(c);
 }
@@ -81,15 +85,24 @@ static inline const float *factors(const qv_codec *c, const uint8_t *row)
     return (const float *)(row + ((c->code_bytes + 3) & ~(size_t)3));
 }
 
-static inline float est_bits(const qv_codec *c, const qv_codec_query *q, const uint8_t *row)
+/* bit1 rows: f0, f1, g, f3, then u16 centroid, u16 popcount (codec_rabitq.c). */
+static inline float est_bits_from(const qv_codec *c, qv_codec_query *q, const uint8_t *row, uint32_t d)
 {
     const float *f = factors(c, row);
-    uint32_t d = c->k->dot_bits((const uint64_t *)row, q->data, q->words);
-    float sb = q->lo * f[2] + q->delta * (float)d;
-    return f[0] + q->a - f[1] * (2.0f * sb - q->qsum);
+    const uint16_t *u = (const uint16_t *)(f + 4);
+    uint32_t j = u[0];
+    if (__builtin_expect(!((q->have >> j) & 1), 0)) qv_codec_rabitq_centroid(q, j);
+    const float *aj = rabitq_aj(q);
+    float sb = q->lo * (float)u[1] + q->delta * (float)d;
+    return f[0] + aj[j] - f[1] * (2.0f * sb - q->qsum - f[2]);
 }
 
-float qv_codec_est(const qv_codec *c, const qv_codec_query *q, const uint8_t *row)
+static inline float est_bits(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
+{
+    return est_bits_from(c, q, row, c->k->dot_bits((const uint64_t *)row, q->data, q->words));
+}
+
+float qv_codec_est(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
 {
     switch (c->kind) {
     case QV_QUANT_SQ8:
@@ -101,7 +114,7 @@ float qv_codec_est(const qv_codec *c, const qv_codec_query *q, const uint8_t *ro
     }
 }
 
-void qv_codec_est_x4(const qv_codec *c, const qv_codec_query *q, const uint8_t *const rows[4], float out[4])
+void qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4], float out[4])
 {
     int32_t d[4];
     switch (c->kind) {
@@ -111,20 +124,28 @@ void qv_codec_est_x4(const qv_codec *c, const qv_codec_query *q, const uint8_t *
     case QV_QUANT_SQ4:
         c->k->dot_u4_x4(rows, q->data, c->dim, d);
         break;
-    default:
-        for (int j = 0; j < 4; j++) out[j] = est_bits(c, q, rows[j]);
+    default: {
+        const uint64_t *b[4] = {(const uint64_t *)rows[0], (const uint64_t *)rows[1], (const uint64_t *)rows[2],
+                                (const uint64_t *)rows[3]};
+        uint32_t dd[4];
+        c->k->dot_bits_x4(b, q->data, q->words, dd);
+        for (int j = 0; j < 4; j++) out[j] = est_bits_from(c, q, rows[j], dd[j]);
         return;
+    }
     }
     for (int j = 0; j < 4; j++) out[j] = q->a + factors(c, rows[j])[0] - q->gamma * (float)d[j];
 }
 
-float qv_codec_bound(const qv_codec *c, const qv_codec_query *q, const uint8_t *row)
+float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
 {
     if (c->kind != QV_QUANT_BIT1) return 0.0f;
     const float *f = factors(c, row);
+    const uint16_t *u = (const uint16_t *)(f + 4);
+    if (!((q->have >> u[0]) & 1)) qv_codec_rabitq_centroid(q, u[0]);
+    const float *nj = rabitq_aj(q) + QV_RABITQ_MAX_CLUSTERS;
     /* Code error (the paper's bound) plus the rounding of the 4-bit query: pop values,
      * each off by at most delta / 2, as independent uniform errors (sd delta / sqrt 12). */
-    return QV_RABITQ_EPS0 * (f[3] * q->qnorm + f[4] * q->delta);
+    return QV_RABITQ_EPS0 * (f[3] * nj[u[0]] + 2.0f * f[1] * q->delta * sqrtf((float)u[1] / 12.0f));
 }
 
 size_t qv_codec_memory(const qv_codec *c)
@@ -132,7 +153,9 @@ size_t qv_codec_memory(const qv_codec *c)
     if (!c) return 0;
     size_t b = sizeof *c;
     if (c->lo) b += 3 * (size_t)c->dim * sizeof(float);
-    if (c->centroid) b += (size_t)c->dim * sizeof(float) + (size_t)QV_ROTATION_ROUNDS * c->rot.dpad * sizeof(float);
+    if (c->centroid)
+        b += ((size_t)c->dim * (1 + QV_RABITQ_MAX_CLUSTERS) + (size_t)QV_ROTATION_ROUNDS * c->rot.dpad +
+              (size_t)QV_RABITQ_MAX_CLUSTERS * (c->rot.dpad + 2)) * sizeof(float);
     return b;
 }
 
@@ -152,7 +175,9 @@ int qv_codec_save(const qv_codec *c, qv_writer *w)
     qv_w_u64(w, (uint64_t)c->trained_on);
     if (c->kind == QV_QUANT_BIT1) {
         qv_w_u64(w, c->rot.seed);
-        return w_floats(w, c->centroid, c->dim);
+        qv_w_u32(w, c->nclusters);
+        w_floats(w, c->centroid, c->dim);
+        return w_floats(w, c->centers, (size_t)c->nclusters * c->dim);
     }
     w_floats(w, c->lo, c->dim);
     return w_floats(w, c->step, c->dim);
@@ -186,12 +211,19 @@ int qv_codec_load(qv_codec *c, qv_reader *r)
     if (c->kind == QV_QUANT_BIT1) {
         uint64_t seed;
         if ((rc = qv_r_u64(r, &seed, "rotation seed")) != QV_OK) return rc;
+        uint32_t K;
+        if ((rc = qv_r_u32(r, &K, "centroid count")) != QV_OK) return rc;
+        if (K < 1 || K > QV_RABITQ_MAX_CLUSTERS)
+            return qv_r_corrupt(r, "codes: %u centroids (1..%u)", K, QV_RABITQ_MAX_CLUSTERS);
         if (seed != c->rot.seed) {
             qv_rotation_release(&c->rot);
             if ((rc = qv_rotation_init(&c->rot, c->dim, seed)) != QV_OK) return rc;
             c->seed = seed;
         }
-        return r_floats(r, c->centroid, c->dim, "centroid", 0);
+        c->nclusters = K;
+        if ((rc = r_floats(r, c->centroid, c->dim, "centroid", 0)) != QV_OK) return rc;
+        if ((rc = r_floats(r, c->centers, (size_t)K * c->dim, "centroids", 0)) != QV_OK) return rc;
+        return qv_codec_rabitq_derive(c);
     }
     if ((rc = r_floats(r, c->lo, c->dim, "range start", 0)) != QV_OK) return rc;
     return r_floats(r, c->step, c->dim, "step", 1);

@@ -1,31 +1,42 @@
 /*
- * index/codec_rabitq.c -- 1-bit RaBitQ codes (Gao & Long, SIGMOD 2024, arXiv 2405.12497).
+ * index/codec_rabitq.c -- 1-bit RaBitQ codes (Gao & Long, SIGMOD 2024, arXiv 2405.12497)
+ * over k-means centroids, as the paper uses them inside IVF.
  *
- * With c the training mean, P the rotation of core/rotation.h (D = its padded dimension),
- * a vector x becomes xr = P(x - c), r = |x - c|, and the code keeps b_i = [xr_i > 0]. The
- * quantized unit vector is o' = (2b - 1) / sqrt(D), and eta = <o', xr / r> =
- * sum |xr_i| / (sqrt(D) r) is stored with it. For a query q with qr = P(q - c),
- *   <x - c, q - c> ~ r <o', qr> / eta        (the paper's unbiased estimator)
- * whose error, relative to r |qr|, is at most eps0 sqrt(1 - eta^2) / (eta sqrt(D - 1))
- * with high probability. <o', qr> = (2 sum_{b_i=1} qr_i - sum qr_i) / sqrt(D), and the
- * masked sum comes from the query rounded to 4 bits: qr_i ~ lo + delta u_i, so
- * sum_{b=1} qr_i ~ lo popcount(b) + delta sum_j 2^j popcount(b & plane_j).
+ * Training: c0, the mean of the sample, and K centroids c_j (k-means, K up to
+ * QV_RABITQ_MAX_CLUSTERS). P is the rotation of core/rotation.h, D its padded dimension.
+ * A vector x is coded against its nearest centroid c = c_j: xr = P(x - c), r = |x - c|,
+ * bits b_i = [xr_i > 0]. The quantized unit vector is o' = (2b - 1) / sqrt(D) and
+ * eta = <o', xr / r> = sum |xr_i| / (sqrt(D) r). For a query q,
+ *   <x - c, q - c> ~ r <o', P(q - c)> / eta     (the paper's unbiased estimator)
+ * with an error, relative to r |q - c|, below eps0 sqrt(1 - eta^2) / (eta sqrt(D - 1)) with
+ * high probability. Residuals to the nearest of many centroids are shorter than to one
+ * mean, and the error shrinks with them: on fashion-mnist-784 the spread of the estimate
+ * (relative to the 10th neighbour's distance) is 0.147 with one centroid, 0.077 with 16,
+ * 0.062 with 64 (Python model, 200 queries).
  *
- * Distances: l2 |x - q|^2 = r^2 + |qr|^2 - 2 <x - c, q - c>: f0 = r^2, a = |qr|^2,
+ * One rotated query serves every centroid: with qr = P(q - c0) and pc_j = P(c_j - c0),
+ *   sqrt(D) <o', P(q - c_j)> = sum (2b_i - 1) qr_i - g,  g = sum (2b_i - 1) (pc_j)_i,
+ * g stored per vector. sum (2b - 1) qr = 2 sum_{b=1} qr - sum qr, and the masked sum comes
+ * from qr rounded to 4 bits: qr_i ~ lo + delta u_i, so
+ *   sum_{b=1} qr_i ~ lo popcount(b) + delta sum_j 2^j popcount(b & plane_j).
+ * Per query and centroid: |q - c_j|^2 = |qr|^2 - 2 <qr, pc_j> + |pc_j|^2 (K dot products).
+ *
+ * Distances: l2 |x - q|^2 = r^2 + |q - c|^2 - 2 <x - c, q - c>: f0 = r^2, a_j = |q - c_j|^2,
  * f1 = 2 r / (eta sqrt(D)). ip -q.x = -q.c - c.(x - c) - <x - c, q - c>: f0 = -c.(x - c),
- * a = -q.c, f1 = r / (eta sqrt(D)).
- * Row: D / 8 bytes of bits, then f0, f1, popcount(b) (as a float), the error factor
- * f3 = (2 or 1) r sqrt(1 - eta^2) / (eta sqrt(D - 1)), and f4 = 2 f1 sqrt(popcount / 12),
- * which scales delta into the spread of the 4-bit query's rounding over the set bits
- * (independent uniform errors of sd delta / sqrt 12 each).
+ * a_j = -q.c_j, f1 = r / (eta sqrt(D)).
+ * Row: D / 8 bytes of bits, then f0, f1, g, f3 (floats), u16 centroid, u16 popcount, where
+ * f3 = (2 or 1) r sqrt(1 - eta^2) / (eta sqrt(D - 1)) is the code's error factor.
  */
 #include <math.h>
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/error.h"
 #include "core/distance.h"
+#include "core/error.h"
 #include "index/codec.h"
+
+/* Vectors per centroid wanted in the training sample. */
+#define POINTS_PER_CLUSTER 512u
 
 int qv_codec_rabitq_setup(qv_codec *c, uint64_t seed)
 {
@@ -33,15 +44,39 @@ int qv_codec_rabitq_setup(qv_codec *c, uint64_t seed)
     if (rc != QV_OK) return rc;
     size_t words = c->rot.dpad / 64;
     c->code_bytes = words * 8;
-    c->row_bytes = c->code_bytes + 5 * sizeof(float);
-    c->query_bytes = 64 + 4 * words * 8;
+    c->row_bytes = c->code_bytes + 4 * sizeof(float) + 2 * sizeof(uint16_t);
+    c->query_bytes = 64 + 4 * words * 8 + 2 * QV_RABITQ_MAX_CLUSTERS * sizeof(float) + (size_t)c->rot.dpad * sizeof(float);
+    c->nclusters = 1;
     c->centroid = qv_calloc(c->dim, sizeof *c->centroid);
-    return c->centroid ? QV_OK : QV_ENOMEM;
+    c->centers = qv_calloc((size_t)QV_RABITQ_MAX_CLUSTERS * c->dim, sizeof *c->centers);
+    c->pcenters = qv_calloc((size_t)QV_RABITQ_MAX_CLUSTERS * c->rot.dpad, sizeof *c->pcenters);
+    c->pnorms = qv_calloc(QV_RABITQ_MAX_CLUSTERS, sizeof *c->pnorms);
+    c->c0dot = qv_calloc(QV_RABITQ_MAX_CLUSTERS, sizeof *c->c0dot);
+    return c->centroid && c->centers && c->pcenters && c->pnorms && c->c0dot ? QV_OK : QV_ENOMEM;
+}
+
+/* pc_j = P(c_j - c0) and |pc_j|^2, from the centroids. */
+int qv_codec_rabitq_derive(qv_codec *c)
+{
+    const qv_kernels *k = qv_kernels_get();
+    float *diff = qv_malloc((size_t)c->rot.dpad * sizeof *diff);
+    if (!diff) return QV_ENOMEM;
+    for (uint32_t j = 0; j < c->nclusters; j++) {
+        const float *cj = c->centers + (size_t)j * c->dim;
+        float *pj = c->pcenters + (size_t)j * c->rot.dpad;
+        for (uint32_t d = 0; d < c->dim; d++) diff[d] = cj[d] - c->centroid[d];
+        qv_rotation_apply(&c->rot, diff, pj);
+        c->pnorms[j] = k->dot(pj, pj, c->rot.dpad);
+        c->c0dot[j] = k->dot(c->centroid, diff, c->dim);
+    }
+    qv_free(diff);
+    return QV_OK;
 }
 
 int qv_codec_rabitq_train(qv_codec *c, size_t n, const float *vecs, size_t stride)
 {
     size_t m = (n + stride - 1) / stride;
+    int rc;
     double *sum = qv_calloc(c->dim, sizeof *sum);
     if (!sum) return QV_ENOMEM;
     for (size_t i = 0; i < m; i++) {
@@ -50,7 +85,37 @@ int qv_codec_rabitq_train(qv_codec *c, size_t n, const float *vecs, size_t strid
     }
     for (uint32_t d = 0; d < c->dim; d++) c->centroid[d] = m ? (float)(sum[d] / (double)m) : 0.0f;
     qv_free(sum);
-    return QV_OK;
+    size_t K = m / POINTS_PER_CLUSTER;
+    if (K > QV_RABITQ_MAX_CLUSTERS) K = QV_RABITQ_MAX_CLUSTERS;
+    if (K < 2) {
+        c->nclusters = 1;
+        memcpy(c->centers, c->centroid, c->dim * sizeof *c->centers);
+        return qv_codec_rabitq_derive(c);
+    }
+    /* k-means samples its own POINTS_PER_CLUSTER * K rows from all n (L2 clustering for
+     * every metric: the centroids only shorten residuals). */
+    qv_kmeans_params kp;
+    qv_kmeans_params_init(&kp, (uint32_t)K);
+    kp.iters = 10;
+    kp.max_points = (size_t)POINTS_PER_CLUSTER * K;
+    kp.seed = c->seed;
+    kp.metric = QV_METRIC_L2;
+    if ((rc = qv_kmeans(&kp, n, c->dim, vecs, c->centers, NULL)) != QV_OK) return rc;
+    c->nclusters = (uint32_t)K;
+    return qv_codec_rabitq_derive(c);
+}
+
+/* The centroid nearest to v. */
+static uint32_t nearest(const qv_codec *c, const float *v)
+{
+    const qv_kernels *k = qv_kernels_get();
+    uint32_t best = 0;
+    float bd = INFINITY;
+    for (uint32_t j = 0; j < c->nclusters; j++) {
+        float d = k->l2sq(v, c->centers + (size_t)j * c->dim, c->dim);
+        if (d < bd) { bd = d; best = j; }
+    }
+    return best;
 }
 
 void qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, float *scratch)
@@ -58,12 +123,14 @@ void qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, flo
     const uint32_t D = c->rot.dpad;
     float *diff = scratch, *xr = scratch + D;
     uint64_t *bits = (uint64_t *)row;
-    double r2 = 0, abs_sum = 0, cdot = 0;
+    const uint32_t j = nearest(c, v);
+    const float *cj = c->centers + (size_t)j * c->dim, *pj = c->pcenters + (size_t)j * D;
+    double r2 = 0, abs_sum = 0, cdot = 0, g = 0;
     memset(row, 0, c->row_bytes);
     for (uint32_t d = 0; d < c->dim; d++) {
-        diff[d] = v[d] - c->centroid[d];
+        diff[d] = v[d] - cj[d];
         r2 += (double)diff[d] * diff[d];
-        cdot += (double)c->centroid[d] * diff[d];
+        cdot += (double)cj[d] * diff[d];
     }
     qv_rotation_apply(&c->rot, diff, xr);
     unsigned pop = 0;
@@ -72,6 +139,9 @@ void qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, flo
         if (xr[i] > 0) {
             bits[i / 64] |= (uint64_t)1 << (i % 64);
             pop++;
+            g += pj[i];
+        } else {
+            g -= pj[i];
         }
     }
     const double r = sqrt(r2), sd = sqrt((double)D), scale = c->metric == QV_METRIC_L2 ? 2.0 : 1.0;
@@ -80,9 +150,11 @@ void qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, flo
     float *f = (float *)(row + c->code_bytes);
     f[0] = c->metric == QV_METRIC_L2 ? (float)r2 : (float)-cdot;
     f[1] = r > 0 ? (float)(scale * r / (eta * sd)) : 0.0f;
-    f[2] = (float)pop;
+    f[2] = (float)g;
     f[3] = r > 0 ? (float)(scale * r * sqrt(1.0 - eta * eta) / (eta * sqrt(D > 1 ? D - 1.0 : 1.0))) : 0.0f;
-    f[4] = (float)(2.0 * f[1] * sqrt(pop / 12.0));
+    uint16_t *u = (uint16_t *)(f + 4);
+    u[0] = (uint16_t)j;
+    u[1] = (uint16_t)pop;
 }
 
 /* Sum of v[0..n), n a multiple of 64, in 16 interleaved partial sums (vectorizable). */
@@ -116,6 +188,20 @@ static void quantize_query(const float *restrict qr, uint32_t D, uint8_t *restri
     *delta_out = delta;
 }
 
+void qv_codec_rabitq_centroid(qv_codec_query *q, uint32_t j)
+{
+    const qv_codec *c = q->codec;
+    const uint32_t D = c->rot.dpad;
+    float *aj = rabitq_aj(q), *nj = aj + QV_RABITQ_MAX_CLUSTERS;
+    float ip = qv_kernels_get()->dot(rabitq_qr(c, q), c->pcenters + (size_t)j * D, D);   /* <q - c0, c_j - c0> */
+    float d2 = q->qnorm * q->qnorm - 2.0f * ip + c->pnorms[j];
+    if (d2 < 0) d2 = 0;
+    nj[j] = sqrtf(d2);
+    /* ip: -q.c_j = -(q.c0 + <q - c0, c_j - c0> + <c0, c_j - c0>). */
+    aj[j] = c->metric == QV_METRIC_L2 ? d2 : -(q->qc0 + ip + c->c0dot[j]);
+    q->have |= (uint64_t)1 << j;
+}
+
 void qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *out, float *scratch)
 {
     const uint32_t D = c->rot.dpad;
@@ -127,10 +213,15 @@ void qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *
     qv_rotation_apply(&c->rot, diff, qr);
     quantize_query(qr, D, u, &out->lo, &out->delta);
     c->k->bit_planes(u, words, out->data);
-    float qn = k->dot(qr, qr, D);
     out->words = words;
     out->qsum = sum(qr, D);
-    out->qnorm = sqrtf(qn);
-    out->a = c->metric == QV_METRIC_L2 ? qn : -k->dot(q, c->centroid, c->dim);
+    out->qnorm = sqrtf(k->dot(qr, qr, D));
     out->gamma = 0;
+    out->a = 0;
+    /* a_j and |q - c_j| per centroid come later, when a code of centroid j is first met
+     * (qv_codec_rabitq_centroid); they need qr, kept after them. */
+    memcpy(rabitq_qr(c, out), qr, (size_t)D * sizeof *qr);
+    out->have = 0;
+    out->codec = c;
+    out->qc0 = c->metric == QV_METRIC_L2 ? 0.0f : k->dot(q, c->centroid, c->dim);
 }

@@ -71,6 +71,10 @@ typedef struct qv_hnsw_scratch {
     size_t nbuf_cap;
     void *qbuf;                        /* quantized index: the prepared query (64-aligned) */
     float *qtmp;                       /* quantized index: rotation / encoding scratch */
+    uint32_t *expd;                    /* quantized index: nodes expanded by the walk */
+    size_t expd_cap;
+    qv_hnsw_cand *ex;                  /* bit1: exact distances of expanded nodes (max-heap) */
+    size_t ex_cap;
     size_t bytes;                      /* all bytes held, for memory() */
 } qv_hnsw_scratch;
 

@@ -31,7 +31,7 @@ static float default_oversampling(qv_quant kind)
     switch (kind) {
     case QV_QUANT_SQ8: return 2.0f;
     case QV_QUANT_SQ4: return 3.0f;
-    default:           return 4.0f;
+    default:           return 1.0f;       /* bit1: every expanded node is re-scored */
     }
 }
 
@@ -41,7 +41,18 @@ static inline void prefetch_row(const qv_hnsw *h, uint32_t slot, size_t lines)
     for (size_t i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
 }
 
-static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, const qv_codec_query *qq, uint32_t cur,
+static int grow_expd(qv_hnsw_scratch *s)
+{
+    size_t c = s->expd_cap ? 2 * s->expd_cap : 256;
+    uint32_t *p = qv_reallocarray(s->expd, c, sizeof *p);
+    if (!p) return 0;
+    s->bytes += (c - s->expd_cap) * sizeof *p;
+    s->expd = p;
+    s->expd_cap = c;
+    return 1;
+}
+
+static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, qv_codec_query *qq, uint32_t cur,
                               unsigned top)
 {
     float dc = qv_codec_est(c, qq, qv_hnsw_code(h, cur));
@@ -75,11 +86,27 @@ static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, const qv_code
     return cur;
 }
 
-/* Beam search at level 0 on estimates: the code twin of qv_hnsw_search_layer (only live,
- * accepted nodes enter res; the walk passes through the others). */
-static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, const qv_codec_query *qq,
-                         uint32_t ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits, int prefetch_vec)
+/* bit1 re-scoring while walking: the exact distance of an expanded node is taken LAG
+ * expansions later, when its prefetched vector has arrived, into s->ex (the best k). */
+#define LAG 2
+
+static inline void score_expanded(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, uint32_t id,
+                                  size_t k, size_t *nx)
 {
+    float d = h->dist(q, qv_hnsw_vec(h, id), h->dim);
+    if (*nx >= k && !worse(&s->ex[0], d, id)) return;
+    max_push(s->ex, nx, d, id);
+    if (*nx > k) max_pop(s->ex, nx);
+}
+
+/* Beam search at level 0 on estimates: the code twin of qv_hnsw_search_layer (only live,
+ * accepted nodes enter res; the walk passes through the others). With n_exact (bit1,
+ * rescore on) the expanded nodes are also scored exactly into s->ex, *n_exact of them. */
+static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
+                         uint32_t ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits, int prefetch_vec,
+                         const float *q, size_t k, size_t *n_exact)
+{
+    size_t ne = 0, scored = 0, nx = 0;
     const uint32_t tag = qv_hnsw_new_epoch(s);
     uint32_t *vis = s->visited, *nbuf = s->nbuf;
     qv_hnsw_cand *res = s->res;
@@ -97,8 +124,21 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     while (nc) {
         if (s->cand[0].d > lower) break;
         uint32_t cur = s->cand[0].id;
+        float curd = s->cand[0].d;
         min_pop(s->cand, &nc);
-        if (prefetch_vec) {
+        if (n_exact) {
+            /* bit1: every expanded node is scored exactly, unless its lower bound (estimate
+             * minus the estimator's error bound) already loses to the k-th exact distance. */
+            int keep = qv_hnsw_accepted(h, f, cur) &&
+                       !(nx >= k && curd - qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) > s->ex[0].d) &&
+                       (ne < s->expd_cap || grow_expd(s));
+            if (keep) {
+                s->expd[ne++] = cur;
+                const char *fv = (const char *)qv_hnsw_vec(h, cur);
+                for (size_t l = 0; l < vlines; l++) __builtin_prefetch(fv + 64 * l, 0, 2);
+            }
+            for (; scored + LAG < ne; scored++) score_expanded(h, s, q, s->expd[scored], k, &nx);
+        } else if (prefetch_vec) {
             /* The nodes expanded are the likely answers: their float vectors start loading
              * now, while the walk waits on codes, so re-scoring finds them in cache
              * (fashion-mnist-784, SQ4: re-scoring 10 took 11k cycles, now 3k). */
@@ -148,13 +188,17 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         visits += full;
         if (visits >= max_visits) break;
     }
+    if (n_exact) {
+        for (; scored < ne; scored++) score_expanded(h, s, q, s->expd[scored], k, &nx);
+        *n_exact = nx;
+    }
     return nr;
 }
 
 /* Exact distances for the best R of the len candidates in s->res (estimates); leaves the
  * best k of them in s->res. */
 static size_t rescore(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, const float *q,
-                      const qv_codec_query *qq, size_t len, size_t R, size_t k)
+                      qv_codec_query *qq, size_t len, size_t R, size_t k)
 {
     qv_hnsw_res_sorted(s, len);                 /* ascending estimates in s->work */
     if (R > len) R = len;
@@ -191,12 +235,25 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     float over = sp->oversampling > 0 ? sp->oversampling : default_oversampling(c->kind);
     int rescore_on = sp->rescore != QV_RESCORE_OFF;
     size_t R = rescore_on ? (size_t)ceilf((float)k * over) : k;
-    size_t ef = sp->ef > R ? sp->ef : R;
+    size_t ef = sp->ef > R ? sp->ef : R;            /* bit1: R only sets a floor for ef */
     if (qv_hnsw_scratch_fit(s, ef, 0) != QV_OK) return 0;
     qv_codec_query_prepare(c, q, s->qbuf, s->qtmp, &qq);
     uint32_t ep = descend_codes(h, c, qq, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu));
-    size_t len = walk_codes(h, c, s, qq, ep, ef, f, max_visits, rescore_on);
+    size_t ne = 0;
+    const int expanded = c->kind == QV_QUANT_BIT1 && rescore_on;
+    if (expanded && s->ex_cap < k + 1) {
+        qv_hnsw_cand *p = qv_reallocarray(s->ex, k + 1, sizeof *p);
+        if (!p) return 0;
+        s->bytes += (k + 1 - s->ex_cap) * sizeof *p;
+        s->ex = p;
+        s->ex_cap = k + 1;
+    }
+    size_t len = walk_codes(h, c, s, qq, ep, ef, f, max_visits, rescore_on, q, k, expanded ? &ne : NULL);
     if (!rescore_on) return len;
+    if (expanded) {
+        memcpy(s->res, s->ex, ne * sizeof *s->ex);
+        return ne;
+    }
     return rescore(h, c, s, q, qq, len, R, k);
 }
 

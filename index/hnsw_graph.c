@@ -73,6 +73,8 @@ static void scratch_free(qv_hnsw_scratch *s)
     qv_free(s->nbuf);
     qv_free(s->qbuf);
     qv_free(s->qtmp);
+    qv_free(s->expd);
+    qv_free(s->ex);
     qv_free(s);
 }
 

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/idmap.h"
 #include "core/vector_check.h"
+#include "index/codec.h"
 
 #define DEFAULT_M 16u
 #define DEFAULT_EF_CONSTRUCTION 200u
@@ -133,6 +134,9 @@ static int resolve_params(const qv_index_params *p, qv_index_params *out)
     if (out->quant != QV_QUANT_NONE && out->kind != QV_INDEX_HNSW)
         return qv_fail(QV_EINVAL, "quantization %s is not available for %s indexes", qv_quant_name(out->quant),
                        qv_index_kind_name(out->kind));
+    /* A bit1 row keeps its popcount in 16 bits (index/codec_rabitq.c). */
+    if (out->quant == QV_QUANT_BIT1 && out->dim > QV_BIT1_MAX_DIM)
+        return qv_fail(QV_EINVAL, "quantization bit1 takes dim up to %u, got %u", QV_BIT1_MAX_DIM, out->dim);
     if (out->gpu == QV_GPU_REQUIRE && !qv_gpu_available())
         return qv_fail(QV_ENODEV, "gpu required but no usable GPU (built without CUDA or no device)");
     return QV_OK;
