@@ -2,9 +2,15 @@
 #
 #   make              library (build/libquiver.a, .so), quiverd, quiver, quiver-bench
 #   make test         install missing Debian packages, build, run the unit/integration
-#                     tests, then the same tests under AddressSanitizer + UBSan
+#                     tests, install-test, then the same tests under AddressSanitizer +
+#                     UBSan, then make fuzz
 #   make run          build and start quiverd on 127.0.0.1:6333 with ./quiver-data
 #   make tsan-test    the concurrency suites under ThreadSanitizer
+#   make fuzz         60 s of mutated requests against the ASan+UBSan quiverd (FUZZ_SECONDS)
+#   make install      header, static + shared library (with a soname) and quiver.pc under
+#                     PREFIX (default /usr/local; DESTDIR for staging)
+#   make python       the Python module build/python/quiver*.so (python/python.mk);
+#                     make python-test runs its pytest suite (make test does too)
 #   make gpu-check    GPU correctness + timing on a machine with CUDA (see gpu/gpu-check.mk)
 #
 # Knobs: make USE_CUDA=no|yes|auto SANITIZER=address,undefined OPT=-O0 BUILD=dir
@@ -70,8 +76,10 @@ BINS += $(if $(CLI_OBJ),$(BUILD)/quiver)
 
 all: $(BINS) $(BUILD)/quiver-bench
 
+# Library objects hide every symbol but the QV_API functions of quiver.h.
+LIB_VISIBILITY := -fvisibility=hidden
 # Rebuild everything when the flags change.
-FLAGS_SIG := $(CC) $(ALL_CFLAGS) | $(HAVE_CUDA) $(NVCCFLAGS)
+FLAGS_SIG := $(CC) $(ALL_CFLAGS) | $(HAVE_CUDA) $(NVCCFLAGS) | $(LIB_VISIBILITY)
 $(BUILD)/.flags: FORCE
 	@mkdir -p $(@D); echo '$(FLAGS_SIG)' | cmp -s - $@ || echo '$(FLAGS_SIG)' > $@
 
@@ -89,8 +97,12 @@ $(BUILD)/libquiver.a: $(LIB_OBJ) $(BUILD)/libquiver.deps
 # What a program linking libquiver.a also needs (differs with and without CUDA).
 $(BUILD)/libquiver.deps: $(BUILD)/.flags
 	@echo '-pthread $(LIB_LIBS)' > $@
+$(LIB_OBJ): CFLAGS += $(LIB_VISIBILITY)
+$(LIB_OBJ): NVCCFLAGS += -Xcompiler $(LIB_VISIBILITY)
+VERSION   := $(shell sed -n 's/^\#define QV_VERSION "\(.*\)"/\1/p' include/quiver.h)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 $(BUILD)/libquiver.so: $(LIB_OBJ)
-	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libquiver.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
 $(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS)
 $(BUILD)/quiver: $(CLI_OBJ) $(BUILD)/libquiver.a
@@ -106,9 +118,9 @@ $(BUILD)/obj/tests/run.c.o: $(BUILD)/suites.inc
 $(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
 # Suite functions are declared only in the generated list, so no prototype warning there.
 $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
-# The server's fast search path and reply writer are checked directly against jansson
-# (check_server_fast.c).
-SRV_TESTED_OBJ := $(BUILD)/obj/server/search_fast.c.o $(BUILD)/obj/server/json_out.c.o
+# The server's search parser and its writers are checked directly against jansson
+# (check_server_json.c).
+SRV_TESTED_OBJ := $(BUILD)/obj/server/json.c.o $(BUILD)/obj/server/search.c.o
 $(BUILD)/quiver-tests: $(TST_OBJ) $(SRV_TESTED_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
 
@@ -127,12 +139,17 @@ all: $(if $(wildcard bench/db/inproc_search.c),$(BUILD)/quiver-inproc-search)
 TEST_BINS := $(BUILD)/quiver-tests $(if $(wildcard tests/readme/example.c),$(BUILD)/readme-example)
 
 include bench/bench.mk
+include python/python.mk
 
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
-            check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk
+            check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
+            python3-dev python3-numpy python3-pytest python3-hnswlib
+# node and npm run the Qdrant client test (tests/qdrant): Debian's nodejs and npm when no
+# npm is on the PATH (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "quiver: installing missing packages:" $$missing; \
 	  if [ "$$(id -u)" != 0 ]; then echo "quiver: run 'make deps' as root (apt-get)" >&2; exit 1; fi; \
@@ -151,7 +168,10 @@ TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
 test: deps qdrant-deps
 	$(MAKE) all $(TEST_BINS)
 	$(TEST_ENV) $(BUILD)/quiver-tests
+	$(MAKE) install-test
+	$(MAKE) python-test
 	$(MAKE) asan-test
+	$(MAKE) fuzz
 
 asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" \
@@ -159,14 +179,50 @@ asan-test:
 	  $(if $(CLI_OBJ),build/asan/quiver) $(if $(wildcard tests/readme/example.c),build/asan/readme-example)
 	$(TEST_ENV) QV_SANITIZED=1 CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/asan/quiver-tests
+	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
-TSAN_SUITES := concurrency storage server regressions
+TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime
 tsan-test:
 	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests \
 	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)
 	set -e; for s in $(TSAN_SUITES); do \
 	  $(TEST_ENV) QV_SANITIZED=1 CK_RUN_SUITE=$$s TSAN_OPTIONS=halt_on_error=1 build/tsan/quiver-tests; done
+
+# ---- install: header, libquiver.a, libquiver.so.VERSION (soname libquiver.so.SOVERSION)
+# with its two links, and quiver.pc (Libs.private: what a static link needs).
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+install: $(BUILD)/libquiver.a $(BUILD)/libquiver.so
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/quiver.h $(DESTDIR)$(INCLUDEDIR)/quiver.h
+	install -m 644 $(BUILD)/libquiver.a $(DESTDIR)$(LIBDIR)/libquiver.a
+	install -m 755 $(BUILD)/libquiver.so $(DESTDIR)$(LIBDIR)/libquiver.so.$(VERSION)
+	ln -sf libquiver.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libquiver.so.$(SOVERSION)
+	ln -sf libquiver.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libquiver.so
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' 'Name: quiver' \
+	  'Description: vector similarity search: HNSW, IVF and flat indexes with LMDB storage' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lquiver' \
+	  'Libs.private: -pthread $(strip $(LIB_LIBS))' > $(DESTDIR)$(LIBDIR)/pkgconfig/quiver.pc
+
+# ---- fuzzing (tests/fuzz): mutated requests for every endpoint of tests/fuzz/endpoints.txt
+# against the ASan + UBSan quiverd for FUZZ_SECONDS; fails on a crash, a sanitizer report,
+# a 5xx other than 501, or a hang. make test runs it after the sanitizer run.
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+$(BUILD)/quiver-fuzz: tests/fuzz/http_fuzz.c tests/http_client.c tests/http_client.h $(BUILD)/.flags
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -I. $(JSON_CFLAGS) -o $@ tests/fuzz/http_fuzz.c tests/http_client.c \
+	  $(ALL_LDFLAGS) $(JSON_LIBS)
+fuzz:
+	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" build/asan/quiverd build/asan/quiver-fuzz
+	build/asan/quiver-fuzz --quiverd build/asan/quiverd --endpoints tests/fuzz/endpoints.txt \
+	  --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
+# Installs into a temporary prefix and builds the README example against it with
+# pkg-config (shared and static), and checks what libquiver.so exports.
+install-test: $(BUILD)/libquiver.a $(BUILD)/libquiver.so
+	tests/install_test.sh $(BUILD)
 
 run: deps
 	$(MAKE) all
@@ -186,4 +242,4 @@ gpu-emu-test:
 clean:
 	rm -rf build
 
-.PHONY: all deps qdrant-deps test asan-test tsan-test run gpu-check gpu-emu-test clean FORCE
+.PHONY: all deps qdrant-deps test asan-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE

@@ -101,11 +101,15 @@ float qv_norm_sq(const float *a, size_t dim) { return qv_kernels_get()->dot(a, a
 
 void qv_normalize(float *v, size_t dim)
 {
-    float nsq = qv_norm_sq(v, dim);
-    if (!(nsq > 0.0f)) return;
-    /* The reciprocal in double: one rounding instead of two for the scale factor. */
-    float inv = (float)(1.0 / sqrt((double)nsq));
-    for (size_t i = 0; i < dim; i++) v[i] *= inv;
+    /* All in double, as core/vector_check.c sums the squares when it accepts a vector: in
+     * float, the squares of [1e-40, 0] underflow to 0 (the vector stayed unnormalized)
+     * and those of [1e-20, 0] are subnormals (norm 1.0000026). In double every finite
+     * non-zero float vector has a normal norm, and each component is rounded once. */
+    double nsq = 0.0;
+    for (size_t i = 0; i < dim; i++) nsq += (double)v[i] * (double)v[i];
+    if (!(nsq > 0.0)) return;
+    double inv = 1.0 / sqrt(nsq);
+    for (size_t i = 0; i < dim; i++) v[i] = (float)((double)v[i] * inv);
 }
 
 int qv_all_finite(const float *v, size_t dim)

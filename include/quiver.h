@@ -11,6 +11,26 @@
  *    nothing to clean up.
  *  - Parameter structs have an _init() that fills defaults; 0 in a numeric field means
  *    "default"; out-of-range values give QV_EINVAL naming the bound (never clamped).
+ *
+ * Thread safety:
+ *  - qv_index: any number of threads may search one index at once, also while one thread
+ *    adds or removes; add/remove/train/set_gpu from two threads at once on one index are
+ *    not safe (serialize them). Different indexes are independent.
+ *  - qv_db and qv_coll: every call may be made from any thread at any time, on the same
+ *    handles: the library serializes writers (one write transaction at a time per db) and
+ *    lets searches, gets and scrolls run beside them. Every write is all or nothing and,
+ *    once it returns QV_OK, seen by every later call on any thread.
+ *  - Handle lifetimes: qv_collection_open and qv_collection_create (with out) each count
+ *    one user of the collection; qv_collection_close releases one. Dropping a collection
+ *    that other threads are using is safe: their calls already running finish, every later
+ *    call on the old handle answers QV_ENOTFOUND ("collection 'x' was dropped"), and its
+ *    memory goes when its last user closes it. A collection created again under the same
+ *    name is a new collection; old handles never see it.
+ *  - qv_db_close must be the last call on a db: no call on it or on any of its collection
+ *    handles may be running or follow (it frees every handle, closed or not).
+ *  - qv_filter: read-only use (search, eval, copy) from many threads at once is safe;
+ *    building one (qv_filter_match ...) is not safe concurrently with anything else on it.
+ *  - qv_last_error() is per thread.
  */
 #ifndef QUIVER_H
 #define QUIVER_H
@@ -22,9 +42,18 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility: only what is marked QV_API is exported
+ * from libquiver.so (nm -D shows the qv_ functions below and nothing else). */
+#if defined(__GNUC__)
+#define QV_API __attribute__((visibility("default")))
+#else
+#define QV_API
+#endif
+
 #define QV_VERSION "0.1.0"
 #define QV_MAX_DIM 65536u   /* largest vector dimension accepted */
 #define QV_MAX_K   1024u    /* largest k of one search */
+#define QV_MAX_EF  100000u  /* largest ef of a search, ef_search and ef_construction */
 #define QV_MAX_NORM 1e18     /* largest vector norm accepted (larger ones overflow distances) */
 #define QV_MAX_ID  9223372036854775807ull  /* largest point id of a collection (2^63 - 1:
                                               JSON clients read ids as signed 64-bit) */
@@ -46,15 +75,15 @@ enum {
 };
 
 /** @return a static string naming the code, e.g. "QV_EDIM: dimension mismatch". */
-const char *qv_strerror(int rc);
+QV_API const char *qv_strerror(int rc);
 /** @return the detail message of this thread's last failure ("" if none). Valid until the
  *  next failing call on this thread. */
-const char *qv_last_error(void);
+QV_API const char *qv_last_error(void);
 /** @return the library version string (QV_VERSION). */
-const char *qv_version(void);
+QV_API const char *qv_version(void);
 
 typedef struct qv_db     qv_db;      /* an open database directory (one LMDB environment) */
-typedef struct qv_coll   qv_coll;    /* an open collection, borrowed from its qv_db */
+typedef struct qv_coll   qv_coll;    /* an open collection: a counted reference (see below) */
 typedef struct qv_index  qv_index;   /* an in-memory index without storage */
 typedef struct qv_filter qv_filter;  /* a payload filter (see "Payload filters" below) */
 
@@ -74,13 +103,13 @@ typedef enum { QV_RESCORE_DEFAULT = 0, QV_RESCORE_ON, QV_RESCORE_OFF } qv_rescor
 typedef struct { uint64_t id; float score; } qv_hit;
 
 /** "l2", "ip", "cosine" / "flat", "hnsw", "ivf". Unknown values give NULL / QV_EINVAL. */
-const char *qv_metric_name(qv_metric m);
-int         qv_metric_parse(const char *s, qv_metric *out);
-const char *qv_index_kind_name(qv_index_kind k);
-int         qv_index_kind_parse(const char *s, qv_index_kind *out);
+QV_API const char *qv_metric_name(qv_metric m);
+QV_API int         qv_metric_parse(const char *s, qv_metric *out);
+QV_API const char *qv_index_kind_name(qv_index_kind k);
+QV_API int         qv_index_kind_parse(const char *s, qv_index_kind *out);
 /** "none", "sq8", "sq4", "bit1". Unknown values give NULL / QV_EINVAL. */
-const char *qv_quant_name(qv_quant q);
-int         qv_quant_parse(const char *s, qv_quant *out);
+QV_API const char *qv_quant_name(qv_quant q);
+QV_API int         qv_quant_parse(const char *s, qv_quant *out);
 
 /** Progress of a long operation (build, k-means, import, checkpoint). Called from the
  *  thread doing the work, at most a few times per second; must be cheap and thread-safe.
@@ -119,7 +148,7 @@ typedef struct {
 } qv_index_params;
 
 /** Fill *p with defaults for the given kind, dimension and metric. */
-void qv_index_params_init(qv_index_params *p, qv_index_kind kind, uint32_t dim, qv_metric metric);
+QV_API void qv_index_params_init(qv_index_params *p, qv_index_kind kind, uint32_t dim, qv_metric metric);
 
 /** Predicate over ids for filtered search: nonzero = keep. Must be thread-safe. */
 typedef int (*qv_accept_fn)(uint64_t id, void *arg);
@@ -141,10 +170,14 @@ typedef struct {
     /* Payload filter of qv_search / qv_search_batch / qv_search_ex (borrowed for the call;
      * NULL = none). The index-level qv_index_search* have no payloads and ignore it. */
     const qv_filter *filter;
+    /* Nonzero: qv_search / qv_search_batch / qv_search_ex score every point that passes
+     * the filters exactly, whatever the index kind (a brute-force scan of the stored
+     * vectors). The index-level calls ignore it. */
+    uint32_t exact;
 } qv_search_params;
 
 /** Fill *sp with defaults and the given k. */
-void qv_search_params_init(qv_search_params *sp, uint32_t k);
+QV_API void qv_search_params_init(qv_search_params *sp, uint32_t k);
 
 /**
  * Create an empty index.
@@ -153,52 +186,52 @@ void qv_search_params_init(qv_search_params *sp, uint32_t k);
  * @return QV_OK, QV_EINVAL (a parameter out of range, message names it), QV_ENOMEM,
  *         QV_ENODEV (gpu = QV_GPU_REQUIRE without a usable GPU).
  */
-int    qv_index_new(const qv_index_params *p, qv_index **out);
-void   qv_index_free(qv_index *ix);
+QV_API int    qv_index_new(const qv_index_params *p, qv_index **out);
+QV_API void   qv_index_free(qv_index *ix);
 /** Train an IVF index on n sample vectors (n*dim floats); a no-op for flat and hnsw.
  *  @return QV_OK, QV_EINVAL (n < nlist, NaN), QV_ENOMEM. */
-int    qv_index_train(qv_index *ix, size_t n, const float *vecs);
+QV_API int    qv_index_train(qv_index *ix, size_t n, const float *vecs);
 /** Add n vectors (n*dim floats, row-major) with the given ids. An id already present is
  *  replaced. All or nothing: on error the index is unchanged.
  *  @return QV_OK, QV_EINVAL (NaN/Inf, duplicate id in the batch), QV_ENOMEM,
  *          QV_ESTATE (ivf not trained). */
-int    qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs);
+QV_API int    qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs);
 /** Remove the given ids; ids not present are skipped. *n_removed (may be NULL) counts
  *  the removed ones. */
-int    qv_index_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_removed);
+QV_API int    qv_index_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_removed);
 /** Search one query (dim floats). Fills hits[0..*n_hits) best first; *n_hits <= sp->k.
  *  Safe to call from many threads at once, and concurrently with add/remove.
  *  @return QV_OK, QV_EINVAL (bad k/ef, NaN in query), QV_ESTATE. */
-int    qv_index_search(const qv_index *ix, const float *query, const qv_search_params *sp,
+QV_API int    qv_index_search(const qv_index *ix, const float *query, const qv_search_params *sp,
                        qv_hit *hits /* k */, size_t *n_hits);
 /** Search nq queries (nq*dim floats). Row i of hits is hits + i*k; n_hits[i] per query. */
-int    qv_index_search_batch(const qv_index *ix, size_t nq, const float *queries,
+QV_API int    qv_index_search_batch(const qv_index *ix, size_t nq, const float *queries,
                              const qv_search_params *sp, qv_hit *hits /* nq*k */,
                              size_t *n_hits /* nq */);
 /** Save to / load from a file in the versioned, checksummed format.
  *  Load gives QV_ECORRUPT (message names file and offset) for any damage. */
-int    qv_index_save(const qv_index *ix, const char *path);
-int    qv_index_load(const char *path, qv_index **out);
+QV_API int    qv_index_save(const qv_index *ix, const char *path);
+QV_API int    qv_index_load(const char *path, qv_index **out);
 /** Serialize to a malloc'd buffer (free with qv_free) / load from a buffer. Same format
  *  as the file; used for snapshots. name is used in error messages only. */
-int    qv_index_save_mem(const qv_index *ix, void **buf, size_t *len);
-int    qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **out);
+QV_API int    qv_index_save_mem(const qv_index *ix, void **buf, size_t *len);
+QV_API int    qv_index_load_mem(const void *buf, size_t len, const char *name, qv_index **out);
 /** Number of live vectors. */
-size_t qv_index_size(const qv_index *ix);
+QV_API size_t qv_index_size(const qv_index *ix);
 /** Bytes of memory held by the index (vectors, graph, lists, id maps). */
-size_t qv_index_memory(const qv_index *ix);
+QV_API size_t qv_index_memory(const qv_index *ix);
 /** Where the bytes of qv_index_memory go. vectors: the float32 vectors (for a quantized
  *  index, only what re-scoring and rebuilding read); search: the structure a search walks
  *  (graph links, inverted lists, codes, ids, id map); codes: the part of search that is
  *  vector codes (0 for float32 indexes); other: scratch and the rest. */
 typedef struct { size_t total, vectors, search, codes, other; } qv_index_memory_info;
-void   qv_index_memory_detail(const qv_index *ix, qv_index_memory_info *out);
+QV_API void   qv_index_memory_detail(const qv_index *ix, qv_index_memory_info *out);
 /** The parameters in force (defaults resolved). */
-void   qv_index_get_params(const qv_index *ix, qv_index_params *out);
+QV_API void   qv_index_get_params(const qv_index *ix, qv_index_params *out);
 /** Change the GPU mode (the file format does not store it, so a loaded index starts with
  *  QV_GPU_OFF). Not safe concurrently with searches on the same index.
  *  @return QV_OK, QV_EINVAL, QV_ENODEV (QV_GPU_REQUIRE without a usable GPU). */
-int    qv_index_set_gpu(qv_index *ix, qv_gpu_mode mode);
+QV_API int    qv_index_set_gpu(qv_index *ix, qv_gpu_mode mode);
 
 /* ------------------------------------------------------------------------------------
  * k-means on its own (the IVF trainer). Assignment through GEMM (BLAS or cuBLAS).
@@ -217,11 +250,11 @@ typedef struct {
     void (*on_iteration)(uint32_t iter, double objective, void *arg);
     void *on_iteration_arg;
 } qv_kmeans_params;
-void qv_kmeans_params_init(qv_kmeans_params *p, uint32_t k);
+QV_API void qv_kmeans_params_init(qv_kmeans_params *p, uint32_t k);
 /** Cluster n vectors of dimension dim. centroids: k*dim floats (caller's). objective
  *  (may be NULL) receives the final sum of squared distances to the nearest centroid.
  *  @return QV_OK, QV_EINVAL (k out of range, NaN), QV_ENOMEM, QV_ENODEV. */
-int  qv_kmeans(const qv_kmeans_params *p, size_t n, size_t dim, const float *x,
+QV_API int  qv_kmeans(const qv_kmeans_params *p, size_t n, size_t dim, const float *x,
                float *centroids, double *objective);
 
 /* ------------------------------------------------------------------------------------
@@ -234,69 +267,132 @@ typedef struct {
     uint32_t max_collections;      /* 0 = 256 */
     uint32_t checkpoint_every;     /* snapshot the index every N write calls; 0 = never */
 } qv_db_options;
-void qv_db_options_init(qv_db_options *o);
+QV_API void qv_db_options_init(qv_db_options *o);
 
 /** Open (creating if needed) the database in directory dir.
  *  @return QV_OK, QV_EIO, QV_ECORRUPT (not a Quiver database / damaged), QV_EINVAL. */
-int  qv_db_open(const char *dir, const qv_db_options *o /* NULL = defaults */, qv_db **out);
+QV_API int  qv_db_open(const char *dir, const qv_db_options *o /* NULL = defaults */, qv_db **out);
 /** Checkpoint every open collection, close them, close the environment. Frees db even
  *  when it returns an error. NULL ok. */
-int  qv_db_close(qv_db *db);
+QV_API int  qv_db_close(qv_db *db);
 
 typedef struct {
     qv_index_params index;         /* dim, metric, index kind and knobs */
     const char *payload_index;     /* JSON {"lang":"keyword","year":"integer"}; NULL = none */
 } qv_collection_config;
 
-/** Collection names: 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. */
-int  qv_collection_create(qv_db *db, const char *name, const qv_collection_config *cfg,
+/** Collection names: 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. With out, the
+ *  caller gets the handle as qv_collection_open gives it (one user, to close).
+ *  @return QV_OK, QV_EEXIST, QV_EINVAL (name or a parameter), QV_EFULL, QV_ESTATE, QV_EIO. */
+QV_API int  qv_collection_create(qv_db *db, const char *name, const qv_collection_config *cfg,
                           qv_coll **out /* may be NULL */);
-/** Open an existing collection (a handle borrowed from db; the same pointer each time). */
-int  qv_collection_open(qv_db *db, const char *name, qv_coll **out);
-/** Collections are owned by their db: this is a no-op kept for symmetry. NULL ok. */
-void qv_collection_close(qv_coll *c);
-/** Drop a collection and all its data. Handles to it become invalid.
- *  @return QV_OK, QV_ENOTFOUND. */
-int  qv_collection_drop(qv_db *db, const char *name);
+/** Open an existing collection: the same handle for every open of one collection, with one
+ *  more user counted (release it with qv_collection_close). Opening a collection that is
+ *  already open takes no writer lock, so it is cheap enough to do per request.
+ *  @return QV_OK, QV_ENOTFOUND (no such collection), QV_EINVAL, QV_ENOMEM, QV_ECORRUPT. */
+QV_API int  qv_collection_open(qv_db *db, const char *name, qv_coll **out);
+/** Release one user of c (from open, or create with out). The collection stays open for
+ *  the next open while it is not dropped (its memory lives until drop or qv_db_close);
+ *  after a drop, the last close frees it. NULL ok. */
+QV_API void qv_collection_close(qv_coll *c);
+/** Drop a collection and all its data (one transaction). Safe while other threads use it:
+ *  calls already running on its handles finish, later ones answer QV_ENOTFOUND, and the
+ *  handle's memory is freed at its last qv_collection_close (or at qv_db_close).
+ *  @return QV_OK, QV_ENOTFOUND, QV_ESTATE (read-only). */
+QV_API int  qv_collection_drop(qv_db *db, const char *name);
 /** Names of all collections, sorted; free with qv_free_strings. */
-int  qv_collection_list(qv_db *db, char ***names, size_t *n);
+QV_API int  qv_collection_list(qv_db *db, char ***names, size_t *n);
 
 typedef struct {
     char name[72];
     qv_collection_config config;   /* config.payload_index points into the handle: valid
-                                      until the collection is closed with its db or dropped */
+                                      while the handle is (until its db is closed, or the
+                                      last close after a drop) */
     size_t count;                  /* live points */
     size_t memory_bytes;           /* in-memory index */
     uint64_t last_seq;             /* sequence number of the last committed write */
 } qv_collection_info;
-int  qv_collection_get_info(qv_coll *c, qv_collection_info *out);
+QV_API int  qv_collection_get_info(qv_coll *c, qv_collection_info *out);
 
 /** Upsert n points in one transaction: all or none. Re-upsert of an id replaces vector
  *  and payload. payloads_json: n entries (each a JSON object or NULL), or NULL.
  *  When it returns QV_OK the points are durable (unless QV_DB_NOSYNC) and searchable.
  *  @return QV_OK, QV_EDIM / QV_EINVAL (message names the point), QV_EFULL, QV_EIO. */
-int  qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs,
+QV_API int  qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs,
                const char *const *payloads_json);
 /** Delete ids (absent ones are skipped) in one transaction. */
-int  qv_delete(qv_coll *c, size_t n, const uint64_t *ids, size_t *n_deleted);
+QV_API int  qv_delete(qv_coll *c, size_t n, const uint64_t *ids, size_t *n_deleted);
 /** Read a point. vec_out: dim floats or NULL; *payload_out (if not NULL) gets a malloc'd
  *  JSON string or NULL when the point has no payload, free with qv_free.
  *  @return QV_OK, QV_ENOTFOUND. */
-int  qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out);
+QV_API int  qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out);
 /** The payloads of n points, read in one transaction (what a search with payloads needs
  *  for its hits): payloads[i] gets a malloc'd JSON string, or NULL when point ids[i] has
  *  no payload or does not exist. Free each with qv_free.
  *  @return QV_OK, QV_EINVAL, QV_ENOMEM (then every payloads[i] is NULL), QV_EIO. */
-int  qv_get_payloads(qv_coll *c, size_t n, const uint64_t *ids, char **payloads);
-int  qv_search(qv_coll *c, const float *query, const qv_search_params *sp,
+QV_API int  qv_get_payloads(qv_coll *c, size_t n, const uint64_t *ids, char **payloads);
+
+/* Payload-only updates. Each call is one LMDB write transaction that reads every named
+ * point's stored payload, changes it and writes it back (with its payload index entries),
+ * under the collection's writer lock: a concurrent upsert, delete or payload update of the
+ * same point is applied wholly before or wholly after it, never interleaved, so no update
+ * is lost and a deleted point is never written back. The vector and the vector index are
+ * not touched. A payload left with no keys is stored as no payload (qv_get gives NULL).
+ *
+ * A missing id fails the whole call with QV_ENOTFOUND naming it and nothing changed (as
+ * Qdrant answers 404 "No point with id N found"), unless flags has
+ * QV_PAYLOAD_SKIP_MISSING: then missing ids are skipped (for ids selected by a filter,
+ * which a concurrent delete may have removed since). The same id twice is allowed. */
+enum { QV_PAYLOAD_SKIP_MISSING = 1u << 0 };
+typedef struct {
+    int clear;                     /* first remove every key, except those in keep */
+    const char *const *keep;       /* nkeep keys that clear leaves in place */
+    size_t nkeep;
+    const char *const *remove;     /* then remove these nremove paths ("a.b": b under a, as
+                                    * filter keys; absent ones ignored) */
+    size_t nremove;
+    const char *merge;             /* then set the keys of this JSON object, replacing keys of
+                                    * the same name (values are not merged deeper); NULL = none */
+    unsigned flags;                /* QV_PAYLOAD_SKIP_MISSING */
+} qv_payload_update;
+/** Fill *u with "change nothing" (no clear, no keys, no merge, no flags). */
+QV_API void qv_payload_update_init(qv_payload_update *u);
+/** Apply u to the payload of each of the n points ids. *n_updated (may be NULL) counts the
+ *  points changed. @return QV_OK, QV_EINVAL (merge not a JSON object, a NULL key),
+ *  QV_ENOTFOUND (a missing id, without QV_PAYLOAD_SKIP_MISSING), QV_ESTATE (read-only),
+ *  QV_ENOMEM, QV_EFULL, QV_EIO, QV_ECORRUPT (a stored payload that is not JSON). */
+QV_API int  qv_update_payload(qv_coll *c, size_t n, const uint64_t *ids, const qv_payload_update *u,
+                       size_t *n_updated);
+/** Shorthands of qv_update_payload (missing ids: QV_ENOTFOUND). set: merge the keys of
+ *  payload_json; overwrite: replace the whole payload with payload_json; delete keys:
+ *  remove the nkeys keys; clear: remove every key. */
+QV_API int  qv_set_payload(qv_coll *c, size_t n, const uint64_t *ids, const char *payload_json);
+QV_API int  qv_overwrite_payload(qv_coll *c, size_t n, const uint64_t *ids, const char *payload_json);
+QV_API int  qv_delete_payload_keys(qv_coll *c, size_t n, const uint64_t *ids, const char *const *keys,
+                            size_t nkeys);
+QV_API int  qv_clear_payload(qv_coll *c, size_t n, const uint64_t *ids);
+
+/** Search one query (dim floats) among the collection's live points: hits[0..*n_hits)
+ *  best first, *n_hits <= sp->k (fewer when fewer points pass the filter). The index kind
+ *  decides exactness (flat is exact; hnsw/ivf approximate, tuned by sp->ef / sp->nprobe);
+ *  with sp->filter, a small allowed set is scanned exactly instead (qv_search_stats.plan).
+ *  A cosine query is normalized first. Safe from many threads at once and beside writes:
+ *  it sees every write that returned before it started.
+ *  @return QV_OK, QV_EINVAL (k, ef or nprobe out of range, NaN/Inf or a zero cosine query,
+ *  norm above QV_MAX_NORM), QV_EDIM, QV_ENOTFOUND (collection dropped), QV_ENOMEM. */
+QV_API int  qv_search(qv_coll *c, const float *query, const qv_search_params *sp,
                qv_hit *hits, size_t *n_hits);
-int  qv_search_batch(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
+/** Search nq queries (nq*dim floats) with the same parameters: row i of hits is
+ *  hits + i*sp->k, with n_hits[i] hits. Faster per query than nq qv_search calls (flat
+ *  and ivf scan through GEMM; hnsw spreads the queries over index.threads workers). All or
+ *  nothing: on an error every n_hits[i] is 0. Errors as qv_search, naming the query. */
+QV_API int  qv_search_batch(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                      qv_hit *hits, size_t *n_hits);
 /** Write an index snapshot covering all writes so far. */
-int  qv_checkpoint(qv_coll *c);
+QV_API int  qv_checkpoint(qv_coll *c);
 
-void qv_free(void *p);
-void qv_free_strings(char **v, size_t n);
+QV_API void qv_free(void *p);
+QV_API void qv_free_strings(char **v, size_t n);
 
 /* ------------------------------------------------------------------------------------
  * Payload filters (collections only). A filter is a tree: must (all pass), must_not (none
@@ -306,11 +402,19 @@ void qv_free_strings(char **v, size_t n);
  *    "must_not":[{"key":"draft","match":true}],
  *    "should":[{"key":"tag","match":{"any":["a","b"]}},{"must":[...]}]}
  * Conditions: {"key":K,"match":V} / {"key":K,"match":{"value":V}} (V a string, integer or
- * bool); {"key":K,"match":{"any":[V,...]}}; {"key":K,"range":{"gt"|"gte"|"lt"|"lte":n,...}};
- * {"key":K,"is_null":true} (field present and null); {"key":K,"exists":true} (field present
- * and not null); {"key":K,"is_empty":true} (absent, null or []); false negates the last
- * three. {"is_null":{"key":K}} and {"is_empty":{"key":K}} (Qdrant's form) are accepted too.
- * A key "a.b" reaches into nested objects when the payload has no field named "a.b".
+ * bool); {"key":K,"match":{"any":[V,...]}} ([] matches nothing); {"key":K,"match":{"except":
+ * [V,...]}} (present, not null, and none of them; an array when no element is one);
+ * {"key":K,"range":{"gt"|"gte"|"lt"|"lte":n,...}}; {"key":K,"is_null":true} (field present
+ * and null); {"key":K,"exists":true} (field present and not null); {"key":K,"is_empty":true}
+ * (absent, null or []); false negates the last three. Qdrant's forms parse the same way:
+ * {"is_null":{"key":K}}, {"is_empty":{"key":K}}, members that are null count as absent
+ * ("range":{"gt":null,"lte":5}, "must":null), one condition in place of a list, and an
+ * empty filter anywhere passes everything ({"must":[{"must":[]}]}). Qdrant conditions with
+ * no counterpart (geo, full text, values_count, nested, has_id, min_should) are QV_EINVAL
+ * naming them.
+ * Keys are paths, as in Qdrant: "a.b" is field b of the object under a (never a top-level
+ * field named "a.b"); a segment in double quotes keeps its dots ("\"a.b\"" is the
+ * top-level field a.b). An empty segment or an unbalanced quote is QV_EINVAL.
  * A payload array matches when any element does. Numbers compare by value (5 matches 5.0;
  * ranges compare as doubles). Fields named in the collection's payload_index are answered
  * from an LMDB index; others are evaluated against the stored payloads (slower; counted in
@@ -321,39 +425,39 @@ enum { QV_RANGE_GT_LO = 1u << 0,      /* qv_filter_range flags: lo is exclusive 
        QV_RANGE_LT_HI = 1u << 1 };    /* hi is exclusive (<) */
 
 /** An empty filter (passes every point). @return QV_OK, QV_ENOMEM. */
-int  qv_filter_new(qv_filter **out);
-void qv_filter_free(qv_filter *f);
+QV_API int  qv_filter_new(qv_filter **out);
+QV_API void qv_filter_free(qv_filter *f);
 /** Parse the JSON form. @return QV_OK, QV_EINVAL (the message names the bad part, e.g.
  *  "filter.must[1].range: unknown operator 'ge'"), QV_ENOMEM. */
-int  qv_filter_parse(const char *json, qv_filter **out);
+QV_API int  qv_filter_parse(const char *json, qv_filter **out);
 /** The JSON form of f (canonical: must, must_not, should). *json: free with qv_free. */
-int  qv_filter_to_json(const qv_filter *f, char **json);
+QV_API int  qv_filter_to_json(const qv_filter *f, char **json);
 /** Deep copy. */
-int  qv_filter_copy(const qv_filter *f, qv_filter **out);
+QV_API int  qv_filter_copy(const qv_filter *f, qv_filter **out);
 /** Append one condition under occur to f. key: 1..255 bytes. Strings are copied.
  *  @return QV_OK, QV_EINVAL (bad occur, key or value), QV_ENOMEM. */
-int  qv_filter_match(qv_filter *f, qv_occur occur, const char *key, const char *value);
-int  qv_filter_match_int(qv_filter *f, qv_occur occur, const char *key, int64_t value);
-int  qv_filter_match_bool(qv_filter *f, qv_occur occur, const char *key, int value);
+QV_API int  qv_filter_match(qv_filter *f, qv_occur occur, const char *key, const char *value);
+QV_API int  qv_filter_match_int(qv_filter *f, qv_occur occur, const char *key, int64_t value);
+QV_API int  qv_filter_match_bool(qv_filter *f, qv_occur occur, const char *key, int value);
 /** Field equals any of n strings / integers (n >= 1). */
-int  qv_filter_match_any(qv_filter *f, qv_occur occur, const char *key, const char *const *values,
+QV_API int  qv_filter_match_any(qv_filter *f, qv_occur occur, const char *key, const char *const *values,
                          size_t n);
-int  qv_filter_match_any_int(qv_filter *f, qv_occur occur, const char *key, const int64_t *values,
+QV_API int  qv_filter_match_any_int(qv_filter *f, qv_occur occur, const char *key, const int64_t *values,
                              size_t n);
 /** lo <= field <= hi (numbers); -INFINITY / INFINITY leave a side open; flags
  *  QV_RANGE_GT_LO / QV_RANGE_LT_HI make a side exclusive. NaN or lo > hi: QV_EINVAL. */
-int  qv_filter_range(qv_filter *f, qv_occur occur, const char *key, double lo, double hi,
+QV_API int  qv_filter_range(qv_filter *f, qv_occur occur, const char *key, double lo, double hi,
                      unsigned flags);
 /** Field present and null / present and not null / absent, null or an empty array. */
-int  qv_filter_is_null(qv_filter *f, qv_occur occur, const char *key);
-int  qv_filter_exists(qv_filter *f, qv_occur occur, const char *key);
-int  qv_filter_is_empty(qv_filter *f, qv_occur occur, const char *key);
+QV_API int  qv_filter_is_null(qv_filter *f, qv_occur occur, const char *key);
+QV_API int  qv_filter_exists(qv_filter *f, qv_occur occur, const char *key);
+QV_API int  qv_filter_is_empty(qv_filter *f, qv_occur occur, const char *key);
 /** Append a copy of sub as one nested condition. */
-int  qv_filter_nest(qv_filter *f, qv_occur occur, const qv_filter *sub);
+QV_API int  qv_filter_nest(qv_filter *f, qv_occur occur, const qv_filter *sub);
 /** Evaluate f against one payload (a JSON object text, or NULL = no payload).
  *  *pass = 1 when it passes. The reference semantics of every search with f.
  *  @return QV_OK, QV_EINVAL (payload not a JSON object), QV_ENOMEM. */
-int  qv_filter_eval(const qv_filter *f, const char *payload_json, int *pass);
+QV_API int  qv_filter_eval(const qv_filter *f, const char *payload_json, int *pass);
 
 /** What one filtered search did (for "took" details and tests). */
 typedef struct {
@@ -371,24 +475,24 @@ typedef struct {
 } qv_search_stats;
 
 /** qv_search_batch plus what the planner did (stats may be NULL). nq = 1 is qv_search. */
-int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
+QV_API int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                   qv_hit *hits, size_t *n_hits, qv_search_stats *stats);
 
-/** Add field to the collection's payload index (type "keyword", "integer", "float" or
- *  "bool"), building it from the stored payloads in one transaction. progress (may be
+/** Add field (a path, as filter keys) to the collection's payload index (type "keyword",
+ *  "integer", "float" or "bool"), building it from the stored payloads in one transaction. progress (may be
  *  NULL) gets phase "index field". Indexing an already indexed field only updates its
  *  type. @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EFULL, QV_EIO. */
-int  qv_collection_index_field(qv_coll *c, const char *field, const char *type,
+QV_API int  qv_collection_index_field(qv_coll *c, const char *field, const char *type,
                                qv_progress_fn progress, void *progress_arg);
 /** Remove field from the payload index. @return QV_OK, QV_ENOTFOUND (not indexed). */
-int  qv_collection_unindex_field(qv_coll *c, const char *field);
+QV_API int  qv_collection_unindex_field(qv_coll *c, const char *field);
 /** ivf collections hold their points in a flat (exact) index until they reach
  *  max(39 * nlist, 1000) points (nlist 0 = 4*sqrt(n): about 24k points), then train
  *  by themselves during that upsert. This trains now, on the points stored so far (again
  *  if already trained; nlist 0 = 4*sqrt(count)). progress (may be NULL) gets k-means phases.
  *  @return QV_OK, QV_EINVAL (not ivf, fewer points than nlist), QV_ESTATE (no points,
  *  read-only), QV_ENOMEM, QV_EIO. */
-int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progress_arg);
+QV_API int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progress_arg);
 /* ---- end of payload filters ----------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
@@ -401,7 +505,7 @@ int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progress_arg
  *  passing points, whatever start and limit. One consistent view of the collection.
  *  accept runs while the collection's lock is held: it must not call into the library.
  *  @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO. */
-int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *accept_arg,
+QV_API int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *accept_arg,
                uint64_t start, size_t limit, uint64_t *ids, size_t *n, uint64_t *total);
 /* ---- end of point listing --------------------------------------------------------- */
 
@@ -410,17 +514,17 @@ int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *a
  * ------------------------------------------------------------------------------------ */
 /** Read .fvecs, .bvecs (bytes widened to float) or .npy (float32, C order, 2-D) by
  *  extension. *data: n*dim floats, free with qv_free. */
-int  qv_read_vectors(const char *path, float **data, size_t *n, size_t *dim);
+QV_API int  qv_read_vectors(const char *path, float **data, size_t *n, size_t *dim);
 /** Read .ivecs. *data: n*dim int32, free with qv_free. */
-int  qv_read_ivecs(const char *path, int32_t **data, size_t *n, size_t *dim);
+QV_API int  qv_read_ivecs(const char *path, int32_t **data, size_t *n, size_t *dim);
 
 /* ------------------------------------------------------------------------------------
  * GPU.
  * ------------------------------------------------------------------------------------ */
 /** 1 when the GPU part is built and a device is usable, else 0. */
-int  qv_gpu_available(void);
+QV_API int  qv_gpu_available(void);
 /** Name of device 0 into buf. @return QV_OK or QV_ENODEV. */
-int  qv_gpu_device_name(char *buf, size_t len);
+QV_API int  qv_gpu_device_name(char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -28,8 +28,9 @@
  *    once-live node id or the owner's own id (tails are filled with the owner), so a reader
  *    racing with a rewrite sees only valid slots; freed slots are reused only after a
  *    quiesce, when no running search can still hold them.
- *  - state[slot]: 0 empty/free, 1 live, 2 deleted (awaiting reuse); results include only
- *    live slots.
+ *  - state[slot]: 0 empty/free or still being inserted, 1 live, 2 deleted (awaiting
+ *    reuse); results include only live slots, and walks settle only on inserted ones
+ *    (qv_hnsw_inserted).
  */
 #ifndef QV_INDEX_HNSW_H
 #define QV_INDEX_HNSW_H
@@ -149,6 +150,15 @@ static inline uint32_t qv_hnsw_maxlinks(const qv_hnsw *h, unsigned level)
 
 static inline uint32_t qv_hnsw_ld(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void qv_hnsw_st(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+/* Whether slot's insertion has finished (live, or deleted since): insert_one writes all
+ * its lists before the release store of its state. A node still being inserted is already
+ * linked from its neighbours at the levels done so far while its own lower lists are
+ * empty, so a walk must not settle on it: see qv_hnsw_descend and insert_one. */
+static inline int qv_hnsw_inserted(const qv_hnsw *h, uint32_t slot)
+{
+    return __atomic_load_n(&h->state[slot], __ATOMIC_ACQUIRE) != QV_HNSW_EMPTY;
+}
 
 static inline uint64_t qv_hnsw_entry_pack(uint32_t slot, unsigned level)
 {

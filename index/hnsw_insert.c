@@ -148,7 +148,11 @@ static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x)
                     if (s->work[j].id == sel[i]) { d = s->work[j].d; break; }
                 qv_hnsw_connect(h, sel[i], x, d, l, keep);
             }
-            if (len) ep = s->work[0].id;
+            /* The next level starts from the nearest inserted node: from one still being
+             * inserted (empty lists below) x would link only to it, turn live, and leave
+             * searches that reach x with 1-2 hits until that node is done. */
+            for (size_t i = 0; i < len; i++)
+                if (qv_hnsw_inserted(h, s->work[i].id)) { ep = s->work[i].id; break; }
             if (l == 0) break;
         }
     }

@@ -30,7 +30,6 @@
 #include "core/bitset.h"
 #include "core/error.h"
 
-#define EXACT_SELECTIVITY 0.03
 /* Cache lines of each unvisited neighbour's vector prefetched as soon as its id is read
  * (all of a 128-d vector; the hardware prefetcher follows longer ones). Measured on
  * sift-debian-100k at ef=32: +15% QPS over prefetching 2 lines and then the next group of
@@ -136,6 +135,9 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     return nr;
 }
 
+/* Moves only to inserted nodes: one still being inserted has empty lists below the level
+ * it has reached, so the descent stopped on it and the level-0 walk from it met only that
+ * node, not yet live: 0 hits with QV_OK for ~0.2% of searches racing an add. */
 uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigned top,
                          unsigned stop)
 {
@@ -159,12 +161,12 @@ uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigne
                 float d4[4];
                 h->dist_x4(q, b, dim, d4);
                 for (int t = 0; t < 4; t++)
-                    if (d4[t] < dc) { dc = d4[t]; best = v[t]; changed = 1; }
+                    if (d4[t] < dc && qv_hnsw_inserted(h, v[t])) { dc = d4[t]; best = v[t]; changed = 1; }
             }
             for (; i < cnt; i++) {
                 uint32_t v = qv_hnsw_ld(&list[1 + i]);
                 float d = h->dist(q, qv_hnsw_vec(h, v), dim);
-                if (d < dc) { dc = d; best = v; changed = 1; }
+                if (d < dc && qv_hnsw_inserted(h, v)) { dc = d; best = v; changed = 1; }
             }
             cur = best;
         }
@@ -231,12 +233,7 @@ static int search_one(qv_hnsw *h, qv_hnsw_scratch *s, const float *q, const qv_s
     int exact = 0;
     if (f) {
         double sel = selectivity(h, f, n_live);
-        /* Cost model, fitted on sift-debian-100k (1 thread, ef 64 and 128, selectivity 5% and
-         * 10%): the scan costs ~35 ns per accepted point (sel * n of them), the filtered walk
-         * ~400 ns * ef / sel (it meets ef accepted nodes among ef / sel visited). The scan
-         * wins while sel^2 * n < ~11 * ef; it was 2.3-4.5x faster at 5% than the walk. */
-        exact = sel < EXACT_SELECTIVITY || sel * sel * (double)n_live <= 10.0 * (double)ef ||
-                (double)ef * 8.0 >= sel * (double)n_live;
+        exact = qv_plan_exact(sel * (double)n_live, (double)n_live, 0, (uint32_t)ef);
     }
     if (exact) {
         len = exact_scan(h, s, q, k, f);

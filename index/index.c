@@ -117,11 +117,11 @@ static int resolve_params(const qv_index_params *p, qv_index_params *out)
     if (!out->m) out->m = DEFAULT_M;
     if (out->m < 2 || out->m > 100) return qv_fail(QV_EINVAL, "m must be 2..100, got %u", out->m);
     if (!out->ef_construction) out->ef_construction = DEFAULT_EF_CONSTRUCTION;
-    if (out->ef_construction > 100000)
-        return qv_fail(QV_EINVAL, "ef_construction must be 1..100000, got %u", out->ef_construction);
+    if (out->ef_construction > QV_MAX_EF)
+        return qv_fail(QV_EINVAL, "ef_construction must be 1..%u, got %u", QV_MAX_EF, out->ef_construction);
     if (!out->ef_search) out->ef_search = DEFAULT_EF_SEARCH;
-    if (out->ef_search > 100000)
-        return qv_fail(QV_EINVAL, "ef_search must be 1..100000, got %u", out->ef_search);
+    if (out->ef_search > QV_MAX_EF)
+        return qv_fail(QV_EINVAL, "ef_search must be 1..%u, got %u", QV_MAX_EF, out->ef_search);
     if (out->nlist > (1u << 24)) return qv_fail(QV_EINVAL, "nlist must be 0..16777216, got %u", out->nlist);
     if (!out->nprobe) out->nprobe = DEFAULT_NPROBE;
     if (!out->kmeans_iters) out->kmeans_iters = DEFAULT_KMEANS_ITERS;
@@ -290,53 +290,33 @@ int qv_index_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_remov
 /* Validate sp and resolve its defaults against the index. */
 static int resolve_search(const qv_index *ix, const qv_search_params *sp, qv_search_params *out)
 {
-    if (!sp) return qv_fail(QV_EINVAL, "search parameters are NULL");
+    int rc = qv_search_params_check(sp);
+    if (rc != QV_OK) return rc;
     *out = *sp;
-    if (sp->k < 1 || sp->k > QV_MAX_K) return qv_fail(QV_EINVAL, "k must be 1..%u, got %u", QV_MAX_K, sp->k);
-    if (sp->ef > 100000) return qv_fail(QV_EINVAL, "ef must be 0..100000, got %u", sp->ef);
     if (!out->ef) out->ef = ix->p.ef_search;
     if (out->ef < out->k) out->ef = out->k;
     if (!out->nprobe) out->nprobe = ix->p.nprobe;
-    if (sp->allow_nbits && !sp->allow_bits) return qv_fail(QV_EINVAL, "allow_nbits set but allow_bits is NULL");
-    if ((unsigned)sp->rescore > QV_RESCORE_OFF) return qv_fail(QV_EINVAL, "unknown rescore mode %d", (int)sp->rescore);
-    if (!(sp->oversampling == 0.0f || (sp->oversampling >= 1.0f && sp->oversampling <= QV_MAX_OVERSAMPLING)))
-        return qv_fail(QV_EINVAL, "oversampling must be 0 (default) or 1..%g, got %g", (double)QV_MAX_OVERSAMPLING,
-                       (double)sp->oversampling);
     return QV_OK;
 }
 
-/* Check one query; for cosine, *inv_norm receives 1/||q|| to turn -dot into similarity. */
-static int check_query(const qv_index *ix, const float *q, size_t qi, float *inv_norm)
-{
-    char msg[128];
-    size_t col = 0;
-    int problem = qv_vector_problem(q, ix->p.dim, ix->p.metric, &col);
-    *inv_norm = 1.0f;
-    if (problem != QV_VEC_OK)
-        return qv_fail(QV_EINVAL, "query %zu: %s", qi, qv_vector_problem_text(problem, col, msg, sizeof msg));
-    if (ix->p.metric == QV_METRIC_COSINE) *inv_norm = 1.0f / sqrtf(qv_norm_sq(q, ix->p.dim));
-    return QV_OK;
-}
-
-static void scale_scores(qv_hit *hits, size_t n, float s)
-{
-    if (s == 1.0f) return;
-    for (size_t i = 0; i < n; i++) hits[i].score *= s;
-}
+/* A cosine query of up to this many floats is normalized on the stack. */
+#define QUERY_STACK_FLOATS 1024
 
 int qv_index_search(const qv_index *ix, const float *query, const qv_search_params *sp,
                     qv_hit *hits, size_t *n_hits)
 {
     qv_search_params r;
-    float inv_norm;
+    float buf[QUERY_STACK_FLOATS], *copy = NULL;
+    const float *q;
     int rc;
     if (n_hits) *n_hits = 0;
     if (!ix || !query || !hits || !n_hits) return qv_fail(QV_EINVAL, "index, query, hits or n_hits is NULL");
     if ((rc = resolve_search(ix, sp, &r)) != QV_OK) return rc;
-    if ((rc = check_query(ix, query, 0, &inv_norm)) != QV_OK) return rc;
-    if ((rc = ix->ops->search(ix, query, &r, hits, n_hits)) != QV_OK) { *n_hits = 0; return rc; }
-    scale_scores(hits, *n_hits, inv_norm);
-    return QV_OK;
+    if ((rc = qv_queries_prepare(ix->p.metric, ix->p.dim, 1, query, buf, QUERY_STACK_FLOATS, &q, &copy)) != QV_OK)
+        return rc;
+    if ((rc = ix->ops->search(ix, q, &r, hits, n_hits)) != QV_OK) *n_hits = 0;
+    qv_free(copy);
+    return rc;
 }
 
 typedef struct {
@@ -367,27 +347,24 @@ int qv_index_search_batch(const qv_index *ix, size_t nq, const float *queries,
                           const qv_search_params *sp, qv_hit *hits, size_t *n_hits)
 {
     qv_search_params r;
-    float *inv = NULL;
+    float *copy = NULL;
+    const float *q;
     int rc;
     if (!ix || (nq && (!queries || !hits || !n_hits))) return qv_fail(QV_EINVAL, "index, queries, hits or n_hits is NULL");
     if (nq == 0) return QV_OK;
     memset(n_hits, 0, nq * sizeof *n_hits);
     if ((rc = resolve_search(ix, sp, &r)) != QV_OK) return rc;
-    if (!(inv = qv_reallocarray(NULL, nq, sizeof *inv))) return QV_ENOMEM;
-    for (size_t i = 0; i < nq; i++)
-        if ((rc = check_query(ix, queries + i * ix->p.dim, i, &inv[i])) != QV_OK) goto cleanup;
+    if ((rc = qv_queries_prepare(ix->p.metric, ix->p.dim, nq, queries, NULL, 0, &q, &copy)) != QV_OK) return rc;
     if (ix->ops->search_batch) {
-        rc = ix->ops->search_batch(ix, nq, queries, &r, hits, n_hits);
+        rc = ix->ops->search_batch(ix, nq, q, &r, hits, n_hits);
     } else {
-        batch_job job = {ix, queries, &r, hits, n_hits, QV_OK, {0}};
+        batch_job job = {ix, q, &r, hits, n_hits, QV_OK, {0}};
         qv_pool_run(ix->pool, nq, 0, batch_one, &job);
         rc = job.rc;
         if (rc != QV_OK) qv_fail(rc, "%s", job.msg);
     }
-    if (rc != QV_OK) { memset(n_hits, 0, nq * sizeof *n_hits); goto cleanup; }
-    for (size_t i = 0; i < nq; i++) scale_scores(hits + i * r.k, n_hits[i], inv[i]);
-cleanup:
-    qv_free(inv);
+    if (rc != QV_OK) memset(n_hits, 0, nq * sizeof *n_hits);
+    qv_free(copy);
     return rc;
 }
 

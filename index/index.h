@@ -8,8 +8,8 @@
  * qv_index_ops table and sees only validated input:
  *   - add(): vectors are finite and, for cosine, unit length; ids unique in the batch;
  *   - search(): sp has k in 1..QV_MAX_K, ef >= k, nprobe >= 1 resolved; the query is
- *     finite and NOT normalized (for cosine, ranking by -dot is the same; index.c
- *     divides the scores by ||q|| afterwards). Kinds return public scores
+ *     finite and, for cosine, unit length (normalized in double by query.c, so the
+ *     -dot score is the cosine as it is). Kinds return public scores
  *     (qv_score_from_dist), hits best first, and apply sp->allow_bits / sp->accept.
  * Each kind does its own locking: search may run concurrently with itself and with
  * add/remove.
@@ -65,5 +65,22 @@ extern const qv_index_ops qv_ivf_ops;
 #define QV_INDEX_FORMAT_VERSION 2u
 /* Largest qv_search_params.oversampling. */
 #define QV_MAX_OVERSAMPLING 100.0f
+
+/* ---- query.c: the one validation of searches (used by storage/search.c too) ------------ */
+/** Check the ranges of sp (k, ef) and allow_bits: QV_EINVAL naming the bound. */
+int qv_search_params_check(const qv_search_params *sp);
+/** Check nq queries (nq*dim floats) for metric: QV_EINVAL "query i: component 3 is not
+ *  finite" (or too large, or a zero cosine vector). For cosine, *use receives unit-length
+ *  copies normalized in double, in buf when nq*dim <= buf_floats (buf may be NULL with 0)
+ *  or else in *copy (free with qv_free; NULL when not allocated); otherwise *use = q. */
+int qv_queries_prepare(qv_metric metric, size_t dim, size_t nq, const float *q, float *buf, size_t buf_floats,
+                       const float **use, float **copy);
+/** The one exact-scan planner of filtered searches: 1 when scanning the allowed points
+ *  (allowed of live pass the filter; estimates are fine) beats a filtered index search
+ *  for k results: at most k allowed, or under 1/33 of the live ones, or -- for an
+ *  in-memory scan beside a graph walk of beam ef -- by the hnsw cost model. ef = 0 asks
+ *  for the selectivity rule alone (storage's scan reads vectors from LMDB, several times
+ *  dearer per point, and leaves the cost model to the index it would otherwise call). */
+int qv_plan_exact(double allowed, double live, uint32_t k, uint32_t ef);
 
 #endif

@@ -2,13 +2,13 @@
  * server/main.c -- quiverd: options, startup, worker threads, graceful shutdown.
  *
  * Startup: parse options (bad ones: usage on stderr, exit 2), open the database and
- * every collection, bind the listening socket once, start N workers. Each worker owns
+ * load every collection, bind the listening socket once, start N workers. Each worker owns
  * an event_base and an evhttp that accepts on its own dup() of the listening socket
  * (the kernel hands each connection to one of them). evthread_use_pthreads() comes
  * first so that the main thread may schedule events on the workers' bases.
  * With --qdrant-listen, a second socket is bound the same way and every worker runs a
- * second evhttp on its base for it (callback qd_http_dispatch, server/qdrant.c): same
- * threads, context, keys and shutdown; the ready line for it follows the first one.
+ * second evhttp on its base for it: same threads, context, keys, pipeline (pipeline.c,
+ * with the Qdrant route table) and shutdown; the ready line for it follows the first one.
  *
  * Signals: SIGTERM and SIGINT run a handler that writes their number to a pipe, and the
  * main thread sleeps reading that pipe. (Not sigwait(): threads started by libraries
@@ -41,13 +41,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <event2/util.h>
 
-#include "server/qdrant.h"
 #include "server/server.h"
 
 #define DRAIN_GRACE_US 10000000u    /* longest wait for queued replies on shutdown */
@@ -64,8 +65,17 @@ typedef struct {
     atomic_int yielding;                       /* disabled for ACCEPT_YIELD_US */
 } accept_pace;
 
+/* A closed connection's socket, kept open a moment to drain what its client still sends. */
+typedef struct lingering_sock {
+    struct lingering_sock *next;
+    struct event *ev;
+    evutil_socket_t fd;
+} lingering_sock;
+
 struct worker {
     srv_ctx *ctx;
+    srv_listener listener[2];                  /* the native API, the Qdrant API */
+    lingering_sock *lingering;
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
@@ -393,12 +403,102 @@ static void resume_paced(evutil_socket_t fd, short what, void *arg)
     if (*ap->bound) evconnlistener_enable(evhttp_bound_socket_get_listener(*ap->bound));
 }
 
+/*
+ * Closing. A reply that ends a connection (a 413 for a body over --max-body, a 400, a
+ * 501, "Connection: close") may go out while the client is still sending its request;
+ * closing the socket then would reset it, and the client could lose the reply. libevent's
+ * own "lingering close" reads the whole declared body before it answers, so a client that
+ * declared a large body and sent none waited for the idle timeout without an answer; it
+ * is not used. Instead evhttp answers at once, and when it closes the connection quiverd
+ * keeps a duplicate of the socket that reads and drops what the client still sends, until
+ * the client closes its side or LINGER_S seconds pass. evhttp's shutdown() sends the FIN
+ * right after the reply -- unless request bytes are still arriving: then the socket is
+ * taken out of evhttp's hands (its descriptor number is made to name /dev/null, which
+ * evhttp shuts down and closes) and the FIN waits for the drain, because a client still
+ * writing its body (libevent's own client, for one) gives up on a FIN before it reads the
+ * reply. evhttp tells us of the close through the connection's close callback, set when
+ * the connection's first bytes arrive (evhttp has no hook before that).
+ */
+#define LINGER_S 2
+
+static void linger_end(worker *w, lingering_sock *l)
+{
+    for (lingering_sock **p = &w->lingering; *p; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    if (l->ev) event_free(l->ev);
+    if (l->fd >= 0) close(l->fd);
+    free(l);
+}
+
+static void linger_read(evutil_socket_t fd, short what, void *arg)
+{
+    lingering_sock *l = arg;
+    char buf[16384];
+    ssize_t n = 0;
+    if (!(what & EV_TIMEOUT))
+        while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {}
+    if ((what & EV_TIMEOUT) || n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) linger_end(this_worker, l);
+}
+
+static void on_close(struct evhttp_connection *conn, void *arg)
+{
+    worker *w = arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    char c;
+    ssize_t n = fd < 0 ? 0 : recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return;   /* the client closed, or is gone */
+    lingering_sock *l = calloc(1, sizeof *l);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    struct timeval tv = {LINGER_S, 0};
+    if (!l || null < 0) {
+        free(l);
+        if (null >= 0) close(null);
+        return;
+    }
+    /* out of the event loop while the number still names the socket, then the swap */
+    int arriving = n > 0 || evbuffer_get_length(bufferevent_get_input(bev)) > 0;
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (l->fd >= 0 && arriving && dup2(null, fd) < 0) {
+        close(l->fd);
+        l->fd = -1;
+    }
+    close(null);
+    l->next = w->lingering;
+    w->lingering = l;
+    if (l->fd < 0 || !(l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST, linger_read, l)) ||
+        event_add(l->ev, &tv) != 0)
+        linger_end(w, l);
+}
+
+/* The first bytes of a connection: evhttp owns it by now (its callbacks' argument). */
+static void on_first_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct bufferevent *bev = arg;
+    void *conn = NULL;
+    if (!info->n_added || !this_worker) return;
+    bufferevent_getcb(bev, NULL, NULL, NULL, &conn);
+    if (conn) evhttp_connection_set_closecb(conn, on_close, this_worker);
+    evbuffer_remove_cb(buf, on_first_input, bev);
+}
+
 /* evhttp asks for each new connection's bufferevent: the moment a worker has accepted
- * one. NULL lets evhttp make its usual one. */
+ * one. It is the one evhttp would make, watched for its first bytes, and without
+ * BEV_OPT_CLOSE_ON_FREE: evhttp then shuts the socket down before it closes it (with the
+ * option, libevent 2.1 closes first and shuts down the number afterwards, which another
+ * thread may have been given meanwhile). */
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
     accept_pace *ap = arg;
-    (void)base;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    if (bev && !evbuffer_add_cb(bufferevent_get_input(bev), on_first_input, bev)) {
+        bufferevent_free(bev);
+        bev = NULL;
+    }
     srv_metrics_connection((int)(ap->w - all_workers));
     unsigned long mine = atomic_fetch_add(&ap->accepted, 1) + 1;
     int idle_behind = 0;                        /* an accepting idle worker 2 or more behind */
@@ -417,29 +517,27 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
         struct timeval tv = {0, idle_behind ? ACCEPT_YIELD_US : 0};
         if (event_add(ap->resume, &tv) != 0) resume_paced(-1, 0, ap);
     }
-    return NULL;
+    return bev;
 }
 
 /* An evhttp on w's base with the server's limits, accepting on a dup of lfd. */
 static int http_init(worker *w, struct evhttp **http, struct evhttp_bound_socket **bound,
-                     evutil_socket_t lfd, void (*cb)(struct evhttp_request *, void *),
-                     const options *o)
+                     evutil_socket_t lfd, srv_listener *l, const options *o)
 {
     evutil_socket_t fd = -1;
     if (!(*http = evhttp_new(w->base))) return -1;
-    evhttp_set_allowed_methods(*http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
-                                          EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    /* every method, known to libevent or not, reaches the pipeline, which answers the
+     * ones it does not implement in the API's own error shape */
+    evhttp_set_allowed_methods(*http, 0xffff);
     evhttp_set_max_body_size(*http, (ev_ssize_t)o->max_body);
     evhttp_set_max_headers_size(*http, 64 * 1024);
     evhttp_set_timeout(*http, o->timeout_s);
-    evhttp_set_flags(*http, EVHTTP_SERVER_LINGERING_CLOSE);
     /* Every reply of ours sets its Content-Type; the default labels only the few pages
      * libevent 2.1 writes itself (413 for a body over --max-body, 400 for HTTP it cannot
      * parse), which are HTML: say so, rather than call them JSON. (libevent 2.2's
      * evhttp_set_errorcb would let those be JSON too; Debian 12 has 2.1.) */
     evhttp_set_default_content_type(*http, "text/html; charset=ISO-8859-1");
-    evhttp_set_gencb(*http, cb, w->ctx);
+    evhttp_set_gencb(*http, srv_dispatch, l);
     if ((fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) < 0) return -1;
     if (!(*bound = evhttp_accept_socket_with_handle(*http, fd))) {
         close(fd);
@@ -466,13 +564,16 @@ static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, evutil_sock
      * real race on the descriptor, and ThreadSanitizer reports it. */
     if (!(w->base = event_base_new())) return -1;
     if (!(w->accept_resume = evtimer_new(w->base, resume_accept, w))) return -1;
-    if (http_init(w, &w->http, &w->bound, lfd, srv_http_dispatch, o) != 0) return -1;
-    if (qfd >= 0 && http_init(w, &w->qhttp, &w->qbound, qfd, qd_http_dispatch, o) != 0) return -1;
+    w->listener[0] = (srv_listener){ctx, &srv_native_api};
+    w->listener[1] = (srv_listener){ctx, &srv_qdrant_api};
+    if (http_init(w, &w->http, &w->bound, lfd, &w->listener[0], o) != 0) return -1;
+    if (qfd >= 0 && http_init(w, &w->qhttp, &w->qbound, qfd, &w->listener[1], o) != 0) return -1;
     return 0;
 }
 
 static void worker_release(worker *w)
 {
+    while (w->lingering) linger_end(w, w->lingering);
     if (w->drain_timer) event_free(w->drain_timer);
     if (w->accept_resume) event_free(w->accept_resume);
     for (int i = 0; i < 2; i++)
@@ -515,7 +616,9 @@ int main(int argc, char **argv)
     ctx.max_body = o.max_body;
     ctx.timeout_s = o.timeout_s;
     worker *workers = NULL;
-    int nworkers = 0, colls_ready = 0;
+    int nworkers = 0;
+    char **names = NULL;
+    size_t ncoll = 0;
     evutil_socket_t lfd = -1, qfd = -1;
     char shown[160], qshown[160] = "";
     sigset_t sigs, old;
@@ -553,12 +656,19 @@ int main(int argc, char **argv)
         srv_log(SRV_LOG_ERROR, "cannot open database %s: %s: %s", o.data, qv_strerror(rc), qv_last_error());
         goto cleanup;
     }
-    if ((rc = srv_colls_init(&ctx.colls, ctx.db)) != QV_OK) {
-        srv_log(SRV_LOG_ERROR, "cannot open collections: %s: %s", qv_strerror(rc), qv_last_error());
-        srv_colls_release(&ctx.colls);
+    /* load every collection now, not on its first request (they stay loaded when closed) */
+    if ((rc = qv_collection_list(ctx.db, &names, &ncoll)) != QV_OK) {
+        srv_log(SRV_LOG_ERROR, "cannot list collections: %s: %s", qv_strerror(rc), qv_last_error());
         goto cleanup;
     }
-    colls_ready = 1;
+    for (size_t i = 0; i < ncoll; i++) {
+        qv_coll *c = NULL;
+        if ((rc = qv_collection_open(ctx.db, names[i], &c)) != QV_OK) {
+            srv_log(SRV_LOG_ERROR, "cannot open collection '%s': %s: %s", names[i], qv_strerror(rc), qv_last_error());
+            goto cleanup;
+        }
+        qv_collection_close(c);
+    }
 
     if ((lfd = open_listener(o.listen, shown, sizeof shown)) < 0) goto cleanup;
     if (o.qdrant_listen && (qfd = open_listener(o.qdrant_listen, qshown, sizeof qshown)) < 0) goto cleanup;
@@ -576,7 +686,7 @@ int main(int argc, char **argv)
     lfd = -1;
     if (qfd >= 0) close(qfd);
     qfd = -1;
-    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s", ctx.colls.n, o.data,
+    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s", ncoll, o.data,
             nworkers, ctx.keys ? ", API keys required" : "");
     pthread_sigmask(SIG_BLOCK, &sigs, &old);       /* workers inherit the block */
     for (int i = 0; i < nworkers; i++) {
@@ -618,7 +728,7 @@ cleanup:
             exit_code = 1;
         }
     }
-    if (colls_ready) srv_colls_release(&ctx.colls);
+    qv_free_strings(names, ncoll);
     srv_keys_free(ctx.keys);
     libevent_global_shutdown();
     /* the signal pipe stays open: a late signal's handler may still write to it */

@@ -104,20 +104,22 @@ int srv_metrics_render(srv_ctx *ctx, struct evbuffer *buf)
     if (!mem) return -1;
     evbuffer_add_printf(mem, "# HELP quiver_collection_memory_bytes In-memory index bytes per collection.\n"
                              "# TYPE quiver_collection_memory_bytes gauge\n");
-    pthread_rwlock_rdlock(&ctx->colls.lock);
-    size_t ncoll = ctx->colls.n;
-    for (size_t i = 0; i < ctx->colls.n; i++) {
+    char **names = NULL;
+    size_t ncoll = 0;
+    qv_collection_list(ctx->db, &names, &ncoll);
+    for (size_t i = 0; i < ncoll; i++) {
         qv_collection_info info;
-        if (qv_collection_get_info(ctx->colls.v[i].coll, &info) != QV_OK) continue;
-        evbuffer_add_printf(buf, "quiver_collection_points{collection=\"%s\"} %zu\n",
-                            ctx->colls.v[i].name, info.count);
-        evbuffer_add_printf(mem, "quiver_collection_memory_bytes{collection=\"%s\"} %zu\n",
-                            ctx->colls.v[i].name, info.memory_bytes);
+        qv_coll *c = NULL;
+        if (qv_collection_open(ctx->db, names[i], &c) == QV_OK && qv_collection_get_info(c, &info) == QV_OK) {
+            evbuffer_add_printf(buf, "quiver_collection_points{collection=\"%s\"} %zu\n", names[i], info.count);
+            evbuffer_add_printf(mem, "quiver_collection_memory_bytes{collection=\"%s\"} %zu\n", names[i], info.memory_bytes);
+        }
+        qv_collection_close(c);
     }
-    pthread_rwlock_unlock(&ctx->colls.lock);
+    qv_free_strings(names, ncoll);
     evbuffer_add_buffer(buf, mem);
     evbuffer_free(mem);
-    evbuffer_add_printf(buf, "# HELP quiver_collections Open collections.\n"
+    evbuffer_add_printf(buf, "# HELP quiver_collections Collections in the database.\n"
                              "# TYPE quiver_collections gauge\nquiver_collections %zu\n", ncoll);
     return 0;
 }

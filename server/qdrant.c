@@ -1,18 +1,14 @@
 /*
- * server/qdrant.c -- the Qdrant-compatible listener: dispatch, envelope, collections.
+ * server/qdrant.c -- the Qdrant-compatible API: route table, envelope, collections.
  *
- * One evhttp per worker accepts on the --qdrant-listen socket with qd_http_dispatch as its
- * callback (main.c), beside the native evhttp on the same event base, so the thread model,
- * draining, API keys (srv_keys), the collection table and the metrics (each route records
- * under the native endpoint it corresponds to) are shared with the native API.
- *
- * Routing splits the decoded path into at most 6 segments. Point routes take the
- * collection table lock for reading around the handler (the handler gets the borrowed
- * srv_coll); create and delete take it for writing, as the native handlers do.
+ * One evhttp per worker accepts on the --qdrant-listen socket (main.c) beside the native
+ * evhttp on the same event base; both go through the same pipeline (pipeline.c), so the
+ * thread model, draining, API keys, the collection table and its locking, and the
+ * metrics (each route records under the native endpoint it corresponds to) are shared.
  * Every reply is Qdrant's shape: {"result":...,"status":"ok","time":s} on success and
- * {"status":{"error":"..."},"time":s} with a 4xx/5xx otherwise. Qdrant paths that quiverd
- * does not implement (snapshots, cluster, aliases, recommend, discover, ...) answer 501
- * with a message saying so, never a silent success.
+ * {"status":{"error":"Kind: message"},"time":s} with a 4xx/5xx otherwise. Qdrant paths
+ * that quiverd does not implement (snapshots, cluster, aliases, recommend, discover, ...)
+ * answer 501 with a message saying so, never a silent success.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,39 +31,31 @@ static double elapsed_s(const srv_req *r)
 
 void qd_ok(srv_req *r, json_t *result)
 {
-    if (!result) { qd_err(r, 503, "out of memory"); return; }
+    if (!result) { srv_oom(r); return; }
     srv_reply_json(r, 200, json_pack("{s:o,s:s,s:f}", "result", result, "status", "ok", "time", elapsed_s(r)));
 }
 
-void qd_err(srv_req *r, int status, const char *fmt, ...)
+void qd_ok_written(srv_req *r, struct evbuffer *out)
 {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    for (char *p = msg; *p; p++)                 /* library messages may quote client bytes */
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
-    if (status >= 500 && status != 501) srv_log(SRV_LOG_WARN, "qdrant api: %d: %s", status, msg);
-    srv_reply_json(r, status, json_pack("{s:{s:s},s:f}", "status", "error", msg, "time", elapsed_s(r)));
+    char t[40];
+    int n = srv_fmt_real9(t, sizeof t, elapsed_s(r));
+    if (n < 0 || evbuffer_add_printf(out, ",\"status\":\"ok\",\"time\":%s}", t) < 0) srv_oom(r);
+    else srv_reply_buf(r, 200, "application/json", out);
 }
 
-void qd_err_qv(srv_req *r, int rc)
+/* Qdrant's error shape; the kind of error leads the message, as in Qdrant. */
+static void qdrant_error(srv_req *r, int status, const char *code, const char *msg)
 {
-    int status;
-    const char *kind;
-    switch (rc) {
-    case QV_EINVAL: case QV_EDIM: status = 400; kind = "Wrong input"; break;
-    case QV_ENOTFOUND: status = 404; kind = "Not found"; break;
-    case QV_EEXIST: status = 409; kind = "Wrong input"; break;
-    case QV_ESTATE: status = 409; kind = "Bad request"; break;
-    case QV_ENOMEM: status = 503; kind = "Service unavailable"; break;
-    case QV_EFULL: status = 507; kind = "Storage full"; break;
-    case QV_ENODEV: status = 501; kind = "Not implemented"; break;
-    default: status = 500; kind = "Service internal error"; break;
-    }
-    const char *d = qv_last_error();
-    qd_err(r, status, "%s: %s", kind, d && *d ? d : qv_strerror(rc));
+    static const char *const kinds[][2] = {
+        {"invalid_json", "Format error in JSON body"}, {"not_found", "Not found"},
+        {"unauthorized", "Unauthorized"}, {"forbidden", "Forbidden"}, {"method_not_allowed", "Method not allowed"},
+        {"not_implemented", "Not implemented"}, {"no_device", "Not implemented"}, {"invalid_state", "Bad request"},
+        {"out_of_memory", "Service unavailable"}, {"storage_full", "Storage full"},
+    };
+    const char *kind = status >= 500 ? "Service internal error" : "Wrong input";
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(code, kinds[i][0]) == 0) kind = kinds[i][1];
+    srv_reply_json(r, status, json_pack("{s:{s:s++},s:f}", "status", "error", kind, ": ", msg, "time", elapsed_s(r)));
 }
 
 json_t *qd_update_result(qv_coll *c)
@@ -77,16 +65,6 @@ json_t *qd_update_result(qv_coll *c)
     return json_pack("{s:I,s:s}", "operation_id", seq, "status", "completed");
 }
 
-json_t *qd_body(srv_req *r)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-    if (evbuffer_get_length(in) == 0) return json_object();
-    srv_jerr e = {0};
-    json_t *b = srv_json_body(r->req, &e);
-    if (!b) qd_err(r, 400, "Format error in JSON body: %s", e.msg);
-    return b;
-}
-
 /* ---- collections --------------------------------------------------------------- */
 
 static const char *distance_name(qv_metric m)
@@ -94,53 +72,69 @@ static const char *distance_name(qv_metric m)
     return m == QV_METRIC_COSINE ? "Cosine" : m == QV_METRIC_IP ? "Dot" : "Euclid";
 }
 
-static json_t *collection_info(const srv_coll *e, const qv_collection_info *info)
+/* What quiverd knows of the collection, in Qdrant's shape. Left out, because quiverd has
+ * nothing they could truthfully describe: status and optimizer_status (no background
+ * optimizer; a write is searchable when acknowledged), segments, optimizer and WAL
+ * settings, full_scan_threshold (the library decides exact scans by the share of points
+ * a filter allows), and per-field point counts of the payload schema. */
+static json_t *collection_info(const qv_collection_info *info)
 {
     const qv_index_params *p = &info->config.index;
-    json_t *schema = json_object();
+    json_t *schema = json_object(), *hnsw = NULL;
     json_t *pi = info->config.payload_index ? json_loads(info->config.payload_index, 0, NULL) : NULL;
     const char *k;
     json_t *v;
     if (json_is_object(pi))
-        json_object_foreach(pi, k, v)
-            json_object_set_new(schema, k, json_pack("{s:O,s:i}", "data_type", v, "points", 0));
+        json_object_foreach(pi, k, v) json_object_set_new(schema, k, json_pack("{s:O}", "data_type", v));
     json_decref(pi);
-    (void)e;
-    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:{s:{s:{s:I,s:s},s:i,s:i,s:i,s:b},s:{s:I,s:I,s:i,s:i,s:b},"
-                     "s:{s:f,s:i,s:i},s:{s:i,s:i},s:n},s:o}",
-                     "status", "green", "optimizer_status", "ok",
-                     "vectors_count", (json_int_t)info->count, "indexed_vectors_count", (json_int_t)info->count,
-                     "points_count", (json_int_t)info->count, "segments_count", 1,
-                     "config", "params", "vectors", "size", (json_int_t)p->dim, "distance", distance_name(p->metric),
-                     "shard_number", 1, "replication_factor", 1, "write_consistency_factor", 1,
-                     "on_disk_payload", 1,
-                     "hnsw_config", "m", (json_int_t)(p->kind == QV_INDEX_FLAT ? 0 : p->m),
-                     "ef_construct", (json_int_t)p->ef_construction, "full_scan_threshold", 10000,
-                     "max_indexing_threads", 0, "on_disk", 0,
-                     "optimizer_config", "deleted_threshold", 0.2, "vacuum_min_vector_number", 1000,
-                     "default_segment_number", 0,
-                     "wal_config", "wal_capacity_mb", 32, "wal_segments_ahead", 0,
-                     "quantization_config",
-                     "payload_schema", schema);
+    if (p->kind == QV_INDEX_HNSW)
+        hnsw = json_pack("{s:I,s:I,s:I,s:b}", "m", (json_int_t)(p->m ? p->m : 16), "ef_construct",
+                         (json_int_t)(p->ef_construction ? p->ef_construction : 200), "max_indexing_threads",
+                         (json_int_t)p->threads, "on_disk", 0);
+    else if (p->kind == QV_INDEX_FLAT)                   /* Qdrant's m = 0: no graph, exact search */
+        hnsw = json_pack("{s:i,s:I,s:b}", "m", 0, "ef_construct", (json_int_t)p->ef_construction, "on_disk", 0);
+    json_t *out = json_pack("{s:I,s:I,s:{s:{s:{s:I,s:s},s:i,s:i,s:i,s:b},s:n},s:o}",
+                            "vectors_count", (json_int_t)info->count, "points_count", (json_int_t)info->count,
+                            "config", "params", "vectors", "size", (json_int_t)p->dim, "distance",
+                            distance_name(p->metric), "shard_number", 1, "replication_factor", 1,
+                            "write_consistency_factor", 1, "on_disk_payload", 1, "quantization_config",
+                            "payload_schema", schema);
+    /* vectors in the vector index: all of them in a graph, none in a flat collection
+     * (an ivf collection may not be trained yet: left out) */
+    if (out && p->kind != QV_INDEX_IVF)
+        json_object_set_new(out, "indexed_vectors_count", json_integer(p->kind == QV_INDEX_HNSW ? (json_int_t)info->count : 0));
+    if (out && hnsw) json_object_set_new(json_object_get(out, "config"), "hnsw_config", hnsw);
+    else json_decref(hnsw);
+    return out;
 }
 
 static void h_list(srv_req *r)
 {
-    srv_ctx *ctx = r->ctx;
+    char **names = NULL;
+    size_t n = 0;
     json_t *arr = json_array();
-    pthread_rwlock_rdlock(&ctx->colls.lock);
-    for (size_t i = 0; arr && i < ctx->colls.n; i++)
-        json_array_append_new(arr, json_pack("{s:s}", "name", ctx->colls.v[i].name));
-    pthread_rwlock_unlock(&ctx->colls.lock);
-    qd_ok(r, arr ? json_pack("{s:o}", "collections", arr) : NULL);
+    int rc = qv_collection_list(r->ctx->db, &names, &n);
+    for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
+    qv_free_strings(names, n);
+    if (rc != QV_OK) {
+        json_decref(arr);
+        srv_fail_qv(r, rc);
+    } else {
+        qd_ok(r, arr ? json_pack("{s:o}", "collections", arr) : NULL);
+    }
 }
 
-static void h_info(srv_req *r, srv_coll *e)
+static void h_info(srv_req *r)
 {
     qv_collection_info info;
-    int rc = qv_collection_get_info(e->coll, &info);
-    if (rc != QV_OK) qd_err_qv(r, rc);
-    else qd_ok(r, collection_info(e, &info));
+    int rc = qv_collection_get_info(r->coll->coll, &info);
+    if (rc != QV_OK) srv_fail_qv(r, rc);
+    else qd_ok(r, collection_info(&info));
+}
+
+static void h_exists(srv_req *r)
+{
+    qd_ok(r, json_pack("{s:b}", "exists", r->coll != NULL));
 }
 
 /* Fold an hnsw_config object into p. */
@@ -159,8 +153,8 @@ static int hnsw_config(const json_t *h, qv_index_params *p, char *msg, size_t le
         else { p->kind = QV_INDEX_HNSW; p->m = (uint32_t)json_integer_value(m); }
     }
     if (efc && !json_is_null(efc)) {
-        if (!json_is_integer(efc) || json_integer_value(efc) < 4 || json_integer_value(efc) > 100000) {
-            snprintf(msg, len, "hnsw_config.ef_construct must be 4..100000");
+        if (!json_is_integer(efc) || json_integer_value(efc) < 4 || json_integer_value(efc) > QV_MAX_EF) {
+            snprintf(msg, len, "hnsw_config.ef_construct must be 4..%u", QV_MAX_EF);
             return -1;
         }
         p->ef_construction = (uint32_t)json_integer_value(efc);
@@ -214,305 +208,116 @@ static int parse_create(const json_t *b, qv_collection_config *cfg, char *msg, s
     return 0;
 }
 
-static void h_create(srv_req *r, const char *name)
+static void h_create(srv_req *r)
 {
-    srv_ctx *ctx = r->ctx;
     char msg[256];
     qv_collection_config cfg;
-    json_t *b = qd_body(r);
+    json_t *b = srv_body(r, 1);
     if (!b) return;
-    if (parse_create(b, &cfg, msg, sizeof msg) != 0) {
-        qd_err(r, 400, "Wrong input: %s", msg);
-        json_decref(b);
-        return;
-    }
+    if (parse_create(b, &cfg, msg, sizeof msg) != 0) srv_bad(r, "%s", msg);
+    else if (srv_create_collection(r, &cfg) == 0) qd_ok(r, json_true());
     json_decref(b);
-    pthread_rwlock_wrlock(&ctx->colls.lock);
-    if (srv_colls_find(&ctx->colls, name)) {
-        pthread_rwlock_unlock(&ctx->colls.lock);
-        qd_err(r, 409, "Wrong input: Collection `%s` already exists!", name);
-        return;
-    }
-    qv_coll *c = NULL;
-    int rc = qv_collection_create(ctx->db, name, &cfg, &c);
-    if (rc == QV_OK && !c) rc = qv_collection_open(ctx->db, name, &c);
-    if (rc == QV_OK && (rc = srv_colls_add(&ctx->colls, name, c)) != QV_OK) qv_collection_drop(ctx->db, name);
-    pthread_rwlock_unlock(&ctx->colls.lock);
-    if (rc != QV_OK) { qd_err_qv(r, rc); return; }
-    srv_log(SRV_LOG_INFO, "created collection '%s' (qdrant api)", name);
-    qd_ok(r, json_true());
 }
 
-static void h_drop(srv_req *r, const char *name)
+static void h_drop(srv_req *r)
 {
-    srv_ctx *ctx = r->ctx;
-    pthread_rwlock_wrlock(&ctx->colls.lock);
-    int found = srv_colls_find(&ctx->colls, name) != NULL;
-    int rc = found ? qv_collection_drop(ctx->db, name) : QV_ENOTFOUND;
-    if (rc == QV_OK) srv_colls_remove(&ctx->colls, name);
-    pthread_rwlock_unlock(&ctx->colls.lock);
-    if (!found) qd_err(r, 404, "Not found: Collection `%s` doesn't exist!", name);
-    else if (rc != QV_OK) qd_err_qv(r, rc);
-    else {
-        srv_log(SRV_LOG_INFO, "dropped collection '%s' (qdrant api)", name);
-        qd_ok(r, json_true());
-    }
+    if (srv_drop_collection(r) == 0) qd_ok(r, json_true());
 }
 
-static void h_index_create(srv_req *r, srv_coll *e)
+static void h_index_create(srv_req *r)
 {
-    json_t *b = qd_body(r);
+    json_t *b = srv_body(r, 1);
     if (!b) return;
     json_t *f = json_object_get(b, "field_name"), *s = json_object_get(b, "field_schema");
     if (json_is_object(s)) s = json_object_get(s, "type");
     const char *t = json_is_string(s) ? json_string_value(s) : NULL, *type = NULL;
-    if (!json_is_string(f)) qd_err(r, 400, "Wrong input: 'field_name' must be a string");
-    else if (!t) qd_err(r, 400, "Wrong input: 'field_schema' must be a type name or {\"type\": name}");
+    if (!json_is_string(f)) srv_bad(r, "'field_name' must be a string");
+    else if (!t) srv_bad(r, "'field_schema' must be a type name or {\"type\": name}");
     else {
         if (!strcmp(t, "keyword") || !strcmp(t, "uuid")) type = "keyword";
-        else if (!strcmp(t, "integer")) type = "integer";
-        else if (!strcmp(t, "float")) type = "float";
-        else if (!strcmp(t, "bool")) type = "bool";
-        if (!type) qd_err(r, 400, "Wrong input: payload index type '%.32s' is not supported by quiverd "
-                                  "(keyword, integer, float, bool, uuid are)", t);
-        else {
-            int rc = qv_collection_index_field(e->coll, json_string_value(f), type, NULL, NULL);
-            if (rc != QV_OK) qd_err_qv(r, rc);
-            else qd_ok(r, qd_update_result(e->coll));
-        }
+        else if (!strcmp(t, "integer") || !strcmp(t, "float") || !strcmp(t, "bool")) type = t;
+        int rc;
+        if (!type) srv_bad(r, "payload index type '%.32s' is not supported by quiverd (keyword, integer, float, bool, uuid are)", t);
+        else if ((rc = qv_collection_index_field(r->coll->coll, json_string_value(f), type, NULL, NULL)) != QV_OK)
+            srv_fail_qv(r, rc);
+        else qd_ok(r, qd_update_result(r->coll->coll));
     }
     json_decref(b);
 }
 
-static void h_index_delete(srv_req *r, srv_coll *e, const char *field)
+static void h_index_delete(srv_req *r)
 {
-    int rc = qv_collection_unindex_field(e->coll, field);
-    if (rc != QV_OK && rc != QV_ENOTFOUND) qd_err_qv(r, rc);
-    else qd_ok(r, qd_update_result(e->coll));
-}
-
-/* ---- routing ------------------------------------------------------------------- */
-
-enum {
-    R_NONE = 0, R_ROOT, R_HEALTH, R_METRICS, R_LIST, R_INFO, R_CREATE, R_DROP, R_EXISTS,
-    R_INDEX_PUT, R_INDEX_DEL, R_UPSERT, R_RETRIEVE, R_GET_POINT, R_DELETE, R_PAYLOAD_SET,
-    R_PAYLOAD_PUT, R_PAYLOAD_DEL, R_PAYLOAD_CLEAR, R_SEARCH, R_SEARCH_BATCH, R_QUERY,
-    R_QUERY_BATCH, R_SCROLL, R_COUNT, R_UNSUPPORTED
-};
-enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8, M_PATCH = 16 };
-
-typedef struct {
-    int id;                       /* R_* for the method given; R_NONE: method not allowed */
-    unsigned allowed;
-    int write;
-    srv_endpoint ep;
-    const char *name, *arg;       /* collection, point id or field */
-    const char *what;             /* R_UNSUPPORTED: what is not supported */
-} qroute;
-
-static unsigned method_bit(enum evhttp_cmd_type c)
-{
-    switch (c) {
-    case EVHTTP_REQ_GET: case EVHTTP_REQ_HEAD: return M_GET;
-    case EVHTTP_REQ_POST: return M_POST;
-    case EVHTTP_REQ_PUT: return M_PUT;
-    case EVHTTP_REQ_DELETE: return M_DELETE;
-    case EVHTTP_REQ_PATCH: return M_PATCH;
-    default: return 0;
-    }
-}
-
-static int seg_is(char **s, int n, int i, const char *v)
-{
-    return i < n && strcmp(s[i], v) == 0;
-}
-
-/* 1 when the path is known (rt filled), 0 for 404. */
-static int match(char **s, int n, unsigned mb, qroute *rt)
-{
-    memset(rt, 0, sizeof *rt);
-    rt->ep = SRV_EP_OTHER;
-#define ON(bit, rid, w, endpoint) do { rt->allowed |= (bit); if (mb == (bit)) { rt->id = (rid); rt->write = (w); rt->ep = (endpoint); } } while (0)
-#define UNSUP(text) do { rt->allowed = M_GET | M_POST | M_PUT | M_DELETE | M_PATCH; rt->id = R_UNSUPPORTED; rt->what = (text); return 1; } while (0)
-    if (n == 0) { ON(M_GET, R_ROOT, 0, SRV_EP_HEALTHZ); return 1; }
-    if (n == 1 && (seg_is(s, n, 0, "healthz") || seg_is(s, n, 0, "livez") || seg_is(s, n, 0, "readyz"))) {
-        ON(M_GET, R_HEALTH, 0, SRV_EP_HEALTHZ);
-        return 1;
-    }
-    if (n == 1 && seg_is(s, n, 0, "metrics")) { ON(M_GET, R_METRICS, 0, SRV_EP_METRICS); return 1; }
-    if (seg_is(s, n, 0, "snapshots")) UNSUP("snapshots are");
-    if (seg_is(s, n, 0, "cluster")) UNSUP("the cluster API is");
-    if (seg_is(s, n, 0, "aliases")) UNSUP("collection aliases are");
-    if (seg_is(s, n, 0, "telemetry")) UNSUP("telemetry is");
-    if (seg_is(s, n, 0, "locks")) UNSUP("locks are");
-    if (seg_is(s, n, 0, "issues")) UNSUP("issues are");
-    if (!seg_is(s, n, 0, "collections")) return 0;
-    if (n == 1) { ON(M_GET, R_LIST, 0, SRV_EP_LIST); return 1; }
-    if (seg_is(s, n, 1, "aliases")) UNSUP("collection aliases are");
-    rt->name = s[1];
-    if (n == 2) {
-        ON(M_GET, R_INFO, 0, SRV_EP_INFO);
-        ON(M_PUT, R_CREATE, 1, SRV_EP_CREATE);
-        ON(M_DELETE, R_DROP, 1, SRV_EP_DROP);
-        if (mb == M_PATCH) UNSUP("updating collection parameters is");
-        return 1;
-    }
-    if (n == 3 && seg_is(s, n, 2, "exists")) { ON(M_GET, R_EXISTS, 0, SRV_EP_INFO); return 1; }
-    if (n == 3 && seg_is(s, n, 2, "index")) { ON(M_PUT, R_INDEX_PUT, 1, SRV_EP_OTHER); return 1; }
-    if (n == 4 && seg_is(s, n, 2, "index")) { rt->arg = s[3]; ON(M_DELETE, R_INDEX_DEL, 1, SRV_EP_OTHER); return 1; }
-    if (seg_is(s, n, 2, "snapshots")) UNSUP("snapshots are");
-    if (seg_is(s, n, 2, "shards") || seg_is(s, n, 2, "cluster")) UNSUP("sharding and the cluster API are");
-    if (seg_is(s, n, 2, "aliases")) UNSUP("collection aliases are");
-    if (seg_is(s, n, 2, "facet")) UNSUP("facet counts are");
-    if (!seg_is(s, n, 2, "points")) return 0;
-    if (n == 3) {
-        ON(M_PUT, R_UPSERT, 1, SRV_EP_UPSERT);
-        ON(M_POST, R_RETRIEVE, 0, SRV_EP_GET_POINT);
-        return 1;
-    }
-    const char *p3 = s[3];
-    if (n == 4) {
-        if (!strcmp(p3, "delete")) { ON(M_POST, R_DELETE, 1, SRV_EP_DELETE_POINTS); return 1; }
-        if (!strcmp(p3, "payload")) {
-            ON(M_POST, R_PAYLOAD_SET, 1, SRV_EP_UPSERT);
-            ON(M_PUT, R_PAYLOAD_PUT, 1, SRV_EP_UPSERT);
-            return 1;
-        }
-        if (!strcmp(p3, "search")) { ON(M_POST, R_SEARCH, 0, SRV_EP_SEARCH); return 1; }
-        if (!strcmp(p3, "query")) { ON(M_POST, R_QUERY, 0, SRV_EP_SEARCH); return 1; }
-        if (!strcmp(p3, "scroll")) { ON(M_POST, R_SCROLL, 0, SRV_EP_OTHER); return 1; }
-        if (!strcmp(p3, "count")) { ON(M_POST, R_COUNT, 0, SRV_EP_OTHER); return 1; }
-        if (!strcmp(p3, "recommend")) UNSUP("recommend is");
-        if (!strcmp(p3, "discover")) UNSUP("discover is");
-        if (!strcmp(p3, "batch")) UNSUP("the batch update API is");
-        if (!strcmp(p3, "vectors")) UNSUP("updating vectors alone (named vectors) is");
-        if (!strcmp(p3, "facet")) UNSUP("facet counts are");
-        rt->arg = p3;
-        ON(M_GET, R_GET_POINT, 0, SRV_EP_GET_POINT);
-        return 1;
-    }
-    if (n == 5 && !strcmp(p3, "search") && seg_is(s, n, 4, "batch")) { ON(M_POST, R_SEARCH_BATCH, 0, SRV_EP_SEARCH_BATCH); return 1; }
-    if (n == 5 && !strcmp(p3, "query") && seg_is(s, n, 4, "batch")) { ON(M_POST, R_QUERY_BATCH, 0, SRV_EP_SEARCH_BATCH); return 1; }
-    if (n == 5 && !strcmp(p3, "payload") && seg_is(s, n, 4, "delete")) { ON(M_POST, R_PAYLOAD_DEL, 1, SRV_EP_UPSERT); return 1; }
-    if (n == 5 && !strcmp(p3, "payload") && seg_is(s, n, 4, "clear")) { ON(M_POST, R_PAYLOAD_CLEAR, 1, SRV_EP_UPSERT); return 1; }
-    if (seg_is(s, n, 4, "groups")) UNSUP("grouped search is");
-    if (!strcmp(p3, "recommend")) UNSUP("recommend is");
-    if (!strcmp(p3, "discover")) UNSUP("discover is");
-    if (!strcmp(p3, "vectors")) UNSUP("updating vectors alone (named vectors) is");
-    if (!strcmp(p3, "search")) UNSUP("this search variant (matrix, groups) is");
-    return 0;
-#undef ON
-#undef UNSUP
-}
-
-static const char *find_key(struct evhttp_request *req)
-{
-    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    const char *k = evhttp_find_header(h, "api-key");
-    if (k) return k;
-    const char *a = evhttp_find_header(h, "Authorization");
-    if (!a) return NULL;
-    while (*a == ' ') a++;
-    if (strncasecmp(a, "Bearer ", 7) != 0) return NULL;
-    for (a += 7; *a == ' '; a++) {}
-    return a;
+    int rc = qv_collection_unindex_field(r->coll->coll, r->arg);
+    if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(r, rc);
+    else qd_ok(r, qd_update_result(r->coll->coll));
 }
 
 static void h_root(srv_req *r)
 {
-    srv_reply_json(r, 200, json_pack("{s:s,s:s,s:n}", "title", "qdrant - vector search engine (quiverd "
-                                     QV_VERSION " compatible subset)", "version", QD_VERSION, "commit"));
+    srv_reply_json(r, 200, json_pack("{s:s,s:s,s:n}", "title", "qdrant - vector search engine (quiverd " QV_VERSION
+                                     " compatible subset)", "version", QD_VERSION, "commit"));
 }
 
 static void h_health(srv_req *r)
 {
     struct evbuffer *b = evbuffer_new();
-    if (b) evbuffer_add_printf(b, "healthz check passed");
-    srv_reply_text(r, 200, "text/plain", b);
+    if (!b || evbuffer_add_printf(b, "healthz check passed") < 0) srv_oom(r);
+    else srv_reply_buf(r, 200, "text/plain", b);
     if (b) evbuffer_free(b);
 }
 
-static void run_point_route(srv_req *r, const qroute *rt, srv_coll *e)
-{
-    switch (rt->id) {
-    case R_INFO: h_info(r, e); break;
-    case R_EXISTS: qd_ok(r, json_pack("{s:b}", "exists", 1)); break;
-    case R_INDEX_PUT: h_index_create(r, e); break;
-    case R_INDEX_DEL: h_index_delete(r, e, rt->arg); break;
-    case R_UPSERT: qd_h_upsert(r, e); break;
-    case R_RETRIEVE: qd_h_retrieve(r, e); break;
-    case R_GET_POINT: qd_h_get_point(r, e, rt->arg); break;
-    case R_DELETE: qd_h_delete(r, e); break;
-    case R_PAYLOAD_SET: qd_h_payload(r, e, 0); break;
-    case R_PAYLOAD_PUT: qd_h_payload(r, e, 1); break;
-    case R_PAYLOAD_DEL: qd_h_payload(r, e, 2); break;
-    case R_PAYLOAD_CLEAR: qd_h_payload(r, e, 3); break;
-    case R_SEARCH: qd_h_search(r, e, 0); break;
-    case R_SEARCH_BATCH: qd_h_search(r, e, 1); break;
-    case R_QUERY: qd_h_query(r, e, 0); break;
-    case R_QUERY_BATCH: qd_h_query(r, e, 1); break;
-    case R_SCROLL: qd_h_scroll(r, e); break;
-    case R_COUNT: qd_h_count(r, e); break;
-    default: qd_err(r, 500, "unrouted endpoint"); break;
-    }
-}
+/* ---- the table ------------------------------------------------------------------- */
 
-void qd_http_dispatch(struct evhttp_request *req, void *arg)
-{
-    srv_ctx *ctx = arg;
-    srv_req r = {.ctx = ctx, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us()};
-    srv_worker_busy(1);
-    srv_path sp = {.heap = NULL};
-    char **seg = sp.seg;
-    qroute rt;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    int n = path && !*path ? 0 : srv_split_path(path, &sp, MAX_SEGS);   /* "" is "/" */
-    int known = n >= 0 && match(seg, n, method_bit(evhttp_request_get_command(req)), &rt);
-    if (known) r.ep = rt.ep;
+#define UNSUP(path, what) {SRV_M_ANY, path, SRV_EP_OTHER, 0, NULL, 0, what}
+#define COLL SRV_R_COLL
+#define WCOLL (SRV_R_WRITE | SRV_R_COLL)
+static const srv_route routes[] = {
+    {SRV_M_GET, "", SRV_EP_HEALTHZ, SRV_R_OPEN, h_root, 0, NULL},
+    {SRV_M_GET, "healthz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
+    {SRV_M_GET, "livez", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
+    {SRV_M_GET, "readyz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
+    {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
+    UNSUP("snapshots/**", "snapshots are"),
+    UNSUP("cluster/**", "the cluster API is"),
+    UNSUP("aliases/**", "collection aliases are"),
+    UNSUP("telemetry/**", "telemetry is"),
+    UNSUP("locks/**", "locks are"),
+    UNSUP("issues/**", "issues are"),
+    {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
+    UNSUP("collections/aliases/**", "collection aliases are"),
+    {SRV_M_GET, "collections/{name}", SRV_EP_INFO, COLL, h_info, 0, NULL},
+    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
+    {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, 0, NULL, 0, "updating collection parameters is"},
+    {SRV_M_GET, "collections/{name}/exists", SRV_EP_INFO, SRV_R_COLL_OPT, h_exists, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/index", SRV_EP_INDEX_FIELD, WCOLL, h_index_create, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, WCOLL, h_index_delete, 0, NULL},
+    UNSUP("collections/{name}/snapshots/**", "snapshots are"),
+    UNSUP("collections/{name}/shards/**", "sharding and the cluster API are"),
+    UNSUP("collections/{name}/cluster/**", "sharding and the cluster API are"),
+    UNSUP("collections/{name}/aliases/**", "collection aliases are"),
+    UNSUP("collections/{name}/facet/**", "facet counts are"),
+    {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, WCOLL, qd_h_upsert, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points", SRV_EP_GET_POINT, COLL, qd_h_retrieve, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, WCOLL, qd_h_delete, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/payload", SRV_EP_UPSERT, WCOLL, qd_h_payload, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/points/payload", SRV_EP_UPSERT, WCOLL, qd_h_payload, 1, NULL},
+    {SRV_M_POST, "collections/{name}/points/payload/delete", SRV_EP_UPSERT, WCOLL, qd_h_payload, 2, NULL},
+    {SRV_M_POST, "collections/{name}/points/payload/clear", SRV_EP_UPSERT, WCOLL, qd_h_payload, 3, NULL},
+    {SRV_M_POST, "collections/{name}/points/search", SRV_EP_SEARCH, COLL, qd_h_search, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/search/batch", SRV_EP_SEARCH_BATCH, COLL, qd_h_search, 1, NULL},
+    {SRV_M_POST, "collections/{name}/points/query", SRV_EP_SEARCH, COLL, qd_h_query, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/query/batch", SRV_EP_SEARCH_BATCH, COLL, qd_h_query, 1, NULL},
+    {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, COLL, qd_h_scroll, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/count", SRV_EP_OTHER, COLL, qd_h_count, 0, NULL},
+    UNSUP("collections/{name}/points/{arg}/groups/**", "grouped search is"),
+    UNSUP("collections/{name}/points/recommend/**", "recommend is"),
+    UNSUP("collections/{name}/points/discover/**", "discover is"),
+    UNSUP("collections/{name}/points/batch", "the batch update API is"),
+    UNSUP("collections/{name}/points/vectors/**", "updating vectors alone (named vectors) is"),
+    UNSUP("collections/{name}/points/facet", "facet counts are"),
+    UNSUP("collections/{name}/points/search/**", "this search variant (matrix, groups) is"),
+    {SRV_M_GET, "collections/{name}/points/{arg}", SRV_EP_GET_POINT, COLL, qd_h_get_point, 0, NULL},
+};
 
-    int open_path = known && (rt.id == R_ROOT || rt.id == R_HEALTH);
-    if (!open_path) {
-        r.access = ctx->keys ? srv_keys_check(ctx->keys, find_key(req)) : SRV_ACCESS_RW;
-        if (r.access == SRV_ACCESS_NONE) {
-            qd_err(&r, 401, "Unauthorized: a valid API key is required (api-key header or Authorization: Bearer)");
-            goto cleanup;
-        }
-    }
-    if (n == -2) { qd_err(&r, 400, "Wrong input: the path holds control or non-ASCII characters"); goto cleanup; }
-    if (!known) { qd_err(&r, 404, "Not found: no such endpoint in quiverd's Qdrant-compatible API"); goto cleanup; }
-    if (rt.id == R_UNSUPPORTED) {
-        qd_err(&r, 501, "Not implemented: %s not supported by quiverd's Qdrant-compatible API", rt.what);
-        goto cleanup;
-    }
-    if (rt.id == R_NONE) {
-        qd_err(&r, 405, "Method not allowed on this path");
-        goto cleanup;
-    }
-    if (rt.write && r.access < SRV_ACCESS_RW) { qd_err(&r, 403, "Forbidden: this API key is read-only"); goto cleanup; }
-    if (rt.name && !srv_name_valid(rt.name)) {
-        qd_err(&r, 400, "Wrong input: collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
-        goto cleanup;
-    }
-    switch (rt.id) {
-    case R_ROOT: h_root(&r); break;
-    case R_HEALTH: h_health(&r); break;
-    case R_METRICS: srv_h_metrics(&r); break;
-    case R_LIST: h_list(&r); break;
-    case R_CREATE: h_create(&r, rt.name); break;
-    case R_DROP: h_drop(&r, rt.name); break;
-    default: {
-        pthread_rwlock_rdlock(&ctx->colls.lock);
-        srv_coll *e = srv_colls_find(&ctx->colls, rt.name);
-        if (e) run_point_route(&r, &rt, e);
-        else if (rt.id == R_EXISTS) qd_ok(&r, json_pack("{s:b}", "exists", 0));
-        else qd_err(&r, 404, "Not found: Collection `%s` doesn't exist!", rt.name);
-        pthread_rwlock_unlock(&ctx->colls.lock);
-        break;
-    }
-    }
-    if (!r.replied) qd_err(&r, 500, "handler sent no reply");
-cleanup:
-    srv_path_release(&sp);
-    srv_worker_busy(0);
-}
+const srv_api srv_qdrant_api = {routes, sizeof routes / sizeof routes[0], 6, qdrant_error};

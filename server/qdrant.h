@@ -5,8 +5,8 @@
  * It serves a subset of Qdrant's REST paths and JSON shapes over the same database,
  * collection table, API keys and metrics as the native API, so that the official Qdrant
  * clients and frameworks built on them (LangChain) work against quiverd unchanged:
- *   qdrant.c         dispatch: path split, auth (api-key header or Bearer), routing,
- *                    the {"result","status","time"} envelope and Qdrant-style errors;
+ *   qdrant.c         the route table (served by pipeline.c, like the native one), the
+ *                    {"result","status","time"} envelope and Qdrant-style errors;
  *                    collection endpoints (list, get, exists, create, delete, payload index)
  *   qdrant_points.c  point endpoints (upsert, retrieve, delete, payload, search, query,
  *                    scroll, count)
@@ -25,23 +25,19 @@
 #include "server/server.h"
 
 #define QD_UUID_KEY "__qdrant_uuid"
-#define QD_VERSION "1.17.0"          /* the Qdrant API version whose shapes are served */
+/* The Qdrant version reported by GET /: its clients warn when their minor version is more
+ * than one away from it, so 1.19 serves clients 1.18 to 1.20 (the API shapes quiverd
+ * serves are the same in all of them). */
+#define QD_VERSION "1.19.0"
 #define QD_UUID_BIT (1ull << 62)   /* ids at or above it are UUIDs (QV_MAX_ID is 2^63-1) */
-
-/** The general request callback of the Qdrant listener's evhttp (arg: the srv_ctx). */
-void qd_http_dispatch(struct evhttp_request *req, void *arg);
 
 /* ---- replies (qdrant.c) ---------------------------------------------------------- */
 /** {"result": result, "status": "ok", "time": seconds}; steals result. */
 void qd_ok(srv_req *r, json_t *result);
-/** {"status": {"error": message}, "time": seconds} with the given HTTP status. */
-void qd_err(srv_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/** A failed qv_* call (QV_E* -> status, message from qv_last_error). */
-void qd_err_qv(srv_req *r, int rc);
+/** The same around a result written into out (which starts with {"result":). */
+void qd_ok_written(srv_req *r, struct evbuffer *out);
 /** The update result {"operation_id": seq, "status": "completed"} of collection c. */
 json_t *qd_update_result(qv_coll *c);
-/** The request body as a JSON object ({} when empty). NULL after replying 400. */
-json_t *qd_body(srv_req *r);
 
 /* ---- ids, payloads, filters (qdrant_util.c) --------------------------------------- */
 typedef struct { char text[37]; } qd_uuid;     /* canonical lowercase hyphenated */
@@ -58,11 +54,9 @@ json_t *qd_id_value(uint64_t iid, const json_t *payload);
 json_t *qd_payload_parse(const char *text);
 /** Check a with_payload selector (bool, [keys], {"include":[..]} / {"exclude":[..]}). */
 int  qd_with_payload_check(const json_t *sel, char *msg, size_t len);
-/** Whether selector sel (NULL = default dflt) shows any payload. */
-int qd_payload_wanted(const json_t *sel, int dflt);
-/** The payload to show for selector sel (NULL = default dflt): a new reference, or NULL
- *  when it is not to be shown. Removes the reserved UUID key. */
-json_t *qd_payload_show(json_t *payload, const json_t *sel, int dflt);
+/** How points are shown: payloads for selector sel (NULL = default dflt) without the
+ *  reserved UUID key, UUID ids, vectors when with_vector, scores when scores. */
+srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores);
 
 /** A translated Qdrant filter: the payload part for the library plus has_id sets. */
 typedef struct {
@@ -82,16 +76,15 @@ int  qd_filter_accept(uint64_t id, void *arg);
 /** 1 when f has a has_id part (then pass qd_filter_accept). */
 int  qd_filter_has_ids(const qd_filter *f);
 
-/* ---- points (qdrant_points.c) ----------------------------------------------------- */
-void qd_h_upsert(srv_req *r, srv_coll *e);
-void qd_h_retrieve(srv_req *r, srv_coll *e);
-void qd_h_get_point(srv_req *r, srv_coll *e, const char *id);
-void qd_h_delete(srv_req *r, srv_coll *e);
-/* mode: 0 set (merge), 1 overwrite, 2 delete keys, 3 clear */
-void qd_h_payload(srv_req *r, srv_coll *e, int mode);
-void qd_h_search(srv_req *r, srv_coll *e, int batch);
-void qd_h_query(srv_req *r, srv_coll *e, int batch);
-void qd_h_scroll(srv_req *r, srv_coll *e);
-void qd_h_count(srv_req *r, srv_coll *e);
+/* ---- points (qdrant_points.c): handlers of the route table in qdrant.c ------------- */
+void qd_h_upsert(srv_req *r);
+void qd_h_retrieve(srv_req *r);
+void qd_h_get_point(srv_req *r);
+void qd_h_delete(srv_req *r);
+void qd_h_payload(srv_req *r);          /* variant 0 set (merge), 1 overwrite, 2 delete keys, 3 clear */
+void qd_h_search(srv_req *r);           /* variant 1: batch */
+void qd_h_query(srv_req *r);            /* variant 1: batch */
+void qd_h_scroll(srv_req *r);
+void qd_h_count(srv_req *r);
 
 #endif

@@ -1,27 +1,27 @@
 /*
  * server/qdrant_points.c -- the point endpoints of the Qdrant-compatible API.
  *
- * Every handler runs with the collection table lock held for reading (qdrant.c) and
+ * Every handler runs with the collection found and locked by the pipeline (r->coll) and
  * replies exactly once. Writes are single library calls (one LMDB transaction each):
- * upsert, delete, and the payload updates, which read the points first (qv_get) and
- * write them back with their vectors in one qv_upsert -- so a payload update racing
- * another writer of the same point may undo that writer's change (last writer wins, as
- * with any read-modify-write; Qdrant applies payload updates in place).
+ * upsert, delete, and the payload updates (qv_update_payload: each point's payload is
+ * read, changed and written back in one transaction, without touching its vector).
  *
- * Scores: Cosine and Dot are quiver's cosine / inner product as they are; Euclid is the
- * square root of quiver's squared L2 distance (Qdrant reports the distance itself), and
- * score_threshold is then an upper bound. Search offsets are served by asking the index
- * for limit + offset hits (at most QV_MAX_K in all).
+ * Searches run through search.c like the native ones (equal searches of a batch in one
+ * library call) and their points are written by the same writer. Scores: Cosine and Dot
+ * are quiver's cosine / inner product as they are; Euclid is the square root of quiver's
+ * squared L2 distance (Qdrant reports the distance itself), and score_threshold is then
+ * an upper bound. Offsets are served by asking for limit + offset hits (at most QV_MAX_K).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "server/qdrant.h"
 
 #define DEFAULT_LIMIT 10u
-#define MAX_BATCH 1024u
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -43,49 +43,24 @@ static int uint_opt(const json_t *b, const char *key, uint64_t hi, uint64_t *out
     return 0;
 }
 
-static json_t *vector_json(const float *v, uint32_t dim)
+/* Reply {"result": <the points of ids>} (one=1: the point itself, 404 when absent). */
+static void reply_points(srv_req *r, const uint64_t *ids, size_t n, const srv_point_style *st, int one)
 {
-    json_t *a = json_array();
-    for (uint32_t i = 0; a && i < dim; i++) json_array_append_new(a, json_real(v[i]));
-    return a;
-}
-
-/* One point as Qdrant shows it ({id, payload?, vector?, score?}); NULL when the point does
- * not exist (deleted since it was found). *rc gets the library error, if any. */
-static json_t *point_json(srv_coll *e, uint64_t iid, const json_t *wp, int wp_dflt, int with_vec,
-                          const float *score, int *rc)
-{
-    float *vec = NULL;
-    char *text = NULL;
-    json_t *out = NULL, *payload = NULL;
-    *rc = QV_OK;
-    if (score && !with_vec && !(iid & QD_UUID_BIT) && !qd_payload_wanted(wp, wp_dflt)) {
-        /* a search hit with an integer id, shown without payload or vector: nothing to
-         * read from storage (the native API shows hits the same way) */
-        out = json_pack("{s:I,s:i,s:f,s:n,s:n}", "id", (json_int_t)iid, "version", 0, "score",
-                        (double)*score, "payload", "vector");
-        if (!out) *rc = QV_ENOMEM;
-        return out;
-    }
-    if (with_vec && !(vec = malloc((size_t)e->dim * sizeof *vec))) { *rc = QV_ENOMEM; return NULL; }
-    int grc = qv_get(e->coll, iid, vec, &text);
-    if (grc != QV_OK) {
-        if (grc != QV_ENOTFOUND) *rc = grc;
-        goto cleanup;
-    }
-    if (!(payload = qd_payload_parse(text))) { *rc = QV_ENOMEM; goto cleanup; }
-    out = json_object();
-    json_object_set_new(out, "id", qd_id_value(iid, payload));
-    json_object_set_new(out, "version", json_integer(0));
-    if (score) json_object_set_new(out, "score", json_real(*score));
-    json_t *shown = qd_payload_show(payload, wp, wp_dflt);
-    json_object_set_new(out, "payload", shown ? shown : json_null());
-    json_object_set_new(out, "vector", with_vec ? vector_json(vec, e->dim) : json_null());
-cleanup:
-    json_decref(payload);
-    qv_free(text);
-    free(vec);
-    return out;
+    qv_hit *h = malloc((n ? n : 1) * sizeof *h);
+    struct evbuffer *out = evbuffer_new(), *pts = evbuffer_new();
+    for (size_t i = 0; h && i < n; i++) h[i] = (qv_hit){ids[i], 0};
+    int rc = h && out && pts ? srv_put_points(pts, r->coll->coll, r->coll->dim, h, n, st) : QV_ENOMEM;
+    size_t len = pts ? evbuffer_get_length(pts) : 0;
+    if (rc == QV_OK && one && len == 2) srv_fail(r, 404, "not_found", "Point with id %s does not exists!", r->arg);
+    else if (rc != QV_OK) srv_fail_qv(r, rc);
+    else if (one ? srv_add_lit(out, "{\"result\":") || evbuffer_drain(pts, 1) ||
+                       evbuffer_remove_buffer(pts, out, len - 2) != (int)(len - 2)
+                 : srv_add_lit(out, "{\"result\":") || evbuffer_add_buffer(out, pts))
+        srv_oom(r);
+    else qd_ok_written(r, out);
+    if (pts) evbuffer_free(pts);
+    if (out) evbuffer_free(out);
+    free(h);
 }
 
 /* Ids of a JSON list -> internal ids (malloc'd); -1 after replying. */
@@ -94,15 +69,15 @@ static int parse_id_list(srv_req *r, const json_t *a, const char *what, uint64_t
     char msg[160];
     *ids = NULL;
     *n = 0;
-    if (!json_is_array(a)) { qd_err(r, 400, "Wrong input: '%s' must be a list of point ids", what); return -1; }
+    if (!json_is_array(a)) { srv_bad(r, "'%s' must be a list of point ids", what); return -1; }
     size_t m = json_array_size(a);
     uint64_t *v = malloc((m ? m : 1) * sizeof *v);
-    if (!v) { qd_err(r, 503, "out of memory"); return -1; }
+    if (!v) { srv_oom(r); return -1; }
     for (size_t i = 0; i < m; i++) {
         qd_uuid u;
         if (qd_id_parse(json_array_get(a, i), &v[i], &u, msg, sizeof msg) != 0) {
             free(v);
-            qd_err(r, 400, "Wrong input: %s[%zu]: %s", what, i, msg);
+            srv_bad(r, "%s[%zu]: %s", what, i, msg);
             return -1;
         }
     }
@@ -116,8 +91,8 @@ static int parse_filter(srv_req *r, const json_t *b, qd_filter *f)
 {
     char msg[320];
     int rc = qd_filter_build(json_object_get(b, "filter"), f, msg, sizeof msg);
-    if (rc == -2) { qd_err(r, 503, "out of memory"); return -1; }
-    if (rc != 0) { qd_err(r, 400, "Wrong input: filter: %s", msg); return -1; }
+    if (rc == -2) { srv_oom(r); return -1; }
+    if (rc != 0) { srv_bad(r, "filter: %s", msg); return -1; }
     return 0;
 }
 
@@ -133,7 +108,7 @@ static int filter_ids(srv_req *r, srv_coll *e, qd_filter *f, uint64_t **ids, siz
         else rc = qv_scroll(e->coll, f->filter, acc, f, 0, cap, *ids, n, NULL);
         if (rc != QV_OK) { free(*ids); *ids = NULL; }
     }
-    if (rc != QV_OK) { qd_err_qv(r, rc); return -1; }
+    if (rc != QV_OK) { srv_fail_qv(r, rc); return -1; }
     return 0;
 }
 
@@ -158,7 +133,7 @@ static int selector(srv_req *r, srv_coll *e, const json_t *b, uint64_t **ids, si
         qd_filter_release(&f);
         return rc;
     }
-    qd_err(r, 400, "Wrong input: give 'points' (a list of ids) or 'filter'");
+    srv_bad(r, "give 'points' (a list of ids) or 'filter'");
     return -1;
 }
 
@@ -166,7 +141,7 @@ static int unsupported_field(srv_req *r, const json_t *b, const char *key, const
 {
     json_t *v = json_object_get(b, key);
     if (v && !json_is_null(v)) {
-        qd_err(r, 400, "Wrong input: %s not supported by quiverd", what);
+        srv_bad(r, "%s not supported by quiverd", what);
         return -1;
     }
     return 0;
@@ -188,23 +163,24 @@ static int get_vector(srv_req *r, const json_t *v, const char *what, uint32_t di
 {
     srv_jerr e = {0};
     if (json_is_object(v)) {
-        qd_err(r, 400, "Wrong input: %s: named vectors are not supported by quiverd", what);
+        srv_bad(r, "%s: named vectors are not supported by quiverd", what);
         return -1;
     }
     if (json_is_array(v) && json_array_size(v) > 0 && json_is_array(json_array_get(v, 0))) {
-        qd_err(r, 400, "Wrong input: %s: multivectors are not supported by quiverd", what);
+        srv_bad(r, "%s: multivectors are not supported by quiverd", what);
         return -1;
     }
     if (srv_json_vector(v, what, dim, out, &e) != 0) {
-        qd_err(r, 400, "Wrong input: %s", e.msg);
+        srv_bad(r, "%s", e.msg);
         return -1;
     }
     return 0;
 }
 
-void qd_h_upsert(srv_req *r, srv_coll *e)
+void qd_h_upsert(srv_req *r)
 {
-    json_t *b = qd_body(r);
+    srv_coll *e = r->coll;
+    json_t *b = srv_body(r, 1);
     uint64_t *ids = NULL;
     float *vecs = NULL;
     char **pls = NULL;
@@ -222,13 +198,13 @@ void qd_h_upsert(srv_req *r, srv_coll *e)
         bpls = json_object_get(batch, "payloads");
         if (!json_is_array(bids) || !json_is_array(bvecs) || json_array_size(bids) != json_array_size(bvecs) ||
             (bpls && !json_is_null(bpls) && (!json_is_array(bpls) || json_array_size(bpls) != json_array_size(bids)))) {
-            qd_err(r, 400, "Wrong input: batch needs 'ids' and 'vectors' (and optional 'payloads') of one length");
+            srv_bad(r, "batch needs 'ids' and 'vectors' (and optional 'payloads') of one length");
             goto cleanup;
         }
-        if (json_is_object(bvecs)) { qd_err(r, 400, "Wrong input: named vectors are not supported by quiverd"); goto cleanup; }
+        if (json_is_object(bvecs)) { srv_bad(r, "named vectors are not supported by quiverd"); goto cleanup; }
         n = json_array_size(bids);
     } else {
-        qd_err(r, 400, "Wrong input: give 'points' (a list of {id, vector, payload}) or 'batch'");
+        srv_bad(r, "give 'points' (a list of {id, vector, payload}) or 'batch'");
         goto cleanup;
     }
     if (n == 0) { qd_ok(r, qd_update_result(e->coll)); goto cleanup; }
@@ -236,23 +212,27 @@ void qd_h_upsert(srv_req *r, srv_coll *e)
     vecs = malloc(n * (size_t)e->dim * sizeof *vecs);
     pls = calloc(n, sizeof *pls);
     ip = malloc(n * sizeof *ip);
-    if (!ids || !vecs || !pls || !ip) { qd_err(r, 503, "out of memory"); goto cleanup; }
+    if (!ids || !vecs || !pls || !ip) { srv_oom(r); goto cleanup; }
     for (size_t i = 0; i < n; i++) {
         char what[48];
         snprintf(what, sizeof what, "points[%zu]", i);
         json_t *p = pts ? json_array_get(pts, i) : NULL;
-        if (pts && !json_is_object(p)) { qd_err(r, 400, "Wrong input: %s must be an object", what); goto cleanup; }
+        if (pts && !json_is_object(p)) { srv_bad(r, "%s must be an object", what); goto cleanup; }
         json_t *jid = pts ? json_object_get(p, "id") : json_array_get(bids, i);
         json_t *jv = pts ? json_object_get(p, "vector") : json_array_get(bvecs, i);
         json_t *jp = pts ? json_object_get(p, "payload") : (json_is_array(bpls) ? json_array_get(bpls, i) : NULL);
         qd_uuid u;
         if (!jid || qd_id_parse(jid, &ids[i], &u, msg, sizeof msg) != 0) {
-            qd_err(r, 400, "Wrong input: %s: %s", what, jid ? msg : "missing 'id'");
+            srv_bad(r, "%s: %s", what, jid ? msg : "missing 'id'");
             goto cleanup;
         }
         if (get_vector(r, jv, what, e->dim, vecs + i * e->dim) != 0) goto cleanup;
         if (jp && !json_is_null(jp) && !json_is_object(jp)) {
-            qd_err(r, 400, "Wrong input: %s: payload must be an object", what);
+            srv_bad(r, "%s: payload must be an object", what);
+            goto cleanup;
+        }
+        if (json_object_get(jp, QD_UUID_KEY)) {
+            srv_bad(r, "%s: payload key '%s' is reserved for UUID point ids", what, QD_UUID_KEY);
             goto cleanup;
         }
         if (u.text[0]) {
@@ -260,7 +240,7 @@ void qd_h_upsert(srv_req *r, srv_coll *e)
             if (pl) json_object_set_new(pl, QD_UUID_KEY, json_string(u.text));
             pls[i] = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
             json_decref(pl);
-            if (!pls[i]) { qd_err(r, 503, "out of memory"); goto cleanup; }
+            if (!pls[i]) { srv_oom(r); goto cleanup; }
             /* the hash of a UUID may, with odds of n^2/2^64, be taken by another UUID */
             char *old = NULL;
             if (qv_get(e->coll, ids[i], NULL, &old) == QV_OK && old) {
@@ -269,10 +249,10 @@ void qd_h_upsert(srv_req *r, srv_coll *e)
                 int clash = json_is_string(ou) && strcmp(json_string_value(ou), u.text) != 0;
                 json_decref(op);
                 qv_free(old);
-                if (clash) { qd_err(r, 400, "Wrong input: %s: UUID %s collides with another point's id hash", what, u.text); goto cleanup; }
+                if (clash) { srv_bad(r, "%s: UUID %s collides with another point's id hash", what, u.text); goto cleanup; }
             }
         } else if (jp && !json_is_null(jp)) {
-            if (!(pls[i] = json_dumps(jp, JSON_COMPACT))) { qd_err(r, 503, "out of memory"); goto cleanup; }
+            if (!(pls[i] = json_dumps(jp, JSON_COMPACT))) { srv_oom(r); goto cleanup; }
         }
         ip[i] = (idpos){ids[i], i};
     }
@@ -294,7 +274,7 @@ void qd_h_upsert(srv_req *r, srv_coll *e)
         }
     }
     int rc = qv_upsert(e->coll, m, ids, vecs, (const char *const *)pls);
-    if (rc != QV_OK) qd_err_qv(r, rc);
+    if (rc != QV_OK) srv_fail_qv(r, rc);
     else qd_ok(r, qd_update_result(e->coll));
 cleanup:
     if (pls)
@@ -308,179 +288,252 @@ cleanup:
 
 /* ---- retrieve, delete, payload ------------------------------------------------- */
 
-void qd_h_retrieve(srv_req *r, srv_coll *e)
+void qd_h_retrieve(srv_req *r)
 {
-    json_t *b = qd_body(r), *out = NULL;
+    json_t *b = srv_body(r, 1);
     uint64_t *ids = NULL;
     size_t n = 0;
     char msg[200];
     if (!b) return;
     json_t *wp = json_object_get(b, "with_payload");
-    if (qd_with_payload_check(wp, msg, sizeof msg) != 0) { qd_err(r, 400, "Wrong input: %s", msg); goto cleanup; }
-    if (parse_id_list(r, json_object_get(b, "ids"), "ids", &ids, &n) != 0) goto cleanup;
-    int wv = bool_opt(b, "with_vector", 0), rc = QV_OK;
-    out = json_array();
-    for (size_t i = 0; out && i < n && rc == QV_OK; i++) {
-        json_t *p = point_json(e, ids[i], wp, 1, wv, NULL, &rc);
-        if (p) json_array_append_new(out, p);
+    if (qd_with_payload_check(wp, msg, sizeof msg) != 0) srv_bad(r, "%s", msg);
+    else if (parse_id_list(r, json_object_get(b, "ids"), "ids", &ids, &n) == 0) {
+        srv_point_style st = qd_point_style(wp, 1, bool_opt(b, "with_vector", 0), 0);
+        reply_points(r, ids, n, &st, 0);
     }
-    if (rc != QV_OK) qd_err_qv(r, rc);
-    else { qd_ok(r, out); out = NULL; }
-cleanup:
-    json_decref(out);
     free(ids);
     json_decref(b);
 }
 
-void qd_h_get_point(srv_req *r, srv_coll *e, const char *idstr)
+void qd_h_get_point(srv_req *r)
 {
     uint64_t iid;
     qd_uuid u;
-    int rc;
-    if (qd_id_parse_str(idstr, &iid, &u) != 0) {
-        qd_err(r, 400, "Wrong input: point ids are unsigned integers or UUIDs");
-        return;
-    }
-    json_t *p = point_json(e, iid, NULL, 1, 1, NULL, &rc);
-    if (rc != QV_OK) qd_err_qv(r, rc);
-    else if (!p) qd_err(r, 404, "Not found: Point with id %s does not exists!", idstr);
-    else qd_ok(r, p);
+    srv_point_style st = qd_point_style(NULL, 1, 1, 0);
+    if (qd_id_parse_str(r->arg, &iid, &u) != 0) srv_bad(r, "point ids are unsigned integers or UUIDs");
+    else reply_points(r, &iid, 1, &st, 1);
 }
 
-void qd_h_delete(srv_req *r, srv_coll *e)
+void qd_h_delete(srv_req *r)
 {
-    json_t *b = qd_body(r);
+    srv_coll *e = r->coll;
+    json_t *b = srv_body(r, 1);
     uint64_t *ids = NULL;
     size_t n = 0, deleted = 0;
     if (!b) return;
     if (unsupported_field(r, b, "shard_key", "shard keys are") == 0 && selector(r, e, b, &ids, &n) == 0) {
         int rc = n ? qv_delete(e->coll, n, ids, &deleted) : QV_OK;
-        if (rc != QV_OK) qd_err_qv(r, rc);
+        if (rc != QV_OK) srv_fail_qv(r, rc);
         else qd_ok(r, qd_update_result(e->coll));
     }
     free(ids);
     json_decref(b);
 }
 
-void qd_h_payload(srv_req *r, srv_coll *e, int mode)
+void qd_h_payload(srv_req *r)
 {
+    srv_coll *e = r->coll;
+    int mode = r->route->variant;
     static const char *const names[] = {"set payload", "overwrite payload", "delete payload", "clear payload"};
-    json_t *b = qd_body(r);
-    uint64_t *ids = NULL, *keep = NULL;
-    float *vecs = NULL;
-    char **pls = NULL;
-    size_t n = 0, m = 0;
+    static const char *const keep_uuid[] = {QD_UUID_KEY};
+    json_t *b = srv_body(r, 1);
+    uint64_t *ids = NULL;
+    const char **keys = NULL;
+    char *merge = NULL;
+    size_t n = 0, nkeys = 0;
     if (!b) return;
-    json_t *newp = json_object_get(b, "payload"), *keys = json_object_get(b, "keys");
+    json_t *newp = json_object_get(b, "payload"), *jkeys = json_object_get(b, "keys");
     if (unsupported_field(r, b, "key", "setting a payload under a nested key ('key') is") != 0 ||
         unsupported_field(r, b, "shard_key", "shard keys are") != 0)
         goto cleanup;
-    if (mode < 2 && !json_is_object(newp)) { qd_err(r, 400, "Wrong input: %s: 'payload' must be an object", names[mode]); goto cleanup; }
+    if (mode < 2 && !json_is_object(newp)) { srv_bad(r, "%s: 'payload' must be an object", names[mode]); goto cleanup; }
+    if (mode < 2 && json_object_get(newp, QD_UUID_KEY)) {
+        srv_bad(r, "%s: payload key '%s' is reserved for UUID point ids", names[mode], QD_UUID_KEY);
+        goto cleanup;
+    }
     if (mode == 2) {
-        int ok = json_is_array(keys);
-        for (size_t i = 0; ok && i < json_array_size(keys); i++) ok = json_is_string(json_array_get(keys, i));
-        if (!ok) { qd_err(r, 400, "Wrong input: delete payload: 'keys' must be a list of strings"); goto cleanup; }
+        int ok = json_is_array(jkeys);
+        for (size_t i = 0; ok && i < json_array_size(jkeys); i++) ok = json_is_string(json_array_get(jkeys, i));
+        if (!ok) { srv_bad(r, "delete payload: 'keys' must be a list of strings"); goto cleanup; }
+        if (!(keys = malloc((json_array_size(jkeys) + 1) * sizeof *keys))) { srv_oom(r); goto cleanup; }
+        for (size_t i = 0; i < json_array_size(jkeys); i++) {
+            const char *k = json_string_value(json_array_get(jkeys, i));
+            if (strcmp(k, QD_UUID_KEY) != 0) keys[nkeys++] = k;   /* the UUID of a point stays */
+        }
     }
     if (selector(r, e, b, &ids, &n) != 0) goto cleanup;
-    vecs = malloc((n ? n : 1) * (size_t)e->dim * sizeof *vecs);
-    pls = calloc(n ? n : 1, sizeof *pls);
-    keep = malloc((n ? n : 1) * sizeof *keep);
-    if (!vecs || !pls || !keep) { qd_err(r, 503, "out of memory"); goto cleanup; }
-    for (size_t i = 0; i < n; i++) {
-        char *text = NULL;
-        int rc = qv_get(e->coll, ids[i], vecs + m * e->dim, &text);
-        if (rc == QV_ENOTFOUND) continue;          /* Qdrant skips absent points too */
-        if (rc != QV_OK) { qd_err_qv(r, rc); goto cleanup; }
-        json_t *p = qd_payload_parse(text), *uuid = NULL;
-        qv_free(text);
-        if (!p) { qd_err(r, 503, "out of memory"); goto cleanup; }
-        if ((uuid = json_object_get(p, QD_UUID_KEY))) json_incref(uuid);
-        if (mode == 0) json_object_update(p, newp);
-        else if (mode == 1) { json_object_clear(p); json_object_update(p, newp); }
-        else if (mode == 2) for (size_t k = 0; k < json_array_size(keys); k++) json_object_del(p, json_string_value(json_array_get(keys, k)));
-        else json_object_clear(p);
-        if (uuid) json_object_set_new(p, QD_UUID_KEY, uuid);
-        pls[m] = json_object_size(p) ? json_dumps(p, JSON_COMPACT) : NULL;
-        int fail = json_object_size(p) && !pls[m];
-        json_decref(p);
-        if (fail) { qd_err(r, 503, "out of memory"); goto cleanup; }
-        keep[m++] = ids[i];
-    }
-    int rc = m ? qv_upsert(e->coll, m, keep, vecs, (const char *const *)pls) : QV_OK;
-    if (rc != QV_OK) qd_err_qv(r, rc);
+    if (mode < 2 && !(merge = json_dumps(newp, JSON_COMPACT))) { srv_oom(r); goto cleanup; }
+    /* One library call: read, change and write back every point's payload in one
+     * transaction, so a delete or another update of the same point is never undone. */
+    qv_payload_update u;
+    qv_payload_update_init(&u);
+    u.clear = mode == 1 || mode == 3;
+    u.keep = keep_uuid;
+    u.nkeep = 1;
+    u.remove = keys;
+    u.nremove = nkeys;
+    u.merge = merge;
+    /* ids listed by the client must exist (Qdrant: 404 "No point with id"); ids found by
+     * a filter may have been deleted since, and are skipped */
+    json_t *p = json_object_get(b, "points");
+    if (!p || json_is_null(p) || json_is_object(p)) u.flags = QV_PAYLOAD_SKIP_MISSING;
+    int rc = qv_update_payload(e->coll, n, ids, &u, NULL);
+    if (rc != QV_OK) srv_fail_qv(r, rc);
     else qd_ok(r, qd_update_result(e->coll));
 cleanup:
-    if (pls)
-        for (size_t i = 0; i < m; i++) free(pls[i]);
-    free(pls);
-    free(keep);
-    free(vecs);
+    free(merge);
+    free(keys);
     free(ids);
     json_decref(b);
 }
 
 /* ---- search and query ---------------------------------------------------------- */
 
+/* What a Qdrant search asks beyond the library search (srv_search) it runs. */
 typedef struct {
-    float *vec;                    /* dim floats; NULL: no query (list by id) */
-    qd_filter f;
-    uint64_t limit, offset, ef;
-    int exact, with_vec, has_threshold, mmr;
+    qd_filter f;                   /* the has_id part (the payload filter moves to the search) */
+    uint64_t limit, offset, candidates;
+    int has_vec, with_vec, has_threshold, mmr;
     double threshold, diversity;   /* mmr: 0 = relevance only, 1 = diversity only */
-    uint64_t candidates;           /* mmr: nearest points the selection starts from */
     const json_t *wp;
 } qsearch;
 
-static void qsearch_release(qsearch *q)
-{
-    free(q->vec);
-    qd_filter_release(&q->f);
-}
-
 /* Common options of search and query; -1 after replying. */
-static int parse_common(srv_req *r, const json_t *o, qsearch *q)
+static int parse_common(srv_req *r, const json_t *o, qsearch *q, srv_search *s)
 {
     char msg[200];
+    uint64_t ef = 0;
     q->limit = DEFAULT_LIMIT;
     if (uint_opt(o, "top", QV_MAX_K, &q->limit) || uint_opt(o, "limit", QV_MAX_K, &q->limit) || q->limit == 0) {
-        qd_err(r, 400, "Wrong input: limit must be 1..%u", QV_MAX_K);
+        srv_bad(r, "limit must be 1..%u", QV_MAX_K);
         return -1;
     }
     if (uint_opt(o, "offset", QV_MAX_K, &q->offset) || q->offset + q->limit > QV_MAX_K) {
-        qd_err(r, 400, "Wrong input: offset + limit must be at most %u", QV_MAX_K);
+        srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
         return -1;
     }
     q->wp = json_object_get(o, "with_payload");
-    if (qd_with_payload_check(q->wp, msg, sizeof msg) != 0) { qd_err(r, 400, "Wrong input: %s", msg); return -1; }
+    if (qd_with_payload_check(q->wp, msg, sizeof msg) != 0) { srv_bad(r, "%s", msg); return -1; }
     q->with_vec = bool_opt(o, "with_vector", 0);
     json_t *t = json_object_get(o, "score_threshold");
     if (t && !json_is_null(t)) {
-        if (!json_is_number(t)) { qd_err(r, 400, "Wrong input: score_threshold must be a number"); return -1; }
+        if (!json_is_number(t)) { srv_bad(r, "score_threshold must be a number"); return -1; }
         q->has_threshold = 1;
         q->threshold = json_number_value(t);
     }
     json_t *p = json_object_get(o, "params");
     if (p && !json_is_null(p)) {
-        if (!json_is_object(p) || uint_opt(p, "hnsw_ef", 100000, &q->ef)) {
-            qd_err(r, 400, "Wrong input: params.hnsw_ef must be 0..100000");
+        if (!json_is_object(p) || uint_opt(p, "hnsw_ef", SRV_MAX_EF, &ef)) {
+            srv_bad(r, "params.hnsw_ef must be 0..%u", SRV_MAX_EF);
             return -1;
         }
-        q->exact = json_is_true(json_object_get(p, "exact"));
+        s->exact = json_is_true(json_object_get(p, "exact"));
     }
+    s->ef = (uint32_t)ef;
     if (unsupported_field(r, o, "shard_key", "shard keys are") != 0 ||
         unsupported_field(r, o, "lookup_from", "lookup_from is") != 0)
         return -1;
     json_t *u = json_object_get(o, "using");
     if (u && !json_is_null(u) && !(json_is_string(u) && json_string_length(u) == 0)) {
-        qd_err(r, 400, "Wrong input: 'using': named vectors are not supported by quiverd");
+        srv_bad(r, "'using': named vectors are not supported by quiverd");
         return -1;
     }
-    return parse_filter(r, o, &q->f);
+    json_t *f = json_object_get(o, "filter");
+    if (parse_filter(r, o, &q->f) != 0) return -1;
+    s->filter = q->f.filter;                       /* the search owns it now */
+    q->f.filter = NULL;
+    if (s->filter && !(s->filter_text = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS))) { srv_oom(r); return -1; }
+    if (qd_filter_has_ids(&q->f)) {
+        s->accept = qd_filter_accept;
+        s->accept_arg = &q->f;
+    }
+    return 0;
 }
 
-static int allocate_vec(srv_req *r, srv_coll *e, qsearch *q)
+/* A search object ({"vector": ...}); -1 after replying. */
+static int parse_search(srv_req *r, const json_t *o, qsearch *q, srv_search *s)
 {
-    if (!(q->vec = malloc((size_t)e->dim * sizeof *q->vec))) { qd_err(r, 503, "out of memory"); return -1; }
+    if (!json_is_object(o)) { srv_bad(r, "a search must be an object"); return -1; }
+    if (parse_common(r, o, q, s) != 0) return -1;
+    json_t *v = json_object_get(o, "vector");
+    if (json_is_object(v)) {
+        json_t *name = json_object_get(v, "name");
+        if (!(json_is_string(name) && json_string_length(name) == 0)) {
+            srv_bad(r, "named vectors are not supported by quiverd");
+            return -1;
+        }
+        v = json_object_get(v, "vector");
+    }
+    q->has_vec = 1;
+    return get_vector(r, v, "vector", r->coll->dim, s->vec);
+}
+
+/* A query object ({"query": vector | point id | {"nearest": ...}}); -1 after replying. */
+static int parse_query(srv_req *r, const json_t *o, qsearch *q, srv_search *s)
+{
+    static const char *const unsup[][2] = {
+        {"recommend", "recommend queries are"}, {"discover", "discover queries are"},
+        {"context", "context queries are"}, {"order_by", "order_by queries are"},
+        {"fusion", "fusion queries are"}, {"rrf", "fusion queries are"},
+        {"sample", "sample queries are"}, {"formula", "formula queries are"},
+    };
+    if (!json_is_object(o)) { srv_bad(r, "a query must be an object"); return -1; }
+    if (unsupported_field(r, o, "prefetch", "prefetch (hybrid queries) is") != 0) return -1;
+    if (parse_common(r, o, q, s) != 0) return -1;
+    json_t *qv = json_object_get(o, "query");
+    if (json_is_object(qv)) {
+        for (size_t i = 0; i < sizeof unsup / sizeof *unsup; i++)
+            if (json_object_get(qv, unsup[i][0])) {
+                srv_bad(r, "%s not supported by quiverd", unsup[i][1]);
+                return -1;
+            }
+        const char *key;
+        json_t *val;
+        json_object_foreach(qv, key, val)
+            if (strcmp(key, "nearest") && strcmp(key, "mmr")) {
+                srv_bad(r, "query kind '%.32s' is not supported by quiverd", key);
+                return -1;
+            }
+        json_t *mmr = json_object_get(qv, "mmr");
+        if (mmr && !json_is_null(mmr)) {
+            json_t *dv = json_object_get(mmr, "diversity");
+            q->mmr = 1;
+            q->diversity = 0.5;
+            q->candidates = 100;
+            if (!json_is_object(mmr) || (dv && !json_is_null(dv) && (!json_is_number(dv) || json_number_value(dv) < 0 ||
+                                                                     json_number_value(dv) > 1)) ||
+                uint_opt(mmr, "candidates_limit", QV_MAX_K, &q->candidates)) {
+                srv_bad(r, "mmr: diversity must be 0..1 and candidates_limit 0..%u", QV_MAX_K);
+                return -1;
+            }
+            if (dv && !json_is_null(dv)) q->diversity = json_number_value(dv);
+        }
+        json_t *near = json_object_get(qv, "nearest");
+        if (!near) { srv_bad(r, "query must be a vector, a point id or {\"nearest\": ...}"); return -1; }
+        if (json_is_object(near)) { srv_bad(r, "sparse vectors are not supported by quiverd"); return -1; }
+        qv = near;
+    }
+    if (!qv || json_is_null(qv)) return 0;              /* no query: points in id order */
+    q->has_vec = 1;
+    if (json_is_array(qv)) return get_vector(r, qv, "query", r->coll->dim, s->vec);
+    /* a point id: search by its vector */
+    uint64_t iid;
+    qd_uuid u;
+    char msg[160];
+    if (qd_id_parse(qv, &iid, &u, msg, sizeof msg) != 0) { srv_bad(r, "query: %s", msg); return -1; }
+    int rc = qv_get(r->coll->coll, iid, s->vec, NULL);
+    if (rc == QV_ENOTFOUND) { srv_fail(r, 404, "not_found", "No point with id %s found", json_is_string(qv) ? u.text : "(integer)"); return -1; }
+    if (rc != QV_OK) { srv_fail_qv(r, rc); return -1; }
+    /* like Qdrant, the query point itself is not among the results */
+    uint64_t *nv = realloc(q->f.not_ids, (q->f.n_not + 1) * sizeof *nv);
+    if (!nv) { srv_oom(r); return -1; }
+    q->f.not_ids = nv;
+    size_t pos = q->f.n_not;
+    while (pos > 0 && nv[pos - 1] > iid) { nv[pos] = nv[pos - 1]; pos--; }
+    nv[pos] = iid;
+    q->f.n_not++;
+    s->accept = qd_filter_accept;
+    s->accept_arg = &q->f;
     return 0;
 }
 
@@ -541,242 +594,165 @@ static int mmr_select(srv_coll *e, double diversity, qv_hit *hits, size_t *nh, s
     return QV_OK;
 }
 
-/* Run q: a JSON array of scored points. NULL after replying. */
-static json_t *run_search(srv_req *r, srv_coll *e, qsearch *q)
+/* The points of one search q: its hits (row of res), or with no vector the first
+ * passing points in id order; -1 after replying. */
+static int put_result(srv_req *r, struct evbuffer *out, qsearch *q, const srv_search *s, qv_hit *hits, size_t nh)
 {
-    uint32_t k = (uint32_t)(q->limit + q->offset);
-    json_t *out = json_array();
+    srv_coll *e = r->coll;
+    uint64_t *ids = NULL;
     int rc = QV_OK;
-    if (!out) { qd_err(r, 503, "out of memory"); return NULL; }
-    if (!q->vec) {                                 /* no query: points in id order */
-        uint64_t *ids = malloc(k * sizeof *ids);
-        size_t n = 0;
-        if (!ids) { json_decref(out); qd_err(r, 503, "out of memory"); return NULL; }
-        rc = qv_scroll(e->coll, q->f.filter, qd_filter_has_ids(&q->f) ? qd_filter_accept : NULL, &q->f, 0, k, ids, &n, NULL);
-        for (size_t i = q->offset; rc == QV_OK && i < n; i++) {
-            json_t *p = point_json(e, ids[i], q->wp, 0, q->with_vec, NULL, &rc);
-            if (p) json_array_append_new(out, p);
-        }
-        free(ids);
-        if (rc != QV_OK) { json_decref(out); qd_err_qv(r, rc); return NULL; }
-        return out;
+    if (!q->has_vec) {
+        if (!(ids = malloc(s->k * sizeof *ids)) || !(hits = malloc(s->k * sizeof *hits))) rc = QV_ENOMEM;
+        else rc = qv_scroll(e->coll, s->filter, s->accept, s->accept_arg, 0, s->k, ids, &nh, NULL);
+        for (size_t i = 0; rc == QV_OK && i < nh; i++) hits[i] = (qv_hit){ids[i], 0};
+    } else if (q->mmr) {
+        rc = mmr_select(e, q->diversity, hits, &nh, q->limit + q->offset);
     }
-    uint32_t want = k;
-    if (q->mmr && q->candidates > k) k = (uint32_t)q->candidates;
-    qv_hit *hits = malloc(k * sizeof *hits);
-    if (!hits) { json_decref(out); qd_err(r, 503, "out of memory"); return NULL; }
-    qv_search_params sp;
-    qv_search_params_init(&sp, k);
-    sp.ef = (uint32_t)q->ef;
-    if (q->exact && sp.ef < 1024) sp.ef = 1024;    /* no brute force path: a wide beam */
-    sp.filter = q->f.filter;
-    if (qd_filter_has_ids(&q->f)) { sp.accept = qd_filter_accept; sp.accept_arg = &q->f; }
-    size_t nh = 0;
-    rc = qv_search(e->coll, q->vec, &sp, hits, &nh);
-    if (rc == QV_OK && q->mmr) rc = mmr_select(e, q->diversity, hits, &nh, want);
+    size_t m = 0;
     for (size_t i = q->offset; rc == QV_OK && i < nh; i++) {
-        float s = hits[i].score;
-        if (e->metric == QV_METRIC_L2) s = sqrtf(s > 0 ? s : 0);
-        if (q->has_threshold && (e->metric == QV_METRIC_L2 ? s > (float)q->threshold : s < (float)q->threshold)) continue;
-        json_t *p = point_json(e, hits[i].id, q->wp, 0, q->with_vec, &s, &rc);
-        if (p) json_array_append_new(out, p);
+        float sc = hits[i].score;
+        if (e->metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
+        if (q->has_threshold && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold)) continue;
+        hits[m++] = (qv_hit){hits[i].id, sc};
     }
-    free(hits);
-    if (rc != QV_OK) { json_decref(out); qd_err_qv(r, rc); return NULL; }
-    return out;
+    srv_point_style st = qd_point_style(q->wp, 0, q->with_vec, q->has_vec);
+    if (rc == QV_OK) rc = srv_put_points(out, e->coll, e->dim, hits, m, &st);
+    if (!q->has_vec) free(hits);
+    free(ids);
+    if (rc != QV_OK) srv_fail_qv(r, rc);
+    return rc == QV_OK ? 0 : -1;
 }
 
-/* One search request object -> array of points; NULL after replying. */
-static json_t *one_search(srv_req *r, srv_coll *e, const json_t *o)
+/* search, search/batch, query, query/batch: {"result": points, [points...], {"points":
+ * points} or [{"points": points}...]}. */
+static void run(srv_req *r, int query)
 {
-    qsearch q;
-    memset(&q, 0, sizeof q);
-    json_t *out = NULL;
-    if (!json_is_object(o)) { qd_err(r, 400, "Wrong input: a search must be an object"); return NULL; }
-    if (parse_common(r, o, &q) != 0) goto cleanup;
-    json_t *v = json_object_get(o, "vector");
-    if (json_is_object(v)) {
-        json_t *name = json_object_get(v, "name");
-        if (!(json_is_string(name) && json_string_length(name) == 0)) {
-            qd_err(r, 400, "Wrong input: named vectors are not supported by quiverd");
-            goto cleanup;
-        }
-        v = json_object_get(v, "vector");
-    }
-    if (allocate_vec(r, e, &q) != 0 || get_vector(r, v, "vector", e->dim, q.vec) != 0) goto cleanup;
-    out = run_search(r, e, &q);
-cleanup:
-    qsearch_release(&q);
-    return out;
-}
-
-/* Batch wrapper: body {"searches": [...]}; each result wrapped by wrap (NULL = as is). */
-static void run_batch(srv_req *r, srv_coll *e, json_t *(*one)(srv_req *, srv_coll *, const json_t *), const char *wrap)
-{
-    json_t *b = qd_body(r), *all = NULL;
+    int batch = r->route->variant;
+    srv_coll *e = r->coll;
+    json_t *b = srv_body(r, 1), *list = b ? json_object_get(b, "searches") : NULL;
+    size_t n = batch ? json_array_size(list) : 1, m = 0;
+    qsearch *q = NULL;
+    srv_search *s = NULL, *run = NULL;
+    float *vecs = NULL;
+    srv_results res = {0};
+    struct evbuffer *out = NULL;
     if (!b) return;
-    json_t *s = json_object_get(b, "searches");
-    if (!json_is_array(s) || json_array_size(s) > MAX_BATCH) {
-        qd_err(r, 400, "Wrong input: 'searches' must be a list of at most %u requests", MAX_BATCH);
+    if (batch && (!json_is_array(list) || n > SRV_MAX_BATCH)) {
+        srv_bad(r, "'searches' must be a list of at most %u requests", SRV_MAX_BATCH);
         goto cleanup;
     }
-    all = json_array();
-    for (size_t i = 0; all && i < json_array_size(s); i++) {
-        json_t *res = one(r, e, json_array_get(s, i));
-        if (!res) goto cleanup;                    /* replied */
-        json_array_append_new(all, wrap ? json_pack("{s:o}", wrap, res) : res);
+    q = calloc(n ? n : 1, sizeof *q);
+    s = calloc(n ? n : 1, sizeof *s);
+    run = calloc(n ? n : 1, sizeof *run);
+    vecs = malloc((n ? n : 1) * e->dim * sizeof *vecs);
+    if (!q || !s || !run || !vecs || !(out = evbuffer_new())) { srv_oom(r); goto cleanup; }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *o = batch ? json_array_get(list, i) : b;
+        s[i].vec = vecs + i * e->dim;
+        if ((query ? parse_query : parse_search)(r, o, &q[i], &s[i]) != 0) goto cleanup;
+        s[i].k = (uint32_t)(q[i].limit + q[i].offset);
+        if (q[i].mmr && q[i].candidates > s[i].k) s[i].k = (uint32_t)q[i].candidates;
+        if (q[i].has_vec) run[m++] = s[i];          /* the ones with a vector go to the index */
     }
-    qd_ok(r, all);
-    all = NULL;
+    int rc = srv_run_searches(e->coll, e->dim, run, m, &res);
+    if (rc != QV_OK) { srv_fail_qv(r, rc); goto cleanup; }
+    if (evbuffer_add_printf(out, "{\"result\":%s", batch ? "[" : "") < 0) { srv_oom(r); goto cleanup; }
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (evbuffer_add_printf(out, "%s%s", batch && i ? "," : "", query ? "{\"points\":" : "") < 0) { srv_oom(r); goto cleanup; }
+        qv_hit *row = q[i].has_vec ? res.hits + j * res.kmax : NULL;
+        size_t nh = q[i].has_vec ? res.nh[j++] : 0;
+        if (put_result(r, out, &q[i], &s[i], row, nh) != 0) goto cleanup;
+        if (query && srv_add_lit(out, "}")) { srv_oom(r); goto cleanup; }
+    }
+    if (batch && srv_add_lit(out, "]")) srv_oom(r);
+    else qd_ok_written(r, out);
 cleanup:
-    json_decref(all);
-    json_decref(b);
-}
-
-void qd_h_search(srv_req *r, srv_coll *e, int batch)
-{
-    if (batch) { run_batch(r, e, one_search, NULL); return; }
-    json_t *b = qd_body(r);
-    if (!b) return;
-    json_t *res = one_search(r, e, b);
-    if (res) qd_ok(r, res);
-    json_decref(b);
-}
-
-static json_t *one_query(srv_req *r, srv_coll *e, const json_t *o)
-{
-    static const char *const unsup[][2] = {
-        {"recommend", "recommend queries are"}, {"discover", "discover queries are"},
-        {"context", "context queries are"}, {"order_by", "order_by queries are"},
-        {"fusion", "fusion queries are"}, {"rrf", "fusion queries are"},
-        {"sample", "sample queries are"}, {"formula", "formula queries are"},
-    };
-    qsearch q;
-    memset(&q, 0, sizeof q);
-    json_t *out = NULL;
-    if (!json_is_object(o)) { qd_err(r, 400, "Wrong input: a query must be an object"); return NULL; }
-    if (unsupported_field(r, o, "prefetch", "prefetch (hybrid queries) is") != 0) return NULL;
-    if (parse_common(r, o, &q) != 0) goto cleanup;
-    json_t *qv = json_object_get(o, "query");
-    if (json_is_object(qv)) {
-        for (size_t i = 0; i < sizeof unsup / sizeof *unsup; i++)
-            if (json_object_get(qv, unsup[i][0])) {
-                qd_err(r, 400, "Wrong input: %s not supported by quiverd", unsup[i][1]);
-                goto cleanup;
-            }
-        const char *key;
-        json_t *val;
-        json_object_foreach(qv, key, val)
-            if (strcmp(key, "nearest") && strcmp(key, "mmr")) {
-                qd_err(r, 400, "Wrong input: query kind '%.32s' is not supported by quiverd", key);
-                goto cleanup;
-            }
-        json_t *mmr = json_object_get(qv, "mmr");
-        if (mmr && !json_is_null(mmr)) {
-            json_t *dv = json_object_get(mmr, "diversity");
-            q.mmr = 1;
-            q.diversity = 0.5;
-            q.candidates = 100;
-            if (!json_is_object(mmr) || (dv && !json_is_null(dv) && (!json_is_number(dv) || json_number_value(dv) < 0 ||
-                                                                     json_number_value(dv) > 1)) ||
-                uint_opt(mmr, "candidates_limit", QV_MAX_K, &q.candidates)) {
-                qd_err(r, 400, "Wrong input: mmr: diversity must be 0..1 and candidates_limit 0..%u", QV_MAX_K);
-                goto cleanup;
-            }
-            if (dv && !json_is_null(dv)) q.diversity = json_number_value(dv);
-        }
-        json_t *near = json_object_get(qv, "nearest");
-        if (!near) { qd_err(r, 400, "Wrong input: query must be a vector, a point id or {\"nearest\": ...}"); goto cleanup; }
-        if (json_is_object(near)) { qd_err(r, 400, "Wrong input: sparse vectors are not supported by quiverd"); goto cleanup; }
-        qv = near;
+    for (size_t i = 0; q && s && i < n; i++) {
+        qd_filter_release(&q[i].f);
+        srv_search_release(&s[i]);
     }
-    if (qv && !json_is_null(qv)) {
-        if (allocate_vec(r, e, &q) != 0) goto cleanup;
-        if (json_is_array(qv)) {
-            if (get_vector(r, qv, "query", e->dim, q.vec) != 0) goto cleanup;
-        } else {                                   /* a point id: search by its vector */
-            uint64_t iid;
-            qd_uuid u;
-            char msg[160];
-            if (qd_id_parse(qv, &iid, &u, msg, sizeof msg) != 0) { qd_err(r, 400, "Wrong input: query: %s", msg); goto cleanup; }
-            int rc = qv_get(e->coll, iid, q.vec, NULL);
-            if (rc == QV_ENOTFOUND) { qd_err(r, 404, "Not found: No point with id %s found", json_is_string(qv) ? u.text : "(integer)"); goto cleanup; }
-            if (rc != QV_OK) { qd_err_qv(r, rc); goto cleanup; }
-            /* like Qdrant, the query point itself is not among the results */
-            uint64_t *nv = realloc(q.f.not_ids, (q.f.n_not + 1) * sizeof *nv);
-            if (!nv) { qd_err(r, 503, "out of memory"); goto cleanup; }
-            q.f.not_ids = nv;
-            size_t pos = q.f.n_not;
-            while (pos > 0 && nv[pos - 1] > iid) { nv[pos] = nv[pos - 1]; pos--; }
-            nv[pos] = iid;
-            q.f.n_not++;
-        }
-    }
-    out = run_search(r, e, &q);
-cleanup:
-    qsearch_release(&q);
-    return out;
+    if (out) evbuffer_free(out);
+    srv_results_free(&res);
+    free(run);
+    free(vecs);
+    free(s);
+    free(q);
+    json_decref(b);
 }
 
-void qd_h_query(srv_req *r, srv_coll *e, int batch)
+void qd_h_search(srv_req *r)
 {
-    if (batch) { run_batch(r, e, one_query, "points"); return; }
-    json_t *b = qd_body(r);
-    if (!b) return;
-    json_t *res = one_query(r, e, b);
-    if (res) qd_ok(r, json_pack("{s:o}", "points", res));
-    json_decref(b);
+    run(r, 0);
+}
+
+void qd_h_query(srv_req *r)
+{
+    run(r, 1);
 }
 
 /* ---- scroll and count ---------------------------------------------------------- */
 
-void qd_h_scroll(srv_req *r, srv_coll *e)
+void qd_h_scroll(srv_req *r)
 {
-    json_t *b = qd_body(r), *out = NULL;
+    srv_coll *e = r->coll;
+    json_t *b = srv_body(r, 1);
     qd_filter f;
     uint64_t *ids = NULL, start = 0, limit = DEFAULT_LIMIT;
-    char msg[200];
+    qv_hit *h = NULL;
+    char msg[200], *text = NULL;
+    struct evbuffer *out = NULL;
+    size_t n = 0;
     memset(&f, 0, sizeof f);
     if (!b) return;
+    json_t *off = json_object_get(b, "offset"), *wp = json_object_get(b, "with_payload");
+    qd_uuid u;
     if (unsupported_field(r, b, "order_by", "order_by is") != 0) goto cleanup;
-    if (uint_opt(b, "limit", 100000, &limit) || limit == 0) { qd_err(r, 400, "Wrong input: limit must be 1..100000"); goto cleanup; }
-    json_t *off = json_object_get(b, "offset");
-    if (off && !json_is_null(off)) {
-        qd_uuid u;
-        if (json_is_integer(off) && json_integer_value(off) >= 0) start = (uint64_t)json_integer_value(off);
-        else if (qd_id_parse(off, &start, &u, msg, sizeof msg) != 0) { qd_err(r, 400, "Wrong input: offset: %s", msg); goto cleanup; }
+    if (uint_opt(b, "limit", 100000, &limit) || limit == 0) { srv_bad(r, "limit must be 1..100000"); goto cleanup; }
+    if (off && !json_is_null(off) && !(json_is_integer(off) && json_integer_value(off) >= 0) &&
+        qd_id_parse(off, &start, &u, msg, sizeof msg) != 0) {
+        srv_bad(r, "offset: %s", msg);
+        goto cleanup;
     }
-    json_t *wp = json_object_get(b, "with_payload");
-    if (qd_with_payload_check(wp, msg, sizeof msg) != 0) { qd_err(r, 400, "Wrong input: %s", msg); goto cleanup; }
-    int wv = bool_opt(b, "with_vector", 0);
+    if (json_is_integer(off) && json_integer_value(off) >= 0) start = (uint64_t)json_integer_value(off);
+    if (qd_with_payload_check(wp, msg, sizeof msg) != 0) { srv_bad(r, "%s", msg); goto cleanup; }
     if (parse_filter(r, b, &f) != 0) goto cleanup;
-    if (!(ids = malloc((size_t)(limit + 1) * sizeof *ids))) { qd_err(r, 503, "out of memory"); goto cleanup; }
-    size_t n = 0;
-    int rc = qv_scroll(e->coll, f.filter, qd_filter_has_ids(&f) ? qd_filter_accept : NULL, &f, start,
-                       (size_t)limit + 1, ids, &n, NULL);
-    json_t *pts = json_array();
-    for (size_t i = 0; rc == QV_OK && pts && i < n && i < limit; i++) {
-        json_t *p = point_json(e, ids[i], wp, 1, wv, NULL, &rc);
-        if (p) json_array_append_new(pts, p);
+    if (!(ids = malloc((size_t)(limit + 1) * sizeof *ids)) || !(h = malloc((size_t)(limit + 1) * sizeof *h)) ||
+        !(out = evbuffer_new())) {
+        srv_oom(r);
+        goto cleanup;
     }
-    json_t *next = json_null();
+    int rc = qv_scroll(e->coll, f.filter, qd_filter_has_ids(&f) ? qd_filter_accept : NULL, &f, start, (size_t)limit + 1,
+                       ids, &n, NULL);
+    for (size_t i = 0; i < n; i++) h[i] = (qv_hit){ids[i], 0};
+    srv_point_style st = qd_point_style(wp, 1, bool_opt(b, "with_vector", 0), 0);
+    if (rc == QV_OK && srv_add_lit(out, "{\"result\":{\"points\":")) rc = QV_ENOMEM;
+    if (rc == QV_OK) rc = srv_put_points(out, e->coll, e->dim, h, n < limit ? n : (size_t)limit, &st);
     if (rc == QV_OK && n > limit) {
-        json_t *p = point_json(e, ids[limit], NULL, 0, 0, NULL, &rc);
-        if (p) { json_decref(next); next = json_incref(json_object_get(p, "id")); json_decref(p); }
-        else if (rc == QV_OK) { json_decref(next); next = json_integer((json_int_t)ids[limit]); }   /* gone meanwhile: its raw id */
+        /* the next page starts at this id: a UUID's text, or (gone meanwhile) the raw id */
+        if ((rc = qv_get(e->coll, ids[limit], NULL, &text)) == QV_ENOTFOUND) rc = QV_OK;
+        if ((ids[limit] & QD_UUID_BIT) && text && srv_stored_string(text, QD_UUID_KEY, u.text, sizeof u.text) == 0)
+            rc = rc || evbuffer_add_printf(out, ",\"next_page_offset\":\"%s\"", u.text) < 0 ? QV_ENOMEM : rc;
+        else if (rc == QV_OK && evbuffer_add_printf(out, ",\"next_page_offset\":%llu", (unsigned long long)ids[limit]) < 0)
+            rc = QV_ENOMEM;
+    } else if (rc == QV_OK && srv_add_lit(out, ",\"next_page_offset\":null")) {
+        rc = QV_ENOMEM;
     }
-    if (rc != QV_OK) { json_decref(pts); json_decref(next); qd_err_qv(r, rc); goto cleanup; }
-    qd_ok(r, json_pack("{s:o,s:o}", "points", pts, "next_page_offset", next));
+    if (rc == QV_OK && srv_add_lit(out, "}")) rc = QV_ENOMEM;
+    if (rc != QV_OK) srv_fail_qv(r, rc);
+    else qd_ok_written(r, out);
 cleanup:
-    json_decref(out);
+    if (out) evbuffer_free(out);
+    qv_free(text);
+    free(h);
     free(ids);
     qd_filter_release(&f);
     json_decref(b);
 }
 
-void qd_h_count(srv_req *r, srv_coll *e)
+void qd_h_count(srv_req *r)
 {
-    json_t *b = qd_body(r);
+    srv_coll *e = r->coll;
+    json_t *b = srv_body(r, 1);
     qd_filter f;
     memset(&f, 0, sizeof f);
     if (!b) return;
@@ -784,7 +760,7 @@ void qd_h_count(srv_req *r, srv_coll *e)
         uint64_t total = 0;
         size_t n = 0;
         int rc = qv_scroll(e->coll, f.filter, qd_filter_has_ids(&f) ? qd_filter_accept : NULL, &f, 0, 0, NULL, &n, &total);
-        if (rc != QV_OK) qd_err_qv(r, rc);
+        if (rc != QV_OK) srv_fail_qv(r, rc);
         else qd_ok(r, json_pack("{s:I}", "count", (json_int_t)total));
     }
     qd_filter_release(&f);

@@ -5,14 +5,15 @@
  * UUIDs differing in any bit land far apart; bit 62 marks UUID points, so they never
  * collide with integer ids (which must stay below 2^62).
  *
- * Filters: Qdrant's filter is structurally the quiver filter (must / must_not / should
- * of conditions or sub-filters; match value/any, range, is_empty, is_null, dot paths), so
- * translation is a walk that rewrites the few differing shapes into quiver's JSON form and
- * hands it to qv_filter_parse, which does the validation. has_id is not a payload
- * condition: it is supported directly under the top-level must (ids intersected) and
- * must_not (ids united) and applied as an accept callback over internal ids; anywhere else
- * it is refused with a clear error. Conditions quiver has no counterpart for (geo, full
- * text, values_count, datetime ranges, nested object arrays, min_should) are refused too.
+ * Filters: the library's parser (qv_filter_parse) reads Qdrant's filter language itself
+ * (null members, a lone condition for a list, match value/any/except, ranges with null
+ * sides, is_empty/is_null, nested must/should/must_not, dot paths) and refuses what it has
+ * no counterpart for (geo, full text, values_count, datetime ranges, nested object arrays,
+ * min_should) by name, so both APIs accept the same filters. What is left here is has_id,
+ * which is not a payload condition: supported directly under the top-level must (ids
+ * intersected) and must_not (ids united), taken out of the filter and applied as an
+ * accept callback over internal ids; anywhere else it is refused. Filters on the reserved
+ * key QD_UUID_KEY are refused: the key is the API's bookkeeping, hidden from reads.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -150,32 +151,32 @@ static int in_list(const json_t *a, const char *key)
     return 0;
 }
 
-int qd_payload_wanted(const json_t *sel, int dflt)
+static int payload_wanted(const json_t *sel, int dflt)
 {
     if (!sel || json_is_null(sel)) return dflt;
     if (json_is_boolean(sel)) return json_is_true(sel);
     return json_is_array(sel) || json_is_object(sel);
 }
 
-json_t *qd_payload_show(json_t *payload, const json_t *sel, int dflt)
+/* Whether a payload key is shown for selector sel (checked by qd_with_payload_check). */
+static int keep_key(const char *key, void *arg)
 {
-    const json_t *inc = NULL, *exc = NULL;
-    if (!qd_payload_wanted(sel, dflt)) return NULL;
-    if (json_is_array(sel)) inc = sel;
-    else if (json_is_object(sel)) {
-        inc = json_object_get(sel, "include");
-        exc = json_object_get(sel, "exclude");
+    const json_t *sel = arg;
+    if (strcmp(key, QD_UUID_KEY) == 0) return 0;
+    if (json_is_array(sel)) return in_list(sel, key);
+    if (json_is_object(sel)) {
+        const json_t *inc = json_object_get(sel, "include"), *exc = json_object_get(sel, "exclude");
+        return (!inc || in_list(inc, key)) && !(exc && in_list(exc, key));
     }
-    json_t *out = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach(payload, k, v) {
-        if (strcmp(k, QD_UUID_KEY) == 0) continue;
-        if (inc && !in_list(inc, k)) continue;
-        if (exc && in_list(exc, k)) continue;
-        json_object_set(out, k, v);
-    }
-    return out;
+    return 1;
+}
+
+srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores)
+{
+    srv_point_style st = {.qdrant = 1, .scores = scores, .payload = payload_wanted(sel, dflt), .keep = keep_key,
+                          .keep_arg = (void *)sel, .id_key = QD_UUID_KEY, .id_key_bit = QD_UUID_BIT,
+                          .with_vector = with_vector};
+    return st;
 }
 
 /* ---- filters -------------------------------------------------------------------- */
@@ -213,156 +214,64 @@ static int contains(const uint64_t *v, size_t n, uint64_t x)
     return bsearch(&x, v, n, sizeof *v, cmp_u64) != NULL;
 }
 
-static int convert_filter(const json_t *qf, int top, qd_filter *f, json_t **out, char *msg, size_t len);
-
-static int convert_range(const char *key, const json_t *rg, json_t **out, char *msg, size_t len)
+/* 1 when an object anywhere in j has member `member` (with string value `value`, unless
+ * value is NULL). */
+static int has_member(const json_t *j, const char *member, const char *value)
 {
-    if (!json_is_object(rg)) return failf(msg, len, "range of '%s' must be an object", key);
-    json_t *r = json_object();
-    const char *op;
+    const char *k;
     json_t *v;
-    json_object_foreach((json_t *)rg, op, v) {
-        if (json_is_null(v)) continue;
-        if (strcmp(op, "gt") && strcmp(op, "gte") && strcmp(op, "lt") && strcmp(op, "lte")) {
-            json_decref(r);
-            return failf(msg, len, "range of '%s': unknown operator '%.16s'", key, op);
-        }
-        if (!json_is_number(v)) {
-            json_decref(r);
-            return failf(msg, len, "range of '%s': only numeric ranges are supported (datetime ranges are not)", key);
-        }
-        json_object_set(r, op, v);
+    size_t i;
+    if (json_is_array(j)) {
+        json_array_foreach((json_t *)j, i, v) if (has_member(v, member, value)) return 1;
+        return 0;
     }
-    *out = json_pack("{s:s,s:o}", "key", key, "range", r);
+    if (!json_is_object(j)) return 0;
+    json_object_foreach((json_t *)j, k, v) {
+        if (strcmp(k, member) == 0 && (!value || (json_is_string(v) && strcmp(json_string_value(v), value) == 0)))
+            return 1;
+        if (has_member(v, member, value)) return 1;
+    }
     return 0;
 }
 
-static int convert_match(const char *key, const json_t *m, json_t **out, char *msg, size_t len)
+/* Take the has_id conditions out of list (an array of conditions, or one condition) of
+ * the top-level must (i = 0, intersected) or must_not (i = 1, united) into f. */
+static int take_has_ids(json_t *qf, int i, qd_filter *f, char *msg, size_t len)
 {
-    if (!json_is_object(m)) {                        /* a bare value */
-        *out = json_pack("{s:s,s:O}", "key", key, "match", m);
-        return 0;
-    }
-    json_t *v;
-    if ((v = json_object_get(m, "value"))) {
-        *out = json_pack("{s:s,s:{s:O}}", "key", key, "match", "value", v);
-        return 0;
-    }
-    if ((v = json_object_get(m, "any"))) {
-        if (json_is_array(v) && json_array_size(v) == 0) {   /* matches nothing */
-            *out = json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "must", "key", key, "exists", 1, "key", key, "exists", 0);
-            return 0;
-        }
-        *out = json_pack("{s:s,s:{s:O}}", "key", key, "match", "any", v);
-        return 0;
-    }
-    if ((v = json_object_get(m, "except"))) {
-        /* Qdrant: the field has a value and it is none of these */
-        if (json_is_array(v) && json_array_size(v) == 0)
-            *out = json_pack("{s:s,s:b}", "key", key, "exists", 1);
-        else
-            *out = json_pack("{s:[{s:s,s:b}],s:[{s:s,s:{s:O}}]}", "must", "key", key, "exists", 1,
-                             "must_not", "key", key, "match", "any", v);
-        return 0;
-    }
-    if (json_object_get(m, "text") || json_object_get(m, "phrase"))
-        return failf(msg, len, "full-text match on '%s' is not supported by quiverd", key);
-    return failf(msg, len, "match on '%s' must have 'value', 'any' or 'except'", key);
-}
-
-static int convert_cond(const json_t *c, qd_filter *f, json_t **out, char *msg, size_t len)
-{
-    if (!json_is_object(c)) return failf(msg, len, "a filter condition must be an object");
-    json_t *k = json_object_get(c, "key");
-    if (k) {
-        if (!json_is_string(k)) return failf(msg, len, "condition 'key' must be a string");
-        const char *key = json_string_value(k);
-        json_t *v;
-        if ((v = json_object_get(c, "match")) && !json_is_null(v)) return convert_match(key, v, out, msg, len);
-        if ((v = json_object_get(c, "range")) && !json_is_null(v)) return convert_range(key, v, out, msg, len);
-        static const char *const unsup[] = {"geo_bounding_box", "geo_radius", "geo_polygon", "values_count", NULL};
-        for (size_t i = 0; unsup[i]; i++)
-            if ((v = json_object_get(c, unsup[i])) && !json_is_null(v))
-                return failf(msg, len, "%s conditions are not supported by quiverd", unsup[i]);
-        return failf(msg, len, "condition on '%s' has no match or range", key);
-    }
-    json_t *v;
-    if ((v = json_object_get(c, "is_empty")) || (v = json_object_get(c, "is_null"))) {
-        const char *what = json_object_get(c, "is_empty") ? "is_empty" : "is_null";
-        json_t *kk = json_is_object(v) ? json_object_get(v, "key") : NULL;
-        if (!json_is_string(kk)) return failf(msg, len, "%s must be {\"key\": \"field\"}", what);
-        *out = json_pack("{s:s,s:b}", "key", json_string_value(kk), what, 1);
-        return 0;
-    }
-    if (json_object_get(c, "has_id"))
-        return failf(msg, len, "has_id is supported only directly under the top-level 'must' or 'must_not'");
-    if (json_object_get(c, "nested"))
-        return failf(msg, len, "nested (array of objects) conditions are not supported by quiverd; "
-                               "use a dot path key such as \"metadata.lang\"");
-    if (json_object_get(c, "has_vector"))
-        return failf(msg, len, "has_vector is not supported by quiverd (no named vectors)");
-    if (json_object_get(c, "must") || json_object_get(c, "should") || json_object_get(c, "must_not") ||
-        json_object_get(c, "min_should"))
-        return convert_filter(c, 0, f, out, msg, len);
-    return failf(msg, len, "unsupported filter condition");
-}
-
-static int convert_filter(const json_t *qf, int top, qd_filter *f, json_t **out, char *msg, size_t len)
-{
-    static const char *const occ[] = {"must", "must_not", "should"};
-    if (!json_is_object(qf)) return failf(msg, len, "a filter must be an object");
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)qf, key, val) {
-        if (strcmp(key, "must") && strcmp(key, "must_not") && strcmp(key, "should")) {
-            if (strcmp(key, "min_should") == 0 && json_is_null(val)) continue;
-            return failf(msg, len, "filter field '%.32s' is not supported by quiverd", key);
-        }
-    }
-    json_t *o = json_object();
-    for (int i = 0; i < 3; i++) {
-        json_t *list = json_object_get(qf, occ[i]);
-        if (!list || json_is_null(list)) continue;
-        json_t *one = NULL;
-        if (json_is_object(list)) { one = json_array(); json_array_append(one, list); list = one; }
-        if (!json_is_array(list)) { json_decref(o); return failf(msg, len, "'%s' must be a list of conditions", occ[i]); }
-        json_t *arr = json_array();
-        for (size_t j = 0; j < json_array_size(list); j++) {
-            json_t *c = json_array_get(list, j), *h = json_is_object(c) ? json_object_get(c, "has_id") : NULL;
-            int rc;
-            if (h && top && i < 2) {
-                uint64_t *ids;
-                size_t n;
-                if ((rc = id_list(h, &ids, &n, msg, len)) != 0) { json_decref(arr); json_decref(o); json_decref(one); return rc; }
-                if (i == 0) {
-                    if (!f->has_must) { f->must_ids = ids; f->n_must = n; f->has_must = 1; }
-                    else {                          /* intersect */
-                        size_t k = 0;
-                        for (size_t x = 0; x < f->n_must; x++)
-                            if (contains(ids, n, f->must_ids[x])) f->must_ids[k++] = f->must_ids[x];
-                        f->n_must = k;
-                        free(ids);
-                    }
-                } else {                            /* unite */
-                    uint64_t *u = realloc(f->not_ids, (f->n_not + n + 1) * sizeof *u);
-                    if (!u) { free(ids); json_decref(arr); json_decref(o); json_decref(one); return -2; }
-                    memcpy(u + f->n_not, ids, n * sizeof *u);
-                    f->not_ids = u;
-                    f->n_not += n;
-                    qsort(u, f->n_not, sizeof *u, cmp_u64);
-                    free(ids);
-                }
-                continue;
+    static const char *const occ[] = {"must", "must_not"};
+    json_t *list = json_object_get(qf, occ[i]);
+    int single = json_is_object(list);
+    for (size_t j = 0; single || j < json_array_size(list); j++) {
+        json_t *c = single ? list : json_array_get(list, j), *h = json_is_object(c) ? json_object_get(c, "has_id") : NULL;
+        uint64_t *ids;
+        size_t n;
+        int rc;
+        if (h) {
+            if ((rc = id_list(h, &ids, &n, msg, len)) != 0) return rc;
+            if (i == 0 && !f->has_must) {
+                f->must_ids = ids;
+                f->n_must = n;
+                f->has_must = 1;
+            } else if (i == 0) {                    /* intersect */
+                size_t k = 0;
+                for (size_t x = 0; x < f->n_must; x++)
+                    if (contains(ids, n, f->must_ids[x])) f->must_ids[k++] = f->must_ids[x];
+                f->n_must = k;
+                free(ids);
+            } else {                                /* unite */
+                uint64_t *u = realloc(f->not_ids, (f->n_not + n + 1) * sizeof *u);
+                if (!u) { free(ids); return -2; }
+                memcpy(u + f->n_not, ids, n * sizeof *u);
+                f->not_ids = u;
+                f->n_not += n;
+                qsort(u, f->n_not, sizeof *u, cmp_u64);
+                free(ids);
             }
-            json_t *nc = NULL;
-            if ((rc = convert_cond(c, f, &nc, msg, len)) != 0) { json_decref(arr); json_decref(o); json_decref(one); return rc; }
-            if (!nc || json_array_append_new(arr, nc) != 0) { json_decref(arr); json_decref(o); json_decref(one); return -2; }
+            if (single) return json_object_del(qf, occ[i]) == 0 ? 0 : -2;
+            if (json_array_remove(list, j--) != 0) return -2;
         }
-        json_decref(one);
-        if (json_array_size(arr)) json_object_set_new(o, occ[i], arr);
-        else json_decref(arr);
+        if (single) break;
     }
-    *out = o;
     return 0;
 }
 
@@ -370,19 +279,32 @@ int qd_filter_build(const json_t *json, qd_filter *f, char *msg, size_t len)
 {
     memset(f, 0, sizeof *f);
     if (!json || json_is_null(json)) return 0;
-    json_t *native = NULL;
-    int rc = convert_filter(json, 1, f, &native, msg, len);
-    if (rc != 0) { qd_filter_release(f); return rc; }
-    if (json_object_size(native)) {
-        char *text = json_dumps(native, JSON_COMPACT);
-        int qrc = text ? qv_filter_parse(text, &f->filter) : QV_ENOMEM;
-        free(text);
-        if (qrc != QV_OK) {
-            rc = qrc == QV_ENOMEM ? -2 : failf(msg, len, "bad filter: %s", qv_last_error());
-            qd_filter_release(f);
-        }
+    if (!json_is_object(json)) return failf(msg, len, "a filter must be an object");
+    if (has_member(json, "key", QD_UUID_KEY))
+        return failf(msg, len, "payload key '%s' is reserved for UUID point ids", QD_UUID_KEY);
+    json_t *rest = json_deep_copy(json);
+    char *text = NULL;
+    int rc = rest ? 0 : -2;
+    for (int i = 0; i < 2 && rc == 0; i++) rc = take_has_ids(rest, i, f, msg, len);
+    if (rc == 0 && has_member(rest, "has_id", NULL))
+        rc = failf(msg, len, "has_id is supported only directly under the top-level 'must' or 'must_not'");
+    if (rc == 0 && !(text = json_dumps(rest, JSON_COMPACT))) rc = -2;
+    if (rc == 0) {
+        int qrc = qv_filter_parse(text, &f->filter);
+        if (qrc != QV_OK) rc = qrc == QV_ENOMEM ? -2 : failf(msg, len, "%s", qv_last_error());
     }
-    json_decref(native);
+    if (rc == 0) {                                  /* no payload condition left: no filter */
+        char *canon = NULL;
+        if (qv_filter_to_json(f->filter, &canon) != QV_OK) rc = -2;
+        else if (strcmp(canon, "{}") == 0) {
+            qv_filter_free(f->filter);
+            f->filter = NULL;
+        }
+        qv_free(canon);
+    }
+    free(text);
+    json_decref(rest);
+    if (rc != 0) qd_filter_release(f);
     return rc;
 }
 

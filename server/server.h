@@ -6,22 +6,27 @@
  * through its own dup() of it, so that every evhttp can close its copy). Handlers run
  * synchronously inside the event loop: parse -> validate -> qv_* -> encode -> one reply.
  *
- * Files:
- *   main.c      options, database open, worker threads, signals and graceful shutdown
- *   http.c      per-request dispatch: auth, routing, 405/404, replies, QV_E* -> status
- *   handlers.c  one function per endpoint
- *   jsonin.c    strict JSON input helpers (types, ranges, unknown fields, float range)
- *   search_fast.c  the plain search request scanned and answered without jansson trees
- *   json_out.c  replies written from jansson trees, payload numbers exact; number formatting
- *   colls.c     the table of open collections and its lock
- *   auth.c      API keys (file, constant-time comparison)
- *   metrics.c   Prometheus counters and latency histograms
- *   log.c       leveled logging to stderr
+ * Two APIs share one request pipeline (pipeline.c): each is a route table plus handlers,
+ * and the pipeline does everything around a handler the same way for both -- method and
+ * path, API key, collection lookup and locking, the reply (metrics, timeouts, draining)
+ * and every error but the body's own wording.
  *
- * Locking: the collection table is guarded by one writer-preferring rwlock. Create and
- * drop take it for writing (so no request can hold a handle that a drop frees); every
- * other request takes it for reading. Everything else is the library's business: the
- * storage layer serializes writers and lets searches run beside them (storage/storage.h).
+ * Files:
+ *   main.c        options, database open, worker threads, signals and graceful shutdown
+ *   pipeline.c    one request from dispatch to its single reply; QV_E* -> HTTP status
+ *   native.c      the native API: route table and handlers
+ *   search.c      search requests: the one parser, the grouped library calls, the one
+ *                 writer of hits and points (native and Qdrant shapes)
+ *   json.c        JSON in (strict jansson helpers, a scanner for raw JSON text) and out
+ *                 (numbers, stored payloads copied as they are)
+ *   qdrant*.c     the Qdrant-compatible API (qdrant.h)
+ *   auth.c        API keys (file, constant-time comparison)
+ *   metrics.c     Prometheus counters and latency histograms
+ *   log.c         leveled logging to stderr
+ *
+ * Locking is the library's business: a request opens its collection (a counted handle),
+ * uses it and closes it, so a collection dropped meanwhile stays valid until the request
+ * is done; the storage layer serializes writers and lets searches run beside them.
  */
 #ifndef QV_SERVER_SERVER_H
 #define QV_SERVER_SERVER_H
@@ -68,35 +73,23 @@ struct srv_ctx;
 /** Append the Prometheus text exposition to buf. */
 int  srv_metrics_render(struct srv_ctx *ctx, struct evbuffer *buf);
 
-/* ---- collections (colls.c) ------------------------------------------------------ */
+/* ---- a request's collection -------------------------------------------------------- */
 typedef struct {
-    char name[72];
-    qv_coll *coll;                 /* borrowed from the db */
+    const char *name;
+    qv_coll *coll;                 /* opened for the request, closed after it */
     uint32_t dim;
     qv_metric metric;
 } srv_coll;
 
-typedef struct {
-    pthread_rwlock_t lock;         /* table lock: write for create/drop */
-    srv_coll *v;
-    size_t n, cap;
-} srv_colls;
-
-int  srv_colls_init(srv_colls *t, qv_db *db);   /* opens every existing collection */
-void srv_colls_release(srv_colls *t);
-/** Lookup under the caller's table lock. NULL when absent. */
-srv_coll *srv_colls_find(srv_colls *t, const char *name);
-/** Add an entry (caller holds the write lock). QV_OK or QV_ENOMEM. */
-int  srv_colls_add(srv_colls *t, const char *name, qv_coll *c);
-/** Remove an entry (caller holds the write lock). */
-void srv_colls_remove(srv_colls *t, const char *name);
-/** 1 when name is a valid collection name (1..64 of [A-Za-z0-9_.-], not leading '.'). */
-int  srv_name_valid(const char *name);
+/* ---- limits, the same on both APIs ----------------------------------------------- */
+#define SRV_DEFAULT_K   10u
+#define SRV_MAX_EF      QV_MAX_EF  /* the library's limit (quiver.h) */
+#define SRV_MAX_NPROBE  65536u
+#define SRV_MAX_BATCH   4096u      /* searches per batch request */
 
 /* ---- server context ------------------------------------------------------------- */
 typedef struct srv_ctx {
     qv_db *db;
-    srv_colls colls;
     srv_keys *keys;                /* NULL: no auth */
     size_t max_body;
     int timeout_s;                 /* --timeout: re-armed when a reply is sent */
@@ -104,124 +97,168 @@ typedef struct srv_ctx {
     atomic_long outstanding;       /* replies queued but not yet fully written */
 } srv_ctx;
 
-/* ---- per-request state and replies (http.c) ------------------------------------- */
+/* ---- the request pipeline (pipeline.c) ------------------------------------------- */
+enum { SRV_M_GET = 1, SRV_M_POST = 2, SRV_M_PUT = 4, SRV_M_DELETE = 8, SRV_M_PATCH = 16, SRV_M_ANY = 31 };
+enum {
+    SRV_R_OPEN = 1,        /* needs no key */
+    SRV_R_WRITE = 2,       /* needs a read-write key */
+    SRV_R_COLL = 4,        /* collection {name} is opened for the handler; 404 when absent */
+    SRV_R_COLL_OPT = 8,    /* the same, but the handler runs with coll NULL when absent */
+};
+
+typedef struct srv_req srv_req;
 typedef struct {
+    unsigned methods;               /* SRV_M_* */
+    const char *path;               /* "collections/{name}/points/{arg}"; a last "**"
+                                     * segment matches whatever follows (nothing too) */
+    srv_endpoint ep;                /* what metrics count it as */
+    unsigned flags;                 /* SRV_R_* */
+    void (*handler)(srv_req *r);
+    int variant;                    /* handler's own switch (r->route->variant) */
+    const char *unsupported;        /* no handler: 501 "<this> not supported by quiverd" */
+} srv_route;
+
+typedef struct {
+    const srv_route *routes;        /* first path match wins; ones with the same path
+                                     * string next to each other, for 405's Allow */
+    size_t nroutes;
+    int max_segs;
+    /* The API's error body for HTTP status, machine code and message. */
+    void (*error)(srv_req *r, int status, const char *code, const char *msg);
+} srv_api;
+
+extern const srv_api srv_native_api;       /* native.c */
+extern const srv_api srv_qdrant_api;       /* qdrant.c */
+
+struct srv_req {
     srv_ctx *ctx;
+    const srv_api *api;
+    const srv_route *route;
     struct evhttp_request *req;
     srv_endpoint ep;
-    int access;                    /* SRV_ACCESS_* of the presented key */
+    int access;                     /* SRV_ACCESS_* of the presented key */
     uint64_t t0_us;
     int replied;
-} srv_req;
+    const char *name, *arg;         /* path arguments {name} and {arg} */
+    srv_coll *coll;                 /* the collection of SRV_R_COLL(_OPT) routes */
+    srv_coll opened;
+};
 
 uint64_t srv_now_us(void);
-/** The general request callback installed on every evhttp. */
-void srv_http_dispatch(struct evhttp_request *req, void *arg);
+/** The general request callback of an evhttp; arg is a srv_listener. */
+typedef struct { srv_ctx *ctx; const srv_api *api; } srv_listener;
+void srv_dispatch(struct evhttp_request *req, void *arg);
 
 /* Every handler ends in exactly one of these. */
 void srv_reply_json(srv_req *r, int status, json_t *body);        /* steals body */
-void srv_reply_text(srv_req *r, int status, const char *ctype, struct evbuffer *body);
-void srv_reply_error(srv_req *r, int status, const char *code, const char *fmt, ...)
+void srv_reply_buf(srv_req *r, int status, const char *ctype, struct evbuffer *body);
+void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /** Reply for a failed qv_* call: one place that maps QV_E* to an HTTP status. */
-void srv_reply_qv(srv_req *r, int rc);
+void srv_fail_qv(srv_req *r, int rc);
+#define srv_bad(r, ...) srv_fail(r, 400, "invalid_argument", __VA_ARGS__)
+#define srv_oom(r) srv_fail(r, 503, "out_of_memory", "out of memory")
+/** The body as a JSON object (an empty one when empty_ok and there is no body); NULL
+ *  after replying 400. */
+json_t *srv_body(srv_req *r, int empty_ok);
 
-/* ---- strict JSON input (jsonin.c) ----------------------------------------------- */
-/** Error detail of the last failed jsonin call on this thread (for the 400 message). */
-typedef struct { const char *code; char msg[256]; } srv_jerr;  /* code: JSON error code */
-/** Parse the request body as a JSON object. NULL on failure (err filled). */
-json_t *srv_json_body(struct evhttp_request *req, srv_jerr *err);
+/* ---- handlers shared by both APIs (native.c) -------------------------------------- */
+void srv_h_metrics(srv_req *r);
+/** Create collection r->name; r->coll is then it (closed by the pipeline). -1 after
+ *  replying with the error (409 when it exists). */
+int  srv_create_collection(srv_req *r, const qv_collection_config *cfg);
+/** Drop collection r->name; -1 after replying (404 when absent). */
+int  srv_drop_collection(srv_req *r);
+/** 1 when name is a valid collection name (1..64 of [A-Za-z0-9_.-], not leading '.'). */
+int  srv_name_valid(const char *name);
+/** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
+int  srv_open(srv_ctx *ctx, const char *name, srv_coll *e);
+
+/* ---- JSON in and out (json.c) ------------------------------------------------------ */
+/** Error detail of a failed JSON check (for the 400 message). */
+typedef struct { const char *code; char msg[256]; } srv_jerr;
+int srv_jfail(srv_jerr *e, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** The text as one JSON object, duplicate keys refused; NULL with e filled. */
+json_t *srv_json_parse(const char *text, size_t len, srv_jerr *e);
 /** Fail when obj has a key outside allowed (NULL-terminated). */
 int srv_json_only(const json_t *obj, const char *what, const char *const *allowed, srv_jerr *err);
 /** Optional unsigned integer field in [lo, hi]; *out untouched when absent or null. */
 int srv_json_uint(const json_t *obj, const char *key, uint64_t lo, uint64_t hi, uint64_t *out,
                   srv_jerr *err);
-/** A point id: a JSON integer in 0..INT64_MAX. */
-int srv_json_id(const json_t *v, const char *what, uint64_t *out, srv_jerr *err);
 /** An array of exactly dim finite numbers in float range, written to out. */
 int srv_json_vector(const json_t *v, const char *what, uint32_t dim, float *out, srv_jerr *err);
-/** Optional boolean field. */
-int srv_json_bool(const json_t *obj, const char *key, int *out, srv_jerr *err);
 /** Parse a decimal uint64 from a URL segment (digits only). */
 int srv_parse_id(const char *s, uint64_t *out);
-/** A request path split into percent-decoded segments (seg[], NULL after the last).
- *  They live in small[] (or, for a long path, in heap) until srv_path_release(). */
-#define SRV_PATH_MAX_SEGS 8
-typedef struct { char *seg[SRV_PATH_MAX_SEGS + 1]; char small[512]; char *heap; } srv_path;
-/** Split "/a/b%2Fc/" into at most max segments. Returns the count, -1 for too many or
- *  empty inner segments (no route), -2 when a segment decodes to bytes outside printable
- *  ASCII. Release sp in every case. Shared by the native and the Qdrant listeners. */
-int srv_split_path(const char *path, srv_path *sp, int max);
-void srv_path_release(srv_path *sp);
 
-/* ---- search limits, shared by the general and the fast search path ---------------- */
-#define SRV_DEFAULT_K   10u
-#define SRV_MAX_EF      65536u
-#define SRV_MAX_NPROBE  65536u
-#define SRV_MAX_BATCH   4096u      /* searches per batch request */
-
-/* ---- JSON replies (json_out.c) ---------------------------------------------------- */
-struct evbuffer;
-/** Append v as compact JSON. Reals inside the value of any "payload" key (or all, with
- *  exact) in their shortest exact form; all others as json_dumps(JSON_COMPACT |
- *  JSON_REAL_PRECISION(9)) writes them, which round-trips every float. -1 on failure. */
-int srv_json_write(struct evbuffer *out, const json_t *v, int exact);
 /** Numbers into buf (size >= 32), returning the length or -1: a double as jansson writes
  *  it with precision 9; a float the same way without printf; a double in the fewest
  *  digits that read back as the same double, in jansson's style ("5.0", "1e300"). */
 int srv_fmt_real9(char *buf, size_t size, double v);
 int srv_fmt_score(char *buf, size_t size, float f);
 int srv_fmt_double(char *buf, size_t size, double v);
+/** Append a literal. */
+#define srv_add_lit(out, lit) evbuffer_add(out, lit, sizeof(lit) - 1)
 
-/* ---- the plain search request (search_fast.c) ------------------------------------- */
-typedef struct { uint32_t k, ef, nprobe; int with_payload; } srv_fast_search;
-/** Scan a search body of len bytes. 1: it is a plain search (a vector of dim numbers,
- *  optional k/ef/nprobe/with_payload, no filter) that the general path would accept with
- *  the very same values, now in vec and out. 0: anything else, including every invalid
- *  body; the caller then takes the general path, which words the error. */
-int srv_scan_search(const char *s, size_t len, uint32_t dim, float *vec, srv_fast_search *out);
-/** The same for a batch body {"searches":[...]} of 1..SRV_MAX_BATCH plain searches: 1 with
- *  *nq searches, their vectors in *vecs (nq * dim) and options in *opts (both malloc'd,
- *  the caller frees them); 0 (nothing allocated) for anything else. */
-int srv_scan_search_batch(const char *s, size_t len, uint32_t dim, float **vecs, srv_fast_search **opts,
-                          size_t *nq);
-/** Append the reply {"hits":[...],"took_us":..,"took":{...}} exactly as the general path
- *  encodes it, with each hit's stored payload read from payloads unless that is NULL.
- *  -1 for what only the general path encodes (unindexed keys, non-finite scores: nothing
- *  is appended then) or out of memory (out holds a part: discard it). */
-int srv_format_search_reply(struct evbuffer *out, qv_coll *payloads, const qv_hit *hits, size_t n,
-                            uint64_t took_us, const qv_search_stats *st);
-/** The stored payloads of hits from c in one read transaction (qv_get_payloads): *texts
- *  gets n strings or NULLs (a point without payload, or deleted since), or NULL itself
- *  when c is NULL or n is 0. -1 when they could not be read. Free with srv_free_payloads. */
-int srv_hit_payloads(qv_coll *c, const qv_hit *hits, size_t n, char ***texts);
-void srv_free_payloads(char **texts, size_t n);
-/** The batch reply {"results":[{"hits":[...],"took":{...}},...],"took_us":..} exactly as
- *  the general path encodes it: query q's nh[q] hits at hits + q * kmax, its stats st[q],
- *  payloads read from c for the queries whose opts ask for them. -1 as above. */
-int srv_format_batch_reply(struct evbuffer *out, qv_coll *c, const srv_fast_search *opts, size_t nq,
-                           const qv_hit *hits, size_t kmax, const size_t *nh, uint64_t took_us,
-                           const qv_search_stats *st);
+/* ---- searches (search.c) ------------------------------------------------------------ */
+typedef struct {
+    float *vec;                     /* dim floats (the caller's) */
+    uint32_t k, ef, nprobe;
+    int exact;                      /* scan every allowed point exactly */
+    int with_payload;
+    qv_filter *filter;              /* owned; NULL: none */
+    char *filter_text;              /* its text, to group equal searches (owned) */
+    qv_accept_fn accept;            /* an id predicate (borrowed), NULL: none */
+    void *accept_arg;
+} srv_search;
+void srv_search_release(srv_search *s);
+
+/** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload"}), or
+ *  with batch the batch body {"searches":[...]} of 1..SRV_MAX_BATCH of them, for a
+ *  collection of dimension dim. On success *out holds *n searches whose vectors are in
+ *  one allocation at (*out)[0].vec; free with srv_searches_free. -1 with e filled (every
+ *  error the general JSON path gives, the same code). */
+int srv_parse_searches(const char *body, size_t len, uint32_t dim, int batch, srv_search **out, size_t *n,
+                       srv_jerr *e);
+void srv_searches_free(srv_search *s, size_t n);
+
+/** The hits of n searches: rows of *kmax at *hits, counts *nh, planner stats *st (all
+ *  malloc'd, freed with srv_results_free). Searches with equal parameters and filter run
+ *  as one library call, so a batch shares its filter's allowed set. */
+typedef struct { qv_hit *hits; size_t *nh; qv_search_stats *st; uint32_t kmax; uint64_t took_us; } srv_results;
+int  srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, srv_results *res);
+void srv_results_free(srv_results *res);
+
+/** How points are written: the native {"id","score","payload"} or Qdrant's
+ *  {"id","version","score","payload","vector"}. */
+typedef struct {
+    int qdrant;                     /* Qdrant's shape: payload and vector null when not
+                                     * shown; points that do not exist are left out */
+    int scores;                     /* hits carry scores */
+    int payload;                    /* payloads shown */
+    int (*keep)(const char *key, void *arg);   /* which top-level payload keys (NULL: all) */
+    void *keep_arg;
+    const char *id_key;             /* ids with id_key_bit show the string stored under */
+    uint64_t id_key_bit;            /* this payload key instead (Qdrant's UUIDs) */
+    int with_vector;
+} srv_point_style;
+/** Append the JSON array of the points of hits[0..n) (ids, and scores as given), reading
+ *  from c what st shows. QV_OK, QV_ENOMEM, or the QV_E* code of a failed read. */
+int srv_put_points(struct evbuffer *out, qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n,
+                   const srv_point_style *st);
+/** The planner's account {"plan",...,"cached":b} of one search. */
+int srv_put_took(struct evbuffer *out, const qv_search_stats *st);
+/** A vector as a JSON array of floats. */
+int srv_put_vector(struct evbuffer *out, const float *v, uint32_t dim);
+/** Append a stored JSON value (a payload) as it is stored, each real in its shortest
+ *  exact form; of an object only the top-level keys keep (NULL: all) accepts. -1 when
+ *  text is not valid JSON (nothing appended then) or out of memory. */
+int srv_put_stored(struct evbuffer *out, const char *text, int (*keep)(const char *key, void *arg), void *keep_arg);
+/** The string value of top-level key of a stored object into buf (cap); 0 when found. */
+int srv_stored_string(const char *text, const char *key, char *buf, size_t cap);
 
 /* ---- workers (main.c) ------------------------------------------------------------- */
 /** The calling worker starts (1) or ends (0) handling a request: connection pacing does
  *  not wait for a busy worker. No-op outside worker threads. */
 void srv_worker_busy(int busy);
-
-/* ---- handlers (handlers.c) ------------------------------------------------------ */
-void srv_h_healthz(srv_req *r);
-void srv_h_metrics(srv_req *r);
-void srv_h_list(srv_req *r);
-void srv_h_create(srv_req *r, const char *name);
-void srv_h_info(srv_req *r, const char *name);
-void srv_h_drop(srv_req *r, const char *name);
-void srv_h_upsert(srv_req *r, const char *name);
-void srv_h_get_point(srv_req *r, const char *name, const char *id);
-void srv_h_delete_points(srv_req *r, const char *name);
-void srv_h_search(srv_req *r, const char *name);
-void srv_h_search_batch(srv_req *r, const char *name);
-void srv_h_index_field(srv_req *r, const char *name, const char *field);
-void srv_h_unindex_field(srv_req *r, const char *name, const char *field);
-void srv_h_train(srv_req *r, const char *name);
 
 #endif

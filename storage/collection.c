@@ -90,11 +90,40 @@ int qv_coll_reserve_ids(qv_coll *c, uint64_t n)
     return QV_OK;
 }
 
-static int find_open(qv_db *db, const char *name)
+int qv_coll_check_live(const qv_coll *c)
+{
+    if (__atomic_load_n(&c->dropped, __ATOMIC_ACQUIRE))
+        return qv_fail(QV_ENOTFOUND, "collection '%s' was dropped", c->name);
+    return QV_OK;
+}
+
+/* ---- the table of open collections (db->colls, under db->colls_lock) --------------------- */
+
+/* The open, not dropped collection named name, or NULL. */
+static qv_coll *find_open(qv_db *db, const char *name)
 {
     for (size_t i = 0; i < db->ncolls; i++)
-        if (strcmp(db->colls[i]->name, name) == 0) return (int)i;
-    return -1;
+        if (!db->colls[i]->dropped && strcmp(db->colls[i]->name, name) == 0) return db->colls[i];
+    return NULL;
+}
+
+/* find_open, counting one more user when found. */
+static qv_coll *find_and_use(qv_db *db, const char *name)
+{
+    pthread_mutex_lock(&db->colls_lock);
+    qv_coll *c = find_open(db, name);
+    if (c) c->users++;
+    pthread_mutex_unlock(&db->colls_lock);
+    return c;
+}
+
+static void table_remove(qv_db *db, const qv_coll *c)
+{
+    for (size_t i = 0; i < db->ncolls; i++)
+        if (db->colls[i] == c) {
+            db->colls[i] = db->colls[--db->ncolls];
+            return;
+        }
 }
 
 static int reserve_table(qv_db *db)
@@ -184,7 +213,8 @@ int qv_coll_ensure_index(qv_coll *c)
     int rc = QV_OK;
     if (!__atomic_load_n(&c->need_rebuild, __ATOMIC_ACQUIRE)) return QV_OK;
     pthread_mutex_lock(&c->db->wmutex);
-    if (c->need_rebuild) rc = qv_coll_rebuild(c, "an earlier index update failed");
+    if ((rc = qv_coll_check_live(c)) == QV_OK && c->need_rebuild)
+        rc = qv_coll_rebuild(c, "an earlier index update failed");
     pthread_mutex_unlock(&c->db->wmutex);
     return rc;
 }
@@ -339,13 +369,19 @@ int qv_collection_create(qv_db *db, const char *name, const qv_collection_config
         if ((rc = qv_coll_new_index(c, NULL, NULL, NULL, &c->ix)) != QV_OK) goto cleanup;
     }
     if ((rc = qv_coll_reserve_ids(c, 1)) != QV_OK) goto cleanup;
+    c->users = out ? 1 : 0;
     pthread_mutex_lock(&db->wmutex);
     locked = 1;
-    if (find_open(db, name) >= 0) { rc = qv_fail(QV_EEXIST, "collection '%s' already exists", name); goto cleanup; }
-    if ((rc = reserve_table(db)) != QV_OK) goto cleanup;
+    pthread_mutex_lock(&db->colls_lock);
+    if (find_open(db, name)) rc = qv_fail(QV_EEXIST, "collection '%s' already exists", name);
+    else rc = reserve_table(db);
+    pthread_mutex_unlock(&db->colls_lock);
+    if (rc != QV_OK) goto cleanup;
     create_arg a = {c, cfg};
     if ((rc = qv_db_write(db, create_write, &a)) != QV_OK) goto cleanup;
-    db->colls[db->ncolls++] = c;
+    pthread_mutex_lock(&db->colls_lock);
+    db->colls[db->ncolls++] = c;   /* room reserved above; only wmutex holders add */
+    pthread_mutex_unlock(&db->colls_lock);
     if (out) *out = c;
     c = NULL;
 cleanup:
@@ -359,18 +395,19 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     qv_coll *c = NULL;
     MDB_txn *txn = NULL;
     MDB_val v;
-    int rc, i;
+    int rc;
 
     if (!out) return qv_fail(QV_EINVAL, "out is NULL");
     *out = NULL;
     if (!db) return qv_fail(QV_EINVAL, "db is NULL");
     if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
+    if ((*out = find_and_use(db, name))) return QV_OK;   /* the common case: no writer lock */
     pthread_mutex_lock(&db->wmutex);
-    if ((i = find_open(db, name)) >= 0) {
-        *out = db->colls[i];
-        goto cleanup;
-    }
-    if ((rc = reserve_table(db)) != QV_OK) goto cleanup;
+    if ((*out = find_and_use(db, name))) goto cleanup;     /* loaded while we waited */
+    pthread_mutex_lock(&db->colls_lock);
+    rc = reserve_table(db);
+    pthread_mutex_unlock(&db->colls_lock);
+    if (rc != QV_OK) goto cleanup;
     if (!(c = coll_alloc(db, name))) { rc = QV_ENOMEM; goto cleanup; }
     if ((rc = qv_lmdb_begin(db, 1, &txn)) != QV_OK) goto cleanup;
     rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], name, strlen(name), &v);
@@ -383,7 +420,10 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     qv_lmdb_abort(db, txn);
     txn = NULL;
     qv_pindex_build_pending(c);    /* fields declared but not built (older database) */
-    db->colls[db->ncolls++] = c;
+    c->users = 1;
+    pthread_mutex_lock(&db->colls_lock);
+    db->colls[db->ncolls++] = c;   /* room reserved above; only wmutex holders add */
+    pthread_mutex_unlock(&db->colls_lock);
     *out = c;
     if (c->stats.warning[0]) qv_fail(QV_OK, "warning: %s", c->stats.warning);
     c = NULL;
@@ -394,7 +434,20 @@ cleanup:
     return rc;
 }
 
-void qv_collection_close(qv_coll *c) { (void)c; }
+void qv_collection_close(qv_coll *c)
+{
+    int last = 0;
+    if (!c) return;
+    qv_db *db = c->db;
+    pthread_mutex_lock(&db->colls_lock);
+    if (c->users) c->users--;      /* more closes than opens: a caller's bug, ignored */
+    if (c->dropped && c->users == 0) {
+        table_remove(db, c);
+        last = 1;
+    }
+    pthread_mutex_unlock(&db->colls_lock);
+    if (last) qv_coll_free(c);     /* dropped, and its last user is done with it */
+}
 
 typedef struct { const char *name; } drop_arg;
 
@@ -422,18 +475,28 @@ static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
 
 int qv_collection_drop(qv_db *db, const char *name)
 {
-    int rc, i;
+    qv_coll *c, *unused = NULL;
+    int rc;
     if (!db) return qv_fail(QV_EINVAL, "db is NULL");
     if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
     if ((rc = qv_db_check_writable(db, "drop collection")) != QV_OK) return rc;
     pthread_mutex_lock(&db->wmutex);
     drop_arg a = {name};
     rc = qv_db_write(db, drop_write, &a);
-    if (rc == QV_OK && (i = find_open(db, name)) >= 0) {
-        qv_coll_free(db->colls[i]);
-        db->colls[i] = db->colls[--db->ncolls];
+    pthread_mutex_lock(&db->colls_lock);
+    if (rc == QV_OK && (c = find_open(db, name))) {
+        /* From now on no open finds it and every call on it answers QV_ENOTFOUND; calls
+         * already past that check finish on its memory, which lives until its last user
+         * closes it (writers cannot be running: we hold wmutex). */
+        __atomic_store_n(&c->dropped, 1, __ATOMIC_RELEASE);
+        if (c->users == 0) {
+            table_remove(db, c);
+            unused = c;
+        }
     }
+    pthread_mutex_unlock(&db->colls_lock);
     pthread_mutex_unlock(&db->wmutex);
+    qv_coll_free(unused);
     return rc;
 }
 
@@ -480,6 +543,8 @@ int qv_collection_get_info(qv_coll *c, qv_collection_info *out)
 {
     if (!c || !out) return qv_fail(QV_EINVAL, "collection or out is NULL");
     memset(out, 0, sizeof *out);
+    int rc = qv_coll_check_live(c);
+    if (rc != QV_OK) return rc;
     pthread_rwlock_rdlock(&c->maplock);
     snprintf(out->name, sizeof out->name, "%s", c->name);
     out->config.index = c->params;

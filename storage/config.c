@@ -8,7 +8,7 @@
  * The decoder treats the record as untrusted: every field is checked and a bad one is
  * QV_ECORRUPT naming the collection and field.
  */
-#include "storage/storage.h"
+#include "storage/filter.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -54,6 +54,9 @@ static int payload_index_validate(json_t *o, const char *where, int code)
         if (!key[0]) return qv_fail(code, "%s: payload_index has an empty field name", where);
         if (code == QV_EINVAL && strlen(key) > 128)
             return qv_fail(code, "%s: payload_index field name must be 1..128 bytes, got %zu", where, strlen(key));
+        char why[200];
+        if (code == QV_EINVAL && qv_payload_path_check(key, why, sizeof why) != QV_OK)
+            return qv_fail(code, "%s: payload_index field: %s", where, why);
         if (!json_is_string(val) || !payload_type_ok(json_string_value(val)))
             return qv_fail(code, "%s: payload_index field '%s' must be \"keyword\", \"integer\", \"float\" or \"bool\"",
                            where, key);

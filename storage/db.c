@@ -7,6 +7,10 @@
  *    that changes what is open (collection create/open/drop, checkpoint, rebuild).
  *    LMDB allows one write txn per environment anyway; taking our mutex first keeps
  *    writers from queueing inside LMDB with our other locks held.
+ *  - db->colls_lock guards the table of open collections and their user counts, held for
+ *    a lookup only: opening an already open collection (per request, in a server) does not
+ *    wait behind a writer. A drop marks the collection dropped under both locks and frees
+ *    it when no user holds it (collection.c).
  *  - Readers never take wmutex: searches use the in-memory index under c->maplock
  *    (shared), qv_get uses a short MDB_RDONLY txn (MDB_NOTLS, so any thread may run it).
  *  - Growing the map: on MDB_MAP_FULL the write txn is aborted, db->envlock is taken
@@ -217,6 +221,7 @@ int qv_db_open(const char *dir, const qv_db_options *o, qv_db **out)
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_mutex_init(&db->wmutex, NULL);
+    pthread_mutex_init(&db->colls_lock, NULL);
     pthread_rwlock_init(&db->envlock, &ra);
     pthread_rwlockattr_destroy(&ra);
     locks = 1;
@@ -239,6 +244,7 @@ cleanup:
         qv_lmdb_env_close(db);
         if (locks) {
             pthread_mutex_destroy(&db->wmutex);
+            pthread_mutex_destroy(&db->colls_lock);
             pthread_rwlock_destroy(&db->envlock);
         }
         if (registered) registry_remove(db->dev, db->ino);
@@ -254,9 +260,10 @@ int qv_db_close(qv_db *db)
     char first[512] = "";
     if (!db) return QV_OK;
     pthread_mutex_lock(&db->wmutex);
+    /* Every handle dies here, opened or not (the caller must not use them any more). */
     for (size_t i = 0; i < db->ncolls; i++) {
         qv_coll *c = db->colls[i];
-        if (!(db->opt.flags & QV_DB_RDONLY)) {
+        if (!(db->opt.flags & QV_DB_RDONLY) && !c->dropped) {
             int r = qv_coll_checkpoint_locked(c);
             if (r != QV_OK && rc == QV_OK) {
                 rc = r;
@@ -271,6 +278,7 @@ int qv_db_close(qv_db *db)
     pthread_mutex_unlock(&db->wmutex);
     qv_lmdb_env_close(db);
     pthread_mutex_destroy(&db->wmutex);
+    pthread_mutex_destroy(&db->colls_lock);
     pthread_rwlock_destroy(&db->envlock);
     registry_remove(db->dev, db->ino);
     qv_free(db->path);

@@ -135,6 +135,8 @@ static int check_args(const qv_filter *f, qv_occur occur, const char *key)
     if (!key) return qv_fail(QV_EINVAL, "filter key is NULL");
     size_t n = strlen(key);
     if (n < 1 || n > QV_FILTER_KEY_MAX) return qv_fail(QV_EINVAL, "filter key must be 1..%u bytes, got %zu", QV_FILTER_KEY_MAX, n);
+    char why[200];
+    if (qv_payload_path_check(key, why, sizeof why) != QV_OK) return qv_fail(QV_EINVAL, "filter key %s", why);
     return QV_OK;
 }
 
@@ -313,6 +315,26 @@ static int parse_values(json_t *arr, const char *path, qv_fcond *c)
     return QV_OK;
 }
 
+/* Qdrant's {"except":[...]}: the field has a value and it is none of them (an array
+ * passes when no element is one of them), as a nested filter {must:[exists], must_not:
+ * [match any]}; c->key is set. */
+static int parse_except(json_t *v, const char *path, qv_fcond *c)
+{
+    qv_fcond x;
+    int rc;
+    if (!json_is_array(v)) return qv_fail(QV_EINVAL, "%s: must be an array of values", path);
+    c->kind = FC_NESTED;
+    if ((rc = qv_filter_new(&c->sub)) != QV_OK || (rc = qv_filter_exists(c->sub, QV_MUST, c->key)) != QV_OK) return rc;
+    if (json_array_size(v) == 0) return QV_OK;
+    if ((rc = leaf_init(&x, FC_MATCH, c->key, 0)) != QV_OK) return rc;
+    x.any = 1;
+    if ((rc = parse_values(v, path, &x)) != QV_OK) {
+        cond_release(&x);
+        return rc;
+    }
+    return add_cond(c->sub, QV_MUST_NOT, &x);
+}
+
 static int parse_match(json_t *m, const char *path, qv_fcond *c)
 {
     char p[300];
@@ -323,44 +345,51 @@ static int parse_match(json_t *m, const char *path, qv_fcond *c)
         if (rc == QV_OK) c->nvals = 1;
         return rc;
     }
-    const char *k;
-    json_t *v;
-    if (json_object_size(m) != 1) return qv_fail(QV_EINVAL, "%s: needs exactly one of \"value\" or \"any\"", path);
+    const char *k, *op = NULL;
+    json_t *v, *arg = NULL;
     json_object_foreach(m, k, v) {
-        subpath(p, sizeof p, "%s.%s", path, k);
-        if (strcmp(k, "value") == 0) {
-            if (!(c->vals = qv_calloc(1, sizeof *c->vals))) return QV_ENOMEM;
-            int rc = parse_value(v, p, &c->vals[0]);
-            if (rc == QV_OK) c->nvals = 1;
-            return rc;
-        }
-        if (strcmp(k, "any") == 0) {
-            if (!json_is_array(v)) return qv_fail(QV_EINVAL, "%s: must be an array of values", p);
-            c->any = 1;
-            return parse_values(v, p, c);
-        }
-        return qv_fail(QV_EINVAL, "%s: unknown operator '%s' (expected value or any)", path, k);
+        if (json_is_null(v)) continue;             /* Qdrant clients send unset fields as null */
+        if (op) return qv_fail(QV_EINVAL, "%s: needs exactly one of \"value\", \"any\" or \"except\"", path);
+        op = k;
+        arg = v;
     }
-    return QV_OK;
+    if (!op) return qv_fail(QV_EINVAL, "%s: needs exactly one of \"value\", \"any\" or \"except\"", path);
+    subpath(p, sizeof p, "%s.%s", path, op);
+    if (strcmp(op, "value") == 0) {
+        if (!(c->vals = qv_calloc(1, sizeof *c->vals))) return QV_ENOMEM;
+        int rc = parse_value(arg, p, &c->vals[0]);
+        if (rc == QV_OK) c->nvals = 1;
+        return rc;
+    }
+    if (strcmp(op, "any") == 0) {              /* [] matches nothing */
+        if (!json_is_array(arg)) return qv_fail(QV_EINVAL, "%s: must be an array of values", p);
+        c->any = 1;
+        return parse_values(arg, p, c);
+    }
+    if (strcmp(op, "except") == 0) return parse_except(arg, p, c);
+    if (strcmp(op, "text") == 0 || strcmp(op, "phrase") == 0 || strcmp(op, "text_any") == 0)
+        return qv_fail(QV_EINVAL, "%s: full-text match is not supported", path);
+    return qv_fail(QV_EINVAL, "%s: unknown operator '%s' (expected value, any or except)", path, op);
 }
 
 static int parse_range(json_t *r, const char *path, qv_fcond *c)
 {
     const char *k;
     json_t *v;
-    int have[4] = {0};
+    int have[4] = {0}, any = 0;
     c->kind = FC_RANGE;
     if (!json_is_object(r)) return qv_fail(QV_EINVAL, "%s: must be an object like {\"gte\":1,\"lt\":5}", path);
-    if (json_object_size(r) == 0) return qv_fail(QV_EINVAL, "%s: needs at least one of gt, gte, lt, lte", path);
     json_object_foreach(r, k, v) {
         static const char *const ops[4] = {"gt", "gte", "lt", "lte"};
         int op = -1;
         for (int i = 0; i < 4; i++)
             if (strcmp(k, ops[i]) == 0) op = i;
         if (op < 0) return qv_fail(QV_EINVAL, "%s: unknown operator '%s' (expected gt, gte, lt or lte)", path, k);
-        if (!json_is_number(v)) return qv_fail(QV_EINVAL, "%s.%s: must be a number", path, k);
+        if (json_is_null(v)) continue;             /* an open side, as Qdrant clients send it */
+        if (!json_is_number(v))
+            return qv_fail(QV_EINVAL, "%s.%s: must be a number (datetime ranges are not supported)", path, k);
         double x = json_number_value(v);
-        have[op] = 1;
+        have[op] = any = 1;
         if (op < 2) {
             c->lo = x;
             if (op == 0) c->flags |= QV_RANGE_GT_LO;
@@ -369,6 +398,7 @@ static int parse_range(json_t *r, const char *path, qv_fcond *c)
             if (op == 2) c->flags |= QV_RANGE_LT_HI;
         }
     }
+    if (!any) return qv_fail(QV_EINVAL, "%s: needs at least one of gt, gte, lt, lte", path);
     if (have[0] && have[1]) return qv_fail(QV_EINVAL, "%s: gt and gte together", path);
     if (have[2] && have[3]) return qv_fail(QV_EINVAL, "%s: lt and lte together", path);
     if (c->lo > c->hi) return qv_fail(QV_EINVAL, "%s: lower bound %g is above upper bound %g", path, c->lo, c->hi);
@@ -381,6 +411,9 @@ static int parse_key(json_t *k, const char *path, qv_fcond *c)
     size_t n = json_string_length(k);
     if (n < 1 || n > QV_FILTER_KEY_MAX) return qv_fail(QV_EINVAL, "%s.key: must be 1..%u bytes, got %zu", path, QV_FILTER_KEY_MAX, n);
     if (strlen(json_string_value(k)) != n) return qv_fail(QV_EINVAL, "%s.key: contains a NUL byte", path);
+    char why[200];
+    if (qv_payload_path_check(json_string_value(k), why, sizeof why) != QV_OK)
+        return qv_fail(QV_EINVAL, "%s.key: %s", path, why);
     return (c->key = qv_strdup(json_string_value(k))) ? QV_OK : QV_ENOMEM;
 }
 
@@ -392,7 +425,17 @@ static int parse_flag(json_t *v, const char *path, const char *op, qv_fcond *c, 
     return QV_OK;
 }
 
-/* {"key":K, <one operator>}, {"is_null":{"key":K}}, or a nested filter. */
+/* Conditions of Qdrant's filter language that quiver does not evaluate: refused by name. */
+static const char *const unsupported_ops[] = {"geo_bounding_box", "geo_radius", "geo_polygon", "values_count", NULL};
+static const char *const unsupported_conds[][2] = {
+    {"has_id", "has_id conditions (point ids) are not part of payload filters"},
+    {"nested", "nested (array of objects) conditions are not supported; use a path key such as \"metadata.lang\""},
+    {"has_vector", "has_vector conditions are not supported (no named vectors)"},
+    {"text", "full-text conditions are not supported"},
+};
+
+/* {"key":K, <one operator>}, {"is_null":{"key":K}}, or a nested filter. Members whose value
+ * is null are absent (Qdrant's clients send unset fields that way). */
 static int parse_cond(json_t *j, const char *path, int depth, qv_fcond *c)
 {
     char p[300];
@@ -407,7 +450,7 @@ static int parse_cond(json_t *j, const char *path, int depth, qv_fcond *c)
         int rc, nops = 0;
         if ((rc = parse_key(key, path, c)) != QV_OK) return rc;
         json_object_foreach(j, k, v) {
-            if (strcmp(k, "key") == 0) continue;
+            if (strcmp(k, "key") == 0 || json_is_null(v)) continue;
             if (++nops > 1) return qv_fail(QV_EINVAL, "%s: more than one operator (found '%s' too)", path, k);
             subpath(p, sizeof p, "%s.%s", path, k);
             if (strcmp(k, "match") == 0) rc = parse_match(v, p, c);
@@ -415,7 +458,12 @@ static int parse_cond(json_t *j, const char *path, int depth, qv_fcond *c)
             else if (strcmp(k, "is_null") == 0) rc = parse_flag(v, path, k, c, FC_IS_NULL);
             else if (strcmp(k, "exists") == 0) rc = parse_flag(v, path, k, c, FC_EXISTS);
             else if (strcmp(k, "is_empty") == 0) rc = parse_flag(v, path, k, c, FC_IS_EMPTY);
-            else return qv_fail(QV_EINVAL, "%s: unknown operator '%s' (expected match, range, is_null, exists or is_empty)", path, k);
+            else {
+                for (size_t i = 0; unsupported_ops[i]; i++)
+                    if (strcmp(k, unsupported_ops[i]) == 0)
+                        return qv_fail(QV_EINVAL, "%s: %s conditions are not supported", path, k);
+                return qv_fail(QV_EINVAL, "%s: unknown operator '%s' (expected match, range, is_null, exists or is_empty)", path, k);
+            }
             if (rc != QV_OK) return rc;
         }
         if (!nops) return qv_fail(QV_EINVAL, "%s: condition on '%s' has no operator (match, range, is_null, exists or is_empty)", path, c->key);
@@ -430,7 +478,11 @@ static int parse_cond(json_t *j, const char *path, int depth, qv_fcond *c)
         c->kind = qn ? FC_IS_NULL : FC_IS_EMPTY;
         return parse_key(json_object_get(inner, "key"), p, c);
     }
-    if (json_object_get(j, "must") || json_object_get(j, "must_not") || json_object_get(j, "should")) {
+    for (size_t i = 0; i < sizeof unsupported_conds / sizeof unsupported_conds[0]; i++)
+        if (json_object_get(j, unsupported_conds[i][0]))
+            return qv_fail(QV_EINVAL, "%s: %s", path, unsupported_conds[i][1]);
+    if (json_object_get(j, "must") || json_object_get(j, "must_not") || json_object_get(j, "should") ||
+        json_object_get(j, "min_should")) {
         if (depth >= MAX_DEPTH) return qv_fail(QV_EINVAL, "%s: filter nested deeper than %d levels", path, MAX_DEPTH);
         int rc = qv_filter_new(&c->sub);
         if (rc != QV_OK) return rc;
@@ -441,6 +493,8 @@ static int parse_cond(json_t *j, const char *path, int depth, qv_fcond *c)
     return qv_fail(QV_EINVAL, "%s: condition needs a \"key\" (or a nested must/must_not/should)", path);
 }
 
+/* must / must_not / should: a list of conditions, one condition, or null (none); an empty
+ * list is no condition, so {"must":[]} passes everything, nested or not. */
 static int parse_filter_obj(json_t *o, const char *path, int depth, qv_filter *f)
 {
     const char *k;
@@ -450,7 +504,12 @@ static int parse_filter_obj(json_t *o, const char *path, int depth, qv_filter *f
         int occ = -1;
         for (int i = 0; i < 3; i++)
             if (strcmp(k, occur_names[i]) == 0) occ = i;
+        if (strcmp(k, "min_should") == 0) {
+            if (json_is_null(v)) continue;
+            return qv_fail(QV_EINVAL, "%s.min_should: is not supported", path);
+        }
         if (occ < 0) return qv_fail(QV_EINVAL, "%s: unknown key '%s' (expected must, must_not or should)", path, k);
+        if (json_is_null(v)) continue;
         size_t n = json_is_array(v) ? json_array_size(v) : 1;
         if (!json_is_array(v) && !json_is_object(v))
             return qv_fail(QV_EINVAL, "%s.%s: must be an array of conditions", path, k);
@@ -518,7 +577,11 @@ static json_t *filter_json(const qv_filter *f);
 static json_t *cond_json(const qv_fcond *c)
 {
     json_t *o, *x = NULL;
-    if (c->kind == FC_NESTED) return filter_json(c->sub);
+    if (c->kind == FC_NESTED) {
+        /* an empty sub-filter as {"must":[]}: a condition {} would not parse back */
+        if (!c->sub->n[0] && !c->sub->n[1] && !c->sub->n[2]) return json_pack("{s:[]}", "must");
+        return filter_json(c->sub);
+    }
     if (!(o = json_object()) || json_object_set_new(o, "key", json_string(c->key)) != 0) goto fail;
     switch (c->kind) {
     case FC_MATCH:
@@ -585,20 +648,74 @@ int qv_filter_to_json(const qv_filter *f, char **json)
 
 /* ---- evaluation -------------------------------------------------------------------------- */
 
+/* ---- payload paths ------------------------------------------------------------------------
+ * A key is a path of object keys separated by '.', as in Qdrant: "a.b" is key b of the
+ * object under key a, never a top-level key named "a.b". A segment in double quotes is
+ * taken as it is, dots included: "\"a.b\"" is the top-level key a.b, "x.\"a.b\"" key a.b
+ * under x. Empty raw segments ("a..b", ".a", "a.") and unbalanced quotes are malformed. */
+
+/* The segment at *p (into seg, n); *p moves past it and its dot. 1, or 0 when malformed. */
+static int next_segment(const char **p, const char **seg, size_t *n)
+{
+    const char *s = *p, *after;
+    if (*s == '"') {
+        const char *close = strchr(s + 1, '"');
+        if (!close) return 0;
+        *seg = s + 1;
+        *n = (size_t)(close - s - 1);
+        after = close + 1;
+        if (*after && *after != '.') return 0;
+    } else {
+        const char *dot = strchr(s, '.');
+        *seg = s;
+        *n = dot ? (size_t)(dot - s) : strlen(s);
+        if (*n == 0) return 0;
+        after = s + *n;
+    }
+    if (*after == '.') {
+        if (!after[1]) return 0;              /* "a." */
+        after++;
+    }
+    *p = after;
+    return 1;
+}
+
+int qv_payload_path_check(const char *key, char *why, size_t len)
+{
+    const char *p = key, *seg;
+    size_t n;
+    while (*p)
+        if (!next_segment(&p, &seg, &n)) {
+            snprintf(why, len, "'%.64s' is not a payload path (an empty segment or an unbalanced quote; "
+                               "quote a key that holds dots: \"\\\"a.b\\\"\")", key);
+            return QV_EINVAL;
+        }
+    if (!*key) {
+        snprintf(why, len, "empty payload path");
+        return QV_EINVAL;
+    }
+    return QV_OK;
+}
+
+json_t *qv_payload_parent(json_t *payload, const char *key, const char **last, size_t *lastlen)
+{
+    const char *p = key;
+    json_t *v = payload;
+    if (!*p) return NULL;
+    for (;;) {
+        if (!json_is_object(v) || !next_segment(&p, last, lastlen)) return NULL;
+        if (!*p) return v;
+        if (!(v = json_object_getn(v, *last, *lastlen))) return NULL;
+    }
+}
+
 json_t *qv_payload_field(json_t *payload, const char *key)
 {
-    if (!json_is_object(payload)) return NULL;
-    json_t *v = json_object_get(payload, key);
-    if (v || !strchr(key, '.')) return v;
-    const char *s = key;
-    v = payload;
-    for (;;) {
-        const char *dot = strchr(s, '.');
-        size_t n = dot ? (size_t)(dot - s) : strlen(s);
-        if (!json_is_object(v) || !(v = json_object_getn(v, s, n))) return NULL;
-        if (!dot) return v;
-        s = dot + 1;
-    }
+    const char *last;
+    size_t n;
+    if (!strpbrk(key, ".\"")) return json_is_object(payload) ? json_object_get(payload, key) : NULL;
+    json_t *parent = qv_payload_parent(payload, key, &last, &n);
+    return parent ? json_object_getn(parent, last, n) : NULL;
 }
 
 static int value_eq(json_t *j, const qv_fvalue *v)

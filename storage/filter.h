@@ -63,8 +63,14 @@ struct qv_filter {
 int  qv_filter_eval_json(const qv_filter *f, json_t *payload);
 /** Number of leaf conditions. */
 size_t qv_filter_leaves(const qv_filter *f);
-/** The value of key in payload (NULL if absent): exact name first, then a dotted path. */
+/** Payload paths (filter.c): "a.b" is key b under key a; a "quoted" segment keeps its
+ *  dots. qv_payload_path_check: QV_EINVAL (why filled) for a malformed path.
+ *  qv_payload_field: the value at path key in payload (NULL if absent or malformed).
+ *  qv_payload_parent: the object holding the last segment (NULL if absent), which goes to
+ *  *last / *lastlen. */
+int  qv_payload_path_check(const char *key, char *why, size_t len);
 json_t *qv_payload_field(json_t *payload, const char *key);
+json_t *qv_payload_parent(json_t *payload, const char *key, const char **last, size_t *lastlen);
 
 /* ---- payload index (payload_index.c) -------------------------------------------------- */
 /** Parse c->payload_index and the built record into c->pfields (txn: read or write;

@@ -203,7 +203,8 @@ int qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progress_arg)
         return qv_fail(QV_EINVAL, "collection '%s' has index type %s: only ivf collections are trained", c->name,
                        qv_index_kind_name(c->params.kind));
     pthread_mutex_lock(&c->db->wmutex);
-    int rc = c->need_rebuild ? qv_coll_rebuild(c, "an earlier index update failed") : QV_OK;
+    int rc = qv_coll_check_live(c);
+    if (rc == QV_OK && c->need_rebuild) rc = qv_coll_rebuild(c, "an earlier index update failed");
     if (rc == QV_OK) rc = train_locked(c, progress, progress_arg);
     pthread_mutex_unlock(&c->db->wmutex);
     return rc;

@@ -104,8 +104,17 @@ static int fields_from_json(const char *json, qv_pfield **out, size_t *n)
     return QV_OK;
 }
 
-/* JSON {"name":"type"} of the fields (only the built ones when only_built); *out = NULL
- * when there are none and !only_built (no payload_index). */
+/* The built record's mark that its entries follow payload paths ("a.b" is b under a).
+ * Records without it were written when "a.b" meant a top-level field of that name first:
+ * their fields with a dot or a quote are treated as not built (rebuilt on a read-write
+ * open, else answered from the payloads). "" is never a field name (config.c). */
+#define PATHS_MARK ""
+
+static int path_like(const char *field) { return strpbrk(field, ".\"") != NULL; }
+
+/* JSON {"name":"type"} of the fields (only the built ones, and the paths mark, when
+ * only_built: the built record); *out = NULL when there are none and !only_built (no
+ * payload_index). */
 static int fields_to_json(const qv_pfield *p, size_t n, int only_built, char **out)
 {
     json_t *o = json_object();
@@ -113,6 +122,7 @@ static int fields_to_json(const qv_pfield *p, size_t n, int only_built, char **o
     size_t used = 0;
     *out = NULL;
     if (!o) goto cleanup;
+    if (only_built && json_object_set_new(o, PATHS_MARK, json_string("paths")) != 0) goto cleanup;
     for (size_t i = 0; i < n; i++) {
         if (only_built && !p[i].built) continue;
         if (json_object_set_new(o, p[i].name, json_string(p[i].type)) != 0) goto cleanup;
@@ -163,9 +173,10 @@ int qv_pindex_load_fields(qv_coll *c, MDB_txn *txn)
         rc = qv_lmdb_get(txn, c->db->dbi[DBI_PINDEX], key, 5, &v);
         if (rc == QV_OK) {
             json_t *b = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+            int paths = json_object_get(b, PATHS_MARK) != NULL;
             for (size_t i = 0; i < n; i++) {
                 json_t *t = json_object_get(b, p[i].name);
-                p[i].built = strlen(p[i].name) <= QV_PFIELD_MAX && json_is_string(t);
+                p[i].built = strlen(p[i].name) <= QV_PFIELD_MAX && json_is_string(t) && (paths || !path_like(p[i].name));
             }
             json_decref(b);
         } else if (rc != QV_ENOTFOUND) {
@@ -453,6 +464,8 @@ static int check_field(const char *field)
     if (!field) return qv_fail(QV_EINVAL, "field name is NULL");
     size_t n = strlen(field);
     if (n < 1 || n > QV_PFIELD_MAX) return qv_fail(QV_EINVAL, "indexed field name must be 1..%u bytes, got %zu", QV_PFIELD_MAX, n);
+    char why[200];
+    if (qv_payload_path_check(field, why, sizeof why) != QV_OK) return qv_fail(QV_EINVAL, "indexed field: %s", why);
     return QV_OK;
 }
 
@@ -469,6 +482,7 @@ int qv_collection_index_field(qv_coll *c, const char *field, const char *type, q
     if ((rc = qv_db_check_writable(c->db, "index field")) != QV_OK) return rc;
     pthread_mutex_lock(&c->db->wmutex);
     n = c->npfields;
+    if ((rc = qv_coll_check_live(c)) != QV_OK) goto cleanup;
     if ((rc = copy_fields(c->pfields, n, 1, &nf)) != QV_OK) goto cleanup;
     size_t i;
     for (i = 0; i < n && strcmp(nf[i].name, field) != 0; i++) {}
@@ -498,6 +512,7 @@ int qv_collection_unindex_field(qv_coll *c, const char *field)
     if ((rc = check_field(field)) != QV_OK) return rc;
     if ((rc = qv_db_check_writable(c->db, "unindex field")) != QV_OK) return rc;
     pthread_mutex_lock(&c->db->wmutex);
+    if ((rc = qv_coll_check_live(c)) != QV_OK) goto cleanup;
     for (i = 0; i < c->npfields && strcmp(c->pfields[i].name, field) != 0; i++) {}
     if (i == c->npfields) {
         rc = qv_fail(QV_ENOTFOUND, "collection '%s': field '%s' is not indexed", c->name, field);

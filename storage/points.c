@@ -118,7 +118,7 @@ typedef struct {
     uint64_t next_iid, nnew;       /* out */
 } upsert_arg;
 
-static int put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count)
+int qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count)
 {
     uint8_t key[4], val[24];
     qv_be32_put(key, c->cid);
@@ -195,7 +195,7 @@ static int upsert_write(qv_db *db, MDB_txn *txn, void *arg)
     qv_be32_put(a->logbuf, (uint32_t)a->n);
     qv_ckey(lkey, c->cid, seq);
     if ((rc = qv_lmdb_put(txn, db->dbi[DBI_LOG], lkey, 12, a->logbuf, 4 + 8 * a->n)) != QV_OK) goto out;
-    if ((rc = put_state(db, txn, c, seq, next, c->count + nnew)) != QV_OK) goto out;
+    if ((rc = qv_coll_put_state(db, txn, c, seq, next, c->count + nnew)) != QV_OK) goto out;
     a->next_iid = next;
     a->nnew = nnew;
 out:
@@ -260,6 +260,7 @@ int qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, cons
     }
     pthread_mutex_lock(&c->db->wmutex);
     locked = 1;
+    if ((rc = qv_coll_check_live(c)) != QV_OK) goto cleanup;
     if (c->need_rebuild && (rc = qv_coll_rebuild(c, "an earlier index update failed")) != QV_OK) goto cleanup;
     /* Payload index entries, under wmutex: the indexed fields change only under it. */
     for (size_t i = 0; i < c->npfields; i++)
@@ -355,7 +356,7 @@ static int delete_write(qv_db *db, MDB_txn *txn, void *arg)
     qv_be32_put(a->logbuf, (uint32_t)nd);
     qv_ckey(lkey, c->cid, seq);
     if ((rc = qv_lmdb_put(txn, db->dbi[DBI_LOG], lkey, 12, a->logbuf, 4 + 8 * nd)) != QV_OK) return rc;
-    if ((rc = put_state(db, txn, c, seq, c->next_iid, c->count - nd)) != QV_OK) return rc;
+    if ((rc = qv_coll_put_state(db, txn, c, seq, c->next_iid, c->count - nd)) != QV_OK) return rc;
     a->nd = nd;
     return QV_OK;
 }
@@ -381,6 +382,7 @@ int qv_delete(qv_coll *c, size_t n, const uint64_t *ids, size_t *n_deleted)
     }
     pthread_mutex_lock(&c->db->wmutex);
     locked = 1;
+    if ((rc = qv_coll_check_live(c)) != QV_OK) goto cleanup;
     if (c->need_rebuild && (rc = qv_coll_rebuild(c, "an earlier index update failed")) != QV_OK) goto cleanup;
     rc = qv_db_write(c->db, delete_write, &a);
     if (rc == QV_ENOTFOUND) { rc = QV_OK; goto cleanup; }
@@ -418,6 +420,7 @@ int qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out)
 
     if (payload_out) *payload_out = NULL;
     if (!c) return qv_fail(QV_EINVAL, "collection is NULL");
+    if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
     dim = c->params.dim;
     if ((rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
     qv_ckey(key, c->cid, id);
@@ -458,6 +461,7 @@ int qv_get_payloads(qv_coll *c, size_t n, const uint64_t *ids, char **payloads)
     if (payloads)
         for (size_t i = 0; i < n; i++) payloads[i] = NULL;
     if (!c || (n && (!ids || !payloads))) return qv_fail(QV_EINVAL, "collection, ids or payloads is NULL");
+    if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
     if (n == 0) return QV_OK;
     if ((rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
     for (size_t i = 0; i < n && rc == QV_OK; i++) {

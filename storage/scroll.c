@@ -35,6 +35,7 @@ int qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *ac
     if (n) *n = 0;
     if (total) *total = 0;
     if (!c || !n || (limit && !ids)) return qv_fail(QV_EINVAL, "collection, n or ids is NULL");
+    if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
     if ((rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
     pthread_rwlock_rdlock(&c->maplock);
     locked = 1;

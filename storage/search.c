@@ -10,11 +10,14 @@
  * With a payload filter, a read txn is begun first (lock order envlock -> maplock), the
  * planner (filter_plan.c) builds the exact set of allowed internal ids (or copies it from
  * the collection's cache of recent filters when nothing was written since), and then:
- *   - few allowed points (under 1/EXACT_DIV of the live ones, or at most k): an exact scan
- *     of just those, reading their vectors from LMDB -- exact for every index kind, and
- *     cheaper than any graph walk or list probe at that selectivity;
+ *   - few allowed points (at most k, or under 1/33 of the live ones: qv_plan_exact, the
+ *     planner hnsw uses too): an exact scan of just those, reading their vectors from
+ *     LMDB -- exact for every index kind, and cheaper than any graph walk or list probe
+ *     at that selectivity;
  *   - otherwise the index searches with the set as allow_bits (HNSW walks through rejected
  *     nodes and keeps only allowed ones; IVF extends its probe until k pass).
+ * A caller's sp->exact takes the first branch for any selectivity, and without a filter
+ * scans every live point: an exact answer whatever the index kind.
  * The txn and the in-memory index are not one snapshot: a search concurrent with an upsert
  * that replaces a point's payload may pair either payload with either vector.
  */
@@ -26,15 +29,8 @@
 #include "core/alloc.h"
 #include "core/distance.h"
 #include "core/error.h"
-#include "core/vector_check.h"
 #include "core/topk.h"
-
-/* Exact below about 3% (where HNSW's own exact fallback starts too). Measured on siftsmall
- * (10k x 128, hnsw, 1 thread): 1000 allowed points (10%) scanned exactly from LMDB give
- * 6.6k QPS, the filtered HNSW walk 8.8k; 100 allowed (1%) exact: 77k QPS. */
-#ifndef EXACT_DIV
-#define EXACT_DIV 33u
-#endif
+#include "index/index.h"
 
 static int is_live(const qv_coll *c, uint64_t iid)
 {
@@ -84,24 +80,9 @@ static void wrap_params(const qv_coll *c, const qv_search_params *sp, qv_search_
     }
 }
 
-/* The checks qv_index_search makes, for the path that does not reach the index. */
-static int check_queries(const qv_coll *c, size_t nq, const float *q, const qv_search_params *sp)
-{
-    size_t dim = c->params.dim;
-    if (sp->k < 1 || sp->k > QV_MAX_K) return qv_fail(QV_EINVAL, "k must be 1..%u, got %u", QV_MAX_K, sp->k);
-    if (sp->ef > 100000) return qv_fail(QV_EINVAL, "ef must be 0..100000, got %u", sp->ef);
-    char msg[128];
-    size_t col = 0;
-    for (size_t i = 0; i < nq; i++) {
-        int problem = qv_vector_problem(q + i * dim, dim, c->params.metric, &col);
-        if (problem != QV_VEC_OK)
-            return qv_fail(QV_EINVAL, "query %zu: %s", i, qv_vector_problem_text(problem, col, msg, sizeof msg));
-    }
-    return QV_OK;
-}
-
 /* Exact top-k of every query over the allowed internal ids, vectors read from LMDB.
- * Scores as the index gives them (cosine: vectors normalized, score divided by ||q||). */
+ * queries: checked and, for cosine, unit length (qv_queries_prepare); scores as the index
+ * gives them (cosine: stored vectors normalized as the index does). */
 static int exact_scan(qv_coll *c, MDB_txn *txn, size_t nq, const float *queries, const qv_search_params *sp,
                       const uint64_t *bits, uint64_t nbits, qv_hit *hits, size_t *n_hits)
 {
@@ -140,11 +121,9 @@ static int exact_scan(qv_coll *c, MDB_txn *txn, size_t nq, const float *queries,
         }
     for (size_t i = 0; i < nq; i++) {
         size_t n = qv_topk_sort(&tk[i]);
-        float scale = 1.0f;
-        if (metric == QV_METRIC_COSINE) scale = 1.0f / sqrtf(qv_norm_sq(queries + i * dim, dim));
         for (size_t j = 0; j < n; j++) {
             hits[i * k + j].id = tk[i].items[j].id;
-            hits[i * k + j].score = qv_score_from_dist(metric, tk[i].items[j].dist) * scale;
+            hits[i * k + j].score = qv_score_from_dist(metric, tk[i].items[j].dist);
         }
         n_hits[i] = n;
         map_hits(c, hits + i * k, &n_hits[i]);
@@ -164,6 +143,7 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     filter_arg f;
     MDB_txn *txn = NULL;
     uint64_t *bits = NULL, allowed = 0;
+    float *qcopy = NULL;
     int rc, locked = 0;
 
     if (!stats) stats = &dummy;
@@ -174,23 +154,30 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     if (nq == 0) return QV_OK;
     memset(n_hits, 0, nq * sizeof *n_hits);
     if (sp->allow_nbits && !sp->allow_bits) return qv_fail(QV_EINVAL, "allow_nbits set but allow_bits is NULL");
+    if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
     if ((rc = qv_coll_ensure_index(c)) != QV_OK) return rc;
     wrap_params(c, sp, &p, &f);
-    if (sp->filter && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
+    if ((sp->filter || sp->exact) && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
     pthread_rwlock_rdlock(&c->maplock);
     locked = 1;
     stats->live = c->count;
     stats->allowed = c->count;
+    uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
     if (sp->filter) {
-        uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
         if ((rc = qv_filter_allowed_cached(c, txn, sp->filter, nbits, &bits, &allowed, stats)) != QV_OK) goto cleanup;
         stats->allowed = allowed;
-        if (allowed <= sp->k || allowed * EXACT_DIV <= c->count) {
-            stats->plan = "exact";
-            if ((rc = check_queries(c, nq, queries, sp)) != QV_OK) goto cleanup;
-            rc = exact_scan(c, txn, nq, queries, sp, bits, nbits, hits, n_hits);
+    }
+    if (sp->exact || (sp->filter && qv_plan_exact((double)allowed, (double)c->count, sp->k, 0))) {
+        const float *q;
+        stats->plan = "exact";
+        if ((rc = qv_search_params_check(sp)) != QV_OK ||
+            (rc = qv_queries_prepare(c->params.metric, c->params.dim, nq, queries, NULL, 0, &q, &qcopy)) != QV_OK)
             goto cleanup;
-        }
+        /* without a filter, every live point (the live bitset, read under maplock) */
+        rc = exact_scan(c, txn, nq, q, sp, bits ? bits : c->live, nbits, hits, n_hits);
+        goto cleanup;
+    }
+    if (sp->filter) {
         stats->plan = "index";
         p.allow_bits = bits;
         p.allow_nbits = nbits;
@@ -208,6 +195,7 @@ cleanup:
     if (locked) pthread_rwlock_unlock(&c->maplock);
     qv_lmdb_abort(c->db, txn);
     qv_free(bits);
+    qv_free(qcopy);
     return rc;
 }
 

@@ -78,7 +78,8 @@ int qv_checkpoint(qv_coll *c)
 {
     if (!c) return qv_fail(QV_EINVAL, "collection is NULL");
     pthread_mutex_lock(&c->db->wmutex);
-    int rc = qv_coll_checkpoint_locked(c);
+    int rc = qv_coll_check_live(c);
+    if (rc == QV_OK) rc = qv_coll_checkpoint_locked(c);
     pthread_mutex_unlock(&c->db->wmutex);
     return rc;
 }

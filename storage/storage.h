@@ -21,14 +21,25 @@
  * damaged or inconsistent snapshot (or a gap in the log) means a rebuild from `points`.
  *
  * Locking (see db.c for the full story):
- *   db->wmutex    one writer at a time: every LMDB write txn, collection open/create/drop,
- *                 checkpoint, rebuild; also guards the table of open collections.
+ *   db->wmutex    one writer at a time: every LMDB write txn, collection load/create/drop,
+ *                 checkpoint, rebuild. Every writer checks c->dropped under it.
+ *   db->colls_lock  the table of open collections and each one's users and dropped fields;
+ *                 held only for a lookup or an update of them (innermost: no other lock is
+ *                 taken while it is held), so opening an open collection never waits for
+ *                 a writer.
  *   db->envlock   rwlock: every LMDB txn holds it shared; growing the map holds it
  *                 exclusive (mdb_env_set_mapsize needs no txn active in the process).
  *   c->maplock    rwlock over the in-memory side of a collection (ext_of/live arrays,
  *                 the index pointer, counters): searches hold it shared for the whole
  *                 search; a writer holds it exclusive only for a few assignments.
- * Order: wmutex -> envlock -> maplock. The index does its own locking for add/search.
+ * Order: wmutex -> envlock -> maplock, and colls_lock innermost. The index does its own
+ * locking for add/search.
+ *
+ * Lifetimes: a collection stays in db->colls from its first open (or create) until it is
+ * dropped or the db is closed. Each qv_collection_open/create(out) counts one user, each
+ * qv_collection_close one less. Drop marks it dropped (every later call on it answers
+ * QV_ENOTFOUND) and frees it at once when it has no user, else at its last close; calls
+ * already running finish on the memory they have. qv_db_close frees every collection.
  */
 #ifndef QV_STORAGE_STORAGE_H
 #define QV_STORAGE_STORAGE_H
@@ -65,7 +76,8 @@ struct qv_db {
     char *path;
     dev_t dev;
     ino_t ino;
-    qv_coll **colls;               /* open collections (under wmutex) */
+    pthread_mutex_t colls_lock;    /* colls, and users/dropped of each */
+    qv_coll **colls;               /* open collections, dropped ones with users included */
     size_t ncolls, cap_colls;
     uint64_t map_grows;            /* under wmutex */
     int has_pindex;                /* 0: read-only database written before "pindex" existed */
@@ -93,6 +105,8 @@ typedef struct {
 
 struct qv_coll {
     qv_db *db;
+    uint64_t users;                /* opens not yet closed (under db->colls_lock) */
+    int dropped;                   /* set under wmutex + colls_lock; read atomically */
     char name[72];
     uint32_t cid;
     qv_index_params params;        /* as configured (zero = default) */
@@ -198,9 +212,16 @@ int  qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *p
 int  qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_t *cid,
                            qv_index_params *p, char **payload_index);
 
+/* ---- points.c ---------------------------------------------------------------------------- */
+/** Write the state record of c (last seq, next internal id, live count) in write txn txn. */
+int  qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count);
+
 /* ---- collection.c ------------------------------------------------------------------------ */
 /** Free an open collection's memory (not its data). NULL ok. */
 void qv_coll_free(qv_coll *c);
+/** QV_OK, or QV_ENOTFOUND "collection 'x' was dropped" (the message set) for a handle
+ *  whose collection was dropped. Writers call it with wmutex held, readers on entry. */
+int  qv_coll_check_live(const qv_coll *c);
 /** (Re)build c->ix from the stored points (caller holds wmutex). */
 int  qv_coll_rebuild(qv_coll *c, const char *why);
 /** Make sure the index is consistent before use: rebuild if marked (takes wmutex). */

@@ -7,7 +7,7 @@
  *  - the metric is taken from README.md (a cosine set whose ground truth only cosine
  *    reproduces);
  *  - bad command lines exit 2 and bad files exit 1, each with one line on stderr;
- *  - hnsw on siftsmall reaches recall > 0.9 at ef 64 (skipped while hnsw is not built);
+ *  - hnsw on siftsmall reaches recall > 0.9 at ef 64;
  *  - --filter-selectivity on siftsmall: filtered rows at four selectivities, recall >= 0.9
  *    against the filtered ground truth, no returned point failing the filter;
  *  - --plot writes a PNG when gnuplot is installed.
@@ -41,7 +41,7 @@ static const char *bench_bin(void)
 static int have_bench(void)
 {
     if (access(bench_bin(), X_OK) == 0) return 1;
-    fprintf(stderr, "bench: %s not built, skipping\n", bench_bin());
+    test_skip(TEST_SKIP_MISSING, "bench: %s not built", bench_bin());
     return 0;
 }
 
@@ -94,7 +94,7 @@ static void run_free(run_result *r)
 static int dataset_dir(char *buf, size_t len, const char *set)
 {
     if (!data_path(buf, len, set, "groundtruth.ivecs")) {
-        fprintf(stderr, "bench: dataset %s missing, skipping\n", set);
+        test_skip(TEST_SKIP_MISSING, "bench: dataset %s missing (%s)", set, buf);
         return 0;
     }
     char *slash = strrchr(buf, '/');
@@ -382,11 +382,6 @@ START_TEST(test_hnsw_siftsmall)
     snprintf(args, sizeof args, "--data '%s' --index hnsw --m 16 --ef-construction %d --ef 64 --json", dir,
              sanitized() ? 80 : 200);
     run_result r = run_bench(args);
-    if (r.status != 0 && strstr(r.err, "not built")) {
-        fprintf(stderr, "bench: hnsw not built into the library yet, skipping\n");
-        run_free(&r);
-        return;
-    }
     ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
     ck_assert_uint_eq(check_rows(&r, 0.9, 0, &seen), 1);
     run_free(&r);
@@ -456,7 +451,7 @@ START_TEST(test_plot)
     unsigned char magic[8] = {0};
     if (!have_bench()) return;
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "bench: gnuplot missing, skipping the plot test\n");
+        test_skip(TEST_SKIP_MISSING, "bench: gnuplot missing (Debian package gnuplot-nox): plot test");
         return;
     }
     char *dir = make_dataset(300, 10, 8, 10, QV_METRIC_L2);

@@ -476,7 +476,7 @@ START_TEST(test_vecio_siftsmall)
     if (!data_path(base, sizeof base, "siftsmall", "base.fvecs") ||
         !data_path(gt, sizeof gt, "siftsmall", "groundtruth.ivecs") ||
         !data_path(qpath, sizeof qpath, "siftsmall", "query.fvecs")) {
-        printf("vecio: siftsmall not found under $QV_DATA_DIR, skipping\n");
+        test_skip(TEST_SKIP_MISSING, "vecio: siftsmall not found (%s)", base);
         return;
     }
     float *b, *q;

@@ -28,7 +28,7 @@ static int have_device(const char *test)
 {
     if (qv_gpu_probe()) return 1;
     qv_gpu_require();
-    printf("gpu: no device (%s): %s skipped\n", qv_last_error(), test);
+    test_skip(TEST_SKIP_OPTIONAL, "gpu: no device (%s): %s", qv_last_error(), test);
     return 0;
 }
 

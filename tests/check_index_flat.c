@@ -603,7 +603,7 @@ START_TEST(test_siftsmall_recall)
     if (!data_path(bpath, sizeof bpath, "siftsmall", "base.fvecs") ||
         !data_path(qpath, sizeof qpath, "siftsmall", "query.fvecs") ||
         !data_path(gpath, sizeof gpath, "siftsmall", "groundtruth.ivecs")) {
-        printf("flat: siftsmall not found (%s), recall test skipped\n", bpath);
+        test_skip(TEST_SKIP_MISSING, "flat: siftsmall not found (%s): recall test", bpath);
         return;
     }
     float *base = NULL, *q = NULL;
@@ -906,7 +906,7 @@ START_TEST(test_gpu_errors_fall_back)
 {
     char name[256];
     if (!qv_gpu_available() || qv_gpu_device_name(name, sizeof name) != QV_OK || !strstr(name, "emulation")) {
-        printf("flat: no CUDA emulation (make -f gpu/gpu-check.mk emu-flat): GPU error paths skipped\n");
+        test_skip(TEST_SKIP_OPTIONAL, "flat: no CUDA emulation (make -f gpu/gpu-check.mk emu-flat): GPU error paths");
         return;
     }
     const size_t dim = 16, n = 500, k = 10;

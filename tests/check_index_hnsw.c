@@ -162,7 +162,7 @@ static int load_sift(dataset *d)
     memset(d, 0, sizeof *d);
     if (!data_path(b, sizeof b, "siftsmall", "base.fvecs") || !data_path(q, sizeof q, "siftsmall", "query.fvecs") ||
         !data_path(g, sizeof g, "siftsmall", "groundtruth.ivecs")) {
-        fprintf(stderr, "hnsw tests: siftsmall not found (%s), skipping\n", b);
+        test_skip(TEST_SKIP_MISSING, "hnsw: siftsmall not found (%s)", b);
         return 0;
     }
     size_t qd, gk;

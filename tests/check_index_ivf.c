@@ -213,7 +213,7 @@ START_TEST(test_recall_siftsmall)
     char base[4096], query[4096], gt[4096];
     if (!data_path(base, sizeof base, "siftsmall", "base.fvecs") || !data_path(query, sizeof query, "siftsmall", "query.fvecs") ||
         !data_path(gt, sizeof gt, "siftsmall", "groundtruth.ivecs")) {
-        fprintf(stderr, "ivf: siftsmall not found, recall test skipped\n");
+        test_skip(TEST_SKIP_MISSING, "ivf: siftsmall not found (%s): recall test", base);
         return;
     }
     float *x = NULL, *q = NULL;

@@ -6,122 +6,59 @@
  *     tests/qdrant/test.mjs, which drives it through the official Qdrant JS client and
  *     checks the answers against brute force and the native API (skipped, with a message,
  *     when node or tests/qdrant/node_modules is missing: `npm ci --prefix tests/qdrant`);
- *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with a tiny
- *     blocking HTTP client so that it needs nothing but quiverd;
- *   - errors: Qdrant-style error envelopes, 401 without a key, 501 for what is unsupported.
+ *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with the
+ *     tiny blocking HTTP client of test_http.c, so that it needs nothing but quiverd;
+ *   - errors: Qdrant-style error envelopes, 401 without a key, 501 for what is unsupported,
+ *     collection info without invented values;
+ *   - keys: one API key precedence on both listeners;
+ *   - exact: params.exact (and the native "exact") is exact for hnsw and ivf.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "tests/test_http.h"
 #include "tests/test_util.h"
 
 #define KEY "qdrant-test-key"
 
-typedef struct { pid_t pid; int port, qport; } qserver;
-
-static pid_t running;                       /* started and not yet reaped */
+typedef test_server qserver;
 
 static void teardown(void)
 {
-    if (running) {
-        kill(running, SIGKILL);
-        waitpid(running, NULL, 0);
-        running = 0;
-    }
+    test_server_kill_all();
 }
 
-/* Start quiverd on dir with both listeners and key file keys; read both ready lines. */
+/* Start quiverd on dir with both listeners and key file keys. */
 static void start(qserver *s, const char *dir, const char *keys)
 {
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/quiverd", build_dir());
-    ck_assert_msg(access(bin, X_OK) == 0, "%s is not built", bin);
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    const char *argv[] = {bin, "--listen", "127.0.0.1:0", "--qdrant-listen", "127.0.0.1:0", "--data", dir,
-                          "--threads", "2", "--log-level", "warn", "--api-key-file", keys, NULL};
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    running = pid;
-    s->pid = pid;
-    char buf[512];
-    size_t got = 0;
-    buf[0] = 0;
-    while (!(strstr(buf, "qdrant api listening on ") && strchr(strstr(buf, "qdrant api listening on "), '\n'))) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        ck_assert_msg(poll(&p, 1, 120000) > 0, "quiverd printed no ready lines within 120 s");
-        ssize_t r = read(fds[0], buf + got, sizeof buf - 1 - got);
-        ck_assert_msg(r > 0, "quiverd exited before its ready lines");
-        got += (size_t)r;
-        buf[got] = 0;
-    }
-    close(fds[0]);
-    const char *l1 = strstr(buf, "quiverd listening on "), *l2 = strstr(buf, "quiverd qdrant api listening on ");
-    ck_assert_msg(l1 && l2, "ready lines: %s", buf);
-    const char *c1 = strchr(l1, '\n');
-    while (c1 > l1 && c1[-1] != ':') c1--;
-    s->port = atoi(c1);
-    s->qport = atoi(strrchr(l2, ':') + 1);
-    ck_assert_int_gt(s->port, 0);
-    ck_assert_int_gt(s->qport, 0);
+    test_server_start(s, dir, 1, (const char *const[]){"--api-key-file", keys, NULL});
 }
 
 static int stop(qserver *s)
 {
-    kill(s->pid, SIGTERM);
-    int st = 0;
-    ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
-    running = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return test_server_stop(s);
 }
 
-/* One request with Connection: close; *status and the body (malloc'd) returned. */
+/* One request (headers: extra lines, each ending in \r\n, or NULL); *status and the body
+ * (malloc'd) returned. */
+static char *http_h(int port, const char *method, const char *path, const char *headers, const char *body, int *status)
+{
+    char *out = NULL;
+    *status = test_http(port, method, path, headers, body, 120000, &out);
+    ck_assert_msg(*status, "no HTTP answer to %s %s", method, path);
+    return out;
+}
+
 static char *http(int port, const char *method, const char *path, const char *key, const char *body, int *status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char head[1024];
-    size_t bl = body ? strlen(body) : 0;
-    int hl = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s%s%s"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", method, path,
-                      key ? "api-key: " : "", key ? key : "", key ? "\r\n" : "", bl);
-    ck_assert_int_eq(write(fd, head, (size_t)hl), hl);
-    if (bl) ck_assert_int_eq(write(fd, body, bl), (ssize_t)bl);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    ck_assert_ptr_nonnull(out);
-    for (;;) {
-        if (n + 1 == cap) { cap *= 2; out = realloc(out, cap); ck_assert_ptr_nonnull(out); }
-        ssize_t r = read(fd, out + n, cap - 1 - n);
-        if (r <= 0) break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-    ck_assert_msg(sscanf(out, "HTTP/1.1 %d", status) == 1, "no HTTP answer: %s", out);
-    char *b = strstr(out, "\r\n\r\n");
-    char *res = strdup(b ? b + 4 : "");
-    free(out);
-    return res;
+    char h[300] = "";
+    if (key) snprintf(h, sizeof h, "api-key: %s\r\n", key);
+    return http_h(port, method, path, h, body, status);
 }
 
 /* Expect status and a body containing want. */
@@ -149,12 +86,12 @@ static char *write_keys(const char *dir)
 START_TEST(test_node_client)
 {
     if (system("node --version >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "qdrant: node not found, official client test skipped\n");
+        test_skip(TEST_SKIP_MISSING, "qdrant: node not found: official client test");
         return;
     }
     if (access("tests/qdrant/node_modules/@qdrant/js-client-rest/package.json", R_OK) != 0) {
-        fprintf(stderr, "qdrant: tests/qdrant/node_modules missing (npm ci --prefix tests/qdrant), "
-                        "official client test skipped\n");
+        test_skip(TEST_SKIP_MISSING, "qdrant: tests/qdrant/node_modules missing (npm ci --prefix tests/qdrant): "
+                                     "official client test");
         return;
     }
     char *dir = make_tmpdir("qv-qdrant");
@@ -232,6 +169,19 @@ START_TEST(test_errors)
     expect(s.qport, "GET", "/collections/e/exists", KEY, NULL, 200, "{\"exists\":true}");
     expect(s.qport, "GET", "/collections/nope/exists", KEY, NULL, 200, "{\"exists\":false}");
     expect(s.qport, "GET", "/collections/nope", KEY, NULL, 404, "doesn't exist");
+    /* collection info: what quiverd knows, nothing made up (issue 17) */
+    int st = 0;
+    char *info = http(s.qport, "GET", "/collections/e", KEY, NULL, &st);
+    ck_assert_int_eq(st, 200);
+    static const char *const invented[] = {"\"status\":\"green\"", "optimizer_status", "wal_capacity_mb",
+                                           "full_scan_threshold", "segments_count", "deleted_threshold"};
+    for (size_t i = 0; i < sizeof invented / sizeof invented[0]; i++)
+        ck_assert_msg(!strstr(info, invented[i]), "collection info shows %s: %s", invented[i], info);
+    ck_assert_msg(strstr(info, "\"points_count\":0") && strstr(info, "\"distance\":\"Euclid\""), "%s", info);
+    free(info);
+    /* methods: one quiverd does not implement, and one no route takes */
+    expect(s.qport, "FOO", "/collections", KEY, NULL, 501, "\"status\":{\"error\":\"Not implemented");
+    expect(s.qport, "TRACE", "/collections", KEY, NULL, 405, "not allowed");
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":-1,\"vector\":[1,2]}]}", 400, "unsigned");
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":\"not-a-uuid\",\"vector\":[1,2]}]}", 400, "UUID");
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":1,\"vector\":[1,2,3]}]}", 400, "dimension");
@@ -243,6 +193,11 @@ START_TEST(test_errors)
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"rrf\"}}", 400, "prefetch");
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"query\":[3,4],\"using\":\"img\"}", 400, "named vectors");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"limit\":1}", 200, "\"score\":0.0");
+    /* Regression (found by make fuzz): a query without a vector, and an empty batch, searched
+     * nothing and overran a 1-byte allocation (heap-buffer-overflow under ASan). */
+    expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"limit\":1}", 200, "\"points\":[{\"id\":1");
+    expect(s.qport, "POST", "/collections/e/points/query/batch", KEY, "{\"searches\":[]}", 200, "\"result\":[]");
+    expect(s.qport, "POST", "/collections/e/points/search/batch", KEY, "{\"searches\":[]}", 200, "\"result\":[]");
     expect(s.qport, "POST", "/collections/e/points/recommend", KEY, "{}", 501, "recommend is not supported");
     expect(s.qport, "GET", "/collections/e/snapshots", KEY, NULL, 501, "snapshots are not supported");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{not json", 400, "Format error");
@@ -256,6 +211,142 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* One API key precedence on both listeners (issue 17): the api-key header, if present,
+ * decides; otherwise Authorization: Bearer. The native listener used to read Bearer first
+ * and the Qdrant one api-key first, so a request with both got different access. */
+START_TEST(test_keys_same_on_both_listeners)
+{
+    char *dir = make_tmpdir("qv-qdrant");
+    char data[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    qserver s;
+    start(&s, data, write_keys(dir));
+    static const struct { const char *headers; int access; } cases[] = {    /* 2 rw, 1 ro, 0 none */
+        {"api-key: " KEY "\r\nAuthorization: Bearer readonly-key\r\n", 2},
+        {"Authorization: Bearer readonly-key\r\napi-key: " KEY "\r\n", 2},
+        {"api-key: readonly-key\r\nAuthorization: Bearer " KEY "\r\n", 1},
+        {"Authorization: Bearer " KEY "\r\napi-key: readonly-key\r\n", 1},
+        {"api-key: wrong\r\nAuthorization: Bearer " KEY "\r\n", 0},
+        {"api-key: " KEY "\r\nAuthorization: Bearer wrong\r\n", 2},
+        {"Authorization: Bearer " KEY "\r\n", 2}, {"Authorization: Bearer readonly-key\r\n", 1},
+        {"api-key: readonly-key\r\n", 1}, {"Authorization: Basic cmVhZG9ubHkta2V5\r\n", 0}, {"", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got[2][2];                                     /* [listener][read, write] */
+        for (int l = 0; l < 2; l++) {
+            int port = l ? s.qport : s.port, st;
+            char path[64], adm[80];
+            snprintf(path, sizeof path, "/collections/k%zu", i);
+            free(http_h(port, "GET", "/collections", cases[i].headers, NULL, &got[l][0]));
+            free(http_h(port, "PUT", path, cases[i].headers,
+                        l ? "{\"vectors\":{\"size\":2,\"distance\":\"Dot\"}}" : "{\"dim\":2}", &got[l][1]));
+            snprintf(adm, sizeof adm, "api-key: %s\r\n", KEY);
+            free(http_h(port, "DELETE", path, adm, NULL, &st));
+            ck_assert_int_eq(st, got[l][1] < 300 ? 200 : 404);
+        }
+        int want_read = cases[i].access ? 200 : 401, want_write = cases[i].access == 2 ? 0 : cases[i].access ? 403 : 401;
+        for (int l = 0; l < 2; l++) {
+            ck_assert_msg(got[l][0] == want_read, "case %zu, %s listener: read -> %d", i, l ? "qdrant" : "native", got[l][0]);
+            if (want_write) ck_assert_msg(got[l][1] == want_write, "case %zu, %s listener: write -> %d", i, l ? "qdrant" : "native", got[l][1]);
+            else ck_assert_msg(got[l][1] == (l ? 200 : 201), "case %zu, %s listener: write -> %d", i, l ? "qdrant" : "native", got[l][1]);
+        }
+    }
+    ck_assert_int_eq(stop(&s), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Ids of a Qdrant search result (or the native "hits") in rank order; their count. */
+static size_t result_ids(const char *body, const char *list, uint64_t *ids, size_t cap)
+{
+    json_t *o = json_loads(body, 0, NULL), *a = json_object_get(o, list);
+    ck_assert_msg(json_is_array(a), "no %s in %s", list, body);
+    size_t n = json_array_size(a);
+    for (size_t i = 0; i < n && i < cap; i++) ids[i] = (uint64_t)json_integer_value(json_object_get(json_array_get(a, i), "id"));
+    json_decref(o);
+    return n;
+}
+
+/* Whether ids[0..n) are an exact top-k (k = n) of q: none farther than the k-th nearest. */
+static int is_exact(const float *base, size_t dim, const float *q, const uint64_t *ids, size_t n, const uint64_t *truth)
+{
+    double kth = ref_l2sq(q, base + truth[n - 1] * dim, dim);
+    for (size_t i = 0; i < n; i++)
+        if (ref_l2sq(q, base + ids[i] * dim, dim) > kth * (1 + 1e-5) + 1e-9) return 0;
+    return 1;
+}
+
+/* params.exact (and the native "exact") scans exactly for every index kind (issue 17):
+ * it used to widen the HNSW beam and do nothing on IVF. */
+START_TEST(test_exact_search)
+{
+    enum { N = 3000, DIM = 8, NQ = 20, K = 10 };
+    char *dir = make_tmpdir("qv-qdrant");
+    char data[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    qserver s;
+    start(&s, data, write_keys(dir));
+    float *base = random_vectors(N, DIM, 77), *q = random_vectors(NQ, DIM, 78);
+    expect(s.port, "PUT", "/collections/ivf", KEY, "{\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"ivf\",\"nlist\":50,\"nprobe\":1}}", 201, "ivf");
+    expect(s.qport, "PUT", "/collections/graph", KEY, "{\"vectors\":{\"size\":8,\"distance\":\"Euclid\"},\"hnsw_config\":{\"m\":2,\"ef_construct\":4}}", 200, "true");
+    size_t cap = 500 * (DIM * 20 + 40) + 64;
+    char *body = malloc(cap), *qb = malloc(4096);
+    for (int c = 0; c < 2; c++)
+        for (size_t from = 0; from < N; from += 500) {
+            size_t len = (size_t)sprintf(body, "{\"points\":[");
+            for (size_t i = from; i < from + 500; i++) {
+                len += (size_t)sprintf(body + len, "%s{\"id\":%zu,\"vector\":[", i > from ? "," : "", i);
+                for (int j = 0; j < DIM; j++) len += (size_t)sprintf(body + len, "%s%.9g", j ? "," : "", (double)base[i * DIM + j]);
+                len += (size_t)sprintf(body + len, "]}");
+            }
+            sprintf(body + len, "]}");
+            expect(s.port, "PUT", c ? "/collections/graph/points" : "/collections/ivf/points", KEY, body, 200, "upserted");
+        }
+    expect(s.port, "POST", "/collections/ivf/train", KEY, NULL, 200, "\"trained\":true");
+    int inexact[2] = {0, 0};
+    for (int qi = 0; qi < NQ; qi++) {
+        const float *v = q + qi * DIM;
+        uint64_t truth[K], ids[K];
+        ref_knn(base, N, DIM, v, 1, K, QV_METRIC_L2, truth);
+        char vj[512];
+        size_t vl = (size_t)sprintf(vj, "[");
+        for (int j = 0; j < DIM; j++) vl += (size_t)sprintf(vj + vl, "%s%.9g", j ? "," : "", (double)v[j]);
+        sprintf(vj + vl, "]");
+        for (int c = 0; c < 2; c++) {
+            const char *path = c ? "/collections/graph/points/search" : "/collections/ivf/points/search";
+            for (int exact = 0; exact < 2; exact++) {
+                int st;
+                snprintf(qb, 4096, "{\"vector\":%s,\"limit\":%d%s}", vj, K, exact ? ",\"params\":{\"exact\":true}" : "");
+                char *res = http(s.qport, "POST", path, KEY, qb, &st);
+                ck_assert_int_eq(st, 200);
+                size_t n = result_ids(res, "result", ids, K);
+                free(res);
+                if (exact) ck_assert_msg(n == K && is_exact(base, DIM, v, ids, K, truth), "%s query %d: not exact", path, qi);
+                else inexact[c] += n != K || !is_exact(base, DIM, v, ids, K, truth);
+            }
+        }
+        /* the native API's "exact", which the planner reports */
+        int st;
+        snprintf(qb, 4096, "{\"vector\":%s,\"k\":%d,\"exact\":true}", vj, K);
+        char *res = http(s.port, "POST", "/collections/ivf/search", KEY, qb, &st);
+        ck_assert_msg(st == 200 && strstr(res, "\"plan\":\"exact\""), "native exact: %d %s", st, res);
+        ck_assert_msg(result_ids(res, "hits", ids, K) == K && is_exact(base, DIM, v, ids, K, truth), "native exact query %d", qi);
+        free(res);
+    }
+    /* one probed list of 50 misses neighbours: without exact the answers differ, so the
+     * checks above could fail */
+    ck_assert_msg(inexact[0] > 0, "ivf with nprobe 1 was exact on every query");
+    free(body);
+    free(qb);
+    free(base);
+    free(q);
+    ck_assert_int_eq(stop(&s), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qv_qdrant_suite(void)
 {
     Suite *s = suite_create("qdrant");
@@ -263,6 +354,8 @@ Suite *qv_qdrant_suite(void)
     tcase_add_checked_fixture(t, NULL, teardown);
     tcase_set_timeout(t, 300);
     tcase_add_test(t, test_errors);
+    tcase_add_test(t, test_keys_same_on_both_listeners);
+    tcase_add_test(t, test_exact_search);
     tcase_add_test(t, test_durable_uuid);
     tcase_add_test(t, test_node_client);
     suite_add_tcase(s, t);

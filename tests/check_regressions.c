@@ -12,6 +12,12 @@
  *   indexing a field freed; the server had to stall every request around field indexing.
  *   Replaced strings now live until the collection is closed; this test reads the info
  *   and runs filtered searches while fields are indexed and unindexed (ASan/TSan runs).
+ * issue-25 bug 3 (2026-12): cosine vectors with tiny norms passed validation (squares
+ *   summed in double) but were normalized in float, where their squares underflow: [1e-40,
+ *   0] was stored unnormalized (score 9.99995e-41 against [1, 0] instead of 1), [1e-20, 0]
+ *   scored 1.0000026, and a tiny query made every score Inf (the server answered 503).
+ *   Stored vectors and queries are now normalized in double; every finite non-zero vector
+ *   is accepted and scores its true cosine.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -103,8 +109,12 @@ static void *read_info_loop(void *arg)
         if ((ir->rc = qv_collection_get_info(ir->c, &info)) != QV_OK) break;
         if (info.config.payload_index && strlen(info.config.payload_index) > 4096) { ir->rc = QV_EINTERNAL; break; }
         if ((ir->rc = qv_search(ir->c, q, &sp, hits, &n)) != QV_OK) break;
-        for (size_t i = 0; i < n; i++)
-            if (hits[i].id % 10 != 3) { ir->rc = QV_EINTERNAL; break; }
+        int wrong = 0;
+        for (size_t i = 0; i < n; i++) wrong |= hits[i].id % 10 != 3;
+        /* leave the loop on the first wrong hit: the next round's calls would overwrite rc
+         * (before, a "break" left only the inner loop and every round but the last
+         * could fail unseen) */
+        if (wrong) { ir->rc = QV_EINTERNAL; break; }
         rounds++;
     }
     qv_filter_free(f);
@@ -151,6 +161,110 @@ START_TEST(test_info_stays_valid_while_fields_change)
 }
 END_TEST
 
+/* ---- issue-25 bug 3: tiny cosine vectors ------------------------------------------------ */
+
+static const float tiny_vecs[5][2] = {{1e-40f, 0}, {1e-30f, 1e-30f}, {1e-20f, 0}, {0, 1}, {3e-45f, 1e-45f}};
+static const float tiny_queries[5][2] = {{1, 0}, {1e-40f, 0}, {1e-30f, 1e-30f}, {1e-20f, 0}, {1e-45f, 1e-44f}};
+
+/* hits of query q over tiny_vecs (ids 1..5) must carry the true cosines within 1e-6 */
+static void check_tiny_hits(const float *q, const qv_hit *hits, size_t n, const char *what)
+{
+    ck_assert_msg(n == 5, "%s: %zu hits", what, n);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(hits[i].id >= 1 && hits[i].id <= 5);
+        double want = ref_cosine(q, tiny_vecs[hits[i].id - 1], 2);
+        ck_assert_msg(fabs((double)hits[i].score - want) <= 1e-6, "%s: query (%g, %g), id %llu: score %.9g, cosine %.9g",
+                      what, (double)q[0], (double)q[1], (unsigned long long)hits[i].id, (double)hits[i].score, want);
+    }
+}
+
+START_TEST(test_tiny_cosine_index)
+{
+    const qv_index_kind kinds[2] = {QV_INDEX_FLAT, QV_INDEX_HNSW};
+    const uint64_t ids[5] = {1, 2, 3, 4, 5};
+    for (int k = 0; k < 2; k++) {
+        qv_index_params p;
+        qv_index *ix = NULL;
+        qv_index_params_init(&p, kinds[k], 2, QV_METRIC_COSINE);
+        QV_CK(qv_index_new(&p, &ix));
+        QV_CK(qv_index_add(ix, 5, ids, &tiny_vecs[0][0]));
+        qv_search_params sp;
+        qv_hit hits[5 * 5];
+        size_t n[5];
+        qv_search_params_init(&sp, 5);
+        for (int qi = 0; qi < 5; qi++) {
+            QV_CK(qv_index_search(ix, tiny_queries[qi], &sp, hits, &n[0]));
+            check_tiny_hits(tiny_queries[qi], hits, n[0], qv_index_kind_name(kinds[k]));
+        }
+        QV_CK(qv_index_search_batch(ix, 5, &tiny_queries[0][0], &sp, hits, n));
+        for (int qi = 0; qi < 5; qi++) check_tiny_hits(tiny_queries[qi], hits + qi * 5, n[qi], "batch");
+        volatile double below = 1e-46;                /* 0 once it is a float */
+        const float zero[2] = {0, 0}, under[2] = {(float)below, 0};
+        QV_CK_FAIL(qv_index_search(ix, zero, &sp, hits, &n[0]), QV_EINVAL);
+        QV_CK_FAIL(qv_index_search(ix, under, &sp, hits, &n[0]), QV_EINVAL);
+        ck_assert_ptr_nonnull(strstr(qv_last_error(), "zero vector"));
+        qv_index_free(ix);
+    }
+    /* Random vectors at every scale down to float's smallest: stored unit length within
+     * 1e-6 (a vector's best match is itself, with cosine 1). */
+    qv_index_params p;
+    qv_index *ix = NULL;
+    qv_index_params_init(&p, QV_INDEX_FLAT, 16, QV_METRIC_COSINE);
+    QV_CK(qv_index_new(&p, &ix));
+    float v[16];
+    for (int e = 0; e <= 44; e++) {
+        fill_random(v, 16, (uint64_t)e + 100);
+        for (int j = 0; j < 16; j++) v[j] = (float)((double)v[j] * pow(10.0, -e));
+        const uint64_t id = (uint64_t)e;
+        int any = 0;
+        for (int j = 0; j < 16; j++) any |= v[j] != 0;
+        if (!any) continue;
+        QV_CK(qv_index_add(ix, 1, &id, v));
+        qv_search_params sp;
+        qv_hit h;
+        size_t n = 0;
+        qv_search_params_init(&sp, 1);
+        QV_CK(qv_index_search(ix, v, &sp, &h, &n));
+        ck_assert_msg(n == 1 && h.id == id && fabs((double)h.score - 1.0) <= 1e-6, "scale 1e-%d: id %llu score %.9g", e,
+                      (unsigned long long)h.id, (double)h.score);
+        QV_CK(qv_index_remove(ix, 1, &id, NULL));
+    }
+    qv_index_free(ix);
+}
+END_TEST
+
+START_TEST(test_tiny_cosine_collection)
+{
+    char *dir = make_tmpdir("qv-regress");
+    qv_db *db = NULL;
+    qv_coll *c = NULL;
+    qv_collection_config cfg = {0};
+    const uint64_t ids[5] = {1, 2, 3, 4, 5};
+    const char *pl[5] = {"{\"t\":1}", "{\"t\":1}", "{\"t\":1}", "{\"t\":1}", "{\"t\":1}"};
+    qv_index_params_init(&cfg.index, QV_INDEX_HNSW, 2, QV_METRIC_COSINE);
+    QV_CK(qv_db_open(dir, NULL, &db));
+    QV_CK(qv_collection_create(db, "c", &cfg, &c));
+    QV_CK(qv_upsert(c, 5, ids, &tiny_vecs[0][0], pl));
+    qv_filter *f = NULL;
+    QV_CK(qv_filter_parse("{\"must\":[{\"key\":\"t\",\"match\":1}]}", &f));
+    for (int filtered = 0; filtered < 2; filtered++) {
+        qv_search_params sp;
+        qv_search_stats st;
+        qv_hit hits[25];
+        size_t n[5];
+        qv_search_params_init(&sp, 5);
+        sp.filter = filtered ? f : NULL;               /* 5 allowed <= k: the exact scan */
+        QV_CK(qv_search_ex(c, 5, &tiny_queries[0][0], &sp, hits, n, &st));
+        ck_assert_str_eq(st.plan, filtered ? "exact" : "none");
+        for (int qi = 0; qi < 5; qi++) check_tiny_hits(tiny_queries[qi], hits + qi * 5, n[qi], st.plan);
+    }
+    qv_filter_free(f);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qv_regressions_suite(void)
 {
     Suite *s = suite_create("regressions");
@@ -158,6 +272,8 @@ Suite *qv_regressions_suite(void)
     tcase_add_test(tc, test_huge_norm_refused_by_index);
     tcase_add_test(tc, test_huge_norm_and_big_ids_refused_by_collection);
     tcase_add_test(tc, test_info_stays_valid_while_fields_change);
+    tcase_add_test(tc, test_tiny_cosine_index);
+    tcase_add_test(tc, test_tiny_cosine_collection);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -85,11 +85,23 @@ START_TEST(test_parse_errors)
         {"{\"must\":[{\"key\":\"a\",\"range\":{\"gt\":1,\"gte\":2}}]}", "gt and gte"},
         {"{\"must\":[{\"key\":\"a\",\"range\":{\"gte\":5,\"lte\":1}}]}", "above upper"},
         {"{\"must\":[{\"key\":\"a\",\"match\":1.5}]}", "real number"},
-        {"{\"must\":[{\"key\":\"a\",\"match\":null}]}", "string, integer or bool"},
+        {"{\"must\":[{\"key\":\"a\",\"match\":null}]}", "has no operator"},   /* null = absent */
         {"{\"must\":[{\"key\":\"a\",\"match\":[1,2]}]}", "any"},
         {"{\"must\":[{\"key\":\"a\",\"match\":{\"any\":3}}]}", "array of values"},
         {"{\"must\":[{\"key\":\"a\",\"match\":{\"any\":[\"x\",{}]}}]}", "match.any[1]"},
-        {"{\"must\":[{\"key\":\"a\",\"match\":{\"except\":[1]}}]}", "unknown operator 'except'"},
+        {"{\"must\":[{\"key\":\"a\",\"match\":{\"except\":3}}]}", "match.except: must be an array"},
+        {"{\"must\":[{\"key\":\"a\",\"match\":{\"value\":1,\"any\":[1]}}]}", "exactly one of"},
+        {"{\"must\":[{\"key\":\"a\",\"match\":{\"text\":\"x\"}}]}", "full-text match is not supported"},
+        {"{\"must\":[{\"key\":\"a\",\"geo_radius\":{\"radius\":1}}]}", "geo_radius conditions are not supported"},
+        {"{\"must\":[{\"key\":\"a\",\"range\":{\"gte\":\"2024-01-01\"}}]}", "datetime ranges are not supported"},
+        {"{\"must\":[{\"key\":\"a\",\"range\":{\"gte\":null}}]}", "at least one of"},
+        {"{\"should\":[{\"has_id\":[1]}]}", "has_id conditions"},
+        {"{\"must\":[{\"nested\":{\"key\":\"a\",\"filter\":{}}}]}", "nested (array of objects)"},
+        {"{\"must\":[],\"min_should\":{\"conditions\":[],\"min_count\":1}}", "min_should: is not supported"},
+        {"{\"must\":[{\"key\":\"a..b\",\"match\":1}]}", "not a payload path"},
+        {"{\"must\":[{\"key\":\"a.\",\"match\":1}]}", "not a payload path"},
+        {"{\"must\":[{\"key\":\"\\\"a.b\",\"match\":1}]}", "not a payload path"},
+        {"{\"must\":[{\"key\":\"\\\"a\\\"b\",\"match\":1}]}", "not a payload path"},
         {"{\"must\":[{\"match\":\"x\"}]}", "needs a \"key\""},
         {"{\"must\":[{}]}", "missing key"},
         {"{\"must\":[{\"key\":7,\"match\":\"x\"}]}", "key: must be a string"},
@@ -213,6 +225,112 @@ START_TEST(test_parse_print_and_builders)
 }
 END_TEST
 
+/* Qdrant's filter forms are parsed by the one library parser (the Qdrant API passes its
+ * filters through): null members are absent, a lone condition stands for a list, except,
+ * and an empty nested filter passes everything (issue 25: {"must":[{"must":[]}]} was
+ * accepted by the native API and refused by the Qdrant one). */
+START_TEST(test_qdrant_forms)
+{
+    const char *pass_all[] = {
+        "{\"must\":[{\"must\":[]}]}", "{\"must\":[{\"should\":[]}]}", "{\"must\":null,\"should\":null,\"min_should\":null}",
+        "{\"must\":[{\"must\":null}]}", "{\"must\":{\"must\":[]}}", "{}",
+    };
+    for (size_t i = 0; i < sizeof pass_all / sizeof pass_all[0]; i++) {
+        ck_assert_msg(eval_s(pass_all[i], "{\"a\":1}") == 1, "%s", pass_all[i]);
+        ck_assert_msg(eval_s(pass_all[i], NULL) == 1, "%s", pass_all[i]);
+    }
+    ck_assert_int_eq(eval_s("{\"must\":{\"key\":\"a\",\"match\":{\"value\":1,\"any\":null},\"range\":null}}", "{\"a\":1}"), 1);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"a\",\"range\":{\"gt\":null,\"gte\":1,\"lt\":null}}]}", "{\"a\":1}"), 1);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"a\",\"range\":{\"gt\":null,\"gte\":1,\"lt\":null}}]}", "{\"a\":0}"), 0);
+    /* except: the field has a value and it is none of them */
+    const char *ex = "{\"must\":[{\"key\":\"a\",\"match\":{\"except\":[\"x\",\"y\"]}}]}";
+    ck_assert_int_eq(eval_s(ex, "{\"a\":\"z\"}"), 1);
+    ck_assert_int_eq(eval_s(ex, "{\"a\":\"x\"}"), 0);
+    ck_assert_int_eq(eval_s(ex, "{\"a\":[\"z\",\"w\"]}"), 1);
+    ck_assert_int_eq(eval_s(ex, "{\"a\":[\"z\",\"x\"]}"), 0);
+    ck_assert_int_eq(eval_s(ex, "{\"b\":\"z\"}"), 0);
+    ck_assert_int_eq(eval_s(ex, "{\"a\":null}"), 0);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"a\",\"match\":{\"except\":[]}}]}", "{\"a\":1}"), 1);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"a\",\"match\":{\"except\":[]}}]}", "{}"), 0);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"a\",\"match\":{\"any\":[]}}]}", "{\"a\":1}"), 0);
+    /* the canonical form of except is the nested filter it stands for */
+    qv_filter *f = NULL;
+    char *js = NULL;
+    QV_CK(qv_filter_parse(ex, &f));
+    QV_CK(qv_filter_to_json(f, &js));
+    ck_assert_str_eq(js, "{\"must\":[{\"must\":[{\"key\":\"a\",\"exists\":true}],"
+                         "\"must_not\":[{\"key\":\"a\",\"match\":{\"any\":[\"x\",\"y\"]}}]}]}");
+    qv_free(js);
+    qv_filter_free(f);
+    /* and the canonical form of an empty nested filter parses back */
+    QV_CK(qv_filter_parse("{\"must\":[{\"must\":[]}],\"should\":[{\"should\":null}]}", &f));
+    QV_CK(qv_filter_to_json(f, &js));
+    ck_assert_str_eq(js, "{\"must\":[{\"must\":[]}],\"should\":[{\"must\":[]}]}");
+    qv_filter_free(f);
+    QV_CK(qv_filter_parse(js, &f));
+    qv_free(js);
+    qv_filter_free(f);
+}
+END_TEST
+
+/* A payload index built before keys were paths ("a.b" then meant a top-level field named
+ * "a.b" first) holds entries the path semantics does not: its built record has no paths
+ * mark, so a read-write open rebuilds the dotted fields. Simulated by removing the mark and
+ * planting the entry the old semantics made for {"a.b":1}. */
+START_TEST(test_old_dotted_index_rebuilt)
+{
+    char *dir = make_tmpdir("qv-filter");
+    qv_db *db = NULL;
+    qv_coll *c = NULL;
+    qv_collection_config cfg = {0};
+    const uint64_t id = 1;
+    const float v[2] = {1, 0};
+    const char *pl[1] = {"{\"a.b\":1}"};
+    const char *fj = "{\"must\":[{\"key\":\"a.b\",\"match\":1}]}";
+    qv_filter *f = NULL;
+    uint64_t total = 0;
+    size_t n = 0;
+    qv_index_params_init(&cfg.index, QV_INDEX_FLAT, 2, QV_METRIC_L2);
+    cfg.payload_index = "{\"a.b\":\"integer\"}";
+    QV_CK(qv_db_open(dir, NULL, &db));
+    QV_CK(qv_collection_create(db, "c", &cfg, &c));
+    QV_CK(qv_upsert(c, 1, &id, v, pl));
+    uint32_t cid = c->cid;
+    QV_CK(qv_db_close(db));
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "pindex", 0, &dbi), 0);
+    uint8_t rk[5] = {(uint8_t)(cid >> 24), (uint8_t)(cid >> 16), (uint8_t)(cid >> 8), (uint8_t)cid, 0}, ek[64];
+    MDB_val k = {5, rk}, val = {strlen("{\"a.b\":\"integer\"}"), (void *)"{\"a.b\":\"integer\"}"};
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &val, 0), 0);
+    size_t el = qv_pkey_prefix(ek, cid, "a.b", 3, 'i');
+    qv_pkey_i64(ek + el, 1);
+    memset(ek + el + 8, 0, 8);                         /* internal id 0: the point */
+    k = (MDB_val){el + 16, ek};
+    val = (MDB_val){0, (void *)""};
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &val, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    QV_CK(qv_db_open(dir, NULL, &db));
+    QV_CK(qv_collection_open(db, "c", &c));
+    QV_CK(qv_filter_parse(fj, &f));
+    QV_CK(qv_scroll(c, f, NULL, NULL, 0, 0, NULL, &n, &total));
+    ck_assert_uint_eq(total, 0);                        /* the planted entry is gone */
+    ck_assert_ptr_nonnull(qv_pindex_field(c, "a.b"));   /* and the field is built again */
+    qv_filter_free(f);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_eval_semantics)
 {
     /* match */
@@ -227,7 +345,12 @@ START_TEST(test_eval_semantics)
     ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"b\",\"match\":true}]}", "{\"b\":1}"), 0);
     ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"l\",\"match\":{\"any\":[\"x\",\"fr\"]}}]}", "{\"l\":\"fr\"}"), 1);
     ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"m.l\",\"match\":\"en\"}]}", "{\"m\":{\"l\":\"en\"}}"), 1);
-    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"m.l\",\"match\":\"en\"}]}", "{\"m.l\":\"en\",\"m\":{\"l\":\"x\"}}"), 1);
+    /* a dotted key is always a path (as in Qdrant); a quoted segment keeps its dots */
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"m.l\",\"match\":\"en\"}]}", "{\"m.l\":\"en\",\"m\":{\"l\":\"x\"}}"), 0);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"m.l\",\"match\":\"x\"}]}", "{\"m.l\":\"en\",\"m\":{\"l\":\"x\"}}"), 1);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"\\\"m.l\\\"\",\"match\":\"en\"}]}", "{\"m.l\":\"en\",\"m\":{\"l\":\"x\"}}"), 1);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"o.\\\"m.l\\\"\",\"match\":\"en\"}]}", "{\"o\":{\"m.l\":\"en\"}}"), 1);
+    ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"m.l\",\"match\":\"en\"}]}", "{\"m.l\":\"en\"}"), 0);
     /* range */
     ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"y\",\"range\":{\"gte\":5}}]}", "{\"y\":5}"), 1);
     ck_assert_int_eq(eval_s("{\"must\":[{\"key\":\"y\",\"range\":{\"gt\":5}}]}", "{\"y\":5}"), 0);
@@ -1061,6 +1184,8 @@ Suite *qv_storage_filter_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_parse_errors);
     tcase_add_test(tc, test_parse_print_and_builders);
+    tcase_add_test(tc, test_qdrant_forms);
+    tcase_add_test(tc, test_old_dotted_index_rebuilt);
     tcase_add_test(tc, test_eval_semantics);
     tcase_add_test(tc, test_planner_matches_brute_force);
     tcase_add_test(tc, test_search_with_filters);

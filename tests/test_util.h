@@ -50,6 +50,13 @@ void rm_rf(const char *path);
 /* Path of a dataset file: $QV_DATA_DIR (default ../shared/data)/<set>/<file>, into buf.
  * Returns 1 when the file exists. */
 int data_path(char *buf, size_t len, const char *set, const char *file);
+/* A test that cannot run calls this and returns. It prints "SKIP <why>" and counts the
+ * skip (tests/run.c reports them all at the end). TEST_SKIP_MISSING: a dataset, package or
+ * build product that a full run has; under CI (CI=true) the test fails instead.
+ * TEST_SKIP_OPTIONAL: no GPU device, a CPU feature, an optional build (the CUDA emulation):
+ * a skip everywhere. */
+enum { TEST_SKIP_MISSING = 1, TEST_SKIP_OPTIONAL };
+void test_skip(int kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Directory holding the built binaries (quiverd, quiver) */
 const char *build_dir(void);
 /* 1 when running under a sanitizer (QV_SANITIZED set): tests scale down big loops. */

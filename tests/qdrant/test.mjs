@@ -5,6 +5,7 @@
 //   node tests/qdrant/test.mjs QDRANT_PORT NATIVE_PORT [API_KEY]
 // Exits 0 when every check passes; prints the failing check and exits 1 otherwise.
 import { QdrantClient } from '@qdrant/js-client-rest';
+import { QdrantClient as QdrantClient119 } from 'qdrant-js-client-1-19';
 import assert from 'node:assert/strict';
 
 const [qport, nport, apiKey] = process.argv.slice(2);
@@ -58,6 +59,19 @@ async function main() {
   if ((await client.collectionExists(COLL)).exists) await client.deleteCollection(COLL);
   const root = await fetch(`http://127.0.0.1:${qport}/`).then((r) => r.json());
   check(typeof root.version === 'string', 'GET / has a version');
+  // the reported version is one the current client (1.19) accepts: its compatibility
+  // check prints no warning
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (...a) => warnings.push(a.join(' '));
+  const current = new QdrantClient119({ url: `http://127.0.0.1:${qport}`, apiKey, checkCompatibility: true });
+  try {
+    await current.getCollections();
+    await new Promise((resolve) => setTimeout(resolve, 200));   // the check runs in the background
+  } finally {
+    console.warn = warn;
+  }
+  check(!warnings.some((w) => /incompatible|server version/i.test(w)), `version warning: ${warnings.join('; ')}`);
 
   await client.createCollection(COLL, { vectors: { size: DIM, distance: 'Cosine' }, hnsw_config: { m: 16, ef_construct: 200 } });
   check((await client.collectionExists(COLL)).exists === true, 'collection exists');
@@ -85,6 +99,8 @@ async function main() {
     // the universal query endpoint answers the same
     const qr = await client.query(COLL, { query: q, limit: 10 });
     check(JSON.stringify(qr.points.map((p) => p.id)) === JSON.stringify(hits.map((h) => h.id)), `query ${qi} = search`);
+    const qr19 = await current.query(COLL, { query: q, limit: 10 });
+    check(JSON.stringify(qr19.points.map((p) => p.id)) === JSON.stringify(hits.map((h) => h.id)), `query ${qi} (client 1.19)`);
   }
 
   // filtered searches against brute force

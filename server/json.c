@@ -1,28 +1,121 @@
 /*
- * server/json_out.c -- JSON replies: jansson trees written out, and numbers formatted.
+ * server/json.c -- JSON trees in (jansson) and numbers out for quiverd.
  *
- * Why not json_dumps: jansson has one precision for every real in a dump. Scores and
- * vectors are floats, which 9 significant digits round-trip exactly, so replies used
- * JSON_REAL_PRECISION(9) -- and that cut the user's payload numbers to 9 digits too: a
- * timestamp 1732694400.123 came back as 1.7326944e9. Here the value of every "payload"
- * key is written with each real's shortest exact form (what the user stored comes back
- * bit for bit), and everything else exactly as json_dumps(JSON_COMPACT |
- * JSON_REAL_PRECISION(9)) would write it (the tests hold the two byte-identical).
+ * In: a request body must be one JSON object (duplicate keys refused), an object may
+ * hold only the fields its endpoint names, integers must be integers within their range,
+ * and vector components numbers that fit a float. JSON cannot spell NaN or Infinity, but
+ * 1e39 parses as a finite double and would become +Inf as a float, so it is refused.
+ * (Search bodies are read without a tree: search.c.)
  *
- * The float formatting is also the fast path's (search_fast.c): scores and vector
- * components without printf.
+ * Out: scores and vector components are floats, written with the 9 significant digits
+ * that round-trip them, without printf; payload reals in the fewest digits that read
+ * back as the same double.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "server/server.h"
 
-/* ---- numbers ---------------------------------------------------------------------------- */
+int srv_jfail(srv_jerr *e, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    e->code = code;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- trees ------------------------------------------------------------------------- */
+
+json_t *srv_json_parse(const char *text, size_t len, srv_jerr *e)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        srv_jfail(e, "invalid_json", "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        srv_jfail(e, "invalid_json", "the body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+int srv_json_only(const json_t *obj, const char *what, const char *const *allowed, srv_jerr *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)obj, key, val) {
+        int ok = 0;
+        for (size_t i = 0; allowed[i] && !ok; i++) ok = strcmp(key, allowed[i]) == 0;
+        if (!ok) {
+            /* the key may hold anything; print a bounded, sanitized prefix */
+            char shown[48];
+            size_t j = 0;
+            for (; key[j] && j < sizeof shown - 1; j++) shown[j] = isprint((unsigned char)key[j]) ? key[j] : '?';
+            shown[j] = 0;
+            return srv_jfail(err, "unknown_field", "unknown field '%s' in %s", shown, what);
+        }
+    }
+    return 0;
+}
+
+int srv_json_uint(const json_t *obj, const char *key, uint64_t lo, uint64_t hi, uint64_t *out, srv_jerr *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v)) return srv_jfail(err, "invalid_argument", "'%s' must be an integer", key);
+    json_int_t x = json_integer_value(v);
+    if (x < 0 || (uint64_t)x < lo || (uint64_t)x > hi)
+        return srv_jfail(err, "invalid_argument", "'%s' must be in %llu..%llu, got %lld", key,
+                         (unsigned long long)lo, (unsigned long long)hi, (long long)x);
+    *out = (uint64_t)x;
+    return 0;
+}
+
+int srv_json_vector(const json_t *v, const char *what, uint32_t dim, float *out, srv_jerr *err)
+{
+    if (!v) return srv_jfail(err, "invalid_argument", "%s: missing 'vector'", what);
+    if (!json_is_array(v)) return srv_jfail(err, "invalid_argument", "%s: 'vector' must be an array of numbers", what);
+    size_t n = json_array_size(v);
+    if (n != dim)
+        return srv_jfail(err, "dimension_mismatch", "%s: vector has dimension %zu, collection has %u", what, n, dim);
+    for (size_t i = 0; i < n; i++) {
+        json_t *x = json_array_get(v, i);
+        if (!json_is_number(x)) return srv_jfail(err, "invalid_argument", "%s: vector component %zu is not a number", what, i);
+        double d = json_number_value(x);
+        if (!isfinite(d) || fabs(d) > (double)FLT_MAX)
+            return srv_jfail(err, "invalid_argument", "%s: vector component %zu (%g) is outside the float range", what, i, d);
+        out[i] = (float)d;
+    }
+    return 0;
+}
+
+int srv_parse_id(const char *s, uint64_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 20) return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
+}
+
+/* ---- numbers out ----------------------------------------------------------------------- */
 
 /* jansson's touches after "%.*g": ".0" when the text reads like an integer, and the
  * exponent without '+' or leading zeros. n is strlen(buf); returns the new length. */
@@ -55,9 +148,12 @@ int srv_fmt_real9(char *buf, size_t size, double v)
 
 int srv_fmt_double(char *buf, size_t size, double v)
 {
-    /* the fewest digits that read back as the same double (17 always do) */
+    /* The fewest digits that read back as the same double (17 always do). A normal double
+     * has more than 15 significant digits, so its shortest form, zero-padded, is its
+     * 15-digit rounding and the search starts there; a subnormal has fewer (4.9e-324 is
+     * 5e-324), so it starts at 1. */
     int n = -1;
-    for (int prec = 15; prec <= 17; prec++) {
+    for (int prec = v != 0 && fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         n = snprintf(buf, size, "%.*g", prec, v);
         if (n < 0 || (size_t)n >= size) return -1;
         if (prec == 17 || strtod(buf, NULL) == v) break;
@@ -175,90 +271,4 @@ int srv_fmt_score(char *buf, size_t size, float f)
     }
     *p = 0;
     return (int)(p - buf);
-}
-
-/* ---- trees ------------------------------------------------------------------------------ */
-
-/* A string as jansson writes it: '"', '\\' and control characters escaped, the rest
- * (valid UTF-8, which jansson guarantees for its strings) as it is. */
-static int write_string(struct evbuffer *out, const char *s, size_t len)
-{
-    if (evbuffer_add(out, "\"", 1)) return -1;
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (i > start && evbuffer_add(out, s + start, i - start)) return -1;
-        char esc[8];
-        switch (c) {
-        case '"': memcpy(esc, "\\\"", 3); break;
-        case '\\': memcpy(esc, "\\\\", 3); break;
-        case '\b': memcpy(esc, "\\b", 3); break;
-        case '\f': memcpy(esc, "\\f", 3); break;
-        case '\n': memcpy(esc, "\\n", 3); break;
-        case '\r': memcpy(esc, "\\r", 3); break;
-        case '\t': memcpy(esc, "\\t", 3); break;
-        default: snprintf(esc, sizeof esc, "\\u%04X", c); break;
-        }
-        if (evbuffer_add(out, esc, strlen(esc))) return -1;
-        start = i + 1;
-    }
-    if (len > start && evbuffer_add(out, s + start, len - start)) return -1;
-    return evbuffer_add(out, "\"", 1);
-}
-
-static int write_real(struct evbuffer *out, double v, int exact)
-{
-    char buf[40];
-    int n;
-    if (exact) n = srv_fmt_double(buf, sizeof buf, v);
-    else if (fabs(v) <= FLT_MAX && (double)(float)v == v) n = srv_fmt_score(buf, sizeof buf, (float)v);
-    else n = srv_fmt_real9(buf, sizeof buf, v);
-    return n < 0 ? -1 : evbuffer_add(out, buf, (size_t)n);
-}
-
-static int write_value(struct evbuffer *out, const json_t *v, int exact, int depth)
-{
-    char num[24];
-    if (depth > 2048) return -1;                           /* jansson's own limit */
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *val;
-        int first = 1;
-        if (evbuffer_add(out, "{", 1)) return -1;
-        json_object_foreach((json_t *)v, key, val) {
-            if ((!first && evbuffer_add(out, ",", 1)) || write_string(out, key, strlen(key)) ||
-                evbuffer_add(out, ":", 1) ||
-                write_value(out, val, exact || strcmp(key, "payload") == 0, depth + 1))
-                return -1;
-            first = 0;
-        }
-        return evbuffer_add(out, "}", 1);
-    }
-    case JSON_ARRAY: {
-        if (evbuffer_add(out, "[", 1)) return -1;
-        for (size_t i = 0; i < json_array_size(v); i++)
-            if ((i && evbuffer_add(out, ",", 1)) || write_value(out, json_array_get(v, i), exact, depth + 1))
-                return -1;
-        return evbuffer_add(out, "]", 1);
-    }
-    case JSON_STRING:
-        return write_string(out, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER: {
-        int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return evbuffer_add(out, num, (size_t)n);
-    }
-    case JSON_REAL:
-        return write_real(out, json_real_value(v), exact);
-    case JSON_TRUE: return evbuffer_add(out, "true", 4);
-    case JSON_FALSE: return evbuffer_add(out, "false", 5);
-    case JSON_NULL: return evbuffer_add(out, "null", 4);
-    }
-    return -1;
-}
-
-int srv_json_write(struct evbuffer *out, const json_t *v, int exact)
-{
-    return v ? write_value(out, v, exact, 0) : -1;
 }

@@ -1,0 +1,179 @@
+/*
+ * python/params.c -- qv_index_params and qv_search_params from Python arguments.
+ *
+ * Only the conversion happens here (int ranges of the C fields, names of metrics, kinds
+ * and GPU modes); the library checks the values (m 2..100, k 1..QV_MAX_K ...) and its
+ * QV_EINVAL message reaches the caller as InvalidArgumentError. Quiver.Index and
+ * Database.create_collection share the knob names, so both go through
+ * pyq_index_params_from.
+ */
+#include "pyquiver.h"
+
+#include <math.h>
+
+int pyq_uint_arg(PyObject *obj, const char *name, unsigned long long max, unsigned long long *out)
+{
+    if (!obj || obj == Py_None) return 0;
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, got %.100s", name, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    PyObject *num = PyNumber_Index(obj);
+    if (!num) return -1;
+    int overflow = 0;
+    long long sv = PyLong_AsLongLongAndOverflow(num, &overflow);
+    int bad = overflow < 0 || (overflow == 0 && sv < 0);   /* negative */
+    unsigned long long v = (unsigned long long)sv;
+    if (overflow > 0 && (v = PyLong_AsUnsignedLongLong(num)) == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        bad = 1;    /* above 2^64 - 1 */
+    }
+    int ok = !PyErr_Occurred() && !bad && v <= max;
+    Py_DECREF(num);
+    if (PyErr_Occurred()) return -1;
+    if (!ok) {
+        pyq_raise_fmt(QV_EINVAL, "%s must be 0..%llu, got %S", name, max, obj);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_u32(PyObject *obj, const char *name, uint32_t *out)
+{
+    unsigned long long v = *out;
+    if (pyq_uint_arg(obj, name, UINT32_MAX, &v) < 0) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* The UTF-8 text of a str argument, or NULL with TypeError. */
+static const char *str_arg(PyObject *s, const char *what)
+{
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, got %.100s", what, Py_TYPE(s)->tp_name);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8(s);
+}
+
+/* Metric and kind names are the library's (qv_metric_parse, qv_index_kind_parse). */
+static int parse_metric(PyObject *s, qv_metric *out)
+{
+    const char *v = str_arg(s, "metric");
+    int rc;
+    if (!v) return -1;
+    if ((rc = qv_metric_parse(v, out)) != QV_OK) {
+        pyq_raise(rc);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_kind(PyObject *s, qv_index_kind *out)
+{
+    const char *v = str_arg(s, "kind");
+    int rc;
+    if (!v) return -1;
+    if ((rc = qv_index_kind_parse(v, out)) != QV_OK) {
+        pyq_raise(rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* gpu: "off", "auto", "require", or a bool (True = require). */
+static int parse_gpu(PyObject *s, qv_gpu_mode *out)
+{
+    static const char *const names[] = {"off", "auto", "require"};
+    static const qv_gpu_mode values[] = {QV_GPU_OFF, QV_GPU_AUTO, QV_GPU_REQUIRE};
+    if (PyBool_Check(s)) {
+        *out = s == Py_True ? QV_GPU_REQUIRE : QV_GPU_OFF;
+        return 0;
+    }
+    const char *v = str_arg(s, "gpu");
+    if (!v) return -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, names[i])) {
+            *out = values[i];
+            return 0;
+        }
+    pyq_raise_fmt(QV_EINVAL, "unknown gpu mode '%s' (expected off, auto or require)", v);
+    return -1;
+}
+
+int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObject *kw, qv_index_params *p)
+{
+    static const char *const knobs[] = {"m", "ef_construction", "ef_search", "nlist", "nprobe", "kmeans_iters",
+                                        "max_train_points", "threads", "seed", "gpu", "keep_pruned"};
+    qv_index_kind k = QV_INDEX_HNSW;
+    qv_metric mt;
+    uint32_t d = 0;
+    if (kind && kind != Py_None && parse_kind(kind, &k) < 0) return -1;
+    if (parse_metric(metric, &mt) < 0 || get_u32(dim, "dim", &d) < 0) return -1;
+    qv_index_params_init(p, k, d, mt);
+    if (!kw) return 0;
+
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(kw, &pos, &key, &value)) {
+        const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        size_t i = 0;
+        if (!name) return -1;
+        while (i < sizeof knobs / sizeof knobs[0] && strcmp(name, knobs[i])) i++;
+        unsigned long long v;
+        int rc = 0;
+        switch (i) {
+        case 0: rc = get_u32(value, name, &p->m); break;
+        case 1: rc = get_u32(value, name, &p->ef_construction); break;
+        case 2: rc = get_u32(value, name, &p->ef_search); break;
+        case 3: rc = get_u32(value, name, &p->nlist); break;
+        case 4: rc = get_u32(value, name, &p->nprobe); break;
+        case 5: rc = get_u32(value, name, &p->kmeans_iters); break;
+        case 6:
+            v = p->max_train_points;
+            rc = pyq_uint_arg(value, name, SIZE_MAX, &v);
+            p->max_train_points = (size_t)v;
+            break;
+        case 7: rc = get_u32(value, name, &p->threads); break;
+        case 8:
+            v = p->seed;
+            rc = pyq_uint_arg(value, name, UINT64_MAX, &v);
+            p->seed = v;
+            break;
+        case 9: rc = value == Py_None ? 0 : parse_gpu(value, &p->gpu); break;
+        case 10: {
+            int on = PyObject_IsTrue(value);
+            if (on < 0) return -1;
+            if (on) p->flags |= QV_HNSW_KEEP_PRUNED;
+            else p->flags &= ~(uint32_t)QV_HNSW_KEEP_PRUNED;
+            break;
+        }
+        default:
+            PyErr_Format(PyExc_TypeError, "unexpected keyword argument '%s'", name);
+            return -1;
+        }
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+int pyq_search_params_from(PyObject *k, PyObject *ef, PyObject *nprobe, PyObject *max_visits, qv_search_params *sp)
+{
+    uint32_t kk = 10;
+    if (get_u32(k, "k", &kk) < 0) return -1;
+    if (kk < 1 || kk > QV_MAX_K) {
+        pyq_raise_fmt(QV_EINVAL, "k must be 1..%u, got %u", QV_MAX_K, kk);
+        return -1;
+    }
+    qv_search_params_init(sp, kk);
+    if (get_u32(ef, "ef", &sp->ef) < 0 || get_u32(nprobe, "nprobe", &sp->nprobe) < 0 ||
+        get_u32(max_visits, "max_visits", &sp->max_visits) < 0)
+        return -1;
+    return 0;
+}
+
+float pyq_pad_score(qv_metric m)
+{
+    return m == QV_METRIC_L2 ? INFINITY : -INFINITY;
+}

@@ -1,0 +1,422 @@
+/*
+ * server/pipeline.c -- one request, from dispatch to its single reply, for both APIs.
+ *
+ * srv_dispatch() is the evhttp callback of every listener; the listener says which API
+ * (srv_api: a route table and an error shape) it serves. In order, for either API:
+ *   1. a method quiverd does not implement at all (CONNECT, or one libevent cannot name)
+ *      is 501 and the connection closes;
+ *   2. the path is split and percent-decoded, and matched against the route table;
+ *   3. the API key: every route but the open ones needs one when a key file is set. One
+ *      precedence on both listeners, Qdrant's: the api-key header if present, else
+ *      "Authorization: Bearer KEY" (a request with both is judged by api-key alone);
+ *   4. 400 for a path with control or non-ASCII bytes, 404 for no route, 501 for what the
+ *      API names but quiverd does not support, 405 (with Allow) for a wrong method, 403
+ *      for a read-only key on a write, 400 for a bad collection name;
+ *   5. the collection: opened (a counted handle, so a drop meanwhile is safe) for as long
+ *      as the handler runs, 404 when absent;
+ *   6. the handler, which replies exactly once through srv_reply_* or srv_fail*.
+ * Every reply goes through finish(): metrics, "Connection: close" while draining, the
+ * idle timer re-armed, and the reply counted as outstanding until evhttp has written it
+ * (so shutdown can wait for it). srv_fail_qv() is the one map from QV_E* to HTTP status.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "server/server.h"
+
+#define MAX_SEGS 8
+
+uint64_t srv_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- replies ------------------------------------------------------------------- */
+
+static void on_complete(struct evhttp_request *req, void *arg)
+{
+    srv_ctx *ctx = arg;
+    atomic_fetch_sub(&ctx->outstanding, 1);
+    /* evhttp keeps a CONNECT's connection open whatever the reply says (a tunnel would
+     * follow): close it here, now that the 501 is written */
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT && conn)
+        shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), SHUT_RDWR);
+}
+
+static const char *method_name(enum evhttp_cmd_type c)
+{
+    switch (c) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    default: return "this method";
+    }
+}
+
+static void finish(srv_req *r, int status, struct evbuffer *body)
+{
+    struct evhttp_request *req = r->req;
+    srv_ctx *ctx = r->ctx;
+    if (r->replied) {                     /* a bug: handlers reply once */
+        srv_log(SRV_LOG_ERROR, "second reply for one request ignored");
+        return;
+    }
+    r->replied = 1;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (atomic_load(&ctx->draining))
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    uint64_t us = srv_now_us() - r->t0_us;
+    srv_metrics_record(r->ep, status, us);
+    srv_log(SRV_LOG_DEBUG, "%s %s -> %d (%llu us)", method_name(cmd), evhttp_request_get_uri(req), status,
+            (unsigned long long)us);
+    /* evhttp writes whatever body it is given, even to HEAD; the answer to HEAD has none */
+    if (body && cmd == EVHTTP_REQ_HEAD) evbuffer_drain(body, evbuffer_get_length(body));
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn) {
+        /* The handler ran on the loop thread, so the connection's idle timer may already
+         * have run out while it worked; re-arm it, or evhttp closes the connection before
+         * the reply to a committed write is out. The loop's cached clock is from before
+         * the handler: without the update the new deadline is already in the past. */
+        if (ctx->timeout_s > 0) {
+            event_base_update_cache_time(evhttp_connection_get_base(conn));
+            evhttp_connection_set_timeout(conn, ctx->timeout_s);
+        }
+        atomic_fetch_add(&ctx->outstanding, 1);
+        evhttp_request_set_on_complete_cb(req, on_complete, ctx);
+    }
+    evhttp_send_reply(req, status, NULL, body);
+}
+
+void srv_reply_buf(srv_req *r, int status, const char *ctype, struct evbuffer *body)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type", ctype);
+    finish(r, status, body);
+}
+
+static int add_to_evbuffer(const char *buf, size_t size, void *out)
+{
+    return evbuffer_add(out, buf, size);
+}
+
+void srv_reply_json(srv_req *r, int status, json_t *body)
+{
+    struct evbuffer *buf = evbuffer_new();
+    /* trees hold no payloads (those are written by srv_put_points / srv_put_stored), so
+     * 9 digits, which round-trip every float, suit all their reals */
+    if (!buf || !body || json_dump_callback(body, add_to_evbuffer, buf, JSON_COMPACT | JSON_REAL_PRECISION(9))) {
+        /* out of memory while encoding: a small fixed answer needs no allocation */
+        if (buf) evbuffer_drain(buf, evbuffer_get_length(buf));
+        status = 503;
+        if (buf) evbuffer_add_printf(buf, "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory encoding the reply\"}}");
+    }
+    json_decref(body);
+    srv_reply_buf(r, status, "application/json", buf);
+    if (buf) evbuffer_free(buf);
+}
+
+void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* library messages can quote client bytes; keep the JSON valid UTF-8 */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
+    if (status >= 500 && status != 501) srv_log(SRV_LOG_WARN, "%d %s: %s", status, code, msg);
+    r->api->error(r, status, code, msg);
+}
+
+void srv_fail_qv(srv_req *r, int rc)
+{
+    static const struct { int rc, status; const char *code; } map[] = {
+        {QV_EINVAL, 400, "invalid_argument"}, {QV_EDIM, 400, "dimension_mismatch"},
+        {QV_ENOTFOUND, 404, "not_found"},     {QV_EEXIST, 409, "already_exists"},
+        {QV_ESTATE, 409, "invalid_state"},    {QV_ENOMEM, 503, "out_of_memory"},
+        {QV_ENODEV, 501, "no_device"},        {QV_EFULL, 507, "storage_full"},
+        {QV_ECORRUPT, 500, "corrupt"},        {QV_EIO, 500, "io_error"},
+    };
+    int status = 500;
+    const char *code = "internal";
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].rc == rc) {
+            status = map[i].status;
+            code = map[i].code;
+        }
+    const char *detail = qv_last_error();
+    srv_fail(r, status, code, "%s", detail && *detail ? detail : qv_strerror(rc));
+}
+
+json_t *srv_body(srv_req *r, int empty_ok)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    srv_jerr e = {0};
+    json_t *b = NULL;
+    if (len == 0 && empty_ok) return json_object();
+    /* pullup makes the body contiguous; evhttp already capped its size */
+    const char *data = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    if (len == 0) srv_jfail(&e, "invalid_json", "request body is empty; expected a JSON object");
+    else if (!data) srv_jfail(&e, "out_of_memory", "out of memory reading the body");
+    else b = srv_json_parse(data, len, &e);
+    if (!b) srv_fail(r, strcmp(e.code, "out_of_memory") == 0 ? 503 : 400, e.code, "%s", e.msg);
+    return b;
+}
+
+/* ---- collections ----------------------------------------------------------------- */
+
+int srv_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64 || name[0] == '.') return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '.' && name[i] != '-') return 0;
+    return 1;
+}
+
+int srv_open(srv_ctx *ctx, const char *name, srv_coll *e)
+{
+    qv_collection_info info;
+    memset(e, 0, sizeof *e);
+    int rc = qv_collection_open(ctx->db, name, &e->coll);
+    if (rc == QV_OK && (rc = qv_collection_get_info(e->coll, &info)) != QV_OK) {
+        qv_collection_close(e->coll);                 /* dropped in between */
+        e->coll = NULL;
+    }
+    if (rc != QV_OK) return rc;
+    e->name = name;
+    e->dim = info.config.index.dim;
+    e->metric = info.config.index.metric;
+    return QV_OK;
+}
+
+/* ---- routing --------------------------------------------------------------------- */
+
+/* '%' and two hex digits become that byte, anything else stays (evhttp_uridecode's rule
+ * without '+' decoding); returns the decoded length. */
+static size_t percent_decode(const char *in, size_t len, char *out)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '%' && i + 2 < len && isxdigit((unsigned char)in[i + 1]) && isxdigit((unsigned char)in[i + 2])) {
+            char hex[3] = {in[i + 1], in[i + 2], 0};
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+        }
+        out[j++] = c;
+    }
+    out[j] = 0;
+    return j;
+}
+
+/* Split "/a/b%2Fc/" into decoded segments (in buf, strlen(path)+1 bytes). Returns the
+ * count, -1 for too many or empty inner segments (no route), -2 when a segment decodes to
+ * bytes outside printable ASCII. "" and "/" have none. */
+static int split_path(const char *path, char *buf, char **seg, int max)
+{
+    int n = 0;
+    if (!path || (path[0] != '/' && path[0])) return -1;
+    const char *p = path + (path[0] == '/');
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0) return -1;                /* "//" */
+        if (n == max) return -1;
+        size_t dlen = percent_decode(p, len, buf);
+        seg[n++] = buf;
+        for (size_t i = 0; i < dlen; i++)
+            if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f) return -2;
+        buf += dlen + 1;
+        if (!e) break;
+        p = e + 1;                              /* a trailing '/' ends the loop */
+    }
+    return n;
+}
+
+/* Whether pattern matches seg[0..n); fills the path arguments. */
+static int path_matches(const char *pat, char **seg, int n, srv_req *r)
+{
+    int i = 0;
+    r->name = r->arg = NULL;
+    for (const char *p = pat; *p; i++) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 2 && memcmp(p, "**", 2) == 0) return 1;
+        if (i == n) return 0;
+        if (len == 6 && memcmp(p, "{name}", 6) == 0) r->name = seg[i];
+        else if (len == 5 && memcmp(p, "{arg}", 5) == 0) r->arg = seg[i];
+        else if (strlen(seg[i]) != len || memcmp(seg[i], p, len) != 0) return 0;
+        p = e ? e + 1 : p + len;
+    }
+    return i == n;
+}
+
+static int same_path(const srv_route *a, const srv_route *b)
+{
+    return a->path == b->path || strcmp(a->path, b->path) == 0;
+}
+
+/* The route for the path and method: *known when the path has any route (then NULL
+ * means 405, and *allowed has its methods). */
+static const srv_route *route_of(const srv_api *api, char **seg, int n, unsigned mbit, srv_req *r,
+                                 int *known, unsigned *allowed)
+{
+    *known = 0;
+    *allowed = 0;
+    for (size_t i = 0; i < api->nroutes; i++) {
+        const srv_route *rt = &api->routes[i];
+        if (i && same_path(rt, rt - 1)) continue;        /* the previous one's answer */
+        if (!path_matches(rt->path, seg, n, r)) continue;
+        *known = 1;
+        const srv_route *hit = NULL;
+        for (size_t j = i; j < api->nroutes && same_path(&api->routes[j], rt); j++) {
+            *allowed |= api->routes[j].methods;
+            if (!hit && (api->routes[j].methods & mbit)) hit = &api->routes[j];
+        }
+        return hit;
+    }
+    return NULL;
+}
+
+static unsigned method_bit(enum evhttp_cmd_type c)
+{
+    switch (c) {
+    case EVHTTP_REQ_GET: case EVHTTP_REQ_HEAD: return SRV_M_GET;   /* HEAD: GET without the body */
+    case EVHTTP_REQ_POST: return SRV_M_POST;
+    case EVHTTP_REQ_PUT: return SRV_M_PUT;
+    case EVHTTP_REQ_DELETE: return SRV_M_DELETE;
+    case EVHTTP_REQ_PATCH: return SRV_M_PATCH;
+    default: return 0;                          /* OPTIONS, TRACE: no route allows them */
+    }
+}
+
+static void allow_header(unsigned allowed, char *buf, size_t len)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "PATCH"};
+    buf[0] = 0;
+    for (int i = 0; i < 5; i++)
+        if (allowed & (1u << i)) {
+            if (buf[0]) strncat(buf, ", ", len - strlen(buf) - 1);
+            strncat(buf, names[i], len - strlen(buf) - 1);
+        }
+}
+
+/* The presented key: api-key first, then Authorization: Bearer (Qdrant's order). */
+static const char *find_key(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *k = evhttp_find_header(h, "api-key");
+    if (k) return k;
+    const char *a = evhttp_find_header(h, "Authorization");
+    if (!a) return NULL;
+    while (*a == ' ') a++;
+    if (strncasecmp(a, "Bearer ", 7) != 0) return NULL;
+    for (a += 7; *a == ' '; a++) {}
+    return a;
+}
+
+/* Steps 2..5 of the file comment; the handler runs when it returns 1. */
+static int admit(srv_req *r, char **seg, int n)
+{
+    srv_ctx *ctx = r->ctx;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(r->req);
+    int known = 0;
+    unsigned allowed = 0;
+    const srv_route *rt = n >= 0 ? route_of(r->api, seg, n, method_bit(cmd), r, &known, &allowed) : NULL;
+    r->route = rt;
+    if (rt) r->ep = rt->ep;
+    if (!(rt && (rt->flags & SRV_R_OPEN))) {
+        r->access = ctx->keys ? srv_keys_check(ctx->keys, find_key(r->req)) : SRV_ACCESS_RW;
+        if (r->access == SRV_ACCESS_NONE) {
+            evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
+            srv_fail(r, 401, "unauthorized", "a valid API key is required (api-key: KEY or Authorization: Bearer KEY)");
+            return 0;
+        }
+    }
+    if (n == -2) {
+        srv_fail(r, 400, "invalid_name", "the path holds control or non-ASCII characters");
+        return 0;
+    }
+    if (!known) {
+        srv_fail(r, 404, "not_found", "no such endpoint");
+        return 0;
+    }
+    if (rt && rt->unsupported) {
+        srv_fail(r, 501, "not_implemented", "%s not supported by quiverd", rt->unsupported);
+        return 0;
+    }
+    if (!rt) {
+        char allow[64];
+        allow_header(allowed, allow, sizeof allow);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+        srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
+        return 0;
+    }
+    if ((rt->flags & SRV_R_WRITE) && r->access < SRV_ACCESS_RW) {
+        srv_fail(r, 403, "forbidden", "this API key is read-only");
+        return 0;
+    }
+    if (r->name && !srv_name_valid(r->name)) {
+        srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
+        return 0;
+    }
+    return 1;
+}
+
+void srv_dispatch(struct evhttp_request *req, void *arg)
+{
+    const srv_listener *l = arg;
+    srv_req r = {.ctx = l->ctx, .api = l->api, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us()};
+    srv_worker_busy(1);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd == EVHTTP_REQ_CONNECT || !(cmd & (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                              EVHTTP_REQ_PATCH))) {
+        /* any body it has is unread: the next bytes are not a request */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        srv_fail(&r, 501, "not_implemented", "%s is not implemented by quiverd", method_name(cmd));
+        srv_worker_busy(0);
+        return;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    size_t plen = path ? strlen(path) + 1 : 1;
+    char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
+    int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
+    if (admit(&r, seg, n)) {
+        int rc = QV_ENOTFOUND;
+        if (r.route->flags & (SRV_R_COLL | SRV_R_COLL_OPT) && (rc = srv_open(r.ctx, r.name, &r.opened)) == QV_OK)
+            r.coll = &r.opened;
+        if (rc == QV_ENOTFOUND && (r.route->flags & SRV_R_COLL))
+            srv_fail(&r, 404, "not_found", "Collection `%s` doesn't exist!", r.name);
+        else if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(&r, rc);
+        else r.route->handler(&r);
+        if (r.coll) qv_collection_close(r.coll->coll);
+        if (!r.replied) srv_fail(&r, 500, "internal", "handler sent no reply");
+    }
+    if (buf != small) free(buf);
+    srv_worker_busy(0);
+}
