@@ -54,6 +54,7 @@ extern "C" {
 #define QV_MAX_DIM 65536u   /* largest vector dimension accepted */
 #define QV_MAX_K   1024u    /* largest k of one search */
 #define QV_MAX_EF  100000u  /* largest ef of a search, ef_search and ef_construction */
+#define QV_MAX_OVERSAMPLING 100.0f   /* largest qv_search_params.oversampling */
 #define QV_MAX_NORM 1e18     /* largest vector norm accepted (larger ones overflow distances) */
 #define QV_MAX_ID  9223372036854775807ull  /* largest point id of a collection (2^63 - 1:
                                               JSON clients read ids as signed 64-bit) */
@@ -95,8 +96,11 @@ typedef enum { QV_GPU_OFF = 0, QV_GPU_AUTO, QV_GPU_REQUIRE } qv_gpu_mode;
  *  1-bit RaBitQ (random rotation, sign bits, unbiased estimator with an error bound).
  *  The float vectors are kept for re-scoring the best candidates exactly. */
 typedef enum { QV_QUANT_NONE = 0, QV_QUANT_SQ8, QV_QUANT_SQ4, QV_QUANT_BIT1 } qv_quant;
-/** Re-scoring of a quantized search (qv_search_params.rescore): DEFAULT means ON. */
-typedef enum { QV_RESCORE_DEFAULT = 0, QV_RESCORE_ON, QV_RESCORE_OFF } qv_rescore;
+/** Re-scoring of a quantized search (qv_search_params.rescore): DEFAULT means ON (the best
+ *  ceil(k * oversampling) candidates get float distances); OFF returns the estimates; ALL
+ *  re-scores every candidate the beam holds (the codes only steer the walk: Qdrant's
+ *  quantization.ignore). */
+typedef enum { QV_RESCORE_DEFAULT = 0, QV_RESCORE_ON, QV_RESCORE_OFF, QV_RESCORE_ALL } qv_rescore;
 
 /** One search result. score: l2 = squared Euclidean distance (ascending);
  *  ip = inner product (descending); cosine = cosine similarity (descending). */

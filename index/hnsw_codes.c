@@ -236,6 +236,7 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     int rescore_on = sp->rescore != QV_RESCORE_OFF;
     size_t R = rescore_on ? (size_t)ceilf((float)k * over) : k;
     size_t ef = sp->ef > R ? sp->ef : R;            /* bit1: R only sets a floor for ef */
+    if (sp->rescore == QV_RESCORE_ALL) R = ef;
     if (qv_hnsw_scratch_fit(s, ef, 0) != QV_OK) return 0;
     qv_codec_query_prepare(c, q, s->qbuf, s->qtmp, &qq);
     uint32_t ep = descend_codes(h, c, qq, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu));

@@ -63,8 +63,6 @@ extern const qv_index_ops qv_ivf_ops;
  * Version 1 files still load (as quant none). */
 #define QV_INDEX_MAGIC "QVIX"
 #define QV_INDEX_FORMAT_VERSION 2u
-/* Largest qv_search_params.oversampling. */
-#define QV_MAX_OVERSAMPLING 100.0f
 
 /* ---- query.c: the one validation of searches (used by storage/search.c too) ------------ */
 /** Check the ranges of sp (k, ef) and allow_bits: QV_EINVAL naming the bound. */

@@ -40,6 +40,7 @@ static json_t *index_value(const qv_index_params *p)
         bad |= json_object_set_new(o, "m", json_integer(p->m ? p->m : 16));
         bad |= json_object_set_new(o, "ef_construction", json_integer(p->ef_construction ? p->ef_construction : 200));
         bad |= json_object_set_new(o, "ef_search", json_integer(p->ef_search ? p->ef_search : 64));
+        bad |= json_object_set_new(o, "quant", json_string(qv_quant_name(p->quant) ? qv_quant_name(p->quant) : "?"));
     } else if (o && p->kind == QV_INDEX_IVF) {
         json_int_t nlist = p->nlist, at = nlist * 39 > 1000 ? nlist * 39 : 1000;
         bad |= json_object_set_new(o, "nlist", nlist ? json_integer(nlist) : json_null());
@@ -123,10 +124,12 @@ static void h_list(srv_req *r)
 static int parse_create(const json_t *body, qv_collection_config *cfg, char **payload_index, srv_jerr *e)
 {
     static const char *const top[] = {"dim", "metric", "index", "payload_index", NULL};
-    static const char *const idx[] = {"type", "m", "ef_construction", "ef_search", "nlist", "nprobe", "kmeans_iters", NULL};
+    static const char *const idx[] = {"type",   "m",            "ef_construction", "ef_search", "nlist",
+                                      "nprobe", "kmeans_iters", "quant",           NULL};
     uint64_t dim = 0, m = 0, efc = 0, efs = 0, nlist = 0, nprobe = 0, iters = 0;
     qv_metric metric = QV_METRIC_L2;
     qv_index_kind kind = QV_INDEX_HNSW;
+    qv_quant quant = QV_QUANT_NONE;
 
     if (srv_json_only(body, "the collection config", top, e)) return -1;
     if (!json_object_get(body, "dim")) return srv_jfail(e, "invalid_argument", "missing 'dim'");
@@ -141,6 +144,9 @@ static int parse_create(const json_t *body, qv_collection_config *cfg, char **pa
         json_t *jt = json_object_get(ji, "type");
         if (jt && !json_is_null(jt) && (!json_is_string(jt) || qv_index_kind_parse(json_string_value(jt), &kind) != QV_OK))
             return srv_jfail(e, "invalid_argument", "'index.type' must be \"flat\", \"hnsw\" or \"ivf\"");
+        json_t *jq = json_object_get(ji, "quant");
+        if (jq && !json_is_null(jq) && (!json_is_string(jq) || qv_quant_parse(json_string_value(jq), &quant) != QV_OK))
+            return srv_jfail(e, "invalid_argument", "'index.quant' must be \"none\", \"sq8\", \"sq4\" or \"bit1\"");
         if (srv_json_uint(ji, "m", 0, UINT32_MAX, &m, e) || srv_json_uint(ji, "ef_construction", 0, UINT32_MAX, &efc, e) ||
             srv_json_uint(ji, "ef_search", 0, SRV_MAX_EF, &efs, e) || srv_json_uint(ji, "nlist", 0, UINT32_MAX, &nlist, e) ||
             srv_json_uint(ji, "nprobe", 0, SRV_MAX_NPROBE, &nprobe, e) || srv_json_uint(ji, "kmeans_iters", 0, 1000, &iters, e))
@@ -159,6 +165,7 @@ static int parse_create(const json_t *body, qv_collection_config *cfg, char **pa
     if (nlist) cfg->index.nlist = (uint32_t)nlist;
     if (nprobe) cfg->index.nprobe = (uint32_t)nprobe;
     if (iters) cfg->index.kmeans_iters = (uint32_t)iters;
+    cfg->index.quant = quant;
     cfg->payload_index = *payload_index;
     return 0;
 }

@@ -105,6 +105,13 @@ static json_t *collection_info(const qv_collection_info *info)
         json_object_set_new(out, "indexed_vectors_count", json_integer(p->kind == QV_INDEX_HNSW ? (json_int_t)info->count : 0));
     if (out && hnsw) json_object_set_new(json_object_get(out, "config"), "hnsw_config", hnsw);
     else json_decref(hnsw);
+    /* Codes Qdrant can name: scalar int8 (sq8) and binary (bit1); quiverd's own sq4 has no
+     * Qdrant name and stays null here (the native API shows it). */
+    json_t *qc = p->quant == QV_QUANT_SQ8    ? json_pack("{s:{s:s,s:b}}", "scalar", "type", "int8", "always_ram", 1)
+                 : p->quant == QV_QUANT_BIT1 ? json_pack("{s:{s:b}}", "binary", "always_ram", 1)
+                                             : NULL;
+    if (out && qc) json_object_set_new(json_object_get(out, "config"), "quantization_config", qc);
+    else json_decref(qc);
     return out;
 }
 
@@ -167,6 +174,40 @@ static int nonempty(const json_t *v)
     return v && !json_is_null(v) && !(json_is_object(v) && json_object_size(v) == 0);
 }
 
+/* Fold a quantization_config into p: {"scalar":{"type":"int8",...}} -> sq8 codes,
+ * {"binary":{...}} -> 1-bit RaBitQ codes. Their other settings (quantile, always_ram) are
+ * accepted and have nothing to set: quiverd picks its own ranges and keeps codes in RAM. */
+static int quantization_config(const json_t *q, qv_index_params *p, char *msg, size_t len)
+{
+    if (!q || json_is_null(q)) return 0;
+    json_t *sc = json_object_get(q, "scalar"), *bi = json_object_get(q, "binary");
+    if (!json_is_object(q) || json_object_size(q) != 1 || (!json_is_object(sc) && !json_is_object(bi))) {
+        if (json_is_object(q) && json_object_get(q, "product"))
+            snprintf(msg, len, "product quantization is not supported by quiverd (scalar int8 and binary are)");
+        else snprintf(msg, len, "quantization_config must be {\"scalar\": {\"type\": \"int8\"}} or {\"binary\": {}}");
+        return -1;
+    }
+    if (sc) {
+        json_t *t = json_object_get(sc, "type"), *qt = json_object_get(sc, "quantile");
+        if (!json_is_string(t) || strcmp(json_string_value(t), "int8") != 0) {
+            snprintf(msg, len, "quantization_config.scalar.type must be \"int8\"");
+            return -1;
+        }
+        if (qt && !json_is_null(qt) && (!json_is_number(qt) || json_number_value(qt) < 0.5 || json_number_value(qt) > 1.0)) {
+            snprintf(msg, len, "quantization_config.scalar.quantile must be 0.5..1");
+            return -1;
+        }
+        p->quant = QV_QUANT_SQ8;
+    } else {
+        p->quant = QV_QUANT_BIT1;
+    }
+    if (p->kind != QV_INDEX_HNSW) {
+        snprintf(msg, len, "quantization_config needs an HNSW graph (hnsw_config.m > 0)");
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_create(const json_t *b, qv_collection_config *cfg, char *msg, size_t len)
 {
     static const char *const unsup[][2] = {
@@ -203,7 +244,9 @@ static int parse_create(const json_t *b, qv_collection_config *cfg, char *msg, s
     cfg->index.m = 16;
     cfg->index.ef_construction = 100;              /* Qdrant's defaults */
     if (hnsw_config(json_object_get(b, "hnsw_config"), &cfg->index, msg, len) ||
-        hnsw_config(json_object_get(v, "hnsw_config"), &cfg->index, msg, len))
+        hnsw_config(json_object_get(v, "hnsw_config"), &cfg->index, msg, len) ||
+        quantization_config(json_object_get(b, "quantization_config"), &cfg->index, msg, len) ||
+        quantization_config(json_object_get(v, "quantization_config"), &cfg->index, msg, len))
         return -1;
     return 0;
 }

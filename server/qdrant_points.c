@@ -398,6 +398,32 @@ typedef struct {
     const json_t *wp;
 } qsearch;
 
+/* params.quantization {ignore, rescore, oversampling} of a search on a quantized
+ * collection (ignored by float ones): ignore re-scores every candidate of the beam with
+ * the float vectors, rescore false returns the codes' estimates, oversampling re-scores
+ * the best ceil(limit * oversampling). -1 after replying. */
+static int search_quantization(srv_req *r, const json_t *q, srv_search *s)
+{
+    if (!q || json_is_null(q)) return 0;
+    json_t *ig = json_object_get(q, "ignore"), *rs = json_object_get(q, "rescore"), *ov = json_object_get(q, "oversampling");
+    if (!json_is_object(q) || (ig && !json_is_null(ig) && !json_is_boolean(ig)) ||
+        (rs && !json_is_null(rs) && !json_is_boolean(rs))) {
+        srv_bad(r, "params.quantization must be {\"ignore\": bool, \"rescore\": bool, \"oversampling\": number}");
+        return -1;
+    }
+    if (ov && !json_is_null(ov)) {
+        if (!json_is_number(ov) || !(json_number_value(ov) >= 1.0 && json_number_value(ov) <= QV_MAX_OVERSAMPLING)) {
+            srv_bad(r, "params.quantization.oversampling must be 1..%g", (double)QV_MAX_OVERSAMPLING);
+            return -1;
+        }
+        s->oversampling = (float)json_number_value(ov);
+    }
+    if (json_is_true(ig)) s->rescore = QV_RESCORE_ALL;
+    else if (json_is_false(rs)) s->rescore = QV_RESCORE_OFF;
+    else if (json_is_true(rs)) s->rescore = QV_RESCORE_ON;
+    return 0;
+}
+
 /* Common options of search and query; -1 after replying. */
 static int parse_common(srv_req *r, const json_t *o, qsearch *q, srv_search *s)
 {
@@ -428,6 +454,7 @@ static int parse_common(srv_req *r, const json_t *o, qsearch *q, srv_search *s)
             return -1;
         }
         s->exact = json_is_true(json_object_get(p, "exact"));
+        if (search_quantization(r, json_object_get(p, "quantization"), s) != 0) return -1;
     }
     s->ef = (uint32_t)ef;
     if (unsupported_field(r, o, "shard_key", "shard keys are") != 0 ||

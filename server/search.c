@@ -304,6 +304,31 @@ static int parse_uint(parser *ps, const char *key, uint32_t lo, uint32_t hi, uin
     return 0;
 }
 
+/* "oversampling": a number in 1..QV_MAX_OVERSAMPLING, or null for the default. */
+static int parse_oversampling(parser *ps, float *out)
+{
+    double d;
+    int is_int;
+    if (peek_is(ps, "null")) { ps->s.p += 4; return 0; }
+    if (!is_number_start(ps)) return field_error(ps, 1, "invalid_argument", "'oversampling' must be a number");
+    if (js_number(&ps->s, &d, &is_int)) return -1;
+    if (!(d >= 1.0 && d <= QV_MAX_OVERSAMPLING))
+        return field_error(ps, 0, "invalid_argument", "'oversampling' must be in 1..%d, got %g",
+                           (int)QV_MAX_OVERSAMPLING, d);
+    *out = (float)d;
+    return 0;
+}
+
+/* "rescore": true, false (the estimated scores as they are), or null for the default. */
+static int parse_rescore(parser *ps, int *out)
+{
+    if (peek_is(ps, "true")) ps->s.p += 4, *out = QV_RESCORE_ON;
+    else if (peek_is(ps, "false")) ps->s.p += 5, *out = QV_RESCORE_OFF;
+    else if (peek_is(ps, "null")) ps->s.p += 4;
+    else return field_error(ps, 1, "invalid_argument", "'rescore' must be true or false");
+    return 0;
+}
+
 /* true, false, or null for false */
 static int parse_bool(parser *ps, const char *key, int *out)
 {
@@ -366,12 +391,14 @@ static int parse_filter(parser *ps, const char *prefix, srv_search *out)
     return 0;
 }
 
-enum { F_VECTOR = 1, F_K = 2, F_EF = 4, F_NPROBE = 8, F_FILTER = 16, F_WITH_PAYLOAD = 32, F_EXACT = 64 };
+enum { F_VECTOR = 1, F_K = 2, F_EF = 4, F_NPROBE = 8, F_FILTER = 16, F_WITH_PAYLOAD = 32, F_EXACT = 64,
+       F_RESCORE = 128, F_OVERSAMPLING = 256, N_FIELDS = 9 };
 
 /* One search object; what/prefix name it in messages ("the search", "searches[3]"). */
 static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t dim, float *vec, srv_search *out)
 {
-    static const char *const names[] = {"vector", "k", "ef", "nprobe", "filter", "with_payload", "exact"};
+    static const char *const names[N_FIELDS] = {"vector", "k",     "ef",      "nprobe",      "filter",
+                                                "with_payload", "exact", "rescore", "oversampling"};
     unsigned seen = 0;
     memset(out, 0, sizeof *out);
     out->k = SRV_DEFAULT_K;
@@ -386,7 +413,7 @@ static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t 
             const char *at = ps->s.p;
             if (js_string(&ps->s, key, sizeof key, &klen) || js_lit(&ps->s, ':')) return -1;
             unsigned f = 0;
-            for (int i = 0; i < 7 && !f; i++)
+            for (int i = 0; i < N_FIELDS && !f; i++)
                 if (klen == strlen(names[i]) && strcmp(key, names[i]) == 0) f = 1u << i;
             if (f & seen) {
                 ps->s.p = at;
@@ -401,6 +428,8 @@ static int parse_one(parser *ps, const char *what, const char *prefix, uint32_t 
             else if (f == F_FILTER) rc = parse_filter(ps, prefix, out);
             else if (f == F_WITH_PAYLOAD) rc = parse_bool(ps, "with_payload", &out->with_payload);
             else if (f == F_EXACT) rc = parse_bool(ps, "exact", &out->exact);
+            else if (f == F_RESCORE) rc = parse_rescore(ps, &out->rescore);
+            else if (f == F_OVERSAMPLING) rc = parse_oversampling(ps, &out->oversampling);
             else {
                 for (char *c = key; *c; c++)
                     if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
@@ -526,7 +555,7 @@ static uint64_t now_us(void)
 static int same_search(const srv_search *a, const srv_search *b)
 {
     if (a->k != b->k || a->ef != b->ef || a->nprobe != b->nprobe || a->exact != b->exact ||
-        a->accept != b->accept || a->accept_arg != b->accept_arg)
+        a->rescore != b->rescore || a->oversampling != b->oversampling || a->accept != b->accept || a->accept_arg != b->accept_arg)
         return 0;
     if (!a->filter_text || !b->filter_text) return a->filter_text == b->filter_text;
     return strcmp(a->filter_text, b->filter_text) == 0;
@@ -541,6 +570,8 @@ static void params_of(const srv_search *s, qv_search_params *sp)
     sp->accept = s->accept;
     sp->accept_arg = s->accept_arg;
     sp->exact = (uint32_t)s->exact;
+    sp->rescore = (qv_rescore)s->rescore;
+    sp->oversampling = s->oversampling;
 }
 
 int srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, srv_results *res)

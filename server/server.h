@@ -204,6 +204,8 @@ typedef struct {
     float *vec;                     /* dim floats (the caller's) */
     uint32_t k, ef, nprobe;
     int exact;                      /* scan every allowed point exactly */
+    int rescore;                    /* quantized collections: qv_rescore (0 = default) */
+    float oversampling;             /* quantized collections: 0 = default, 1..100 */
     int with_payload;
     qv_filter *filter;              /* owned; NULL: none */
     char *filter_text;              /* its text, to group equal searches (owned) */
@@ -212,7 +214,8 @@ typedef struct {
 } srv_search;
 void srv_search_release(srv_search *s);
 
-/** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload"}), or
+/** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload","exact",
+ *  "rescore","oversampling"}), or
  *  with batch the batch body {"searches":[...]} of 1..SRV_MAX_BATCH of them, for a
  *  collection of dimension dim. On success *out holds *n searches whose vectors are in
  *  one allocation at (*out)[0].vec; free with srv_searches_free. -1 with e filled (every

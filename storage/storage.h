@@ -54,6 +54,7 @@
 
 #define QV_STORAGE_FORMAT 1u        /* meta "format"; bump on any layout change */
 #define QV_COLL_CONFIG_FORMAT 1u    /* "format" field of a collection's config JSON */
+#define QV_COLL_CONFIG_FORMAT_QUANT 2u   /* the same with "index":{"quant":...} */
 #define QV_SNAPSHOT_MAGIC "QVSN"
 #define QV_SNAPSHOT_VERSION 1u
 #define QV_SNAPSHOT_HEADER 16u      /* magic, version, seq */
