@@ -33,6 +33,7 @@
 #include "core/alloc.h"
 #include "core/distance.h"
 #include "core/error.h"
+#include "core/simd_clones.h"
 #include "index/codec.h"
 
 /* Vectors per centroid wanted in the training sample. */
@@ -168,11 +169,10 @@ static float sum(const float *v, size_t n)
     return s;
 }
 
-/* The rotated query rounded to 4 bits over [lo, lo + 15 delta] into u; sets *lo, *delta.
- * Vectorizable loops (AVX-512, AVX2 and baseline clones), run once per query. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void quantize_query(const float *restrict qr, uint32_t D, uint8_t *restrict u, float *lo_out,
-                           float *delta_out)
+/* The rotated query rounded to 4 bits over [lo, lo + 15 delta] into u; sets *lo and
+ * returns delta. Vectorizable loops (AVX-512, AVX2 and baseline clones), run once per query. */
+static inline QV_ALWAYS_INLINE float quantize_query_impl(const float *restrict qr, uint32_t D, uint8_t *restrict u,
+                                                         float *lo_out)
 {
     float lo = qr[0], hi = qr[0];
     for (uint32_t i = 0; i < D; i++) {
@@ -185,8 +185,10 @@ static void quantize_query(const float *restrict qr, uint32_t D, uint8_t *restri
         u[i] = (uint8_t)(v > 15 ? 15 : v);
     }
     *lo_out = lo;
-    *delta_out = delta;
+    return delta;
 }
+QV_CLONES(float, quantize_query, (const float *restrict qr, uint32_t D, uint8_t *restrict u, float *lo_out),
+          (qr, D, u, lo_out))
 
 void qv_codec_rabitq_centroid(qv_codec_query *q, uint32_t j)
 {
@@ -211,7 +213,7 @@ void qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *
     uint8_t *u = (uint8_t *)diff;                /* diff is dead once rotated */
     for (uint32_t d = 0; d < c->dim; d++) diff[d] = q[d] - c->centroid[d];
     qv_rotation_apply(&c->rot, diff, qr);
-    quantize_query(qr, D, u, &out->lo, &out->delta);
+    out->delta = quantize_query(qr, D, u, &out->lo);
     c->k->bit_planes(u, words, out->data);
     out->words = words;
     out->qsum = sum(qr, D);

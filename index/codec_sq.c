@@ -21,6 +21,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/distance.h"
+#include "core/simd_clones.h"
 #include "index/codec.h"
 
 #define SQ8_TAIL 1e-4
@@ -113,9 +114,9 @@ void qv_codec_sq_encode(const qv_codec *c, const float *v, uint8_t *row)
  * inverse. Plain loops the compiler vectorizes (integer max over the bits of |w|, which
  * order like the floats), in AVX-512, AVX2 and baseline clones: this runs once per query
  * and at 784-d took 5 us with libm's lrintf, ~0.5 us now. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static float quantize_w(const float *restrict q, const float *restrict shift, const float *restrict step,
-                        uint32_t dim, float *restrict w, int8_t *restrict w8)
+static inline QV_ALWAYS_INLINE float quantize_w_impl(const float *restrict q, const float *restrict shift,
+                                                     const float *restrict step, uint32_t dim, float *restrict w,
+                                                     int8_t *restrict w8)
 {
     uint32_t maxbits = 0;
     for (uint32_t d = 0; d < dim; d++) {
@@ -136,6 +137,10 @@ static float quantize_w(const float *restrict q, const float *restrict shift, co
     }
     return s;
 }
+QV_CLONES(float, quantize_w,
+          (const float *restrict q, const float *restrict shift, const float *restrict step, uint32_t dim,
+           float *restrict w, int8_t *restrict w8),
+          (q, shift, step, dim, w, w8))
 
 void qv_codec_sq_prepare(const qv_codec *c, const float *q, qv_codec_query *out, float *scratch)
 {
