@@ -40,6 +40,11 @@ JSON_CFLAGS := $(call pc_cflags,jansson)
 JSON_LIBS   := $(call pc_libs,jansson,-ljansson)
 EVENT_LIBS  := $(call pc_libs,libevent_pthreads libevent,-levent_pthreads -levent)
 CHECK_LIBS  := $(call pc_libs,check,-lcheck -lsubunit -lrt -lm -lpthread)
+# SHA-256 of backups (storage/sha256.c is the only user)
+CRYPTO_LIBS := $(call pc_libs,libcrypto,-lcrypto)
+# quiverd's TLS (libevent's OpenSSL bufferevents) and tokens (HMAC-SHA256); the tests'
+# TLS client uses libssl too
+TLS_LIBS    := $(call pc_libs,libevent_openssl openssl,-levent_openssl -lssl -lcrypto)
 
 # ---- GPU: built only when nvcc exists; otherwise gpu/gpu_stub.c answers QV_ENODEV.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
@@ -62,11 +67,14 @@ endif
 
 ALL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN) -fPIC -pthread $(CPPFLAGS) $(BLAS_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
-LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
+LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
 
 LIB_SRC := $(wildcard core/*.c index/*.c storage/*.c) $(GPU_SRC)
 LIB_OBJ := $(LIB_SRC:%=$(BUILD)/obj/%.o)
 SRV_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard server/*.c))
+# The dashboard's files (GET /dashboard) go into quiverd as a generated C table.
+DASH_SRC := $(wildcard server/dashboard/*.html server/dashboard/*.css server/dashboard/*.js)
+SRV_OBJ += $(if $(SRV_OBJ),$(BUILD)/obj/gen/dashboard_files.c.o)
 CLI_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
 TST_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard tests/*.c))
 
@@ -103,8 +111,14 @@ VERSION   := $(shell sed -n 's/^\#define QV_VERSION "\(.*\)"/\1/p' include/quive
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 $(BUILD)/libquiver.so: $(LIB_OBJ)
 	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libquiver.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
+$(BUILD)/gen/dashboard_files.c: server/dashboard/embed.sh $(DASH_SRC)
+	@mkdir -p $(@D)
+	sh server/dashboard/embed.sh $(DASH_SRC) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/dashboard_files.c.o: $(BUILD)/gen/dashboard_files.c $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 $(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
 $(BUILD)/quiver: $(CLI_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(JSON_LIBS)
 
@@ -122,7 +136,7 @@ $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
 # (check_server_json.c).
 SRV_TESTED_OBJ := $(BUILD)/obj/server/json.c.o $(BUILD)/obj/server/search.c.o
 $(BUILD)/quiver-tests: $(TST_OBJ) $(SRV_TESTED_OBJ) $(BUILD)/libquiver.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
 
 # The README's C example, compiled exactly as the README says and run by the tests.
 $(BUILD)/readme-example: tests/readme/example.c $(BUILD)/libquiver.a
@@ -131,6 +145,10 @@ $(BUILD)/readme-example: tests/readme/example.c $(BUILD)/libquiver.a
 $(BUILD)/quiver-db-bench: bench/db/db_bench.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
 all: $(if $(wildcard bench/db/db_bench.c),$(BUILD)/quiver-db-bench)
+# Backup and restore of a large collection (bench/RESULTS.md, issue 20).
+$(BUILD)/quiver-backup-bench: bench/db/backup_bench.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+all: $(if $(wildcard bench/db/backup_bench.c),$(BUILD)/quiver-backup-bench)
 # In-process side of bench/load.sh: the same searches on the collection quiverd served.
 $(BUILD)/quiver-inproc-search: bench/db/inproc_search.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
@@ -142,11 +160,12 @@ include bench/bench.mk
 include python/python.mk
 
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
-DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev \
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev libssl-dev openssl \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
-            python3-dev python3-numpy python3-pytest python3-hnswlib
-# node and npm run the Qdrant client test (tests/qdrant): Debian's nodejs and npm when no
-# npm is on the PATH (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
+            python3-dev python3-numpy python3-pytest python3-hnswlib chromium
+# node and npm run the Qdrant client test (tests/qdrant) and the dashboard's browser test
+# (tests/dashboard, with chromium): Debian's nodejs and npm when no npm is on the PATH
+# (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
@@ -156,16 +175,21 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing; \
 	fi
 
-# The Qdrant-compatibility test drives quiverd with the official JS client, pinned in
-# tests/qdrant/package-lock.json (peer dependencies such as TypeScript are not needed).
-qdrant-deps:
-	@if [ -f tests/qdrant/package-lock.json ] && command -v npm >/dev/null 2>&1; then \
-	  npm ci --prefix tests/qdrant --omit=peer --no-audit --no-fund --loglevel=error; \
-	else echo "quiver: npm not found; the Qdrant client test will be skipped"; fi
+# The node tests' packages, pinned in each package-lock.json: the official Qdrant JS
+# client (tests/qdrant; peer dependencies such as TypeScript are not needed) and
+# puppeteer-core, which drives Debian's chromium (tests/dashboard; it downloads no browser).
+NODE_TESTS := tests/qdrant tests/dashboard
+node-deps:
+	@for d in $(NODE_TESTS); do \
+	  if [ -f $$d/package-lock.json ] && command -v npm >/dev/null 2>&1; then \
+	    npm ci --prefix $$d --omit=peer --no-audit --no-fund --loglevel=error || exit 1; \
+	  else echo "quiver: npm not found; the node test in $$d will be skipped"; fi; \
+	done
+qdrant-deps: node-deps
 
 # The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
 TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
-test: deps qdrant-deps
+test: deps node-deps
 	$(MAKE) all $(TEST_BINS)
 	$(TEST_ENV) $(BUILD)/quiver-tests
 	$(MAKE) install-test
@@ -182,7 +206,7 @@ asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
-TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime
+TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime backup backup_http access tls server_limits
 tsan-test:
 	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests \
 	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)
@@ -242,4 +266,4 @@ gpu-emu-test:
 clean:
 	rm -rf build
 
-.PHONY: all deps qdrant-deps test asan-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE
+.PHONY: all deps node-deps qdrant-deps test asan-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE

@@ -15,6 +15,9 @@
 #   SERVER_PIN / WRK_PIN: a command prefix for quiverd / wrk, e.g. SERVER_PIN="taskset -c 0"
 #   WRK_PIN="taskset -c 1", so that the load generator does not take the server's core
 #   QV_LOAD_CLOSE=1: "Connection: close" on every request (a new connection each time)
+#   TLS=1: each thread count is measured over plain HTTP and then over TLS (quiverd with a
+#   throwaway self-signed P-256 certificate that openssl makes in the temporary directory;
+#   wrk speaks TLS 1.3 to it), and the ratio https/http is printed
 # Output: three lines per thread count: wrk's figures and the CPU the server used,
 #   quiverd-load threads=T connections=C ... qps=Q p50_us=A p99_us=B non2xx=E server_cores=U
 # the same searches in-process on the same collection after quiverd has exited
@@ -23,6 +26,8 @@
 # and the ratios: HTTP / in-process QPS, and the same per core that each side used
 # (wrk shares the machine: on 2 cores the server cannot have both to itself).
 #   ratio threads=T http/inproc=R per_server_core=P
+# With TLS=1 also the https row and
+#   ratio threads=T https/http=R
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -56,10 +61,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# start_server THREADS: sets PID and PORT from the ready line
+# start_server THREADS [https]: sets PID and PORT from the ready line
 start_server() {
   rm -f "$TMP/ready"
-  ${SERVER_PIN:-} "$BIN" --listen 127.0.0.1:0 --data "$TMP/db" --threads "$1" --log-level warn >"$TMP/ready" &
+  tls=
+  [ "${2:-http}" = https ] && tls="--tls-cert $TMP/cert.pem --tls-key $TMP/key.pem"
+  # shellcheck disable=SC2086
+  ${SERVER_PIN:-} "$BIN" --listen 127.0.0.1:0 --data "$TMP/db" --threads "$1" --log-level warn $tls >"$TMP/ready" &
   PID=$!
   i=0
   while ! grep -q "listening on" "$TMP/ready" 2>/dev/null; do
@@ -124,18 +132,37 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 SECS=${DURATION%s}
 
-for t in $THREADS; do
-  start_server "$t"
+if [ "${TLS:-0}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1 || { echo "load.sh: openssl cannot make a certificate" >&2; exit 1; }
+fi
+
+# measure THREADS SCHEME: one wrk run against a fresh quiverd; sets res and cores
+measure() {
+  start_server "$1" "$2"
   # one warm-up second, then the measured run
-  wrk -t1 -c1 -d1s -s bench/load.lua "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift >/dev/null
+  wrk -t1 -c1 -d1s -s bench/load.lua "$2://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift >/dev/null
   c0=$(cpu_ticks "$PID")
   res=$(${WRK_PIN:-} wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/load.lua \
-          "http://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift | sed -n 's/^RESULT //p')
+          "$2://127.0.0.1:$PORT" -- "$TMP/bodies.jsonl" sift | sed -n 's/^RESULT //p')
   c1=$(cpu_ticks "$PID")
   # the server's share of the machine while wrk ran (it shares the cores with wrk)
   cores=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$SECS" 'BEGIN { printf "%.2f", (b - a) / hz / s }')
-  echo "quiverd-load threads=$t connections=$CONNECTIONS k=$K ef=$EF n=$N $res server_cores=$cores"
   stop_server
+}
+
+for t in $THREADS; do
+  measure "$t" http
+  echo "quiverd-load threads=$t connections=$CONNECTIONS k=$K ef=$EF n=$N $res server_cores=$cores"
+  if [ "${TLS:-0}" = 1 ]; then
+    http_res=$res
+    measure "$t" https
+    echo "quiverd-load-tls threads=$t connections=$CONNECTIONS k=$K ef=$EF n=$N $res server_cores=$cores"
+    awk -v h="$(echo "$http_res" | sed -n 's/.*qps=\([0-9.]*\).*/\1/p')" \
+        -v s="$(echo "$res" | sed -n 's/.*qps=\([0-9.]*\).*/\1/p')" -v t="$t" \
+        'BEGIN { printf "ratio threads=%d https/http=%.2f\n", t, s / h }'
+    res=$http_res
+  fi
   # the same searches in-process, on the same collection (same graph), same threads and pinning
   inp=$(${SERVER_PIN:-} "$BUILD/quiver-inproc-search" --data "$TMP/db" --collection sift \
           --queries "$DATA/query.fvecs" --nq "$NQ" --k "$K" --ef "$EF" --threads "$t" --duration "$SECS")

@@ -26,6 +26,9 @@ int cmd_delete(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_verify_backup(int argc, char **argv);
 
 /* "quiver CMD: <message>" on stderr; returns code. */
 int cli_fail(int code, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -6,6 +6,7 @@
  *   quiver search DB COLL (--vector JSON | --query-file F) [-k N] [--ef N] [--json]
  *   quiver get DB COLL ID | quiver delete DB COLL ID... | quiver info DB [COLL]
  *   quiver checkpoint DB COLL | quiver serve [quiverd options]
+ *   quiver backup DB [COLL] FILE | quiver restore DB FILE [...] | quiver verify-backup FILE
  *
  * Exit codes: 0 ok, 1 runtime error, 2 usage error; errors are one line on stderr.
  */
@@ -26,6 +27,9 @@ static const struct {
     {"delete", cmd_delete, "delete points by id"},
     {"info", cmd_info, "list collections, or describe one"},
     {"checkpoint", cmd_checkpoint, "write an index snapshot now"},
+    {"backup", cmd_backup, "write a backup of a collection or of the whole database"},
+    {"restore", cmd_restore, "restore collections from a backup file"},
+    {"verify-backup", cmd_verify_backup, "check a backup file without restoring it"},
     {"serve", cmd_serve, "run the HTTP server (same as quiverd)"},
 };
 
@@ -33,7 +37,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: quiver COMMAND [ARGS...]   (quiver COMMAND --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nquiver %s\n", qv_version());
 }
 

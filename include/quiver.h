@@ -413,9 +413,10 @@ QV_API void qv_free_strings(char **v, size_t n);
  * (absent, null or []); false negates the last three. Qdrant's forms parse the same way:
  * {"is_null":{"key":K}}, {"is_empty":{"key":K}}, members that are null count as absent
  * ("range":{"gt":null,"lte":5}, "must":null), one condition in place of a list, and an
- * empty filter anywhere passes everything ({"must":[{"must":[]}]}). Qdrant conditions with
- * no counterpart (geo, full text, values_count, nested, has_id, min_should) are QV_EINVAL
- * naming them.
+ * empty filter anywhere passes everything ({"must":[{"must":[]}]}). {"has_id":[id,...]}
+ * passes the points with those ids (answered from the id records, like an indexed field;
+ * qv_filter_eval, which has no point id, fails it). Qdrant conditions with no counterpart
+ * (geo, full text, values_count, nested, min_should) are QV_EINVAL naming them.
  * Keys are paths, as in Qdrant: "a.b" is field b of the object under a (never a top-level
  * field named "a.b"); a segment in double quotes keeps its dots ("\"a.b\"" is the
  * top-level field a.b). An empty segment or an unbalanced quote is QV_EINVAL.
@@ -482,6 +483,15 @@ typedef struct {
 QV_API int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                   qv_hit *hits, size_t *n_hits, qv_search_stats *stats);
 
+/** Maximal marginal relevance (Qdrant's "mmr" query): reorder the *n hits of a search of
+ *  c (best first, as the search gave them) by picking, greedily, the hit that maximizes
+ *  (1 - diversity) * relevance - diversity * (its highest similarity to the hits picked
+ *  before it); the first pick is the most relevant. Similarity is the collection's metric
+ *  between stored vectors; hits whose points were deleted since are dropped. *n becomes
+ *  the number picked (at most want); scores stay the search's. diversity: 0 (relevance
+ *  only) .. 1. @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO (then *n is 0). */
+QV_API int  qv_mmr(qv_coll *c, double diversity, size_t want, qv_hit *hits, size_t *n);
+
 /** Add field (a path, as filter keys) to the collection's payload index (type "keyword",
  *  "integer", "float" or "bool"), building it from the stored payloads in one transaction. progress (may be
  *  NULL) gets phase "index field". Indexing an already indexed field only updates its
@@ -512,6 +522,96 @@ QV_API int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progr
 QV_API int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *accept_arg,
                uint64_t start, size_t limit, uint64_t *ids, size_t *n, uint64_t *total);
 /* ---- end of point listing --------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------
+ * Backups: consistent copies of one collection or of every collection of a db, in one
+ * file with a SHA-256, taken while writes go on, and restored into any db.
+ *
+ * A backup is what one LMDB read transaction saw: every write that returned before the
+ * backup began is in it, and each write is in it wholly or not at all. Writes and
+ * searches go on meanwhile; the backup never holds the writer lock while it copies.
+ * It holds each collection's config, points, payloads, payload index and index snapshot
+ * (plus the few writes made after that snapshot), so a restored collection loads its
+ * graph instead of building it again. A collection whose stored index snapshot is
+ * missing or stale (more than max(256, count/100) points written since) has its
+ * in-memory index serialized into the file instead, at the backup's point in time:
+ * writes to the db wait for that serialization (0.8-1.7 s at 1M points) and for
+ * nothing else; nothing is written to the db (a read-only db copies the stored snapshot
+ * and the writes after it as they are).
+ *
+ * The file (its format: storage/backup.h) is written under a temporary name in the same
+ * directory, synced and renamed, so a crash or a full disk never leaves a partial file
+ * under path. Its last frame holds the SHA-256 of everything before it, which every
+ * restore checks before it changes anything; qv_backup_info.sha256 is the SHA-256 of the
+ * whole file, the one `sha256sum FILE` prints, which a caller may keep beside the file
+ * and pass back to qv_backup_restore. The file holds the stored bytes as they are:
+ * vectors in this machine's byte order (another byte order is refused on restore).
+ * ------------------------------------------------------------------------------------ */
+typedef struct {
+    char sha256[65];               /* SHA-256 of the whole file: 64 lowercase hex digits */
+    uint64_t bytes;                /* size of the file */
+    int64_t created;               /* when the backup was taken (unix seconds, from the file) */
+    uint32_t collections;          /* collections in the file (restore: restored) */
+    uint64_t points;               /* live points in them */
+    uint32_t index_loaded;         /* restore: collections whose index came from the backup's
+                                    * index snapshot (the others were built from the points) */
+} qv_backup_info;
+
+/** Write a backup of collection (NULL: every collection of db) to path, replacing a file
+ *  there only once the new one is complete.
+ *  @param[in]  db          an open database (read-only is fine: then nothing is checkpointed).
+ *  @param[in]  collection  a collection name, or NULL for all of them.
+ *  @param[in]  path        the file to write; its directory must exist.
+ *  @param[out] info        may be NULL; receives the file's size, SHA-256 and counts.
+ *  @return QV_OK, QV_EINVAL (bad name or path), QV_ENOTFOUND (no such collection),
+ *  QV_EFULL (disk full: no file left behind), QV_EIO, QV_ENOMEM, QV_ECORRUPT (the
+ *  database itself is damaged). */
+QV_API int  qv_backup_create(qv_db *db, const char *collection, const char *path, qv_backup_info *info);
+
+/** Check a backup file without restoring it: its structure and its embedded SHA-256,
+ *  and, when sha256 is given, that the whole file has that SHA-256.
+ *  @param[in]  path    the backup file.
+ *  @param[in]  sha256  64 hex digits (either case), or NULL.
+ *  @param[out] info    may be NULL; its index_loaded stays 0.
+ *  @return QV_OK, QV_ENOTFOUND (no file), QV_EINVAL (sha256 not 64 hex digits),
+ *  QV_ECORRUPT (not a backup, damaged, truncated, or another SHA-256: the message says
+ *  which), QV_EIO. */
+QV_API int  qv_backup_verify(const char *path, const char *sha256, qv_backup_info *info);
+
+enum { QV_RESTORE_REPLACE = 1u << 0 };   /* a collection of the same name is replaced */
+typedef struct {
+    const char *collection;        /* restore only this collection of the file; NULL = all */
+    const char *rename;            /* the name it gets in db; NULL = its name in the file.
+                                    * Only when one collection is restored. */
+    const char *sha256;            /* expected SHA-256 of the whole file; NULL = not checked */
+    unsigned flags;                /* QV_RESTORE_REPLACE; without it an existing collection
+                                    * of the same name is QV_EEXIST */
+} qv_restore_options;
+/** Fill *o with: every collection, names as in the file, no checksum, no replacing. */
+QV_API void qv_restore_options_init(qv_restore_options *o);
+
+/** Restore the collections of a backup file into db. The whole file is verified first
+ *  (as qv_backup_verify); nothing in db changes unless it is sound. The data is then
+ *  written under new internal collection ids that nothing refers to yet, and one final
+ *  transaction points the names at them (replacing collections of the same names, when
+ *  QV_RESTORE_REPLACE allows it): a failure or a crash before that commit leaves db as it
+ *  was (the unreferenced data is removed at once, or at the next qv_db_open). Other
+ *  collections are served meanwhile; a replaced collection answers from its old data
+ *  until the commit, and its old handles answer QV_ENOTFOUND after it, as after a drop.
+ *  Each restored collection is then opened (its index loaded from the backup's snapshot)
+ *  before the call returns.
+ *  @param[in]  db    an open, writable database.
+ *  @param[in]  path  the backup file.
+ *  @param[in]  o     NULL = defaults (qv_restore_options_init).
+ *  @param[out] info  may be NULL; counts of what was restored, the file's SHA-256.
+ *  @return QV_OK, QV_EINVAL (bad options or name), QV_ENOTFOUND (no file, or no such
+ *  collection in it), QV_EEXIST (a collection exists and QV_RESTORE_REPLACE is not set),
+ *  QV_ECORRUPT (damaged, truncated, wrong SHA-256, another byte order or format),
+ *  QV_ESTATE (db read-only; or a collection would be replaced while another process has
+ *  db open for writing: its loaded collections would go on writing to the replaced data,
+ *  so such a restore must run in that process), QV_EFULL, QV_EIO, QV_ENOMEM. */
+QV_API int  qv_backup_restore(qv_db *db, const char *path, const qv_restore_options *o, qv_backup_info *info);
+/* ---- end of backups ------------------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
  * Vector files. Every malformed case gives QV_ECORRUPT naming the file and offset.

@@ -10,11 +10,13 @@
  * second evhttp on its base for it: same threads, context, keys, pipeline (pipeline.c,
  * with the Qdrant route table) and shutdown; the ready line for it follows the first one.
  *
- * Signals: SIGTERM and SIGINT run a handler that writes their number to a pipe, and the
- * main thread sleeps reading that pipe. (Not sigwait(): threads started by libraries
+ * Signals: SIGTERM and SIGINT are libevent signal events of the main thread's own event
+ * base, which it runs until one comes. (Not sigwait(): threads started by libraries
  * before main, such as OpenBLAS's, do not block the signals, and a signal the kernel
- * hands to one of them would kill the process with its default action.) A second signal
- * during shutdown is harmless. Workers block both signals. Shutdown: each worker stops accepting
+ * hands to one of them would kill the process with its default action; libevent's
+ * handler only writes to a socket its loop reads.) They stay installed to the end, so a
+ * second signal during shutdown is harmless. Workers block both signals. Shutdown: each
+ * worker stops accepting
  * (its listener is removed), marks replies "Connection: close", and leaves its loop once
  * every queued reply has been written and 100 ms have passed (requests already sent
  * still arrive and are served), or after a 10 s grace. Handlers run to completion inside
@@ -30,8 +32,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,17 +55,21 @@
 
 #define DRAIN_GRACE_US 10000000u    /* longest wait for queued replies on shutdown */
 #define DRAIN_MIN_US   100000u      /* requests already on the wire get this long to arrive */
+#define ACCEPT_PAUSE_US 100000      /* no accepting after running out of descriptors */
 
-/* One listening socket of one worker, and how many connections it has taken. */
 typedef struct worker worker;
+
+/* One listening socket of a worker: the native API's (0) or Qdrant's (1). */
 typedef struct {
     worker *w;
-    int kind;                                  /* 0: native API, 1: Qdrant API */
-    struct evhttp_bound_socket **bound;        /* &w->bound or &w->qbound */
-    struct event *resume;                      /* re-enables it after one accept */
+    int api;
+    srv_listener target;                       /* what srv_dispatch serves */
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;         /* NULL once closed (draining) */
+    struct event *resume;                      /* re-enables accepting after a pause */
     atomic_ulong accepted;
-    atomic_int yielding;                       /* disabled for ACCEPT_YIELD_US */
-} accept_pace;
+    atomic_int yielding;                       /* paused for ACCEPT_YIELD_US */
+} listener;
 
 /* A closed connection's socket, kept open a moment to drain what its client still sends. */
 typedef struct lingering_sock {
@@ -74,16 +80,11 @@ typedef struct lingering_sock {
 
 struct worker {
     srv_ctx *ctx;
-    srv_listener listener[2];                  /* the native API, the Qdrant API */
+    listener l[2];
     lingering_sock *lingering;
+    srv_conns *conns;                          /* the cap and read deadlines (conn.c) */
     struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
-    struct evhttp *qhttp;                      /* the Qdrant-compatible API, when enabled */
-    struct evhttp_bound_socket *qbound;
-    accept_pace pace[2];                       /* for bound and qbound */
     struct event *drain_timer;
-    struct event *accept_resume;               /* re-enables accepting after EMFILE */
     uint64_t drain_start, drain_deadline;
     pthread_t thread;
     int started;
@@ -91,64 +92,24 @@ struct worker {
 };
 
 static _Thread_local worker *this_worker;     /* the calling thread's, set by worker_main */
+static worker *all_workers;                   /* for the pacing and on_accept_error */
+static int n_all_workers;
 
 typedef struct {
-    const char *listen, *qdrant_listen, *data, *key_file;
-    size_t max_body;
-    int threads, timeout_s, log_level;
-    unsigned checkpoint_every;
+    const char *listen[2], *data, *key_file, *snapshots;   /* listen[1]: the Qdrant API's, or NULL */
+    const char *tls_cert, *tls_key;
+    unsigned long long max_body, threads, timeout_s, checkpoint_every;
+    unsigned long long header_timeout_s, body_timeout_s, max_connections, max_queue;
+    int log_level;
 } options;
 
-static int signal_pipe[2] = {-1, -1};
-
-static void on_signal(int sig)
+/* At most one line a second: 1 when this one may go out (*last: its second). */
+static int once_a_second(_Atomic long *last)
 {
-    int saved = errno;
-    unsigned char b = (unsigned char)sig;
-    ssize_t w = write(signal_pipe[1], &b, 1);   /* non-blocking; a full pipe is fine */
-    (void)w;
-    errno = saved;
-}
-
-/* Install the handlers; returns 0 or -1. */
-static int catch_signals(void)
-{
-    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) return -1;
-    sa.sa_handler = SIG_IGN;                    /* a peer that hangs up must not kill us */
-    return sigaction(SIGPIPE, &sa, NULL);
-}
-
-/* Block until SIGTERM or SIGINT; returns the signal number. */
-static int wait_for_signal(void)
-{
-    unsigned char b = 0;
-    struct pollfd p = {.fd = signal_pipe[0], .events = POLLIN};
-    for (;;) {
-        if (poll(&p, 1, -1) < 0 && errno != EINTR) return 0;
-        if (read(signal_pipe[0], &b, 1) == 1) return b;
-    }
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: quiverd [options]\n"
-            "  --listen ADDR:PORT      address to serve on (default 127.0.0.1:6333; port 0 = any)\n"
-            "  --qdrant-listen ADDR:PORT  also serve the Qdrant-compatible REST API there (default off)\n"
-            "  --data DIR              database directory (default ./quiver-data)\n"
-            "  --api-key-file FILE     require API keys: lines 'KEY rw' or 'KEY ro'\n"
-            "  --threads N             worker threads (default: number of cores)\n"
-            "  --max-body BYTES        largest request body (default 16777216)\n"
-            "  --timeout SECONDS       idle/slow client timeout (default 30)\n"
-            "  --checkpoint-every N    snapshot an index every N writes (default 0 = on exit)\n"
-            "  --log-level LEVEL       error|warn|info|debug (default info)\n"
-            "  --help                  this text\n");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long prev = atomic_load(last);
+    return ts.tv_sec != prev && atomic_compare_exchange_strong(last, &prev, (long)ts.tv_sec);
 }
 
 static int parse_size(const char *s, unsigned long long lo, unsigned long long hi,
@@ -163,59 +124,74 @@ static int parse_size(const char *s, unsigned long long lo, unsigned long long h
     return 0;
 }
 
+/* The options, their --help lines and where each goes: a string (hi 0) or a number in
+ * lo..hi (ranges as the help says), or the log level (lo -1). */
+#define O(field) offsetof(options, field)
+static const struct { const char *name, *arg, *help; size_t off; long long lo; unsigned long long hi; } opts[] = {
+    {"listen", "ADDR:PORT", "address to serve on (default 127.0.0.1:6333; port 0 = any)", O(listen[0]), 0, 0},
+    {"qdrant-listen", "ADDR:PORT", "also serve the Qdrant-compatible REST API there (default off)", O(listen[1]), 0, 0},
+    {"data", "DIR", "database directory (default ./quiver-data)", O(data), 0, 0},
+    {"api-key-file", "FILE", "require API keys (or tokens signed with one): lines 'KEY rw|ro [COLL,...]'", O(key_file), 0, 0},
+    {"tls-cert", "FILE", "serve both listeners over TLS: PEM certificate chain (SIGHUP reloads)", O(tls_cert), 0, 0},
+    {"tls-key", "FILE", "PEM private key for --tls-cert", O(tls_key), 0, 0},
+    {"max-connections", "N", "open connections at most (default 4096; 0 = no cap)", O(max_connections), 0, 1u << 20},
+    {"header-timeout", "SECONDS", "a request's headers must arrive within (default 10)", O(header_timeout_s), 1, 86400},
+    {"body-timeout", "SECONDS", "its body within, after the headers (default 60)", O(body_timeout_s), 1, 86400},
+    {"max-queue", "N", "requests in progress at most, beyond it 503 (default 8192)", O(max_queue), 1, 1u << 20},
+    {"threads", "N", "worker threads (default: number of cores)", O(threads), 1, SRV_MAX_THREADS},
+    {"max-body", "BYTES", "largest request body (default 16777216)", O(max_body), 1024, 1ull << 40},
+    {"timeout", "SECONDS", "idle/slow client timeout (default 30)", O(timeout_s), 1, 86400},
+    {"checkpoint-every", "N", "snapshot an index every N writes (default 0 = on exit)", O(checkpoint_every), 0, UINT32_MAX},
+    {"snapshots", "DIR", "where snapshots (backups) are kept (default DATA/backups)", O(snapshots), 0, 0},
+    {"log-level", "LEVEL", "error|warn|info|debug (default info)", O(log_level), -1, 0},
+    {"help", NULL, "this text", 0, 0, 0},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: quiverd [options]\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char lhs[40];
+        snprintf(lhs, sizeof lhs, "--%s %s", opts[i].name, opts[i].arg ? opts[i].arg : "");
+        fprintf(f, "  %-26s %s\n", lhs, opts[i].help);
+    }
+}
+
 /* 0 ok, 1 --help, 2 bad usage (message printed) */
 static int parse_options(int argc, char **argv, options *o)
 {
-    static const struct option longs[] = {
-        {"listen", required_argument, NULL, 'l'}, {"data", required_argument, NULL, 'd'},
-        {"qdrant-listen", required_argument, NULL, 'q'},
-        {"api-key-file", required_argument, NULL, 'k'}, {"threads", required_argument, NULL, 't'},
-        {"max-body", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 'T'},
-        {"checkpoint-every", required_argument, NULL, 'c'},
-        {"log-level", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    struct option longs[NOPTS + 1] = {{0}};
+    for (size_t i = 0; i < NOPTS; i++)
+        longs[i] = (struct option){opts[i].name, opts[i].arg ? required_argument : no_argument, NULL, (int)i};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    *o = (options){.listen = "127.0.0.1:6333", .data = "./quiver-data", .max_body = 16u << 20,
-                   .threads = ncpu > 0 ? (int)ncpu : 1, .timeout_s = 30, .log_level = SRV_LOG_INFO};
+    *o = (options){.listen = {"127.0.0.1:6333", NULL}, .data = "./quiver-data", .max_body = 16u << 20,
+                   .threads = ncpu > 0 ? (unsigned long long)ncpu : 1, .timeout_s = 30, .log_level = SRV_LOG_INFO,
+                   .header_timeout_s = 10, .body_timeout_s = 60, .max_connections = 4096, .max_queue = 8192};
     opterr = 0;
-    int c;
-    unsigned long long v;
-    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-        switch (c) {
-        case 'l': o->listen = optarg; break;
-        case 'q': o->qdrant_listen = optarg; break;
-        case 'd': o->data = optarg; break;
-        case 'k': o->key_file = optarg; break;
-        case 't':
-            if (parse_size(optarg, 1, SRV_MAX_THREADS, &v)) { fprintf(stderr, "quiverd: --threads must be 1..%d\n", SRV_MAX_THREADS); return 2; }
-            o->threads = (int)v;
-            break;
-        case 'b':
-            if (parse_size(optarg, 1024, 1ull << 40, &v)) { fprintf(stderr, "quiverd: --max-body must be 1024..2^40 bytes\n"); return 2; }
-            o->max_body = (size_t)v;
-            break;
-        case 'T':
-            if (parse_size(optarg, 1, 86400, &v)) { fprintf(stderr, "quiverd: --timeout must be 1..86400 seconds\n"); return 2; }
-            o->timeout_s = (int)v;
-            break;
-        case 'c':
-            if (parse_size(optarg, 0, UINT32_MAX, &v)) { fprintf(stderr, "quiverd: --checkpoint-every must be 0..4294967295\n"); return 2; }
-            o->checkpoint_every = (unsigned)v;
-            break;
-        case 'v':
-            if ((o->log_level = srv_log_parse_level(optarg)) < 0) {
-                fprintf(stderr, "quiverd: --log-level must be error, warn, info or debug\n");
-                return 2;
-            }
-            break;
-        case 'h': return 1;
-        default:
+    for (int c; (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
+        if (c < 0 || (size_t)c >= NOPTS) {
             fprintf(stderr, "quiverd: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            return 2;
+        }
+        char *at = (char *)o + opts[c].off;
+        if (!opts[c].arg) return 1;                                  /* --help */
+        if (opts[c].lo < 0 && (*(int *)at = srv_log_parse_level(optarg)) < 0) {
+            fprintf(stderr, "quiverd: --log-level must be error, warn, info or debug\n");
+            return 2;
+        } else if (opts[c].lo >= 0 && !opts[c].hi) {
+            *(const char **)at = optarg;
+        } else if (opts[c].hi && parse_size(optarg, (unsigned long long)opts[c].lo, opts[c].hi, (unsigned long long *)at)) {
+            fprintf(stderr, "quiverd: --%s must be %lld..%llu\n", opts[c].name, opts[c].lo, opts[c].hi);
             return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "quiverd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o->tls_cert != !o->tls_key) {
+        fprintf(stderr, "quiverd: --tls-cert and --tls-key go together\n");
         return 2;
     }
     return 0;
@@ -293,29 +269,18 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
-static void close_listeners(worker *w)
-{
-    if (w->bound) {
-        evhttp_del_accept_socket(w->http, w->bound);   /* closes this worker's dup */
-        w->bound = NULL;
-    }
-    if (w->qbound) {
-        evhttp_del_accept_socket(w->qhttp, w->qbound);
-        w->qbound = NULL;
-    }
-}
-
 /* Runs on the worker's own loop (scheduled by the main thread with event_base_once). */
 static void begin_drain(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     worker *w = arg;
-    /* stop accepting: no timer may re-enable a listener that is about to be closed */
-    if (w->accept_resume) event_del(w->accept_resume);
-    for (int i = 0; i < 2; i++)
-        if (w->pace[i].resume) event_del(w->pace[i].resume);
-    close_listeners(w);
+    /* stop accepting: no timer may re-enable a listener that is closed */
+    for (int i = 0; i < 2; i++) {
+        if (w->l[i].resume) event_del(w->l[i].resume);
+        if (w->l[i].bound) evhttp_del_accept_socket(w->l[i].http, w->l[i].bound);   /* closes its dup */
+        w->l[i].bound = NULL;
+    }
     w->drain_start = srv_now_us();
     w->drain_deadline = w->drain_start + DRAIN_GRACE_US;
     struct timeval tv = {0, 20000};
@@ -332,40 +297,24 @@ static void *worker_main(void *arg)
 }
 
 /* Out of descriptors (EMFILE and kin): libevent's listener would retry accept() at once,
- * forever, burning a core while the condition lasts. Instead the worker stops accepting
- * for ACCEPT_PAUSE_US; connections already open are served meanwhile. The workers are
- * found by their evhttp, which is what libevent hands the error callback. */
-#define ACCEPT_PAUSE_US 100000
-static worker *all_workers;
-static int n_all_workers;
-
+ * forever, burning a core while the condition lasts. Instead the listener stops
+ * accepting for ACCEPT_PAUSE_US; connections already open are served meanwhile. It is
+ * found by its evhttp, which is what libevent hands the error callback. */
 static void on_accept_error(struct evconnlistener *lis, void *http)
 {
-    static _Atomic long last_log_sec = 0;
+    static _Atomic long last_log = 0;
     int err = EVUTIL_SOCKET_ERROR();
-    worker *w = NULL;
-    for (int i = 0; i < n_all_workers && !w; i++)
-        if (all_workers[i].http == http || all_workers[i].qhttp == http) w = &all_workers[i];
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long prev = atomic_load(&last_log_sec);
-    if (ts.tv_sec != prev && atomic_compare_exchange_strong(&last_log_sec, &prev, (long)ts.tv_sec))
+    listener *l = NULL;
+    for (int i = 0; i < 2 * n_all_workers && !l; i++)
+        if (all_workers[i / 2].l[i % 2].http == http) l = &all_workers[i / 2].l[i % 2];
+    if (once_a_second(&last_log))
         srv_log(SRV_LOG_WARN, "accept: %s%s", evutil_socket_error_to_string(err),
-                w && w->accept_resume ? " (pausing new connections briefly)" : "");
-    if (!w || !w->accept_resume || (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)) return;
+                l ? " (pausing new connections briefly)" : "");
+    if (!l || (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)) return;
     struct timeval tv = {0, ACCEPT_PAUSE_US};
     evconnlistener_disable(lis);
-    event_add(w->accept_resume, &tv);
-}
-
-/* Runs on the worker's loop; a listener closed by the drain meanwhile is NULL here. */
-static void resume_accept(evutil_socket_t fd, short what, void *arg)
-{
-    worker *w = arg;
-    (void)fd;
-    (void)what;
-    if (w->bound) evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
-    if (w->qbound) evconnlistener_enable(evhttp_bound_socket_get_listener(w->qbound));
+    atomic_store(&l->yielding, 0);
+    event_add(l->resume, &tv);
 }
 
 /*
@@ -393,14 +342,15 @@ void srv_worker_busy(int busy)
     if (this_worker) atomic_store_explicit(&this_worker->busy, busy, memory_order_relaxed);
 }
 
-static void resume_paced(evutil_socket_t fd, short what, void *arg)
+/* Runs on the worker's loop; a listener closed by the drain meanwhile is NULL here. */
+static void resume(evutil_socket_t fd, short what, void *arg)
 {
-    accept_pace *ap = arg;
+    listener *l = arg;
     (void)fd;
     (void)what;
-    event_del(ap->resume);                      /* woken early: drop the pending timeout */
-    atomic_store(&ap->yielding, 0);
-    if (*ap->bound) evconnlistener_enable(evhttp_bound_socket_get_listener(*ap->bound));
+    event_del(l->resume);                       /* woken early: drop the pending timeout */
+    atomic_store(&l->yielding, 0);
+    if (l->bound) evconnlistener_enable(evhttp_bound_socket_get_listener(l->bound));
 }
 
 /*
@@ -416,8 +366,9 @@ static void resume_paced(evutil_socket_t fd, short what, void *arg)
  * taken out of evhttp's hands (its descriptor number is made to name /dev/null, which
  * evhttp shuts down and closes) and the FIN waits for the drain, because a client still
  * writing its body (libevent's own client, for one) gives up on a FIN before it reads the
- * reply. evhttp tells us of the close through the connection's close callback, set when
- * the connection's first bytes arrive (evhttp has no hook before that).
+ * reply. evhttp tells us of the close through the connection's close callback (conn.c
+ * sets it, and calls on_close for every close but its own: a connection refused, evicted
+ * or past a read deadline is not worth lingering for).
  */
 #define LINGER_S 2
 
@@ -475,111 +426,91 @@ static void on_close(struct evhttp_connection *conn, void *arg)
         linger_end(w, l);
 }
 
-/* The first bytes of a connection: evhttp owns it by now (its callbacks' argument). */
-static void on_first_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct bufferevent *bev = arg;
-    void *conn = NULL;
-    if (!info->n_added || !this_worker) return;
-    bufferevent_getcb(bev, NULL, NULL, NULL, &conn);
-    if (conn) evhttp_connection_set_closecb(conn, on_close, this_worker);
-    evbuffer_remove_cb(buf, on_first_input, bev);
-}
-
 /* evhttp asks for each new connection's bufferevent: the moment a worker has accepted
- * one. It is the one evhttp would make, watched for its first bytes, and without
- * BEV_OPT_CLOSE_ON_FREE: evhttp then shuts the socket down before it closes it (with the
- * option, libevent 2.1 closes first and shuts down the number afterwards, which another
- * thread may have been given meanwhile). */
+ * one. Without TLS it is the one evhttp would make, without BEV_OPT_CLOSE_ON_FREE: evhttp
+ * then shuts the socket down before it closes it (with the option, libevent 2.1 closes
+ * first and shuts down the number afterwards, which another thread may have been given
+ * meanwhile). With TLS, an OpenSSL one (tls.c). conn.c tracks it either way. */
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
-    accept_pace *ap = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
-    if (bev && !evbuffer_add_cb(bufferevent_get_input(bev), on_first_input, bev)) {
-        bufferevent_free(bev);
-        bev = NULL;
-    }
-    srv_metrics_connection((int)(ap->w - all_workers));
-    unsigned long mine = atomic_fetch_add(&ap->accepted, 1) + 1;
+    listener *l = arg;
+    srv_ctx *ctx = l->w->ctx;
+    struct bufferevent *bev = ctx->tls ? srv_tls_bufferevent(ctx->tls, base) : bufferevent_socket_new(base, -1, 0);
+    if (bev) srv_conn_track(l->w->conns, bev);
+    srv_metrics_connection((int)(l->w - all_workers));
+    if (n_all_workers == 1 || !l->bound) return bev;
+    unsigned long mine = atomic_fetch_add(&l->accepted, 1) + 1;
     int idle_behind = 0;                        /* an accepting idle worker 2 or more behind */
     for (int i = 0; i < n_all_workers; i++) {
-        accept_pace *other = &all_workers[i].pace[ap->kind];
-        if (other == ap || !other->resume) continue;
+        listener *other = &all_workers[i].l[l->api];
+        if (other == l || !other->resume) continue;
         unsigned long theirs = atomic_load(&other->accepted);
         /* one that waits for the workers behind it: this one has caught up with it */
         if (atomic_load(&other->yielding) && theirs <= mine + 1) event_active(other->resume, EV_TIMEOUT, 1);
         if (theirs + 2 <= mine && !atomic_load_explicit(&all_workers[i].busy, memory_order_relaxed))
             idle_behind = 1;
     }
-    if (*ap->bound && ap->resume) {
-        evconnlistener_disable(evhttp_bound_socket_get_listener(*ap->bound));
-        atomic_store(&ap->yielding, idle_behind);
-        struct timeval tv = {0, idle_behind ? ACCEPT_YIELD_US : 0};
-        if (event_add(ap->resume, &tv) != 0) resume_paced(-1, 0, ap);
-    }
+    evconnlistener_disable(evhttp_bound_socket_get_listener(l->bound));
+    atomic_store(&l->yielding, idle_behind);
+    struct timeval tv = {0, idle_behind ? ACCEPT_YIELD_US : 0};
+    if (event_add(l->resume, &tv) != 0) resume(-1, 0, l);
     return bev;
 }
 
-/* An evhttp on w's base with the server's limits, accepting on a dup of lfd. */
-static int http_init(worker *w, struct evhttp **http, struct evhttp_bound_socket **bound,
-                     evutil_socket_t lfd, srv_listener *l, const options *o)
+/* Listener api of w: an evhttp on w's base with the server's limits, accepting on a dup
+ * of lfd. */
+static int listener_init(worker *w, int api, evutil_socket_t lfd, const options *o)
 {
+    listener *l = &w->l[api];
     evutil_socket_t fd = -1;
-    if (!(*http = evhttp_new(w->base))) return -1;
+    l->w = w;
+    l->api = api;
+    l->target = (srv_listener){w->ctx, api ? &srv_qdrant_api : &srv_native_api};
+    if (!(l->http = evhttp_new(w->base)) || !(l->resume = evtimer_new(w->base, resume, l))) return -1;
     /* every method, known to libevent or not, reaches the pipeline, which answers the
      * ones it does not implement in the API's own error shape */
-    evhttp_set_allowed_methods(*http, 0xffff);
-    evhttp_set_max_body_size(*http, (ev_ssize_t)o->max_body);
-    evhttp_set_max_headers_size(*http, 64 * 1024);
-    evhttp_set_timeout(*http, o->timeout_s);
+    evhttp_set_allowed_methods(l->http, 0xffff);
+    evhttp_set_max_body_size(l->http, (ev_ssize_t)o->max_body);
+    evhttp_set_max_headers_size(l->http, 64 * 1024);
+    evhttp_set_timeout(l->http, (int)o->timeout_s);
     /* Every reply of ours sets its Content-Type; the default labels only the few pages
      * libevent 2.1 writes itself (413 for a body over --max-body, 400 for HTTP it cannot
      * parse), which are HTML: say so, rather than call them JSON. (libevent 2.2's
      * evhttp_set_errorcb would let those be JSON too; Debian 12 has 2.1.) */
-    evhttp_set_default_content_type(*http, "text/html; charset=ISO-8859-1");
-    evhttp_set_gencb(*http, srv_dispatch, l);
+    evhttp_set_default_content_type(l->http, "text/html; charset=ISO-8859-1");
+    evhttp_set_gencb(l->http, srv_dispatch, &l->target);
+    evhttp_set_bevcb(l->http, on_new_connection, l);      /* counts; paces with more than one worker */
     if ((fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) < 0) return -1;
-    if (!(*bound = evhttp_accept_socket_with_handle(*http, fd))) {
+    if (!(l->bound = evhttp_accept_socket_with_handle(l->http, fd))) {
         close(fd);
         return -1;
     }
-    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(*bound), on_accept_error);
-    accept_pace *ap = &w->pace[bound == &w->qbound];
-    if (n_all_workers > 1 && !(ap->resume = evtimer_new(w->base, resume_paced, ap))) return -1;
-    evhttp_set_bevcb(*http, on_new_connection, ap);       /* counts; paces when resume is set */
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(l->bound), on_accept_error);
     return 0;
 }
 
-static int worker_init(worker *w, srv_ctx *ctx, evutil_socket_t lfd, evutil_socket_t qfd,
-                       const options *o)
+static int worker_init(worker *w, srv_ctx *ctx)
 {
     memset(w, 0, sizeof *w);
     w->ctx = ctx;
-    w->pace[0] = (accept_pace){.w = w, .kind = 0, .bound = &w->bound};
-    w->pace[1] = (accept_pace){.w = w, .kind = 1, .bound = &w->qbound};
     /* Not EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST, although it saves 2 of the 9 system calls of
      * a search (about 5% of the throughput): a connection closed with its removal still
      * pending in the changelist leaves an epoll_ctl on a descriptor number that another
      * worker may have been given by accept() meanwhile. Harmless to epoll (ENOENT), but a
      * real race on the descriptor, and ThreadSanitizer reports it. */
-    if (!(w->base = event_base_new())) return -1;
-    if (!(w->accept_resume = evtimer_new(w->base, resume_accept, w))) return -1;
-    w->listener[0] = (srv_listener){ctx, &srv_native_api};
-    w->listener[1] = (srv_listener){ctx, &srv_qdrant_api};
-    if (http_init(w, &w->http, &w->bound, lfd, &w->listener[0], o) != 0) return -1;
-    if (qfd >= 0 && http_init(w, &w->qhttp, &w->qbound, qfd, &w->listener[1], o) != 0) return -1;
+    if (!(w->base = event_base_new()) || !(w->conns = srv_conns_new(ctx, w->base, on_close, w))) return -1;
     return 0;
 }
 
 static void worker_release(worker *w)
 {
-    while (w->lingering) linger_end(w, w->lingering);
     if (w->drain_timer) event_free(w->drain_timer);
-    if (w->accept_resume) event_free(w->accept_resume);
-    for (int i = 0; i < 2; i++)
-        if (w->pace[i].resume) event_free(w->pace[i].resume);
-    if (w->http) evhttp_free(w->http);          /* frees its connections and listener */
-    if (w->qhttp) evhttp_free(w->qhttp);
+    for (int i = 0; i < 2; i++) {
+        if (w->l[i].resume) event_free(w->l[i].resume);
+        if (w->l[i].http) evhttp_free(w->l[i].http);    /* frees its connections and listener */
+    }
+    srv_conns_free(w->conns);                           /* after the connections' close callbacks */
+    while (w->lingering) linger_end(w, w->lingering);
     if (w->base) event_base_free(w->base);
     memset(w, 0, sizeof *w);
 }
@@ -589,17 +520,30 @@ static void worker_release(worker *w)
  * second reaches the log, with a count of what was held back. */
 static void libevent_log(int severity, const char *msg)
 {
-    static _Atomic long last_sec = 0, suppressed = 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long prev = atomic_load(&last_sec);
-    if (ts.tv_sec == prev || !atomic_compare_exchange_strong(&last_sec, &prev, (long)ts.tv_sec)) {
-        atomic_fetch_add(&suppressed, 1);
+    static _Atomic long last_log = 0, held = 0;
+    if (!once_a_second(&last_log)) {
+        atomic_fetch_add(&held, 1);
         return;
     }
-    long held = atomic_exchange(&suppressed, 0);
     srv_log(severity >= EVENT_LOG_ERR ? SRV_LOG_ERROR : SRV_LOG_WARN, "libevent: %s%s", msg,
-            held ? " (and similar messages held back)" : "");
+            atomic_exchange(&held, 0) ? " (and similar messages held back)" : "");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *base)
+{
+    (void)what;
+    srv_log(SRV_LOG_INFO, "signal %d: draining and shutting down", (int)sig);
+    event_base_loopbreak(base);
+}
+
+/* SIGHUP: the certificate and key again, for new connections. */
+static void on_hangup(evutil_socket_t sig, short what, void *tls)
+{
+    char err[512];
+    (void)sig;
+    (void)what;
+    if (srv_tls_reload(tls, err, sizeof err) == 0) srv_log(SRV_LOG_INFO, "SIGHUP: TLS certificate reloaded");
+    else srv_log(SRV_LOG_ERROR, "SIGHUP: TLS certificate not reloaded, the old one stays: %s", err);
 }
 
 int main(int argc, char **argv)
@@ -610,38 +554,50 @@ int main(int argc, char **argv)
     if (rc == 2) { usage(stderr); return 2; }
     srv_log_level = o.log_level;
 
-    int exit_code = 1;
-    srv_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    ctx.max_body = o.max_body;
-    ctx.timeout_s = o.timeout_s;
+    int exit_code = 1, nworkers = 0;
+    srv_ctx ctx = {.timeout_s = (int)o.timeout_s, .header_timeout_s = (int)o.header_timeout_s,
+                   .body_timeout_s = (int)o.body_timeout_s, .max_connections = (unsigned)o.max_connections,
+                   .max_queue = (long)o.max_queue};
     worker *workers = NULL;
-    int nworkers = 0;
-    char **names = NULL;
+    char **names = NULL, shown[2][160] = {"", ""};
     size_t ncoll = 0;
-    evutil_socket_t lfd = -1, qfd = -1;
-    char shown[160], qshown[160] = "";
+    evutil_socket_t lfd[2] = {-1, -1};
+    struct event_base *base = NULL;
+    struct event *sig[3] = {NULL, NULL, NULL};
     sigset_t sigs, old;
 
-    if (catch_signals() != 0) {
-        srv_log(SRV_LOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
-        return 1;
+    event_set_log_callback(libevent_log);
+    if (evthread_use_pthreads() != 0 || !(base = event_base_new())) {
+        srv_log(SRV_LOG_ERROR, "libevent has no pthreads support");
+        goto cleanup;
     }
     sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-
+    for (int i = 0; i < 2; i++) {
+        sigaddset(&sigs, i ? SIGINT : SIGTERM);
+        if (!(sig[i] = evsignal_new(base, i ? SIGINT : SIGTERM, on_signal, base)) || evsignal_add(sig[i], NULL) != 0) {
+            srv_log(SRV_LOG_ERROR, "cannot install signal handlers");
+            goto cleanup;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);                       /* a peer that hangs up must not kill us */
+    if (o.tls_cert) {
+        char err[512];
+        if (srv_tls_new(o.tls_cert, o.tls_key, &ctx.tls, err, sizeof err) != 0) {
+            srv_log(SRV_LOG_ERROR, "--tls-cert/--tls-key: %s", err);
+            goto cleanup;
+        }
+        sigaddset(&sigs, SIGHUP);
+        if (!(sig[2] = evsignal_new(base, SIGHUP, on_hangup, ctx.tls)) || evsignal_add(sig[2], NULL) != 0) {
+            srv_log(SRV_LOG_ERROR, "cannot install signal handlers");
+            goto cleanup;
+        }
+    }
     if (o.key_file) {
         char err[512];
         if (srv_keys_load(o.key_file, &ctx.keys, err, sizeof err) != 0) {
             srv_log(SRV_LOG_ERROR, "--api-key-file: %s", err);
             goto cleanup;
         }
-    }
-    event_set_log_callback(libevent_log);
-    if (evthread_use_pthreads() != 0) {
-        srv_log(SRV_LOG_ERROR, "libevent has no pthreads support");
-        goto cleanup;
     }
     json_object_seed(0);                            /* once, before threads */
 
@@ -651,11 +607,12 @@ int main(int argc, char **argv)
     }
     qv_db_options dbo;
     qv_db_options_init(&dbo);
-    dbo.checkpoint_every = o.checkpoint_every;
+    dbo.checkpoint_every = (unsigned)o.checkpoint_every;
     if ((rc = qv_db_open(o.data, &dbo, &ctx.db)) != QV_OK) {
         srv_log(SRV_LOG_ERROR, "cannot open database %s: %s: %s", o.data, qv_strerror(rc), qv_last_error());
         goto cleanup;
     }
+    if (srv_snapshots_init(&ctx, o.snapshots, o.data) != 0) goto cleanup;
     /* load every collection now, not on its first request (they stay loaded when closed) */
     if ((rc = qv_collection_list(ctx.db, &names, &ncoll)) != QV_OK) {
         srv_log(SRV_LOG_ERROR, "cannot list collections: %s: %s", qv_strerror(rc), qv_last_error());
@@ -670,24 +627,25 @@ int main(int argc, char **argv)
         qv_collection_close(c);
     }
 
-    if ((lfd = open_listener(o.listen, shown, sizeof shown)) < 0) goto cleanup;
-    if (o.qdrant_listen && (qfd = open_listener(o.qdrant_listen, qshown, sizeof qshown)) < 0) goto cleanup;
+    for (int i = 0; i < 2; i++)
+        if (o.listen[i] && (lfd[i] = open_listener(o.listen[i], shown[i], sizeof shown[i])) < 0) goto cleanup;
     if (!(workers = calloc((size_t)o.threads, sizeof *workers))) goto cleanup;
     all_workers = workers;                          /* for on_accept_error and the pacing */
-    n_all_workers = o.threads;
-    for (; nworkers < o.threads; nworkers++) {
-        if (worker_init(&workers[nworkers], &ctx, lfd, qfd, &o) != 0) {
+    n_all_workers = (int)o.threads;
+    for (; nworkers < (int)o.threads; nworkers++) {
+        if (worker_init(&workers[nworkers], &ctx) != 0 || listener_init(&workers[nworkers], 0, lfd[0], &o) != 0 ||
+            (lfd[1] >= 0 && listener_init(&workers[nworkers], 1, lfd[1], &o) != 0)) {
             srv_log(SRV_LOG_ERROR, "cannot set up worker %d", nworkers);
             worker_release(&workers[nworkers]);
             goto stop;
         }
     }
-    close(lfd);                                     /* the workers hold their own copies */
-    lfd = -1;
-    if (qfd >= 0) close(qfd);
-    qfd = -1;
-    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s", ncoll, o.data,
-            nworkers, ctx.keys ? ", API keys required" : "");
+    for (int i = 0; i < 2; i++) {                   /* the workers hold their own copies */
+        if (lfd[i] >= 0) close(lfd[i]);
+        lfd[i] = -1;
+    }
+    srv_log(SRV_LOG_INFO, "%zu collection(s) in %s, %d worker thread(s)%s%s", ncoll, o.data,
+            nworkers, ctx.keys ? ", API keys required" : "", ctx.tls ? ", TLS" : "");
     pthread_sigmask(SIG_BLOCK, &sigs, &old);       /* workers inherit the block */
     for (int i = 0; i < nworkers; i++) {
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
@@ -698,12 +656,10 @@ int main(int argc, char **argv)
         workers[i].started = 1;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    printf("quiverd listening on %s\n", shown);
-    if (qshown[0]) printf("quiverd qdrant api listening on %s\n", qshown);
+    printf("quiverd listening on %s\n", shown[0]);
+    if (shown[1][0]) printf("quiverd qdrant api listening on %s\n", shown[1]);
     fflush(stdout);
-
-    int sig = wait_for_signal();
-    srv_log(SRV_LOG_INFO, "signal %d: draining and shutting down", sig);
+    event_base_dispatch(base);                      /* until SIGTERM or SIGINT */
     exit_code = 0;
 stop:
     atomic_store(&ctx.draining, 1);
@@ -716,8 +672,8 @@ stop:
         if (workers[i].started) pthread_join(workers[i].thread, NULL);
     for (int i = 0; i < nworkers; i++) worker_release(&workers[i]);
 cleanup:
-    if (lfd >= 0) close(lfd);
-    if (qfd >= 0) close(qfd);
+    for (int i = 0; i < 2; i++)
+        if (lfd[i] >= 0) close(lfd[i]);
     all_workers = NULL;
     n_all_workers = 0;
     free(workers);
@@ -730,8 +686,12 @@ cleanup:
     }
     qv_free_strings(names, ncoll);
     srv_keys_free(ctx.keys);
+    srv_snapshots_release(&ctx);
+    srv_tls_free(ctx.tls);
+    for (int i = 0; i < 3; i++)
+        if (sig[i]) event_free(sig[i]);
+    if (base) event_base_free(base);
     libevent_global_shutdown();
-    /* the signal pipe stays open: a late signal's handler may still write to it */
     if (exit_code == 0) srv_log(SRV_LOG_INFO, "stopped");
     return exit_code;
 }

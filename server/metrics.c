@@ -17,7 +17,7 @@
 static const char *const ep_names[SRV_EP_COUNT] = {
     "healthz", "metrics", "list_collections", "create_collection", "get_collection",
     "drop_collection", "upsert_points", "get_point", "delete_points", "search", "search_batch",
-    "index_field", "unindex_field", "train", "other",
+    "index_field", "unindex_field", "train", "snapshot", "restore", "dashboard", "other",
 };
 
 /* upper bounds in microseconds; the last bucket (+Inf) is implicit */
@@ -34,15 +34,17 @@ typedef struct {
 static ep_stats stats[SRV_EP_COUNT];
 static atomic_uint_fast64_t accepted[SRV_MAX_THREADS];   /* connections taken per worker */
 
+static atomic_uint_fast64_t conn_events[SRV_CONN_NEVENTS];
+
+void srv_metrics_conn_event(int what)
+{
+    if (what >= 0 && what < SRV_CONN_NEVENTS) atomic_fetch_add_explicit(&conn_events[what], 1, memory_order_relaxed);
+}
+
 void srv_metrics_connection(int worker)
 {
     if (worker >= 0 && worker < SRV_MAX_THREADS)
         atomic_fetch_add_explicit(&accepted[worker], 1, memory_order_relaxed);
-}
-
-const char *srv_endpoint_name(srv_endpoint ep)
-{
-    return (unsigned)ep < SRV_EP_COUNT ? ep_names[ep] : "other";
 }
 
 void srv_metrics_record(srv_endpoint ep, int status, uint64_t micros)
@@ -96,6 +98,20 @@ int srv_metrics_render(srv_ctx *ctx, struct evbuffer *buf)
         uint64_t v = ld(&accepted[w]);
         if (v) evbuffer_add_printf(buf, "quiver_http_connections_total{worker=\"%d\"} %" PRIu64 "\n", w, v);
     }
+
+    static const char *const closed_why[] = {"refused", "evicted", "header_timeout", "body_timeout"};
+    evbuffer_add_printf(buf, "# HELP quiver_http_connections_open Connections open now.\n"
+                             "# TYPE quiver_http_connections_open gauge\nquiver_http_connections_open %ld\n"
+                             "# HELP quiver_http_connections_closed_total Connections quiverd closed itself: refused over "
+                             "--max-connections, evicted for a new one, or past a read deadline.\n"
+                             "# TYPE quiver_http_connections_closed_total counter\n",
+                        atomic_load(&ctx->connections));
+    for (int i = 0; i < SRV_REQ_SHED; i++)
+        evbuffer_add_printf(buf, "quiver_http_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n", closed_why[i],
+                            ld(&conn_events[i]));
+    evbuffer_add_printf(buf, "# HELP quiver_http_requests_shed_total Requests answered 503 over --max-queue.\n"
+                             "# TYPE quiver_http_requests_shed_total counter\nquiver_http_requests_shed_total %" PRIu64 "\n",
+                        ld(&conn_events[SRV_REQ_SHED]));
 
     /* collection gauges: names are [A-Za-z0-9_.-], safe inside a label without escaping */
     evbuffer_add_printf(buf, "# HELP quiver_collection_points Live points per collection.\n"

@@ -1,13 +1,13 @@
 /*
  * server/native.c -- the native API: its route table, its error body and one handler per
- * endpoint.
+ * endpoint; and the operations both APIs share (create, drop, upsert, metrics).
  *
- * Each handler follows the same straight line: parse the body (strict) -> validate
- * against the collection (dimension) -> one qv_* call -> encode -> exactly one reply.
- * The pipeline has already checked the key and found the collection (r->coll), and holds
- * the table lock the route asks for. Any failure replies with a 4xx/5xx JSON error and
- * applies nothing: input is fully validated before the single library call, and a batch
- * upsert/delete is one transaction inside the library.
+ * Each handler follows the same straight line: read the body against the table of its
+ * fields (strict: an unknown field is refused) -> one qv_* call -> encode -> exactly one
+ * reply. The pipeline has already checked the key and opened the collection (r->coll).
+ * Any failure replies with a 4xx/5xx JSON error and applies nothing: input is fully
+ * validated before the single library call, and a batch upsert/delete is one
+ * transaction inside the library.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +16,6 @@
 #include <event2/buffer.h>
 
 #include "server/server.h"
-
-static void bad_input(srv_req *r, const srv_jerr *e)
-{
-    const char *code = e->code ? e->code : "invalid_argument";
-    srv_fail(r, strcmp(code, "out_of_memory") == 0 ? 503 : 400, code, "%s", e->msg);
-}
 
 static void native_error(srv_req *r, int status, const char *code, const char *msg)
 {
@@ -101,6 +95,7 @@ static void h_list(srv_req *r)
     for (size_t i = 0; arr && rc == QV_OK && i < n; i++) {
         qv_collection_info info;
         qv_coll *c = NULL;
+        if (!srv_may_see(r, names[i])) continue;
         if ((rc = qv_collection_open(r->ctx->db, names[i], &c)) == QV_OK && (rc = qv_collection_get_info(c, &info)) == QV_OK) {
             const char *metric = qv_metric_name(info.config.index.metric);
             json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:I}", "name", names[i], "dim",
@@ -121,55 +116,6 @@ static void h_list(srv_req *r)
 
 /* ---- collections ------------------------------------------------------------------ */
 
-static int parse_create(const json_t *body, qv_collection_config *cfg, char **payload_index, srv_jerr *e)
-{
-    static const char *const top[] = {"dim", "metric", "index", "payload_index", NULL};
-    static const char *const idx[] = {"type",   "m",            "ef_construction", "ef_search", "nlist",
-                                      "nprobe", "kmeans_iters", "quant",           NULL};
-    uint64_t dim = 0, m = 0, efc = 0, efs = 0, nlist = 0, nprobe = 0, iters = 0;
-    qv_metric metric = QV_METRIC_L2;
-    qv_index_kind kind = QV_INDEX_HNSW;
-    qv_quant quant = QV_QUANT_NONE;
-
-    if (srv_json_only(body, "the collection config", top, e)) return -1;
-    if (!json_object_get(body, "dim")) return srv_jfail(e, "invalid_argument", "missing 'dim'");
-    if (srv_json_uint(body, "dim", 1, QV_MAX_DIM, &dim, e)) return -1;
-    json_t *jm = json_object_get(body, "metric");
-    if (jm && !json_is_null(jm) && (!json_is_string(jm) || qv_metric_parse(json_string_value(jm), &metric) != QV_OK))
-        return srv_jfail(e, "invalid_argument", "'metric' must be \"l2\", \"ip\" or \"cosine\"");
-    json_t *ji = json_object_get(body, "index");
-    if (ji && !json_is_null(ji)) {
-        if (!json_is_object(ji)) return srv_jfail(e, "invalid_argument", "'index' must be an object");
-        if (srv_json_only(ji, "'index'", idx, e)) return -1;
-        json_t *jt = json_object_get(ji, "type");
-        if (jt && !json_is_null(jt) && (!json_is_string(jt) || qv_index_kind_parse(json_string_value(jt), &kind) != QV_OK))
-            return srv_jfail(e, "invalid_argument", "'index.type' must be \"flat\", \"hnsw\" or \"ivf\"");
-        json_t *jq = json_object_get(ji, "quant");
-        if (jq && !json_is_null(jq) && (!json_is_string(jq) || qv_quant_parse(json_string_value(jq), &quant) != QV_OK))
-            return srv_jfail(e, "invalid_argument", "'index.quant' must be \"none\", \"sq8\", \"sq4\" or \"bit1\"");
-        if (srv_json_uint(ji, "m", 0, UINT32_MAX, &m, e) || srv_json_uint(ji, "ef_construction", 0, UINT32_MAX, &efc, e) ||
-            srv_json_uint(ji, "ef_search", 0, SRV_MAX_EF, &efs, e) || srv_json_uint(ji, "nlist", 0, UINT32_MAX, &nlist, e) ||
-            srv_json_uint(ji, "nprobe", 0, SRV_MAX_NPROBE, &nprobe, e) || srv_json_uint(ji, "kmeans_iters", 0, 1000, &iters, e))
-            return -1;
-    }
-    json_t *jp = json_object_get(body, "payload_index");
-    if (jp && !json_is_null(jp)) {
-        if (!json_is_object(jp)) return srv_jfail(e, "invalid_argument", "'payload_index' must be an object");
-        if (!(*payload_index = json_dumps(jp, JSON_COMPACT))) return srv_jfail(e, "out_of_memory", "out of memory");
-    }
-    memset(cfg, 0, sizeof *cfg);
-    qv_index_params_init(&cfg->index, kind, (uint32_t)dim, metric);
-    if (m) cfg->index.m = (uint32_t)m;
-    if (efc) cfg->index.ef_construction = (uint32_t)efc;
-    if (efs) cfg->index.ef_search = (uint32_t)efs;
-    if (nlist) cfg->index.nlist = (uint32_t)nlist;
-    if (nprobe) cfg->index.nprobe = (uint32_t)nprobe;
-    if (iters) cfg->index.kmeans_iters = (uint32_t)iters;
-    cfg->index.quant = quant;
-    cfg->payload_index = *payload_index;
-    return 0;
-}
-
 int srv_create_collection(srv_req *r, const qv_collection_config *cfg)
 {
     int rc = qv_collection_create(r->ctx->db, r->name, cfg, NULL);
@@ -183,19 +129,43 @@ int srv_create_collection(srv_req *r, const qv_collection_config *cfg)
     return -1;
 }
 
+typedef struct { qv_index_params p; srv_jtext payload_index; } create_body;
+#define C(field) offsetof(create_body, field)
+static const char *const metric_names[] = {"l2", "ip", "cosine", NULL};   /* from QV_METRIC_L2 */
+static const char *const kind_names[] = {"flat", "hnsw", "ivf", NULL};    /* from QV_INDEX_FLAT */
+static const char *const quant_names[] = {"none", "sq8", "sq4", "bit1", NULL};   /* from QV_QUANT_NONE */
+static const srv_jfield index_fields[] = {
+    {"type", SRV_J_NAME, C(p.kind), QV_INDEX_FLAT, .arg = kind_names},
+    {"m", SRV_J_U32, .off = C(p.m), .lo = 0, .hi = UINT32_MAX},
+    {"ef_construction", SRV_J_U32, .off = C(p.ef_construction), .lo = 0, .hi = UINT32_MAX},
+    {"ef_search", SRV_J_U32, .off = C(p.ef_search), .lo = 0, .hi = SRV_MAX_EF},
+    {"nlist", SRV_J_U32, .off = C(p.nlist), .lo = 0, .hi = UINT32_MAX},
+    {"nprobe", SRV_J_U32, .off = C(p.nprobe), .lo = 0, .hi = SRV_MAX_NPROBE},
+    {"kmeans_iters", SRV_J_U32, .off = C(p.kmeans_iters), .lo = 0, .hi = 1000},
+    {"quant", SRV_J_NAME, C(p.quant), QV_QUANT_NONE, .arg = quant_names},
+    {NULL},
+};
+static const srv_jfield create_fields[] = {
+    {"dim", SRV_J_U32, C(p.dim), 1, QV_MAX_DIM, .required = 1},
+    {"metric", SRV_J_NAME, C(p.metric), QV_METRIC_L2, .arg = metric_names},
+    {"index", SRV_J_OBJECT, .arg = index_fields},
+    {"payload_index", SRV_J_OBJTEXT, .off = C(payload_index)},
+    {NULL},
+};
+
+/* PUT /collections/{name} {"dim","metric","index":{...},"payload_index":{...}}; the
+ * index parameters left out (or 0) are the library's defaults. */
 static void h_create(srv_req *r)
 {
-    srv_jerr e = {0};
-    char *payload_index = NULL;
-    qv_collection_config cfg;
-    json_t *body = srv_body(r, 0);
-    if (!body) return;
-    if (parse_create(body, &cfg, &payload_index, &e) != 0) bad_input(r, &e);
-    else {
-        if (srv_create_collection(r, &cfg) == 0) reply_info(r, r->coll, 201);
-    }
-    free(payload_index);
-    json_decref(body);
+    create_body b = {0};
+    qv_collection_config cfg = {0};
+    char *pi = NULL;
+    qv_index_params_init(&b.p, QV_INDEX_HNSW, 0, QV_METRIC_L2);
+    if (srv_read_body(r, "the collection config", create_fields, &b) != 0) return;
+    cfg.index = b.p;
+    if (b.payload_index.p && !(cfg.payload_index = pi = strndup(b.payload_index.p, b.payload_index.len))) srv_oom(r);
+    else if (srv_create_collection(r, &cfg) == 0) reply_info(r, r->coll, 201);
+    free(pi);
 }
 
 static void h_info(srv_req *r)
@@ -219,102 +189,163 @@ static void h_drop(srv_req *r)
 
 /* ---- points ----------------------------------------------------------------------- */
 
+int srv_ids_add(srv_ids *l, uint64_t id)
+{
+    uint64_t *v = srv_grow(&l->v, sizeof *l->v, &l->n, &l->cap, l->n, NULL, 0);
+    if (v) *v = id;
+    return v ? 0 : -1;
+}
+
+int srv_points_grow(srv_points *p, size_t i)
+{
+    size_t n = p->n;                               /* payloads first: p->n counts both */
+    if (!srv_grow(&p->payloads, sizeof *p->payloads, &n, &p->pcap, i, NULL, 0)) return -1;
+    return srv_grow(&p->ids, sizeof *p->ids, &p->n, &p->cap, i, &p->vecs, p->dim) ? 0 : -1;
+}
+
+void srv_points_release(srv_points *p)
+{
+    for (size_t i = 0; i < p->n; i++) free(p->payloads[i]);
+    free(p->payloads);
+    free(p->vecs);
+    free(p->ids);
+    memset(p, 0, sizeof *p);
+}
+
+int srv_upsert(srv_req *r, const srv_points *p)
+{
+    int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
+    r->points = rc == QV_OK ? (long)p->n : 0;
+    if (rc != QV_OK) srv_fail_qv(r, rc);
+    return rc == QV_OK ? 0 : -1;
+}
+
+typedef struct { uint64_t id; float *vec; srv_jtext payload; } one_point;
+#define P(field) offsetof(one_point, field)
+static const srv_jfield point_fields[] = {
+    {"id", SRV_J_U64, P(id), 0, INT64_MAX, .required = 1},
+    {"vector", SRV_J_VECTOR, P(vec), .required = 1},
+    {"payload", SRV_J_OBJTEXT, .off = P(payload)},
+    {NULL},
+};
+
+static int read_point(srv_jread *rd, size_t i, void *points)
+{
+    srv_points *pts = points;
+    if (srv_points_grow(pts, i)) return srv_jbad(rd, 1, "out_of_memory", "out of memory");
+    one_point p = {.vec = pts->vecs + i * pts->dim};
+    int rc = srv_jread_object(rd, point_fields, &p);
+    pts->ids[i] = p.id;
+    if (rc == 0 && p.payload.p && !(pts->payloads[i] = strndup(p.payload.p, p.payload.len)))
+        return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    return rc;
+}
+
+static int read_points(srv_jread *rd, void *points)
+{
+    return srv_jread_array(rd, read_point, points);
+}
+
+static const srv_jfield upsert_fields[] = {{"points", SRV_J_CALL, .read = read_points, .required = 1}, {NULL}};
+
+/* PUT /collections/{name}/points {"points":[{"id","vector","payload"},...]} */
 static void h_upsert(srv_req *r)
 {
-    static const char *const top[] = {"points", NULL};
-    static const char *const pt[] = {"id", "vector", "payload", NULL};
-    srv_coll *ent = r->coll;
-    srv_jerr e = {0};
-    uint64_t *ids = NULL;
-    float *vecs = NULL;
-    char **payloads = NULL;
-    size_t n = 0;
-    int have_payload = 0;
-    json_t *body = srv_body(r, 0);
-    if (!body) return;
-    json_t *points = json_object_get(body, "points");
-    if (srv_json_only(body, "the body", top, &e)) { bad_input(r, &e); goto cleanup; }
-    if (!json_is_array(points)) { srv_bad(r, "'points' must be an array of {\"id\",\"vector\",\"payload\"}"); goto cleanup; }
-    if ((n = json_array_size(points)) == 0) { srv_reply_json(r, 200, json_pack("{s:I}", "upserted", (json_int_t)0)); goto cleanup; }
-    ids = malloc(n * sizeof *ids);
-    vecs = malloc(n * (size_t)ent->dim * sizeof *vecs);
-    payloads = calloc(n, sizeof *payloads);
-    if (!ids || !vecs || !payloads) { srv_oom(r); goto cleanup; }
-    for (size_t i = 0; i < n; i++) {
-        json_t *p = json_array_get(points, i), *id = json_object_get(p, "id"), *pl = json_object_get(p, "payload");
-        char what[48];
-        snprintf(what, sizeof what, "points[%zu]", i);
-        if (!json_is_object(p)) { srv_bad(r, "%s must be an object", what); goto cleanup; }
-        if (srv_json_only(p, what, pt, &e) || srv_json_vector(json_object_get(p, "vector"), what, ent->dim, vecs + i * ent->dim, &e)) {
-            bad_input(r, &e);
-            goto cleanup;
-        }
-        if (!id) { srv_bad(r, "%s: missing 'id'", what); goto cleanup; }
-        if (!json_is_integer(id) || json_integer_value(id) < 0) { srv_bad(r, "%s: 'id' must be a non-negative integer", what); goto cleanup; }
-        ids[i] = (uint64_t)json_integer_value(id);
-        if (pl && !json_is_null(pl)) {
-            if (!json_is_object(pl)) { srv_bad(r, "%s: 'payload' must be an object", what); goto cleanup; }
-            if (!(payloads[i] = json_dumps(pl, JSON_COMPACT))) { srv_oom(r); goto cleanup; }
-            have_payload = 1;
-        }
-    }
-    int rc = qv_upsert(ent->coll, n, ids, vecs, have_payload ? (const char *const *)payloads : NULL);
-    if (rc != QV_OK) srv_fail_qv(r, rc);
-    else srv_reply_json(r, 200, json_pack("{s:I}", "upserted", (json_int_t)n));
-cleanup:
-    for (size_t i = 0; payloads && i < n; i++) free(payloads[i]);
-    free(payloads);
-    free(vecs);
-    free(ids);
-    json_decref(body);
+    srv_points p = {.dim = r->coll->dim};
+    if (srv_read_body(r, "the body", upsert_fields, &p) == 0 && srv_upsert(r, &p) == 0)
+        srv_reply_json(r, 200, json_pack("{s:I}", "upserted", (json_int_t)p.n));
+    srv_points_release(&p);
 }
 
 static void h_get_point(srv_req *r)
 {
-    uint64_t id;
-    char *text = NULL;
-    float *vec = malloc((size_t)r->coll->dim * sizeof *vec);
-    struct evbuffer *out = evbuffer_new();
-    int rc = !vec || !out ? QV_ENOMEM : srv_parse_id(r->arg, &id) != 0 ? QV_EINVAL : qv_get(r->coll->coll, id, vec, &text);
-    if (rc == QV_EINVAL) srv_bad(r, "point ids are decimal integers");
-    else if (rc == QV_ENOTFOUND) srv_fail(r, 404, "not_found", "no point %llu in collection '%s'", (unsigned long long)id, r->name);
+    qv_hit h = {0, 0};
+    srv_point_style st = {.payload = 1, .with_vector = 1, .single = 1};
+    int rc;
+    if (srv_parse_id(r->arg, &h.id) != 0) srv_bad(r, "point ids are decimal integers");
+    else if ((rc = srv_wpoints(srv_writer(r), r->coll->coll, r->coll->dim, &h, 1, &st)) == QV_ENOTFOUND)
+        srv_fail(r, 404, "not_found", "no point %llu in collection '%s'", (unsigned long long)h.id, r->name);
     else if (rc != QV_OK) srv_fail_qv(r, rc);
-    else {
-        int bad = evbuffer_add_printf(out, "{\"id\":%llu,\"vector\":", (unsigned long long)id) < 0;
-        bad |= srv_put_vector(out, vec, r->coll->dim) || srv_add_lit(out, ",\"payload\":");
-        if (!text || srv_put_stored(out, text, NULL, NULL) != 0) bad |= srv_add_lit(out, "null");
-        bad |= srv_add_lit(out, "}");
-        if (bad) srv_oom(r);
-        else srv_reply_buf(r, 200, "application/json", out);
-    }
-    if (out) evbuffer_free(out);
-    qv_free(text);
-    free(vec);
+    else srv_reply_written(r);
 }
 
+static int read_id(srv_jread *rd, size_t i, void *ids)
+{
+    uint64_t id;
+    int rc = srv_jread_uint(rd, 0, INT64_MAX, &id);
+    (void)i;
+    if (rc == 0 && srv_ids_add(ids, id)) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    return rc;
+}
+
+static int read_ids(srv_jread *rd, void *ids)
+{
+    return srv_jread_array(rd, read_id, ids);
+}
+
+static const srv_jfield delete_fields[] = {{"ids", SRV_J_CALL, .read = read_ids, .required = 1}, {NULL}};
+
+/* POST /collections/{name}/points/delete {"ids":[...]} */
 static void h_delete_points(srv_req *r)
 {
-    static const char *const top[] = {"ids", NULL};
-    srv_jerr e = {0};
-    uint64_t *ids = NULL;
-    json_t *body = srv_body(r, 0);
-    if (!body) return;
-    json_t *jids = json_object_get(body, "ids");
-    size_t n = json_array_size(jids), deleted = 0;
-    if (srv_json_only(body, "the body", top, &e)) { bad_input(r, &e); goto cleanup; }
-    if (!json_is_array(jids)) { srv_bad(r, "'ids' must be an array of point ids"); goto cleanup; }
-    if (!(ids = malloc((n ? n : 1) * sizeof *ids))) { srv_oom(r); goto cleanup; }
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(jids, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 0) { srv_bad(r, "ids[%zu] must be a non-negative integer", i); goto cleanup; }
-        ids[i] = (uint64_t)json_integer_value(v);
+    srv_ids ids = {0};
+    size_t deleted = 0;
+    if (srv_read_body(r, "the body", delete_fields, &ids) == 0) {
+        int rc = ids.n ? qv_delete(r->coll->coll, ids.n, ids.v, &deleted) : QV_OK;
+        r->points = (long)deleted;
+        if (rc != QV_OK) srv_fail_qv(r, rc);
+        else srv_reply_json(r, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
     }
-    int rc = n ? qv_delete(r->coll->coll, n, ids, &deleted) : QV_OK;
+    free(ids.v);
+}
+
+/* POST /collections/{name}/points/scroll {"offset","limit","filter","with_payload",
+ * "with_vector"} -> {"points":[...],"next_offset":id|null,"total":n}: the points (that
+ * pass the filter) in id order from offset, a page of limit (default 10); next_offset
+ * starts the next page, total counts every passing point. */
+typedef struct { uint64_t offset, limit; srv_filter f; int with_payload, with_vector; } scroll_body;
+#define SB(field) offsetof(scroll_body, field)
+static const srv_jfield scroll_fields[] = {
+    {"offset", SRV_J_U64, SB(offset), .lo = 0, .hi = INT64_MAX},
+    {"limit", SRV_J_U64, SB(limit), .lo = 1, .hi = 10000},
+    {"filter", SRV_J_CALL, SB(f), .read = srv_jread_filter},
+    {"with_payload", SRV_J_BOOL, .off = SB(with_payload)},
+    {"with_vector", SRV_J_BOOL, .off = SB(with_vector)},
+    {NULL},
+};
+
+static void h_scroll(srv_req *r)
+{
+    scroll_body b = {.limit = SRV_DEFAULT_K, .with_payload = 1};
+    uint64_t *ids = NULL, total = 0;
+    qv_hit *h = NULL;
+    size_t n = 0;
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) &&
+        srv_read_body(r, "the body", scroll_fields, &b) != 0)
+        goto cleanup;
+    /* one more than a page: its id is where the next page starts */
+    if (!(ids = malloc((size_t)(b.limit + 1) * sizeof *ids)) || !(h = malloc((size_t)(b.limit + 1) * sizeof *h))) {
+        srv_oom(r);
+        goto cleanup;
+    }
+    int rc = qv_scroll(r->coll->coll, b.f.f, NULL, NULL, b.offset, (size_t)b.limit + 1, ids, &n, &total);
+    srv_wbuf *w = srv_writer(r);
+    srv_point_style st = {.payload = b.with_payload, .with_vector = b.with_vector};
+    for (size_t i = 0; i < n; i++) h[i] = (qv_hit){ids[i], 0};
+    SRV_WLIT(w, "{\"points\":");
+    if (rc == QV_OK) rc = srv_wpoints(w, r->coll->coll, r->coll->dim, h, n < b.limit ? n : (size_t)b.limit, &st);
+    SRV_WLIT(w, ",\"next_offset\":");
+    if (n > b.limit) srv_wu64(w, ids[b.limit]);
+    else SRV_WLIT(w, "null");
+    SRV_WLIT(w, ",\"total\":");
+    srv_wu64(w, total);
+    SRV_WLIT(w, "}");
     if (rc != QV_OK) srv_fail_qv(r, rc);
-    else srv_reply_json(r, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
+    else srv_reply_written(r);
 cleanup:
+    free(h);
     free(ids);
-    json_decref(body);
+    srv_filter_release(&b.f);
 }
 
 /* ---- search ----------------------------------------------------------------------- */
@@ -325,33 +356,38 @@ cleanup:
 static void h_search(srv_req *r)
 {
     int batch = r->route->variant;
-    srv_coll *ent = r->coll;
-    struct evbuffer *in = evhttp_request_get_input_buffer(r->req), *out = NULL;
+    srv_coll *c = r->coll;
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     size_t len = evbuffer_get_length(in), n = 0;
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     srv_search *s = NULL;
     srv_results res = {0};
-    srv_jerr e = {0};
+    srv_jerr e;
+    srv_wbuf *w = srv_writer(r);
     if (!body) { srv_oom(r); return; }
-    if (srv_parse_searches(body, len, ent->dim, batch, &s, &n, &e) != 0) { bad_input(r, &e); return; }
-    int rc = srv_run_searches(ent->coll, ent->dim, s, n, &res);
-    char took[48];
-    snprintf(took, sizeof took, ",\"took_us\":%llu", (unsigned long long)res.took_us);
-    if (rc == QV_OK && (!(out = evbuffer_new()) || (batch ? srv_add_lit(out, "{\"results\":[") : srv_add_lit(out, "{\"hits\":"))))
-        rc = QV_ENOMEM;
+    if (srv_parse_searches(body, len, c->dim, batch, &s, &n, &e) != 0) { srv_fail_jerr(r, &e); return; }
+    int rc = srv_run_searches(c->coll, c->dim, s, n, &res);
+    if (batch) SRV_WLIT(w, "{\"results\":[");
     for (size_t i = 0; i < n && rc == QV_OK; i++) {
         srv_point_style st = {.scores = 1, .payload = s[i].with_payload};
-        if (batch && (i ? srv_add_lit(out, ",{\"hits\":") : srv_add_lit(out, "{\"hits\":"))) rc = QV_ENOMEM;
-        if (rc == QV_OK) rc = srv_put_points(out, ent->coll, ent->dim, res.hits + i * res.kmax, res.nh[i], &st);
-        if (rc == QV_OK && ((!batch && evbuffer_add(out, took, strlen(took))) || srv_add_lit(out, ",\"took\":") ||
-                            srv_put_took(out, &res.st[i]) || srv_add_lit(out, "}")))
-            rc = QV_ENOMEM;
+        if (i) SRV_WLIT(w, ",");
+        SRV_WLIT(w, "{\"hits\":");
+        rc = srv_wpoints(w, c->coll, c->dim, res.hits + i * res.kmax, res.nh[i], &st);
+        if (!batch) {
+            SRV_WLIT(w, ",\"took_us\":");
+            srv_wu64(w, res.took_us);
+        }
+        SRV_WLIT(w, ",\"took\":");
+        srv_wtook(w, &res.st[i]);
+        SRV_WLIT(w, "}");
     }
-    if (rc == QV_OK && batch && (srv_add_lit(out, "]") || evbuffer_add(out, took, strlen(took)) || srv_add_lit(out, "}")))
-        rc = QV_ENOMEM;
-    if (rc == QV_OK) srv_reply_buf(r, 200, "application/json", out);
+    if (batch) {
+        SRV_WLIT(w, "],\"took_us\":");
+        srv_wu64(w, res.took_us);
+        SRV_WLIT(w, "}");
+    }
+    if (rc == QV_OK) srv_reply_written(r);
     else srv_fail_qv(r, rc);
-    if (out) evbuffer_free(out);
     srv_results_free(&res);
     srv_searches_free(s, n);
 }
@@ -371,39 +407,32 @@ static void log_field_progress(const char *phase, size_t done, size_t total, voi
     srv_log(SRV_LOG_INFO, "collection '%s': indexing payload field '%s': %zu/%zu points", fp->coll, fp->field, done, total);
 }
 
+static const char *const field_types[] = {"keyword", "integer", "float", "bool", NULL};
+static const srv_jfield type_fields[] = {{"type", SRV_J_NAME, 0, .arg = field_types, .required = 1}, {NULL}};
+
 /* PUT /collections/{name}/index/{field} {"type":"keyword"}: 201 when the field was not
  * indexed, 200 when only its type changed. The field is built from the stored payloads
  * (one pass) while this worker waits; the other workers keep serving, searches included
  * (until it is built, filters on the field read the payloads). */
 static void h_index_field(srv_req *r)
 {
-    static const char *const top[] = {"type", NULL};
-    srv_jerr e = {0};
     qv_collection_info info;
     json_t *before = NULL;
-    json_t *body = srv_body(r, 0);
-    if (!body) return;
-    json_t *jt = json_object_get(body, "type");
-    const char *type = json_string_value(jt);
+    int t = 0, rc;
     field_progress fp = {r->name, r->arg, srv_now_us()};
-    int rc;
-    if (srv_json_only(body, "the body", top, &e)) bad_input(r, &e);
-    else if (!type) srv_bad(r, "'type' must be \"keyword\", \"integer\", \"float\" or \"bool\"");
-    else if ((rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK ||
-             !(before = payload_index_value(&info)) ||
-             (rc = qv_collection_index_field(r->coll->coll, r->arg, type, log_field_progress, &fp)) != QV_OK ||
-             (rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK)
+    if (srv_read_body(r, "the body", type_fields, &t) != 0) return;
+    if ((rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK || !(before = payload_index_value(&info)) ||
+        (rc = qv_collection_index_field(r->coll->coll, r->arg, field_types[t], log_field_progress, &fp)) != QV_OK ||
+        (rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK) {
         srv_fail_qv(r, before ? rc : QV_ENOMEM);
-    else {
+    } else {
         int existed = json_object_get(before, r->arg) != NULL;
-        srv_log(SRV_LOG_INFO, "collection '%s': indexed payload field '%s' as %s", r->name, r->arg, type);
-        srv_reply_json(r, existed ? 200 : 201, json_pack("{s:s,s:s,s:b,s:o}", "field", r->arg, "type", type, "created",
-                                                         !existed, "payload_index", payload_index_value(&info)));
+        srv_log(SRV_LOG_INFO, "collection '%s': indexed payload field '%s' as %s", r->name, r->arg, field_types[t]);
+        srv_reply_json(r, existed ? 200 : 201, json_pack("{s:s,s:s,s:b,s:o}", "field", r->arg, "type", field_types[t],
+                                                         "created", !existed, "payload_index", payload_index_value(&info)));
     }
     json_decref(before);
-    json_decref(body);
 }
-
 /* DELETE /collections/{name}/index/{field}: 404 when the field is not indexed. */
 static void h_unindex_field(srv_req *r)
 {
@@ -424,15 +453,12 @@ static void h_unindex_field(srv_req *r)
  * on (exact) until the trained index is swapped in. */
 static void h_train(srv_req *r)
 {
-    static const char *const none[] = {NULL};
-    srv_jerr e = {0};
+    static const srv_jfield none[] = {{NULL}};
     qv_collection_info info;
-    json_t *body = srv_body(r, 1);
-    if (!body) return;
-    int rc = srv_json_only(body, "the body", none, &e);
-    json_decref(body);
-    if (rc) { bad_input(r, &e); return; }
     uint64_t t0 = srv_now_us();
+    int rc;
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) && srv_read_body(r, "the body", none, NULL) != 0)
+        return;
     if ((rc = qv_collection_train(r->coll->coll, NULL, NULL)) != QV_OK ||
         (rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK) {
         srv_fail_qv(r, rc);
@@ -447,6 +473,7 @@ static void h_train(srv_req *r)
 
 static const srv_route routes[] = {
     {SRV_M_GET, "healthz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_healthz, 0, NULL},
+    {SRV_M_GET, "dashboard/**", SRV_EP_DASHBOARD, SRV_R_OPEN, srv_h_dashboard, 0, NULL},
     {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
     {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL, h_info, 0, NULL},
@@ -454,12 +481,24 @@ static const srv_route routes[] = {
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL, h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL, h_delete_points, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, SRV_R_COLL, h_scroll, 0, NULL},
     {SRV_M_GET, "collections/{name}/points/{arg}", SRV_EP_GET_POINT, SRV_R_COLL, h_get_point, 0, NULL},
     {SRV_M_POST, "collections/{name}/search", SRV_EP_SEARCH, SRV_R_COLL, h_search, 0, NULL},
     {SRV_M_POST, "collections/{name}/search/batch", SRV_EP_SEARCH_BATCH, SRV_R_COLL, h_search, 1, NULL},
     {SRV_M_PUT, "collections/{name}/index/{arg}", SRV_EP_INDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_index_field, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_unindex_field, 0, NULL},
     {SRV_M_POST, "collections/{name}/train", SRV_EP_TRAIN, SRV_R_WRITE | SRV_R_COLL, h_train, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE | SRV_R_COLL, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
+    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_PUT, "snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
+    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
 };
 
-const srv_api srv_native_api = {routes, sizeof routes / sizeof routes[0], 4, native_error};
+const srv_api srv_native_api = {routes, sizeof routes / sizeof routes[0], 4, native_error, 0};

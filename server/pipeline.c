@@ -6,15 +6,18 @@
  *   1. a method quiverd does not implement at all (CONNECT, or one libevent cannot name)
  *      is 501 and the connection closes;
  *   2. the path is split and percent-decoded, and matched against the route table;
- *   3. the API key: every route but the open ones needs one when a key file is set. One
- *      precedence on both listeners, Qdrant's: the api-key header if present, else
- *      "Authorization: Bearer KEY" (a request with both is judged by api-key alone);
+ *   3. the API key or token (auth.c): every route but the open ones needs one when a key
+ *      file is set. One precedence on both listeners, Qdrant's: the api-key header if
+ *      present, else "Authorization: Bearer KEY" (a request with both is judged by
+ *      api-key alone); 401 when it is missing, wrong, forged or expired;
  *   4. 400 for a path with control or non-ASCII bytes, 404 for no route, 501 for what the
- *      API names but quiverd does not support, 405 (with Allow) for a wrong method, 403
- *      for a read-only key on a write, 400 for a bad collection name;
+ *      API names but quiverd does not support, 405 (with Allow) for a wrong method, 400
+ *      for a bad collection name, 403 when the credential does not open the collection
+ *      the route touches at the level it needs (read, or read-write for a write);
  *   5. the collection: opened (a counted handle, so a drop meanwhile is safe) for as long
  *      as the handler runs, 404 when absent;
  *   6. the handler, which replies exactly once through srv_reply_* or srv_fail*.
+ * A write ends with an audit line (who, what, collection, points) at level info.
  * Every reply goes through finish(): metrics, "Connection: close" while draining, the
  * idle timer re-armed, and the reply counted as outstanding until evhttp has written it
  * (so shutdown can wait for it). srv_fail_qv() is the one map from QV_E* to HTTP status.
@@ -26,7 +29,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -37,13 +39,6 @@
 #include "server/server.h"
 
 #define MAX_SEGS 8
-
-uint64_t srv_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* ---- replies ------------------------------------------------------------------- */
 
@@ -58,20 +53,29 @@ static void on_complete(struct evhttp_request *req, void *arg)
         shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), SHUT_RDWR);
 }
 
+/* The methods libevent names, and the route bit of each: HEAD is GET without the body;
+ * no route allows OPTIONS or TRACE; CONNECT is never served. The first five, in this
+ * order, are the bits SRV_M_*. */
+static const struct { enum evhttp_cmd_type cmd; const char *name; unsigned bit; } methods[] = {
+    {EVHTTP_REQ_GET, "GET", SRV_M_GET},          {EVHTTP_REQ_POST, "POST", SRV_M_POST},
+    {EVHTTP_REQ_PUT, "PUT", SRV_M_PUT},          {EVHTTP_REQ_DELETE, "DELETE", SRV_M_DELETE},
+    {EVHTTP_REQ_PATCH, "PATCH", SRV_M_PATCH},    {EVHTTP_REQ_HEAD, "HEAD", SRV_M_GET},
+    {EVHTTP_REQ_OPTIONS, "OPTIONS", 0},          {EVHTTP_REQ_TRACE, "TRACE", 0},
+    {EVHTTP_REQ_CONNECT, "CONNECT", 0},
+};
+#define NMETHODS (sizeof methods / sizeof methods[0])
+
+static size_t method_of(enum evhttp_cmd_type c)
+{
+    size_t i = 0;
+    while (i < NMETHODS && methods[i].cmd != c) i++;
+    return i;
+}
+
 static const char *method_name(enum evhttp_cmd_type c)
 {
-    switch (c) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    default: return "this method";
-    }
+    size_t i = method_of(c);
+    return i < NMETHODS ? methods[i].name : "this method";
 }
 
 static void finish(srv_req *r, int status, struct evbuffer *body)
@@ -83,6 +87,7 @@ static void finish(srv_req *r, int status, struct evbuffer *body)
         return;
     }
     r->replied = 1;
+    r->status = status;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (atomic_load(&ctx->draining))
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
@@ -122,9 +127,15 @@ static int add_to_evbuffer(const char *buf, size_t size, void *out)
 void srv_reply_json(srv_req *r, int status, json_t *body)
 {
     struct evbuffer *buf = evbuffer_new();
-    /* trees hold no payloads (those are written by srv_put_points / srv_put_stored), so
-     * 9 digits, which round-trip every float, suit all their reals */
-    if (!buf || !body || json_dump_callback(body, add_to_evbuffer, buf, JSON_COMPACT | JSON_REAL_PRECISION(9))) {
+    /* No tree: json_pack refused, out of memory or given a string that is not UTF-8 (a
+     * bug: messages are made ASCII by srv_fail), so not called out of memory. */
+    if (!body) {
+        srv_log(SRV_LOG_ERROR, "%s: the reply could not be encoded", evhttp_request_get_uri(r->req));
+        status = 500;
+        if (buf) evbuffer_add_printf(buf, "{\"error\":{\"code\":\"internal\",\"message\":\"the reply could not be encoded\"}}");
+    /* trees hold no payloads (those are written by srv_wpoints), so 9 digits, which
+     * round-trip every float, suit all their reals; a tree's dump fails only for memory */
+    } else if (!buf || json_dump_callback(body, add_to_evbuffer, buf, JSON_COMPACT | JSON_REAL_PRECISION(9))) {
         /* out of memory while encoding: a small fixed answer needs no allocation */
         if (buf) evbuffer_drain(buf, evbuffer_get_length(buf));
         status = 503;
@@ -169,20 +180,52 @@ void srv_fail_qv(srv_req *r, int rc)
     srv_fail(r, status, code, "%s", detail && *detail ? detail : qv_strerror(rc));
 }
 
-json_t *srv_body(srv_req *r, int empty_ok)
+int srv_read_body(srv_req *r, const char *name, const srv_jfield *fields, void *dst)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     size_t len = evbuffer_get_length(in);
-    srv_jerr e = {0};
-    json_t *b = NULL;
-    if (len == 0 && empty_ok) return json_object();
     /* pullup makes the body contiguous; evhttp already capped its size */
-    const char *data = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
-    if (len == 0) srv_jfail(&e, "invalid_json", "request body is empty; expected a JSON object");
-    else if (!data) srv_jfail(&e, "out_of_memory", "out of memory reading the body");
-    else b = srv_json_parse(data, len, &e);
-    if (!b) srv_fail(r, strcmp(e.code, "out_of_memory") == 0 ? 503 : 400, e.code, "%s", e.msg);
-    return b;
+    const char *text = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    srv_jread rd = {.strict = !r->api->lenient, .dim = r->coll ? r->coll->dim : 0, .name = name};
+    srv_jerr e;
+    if (len == 0 && r->api->lenient) text = "{}", len = 2;      /* Qdrant: no body reads as {} */
+    if (!text) srv_jfail(&e, "out_of_memory", "out of memory reading the body");
+    else if (srv_jparse(&rd, text, len, fields, dst, &e) == 0) return 0;
+    srv_fail_jerr(r, &e);
+    return -1;
+}
+
+void srv_fail_jerr(srv_req *r, const srv_jerr *e)
+{
+    srv_fail(r, strcmp(e->code, "out_of_memory") == 0 ? 503 : 400, e->code, "%s", e->msg);
+}
+
+srv_wbuf *srv_writer(srv_req *r)
+{
+    if (!r->w.out && !(r->w.out = evbuffer_new())) r->w.err = 1;
+    return &r->w;
+}
+
+void srv_reply_written(srv_req *r)
+{
+    srv_wflush(srv_writer(r));
+    if (r->w.err) srv_oom(r);
+    else srv_reply_buf(r, 200, "application/json", r->w.out);
+}
+
+int srv_parse_id(const char *s, uint64_t *out)
+{
+    size_t n = strlen(s);
+    uint64_t x = 0;
+    if (n == 0 || n > 20) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
 }
 
 /* ---- collections ----------------------------------------------------------------- */
@@ -301,26 +344,13 @@ static const srv_route *route_of(const srv_api *api, char **seg, int n, unsigned
     return NULL;
 }
 
-static unsigned method_bit(enum evhttp_cmd_type c)
-{
-    switch (c) {
-    case EVHTTP_REQ_GET: case EVHTTP_REQ_HEAD: return SRV_M_GET;   /* HEAD: GET without the body */
-    case EVHTTP_REQ_POST: return SRV_M_POST;
-    case EVHTTP_REQ_PUT: return SRV_M_PUT;
-    case EVHTTP_REQ_DELETE: return SRV_M_DELETE;
-    case EVHTTP_REQ_PATCH: return SRV_M_PATCH;
-    default: return 0;                          /* OPTIONS, TRACE: no route allows them */
-    }
-}
-
 static void allow_header(unsigned allowed, char *buf, size_t len)
 {
-    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "PATCH"};
     buf[0] = 0;
     for (int i = 0; i < 5; i++)
-        if (allowed & (1u << i)) {
+        if (allowed & methods[i].bit) {
             if (buf[0]) strncat(buf, ", ", len - strlen(buf) - 1);
-            strncat(buf, names[i], len - strlen(buf) - 1);
+            strncat(buf, methods[i].name, len - strlen(buf) - 1);
         }
 }
 
@@ -338,21 +368,42 @@ static const char *find_key(struct evhttp_request *req)
     return a;
 }
 
+/* Whether the request's credential opens what the route touches: its collection at the
+ * level the route needs (a write needs read-write); a route without a collection needs
+ * the credential's own level, and one limited to collections may not use the routes
+ * that span every collection: the metrics (they name them all) and the whole-store
+ * snapshots (they hold them all). Replies 403 when not. */
+static int allowed_here(srv_req *r, const srv_route *rt)
+{
+    int need = (rt->flags & SRV_R_WRITE) ? SRV_ACCESS_RW : SRV_ACCESS_RO;
+    const srv_auth *a = &r->auth;
+    int have = r->name ? srv_auth_coll(a, r->name) : a->access < a->token_access ? a->access : a->token_access;
+    int whole_store = !r->name && (rt->ep == SRV_EP_METRICS || rt->ep == SRV_EP_SNAPSHOT || rt->ep == SRV_EP_RESTORE);
+    if (have >= need && !(whole_store && srv_auth_limited(a))) return 1;
+    if (whole_store && have >= need)
+        srv_fail(r, 403, "forbidden", "a key or token limited to collections cannot use /%s (it spans every collection)", rt->path);
+    else if (have == SRV_ACCESS_RO) srv_fail(r, 403, "forbidden", "this API key or token is read-only%s%s%s", r->name ? " for collection `" : "", r->name ? r->name : "", r->name ? "`" : "");
+    else srv_fail(r, 403, "forbidden", "this API key or token has no access to collection `%s`", r->name ? r->name : "");
+    return 0;
+}
+
 /* Steps 2..5 of the file comment; the handler runs when it returns 1. */
 static int admit(srv_req *r, char **seg, int n)
 {
     srv_ctx *ctx = r->ctx;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(r->req);
+    size_t m = method_of(cmd);
     int known = 0;
     unsigned allowed = 0;
-    const srv_route *rt = n >= 0 ? route_of(r->api, seg, n, method_bit(cmd), r, &known, &allowed) : NULL;
+    const srv_route *rt = n >= 0 ? route_of(r->api, seg, n, m < NMETHODS ? methods[m].bit : 0, r, &known, &allowed) : NULL;
     r->route = rt;
     if (rt) r->ep = rt->ep;
     if (!(rt && (rt->flags & SRV_R_OPEN))) {
-        r->access = ctx->keys ? srv_keys_check(ctx->keys, find_key(r->req)) : SRV_ACCESS_RW;
-        if (r->access == SRV_ACCESS_NONE) {
+        if (ctx->keys) srv_auth_check(ctx->keys, find_key(r->req), &r->auth);
+        else srv_auth_all(&r->auth);
+        if (r->auth.access == SRV_ACCESS_NONE) {
             evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
-            srv_fail(r, 401, "unauthorized", "a valid API key is required (api-key: KEY or Authorization: Bearer KEY)");
+            srv_fail(r, 401, "unauthorized", "%s", r->auth.why);
             return 0;
         }
     }
@@ -375,26 +426,43 @@ static int admit(srv_req *r, char **seg, int n)
         srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
         return 0;
     }
-    if ((rt->flags & SRV_R_WRITE) && r->access < SRV_ACCESS_RW) {
-        srv_fail(r, 403, "forbidden", "this API key is read-only");
-        return 0;
-    }
     if (r->name && !srv_name_valid(r->name)) {
         srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
         return 0;
     }
-    return 1;
+    return (rt->flags & SRV_R_OPEN) || allowed_here(r, rt);
+}
+
+/* The audit line of a write: who, what, which collection, how many points, the outcome. */
+static void audit(const srv_req *r)
+{
+    char points[32] = "";
+    if (r->points >= 0) snprintf(points, sizeof points, " points=%ld", r->points);
+    srv_log(SRV_LOG_INFO, "audit: who=%s %s /%s collection=%s status=%d%s", r->auth.who[0] ? r->auth.who : "-",
+            method_name(evhttp_request_get_command(r->req)), r->route->path, r->name ? r->name : "-", r->status, points);
+}
+
+int srv_may_see(const srv_req *r, const char *name)
+{
+    return srv_auth_coll(&r->auth, name) >= SRV_ACCESS_RO;
 }
 
 void srv_dispatch(struct evhttp_request *req, void *arg)
 {
     const srv_listener *l = arg;
-    srv_req r = {.ctx = l->ctx, .api = l->api, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us()};
+    srv_req r = {.ctx = l->ctx, .api = l->api, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us(), .points = -1};
     srv_worker_busy(1);
+    srv_conn_request_read(req);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    if (cmd == EVHTTP_REQ_CONNECT || !(cmd & (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                              EVHTTP_REQ_PATCH))) {
+    if (r.ctx->max_queue && atomic_load(&r.ctx->outstanding) >= r.ctx->max_queue) {
+        /* the bounded queue: replies not yet written (slow readers) hold memory */
+        srv_metrics_conn_event(SRV_REQ_SHED);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        srv_fail(&r, 503, "overloaded", "too many requests in progress (--max-queue %ld); retry later", r.ctx->max_queue);
+        srv_worker_busy(0);
+        return;
+    }
+    if (cmd == EVHTTP_REQ_CONNECT || method_of(cmd) == NMETHODS) {
         /* any body it has is unread: the next bytes are not a request */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         srv_fail(&r, 501, "not_implemented", "%s is not implemented by quiverd", method_name(cmd));
@@ -416,7 +484,10 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
         else r.route->handler(&r);
         if (r.coll) qv_collection_close(r.coll->coll);
         if (!r.replied) srv_fail(&r, 500, "internal", "handler sent no reply");
+        if (r.w.out) evbuffer_free(r.w.out);
     }
+    if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);        /* refused ones too */
+    srv_auth_release(&r.auth);
     if (buf != small) free(buf);
     srv_worker_busy(0);
 }

@@ -7,7 +7,7 @@
  * metrics (each route records under the native endpoint it corresponds to) are shared.
  * Every reply is Qdrant's shape: {"result":...,"status":"ok","time":s} on success and
  * {"status":{"error":"Kind: message"},"time":s} with a 4xx/5xx otherwise. Qdrant paths
- * that quiverd does not implement (snapshots, cluster, aliases, recommend, discover, ...)
+ * that quiverd does not implement (shard snapshots, cluster, aliases, recommend, ...)
  * answer 501 with a message saying so, never a silent success.
  */
 #include <stdarg.h>
@@ -35,12 +35,16 @@ void qd_ok(srv_req *r, json_t *result)
     srv_reply_json(r, 200, json_pack("{s:o,s:s,s:f}", "result", result, "status", "ok", "time", elapsed_s(r)));
 }
 
-void qd_ok_written(srv_req *r, struct evbuffer *out)
+void qd_ok_written(srv_req *r)
 {
     char t[40];
+    srv_wbuf *w = srv_writer(r);
     int n = srv_fmt_real9(t, sizeof t, elapsed_s(r));
-    if (n < 0 || evbuffer_add_printf(out, ",\"status\":\"ok\",\"time\":%s}", t) < 0) srv_oom(r);
-    else srv_reply_buf(r, 200, "application/json", out);
+    if (n < 0) w->err = 1;
+    SRV_WLIT(w, ",\"status\":\"ok\",\"time\":");
+    srv_wput(w, t, n > 0 ? (size_t)n : 0);
+    SRV_WLIT(w, "}");
+    srv_reply_written(r);
 }
 
 /* Qdrant's error shape; the kind of error leads the message, as in Qdrant. */
@@ -121,7 +125,8 @@ static void h_list(srv_req *r)
     size_t n = 0;
     json_t *arr = json_array();
     int rc = qv_collection_list(r->ctx->db, &names, &n);
-    for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
+    for (size_t i = 0; arr && i < n; i++)
+        if (srv_may_see(r, names[i])) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
     qv_free_strings(names, n);
     if (rc != QV_OK) {
         json_decref(arr);
@@ -144,122 +149,117 @@ static void h_exists(srv_req *r)
     qd_ok(r, json_pack("{s:b}", "exists", r->coll != NULL));
 }
 
-/* Fold an hnsw_config object into p. */
-static int hnsw_config(const json_t *h, qv_index_params *p, char *msg, size_t len)
-{
-    if (!h || json_is_null(h)) return 0;
-    if (!json_is_object(h)) { snprintf(msg, len, "hnsw_config must be an object"); return -1; }
-    json_t *m = json_object_get(h, "m"), *efc = json_object_get(h, "ef_construct");
-    if (m && !json_is_null(m)) {
-        if (!json_is_integer(m) || json_integer_value(m) < 0 || json_integer_value(m) > 100 ||
-            json_integer_value(m) == 1) {
-            snprintf(msg, len, "hnsw_config.m must be 0 (no graph: exact search) or 2..100");
-            return -1;
-        }
-        if (json_integer_value(m) == 0) p->kind = QV_INDEX_FLAT;
-        else { p->kind = QV_INDEX_HNSW; p->m = (uint32_t)json_integer_value(m); }
-    }
-    if (efc && !json_is_null(efc)) {
-        if (!json_is_integer(efc) || json_integer_value(efc) < 4 || json_integer_value(efc) > QV_MAX_EF) {
-            snprintf(msg, len, "hnsw_config.ef_construct must be 4..%u", QV_MAX_EF);
-            return -1;
-        }
-        p->ef_construction = (uint32_t)json_integer_value(efc);
-    }
-    return 0;
-}
+typedef struct {
+    uint32_t size, m, ef;
+    int distance, datatype;
+    int quant, methods, scalar_type;   /* quantization_config: the codes, how many methods named */
+    double quantile;
+} create_body;
+#define C(field) offsetof(create_body, field)
+static const char *const distances[] = {"Euclid", "Dot", "Cosine", NULL};   /* from QV_METRIC_L2 */
+static const char *const datatypes[] = {"float32", NULL};
 
-static int nonempty(const json_t *v)
+/* quantization_config {"scalar": {"type": "int8", ...}} -> sq8 codes, {"binary": {...}}
+ * -> 1-bit RaBitQ codes. Their other settings (quantile, always_ram) are accepted and
+ * have nothing to set: quiverd picks its own ranges and keeps codes in RAM. */
+static int read_scalar(srv_jread *rd, void *dst)
 {
-    return v && !json_is_null(v) && !(json_is_object(v) && json_object_size(v) == 0);
-}
-
-/* Fold a quantization_config into p: {"scalar":{"type":"int8",...}} -> sq8 codes,
- * {"binary":{...}} -> 1-bit RaBitQ codes. Their other settings (quantile, always_ram) are
- * accepted and have nothing to set: quiverd picks its own ranges and keeps codes in RAM. */
-static int quantization_config(const json_t *q, qv_index_params *p, char *msg, size_t len)
-{
-    if (!q || json_is_null(q)) return 0;
-    json_t *sc = json_object_get(q, "scalar"), *bi = json_object_get(q, "binary");
-    if (!json_is_object(q) || json_object_size(q) != 1 || (!json_is_object(sc) && !json_is_object(bi))) {
-        if (json_is_object(q) && json_object_get(q, "product"))
-            snprintf(msg, len, "product quantization is not supported by quiverd (scalar int8 and binary are)");
-        else snprintf(msg, len, "quantization_config must be {\"scalar\": {\"type\": \"int8\"}} or {\"binary\": {}}");
-        return -1;
-    }
-    if (sc) {
-        json_t *t = json_object_get(sc, "type"), *qt = json_object_get(sc, "quantile");
-        if (!json_is_string(t) || strcmp(json_string_value(t), "int8") != 0) {
-            snprintf(msg, len, "quantization_config.scalar.type must be \"int8\"");
-            return -1;
-        }
-        if (qt && !json_is_null(qt) && (!json_is_number(qt) || json_number_value(qt) < 0.5 || json_number_value(qt) > 1.0)) {
-            snprintf(msg, len, "quantization_config.scalar.quantile must be 0.5..1");
-            return -1;
-        }
-        p->quant = QV_QUANT_SQ8;
-    } else {
-        p->quant = QV_QUANT_BIT1;
-    }
-    if (p->kind != QV_INDEX_HNSW) {
-        snprintf(msg, len, "quantization_config needs an HNSW graph (hnsw_config.m > 0)");
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_create(const json_t *b, qv_collection_config *cfg, char *msg, size_t len)
-{
-    static const char *const unsup[][2] = {
-        {"sparse_vectors", "sparse vectors are not supported by quiverd"},
-        {"init_from", "init_from is not supported by quiverd"},
-        {"sharding_method", "custom sharding is not supported by quiverd (single node)"},
-        {"strict_mode_config", "strict_mode_config is not supported by quiverd"},
+    static const char *const types[] = {"int8", NULL};
+    static const srv_jfield scalar_fields[] = {
+        {"type", SRV_J_NAME, C(scalar_type), 1, .arg = types, .required = 1},
+        {"quantile", SRV_J_NUM, .off = C(quantile)},
+        {NULL},
     };
-    for (size_t i = 0; i < sizeof unsup / sizeof *unsup; i++)
-        if (nonempty(json_object_get(b, unsup[i][0]))) { snprintf(msg, len, "%s", unsup[i][1]); return -1; }
-    json_t *v = json_object_get(b, "vectors");
-    if (!json_is_object(v)) { snprintf(msg, len, "'vectors' must be {\"size\": N, \"distance\": \"Cosine\"|\"Euclid\"|\"Dot\"}"); return -1; }
-    json_t *size = json_object_get(v, "size"), *dist = json_object_get(v, "distance");
-    if (!size) { snprintf(msg, len, "named vectors are not supported by quiverd: 'vectors' must be {\"size\": N, \"distance\": ...}"); return -1; }
-    if (!json_is_integer(size) || json_integer_value(size) < 1 || json_integer_value(size) > (json_int_t)QV_MAX_DIM) {
-        snprintf(msg, len, "vectors.size must be 1..%u", QV_MAX_DIM);
-        return -1;
-    }
-    qv_metric metric;
-    const char *d = json_is_string(dist) ? json_string_value(dist) : "";
-    if (strcmp(d, "Cosine") == 0) metric = QV_METRIC_COSINE;
-    else if (strcmp(d, "Euclid") == 0) metric = QV_METRIC_L2;
-    else if (strcmp(d, "Dot") == 0) metric = QV_METRIC_IP;
-    else if (strcmp(d, "Manhattan") == 0) { snprintf(msg, len, "distance Manhattan is not supported by quiverd"); return -1; }
-    else { snprintf(msg, len, "vectors.distance must be \"Cosine\", \"Euclid\" or \"Dot\""); return -1; }
-    if (nonempty(json_object_get(v, "multivector_config"))) { snprintf(msg, len, "multivectors are not supported by quiverd"); return -1; }
-    json_t *dt = json_object_get(v, "datatype");
-    if (dt && !json_is_null(dt) && !(json_is_string(dt) && strcmp(json_string_value(dt), "float32") == 0)) {
-        snprintf(msg, len, "vectors.datatype: only float32 is supported by quiverd");
-        return -1;
-    }
-    memset(cfg, 0, sizeof *cfg);
-    qv_index_params_init(&cfg->index, QV_INDEX_HNSW, (uint32_t)json_integer_value(size), metric);
-    cfg->index.m = 16;
-    cfg->index.ef_construction = 100;              /* Qdrant's defaults */
-    if (hnsw_config(json_object_get(b, "hnsw_config"), &cfg->index, msg, len) ||
-        hnsw_config(json_object_get(v, "hnsw_config"), &cfg->index, msg, len) ||
-        quantization_config(json_object_get(b, "quantization_config"), &cfg->index, msg, len) ||
-        quantization_config(json_object_get(v, "quantization_config"), &cfg->index, msg, len))
-        return -1;
-    return 0;
+    create_body *b = dst;
+    b->quantile = 1;
+    b->methods++;
+    b->quant = QV_QUANT_SQ8;
+    int rc = srv_jread_object(rd, scalar_fields, b);
+    if (rc == 0 && !(b->quantile >= 0.5 && b->quantile <= 1))
+        return srv_jbad(rd, 0, "invalid_argument", "'%s.quantile' must be 0.5..1", rd->path);
+    return rc;
 }
 
+static int read_binary(srv_jread *rd, void *dst)
+{
+    static const srv_jfield binary_fields[] = {{NULL}};
+    create_body *b = dst;
+    b->methods++;
+    b->quant = QV_QUANT_BIT1;
+    return srv_jread_object(rd, binary_fields, b);
+}
+
+static int read_product(srv_jread *rd, void *dst)
+{
+    (void)dst;
+    return srv_jbad(rd, 1, "invalid_argument", "product quantization is not supported by quiverd (scalar int8 and binary are)");
+}
+
+static int read_quantization(srv_jread *rd, void *dst)
+{
+    static const srv_jfield quantization_fields[] = {
+        {"scalar", SRV_J_CALL, .read = read_scalar},
+        {"binary", SRV_J_CALL, .read = read_binary},
+        {"product", SRV_J_CALL, .read = read_product},
+        {NULL},
+    };
+    create_body *b = dst;
+    b->methods = 0;
+    int rc = srv_jread_object(rd, quantization_fields, b);
+    if (rc == 0 && b->methods != 1)
+        return srv_jbad(rd, 0, "invalid_argument", "'%s' must be {\"scalar\": {\"type\": \"int8\"}} or {\"binary\": {}}",
+                        rd->path);
+    return rc;
+}
+
+static const srv_jfield hnsw_fields[] = {
+    {"m", SRV_J_U32, .off = C(m), .lo = 0, .hi = 100},
+    {"ef_construct", SRV_J_U32, .off = C(ef), .lo = 4, .hi = QV_MAX_EF},
+    {NULL},
+};
+static const srv_jfield vectors_fields[] = {
+    {"size", SRV_J_U32, C(size), 1, QV_MAX_DIM, .arg = NULL},
+    {"distance", SRV_J_NAME, C(distance), QV_METRIC_L2, .arg = distances},
+    {"datatype", SRV_J_NAME, C(datatype), 0, .arg = datatypes},
+    {"hnsw_config", SRV_J_OBJECT, .arg = hnsw_fields},
+    {"multivector_config", SRV_J_REFUSE, .arg = "multivectors are"},
+    {"quantization_config", SRV_J_CALL, .read = read_quantization},
+    {NULL},
+};
+static const srv_jfield create_fields[] = {
+    {"vectors", SRV_J_OBJECT, .arg = vectors_fields, .required = 1},
+    {"hnsw_config", SRV_J_OBJECT, .arg = hnsw_fields},
+    {"quantization_config", SRV_J_CALL, .read = read_quantization},
+    {"sparse_vectors", SRV_J_REFUSE, .arg = "sparse vectors are"},
+    {"init_from", SRV_J_REFUSE, .arg = "init_from is"},
+    {"sharding_method", SRV_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
+    {"strict_mode_config", SRV_J_REFUSE, .arg = "strict_mode_config is"},
+    {NULL},
+};
+
+/* Qdrant's defaults are m 16 and ef_construct 100; m 0 is no graph (exact search): flat. */
 static void h_create(srv_req *r)
 {
-    char msg[256];
-    qv_collection_config cfg;
-    json_t *b = srv_body(r, 1);
-    if (!b) return;
-    if (parse_create(b, &cfg, msg, sizeof msg) != 0) srv_bad(r, "%s", msg);
-    else if (srv_create_collection(r, &cfg) == 0) qd_ok(r, json_true());
-    json_decref(b);
+    create_body b = {.m = 16, .ef = 100};
+    qv_collection_config cfg = {0};
+    if (srv_read_body(r, "the collection config", create_fields, &b) != 0) return;
+    if (!b.size || !b.distance) {            /* named vectors: {"name": {"size",...}} */
+        srv_bad(r, "named vectors are not supported by quiverd: 'vectors' must be {\"size\": N, \"distance\": ...}");
+        return;
+    }
+    if (b.m == 1) {
+        srv_bad(r, "hnsw_config.m must be 0 (no graph: exact search) or 2..100");
+        return;
+    }
+    if (b.quant != QV_QUANT_NONE && !b.m) {
+        srv_bad(r, "quantization_config needs an HNSW graph (hnsw_config.m > 0)");
+        return;
+    }
+    qv_index_params_init(&cfg.index, b.m ? QV_INDEX_HNSW : QV_INDEX_FLAT, b.size, (qv_metric)b.distance);
+    if (b.m) cfg.index.m = b.m;
+    cfg.index.ef_construction = b.ef;
+    cfg.index.quant = (qv_quant)b.quant;
+    if (srv_create_collection(r, &cfg) == 0) qd_ok(r, json_true());
 }
 
 static void h_drop(srv_req *r)
@@ -267,25 +267,34 @@ static void h_drop(srv_req *r)
     if (srv_drop_collection(r) == 0) qd_ok(r, json_true());
 }
 
+typedef struct { srv_jtext field; int type; } index_body;
+static const char *const schema_types[] = {"keyword", "integer", "float", "bool", "uuid", NULL};
+static const srv_jfield schema_fields[] = {{"type", SRV_J_NAME, 0, .arg = schema_types, .required = 1}, {NULL}};
+
+/* field_schema: a type name or {"type": name} */
+static int read_schema(srv_jread *rd, void *type)
+{
+    if (srv_jpeek(rd, "{")) return srv_jread_object(rd, schema_fields, type);
+    return srv_jread_field(rd, &schema_fields[0], type);
+}
+
+static const srv_jfield index_fields[] = {
+    {"field_name", SRV_J_TEXT, offsetof(index_body, field), .required = 1},
+    {"field_schema", SRV_J_CALL, offsetof(index_body, type), .read = read_schema, .required = 1},
+    {NULL},
+};
+
+/* PUT /collections/{name}/index {"field_name","field_schema"}; uuid fields are keywords */
 static void h_index_create(srv_req *r)
 {
-    json_t *b = srv_body(r, 1);
-    if (!b) return;
-    json_t *f = json_object_get(b, "field_name"), *s = json_object_get(b, "field_schema");
-    if (json_is_object(s)) s = json_object_get(s, "type");
-    const char *t = json_is_string(s) ? json_string_value(s) : NULL, *type = NULL;
-    if (!json_is_string(f)) srv_bad(r, "'field_name' must be a string");
-    else if (!t) srv_bad(r, "'field_schema' must be a type name or {\"type\": name}");
-    else {
-        if (!strcmp(t, "keyword") || !strcmp(t, "uuid")) type = "keyword";
-        else if (!strcmp(t, "integer") || !strcmp(t, "float") || !strcmp(t, "bool")) type = t;
-        int rc;
-        if (!type) srv_bad(r, "payload index type '%.32s' is not supported by quiverd (keyword, integer, float, bool, uuid are)", t);
-        else if ((rc = qv_collection_index_field(r->coll->coll, json_string_value(f), type, NULL, NULL)) != QV_OK)
-            srv_fail_qv(r, rc);
-        else qd_ok(r, qd_update_result(r->coll->coll));
-    }
-    json_decref(b);
+    index_body b = {0};
+    char field[256];
+    int rc;
+    if (srv_read_body(r, "the body", index_fields, &b) != 0) return;
+    if (srv_jstring(b.field, field, sizeof field) != 0) srv_bad(r, "'field_name' must be a string");
+    else if ((rc = qv_collection_index_field(r->coll->coll, field, schema_types[b.type == 4 ? 0 : b.type], NULL, NULL)) != QV_OK)
+        srv_fail_qv(r, rc);
+    else qd_ok(r, qd_update_result(r->coll->coll));
 }
 
 static void h_index_delete(srv_req *r)
@@ -320,7 +329,12 @@ static const srv_route routes[] = {
     {SRV_M_GET, "livez", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
     {SRV_M_GET, "readyz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
     {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
-    UNSUP("snapshots/**", "snapshots are"),
+    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    UNSUP("snapshots/recover", "restoring a full snapshot over the Qdrant API (the native API does: PUT /snapshots/recover) is"),
+    UNSUP("snapshots/upload", "restoring a full snapshot over the Qdrant API (the native API does: PUT /snapshots/recover) is"),
+    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("cluster/**", "the cluster API is"),
     UNSUP("aliases/**", "collection aliases are"),
     UNSUP("telemetry/**", "telemetry is"),
@@ -335,7 +349,12 @@ static const srv_route routes[] = {
     {SRV_M_GET, "collections/{name}/exists", SRV_EP_INFO, SRV_R_COLL_OPT, h_exists, 0, NULL},
     {SRV_M_PUT, "collections/{name}/index", SRV_EP_INDEX_FIELD, WCOLL, h_index_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, WCOLL, h_index_delete, 0, NULL},
-    UNSUP("collections/{name}/snapshots/**", "snapshots are"),
+    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, WCOLL, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("collections/{name}/shards/**", "sharding and the cluster API are"),
     UNSUP("collections/{name}/cluster/**", "sharding and the cluster API are"),
     UNSUP("collections/{name}/aliases/**", "collection aliases are"),
@@ -363,4 +382,4 @@ static const srv_route routes[] = {
     {SRV_M_GET, "collections/{name}/points/{arg}", SRV_EP_GET_POINT, COLL, qd_h_get_point, 0, NULL},
 };
 
-const srv_api srv_qdrant_api = {routes, sizeof routes / sizeof routes[0], 6, qdrant_error};
+const srv_api srv_qdrant_api = {routes, sizeof routes / sizeof routes[0], 6, qdrant_error, 1};

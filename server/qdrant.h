@@ -34,47 +34,30 @@
 /* ---- replies (qdrant.c) ---------------------------------------------------------- */
 /** {"result": result, "status": "ok", "time": seconds}; steals result. */
 void qd_ok(srv_req *r, json_t *result);
-/** The same around a result written into out (which starts with {"result":). */
-void qd_ok_written(srv_req *r, struct evbuffer *out);
+/** The same around a result written with srv_writer (which starts with {"result":). */
+void qd_ok_written(srv_req *r);
 /** The update result {"operation_id": seq, "status": "completed"} of collection c. */
 json_t *qd_update_result(qv_coll *c);
 
 /* ---- ids, payloads, filters (qdrant_util.c) --------------------------------------- */
 typedef struct { char text[37]; } qd_uuid;     /* canonical lowercase hyphenated */
 
-/** A Qdrant point id (JSON integer >= 0 or UUID string) -> internal id; *u gets the UUID
- *  ("" for an integer id). -1 with msg filled when invalid. */
-int  qd_id_parse(const json_t *v, uint64_t *iid, qd_uuid *u, char *msg, size_t len);
-/** The same for a URL segment (decimal digits or a UUID). */
+/** A point id (integer below 2^62, or UUID string) -> internal id; *u gets the UUID (""
+ *  for an integer). For a URL segment (-1 when invalid), and the body reader's. */
 int  qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u);
-/** The JSON id of internal id iid: an integer, or the UUID stored in payload (parsed). */
-json_t *qd_id_value(uint64_t iid, const json_t *payload);
+int  qd_jread_id(srv_jread *rd, uint64_t *iid, qd_uuid *u);
 
-/** Parse a stored payload text (NULL ok) into an object (never NULL unless out of memory). */
-json_t *qd_payload_parse(const char *text);
-/** Check a with_payload selector (bool, [keys], {"include":[..]} / {"exclude":[..]}). */
-int  qd_with_payload_check(const json_t *sel, char *msg, size_t len);
+/** Read functions (srv_jfield): a with_payload selector (bool, [keys], {"include":[..]} /
+ *  {"exclude":[..]}) and a list of strings, each kept as the json_t * at out (the
+ *  caller's to free, also when it was refused). */
+int  qd_jread_selector(srv_jread *rd, void *out);
+int  qd_jread_keys(srv_jread *rd, void *out);
 /** How points are shown: payloads for selector sel (NULL = default dflt) without the
  *  reserved UUID key, UUID ids, vectors when with_vector, scores when scores. */
 srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores);
 
-/** A translated Qdrant filter: the payload part for the library plus has_id sets. */
-typedef struct {
-    qv_filter *filter;             /* NULL: no payload conditions */
-    uint64_t *must_ids;            /* sorted; has_id under top-level must (intersection) */
-    size_t n_must;
-    int has_must;                  /* must_ids applies (it may be empty: nothing passes) */
-    uint64_t *not_ids;             /* sorted; has_id under top-level must_not (union) */
-    size_t n_not;
-} qd_filter;
-/** Translate (json may be NULL or null: no filter). -1 with msg filled when unsupported
- *  or invalid; -2 out of memory. */
-int  qd_filter_build(const json_t *json, qd_filter *f, char *msg, size_t len);
-void qd_filter_release(qd_filter *f);
-/** Accept callback over internal ids for the has_id part (arg: qd_filter *). */
-int  qd_filter_accept(uint64_t id, void *arg);
-/** 1 when f has a has_id part (then pass qd_filter_accept). */
-int  qd_filter_has_ids(const qd_filter *f);
+/** Read function of a Qdrant filter into a srv_filter. */
+int  qd_jread_filter(srv_jread *rd, void *filter);
 
 /* ---- points (qdrant_points.c): handlers of the route table in qdrant.c ------------- */
 void qd_h_upsert(srv_req *r);

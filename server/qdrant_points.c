@@ -1,10 +1,12 @@
 /*
  * server/qdrant_points.c -- the point endpoints of the Qdrant-compatible API.
  *
- * Every handler runs with the collection found and locked by the pipeline (r->coll) and
- * replies exactly once. Writes are single library calls (one LMDB transaction each):
- * upsert, delete, and the payload updates (qv_update_payload: each point's payload is
- * read, changed and written back in one transaction, without touching its vector).
+ * Every handler runs with the collection opened by the pipeline (r->coll), reads its
+ * body against the table of its fields (json.c; fields quiverd has no use for are
+ * skipped, ones it cannot honour refused) and replies exactly once. Writes are single
+ * library calls (one LMDB transaction each): upsert, delete, and the payload updates
+ * (qv_update_payload: each point's payload is read, changed and written back in one
+ * transaction, without touching its vector).
  *
  * Searches run through search.c like the native ones (equal searches of a batch in one
  * library call) and their points are written by the same writer. Scores: Cosine and Dot
@@ -12,142 +14,200 @@
  * squared L2 distance (Qdrant reports the distance itself), and score_threshold is then
  * an upper bound. Offsets are served by asking for limit + offset hits (at most QV_MAX_K).
  */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "server/qdrant.h"
 
 #define DEFAULT_LIMIT 10u
 
-/* ---- helpers ------------------------------------------------------------------- */
+/* ---- fields several bodies share ------------------------------------------------- */
 
-static int bool_opt(const json_t *b, const char *key, int dflt)
+/* with_vector: true, false, or a list of vector names (a non-empty one is true) */
+static int read_with_vector(srv_jread *rd, void *out)
 {
-    json_t *v = json_object_get(b, key);
-    if (!v || json_is_null(v)) return dflt;
-    if (json_is_array(v)) return json_array_size(v) > 0;   /* a list of vector names */
-    return json_is_true(v);
-}
-
-/* Optional non-negative integer; -1 when present and invalid. */
-static int uint_opt(const json_t *b, const char *key, uint64_t hi, uint64_t *out)
-{
-    json_t *v = json_object_get(b, key);
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > hi) return -1;
-    *out = (uint64_t)json_integer_value(v);
+    srv_jtext t;
+    if (srv_jread_text(rd, &t)) return -1;
+    const char *q = t.p + 1;
+    while (isspace((unsigned char)*q)) q++;
+    *(int *)out = t.p[0] == 't' || (t.p[0] == '[' && *q != ']');
     return 0;
 }
 
-/* Reply {"result": <the points of ids>} (one=1: the point itself, 404 when absent). */
-static void reply_points(srv_req *r, const uint64_t *ids, size_t n, const srv_point_style *st, int one)
+static int read_id(srv_jread *rd, size_t i, void *ids)
 {
-    qv_hit *h = malloc((n ? n : 1) * sizeof *h);
-    struct evbuffer *out = evbuffer_new(), *pts = evbuffer_new();
-    for (size_t i = 0; h && i < n; i++) h[i] = (qv_hit){ids[i], 0};
-    int rc = h && out && pts ? srv_put_points(pts, r->coll->coll, r->coll->dim, h, n, st) : QV_ENOMEM;
-    size_t len = pts ? evbuffer_get_length(pts) : 0;
-    if (rc == QV_OK && one && len == 2) srv_fail(r, 404, "not_found", "Point with id %s does not exists!", r->arg);
-    else if (rc != QV_OK) srv_fail_qv(r, rc);
-    else if (one ? srv_add_lit(out, "{\"result\":") || evbuffer_drain(pts, 1) ||
-                       evbuffer_remove_buffer(pts, out, len - 2) != (int)(len - 2)
-                 : srv_add_lit(out, "{\"result\":") || evbuffer_add_buffer(out, pts))
-        srv_oom(r);
-    else qd_ok_written(r, out);
-    if (pts) evbuffer_free(pts);
-    if (out) evbuffer_free(out);
-    free(h);
+    uint64_t id;
+    qd_uuid u;
+    int rc = qd_jread_id(rd, &id, &u);
+    (void)i;
+    if (rc == 0 && srv_ids_add(ids, id)) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    return rc;
 }
 
-/* Ids of a JSON list -> internal ids (malloc'd); -1 after replying. */
-static int parse_id_list(srv_req *r, const json_t *a, const char *what, uint64_t **ids, size_t *n)
+static int read_ids(srv_jread *rd, void *ids)
 {
-    char msg[160];
-    *ids = NULL;
-    *n = 0;
-    if (!json_is_array(a)) { srv_bad(r, "'%s' must be a list of point ids", what); return -1; }
-    size_t m = json_array_size(a);
-    uint64_t *v = malloc((m ? m : 1) * sizeof *v);
-    if (!v) { srv_oom(r); return -1; }
-    for (size_t i = 0; i < m; i++) {
-        qd_uuid u;
-        if (qd_id_parse(json_array_get(a, i), &v[i], &u, msg, sizeof msg) != 0) {
-            free(v);
-            srv_bad(r, "%s[%zu]: %s", what, i, msg);
-            return -1;
-        }
-    }
-    *ids = v;
-    *n = m;
-    return 0;
+    return srv_jread_array(rd, read_id, ids);
 }
 
-/* Translate body[key] as a filter; -1 after replying. */
-static int parse_filter(srv_req *r, const json_t *b, qd_filter *f)
+/* The points a write applies to: "points" (ids, or {"filter": ...} in the old form) or
+ * "filter". */
+typedef struct { srv_ids ids; srv_filter f; int listed, filtered; } selection;
+
+static int read_sel_filter(srv_jread *rd, void *sel)
 {
-    char msg[320];
-    int rc = qd_filter_build(json_object_get(b, "filter"), f, msg, sizeof msg);
-    if (rc == -2) { srv_oom(r); return -1; }
-    if (rc != 0) { srv_bad(r, "filter: %s", msg); return -1; }
-    return 0;
+    selection *s = sel;
+    s->filtered = 1;
+    return qd_jread_filter(rd, &s->f);
 }
 
-/* All passing ids of f (malloc'd, ascending); -1 after replying. */
-static int filter_ids(srv_req *r, srv_coll *e, qd_filter *f, uint64_t **ids, size_t *n)
+static int read_sel_points(srv_jread *rd, void *sel)
+{
+    static const srv_jfield old_form[] = {{"filter", SRV_J_CALL, .read = read_sel_filter}, {NULL}};
+    selection *s = sel;
+    if (srv_jpeek(rd, "{")) return srv_jread_object(rd, old_form, s);
+    s->listed = 1;
+    return read_ids(rd, &s->ids);
+}
+
+/* The ids selected: the listed ones, or all that pass the filter (ascending); -1 after
+ * replying. */
+static int select_ids(srv_req *r, selection *s)
 {
     uint64_t total = 0;
-    qv_accept_fn acc = qd_filter_has_ids(f) ? qd_filter_accept : NULL;
-    int rc = qv_scroll(e->coll, f->filter, acc, f, 0, 0, NULL, n, &total);
-    if (rc == QV_OK) {
-        size_t cap = (size_t)total + 16;           /* room for writes racing us */
-        if (!(*ids = malloc(cap * sizeof **ids))) rc = QV_ENOMEM;
-        else rc = qv_scroll(e->coll, f->filter, acc, f, 0, cap, *ids, n, NULL);
-        if (rc != QV_OK) { free(*ids); *ids = NULL; }
-    }
-    if (rc != QV_OK) { srv_fail_qv(r, rc); return -1; }
-    return 0;
-}
-
-/* A points selector: body "points" (ids) or "filter"; -1 after replying. */
-static int selector(srv_req *r, srv_coll *e, const json_t *b, uint64_t **ids, size_t *n)
-{
-    json_t *p = json_object_get(b, "points");
-    if (p && !json_is_null(p)) {
-        if (json_is_object(p)) {                   /* {"points": {"filter": ...}} (old form) */
-            qd_filter f;
-            if (parse_filter(r, p, &f) != 0) return -1;
-            int rc = filter_ids(r, e, &f, ids, n);
-            qd_filter_release(&f);
-            return rc;
-        }
-        return parse_id_list(r, p, "points", ids, n);
-    }
-    if (json_object_get(b, "filter") && !json_is_null(json_object_get(b, "filter"))) {
-        qd_filter f;
-        if (parse_filter(r, b, &f) != 0) return -1;
-        int rc = filter_ids(r, e, &f, ids, n);
-        qd_filter_release(&f);
-        return rc;
-    }
-    srv_bad(r, "give 'points' (a list of ids) or 'filter'");
-    return -1;
-}
-
-static int unsupported_field(srv_req *r, const json_t *b, const char *key, const char *what)
-{
-    json_t *v = json_object_get(b, key);
-    if (v && !json_is_null(v)) {
-        srv_bad(r, "%s not supported by quiverd", what);
+    qv_coll *c = r->coll->coll;
+    if (s->listed) return 0;
+    if (!s->filtered) {
+        srv_bad(r, "give 'points' (a list of ids) or 'filter'");
         return -1;
     }
-    return 0;
+    int rc = qv_scroll(c, s->f.f, NULL, NULL, 0, 0, NULL, &s->ids.n, &total);
+    if (rc == QV_OK) {
+        s->ids.cap = (size_t)total + 16;           /* room for writes racing us */
+        if (!(s->ids.v = malloc(s->ids.cap * sizeof *s->ids.v))) rc = QV_ENOMEM;
+        else rc = qv_scroll(c, s->f.f, NULL, NULL, 0, s->ids.cap, s->ids.v, &s->ids.n, NULL);
+    }
+    if (rc != QV_OK) srv_fail_qv(r, rc);
+    return rc == QV_OK ? 0 : -1;
+}
+
+static void selection_release(selection *s)
+{
+    free(s->ids.v);
+    srv_filter_release(&s->f);
 }
 
 /* ---- upsert -------------------------------------------------------------------- */
+
+/* A point as read: from {"id","vector","payload"}, or from the columns of a batch. */
+typedef struct { uint64_t id; qd_uuid u; float *vec; srv_jtext payload; int replaced; } one_point;
+typedef struct {
+    one_point *pt;
+    float *vecs;                   /* dim floats per point */
+    size_t n, cap, col, count[3];  /* col: the batch column being read; count: of each */
+    uint32_t dim;
+    int forms;                     /* 1: "points" read, 2: "batch" read */
+} upsert_body;
+
+static int read_point_id(srv_jread *rd, void *pt)
+{
+    one_point *p = pt;
+    return qd_jread_id(rd, &p->id, &p->u);
+}
+
+static const srv_jfield point_fields[] = {
+    {"id", SRV_J_CALL, .read = read_point_id, .required = 1},
+    {"vector", SRV_J_VECTOR, offsetof(one_point, vec), .required = 1},
+    {"payload", SRV_J_OBJTEXT, .off = offsetof(one_point, payload)},
+    {NULL},
+};
+
+/* Point i, with room made for it; NULL when out of memory. */
+static one_point *point_at(upsert_body *b, size_t i)
+{
+    one_point *p = srv_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
+    if (p) p->vec = b->vecs + i * b->dim;
+    return p;
+}
+
+static int read_point(srv_jread *rd, size_t i, void *body)
+{
+    one_point *p = point_at(body, i);
+    return p ? srv_jread_object(rd, point_fields, p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
+}
+
+static int read_points(srv_jread *rd, void *body)
+{
+    ((upsert_body *)body)->forms |= 1;
+    return srv_jread_array(rd, read_point, body);
+}
+
+/* {"batch": {"ids": [...], "vectors": [...], "payloads": [...]}}: column col of each point */
+static int read_cell(srv_jread *rd, size_t i, void *body)
+{
+    upsert_body *b = body;
+    one_point *p = point_at(b, i);
+    b->count[b->col] = i + 1;
+    return p ? srv_jread_field(rd, &point_fields[b->col], p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
+}
+
+static int read_column(srv_jread *rd, upsert_body *b, size_t col)
+{
+    b->forms |= 2;
+    b->col = col;
+    return srv_jread_array(rd, read_cell, b);
+}
+
+static int read_ids_column(srv_jread *rd, void *b) { return read_column(rd, b, 0); }
+static int read_vectors_column(srv_jread *rd, void *b) { return read_column(rd, b, 1); }
+static int read_payloads_column(srv_jread *rd, void *b) { return read_column(rd, b, 2); }
+
+static const srv_jfield batch_fields[] = {
+    {"ids", SRV_J_CALL, .read = read_ids_column, .required = 1},
+    {"vectors", SRV_J_CALL, .read = read_vectors_column, .required = 1},
+    {"payloads", SRV_J_CALL, .read = read_payloads_column},
+    {NULL},
+};
+static const srv_jfield upsert_fields[] = {
+    {"points", SRV_J_CALL, .read = read_points},
+    {"batch", SRV_J_OBJECT, .arg = batch_fields},
+    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+    {NULL},
+};
+
+/* The payload to store for point i: as given, with the UUID of a UUID id under
+ * QD_UUID_KEY; -1 after replying. */
+static int payload_of(srv_req *r, const one_point *pt, size_t i, char **out)
+{
+    srv_jtext t = pt->payload, reserved;
+    char *stored = NULL, uuid[40];
+    *out = NULL;
+    if (t.p && srv_jfind(t.p, t.len, QD_UUID_KEY, &reserved) == 0) {
+        srv_bad(r, "points[%zu]: payload key '%s' is reserved for UUID point ids", i, QD_UUID_KEY);
+        return -1;
+    }
+    if (!pt->u.text[0]) {
+        if (t.p && !(*out = strndup(t.p, t.len))) srv_oom(r);
+        return t.p && !*out ? -1 : 0;
+    }
+    /* the hash of a UUID may, with odds of n^2/2^64, be taken by another UUID */
+    int clash = qv_get(r->coll->coll, pt->id, NULL, &stored) == QV_OK &&
+                srv_stored_string(stored, QD_UUID_KEY, uuid, sizeof uuid) == 0 && strcmp(uuid, pt->u.text) != 0;
+    qv_free(stored);
+    if (clash) {
+        srv_bad(r, "points[%zu]: UUID %s collides with another point's id hash", i, pt->u.text);
+        return -1;
+    }
+    const char *in = t.p ? t.p + 1 : "", *end = t.p ? t.p + t.len - 1 : in;     /* inside the braces */
+    while (in < end && isspace((unsigned char)*in)) in++;
+    if (asprintf(out, "{\"%s\":\"%s\"%s%.*s}", QD_UUID_KEY, pt->u.text, in < end ? "," : "", (int)(end - in), in) >= 0)
+        return 0;
+    *out = NULL;
+    srv_oom(r);
+    return -1;
+}
 
 typedef struct { uint64_t id; size_t pos; } idpos;
 
@@ -158,211 +218,162 @@ static int cmp_idpos(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-/* Parse one vector (array; named vectors refused); -1 after replying. */
-static int get_vector(srv_req *r, const json_t *v, const char *what, uint32_t dim, float *out)
-{
-    srv_jerr e = {0};
-    if (json_is_object(v)) {
-        srv_bad(r, "%s: named vectors are not supported by quiverd", what);
-        return -1;
-    }
-    if (json_is_array(v) && json_array_size(v) > 0 && json_is_array(json_array_get(v, 0))) {
-        srv_bad(r, "%s: multivectors are not supported by quiverd", what);
-        return -1;
-    }
-    if (srv_json_vector(v, what, dim, out, &e) != 0) {
-        srv_bad(r, "%s", e.msg);
-        return -1;
-    }
-    return 0;
-}
-
 void qd_h_upsert(srv_req *r)
 {
-    srv_coll *e = r->coll;
-    json_t *b = srv_body(r, 1);
-    uint64_t *ids = NULL;
-    float *vecs = NULL;
-    char **pls = NULL;
+    upsert_body b = {.dim = r->coll->dim};
+    srv_points p = {.dim = b.dim};
     idpos *ip = NULL;
-    size_t n = 0;
-    char msg[160];
-    if (!b) return;
-    if (unsupported_field(r, b, "shard_key", "shard keys are") != 0) goto cleanup;
-    json_t *pts = json_object_get(b, "points"), *batch = json_object_get(b, "batch");
-    json_t *bids = NULL, *bvecs = NULL, *bpls = NULL;
-    if (json_is_array(pts)) n = json_array_size(pts);
-    else if (json_is_object(batch)) {
-        bids = json_object_get(batch, "ids");
-        bvecs = json_object_get(batch, "vectors");
-        bpls = json_object_get(batch, "payloads");
-        if (!json_is_array(bids) || !json_is_array(bvecs) || json_array_size(bids) != json_array_size(bvecs) ||
-            (bpls && !json_is_null(bpls) && (!json_is_array(bpls) || json_array_size(bpls) != json_array_size(bids)))) {
-            srv_bad(r, "batch needs 'ids' and 'vectors' (and optional 'payloads') of one length");
-            goto cleanup;
-        }
-        if (json_is_object(bvecs)) { srv_bad(r, "named vectors are not supported by quiverd"); goto cleanup; }
-        n = json_array_size(bids);
-    } else {
+    if (srv_read_body(r, "the body", upsert_fields, &b) != 0) goto cleanup;
+    if (b.forms != 1 && b.forms != 2) {
         srv_bad(r, "give 'points' (a list of {id, vector, payload}) or 'batch'");
         goto cleanup;
     }
-    if (n == 0) { qd_ok(r, qd_update_result(e->coll)); goto cleanup; }
-    ids = malloc(n * sizeof *ids);
-    vecs = malloc(n * (size_t)e->dim * sizeof *vecs);
-    pls = calloc(n, sizeof *pls);
-    ip = malloc(n * sizeof *ip);
-    if (!ids || !vecs || !pls || !ip) { srv_oom(r); goto cleanup; }
-    for (size_t i = 0; i < n; i++) {
-        char what[48];
-        snprintf(what, sizeof what, "points[%zu]", i);
-        json_t *p = pts ? json_array_get(pts, i) : NULL;
-        if (pts && !json_is_object(p)) { srv_bad(r, "%s must be an object", what); goto cleanup; }
-        json_t *jid = pts ? json_object_get(p, "id") : json_array_get(bids, i);
-        json_t *jv = pts ? json_object_get(p, "vector") : json_array_get(bvecs, i);
-        json_t *jp = pts ? json_object_get(p, "payload") : (json_is_array(bpls) ? json_array_get(bpls, i) : NULL);
-        qd_uuid u;
-        if (!jid || qd_id_parse(jid, &ids[i], &u, msg, sizeof msg) != 0) {
-            srv_bad(r, "%s: %s", what, jid ? msg : "missing 'id'");
-            goto cleanup;
-        }
-        if (get_vector(r, jv, what, e->dim, vecs + i * e->dim) != 0) goto cleanup;
-        if (jp && !json_is_null(jp) && !json_is_object(jp)) {
-            srv_bad(r, "%s: payload must be an object", what);
-            goto cleanup;
-        }
-        if (json_object_get(jp, QD_UUID_KEY)) {
-            srv_bad(r, "%s: payload key '%s' is reserved for UUID point ids", what, QD_UUID_KEY);
-            goto cleanup;
-        }
-        if (u.text[0]) {
-            json_t *pl = jp && !json_is_null(jp) ? json_deep_copy(jp) : json_object();
-            if (pl) json_object_set_new(pl, QD_UUID_KEY, json_string(u.text));
-            pls[i] = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
-            json_decref(pl);
-            if (!pls[i]) { srv_oom(r); goto cleanup; }
-            /* the hash of a UUID may, with odds of n^2/2^64, be taken by another UUID */
-            char *old = NULL;
-            if (qv_get(e->coll, ids[i], NULL, &old) == QV_OK && old) {
-                json_t *op = qd_payload_parse(old);
-                json_t *ou = op ? json_object_get(op, QD_UUID_KEY) : NULL;
-                int clash = json_is_string(ou) && strcmp(json_string_value(ou), u.text) != 0;
-                json_decref(op);
-                qv_free(old);
-                if (clash) { srv_bad(r, "%s: UUID %s collides with another point's id hash", what, u.text); goto cleanup; }
-            }
-        } else if (jp && !json_is_null(jp)) {
-            if (!(pls[i] = json_dumps(jp, JSON_COMPACT))) { srv_oom(r); goto cleanup; }
-        }
-        ip[i] = (idpos){ids[i], i};
+    if (b.forms == 2 && (b.count[1] != b.count[0] || (b.count[2] && b.count[2] != b.count[0]))) {
+        srv_bad(r, "batch needs 'ids' and 'vectors' (and optional 'payloads') of one length");
+        goto cleanup;
     }
-    /* Qdrant applies a batch in order: the last point with an id wins */
-    qsort(ip, n, sizeof *ip, cmp_idpos);
-    size_t dups = 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        if (ip[i].id == ip[i + 1].id) { ids[ip[i].pos] = UINT64_MAX; dups++; }
-    size_t m = n;
-    if (dups) {
-        m = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (ids[i] == UINT64_MAX) { free(pls[i]); pls[i] = NULL; continue; }
-            ids[m] = ids[i];
-            memmove(vecs + m * e->dim, vecs + i * e->dim, e->dim * sizeof *vecs);
-            pls[m] = pls[i];
-            if (m != i) pls[i] = NULL;
-            m++;
-        }
+    /* Qdrant applies a batch in order: of the points with one id, the last one wins */
+    if (!(ip = malloc((b.n ? b.n : 1) * sizeof *ip))) {
+        srv_oom(r);
+        goto cleanup;
     }
-    int rc = qv_upsert(e->coll, m, ids, vecs, (const char *const *)pls);
-    if (rc != QV_OK) srv_fail_qv(r, rc);
-    else qd_ok(r, qd_update_result(e->coll));
+    for (size_t i = 0; i < b.n; i++) ip[i] = (idpos){b.pt[i].id, i};
+    qsort(ip, b.n, sizeof *ip, cmp_idpos);
+    for (size_t i = 0; i + 1 < b.n; i++) b.pt[ip[i].pos].replaced = ip[i].id == ip[i + 1].id;
+    for (size_t i = 0; i < b.n; i++) {
+        if (b.pt[i].replaced) continue;
+        if (srv_points_grow(&p, p.n)) {
+            srv_oom(r);
+            goto cleanup;
+        }
+        p.ids[p.n - 1] = b.pt[i].id;
+        memcpy(p.vecs + (p.n - 1) * p.dim, b.vecs + i * b.dim, b.dim * sizeof *p.vecs);
+        if (payload_of(r, &b.pt[i], i, &p.payloads[p.n - 1]) != 0) goto cleanup;
+    }
+    if (srv_upsert(r, &p) == 0) qd_ok(r, qd_update_result(r->coll->coll));
 cleanup:
-    if (pls)
-        for (size_t i = 0; i < n; i++) free(pls[i]);
-    free(pls);
+    srv_points_release(&p);
     free(ip);
-    free(vecs);
-    free(ids);
-    json_decref(b);
+    free(b.pt);
+    free(b.vecs);
 }
 
 /* ---- retrieve, delete, payload ------------------------------------------------- */
 
+typedef struct { srv_ids ids; json_t *wp; int with_vector; } retrieve_body;
+static const srv_jfield retrieve_fields[] = {
+    {"ids", SRV_J_CALL, offsetof(retrieve_body, ids), .read = read_ids, .required = 1},
+    {"with_payload", SRV_J_CALL, offsetof(retrieve_body, wp), .read = qd_jread_selector},
+    {"with_vector", SRV_J_CALL, offsetof(retrieve_body, with_vector), .read = read_with_vector},
+    {NULL},
+};
+
 void qd_h_retrieve(srv_req *r)
 {
-    json_t *b = srv_body(r, 1);
-    uint64_t *ids = NULL;
-    size_t n = 0;
-    char msg[200];
-    if (!b) return;
-    json_t *wp = json_object_get(b, "with_payload");
-    if (qd_with_payload_check(wp, msg, sizeof msg) != 0) srv_bad(r, "%s", msg);
-    else if (parse_id_list(r, json_object_get(b, "ids"), "ids", &ids, &n) == 0) {
-        srv_point_style st = qd_point_style(wp, 1, bool_opt(b, "with_vector", 0), 0);
-        reply_points(r, ids, n, &st, 0);
+    retrieve_body b = {0};
+    qv_hit *h = NULL;
+    if (srv_read_body(r, "the body", retrieve_fields, &b) == 0) {
+        srv_point_style st = qd_point_style(b.wp, 1, b.with_vector, 0);
+        srv_wbuf *w = srv_writer(r);
+        int rc = (h = malloc((b.ids.n ? b.ids.n : 1) * sizeof *h)) ? QV_OK : QV_ENOMEM;
+        for (size_t i = 0; h && i < b.ids.n; i++) h[i] = (qv_hit){b.ids.v[i], 0};
+        SRV_WLIT(w, "{\"result\":");
+        if (rc == QV_OK) rc = srv_wpoints(w, r->coll->coll, r->coll->dim, h, b.ids.n, &st);
+        if (rc != QV_OK) srv_fail_qv(r, rc);
+        else qd_ok_written(r);
     }
-    free(ids);
-    json_decref(b);
+    free(h);
+    free(b.ids.v);
+    json_decref(b.wp);
 }
 
 void qd_h_get_point(srv_req *r)
 {
-    uint64_t iid;
+    qv_hit h = {0, 0};
     qd_uuid u;
     srv_point_style st = qd_point_style(NULL, 1, 1, 0);
-    if (qd_id_parse_str(r->arg, &iid, &u) != 0) srv_bad(r, "point ids are unsigned integers or UUIDs");
-    else reply_points(r, &iid, 1, &st, 1);
+    int rc;
+    st.single = 1;
+    if (qd_id_parse_str(r->arg, &h.id, &u) != 0) {
+        srv_bad(r, "point ids are unsigned integers or UUIDs");
+        return;
+    }
+    SRV_WLIT(srv_writer(r), "{\"result\":");
+    if ((rc = srv_wpoints(srv_writer(r), r->coll->coll, r->coll->dim, &h, 1, &st)) == QV_ENOTFOUND)
+        srv_fail(r, 404, "not_found", "Point with id %s does not exists!", r->arg);
+    else if (rc != QV_OK) srv_fail_qv(r, rc);
+    else qd_ok_written(r);
 }
+
+static const srv_jfield delete_fields[] = {
+    {"points", SRV_J_CALL, .read = read_sel_points},
+    {"filter", SRV_J_CALL, .read = read_sel_filter},
+    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+    {NULL},
+};
 
 void qd_h_delete(srv_req *r)
 {
-    srv_coll *e = r->coll;
-    json_t *b = srv_body(r, 1);
-    uint64_t *ids = NULL;
-    size_t n = 0, deleted = 0;
-    if (!b) return;
-    if (unsupported_field(r, b, "shard_key", "shard keys are") == 0 && selector(r, e, b, &ids, &n) == 0) {
-        int rc = n ? qv_delete(e->coll, n, ids, &deleted) : QV_OK;
+    selection s = {0};
+    size_t deleted = 0;
+    if (srv_read_body(r, "the body", delete_fields, &s) == 0 && select_ids(r, &s) == 0) {
+        int rc = s.ids.n ? qv_delete(r->coll->coll, s.ids.n, s.ids.v, &deleted) : QV_OK;
+        r->points = (long)deleted;
         if (rc != QV_OK) srv_fail_qv(r, rc);
-        else qd_ok(r, qd_update_result(e->coll));
+        else qd_ok(r, qd_update_result(r->coll->coll));
     }
-    free(ids);
-    json_decref(b);
+    selection_release(&s);
 }
 
+typedef struct { selection sel; srv_jtext payload; json_t *keys; } payload_body;
+#define PB(field) offsetof(payload_body, field)
+static const srv_jfield payload_fields[] = {
+    {"points", SRV_J_CALL, PB(sel), .read = read_sel_points},
+    {"filter", SRV_J_CALL, PB(sel), .read = read_sel_filter},
+    {"payload", SRV_J_OBJTEXT, .off = PB(payload)},
+    {"keys", SRV_J_CALL, PB(keys), .read = qd_jread_keys},
+    {"key", SRV_J_REFUSE, .arg = "setting a payload under a nested key ('key') is"},
+    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+    {NULL},
+};
+
+/* set (variant 0: merge), overwrite (1), delete keys (2), clear (3) */
 void qd_h_payload(srv_req *r)
 {
-    srv_coll *e = r->coll;
-    int mode = r->route->variant;
     static const char *const names[] = {"set payload", "overwrite payload", "delete payload", "clear payload"};
     static const char *const keep_uuid[] = {QD_UUID_KEY};
-    json_t *b = srv_body(r, 1);
-    uint64_t *ids = NULL;
+    int mode = r->route->variant;
+    payload_body b = {0};
     const char **keys = NULL;
     char *merge = NULL;
-    size_t n = 0, nkeys = 0;
-    if (!b) return;
-    json_t *newp = json_object_get(b, "payload"), *jkeys = json_object_get(b, "keys");
-    if (unsupported_field(r, b, "key", "setting a payload under a nested key ('key') is") != 0 ||
-        unsupported_field(r, b, "shard_key", "shard keys are") != 0)
+    size_t nkeys = 0;
+    srv_jtext t;
+    if (srv_read_body(r, names[mode], payload_fields, &b) != 0) goto cleanup;
+    if (mode < 2 && !b.payload.p) {
+        srv_bad(r, "%s: 'payload' must be an object", names[mode]);
         goto cleanup;
-    if (mode < 2 && !json_is_object(newp)) { srv_bad(r, "%s: 'payload' must be an object", names[mode]); goto cleanup; }
-    if (mode < 2 && json_object_get(newp, QD_UUID_KEY)) {
+    }
+    if (mode < 2 && srv_jfind(b.payload.p, b.payload.len, QD_UUID_KEY, &t) == 0) {
         srv_bad(r, "%s: payload key '%s' is reserved for UUID point ids", names[mode], QD_UUID_KEY);
         goto cleanup;
     }
-    if (mode == 2) {
-        int ok = json_is_array(jkeys);
-        for (size_t i = 0; ok && i < json_array_size(jkeys); i++) ok = json_is_string(json_array_get(jkeys, i));
-        if (!ok) { srv_bad(r, "delete payload: 'keys' must be a list of strings"); goto cleanup; }
-        if (!(keys = malloc((json_array_size(jkeys) + 1) * sizeof *keys))) { srv_oom(r); goto cleanup; }
-        for (size_t i = 0; i < json_array_size(jkeys); i++) {
-            const char *k = json_string_value(json_array_get(jkeys, i));
-            if (strcmp(k, QD_UUID_KEY) != 0) keys[nkeys++] = k;   /* the UUID of a point stays */
-        }
+    if (mode == 2 && !b.keys) {
+        srv_bad(r, "delete payload: 'keys' must be a list of strings");
+        goto cleanup;
     }
-    if (selector(r, e, b, &ids, &n) != 0) goto cleanup;
-    if (mode < 2 && !(merge = json_dumps(newp, JSON_COMPACT))) { srv_oom(r); goto cleanup; }
+    if (mode == 2 && !(keys = malloc((json_array_size(b.keys) + 1) * sizeof *keys))) {
+        srv_oom(r);
+        goto cleanup;
+    }
+    for (size_t i = 0; mode == 2 && i < json_array_size(b.keys); i++) {
+        const char *k = json_string_value(json_array_get(b.keys, i));
+        if (strcmp(k, QD_UUID_KEY) != 0) keys[nkeys++] = k;   /* the UUID of a point stays */
+    }
+    if (select_ids(r, &b.sel) != 0) goto cleanup;
+    if (mode < 2 && !(merge = strndup(b.payload.p, b.payload.len))) {
+        srv_oom(r);
+        goto cleanup;
+    }
     /* One library call: read, change and write back every point's payload in one
      * transaction, so a delete or another update of the same point is never undone. */
     qv_payload_update u;
@@ -375,275 +386,228 @@ void qd_h_payload(srv_req *r)
     u.merge = merge;
     /* ids listed by the client must exist (Qdrant: 404 "No point with id"); ids found by
      * a filter may have been deleted since, and are skipped */
-    json_t *p = json_object_get(b, "points");
-    if (!p || json_is_null(p) || json_is_object(p)) u.flags = QV_PAYLOAD_SKIP_MISSING;
-    int rc = qv_update_payload(e->coll, n, ids, &u, NULL);
+    if (!b.sel.listed) u.flags = QV_PAYLOAD_SKIP_MISSING;
+    int rc = qv_update_payload(r->coll->coll, b.sel.ids.n, b.sel.ids.v, &u, NULL);
+    r->points = rc == QV_OK ? (long)b.sel.ids.n : 0;
     if (rc != QV_OK) srv_fail_qv(r, rc);
-    else qd_ok(r, qd_update_result(e->coll));
+    else qd_ok(r, qd_update_result(r->coll->coll));
 cleanup:
     free(merge);
     free(keys);
-    free(ids);
-    json_decref(b);
+    json_decref(b.keys);
+    selection_release(&b.sel);
 }
 
 /* ---- search and query ---------------------------------------------------------- */
 
-/* What a Qdrant search asks beyond the library search (srv_search) it runs. */
+/* What a Qdrant search asks beyond the library search it runs. */
 typedef struct {
-    qd_filter f;                   /* the has_id part (the payload filter moves to the search) */
-    uint64_t limit, offset, candidates;
-    int has_vec, with_vec, has_threshold, mmr;
-    double threshold, diversity;   /* mmr: 0 = relevance only, 1 = diversity only */
-    const json_t *wp;
+    srv_search s;                  /* k, ef, exact, vector, filter */
+    uint64_t limit, offset, candidates, id;
+    qd_uuid u;
+    int query, has_vec, by_id, with_vec, mmr;
+    int ignore_quant;              /* params.quantization.ignore */
+    double threshold, diversity;   /* threshold NAN: none; mmr: 0 relevance only, 1 diversity only */
+    json_t *wp;
 } qsearch;
+#define Q(field) offsetof(qsearch, field)
 
-/* params.quantization {ignore, rescore, oversampling} of a search on a quantized
- * collection (ignored by float ones): ignore re-scores every candidate of the beam with
- * the float vectors, rescore false returns the codes' estimates, oversampling re-scores
- * the best ceil(limit * oversampling). -1 after replying. */
-static int search_quantization(srv_req *r, const json_t *q, srv_search *s)
+static int read_query(srv_jread *rd, void *qs);
+
+/* "using", or a named vector's "name": only the unnamed vector "" */
+static int read_using(srv_jread *rd, void *qs)
 {
-    if (!q || json_is_null(q)) return 0;
-    json_t *ig = json_object_get(q, "ignore"), *rs = json_object_get(q, "rescore"), *ov = json_object_get(q, "oversampling");
-    if (!json_is_object(q) || (ig && !json_is_null(ig) && !json_is_boolean(ig)) ||
-        (rs && !json_is_null(rs) && !json_is_boolean(rs))) {
-        srv_bad(r, "params.quantization must be {\"ignore\": bool, \"rescore\": bool, \"oversampling\": number}");
-        return -1;
-    }
-    if (ov && !json_is_null(ov)) {
-        if (!json_is_number(ov) || !(json_number_value(ov) >= 1.0 && json_number_value(ov) <= QV_MAX_OVERSAMPLING)) {
-            srv_bad(r, "params.quantization.oversampling must be 1..%g", (double)QV_MAX_OVERSAMPLING);
-            return -1;
-        }
-        s->oversampling = (float)json_number_value(ov);
-    }
-    if (json_is_true(ig)) s->rescore = QV_RESCORE_ALL;
-    else if (json_is_false(rs)) s->rescore = QV_RESCORE_OFF;
-    else if (json_is_true(rs)) s->rescore = QV_RESCORE_ON;
-    return 0;
+    char name[2];
+    size_t len;
+    int rc = srv_jread_string(rd, name, sizeof name, &len);
+    (void)qs;
+    if (rc == 0 && len) return srv_jbad(rd, 0, "invalid_argument", "'%s': named vectors are not supported by quiverd", rd->path);
+    return rc;
 }
 
-/* Common options of search and query; -1 after replying. */
-static int parse_common(srv_req *r, const json_t *o, qsearch *q, srv_search *s)
+static const srv_jfield named_vector_fields[] = {
+    {"name", SRV_J_CALL, .read = read_using},
+    {"vector", SRV_J_VECTOR, Q(s.vec), .required = 1},
+    {NULL},
+};
+
+/* search: "vector": [...] or {"name": "", "vector": [...]} */
+static int read_vector(srv_jread *rd, void *qs)
 {
-    char msg[200];
-    uint64_t ef = 0;
-    q->limit = DEFAULT_LIMIT;
-    if (uint_opt(o, "top", QV_MAX_K, &q->limit) || uint_opt(o, "limit", QV_MAX_K, &q->limit) || q->limit == 0) {
-        srv_bad(r, "limit must be 1..%u", QV_MAX_K);
-        return -1;
+    qsearch *q = qs;
+    srv_jtext ignored;
+    if (q->query) return srv_jread_text(rd, &ignored);
+    q->has_vec = 1;
+    return srv_jpeek(rd, "{") ? srv_jread_object(rd, named_vector_fields, q) : srv_jread_vector(rd, q->s.vec);
+}
+
+static int read_nearest(srv_jread *rd, void *qs)
+{
+    if (srv_jpeek(rd, "{")) return srv_jbad(rd, 1, "invalid_argument", "sparse vectors are not supported by quiverd");
+    return read_query(rd, qs);
+}
+
+static int read_mmr(srv_jread *rd, void *qs)
+{
+    static const srv_jfield mmr_fields[] = {
+        {"diversity", SRV_J_NUM, .off = Q(diversity)},
+        {"candidates_limit", SRV_J_U64, .off = Q(candidates), .lo = 0, .hi = QV_MAX_K},
+        {NULL},
+    };
+    qsearch *q = qs;
+    int strict = rd->strict;
+    rd->strict = 0;                                /* the query kinds are strict, not mmr */
+    int rc = srv_jread_object(rd, mmr_fields, q);
+    rd->strict = strict;
+    q->mmr = 1;
+    if (rc == 0 && !(q->diversity >= 0 && q->diversity <= 1)) return srv_jbad(rd, 0, "invalid_argument", "mmr: diversity must be 0..1");
+    return rc;
+}
+
+static const srv_jfield query_kinds[] = {
+    {"nearest", SRV_J_CALL, .read = read_nearest, .required = 1},
+    {"mmr", SRV_J_CALL, .read = read_mmr},
+    {"recommend", SRV_J_REFUSE, .arg = "recommend queries are"},
+    {"discover", SRV_J_REFUSE, .arg = "discover queries are"},
+    {"context", SRV_J_REFUSE, .arg = "context queries are"},
+    {"order_by", SRV_J_REFUSE, .arg = "order_by queries are"},
+    {"fusion", SRV_J_REFUSE, .arg = "fusion queries are"},
+    {"rrf", SRV_J_REFUSE, .arg = "fusion queries are"},
+    {"sample", SRV_J_REFUSE, .arg = "sample queries are"},
+    {"formula", SRV_J_REFUSE, .arg = "formula queries are"},
+    {NULL},
+};
+
+/* query: a vector, a point id (search by its vector), or {"nearest": ..., "mmr": ...} */
+static int read_query(srv_jread *rd, void *qs)
+{
+    qsearch *q = qs;
+    srv_jtext ignored;
+    if (!q->query) return srv_jread_text(rd, &ignored);
+    if (srv_jpeek(rd, "{")) {
+        int strict = rd->strict, rc;
+        rd->strict = 1;                            /* a kind of query not listed is refused */
+        rc = srv_jread_object(rd, query_kinds, q);
+        rd->strict = strict;
+        return rc;
     }
-    if (uint_opt(o, "offset", QV_MAX_K, &q->offset) || q->offset + q->limit > QV_MAX_K) {
+    q->has_vec = 1;
+    if (srv_jpeek(rd, "[")) return srv_jread_vector(rd, q->s.vec);
+    q->by_id = 1;
+    return qd_jread_id(rd, &q->id, &q->u);
+}
+
+/* params.quantization of a search on a quantized collection (ignored by float ones):
+ * ignore re-scores every candidate of the beam with the float vectors, rescore false
+ * returns the codes' estimates, oversampling re-scores the best ceil(limit * oversampling). */
+static const srv_jfield quantization_fields[] = {
+    {"ignore", SRV_J_BOOL, .off = Q(ignore_quant)},
+    {"rescore", SRV_J_BOOL, Q(s.rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
+    {"oversampling", SRV_J_NUM, Q(s.oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
+    {NULL},
+};
+static const srv_jfield params_fields[] = {
+    {"hnsw_ef", SRV_J_U32, .off = Q(s.ef), .lo = 0, .hi = SRV_MAX_EF},
+    {"exact", SRV_J_BOOL, .off = Q(s.exact)},
+    {"quantization", SRV_J_OBJECT, .arg = quantization_fields},
+    {NULL},
+};
+static const srv_jfield search_fields[] = {
+    {"vector", SRV_J_CALL, .read = read_vector},
+    {"query", SRV_J_CALL, .read = read_query},
+    {"limit", SRV_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
+    {"top", SRV_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
+    {"offset", SRV_J_U64, .off = Q(offset), .lo = 0, .hi = QV_MAX_K},
+    {"with_payload", SRV_J_CALL, Q(wp), .read = qd_jread_selector},
+    {"with_vector", SRV_J_CALL, Q(with_vec), .read = read_with_vector},
+    {"score_threshold", SRV_J_NUM, .off = Q(threshold)},
+    {"params", SRV_J_OBJECT, .arg = params_fields},
+    {"filter", SRV_J_CALL, Q(s.filter), .read = qd_jread_filter},
+    {"using", SRV_J_CALL, .read = read_using},
+    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+    {"lookup_from", SRV_J_REFUSE, .arg = "lookup_from is"},
+    {"prefetch", SRV_J_REFUSE, .arg = "prefetch (hybrid queries) is"},
+    {NULL},
+};
+
+/* The searches of a request; their vectors in one growing array. */
+typedef struct { qsearch *q; float *vecs; size_t n, cap; uint32_t dim; int query; } qsearch_list;
+
+static qsearch *search_at(qsearch_list *l, size_t i)
+{
+    qsearch *q = srv_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
+    if (q) *q = (qsearch){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = DEFAULT_LIMIT,
+                          .threshold = NAN, .diversity = 0.5, .candidates = 100};
+    return q;
+}
+
+static int read_search(srv_jread *rd, size_t i, void *list)
+{
+    qsearch *q = search_at(list, i);
+    return q ? srv_jread_object(rd, search_fields, q) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
+}
+
+static int read_searches(srv_jread *rd, void *list)
+{
+    int rc = srv_jread_array(rd, read_search, list);
+    if (rc == 0 && ((qsearch_list *)list)->n > SRV_MAX_BATCH)
+        return srv_jbad(rd, 0, "invalid_argument", "'searches' must be a list of at most %u requests", SRV_MAX_BATCH);
+    return rc;
+}
+
+static const srv_jfield searches_fields[] = {{"searches", SRV_J_CALL, .read = read_searches, .required = 1}, {NULL}};
+
+static int not_query_point(uint64_t id, void *q)
+{
+    return id != ((const qsearch *)q)->id;
+}
+
+/* What the fields alone do not check, and the library search completed; -1 after replying. */
+static int prepare(srv_req *r, qsearch *q)
+{
+    if (q->offset + q->limit > QV_MAX_K) {
         srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
         return -1;
     }
-    q->wp = json_object_get(o, "with_payload");
-    if (qd_with_payload_check(q->wp, msg, sizeof msg) != 0) { srv_bad(r, "%s", msg); return -1; }
-    q->with_vec = bool_opt(o, "with_vector", 0);
-    json_t *t = json_object_get(o, "score_threshold");
-    if (t && !json_is_null(t)) {
-        if (!json_is_number(t)) { srv_bad(r, "score_threshold must be a number"); return -1; }
-        q->has_threshold = 1;
-        q->threshold = json_number_value(t);
-    }
-    json_t *p = json_object_get(o, "params");
-    if (p && !json_is_null(p)) {
-        if (!json_is_object(p) || uint_opt(p, "hnsw_ef", SRV_MAX_EF, &ef)) {
-            srv_bad(r, "params.hnsw_ef must be 0..%u", SRV_MAX_EF);
-            return -1;
-        }
-        s->exact = json_is_true(json_object_get(p, "exact"));
-        if (search_quantization(r, json_object_get(p, "quantization"), s) != 0) return -1;
-    }
-    s->ef = (uint32_t)ef;
-    if (unsupported_field(r, o, "shard_key", "shard keys are") != 0 ||
-        unsupported_field(r, o, "lookup_from", "lookup_from is") != 0)
-        return -1;
-    json_t *u = json_object_get(o, "using");
-    if (u && !json_is_null(u) && !(json_is_string(u) && json_string_length(u) == 0)) {
-        srv_bad(r, "'using': named vectors are not supported by quiverd");
-        return -1;
-    }
-    json_t *f = json_object_get(o, "filter");
-    if (parse_filter(r, o, &q->f) != 0) return -1;
-    s->filter = q->f.filter;                       /* the search owns it now */
-    q->f.filter = NULL;
-    if (s->filter && !(s->filter_text = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS))) { srv_oom(r); return -1; }
-    if (qd_filter_has_ids(&q->f)) {
-        s->accept = qd_filter_accept;
-        s->accept_arg = &q->f;
+    q->s.k = (uint32_t)(q->limit + q->offset);
+    if (q->ignore_quant) q->s.rescore = QV_RESCORE_ALL;
+    if (q->mmr && q->candidates > q->s.k) q->s.k = (uint32_t)q->candidates;
+    if (q->by_id) {
+        int rc = qv_get(r->coll->coll, q->id, q->s.vec, NULL);
+        if (rc == QV_ENOTFOUND && q->u.text[0]) srv_fail(r, 404, "not_found", "No point with id %s found", q->u.text);
+        else if (rc == QV_ENOTFOUND) srv_fail(r, 404, "not_found", "No point with id %llu found", (unsigned long long)q->id);
+        else if (rc != QV_OK) srv_fail_qv(r, rc);
+        if (r->replied) return -1;
+        q->s.accept = not_query_point;             /* like Qdrant, it is not among the results */
+        q->s.accept_arg = q;
     }
     return 0;
 }
 
-/* A search object ({"vector": ...}); -1 after replying. */
-static int parse_search(srv_req *r, const json_t *o, qsearch *q, srv_search *s)
-{
-    if (!json_is_object(o)) { srv_bad(r, "a search must be an object"); return -1; }
-    if (parse_common(r, o, q, s) != 0) return -1;
-    json_t *v = json_object_get(o, "vector");
-    if (json_is_object(v)) {
-        json_t *name = json_object_get(v, "name");
-        if (!(json_is_string(name) && json_string_length(name) == 0)) {
-            srv_bad(r, "named vectors are not supported by quiverd");
-            return -1;
-        }
-        v = json_object_get(v, "vector");
-    }
-    q->has_vec = 1;
-    return get_vector(r, v, "vector", r->coll->dim, s->vec);
-}
-
-/* A query object ({"query": vector | point id | {"nearest": ...}}); -1 after replying. */
-static int parse_query(srv_req *r, const json_t *o, qsearch *q, srv_search *s)
-{
-    static const char *const unsup[][2] = {
-        {"recommend", "recommend queries are"}, {"discover", "discover queries are"},
-        {"context", "context queries are"}, {"order_by", "order_by queries are"},
-        {"fusion", "fusion queries are"}, {"rrf", "fusion queries are"},
-        {"sample", "sample queries are"}, {"formula", "formula queries are"},
-    };
-    if (!json_is_object(o)) { srv_bad(r, "a query must be an object"); return -1; }
-    if (unsupported_field(r, o, "prefetch", "prefetch (hybrid queries) is") != 0) return -1;
-    if (parse_common(r, o, q, s) != 0) return -1;
-    json_t *qv = json_object_get(o, "query");
-    if (json_is_object(qv)) {
-        for (size_t i = 0; i < sizeof unsup / sizeof *unsup; i++)
-            if (json_object_get(qv, unsup[i][0])) {
-                srv_bad(r, "%s not supported by quiverd", unsup[i][1]);
-                return -1;
-            }
-        const char *key;
-        json_t *val;
-        json_object_foreach(qv, key, val)
-            if (strcmp(key, "nearest") && strcmp(key, "mmr")) {
-                srv_bad(r, "query kind '%.32s' is not supported by quiverd", key);
-                return -1;
-            }
-        json_t *mmr = json_object_get(qv, "mmr");
-        if (mmr && !json_is_null(mmr)) {
-            json_t *dv = json_object_get(mmr, "diversity");
-            q->mmr = 1;
-            q->diversity = 0.5;
-            q->candidates = 100;
-            if (!json_is_object(mmr) || (dv && !json_is_null(dv) && (!json_is_number(dv) || json_number_value(dv) < 0 ||
-                                                                     json_number_value(dv) > 1)) ||
-                uint_opt(mmr, "candidates_limit", QV_MAX_K, &q->candidates)) {
-                srv_bad(r, "mmr: diversity must be 0..1 and candidates_limit 0..%u", QV_MAX_K);
-                return -1;
-            }
-            if (dv && !json_is_null(dv)) q->diversity = json_number_value(dv);
-        }
-        json_t *near = json_object_get(qv, "nearest");
-        if (!near) { srv_bad(r, "query must be a vector, a point id or {\"nearest\": ...}"); return -1; }
-        if (json_is_object(near)) { srv_bad(r, "sparse vectors are not supported by quiverd"); return -1; }
-        qv = near;
-    }
-    if (!qv || json_is_null(qv)) return 0;              /* no query: points in id order */
-    q->has_vec = 1;
-    if (json_is_array(qv)) return get_vector(r, qv, "query", r->coll->dim, s->vec);
-    /* a point id: search by its vector */
-    uint64_t iid;
-    qd_uuid u;
-    char msg[160];
-    if (qd_id_parse(qv, &iid, &u, msg, sizeof msg) != 0) { srv_bad(r, "query: %s", msg); return -1; }
-    int rc = qv_get(r->coll->coll, iid, s->vec, NULL);
-    if (rc == QV_ENOTFOUND) { srv_fail(r, 404, "not_found", "No point with id %s found", json_is_string(qv) ? u.text : "(integer)"); return -1; }
-    if (rc != QV_OK) { srv_fail_qv(r, rc); return -1; }
-    /* like Qdrant, the query point itself is not among the results */
-    uint64_t *nv = realloc(q->f.not_ids, (q->f.n_not + 1) * sizeof *nv);
-    if (!nv) { srv_oom(r); return -1; }
-    q->f.not_ids = nv;
-    size_t pos = q->f.n_not;
-    while (pos > 0 && nv[pos - 1] > iid) { nv[pos] = nv[pos - 1]; pos--; }
-    nv[pos] = iid;
-    q->f.n_not++;
-    s->accept = qd_filter_accept;
-    s->accept_arg = &q->f;
-    return 0;
-}
-
-/* Similarity of two stored vectors under the collection's distance (larger = closer). */
-static double similarity(qv_metric m, const float *a, const float *b, uint32_t dim)
-{
-    double d = 0, x = 0, y = 0;
-    for (uint32_t i = 0; i < dim; i++) {
-        if (m == QV_METRIC_L2) { double t = (double)a[i] - b[i]; d += t * t; continue; }
-        d += (double)a[i] * b[i];
-        x += (double)a[i] * a[i];
-        y += (double)b[i] * b[i];
-    }
-    if (m == QV_METRIC_L2) return -sqrt(d);
-    if (m == QV_METRIC_COSINE) return x > 0 && y > 0 ? d / sqrt(x * y) : 0;
-    return d;
-}
-
-/* Maximal marginal relevance over the nh hits (Qdrant's definition): greedily pick the hit
- * maximizing (1 - diversity) * sim(query, p) - diversity * max sim(p, picked). The hits are
- * reordered in place; *nh becomes the number picked (<= want). Scores stay the query's. */
-static int mmr_select(srv_coll *e, double diversity, qv_hit *hits, size_t *nh, size_t want)
-{
-    size_t n = *nh, dim = e->dim;
-    float *v = malloc((n ? n : 1) * dim * sizeof *v);
-    double *best = malloc((n ? n : 1) * sizeof *best);   /* max sim to the picked ones */
-    if (!v || !best) { free(v); free(best); return QV_ENOMEM; }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {               /* drop hits deleted meanwhile */
-        int rc = qv_get(e->coll, hits[i].id, v + m * dim, NULL);
-        if (rc == QV_ENOTFOUND) continue;
-        if (rc != QV_OK) { free(v); free(best); return rc; }
-        hits[m++] = hits[i];
-    }
-    for (size_t i = 0; i < m; i++) best[i] = -INFINITY;
-    size_t picked = 0;
-    for (; picked < want && picked < m; picked++) {
-        size_t arg = picked;
-        double top = -INFINITY;
-        for (size_t i = picked; i < m; i++) {
-            double rel = e->metric == QV_METRIC_L2 ? -sqrt(hits[i].score > 0 ? hits[i].score : 0) : hits[i].score;
-            double val = picked == 0 ? rel : (1 - diversity) * rel - diversity * best[i];
-            if (val > top) { top = val; arg = i; }
-        }
-        qv_hit th = hits[picked]; hits[picked] = hits[arg]; hits[arg] = th;
-        double tb = best[picked]; best[picked] = best[arg]; best[arg] = tb;
-        for (size_t j = 0; j < dim; j++) {
-            float t = v[picked * dim + j]; v[picked * dim + j] = v[arg * dim + j]; v[arg * dim + j] = t;
-        }
-        for (size_t i = picked + 1; i < m; i++) {
-            double sim = similarity(e->metric, v + i * dim, v + picked * dim, e->dim);
-            if (sim > best[i]) best[i] = sim;
-        }
-    }
-    *nh = picked;
-    free(v);
-    free(best);
-    return QV_OK;
-}
-
-/* The points of one search q: its hits (row of res), or with no vector the first
- * passing points in id order; -1 after replying. */
-static int put_result(srv_req *r, struct evbuffer *out, qsearch *q, const srv_search *s, qv_hit *hits, size_t nh)
+/* The points of one search q: its hits, or with no vector the first passing points in
+ * id order; -1 after replying. */
+static int put_result(srv_req *r, qsearch *q, qv_hit *hits, size_t nh)
 {
     srv_coll *e = r->coll;
     uint64_t *ids = NULL;
     int rc = QV_OK;
     if (!q->has_vec) {
-        if (!(ids = malloc(s->k * sizeof *ids)) || !(hits = malloc(s->k * sizeof *hits))) rc = QV_ENOMEM;
-        else rc = qv_scroll(e->coll, s->filter, s->accept, s->accept_arg, 0, s->k, ids, &nh, NULL);
+        if (!(ids = malloc(q->s.k * sizeof *ids)) || !(hits = malloc(q->s.k * sizeof *hits))) rc = QV_ENOMEM;
+        else rc = qv_scroll(e->coll, q->s.filter.f, q->s.accept, q->s.accept_arg, 0, q->s.k, ids, &nh, NULL);
         for (size_t i = 0; rc == QV_OK && i < nh; i++) hits[i] = (qv_hit){ids[i], 0};
     } else if (q->mmr) {
-        rc = mmr_select(e, q->diversity, hits, &nh, q->limit + q->offset);
+        rc = qv_mmr(e->coll, q->diversity, q->limit + q->offset, hits, &nh);
     }
     size_t m = 0;
     for (size_t i = q->offset; rc == QV_OK && i < nh; i++) {
         float sc = hits[i].score;
         if (e->metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
-        if (q->has_threshold && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold)) continue;
+        if (!isnan(q->threshold) && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold))
+            continue;
         hits[m++] = (qv_hit){hits[i].id, sc};
     }
     srv_point_style st = qd_point_style(q->wp, 0, q->with_vec, q->has_vec);
-    if (rc == QV_OK) rc = srv_put_points(out, e->coll, e->dim, hits, m, &st);
+    if (rc == QV_OK) rc = srv_wpoints(srv_writer(r), e->coll, e->dim, hits, m, &st);
     if (!q->has_vec) free(hits);
     free(ids);
     if (rc != QV_OK) srv_fail_qv(r, rc);
@@ -656,55 +620,52 @@ static void run(srv_req *r, int query)
 {
     int batch = r->route->variant;
     srv_coll *e = r->coll;
-    json_t *b = srv_body(r, 1), *list = b ? json_object_get(b, "searches") : NULL;
-    size_t n = batch ? json_array_size(list) : 1, m = 0;
-    qsearch *q = NULL;
-    srv_search *s = NULL, *run = NULL;
-    float *vecs = NULL;
+    qsearch_list l = {.dim = e->dim, .query = query};
+    srv_search *run = NULL;
     srv_results res = {0};
-    struct evbuffer *out = NULL;
-    if (!b) return;
-    if (batch && (!json_is_array(list) || n > SRV_MAX_BATCH)) {
-        srv_bad(r, "'searches' must be a list of at most %u requests", SRV_MAX_BATCH);
+    srv_wbuf *w = srv_writer(r);
+    size_t m = 0;
+    if (!batch && !search_at(&l, 0)) {
+        srv_oom(r);
         goto cleanup;
     }
-    q = calloc(n ? n : 1, sizeof *q);
-    s = calloc(n ? n : 1, sizeof *s);
-    run = calloc(n ? n : 1, sizeof *run);
-    vecs = malloc((n ? n : 1) * e->dim * sizeof *vecs);
-    if (!q || !s || !run || !vecs || !(out = evbuffer_new())) { srv_oom(r); goto cleanup; }
-    for (size_t i = 0; i < n; i++) {
-        const json_t *o = batch ? json_array_get(list, i) : b;
-        s[i].vec = vecs + i * e->dim;
-        if ((query ? parse_query : parse_search)(r, o, &q[i], &s[i]) != 0) goto cleanup;
-        s[i].k = (uint32_t)(q[i].limit + q[i].offset);
-        if (q[i].mmr && q[i].candidates > s[i].k) s[i].k = (uint32_t)q[i].candidates;
-        if (q[i].has_vec) run[m++] = s[i];          /* the ones with a vector go to the index */
+    if (srv_read_body(r, "the body", batch ? searches_fields : search_fields, batch ? (void *)&l : (void *)l.q) != 0)
+        goto cleanup;
+    if (!(run = calloc(l.n ? l.n : 1, sizeof *run))) {
+        srv_oom(r);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        l.q[i].s.vec = l.vecs + i * e->dim;
+        if (prepare(r, &l.q[i]) != 0) goto cleanup;
+        if (l.q[i].has_vec) run[m++] = l.q[i].s;   /* the ones with a vector go to the index */
     }
     int rc = srv_run_searches(e->coll, e->dim, run, m, &res);
-    if (rc != QV_OK) { srv_fail_qv(r, rc); goto cleanup; }
-    if (evbuffer_add_printf(out, "{\"result\":%s", batch ? "[" : "") < 0) { srv_oom(r); goto cleanup; }
-    for (size_t i = 0, j = 0; i < n; i++) {
-        if (evbuffer_add_printf(out, "%s%s", batch && i ? "," : "", query ? "{\"points\":" : "") < 0) { srv_oom(r); goto cleanup; }
-        qv_hit *row = q[i].has_vec ? res.hits + j * res.kmax : NULL;
-        size_t nh = q[i].has_vec ? res.nh[j++] : 0;
-        if (put_result(r, out, &q[i], &s[i], row, nh) != 0) goto cleanup;
-        if (query && srv_add_lit(out, "}")) { srv_oom(r); goto cleanup; }
+    if (rc != QV_OK) {
+        srv_fail_qv(r, rc);
+        goto cleanup;
     }
-    if (batch && srv_add_lit(out, "]")) srv_oom(r);
-    else qd_ok_written(r, out);
+    SRV_WLIT(w, "{\"result\":");
+    if (batch) SRV_WLIT(w, "[");
+    for (size_t i = 0, j = 0; i < l.n; i++) {
+        if (batch && i) SRV_WLIT(w, ",");
+        if (query) SRV_WLIT(w, "{\"points\":");
+        qv_hit *row = l.q[i].has_vec ? res.hits + j * res.kmax : NULL;
+        size_t nh = l.q[i].has_vec ? res.nh[j++] : 0;
+        if (put_result(r, &l.q[i], row, nh) != 0) goto cleanup;
+        if (query) SRV_WLIT(w, "}");
+    }
+    if (batch) SRV_WLIT(w, "]");
+    qd_ok_written(r);
 cleanup:
-    for (size_t i = 0; q && s && i < n; i++) {
-        qd_filter_release(&q[i].f);
-        srv_search_release(&s[i]);
+    for (size_t i = 0; i < l.n; i++) {
+        srv_search_release(&l.q[i].s);
+        json_decref(l.q[i].wp);
     }
-    if (out) evbuffer_free(out);
     srv_results_free(&res);
     free(run);
-    free(vecs);
-    free(s);
-    free(q);
-    json_decref(b);
+    free(l.vecs);
+    free(l.q);
 }
 
 void qd_h_search(srv_req *r)
@@ -719,77 +680,72 @@ void qd_h_query(srv_req *r)
 
 /* ---- scroll and count ---------------------------------------------------------- */
 
+typedef struct { srv_filter f; uint64_t offset, limit; qd_uuid u; json_t *wp; int with_vector; } scroll_body;
+#define SB(field) offsetof(scroll_body, field)
+
+static int read_offset(srv_jread *rd, void *body)
+{
+    scroll_body *b = body;
+    return qd_jread_id(rd, &b->offset, &b->u);
+}
+
+static const srv_jfield scroll_fields[] = {
+    {"filter", SRV_J_CALL, SB(f), .read = qd_jread_filter},
+    {"offset", SRV_J_CALL, .read = read_offset},
+    {"limit", SRV_J_U64, .off = SB(limit), .lo = 1, .hi = 100000},
+    {"with_payload", SRV_J_CALL, SB(wp), .read = qd_jread_selector},
+    {"with_vector", SRV_J_CALL, SB(with_vector), .read = read_with_vector},
+    {"order_by", SRV_J_REFUSE, .arg = "order_by is"},
+    {NULL},
+};
+
 void qd_h_scroll(srv_req *r)
 {
     srv_coll *e = r->coll;
-    json_t *b = srv_body(r, 1);
-    qd_filter f;
-    uint64_t *ids = NULL, start = 0, limit = DEFAULT_LIMIT;
+    scroll_body b = {.limit = DEFAULT_LIMIT};
+    uint64_t *ids = NULL;
     qv_hit *h = NULL;
-    char msg[200], *text = NULL;
-    struct evbuffer *out = NULL;
+    char *text = NULL, uuid[40];
     size_t n = 0;
-    memset(&f, 0, sizeof f);
-    if (!b) return;
-    json_t *off = json_object_get(b, "offset"), *wp = json_object_get(b, "with_payload");
-    qd_uuid u;
-    if (unsupported_field(r, b, "order_by", "order_by is") != 0) goto cleanup;
-    if (uint_opt(b, "limit", 100000, &limit) || limit == 0) { srv_bad(r, "limit must be 1..100000"); goto cleanup; }
-    if (off && !json_is_null(off) && !(json_is_integer(off) && json_integer_value(off) >= 0) &&
-        qd_id_parse(off, &start, &u, msg, sizeof msg) != 0) {
-        srv_bad(r, "offset: %s", msg);
-        goto cleanup;
-    }
-    if (json_is_integer(off) && json_integer_value(off) >= 0) start = (uint64_t)json_integer_value(off);
-    if (qd_with_payload_check(wp, msg, sizeof msg) != 0) { srv_bad(r, "%s", msg); goto cleanup; }
-    if (parse_filter(r, b, &f) != 0) goto cleanup;
-    if (!(ids = malloc((size_t)(limit + 1) * sizeof *ids)) || !(h = malloc((size_t)(limit + 1) * sizeof *h)) ||
-        !(out = evbuffer_new())) {
+    srv_wbuf *w = srv_writer(r);
+    if (srv_read_body(r, "the body", scroll_fields, &b) != 0) goto cleanup;
+    if (!(ids = malloc((size_t)(b.limit + 1) * sizeof *ids)) || !(h = malloc((size_t)(b.limit + 1) * sizeof *h))) {
         srv_oom(r);
         goto cleanup;
     }
-    int rc = qv_scroll(e->coll, f.filter, qd_filter_has_ids(&f) ? qd_filter_accept : NULL, &f, start, (size_t)limit + 1,
-                       ids, &n, NULL);
+    int rc = qv_scroll(e->coll, b.f.f, NULL, NULL, b.offset, (size_t)b.limit + 1, ids, &n, NULL);
     for (size_t i = 0; i < n; i++) h[i] = (qv_hit){ids[i], 0};
-    srv_point_style st = qd_point_style(wp, 1, bool_opt(b, "with_vector", 0), 0);
-    if (rc == QV_OK && srv_add_lit(out, "{\"result\":{\"points\":")) rc = QV_ENOMEM;
-    if (rc == QV_OK) rc = srv_put_points(out, e->coll, e->dim, h, n < limit ? n : (size_t)limit, &st);
-    if (rc == QV_OK && n > limit) {
-        /* the next page starts at this id: a UUID's text, or (gone meanwhile) the raw id */
-        if ((rc = qv_get(e->coll, ids[limit], NULL, &text)) == QV_ENOTFOUND) rc = QV_OK;
-        if ((ids[limit] & QD_UUID_BIT) && text && srv_stored_string(text, QD_UUID_KEY, u.text, sizeof u.text) == 0)
-            rc = rc || evbuffer_add_printf(out, ",\"next_page_offset\":\"%s\"", u.text) < 0 ? QV_ENOMEM : rc;
-        else if (rc == QV_OK && evbuffer_add_printf(out, ",\"next_page_offset\":%llu", (unsigned long long)ids[limit]) < 0)
-            rc = QV_ENOMEM;
-    } else if (rc == QV_OK && srv_add_lit(out, ",\"next_page_offset\":null")) {
-        rc = QV_ENOMEM;
-    }
-    if (rc == QV_OK && srv_add_lit(out, "}")) rc = QV_ENOMEM;
+    srv_point_style st = qd_point_style(b.wp, 1, b.with_vector, 0);
+    SRV_WLIT(w, "{\"result\":{\"points\":");
+    if (rc == QV_OK) rc = srv_wpoints(w, e->coll, e->dim, h, n < b.limit ? n : (size_t)b.limit, &st);
+    SRV_WLIT(w, ",\"next_page_offset\":");
+    /* the next page starts at this id: a UUID's text, or (gone meanwhile) the raw id */
+    if (rc == QV_OK && n > b.limit && (rc = qv_get(e->coll, ids[b.limit], NULL, &text)) == QV_ENOTFOUND) rc = QV_OK;
+    if (n <= b.limit) SRV_WLIT(w, "null");
+    else if ((ids[b.limit] & QD_UUID_BIT) && srv_stored_string(text, QD_UUID_KEY, uuid, sizeof uuid) == 0)
+        srv_wstring(w, uuid, strlen(uuid));
+    else srv_wu64(w, ids[b.limit]);
+    SRV_WLIT(w, "}");
     if (rc != QV_OK) srv_fail_qv(r, rc);
-    else qd_ok_written(r, out);
+    else qd_ok_written(r);
 cleanup:
-    if (out) evbuffer_free(out);
     qv_free(text);
     free(h);
     free(ids);
-    qd_filter_release(&f);
-    json_decref(b);
+    srv_filter_release(&b.f);
+    json_decref(b.wp);
 }
 
 void qd_h_count(srv_req *r)
 {
-    srv_coll *e = r->coll;
-    json_t *b = srv_body(r, 1);
-    qd_filter f;
-    memset(&f, 0, sizeof f);
-    if (!b) return;
-    if (parse_filter(r, b, &f) == 0) {
-        uint64_t total = 0;
-        size_t n = 0;
-        int rc = qv_scroll(e->coll, f.filter, qd_filter_has_ids(&f) ? qd_filter_accept : NULL, &f, 0, 0, NULL, &n, &total);
+    static const srv_jfield count_fields[] = {{"filter", SRV_J_CALL, .read = qd_jread_filter}, {NULL}};
+    srv_filter f = {0};
+    uint64_t total = 0;
+    size_t n = 0;
+    if (srv_read_body(r, "the body", count_fields, &f) == 0) {
+        int rc = qv_scroll(r->coll->coll, f.f, NULL, NULL, 0, 0, NULL, &n, &total);
         if (rc != QV_OK) srv_fail_qv(r, rc);
         else qd_ok(r, json_pack("{s:I}", "count", (json_int_t)total));
     }
-    qd_filter_release(&f);
-    json_decref(b);
+    srv_filter_release(&f);
 }

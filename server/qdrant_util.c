@@ -7,13 +7,12 @@
  *
  * Filters: the library's parser (qv_filter_parse) reads Qdrant's filter language itself
  * (null members, a lone condition for a list, match value/any/except, ranges with null
- * sides, is_empty/is_null, nested must/should/must_not, dot paths) and refuses what it has
- * no counterpart for (geo, full text, values_count, datetime ranges, nested object arrays,
- * min_should) by name, so both APIs accept the same filters. What is left here is has_id,
- * which is not a payload condition: supported directly under the top-level must (ids
- * intersected) and must_not (ids united), taken out of the filter and applied as an
- * accept callback over internal ids; anywhere else it is refused. Filters on the reserved
- * key QD_UUID_KEY are refused: the key is the API's bookkeeping, hidden from reads.
+ * sides, is_empty/is_null, has_id, nested must/should/must_not, dot paths) and refuses
+ * what it has no counterpart for (geo, full text, values_count, datetime ranges, nested
+ * object arrays, min_should) by name, so both APIs accept the same filters. Left here:
+ * the UUIDs of has_id lists become the internal ids the library knows, and filters on the
+ * reserved key QD_UUID_KEY are refused (the key is the API's bookkeeping, hidden from
+ * reads).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -83,20 +82,13 @@ static int uuid_parse(const char *s, size_t n, uint64_t *iid, qd_uuid *u)
     return 0;
 }
 
-int qd_id_parse(const json_t *v, uint64_t *iid, qd_uuid *u, char *msg, size_t len)
+/* An integer id -> internal id: integers below 2^62 are quiver ids as they are. */
+static int int_id(long long v, uint64_t *iid, char *msg, size_t len)
 {
-    u->text[0] = 0;
-    if (json_is_integer(v)) {
-        if (json_integer_value(v) < 0) return failf(msg, len, "point ids are unsigned integers or UUIDs, got %lld", (long long)json_integer_value(v));
-        *iid = (uint64_t)json_integer_value(v);
-        if (*iid >= QD_UUID_BIT) return failf(msg, len, "integer point ids must be below 2^62 (4611686018427387904)");
-        return 0;
-    }
-    if (json_is_string(v)) {
-        if (uuid_parse(json_string_value(v), json_string_length(v), iid, u) == 0) return 0;
-        return failf(msg, len, "Unable to parse UUID: '%.64s'", json_string_value(v));
-    }
-    return failf(msg, len, "point ids are unsigned integers or UUID strings");
+    if (v < 0) return failf(msg, len, "point ids are unsigned integers or UUIDs, got %lld", v);
+    if ((uint64_t)v >= QD_UUID_BIT) return failf(msg, len, "integer point ids must be below 2^62 (4611686018427387904)");
+    *iid = (uint64_t)v;
+    return 0;
 }
 
 int qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u)
@@ -106,23 +98,30 @@ int qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u)
     return uuid_parse(s, strlen(s), iid, u);
 }
 
-json_t *qd_id_value(uint64_t iid, const json_t *payload)
+int qd_jread_id(srv_jread *rd, uint64_t *iid, qd_uuid *u)
 {
-    if (!(iid & QD_UUID_BIT)) return json_integer((json_int_t)iid);
-    json_t *u = payload ? json_object_get(payload, QD_UUID_KEY) : NULL;
-    if (json_is_string(u)) return json_string(json_string_value(u));
-    /* a point written through the native API with an id >= 2^62: show it as it is */
-    return json_integer((json_int_t)iid);
+    char s[80], *end;
+    size_t len;
+    srv_jtext t;
+    u->text[0] = 0;
+    if (srv_jpeek(rd, "\"")) {
+        if (srv_jread_string(rd, s, sizeof s, &len) < 0) return -1;
+        if (len < sizeof s && uuid_parse(s, len, iid, u) == 0) return 0;
+        return srv_jbad(rd, 0, "invalid_argument", "%s: Unable to parse UUID: '%.64s'", srv_jwhere(rd), s);
+    }
+    if (srv_jread_text(rd, &t)) return -1;
+    *iid = t.p[0] != '-' ? strtoull(t.p, &end, 10) : 0;
+    if (t.p[0] != '-' && end == t.p + t.len && *iid < QD_UUID_BIT) return 0;
+    return srv_jbad(rd, 0, "invalid_argument", "%s: point ids are unsigned integers below 2^62 or UUID strings", srv_jwhere(rd));
 }
 
-/* ---- payloads ------------------------------------------------------------------- */
-
-json_t *qd_payload_parse(const char *text)
+/* An id of a has_id list. */
+static int tree_id(const json_t *v, uint64_t *iid, char *msg, size_t len)
 {
-    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
-    if (v && json_is_object(v)) return v;
-    json_decref(v);
-    return json_object();
+    qd_uuid u;
+    if (json_is_integer(v)) return int_id(json_integer_value(v), iid, msg, len);
+    if (json_is_string(v) && uuid_parse(json_string_value(v), json_string_length(v), iid, &u) == 0) return 0;
+    return failf(msg, len, "point ids are unsigned integers or UUID strings");
 }
 
 static int string_array(const json_t *a)
@@ -133,15 +132,36 @@ static int string_array(const json_t *a)
     return 1;
 }
 
-int qd_with_payload_check(const json_t *sel, char *msg, size_t len)
+/* Any value, kept as a tree at out; 1 (refused) when jansson cannot load it. The scanner
+ * has checked the text as jansson would, so that is out of memory, unless the two
+ * disagree: then the body is called malformed, not the server short of memory. */
+static int read_tree(srv_jread *rd, json_t **out)
 {
-    if (!sel || json_is_null(sel) || json_is_boolean(sel) || string_array(sel)) return 0;
-    if (json_is_object(sel) && json_object_size(sel) == 1) {
-        json_t *inc = json_object_get(sel, "include"), *exc = json_object_get(sel, "exclude");
-        if ((inc && string_array(inc)) || (exc && string_array(exc))) return 0;
-    }
-    return failf(msg, len, "with_payload must be true, false, a list of keys, "
-                           "{\"include\":[keys]} or {\"exclude\":[keys]}");
+    srv_jtext t;
+    json_error_t err;
+    if (srv_jread_text(rd, &t)) return -1;
+    if ((*out = json_loadb(t.p, t.len, JSON_DECODE_ANY, &err))) return 0;
+    if (json_error_code(&err) == json_error_out_of_memory) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    return srv_jbad(rd, 0, "invalid_json", "'%s': malformed JSON", rd->path);
+}
+
+int qd_jread_keys(srv_jread *rd, void *out)
+{
+    int rc = read_tree(rd, out);
+    if (rc == 0 && !string_array(*(json_t **)out)) return srv_jbad(rd, 0, "invalid_argument", "'%s' must be a list of strings", rd->path);
+    return rc;
+}
+
+int qd_jread_selector(srv_jread *rd, void *sel)
+{
+    json_t *v;
+    int rc = read_tree(rd, sel);
+    if (rc || json_is_boolean(v = *(json_t **)sel) || string_array(v)) return rc;
+    if (json_is_object(v) && json_object_size(v) == 1 &&
+        (string_array(json_object_get(v, "include")) || string_array(json_object_get(v, "exclude"))))
+        return 0;
+    return srv_jbad(rd, 0, "invalid_argument", "with_payload must be true, false, a list of keys, "
+                                               "{\"include\":[keys]} or {\"exclude\":[keys]}");
 }
 
 static int in_list(const json_t *a, const char *key)
@@ -158,7 +178,7 @@ static int payload_wanted(const json_t *sel, int dflt)
     return json_is_array(sel) || json_is_object(sel);
 }
 
-/* Whether a payload key is shown for selector sel (checked by qd_with_payload_check). */
+/* Whether a payload key is shown for selector sel (checked by qd_jread_selector). */
 static int keep_key(const char *key, void *arg)
 {
     const json_t *sel = arg;
@@ -181,150 +201,40 @@ srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int
 
 /* ---- filters -------------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* has_id list -> sorted unique internal ids (malloc'd). */
-static int id_list(const json_t *a, uint64_t **out, size_t *n, char *msg, size_t len)
-{
-    *out = NULL;
-    *n = 0;
-    if (!json_is_array(a)) return failf(msg, len, "has_id must be a list of point ids");
-    size_t m = json_array_size(a);
-    uint64_t *v = malloc((m ? m : 1) * sizeof *v);
-    if (!v) return -2;
-    for (size_t i = 0; i < m; i++) {
-        qd_uuid u;
-        if (qd_id_parse(json_array_get(a, i), &v[i], &u, msg, len) != 0) { free(v); return -1; }
-    }
-    qsort(v, m, sizeof *v, cmp_u64);
-    size_t k = 0;
-    for (size_t i = 0; i < m; i++)
-        if (k == 0 || v[k - 1] != v[i]) v[k++] = v[i];
-    *out = v;
-    *n = k;
-    return 0;
-}
-
-static int contains(const uint64_t *v, size_t n, uint64_t x)
-{
-    return bsearch(&x, v, n, sizeof *v, cmp_u64) != NULL;
-}
-
-/* 1 when an object anywhere in j has member `member` (with string value `value`, unless
- * value is NULL). */
-static int has_member(const json_t *j, const char *member, const char *value)
+/* The filter as the library takes it: the ids of has_id lists as it knows them (a
+ * UUID's internal id), and no condition on the reserved key. -1 with msg filled. */
+static int to_library(json_t *j, char *msg, size_t len)
 {
     const char *k;
-    json_t *v;
+    json_t *v, *e;
     size_t i;
     if (json_is_array(j)) {
-        json_array_foreach((json_t *)j, i, v) if (has_member(v, member, value)) return 1;
+        json_array_foreach(j, i, v) if (to_library(v, msg, len)) return -1;
         return 0;
     }
-    if (!json_is_object(j)) return 0;
-    json_object_foreach((json_t *)j, k, v) {
-        if (strcmp(k, member) == 0 && (!value || (json_is_string(v) && strcmp(json_string_value(v), value) == 0)))
-            return 1;
-        if (has_member(v, member, value)) return 1;
+    json_object_foreach(j, k, v) {
+        if (strcmp(k, "key") == 0 && json_is_string(v) && strcmp(json_string_value(v), QD_UUID_KEY) == 0)
+            return failf(msg, len, "payload key '%s' is reserved for UUID point ids", QD_UUID_KEY);
+        if (strcmp(k, "has_id") != 0 || !json_is_array(v)) {
+            if (to_library(v, msg, len)) return -1;
+            continue;
+        }
+        json_array_foreach(v, i, e) {
+            uint64_t iid;
+            if (tree_id(e, &iid, msg, len)) return -1;
+            if (json_array_set_new(v, i, json_integer((json_int_t)iid))) return failf(msg, len, "out of memory");
+        }
     }
     return 0;
 }
 
-/* Take the has_id conditions out of list (an array of conditions, or one condition) of
- * the top-level must (i = 0, intersected) or must_not (i = 1, united) into f. */
-static int take_has_ids(json_t *qf, int i, qd_filter *f, char *msg, size_t len)
+int qd_jread_filter(srv_jread *rd, void *filter)
 {
-    static const char *const occ[] = {"must", "must_not"};
-    json_t *list = json_object_get(qf, occ[i]);
-    int single = json_is_object(list);
-    for (size_t j = 0; single || j < json_array_size(list); j++) {
-        json_t *c = single ? list : json_array_get(list, j), *h = json_is_object(c) ? json_object_get(c, "has_id") : NULL;
-        uint64_t *ids;
-        size_t n;
-        int rc;
-        if (h) {
-            if ((rc = id_list(h, &ids, &n, msg, len)) != 0) return rc;
-            if (i == 0 && !f->has_must) {
-                f->must_ids = ids;
-                f->n_must = n;
-                f->has_must = 1;
-            } else if (i == 0) {                    /* intersect */
-                size_t k = 0;
-                for (size_t x = 0; x < f->n_must; x++)
-                    if (contains(ids, n, f->must_ids[x])) f->must_ids[k++] = f->must_ids[x];
-                f->n_must = k;
-                free(ids);
-            } else {                                /* unite */
-                uint64_t *u = realloc(f->not_ids, (f->n_not + n + 1) * sizeof *u);
-                if (!u) { free(ids); return -2; }
-                memcpy(u + f->n_not, ids, n * sizeof *u);
-                f->not_ids = u;
-                f->n_not += n;
-                qsort(u, f->n_not, sizeof *u, cmp_u64);
-                free(ids);
-            }
-            if (single) return json_object_del(qf, occ[i]) == 0 ? 0 : -2;
-            if (json_array_remove(list, j--) != 0) return -2;
-        }
-        if (single) break;
-    }
-    return 0;
-}
-
-int qd_filter_build(const json_t *json, qd_filter *f, char *msg, size_t len)
-{
-    memset(f, 0, sizeof *f);
-    if (!json || json_is_null(json)) return 0;
-    if (!json_is_object(json)) return failf(msg, len, "a filter must be an object");
-    if (has_member(json, "key", QD_UUID_KEY))
-        return failf(msg, len, "payload key '%s' is reserved for UUID point ids", QD_UUID_KEY);
-    json_t *rest = json_deep_copy(json);
-    char *text = NULL;
-    int rc = rest ? 0 : -2;
-    for (int i = 0; i < 2 && rc == 0; i++) rc = take_has_ids(rest, i, f, msg, len);
-    if (rc == 0 && has_member(rest, "has_id", NULL))
-        rc = failf(msg, len, "has_id is supported only directly under the top-level 'must' or 'must_not'");
-    if (rc == 0 && !(text = json_dumps(rest, JSON_COMPACT))) rc = -2;
-    if (rc == 0) {
-        int qrc = qv_filter_parse(text, &f->filter);
-        if (qrc != QV_OK) rc = qrc == QV_ENOMEM ? -2 : failf(msg, len, "%s", qv_last_error());
-    }
-    if (rc == 0) {                                  /* no payload condition left: no filter */
-        char *canon = NULL;
-        if (qv_filter_to_json(f->filter, &canon) != QV_OK) rc = -2;
-        else if (strcmp(canon, "{}") == 0) {
-            qv_filter_free(f->filter);
-            f->filter = NULL;
-        }
-        qv_free(canon);
-    }
-    free(text);
-    json_decref(rest);
-    if (rc != 0) qd_filter_release(f);
+    json_t *t = NULL;
+    char msg[200];
+    int rc = read_tree(rd, &t);
+    if (rc == 0 && to_library(t, msg, sizeof msg)) rc = srv_jbad(rd, 0, "invalid_argument", "'%s': %s", rd->path, msg);
+    if (rc == 0) rc = srv_filter_set(rd, filter, json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY));
+    json_decref(t);
     return rc;
-}
-
-void qd_filter_release(qd_filter *f)
-{
-    qv_filter_free(f->filter);
-    free(f->must_ids);
-    free(f->not_ids);
-    memset(f, 0, sizeof *f);
-}
-
-int qd_filter_has_ids(const qd_filter *f)
-{
-    return f->has_must || f->n_not;
-}
-
-int qd_filter_accept(uint64_t id, void *arg)
-{
-    const qd_filter *f = arg;
-    if (f->has_must && !contains(f->must_ids, f->n_must, id)) return 0;
-    if (f->n_not && contains(f->not_ids, f->n_not, id)) return 0;
-    return 1;
 }

@@ -300,38 +300,55 @@ typedef struct {
     const qv_collection_config *cfg;
 } create_arg;
 
+int qv_coll_next_cid(qv_db *db, MDB_txn *txn, uint32_t *cid)
+{
+    uint8_t buf[4];
+    MDB_val v;
+    int rc = qv_lmdb_get(txn, db->dbi[DBI_META], "next_cid", 8, &v);
+    *cid = 1;
+    if (rc == QV_OK) {
+        if (v.mv_size != 4) return qv_fail(QV_ECORRUPT, "damaged next_cid record");
+        *cid = qv_be32_get(v.mv_data);
+    } else if (rc != QV_ENOTFOUND) {
+        return rc;
+    }
+    if (*cid == UINT32_MAX) return qv_fail(QV_EFULL, "collection ids exhausted");
+    qv_be32_put(buf, *cid + 1);
+    return qv_lmdb_put(txn, db->dbi[DBI_META], "next_cid", 8, buf, 4);
+}
+
+int qv_coll_room(qv_db *db, MDB_txn *txn, size_t adding, const char *what)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    size_t ncoll = 0;
+    int rc;
+    if (!adding) return QV_OK;
+    if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_COLLECTIONS], &cur)) != QV_OK) return rc;
+    for (rc = qv_lmdb_seek(cur, "", 0, 0, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, "", 0, &k, &v)) ncoll++;
+    qv_lmdb_cursor_close(cur);
+    if (rc != QV_ENOTFOUND) return rc;
+    if (ncoll + adding > db->opt.max_collections)
+        return qv_fail(QV_EFULL, "cannot create '%s': the database holds %zu of max_collections = %u collections", what,
+                       ncoll, db->opt.max_collections);
+    return QV_OK;
+}
+
 static int create_write(qv_db *db, MDB_txn *txn, void *arg)
 {
     create_arg *a = arg;
     qv_coll *c = a->c;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
+    MDB_val v;
     uint8_t buf[24];
     char *json = NULL;
-    size_t ncoll = 0;
     uint32_t cid = 1;
     int rc;
 
     rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), &v);
     if (rc == QV_OK) return qv_fail(QV_EEXIST, "collection '%s' already exists", c->name);
     if (rc != QV_ENOTFOUND) return rc;
-    if ((rc = qv_lmdb_cursor_open(txn, db->dbi[DBI_COLLECTIONS], &cur)) != QV_OK) return rc;
-    for (rc = qv_lmdb_seek(cur, "", 0, 0, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, "", 0, &k, &v)) ncoll++;
-    qv_lmdb_cursor_close(cur);
-    if (rc != QV_ENOTFOUND) return rc;
-    if (ncoll >= db->opt.max_collections)
-        return qv_fail(QV_EFULL, "cannot create '%s': the database holds max_collections = %u collections", c->name,
-                       db->opt.max_collections);
-    rc = qv_lmdb_get(txn, db->dbi[DBI_META], "next_cid", 8, &v);
-    if (rc == QV_OK) {
-        if (v.mv_size != 4) return qv_fail(QV_ECORRUPT, "damaged next_cid record");
-        cid = qv_be32_get(v.mv_data);
-    } else if (rc != QV_ENOTFOUND) {
-        return rc;
-    }
-    if (cid == UINT32_MAX) return qv_fail(QV_EFULL, "collection ids exhausted");
-    qv_be32_put(buf, cid + 1);
-    if ((rc = qv_lmdb_put(txn, db->dbi[DBI_META], "next_cid", 8, buf, 4)) != QV_OK) return rc;
+    if ((rc = qv_coll_room(db, txn, 1, c->name)) != QV_OK) return rc;
+    if ((rc = qv_coll_next_cid(db, txn, &cid)) != QV_OK) return rc;
     c->cid = cid;
     if ((rc = qv_coll_config_encode(cid, &c->params, c->payload_index, &json)) != QV_OK) return rc;
     rc = qv_lmdb_put(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), json, strlen(json));
@@ -390,6 +407,44 @@ cleanup:
     return rc;
 }
 
+/* A new handle of collection name, its config record cfg (len bytes), loaded from read
+ * txn txn; in no table yet. */
+static int load_new(qv_db *db, const char *name, const void *cfg, size_t len, MDB_txn *txn, qv_coll **out)
+{
+    int rc;
+    qv_coll *c = coll_alloc(db, name);
+    *out = NULL;
+    if (!c) return QV_ENOMEM;
+    if ((rc = qv_coll_config_decode(name, cfg, len, &c->cid, &c->params, &c->payload_index)) != QV_OK ||
+        (rc = coll_load(c, txn)) != QV_OK || (rc = qv_pindex_load_fields(c, txn)) != QV_OK) {
+        qv_coll_free(c);
+        return rc;
+    }
+    *out = c;
+    return QV_OK;
+}
+
+int qv_coll_load_detached(qv_db *db, const char *name, const char *cfg, qv_coll **out)
+{
+    MDB_txn *txn = NULL;
+    int rc = qv_lmdb_begin(db, 1, &txn);
+    *out = NULL;
+    if (rc != QV_OK) return rc;
+    rc = load_new(db, name, cfg, strlen(cfg), txn, out);
+    qv_lmdb_abort(db, txn);
+    return rc;
+}
+
+int qv_coll_attach(qv_db *db, qv_coll *c)
+{
+    pthread_mutex_lock(&db->colls_lock);
+    int rc = find_open(db, c->name) ? qv_fail(QV_EEXIST, "collection '%s' is open already", c->name) : reserve_table(db);
+    if (rc == QV_OK) db->colls[db->ncolls++] = c;
+    pthread_mutex_unlock(&db->colls_lock);
+    if (rc == QV_OK) qv_pindex_build_pending(c);
+    return rc;
+}
+
 int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
 {
     qv_coll *c = NULL;
@@ -408,15 +463,11 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     rc = reserve_table(db);
     pthread_mutex_unlock(&db->colls_lock);
     if (rc != QV_OK) goto cleanup;
-    if (!(c = coll_alloc(db, name))) { rc = QV_ENOMEM; goto cleanup; }
     if ((rc = qv_lmdb_begin(db, 1, &txn)) != QV_OK) goto cleanup;
     rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], name, strlen(name), &v);
     if (rc == QV_ENOTFOUND) { rc = qv_fail(QV_ENOTFOUND, "no collection '%s'", name); goto cleanup; }
     if (rc != QV_OK) goto cleanup;
-    if ((rc = qv_coll_config_decode(name, v.mv_data, v.mv_size, &c->cid, &c->params, &c->payload_index)) != QV_OK)
-        goto cleanup;
-    if ((rc = coll_load(c, txn)) != QV_OK) goto cleanup;
-    if ((rc = qv_pindex_load_fields(c, txn)) != QV_OK) goto cleanup;
+    if ((rc = load_new(db, name, v.mv_data, v.mv_size, txn, &c)) != QV_OK) goto cleanup;
     qv_lmdb_abort(db, txn);
     txn = NULL;
     qv_pindex_build_pending(c);    /* fields declared but not built (older database) */
@@ -449,6 +500,36 @@ void qv_collection_close(qv_coll *c)
     if (last) qv_coll_free(c);     /* dropped, and its last user is done with it */
 }
 
+int qv_coll_delete_data(qv_db *db, MDB_txn *txn, uint32_t cid)
+{
+    static const int per_coll[] = {DBI_STATE, DBI_IDS, DBI_POINTS, DBI_PAYLOADS, DBI_FREEIDS, DBI_LOG, DBI_SNAPSHOTS,
+                                   DBI_PINDEX};
+    uint8_t key[4];
+    int rc;
+    qv_be32_put(key, cid);
+    for (size_t i = 0; i < sizeof per_coll / sizeof per_coll[0]; i++)
+        if ((rc = qv_lmdb_del_prefix(txn, db->dbi[per_coll[i]], key, 4)) != QV_OK) return rc;
+    return QV_OK;
+}
+
+qv_coll *qv_coll_retire(qv_db *db, const char *name)
+{
+    qv_coll *c, *unused = NULL;
+    pthread_mutex_lock(&db->colls_lock);
+    if ((c = find_open(db, name))) {
+        /* From now on no open finds it and every call on it answers QV_ENOTFOUND; calls
+         * already past that check finish on its memory, which lives until its last user
+         * closes it (writers cannot be running: the caller holds wmutex). */
+        __atomic_store_n(&c->dropped, 1, __ATOMIC_RELEASE);
+        if (c->users == 0) {
+            table_remove(db, c);
+            unused = c;
+        }
+    }
+    pthread_mutex_unlock(&db->colls_lock);
+    return unused;
+}
+
 typedef struct { const char *name; } drop_arg;
 
 static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
@@ -458,24 +539,18 @@ static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
     qv_index_params p;
     char *pi = NULL;
     uint32_t cid;
-    uint8_t key[4];
     int rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name), &v);
     if (rc == QV_ENOTFOUND) return qv_fail(QV_ENOTFOUND, "no collection '%s'", a->name);
     if (rc != QV_OK) return rc;
     if ((rc = qv_coll_config_decode(a->name, v.mv_data, v.mv_size, &cid, &p, &pi)) != QV_OK) return rc;
     qv_free(pi);
-    qv_be32_put(key, cid);
     if ((rc = qv_lmdb_del(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name))) != QV_OK) return rc;
-    static const int per_coll[] = {DBI_STATE, DBI_IDS, DBI_POINTS, DBI_PAYLOADS, DBI_FREEIDS, DBI_LOG, DBI_SNAPSHOTS,
-                                   DBI_PINDEX};
-    for (size_t i = 0; i < sizeof per_coll / sizeof per_coll[0]; i++)
-        if ((rc = qv_lmdb_del_prefix(txn, db->dbi[per_coll[i]], key, 4)) != QV_OK) return rc;
-    return QV_OK;
+    return qv_coll_delete_data(db, txn, cid);
 }
 
 int qv_collection_drop(qv_db *db, const char *name)
 {
-    qv_coll *c, *unused = NULL;
+    qv_coll *unused = NULL;
     int rc;
     if (!db) return qv_fail(QV_EINVAL, "db is NULL");
     if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
@@ -483,18 +558,7 @@ int qv_collection_drop(qv_db *db, const char *name)
     pthread_mutex_lock(&db->wmutex);
     drop_arg a = {name};
     rc = qv_db_write(db, drop_write, &a);
-    pthread_mutex_lock(&db->colls_lock);
-    if (rc == QV_OK && (c = find_open(db, name))) {
-        /* From now on no open finds it and every call on it answers QV_ENOTFOUND; calls
-         * already past that check finish on its memory, which lives until its last user
-         * closes it (writers cannot be running: we hold wmutex). */
-        __atomic_store_n(&c->dropped, 1, __ATOMIC_RELEASE);
-        if (c->users == 0) {
-            table_remove(db, c);
-            unused = c;
-        }
-    }
-    pthread_mutex_unlock(&db->colls_lock);
+    if (rc == QV_OK) unused = qv_coll_retire(db, name);
     pthread_mutex_unlock(&db->wmutex);
     qv_coll_free(unused);
     return rc;

@@ -20,13 +20,25 @@
  *  - LMDB forbids opening one environment twice in a process (its locks are per process),
  *    so a registry keyed by the directory's (device, inode) refuses a second qv_db_open
  *    of the same directory with QV_EINVAL.
+ *  - Other processes: LMDB lets several open one database, but each keeps its own loaded
+ *    collections, so deleting a collection's data under another process (a restore that
+ *    replaces one) would let that process acknowledge writes to data nothing names any
+ *    more. Every writable open therefore holds flock(LOCK_SH) on data.mdb (a second
+ *    descriptor: LMDB's own fcntl locks are on lock.mdb, and flock is separate from them);
+ *    qv_db_sole_writer turns it into LOCK_EX without waiting, or says another process has
+ *    the db open. The open itself holds LOCK_EX while it removes data staged by a restore
+ *    that never committed, and skips that when another writer has the db open (the staged
+ *    data may be its restore in progress).
  */
 #include "storage/storage.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -123,6 +135,34 @@ int qv_db_check_writable(qv_db *db, const char *op)
     return QV_OK;
 }
 
+int qv_db_sole_writer(qv_db *db, const char *op, const char *what)
+{
+    if (db->lockfd < 0) return qv_db_check_writable(db, op);
+    if (flock(db->lockfd, LOCK_EX | LOCK_NB) == 0) return QV_OK;
+    if (errno != EWOULDBLOCK) return qv_fail(QV_EIO, "%s: flock %s/data.mdb: %s", op, db->path, strerror(errno));
+    return qv_fail(QV_ESTATE, "%s: database %s is open for writing in another process (a running quiverd?); %s "
+                   "must run in that process (quiverd: PUT /collections/{name}/snapshots/recover) or after it "
+                   "closes the database", op, db->path, what);
+}
+
+void qv_db_writer_shared(qv_db *db)
+{
+    if (db->lockfd >= 0) flock(db->lockfd, LOCK_SH);   /* a conversion: it only waits for another's EX */
+}
+
+/* The writable open's lock (above): LOCK_EX when no other writer has the db open (*sole),
+ * else LOCK_SH once any other's LOCK_EX is released. */
+static int writer_lock(qv_db *db, const char *dir, int *sole)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if ((db->lockfd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return qv_fail(QV_EIO, "%s: %s", path, strerror(errno));
+    *sole = flock(db->lockfd, LOCK_EX | LOCK_NB) == 0;
+    while (!*sole && flock(db->lockfd, LOCK_SH) != 0)
+        if (errno != EINTR) return qv_fail(QV_EIO, "%s: flock: %s", path, strerror(errno));
+    return QV_OK;
+}
+
 int qv_db_write(qv_db *db, qv_write_fn fn, void *arg)
 {
     for (int attempt = 0;; attempt++) {
@@ -194,12 +234,13 @@ int qv_db_open(const char *dir, const qv_db_options *o, qv_db **out)
 {
     qv_db *db = NULL;
     struct stat st;
-    int rc, registered = 0, locks = 0;
+    int rc, registered = 0, locks = 0, sole = 0;
 
     if (!out) return qv_fail(QV_EINVAL, "out is NULL");
     *out = NULL;
     if (!dir || !dir[0]) return qv_fail(QV_EINVAL, "database directory is NULL or empty");
     if (!(db = qv_calloc(1, sizeof *db))) return QV_ENOMEM;
+    db->lockfd = -1;
     if ((rc = resolve_options(o, &db->opt)) != QV_OK) goto cleanup;
     if (!(db->path = qv_strdup(dir))) { rc = QV_ENOMEM; goto cleanup; }
     if (!(db->opt.flags & QV_DB_RDONLY) && mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -233,14 +274,17 @@ int qv_db_open(const char *dir, const qv_db_options *o, qv_db **out)
         rc = setup_dbs(db, txn, 1);
         if (rc == QV_OK) rc = qv_lmdb_commit(db, txn);  /* keeps the dbi handles */
         else qv_lmdb_abort(db, txn);
-    } else {
+    } else if ((rc = writer_lock(db, dir, &sole)) == QV_OK) {
         rc = qv_db_write(db, setup_write, NULL);
+        if (rc == QV_OK && sole) rc = qv_bk_sweep_staged(db);
+        if (sole) qv_db_writer_shared(db);
     }
     if (rc != QV_OK) goto cleanup;
     *out = db;
     db = NULL;
 cleanup:
     if (db) {
+        if (db->lockfd >= 0) close(db->lockfd);
         qv_lmdb_env_close(db);
         if (locks) {
             pthread_mutex_destroy(&db->wmutex);
@@ -277,6 +321,7 @@ int qv_db_close(qv_db *db)
     db->ncolls = 0;
     pthread_mutex_unlock(&db->wmutex);
     qv_lmdb_env_close(db);
+    if (db->lockfd >= 0) close(db->lockfd);
     pthread_mutex_destroy(&db->wmutex);
     pthread_mutex_destroy(&db->colls_lock);
     pthread_rwlock_destroy(&db->envlock);

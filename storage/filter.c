@@ -13,6 +13,8 @@
  * passes when there is any. A missing field fails match/range/is_null/exists. Arrays pass
  * match/range when any scalar element does. Numbers compare by value: an integer query
  * value equals the same integer or a real with the same value; ranges compare doubles.
+ * has_id, Qdrant's condition on point ids, passes the points it lists: the planner answers
+ * it from the id records, like an indexed field, wherever it stands in the tree.
  *
  * The parser treats its input as untrusted: every error is QV_EINVAL naming the place
  * ("filter.must[1].range: unknown operator 'ge'") and leaves nothing allocated.
@@ -428,14 +430,39 @@ static int parse_flag(json_t *v, const char *path, const char *op, qv_fcond *c, 
 /* Conditions of Qdrant's filter language that quiver does not evaluate: refused by name. */
 static const char *const unsupported_ops[] = {"geo_bounding_box", "geo_radius", "geo_polygon", "values_count", NULL};
 static const char *const unsupported_conds[][2] = {
-    {"has_id", "has_id conditions (point ids) are not part of payload filters"},
     {"nested", "nested (array of objects) conditions are not supported; use a path key such as \"metadata.lang\""},
     {"has_vector", "has_vector conditions are not supported (no named vectors)"},
     {"text", "full-text conditions are not supported"},
 };
 
-/* {"key":K, <one operator>}, {"is_null":{"key":K}}, or a nested filter. Members whose value
- * is null are absent (Qdrant's clients send unset fields that way). */
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = ((const qv_fvalue *)a)->i, y = ((const qv_fvalue *)b)->i;
+    return x < y ? -1 : x > y;
+}
+
+/* {"has_id":[ids]}: into vals, ascending, each once. */
+static int parse_has_id(json_t *ids, const char *path, qv_fcond *c)
+{
+    size_t n = json_array_size(ids), k = 0;
+    c->kind = FC_HAS_ID;
+    if (!json_is_array(ids)) return qv_fail(QV_EINVAL, "%s.has_id: must be a list of point ids", path);
+    if (n && !(c->vals = qv_calloc(n, sizeof *c->vals))) return QV_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(ids, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return qv_fail(QV_EINVAL, "%s.has_id[%zu]: must be a point id (an integer 0..2^63-1)", path, i);
+        c->vals[i] = (qv_fvalue){.type = 'i', .i = (int64_t)json_integer_value(v)};
+    }
+    if (n) qsort(c->vals, n, sizeof *c->vals, cmp_id);
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || c->vals[k - 1].i != c->vals[i].i) c->vals[k++] = c->vals[i];
+    c->nvals = k;
+    return QV_OK;
+}
+
+/* {"key":K, <one operator>}, {"is_null":{"key":K}}, {"has_id":[ids]}, or a nested filter.
+ * Members whose value is null are absent (Qdrant's clients send unset fields that way). */
 static int parse_cond(json_t *j, const char *path, int depth, qv_fcond *c)
 {
     char p[300];
@@ -469,6 +496,7 @@ static int parse_cond(json_t *j, const char *path, int depth, qv_fcond *c)
         if (!nops) return qv_fail(QV_EINVAL, "%s: condition on '%s' has no operator (match, range, is_null, exists or is_empty)", path, c->key);
         return QV_OK;
     }
+    if (json_object_get(j, "has_id") && json_object_size(j) == 1) return parse_has_id(json_object_get(j, "has_id"), path, c);
     json_t *qn = json_object_get(j, "is_null"), *qe = json_object_get(j, "is_empty");
     if ((qn || qe) && json_object_size(j) == 1) {
         json_t *inner = qn ? qn : qe;
@@ -576,11 +604,17 @@ static json_t *filter_json(const qv_filter *f);
 
 static json_t *cond_json(const qv_fcond *c)
 {
-    json_t *o, *x = NULL;
+    json_t *o = NULL, *x = NULL;
     if (c->kind == FC_NESTED) {
         /* an empty sub-filter as {"must":[]}: a condition {} would not parse back */
         if (!c->sub->n[0] && !c->sub->n[1] && !c->sub->n[2]) return json_pack("{s:[]}", "must");
         return filter_json(c->sub);
+    }
+    if (c->kind == FC_HAS_ID) {
+        if (!(x = json_array())) return NULL;
+        for (size_t i = 0; i < c->nvals; i++)
+            if (json_array_append_new(x, value_json(&c->vals[i])) != 0) goto fail;
+        return json_pack("{s:o}", "has_id", x);
     }
     if (!(o = json_object()) || json_object_set_new(o, "key", json_string(c->key)) != 0) goto fail;
     switch (c->kind) {
@@ -745,10 +779,12 @@ static int scalar_match(json_t *j, const qv_fcond *c)
     return lo_ok && hi_ok;
 }
 
-static int cond_eval(const qv_fcond *c, json_t *payload)
+static int cond_eval(const qv_fcond *c, json_t *payload, uint64_t id)
 {
     int r = 0;
-    if (c->kind == FC_NESTED) return qv_filter_eval_json(c->sub, payload);
+    qv_fvalue key = {.type = 'i', .i = (int64_t)id};
+    if (c->kind == FC_NESTED) return qv_filter_eval_json(c->sub, payload, id);
+    if (c->kind == FC_HAS_ID) return id <= QV_MAX_ID && c->nvals && bsearch(&key, c->vals, c->nvals, sizeof key, cmp_id);
     json_t *v = qv_payload_field(payload, c->key);
     switch (c->kind) {
     case FC_MATCH:
@@ -769,15 +805,15 @@ static int cond_eval(const qv_fcond *c, json_t *payload)
     return c->negate ? !r : r;
 }
 
-int qv_filter_eval_json(const qv_filter *f, json_t *payload)
+int qv_filter_eval_json(const qv_filter *f, json_t *payload, uint64_t id)
 {
     for (size_t i = 0; i < f->n[0]; i++)
-        if (!cond_eval(&f->conds[0][i], payload)) return 0;
+        if (!cond_eval(&f->conds[0][i], payload, id)) return 0;
     for (size_t i = 0; i < f->n[1]; i++)
-        if (cond_eval(&f->conds[1][i], payload)) return 0;
+        if (cond_eval(&f->conds[1][i], payload, id)) return 0;
     if (!f->n[2]) return 1;
     for (size_t i = 0; i < f->n[2]; i++)
-        if (cond_eval(&f->conds[2][i], payload)) return 1;
+        if (cond_eval(&f->conds[2][i], payload, id)) return 1;
     return 0;
 }
 
@@ -804,7 +840,7 @@ int qv_filter_eval(const qv_filter *f, const char *payload_json, int *pass)
             return qv_fail(QV_EINVAL, "payload must be a JSON object");
         }
     }
-    *pass = qv_filter_eval_json(f, o);
+    *pass = qv_filter_eval_json(f, o, UINT64_MAX);
     json_decref(o);
     return QV_OK;
 }

@@ -33,7 +33,8 @@
 #define QV_FILTER_KEY_MAX 255u     /* bytes of a key in a filter condition */
 
 /* ---- filter tree (filter.c) ---------------------------------------------------------- */
-enum { FC_MATCH = 1, FC_RANGE, FC_IS_NULL, FC_EXISTS, FC_IS_EMPTY, FC_NESTED };
+/* FC_HAS_ID: the points whose ids are vals (type 'i', ascending, each once); no key. */
+enum { FC_MATCH = 1, FC_RANGE, FC_IS_NULL, FC_EXISTS, FC_IS_EMPTY, FC_NESTED, FC_HAS_ID };
 
 typedef struct {
     char type;                     /* 's' string, 'i' integer, 'b' bool */
@@ -59,8 +60,9 @@ struct qv_filter {
     size_t n[3], cap[3];
 };
 
-/** Evaluate f against a parsed payload (an object, or NULL = no payload). */
-int  qv_filter_eval_json(const qv_filter *f, json_t *payload);
+/** Evaluate f against a parsed payload (an object, or NULL = no payload) of the point
+ *  with external id id (UINT64_MAX: unknown, so has_id conditions fail). */
+int  qv_filter_eval_json(const qv_filter *f, json_t *payload, uint64_t id);
 /** Number of leaf conditions. */
 size_t qv_filter_leaves(const qv_filter *f);
 /** Payload paths (filter.c): "a.b" is key b under key a; a "quoted" segment keeps its

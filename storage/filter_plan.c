@@ -4,8 +4,8 @@
  * it must.
  *
  * Plan: if every leaf condition is on a built indexed field (and a match string is short
- * enough to be indexed by value), the answer is pure bitset algebra over cursor scans of
- * the index: a match is one exact-prefix scan per value, a range one ordered scan per
+ * enough to be indexed by value) or is a has_id (its points looked up in the id records),
+ * the answer is pure bitset algebra over cursor scans of the index: a match is one exact-prefix scan per value, a range one ordered scan per
  * numeric tag (integers and reals are stored apart, each in order), exists/is_null scans
  * of the per-field markers; must = AND, must_not = AND NOT, should = AND of the OR, and a
  * negated leaf is live AND NOT. Everything is intersected with the live set. The counts
@@ -44,6 +44,7 @@ static uint64_t *bits_new(const plan *p) { return qv_calloc(p->nwords ? p->nword
 
 static int leaf_indexable(const qv_coll *c, const qv_fcond *x)
 {
+    if (x->kind == FC_HAS_ID) return 1;
     if (!c->db->has_pindex || !qv_pindex_field(c, x->key)) return 0;
     if (x->kind == FC_MATCH)
         for (size_t i = 0; i < x->nvals; i++)
@@ -162,6 +163,23 @@ static int scan_match(plan *p, const qv_fcond *x, uint64_t *bits)
     return rc;
 }
 
+/* has_id: the internal ids of the listed points that exist, from their id records. */
+static int scan_ids(plan *p, const qv_fcond *x, uint64_t *bits)
+{
+    uint8_t key[12];
+    MDB_val v;
+    for (size_t i = 0; i < x->nvals; i++) {
+        qv_ckey(key, p->c->cid, (uint64_t)x->vals[i].i);
+        int rc = qv_lmdb_get(p->txn, p->c->db->dbi[DBI_IDS], key, 12, &v);
+        if (rc == QV_ENOTFOUND) continue;
+        if (rc != QV_OK) return rc;
+        if (v.mv_size != 8) return qv_fail(QV_ECORRUPT, "collection '%s': damaged id record", p->c->name);
+        uint64_t iid = qv_be64_get(v.mv_data);
+        if (iid < p->nbits) bits[iid / 64] |= 1ull << (iid % 64);
+    }
+    return QV_OK;
+}
+
 static void and_not(uint64_t *a, const uint64_t *b, size_t n) { for (size_t i = 0; i < n; i++) a[i] &= ~b[i]; }
 static void and_in(uint64_t *a, const uint64_t *b, size_t n) { for (size_t i = 0; i < n; i++) a[i] &= b[i]; }
 static void or_in(uint64_t *a, const uint64_t *b, size_t n) { for (size_t i = 0; i < n; i++) a[i] |= b[i]; }
@@ -179,6 +197,7 @@ static int eval_cond(plan *p, const qv_fcond *x, uint64_t *out)
         rc = scan_range(p, x, 'i', out);
         if (rc == QV_OK) rc = scan_range(p, x, 'f', out);
         break;
+    case FC_HAS_ID: rc = scan_ids(p, x, out); break;
     case FC_IS_NULL: rc = scan_tags(p, x->key, "n", out); break;
     case FC_EXISTS: rc = scan_tags(p, x->key, "befikx", out); break;
     default: rc = scan_tags(p, x->key, "bfikx", out); break;   /* is_empty = live - these */
@@ -216,7 +235,7 @@ static int eval_filter(plan *p, const qv_filter *f, uint64_t *out)
 }
 
 /* Evaluate f on the payload stored for iid (v: the payload record, or NULL = none). */
-static int eval_payload(plan *p, const qv_filter *f, const MDB_val *v, int *pass)
+static int eval_payload(plan *p, const qv_filter *f, uint64_t iid, const MDB_val *v, int *pass)
 {
     json_t *o = NULL;
     if (v) {
@@ -224,7 +243,7 @@ static int eval_payload(plan *p, const qv_filter *f, const MDB_val *v, int *pass
             return qv_fail(QV_ECORRUPT, "collection '%s': a stored payload is not JSON", p->c->name);
         p->st->payloads_read++;
     }
-    *pass = qv_filter_eval_json(f, o);
+    *pass = qv_filter_eval_json(f, o, p->c->ext_of[iid]);
     json_decref(o);
     return QV_OK;
 }
@@ -244,8 +263,8 @@ static int residual(plan *p, const qv_filter *f, uint64_t *bits, uint64_t ncand,
                 uint64_t iid = w * 64 + (uint64_t)__builtin_ctzll(m);
                 qv_ckey(key, p->c->cid, iid);
                 rc = qv_lmdb_get(p->txn, dbi, key, 12, &v);
-                if (rc == QV_OK) rc = eval_payload(p, f, &v, &pass);
-                else if (rc == QV_ENOTFOUND) rc = eval_payload(p, f, NULL, &pass);
+                if (rc == QV_OK) rc = eval_payload(p, f, iid, &v, &pass);
+                else if (rc == QV_ENOTFOUND) rc = eval_payload(p, f, iid, NULL, &pass);
                 if (rc == QV_OK && !pass) bits[w] &= ~(1ull << (iid % 64));
             }
         return rc;
@@ -260,13 +279,17 @@ static int residual(plan *p, const qv_filter *f, uint64_t *bits, uint64_t ncand,
         uint64_t iid = qv_be64_get((const uint8_t *)k.mv_data + 4);
         if (iid >= p->nbits || !(bits[iid / 64] >> (iid % 64) & 1)) continue;
         seen[iid / 64] |= 1ull << (iid % 64);
-        if ((rc = eval_payload(p, f, &v, &pass)) != QV_OK) break;
+        if ((rc = eval_payload(p, f, iid, &v, &pass)) != QV_OK) break;
         if (!pass) bits[iid / 64] &= ~(1ull << (iid % 64));
     }
     if (rc != QV_ENOTFOUND) goto cleanup;
-    rc = eval_payload(p, f, NULL, &pass);
-    if (rc == QV_OK && !pass)      /* candidates without a payload fail */
-        for (size_t w = 0; w < p->nwords; w++) bits[w] &= seen[w];
+    rc = QV_OK;
+    for (size_t w = 0; w < p->nwords; w++)          /* the candidates without a payload */
+        for (uint64_t m = bits[w] & ~seen[w]; m; m &= m - 1) {
+            uint64_t iid = w * 64 + (uint64_t)__builtin_ctzll(m);
+            if ((rc = eval_payload(p, f, iid, NULL, &pass)) != QV_OK) goto cleanup;
+            if (!pass) bits[w] &= ~(1ull << (iid % 64));
+        }
 cleanup:
     qv_lmdb_cursor_close(cur);
     qv_free(seen);

@@ -122,6 +122,14 @@ size_t qv_lmdb_map_size(qv_db *db)
     return info.me_mapsize;
 }
 
+size_t qv_lmdb_used_bytes(qv_db *db)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(db->env, &info) != 0 || mdb_env_stat(db->env, &st) != 0) return 0;
+    return (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+}
+
 int qv_lmdb_grow(qv_db *db)
 {
     pthread_rwlock_wrlock(&db->envlock);
@@ -193,6 +201,18 @@ int qv_lmdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void 
 {
     MDB_val key = mv(k, kl), val = mv(v, vl);
     int rc = mdb_put(txn, dbi, &key, &val, 0);
+    return rc ? qv_lmdb_error(rc, "write") : QV_OK;
+}
+
+int qv_lmdb_put_append(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
+{
+    MDB_val key = mv(k, kl), val = mv(v, vl);
+    int rc = mdb_put(txn, dbi, &key, &val, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {      /* not past the last key: an ordinary put */
+        key = mv(k, kl);
+        val = mv(v, vl);
+        rc = mdb_put(txn, dbi, &key, &val, 0);
+    }
     return rc ? qv_lmdb_error(rc, "write") : QV_OK;
 }
 

@@ -82,6 +82,7 @@ struct qv_db {
     size_t ncolls, cap_colls;
     uint64_t map_grows;            /* under wmutex */
     int has_pindex;                /* 0: read-only database written before "pindex" existed */
+    int lockfd;                    /* writable: data.mdb again, holding flock(LOCK_SH) (db.c) */
 };
 
 /* Counters of what opening / running a collection did; for tests and diagnostics. */
@@ -175,6 +176,8 @@ void qv_lmdb_abort(qv_db *db, MDB_txn *txn);            /* NULL ok */
 /** Grow the map to at least twice its size (exclusive envlock; no txn of ours active). */
 int  qv_lmdb_grow(qv_db *db);
 size_t qv_lmdb_map_size(qv_db *db);
+/** Bytes of the map in use (up to the last page ever used); 0 when LMDB cannot say. */
+size_t qv_lmdb_used_bytes(qv_db *db);
 int  qv_lmdb_dbi_open(MDB_txn *txn, const char *name, int create, MDB_dbi *out);
 /** Names of the named databases in the main db (each a key there); for the foreign check.
  *  *bad receives the first key that is not in allowed[] (copied into buf) or stays 0. */
@@ -182,6 +185,9 @@ int  qv_lmdb_check_main(MDB_txn *txn, const char *const *allowed, size_t nallowe
                         char *bad, size_t badlen);
 int  qv_lmdb_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v);
 int  qv_lmdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl);
+/** Put with MDB_APPEND (pages filled, no splits) when k sorts after every key of dbi,
+ *  else an ordinary put. For loading records in key order. */
+int  qv_lmdb_put_append(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl);
 /** Reserve vl bytes for key k; *p receives the place to write them before the txn ends. */
 int  qv_lmdb_reserve(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, size_t vl, void **p);
 int  qv_lmdb_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl);   /* ENOTFOUND if absent */
@@ -202,6 +208,14 @@ typedef int (*qv_write_fn)(qv_db *db, MDB_txn *txn, void *arg);
 int  qv_db_write(qv_db *db, qv_write_fn fn, void *arg);
 /** QV_OK, or QV_ESTATE when the db was opened read-only (message names op). */
 int  qv_db_check_writable(qv_db *db, const char *op);
+/** Whether this process is the only one with the db open for writing: every writable open
+ *  holds flock(LOCK_SH) on data.mdb; this tries to turn it into LOCK_EX without waiting.
+ *  QV_OK holding LOCK_EX (until qv_db_writer_shared), or QV_ESTATE naming op and what
+ *  (another process's loaded collections would go on writing to what op deletes).
+ *  Caller holds db->wmutex (one process's threads share the lock). */
+int  qv_db_sole_writer(qv_db *db, const char *op, const char *what);
+/** Back to LOCK_SH after qv_db_sole_writer; caller holds db->wmutex. */
+void qv_db_writer_shared(qv_db *db);
 
 /* ---- config.c ---------------------------------------------------------------------------- */
 int  qv_coll_name_check(const char *name);
@@ -218,11 +232,29 @@ int  qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32
 int  qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count);
 
 /* ---- collection.c ------------------------------------------------------------------------ */
+/** Take the next collection id (meta "next_cid") in write txn txn: a create's, a restore's. */
+int  qv_coll_next_cid(qv_db *db, MDB_txn *txn, uint32_t *cid);
+/** QV_OK when adding more names fit under max_collections, else QV_EFULL naming what. */
+int  qv_coll_room(qv_db *db, MDB_txn *txn, size_t adding, const char *what);
 /** Free an open collection's memory (not its data). NULL ok. */
 void qv_coll_free(qv_coll *c);
 /** QV_OK, or QV_ENOTFOUND "collection 'x' was dropped" (the message set) for a handle
  *  whose collection was dropped. Writers call it with wmutex held, readers on entry. */
 int  qv_coll_check_live(const qv_coll *c);
+/** Delete every record of collection cid (not its name's record) in write txn txn. */
+int  qv_coll_delete_data(qv_db *db, MDB_txn *txn, uint32_t cid);
+/** After a commit that took the name away from the open collection called name (drop,
+ *  a restore that replaced it): mark that handle dropped. Returns it when no user holds
+ *  it any more (free it with qv_coll_free), else NULL. Caller holds wmutex. */
+qv_coll *qv_coll_retire(qv_db *db, const char *name);
+/** Load a handle of the collection whose config record is cfg (a NUL-terminated JSON
+ *  text naming its cid), as its records are now, under name -- without it being in the
+ *  table of open collections or name pointing at it yet (a restore checks the staged
+ *  collection loads before it commits). Free it with qv_coll_free, or qv_coll_attach. */
+int  qv_coll_load_detached(qv_db *db, const char *name, const char *cfg, qv_coll **out);
+/** Put a detached handle into the table once its name points at it (wmutex held).
+ *  On failure the caller still owns c (a later open loads the collection again). */
+int  qv_coll_attach(qv_db *db, qv_coll *c);
 /** (Re)build c->ix from the stored points (caller holds wmutex). */
 int  qv_coll_rebuild(qv_coll *c, const char *why);
 /** Make sure the index is consistent before use: rebuild if marked (takes wmutex). */
@@ -257,6 +289,11 @@ int  qv_snapshot_write(qv_coll *c);
 int  qv_snapshot_load(qv_coll *c, MDB_txn *txn);
 /** qv_checkpoint with wmutex held: rebuild if marked, then snapshot unless clean. */
 int  qv_coll_checkpoint_locked(qv_coll *c);
+
+/* ---- backup_restore.c -------------------------------------------------------------------- */
+/** Remove the data of restores that never finished (a crash between staging and the
+ *  final commit): called by qv_db_open on a writable db. */
+int  qv_bk_sweep_staged(qv_db *db);
 
 /* ---- for tests and diagnostics ---------------------------------------------------------- */
 /** Copy the collection's counters (the map_grows field is the db's). */

@@ -80,7 +80,8 @@ static void write_fvecs(const char *path, size_t n, int dim)
 
 START_TEST(test_help_on_every_command)
 {
-    const char *cmds[] = {"create", "import", "search", "get", "delete", "info", "checkpoint"};
+    const char *cmds[] = {"create", "import", "search", "get", "delete", "info", "checkpoint", "backup", "restore",
+                          "verify-backup"};
     ck_assert_int_eq(quiver("--help", NULL), 0);
     ck_assert_ptr_nonnull(strstr(out_buf, "import"));
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -212,6 +213,56 @@ START_TEST(test_error_paths)
 }
 END_TEST
 
+/* quiver backup / verify-backup / restore (issue 20): a round trip, the printed SHA-256
+ * (sha256sum's line), and the refusals with their exit codes. */
+START_TEST(test_backup_restore)
+{
+    char db[4096], db2[4096], vf[4096], bk[4096], bad[4096], hex[80], cmd[12288];
+    path_in_tmp(db, sizeof db, "db");
+    path_in_tmp(db2, sizeof db2, "db2");
+    path_in_tmp(vf, sizeof vf, "v.fvecs");
+    path_in_tmp(bk, sizeof bk, "pts.snapshot");
+    path_in_tmp(bad, sizeof bad, "bad.snapshot");
+    write_fvecs(vf, 300, 4);
+    ck_assert_int_eq(quiver("create", db, "pts", "--dim", "4", "--metric", "l2", NULL), 0);
+    ck_assert_int_eq(quiver("import", db, "pts", vf, "--quiet", NULL), 0);
+    ck_assert_int_eq(quiver("backup", db, "pts", bk, NULL), 0);
+    ck_assert_msg(sscanf(out_buf, "%64s", hex) == 1 && strlen(hex) == 64, "backup printed: %s", out_buf);
+    snprintf(cmd, sizeof cmd, "cd '%s' && printf '%%s' '%.4200s' | sha256sum -c --status", tmp, out_buf);
+    ck_assert_msg(system(cmd) == 0, "the printed line does not check with sha256sum -c: %s", out_buf);
+    ck_assert_int_eq(quiver("verify-backup", bk, "--sha256", hex, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out_buf, "ok: 1 collection(s), 300 points"));
+    ck_assert_int_eq(quiver("restore", db2, bk, "--sha256", hex, NULL), 0);
+    ck_assert_msg(strstr(out_buf, "restored 1 collection(s), 300 points; 1 index(es) loaded"), "%s", out_buf);
+    ck_assert_int_eq(quiver("search", db2, "pts", "--vector", "[7.2,0,0,1]", "-k", "1", "--json", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "{\"hits\":[{\"id\":7,"), "search: %s", out_buf);
+    /* again: it exists; with --replace and under another name it goes */
+    ck_assert_int_eq(quiver("restore", db2, bk, NULL), 1);
+    ck_assert_ptr_nonnull(strstr(err_buf, "already exists"));
+    ck_assert_int_eq(quiver("restore", db2, bk, "--replace", NULL), 0);
+    ck_assert_int_eq(quiver("restore", db2, bk, "--as", "copy", NULL), 0);
+    ck_assert_int_eq(quiver("info", db2, "copy", NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out_buf, "points 300"));
+    /* the whole database */
+    ck_assert_int_eq(quiver("backup", db2, bk, NULL), 0);
+    ck_assert_int_eq(quiver("verify-backup", bk, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out_buf, "ok: 2 collection(s), 600 points"));
+    /* refusals: a damaged file, a wrong checksum, bad usage */
+    snprintf(cmd, sizeof cmd, "head -c 500 '%s' > '%s'", bk, bad);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(quiver("verify-backup", bad, NULL), 1);
+    ck_assert_ptr_nonnull(strstr(err_buf, "QV_ECORRUPT"));
+    ck_assert_int_eq(quiver("restore", db2, bad, "--replace", NULL), 1);
+    ck_assert_ptr_nonnull(strstr(err_buf, "truncated"));
+    ck_assert_int_eq(quiver("restore", db2, bk, "--replace", "--sha256", hex, NULL), 1);
+    ck_assert_ptr_nonnull(strstr(err_buf, "not the expected"));
+    ck_assert_int_eq(quiver("backup", db, "nope", bk, NULL), 1);
+    ck_assert_int_eq(quiver("backup", db, NULL), 2);
+    ck_assert_int_eq(quiver("restore", db2, NULL), 2);
+    ck_assert_int_eq(quiver("restore", db2, bk, "--bogus", NULL), 2);
+}
+END_TEST
+
 Suite *qv_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -223,6 +274,7 @@ Suite *qv_cli_suite(void)
     tcase_add_test(tc, test_import_jsonl_with_payloads);
     tcase_add_test(tc, test_quantized_collection);
     tcase_add_test(tc, test_error_paths);
+    tcase_add_test(tc, test_backup_restore);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,7 +9,7 @@
  *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with the
  *     tiny blocking HTTP client of test_http.c, so that it needs nothing but quiverd;
  *   - errors: Qdrant-style error envelopes, 401 without a key, 501 for what is unsupported,
- *     collection info without invented values;
+ *     collection info without invented values, mmr queries (qv_mmr);
  *   - keys: one API key precedence on both listeners;
  *   - exact: params.exact (and the native "exact") is exact for hnsw and ivf.
  */
@@ -189,7 +189,8 @@ START_TEST(test_errors)
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":1,\"vector\":[1,2]},{\"id\":1,\"vector\":[3,4]}]}", 200, "completed");
     expect(s.qport, "GET", "/collections/e/points/1", KEY, NULL, 200, "\"vector\":[3.0,4.0]");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"must\":[{\"key\":\"t\",\"match\":{\"text\":\"a\"}}]}}", 400, "full-text");
-    expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"should\":[{\"has_id\":[1]}]}}", 400, "has_id");
+    expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"should\":[{\"has_id\":[\"x\"]}]}}", 400, "UUID");
+    expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"should\":[{\"has_id\":[2,1]}]}}", 200, "{\"id\":1,");
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"rrf\"}}", 400, "prefetch");
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"query\":[3,4],\"using\":\"img\"}", 400, "named vectors");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"limit\":1}", 200, "\"score\":0.0");
@@ -198,8 +199,22 @@ START_TEST(test_errors)
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"limit\":1}", 200, "\"points\":[{\"id\":1");
     expect(s.qport, "POST", "/collections/e/points/query/batch", KEY, "{\"searches\":[]}", 200, "\"result\":[]");
     expect(s.qport, "POST", "/collections/e/points/search/batch", KEY, "{\"searches\":[]}", 200, "\"result\":[]");
+    /* mmr (qv_mmr): relevance alone keeps the search's order; at diversity 0.5 the second
+     * point is the one least like the first (3), not the next closest (2) */
+    expect(s.qport, "PUT", "/collections/m", KEY, "{\"vectors\":{\"size\":2,\"distance\":\"Cosine\"}}", 200, "true");
+    expect(s.qport, "PUT", "/collections/m/points", KEY, "{\"points\":[{\"id\":1,\"vector\":[0.96,0.28]},"
+           "{\"id\":2,\"vector\":[0.94,0.34]},{\"id\":3,\"vector\":[0.8,-0.6]}]}", 200, "completed");
+    expect(s.qport, "POST", "/collections/m/points/query", KEY, "{\"query\":{\"nearest\":[1,0],\"mmr\":{\"diversity\":0}},\"limit\":2}",
+           200, "\"points\":[{\"id\":1,\"version\":0,\"score\":0.9599");
+    expect(s.qport, "POST", "/collections/m/points/query", KEY, "{\"query\":{\"nearest\":[1,0],\"mmr\":{\"diversity\":0}},\"limit\":2}",
+           200, "},{\"id\":2,");
+    expect(s.qport, "POST", "/collections/m/points/query", KEY, "{\"query\":{\"nearest\":[1,0],\"mmr\":{\"diversity\":0.5}},\"limit\":2}",
+           200, "},{\"id\":3,");
+    expect(s.qport, "POST", "/collections/m/points/query", KEY, "{\"query\":{\"nearest\":[1,0],\"mmr\":{\"diversity\":2}}}", 400, "diversity");
+    expect(s.qport, "DELETE", "/collections/m", KEY, NULL, 200, "\"result\":true");
     expect(s.qport, "POST", "/collections/e/points/recommend", KEY, "{}", 501, "recommend is not supported");
-    expect(s.qport, "GET", "/collections/e/snapshots", KEY, NULL, 501, "snapshots are not supported");
+    expect(s.qport, "GET", "/collections/e/shards/0/snapshots", KEY, NULL, 501, "sharding and the cluster API are not supported");
+    expect(s.qport, "PUT", "/snapshots/recover", KEY, "{}", 501, "the native API does: PUT /snapshots/recover) is not supported");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{not json", 400, "Format error");
     expect(s.qport, "DELETE", "/collections/e/points/search", KEY, NULL, 405, "not allowed");
     expect(s.qport, "GET", "/nothing/here", KEY, NULL, 404, "\"status\":{\"error\":");

@@ -19,6 +19,8 @@
  *     digit, 2^63 is a 400 naming it on both APIs (README says why).
  *   - empty_nested_filter: {"must":[{"must":[]}]} passed everything on the native API and
  *     was refused (400) by the Qdrant API; both now parse it with the one library parser.
+ *   - invalid_utf8: a Qdrant filter or with_payload holding bytes that are not UTF-8 was
+ *     answered 503 "out of memory"; now 400 on both APIs, with a bounded, valid message.
  */
 #include <math.h>
 #include <stdio.h>
@@ -291,6 +293,36 @@ START_TEST(test_empty_nested_filter)
 }
 END_TEST
 
+/* A Qdrant body with a string that is not UTF-8 where jansson reads it (a filter, a
+ * with_payload selector) was answered 503 "out of memory" (found by make fuzz): now 400,
+ * the body being malformed, with an error that is itself valid JSON, on both APIs. */
+START_TEST(test_invalid_utf8)
+{
+    char *dir = make_tmpdir("qv-reghttp");
+    test_server s;
+    test_server_start(&s, dir, 1, NULL);
+    call_ok(s.port, "PUT", "/collections/u", "{\"dim\":2,\"metric\":\"l2\"}", 201);
+    static char big[8300];
+    int n = sprintf(big, "{\"limit\":2,\"with_payload\":true,\"filter\":\"");
+    memset(big + n, 'a', 8000);
+    big[n + 4000] = '\xff';
+    strcpy(big + n + 8000, "\"}");
+    const char *bodies[] = {big, "{\"filter\":\"a\xff\"}", "{\"with_payload\":[\"a\xc3\"]}",
+                            "{\"filter\":{\"must\":[{\"key\":\"\xed\xa0\x80\",\"match\":{\"value\":1}}]}}"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        json_t *j = call(s.qport, "POST", "/collections/u/points/scroll", bodies[i], 400);
+        const char *msg = json_string_value(json_object_get(json_object_get(j, "status"), "error"));
+        ck_assert_msg(msg && strstr(msg, "UTF-8") && strlen(msg) < 600, "%s", msg ? msg : "no error");
+        json_decref(j);
+    }
+    json_decref(call(s.port, "POST", "/collections/u/search", "{\"vector\":[1,2],\"filter\":{\"must\":[{\"key\":\"\xff\"}]}}", 400));
+    call_ok(s.qport, "POST", "/collections/u/points/scroll", "{\"filter\":{\"must\":[{\"key\":\"\xc3\xa9\",\"match\":{\"value\":\"\xe2\x82\xac\"}}]}}", 200);
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qv_regressions_http_suite(void)
 {
     Suite *s = suite_create("regressions_http");
@@ -302,6 +334,7 @@ Suite *qv_regressions_http_suite(void)
     tcase_add_test(tc, test_dotted_keys);
     tcase_add_test(tc, test_big_integers);
     tcase_add_test(tc, test_empty_nested_filter);
+    tcase_add_test(tc, test_invalid_utf8);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -33,107 +33,16 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "tests/test_http.h"
 #include "tests/test_util.h"
 
-/* ---- the server process ------------------------------------------------------------ */
-
-#define MAX_LIVE 4
-static pid_t live[MAX_LIVE];            /* started and not yet reaped */
-
-typedef struct {
-    pid_t pid;
-    int port;
-} server;
-
-static void live_add(pid_t p)
-{
-    for (int i = 0; i < MAX_LIVE; i++)
-        if (!live[i]) { live[i] = p; return; }
-}
-
-static void live_del(pid_t p)
-{
-    for (int i = 0; i < MAX_LIVE; i++)
-        if (live[i] == p) live[i] = 0;
-}
-
-static void teardown(void)
-{
-    for (int i = 0; i < MAX_LIVE; i++)
-        if (live[i]) {
-            kill(live[i], SIGKILL);
-            waitpid(live[i], NULL, 0);
-            live[i] = 0;
-        }
-}
-
-static void quiverd_path(char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/quiverd", build_dir());
-}
-
-/* Start quiverd with the data dir and extra args (NULL-terminated); wait for its ready
- * line and read the port from it. */
-static void server_start(server *s, const char *dir, const char *const *extra)
-{
-    char bin[512];
-    quiverd_path(bin, sizeof bin);
-    ck_assert_msg(access(bin, X_OK) == 0, "%s is not built", bin);
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    const char *argv[24] = {bin, "--listen", "127.0.0.1:0", "--data", dir, "--threads", "2",
-                            "--log-level", getenv("QV_SRV_LOG") ? getenv("QV_SRV_LOG") : "warn"};
-    int argc = 9;
-    for (int i = 0; extra && extra[i] && argc < 22; i++) argv[argc++] = extra[i];
-    argv[argc] = NULL;
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    live_add(pid);
-    s->pid = pid;
-    s->port = 0;
-    char line[256];
-    size_t got = 0;
-    for (;;) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        int pr = poll(&p, 1, 120000);
-        ck_assert_msg(pr > 0, "quiverd printed no ready line within 120 s");
-        ssize_t r = read(fds[0], line + got, sizeof line - 1 - got);
-        ck_assert_msg(r > 0, "quiverd exited before its ready line");
-        got += (size_t)r;
-        line[got] = 0;
-        if (strchr(line, '\n') || got == sizeof line - 1) break;
-    }
-    close(fds[0]);
-    const char *colon = strrchr(line, ':');
-    ck_assert_msg(strncmp(line, "quiverd listening on ", 21) == 0 && colon, "ready line: %s", line);
-    s->port = atoi(colon + 1);
-    ck_assert_int_gt(s->port, 0);
-}
-
-/* Send sig and reap; returns the exit status, or 128+signal when killed by one. */
-static int server_stop(server *s, int sig)
-{
-    kill(s->pid, sig);
-    int st = 0;
-    ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
-    live_del(s->pid);
-    s->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+/* ---- the server process (tests/test_http.c starts and stops it) ------------------ */
 
 /* Run quiverd with args and return its exit status (output discarded). */
 static int run_quiverd(const char *const *args)
 {
     char bin[512];
-    quiverd_path(bin, sizeof bin);
+    snprintf(bin, sizeof bin, "%s/quiverd", build_dir());
     const char *argv[16] = {bin};
     int argc = 1;
     for (int i = 0; args[i] && argc < 15; i++) argv[argc++] = args[i];
@@ -395,8 +304,8 @@ static char *without_took_us(const char *body)
 START_TEST(test_null_filter_same_reply)
 {
     char *dir = make_tmpdir("qv-srv-fast");
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     const int port = s.port;
     struct { const char *name, *create; size_t dim, n; } colls[] = {
         {"sift", "{\"dim\":128,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"ef_construction\":64}}", 128, 2000},
@@ -485,7 +394,7 @@ START_TEST(test_null_filter_same_reply)
         free(base);
     }
     qv_free(sift);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
 }
@@ -496,8 +405,8 @@ END_TEST
 START_TEST(test_connections_spread)
 {
     char *dir = make_tmpdir("qv-srv-spread");
-    server s;
-    server_start(&s, dir, NULL);                     /* 2 worker threads */
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);                     /* 2 worker threads */
     enum { NC = 8 };
     int fds[NC];
     for (int i = 0; i < NC; i++) fds[i] = raw_connect(s.port);   /* all in the backlog first */
@@ -527,7 +436,7 @@ START_TEST(test_connections_spread)
     ck_assert_msg(per[0] >= 2 && per[1] >= 2, "a burst of %d connections went %ld / %ld", NC, per[0], per[1]);
     resp_free(&r);
     for (int i = 0; i < NC; i++) close(fds[i]);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
 }
@@ -539,8 +448,8 @@ END_TEST
 START_TEST(test_payload_numbers_exact)
 {
     char *dir = make_tmpdir("qv-srv-payload");
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     const int port = s.port;
     resp r = REQ(port, "PUT", "/collections/p", "{\"dim\":2,\"index\":{\"type\":\"flat\"}}", 201);
     resp_free(&r);
@@ -565,7 +474,7 @@ START_TEST(test_payload_numbers_exact)
     r = REQ(port, "GET", "/collections/p/points/1", NULL, 200);
     ck_assert_msg(strstr(r.body, "\"vector\":[0.100000001,0.200000003]"), "vector: %s", r.body);
     resp_free(&r);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
 }
@@ -577,8 +486,8 @@ END_TEST
 START_TEST(test_large_replies_not_delayed)
 {
     char *dir = make_tmpdir("qv-srv-nagle");
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     enum { DIM = 4096, ROUNDS = 10 };
     resp r = REQ(s.port, "PUT", "/collections/big", "{\"dim\":4096,\"index\":{\"type\":\"flat\"}}", 201);
     resp_free(&r);
@@ -615,7 +524,7 @@ START_TEST(test_large_replies_not_delayed)
     ck_assert_msg(ms < 300, "%d replies of 50 KB took %.0f ms (a Nagle stall is 40 ms each)", ROUNDS, ms);
     close(fd);
     free(buf);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
 }
@@ -624,8 +533,8 @@ END_TEST
 START_TEST(test_endpoints)
 {
     char *dir = make_tmpdir("qv-srv");
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     const int port = s.port;
     const size_t dim = 8, n = 200;
     float *base = random_vectors(n, dim, 11);
@@ -747,7 +656,7 @@ START_TEST(test_endpoints)
     r = REQ(port, "DELETE", "/collections/exact", NULL, 404);
     resp_free(&r);
 
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     free(q);
     free(base);
     rm_rf(dir);
@@ -758,8 +667,8 @@ END_TEST
 START_TEST(test_bad_input)
 {
     char *dir = make_tmpdir("qv-srv");
-    server s;
-    server_start(&s, dir, (const char *const[]){"--max-body", "65536", NULL});
+    test_server s;
+    test_server_start(&s, dir, 0, (const char *const[]){"--max-body", "65536", NULL});
     const int port = s.port;
     resp r;
     r = REQ(port, "PUT", "/collections/c", "{\"dim\":3,\"metric\":\"cosine\",\"index\":{\"type\":\"flat\"}}", 201);
@@ -923,7 +832,7 @@ START_TEST(test_bad_input)
     r = REQ(port, "GET", "/healthz", NULL, 200);            /* still alive */
     resp_free(&r);
 
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
 }
@@ -937,8 +846,8 @@ END_TEST
 START_TEST(test_http_edges)
 {
     char *dir = make_tmpdir("qv-srv");
-    server s;
-    server_start(&s, dir, (const char *const[]){"--max-body", "65536", NULL});      /* --timeout 30 */
+    test_server s;
+    test_server_start(&s, dir, 0, (const char *const[]){"--max-body", "65536", NULL});      /* --timeout 30 */
     static char buf[8192];
     int fd = raw_connect(s.port);
     const char *head = "POST /collections/c/search HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n";
@@ -966,7 +875,7 @@ START_TEST(test_http_edges)
     }
     resp r = REQ(s.port, "GET", "/healthz", NULL, 200);
     resp_free(&r);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
 }
@@ -975,8 +884,8 @@ END_TEST
 START_TEST(test_slow_client)
 {
     char *dir = make_tmpdir("qv-srv");
-    server s;
-    server_start(&s, dir, (const char *const[]){"--timeout", "1", NULL});
+    test_server s;
+    test_server_start(&s, dir, 0, (const char *const[]){"--timeout", "1", NULL});
     /* a client that sends half a request and stalls is disconnected */
     int fd = raw_connect(s.port);
     const char *part = "POST /collections/c/search HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"vec";
@@ -991,7 +900,7 @@ START_TEST(test_slow_client)
     close(fd);
     resp r = REQ(s.port, "GET", "/healthz", NULL, 200);
     resp_free(&r);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
 }
@@ -1008,8 +917,8 @@ START_TEST(test_auth)
     fclose(f);
     char data[4200];
     snprintf(data, sizeof data, "%s/db", dir);
-    server s;
-    server_start(&s, data, (const char *const[]){"--api-key-file", keyfile, NULL});
+    test_server s;
+    test_server_start(&s, data, 0, (const char *const[]){"--api-key-file", keyfile, NULL});
     const int port = s.port;
     const char *rw = "Authorization: Bearer writer-key-123";
     const char *ro = "Authorization: Bearer reader-key-456";
@@ -1037,7 +946,7 @@ START_TEST(test_auth)
     AREQ("GET", "/metrics", NULL, ro, 200);
     AREQ("DELETE", "/collections/k", NULL, rw, 200);
 #undef AREQ
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
 
     /* an unreadable or malformed key file stops the server at startup */
     ck_assert_int_eq(run_quiverd((const char *const[]){"--listen", "127.0.0.1:0", "--data", data,
@@ -1057,8 +966,8 @@ START_TEST(test_restart)
     char *dir = make_tmpdir("qv-srv");
     const size_t dim = 16, n = 300;
     float *base = random_vectors(n, dim, 21);
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     resp r = REQ(s.port, "PUT", "/collections/keep", "{\"dim\":16,\"metric\":\"ip\"}", 201);
     resp_free(&r);
     char *body = points_json(n, dim, 1000, base, 1);
@@ -1067,9 +976,9 @@ START_TEST(test_restart)
     free(body);
     r = REQ(s.port, "POST", "/collections/keep/points/delete", "{\"ids\":[1000]}", 200);
     resp_free(&r);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
 
-    server_start(&s, dir, NULL);
+    test_server_start(&s, dir, 0, NULL);
     ck_assert_int_eq(coll_count(s.port, "keep"), (json_int_t)n - 1);
     r = REQ(s.port, "GET", "/collections/keep/points/1000", NULL, 404);
     resp_free(&r);
@@ -1084,7 +993,7 @@ START_TEST(test_restart)
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "hits")), 3);
     resp_free(&r);
     free(vj);
-    ck_assert_int_eq(server_stop(&s, SIGINT), 0);
+    ck_assert_int_eq(test_server_signal(&s, SIGINT), 0);
     free(base);
     rm_rf(dir);
     free(dir);
@@ -1098,8 +1007,8 @@ START_TEST(test_sigterm_inflight)
     char *dir = make_tmpdir("qv-srv");
     const size_t dim = 32, n = sanitized() ? 500 : 3000;
     float *vecs = random_vectors(n, dim, 41);
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     resp r = REQ(s.port, "PUT", "/collections/late", "{\"dim\":32}", 201);
     resp_free(&r);
     char *body = points_json(n, dim, 0, vecs, 0);
@@ -1120,11 +1029,11 @@ START_TEST(test_sigterm_inflight)
     ck_assert_int_ge(raw_read_all(fd, answer, sizeof answer, 120000), 12);
     close(fd);
     ck_assert_msg(strncmp(answer, "HTTP/1.1 200", 12) == 0, "in-flight upsert answered: %.200s", answer);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
-    server_start(&s, dir, NULL);
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    test_server_start(&s, dir, 0, NULL);
     ck_assert_int_eq(coll_count(s.port, "late"), (json_int_t)n);
     check_point(s.port, "late", n - 1, vecs + (n - 1) * dim, dim);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     free(msg);
     free(body);
     free(vecs);
@@ -1155,8 +1064,8 @@ START_TEST(test_kill9)
     char *dir = make_tmpdir("qv-srv");
     const size_t dim = 8, batch = 10, max_batches = 2000;
     float *vecs = random_vectors(batch * max_batches, dim, 31);
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     resp r = REQ(s.port, "PUT", "/collections/crash", "{\"dim\":8}", 201);
     resp_free(&r);
 
@@ -1178,16 +1087,16 @@ START_TEST(test_kill9)
         atomic_store(&ka.acked, (int)acked);
     }
     pthread_join(th, NULL);
-    ck_assert_int_eq(server_stop(&s, SIGKILL), 128 + SIGKILL);
+    ck_assert_int_eq(test_server_signal(&s, SIGKILL), 128 + SIGKILL);
     ck_assert_uint_ge(acked, (size_t)ka.kill_after);
 
-    server_start(&s, dir, NULL);
+    test_server_start(&s, dir, 0, NULL);
     json_int_t count = coll_count(s.port, "crash");
     ck_assert_msg(count >= (json_int_t)(acked * batch) && count <= (json_int_t)((acked + 1) * batch),
                   "count %lld after %zu acknowledged batches", (long long)count, acked);
     for (size_t i = 0; i < acked * batch; i += (sanitized() ? 7 : 1))
         check_point(s.port, "crash", i, vecs + i * dim, dim);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     free(vecs);
     rm_rf(dir);
     free(dir);
@@ -1256,8 +1165,8 @@ static void *client_main(void *p)
 START_TEST(test_concurrent)
 {
     char *dir = make_tmpdir("qv-srv");
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     resp r = REQ(s.port, "PUT", "/collections/shared", "{\"dim\":8}", 201);
     resp_free(&r);
     enum { NCLIENT = 4 };
@@ -1276,7 +1185,7 @@ START_TEST(test_concurrent)
     r = REQ(s.port, "GET", "/collections", NULL, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "collections")), 1);
     resp_free(&r);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
 }
@@ -1423,8 +1332,8 @@ static resp filtered_search(int port, const char *coll, const char *vj, const ch
 START_TEST(test_filters)
 {
     char *dir = make_tmpdir("qv-srv");
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     const int port = s.port;
     const size_t dim = 4;
     float *base = random_vectors(FN, dim, 51);
@@ -1579,7 +1488,7 @@ START_TEST(test_filters)
     check_filtered(r.json, &nested, FN, "meta.score indexed");
     resp_free(&r);
 
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     free(bb);
     free(vj);
     free(base);
@@ -1593,8 +1502,8 @@ END_TEST
 START_TEST(test_ivf)
 {
     char *dir = make_tmpdir("qv-srv");
-    server s;
-    server_start(&s, dir, NULL);
+    test_server s;
+    test_server_start(&s, dir, 0, NULL);
     const int port = s.port;
     const size_t dim = 8, n = 200, nauto = 1000, nq = 3, k = 10;
     float *base = random_vectors(nauto, dim, 61);
@@ -1694,13 +1603,13 @@ START_TEST(test_ivf)
     ck_assert_int_eq(coll_count(port, "ivauto"), (json_int_t)nauto);
 
     /* the trained state survives a restart */
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
-    server_start(&s, dir, NULL);
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    test_server_start(&s, dir, 0, NULL);
     ck_assert_int_eq(coll_count(s.port, "iv"), (json_int_t)n);
     r = REQ(s.port, "GET", "/collections/iv", NULL, 200);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "index"), "type")), "ivf");
     resp_free(&r);
-    ck_assert_int_eq(server_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(test_server_stop(&s), 0);
     free(q);
     free(base);
     rm_rf(dir);
@@ -1712,7 +1621,7 @@ Suite *qv_server_suite(void)
 {
     Suite *s = suite_create("server");
     TCase *tc = tcase_create("quiverd");
-    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_checked_fixture(tc, NULL, test_server_kill_all);
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_endpoints);

@@ -7,8 +7,14 @@
  *    every build we run; a fast machine only makes the test weaker, never flaky.
  *  - review-3: out of file descriptors, libevent retried accept() in a loop, flooding
  *    stderr (800,000 lines in 3 s) and burning a core. quiverd now pauses accepting.
+ * And issue 19 (slowloris): connections that trickle a byte at a time are closed at their
+ * read deadline, however they keep trickling; while many of them (three times
+ * --max-connections, reconnecting when closed) hammer quiverd, a normal client is served
+ * within 100 ms and quiverd's descriptors stay within --max-connections.
  */
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -19,9 +25,11 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include "tests/test_http.h"
 #include "tests/test_util.h"
 
 /* Start quiverd (optionally with an fd limit), stderr to errpath; returns the port. */
@@ -202,6 +210,141 @@ START_TEST(test_out_of_descriptors_pauses_accept)
 }
 END_TEST
 
+static int count_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* 1 when the server has closed fd (EOF or reset), without blocking. */
+static int closed_by_server(int fd)
+{
+    char c[256];
+    ssize_t r = recv(fd, c, sizeof c, MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The value of the metric line that starts with name (-1 when absent). */
+static double metric(const char *text, const char *name)
+{
+    const char *p = strstr(text, name);
+    return p ? atof(p + strlen(name)) : -1;
+}
+
+#define TRICKLE "POST /collections/x/search HTTP/1.1\r\nHost: t\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+#define MAXCONN 32
+
+START_TEST(test_slowloris)
+{
+    char *dir = make_tmpdir("qv-limits"), err[4096], out[16384], data[4096];
+    snprintf(err, sizeof err, "%s/stderr", dir);
+    snprintf(data, sizeof data, "%s/db", dir);
+    char maxc[16];
+    snprintf(maxc, sizeof maxc, "%d", MAXCONN);
+    const char *extra[] = {"--max-connections", maxc, "--header-timeout", "2", "--body-timeout", "2", NULL};
+    pid_t pid;
+    int port = spawn(data, err, 0, extra, &pid);
+    ck_assert_int_eq(request(port, "PUT", "/collections/x", "{\"dim\":2}", out, sizeof out), 201);
+    int base_fds = count_fds(pid);
+
+    /* 1. The deadlines: headers trickled a byte every 300 ms, and a body trickled after
+     * complete headers, are both cut at 2 s (+ a scheduling margin), not kept forever. */
+    int hdr = connect_port(port), body = connect_port(port);
+    ck_assert_int_ge(hdr, 0);
+    ck_assert_int_ge(body, 0);
+    const char *head = "PUT /collections/x/points HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n";
+    ck_assert_int_eq(send(body, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
+    double t0 = now_s(), hdr_closed = 0, body_closed = 0;
+    for (size_t i = 0; now_s() - t0 < 4.5 && (!hdr_closed || !body_closed); i++) {
+        if (!hdr_closed && (send(hdr, TRICKLE + i % (sizeof TRICKLE - 1), 1, MSG_NOSIGNAL) != 1 || closed_by_server(hdr)))
+            hdr_closed = now_s() - t0;
+        if (!body_closed && (send(body, "[", 1, MSG_NOSIGNAL) != 1 || closed_by_server(body))) body_closed = now_s() - t0;
+        usleep(300 * 1000);
+    }
+    ck_assert_msg(hdr_closed >= 1.5 && hdr_closed < 3.5, "a header trickler was closed after %.2f s (deadline 2 s)", hdr_closed);
+    ck_assert_msg(body_closed >= 1.5 && body_closed < 3.5, "a body trickler was closed after %.2f s (deadline 2 s)", body_closed);
+    close(hdr);
+    close(body);
+
+    /* 2. A flood: three times --max-connections trickling one byte a second each, and
+     * reconnecting when closed, for 5 s; a normal client every 200 ms. */
+    enum { NT = 3 * MAXCONN };
+    int fds[NT];
+    size_t sent[NT];
+    double next[NT];
+    for (int i = 0; i < NT; i++) {
+        fds[i] = connect_port(port);
+        ck_assert_int_ge(fds[i], 0);
+        sent[i] = 0;
+        next[i] = now_s() + (double)i / NT;          /* spread over the second */
+    }
+    double limit_ms = sanitized() ? 300 : 100, worst_ms = 0;
+    int max_fds = 0, served = 0;
+    t0 = now_s();
+    double next_client = t0 + 1.2;                   /* once the tricklers are older than 1 s */
+    while (now_s() - t0 < 5) {
+        for (int i = 0; i < NT; i++) {
+            if (now_s() < next[i]) continue;
+            next[i] += 1;
+            if (closed_by_server(fds[i]) || send(fds[i], TRICKLE + sent[i] % (sizeof TRICKLE - 1), 1, MSG_NOSIGNAL) != 1) {
+                close(fds[i]);                       /* the attacker comes back */
+                fds[i] = connect_port(port);
+                ck_assert_int_ge(fds[i], 0);
+                sent[i] = 0;
+            } else {
+                sent[i]++;
+            }
+        }
+        if (now_s() >= next_client) {
+            double c0 = now_s();
+            int st = test_http(port, "GET", "/healthz", NULL, NULL, 5000, NULL);
+            double ms = (now_s() - c0) * 1000;
+            ck_assert_msg(st == 200, "a normal client got %d during the flood", st);
+            if (ms > worst_ms) worst_ms = ms;
+            served++;
+            next_client = now_s() + 0.2;
+        }
+        int n = count_fds(pid);
+        if (n > max_fds) max_fds = n;
+        usleep(20 * 1000);
+    }
+    fprintf(stderr, "slowloris: %d normal requests, slowest %.1f ms; quiverd's descriptors at most %d (%d without clients)\n",
+            served, worst_ms, max_fds, base_fds);
+    ck_assert_int_ge(served, 15);
+    ck_assert_msg(worst_ms < limit_ms, "a normal client waited %.1f ms during the flood", worst_ms);
+    /* connections over the cap exist only for a moment (one per worker at most) */
+    ck_assert_msg(max_fds - base_fds <= MAXCONN + 2, "quiverd held %d descriptors for connections, cap %d",
+                  max_fds - base_fds, MAXCONN);
+    for (int i = 0; i < NT; i++) close(fds[i]);
+    char *text = NULL;
+    ck_assert_int_eq(test_http(port, "GET", "/metrics", NULL, NULL, 10000, &text), 200);
+    snprintf(out, sizeof out, "%s", strstr(text, "quiver_http_connections_open") ? strstr(text, "quiver_http_connections_open") : "");
+    free(text);
+    double timeouts_h = metric(out, "quiver_http_connections_closed_total{reason=\"header_timeout\"} ");
+    double timeouts_b = metric(out, "quiver_http_connections_closed_total{reason=\"body_timeout\"} ");
+    double pushed_out = metric(out, "quiver_http_connections_closed_total{reason=\"evicted\"} ") +
+                        metric(out, "quiver_http_connections_closed_total{reason=\"refused\"} ");
+    ck_assert_msg(timeouts_h >= 1 && timeouts_b >= 1 && pushed_out >= NT - MAXCONN,
+                  "metrics: %.0f header timeouts, %.0f body timeouts, %.0f evicted or refused", timeouts_h, timeouts_b, pushed_out);
+    ck_assert_int_eq(stop(pid), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qv_server_limits_suite(void)
 {
     Suite *s = suite_create("server_limits");
@@ -209,6 +352,7 @@ Suite *qv_server_limits_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_reply_after_handler_outlives_timeout);
     tcase_add_test(tc, test_out_of_descriptors_pauses_accept);
+    tcase_add_test(tc, test_slowloris);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -271,6 +271,34 @@ START_TEST(test_round_trip_and_reopen)
 }
 END_TEST
 
+/* qv_mmr: with diversity 0 the hits keep the search's order; with 0.5 the second pick is
+ * the hit least like the first (p3), not the next most relevant (p2, almost p1 again);
+ * a deleted hit is dropped; the metric's relevance for l2 is minus the distance. */
+START_TEST(test_mmr)
+{
+    qv_db *db = open_db(NULL);
+    qv_coll *c = create_coll(db, "mmr", QV_INDEX_FLAT, 2, QV_METRIC_COSINE);
+    const uint64_t ids[] = {1, 2, 3, 4};
+    const float vecs[] = {0.96f, 0.28f, 0.94f, 0.34f, 0.8f, -0.6f, 0.5f, 0.5f}, q[] = {1, 0};
+    qv_search_params sp;
+    qv_hit hits[4];
+    size_t n = 0, del = 0;
+    QV_CK(qv_upsert(c, 4, ids, vecs, NULL));
+    QV_CK(qv_delete(c, 1, &ids[3], &del));
+    qv_search_params_init(&sp, 3);
+    QV_CK(qv_search(c, q, &sp, hits, &n));
+    ck_assert_uint_eq(n, 3);
+    hits[n++] = (qv_hit){4, 0.7f};                 /* deleted since the search */
+    QV_CK(qv_mmr(c, 0, 3, hits, &n));
+    ck_assert(n == 3 && hits[0].id == 1 && hits[1].id == 2 && hits[2].id == 3);
+    QV_CK(qv_mmr(c, 0.5, 2, hits, &n));
+    ck_assert(n == 2 && hits[0].id == 1 && hits[1].id == 3);
+    ck_assert(fabsf(hits[1].score - 0.8f) < 1e-6f);   /* the search's score */
+    ck_assert_int_eq(qv_mmr(c, 1.5, 2, hits, &n), QV_EINVAL);
+    QV_CK(qv_db_close(db));
+}
+END_TEST
+
 /* qv_get_payloads reads what qv_get reads, for present, missing, deleted and payload-less
  * points alike, in one transaction. */
 START_TEST(test_get_payloads_matches_get)
@@ -1048,6 +1076,7 @@ Suite *qv_storage_suite(void)
     tcase_add_test(tc, test_round_trip_and_reopen);
     tcase_add_test(tc, test_list_drop_and_names);
     tcase_add_test(tc, test_get_payloads_matches_get);
+    tcase_add_test(tc, test_mmr);
     tcase_add_test(tc, test_bad_points_change_nothing);
     tcase_add_test(tc, test_replay_after_snapshot);
     tcase_add_loop_test(tc, test_damaged_snapshot_rebuilds, 0, 3);

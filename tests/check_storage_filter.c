@@ -61,6 +61,15 @@ static qv_filter *parse_ok(const char *json)
     return f;
 }
 
+/* The reference: f on the payload text (NULL: none) of point id. */
+static int eval_point(const qv_filter *f, const char *payload, uint64_t id)
+{
+    json_t *o = payload ? json_loads(payload, 0, NULL) : NULL;
+    int pass = qv_filter_eval_json(f, o, id);
+    json_decref(o);
+    return pass;
+}
+
 static int eval_s(const char *filter, const char *payload)
 {
     qv_filter *f = parse_ok(filter);
@@ -95,7 +104,8 @@ START_TEST(test_parse_errors)
         {"{\"must\":[{\"key\":\"a\",\"geo_radius\":{\"radius\":1}}]}", "geo_radius conditions are not supported"},
         {"{\"must\":[{\"key\":\"a\",\"range\":{\"gte\":\"2024-01-01\"}}]}", "datetime ranges are not supported"},
         {"{\"must\":[{\"key\":\"a\",\"range\":{\"gte\":null}}]}", "at least one of"},
-        {"{\"should\":[{\"has_id\":[1]}]}", "has_id conditions"},
+        {"{\"should\":[{\"has_id\":[1,-2]}]}", "filter.should[0].has_id[1]: must be a point id"},
+        {"{\"must\":[{\"has_id\":{}}]}", "has_id: must be a list of point ids"},
         {"{\"must\":[{\"nested\":{\"key\":\"a\",\"filter\":{}}}]}", "nested (array of objects)"},
         {"{\"must\":[],\"min_should\":{\"conditions\":[],\"min_count\":1}}", "min_should: is not supported"},
         {"{\"must\":[{\"key\":\"a..b\",\"match\":1}]}", "not a payload path"},
@@ -229,6 +239,23 @@ END_TEST
  * filters through): null members are absent, a lone condition stands for a list, except,
  * and an empty nested filter passes everything (issue 25: {"must":[{"must":[]}]} was
  * accepted by the native API and refused by the Qdrant one). */
+/* has_id: point ids, anywhere in the tree (the planner's side: the random filters) */
+START_TEST(test_has_id)
+{
+    qv_filter *f = parse_ok("{\"should\":[{\"has_id\":[5,3,5]},{\"must\":[{\"has_id\":[]}]}]}");
+    char *j = NULL;
+    int pass = 1;
+    QV_CK(qv_filter_to_json(f, &j));
+    ck_assert_str_eq(j, "{\"should\":[{\"has_id\":[3,5]},{\"must\":[{\"has_id\":[]}]}]}");
+    qv_free(j);
+    QV_CK(qv_filter_eval(f, NULL, &pass));     /* no point id: has_id fails */
+    ck_assert_int_eq(pass, 0);
+    ck_assert_int_eq(qv_filter_eval_json(f, NULL, 5), 1);
+    ck_assert_int_eq(qv_filter_eval_json(f, NULL, 4), 0);
+    qv_filter_free(f);
+}
+END_TEST
+
 START_TEST(test_qdrant_forms)
 {
     const char *pass_all[] = {
@@ -468,6 +495,12 @@ static void gen_leaf(uint64_t *s, char *b, size_t len)
     case 5: snprintf(b, len, "{\"key\":\"%s\",\"is_null\":%s}", k, rndu(s, 3) ? "true" : "false"); break;
     case 6: snprintf(b, len, "{\"key\":\"%s\",\"exists\":%s}", k, rndu(s, 3) ? "true" : "false"); break;
     case 7: snprintf(b, len, "{\"key\":\"%s\",\"is_empty\":%s}", k, rndu(s, 3) ? "true" : "false"); break;
+    case 8: {                     /* point ids, some that do not exist */
+        size_t n = (size_t)snprintf(b, len, "{\"has_id\":[");
+        for (unsigned i = 0, cnt = rndu(s, 40); i < cnt; i++) n += (size_t)snprintf(b + n, len - n, "%s%u", i ? "," : "", rndu(s, NPTS + 100));
+        snprintf(b + n, len - n, "]}");
+        break;
+    }
     default: snprintf(b, len, "{\"key\":\"%s\",\"match\":\"%s\"}", k, LANGS[rndu(s, 5)]); break;
     }
 }
@@ -568,8 +601,7 @@ static size_t check_filter(qv_coll *c, const pmodel *m, const char *json)
         }
         uint64_t ext = c->ext_of[iid];
         ck_assert(ext < NPTS && m->live[ext]);
-        int want = -1;
-        QV_CK(qv_filter_eval(f, m->payload[ext], &want));
+        int want = eval_point(f, m->payload[ext], ext);
         ck_assert_msg(got == want, "%s: point %llu (payload %s): planner %d, brute force %d", json, (unsigned long long)ext,
                       m->payload[ext] ? m->payload[ext] : "none", got, want);
     }
@@ -797,11 +829,7 @@ START_TEST(test_search_with_filters)
         char json[8192];
         gen_filter(&s, json, sizeof json, 0);
         qv_filter *f = parse_ok(json);
-        for (size_t i = 0; i < NPTS; i++) {
-            int p = 0;
-            QV_CK(qv_filter_eval(f, m.payload[i], &p));
-            pass[i] = (unsigned char)p;
-        }
+        for (size_t i = 0; i < NPTS; i++) pass[i] = (unsigned char)eval_point(f, m.payload[i], i);
         float q[FDIM * 2];
         fill_random(q, FDIM * 2, rnd(&s));
         qv_search_params sp;
@@ -1184,6 +1212,7 @@ Suite *qv_storage_filter_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_parse_errors);
     tcase_add_test(tc, test_parse_print_and_builders);
+    tcase_add_test(tc, test_has_id);
     tcase_add_test(tc, test_qdrant_forms);
     tcase_add_test(tc, test_old_dotted_index_rebuilt);
     tcase_add_test(tc, test_eval_semantics);

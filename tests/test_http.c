@@ -85,10 +85,10 @@ void test_server_start(test_server *s, const char *dir, int qdrant, const char *
     ck_assert_msg(s->port > 0 && (!qdrant || s->qport > 0), "ready lines: %s", buf);
 }
 
-int test_server_stop(test_server *s)
+int test_server_signal(test_server *s, int sig)
 {
     int st = 0;
-    kill(s->pid, SIGTERM);
+    kill(s->pid, sig);
     ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
     for (int i = 0; i < MAX_RUNNING; i++)
         if (running[i] == s->pid) running[i] = 0;
@@ -96,3 +96,7 @@ int test_server_stop(test_server *s)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+int test_server_stop(test_server *s)
+{
+    return test_server_signal(s, SIGTERM);
+}

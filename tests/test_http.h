@@ -21,7 +21,9 @@ typedef struct {
  *  the Qdrant listener when qdrant is set and extra arguments (NULL-terminated, may be
  *  NULL); wait for its ready lines. Asserts on failure (main thread only). */
 void test_server_start(test_server *s, const char *dir, int qdrant, const char *const *extra);
-/** SIGTERM and reap; the exit status (128 + signal when killed by one). */
+/** Send sig and reap; the exit status (128 + signal when killed by one). */
+int  test_server_signal(test_server *s, int sig);
+/** test_server_signal(s, SIGTERM). */
 int  test_server_stop(test_server *s);
 /** SIGKILL and reap every server still running (a checked fixture's teardown). */
 void test_server_kill_all(void);

@@ -152,6 +152,38 @@ async function main() {
   const fs = await client.scroll(COLL, { filter: filters[0][0], limit: 1000 });
   check(fs.points.length === [...live].filter(filters[0][1]).length && fs.next_page_offset == null, 'filtered scroll');
 
+  // snapshots: create, list, recover into a new collection from the download URL (the
+  // server fetches it from itself, with the API key), the same answers there
+  const snap = await client.createSnapshot(COLL, { wait: true });
+  check(snap && /\.snapshot$/.test(snap.name) && snap.size > 0 && /^[0-9a-f]{64}$/.test(snap.checksum),
+    `createSnapshot: ${JSON.stringify(snap)}`);
+  check((await client.listSnapshots(COLL)).some((x) => x.name === snap.name && x.checksum === snap.checksum &&
+    x.size === snap.size && typeof x.creation_time === 'string'), 'listSnapshots shows it');
+  const url = `http://127.0.0.1:${qport}/collections/${COLL}/snapshots/${snap.name}`;
+  const RESTORED = `${COLL}_restored`;
+  check(await client.recoverSnapshot(RESTORED, { location: url, checksum: snap.checksum, api_key: apiKey }) === true,
+    'recoverSnapshot');
+  check((await client.count(RESTORED)).count === N, 'restored count');
+  for (const q of queries.slice(0, 5)) {
+    const a = await client.search(COLL, { vector: q, limit: 10, with_payload: true });
+    const b = await client.search(RESTORED, { vector: q, limit: 10, with_payload: true });
+    check(JSON.stringify(a) === JSON.stringify(b), 'restored collection answers the same');
+  }
+  const rinfo = await client.getCollection(RESTORED);
+  check(rinfo.payload_schema.lang?.data_type === 'keyword', 'restored payload index');
+  const recoverFails = async (args, what) => {
+    const e = await client.recoverSnapshot(RESTORED, args).then(() => null, (x) => x);
+    check(e && e.status === 400, `${what} must be refused with 400: ${e?.status}`);
+  };
+  await recoverFails({ location: url, checksum: '0'.repeat(64), api_key: apiKey }, 'a wrong checksum');
+  check((await client.count(RESTORED)).count === N, 'a refused recover changes nothing');
+  const full = await client.createFullSnapshot({ wait: true });
+  check((await client.listFullSnapshots()).some((x) => x.name === full.name), 'listFullSnapshots');
+  check(await client.deleteFullSnapshot(full.name) === true, 'deleteFullSnapshot');
+  check(await client.deleteSnapshot(COLL, snap.name) === true, 'deleteSnapshot');
+  check(!(await client.listSnapshots(COLL)).some((x) => x.name === snap.name), 'deleted snapshot is gone');
+  await client.deleteCollection(RESTORED);
+
   // retrieve by id (integer and UUID), with vectors
   const got = await client.retrieve(COLL, { ids: [3, uuidOf(777), 999999], with_vector: true });
   check(got.length === 2, `retrieve found ${got.length}`);
@@ -194,7 +226,7 @@ async function main() {
   const rejects = async (p, what) => { const e = await p.then(() => null, (x) => x); check(e && e.status >= 400, `${what} must fail`); };
   await rejects(client.createCollection('named_vecs', { vectors: { a: { size: 4, distance: 'Cosine' } } }), 'named vectors');
   await rejects(client.createCollection('sparse', { vectors: { size: 4, distance: 'Cosine' }, sparse_vectors: { s: {} } }), 'sparse vectors');
-  await rejects(client.listSnapshots(COLL), 'snapshots');
+  await rejects(client.listShardSnapshots(COLL, 0), 'shard snapshots');
   await rejects(client.search(COLL, { vector: queries[0], filter: { must: [{ key: 'loc', geo_radius: { center: { lat: 0, lon: 0 }, radius: 1 } }] } }), 'geo filter');
   await rejects(client.search(COLL, { vector: [1, 2, 3] }), 'wrong dimension');
   await rejects(client.getCollection('no_such_collection'), 'missing collection');
