@@ -42,6 +42,9 @@ typedef struct {
     unsigned peers;                /* BENCH_PEER_* */
     const char *plot_path;
     double sels[BENCH_MAX_LIST]; size_t n_sels;   /* --filter-selectivity; 0 = no filter run */
+    qv_quant quant;                /* --quant: codes quiver searches on */
+    float oversampling;            /* --oversampling: re-scored candidates per k; 0 = default */
+    int no_rescore;                /* --no-rescore: return estimated scores */
 } bench_opts;
 
 typedef struct {
@@ -63,6 +66,8 @@ typedef struct {
     double build_s;
     size_t memory_bytes;
     const char *memory_source;
+    size_t memory_search_bytes;    /* graph/lists + codes (quiver; 0 = not reported) */
+    size_t memory_vectors_bytes;   /* the float vectors within memory_bytes (quiver) */
     long long rss_delta_bytes;
     uint32_t ef, nprobe;           /* 0 = not applicable */
     uint32_t k, threads, build_threads;
@@ -122,6 +127,7 @@ typedef struct {
     double build_s;
     size_t memory_bytes;
     const char *memory_source;
+    size_t memory_search_bytes, memory_vectors_bytes;
     long long rss_delta_bytes;
     double reload_s;               /* --reload: time to load the saved index (-1 = not done) */
     double first_search_s;         /* --reload: the first search after it */

@@ -42,6 +42,10 @@ void bench_usage(FILE *f)
           "  --nlist N                 ivf lists (default 4*sqrt(n))\n"
           "  --nprobe LIST             ivf lists probed (1,2,4,8,16,32)\n"
           "  --kmeans-iters N          ivf k-means iterations, same for every library (20)\n"
+          "  --quant none|sq8|sq4|bit1 codes quiver searches on (none = float32)\n"
+          "  --oversampling X          quantized: re-score the best ceil(k*X) candidates\n"
+          "                            with the float vectors (default per code kind)\n"
+          "  --no-rescore              quantized: return the estimated scores as they are\n"
           "  --k N                     neighbours per query, recall@k (10)\n"
           "  --threads N               search threads (1); single-query mode splits the\n"
           "                            queries over them, --batch gives them to the library\n"
@@ -197,6 +201,7 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
         else if (strcmp(arg, "--gpu") == 0) flag = &o->gpu;
         else if (strcmp(arg, "--json") == 0) flag = &o->json;
         else if (strcmp(arg, "--peers-only") == 0) flag = &o->no_quiver;
+        else if (strcmp(arg, "--no-rescore") == 0) flag = &o->no_rescore;
         else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) { bench_usage(stdout); return 3; }
         if (flag) {
             if (val) return usage_error("%s takes no value", arg);
@@ -245,6 +250,15 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
         } else if (strcmp(arg, "--reload") == 0) {
             if (!*val) return usage_error("--reload needs a directory");
             o->reload_dir = val;
+        } else if (strcmp(arg, "--quant") == 0) {
+            if (qv_quant_parse(val, &o->quant) != QV_OK)
+                return usage_error("unknown --quant '%s' (expected none, sq8, sq4 or bit1)", val);
+        } else if (strcmp(arg, "--oversampling") == 0) {
+            char *end = NULL;
+            double x = strtod(val, &end);
+            if (!end || *end || !(x >= 1.0 && x <= 100.0))
+                return usage_error("--oversampling must be a number in 1..100, got '%s'", val);
+            o->oversampling = (float)x;
         } else if (strcmp(arg, "--plot") == 0) {
             if (!*val) return usage_error("--plot needs a file name");
             o->plot_path = val;

@@ -31,6 +31,8 @@ typedef struct {
 struct bench_engine {
     qv_index *ix;
     uint32_t ef, nprobe;
+    float oversampling;            /* quantized: qv_search_params.oversampling */
+    qv_rescore rescore;
     const uint64_t *allow_bits;    /* filter runs: the allowed row ids (borrowed), or NULL */
     uint64_t allow_nbits;
     progress_relay relay;
@@ -80,10 +82,13 @@ static int quiver_build(const bench_build_params *bp, size_t n, const float *bas
     p.threads = bp->threads;
     p.seed = bp->seed;
     p.gpu = bp->gpu ? QV_GPU_REQUIRE : QV_GPU_OFF;
+    p.quant = bp->quant;
     if (!(e = calloc(1, sizeof *e)) || !(ids = malloc(n * sizeof *ids))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    e->oversampling = bp->oversampling;
+    e->rescore = bp->no_rescore ? QV_RESCORE_OFF : QV_RESCORE_ON;
     atomic_init(&e->relay.fn, bp->progress);
     e->relay.arg = bp->progress_arg;
     atomic_init(&e->relay.called, 0);
@@ -131,6 +136,8 @@ static void params_for(const bench_engine *e, uint32_t k, qv_search_params *sp)
     qv_search_params_init(sp, k);
     sp->ef = e->ef;
     sp->nprobe = e->nprobe;
+    sp->oversampling = e->oversampling;
+    sp->rescore = e->rescore;
     sp->allow_bits = e->allow_bits;
     sp->allow_nbits = e->allow_nbits;
 }
@@ -170,6 +177,14 @@ static size_t quiver_memory(bench_engine *e, const char **source)
 {
     *source = "qv_index_memory";
     return qv_index_memory(e->ix);
+}
+
+static void quiver_memory_split(bench_engine *e, size_t *search, size_t *vectors)
+{
+    qv_index_memory_info mi;
+    qv_index_memory_detail(e->ix, &mi);
+    *search = mi.search;
+    *vectors = mi.vectors;
 }
 
 /* Index level: the allowed set as qv_search_params.allow_bits, precomputed, as a program
@@ -215,6 +230,7 @@ const bench_engine_ops bench_quiver_ops = {
     .search_one = quiver_search_one,
     .search_batch = quiver_search_batch,
     .memory = quiver_memory,
+    .memory_split = quiver_memory_split,
     .destroy = quiver_destroy,
     .set_filter = quiver_set_filter,
     .filter_mode = "bitset",

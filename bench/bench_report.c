@@ -35,15 +35,15 @@ static void json_double_or_null(FILE *f, const char *key, double v, int decimals
 void bench_report_begin(FILE *f, const bench_opts *o)
 {
     if (o->json) return;
-    fprintf(f, "%-8s %-5s %-24s %7s %4s %3s %8s %10s %9s %9s %8s %9s %-6s\n", "library", "index", "params",
+    fprintf(f, "%-8s %-5s %-24s %7s %4s %3s %8s %10s %9s %9s %8s %9s %9s %-6s\n", "library", "index", "params",
             o->kind == QV_INDEX_IVF ? "nprobe" : "ef", "k", "thr", "recall", "qps", "p50_us", "p99_us",
-            "build_s", "mem_MiB", "mode");
+            "build_s", "mem_MiB", "srch_MiB", "mode");
     if (o->n_sels) fprintf(f, "%-10s %-10s %s\n", "sel", "filter", "violations");
 }
 
 static void report_text(FILE *f, const bench_opts *o, const bench_row *r)
 {
-    char params[32], setting[16], p50[16], p99[16];
+    char params[40], setting[16], p50[16], p99[16], srch[16];
     const char *paren = strchr(r->name, '(');
     const char *close = paren ? strchr(paren, ')') : NULL;
     if (paren && close) snprintf(params, sizeof params, "%.*s", (int)(close - paren - 1), paren + 1);
@@ -55,9 +55,11 @@ static void report_text(FILE *f, const bench_opts *o, const bench_row *r)
     else snprintf(p50, sizeof p50, "-");
     if (r->p99_us >= 0) snprintf(p99, sizeof p99, "%.1f", r->p99_us);
     else snprintf(p99, sizeof p99, "-");
-    fprintf(f, "%-8s %-5s %-24s %7s %4u %3u %8.4f %10.1f %9s %9s %8.2f %9.1f %-6s\n", r->library, r->index,
+    if (r->memory_search_bytes) snprintf(srch, sizeof srch, "%.1f", (double)r->memory_search_bytes / (1024.0 * 1024.0));
+    else snprintf(srch, sizeof srch, "-");
+    fprintf(f, "%-8s %-5s %-24s %7s %4u %3u %8.4f %10.1f %9s %9s %8.2f %9.1f %9s %-6s\n", r->library, r->index,
             params, setting, r->k, r->threads, r->recall, r->qps, p50, p99, r->build_s,
-            (double)r->memory_bytes / (1024.0 * 1024.0), r->batch ? "batch" : "single");
+            (double)r->memory_bytes / (1024.0 * 1024.0), srch, r->batch ? "batch" : "single");
     /* Filter runs: a second line per row, so the first keeps its columns. */
     if (o->n_sels) fprintf(f, "  %-8g %-10s %lld\n", r->selectivity, r->mode, r->violations);
 }
@@ -78,6 +80,11 @@ static void report_json(FILE *f, const bench_opts *o, const bench_row *r)
     fprintf(f, ",\"build_s\":%.3f,\"build_threads\":%u,\"memory_bytes\":%zu,\"memory_source\":", r->build_s,
             r->build_threads, r->memory_bytes);
     json_string(f, r->memory_source);
+    if (r->memory_search_bytes)
+        fprintf(f, ",\"memory_search_bytes\":%zu,\"memory_vectors_bytes\":%zu", r->memory_search_bytes,
+                r->memory_vectors_bytes);
+    else
+        fputs(",\"memory_search_bytes\":null,\"memory_vectors_bytes\":null", f);
     fprintf(f, ",\"rss_delta_bytes\":%lld", r->rss_delta_bytes);
     json_u32_or_null(f, "ef", r->ef);
     json_u32_or_null(f, "nprobe", r->nprobe);

@@ -175,6 +175,21 @@ static void describe_params(const bench_opts *o, const bench_build_params *bp, c
         snprintf(r->name, sizeof r->name, "%s flat", library);
         break;
     }
+    if (bp->quant != QV_QUANT_NONE) {
+        /* "{...}" -> "{...,"quant":"sq4","oversampling":3,"rescore":true}"; the name gets ",sq4". */
+        size_t len = strlen(r->params_json), nl = strlen(r->name);
+        if (len > 1) {
+            snprintf(r->params_json + len - 1, sizeof r->params_json - (len - 1),
+                     "%s\"quant\":\"%s\",\"oversampling\":%g,\"rescore\":%s}", len > 2 ? "," : "",
+                     qv_quant_name(bp->quant), (double)bp->oversampling, bp->no_rescore ? "false" : "true");
+        }
+        if (nl > 1 && r->name[nl - 1] == ')') {
+            char os[32] = "", tail[80];
+            if (bp->oversampling > 0) snprintf(os, sizeof os, ",os=%g", (double)bp->oversampling);
+            snprintf(tail, sizeof tail, ",%s%s%s)", qv_quant_name(bp->quant), os, bp->no_rescore ? ",norescore" : "");
+            if (nl - 1 + strlen(tail) < sizeof r->name) memcpy(r->name + nl - 1, tail, strlen(tail) + 1);
+        }
+    }
     if (o->batch) {
         size_t len = strlen(r->name);
         snprintf(r->name + len, sizeof r->name - len, " batch");
@@ -223,6 +238,9 @@ int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_da
     bp->threads = is_quiver && o->batch ? o->threads : build_threads;
     bp->seed = 42;
     bp->gpu = is_quiver && o->gpu;
+    bp->quant = is_quiver ? o->quant : QV_QUANT_NONE;
+    bp->oversampling = is_quiver ? o->oversampling : 0;
+    bp->no_rescore = is_quiver && o->no_rescore;
     bp->buckets = buckets;
     if (o->kind == QV_INDEX_IVF && bp->nlist > d->nb) {
         snprintf(err, errlen, "--nlist %u is larger than the %zu base vectors", bp->nlist, d->nb);
@@ -246,6 +264,7 @@ int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_da
     long long rss1 = bench_rss_bytes();
     b->rss_delta_bytes = rss0 >= 0 && rss1 >= 0 ? rss1 - rss0 : 0;
     b->memory_bytes = ops->memory(b->e, &b->memory_source);
+    if (ops->memory_split) ops->memory_split(b->e, &b->memory_search_bytes, &b->memory_vectors_bytes);
     fprintf(stderr, "%s: built in %.2f s\n", ops->name, b->build_s);
     b->reload_s = b->first_search_s = -1;
     return 0;
@@ -282,6 +301,8 @@ static void row_init(const bench_built *b, const bench_opts *o, const bench_data
     r->build_s = b->build_s;
     r->memory_bytes = b->memory_bytes;
     r->memory_source = b->memory_source;
+    r->memory_search_bytes = b->memory_search_bytes;
+    r->memory_vectors_bytes = b->memory_vectors_bytes;
     r->rss_delta_bytes = b->rss_delta_bytes;
     r->ef = o->kind == QV_INDEX_HNSW ? o->efs[s] : 0;
     r->nprobe = o->kind == QV_INDEX_IVF ? o->nprobes[s] : 0;

@@ -40,6 +40,9 @@ typedef struct {
     uint32_t threads;              /* build threads */
     uint64_t seed;
     int gpu;                       /* quiver only: require the GPU */
+    qv_quant quant;                /* quiver only: codes to search on */
+    float oversampling;            /* quiver only: qv_search_params.oversampling */
+    int no_rescore;                /* quiver only: rescore off */
     qv_progress_fn progress;       /* "phase", done, total; may be NULL */
     void *progress_arg;
     const uint32_t *buckets;       /* payload of row i: {"bucket": buckets[i]}; NULL = none */
@@ -81,6 +84,8 @@ typedef struct {
     /** --reload: save the index into directory dir, drop it, and load it back the way a
      *  restarting program would; *open_s is the load alone. NULL = not supported. */
     int    (*reload)(bench_engine *e, const char *dir, double *open_s, char *err, size_t errlen);
+    /** Optional (NULL): the bytes a search walks (graph + codes) and the float vectors. */
+    void   (*memory_split)(bench_engine *e, size_t *search, size_t *vectors);
 } bench_engine_ops;
 
 extern const bench_engine_ops bench_quiver_ops;

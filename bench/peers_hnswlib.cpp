@@ -265,5 +265,5 @@ void hnswlib_destroy(bench_engine *be) { delete peer(be); }
 extern "C" const bench_engine_ops bench_hnswlib_ops = {
     "hnswlib", hnswlib_describe, hnswlib_build, hnswlib_prepare, hnswlib_search_one,
     hnswlib_search_batch, hnswlib_memory, hnswlib_destroy, hnswlib_set_filter, "filter", "unfiltered",
-    hnswlib_reload,
+    hnswlib_reload, nullptr,
 };

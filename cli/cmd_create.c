@@ -10,10 +10,12 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: quiver create DB COLL --dim N [--metric l2|ip|cosine] [--index hnsw|flat|ivf]\n"
             "                     [--m N] [--ef-construction N] [--ef-search N] [--nlist N] [--nprobe N]\n"
-            "                     [--payload-index JSON]\n"
+            "                     [--quant none|sq8|sq4|bit1] [--payload-index JSON]\n"
             "Create collection COLL in database directory DB (created if missing).\n"
             "Defaults: --metric l2 --index hnsw --m 16 --ef-construction 200.\n"
-            "--payload-index '{\"lang\":\"keyword\",\"year\":\"integer\"}' names payload fields to index.\n");
+            "--payload-index '{\"lang\":\"keyword\",\"year\":\"integer\"}' names payload fields to index.\n"
+            "--quant: codes the HNSW graph walks on (8-bit, 4-bit scalar, 1-bit RaBitQ), re-scored\n"
+            "with the float vectors; none (default) walks on the floats.\n");
 }
 
 int cmd_create(int argc, char **argv)
@@ -23,10 +25,12 @@ int cmd_create(int argc, char **argv)
         {"index", required_argument, 0, 'i'}, {"m", required_argument, 0, 'm'},
         {"ef-construction", required_argument, 0, 'c'}, {"ef-search", required_argument, 0, 'e'},
         {"nlist", required_argument, 0, 'n'}, {"nprobe", required_argument, 0, 'p'},
-        {"payload-index", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"payload-index", required_argument, 0, 'P'}, {"quant", required_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     uint32_t dim = 0, m = 0, efc = 0, efs = 0, nlist = 0, nprobe = 0;
     qv_metric metric = QV_METRIC_L2;
     qv_index_kind kind = QV_INDEX_HNSW;
+    qv_quant quant = QV_QUANT_NONE;
     const char *payload_index = NULL;
     int c;
     optind = 1;
@@ -41,6 +45,7 @@ int cmd_create(int argc, char **argv)
         case 'n': if (parse_u32(optarg, 1, 1u << 24, &nlist)) return cli_fail(EXIT_USAGE, "create", "--nlist must be 1..16777216, got '%s'", optarg); break;
         case 'p': if (parse_u32(optarg, 1, 1u << 24, &nprobe)) return cli_fail(EXIT_USAGE, "create", "--nprobe must be >= 1, got '%s'", optarg); break;
         case 'P': payload_index = optarg; break;
+        case 'q': if (qv_quant_parse(optarg, &quant) != QV_OK) return cli_fail(EXIT_USAGE, "create", "--quant: %s", qv_last_error()); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -56,6 +61,7 @@ int cmd_create(int argc, char **argv)
     cfg.index.ef_search = efs;
     cfg.index.nlist = nlist;
     cfg.index.nprobe = nprobe;
+    cfg.index.quant = quant;
     cfg.payload_index = payload_index;
 
     qv_db *db = NULL;

@@ -16,6 +16,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: quiver search DB COLL (--vector '[0.1,...]' | --query-file F) [-k N] [--ef N]\n"
             "                     [--nprobe N] [--filter JSON] [--with-payload] [--json]\n"
+            "                     [--oversampling X] [--no-rescore]\n"
             "Search COLL for the k nearest points (default k = 10). --query-file reads .fvecs,\n"
             ".bvecs or .npy and searches every row.\n");
 }
@@ -63,10 +64,12 @@ int cmd_search(int argc, char **argv)
         {"k", required_argument, 0, 'k'}, {"ef", required_argument, 0, 'e'},
         {"nprobe", required_argument, 0, 'p'}, {"filter", required_argument, 0, 'F'},
         {"with-payload", no_argument, 0, 'P'}, {"json", no_argument, 0, 'j'},
+        {"oversampling", required_argument, 0, 'o'}, {"no-rescore", no_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *vector = NULL, *qfile = NULL, *filter = NULL;
     uint32_t k = 10, ef = 0, nprobe = 0;
-    int json = 0, with_payload = 0, c;
+    int json = 0, with_payload = 0, no_rescore = 0, c;
+    float oversampling = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hk:", opts, NULL)) != -1) {
         switch (c) {
@@ -77,6 +80,14 @@ int cmd_search(int argc, char **argv)
         case 'p': if (parse_u32(optarg, 1, 1u << 24, &nprobe)) return cli_fail(EXIT_USAGE, "search", "--nprobe must be >= 1, got '%s'", optarg); break;
         case 'F': filter = optarg; break;
         case 'P': with_payload = 1; break;
+        case 'o': {
+            char *end;
+            oversampling = strtof(optarg, &end);
+            if (*end || !(oversampling >= 1.0f && oversampling <= QV_MAX_OVERSAMPLING))
+                return cli_fail(EXIT_USAGE, "search", "--oversampling must be 1..%g, got '%s'", (double)QV_MAX_OVERSAMPLING, optarg);
+            break;
+        }
+        case 'R': no_rescore = 1; break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
@@ -121,6 +132,8 @@ int cmd_search(int argc, char **argv)
     sp.ef = ef;
     sp.nprobe = nprobe;
     sp.filter = flt;
+    sp.oversampling = oversampling;
+    sp.rescore = no_rescore ? QV_RESCORE_OFF : QV_RESCORE_DEFAULT;
     if (!(hits = calloc(k, sizeof *hits))) { code = cli_fail(EXIT_RUNTIME, "search", "out of memory"); goto cleanup; }
     for (size_t i = 0; i < nq && code == EXIT_OK; i++) {
         size_t n = 0;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/error.h"
 
@@ -54,15 +55,27 @@ void *qv_reallocarray(void *p, size_t n, size_t size)
     return q ? q : oom(bytes);
 }
 
+/* Arrays from HUGE_MIN up are aligned to 2 MiB huge pages and advised as such: a search
+ * jumps between random nodes of arrays of hundreds of MB, and with 4 KiB pages nearly
+ * every hop also misses the TLB (fashion-mnist-784, HNSW on SQ4 codes: ~X% faster). The
+ * advice only matters where the kernel's transparent huge pages are in "madvise" mode;
+ * a failure is harmless. */
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
 void *qv_aligned_calloc(size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size) return oom(SIZE_MAX);
-    size_t bytes = n * size;
-    bytes = (bytes + 63) & ~(size_t)63;
+    size_t bytes = n * size, align = 64;
+    if (bytes >= HUGE_MIN && bytes <= SIZE_MAX - HUGE_PAGE) align = HUGE_PAGE;
+    bytes = (bytes + align - 1) & ~(align - 1);
     if (bytes == 0) bytes = 64;
     if (qv_alloc_injected_failure()) return oom(bytes);
-    void *p = aligned_alloc(64, bytes);
+    void *p = aligned_alloc(align, bytes);
     if (!p) return oom(bytes);
+#ifdef MADV_HUGEPAGE
+    if (align == HUGE_PAGE) (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
     memset(p, 0, bytes);
     return p;
 }

@@ -3,15 +3,21 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
 
 int qv_fail(int rc, const char *fmt, ...)
 {
+    /* Format into a copy first: callers often wrap the previous message,
+     * qv_fail(rc, "%s: %s", name, qv_last_error()), and vsnprintf must not read the
+     * buffer it is writing. */
+    char msg[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return rc;
 }
 

@@ -54,6 +54,7 @@ extern "C" {
 #define QV_MAX_DIM 65536u   /* largest vector dimension accepted */
 #define QV_MAX_K   1024u    /* largest k of one search */
 #define QV_MAX_EF  100000u  /* largest ef of a search, ef_search and ef_construction */
+#define QV_MAX_OVERSAMPLING 100.0f   /* largest qv_search_params.oversampling */
 #define QV_MAX_NORM 1e18     /* largest vector norm accepted (larger ones overflow distances) */
 #define QV_MAX_ID  9223372036854775807ull  /* largest point id of a collection (2^63 - 1:
                                               JSON clients read ids as signed 64-bit) */
@@ -90,6 +91,16 @@ typedef struct qv_filter qv_filter;  /* a payload filter (see "Payload filters" 
 typedef enum { QV_METRIC_L2 = 1, QV_METRIC_IP, QV_METRIC_COSINE } qv_metric;
 typedef enum { QV_INDEX_FLAT = 1, QV_INDEX_HNSW, QV_INDEX_IVF } qv_index_kind;
 typedef enum { QV_GPU_OFF = 0, QV_GPU_AUTO, QV_GPU_REQUIRE } qv_gpu_mode;
+/** Codes an index searches on (qv_index_params.quant). NONE: float32 throughout. SQ8 /
+ *  SQ4: per-dimension scalar quantization to 8 / 4 bits, ranges trained per index. BIT1:
+ *  1-bit RaBitQ (random rotation, sign bits, unbiased estimator with an error bound).
+ *  The float vectors are kept for re-scoring the best candidates exactly. */
+typedef enum { QV_QUANT_NONE = 0, QV_QUANT_SQ8, QV_QUANT_SQ4, QV_QUANT_BIT1 } qv_quant;
+/** Re-scoring of a quantized search (qv_search_params.rescore): DEFAULT means ON (the best
+ *  ceil(k * oversampling) candidates get float distances); OFF returns the estimates; ALL
+ *  re-scores every candidate the beam holds (the codes only steer the walk: Qdrant's
+ *  quantization.ignore). */
+typedef enum { QV_RESCORE_DEFAULT = 0, QV_RESCORE_ON, QV_RESCORE_OFF, QV_RESCORE_ALL } qv_rescore;
 
 /** One search result. score: l2 = squared Euclidean distance (ascending);
  *  ip = inner product (descending); cosine = cosine similarity (descending). */
@@ -100,6 +111,9 @@ QV_API const char *qv_metric_name(qv_metric m);
 QV_API int         qv_metric_parse(const char *s, qv_metric *out);
 QV_API const char *qv_index_kind_name(qv_index_kind k);
 QV_API int         qv_index_kind_parse(const char *s, qv_index_kind *out);
+/** "none", "sq8", "sq4", "bit1". Unknown values give NULL / QV_EINVAL. */
+QV_API const char *qv_quant_name(qv_quant q);
+QV_API int         qv_quant_parse(const char *s, qv_quant *out);
 
 /** Progress of a long operation (build, k-means, import, checkpoint). Called from the
  *  thread doing the work, at most a few times per second; must be cheap and thread-safe.
@@ -128,6 +142,9 @@ typedef struct {
     /* all */
     uint32_t threads;              /* worker threads for add/batch search; 0 = all cores */
     uint32_t flags;                /* QV_HNSW_KEEP_PRUNED ... */
+    qv_quant quant;                /* codes searched on (hnsw, flat, ivf); NONE = float32.
+                                      Trained on the first vectors added (or by
+                                      qv_index_train) and retrained as the index grows */
     uint64_t seed;                 /* fixed seed + threads = 1 => identical builds */
     qv_gpu_mode gpu;               /* batch search / k-means on the GPU when possible */
     qv_progress_fn progress;       /* NULL = silent */
@@ -149,6 +166,11 @@ typedef struct {
     const uint64_t *allow_bits; uint64_t allow_nbits;
     qv_accept_fn accept; void *accept_arg;
     uint32_t max_visits;           /* work bound under selective filters; 0 = auto */
+    /* Quantized indexes only (ignored otherwise): the search ranks candidates by their
+     * codes, then re-scores the best ceil(k * oversampling) of them with the float
+     * vectors (hnsw: the beam ef is raised to that count when smaller). */
+    qv_rescore rescore;            /* DEFAULT = ON; OFF returns the estimated scores */
+    float oversampling;            /* >= 1; 0 = the index kind's default */
     /* Payload filter of qv_search / qv_search_batch / qv_search_ex (borrowed for the call;
      * NULL = none). The index-level qv_index_search* have no payloads and ignore it. */
     const qv_filter *filter;
@@ -220,6 +242,12 @@ QV_API int    qv_index_verify(qv_index *ix);
 QV_API size_t qv_index_size(const qv_index *ix);
 /** Bytes of memory held by the index (vectors, graph, lists, id maps). */
 QV_API size_t qv_index_memory(const qv_index *ix);
+/** Where the bytes of qv_index_memory go. vectors: the float32 vectors (for a quantized
+ *  index, only what re-scoring and rebuilding read); search: the structure a search walks
+ *  (graph links, inverted lists, codes, ids, id map); codes: the part of search that is
+ *  vector codes (0 for float32 indexes); other: scratch and the rest. */
+typedef struct { size_t total, vectors, search, codes, other; } qv_index_memory_info;
+QV_API void   qv_index_memory_detail(const qv_index *ix, qv_index_memory_info *out);
 /** The parameters in force (defaults resolved). */
 QV_API void   qv_index_get_params(const qv_index *ix, qv_index_params *out);
 /** Change the GPU mode (the file format does not store it, so a loaded index starts with

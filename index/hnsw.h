@@ -10,6 +10,10 @@
  * aligned): the vector (dim floats) at offset 0, then the level-0 list
  * [count, link 0 .. link m0-1]. Levels >= 1 of a node sit in a separate array upper[slot]
  * of level * (1 + m) words, one [count, links...] list per level.
+ * A quantized index (codec != NULL, hnsw_codes.c) puts the node's code row (index/codec.h)
+ * at offset 0 of the block instead, and keeps the float vectors in a separate array
+ * `vecs` (slot-major) that only building, repair and re-scoring read: the walk touches
+ * codes and links alone. qv_hnsw_vec() finds the vector in either layout.
  *
  * The slot arrays (blocks, ids, levels, state, upper) each live in a fixed-address region
  * (core/region.h) with address space reserved ahead, so growing them copies nothing and
@@ -43,6 +47,7 @@
 #include <stdint.h>
 
 #include "index/index.h"
+#include "index/codec.h"
 #include "core/distance.h"
 #include "core/idmap.h"
 #include "core/region.h"
@@ -77,6 +82,12 @@ typedef struct qv_hnsw_scratch {
     size_t sel_cap;
     uint32_t *nbuf;                    /* unvisited neighbours of one expansion */
     size_t nbuf_cap;
+    void *qbuf;                        /* quantized index: the prepared query (64-aligned) */
+    float *qtmp;                       /* quantized index: rotation / encoding scratch */
+    uint32_t *expd;                    /* quantized index: nodes expanded by the walk */
+    size_t expd_cap;
+    qv_hnsw_cand *ex;                  /* bit1: exact distances of expanded nodes (max-heap) */
+    size_t ex_cap;
     size_t bytes;                      /* all bytes held, for memory() */
 } qv_hnsw_scratch;
 
@@ -85,6 +96,10 @@ typedef struct qv_hnsw {
     qv_metric metric;
     double ml;                         /* 1 / ln(m) */
     size_t block_bytes, links_off;
+    uint8_t *vec_base;                 /* vector of slot s at vec_base + s * vec_stride */
+    size_t vec_stride;
+    qv_codec *codec;                   /* NULL = float32 index; swapped under grow_lock */
+    float *vecs;                       /* quantized index: cap * dim floats, else NULL */
     qv_dist_fn dist;
     void (*dist_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
 
@@ -98,6 +113,7 @@ typedef struct qv_hnsw {
     size_t cap;                        /* slots usable in every array (under grow_lock) */
     size_t reserve_cap;                /* slots the regions can grow to in place */
     qv_region r_blocks, r_ids, r_levels, r_state, r_upper;
+    qv_region r_vecs;                  /* quantized index: the float vectors (vecs) */
     qv_region r_pool;                  /* opened in place: the file's upper lists */
     uint32_t n_slots;                  /* high-water mark; atomic */
     size_t n_live;                     /* atomic */
@@ -127,13 +143,22 @@ typedef struct qv_hnsw {
     int fd;                            /* the file, kept for the checksum pass; -1 */
     uint64_t file_len;
     char *file_name;
+    size_t mem_vectors, mem_codes;     /* the float vectors / code rows within; atomic */
+    int locks_ready;                   /* the mutexes above were initialized */
+    int codec_pinned;                  /* trained by qv_index_train: no automatic retraining */
 } qv_hnsw;
 
 /* ---- inline accessors ------------------------------------------------------------- */
 
 static inline float *qv_hnsw_vec(const qv_hnsw *h, uint32_t slot)
 {
-    return (float *)(h->blocks + (size_t)slot * h->block_bytes);
+    return (float *)(h->vec_base + (size_t)slot * h->vec_stride);
+}
+
+/* The code row of slot (quantized index only). */
+static inline uint8_t *qv_hnsw_code(const qv_hnsw *h, uint32_t slot)
+{
+    return h->blocks + (size_t)slot * h->block_bytes;
 }
 
 /* The [count, links...] list of slot at level (NULL when the node has no such level). */
@@ -250,6 +275,22 @@ int qv_hnsw_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_remove
 
 /** Free an upper-level array unless it lives in the mapped pool. */
 void qv_hnsw_upper_free(qv_hnsw *h, uint32_t *u);
+/* ---- hnsw_codes.c (quantized index) ---------------------------------------------- */
+/** Search on codes, then re-score (sp->rescore): leaves up to ceil(k * oversampling)
+ *  candidates in s->res (a max-heap, length returned), exact distances when re-scored. */
+size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
+                            const qv_search_params *sp, const qv_hnsw_filter *f, size_t max_visits);
+/** Encode one slot's code row from v. */
+void qv_hnsw_encode_one(qv_hnsw *h, uint32_t slot, const float *v, float *tmp);
+/** Encode slots [from, to) from their vectors (rows of free slots are harmless). */
+void qv_hnsw_encode_slots(qv_hnsw *h, uint32_t from, uint32_t to, float *tmp);
+/** Train the codec when it has not seen enough vectors (first batch, or the index has
+ *  doubled since): fits a new codec to the vectors present and re-encodes every row,
+ *  under grow_lock exclusive. write_lock held. Failure leaves the old codec. */
+int  qv_hnsw_codes_retrain(qv_hnsw *h, int force);
+/** Train on a sample of n vectors (empty index: before the first rows are encoded). */
+int  qv_hnsw_codes_train_on(qv_hnsw *h, const float *vecs, size_t n);
+int  qv_hnsw_train(qv_index *ix, size_t n, const float *vecs);
 
 /* ---- hnsw_io.c -------------------------------------------------------------------- */
 int qv_hnsw_save(const qv_index *ix, qv_writer *w);

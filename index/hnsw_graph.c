@@ -15,6 +15,7 @@
 #include "index/hnsw.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,8 +36,17 @@ static int hnsw_create(qv_index *ix)
     h->flags = ix->p.flags;
     h->metric = ix->p.metric;
     h->ml = 1.0 / log((double)h->m);
-    h->links_off = (size_t)h->dim * sizeof(float);
+    ix->impl = h;
+    if (ix->p.quant != QV_QUANT_NONE) {
+        int rc = qv_codec_new(ix->p.quant, h->dim, h->metric, ix->p.seed, &h->codec);
+        if (rc != QV_OK) return rc;          /* destroy() cleans up */
+        h->links_off = (h->codec->row_bytes + 3) & ~(size_t)3;
+        h->vec_stride = (size_t)h->dim * sizeof(float);
+    } else {
+        h->links_off = (size_t)h->dim * sizeof(float);
+    }
     h->block_bytes = (h->links_off + (1 + (size_t)h->m0) * sizeof(uint32_t) + 63) & ~(size_t)63;
+    if (!h->codec) h->vec_stride = h->block_bytes;
     const qv_kernels *k = qv_kernels_get();
     h->dist = h->metric == QV_METRIC_L2 ? k->l2sq : k->neg_dot;
     h->dist_x4 = h->metric == QV_METRIC_L2 ? k->l2sq_x4 : k->neg_dot_x4;
@@ -48,6 +58,7 @@ static int hnsw_create(qv_index *ix)
     qv_region_init(&h->r_state);
     qv_region_init(&h->r_upper);
     qv_region_init(&h->r_pool);
+    qv_region_init(&h->r_vecs);
     qv_rng_seed(&h->rng, ix->p.seed);
     pthread_mutex_init(&h->write_lock, NULL);
     pthread_mutex_init(&h->entry_lock, NULL);
@@ -59,7 +70,7 @@ static int hnsw_create(qv_index *ix)
     pthread_rwlock_init(&h->grow_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
     for (size_t i = 0; i < QV_HNSW_NSTRIPES; i++) pthread_mutex_init(&h->stripes[i], NULL);
-    ix->impl = h;
+    h->locks_ready = 1;
     int rc = qv_idmap_init(&h->map, 0);
     if (rc != QV_OK) return rc;          /* destroy() cleans up */
     qv_hnsw_update_memory(h);
@@ -75,6 +86,10 @@ static void scratch_free(qv_hnsw_scratch *s)
     qv_free(s->work);
     qv_free(s->sel);
     qv_free(s->nbuf);
+    qv_free(s->qbuf);
+    qv_free(s->qtmp);
+    qv_free(s->expd);
+    qv_free(s->ex);
     qv_free(s);
 }
 
@@ -89,18 +104,22 @@ static void hnsw_destroy(qv_index *ix)
     qv_region_release(&h->r_levels);
     qv_region_release(&h->r_state);
     qv_region_release(&h->r_upper);
+    qv_region_release(&h->r_vecs);
     qv_region_release(&h->r_pool);
+    qv_codec_free(h->codec);
     if (h->fd >= 0) close(h->fd);
     qv_free(h->file_name);
     qv_free(h->free_slots);
     qv_idmap_release(&h->map);
     for (size_t i = 0; i < h->n_spare; i++) scratch_free(h->spare[i]);
     qv_free(h->spare);
-    pthread_mutex_destroy(&h->write_lock);
-    pthread_mutex_destroy(&h->entry_lock);
-    pthread_mutex_destroy(&h->scratch_lock);
-    pthread_rwlock_destroy(&h->grow_lock);
-    for (size_t i = 0; i < QV_HNSW_NSTRIPES; i++) pthread_mutex_destroy(&h->stripes[i]);
+    if (h->locks_ready) {
+        pthread_mutex_destroy(&h->write_lock);
+        pthread_mutex_destroy(&h->entry_lock);
+        pthread_mutex_destroy(&h->scratch_lock);
+        pthread_rwlock_destroy(&h->grow_lock);
+        for (size_t i = 0; i < QV_HNSW_NSTRIPES; i++) pthread_mutex_destroy(&h->stripes[i]);
+    }
     qv_free(h);
     ix->impl = NULL;
 }
@@ -110,9 +129,13 @@ void qv_hnsw_upper_free(qv_hnsw *h, uint32_t *u)
     if (u && !qv_region_in_file(&h->r_pool, u)) qv_free(u);
 }
 
-/* Bytes per slot of each array, in the order of slot_regions(). */
-static void slot_sizes(const qv_hnsw *h, size_t sz[5])
+#define N_REGIONS 6
+
+/* Bytes per slot of each array, in the order of slot_regions(); 0 = not used (the float
+ * vectors of a float32 index sit in its blocks). */
+static void slot_sizes(const qv_hnsw *h, size_t sz[N_REGIONS])
 {
+    sz[5] = h->codec ? (size_t)h->dim * sizeof(float) : 0;
     sz[0] = h->block_bytes;
     sz[1] = sizeof *h->ids;
     sz[2] = sizeof *h->levels;
@@ -120,8 +143,9 @@ static void slot_sizes(const qv_hnsw *h, size_t sz[5])
     sz[4] = sizeof *h->upper;
 }
 
-static void slot_regions(qv_hnsw *h, qv_region *r[5])
+static void slot_regions(qv_hnsw *h, qv_region *r[N_REGIONS])
 {
+    r[5] = &h->r_vecs;
     r[0] = &h->r_blocks;
     r[1] = &h->r_ids;
     r[2] = &h->r_levels;
@@ -137,32 +161,35 @@ static void bind_arrays(qv_hnsw *h)
     h->levels = h->r_levels.base;
     h->state = h->r_state.base;
     h->upper = (uint32_t **)h->r_upper.base;
+    h->vecs = h->codec ? (float *)h->r_vecs.base : NULL;
+    h->vec_base = h->codec ? h->r_vecs.base : h->blocks;
 }
 
 /* Move the arrays into fresh regions reserving `reserve` slots, `cap` of them usable, the
  * current contents copied (write_lock held: nothing changes them meanwhile). */
 static int relocate(qv_hnsw *h, size_t cap, size_t reserve)
 {
-    qv_region nr[5], *cur[5];
-    size_t sz[5];
+    qv_region nr[N_REGIONS], *cur[N_REGIONS];
+    size_t sz[N_REGIONS];
     int rc = QV_OK;
     slot_sizes(h, sz);
     slot_regions(h, cur);
-    for (int i = 0; i < 5; i++) qv_region_init(&nr[i]);
-    for (int i = 0; i < 5 && rc == QV_OK; i++) {
+    for (int i = 0; i < N_REGIONS; i++) qv_region_init(&nr[i]);
+    for (int i = 0; i < N_REGIONS && rc == QV_OK; i++) {
+        if (!sz[i]) continue;
         if (reserve > SIZE_MAX / sz[i]) rc = qv_fail(QV_ENOMEM, "hnsw: %zu slots do not fit the address space", reserve);
         else if ((rc = qv_region_reserve(&nr[i], reserve * sz[i])) == QV_OK) rc = qv_region_commit(&nr[i], cap * sz[i]);
     }
     if (rc != QV_OK) {
-        for (int i = 0; i < 5; i++) qv_region_release(&nr[i]);
+        for (int i = 0; i < N_REGIONS; i++) qv_region_release(&nr[i]);
         return rc;
     }
     qv_region_hugepages(&nr[0]);
-    for (int i = 0; i < 5; i++)
-        if (h->cap) memcpy(nr[i].base, cur[i]->base, h->cap * sz[i]);
-    qv_region old[5];
+    for (int i = 0; i < N_REGIONS; i++)
+        if (h->cap && sz[i]) memcpy(nr[i].base, cur[i]->base, h->cap * sz[i]);
+    qv_region old[N_REGIONS];
     pthread_rwlock_wrlock(&h->grow_lock);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_REGIONS; i++) {
         old[i] = *cur[i];
         *cur[i] = nr[i];
     }
@@ -170,7 +197,7 @@ static int relocate(qv_hnsw *h, size_t cap, size_t reserve)
     h->cap = cap;
     h->reserve_cap = reserve;
     pthread_rwlock_unlock(&h->grow_lock);
-    for (int i = 0; i < 5; i++) qv_region_release(&old[i]);
+    for (int i = 0; i < N_REGIONS; i++) qv_region_release(&old[i]);
     return QV_OK;
 }
 
@@ -189,12 +216,13 @@ int qv_hnsw_reserve(qv_hnsw *h, size_t need)
         return relocate(h, cap, reserve);
     }
     if (cap > h->reserve_cap) cap = h->reserve_cap;
-    qv_region *r[5];
-    size_t sz[5];
+    qv_region *r[N_REGIONS];
+    size_t sz[N_REGIONS];
     slot_sizes(h, sz);
     slot_regions(h, r);
     /* Committing more than we end up using is harmless: a failure leaves cap as it was. */
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_REGIONS; i++) {
+        if (!sz[i]) continue;
         int rc = qv_region_commit(r[i], cap * sz[i]);
         if (rc != QV_OK) return rc;
     }
@@ -238,8 +266,19 @@ int qv_hnsw_scratch_refresh(qv_hnsw *h, qv_hnsw_scratch *s)
         s->visited = v;
         s->visited_cap = h->cap;
     }
-    if (grow((void **)&s->nbuf, &s->nbuf_cap, h->m0 + 4, sizeof *s->nbuf, &s->bytes) != QV_OK) return QV_ENOMEM;
+    if (grow((void **)&s->nbuf, &s->nbuf_cap, 4 * (size_t)h->m0 + 4, sizeof *s->nbuf, &s->bytes) != QV_OK) return QV_ENOMEM;
     if (grow((void **)&s->sel, &s->sel_cap, h->m0 + 1, sizeof *s->sel, &s->bytes) != QV_OK) return QV_ENOMEM;
+    if (h->codec && !s->qbuf) {
+        /* Sizes depend only on the codec's kind and dim, which retraining keeps. */
+        if (!(s->qbuf = qv_aligned_calloc(1, h->codec->query_bytes))) return QV_ENOMEM;
+        size_t nt = qv_codec_scratch_floats(h->codec);
+        if (!(s->qtmp = qv_calloc(nt, sizeof *s->qtmp))) {
+            qv_free(s->qbuf);
+            s->qbuf = NULL;
+            return QV_ENOMEM;
+        }
+        s->bytes += h->codec->query_bytes + nt * sizeof *s->qtmp;
+    }
     return qv_hnsw_scratch_fit(s, 64, h->m0 + 1);
 }
 
@@ -407,23 +446,44 @@ static size_t hnsw_size(const qv_index *ix)
 
 void qv_hnsw_update_memory(qv_hnsw *h)
 {
-    size_t b = sizeof *h;
-    b += h->cap * (h->block_bytes + sizeof *h->ids + 2 + sizeof *h->upper);
-    b += h->upper_bytes + h->free_cap * sizeof *h->free_slots + qv_idmap_memory(&h->map);
-    __atomic_store_n(&h->mem_bytes, b, __ATOMIC_RELAXED);
+    size_t vec = h->cap * (size_t)h->dim * sizeof(float);   /* in blocks or in vecs */
+    size_t search = h->cap * (h->block_bytes + sizeof *h->ids + 2 + sizeof *h->upper);
+    search += h->upper_bytes + h->free_cap * sizeof *h->free_slots + qv_idmap_memory(&h->map);
+    if (!h->codec) search -= vec;                 /* the blocks' vector part */
+    size_t codes = h->codec ? h->cap * h->codec->row_bytes + qv_codec_memory(h->codec) : 0;
+    __atomic_store_n(&h->mem_vectors, vec, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->mem_codes, codes, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->mem_bytes, sizeof *h + vec + search + (h->codec ? qv_codec_memory(h->codec) : 0),
+                     __ATOMIC_RELAXED);
 }
 
 /* Graph bytes (as of the last write) plus the idle scratch objects. Scratch in use by a
  * running search is not counted; it returns to the pool when the search ends. */
-static size_t hnsw_memory(const qv_index *ix)
+static size_t scratch_bytes(qv_hnsw *h)
 {
-    qv_hnsw *h = ix->impl;
-    size_t b = __atomic_load_n(&h->mem_bytes, __ATOMIC_RELAXED);
+    size_t b = 0;
     pthread_mutex_lock(&h->scratch_lock);
     for (size_t i = 0; i < h->n_spare; i++) b += h->spare[i]->bytes;
     b += h->spare_cap * sizeof *h->spare;
     pthread_mutex_unlock(&h->scratch_lock);
     return b;
+}
+
+static size_t hnsw_memory(const qv_index *ix)
+{
+    qv_hnsw *h = ix->impl;
+    return __atomic_load_n(&h->mem_bytes, __ATOMIC_RELAXED) + scratch_bytes(h);
+}
+
+static void hnsw_memory_detail(const qv_index *ix, qv_index_memory_info *out)
+{
+    qv_hnsw *h = ix->impl;
+    size_t all = __atomic_load_n(&h->mem_bytes, __ATOMIC_RELAXED);
+    out->vectors = __atomic_load_n(&h->mem_vectors, __ATOMIC_RELAXED);
+    out->codes = __atomic_load_n(&h->mem_codes, __ATOMIC_RELAXED);
+    out->other = sizeof *h + scratch_bytes(h);
+    out->search = all - out->vectors - sizeof *h;
+    out->total = out->vectors + out->search + out->other;
 }
 
 int qv_hnsw_check(const qv_index *ix, qv_hnsw_report *r)
@@ -491,7 +551,7 @@ const qv_index_ops qv_hnsw_ops = {
     .kind = QV_INDEX_HNSW,
     .create = hnsw_create,
     .destroy = hnsw_destroy,
-    .train = NULL,
+    .train = qv_hnsw_train,
     .add = qv_hnsw_add,
     .remove = qv_hnsw_remove,
     .search = qv_hnsw_search,
@@ -502,4 +562,5 @@ const qv_index_ops qv_hnsw_ops = {
     .verify = qv_hnsw_verify,
     .size = hnsw_size,
     .memory = hnsw_memory,
+    .memory_detail = hnsw_memory_detail,
 };

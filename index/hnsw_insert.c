@@ -210,6 +210,7 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     uint64_t *repl = NULL;
     qv_hnsw_scratch **scr = NULL;
     void *fix = NULL;
+    float *ctmp = NULL;
     size_t n_repl = 0;
     int rc = QV_OK;
     qv_rng saved_rng;
@@ -248,6 +249,12 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
         if (!(up[i] = qv_malloc(words * sizeof(uint32_t)))) { rc = QV_ENOMEM; goto fail; }
         upper_bytes += words * sizeof(uint32_t);
     }
+    /* Codes: the first batch trains the codec (nothing is encoded yet, so this changes no
+     * row a search could read); rows are encoded below as the vectors go in. */
+    if (h->codec) {
+        if (h->codec->trained_on == 0 && (rc = qv_hnsw_codes_train_on(h, vecs, n)) != QV_OK) goto fail;
+        if (!(ctmp = qv_malloc(qv_codec_scratch_floats(h->codec) * sizeof *ctmp))) { rc = QV_ENOMEM; goto fail; }
+    }
     size_t repair_work = (size_t)h->m0 * (h->m0 + 1) + 1;
     for (unsigned w = 0; w < nw; w++) {
         if (!(scr[w] = qv_hnsw_scratch_get(h))) { rc = QV_ENOMEM; goto fail; }
@@ -263,6 +270,7 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
         uint32_t x = h->n_free ? h->free_slots[--h->n_free] : nslots++;
         slots[i] = x;
         memcpy(qv_hnsw_vec(h, x), vecs + i * h->dim, h->dim * sizeof(float));
+        if (h->codec) qv_hnsw_encode_one(h, x, vecs + i * h->dim, ctmp);
         h->ids[x] = ids[i];
         __atomic_store_n(&h->levels[x], lv[i], __ATOMIC_RELAXED);
         uint32_t *l0 = qv_hnsw_list(h, x, 0);
@@ -292,6 +300,8 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     }
     __atomic_add_fetch(&h->n_live, n, __ATOMIC_RELAXED);
     if (fix) qv_hnsw_fix_reach(h, scr[0], fix);
+    /* A failed retraining keeps the current codec, which is still valid. */
+    if (h->codec && !h->codec_pinned) (void)qv_hnsw_codes_retrain(h, 0);
     qv_hnsw_update_memory(h);
     if (ix->p.progress) ix->p.progress("hnsw build", n, n, ix->p.progress_arg);
     goto cleanup;
@@ -311,5 +321,6 @@ cleanup:
     qv_free(repl);
     qv_free(scr);
     qv_free(fix);
+    qv_free(ctmp);
     return rc;
 }

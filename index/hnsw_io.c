@@ -1,9 +1,9 @@
 /*
  * index/hnsw_io.c -- HNSW save, load (a copy into fresh memory) and open in place (the
  * arrays mapped from the file), with the file's checks split into the ones an open makes
- * at once and the ones it defers. index.c writes the 64-byte header and the CRC.
+ * at once and the ones it defers. index.c writes the 72-byte header and the CRC.
  *
- * Body layout (format version 2; little-endian; offsets are from the start of the file):
+ * Body layout (format version 3; little-endian; offsets are from the start of the file):
  *   u32 n_slots, u32 cap_slots (= n_slots rounded up to 64), u32 block_bytes, u32 n_free,
  *   u64 entry ((slot << 32) | level, or all ones when empty), 4 x u64 generator state
  *   (so later inserts draw the same levels as the saved index), u64 upper_words,
@@ -32,6 +32,12 @@
  * bounds every level-0 link it follows by the slot capacity, so a damaged file can give
  * wrong neighbours but never a bad memory access. Any violation is QV_ECORRUPT naming
  * the file; a failed verification is sticky (writers get it too).
+ *
+ * A quantized index (format version 3) follows the arrays with n_slots x dim f32 float
+ * vectors (its blocks hold code rows, hnsw.h) and then its codec's trained parameters
+ * (index/codec.c). Code rows are not used from the file: load re-encodes them from the
+ * vectors (deterministic, and cheaper than validating stored codes), so qv_index_open
+ * reads a quantized index rather than mapping it (index.c).
  */
 #include "index/hnsw.h"
 
@@ -49,7 +55,7 @@
 #define PAGE 4096u
 #define SLOT_ALIGN 64u                 /* cap_slots granularity: 64 blocks are whole pages */
 #define N_ARRAYS 5u
-#define HEADER_BYTES 64u               /* index.c's header */
+#define HEADER_BYTES QV_INDEX_HEADER_BYTES
 #define FIXED_META (16u + 8u + 32u + 8u + 8u)
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 
@@ -157,6 +163,11 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
     if (rc == QV_OK && qv_writer_pos(w) != round_page(pos))
         rc = qv_fail(QV_EINTERNAL, "hnsw save: wrote %llu bytes, planned %llu",
                      (unsigned long long)qv_writer_pos(w), (unsigned long long)round_page(pos));
+    if (rc == QV_OK && h->codec) {
+        qv_w_bytes(w, h->vecs, (size_t)m.n * h->dim * sizeof(float));
+        qv_codec_save(h->codec, w);
+        rc = w->failed;
+    }
 out:
     pthread_mutex_unlock(&h->write_lock);
     return rc;
@@ -211,7 +222,8 @@ static int read_meta(qv_hnsw *h, qv_reader *r, uint64_t file_len, hnsw_meta *m)
                                 (unsigned long long)file_len);
         end = round_page(m->off[i] + m->bytes[i]);
     }
-    if (end + 4 != file_len)
+    /* A quantized index continues with its vectors and codec (their reads check the rest). */
+    if (h->codec ? end + (uint64_t)m->n * h->dim * sizeof(float) + 4 > file_len : end + 4 != file_len)
         return qv_r_corrupt(r, "hnsw: the arrays end at %llu, the file at %llu", (unsigned long long)end,
                             (unsigned long long)file_len);
     return QV_OK;
@@ -345,8 +357,13 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
         if ((rc = skip_padding(r, m.off[i])) != QV_OK) return rc;
         if ((rc = qv_r_view(r, &src[i], (size_t)m.bytes[i], "hnsw array")) != QV_OK) return rc;
     }
-    if ((rc = skip_padding(r, r->len - 4)) != QV_OK) return rc;
+    if (!h->codec && (rc = skip_padding(r, r->len - 4)) != QV_OK) return rc;
     if ((rc = qv_hnsw_reserve(h, m.n)) != QV_OK) return rc;
+    if (h->codec) {
+        if ((rc = skip_padding(r, round_page(r->off))) != QV_OK) return rc;
+        if (m.n && (rc = qv_r_bytes(r, h->vecs, (size_t)m.n * h->dim * sizeof(float), "hnsw vectors")) != QV_OK)
+            return rc;
+    }
     if (m.n) {
         memcpy(h->blocks, src[A_BLOCKS], (size_t)m.n * h->block_bytes);
         memcpy(h->ids, src[A_IDS], (size_t)m.n * sizeof *h->ids);
@@ -368,6 +385,14 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
     }
     if ((rc = check_now(h, &m, r->name)) != QV_OK) return rc;
     if ((rc = check_blocks(h, r->name)) != QV_OK) return rc;
+    if (h->codec) {
+        /* The codec's trained parameters; rows are re-encoded from the vectors. */
+        float *tmp;
+        if ((rc = qv_codec_load(h->codec, r)) != QV_OK) return rc;
+        if (!(tmp = qv_malloc(qv_codec_scratch_floats(h->codec) * sizeof *tmp))) return QV_ENOMEM;
+        qv_hnsw_encode_slots(h, 0, m.n, tmp);
+        qv_free(tmp);
+    }
     qv_hnsw_update_memory(h);
     return QV_OK;
 }
@@ -435,6 +460,7 @@ int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
 #endif
     qv_region_hugepages(&h->r_blocks);         /* for the part that grows */
     h->blocks = h->r_blocks.base;
+    h->vec_base = h->blocks;            /* opened in place: float32 only (index.c) */
     h->ids = (uint64_t *)h->r_ids.base;
     h->levels = h->r_levels.base;
     h->state = h->r_state.base;

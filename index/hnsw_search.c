@@ -20,6 +20,7 @@
  * with the exact scan as the backstop. A caller's bound is respected strictly (no scan).
  */
 #include "index/hnsw.h"
+#include "index/hnsw_walk.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -39,81 +40,6 @@
 #define PREFETCH_LINES 4
 #define SAMPLE_ACCEPT 128u
 
-struct qv_hnsw_filter {
-    const uint64_t *bits;
-    uint64_t nbits;
-    qv_accept_fn accept;
-    void *arg;
-};
-
-/* ---- heaps ------------------------------------------------------------------------ */
-
-static inline void min_push(qv_hnsw_cand *hp, size_t *n, float d, uint32_t id)
-{
-    size_t i = (*n)++;
-    while (i) {
-        size_t p = (i - 1) >> 1;
-        if (hp[p].d <= d) break;
-        hp[i] = hp[p];
-        i = p;
-    }
-    hp[i].d = d;
-    hp[i].id = id;
-}
-
-static inline void min_pop(qv_hnsw_cand *hp, size_t *n)
-{
-    size_t len = --(*n);
-    if (!len) return;
-    qv_hnsw_cand last = hp[len];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= len) break;
-        if (c + 1 < len && hp[c + 1].d < hp[c].d) c++;
-        if (hp[c].d >= last.d) break;
-        hp[i] = hp[c];
-        i = c;
-    }
-    hp[i] = last;
-}
-
-/* Max-heap ordered by (d, id) so ties resolve the same way every run. */
-static inline int worse(const qv_hnsw_cand *a, float d, uint32_t id)
-{
-    return a->d > d || (a->d == d && a->id > id);
-}
-
-static inline void max_push(qv_hnsw_cand *hp, size_t *n, float d, uint32_t id)
-{
-    size_t i = (*n)++;
-    while (i) {
-        size_t p = (i - 1) >> 1;
-        if (worse(&hp[p], d, id)) break;
-        hp[i] = hp[p];
-        i = p;
-    }
-    hp[i].d = d;
-    hp[i].id = id;
-}
-
-static inline void max_pop(qv_hnsw_cand *hp, size_t *n)
-{
-    size_t len = --(*n);
-    if (!len) return;
-    qv_hnsw_cand last = hp[len];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= len) break;
-        if (c + 1 < len && worse(&hp[c + 1], hp[c].d, hp[c].id)) c++;
-        if (!worse(&hp[c], last.d, last.id)) break;
-        hp[i] = hp[c];
-        i = c;
-    }
-    hp[i] = last;
-}
-
 size_t qv_hnsw_res_sorted(qv_hnsw_scratch *s, size_t len)
 {
     size_t n = len;
@@ -126,27 +52,14 @@ size_t qv_hnsw_res_sorted(qv_hnsw_scratch *s, size_t len)
 
 /* ---- layer search ----------------------------------------------------------------- */
 
-/* The candidate heap can outgrow ef; it grows here (amortized: the scratch keeps it).
- * Returns 0 when memory ran out, and the candidate is then skipped. */
-static int cand_room(qv_hnsw_scratch *s, size_t nc)
+int qv_hnsw_cand_grow(qv_hnsw_scratch *s)
 {
-    if (nc < s->cand_cap) return 1;
     size_t c = s->cand_cap * 2;
     qv_hnsw_cand *p = qv_reallocarray(s->cand, c, sizeof *p);
     if (!p) return 0;
     s->bytes += (c - s->cand_cap) * sizeof *p;
     s->cand = p;
     s->cand_cap = c;
-    return 1;
-}
-
-static inline int accepted(const qv_hnsw *h, const qv_hnsw_filter *f, uint32_t slot)
-{
-    if (__atomic_load_n(&h->state[slot], __ATOMIC_ACQUIRE) != QV_HNSW_LIVE) return 0;
-    if (!f) return 1;
-    uint64_t id = h->ids[slot];
-    if (f->bits && !qv_bits_test(f->bits, f->nbits, id)) return 0;
-    if (f->accept && !f->accept(id, f->arg)) return 0;
     return 1;
 }
 
@@ -179,8 +92,8 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
         vis[e] = tag;
         float d = h->dist(q, qv_hnsw_vec(h, e), dim);
         visits++;
-        if (cand_room(s, nc)) min_push(s->cand, &nc, d, e);
-        if (!only_live || accepted(h, f, e)) max_push(res, &nr, d, e);
+        if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, d, e);
+        if (!only_live || qv_hnsw_accepted(h, f, e)) max_push(res, &nr, d, e);
     }
     while (nr > ef) max_pop(res, &nr);
     if (nr >= ef) lower = res[0].d;
@@ -215,8 +128,8 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
                 float d = d4[t];
                 uint32_t v = nbuf[j + t];
                 if (!(d < lower)) continue;
-                if (cand_room(s, nc)) min_push(s->cand, &nc, d, v);
-                if (only_live && !accepted(h, f, v)) continue;
+                if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, d, v);
+                if (only_live && !qv_hnsw_accepted(h, f, v)) continue;
                 max_push(res, &nr, d, v);
                 if (nr > ef) max_pop(res, &nr);
                 if (nr >= ef) lower = res[0].d;
@@ -277,7 +190,7 @@ static size_t exact_scan(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, s
     size_t nr = 0;
     float lower = INFINITY;
     for (uint32_t slot = 0; slot < n; slot++) {
-        if (!accepted(h, f, slot)) continue;
+        if (!qv_hnsw_accepted(h, f, slot)) continue;
         float d = h->dist(q, qv_hnsw_vec(h, slot), h->dim);
         if (nr >= k && !(d < lower)) continue;
         max_push(s->res, &nr, d, slot);
@@ -330,6 +243,9 @@ static int search_one(qv_hnsw *h, qv_hnsw_scratch *s, const float *q, const qv_s
     }
     if (exact) {
         len = exact_scan(h, s, q, k, f);
+    } else if (h->codec) {
+        len = qv_hnsw_search_codes(h, s, q, sp, f, max_visits);
+        if (f && len < k && !sp->max_visits) len = exact_scan(h, s, q, k, f);
     } else {
         uint32_t ep = qv_hnsw_descend(h, q, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu), 0);
         len = qv_hnsw_search_layer(h, s, q, &ep, 1, ef, 0, 1, f, max_visits);

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/idmap.h"
 #include "core/vector_check.h"
+#include "index/codec.h"
 
 #define DEFAULT_M 16u
 #define DEFAULT_EF_CONSTRUCTION 200u
@@ -72,6 +73,27 @@ int qv_index_kind_parse(const char *s, qv_index_kind *out)
     return QV_OK;
 }
 
+const char *qv_quant_name(qv_quant q)
+{
+    switch (q) {
+    case QV_QUANT_NONE: return "none";
+    case QV_QUANT_SQ8:  return "sq8";
+    case QV_QUANT_SQ4:  return "sq4";
+    case QV_QUANT_BIT1: return "bit1";
+    default:            return NULL;
+    }
+}
+
+int qv_quant_parse(const char *s, qv_quant *out)
+{
+    for (int q = QV_QUANT_NONE; q <= QV_QUANT_BIT1; q++)
+        if (s && strcmp(s, qv_quant_name((qv_quant)q)) == 0) {
+            *out = (qv_quant)q;
+            return QV_OK;
+        }
+    return qv_fail(QV_EINVAL, "unknown quantization '%s' (expected none, sq8, sq4 or bit1)", s ? s : "(null)");
+}
+
 void qv_index_params_init(qv_index_params *p, qv_index_kind kind, uint32_t dim, qv_metric metric)
 {
     memset(p, 0, sizeof *p);
@@ -112,6 +134,13 @@ static int resolve_params(const qv_index_params *p, qv_index_params *out)
     if (out->threads > 1024) return qv_fail(QV_EINVAL, "threads must be 0..1024, got %u", out->threads);
     if (!out->threads) out->threads = qv_cpu_count();
     if ((unsigned)out->gpu > QV_GPU_REQUIRE) return qv_fail(QV_EINVAL, "unknown gpu mode %d", (int)out->gpu);
+    if (!qv_quant_name(out->quant)) return qv_fail(QV_EINVAL, "unknown quantization %d", (int)out->quant);
+    if (out->quant != QV_QUANT_NONE && out->kind != QV_INDEX_HNSW)
+        return qv_fail(QV_EINVAL, "quantization %s is not available for %s indexes", qv_quant_name(out->quant),
+                       qv_index_kind_name(out->kind));
+    /* A bit1 row keeps its popcount in 16 bits (index/codec_rabitq.c). */
+    if (out->quant == QV_QUANT_BIT1 && out->dim > QV_BIT1_MAX_DIM)
+        return qv_fail(QV_EINVAL, "quantization bit1 takes dim up to %u, got %u", QV_BIT1_MAX_DIM, out->dim);
     if (out->gpu == QV_GPU_REQUIRE && !qv_gpu_available())
         return qv_fail(QV_ENODEV, "gpu required but no usable GPU (built without CUDA or no device)");
     return QV_OK;
@@ -166,6 +195,16 @@ int qv_index_set_gpu(qv_index *ix, qv_gpu_mode mode)
 size_t qv_index_size(const qv_index *ix) { return ix ? ix->ops->size(ix) : 0; }
 
 size_t qv_index_memory(const qv_index *ix) { return ix ? ix->ops->memory(ix) + sizeof *ix : 0; }
+
+void qv_index_memory_detail(const qv_index *ix, qv_index_memory_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!ix) return;
+    if (ix->ops->memory_detail) ix->ops->memory_detail(ix, out);
+    else out->total = out->other = ix->ops->memory(ix);
+    out->total += sizeof *ix;
+    out->other += sizeof *ix;
+}
 
 /* QV_EINVAL for the first unusable row of n (see core/vector_check.h); what names a row
  * in the message ("point", "training vector"); ids may be NULL. */
@@ -351,7 +390,9 @@ static int write_header(const qv_index *ix, qv_writer *w)
     qv_w_u32(w, p->kmeans_iters);
     qv_w_u32(w, p->flags);
     qv_w_u64(w, p->seed);
-    return qv_w_u64(w, (uint64_t)p->max_train_points);
+    qv_w_u64(w, (uint64_t)p->max_train_points);
+    qv_w_u32(w, (uint32_t)p->quant);
+    return qv_w_u32(w, 0);                  /* pad: the header is QV_INDEX_HEADER_BYTES */
 }
 
 int qv_index_save_mem(const qv_index *ix, void **buf, size_t *len)
@@ -399,7 +440,7 @@ static int read_header(qv_reader *r, const char *name, qv_index_params *resolved
 {
     qv_index_params p;
     char magic[4];
-    uint32_t version, kind, metric;
+    uint32_t version, kind, metric, quant, pad;
     uint64_t max_train;
     qv_r_bytes(r, magic, 4, "magic");
     if (r->failed) return r->failed;
@@ -422,7 +463,11 @@ static int read_header(qv_reader *r, const char *name, qv_index_params *resolved
     qv_r_u32(r, &p.flags, "flags");
     qv_r_u64(r, &p.seed, "seed");
     qv_r_u64(r, &max_train, "max_train_points");
+    qv_r_u32(r, &quant, "quantization");
+    qv_r_u32(r, &pad, "header padding");
     if (r->failed) return r->failed;
+    if (pad != 0) return qv_fail(QV_ECORRUPT, "%s: offset 68: header padding is not zero", name);
+    p.quant = (qv_quant)quant;
     p.kind = (qv_index_kind)kind;
     p.metric = (qv_metric)metric;
     p.max_train_points = (size_t)max_train;
@@ -488,7 +533,10 @@ int qv_index_open(const char *path, qv_index **out)
     qv_reader_init(&r, head, got > 0 ? (size_t)got : 0, path);
     if ((rc = read_header(&r, path, &resolved)) != QV_OK) goto cleanup;
     if ((rc = index_alloc(&resolved, &ix)) != QV_OK) goto cleanup;
-    if (ix->ops->open) {
+    /* A quantized index is read, not mapped: its code rows are re-encoded from the vectors
+     * at load (hnsw_io.c), so there is no code array in the file to map yet. Mapping the
+     * vectors and storing the codes as one more page-aligned array is the next step. */
+    if (ix->ops->open && resolved.quant == QV_QUANT_NONE) {
         rc = ix->ops->open(ix, fd, (uint64_t)st.st_size, path);
     } else {                            /* no in-place form: read it */
         qv_index_free(ix);

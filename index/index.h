@@ -47,6 +47,8 @@ typedef struct qv_index_ops {
     int    (*verify)(qv_index *ix);
     size_t (*size)(const qv_index *ix);
     size_t (*memory)(const qv_index *ix);
+    /** NULL = everything counted as other. */
+    void   (*memory_detail)(const qv_index *ix, qv_index_memory_info *out);
 } qv_index_ops;
 
 struct qv_index {
@@ -62,12 +64,18 @@ extern const qv_index_ops qv_ivf_ops;
 
 /* File format: "QVIX", u32 version, u32 kind, u32 dim, u32 metric, u32 m, u32
  * ef_construction, u32 ef_search, u32 nlist, u32 nprobe, u32 kmeans_iters, u32 flags,
- * u64 seed, u64 max_train_points (64 bytes), body, u32 CRC32C of all preceding bytes.
- * Version history: 1 = first format (2026-11); 2 = hnsw body as page-aligned arrays that
- * an open maps in place (hnsw_io.c; flat and ivf bodies unchanged). */
+ * u64 seed, u64 max_train_points, u32 quant, u32 0 (72 bytes), body, u32 CRC32C of all
+ * preceding bytes. A quantized index's body carries its float vectors and its codec
+ * (index/codec.h) too.
+ * Version history: 1 = first format (2026-11); 2 = two branches each took this number
+ * (quant15: quant in the header; scale16: hnsw body as page-aligned arrays that an open
+ * maps in place); 3 = both: the quant header, padded to 72 bytes so the hnsw arrays stay
+ * 8-byte aligned, and the page-aligned hnsw body (hnsw_io.c; flat and ivf bodies
+ * unchanged). Only version 3 is read: neither version 2 was ever in a release, and the
+ * hnsw body of version 1 is gone with scale16's layout. */
 #define QV_INDEX_MAGIC "QVIX"
-#define QV_INDEX_FORMAT_VERSION 2u
-#define QV_INDEX_HEADER_BYTES 64u
+#define QV_INDEX_FORMAT_VERSION 3u
+#define QV_INDEX_HEADER_BYTES 72u
 
 /** Save to path atomically (temp file, rename); the data is streamed, not built in memory
  *  first. nosync skips the fsyncs (QV_DB_NOSYNC databases). */

@@ -26,6 +26,10 @@ int qv_search_params_check(const qv_search_params *sp)
     if (sp->k < 1 || sp->k > QV_MAX_K) return qv_fail(QV_EINVAL, "k must be 1..%u, got %u", QV_MAX_K, sp->k);
     if (sp->ef > QV_MAX_EF) return qv_fail(QV_EINVAL, "ef must be 0..%u, got %u", QV_MAX_EF, sp->ef);
     if (sp->allow_nbits && !sp->allow_bits) return qv_fail(QV_EINVAL, "allow_nbits set but allow_bits is NULL");
+    if ((unsigned)sp->rescore > QV_RESCORE_ALL) return qv_fail(QV_EINVAL, "unknown rescore mode %d", (int)sp->rescore);
+    if (!(sp->oversampling == 0.0f || (sp->oversampling >= 1.0f && sp->oversampling <= QV_MAX_OVERSAMPLING)))
+        return qv_fail(QV_EINVAL, "oversampling must be 0 (default) or 1..%g, got %g", (double)QV_MAX_OVERSAMPLING,
+                       (double)sp->oversampling);
     return QV_OK;
 }
 

@@ -474,14 +474,22 @@ int srv_jread_field(srv_jread *rd, const srv_jfield *f, void *dst)
         return rc;
     case SRV_J_BOOL:
         if (srv_jpeek(rd, "true") || srv_jpeek(rd, "false")) {
-            *(int *)v = *rd->p == 't';
-            rd->p += *rd->p == 't' ? 4 : 5;
+            int t = *rd->p == 't';
+            *(int *)v = !f->hi ? t : t ? (int)f->hi : (int)f->lo;
+            rd->p += t ? 4 : 5;
             return 0;
         }
         return srv_jbad(rd, 1, "invalid_argument", "'%s' must be true or false", rd->path);
-    case SRV_J_NUM:
+    case SRV_J_NUM: {
+        double d;
         if (!number_next(rd)) return srv_jbad(rd, 1, "invalid_argument", "'%s' must be a number", rd->path);
-        return number(rd, v, &is_int, NULL);
+        if (number(rd, &d, &is_int, NULL)) return -1;
+        if (f->hi && !(d >= (double)f->lo && d <= (double)f->hi))
+            return srv_jbad(rd, 0, "invalid_argument", "'%s' must be in %llu..%llu, got %g", rd->path,
+                            (unsigned long long)f->lo, (unsigned long long)f->hi, d);
+        *(double *)v = d;
+        return 0;
+    }
     case SRV_J_NAME: {
         const char *const *names = f->arg;
         char s[32] = "", list[160] = "";

@@ -34,6 +34,7 @@ static json_t *index_value(const qv_index_params *p)
         bad |= json_object_set_new(o, "m", json_integer(p->m ? p->m : 16));
         bad |= json_object_set_new(o, "ef_construction", json_integer(p->ef_construction ? p->ef_construction : 200));
         bad |= json_object_set_new(o, "ef_search", json_integer(p->ef_search ? p->ef_search : 64));
+        bad |= json_object_set_new(o, "quant", json_string(qv_quant_name(p->quant) ? qv_quant_name(p->quant) : "?"));
     } else if (o && p->kind == QV_INDEX_IVF) {
         json_int_t nlist = p->nlist, at = nlist * 39 > 1000 ? nlist * 39 : 1000;
         bad |= json_object_set_new(o, "nlist", nlist ? json_integer(nlist) : json_null());
@@ -132,6 +133,7 @@ typedef struct { qv_index_params p; srv_jtext payload_index; } create_body;
 #define C(field) offsetof(create_body, field)
 static const char *const metric_names[] = {"l2", "ip", "cosine", NULL};   /* from QV_METRIC_L2 */
 static const char *const kind_names[] = {"flat", "hnsw", "ivf", NULL};    /* from QV_INDEX_FLAT */
+static const char *const quant_names[] = {"none", "sq8", "sq4", "bit1", NULL};   /* from QV_QUANT_NONE */
 static const srv_jfield index_fields[] = {
     {"type", SRV_J_NAME, C(p.kind), QV_INDEX_FLAT, .arg = kind_names},
     {"m", SRV_J_U32, .off = C(p.m), .lo = 0, .hi = UINT32_MAX},
@@ -140,6 +142,7 @@ static const srv_jfield index_fields[] = {
     {"nlist", SRV_J_U32, .off = C(p.nlist), .lo = 0, .hi = UINT32_MAX},
     {"nprobe", SRV_J_U32, .off = C(p.nprobe), .lo = 0, .hi = SRV_MAX_NPROBE},
     {"kmeans_iters", SRV_J_U32, .off = C(p.kmeans_iters), .lo = 0, .hi = 1000},
+    {"quant", SRV_J_NAME, C(p.quant), QV_QUANT_NONE, .arg = quant_names},
     {NULL},
 };
 static const srv_jfield create_fields[] = {

@@ -109,6 +109,13 @@ static json_t *collection_info(const qv_collection_info *info)
         json_object_set_new(out, "indexed_vectors_count", json_integer(p->kind == QV_INDEX_HNSW ? (json_int_t)info->count : 0));
     if (out && hnsw) json_object_set_new(json_object_get(out, "config"), "hnsw_config", hnsw);
     else json_decref(hnsw);
+    /* Codes Qdrant can name: scalar int8 (sq8) and binary (bit1); quiverd's own sq4 has no
+     * Qdrant name and stays null here (the native API shows it). */
+    json_t *qc = p->quant == QV_QUANT_SQ8    ? json_pack("{s:{s:s,s:b}}", "scalar", "type", "int8", "always_ram", 1)
+                 : p->quant == QV_QUANT_BIT1 ? json_pack("{s:{s:b}}", "binary", "always_ram", 1)
+                                             : NULL;
+    if (out && qc) json_object_set_new(json_object_get(out, "config"), "quantization_config", qc);
+    else json_decref(qc);
     return out;
 }
 
@@ -142,10 +149,69 @@ static void h_exists(srv_req *r)
     qd_ok(r, json_pack("{s:b}", "exists", r->coll != NULL));
 }
 
-typedef struct { uint32_t size, m, ef; int distance, datatype; } create_body;
+typedef struct {
+    uint32_t size, m, ef;
+    int distance, datatype;
+    int quant, methods, scalar_type;   /* quantization_config: the codes, how many methods named */
+    double quantile;
+} create_body;
 #define C(field) offsetof(create_body, field)
 static const char *const distances[] = {"Euclid", "Dot", "Cosine", NULL};   /* from QV_METRIC_L2 */
 static const char *const datatypes[] = {"float32", NULL};
+
+/* quantization_config {"scalar": {"type": "int8", ...}} -> sq8 codes, {"binary": {...}}
+ * -> 1-bit RaBitQ codes. Their other settings (quantile, always_ram) are accepted and
+ * have nothing to set: quiverd picks its own ranges and keeps codes in RAM. */
+static int read_scalar(srv_jread *rd, void *dst)
+{
+    static const char *const types[] = {"int8", NULL};
+    static const srv_jfield scalar_fields[] = {
+        {"type", SRV_J_NAME, C(scalar_type), 1, .arg = types, .required = 1},
+        {"quantile", SRV_J_NUM, .off = C(quantile)},
+        {NULL},
+    };
+    create_body *b = dst;
+    b->quantile = 1;
+    b->methods++;
+    b->quant = QV_QUANT_SQ8;
+    int rc = srv_jread_object(rd, scalar_fields, b);
+    if (rc == 0 && !(b->quantile >= 0.5 && b->quantile <= 1))
+        return srv_jbad(rd, 0, "invalid_argument", "'%s.quantile' must be 0.5..1", rd->path);
+    return rc;
+}
+
+static int read_binary(srv_jread *rd, void *dst)
+{
+    static const srv_jfield binary_fields[] = {{NULL}};
+    create_body *b = dst;
+    b->methods++;
+    b->quant = QV_QUANT_BIT1;
+    return srv_jread_object(rd, binary_fields, b);
+}
+
+static int read_product(srv_jread *rd, void *dst)
+{
+    (void)dst;
+    return srv_jbad(rd, 1, "invalid_argument", "product quantization is not supported by quiverd (scalar int8 and binary are)");
+}
+
+static int read_quantization(srv_jread *rd, void *dst)
+{
+    static const srv_jfield quantization_fields[] = {
+        {"scalar", SRV_J_CALL, .read = read_scalar},
+        {"binary", SRV_J_CALL, .read = read_binary},
+        {"product", SRV_J_CALL, .read = read_product},
+        {NULL},
+    };
+    create_body *b = dst;
+    b->methods = 0;
+    int rc = srv_jread_object(rd, quantization_fields, b);
+    if (rc == 0 && b->methods != 1)
+        return srv_jbad(rd, 0, "invalid_argument", "'%s' must be {\"scalar\": {\"type\": \"int8\"}} or {\"binary\": {}}",
+                        rd->path);
+    return rc;
+}
+
 static const srv_jfield hnsw_fields[] = {
     {"m", SRV_J_U32, .off = C(m), .lo = 0, .hi = 100},
     {"ef_construct", SRV_J_U32, .off = C(ef), .lo = 4, .hi = QV_MAX_EF},
@@ -157,11 +223,13 @@ static const srv_jfield vectors_fields[] = {
     {"datatype", SRV_J_NAME, C(datatype), 0, .arg = datatypes},
     {"hnsw_config", SRV_J_OBJECT, .arg = hnsw_fields},
     {"multivector_config", SRV_J_REFUSE, .arg = "multivectors are"},
+    {"quantization_config", SRV_J_CALL, .read = read_quantization},
     {NULL},
 };
 static const srv_jfield create_fields[] = {
     {"vectors", SRV_J_OBJECT, .arg = vectors_fields, .required = 1},
     {"hnsw_config", SRV_J_OBJECT, .arg = hnsw_fields},
+    {"quantization_config", SRV_J_CALL, .read = read_quantization},
     {"sparse_vectors", SRV_J_REFUSE, .arg = "sparse vectors are"},
     {"init_from", SRV_J_REFUSE, .arg = "init_from is"},
     {"sharding_method", SRV_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
@@ -183,9 +251,14 @@ static void h_create(srv_req *r)
         srv_bad(r, "hnsw_config.m must be 0 (no graph: exact search) or 2..100");
         return;
     }
+    if (b.quant != QV_QUANT_NONE && !b.m) {
+        srv_bad(r, "quantization_config needs an HNSW graph (hnsw_config.m > 0)");
+        return;
+    }
     qv_index_params_init(&cfg.index, b.m ? QV_INDEX_HNSW : QV_INDEX_FLAT, b.size, (qv_metric)b.distance);
     if (b.m) cfg.index.m = b.m;
     cfg.index.ef_construction = b.ef;
+    cfg.index.quant = (qv_quant)b.quant;
     if (srv_create_collection(r, &cfg) == 0) qd_ok(r, json_true());
 }
 

@@ -406,6 +406,7 @@ typedef struct {
     uint64_t limit, offset, candidates, id;
     qd_uuid u;
     int query, has_vec, by_id, with_vec, mmr;
+    int ignore_quant;              /* params.quantization.ignore */
     double threshold, diversity;   /* threshold NAN: none; mmr: 0 relevance only, 1 diversity only */
     json_t *wp;
 } qsearch;
@@ -496,9 +497,19 @@ static int read_query(srv_jread *rd, void *qs)
     return qd_jread_id(rd, &q->id, &q->u);
 }
 
+/* params.quantization of a search on a quantized collection (ignored by float ones):
+ * ignore re-scores every candidate of the beam with the float vectors, rescore false
+ * returns the codes' estimates, oversampling re-scores the best ceil(limit * oversampling). */
+static const srv_jfield quantization_fields[] = {
+    {"ignore", SRV_J_BOOL, .off = Q(ignore_quant)},
+    {"rescore", SRV_J_BOOL, Q(s.rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
+    {"oversampling", SRV_J_NUM, Q(s.oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
+    {NULL},
+};
 static const srv_jfield params_fields[] = {
     {"hnsw_ef", SRV_J_U32, .off = Q(s.ef), .lo = 0, .hi = SRV_MAX_EF},
     {"exact", SRV_J_BOOL, .off = Q(s.exact)},
+    {"quantization", SRV_J_OBJECT, .arg = quantization_fields},
     {NULL},
 };
 static const srv_jfield search_fields[] = {
@@ -559,6 +570,7 @@ static int prepare(srv_req *r, qsearch *q)
         return -1;
     }
     q->s.k = (uint32_t)(q->limit + q->offset);
+    if (q->ignore_quant) q->s.rescore = QV_RESCORE_ALL;
     if (q->mmr && q->candidates > q->s.k) q->s.k = (uint32_t)q->candidates;
     if (q->by_id) {
         int rc = qv_get(r->coll->coll, q->id, q->s.vec, NULL);

@@ -91,6 +91,8 @@ static const srv_jfield search_fields[] = {
     {"filter", SRV_J_CALL, S(filter), .read = srv_jread_filter},
     {"with_payload", SRV_J_BOOL, .off = S(with_payload)},
     {"exact", SRV_J_BOOL, .off = S(exact)},
+    {"rescore", SRV_J_BOOL, S(rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
+    {"oversampling", SRV_J_NUM, S(oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
     {NULL},
 };
 
@@ -158,7 +160,7 @@ uint64_t srv_now_us(void)
 static int same_search(const srv_search *a, const srv_search *b)
 {
     if (a->k != b->k || a->ef != b->ef || a->nprobe != b->nprobe || a->exact != b->exact ||
-        a->accept != b->accept || a->accept_arg != b->accept_arg)
+        a->rescore != b->rescore || a->oversampling != b->oversampling || a->accept != b->accept || a->accept_arg != b->accept_arg)
         return 0;
     if (!a->filter.text || !b->filter.text) return a->filter.text == b->filter.text;
     return strcmp(a->filter.text, b->filter.text) == 0;
@@ -173,6 +175,8 @@ static void params_of(const srv_search *s, qv_search_params *sp)
     sp->accept = s->accept;
     sp->accept_arg = s->accept_arg;
     sp->exact = (uint32_t)s->exact;
+    sp->rescore = (qv_rescore)s->rescore;
+    sp->oversampling = (float)s->oversampling;
 }
 
 int srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, srv_results *res)

@@ -189,8 +189,9 @@ typedef struct srv_jread {
  *  value is an absent field, whatever the kind. */
 typedef enum {
     SRV_J_U32 = 1, SRV_J_U64,       /* an integer in lo..hi: uint32_t, uint64_t */
-    SRV_J_BOOL,                     /* true or false: int */
-    SRV_J_NUM,                      /* a number: double */
+    SRV_J_BOOL,                     /* true or false: int 1 or 0; with hi set, hi or lo (a
+                                     * three-way setting whose absence is 0) */
+    SRV_J_NUM,                      /* a number: double; with hi set, in lo..hi */
     SRV_J_NAME,                     /* one of the strings arg (NULL-terminated): int lo + index */
     SRV_J_VECTOR,                   /* dim numbers in float range into the float * there */
     SRV_J_TEXT, SRV_J_OBJTEXT,      /* any value / an object: srv_jtext */
@@ -286,6 +287,8 @@ typedef struct {
     float *vec;                     /* dim floats (the caller's) */
     uint32_t k, ef, nprobe;
     int exact;                      /* scan every allowed point exactly */
+    int rescore;                    /* quantized collections: qv_rescore (0 = default) */
+    double oversampling;            /* quantized collections: 0 = default, 1..100 */
     int with_payload;
     srv_filter filter;              /* its text groups equal searches */
     qv_accept_fn accept;            /* an id predicate (borrowed), NULL: none */
@@ -294,7 +297,7 @@ typedef struct {
 void srv_search_release(srv_search *s);
 
 /** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload",
- *  "exact"}), or with batch the batch body {"searches":[...]} of 1..SRV_MAX_BATCH of them,
+ *  "exact","rescore","oversampling"}), or with batch the batch body {"searches":[...]} of 1..SRV_MAX_BATCH of them,
  *  for a collection of dimension dim. On success *out holds *n searches whose vectors are
  *  in one allocation at (*out)[0].vec; free with srv_searches_free. -1 with e filled. */
 int srv_parse_searches(const char *body, size_t len, uint32_t dim, int batch, srv_search **out, size_t *n,

@@ -3,7 +3,9 @@
  *
  * The config is stored as JSON (readable with mdb_dump, and new fields can be added
  * without a layout change): {"format":1,"cid":3,"dim":128,"metric":"l2","index":{"type":
- * "hnsw","m":16,...},"payload_index":{...}}. Index parameters are stored as the user gave
+ * "hnsw","m":16,...},"payload_index":{...}}; a quantized index adds "quant":"sq8" (sq4,
+ * bit1) to "index" and writes format 2, which older builds refuse. Index parameters are
+ * stored as the user gave
  * them (0 = default), so a default that changes in a later version applies on reopen.
  * The decoder treats the record as untrusted: every field is checked and a bad one is
  * QV_ECORRUPT naming the collection and field.
@@ -108,6 +110,18 @@ int qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *pa
                    /* the seed's 64 bits round-trip through json_int_t (a cast both ways) */
                    "seed", (json_int_t)p->seed, "gpu", (json_int_t)p->gpu);
     if (!o || !ix) goto cleanup;
+    /* Codes: "quant" in the index object, and format 2 so that a build without
+     * quantization refuses the config instead of opening a float index in its place. */
+    if (p->quant != QV_QUANT_NONE) {
+        const char *qn = qv_quant_name(p->quant);
+        if (!qn) {
+            rc = qv_fail(QV_EINVAL, "unknown quantization %d", (int)p->quant);
+            goto cleanup;
+        }
+        if (json_object_set_new(ix, "quant", json_string(qn)) != 0 ||
+            json_object_set_new(o, "format", json_integer(QV_COLL_CONFIG_FORMAT_QUANT)) != 0)
+            goto cleanup;
+    }
     if (json_object_set_new(o, "index", ix) != 0) goto cleanup;
     ix = NULL;
     if (pi) {
@@ -154,9 +168,17 @@ int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_
         goto cleanup;
     }
     if ((rc = get_uint(o, name, "format", 1, 1000000, 0, &v[0])) != QV_OK) goto cleanup;
-    if (v[0] != QV_COLL_CONFIG_FORMAT) {
-        rc = qv_fail(QV_ECORRUPT, "collection '%s': config format %llu not supported (this build reads %u)", name,
-                     (unsigned long long)v[0], QV_COLL_CONFIG_FORMAT);
+    if (v[0] != QV_COLL_CONFIG_FORMAT && v[0] != QV_COLL_CONFIG_FORMAT_QUANT) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': config format %llu not supported (this build reads %u..%u)", name,
+                     (unsigned long long)v[0], QV_COLL_CONFIG_FORMAT, QV_COLL_CONFIG_FORMAT_QUANT);
+        goto cleanup;
+    }
+    qv_quant quant = QV_QUANT_NONE;
+    json_t *jq = json_object_get(ix, "quant");
+    if (jq && (v[0] < QV_COLL_CONFIG_FORMAT_QUANT || !json_is_string(jq) ||
+               qv_quant_parse(json_string_value(jq), &quant) != QV_OK)) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': config has a bad \"quant\" (format %llu)", name,
+                     (unsigned long long)v[0]);
         goto cleanup;
     }
     qv_metric metric;
@@ -197,6 +219,7 @@ int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_
     p->flags = (uint32_t)v[11];
     p->seed = v[12];
     p->gpu = (qv_gpu_mode)v[13];
+    p->quant = quant;
     *cid = (uint32_t)v[1];
     if ((pi = json_object_get(o, "payload_index")) && !json_is_null(pi)) {
         char where[96];

@@ -554,8 +554,9 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
         goto cleanup;
     }
     qv_index_get_params(ix, &got);
-    if (got.kind != qv_coll_effective_kind(c) || got.dim != c->params.dim || got.metric != c->params.metric) {
-        rc = qv_fail(QV_ECORRUPT, "collection '%s': snapshot holds a different index (kind/dim/metric)", c->name);
+    if (got.kind != qv_coll_effective_kind(c) || got.dim != c->params.dim || got.metric != c->params.metric ||
+        got.quant != c->params.quant) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': snapshot holds a different index (kind/dim/metric/quant)", c->name);
         goto cleanup;
     }
     /* The file format does not carry the GPU mode nor the thread count; the config does. */

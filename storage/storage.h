@@ -58,6 +58,7 @@
 
 #define QV_STORAGE_FORMAT 1u        /* meta "format"; bump on any layout change */
 #define QV_COLL_CONFIG_FORMAT 1u    /* "format" field of a collection's config JSON */
+#define QV_COLL_CONFIG_FORMAT_QUANT 2u   /* the same with "index":{"quant":...} */
 #define QV_SNAPSHOT_MAGIC "QVSN"
 #define QV_SNAPSHOT_VERSION 2u      /* 1: the index blob inside the record (rebuilt on open) */
 #define QV_SNAPSHOT_RECORD 40u      /* magic, version, seq, index bytes, crc, ids crc, bytes */

@@ -128,6 +128,28 @@ START_TEST(test_create_import_search_get_delete)
 }
 END_TEST
 
+/* --quant at create (shown by info), --oversampling and --no-rescore at search. */
+START_TEST(test_quantized_collection)
+{
+    char db[4096], vf[4096];
+    path_in_tmp(db, sizeof db, "db");
+    path_in_tmp(vf, sizeof vf, "v.fvecs");
+    write_fvecs(vf, 300, 4);
+    ck_assert_int_eq(quiver("create", db, "q", "--dim", "4", "--quant", "pq", NULL), 2);
+    ck_assert_msg(strstr(err_buf, "quant"), "stderr: %s", err_buf);
+    ck_assert_int_eq(quiver("create", db, "q", "--dim", "4", "--index", "flat", "--quant", "sq8", NULL), 1);
+    ck_assert_int_eq(quiver("create", db, "q", "--dim", "4", "--quant", "sq8", NULL), 0);
+    ck_assert_int_eq(quiver("import", db, "q", vf, "--quiet", NULL), 0);
+    ck_assert_int_eq(quiver("info", db, "q", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "codes sq8"), "info: %s", out_buf);
+    ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "-k", "3", "--oversampling", "2.5", "--json", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "{\"hits\":[{\"id\":7,\"score\":0"), "search: %s", out_buf);
+    ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "-k", "3", "--no-rescore", NULL), 0);
+    ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "--oversampling", "0.5", NULL), 2);
+    ck_assert_msg(strstr(err_buf, "oversampling"), "stderr: %s", err_buf);
+}
+END_TEST
+
 START_TEST(test_import_jsonl_with_payloads)
 {
     char db[4096], jf[4096];
@@ -305,6 +327,7 @@ Suite *qv_cli_suite(void)
     tcase_add_test(tc, test_help_on_every_command);
     tcase_add_test(tc, test_create_import_search_get_delete);
     tcase_add_test(tc, test_import_jsonl_with_payloads);
+    tcase_add_test(tc, test_quantized_collection);
     tcase_add_test(tc, test_error_paths);
     tcase_add_test(tc, test_import_killed);
     tcase_add_test(tc, test_backup_restore);

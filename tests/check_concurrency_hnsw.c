@@ -2,7 +2,8 @@
  * tests/check_concurrency_hnsw.c -- HNSW under concurrent use, meant for ThreadSanitizer
  * (make tsan-test runs suite "concurrency"): searchers (single, batch, filtered) run while
  * one thread adds (new ids and replacements, multi-threaded inserts inside each batch,
- * growing the arrays) and another removes and saves. Afterwards the graph must be sound.
+ * growing the arrays) and another removes and saves, on a float and on quantized indexes
+ * (whose codes are retrained as the index grows). Afterwards the graph must be sound.
  * A second case checks that searches racing adds return k hits.
  */
 #include <pthread.h>
@@ -101,12 +102,16 @@ static void *remover(void *arg)
     return NULL;
 }
 
+/* Float, then quantized (sq8, bit1): the adds that double the index retrain the codes and
+ * re-encode every row under grow_lock while searches walk the code rows. */
 START_TEST(test_hnsw_concurrent_insert_search_delete)
 {
+    static const qv_quant kinds[] = {QV_QUANT_NONE, QV_QUANT_SQ8, QV_QUANT_BIT1};
     const size_t n0 = 1000;
     qv_index_params p;
     qv_index *ix = NULL;
     qv_index_params_init(&p, QV_INDEX_HNSW, DIM, QV_METRIC_L2);
+    p.quant = kinds[_i];
     p.m = 8;
     p.ef_construction = 40;
     p.threads = 2;
@@ -245,7 +250,7 @@ Suite *qv_concurrency_hnsw_suite(void)
     Suite *s = suite_create("concurrency");
     TCase *tc = tcase_create("hnsw");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_hnsw_concurrent_insert_search_delete);
+    tcase_add_loop_test(tc, test_hnsw_concurrent_insert_search_delete, 0, 3);
     suite_add_tcase(s, tc);
     TCase *race = tcase_create("hnsw_add_race");
     tcase_set_timeout(race, 120);

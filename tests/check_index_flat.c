@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "core/crc32c.h"
+#include "index/index.h"
 #include "tests/test_util.h"
 
 /* Public score of vector x for query q, in double. */
@@ -411,7 +412,7 @@ START_TEST(test_save_load_roundtrip)
 }
 END_TEST
 
-#define BODY_OFF 64                /* index.c's header: "QVIX" + 11 x u32 + 2 x u64 */
+#define BODY_OFF QV_INDEX_HEADER_BYTES   /* index.c's header: "QVIX" + 11 x u32 + 2 x u64 + u32 quant + u32 pad */
 
 static void fix_crc(uint8_t *b, size_t len)
 {

@@ -250,14 +250,14 @@ START_TEST(test_open_damaged)
     /* A link pointing far out of range in a live node's level-0 list, behind a valid
      * checksum: searches must not follow it (ASan would see it), the verification and a
      * load reject it. The blocks array's offset is the first entry of the array table
-     * (header 64 bytes + 72 bytes of fixed fields: tag at 136, offset at 144). */
+     * (the header, then 72 bytes of fixed fields: the tag, then the offset 8 bytes on). */
     qv_index *lx = NULL, *bad = NULL;
     QV_CK(qv_index_load_mem(buf, len, "mem", &lx));
     qv_hnsw *h = lx->impl;
     uint32_t live = 0;
     while (h->state[live] != QV_HNSW_LIVE) live++;
     uint64_t blk = 0;
-    memcpy(&blk, buf + 144, 8);
+    memcpy(&blk, buf + QV_INDEX_HEADER_BYTES + 72 + 8, 8);
     size_t link_at = (size_t)blk + (size_t)live * h->block_bytes + h->links_off + 4;
     ck_assert_uint_lt(link_at + 4, len);
     memcpy(copy, buf, len);

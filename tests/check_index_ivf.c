@@ -596,8 +596,8 @@ START_TEST(test_corrupt_files)
     QV_CK(qv_index_save_mem(ix, &orig, &len));
     uint8_t *b = malloc(len);
 
-    /* the body starts after the 64-byte header: u32 nlist, centroids, u64 count, lists */
-    const size_t body = 64, cent = body + 4, count = cent + (size_t)nlist * dim * 4, list0 = count + 8;
+    /* the body starts after the header: u32 nlist, centroids, u64 count, lists */
+    const size_t body = QV_INDEX_HEADER_BYTES, cent = body + 4, count = cent + (size_t)nlist * dim * 4, list0 = count + 8;
     uint32_t len0 = (uint32_t)((const uint8_t *)orig)[list0] | (uint32_t)((const uint8_t *)orig)[list0 + 1] << 8;
     ck_assert_uint_le(len0, n);
 

@@ -1,0 +1,306 @@
+/*
+ * core/code_dist_avx512.c -- AVX-512 kernels over quantized codes (see core/code_dist.h).
+ *
+ * Two tables. "avx512" (F, BW, VL): the AVX2 scheme in 512-bit registers (u8: widen to
+ * 16 bits and VPMADDWD, 32 dimensions per step; u4: VPMADDUBSW on masked nibbles, 128
+ * dimensions per 64-byte step) and scalar POPCNT for bit codes. "avx512vnni" adds
+ * AVX512_VNNI and AVX512_VPOPCNTDQ: VPDPBUSD multiplies u8 by s8 and adds four products
+ * into each int32 lane in one instruction (64 dimensions of u8 codes, or the low or high
+ * nibbles of 64 bytes of u4 codes, per instruction), and VPOPCNTQ counts eight words at a
+ * time. Tails are zero-masked loads, which neither read nor fault past the end.
+ */
+#include "core/code_dist.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define QV_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,popcnt")))
+#define QV_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vpopcntdq,popcnt")))
+
+#define LD512(p) _mm512_loadu_si512((const void *)(p))
+#define LD256(p) _mm256_loadu_si256((const __m256i *)(p))
+
+/* ---- avx512 (F, BW, VL) ------------------------------------------------------------ */
+
+QV_AVX512 static inline __m512i mul32(const uint8_t *c, __m512i q16)
+{
+    return _mm512_madd_epi16(_mm512_cvtepu8_epi16(LD256(c)), q16);
+}
+
+QV_AVX512 static int32_t avx512_dot_u8(const uint8_t *c, const int8_t *q, size_t n)
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_add_epi32(s0, mul32(c + i, _mm512_cvtepi8_epi16(LD256(q + i))));
+        s1 = _mm512_add_epi32(s1, mul32(c + i + 32, _mm512_cvtepi8_epi16(LD256(q + i + 32))));
+    }
+    for (; i < n; i += 32) {
+        __mmask32 m = n - i >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - i)) - 1u);
+        __m512i c16 = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, c + i));
+        __m512i q16 = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, q + i));
+        s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(c16, q16));
+    }
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+}
+
+QV_AVX512 static void avx512_dot_u8_x4(const uint8_t *const c[4], const int8_t *q, size_t n, int32_t out[4])
+{
+    __m512i s[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                    _mm512_setzero_si512()};
+    for (size_t i = 0; i < n; i += 32) {
+        __mmask32 m = n - i >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - i)) - 1u);
+        __m512i q16 = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, q + i));
+        for (int j = 0; j < 4; j++)
+            s[j] = _mm512_add_epi32(s[j], _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, c[j] + i)), q16));
+    }
+    for (int j = 0; j < 4; j++) out[j] = _mm512_reduce_add_epi32(s[j]);
+}
+
+QV_AVX512 static inline __m512i u4_step512(__m512i c, __m512i qlo, __m512i qhi)
+{
+    const __m512i m = _mm512_set1_epi8(15), ones = _mm512_set1_epi16(1);
+    __m512i lo = _mm512_and_si512(c, m), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m);
+    __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(lo, qlo), _mm512_maddubs_epi16(hi, qhi));
+    return _mm512_madd_epi16(p, ones);          /* |p| <= 4 * 15 * 127 */
+}
+
+QV_AVX512 static inline __m256i u4_step256(__m256i c, __m256i qlo, __m256i qhi)
+{
+    const __m256i m = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256i lo = _mm256_and_si256(c, m), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m);
+    __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, qlo), _mm256_maddubs_epi16(hi, qhi));
+    return _mm256_madd_epi16(p, ones);
+}
+
+QV_AVX512 static inline int32_t hsum256(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+QV_AVX512 static int32_t avx512_dot_u4(const uint8_t *c, const int8_t *q, size_t dim)
+{
+    __m512i s = _mm512_setzero_si512();
+    size_t bytes = qv_u4_bytes(dim), off = 0;
+    for (; off + 64 <= bytes; off += 64, c += 64, q += 128) s = _mm512_add_epi32(s, u4_step512(LD512(c), LD512(q), LD512(q + 64)));
+    int32_t r = _mm512_reduce_add_epi32(s);
+    if (off < bytes) r += hsum256(u4_step256(LD256(c), LD256(q), LD256(q + 32)));
+    return r;
+}
+
+QV_AVX512 static void avx512_dot_u4_x4(const uint8_t *const c[4], const int8_t *q, size_t dim, int32_t out[4])
+{
+    __m512i s[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                    _mm512_setzero_si512()};
+    size_t bytes = qv_u4_bytes(dim), off = 0;
+    for (; off + 64 <= bytes; off += 64, q += 128) {
+        __m512i a = LD512(q), b = LD512(q + 64);
+        for (int j = 0; j < 4; j++) s[j] = _mm512_add_epi32(s[j], u4_step512(LD512(c[j] + off), a, b));
+    }
+    for (int j = 0; j < 4; j++) out[j] = _mm512_reduce_add_epi32(s[j]);
+    if (off < bytes) {
+        __m256i a = LD256(q), b = LD256(q + 32);
+        for (int j = 0; j < 4; j++) out[j] += hsum256(u4_step256(LD256(c[j] + off), a, b));
+    }
+}
+
+QV_AVX512 static uint32_t avx512_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
+{
+    uint32_t s = 0;
+    for (unsigned j = 0; j < 4; j++) {
+        uint32_t c = 0;
+        const uint64_t *p = planes + j * words;
+        for (size_t w = 0; w < words; w++) c += (uint32_t)_mm_popcnt_u64(bits[w] & p[w]);
+        s += c << j;
+    }
+    return s;
+}
+
+QV_AVX512 static void avx512_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
+                                         uint32_t out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = avx512_dot_bits(bits[j], planes, words);
+}
+
+/* VPTESTMB: one 64-bit mask of bit j over 64 bytes. */
+QV_AVX512 static void avx512_bit_planes(const uint8_t *u, size_t words, uint64_t *planes)
+{
+    for (size_t w = 0; w < words; w++) {
+        __m512i a = LD512(u + 64 * w);
+        for (unsigned j = 0; j < 4; j++)
+            planes[j * words + w] = _mm512_test_epi8_mask(a, _mm512_set1_epi8((char)(1 << j)));
+    }
+}
+
+static const qv_code_kernels avx512_table = {
+    "avx512", avx512_dot_u8, avx512_dot_u8_x4, avx512_dot_u4, avx512_dot_u4_x4, avx512_dot_bits,
+    avx512_dot_bits_x4, avx512_bit_planes,
+};
+
+/* ---- avx512vnni (adds VNNI, VPOPCNTDQ) ----------------------------------------------- */
+
+QV_VNNI static int32_t vnni_dot_u8(const uint8_t *c, const int8_t *q, size_t n)
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        s0 = _mm512_dpbusd_epi32(s0, LD512(c + i), LD512(q + i));
+        s1 = _mm512_dpbusd_epi32(s1, LD512(c + i + 64), LD512(q + i + 64));
+    }
+    for (; i < n; i += 64) {
+        __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        s0 = _mm512_dpbusd_epi32(s0, _mm512_maskz_loadu_epi8(m, c + i), _mm512_maskz_loadu_epi8(m, q + i));
+    }
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+}
+
+QV_VNNI static void vnni_dot_u8_x4(const uint8_t *const c[4], const int8_t *q, size_t n, int32_t out[4])
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    __m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+    const uint8_t *c0 = c[0], *c1 = c[1], *c2 = c[2], *c3 = c[3];
+    for (size_t i = 0; i < n; i += 64) {
+        __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        __m512i qv = _mm512_maskz_loadu_epi8(m, q + i);
+        s0 = _mm512_dpbusd_epi32(s0, _mm512_maskz_loadu_epi8(m, c0 + i), qv);
+        s1 = _mm512_dpbusd_epi32(s1, _mm512_maskz_loadu_epi8(m, c1 + i), qv);
+        s2 = _mm512_dpbusd_epi32(s2, _mm512_maskz_loadu_epi8(m, c2 + i), qv);
+        s3 = _mm512_dpbusd_epi32(s3, _mm512_maskz_loadu_epi8(m, c3 + i), qv);
+    }
+    out[0] = _mm512_reduce_add_epi32(s0);
+    out[1] = _mm512_reduce_add_epi32(s1);
+    out[2] = _mm512_reduce_add_epi32(s2);
+    out[3] = _mm512_reduce_add_epi32(s3);
+}
+
+QV_VNNI static inline __m512i vnni_u4(__m512i s, __m512i c, __m512i qlo, __m512i qhi)
+{
+    const __m512i m = _mm512_set1_epi8(15);
+    s = _mm512_dpbusd_epi32(s, _mm512_and_si512(c, m), qlo);
+    return _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(c, 4), m), qhi);
+}
+
+QV_VNNI static inline __m256i vnni_u4_256(__m256i s, __m256i c, __m256i qlo, __m256i qhi)
+{
+    const __m256i m = _mm256_set1_epi8(15);
+    s = _mm256_dpbusd_epi32(s, _mm256_and_si256(c, m), qlo);
+    return _mm256_dpbusd_epi32(s, _mm256_and_si256(_mm256_srli_epi16(c, 4), m), qhi);
+}
+
+QV_VNNI static int32_t vnni_dot_u4(const uint8_t *c, const int8_t *q, size_t dim)
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    size_t bytes = qv_u4_bytes(dim), off = 0;
+    for (; off + 128 <= bytes; off += 128, c += 128, q += 256) {
+        s0 = vnni_u4(s0, LD512(c), LD512(q), LD512(q + 64));
+        s1 = vnni_u4(s1, LD512(c + 64), LD512(q + 128), LD512(q + 192));
+    }
+    if (off + 64 <= bytes) {
+        s0 = vnni_u4(s0, LD512(c), LD512(q), LD512(q + 64));
+        off += 64, c += 64, q += 128;
+    }
+    int32_t r = _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+    if (off < bytes) r += hsum256(vnni_u4_256(_mm256_setzero_si256(), LD256(c), LD256(q), LD256(q + 32)));
+    return r;
+}
+
+QV_VNNI static void vnni_dot_u4_x4(const uint8_t *const c[4], const int8_t *q, size_t dim, int32_t out[4])
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    __m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+    const uint8_t *c0 = c[0], *c1 = c[1], *c2 = c[2], *c3 = c[3];
+    size_t bytes = qv_u4_bytes(dim), off = 0;
+    for (; off + 64 <= bytes; off += 64, q += 128) {
+        __m512i a = LD512(q), b = LD512(q + 64);
+        s0 = vnni_u4(s0, LD512(c0 + off), a, b);
+        s1 = vnni_u4(s1, LD512(c1 + off), a, b);
+        s2 = vnni_u4(s2, LD512(c2 + off), a, b);
+        s3 = vnni_u4(s3, LD512(c3 + off), a, b);
+    }
+    out[0] = _mm512_reduce_add_epi32(s0);
+    out[1] = _mm512_reduce_add_epi32(s1);
+    out[2] = _mm512_reduce_add_epi32(s2);
+    out[3] = _mm512_reduce_add_epi32(s3);
+    if (off < bytes) {
+        __m256i a = LD256(q), b = LD256(q + 32), z = _mm256_setzero_si256();
+        out[0] += hsum256(vnni_u4_256(z, LD256(c0 + off), a, b));
+        out[1] += hsum256(vnni_u4_256(z, LD256(c1 + off), a, b));
+        out[2] += hsum256(vnni_u4_256(z, LD256(c2 + off), a, b));
+        out[3] += hsum256(vnni_u4_256(z, LD256(c3 + off), a, b));
+    }
+}
+
+QV_VNNI static uint32_t vnni_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
+{
+    __m512i s[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                    _mm512_setzero_si512()};
+    for (size_t w = 0; w < words; w += 8) {
+        __mmask8 m = words - w >= 8 ? 0xff : (__mmask8)((1u << (words - w)) - 1u);
+        __m512i b = _mm512_maskz_loadu_epi64(m, bits + w);
+        for (unsigned j = 0; j < 4; j++)
+            s[j] = _mm512_add_epi64(s[j], _mm512_popcnt_epi64(_mm512_and_si512(b, _mm512_maskz_loadu_epi64(m, planes + j * words + w))));
+    }
+    __m512i t = _mm512_add_epi64(_mm512_add_epi64(s[0], _mm512_slli_epi64(s[1], 1)),
+                                 _mm512_add_epi64(_mm512_slli_epi64(s[2], 2), _mm512_slli_epi64(s[3], 3)));
+    return (uint32_t)_mm512_reduce_add_epi64(t);
+}
+
+/* Four codes share each load of the planes: 8 words of 4 planes per step, one count
+ * per code and plane, weighted 2^j in the end. */
+QV_VNNI static void vnni_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
+                                    uint32_t out[4])
+{
+    __m512i s[4][4];
+    for (int c = 0; c < 4; c++)
+        for (int j = 0; j < 4; j++) s[c][j] = _mm512_setzero_si512();
+    for (size_t w = 0; w < words; w += 8) {
+        __mmask8 m = words - w >= 8 ? 0xff : (__mmask8)((1u << (words - w)) - 1u);
+        __m512i p0 = _mm512_maskz_loadu_epi64(m, planes + w);
+        __m512i p1 = _mm512_maskz_loadu_epi64(m, planes + words + w);
+        __m512i p2 = _mm512_maskz_loadu_epi64(m, planes + 2 * words + w);
+        __m512i p3 = _mm512_maskz_loadu_epi64(m, planes + 3 * words + w);
+        for (int c = 0; c < 4; c++) {
+            __m512i b = _mm512_maskz_loadu_epi64(m, bits[c] + w);
+            s[c][0] = _mm512_add_epi64(s[c][0], _mm512_popcnt_epi64(_mm512_and_si512(b, p0)));
+            s[c][1] = _mm512_add_epi64(s[c][1], _mm512_popcnt_epi64(_mm512_and_si512(b, p1)));
+            s[c][2] = _mm512_add_epi64(s[c][2], _mm512_popcnt_epi64(_mm512_and_si512(b, p2)));
+            s[c][3] = _mm512_add_epi64(s[c][3], _mm512_popcnt_epi64(_mm512_and_si512(b, p3)));
+        }
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512i t = _mm512_add_epi64(_mm512_add_epi64(s[c][0], _mm512_slli_epi64(s[c][1], 1)),
+                                     _mm512_add_epi64(_mm512_slli_epi64(s[c][2], 2), _mm512_slli_epi64(s[c][3], 3)));
+        out[c] = (uint32_t)_mm512_reduce_add_epi64(t);
+    }
+}
+
+static const qv_code_kernels vnni_table = {
+    "avx512vnni", vnni_dot_u8, vnni_dot_u8_x4, vnni_dot_u4, vnni_dot_u4_x4, vnni_dot_bits,
+    vnni_dot_bits_x4, avx512_bit_planes,
+};
+
+static int have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("popcnt");
+}
+
+const qv_code_kernels *qv_code_kernels_avx512(void) { return have_avx512() ? &avx512_table : NULL; }
+
+const qv_code_kernels *qv_code_kernels_avx512vnni(void)
+{
+    return have_avx512() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vpopcntdq")
+               ? &vnni_table
+               : NULL;
+}
+
+#else
+
+const qv_code_kernels *qv_code_kernels_avx512(void) { return NULL; }
+const qv_code_kernels *qv_code_kernels_avx512vnni(void) { return NULL; }
+
+#endif

@@ -1,0 +1,230 @@
+/*
+ * index/codec.c -- what every kind of code shares: creation, training sample, dispatch of
+ * encode / prepare / estimate by kind, and the saved form of the trained parameters.
+ *
+ * Saved form (inside an index body): u32 kind, u32 dim, u64 trained_on, then
+ *   sq8 / sq4: dim x f32 lo, dim x f32 step (finite, step >= 0);
+ *   bit1:      u64 rotation seed, u32 K, dim x f32 mean, K x dim x f32 centroids (finite).
+ * Load compares kind and dim with the index's own and checks every value.
+ */
+#include "index/codec.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+int qv_codec_new(qv_quant kind, uint32_t dim, qv_metric metric, uint64_t seed, qv_codec **out)
+{
+    *out = NULL;
+    if (kind != QV_QUANT_SQ8 && kind != QV_QUANT_SQ4 && kind != QV_QUANT_BIT1)
+        return qv_fail(QV_EINVAL, "codec: unknown code kind %d", (int)kind);
+    qv_codec *c = qv_calloc(1, sizeof *c);
+    if (!c) return QV_ENOMEM;
+    c->kind = kind;
+    c->dim = dim;
+    c->metric = metric == QV_METRIC_L2 ? QV_METRIC_L2 : QV_METRIC_IP;
+    c->seed = seed;
+    c->k = qv_code_kernels_get();
+    int rc = kind == QV_QUANT_BIT1 ? qv_codec_rabitq_setup(c, seed) : qv_codec_sq_setup(c);
+    if (rc != QV_OK) {
+        qv_codec_free(c);
+        return rc;
+    }
+    *out = c;
+    return QV_OK;
+}
+
+void qv_codec_free(qv_codec *c)
+{
+    if (!c) return;
+    qv_free(c->lo);
+    qv_free(c->step);
+    qv_free(c->zero);
+    qv_free(c->centroid);
+    qv_free(c->centers);
+    qv_free(c->pcenters);
+    qv_free(c->pnorms);
+    qv_free(c->c0dot);
+    qv_rotation_release(&c->rot);
+    qv_free(c);
+}
+
+int qv_codec_train(qv_codec *c, size_t n, const float *vecs)
+{
+    /* An even sample: every stride-th row. */
+    size_t stride = n > QV_CODEC_TRAIN_MAX ? (n + QV_CODEC_TRAIN_MAX - 1) / QV_CODEC_TRAIN_MAX : 1;
+    int rc = c->kind == QV_QUANT_BIT1 ? qv_codec_rabitq_train(c, n, vecs, stride)
+                                      : qv_codec_sq_train(c, n, vecs, stride);
+    if (rc == QV_OK) c->trained_on = (n + stride - 1) / stride;
+    return rc;
+}
+
+size_t qv_codec_scratch_floats(const qv_codec *c) { return 2 * (size_t)qv_rotation_dpad(c->dim); }
+
+void qv_codec_encode(const qv_codec *c, const float *v, uint8_t *row, float *scratch)
+{
+    if (c->kind == QV_QUANT_BIT1) qv_codec_rabitq_encode(c, v, row, scratch);
+    else qv_codec_sq_encode(c, v, row);
+}
+
+void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float *scratch,
+                            qv_codec_query **out)
+{
+    qv_codec_query *h = buf;
+    h->data = (uint8_t *)buf + 64;
+    if (c->kind == QV_QUANT_BIT1) qv_codec_rabitq_prepare(c, q, h, scratch);
+    else qv_codec_sq_prepare(c, q, h, scratch);
+    *out = h;
+}
+
+/* The factors of a row start right after its code, at a 4-byte boundary. */
+static inline const float *factors(const qv_codec *c, const uint8_t *row)
+{
+    return (const float *)(row + ((c->code_bytes + 3) & ~(size_t)3));
+}
+
+/* bit1 rows: f0, f1, g, f3, then u16 centroid, u16 popcount (codec_rabitq.c). */
+static inline float est_bits_from(const qv_codec *c, qv_codec_query *q, const uint8_t *row, uint32_t d)
+{
+    const float *f = factors(c, row);
+    const uint16_t *u = (const uint16_t *)(f + 4);
+    uint32_t j = u[0];
+    if (__builtin_expect(!((q->have >> j) & 1), 0)) qv_codec_rabitq_centroid(q, j);
+    const float *aj = rabitq_aj(q);
+    float sb = q->lo * (float)u[1] + q->delta * (float)d;
+    return f[0] + aj[j] - f[1] * (2.0f * sb - q->qsum - f[2]);
+}
+
+static inline float est_bits(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
+{
+    return est_bits_from(c, q, row, c->k->dot_bits((const uint64_t *)row, q->data, q->words));
+}
+
+float qv_codec_est(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
+{
+    switch (c->kind) {
+    case QV_QUANT_SQ8:
+        return q->a + factors(c, row)[0] - q->gamma * (float)c->k->dot_u8(row, q->data, c->dim);
+    case QV_QUANT_SQ4:
+        return q->a + factors(c, row)[0] - q->gamma * (float)c->k->dot_u4(row, q->data, c->dim);
+    default:
+        return est_bits(c, q, row);
+    }
+}
+
+void qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4], float out[4])
+{
+    int32_t d[4];
+    switch (c->kind) {
+    case QV_QUANT_SQ8:
+        c->k->dot_u8_x4(rows, q->data, c->dim, d);
+        break;
+    case QV_QUANT_SQ4:
+        c->k->dot_u4_x4(rows, q->data, c->dim, d);
+        break;
+    default: {
+        const uint64_t *b[4] = {(const uint64_t *)rows[0], (const uint64_t *)rows[1], (const uint64_t *)rows[2],
+                                (const uint64_t *)rows[3]};
+        uint32_t dd[4];
+        c->k->dot_bits_x4(b, q->data, q->words, dd);
+        for (int j = 0; j < 4; j++) out[j] = est_bits_from(c, q, rows[j], dd[j]);
+        return;
+    }
+    }
+    for (int j = 0; j < 4; j++) out[j] = q->a + factors(c, rows[j])[0] - q->gamma * (float)d[j];
+}
+
+float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
+{
+    if (c->kind != QV_QUANT_BIT1) return 0.0f;
+    const float *f = factors(c, row);
+    const uint16_t *u = (const uint16_t *)(f + 4);
+    if (!((q->have >> u[0]) & 1)) qv_codec_rabitq_centroid(q, u[0]);
+    const float *nj = rabitq_aj(q) + QV_RABITQ_MAX_CLUSTERS;
+    /* Code error (the paper's bound) plus the rounding of the 4-bit query: pop values,
+     * each off by at most delta / 2, as independent uniform errors (sd delta / sqrt 12). */
+    return QV_RABITQ_EPS0 * (f[3] * nj[u[0]] + 2.0f * f[1] * q->delta * sqrtf((float)u[1] / 12.0f));
+}
+
+size_t qv_codec_memory(const qv_codec *c)
+{
+    if (!c) return 0;
+    size_t b = sizeof *c;
+    if (c->lo) b += 3 * (size_t)c->dim * sizeof(float);
+    if (c->centroid)
+        b += ((size_t)c->dim * (1 + QV_RABITQ_MAX_CLUSTERS) + (size_t)QV_ROTATION_ROUNDS * c->rot.dpad +
+              (size_t)QV_RABITQ_MAX_CLUSTERS * (c->rot.dpad + 2)) * sizeof(float);
+    return b;
+}
+
+/* ---- saved form ------------------------------------------------------------------- */
+
+static int w_floats(qv_writer *w, const float *v, size_t n)
+{
+    int rc = QV_OK;
+    for (size_t i = 0; i < n && rc == QV_OK; i++) rc = qv_w_f32(w, v[i]);
+    return rc;
+}
+
+int qv_codec_save(const qv_codec *c, qv_writer *w)
+{
+    qv_w_u32(w, (uint32_t)c->kind);
+    qv_w_u32(w, c->dim);
+    qv_w_u64(w, (uint64_t)c->trained_on);
+    if (c->kind == QV_QUANT_BIT1) {
+        qv_w_u64(w, c->rot.seed);
+        qv_w_u32(w, c->nclusters);
+        w_floats(w, c->centroid, c->dim);
+        return w_floats(w, c->centers, (size_t)c->nclusters * c->dim);
+    }
+    w_floats(w, c->lo, c->dim);
+    return w_floats(w, c->step, c->dim);
+}
+
+static int r_floats(qv_reader *r, float *v, size_t n, const char *what, int nonneg)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = qv_r_f32(r, &v[i], what);
+        if (rc != QV_OK) return rc;
+        if (!isfinite(v[i]) || (nonneg && v[i] < 0))
+            return qv_r_corrupt(r, "codes: %s[%zu] is %g", what, i, (double)v[i]);
+    }
+    return QV_OK;
+}
+
+int qv_codec_load(qv_codec *c, qv_reader *r)
+{
+    uint32_t kind, dim;
+    uint64_t trained;
+    int rc;
+    qv_r_u32(r, &kind, "code kind");
+    qv_r_u32(r, &dim, "code dim");
+    if ((rc = qv_r_u64(r, &trained, "code training size")) != QV_OK) return rc;
+    if (kind != (uint32_t)c->kind || dim != c->dim)
+        return qv_r_corrupt(r, "codes: kind %u dim %u, the index has kind %u dim %u", kind, dim,
+                            (unsigned)c->kind, c->dim);
+    if (trained > QV_CODEC_TRAIN_MAX)
+        return qv_r_corrupt(r, "codes: training size %llu above %u", (unsigned long long)trained, QV_CODEC_TRAIN_MAX);
+    c->trained_on = (size_t)trained;
+    if (c->kind == QV_QUANT_BIT1) {
+        uint64_t seed;
+        if ((rc = qv_r_u64(r, &seed, "rotation seed")) != QV_OK) return rc;
+        uint32_t K;
+        if ((rc = qv_r_u32(r, &K, "centroid count")) != QV_OK) return rc;
+        if (K < 1 || K > QV_RABITQ_MAX_CLUSTERS)
+            return qv_r_corrupt(r, "codes: %u centroids (1..%u)", K, QV_RABITQ_MAX_CLUSTERS);
+        if (seed != c->rot.seed) {
+            qv_rotation_release(&c->rot);
+            if ((rc = qv_rotation_init(&c->rot, c->dim, seed)) != QV_OK) return rc;
+            c->seed = seed;
+        }
+        c->nclusters = K;
+        if ((rc = r_floats(r, c->centroid, c->dim, "centroid", 0)) != QV_OK) return rc;
+        if ((rc = r_floats(r, c->centers, (size_t)K * c->dim, "centroids", 0)) != QV_OK) return rc;
+        return qv_codec_rabitq_derive(c);
+    }
+    if ((rc = r_floats(r, c->lo, c->dim, "range start", 0)) != QV_OK) return rc;
+    return r_floats(r, c->step, c->dim, "step", 1);
+}

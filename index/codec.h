@@ -1,0 +1,135 @@
+/*
+ * index/codec.h -- vector codes that an index searches on, trained per index (private).
+ *
+ * A codec turns a float vector into a fixed-size row of `row_bytes` bytes (the code, then
+ * a few float factors), and a query into a prepared form against which the distance to
+ * any row is estimated with the integer kernels of core/code_dist.h. Estimates are in the
+ * index's distance units (l2: squared distance; ip / cosine: -dot), so they mix with exact
+ * distances in one heap. Kinds:
+ *
+ *   sq8, sq4 (codec_sq.c): per-dimension scalar quantization to 256 or 16 levels over a
+ *     range taken from quantiles of a training sample (outliers are clamped rather than
+ *     stretching every step). Query side: int8 weights, so one distance is one integer dot
+ *     product (VPDPBUSD on AVX-512 VNNI).
+ *   bit1 (codec_rabitq.c): 1-bit RaBitQ (Gao & Long, arXiv 2405.12497): the residual to
+ *     the nearest of up to 64 k-means centroids, randomly rotated (core/rotation.h), keeps
+ *     one sign bit per dimension plus a few factors; the query is rotated and quantized to
+ *     4 bits once, and the distance comes from the paper's unbiased inner-product
+ *     estimator, with an error bound (qv_codec_bound).
+ *
+ * Rows are 4-byte aligned in size; callers store them 64-byte aligned for the SIMD loads.
+ * A codec is immutable once trained: readers share it without locks, and retraining
+ * means building a new codec and re-encoding every row (the index swaps both under its
+ * own lock).
+ */
+#ifndef QV_INDEX_CODEC_H
+#define QV_INDEX_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quiver.h"
+#include "core/code_dist.h"
+#include "core/rotation.h"
+#include "core/serial.h"
+
+/* Largest dimension of 1-bit codes: a row stores its popcount (up to the padded
+ * dimension) in 16 bits. */
+#define QV_BIT1_MAX_DIM 65472u
+
+/* Most centroids 1-bit codes are taken against. */
+#define QV_RABITQ_MAX_CLUSTERS 64u
+
+/* Confidence multiplier of the RaBitQ error bound (the paper's epsilon_0 = 1.9: the
+ * estimate falls outside the bound with probability well under 1%). */
+#define QV_RABITQ_EPS0 1.9f
+
+typedef struct qv_codec {
+    qv_quant kind;
+    qv_metric metric;              /* l2 or ip (cosine vectors arrive normalized: ip) */
+    uint32_t dim;
+    size_t code_bytes;             /* the code part of a row */
+    size_t row_bytes;              /* code, padded to 4, then the factors */
+    size_t query_bytes;            /* scratch a prepared query needs (qv_codec_query) */
+    size_t trained_on;             /* vectors in the training sample */
+    uint64_t seed;                 /* of the bit1 rotation */
+    const qv_code_kernels *k;
+    /* sq8 / sq4 */
+    float *lo, *step;              /* dim each: value = lo + step * code */
+    float *zero;                   /* dim zeros (the ip query needs no shift) */
+    /* bit1 */
+    float *centroid;               /* dim: c0, the training mean */
+    uint32_t nclusters;            /* K centroids codes are taken against (1..MAX) */
+    float *centers;                /* MAX x dim: c_j */
+    float *pcenters;               /* MAX x dpad: P(c_j - c0) */
+    float *pnorms, *c0dot;         /* MAX each: |P(c_j - c0)|^2, <c0, c_j - c0> */
+    qv_rotation rot;
+} qv_codec;
+
+/* A prepared query: the header of the caller's query buffer (query_bytes long, 64-byte
+ * aligned), followed by the kind's own data. Estimates:
+ *   sq:   est = a + f0(row) - gamma * dot(code, w)
+ *   bit1: est = a_j + f0 - f1 * (2 * (lo * pop + delta * dot_bits(code, planes)) - qsum - g)
+ *         with a_j per centroid j (after the planes in data), computed when a code of
+ *         centroid j is first met (a walk meets a few of the 64), so estimates write to
+ *         the prepared query: it belongs to one thread. */
+typedef struct {
+    float a, gamma;                /* query constant; scale of the integer dot */
+    float lo, delta, qsum, qnorm;  /* bit1: 4-bit query range, sum of rotated query, ||q - c0|| */
+    float qc0;                     /* bit1, ip: <q, c0> */
+    size_t words;                  /* bit1: 64-bit words per plane */
+    uint64_t have;                 /* bit1: centroids whose a_j is computed (lazily) */
+    const qv_codec *codec;         /* bit1: for the lazy a_j */
+    void *data;                    /* int8 weights (sq) or 4 bit planes (bit1) */
+} qv_codec_query;
+
+/** Create an untrained codec. seed fixes the RaBitQ rotation. @return QV_OK, QV_EINVAL
+ *  (kind none or unknown), QV_ENOMEM. */
+int  qv_codec_new(qv_quant kind, uint32_t dim, qv_metric metric, uint64_t seed, qv_codec **out);
+void qv_codec_free(qv_codec *c);
+/** Fit the codec's ranges / centroid to n vectors (all of them, or an even sample of at
+ *  most QV_CODEC_TRAIN_MAX). n may be 0 (ranges then fit nothing: retrain later). */
+#define QV_CODEC_TRAIN_MAX 65536u
+int  qv_codec_train(qv_codec *c, size_t n, const float *vecs);
+/** Floats of scratch that encode and query_prepare need (the rotation of bit1). */
+size_t qv_codec_scratch_floats(const qv_codec *c);
+/** Encode one vector into row (row_bytes, fully written: padding zeroed). */
+void qv_codec_encode(const qv_codec *c, const float *v, uint8_t *row, float *scratch);
+/** Prepare q into buf (query_bytes, 64-byte aligned); *out points into buf. */
+void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float *scratch,
+                            qv_codec_query **out);
+/** Estimated distance from the prepared query to one row / four rows. */
+float qv_codec_est(const qv_codec *c, qv_codec_query *q, const uint8_t *row);
+void  qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4], float out[4]);
+/** bit1: a bound on |estimate - true distance| that holds with high probability
+ *  (QV_RABITQ_EPS0); other kinds: 0 (no bound known). */
+float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row);
+/** Bytes held by the codec itself (not counting rows). */
+size_t qv_codec_memory(const qv_codec *c);
+
+/** Trained parameters to/from a file body (rows are not stored: they are re-encoded from
+ *  the vectors on load). Load validates everything (QV_ECORRUPT). */
+int  qv_codec_save(const qv_codec *c, qv_writer *w);
+int  qv_codec_load(qv_codec *c, qv_reader *r);
+
+/* ---- per kind (codec_sq.c, codec_rabitq.c) ---- */
+int   qv_codec_sq_setup(qv_codec *c);
+int   qv_codec_sq_train(qv_codec *c, size_t n, const float *vecs, size_t stride_rows);
+void  qv_codec_sq_encode(const qv_codec *c, const float *v, uint8_t *row);
+void  qv_codec_sq_prepare(const qv_codec *c, const float *q, qv_codec_query *out, float *scratch);
+int   qv_codec_rabitq_setup(qv_codec *c, uint64_t seed);
+int   qv_codec_rabitq_train(qv_codec *c, size_t n, const float *vecs, size_t stride_rows);
+int   qv_codec_rabitq_derive(qv_codec *c);
+/** Fill a_j and |q - c_j| of a prepared bit1 query for centroid j. */
+void  qv_codec_rabitq_centroid(qv_codec_query *q, uint32_t j);
+/* Layout of a prepared bit1 query's data: 4 planes, a_j[MAX], |q - c_j|[MAX], qr[dpad]. */
+static inline float *rabitq_aj(qv_codec_query *q) { return (float *)((uint8_t *)q->data + 4 * q->words * 8); }
+static inline float *rabitq_qr(const qv_codec *c, qv_codec_query *q)
+{
+    (void)c;
+    return rabitq_aj(q) + 2 * QV_RABITQ_MAX_CLUSTERS;
+}
+void  qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, float *scratch);
+void  qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *out, float *scratch);
+
+#endif

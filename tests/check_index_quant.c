@@ -1,0 +1,489 @@
+/*
+ * tests/check_index_quant.c -- quantized HNSW (qv_index_params.quant = sq8, sq4, bit1):
+ * recall on real data (siftsmall, l2; the first 10k of glove6b-100k, cosine) for each
+ * code kind, with re-scoring against the float index at the same ef and without it;
+ * estimated distances against double-precision ones; save/load round trips that give
+ * the same answers; a damaged code section gives QV_ECORRUPT; parameter checks.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/crc32c.h"
+#include "tests/test_util.h"
+
+typedef struct {
+    float *base, *query;
+    uint64_t *truth;               /* nq x K best rows */
+    size_t n, nq, dim;
+    qv_metric metric;
+} dataset;
+
+#define K 10
+
+/* The first n_max rows of a set and its first nq_max queries; truth recomputed in double
+ * (so a cut base is fine). 0 when the files are missing (SKIP; a failure under CI). */
+static int load_set(dataset *d, const char *set, qv_metric metric, size_t n_max, size_t nq_max)
+{
+    char b[4096], q[4096];
+    memset(d, 0, sizeof *d);
+    if (!data_path(b, sizeof b, set, "base.fvecs") || !data_path(q, sizeof q, set, "query.fvecs")) {
+        const char *ci = getenv("CI");
+        ck_assert_msg(!(ci && strcmp(ci, "true") == 0), "dataset %s missing under CI (%s)", set, b);
+        printf("SKIP: quant tests: %s not found (%s)\n", set, b);
+        return 0;
+    }
+    size_t qd;
+    QV_CK(qv_read_vectors(b, &d->base, &d->n, &d->dim));
+    QV_CK(qv_read_vectors(q, &d->query, &d->nq, &qd));
+    ck_assert_uint_eq(qd, d->dim);
+    if (sanitized()) n_max = n_max < 2000 ? n_max : 2000, nq_max = nq_max < 30 ? nq_max : 30;
+    if (d->n > n_max) d->n = n_max;
+    if (d->nq > nq_max) d->nq = nq_max;
+    d->metric = metric;
+    d->truth = malloc(d->nq * K * sizeof *d->truth);
+    ck_assert_ptr_nonnull(d->truth);
+    ref_knn(d->base, d->n, d->dim, d->query, d->nq, K, metric, d->truth);
+    return 1;
+}
+
+static void free_set(dataset *d)
+{
+    qv_free(d->base);
+    qv_free(d->query);
+    free(d->truth);
+}
+
+static qv_index *build(const dataset *d, qv_quant quant)
+{
+    qv_index_params p;
+    qv_index_params_init(&p, QV_INDEX_HNSW, (uint32_t)d->dim, d->metric);
+    p.quant = quant;
+    p.seed = 7;
+    qv_index *ix;
+    QV_CK(qv_index_new(&p, &ix));
+    uint64_t *ids = malloc(d->n * sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (size_t i = 0; i < d->n; i++) ids[i] = i;
+    QV_CK(qv_index_add(ix, d->n, ids, d->base));
+    free(ids);
+    return ix;
+}
+
+/* recall@K over the set's queries; hits (nq x K) kept when out is given. */
+static double recall(const qv_index *ix, const dataset *d, uint32_t ef, qv_rescore rescore, qv_hit *out)
+{
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    sp.ef = ef;
+    sp.rescore = rescore;
+    uint64_t *got = malloc(d->nq * K * sizeof *got);
+    size_t *n_got = malloc(d->nq * sizeof *n_got);
+    ck_assert(got && n_got);
+    for (size_t i = 0; i < d->nq; i++) {
+        qv_hit h[K];
+        QV_CK(qv_index_search(ix, d->query + i * d->dim, &sp, h, &n_got[i]));
+        for (size_t j = 0; j < n_got[i]; j++) got[i * K + j] = h[j].id;
+        if (out) memcpy(out + i * K, h, n_got[i] * sizeof *h);
+    }
+    double r = recall_at_k(got, n_got, K, d->truth, K, d->nq, K);
+    free(got);
+    free(n_got);
+    return r;
+}
+
+/* Exact scores of re-scored hits: the float distance, to rounding, against double. */
+static void check_rescored_scores(const dataset *d, const qv_hit *hits)
+{
+    for (size_t i = 0; i < d->nq; i++)
+        for (size_t j = 0; j < K; j++) {
+            const float *q = d->query + i * d->dim, *x = d->base + hits[i * K + j].id * d->dim;
+            double want = d->metric == QV_METRIC_L2 ? ref_l2sq(q, x, d->dim)
+                          : d->metric == QV_METRIC_IP ? ref_dot(q, x, d->dim)
+                                                      : ref_cosine(q, x, d->dim);
+            double got = hits[i * K + j].score;
+            ck_assert_msg(fabs(got - want) <= 1e-4 * fmax(1.0, fabs(want)), "query %zu hit %zu: score %g, exact %g",
+                          i, j, got, want);
+        }
+}
+
+/* For each kind: with re-scoring, recall within 0.005 of the float index at the same ef
+ * (the issue's bar) for sq8 and sq4; 1-bit estimates at 100-128 dimensions steer the
+ * walk less well, and bit1 needs about 3x the beam (measured on the first 10k of
+ * glove6b-100k: float 0.9925 at ef 64, bit1 0.956 at 64, 0.9955 at 192). Without
+ * re-scoring, the estimates alone still find most neighbours. */
+static void recall_per_kind(const dataset *d, uint32_t ef, const double no_rescore_min[4])
+{
+    qv_index *fl = build(d, QV_QUANT_NONE);
+    double rf = recall(fl, d, ef, QV_RESCORE_DEFAULT, NULL);
+    qv_index_free(fl);
+    qv_hit *hits = malloc(d->nq * K * sizeof *hits);
+    ck_assert_ptr_nonnull(hits);
+    for (int kind = QV_QUANT_SQ8; kind <= QV_QUANT_BIT1; kind++) {
+        qv_index *ix = build(d, (qv_quant)kind);
+        uint32_t ef_q = kind == QV_QUANT_BIT1 ? 3 * ef : ef;
+        double rr = recall(ix, d, ef_q, QV_RESCORE_ON, hits), rn = recall(ix, d, ef, QV_RESCORE_OFF, NULL);
+        printf("quant %s, n %zu dim %zu: recall@10 float %.4f at ef %u, rescored %.4f at ef %u, estimates only %.4f\n",
+               qv_quant_name((qv_quant)kind), d->n, d->dim, rf, ef, rr, ef_q, rn);
+        ck_assert_msg(rr >= rf - 0.005, "%s: rescored recall %.4f at ef %u, float %.4f at ef %u",
+                      qv_quant_name((qv_quant)kind), rr, ef_q, rf, ef);
+        ck_assert_msg(rn >= no_rescore_min[kind], "%s: recall without rescore %.4f < %.2f",
+                      qv_quant_name((qv_quant)kind), rn, no_rescore_min[kind]);
+        check_rescored_scores(d, hits);
+        qv_index_memory_info mi;
+        qv_index_memory_detail(ix, &mi);
+        ck_assert_uint_gt(mi.codes, 0);
+        ck_assert_uint_le(mi.codes, mi.search);
+        qv_index_free(ix);
+    }
+    free(hits);
+}
+
+START_TEST(test_recall_siftsmall)
+{
+    dataset d;
+    if (!load_set(&d, "siftsmall", QV_METRIC_L2, 10000, 200)) return;
+    const double min_est[4] = {0, 0.90, 0.70, 0.30};
+    recall_per_kind(&d, 64, min_est);
+    free_set(&d);
+}
+END_TEST
+
+START_TEST(test_recall_glove_cosine)
+{
+    dataset d;
+    if (!load_set(&d, "glove6b-100k", QV_METRIC_COSINE, 10000, 200)) return;
+    const double min_est[4] = {0, 0.85, 0.60, 0.30};
+    recall_per_kind(&d, 64, min_est);
+    free_set(&d);
+}
+END_TEST
+
+/* Estimates against double-precision distances on random data: SQ8 / SQ4 within their
+ * quantization error; bit1 inside its error bound for nearly every pair. */
+START_TEST(test_estimates_vs_double)
+{
+    static const uint32_t dims[] = {1, 7, 64, 100, 129, 300, 784, 1536};
+    const size_t n = sanitized() ? 300 : 2000, nq = 5;
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+        const uint32_t dim = dims[di];
+        float *base = random_vectors(n, dim, 11 + dim), *qs = random_vectors(nq, dim, 97 + dim);
+        for (int kind = QV_QUANT_SQ8; kind <= QV_QUANT_BIT1; kind++) {
+            qv_index_params p;
+            qv_index_params_init(&p, QV_INDEX_HNSW, dim, QV_METRIC_L2);
+            p.quant = (qv_quant)kind;
+            p.seed = 3;
+            qv_index *ix;
+            QV_CK(qv_index_new(&p, &ix));
+            uint64_t *ids = malloc(n * sizeof *ids);
+            for (size_t i = 0; i < n; i++) ids[i] = i;
+            QV_CK(qv_index_add(ix, n, ids, base));
+            free(ids);
+            /* Without re-scoring at ef = n the returned scores are estimates of exact
+             * distances; compare them with double. */
+            qv_search_params sp;
+            qv_search_params_init(&sp, K);
+            sp.rescore = QV_RESCORE_OFF;
+            double worst = 0, scale = 0;
+            for (size_t i = 0; i < nq; i++) {
+                qv_hit h[K];
+                size_t nh;
+                QV_CK(qv_index_search(ix, qs + i * dim, &sp, h, &nh));
+                ck_assert_uint_eq(nh, K);
+                for (size_t j = 0; j < nh; j++) {
+                    double want = ref_l2sq(qs + i * dim, base + h[j].id * dim, dim);
+                    worst = fmax(worst, fabs(h[j].score - want));
+                    scale = fmax(scale, want);
+                    ck_assert(isfinite(h[j].score));
+                }
+            }
+            /* Relative to the distances involved, at least dim / 2 (random points lie
+             * 2 dim / 3 apart on average; at tiny dims the nearest sit at ~0, and the
+             * int8 query's rounding is relative to the whole range): sq8 rounds to 1/255
+             * of each range, sq4 to 1/15, bit1 keeps one bit per dimension. */
+            scale = fmax(scale, 0.5 * dim);
+            double tol = kind == QV_QUANT_SQ8 ? 0.03 : kind == QV_QUANT_SQ4 ? 0.25 : 1.0;
+            ck_assert_msg(worst <= tol * scale + 1e-3, "%s dim %u: estimate off by %g (distances up to %g)",
+                          qv_quant_name((qv_quant)kind), dim, worst, scale);
+            qv_index_free(ix);
+        }
+        free(base);
+        free(qs);
+    }
+}
+END_TEST
+
+/* ---- persistence ------------------------------------------------------------------ */
+
+static qv_index *small_index(qv_quant quant, uint32_t dim, size_t n, float **vecs_out)
+{
+    float *v = random_vectors(n, dim, 5);
+    qv_index_params p;
+    qv_index_params_init(&p, QV_INDEX_HNSW, dim, QV_METRIC_L2);
+    p.quant = quant;
+    p.seed = 9;
+    qv_index *ix;
+    QV_CK(qv_index_new(&p, &ix));
+    uint64_t *ids = malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) ids[i] = 1000 + i;
+    QV_CK(qv_index_add(ix, n, ids, v));
+    free(ids);
+    *vecs_out = v;
+    return ix;
+}
+
+static void same_answers(const qv_index *a, const qv_index *b, const float *qs, size_t nq, uint32_t dim)
+{
+    for (int rs = QV_RESCORE_ON; rs <= QV_RESCORE_OFF; rs++) {
+        qv_search_params sp;
+        qv_search_params_init(&sp, K);
+        sp.rescore = (qv_rescore)rs;
+        for (size_t i = 0; i < nq; i++) {
+            qv_hit ha[K], hb[K];
+            size_t na, nb;
+            QV_CK(qv_index_search(a, qs + i * dim, &sp, ha, &na));
+            QV_CK(qv_index_search(b, qs + i * dim, &sp, hb, &nb));
+            ck_assert_uint_eq(na, nb);
+            for (size_t j = 0; j < na; j++) {
+                ck_assert_uint_eq(ha[j].id, hb[j].id);
+                ck_assert_float_eq(ha[j].score, hb[j].score);
+            }
+        }
+    }
+}
+
+START_TEST(test_save_load_roundtrip)
+{
+    const uint32_t dim = 40;
+    for (int kind = QV_QUANT_SQ8; kind <= QV_QUANT_BIT1; kind++) {
+        float *v;
+        qv_index *ix = small_index((qv_quant)kind, dim, 3000, &v), *back = NULL;
+        char *dir = make_tmpdir("qv-quant");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/ix.qvi", dir);
+        QV_CK(qv_index_save(ix, path));
+        QV_CK(qv_index_load(path, &back));
+        qv_index_params p;
+        qv_index_get_params(back, &p);
+        ck_assert_int_eq(p.quant, kind);
+        qv_index_memory_info ma, mb;
+        qv_index_memory_detail(ix, &ma);
+        qv_index_memory_detail(back, &mb);
+        ck_assert_uint_eq(ma.codes, mb.codes);
+        same_answers(ix, back, v, 20, dim);
+        qv_index_free(back);
+        /* In memory (the form collection snapshots carry) as well. */
+        void *buf;
+        size_t len;
+        QV_CK(qv_index_save_mem(ix, &buf, &len));
+        QV_CK(qv_index_load_mem(buf, len, "mem", &back));
+        same_answers(ix, back, v, 20, dim);
+        qv_index_free(back);
+        qv_free(buf);
+        rm_rf(dir);
+        free(dir);
+        qv_index_free(ix);
+        free(v);
+    }
+}
+END_TEST
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_f32(uint8_t *p, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    put_u32(p, v);
+}
+
+static void fix_crc(uint8_t *b, size_t len)
+{
+    put_u32(b + len - 4, qv_crc32c(0, b, len - 4));
+}
+
+static void expect_corrupt(const uint8_t *b, size_t len, const char *what)
+{
+    qv_index *back = NULL;
+    int rc = qv_index_load_mem(b, len, what, &back);
+    ck_assert_msg(rc == QV_ECORRUPT && back == NULL, "%s: %s (%s)", what, qv_strerror(rc), qv_last_error());
+}
+
+/* The code section ends the file, before the CRC: u32 kind, u32 dim, u64 trained_on,
+ * then sq: dim lo, dim step; bit1: u64 seed, u32 K, dim mean, K x dim centroids. Each
+ * damage below keeps the CRC valid, so the loader's own checks must catch it. */
+START_TEST(test_corrupt_code_section)
+{
+    const uint32_t dim = 24;
+    for (int kind = QV_QUANT_SQ8; kind <= QV_QUANT_BIT1; kind++) {
+        float *v;
+        qv_index *ix = small_index((qv_quant)kind, dim, 1500, &v);
+        void *buf;
+        size_t len;
+        QV_CK(qv_index_save_mem(ix, &buf, &len));
+        const uint8_t *orig = buf;
+        uint8_t *bad = malloc(len);
+        ck_assert_ptr_nonnull(bad);
+        size_t tail;
+        if (kind == QV_QUANT_BIT1) {
+            /* K is unknown from outside: find it from the length of the section. */
+            tail = 0;
+            for (uint32_t k = 1; k <= 64; k++) {
+                size_t t = 16 + 8 + 4 + 4 * (size_t)dim * (1 + k);
+                const uint8_t *p = orig + len - 4 - t;
+                uint32_t kk = (uint32_t)p[24] | (uint32_t)p[25] << 8 | (uint32_t)p[26] << 16 | (uint32_t)p[27] << 24;
+                if (kk == k && p[0] == QV_QUANT_BIT1 && p[4] == dim) { tail = t; break; }
+            }
+            ck_assert_uint_gt(tail, 0);
+        } else {
+            tail = 16 + 8 * (size_t)dim;
+        }
+        const size_t sec = len - 4 - tail;
+        ck_assert_uint_eq(orig[sec], (unsigned)kind);
+        ck_assert_uint_eq(orig[sec + 4], dim);
+
+        /* The section as saved loads. */
+        qv_index *back;
+        QV_CK(qv_index_load_mem(orig, len, "intact", &back));
+        qv_index_free(back);
+        /* A flipped byte anywhere in the section: the checksum. */
+        for (size_t off = sec; off < len - 4; off += 7) {
+            memcpy(bad, orig, len);
+            bad[off] ^= 0x10;
+            expect_corrupt(bad, len, "flip in codes");
+        }
+        /* Cut anywhere in the section, checksum recomputed. */
+        for (size_t cut = sec; cut < len - 4; cut += 5) {
+            memcpy(bad, orig, cut);
+            fix_crc(bad, cut + 4);
+            expect_corrupt(bad, cut + 4, "cut in codes");
+        }
+        /* Another kind, another dim. */
+        memcpy(bad, orig, len);
+        put_u32(bad + sec, kind == QV_QUANT_SQ8 ? QV_QUANT_SQ4 : QV_QUANT_SQ8);
+        fix_crc(bad, len);
+        expect_corrupt(bad, len, "kind");
+        memcpy(bad, orig, len);
+        put_u32(bad + sec + 4, dim + 1);
+        fix_crc(bad, len);
+        expect_corrupt(bad, len, "dim");
+        /* A training size above the limit. */
+        memcpy(bad, orig, len);
+        put_u32(bad + sec + 8, 0xffffffffu);
+        fix_crc(bad, len);
+        expect_corrupt(bad, len, "training size");
+        /* NaN and infinite parameters. */
+        size_t first = kind == QV_QUANT_BIT1 ? sec + 28 : sec + 16;
+        memcpy(bad, orig, len);
+        put_f32(bad + first, NAN);
+        fix_crc(bad, len);
+        expect_corrupt(bad, len, "nan");
+        memcpy(bad, orig, len);
+        put_f32(bad + len - 8, INFINITY);
+        fix_crc(bad, len);
+        expect_corrupt(bad, len, "inf");
+        if (kind == QV_QUANT_BIT1) {
+            for (uint32_t kk = 0; kk <= 65; kk += 65) {
+                memcpy(bad, orig, len);
+                put_u32(bad + sec + 24, kk);
+                fix_crc(bad, len);
+                expect_corrupt(bad, len, "centroid count");
+            }
+        } else {
+            memcpy(bad, orig, len);
+            put_f32(bad + sec + 16 + 4 * dim, -1.0f);         /* a negative step */
+            fix_crc(bad, len);
+            expect_corrupt(bad, len, "negative step");
+        }
+        /* The code section missing altogether while the header says quantized. */
+        memcpy(bad, orig, sec);
+        fix_crc(bad, sec + 4);
+        expect_corrupt(bad, sec + 4, "no codes");
+        free(bad);
+        qv_free(buf);
+        qv_index_free(ix);
+        free(v);
+    }
+}
+END_TEST
+
+/* ---- parameters --------------------------------------------------------------------- */
+
+START_TEST(test_params)
+{
+    qv_index_params p;
+    qv_index *ix = NULL;
+    qv_quant q;
+    QV_CK(qv_quant_parse("bit1", &q));
+    ck_assert_int_eq(q, QV_QUANT_BIT1);
+    QV_CK_FAIL(qv_quant_parse("pq", &q), QV_EINVAL);
+    QV_CK_FAIL(qv_quant_parse(NULL, &q), QV_EINVAL);
+    ck_assert_ptr_null(qv_quant_name((qv_quant)99));
+    qv_index_params_init(&p, QV_INDEX_HNSW, 8, QV_METRIC_L2);
+    p.quant = (qv_quant)99;
+    QV_CK_FAIL(qv_index_new(&p, &ix), QV_EINVAL);
+    ck_assert_ptr_null(ix);
+    p.quant = QV_QUANT_BIT1;
+    p.dim = QV_MAX_DIM;                        /* a bit1 row's popcount has 16 bits */
+    QV_CK_FAIL(qv_index_new(&p, &ix), QV_EINVAL);
+    p.kind = QV_INDEX_IVF;
+    p.dim = 8;
+    QV_CK_FAIL(qv_index_new(&p, &ix), QV_EINVAL);
+    ck_assert_ptr_null(ix);
+
+    float *v;
+    ix = small_index(QV_QUANT_SQ8, 8, 200, &v);
+    qv_search_params sp;
+    qv_search_params_init(&sp, 5);
+    qv_hit h[5];
+    size_t nh;
+    const float bad_over[] = {0.5f, -1.0f, NAN, INFINITY, 1e9f};
+    for (size_t i = 0; i < sizeof bad_over / sizeof *bad_over; i++) {
+        sp.oversampling = bad_over[i];
+        QV_CK_FAIL(qv_index_search(ix, v, &sp, h, &nh), QV_EINVAL);
+    }
+    sp.oversampling = 1.0f;
+    sp.rescore = (qv_rescore)7;
+    QV_CK_FAIL(qv_index_search(ix, v, &sp, h, &nh), QV_EINVAL);
+    /* Oversampling above ef raises the beam; the nearest point of itself comes first. */
+    sp.rescore = QV_RESCORE_ON;
+    sp.oversampling = 20.0f;
+    sp.ef = 5;
+    QV_CK(qv_index_search(ix, v, &sp, h, &nh));
+    ck_assert_uint_eq(nh, 5);
+    ck_assert_uint_eq(h[0].id, 1000);
+    ck_assert_float_eq(h[0].score, 0.0f);
+    /* An empty quantized index answers nothing; removed points are not answered. */
+    qv_index_free(ix);
+    free(v);
+    qv_index_params_init(&p, QV_INDEX_HNSW, 8, QV_METRIC_IP);
+    p.quant = QV_QUANT_BIT1;
+    QV_CK(qv_index_new(&p, &ix));
+    float q0[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+    QV_CK(qv_index_search(ix, q0, &sp, h, &nh));
+    ck_assert_uint_eq(nh, 0);
+    qv_index_free(ix);
+}
+END_TEST
+
+extern Suite *qv_index_quant_suite(void);   /* "extern": the Makefile lists definitions only */
+
+Suite *qv_index_quant_suite(void)
+{
+    Suite *s = suite_create("index_quant");
+    TCase *tc = tcase_create("quant");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_recall_siftsmall);
+    tcase_add_test(tc, test_recall_glove_cosine);
+    tcase_add_test(tc, test_estimates_vs_double);
+    tcase_add_test(tc, test_save_load_roundtrip);
+    tcase_add_test(tc, test_corrupt_code_section);
+    tcase_add_test(tc, test_params);
+    suite_add_tcase(s, tc);
+    return s;
+}

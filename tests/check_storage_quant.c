@@ -1,0 +1,210 @@
+/*
+ * tests/check_storage_quant.c -- quantized collections: the code kind is part of the
+ * persisted config (format 2) and survives reopen; the index comes back from its snapshot
+ * with the same codes and answers; a snapshot whose code section is damaged (CRC kept
+ * valid) is refused and the index rebuilt from the stored vectors, still quantized; the
+ * config codec refuses a bad "quant" and accepts format-1 configs as float.
+ */
+#include <dirent.h>
+#include <lmdb.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/crc32c.h"
+#include "storage/storage.h"
+#include "tests/test_util.h"
+
+#define DIM 32
+#define N 1500
+#define NQ 20
+#define K 10
+
+static qv_db *open_db(const char *dir)
+{
+    qv_db *db;
+    QV_CK(qv_db_open(dir, NULL, &db));
+    return db;
+}
+
+static void search_all(qv_coll *c, const float *qs, qv_hit *out, size_t *n_out)
+{
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    for (size_t i = 0; i < NQ; i++) QV_CK(qv_search(c, qs + i * DIM, &sp, out + i * K, &n_out[i]));
+}
+
+/* Set a NaN as the last parameter of the code section (just before the CRC) of the one
+ * index snapshot file, fix the file's CRC, and the copy of that CRC in the snapshot record
+ * (so the record still matches the file: only the code section's check can catch it). */
+static void damage_codes(const char *dir)
+{
+    char sdir[4096], path[4200];
+    snprintf(sdir, sizeof sdir, "%s/" QV_SNAPSHOT_DIR, dir);
+    DIR *d = opendir(sdir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int n = 0;
+    uint32_t crc = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t nl = strlen(e->d_name);
+        if (nl < 3 || strcmp(e->d_name + nl - 3, ".qv") != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", sdir, e->d_name);
+        FILE *f = fopen(path, "r+b");
+        ck_assert_ptr_nonnull(f);
+        fseek(f, 0, SEEK_END);
+        size_t len = (size_t)ftell(f);
+        uint8_t *img = malloc(len);
+        fseek(f, 0, SEEK_SET);
+        ck_assert_uint_eq(fread(img, 1, len, f), len);
+        float nan = NAN;
+        memcpy(img + len - 8, &nan, 4);
+        crc = qv_crc32c(0, img, len - 4);
+        for (int i = 0; i < 4; i++) img[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+        fseek(f, 0, SEEK_SET);
+        ck_assert_uint_eq(fwrite(img, 1, len, f), len);
+        fclose(f);
+        free(img);
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_eq(n, 1);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    n = 0;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "snapshots", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, n ? MDB_NEXT : MDB_FIRST) == 0) {
+        ck_assert_uint_eq(v.mv_size, QV_SNAPSHOT_RECORD);
+        uint8_t copy[QV_SNAPSHOT_RECORD];
+        memcpy(copy, v.mv_data, sizeof copy);
+        for (int i = 0; i < 4; i++) copy[24 + i] = (uint8_t)(crc >> (8 * (3 - i)));   /* big-endian */
+        MDB_val nv = {sizeof copy, copy};
+        ck_assert_int_eq(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
+        n++;
+    }
+    ck_assert_int_eq(n, 1);
+    mdb_cursor_close(cur);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+START_TEST(test_quant_collection_reopen_and_snapshot)
+{
+    const qv_quant kind = (qv_quant)(QV_QUANT_SQ8 + _i);
+    char *dir = make_tmpdir("qv-squant");
+    float *v = random_vectors(N, DIM, 21), *qs = random_vectors(NQ, DIM, 22);
+    uint64_t *ids = malloc(N * sizeof *ids);
+    for (size_t i = 0; i < N; i++) ids[i] = 10 * i;
+    qv_db *db = open_db(dir);
+    qv_collection_config cfg = {0};
+    qv_index_params_init(&cfg.index, QV_INDEX_HNSW, DIM, QV_METRIC_L2);
+    cfg.index.quant = kind;
+    cfg.index.threads = 2;
+    qv_coll *c;
+    QV_CK(qv_collection_create(db, "q", &cfg, &c));
+    QV_CK(qv_upsert(c, N, ids, v, NULL));
+    qv_hit a[NQ * K], b[NQ * K];
+    size_t na[NQ], nb[NQ];
+    search_all(c, qs, a, na);
+    QV_CK(qv_db_close(db));
+
+    /* Reopen: config and snapshot give the same quantized index. */
+    db = open_db(dir);
+    QV_CK(qv_collection_open(db, "q", &c));
+    qv_collection_info info;
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, kind);
+    qv_storage_stats st;
+    qv_storage_get_stats(c, &st);
+    ck_assert_uint_eq(st.snapshot_loads, 1);
+    ck_assert_uint_eq(st.rebuilds, 0);
+    search_all(c, qs, b, nb);
+    for (size_t i = 0; i < NQ; i++) {
+        ck_assert_uint_eq(na[i], nb[i]);
+        for (size_t j = 0; j < na[i]; j++) {
+            ck_assert_uint_eq(a[i * K + j].id, b[i * K + j].id);
+            ck_assert_float_eq(a[i * K + j].score, b[i * K + j].score);
+        }
+    }
+    QV_CK(qv_db_close(db));
+
+    /* A damaged code section: the snapshot is refused, the index rebuilt, still quantized. */
+    damage_codes(dir);
+    db = open_db(dir);
+    QV_CK(qv_collection_open(db, "q", &c));
+    qv_storage_get_stats(c, &st);
+    ck_assert_uint_eq(st.damaged_snapshots, 1);
+    ck_assert_uint_eq(st.rebuilds, 1);
+    ck_assert_msg(strstr(st.warning, "codes") != NULL, "warning: %s", st.warning);
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, kind);
+    search_all(c, qs, b, nb);
+    size_t same = 0;
+    for (size_t i = 0; i < NQ; i++)
+        for (size_t j = 0; j < nb[i]; j++)
+            for (size_t t = 0; t < na[i]; t++) same += b[i * K + j].id == a[i * K + t].id;
+    ck_assert_msg(same >= (size_t)(0.9 * NQ * K), "rebuilt index agrees on %zu of %d answers", same, NQ * K);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+    free(ids);
+}
+END_TEST
+
+START_TEST(test_quant_config_codec)
+{
+    qv_index_params p, back;
+    uint32_t cid;
+    char *json, *pi;
+    qv_index_params_init(&p, QV_INDEX_HNSW, 8, QV_METRIC_COSINE);
+    p.quant = QV_QUANT_BIT1;
+    QV_CK(qv_coll_config_encode(4, &p, NULL, &json));
+    ck_assert_ptr_nonnull(strstr(json, "\"quant\":\"bit1\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"format\":2"));
+    QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi));
+    ck_assert_int_eq(back.quant, QV_QUANT_BIT1);
+    qv_free(json);
+    /* Float collections keep format 1 (older builds read them). */
+    p.quant = QV_QUANT_NONE;
+    QV_CK(qv_coll_config_encode(4, &p, NULL, &json));
+    ck_assert_ptr_null(strstr(json, "quant"));
+    ck_assert_ptr_nonnull(strstr(json, "\"format\":1"));
+    QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi));
+    ck_assert_int_eq(back.quant, QV_QUANT_NONE);
+    qv_free(json);
+    static const char *const bad[] = {
+        "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"pq\"}}",
+        "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":3}}",
+        "{\"format\":1,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"}}",
+        "{\"format\":3,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        QV_CK_FAIL(qv_coll_config_decode("c", bad[i], strlen(bad[i]), &cid, &back, &pi), QV_ECORRUPT);
+}
+END_TEST
+
+extern Suite *qv_storage_quant_suite(void);   /* "extern": the Makefile lists definitions only */
+
+Suite *qv_storage_quant_suite(void)
+{
+    Suite *s = suite_create("storage_quant");
+    TCase *tc = tcase_create("quant");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_quant_collection_reopen_and_snapshot, 0, 3);
+    tcase_add_test(tc, test_quant_config_codec);
+    suite_add_tcase(s, tc);
+    return s;
+}
