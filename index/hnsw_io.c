@@ -429,6 +429,8 @@ int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
     uint8_t fixed[FIXED_META + N_ARRAYS * 24];
     int rc;
     if ((rc = little_endian_only()) != QV_OK) return rc;
+    if (h->codec)                       /* index.c loads these instead (see the layout above) */
+        return qv_fail(QV_EINVAL, "%s: a quantized hnsw index is loaded, not opened in place", name);
     if (file_len < HEADER_BYTES + sizeof fixed)
         return qv_fail(QV_ECORRUPT, "%s: truncated at offset %llu reading hnsw header", name, (unsigned long long)file_len);
     if ((rc = pread_all(fd, fixed, sizeof fixed, HEADER_BYTES, name)) != QV_OK) return rc;
