@@ -161,6 +161,9 @@ srv_conns *srv_conns_new(srv_ctx *ctx, struct event_base *base,
 void srv_conns_free(srv_conns *cs);
 /** Track evhttp's new connection on bev (from the bevcb): the cap, the deadlines. */
 void srv_conn_track(srv_conns *cs, struct bufferevent *bev);
+/** 1 while a connection holds part of a request: bytes in its socket or buffer, headers
+ *  begun, or a body being read (the drain on shutdown waits for those). */
+int  srv_conns_mid_request(srv_conns *cs);
 /** The whole request is read (the pipeline has it): the connection's deadline stops. */
 void srv_conn_request_read(struct evhttp_request *req);
 
