@@ -189,29 +189,6 @@ static void h_drop(srv_req *r)
 
 /* ---- points ----------------------------------------------------------------------- */
 
-int srv_ids_add(srv_ids *l, uint64_t id)
-{
-    uint64_t *v = srv_grow(&l->v, sizeof *l->v, &l->n, &l->cap, l->n, NULL, 0);
-    if (v) *v = id;
-    return v ? 0 : -1;
-}
-
-int srv_points_grow(srv_points *p, size_t i)
-{
-    size_t n = p->n;                               /* payloads first: p->n counts both */
-    if (!srv_grow(&p->payloads, sizeof *p->payloads, &n, &p->pcap, i, NULL, 0)) return -1;
-    return srv_grow(&p->ids, sizeof *p->ids, &p->n, &p->cap, i, &p->vecs, p->dim) ? 0 : -1;
-}
-
-void srv_points_release(srv_points *p)
-{
-    for (size_t i = 0; i < p->n; i++) free(p->payloads[i]);
-    free(p->payloads);
-    free(p->vecs);
-    free(p->ids);
-    memset(p, 0, sizeof *p);
-}
-
 int srv_upsert(srv_req *r, const srv_points *p)
 {
     int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
@@ -220,33 +197,7 @@ int srv_upsert(srv_req *r, const srv_points *p)
     return rc == QV_OK ? 0 : -1;
 }
 
-typedef struct { uint64_t id; float *vec; srv_jtext payload; } one_point;
-#define P(field) offsetof(one_point, field)
-static const srv_jfield point_fields[] = {
-    {"id", SRV_J_U64, P(id), 0, INT64_MAX, .required = 1},
-    {"vector", SRV_J_VECTOR, P(vec), .required = 1},
-    {"payload", SRV_J_OBJTEXT, .off = P(payload)},
-    {NULL},
-};
-
-static int read_point(srv_jread *rd, size_t i, void *points)
-{
-    srv_points *pts = points;
-    if (srv_points_grow(pts, i)) return srv_jbad(rd, 1, "out_of_memory", "out of memory");
-    one_point p = {.vec = pts->vecs + i * pts->dim};
-    int rc = srv_jread_object(rd, point_fields, &p);
-    pts->ids[i] = p.id;
-    if (rc == 0 && p.payload.p && !(pts->payloads[i] = strndup(p.payload.p, p.payload.len)))
-        return srv_jbad(rd, 0, "out_of_memory", "out of memory");
-    return rc;
-}
-
-static int read_points(srv_jread *rd, void *points)
-{
-    return srv_jread_array(rd, read_point, points);
-}
-
-static const srv_jfield upsert_fields[] = {{"points", SRV_J_CALL, .read = read_points, .required = 1}, {NULL}};
+static const srv_jfield upsert_fields[] = {{"points", SRV_J_CALL, .read = srv_jread_points, .required = 1}, {NULL}};
 
 /* PUT /collections/{name}/points {"points":[{"id","vector","payload"},...]} */
 static void h_upsert(srv_req *r)

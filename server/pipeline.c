@@ -200,9 +200,15 @@ void srv_fail_jerr(srv_req *r, const srv_jerr *e)
     srv_fail(r, strcmp(e->code, "out_of_memory") == 0 ? 503 : 400, e->code, "%s", e->msg);
 }
 
+static int to_evbuffer(void *out, const char *p, size_t len)
+{
+    return evbuffer_add(out, p, len);
+}
+
 srv_wbuf *srv_writer(srv_req *r)
 {
-    if (!r->w.out && !(r->w.out = evbuffer_new())) r->w.err = 1;
+    if (!r->out && (r->out = evbuffer_new())) r->w = (srv_wbuf){.sink = to_evbuffer, .sink_arg = r->out};
+    if (!r->out) r->w.err = 1;
     return &r->w;
 }
 
@@ -210,7 +216,7 @@ void srv_reply_written(srv_req *r)
 {
     srv_wflush(srv_writer(r));
     if (r->w.err) srv_oom(r);
-    else srv_reply_buf(r, 200, "application/json", r->w.out);
+    else srv_reply_buf(r, 200, "application/json", r->out);
 }
 
 int srv_parse_id(const char *s, uint64_t *out)
@@ -484,7 +490,7 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
         else r.route->handler(&r);
         if (r.coll) qv_collection_close(r.coll->coll);
         if (!r.replied) srv_fail(&r, 500, "internal", "handler sent no reply");
-        if (r.w.out) evbuffer_free(r.w.out);
+        if (r.out) evbuffer_free(r.out);
     }
     if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);        /* refused ones too */
     srv_auth_release(&r.auth);
