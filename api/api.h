@@ -79,6 +79,9 @@ typedef struct srv_jfield {
  *  syntax error, else the first bad field in the text. dst may be partly filled either
  *  way (the caller releases what its read functions allocated). */
 int srv_jparse(srv_jread *rd, const char *text, size_t len, const srv_jfield *fields, void *dst, srv_jerr *e);
+/** A bare JSON array of dim numbers (a query vector given on its own) into vec; -1 with
+ *  e filled ("dimension_mismatch" when the count differs). */
+int srv_jparse_vector(const char *text, size_t len, uint32_t dim, float *vec, srv_jerr *e);
 /* For read functions. Each returns 0 when it read the value, 1 when the value was bad
  * (recorded; reading goes on to find the first syntax error), -1 on a syntax error. */
 int srv_jread_object(srv_jread *rd, const srv_jfield *fields, void *dst);
@@ -222,5 +225,10 @@ void srv_points_release(srv_points *p);
  *  points; an srv_jread_array callback), and of an array of them (an SRV_J_CALL read). */
 int  srv_jread_point(srv_jread *rd, size_t i, void *points);
 int  srv_jread_points(srv_jread *rd, void *points);
+/** One point as a text of its own (a line of a .jsonl file): its vector (dim floats) into
+ *  vec, its payload's text malloc'd into *payload (NULL: none), its id into *id when it
+ *  has one (else *id is left as it is). Unknown fields are skipped. -1 with e filled. */
+int  srv_parse_point(const char *text, size_t len, uint32_t dim, uint64_t *id, float *vec, char **payload,
+                     srv_jerr *e);
 
 #endif

@@ -560,6 +560,16 @@ int srv_jread_object(srv_jread *rd, const srv_jfield *fields, void *dst)
     return 0;
 }
 
+/* The whole text, once read (read: what the reader returned): a syntax error anywhere
+ * wins, then the first bad field. */
+static int verdict(srv_jread *rd, int read, srv_jerr *e)
+{
+    if (read < 0 || at_end(rd)) *e = rd->syntax;
+    else if (rd->bad) *e = rd->e;
+    else return 0;
+    return -1;
+}
+
 int srv_jparse(srv_jread *rd, const char *text, size_t len, const srv_jfield *fields, void *dst, srv_jerr *e)
 {
     rd->p = rd->start = text;
@@ -571,13 +581,17 @@ int srv_jparse(srv_jread *rd, const char *text, size_t len, const srv_jfield *fi
     if (!srv_jpeek(rd, "{")) {
         /* valid JSON that is not an object, or not JSON at all */
         if (!skip_value(rd, 0) && !at_end(rd)) srv_jfail(&rd->syntax, "invalid_json", "the body must be a JSON object");
-    } else if (srv_jread_object(rd, fields, dst) >= 0 && !at_end(rd)) {
-        if (!rd->bad) return 0;
-        *e = rd->e;
-        return -1;
+    } else {
+        return verdict(rd, srv_jread_object(rd, fields, dst), e);
     }
     *e = rd->syntax;
     return -1;
+}
+
+int srv_jparse_vector(const char *text, size_t len, uint32_t dim, float *vec, srv_jerr *e)
+{
+    srv_jread rd = {.p = text, .start = text, .end = text + len, .dim = dim, .name = "the vector"};
+    return verdict(&rd, srv_jread_vector(&rd, vec), e);
 }
 
 int srv_jfind(const char *text, size_t len, const char *key, srv_jtext *val)

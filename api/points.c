@@ -52,9 +52,10 @@ void srv_points_release(srv_points *p)
 }
 
 typedef struct { uint64_t id; float *vec; srv_jtext payload; } one_point;
+#define NO_ID UINT64_MAX                           /* outside the range of ids */
 #define P(field) offsetof(one_point, field)
 static const srv_jfield point_fields[] = {
-    {"id", SRV_J_U64, P(id), 0, INT64_MAX, .required = 1},
+    {"id", SRV_J_U64, P(id), 0, INT64_MAX, .required = 0},   /* the reader of a body requires it */
     {"vector", SRV_J_VECTOR, P(vec), .required = 1},
     {"payload", SRV_J_OBJTEXT, .off = P(payload)},
     {NULL},
@@ -64,12 +65,25 @@ int srv_jread_point(srv_jread *rd, size_t i, void *points)
 {
     srv_points *pts = points;
     if (srv_points_grow(pts, i)) return srv_jbad(rd, 1, "out_of_memory", "out of memory");
-    one_point p = {.vec = pts->vecs + i * pts->dim};
+    one_point p = {.id = NO_ID, .vec = pts->vecs + i * pts->dim};
     int rc = srv_jread_object(rd, point_fields, &p);
+    if (rc == 0 && p.id == NO_ID) return srv_jbad(rd, 0, "invalid_argument", "%s: missing 'id'", srv_jwhere(rd));
     pts->ids[i] = p.id;
     if (rc == 0 && p.payload.p && !(pts->payloads[i] = strndup(p.payload.p, p.payload.len)))
         return srv_jbad(rd, 0, "out_of_memory", "out of memory");
     return rc;
+}
+
+int srv_parse_point(const char *text, size_t len, uint32_t dim, uint64_t *id, float *vec, char **payload, srv_jerr *e)
+{
+    srv_jread rd = {.dim = dim, .name = "the point"};
+    one_point p = {.id = NO_ID, .vec = vec};
+    *payload = NULL;
+    if (srv_jparse(&rd, text, len, point_fields, &p, e)) return -1;
+    if (p.id != NO_ID) *id = p.id;
+    if (p.payload.p && !(*payload = strndup(p.payload.p, p.payload.len)))
+        return srv_jfail(e, "out_of_memory", "out of memory");
+    return 0;
 }
 
 int srv_jread_points(srv_jread *rd, void *points)

@@ -1,11 +1,10 @@
-/* cli/util.c -- error reporting, strict number parsing, JSON vectors, opening a db. */
+/* cli/util.c -- error reporting, strict number parsing, printing points, opening a db. */
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -44,35 +43,21 @@ int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
     return 0;
 }
 
-int parse_vector_json(const char *text, float **out, size_t *dim, char *err, size_t errlen)
+static int to_stdout(void *arg, const char *p, size_t len)
 {
-    json_error_t je;
-    json_t *arr = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-    float *v = NULL;
-    int rc = -1;
-    *out = NULL;
-    if (!arr) { snprintf(err, errlen, "vector is not valid JSON: %s", je.text); goto cleanup; }
-    if (!json_is_array(arr) || json_array_size(arr) == 0) {
-        snprintf(err, errlen, "vector must be a non-empty JSON array of numbers");
-        goto cleanup;
-    }
-    size_t n = json_array_size(arr);
-    if (!(v = malloc(n * sizeof *v))) { snprintf(err, errlen, "out of memory"); goto cleanup; }
-    for (size_t i = 0; i < n; i++) {
-        json_t *x = json_array_get(arr, i);
-        if (!json_is_number(x)) { snprintf(err, errlen, "vector[%zu] is not a number", i); goto cleanup; }
-        double d = json_number_value(x);
-        if (!isfinite(d) || fabs(d) > 3.4e38) { snprintf(err, errlen, "vector[%zu] is out of float range", i); goto cleanup; }
-        v[i] = (float)d;
-    }
-    *out = v;
-    *dim = n;
-    v = NULL;
-    rc = 0;
-cleanup:
-    free(v);
-    json_decref(arr);
-    return rc;
+    (void)arg;
+    return fwrite(p, 1, len, stdout) == len ? 0 : -1;
+}
+
+int cli_print_points(qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const srv_point_style *st,
+                     const char *before, const char *after)
+{
+    srv_wbuf w = {.sink = to_stdout};
+    srv_wput(&w, before, strlen(before));
+    int rc = srv_wpoints(&w, c, dim, hits, n, st);
+    if (rc == QV_OK) srv_wput(&w, after, strlen(after));
+    srv_wflush(&w);
+    return rc == QV_OK && w.err ? QV_EIO : rc;
 }
 
 int open_db_coll(const char *cmd, const char *dbdir, const char *coll, int rdonly, qv_db **db, qv_coll **c)

@@ -117,7 +117,7 @@ START_TEST(test_create_import_search_get_delete)
     ck_assert_int_eq(quiver("search", db, "pts", "--query-file", vf, "-k", "1", NULL), 0);
 
     ck_assert_int_eq(quiver("get", db, "pts", "7", NULL), 0);
-    ck_assert_msg(strstr(out_buf, "\"id\":7,\"vector\":[7,0,0,1]"), "get: %s", out_buf);
+    ck_assert_msg(strstr(out_buf, "{\"id\":7,\"payload\":null,\"vector\":[7.0,0.0,0.0,1.0]}\n"), "get: %s", out_buf);
     ck_assert_int_eq(quiver("delete", db, "pts", "7", "1000", NULL), 0);
     ck_assert_ptr_nonnull(strstr(out_buf, "deleted 1 of 2"));
     ck_assert_int_eq(quiver("get", db, "pts", "7", NULL), 1);
