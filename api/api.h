@@ -13,6 +13,7 @@
  *   search.c      searches: the one parser, the grouped library calls, the one writer of
  *                 hits and points (native and Qdrant shapes)
  *   points.c      points read for an upsert (the {"id","vector","payload"} reader), id lists
+ *   qdrant.c      Qdrant's dialect: point ids (integers and UUIDs), payload selectors, filters
  */
 #ifndef QV_API_API_H
 #define QV_API_API_H
@@ -20,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "quiver.h"
 
@@ -213,6 +216,9 @@ void srv_wtook(srv_wbuf *w, const qv_search_stats *st);
  *  together to hold it (capacity *cap doubling, new items zeroed); *n becomes at
  *  least i + 1. The item, or NULL when out of memory (the list stays as it was). */
 void *srv_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float **vecs, uint32_t dim);
+/** A decimal uint64 (digits only: a URL segment, a command-line argument); -1 when it
+ *  is not one. */
+int  srv_parse_id(const char *s, uint64_t *out);
 /** A growing list of point ids; srv_ids_add: -1 when out of memory. Free v. */
 typedef struct { uint64_t *v; size_t n, cap; } srv_ids;
 int  srv_ids_add(srv_ids *l, uint64_t id);
@@ -230,5 +236,29 @@ int  srv_jread_points(srv_jread *rd, void *points);
  *  has one (else *id is left as it is). Unknown fields are skipped. -1 with e filled. */
 int  srv_parse_point(const char *text, size_t len, uint32_t dim, uint64_t *id, float *vec, char **payload,
                      srv_jerr *e);
+
+/* ---- Qdrant's JSON dialect: ids, payload selectors, filters (api/qdrant.c) ----------- */
+/* Ids (server/qdrant.h tells the scheme): UUIDs map to QD_UUID_BIT | a hash, and the UUID
+ * is kept in the payload under QD_UUID_KEY. */
+#define QD_UUID_KEY "__qdrant_uuid"
+#define QD_UUID_BIT (1ull << 62)   /* ids at or above it are UUIDs (QV_MAX_ID is 2^63-1) */
+typedef struct { char text[37]; } qd_uuid;     /* canonical lowercase hyphenated */
+
+/** A point id (integer below 2^62, or UUID string) -> internal id; *u gets the UUID (""
+ *  for an integer). For a URL segment (-1 when invalid), and the body reader's. */
+int  qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u);
+int  qd_jread_id(srv_jread *rd, uint64_t *iid, qd_uuid *u);
+
+/** Read functions (srv_jfield): a with_payload selector (bool, [keys], {"include":[..]} /
+ *  {"exclude":[..]}) and a list of strings, each kept as the json_t * at out (the
+ *  caller's to free, also when it was refused). */
+int  qd_jread_selector(srv_jread *rd, void *out);
+int  qd_jread_keys(srv_jread *rd, void *out);
+/** How points are shown: payloads for selector sel (NULL = default dflt) without the
+ *  reserved UUID key, UUID ids, vectors when with_vector, scores when scores. */
+srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores);
+
+/** Read function of a Qdrant filter into a srv_filter. */
+int  qd_jread_filter(srv_jread *rd, void *filter);
 
 #endif

@@ -28,6 +28,21 @@ void *srv_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float
     return p + i * size;
 }
 
+int srv_parse_id(const char *s, uint64_t *out)
+{
+    size_t n = strlen(s);
+    uint64_t x = 0;
+    if (n == 0 || n > 20) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
+}
+
 int srv_ids_add(srv_ids *l, uint64_t id)
 {
     uint64_t *v = srv_grow(&l->v, sizeof *l->v, &l->n, &l->cap, l->n, NULL, 0);

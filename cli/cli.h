@@ -38,7 +38,6 @@ int cli_qv_fail(const char *cmd, const char *what, int rc);
 
 /* Strict number parsing: the whole string, in range. Return 0 on success. */
 int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
-int parse_u64(const char *s, uint64_t *out);
 
 /* Print points on stdout through api/search.c's writer, in style st, after the text
  * before and (when they were written) before the text after; QV_OK or a QV_E* code. JSON

@@ -137,7 +137,7 @@ int cmd_import(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
         switch (c) {
         case 's':
-            if (parse_u64(optarg, &start_id) || start_id > QV_MAX_ID)
+            if (srv_parse_id(optarg, &start_id) || start_id > QV_MAX_ID)
                 return cli_fail(EXIT_USAGE, "import", "--start-id must be 0..%llu", (unsigned long long)QV_MAX_ID);
             break;
         case 'b': if (parse_u32(optarg, 1, 1000000, &batch)) return cli_fail(EXIT_USAGE, "import", "--batch must be 1..1000000"); break;

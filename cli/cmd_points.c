@@ -19,7 +19,7 @@ int cmd_get(int argc, char **argv)
     }
     if (argc - optind != 3) { fprintf(stderr, "usage: quiver get DB COLL ID\n"); return EXIT_USAGE; }
     uint64_t id;
-    if (parse_u64(argv[optind + 2], &id)) return cli_fail(EXIT_USAGE, "get", "ID must be a non-negative integer, got '%s'", argv[optind + 2]);
+    if (srv_parse_id(argv[optind + 2], &id)) return cli_fail(EXIT_USAGE, "get", "ID must be a non-negative integer, got '%s'", argv[optind + 2]);
     qv_db *db = NULL;
     qv_coll *col = NULL;
     qv_collection_info info;
@@ -50,7 +50,7 @@ int cmd_delete(int argc, char **argv)
     uint64_t *ids = calloc(n, sizeof *ids);
     if (!ids) return cli_fail(EXIT_RUNTIME, "delete", "out of memory");
     for (size_t i = 0; i < n; i++)
-        if (parse_u64(argv[optind + 2 + (int)i], &ids[i])) {
+        if (srv_parse_id(argv[optind + 2 + (int)i], &ids[i])) {
             free(ids);
             return cli_fail(EXIT_USAGE, "delete", "ID must be a non-negative integer, got '%s'", argv[optind + 2 + (int)i]);
         }

@@ -24,21 +24,10 @@ int cli_qv_fail(const char *cmd, const char *what, int rc)
     return cli_fail(EXIT_RUNTIME, cmd, "%s: %s: %s", what, qv_strerror(rc), qv_last_error());
 }
 
-int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!s || !*s || *s == '-' || *s == '+') return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end) return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
 int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
     uint64_t v;
-    if (parse_u64(s, &v) != 0 || v < lo || v > hi) return -1;
+    if (srv_parse_id(s, &v) != 0 || v < lo || v > hi) return -1;
     *out = (uint32_t)v;
     return 0;
 }

@@ -219,21 +219,6 @@ void srv_reply_written(srv_req *r)
     else srv_reply_buf(r, 200, "application/json", r->out);
 }
 
-int srv_parse_id(const char *s, uint64_t *out)
-{
-    size_t n = strlen(s);
-    uint64_t x = 0;
-    if (n == 0 || n > 20) return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (x > (UINT64_MAX - d) / 10) return -1;
-        x = x * 10 + d;
-    }
-    *out = x;
-    return 0;
-}
-
 /* ---- collections ----------------------------------------------------------------- */
 
 int srv_name_valid(const char *name)

@@ -235,8 +235,6 @@ srv_wbuf *srv_writer(srv_req *r);
 void srv_reply_written(srv_req *r);
 /** 1 when the request's credential may read collection name (listings show only those). */
 int  srv_may_see(const srv_req *r, const char *name);
-/** A decimal uint64 from a URL segment (digits only); -1 when it is not one. */
-int  srv_parse_id(const char *s, uint64_t *out);
 
 /* ---- operations shared by both APIs (native.c) ------------------------------------- */
 void srv_h_metrics(srv_req *r);

@@ -1,7 +1,7 @@
 /*
- * server/qdrant_util.c -- Qdrant point ids, payload shaping and filter translation.
+ * api/qdrant.c -- Qdrant's JSON dialect: point ids, payload shaping and filter translation.
  *
- * Ids: see qdrant.h. The UUID hash is a splitmix64-style mix of both halves, so that
+ * Ids: see server/qdrant.h. The UUID hash is a splitmix64-style mix of both halves, so that
  * UUIDs differing in any bit land far apart; bit 62 marks UUID points, so they never
  * collide with integer ids (which must stay below 2^62).
  *
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/qdrant.h"
+#include "api/api.h"
 
 static int failf(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int failf(char *msg, size_t len, const char *fmt, ...)
