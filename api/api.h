@@ -13,6 +13,7 @@
  *   search.c      searches: the one parser, the grouped library calls, the one writer of
  *                 hits and points (native and Qdrant shapes)
  *   points.c      points read for an upsert (the {"id","vector","payload"} reader), id lists
+ *   collection.c  a collection's config and info (the create body, the info object)
  *   qdrant.c      Qdrant's dialect: point ids (integers and UUIDs), payload selectors, filters
  */
 #ifndef QV_API_API_H
@@ -209,6 +210,18 @@ typedef struct {
 int srv_wpoints(srv_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const srv_point_style *st);
 /** The planner's account {"plan",...,"cached":b} of one search. */
 void srv_wtook(srv_wbuf *w, const qv_search_stats *st);
+
+/* ---- collections (api/collection.c) --------------------------------------------------- */
+/** The create body: index parameters (kind, dim, metric, ...; 0 = the library's default)
+ *  and the payload_index object's text. Read with srv_create_fields into an srv_create_body
+ *  whose p was set by qv_index_params_init. */
+typedef struct { qv_index_params p; srv_jtext payload_index; } srv_create_body;
+extern const srv_jfield srv_create_fields[];
+/** {"name","dim","metric","index":{...},"payload_index":{...},"count","memory_bytes",
+ *  "last_seq"}, index defaults resolved; NULL when out of memory. */
+json_t *srv_info_json(const char *name, const qv_collection_info *info);
+/** The collection's payload_index as an object ({} when none; NULL: out of memory). */
+json_t *srv_payload_index_json(const qv_collection_info *info);
 
 /* ---- growing lists, points and ids (api/points.c) ---------------------------------- */
 /** Room for item i of a growing list: *items (an array of size-byte items, passed by the
