@@ -303,6 +303,9 @@ typedef struct {
     const char *payload_index;     /* JSON {"lang":"keyword","year":"integer"}; NULL = none */
 } qv_collection_config;
 
+/** Whether name is a valid collection name: 1..64 bytes of [A-Za-z0-9_.-], not starting
+ *  with '.' (so never a path). @return QV_OK, or QV_EINVAL saying why not. */
+QV_API int  qv_coll_name_check(const char *name);
 /** Collection names: 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. With out, the
  *  caller gets the handle as qv_collection_open gives it (one user, to close).
  *  @return QV_OK, QV_EEXIST, QV_EINVAL (name or a parameter), QV_EFULL, QV_ESTATE, QV_EIO. */

@@ -221,15 +221,6 @@ void srv_reply_written(srv_req *r)
 
 /* ---- collections ----------------------------------------------------------------- */
 
-int srv_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 64 || name[0] == '.') return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '.' && name[i] != '-') return 0;
-    return 1;
-}
-
 int srv_open(srv_ctx *ctx, const char *name, srv_coll *e)
 {
     qv_collection_info info;
@@ -417,7 +408,7 @@ static int admit(srv_req *r, char **seg, int n)
         srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
         return 0;
     }
-    if (r->name && !srv_name_valid(r->name)) {
+    if (r->name && qv_coll_name_check(r->name) != QV_OK) {
         srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
         return 0;
     }

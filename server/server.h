@@ -243,8 +243,6 @@ void srv_h_metrics(srv_req *r);
 int  srv_create_collection(srv_req *r, const qv_collection_config *cfg);
 /** Drop collection r->name; -1 after replying (404 when absent). */
 int  srv_drop_collection(srv_req *r);
-/** 1 when name is a valid collection name (1..64 of [A-Za-z0-9_.-], not leading '.'). */
-int  srv_name_valid(const char *name);
 /** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
 int  srv_open(srv_ctx *ctx, const char *name, srv_coll *e);
 

@@ -479,7 +479,7 @@ static int self_location(srv_req *r, const char *url, char *local, size_t len, c
              "(.../snapshots/{file}) or a file:// location", url);
     if (!path || !(dec = evhttp_uridecode(path, 0, NULL))) goto done;
     if (sscanf(dec, "/collections/%255[^/]/snapshots/%255[^/]%n", coll, file, &n) == 2 && dec[n] == 0) {
-        if (!srv_name_valid(coll)) goto done;
+        if (qv_coll_name_check(coll) != QV_OK) goto done;
     } else if (!(coll[0] = 0, n = 0, sscanf(dec, "/snapshots/%255[^/]%n", file, &n) == 1 && dec[n] == 0)) {
         goto done;
     }

@@ -124,8 +124,8 @@ static int describe(const char *dir, const char *name, qv_backup_file *f)
 /* The directory of collection's backups (NULL: the top one). */
 static int dir_of(const char *dir, const char *collection, char *buf, size_t len)
 {
-    if (collection && (!*collection || collection[0] == '.' || strchr(collection, '/')))
-        return qv_fail(QV_EINVAL, "collection name '%.100s' is not a directory name", collection);
+    int rc = collection ? qv_coll_name_check(collection) : QV_OK;
+    if (rc != QV_OK) return rc;
     int n = snprintf(buf, len, "%s%s%s", dir, collection ? "/" : "", collection ? collection : "");
     return n < 0 || (size_t)n >= len ? too_long(dir) : QV_OK;
 }
