@@ -14,7 +14,8 @@
  *                 hits and points (native and Qdrant shapes)
  *   points.c      points read for an upsert (the {"id","vector","payload"} reader), id lists
  *   collection.c  a collection's config and info (the create body, the info object)
- *   qdrant.c      Qdrant's dialect: point ids (integers and UUIDs), payload selectors, filters
+ *   qdrant.c      Qdrant's dialect: point ids (integers and UUIDs), the upsert body, payload
+ *                 selectors, filters
  */
 #ifndef QV_API_API_H
 #define QV_API_API_H
@@ -270,6 +271,20 @@ int  qd_jread_keys(srv_jread *rd, void *out);
 /** How points are shown: payloads for selector sel (NULL = default dflt) without the
  *  reserved UUID key, UUID ids, vectors when with_vector, scores when scores. */
 srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores);
+
+/** The upsert body: {"points":[{"id","vector","payload"},...]} or the columns of
+ *  {"batch":{"ids","vectors","payloads"}}, read with qd_upsert_fields into a
+ *  qd_upsert_body whose dim is set (free pt and vecs after). A point as read: */
+typedef struct { uint64_t id; qd_uuid u; float *vec; srv_jtext payload; int replaced; } qd_point;
+typedef struct {
+    qd_point *pt;
+    float *vecs;                   /* dim floats per point */
+    size_t n, cap, col, count[3];  /* col: the batch column being read; count: of each */
+    uint32_t dim;
+    int forms;                     /* 1: "points" read, 2: "batch" read */
+} qd_upsert_body;
+
+extern const srv_jfield qd_upsert_fields[];
 
 /** Read function of a Qdrant filter into a srv_filter. */
 int  qd_jread_filter(srv_jread *rd, void *filter);
