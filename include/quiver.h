@@ -542,6 +542,35 @@ QV_API int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, 
 /* ---- end of point listing --------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
+ * Collection aliases: a second name of a collection, moved to another collection in one
+ * transaction (re-index without downtime: fill a new collection, then switch the alias).
+ * Aliases are stored in the database; a name is a collection or an alias, never both
+ * (creating either where the other exists is QV_EEXIST); dropping a collection deletes
+ * its aliases. qv_collection_open accepts an alias (the handle is the collection's, its
+ * info names the collection), so every call that opens a collection by name does.
+ * ------------------------------------------------------------------------------------ */
+typedef enum { QV_ALIAS_CREATE = 1, QV_ALIAS_DELETE, QV_ALIAS_RENAME } qv_alias_op;
+typedef struct {
+    qv_alias_op op;
+    const char *alias;             /* CREATE, DELETE: the alias; RENAME: its present name */
+    const char *target;            /* CREATE: the collection (an existing alias of that
+                                    * name moves to it); RENAME: the new name; DELETE: unused */
+} qv_alias_action;
+/** Apply n actions in order, in one transaction: all or none. @return QV_OK, QV_EINVAL
+ *  (bad name or op), QV_ENOTFOUND (no such collection or alias: the message names the
+ *  action), QV_EEXIST (the alias would take a collection's name), QV_ESTATE (read-only),
+ *  QV_EFULL, QV_EIO. */
+QV_API int  qv_alias_update(qv_db *db, size_t n, const qv_alias_action *actions);
+/** The collection name (a collection, or an alias of one) stands for, into buf (cap >= 65).
+ *  @return QV_OK, QV_EINVAL, QV_ENOTFOUND (neither), QV_EIO. */
+QV_API int  qv_alias_resolve(qv_db *db, const char *name, char *buf, size_t cap);
+typedef struct { char alias[65]; char collection[65]; } qv_alias_info;
+/** The aliases (of collection, or all when NULL), sorted by alias; *out: free with qv_free.
+ *  @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO. */
+QV_API int  qv_alias_list(qv_db *db, const char *collection, qv_alias_info **out, size_t *n);
+/* ---- end of aliases ------------------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------
  * Backups: consistent copies of one collection or of every collection of a db, in one
  * file with a SHA-256, taken while writes go on, and restored into any db.
  *
