@@ -7,7 +7,7 @@
  * metrics (each route records under the native endpoint it corresponds to) are shared.
  * Every reply is Qdrant's shape: {"result":...,"status":"ok","time":s} on success and
  * {"status":{"error":"Kind: message"},"time":s} with a 4xx/5xx otherwise. Qdrant paths
- * that quiverd does not implement (shard snapshots, cluster, aliases, recommend, ...)
+ * that quiverd does not implement (shard snapshots, cluster, recommend, ...)
  * answer 501 with a message saying so, never a silent success.
  */
 #include <stdarg.h>
@@ -336,12 +336,12 @@ static const srv_route routes[] = {
     {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
     {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("cluster/**", "the cluster API is"),
-    UNSUP("aliases/**", "collection aliases are"),
+    {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
     UNSUP("telemetry/**", "telemetry is"),
     UNSUP("locks/**", "locks are"),
     UNSUP("issues/**", "issues are"),
     {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
-    UNSUP("collections/aliases/**", "collection aliases are"),
+    {SRV_M_POST, "collections/aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, COLL, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
@@ -357,7 +357,7 @@ static const srv_route routes[] = {
     {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("collections/{name}/shards/**", "sharding and the cluster API are"),
     UNSUP("collections/{name}/cluster/**", "sharding and the cluster API are"),
-    UNSUP("collections/{name}/aliases/**", "collection aliases are"),
+    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, COLL, srv_h_alias_list, 0, NULL},
     UNSUP("collections/{name}/facet/**", "facet counts are"),
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, WCOLL, qd_h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points", SRV_EP_GET_POINT, COLL, qd_h_retrieve, 0, NULL},
