@@ -4,7 +4,8 @@
  * "alias" suite:
  *   - create, rename, delete in one action list; a failing action leaves nothing applied;
  *   - an alias opens its collection (qv_collection_open, qv_alias_resolve);
- *   - an alias and a collection cannot share a name (either way round): QV_EEXIST;
+ *   - an alias and a collection cannot share a name (either way round, or by a restore):
+ *     QV_EEXIST;
  *   - unknown alias or collection: QV_ENOTFOUND; bad names: QV_EINVAL;
  *   - aliases survive a reopen; dropping a collection deletes its aliases;
  *   - a switch under a stream of opens through the alias, with the old collection
@@ -94,6 +95,17 @@ START_TEST(test_actions)
     QV_CK(qv_alias_update(db, 1, ren));
     ck_assert_float_eq(base_of(db, "staging"), 2);
     QV_CK_FAIL(qv_collection_open(db, "dev", &c), QV_ENOTFOUND);
+
+    /* a restore cannot take an alias's name either */
+    char bk[600];
+    qv_restore_options ro;
+    snprintf(bk, sizeof bk, "%s/v1.snapshot", dir);
+    QV_CK(qv_backup_create(db, "v1", bk, NULL));
+    qv_restore_options_init(&ro);
+    ro.rename = "staging";
+    QV_CK_FAIL(qv_backup_restore(db, bk, &ro, NULL), QV_EEXIST);
+    ck_assert_msg(strstr(qv_last_error(), "alias") != NULL, "message: %s", qv_last_error());
+    ck_assert_float_eq(base_of(db, "staging"), 2);
 
     /* name clashes, both ways */
     qv_alias_action clash[] = {{QV_ALIAS_CREATE, "v1", "v2"}};
