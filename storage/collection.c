@@ -488,7 +488,10 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     if (rc == QV_ENOTFOUND && qv_alias_get(db, txn, name, target, sizeof target) == QV_OK) {
         /* an alias, resolved in the txn that reads the collection: never a dropped one */
         name = target;
-        if ((*out = find_and_use(db, name))) goto cleanup;
+        if ((*out = find_and_use(db, name))) {
+            rc = QV_OK;
+            goto cleanup;
+        }
         rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], name, strlen(name), &v);
     }
     if (rc == QV_ENOTFOUND) { rc = qv_fail(QV_ENOTFOUND, "no collection '%s'", name); goto cleanup; }
