@@ -22,6 +22,13 @@
  * qv_hnsw_add calls this when the live count has grown by half since the last
  * renumbering and is at least REORDER_MIN (smaller graphs fit in the caches): geometric
  * steps, so the work over a growing index stays O(n) in all (three times the last one).
+ * Searches wait for it (grow_lock exclusive): 0.64 s at 1M points, 0.04 s at 100K. On an
+ * index opened in place it rewrites every page of the private mapping, which then
+ * becomes anonymous memory of the same size.
+ *
+ * Measured on sift-debian-1m (the same graph before and after, 1 thread): +2-5% QPS at
+ * 1M, +9-12% at 100K. Small at 1M because each visited vector is eight cache lines of its
+ * own whatever the order; the order turns DRAM page misses into page hits.
  */
 #include "index/hnsw.h"
 
