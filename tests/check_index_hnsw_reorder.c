@@ -19,7 +19,7 @@
 #define NQ 60u
 #define K 10u
 
-static qv_index *make_index(uint32_t threads)
+static qv_index *make_index_q(uint32_t threads, qv_quant quant)
 {
     qv_index_params p;
     qv_index *ix = NULL;
@@ -27,9 +27,12 @@ static qv_index *make_index(uint32_t threads)
     p.m = 8;
     p.ef_construction = 64;
     p.threads = threads;
+    p.quant = quant;
     QV_CK(qv_index_new(&p, &ix));
     return ix;
 }
+
+static qv_index *make_index(uint32_t threads) { return make_index_q(threads, QV_QUANT_NONE); }
 
 static int reorder(qv_index *ix)
 {
@@ -139,6 +142,31 @@ START_TEST(test_same_answers_and_sound)
 
     free(slot_ids); qv_index_free(ix);
     free(x); free(q); free(ids); free(keep); free(before); free(after);
+}
+END_TEST
+
+/* A quantized index moves its code rows (in the blocks) and its float vectors (a
+ * separate array) together: same answers, re-scored from the right vectors. */
+START_TEST(test_quantized_same_answers)
+{
+    const size_t n = 2500;
+    float *x = random_vectors(n, DIM, 51), *q = random_vectors(NQ, DIM, 52);
+    uint64_t *ids = malloc(n * sizeof *ids);
+    uint8_t *keep = malloc(n);
+    qv_hit *a = malloc(NQ * K * sizeof *a), *b = malloc(NQ * K * sizeof *b);
+    ck_assert(ids && keep && a && b);
+    for (size_t i = 0; i < n; i++) { ids[i] = i; keep[i] = 1; }
+    qv_index *ix = make_index_q(2, QV_QUANT_SQ8);
+    QV_CK(qv_index_add(ix, n, ids, x));
+    answers(ix, q, a);
+    ck_assert_int_eq(reorder(ix), 1);
+    assert_graph_ok(ix);
+    answers(ix, q, b);
+    assert_same(a, b);
+    double r = recall(b, x, n, keep, q);
+    ck_assert_msg(r >= 0.85, "recall %.3f", r);
+    qv_index_free(ix);
+    free(x); free(q); free(ids); free(keep); free(a); free(b);
 }
 END_TEST
 
@@ -261,6 +289,7 @@ Suite *qv_index_hnsw_reorder_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_same_answers_and_sound);
+    tcase_add_test(tc, test_quantized_same_answers);
     tcase_add_test(tc, test_save_open_corrupt);
     tcase_add_test(tc, test_concurrent_searches);
     tcase_add_test(tc, test_when_add_renumbers);
