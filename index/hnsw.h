@@ -3,7 +3,8 @@
  * Yashunin, arXiv 1603.09320). Files: hnsw_graph.c (layout, growth, locks, scratch,
  * self-check, ops table), hnsw_search.c (layer search, queries, filters, batch),
  * hnsw_insert.c (neighbour heuristic, insertion, add), hnsw_delete.c (remove with graph
- * repair), hnsw_io.c (save, load, open in place, deferred verification).
+ * repair), hnsw_reorder.c (slot renumbering for locality), hnsw_io.c (save, load, open in
+ * place, deferred verification).
  *
  * Memory layout (laid out for the search loop). Nodes live in dense slots 0..n_slots-1.
  * Each slot owns one block of `block_bytes` bytes (a multiple of 64, the array 64-byte
@@ -118,6 +119,7 @@ typedef struct qv_hnsw {
     uint32_t n_slots;                  /* high-water mark; atomic */
     size_t n_live;                     /* atomic */
     size_t upper_bytes;                /* bytes in upper arrays; under write_lock */
+    size_t ordered_live;               /* n_live at the last renumbering (hnsw_reorder.c) */
 
     uint32_t *free_slots;              /* reusable slots (quiesced), used LIFO */
     size_t n_free, free_cap;
@@ -291,6 +293,15 @@ int  qv_hnsw_codes_retrain(qv_hnsw *h, int force);
 /** Train on a sample of n vectors (empty index: before the first rows are encoded). */
 int  qv_hnsw_codes_train_on(qv_hnsw *h, const float *vecs, size_t n);
 int  qv_hnsw_train(qv_index *ix, size_t n, const float *vecs);
+
+/* ---- hnsw_reorder.c ------------------------------------------------------------- */
+/** Renumber the slots in breadth-first order of the level-0 graph (write_lock held; takes
+ *  grow_lock exclusive). Ids, results and the id map are unchanged. 1 when done, 0 when
+ *  skipped (empty index, or no memory for the permutation). */
+int qv_hnsw_reorder(qv_hnsw *h);
+/** Whether add() should renumber now: the live count passed REORDER_MIN and has grown
+ *  by half since the last renumbering. */
+int qv_hnsw_reorder_due(const qv_hnsw *h);
 
 /* ---- hnsw_io.c -------------------------------------------------------------------- */
 int qv_hnsw_save(const qv_index *ix, qv_writer *w);

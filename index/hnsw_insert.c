@@ -302,6 +302,7 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     if (fix) qv_hnsw_fix_reach(h, scr[0], fix);
     /* A failed retraining keeps the current codec, which is still valid. */
     if (h->codec && !h->codec_pinned) (void)qv_hnsw_codes_retrain(h, 0);
+    if (qv_hnsw_reorder_due(h)) (void)qv_hnsw_reorder(h);     /* skipped when out of memory */
     qv_hnsw_update_memory(h);
     if (ix->p.progress) ix->p.progress("hnsw build", n, n, ix->p.progress_arg);
     goto cleanup;

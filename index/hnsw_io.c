@@ -294,6 +294,7 @@ static int check_now(qv_hnsw *h, const hnsw_meta *m, const char *name)
     h->entry = m->entry;
     h->n_slots = n;
     h->n_live = n_live;
+    h->ordered_live = n_live;              /* renumber again only after it grows (hnsw_reorder.c) */
     for (int i = 0; i < 4; i++) h->rng.s[i] = m->rng[i];
     return QV_OK;
 }
