@@ -17,7 +17,8 @@ Method (bench/README.md, "Held-out data"):
     is the base. Nothing of the queries is seen when the embedding is fitted.
  3. TF-IDF (words and word pairs, sublinear tf, min_df 2) fitted on the base, then a
     truncated SVD (randomized, 384 components, seed 0) fitted on the base; queries are
-    only transformed. Vectors whose norm is ~0 (no known term) are dropped.
+    only transformed. Vectors whose norm is ~0 (no known term) are dropped; the others are
+    scaled to unit length.
 """
 import hashlib
 import os
@@ -75,7 +76,11 @@ def main():
     q = svd.transform(tfidf.transform([texts[i] for i in qi]))
     keep_b = np.linalg.norm(b, axis=1) > 1e-6
     keep_q = np.linalg.norm(q, axis=1) > 1e-6
-    b, q = b[keep_b].astype(np.float32), q[keep_q].astype(np.float32)
+    # Unit length (in float64), like glove6b-100k: cosine, inner product and L2 then rank
+    # alike, so peers that only know L2 run on the same files.
+    b, q = b[keep_b], q[keep_q]
+    b = (b / np.linalg.norm(b, axis=1, keepdims=True)).astype(np.float32)
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
     write_vecs(os.path.join(dest, "base.fvecs"), b)
     write_vecs(os.path.join(dest, "query.fvecs"), q)
     with open(os.path.join(dest, "base_names.txt"), "w") as f:
@@ -87,7 +92,7 @@ def main():
                     "--k", "100", "--metric", "cosine"], check=True)
     with open(os.path.join(dest, "README.md"), "w") as f:
         f.write("# debian-desc-384 (held-out, built by bench/make_debian_desc.py)\n\n"
-                "Metric: cosine. %d base x %d, %d queries (not in the base), exact top-100 in float64.\n"
+                "Metric: cosine (vectors stored unit-length: L2 ranks the same). %d base x %d, %d queries (not in the base), exact top-100 in float64.\n"
                 "TF-IDF + truncated SVD of Debian package descriptions (apt-cache dumpavail);\n"
                 "explained variance of the 384 components: %.3f.\n"
                 % (b.shape[0], DIM, q.shape[0], svd.explained_variance_ratio_.sum()))
