@@ -149,19 +149,23 @@ START_TEST(test_qdrant_quantization)
                  bad[i][0]);
         json_decref(req(s.qport, "PUT", "/collections/bad", body, 400, bad[i][1]));
     }
-    json_decref(req(s.qport, "PUT", "/collections/bad",
+    /* m 0 (no graph): a flat index that scans the codes, then re-scores. */
+    json_decref(req(s.qport, "PUT", "/collections/fb",
                     "{\"vectors\":{\"size\":8,\"distance\":\"Euclid\"},\"hnsw_config\":{\"m\":0},"
                     "\"quantization_config\":{\"binary\":{}}}",
-                    400, "HNSW"));
+                    200, "true"));
+    json_decref(req(s.qport, "GET", "/collections/fb", NULL, 200, "\"quantization_config\":{\"binary\""));
     json_decref(req(s.qport, "GET", "/collections/sc", NULL, 200, "\"quantization_config\":{\"scalar\""));
     json_decref(req(s.qport, "GET", "/collections/bi", NULL, 200, "\"quantization_config\":{\"binary\""));
     upsert(s.port, "sc", base);
     upsert(s.port, "bi", base);
+    upsert(s.port, "fb", base);
 
     char *vj = vec_json(base + 5 * DIM), body[512];
     json_int_t id;
-    const char *paths[] = {"/collections/sc/points/search", "/collections/bi/points/search"};
-    for (int c = 0; c < 2; c++) {
+    const char *paths[] = {"/collections/sc/points/search", "/collections/bi/points/search",
+                           "/collections/fb/points/search"};
+    for (int c = 0; c < 3; c++) {
         /* ignore (every beam candidate re-scored), rescore on with oversampling: exact 0. */
         const char *exact_ones[] = {"{\"ignore\":true}", "{\"rescore\":true,\"oversampling\":3}", "null"};
         for (int e = 0; e < 3; e++) {
