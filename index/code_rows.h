@@ -62,6 +62,15 @@ void   qv_code_scan_prepare(qv_code_scan *s, const qv_codec *c, const float *q, 
 /** Estimated distances of positions [from, from + n) into est, which holds n rounded up
  *  to 32; from is a multiple of 32. */
 void   qv_code_rows_estimate(const qv_code_rows *r, qv_code_scan *s, size_t from, size_t n, float *est);
+/** Re-scoring of a scan (IVF lists, flat): oversampling when qv_search_params leaves it 0.
+ *  A scan costs the same whatever the count re-scored, and bit1's bound skips most of the
+ *  re-score, so these are sized for recall: they keep recall@10 within 0.005 of the float
+ *  index at the same nprobe on siftsmall and glove (tests/check_index_quant.c); bit1 at
+ *  10x lost 0.02 on glove's 100 dimensions with a flat scan. */
+static inline float qv_code_scan_oversampling(qv_quant kind)
+{
+    return kind == QV_QUANT_SQ8 ? 2.0f : kind == QV_QUANT_SQ4 ? 4.0f : 30.0f;
+}
 /** bit1: the estimator's error bound at pos; other kinds 0. */
 float  qv_code_rows_bound(const qv_code_rows *r, qv_code_scan *s, size_t pos);
 

@@ -367,17 +367,6 @@ static size_t write_hits(qv_metric metric, qv_topk *tk, qv_hit *hits)
     return len;
 }
 
-/* Default oversampling by kind (qv_search_params.oversampling = 0), as for IVF
- * (index/ivf_codes.c). */
-static float default_oversampling(qv_quant kind)
-{
-    switch (kind) {
-    case QV_QUANT_SQ8: return 2.0f;
-    case QV_QUANT_SQ4: return 4.0f;
-    default:           return 30.0f;
-    }
-}
-
 /* Rows estimated per step of the code scan (a stack buffer). */
 #define CODE_CHUNK 1024u
 
@@ -390,7 +379,7 @@ static int search_codes(const flat *f, qv_metric metric, const float *q, const q
     const qv_codec *c = f->codec;
     const size_t k = sp->k, dim = f->dim;
     const int rescore = sp->rescore != QV_RESCORE_OFF;
-    float over = sp->oversampling > 0 ? sp->oversampling : default_oversampling(c->kind);
+    float over = sp->oversampling > 0 ? sp->oversampling : qv_code_scan_oversampling(c->kind);
     size_t R = rescore ? (size_t)ceilf((float)k * over) : k;
     if (R < k) R = k;
     void *qbuf = qv_aligned_calloc(1, qv_code_scan_bytes(c));

@@ -21,20 +21,6 @@
 #include "core/distance.h"
 #include "core/error.h"
 
-/* Default oversampling by kind (qv_search_params.oversampling = 0). The scan of a list
- * costs the same whatever R is, and bit1's bound skips most of the re-score, so R is
- * sized for recall: these keep recall@10 within 0.005 of the float index at the same
- * nprobe on siftsmall and glove (tests/check_index_quant.c); bit1 at 10x lost 0.02 on
- * glove's 100 dimensions with a flat scan. */
-static float default_oversampling(qv_quant kind)
-{
-    switch (kind) {
-    case QV_QUANT_SQ8: return 2.0f;
-    case QV_QUANT_SQ4: return 4.0f;
-    default:           return 30.0f;
-    }
-}
-
 int qv_ivf_codes_create(qv_ivf *v, const qv_index_params *p)
 {
     if (p->quant == QV_QUANT_NONE) return QV_OK;
@@ -149,7 +135,7 @@ int qv_ivf_search_codes(const qv_ivf *v, const float *q, const qv_search_params 
     const qv_codec *codec = v->codec;
     const size_t k = sp->k, dim = v->dim;
     const int rescore = sp->rescore != QV_RESCORE_OFF;
-    float over = sp->oversampling > 0 ? sp->oversampling : default_oversampling(codec->kind);
+    float over = sp->oversampling > 0 ? sp->oversampling : qv_code_scan_oversampling(codec->kind);
     size_t R = rescore ? (size_t)ceilf((float)k * over) : k;
     if (R < k) R = k;
     int rc = scratch_fit(codec, s, R);
