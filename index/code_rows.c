@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/simd_clones.h"
 
 static size_t round32(size_t n) { return (n + QV_FASTSCAN_BLOCK - 1) / QV_FASTSCAN_BLOCK * QV_FASTSCAN_BLOCK; }
 
@@ -83,31 +84,58 @@ size_t qv_code_scan_scratch_floats(const qv_codec *c)
     return a > b ? a : b;
 }
 
-/* The fast-scan table of q (code_rows.h): float terms into scratch, then bytes. */
-static void prepare_lut(qv_code_scan *s, const qv_codec *c, const float *q, uint8_t *lut, float *t)
+/* The float terms of the fast-scan table less each dimension's minimum into t (16 per
+ * dimension), their sum of minimums into *bias; returns the widest dimension's range.
+ * Plain loops over the 16 levels that the compiler vectorizes, cloned for AVX-512 / AVX2
+ * (core/simd_clones.h): once per query, 16 x dim terms (12.5k at 784-d). */
+static inline QV_ALWAYS_INLINE float lut_terms_impl(const float *restrict q, const float *restrict lo,
+                                                    const float *restrict step, size_t dim, int l2,
+                                                    float *restrict t, double *bias)
 {
-    const int l2 = c->metric == QV_METRIC_L2;
-    double bias = 0;
+    double sum = 0;
     float widest = 0;
-    for (size_t d = 0; d < c->dim; d++) {
+    for (size_t d = 0; d < dim; d++) {
         float *td = t + 16 * d, mn = INFINITY, mx = -INFINITY;
         for (unsigned v = 0; v < 16; v++) {
-            float x = c->lo[d] + c->step[d] * (float)v;
-            float e = l2 ? (q[d] - x) * (q[d] - x) : -q[d] * x;
+            float x = lo[d] + step[d] * (float)v, e = l2 ? (q[d] - x) * (q[d] - x) : -q[d] * x;
             td[v] = e;
             mn = e < mn ? e : mn;
             mx = e > mx ? e : mx;
         }
         for (unsigned v = 0; v < 16; v++) td[v] -= mn;
-        bias += mn;
+        sum += mn;
         widest = mx - mn > widest ? mx - mn : widest;
     }
+    *bias = sum;
+    return widest;
+}
+QV_CLONES(float, lut_terms,
+          (const float *restrict q, const float *restrict lo, const float *restrict step, size_t dim, int l2,
+           float *restrict t, double *bias),
+          (q, lo, step, dim, l2, t, bias))
+
+/* Terms times scale, rounded, into bytes (the terms are >= 0 and scale maps the widest
+ * onto 255). Returns 0 (QV_CLONES needs a value). */
+static inline QV_ALWAYS_INLINE int lut_bytes_impl(const float *restrict t, size_t n, float scale,
+                                                  uint8_t *restrict lut)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x = t[i] * scale + 0.5f;
+        x = x < 255.0f ? x : 255.0f;
+        lut[i] = (uint8_t)(int)x;
+    }
+    return 0;
+}
+QV_CLONES(int, lut_bytes, (const float *restrict t, size_t n, float scale, uint8_t *restrict lut),
+          (t, n, scale, lut))
+
+/* The fast-scan table of q (code_rows.h); t: scratch of 16 * dim floats. */
+static void prepare_lut(qv_code_scan *s, const qv_codec *c, const float *q, uint8_t *lut, float *t)
+{
+    double bias;
+    float widest = lut_terms(q, c->lo, c->step, c->dim, c->metric == QV_METRIC_L2, t, &bias);
     float scale = widest > 0 ? 255.0f / widest : 1.0f;
-    for (size_t d = 0; d < c->dim; d++)
-        for (unsigned v = 0; v < 16; v++) {
-            float x = t[16 * d + v] * scale + 0.5f;
-            lut[16 * d + v] = (uint8_t)(x >= 255.0f ? 255 : x <= 0 ? 0 : (int)x);
-        }
+    lut_bytes(t, 16 * (size_t)c->dim, scale, lut);
     memset(lut + 16 * c->dim, 0, 16 * (s->dpad - c->dim));
     s->bias = (float)bias;
     s->inv_scale = 1.0f / scale;
