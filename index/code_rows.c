@@ -10,12 +10,16 @@
 #include "core/error.h"
 #include "core/simd_clones.h"
 
+/* Bytes from one row to the next: bit1 rows are read as 64-bit words, so each starts
+ * 8-byte aligned (a row's own size is a multiple of 4 only). */
+static inline size_t stride(const qv_codec *c) { return (c->row_bytes + 7) & ~(size_t)7; }
+
 static size_t round32(size_t n) { return (n + QV_FASTSCAN_BLOCK - 1) / QV_FASTSCAN_BLOCK * QV_FASTSCAN_BLOCK; }
 
 size_t qv_code_rows_bytes(const qv_codec *c, size_t cap)
 {
     if (qv_code_rows_fastscan(c)) return round32(cap) / QV_FASTSCAN_BLOCK * qv_fastscan_block_bytes(c->dim);
-    return cap * c->row_bytes;
+    return cap * stride(c);
 }
 
 int qv_code_rows_reserve(qv_code_rows *r, const qv_codec *c, size_t len, size_t need)
@@ -48,7 +52,7 @@ void qv_code_rows_put(qv_code_rows *r, const qv_codec *c, size_t pos, const floa
                       float *scratch)
 {
     if (!qv_code_rows_fastscan(c)) {
-        qv_codec_encode(c, v, r->data + pos * c->row_bytes, scratch);
+        qv_codec_encode(c, v, r->data + pos * stride(c), scratch);
         return;
     }
     qv_codec_encode(c, v, row_tmp, scratch);
@@ -61,7 +65,7 @@ void qv_code_rows_move(qv_code_rows *r, const qv_codec *c, size_t dst, size_t sr
 {
     if (dst == src) return;
     if (!qv_code_rows_fastscan(c)) {
-        memcpy(r->data + dst * c->row_bytes, r->data + src * c->row_bytes, c->row_bytes);
+        memcpy(r->data + dst * stride(c), r->data + src * stride(c), c->row_bytes);
         return;
     }
     const uint8_t *sb = block_of(r, c, src);
@@ -169,7 +173,7 @@ void qv_code_rows_estimate(const qv_code_rows *r, qv_code_scan *s, size_t from, 
         }
         return;
     }
-    const size_t rb = c->row_bytes;
+    const size_t rb = stride(c);
     const uint8_t *base = r->data + from * rb;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -183,5 +187,5 @@ float qv_code_rows_bound(const qv_code_rows *r, qv_code_scan *s, size_t pos)
 {
     const qv_codec *c = s->codec;
     if (c->kind != QV_QUANT_BIT1) return 0.0f;
-    return qv_codec_bound(c, s->qq, r->data + pos * c->row_bytes);
+    return qv_codec_bound(c, s->qq, r->data + pos * stride(c));
 }

@@ -3,7 +3,8 @@
  * the layout a sequential scan reads, and the scan itself (private to index/).
  *
  * Layouts, by the codec's kind (index/codec.h):
- *   sq8, bit1: one codec row after another (row_bytes each), scored four at a time with
+ *   sq8, bit1: one codec row after another (row_bytes each, 8-byte aligned: bit1 reads
+ *     64-bit words), scored four at a time with
  *     the kernels of core/code_dist.h through qv_codec_est_x4.
  *   sq4: fast-scan blocks of 32 codes (core/fastscan.h): nibbles interleaved by
  *     dimension, scored a block at a time through a table of 16 byte-sized partial
