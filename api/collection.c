@@ -28,6 +28,8 @@ static json_t *index_value(const qv_index_params *p)
         bad |= json_object_set_new(o, "kmeans_iters", json_integer(p->kmeans_iters ? p->kmeans_iters : 20));
         bad |= json_object_set_new(o, "train_at", nlist ? json_integer(at) : json_null());
     }
+    if (o && p->kind != QV_INDEX_HNSW && p->quant != QV_QUANT_NONE)   /* hnsw shows it always, above */
+        bad |= json_object_set_new(o, "quant", json_string(qv_quant_name(p->quant) ? qv_quant_name(p->quant) : "?"));
     if (bad) {
         json_decref(o);
         return NULL;

@@ -14,8 +14,9 @@ static void usage(FILE *f)
             "Create collection COLL in database directory DB (created if missing).\n"
             "Defaults: --metric l2 --index hnsw --m 16 --ef-construction 200.\n"
             "--payload-index '{\"lang\":\"keyword\",\"year\":\"integer\"}' names payload fields to index.\n"
-            "--quant: codes the HNSW graph walks on (8-bit, 4-bit scalar, 1-bit RaBitQ), re-scored\n"
-            "with the float vectors; none (default) walks on the floats.\n");
+            "--quant: codes the index searches on (8-bit, 4-bit scalar, 1-bit RaBitQ): the HNSW walk,\n"
+            "the IVF lists or the flat scan; the best candidates are re-scored with the float\n"
+            "vectors. none (default) searches the floats.\n");
 }
 
 int cmd_create(int argc, char **argv)

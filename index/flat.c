@@ -41,8 +41,16 @@
  * gpu_lock. Concurrent GPU batches of one index therefore run one after another (the
  * device serializes them anyway, gpu/gpu_internal.h).
  *
+ * Codes (p.quant != NONE): beside the rows, their codes (index/code_rows.h: sq8 / bit1
+ * rows, sq4 fast-scan blocks), moved with them. The codec is fitted on the first batch
+ * and refitted on the rows present each time the index doubles, until it has seen
+ * QV_CODEC_TRAIN_MAX vectors. A search ranks every row by its code into the best
+ * ceil(k * oversampling), then re-scores those with the float rows (rescore OFF: the
+ * estimates; ALL: the float scan). Batches of a quantized index run query by query.
+ *
  * File body (after index.c's header): u64 count, count x u64 id, count x dim x f32 vector,
- * all little-endian. Load checks the count against the bytes present, duplicate ids, and
+ * all little-endian; a quantized index adds u32 trained (0/1) and, when 1, the codec's
+ * parameters (index/codec.c; the codes are re-encoded on load). Load checks the count against the bytes present, duplicate ids, and
  * that every value is finite (for cosine also unit length) before the index is used.
  */
 #include <math.h>
@@ -56,6 +64,7 @@
 #include "core/idmap.h"
 #include "core/topk.h"
 #include "gpu/gpu.h"
+#include "index/code_rows.h"
 #include "index/index.h"
 
 /* Rows are addressed by uint32 slots in the idmap; QV_IDMAP_NONE is reserved. */
@@ -75,6 +84,11 @@ typedef struct {
     float *norms;                  /* cap */
     uint64_t *ids;                 /* cap */
     qv_idmap map;                  /* id -> row */
+    /* Quantized index (p.quant): codes of rows [0, n) (see "Codes" in the header). */
+    qv_codec *codec;
+    qv_code_rows codes;
+    uint8_t *enc_row;              /* encode scratch, under the write lock */
+    float *enc_tmp;
     /* The device copy (see the header): under gpu_lock, gpu_synced also under the write lock. */
     pthread_mutex_t gpu_lock;
     qv_gpu_flat *gpu;              /* NULL until the first GPU batch, or after an error */
@@ -107,7 +121,11 @@ static int flat_create(qv_index *ix)
         return qv_fail(QV_ENOMEM, "flat index: cannot create its locks");
     }
     ix->impl = f;
-    return QV_OK;
+    if (ix->p.quant == QV_QUANT_NONE) return QV_OK;
+    if ((rc = qv_codec_new(ix->p.quant, (uint32_t)f->dim, ix->p.metric, ix->p.seed, &f->codec)) != QV_OK) return rc;
+    f->enc_row = qv_malloc(qv_code_rows_tmp_bytes(f->codec));
+    f->enc_tmp = qv_malloc(qv_codec_scratch_floats(f->codec) * sizeof(float));
+    return f->enc_row && f->enc_tmp ? QV_OK : QV_ENOMEM;
 }
 
 static void flat_destroy(qv_index *ix)
@@ -121,6 +139,10 @@ static void flat_destroy(qv_index *ix)
     qv_free(f->vecs);
     qv_free(f->norms);
     qv_free(f->ids);
+    qv_codec_free(f->codec);
+    qv_code_rows_release(&f->codes);
+    qv_free(f->enc_row);
+    qv_free(f->enc_tmp);
     qv_free(f);
     ix->impl = NULL;
 }
@@ -134,6 +156,7 @@ static int grow(flat *f, size_t need)
     if (cap < need) cap = need;
     if (cap < 16) cap = 16;
     if (cap > MAX_ROWS) cap = MAX_ROWS;
+    if (f->codec && qv_code_rows_reserve(&f->codes, f->codec, f->n, cap) != QV_OK) return QV_ENOMEM;
     float *v = qv_aligned_calloc(cap, f->dim * sizeof *v);
     float *nn = qv_reallocarray(NULL, cap, sizeof *nn);
     uint64_t *ids = qv_reallocarray(NULL, cap, sizeof *ids);
@@ -164,6 +187,28 @@ static void set_row(flat *f, size_t row, uint64_t id, const float *vec)
     memcpy(dst, vec, f->dim * sizeof *dst);
     f->norms[row] = qv_norm_sq(dst, f->dim);
     f->ids[row] = id;
+    if (f->codec) qv_code_rows_put(&f->codes, f->codec, row, dst, f->enc_row, f->enc_tmp);
+}
+
+/* A codec fitted for the add of `incoming` vectors, or NULL when the current one stays:
+ * the first vectors train it (the batch, when the index is empty), and while it has seen
+ * fewer than QV_CODEC_TRAIN_MAX it is refitted each time the index doubles, on the rows
+ * present (amortized O(1) re-encoding per vector, as in hnsw_codes.c). Write lock held. */
+static int refit_codec(const qv_index *ix, flat *f, size_t incoming, const float *vecs, qv_codec **out)
+{
+    *out = NULL;
+    size_t have = f->codec->trained_on;
+    int first = have == 0 && f->n == 0;
+    if (!first && (have >= QV_CODEC_TRAIN_MAX || f->n < 2 * (have ? have : 1) || f->n == 0)) return QV_OK;
+    qv_codec *c = NULL;
+    int rc = qv_codec_new(f->codec->kind, (uint32_t)f->dim, ix->p.metric, ix->p.seed, &c);
+    if (rc == QV_OK) rc = first ? qv_codec_train(c, incoming, vecs) : qv_codec_train(c, f->n, f->vecs);
+    if (rc != QV_OK) {
+        qv_codec_free(c);
+        return rc;
+    }
+    *out = c;
+    return QV_OK;
 }
 
 /* Row `row` changes: the device copy is valid below it at most. Caller holds the write lock. */
@@ -186,6 +231,15 @@ static int flat_add(qv_index *ix, size_t n, const uint64_t *ids, const float *ve
     /* Everything that can fail happens here, before the first row changes. */
     if ((rc = grow(f, f->n + fresh)) != QV_OK) goto cleanup;
     if ((rc = qv_idmap_reserve(&f->map, fresh)) != QV_OK) goto cleanup;
+    qv_codec *refit = NULL;
+    if (f->codec && (rc = refit_codec(ix, f, n, vecs, &refit)) != QV_OK) goto cleanup;
+    if (refit) {
+        qv_codec *old = f->codec;
+        f->codec = refit;
+        qv_codec_free(old);
+        for (size_t r = 0; r < f->n; r++)
+            qv_code_rows_put(&f->codes, f->codec, r, f->vecs + r * f->dim, f->enc_row, f->enc_tmp);
+    }
     for (size_t i = 0; i < n; i++) {
         uint32_t row = qv_idmap_get(&f->map, ids[i]);
         if (row == QV_IDMAP_NONE) {
@@ -217,6 +271,7 @@ static int flat_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_re
             memcpy(f->vecs + (size_t)row * f->dim, f->vecs + last * f->dim, f->dim * sizeof *f->vecs);
             f->norms[row] = f->norms[last];
             f->ids[row] = f->ids[last];
+            if (f->codec) qv_code_rows_move(&f->codes, f->codec, row, last);
             /* Overwrites an existing key: no allocation, cannot fail. */
             qv_idmap_put(&f->map, f->ids[row], row);
             gpu_stale_from(f, row);
@@ -312,18 +367,94 @@ static size_t write_hits(qv_metric metric, qv_topk *tk, qv_hit *hits)
     return len;
 }
 
+/* Rows estimated per step of the code scan (a stack buffer). */
+#define CODE_CHUNK 1024u
+
+/* The codes of every row ranked into the best R estimates, then the float re-score of
+ * those (bit1: skipping a candidate whose estimate minus its error bound already loses to
+ * the k-th exact distance). Caller holds the read lock. */
+static int search_codes(const flat *f, qv_metric metric, const float *q, const qv_search_params *sp, qv_hit *hits,
+                        size_t *n_hits)
+{
+    const qv_codec *c = f->codec;
+    const size_t k = sp->k, dim = f->dim;
+    const int rescore = sp->rescore != QV_RESCORE_OFF;
+    float over = sp->oversampling > 0 ? sp->oversampling : qv_code_scan_oversampling(c->kind);
+    size_t R = rescore ? (size_t)ceilf((float)k * over) : k;
+    if (R < k) R = k;
+    void *qbuf = qv_aligned_calloc(1, qv_code_scan_bytes(c));
+    float *qtmp = qv_malloc(qv_code_scan_scratch_floats(c) * sizeof *qtmp);
+    qv_pair *cand = qv_reallocarray(NULL, R, sizeof *cand);
+    int rc = QV_OK;
+    if (!qbuf || !qtmp || !cand) {
+        rc = QV_ENOMEM;
+        goto cleanup;
+    }
+    qv_code_scan cs;
+    qv_code_scan_prepare(&cs, c, q, qbuf, qtmp);
+    qv_topk ct;
+    qv_topk_init_with(&ct, cand, R);
+    float est[CODE_CHUNK], bound = INFINITY;
+    for (size_t r0 = 0; r0 < f->n; r0 += CODE_CHUNK) {
+        size_t m = f->n - r0 < CODE_CHUNK ? f->n - r0 : CODE_CHUNK;
+        qv_code_rows_estimate(&f->codes, &cs, r0, m, est);
+        for (size_t j = 0; j < m; j++) {
+            uint64_t id = f->ids[r0 + j];
+            if (est[j] > bound || !allowed(sp, id) || (sp->accept && !sp->accept(id, sp->accept_arg))) continue;
+            if (qv_topk_push(&ct, est[j], r0 + j)) bound = qv_topk_bound(&ct);
+        }
+    }
+    size_t nc = qv_topk_sort(&ct);
+    if (!rescore) {
+        for (size_t i = 0; i < nc; i++) {
+            hits[i].id = f->ids[cand[i].id];
+            hits[i].score = qv_score_from_dist(metric, cand[i].dist);
+        }
+        *n_hits = nc;
+        goto cleanup;
+    }
+    const qv_kernels *kern = qv_kernels_get();
+    qv_dist_fn dist = metric == QV_METRIC_L2 ? kern->l2sq : kern->neg_dot;
+    qv_pair store[QV_MAX_K];
+    qv_topk tk;
+    qv_topk_init_with(&tk, store, k);
+    for (size_t i = 0; i < nc; i++) {
+        size_t row = cand[i].id;
+        if (c->kind == QV_QUANT_BIT1 && tk.len >= k &&
+            cand[i].dist - qv_code_rows_bound(&f->codes, &cs, row) > qv_topk_bound(&tk))
+            continue;
+        qv_topk_push(&tk, dist(q, f->vecs + row * dim, dim), f->ids[row]);
+    }
+    *n_hits = write_hits(metric, &tk, hits);
+cleanup:
+    qv_free(qbuf);
+    qv_free(qtmp);
+    qv_free(cand);
+    return rc;
+}
+
+/* One query, read lock held: on the codes when the index has trained ones. */
+static int search_one(const qv_index *ix, const flat *f, const float *q, const qv_search_params *sp, qv_hit *hits,
+                      size_t *n_hits)
+{
+    if (f->codec && f->codec->trained_on && sp->rescore != QV_RESCORE_ALL)
+        return search_codes(f, ix->p.metric, q, sp, hits, n_hits);
+    qv_pair store[QV_MAX_K];       /* 16 KiB of stack: no allocation on the float path */
+    qv_topk tk;
+    qv_topk_init_with(&tk, store, sp->k);
+    scan(f, ix->p.metric, q, sp, &tk);
+    *n_hits = write_hits(ix->p.metric, &tk, hits);
+    return QV_OK;
+}
+
 static int flat_search(const qv_index *ix, const float *q, const qv_search_params *sp, qv_hit *hits,
                        size_t *n_hits)
 {
     flat *f = ix->impl;
-    qv_pair store[QV_MAX_K];       /* 16 KiB of stack: no allocation on the search path */
-    qv_topk tk;
-    qv_topk_init_with(&tk, store, sp->k);
     pthread_rwlock_rdlock(&f->lock);
-    scan(f, ix->p.metric, q, sp, &tk);
+    int rc = search_one(ix, f, q, sp, hits, n_hits);
     pthread_rwlock_unlock(&f->lock);
-    *n_hits = write_hits(ix->p.metric, &tk, hits);
-    return QV_OK;
+    return rc;
 }
 
 typedef struct {
@@ -332,18 +463,16 @@ typedef struct {
     const qv_search_params *sp;
     qv_hit *hits;
     size_t *n_hits;
+    int rc;                        /* first failure */
 } scan_job;
 
 static void scan_one(void *arg, size_t i, unsigned worker)
 {
     scan_job *job = arg;
     const flat *f = job->ix->impl;
-    qv_pair store[QV_MAX_K];
-    qv_topk tk;
     (void)worker;
-    qv_topk_init_with(&tk, store, job->sp->k);
-    scan(f, job->ix->p.metric, job->q + i * f->dim, job->sp, &tk);
-    job->n_hits[i] = write_hits(job->ix->p.metric, &tk, job->hits + i * job->sp->k);
+    int rc = search_one(job->ix, f, job->q + i * f->dim, job->sp, job->hits + i * job->sp->k, &job->n_hits[i]);
+    if (rc != QV_OK) __atomic_store_n(&job->rc, rc, __ATOMIC_RELAXED);
 }
 
 /* ---- GPU batch ------------------------------------------------------------------------- */
@@ -436,6 +565,12 @@ static int flat_search_batch(const qv_index *ix, size_t nq, const float *q, cons
     int rc = QV_OK;
 
     pthread_rwlock_rdlock(&f->lock);
+    if (f->codec && f->codec->trained_on && sp->rescore != QV_RESCORE_ALL) {
+        scan_job job = {ix, q, sp, hits, n_hits, QV_OK};     /* codes: query by query */
+        qv_pool_run(ix->pool, nq, 1, scan_one, &job);
+        rc = job.rc;
+        goto cleanup;
+    }
     if (gpu_wanted(ix, f, nq, sp)) {
         rc = gpu_batch(ix, f, nq, q, k, hits, n_hits);
         if (rc == QV_OK || ix->p.gpu == QV_GPU_REQUIRE) goto cleanup;
@@ -443,7 +578,7 @@ static int flat_search_batch(const qv_index *ix, size_t nq, const float *q, cons
         rc = QV_OK;
     }
     if (nq < BATCH_MIN_GEMM) {
-        scan_job job = {ix, q, sp, hits, n_hits};
+        scan_job job = {ix, q, sp, hits, n_hits, QV_OK};
         qv_pool_run(ix->pool, nq, 1, scan_one, &job);
         goto cleanup;
     }
@@ -493,6 +628,10 @@ static int flat_save(const qv_index *ix, qv_writer *w)
     } else {
         rc = QV_OK;
         for (size_t i = 0; i < f->n * f->dim && rc == QV_OK; i++) rc = qv_w_f32(w, f->vecs[i]);
+    }
+    if (f->codec) {
+        qv_w_u32(w, f->codec->trained_on ? 1u : 0u);
+        if (f->codec->trained_on) qv_codec_save(f->codec, w);
     }
     pthread_rwlock_unlock(&f->lock);
     return w->failed ? w->failed : rc;
@@ -550,6 +689,14 @@ static int flat_load(qv_index *ix, qv_reader *r)
                                 (unsigned long long)f->ids[i], (double)f->norms[i]);
     }
     f->n = n;
+    if (!f->codec) return QV_OK;
+    uint32_t trained;
+    if ((rc = qv_r_u32(r, &trained, "codes trained")) != QV_OK) return rc;
+    if (trained > 1) return qv_r_corrupt(r, "codes trained flag %u (0 or 1)", trained);
+    if (!trained) return n ? qv_r_corrupt(r, "%zu vectors but no trained codes", n) : QV_OK;
+    if ((rc = qv_codec_load(f->codec, r)) != QV_OK) return rc;
+    for (size_t i = 0; i < n; i++)
+        qv_code_rows_put(&f->codes, f->codec, i, f->vecs + i * dim, f->enc_row, f->enc_tmp);
     return QV_OK;
 }
 
@@ -569,8 +716,24 @@ static size_t flat_memory(const qv_index *ix)
     pthread_rwlock_rdlock(&f->lock);
     size_t bytes = sizeof *f + f->cap * (f->dim * sizeof(float) + sizeof(float) + sizeof(uint64_t)) +
                    qv_idmap_memory(&f->map);
+    if (f->codec) bytes += qv_code_rows_bytes(f->codec, f->codes.cap) + qv_codec_memory(f->codec);
     pthread_rwlock_unlock(&f->lock);
     return bytes;
+}
+
+/* vectors: the float rows (for a quantized index, read by the re-score only); search:
+ * ids, norms, id map and codes; other: the index header and encode scratch. */
+static void flat_memory_detail(const qv_index *ix, qv_index_memory_info *out)
+{
+    flat *f = ix->impl;
+    memset(out, 0, sizeof *out);
+    out->total = flat_memory(ix);
+    pthread_rwlock_rdlock(&f->lock);
+    out->vectors = f->cap * f->dim * sizeof(float);
+    if (f->codec) out->codes = qv_code_rows_bytes(f->codec, f->codes.cap) + qv_codec_memory(f->codec);
+    pthread_rwlock_unlock(&f->lock);
+    out->other = sizeof *f;
+    out->search = out->total - out->vectors - out->other;
 }
 
 const qv_index_ops qv_flat_ops = {
@@ -586,4 +749,5 @@ const qv_index_ops qv_flat_ops = {
     .load = flat_load,
     .size = flat_size,
     .memory = flat_memory,
+    .memory_detail = flat_memory_detail,
 };

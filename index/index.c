@@ -135,9 +135,6 @@ static int resolve_params(const qv_index_params *p, qv_index_params *out)
     if (!out->threads) out->threads = qv_cpu_count();
     if ((unsigned)out->gpu > QV_GPU_REQUIRE) return qv_fail(QV_EINVAL, "unknown gpu mode %d", (int)out->gpu);
     if (!qv_quant_name(out->quant)) return qv_fail(QV_EINVAL, "unknown quantization %d", (int)out->quant);
-    if (out->quant != QV_QUANT_NONE && out->kind != QV_INDEX_HNSW)
-        return qv_fail(QV_EINVAL, "quantization %s is not available for %s indexes", qv_quant_name(out->quant),
-                       qv_index_kind_name(out->kind));
     /* A bit1 row keeps its popcount in 16 bits (index/codec_rabitq.c). */
     if (out->quant == QV_QUANT_BIT1 && out->dim > QV_BIT1_MAX_DIM)
         return qv_fail(QV_EINVAL, "quantization bit1 takes dim up to %u, got %u", QV_BIT1_MAX_DIM, out->dim);

@@ -3,7 +3,8 @@
  * shares with qv_kmeans (private to index/).
  *
  * Files: kmeans.c (qv_kmeans, GEMM assignment), ivf_build.c (create, train, add, remove,
- * size, memory), ivf_search.c (single and batch search), ivf_io.c (save/load body).
+ * size, memory), ivf_search.c (single and batch search), ivf_codes.c (a quantized
+ * index: codes in the lists, their scan and the float re-score), ivf_io.c (save/load body).
  *
  * Layout: list l holds len vectors stored contiguously (64-byte aligned, capacity grown
  * geometrically), their ids alongside and, for l2, their squared norms (used by the GEMM
@@ -41,6 +42,7 @@
 #include "core/pool.h"
 #include "core/topk.h"
 #include "gpu/gpu.h"
+#include "index/code_rows.h"
 #include "index/index.h"
 
 typedef struct {
@@ -48,11 +50,29 @@ typedef struct {
     float *norms;                  /* cap squared norms (l2 only, else NULL) */
     uint64_t *ids;                 /* cap */
     uint32_t len, cap;
+    qv_code_rows codes;            /* quantized index: the codes of the len vectors */
 } qv_ivf_list;
 
 typedef struct { uint32_t list, pos; } qv_ivf_loc;
 
+/* Per-query scratch, kept on a free list of the index (ivf_search.c). */
 typedef struct qv_ivf_scratch qv_ivf_scratch;
+struct qv_ivf_scratch {
+    qv_ivf_scratch *next;
+    size_t cap;                    /* nlist entries */
+    float *coarse;
+    qv_pair *order;
+    qv_pair heap[QV_MAX_K];
+    /* quantized search (ivf_codes.c), grown on demand */
+    void *qbuf;                    /* the prepared query (64-byte aligned) */
+    size_t qbuf_bytes;
+    float *qtmp;                   /* its scratch */
+    size_t qtmp_floats;
+    float *est;                    /* estimates of one list */
+    size_t est_cap;
+    qv_pair *cand;                 /* the best estimates: id = list << 32 | position */
+    size_t cand_cap;
+};
 
 typedef struct {
     pthread_rwlock_t lock;
@@ -62,6 +82,9 @@ typedef struct {
     float *centroids;              /* nlist*dim (unit length for ip/cosine) */
     float *cnorms;                 /* nlist squared norms */
     qv_ivf_list *lists;            /* nlist */
+    qv_codec *codec;               /* quantized index (p.quant): trained with the centroids */
+    uint8_t *enc_row;              /* encode scratch, used under the write lock */
+    float *enc_tmp;
     qv_idmap map;                  /* id -> slot */
     qv_ivf_loc *loc;               /* slot -> (list, pos) */
     uint32_t *free_slots;          /* recycled slots (stack), capacity slot_cap */
@@ -109,8 +132,9 @@ int qv_ivf_assign(const float *centroids, const float *cnorms, size_t k, size_t 
 
 /* ---- IVF internals shared by ivf_*.c ----------------------------------------------- */
 
-/** Make room for `more` entries in list L (64-byte aligned growth). @return QV_OK/QV_ENOMEM. */
-int  qv_ivf_list_reserve(qv_ivf_list *L, size_t dim, int with_norms, size_t more);
+/** Make room for `more` entries in list L (64-byte aligned growth), codes too when codec
+ *  is not NULL. @return QV_OK/QV_ENOMEM. */
+int  qv_ivf_list_reserve(qv_ivf_list *L, size_t dim, int with_norms, const qv_codec *codec, size_t more);
 void qv_ivf_list_release(qv_ivf_list *L);
 /** Install trained centroids (takes ownership of centroids) and empty lists; caller holds
  *  the write lock and the index is empty. */
@@ -121,6 +145,47 @@ int  qv_ivf_reserve_slots(qv_ivf *v, size_t more);
 int  qv_ivf_append(qv_ivf *v, uint32_t l, uint64_t id, const float *vec);
 /** Remove id if present (write lock held); returns 1 when removed. */
 int  qv_ivf_remove_one(qv_ivf *v, uint64_t id);
+
+/** Per-query scratch of the free list (NULL: out of memory) and its return. */
+qv_ivf_scratch *qv_ivf_scratch_get(qv_ivf *v);
+void qv_ivf_scratch_put(qv_ivf *v, qv_ivf_scratch *s);
+/** Scan one list into tk (read lock held); returns the vectors scanned. */
+typedef size_t (*qv_ivf_scan_fn)(void *arg, uint32_t list, qv_topk *tk);
+/** The probe of one query (read lock held): the nprobe lists nearest q, best first, each
+ *  scanned by scan into tk, then further lists while tk holds fewer than sp->k (within
+ *  sp->max_visits). */
+void qv_ivf_probe(const qv_ivf *v, const float *q, const qv_search_params *sp, qv_ivf_scratch *s, qv_topk *tk,
+                  qv_ivf_scan_fn scan, void *arg);
+/** Filters of sp over ids. */
+typedef struct {
+    const uint64_t *bits;
+    uint64_t nbits;
+    qv_accept_fn accept;
+    void *arg;
+    int any;
+} qv_ivf_filter;
+void qv_ivf_filter_init(qv_ivf_filter *f, const qv_search_params *sp);
+static inline int qv_ivf_filter_pass(const qv_ivf_filter *f, uint64_t id)
+{
+    if (f->bits && !(id < f->nbits && ((f->bits[id >> 6] >> (id & 63)) & 1))) return 0;
+    if (f->accept && !f->accept(id, f->arg)) return 0;
+    return 1;
+}
+
+/* ---- quantized lists (ivf_codes.c) --------------------------------------------------- */
+
+/** Set up the codec of a quantized index (create; NULL codec for quant none). */
+int  qv_ivf_codes_create(qv_ivf *v, const qv_index_params *p);
+void qv_ivf_codes_destroy(qv_ivf *v);
+/** Encode the vector at position pos of list l (write lock held). */
+void qv_ivf_codes_put(qv_ivf *v, uint32_t l, uint32_t pos);
+/** Re-encode every list (after the codec changed; write lock held). */
+void qv_ivf_codes_encode_all(qv_ivf *v);
+/** One query on the codes, then the float re-score (read lock held): hits, *n_hits. */
+int  qv_ivf_search_codes(const qv_ivf *v, const float *q, const qv_search_params *sp, qv_ivf_scratch *s,
+                         qv_hit *hits, size_t *n_hits);
+/** Bytes of codes held by the lists (read lock held). */
+size_t qv_ivf_codes_memory(const qv_ivf *v);
 
 /** Release all per-query scratch (destroy). */
 void qv_ivf_scratch_release_all(qv_ivf *v);

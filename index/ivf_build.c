@@ -33,7 +33,7 @@
 
 /* ---- lists ------------------------------------------------------------------------- */
 
-int qv_ivf_list_reserve(qv_ivf_list *L, size_t dim, int with_norms, size_t more)
+int qv_ivf_list_reserve(qv_ivf_list *L, size_t dim, int with_norms, const qv_codec *codec, size_t more)
 {
     size_t need = (size_t)L->len + more;
     if (need <= L->cap) return QV_OK;
@@ -42,6 +42,8 @@ int qv_ivf_list_reserve(qv_ivf_list *L, size_t dim, int with_norms, size_t more)
     if (cap < need) cap = need;
     if (cap < 8) cap = 8;
     if (cap > MAX_VECTORS) cap = MAX_VECTORS;
+    /* Codes first: growing them alone changes nothing the list's readers see. */
+    if (codec && qv_code_rows_reserve(&L->codes, codec, L->len, cap) != QV_OK) return QV_ENOMEM;
     float *vecs = qv_aligned_calloc(cap, dim * sizeof(float));
     uint64_t *ids = qv_reallocarray(NULL, cap, sizeof *ids);
     float *norms = with_norms ? qv_reallocarray(NULL, cap, sizeof *norms) : NULL;
@@ -72,6 +74,7 @@ void qv_ivf_list_release(qv_ivf_list *L)
     qv_free(L->vecs);
     qv_free(L->ids);
     qv_free(L->norms);
+    qv_code_rows_release(&L->codes);
     memset(L, 0, sizeof *L);
 }
 
@@ -138,6 +141,7 @@ int qv_ivf_append(qv_ivf *v, uint32_t l, uint64_t id, const float *vec)
     memcpy(L->vecs + (size_t)pos * v->dim, vec, v->dim * sizeof(float));
     L->ids[pos] = id;
     if (L->norms) L->norms[pos] = qv_norm_sq(vec, v->dim);
+    if (v->codec) qv_ivf_codes_put(v, l, pos);
     v->loc[slot].list = l;
     v->loc[slot].pos = pos;
     v->n++;
@@ -156,6 +160,7 @@ int qv_ivf_remove_one(qv_ivf *v, uint64_t id)
         memcpy(L->vecs + (size_t)at.pos * v->dim, L->vecs + (size_t)last * v->dim, v->dim * sizeof(float));
         L->ids[at.pos] = L->ids[last];
         if (L->norms) L->norms[at.pos] = L->norms[last];
+        if (v->codec) qv_code_rows_move(&L->codes, v->codec, at.pos, last);
         uint32_t moved = qv_idmap_get(&v->map, L->ids[at.pos]);
         v->loc[moved].pos = at.pos;
     }
@@ -181,6 +186,7 @@ static void ivf_destroy(qv_index *ix)
     qv_idmap_release(&v->map);
     qv_ivf_scratch_release_all(v);
     qv_ivf_gpu_release(v);
+    qv_ivf_codes_destroy(v);
     pthread_rwlock_destroy(&v->lock);
     pthread_mutex_destroy(&v->scratch_lock);
     pthread_mutex_destroy(&v->gpu_lock);
@@ -203,7 +209,8 @@ static int ivf_create(qv_index *ix)
     v->dim = ix->p.dim;
     v->metric = ix->p.metric;
     ix->impl = v;
-    return qv_idmap_init(&v->map, 0);
+    int rc = qv_idmap_init(&v->map, 0);
+    return rc == QV_OK ? qv_ivf_codes_create(v, &ix->p) : rc;
 }
 
 static uint32_t auto_nlist(size_t n)
@@ -246,14 +253,28 @@ static int ivf_train(qv_index *ix, size_t n, const float *vecs)
         qv_free(cent);
         return rc;
     }
+    /* A quantized index fits its codes to the same sample. */
+    qv_codec *codec = NULL;
+    if (v->codec && ((rc = qv_codec_new(v->codec->kind, (uint32_t)v->dim, v->metric, ix->p.seed, &codec)) != QV_OK ||
+                     (rc = qv_codec_train(codec, n, vecs)) != QV_OK)) {
+        qv_codec_free(codec);
+        qv_free(cent);
+        return rc;
+    }
     pthread_rwlock_wrlock(&v->lock);
     if (v->n) {
         rc = qv_fail(QV_ESTATE, "ivf index received vectors during training: only an empty index can be (re)trained");
         qv_free(cent);
     } else if ((rc = qv_ivf_install(v, nlist, cent)) == QV_OK) {
         ix->p.nlist = nlist;
+        if (codec) {
+            qv_codec *old = v->codec;
+            v->codec = codec;
+            codec = old;                           /* freed below */
+        }
     }
     pthread_rwlock_unlock(&v->lock);
+    qv_codec_free(codec);
     return rc;
 }
 
@@ -288,7 +309,7 @@ static int ivf_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vec
     if (!(need = qv_calloc(v->nlist, sizeof *need))) { rc = QV_ENOMEM; goto cleanup; }
     for (size_t i = 0; i < n; i++) need[assign[i]]++;
     for (uint32_t l = 0; l < v->nlist; l++)
-        if (need[l] && (rc = qv_ivf_list_reserve(&v->lists[l], v->dim, v->metric == QV_METRIC_L2, need[l])) != QV_OK)
+        if (need[l] && (rc = qv_ivf_list_reserve(&v->lists[l], v->dim, v->metric == QV_METRIC_L2, v->codec, need[l])) != QV_OK)
             goto cleanup;
     if ((rc = qv_ivf_reserve_slots(v, n)) != QV_OK) goto cleanup;
 
@@ -333,11 +354,30 @@ static size_t ivf_memory(const qv_index *ix)
     size_t bytes = sizeof *v + (size_t)v->nlist * (v->dim * sizeof(float) + sizeof(float) + sizeof(qv_ivf_list));
     for (uint32_t l = 0; l < v->nlist; l++) bytes += (size_t)v->lists[l].cap * per;
     bytes += qv_idmap_memory(&v->map) + v->slot_cap * (sizeof(qv_ivf_loc) + sizeof(uint32_t));
+    bytes += qv_ivf_codes_memory(v);
     pthread_mutex_lock(&v->gpu_lock);
     bytes += v->gpu_rows * sizeof *v->gpu_ids;          /* host side of the device copy */
     pthread_mutex_unlock(&v->gpu_lock);
     pthread_rwlock_unlock(&v->lock);
     return bytes;
+}
+
+/* vectors: the floats of the lists (for a quantized index, read only by the re-score);
+ * search: centroids, ids, norms, codes, id map and slots; other: the host side of the
+ * device copy and the index header. */
+static void ivf_memory_detail(const qv_index *ix, qv_index_memory_info *out)
+{
+    qv_ivf *v = ix->impl;
+    memset(out, 0, sizeof *out);
+    out->total = ivf_memory(ix);
+    pthread_rwlock_rdlock(&v->lock);
+    for (uint32_t l = 0; l < v->nlist; l++) out->vectors += (size_t)v->lists[l].cap * v->dim * sizeof(float);
+    out->codes = qv_ivf_codes_memory(v);
+    pthread_mutex_lock(&v->gpu_lock);
+    out->other = sizeof *v + v->gpu_rows * sizeof *v->gpu_ids;
+    pthread_mutex_unlock(&v->gpu_lock);
+    pthread_rwlock_unlock(&v->lock);
+    out->search = out->total - out->vectors - out->other;
 }
 
 const qv_index_ops qv_ivf_ops = {
@@ -353,4 +393,5 @@ const qv_index_ops qv_ivf_ops = {
     .load = qv_ivf_load,
     .size = ivf_size,
     .memory = ivf_memory,
+    .memory_detail = ivf_memory_detail,
 };

@@ -6,6 +6,9 @@
  *   f32 centroids[nlist*dim]
  *   u64 count                      live vectors
  *   nlist times: u32 len, u64 ids[len], f32 vecs[len*dim]
+ *   codec                          quantized index (header quant != none) when trained:
+ *                                  its parameters (index/codec.c), last like hnsw's; the
+ *                                  codes are not stored but re-encoded from the vectors
  * Squared norms, the id map and the slot table are rebuilt on load, not stored.
  * Arrays are written as raw bytes, which is the little-endian layout on the hosts Quiver
  * builds for (checked at compile time below).
@@ -42,6 +45,7 @@ int qv_ivf_save(const qv_index *ix, qv_writer *w)
         qv_w_bytes(w, L->ids, (size_t)L->len * sizeof *L->ids);
         qv_w_bytes(w, L->vecs, (size_t)L->len * v->dim * sizeof(float));
     }
+    if (v->nlist && v->codec) qv_codec_save(v->codec, w);
     rc = w->failed ? w->failed : QV_OK;
     pthread_rwlock_unlock(&v->lock);
     return rc;
@@ -76,7 +80,7 @@ static int load_lists(qv_ivf *v, qv_reader *r, uint64_t count)
         if ((rc = qv_r_view(r, &pids, (size_t)len * sizeof(uint64_t), "ivf list ids")) != QV_OK) goto cleanup;
         size_t vecs_off = r->off;
         if ((rc = qv_r_view(r, &pvecs, (size_t)len * row, "ivf list vectors")) != QV_OK) goto cleanup;
-        if ((rc = qv_ivf_list_reserve(&v->lists[l], dim, v->metric == QV_METRIC_L2, len)) != QV_OK) goto cleanup;
+        if ((rc = qv_ivf_list_reserve(&v->lists[l], dim, v->metric == QV_METRIC_L2, v->codec, len)) != QV_OK) goto cleanup;
         for (uint32_t j = 0; j < len; j++) {
             uint64_t id;
             size_t at = vecs_off + (size_t)j * row;
@@ -158,7 +162,18 @@ int qv_ivf_load(qv_index *ix, qv_reader *r)
     rc = qv_ivf_install(v, nlist, cent);
     cent = NULL;                                        /* owned by v (or freed) now */
     if (rc != QV_OK) goto cleanup;
-    if ((rc = load_lists(v, r, count)) != QV_OK) goto cleanup;
+    /* The lists come before the codec: they are encoded once it is read. */
+    qv_codec *codec = v->codec;
+    v->codec = NULL;
+    rc = load_lists(v, r, count);
+    v->codec = codec;
+    if (rc != QV_OK) goto cleanup;
+    if (codec) {
+        if ((rc = qv_codec_load(codec, r)) != QV_OK) goto cleanup;
+        for (uint32_t l = 0; l < nlist; l++)
+            if ((rc = qv_code_rows_reserve(&v->lists[l].codes, codec, 0, v->lists[l].cap)) != QV_OK) goto cleanup;
+        qv_ivf_codes_encode_all(v);
+    }
     ix->p.nlist = nlist;
 cleanup:
     pthread_rwlock_unlock(&v->lock);

@@ -13,7 +13,8 @@
  *      selective filters), probing continues into the next-best lists until k are found,
  *      all lists are done, or sp->max_visits vectors (when set) have been scanned.
  * Scratch (coarse distances, probe order) comes from a per-index free list, so a query
- * allocates only the first time a thread needs one.
+ * allocates only the first time a thread needs one. A quantized index scans codes
+ * instead (ivf_codes.c, through the same probe), and its batches run query by query.
  *
  * Batch: queries are handled in blocks of BATCH_BLOCK. The coarse step of a block is one
  * GEMM (qv_blas_knn against the centroids, nprobe best). Then the block is cut into
@@ -64,36 +65,13 @@
 
 int qv_ivf_batch_strategy = 0;
 
-struct qv_ivf_scratch {
-    qv_ivf_scratch *next;
-    size_t cap;                    /* nlist entries */
-    float *coarse;
-    qv_pair *order;
-    qv_pair heap[QV_MAX_K];
-};
-
-typedef struct {
-    const uint64_t *bits;
-    uint64_t nbits;
-    qv_accept_fn accept;
-    void *arg;
-    int any;
-} ivf_filter;
-
-static void filter_init(ivf_filter *f, const qv_search_params *sp)
+void qv_ivf_filter_init(qv_ivf_filter *f, const qv_search_params *sp)
 {
     f->bits = sp->allow_bits;
     f->nbits = sp->allow_nbits;
     f->accept = sp->accept;
     f->arg = sp->accept_arg;
     f->any = f->bits != NULL || f->accept != NULL;
-}
-
-static inline int filter_pass(const ivf_filter *f, uint64_t id)
-{
-    if (f->bits && !(id < f->nbits && ((f->bits[id >> 6] >> (id & 63)) & 1))) return 0;
-    if (f->accept && !f->accept(id, f->arg)) return 0;
-    return 1;
 }
 
 /* ---- scratch ----------------------------------------------------------------------- */
@@ -103,10 +81,14 @@ static void scratch_free(qv_ivf_scratch *s)
     if (!s) return;
     qv_free(s->coarse);
     qv_free(s->order);
+    qv_free(s->qbuf);
+    qv_free(s->qtmp);
+    qv_free(s->est);
+    qv_free(s->cand);
     qv_free(s);
 }
 
-static qv_ivf_scratch *scratch_get(qv_ivf *v)
+qv_ivf_scratch *qv_ivf_scratch_get(qv_ivf *v)
 {
     qv_ivf_scratch *s;
     pthread_mutex_lock(&v->scratch_lock);
@@ -128,7 +110,7 @@ static qv_ivf_scratch *scratch_get(qv_ivf *v)
     return s;
 }
 
-static void scratch_put(qv_ivf *v, qv_ivf_scratch *s)
+void qv_ivf_scratch_put(qv_ivf *v, qv_ivf_scratch *s)
 {
     pthread_mutex_lock(&v->scratch_lock);
     s->next = v->scratch_free;
@@ -152,7 +134,7 @@ typedef struct {
     const float *q;
     qv_dist_fn dist;
     void (*x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
-    ivf_filter f;
+    qv_ivf_filter f;
 } scan_ctx;
 
 static inline void offer(qv_topk *tk, float *bound, float d, uint64_t id)
@@ -201,7 +183,7 @@ static size_t scan_list(const scan_ctx *c, uint32_t l, qv_topk *tk)
     const float *b[4];
     uint64_t bid[4];
     for (; j < len; j++) {
-        if (!filter_pass(&c->f, ids[j])) continue;
+        if (!qv_ivf_filter_pass(&c->f, ids[j])) continue;
         b[m] = base + j * dim;
         bid[m++] = ids[j];
         if (m == 4) {
@@ -243,12 +225,13 @@ static void ctx_init(scan_ctx *c, const qv_ivf *v, const float *q, const qv_sear
     c->q = q;
     c->dist = l2 ? kern->l2sq : kern->neg_dot;
     c->x4 = l2 ? kern->l2sq_x4 : kern->neg_dot_x4;
-    filter_init(&c->f, sp);
+    qv_ivf_filter_init(&c->f, sp);
 }
 
-/* Search with the read lock held; tk is empty and has capacity sp->k. */
-static void search_locked(const qv_ivf *v, const float *q, const qv_search_params *sp, qv_ivf_scratch *s,
-                          qv_topk *tk)
+static size_t scan_list_cb(void *arg, uint32_t l, qv_topk *tk) { return scan_list(arg, l, tk); }
+
+void qv_ivf_probe(const qv_ivf *v, const float *q, const qv_search_params *sp, qv_ivf_scratch *s, qv_topk *tk,
+                  qv_ivf_scan_fn scan, void *arg)
 {
     scan_ctx c;
     qv_topk probe;
@@ -259,8 +242,8 @@ static void search_locked(const qv_ivf *v, const float *q, const qv_search_param
     qv_topk_init_with(&probe, s->order, nprobe);
     for (size_t l = 0; l < nlist; l++) qv_topk_push(&probe, s->coarse[l], l);
     size_t nsel = qv_topk_sort(&probe);
-    for (size_t i = 0; i < nsel; i++) visited += scan_list(&c, (uint32_t)s->order[i].id, tk);
-    if (tk->len >= tk->k || nsel >= nlist) return;
+    for (size_t i = 0; i < nsel; i++) visited += scan(arg, (uint32_t)s->order[i].id, tk);
+    if (tk->len >= sp->k || nsel >= nlist) return;
 
     /* Extension: the same (distance, list) order as the heap gave, continued. */
     for (size_t l = 0; l < nlist; l++) {
@@ -268,10 +251,19 @@ static void search_locked(const qv_ivf *v, const float *q, const qv_search_param
         s->order[l].id = l;
     }
     qsort(s->order, nlist, sizeof *s->order, cmp_pair);
-    for (size_t i = nsel; i < nlist && tk->len < tk->k; i++) {
+    for (size_t i = nsel; i < nlist && tk->len < sp->k; i++) {
         if (sp->max_visits && visited >= sp->max_visits) break;
-        visited += scan_list(&c, (uint32_t)s->order[i].id, tk);
+        visited += scan(arg, (uint32_t)s->order[i].id, tk);
     }
+}
+
+/* Search with the read lock held; tk is empty and has capacity sp->k. */
+static void search_locked(const qv_ivf *v, const float *q, const qv_search_params *sp, qv_ivf_scratch *s,
+                          qv_topk *tk)
+{
+    scan_ctx c;
+    ctx_init(&c, v, q, sp);
+    qv_ivf_probe(v, q, sp, s, tk, scan_list_cb, &c);
 }
 
 static void emit(qv_metric metric, qv_topk *tk, qv_hit *hits, size_t *n_hits)
@@ -289,13 +281,18 @@ static int search_one(const qv_ivf *v, const float *q, const qv_search_params *s
                       size_t *n_hits)
 {
     qv_topk tk;
-    qv_ivf_scratch *s = scratch_get((qv_ivf *)v);
+    qv_ivf_scratch *s = qv_ivf_scratch_get((qv_ivf *)v);
     if (!s) return QV_ENOMEM;
-    qv_topk_init_with(&tk, s->heap, sp->k);
-    search_locked(v, q, sp, s, &tk);
-    emit(v->metric, &tk, hits, n_hits);
-    scratch_put((qv_ivf *)v, s);
-    return QV_OK;
+    int rc = QV_OK;
+    if (v->codec && sp->rescore != QV_RESCORE_ALL) {
+        rc = qv_ivf_search_codes(v, q, sp, s, hits, n_hits);
+    } else {
+        qv_topk_init_with(&tk, s->heap, sp->k);
+        search_locked(v, q, sp, s, &tk);
+        emit(v->metric, &tk, hits, n_hits);
+    }
+    qv_ivf_scratch_put((qv_ivf *)v, s);
+    return rc;
 }
 
 int qv_ivf_search(const qv_index *ix, const float *q, const qv_search_params *sp, qv_hit *hits,
@@ -421,7 +418,7 @@ static void gemm_list(const batch_job *job, size_t q0, gemm_scratch *g, uint32_t
                 for (size_t j = 0; j < nn; j++) {
                     float d = l2 ? crow[j] + xn[j] + qn : crow[j];
                     if (d > bound) continue;
-                    if (proto->f.any && !filter_pass(&proto->f, ids[j])) continue;
+                    if (proto->f.any && !qv_ivf_filter_pass(&proto->f, ids[j])) continue;
                     if (qv_topk_push(tk, d, ids[j])) bound = qv_topk_bound(tk);
                 }
             }
@@ -503,7 +500,7 @@ void qv_ivf_gpu_release(qv_ivf *v)
 static int gpu_wanted(const qv_index *ix, const qv_ivf *v, size_t nq, size_t nprobe, const qv_search_params *sp)
 {
     if (ix->p.gpu == QV_GPU_OFF || nq < GPU_MIN_BATCH || v->n == 0 || sp->allow_bits || sp->accept) return 0;
-    if (nprobe > QV_MAX_K || qv_ivf_batch_strategy != 0) return 0;
+    if (nprobe > QV_MAX_K || qv_ivf_batch_strategy != 0 || v->codec) return 0;   /* no device codes yet */
     return ix->p.gpu == QV_GPU_REQUIRE || qv_gpu_probe();
 }
 
@@ -656,7 +653,7 @@ int qv_ivf_search_batch(const qv_index *ix, size_t nq, const float *q, const qv_
         rc = QV_OK;
     }
     int gemm = qv_ivf_batch_strategy == 2 || (qv_ivf_batch_strategy == 0 && nq >= 16);
-    if (nprobe > QV_MAX_K) gemm = 0;
+    if (nprobe > QV_MAX_K || v->codec) gemm = 0;      /* codes: scanned query by query */
     size_t block = nq < BATCH_BLOCK ? nq : BATCH_BLOCK;
     if (gemm && (!(probe = qv_reallocarray(NULL, block, nprobe * sizeof *probe)) ||
                  !(pdist = qv_reallocarray(NULL, block, nprobe * sizeof *pdist)))) {

@@ -251,10 +251,6 @@ static void h_create(srv_req *r)
         srv_bad(r, "hnsw_config.m must be 0 (no graph: exact search) or 2..100");
         return;
     }
-    if (b.quant != QV_QUANT_NONE && !b.m) {
-        srv_bad(r, "quantization_config needs an HNSW graph (hnsw_config.m > 0)");
-        return;
-    }
     qv_index_params_init(&cfg.index, b.m ? QV_INDEX_HNSW : QV_INDEX_FLAT, b.size, (qv_metric)b.distance);
     if (b.m) cfg.index.m = b.m;
     cfg.index.ef_construction = b.ef;

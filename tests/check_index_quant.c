@@ -1,9 +1,11 @@
 /*
- * tests/check_index_quant.c -- quantized HNSW (qv_index_params.quant = sq8, sq4, bit1):
- * recall on real data (siftsmall, l2; the first 10k of glove6b-100k, cosine) for each
- * code kind, with re-scoring against the float index at the same ef and without it;
- * estimated distances against double-precision ones; save/load round trips that give
- * the same answers; a damaged code section gives QV_ECORRUPT; parameter checks.
+ * tests/check_index_quant.c -- quantized indexes (qv_index_params.quant = sq8, sq4,
+ * bit1): HNSW walking on codes, IVF with codes in its lists, flat scanning codes. Recall
+ * on real data (siftsmall, l2; the first 10k of glove6b-100k, cosine) for each code
+ * kind, with re-scoring against the float index at the same ef / nprobe and without it;
+ * estimated distances against double-precision ones; the 4-bit fast-scan kernel against
+ * a double reference; save/load round trips that give the same answers; a damaged code
+ * section gives QV_ECORRUPT; removals; parameter checks.
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "core/crc32c.h"
+#include "core/fastscan.h"
 #include "tests/test_util.h"
 
 typedef struct {
@@ -56,20 +59,30 @@ static void free_set(dataset *d)
     free(d->truth);
 }
 
-static qv_index *build(const dataset *d, qv_quant quant)
+/* An index of kind over n vectors with ids first_id.. (an ivf one trained on them first,
+ * nlist = n / 40). */
+static qv_index *build_kind(qv_index_kind kind, qv_quant quant, qv_metric metric, uint32_t dim, size_t n,
+                            const float *vecs, uint64_t first_id, uint64_t seed)
 {
     qv_index_params p;
-    qv_index_params_init(&p, QV_INDEX_HNSW, (uint32_t)d->dim, d->metric);
+    qv_index_params_init(&p, kind, dim, metric);
     p.quant = quant;
-    p.seed = 7;
+    p.seed = seed;
+    p.nlist = n >= 80 ? (uint32_t)(n / 40) : 2;
     qv_index *ix;
     QV_CK(qv_index_new(&p, &ix));
-    uint64_t *ids = malloc(d->n * sizeof *ids);
+    if (kind == QV_INDEX_IVF) QV_CK(qv_index_train(ix, n, vecs));
+    uint64_t *ids = malloc(n * sizeof *ids);
     ck_assert_ptr_nonnull(ids);
-    for (size_t i = 0; i < d->n; i++) ids[i] = i;
-    QV_CK(qv_index_add(ix, d->n, ids, d->base));
+    for (size_t i = 0; i < n; i++) ids[i] = first_id + i;
+    QV_CK(qv_index_add(ix, n, ids, vecs));
     free(ids);
     return ix;
+}
+
+static qv_index *build(const dataset *d, qv_quant quant)
+{
+    return build_kind(QV_INDEX_HNSW, quant, d->metric, (uint32_t)d->dim, d->n, d->base, 0, 7);
 }
 
 /* recall@K over the set's queries; hits (nq x K) kept when out is given. */
@@ -78,6 +91,7 @@ static double recall(const qv_index *ix, const dataset *d, uint32_t ef, qv_resco
     qv_search_params sp;
     qv_search_params_init(&sp, K);
     sp.ef = ef;
+    sp.nprobe = ef;                /* ivf: ef stands for nprobe */
     sp.rescore = rescore;
     uint64_t *got = malloc(d->nq * K * sizeof *got);
     size_t *n_got = malloc(d->nq * sizeof *n_got);
@@ -217,22 +231,13 @@ END_TEST
 
 /* ---- persistence ------------------------------------------------------------------ */
 
-static qv_index *small_index(qv_quant quant, uint32_t dim, size_t n, float **vecs_out)
+static qv_index *small_index_kind(qv_index_kind kind, qv_quant quant, uint32_t dim, size_t n, float **vecs_out)
 {
     float *v = random_vectors(n, dim, 5);
-    qv_index_params p;
-    qv_index_params_init(&p, QV_INDEX_HNSW, dim, QV_METRIC_L2);
-    p.quant = quant;
-    p.seed = 9;
-    qv_index *ix;
-    QV_CK(qv_index_new(&p, &ix));
-    uint64_t *ids = malloc(n * sizeof *ids);
-    for (size_t i = 0; i < n; i++) ids[i] = 1000 + i;
-    QV_CK(qv_index_add(ix, n, ids, v));
-    free(ids);
     *vecs_out = v;
-    return ix;
+    return build_kind(kind, quant, QV_METRIC_L2, dim, n, v, 1000, 9);
 }
+
 
 static void same_answers(const qv_index *a, const qv_index *b, const float *qs, size_t nq, uint32_t dim)
 {
@@ -254,12 +259,15 @@ static void same_answers(const qv_index *a, const qv_index *b, const float *qs, 
     }
 }
 
+static const qv_index_kind all_kinds[] = {QV_INDEX_HNSW, QV_INDEX_IVF, QV_INDEX_FLAT};
+
 START_TEST(test_save_load_roundtrip)
 {
     const uint32_t dim = 40;
+    for (int ik = 0; ik < 3; ik++)
     for (int kind = QV_QUANT_SQ8; kind <= QV_QUANT_BIT1; kind++) {
         float *v;
-        qv_index *ix = small_index((qv_quant)kind, dim, 3000, &v), *back = NULL;
+        qv_index *ix = small_index_kind(all_kinds[ik], (qv_quant)kind, dim, 3000, &v), *back = NULL;
         char *dir = make_tmpdir("qv-quant");
         char path[4096];
         snprintf(path, sizeof path, "%s/ix.qvi", dir);
@@ -320,9 +328,10 @@ static void expect_corrupt(const uint8_t *b, size_t len, const char *what)
 START_TEST(test_corrupt_code_section)
 {
     const uint32_t dim = 24;
+    for (int ik = 0; ik < 3; ik++)
     for (int kind = QV_QUANT_SQ8; kind <= QV_QUANT_BIT1; kind++) {
         float *v;
-        qv_index *ix = small_index((qv_quant)kind, dim, 1500, &v);
+        qv_index *ix = small_index_kind(all_kinds[ik], (qv_quant)kind, dim, 1500, &v);
         void *buf;
         size_t len;
         QV_CK(qv_index_save_mem(ix, &buf, &len));
@@ -430,44 +439,194 @@ START_TEST(test_params)
     ck_assert_ptr_null(ix);
     p.quant = QV_QUANT_BIT1;
     p.dim = QV_MAX_DIM;                        /* a bit1 row's popcount has 16 bits */
-    QV_CK_FAIL(qv_index_new(&p, &ix), QV_EINVAL);
-    p.kind = QV_INDEX_IVF;
-    p.dim = 8;
-    QV_CK_FAIL(qv_index_new(&p, &ix), QV_EINVAL);
-    ck_assert_ptr_null(ix);
-
-    float *v;
-    ix = small_index(QV_QUANT_SQ8, 8, 200, &v);
-    qv_search_params sp;
-    qv_search_params_init(&sp, 5);
-    qv_hit h[5];
-    size_t nh;
-    const float bad_over[] = {0.5f, -1.0f, NAN, INFINITY, 1e9f};
-    for (size_t i = 0; i < sizeof bad_over / sizeof *bad_over; i++) {
-        sp.oversampling = bad_over[i];
-        QV_CK_FAIL(qv_index_search(ix, v, &sp, h, &nh), QV_EINVAL);
+    for (int ik = 0; ik < 3; ik++) {
+        p.kind = all_kinds[ik];
+        QV_CK_FAIL(qv_index_new(&p, &ix), QV_EINVAL);
+        ck_assert_ptr_null(ix);
+        ck_assert_ptr_nonnull(strstr(qv_last_error(), "bit1"));
     }
-    sp.oversampling = 1.0f;
-    sp.rescore = (qv_rescore)7;
-    QV_CK_FAIL(qv_index_search(ix, v, &sp, h, &nh), QV_EINVAL);
-    /* Oversampling above ef raises the beam; the nearest point of itself comes first. */
-    sp.rescore = QV_RESCORE_ON;
-    sp.oversampling = 20.0f;
-    sp.ef = 5;
-    QV_CK(qv_index_search(ix, v, &sp, h, &nh));
-    ck_assert_uint_eq(nh, 5);
-    ck_assert_uint_eq(h[0].id, 1000);
-    ck_assert_float_eq(h[0].score, 0.0f);
-    /* An empty quantized index answers nothing; removed points are not answered. */
-    qv_index_free(ix);
-    free(v);
-    qv_index_params_init(&p, QV_INDEX_HNSW, 8, QV_METRIC_IP);
-    p.quant = QV_QUANT_BIT1;
-    QV_CK(qv_index_new(&p, &ix));
-    float q0[8] = {1, 0, 0, 0, 0, 0, 0, 0};
-    QV_CK(qv_index_search(ix, q0, &sp, h, &nh));
-    ck_assert_uint_eq(nh, 0);
-    qv_index_free(ix);
+    p.kind = QV_INDEX_HNSW;
+    p.dim = 8;
+
+    for (int ik = 0; ik < 3; ik++) {
+        float *v;
+        ix = small_index_kind(all_kinds[ik], QV_QUANT_SQ8, 8, 200, &v);
+        qv_search_params sp;
+        qv_search_params_init(&sp, 5);
+        qv_hit h[5];
+        size_t nh;
+        const float bad_over[] = {0.5f, -1.0f, NAN, INFINITY, 1e9f};
+        for (size_t i = 0; i < sizeof bad_over / sizeof *bad_over; i++) {
+            sp.oversampling = bad_over[i];
+            QV_CK_FAIL(qv_index_search(ix, v, &sp, h, &nh), QV_EINVAL);
+            ck_assert_ptr_nonnull(strstr(qv_last_error(), "oversampling"));
+        }
+        sp.oversampling = 1.0f;
+        sp.rescore = (qv_rescore)7;
+        QV_CK_FAIL(qv_index_search(ix, v, &sp, h, &nh), QV_EINVAL);
+        /* Oversampling above ef raises the beam; the nearest point of itself comes first. */
+        sp.rescore = QV_RESCORE_ON;
+        sp.oversampling = 20.0f;
+        sp.ef = 5;
+        QV_CK(qv_index_search(ix, v, &sp, h, &nh));
+        ck_assert_uint_eq(nh, 5);
+        ck_assert_uint_eq(h[0].id, 1000);
+        ck_assert_float_eq(h[0].score, 0.0f);
+        qv_index_free(ix);
+        free(v);
+        /* An empty quantized index answers nothing (an untrained ivf one: QV_ESTATE). */
+        qv_index_params_init(&p, all_kinds[ik], 8, QV_METRIC_IP);
+        p.quant = QV_QUANT_BIT1;
+        QV_CK(qv_index_new(&p, &ix));
+        float q0[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+        if (all_kinds[ik] == QV_INDEX_IVF) {
+            QV_CK_FAIL(qv_index_search(ix, q0, &sp, h, &nh), QV_ESTATE);
+        } else {
+            QV_CK(qv_index_search(ix, q0, &sp, h, &nh));
+            ck_assert_uint_eq(nh, 0);
+        }
+        qv_index_free(ix);
+    }
+}
+END_TEST
+
+/* ---- ivf and flat on codes ------------------------------------------------------------ */
+
+/* The fast-scan kernel of every table this CPU has against a double-precision sum, for
+ * dimensions 1..1536 (past the 512 / 1024 points where the 16-bit sums are widened). */
+START_TEST(test_fastscan_kernel)
+{
+    const qv_fastscan_kernels *tabs[] = {qv_fastscan_scalar(), qv_fastscan_avx2(), qv_fastscan_avx512()};
+    uint64_t st = 12345;
+    for (size_t dim = 1; dim <= 1536; dim += dim < 70 ? 1 : 37) {
+        size_t dpad = qv_fastscan_dpad(dim), bytes = qv_fastscan_block_bytes(dim);
+        uint8_t *codes = calloc(bytes, 1), *lut = calloc(16 * dpad, 1), *nib = malloc(32 * dim);
+        ck_assert(codes && lut && nib);
+        for (size_t i = 0; i < 16 * dim; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            /* Mostly the largest table bytes, so the 16-bit sums come near their limit. */
+            lut[i] = (st >> 40) % 4 ? 255 : (uint8_t)(st >> 33);
+        }
+        for (unsigned j = 0; j < 32; j++)
+            for (size_t d = 0; d < dim; d++) {
+                st = st * 6364136223846793005ull + 1442695040888963407ull;
+                nib[j * dim + d] = (uint8_t)((st >> 37) & 15);
+                qv_fastscan_set_nibble(codes, d, j, nib[j * dim + d]);
+                ck_assert_uint_eq(qv_fastscan_get_nibble(codes, d, j), nib[j * dim + d]);
+            }
+        double want[32];
+        for (unsigned j = 0; j < 32; j++) {
+            want[j] = 0;
+            for (size_t d = 0; d < dim; d++) want[j] += (double)lut[16 * d + nib[j * dim + d]];
+        }
+        for (size_t t = 0; t < 3; t++) {
+            if (!tabs[t]) continue;
+            uint32_t out[32];
+            tabs[t]->block(codes, lut, dpad, out);
+            for (unsigned j = 0; j < 32; j++)
+                ck_assert_msg((double)out[j] == want[j], "%s dim %zu code %u: %u, want %.0f", tabs[t]->name, dim, j,
+                              out[j], want[j]);
+        }
+        free(codes);
+        free(lut);
+        free(nib);
+    }
+}
+END_TEST
+
+/* IVF (nlist n / 40) and flat, each code kind with the default re-scoring: recall within
+ * 0.005 of the float index of the same kind at the same nprobe; estimates alone above a
+ * floor; scores exact. */
+static void recall_ivf_flat(const dataset *d, uint32_t nprobe, const double no_rescore_min[4])
+{
+    qv_hit *hits = malloc(d->nq * K * sizeof *hits);
+    ck_assert_ptr_nonnull(hits);
+    for (int ik = 1; ik < 3; ik++) {
+        qv_index_kind ik_kind = all_kinds[ik];
+        qv_index *fl = build_kind(ik_kind, QV_QUANT_NONE, d->metric, (uint32_t)d->dim, d->n, d->base, 0, 7);
+        double rf = recall(fl, d, nprobe, QV_RESCORE_DEFAULT, NULL);
+        qv_index_free(fl);
+        for (int kind = QV_QUANT_SQ8; kind <= QV_QUANT_BIT1; kind++) {
+            qv_index *ix = build_kind(ik_kind, (qv_quant)kind, d->metric, (uint32_t)d->dim, d->n, d->base, 0, 7);
+            double rr = recall(ix, d, nprobe, QV_RESCORE_DEFAULT, hits), rn = recall(ix, d, nprobe, QV_RESCORE_OFF, NULL);
+            printf("%s %s, n %zu dim %zu: recall@10 float %.4f, rescored %.4f, estimates only %.4f (nprobe %u)\n",
+                   qv_index_kind_name(ik_kind), qv_quant_name((qv_quant)kind), d->n, d->dim, rf, rr, rn, nprobe);
+            ck_assert_msg(rr >= rf - 0.005, "%s %s: rescored recall %.4f, float %.4f", qv_index_kind_name(ik_kind),
+                          qv_quant_name((qv_quant)kind), rr, rf);
+            ck_assert_msg(rn >= no_rescore_min[kind], "%s %s: recall without rescore %.4f < %.2f",
+                          qv_index_kind_name(ik_kind), qv_quant_name((qv_quant)kind), rn, no_rescore_min[kind]);
+            check_rescored_scores(d, hits);
+            qv_index_memory_info mi;
+            qv_index_memory_detail(ix, &mi);
+            ck_assert_uint_gt(mi.codes, 0);
+            ck_assert_uint_le(mi.codes, mi.search);
+            ck_assert_uint_ge(mi.vectors, d->n * d->dim * sizeof(float));
+            ck_assert_uint_eq(mi.total, qv_index_memory(ix));
+            qv_index_free(ix);
+        }
+    }
+    free(hits);
+}
+
+START_TEST(test_ivf_flat_recall_siftsmall)
+{
+    dataset d;
+    if (!load_set(&d, "siftsmall", QV_METRIC_L2, 10000, 200)) return;
+    const double min_est[4] = {0, 0.90, 0.60, 0.25};
+    recall_ivf_flat(&d, 16, min_est);
+    free_set(&d);
+}
+END_TEST
+
+START_TEST(test_ivf_flat_recall_glove_cosine)
+{
+    dataset d;
+    if (!load_set(&d, "glove6b-100k", QV_METRIC_COSINE, 10000, 200)) return;
+    const double min_est[4] = {0, 0.85, 0.50, 0.20};
+    recall_ivf_flat(&d, 16, min_est);
+    free_set(&d);
+}
+END_TEST
+
+/* Removals move the last code of a list (flat: of the index) into the hole, across
+ * fast-scan blocks too: every point left finds itself at distance 0, none removed
+ * comes back, and a replaced point is found at its new place. */
+START_TEST(test_ivf_flat_remove)
+{
+    enum { n = 700 };
+    const uint32_t dim = 20;
+    for (int ik = 1; ik < 3; ik++)
+        for (int kind = QV_QUANT_SQ8; kind <= QV_QUANT_BIT1; kind++) {
+            float *v;
+            qv_index *ix = small_index_kind(all_kinds[ik], (qv_quant)kind, dim, n, &v);
+            uint64_t gone[(n + 2) / 3];
+            size_t ng = 0, removed;
+            for (size_t i = 0; i < n; i += 3) gone[ng++] = 1000 + i;
+            QV_CK(qv_index_remove(ix, ng, gone, &removed));
+            ck_assert_uint_eq(removed, ng);
+            uint64_t moved_id = 1001;
+            float *moved = v + 1 * dim;
+            for (size_t t = 0; t < dim; t++) moved[t] = -moved[t];
+            QV_CK(qv_index_add(ix, 1, &moved_id, moved));
+            qv_search_params sp;
+            qv_search_params_init(&sp, 3);
+            sp.nprobe = 4;
+            for (size_t i = 0; i < n; i++) {
+                qv_hit h[3];
+                size_t nh;
+                QV_CK(qv_index_search(ix, v + i * dim, &sp, h, &nh));
+                ck_assert_uint_gt(nh, 0);
+                if (i % 3 == 0) {
+                    for (size_t j = 0; j < nh; j++) ck_assert_uint_ne(h[j].id % 3, 1000 % 3);
+                } else {
+                    ck_assert_msg(h[0].id == 1000 + i && h[0].score == 0.0f, "%s %s: point %zu found %llu at %g",
+                                  qv_index_kind_name(all_kinds[ik]), qv_quant_name((qv_quant)kind), i,
+                                  (unsigned long long)h[0].id, (double)h[0].score);
+                }
+            }
+            qv_index_free(ix);
+            free(v);
+        }
 }
 END_TEST
 
@@ -484,6 +643,10 @@ Suite *qv_index_quant_suite(void)
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_corrupt_code_section);
     tcase_add_test(tc, test_params);
+    tcase_add_test(tc, test_fastscan_kernel);
+    tcase_add_test(tc, test_ivf_flat_recall_siftsmall);
+    tcase_add_test(tc, test_ivf_flat_recall_glove_cosine);
+    tcase_add_test(tc, test_ivf_flat_remove);
     suite_add_tcase(s, tc);
     return s;
 }

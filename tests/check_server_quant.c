@@ -77,13 +77,29 @@ START_TEST(test_native_quant)
                     NULL));
     json_decref(req(s.port, "PUT", "/collections/bad", "{\"dim\":8,\"index\":{\"quant\":\"pq\"}}", 400, "quant"));
     json_decref(req(s.port, "PUT", "/collections/bad", "{\"dim\":8,\"index\":{\"quant\":8}}", 400, "quant"));
-    json_decref(req(s.port, "PUT", "/collections/bad", "{\"dim\":8,\"index\":{\"type\":\"flat\",\"quant\":\"sq8\"}}", 400,
-                    "quantization"));
+    /* Flat and IVF indexes take codes too (an IVF collection starts as flat until trained). */
+    json_decref(req(s.port, "PUT", "/collections/f", "{\"dim\":8,\"index\":{\"type\":\"flat\",\"quant\":\"sq8\"}}", 201,
+                    NULL));
+    json_decref(req(s.port, "PUT", "/collections/iv",
+                    "{\"dim\":8,\"index\":{\"type\":\"ivf\",\"nlist\":4,\"quant\":\"bit1\"}}", 201, NULL));
     json_decref(req(s.port, "GET", "/collections/q", NULL, 200, "\"quant\":\"sq4\""));
+    json_decref(req(s.port, "GET", "/collections/f", NULL, 200, "\"quant\":\"sq8\""));
+    json_decref(req(s.port, "GET", "/collections/iv", NULL, 200, "\"quant\":\"bit1\""));
     upsert(s.port, "q", base);
+    upsert(s.port, "f", base);
+    upsert(s.port, "iv", base);
 
     char *vj = vec_json(base + 5 * DIM), body[512];
     json_int_t id;
+    for (int c = 0; c < 2; c++) {
+        char path[64];
+        snprintf(path, sizeof path, "/collections/%s/search", c ? "iv" : "f");
+        snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5}", vj);
+        json_t *jc = req(s.port, "POST", path, body, 200, NULL);
+        ck_assert_double_eq(first_score(jc, "hits", &id), 0.0);
+        ck_assert_int_eq(id, 5);
+        json_decref(jc);
+    }
     /* Re-scored: the stored point itself at distance 0, exactly. */
     snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5}", vj);
     json_t *j = req(s.port, "POST", "/collections/q/search", body, 200, NULL);
@@ -149,19 +165,23 @@ START_TEST(test_qdrant_quantization)
                  bad[i][0]);
         json_decref(req(s.qport, "PUT", "/collections/bad", body, 400, bad[i][1]));
     }
-    json_decref(req(s.qport, "PUT", "/collections/bad",
+    /* m 0 (no graph): a flat index that scans the codes, then re-scores. */
+    json_decref(req(s.qport, "PUT", "/collections/fb",
                     "{\"vectors\":{\"size\":8,\"distance\":\"Euclid\"},\"hnsw_config\":{\"m\":0},"
                     "\"quantization_config\":{\"binary\":{}}}",
-                    400, "HNSW"));
+                    200, "true"));
+    json_decref(req(s.qport, "GET", "/collections/fb", NULL, 200, "\"quantization_config\":{\"binary\""));
     json_decref(req(s.qport, "GET", "/collections/sc", NULL, 200, "\"quantization_config\":{\"scalar\""));
     json_decref(req(s.qport, "GET", "/collections/bi", NULL, 200, "\"quantization_config\":{\"binary\""));
     upsert(s.port, "sc", base);
     upsert(s.port, "bi", base);
+    upsert(s.port, "fb", base);
 
     char *vj = vec_json(base + 5 * DIM), body[512];
     json_int_t id;
-    const char *paths[] = {"/collections/sc/points/search", "/collections/bi/points/search"};
-    for (int c = 0; c < 2; c++) {
+    const char *paths[] = {"/collections/sc/points/search", "/collections/bi/points/search",
+                           "/collections/fb/points/search"};
+    for (int c = 0; c < 3; c++) {
         /* ignore (every beam candidate re-scored), rescore on with oversampling: exact 0. */
         const char *exact_ones[] = {"{\"ignore\":true}", "{\"rescore\":true,\"oversampling\":3}", "null"};
         for (int e = 0; e < 3; e++) {

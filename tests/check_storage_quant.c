@@ -1,5 +1,5 @@
 /*
- * tests/check_storage_quant.c -- quantized collections: the code kind is part of the
+ * tests/check_storage_quant.c -- quantized collections (hnsw, ivf, flat): the code kind is part of the
  * persisted config (format 2) and survives reopen; the index comes back from its snapshot
  * with the same codes and answers; a snapshot whose code section is damaged (CRC kept
  * valid) is refused and the index rebuilt from the stored vectors, still quantized; the
@@ -99,18 +99,22 @@ static void damage_codes(const char *dir)
     mdb_env_close(env);
 }
 
+/* _i: the code kind (i % 3) and the index kind (i / 3: hnsw, ivf -- trained once it holds
+ * 1000 points, nlist 16 -- and flat). */
 START_TEST(test_quant_collection_reopen_and_snapshot)
 {
-    const qv_quant kind = (qv_quant)(QV_QUANT_SQ8 + _i);
+    static const qv_index_kind ikinds[] = {QV_INDEX_HNSW, QV_INDEX_IVF, QV_INDEX_FLAT};
+    const qv_quant kind = (qv_quant)(QV_QUANT_SQ8 + _i % 3);
     char *dir = make_tmpdir("qv-squant");
     float *v = random_vectors(N, DIM, 21), *qs = random_vectors(NQ, DIM, 22);
     uint64_t *ids = malloc(N * sizeof *ids);
     for (size_t i = 0; i < N; i++) ids[i] = 10 * i;
     qv_db *db = open_db(dir);
     qv_collection_config cfg = {0};
-    qv_index_params_init(&cfg.index, QV_INDEX_HNSW, DIM, QV_METRIC_L2);
+    qv_index_params_init(&cfg.index, ikinds[_i / 3], DIM, QV_METRIC_L2);
     cfg.index.quant = kind;
     cfg.index.threads = 2;
+    cfg.index.nlist = cfg.index.kind == QV_INDEX_IVF ? 16 : 0;
     qv_coll *c;
     QV_CK(qv_collection_create(db, "q", &cfg, &c));
     QV_CK(qv_upsert(c, N, ids, v, NULL));
@@ -203,7 +207,7 @@ Suite *qv_storage_quant_suite(void)
     Suite *s = suite_create("storage_quant");
     TCase *tc = tcase_create("quant");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_quant_collection_reopen_and_snapshot, 0, 3);
+    tcase_add_loop_test(tc, test_quant_collection_reopen_and_snapshot, 0, 9);
     tcase_add_test(tc, test_quant_config_codec);
     suite_add_tcase(s, tc);
     return s;
