@@ -45,6 +45,8 @@ CRYPTO_LIBS := $(call pc_libs,libcrypto,-lcrypto)
 # quiverd's TLS (libevent's OpenSSL bufferevents) and tokens (HMAC-SHA256); the tests'
 # TLS client uses libssl too
 TLS_LIBS    := $(call pc_libs,libevent_openssl openssl,-levent_openssl -lssl -lcrypto)
+# Snowball stemming of the full-text index (storage/text_tokenize.c); Debian ships no .pc
+STEM_LIBS   := -lstemmer
 
 # ---- GPU: built only when nvcc exists; otherwise gpu/gpu_stub.c answers QV_ENODEV.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
@@ -67,7 +69,7 @@ endif
 
 ALL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN) -fPIC -pthread $(CPPFLAGS) $(BLAS_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
-LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
+LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(STEM_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
 
 LIB_SRC := $(wildcard core/*.c index/*.c storage/*.c) $(GPU_SRC)
 LIB_OBJ := $(LIB_SRC:%=$(BUILD)/obj/%.o)
@@ -162,7 +164,8 @@ include python/python.mk
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev libssl-dev openssl \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
-            python3-dev python3-numpy python3-pytest python3-hnswlib chromium
+            python3-dev python3-numpy python3-pytest python3-hnswlib chromium \
+            libstemmer-dev sqlite3
 # node and npm run the Qdrant client test (tests/qdrant) and the dashboard's browser test
 # (tests/dashboard, with chromium): Debian's nodejs and npm when no npm is on the PATH
 # (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
