@@ -156,6 +156,11 @@ $(BUILD)/quiver-inproc-search: bench/db/inproc_search.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
 all: $(if $(wildcard bench/db/inproc_search.c),$(BUILD)/quiver-inproc-search)
 
+# BM25 against SQLite FTS5 (bench/text_fts5.py, issue 22).
+$(BUILD)/quiver-text-bench: bench/db/text_bench.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+all: $(if $(wildcard bench/db/text_bench.c),$(BUILD)/quiver-text-bench)
+
 TEST_BINS := $(BUILD)/quiver-tests $(if $(wildcard tests/readme/example.c),$(BUILD)/readme-example)
 
 include bench/bench.mk

@@ -332,6 +332,11 @@ int srv_wpoints(srv_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_
 /** The planner's account {"plan",...,"cached":b} of one search. */
 void srv_wtook(srv_wbuf *w, const qv_search_stats *st);
 
+/* ---- full-text and hybrid search (text_search.c) -------------------------------- */
+/** POST .../search/text (route variant 0) and .../search/hybrid (variant 1). */
+struct srv_req;
+void srv_h_text_search(struct srv_req *r);
+
 /* ---- the request pipeline (pipeline.c) ------------------------------------------- */
 enum { SRV_M_GET = 1, SRV_M_POST = 2, SRV_M_PUT = 4, SRV_M_DELETE = 8, SRV_M_PATCH = 16, SRV_M_ANY = 31 };
 enum {

@@ -214,7 +214,7 @@ void qv_text_distinct(const qv_toklist *t, size_t *uniq, uint32_t *cnt, size_t *
 {
     size_t m = 0;
     for (size_t i = 0; i < t->n; i++) uniq[i] = i;
-    qsort_r(uniq, t->n, sizeof *uniq, cmp_tok, (void *)t);   /* glibc; _GNU_SOURCE */
+    if (t->n) qsort_r(uniq, t->n, sizeof *uniq, cmp_tok, (void *)t);   /* glibc; _GNU_SOURCE */
     for (size_t i = 0; i < t->n; i++) {
         if (m && strcmp(t->buf + t->off[uniq[m - 1]], t->buf + t->off[uniq[i]]) == 0) { cnt[m - 1]++; continue; }
         uniq[m] = uniq[i];
