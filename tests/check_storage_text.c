@@ -3,9 +3,10 @@
  * against a double-precision reference written here (FTS5's formula, storage/text.h) on
  * a few hundred documents through upserts, replacements, deletes and a reopen, the
  * "text" match filter against qv_filter_eval, RRF and weighted fusion against a
- * straightforward reference, the hybrid search, and bad input.
+ * straightforward reference, the hybrid search, bad input, and searches beside writers.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,6 +532,63 @@ START_TEST(test_hybrid)
 }
 END_TEST
 
+/* Text searches beside writers (run under TSan by make tsan-test): two threads upsert and
+ * delete documents while two search; every search succeeds and returns only ids that
+ * exist in the id range, with finite positive scores, best first. */
+typedef struct { qv_coll *c; int writer; uint64_t seed; int failed; } conc_arg;
+
+static void *conc_run(void *arg)
+{
+    conc_arg *a = arg;
+    uint64_t s = a->seed;
+    for (int it = 0; it < (sanitized() ? 60 : 300) && !a->failed; it++) {
+        if (a->writer) {
+            char text[512], payload[700];
+            uint64_t id = rnd(&s) % 100;
+            float v[4] = {1, 0, 0, 0};
+            random_text(text, sizeof text, &s);
+            snprintf(payload, sizeof payload, "{\"body\":\"%s\"}", text);
+            const char *pl = payload;
+            size_t nd;
+            if (it % 5 == 4) a->failed |= qv_delete(a->c, 1, &id, &nd) != QV_OK;
+            else a->failed |= qv_upsert(a->c, 1, &id, v, &pl) != QV_OK;
+        } else {
+            qv_text_params p;
+            qv_hit h[10];
+            size_t n = 0;
+            qv_text_params_init(&p, 10);
+            p.field = "body";
+            p.query = vocab[rnd(&s) % VOCAB];
+            if (qv_text_search(a->c, &p, h, &n) != QV_OK) { a->failed = 1; break; }
+            for (size_t i = 0; i < n; i++)
+                if (h[i].id >= 100 || !(h[i].score > 0) || !isfinite(h[i].score) || (i && h[i].score > h[i - 1].score))
+                    a->failed = 2;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent_text)
+{
+    qv_db *db = open_nosync();
+    qv_coll *c = NULL;
+    qv_collection_config cfg = {0};
+    qv_index_params_init(&cfg.index, QV_INDEX_HNSW, 4, QV_METRIC_L2);
+    cfg.payload_index = "{\"body\":\"text\"}";
+    QV_CK(qv_collection_create(db, "cc", &cfg, &c));
+    pthread_t th[4];
+    conc_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (conc_arg){c, i < 2, 100 + (uint64_t)i, 0};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, conc_run, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) ck_assert_msg(!a[i].failed, "thread %d failed (%d): %s", i, a[i].failed, qv_last_error());
+    qv_collection_close(c);
+    QV_CK(qv_db_close(db));
+}
+END_TEST
+
 Suite *qv_text_suite(void)
 {
     Suite *s = suite_create("text");
@@ -543,6 +601,7 @@ Suite *qv_text_suite(void)
     tcase_add_test(tc, test_bad_input);
     tcase_add_loop_test(tc, test_fusion_matches_reference, 0, 20);
     tcase_add_test(tc, test_hybrid);
+    tcase_add_test(tc, test_concurrent_text);
     suite_add_tcase(s, tc);
     return s;
 }
