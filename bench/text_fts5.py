@@ -19,7 +19,8 @@ which Quiver computes with the sign flipped (storage/text.h).
 
 Reports: mean top-10 overlap (|quiver ∩ fts5| / max(len)), the largest relative score
 difference over ids both return, and single-thread ranked-query QPS of each (median of
---reps passes). FTS5 runs through Python's sqlite3 module; its per-call overhead is
+--reps passes; FTS5 is timed with ORDER BY rank and with ORDER BY bm25(docs) and credited
+with the faster). FTS5 runs through Python's sqlite3 module; its per-call overhead is
 measured on "SELECT 1" and reported, and the FTS5 QPS with that overhead removed is given
 too, so that the interpreter is not what Quiver is compared with.
 """
@@ -114,14 +115,19 @@ def main():
         for d in set(sm) & set(st):
             worst = max(worst, abs(sm[d] - st[d]) / max(abs(st[d]), 1e-12))
 
-    def fts_pass():
+    def fts_pass(q):
         s = time.perf_counter()
         for m in matches:
             if m:
-                db.execute(sql, (m,)).fetchall()
+                db.execute(q, (m,)).fetchall()
         return len(matches) / (time.perf_counter() - s)
-    fts_pass()
-    fts_qps = statistics.median(fts_pass() for _ in range(a.reps))
+    # two spellings of the same ranked query; FTS5 is credited with the faster one
+    sql_bm25 = "SELECT rowid, bm25(docs) FROM docs WHERE docs MATCH ? ORDER BY bm25(docs) LIMIT %d" % a.k
+    fts_by = {}
+    for name_, q in (("rank", sql), ("bm25", sql_bm25)):
+        fts_pass(q)
+        fts_by[name_] = statistics.median(fts_pass(q) for _ in range(a.reps))
+    fts_qps = max(fts_by.values())
     s = time.perf_counter()
     for _ in range(len(matches) * a.reps):
         db.execute("SELECT 1").fetchall()
@@ -132,7 +138,8 @@ def main():
         "distinct_tokens": len(names), "sqlite": sqlite3.sqlite_version,
         "top10_overlap": round(statistics.mean(overlaps), 4), "min_overlap": round(min(overlaps), 4),
         "max_rel_score_diff": worst,
-        "quiver_qps": qv["qps"], "fts5_qps": round(fts_qps, 1), "fts5_qps_minus_python": round(fts_qps_net, 1),
+        "quiver_qps": qv["qps"], "fts5_qps": round(fts_qps, 1),
+        "fts5_qps_order_by_rank": round(fts_by["rank"], 1), "fts5_qps_order_by_bm25": round(fts_by["bm25"], 1), "fts5_qps_minus_python": round(fts_qps_net, 1),
         "python_call_us": round(overhead * 1e6, 2), "quiver_vs_fts5_net": round(qv["qps"] / fts_qps_net, 2),
         "quiver_load_s": qv["load_s"], "fts5_load_s": round(fts_load, 3),
     }
