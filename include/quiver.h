@@ -303,6 +303,9 @@ typedef struct {
     const char *payload_index;     /* JSON {"lang":"keyword","year":"integer"}; NULL = none */
 } qv_collection_config;
 
+/** Whether name is a valid collection name: 1..64 bytes of [A-Za-z0-9_.-], not starting
+ *  with '.' (so never a path). @return QV_OK, or QV_EINVAL saying why not. */
+QV_API int  qv_coll_name_check(const char *name);
 /** Collection names: 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. With out, the
  *  caller gets the handle as qv_collection_open gives it (one user, to close).
  *  @return QV_OK, QV_EEXIST, QV_EINVAL (name or a parameter), QV_EFULL, QV_ESTATE, QV_EIO. */
@@ -629,6 +632,38 @@ QV_API void qv_restore_options_init(qv_restore_options *o);
  *  db open for writing: its loaded collections would go on writing to the replaced data,
  *  so such a restore must run in that process), QV_EFULL, QV_EIO, QV_ENOMEM. */
 QV_API int  qv_backup_restore(qv_db *db, const char *path, const qv_restore_options *o, qv_backup_info *info);
+
+/* A directory of backups kept by name (quiverd's snapshots): a collection's in
+ * <dir>/<collection>/<collection>-YYYY-MM-DD-HH-MM-SS[-k].snapshot, those of every
+ * collection in <dir>/full-snapshot-YYYY-MM-DD-HH-MM-SS[-k].snapshot (UTC), each beside a
+ * sidecar "<file>.sha256" in sha256sum's format (`sha256sum -c` checks it). Names are
+ * [A-Za-z0-9_.-], not leading '.', ending in .snapshot: never a path, a sidecar or a
+ * temporary file. collection NULL below means the top of dir (backups of every collection). */
+typedef struct {
+    char name[224];                /* the file's name, without directory */
+    int64_t mtime;                 /* when it was written (unix seconds, the file's) */
+    uint64_t size;                 /* bytes */
+    char sha256[65];               /* from its sidecar; "" when it has no sound one */
+} qv_backup_file;
+
+/** Back up collection (NULL: every collection) into dir under a new name (two calls in one
+ *  second, from any thread, get two names), then write its sidecar (a sidecar that
+ *  cannot be written is not an error: the file has the checksum in it).
+ *  @param[out] file  what was written; @param[out] info  may be NULL (qv_backup_create's).
+ *  @return QV_OK, QV_EINVAL (a path too long), those of qv_backup_create. */
+QV_API int  qv_backup_dir_create(qv_db *db, const char *dir, const char *collection, qv_backup_file *file,
+                                 qv_backup_info *info);
+/** The backups of collection (NULL: the top) in dir, sorted by name, into *files (free with
+ *  qv_free; NULL and *n 0 when there are none, or no such directory).
+ *  @return QV_OK, QV_EINVAL, QV_ENOMEM. */
+QV_API int  qv_backup_dir_list(const char *dir, const char *collection, qv_backup_file **files, size_t *n);
+/** The path of backup name of collection (NULL: the top) in dir into buf (len bytes), when
+ *  name is one this directory would hold. @return QV_OK, QV_ENOTFOUND (not such a name),
+ *  QV_EINVAL (too long). The file itself may or may not exist. */
+QV_API int  qv_backup_dir_path(const char *dir, const char *collection, const char *name, char *buf, size_t len);
+/** Delete backup name of collection (NULL: the top) in dir, and its sidecar.
+ *  @return QV_OK, QV_ENOTFOUND, QV_EINVAL, QV_EIO. */
+QV_API int  qv_backup_dir_delete(const char *dir, const char *collection, const char *name);
 /* ---- end of backups ------------------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------

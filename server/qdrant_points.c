@@ -101,85 +101,9 @@ static void selection_release(selection *s)
 
 /* ---- upsert -------------------------------------------------------------------- */
 
-/* A point as read: from {"id","vector","payload"}, or from the columns of a batch. */
-typedef struct { uint64_t id; qd_uuid u; float *vec; srv_jtext payload; int replaced; } one_point;
-typedef struct {
-    one_point *pt;
-    float *vecs;                   /* dim floats per point */
-    size_t n, cap, col, count[3];  /* col: the batch column being read; count: of each */
-    uint32_t dim;
-    int forms;                     /* 1: "points" read, 2: "batch" read */
-} upsert_body;
-
-static int read_point_id(srv_jread *rd, void *pt)
-{
-    one_point *p = pt;
-    return qd_jread_id(rd, &p->id, &p->u);
-}
-
-static const srv_jfield point_fields[] = {
-    {"id", SRV_J_CALL, .read = read_point_id, .required = 1},
-    {"vector", SRV_J_VECTOR, offsetof(one_point, vec), .required = 1},
-    {"payload", SRV_J_OBJTEXT, .off = offsetof(one_point, payload)},
-    {NULL},
-};
-
-/* Point i, with room made for it; NULL when out of memory. */
-static one_point *point_at(upsert_body *b, size_t i)
-{
-    one_point *p = srv_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
-    if (p) p->vec = b->vecs + i * b->dim;
-    return p;
-}
-
-static int read_point(srv_jread *rd, size_t i, void *body)
-{
-    one_point *p = point_at(body, i);
-    return p ? srv_jread_object(rd, point_fields, p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
-}
-
-static int read_points(srv_jread *rd, void *body)
-{
-    ((upsert_body *)body)->forms |= 1;
-    return srv_jread_array(rd, read_point, body);
-}
-
-/* {"batch": {"ids": [...], "vectors": [...], "payloads": [...]}}: column col of each point */
-static int read_cell(srv_jread *rd, size_t i, void *body)
-{
-    upsert_body *b = body;
-    one_point *p = point_at(b, i);
-    b->count[b->col] = i + 1;
-    return p ? srv_jread_field(rd, &point_fields[b->col], p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
-}
-
-static int read_column(srv_jread *rd, upsert_body *b, size_t col)
-{
-    b->forms |= 2;
-    b->col = col;
-    return srv_jread_array(rd, read_cell, b);
-}
-
-static int read_ids_column(srv_jread *rd, void *b) { return read_column(rd, b, 0); }
-static int read_vectors_column(srv_jread *rd, void *b) { return read_column(rd, b, 1); }
-static int read_payloads_column(srv_jread *rd, void *b) { return read_column(rd, b, 2); }
-
-static const srv_jfield batch_fields[] = {
-    {"ids", SRV_J_CALL, .read = read_ids_column, .required = 1},
-    {"vectors", SRV_J_CALL, .read = read_vectors_column, .required = 1},
-    {"payloads", SRV_J_CALL, .read = read_payloads_column},
-    {NULL},
-};
-static const srv_jfield upsert_fields[] = {
-    {"points", SRV_J_CALL, .read = read_points},
-    {"batch", SRV_J_OBJECT, .arg = batch_fields},
-    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
-    {NULL},
-};
-
 /* The payload to store for point i: as given, with the UUID of a UUID id under
  * QD_UUID_KEY; -1 after replying. */
-static int payload_of(srv_req *r, const one_point *pt, size_t i, char **out)
+static int payload_of(srv_req *r, const qd_point *pt, size_t i, char **out)
 {
     srv_jtext t = pt->payload, reserved;
     char *stored = NULL, uuid[40];
@@ -220,10 +144,10 @@ static int cmp_idpos(const void *a, const void *b)
 
 void qd_h_upsert(srv_req *r)
 {
-    upsert_body b = {.dim = r->coll->dim};
+    qd_upsert_body b = {.dim = r->coll->dim};
     srv_points p = {.dim = b.dim};
     idpos *ip = NULL;
-    if (srv_read_body(r, "the body", upsert_fields, &b) != 0) goto cleanup;
+    if (srv_read_body(r, "the body", qd_upsert_fields, &b) != 0) goto cleanup;
     if (b.forms != 1 && b.forms != 2) {
         srv_bad(r, "give 'points' (a list of {id, vector, payload}) or 'batch'");
         goto cleanup;

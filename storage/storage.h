@@ -229,7 +229,6 @@ int  qv_db_sole_writer(qv_db *db, const char *op, const char *what);
 void qv_db_writer_shared(qv_db *db);
 
 /* ---- config.c ---------------------------------------------------------------------------- */
-int  qv_coll_name_check(const char *name);
 /** Validate a payload_index JSON; *compact (qv_free) gets its compact form, NULL for NULL. */
 int  qv_payload_index_check(const char *json, char **compact);
 /** Encode / decode a collection's config record. */
