@@ -215,7 +215,7 @@ asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
-TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime backup backup_http access tls server_limits text
+TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime backup backup_http access tls server_limits alias text
 tsan-test:
 	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests \
 	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)

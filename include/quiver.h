@@ -325,6 +325,14 @@ QV_API void qv_collection_close(qv_coll *c);
  *  handle's memory is freed at its last qv_collection_close (or at qv_db_close).
  *  @return QV_OK, QV_ENOTFOUND, QV_ESTATE (read-only). */
 QV_API int  qv_collection_drop(qv_db *db, const char *name);
+/** HNSW parameters changed after creation (0 = unchanged); qv_collection_update. */
+typedef struct { uint32_t m, ef_construction, ef_search; } qv_collection_changes;
+/** Store new HNSW parameters of c and rebuild its index with them from the stored
+ *  vectors (a snapshot of it is written), so that every point, earlier and later, is
+ *  linked with them; searches go on over the old graph meanwhile. No change: no rebuild.
+ *  @return QV_OK, QV_EINVAL (out of range, or c is not hnsw), QV_ENOTFOUND (dropped),
+ *  QV_ESTATE (read-only), QV_ENOMEM, QV_EFULL, QV_EIO. */
+QV_API int  qv_collection_update(qv_coll *c, const qv_collection_changes *ch);
 /** Names of all collections, sorted; free with qv_free_strings. */
 QV_API int  qv_collection_list(qv_db *db, char ***names, size_t *n);
 
@@ -345,6 +353,10 @@ QV_API int  qv_collection_get_info(qv_coll *c, qv_collection_info *out);
  *  @return QV_OK, QV_EDIM / QV_EINVAL (message names the point), QV_EFULL, QV_EIO. */
 QV_API int  qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs,
                const char *const *payloads_json);
+/** Replace the vectors of n existing points (n*dim floats) and re-index them, keeping
+ *  their payloads, in one transaction: all or none. @return QV_OK, QV_EINVAL, QV_EDIM as
+ *  qv_upsert; QV_ENOTFOUND when an id is not in c (the message names it: nothing changed). */
+QV_API int  qv_update_vectors(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs);
 /** Delete ids (absent ones are skipped) in one transaction. */
 QV_API int  qv_delete(qv_coll *c, size_t n, const uint64_t *ids, size_t *n_deleted);
 /** Read a point. vec_out: dim floats or NULL; *payload_out (if not NULL) gets a malloc'd
@@ -504,6 +516,27 @@ typedef struct {
 QV_API int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                   qv_hit *hits, size_t *n_hits, qv_search_stats *stats);
 
+/** One group of qv_search_groups: the field's value and its best hits. */
+typedef struct {
+    char type;                     /* 's' string (s), 'i' integer (i) */
+    int64_t i;
+    char *s;
+    size_t n;                      /* hits, 1..group_size */
+    qv_hit *hits;                  /* best first */
+} qv_group;
+/** Search c for query (sp as qv_search; its k is not used) and group the best hits by
+ *  the value of payload field group_by (a path, as filter keys): at most limit groups,
+ *  in the order of their best hit, each with at most group_size hits, best first. A hit
+ *  whose field is an array joins the group of each string or integer in it; hits without
+ *  the field (or with another type) join none. The search widens (k x4, up to QV_MAX_K)
+ *  until the groups are full or every passing point was seen: the groups are those of
+ *  the best QV_MAX_K hits at most. *out: free with qv_groups_free.
+ *  @return QV_OK, QV_EINVAL (group_size or limit not 1..QV_MAX_K, bad path), and the
+ *  errors of qv_search. */
+QV_API int  qv_search_groups(qv_coll *c, const float *query, const qv_search_params *sp, const char *group_by,
+                             uint32_t group_size, uint32_t limit, qv_group **out, size_t *n);
+QV_API void qv_groups_free(qv_group *groups, size_t n);
+
 /** Maximal marginal relevance (Qdrant's "mmr" query): reorder the *n hits of a search of
  *  c (best first, as the search gave them) by picking, greedily, the hit that maximizes
  *  (1 - diversity) * relevance - diversity * (its highest similarity to the hits picked
@@ -513,6 +546,23 @@ QV_API int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_s
  *  only) .. 1. @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO (then *n is 0). */
 QV_API int  qv_mmr(qv_coll *c, double diversity, size_t want, qv_hit *hits, size_t *n);
 
+/** One value of a payload field and the number of points that hold it (qv_facet). */
+typedef struct {
+    char type;                     /* 's' string (s), 'i' integer (i), 'b' bool (i: 0/1) */
+    int64_t i;
+    char *s;
+    uint64_t count;
+} qv_facet_hit;
+/** The values of payload field key (a path, as filter keys) with the number of live
+ *  points passing filter (NULL = all) that hold each, most frequent first (ties: strings,
+ *  integers, bools, each ascending), at most limit of them (0 = 10). Counted exactly from
+ *  the payload index: key must be indexed as keyword, integer or bool (else QV_EINVAL).
+ *  A point whose field is an array counts once under each value it holds.
+ *  *out: free with qv_facet_free. @return QV_OK, QV_EINVAL, QV_ENOTFOUND (dropped),
+ *  QV_ENOMEM, QV_EIO. */
+QV_API int  qv_facet(qv_coll *c, const char *key, const qv_filter *filter, size_t limit, qv_facet_hit **out,
+                     size_t *n);
+QV_API void qv_facet_free(qv_facet_hit *hits, size_t n);
 /** Add field (a path, as filter keys) to the collection's payload index (type "keyword",
  *  "integer", "float" or "bool"), building it from the stored payloads in one transaction. progress (may be
  *  NULL) gets phase "index field". Indexing an already indexed field only updates its
@@ -543,6 +593,35 @@ QV_API int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progr
 QV_API int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *accept_arg,
                uint64_t start, size_t limit, uint64_t *ids, size_t *n, uint64_t *total);
 /* ---- end of point listing --------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------
+ * Collection aliases: a second name of a collection, moved to another collection in one
+ * transaction (re-index without downtime: fill a new collection, then switch the alias).
+ * Aliases are stored in the database; a name is a collection or an alias, never both
+ * (creating either where the other exists is QV_EEXIST); dropping a collection deletes
+ * its aliases. qv_collection_open accepts an alias (the handle is the collection's, its
+ * info names the collection), so every call that opens a collection by name does.
+ * ------------------------------------------------------------------------------------ */
+typedef enum { QV_ALIAS_CREATE = 1, QV_ALIAS_DELETE, QV_ALIAS_RENAME } qv_alias_op;
+typedef struct {
+    qv_alias_op op;
+    const char *alias;             /* CREATE, DELETE: the alias; RENAME: its present name */
+    const char *target;            /* CREATE: the collection (an existing alias of that
+                                    * name moves to it); RENAME: the new name; DELETE: unused */
+} qv_alias_action;
+/** Apply n actions in order, in one transaction: all or none. @return QV_OK, QV_EINVAL
+ *  (bad name or op), QV_ENOTFOUND (no such collection or alias: the message names the
+ *  action), QV_EEXIST (the alias would take a collection's name), QV_ESTATE (read-only),
+ *  QV_EFULL, QV_EIO. */
+QV_API int  qv_alias_update(qv_db *db, size_t n, const qv_alias_action *actions);
+/** The collection name (a collection, or an alias of one) stands for, into buf (cap >= 65).
+ *  @return QV_OK, QV_EINVAL, QV_ENOTFOUND (neither), QV_EIO. */
+QV_API int  qv_alias_resolve(qv_db *db, const char *name, char *buf, size_t cap);
+typedef struct { char alias[65]; char collection[65]; } qv_alias_info;
+/** The aliases (of collection, or all when NULL), sorted by alias; *out: free with qv_free.
+ *  @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO. */
+QV_API int  qv_alias_list(qv_db *db, const char *collection, qv_alias_info **out, size_t *n);
+/* ---- end of aliases ------------------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
  * Backups: consistent copies of one collection or of every collection of a db, in one

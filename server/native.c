@@ -78,7 +78,8 @@ static void h_list(srv_req *r)
 int srv_create_collection(srv_req *r, const qv_collection_config *cfg)
 {
     int rc = qv_collection_create(r->ctx->db, r->name, cfg, NULL);
-    if (rc == QV_EEXIST) srv_fail(r, 409, "already_exists", "Collection `%s` already exists!", r->name);
+    if (rc == QV_EEXIST && strstr(qv_last_error(), "alias")) srv_fail_qv(r, rc);     /* the name is an alias's */
+    else if (rc == QV_EEXIST) srv_fail(r, 409, "already_exists", "Collection `%s` already exists!", r->name);
     else if (rc != QV_OK || (rc = srv_open(r->ctx, r->name, &r->opened)) != QV_OK) srv_fail_qv(r, rc);
     else {
         r->coll = &r->opened;
@@ -362,9 +363,12 @@ static const srv_route routes[] = {
     {SRV_M_GET, "dashboard/**", SRV_EP_DASHBOARD, SRV_R_OPEN, srv_h_dashboard, 0, NULL},
     {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
     {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
+    {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
+    {SRV_M_POST, "aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
+    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, SRV_R_COLL, srv_h_alias_list, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL, h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL, h_delete_points, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, SRV_R_COLL, h_scroll, 0, NULL},

@@ -171,6 +171,10 @@ void srv_fail_qv(srv_req *r, int rc)
     };
     int status = 500;
     const char *code = "internal";
+    if (r->coll && srv_alias_retry(r, rc)) {   /* run() runs the request again, unanswered */
+        r->rerun = 1;
+        return;
+    }
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].rc == rc) {
             status = map[i].status;
@@ -412,7 +416,38 @@ static int admit(srv_req *r, char **seg, int n)
         srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
         return 0;
     }
+    srv_alias_path(r);                          /* access is judged on the collection */
     return (rt->flags & SRV_R_OPEN) || allowed_here(r, rt);
+}
+
+/* Step 5 and 6: open the collection, run the handler. Through an alias whose collection
+ * was dropped meanwhile, again on what the alias names now (srv_alias_retry; the failed
+ * run replied nothing, and a write on a dropped collection changed nothing). */
+static void run(srv_req *r)
+{
+    for (;;) {
+        int rc = QV_ENOTFOUND;
+        if (r->route->flags & (SRV_R_COLL | SRV_R_COLL_OPT) && (rc = srv_open(r->ctx, r->name, &r->opened)) == QV_OK)
+            r->coll = &r->opened;
+        if (rc == QV_ENOTFOUND && srv_alias_retry(r, rc)) {
+            srv_alias_path(r);
+            continue;
+        }
+        if (rc == QV_ENOTFOUND && (r->route->flags & SRV_R_COLL))
+            srv_fail(r, 404, "not_found", "Collection `%s` doesn't exist!", r->alias ? r->alias : r->name);
+        else if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(r, rc);
+        else r->route->handler(r);
+        if (r->coll) qv_collection_close(r->coll->coll);
+        r->coll = NULL;
+        if (r->replied || !r->rerun) break;
+        r->rerun = 0;
+        if (r->out) evbuffer_drain(r->out, evbuffer_get_length(r->out));
+        r->w.n = 0;
+        r->w.err = 0;
+        srv_alias_path(r);
+    }
+    if (!r->replied) srv_fail(r, 500, "internal", "handler sent no reply");
+    if (r->out) evbuffer_free(r->out);
 }
 
 /* The audit line of a write: who, what, which collection, how many points, the outcome. */
@@ -456,18 +491,7 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
     size_t plen = path ? strlen(path) + 1 : 1;
     char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
     int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
-    if (admit(&r, seg, n)) {
-        int rc = QV_ENOTFOUND;
-        if (r.route->flags & (SRV_R_COLL | SRV_R_COLL_OPT) && (rc = srv_open(r.ctx, r.name, &r.opened)) == QV_OK)
-            r.coll = &r.opened;
-        if (rc == QV_ENOTFOUND && (r.route->flags & SRV_R_COLL))
-            srv_fail(&r, 404, "not_found", "Collection `%s` doesn't exist!", r.name);
-        else if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(&r, rc);
-        else r.route->handler(&r);
-        if (r.coll) qv_collection_close(r.coll->coll);
-        if (!r.replied) srv_fail(&r, 500, "internal", "handler sent no reply");
-        if (r.out) evbuffer_free(r.out);
-    }
+    if (admit(&r, seg, n)) run(&r);
     if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);        /* refused ones too */
     srv_auth_release(&r.auth);
     if (buf != small) free(buf);

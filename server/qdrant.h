@@ -10,6 +10,8 @@
  *                    collection endpoints (list, get, exists, create, delete, payload index)
  *   qdrant_points.c  point endpoints (upsert, retrieve, delete, payload, search, query,
  *                    scroll, count)
+ *   qdrant_update.c  updateVectors, deleteVectors (refused: no named vectors), updateCollection
+ *   qdrant_facet.c   facet counts
  *   api/qdrant.c     Qdrant's JSON, not HTTP: point ids (unsigned integers and UUIDs),
  *                    payload selectors and the translation of Qdrant filters (api/api.h)
  *
@@ -45,7 +47,14 @@ void qd_h_delete(srv_req *r);
 void qd_h_payload(srv_req *r);          /* variant 0 set (merge), 1 overwrite, 2 delete keys, 3 clear */
 void qd_h_search(srv_req *r);           /* variant 1: batch */
 void qd_h_query(srv_req *r);            /* variant 1: batch */
+void qd_h_groups(srv_req *r);           /* variant 0: search/groups, 1: query/groups */
 void qd_h_scroll(srv_req *r);
 void qd_h_count(srv_req *r);
 
+/* ---- updates of vectors and collections (qdrant_update.c) -------------------------- */
+void qd_h_update_vectors(srv_req *r);
+void qd_h_delete_vectors(srv_req *r);
+void qd_h_update_collection(srv_req *r);
+/* ---- facet counts (qdrant_facet.c) ------------------------------------------------- */
+void qd_h_facet(srv_req *r);
 #endif

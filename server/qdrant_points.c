@@ -333,6 +333,8 @@ typedef struct {
     int ignore_quant;              /* params.quantization.ignore */
     double threshold, diversity;   /* threshold NAN: none; mmr: 0 relevance only, 1 diversity only */
     json_t *wp;
+    srv_jtext group_by;            /* search/groups, query/groups */
+    uint64_t group_size;
 } qsearch;
 #define Q(field) offsetof(qsearch, field)
 
@@ -451,6 +453,9 @@ static const srv_jfield search_fields[] = {
     {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
     {"lookup_from", SRV_J_REFUSE, .arg = "lookup_from is"},
     {"prefetch", SRV_J_REFUSE, .arg = "prefetch (hybrid queries) is"},
+    {"group_by", SRV_J_TEXT, .off = Q(group_by)},
+    {"group_size", SRV_J_U64, .off = Q(group_size), .lo = 1, .hi = QV_MAX_K},
+    {"with_lookup", SRV_J_REFUSE, .arg = "with_lookup is"},
     {NULL},
 };
 
@@ -461,7 +466,7 @@ static qsearch *search_at(qsearch_list *l, size_t i)
 {
     qsearch *q = srv_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
     if (q) *q = (qsearch){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = DEFAULT_LIMIT,
-                          .threshold = NAN, .diversity = 0.5, .candidates = 100};
+                          .threshold = NAN, .diversity = 0.5, .candidates = 100, .group_size = 3};
     return q;
 }
 
@@ -600,6 +605,92 @@ void qd_h_search(srv_req *r)
 void qd_h_query(srv_req *r)
 {
     run(r, 1);
+}
+
+/* One group {"id": value, "hits": points} of qv_search_groups; scores as searches show them. */
+static int put_group(srv_req *r, const qsearch *q, qv_group *g)
+{
+    srv_coll *e = r->coll;
+    srv_wbuf *w = srv_writer(r);
+    char num[32];
+    size_t m = 0;
+    SRV_WLIT(w, "{\"id\":");
+    if (g->type == 's') srv_wstring(w, g->s, strlen(g->s));
+    else srv_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)g->i));
+    SRV_WLIT(w, ",\"hits\":");
+    for (size_t i = 0; i < g->n; i++) {
+        float sc = g->hits[i].score;
+        if (e->metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
+        if (!isnan(q->threshold) && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold))
+            continue;
+        g->hits[m++] = (qv_hit){g->hits[i].id, sc};
+    }
+    srv_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
+    int rc = srv_wpoints(w, e->coll, e->dim, g->hits, m, &st);
+    SRV_WLIT(w, "}");
+    return rc;
+}
+
+/* search/groups (variant 0) and query/groups (1): the best hits grouped by a payload
+ * field (qv_search_groups), {"result":{"groups":[{"id","hits"}...]}}. */
+void qd_h_groups(srv_req *r)
+{
+    srv_coll *e = r->coll;
+    qsearch_list l = {.dim = e->dim, .query = r->route->variant};
+    qsearch *q = search_at(&l, 0);
+    qv_group *g = NULL;
+    size_t ng = 0;
+    char key[256];
+    int rc;
+    if (!q) {
+        srv_oom(r);
+        goto cleanup;
+    }
+    if (srv_read_body(r, "the body", search_fields, q) != 0) goto cleanup;
+    q = l.q;
+    q->s.vec = l.vecs;
+    if (!q->group_by.p || srv_jstring(q->group_by, key, sizeof key) != 0) {
+        srv_bad(r, "'group_by' must be a payload key (a string of at most %zu bytes)", sizeof key - 1);
+        goto cleanup;
+    }
+    if (!q->has_vec || q->mmr) {
+        srv_bad(r, "a grouped %s needs a query vector (or a point id)", l.query ? "query" : "search");
+        goto cleanup;
+    }
+    if (prepare(r, q) != 0) goto cleanup;
+    qv_search_params sp;
+    qv_search_params_init(&sp, 0);
+    sp.ef = q->s.ef;
+    sp.nprobe = q->s.nprobe;
+    sp.exact = q->s.exact;
+    sp.rescore = (qv_rescore)q->s.rescore;
+    sp.oversampling = (float)q->s.oversampling;
+    sp.filter = q->s.filter.f;
+    sp.accept = q->s.accept;
+    sp.accept_arg = q->s.accept_arg;
+    if ((rc = qv_search_groups(e->coll, q->s.vec, &sp, key, (uint32_t)q->group_size, (uint32_t)q->limit, &g, &ng)) != QV_OK) {
+        srv_fail_qv(r, rc);
+        goto cleanup;
+    }
+    srv_wbuf *w = srv_writer(r);
+    SRV_WLIT(w, "{\"result\":{\"groups\":[");
+    for (size_t i = 0; i < ng; i++) {
+        if (i) SRV_WLIT(w, ",");
+        if ((rc = put_group(r, q, &g[i])) != QV_OK) {
+            srv_fail_qv(r, rc);
+            goto cleanup;
+        }
+    }
+    SRV_WLIT(w, "]}");
+    qd_ok_written(r);
+cleanup:
+    qv_groups_free(g, ng);
+    if (l.q) {
+        srv_search_release(&l.q[0].s);
+        json_decref(l.q[0].wp);
+    }
+    free(l.vecs);
+    free(l.q);
 }
 
 /* ---- scroll and count ---------------------------------------------------------- */

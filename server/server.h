@@ -216,7 +216,24 @@ struct srv_req {
     srv_coll opened;
     srv_wbuf w;                     /* the reply being written (srv_writer) into out */
     struct evbuffer *out;
+    const char *alias;              /* {name} as given, when it was an alias (aliases.c) */
+    char resolved[72];              /* the collection it named: r->name then points here */
+    int retries;                    /* runs again after the alias's collection was dropped */
+    int rerun;                      /* srv_fail_qv left it unanswered for that */
 };
+
+/* ---- aliases (aliases.c) ------------------------------------------------------------ */
+/** POST /collections/aliases (Qdrant) and POST /aliases (native): one list of actions. */
+void srv_h_alias_update(srv_req *r);
+/** GET /aliases and GET /collections/{name}/aliases, on both APIs. */
+void srv_h_alias_list(srv_req *r);
+/** Before access is judged: a {name} that is an alias becomes its collection's name
+ *  (r->alias keeps what was given). Names that are neither stay (the open answers 404). */
+void srv_alias_path(srv_req *r);
+/** 1 when a request that failed with rc should run again, on what its alias names now:
+ *  it came through an alias, and rc is QV_ENOTFOUND because the collection was dropped
+ *  (at most 3 times); then srv_alias_path again, and the open and handler. */
+int  srv_alias_retry(srv_req *r, int rc);
 
 /** The general request callback of an evhttp; arg is a srv_listener. */
 typedef struct { srv_ctx *ctx; const srv_api *api; } srv_listener;
