@@ -45,6 +45,8 @@ CRYPTO_LIBS := $(call pc_libs,libcrypto,-lcrypto)
 # quiverd's TLS (libevent's OpenSSL bufferevents) and tokens (HMAC-SHA256); the tests'
 # TLS client uses libssl too
 TLS_LIBS    := $(call pc_libs,libevent_openssl openssl,-levent_openssl -lssl -lcrypto)
+# Snowball stemming of the full-text index (storage/text_tokenize.c); Debian ships no .pc
+STEM_LIBS   := -lstemmer
 
 # ---- GPU: built only when nvcc exists; otherwise gpu/gpu_stub.c answers QV_ENODEV.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
@@ -67,7 +69,7 @@ endif
 
 ALL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN) -fPIC -pthread $(CPPFLAGS) $(BLAS_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
-LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
+LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(STEM_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
 
 LIB_SRC := $(wildcard core/*.c index/*.c storage/*.c) $(GPU_SRC)
 LIB_OBJ := $(LIB_SRC:%=$(BUILD)/obj/%.o)
@@ -155,6 +157,11 @@ $(BUILD)/quiver-inproc-search: bench/db/inproc_search.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
 all: $(if $(wildcard bench/db/inproc_search.c),$(BUILD)/quiver-inproc-search)
 
+# BM25 against SQLite FTS5 (bench/text_fts5.py, issue 22).
+$(BUILD)/quiver-text-bench: bench/db/text_bench.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+all: $(if $(wildcard bench/db/text_bench.c),$(BUILD)/quiver-text-bench)
+
 TEST_BINS := $(BUILD)/quiver-tests $(if $(wildcard tests/readme/example.c),$(BUILD)/readme-example)
 
 include bench/bench.mk
@@ -163,7 +170,8 @@ include python/python.mk
 # ---- Debian packages. deps installs only what is missing (needs root and apt-get).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev libssl-dev openssl \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
-            python3-dev python3-numpy python3-pytest python3-hnswlib chromium
+            python3-dev python3-numpy python3-pytest python3-hnswlib chromium \
+            libstemmer-dev sqlite3
 # node and npm run the Qdrant client test (tests/qdrant) and the dashboard's browser test
 # (tests/dashboard, with chromium): Debian's nodejs and npm when no npm is on the PATH
 # (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).
@@ -207,7 +215,7 @@ asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
-TSAN_SUITES := concurrency index_hnsw_reorder storage server regressions payload payload_http lifetime backup backup_http access tls server_limits alias
+TSAN_SUITES := concurrency index_hnsw_reorder storage server regressions payload payload_http lifetime backup backup_http access tls server_limits alias text
 tsan-test:
 	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests \
 	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)

@@ -22,6 +22,7 @@
 int cmd_create(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_search_text(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_info(int argc, char **argv);

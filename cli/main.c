@@ -23,6 +23,7 @@ static const struct {
     {"create", cmd_create, "create a collection"},
     {"import", cmd_import, "import vectors from .fvecs, .bvecs, .npy or JSON Lines"},
     {"search", cmd_search, "search a collection"},
+    {"search-text", cmd_search_text, "BM25 search of a payload field indexed as text"},
     {"get", cmd_get, "print one point"},
     {"delete", cmd_delete, "delete points by id"},
     {"info", cmd_info, "list collections, or describe one"},

@@ -746,6 +746,78 @@ QV_API int  qv_backup_dir_delete(const char *dir, const char *collection, const 
 /* ---- end of backups ------------------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
+ * Full-text search and hybrid search (issue 22). A payload field declared "text" in the
+ * collection's payload_index (or with qv_collection_index_field) gets an inverted index
+ * in LMDB, updated in the same transaction as the points: its string is split into
+ * lowercase Unicode words, Snowball-stemmed (English), and each point's word counts and
+ * length are kept for BM25. The filter condition {"key":K,"match":{"text":"..."}} passes
+ * points whose field holds every word of the text; qv_text_search ranks points by BM25
+ * (SQLite FTS5's bm25() formula, see storage/text.h); qv_hybrid_search fuses a vector
+ * search and a text search. Fusion itself is qv_fuse (no collection needed).
+ * ------------------------------------------------------------------------------------ */
+typedef struct {
+    const char *language;          /* Snowball stemmer ("english", "french", ...); NULL =
+                                    * "english"; "none" = no stemming */
+    int stopwords;                 /* nonzero: drop English stop words ("the", "of", ...) */
+} qv_text_options;
+/** Defaults: English stemming, stop words kept. */
+QV_API void qv_text_options_init(qv_text_options *o);
+/** The tokens of text (UTF-8; invalid bytes separate words) as the text index makes them.
+ *  *tokens: *n strings, free with qv_free_strings (NULL when *n is 0).
+ *  @return QV_OK, QV_EINVAL (NULL argument, unknown language), QV_ENOMEM. */
+QV_API int  qv_text_tokenize(const char *text, const qv_text_options *o, char ***tokens, size_t *n);
+
+#define QV_BM25_K1 1.2             /* defaults of qv_text_params */
+#define QV_BM25_B  0.75
+typedef struct {
+    const char *field;             /* a payload field indexed as "text" */
+    const char *query;             /* UTF-8 text; its tokens are ORed (any may match) */
+    uint32_t k;                    /* 1..QV_MAX_K */
+    double k1;                     /* BM25 term-frequency saturation, 0..10 */
+    double b;                      /* BM25 length normalisation, 0..1 */
+    const qv_filter *filter;       /* payload filter (borrowed); NULL = none */
+} qv_text_params;
+/** k, k1 = QV_BM25_K1, b = QV_BM25_B, no field, query or filter. */
+QV_API void qv_text_params_init(qv_text_params *p, uint32_t k);
+/** BM25 top-k: hits[0..*n_hits) best first (score descending, ties by smaller id), only
+ *  points holding at least one query token and passing the filter. A query without
+ *  tokens gives 0 hits. Safe beside writes; sees every write that returned before it.
+ *  @return QV_OK, QV_EINVAL (field not indexed as text, k/k1/b out of range, NULL),
+ *  QV_ENOTFOUND (collection dropped), QV_ENOMEM, QV_EIO. */
+QV_API int  qv_text_search(qv_coll *c, const qv_text_params *p, qv_hit *hits, size_t *n_hits);
+
+typedef enum {
+    QV_FUSION_RRF = 1,             /* sum of 1 / (rrf_k + rank), rank from 1 */
+    QV_FUSION_WEIGHTED             /* sum of weight * min-max normalised score */
+} qv_fusion_kind;
+typedef struct {
+    qv_fusion_kind kind;
+    uint32_t rrf_k;                /* RRF constant; 0 = 60 */
+    uint32_t k;                    /* fused hits wanted, 1..QV_MAX_K */
+} qv_fusion_params;
+QV_API void qv_fusion_params_init(qv_fusion_params *p, qv_fusion_kind kind, uint32_t k);
+/** Fuse nlists ranked lists (lists[i]: lens[i] hits, best first) into out (k hits, best
+ *  first, ties by smaller id). weights: nlists weights (NULL = all 1; weighted fusion
+ *  only). ascending[i] nonzero: a smaller score is better in list i (l2), so its
+ *  normalised score is (max - s) / (max - min); else (s - min) / (max - min); a list
+ *  whose scores are all equal normalises to 1. An id repeated within one list counts at
+ *  its first place. @return QV_OK, QV_EINVAL (NULL, k out of range, NaN weight), QV_ENOMEM. */
+QV_API int  qv_fuse(const qv_fusion_params *p, size_t nlists, const qv_hit *const *lists, const size_t *lens,
+                    const int *ascending, const double *weights, qv_hit *out, size_t *n_out);
+
+/** A vector search (sp, with sp->filter) and a BM25 search (tp; its filter is replaced by
+ *  sp->filter, so the filter applies to both) fused by fp: each side fetches
+ *  max(fp->k, sp->k, tp->k) candidates. weights: {vector, text} for QV_FUSION_WEIGHTED
+ *  (NULL = 0.5, 0.5). query may be NULL (text only) and tp->query may be empty.
+ *  @return the errors of qv_search and qv_text_search, QV_EINVAL for bad fusion params. */
+QV_API int  qv_hybrid_search(qv_coll *c, const float *query, const qv_search_params *sp, const qv_text_params *tp,
+                             const qv_fusion_params *fp, const double *weights, qv_hit *hits, size_t *n_hits);
+/** Filter condition {"key":key,"match":{"text":text}}: the field holds every token of
+ *  text (a text without tokens passes nothing). */
+QV_API int  qv_filter_match_text(qv_filter *f, qv_occur occur, const char *key, const char *text);
+/* ---- end of full-text search ---------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------
  * Vector files. Every malformed case gives QV_ECORRUPT naming the file and offset.
  * ------------------------------------------------------------------------------------ */
 /** Read .fvecs, .bvecs (bytes widened to float) or .npy (float32, C order, 2-D) by

@@ -243,7 +243,7 @@ static PyObject *payload_object(char *text)
 
 /* Hits of nq queries as Hit lists; payloads[i] (taken, may be NULL) belongs to the i-th hit
  * in row order. single: the list of the one query, not a list of lists. */
-static PyObject *hit_lists(const qv_hit *hits, const size_t *n_hits, size_t nq, size_t k, char **payloads, int single)
+PyObject *pyq_hit_lists(const qv_hit *hits, const size_t *n_hits, size_t nq, size_t k, char **payloads, int single)
 {
     PyObject *outer = PyList_New((Py_ssize_t)nq);
     size_t p = 0;
@@ -335,7 +335,7 @@ static PyObject *coll_search(pyq_collection *self, PyObject *args, PyObject *kwd
             goto done;
         }
     }
-    result = hit_lists(hits, n_hits, q.n, sp.k, payloads, q.single);
+    result = pyq_hit_lists(hits, n_hits, q.n, sp.k, payloads, q.single);
 done:
     if (payloads)
         for (size_t i = 0; i < total; i++) qv_free(payloads[i]);
@@ -619,6 +619,13 @@ static PyMethodDef coll_methods[] = {
      "search(query, k=10, *, filter=None, with_payload=True, ef=None, nprobe=None, max_visits=None)\n--\n\n"
      "Nearest points as a list of Hit(id, score, payload), best first; for a 2-D array of queries, one such "
      "list per query. filter: a dict ({'must': [{'key': 'lang', 'match': 'en'}], ...}) or its JSON text."},
+    {"search_text", (PyCFunction)(void (*)(void))pyq_coll_search_text, METH_VARARGS | METH_KEYWORDS,
+     "search_text(query, field, k=10, *, k1=1.2, b=0.75, filter=None, with_payload=True)\n--\n\n"
+     "BM25 top-k (SQLite FTS5's formula) over a payload field indexed as 'text': a list of Hit, best first."},
+    {"hybrid_search", (PyCFunction)(void (*)(void))pyq_coll_hybrid_search, METH_VARARGS | METH_KEYWORDS,
+     "hybrid_search(vector, text, field, k=10, *, fusion='rrf', alpha=0.5, filter=None, with_payload=True, ef=None)\n--\n\n"
+     "A vector search and a BM25 search of text, with the same filter, fused by 'rrf' (Reciprocal Rank Fusion) "
+     "or 'weighted' (alpha * normalised vector score + (1 - alpha) * normalised BM25 score)."},
     {"get", (PyCFunction)(void (*)(void))coll_get, METH_VARARGS | METH_KEYWORDS,
      "get(ids, *, with_vector=True)\n--\n\nPoint(id, vector, payload) of one id, or None when absent; for a "
      "sequence of ids, a list of those."},

@@ -44,6 +44,9 @@ static PyObject *mod_gpu_available(PyObject *self, PyObject *unused)
 }
 
 static PyMethodDef module_methods[] = {
+    {"tokenize", (PyCFunction)(void (*)(void))pyq_tokenize, METH_VARARGS | METH_KEYWORDS,
+     "tokenize(text, *, language=None, stopwords=False)\n--\n\nThe tokens a 'text' payload index makes of text: "
+     "lowercase Unicode words, Snowball-stemmed (English unless language names another, 'none' for no stemming)."},
     {"open", (PyCFunction)(void (*)(void))pyq_database_open, METH_VARARGS | METH_KEYWORDS,
      "open(path, *, nosync=False, readonly=False, map_size=0, max_collections=0, checkpoint_every=0)\n--\n\n"
      "Open (creating if needed) the database in directory path and return a Database."},

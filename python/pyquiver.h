@@ -190,6 +190,14 @@ PyObject *pyq_coll_set_payload(pyq_collection *self, PyObject *args);
 PyObject *pyq_coll_overwrite_payload(pyq_collection *self, PyObject *args);
 PyObject *pyq_coll_delete_payload_keys(pyq_collection *self, PyObject *args);
 PyObject *pyq_coll_clear_payload(pyq_collection *self, PyObject *ids);
+/* Hits of nq queries as Hit lists (collection.c); payloads[i] (taken, may be NULL) is the
+ * i-th hit's in row order; single: the one query's list, not a list of lists. */
+PyObject *pyq_hit_lists(const qv_hit *hits, const size_t *n_hits, size_t nq, size_t k, char **payloads, int single);
+/* Full-text and hybrid search (text.c). */
+PyObject *pyq_coll_search_text(pyq_collection *self, PyObject *args, PyObject *kwds);
+PyObject *pyq_coll_hybrid_search(pyq_collection *self, PyObject *args, PyObject *kwds);
+/* quiver.tokenize(text, *, language=None, stopwords=False): the text index's tokens. */
+PyObject *pyq_tokenize(PyObject *self, PyObject *args, PyObject *kwds);
 
 /** quiver.open(path, ...) */
 PyObject *pyq_database_open(PyObject *self, PyObject *args, PyObject *kwds);

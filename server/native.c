@@ -294,7 +294,7 @@ static void log_field_progress(const char *phase, size_t done, size_t total, voi
     srv_log(SRV_LOG_INFO, "collection '%s': indexing payload field '%s': %zu/%zu points", fp->coll, fp->field, done, total);
 }
 
-static const char *const field_types[] = {"keyword", "integer", "float", "bool", NULL};
+static const char *const field_types[] = {"keyword", "integer", "float", "bool", "text", NULL};
 static const srv_jfield type_fields[] = {{"type", SRV_J_NAME, 0, .arg = field_types, .required = 1}, {NULL}};
 
 /* PUT /collections/{name}/index/{field} {"type":"keyword"}: 201 when the field was not
@@ -375,6 +375,8 @@ static const srv_route routes[] = {
     {SRV_M_GET, "collections/{name}/points/{arg}", SRV_EP_GET_POINT, SRV_R_COLL, h_get_point, 0, NULL},
     {SRV_M_POST, "collections/{name}/search", SRV_EP_SEARCH, SRV_R_COLL, h_search, 0, NULL},
     {SRV_M_POST, "collections/{name}/search/batch", SRV_EP_SEARCH_BATCH, SRV_R_COLL, h_search, 1, NULL},
+    {SRV_M_POST, "collections/{name}/search/text", SRV_EP_SEARCH, SRV_R_COLL, srv_h_text_search, 0, NULL},
+    {SRV_M_POST, "collections/{name}/search/hybrid", SRV_EP_SEARCH, SRV_R_COLL, srv_h_text_search, 1, NULL},
     {SRV_M_PUT, "collections/{name}/index/{arg}", SRV_EP_INDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_index_field, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_unindex_field, 0, NULL},
     {SRV_M_POST, "collections/{name}/train", SRV_EP_TRAIN, SRV_R_WRITE | SRV_R_COLL, h_train, 0, NULL},

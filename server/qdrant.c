@@ -264,7 +264,7 @@ static void h_drop(srv_req *r)
 }
 
 typedef struct { srv_jtext field; int type; } index_body;
-static const char *const schema_types[] = {"keyword", "integer", "float", "bool", "uuid", NULL};
+static const char *const schema_types[] = {"keyword", "integer", "float", "bool", "uuid", "text", NULL};
 static const srv_jfield schema_fields[] = {{"type", SRV_J_NAME, 0, .arg = schema_types, .required = 1}, {NULL}};
 
 /* field_schema: a type name or {"type": name} */

@@ -161,6 +161,11 @@ int  srv_conns_mid_request(srv_conns *cs);
 /** The whole request is read (the pipeline has it): the connection's deadline stops. */
 void srv_conn_request_read(struct evhttp_request *req);
 
+/* ---- full-text and hybrid search (text_search.c) -------------------------------- */
+/** POST .../search/text (route variant 0) and .../search/hybrid (variant 1). */
+struct srv_req;
+void srv_h_text_search(struct srv_req *r);
+
 /* ---- the request pipeline (pipeline.c) ------------------------------------------- */
 enum { SRV_M_GET = 1, SRV_M_POST = 2, SRV_M_PUT = 4, SRV_M_DELETE = 8, SRV_M_PATCH = 16, SRV_M_ANY = 31 };
 enum {

@@ -40,7 +40,7 @@ int qv_coll_name_check(const char *name)
 
 static int payload_type_ok(const char *t)
 {
-    static const char *const types[] = {"keyword", "integer", "float", "bool"};
+    static const char *const types[] = {"keyword", "integer", "float", "bool", "text"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(t, types[i]) == 0) return 1;
     return 0;
@@ -60,7 +60,7 @@ static int payload_index_validate(json_t *o, const char *where, int code)
         if (code == QV_EINVAL && qv_payload_path_check(key, why, sizeof why) != QV_OK)
             return qv_fail(code, "%s: payload_index field: %s", where, why);
         if (!json_is_string(val) || !payload_type_ok(json_string_value(val)))
-            return qv_fail(code, "%s: payload_index field '%s' must be \"keyword\", \"integer\", \"float\" or \"bool\"",
+            return qv_fail(code, "%s: payload_index field '%s' must be \"keyword\", \"integer\", \"float\", \"bool\" or \"text\"",
                            where, key);
     }
     return QV_OK;

@@ -29,6 +29,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "storage/text.h"
 
 static const char *const occur_names[3] = {"must", "must_not", "should"};
 
@@ -206,6 +207,21 @@ int qv_filter_match_any_int(qv_filter *f, qv_occur occur, const char *key, const
     return add_cond(f, occur, &c);
 }
 
+int qv_filter_match_text(qv_filter *f, qv_occur occur, const char *key, const char *text)
+{
+    qv_fcond c;
+    int rc;
+    if ((rc = check_args(f, occur, key)) != QV_OK) return rc;
+    if (!text) return qv_fail(QV_EINVAL, "filter on '%s': text is NULL", key);
+    if ((rc = leaf_init(&c, FC_TEXT, key, 1)) != QV_OK) return rc;
+    c.nvals = 1;
+    if ((rc = set_string(&c.vals[0], text, strlen(text))) != QV_OK) {
+        cond_release(&c);
+        return rc;
+    }
+    return add_cond(f, occur, &c);
+}
+
 int qv_filter_match_int(qv_filter *f, qv_occur occur, const char *key, int64_t value)
 {
     int rc = qv_filter_match_any_int(f, occur, key, &value, 1);
@@ -369,9 +385,16 @@ static int parse_match(json_t *m, const char *path, qv_fcond *c)
         return parse_values(arg, p, c);
     }
     if (strcmp(op, "except") == 0) return parse_except(arg, p, c);
-    if (strcmp(op, "text") == 0 || strcmp(op, "phrase") == 0 || strcmp(op, "text_any") == 0)
-        return qv_fail(QV_EINVAL, "%s: full-text match is not supported", path);
-    return qv_fail(QV_EINVAL, "%s: unknown operator '%s' (expected value, any or except)", path, op);
+    if (strcmp(op, "text") == 0) {
+        if (!json_is_string(arg)) return qv_fail(QV_EINVAL, "%s: must be a string", p);
+        c->kind = FC_TEXT;
+        if (!(c->vals = qv_calloc(1, sizeof *c->vals))) return QV_ENOMEM;
+        c->nvals = 1;
+        return set_string(&c->vals[0], json_string_value(arg), json_string_length(arg));
+    }
+    if (strcmp(op, "phrase") == 0 || strcmp(op, "text_any") == 0)
+        return qv_fail(QV_EINVAL, "%s: full-text match '%s' is not supported (\"text\" is: every word present)", path, op);
+    return qv_fail(QV_EINVAL, "%s: unknown operator '%s' (expected value, any, except or text)", path, op);
 }
 
 static int parse_range(json_t *r, const char *path, qv_fcond *c)
@@ -629,6 +652,10 @@ static json_t *cond_json(const qv_fcond *c)
         }
         if (json_object_set_new(o, "match", x) != 0) { x = NULL; goto fail; }
         return o;
+    case FC_TEXT:
+        if (!(x = json_pack("{s:s%}", "text", c->vals[0].s, c->vals[0].slen))) goto fail;
+        if (json_object_set_new(o, "match", x) != 0) { x = NULL; goto fail; }
+        return o;
     case FC_RANGE:
         if (!(x = json_object())) goto fail;
         if (isfinite(c->lo) && json_object_set_new(x, c->flags & QV_RANGE_GT_LO ? "gt" : "gte", json_real(c->lo)) != 0) goto fail;
@@ -797,6 +824,11 @@ static int cond_eval(const qv_fcond *c, json_t *payload, uint64_t id)
         } else {
             r = scalar_match(v, c);
         }
+        break;
+    case FC_TEXT:
+        if (v && json_is_string(v) &&
+            qv_text_contains_all(json_string_value(v), json_string_length(v), c->vals[0].s, c->vals[0].slen, &r) != QV_OK)
+            r = 0;                 /* out of memory: fails the point, as a search that cannot run it */
         break;
     case FC_IS_NULL: r = v && json_is_null(v); break;
     case FC_EXISTS: r = v && !json_is_null(v); break;

@@ -13,6 +13,7 @@
  *   'n' null      (nothing)
  *   'e' empty []  (nothing)
  *   'x' present, not indexable by value: object, non-empty array, long string (nothing)
+ *   't', 'L', 'S' the full-text postings of a field declared "text" (storage/text.h)
  * Each value is indexed by its own JSON type whatever the declared field type, so every
  * condition on an indexed field can be answered from the index with exactly the semantics
  * of qv_filter_eval (the declared type documents intent; it does not change behaviour).
@@ -34,7 +35,8 @@
 
 /* ---- filter tree (filter.c) ---------------------------------------------------------- */
 /* FC_HAS_ID: the points whose ids are vals (type 'i', ascending, each once); no key. */
-enum { FC_MATCH = 1, FC_RANGE, FC_IS_NULL, FC_EXISTS, FC_IS_EMPTY, FC_NESTED, FC_HAS_ID };
+/* FC_TEXT: {"match":{"text":S}}: the field's string holds every token of vals[0]. */
+enum { FC_MATCH = 1, FC_RANGE, FC_IS_NULL, FC_EXISTS, FC_IS_EMPTY, FC_NESTED, FC_HAS_ID, FC_TEXT };
 
 typedef struct {
     char type;                     /* 's' string, 'i' integer, 'b' bool */
@@ -86,6 +88,8 @@ typedef struct {
     uint8_t *buf;
     size_t len, cap;
     size_t *off;                   /* start of each term; term i ends at off[i+1] or len */
+    uint64_t *aux;                 /* per term: a text field's 't' entry: tf << 32 | doc
+                                    * length; its 'L' entry: doc length (storage/text.h) */
     size_t n, ncap;
 } qv_terms;
 void qv_terms_release(qv_terms *t);

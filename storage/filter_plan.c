@@ -29,6 +29,7 @@
 #include "core/alloc.h"
 #include "core/bitset.h"
 #include "core/error.h"
+#include "storage/text.h"
 
 typedef struct {
     qv_coll *c;
@@ -46,6 +47,7 @@ static int leaf_indexable(const qv_coll *c, const qv_fcond *x)
 {
     if (x->kind == FC_HAS_ID) return 1;
     if (!c->db->has_pindex || !qv_pindex_field(c, x->key)) return 0;
+    if (x->kind == FC_TEXT) return strcmp(qv_pindex_field(c, x->key)->type, "text") == 0;
     if (x->kind == FC_MATCH)
         for (size_t i = 0; i < x->nvals; i++)
             if (x->vals[i].type == 's' && x->vals[i].slen > QV_PKEY_MAX) return 0;
@@ -163,6 +165,31 @@ static int scan_match(plan *p, const qv_fcond *x, uint64_t *bits)
     return rc;
 }
 
+static void and_in(uint64_t *a, const uint64_t *b, size_t n);
+
+/* text: the points whose postings hold every token of the query (none without a token). */
+static int scan_text(plan *p, const qv_fcond *x, uint64_t *bits)
+{
+    uint8_t key[6 + QV_PFIELD_MAX + 1 + QV_TEXT_TOKEN_MAX];
+    qv_toklist t = {0};
+    uint64_t *tmp = NULL;
+    size_t fl = strlen(x->key);
+    int rc = qv_text_tokens(x->vals[0].s, x->vals[0].slen, NULL, &t);
+    for (size_t i = 0; rc == QV_OK && i < t.n; i++) {
+        const char *w = t.buf + t.off[i];
+        size_t wl = strlen(w), pl = qv_pkey_prefix(key, p->c->cid, x->key, fl, 't');
+        key[pl] = (uint8_t)wl;
+        memcpy(key + pl + 1, w, wl);
+        if (i == 0) { rc = scan_prefix(p, key, pl + 1 + wl, bits); continue; }
+        if (!tmp && !(tmp = bits_new(p))) { rc = QV_ENOMEM; break; }
+        memset(tmp, 0, p->nwords * sizeof *tmp);
+        if ((rc = scan_prefix(p, key, pl + 1 + wl, tmp)) == QV_OK) and_in(bits, tmp, p->nwords);
+    }
+    qv_free(tmp);
+    qv_toklist_release(&t);
+    return rc;
+}
+
 /* has_id: the internal ids of the listed points that exist, from their id records. */
 static int scan_ids(plan *p, const qv_fcond *x, uint64_t *bits)
 {
@@ -198,6 +225,7 @@ static int eval_cond(plan *p, const qv_fcond *x, uint64_t *out)
         if (rc == QV_OK) rc = scan_range(p, x, 'f', out);
         break;
     case FC_HAS_ID: rc = scan_ids(p, x, out); break;
+    case FC_TEXT: rc = scan_text(p, x, out); break;
     case FC_IS_NULL: rc = scan_tags(p, x->key, "n", out); break;
     case FC_EXISTS: rc = scan_tags(p, x->key, "befikx", out); break;
     default: rc = scan_tags(p, x->key, "bfikx", out); break;   /* is_empty = live - these */

@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "storage/text.h"
 
 /* ---- encodings --------------------------------------------------------------------------- */
 
@@ -67,7 +68,8 @@ void qv_pfields_free(qv_pfield *p, size_t n)
 
 static int type_ok(const char *t)
 {
-    return t && (!strcmp(t, "keyword") || !strcmp(t, "integer") || !strcmp(t, "float") || !strcmp(t, "bool"));
+    return t && (!strcmp(t, "keyword") || !strcmp(t, "integer") || !strcmp(t, "float") || !strcmp(t, "bool") ||
+                 !strcmp(t, "text"));
 }
 
 /* Parse a payload_index JSON object into a field array (built = 0). */
@@ -205,6 +207,7 @@ void qv_terms_release(qv_terms *t)
     if (!t) return;
     qv_free(t->buf);
     qv_free(t->off);
+    qv_free(t->aux);
     memset(t, 0, sizeof *t);
 }
 
@@ -224,9 +227,13 @@ static int term_add(qv_terms *t, const char *field, size_t flen, uint8_t tag, co
         size_t *o = qv_reallocarray(t->off, ncap, sizeof *o);
         if (!o) return QV_ENOMEM;
         t->off = o;
+        uint64_t *x = qv_reallocarray(t->aux, ncap, sizeof *x);
+        if (!x) return QV_ENOMEM;
+        t->aux = x;
         t->ncap = ncap;
     }
     uint8_t *p = t->buf + t->len;
+    t->aux[t->n] = 0;
     t->off[t->n++] = t->len;
     p[0] = (uint8_t)flen;
     memcpy(p + 1, field, flen);
@@ -263,12 +270,47 @@ static int scalar_term(qv_terms *t, const char *f, size_t fl, json_t *v, int *do
     return QV_OK;
 }
 
-static int field_terms(json_t *payload, const char *field, qv_terms *t)
+/* The full-text entries of string s for field f (storage/text.h): one 't' per distinct
+ * token, then the 'L' entry. */
+static int text_terms(qv_terms *t, const char *f, size_t fl, const char *s, size_t len)
+{
+    qv_toklist tl = {0};
+    size_t *uniq = NULL, nu = 0;
+    uint32_t *cnt = NULL;
+    uint8_t b[1 + QV_TEXT_TOKEN_MAX];
+    int rc = qv_text_tokens(s, len, NULL, &tl);
+    if (rc != QV_OK) goto cleanup;
+    if (tl.n > UINT32_MAX) { rc = qv_fail(QV_EINVAL, "text field '%s': more than 2^32 tokens", f); goto cleanup; }
+    if (tl.n && (!(uniq = qv_calloc(tl.n, sizeof *uniq)) || !(cnt = qv_calloc(tl.n, sizeof *cnt)))) {
+        rc = QV_ENOMEM;
+        goto cleanup;
+    }
+    qv_text_distinct(&tl, uniq, cnt, &nu);
+    for (size_t i = 0; i < nu && rc == QV_OK; i++) {
+        const char *w = tl.buf + tl.off[uniq[i]];
+        size_t wl = strlen(w);
+        if (wl > QV_TEXT_TOKEN_MAX) continue;      /* a stem never grows; kept for safety */
+        b[0] = (uint8_t)wl;
+        memcpy(b + 1, w, wl);
+        if ((rc = term_add(t, f, fl, 't', b, wl + 1)) == QV_OK) t->aux[t->n - 1] = (uint64_t)cnt[i] << 32 | tl.n;
+    }
+    if (rc == QV_OK && (rc = term_add(t, f, fl, 'L', NULL, 0)) == QV_OK) t->aux[t->n - 1] = tl.n;
+cleanup:
+    qv_free(uniq);
+    qv_free(cnt);
+    qv_toklist_release(&tl);
+    return rc;
+}
+
+static int field_terms(json_t *payload, const char *field, int text, qv_terms *t)
 {
     size_t fl = strlen(field);
     json_t *v = qv_payload_field(payload, field);
     int done, rc;
     if (!v || fl > QV_PFIELD_MAX) return QV_OK;
+    if (text && json_is_string(v) &&
+        (rc = text_terms(t, field, fl, json_string_value(v), json_string_length(v))) != QV_OK)
+        return rc;
     if (json_is_null(v)) return term_add(t, field, fl, 'n', NULL, 0);
     if (json_is_array(v)) {
         size_t i;
@@ -285,9 +327,10 @@ static int field_terms(json_t *payload, const char *field, qv_terms *t)
 int qv_pindex_terms(const qv_coll *c, json_t *payload, const char *field, qv_terms *t)
 {
     int rc;
-    if (field) return field_terms(payload, field, t);
     for (size_t i = 0; i < c->npfields; i++)
-        if (c->pfields[i].built && (rc = field_terms(payload, c->pfields[i].name, t)) != QV_OK) return rc;
+        if ((field ? strcmp(c->pfields[i].name, field) == 0 : c->pfields[i].built) &&
+            (rc = field_terms(payload, c->pfields[i].name, !strcmp(c->pfields[i].type, "text"), t)) != QV_OK)
+            return rc;
     return QV_OK;
 }
 
@@ -303,12 +346,38 @@ static size_t term_key(uint8_t *buf, uint32_t cid, const qv_terms *t, size_t i, 
 
 #define KEYBUF (12 + 2 + QV_PFIELD_MAX + QV_PKEY_MAX + 1)
 
+/* The tag of term i, and where its field starts / how long it is. */
+static uint8_t term_tag(const qv_terms *t, size_t i) { return t->buf[t->off[i] + 1 + t->buf[t->off[i]]]; }
+
+/* A text field's 'S' record (documents, total tokens) moves by (+-1, +-len). */
+static int text_stats_add(qv_coll *c, MDB_txn *txn, const qv_terms *t, size_t i, int sign)
+{
+    uint8_t key[4 + 2 + QV_PFIELD_MAX];
+    uint64_t st[2] = {0, 0};
+    MDB_val v;
+    size_t fl = t->buf[t->off[i]];
+    size_t kl = qv_pkey_prefix(key, c->cid, (const char *)t->buf + t->off[i] + 1, fl, 'S');
+    int rc = qv_lmdb_get(txn, c->db->dbi[DBI_PINDEX], key, kl, &v);
+    if (rc == QV_OK && v.mv_size == sizeof st) memcpy(st, v.mv_data, sizeof st);
+    else if (rc == QV_OK) return qv_fail(QV_ECORRUPT, "collection '%s': damaged text statistics record", c->name);
+    else if (rc != QV_ENOTFOUND) return rc;
+    if (sign > 0) { st[0] += 1; st[1] += t->aux[i]; }
+    else { st[0] -= st[0] ? 1 : 0; st[1] -= st[1] >= t->aux[i] ? t->aux[i] : st[1]; }
+    return qv_lmdb_put(txn, c->db->dbi[DBI_PINDEX], key, kl, st, sizeof st);
+}
+
 int qv_pindex_put(qv_coll *c, MDB_txn *txn, const qv_terms *t, uint64_t iid)
 {
     uint8_t key[KEYBUF];
     for (size_t i = 0; i < t->n; i++) {
         size_t kl = term_key(key, c->cid, t, i, iid);
-        int rc = qv_lmdb_put(txn, c->db->dbi[DBI_PINDEX], key, kl, "", 0);
+        uint8_t tag = term_tag(t, i);
+        uint32_t val[2] = {(uint32_t)(t->aux[i] >> 32), (uint32_t)t->aux[i]};
+        int rc;
+        if (tag == 't') rc = qv_lmdb_put(txn, c->db->dbi[DBI_PINDEX], key, kl, val, 8);
+        else if (tag == 'L') rc = qv_lmdb_put(txn, c->db->dbi[DBI_PINDEX], key, kl, &val[1], 4);
+        else rc = qv_lmdb_put(txn, c->db->dbi[DBI_PINDEX], key, kl, "", 0);
+        if (rc == QV_OK && tag == 'L') rc = text_stats_add(c, txn, t, i, +1);
         if (rc != QV_OK) return rc;
     }
     return QV_OK;
@@ -320,6 +389,7 @@ int qv_pindex_del(qv_coll *c, MDB_txn *txn, const qv_terms *t, uint64_t iid)
     for (size_t i = 0; i < t->n; i++) {
         size_t kl = term_key(key, c->cid, t, i, iid);
         int rc = qv_lmdb_del(txn, c->db->dbi[DBI_PINDEX], key, kl);
+        if (rc == QV_OK && term_tag(t, i) == 'L') rc = text_stats_add(c, txn, t, i, -1);
         if (rc != QV_OK && rc != QV_ENOTFOUND) return rc;
     }
     return QV_OK;
@@ -365,7 +435,7 @@ int qv_pindex_put_built(qv_coll *c, MDB_txn *txn) { return put_built(c, txn, c->
 /* ---- building / dropping a field ------------------------------------------------------------ */
 
 /* Delete every entry of field, then index it from every stored payload of c. */
-static int build_field(qv_coll *c, MDB_txn *txn, const char *field, qv_progress_fn progress, void *arg)
+static int build_field(qv_coll *c, MDB_txn *txn, const char *field, int text, qv_progress_fn progress, void *arg)
 {
     uint8_t prefix[6 + QV_PFIELD_MAX], cprefix[4];
     MDB_cursor *cur = NULL;
@@ -383,7 +453,7 @@ static int build_field(qv_coll *c, MDB_txn *txn, const char *field, qv_progress_
         json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
         if (!o) { rc = qv_fail(QV_ECORRUPT, "collection '%s': stored payload is not JSON", c->name); break; }
         t.n = t.len = 0;
-        rc = field_terms(o, field, &t);
+        rc = field_terms(o, field, text, &t);
         json_decref(o);
         if (rc == QV_OK) rc = qv_pindex_put(c, txn, &t, qv_be64_get((const uint8_t *)k.mv_data + 4));
         if (rc != QV_OK) break;
@@ -414,9 +484,9 @@ static int fields_write(qv_db *db, MDB_txn *txn, void *arg)
     char *pi = NULL, *cfg = NULL;
     int rc = QV_OK;
 
-    if (a->build) rc = build_field(c, txn, a->build, a->progress, a->arg);
-    for (size_t i = 0; rc == QV_OK && a->pending && i < a->n; i++)
-        if (a->fields[i].built == 2) rc = build_field(c, txn, a->fields[i].name, a->progress, a->arg);
+    for (size_t i = 0; rc == QV_OK && i < a->n; i++)
+        if ((a->build && strcmp(a->fields[i].name, a->build) == 0) || (a->pending && a->fields[i].built == 2))
+            rc = build_field(c, txn, a->fields[i].name, !strcmp(a->fields[i].type, "text"), a->progress, a->arg);
     if (rc == QV_OK && a->drop) {
         uint8_t prefix[6 + QV_PFIELD_MAX];
         size_t plen = qv_pkey_prefix(prefix, c->cid, a->drop, strlen(a->drop), 0) - 1;
@@ -477,7 +547,7 @@ int qv_collection_index_field(qv_coll *c, const char *field, const char *type, q
     if (!c) return qv_fail(QV_EINVAL, "collection is NULL");
     if ((rc = check_field(field)) != QV_OK) return rc;
     if (!type_ok(type))
-        return qv_fail(QV_EINVAL, "field '%s': type must be \"keyword\", \"integer\", \"float\" or \"bool\", got '%s'", field,
+        return qv_fail(QV_EINVAL, "field '%s': type must be \"keyword\", \"integer\", \"float\", \"bool\" or \"text\", got '%s'", field,
                        type ? type : "(null)");
     if ((rc = qv_db_check_writable(c->db, "index field")) != QV_OK) return rc;
     pthread_mutex_lock(&c->db->wmutex);
@@ -486,7 +556,8 @@ int qv_collection_index_field(qv_coll *c, const char *field, const char *type, q
     if ((rc = copy_fields(c->pfields, n, 1, &nf)) != QV_OK) goto cleanup;
     size_t i;
     for (i = 0; i < n && strcmp(nf[i].name, field) != 0; i++) {}
-    int rebuild = i == n || !nf[i].built;
+    /* text entries exist only for a "text" field: a change to or from it rebuilds */
+    int rebuild = i == n || !nf[i].built || (!strcmp(nf[i].type, "text") != !strcmp(type, "text"));
     if (i == n) {
         if (!(nf[n].name = qv_strdup(field))) { rc = QV_ENOMEM; goto cleanup; }
         n++;

@@ -249,7 +249,7 @@ START_TEST(test_errors)
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":1,\"vector\":{\"v\":[1,2]}}]}", 400, "named vectors");
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":1,\"vector\":[1,2]},{\"id\":1,\"vector\":[3,4]}]}", 200, "completed");
     expect(s.qport, "GET", "/collections/e/points/1", KEY, NULL, 200, "\"vector\":[3.0,4.0]");
-    expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"must\":[{\"key\":\"t\",\"match\":{\"text\":\"a\"}}]}}", 400, "full-text");
+    expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"must\":[{\"key\":\"t\",\"match\":{\"phrase\":\"a\"}}]}}", 400, "full-text");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"should\":[{\"has_id\":[\"x\"]}]}}", 400, "UUID");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"should\":[{\"has_id\":[2,1]}]}}", 200, "{\"id\":1,");
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"rrf\"}}", 400, "prefetch");

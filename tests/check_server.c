@@ -1566,7 +1566,7 @@ START_TEST(test_ivf)
     resp_free(&r);
     r = REQ(port, "PUT", "/collections/ivbad", "{\"dim\":8,\"index\":{\"type\":\"ivf\",\"nlist\":-1}}", 400);
     resp_free(&r);
-    r = REQ(port, "PUT", "/collections/ivbad", "{\"dim\":8,\"payload_index\":{\"lang\":\"text\"}}", 400);
+    r = REQ(port, "PUT", "/collections/ivbad", "{\"dim\":8,\"payload_index\":{\"lang\":\"fulltext\"}}", 400);
     resp_free(&r);
 
     /* training errors: nothing stored (409), not ivf (400), unknown (404), GET (405) */

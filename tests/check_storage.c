@@ -399,7 +399,7 @@ START_TEST(test_list_drop_and_names)
     QV_CK(qv_collection_get_info(c, &info));
     ck_assert_ptr_nonnull(info.config.payload_index);
     ck_assert_str_eq(info.config.payload_index, "{\"lang\":\"keyword\",\"year\":\"integer\"}");
-    cfg.payload_index = "{\"lang\":\"text\"}";
+    cfg.payload_index = "{\"lang\":\"fulltext\"}";
     QV_CK_FAIL(qv_collection_create(db, "p2", &cfg, NULL), QV_EINVAL);
     cfg.payload_index = "[1,2";
     QV_CK_FAIL(qv_collection_create(db, "p2", &cfg, NULL), QV_EINVAL);

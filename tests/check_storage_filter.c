@@ -100,7 +100,7 @@ START_TEST(test_parse_errors)
         {"{\"must\":[{\"key\":\"a\",\"match\":{\"any\":[\"x\",{}]}}]}", "match.any[1]"},
         {"{\"must\":[{\"key\":\"a\",\"match\":{\"except\":3}}]}", "match.except: must be an array"},
         {"{\"must\":[{\"key\":\"a\",\"match\":{\"value\":1,\"any\":[1]}}]}", "exactly one of"},
-        {"{\"must\":[{\"key\":\"a\",\"match\":{\"text\":\"x\"}}]}", "full-text match is not supported"},
+        {"{\"must\":[{\"key\":\"a\",\"match\":{\"phrase\":\"x\"}}]}", "full-text match 'phrase' is not supported"},
         {"{\"must\":[{\"key\":\"a\",\"geo_radius\":{\"radius\":1}}]}", "geo_radius conditions are not supported"},
         {"{\"must\":[{\"key\":\"a\",\"range\":{\"gte\":\"2024-01-01\"}}]}", "datetime ranges are not supported"},
         {"{\"must\":[{\"key\":\"a\",\"range\":{\"gte\":null}}]}", "at least one of"},
@@ -731,7 +731,7 @@ START_TEST(test_planner_matches_brute_force)
     QV_CK(qv_collection_index_field(c, "nope", "keyword", count_progress, &calls));
     ck_assert_uint_gt(calls, 0);
     QV_CK(qv_collection_index_field(c, "score", "float", NULL, NULL));   /* type change only */
-    QV_CK_FAIL(qv_collection_index_field(c, "x", "text", NULL, NULL), QV_EINVAL);
+    QV_CK_FAIL(qv_collection_index_field(c, "x", "fulltext", NULL, NULL), QV_EINVAL);
     QV_CK_FAIL(qv_collection_index_field(c, "", "keyword", NULL, NULL), QV_EINVAL);
     check_pindex(c, &m);
     run_random_filters(c, &m, 4, nf / 2);
