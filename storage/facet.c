@@ -134,14 +134,9 @@ int qv_facet(qv_coll *c, const char *key, const qv_filter *filter, size_t limit,
                                 "integer, bool]. Help: Create an index for this key", key);
         goto cleanup;
     }
-    uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
-    const uint64_t *set = c->live;
-    if (filter) {
-        qv_search_stats st;
-        memset(&st, 0, sizeof st);
-        if ((rc = qv_filter_allowed_cached(c, txn, filter, nbits, &bits, &allowed, &st)) != QV_OK) goto cleanup;
-        set = bits;
-    }
+    uint64_t nbits;
+    const uint64_t *set;
+    if ((rc = qv_filter_read_set(c, txn, filter, &nbits, &set, &bits, &allowed)) != QV_OK) goto cleanup;
     /* every value the field holds, whatever its declared type (filter.h: each value is
      * indexed by its own JSON type), as Qdrant counts what the index holds */
     static const uint8_t tags[] = {'k', 'i', 'b'};

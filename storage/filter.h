@@ -120,6 +120,12 @@ int  qv_filter_allowed(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint64_t nb
  *  change misses). Same contract; st->cached = 1 on a hit. */
 int  qv_filter_allowed_cached(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint64_t nbits, uint64_t **out,
                               uint64_t *count, qv_search_stats *st);
+
+/** The ids a read walks (scroll, facets), under c->maplock held for reading: those filter
+ *  f allows (*set = *bits, the caller frees *bits), or every live id when f is NULL (*set
+ *  = c->live). *nbits: the set's length in bits; *allowed: how many ids it holds. */
+int  qv_filter_read_set(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint64_t *nbits, const uint64_t **set,
+                        uint64_t **bits, uint64_t *allowed);
 void qv_fcache_free(qv_coll *c);
 
 /* Key encodings shared by the index writer and the planner. */

@@ -471,3 +471,17 @@ int qv_filter_allowed_cached(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint6
     else qv_free(key);
     return rc;
 }
+
+int qv_filter_read_set(qv_coll *c, MDB_txn *txn, const qv_filter *f, uint64_t *nbits, const uint64_t **set,
+                       uint64_t **bits, uint64_t *allowed)
+{
+    *nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
+    *set = c->live;
+    *allowed = c->count;
+    if (!f) return QV_OK;
+    qv_search_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = qv_filter_allowed_cached(c, txn, f, *nbits, bits, allowed, &st);
+    if (rc == QV_OK) *set = *bits;
+    return rc;
+}

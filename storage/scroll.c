@@ -39,15 +39,10 @@ int qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *ac
     if ((rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
     pthread_rwlock_rdlock(&c->maplock);
     locked = 1;
-    uint64_t nbits = c->next_iid < c->cap ? c->next_iid : c->cap;
-    const uint64_t *set = c->live;
-    if (filter) {
-        qv_search_stats st;
-        memset(&st, 0, sizeof st);
-        if ((rc = qv_filter_allowed_cached(c, txn, filter, nbits, &bits, &allowed, &st)) != QV_OK) goto cleanup;
-        set = bits;
-    }
-    size_t cap = (size_t)(filter ? allowed : c->count);
+    uint64_t nbits;
+    const uint64_t *set;
+    if ((rc = qv_filter_read_set(c, txn, filter, &nbits, &set, &bits, &allowed)) != QV_OK) goto cleanup;
+    size_t cap = (size_t)allowed;
     if (!(all = qv_reallocarray(NULL, cap ? cap : 1, sizeof *all))) { rc = QV_ENOMEM; goto cleanup; }
     for (size_t w = 0; w < (size_t)((nbits + 63) / 64); w++)
         for (uint64_t b = set[w]; b; b &= b - 1) {

@@ -112,14 +112,6 @@ static void child_run(const crash_cfg *cfg, uint64_t start, int ack_fd)
 
 /* ---- the parent --------------------------------------------------------------------- */
 
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* Fork a child from op `start`, kill it after some acks; returns the last acked op + 1
  * (start if none). */
 static uint64_t run_and_kill(const crash_cfg *cfg, uint64_t start, uint64_t *seed)
@@ -135,14 +127,14 @@ static uint64_t run_and_kill(const crash_cfg *cfg, uint64_t start, uint64_t *see
         _exit(20);
     }
     close(fds[1]);
-    uint64_t want = 1 + rnd(seed) % 8, got = 0, next = start;
+    uint64_t want = 1 + test_rand(seed) % 8, got = 0, next = start;
     uint32_t ack;
     while (got < want && read(fds[0], &ack, sizeof ack) == (ssize_t)sizeof ack) {
         ck_assert_uint_eq(ack, next);
         next++;
         got++;
     }
-    struct timespec ts = {0, (long)(rnd(seed) % 4000) * 1000};   /* 0..4 ms more */
+    struct timespec ts = {0, (long)(test_rand(seed) % 4000) * 1000};   /* 0..4 ms more */
     nanosleep(&ts, NULL);
     kill(pid, SIGKILL);
     int status = 0;

@@ -32,26 +32,7 @@ static void teardown(void)
     tmp = NULL;
 }
 
-/* Durability is not under test here: no fsync per write keeps the suite fast. */
-static qv_db *open_nosync(void)
-{
-    qv_db_options o;
-    qv_db *db = NULL;
-    qv_db_options_init(&o);
-    o.flags = QV_DB_NOSYNC;
-    QV_CK(qv_db_open(tmp, &o, &db));
-    return db;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-static unsigned rndu(uint64_t *s, unsigned n) { return (unsigned)(rnd(s) % n); }
+static unsigned rndu(uint64_t *s, unsigned n) { return (unsigned)(test_rand(s) % n); }
 
 static qv_filter *parse_ok(const char *json)
 {
@@ -553,7 +534,7 @@ static void put_points(qv_coll *c, pmodel *m, uint64_t lo, uint64_t hi, uint64_t
     ck_assert(ids && v && pl);
     for (size_t i = 0; i < n; i++) {
         ids[i] = lo + i;
-        fill_random(v + i * FDIM, FDIM, rnd(s));
+        fill_random(v + i * FDIM, FDIM, test_rand(s));
         if (rndu(s, 10)) {
             pl[i] = malloc(1024);
             gen_payload(s, pl[i], 1024);
@@ -696,7 +677,7 @@ START_TEST(test_planner_matches_brute_force)
     uint64_t s = 0x9e3779b97f4a7c15ull;
     int nf = sanitized() ? 60 : 300;
     memset(&m, 0, sizeof m);
-    db = open_nosync();
+    db = open_db_nosync(tmp);
     qv_coll *c = create_coll(db, "f", QV_INDEX_FLAT, FDIM, PINDEX);
     put_points(c, &m, 0, NPTS, &s);
     check_pindex(c, &m);
@@ -719,7 +700,7 @@ START_TEST(test_planner_matches_brute_force)
 
     /* reopen */
     QV_CK(qv_db_close(db));
-    db = open_nosync();
+    db = open_db_nosync(tmp);
     QV_CK(qv_collection_open(db, "f", &c));
     check_pindex(c, &m);
     run_random_filters(c, &m, 3, nf);
@@ -753,7 +734,7 @@ START_TEST(test_planner_matches_brute_force)
     check_pindex(c, &m);
     run_random_filters(c, &m, 6, nf / 3);
     QV_CK(qv_db_close(db));
-    db = open_nosync();
+    db = open_db_nosync(tmp);
     QV_CK(qv_collection_open(db, "f", &c));
     QV_CK(qv_collection_get_info(c, &info));
     ck_assert_ptr_null(strstr(info.config.payload_index, "\"lang\""));
@@ -778,7 +759,7 @@ START_TEST(test_planner_matches_brute_force)
     QV_CK(qv_collection_open(db, "f", &c));
     ck_assert_uint_gt(run_random_filters(c, &m, 8, nf / 3), 0);   /* all read from payloads */
     QV_CK(qv_db_close(db));
-    db = open_nosync();
+    db = open_db_nosync(tmp);
     QV_CK(qv_collection_open(db, "f", &c));
     check_pindex(c, &m);
     run_random_filters(c, &m, 9, nf / 3);
@@ -819,7 +800,7 @@ START_TEST(test_search_with_filters)
     pmodel m;
     uint64_t s = 77;
     memset(&m, 0, sizeof m);
-    db = open_nosync();
+    db = open_db_nosync(tmp);
     qv_coll *c = create_coll(db, "f", QV_INDEX_FLAT, FDIM, PINDEX);
     put_points(c, &m, 0, NPTS, &s);
     float *base = calloc(NPTS * FDIM, sizeof *base);
@@ -831,7 +812,7 @@ START_TEST(test_search_with_filters)
         qv_filter *f = parse_ok(json);
         for (size_t i = 0; i < NPTS; i++) pass[i] = (unsigned char)eval_point(f, m.payload[i], i);
         float q[FDIM * 2];
-        fill_random(q, FDIM * 2, rnd(&s));
+        fill_random(q, FDIM * 2, test_rand(&s));
         qv_search_params sp;
         qv_search_params_init(&sp, 10);
         sp.filter = f;
@@ -1081,7 +1062,7 @@ START_TEST(test_alloc_failures)
     pmodel m;
     uint64_t s = 5;
     memset(&m, 0, sizeof m);
-    db = open_nosync();
+    db = open_db_nosync(tmp);
     qv_coll *c = create_coll(db, "a", QV_INDEX_FLAT, FDIM, PINDEX);
     put_points(c, &m, 0, 200, &s);
     qv_filter *f = parse_ok(json);
@@ -1169,7 +1150,7 @@ static void *freader(void *p)
 
 START_TEST(test_concurrent_filtered_search)
 {
-    qv_db *db = open_nosync();
+    qv_db *db = open_db_nosync(tmp);
     pmodel m;
     uint64_t s = 3;
     memset(&m, 0, sizeof m);

@@ -22,24 +22,6 @@ static void teardown(void)
     tmp = NULL;
 }
 
-static qv_db *open_nosync(void)
-{
-    qv_db_options o;
-    qv_db *db = NULL;
-    qv_db_options_init(&o);
-    o.flags = QV_DB_NOSYNC;
-    QV_CK(qv_db_open(tmp, &o, &db));
-    return db;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 /* ---- tokenizer ------------------------------------------------------------------------ */
 
@@ -108,12 +90,12 @@ static void doc_set(rdoc *d, const char *text)
 
 static void random_text(char *buf, size_t len, uint64_t *s)
 {
-    size_t n = 1 + rnd(s) % 25, at = 0;
+    size_t n = 1 + test_rand(s) % 25, at = 0;
     buf[0] = 0;
     for (size_t i = 0; i < n && at + 20 < len; i++) {
         /* skewed: low word numbers are common, as in real text */
-        size_t w = (size_t)(rnd(s) % VOCAB) * (rnd(s) % VOCAB) / VOCAB;
-        at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? (rnd(s) % 4 ? " " : ", ") : "", vocab[w]);
+        size_t w = (size_t)(test_rand(s) % VOCAB) * (test_rand(s) % VOCAB) / VOCAB;
+        at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? (test_rand(s) % 4 ? " " : ", ") : "", vocab[w]);
     }
 }
 
@@ -175,8 +157,8 @@ static void check_queries(qv_coll *c, const rdoc *docs, uint64_t seed, int nquer
     QV_CK(qv_filter_parse("{\"must\":[{\"key\":\"even\",\"match\":true}]}", &even));
     for (int qi = 0; qi < nqueries; qi++) {
         char query[128];
-        size_t nw = 1 + rnd(&s) % 4, at = 0;
-        for (size_t i = 0; i < nw; i++) at += (size_t)snprintf(query + at, sizeof query - at, "%s ", vocab[rnd(&s) % VOCAB]);
+        size_t nw = 1 + test_rand(&s) % 4, at = 0;
+        for (size_t i = 0; i < nw; i++) at += (size_t)snprintf(query + at, sizeof query - at, "%s ", vocab[test_rand(&s) % VOCAB]);
         double k1 = qi % 3 == 0 ? 1.2 : qi % 3 == 1 ? 0.5 : 2.0, b = qi % 3 == 0 ? 0.75 : qi % 3 == 1 ? 0.0 : 1.0;
         int filtered = qi % 4 == 3;
         size_t m = ref_bm25(docs, NDOC, query, k1, b, filtered, want), n = 0;
@@ -208,7 +190,7 @@ static void check_queries(qv_coll *c, const rdoc *docs, uint64_t seed, int nquer
 static void upsert_doc(qv_coll *c, uint64_t id, const char *text, uint64_t *s)
 {
     float v[4];
-    for (int i = 0; i < 4; i++) v[i] = (float)(rnd(s) % 1000) / 1000.0f + 0.001f;
+    for (int i = 0; i < 4; i++) v[i] = (float)(test_rand(s) % 1000) / 1000.0f + 0.001f;
     char payload[700];
     snprintf(payload, sizeof payload, "{\"body\":\"%s\",\"even\":%s}", text, id % 2 ? "false" : "true");
     const char *pl = payload;
@@ -217,7 +199,7 @@ static void upsert_doc(qv_coll *c, uint64_t id, const char *text, uint64_t *s)
 
 START_TEST(test_bm25_matches_reference)
 {
-    qv_db *db = open_nosync();
+    qv_db *db = open_db_nosync(tmp);
     qv_coll *c = NULL;
     qv_collection_config cfg = {0};
     rdoc *docs = calloc(NDOC, sizeof *docs);
@@ -256,7 +238,7 @@ START_TEST(test_bm25_matches_reference)
     check_queries(c, docs, 8, 60);
     qv_collection_close(c);
     QV_CK(qv_db_close(db));
-    db = open_nosync();                            /* all of it is on disk */
+    db = open_db_nosync(tmp);                            /* all of it is on disk */
     QV_CK(qv_collection_open(db, "t", &c));
     check_queries(c, docs, 9, 30);
     /* a query with no token, or with tokens no document has: no hits */
@@ -282,7 +264,7 @@ END_TEST
  * index to a collection later builds it; changing the type away drops the postings. */
 START_TEST(test_text_filter)
 {
-    qv_db *db = open_nosync();
+    qv_db *db = open_db_nosync(tmp);
     qv_coll *c = NULL;
     qv_collection_config cfg = {0};
     uint64_t s = 99;
@@ -347,7 +329,7 @@ END_TEST
 
 START_TEST(test_bad_input)
 {
-    qv_db *db = open_nosync();
+    qv_db *db = open_db_nosync(tmp);
     qv_coll *c = NULL;
     qv_collection_config cfg = {0};
     qv_index_params_init(&cfg.index, QV_INDEX_FLAT, 4, QV_METRIC_L2);
@@ -443,13 +425,13 @@ START_TEST(test_fusion_matches_reference)
     uint64_t s = 1234 + (uint64_t)_i;
     qv_hit a[50], b[50], c3[50], out[100];
     rhit want[150];
-    size_t lens[3] = {rnd(&s) % 50, rnd(&s) % 50, rnd(&s) % 50};
+    size_t lens[3] = {test_rand(&s) % 50, test_rand(&s) % 50, test_rand(&s) % 50};
     qv_hit *ls[3] = {a, b, c3};
     for (int l = 0; l < 3; l++) {
         float sc = 100;
         for (size_t i = 0; i < lens[l]; i++) {
-            sc -= (float)(rnd(&s) % 100) / 10.0f;          /* descending, with ties */
-            ls[l][i] = (qv_hit){rnd(&s) % 80, l == 1 ? -sc : sc};   /* list 1: ascending (l2) */
+            sc -= (float)(test_rand(&s) % 100) / 10.0f;          /* descending, with ties */
+            ls[l][i] = (qv_hit){test_rand(&s) % 80, l == 1 ? -sc : sc};   /* list 1: ascending (l2) */
         }
     }
     const qv_hit *const cl[3] = {a, b, c3};
@@ -483,7 +465,7 @@ END_TEST
 /* Hybrid = qv_fuse of the two searches it runs, with the filter on both. */
 START_TEST(test_hybrid)
 {
-    qv_db *db = open_nosync();
+    qv_db *db = open_db_nosync(tmp);
     qv_coll *c = NULL;
     qv_collection_config cfg = {0};
     uint64_t s = 5;
@@ -544,7 +526,7 @@ static void *conc_run(void *arg)
     for (int it = 0; it < (sanitized() ? 60 : 300) && !a->failed; it++) {
         if (a->writer) {
             char text[512], payload[700];
-            uint64_t id = rnd(&s) % 100;
+            uint64_t id = test_rand(&s) % 100;
             float v[4] = {1, 0, 0, 0};
             random_text(text, sizeof text, &s);
             snprintf(payload, sizeof payload, "{\"body\":\"%s\"}", text);
@@ -558,7 +540,7 @@ static void *conc_run(void *arg)
             size_t n = 0;
             qv_text_params_init(&p, 10);
             p.field = "body";
-            p.query = vocab[rnd(&s) % VOCAB];
+            p.query = vocab[test_rand(&s) % VOCAB];
             if (qv_text_search(a->c, &p, h, &n) != QV_OK) { a->failed = 1; break; }
             for (size_t i = 0; i < n; i++)
                 if (h[i].id >= 100 || !(h[i].score > 0) || !isfinite(h[i].score) || (i && h[i].score > h[i - 1].score))
@@ -570,7 +552,7 @@ static void *conc_run(void *arg)
 
 START_TEST(test_concurrent_text)
 {
-    qv_db *db = open_nosync();
+    qv_db *db = open_db_nosync(tmp);
     qv_coll *c = NULL;
     qv_collection_config cfg = {0};
     qv_index_params_init(&cfg.index, QV_INDEX_HNSW, 4, QV_METRIC_L2);

@@ -15,7 +15,7 @@
 #define QV_BUILD_DIR "build"
 #endif
 
-static uint64_t xorshift(uint64_t *s)
+uint64_t test_rand(uint64_t *s)
 {
     uint64_t x = *s;
     x ^= x << 13;
@@ -27,7 +27,7 @@ static uint64_t xorshift(uint64_t *s)
 void fill_random(float *v, size_t n, uint64_t seed)
 {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) v[i] = (float)((xorshift(&s) >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+    for (size_t i = 0; i < n; i++) v[i] = (float)((test_rand(&s) >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
 }
 
 float *random_vectors(size_t n, size_t dim, uint64_t seed)
@@ -158,3 +158,13 @@ void test_skip(int kind, const char *fmt, ...)
 }
 
 int sanitized(void) { return getenv("QV_SANITIZED") != NULL; }
+
+qv_db *open_db_nosync(const char *dir)
+{
+    qv_db_options o;
+    qv_db *db = NULL;
+    qv_db_options_init(&o);
+    o.flags = QV_DB_NOSYNC;
+    QV_CK(qv_db_open(dir, &o, &db));
+    return db;
+}

@@ -26,6 +26,9 @@
                       qv_last_error(), qv_strerror(code));                                \
     } while (0)
 
+/* The next value of a xorshift64 generator (state *s, never 0): seeded test data that
+ * does not depend on the library's own generator. */
+uint64_t test_rand(uint64_t *s);
 /* Uniform values in [-1, 1) from a fixed seed (xorshift; independent of the library). */
 void fill_random(float *v, size_t n, uint64_t seed);
 /* n*dim random vectors, malloc'd (free with free()). */
@@ -42,6 +45,10 @@ void ref_knn(const float *base, size_t n, size_t dim, const float *q, size_t nq,
 /* Fraction of truth[0..k) found in got[0..k) (per query, averaged). */
 double recall_at_k(const uint64_t *got, const size_t *n_got, size_t got_stride,
                    const uint64_t *truth, size_t truth_stride, size_t nq, size_t k);
+
+/* A database at dir opened without fsync per write (QV_DB_NOSYNC): for suites where
+ * durability is not under test. Asserts the open succeeded. */
+qv_db *open_db_nosync(const char *dir);
 
 /* mkdtemp under $TMPDIR (or /tmp); returns a malloc'd path. rm_rf removes a tree. */
 char *make_tmpdir(const char *prefix);
