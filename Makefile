@@ -76,6 +76,8 @@ SRV_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard server/*.c))
 DASH_SRC := $(wildcard server/dashboard/*.html server/dashboard/*.css server/dashboard/*.js)
 SRV_OBJ += $(if $(SRV_OBJ),$(BUILD)/obj/gen/dashboard_files.c.o)
 CLI_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
+# The JSON form of the API (api/): shared by quiverd, the CLI and the tests.
+API_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard api/*.c))
 TST_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard tests/*.c))
 
 BINS := $(BUILD)/libquiver.a $(BUILD)/libquiver.so
@@ -97,7 +99,7 @@ $(BUILD)/obj/%.c.o: %.c $(BUILD)/.flags
 $(BUILD)/obj/%.cu.o: %.cu $(BUILD)/.flags
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) $(CPPFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
--include $(LIB_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(API_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TST_OBJ:.o=.d)
 
 $(BUILD)/libquiver.a: $(LIB_OBJ) $(BUILD)/libquiver.deps
 	@rm -f $@
@@ -117,9 +119,9 @@ $(BUILD)/gen/dashboard_files.c: server/dashboard/embed.sh $(DASH_SRC)
 $(BUILD)/obj/gen/dashboard_files.c.o: $(BUILD)/gen/dashboard_files.c $(BUILD)/.flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
-$(BUILD)/quiverd: $(SRV_OBJ) $(BUILD)/libquiver.a
+$(BUILD)/quiverd: $(SRV_OBJ) $(API_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
-$(BUILD)/quiver: $(CLI_OBJ) $(BUILD)/libquiver.a
+$(BUILD)/quiver: $(CLI_OBJ) $(API_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(JSON_LIBS)
 
 # Test suites are found, not listed: every tests/check_*.c defines one or more
@@ -132,10 +134,9 @@ $(BUILD)/obj/tests/run.c.o: $(BUILD)/suites.inc
 $(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
 # Suite functions are declared only in the generated list, so no prototype warning there.
 $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
-# The server's search parser and its writers are checked directly against jansson
+# The search parser and the writers (api/) are checked directly against jansson
 # (check_server_json.c).
-SRV_TESTED_OBJ := $(BUILD)/obj/server/json.c.o $(BUILD)/obj/server/search.c.o
-$(BUILD)/quiver-tests: $(TST_OBJ) $(SRV_TESTED_OBJ) $(BUILD)/libquiver.a
+$(BUILD)/quiver-tests: $(TST_OBJ) $(API_OBJ) $(BUILD)/libquiver.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
 
 # The README's C example, compiled exactly as the README says and run by the tests.
@@ -206,7 +207,7 @@ asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
-TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime backup backup_http access tls server_limits
+TSAN_SUITES := concurrency storage server regressions payload payload_http lifetime backup backup_http access tls server_limits alias
 tsan-test:
 	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests \
 	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)

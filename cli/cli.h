@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/api.h"
 #include "quiver.h"
 
 #define EXIT_OK 0
@@ -37,11 +38,12 @@ int cli_qv_fail(const char *cmd, const char *what, int rc);
 
 /* Strict number parsing: the whole string, in range. Return 0 on success. */
 int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
-int parse_u64(const char *s, uint64_t *out);
 
-/* Parse a JSON array of numbers into a malloc'd float array; *dim gets its length.
- * Returns 0, or -1 with a message in err. */
-int parse_vector_json(const char *text, float **out, size_t *dim, char *err, size_t errlen);
+/* Print points on stdout through api/search.c's writer, in style st, after the text
+ * before and (when they were written) before the text after; QV_OK or a QV_E* code. JSON
+ * in and out goes through api/ (api/api.h), as in quiverd. */
+int cli_print_points(qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const srv_point_style *st,
+                     const char *before, const char *after);
 
 /* Opening: db is opened read-write unless rdonly. Prints the error itself. */
 int open_db_coll(const char *cmd, const char *dbdir, const char *coll, int rdonly,

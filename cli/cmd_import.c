@@ -7,8 +7,6 @@
  * batch one transaction, so an interrupted import leaves whole batches only.
  */
 #include <getopt.h>
-#include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,52 +83,19 @@ cleanup:
     return code;
 }
 
-/* One JSON line into the pending batch. Returns EXIT_OK or prints and returns an error. */
-static int add_json_line(importer *im, const char *path, size_t lineno, const char *line, uint64_t *next_id)
+/* One JSON line into the pending batch (api/points.c reads it, as quiverd reads a point).
+ * Returns EXIT_OK or prints and returns an error. */
+static int add_json_line(importer *im, const char *path, size_t lineno, const char *line, size_t len,
+                         uint64_t *next_id)
 {
-    json_error_t je;
-    json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &je);
-    int code = EXIT_OK;
-    if (!o || !json_is_object(o)) {
-        code = cli_fail(EXIT_RUNTIME, "import", "%s:%zu: not a JSON object%s%s", path, lineno, o ? "" : ": ", o ? "" : je.text);
-        goto cleanup;
-    }
-    json_t *jid = json_object_get(o, "id"), *jv = json_object_get(o, "vector"), *jp = json_object_get(o, "payload");
     uint64_t id = *next_id;
-    if (jid) {
-        if (!json_is_integer(jid) || json_integer_value(jid) < 0) {
-            code = cli_fail(EXIT_RUNTIME, "import", "%s:%zu: \"id\" must be a non-negative integer", path, lineno);
-            goto cleanup;
-        }
-        id = (uint64_t)json_integer_value(jid);
-    }
+    srv_jerr e;
+    if (srv_parse_point(line, len, (uint32_t)im->dim, &id, im->vecs + im->n * im->dim, &im->payloads[im->n], &e))
+        return cli_fail(EXIT_RUNTIME, "import", "%s:%zu: %s", path, lineno, e.msg);
+    im->any_payload |= im->payloads[im->n] != NULL;
     *next_id = id + 1;
-    if (!json_is_array(jv) || json_array_size(jv) != im->dim) {
-        code = cli_fail(EXIT_RUNTIME, "import", "%s:%zu: \"vector\" must be an array of %zu numbers", path, lineno, im->dim);
-        goto cleanup;
-    }
-    float *v = im->vecs + im->n * im->dim;
-    for (size_t j = 0; j < im->dim; j++) {
-        json_t *x = json_array_get(jv, j);
-        double d = json_is_number(x) ? json_number_value(x) : NAN;
-        if (!isfinite(d) || fabs(d) > 3.4e38) {
-            code = cli_fail(EXIT_RUNTIME, "import", "%s:%zu: vector[%zu] is not a finite float", path, lineno, j);
-            goto cleanup;
-        }
-        v[j] = (float)d;
-    }
-    if (jp && !json_is_null(jp)) {
-        if (!json_is_object(jp)) {
-            code = cli_fail(EXIT_RUNTIME, "import", "%s:%zu: \"payload\" must be a JSON object", path, lineno);
-            goto cleanup;
-        }
-        if (!(im->payloads[im->n] = json_dumps(jp, JSON_COMPACT))) { code = cli_fail(EXIT_RUNTIME, "import", "out of memory"); goto cleanup; }
-        im->any_payload = 1;
-    }
     im->ids[im->n++] = id;
-cleanup:
-    json_decref(o);
-    return code;
+    return EXIT_OK;
 }
 
 static int import_jsonl(importer *im, const char *path, uint64_t start_id)
@@ -145,7 +110,7 @@ static int import_jsonl(importer *im, const char *path, uint64_t start_id)
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         if (len == 0 || strspn(line, " \t\r\n") == (size_t)len) continue;
-        if ((code = add_json_line(im, path, lineno, line, &next_id)) != EXIT_OK) goto cleanup;
+        if ((code = add_json_line(im, path, lineno, line, (size_t)len, &next_id)) != EXIT_OK) goto cleanup;
         if (im->n == im->batch) {
             int rc = flush_batch(im);
             if (rc != QV_OK) { code = cli_fail(EXIT_RUNTIME, "import", "%s: batch ending at line %zu: %s: %s", path, lineno, qv_strerror(rc), qv_last_error()); goto cleanup; }
@@ -172,7 +137,7 @@ int cmd_import(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
         switch (c) {
         case 's':
-            if (parse_u64(optarg, &start_id) || start_id > QV_MAX_ID)
+            if (srv_parse_id(optarg, &start_id) || start_id > QV_MAX_ID)
                 return cli_fail(EXIT_USAGE, "import", "--start-id must be 0..%llu", (unsigned long long)QV_MAX_ID);
             break;
         case 'b': if (parse_u32(optarg, 1, 1000000, &batch)) return cli_fail(EXIT_USAGE, "import", "--batch must be 1..1000000"); break;

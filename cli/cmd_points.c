@@ -19,26 +19,18 @@ int cmd_get(int argc, char **argv)
     }
     if (argc - optind != 3) { fprintf(stderr, "usage: quiver get DB COLL ID\n"); return EXIT_USAGE; }
     uint64_t id;
-    if (parse_u64(argv[optind + 2], &id)) return cli_fail(EXIT_USAGE, "get", "ID must be a non-negative integer, got '%s'", argv[optind + 2]);
+    if (srv_parse_id(argv[optind + 2], &id)) return cli_fail(EXIT_USAGE, "get", "ID must be a non-negative integer, got '%s'", argv[optind + 2]);
     qv_db *db = NULL;
     qv_coll *col = NULL;
     qv_collection_info info;
-    float *v = NULL;
-    char *payload = NULL;
+    qv_hit h = {id, 0};
+    srv_point_style st = {.payload = 1, .with_vector = 1, .single = 1};
     int code = open_db_coll("get", argv[optind], argv[optind + 1], 0, &db, &col), rc;
     if (code != EXIT_OK) return code;
-    if ((rc = qv_collection_get_info(col, &info)) != QV_OK) { code = cli_qv_fail("get", argv[optind + 1], rc); goto cleanup; }
-    if (!(v = calloc(info.config.index.dim, sizeof *v))) { code = cli_fail(EXIT_RUNTIME, "get", "out of memory"); goto cleanup; }
-    if ((rc = qv_get(col, id, v, &payload)) != QV_OK) {
-        code = rc == QV_ENOTFOUND ? cli_fail(EXIT_RUNTIME, "get", "no point %" PRIu64 " in %s", id, argv[optind + 1]) : cli_qv_fail("get", argv[optind + 2], rc);
-        goto cleanup;
-    }
-    printf("{\"id\":%" PRIu64 ",\"vector\":[", id);
-    for (uint32_t i = 0; i < info.config.index.dim; i++) printf("%s%.9g", i ? "," : "", v[i]);
-    printf("],\"payload\":%s}\n", payload ? payload : "null");
-cleanup:
-    free(v);
-    qv_free(payload);
+    if ((rc = qv_collection_get_info(col, &info)) == QV_OK)
+        rc = cli_print_points(col, info.config.index.dim, &h, 1, &st, "", "\n");
+    if (rc == QV_ENOTFOUND) code = cli_fail(EXIT_RUNTIME, "get", "no point %" PRIu64 " in %s", id, argv[optind + 1]);
+    else if (rc != QV_OK) code = cli_qv_fail("get", argv[optind + 1], rc);
     if (qv_db_close(db) != QV_OK && code == EXIT_OK) code = cli_qv_fail("get", "close", QV_EIO);
     return code;
 }
@@ -58,7 +50,7 @@ int cmd_delete(int argc, char **argv)
     uint64_t *ids = calloc(n, sizeof *ids);
     if (!ids) return cli_fail(EXIT_RUNTIME, "delete", "out of memory");
     for (size_t i = 0; i < n; i++)
-        if (parse_u64(argv[optind + 2 + (int)i], &ids[i])) {
+        if (srv_parse_id(argv[optind + 2 + (int)i], &ids[i])) {
             free(ids);
             return cli_fail(EXIT_USAGE, "delete", "ID must be a non-negative integer, got '%s'", argv[optind + 2 + (int)i]);
         }

@@ -4,7 +4,6 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,39 +20,23 @@ static void usage(FILE *f)
             ".bvecs or .npy and searches every row.\n");
 }
 
-static int print_hits(qv_coll *c, size_t qi, const qv_hit *hits, size_t n, int json, int with_payload)
+static int print_hits(qv_coll *c, uint32_t dim, size_t qi, const qv_hit *hits, size_t n, int json, int with_payload)
 {
-    if (!json) {
-        if (qi) printf("\n");
-        for (size_t i = 0; i < n; i++) {
-            printf("%zu\t%" PRIu64 "\t%.6g", i + 1, hits[i].id, hits[i].score);
-            if (with_payload) {
-                char *p = NULL;
-                if (qv_get(c, hits[i].id, NULL, &p) == QV_OK && p) printf("\t%s", p);
-                qv_free(p);
-            }
-            printf("\n");
-        }
-        return EXIT_OK;
+    if (json) {
+        srv_point_style st = {.scores = 1, .payload = with_payload};
+        int rc = cli_print_points(c, dim, hits, n, &st, "{\"hits\":", "}\n");
+        return rc == QV_OK ? EXIT_OK : cli_qv_fail("search", "print", rc);
     }
-    json_t *arr = json_array();
+    if (qi) printf("\n");
     for (size_t i = 0; i < n; i++) {
-        json_t *h = json_pack("{s:I,s:f}", "id", (json_int_t)hits[i].id, "score", (double)hits[i].score);
+        printf("%zu\t%" PRIu64 "\t%.6g", i + 1, hits[i].id, hits[i].score);
         if (with_payload) {
             char *p = NULL;
-            if (qv_get(c, hits[i].id, NULL, &p) == QV_OK && p) {
-                json_t *pj = json_loads(p, 0, NULL);
-                if (pj) json_object_set_new(h, "payload", pj);
-            }
+            if (qv_get(c, hits[i].id, NULL, &p) == QV_OK && p) printf("\t%s", p);
             qv_free(p);
         }
-        json_array_append_new(arr, h);
+        printf("\n");
     }
-    json_t *o = json_pack("{s:o}", "hits", arr);
-    char *s = json_dumps(o, JSON_COMPACT);
-    if (s) printf("%s\n", s);
-    free(s);
-    json_decref(o);
     return EXIT_OK;
 }
 
@@ -101,13 +84,7 @@ int cmd_search(int argc, char **argv)
 
     float *q = NULL;
     size_t nq = 1, dim = 0;
-    char err[256];
-    if (vector) {
-        if (parse_vector_json(vector, &q, &dim, err, sizeof err) != 0) {
-            qv_filter_free(flt);
-            return cli_fail(EXIT_USAGE, "search", "--vector: %s", err);
-        }
-    } else {
+    if (qfile) {
         int rc = qv_read_vectors(qfile, &q, &nq, &dim);
         if (rc != QV_OK) {
             qv_filter_free(flt);
@@ -122,6 +99,16 @@ int cmd_search(int argc, char **argv)
     qv_collection_info info;
     int rc = qv_collection_get_info(col, &info);
     if (rc != QV_OK) { code = cli_qv_fail("search", argv[optind + 1], rc); goto cleanup; }
+    if (vector) {
+        srv_jerr e;
+        dim = info.config.index.dim;
+        if (!(q = malloc(dim * sizeof *q))) { code = cli_fail(EXIT_RUNTIME, "search", "out of memory"); goto cleanup; }
+        if (srv_jparse_vector(vector, strlen(vector), info.config.index.dim, q, &e) != 0) {
+            code = cli_fail(strcmp(e.code, "dimension_mismatch") == 0 ? EXIT_RUNTIME : EXIT_USAGE, "search", "--vector: %s",
+                            e.msg);
+            goto cleanup;
+        }
+    }
     if (dim != info.config.index.dim) {
         code = cli_fail(EXIT_RUNTIME, "search", "query has dimension %zu, collection %s has %u", dim,
                         argv[optind + 1], info.config.index.dim);
@@ -139,7 +126,7 @@ int cmd_search(int argc, char **argv)
         size_t n = 0;
         rc = qv_search(col, q + i * dim, &sp, hits, &n);
         if (rc != QV_OK) { code = cli_qv_fail("search", nq > 1 ? "query" : "vector", rc); break; }
-        code = print_hits(col, i, hits, n, json, with_payload);
+        code = print_hits(col, info.config.index.dim, i, hits, n, json, with_payload);
     }
 cleanup:
     qv_filter_free(flt);

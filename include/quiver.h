@@ -303,6 +303,9 @@ typedef struct {
     const char *payload_index;     /* JSON {"lang":"keyword","year":"integer"}; NULL = none */
 } qv_collection_config;
 
+/** Whether name is a valid collection name: 1..64 bytes of [A-Za-z0-9_.-], not starting
+ *  with '.' (so never a path). @return QV_OK, or QV_EINVAL saying why not. */
+QV_API int  qv_coll_name_check(const char *name);
 /** Collection names: 1..64 bytes of [A-Za-z0-9_.-], not starting with '.'. With out, the
  *  caller gets the handle as qv_collection_open gives it (one user, to close).
  *  @return QV_OK, QV_EEXIST, QV_EINVAL (name or a parameter), QV_EFULL, QV_ESTATE, QV_EIO. */
@@ -322,6 +325,14 @@ QV_API void qv_collection_close(qv_coll *c);
  *  handle's memory is freed at its last qv_collection_close (or at qv_db_close).
  *  @return QV_OK, QV_ENOTFOUND, QV_ESTATE (read-only). */
 QV_API int  qv_collection_drop(qv_db *db, const char *name);
+/** HNSW parameters changed after creation (0 = unchanged); qv_collection_update. */
+typedef struct { uint32_t m, ef_construction, ef_search; } qv_collection_changes;
+/** Store new HNSW parameters of c and rebuild its index with them from the stored
+ *  vectors (a snapshot of it is written), so that every point, earlier and later, is
+ *  linked with them; searches go on over the old graph meanwhile. No change: no rebuild.
+ *  @return QV_OK, QV_EINVAL (out of range, or c is not hnsw), QV_ENOTFOUND (dropped),
+ *  QV_ESTATE (read-only), QV_ENOMEM, QV_EFULL, QV_EIO. */
+QV_API int  qv_collection_update(qv_coll *c, const qv_collection_changes *ch);
 /** Names of all collections, sorted; free with qv_free_strings. */
 QV_API int  qv_collection_list(qv_db *db, char ***names, size_t *n);
 
@@ -342,6 +353,10 @@ QV_API int  qv_collection_get_info(qv_coll *c, qv_collection_info *out);
  *  @return QV_OK, QV_EDIM / QV_EINVAL (message names the point), QV_EFULL, QV_EIO. */
 QV_API int  qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs,
                const char *const *payloads_json);
+/** Replace the vectors of n existing points (n*dim floats) and re-index them, keeping
+ *  their payloads, in one transaction: all or none. @return QV_OK, QV_EINVAL, QV_EDIM as
+ *  qv_upsert; QV_ENOTFOUND when an id is not in c (the message names it: nothing changed). */
+QV_API int  qv_update_vectors(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs);
 /** Delete ids (absent ones are skipped) in one transaction. */
 QV_API int  qv_delete(qv_coll *c, size_t n, const uint64_t *ids, size_t *n_deleted);
 /** Read a point. vec_out: dim floats or NULL; *payload_out (if not NULL) gets a malloc'd
@@ -501,6 +516,27 @@ typedef struct {
 QV_API int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_params *sp,
                   qv_hit *hits, size_t *n_hits, qv_search_stats *stats);
 
+/** One group of qv_search_groups: the field's value and its best hits. */
+typedef struct {
+    char type;                     /* 's' string (s), 'i' integer (i) */
+    int64_t i;
+    char *s;
+    size_t n;                      /* hits, 1..group_size */
+    qv_hit *hits;                  /* best first */
+} qv_group;
+/** Search c for query (sp as qv_search; its k is not used) and group the best hits by
+ *  the value of payload field group_by (a path, as filter keys): at most limit groups,
+ *  in the order of their best hit, each with at most group_size hits, best first. A hit
+ *  whose field is an array joins the group of each string or integer in it; hits without
+ *  the field (or with another type) join none. The search widens (k x4, up to QV_MAX_K)
+ *  until the groups are full or every passing point was seen: the groups are those of
+ *  the best QV_MAX_K hits at most. *out: free with qv_groups_free.
+ *  @return QV_OK, QV_EINVAL (group_size or limit not 1..QV_MAX_K, bad path), and the
+ *  errors of qv_search. */
+QV_API int  qv_search_groups(qv_coll *c, const float *query, const qv_search_params *sp, const char *group_by,
+                             uint32_t group_size, uint32_t limit, qv_group **out, size_t *n);
+QV_API void qv_groups_free(qv_group *groups, size_t n);
+
 /** Maximal marginal relevance (Qdrant's "mmr" query): reorder the *n hits of a search of
  *  c (best first, as the search gave them) by picking, greedily, the hit that maximizes
  *  (1 - diversity) * relevance - diversity * (its highest similarity to the hits picked
@@ -510,6 +546,23 @@ QV_API int  qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_s
  *  only) .. 1. @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO (then *n is 0). */
 QV_API int  qv_mmr(qv_coll *c, double diversity, size_t want, qv_hit *hits, size_t *n);
 
+/** One value of a payload field and the number of points that hold it (qv_facet). */
+typedef struct {
+    char type;                     /* 's' string (s), 'i' integer (i), 'b' bool (i: 0/1) */
+    int64_t i;
+    char *s;
+    uint64_t count;
+} qv_facet_hit;
+/** The values of payload field key (a path, as filter keys) with the number of live
+ *  points passing filter (NULL = all) that hold each, most frequent first (ties: strings,
+ *  integers, bools, each ascending), at most limit of them (0 = 10). Counted exactly from
+ *  the payload index: key must be indexed as keyword, integer or bool (else QV_EINVAL).
+ *  A point whose field is an array counts once under each value it holds.
+ *  *out: free with qv_facet_free. @return QV_OK, QV_EINVAL, QV_ENOTFOUND (dropped),
+ *  QV_ENOMEM, QV_EIO. */
+QV_API int  qv_facet(qv_coll *c, const char *key, const qv_filter *filter, size_t limit, qv_facet_hit **out,
+                     size_t *n);
+QV_API void qv_facet_free(qv_facet_hit *hits, size_t n);
 /** Add field (a path, as filter keys) to the collection's payload index (type "keyword",
  *  "integer", "float" or "bool"), building it from the stored payloads in one transaction. progress (may be
  *  NULL) gets phase "index field". Indexing an already indexed field only updates its
@@ -540,6 +593,35 @@ QV_API int  qv_collection_train(qv_coll *c, qv_progress_fn progress, void *progr
 QV_API int  qv_scroll(qv_coll *c, const qv_filter *filter, qv_accept_fn accept, void *accept_arg,
                uint64_t start, size_t limit, uint64_t *ids, size_t *n, uint64_t *total);
 /* ---- end of point listing --------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------
+ * Collection aliases: a second name of a collection, moved to another collection in one
+ * transaction (re-index without downtime: fill a new collection, then switch the alias).
+ * Aliases are stored in the database; a name is a collection or an alias, never both
+ * (creating either where the other exists is QV_EEXIST); dropping a collection deletes
+ * its aliases. qv_collection_open accepts an alias (the handle is the collection's, its
+ * info names the collection), so every call that opens a collection by name does.
+ * ------------------------------------------------------------------------------------ */
+typedef enum { QV_ALIAS_CREATE = 1, QV_ALIAS_DELETE, QV_ALIAS_RENAME } qv_alias_op;
+typedef struct {
+    qv_alias_op op;
+    const char *alias;             /* CREATE, DELETE: the alias; RENAME: its present name */
+    const char *target;            /* CREATE: the collection (an existing alias of that
+                                    * name moves to it); RENAME: the new name; DELETE: unused */
+} qv_alias_action;
+/** Apply n actions in order, in one transaction: all or none. @return QV_OK, QV_EINVAL
+ *  (bad name or op), QV_ENOTFOUND (no such collection or alias: the message names the
+ *  action), QV_EEXIST (the alias would take a collection's name), QV_ESTATE (read-only),
+ *  QV_EFULL, QV_EIO. */
+QV_API int  qv_alias_update(qv_db *db, size_t n, const qv_alias_action *actions);
+/** The collection name (a collection, or an alias of one) stands for, into buf (cap >= 65).
+ *  @return QV_OK, QV_EINVAL, QV_ENOTFOUND (neither), QV_EIO. */
+QV_API int  qv_alias_resolve(qv_db *db, const char *name, char *buf, size_t cap);
+typedef struct { char alias[65]; char collection[65]; } qv_alias_info;
+/** The aliases (of collection, or all when NULL), sorted by alias; *out: free with qv_free.
+ *  @return QV_OK, QV_EINVAL, QV_ENOMEM, QV_EIO. */
+QV_API int  qv_alias_list(qv_db *db, const char *collection, qv_alias_info **out, size_t *n);
+/* ---- end of aliases ------------------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
  * Backups: consistent copies of one collection or of every collection of a db, in one
@@ -629,6 +711,38 @@ QV_API void qv_restore_options_init(qv_restore_options *o);
  *  db open for writing: its loaded collections would go on writing to the replaced data,
  *  so such a restore must run in that process), QV_EFULL, QV_EIO, QV_ENOMEM. */
 QV_API int  qv_backup_restore(qv_db *db, const char *path, const qv_restore_options *o, qv_backup_info *info);
+
+/* A directory of backups kept by name (quiverd's snapshots): a collection's in
+ * <dir>/<collection>/<collection>-YYYY-MM-DD-HH-MM-SS[-k].snapshot, those of every
+ * collection in <dir>/full-snapshot-YYYY-MM-DD-HH-MM-SS[-k].snapshot (UTC), each beside a
+ * sidecar "<file>.sha256" in sha256sum's format (`sha256sum -c` checks it). Names are
+ * [A-Za-z0-9_.-], not leading '.', ending in .snapshot: never a path, a sidecar or a
+ * temporary file. collection NULL below means the top of dir (backups of every collection). */
+typedef struct {
+    char name[224];                /* the file's name, without directory */
+    int64_t mtime;                 /* when it was written (unix seconds, the file's) */
+    uint64_t size;                 /* bytes */
+    char sha256[65];               /* from its sidecar; "" when it has no sound one */
+} qv_backup_file;
+
+/** Back up collection (NULL: every collection) into dir under a new name (two calls in one
+ *  second, from any thread, get two names), then write its sidecar (a sidecar that
+ *  cannot be written is not an error: the file has the checksum in it).
+ *  @param[out] file  what was written; @param[out] info  may be NULL (qv_backup_create's).
+ *  @return QV_OK, QV_EINVAL (a path too long), those of qv_backup_create. */
+QV_API int  qv_backup_dir_create(qv_db *db, const char *dir, const char *collection, qv_backup_file *file,
+                                 qv_backup_info *info);
+/** The backups of collection (NULL: the top) in dir, sorted by name, into *files (free with
+ *  qv_free; NULL and *n 0 when there are none, or no such directory).
+ *  @return QV_OK, QV_EINVAL, QV_ENOMEM. */
+QV_API int  qv_backup_dir_list(const char *dir, const char *collection, qv_backup_file **files, size_t *n);
+/** The path of backup name of collection (NULL: the top) in dir into buf (len bytes), when
+ *  name is one this directory would hold. @return QV_OK, QV_ENOTFOUND (not such a name),
+ *  QV_EINVAL (too long). The file itself may or may not exist. */
+QV_API int  qv_backup_dir_path(const char *dir, const char *collection, const char *name, char *buf, size_t len);
+/** Delete backup name of collection (NULL: the top) in dir, and its sidecar.
+ *  @return QV_OK, QV_ENOTFOUND, QV_EINVAL, QV_EIO. */
+QV_API int  qv_backup_dir_delete(const char *dir, const char *collection, const char *name);
 /* ---- end of backups ------------------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------

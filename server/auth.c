@@ -65,7 +65,7 @@ static int parse_grants(srv_key *key, char *list, char *err, size_t len, const c
     }
     char *save = NULL;
     for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        if (!srv_name_valid(name)) {
+        if (qv_coll_name_check(name) != QV_OK) {
             snprintf(err, len, "%s:%u: '%s' is not a collection name", path, lineno, name);
             return -1;
         }

@@ -28,6 +28,7 @@
  */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 
 #include <event2/buffer.h>
@@ -246,6 +247,18 @@ void srv_conn_request_read(struct evhttp_request *req)
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     srv_conn *c = fd >= 0 && (size_t)fd < nfd ? atomic_load_explicit(&by_fd[fd], memory_order_relaxed) : NULL;
     if (c && c->evcon == evcon) arm(c, IDLE, 0);
+}
+
+int srv_conns_mid_request(srv_conns *cs)
+{
+    for (srv_conn *c = cs->head; c; c = c->next) {
+        if (c->phase == BODY || (c->phase == HEADERS && c->tail)) return 1;
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) return 1;
+        int pending = 0;
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        if (fd >= 0 && ioctl(fd, FIONREAD, &pending) == 0 && pending > 0) return 1;
+    }
+    return 0;
 }
 
 void srv_conns_free(srv_conns *cs)

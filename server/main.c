@@ -258,14 +258,38 @@ static evutil_socket_t open_listener(const char *spec, char *shown, size_t shown
 
 /* ---- workers ---------------------------------------------------------------------- */
 
+/* Stop accepting: no timer may re-enable a listener that is closed. */
+static void close_listeners(worker *w)
+{
+    for (int i = 0; i < 2; i++) {
+        if (w->l[i].resume) event_del(w->l[i].resume);
+        if (w->l[i].bound) evhttp_del_accept_socket(w->l[i].http, w->l[i].bound);   /* closes its dup */
+        w->l[i].bound = NULL;
+    }
+}
+
+/*
+ * The drain. A client that connected and sent its request just before the signal is
+ * served: for DRAIN_MIN_US the listeners still accept (a connection may sit in the
+ * kernel's accept queue, and closing the listener would reset it), and after that the
+ * worker waits while any connection holds part of a request (bytes in its socket not yet
+ * read, or a body being read) or a request is being answered. A loaded machine can take
+ * well over 100 ms to read a large body (test_sigterm_inflight under ASan lost its
+ * answer that way). DRAIN_GRACE_US bounds it all.
+ */
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     worker *w = arg;
     uint64_t now = srv_now_us();
-    if ((atomic_load(&w->ctx->outstanding) <= 0 && now >= w->drain_start + DRAIN_MIN_US) ||
-        now >= w->drain_deadline)
+    if (now >= w->drain_deadline) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    if (now < w->drain_start + DRAIN_MIN_US) return;
+    close_listeners(w);
+    if (atomic_load(&w->ctx->outstanding) <= 0 && !srv_conns_mid_request(w->conns))
         event_base_loopexit(w->base, NULL);
 }
 
@@ -275,17 +299,14 @@ static void begin_drain(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker *w = arg;
-    /* stop accepting: no timer may re-enable a listener that is closed */
-    for (int i = 0; i < 2; i++) {
-        if (w->l[i].resume) event_del(w->l[i].resume);
-        if (w->l[i].bound) evhttp_del_accept_socket(w->l[i].http, w->l[i].bound);   /* closes its dup */
-        w->l[i].bound = NULL;
-    }
     w->drain_start = srv_now_us();
     w->drain_deadline = w->drain_start + DRAIN_GRACE_US;
     struct timeval tv = {0, 20000};
     w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_tick, w);
-    if (!w->drain_timer || event_add(w->drain_timer, &tv) != 0) event_base_loopexit(w->base, NULL);
+    if (!w->drain_timer || event_add(w->drain_timer, &tv) != 0) {
+        close_listeners(w);
+        event_base_loopexit(w->base, NULL);
+    }
 }
 
 static void *worker_main(void *arg)

@@ -22,53 +22,12 @@ static void native_error(srv_req *r, int status, const char *code, const char *m
     srv_reply_json(r, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
-/* The index part of the collection info, defaults resolved (the library stores 0 for
- * "default"; the numbers are quiver.h's documented defaults). An ivf nlist of 0 means
- * 4*sqrt(n) chosen when it trains: shown as null, like the training threshold then. */
-static json_t *index_value(const qv_index_params *p)
-{
-    const char *kind = qv_index_kind_name(p->kind);
-    json_t *o = json_pack("{s:s}", "type", kind ? kind : "?");
-    int bad = !o;
-    if (o && p->kind == QV_INDEX_HNSW) {
-        bad |= json_object_set_new(o, "m", json_integer(p->m ? p->m : 16));
-        bad |= json_object_set_new(o, "ef_construction", json_integer(p->ef_construction ? p->ef_construction : 200));
-        bad |= json_object_set_new(o, "ef_search", json_integer(p->ef_search ? p->ef_search : 64));
-        bad |= json_object_set_new(o, "quant", json_string(qv_quant_name(p->quant) ? qv_quant_name(p->quant) : "?"));
-    } else if (o && p->kind == QV_INDEX_IVF) {
-        json_int_t nlist = p->nlist, at = nlist * 39 > 1000 ? nlist * 39 : 1000;
-        bad |= json_object_set_new(o, "nlist", nlist ? json_integer(nlist) : json_null());
-        bad |= json_object_set_new(o, "nprobe", json_integer(p->nprobe ? p->nprobe : 8));
-        bad |= json_object_set_new(o, "kmeans_iters", json_integer(p->kmeans_iters ? p->kmeans_iters : 20));
-        bad |= json_object_set_new(o, "train_at", nlist ? json_integer(at) : json_null());
-    }
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-/* The collection's payload_index as a JSON object ({} when none). config.payload_index
- * points into the library's handle: valid while it is open. */
-static json_t *payload_index_value(const qv_collection_info *info)
-{
-    json_t *pi = info->config.payload_index ? json_loads(info->config.payload_index, 0, NULL) : NULL;
-    return pi ? pi : json_object();
-}
-
 static void reply_info(srv_req *r, srv_coll *e, int status)
 {
     qv_collection_info info;
     int rc = qv_collection_get_info(e->coll, &info);
-    if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
-    const qv_index_params *p = &info.config.index;
-    const char *metric = qv_metric_name(p->metric);
-    srv_reply_json(r, status, json_pack("{s:s,s:I,s:s,s:o,s:o,s:I,s:I,s:I}", "name", e->name, "dim", (json_int_t)p->dim,
-                                        "metric", metric ? metric : "?", "index", index_value(p),
-                                        "payload_index", payload_index_value(&info), "count", (json_int_t)info.count,
-                                        "memory_bytes", (json_int_t)info.memory_bytes,
-                                        "last_seq", (json_int_t)info.last_seq));
+    if (rc != QV_OK) srv_fail_qv(r, rc);
+    else srv_reply_json(r, status, srv_info_json(e->name, &info));
 }
 
 /* ---- health, metrics, listing ---------------------------------------------------- */
@@ -119,7 +78,8 @@ static void h_list(srv_req *r)
 int srv_create_collection(srv_req *r, const qv_collection_config *cfg)
 {
     int rc = qv_collection_create(r->ctx->db, r->name, cfg, NULL);
-    if (rc == QV_EEXIST) srv_fail(r, 409, "already_exists", "Collection `%s` already exists!", r->name);
+    if (rc == QV_EEXIST && strstr(qv_last_error(), "alias")) srv_fail_qv(r, rc);     /* the name is an alias's */
+    else if (rc == QV_EEXIST) srv_fail(r, 409, "already_exists", "Collection `%s` already exists!", r->name);
     else if (rc != QV_OK || (rc = srv_open(r->ctx, r->name, &r->opened)) != QV_OK) srv_fail_qv(r, rc);
     else {
         r->coll = &r->opened;
@@ -129,39 +89,15 @@ int srv_create_collection(srv_req *r, const qv_collection_config *cfg)
     return -1;
 }
 
-typedef struct { qv_index_params p; srv_jtext payload_index; } create_body;
-#define C(field) offsetof(create_body, field)
-static const char *const metric_names[] = {"l2", "ip", "cosine", NULL};   /* from QV_METRIC_L2 */
-static const char *const kind_names[] = {"flat", "hnsw", "ivf", NULL};    /* from QV_INDEX_FLAT */
-static const char *const quant_names[] = {"none", "sq8", "sq4", "bit1", NULL};   /* from QV_QUANT_NONE */
-static const srv_jfield index_fields[] = {
-    {"type", SRV_J_NAME, C(p.kind), QV_INDEX_FLAT, .arg = kind_names},
-    {"m", SRV_J_U32, .off = C(p.m), .lo = 0, .hi = UINT32_MAX},
-    {"ef_construction", SRV_J_U32, .off = C(p.ef_construction), .lo = 0, .hi = UINT32_MAX},
-    {"ef_search", SRV_J_U32, .off = C(p.ef_search), .lo = 0, .hi = SRV_MAX_EF},
-    {"nlist", SRV_J_U32, .off = C(p.nlist), .lo = 0, .hi = UINT32_MAX},
-    {"nprobe", SRV_J_U32, .off = C(p.nprobe), .lo = 0, .hi = SRV_MAX_NPROBE},
-    {"kmeans_iters", SRV_J_U32, .off = C(p.kmeans_iters), .lo = 0, .hi = 1000},
-    {"quant", SRV_J_NAME, C(p.quant), QV_QUANT_NONE, .arg = quant_names},
-    {NULL},
-};
-static const srv_jfield create_fields[] = {
-    {"dim", SRV_J_U32, C(p.dim), 1, QV_MAX_DIM, .required = 1},
-    {"metric", SRV_J_NAME, C(p.metric), QV_METRIC_L2, .arg = metric_names},
-    {"index", SRV_J_OBJECT, .arg = index_fields},
-    {"payload_index", SRV_J_OBJTEXT, .off = C(payload_index)},
-    {NULL},
-};
-
 /* PUT /collections/{name} {"dim","metric","index":{...},"payload_index":{...}}; the
  * index parameters left out (or 0) are the library's defaults. */
 static void h_create(srv_req *r)
 {
-    create_body b = {0};
+    srv_create_body b = {0};
     qv_collection_config cfg = {0};
     char *pi = NULL;
     qv_index_params_init(&b.p, QV_INDEX_HNSW, 0, QV_METRIC_L2);
-    if (srv_read_body(r, "the collection config", create_fields, &b) != 0) return;
+    if (srv_read_body(r, "the collection config", srv_create_fields, &b) != 0) return;
     cfg.index = b.p;
     if (b.payload_index.p && !(cfg.payload_index = pi = strndup(b.payload_index.p, b.payload_index.len))) srv_oom(r);
     else if (srv_create_collection(r, &cfg) == 0) reply_info(r, r->coll, 201);
@@ -189,29 +125,6 @@ static void h_drop(srv_req *r)
 
 /* ---- points ----------------------------------------------------------------------- */
 
-int srv_ids_add(srv_ids *l, uint64_t id)
-{
-    uint64_t *v = srv_grow(&l->v, sizeof *l->v, &l->n, &l->cap, l->n, NULL, 0);
-    if (v) *v = id;
-    return v ? 0 : -1;
-}
-
-int srv_points_grow(srv_points *p, size_t i)
-{
-    size_t n = p->n;                               /* payloads first: p->n counts both */
-    if (!srv_grow(&p->payloads, sizeof *p->payloads, &n, &p->pcap, i, NULL, 0)) return -1;
-    return srv_grow(&p->ids, sizeof *p->ids, &p->n, &p->cap, i, &p->vecs, p->dim) ? 0 : -1;
-}
-
-void srv_points_release(srv_points *p)
-{
-    for (size_t i = 0; i < p->n; i++) free(p->payloads[i]);
-    free(p->payloads);
-    free(p->vecs);
-    free(p->ids);
-    memset(p, 0, sizeof *p);
-}
-
 int srv_upsert(srv_req *r, const srv_points *p)
 {
     int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
@@ -220,33 +133,7 @@ int srv_upsert(srv_req *r, const srv_points *p)
     return rc == QV_OK ? 0 : -1;
 }
 
-typedef struct { uint64_t id; float *vec; srv_jtext payload; } one_point;
-#define P(field) offsetof(one_point, field)
-static const srv_jfield point_fields[] = {
-    {"id", SRV_J_U64, P(id), 0, INT64_MAX, .required = 1},
-    {"vector", SRV_J_VECTOR, P(vec), .required = 1},
-    {"payload", SRV_J_OBJTEXT, .off = P(payload)},
-    {NULL},
-};
-
-static int read_point(srv_jread *rd, size_t i, void *points)
-{
-    srv_points *pts = points;
-    if (srv_points_grow(pts, i)) return srv_jbad(rd, 1, "out_of_memory", "out of memory");
-    one_point p = {.vec = pts->vecs + i * pts->dim};
-    int rc = srv_jread_object(rd, point_fields, &p);
-    pts->ids[i] = p.id;
-    if (rc == 0 && p.payload.p && !(pts->payloads[i] = strndup(p.payload.p, p.payload.len)))
-        return srv_jbad(rd, 0, "out_of_memory", "out of memory");
-    return rc;
-}
-
-static int read_points(srv_jread *rd, void *points)
-{
-    return srv_jread_array(rd, read_point, points);
-}
-
-static const srv_jfield upsert_fields[] = {{"points", SRV_J_CALL, .read = read_points, .required = 1}, {NULL}};
+static const srv_jfield upsert_fields[] = {{"points", SRV_J_CALL, .read = srv_jread_points, .required = 1}, {NULL}};
 
 /* PUT /collections/{name}/points {"points":[{"id","vector","payload"},...]} */
 static void h_upsert(srv_req *r)
@@ -421,7 +308,7 @@ static void h_index_field(srv_req *r)
     int t = 0, rc;
     field_progress fp = {r->name, r->arg, srv_now_us()};
     if (srv_read_body(r, "the body", type_fields, &t) != 0) return;
-    if ((rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK || !(before = payload_index_value(&info)) ||
+    if ((rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK || !(before = srv_payload_index_json(&info)) ||
         (rc = qv_collection_index_field(r->coll->coll, r->arg, field_types[t], log_field_progress, &fp)) != QV_OK ||
         (rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK) {
         srv_fail_qv(r, before ? rc : QV_ENOMEM);
@@ -429,7 +316,7 @@ static void h_index_field(srv_req *r)
         int existed = json_object_get(before, r->arg) != NULL;
         srv_log(SRV_LOG_INFO, "collection '%s': indexed payload field '%s' as %s", r->name, r->arg, field_types[t]);
         srv_reply_json(r, existed ? 200 : 201, json_pack("{s:s,s:s,s:b,s:o}", "field", r->arg, "type", field_types[t],
-                                                         "created", !existed, "payload_index", payload_index_value(&info)));
+                                                         "created", !existed, "payload_index", srv_payload_index_json(&info)));
     }
     json_decref(before);
 }
@@ -444,7 +331,7 @@ static void h_unindex_field(srv_req *r)
     else {
         srv_log(SRV_LOG_INFO, "collection '%s': payload field '%s' no longer indexed", r->name, r->arg);
         srv_reply_json(r, 200, json_pack("{s:s,s:b,s:o}", "field", r->arg, "deleted", 1, "payload_index",
-                                         payload_index_value(&info)));
+                                         srv_payload_index_json(&info)));
     }
 }
 
@@ -476,9 +363,12 @@ static const srv_route routes[] = {
     {SRV_M_GET, "dashboard/**", SRV_EP_DASHBOARD, SRV_R_OPEN, srv_h_dashboard, 0, NULL},
     {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
     {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
+    {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
+    {SRV_M_POST, "aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
+    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, SRV_R_COLL, srv_h_alias_list, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL, h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL, h_delete_points, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, SRV_R_COLL, h_scroll, 0, NULL},

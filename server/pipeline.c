@@ -171,6 +171,10 @@ void srv_fail_qv(srv_req *r, int rc)
     };
     int status = 500;
     const char *code = "internal";
+    if (r->coll && srv_alias_retry(r, rc)) {   /* run() runs the request again, unanswered */
+        r->rerun = 1;
+        return;
+    }
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].rc == rc) {
             status = map[i].status;
@@ -200,9 +204,15 @@ void srv_fail_jerr(srv_req *r, const srv_jerr *e)
     srv_fail(r, strcmp(e->code, "out_of_memory") == 0 ? 503 : 400, e->code, "%s", e->msg);
 }
 
+static int to_evbuffer(void *out, const char *p, size_t len)
+{
+    return evbuffer_add(out, p, len);
+}
+
 srv_wbuf *srv_writer(srv_req *r)
 {
-    if (!r->w.out && !(r->w.out = evbuffer_new())) r->w.err = 1;
+    if (!r->out && (r->out = evbuffer_new())) r->w = (srv_wbuf){.sink = to_evbuffer, .sink_arg = r->out};
+    if (!r->out) r->w.err = 1;
     return &r->w;
 }
 
@@ -210,34 +220,10 @@ void srv_reply_written(srv_req *r)
 {
     srv_wflush(srv_writer(r));
     if (r->w.err) srv_oom(r);
-    else srv_reply_buf(r, 200, "application/json", r->w.out);
-}
-
-int srv_parse_id(const char *s, uint64_t *out)
-{
-    size_t n = strlen(s);
-    uint64_t x = 0;
-    if (n == 0 || n > 20) return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (x > (UINT64_MAX - d) / 10) return -1;
-        x = x * 10 + d;
-    }
-    *out = x;
-    return 0;
+    else srv_reply_buf(r, 200, "application/json", r->out);
 }
 
 /* ---- collections ----------------------------------------------------------------- */
-
-int srv_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 64 || name[0] == '.') return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '.' && name[i] != '-') return 0;
-    return 1;
-}
 
 int srv_open(srv_ctx *ctx, const char *name, srv_coll *e)
 {
@@ -426,11 +412,42 @@ static int admit(srv_req *r, char **seg, int n)
         srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
         return 0;
     }
-    if (r->name && !srv_name_valid(r->name)) {
+    if (r->name && qv_coll_name_check(r->name) != QV_OK) {
         srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
         return 0;
     }
+    srv_alias_path(r);                          /* access is judged on the collection */
     return (rt->flags & SRV_R_OPEN) || allowed_here(r, rt);
+}
+
+/* Step 5 and 6: open the collection, run the handler. Through an alias whose collection
+ * was dropped meanwhile, again on what the alias names now (srv_alias_retry; the failed
+ * run replied nothing, and a write on a dropped collection changed nothing). */
+static void run(srv_req *r)
+{
+    for (;;) {
+        int rc = QV_ENOTFOUND;
+        if (r->route->flags & (SRV_R_COLL | SRV_R_COLL_OPT) && (rc = srv_open(r->ctx, r->name, &r->opened)) == QV_OK)
+            r->coll = &r->opened;
+        if (rc == QV_ENOTFOUND && srv_alias_retry(r, rc)) {
+            srv_alias_path(r);
+            continue;
+        }
+        if (rc == QV_ENOTFOUND && (r->route->flags & SRV_R_COLL))
+            srv_fail(r, 404, "not_found", "Collection `%s` doesn't exist!", r->alias ? r->alias : r->name);
+        else if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(r, rc);
+        else r->route->handler(r);
+        if (r->coll) qv_collection_close(r->coll->coll);
+        r->coll = NULL;
+        if (r->replied || !r->rerun) break;
+        r->rerun = 0;
+        if (r->out) evbuffer_drain(r->out, evbuffer_get_length(r->out));
+        r->w.n = 0;
+        r->w.err = 0;
+        srv_alias_path(r);
+    }
+    if (!r->replied) srv_fail(r, 500, "internal", "handler sent no reply");
+    if (r->out) evbuffer_free(r->out);
 }
 
 /* The audit line of a write: who, what, which collection, how many points, the outcome. */
@@ -474,18 +491,7 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
     size_t plen = path ? strlen(path) + 1 : 1;
     char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
     int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
-    if (admit(&r, seg, n)) {
-        int rc = QV_ENOTFOUND;
-        if (r.route->flags & (SRV_R_COLL | SRV_R_COLL_OPT) && (rc = srv_open(r.ctx, r.name, &r.opened)) == QV_OK)
-            r.coll = &r.opened;
-        if (rc == QV_ENOTFOUND && (r.route->flags & SRV_R_COLL))
-            srv_fail(&r, 404, "not_found", "Collection `%s` doesn't exist!", r.name);
-        else if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(&r, rc);
-        else r.route->handler(&r);
-        if (r.coll) qv_collection_close(r.coll->coll);
-        if (!r.replied) srv_fail(&r, 500, "internal", "handler sent no reply");
-        if (r.w.out) evbuffer_free(r.w.out);
-    }
+    if (admit(&r, seg, n)) run(&r);
     if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);        /* refused ones too */
     srv_auth_release(&r.auth);
     if (buf != small) free(buf);

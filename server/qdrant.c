@@ -7,7 +7,7 @@
  * metrics (each route records under the native endpoint it corresponds to) are shared.
  * Every reply is Qdrant's shape: {"result":...,"status":"ok","time":s} on success and
  * {"status":{"error":"Kind: message"},"time":s} with a 4xx/5xx otherwise. Qdrant paths
- * that quiverd does not implement (shard snapshots, cluster, aliases, recommend, ...)
+ * that quiverd does not implement (shard snapshots, cluster, recommend, ...)
  * answer 501 with a message saying so, never a silent success.
  */
 #include <stdarg.h>
@@ -336,16 +336,16 @@ static const srv_route routes[] = {
     {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
     {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("cluster/**", "the cluster API is"),
-    UNSUP("aliases/**", "collection aliases are"),
+    {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
     UNSUP("telemetry/**", "telemetry is"),
     UNSUP("locks/**", "locks are"),
     UNSUP("issues/**", "issues are"),
     {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
-    UNSUP("collections/aliases/**", "collection aliases are"),
+    {SRV_M_POST, "collections/aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, COLL, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
-    {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, 0, NULL, 0, "updating collection parameters is"},
+    {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, WCOLL, qd_h_update_collection, 0, NULL},
     {SRV_M_GET, "collections/{name}/exists", SRV_EP_INFO, SRV_R_COLL_OPT, h_exists, 0, NULL},
     {SRV_M_PUT, "collections/{name}/index", SRV_EP_INDEX_FIELD, WCOLL, h_index_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, WCOLL, h_index_delete, 0, NULL},
@@ -357,8 +357,8 @@ static const srv_route routes[] = {
     {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("collections/{name}/shards/**", "sharding and the cluster API are"),
     UNSUP("collections/{name}/cluster/**", "sharding and the cluster API are"),
-    UNSUP("collections/{name}/aliases/**", "collection aliases are"),
-    UNSUP("collections/{name}/facet/**", "facet counts are"),
+    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, COLL, srv_h_alias_list, 0, NULL},
+    {SRV_M_POST, "collections/{name}/facet", SRV_EP_OTHER, COLL, qd_h_facet, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, WCOLL, qd_h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points", SRV_EP_GET_POINT, COLL, qd_h_retrieve, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, WCOLL, qd_h_delete, 0, NULL},
@@ -372,13 +372,14 @@ static const srv_route routes[] = {
     {SRV_M_POST, "collections/{name}/points/query/batch", SRV_EP_SEARCH_BATCH, COLL, qd_h_query, 1, NULL},
     {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, COLL, qd_h_scroll, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/count", SRV_EP_OTHER, COLL, qd_h_count, 0, NULL},
-    UNSUP("collections/{name}/points/{arg}/groups/**", "grouped search is"),
+    {SRV_M_POST, "collections/{name}/points/search/groups", SRV_EP_SEARCH, COLL, qd_h_groups, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/query/groups", SRV_EP_SEARCH, COLL, qd_h_groups, 1, NULL},
     UNSUP("collections/{name}/points/recommend/**", "recommend is"),
     UNSUP("collections/{name}/points/discover/**", "discover is"),
     UNSUP("collections/{name}/points/batch", "the batch update API is"),
-    UNSUP("collections/{name}/points/vectors/**", "updating vectors alone (named vectors) is"),
-    UNSUP("collections/{name}/points/facet", "facet counts are"),
-    UNSUP("collections/{name}/points/search/**", "this search variant (matrix, groups) is"),
+    {SRV_M_PUT, "collections/{name}/points/vectors", SRV_EP_UPSERT, WCOLL, qd_h_update_vectors, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/vectors/delete", SRV_EP_UPSERT, WCOLL, qd_h_delete_vectors, 0, NULL},
+    UNSUP("collections/{name}/points/search/**", "this search variant (matrix) is"),
     {SRV_M_GET, "collections/{name}/points/{arg}", SRV_EP_GET_POINT, COLL, qd_h_get_point, 0, NULL},
 };
 

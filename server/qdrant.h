@@ -10,8 +10,10 @@
  *                    collection endpoints (list, get, exists, create, delete, payload index)
  *   qdrant_points.c  point endpoints (upsert, retrieve, delete, payload, search, query,
  *                    scroll, count)
- *   qdrant_util.c    point ids (unsigned integers and UUIDs), payload shaping and the
- *                    translation of Qdrant filters to quiver filters
+ *   qdrant_update.c  updateVectors, deleteVectors (refused: no named vectors), updateCollection
+ *   qdrant_facet.c   facet counts
+ *   api/qdrant.c     Qdrant's JSON, not HTTP: point ids (unsigned integers and UUIDs),
+ *                    payload selectors and the translation of Qdrant filters (api/api.h)
  *
  * Ids. Integer ids 0..2^62-1 are quiver ids as they are. A UUID maps to the internal id
  * 2^62 | (62-bit hash of its 128 bits) -- below QV_MAX_ID -- and is stored, in canonical lowercase hyphenated
@@ -24,12 +26,10 @@
 
 #include "server/server.h"
 
-#define QD_UUID_KEY "__qdrant_uuid"
 /* The Qdrant version reported by GET /: its clients warn when their minor version is more
  * than one away from it, so 1.19 serves clients 1.18 to 1.20 (the API shapes quiverd
  * serves are the same in all of them). */
 #define QD_VERSION "1.19.0"
-#define QD_UUID_BIT (1ull << 62)   /* ids at or above it are UUIDs (QV_MAX_ID is 2^63-1) */
 
 /* ---- replies (qdrant.c) ---------------------------------------------------------- */
 /** {"result": result, "status": "ok", "time": seconds}; steals result. */
@@ -39,26 +39,6 @@ void qd_ok_written(srv_req *r);
 /** The update result {"operation_id": seq, "status": "completed"} of collection c. */
 json_t *qd_update_result(qv_coll *c);
 
-/* ---- ids, payloads, filters (qdrant_util.c) --------------------------------------- */
-typedef struct { char text[37]; } qd_uuid;     /* canonical lowercase hyphenated */
-
-/** A point id (integer below 2^62, or UUID string) -> internal id; *u gets the UUID (""
- *  for an integer). For a URL segment (-1 when invalid), and the body reader's. */
-int  qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u);
-int  qd_jread_id(srv_jread *rd, uint64_t *iid, qd_uuid *u);
-
-/** Read functions (srv_jfield): a with_payload selector (bool, [keys], {"include":[..]} /
- *  {"exclude":[..]}) and a list of strings, each kept as the json_t * at out (the
- *  caller's to free, also when it was refused). */
-int  qd_jread_selector(srv_jread *rd, void *out);
-int  qd_jread_keys(srv_jread *rd, void *out);
-/** How points are shown: payloads for selector sel (NULL = default dflt) without the
- *  reserved UUID key, UUID ids, vectors when with_vector, scores when scores. */
-srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores);
-
-/** Read function of a Qdrant filter into a srv_filter. */
-int  qd_jread_filter(srv_jread *rd, void *filter);
-
 /* ---- points (qdrant_points.c): handlers of the route table in qdrant.c ------------- */
 void qd_h_upsert(srv_req *r);
 void qd_h_retrieve(srv_req *r);
@@ -67,7 +47,14 @@ void qd_h_delete(srv_req *r);
 void qd_h_payload(srv_req *r);          /* variant 0 set (merge), 1 overwrite, 2 delete keys, 3 clear */
 void qd_h_search(srv_req *r);           /* variant 1: batch */
 void qd_h_query(srv_req *r);            /* variant 1: batch */
+void qd_h_groups(srv_req *r);           /* variant 0: search/groups, 1: query/groups */
 void qd_h_scroll(srv_req *r);
 void qd_h_count(srv_req *r);
 
+/* ---- updates of vectors and collections (qdrant_update.c) -------------------------- */
+void qd_h_update_vectors(srv_req *r);
+void qd_h_delete_vectors(srv_req *r);
+void qd_h_update_collection(srv_req *r);
+/* ---- facet counts (qdrant_facet.c) ------------------------------------------------- */
+void qd_h_facet(srv_req *r);
 #endif

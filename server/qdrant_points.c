@@ -101,85 +101,9 @@ static void selection_release(selection *s)
 
 /* ---- upsert -------------------------------------------------------------------- */
 
-/* A point as read: from {"id","vector","payload"}, or from the columns of a batch. */
-typedef struct { uint64_t id; qd_uuid u; float *vec; srv_jtext payload; int replaced; } one_point;
-typedef struct {
-    one_point *pt;
-    float *vecs;                   /* dim floats per point */
-    size_t n, cap, col, count[3];  /* col: the batch column being read; count: of each */
-    uint32_t dim;
-    int forms;                     /* 1: "points" read, 2: "batch" read */
-} upsert_body;
-
-static int read_point_id(srv_jread *rd, void *pt)
-{
-    one_point *p = pt;
-    return qd_jread_id(rd, &p->id, &p->u);
-}
-
-static const srv_jfield point_fields[] = {
-    {"id", SRV_J_CALL, .read = read_point_id, .required = 1},
-    {"vector", SRV_J_VECTOR, offsetof(one_point, vec), .required = 1},
-    {"payload", SRV_J_OBJTEXT, .off = offsetof(one_point, payload)},
-    {NULL},
-};
-
-/* Point i, with room made for it; NULL when out of memory. */
-static one_point *point_at(upsert_body *b, size_t i)
-{
-    one_point *p = srv_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
-    if (p) p->vec = b->vecs + i * b->dim;
-    return p;
-}
-
-static int read_point(srv_jread *rd, size_t i, void *body)
-{
-    one_point *p = point_at(body, i);
-    return p ? srv_jread_object(rd, point_fields, p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
-}
-
-static int read_points(srv_jread *rd, void *body)
-{
-    ((upsert_body *)body)->forms |= 1;
-    return srv_jread_array(rd, read_point, body);
-}
-
-/* {"batch": {"ids": [...], "vectors": [...], "payloads": [...]}}: column col of each point */
-static int read_cell(srv_jread *rd, size_t i, void *body)
-{
-    upsert_body *b = body;
-    one_point *p = point_at(b, i);
-    b->count[b->col] = i + 1;
-    return p ? srv_jread_field(rd, &point_fields[b->col], p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
-}
-
-static int read_column(srv_jread *rd, upsert_body *b, size_t col)
-{
-    b->forms |= 2;
-    b->col = col;
-    return srv_jread_array(rd, read_cell, b);
-}
-
-static int read_ids_column(srv_jread *rd, void *b) { return read_column(rd, b, 0); }
-static int read_vectors_column(srv_jread *rd, void *b) { return read_column(rd, b, 1); }
-static int read_payloads_column(srv_jread *rd, void *b) { return read_column(rd, b, 2); }
-
-static const srv_jfield batch_fields[] = {
-    {"ids", SRV_J_CALL, .read = read_ids_column, .required = 1},
-    {"vectors", SRV_J_CALL, .read = read_vectors_column, .required = 1},
-    {"payloads", SRV_J_CALL, .read = read_payloads_column},
-    {NULL},
-};
-static const srv_jfield upsert_fields[] = {
-    {"points", SRV_J_CALL, .read = read_points},
-    {"batch", SRV_J_OBJECT, .arg = batch_fields},
-    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
-    {NULL},
-};
-
 /* The payload to store for point i: as given, with the UUID of a UUID id under
  * QD_UUID_KEY; -1 after replying. */
-static int payload_of(srv_req *r, const one_point *pt, size_t i, char **out)
+static int payload_of(srv_req *r, const qd_point *pt, size_t i, char **out)
 {
     srv_jtext t = pt->payload, reserved;
     char *stored = NULL, uuid[40];
@@ -220,10 +144,10 @@ static int cmp_idpos(const void *a, const void *b)
 
 void qd_h_upsert(srv_req *r)
 {
-    upsert_body b = {.dim = r->coll->dim};
+    qd_upsert_body b = {.dim = r->coll->dim};
     srv_points p = {.dim = b.dim};
     idpos *ip = NULL;
-    if (srv_read_body(r, "the body", upsert_fields, &b) != 0) goto cleanup;
+    if (srv_read_body(r, "the body", qd_upsert_fields, &b) != 0) goto cleanup;
     if (b.forms != 1 && b.forms != 2) {
         srv_bad(r, "give 'points' (a list of {id, vector, payload}) or 'batch'");
         goto cleanup;
@@ -409,6 +333,8 @@ typedef struct {
     int ignore_quant;              /* params.quantization.ignore */
     double threshold, diversity;   /* threshold NAN: none; mmr: 0 relevance only, 1 diversity only */
     json_t *wp;
+    srv_jtext group_by;            /* search/groups, query/groups */
+    uint64_t group_size;
 } qsearch;
 #define Q(field) offsetof(qsearch, field)
 
@@ -527,6 +453,9 @@ static const srv_jfield search_fields[] = {
     {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
     {"lookup_from", SRV_J_REFUSE, .arg = "lookup_from is"},
     {"prefetch", SRV_J_REFUSE, .arg = "prefetch (hybrid queries) is"},
+    {"group_by", SRV_J_TEXT, .off = Q(group_by)},
+    {"group_size", SRV_J_U64, .off = Q(group_size), .lo = 1, .hi = QV_MAX_K},
+    {"with_lookup", SRV_J_REFUSE, .arg = "with_lookup is"},
     {NULL},
 };
 
@@ -537,7 +466,7 @@ static qsearch *search_at(qsearch_list *l, size_t i)
 {
     qsearch *q = srv_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
     if (q) *q = (qsearch){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = DEFAULT_LIMIT,
-                          .threshold = NAN, .diversity = 0.5, .candidates = 100};
+                          .threshold = NAN, .diversity = 0.5, .candidates = 100, .group_size = 3};
     return q;
 }
 
@@ -676,6 +605,92 @@ void qd_h_search(srv_req *r)
 void qd_h_query(srv_req *r)
 {
     run(r, 1);
+}
+
+/* One group {"id": value, "hits": points} of qv_search_groups; scores as searches show them. */
+static int put_group(srv_req *r, const qsearch *q, qv_group *g)
+{
+    srv_coll *e = r->coll;
+    srv_wbuf *w = srv_writer(r);
+    char num[32];
+    size_t m = 0;
+    SRV_WLIT(w, "{\"id\":");
+    if (g->type == 's') srv_wstring(w, g->s, strlen(g->s));
+    else srv_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)g->i));
+    SRV_WLIT(w, ",\"hits\":");
+    for (size_t i = 0; i < g->n; i++) {
+        float sc = g->hits[i].score;
+        if (e->metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
+        if (!isnan(q->threshold) && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold))
+            continue;
+        g->hits[m++] = (qv_hit){g->hits[i].id, sc};
+    }
+    srv_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
+    int rc = srv_wpoints(w, e->coll, e->dim, g->hits, m, &st);
+    SRV_WLIT(w, "}");
+    return rc;
+}
+
+/* search/groups (variant 0) and query/groups (1): the best hits grouped by a payload
+ * field (qv_search_groups), {"result":{"groups":[{"id","hits"}...]}}. */
+void qd_h_groups(srv_req *r)
+{
+    srv_coll *e = r->coll;
+    qsearch_list l = {.dim = e->dim, .query = r->route->variant};
+    qsearch *q = search_at(&l, 0);
+    qv_group *g = NULL;
+    size_t ng = 0;
+    char key[256];
+    int rc;
+    if (!q) {
+        srv_oom(r);
+        goto cleanup;
+    }
+    if (srv_read_body(r, "the body", search_fields, q) != 0) goto cleanup;
+    q = l.q;
+    q->s.vec = l.vecs;
+    if (!q->group_by.p || srv_jstring(q->group_by, key, sizeof key) != 0) {
+        srv_bad(r, "'group_by' must be a payload key (a string of at most %zu bytes)", sizeof key - 1);
+        goto cleanup;
+    }
+    if (!q->has_vec || q->mmr) {
+        srv_bad(r, "a grouped %s needs a query vector (or a point id)", l.query ? "query" : "search");
+        goto cleanup;
+    }
+    if (prepare(r, q) != 0) goto cleanup;
+    qv_search_params sp;
+    qv_search_params_init(&sp, 0);
+    sp.ef = q->s.ef;
+    sp.nprobe = q->s.nprobe;
+    sp.exact = q->s.exact;
+    sp.rescore = (qv_rescore)q->s.rescore;
+    sp.oversampling = (float)q->s.oversampling;
+    sp.filter = q->s.filter.f;
+    sp.accept = q->s.accept;
+    sp.accept_arg = q->s.accept_arg;
+    if ((rc = qv_search_groups(e->coll, q->s.vec, &sp, key, (uint32_t)q->group_size, (uint32_t)q->limit, &g, &ng)) != QV_OK) {
+        srv_fail_qv(r, rc);
+        goto cleanup;
+    }
+    srv_wbuf *w = srv_writer(r);
+    SRV_WLIT(w, "{\"result\":{\"groups\":[");
+    for (size_t i = 0; i < ng; i++) {
+        if (i) SRV_WLIT(w, ",");
+        if ((rc = put_group(r, q, &g[i])) != QV_OK) {
+            srv_fail_qv(r, rc);
+            goto cleanup;
+        }
+    }
+    SRV_WLIT(w, "]}");
+    qd_ok_written(r);
+cleanup:
+    qv_groups_free(g, ng);
+    if (l.q) {
+        srv_search_release(&l.q[0].s);
+        json_decref(l.q[0].wp);
+    }
+    free(l.vecs);
+    free(l.q);
 }
 
 /* ---- scroll and count ---------------------------------------------------------- */

@@ -15,10 +15,6 @@
  *   main.c        options, database open, worker threads, signals and graceful shutdown
  *   pipeline.c    one request from dispatch to its single reply; QV_E* -> HTTP status
  *   native.c      the native API: route table and handlers
- *   search.c      search requests: the one parser, the grouped library calls, the one
- *                 writer of hits and points (native and Qdrant shapes)
- *   json.c        JSON in (strict jansson helpers, a scanner for raw JSON text) and out
- *                 (numbers, stored payloads copied as they are)
  *   qdrant*.c     the Qdrant-compatible API (qdrant.h)
  *   snapshots.c   snapshots (backups) of a collection or the store, on both APIs
  *   auth.c        API keys (file, collection limits, constant-time comparison) and the
@@ -28,6 +24,9 @@
  *   metrics.c     Prometheus counters and latency histograms
  *   dashboard.c   GET /dashboard: the web page, its files built into the binary
  *   log.c         leveled logging to stderr
+ *
+ * What is JSON but not HTTP (the body reader, the search parser, the writer of hits and
+ * points) is api/ (api/api.h), which the CLI shares.
  *
  * Locking is the library's business: a request opens its collection (a counted handle),
  * uses it and closes it, so a collection dropped meanwhile stays valid until the request
@@ -45,6 +44,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "api/api.h"
 #include "quiver.h"
 
 /* ---- logging (log.c) ------------------------------------------------------------ */
@@ -117,12 +117,6 @@ typedef struct {
     qv_metric metric;
 } srv_coll;
 
-/* ---- limits, the same on both APIs ----------------------------------------------- */
-#define SRV_DEFAULT_K   10u
-#define SRV_MAX_EF      QV_MAX_EF  /* the library's limit (quiver.h) */
-#define SRV_MAX_NPROBE  65536u
-#define SRV_MAX_BATCH   4096u      /* searches per batch request */
-
 /* ---- server context ------------------------------------------------------------- */
 typedef struct srv_tls srv_tls;
 typedef struct srv_ctx {
@@ -161,176 +155,11 @@ srv_conns *srv_conns_new(srv_ctx *ctx, struct event_base *base,
 void srv_conns_free(srv_conns *cs);
 /** Track evhttp's new connection on bev (from the bevcb): the cap, the deadlines. */
 void srv_conn_track(srv_conns *cs, struct bufferevent *bev);
+/** 1 while a connection holds part of a request: bytes in its socket or buffer, headers
+ *  begun, or a body being read (the drain on shutdown waits for those). */
+int  srv_conns_mid_request(srv_conns *cs);
 /** The whole request is read (the pipeline has it): the connection's deadline stops. */
 void srv_conn_request_read(struct evhttp_request *req);
-
-/* ---- JSON in: the body reader (json.c) --------------------------------------------- */
-/** Error detail of a refused body (for the 4xx message). */
-typedef struct { const char *code; char msg[256]; } srv_jerr;
-int srv_jfail(srv_jerr *e, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/** A JSON value as it stands in the text; p NULL when absent (or null). */
-typedef struct { const char *p; size_t len; } srv_jtext;
-
-/** Where a reader is in a body, and what it has found wrong. The caller sets strict, dim
- *  and name; srv_jparse() the rest. */
-typedef struct srv_jread {
-    const char *p, *end, *start;
-    int strict;                     /* unknown fields are refused (else skipped) */
-    uint32_t dim;                   /* of SRV_J_VECTOR values */
-    const char *name;               /* the body in messages ("the search") */
-    int bad;                        /* e holds the first bad field */
-    srv_jerr e, syntax;
-    char path[96];                  /* of the value being read: "points[2].id" */
-    size_t plen;
-} srv_jread;
-
-/** How a field's value is read, and into what at its offset in the destination. A null
- *  value is an absent field, whatever the kind. */
-typedef enum {
-    SRV_J_U32 = 1, SRV_J_U64,       /* an integer in lo..hi: uint32_t, uint64_t */
-    SRV_J_BOOL,                     /* true or false: int 1 or 0; with hi set, hi or lo (a
-                                     * three-way setting whose absence is 0) */
-    SRV_J_NUM,                      /* a number: double; with hi set, in lo..hi */
-    SRV_J_NAME,                     /* one of the strings arg (NULL-terminated): int lo + index */
-    SRV_J_VECTOR,                   /* dim numbers in float range into the float * there */
-    SRV_J_TEXT, SRV_J_OBJTEXT,      /* any value / an object: srv_jtext */
-    SRV_J_OBJECT,                   /* an object of the fields arg, into the same destination */
-    SRV_J_CALL,                     /* read(rd, destination + off) reads it */
-    SRV_J_REFUSE,                   /* anything but {}: "<arg> not supported by quiverd" */
-} srv_jkind;
-
-typedef struct srv_jfield {
-    const char *key;                /* NULL ends a table (at most 64 fields) */
-    srv_jkind kind;
-    size_t off;
-    uint64_t lo, hi;
-    const void *arg;
-    int (*read)(srv_jread *rd, void *dst);
-    int required;                   /* absent: "<object>: missing '<key>'" */
-} srv_jfield;
-
-/** Read text (len bytes) as one object of fields into dst. 0, or -1 with *e: the first
- *  syntax error, else the first bad field in the text. dst may be partly filled either
- *  way (the caller releases what its read functions allocated). */
-int srv_jparse(srv_jread *rd, const char *text, size_t len, const srv_jfield *fields, void *dst, srv_jerr *e);
-/* For read functions. Each returns 0 when it read the value, 1 when the value was bad
- * (recorded; reading goes on to find the first syntax error), -1 on a syntax error. */
-int srv_jread_object(srv_jread *rd, const srv_jfield *fields, void *dst);
-/** One value as field f says (into dst + f->off; null: nothing). */
-int srv_jread_field(srv_jread *rd, const srv_jfield *f, void *dst);
-/** Each element, with the path at "<field>[i]". */
-int srv_jread_array(srv_jread *rd, int (*each)(srv_jread *rd, size_t i, void *arg), void *arg);
-int srv_jread_uint(srv_jread *rd, uint64_t lo, uint64_t hi, uint64_t *out);
-/** A string decoded into buf (cut short beyond cap - 1 bytes; *len gets the full length). */
-int srv_jread_string(srv_jread *rd, char *buf, size_t cap, size_t *len);
-int srv_jread_vector(srv_jread *rd, float *vec);
-int srv_jread_text(srv_jread *rd, srv_jtext *out);
-/** Record a bad value (the first one counts) and skip it when skip; returns 1 (or -1). */
-int srv_jbad(srv_jread *rd, int skip, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/** 1 when the next token starts with what. */
-int srv_jpeek(srv_jread *rd, const char *what);
-/** The value being read, by path, or the body's name at the top. */
-const char *srv_jwhere(const srv_jread *rd);
-/** The object holding the value being read (its path into buf), or NULL at the top. */
-const char *srv_jowner(const srv_jread *rd, char *buf, size_t cap);
-/** The value of top-level key of the stored object text; 0 when found. */
-int srv_jfind(const char *text, size_t len, const char *key, srv_jtext *val);
-/** The string t decoded into buf (cap); 0 when t is a string that fits. */
-int srv_jstring(srv_jtext t, char *buf, size_t cap);
-/** The string under top-level key of a stored object text (NULL: none) into buf. */
-int srv_stored_string(const char *text, const char *key, char *buf, size_t cap);
-
-/* ---- JSON out (json.c) -------------------------------------------------------------- */
-/** Small pieces gather in b and go to out in a few large adds; err once anything failed. */
-typedef struct { struct evbuffer *out; size_t n; int err; char b[1024]; } srv_wbuf;
-void srv_wflush(srv_wbuf *w);
-void srv_wbig(srv_wbuf *w, const char *s, size_t len);
-static inline void srv_wput(srv_wbuf *w, const char *s, size_t len)
-{
-    if (w->n + len > sizeof w->b) {
-        srv_wbig(w, s, len);
-        return;
-    }
-    memcpy(w->b + w->n, s, len);
-    w->n += len;
-}
-#define SRV_WLIT(w, lit) srv_wput(w, lit, sizeof(lit) - 1)
-void srv_wu64(srv_wbuf *w, uint64_t v);
-void srv_wfloat(srv_wbuf *w, float f);                    /* null when not finite */
-void srv_wvector(srv_wbuf *w, const float *v, uint32_t dim);
-/** A JSON string as jansson writes it ('"', '\\' and control characters escaped). */
-void srv_wstring(srv_wbuf *w, const char *s, size_t len);
-/** A stored JSON value (a payload) as it is stored, each real in its shortest exact form;
- *  of an object only the top-level keys keep (NULL: all) accepts. -1 (nothing written)
- *  when text is not valid JSON. */
-int  srv_wstored(srv_wbuf *w, const char *text, int (*keep)(const char *key, void *arg), void *keep_arg);
-
-/** Numbers into buf (size >= 32), returning the length or -1: a double as jansson writes
- *  it with precision 9; a float the same way without printf; a double in the fewest
- *  digits that read back as the same double, in jansson's style ("5.0", "1e300"). */
-int srv_fmt_real9(char *buf, size_t size, double v);
-int srv_fmt_score(char *buf, size_t size, float f);
-int srv_fmt_double(char *buf, size_t size, double v);
-
-/* ---- searches (search.c) ------------------------------------------------------------ */
-uint64_t srv_now_us(void);                  /* a monotonic clock */
-/** A payload filter and its text (both owned; NULL: none). */
-typedef struct { qv_filter *f; char *text; } srv_filter;
-void srv_filter_release(srv_filter *f);
-/** Read function of a filter into a srv_filter: its text, parsed by the library. */
-int  srv_jread_filter(srv_jread *rd, void *filter);
-/** Parse text (malloc'd: f owns it then) into f; a refusal is recorded in rd. */
-int  srv_filter_set(srv_jread *rd, srv_filter *f, char *text);
-
-typedef struct {
-    float *vec;                     /* dim floats (the caller's) */
-    uint32_t k, ef, nprobe;
-    int exact;                      /* scan every allowed point exactly */
-    int rescore;                    /* quantized collections: qv_rescore (0 = default) */
-    double oversampling;            /* quantized collections: 0 = default, 1..100 */
-    int with_payload;
-    srv_filter filter;              /* its text groups equal searches */
-    qv_accept_fn accept;            /* an id predicate (borrowed), NULL: none */
-    void *accept_arg;
-} srv_search;
-void srv_search_release(srv_search *s);
-
-/** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload",
- *  "exact","rescore","oversampling"}), or with batch the batch body {"searches":[...]} of 1..SRV_MAX_BATCH of them,
- *  for a collection of dimension dim. On success *out holds *n searches whose vectors are
- *  in one allocation at (*out)[0].vec; free with srv_searches_free. -1 with e filled. */
-int srv_parse_searches(const char *body, size_t len, uint32_t dim, int batch, srv_search **out, size_t *n,
-                       srv_jerr *e);
-void srv_searches_free(srv_search *s, size_t n);
-
-/** The hits of n searches: rows of *kmax at *hits, counts *nh, planner stats *st (all
- *  malloc'd, freed with srv_results_free). Searches with equal parameters and filter run
- *  as one library call, so a batch shares its filter's allowed set. */
-typedef struct { qv_hit *hits; size_t *nh; qv_search_stats *st; uint32_t kmax; uint64_t took_us; } srv_results;
-int  srv_run_searches(qv_coll *c, uint32_t dim, const srv_search *s, size_t n, srv_results *res);
-void srv_results_free(srv_results *res);
-
-/** How points are written: the native {"id","score","payload"} or Qdrant's
- *  {"id","version","score","payload","vector"}. */
-typedef struct {
-    int qdrant;                     /* Qdrant's shape: payload and vector null when not
-                                     * shown; points that do not exist are left out */
-    int scores;                     /* hits carry scores */
-    int payload;                    /* payloads shown */
-    int (*keep)(const char *key, void *arg);   /* which top-level payload keys (NULL: all) */
-    void *keep_arg;
-    const char *id_key;             /* ids with id_key_bit show the string stored under */
-    uint64_t id_key_bit;            /* this payload key instead (Qdrant's UUIDs) */
-    int with_vector;
-    int single;                     /* the one point alone, not in an array: QV_ENOTFOUND
-                                     * when it does not exist */
-} srv_point_style;
-/** Write the JSON array of the points of hits[0..n) (ids, and scores as given), reading
- *  from c what st shows. QV_OK or the QV_E* code of a failed read (w->err: out of memory). */
-int srv_wpoints(srv_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const srv_point_style *st);
-/** The planner's account {"plan",...,"cached":b} of one search. */
-void srv_wtook(srv_wbuf *w, const qv_search_stats *st);
 
 /* ---- the request pipeline (pipeline.c) ------------------------------------------- */
 enum { SRV_M_GET = 1, SRV_M_POST = 2, SRV_M_PUT = 4, SRV_M_DELETE = 8, SRV_M_PATCH = 16, SRV_M_ANY = 31 };
@@ -380,8 +209,26 @@ struct srv_req {
     const char *name, *arg;         /* path arguments {name} and {arg} */
     srv_coll *coll;                 /* the collection of SRV_R_COLL(_OPT) routes */
     srv_coll opened;
-    srv_wbuf w;                     /* the reply being written (srv_writer) */
+    srv_wbuf w;                     /* the reply being written (srv_writer) into out */
+    struct evbuffer *out;
+    const char *alias;              /* {name} as given, when it was an alias (aliases.c) */
+    char resolved[72];              /* the collection it named: r->name then points here */
+    int retries;                    /* runs again after the alias's collection was dropped */
+    int rerun;                      /* srv_fail_qv left it unanswered for that */
 };
+
+/* ---- aliases (aliases.c) ------------------------------------------------------------ */
+/** POST /collections/aliases (Qdrant) and POST /aliases (native): one list of actions. */
+void srv_h_alias_update(srv_req *r);
+/** GET /aliases and GET /collections/{name}/aliases, on both APIs. */
+void srv_h_alias_list(srv_req *r);
+/** Before access is judged: a {name} that is an alias becomes its collection's name
+ *  (r->alias keeps what was given). Names that are neither stay (the open answers 404). */
+void srv_alias_path(srv_req *r);
+/** 1 when a request that failed with rc should run again, on what its alias names now:
+ *  it came through an alias, and rc is QV_ENOTFOUND because the collection was dropped
+ *  (at most 3 times); then srv_alias_path again, and the open and handler. */
+int  srv_alias_retry(srv_req *r, int rc);
 
 /** The general request callback of an evhttp; arg is a srv_listener. */
 typedef struct { srv_ctx *ctx; const srv_api *api; } srv_listener;
@@ -408,8 +255,6 @@ srv_wbuf *srv_writer(srv_req *r);
 void srv_reply_written(srv_req *r);
 /** 1 when the request's credential may read collection name (listings show only those). */
 int  srv_may_see(const srv_req *r, const char *name);
-/** A decimal uint64 from a URL segment (digits only); -1 when it is not one. */
-int  srv_parse_id(const char *s, uint64_t *out);
 
 /* ---- operations shared by both APIs (native.c) ------------------------------------- */
 void srv_h_metrics(srv_req *r);
@@ -418,8 +263,6 @@ void srv_h_metrics(srv_req *r);
 int  srv_create_collection(srv_req *r, const qv_collection_config *cfg);
 /** Drop collection r->name; -1 after replying (404 when absent). */
 int  srv_drop_collection(srv_req *r);
-/** 1 when name is a valid collection name (1..64 of [A-Za-z0-9_.-], not leading '.'). */
-int  srv_name_valid(const char *name);
 /** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
 int  srv_open(srv_ctx *ctx, const char *name, srv_coll *e);
 
@@ -435,19 +278,6 @@ void srv_h_snapshot_delete(srv_req *r);
 void srv_h_snapshot_recover(srv_req *r);     /* {"location", "checksum"} */
 void srv_h_snapshot_upload(srv_req *r);      /* multipart/form-data or the raw file */
 
-/** Room for item i of a growing list: *items (an array of size-byte items, passed by the
- *  address of its pointer) and, when vecs is not NULL, *vecs (dim floats an item) grow
- *  together to hold it (capacity *cap doubling, new items zeroed); *n becomes at
- *  least i + 1. The item, or NULL when out of memory (the list stays as it was). */
-void *srv_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float **vecs, uint32_t dim);
-/** A growing list of point ids; srv_ids_add: -1 when out of memory. Free v. */
-typedef struct { uint64_t *v; size_t n, cap; } srv_ids;
-int  srv_ids_add(srv_ids *l, uint64_t id);
-/** Points read from a body for one upsert: n ids, vectors of dim, payload texts (NULL:
- *  none; malloc'd), in arrays of cap. srv_points_grow makes room for point i (n > i). */
-typedef struct { uint64_t *ids; float *vecs; char **payloads; size_t n, cap, pcap; uint32_t dim; } srv_points;
-int  srv_points_grow(srv_points *p, size_t i);
-void srv_points_release(srv_points *p);
 /** Upsert p into r's collection (one transaction); -1 after replying with the error. */
 int  srv_upsert(srv_req *r, const srv_points *p);
 

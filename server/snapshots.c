@@ -1,8 +1,9 @@
 /*
  * server/snapshots.c -- snapshots (backups) over HTTP, on both APIs: Qdrant's snapshot
  * endpoints in Qdrant's shapes, and the same paths on the native API in native shapes.
- * The work is the library's (qv_backup_create / qv_backup_restore, storage/backup*.c);
- * this file names, lists, serves and deletes the files.
+ * The work is the library's: qv_backup_dir_* (storage/backup_dir.c) name, list and
+ * delete the files, qv_backup_create / qv_backup_restore write and read them; this file
+ * serves them, and fetches or receives the ones to restore.
  *
  * Files live in the snapshots directory (--snapshots, default <data>/backups, resolved
  * once at startup): <dir>/<collection>/<collection>-YYYY-MM-DD-HH-MM-SS.snapshot for a
@@ -58,17 +59,9 @@
 
 #include "server/qdrant.h"
 
-#define SUFFIX ".snapshot"
 #define FETCH_TIMEOUT_S 600
 
 /* ---- the directory ------------------------------------------------------------------- */
-
-/* "<dir>/<pre><name><post>" into buf; -1 when it does not fit. */
-static int join(char *buf, size_t len, const char *dir, const char *pre, const char *name, const char *post)
-{
-    int n = snprintf(buf, len, "%s/%s%s%s", dir, pre, name, post);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
 
 int srv_snapshots_init(srv_ctx *ctx, const char *dir, const char *data)
 {
@@ -105,105 +98,17 @@ static int dir_of(srv_req *r, char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* A snapshot file name as quiverd makes them: [A-Za-z0-9_.-], not leading '.', ending
- * in .snapshot (so never a path, a sidecar or a temporary file). */
-static int file_name_ok(const char *s)
+/* {"name","creation_time","size","checksum"} of a file (Qdrant's SnapshotDescription;
+ * the time is the file's, UTC, without a zone as Qdrant writes it). */
+static json_t *describe(const qv_backup_file *f)
 {
-    size_t n = strlen(s), sl = strlen(SUFFIX);
-    if (n <= sl || n > 200 || s[0] == '.' || strcmp(s + n - sl, SUFFIX) != 0) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-') return 0;
-    return 1;
-}
-
-/* A new name "<prefix>-YYYY-MM-DD-HH-MM-SS[-k].snapshot" that no file has: under the
- * mutex, k goes on from the last one issued in the same second (two requests of one
- * second never get one name), and past names that files already have. */
-static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
-static char last_base[256];        /* "<dir>/<prefix>-<stamp>" of the last name issued */
-static unsigned last_k;
-
-static int new_name(const char *dir, const char *prefix, char *name, size_t len)
-{
-    char stamp[32], base[256], path[PATH_MAX];
+    char when[32];
     struct tm tm;
-    time_t now = time(NULL);
-    int rc = -1;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", &tm);
-    snprintf(base, sizeof base, "%.160s/%.60s-%s", dir, prefix, stamp);
-    pthread_mutex_lock(&name_lock);
-    unsigned k = strcmp(base, last_base) == 0 ? last_k + 1 : 1;
-    for (; k < 100000000u; k++) {
-        int n = k == 1 ? snprintf(name, len, "%s-%s" SUFFIX, prefix, stamp)
-                       : snprintf(name, len, "%s-%s-%u" SUFFIX, prefix, stamp, k);
-        if (n < 0 || (size_t)n >= len || join(path, sizeof path, dir, "", name, "") != 0) break;
-        if (access(path, F_OK) != 0) {
-            memcpy(last_base, base, sizeof base);
-            last_k = k;
-            rc = 0;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&name_lock);
-    return rc;
-}
-
-/* The sidecar: "<hex>  <name>\n", written to a temporary file and renamed. */
-static int write_sidecar(const char *dir, const char *name, const char *hex)
-{
-    char path[PATH_MAX], tmp[PATH_MAX + 16], line[512];
-    int n = snprintf(line, sizeof line, "%s  %s\n", hex, name);
-    if (join(path, sizeof path, dir, "", name, ".sha256") || join(tmp, sizeof tmp, dir, ".", name, ".sha256.tmp"))
-        return -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return -1;
-    int ok = write(fd, line, (size_t)n) == n;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-/* The sidecar's checksum of name into hex (65 bytes); 0 when there is a sound one. */
-static int read_sidecar(const char *dir, const char *name, char *hex)
-{
-    char path[PATH_MAX], line[512];
-    if (join(path, sizeof path, dir, "", name, ".sha256")) return -1;
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    int ok = fgets(line, sizeof line, f) != NULL;
-    fclose(f);
-    if (!ok || strlen(line) < 64) return -1;
-    for (int i = 0; i < 64; i++)
-        if (!isxdigit((unsigned char)line[i])) return -1;
-    memcpy(hex, line, 64);
-    hex[64] = 0;
-    return 0;
-}
-
-/* {"name","creation_time","size","checksum"} of file name in dir (Qdrant's
- * SnapshotDescription; the time is the file's, UTC, without a zone as Qdrant writes it). */
-static json_t *describe(const char *dir, const char *name)
-{
-    char path[PATH_MAX], when[32], hex[65];
-    struct stat st;
-    struct tm tm;
-    if (join(path, sizeof path, dir, "", name, "") || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return NULL;
-    time_t t = st.st_mtime;
+    time_t t = (time_t)f->mtime;
     gmtime_r(&t, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    json_t *sum = read_sidecar(dir, name, hex) == 0 ? json_string(hex) : json_null();
-    return json_pack("{s:s,s:s,s:I,s:o}", "name", name, "creation_time", when, "size", (json_int_t)st.st_size,
-                     "checksum", sum);
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
-                  json_string_value(json_object_get(*(json_t *const *)b, "name")));
+    return json_pack("{s:s,s:s,s:I,s:o}", "name", f->name, "creation_time", when, "size", (json_int_t)f->size,
+                     "checksum", f->sha256[0] ? json_string(f->sha256) : json_null());
 }
 
 static int is_qdrant(const srv_req *r)
@@ -250,74 +155,43 @@ static void reply_true(srv_req *r, json_t *native)
 /* POST /collections/{name}/snapshots, POST /snapshots */
 void srv_h_snapshot_create(srv_req *r)
 {
-    char dir[PATH_MAX], name[224], path[PATH_MAX];
+    qv_backup_file f;
     qv_backup_info info;
     uint64_t t0 = srv_now_us();
-    if (dir_of(r, dir, sizeof dir) != 0) { srv_bad(r, "snapshot path too long"); return; }
-    if (r->name && mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        srv_fail(r, errno == ENOSPC ? 507 : 500, errno == ENOSPC ? "storage_full" : "io_error", "%s: %s", dir,
-                 strerror(errno));
-        return;
-    }
-    if (new_name(dir, r->name ? r->name : "full-snapshot", name, sizeof name) != 0) {
-        srv_bad(r, "snapshot path too long");
-        return;
-    }
-    if (join(path, sizeof path, dir, "", name, "")) { srv_bad(r, "snapshot path too long"); return; }
-    int rc = qv_backup_create(r->ctx->db, r->name, path, &info);
+    int rc = qv_backup_dir_create(r->ctx->db, r->ctx->snapshots_dir, r->name, &f, &info);
     if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
-    if (write_sidecar(dir, name, info.sha256) != 0)
-        srv_log(SRV_LOG_WARN, "snapshot %s: cannot write its .sha256 file: %s", path, strerror(errno));
-    srv_log(SRV_LOG_INFO, "snapshot %s: %llu bytes, %u collection(s), %llu points, %.2f s", path,
-            (unsigned long long)info.bytes, info.collections, (unsigned long long)info.points,
-            (double)(srv_now_us() - t0) / 1e6);
-    json_t *desc = describe(dir, name);
-    if (desc && json_object_set_new(desc, "checksum", json_string(info.sha256)) != 0) {
-        json_decref(desc);
-        desc = NULL;
-    }
-    reply_description(r, desc, json_pack("{s:I,s:I,s:I}", "collections", (json_int_t)info.collections, "points",
-                                         (json_int_t)info.points, "took_us", (json_int_t)(srv_now_us() - t0)),
+    srv_log(SRV_LOG_INFO, "snapshot %s%s%s: %llu bytes, %u collection(s), %llu points, %.2f s", r->name ? r->name : "",
+            r->name ? "/" : "", f.name, (unsigned long long)info.bytes, info.collections,
+            (unsigned long long)info.points, (double)(srv_now_us() - t0) / 1e6);
+    reply_description(r, describe(&f), json_pack("{s:I,s:I,s:I}", "collections", (json_int_t)info.collections,
+                                                 "points", (json_int_t)info.points, "took_us",
+                                                 (json_int_t)(srv_now_us() - t0)),
                       201);
 }
 
 /* GET /collections/{name}/snapshots, GET /snapshots */
 void srv_h_snapshot_list(srv_req *r)
 {
-    char dir[PATH_MAX];
+    qv_backup_file *files;
+    size_t n;
+    int rc = qv_backup_dir_list(r->ctx->snapshots_dir, r->name, &files, &n);
+    if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
     json_t *list = json_array();
-    if (!list) { srv_oom(r); return; }
-    if (dir_of(r, dir, sizeof dir) != 0) { json_decref(list); srv_bad(r, "snapshot path too long"); return; }
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (!file_name_ok(e->d_name)) continue;
-        json_t *desc = describe(dir, e->d_name);
-        if (desc) json_array_append_new(list, desc);
-    }
-    if (d) closedir(d);
-    size_t n = json_array_size(list);
-    json_t **items = malloc((n ? n : 1) * sizeof *items);
-    if (!items) { json_decref(list); srv_oom(r); return; }
-    for (size_t i = 0; i < n; i++) items[i] = json_incref(json_array_get(list, i));
-    qsort(items, n, sizeof *items, by_name);
-    json_array_clear(list);
-    for (size_t i = 0; i < n; i++) json_array_append_new(list, items[i]);
-    free(items);
-    if (is_qdrant(r)) qd_ok(r, list);
+    for (size_t i = 0; list && i < n; i++)
+        if (json_array_append_new(list, describe(&files[i])) != 0) json_decref(list), list = NULL;
+    qv_free(files);
+    if (!list) srv_oom(r);
+    else if (is_qdrant(r)) qd_ok(r, list);
     else srv_reply_json(r, 200, json_pack("{s:o}", "snapshots", list));
 }
 
 /* GET /collections/{name}/snapshots/{file}, GET /snapshots/{file}: the bytes. */
 void srv_h_snapshot_download(srv_req *r)
 {
-    char dir[PATH_MAX], path[PATH_MAX], disp[300];
+    char path[PATH_MAX], disp[300];
     struct stat st;
-    if (!file_name_ok(r->arg)) { srv_fail(r, 404, "not_found", "no snapshot '%.200s'", r->arg); return; }
-    if (dir_of(r, dir, sizeof dir) != 0 || join(path, sizeof path, dir, "", r->arg, "")) {
-        srv_bad(r, "snapshot path too long");
-        return;
-    }
+    int rc = qv_backup_dir_path(r->ctx->snapshots_dir, r->name, r->arg, path, sizeof path);
+    if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0) close(fd);
@@ -342,19 +216,9 @@ void srv_h_snapshot_download(srv_req *r)
 /* DELETE /collections/{name}/snapshots/{file}, DELETE /snapshots/{file} */
 void srv_h_snapshot_delete(srv_req *r)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
-    if (!file_name_ok(r->arg)) { srv_fail(r, 404, "not_found", "no snapshot '%.200s'", r->arg); return; }
-    if (dir_of(r, dir, sizeof dir) != 0 || join(path, sizeof path, dir, "", r->arg, "")) {
-        srv_bad(r, "snapshot path too long");
-        return;
-    }
-    if (unlink(path) != 0) {
-        if (errno == ENOENT) srv_fail(r, 404, "not_found", "no snapshot '%s'", r->arg);
-        else srv_fail(r, 500, "io_error", "%s: %s", path, strerror(errno));
-        return;
-    }
-    if (join(path, sizeof path, dir, "", r->arg, ".sha256") == 0) unlink(path);
-    srv_log(SRV_LOG_INFO, "snapshot %s/%s deleted", dir, r->arg);
+    int rc = qv_backup_dir_delete(r->ctx->snapshots_dir, r->name, r->arg);
+    if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
+    srv_log(SRV_LOG_INFO, "snapshot %s%s%s deleted", r->name ? r->name : "", r->name ? "/" : "", r->arg);
     reply_true(r, json_pack("{s:s,s:b}", "name", r->arg, "deleted", 1));
 }
 
@@ -391,7 +255,8 @@ static void restore_and_reply(srv_req *r, const char *path, const char *shown, c
 /* A temporary file in the snapshots directory; fd and its path. */
 static int temp_file(srv_req *r, char *path, size_t len)
 {
-    if (join(path, len, r->ctx->snapshots_dir, ".", "incoming", "-XXXXXX")) {
+    int n = snprintf(path, len, "%s/.incoming-XXXXXX", r->ctx->snapshots_dir);
+    if (n < 0 || (size_t)n >= len) {
         errno = ENAMETOOLONG;
         return -1;
     }
@@ -614,16 +479,13 @@ static int self_location(srv_req *r, const char *url, char *local, size_t len, c
              "(.../snapshots/{file}) or a file:// location", url);
     if (!path || !(dec = evhttp_uridecode(path, 0, NULL))) goto done;
     if (sscanf(dec, "/collections/%255[^/]/snapshots/%255[^/]%n", coll, file, &n) == 2 && dec[n] == 0) {
-        if (!srv_name_valid(coll)) goto done;
+        if (qv_coll_name_check(coll) != QV_OK) goto done;
     } else if (!(coll[0] = 0, n = 0, sscanf(dec, "/snapshots/%255[^/]%n", file, &n) == 1 && dec[n] == 0)) {
         goto done;
     }
-    if (!file_name_ok(file)) goto done;
-    if (join(local, len, r->ctx->snapshots_dir, coll, coll[0] ? "/" : "", file)) {
-        snprintf(err, errlen, "snapshot path too long");
-        goto done;
-    }
-    ret = 1;
+    int rc = qv_backup_dir_path(r->ctx->snapshots_dir, coll[0] ? coll : NULL, file, local, len);
+    if (rc == QV_EINVAL) snprintf(err, errlen, "snapshot path too long");
+    if (rc == QV_OK) ret = 1;
 done:
     free(dec);
     if (u) evhttp_uri_free(u);

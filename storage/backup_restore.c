@@ -187,6 +187,11 @@ static int commit_write(qv_db *db, MDB_txn *txn, void *arg)
     if ((rc = qv_coll_room(db, txn, adding, a->items[0].target)) != QV_OK) return rc;
     for (size_t i = 0; i < a->n; i++) {
         item *it = &a->items[i];
+        char alias_of[80];
+        if ((rc = qv_alias_get(db, txn, it->target, alias_of, sizeof alias_of)) == QV_OK)
+            return qv_fail(QV_EEXIST, "'%s' is an alias of collection '%s': a collection cannot take its name", it->target,
+                           alias_of);
+        if (rc != QV_ENOTFOUND) return rc;
         rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], it->target, strlen(it->target), &v);
         if (rc == QV_OK) {
             qv_index_params p;

@@ -358,6 +358,10 @@ static int create_write(qv_db *db, MDB_txn *txn, void *arg)
     rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), &v);
     if (rc == QV_OK) return qv_fail(QV_EEXIST, "collection '%s' already exists", c->name);
     if (rc != QV_ENOTFOUND) return rc;
+    char target[80];
+    rc = qv_alias_get(db, txn, c->name, target, sizeof target);
+    if (rc == QV_OK) return qv_fail(QV_EEXIST, "'%s' is an alias of collection '%s': a collection cannot take its name", c->name, target);
+    if (rc != QV_ENOTFOUND) return rc;
     if ((rc = qv_coll_room(db, txn, 1, c->name)) != QV_OK) return rc;
     if ((rc = qv_coll_next_cid(db, txn, &cid)) != QV_OK) return rc;
     c->cid = cid;
@@ -461,6 +465,7 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     qv_coll *c = NULL;
     MDB_txn *txn = NULL;
     MDB_val v;
+    char target[80];
     int rc;
 
     if (!out) return qv_fail(QV_EINVAL, "out is NULL");
@@ -468,6 +473,10 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     if (!db) return qv_fail(QV_EINVAL, "db is NULL");
     if ((rc = qv_coll_name_check(name)) != QV_OK) return rc;
     if ((*out = find_and_use(db, name))) return QV_OK;   /* the common case: no writer lock */
+    /* an alias: the collection it points at now, open already in the common case */
+    if (qv_alias_resolve(db, name, target, sizeof target) == QV_OK && strcmp(target, name) != 0) {
+        if ((*out = find_and_use(db, target))) return QV_OK;
+    }
     pthread_mutex_lock(&db->wmutex);
     if ((*out = find_and_use(db, name))) goto cleanup;     /* loaded while we waited */
     pthread_mutex_lock(&db->colls_lock);
@@ -476,6 +485,15 @@ int qv_collection_open(qv_db *db, const char *name, qv_coll **out)
     if (rc != QV_OK) goto cleanup;
     if ((rc = qv_lmdb_begin(db, 1, &txn)) != QV_OK) goto cleanup;
     rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], name, strlen(name), &v);
+    if (rc == QV_ENOTFOUND && qv_alias_get(db, txn, name, target, sizeof target) == QV_OK) {
+        /* an alias, resolved in the txn that reads the collection: never a dropped one */
+        name = target;
+        if ((*out = find_and_use(db, name))) {
+            rc = QV_OK;
+            goto cleanup;
+        }
+        rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], name, strlen(name), &v);
+    }
     if (rc == QV_ENOTFOUND) { rc = qv_fail(QV_ENOTFOUND, "no collection '%s'", name); goto cleanup; }
     if (rc != QV_OK) goto cleanup;
     if ((rc = load_new(db, name, v.mv_data, v.mv_size, txn, &c)) != QV_OK) goto cleanup;
@@ -562,6 +580,7 @@ static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
     qv_free(pi);
     a->cid = cid;
     if ((rc = qv_lmdb_del(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name))) != QV_OK) return rc;
+    if ((rc = qv_alias_drop_target(db, txn, a->name)) != QV_OK) return rc;     /* as Qdrant does */
     return qv_coll_delete_data(db, txn, cid);
 }
 

@@ -50,7 +50,7 @@
 #define MAX_GROW_RETRIES 48
 
 static const char *const dbi_names[DBI_COUNT] = {
-    "meta", "collections", "state", "ids", "points", "payloads", "freeids", "log", "snapshots", "pindex"
+    "meta", "collections", "state", "ids", "points", "payloads", "freeids", "log", "snapshots", "pindex", "aliases"
 };
 
 /* ---- registry of open directories --------------------------------------------------- */
@@ -195,12 +195,17 @@ static int setup_dbs(qv_db *db, MDB_txn *txn, int rdonly)
         return qv_fail(QV_ECORRUPT, "%s: not a Quiver database (foreign LMDB database '%s')", db->path, bad);
     if (empty && rdonly) return qv_fail(QV_ENOTFOUND, "%s: no Quiver database here (empty, opened read-only)", db->path);
     db->has_pindex = 1;
+    db->has_aliases = 1;
     for (int i = 0; i < DBI_COUNT; i++) {
         rc = qv_lmdb_dbi_open(txn, dbi_names[i], !rdonly, &db->dbi[i]);
         if (rc == QV_ENOTFOUND && i == DBI_PINDEX) {
             /* written before the payload index existed, opened read-only: filters read
              * the payloads; a read-write open creates and fills the table */
             db->has_pindex = 0;
+            continue;
+        }
+        if (rc == QV_ENOTFOUND && i == DBI_ALIASES) {   /* older database, read-only: none */
+            db->has_aliases = 0;
             continue;
         }
         if (rc == QV_ENOTFOUND)

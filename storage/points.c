@@ -1,5 +1,5 @@
 /*
- * storage/points.c -- qv_upsert, qv_delete, qv_get, qv_search, qv_search_batch.
+ * storage/points.c -- qv_upsert, qv_update_vectors (vectors only, payloads kept), qv_delete, qv_get, qv_search, qv_search_batch.
  *
  * A write is: validate everything (vectors, payload JSON, duplicate ids) and allocate
  * everything the later steps need; then, under db->wmutex, one LMDB txn (retried whole if
@@ -116,6 +116,7 @@ typedef struct {
     uint8_t *isnew;                /* out: 1 when the external id was new */
     uint8_t *logbuf;               /* 4 + 8n bytes */
     uint64_t next_iid, nnew;       /* out */
+    int vectors_only;              /* qv_update_vectors: existing points only, payloads kept */
 } upsert_arg;
 
 int qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count)
@@ -164,6 +165,10 @@ static int upsert_write(qv_db *db, MDB_txn *txn, void *arg)
             a->isnew[i] = 0;
             /* the entries of the payload being replaced go first */
             if (a->terms && (rc = qv_pindex_unindex_stored(c, txn, iid)) != QV_OK) goto out;
+        } else if (rc == QV_ENOTFOUND && a->vectors_only) {
+            rc = qv_fail(QV_ENOTFOUND, "no point with id %llu in collection '%s' (point %zu)",
+                         (unsigned long long)a->ids[i], c->name, i);
+            goto out;
         } else if (rc == QV_ENOTFOUND) {
             rc = take_free(fcur, c->cid, &iid);
             if (rc == QV_ENOTFOUND) { iid = next++; rc = QV_OK; }
@@ -181,7 +186,9 @@ static int upsert_write(qv_db *db, MDB_txn *txn, void *arg)
         if ((rc = qv_lmdb_reserve(txn, db->dbi[DBI_POINTS], key, 12, 8 + dim * sizeof(float), &p)) != QV_OK) goto out;
         qv_be64_put(p, a->ids[i]);
         memcpy((uint8_t *)p + 8, a->vecs + i * dim, dim * sizeof(float));
-        if (a->payloads && a->payloads[i]) {
+        if (a->vectors_only) {
+            rc = QV_OK;            /* the payload and its index entries stay as they are */
+        } else if (a->payloads && a->payloads[i]) {
             rc = qv_lmdb_put(txn, db->dbi[DBI_PAYLOADS], key, 12, a->payloads[i], strlen(a->payloads[i]));
         } else {
             rc = qv_lmdb_del(txn, db->dbi[DBI_PAYLOADS], key, 12);
@@ -229,12 +236,15 @@ static int index_failed(qv_coll *c, int rc, const char *op)
     return qv_fail(rc, "%s (the change is durable; the index is rebuilt before the next use)", msg);
 }
 
-int qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, const char *const *payloads_json)
+/* qv_upsert, or with vectors_only qv_update_vectors (no payloads then). */
+static int write_points(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, const char *const *payloads_json,
+                        int vectors_only)
 {
     upsert_arg a;
     int rc, locked = 0;
 
     memset(&a, 0, sizeof a);
+    a.vectors_only = vectors_only;
     if (!c) return qv_fail(QV_EINVAL, "collection is NULL");
     if (n == 0) return QV_OK;
     if (!ids || !vecs) return qv_fail(QV_EINVAL, "ids or vectors are NULL");
@@ -263,7 +273,7 @@ int qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, cons
     if ((rc = qv_coll_check_live(c)) != QV_OK) goto cleanup;
     if (c->need_rebuild && (rc = qv_coll_rebuild(c, "an earlier index update failed")) != QV_OK) goto cleanup;
     /* Payload index entries, under wmutex: the indexed fields change only under it. */
-    for (size_t i = 0; i < c->npfields; i++)
+    for (size_t i = 0; !vectors_only && i < c->npfields; i++)
         if (c->pfields[i].built) {
             if (!(a.terms = qv_calloc(n, sizeof *a.terms))) { rc = QV_ENOMEM; goto cleanup; }
             for (size_t j = 0; j < n; j++)
@@ -309,6 +319,16 @@ cleanup:
     qv_free(a.isnew);
     qv_free(a.logbuf);
     return rc;
+}
+
+int qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, const char *const *payloads_json)
+{
+    return write_points(c, n, ids, vecs, payloads_json, 0);
+}
+
+int qv_update_vectors(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs)
+{
+    return write_points(c, n, ids, vecs, NULL, 1);
 }
 
 /* ---- delete ------------------------------------------------------------------------------ */

@@ -19,6 +19,7 @@
  *                qv_index_save_file) and <cid>-<seq>.qv.ids (ext_of and live; snapshot.c)
  *   pindex       cid | field | typed value | internal id -> "" (the payload index, kept in
  *                the same write txn as the payloads; layout in storage/filter.h)
+ *   aliases      alias name -> collection name (alias.c); a name is never both
  * The log holds only the writes after the last snapshot (a checkpoint trims it), so
  * reopening is: open the snapshot file in place, re-sync the internal ids the log names,
  * done. A missing, damaged or inconsistent snapshot (or a gap in the log) means a rebuild
@@ -70,7 +71,7 @@
 
 enum {
     DBI_META, DBI_COLLECTIONS, DBI_STATE, DBI_IDS, DBI_POINTS, DBI_PAYLOADS, DBI_FREEIDS,
-    DBI_LOG, DBI_SNAPSHOTS, DBI_PINDEX, DBI_COUNT
+    DBI_LOG, DBI_SNAPSHOTS, DBI_PINDEX, DBI_ALIASES, DBI_COUNT
 };
 
 struct qv_db {
@@ -87,6 +88,7 @@ struct qv_db {
     size_t ncolls, cap_colls;
     uint64_t map_grows;            /* under wmutex */
     int has_pindex;                /* 0: read-only database written before "pindex" existed */
+    int has_aliases;               /* 0: read-only database written before "aliases" existed */
     int lockfd;                    /* writable: data.mdb again, holding flock(LOCK_SH) (db.c) */
 };
 
@@ -229,7 +231,6 @@ int  qv_db_sole_writer(qv_db *db, const char *op, const char *what);
 void qv_db_writer_shared(qv_db *db);
 
 /* ---- config.c ---------------------------------------------------------------------------- */
-int  qv_coll_name_check(const char *name);
 /** Validate a payload_index JSON; *compact (qv_free) gets its compact form, NULL for NULL. */
 int  qv_payload_index_check(const char *json, char **compact);
 /** Encode / decode a collection's config record. */
@@ -237,6 +238,13 @@ int  qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *p
                            char **out);
 int  qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_t *cid,
                            qv_index_params *p, char **payload_index);
+
+/* ---- alias.c ----------------------------------------------------------------------------- */
+/** The collection alias name points at, into buf (cap >= 65), in txn. QV_ENOTFOUND (no
+ *  message) when name is no alias. */
+int  qv_alias_get(qv_db *db, MDB_txn *txn, const char *name, char *buf, size_t cap);
+/** Delete every alias of collection name in write txn txn (a drop's). */
+int  qv_alias_drop_target(qv_db *db, MDB_txn *txn, const char *name);
 
 /* ---- points.c ---------------------------------------------------------------------------- */
 /** Write the state record of c (last seq, next internal id, live count) in write txn txn. */

@@ -108,6 +108,9 @@ START_TEST(test_create_import_search_get_delete)
     ck_assert_msg(strstr(out_buf, "points 50"), "info: %s", out_buf);
     ck_assert_int_eq(quiver("info", db, NULL), 0);
     ck_assert_ptr_nonnull(strstr(out_buf, "collection pts"));
+    ck_assert_int_eq(quiver("info", db, "pts", "--json", NULL), 0);   /* the server's info object */
+    ck_assert_msg(strstr(out_buf, "{\"name\":\"pts\",\"dim\":4,\"metric\":\"l2\",\"index\":{\"type\":") &&
+                  strstr(out_buf, "\"count\":50,"), "info --json: %s", out_buf);
 
     /* Nearest to (7.2, 0, 0, 1) is id 7, then 8 and 6. */
     ck_assert_int_eq(quiver("search", db, "pts", "--vector", "[7.2,0,0,1]", "-k", "3", "--json", NULL), 0);
@@ -117,7 +120,7 @@ START_TEST(test_create_import_search_get_delete)
     ck_assert_int_eq(quiver("search", db, "pts", "--query-file", vf, "-k", "1", NULL), 0);
 
     ck_assert_int_eq(quiver("get", db, "pts", "7", NULL), 0);
-    ck_assert_msg(strstr(out_buf, "\"id\":7,\"vector\":[7,0,0,1]"), "get: %s", out_buf);
+    ck_assert_msg(strstr(out_buf, "{\"id\":7,\"payload\":null,\"vector\":[7.0,0.0,0.0,1.0]}\n"), "get: %s", out_buf);
     ck_assert_int_eq(quiver("delete", db, "pts", "7", "1000", NULL), 0);
     ck_assert_ptr_nonnull(strstr(out_buf, "deleted 1 of 2"));
     ck_assert_int_eq(quiver("get", db, "pts", "7", NULL), 1);

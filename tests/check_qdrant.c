@@ -6,6 +6,11 @@
  *     tests/qdrant/test.mjs, which drives it through the official Qdrant JS client and
  *     checks the answers against brute force and the native API (skipped, with a message,
  *     when node or tests/qdrant/node_modules is missing: `npm ci --prefix tests/qdrant`);
+ *   - node_features: tests/qdrant/features.mjs, the same way: aliases (and a re-index
+ *     through an alias switch under a stream of searches), updateVectors, deleteVectors,
+ *     updateCollection, facet, search/groups and query/groups against references;
+ *   - aliases_http: alias endpoints on both APIs with access, bad bodies, name clashes
+ *     and a restart;
  *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with the
  *     tiny blocking HTTP client of test_http.c, so that it needs nothing but quiverd;
  *   - errors: Qdrant-style error envelopes, 401 without a key, 501 for what is unsupported,
@@ -83,15 +88,15 @@ static char *write_keys(const char *dir)
     return path;
 }
 
-START_TEST(test_node_client)
+/* Run a node script of tests/qdrant against a fresh quiverd with both listeners. */
+static void run_node(const char *script)
 {
     if (system("node --version >/dev/null 2>&1") != 0) {
-        test_skip(TEST_SKIP_MISSING, "qdrant: node not found: official client test");
+        test_skip(TEST_SKIP_MISSING, "qdrant: node not found: %s", script);
         return;
     }
     if (access("tests/qdrant/node_modules/@qdrant/js-client-rest/package.json", R_OK) != 0) {
-        test_skip(TEST_SKIP_MISSING, "qdrant: tests/qdrant/node_modules missing (npm ci --prefix tests/qdrant): "
-                                     "official client test");
+        test_skip(TEST_SKIP_MISSING, "qdrant: tests/qdrant/node_modules missing (npm ci --prefix tests/qdrant): %s", script);
         return;
     }
     char *dir = make_tmpdir("qv-qdrant");
@@ -100,12 +105,24 @@ START_TEST(test_node_client)
     qserver s;
     start(&s, data, write_keys(dir));
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "node tests/qdrant/test.mjs %d %d %s", s.qport, s.port, KEY);
+    snprintf(cmd, sizeof cmd, "node tests/qdrant/%s %d %d %s", script, s.qport, s.port, KEY);
     int rc = system(cmd);
     ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s failed (status %d)", cmd, rc);
     ck_assert_int_eq(stop(&s), 0);
     rm_rf(dir);
     free(dir);
+}
+
+START_TEST(test_node_client)
+{
+    run_node("test.mjs");
+}
+END_TEST
+
+/* aliases (and the switch under searches), updateVectors, updateCollection, facet, groups */
+START_TEST(test_node_features)
+{
+    run_node("features.mjs");
 }
 END_TEST
 
@@ -144,6 +161,50 @@ START_TEST(test_durable_uuid)
     expect(s.qport, "POST", "/collections/d/points/count", KEY, "{}", 200, "\"count\":2");
     expect(s.qport, "POST", "/collections/d/points/delete", KEY, "{\"points\":[\"6f1c0a2e-7d4b-4c1e-9a55-0123456789ab\"]}", 200, "completed");
     expect(s.qport, "GET", path, KEY, NULL, 404, "\"status\":{\"error\":");
+    ck_assert_int_eq(stop(&s), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Aliases over HTTP, both APIs: access (read-only and collection-limited keys may not
+ * change aliases; a limited key reads its collection through an alias), bad bodies,
+ * name clashes, and durability across a restart. */
+START_TEST(test_aliases_http)
+{
+    char *dir = make_tmpdir("qv-qdrant");
+    char data[600], keys[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    FILE *f = fopen(keys, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s rw\nreadonly-key ro\nlimited-key rw a\n", KEY);
+    fclose(f);
+    const char *mk = "{\"actions\":[{\"create_alias\":{\"collection_name\":\"a\",\"alias_name\":\"al\"}}]}";
+    qserver s;
+    start(&s, data, keys);
+    expect(s.qport, "PUT", "/collections/a", KEY, "{\"vectors\":{\"size\":2,\"distance\":\"Dot\"}}", 200, "true");
+    expect(s.port, "POST", "/aliases", "readonly-key", mk, 403, "read-only");
+    expect(s.qport, "POST", "/collections/aliases", "limited-key", mk, 403, "cannot change aliases");
+    expect(s.port, "POST", "/aliases", KEY, mk, 200, "\"applied\":1");
+    expect(s.port, "GET", "/collections/al", KEY, NULL, 200, "\"name\":\"a\"");
+    expect(s.qport, "GET", "/collections/al", "limited-key", NULL, 200, "\"points_count\":0");
+    expect(s.port, "GET", "/collections/a/aliases", KEY, NULL, 200, "{\"aliases\":[{\"alias_name\":\"al\",\"collection_name\":\"a\"}]}");
+    expect(s.port, "POST", "/aliases", KEY, "{\"actions\":[{\"create_alias\":{\"collection_name\":\"a\"}}]}", 400, "alias_name");
+    expect(s.port, "POST", "/aliases", KEY, "{\"actions\":{}}", 400, "must be an array");
+    expect(s.port, "POST", "/aliases", KEY, "{\"actions\":[{\"create_alias\":{\"collection_name\":\"a\",\"alias_name\":\"b c\"}}]}", 400, "names are");
+    expect(s.port, "POST", "/aliases", KEY, "{\"actions\":[{\"delete_alias\":{\"alias_name\":\"al\"},\"rename_alias\":{\"old_alias_name\":\"al\",\"new_alias_name\":\"x\"}}]}", 400, "one of");
+    expect(s.port, "POST", "/aliases", KEY, "{\"actions\":[{\"delete_alias\":{\"alias_name\":\"nope\"}}]}", 404, "nope");
+    expect(s.port, "PUT", "/collections/al", KEY, "{\"dim\":2}", 409, "alias");
+    expect(s.qport, "POST", "/collections/aliases", KEY, "{\"actions\":[{\"create_alias\":{\"collection_name\":\"a\",\"alias_name\":\"a\"}}]}", 409, "is a collection");
+    expect(s.qport, "POST", "/collections/al/points/search", KEY, "{\"vector\":[1,2],\"limit\":1}", 200, "\"result\":[]");
+    expect(s.qport, "POST", "/collections/nope/points/search", KEY, "{\"vector\":[1,2],\"limit\":1}", 404, "doesn't exist");
+    ck_assert_int_eq(stop(&s), 0);
+    start(&s, data, keys);                         /* durable */
+    expect(s.qport, "GET", "/aliases", KEY, NULL, 200, "{\"alias_name\":\"al\",\"collection_name\":\"a\"}");
+    expect(s.qport, "GET", "/collections/al/exists", KEY, NULL, 200, "\"exists\":true");
+    expect(s.qport, "DELETE", "/collections/a", KEY, NULL, 200, "true");
+    expect(s.qport, "GET", "/aliases", KEY, NULL, 200, "\"aliases\":[]");
     ck_assert_int_eq(stop(&s), 0);
     rm_rf(dir);
     free(dir);
@@ -373,6 +434,8 @@ Suite *qv_qdrant_suite(void)
     tcase_add_test(t, test_exact_search);
     tcase_add_test(t, test_durable_uuid);
     tcase_add_test(t, test_node_client);
+    tcase_add_test(t, test_node_features);
+    tcase_add_test(t, test_aliases_http);
     suite_add_tcase(s, t);
     return s;
 }

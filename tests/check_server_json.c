@@ -21,7 +21,7 @@
 #include <jansson.h>
 
 #include "core/rng.h"
-#include "server/server.h"
+#include "api/api.h"
 #include "tests/test_util.h"
 
 /* ---- the reference: the strict rules on a jansson tree ------------------------------ */
@@ -411,10 +411,15 @@ END_TEST
 /* ---- the writers ------------------------------------------------------------------------ */
 
 /* The writers into an evbuffer. */
+static int to_evbuffer(void *b, const char *p, size_t len)
+{
+    return evbuffer_add(b, p, len);
+}
+
 static int put_points(struct evbuffer *b, const qv_hit *hits, size_t n, const srv_point_style *st,
                       const qv_search_stats *took)
 {
-    srv_wbuf w = {.out = b};
+    srv_wbuf w = {.sink = to_evbuffer, .sink_arg = b};
     int rc = srv_wpoints(&w, NULL, 0, hits, n, st);
     if (took) srv_wtook(&w, took);
     srv_wflush(&w);
@@ -423,7 +428,7 @@ static int put_points(struct evbuffer *b, const qv_hit *hits, size_t n, const sr
 
 static int put_stored(struct evbuffer *b, const char *text, int (*keep)(const char *key, void *arg))
 {
-    srv_wbuf w = {.out = b};
+    srv_wbuf w = {.sink = to_evbuffer, .sink_arg = b};
     int rc = srv_wstored(&w, text, keep, NULL);
     srv_wflush(&w);
     return rc || w.err ? -1 : 0;

@@ -879,6 +879,61 @@ START_TEST(test_unloadable)
 }
 END_TEST
 
+/* A directory of backups (qv_backup_dir_*): two backups of one second get two names,
+ * each with a sidecar that sha256sum agrees with; the list is sorted and reports them;
+ * names that are paths, sidecars or hidden files are not backups; delete takes the
+ * sidecar along. */
+START_TEST(test_backup_dir)
+{
+    qv_db *db = open_db("db");
+    qv_coll *c = make_coll(db, "docs", QV_INDEX_HNSW);
+    upsert_range(c, 0, 50, 1);
+    char *dir = path_in("snaps"), path[4096], sum[65], side[4200];
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    qv_backup_file f[2], *list = NULL;
+    qv_backup_info info;
+    size_t n = 9;
+    QV_CK(qv_backup_dir_list(dir, "docs", &list, &n));       /* no directory yet: none */
+    ck_assert_uint_eq(n, 0);
+    for (int i = 0; i < 2; i++) QV_CK(qv_backup_dir_create(db, dir, "docs", &f[i], i ? NULL : &info));
+    ck_assert_str_ne(f[0].name, f[1].name);
+    ck_assert_str_eq(f[0].sha256, info.sha256);
+    ck_assert_uint_eq(info.points, 50);
+    ck_assert(strncmp(f[0].name, "docs-", 5) == 0);
+    QV_CK(qv_backup_dir_path(dir, "docs", f[1].name, path, sizeof path));
+    sha256sum(path, sum);
+    ck_assert_str_eq(sum, f[1].sha256);
+    snprintf(side, sizeof side, "cd '%s/docs' && sha256sum -c --status '%s.sha256'", dir, f[1].name);
+    ck_assert_int_eq(system(side), 0);
+    QV_CK(qv_backup_dir_list(dir, "docs", &list, &n));
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_lt(strcmp(list[0].name, list[1].name), 0);
+    ck_assert_str_eq(list[0].sha256, strcmp(f[0].name, f[1].name) < 0 ? f[0].sha256 : f[1].sha256);
+    ck_assert_uint_eq(list[0].size, f[0].size);
+    qv_free(list);
+    const char *not_names[] = {"../db/data.mdb", ".hidden.snapshot", "x.snapshot.sha256", "a/b.snapshot", ""};
+    for (size_t i = 0; i < sizeof not_names / sizeof *not_names; i++)
+        ck_assert_int_eq(qv_backup_dir_path(dir, "docs", not_names[i], path, sizeof path), QV_ENOTFOUND);
+    ck_assert_int_eq(qv_backup_dir_path(dir, "../db", f[0].name, path, sizeof path), QV_EINVAL);
+    ck_assert_int_eq(qv_backup_dir_create(db, dir, "nope", &f[0], NULL), QV_ENOTFOUND);
+    QV_CK(qv_backup_dir_delete(dir, "docs", f[1].name));
+    ck_assert_int_eq(qv_backup_dir_delete(dir, "docs", f[1].name), QV_ENOTFOUND);
+    snprintf(side, sizeof side, "%s/docs/%s.sha256", dir, f[1].name);
+    ck_assert_int_ne(access(side, F_OK), 0);
+    QV_CK(qv_backup_dir_create(db, dir, NULL, &f[1], NULL));    /* every collection: the top */
+    ck_assert(strncmp(f[1].name, "full-snapshot-", 14) == 0);
+    QV_CK(qv_backup_dir_list(dir, NULL, &list, &n));
+    ck_assert_uint_eq(n, 1);
+    qv_free(list);
+    QV_CK(qv_backup_dir_list(dir, "docs", &list, &n));
+    ck_assert_uint_eq(n, 1);
+    qv_free(list);
+    qv_collection_close(c);
+    QV_CK(qv_db_close(db));
+    free(dir);
+}
+END_TEST
+
 Suite *qv_backup_suite(void)
 {
     Suite *s = suite_create("backup");
@@ -895,6 +950,7 @@ Suite *qv_backup_suite(void)
     tcase_add_test(tc, test_consistency);
     tcase_add_test(tc, test_disk_full);
     tcase_add_test(tc, test_sweep);
+    tcase_add_test(tc, test_backup_dir);
     tcase_add_test(tc, test_unloadable);
     suite_add_tcase(s, tc);
     return s;

@@ -1,5 +1,5 @@
 /*
- * server/search.c -- searches: the native search body, the library calls, and the one
+ * api/search.c -- searches: the native search body, the library calls, and the one
  * writer of hits and points for both APIs.
  *
  * Reading: the body reader (json.c) with the table of a search's fields, the query
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/server.h"
+#include "api/api.h"
 
 void srv_filter_release(srv_filter *f)
 {
@@ -41,26 +41,6 @@ void srv_searches_free(srv_search *s, size_t n)
 }
 
 /* ---- reading ------------------------------------------------------------------------ */
-
-void *srv_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float **vecs, uint32_t dim)
-{
-    char *p;
-    memcpy(&p, items, sizeof p);                   /* items is the address of a T * */
-    if (i >= *cap) {
-        size_t c = *cap ? 2 * *cap : 1;            /* a single search allocates one */
-        while (c <= i) c *= 2;
-        float *v = vecs ? realloc(*vecs, c * (dim ? dim : 1) * sizeof *v) : NULL;
-        if (v) *vecs = v;
-        char *np = v || !vecs ? realloc(p, c * size) : NULL;
-        if (!np) return NULL;
-        memset(np + *cap * size, 0, (c - *cap) * size);
-        memcpy(items, &np, sizeof np);
-        p = np;
-        *cap = c;
-    }
-    if (*n <= i) *n = i + 1;
-    return p + i * size;
-}
 
 int srv_filter_set(srv_jread *rd, srv_filter *f, char *text)
 {

@@ -1,5 +1,5 @@
 /*
- * server/json.c -- JSON for quiverd: the one reader of request bodies, and the pieces
+ * api/json.c -- JSON for quiverd and the CLI: the one reader of requests, and the pieces
  * every reply is written from.
  *
  * In. Every body is read in place by srv_jparse(), without a tree, against a table of
@@ -19,7 +19,7 @@
  * first bad field in the text is the one reported, with the code a tree-based check
  * would give.
  *
- * Out. A buffered writer (small pieces go to the evbuffer in a few large adds); strings
+ * Out. A buffered writer (small pieces go to the sink in a few large writes); strings
  * as jansson writes them; stored values (payloads) copied as they are stored, never
  * parsed into a tree and written again, except that each real is written in its
  * shortest exact form (the library stores jansson's 17 digits, 0.1 as
@@ -34,9 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
-#include "server/server.h"
+#include "api/api.h"
 
 int srv_jfail(srv_jerr *e, const char *code, const char *fmt, ...)
 {
@@ -562,6 +560,16 @@ int srv_jread_object(srv_jread *rd, const srv_jfield *fields, void *dst)
     return 0;
 }
 
+/* The whole text, once read (read: what the reader returned): a syntax error anywhere
+ * wins, then the first bad field. */
+static int verdict(srv_jread *rd, int read, srv_jerr *e)
+{
+    if (read < 0 || at_end(rd)) *e = rd->syntax;
+    else if (rd->bad) *e = rd->e;
+    else return 0;
+    return -1;
+}
+
 int srv_jparse(srv_jread *rd, const char *text, size_t len, const srv_jfield *fields, void *dst, srv_jerr *e)
 {
     rd->p = rd->start = text;
@@ -573,13 +581,17 @@ int srv_jparse(srv_jread *rd, const char *text, size_t len, const srv_jfield *fi
     if (!srv_jpeek(rd, "{")) {
         /* valid JSON that is not an object, or not JSON at all */
         if (!skip_value(rd, 0) && !at_end(rd)) srv_jfail(&rd->syntax, "invalid_json", "the body must be a JSON object");
-    } else if (srv_jread_object(rd, fields, dst) >= 0 && !at_end(rd)) {
-        if (!rd->bad) return 0;
-        *e = rd->e;
-        return -1;
+    } else {
+        return verdict(rd, srv_jread_object(rd, fields, dst), e);
     }
     *e = rd->syntax;
     return -1;
+}
+
+int srv_jparse_vector(const char *text, size_t len, uint32_t dim, float *vec, srv_jerr *e)
+{
+    srv_jread rd = {.p = text, .start = text, .end = text + len, .dim = dim, .name = "the vector"};
+    return verdict(&rd, srv_jread_vector(&rd, vec), e);
 }
 
 int srv_jfind(const char *text, size_t len, const char *key, srv_jtext *val)
@@ -614,7 +626,7 @@ int srv_stored_string(const char *text, const char *key, char *buf, size_t cap)
 
 void srv_wflush(srv_wbuf *w)
 {
-    if (w->n && (!w->out || evbuffer_add(w->out, w->b, w->n))) w->err = 1;
+    if (w->n && (!w->sink || w->sink(w->sink_arg, w->b, w->n))) w->err = 1;
     w->n = 0;
 }
 
@@ -622,7 +634,7 @@ void srv_wbig(srv_wbuf *w, const char *s, size_t len)
 {
     srv_wflush(w);
     if (len > sizeof w->b) {
-        if (!w->out || evbuffer_add(w->out, s, len)) w->err = 1;
+        if (!w->sink || w->sink(w->sink_arg, s, len)) w->err = 1;
         return;
     }
     memcpy(w->b, s, len);

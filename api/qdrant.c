@@ -1,7 +1,7 @@
 /*
- * server/qdrant_util.c -- Qdrant point ids, payload shaping and filter translation.
+ * api/qdrant.c -- Qdrant's JSON dialect: point ids, payload shaping and filter translation.
  *
- * Ids: see qdrant.h. The UUID hash is a splitmix64-style mix of both halves, so that
+ * Ids: see server/qdrant.h. The UUID hash is a splitmix64-style mix of both halves, so that
  * UUIDs differing in any bit land far apart; bit 62 marks UUID points, so they never
  * collide with integer ids (which must stay below 2^62).
  *
@@ -16,12 +16,13 @@
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "server/qdrant.h"
+#include "api/api.h"
 
 static int failf(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int failf(char *msg, size_t len, const char *fmt, ...)
@@ -198,6 +199,74 @@ srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int
                           .with_vector = with_vector};
     return st;
 }
+
+/* ---- the upsert body ---------------------------------------------------------- */
+
+static int read_point_id(srv_jread *rd, void *pt)
+{
+    qd_point *p = pt;
+    return qd_jread_id(rd, &p->id, &p->u);
+}
+
+static const srv_jfield point_fields[] = {
+    {"id", SRV_J_CALL, .read = read_point_id, .required = 1},
+    {"vector", SRV_J_VECTOR, offsetof(qd_point, vec), .required = 1},
+    {"payload", SRV_J_OBJTEXT, .off = offsetof(qd_point, payload)},
+    {NULL},
+};
+
+/* Point i, with room made for it; NULL when out of memory. */
+static qd_point *point_at(qd_upsert_body *b, size_t i)
+{
+    qd_point *p = srv_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
+    if (p) p->vec = b->vecs + i * b->dim;
+    return p;
+}
+
+static int read_point(srv_jread *rd, size_t i, void *body)
+{
+    qd_point *p = point_at(body, i);
+    return p ? srv_jread_object(rd, point_fields, p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
+}
+
+static int read_points(srv_jread *rd, void *body)
+{
+    ((qd_upsert_body *)body)->forms |= 1;
+    return srv_jread_array(rd, read_point, body);
+}
+
+/* {"batch": {"ids": [...], "vectors": [...], "payloads": [...]}}: column col of each point */
+static int read_cell(srv_jread *rd, size_t i, void *body)
+{
+    qd_upsert_body *b = body;
+    qd_point *p = point_at(b, i);
+    b->count[b->col] = i + 1;
+    return p ? srv_jread_field(rd, &point_fields[b->col], p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
+}
+
+static int read_column(srv_jread *rd, qd_upsert_body *b, size_t col)
+{
+    b->forms |= 2;
+    b->col = col;
+    return srv_jread_array(rd, read_cell, b);
+}
+
+static int read_ids_column(srv_jread *rd, void *b) { return read_column(rd, b, 0); }
+static int read_vectors_column(srv_jread *rd, void *b) { return read_column(rd, b, 1); }
+static int read_payloads_column(srv_jread *rd, void *b) { return read_column(rd, b, 2); }
+
+static const srv_jfield batch_fields[] = {
+    {"ids", SRV_J_CALL, .read = read_ids_column, .required = 1},
+    {"vectors", SRV_J_CALL, .read = read_vectors_column, .required = 1},
+    {"payloads", SRV_J_CALL, .read = read_payloads_column},
+    {NULL},
+};
+const srv_jfield qd_upsert_fields[] = {
+    {"points", SRV_J_CALL, .read = read_points},
+    {"batch", SRV_J_OBJECT, .arg = batch_fields},
+    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+    {NULL},
+};
 
 /* ---- filters -------------------------------------------------------------------- */
 

@@ -1,0 +1,173 @@
+/*
+ * server/qdrant_update.c -- Qdrant's updates of what exists: vectors of points
+ * (updateVectors, deleteVectors) and collection parameters (updateCollection).
+ *
+ *   PUT   /collections/{name}/points/vectors {"points":[{"id","vector"}]}
+ *         -> qv_update_vectors: new vectors re-indexed, payloads kept, one transaction;
+ *         an unknown id is 404 with nothing changed.
+ *   POST  /collections/{name}/points/vectors/delete
+ *         -> 400: a quiverd collection has one unnamed vector per point, which Qdrant's
+ *         deleteVectors (it removes named vectors) cannot apply to; delete the points.
+ *   PATCH /collections/{name} {"hnsw_config":{"m","ef_construct"},"optimizers_config":{...},...}
+ *         -> qv_collection_update: m and ef_construct stored and the graph rebuilt with
+ *         them. What has no counterpart in quiverd (optimizer thresholds, on_disk,
+ *         collection params, quantization changes) is accepted and listed in the reply's
+ *         "ignored" next to result true, so a client sees what did not apply.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/qdrant.h"
+
+/* ---- updateVectors ------------------------------------------------------------------ */
+
+typedef struct { uint64_t id; qd_uuid u; float *vec; } vec_point;
+typedef struct {
+    vec_point *pt;
+    float *vecs;
+    size_t n, cap;
+    uint32_t dim;
+} vectors_body;
+
+static int read_point_id(srv_jread *rd, void *pt)
+{
+    vec_point *p = pt;
+    return qd_jread_id(rd, &p->id, &p->u);
+}
+
+static const srv_jfield point_fields[] = {
+    {"id", SRV_J_CALL, .read = read_point_id, .required = 1},
+    {"vector", SRV_J_VECTOR, offsetof(vec_point, vec), .required = 1},
+    {NULL},
+};
+
+static int read_point(srv_jread *rd, size_t i, void *body)
+{
+    vectors_body *b = body;
+    vec_point *p = srv_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
+    if (!p) return srv_jbad(rd, 1, "out_of_memory", "out of memory");
+    p->vec = b->vecs + i * b->dim;
+    return srv_jread_object(rd, point_fields, p);
+}
+
+static int read_points(srv_jread *rd, void *body)
+{
+    return srv_jread_array(rd, read_point, body);
+}
+
+static const srv_jfield vectors_fields[] = {
+    {"points", SRV_J_CALL, .read = read_points, .required = 1},
+    {"shard_key", SRV_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
+    {"update_filter", SRV_J_REFUSE, .arg = "update_filter is"},
+    {NULL},
+};
+
+void qd_h_update_vectors(srv_req *r)
+{
+    vectors_body b = {.dim = r->coll->dim};
+    uint64_t *ids = NULL;
+    int rc;
+    if (srv_read_body(r, "the vectors update", vectors_fields, &b) != 0) goto cleanup;
+    if (!b.n) {
+        qd_ok(r, qd_update_result(r->coll->coll));
+        goto cleanup;
+    }
+    if (!(ids = malloc(b.n * sizeof *ids))) {
+        srv_oom(r);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < b.n; i++) ids[i] = b.pt[i].id;
+    /* srv_grow keeps the vectors in one array, point i's at i * dim */
+    if ((rc = qv_update_vectors(r->coll->coll, b.n, ids, b.vecs)) != QV_OK) {
+        srv_fail_qv(r, rc);
+        goto cleanup;
+    }
+    r->points = (long)b.n;
+    qd_ok(r, qd_update_result(r->coll->coll));
+cleanup:
+    free(ids);
+    free(b.pt);
+    free(b.vecs);
+}
+
+void qd_h_delete_vectors(srv_req *r)
+{
+    srv_bad(r, "collection `%s` has one unnamed vector per point: deleteVectors removes named vectors, "
+               "which quiverd does not have; delete the points instead (POST /collections/%s/points/delete)",
+            r->name, r->name);
+}
+
+/* ---- updateCollection ---------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t m, ef;
+    json_t *ignored;               /* the paths of what was accepted and not applied */
+} patch_body;
+
+/* Any value under an object this reads: noted as ignored. */
+static int read_ignored(srv_jread *rd, void *dst)
+{
+    patch_body *b = dst;
+    srv_jtext t;
+    if (srv_jread_text(rd, &t)) return -1;
+    if (!b->ignored) b->ignored = json_array();
+    if (b->ignored) json_array_append_new(b->ignored, json_string(rd->path));
+    return 0;
+}
+
+static int read_optimizers(srv_jread *rd, void *dst)
+{
+    return read_ignored(rd, dst);
+}
+
+static const srv_jfield hnsw_fields[] = {
+    {"m", SRV_J_U32, offsetof(patch_body, m), .lo = 2, .hi = 100},
+    {"ef_construct", SRV_J_U32, offsetof(patch_body, ef), .lo = 4, .hi = QV_MAX_EF},
+    {"full_scan_threshold", SRV_J_CALL, .read = read_ignored},
+    {"max_indexing_threads", SRV_J_CALL, .read = read_ignored},
+    {"on_disk", SRV_J_CALL, .read = read_ignored},
+    {"payload_m", SRV_J_CALL, .read = read_ignored},
+    {"inline_storage", SRV_J_CALL, .read = read_ignored},
+    {NULL},
+};
+
+static const srv_jfield patch_fields[] = {
+    {"hnsw_config", SRV_J_OBJECT, .arg = hnsw_fields},
+    {"optimizers_config", SRV_J_CALL, .read = read_optimizers},
+    {"params", SRV_J_CALL, .read = read_ignored},
+    {"vectors", SRV_J_CALL, .read = read_ignored},
+    {"quantization_config", SRV_J_CALL, .read = read_ignored},
+    {"sparse_vectors", SRV_J_CALL, .read = read_ignored},
+    {"strict_mode_config", SRV_J_CALL, .read = read_ignored},
+    {"metadata", SRV_J_CALL, .read = read_ignored},
+    {NULL},
+};
+
+void qd_h_update_collection(srv_req *r)
+{
+    patch_body b = {0};
+    if (srv_read_body(r, "the collection update", patch_fields, &b) != 0) goto cleanup;
+    qv_collection_changes ch = {.m = b.m, .ef_construction = b.ef};
+    qv_collection_info info;
+    int rc = qv_collection_get_info(r->coll->coll, &info);
+    if (rc == QV_OK && info.config.index.kind == QV_INDEX_FLAT && (b.m || b.ef)) {
+        /* created with m 0 (no graph, exact search): nothing to tune */
+        srv_bad(r, "collection `%s` has no HNSW graph (created with m = 0): hnsw_config cannot change it", r->name);
+        goto cleanup;
+    }
+    if (rc == QV_OK && info.config.index.kind != QV_INDEX_HNSW) ch.m = ch.ef_construction = 0;
+    if (rc == QV_OK) rc = qv_collection_update(r->coll->coll, &ch);
+    if (rc != QV_OK) {
+        srv_fail_qv(r, rc);
+        goto cleanup;
+    }
+    if (b.ignored && json_array_size(b.ignored))
+        srv_log(SRV_LOG_INFO, "collection '%s': update ignored %zu settings quiverd has no use for", r->name,
+                json_array_size(b.ignored));
+    json_t *out = json_pack("{s:b,s:s,s:f,s:o}", "result", 1, "status", "ok", "time",
+                            (double)(srv_now_us() - r->t0_us) / 1e6, "ignored",
+                            b.ignored ? json_incref(b.ignored) : json_array());
+    srv_reply_json(r, 200, out);
+cleanup:
+    json_decref(b.ignored);
+}
