@@ -15,7 +15,7 @@
  *   points.c      points read for an upsert (the {"id","vector","payload"} reader), id lists
  *   collection.c  a collection's config and info (the create body, the info object)
  *   qdrant.c      Qdrant's dialect: point ids (integers and UUIDs), the upsert body, payload
- *                 selectors, filters
+ *                 selectors, filters, the search and query bodies
  */
 #ifndef QV_API_API_H
 #define QV_API_API_H
@@ -288,5 +288,36 @@ extern const srv_jfield qd_upsert_fields[];
 
 /** Read function of a Qdrant filter into a srv_filter. */
 int  qd_jread_filter(srv_jread *rd, void *filter);
+
+/** Read function of with_vector: true, false, or a list of vector names (a non-empty one
+ *  is true), into an int. */
+int  qd_jread_with_vector(srv_jread *rd, void *out);
+
+/** The search and query bodies (search, query, their batches and groups). */
+/* What a Qdrant search asks beyond the library search it runs. */
+typedef struct {
+    srv_search s;                  /* k, ef, exact, vector, filter */
+    uint64_t limit, offset, candidates, id;
+    qd_uuid u;
+    int query, has_vec, by_id, with_vec, mmr;
+    int ignore_quant;              /* params.quantization.ignore */
+    double threshold, diversity;   /* threshold NAN: none; mmr: 0 relevance only, 1 diversity only */
+    json_t *wp;
+    srv_jtext group_by;            /* search/groups, query/groups */
+    uint64_t group_size;
+} qd_search;
+
+/** The searches of a request, their vectors in one growing array; set dim and query
+ *  (1: the query dialect), read with qd_search_fields into qd_search_at(l, 0) or with
+ *  qd_searches_fields into l, free with qd_search_list_free. */
+typedef struct { qd_search *q; float *vecs; size_t n, cap; uint32_t dim; int query; } qd_search_list;
+qd_search *qd_search_at(qd_search_list *l, size_t i);
+void qd_search_list_free(qd_search_list *l);
+extern const srv_jfield qd_search_fields[], qd_searches_fields[];
+
+/** Scores as Qdrant shows them: Euclid is the square root of quiver's squared L2, and
+ *  score_threshold (NAN: none) its upper bound, else a lower bound. Keeps the hits from
+ *  from..n that pass, at the front; returns how many. */
+size_t qd_scores(qv_metric metric, double threshold, qv_hit *hits, size_t from, size_t n);
 
 #endif

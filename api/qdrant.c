@@ -1,5 +1,6 @@
 /*
- * api/qdrant.c -- Qdrant's JSON dialect: point ids, payload shaping and filter translation.
+ * api/qdrant.c -- Qdrant's JSON dialect: point ids, payload shaping, filter translation, and
+ * the search / query bodies (with their scores as Qdrant shows them).
  *
  * Ids: see server/qdrant.h. The UUID hash is a splitmix64-style mix of both halves, so that
  * UUIDs differing in any bit land far apart; bit 62 marks UUID points, so they never
@@ -15,6 +16,7 @@
  * reads).
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -306,4 +308,188 @@ int qd_jread_filter(srv_jread *rd, void *filter)
     if (rc == 0) rc = srv_filter_set(rd, filter, json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY));
     json_decref(t);
     return rc;
+}
+
+/* ---- search and query bodies ---------------------------------------------------- */
+
+/* with_vector: true, false, or a list of vector names (a non-empty one is true) */
+int qd_jread_with_vector(srv_jread *rd, void *out)
+{
+    srv_jtext t;
+    if (srv_jread_text(rd, &t)) return -1;
+    const char *q = t.p + 1;
+    while (isspace((unsigned char)*q)) q++;
+    *(int *)out = t.p[0] == 't' || (t.p[0] == '[' && *q != ']');
+    return 0;
+}
+
+
+#define Q(field) offsetof(qd_search, field)
+
+static int read_query(srv_jread *rd, void *qs);
+
+/* "using", or a named vector's "name": only the unnamed vector "" */
+static int read_using(srv_jread *rd, void *qs)
+{
+    char name[2];
+    size_t len;
+    int rc = srv_jread_string(rd, name, sizeof name, &len);
+    (void)qs;
+    if (rc == 0 && len) return srv_jbad(rd, 0, "invalid_argument", "'%s': named vectors are not supported by quiverd", rd->path);
+    return rc;
+}
+
+static const srv_jfield named_vector_fields[] = {
+    {"name", SRV_J_CALL, .read = read_using},
+    {"vector", SRV_J_VECTOR, Q(s.vec), .required = 1},
+    {NULL},
+};
+
+/* search: "vector": [...] or {"name": "", "vector": [...]} */
+static int read_vector(srv_jread *rd, void *qs)
+{
+    qd_search *q = qs;
+    srv_jtext ignored;
+    if (q->query) return srv_jread_text(rd, &ignored);
+    q->has_vec = 1;
+    return srv_jpeek(rd, "{") ? srv_jread_object(rd, named_vector_fields, q) : srv_jread_vector(rd, q->s.vec);
+}
+
+static int read_nearest(srv_jread *rd, void *qs)
+{
+    if (srv_jpeek(rd, "{")) return srv_jbad(rd, 1, "invalid_argument", "sparse vectors are not supported by quiverd");
+    return read_query(rd, qs);
+}
+
+static int read_mmr(srv_jread *rd, void *qs)
+{
+    static const srv_jfield mmr_fields[] = {
+        {"diversity", SRV_J_NUM, .off = Q(diversity)},
+        {"candidates_limit", SRV_J_U64, .off = Q(candidates), .lo = 0, .hi = QV_MAX_K},
+        {NULL},
+    };
+    qd_search *q = qs;
+    int strict = rd->strict;
+    rd->strict = 0;                                /* the query kinds are strict, not mmr */
+    int rc = srv_jread_object(rd, mmr_fields, q);
+    rd->strict = strict;
+    q->mmr = 1;
+    if (rc == 0 && !(q->diversity >= 0 && q->diversity <= 1)) return srv_jbad(rd, 0, "invalid_argument", "mmr: diversity must be 0..1");
+    return rc;
+}
+
+static const srv_jfield query_kinds[] = {
+    {"nearest", SRV_J_CALL, .read = read_nearest, .required = 1},
+    {"mmr", SRV_J_CALL, .read = read_mmr},
+    {"recommend", SRV_J_REFUSE, .arg = "recommend queries are"},
+    {"discover", SRV_J_REFUSE, .arg = "discover queries are"},
+    {"context", SRV_J_REFUSE, .arg = "context queries are"},
+    {"order_by", SRV_J_REFUSE, .arg = "order_by queries are"},
+    {"fusion", SRV_J_REFUSE, .arg = "fusion queries are"},
+    {"rrf", SRV_J_REFUSE, .arg = "fusion queries are"},
+    {"sample", SRV_J_REFUSE, .arg = "sample queries are"},
+    {"formula", SRV_J_REFUSE, .arg = "formula queries are"},
+    {NULL},
+};
+
+/* query: a vector, a point id (search by its vector), or {"nearest": ..., "mmr": ...} */
+static int read_query(srv_jread *rd, void *qs)
+{
+    qd_search *q = qs;
+    srv_jtext ignored;
+    if (!q->query) return srv_jread_text(rd, &ignored);
+    if (srv_jpeek(rd, "{")) {
+        int strict = rd->strict, rc;
+        rd->strict = 1;                            /* a kind of query not listed is refused */
+        rc = srv_jread_object(rd, query_kinds, q);
+        rd->strict = strict;
+        return rc;
+    }
+    q->has_vec = 1;
+    if (srv_jpeek(rd, "[")) return srv_jread_vector(rd, q->s.vec);
+    q->by_id = 1;
+    return qd_jread_id(rd, &q->id, &q->u);
+}
+
+/* params.quantization of a search on a quantized collection (ignored by float ones):
+ * ignore re-scores every candidate of the beam with the float vectors, rescore false
+ * returns the codes' estimates, oversampling re-scores the best ceil(limit * oversampling). */
+static const srv_jfield quantization_fields[] = {
+    {"ignore", SRV_J_BOOL, .off = Q(ignore_quant)},
+    {"rescore", SRV_J_BOOL, Q(s.rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
+    {"oversampling", SRV_J_NUM, Q(s.oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
+    {NULL},
+};
+static const srv_jfield params_fields[] = {
+    {"hnsw_ef", SRV_J_U32, .off = Q(s.ef), .lo = 0, .hi = SRV_MAX_EF},
+    {"exact", SRV_J_BOOL, .off = Q(s.exact)},
+    {"quantization", SRV_J_OBJECT, .arg = quantization_fields},
+    {NULL},
+};
+const srv_jfield qd_search_fields[] = {
+    {"vector", SRV_J_CALL, .read = read_vector},
+    {"query", SRV_J_CALL, .read = read_query},
+    {"limit", SRV_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
+    {"top", SRV_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
+    {"offset", SRV_J_U64, .off = Q(offset), .lo = 0, .hi = QV_MAX_K},
+    {"with_payload", SRV_J_CALL, Q(wp), .read = qd_jread_selector},
+    {"with_vector", SRV_J_CALL, Q(with_vec), .read = qd_jread_with_vector},
+    {"score_threshold", SRV_J_NUM, .off = Q(threshold)},
+    {"params", SRV_J_OBJECT, .arg = params_fields},
+    {"filter", SRV_J_CALL, Q(s.filter), .read = qd_jread_filter},
+    {"using", SRV_J_CALL, .read = read_using},
+    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+    {"lookup_from", SRV_J_REFUSE, .arg = "lookup_from is"},
+    {"prefetch", SRV_J_REFUSE, .arg = "prefetch (hybrid queries) is"},
+    {"group_by", SRV_J_TEXT, .off = Q(group_by)},
+    {"group_size", SRV_J_U64, .off = Q(group_size), .lo = 1, .hi = QV_MAX_K},
+    {"with_lookup", SRV_J_REFUSE, .arg = "with_lookup is"},
+    {NULL},
+};
+
+
+qd_search *qd_search_at(qd_search_list *l, size_t i)
+{
+    qd_search *q = srv_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
+    if (q) *q = (qd_search){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = SRV_DEFAULT_K,
+                          .threshold = NAN, .diversity = 0.5, .candidates = 100, .group_size = 3};
+    return q;
+}
+
+static int read_search(srv_jread *rd, size_t i, void *list)
+{
+    qd_search *q = qd_search_at(list, i);
+    return q ? srv_jread_object(rd, qd_search_fields, q) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
+}
+
+static int read_searches(srv_jread *rd, void *list)
+{
+    int rc = srv_jread_array(rd, read_search, list);
+    if (rc == 0 && ((qd_search_list *)list)->n > SRV_MAX_BATCH)
+        return srv_jbad(rd, 0, "invalid_argument", "'searches' must be a list of at most %u requests", SRV_MAX_BATCH);
+    return rc;
+}
+
+const srv_jfield qd_searches_fields[] = {{"searches", SRV_J_CALL, .read = read_searches, .required = 1}, {NULL}};
+
+void qd_search_list_free(qd_search_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        srv_search_release(&l->q[i].s);
+        json_decref(l->q[i].wp);
+    }
+    free(l->vecs);
+    free(l->q);
+}
+
+size_t qd_scores(qv_metric metric, double threshold, qv_hit *hits, size_t from, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = from; i < n; i++) {
+        float sc = hits[i].score;
+        if (metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
+        if (!isnan(threshold) && (metric == QV_METRIC_L2 ? sc > (float)threshold : sc < (float)threshold)) continue;
+        hits[m++] = (qv_hit){hits[i].id, sc};
+    }
+    return m;
 }

@@ -8,34 +8,20 @@
  * (qv_update_payload: each point's payload is read, changed and written back in one
  * transaction, without touching its vector).
  *
- * Searches run through search.c like the native ones (equal searches of a batch in one
- * library call) and their points are written by the same writer. Scores: Cosine and Dot
- * are quiver's cosine / inner product as they are; Euclid is the square root of quiver's
- * squared L2 distance (Qdrant reports the distance itself), and score_threshold is then
- * an upper bound. Offsets are served by asking for limit + offset hits (at most QV_MAX_K).
+ * Searches are read by api/qdrant.c (qd_search_fields) and run through api/search.c like
+ * the native ones (equal searches of a batch in one library call); their points are
+ * written by the same writer, scores as Qdrant shows them (qd_scores: Euclid is the
+ * distance, score_threshold then an upper bound). Offsets are served by asking for
+ * limit + offset hits (at most QV_MAX_K).
  */
 #include <ctype.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server/qdrant.h"
 
-#define DEFAULT_LIMIT 10u
-
 /* ---- fields several bodies share ------------------------------------------------- */
-
-/* with_vector: true, false, or a list of vector names (a non-empty one is true) */
-static int read_with_vector(srv_jread *rd, void *out)
-{
-    srv_jtext t;
-    if (srv_jread_text(rd, &t)) return -1;
-    const char *q = t.p + 1;
-    while (isspace((unsigned char)*q)) q++;
-    *(int *)out = t.p[0] == 't' || (t.p[0] == '[' && *q != ']');
-    return 0;
-}
 
 static int read_id(srv_jread *rd, size_t i, void *ids)
 {
@@ -188,7 +174,7 @@ typedef struct { srv_ids ids; json_t *wp; int with_vector; } retrieve_body;
 static const srv_jfield retrieve_fields[] = {
     {"ids", SRV_J_CALL, offsetof(retrieve_body, ids), .read = read_ids, .required = 1},
     {"with_payload", SRV_J_CALL, offsetof(retrieve_body, wp), .read = qd_jread_selector},
-    {"with_vector", SRV_J_CALL, offsetof(retrieve_body, with_vector), .read = read_with_vector},
+    {"with_vector", SRV_J_CALL, offsetof(retrieve_body, with_vector), .read = qd_jread_with_vector},
     {NULL},
 };
 
@@ -324,175 +310,13 @@ cleanup:
 
 /* ---- search and query ---------------------------------------------------------- */
 
-/* What a Qdrant search asks beyond the library search it runs. */
-typedef struct {
-    srv_search s;                  /* k, ef, exact, vector, filter */
-    uint64_t limit, offset, candidates, id;
-    qd_uuid u;
-    int query, has_vec, by_id, with_vec, mmr;
-    int ignore_quant;              /* params.quantization.ignore */
-    double threshold, diversity;   /* threshold NAN: none; mmr: 0 relevance only, 1 diversity only */
-    json_t *wp;
-    srv_jtext group_by;            /* search/groups, query/groups */
-    uint64_t group_size;
-} qsearch;
-#define Q(field) offsetof(qsearch, field)
-
-static int read_query(srv_jread *rd, void *qs);
-
-/* "using", or a named vector's "name": only the unnamed vector "" */
-static int read_using(srv_jread *rd, void *qs)
-{
-    char name[2];
-    size_t len;
-    int rc = srv_jread_string(rd, name, sizeof name, &len);
-    (void)qs;
-    if (rc == 0 && len) return srv_jbad(rd, 0, "invalid_argument", "'%s': named vectors are not supported by quiverd", rd->path);
-    return rc;
-}
-
-static const srv_jfield named_vector_fields[] = {
-    {"name", SRV_J_CALL, .read = read_using},
-    {"vector", SRV_J_VECTOR, Q(s.vec), .required = 1},
-    {NULL},
-};
-
-/* search: "vector": [...] or {"name": "", "vector": [...]} */
-static int read_vector(srv_jread *rd, void *qs)
-{
-    qsearch *q = qs;
-    srv_jtext ignored;
-    if (q->query) return srv_jread_text(rd, &ignored);
-    q->has_vec = 1;
-    return srv_jpeek(rd, "{") ? srv_jread_object(rd, named_vector_fields, q) : srv_jread_vector(rd, q->s.vec);
-}
-
-static int read_nearest(srv_jread *rd, void *qs)
-{
-    if (srv_jpeek(rd, "{")) return srv_jbad(rd, 1, "invalid_argument", "sparse vectors are not supported by quiverd");
-    return read_query(rd, qs);
-}
-
-static int read_mmr(srv_jread *rd, void *qs)
-{
-    static const srv_jfield mmr_fields[] = {
-        {"diversity", SRV_J_NUM, .off = Q(diversity)},
-        {"candidates_limit", SRV_J_U64, .off = Q(candidates), .lo = 0, .hi = QV_MAX_K},
-        {NULL},
-    };
-    qsearch *q = qs;
-    int strict = rd->strict;
-    rd->strict = 0;                                /* the query kinds are strict, not mmr */
-    int rc = srv_jread_object(rd, mmr_fields, q);
-    rd->strict = strict;
-    q->mmr = 1;
-    if (rc == 0 && !(q->diversity >= 0 && q->diversity <= 1)) return srv_jbad(rd, 0, "invalid_argument", "mmr: diversity must be 0..1");
-    return rc;
-}
-
-static const srv_jfield query_kinds[] = {
-    {"nearest", SRV_J_CALL, .read = read_nearest, .required = 1},
-    {"mmr", SRV_J_CALL, .read = read_mmr},
-    {"recommend", SRV_J_REFUSE, .arg = "recommend queries are"},
-    {"discover", SRV_J_REFUSE, .arg = "discover queries are"},
-    {"context", SRV_J_REFUSE, .arg = "context queries are"},
-    {"order_by", SRV_J_REFUSE, .arg = "order_by queries are"},
-    {"fusion", SRV_J_REFUSE, .arg = "fusion queries are"},
-    {"rrf", SRV_J_REFUSE, .arg = "fusion queries are"},
-    {"sample", SRV_J_REFUSE, .arg = "sample queries are"},
-    {"formula", SRV_J_REFUSE, .arg = "formula queries are"},
-    {NULL},
-};
-
-/* query: a vector, a point id (search by its vector), or {"nearest": ..., "mmr": ...} */
-static int read_query(srv_jread *rd, void *qs)
-{
-    qsearch *q = qs;
-    srv_jtext ignored;
-    if (!q->query) return srv_jread_text(rd, &ignored);
-    if (srv_jpeek(rd, "{")) {
-        int strict = rd->strict, rc;
-        rd->strict = 1;                            /* a kind of query not listed is refused */
-        rc = srv_jread_object(rd, query_kinds, q);
-        rd->strict = strict;
-        return rc;
-    }
-    q->has_vec = 1;
-    if (srv_jpeek(rd, "[")) return srv_jread_vector(rd, q->s.vec);
-    q->by_id = 1;
-    return qd_jread_id(rd, &q->id, &q->u);
-}
-
-/* params.quantization of a search on a quantized collection (ignored by float ones):
- * ignore re-scores every candidate of the beam with the float vectors, rescore false
- * returns the codes' estimates, oversampling re-scores the best ceil(limit * oversampling). */
-static const srv_jfield quantization_fields[] = {
-    {"ignore", SRV_J_BOOL, .off = Q(ignore_quant)},
-    {"rescore", SRV_J_BOOL, Q(s.rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
-    {"oversampling", SRV_J_NUM, Q(s.oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
-    {NULL},
-};
-static const srv_jfield params_fields[] = {
-    {"hnsw_ef", SRV_J_U32, .off = Q(s.ef), .lo = 0, .hi = SRV_MAX_EF},
-    {"exact", SRV_J_BOOL, .off = Q(s.exact)},
-    {"quantization", SRV_J_OBJECT, .arg = quantization_fields},
-    {NULL},
-};
-static const srv_jfield search_fields[] = {
-    {"vector", SRV_J_CALL, .read = read_vector},
-    {"query", SRV_J_CALL, .read = read_query},
-    {"limit", SRV_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
-    {"top", SRV_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
-    {"offset", SRV_J_U64, .off = Q(offset), .lo = 0, .hi = QV_MAX_K},
-    {"with_payload", SRV_J_CALL, Q(wp), .read = qd_jread_selector},
-    {"with_vector", SRV_J_CALL, Q(with_vec), .read = read_with_vector},
-    {"score_threshold", SRV_J_NUM, .off = Q(threshold)},
-    {"params", SRV_J_OBJECT, .arg = params_fields},
-    {"filter", SRV_J_CALL, Q(s.filter), .read = qd_jread_filter},
-    {"using", SRV_J_CALL, .read = read_using},
-    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
-    {"lookup_from", SRV_J_REFUSE, .arg = "lookup_from is"},
-    {"prefetch", SRV_J_REFUSE, .arg = "prefetch (hybrid queries) is"},
-    {"group_by", SRV_J_TEXT, .off = Q(group_by)},
-    {"group_size", SRV_J_U64, .off = Q(group_size), .lo = 1, .hi = QV_MAX_K},
-    {"with_lookup", SRV_J_REFUSE, .arg = "with_lookup is"},
-    {NULL},
-};
-
-/* The searches of a request; their vectors in one growing array. */
-typedef struct { qsearch *q; float *vecs; size_t n, cap; uint32_t dim; int query; } qsearch_list;
-
-static qsearch *search_at(qsearch_list *l, size_t i)
-{
-    qsearch *q = srv_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
-    if (q) *q = (qsearch){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = DEFAULT_LIMIT,
-                          .threshold = NAN, .diversity = 0.5, .candidates = 100, .group_size = 3};
-    return q;
-}
-
-static int read_search(srv_jread *rd, size_t i, void *list)
-{
-    qsearch *q = search_at(list, i);
-    return q ? srv_jread_object(rd, search_fields, q) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
-}
-
-static int read_searches(srv_jread *rd, void *list)
-{
-    int rc = srv_jread_array(rd, read_search, list);
-    if (rc == 0 && ((qsearch_list *)list)->n > SRV_MAX_BATCH)
-        return srv_jbad(rd, 0, "invalid_argument", "'searches' must be a list of at most %u requests", SRV_MAX_BATCH);
-    return rc;
-}
-
-static const srv_jfield searches_fields[] = {{"searches", SRV_J_CALL, .read = read_searches, .required = 1}, {NULL}};
-
 static int not_query_point(uint64_t id, void *q)
 {
-    return id != ((const qsearch *)q)->id;
+    return id != ((const qd_search *)q)->id;
 }
 
 /* What the fields alone do not check, and the library search completed; -1 after replying. */
-static int prepare(srv_req *r, qsearch *q)
+static int prepare(srv_req *r, qd_search *q)
 {
     if (q->offset + q->limit > QV_MAX_K) {
         srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
@@ -515,7 +339,7 @@ static int prepare(srv_req *r, qsearch *q)
 
 /* The points of one search q: its hits, or with no vector the first passing points in
  * id order; -1 after replying. */
-static int put_result(srv_req *r, qsearch *q, qv_hit *hits, size_t nh)
+static int put_result(srv_req *r, qd_search *q, qv_hit *hits, size_t nh)
 {
     srv_coll *e = r->coll;
     uint64_t *ids = NULL;
@@ -527,14 +351,7 @@ static int put_result(srv_req *r, qsearch *q, qv_hit *hits, size_t nh)
     } else if (q->mmr) {
         rc = qv_mmr(e->coll, q->diversity, q->limit + q->offset, hits, &nh);
     }
-    size_t m = 0;
-    for (size_t i = q->offset; rc == QV_OK && i < nh; i++) {
-        float sc = hits[i].score;
-        if (e->metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
-        if (!isnan(q->threshold) && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold))
-            continue;
-        hits[m++] = (qv_hit){hits[i].id, sc};
-    }
+    size_t m = rc == QV_OK ? qd_scores(e->metric, q->threshold, hits, q->offset, nh) : 0;
     srv_point_style st = qd_point_style(q->wp, 0, q->with_vec, q->has_vec);
     if (rc == QV_OK) rc = srv_wpoints(srv_writer(r), e->coll, e->dim, hits, m, &st);
     if (!q->has_vec) free(hits);
@@ -549,16 +366,16 @@ static void run(srv_req *r, int query)
 {
     int batch = r->route->variant;
     srv_coll *e = r->coll;
-    qsearch_list l = {.dim = e->dim, .query = query};
+    qd_search_list l = {.dim = e->dim, .query = query};
     srv_search *run = NULL;
     srv_results res = {0};
     srv_wbuf *w = srv_writer(r);
     size_t m = 0;
-    if (!batch && !search_at(&l, 0)) {
+    if (!batch && !qd_search_at(&l, 0)) {
         srv_oom(r);
         goto cleanup;
     }
-    if (srv_read_body(r, "the body", batch ? searches_fields : search_fields, batch ? (void *)&l : (void *)l.q) != 0)
+    if (srv_read_body(r, "the body", batch ? qd_searches_fields : qd_search_fields, batch ? (void *)&l : (void *)l.q) != 0)
         goto cleanup;
     if (!(run = calloc(l.n ? l.n : 1, sizeof *run))) {
         srv_oom(r);
@@ -587,14 +404,9 @@ static void run(srv_req *r, int query)
     if (batch) SRV_WLIT(w, "]");
     qd_ok_written(r);
 cleanup:
-    for (size_t i = 0; i < l.n; i++) {
-        srv_search_release(&l.q[i].s);
-        json_decref(l.q[i].wp);
-    }
+    qd_search_list_free(&l);
     srv_results_free(&res);
     free(run);
-    free(l.vecs);
-    free(l.q);
 }
 
 void qd_h_search(srv_req *r)
@@ -608,23 +420,16 @@ void qd_h_query(srv_req *r)
 }
 
 /* One group {"id": value, "hits": points} of qv_search_groups; scores as searches show them. */
-static int put_group(srv_req *r, const qsearch *q, qv_group *g)
+static int put_group(srv_req *r, const qd_search *q, qv_group *g)
 {
     srv_coll *e = r->coll;
     srv_wbuf *w = srv_writer(r);
     char num[32];
-    size_t m = 0;
     SRV_WLIT(w, "{\"id\":");
     if (g->type == 's') srv_wstring(w, g->s, strlen(g->s));
     else srv_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)g->i));
     SRV_WLIT(w, ",\"hits\":");
-    for (size_t i = 0; i < g->n; i++) {
-        float sc = g->hits[i].score;
-        if (e->metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
-        if (!isnan(q->threshold) && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold))
-            continue;
-        g->hits[m++] = (qv_hit){g->hits[i].id, sc};
-    }
+    size_t m = qd_scores(e->metric, q->threshold, g->hits, 0, g->n);
     srv_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
     int rc = srv_wpoints(w, e->coll, e->dim, g->hits, m, &st);
     SRV_WLIT(w, "}");
@@ -636,8 +441,8 @@ static int put_group(srv_req *r, const qsearch *q, qv_group *g)
 void qd_h_groups(srv_req *r)
 {
     srv_coll *e = r->coll;
-    qsearch_list l = {.dim = e->dim, .query = r->route->variant};
-    qsearch *q = search_at(&l, 0);
+    qd_search_list l = {.dim = e->dim, .query = r->route->variant};
+    qd_search *q = qd_search_at(&l, 0);
     qv_group *g = NULL;
     size_t ng = 0;
     char key[256];
@@ -646,7 +451,7 @@ void qd_h_groups(srv_req *r)
         srv_oom(r);
         goto cleanup;
     }
-    if (srv_read_body(r, "the body", search_fields, q) != 0) goto cleanup;
+    if (srv_read_body(r, "the body", qd_search_fields, q) != 0) goto cleanup;
     q = l.q;
     q->s.vec = l.vecs;
     if (!q->group_by.p || srv_jstring(q->group_by, key, sizeof key) != 0) {
@@ -685,12 +490,7 @@ void qd_h_groups(srv_req *r)
     qd_ok_written(r);
 cleanup:
     qv_groups_free(g, ng);
-    if (l.q) {
-        srv_search_release(&l.q[0].s);
-        json_decref(l.q[0].wp);
-    }
-    free(l.vecs);
-    free(l.q);
+    qd_search_list_free(&l);
 }
 
 /* ---- scroll and count ---------------------------------------------------------- */
@@ -709,7 +509,7 @@ static const srv_jfield scroll_fields[] = {
     {"offset", SRV_J_CALL, .read = read_offset},
     {"limit", SRV_J_U64, .off = SB(limit), .lo = 1, .hi = 100000},
     {"with_payload", SRV_J_CALL, SB(wp), .read = qd_jread_selector},
-    {"with_vector", SRV_J_CALL, SB(with_vector), .read = read_with_vector},
+    {"with_vector", SRV_J_CALL, SB(with_vector), .read = qd_jread_with_vector},
     {"order_by", SRV_J_REFUSE, .arg = "order_by is"},
     {NULL},
 };
@@ -717,7 +517,7 @@ static const srv_jfield scroll_fields[] = {
 void qd_h_scroll(srv_req *r)
 {
     srv_coll *e = r->coll;
-    scroll_body b = {.limit = DEFAULT_LIMIT};
+    scroll_body b = {.limit = SRV_DEFAULT_K};
     uint64_t *ids = NULL;
     qv_hit *h = NULL;
     char *text = NULL, uuid[40];
