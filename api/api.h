@@ -138,6 +138,9 @@ static inline void api_wput(api_wbuf *w, const char *s, size_t len)
 #define API_WLIT(w, lit) api_wput(w, lit, sizeof(lit) - 1)
 void api_wu64(api_wbuf *w, uint64_t v);
 void api_wfloat(api_wbuf *w, float f);                    /* null when not finite */
+/** A payload value as the library hands it out (qv_facet_hit, qv_group): type 's' the
+ *  string s, 'b' the bool i, else the integer i. */
+void api_wscalar(api_wbuf *w, char type, int64_t i, const char *s);
 void api_wvector(api_wbuf *w, const float *v, uint32_t dim);
 /** A JSON string as jansson writes it ('"', '\\' and control characters escaped). */
 void api_wstring(api_wbuf *w, const char *s, size_t len);

@@ -649,6 +649,14 @@ void api_wu64(api_wbuf *w, uint64_t v)
     api_wput(w, d + n, (size_t)(20 - n));
 }
 
+void api_wscalar(api_wbuf *w, char type, int64_t i, const char *s)
+{
+    char num[24];
+    if (type == 's') api_wstring(w, s, strlen(s));
+    else if (type == 'b') api_wput(w, i ? "true" : "false", i ? 4 : 5);
+    else api_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)i));
+}
+
 void api_wfloat(api_wbuf *w, float f)
 {
     char buf[40];

@@ -7,8 +7,6 @@
  * nothing. A key without a keyword, integer or bool index is refused as Qdrant refuses
  * it (400, "Index required but not found ...").
  */
-#include <stdio.h>
-#include <string.h>
 
 #include "server/qdrant.h"
 
@@ -34,7 +32,7 @@ void qd_h_facet(srv_req *r)
     facet_body b = {.limit = 10};
     qv_facet_hit *h = NULL;
     size_t n = 0;
-    char key[256], num[32];
+    char key[256];
     int rc;
     if (srv_read_body(r, "the facet request", facet_fields, &b) != 0) goto cleanup;
     if (api_jstring(b.key, key, sizeof key) != 0 || !key[0]) {
@@ -50,9 +48,7 @@ void qd_h_facet(srv_req *r)
     for (size_t i = 0; i < n; i++) {
         if (i) API_WLIT(w, ",");
         API_WLIT(w, "{\"value\":");
-        if (h[i].type == 's') api_wstring(w, h[i].s, strlen(h[i].s));
-        else if (h[i].type == 'b') api_wput(w, h[i].i ? "true" : "false", h[i].i ? 4 : 5);
-        else api_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)h[i].i));
+        api_wscalar(w, h[i].type, h[i].i, h[i].s);
         API_WLIT(w, ",\"count\":");
         api_wu64(w, h[i].count);
         API_WLIT(w, "}");

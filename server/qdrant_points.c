@@ -424,10 +424,8 @@ static int put_group(srv_req *r, const qd_search *q, qv_group *g)
 {
     srv_coll *e = r->coll;
     api_wbuf *w = srv_writer(r);
-    char num[32];
     API_WLIT(w, "{\"id\":");
-    if (g->type == 's') api_wstring(w, g->s, strlen(g->s));
-    else api_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)g->i));
+    api_wscalar(w, g->type, g->i, g->s);
     API_WLIT(w, ",\"hits\":");
     size_t m = qd_scores(e->metric, q->threshold, g->hits, 0, g->n);
     api_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
