@@ -285,9 +285,12 @@ typedef struct {
     size_t n, cap, col, count[3];  /* col: the batch column being read; count: of each */
     uint32_t dim;
     int forms;                     /* 1: "points" read, 2: "batch" read */
+    int vectors_only;              /* set by qd_vectors_fields: no payloads */
 } qd_upsert_body;
 
 extern const api_jfield qd_upsert_fields[];
+/** The updateVectors body {"points":[{"id","vector"}]}, into a qd_upsert_body likewise. */
+extern const api_jfield qd_vectors_fields[];
 
 /** Read function of a Qdrant filter into a api_filter. */
 int  qd_jread_filter(api_jread *rd, void *filter);

@@ -225,10 +225,18 @@ static qd_point *point_at(qd_upsert_body *b, size_t i)
     return p;
 }
 
+/* updateVectors' points: the same without a payload (one there is skipped, unread) */
+static const api_jfield vector_point_fields[] = {
+    {"id", API_J_CALL, .read = read_point_id, .required = 1},
+    {"vector", API_J_VECTOR, offsetof(qd_point, vec), .required = 1},
+    {NULL},
+};
+
 static int read_point(api_jread *rd, size_t i, void *body)
 {
     qd_point *p = point_at(body, i);
-    return p ? api_jread_object(rd, point_fields, p) : api_jbad(rd, 1, "out_of_memory", "out of memory");
+    const api_jfield *fields = ((qd_upsert_body *)body)->vectors_only ? vector_point_fields : point_fields;
+    return p ? api_jread_object(rd, fields, p) : api_jbad(rd, 1, "out_of_memory", "out of memory");
 }
 
 static int read_points(api_jread *rd, void *body)
@@ -267,6 +275,19 @@ const api_jfield qd_upsert_fields[] = {
     {"points", API_J_CALL, .read = read_points},
     {"batch", API_J_OBJECT, .arg = batch_fields},
     {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
+    {NULL},
+};
+
+static int read_vector_points(api_jread *rd, void *body)
+{
+    ((qd_upsert_body *)body)->vectors_only = 1;
+    return read_points(rd, body);
+}
+
+const api_jfield qd_vectors_fields[] = {
+    {"points", API_J_CALL, .read = read_vector_points, .required = 1},
+    {"shard_key", API_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
+    {"update_filter", API_J_REFUSE, .arg = "update_filter is"},
     {NULL},
 };
 

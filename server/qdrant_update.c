@@ -21,53 +21,12 @@
 
 /* ---- updateVectors ------------------------------------------------------------------ */
 
-typedef struct { uint64_t id; qd_uuid u; float *vec; } vec_point;
-typedef struct {
-    vec_point *pt;
-    float *vecs;
-    size_t n, cap;
-    uint32_t dim;
-} vectors_body;
-
-static int read_point_id(api_jread *rd, void *pt)
-{
-    vec_point *p = pt;
-    return qd_jread_id(rd, &p->id, &p->u);
-}
-
-static const api_jfield point_fields[] = {
-    {"id", API_J_CALL, .read = read_point_id, .required = 1},
-    {"vector", API_J_VECTOR, offsetof(vec_point, vec), .required = 1},
-    {NULL},
-};
-
-static int read_point(api_jread *rd, size_t i, void *body)
-{
-    vectors_body *b = body;
-    vec_point *p = api_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
-    if (!p) return api_jbad(rd, 1, "out_of_memory", "out of memory");
-    p->vec = b->vecs + i * b->dim;
-    return api_jread_object(rd, point_fields, p);
-}
-
-static int read_points(api_jread *rd, void *body)
-{
-    return api_jread_array(rd, read_point, body);
-}
-
-static const api_jfield vectors_fields[] = {
-    {"points", API_J_CALL, .read = read_points, .required = 1},
-    {"shard_key", API_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
-    {"update_filter", API_J_REFUSE, .arg = "update_filter is"},
-    {NULL},
-};
-
 void qd_h_update_vectors(srv_req *r)
 {
-    vectors_body b = {.dim = r->coll->dim};
+    qd_upsert_body b = {.dim = r->coll->dim};
     uint64_t *ids = NULL;
     int rc;
-    if (srv_read_body(r, "the vectors update", vectors_fields, &b) != 0) goto cleanup;
+    if (srv_read_body(r, "the vectors update", qd_vectors_fields, &b) != 0) goto cleanup;
     if (!b.n) {
         qd_ok(r, qd_update_result(r->coll->coll));
         goto cleanup;
@@ -77,7 +36,7 @@ void qd_h_update_vectors(srv_req *r)
         goto cleanup;
     }
     for (size_t i = 0; i < b.n; i++) ids[i] = b.pt[i].id;
-    /* api_grow keeps the vectors in one array, point i's at i * dim */
+    /* the body reader keeps the vectors in one array, point i's at i * dim */
     if ((rc = qv_update_vectors(r->coll->coll, b.n, ids, b.vecs)) != QV_OK) {
         srv_fail_qv(r, rc);
         goto cleanup;
