@@ -102,11 +102,6 @@ static const api_jfield update_fields[] = {
     {NULL},
 };
 
-static int is_qdrant(const srv_req *r)
-{
-    return r->api == &srv_qdrant_api;
-}
-
 void srv_h_alias_update(srv_req *r)
 {
     alias_body b = {0};
@@ -133,7 +128,7 @@ void srv_h_alias_update(srv_req *r)
         goto done;
     }
     srv_log(SRV_LOG_INFO, "applied %zu alias actions", b.n);
-    if (is_qdrant(r)) qd_ok(r, json_true());
+    if (srv_is_qdrant(r)) qd_ok(r, json_true());
     else srv_reply_json(r, 200, json_pack("{s:I}", "applied", (json_int_t)b.n));
 done:
     free(acts);
@@ -157,7 +152,7 @@ void srv_h_alias_list(srv_req *r)
             json_array_append_new(arr, json_pack("{s:s,s:s}", "alias_name", a[i].alias, "collection_name", a[i].collection));
     qv_free(a);
     json_t *out = arr ? json_pack("{s:o}", "aliases", arr) : NULL;
-    if (is_qdrant(r)) qd_ok(r, out);
+    if (srv_is_qdrant(r)) qd_ok(r, out);
     else srv_reply_json(r, 200, out);
 }
 

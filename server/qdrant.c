@@ -380,3 +380,8 @@ static const srv_route routes[] = {
 };
 
 const srv_api srv_qdrant_api = {routes, sizeof routes / sizeof routes[0], 6, qdrant_error, 1};
+
+int srv_is_qdrant(const srv_req *r)
+{
+    return r->api == &srv_qdrant_api;
+}

@@ -199,6 +199,8 @@ typedef struct {
 
 extern const srv_api srv_native_api;       /* native.c */
 extern const srv_api srv_qdrant_api;       /* qdrant.c */
+/** Whether r came in on the Qdrant-compatible listener (its replies take Qdrant's envelope). */
+int srv_is_qdrant(const srv_req *r);        /* qdrant.c */
 
 struct srv_req {
     srv_ctx *ctx;

@@ -111,11 +111,6 @@ static json_t *describe(const qv_backup_file *f)
                      "checksum", f->sha256[0] ? json_string(f->sha256) : json_null());
 }
 
-static int is_qdrant(const srv_req *r)
-{
-    return r->api == &srv_qdrant_api;
-}
-
 /* A snapshot's outcome in the API's shape: native gets the fields plus extra (stolen). */
 static void reply_description(srv_req *r, json_t *desc, json_t *extra, int status)
 {
@@ -124,7 +119,7 @@ static void reply_description(srv_req *r, json_t *desc, json_t *extra, int statu
         srv_oom(r);
         return;
     }
-    if (is_qdrant(r)) {
+    if (srv_is_qdrant(r)) {
         json_decref(extra);
         qd_ok(r, desc);
         return;
@@ -140,7 +135,7 @@ static void reply_description(srv_req *r, json_t *desc, json_t *extra, int statu
 
 static void reply_true(srv_req *r, json_t *native)
 {
-    if (is_qdrant(r)) {
+    if (srv_is_qdrant(r)) {
         json_decref(native);
         qd_ok(r, json_true());
     } else if (!native) {
@@ -181,7 +176,7 @@ void srv_h_snapshot_list(srv_req *r)
         if (json_array_append_new(list, describe(&files[i])) != 0) json_decref(list), list = NULL;
     qv_free(files);
     if (!list) srv_oom(r);
-    else if (is_qdrant(r)) qd_ok(r, list);
+    else if (srv_is_qdrant(r)) qd_ok(r, list);
     else srv_reply_json(r, 200, json_pack("{s:o}", "snapshots", list));
 }
 
