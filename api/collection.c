@@ -39,42 +39,42 @@ static json_t *index_value(const qv_index_params *p)
 
 /* The collection's payload_index as a JSON object ({} when none). config.payload_index
  * points into the library's handle: valid while it is open. */
-json_t *srv_payload_index_json(const qv_collection_info *info)
+json_t *api_payload_index_json(const qv_collection_info *info)
 {
     json_t *pi = info->config.payload_index ? json_loads(info->config.payload_index, 0, NULL) : NULL;
     return pi ? pi : json_object();
 }
 
-json_t *srv_info_json(const char *name, const qv_collection_info *info)
+json_t *api_info_json(const char *name, const qv_collection_info *info)
 {
     const qv_index_params *p = &info->config.index;
     const char *metric = qv_metric_name(p->metric);
     return json_pack("{s:s,s:I,s:s,s:o,s:o,s:I,s:I,s:I}", "name", name, "dim", (json_int_t)p->dim, "metric",
-                     metric ? metric : "?", "index", index_value(p), "payload_index", srv_payload_index_json(info),
+                     metric ? metric : "?", "index", index_value(p), "payload_index", api_payload_index_json(info),
                      "count", (json_int_t)info->count, "memory_bytes", (json_int_t)info->memory_bytes, "last_seq",
                      (json_int_t)info->last_seq);
 }
 
-#define C(field) offsetof(srv_create_body, field)
+#define C(field) offsetof(api_create_body, field)
 static const char *const metric_names[] = {"l2", "ip", "cosine", NULL};   /* from QV_METRIC_L2 */
 static const char *const kind_names[] = {"flat", "hnsw", "ivf", NULL};    /* from QV_INDEX_FLAT */
 static const char *const quant_names[] = {"none", "sq8", "sq4", "bit1", NULL};   /* from QV_QUANT_NONE */
-static const srv_jfield index_fields[] = {
-    {"type", SRV_J_NAME, C(p.kind), QV_INDEX_FLAT, .arg = kind_names},
-    {"m", SRV_J_U32, .off = C(p.m), .lo = 0, .hi = UINT32_MAX},
-    {"ef_construction", SRV_J_U32, .off = C(p.ef_construction), .lo = 0, .hi = UINT32_MAX},
-    {"ef_search", SRV_J_U32, .off = C(p.ef_search), .lo = 0, .hi = SRV_MAX_EF},
-    {"nlist", SRV_J_U32, .off = C(p.nlist), .lo = 0, .hi = UINT32_MAX},
-    {"nprobe", SRV_J_U32, .off = C(p.nprobe), .lo = 0, .hi = SRV_MAX_NPROBE},
-    {"kmeans_iters", SRV_J_U32, .off = C(p.kmeans_iters), .lo = 0, .hi = 1000},
-    {"quant", SRV_J_NAME, C(p.quant), QV_QUANT_NONE, .arg = quant_names},
+static const api_jfield index_fields[] = {
+    {"type", API_J_NAME, C(p.kind), QV_INDEX_FLAT, .arg = kind_names},
+    {"m", API_J_U32, .off = C(p.m), .lo = 0, .hi = UINT32_MAX},
+    {"ef_construction", API_J_U32, .off = C(p.ef_construction), .lo = 0, .hi = UINT32_MAX},
+    {"ef_search", API_J_U32, .off = C(p.ef_search), .lo = 0, .hi = API_MAX_EF},
+    {"nlist", API_J_U32, .off = C(p.nlist), .lo = 0, .hi = UINT32_MAX},
+    {"nprobe", API_J_U32, .off = C(p.nprobe), .lo = 0, .hi = API_MAX_NPROBE},
+    {"kmeans_iters", API_J_U32, .off = C(p.kmeans_iters), .lo = 0, .hi = 1000},
+    {"quant", API_J_NAME, C(p.quant), QV_QUANT_NONE, .arg = quant_names},
     {NULL},
 };
-const srv_jfield srv_create_fields[] = {
-    {"dim", SRV_J_U32, C(p.dim), 1, QV_MAX_DIM, .required = 1},
-    {"metric", SRV_J_NAME, C(p.metric), QV_METRIC_L2, .arg = metric_names},
-    {"index", SRV_J_OBJECT, .arg = index_fields},
-    {"payload_index", SRV_J_OBJTEXT, .off = C(payload_index)},
+const api_jfield api_create_fields[] = {
+    {"dim", API_J_U32, C(p.dim), 1, QV_MAX_DIM, .required = 1},
+    {"metric", API_J_NAME, C(p.metric), QV_METRIC_L2, .arg = metric_names},
+    {"index", API_J_OBJECT, .arg = index_fields},
+    {"payload_index", API_J_OBJTEXT, .off = C(payload_index)},
     {NULL},
 };
 

@@ -2,8 +2,8 @@
  * api/json.c -- JSON for quiverd and the CLI: the one reader of requests, and the pieces
  * every reply is written from.
  *
- * In. Every body is read in place by srv_jparse(), without a tree, against a table of
- * the fields its endpoint takes (srv_jfield: name, kind, where the value goes, range).
+ * In. Every body is read in place by api_jparse(), without a tree, against a table of
+ * the fields its endpoint takes (api_jfield: name, kind, where the value goes, range).
  * Through jansson a plain search cost more than the HNSW search itself (a tree of 130
  * nodes, one malloc and one locale lookup per number); here a query vector is written
  * straight into its float array. The scanner accepts what jansson accepts and reads the
@@ -36,7 +36,7 @@
 
 #include "api/api.h"
 
-int srv_jfail(srv_jerr *e, const char *code, const char *fmt, ...)
+int api_jfail(api_jerr *e, const char *code, const char *fmt, ...)
 {
     va_list ap;
     e->code = code;
@@ -48,23 +48,23 @@ int srv_jfail(srv_jerr *e, const char *code, const char *fmt, ...)
 
 /* ---- the scanner ------------------------------------------------------------------- */
 
-static int syntax(srv_jread *rd, const char *what)
+static int syntax(api_jread *rd, const char *what)
 {
     int line = 1, col = 1;
     for (const char *q = rd->start; q < rd->p && q < rd->end; q++) {
         if (*q == '\n') line++, col = 1;
         else col++;
     }
-    return srv_jfail(&rd->syntax, "invalid_json", "malformed JSON at line %d column %d: %s", line, col, what);
+    return api_jfail(&rd->syntax, "invalid_json", "malformed JSON at line %d column %d: %s", line, col, what);
 }
 
-static const char *ws(srv_jread *rd)
+static const char *ws(api_jread *rd)
 {
     while (rd->p < rd->end && (*rd->p == ' ' || *rd->p == '\t' || *rd->p == '\n' || *rd->p == '\r')) rd->p++;
     return rd->p;
 }
 
-static int lit(srv_jread *rd, char c)
+static int lit(api_jread *rd, char c)
 {
     ws(rd);
     if (rd->p == rd->end || *rd->p != c) {
@@ -76,13 +76,13 @@ static int lit(srv_jread *rd, char c)
     return 0;
 }
 
-static int at_end(srv_jread *rd)
+static int at_end(api_jread *rd)
 {
     return ws(rd) == rd->end ? 0 : syntax(rd, "end of file expected");
 }
 
 /* After '[' or '{': 1 when a first element follows, 0 when close came at once. */
-static int open_list(srv_jread *rd, char close)
+static int open_list(api_jread *rd, char close)
 {
     rd->p++;
     if (ws(rd) < rd->end && *rd->p == close) {
@@ -93,7 +93,7 @@ static int open_list(srv_jread *rd, char close)
 }
 
 /* After an element: 1 when another follows, 0 at close, -1 for a syntax error. */
-static int more(srv_jread *rd, char close)
+static int more(api_jread *rd, char close)
 {
     if (ws(rd) < rd->end && *rd->p == ',') {
         rd->p++;
@@ -102,7 +102,7 @@ static int more(srv_jread *rd, char close)
     return lit(rd, close) ? -1 : 0;
 }
 
-int srv_jpeek(srv_jread *rd, const char *what)
+int api_jpeek(api_jread *rd, const char *what)
 {
     size_t l = strlen(what);
     ws(rd);
@@ -141,7 +141,7 @@ static int utf8_len(const unsigned char *p, const char *end)
 
 /* A string, decoded into buf (cap bytes, NUL-terminated, cut short when longer; NULL:
  * only checked); *len (may be NULL) gets its full decoded length. */
-static int string(srv_jread *rd, char *buf, size_t cap, size_t *len)
+static int string(api_jread *rd, char *buf, size_t cap, size_t *len)
 {
     size_t n = 0;
     if (rd->p == rd->end || *rd->p != '"') return syntax(rd, "string expected");
@@ -201,7 +201,7 @@ static int string(srv_jread *rd, char *buf, size_t cap, size_t *len)
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int number_next(srv_jread *rd)
+static int number_next(api_jread *rd)
 {
     char c = ws(rd) < rd->end ? *rd->p : 0;
     return c == '-' || is_digit(c);
@@ -213,7 +213,7 @@ static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
 
 /* A number into *out; *is_int when it has no fraction or exponent, and then (ival not
  * NULL) its exact value in *ival. */
-static int number(srv_jread *rd, double *out, int *is_int, long long *ival)
+static int number(api_jread *rd, double *out, int *is_int, long long *ival)
 {
     /* strict grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
     const char *p = rd->p, *end = rd->end, *start = p;
@@ -283,7 +283,7 @@ static int number(srv_jread *rd, double *out, int *is_int, long long *ival)
     return 0;
 }
 
-static int skip_value(srv_jread *rd, int depth)
+static int skip_value(api_jread *rd, int depth)
 {
     if (depth > 2048) return syntax(rd, "maximum parsing depth reached");   /* jansson's limit */
     if (ws(rd) == rd->end) return syntax(rd, "unexpected end of input");
@@ -310,7 +310,7 @@ static int skip_value(srv_jread *rd, int depth)
 
 /* ---- the field reader --------------------------------------------------------------- */
 
-int srv_jbad(srv_jread *rd, int skip, const char *code, const char *fmt, ...)
+int api_jbad(api_jread *rd, int skip, const char *code, const char *fmt, ...)
 {
     if (!rd->bad) {
         va_list ap;
@@ -323,12 +323,12 @@ int srv_jbad(srv_jread *rd, int skip, const char *code, const char *fmt, ...)
     return skip && skip_value(rd, 0) ? -1 : 1;
 }
 
-const char *srv_jwhere(const srv_jread *rd)
+const char *api_jwhere(const api_jread *rd)
 {
     return rd->plen ? rd->path : rd->name;
 }
 
-const char *srv_jowner(const srv_jread *rd, char *buf, size_t cap)
+const char *api_jowner(const api_jread *rd, char *buf, size_t cap)
 {
     size_t n = rd->plen;
     while (n && rd->path[n - 1] != '.') n--;
@@ -338,7 +338,7 @@ const char *srv_jowner(const srv_jread *rd, char *buf, size_t cap)
 }
 
 /* Append to the path: ".key" (or "key" at the top), or "[i]"; returns the old length. */
-static size_t path_push(srv_jread *rd, const char *key, size_t klen, size_t index)
+static size_t path_push(api_jread *rd, const char *key, size_t klen, size_t index)
 {
     size_t at = rd->plen, room = sizeof rd->path - 1 - at;
     if (key) {
@@ -354,34 +354,34 @@ static size_t path_push(srv_jread *rd, const char *key, size_t klen, size_t inde
     return at;
 }
 
-static void path_pop(srv_jread *rd, size_t at)
+static void path_pop(api_jread *rd, size_t at)
 {
     rd->plen = at;
     rd->path[at] = 0;
 }
 
-int srv_jread_uint(srv_jread *rd, uint64_t lo, uint64_t hi, uint64_t *out)
+int api_jread_uint(api_jread *rd, uint64_t lo, uint64_t hi, uint64_t *out)
 {
     double d;
     int is_int;
     long long v = 0;
-    if (!number_next(rd)) return srv_jbad(rd, 1, "invalid_argument", "'%s' must be an integer", rd->path);
+    if (!number_next(rd)) return api_jbad(rd, 1, "invalid_argument", "'%s' must be an integer", rd->path);
     if (number(rd, &d, &is_int, &v)) return -1;
-    if (!is_int) return srv_jbad(rd, 0, "invalid_argument", "'%s' must be an integer", rd->path);
+    if (!is_int) return api_jbad(rd, 0, "invalid_argument", "'%s' must be an integer", rd->path);
     if (v < 0 || (uint64_t)v < lo || (uint64_t)v > hi)
-        return srv_jbad(rd, 0, "invalid_argument", "'%s' must be in %llu..%llu, got %lld", rd->path,
+        return api_jbad(rd, 0, "invalid_argument", "'%s' must be in %llu..%llu, got %lld", rd->path,
                         (unsigned long long)lo, (unsigned long long)hi, v);
     *out = (uint64_t)v;
     return 0;
 }
 
-int srv_jread_string(srv_jread *rd, char *buf, size_t cap, size_t *len)
+int api_jread_string(api_jread *rd, char *buf, size_t cap, size_t *len)
 {
-    if (!srv_jpeek(rd, "\"")) return srv_jbad(rd, 1, "invalid_argument", "'%s' must be a string", rd->path);
+    if (!api_jpeek(rd, "\"")) return api_jbad(rd, 1, "invalid_argument", "'%s' must be a string", rd->path);
     return string(rd, buf, cap, len);
 }
 
-int srv_jread_text(srv_jread *rd, srv_jtext *out)
+int api_jread_text(api_jread *rd, api_jtext *out)
 {
     const char *from = ws(rd);
     if (skip_value(rd, 0)) return -1;
@@ -390,21 +390,21 @@ int srv_jread_text(srv_jread *rd, srv_jtext *out)
     return 0;
 }
 
-int srv_jread_vector(srv_jread *rd, float *vec)
+int api_jread_vector(api_jread *rd, float *vec)
 {
     size_t n = 0, not_number = SIZE_MAX, out_of_range = SIZE_MAX;
     double bad = 0;
     char buf[sizeof rd->path];
-    const char *what = srv_jowner(rd, buf, sizeof buf);
+    const char *what = api_jowner(rd, buf, sizeof buf);
     what = what ? what : rd->name;
-    if (srv_jpeek(rd, "{"))
-        return srv_jbad(rd, 1, "invalid_argument", "%s: named vectors are not supported by quiverd", what);
-    if (!srv_jpeek(rd, "[")) return srv_jbad(rd, 1, "invalid_argument", "%s: 'vector' must be an array of numbers", what);
+    if (api_jpeek(rd, "{"))
+        return api_jbad(rd, 1, "invalid_argument", "%s: named vectors are not supported by quiverd", what);
+    if (!api_jpeek(rd, "[")) return api_jbad(rd, 1, "invalid_argument", "%s: 'vector' must be an array of numbers", what);
     const char *at = rd->p;
     int m = open_list(rd, ']');
-    if (m && srv_jpeek(rd, "[")) {
+    if (m && api_jpeek(rd, "[")) {
         rd->p = at;
-        return srv_jbad(rd, 1, "invalid_argument", "%s: multivectors are not supported by quiverd", what);
+        return api_jbad(rd, 1, "invalid_argument", "%s: multivectors are not supported by quiverd", what);
     }
     for (; m > 0; n++) {
         if (number_next(rd)) {
@@ -420,18 +420,18 @@ int srv_jread_vector(srv_jread *rd, float *vec)
         if ((m = more(rd, ']')) < 0) return -1;
     }
     if (n != rd->dim)
-        return srv_jbad(rd, 0, "dimension_mismatch", "%s: vector has dimension %zu, collection has %u", what, n, rd->dim);
+        return api_jbad(rd, 0, "dimension_mismatch", "%s: vector has dimension %zu, collection has %u", what, n, rd->dim);
     if (not_number != SIZE_MAX)
-        return srv_jbad(rd, 0, "invalid_argument", "%s: vector component %zu is not a number", what, not_number);
+        return api_jbad(rd, 0, "invalid_argument", "%s: vector component %zu is not a number", what, not_number);
     if (out_of_range != SIZE_MAX)
-        return srv_jbad(rd, 0, "invalid_argument", "%s: vector component %zu (%g) is outside the float range", what,
+        return api_jbad(rd, 0, "invalid_argument", "%s: vector component %zu (%g) is outside the float range", what,
                         out_of_range, bad);
     return 0;
 }
 
-int srv_jread_array(srv_jread *rd, int (*each)(srv_jread *rd, size_t i, void *arg), void *arg)
+int api_jread_array(api_jread *rd, int (*each)(api_jread *rd, size_t i, void *arg), void *arg)
 {
-    if (!srv_jpeek(rd, "[")) return srv_jbad(rd, 1, "invalid_argument", "'%s' must be an array", rd->path);
+    if (!api_jpeek(rd, "[")) return api_jbad(rd, 1, "invalid_argument", "'%s' must be an array", rd->path);
     int m = open_list(rd, ']');
     for (size_t i = 0; m > 0; i++) {
         size_t at = path_push(rd, NULL, 0, i);
@@ -443,7 +443,7 @@ int srv_jread_array(srv_jread *rd, int (*each)(srv_jread *rd, size_t i, void *ar
 }
 
 /* {} (an empty object) next: consumed. */
-static int empty_object(srv_jread *rd)
+static int empty_object(api_jread *rd)
 {
     const char *q = ws(rd);
     if (q == rd->end || *q++ != '{') return 0;
@@ -453,46 +453,46 @@ static int empty_object(srv_jread *rd)
     return 1;
 }
 
-int srv_jread_field(srv_jread *rd, const srv_jfield *f, void *dst)
+int api_jread_field(api_jread *rd, const api_jfield *f, void *dst)
 {
     void *v = (char *)dst + f->off;
     uint64_t u;
     int rc, is_int;
-    if (srv_jpeek(rd, "null")) {
+    if (api_jpeek(rd, "null")) {
         rd->p += 4;
         return 0;
     }
     switch (f->kind) {
-    case SRV_J_U32:
-    case SRV_J_U64:
-        if ((rc = srv_jread_uint(rd, f->lo, f->hi, &u)) == 0) {
-            if (f->kind == SRV_J_U32) *(uint32_t *)v = (uint32_t)u;
+    case API_J_U32:
+    case API_J_U64:
+        if ((rc = api_jread_uint(rd, f->lo, f->hi, &u)) == 0) {
+            if (f->kind == API_J_U32) *(uint32_t *)v = (uint32_t)u;
             else *(uint64_t *)v = u;
         }
         return rc;
-    case SRV_J_BOOL:
-        if (srv_jpeek(rd, "true") || srv_jpeek(rd, "false")) {
+    case API_J_BOOL:
+        if (api_jpeek(rd, "true") || api_jpeek(rd, "false")) {
             int t = *rd->p == 't';
             *(int *)v = !f->hi ? t : t ? (int)f->hi : (int)f->lo;
             rd->p += t ? 4 : 5;
             return 0;
         }
-        return srv_jbad(rd, 1, "invalid_argument", "'%s' must be true or false", rd->path);
-    case SRV_J_NUM: {
+        return api_jbad(rd, 1, "invalid_argument", "'%s' must be true or false", rd->path);
+    case API_J_NUM: {
         double d;
-        if (!number_next(rd)) return srv_jbad(rd, 1, "invalid_argument", "'%s' must be a number", rd->path);
+        if (!number_next(rd)) return api_jbad(rd, 1, "invalid_argument", "'%s' must be a number", rd->path);
         if (number(rd, &d, &is_int, NULL)) return -1;
         if (f->hi && !(d >= (double)f->lo && d <= (double)f->hi))
-            return srv_jbad(rd, 0, "invalid_argument", "'%s' must be in %llu..%llu, got %g", rd->path,
+            return api_jbad(rd, 0, "invalid_argument", "'%s' must be in %llu..%llu, got %g", rd->path,
                             (unsigned long long)f->lo, (unsigned long long)f->hi, d);
         *(double *)v = d;
         return 0;
     }
-    case SRV_J_NAME: {
+    case API_J_NAME: {
         const char *const *names = f->arg;
         char s[32] = "", list[160] = "";
         size_t len;
-        if (srv_jpeek(rd, "\"")) {
+        if (api_jpeek(rd, "\"")) {
             if (string(rd, s, sizeof s, &len)) return -1;
             for (int i = 0; names[i]; i++)
                 if (len == strlen(names[i]) && strcmp(s, names[i]) == 0) {
@@ -505,30 +505,30 @@ int srv_jread_field(srv_jread *rd, const srv_jfield *f, void *dst)
         for (int i = 0; names[i]; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", !i ? "" : names[i + 1] ? ", " : " or ",
                      names[i]);
-        return srv_jbad(rd, 0, "invalid_argument", "'%s' must be %s, not \"%s\"", rd->path, list, s);
+        return api_jbad(rd, 0, "invalid_argument", "'%s' must be %s, not \"%s\"", rd->path, list, s);
     }
-    case SRV_J_VECTOR:
-        return srv_jread_vector(rd, *(float **)v);
-    case SRV_J_OBJTEXT:
-        if (!srv_jpeek(rd, "{")) return srv_jbad(rd, 1, "invalid_argument", "'%s' must be an object", rd->path);
-        return srv_jread_text(rd, v);
-    case SRV_J_TEXT:
-        return srv_jread_text(rd, v);
-    case SRV_J_OBJECT:
-        return srv_jread_object(rd, f->arg, dst);
-    case SRV_J_CALL:
+    case API_J_VECTOR:
+        return api_jread_vector(rd, *(float **)v);
+    case API_J_OBJTEXT:
+        if (!api_jpeek(rd, "{")) return api_jbad(rd, 1, "invalid_argument", "'%s' must be an object", rd->path);
+        return api_jread_text(rd, v);
+    case API_J_TEXT:
+        return api_jread_text(rd, v);
+    case API_J_OBJECT:
+        return api_jread_object(rd, f->arg, dst);
+    case API_J_CALL:
         return f->read(rd, v);
-    case SRV_J_REFUSE:
+    case API_J_REFUSE:
         if (empty_object(rd)) return 0;
-        return srv_jbad(rd, 1, "invalid_argument", "%s not supported by quiverd", (const char *)f->arg);
+        return api_jbad(rd, 1, "invalid_argument", "%s not supported by quiverd", (const char *)f->arg);
     }
-    return srv_jbad(rd, 1, "internal", "field '%s' of an unknown kind", rd->path);
+    return api_jbad(rd, 1, "internal", "field '%s' of an unknown kind", rd->path);
 }
 
-int srv_jread_object(srv_jread *rd, const srv_jfield *fields, void *dst)
+int api_jread_object(api_jread *rd, const api_jfield *fields, void *dst)
 {
     uint64_t seen = 0, present = 0;
-    if (!srv_jpeek(rd, "{")) return srv_jbad(rd, 1, "invalid_argument", "%s must be an object", srv_jwhere(rd));
+    if (!api_jpeek(rd, "{")) return api_jbad(rd, 1, "invalid_argument", "%s must be an object", api_jwhere(rd));
     for (int m = open_list(rd, '}'); m > 0;) {
         char key[64];
         size_t klen, i = 0;
@@ -543,26 +543,26 @@ int srv_jread_object(srv_jread *rd, const srv_jfield *fields, void *dst)
         seen |= bit;
         int rc;
         if (!fields[i].key && rd->strict) {
-            rc = srv_jbad(rd, 1, "unknown_field", "unknown field '%.47s' in %s", key, srv_jwhere(rd));
+            rc = api_jbad(rd, 1, "unknown_field", "unknown field '%.47s' in %s", key, api_jwhere(rd));
         } else if (!fields[i].key) {
             rc = skip_value(rd, 0);
         } else {
             size_t was = path_push(rd, key, klen, 0);
-            present |= srv_jpeek(rd, "null") ? 0 : bit;
-            rc = srv_jread_field(rd, &fields[i], dst);
+            present |= api_jpeek(rd, "null") ? 0 : bit;
+            rc = api_jread_field(rd, &fields[i], dst);
             path_pop(rd, was);
         }
         if (rc < 0 || (m = more(rd, '}')) < 0) return -1;
     }
     for (size_t i = 0; fields[i].key; i++)
         if (fields[i].required && !(present & UINT64_C(1) << i))
-            return srv_jbad(rd, 0, "invalid_argument", "%s: missing '%s'", srv_jwhere(rd), fields[i].key);
+            return api_jbad(rd, 0, "invalid_argument", "%s: missing '%s'", api_jwhere(rd), fields[i].key);
     return 0;
 }
 
 /* The whole text, once read (read: what the reader returned): a syntax error anywhere
  * wins, then the first bad field. */
-static int verdict(srv_jread *rd, int read, srv_jerr *e)
+static int verdict(api_jread *rd, int read, api_jerr *e)
 {
     if (read < 0 || at_end(rd)) *e = rd->syntax;
     else if (rd->bad) *e = rd->e;
@@ -570,69 +570,69 @@ static int verdict(srv_jread *rd, int read, srv_jerr *e)
     return -1;
 }
 
-int srv_jparse(srv_jread *rd, const char *text, size_t len, const srv_jfield *fields, void *dst, srv_jerr *e)
+int api_jparse(api_jread *rd, const char *text, size_t len, const api_jfield *fields, void *dst, api_jerr *e)
 {
     rd->p = rd->start = text;
     rd->end = text + len;
     rd->bad = 0;
     rd->plen = 0;
     rd->path[0] = 0;
-    if (len == 0) return srv_jfail(e, "invalid_json", "request body is empty; expected a JSON object");
-    if (!srv_jpeek(rd, "{")) {
+    if (len == 0) return api_jfail(e, "invalid_json", "request body is empty; expected a JSON object");
+    if (!api_jpeek(rd, "{")) {
         /* valid JSON that is not an object, or not JSON at all */
-        if (!skip_value(rd, 0) && !at_end(rd)) srv_jfail(&rd->syntax, "invalid_json", "the body must be a JSON object");
+        if (!skip_value(rd, 0) && !at_end(rd)) api_jfail(&rd->syntax, "invalid_json", "the body must be a JSON object");
     } else {
-        return verdict(rd, srv_jread_object(rd, fields, dst), e);
+        return verdict(rd, api_jread_object(rd, fields, dst), e);
     }
     *e = rd->syntax;
     return -1;
 }
 
-int srv_jparse_vector(const char *text, size_t len, uint32_t dim, float *vec, srv_jerr *e)
+int api_jparse_vector(const char *text, size_t len, uint32_t dim, float *vec, api_jerr *e)
 {
-    srv_jread rd = {.p = text, .start = text, .end = text + len, .dim = dim, .name = "the vector"};
-    return verdict(&rd, srv_jread_vector(&rd, vec), e);
+    api_jread rd = {.p = text, .start = text, .end = text + len, .dim = dim, .name = "the vector"};
+    return verdict(&rd, api_jread_vector(&rd, vec), e);
 }
 
-int srv_jfind(const char *text, size_t len, const char *key, srv_jtext *val)
+int api_jfind(const char *text, size_t len, const char *key, api_jtext *val)
 {
-    srv_jread rd = {.p = text, .start = text, .end = text + len};
+    api_jread rd = {.p = text, .start = text, .end = text + len};
     char k[256];
     size_t klen;
     if (lit(&rd, '{')) return -1;
     while (ws(&rd) < rd.end && *rd.p == '"') {
         if (string(&rd, k, sizeof k, &klen) || lit(&rd, ':')) return -1;
-        if (klen < sizeof k && strcmp(k, key) == 0) return srv_jread_text(&rd, val);
+        if (klen < sizeof k && strcmp(k, key) == 0) return api_jread_text(&rd, val);
         if (skip_value(&rd, 0)) return -1;
         if (ws(&rd) < rd.end && *rd.p == ',') rd.p++;
     }
     return -1;
 }
 
-int srv_jstring(srv_jtext t, char *buf, size_t cap)
+int api_jstring(api_jtext t, char *buf, size_t cap)
 {
-    srv_jread rd = {.p = t.p, .start = t.p, .end = t.p + t.len};
+    api_jread rd = {.p = t.p, .start = t.p, .end = t.p + t.len};
     size_t len;
     return t.p && string(&rd, buf, cap, &len) == 0 && len < cap ? 0 : -1;
 }
 
-int srv_stored_string(const char *text, const char *key, char *buf, size_t cap)
+int api_stored_string(const char *text, const char *key, char *buf, size_t cap)
 {
-    srv_jtext v;
-    return text && srv_jfind(text, strlen(text), key, &v) == 0 ? srv_jstring(v, buf, cap) : -1;
+    api_jtext v;
+    return text && api_jfind(text, strlen(text), key, &v) == 0 ? api_jstring(v, buf, cap) : -1;
 }
 
 /* ---- writing ------------------------------------------------------------------------ */
 
-void srv_wflush(srv_wbuf *w)
+void api_wflush(api_wbuf *w)
 {
     if (w->n && (!w->sink || w->sink(w->sink_arg, w->b, w->n))) w->err = 1;
     w->n = 0;
 }
 
-void srv_wbig(srv_wbuf *w, const char *s, size_t len)
+void api_wbig(api_wbuf *w, const char *s, size_t len)
 {
-    srv_wflush(w);
+    api_wflush(w);
     if (len > sizeof w->b) {
         if (!w->sink || w->sink(w->sink_arg, s, len)) w->err = 1;
         return;
@@ -641,36 +641,44 @@ void srv_wbig(srv_wbuf *w, const char *s, size_t len)
     w->n = len;
 }
 
-void srv_wu64(srv_wbuf *w, uint64_t v)
+void api_wu64(api_wbuf *w, uint64_t v)
 {
     char d[20];
     int n = 20;
     do { d[--n] = (char)('0' + v % 10); v /= 10; } while (v);
-    srv_wput(w, d + n, (size_t)(20 - n));
+    api_wput(w, d + n, (size_t)(20 - n));
 }
 
-void srv_wfloat(srv_wbuf *w, float f)
+void api_wscalar(api_wbuf *w, char type, int64_t i, const char *s)
+{
+    char num[24];
+    if (type == 's') api_wstring(w, s, strlen(s));
+    else if (type == 'b') api_wput(w, i ? "true" : "false", i ? 4 : 5);
+    else api_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)i));
+}
+
+void api_wfloat(api_wbuf *w, float f)
 {
     char buf[40];
-    int n = isfinite(f) ? srv_fmt_score(buf, sizeof buf, f) : -1;
-    if (n < 0) SRV_WLIT(w, "null");
-    else srv_wput(w, buf, (size_t)n);
+    int n = isfinite(f) ? api_fmt_score(buf, sizeof buf, f) : -1;
+    if (n < 0) API_WLIT(w, "null");
+    else api_wput(w, buf, (size_t)n);
 }
 
-void srv_wvector(srv_wbuf *w, const float *v, uint32_t dim)
+void api_wvector(api_wbuf *w, const float *v, uint32_t dim)
 {
-    SRV_WLIT(w, "[");
+    API_WLIT(w, "[");
     for (uint32_t j = 0; j < dim; j++) {
-        if (j) SRV_WLIT(w, ",");
-        srv_wfloat(w, v[j]);
+        if (j) API_WLIT(w, ",");
+        api_wfloat(w, v[j]);
     }
-    SRV_WLIT(w, "]");
+    API_WLIT(w, "]");
 }
 
-void srv_wstring(srv_wbuf *w, const char *s, size_t len)
+void api_wstring(api_wbuf *w, const char *s, size_t len)
 {
     size_t from = 0;
-    SRV_WLIT(w, "\"");
+    API_WLIT(w, "\"");
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
@@ -678,16 +686,16 @@ void srv_wstring(srv_wbuf *w, const char *s, size_t len)
         const char *named = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
                           : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
         int n = named ? snprintf(esc, sizeof esc, "%s", named) : snprintf(esc, sizeof esc, "\\u%04X", c);
-        srv_wput(w, s + from, i - from);
-        srv_wput(w, esc, (size_t)n);
+        api_wput(w, s + from, i - from);
+        api_wput(w, esc, (size_t)n);
         from = i + 1;
     }
-    srv_wput(w, s + from, len - from);
-    SRV_WLIT(w, "\"");
+    api_wput(w, s + from, len - from);
+    API_WLIT(w, "\"");
 }
 
 /* Copy the valid JSON text [p, end) with each real in its shortest form. */
-static void copy_value(srv_wbuf *w, const char *p, const char *end)
+static void copy_value(api_wbuf *w, const char *p, const char *end)
 {
     const char *from = p;
     while (p < end) {
@@ -706,11 +714,11 @@ static void copy_value(srv_wbuf *w, const char *p, const char *end)
             if (real && len < sizeof tok) {
                 memcpy(tok, p, len);
                 tok[len] = 0;
-                n = srv_fmt_double(num, sizeof num, strtod(tok, NULL));
+                n = api_fmt_double(num, sizeof num, strtod(tok, NULL));
             }
             if (n > 0) {
-                srv_wput(w, from, (size_t)(p - from));
-                srv_wput(w, num, (size_t)n);
+                api_wput(w, from, (size_t)(p - from));
+                api_wput(w, num, (size_t)n);
                 from = q;
             }
             p = q;
@@ -718,12 +726,12 @@ static void copy_value(srv_wbuf *w, const char *p, const char *end)
             p++;
         }
     }
-    srv_wput(w, from, (size_t)(p - from));
+    api_wput(w, from, (size_t)(p - from));
 }
 
-int srv_wstored(srv_wbuf *w, const char *text, int (*keep)(const char *key, void *arg), void *keep_arg)
+int api_wstored(api_wbuf *w, const char *text, int (*keep)(const char *key, void *arg), void *keep_arg)
 {
-    srv_jread s = {.p = text, .start = text, .end = text + strlen(text)};
+    api_jread s = {.p = text, .start = text, .end = text + strlen(text)};
     if (skip_value(&s, 0) || at_end(&s)) return -1;       /* checked whole before a byte goes out */
     s.p = text;
     if (!keep || *ws(&s) != '{') {
@@ -732,7 +740,7 @@ int srv_wstored(srv_wbuf *w, const char *text, int (*keep)(const char *key, void
     }
     int first = 1;
     char key[256];
-    SRV_WLIT(w, "{");
+    API_WLIT(w, "{");
     for (s.p++; ws(&s) < s.end && *s.p == '"';) {
         const char *k0 = s.p;
         string(&s, key, sizeof key, NULL);
@@ -740,14 +748,14 @@ int srv_wstored(srv_wbuf *w, const char *text, int (*keep)(const char *key, void
         const char *v0 = ws(&s);
         skip_value(&s, 0);
         if (keep(key, keep_arg)) {
-            if (!first) SRV_WLIT(w, ",");
-            srv_wput(w, k0, (size_t)(v0 - k0));
+            if (!first) API_WLIT(w, ",");
+            api_wput(w, k0, (size_t)(v0 - k0));
             copy_value(w, v0, s.p);
             first = 0;
         }
         if (ws(&s) < s.end && *s.p == ',') s.p++;
     }
-    SRV_WLIT(w, "}");
+    API_WLIT(w, "}");
     return 0;
 }
 
@@ -775,14 +783,14 @@ static int jansson_style(char *buf, int n, size_t size)
     return n;
 }
 
-int srv_fmt_real9(char *buf, size_t size, double v)
+int api_fmt_real9(char *buf, size_t size, double v)
 {
     int n = snprintf(buf, size, "%.9g", v);
     if (n < 0 || (size_t)n >= size) return -1;
     return jansson_style(buf, n, size);
 }
 
-int srv_fmt_double(char *buf, size_t size, double v)
+int api_fmt_double(char *buf, size_t size, double v)
 {
     /* The fewest digits that read back as the same double (17 always do). A normal double
      * has more than 15 significant digits, so its shortest form, zero-padded, is its
@@ -801,15 +809,15 @@ static const long double exact_pow10l[] = {1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1
                                            1e9L, 1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L};
 
 /*
- * srv_fmt_real9((double)f) without printf's multi-precision arithmetic (65 instead of
+ * api_fmt_real9((double)f) without printf's multi-precision arithmetic (65 instead of
  * 150 ns a number). A float is m * 2^e with m < 2^24; for 1e-8 <= |f| < 1e9 the nine
  * digits wanted are |f| * 10^k with k <= 17, m * 5^k < 2^64, so the product is exact in a
  * long double (64-bit significand), and so are its integer part and the rest, which
  * round it to nearest with ties to even, as glibc's printf does. The layout is %g's:
  * exponent form below 10^-4, trailing zeros dropped. Other numbers (and machines whose
- * long double is a double) take srv_fmt_real9().
+ * long double is a double) take api_fmt_real9().
  */
-int srv_fmt_score(char *buf, size_t size, float f)
+int api_fmt_score(char *buf, size_t size, float f)
 {
 #if LDBL_MANT_DIG >= 64
     long double x = fabsl((long double)f);
@@ -854,5 +862,5 @@ int srv_fmt_score(char *buf, size_t size, float f)
         return (int)(p - buf);
     }
 #endif
-    return srv_fmt_real9(buf, size, (double)f);
+    return api_fmt_real9(buf, size, (double)f);
 }

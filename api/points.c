@@ -8,7 +8,7 @@
 
 #include "api/api.h"
 
-void *srv_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float **vecs, uint32_t dim)
+void *api_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float **vecs, uint32_t dim)
 {
     char *p;
     memcpy(&p, items, sizeof p);                   /* items is the address of a T * */
@@ -28,7 +28,7 @@ void *srv_grow(void *items, size_t size, size_t *n, size_t *cap, size_t i, float
     return p + i * size;
 }
 
-int srv_parse_id(const char *s, uint64_t *out)
+int api_parse_id(const char *s, uint64_t *out)
 {
     size_t n = strlen(s);
     uint64_t x = 0;
@@ -43,21 +43,21 @@ int srv_parse_id(const char *s, uint64_t *out)
     return 0;
 }
 
-int srv_ids_add(srv_ids *l, uint64_t id)
+int api_ids_add(api_ids *l, uint64_t id)
 {
-    uint64_t *v = srv_grow(&l->v, sizeof *l->v, &l->n, &l->cap, l->n, NULL, 0);
+    uint64_t *v = api_grow(&l->v, sizeof *l->v, &l->n, &l->cap, l->n, NULL, 0);
     if (v) *v = id;
     return v ? 0 : -1;
 }
 
-int srv_points_grow(srv_points *p, size_t i)
+int api_points_grow(api_points *p, size_t i)
 {
     size_t n = p->n;                               /* payloads first: p->n counts both */
-    if (!srv_grow(&p->payloads, sizeof *p->payloads, &n, &p->pcap, i, NULL, 0)) return -1;
-    return srv_grow(&p->ids, sizeof *p->ids, &p->n, &p->cap, i, &p->vecs, p->dim) ? 0 : -1;
+    if (!api_grow(&p->payloads, sizeof *p->payloads, &n, &p->pcap, i, NULL, 0)) return -1;
+    return api_grow(&p->ids, sizeof *p->ids, &p->n, &p->cap, i, &p->vecs, p->dim) ? 0 : -1;
 }
 
-void srv_points_release(srv_points *p)
+void api_points_release(api_points *p)
 {
     for (size_t i = 0; i < p->n; i++) free(p->payloads[i]);
     free(p->payloads);
@@ -66,43 +66,43 @@ void srv_points_release(srv_points *p)
     memset(p, 0, sizeof *p);
 }
 
-typedef struct { uint64_t id; float *vec; srv_jtext payload; } one_point;
+typedef struct { uint64_t id; float *vec; api_jtext payload; } one_point;
 #define NO_ID UINT64_MAX                           /* outside the range of ids */
 #define P(field) offsetof(one_point, field)
-static const srv_jfield point_fields[] = {
-    {"id", SRV_J_U64, P(id), 0, INT64_MAX, .required = 0},   /* the reader of a body requires it */
-    {"vector", SRV_J_VECTOR, P(vec), .required = 1},
-    {"payload", SRV_J_OBJTEXT, .off = P(payload)},
+static const api_jfield point_fields[] = {
+    {"id", API_J_U64, P(id), 0, INT64_MAX, .required = 0},   /* the reader of a body requires it */
+    {"vector", API_J_VECTOR, P(vec), .required = 1},
+    {"payload", API_J_OBJTEXT, .off = P(payload)},
     {NULL},
 };
 
-int srv_jread_point(srv_jread *rd, size_t i, void *points)
+int api_jread_point(api_jread *rd, size_t i, void *points)
 {
-    srv_points *pts = points;
-    if (srv_points_grow(pts, i)) return srv_jbad(rd, 1, "out_of_memory", "out of memory");
+    api_points *pts = points;
+    if (api_points_grow(pts, i)) return api_jbad(rd, 1, "out_of_memory", "out of memory");
     one_point p = {.id = NO_ID, .vec = pts->vecs + i * pts->dim};
-    int rc = srv_jread_object(rd, point_fields, &p);
-    if (rc == 0 && p.id == NO_ID) return srv_jbad(rd, 0, "invalid_argument", "%s: missing 'id'", srv_jwhere(rd));
+    int rc = api_jread_object(rd, point_fields, &p);
+    if (rc == 0 && p.id == NO_ID) return api_jbad(rd, 0, "invalid_argument", "%s: missing 'id'", api_jwhere(rd));
     pts->ids[i] = p.id;
     if (rc == 0 && p.payload.p && !(pts->payloads[i] = strndup(p.payload.p, p.payload.len)))
-        return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+        return api_jbad(rd, 0, "out_of_memory", "out of memory");
     return rc;
 }
 
-int srv_parse_point(const char *text, size_t len, uint32_t dim, uint64_t *id, float *vec, char **payload, srv_jerr *e)
+int api_parse_point(const char *text, size_t len, uint32_t dim, uint64_t *id, float *vec, char **payload, api_jerr *e)
 {
-    srv_jread rd = {.dim = dim, .name = "the point"};
+    api_jread rd = {.dim = dim, .name = "the point"};
     one_point p = {.id = NO_ID, .vec = vec};
     *payload = NULL;
-    if (srv_jparse(&rd, text, len, point_fields, &p, e)) return -1;
+    if (api_jparse(&rd, text, len, point_fields, &p, e)) return -1;
     if (p.id != NO_ID) *id = p.id;
     if (p.payload.p && !(*payload = strndup(p.payload.p, p.payload.len)))
-        return srv_jfail(e, "out_of_memory", "out of memory");
+        return api_jfail(e, "out_of_memory", "out of memory");
     return 0;
 }
 
-int srv_jread_points(srv_jread *rd, void *points)
+int api_jread_points(api_jread *rd, void *points)
 {
-    return srv_jread_array(rd, srv_jread_point, points);
+    return api_jread_array(rd, api_jread_point, points);
 }
 

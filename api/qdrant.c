@@ -1,5 +1,6 @@
 /*
- * api/qdrant.c -- Qdrant's JSON dialect: point ids, payload shaping and filter translation.
+ * api/qdrant.c -- Qdrant's JSON dialect: point ids, payload shaping, filter translation, and
+ * the search / query bodies (with their scores as Qdrant shows them).
  *
  * Ids: see server/qdrant.h. The UUID hash is a splitmix64-style mix of both halves, so that
  * UUIDs differing in any bit land far apart; bit 62 marks UUID points, so they never
@@ -15,6 +16,7 @@
  * reads).
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -95,25 +97,25 @@ static int int_id(long long v, uint64_t *iid, char *msg, size_t len)
 int qd_id_parse_str(const char *s, uint64_t *iid, qd_uuid *u)
 {
     u->text[0] = 0;
-    if (srv_parse_id(s, iid) == 0) return *iid & QD_UUID_BIT ? -1 : 0;
+    if (api_parse_id(s, iid) == 0) return *iid & QD_UUID_BIT ? -1 : 0;
     return uuid_parse(s, strlen(s), iid, u);
 }
 
-int qd_jread_id(srv_jread *rd, uint64_t *iid, qd_uuid *u)
+int qd_jread_id(api_jread *rd, uint64_t *iid, qd_uuid *u)
 {
     char s[80], *end;
     size_t len;
-    srv_jtext t;
+    api_jtext t;
     u->text[0] = 0;
-    if (srv_jpeek(rd, "\"")) {
-        if (srv_jread_string(rd, s, sizeof s, &len) < 0) return -1;
+    if (api_jpeek(rd, "\"")) {
+        if (api_jread_string(rd, s, sizeof s, &len) < 0) return -1;
         if (len < sizeof s && uuid_parse(s, len, iid, u) == 0) return 0;
-        return srv_jbad(rd, 0, "invalid_argument", "%s: Unable to parse UUID: '%.64s'", srv_jwhere(rd), s);
+        return api_jbad(rd, 0, "invalid_argument", "%s: Unable to parse UUID: '%.64s'", api_jwhere(rd), s);
     }
-    if (srv_jread_text(rd, &t)) return -1;
+    if (api_jread_text(rd, &t)) return -1;
     *iid = t.p[0] != '-' ? strtoull(t.p, &end, 10) : 0;
     if (t.p[0] != '-' && end == t.p + t.len && *iid < QD_UUID_BIT) return 0;
-    return srv_jbad(rd, 0, "invalid_argument", "%s: point ids are unsigned integers below 2^62 or UUID strings", srv_jwhere(rd));
+    return api_jbad(rd, 0, "invalid_argument", "%s: point ids are unsigned integers below 2^62 or UUID strings", api_jwhere(rd));
 }
 
 /* An id of a has_id list. */
@@ -136,24 +138,24 @@ static int string_array(const json_t *a)
 /* Any value, kept as a tree at out; 1 (refused) when jansson cannot load it. The scanner
  * has checked the text as jansson would, so that is out of memory, unless the two
  * disagree: then the body is called malformed, not the server short of memory. */
-static int read_tree(srv_jread *rd, json_t **out)
+static int read_tree(api_jread *rd, json_t **out)
 {
-    srv_jtext t;
+    api_jtext t;
     json_error_t err;
-    if (srv_jread_text(rd, &t)) return -1;
+    if (api_jread_text(rd, &t)) return -1;
     if ((*out = json_loadb(t.p, t.len, JSON_DECODE_ANY, &err))) return 0;
-    if (json_error_code(&err) == json_error_out_of_memory) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
-    return srv_jbad(rd, 0, "invalid_json", "'%s': malformed JSON", rd->path);
+    if (json_error_code(&err) == json_error_out_of_memory) return api_jbad(rd, 0, "out_of_memory", "out of memory");
+    return api_jbad(rd, 0, "invalid_json", "'%s': malformed JSON", rd->path);
 }
 
-int qd_jread_keys(srv_jread *rd, void *out)
+int qd_jread_keys(api_jread *rd, void *out)
 {
     int rc = read_tree(rd, out);
-    if (rc == 0 && !string_array(*(json_t **)out)) return srv_jbad(rd, 0, "invalid_argument", "'%s' must be a list of strings", rd->path);
+    if (rc == 0 && !string_array(*(json_t **)out)) return api_jbad(rd, 0, "invalid_argument", "'%s' must be a list of strings", rd->path);
     return rc;
 }
 
-int qd_jread_selector(srv_jread *rd, void *sel)
+int qd_jread_selector(api_jread *rd, void *sel)
 {
     json_t *v;
     int rc = read_tree(rd, sel);
@@ -161,7 +163,7 @@ int qd_jread_selector(srv_jread *rd, void *sel)
     if (json_is_object(v) && json_object_size(v) == 1 &&
         (string_array(json_object_get(v, "include")) || string_array(json_object_get(v, "exclude"))))
         return 0;
-    return srv_jbad(rd, 0, "invalid_argument", "with_payload must be true, false, a list of keys, "
+    return api_jbad(rd, 0, "invalid_argument", "with_payload must be true, false, a list of keys, "
                                                "{\"include\":[keys]} or {\"exclude\":[keys]}");
 }
 
@@ -192,9 +194,9 @@ static int keep_key(const char *key, void *arg)
     return 1;
 }
 
-srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores)
+api_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores)
 {
-    srv_point_style st = {.qdrant = 1, .scores = scores, .payload = payload_wanted(sel, dflt), .keep = keep_key,
+    api_point_style st = {.qdrant = 1, .scores = scores, .payload = payload_wanted(sel, dflt), .keep = keep_key,
                           .keep_arg = (void *)sel, .id_key = QD_UUID_KEY, .id_key_bit = QD_UUID_BIT,
                           .with_vector = with_vector};
     return st;
@@ -202,69 +204,90 @@ srv_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int
 
 /* ---- the upsert body ---------------------------------------------------------- */
 
-static int read_point_id(srv_jread *rd, void *pt)
+static int read_point_id(api_jread *rd, void *pt)
 {
     qd_point *p = pt;
     return qd_jread_id(rd, &p->id, &p->u);
 }
 
-static const srv_jfield point_fields[] = {
-    {"id", SRV_J_CALL, .read = read_point_id, .required = 1},
-    {"vector", SRV_J_VECTOR, offsetof(qd_point, vec), .required = 1},
-    {"payload", SRV_J_OBJTEXT, .off = offsetof(qd_point, payload)},
+static const api_jfield point_fields[] = {
+    {"id", API_J_CALL, .read = read_point_id, .required = 1},
+    {"vector", API_J_VECTOR, offsetof(qd_point, vec), .required = 1},
+    {"payload", API_J_OBJTEXT, .off = offsetof(qd_point, payload)},
     {NULL},
 };
 
 /* Point i, with room made for it; NULL when out of memory. */
 static qd_point *point_at(qd_upsert_body *b, size_t i)
 {
-    qd_point *p = srv_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
+    qd_point *p = api_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
     if (p) p->vec = b->vecs + i * b->dim;
     return p;
 }
 
-static int read_point(srv_jread *rd, size_t i, void *body)
+/* updateVectors' points: the same without a payload (one there is skipped, unread) */
+static const api_jfield vector_point_fields[] = {
+    {"id", API_J_CALL, .read = read_point_id, .required = 1},
+    {"vector", API_J_VECTOR, offsetof(qd_point, vec), .required = 1},
+    {NULL},
+};
+
+static int read_point(api_jread *rd, size_t i, void *body)
 {
     qd_point *p = point_at(body, i);
-    return p ? srv_jread_object(rd, point_fields, p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
+    const api_jfield *fields = ((qd_upsert_body *)body)->vectors_only ? vector_point_fields : point_fields;
+    return p ? api_jread_object(rd, fields, p) : api_jbad(rd, 1, "out_of_memory", "out of memory");
 }
 
-static int read_points(srv_jread *rd, void *body)
+static int read_points(api_jread *rd, void *body)
 {
     ((qd_upsert_body *)body)->forms |= 1;
-    return srv_jread_array(rd, read_point, body);
+    return api_jread_array(rd, read_point, body);
 }
 
 /* {"batch": {"ids": [...], "vectors": [...], "payloads": [...]}}: column col of each point */
-static int read_cell(srv_jread *rd, size_t i, void *body)
+static int read_cell(api_jread *rd, size_t i, void *body)
 {
     qd_upsert_body *b = body;
     qd_point *p = point_at(b, i);
     b->count[b->col] = i + 1;
-    return p ? srv_jread_field(rd, &point_fields[b->col], p) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
+    return p ? api_jread_field(rd, &point_fields[b->col], p) : api_jbad(rd, 1, "out_of_memory", "out of memory");
 }
 
-static int read_column(srv_jread *rd, qd_upsert_body *b, size_t col)
+static int read_column(api_jread *rd, qd_upsert_body *b, size_t col)
 {
     b->forms |= 2;
     b->col = col;
-    return srv_jread_array(rd, read_cell, b);
+    return api_jread_array(rd, read_cell, b);
 }
 
-static int read_ids_column(srv_jread *rd, void *b) { return read_column(rd, b, 0); }
-static int read_vectors_column(srv_jread *rd, void *b) { return read_column(rd, b, 1); }
-static int read_payloads_column(srv_jread *rd, void *b) { return read_column(rd, b, 2); }
+static int read_ids_column(api_jread *rd, void *b) { return read_column(rd, b, 0); }
+static int read_vectors_column(api_jread *rd, void *b) { return read_column(rd, b, 1); }
+static int read_payloads_column(api_jread *rd, void *b) { return read_column(rd, b, 2); }
 
-static const srv_jfield batch_fields[] = {
-    {"ids", SRV_J_CALL, .read = read_ids_column, .required = 1},
-    {"vectors", SRV_J_CALL, .read = read_vectors_column, .required = 1},
-    {"payloads", SRV_J_CALL, .read = read_payloads_column},
+static const api_jfield batch_fields[] = {
+    {"ids", API_J_CALL, .read = read_ids_column, .required = 1},
+    {"vectors", API_J_CALL, .read = read_vectors_column, .required = 1},
+    {"payloads", API_J_CALL, .read = read_payloads_column},
     {NULL},
 };
-const srv_jfield qd_upsert_fields[] = {
-    {"points", SRV_J_CALL, .read = read_points},
-    {"batch", SRV_J_OBJECT, .arg = batch_fields},
-    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+const api_jfield qd_upsert_fields[] = {
+    {"points", API_J_CALL, .read = read_points},
+    {"batch", API_J_OBJECT, .arg = batch_fields},
+    {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
+    {NULL},
+};
+
+static int read_vector_points(api_jread *rd, void *body)
+{
+    ((qd_upsert_body *)body)->vectors_only = 1;
+    return read_points(rd, body);
+}
+
+const api_jfield qd_vectors_fields[] = {
+    {"points", API_J_CALL, .read = read_vector_points, .required = 1},
+    {"shard_key", API_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
+    {"update_filter", API_J_REFUSE, .arg = "update_filter is"},
     {NULL},
 };
 
@@ -297,13 +320,197 @@ static int to_library(json_t *j, char *msg, size_t len)
     return 0;
 }
 
-int qd_jread_filter(srv_jread *rd, void *filter)
+int qd_jread_filter(api_jread *rd, void *filter)
 {
     json_t *t = NULL;
     char msg[200];
     int rc = read_tree(rd, &t);
-    if (rc == 0 && to_library(t, msg, sizeof msg)) rc = srv_jbad(rd, 0, "invalid_argument", "'%s': %s", rd->path, msg);
-    if (rc == 0) rc = srv_filter_set(rd, filter, json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY));
+    if (rc == 0 && to_library(t, msg, sizeof msg)) rc = api_jbad(rd, 0, "invalid_argument", "'%s': %s", rd->path, msg);
+    if (rc == 0) rc = api_filter_set(rd, filter, json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY));
     json_decref(t);
     return rc;
+}
+
+/* ---- search and query bodies ---------------------------------------------------- */
+
+/* with_vector: true, false, or a list of vector names (a non-empty one is true) */
+int qd_jread_with_vector(api_jread *rd, void *out)
+{
+    api_jtext t;
+    if (api_jread_text(rd, &t)) return -1;
+    const char *q = t.p + 1;
+    while (isspace((unsigned char)*q)) q++;
+    *(int *)out = t.p[0] == 't' || (t.p[0] == '[' && *q != ']');
+    return 0;
+}
+
+
+#define Q(field) offsetof(qd_search, field)
+
+static int read_query(api_jread *rd, void *qs);
+
+/* "using", or a named vector's "name": only the unnamed vector "" */
+static int read_using(api_jread *rd, void *qs)
+{
+    char name[2];
+    size_t len;
+    int rc = api_jread_string(rd, name, sizeof name, &len);
+    (void)qs;
+    if (rc == 0 && len) return api_jbad(rd, 0, "invalid_argument", "'%s': named vectors are not supported by quiverd", rd->path);
+    return rc;
+}
+
+static const api_jfield named_vector_fields[] = {
+    {"name", API_J_CALL, .read = read_using},
+    {"vector", API_J_VECTOR, Q(s.vec), .required = 1},
+    {NULL},
+};
+
+/* search: "vector": [...] or {"name": "", "vector": [...]} */
+static int read_vector(api_jread *rd, void *qs)
+{
+    qd_search *q = qs;
+    api_jtext ignored;
+    if (q->query) return api_jread_text(rd, &ignored);
+    q->has_vec = 1;
+    return api_jpeek(rd, "{") ? api_jread_object(rd, named_vector_fields, q) : api_jread_vector(rd, q->s.vec);
+}
+
+static int read_nearest(api_jread *rd, void *qs)
+{
+    if (api_jpeek(rd, "{")) return api_jbad(rd, 1, "invalid_argument", "sparse vectors are not supported by quiverd");
+    return read_query(rd, qs);
+}
+
+static int read_mmr(api_jread *rd, void *qs)
+{
+    static const api_jfield mmr_fields[] = {
+        {"diversity", API_J_NUM, .off = Q(diversity)},
+        {"candidates_limit", API_J_U64, .off = Q(candidates), .lo = 0, .hi = QV_MAX_K},
+        {NULL},
+    };
+    qd_search *q = qs;
+    int strict = rd->strict;
+    rd->strict = 0;                                /* the query kinds are strict, not mmr */
+    int rc = api_jread_object(rd, mmr_fields, q);
+    rd->strict = strict;
+    q->mmr = 1;
+    if (rc == 0 && !(q->diversity >= 0 && q->diversity <= 1)) return api_jbad(rd, 0, "invalid_argument", "mmr: diversity must be 0..1");
+    return rc;
+}
+
+static const api_jfield query_kinds[] = {
+    {"nearest", API_J_CALL, .read = read_nearest, .required = 1},
+    {"mmr", API_J_CALL, .read = read_mmr},
+    {"recommend", API_J_REFUSE, .arg = "recommend queries are"},
+    {"discover", API_J_REFUSE, .arg = "discover queries are"},
+    {"context", API_J_REFUSE, .arg = "context queries are"},
+    {"order_by", API_J_REFUSE, .arg = "order_by queries are"},
+    {"fusion", API_J_REFUSE, .arg = "fusion queries are"},
+    {"rrf", API_J_REFUSE, .arg = "fusion queries are"},
+    {"sample", API_J_REFUSE, .arg = "sample queries are"},
+    {"formula", API_J_REFUSE, .arg = "formula queries are"},
+    {NULL},
+};
+
+/* query: a vector, a point id (search by its vector), or {"nearest": ..., "mmr": ...} */
+static int read_query(api_jread *rd, void *qs)
+{
+    qd_search *q = qs;
+    api_jtext ignored;
+    if (!q->query) return api_jread_text(rd, &ignored);
+    if (api_jpeek(rd, "{")) {
+        int strict = rd->strict, rc;
+        rd->strict = 1;                            /* a kind of query not listed is refused */
+        rc = api_jread_object(rd, query_kinds, q);
+        rd->strict = strict;
+        return rc;
+    }
+    q->has_vec = 1;
+    if (api_jpeek(rd, "[")) return api_jread_vector(rd, q->s.vec);
+    q->by_id = 1;
+    return qd_jread_id(rd, &q->id, &q->u);
+}
+
+/* params.quantization of a search on a quantized collection (ignored by float ones):
+ * ignore re-scores every candidate of the beam with the float vectors, rescore false
+ * returns the codes' estimates, oversampling re-scores the best ceil(limit * oversampling). */
+static const api_jfield quantization_fields[] = {
+    {"ignore", API_J_BOOL, .off = Q(ignore_quant)},
+    {"rescore", API_J_BOOL, Q(s.rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
+    {"oversampling", API_J_NUM, Q(s.oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
+    {NULL},
+};
+static const api_jfield params_fields[] = {
+    {"hnsw_ef", API_J_U32, .off = Q(s.ef), .lo = 0, .hi = API_MAX_EF},
+    {"exact", API_J_BOOL, .off = Q(s.exact)},
+    {"quantization", API_J_OBJECT, .arg = quantization_fields},
+    {NULL},
+};
+const api_jfield qd_search_fields[] = {
+    {"vector", API_J_CALL, .read = read_vector},
+    {"query", API_J_CALL, .read = read_query},
+    {"limit", API_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
+    {"top", API_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
+    {"offset", API_J_U64, .off = Q(offset), .lo = 0, .hi = QV_MAX_K},
+    {"with_payload", API_J_CALL, Q(wp), .read = qd_jread_selector},
+    {"with_vector", API_J_CALL, Q(with_vec), .read = qd_jread_with_vector},
+    {"score_threshold", API_J_NUM, .off = Q(threshold)},
+    {"params", API_J_OBJECT, .arg = params_fields},
+    {"filter", API_J_CALL, Q(s.filter), .read = qd_jread_filter},
+    {"using", API_J_CALL, .read = read_using},
+    {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
+    {"lookup_from", API_J_REFUSE, .arg = "lookup_from is"},
+    {"prefetch", API_J_REFUSE, .arg = "prefetch (hybrid queries) is"},
+    {"group_by", API_J_TEXT, .off = Q(group_by)},
+    {"group_size", API_J_U64, .off = Q(group_size), .lo = 1, .hi = QV_MAX_K},
+    {"with_lookup", API_J_REFUSE, .arg = "with_lookup is"},
+    {NULL},
+};
+
+
+qd_search *qd_search_at(qd_search_list *l, size_t i)
+{
+    qd_search *q = api_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
+    if (q) *q = (qd_search){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = API_DEFAULT_K,
+                          .threshold = NAN, .diversity = 0.5, .candidates = 100, .group_size = 3};
+    return q;
+}
+
+static int read_search(api_jread *rd, size_t i, void *list)
+{
+    qd_search *q = qd_search_at(list, i);
+    return q ? api_jread_object(rd, qd_search_fields, q) : api_jbad(rd, 1, "out_of_memory", "out of memory");
+}
+
+static int read_searches(api_jread *rd, void *list)
+{
+    int rc = api_jread_array(rd, read_search, list);
+    if (rc == 0 && ((qd_search_list *)list)->n > API_MAX_BATCH)
+        return api_jbad(rd, 0, "invalid_argument", "'searches' must be a list of at most %u requests", API_MAX_BATCH);
+    return rc;
+}
+
+const api_jfield qd_searches_fields[] = {{"searches", API_J_CALL, .read = read_searches, .required = 1}, {NULL}};
+
+void qd_search_list_free(qd_search_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        api_search_release(&l->q[i].s);
+        json_decref(l->q[i].wp);
+    }
+    free(l->vecs);
+    free(l->q);
+}
+
+size_t qd_scores(qv_metric metric, double threshold, qv_hit *hits, size_t from, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = from; i < n; i++) {
+        float sc = hits[i].score;
+        if (metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
+        if (!isnan(threshold) && (metric == QV_METRIC_L2 ? sc > (float)threshold : sc < (float)threshold)) continue;
+        hits[m++] = (qv_hit){hits[i].id, sc};
+    }
+    return m;
 }

@@ -43,7 +43,7 @@ int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
 /* Print points on stdout through api/search.c's writer, in style st, after the text
  * before and (when they were written) before the text after; QV_OK or a QV_E* code. JSON
  * in and out goes through api/ (api/api.h), as in quiverd. */
-int cli_print_points(qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const srv_point_style *st,
+int cli_print_points(qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const api_point_style *st,
                      const char *before, const char *after);
 
 /* Opening: db is opened read-write unless rdonly. Prints the error itself. */

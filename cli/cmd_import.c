@@ -89,8 +89,8 @@ static int add_json_line(importer *im, const char *path, size_t lineno, const ch
                          uint64_t *next_id)
 {
     uint64_t id = *next_id;
-    srv_jerr e;
-    if (srv_parse_point(line, len, (uint32_t)im->dim, &id, im->vecs + im->n * im->dim, &im->payloads[im->n], &e))
+    api_jerr e;
+    if (api_parse_point(line, len, (uint32_t)im->dim, &id, im->vecs + im->n * im->dim, &im->payloads[im->n], &e))
         return cli_fail(EXIT_RUNTIME, "import", "%s:%zu: %s", path, lineno, e.msg);
     im->any_payload |= im->payloads[im->n] != NULL;
     *next_id = id + 1;
@@ -137,7 +137,7 @@ int cmd_import(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
         switch (c) {
         case 's':
-            if (srv_parse_id(optarg, &start_id) || start_id > QV_MAX_ID)
+            if (api_parse_id(optarg, &start_id) || start_id > QV_MAX_ID)
                 return cli_fail(EXIT_USAGE, "import", "--start-id must be 0..%llu", (unsigned long long)QV_MAX_ID);
             break;
         case 'b': if (parse_u32(optarg, 1, 1000000, &batch)) return cli_fail(EXIT_USAGE, "import", "--batch must be 1..1000000"); break;

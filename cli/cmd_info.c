@@ -11,7 +11,7 @@ static void print_info(const qv_collection_info *in, int json)
 {
     const qv_index_params *p = &in->config.index;
     if (json) {                              /* GET /collections/{name}'s object, one a line */
-        json_t *o = srv_info_json(in->name, in);
+        json_t *o = api_info_json(in->name, in);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         printf("%s\n", s ? s : "null");
         free(s);

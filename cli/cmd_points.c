@@ -19,12 +19,12 @@ int cmd_get(int argc, char **argv)
     }
     if (argc - optind != 3) { fprintf(stderr, "usage: quiver get DB COLL ID\n"); return EXIT_USAGE; }
     uint64_t id;
-    if (srv_parse_id(argv[optind + 2], &id)) return cli_fail(EXIT_USAGE, "get", "ID must be a non-negative integer, got '%s'", argv[optind + 2]);
+    if (api_parse_id(argv[optind + 2], &id)) return cli_fail(EXIT_USAGE, "get", "ID must be a non-negative integer, got '%s'", argv[optind + 2]);
     qv_db *db = NULL;
     qv_coll *col = NULL;
     qv_collection_info info;
     qv_hit h = {id, 0};
-    srv_point_style st = {.payload = 1, .with_vector = 1, .single = 1};
+    api_point_style st = {.payload = 1, .with_vector = 1, .single = 1};
     int code = open_db_coll("get", argv[optind], argv[optind + 1], 0, &db, &col), rc;
     if (code != EXIT_OK) return code;
     if ((rc = qv_collection_get_info(col, &info)) == QV_OK)
@@ -50,7 +50,7 @@ int cmd_delete(int argc, char **argv)
     uint64_t *ids = calloc(n, sizeof *ids);
     if (!ids) return cli_fail(EXIT_RUNTIME, "delete", "out of memory");
     for (size_t i = 0; i < n; i++)
-        if (srv_parse_id(argv[optind + 2 + (int)i], &ids[i])) {
+        if (api_parse_id(argv[optind + 2 + (int)i], &ids[i])) {
             free(ids);
             return cli_fail(EXIT_USAGE, "delete", "ID must be a non-negative integer, got '%s'", argv[optind + 2 + (int)i]);
         }

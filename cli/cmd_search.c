@@ -23,7 +23,7 @@ static void usage(FILE *f)
 static int print_hits(qv_coll *c, uint32_t dim, size_t qi, const qv_hit *hits, size_t n, int json, int with_payload)
 {
     if (json) {
-        srv_point_style st = {.scores = 1, .payload = with_payload};
+        api_point_style st = {.scores = 1, .payload = with_payload};
         int rc = cli_print_points(c, dim, hits, n, &st, "{\"hits\":", "}\n");
         return rc == QV_OK ? EXIT_OK : cli_qv_fail("search", "print", rc);
     }
@@ -100,10 +100,10 @@ int cmd_search(int argc, char **argv)
     int rc = qv_collection_get_info(col, &info);
     if (rc != QV_OK) { code = cli_qv_fail("search", argv[optind + 1], rc); goto cleanup; }
     if (vector) {
-        srv_jerr e;
+        api_jerr e;
         dim = info.config.index.dim;
         if (!(q = malloc(dim * sizeof *q))) { code = cli_fail(EXIT_RUNTIME, "search", "out of memory"); goto cleanup; }
-        if (srv_jparse_vector(vector, strlen(vector), info.config.index.dim, q, &e) != 0) {
+        if (api_jparse_vector(vector, strlen(vector), info.config.index.dim, q, &e) != 0) {
             code = cli_fail(strcmp(e.code, "dimension_mismatch") == 0 ? EXIT_RUNTIME : EXIT_USAGE, "search", "--vector: %s",
                             e.msg);
             goto cleanup;

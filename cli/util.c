@@ -27,7 +27,7 @@ int cli_qv_fail(const char *cmd, const char *what, int rc)
 int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
     uint64_t v;
-    if (srv_parse_id(s, &v) != 0 || v < lo || v > hi) return -1;
+    if (api_parse_id(s, &v) != 0 || v < lo || v > hi) return -1;
     *out = (uint32_t)v;
     return 0;
 }
@@ -38,14 +38,14 @@ static int to_stdout(void *arg, const char *p, size_t len)
     return fwrite(p, 1, len, stdout) == len ? 0 : -1;
 }
 
-int cli_print_points(qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const srv_point_style *st,
+int cli_print_points(qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const api_point_style *st,
                      const char *before, const char *after)
 {
-    srv_wbuf w = {.sink = to_stdout};
-    srv_wput(&w, before, strlen(before));
-    int rc = srv_wpoints(&w, c, dim, hits, n, st);
-    if (rc == QV_OK) srv_wput(&w, after, strlen(after));
-    srv_wflush(&w);
+    api_wbuf w = {.sink = to_stdout};
+    api_wput(&w, before, strlen(before));
+    int rc = api_wpoints(&w, c, dim, hits, n, st);
+    if (rc == QV_OK) api_wput(&w, after, strlen(after));
+    api_wflush(&w);
     return rc == QV_OK && w.err ? QV_EIO : rc;
 }
 

@@ -35,77 +35,72 @@ typedef struct {
     size_t n;
 } alias_body;
 
-static int read_name(srv_jread *rd, void *dst)
+static int read_name(api_jread *rd, void *dst)
 {
     size_t len = 0;
-    int rc = srv_jread_string(rd, dst, 72, &len);
+    int rc = api_jread_string(rd, dst, 72, &len);
     if (rc) return rc;
     if (len > 64 || len != strlen(dst) || qv_coll_name_check(dst) != QV_OK)
-        return srv_jbad(rd, 0, "invalid_argument", "'%s': names are 1..64 characters of [A-Za-z0-9_.-], not starting with '.'",
+        return api_jbad(rd, 0, "invalid_argument", "'%s': names are 1..64 characters of [A-Za-z0-9_.-], not starting with '.'",
                         rd->path);
     return 0;
 }
 
 #define A(field) offsetof(alias_act, field)
-static const srv_jfield create_fields[] = {
-    {"collection_name", SRV_J_CALL, A(target), .read = read_name, .required = 1},
-    {"alias_name", SRV_J_CALL, A(alias), .read = read_name, .required = 1},
+static const api_jfield create_fields[] = {
+    {"collection_name", API_J_CALL, A(target), .read = read_name, .required = 1},
+    {"alias_name", API_J_CALL, A(alias), .read = read_name, .required = 1},
     {NULL},
 };
-static const srv_jfield delete_fields[] = {
-    {"alias_name", SRV_J_CALL, A(alias), .read = read_name, .required = 1},
+static const api_jfield delete_fields[] = {
+    {"alias_name", API_J_CALL, A(alias), .read = read_name, .required = 1},
     {NULL},
 };
-static const srv_jfield rename_fields[] = {
-    {"old_alias_name", SRV_J_CALL, A(alias), .read = read_name, .required = 1},
-    {"new_alias_name", SRV_J_CALL, A(target), .read = read_name, .required = 1},
+static const api_jfield rename_fields[] = {
+    {"old_alias_name", API_J_CALL, A(alias), .read = read_name, .required = 1},
+    {"new_alias_name", API_J_CALL, A(target), .read = read_name, .required = 1},
     {NULL},
 };
 
-static int read_op(srv_jread *rd, alias_act *a, int op, const srv_jfield *fields)
+static int read_op(api_jread *rd, alias_act *a, int op, const api_jfield *fields)
 {
     a->op = op;
     a->nops++;
-    return srv_jread_object(rd, fields, a);
+    return api_jread_object(rd, fields, a);
 }
-static int read_create(srv_jread *rd, void *a) { return read_op(rd, a, QV_ALIAS_CREATE, create_fields); }
-static int read_delete(srv_jread *rd, void *a) { return read_op(rd, a, QV_ALIAS_DELETE, delete_fields); }
-static int read_rename(srv_jread *rd, void *a) { return read_op(rd, a, QV_ALIAS_RENAME, rename_fields); }
+static int read_create(api_jread *rd, void *a) { return read_op(rd, a, QV_ALIAS_CREATE, create_fields); }
+static int read_delete(api_jread *rd, void *a) { return read_op(rd, a, QV_ALIAS_DELETE, delete_fields); }
+static int read_rename(api_jread *rd, void *a) { return read_op(rd, a, QV_ALIAS_RENAME, rename_fields); }
 
-static const srv_jfield action_fields[] = {
-    {"create_alias", SRV_J_CALL, .read = read_create},
-    {"delete_alias", SRV_J_CALL, .read = read_delete},
-    {"rename_alias", SRV_J_CALL, .read = read_rename},
+static const api_jfield action_fields[] = {
+    {"create_alias", API_J_CALL, .read = read_create},
+    {"delete_alias", API_J_CALL, .read = read_delete},
+    {"rename_alias", API_J_CALL, .read = read_rename},
     {NULL},
 };
 
-static int read_action(srv_jread *rd, size_t i, void *arg)
+static int read_action(api_jread *rd, size_t i, void *arg)
 {
     alias_body *b = arg;
-    if (i >= MAX_ACTIONS) return srv_jbad(rd, 1, "invalid_argument", "at most %d alias actions in one request", MAX_ACTIONS);
+    if (i >= MAX_ACTIONS) return api_jbad(rd, 1, "invalid_argument", "at most %d alias actions in one request", MAX_ACTIONS);
     alias_act *a = &b->a[i];
     memset(a, 0, sizeof *a);
     b->n = i + 1;
-    int rc = srv_jread_object(rd, action_fields, a);
+    int rc = api_jread_object(rd, action_fields, a);
     if (rc == 0 && a->nops != 1)
-        return srv_jbad(rd, 0, "invalid_argument", "'%s' must hold one of create_alias, delete_alias, rename_alias", rd->path);
+        return api_jbad(rd, 0, "invalid_argument", "'%s' must hold one of create_alias, delete_alias, rename_alias", rd->path);
     return rc;
 }
 
-static int read_actions(srv_jread *rd, void *dst)
+static int read_actions(api_jread *rd, void *dst)
 {
-    return srv_jread_array(rd, read_action, dst);
+    return api_jread_array(rd, read_action, dst);
 }
 
-static const srv_jfield update_fields[] = {
-    {"actions", SRV_J_CALL, .read = read_actions, .required = 1},
+static const api_jfield update_fields[] = {
+    {"actions", API_J_CALL, .read = read_actions, .required = 1},
     {NULL},
 };
-
-static int is_qdrant(const srv_req *r)
-{
-    return r->api == &srv_qdrant_api;
-}
 
 void srv_h_alias_update(srv_req *r)
 {
@@ -133,7 +128,7 @@ void srv_h_alias_update(srv_req *r)
         goto done;
     }
     srv_log(SRV_LOG_INFO, "applied %zu alias actions", b.n);
-    if (is_qdrant(r)) qd_ok(r, json_true());
+    if (srv_is_qdrant(r)) qd_ok(r, json_true());
     else srv_reply_json(r, 200, json_pack("{s:I}", "applied", (json_int_t)b.n));
 done:
     free(acts);
@@ -157,7 +152,7 @@ void srv_h_alias_list(srv_req *r)
             json_array_append_new(arr, json_pack("{s:s,s:s}", "alias_name", a[i].alias, "collection_name", a[i].collection));
     qv_free(a);
     json_t *out = arr ? json_pack("{s:o}", "aliases", arr) : NULL;
-    if (is_qdrant(r)) qd_ok(r, out);
+    if (srv_is_qdrant(r)) qd_ok(r, out);
     else srv_reply_json(r, 200, out);
 }
 

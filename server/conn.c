@@ -92,7 +92,7 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 static void arm(srv_conn *c, int phase, int seconds)
 {
     c->phase = phase;
-    c->since_us = srv_now_us();
+    c->since_us = api_now_us();
     c->tail = 0;
     if (!c->evcon) return;              /* attach arms it */
     struct timeval tv = {seconds, 0};
@@ -186,7 +186,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             return;
         }
         if (c->phase != IDLE) {
-            uint64_t spent = (srv_now_us() - c->since_us) / 1000000u;
+            uint64_t spent = (api_now_us() - c->since_us) / 1000000u;
             int left = (c->phase == HEADERS ? c->cs->ctx->header_timeout_s : c->cs->ctx->body_timeout_s) - (int)spent;
             struct timeval tv = {left > 0 ? left : 0, 0};
             event_add(c->timer, &tv);
@@ -200,7 +200,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static srv_conn *victim(srv_conns *cs)
 {
     srv_conn *reading = NULL, *idle = NULL;
-    uint64_t now = srv_now_us();
+    uint64_t now = api_now_us();
     for (srv_conn *c = cs->head; c; c = c->next) {
         if (!c->evcon || c->evict) continue;
         if (c->phase == HEADERS) reading = c;             /* the list is newest first */

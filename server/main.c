@@ -282,7 +282,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker *w = arg;
-    uint64_t now = srv_now_us();
+    uint64_t now = api_now_us();
     if (now >= w->drain_deadline) {
         event_base_loopexit(w->base, NULL);
         return;
@@ -299,7 +299,7 @@ static void begin_drain(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker *w = arg;
-    w->drain_start = srv_now_us();
+    w->drain_start = api_now_us();
     w->drain_deadline = w->drain_start + DRAIN_GRACE_US;
     struct timeval tv = {0, 20000};
     w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_tick, w);

@@ -27,7 +27,7 @@ static void reply_info(srv_req *r, srv_coll *e, int status)
     qv_collection_info info;
     int rc = qv_collection_get_info(e->coll, &info);
     if (rc != QV_OK) srv_fail_qv(r, rc);
-    else srv_reply_json(r, status, srv_info_json(e->name, &info));
+    else srv_reply_json(r, status, api_info_json(e->name, &info));
 }
 
 /* ---- health, metrics, listing ---------------------------------------------------- */
@@ -93,11 +93,11 @@ int srv_create_collection(srv_req *r, const qv_collection_config *cfg)
  * index parameters left out (or 0) are the library's defaults. */
 static void h_create(srv_req *r)
 {
-    srv_create_body b = {0};
+    api_create_body b = {0};
     qv_collection_config cfg = {0};
     char *pi = NULL;
     qv_index_params_init(&b.p, QV_INDEX_HNSW, 0, QV_METRIC_L2);
-    if (srv_read_body(r, "the collection config", srv_create_fields, &b) != 0) return;
+    if (srv_read_body(r, "the collection config", api_create_fields, &b) != 0) return;
     cfg.index = b.p;
     if (b.payload_index.p && !(cfg.payload_index = pi = strndup(b.payload_index.p, b.payload_index.len))) srv_oom(r);
     else if (srv_create_collection(r, &cfg) == 0) reply_info(r, r->coll, 201);
@@ -125,7 +125,7 @@ static void h_drop(srv_req *r)
 
 /* ---- points ----------------------------------------------------------------------- */
 
-int srv_upsert(srv_req *r, const srv_points *p)
+int srv_upsert(srv_req *r, const api_points *p)
 {
     int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
     r->points = rc == QV_OK ? (long)p->n : 0;
@@ -133,49 +133,49 @@ int srv_upsert(srv_req *r, const srv_points *p)
     return rc == QV_OK ? 0 : -1;
 }
 
-static const srv_jfield upsert_fields[] = {{"points", SRV_J_CALL, .read = srv_jread_points, .required = 1}, {NULL}};
+static const api_jfield upsert_fields[] = {{"points", API_J_CALL, .read = api_jread_points, .required = 1}, {NULL}};
 
 /* PUT /collections/{name}/points {"points":[{"id","vector","payload"},...]} */
 static void h_upsert(srv_req *r)
 {
-    srv_points p = {.dim = r->coll->dim};
+    api_points p = {.dim = r->coll->dim};
     if (srv_read_body(r, "the body", upsert_fields, &p) == 0 && srv_upsert(r, &p) == 0)
         srv_reply_json(r, 200, json_pack("{s:I}", "upserted", (json_int_t)p.n));
-    srv_points_release(&p);
+    api_points_release(&p);
 }
 
 static void h_get_point(srv_req *r)
 {
     qv_hit h = {0, 0};
-    srv_point_style st = {.payload = 1, .with_vector = 1, .single = 1};
+    api_point_style st = {.payload = 1, .with_vector = 1, .single = 1};
     int rc;
-    if (srv_parse_id(r->arg, &h.id) != 0) srv_bad(r, "point ids are decimal integers");
-    else if ((rc = srv_wpoints(srv_writer(r), r->coll->coll, r->coll->dim, &h, 1, &st)) == QV_ENOTFOUND)
+    if (api_parse_id(r->arg, &h.id) != 0) srv_bad(r, "point ids are decimal integers");
+    else if ((rc = api_wpoints(srv_writer(r), r->coll->coll, r->coll->dim, &h, 1, &st)) == QV_ENOTFOUND)
         srv_fail(r, 404, "not_found", "no point %llu in collection '%s'", (unsigned long long)h.id, r->name);
     else if (rc != QV_OK) srv_fail_qv(r, rc);
     else srv_reply_written(r);
 }
 
-static int read_id(srv_jread *rd, size_t i, void *ids)
+static int read_id(api_jread *rd, size_t i, void *ids)
 {
     uint64_t id;
-    int rc = srv_jread_uint(rd, 0, INT64_MAX, &id);
+    int rc = api_jread_uint(rd, 0, INT64_MAX, &id);
     (void)i;
-    if (rc == 0 && srv_ids_add(ids, id)) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    if (rc == 0 && api_ids_add(ids, id)) return api_jbad(rd, 0, "out_of_memory", "out of memory");
     return rc;
 }
 
-static int read_ids(srv_jread *rd, void *ids)
+static int read_ids(api_jread *rd, void *ids)
 {
-    return srv_jread_array(rd, read_id, ids);
+    return api_jread_array(rd, read_id, ids);
 }
 
-static const srv_jfield delete_fields[] = {{"ids", SRV_J_CALL, .read = read_ids, .required = 1}, {NULL}};
+static const api_jfield delete_fields[] = {{"ids", API_J_CALL, .read = read_ids, .required = 1}, {NULL}};
 
 /* POST /collections/{name}/points/delete {"ids":[...]} */
 static void h_delete_points(srv_req *r)
 {
-    srv_ids ids = {0};
+    api_ids ids = {0};
     size_t deleted = 0;
     if (srv_read_body(r, "the body", delete_fields, &ids) == 0) {
         int rc = ids.n ? qv_delete(r->coll->coll, ids.n, ids.v, &deleted) : QV_OK;
@@ -190,20 +190,20 @@ static void h_delete_points(srv_req *r)
  * "with_vector"} -> {"points":[...],"next_offset":id|null,"total":n}: the points (that
  * pass the filter) in id order from offset, a page of limit (default 10); next_offset
  * starts the next page, total counts every passing point. */
-typedef struct { uint64_t offset, limit; srv_filter f; int with_payload, with_vector; } scroll_body;
+typedef struct { uint64_t offset, limit; api_filter f; int with_payload, with_vector; } scroll_body;
 #define SB(field) offsetof(scroll_body, field)
-static const srv_jfield scroll_fields[] = {
-    {"offset", SRV_J_U64, SB(offset), .lo = 0, .hi = INT64_MAX},
-    {"limit", SRV_J_U64, SB(limit), .lo = 1, .hi = 10000},
-    {"filter", SRV_J_CALL, SB(f), .read = srv_jread_filter},
-    {"with_payload", SRV_J_BOOL, .off = SB(with_payload)},
-    {"with_vector", SRV_J_BOOL, .off = SB(with_vector)},
+static const api_jfield scroll_fields[] = {
+    {"offset", API_J_U64, SB(offset), .lo = 0, .hi = INT64_MAX},
+    {"limit", API_J_U64, SB(limit), .lo = 1, .hi = 10000},
+    {"filter", API_J_CALL, SB(f), .read = api_jread_filter},
+    {"with_payload", API_J_BOOL, .off = SB(with_payload)},
+    {"with_vector", API_J_BOOL, .off = SB(with_vector)},
     {NULL},
 };
 
 static void h_scroll(srv_req *r)
 {
-    scroll_body b = {.limit = SRV_DEFAULT_K, .with_payload = 1};
+    scroll_body b = {.limit = API_DEFAULT_K, .with_payload = 1};
     uint64_t *ids = NULL, total = 0;
     qv_hit *h = NULL;
     size_t n = 0;
@@ -216,23 +216,23 @@ static void h_scroll(srv_req *r)
         goto cleanup;
     }
     int rc = qv_scroll(r->coll->coll, b.f.f, NULL, NULL, b.offset, (size_t)b.limit + 1, ids, &n, &total);
-    srv_wbuf *w = srv_writer(r);
-    srv_point_style st = {.payload = b.with_payload, .with_vector = b.with_vector};
+    api_wbuf *w = srv_writer(r);
+    api_point_style st = {.payload = b.with_payload, .with_vector = b.with_vector};
     for (size_t i = 0; i < n; i++) h[i] = (qv_hit){ids[i], 0};
-    SRV_WLIT(w, "{\"points\":");
-    if (rc == QV_OK) rc = srv_wpoints(w, r->coll->coll, r->coll->dim, h, n < b.limit ? n : (size_t)b.limit, &st);
-    SRV_WLIT(w, ",\"next_offset\":");
-    if (n > b.limit) srv_wu64(w, ids[b.limit]);
-    else SRV_WLIT(w, "null");
-    SRV_WLIT(w, ",\"total\":");
-    srv_wu64(w, total);
-    SRV_WLIT(w, "}");
+    API_WLIT(w, "{\"points\":");
+    if (rc == QV_OK) rc = api_wpoints(w, r->coll->coll, r->coll->dim, h, n < b.limit ? n : (size_t)b.limit, &st);
+    API_WLIT(w, ",\"next_offset\":");
+    if (n > b.limit) api_wu64(w, ids[b.limit]);
+    else API_WLIT(w, "null");
+    API_WLIT(w, ",\"total\":");
+    api_wu64(w, total);
+    API_WLIT(w, "}");
     if (rc != QV_OK) srv_fail_qv(r, rc);
     else srv_reply_written(r);
 cleanup:
     free(h);
     free(ids);
-    srv_filter_release(&b.f);
+    api_filter_release(&b.f);
 }
 
 /* ---- search ----------------------------------------------------------------------- */
@@ -247,36 +247,36 @@ static void h_search(srv_req *r)
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     size_t len = evbuffer_get_length(in), n = 0;
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
-    srv_search *s = NULL;
-    srv_results res = {0};
-    srv_jerr e;
-    srv_wbuf *w = srv_writer(r);
+    api_search *s = NULL;
+    api_results res = {0};
+    api_jerr e;
+    api_wbuf *w = srv_writer(r);
     if (!body) { srv_oom(r); return; }
-    if (srv_parse_searches(body, len, c->dim, batch, &s, &n, &e) != 0) { srv_fail_jerr(r, &e); return; }
-    int rc = srv_run_searches(c->coll, c->dim, s, n, &res);
-    if (batch) SRV_WLIT(w, "{\"results\":[");
+    if (api_parse_searches(body, len, c->dim, batch, &s, &n, &e) != 0) { srv_fail_jerr(r, &e); return; }
+    int rc = api_run_searches(c->coll, c->dim, s, n, &res);
+    if (batch) API_WLIT(w, "{\"results\":[");
     for (size_t i = 0; i < n && rc == QV_OK; i++) {
-        srv_point_style st = {.scores = 1, .payload = s[i].with_payload};
-        if (i) SRV_WLIT(w, ",");
-        SRV_WLIT(w, "{\"hits\":");
-        rc = srv_wpoints(w, c->coll, c->dim, res.hits + i * res.kmax, res.nh[i], &st);
+        api_point_style st = {.scores = 1, .payload = s[i].with_payload};
+        if (i) API_WLIT(w, ",");
+        API_WLIT(w, "{\"hits\":");
+        rc = api_wpoints(w, c->coll, c->dim, res.hits + i * res.kmax, res.nh[i], &st);
         if (!batch) {
-            SRV_WLIT(w, ",\"took_us\":");
-            srv_wu64(w, res.took_us);
+            API_WLIT(w, ",\"took_us\":");
+            api_wu64(w, res.took_us);
         }
-        SRV_WLIT(w, ",\"took\":");
-        srv_wtook(w, &res.st[i]);
-        SRV_WLIT(w, "}");
+        API_WLIT(w, ",\"took\":");
+        api_wtook(w, &res.st[i]);
+        API_WLIT(w, "}");
     }
     if (batch) {
-        SRV_WLIT(w, "],\"took_us\":");
-        srv_wu64(w, res.took_us);
-        SRV_WLIT(w, "}");
+        API_WLIT(w, "],\"took_us\":");
+        api_wu64(w, res.took_us);
+        API_WLIT(w, "}");
     }
     if (rc == QV_OK) srv_reply_written(r);
     else srv_fail_qv(r, rc);
-    srv_results_free(&res);
-    srv_searches_free(s, n);
+    api_results_free(&res);
+    api_searches_free(s, n);
 }
 
 /* ---- payload index and training ---------------------------------------------------- */
@@ -287,7 +287,7 @@ typedef struct { const char *coll, *field; uint64_t last_us; } field_progress;
 static void log_field_progress(const char *phase, size_t done, size_t total, void *arg)
 {
     field_progress *fp = arg;
-    uint64_t now = srv_now_us();
+    uint64_t now = api_now_us();
     (void)phase;
     if (now - fp->last_us < 2000000 && done < total) return;
     fp->last_us = now;
@@ -295,7 +295,7 @@ static void log_field_progress(const char *phase, size_t done, size_t total, voi
 }
 
 static const char *const field_types[] = {"keyword", "integer", "float", "bool", "text", NULL};
-static const srv_jfield type_fields[] = {{"type", SRV_J_NAME, 0, .arg = field_types, .required = 1}, {NULL}};
+static const api_jfield type_fields[] = {{"type", API_J_NAME, 0, .arg = field_types, .required = 1}, {NULL}};
 
 /* PUT /collections/{name}/index/{field} {"type":"keyword"}: 201 when the field was not
  * indexed, 200 when only its type changed. The field is built from the stored payloads
@@ -306,9 +306,9 @@ static void h_index_field(srv_req *r)
     qv_collection_info info;
     json_t *before = NULL;
     int t = 0, rc;
-    field_progress fp = {r->name, r->arg, srv_now_us()};
+    field_progress fp = {r->name, r->arg, api_now_us()};
     if (srv_read_body(r, "the body", type_fields, &t) != 0) return;
-    if ((rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK || !(before = srv_payload_index_json(&info)) ||
+    if ((rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK || !(before = api_payload_index_json(&info)) ||
         (rc = qv_collection_index_field(r->coll->coll, r->arg, field_types[t], log_field_progress, &fp)) != QV_OK ||
         (rc = qv_collection_get_info(r->coll->coll, &info)) != QV_OK) {
         srv_fail_qv(r, before ? rc : QV_ENOMEM);
@@ -316,7 +316,7 @@ static void h_index_field(srv_req *r)
         int existed = json_object_get(before, r->arg) != NULL;
         srv_log(SRV_LOG_INFO, "collection '%s': indexed payload field '%s' as %s", r->name, r->arg, field_types[t]);
         srv_reply_json(r, existed ? 200 : 201, json_pack("{s:s,s:s,s:b,s:o}", "field", r->arg, "type", field_types[t],
-                                                         "created", !existed, "payload_index", srv_payload_index_json(&info)));
+                                                         "created", !existed, "payload_index", api_payload_index_json(&info)));
     }
     json_decref(before);
 }
@@ -331,7 +331,7 @@ static void h_unindex_field(srv_req *r)
     else {
         srv_log(SRV_LOG_INFO, "collection '%s': payload field '%s' no longer indexed", r->name, r->arg);
         srv_reply_json(r, 200, json_pack("{s:s,s:b,s:o}", "field", r->arg, "deleted", 1, "payload_index",
-                                         srv_payload_index_json(&info)));
+                                         api_payload_index_json(&info)));
     }
 }
 
@@ -340,9 +340,9 @@ static void h_unindex_field(srv_req *r)
  * on (exact) until the trained index is swapped in. */
 static void h_train(srv_req *r)
 {
-    static const srv_jfield none[] = {{NULL}};
+    static const api_jfield none[] = {{NULL}};
     qv_collection_info info;
-    uint64_t t0 = srv_now_us();
+    uint64_t t0 = api_now_us();
     int rc;
     if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) && srv_read_body(r, "the body", none, NULL) != 0)
         return;
@@ -353,7 +353,7 @@ static void h_train(srv_req *r)
     }
     srv_log(SRV_LOG_INFO, "collection '%s': trained on %zu points", r->name, info.count);
     srv_reply_json(r, 200, json_pack("{s:b,s:I,s:I}", "trained", 1, "count", (json_int_t)info.count, "took_us",
-                                     (json_int_t)(srv_now_us() - t0)));
+                                     (json_int_t)(api_now_us() - t0)));
 }
 
 /* ---- the table ---------------------------------------------------------------------- */

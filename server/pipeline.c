@@ -91,7 +91,7 @@ static void finish(srv_req *r, int status, struct evbuffer *body)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (atomic_load(&ctx->draining))
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-    uint64_t us = srv_now_us() - r->t0_us;
+    uint64_t us = api_now_us() - r->t0_us;
     srv_metrics_record(r->ep, status, us);
     srv_log(SRV_LOG_DEBUG, "%s %s -> %d (%llu us)", method_name(cmd), evhttp_request_get_uri(req), status,
             (unsigned long long)us);
@@ -133,7 +133,7 @@ void srv_reply_json(srv_req *r, int status, json_t *body)
         srv_log(SRV_LOG_ERROR, "%s: the reply could not be encoded", evhttp_request_get_uri(r->req));
         status = 500;
         if (buf) evbuffer_add_printf(buf, "{\"error\":{\"code\":\"internal\",\"message\":\"the reply could not be encoded\"}}");
-    /* trees hold no payloads (those are written by srv_wpoints), so 9 digits, which
+    /* trees hold no payloads (those are written by api_wpoints), so 9 digits, which
      * round-trip every float, suit all their reals; a tree's dump fails only for memory */
     } else if (!buf || json_dump_callback(body, add_to_evbuffer, buf, JSON_COMPACT | JSON_REAL_PRECISION(9))) {
         /* out of memory while encoding: a small fixed answer needs no allocation */
@@ -184,22 +184,22 @@ void srv_fail_qv(srv_req *r, int rc)
     srv_fail(r, status, code, "%s", detail && *detail ? detail : qv_strerror(rc));
 }
 
-int srv_read_body(srv_req *r, const char *name, const srv_jfield *fields, void *dst)
+int srv_read_body(srv_req *r, const char *name, const api_jfield *fields, void *dst)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     size_t len = evbuffer_get_length(in);
     /* pullup makes the body contiguous; evhttp already capped its size */
     const char *text = len ? (const char *)evbuffer_pullup(in, -1) : "";
-    srv_jread rd = {.strict = !r->api->lenient, .dim = r->coll ? r->coll->dim : 0, .name = name};
-    srv_jerr e;
+    api_jread rd = {.strict = !r->api->lenient, .dim = r->coll ? r->coll->dim : 0, .name = name};
+    api_jerr e;
     if (len == 0 && r->api->lenient) text = "{}", len = 2;      /* Qdrant: no body reads as {} */
-    if (!text) srv_jfail(&e, "out_of_memory", "out of memory reading the body");
-    else if (srv_jparse(&rd, text, len, fields, dst, &e) == 0) return 0;
+    if (!text) api_jfail(&e, "out_of_memory", "out of memory reading the body");
+    else if (api_jparse(&rd, text, len, fields, dst, &e) == 0) return 0;
     srv_fail_jerr(r, &e);
     return -1;
 }
 
-void srv_fail_jerr(srv_req *r, const srv_jerr *e)
+void srv_fail_jerr(srv_req *r, const api_jerr *e)
 {
     srv_fail(r, strcmp(e->code, "out_of_memory") == 0 ? 503 : 400, e->code, "%s", e->msg);
 }
@@ -209,16 +209,16 @@ static int to_evbuffer(void *out, const char *p, size_t len)
     return evbuffer_add(out, p, len);
 }
 
-srv_wbuf *srv_writer(srv_req *r)
+api_wbuf *srv_writer(srv_req *r)
 {
-    if (!r->out && (r->out = evbuffer_new())) r->w = (srv_wbuf){.sink = to_evbuffer, .sink_arg = r->out};
+    if (!r->out && (r->out = evbuffer_new())) r->w = (api_wbuf){.sink = to_evbuffer, .sink_arg = r->out};
     if (!r->out) r->w.err = 1;
     return &r->w;
 }
 
 void srv_reply_written(srv_req *r)
 {
-    srv_wflush(srv_writer(r));
+    api_wflush(srv_writer(r));
     if (r->w.err) srv_oom(r);
     else srv_reply_buf(r, 200, "application/json", r->out);
 }
@@ -467,7 +467,7 @@ int srv_may_see(const srv_req *r, const char *name)
 void srv_dispatch(struct evhttp_request *req, void *arg)
 {
     const srv_listener *l = arg;
-    srv_req r = {.ctx = l->ctx, .api = l->api, .req = req, .ep = SRV_EP_OTHER, .t0_us = srv_now_us(), .points = -1};
+    srv_req r = {.ctx = l->ctx, .api = l->api, .req = req, .ep = SRV_EP_OTHER, .t0_us = api_now_us(), .points = -1};
     srv_worker_busy(1);
     srv_conn_request_read(req);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);

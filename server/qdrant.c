@@ -26,7 +26,7 @@
 
 static double elapsed_s(const srv_req *r)
 {
-    return (double)(srv_now_us() - r->t0_us) / 1e6;
+    return (double)(api_now_us() - r->t0_us) / 1e6;
 }
 
 void qd_ok(srv_req *r, json_t *result)
@@ -38,12 +38,12 @@ void qd_ok(srv_req *r, json_t *result)
 void qd_ok_written(srv_req *r)
 {
     char t[40];
-    srv_wbuf *w = srv_writer(r);
-    int n = srv_fmt_real9(t, sizeof t, elapsed_s(r));
+    api_wbuf *w = srv_writer(r);
+    int n = api_fmt_real9(t, sizeof t, elapsed_s(r));
     if (n < 0) w->err = 1;
-    SRV_WLIT(w, ",\"status\":\"ok\",\"time\":");
-    srv_wput(w, t, n > 0 ? (size_t)n : 0);
-    SRV_WLIT(w, "}");
+    API_WLIT(w, ",\"status\":\"ok\",\"time\":");
+    api_wput(w, t, n > 0 ? (size_t)n : 0);
+    API_WLIT(w, "}");
     srv_reply_written(r);
 }
 
@@ -162,78 +162,78 @@ static const char *const datatypes[] = {"float32", NULL};
 /* quantization_config {"scalar": {"type": "int8", ...}} -> sq8 codes, {"binary": {...}}
  * -> 1-bit RaBitQ codes. Their other settings (quantile, always_ram) are accepted and
  * have nothing to set: quiverd picks its own ranges and keeps codes in RAM. */
-static int read_scalar(srv_jread *rd, void *dst)
+static int read_scalar(api_jread *rd, void *dst)
 {
     static const char *const types[] = {"int8", NULL};
-    static const srv_jfield scalar_fields[] = {
-        {"type", SRV_J_NAME, C(scalar_type), 1, .arg = types, .required = 1},
-        {"quantile", SRV_J_NUM, .off = C(quantile)},
+    static const api_jfield scalar_fields[] = {
+        {"type", API_J_NAME, C(scalar_type), 1, .arg = types, .required = 1},
+        {"quantile", API_J_NUM, .off = C(quantile)},
         {NULL},
     };
     create_body *b = dst;
     b->quantile = 1;
     b->methods++;
     b->quant = QV_QUANT_SQ8;
-    int rc = srv_jread_object(rd, scalar_fields, b);
+    int rc = api_jread_object(rd, scalar_fields, b);
     if (rc == 0 && !(b->quantile >= 0.5 && b->quantile <= 1))
-        return srv_jbad(rd, 0, "invalid_argument", "'%s.quantile' must be 0.5..1", rd->path);
+        return api_jbad(rd, 0, "invalid_argument", "'%s.quantile' must be 0.5..1", rd->path);
     return rc;
 }
 
-static int read_binary(srv_jread *rd, void *dst)
+static int read_binary(api_jread *rd, void *dst)
 {
-    static const srv_jfield binary_fields[] = {{NULL}};
+    static const api_jfield binary_fields[] = {{NULL}};
     create_body *b = dst;
     b->methods++;
     b->quant = QV_QUANT_BIT1;
-    return srv_jread_object(rd, binary_fields, b);
+    return api_jread_object(rd, binary_fields, b);
 }
 
-static int read_product(srv_jread *rd, void *dst)
+static int read_product(api_jread *rd, void *dst)
 {
     (void)dst;
-    return srv_jbad(rd, 1, "invalid_argument", "product quantization is not supported by quiverd (scalar int8 and binary are)");
+    return api_jbad(rd, 1, "invalid_argument", "product quantization is not supported by quiverd (scalar int8 and binary are)");
 }
 
-static int read_quantization(srv_jread *rd, void *dst)
+static int read_quantization(api_jread *rd, void *dst)
 {
-    static const srv_jfield quantization_fields[] = {
-        {"scalar", SRV_J_CALL, .read = read_scalar},
-        {"binary", SRV_J_CALL, .read = read_binary},
-        {"product", SRV_J_CALL, .read = read_product},
+    static const api_jfield quantization_fields[] = {
+        {"scalar", API_J_CALL, .read = read_scalar},
+        {"binary", API_J_CALL, .read = read_binary},
+        {"product", API_J_CALL, .read = read_product},
         {NULL},
     };
     create_body *b = dst;
     b->methods = 0;
-    int rc = srv_jread_object(rd, quantization_fields, b);
+    int rc = api_jread_object(rd, quantization_fields, b);
     if (rc == 0 && b->methods != 1)
-        return srv_jbad(rd, 0, "invalid_argument", "'%s' must be {\"scalar\": {\"type\": \"int8\"}} or {\"binary\": {}}",
+        return api_jbad(rd, 0, "invalid_argument", "'%s' must be {\"scalar\": {\"type\": \"int8\"}} or {\"binary\": {}}",
                         rd->path);
     return rc;
 }
 
-static const srv_jfield hnsw_fields[] = {
-    {"m", SRV_J_U32, .off = C(m), .lo = 0, .hi = 100},
-    {"ef_construct", SRV_J_U32, .off = C(ef), .lo = 4, .hi = QV_MAX_EF},
+static const api_jfield hnsw_fields[] = {
+    {"m", API_J_U32, .off = C(m), .lo = 0, .hi = 100},
+    {"ef_construct", API_J_U32, .off = C(ef), .lo = 4, .hi = QV_MAX_EF},
     {NULL},
 };
-static const srv_jfield vectors_fields[] = {
-    {"size", SRV_J_U32, C(size), 1, QV_MAX_DIM, .arg = NULL},
-    {"distance", SRV_J_NAME, C(distance), QV_METRIC_L2, .arg = distances},
-    {"datatype", SRV_J_NAME, C(datatype), 0, .arg = datatypes},
-    {"hnsw_config", SRV_J_OBJECT, .arg = hnsw_fields},
-    {"multivector_config", SRV_J_REFUSE, .arg = "multivectors are"},
-    {"quantization_config", SRV_J_CALL, .read = read_quantization},
+static const api_jfield vectors_fields[] = {
+    {"size", API_J_U32, C(size), 1, QV_MAX_DIM, .arg = NULL},
+    {"distance", API_J_NAME, C(distance), QV_METRIC_L2, .arg = distances},
+    {"datatype", API_J_NAME, C(datatype), 0, .arg = datatypes},
+    {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
+    {"multivector_config", API_J_REFUSE, .arg = "multivectors are"},
+    {"quantization_config", API_J_CALL, .read = read_quantization},
     {NULL},
 };
-static const srv_jfield create_fields[] = {
-    {"vectors", SRV_J_OBJECT, .arg = vectors_fields, .required = 1},
-    {"hnsw_config", SRV_J_OBJECT, .arg = hnsw_fields},
-    {"quantization_config", SRV_J_CALL, .read = read_quantization},
-    {"sparse_vectors", SRV_J_REFUSE, .arg = "sparse vectors are"},
-    {"init_from", SRV_J_REFUSE, .arg = "init_from is"},
-    {"sharding_method", SRV_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
-    {"strict_mode_config", SRV_J_REFUSE, .arg = "strict_mode_config is"},
+static const api_jfield create_fields[] = {
+    {"vectors", API_J_OBJECT, .arg = vectors_fields, .required = 1},
+    {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
+    {"quantization_config", API_J_CALL, .read = read_quantization},
+    {"sparse_vectors", API_J_REFUSE, .arg = "sparse vectors are"},
+    {"init_from", API_J_REFUSE, .arg = "init_from is"},
+    {"sharding_method", API_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
+    {"strict_mode_config", API_J_REFUSE, .arg = "strict_mode_config is"},
     {NULL},
 };
 
@@ -263,20 +263,20 @@ static void h_drop(srv_req *r)
     if (srv_drop_collection(r) == 0) qd_ok(r, json_true());
 }
 
-typedef struct { srv_jtext field; int type; } index_body;
+typedef struct { api_jtext field; int type; } index_body;
 static const char *const schema_types[] = {"keyword", "integer", "float", "bool", "uuid", "text", NULL};
-static const srv_jfield schema_fields[] = {{"type", SRV_J_NAME, 0, .arg = schema_types, .required = 1}, {NULL}};
+static const api_jfield schema_fields[] = {{"type", API_J_NAME, 0, .arg = schema_types, .required = 1}, {NULL}};
 
 /* field_schema: a type name or {"type": name} */
-static int read_schema(srv_jread *rd, void *type)
+static int read_schema(api_jread *rd, void *type)
 {
-    if (srv_jpeek(rd, "{")) return srv_jread_object(rd, schema_fields, type);
-    return srv_jread_field(rd, &schema_fields[0], type);
+    if (api_jpeek(rd, "{")) return api_jread_object(rd, schema_fields, type);
+    return api_jread_field(rd, &schema_fields[0], type);
 }
 
-static const srv_jfield index_fields[] = {
-    {"field_name", SRV_J_TEXT, offsetof(index_body, field), .required = 1},
-    {"field_schema", SRV_J_CALL, offsetof(index_body, type), .read = read_schema, .required = 1},
+static const api_jfield index_fields[] = {
+    {"field_name", API_J_TEXT, offsetof(index_body, field), .required = 1},
+    {"field_schema", API_J_CALL, offsetof(index_body, type), .read = read_schema, .required = 1},
     {NULL},
 };
 
@@ -287,7 +287,7 @@ static void h_index_create(srv_req *r)
     char field[256];
     int rc;
     if (srv_read_body(r, "the body", index_fields, &b) != 0) return;
-    if (srv_jstring(b.field, field, sizeof field) != 0) srv_bad(r, "'field_name' must be a string");
+    if (api_jstring(b.field, field, sizeof field) != 0) srv_bad(r, "'field_name' must be a string");
     else if ((rc = qv_collection_index_field(r->coll->coll, field, schema_types[b.type == 4 ? 0 : b.type], NULL, NULL)) != QV_OK)
         srv_fail_qv(r, rc);
     else qd_ok(r, qd_update_result(r->coll->coll));
@@ -380,3 +380,8 @@ static const srv_route routes[] = {
 };
 
 const srv_api srv_qdrant_api = {routes, sizeof routes / sizeof routes[0], 6, qdrant_error, 1};
+
+int srv_is_qdrant(const srv_req *r)
+{
+    return r->api == &srv_qdrant_api;
+}

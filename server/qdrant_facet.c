@@ -7,25 +7,23 @@
  * nothing. A key without a keyword, integer or bool index is refused as Qdrant refuses
  * it (400, "Index required but not found ...").
  */
-#include <stdio.h>
-#include <string.h>
 
 #include "server/qdrant.h"
 
 typedef struct {
-    srv_jtext key;
+    api_jtext key;
     uint64_t limit;
     int exact;
-    srv_filter filter;
+    api_filter filter;
 } facet_body;
 #define F(field) offsetof(facet_body, field)
 
-static const srv_jfield facet_fields[] = {
-    {"key", SRV_J_TEXT, F(key), .required = 1},
-    {"limit", SRV_J_U64, .off = F(limit), .lo = 1, .hi = 100000},
-    {"exact", SRV_J_BOOL, .off = F(exact)},
-    {"filter", SRV_J_CALL, F(filter), .read = qd_jread_filter},
-    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+static const api_jfield facet_fields[] = {
+    {"key", API_J_TEXT, F(key), .required = 1},
+    {"limit", API_J_U64, .off = F(limit), .lo = 1, .hi = 100000},
+    {"exact", API_J_BOOL, .off = F(exact)},
+    {"filter", API_J_CALL, F(filter), .read = qd_jread_filter},
+    {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
     {NULL},
 };
 
@@ -34,10 +32,10 @@ void qd_h_facet(srv_req *r)
     facet_body b = {.limit = 10};
     qv_facet_hit *h = NULL;
     size_t n = 0;
-    char key[256], num[32];
+    char key[256];
     int rc;
     if (srv_read_body(r, "the facet request", facet_fields, &b) != 0) goto cleanup;
-    if (srv_jstring(b.key, key, sizeof key) != 0 || !key[0]) {
+    if (api_jstring(b.key, key, sizeof key) != 0 || !key[0]) {
         srv_bad(r, "'key' must be a payload key (a non-empty string of at most %zu bytes)", sizeof key - 1);
         goto cleanup;
     }
@@ -45,21 +43,19 @@ void qd_h_facet(srv_req *r)
         srv_fail_qv(r, rc);
         goto cleanup;
     }
-    srv_wbuf *w = srv_writer(r);
-    SRV_WLIT(w, "{\"result\":{\"hits\":[");
+    api_wbuf *w = srv_writer(r);
+    API_WLIT(w, "{\"result\":{\"hits\":[");
     for (size_t i = 0; i < n; i++) {
-        if (i) SRV_WLIT(w, ",");
-        SRV_WLIT(w, "{\"value\":");
-        if (h[i].type == 's') srv_wstring(w, h[i].s, strlen(h[i].s));
-        else if (h[i].type == 'b') srv_wput(w, h[i].i ? "true" : "false", h[i].i ? 4 : 5);
-        else srv_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)h[i].i));
-        SRV_WLIT(w, ",\"count\":");
-        srv_wu64(w, h[i].count);
-        SRV_WLIT(w, "}");
+        if (i) API_WLIT(w, ",");
+        API_WLIT(w, "{\"value\":");
+        api_wscalar(w, h[i].type, h[i].i, h[i].s);
+        API_WLIT(w, ",\"count\":");
+        api_wu64(w, h[i].count);
+        API_WLIT(w, "}");
     }
-    SRV_WLIT(w, "]}");
+    API_WLIT(w, "]}");
     qd_ok_written(r);
 cleanup:
     qv_facet_free(h, n);
-    srv_filter_release(&b.filter);
+    api_filter_release(&b.filter);
 }

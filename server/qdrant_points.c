@@ -8,66 +8,52 @@
  * (qv_update_payload: each point's payload is read, changed and written back in one
  * transaction, without touching its vector).
  *
- * Searches run through search.c like the native ones (equal searches of a batch in one
- * library call) and their points are written by the same writer. Scores: Cosine and Dot
- * are quiver's cosine / inner product as they are; Euclid is the square root of quiver's
- * squared L2 distance (Qdrant reports the distance itself), and score_threshold is then
- * an upper bound. Offsets are served by asking for limit + offset hits (at most QV_MAX_K).
+ * Searches are read by api/qdrant.c (qd_search_fields) and run through api/search.c like
+ * the native ones (equal searches of a batch in one library call); their points are
+ * written by the same writer, scores as Qdrant shows them (qd_scores: Euclid is the
+ * distance, score_threshold then an upper bound). Offsets are served by asking for
+ * limit + offset hits (at most QV_MAX_K).
  */
 #include <ctype.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server/qdrant.h"
 
-#define DEFAULT_LIMIT 10u
-
 /* ---- fields several bodies share ------------------------------------------------- */
 
-/* with_vector: true, false, or a list of vector names (a non-empty one is true) */
-static int read_with_vector(srv_jread *rd, void *out)
-{
-    srv_jtext t;
-    if (srv_jread_text(rd, &t)) return -1;
-    const char *q = t.p + 1;
-    while (isspace((unsigned char)*q)) q++;
-    *(int *)out = t.p[0] == 't' || (t.p[0] == '[' && *q != ']');
-    return 0;
-}
-
-static int read_id(srv_jread *rd, size_t i, void *ids)
+static int read_id(api_jread *rd, size_t i, void *ids)
 {
     uint64_t id;
     qd_uuid u;
     int rc = qd_jread_id(rd, &id, &u);
     (void)i;
-    if (rc == 0 && srv_ids_add(ids, id)) return srv_jbad(rd, 0, "out_of_memory", "out of memory");
+    if (rc == 0 && api_ids_add(ids, id)) return api_jbad(rd, 0, "out_of_memory", "out of memory");
     return rc;
 }
 
-static int read_ids(srv_jread *rd, void *ids)
+static int read_ids(api_jread *rd, void *ids)
 {
-    return srv_jread_array(rd, read_id, ids);
+    return api_jread_array(rd, read_id, ids);
 }
 
 /* The points a write applies to: "points" (ids, or {"filter": ...} in the old form) or
  * "filter". */
-typedef struct { srv_ids ids; srv_filter f; int listed, filtered; } selection;
+typedef struct { api_ids ids; api_filter f; int listed, filtered; } selection;
 
-static int read_sel_filter(srv_jread *rd, void *sel)
+static int read_sel_filter(api_jread *rd, void *sel)
 {
     selection *s = sel;
     s->filtered = 1;
     return qd_jread_filter(rd, &s->f);
 }
 
-static int read_sel_points(srv_jread *rd, void *sel)
+static int read_sel_points(api_jread *rd, void *sel)
 {
-    static const srv_jfield old_form[] = {{"filter", SRV_J_CALL, .read = read_sel_filter}, {NULL}};
+    static const api_jfield old_form[] = {{"filter", API_J_CALL, .read = read_sel_filter}, {NULL}};
     selection *s = sel;
-    if (srv_jpeek(rd, "{")) return srv_jread_object(rd, old_form, s);
+    if (api_jpeek(rd, "{")) return api_jread_object(rd, old_form, s);
     s->listed = 1;
     return read_ids(rd, &s->ids);
 }
@@ -96,7 +82,7 @@ static int select_ids(srv_req *r, selection *s)
 static void selection_release(selection *s)
 {
     free(s->ids.v);
-    srv_filter_release(&s->f);
+    api_filter_release(&s->f);
 }
 
 /* ---- upsert -------------------------------------------------------------------- */
@@ -105,10 +91,10 @@ static void selection_release(selection *s)
  * QD_UUID_KEY; -1 after replying. */
 static int payload_of(srv_req *r, const qd_point *pt, size_t i, char **out)
 {
-    srv_jtext t = pt->payload, reserved;
+    api_jtext t = pt->payload, reserved;
     char *stored = NULL, uuid[40];
     *out = NULL;
-    if (t.p && srv_jfind(t.p, t.len, QD_UUID_KEY, &reserved) == 0) {
+    if (t.p && api_jfind(t.p, t.len, QD_UUID_KEY, &reserved) == 0) {
         srv_bad(r, "points[%zu]: payload key '%s' is reserved for UUID point ids", i, QD_UUID_KEY);
         return -1;
     }
@@ -118,7 +104,7 @@ static int payload_of(srv_req *r, const qd_point *pt, size_t i, char **out)
     }
     /* the hash of a UUID may, with odds of n^2/2^64, be taken by another UUID */
     int clash = qv_get(r->coll->coll, pt->id, NULL, &stored) == QV_OK &&
-                srv_stored_string(stored, QD_UUID_KEY, uuid, sizeof uuid) == 0 && strcmp(uuid, pt->u.text) != 0;
+                api_stored_string(stored, QD_UUID_KEY, uuid, sizeof uuid) == 0 && strcmp(uuid, pt->u.text) != 0;
     qv_free(stored);
     if (clash) {
         srv_bad(r, "points[%zu]: UUID %s collides with another point's id hash", i, pt->u.text);
@@ -145,7 +131,7 @@ static int cmp_idpos(const void *a, const void *b)
 void qd_h_upsert(srv_req *r)
 {
     qd_upsert_body b = {.dim = r->coll->dim};
-    srv_points p = {.dim = b.dim};
+    api_points p = {.dim = b.dim};
     idpos *ip = NULL;
     if (srv_read_body(r, "the body", qd_upsert_fields, &b) != 0) goto cleanup;
     if (b.forms != 1 && b.forms != 2) {
@@ -166,7 +152,7 @@ void qd_h_upsert(srv_req *r)
     for (size_t i = 0; i + 1 < b.n; i++) b.pt[ip[i].pos].replaced = ip[i].id == ip[i + 1].id;
     for (size_t i = 0; i < b.n; i++) {
         if (b.pt[i].replaced) continue;
-        if (srv_points_grow(&p, p.n)) {
+        if (api_points_grow(&p, p.n)) {
             srv_oom(r);
             goto cleanup;
         }
@@ -176,7 +162,7 @@ void qd_h_upsert(srv_req *r)
     }
     if (srv_upsert(r, &p) == 0) qd_ok(r, qd_update_result(r->coll->coll));
 cleanup:
-    srv_points_release(&p);
+    api_points_release(&p);
     free(ip);
     free(b.pt);
     free(b.vecs);
@@ -184,11 +170,11 @@ cleanup:
 
 /* ---- retrieve, delete, payload ------------------------------------------------- */
 
-typedef struct { srv_ids ids; json_t *wp; int with_vector; } retrieve_body;
-static const srv_jfield retrieve_fields[] = {
-    {"ids", SRV_J_CALL, offsetof(retrieve_body, ids), .read = read_ids, .required = 1},
-    {"with_payload", SRV_J_CALL, offsetof(retrieve_body, wp), .read = qd_jread_selector},
-    {"with_vector", SRV_J_CALL, offsetof(retrieve_body, with_vector), .read = read_with_vector},
+typedef struct { api_ids ids; json_t *wp; int with_vector; } retrieve_body;
+static const api_jfield retrieve_fields[] = {
+    {"ids", API_J_CALL, offsetof(retrieve_body, ids), .read = read_ids, .required = 1},
+    {"with_payload", API_J_CALL, offsetof(retrieve_body, wp), .read = qd_jread_selector},
+    {"with_vector", API_J_CALL, offsetof(retrieve_body, with_vector), .read = qd_jread_with_vector},
     {NULL},
 };
 
@@ -197,12 +183,12 @@ void qd_h_retrieve(srv_req *r)
     retrieve_body b = {0};
     qv_hit *h = NULL;
     if (srv_read_body(r, "the body", retrieve_fields, &b) == 0) {
-        srv_point_style st = qd_point_style(b.wp, 1, b.with_vector, 0);
-        srv_wbuf *w = srv_writer(r);
+        api_point_style st = qd_point_style(b.wp, 1, b.with_vector, 0);
+        api_wbuf *w = srv_writer(r);
         int rc = (h = malloc((b.ids.n ? b.ids.n : 1) * sizeof *h)) ? QV_OK : QV_ENOMEM;
         for (size_t i = 0; h && i < b.ids.n; i++) h[i] = (qv_hit){b.ids.v[i], 0};
-        SRV_WLIT(w, "{\"result\":");
-        if (rc == QV_OK) rc = srv_wpoints(w, r->coll->coll, r->coll->dim, h, b.ids.n, &st);
+        API_WLIT(w, "{\"result\":");
+        if (rc == QV_OK) rc = api_wpoints(w, r->coll->coll, r->coll->dim, h, b.ids.n, &st);
         if (rc != QV_OK) srv_fail_qv(r, rc);
         else qd_ok_written(r);
     }
@@ -215,24 +201,24 @@ void qd_h_get_point(srv_req *r)
 {
     qv_hit h = {0, 0};
     qd_uuid u;
-    srv_point_style st = qd_point_style(NULL, 1, 1, 0);
+    api_point_style st = qd_point_style(NULL, 1, 1, 0);
     int rc;
     st.single = 1;
     if (qd_id_parse_str(r->arg, &h.id, &u) != 0) {
         srv_bad(r, "point ids are unsigned integers or UUIDs");
         return;
     }
-    SRV_WLIT(srv_writer(r), "{\"result\":");
-    if ((rc = srv_wpoints(srv_writer(r), r->coll->coll, r->coll->dim, &h, 1, &st)) == QV_ENOTFOUND)
+    API_WLIT(srv_writer(r), "{\"result\":");
+    if ((rc = api_wpoints(srv_writer(r), r->coll->coll, r->coll->dim, &h, 1, &st)) == QV_ENOTFOUND)
         srv_fail(r, 404, "not_found", "Point with id %s does not exists!", r->arg);
     else if (rc != QV_OK) srv_fail_qv(r, rc);
     else qd_ok_written(r);
 }
 
-static const srv_jfield delete_fields[] = {
-    {"points", SRV_J_CALL, .read = read_sel_points},
-    {"filter", SRV_J_CALL, .read = read_sel_filter},
-    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+static const api_jfield delete_fields[] = {
+    {"points", API_J_CALL, .read = read_sel_points},
+    {"filter", API_J_CALL, .read = read_sel_filter},
+    {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
     {NULL},
 };
 
@@ -249,15 +235,15 @@ void qd_h_delete(srv_req *r)
     selection_release(&s);
 }
 
-typedef struct { selection sel; srv_jtext payload; json_t *keys; } payload_body;
+typedef struct { selection sel; api_jtext payload; json_t *keys; } payload_body;
 #define PB(field) offsetof(payload_body, field)
-static const srv_jfield payload_fields[] = {
-    {"points", SRV_J_CALL, PB(sel), .read = read_sel_points},
-    {"filter", SRV_J_CALL, PB(sel), .read = read_sel_filter},
-    {"payload", SRV_J_OBJTEXT, .off = PB(payload)},
-    {"keys", SRV_J_CALL, PB(keys), .read = qd_jread_keys},
-    {"key", SRV_J_REFUSE, .arg = "setting a payload under a nested key ('key') is"},
-    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
+static const api_jfield payload_fields[] = {
+    {"points", API_J_CALL, PB(sel), .read = read_sel_points},
+    {"filter", API_J_CALL, PB(sel), .read = read_sel_filter},
+    {"payload", API_J_OBJTEXT, .off = PB(payload)},
+    {"keys", API_J_CALL, PB(keys), .read = qd_jread_keys},
+    {"key", API_J_REFUSE, .arg = "setting a payload under a nested key ('key') is"},
+    {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
     {NULL},
 };
 
@@ -271,13 +257,13 @@ void qd_h_payload(srv_req *r)
     const char **keys = NULL;
     char *merge = NULL;
     size_t nkeys = 0;
-    srv_jtext t;
+    api_jtext t;
     if (srv_read_body(r, names[mode], payload_fields, &b) != 0) goto cleanup;
     if (mode < 2 && !b.payload.p) {
         srv_bad(r, "%s: 'payload' must be an object", names[mode]);
         goto cleanup;
     }
-    if (mode < 2 && srv_jfind(b.payload.p, b.payload.len, QD_UUID_KEY, &t) == 0) {
+    if (mode < 2 && api_jfind(b.payload.p, b.payload.len, QD_UUID_KEY, &t) == 0) {
         srv_bad(r, "%s: payload key '%s' is reserved for UUID point ids", names[mode], QD_UUID_KEY);
         goto cleanup;
     }
@@ -324,175 +310,13 @@ cleanup:
 
 /* ---- search and query ---------------------------------------------------------- */
 
-/* What a Qdrant search asks beyond the library search it runs. */
-typedef struct {
-    srv_search s;                  /* k, ef, exact, vector, filter */
-    uint64_t limit, offset, candidates, id;
-    qd_uuid u;
-    int query, has_vec, by_id, with_vec, mmr;
-    int ignore_quant;              /* params.quantization.ignore */
-    double threshold, diversity;   /* threshold NAN: none; mmr: 0 relevance only, 1 diversity only */
-    json_t *wp;
-    srv_jtext group_by;            /* search/groups, query/groups */
-    uint64_t group_size;
-} qsearch;
-#define Q(field) offsetof(qsearch, field)
-
-static int read_query(srv_jread *rd, void *qs);
-
-/* "using", or a named vector's "name": only the unnamed vector "" */
-static int read_using(srv_jread *rd, void *qs)
-{
-    char name[2];
-    size_t len;
-    int rc = srv_jread_string(rd, name, sizeof name, &len);
-    (void)qs;
-    if (rc == 0 && len) return srv_jbad(rd, 0, "invalid_argument", "'%s': named vectors are not supported by quiverd", rd->path);
-    return rc;
-}
-
-static const srv_jfield named_vector_fields[] = {
-    {"name", SRV_J_CALL, .read = read_using},
-    {"vector", SRV_J_VECTOR, Q(s.vec), .required = 1},
-    {NULL},
-};
-
-/* search: "vector": [...] or {"name": "", "vector": [...]} */
-static int read_vector(srv_jread *rd, void *qs)
-{
-    qsearch *q = qs;
-    srv_jtext ignored;
-    if (q->query) return srv_jread_text(rd, &ignored);
-    q->has_vec = 1;
-    return srv_jpeek(rd, "{") ? srv_jread_object(rd, named_vector_fields, q) : srv_jread_vector(rd, q->s.vec);
-}
-
-static int read_nearest(srv_jread *rd, void *qs)
-{
-    if (srv_jpeek(rd, "{")) return srv_jbad(rd, 1, "invalid_argument", "sparse vectors are not supported by quiverd");
-    return read_query(rd, qs);
-}
-
-static int read_mmr(srv_jread *rd, void *qs)
-{
-    static const srv_jfield mmr_fields[] = {
-        {"diversity", SRV_J_NUM, .off = Q(diversity)},
-        {"candidates_limit", SRV_J_U64, .off = Q(candidates), .lo = 0, .hi = QV_MAX_K},
-        {NULL},
-    };
-    qsearch *q = qs;
-    int strict = rd->strict;
-    rd->strict = 0;                                /* the query kinds are strict, not mmr */
-    int rc = srv_jread_object(rd, mmr_fields, q);
-    rd->strict = strict;
-    q->mmr = 1;
-    if (rc == 0 && !(q->diversity >= 0 && q->diversity <= 1)) return srv_jbad(rd, 0, "invalid_argument", "mmr: diversity must be 0..1");
-    return rc;
-}
-
-static const srv_jfield query_kinds[] = {
-    {"nearest", SRV_J_CALL, .read = read_nearest, .required = 1},
-    {"mmr", SRV_J_CALL, .read = read_mmr},
-    {"recommend", SRV_J_REFUSE, .arg = "recommend queries are"},
-    {"discover", SRV_J_REFUSE, .arg = "discover queries are"},
-    {"context", SRV_J_REFUSE, .arg = "context queries are"},
-    {"order_by", SRV_J_REFUSE, .arg = "order_by queries are"},
-    {"fusion", SRV_J_REFUSE, .arg = "fusion queries are"},
-    {"rrf", SRV_J_REFUSE, .arg = "fusion queries are"},
-    {"sample", SRV_J_REFUSE, .arg = "sample queries are"},
-    {"formula", SRV_J_REFUSE, .arg = "formula queries are"},
-    {NULL},
-};
-
-/* query: a vector, a point id (search by its vector), or {"nearest": ..., "mmr": ...} */
-static int read_query(srv_jread *rd, void *qs)
-{
-    qsearch *q = qs;
-    srv_jtext ignored;
-    if (!q->query) return srv_jread_text(rd, &ignored);
-    if (srv_jpeek(rd, "{")) {
-        int strict = rd->strict, rc;
-        rd->strict = 1;                            /* a kind of query not listed is refused */
-        rc = srv_jread_object(rd, query_kinds, q);
-        rd->strict = strict;
-        return rc;
-    }
-    q->has_vec = 1;
-    if (srv_jpeek(rd, "[")) return srv_jread_vector(rd, q->s.vec);
-    q->by_id = 1;
-    return qd_jread_id(rd, &q->id, &q->u);
-}
-
-/* params.quantization of a search on a quantized collection (ignored by float ones):
- * ignore re-scores every candidate of the beam with the float vectors, rescore false
- * returns the codes' estimates, oversampling re-scores the best ceil(limit * oversampling). */
-static const srv_jfield quantization_fields[] = {
-    {"ignore", SRV_J_BOOL, .off = Q(ignore_quant)},
-    {"rescore", SRV_J_BOOL, Q(s.rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
-    {"oversampling", SRV_J_NUM, Q(s.oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
-    {NULL},
-};
-static const srv_jfield params_fields[] = {
-    {"hnsw_ef", SRV_J_U32, .off = Q(s.ef), .lo = 0, .hi = SRV_MAX_EF},
-    {"exact", SRV_J_BOOL, .off = Q(s.exact)},
-    {"quantization", SRV_J_OBJECT, .arg = quantization_fields},
-    {NULL},
-};
-static const srv_jfield search_fields[] = {
-    {"vector", SRV_J_CALL, .read = read_vector},
-    {"query", SRV_J_CALL, .read = read_query},
-    {"limit", SRV_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
-    {"top", SRV_J_U64, .off = Q(limit), .lo = 1, .hi = QV_MAX_K},
-    {"offset", SRV_J_U64, .off = Q(offset), .lo = 0, .hi = QV_MAX_K},
-    {"with_payload", SRV_J_CALL, Q(wp), .read = qd_jread_selector},
-    {"with_vector", SRV_J_CALL, Q(with_vec), .read = read_with_vector},
-    {"score_threshold", SRV_J_NUM, .off = Q(threshold)},
-    {"params", SRV_J_OBJECT, .arg = params_fields},
-    {"filter", SRV_J_CALL, Q(s.filter), .read = qd_jread_filter},
-    {"using", SRV_J_CALL, .read = read_using},
-    {"shard_key", SRV_J_REFUSE, .arg = "shard keys are"},
-    {"lookup_from", SRV_J_REFUSE, .arg = "lookup_from is"},
-    {"prefetch", SRV_J_REFUSE, .arg = "prefetch (hybrid queries) is"},
-    {"group_by", SRV_J_TEXT, .off = Q(group_by)},
-    {"group_size", SRV_J_U64, .off = Q(group_size), .lo = 1, .hi = QV_MAX_K},
-    {"with_lookup", SRV_J_REFUSE, .arg = "with_lookup is"},
-    {NULL},
-};
-
-/* The searches of a request; their vectors in one growing array. */
-typedef struct { qsearch *q; float *vecs; size_t n, cap; uint32_t dim; int query; } qsearch_list;
-
-static qsearch *search_at(qsearch_list *l, size_t i)
-{
-    qsearch *q = srv_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
-    if (q) *q = (qsearch){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = DEFAULT_LIMIT,
-                          .threshold = NAN, .diversity = 0.5, .candidates = 100, .group_size = 3};
-    return q;
-}
-
-static int read_search(srv_jread *rd, size_t i, void *list)
-{
-    qsearch *q = search_at(list, i);
-    return q ? srv_jread_object(rd, search_fields, q) : srv_jbad(rd, 1, "out_of_memory", "out of memory");
-}
-
-static int read_searches(srv_jread *rd, void *list)
-{
-    int rc = srv_jread_array(rd, read_search, list);
-    if (rc == 0 && ((qsearch_list *)list)->n > SRV_MAX_BATCH)
-        return srv_jbad(rd, 0, "invalid_argument", "'searches' must be a list of at most %u requests", SRV_MAX_BATCH);
-    return rc;
-}
-
-static const srv_jfield searches_fields[] = {{"searches", SRV_J_CALL, .read = read_searches, .required = 1}, {NULL}};
-
 static int not_query_point(uint64_t id, void *q)
 {
-    return id != ((const qsearch *)q)->id;
+    return id != ((const qd_search *)q)->id;
 }
 
 /* What the fields alone do not check, and the library search completed; -1 after replying. */
-static int prepare(srv_req *r, qsearch *q)
+static int prepare(srv_req *r, qd_search *q)
 {
     if (q->offset + q->limit > QV_MAX_K) {
         srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
@@ -515,7 +339,7 @@ static int prepare(srv_req *r, qsearch *q)
 
 /* The points of one search q: its hits, or with no vector the first passing points in
  * id order; -1 after replying. */
-static int put_result(srv_req *r, qsearch *q, qv_hit *hits, size_t nh)
+static int put_result(srv_req *r, qd_search *q, qv_hit *hits, size_t nh)
 {
     srv_coll *e = r->coll;
     uint64_t *ids = NULL;
@@ -527,16 +351,9 @@ static int put_result(srv_req *r, qsearch *q, qv_hit *hits, size_t nh)
     } else if (q->mmr) {
         rc = qv_mmr(e->coll, q->diversity, q->limit + q->offset, hits, &nh);
     }
-    size_t m = 0;
-    for (size_t i = q->offset; rc == QV_OK && i < nh; i++) {
-        float sc = hits[i].score;
-        if (e->metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
-        if (!isnan(q->threshold) && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold))
-            continue;
-        hits[m++] = (qv_hit){hits[i].id, sc};
-    }
-    srv_point_style st = qd_point_style(q->wp, 0, q->with_vec, q->has_vec);
-    if (rc == QV_OK) rc = srv_wpoints(srv_writer(r), e->coll, e->dim, hits, m, &st);
+    size_t m = rc == QV_OK ? qd_scores(e->metric, q->threshold, hits, q->offset, nh) : 0;
+    api_point_style st = qd_point_style(q->wp, 0, q->with_vec, q->has_vec);
+    if (rc == QV_OK) rc = api_wpoints(srv_writer(r), e->coll, e->dim, hits, m, &st);
     if (!q->has_vec) free(hits);
     free(ids);
     if (rc != QV_OK) srv_fail_qv(r, rc);
@@ -549,16 +366,16 @@ static void run(srv_req *r, int query)
 {
     int batch = r->route->variant;
     srv_coll *e = r->coll;
-    qsearch_list l = {.dim = e->dim, .query = query};
-    srv_search *run = NULL;
-    srv_results res = {0};
-    srv_wbuf *w = srv_writer(r);
+    qd_search_list l = {.dim = e->dim, .query = query};
+    api_search *run = NULL;
+    api_results res = {0};
+    api_wbuf *w = srv_writer(r);
     size_t m = 0;
-    if (!batch && !search_at(&l, 0)) {
+    if (!batch && !qd_search_at(&l, 0)) {
         srv_oom(r);
         goto cleanup;
     }
-    if (srv_read_body(r, "the body", batch ? searches_fields : search_fields, batch ? (void *)&l : (void *)l.q) != 0)
+    if (srv_read_body(r, "the body", batch ? qd_searches_fields : qd_search_fields, batch ? (void *)&l : (void *)l.q) != 0)
         goto cleanup;
     if (!(run = calloc(l.n ? l.n : 1, sizeof *run))) {
         srv_oom(r);
@@ -569,32 +386,27 @@ static void run(srv_req *r, int query)
         if (prepare(r, &l.q[i]) != 0) goto cleanup;
         if (l.q[i].has_vec) run[m++] = l.q[i].s;   /* the ones with a vector go to the index */
     }
-    int rc = srv_run_searches(e->coll, e->dim, run, m, &res);
+    int rc = api_run_searches(e->coll, e->dim, run, m, &res);
     if (rc != QV_OK) {
         srv_fail_qv(r, rc);
         goto cleanup;
     }
-    SRV_WLIT(w, "{\"result\":");
-    if (batch) SRV_WLIT(w, "[");
+    API_WLIT(w, "{\"result\":");
+    if (batch) API_WLIT(w, "[");
     for (size_t i = 0, j = 0; i < l.n; i++) {
-        if (batch && i) SRV_WLIT(w, ",");
-        if (query) SRV_WLIT(w, "{\"points\":");
+        if (batch && i) API_WLIT(w, ",");
+        if (query) API_WLIT(w, "{\"points\":");
         qv_hit *row = l.q[i].has_vec ? res.hits + j * res.kmax : NULL;
         size_t nh = l.q[i].has_vec ? res.nh[j++] : 0;
         if (put_result(r, &l.q[i], row, nh) != 0) goto cleanup;
-        if (query) SRV_WLIT(w, "}");
+        if (query) API_WLIT(w, "}");
     }
-    if (batch) SRV_WLIT(w, "]");
+    if (batch) API_WLIT(w, "]");
     qd_ok_written(r);
 cleanup:
-    for (size_t i = 0; i < l.n; i++) {
-        srv_search_release(&l.q[i].s);
-        json_decref(l.q[i].wp);
-    }
-    srv_results_free(&res);
+    qd_search_list_free(&l);
+    api_results_free(&res);
     free(run);
-    free(l.vecs);
-    free(l.q);
 }
 
 void qd_h_search(srv_req *r)
@@ -608,26 +420,17 @@ void qd_h_query(srv_req *r)
 }
 
 /* One group {"id": value, "hits": points} of qv_search_groups; scores as searches show them. */
-static int put_group(srv_req *r, const qsearch *q, qv_group *g)
+static int put_group(srv_req *r, const qd_search *q, qv_group *g)
 {
     srv_coll *e = r->coll;
-    srv_wbuf *w = srv_writer(r);
-    char num[32];
-    size_t m = 0;
-    SRV_WLIT(w, "{\"id\":");
-    if (g->type == 's') srv_wstring(w, g->s, strlen(g->s));
-    else srv_wput(w, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)g->i));
-    SRV_WLIT(w, ",\"hits\":");
-    for (size_t i = 0; i < g->n; i++) {
-        float sc = g->hits[i].score;
-        if (e->metric == QV_METRIC_L2) sc = sqrtf(sc > 0 ? sc : 0);
-        if (!isnan(q->threshold) && (e->metric == QV_METRIC_L2 ? sc > (float)q->threshold : sc < (float)q->threshold))
-            continue;
-        g->hits[m++] = (qv_hit){g->hits[i].id, sc};
-    }
-    srv_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
-    int rc = srv_wpoints(w, e->coll, e->dim, g->hits, m, &st);
-    SRV_WLIT(w, "}");
+    api_wbuf *w = srv_writer(r);
+    API_WLIT(w, "{\"id\":");
+    api_wscalar(w, g->type, g->i, g->s);
+    API_WLIT(w, ",\"hits\":");
+    size_t m = qd_scores(e->metric, q->threshold, g->hits, 0, g->n);
+    api_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
+    int rc = api_wpoints(w, e->coll, e->dim, g->hits, m, &st);
+    API_WLIT(w, "}");
     return rc;
 }
 
@@ -636,8 +439,8 @@ static int put_group(srv_req *r, const qsearch *q, qv_group *g)
 void qd_h_groups(srv_req *r)
 {
     srv_coll *e = r->coll;
-    qsearch_list l = {.dim = e->dim, .query = r->route->variant};
-    qsearch *q = search_at(&l, 0);
+    qd_search_list l = {.dim = e->dim, .query = r->route->variant};
+    qd_search *q = qd_search_at(&l, 0);
     qv_group *g = NULL;
     size_t ng = 0;
     char key[256];
@@ -646,10 +449,10 @@ void qd_h_groups(srv_req *r)
         srv_oom(r);
         goto cleanup;
     }
-    if (srv_read_body(r, "the body", search_fields, q) != 0) goto cleanup;
+    if (srv_read_body(r, "the body", qd_search_fields, q) != 0) goto cleanup;
     q = l.q;
     q->s.vec = l.vecs;
-    if (!q->group_by.p || srv_jstring(q->group_by, key, sizeof key) != 0) {
+    if (!q->group_by.p || api_jstring(q->group_by, key, sizeof key) != 0) {
         srv_bad(r, "'group_by' must be a payload key (a string of at most %zu bytes)", sizeof key - 1);
         goto cleanup;
     }
@@ -672,57 +475,52 @@ void qd_h_groups(srv_req *r)
         srv_fail_qv(r, rc);
         goto cleanup;
     }
-    srv_wbuf *w = srv_writer(r);
-    SRV_WLIT(w, "{\"result\":{\"groups\":[");
+    api_wbuf *w = srv_writer(r);
+    API_WLIT(w, "{\"result\":{\"groups\":[");
     for (size_t i = 0; i < ng; i++) {
-        if (i) SRV_WLIT(w, ",");
+        if (i) API_WLIT(w, ",");
         if ((rc = put_group(r, q, &g[i])) != QV_OK) {
             srv_fail_qv(r, rc);
             goto cleanup;
         }
     }
-    SRV_WLIT(w, "]}");
+    API_WLIT(w, "]}");
     qd_ok_written(r);
 cleanup:
     qv_groups_free(g, ng);
-    if (l.q) {
-        srv_search_release(&l.q[0].s);
-        json_decref(l.q[0].wp);
-    }
-    free(l.vecs);
-    free(l.q);
+    qd_search_list_free(&l);
 }
 
 /* ---- scroll and count ---------------------------------------------------------- */
 
-typedef struct { srv_filter f; uint64_t offset, limit; qd_uuid u; json_t *wp; int with_vector; } scroll_body;
+typedef struct { api_filter f; uint64_t offset, limit; qd_uuid u; json_t *wp; int with_vector; } scroll_body;
 #define SB(field) offsetof(scroll_body, field)
 
-static int read_offset(srv_jread *rd, void *body)
+static int read_offset(api_jread *rd, void *body)
 {
     scroll_body *b = body;
     return qd_jread_id(rd, &b->offset, &b->u);
 }
 
-static const srv_jfield scroll_fields[] = {
-    {"filter", SRV_J_CALL, SB(f), .read = qd_jread_filter},
-    {"offset", SRV_J_CALL, .read = read_offset},
-    {"limit", SRV_J_U64, .off = SB(limit), .lo = 1, .hi = 100000},
-    {"with_payload", SRV_J_CALL, SB(wp), .read = qd_jread_selector},
-    {"with_vector", SRV_J_CALL, SB(with_vector), .read = read_with_vector},
-    {"order_by", SRV_J_REFUSE, .arg = "order_by is"},
+static const api_jfield scroll_fields[] = {
+    {"filter", API_J_CALL, SB(f), .read = qd_jread_filter},
+    {"offset", API_J_CALL, .read = read_offset},
+    {"limit", API_J_U64, .off = SB(limit), .lo = 1, .hi = 100000},
+    {"with_payload", API_J_CALL, SB(wp), .read = qd_jread_selector},
+    {"with_vector", API_J_CALL, SB(with_vector), .read = qd_jread_with_vector},
+    {"order_by", API_J_REFUSE, .arg = "order_by is"},
     {NULL},
 };
 
 void qd_h_scroll(srv_req *r)
 {
     srv_coll *e = r->coll;
-    scroll_body b = {.limit = DEFAULT_LIMIT};
+    scroll_body b = {.limit = API_DEFAULT_K};
     uint64_t *ids = NULL;
     qv_hit *h = NULL;
     char *text = NULL, uuid[40];
     size_t n = 0;
-    srv_wbuf *w = srv_writer(r);
+    api_wbuf *w = srv_writer(r);
     if (srv_read_body(r, "the body", scroll_fields, &b) != 0) goto cleanup;
     if (!(ids = malloc((size_t)(b.limit + 1) * sizeof *ids)) || !(h = malloc((size_t)(b.limit + 1) * sizeof *h))) {
         srv_oom(r);
@@ -730,31 +528,31 @@ void qd_h_scroll(srv_req *r)
     }
     int rc = qv_scroll(e->coll, b.f.f, NULL, NULL, b.offset, (size_t)b.limit + 1, ids, &n, NULL);
     for (size_t i = 0; i < n; i++) h[i] = (qv_hit){ids[i], 0};
-    srv_point_style st = qd_point_style(b.wp, 1, b.with_vector, 0);
-    SRV_WLIT(w, "{\"result\":{\"points\":");
-    if (rc == QV_OK) rc = srv_wpoints(w, e->coll, e->dim, h, n < b.limit ? n : (size_t)b.limit, &st);
-    SRV_WLIT(w, ",\"next_page_offset\":");
+    api_point_style st = qd_point_style(b.wp, 1, b.with_vector, 0);
+    API_WLIT(w, "{\"result\":{\"points\":");
+    if (rc == QV_OK) rc = api_wpoints(w, e->coll, e->dim, h, n < b.limit ? n : (size_t)b.limit, &st);
+    API_WLIT(w, ",\"next_page_offset\":");
     /* the next page starts at this id: a UUID's text, or (gone meanwhile) the raw id */
     if (rc == QV_OK && n > b.limit && (rc = qv_get(e->coll, ids[b.limit], NULL, &text)) == QV_ENOTFOUND) rc = QV_OK;
-    if (n <= b.limit) SRV_WLIT(w, "null");
-    else if ((ids[b.limit] & QD_UUID_BIT) && srv_stored_string(text, QD_UUID_KEY, uuid, sizeof uuid) == 0)
-        srv_wstring(w, uuid, strlen(uuid));
-    else srv_wu64(w, ids[b.limit]);
-    SRV_WLIT(w, "}");
+    if (n <= b.limit) API_WLIT(w, "null");
+    else if ((ids[b.limit] & QD_UUID_BIT) && api_stored_string(text, QD_UUID_KEY, uuid, sizeof uuid) == 0)
+        api_wstring(w, uuid, strlen(uuid));
+    else api_wu64(w, ids[b.limit]);
+    API_WLIT(w, "}");
     if (rc != QV_OK) srv_fail_qv(r, rc);
     else qd_ok_written(r);
 cleanup:
     qv_free(text);
     free(h);
     free(ids);
-    srv_filter_release(&b.f);
+    api_filter_release(&b.f);
     json_decref(b.wp);
 }
 
 void qd_h_count(srv_req *r)
 {
-    static const srv_jfield count_fields[] = {{"filter", SRV_J_CALL, .read = qd_jread_filter}, {NULL}};
-    srv_filter f = {0};
+    static const api_jfield count_fields[] = {{"filter", API_J_CALL, .read = qd_jread_filter}, {NULL}};
+    api_filter f = {0};
     uint64_t total = 0;
     size_t n = 0;
     if (srv_read_body(r, "the body", count_fields, &f) == 0) {
@@ -762,5 +560,5 @@ void qd_h_count(srv_req *r)
         if (rc != QV_OK) srv_fail_qv(r, rc);
         else qd_ok(r, json_pack("{s:I}", "count", (json_int_t)total));
     }
-    srv_filter_release(&f);
+    api_filter_release(&f);
 }

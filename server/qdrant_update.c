@@ -21,53 +21,12 @@
 
 /* ---- updateVectors ------------------------------------------------------------------ */
 
-typedef struct { uint64_t id; qd_uuid u; float *vec; } vec_point;
-typedef struct {
-    vec_point *pt;
-    float *vecs;
-    size_t n, cap;
-    uint32_t dim;
-} vectors_body;
-
-static int read_point_id(srv_jread *rd, void *pt)
-{
-    vec_point *p = pt;
-    return qd_jread_id(rd, &p->id, &p->u);
-}
-
-static const srv_jfield point_fields[] = {
-    {"id", SRV_J_CALL, .read = read_point_id, .required = 1},
-    {"vector", SRV_J_VECTOR, offsetof(vec_point, vec), .required = 1},
-    {NULL},
-};
-
-static int read_point(srv_jread *rd, size_t i, void *body)
-{
-    vectors_body *b = body;
-    vec_point *p = srv_grow(&b->pt, sizeof *b->pt, &b->n, &b->cap, i, &b->vecs, b->dim);
-    if (!p) return srv_jbad(rd, 1, "out_of_memory", "out of memory");
-    p->vec = b->vecs + i * b->dim;
-    return srv_jread_object(rd, point_fields, p);
-}
-
-static int read_points(srv_jread *rd, void *body)
-{
-    return srv_jread_array(rd, read_point, body);
-}
-
-static const srv_jfield vectors_fields[] = {
-    {"points", SRV_J_CALL, .read = read_points, .required = 1},
-    {"shard_key", SRV_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
-    {"update_filter", SRV_J_REFUSE, .arg = "update_filter is"},
-    {NULL},
-};
-
 void qd_h_update_vectors(srv_req *r)
 {
-    vectors_body b = {.dim = r->coll->dim};
+    qd_upsert_body b = {.dim = r->coll->dim};
     uint64_t *ids = NULL;
     int rc;
-    if (srv_read_body(r, "the vectors update", vectors_fields, &b) != 0) goto cleanup;
+    if (srv_read_body(r, "the vectors update", qd_vectors_fields, &b) != 0) goto cleanup;
     if (!b.n) {
         qd_ok(r, qd_update_result(r->coll->coll));
         goto cleanup;
@@ -77,7 +36,7 @@ void qd_h_update_vectors(srv_req *r)
         goto cleanup;
     }
     for (size_t i = 0; i < b.n; i++) ids[i] = b.pt[i].id;
-    /* srv_grow keeps the vectors in one array, point i's at i * dim */
+    /* the body reader keeps the vectors in one array, point i's at i * dim */
     if ((rc = qv_update_vectors(r->coll->coll, b.n, ids, b.vecs)) != QV_OK) {
         srv_fail_qv(r, rc);
         goto cleanup;
@@ -105,41 +64,41 @@ typedef struct {
 } patch_body;
 
 /* Any value under an object this reads: noted as ignored. */
-static int read_ignored(srv_jread *rd, void *dst)
+static int read_ignored(api_jread *rd, void *dst)
 {
     patch_body *b = dst;
-    srv_jtext t;
-    if (srv_jread_text(rd, &t)) return -1;
+    api_jtext t;
+    if (api_jread_text(rd, &t)) return -1;
     if (!b->ignored) b->ignored = json_array();
     if (b->ignored) json_array_append_new(b->ignored, json_string(rd->path));
     return 0;
 }
 
-static int read_optimizers(srv_jread *rd, void *dst)
+static int read_optimizers(api_jread *rd, void *dst)
 {
     return read_ignored(rd, dst);
 }
 
-static const srv_jfield hnsw_fields[] = {
-    {"m", SRV_J_U32, offsetof(patch_body, m), .lo = 2, .hi = 100},
-    {"ef_construct", SRV_J_U32, offsetof(patch_body, ef), .lo = 4, .hi = QV_MAX_EF},
-    {"full_scan_threshold", SRV_J_CALL, .read = read_ignored},
-    {"max_indexing_threads", SRV_J_CALL, .read = read_ignored},
-    {"on_disk", SRV_J_CALL, .read = read_ignored},
-    {"payload_m", SRV_J_CALL, .read = read_ignored},
-    {"inline_storage", SRV_J_CALL, .read = read_ignored},
+static const api_jfield hnsw_fields[] = {
+    {"m", API_J_U32, offsetof(patch_body, m), .lo = 2, .hi = 100},
+    {"ef_construct", API_J_U32, offsetof(patch_body, ef), .lo = 4, .hi = QV_MAX_EF},
+    {"full_scan_threshold", API_J_CALL, .read = read_ignored},
+    {"max_indexing_threads", API_J_CALL, .read = read_ignored},
+    {"on_disk", API_J_CALL, .read = read_ignored},
+    {"payload_m", API_J_CALL, .read = read_ignored},
+    {"inline_storage", API_J_CALL, .read = read_ignored},
     {NULL},
 };
 
-static const srv_jfield patch_fields[] = {
-    {"hnsw_config", SRV_J_OBJECT, .arg = hnsw_fields},
-    {"optimizers_config", SRV_J_CALL, .read = read_optimizers},
-    {"params", SRV_J_CALL, .read = read_ignored},
-    {"vectors", SRV_J_CALL, .read = read_ignored},
-    {"quantization_config", SRV_J_CALL, .read = read_ignored},
-    {"sparse_vectors", SRV_J_CALL, .read = read_ignored},
-    {"strict_mode_config", SRV_J_CALL, .read = read_ignored},
-    {"metadata", SRV_J_CALL, .read = read_ignored},
+static const api_jfield patch_fields[] = {
+    {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
+    {"optimizers_config", API_J_CALL, .read = read_optimizers},
+    {"params", API_J_CALL, .read = read_ignored},
+    {"vectors", API_J_CALL, .read = read_ignored},
+    {"quantization_config", API_J_CALL, .read = read_ignored},
+    {"sparse_vectors", API_J_CALL, .read = read_ignored},
+    {"strict_mode_config", API_J_CALL, .read = read_ignored},
+    {"metadata", API_J_CALL, .read = read_ignored},
     {NULL},
 };
 
@@ -165,7 +124,7 @@ void qd_h_update_collection(srv_req *r)
         srv_log(SRV_LOG_INFO, "collection '%s': update ignored %zu settings quiverd has no use for", r->name,
                 json_array_size(b.ignored));
     json_t *out = json_pack("{s:b,s:s,s:f,s:o}", "result", 1, "status", "ok", "time",
-                            (double)(srv_now_us() - r->t0_us) / 1e6, "ignored",
+                            (double)(api_now_us() - r->t0_us) / 1e6, "ignored",
                             b.ignored ? json_incref(b.ignored) : json_array());
     srv_reply_json(r, 200, out);
 cleanup:

@@ -199,6 +199,8 @@ typedef struct {
 
 extern const srv_api srv_native_api;       /* native.c */
 extern const srv_api srv_qdrant_api;       /* qdrant.c */
+/** Whether r came in on the Qdrant-compatible listener (its replies take Qdrant's envelope). */
+int srv_is_qdrant(const srv_req *r);        /* qdrant.c */
 
 struct srv_req {
     srv_ctx *ctx;
@@ -214,7 +216,7 @@ struct srv_req {
     const char *name, *arg;         /* path arguments {name} and {arg} */
     srv_coll *coll;                 /* the collection of SRV_R_COLL(_OPT) routes */
     srv_coll opened;
-    srv_wbuf w;                     /* the reply being written (srv_writer) into out */
+    api_wbuf w;                     /* the reply being written (srv_writer) into out */
     struct evbuffer *out;
     const char *alias;              /* {name} as given, when it was an alias (aliases.c) */
     char resolved[72];              /* the collection it named: r->name then points here */
@@ -247,16 +249,16 @@ void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
 /** Reply for a failed qv_* call: one place that maps QV_E* to an HTTP status. */
 void srv_fail_qv(srv_req *r, int rc);
 /** Reply for a refused body: 400, or 503 when out of memory. */
-void srv_fail_jerr(srv_req *r, const srv_jerr *e);
+void srv_fail_jerr(srv_req *r, const api_jerr *e);
 #define srv_bad(r, ...) srv_fail(r, 400, "invalid_argument", __VA_ARGS__)
 #define srv_oom(r) srv_fail(r, 503, "out_of_memory", "out of memory")
-/** Read the body as one object of fields into dst (srv_jread; strict on the native API,
+/** Read the body as one object of fields into dst (api_jread; strict on the native API,
  *  lenient on Qdrant's); name names it in messages. -1 after replying 400 (503 when out
  *  of memory). */
-int  srv_read_body(srv_req *r, const char *name, const srv_jfield *fields, void *dst);
+int  srv_read_body(srv_req *r, const char *name, const api_jfield *fields, void *dst);
 /** The request's reply writer (its buffer made on first use, freed after the handler),
  *  and the 200 reply of what was written (503 when writing ran out of memory). */
-srv_wbuf *srv_writer(srv_req *r);
+api_wbuf *srv_writer(srv_req *r);
 void srv_reply_written(srv_req *r);
 /** 1 when the request's credential may read collection name (listings show only those). */
 int  srv_may_see(const srv_req *r, const char *name);
@@ -284,7 +286,7 @@ void srv_h_snapshot_recover(srv_req *r);     /* {"location", "checksum"} */
 void srv_h_snapshot_upload(srv_req *r);      /* multipart/form-data or the raw file */
 
 /** Upsert p into r's collection (one transaction); -1 after replying with the error. */
-int  srv_upsert(srv_req *r, const srv_points *p);
+int  srv_upsert(srv_req *r, const api_points *p);
 
 /* ---- the dashboard (dashboard.c) --------------------------------------------------- */
 /** One file of server/dashboard/, built into the binary by server/dashboard/embed.sh

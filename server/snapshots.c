@@ -111,11 +111,6 @@ static json_t *describe(const qv_backup_file *f)
                      "checksum", f->sha256[0] ? json_string(f->sha256) : json_null());
 }
 
-static int is_qdrant(const srv_req *r)
-{
-    return r->api == &srv_qdrant_api;
-}
-
 /* A snapshot's outcome in the API's shape: native gets the fields plus extra (stolen). */
 static void reply_description(srv_req *r, json_t *desc, json_t *extra, int status)
 {
@@ -124,7 +119,7 @@ static void reply_description(srv_req *r, json_t *desc, json_t *extra, int statu
         srv_oom(r);
         return;
     }
-    if (is_qdrant(r)) {
+    if (srv_is_qdrant(r)) {
         json_decref(extra);
         qd_ok(r, desc);
         return;
@@ -140,7 +135,7 @@ static void reply_description(srv_req *r, json_t *desc, json_t *extra, int statu
 
 static void reply_true(srv_req *r, json_t *native)
 {
-    if (is_qdrant(r)) {
+    if (srv_is_qdrant(r)) {
         json_decref(native);
         qd_ok(r, json_true());
     } else if (!native) {
@@ -157,15 +152,15 @@ void srv_h_snapshot_create(srv_req *r)
 {
     qv_backup_file f;
     qv_backup_info info;
-    uint64_t t0 = srv_now_us();
+    uint64_t t0 = api_now_us();
     int rc = qv_backup_dir_create(r->ctx->db, r->ctx->snapshots_dir, r->name, &f, &info);
     if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
     srv_log(SRV_LOG_INFO, "snapshot %s%s%s: %llu bytes, %u collection(s), %llu points, %.2f s", r->name ? r->name : "",
             r->name ? "/" : "", f.name, (unsigned long long)info.bytes, info.collections,
-            (unsigned long long)info.points, (double)(srv_now_us() - t0) / 1e6);
+            (unsigned long long)info.points, (double)(api_now_us() - t0) / 1e6);
     reply_description(r, describe(&f), json_pack("{s:I,s:I,s:I}", "collections", (json_int_t)info.collections,
                                                  "points", (json_int_t)info.points, "took_us",
-                                                 (json_int_t)(srv_now_us() - t0)),
+                                                 (json_int_t)(api_now_us() - t0)),
                       201);
 }
 
@@ -181,7 +176,7 @@ void srv_h_snapshot_list(srv_req *r)
         if (json_array_append_new(list, describe(&files[i])) != 0) json_decref(list), list = NULL;
     qv_free(files);
     if (!list) srv_oom(r);
-    else if (is_qdrant(r)) qd_ok(r, list);
+    else if (srv_is_qdrant(r)) qd_ok(r, list);
     else srv_reply_json(r, 200, json_pack("{s:o}", "snapshots", list));
 }
 
@@ -246,10 +241,10 @@ static void restore_and_reply(srv_req *r, const char *path, const char *shown, c
     if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
     srv_log(SRV_LOG_INFO, "restored %u collection(s), %llu points%s%s from a snapshot (%s) in %.2f s",
             info.collections, (unsigned long long)info.points, r->name ? " into " : "", r->name ? r->name : "",
-            info.sha256, (double)(srv_now_us() - t0) / 1e6);
+            info.sha256, (double)(api_now_us() - t0) / 1e6);
     reply_true(r, json_pack("{s:I,s:I,s:I,s:s,s:I}", "collections", (json_int_t)info.collections, "points",
                             (json_int_t)info.points, "index_loaded", (json_int_t)info.index_loaded, "sha256",
-                            info.sha256, "took_us", (json_int_t)(srv_now_us() - t0)));
+                            info.sha256, "took_us", (json_int_t)(api_now_us() - t0)));
 }
 
 /* A temporary file in the snapshots directory; fd and its path. */
@@ -494,13 +489,13 @@ done:
 
 /* PUT /collections/{name}/snapshots/recover, PUT /snapshots/recover (native):
  * {"location": url, "checksum": sha256|null, "priority": ..., "api_key": ...} */
-typedef struct { srv_jtext location, checksum, api_key; int priority; } recover_body;
+typedef struct { api_jtext location, checksum, api_key; int priority; } recover_body;
 static const char *const priorities[] = {"no_sync", "snapshot", "replica", NULL};
-static const srv_jfield recover_fields[] = {
-    {"location", SRV_J_TEXT, offsetof(recover_body, location), .required = 1},
-    {"checksum", SRV_J_TEXT, .off = offsetof(recover_body, checksum)},
-    {"priority", SRV_J_NAME, offsetof(recover_body, priority), .arg = priorities},
-    {"api_key", SRV_J_TEXT, .off = offsetof(recover_body, api_key)},
+static const api_jfield recover_fields[] = {
+    {"location", API_J_TEXT, offsetof(recover_body, location), .required = 1},
+    {"checksum", API_J_TEXT, .off = offsetof(recover_body, checksum)},
+    {"priority", API_J_NAME, offsetof(recover_body, priority), .arg = priorities},
+    {"api_key", API_J_TEXT, .off = offsetof(recover_body, api_key)},
     {NULL}};
 
 /* Whether real (a resolved path) is a snapshot file this caller may restore from: inside
@@ -520,16 +515,16 @@ static int may_restore_from(srv_req *r, const char *real)
 void srv_h_snapshot_recover(srv_req *r)
 {
     char path[PATH_MAX], real[PATH_MAX], err[512], url[2048], sumbuf[256], keybuf[512];
-    uint64_t t0 = srv_now_us();
+    uint64_t t0 = api_now_us();
     int fd = -1;
     recover_body b = {0};
     if (srv_read_body(r, "the body", recover_fields, &b) != 0) return;
     const char *sum = b.checksum.p ? sumbuf : NULL, *key = b.api_key.p ? keybuf : NULL;
-    if (srv_jstring(b.location, url, sizeof url) != 0)
+    if (api_jstring(b.location, url, sizeof url) != 0)
         srv_bad(r, "'location' must be a string: file:///path or http://host:port/path");
-    else if (sum && srv_jstring(b.checksum, sumbuf, sizeof sumbuf) != 0)
+    else if (sum && api_jstring(b.checksum, sumbuf, sizeof sumbuf) != 0)
         srv_bad(r, "'checksum' must be a string (a SHA-256: 64 hex digits) or null");
-    else if (key && srv_jstring(b.api_key, keybuf, sizeof keybuf) != 0)
+    else if (key && api_jstring(b.api_key, keybuf, sizeof keybuf) != 0)
         srv_bad(r, "'api_key' must be a string or null");
     else if (!strncmp(url, "file://", 7)) {
         /* inside the snapshots directory only, links resolved */
@@ -614,7 +609,7 @@ void srv_h_snapshot_upload(srv_req *r)
 {
     char path[PATH_MAX], *checksum = NULL;
     struct evkeyvalq q;
-    uint64_t t0 = srv_now_us();
+    uint64_t t0 = api_now_us();
     TAILQ_INIT(&q);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;

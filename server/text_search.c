@@ -20,7 +20,7 @@
 #include "server/server.h"
 
 typedef struct {
-    srv_jtext field, query;
+    api_jtext field, query;
     double k1, b;
 } text_part;
 
@@ -30,57 +30,57 @@ typedef struct {
     int fusion, with_payload, has_vector;
     double alpha;
     float *vec;
-    srv_filter filter;
+    api_filter filter;
 } text_body;
 
 #define T(field) offsetof(text_body, field)
-static const srv_jfield text_fields[] = {
-    {"field", SRV_J_TEXT, T(t.field), .required = 1},
-    {"query", SRV_J_TEXT, T(t.query), .required = 1},
-    {"k", SRV_J_U32, .off = T(k), .lo = 1, .hi = QV_MAX_K},
-    {"k1", SRV_J_NUM, T(t.k1), .lo = 0, .hi = 10},
-    {"b", SRV_J_NUM, T(t.b), .lo = 0, .hi = 1},
-    {"filter", SRV_J_CALL, T(filter), .read = srv_jread_filter},
-    {"with_payload", SRV_J_BOOL, .off = T(with_payload)},
+static const api_jfield text_fields[] = {
+    {"field", API_J_TEXT, T(t.field), .required = 1},
+    {"query", API_J_TEXT, T(t.query), .required = 1},
+    {"k", API_J_U32, .off = T(k), .lo = 1, .hi = QV_MAX_K},
+    {"k1", API_J_NUM, T(t.k1), .lo = 0, .hi = 10},
+    {"b", API_J_NUM, T(t.b), .lo = 0, .hi = 1},
+    {"filter", API_J_CALL, T(filter), .read = api_jread_filter},
+    {"with_payload", API_J_BOOL, .off = T(with_payload)},
     {NULL},
 };
 
-static int read_vector(srv_jread *rd, void *dst)
+static int read_vector(api_jread *rd, void *dst)
 {
     text_body *b = (text_body *)((char *)dst - T(vec));
     b->has_vector = 1;
-    return srv_jread_vector(rd, b->vec);
+    return api_jread_vector(rd, b->vec);
 }
 
-static const srv_jfield part_fields[] = {
-    {"field", SRV_J_TEXT, T(t.field), .required = 1},
-    {"query", SRV_J_TEXT, T(t.query), .required = 1},
-    {"k1", SRV_J_NUM, T(t.k1), .lo = 0, .hi = 10},
-    {"b", SRV_J_NUM, T(t.b), .lo = 0, .hi = 1},
+static const api_jfield part_fields[] = {
+    {"field", API_J_TEXT, T(t.field), .required = 1},
+    {"query", API_J_TEXT, T(t.query), .required = 1},
+    {"k1", API_J_NUM, T(t.k1), .lo = 0, .hi = 10},
+    {"b", API_J_NUM, T(t.b), .lo = 0, .hi = 1},
     {NULL},
 };
 static const char *const fusions[] = {"rrf", "weighted", NULL};
-static const srv_jfield hybrid_fields[] = {
-    {"vector", SRV_J_CALL, T(vec), .read = read_vector, .required = 1},
-    {"text", SRV_J_OBJECT, 0, .arg = part_fields, .required = 1},
-    {"k", SRV_J_U32, .off = T(k), .lo = 1, .hi = QV_MAX_K},
-    {"fusion", SRV_J_NAME, T(fusion), .lo = QV_FUSION_RRF, .arg = fusions},
-    {"rrf_k", SRV_J_U32, .off = T(rrf_k), .lo = 1, .hi = 100000},
-    {"alpha", SRV_J_NUM, T(alpha), .lo = 0, .hi = 1},
-    {"ef", SRV_J_U32, .off = T(ef), .lo = 0, .hi = SRV_MAX_EF},
-    {"nprobe", SRV_J_U32, .off = T(nprobe), .lo = 0, .hi = SRV_MAX_NPROBE},
-    {"filter", SRV_J_CALL, T(filter), .read = srv_jread_filter},
-    {"with_payload", SRV_J_BOOL, .off = T(with_payload)},
+static const api_jfield hybrid_fields[] = {
+    {"vector", API_J_CALL, T(vec), .read = read_vector, .required = 1},
+    {"text", API_J_OBJECT, 0, .arg = part_fields, .required = 1},
+    {"k", API_J_U32, .off = T(k), .lo = 1, .hi = QV_MAX_K},
+    {"fusion", API_J_NAME, T(fusion), .lo = QV_FUSION_RRF, .arg = fusions},
+    {"rrf_k", API_J_U32, .off = T(rrf_k), .lo = 1, .hi = 100000},
+    {"alpha", API_J_NUM, T(alpha), .lo = 0, .hi = 1},
+    {"ef", API_J_U32, .off = T(ef), .lo = 0, .hi = API_MAX_EF},
+    {"nprobe", API_J_U32, .off = T(nprobe), .lo = 0, .hi = API_MAX_NPROBE},
+    {"filter", API_J_CALL, T(filter), .read = api_jread_filter},
+    {"with_payload", API_J_BOOL, .off = T(with_payload)},
     {NULL},
 };
 
 /* A JSON string field into a malloc'd C string (NULL: not a string, or out of memory:
  * *oom says which). */
-static char *jstring_dup(srv_jtext t, int *oom)
+static char *jstring_dup(api_jtext t, int *oom)
 {
     char *s = malloc(t.len + 1);
     *oom = !s;
-    if (s && srv_jstring(t, s, t.len + 1) != 0) {
+    if (s && api_jstring(t, s, t.len + 1) != 0) {
         free(s);
         s = NULL;
     }
@@ -89,13 +89,13 @@ static char *jstring_dup(srv_jtext t, int *oom)
 
 static void reply_hits(srv_req *r, const qv_hit *hits, size_t n, int with_payload, uint64_t t0)
 {
-    srv_wbuf *w = srv_writer(r);
-    srv_point_style st = {.scores = 1, .payload = with_payload};
-    SRV_WLIT(w, "{\"hits\":");
-    int rc = srv_wpoints(w, r->coll->coll, r->coll->dim, hits, n, &st);
-    SRV_WLIT(w, ",\"took_us\":");
-    srv_wu64(w, srv_now_us() - t0);
-    SRV_WLIT(w, "}");
+    api_wbuf *w = srv_writer(r);
+    api_point_style st = {.scores = 1, .payload = with_payload};
+    API_WLIT(w, "{\"hits\":");
+    int rc = api_wpoints(w, r->coll->coll, r->coll->dim, hits, n, &st);
+    API_WLIT(w, ",\"took_us\":");
+    api_wu64(w, api_now_us() - t0);
+    API_WLIT(w, "}");
     if (rc == QV_OK) srv_reply_written(r);
     else srv_fail_qv(r, rc);
 }
@@ -104,8 +104,8 @@ static void reply_hits(srv_req *r, const qv_hit *hits, size_t n, int with_payloa
 void srv_h_text_search(srv_req *r)
 {
     int hybrid = r->route->variant, oom = 0, rc;
-    uint64_t t0 = srv_now_us();
-    text_body b = {.k = SRV_DEFAULT_K, .fusion = QV_FUSION_RRF, .alpha = 0.5,
+    uint64_t t0 = api_now_us();
+    text_body b = {.k = API_DEFAULT_K, .fusion = QV_FUSION_RRF, .alpha = 0.5,
                    .t = {.k1 = QV_BM25_K1, .b = QV_BM25_B}};
     char *field = NULL, *query = NULL;
     qv_hit *hits = NULL;
@@ -147,5 +147,5 @@ cleanup:
     free(query);
     free(hits);
     free(b.vec);
-    srv_filter_release(&b.filter);
+    api_filter_release(&b.filter);
 }

@@ -35,7 +35,7 @@ static const char *ref_one(const json_t *o, uint32_t dim, float *vec, ref_vals *
     json_t *val;
     int seen_vector = 0;
     memset(v, 0, sizeof *v);
-    v->k = SRV_DEFAULT_K;
+    v->k = API_DEFAULT_K;
     if (!json_is_object(o)) return "invalid_argument";
     json_object_foreach((json_t *)o, key, val) {
         uint32_t lo = 0, hi = 0, *out = NULL;
@@ -53,8 +53,8 @@ static const char *ref_one(const json_t *o, uint32_t dim, float *vec, ref_vals *
             continue;
         }
         if (!strcmp(key, "k")) lo = 1, hi = QV_MAX_K, out = &v->k;
-        else if (!strcmp(key, "ef")) hi = SRV_MAX_EF, out = &v->ef;
-        else if (!strcmp(key, "nprobe")) hi = SRV_MAX_NPROBE, out = &v->nprobe;
+        else if (!strcmp(key, "ef")) hi = API_MAX_EF, out = &v->ef;
+        else if (!strcmp(key, "nprobe")) hi = API_MAX_NPROBE, out = &v->nprobe;
         if (out) {
             if (json_is_null(val)) continue;
             if (!json_is_integer(val) || json_integer_value(val) < lo || json_integer_value(val) > hi) return "invalid_argument";
@@ -99,7 +99,7 @@ static const char *ref_body(const char *body, size_t len, uint32_t dim, int batc
             if (!json_is_array(val)) { code = "invalid_argument"; break; }
             for (size_t i = 0; i < json_array_size(val) && !code; i++)
                 code = ref_one(json_array_get(val, i), dim, vecs + i * dim, &v[i]);
-            if (!code && (json_array_size(val) == 0 || json_array_size(val) > SRV_MAX_BATCH)) code = "invalid_argument";
+            if (!code && (json_array_size(val) == 0 || json_array_size(val) > API_MAX_BATCH)) code = "invalid_argument";
             if (code) break;
             *n = json_array_size(val);
         }
@@ -112,14 +112,14 @@ static const char *ref_body(const char *body, size_t len, uint32_t dim, int batc
 /* Parse body both ways and check that they agree; returns 1 when the parser took it. */
 static int check_body(const char *body, size_t len, uint32_t dim, int batch, int must_take)
 {
-    size_t cap = batch ? SRV_MAX_BATCH + 1 : 1;
+    size_t cap = batch ? API_MAX_BATCH + 1 : 1;
     float *want = calloc(cap * dim + 1, sizeof *want);
     ref_vals *v = calloc(cap, sizeof *v);
     size_t nwant = 0, n = 0;
     const char *code = ref_body(body, len, dim, batch, want, v, &nwant);
-    srv_search *s = NULL;
-    srv_jerr e;
-    int rc = srv_parse_searches(body, len, dim, batch, &s, &n, &e);
+    api_search *s = NULL;
+    api_jerr e;
+    int rc = api_parse_searches(body, len, dim, batch, &s, &n, &e);
     if (code) {
         ck_assert_msg(rc != 0, "parser took a body the rules refuse (%s): %.300s", code, body);
         ck_assert_msg(strcmp(e.code, code) == 0, "code %s (%s), the rules say %s: %.300s", e.code, e.msg, code, body);
@@ -135,7 +135,7 @@ static int check_body(const char *body, size_t len, uint32_t dim, int batch, int
         }
     }
     ck_assert_msg(!must_take || rc == 0, "a valid body was refused: %.300s", body);
-    srv_searches_free(s, n);
+    api_searches_free(s, n);
     free(want);
     free(v);
     return rc == 0;
@@ -335,10 +335,10 @@ START_TEST(test_parse_refusals)
         {"{\"vector\":[1,2,3],\"k\":\"\\u0000\"}", "invalid_json"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        srv_search *s = NULL;
+        api_search *s = NULL;
         size_t n = 0;
-        srv_jerr e;
-        int rc = srv_parse_searches(cases[i].body, strlen(cases[i].body), 3, 0, &s, &n, &e);
+        api_jerr e;
+        int rc = api_parse_searches(cases[i].body, strlen(cases[i].body), 3, 0, &s, &n, &e);
         if (cases[i].code) {
             ck_assert_msg(rc != 0 && strcmp(e.code, cases[i].code) == 0, "%s: got %s, want %s", cases[i].body,
                           rc ? e.code : "accepted", cases[i].code);
@@ -347,19 +347,19 @@ START_TEST(test_parse_refusals)
             ck_assert_msg(rc == 0, "%s refused: %s", cases[i].body, e.msg);
         }
         check_body(cases[i].body, strlen(cases[i].body), 3, 0, 0);
-        srv_searches_free(s, n);
+        api_searches_free(s, n);
     }
     /* messages name what is wrong */
-    srv_search *s = NULL;
+    api_search *s = NULL;
     size_t n = 0;
-    srv_jerr e;
-    ck_assert_int_ne(srv_parse_searches("{\"vector\":[1,2]}", 16, 3, 0, &s, &n, &e), 0);
+    api_jerr e;
+    ck_assert_int_ne(api_parse_searches("{\"vector\":[1,2]}", 16, 3, 0, &s, &n, &e), 0);
     ck_assert_str_eq(e.msg, "the search: vector has dimension 2, collection has 3");
     const char *b = "{\"searches\":[{\"vector\":[1,2,3]},{\"vector\":[1,2,3],\"filter\":{\"must\":{}}}]}";
-    ck_assert_int_ne(srv_parse_searches(b, strlen(b), 3, 1, &s, &n, &e), 0);
+    ck_assert_int_ne(api_parse_searches(b, strlen(b), 3, 1, &s, &n, &e), 0);
     ck_assert_msg(strncmp(e.msg, "searches[1].", 12) == 0, "%s", e.msg);
     b = "{\"vector\":[1,2,3],\n \"k\":[}";
-    ck_assert_int_ne(srv_parse_searches(b, strlen(b), 3, 0, &s, &n, &e), 0);
+    ck_assert_int_ne(api_parse_searches(b, strlen(b), 3, 0, &s, &n, &e), 0);
     ck_assert_msg(strstr(e.msg, "line 2 column 7"), "%s", e.msg);
 }
 END_TEST
@@ -395,11 +395,11 @@ START_TEST(test_parse_batches)
         "{\"searches\":[{\"vector\":[1,2]}]}", "{\"search\\u0065s\":[{\"vector\":[1]}]}",
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) check_body(bodies[i], strlen(bodies[i]), 1, 1, 0);
-    /* the limit: SRV_MAX_BATCH searches are taken, one more is refused */
-    size_t cap = (SRV_MAX_BATCH + 1) * 32 + 32;
+    /* the limit: API_MAX_BATCH searches are taken, one more is refused */
+    size_t cap = (API_MAX_BATCH + 1) * 32 + 32;
     char *big = malloc(cap), *p = big;
     p += sprintf(p, "{\"searches\":[");
-    for (unsigned i = 0; i < SRV_MAX_BATCH; i++) p += sprintf(p, "%s{\"vector\":[%u]}", i ? "," : "", i);
+    for (unsigned i = 0; i < API_MAX_BATCH; i++) p += sprintf(p, "%s{\"vector\":[%u]}", i ? "," : "", i);
     strcpy(p, "]}");
     ck_assert_int_eq(check_body(big, strlen(big), 1, 1, 1), 1);
     strcpy(p, ",{\"vector\":[1]}]}");
@@ -416,21 +416,21 @@ static int to_evbuffer(void *b, const char *p, size_t len)
     return evbuffer_add(b, p, len);
 }
 
-static int put_points(struct evbuffer *b, const qv_hit *hits, size_t n, const srv_point_style *st,
+static int put_points(struct evbuffer *b, const qv_hit *hits, size_t n, const api_point_style *st,
                       const qv_search_stats *took)
 {
-    srv_wbuf w = {.sink = to_evbuffer, .sink_arg = b};
-    int rc = srv_wpoints(&w, NULL, 0, hits, n, st);
-    if (took) srv_wtook(&w, took);
-    srv_wflush(&w);
+    api_wbuf w = {.sink = to_evbuffer, .sink_arg = b};
+    int rc = api_wpoints(&w, NULL, 0, hits, n, st);
+    if (took) api_wtook(&w, took);
+    api_wflush(&w);
     return rc ? rc : w.err ? QV_ENOMEM : QV_OK;
 }
 
 static int put_stored(struct evbuffer *b, const char *text, int (*keep)(const char *key, void *arg))
 {
-    srv_wbuf w = {.sink = to_evbuffer, .sink_arg = b};
-    int rc = srv_wstored(&w, text, keep, NULL);
-    srv_wflush(&w);
+    api_wbuf w = {.sink = to_evbuffer, .sink_arg = b};
+    int rc = api_wstored(&w, text, keep, NULL);
+    api_wflush(&w);
     return rc || w.err ? -1 : 0;
 }
 
@@ -447,7 +447,7 @@ static char *drain(struct evbuffer *b)
 static void check_hits(const qv_hit *hits, size_t n, const qv_search_stats *st)
 {
     struct evbuffer *b = evbuffer_new();
-    srv_point_style style = {.scores = 1};
+    api_point_style style = {.scores = 1};
     QV_CK(put_points(b, hits, n, &style, st));
     char *got = drain(b);
     json_t *arr = json_array();
@@ -522,7 +522,7 @@ START_TEST(test_hits_match_jansson)
     /* a score that is not a number is null, never an error */
     struct evbuffer *b = evbuffer_new();
     qv_hit h = {1, NAN};
-    srv_point_style style = {.scores = 1};
+    api_point_style style = {.scores = 1};
     QV_CK(put_points(b, &h, 1, &style, NULL));
     char *got = drain(b);
     ck_assert_str_eq(got, "[{\"id\":1,\"score\":null}]");
@@ -640,7 +640,7 @@ START_TEST(test_stored_payloads)
     };
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
         char buf[40];
-        ck_assert_int_gt(srv_fmt_double(buf, sizeof buf, forms[i].v), 0);
+        ck_assert_int_gt(api_fmt_double(buf, sizeof buf, forms[i].v), 0);
         ck_assert_str_eq(buf, forms[i].text);
     }
     /* a stored text that is not JSON goes out as nothing (the caller writes null) */
@@ -648,7 +648,7 @@ START_TEST(test_stored_payloads)
     ck_assert_int_eq(put_stored(b, "{\"a\":1", NULL), -1);
     ck_assert_uint_eq(evbuffer_get_length(b), 0);
     char uuid[64];
-    ck_assert_int_eq(srv_stored_string("{\"a\":[1,{\"k\":\"no\"}],\"k\":\"y\\u00e9s\"}", "k", uuid, sizeof uuid), 0);
+    ck_assert_int_eq(api_stored_string("{\"a\":[1,{\"k\":\"no\"}],\"k\":\"y\\u00e9s\"}", "k", uuid, sizeof uuid), 0);
     ck_assert_str_eq(uuid, "y\xc3\xa9s");
     evbuffer_free(b);
 }
