@@ -311,12 +311,15 @@ typedef struct {
     json_t *wp;
     api_jtext group_by;            /* search/groups, query/groups */
     uint64_t group_size;
+    int fusion;                    /* query {"fusion":"rrf"}: fuse the prefetches' hits */
+    int in_prefetch;               /* one of a query's prefetches (they do not nest) */
+    struct qd_search_list *pre;    /* the query's prefetches (owned), NULL: none */
 } qd_search;
 
 /** The searches of a request, their vectors in one growing array; set dim and query
  *  (1: the query dialect), read with qd_search_fields into qd_search_at(l, 0) or with
  *  qd_searches_fields into l, free with qd_search_list_free. */
-typedef struct { qd_search *q; float *vecs; size_t n, cap; uint32_t dim; int query; } qd_search_list;
+typedef struct qd_search_list { qd_search *q; float *vecs; size_t n, cap; uint32_t dim; int query, prefetch; } qd_search_list;
 qd_search *qd_search_at(qd_search_list *l, size_t i);
 void qd_search_list_free(qd_search_list *l);
 extern const api_jfield qd_search_fields[], qd_searches_fields[];

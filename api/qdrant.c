@@ -348,6 +348,7 @@ int qd_jread_with_vector(api_jread *rd, void *out)
 #define Q(field) offsetof(qd_search, field)
 
 static int read_query(api_jread *rd, void *qs);
+static int read_prefetch(api_jread *rd, void *qs);
 
 /* "using", or a named vector's "name": only the unnamed vector "" */
 static int read_using(api_jread *rd, void *qs)
@@ -399,15 +400,34 @@ static int read_mmr(api_jread *rd, void *qs)
     return rc;
 }
 
+/* {"fusion": "rrf"}: Reciprocal Rank Fusion of the prefetches' hits (qv_fuse). DBSF
+ * (distribution-based score fusion) is not implemented: refused rather than approximated. */
+static int read_fusion(api_jread *rd, void *qs)
+{
+    char name[8];
+    size_t len;
+    int rc = api_jread_string(rd, name, sizeof name, &len);
+    if (rc) return rc;
+    if (!strcmp(name, "rrf")) {
+        ((qd_search *)qs)->fusion = 1;
+        return 0;
+    }
+    if (!strcmp(name, "dbsf"))
+        return api_jbad(rd, 0, "invalid_argument", "'%s': fusion 'dbsf' is not supported by quiverd; use 'rrf'", rd->path);
+    return api_jbad(rd, 0, "invalid_argument", "'%s': fusion must be 'rrf'", rd->path);
+}
+
 static const api_jfield query_kinds[] = {
-    {"nearest", API_J_CALL, .read = read_nearest, .required = 1},
+    {"nearest", API_J_CALL, .read = read_nearest},
     {"mmr", API_J_CALL, .read = read_mmr},
     {"recommend", API_J_REFUSE, .arg = "recommend queries are"},
     {"discover", API_J_REFUSE, .arg = "discover queries are"},
     {"context", API_J_REFUSE, .arg = "context queries are"},
     {"order_by", API_J_REFUSE, .arg = "order_by queries are"},
-    {"fusion", API_J_REFUSE, .arg = "fusion queries are"},
-    {"rrf", API_J_REFUSE, .arg = "fusion queries are"},
+    {"fusion", API_J_CALL, .read = read_fusion},
+    {"rrf", API_J_REFUSE, .arg = "parametrised rrf queries are (use {\"fusion\":\"rrf\"})"},
+    {"indices", API_J_REFUSE, .arg = "sparse vectors are"},
+    {"values", API_J_REFUSE, .arg = "sparse vectors are"},
     {"sample", API_J_REFUSE, .arg = "sample queries are"},
     {"formula", API_J_REFUSE, .arg = "formula queries are"},
     {NULL},
@@ -424,6 +444,8 @@ static int read_query(api_jread *rd, void *qs)
         rd->strict = 1;                            /* a kind of query not listed is refused */
         rc = api_jread_object(rd, query_kinds, q);
         rd->strict = strict;
+        if (rc == 0 && !q->has_vec && !q->fusion)
+            return api_jbad(rd, 0, "invalid_argument", "'%s' needs 'nearest' (or 'fusion')", rd->path);
         return rc;
     }
     q->has_vec = 1;
@@ -461,7 +483,7 @@ const api_jfield qd_search_fields[] = {
     {"using", API_J_CALL, .read = read_using},
     {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
     {"lookup_from", API_J_REFUSE, .arg = "lookup_from is"},
-    {"prefetch", API_J_REFUSE, .arg = "prefetch (hybrid queries) is"},
+    {"prefetch", API_J_CALL, .read = read_prefetch},
     {"group_by", API_J_TEXT, .off = Q(group_by)},
     {"group_size", API_J_U64, .off = Q(group_size), .lo = 1, .hi = QV_MAX_K},
     {"with_lookup", API_J_REFUSE, .arg = "with_lookup is"},
@@ -473,7 +495,8 @@ qd_search *qd_search_at(qd_search_list *l, size_t i)
 {
     qd_search *q = api_grow(&l->q, sizeof *l->q, &l->n, &l->cap, i, &l->vecs, l->dim);
     if (q) *q = (qd_search){.s.vec = l->vecs + i * l->dim, .query = l->query, .limit = API_DEFAULT_K,
-                          .threshold = NAN, .diversity = 0.5, .candidates = 100, .group_size = 3};
+                          .threshold = NAN, .diversity = 0.5, .candidates = 100, .group_size = 3,
+                          .in_prefetch = l->prefetch};
     return q;
 }
 
@@ -481,6 +504,22 @@ static int read_search(api_jread *rd, size_t i, void *list)
 {
     qd_search *q = qd_search_at(list, i);
     return q ? api_jread_object(rd, qd_search_fields, q) : api_jbad(rd, 1, "out_of_memory", "out of memory");
+}
+
+/* prefetch: one search or a list of them, each a query body of its own (one level) */
+static int read_prefetch(api_jread *rd, void *qs)
+{
+    qd_search *q = qs;
+    api_jtext ignored;
+    if (!q->query) return api_jread_text(rd, &ignored);
+    if (q->in_prefetch) return api_jbad(rd, 1, "invalid_argument", "'%s': nested prefetch is not supported by quiverd", rd->path);
+    if (q->pre) return api_jbad(rd, 1, "invalid_argument", "'%s' given twice", rd->path);
+    if (!(q->pre = calloc(1, sizeof *q->pre))) return api_jbad(rd, 1, "out_of_memory", "out of memory");
+    *q->pre = (qd_search_list){.dim = rd->dim, .query = 1, .prefetch = 1};
+    int rc = api_jpeek(rd, "[") ? api_jread_array(rd, read_search, q->pre) : read_search(rd, 0, q->pre);
+    if (rc == 0 && q->pre->n > API_MAX_BATCH)
+        return api_jbad(rd, 0, "invalid_argument", "'%s' must be a list of at most %u queries", rd->path, API_MAX_BATCH);
+    return rc;
 }
 
 static int read_searches(api_jread *rd, void *list)
@@ -498,6 +537,8 @@ void qd_search_list_free(qd_search_list *l)
     for (size_t i = 0; i < l->n; i++) {
         api_search_release(&l->q[i].s);
         json_decref(l->q[i].wp);
+        if (l->q[i].pre) qd_search_list_free(l->q[i].pre);
+        free(l->q[i].pre);
     }
     free(l->vecs);
     free(l->q);

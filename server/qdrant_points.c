@@ -15,6 +15,7 @@
  * limit + offset hits (at most QV_MAX_K).
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +361,79 @@ static int put_result(srv_req *r, qd_search *q, qv_hit *hits, size_t nh)
     return rc == QV_OK ? 0 : -1;
 }
 
+/* A query with prefetches, checked before any output: it fuses them by RRF and each
+ * prefetch has a vector (or point id); every prefetch prepared. -1 after replying. */
+static int prepare_fused(srv_req *r, qd_search *q)
+{
+    qd_search_list *pl = q->pre;
+    if (!q->fusion || q->has_vec || q->mmr) {
+        srv_bad(r, "a query with prefetch is supported by quiverd only as {\"fusion\": \"rrf\"}");
+        return -1;
+    }
+    if (!pl->n) {
+        srv_bad(r, "'prefetch' must hold at least one query to fuse");
+        return -1;
+    }
+    if (q->s.filter.f) {
+        srv_bad(r, "a filter of a fusion query is not supported by quiverd: give it to each prefetch");
+        return -1;
+    }
+    if (q->offset + q->limit > QV_MAX_K) {
+        srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
+        return -1;
+    }
+    for (size_t i = 0; i < pl->n; i++) {
+        qd_search *p = &pl->q[i];
+        p->s.vec = pl->vecs + i * pl->dim;
+        if (!p->has_vec || p->mmr || p->fusion) {
+            srv_bad(r, "prefetch[%zu] needs a query vector (or a point id)", i);
+            return -1;
+        }
+        if (prepare(r, p) != 0) return -1;
+    }
+    return 0;
+}
+
+/* The points of a prepared fusion query: each prefetch searched (its own vector, filter
+ * and limit), the ranked lists fused by RRF (qv_fuse) into the best limit + offset, then
+ * offset skipped and score_threshold applied to the fused scores. -1 after replying. */
+static int run_fused(srv_req *r, qd_search *q)
+{
+    srv_coll *e = r->coll;
+    qd_search_list *pl = q->pre;
+    api_search *pre = NULL;
+    api_results res = {0};
+    qv_hit *fused = NULL;
+    const qv_hit **lists = NULL;
+    size_t *lens = NULL, nf = 0;
+    int rc = QV_ENOMEM;
+    if (!(pre = calloc(pl->n, sizeof *pre)) || !(lists = calloc(pl->n, sizeof *lists)) ||
+        !(lens = calloc(pl->n, sizeof *lens)) || !(fused = malloc((q->limit + q->offset) * sizeof *fused)))
+        goto done;
+    for (size_t i = 0; i < pl->n; i++) pre[i] = pl->q[i].s;
+    if ((rc = api_run_searches(e->coll, e->dim, pre, pl->n, &res)) != QV_OK) goto done;
+    for (size_t i = 0; i < pl->n; i++) {
+        lists[i] = res.hits + i * res.kmax;
+        lens[i] = res.nh[i];
+    }
+    qv_fusion_params fp;
+    qv_fusion_params_init(&fp, QV_FUSION_RRF, (uint32_t)(q->limit + q->offset));
+    if ((rc = qv_fuse(&fp, pl->n, lists, lens, NULL, NULL, fused, &nf)) != QV_OK) goto done;
+    size_t m = 0;                                  /* fused scores are larger-better */
+    for (size_t i = q->offset; i < nf; i++)
+        if (isnan(q->threshold) || fused[i].score >= (float)q->threshold) fused[m++] = fused[i];
+    api_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
+    rc = api_wpoints(srv_writer(r), e->coll, e->dim, fused, m, &st);
+done:
+    if (rc != QV_OK) srv_fail_qv(r, rc);
+    api_results_free(&res);
+    free(fused);
+    free(lists);
+    free(lens);
+    free(pre);
+    return rc == QV_OK ? 0 : -1;
+}
+
 /* search, search/batch, query, query/batch: {"result": points, [points...], {"points":
  * points} or [{"points": points}...]}. */
 static void run(srv_req *r, int query)
@@ -383,6 +457,14 @@ static void run(srv_req *r, int query)
     }
     for (size_t i = 0; i < l.n; i++) {
         l.q[i].s.vec = l.vecs + i * e->dim;
+        if (l.q[i].fusion && !l.q[i].pre) {
+            srv_bad(r, "a fusion query needs 'prefetch'");
+            goto cleanup;
+        }
+        if (l.q[i].pre) {                          /* run_fused, when writing its result */
+            if (prepare_fused(r, &l.q[i]) != 0) goto cleanup;
+            continue;
+        }
         if (prepare(r, &l.q[i]) != 0) goto cleanup;
         if (l.q[i].has_vec) run[m++] = l.q[i].s;   /* the ones with a vector go to the index */
     }
@@ -396,6 +478,11 @@ static void run(srv_req *r, int query)
     for (size_t i = 0, j = 0; i < l.n; i++) {
         if (batch && i) API_WLIT(w, ",");
         if (query) API_WLIT(w, "{\"points\":");
+        if (l.q[i].pre) {
+            if (run_fused(r, &l.q[i]) != 0) goto cleanup;
+            if (query) API_WLIT(w, "}");
+            continue;
+        }
         qv_hit *row = l.q[i].has_vec ? res.hits + j * res.kmax : NULL;
         size_t nh = l.q[i].has_vec ? res.nh[j++] : 0;
         if (put_result(r, &l.q[i], row, nh) != 0) goto cleanup;
@@ -454,6 +541,10 @@ void qd_h_groups(srv_req *r)
     q->s.vec = l.vecs;
     if (!q->group_by.p || api_jstring(q->group_by, key, sizeof key) != 0) {
         srv_bad(r, "'group_by' must be a payload key (a string of at most %zu bytes)", sizeof key - 1);
+        goto cleanup;
+    }
+    if (q->pre || q->fusion) {
+        srv_bad(r, "prefetch and fusion are not supported by quiverd in grouped queries");
         goto cleanup;
     }
     if (!q->has_vec || q->mmr) {

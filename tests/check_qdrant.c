@@ -9,6 +9,8 @@
  *   - node_features: tests/qdrant/features.mjs, the same way: aliases (and a re-index
  *     through an alias switch under a stream of searches), updateVectors, deleteVectors,
  *     updateCollection, facet, search/groups and query/groups against references;
+ *   - node_hybrid: tests/qdrant/hybrid.mjs, the same way: prefetch with query
+ *     {"fusion":"rrf"} against an RRF reference, and its refusals (dbsf, sparse vectors);
  *   - aliases_http: alias endpoints on both APIs with access, bad bodies, name clashes
  *     and a restart;
  *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with the
@@ -123,6 +125,13 @@ END_TEST
 START_TEST(test_node_features)
 {
     run_node("features.mjs");
+}
+END_TEST
+
+/* prefetch + {"fusion":"rrf"} (LangChain's hybrid calls) against an RRF reference */
+START_TEST(test_node_hybrid)
+{
+    run_node("hybrid.mjs");
 }
 END_TEST
 
@@ -435,6 +444,7 @@ Suite *qv_qdrant_suite(void)
     tcase_add_test(t, test_durable_uuid);
     tcase_add_test(t, test_node_client);
     tcase_add_test(t, test_node_features);
+    tcase_add_test(t, test_node_hybrid);
     tcase_add_test(t, test_aliases_http);
     suite_add_tcase(s, t);
     return s;
