@@ -16,6 +16,7 @@
  *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with the
  *     tiny blocking HTTP client of test_http.c, so that it needs nothing but quiverd;
  *   - errors: Qdrant-style error envelopes, 401 without a key, 501 for what is unsupported,
+ *     prefetch + rrf (and dbsf, sparse queries refused),
  *     collection info without invented values, mmr queries (qv_mmr);
  *   - keys: one API key precedence on both listeners;
  *   - exact: params.exact (and the native "exact") is exact for hnsw and ivf.
@@ -261,7 +262,10 @@ START_TEST(test_errors)
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"must\":[{\"key\":\"t\",\"match\":{\"phrase\":\"a\"}}]}}", 400, "full-text");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"should\":[{\"has_id\":[\"x\"]}]}}", 400, "UUID");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"should\":[{\"has_id\":[2,1]}]}}", 200, "{\"id\":1,");
-    expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"rrf\"}}", 400, "prefetch");
+    /* prefetch + rrf fuses (one point: 1/(60+1)); dbsf and sparse queries are refused */
+    expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"rrf\"}}", 200, "\"score\":0.01639");
+    expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"dbsf\"}}", 400, "dbsf");
+    expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":{\"indices\":[1],\"values\":[1]}}],\"query\":{\"fusion\":\"rrf\"}}", 400, "sparse");
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"query\":[3,4],\"using\":\"img\"}", 400, "named vectors");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"limit\":1}", 200, "\"score\":0.0");
     /* Regression (found by make fuzz): a query without a vector, and an empty batch, searched
