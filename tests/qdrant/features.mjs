@@ -7,7 +7,7 @@
 // Run by the "qdrant" check suite (tests/check_qdrant.c):
 //   node tests/qdrant/features.mjs QDRANT_PORT NATIVE_PORT [API_KEY]
 import { QdrantClient } from '@qdrant/js-client-rest';
-import assert from 'node:assert/strict';
+import { check, counted, cos, failsWith } from './checks.mjs';
 
 const [qport, nport, apiKey] = process.argv.slice(2);
 if (!qport || !nport) { console.error('usage: features.mjs QDRANT_PORT NATIVE_PORT [API_KEY]'); process.exit(2); }
@@ -28,15 +28,6 @@ const makePoints = (n, base = 0) => Array.from({ length: n }, (_, i) => ({
   vector: Array.from({ length: DIM }, rnd),
   payload: { lang: LANGS[i % 5], year: 2000 + (i % 7), tags: [`t${i % 3}`, 'all'], n: i, ...(i % 17 === 0 ? { lang: null } : {}) },
 }));
-const cos = (a, b) => { let d = 0, x = 0, y = 0; for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; x += a[i] * a[i]; y += b[i] * b[i]; } return d / Math.sqrt(x * y); };
-let checks = 0;
-const check = (cond, msg) => { checks++; assert.ok(cond, msg); };
-const failsWith = async (p, status, re, what) => {
-  const e = await p.then(() => null, (x) => x);
-  const text = JSON.stringify(e?.data ?? e?.message ?? '');
-  check(e && e.status === status, `${what}: status ${e?.status}, expected ${status}: ${text}`);
-  if (re) check(re.test(text), `${what}: message ${text} should match ${re}`);
-};
 
 async function aliases(points) {
   // create, list, use through every kind of endpoint
@@ -250,7 +241,7 @@ async function main() {
   await groups(live);
   await aliasSwitchUnderSearches();
   await client.deleteCollection(COLL);
-  console.log(`qdrant features: ${checks} checks passed`);
+  console.log(`qdrant features: ${counted.checks} checks passed`);
 }
 
 main().catch((e) => {

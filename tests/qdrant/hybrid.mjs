@@ -8,7 +8,7 @@
 // Run by the "qdrant" check suite (tests/check_qdrant.c):
 //   node tests/qdrant/hybrid.mjs QDRANT_PORT NATIVE_PORT [API_KEY]
 import { QdrantClient } from '@qdrant/js-client-rest';
-import assert from 'node:assert/strict';
+import { check, counted, cos, failsWith } from './checks.mjs';
 
 const [qport, , apiKey] = process.argv.slice(2);
 if (!qport) { console.error('usage: hybrid.mjs QDRANT_PORT NATIVE_PORT [API_KEY]'); process.exit(2); }
@@ -20,15 +20,6 @@ const DIM = 8, N = 300, COLL = 'hybrid_v1', LANGS = ['en', 'de', 'fr'];
 const points = Array.from({ length: N }, (_, i) => ({
   id: i, vector: Array.from({ length: DIM }, rnd), payload: { lang: LANGS[i % 3], n: i },
 }));
-const cos = (a, b) => { let d = 0, x = 0, y = 0; for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; x += a[i] * a[i]; y += b[i] * b[i]; } return d / Math.sqrt(x * y); };
-let checks = 0;
-const check = (cond, msg) => { checks++; assert.ok(cond, msg); };
-const failsWith = async (p, status, re, what) => {
-  const e = await p.then(() => null, (x) => x);
-  const text = JSON.stringify(e?.data ?? e?.message ?? '');
-  check(e && e.status === status, `${what}: status ${e?.status}, expected ${status}: ${text}`);
-  if (re) check(re.test(text), `${what}: message ${text} should match ${re}`);
-};
 
 // one prefetch by brute force: the ids of the best limit points passing keep, best first
 const exact = (q, limit, keep = () => true, skip = -1) => points.filter((p) => keep(p) && p.id !== skip)
@@ -101,7 +92,7 @@ async function main() {
   await failsWith(client.query(COLL, { prefetch: [{ query: { indices: [1, 5], values: [0.5, 0.2] }, using: '', limit: 5 }], query: { fusion: 'rrf' } }), 400, /sparse vectors are not supported/, 'sparse query');
   await failsWith(client.query(COLL, { prefetch: [{ query: [1, 2], limit: 5 }], query: { fusion: 'rrf' } }), 400, null, 'prefetch of a wrong dimension');
   await client.deleteCollection(COLL);
-  console.log(`qdrant hybrid: ${checks} checks passed`);
+  console.log(`qdrant hybrid: ${counted.checks} checks passed`);
 }
 
 main().catch((e) => {
