@@ -394,8 +394,8 @@ static int prepare_fused(srv_req *r, qd_search *q)
     return 0;
 }
 
-/* The points of a prepared fusion query: each prefetch searched (its own vector, filter
- * and limit), the ranked lists fused by RRF (qv_fuse) into the best limit + offset, then
+/* The points of a prepared fusion query: each prefetch searched (its own vector, filter,
+ * limit and score_threshold), the ranked lists fused by RRF (qv_fuse) into the best limit + offset, then
  * offset skipped and score_threshold applied to the fused scores. -1 after replying. */
 static int run_fused(srv_req *r, qd_search *q)
 {
@@ -412,9 +412,9 @@ static int run_fused(srv_req *r, qd_search *q)
         goto done;
     for (size_t i = 0; i < pl->n; i++) pre[i] = pl->q[i].s;
     if ((rc = api_run_searches(e->coll, e->dim, pre, pl->n, &res)) != QV_OK) goto done;
-    for (size_t i = 0; i < pl->n; i++) {
+    for (size_t i = 0; i < pl->n; i++) {          /* a prefetch's own score_threshold */
         lists[i] = res.hits + i * res.kmax;
-        lens[i] = res.nh[i];
+        lens[i] = qd_scores(e->metric, pl->q[i].threshold, res.hits + i * res.kmax, pl->q[i].offset, res.nh[i]);
     }
     qv_fusion_params fp;
     qv_fusion_params_init(&fp, QV_FUSION_RRF, (uint32_t)(q->limit + q->offset));

@@ -73,6 +73,12 @@ async function main() {
   // score_threshold applies to the fused scores
   const thr = await client.query(COLL, { prefetch: [{ query: q, limit: 8, params: { exact: true } }], query: { fusion: 'rrf' }, limit: 8, score_threshold: 1 / 63.5 });
   same(thr.points, rrf([exact(q, 8)], 3), 'score_threshold');
+  // a prefetch's own score_threshold cuts its list before fusion
+  const q2 = points[11].vector, above = (v) => (p) => cos(v, p.vector) >= 0.5;
+  const cut = await client.query(COLL, { prefetch: [{ query: q, limit: 40, score_threshold: 0.5, params: { exact: true } },
+    { query: q2, limit: 40, params: { exact: true } }], query: { fusion: 'rrf' }, limit: 30 });
+  check(exact(q, 40, above(q)).length < 40, "the threshold cuts the prefetch");
+  same(cut.points, rrf([exact(q, 40, above(q)), exact(q2, 40)], 30), 'prefetch score_threshold');
   // a batch mixing a fusion query and a plain one
   const batch = await client.queryBatch(COLL, { searches: [
     { prefetch: [{ query: q, limit: 8, params: { exact: true } }], query: { fusion: 'rrf' }, limit: 4 },
