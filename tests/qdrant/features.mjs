@@ -6,18 +6,9 @@
 // under a stream of searches: no search may fail (never "collection not found").
 // Run by the "qdrant" check suite (tests/check_qdrant.c):
 //   node tests/qdrant/features.mjs QDRANT_PORT NATIVE_PORT [API_KEY]
-import { QdrantClient } from '@qdrant/js-client-rest';
-import { check, counted, cos, failsWith } from './checks.mjs';
+import { check, connect, counted, cos, failsWith } from './checks.mjs';
 
-const [qport, nport, apiKey] = process.argv.slice(2);
-if (!qport || !nport) { console.error('usage: features.mjs QDRANT_PORT NATIVE_PORT [API_KEY]'); process.exit(2); }
-const client = new QdrantClient({ url: `http://127.0.0.1:${qport}`, apiKey, checkCompatibility: false });
-const native = async (method, path, body) => {
-  const headers = { 'Content-Type': 'application/json' };
-  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
-  const r = await fetch(`http://127.0.0.1:${nport}${path}`, { method, headers, body: body && JSON.stringify(body) });
-  return { status: r.status, body: await r.json() };
-};
+const { qport, apiKey, client, native } = connect('features.mjs');
 
 let seed = 777;
 const rnd = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 4294967296 - 0.5; };

@@ -7,12 +7,9 @@
 // prefetch, prefetch with a nearest query, nested prefetch, a top-level filter.
 // Run by the "qdrant" check suite (tests/check_qdrant.c):
 //   node tests/qdrant/hybrid.mjs QDRANT_PORT NATIVE_PORT [API_KEY]
-import { QdrantClient } from '@qdrant/js-client-rest';
-import { check, counted, cos, failsWith } from './checks.mjs';
+import { check, connect, counted, cos, failsWith } from './checks.mjs';
 
-const [qport, , apiKey] = process.argv.slice(2);
-if (!qport) { console.error('usage: hybrid.mjs QDRANT_PORT NATIVE_PORT [API_KEY]'); process.exit(2); }
-const client = new QdrantClient({ url: `http://127.0.0.1:${qport}`, apiKey, checkCompatibility: false });
+const { client } = connect('hybrid.mjs');
 
 let seed = 4242;
 const rnd = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 4294967296 - 0.5; };

@@ -4,19 +4,11 @@
 // data. Run by the "qdrant" check suite (tests/check_qdrant.c):
 //   node tests/qdrant/test.mjs QDRANT_PORT NATIVE_PORT [API_KEY]
 // Exits 0 when every check passes; prints the failing check and exits 1 otherwise.
-import { QdrantClient } from '@qdrant/js-client-rest';
 import { QdrantClient as QdrantClient119 } from 'qdrant-js-client-1-19';
 import assert from 'node:assert/strict';
+import { connect } from './checks.mjs';
 
-const [qport, nport, apiKey] = process.argv.slice(2);
-if (!qport || !nport) { console.error('usage: test.mjs QDRANT_PORT NATIVE_PORT [API_KEY]'); process.exit(2); }
-const client = new QdrantClient({ url: `http://127.0.0.1:${qport}`, apiKey, checkCompatibility: false });
-const native = async (method, path, body) => {
-  const headers = { 'Content-Type': 'application/json' };
-  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
-  const r = await fetch(`http://127.0.0.1:${nport}${path}`, { method, headers, body: body && JSON.stringify(body) });
-  return { status: r.status, body: await r.json() };
-};
+const { qport, apiKey, client, native } = connect('test.mjs');
 
 // deterministic data: 1000 points, dim 16; ids 0..499 integers, 500..999 UUIDs
 let seed = 12345;
