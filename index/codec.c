@@ -228,3 +228,18 @@ int qv_codec_load(qv_codec *c, qv_reader *r)
     if ((rc = r_floats(r, c->lo, c->dim, "range start", 0)) != QV_OK) return rc;
     return r_floats(r, c->step, c->dim, "step", 1);
 }
+
+int qv_codec_row_ok(const qv_codec *c, const uint8_t *row)
+{
+    size_t off = c->kind == QV_QUANT_BIT1 ? c->code_bytes : (c->code_bytes + 3) & ~(size_t)3;
+    size_t nf = c->kind == QV_QUANT_BIT1 ? 4 : 1;
+    for (size_t i = 0; i < nf; i++) {
+        float f;
+        memcpy(&f, row + off + i * sizeof f, sizeof f);
+        if (!isfinite(f)) return 0;
+    }
+    if (c->kind != QV_QUANT_BIT1) return 1;
+    uint16_t j;
+    memcpy(&j, row + off + nf * sizeof(float), sizeof j);
+    return j < c->nclusters;
+}

@@ -106,6 +106,9 @@ void  qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const
 float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row);
 /** Bytes held by the codec itself (not counting rows). */
 size_t qv_codec_memory(const qv_codec *c);
+/** Whether a stored row can be estimated against safely: finite factors and, for bit1, a
+ *  centroid the codec has (a row read from a file rather than encoded here). */
+int   qv_codec_row_ok(const qv_codec *c, const uint8_t *row);
 
 /** Trained parameters to/from a file body (rows are not stored: they are re-encoded from
  *  the vectors on load). Load validates everything (QV_ECORRUPT). */

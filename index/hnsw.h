@@ -14,7 +14,10 @@
  * A quantized index (codec != NULL, hnsw_codes.c) puts the node's code row (index/codec.h)
  * at offset 0 of the block instead, and keeps the float vectors in a separate array
  * `vecs` (slot-major) that only building, repair and re-scoring read: the walk touches
- * codes and links alone. qv_hnsw_vec() finds the vector in either layout.
+ * codes and links alone. qv_hnsw_vec() finds the vector in either layout. Inside a
+ * collection a quantized index holds no float vectors at all: it reads them from the
+ * collection's LMDB map through a vector source (qv_vec_source, index/index.h; src below),
+ * in a session each search, insert task and repair opens (qv_hnsw_src_begin/end).
  *
  * The slot arrays (blocks, ids, levels, state, upper) each live in a fixed-address region
  * (core/region.h) with address space reserved ahead, so growing them copies nothing and
@@ -101,6 +104,9 @@ typedef struct qv_hnsw {
     size_t vec_stride;
     qv_codec *codec;                   /* NULL = float32 index; swapped under grow_lock */
     float *vecs;                       /* quantized index: cap * dim floats, else NULL */
+    qv_vec_source src;                 /* quantized index without vecs: where they are */
+    float *src_missing;                /* with src: dim zeros, the vector of an id src lacks */
+    int vecs_absent;                   /* loaded from a file without vectors, src not yet set */
     qv_dist_fn dist;
     void (*dist_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
 
@@ -154,7 +160,26 @@ typedef struct qv_hnsw {
 
 static inline float *qv_hnsw_vec(const qv_hnsw *h, uint32_t slot)
 {
+    if (h->src.get) {                  /* read-only: the caller's session keeps it valid */
+        const float *v = h->src.get(h->src.ctx, h->ids[slot]);
+        return (float *)(v ? v : h->src_missing);
+    }
     return (float *)(h->vec_base + (size_t)slot * h->vec_stride);
+}
+
+/* Whether a vector's memory is worth prefetching before it is read: not with a source,
+ * where finding it is the read. */
+static inline int qv_hnsw_vec_inline(const qv_hnsw *h) { return h->src.get == NULL; }
+
+/* A vector-source session around work that reads vectors in this thread; no-ops for an
+ * index that holds its vectors. */
+static inline int qv_hnsw_src_begin(const qv_hnsw *h)
+{
+    return h->src.begin ? h->src.begin(h->src.ctx) : QV_OK;
+}
+static inline void qv_hnsw_src_end(const qv_hnsw *h)
+{
+    if (h->src.begin) h->src.end(h->src.ctx);
 }
 
 /* The code row of slot (quantized index only). */
@@ -293,6 +318,10 @@ int  qv_hnsw_codes_retrain(qv_hnsw *h, int force);
 /** Train on a sample of n vectors (empty index: before the first rows are encoded). */
 int  qv_hnsw_codes_train_on(qv_hnsw *h, const float *vecs, size_t n);
 int  qv_hnsw_train(qv_index *ix, size_t n, const float *vecs);
+/** ops->set_vec_source: drop vecs, read vectors from src (quantized index only). */
+int  qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src);
+/** QV_OK, or QV_ESTATE when the index was loaded without its vectors and has no source. */
+int  qv_hnsw_check_vectors(const qv_hnsw *h);
 
 /* ---- hnsw_reorder.c ------------------------------------------------------------- */
 /** Renumber the slots in breadth-first order of the level-0 graph (write_lock held; takes

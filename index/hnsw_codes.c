@@ -90,10 +90,18 @@ static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, qv_codec_quer
  * expansions later, when its prefetched vector has arrived, into s->ex (the best k). */
 #define LAG 2
 
+/* The exact distance of slot's vector to q; +inf for a point the vector source no longer
+ * has (deleted since the walk began: the collection drops it from the results anyway). */
+static inline float exact_dist(const qv_hnsw *h, const float *q, uint32_t slot)
+{
+    const float *v = qv_hnsw_vec(h, slot);
+    return v == h->src_missing ? INFINITY : h->dist(q, v, h->dim);
+}
+
 static inline void score_expanded(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, uint32_t id,
                                   size_t k, size_t *nx)
 {
-    float d = h->dist(q, qv_hnsw_vec(h, id), h->dim);
+    float d = exact_dist(h, q, id);
     if (*nx >= k && !worse(&s->ex[0], d, id)) return;
     max_push(s->ex, nx, d, id);
     if (*nx > k) max_pop(s->ex, nx);
@@ -135,8 +143,8 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                        (ne < s->expd_cap || grow_expd(s));
             if (keep) {
                 s->expd[ne++] = cur;
-                const char *fv = (const char *)qv_hnsw_vec(h, cur);
-                for (size_t l = 0; l < vlines; l++) __builtin_prefetch(fv + 64 * l, 0, 2);
+                const char *fv = prefetch_vec ? (const char *)qv_hnsw_vec(h, cur) : NULL;
+                for (size_t l = 0; fv && l < vlines; l++) __builtin_prefetch(fv + 64 * l, 0, 2);
             }
             for (; scored + LAG < ne; scored++) score_expanded(h, s, q, s->expd[scored], k, &nx);
         } else if (prefetch_vec) {
@@ -204,21 +212,21 @@ static size_t rescore(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, c
     qv_hnsw_res_sorted(s, len);                 /* ascending estimates in s->work */
     if (R > len) R = len;
     const qv_hnsw_cand *w = s->work;
-    const size_t dim = h->dim, lines = (dim * sizeof(float) + 63) / 64;
-    for (size_t i = 0; i < R && i < 8; i++) {
+    const size_t dim = h->dim, lines = qv_hnsw_vec_inline(h) ? (dim * sizeof(float) + 63) / 64 : 0;
+    for (size_t i = 0; i < R && i < 8 && lines; i++) {
         const char *p = (const char *)qv_hnsw_vec(h, w[i].id);
         for (size_t l = 0; l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 3);
     }
     const int prune = c->kind == QV_QUANT_BIT1;
     size_t nr = 0;
     for (size_t i = 0; i < R; i++) {
-        if (i + 8 < R) {
+        if (i + 8 < R && lines) {
             const char *p = (const char *)qv_hnsw_vec(h, w[i + 8].id);
             for (size_t l = 0; l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 3);
         }
         uint32_t id = w[i].id;
         if (prune && nr >= k && w[i].d - qv_codec_bound(c, qq, qv_hnsw_code(h, id)) > s->res[0].d) continue;
-        float d = h->dist(q, qv_hnsw_vec(h, id), dim);
+        float d = exact_dist(h, q, id);
         if (nr >= k && !worse(&s->res[0], d, id)) continue;
         max_push(s->res, &nr, d, id);
         if (nr > k) max_pop(s->res, &nr);
@@ -250,7 +258,8 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
         s->ex = p;
         s->ex_cap = k + 1;
     }
-    size_t len = walk_codes(h, c, s, qq, ep, ef, f, max_visits, rescore_on, q, k, expanded ? &ne : NULL);
+    size_t len = walk_codes(h, c, s, qq, ep, ef, f, max_visits, rescore_on && qv_hnsw_vec_inline(h), q, k,
+                            expanded ? &ne : NULL);
     if (!rescore_on) return len;
     if (expanded) {
         memcpy(s->res, s->ex, ne * sizeof *s->ex);
@@ -300,7 +309,49 @@ int qv_hnsw_codes_retrain(qv_hnsw *h, int force)
     if (!force && (have >= QV_CODEC_TRAIN_MAX || n < 2 * have || n == 0)) return QV_OK;
     /* The vectors of slots [0, n_slots) are contiguous in vecs (a free slot still holds
      * the vector of a deleted point: as good a sample of the data as any). */
-    return retrain(h, h->vecs, n);
+    if (h->vecs) return retrain(h, h->vecs, n);
+    /* From a source: a copy of up to QV_CODEC_TRAIN_MAX live ones, evenly spaced. */
+    size_t m = n < QV_CODEC_TRAIN_MAX ? n : QV_CODEC_TRAIN_MAX, got = 0;
+    float *sample = qv_reallocarray(NULL, m, (size_t)h->dim * sizeof(float));
+    if (!sample) return QV_ENOMEM;
+    for (size_t i = 0; i < m; i++) {
+        uint32_t slot = (uint32_t)(i * n / m);
+        const float *v = qv_hnsw_vec(h, slot);
+        if (h->state[slot] != QV_HNSW_LIVE || v == h->src_missing) continue;
+        memcpy(sample + got++ * h->dim, v, h->dim * sizeof(float));
+    }
+    int rc = retrain(h, sample, got);
+    qv_free(sample);
+    return rc;
+}
+
+int qv_hnsw_check_vectors(const qv_hnsw *h)
+{
+    if (h->vecs_absent && !h->src.get)
+        return qv_fail(QV_ESTATE, "hnsw: this quantized index was saved without its float vectors (a collection "
+                       "reads them from storage); open the collection instead");
+    return QV_OK;
+}
+
+int qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src)
+{
+    qv_hnsw *h = ix->impl;
+    if (!h->codec) return 0;                   /* a float32 index walks on its vectors */
+    float *zeros = qv_aligned_calloc(h->dim, sizeof *zeros);
+    if (!zeros) return 0;                      /* keeps its own copy: still correct */
+    pthread_mutex_lock(&h->write_lock);
+    pthread_rwlock_wrlock(&h->grow_lock);
+    qv_free(h->src_missing);
+    h->src_missing = zeros;
+    h->src = *src;
+    h->vecs_absent = 0;
+    qv_region_release(&h->r_vecs);
+    h->vecs = NULL;
+    h->vec_base = NULL;
+    pthread_rwlock_unlock(&h->grow_lock);
+    qv_hnsw_update_memory(h);
+    pthread_mutex_unlock(&h->write_lock);
+    return 1;
 }
 
 int qv_hnsw_train(qv_index *ix, size_t n, const float *vecs)

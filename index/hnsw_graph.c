@@ -107,6 +107,7 @@ static void hnsw_destroy(qv_index *ix)
     qv_region_release(&h->r_vecs);
     qv_region_release(&h->r_pool);
     qv_codec_free(h->codec);
+    qv_free(h->src_missing);
     if (h->fd >= 0) close(h->fd);
     qv_free(h->file_name);
     qv_free(h->free_slots);
@@ -135,7 +136,7 @@ void qv_hnsw_upper_free(qv_hnsw *h, uint32_t *u)
  * vectors of a float32 index sit in its blocks). */
 static void slot_sizes(const qv_hnsw *h, size_t sz[N_REGIONS])
 {
-    sz[5] = h->codec ? (size_t)h->dim * sizeof(float) : 0;
+    sz[5] = h->codec && !h->src.get && !h->vecs_absent ? (size_t)h->dim * sizeof(float) : 0;
     sz[0] = h->block_bytes;
     sz[1] = sizeof *h->ids;
     sz[2] = sizeof *h->levels;
@@ -161,7 +162,7 @@ static void bind_arrays(qv_hnsw *h)
     h->levels = h->r_levels.base;
     h->state = h->r_state.base;
     h->upper = (uint32_t **)h->r_upper.base;
-    h->vecs = h->codec ? (float *)h->r_vecs.base : NULL;
+    h->vecs = h->codec ? (float *)h->r_vecs.base : NULL;     /* NULL with a source */
     h->vec_base = h->codec ? h->r_vecs.base : h->blocks;
 }
 
@@ -447,6 +448,7 @@ static size_t hnsw_size(const qv_index *ix)
 void qv_hnsw_update_memory(qv_hnsw *h)
 {
     size_t vec = h->cap * (size_t)h->dim * sizeof(float);   /* in blocks or in vecs */
+    if (h->codec && !h->vecs) vec = 0;                        /* read from a source */
     size_t search = h->cap * (h->block_bytes + sizeof *h->ids + 2 + sizeof *h->upper);
     search += h->upper_bytes + h->free_cap * sizeof *h->free_slots + qv_idmap_memory(&h->map);
     if (!h->codec) search -= vec;                 /* the blocks' vector part */
@@ -563,4 +565,5 @@ const qv_index_ops qv_hnsw_ops = {
     .size = hnsw_size,
     .memory = hnsw_memory,
     .memory_detail = hnsw_memory_detail,
+    .set_vec_source = qv_hnsw_set_vec_source,
 };

@@ -184,7 +184,9 @@ static long now_ms(void)
 static void add_task(void *arg, size_t i, unsigned worker)
 {
     add_job *job = arg;
+    int ss = qv_hnsw_src_begin(job->h);        /* a vector source's session (hnsw.h) */
     insert_one(job->h, job->scr[worker], job->slots[i]);
+    if (ss == QV_OK) qv_hnsw_src_end(job->h);
     size_t done = __atomic_add_fetch(&job->done, 1, __ATOMIC_RELAXED);
     if (job->p->progress && (done & 255) == 0) {
         long t = now_ms(), last = __atomic_load_n(&job->last_ms, __ATOMIC_RELAXED);
@@ -212,11 +214,14 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     void *fix = NULL;
     float *ctmp = NULL;
     size_t n_repl = 0;
-    int rc = QV_OK;
+    int rc = QV_OK, ss = QV_EINTERNAL;
     qv_rng saved_rng;
 
     pthread_mutex_lock(&h->write_lock);
     saved_rng = h->rng;
+    ss = qv_hnsw_src_begin(h);                 /* repair, retraining: in this thread */
+    if (ss != QV_OK) { rc = ss; goto fail; }
+    if ((rc = qv_hnsw_check_vectors(h)) != QV_OK) goto fail;
     if ((rc = qv_hnsw_verify_locked(h)) != QV_OK) goto fail;
     /* ---- acquire everything; the index is unchanged on failure ---- */
     lv = qv_malloc(n);
@@ -269,7 +274,7 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     for (size_t i = 0; i < n; i++) {
         uint32_t x = h->n_free ? h->free_slots[--h->n_free] : nslots++;
         slots[i] = x;
-        memcpy(qv_hnsw_vec(h, x), vecs + i * h->dim, h->dim * sizeof(float));
+        if (qv_hnsw_vec_inline(h)) memcpy(qv_hnsw_vec(h, x), vecs + i * h->dim, h->dim * sizeof(float));
         if (h->codec) qv_hnsw_encode_one(h, x, vecs + i * h->dim, ctmp);
         h->ids[x] = ids[i];
         __atomic_store_n(&h->levels[x], lv[i], __ATOMIC_RELAXED);
@@ -315,6 +320,7 @@ fail:
 cleanup:
     if (scr)
         for (unsigned w = 0; w < nw; w++) qv_hnsw_scratch_put(h, scr[w]);
+    if (ss == QV_OK) qv_hnsw_src_end(h);
     pthread_mutex_unlock(&h->write_lock);
     qv_free(lv);
     qv_free(up);

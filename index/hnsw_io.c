@@ -33,11 +33,19 @@
  * wrong neighbours but never a bad memory access. Any violation is QV_ECORRUPT naming
  * the file; a failed verification is sticky (writers get it too).
  *
- * A quantized index (format version 3) follows the arrays with n_slots x dim f32 float
- * vectors (its blocks hold code rows, hnsw.h) and then its codec's trained parameters
- * (index/codec.c). Code rows are not used from the file: load re-encodes them from the
- * vectors (deterministic, and cheaper than validating stored codes), so qv_index_open
- * reads a quantized index rather than mapping it (index.c).
+ * A quantized index (its blocks hold code rows and links, hnsw.h) follows the arrays with
+ * a tail: u32 tag, u32 0, then
+ *   "VECS": zeros to a 4 KiB boundary and n_slots x dim f32 float vectors -- an index that
+ *           holds its vectors. Load re-encodes the rows from them (deterministic, cheaper
+ *           than validating stored codes); qv_index_open reads such a file, not maps it;
+ *   "NOVC": nothing -- an index that read its vectors from a source (a collection: they
+ *           are in LMDB, hnsw.h), so its snapshot holds graph and codes only. Its code
+ *           rows are used as stored, and it opens in place like a float32 index: bit1
+ *           rows (a centroid number that indexes an array) are checked at once, sq rows'
+ *           factors with the deferred checks; a damaged row is QV_ECORRUPT. Until a source
+ *           is set (qv_index_set_vector_source) it refuses searches and writes (QV_ESTATE).
+ * then its codec's trained parameters (index/codec.c). Before 2026-12-05 the tail was the
+ * vectors alone; such files now read as QV_ECORRUPT (a collection rebuilds from its points).
  */
 #include "index/hnsw.h"
 
@@ -58,6 +66,8 @@
 #define HEADER_BYTES QV_INDEX_HEADER_BYTES
 #define FIXED_META (16u + 8u + 32u + 8u + 8u)
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define TAIL_VECS TAG('V', 'E', 'C', 'S')
+#define TAIL_NOVC TAG('N', 'O', 'V', 'C')
 
 enum { A_BLOCKS, A_IDS, A_LEVELS, A_STATE, A_UPPER };
 static const uint32_t array_tags[N_ARRAYS] = {
@@ -69,6 +79,7 @@ typedef struct {
     uint32_t n, cap, block_bytes, n_free;
     uint64_t entry, rng[4], upper_words;
     uint64_t off[N_ARRAYS], bytes[N_ARRAYS];
+    uint64_t tail;                     /* quantized: where the tail starts (page-aligned) */
 } hnsw_meta;
 
 static uint64_t round_page(uint64_t x) { return (x + PAGE - 1) / PAGE * PAGE; }
@@ -164,7 +175,12 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
         rc = qv_fail(QV_EINTERNAL, "hnsw save: wrote %llu bytes, planned %llu",
                      (unsigned long long)qv_writer_pos(w), (unsigned long long)round_page(pos));
     if (rc == QV_OK && h->codec) {
-        qv_w_bytes(w, h->vecs, (size_t)m.n * h->dim * sizeof(float));
+        qv_w_u32(w, h->vecs ? TAIL_VECS : TAIL_NOVC);
+        qv_w_u32(w, 0);
+        if (h->vecs) {
+            qv_w_pad(w, PAGE);
+            qv_w_bytes(w, h->vecs, (size_t)m.n * h->dim * sizeof(float));
+        }
         qv_codec_save(h->codec, w);
         rc = w->failed;
     }
@@ -222,8 +238,9 @@ static int read_meta(qv_hnsw *h, qv_reader *r, uint64_t file_len, hnsw_meta *m)
                                 (unsigned long long)file_len);
         end = round_page(m->off[i] + m->bytes[i]);
     }
-    /* A quantized index continues with its vectors and codec (their reads check the rest). */
-    if (h->codec ? end + (uint64_t)m->n * h->dim * sizeof(float) + 4 > file_len : end + 4 != file_len)
+    /* A quantized index continues with its tail and codec (their reads check the rest). */
+    m->tail = end;
+    if (h->codec ? end + 8 + 4 > file_len : end + 4 != file_len)
         return qv_r_corrupt(r, "hnsw: the arrays end at %llu, the file at %llu", (unsigned long long)end,
                             (unsigned long long)file_len);
     return QV_OK;
@@ -317,9 +334,14 @@ static int check_blocks(qv_hnsw *h, const char *name)
                 return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u level 0 links to slot %u (self, free or absent)", name,
                                s, t);
         }
-        const float *v = qv_hnsw_vec(h, s);
-        for (uint32_t j = 0; j < h->dim; j++)
-            if (!isfinite(v[j])) return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u vector is not finite", name, s);
+        if (h->codec && !h->vecs) {       /* stored rows; vectors are the source's */
+            if (!qv_codec_row_ok(h->codec, qv_hnsw_code(h, s)))
+                return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u: damaged code row", name, s);
+        } else {
+            const float *v = qv_hnsw_vec(h, s);
+            for (uint32_t j = 0; j < h->dim; j++)
+                if (!isfinite(v[j])) return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u vector is not finite", name, s);
+        }
         if (qv_idmap_get(&h->map, h->ids[s]) != QV_IDMAP_NONE)
             return qv_fail(QV_ECORRUPT, "%s: hnsw id %llu appears twice", name, (unsigned long long)h->ids[s]);
         qv_idmap_put(&h->map, h->ids[s], s);          /* room reserved above */
@@ -341,6 +363,22 @@ static int skip_padding(qv_reader *r, uint64_t to)
     return QV_OK;
 }
 
+/* The quantized tail's tag (r at the end of the arrays): with "NOVC" the index holds no
+ * vectors (vecs_absent, set before the arrays are sized); with "VECS" r is left at them. */
+static int read_tail_tag(qv_hnsw *h, qv_reader *r)
+{
+    uint32_t tag, zero;
+    int rc;
+    if ((rc = skip_padding(r, round_page(r->off))) != QV_OK) return rc;
+    qv_r_u32(r, &tag, "hnsw vectors tag");
+    if ((rc = qv_r_u32(r, &zero, "hnsw vectors tag")) != QV_OK) return rc;
+    if (zero != 0 || (tag != TAIL_VECS && tag != TAIL_NOVC))
+        return qv_r_corrupt(r, "hnsw: vectors tag %08x (expected VECS or NOVC)", (unsigned)tag);
+    if (tag == TAIL_VECS) return skip_padding(r, round_page(r->off));
+    h->vecs_absent = 1;
+    return QV_OK;
+}
+
 int qv_hnsw_load(qv_index *ix, qv_reader *r)
 {
     qv_hnsw *h = ix->impl;
@@ -359,12 +397,11 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
         if ((rc = qv_r_view(r, &src[i], (size_t)m.bytes[i], "hnsw array")) != QV_OK) return rc;
     }
     if (!h->codec && (rc = skip_padding(r, r->len - 4)) != QV_OK) return rc;
+    if (h->codec && (rc = read_tail_tag(h, r)) != QV_OK) return rc;
     if ((rc = qv_hnsw_reserve(h, m.n)) != QV_OK) return rc;
-    if (h->codec) {
-        if ((rc = skip_padding(r, round_page(r->off))) != QV_OK) return rc;
-        if (m.n && (rc = qv_r_bytes(r, h->vecs, (size_t)m.n * h->dim * sizeof(float), "hnsw vectors")) != QV_OK)
-            return rc;
-    }
+    if (h->vecs && m.n &&
+        (rc = qv_r_bytes(r, h->vecs, (size_t)m.n * h->dim * sizeof(float), "hnsw vectors")) != QV_OK)
+        return rc;
     if (m.n) {
         memcpy(h->blocks, src[A_BLOCKS], (size_t)m.n * h->block_bytes);
         memcpy(h->ids, src[A_IDS], (size_t)m.n * sizeof *h->ids);
@@ -385,11 +422,13 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
         at += words;
     }
     if ((rc = check_now(h, &m, r->name)) != QV_OK) return rc;
+    /* The codec's trained parameters first: without vectors, check_blocks checks the
+     * stored rows against it. */
+    if (h->codec && (rc = qv_codec_load(h->codec, r)) != QV_OK) return rc;
     if ((rc = check_blocks(h, r->name)) != QV_OK) return rc;
-    if (h->codec) {
-        /* The codec's trained parameters; rows are re-encoded from the vectors. */
+    if (h->vecs) {
+        /* Rows are re-encoded from the vectors. */
         float *tmp;
-        if ((rc = qv_codec_load(h->codec, r)) != QV_OK) return rc;
         if (!(tmp = qv_malloc(qv_codec_scratch_floats(h->codec) * sizeof *tmp))) return QV_ENOMEM;
         qv_hnsw_encode_slots(h, 0, m.n, tmp);
         qv_free(tmp);
@@ -422,6 +461,33 @@ static int map_array(int fd, const hnsw_meta *m, unsigned i, size_t elem, size_t
     return qv_region_map_file(g, fd, m->off[i], bytes, reserve * elem > bytes ? reserve * elem : bytes);
 }
 
+/* A quantized file's tail: QV_INDEX_OPEN_READ when it holds the vectors (read, not
+ * mapped), else the codec loaded and h->vecs_absent set. */
+static int open_tail(qv_hnsw *h, int fd, const hnsw_meta *m, uint64_t file_len, const char *name)
+{
+    uint8_t t[8];
+    int rc = pread_all(fd, t, sizeof t, m->tail, name);
+    if (rc != QV_OK) return rc;
+    uint32_t tag = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    uint32_t zero = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 | (uint32_t)t[7] << 24;
+    if (tag == TAIL_VECS && zero == 0) return QV_INDEX_OPEN_READ;
+    if (tag != TAIL_NOVC || zero != 0)
+        return qv_fail(QV_ECORRUPT, "%s: offset %llu: hnsw vectors tag %08x (expected VECS or NOVC)", name,
+                       (unsigned long long)m->tail, (unsigned)tag);
+    size_t len = (size_t)(file_len - 4 - m->tail - 8);
+    uint8_t *buf = qv_malloc(len ? len : 1);
+    if (!buf) return QV_ENOMEM;
+    qv_reader r;
+    if ((rc = pread_all(fd, buf, len, m->tail + 8, name)) == QV_OK) {
+        qv_reader_init(&r, buf, len, name);
+        if ((rc = qv_codec_load(h->codec, &r)) == QV_OK && r.off != len)
+            rc = qv_fail(QV_ECORRUPT, "%s: %zu bytes after the codec", name, len - (size_t)r.off);
+    }
+    qv_free(buf);
+    if (rc == QV_OK) h->vecs_absent = 1;
+    return rc;
+}
+
 int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
 {
     qv_hnsw *h = ix->impl;
@@ -430,8 +496,6 @@ int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
     uint8_t fixed[FIXED_META + N_ARRAYS * 24];
     int rc;
     if ((rc = little_endian_only()) != QV_OK) return rc;
-    if (h->codec)                       /* index.c loads these instead (see the layout above) */
-        return qv_fail(QV_EINVAL, "%s: a quantized hnsw index is loaded, not opened in place", name);
     if (file_len < HEADER_BYTES + sizeof fixed)
         return qv_fail(QV_ECORRUPT, "%s: truncated at offset %llu reading hnsw header", name, (unsigned long long)file_len);
     if ((rc = pread_all(fd, fixed, sizeof fixed, HEADER_BYTES, name)) != QV_OK) return rc;
@@ -439,6 +503,7 @@ int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
     r.off = 0;
     /* read_meta checks offsets against the file: make the reader's offsets the file's */
     if ((rc = read_meta(h, &r, file_len, &m)) != QV_OK) return rc;
+    if (h->codec && (rc = open_tail(h, fd, &m, file_len, name)) != QV_OK) return rc;
     if (!(h->free_slots = qv_calloc(m.n_free ? m.n_free : 1, sizeof *h->free_slots))) return QV_ENOMEM;
     h->free_cap = m.n_free ? m.n_free : 1;
     if ((rc = pread_all(fd, h->free_slots, (size_t)m.n_free * 4, HEADER_BYTES + sizeof fixed, name)) != QV_OK) return rc;
@@ -463,7 +528,7 @@ int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
 #endif
     qv_region_hugepages(&h->r_blocks);         /* for the part that grows */
     h->blocks = h->r_blocks.base;
-    h->vec_base = h->blocks;            /* opened in place: float32 only (index.c) */
+    h->vec_base = h->codec ? NULL : h->blocks;     /* quantized: vectors from a source */
     h->ids = (uint64_t *)h->r_ids.base;
     h->levels = h->r_levels.base;
     h->state = h->r_state.base;
@@ -483,6 +548,10 @@ int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
     }
     h->upper_bytes = (size_t)m.bytes[A_UPPER];
     if ((rc = check_now(h, &m, name)) != QV_OK) return rc;
+    /* A bit1 row names a centroid, an array index: checked before any search reads one. */
+    for (uint32_t s = 0; h->codec && h->codec->kind == QV_QUANT_BIT1 && s < m.n; s++)
+        if (h->state[s] == QV_HNSW_LIVE && !qv_codec_row_ok(h->codec, qv_hnsw_code(h, s)))
+            return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u: damaged code row", name, s);
     if ((h->fd = dup(fd)) < 0) return qv_fail(QV_EIO, "%s: dup: %s", name, strerror(errno));
     if (!(h->file_name = qv_strdup(name))) return QV_ENOMEM;
     h->file_len = file_len;

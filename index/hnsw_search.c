@@ -65,6 +65,7 @@ int qv_hnsw_cand_grow(qv_hnsw_scratch *s)
 
 static inline void prefetch_vec(const qv_hnsw *h, uint32_t slot, size_t lines)
 {
+    if (!qv_hnsw_vec_inline(h)) return;        /* a source's lookup is the read itself */
     const char *p = (const char *)qv_hnsw_vec(h, slot);
     for (size_t i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
 }
@@ -267,6 +268,9 @@ int qv_hnsw_search(const qv_index *ix, const float *q, const qv_search_params *s
     qv_hnsw *h = ix->impl;
     int rc;
     *n_hits = 0;
+    if ((rc = qv_hnsw_check_vectors(h)) != QV_OK) return rc;
+    /* A vector source's session (a collection begins it before its own locks). */
+    if ((rc = qv_hnsw_src_begin(h)) != QV_OK) return rc;
     pthread_rwlock_rdlock(&h->grow_lock);
     qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
     if (!s) {
@@ -276,6 +280,7 @@ int qv_hnsw_search(const qv_index *ix, const float *q, const qv_search_params *s
         qv_hnsw_scratch_put(h, s);
     }
     pthread_rwlock_unlock(&h->grow_lock);
+    qv_hnsw_src_end(h);
     return rc;
 }
 
@@ -294,14 +299,17 @@ static void batch_one(void *arg, size_t i, unsigned worker)
 {
     batch_job *job = arg;
     qv_hnsw *h = job->h;
-    int rc = QV_OK;
-    pthread_rwlock_rdlock(&h->grow_lock);
-    qv_hnsw_scratch *s = job->scr[worker];
-    if (!s) s = job->scr[worker] = qv_hnsw_scratch_get(h);
-    if (!s) rc = QV_ENOMEM;
-    else if ((rc = qv_hnsw_scratch_refresh(h, s)) == QV_OK)
-        rc = search_one(h, s, job->q + i * h->dim, job->sp, job->hits + i * job->sp->k, &job->n_hits[i]);
-    pthread_rwlock_unlock(&h->grow_lock);
+    int rc = qv_hnsw_src_begin(h);
+    if (rc == QV_OK) {
+        pthread_rwlock_rdlock(&h->grow_lock);
+        qv_hnsw_scratch *s = job->scr[worker];
+        if (!s) s = job->scr[worker] = qv_hnsw_scratch_get(h);
+        if (!s) rc = QV_ENOMEM;
+        else if ((rc = qv_hnsw_scratch_refresh(h, s)) == QV_OK)
+            rc = search_one(h, s, job->q + i * h->dim, job->sp, job->hits + i * job->sp->k, &job->n_hits[i]);
+        pthread_rwlock_unlock(&h->grow_lock);
+        qv_hnsw_src_end(h);
+    }
     if (rc != QV_OK) {
         job->n_hits[i] = 0;
         if (__atomic_exchange_n(&job->rc, rc, __ATOMIC_RELAXED) == QV_OK)
@@ -315,6 +323,8 @@ int qv_hnsw_search_batch(const qv_index *ix, size_t nq, const float *q,
     qv_hnsw *h = ix->impl;
     unsigned nw = qv_pool_threads(ix->pool);
     batch_job job = {h, q, sp, hits, n_hits, NULL, QV_OK, {0}};
+    int rc = qv_hnsw_check_vectors(h);
+    if (rc != QV_OK) return rc;
     if (!(job.scr = qv_calloc(nw, sizeof *job.scr))) return QV_ENOMEM;
     qv_pool_run(ix->pool, nq, 0, batch_one, &job);
     for (unsigned w = 0; w < nw; w++) qv_hnsw_scratch_put(h, job.scr[w]);

@@ -530,12 +530,11 @@ int qv_index_open(const char *path, qv_index **out)
     qv_reader_init(&r, head, got > 0 ? (size_t)got : 0, path);
     if ((rc = read_header(&r, path, &resolved)) != QV_OK) goto cleanup;
     if ((rc = index_alloc(&resolved, &ix)) != QV_OK) goto cleanup;
-    /* A quantized index is read, not mapped: its code rows are re-encoded from the vectors
-     * at load (hnsw_io.c), so there is no code array in the file to map yet. Mapping the
-     * vectors and storing the codes as one more page-aligned array is the next step. */
-    if (ix->ops->open && resolved.quant == QV_QUANT_NONE) {
-        rc = ix->ops->open(ix, fd, (uint64_t)st.st_size, path);
-    } else {                            /* no in-place form: read it */
+    /* A quantized hnsw that holds its vectors is read, not mapped: its code rows are
+     * re-encoded from the vectors at load; one saved without them (a collection's, whose
+     * vectors are in LMDB) maps like a float32 index (hnsw_io.c). */
+    rc = ix->ops->open ? ix->ops->open(ix, fd, (uint64_t)st.st_size, path) : QV_INDEX_OPEN_READ;
+    if (rc == QV_INDEX_OPEN_READ) {     /* no in-place form: read it */
         qv_index_free(ix);
         ix = NULL;
         rc = qv_index_load(path, &ix);
@@ -547,6 +546,11 @@ cleanup:
     qv_index_free(ix);
     if (fd >= 0) close(fd);
     return rc;
+}
+
+int qv_index_set_vector_source(qv_index *ix, const qv_vec_source *src)
+{
+    return ix && src && src->get && ix->ops->set_vec_source ? ix->ops->set_vec_source(ix, src) : 0;
 }
 
 int qv_index_verify(qv_index *ix)

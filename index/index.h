@@ -21,6 +21,21 @@
 #include "core/pool.h"
 #include "core/serial.h"
 
+/* Where an index reads float vectors it does not hold itself (a quantized HNSW inside a
+ * collection: the vectors already sit in LMDB's map, storage/vec_source.c). get returns
+ * the vector of the point with index id `id`, or NULL when the source has none; the
+ * pointer stays valid until the session it was read in ends. begin opens a session in the
+ * calling thread (sessions nest) and end closes it: the index brackets every search,
+ * insert task and repair with them, so a pointer never outlives its session. */
+typedef struct qv_vec_source {
+    const float *(*get)(void *ctx, uint64_t id);
+    int  (*begin)(void *ctx);
+    void (*end)(void *ctx);
+    void *ctx;
+} qv_vec_source;
+
+#define QV_INDEX_OPEN_READ 1     /* open(): read this file instead (not an error) */
+
 typedef struct qv_index_ops {
     qv_index_kind kind;
     /** Set up ix->impl for an empty index (ix->p is resolved). */
@@ -41,7 +56,8 @@ typedef struct qv_index_ops {
     /** Open in place from fd (file_len bytes; the header is read and checked): map what
      *  can be used where it lies, check what searches need, defer the rest to verify().
      *  fd stays the caller's (dup it to keep it). NULL = the kind has no in-place open
-     *  (index.c then reads the file and calls load). */
+     *  (index.c then reads the file and calls load), as does QV_INDEX_OPEN_READ from it
+     *  for one file (a quantized hnsw that holds its vectors). */
     int    (*open)(qv_index *ix, int fd, uint64_t file_len, const char *name);
     /** Run the checks open() deferred; QV_OK or QV_ECORRUPT (sticky). NULL = none. */
     int    (*verify)(qv_index *ix);
@@ -49,6 +65,9 @@ typedef struct qv_index_ops {
     size_t (*memory)(const qv_index *ix);
     /** NULL = everything counted as other. */
     void   (*memory_detail)(const qv_index *ix, qv_index_memory_info *out);
+    /** Read float vectors from src from now on and drop the index's own copy: 1 when the
+     *  kind does (quantized hnsw), 0 when it keeps its vectors. NULL = never. */
+    int    (*set_vec_source)(qv_index *ix, const qv_vec_source *src);
 } qv_index_ops;
 
 struct qv_index {
@@ -76,6 +95,11 @@ extern const qv_index_ops qv_ivf_ops;
 #define QV_INDEX_MAGIC "QVIX"
 #define QV_INDEX_FORMAT_VERSION 3u
 #define QV_INDEX_HEADER_BYTES 72u
+
+/** Hand ix a vector source (see qv_vec_source): 1 when ix now reads its float vectors
+ *  from src and holds none of its own, 0 when its kind keeps them (src unused). src must
+ *  outlive ix. */
+int qv_index_set_vector_source(qv_index *ix, const qv_vec_source *src);
 
 /** Save to path atomically (temp file, rename); the data is streamed, not built in memory
  *  first. nosync skips the fsyncs (QV_DB_NOSYNC databases). */

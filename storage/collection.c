@@ -179,6 +179,9 @@ int qv_coll_build_index(qv_coll *c, MDB_txn *txn, qv_progress_fn progress, void 
     if (rc != QV_ENOTFOUND) goto cleanup;
     rc = n ? qv_index_add(ix, n, ids, vecs) : QV_OK;
     if (rc == QV_OK) {
+        /* Built from copies (its inserts read the batch it was given); from now on it
+         * reads the stored vectors and drops those copies (vec_source.c). */
+        qv_coll_use_vec_source(c, ix);
         *out = ix;
         ix = NULL;
     }
@@ -395,6 +398,7 @@ int qv_collection_create(qv_db *db, const char *name, const qv_collection_config
     /* qv_index_new validates every index parameter before anything is written; an ivf
      * collection then starts with a flat index (ivf_coll.c). */
     if ((rc = qv_index_new(&c->params, &c->ix)) != QV_OK) goto cleanup;
+    qv_coll_use_vec_source(c, c->ix);
     if (c->params.kind == QV_INDEX_IVF) {
         qv_index_free(c->ix);
         c->ix = NULL;

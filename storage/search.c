@@ -157,7 +157,11 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
     if ((rc = qv_coll_ensure_index(c)) != QV_OK) return rc;
     wrap_params(c, sp, &p, &f);
-    if ((sp->filter || sp->exact) && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
+    /* A quantized hnsw re-scores with vectors read from LMDB (vec_source.c): the index
+     * reads them in this txn, begun before maplock like a filter's. */
+    int reads = qv_coll_reads_vectors(c), lent = 0;
+    if ((sp->filter || sp->exact || reads) && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
+    if (reads) lent = qv_vec_session_lend(c, txn);
     pthread_rwlock_rdlock(&c->maplock);
     locked = 1;
     stats->live = c->count;
@@ -182,9 +186,15 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
         p.allow_bits = bits;
         p.allow_nbits = nbits;
     }
-    if (nq == 1) {
-        rc = qv_index_search(c->ix, queries, &p, hits, n_hits);
-        if (rc == QV_OK) map_hits(c, hits, n_hits);
+    rc = QV_OK;
+    if (nq == 1 || reads) {
+        /* With vectors from LMDB, every query in this thread and its txn: pool workers
+         * would each begin a txn of their own while this one holds envlock, and stall
+         * behind a map resize that waits for it. */
+        for (size_t i = 0; i < nq && rc == QV_OK; i++) {
+            rc = qv_index_search(c->ix, queries + i * c->params.dim, &p, hits + i * sp->k, &n_hits[i]);
+            if (rc == QV_OK) map_hits(c, hits + i * sp->k, &n_hits[i]);
+        }
     } else {
         rc = qv_index_search_batch(c->ix, nq, queries, &p, hits, n_hits);
         if (rc == QV_OK)
@@ -193,6 +203,7 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
 cleanup:
     if (rc != QV_OK) memset(n_hits, 0, nq * sizeof *n_hits);
     if (locked) pthread_rwlock_unlock(&c->maplock);
+    if (lent) qv_vec_session_return();
     qv_lmdb_abort(c->db, txn);
     qv_free(bits);
     qv_free(qcopy);

@@ -561,6 +561,7 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
     }
     /* The file format does not carry the GPU mode nor the thread count; the config does. */
     if (c->params.gpu != QV_GPU_OFF && (rc = qv_index_set_gpu(ix, c->params.gpu)) != QV_OK) goto cleanup;
+    qv_coll_use_vec_source(c, ix);         /* before the replay: its inserts read vectors */
     if ((rc = log_touched(c, txn, seq, &ids, &n, &nentries)) != QV_OK) goto cleanup;
     if ((rc = ids_replay(c, txn, ids, n)) != QV_OK) goto cleanup;
     if ((rc = resync(c, txn, ix, ids, n)) != QV_OK) {

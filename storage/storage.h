@@ -333,6 +333,20 @@ int  qv_snapshot_install(qv_db *db, MDB_txn *txn, uint32_t cid, uint64_t seq);
  *  final commit): called by qv_db_open on a writable db. */
 int  qv_bk_sweep_staged(qv_db *db);
 
+/* ---- vec_source.c ------------------------------------------------------------------------ */
+/** Whether c's index reads its float vectors from `points` (quantized hnsw, not cosine). */
+int  qv_coll_reads_vectors(const qv_coll *c);
+/** Make ix (c's index, built or opened) read its float vectors from c's `points` and drop
+ *  its own copy; a no-op unless qv_coll_reads_vectors(c). */
+void qv_coll_use_vec_source(qv_coll *c, qv_index *ix);
+/** Lend the calling thread's read txn to the vector source for one search: 1 when lent
+ *  (give it back with qv_vec_session_return before ending txn), 0 when a session was
+ *  already open in this thread. */
+int  qv_vec_session_lend(qv_coll *c, MDB_txn *txn);
+void qv_vec_session_return(void);
+/** Vectors refused because LMDB handed them out misaligned (tests: always 0). */
+uint64_t qv_vec_source_misaligned(void);
+
 /* ---- for tests and diagnostics ---------------------------------------------------------- */
 /** Copy the collection's counters (the map_grows field is the db's). */
 void qv_storage_get_stats(qv_coll *c, qv_storage_stats *out);
