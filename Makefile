@@ -157,6 +157,11 @@ $(BUILD)/quiver-inproc-search: bench/db/inproc_search.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
 all: $(if $(wildcard bench/db/inproc_search.c),$(BUILD)/quiver-inproc-search)
 
+# A quantized collection re-scoring from LMDB against the same index from the heap (issues 15, 16).
+$(BUILD)/quiver-vecsrc-bench: bench/db/vecsrc_bench.c $(BUILD)/libquiver.a
+	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
+all: $(if $(wildcard bench/db/vecsrc_bench.c),$(BUILD)/quiver-vecsrc-bench)
+
 # BM25 against SQLite FTS5 (bench/text_fts5.py, issue 22).
 $(BUILD)/quiver-text-bench: bench/db/text_bench.c $(BUILD)/libquiver.a
 	$(CC) $(STD) $(WARN) $(OPT) $(SAN) -Iinclude -I. -o $@ $< $(BUILD)/libquiver.a $(ALL_LDFLAGS) $(LIB_LIBS)
@@ -215,7 +220,7 @@ asan-test:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined USE_CUDA=no OPT="-O1 -g" python-test
 
 # The suites with threads: index concurrency, storage readers during writes, the server.
-TSAN_SUITES := concurrency index_hnsw_reorder storage server regressions payload payload_http lifetime backup backup_http access tls server_limits alias text
+TSAN_SUITES := concurrency index_hnsw_reorder storage storage_vecsrc server regressions payload payload_http lifetime backup backup_http access tls server_limits alias text
 tsan-test:
 	$(MAKE) BUILD=build/tsan SANITIZER=thread USE_CUDA=no OPT="-O1 -g" build/tsan/quiver-tests \
 	  $(if $(SRV_OBJ),build/tsan/quiverd) $(if $(CLI_OBJ),build/tsan/quiver)

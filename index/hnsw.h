@@ -171,16 +171,16 @@ static inline float *qv_hnsw_vec(const qv_hnsw *h, uint32_t slot)
  * where finding it is the read. */
 static inline int qv_hnsw_vec_inline(const qv_hnsw *h) { return h->src.get == NULL; }
 
-/* A vector-source session around work that reads vectors in this thread; no-ops for an
- * index that holds its vectors. */
+/* A vector-source session around work that reads vectors in this thread (grow_lock or
+ * write_lock held, so src does not change meanwhile): 1 when one was opened (end it with
+ * qv_hnsw_src_end), 0 for an index that holds its vectors, or a QV_E* code. */
 static inline int qv_hnsw_src_begin(const qv_hnsw *h)
 {
-    return h->src.begin ? h->src.begin(h->src.ctx) : QV_OK;
+    if (!h->src.begin) return 0;
+    int rc = h->src.begin(h->src.ctx);
+    return rc == QV_OK ? 1 : rc;
 }
-static inline void qv_hnsw_src_end(const qv_hnsw *h)
-{
-    if (h->src.begin) h->src.end(h->src.ctx);
-}
+static inline void qv_hnsw_src_end(const qv_hnsw *h) { h->src.end(h->src.ctx); }
 
 /* The code row of slot (quantized index only). */
 static inline uint8_t *qv_hnsw_code(const qv_hnsw *h, uint32_t slot)

@@ -119,7 +119,7 @@ static void repair_level(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t y, unsigned l,
     pthread_mutex_lock(mu);
     qv_hnsw_write_list(list, y, maxl, out, nsel);
     pthread_mutex_unlock(mu);
-    if (ss == QV_OK) qv_hnsw_src_end(h);
+    if (ss > 0) qv_hnsw_src_end(h);
 }
 
 static void repair_task(void *arg, size_t i, unsigned worker)
@@ -194,7 +194,7 @@ int qv_hnsw_remove(qv_index *ix, size_t n, const uint64_t *ids, size_t *n_remove
     int rc = QV_OK;
     pthread_mutex_lock(&h->write_lock);
     int ss = qv_hnsw_src_begin(h);             /* reachability repair: in this thread */
-    if (ss != QV_OK) { rc = ss; goto cleanup; }
+    if (ss < 0) { rc = ss; goto cleanup; }
     if ((rc = qv_hnsw_check_vectors(h)) != QV_OK) goto cleanup;
     if ((rc = qv_hnsw_verify_locked(h)) != QV_OK) goto cleanup;
     if (!(scr = qv_calloc(nw, sizeof *scr))) { rc = QV_ENOMEM; goto cleanup; }
@@ -217,7 +217,7 @@ cleanup:
     if (scr)
         for (unsigned w = 0; w < nw; w++) qv_hnsw_scratch_put(h, scr[w]);
     qv_free(scr);
-    if (ss == QV_OK) qv_hnsw_src_end(h);
+    if (ss > 0) qv_hnsw_src_end(h);
     pthread_mutex_unlock(&h->write_lock);
     return rc;
 }

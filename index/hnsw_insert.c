@@ -186,7 +186,7 @@ static void add_task(void *arg, size_t i, unsigned worker)
     add_job *job = arg;
     int ss = qv_hnsw_src_begin(job->h);        /* a vector source's session (hnsw.h) */
     insert_one(job->h, job->scr[worker], job->slots[i]);
-    if (ss == QV_OK) qv_hnsw_src_end(job->h);
+    if (ss > 0) qv_hnsw_src_end(job->h);
     size_t done = __atomic_add_fetch(&job->done, 1, __ATOMIC_RELAXED);
     if (job->p->progress && (done & 255) == 0) {
         long t = now_ms(), last = __atomic_load_n(&job->last_ms, __ATOMIC_RELAXED);
@@ -214,13 +214,13 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     void *fix = NULL;
     float *ctmp = NULL;
     size_t n_repl = 0;
-    int rc = QV_OK, ss = QV_EINTERNAL;
+    int rc = QV_OK, ss = 0;
     qv_rng saved_rng;
 
     pthread_mutex_lock(&h->write_lock);
     saved_rng = h->rng;
     ss = qv_hnsw_src_begin(h);                 /* repair, retraining: in this thread */
-    if (ss != QV_OK) { rc = ss; goto fail; }
+    if (ss < 0) { rc = ss; goto fail; }
     if ((rc = qv_hnsw_check_vectors(h)) != QV_OK) goto fail;
     if ((rc = qv_hnsw_verify_locked(h)) != QV_OK) goto fail;
     /* ---- acquire everything; the index is unchanged on failure ---- */
@@ -320,7 +320,7 @@ fail:
 cleanup:
     if (scr)
         for (unsigned w = 0; w < nw; w++) qv_hnsw_scratch_put(h, scr[w]);
-    if (ss == QV_OK) qv_hnsw_src_end(h);
+    if (ss > 0) qv_hnsw_src_end(h);
     pthread_mutex_unlock(&h->write_lock);
     qv_free(lv);
     qv_free(up);

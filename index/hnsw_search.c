@@ -268,19 +268,20 @@ int qv_hnsw_search(const qv_index *ix, const float *q, const qv_search_params *s
     qv_hnsw *h = ix->impl;
     int rc;
     *n_hits = 0;
-    if ((rc = qv_hnsw_check_vectors(h)) != QV_OK) return rc;
-    /* A vector source's session (a collection begins it before its own locks). */
-    if ((rc = qv_hnsw_src_begin(h)) != QV_OK) return rc;
     pthread_rwlock_rdlock(&h->grow_lock);
-    qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
-    if (!s) {
+    /* A vector source's session (a collection's search has begun it already). */
+    int ss = qv_hnsw_src_begin(h);
+    qv_hnsw_scratch *s = NULL;
+    if ((rc = qv_hnsw_check_vectors(h)) != QV_OK || (rc = ss) < 0) {
+        /* rc says why */
+    } else if (!(s = qv_hnsw_scratch_get(h))) {
         rc = QV_ENOMEM;
     } else {
         rc = search_one(h, s, q, sp, hits, n_hits);
         qv_hnsw_scratch_put(h, s);
     }
+    if (ss > 0) qv_hnsw_src_end(h);
     pthread_rwlock_unlock(&h->grow_lock);
-    qv_hnsw_src_end(h);
     return rc;
 }
 
@@ -299,17 +300,15 @@ static void batch_one(void *arg, size_t i, unsigned worker)
 {
     batch_job *job = arg;
     qv_hnsw *h = job->h;
-    int rc = qv_hnsw_src_begin(h);
-    if (rc == QV_OK) {
-        pthread_rwlock_rdlock(&h->grow_lock);
-        qv_hnsw_scratch *s = job->scr[worker];
-        if (!s) s = job->scr[worker] = qv_hnsw_scratch_get(h);
-        if (!s) rc = QV_ENOMEM;
-        else if ((rc = qv_hnsw_scratch_refresh(h, s)) == QV_OK)
-            rc = search_one(h, s, job->q + i * h->dim, job->sp, job->hits + i * job->sp->k, &job->n_hits[i]);
-        pthread_rwlock_unlock(&h->grow_lock);
-        qv_hnsw_src_end(h);
-    }
+    pthread_rwlock_rdlock(&h->grow_lock);
+    int ss = qv_hnsw_src_begin(h), rc = ss < 0 ? ss : QV_OK;
+    qv_hnsw_scratch *s = job->scr[worker];
+    if (rc == QV_OK && !s) s = job->scr[worker] = qv_hnsw_scratch_get(h);
+    if (rc == QV_OK && !s) rc = QV_ENOMEM;
+    if (rc == QV_OK && (rc = qv_hnsw_scratch_refresh(h, s)) == QV_OK)
+        rc = search_one(h, s, job->q + i * h->dim, job->sp, job->hits + i * job->sp->k, &job->n_hits[i]);
+    if (ss > 0) qv_hnsw_src_end(h);
+    pthread_rwlock_unlock(&h->grow_lock);
     if (rc != QV_OK) {
         job->n_hits[i] = 0;
         if (__atomic_exchange_n(&job->rc, rc, __ATOMIC_RELAXED) == QV_OK)
@@ -323,7 +322,9 @@ int qv_hnsw_search_batch(const qv_index *ix, size_t nq, const float *q,
     qv_hnsw *h = ix->impl;
     unsigned nw = qv_pool_threads(ix->pool);
     batch_job job = {h, q, sp, hits, n_hits, NULL, QV_OK, {0}};
+    pthread_rwlock_rdlock(&h->grow_lock);
     int rc = qv_hnsw_check_vectors(h);
+    pthread_rwlock_unlock(&h->grow_lock);
     if (rc != QV_OK) return rc;
     if (!(job.scr = qv_calloc(nw, sizeof *job.scr))) return QV_ENOMEM;
     qv_pool_run(ix->pool, nq, 0, batch_one, &job);

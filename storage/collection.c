@@ -398,7 +398,6 @@ int qv_collection_create(qv_db *db, const char *name, const qv_collection_config
     /* qv_index_new validates every index parameter before anything is written; an ivf
      * collection then starts with a flat index (ivf_coll.c). */
     if ((rc = qv_index_new(&c->params, &c->ix)) != QV_OK) goto cleanup;
-    qv_coll_use_vec_source(c, c->ix);
     if (c->params.kind == QV_INDEX_IVF) {
         qv_index_free(c->ix);
         c->ix = NULL;

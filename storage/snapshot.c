@@ -206,6 +206,9 @@ int qv_snapshot_write(qv_coll *c)
     if ((rc = snap_path(db, c->cid, a.seq, P_IDS, ids, sizeof ids)) != QV_OK) return rc;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return qv_fail(errno == ENOSPC ? QV_EFULL : QV_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    /* From its first snapshot on, a quantized index reads its vectors from `points` and
+     * its snapshot holds graph and codes only (vec_source.c). */
+    qv_coll_use_vec_source(c, c->ix);
     /* wmutex held: ext_of and live do not change */
     if ((rc = ids_save(c->next_iid, c->ext_of, c->live, ids, nosync, &a.ids_size, &a.ids_crc)) != QV_OK ||
         (rc = qv_index_save_file(c->ix, path, nosync)) != QV_OK || (rc = file_facts(path, &a.size, &a.crc)) != QV_OK ||

@@ -27,8 +27,16 @@
  *   - Cosine: the index holds unit vectors while `points` keeps them as given, so a
  *     cosine collection keeps its own normalized copy (qv_coll_use_vec_source skips it).
  *
- * Cost: one B-tree lookup per vector (4 levels at 1M points), instead of an array index;
- * re-scoring touches 20-40 vectors a query (measured in bench/RESULTS.md).
+ * When: a collection's index takes the source when it is opened from a snapshot, rebuilt
+ * from the stored points, or checkpointed (before it is saved, so every snapshot holds graph
+ * and codes only and a restart maps it in place). A collection created and loaded in one
+ * process keeps the heap copy until its first checkpoint (at the latest qv_db_close):
+ * an insert reads thousands of vectors (the walk and the neighbour selection are in
+ * floats), and through LMDB each read is a B-tree lookup: sift-debian-100k sq8 imported
+ * in 54 s that way against 9.4 s from the heap. Later inserts pay that, per point.
+ *
+ * Cost for searches: one B-tree lookup per vector re-scored (4 levels at 1M points)
+ * instead of an array index; a query re-scores 20-40 (bench/RESULTS.md).
  */
 #include "storage/storage.h"
 

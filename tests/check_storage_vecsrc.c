@@ -1,0 +1,342 @@
+/*
+ * tests/check_storage_vecsrc.c -- a quantized HNSW collection reads its float vectors from
+ * LMDB's map (storage/vec_source.c) instead of holding them:
+ *   - after a checkpoint the index holds no float vectors, and its answers are exactly the
+ *     ones it gave re-scoring from its heap copy; recall against a double-precision brute
+ *     force stays; a reopen maps the snapshot (graph + codes) and answers the same again;
+ *   - searches run while another thread upserts, replaces and deletes points and the LMDB
+ *     map grows under them (a 1 MiB initial map): every search succeeds and returns only
+ *     points that were live at some time during it (run under tsan-test);
+ *   - a snapshot without vectors whose code rows are damaged (CRC kept valid) is
+ *     QV_ECORRUPT from qv_index_open (bit1: a centroid number out of range) or from the
+ *     deferred verification and qv_index_load (sq8: a NaN factor); such a file opened on
+ *     its own refuses searches with QV_ESTATE until it has a vector source.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/crc32c.h"
+#include "index/index.h"
+#include "storage/storage.h"
+#include "tests/test_util.h"
+
+#define DIM 32
+#define N 2000
+#define NQ 30
+#define K 10
+
+static const qv_quant kinds[] = {QV_QUANT_SQ8, QV_QUANT_SQ4, QV_QUANT_BIT1};
+
+static qv_coll *create(qv_db *db, qv_quant kind, qv_metric metric)
+{
+    qv_collection_config cfg = {0};
+    qv_index_params_init(&cfg.index, QV_INDEX_HNSW, DIM, metric);
+    cfg.index.quant = kind;
+    cfg.index.threads = 2;
+    qv_coll *c;
+    QV_CK(qv_collection_create(db, "v", &cfg, &c));
+    return c;
+}
+
+static void search_all(qv_coll *c, const float *qs, uint32_t ef, qv_hit *out, size_t *n_out)
+{
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    sp.ef = ef;
+    for (size_t i = 0; i < NQ; i++) QV_CK(qv_search(c, qs + i * DIM, &sp, out + i * K, &n_out[i]));
+}
+
+static void assert_same(const qv_hit *a, const size_t *na, const qv_hit *b, const size_t *nb)
+{
+    for (size_t i = 0; i < NQ; i++) {
+        ck_assert_uint_eq(na[i], nb[i]);
+        for (size_t j = 0; j < na[i]; j++) {
+            ck_assert_uint_eq(a[i * K + j].id, b[i * K + j].id);
+            ck_assert_float_eq(a[i * K + j].score, b[i * K + j].score);
+        }
+    }
+}
+
+static size_t index_vector_bytes(qv_coll *c)
+{
+    qv_index_memory_info mi;
+    qv_index_memory_detail(c->ix, &mi);
+    return mi.vectors;
+}
+
+/* _i: the code kind. */
+START_TEST(test_vecsrc_same_answers)
+{
+    const qv_quant kind = kinds[_i];
+    char *dir = make_tmpdir("qv-vecsrc");
+    float *v = random_vectors(N, DIM, 31), *qs = random_vectors(NQ, DIM, 32);
+    uint64_t *ids = malloc(N * sizeof *ids), truth[NQ * K], got[NQ * K];
+    for (size_t i = 0; i < N; i++) ids[i] = i;
+    qv_db *db = open_db_nosync(dir);
+    qv_coll *c = create(db, kind, QV_METRIC_L2);
+    QV_CK(qv_upsert(c, N, ids, v, NULL));
+    ck_assert_uint_gt(index_vector_bytes(c), 0);              /* loading: the heap copy */
+    qv_hit a[NQ * K], b[NQ * K];
+    size_t na[NQ], nb[NQ];
+    search_all(c, qs, 64, a, na);
+
+    QV_CK(qv_checkpoint(c));                                  /* from here on: LMDB's map */
+    ck_assert_uint_eq(index_vector_bytes(c), 0);
+    search_all(c, qs, 64, b, nb);
+    assert_same(a, na, b, nb);
+    ref_knn(v, N, DIM, qs, NQ, K, QV_METRIC_L2, truth);
+    for (size_t i = 0; i < NQ * K; i++) got[i] = b[i].id;
+    double r = recall_at_k(got, nb, K, truth, K, NQ, K);
+    ck_assert_msg(r >= 0.9, "%s recall@10 %.3f with vectors from LMDB", qv_quant_name(kind), r);
+    QV_CK(qv_db_close(db));
+
+    /* Reopen: the snapshot opens in place, vectors still from LMDB, answers the same. */
+    db = open_db_nosync(dir);
+    QV_CK(qv_collection_open(db, "v", &c));
+    qv_storage_stats st;
+    qv_storage_get_stats(c, &st);
+    ck_assert_uint_eq(st.snapshot_loads, 1);
+    ck_assert_uint_eq(st.rebuilds, 0);
+    ck_assert_uint_eq(index_vector_bytes(c), 0);
+    search_all(c, qs, 64, b, nb);
+    assert_same(a, na, b, nb);
+    /* A write after the reopen: its inserts and repairs read vectors from LMDB too. */
+    uint64_t gone = 5, back = 7;
+    QV_CK(qv_delete(c, 1, &gone, NULL));
+    QV_CK(qv_upsert(c, 1, &back, v + 8 * DIM, NULL));         /* 7 now holds row 8's vector */
+    qv_search_params sp;
+    qv_search_params_init(&sp, 2);
+    qv_hit h[2];
+    size_t nh;
+    QV_CK(qv_search(c, v + 8 * DIM, &sp, h, &nh));
+    ck_assert_uint_eq(nh, 2);
+    ck_assert_float_eq_tol(h[0].score, 0.0f, 1e-5f);
+    ck_assert_float_eq_tol(h[1].score, 0.0f, 1e-5f);          /* 7 and 8, both exact */
+    QV_CK(qv_search(c, v + 5 * DIM, &sp, h, &nh));
+    for (size_t j = 0; j < nh; j++) ck_assert_uint_ne(h[j].id, 5);
+    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+    free(ids);
+}
+END_TEST
+
+/* A cosine collection keeps its (normalized) copy: the stored vectors are as given. */
+START_TEST(test_vecsrc_cosine_keeps_copy)
+{
+    char *dir = make_tmpdir("qv-vecsrc-cos");
+    float *v = random_vectors(N, DIM, 33);
+    uint64_t *ids = malloc(N * sizeof *ids);
+    for (size_t i = 0; i < N; i++) ids[i] = i;
+    qv_db *db = open_db_nosync(dir);
+    qv_coll *c = create(db, QV_QUANT_SQ8, QV_METRIC_COSINE);
+    QV_CK(qv_upsert(c, N, ids, v, NULL));
+    QV_CK(qv_checkpoint(c));
+    ck_assert_uint_gt(index_vector_bytes(c), 0);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(ids);
+}
+END_TEST
+
+/* ---- searches during writes and map growth --------------------------------------------- */
+
+typedef struct {
+    qv_coll *c;
+    const float *qs;
+    int stop;                      /* atomic */
+    int failed;
+    size_t searches;
+} searcher;
+
+static void *search_loop(void *arg)
+{
+    searcher *s = arg;
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    qv_hit hits[K];
+    size_t n;
+    for (size_t i = 0; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE); i++) {
+        if (qv_search(s->c, s->qs + (i % NQ) * DIM, &sp, hits, &n) != QV_OK) { s->failed = 1; break; }
+        for (size_t j = 0; j < n; j++)
+            if (hits[j].id >= 4 * N || !isfinite(hits[j].score)) s->failed = 2;
+        s->searches++;
+    }
+    return NULL;
+}
+
+START_TEST(test_vecsrc_concurrent_writes_and_growth)
+{
+    char *dir = make_tmpdir("qv-vecsrc-mt");
+    const size_t batch = 200;
+    float *v = random_vectors(4 * N, DIM, 34), *qs = random_vectors(NQ, DIM, 35);
+    uint64_t ids[200];
+    qv_db_options o;
+    qv_db_options_init(&o);
+    o.flags |= QV_DB_NOSYNC;
+    o.initial_map_bytes = 1u << 20;                 /* grows many times under the searches */
+    qv_db *db;
+    QV_CK(qv_db_open(dir, &o, &db));
+    qv_coll *c = create(db, QV_QUANT_SQ8, QV_METRIC_L2);
+    for (size_t b = 0; b < N; b += batch) {
+        for (size_t i = 0; i < batch; i++) ids[i] = b + i;
+        QV_CK(qv_upsert(c, batch, ids, v + b * DIM, NULL));
+    }
+    QV_CK(qv_checkpoint(c));
+    ck_assert_uint_eq(index_vector_bytes(c), 0);
+    qv_storage_stats st0, st1;
+    qv_storage_get_stats(c, &st0);
+
+    searcher s[2] = {{c, qs, 0, 0, 0}, {c, qs, 0, 0, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, search_loop, &s[i]), 0);
+    const size_t rounds = sanitized() ? 4 : 10;
+    for (size_t r = 0; r < rounds; r++) {
+        /* new points, then replacements of old ones, then deletes */
+        for (size_t i = 0; i < batch; i++) ids[i] = N + r * batch + i;
+        QV_CK(qv_upsert(c, batch, ids, v + (N + r * batch) * DIM, NULL));
+        for (size_t i = 0; i < batch; i++) ids[i] = r * batch + i;
+        QV_CK(qv_upsert(c, batch, ids, v + (2 * N + r * batch) * DIM, NULL));
+        for (size_t i = 0; i < batch / 2; i++) ids[i] = r * batch + 2 * i;
+        QV_CK(qv_delete(c, batch / 2, ids, NULL));
+    }
+    for (int i = 0; i < 2; i++) {
+        __atomic_store_n(&s[i].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(s[i].failed, 0);
+        ck_assert_uint_gt(s[i].searches, 0);
+    }
+    qv_storage_get_stats(c, &st1);
+    ck_assert_msg(st1.map_grows > st0.map_grows, "the map did not grow during the searches (%llu)",
+                  (unsigned long long)st1.map_grows);
+    /* After the writes: every replaced point is found at its new vector, exactly. */
+    qv_search_params sp;
+    qv_search_params_init(&sp, 1);
+    qv_hit h;
+    size_t nh;
+    for (size_t r = 0; r < rounds; r++) {
+        size_t i = r * batch + 1;                   /* odd: replaced, not deleted */
+        QV_CK(qv_search(c, v + (2 * N + i) * DIM, &sp, &h, &nh));
+        ck_assert_uint_eq(nh, 1);
+        ck_assert_float_eq_tol(h.score, 0.0f, 1e-5f);
+    }
+    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+}
+END_TEST
+
+/* ---- damaged code rows ----------------------------------------------------------------- */
+
+static void snapshot_file(const char *dir, char *path, size_t len)
+{
+    char sdir[4096];
+    snprintf(sdir, sizeof sdir, "%s/" QV_SNAPSHOT_DIR, dir);
+    DIR *d = opendir(sdir);
+    ck_assert_ptr_nonnull(d);
+    *path = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t nl = strlen(e->d_name);
+        if (nl > 3 && !strcmp(e->d_name + nl - 3, ".qv")) snprintf(path, len, "%s/%s", sdir, e->d_name);
+    }
+    closedir(d);
+    ck_assert_msg(*path, "no snapshot file");
+}
+
+/* Overwrite `n` bytes at `off` from `bytes`, then fix the trailing CRC. */
+static void patch_file(const char *path, size_t off, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    size_t len = (size_t)ftell(f);
+    uint8_t *img = malloc(len);
+    fseek(f, 0, SEEK_SET);
+    ck_assert_uint_eq(fread(img, 1, len, f), len);
+    memcpy(img + off, bytes, n);
+    uint32_t crc = qv_crc32c(0, img, len - 4);
+    for (int i = 0; i < 4; i++) img[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+    fseek(f, 0, SEEK_SET);
+    ck_assert_uint_eq(fwrite(img, 1, len, f), len);
+    fclose(f);
+    free(img);
+}
+
+/* _i: 0 sq8 (a NaN factor: caught by the deferred checks), 1 bit1 (centroid 9999:
+ * caught by the open itself). */
+START_TEST(test_vecsrc_damaged_code_rows)
+{
+    const qv_quant kind = _i ? QV_QUANT_BIT1 : QV_QUANT_SQ8;
+    char *dir = make_tmpdir("qv-vecsrc-bad"), path[8192];
+    float *v = random_vectors(N, DIM, 36);
+    uint64_t *ids = malloc(N * sizeof *ids);
+    for (size_t i = 0; i < N; i++) ids[i] = i;
+    qv_db *db = open_db_nosync(dir);
+    qv_coll *c = create(db, kind, QV_METRIC_L2);
+    QV_CK(qv_upsert(c, N, ids, v, NULL));
+    QV_CK(qv_checkpoint(c));
+    QV_CK(qv_db_close(db));
+    snapshot_file(dir, path, sizeof path);
+
+    /* Untouched, on its own: it opens, but has no vectors to re-score with. */
+    qv_index *ix;
+    QV_CK(qv_index_open(path, &ix));
+    QV_CK(qv_index_verify(ix));
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    qv_hit hits[K];
+    size_t n;
+    QV_CK_FAIL(qv_index_search(ix, v, &sp, hits, &n), QV_ESTATE);
+    qv_index_free(ix);
+
+    /* Slot 0's row: its factors follow the code (index/codec.h); the first block is at the
+     * start of the first array, 4 KiB-aligned after the 72-byte header and the table. */
+    size_t code = kind == QV_QUANT_BIT1 ? (DIM + 63) / 64 * 8 : DIM;
+    size_t off = 4096 + code;
+    if (kind == QV_QUANT_BIT1) {
+        uint16_t bad = 9999;
+        patch_file(path, off + 16, &bad, sizeof bad);
+        QV_CK_FAIL(qv_index_open(path, &ix), QV_ECORRUPT);
+    } else {
+        float nan = NAN;
+        patch_file(path, off, &nan, sizeof nan);
+        QV_CK(qv_index_open(path, &ix));                      /* sq rows: checked later */
+        QV_CK_FAIL(qv_index_verify(ix), QV_ECORRUPT);
+        qv_index_free(ix);
+    }
+    ck_assert_ptr_nonnull(strstr(qv_last_error(), "code row"));
+    QV_CK_FAIL(qv_index_load(path, &ix), QV_ECORRUPT);
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(ids);
+}
+END_TEST
+
+extern Suite *qv_storage_vecsrc_suite(void);   /* "extern": the Makefile lists definitions only */
+
+Suite *qv_storage_vecsrc_suite(void)
+{
+    Suite *s = suite_create("storage_vecsrc");
+    TCase *tc = tcase_create("vecsrc");
+    tcase_set_timeout(tc, 240);
+    tcase_add_loop_test(tc, test_vecsrc_same_answers, 0, 3);
+    tcase_add_test(tc, test_vecsrc_cosine_keeps_copy);
+    tcase_add_test(tc, test_vecsrc_concurrent_writes_and_growth);
+    tcase_add_loop_test(tc, test_vecsrc_damaged_code_rows, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
