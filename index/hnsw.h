@@ -107,6 +107,7 @@ typedef struct qv_hnsw {
     qv_vec_source src;                 /* quantized index without vecs: where they are */
     float *src_missing;                /* with src: dim zeros, the vector of an id src lacks */
     int vecs_absent;                   /* loaded from a file without vectors, src not yet set */
+    int vecs_owned_elsewhere;          /* save without vecs even while holding them */
     qv_dist_fn dist;
     void (*dist_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
 

@@ -337,6 +337,12 @@ int qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src)
 {
     qv_hnsw *h = ix->impl;
     if (!h->codec) return 0;                   /* a float32 index walks on its vectors */
+    if (!src) {                                /* keep the copy; save without it */
+        pthread_mutex_lock(&h->write_lock);
+        h->vecs_owned_elsewhere = 1;
+        pthread_mutex_unlock(&h->write_lock);
+        return 1;
+    }
     float *zeros = qv_aligned_calloc(h->dim, sizeof *zeros);
     if (!zeros) return 0;                      /* keeps its own copy: still correct */
     pthread_mutex_lock(&h->write_lock);

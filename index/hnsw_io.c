@@ -38,8 +38,8 @@
  *   "VECS": zeros to a 4 KiB boundary and n_slots x dim f32 float vectors -- an index that
  *           holds its vectors. Load re-encodes the rows from them (deterministic, cheaper
  *           than validating stored codes); qv_index_open reads such a file, not maps it;
- *   "NOVC": nothing -- an index that read its vectors from a source (a collection: they
- *           are in LMDB, hnsw.h), so its snapshot holds graph and codes only. Its code
+ *   "NOVC": nothing -- an index whose vectors its owner keeps (a collection: they are in
+ *           LMDB, hnsw.h), so its snapshot holds graph and codes only. Its code
  *           rows are used as stored, and it opens in place like a float32 index: bit1
  *           rows (a centroid number that indexes an array) are checked at once, sq rows'
  *           factors with the deferred checks; a damaged row is QV_ECORRUPT. Until a source
@@ -175,9 +175,10 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
         rc = qv_fail(QV_EINTERNAL, "hnsw save: wrote %llu bytes, planned %llu",
                      (unsigned long long)qv_writer_pos(w), (unsigned long long)round_page(pos));
     if (rc == QV_OK && h->codec) {
-        qv_w_u32(w, h->vecs ? TAIL_VECS : TAIL_NOVC);
+        int with = h->vecs && !h->vecs_owned_elsewhere;
+        qv_w_u32(w, with ? TAIL_VECS : TAIL_NOVC);
         qv_w_u32(w, 0);
-        if (h->vecs) {
+        if (with) {
             qv_w_pad(w, PAGE);
             qv_w_bytes(w, h->vecs, (size_t)m.n * h->dim * sizeof(float));
         }

@@ -550,7 +550,7 @@ cleanup:
 
 int qv_index_set_vector_source(qv_index *ix, const qv_vec_source *src)
 {
-    return ix && src && src->get && ix->ops->set_vec_source ? ix->ops->set_vec_source(ix, src) : 0;
+    return ix && (!src || src->get) && ix->ops->set_vec_source ? ix->ops->set_vec_source(ix, src) : 0;
 }
 
 int qv_index_verify(qv_index *ix)

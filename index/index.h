@@ -65,8 +65,9 @@ typedef struct qv_index_ops {
     size_t (*memory)(const qv_index *ix);
     /** NULL = everything counted as other. */
     void   (*memory_detail)(const qv_index *ix, qv_index_memory_info *out);
-    /** Read float vectors from src from now on and drop the index's own copy: 1 when the
-     *  kind does (quantized hnsw), 0 when it keeps its vectors. NULL = never. */
+    /** Read float vectors from src from now on and drop the index's own copy (src NULL:
+     *  keep it, save without it): 1 when the kind does (quantized hnsw), 0 when it keeps
+     *  its vectors. NULL = never. */
     int    (*set_vec_source)(qv_index *ix, const qv_vec_source *src);
 } qv_index_ops;
 
@@ -97,8 +98,10 @@ extern const qv_index_ops qv_ivf_ops;
 #define QV_INDEX_HEADER_BYTES 72u
 
 /** Hand ix a vector source (see qv_vec_source): 1 when ix now reads its float vectors
- *  from src and holds none of its own, 0 when its kind keeps them (src unused). src must
- *  outlive ix. */
+ *  from src and holds none of its own, 0 when its kind keeps them (src unused). src's ctx
+ *  must outlive ix. src NULL: the owner keeps the vectors, but ix keeps its copy for now
+ *  (fast inserts while it is being loaded); it only saves without them (1), until a
+ *  source is set. */
 int qv_index_set_vector_source(qv_index *ix, const qv_vec_source *src);
 
 /** Save to path atomically (temp file, rename); the data is streamed, not built in memory

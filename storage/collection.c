@@ -181,7 +181,7 @@ int qv_coll_build_index(qv_coll *c, MDB_txn *txn, qv_progress_fn progress, void 
     if (rc == QV_OK) {
         /* Built from copies (its inserts read the batch it was given); from now on it
          * reads the stored vectors and drops those copies (vec_source.c). */
-        qv_coll_use_vec_source(c, ix);
+        qv_coll_use_vec_source(c, ix, qv_index_size(ix) > 0);
         *out = ix;
         ix = NULL;
     }

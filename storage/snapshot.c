@@ -206,9 +206,9 @@ int qv_snapshot_write(qv_coll *c)
     if ((rc = snap_path(db, c->cid, a.seq, P_IDS, ids, sizeof ids)) != QV_OK) return rc;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return qv_fail(errno == ENOSPC ? QV_EFULL : QV_EIO, "%s: cannot create: %s", dir, strerror(errno));
-    /* From its first snapshot on, a quantized index reads its vectors from `points` and
-     * its snapshot holds graph and codes only (vec_source.c). */
-    qv_coll_use_vec_source(c, c->ix);
+    /* A quantized index's snapshot holds graph and codes only: the vectors are in
+     * `points` (vec_source.c). */
+    qv_coll_use_vec_source(c, c->ix, 0);
     /* wmutex held: ext_of and live do not change */
     if ((rc = ids_save(c->next_iid, c->ext_of, c->live, ids, nosync, &a.ids_size, &a.ids_crc)) != QV_OK ||
         (rc = qv_index_save_file(c->ix, path, nosync)) != QV_OK || (rc = file_facts(path, &a.size, &a.crc)) != QV_OK ||
@@ -564,7 +564,9 @@ int qv_snapshot_load(qv_coll *c, MDB_txn *txn)
     }
     /* The file format does not carry the GPU mode nor the thread count; the config does. */
     if (c->params.gpu != QV_GPU_OFF && (rc = qv_index_set_gpu(ix, c->params.gpu)) != QV_OK) goto cleanup;
-    qv_coll_use_vec_source(c, ix);         /* before the replay: its inserts read vectors */
+    /* Before the replay (its inserts read vectors); an empty index is about to be loaded:
+     * it keeps a heap copy meanwhile (vec_source.c). */
+    qv_coll_use_vec_source(c, ix, qv_index_size(ix) > 0);
     if ((rc = log_touched(c, txn, seq, &ids, &n, &nentries)) != QV_OK) goto cleanup;
     if ((rc = ids_replay(c, txn, ids, n)) != QV_OK) goto cleanup;
     if ((rc = resync(c, txn, ix, ids, n)) != QV_OK) {

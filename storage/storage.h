@@ -336,9 +336,10 @@ int  qv_bk_sweep_staged(qv_db *db);
 /* ---- vec_source.c ------------------------------------------------------------------------ */
 /** Whether c's index reads its float vectors from `points` (quantized hnsw, not cosine). */
 int  qv_coll_reads_vectors(const qv_coll *c);
-/** Make ix (c's index, built or opened) read its float vectors from c's `points` and drop
- *  its own copy; a no-op unless qv_coll_reads_vectors(c). */
-void qv_coll_use_vec_source(qv_coll *c, qv_index *ix);
+/** Tell ix (c's index) that c's `points` keep its float vectors: with `drop`, it reads
+ *  them from there and drops its own copy; without, it keeps the copy (fast inserts while
+ *  loading) and only saves without it. A no-op unless qv_coll_reads_vectors(c). */
+void qv_coll_use_vec_source(qv_coll *c, qv_index *ix, int drop);
 /** Lend the calling thread's read txn to the vector source for one search: 1 when lent
  *  (give it back with qv_vec_session_return before ending txn), 0 when a session was
  *  already open in this thread. */

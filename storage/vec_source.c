@@ -27,13 +27,14 @@
  *   - Cosine: the index holds unit vectors while `points` keeps them as given, so a
  *     cosine collection keeps its own normalized copy (qv_coll_use_vec_source skips it).
  *
- * When: a collection's index takes the source when it is opened from a snapshot, rebuilt
- * from the stored points, or checkpointed (before it is saved, so every snapshot holds graph
- * and codes only and a restart maps it in place). A collection created and loaded in one
- * process keeps the heap copy until its first checkpoint (at the latest qv_db_close):
- * an insert reads thousands of vectors (the walk and the neighbour selection are in
- * floats), and through LMDB each read is a B-tree lookup: sift-debian-100k sq8 imported
- * in 54 s that way against 9.4 s from the heap. Later inserts pay that, per point.
+ * When: every snapshot of such an index holds graph and codes only (so a restart maps it
+ * in place), and the index takes the source -- dropping its heap copy -- when it comes
+ * back non-empty from a snapshot or a rebuild: a server that restarts holds each vector
+ * once. An index that starts empty (a new collection, or one created by another process)
+ * keeps its heap copy while it is loaded, until the next open: an insert reads thousands of
+ * vectors (the walk and the neighbour selection are in floats), and through LMDB each read
+ * is a B-tree lookup: sift-debian-100k sq8 imported in 54 s that way, 9.4 s from the heap.
+ * Inserts into an index that reads from LMDB pay that, per point.
  *
  * Cost for searches: one B-tree lookup per vector re-scored (4 levels at 1M points)
  * instead of an array index; a query re-scores 20-40 (bench/RESULTS.md).
@@ -104,11 +105,11 @@ int qv_coll_reads_vectors(const qv_coll *c)
            c->params.metric != QV_METRIC_COSINE;
 }
 
-void qv_coll_use_vec_source(qv_coll *c, qv_index *ix)
+void qv_coll_use_vec_source(qv_coll *c, qv_index *ix, int drop)
 {
     if (!ix || !qv_coll_reads_vectors(c)) return;
     qv_vec_source src = {src_get, src_begin, src_end, c};
-    (void)qv_index_set_vector_source(ix, &src);   /* 0: the index keeps its copy (still right) */
+    (void)qv_index_set_vector_source(ix, drop ? &src : NULL);   /* 0: keeps its copy (still right) */
 }
 
 int qv_vec_session_lend(qv_coll *c, MDB_txn *txn)
