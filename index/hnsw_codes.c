@@ -338,14 +338,14 @@ int qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src)
     qv_hnsw *h = ix->impl;
     if (!h->codec) return 0;                   /* a float32 index walks on its vectors */
     if (!src) {                                /* keep the copy; save without it */
-        pthread_mutex_lock(&h->write_lock);
-        h->vecs_owned_elsewhere = 1;
-        pthread_mutex_unlock(&h->write_lock);
+        __atomic_store_n(&h->vecs_owned_elsewhere, 1, __ATOMIC_RELAXED);
         return 1;
     }
     float *zeros = qv_aligned_calloc(h->dim, sizeof *zeros);
     if (!zeros) return 0;                      /* keeps its own copy: still correct */
-    pthread_mutex_lock(&h->write_lock);
+    /* grow_lock only, not write_lock: a collection sets the source inside a read txn
+     * (envlock shared), and writers take envlock (a session) under write_lock. Callers
+     * set it before the index is shared or with its writers stopped (storage: wmutex). */
     pthread_rwlock_wrlock(&h->grow_lock);
     qv_free(h->src_missing);
     h->src_missing = zeros;
@@ -356,7 +356,6 @@ int qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src)
     h->vec_base = NULL;
     pthread_rwlock_unlock(&h->grow_lock);
     qv_hnsw_update_memory(h);
-    pthread_mutex_unlock(&h->write_lock);
     return 1;
 }
 

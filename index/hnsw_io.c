@@ -175,7 +175,7 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
         rc = qv_fail(QV_EINTERNAL, "hnsw save: wrote %llu bytes, planned %llu",
                      (unsigned long long)qv_writer_pos(w), (unsigned long long)round_page(pos));
     if (rc == QV_OK && h->codec) {
-        int with = h->vecs && !h->vecs_owned_elsewhere;
+        int with = h->vecs && !__atomic_load_n(&h->vecs_owned_elsewhere, __ATOMIC_RELAXED);
         qv_w_u32(w, with ? TAIL_VECS : TAIL_NOVC);
         qv_w_u32(w, 0);
         if (with) {

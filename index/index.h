@@ -97,7 +97,8 @@ extern const qv_index_ops qv_ivf_ops;
 #define QV_INDEX_FORMAT_VERSION 3u
 #define QV_INDEX_HEADER_BYTES 72u
 
-/** Hand ix a vector source (see qv_vec_source): 1 when ix now reads its float vectors
+/** Before ix is shared, or with no add/remove running (it does not wait for them): hand
+ *  ix a vector source (see qv_vec_source): 1 when ix now reads its float vectors
  *  from src and holds none of its own, 0 when its kind keeps them (src unused). src's ctx
  *  must outlive ix. src NULL: the owner keeps the vectors, but ix keeps its copy for now
  *  (fast inserts while it is being loaded); it only saves without them (1), until a
