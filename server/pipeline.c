@@ -146,7 +146,7 @@ void srv_reply_json(srv_req *r, int status, json_t *body)
     if (buf) evbuffer_free(buf);
 }
 
-void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
+int srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -158,9 +158,10 @@ void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
     if (status >= 500 && status != 501) srv_log(SRV_LOG_WARN, "%d %s: %s", status, code, msg);
     r->api->error(r, status, code, msg);
+    return -1;
 }
 
-void srv_fail_qv(srv_req *r, int rc)
+int srv_fail_qv(srv_req *r, int rc)
 {
     static const struct { int rc, status; const char *code; } map[] = {
         {QV_EINVAL, 400, "invalid_argument"}, {QV_EDIM, 400, "dimension_mismatch"},
@@ -173,7 +174,7 @@ void srv_fail_qv(srv_req *r, int rc)
     const char *code = "internal";
     if (r->coll && srv_alias_retry(r, rc)) {   /* run() runs the request again, unanswered */
         r->rerun = 1;
-        return;
+        return -1;
     }
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].rc == rc) {
@@ -181,7 +182,7 @@ void srv_fail_qv(srv_req *r, int rc)
             code = map[i].code;
         }
     const char *detail = qv_last_error();
-    srv_fail(r, status, code, "%s", detail && *detail ? detail : qv_strerror(rc));
+    return srv_fail(r, status, code, "%s", detail && *detail ? detail : qv_strerror(rc));
 }
 
 int srv_read_body(srv_req *r, const char *name, const api_jfield *fields, void *dst)
@@ -195,13 +196,12 @@ int srv_read_body(srv_req *r, const char *name, const api_jfield *fields, void *
     if (len == 0 && r->api->lenient) text = "{}", len = 2;      /* Qdrant: no body reads as {} */
     if (!text) api_jfail(&e, "out_of_memory", "out of memory reading the body");
     else if (api_jparse(&rd, text, len, fields, dst, &e) == 0) return 0;
-    srv_fail_jerr(r, &e);
-    return -1;
+    return srv_fail_jerr(r, &e);
 }
 
-void srv_fail_jerr(srv_req *r, const api_jerr *e)
+int srv_fail_jerr(srv_req *r, const api_jerr *e)
 {
-    srv_fail(r, strcmp(e->code, "out_of_memory") == 0 ? 503 : 400, e->code, "%s", e->msg);
+    return srv_fail(r, strcmp(e->code, "out_of_memory") == 0 ? 503 : 400, e->code, "%s", e->msg);
 }
 
 static int to_evbuffer(void *out, const char *p, size_t len)
@@ -358,22 +358,21 @@ static const char *find_key(struct evhttp_request *req)
  * level the route needs (a write needs read-write); a route without a collection needs
  * the credential's own level, and one limited to collections may not use the routes
  * that span every collection: the metrics (they name them all) and the whole-store
- * snapshots (they hold them all). Replies 403 when not. */
+ * snapshots (they hold them all). 0, or -1 after replying 403. */
 static int allowed_here(srv_req *r, const srv_route *rt)
 {
     int need = (rt->flags & SRV_R_WRITE) ? SRV_ACCESS_RW : SRV_ACCESS_RO;
     const srv_auth *a = &r->auth;
     int have = r->name ? srv_auth_coll(a, r->name) : a->access < a->token_access ? a->access : a->token_access;
     int whole_store = !r->name && (rt->ep == SRV_EP_METRICS || rt->ep == SRV_EP_SNAPSHOT || rt->ep == SRV_EP_RESTORE);
-    if (have >= need && !(whole_store && srv_auth_limited(a))) return 1;
+    if (have >= need && !(whole_store && srv_auth_limited(a))) return 0;
     if (whole_store && have >= need)
-        srv_fail(r, 403, "forbidden", "a key or token limited to collections cannot use /%s (it spans every collection)", rt->path);
-    else if (have == SRV_ACCESS_RO) srv_fail(r, 403, "forbidden", "this API key or token is read-only%s%s%s", r->name ? " for collection `" : "", r->name ? r->name : "", r->name ? "`" : "");
-    else srv_fail(r, 403, "forbidden", "this API key or token has no access to collection `%s`", r->name ? r->name : "");
-    return 0;
+        return srv_fail(r, 403, "forbidden", "a key or token limited to collections cannot use /%s (it spans every collection)", rt->path);
+    if (have == SRV_ACCESS_RO) return srv_fail(r, 403, "forbidden", "this API key or token is read-only%s%s%s", r->name ? " for collection `" : "", r->name ? r->name : "", r->name ? "`" : "");
+    return srv_fail(r, 403, "forbidden", "this API key or token has no access to collection `%s`", r->name ? r->name : "");
 }
 
-/* Steps 2..5 of the file comment; the handler runs when it returns 1. */
+/* Steps 2..5 of the file comment; the handler runs when it returns 0 (-1: replied). */
 static int admit(srv_req *r, char **seg, int n)
 {
     srv_ctx *ctx = r->ctx;
@@ -389,35 +388,22 @@ static int admit(srv_req *r, char **seg, int n)
         else srv_auth_all(&r->auth);
         if (r->auth.access == SRV_ACCESS_NONE) {
             evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
-            srv_fail(r, 401, "unauthorized", "%s", r->auth.why);
-            return 0;
+            return srv_fail(r, 401, "unauthorized", "%s", r->auth.why);
         }
     }
-    if (n == -2) {
-        srv_fail(r, 400, "invalid_name", "the path holds control or non-ASCII characters");
-        return 0;
-    }
-    if (!known) {
-        srv_fail(r, 404, "not_found", "no such endpoint");
-        return 0;
-    }
-    if (rt && rt->unsupported) {
-        srv_fail(r, 501, "not_implemented", "%s not supported by quiverd", rt->unsupported);
-        return 0;
-    }
+    if (n == -2) return srv_fail(r, 400, "invalid_name", "the path holds control or non-ASCII characters");
+    if (!known) return srv_fail(r, 404, "not_found", "no such endpoint");
+    if (rt && rt->unsupported) return srv_fail(r, 501, "not_implemented", "%s not supported by quiverd", rt->unsupported);
     if (!rt) {
         char allow[64];
         allow_header(allowed, allow, sizeof allow);
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
-        srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
-        return 0;
+        return srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
     }
-    if (r->name && qv_coll_name_check(r->name) != QV_OK) {
-        srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
-        return 0;
-    }
+    if (r->name && qv_coll_name_check(r->name) != QV_OK)
+        return srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
     srv_alias_path(r);                          /* access is judged on the collection */
-    return (rt->flags & SRV_R_OPEN) || allowed_here(r, rt);
+    return (rt->flags & SRV_R_OPEN) ? 0 : allowed_here(r, rt);
 }
 
 /* Step 5 and 6: open the collection, run the handler. Through an alias whose collection
@@ -491,7 +477,7 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
     size_t plen = path ? strlen(path) + 1 : 1;
     char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
     int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
-    if (admit(&r, seg, n)) run(&r);
+    if (admit(&r, seg, n) == 0) run(&r);
     if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);        /* refused ones too */
     srv_auth_release(&r.auth);
     if (buf != small) free(buf);

@@ -35,6 +35,18 @@ void qd_ok(srv_req *r, json_t *result)
     srv_reply_json(r, 200, json_pack("{s:o,s:s,s:f}", "result", result, "status", "ok", "time", elapsed_s(r)));
 }
 
+void srv_reply_ok(srv_req *r, int status, json_t *native, json_t *result)
+{
+    if (srv_is_qdrant(r)) {
+        json_decref(native);
+        qd_ok(r, result);
+        return;
+    }
+    json_decref(result);
+    if (!native) srv_oom(r);
+    else srv_reply_json(r, status, native);
+}
+
 void qd_ok_written(srv_req *r)
 {
     char t[40];

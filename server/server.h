@@ -201,6 +201,9 @@ extern const srv_api srv_native_api;       /* native.c */
 extern const srv_api srv_qdrant_api;       /* qdrant.c */
 /** Whether r came in on the Qdrant-compatible listener (its replies take Qdrant's envelope). */
 int srv_is_qdrant(const srv_req *r);        /* qdrant.c */
+/** A success in the listener's shape: native (with status) on the native API, result in
+ *  Qdrant's envelope (200) on Qdrant's; steals both, and NULL for the one sent is 503. */
+void srv_reply_ok(srv_req *r, int status, json_t *native, json_t *result);   /* qdrant.c */
 
 struct srv_req {
     srv_ctx *ctx;
@@ -241,15 +244,16 @@ int  srv_alias_retry(srv_req *r, int rc);
 typedef struct { srv_ctx *ctx; const srv_api *api; } srv_listener;
 void srv_dispatch(struct evhttp_request *req, void *arg);
 
-/* Every handler ends in exactly one of these. */
+/* Every handler ends in exactly one of these. The failures return -1, so that a helper
+ * that replies and gives up says so in one line: return srv_bad(r, "..."). */
 void srv_reply_json(srv_req *r, int status, json_t *body);        /* steals body */
 void srv_reply_buf(srv_req *r, int status, const char *ctype, struct evbuffer *body);
-void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
+int  srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /** Reply for a failed qv_* call: one place that maps QV_E* to an HTTP status. */
-void srv_fail_qv(srv_req *r, int rc);
+int  srv_fail_qv(srv_req *r, int rc);
 /** Reply for a refused body: 400, or 503 when out of memory. */
-void srv_fail_jerr(srv_req *r, const api_jerr *e);
+int  srv_fail_jerr(srv_req *r, const api_jerr *e);
 #define srv_bad(r, ...) srv_fail(r, 400, "invalid_argument", __VA_ARGS__)
 #define srv_oom(r) srv_fail(r, 503, "out_of_memory", "out of memory")
 /** Read the body as one object of fields into dst (api_jread; strict on the native API,
