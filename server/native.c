@@ -129,8 +129,7 @@ int srv_upsert(srv_req *r, const api_points *p)
 {
     int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
     r->points = rc == QV_OK ? (long)p->n : 0;
-    if (rc != QV_OK) srv_fail_qv(r, rc);
-    return rc == QV_OK ? 0 : -1;
+    return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
 static const api_jfield upsert_fields[] = {{"points", API_J_CALL, .read = api_jread_points, .required = 1}, {NULL}};

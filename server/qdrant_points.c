@@ -66,18 +66,14 @@ static int select_ids(srv_req *r, selection *s)
     uint64_t total = 0;
     qv_coll *c = r->coll->coll;
     if (s->listed) return 0;
-    if (!s->filtered) {
-        srv_bad(r, "give 'points' (a list of ids) or 'filter'");
-        return -1;
-    }
+    if (!s->filtered) return srv_bad(r, "give 'points' (a list of ids) or 'filter'");
     int rc = qv_scroll(c, s->f.f, NULL, NULL, 0, 0, NULL, &s->ids.n, &total);
     if (rc == QV_OK) {
         s->ids.cap = (size_t)total + 16;           /* room for writes racing us */
         if (!(s->ids.v = malloc(s->ids.cap * sizeof *s->ids.v))) rc = QV_ENOMEM;
         else rc = qv_scroll(c, s->f.f, NULL, NULL, 0, s->ids.cap, s->ids.v, &s->ids.n, NULL);
     }
-    if (rc != QV_OK) srv_fail_qv(r, rc);
-    return rc == QV_OK ? 0 : -1;
+    return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
 static void selection_release(selection *s)
@@ -95,10 +91,8 @@ static int payload_of(srv_req *r, const qd_point *pt, size_t i, char **out)
     api_jtext t = pt->payload, reserved;
     char *stored = NULL, uuid[40];
     *out = NULL;
-    if (t.p && api_jfind(t.p, t.len, QD_UUID_KEY, &reserved) == 0) {
-        srv_bad(r, "points[%zu]: payload key '%s' is reserved for UUID point ids", i, QD_UUID_KEY);
-        return -1;
-    }
+    if (t.p && api_jfind(t.p, t.len, QD_UUID_KEY, &reserved) == 0)
+        return srv_bad(r, "points[%zu]: payload key '%s' is reserved for UUID point ids", i, QD_UUID_KEY);
     if (!pt->u.text[0]) {
         if (t.p && !(*out = strndup(t.p, t.len))) srv_oom(r);
         return t.p && !*out ? -1 : 0;
@@ -107,10 +101,7 @@ static int payload_of(srv_req *r, const qd_point *pt, size_t i, char **out)
     int clash = qv_get(r->coll->coll, pt->id, NULL, &stored) == QV_OK &&
                 api_stored_string(stored, QD_UUID_KEY, uuid, sizeof uuid) == 0 && strcmp(uuid, pt->u.text) != 0;
     qv_free(stored);
-    if (clash) {
-        srv_bad(r, "points[%zu]: UUID %s collides with another point's id hash", i, pt->u.text);
-        return -1;
-    }
+    if (clash) return srv_bad(r, "points[%zu]: UUID %s collides with another point's id hash", i, pt->u.text);
     const char *in = t.p ? t.p + 1 : "", *end = t.p ? t.p + t.len - 1 : in;     /* inside the braces */
     while (in < end && isspace((unsigned char)*in)) in++;
     if (asprintf(out, "{\"%s\":\"%s\"%s%.*s}", QD_UUID_KEY, pt->u.text, in < end ? "," : "", (int)(end - in), in) >= 0)
@@ -319,10 +310,7 @@ static int not_query_point(uint64_t id, void *q)
 /* What the fields alone do not check, and the library search completed; -1 after replying. */
 static int prepare(srv_req *r, qd_search *q)
 {
-    if (q->offset + q->limit > QV_MAX_K) {
-        srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
-        return -1;
-    }
+    if (q->offset + q->limit > QV_MAX_K) return srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
     q->s.k = (uint32_t)(q->limit + q->offset);
     if (q->ignore_quant) q->s.rescore = QV_RESCORE_ALL;
     if (q->mmr && q->candidates > q->s.k) q->s.k = (uint32_t)q->candidates;
@@ -357,8 +345,7 @@ static int put_result(srv_req *r, qd_search *q, qv_hit *hits, size_t nh)
     if (rc == QV_OK) rc = api_wpoints(srv_writer(r), e->coll, e->dim, hits, m, &st);
     if (!q->has_vec) free(hits);
     free(ids);
-    if (rc != QV_OK) srv_fail_qv(r, rc);
-    return rc == QV_OK ? 0 : -1;
+    return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
 /* A query with prefetches, checked before any output: it fuses them by RRF and each
@@ -366,29 +353,17 @@ static int put_result(srv_req *r, qd_search *q, qv_hit *hits, size_t nh)
 static int prepare_fused(srv_req *r, qd_search *q)
 {
     qd_search_list *pl = q->pre;
-    if (!q->fusion || q->has_vec || q->mmr) {
-        srv_bad(r, "a query with prefetch is supported by quiverd only as {\"fusion\": \"rrf\"}");
-        return -1;
-    }
-    if (!pl->n) {
-        srv_bad(r, "'prefetch' must hold at least one query to fuse");
-        return -1;
-    }
-    if (q->s.filter.f) {
-        srv_bad(r, "a filter of a fusion query is not supported by quiverd: give it to each prefetch");
-        return -1;
-    }
-    if (q->offset + q->limit > QV_MAX_K) {
-        srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
-        return -1;
-    }
+    if (!q->fusion || q->has_vec || q->mmr)
+        return srv_bad(r, "a query with prefetch is supported by quiverd only as {\"fusion\": \"rrf\"}");
+    if (!pl->n) return srv_bad(r, "'prefetch' must hold at least one query to fuse");
+    if (q->s.filter.f)
+        return srv_bad(r, "a filter of a fusion query is not supported by quiverd: give it to each prefetch");
+    if (q->offset + q->limit > QV_MAX_K) return srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
     for (size_t i = 0; i < pl->n; i++) {
         qd_search *p = &pl->q[i];
         p->s.vec = pl->vecs + i * pl->dim;
-        if (!p->has_vec || p->mmr || p->fusion) {
-            srv_bad(r, "prefetch[%zu] needs a query vector (or a point id)", i);
-            return -1;
-        }
+        if (!p->has_vec || p->mmr || p->fusion)
+            return srv_bad(r, "prefetch[%zu] needs a query vector (or a point id)", i);
         if (prepare(r, p) != 0) return -1;
     }
     return 0;
@@ -425,13 +400,12 @@ static int run_fused(srv_req *r, qd_search *q)
     api_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
     rc = api_wpoints(srv_writer(r), e->coll, e->dim, fused, m, &st);
 done:
-    if (rc != QV_OK) srv_fail_qv(r, rc);
     api_results_free(&res);
     free(fused);
     free(lists);
     free(lens);
     free(pre);
-    return rc == QV_OK ? 0 : -1;
+    return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
 /* search, search/batch, query, query/batch: {"result": points, [points...], {"points":
