@@ -178,6 +178,8 @@ typedef struct {
     void *accept_arg;
 } api_search;
 void api_search_release(api_search *s);
+/** The library's parameters of search s (its filter and predicate borrowed). */
+void api_search_params(const api_search *s, qv_search_params *sp);
 
 /** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload",
  *  "exact","rescore","oversampling"}), or with batch the batch body {"searches":[...]} of 1..API_MAX_BATCH of them,

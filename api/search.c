@@ -146,7 +146,7 @@ static int same_search(const api_search *a, const api_search *b)
     return strcmp(a->filter.text, b->filter.text) == 0;
 }
 
-static void params_of(const api_search *s, qv_search_params *sp)
+void api_search_params(const api_search *s, qv_search_params *sp)
 {
     qv_search_params_init(sp, s->k);
     sp->ef = s->ef;
@@ -181,12 +181,12 @@ int api_run_searches(qv_coll *c, uint32_t dim, const api_search *s, size_t n, ap
     int rc = QV_OK;
     uint64_t t0 = api_now_us();
     if (one_call) {
-        params_of(&s[0], &sp);
+        api_search_params(&s[0], &sp);
         rc = qv_search_ex(c, n, s[0].vec, &sp, res->hits, res->nh, &res->st[0]);
         for (size_t i = 1; i < n; i++) res->st[i] = res->st[0];
     } else {
         for (size_t i = 0; i < n && rc == QV_OK; i++) {
-            params_of(&s[i], &sp);
+            api_search_params(&s[i], &sp);
             rc = qv_search_ex(c, 1, s[i].vec, &sp, res->hits + i * res->kmax, &res->nh[i], &res->st[i]);
         }
     }

@@ -527,15 +527,7 @@ void qd_h_groups(srv_req *r)
     }
     if (prepare(r, q) != 0) goto cleanup;
     qv_search_params sp;
-    qv_search_params_init(&sp, 0);
-    sp.ef = q->s.ef;
-    sp.nprobe = q->s.nprobe;
-    sp.exact = q->s.exact;
-    sp.rescore = (qv_rescore)q->s.rescore;
-    sp.oversampling = (float)q->s.oversampling;
-    sp.filter = q->s.filter.f;
-    sp.accept = q->s.accept;
-    sp.accept_arg = q->s.accept_arg;
+    api_search_params(&q->s, &sp);                 /* its k: qv_search_groups sets its own */
     if ((rc = qv_search_groups(e->coll, q->s.vec, &sp, key, (uint32_t)q->group_size, (uint32_t)q->limit, &g, &ng)) != QV_OK) {
         srv_fail_qv(r, rc);
         goto cleanup;
