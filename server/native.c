@@ -360,14 +360,12 @@ static void h_train(srv_req *r)
 static const srv_route routes[] = {
     {SRV_M_GET, "healthz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_healthz, 0, NULL},
     {SRV_M_GET, "dashboard/**", SRV_EP_DASHBOARD, SRV_R_OPEN, srv_h_dashboard, 0, NULL},
-    {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
     {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
     {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
     {SRV_M_POST, "aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
-    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, SRV_R_COLL, srv_h_alias_list, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL, h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL, h_delete_points, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, SRV_R_COLL, h_scroll, 0, NULL},
@@ -379,17 +377,7 @@ static const srv_route routes[] = {
     {SRV_M_PUT, "collections/{name}/index/{arg}", SRV_EP_INDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_index_field, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_unindex_field, 0, NULL},
     {SRV_M_POST, "collections/{name}/train", SRV_EP_TRAIN, SRV_R_WRITE | SRV_R_COLL, h_train, 0, NULL},
-    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE | SRV_R_COLL, srv_h_snapshot_create, 0, NULL},
-    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
-    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
-    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
-    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
-    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
-    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
-    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
     {SRV_M_PUT, "snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
-    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
-    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
 };
 
 const srv_api srv_native_api = {routes, sizeof routes / sizeof routes[0], 4, native_error, 0};

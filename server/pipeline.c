@@ -308,25 +308,45 @@ static int same_path(const srv_route *a, const srv_route *b)
     return a->path == b->path || strcmp(a->path, b->path) == 0;
 }
 
+/* Routes both APIs serve alike (their handlers answer in the listener's shape), after
+ * each API's own table: a path one API answers otherwise is listed in its table (Qdrant's
+ * 501 for snapshots/recover), and all the methods of a path are in one table (for 405). */
+static const srv_route common_routes[] = {
+    {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
+    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
+    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, SRV_R_COLL, srv_h_alias_list, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE | SRV_R_COLL, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
+};
+
 /* The route for the path and method: *known when the path has any route (then NULL
  * means 405, and *allowed has its methods). */
 static const srv_route *route_of(const srv_api *api, char **seg, int n, unsigned mbit, srv_req *r,
                                  int *known, unsigned *allowed)
 {
+    const srv_route *tables[2] = {api->routes, common_routes};
+    size_t sizes[2] = {api->nroutes, sizeof common_routes / sizeof common_routes[0]};
     *known = 0;
     *allowed = 0;
-    for (size_t i = 0; i < api->nroutes; i++) {
-        const srv_route *rt = &api->routes[i];
-        if (i && same_path(rt, rt - 1)) continue;        /* the previous one's answer */
-        if (!path_matches(rt->path, seg, n, r)) continue;
-        *known = 1;
-        const srv_route *hit = NULL;
-        for (size_t j = i; j < api->nroutes && same_path(&api->routes[j], rt); j++) {
-            *allowed |= api->routes[j].methods;
-            if (!hit && (api->routes[j].methods & mbit)) hit = &api->routes[j];
+    for (int t = 0; t < 2; t++)
+        for (const srv_route *rt = tables[t], *end = rt + sizes[t]; rt < end; rt++) {
+            if (rt > tables[t] && same_path(rt, rt - 1)) continue;     /* the previous one's answer */
+            if (!path_matches(rt->path, seg, n, r)) continue;
+            *known = 1;
+            const srv_route *hit = NULL;
+            for (const srv_route *m = rt; m < end && same_path(m, rt); m++) {
+                *allowed |= m->methods;
+                if (!hit && (m->methods & mbit)) hit = m;
+            }
+            return hit;
         }
-        return hit;
-    }
     return NULL;
 }
 
