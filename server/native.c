@@ -45,7 +45,9 @@ void srv_h_metrics(srv_req *r)
     if (buf) evbuffer_free(buf);
 }
 
-static void h_list(srv_req *r)
+/* GET /collections, on both APIs: {"collections":[...]} of the ones the credential may
+ * read; Qdrant's entries are {"name"}, the native ones add dim, metric and count. */
+void srv_h_list(srv_req *r)
 {
     char **names = NULL;
     size_t n = 0;
@@ -55,7 +57,10 @@ static void h_list(srv_req *r)
         qv_collection_info info;
         qv_coll *c = NULL;
         if (!srv_may_see(r, names[i])) continue;
-        if ((rc = qv_collection_open(r->ctx->db, names[i], &c)) == QV_OK && (rc = qv_collection_get_info(c, &info)) == QV_OK) {
+        if (srv_is_qdrant(r)) {
+            json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
+        } else if ((rc = qv_collection_open(r->ctx->db, names[i], &c)) == QV_OK &&
+                   (rc = qv_collection_get_info(c, &info)) == QV_OK) {
             const char *metric = qv_metric_name(info.config.index.metric);
             json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:I}", "name", names[i], "dim",
                                                  (json_int_t)info.config.index.dim, "metric", metric ? metric : "?",
@@ -68,9 +73,10 @@ static void h_list(srv_req *r)
     if (rc != QV_OK) {
         json_decref(arr);
         srv_fail_qv(r, rc);
-    } else {
-        srv_reply_json(r, 200, arr ? json_pack("{s:o}", "collections", arr) : NULL);
+        return;
     }
+    json_t *out = arr ? json_pack("{s:o}", "collections", arr) : NULL;
+    srv_reply_ok(r, 200, out, json_incref(out));
 }
 
 /* ---- collections ------------------------------------------------------------------ */
@@ -360,7 +366,6 @@ static void h_train(srv_req *r)
 static const srv_route routes[] = {
     {SRV_M_GET, "healthz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_healthz, 0, NULL},
     {SRV_M_GET, "dashboard/**", SRV_EP_DASHBOARD, SRV_R_OPEN, srv_h_dashboard, 0, NULL},
-    {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
     {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
     {SRV_M_POST, "aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL, h_info, 0, NULL},

@@ -313,6 +313,7 @@ static int same_path(const srv_route *a, const srv_route *b)
  * 501 for snapshots/recover), and all the methods of a path are in one table (for 405). */
 static const srv_route common_routes[] = {
     {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
+    {SRV_M_GET, "collections", SRV_EP_LIST, 0, srv_h_list, 0, NULL},
     {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
     {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
     {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},

@@ -131,23 +131,6 @@ static json_t *collection_info(const qv_collection_info *info)
     return out;
 }
 
-static void h_list(srv_req *r)
-{
-    char **names = NULL;
-    size_t n = 0;
-    json_t *arr = json_array();
-    int rc = qv_collection_list(r->ctx->db, &names, &n);
-    for (size_t i = 0; arr && i < n; i++)
-        if (srv_may_see(r, names[i])) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
-    qv_free_strings(names, n);
-    if (rc != QV_OK) {
-        json_decref(arr);
-        srv_fail_qv(r, rc);
-    } else {
-        qd_ok(r, arr ? json_pack("{s:o}", "collections", arr) : NULL);
-    }
-}
-
 static void h_info(srv_req *r)
 {
     qv_collection_info info;
@@ -343,7 +326,6 @@ static const srv_route routes[] = {
     UNSUP("telemetry/**", "telemetry is"),
     UNSUP("locks/**", "locks are"),
     UNSUP("issues/**", "issues are"),
-    {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
     {SRV_M_POST, "collections/aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, COLL, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},

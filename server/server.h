@@ -269,6 +269,7 @@ int  srv_may_see(const srv_req *r, const char *name);
 
 /* ---- operations shared by both APIs (native.c) ------------------------------------- */
 void srv_h_metrics(srv_req *r);
+void srv_h_list(srv_req *r);
 /** Create collection r->name; r->coll is then it (closed by the pipeline). -1 after
  *  replying with the error (409 when it exists). */
 int  srv_create_collection(srv_req *r, const qv_collection_config *cfg);
