@@ -483,24 +483,20 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
         srv_metrics_conn_event(SRV_REQ_SHED);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         srv_fail(&r, 503, "overloaded", "too many requests in progress (--max-queue %ld); retry later", r.ctx->max_queue);
-        srv_worker_busy(0);
-        return;
-    }
-    if (cmd == EVHTTP_REQ_CONNECT || method_of(cmd) == NMETHODS) {
+    } else if (cmd == EVHTTP_REQ_CONNECT || method_of(cmd) == NMETHODS) {
         /* any body it has is unread: the next bytes are not a request */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         srv_fail(&r, 501, "not_implemented", "%s is not implemented by quiverd", method_name(cmd));
-        srv_worker_busy(0);
-        return;
+    } else {
+        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+        const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+        size_t plen = path ? strlen(path) + 1 : 1;
+        char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
+        int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
+        if (admit(&r, seg, n) == 0) run(&r);
+        if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);    /* refused ones too */
+        srv_auth_release(&r.auth);
+        if (buf != small) free(buf);
     }
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    size_t plen = path ? strlen(path) + 1 : 1;
-    char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
-    int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
-    if (admit(&r, seg, n) == 0) run(&r);
-    if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);        /* refused ones too */
-    srv_auth_release(&r.auth);
-    if (buf != small) free(buf);
     srv_worker_busy(0);
 }
