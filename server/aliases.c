@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/qdrant.h"
+#include "server/server.h"
 
 #define MAX_ACTIONS 1024
 

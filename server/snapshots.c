@@ -57,7 +57,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "server/qdrant.h"
+#include "server/server.h"
 
 #define FETCH_TIMEOUT_S 600
 
