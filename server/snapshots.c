@@ -570,23 +570,17 @@ static const char *multipart_file(const char *ctype, const char *body, size_t le
  * multipart/form-data form with the file (Qdrant's "snapshot" field), or the file itself. */
 void srv_h_snapshot_upload(srv_req *r)
 {
-    char path[PATH_MAX], *checksum = NULL;
-    struct evkeyvalq q;
+    char path[PATH_MAX];
+    struct evkeyvalq q;                           /* the query; checksum points into it */
     uint64_t t0 = api_now_us();
     TAILQ_INIT(&q);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-    if (query && evhttp_parse_query_str(query, &q) != 0) {
+    if (query && evhttp_parse_query_str(query, &q) != 0) {     /* it clears q on failure */
         srv_bad(r, "malformed query string");
         return;
     }
-    const char *sum = evhttp_find_header(&q, "checksum");
-    if (sum && !(checksum = strdup(sum))) {
-        evhttp_clear_headers(&q);
-        srv_oom(r);
-        return;
-    }
-    evhttp_clear_headers(&q);
+    const char *checksum = evhttp_find_header(&q, "checksum");
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     size_t len = evbuffer_get_length(in), flen = 0;
     const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
@@ -611,5 +605,5 @@ void srv_h_snapshot_upload(srv_req *r)
         close(fd);
         unlink(path);
     }
-    free(checksum);
+    evhttp_clear_headers(&q);
 }
