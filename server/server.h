@@ -188,7 +188,8 @@ typedef struct {
 } srv_route;
 
 typedef struct {
-    const srv_route *routes;        /* first path match wins; ones with the same path
+    const srv_route *routes;        /* first path match wins, then pipeline.c's routes
+                                     * common to both APIs; ones with the same path
                                      * string next to each other, for 405's Allow */
     size_t nroutes;
     int max_segs;
