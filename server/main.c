@@ -580,7 +580,7 @@ int main(int argc, char **argv)
                    .body_timeout_s = (int)o.body_timeout_s, .max_connections = (unsigned)o.max_connections,
                    .max_queue = (long)o.max_queue};
     worker *workers = NULL;
-    char **names = NULL, shown[2][160] = {"", ""};
+    char **names = NULL, shown[2][160] = {"", ""}, err[512];
     size_t ncoll = 0;
     evutil_socket_t lfd[2] = {-1, -1};
     struct event_base *base = NULL;
@@ -601,24 +601,20 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);                       /* a peer that hangs up must not kill us */
-    if (o.tls_cert) {
-        char err[512];
-        if (srv_tls_new(o.tls_cert, o.tls_key, &ctx.tls, err, sizeof err) != 0) {
-            srv_log(SRV_LOG_ERROR, "--tls-cert/--tls-key: %s", err);
-            goto cleanup;
-        }
+    if (o.tls_cert && srv_tls_new(o.tls_cert, o.tls_key, &ctx.tls, err, sizeof err) != 0) {
+        srv_log(SRV_LOG_ERROR, "--tls-cert/--tls-key: %s", err);
+        goto cleanup;
+    }
+    if (ctx.tls) {
         sigaddset(&sigs, SIGHUP);
         if (!(sig[2] = evsignal_new(base, SIGHUP, on_hangup, ctx.tls)) || evsignal_add(sig[2], NULL) != 0) {
             srv_log(SRV_LOG_ERROR, "cannot install signal handlers");
             goto cleanup;
         }
     }
-    if (o.key_file) {
-        char err[512];
-        if (srv_keys_load(o.key_file, &ctx.keys, err, sizeof err) != 0) {
-            srv_log(SRV_LOG_ERROR, "--api-key-file: %s", err);
-            goto cleanup;
-        }
+    if (o.key_file && srv_keys_load(o.key_file, &ctx.keys, err, sizeof err) != 0) {
+        srv_log(SRV_LOG_ERROR, "--api-key-file: %s", err);
+        goto cleanup;
     }
     json_object_seed(0);                            /* once, before threads */
 
