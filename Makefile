@@ -171,7 +171,7 @@ include python/python.mk
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblmdb-dev libevent-dev libjansson-dev libssl-dev openssl \
             check libsubunit-dev curl gnuplot-nox libhnswlib-dev libfaiss-dev wrk \
             python3-dev python3-numpy python3-pytest python3-hnswlib chromium \
-            libstemmer-dev sqlite3
+            libstemmer-dev sqlite3 etcd-server etcd-client
 # node and npm run the Qdrant client test (tests/qdrant) and the dashboard's browser test
 # (tests/dashboard, with chromium): Debian's nodejs and npm when no npm is on the PATH
 # (NodeSource's nodejs bundles npm, and conflicts with Debian's npm).

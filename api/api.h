@@ -219,7 +219,7 @@ void api_wtook(api_wbuf *w, const qv_search_stats *st);
 /** The create body: index parameters (kind, dim, metric, ...; 0 = the library's default)
  *  and the payload_index object's text. Read with api_create_fields into an api_create_body
  *  whose p was set by qv_index_params_init. */
-typedef struct { qv_index_params p; api_jtext payload_index; } api_create_body;
+typedef struct { qv_index_params p; api_jtext payload_index; uint32_t shard_number, replication_factor; } api_create_body;
 extern const api_jfield api_create_fields[];
 /** {"name","dim","metric","index":{...},"payload_index":{...},"count","memory_bytes",
  *  "last_seq"}, index defaults resolved; NULL when out of memory. */

@@ -51,6 +51,7 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "server/cluster.h"
 #include "server/server.h"
 
 #define DRAIN_GRACE_US 10000000u    /* longest wait for queued replies on shutdown */
@@ -98,6 +99,9 @@ static int n_all_workers;
 typedef struct {
     const char *listen[2], *data, *key_file, *snapshots;   /* listen[1]: the Qdrant API's, or NULL */
     const char *tls_cert, *tls_key;
+    const char *cluster, *advertise;                       /* cluster mode (cluster.h) */
+    unsigned long long node_id, lease_ttl_s, write_quorum;
+    int threads_set;
     unsigned long long max_body, threads, timeout_s, checkpoint_every;
     unsigned long long header_timeout_s, body_timeout_s, max_connections, max_queue;
     int log_level;
@@ -144,6 +148,11 @@ static const struct { const char *name, *arg, *help; size_t off; long long lo; u
     {"checkpoint-every", "N", "snapshot an index every N writes (default 0 = on exit)", O(checkpoint_every), 0, UINT32_MAX},
     {"snapshots", "DIR", "where snapshots (backups) are kept (default DATA/backups)", O(snapshots), 0, 0},
     {"log-level", "LEVEL", "error|warn|info|debug (default info)", O(log_level), -1, 0},
+    {"cluster", "URL,...", "cluster mode: etcd endpoints http://HOST:PORT,... (README: Cluster mode)", O(cluster), 0, 0},
+    {"node-id", "N", "cluster mode: this node's id, unique in the cluster", O(node_id), 1, INT32_MAX},
+    {"advertise", "URL", "cluster mode: how other nodes reach this one (http://HOST:PORT)", O(advertise), 0, 0},
+    {"lease-ttl", "SECONDS", "cluster mode: node lease; a dead leader is replaced after it (default 3)", O(lease_ttl_s), 1, 3600},
+    {"write-quorum", "N", "cluster mode: copies a write needs before it is acknowledged (default 1)", O(write_quorum), 1, 8},
     {"help", NULL, "this text", 0, 0, 0},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -175,6 +184,7 @@ static int parse_options(int argc, char **argv, options *o)
             return 2;
         }
         char *at = (char *)o + opts[c].off;
+        if (opts[c].off == O(threads)) o->threads_set = 1;
         if (!opts[c].arg) return 1;                                  /* --help */
         if (opts[c].lo < 0 && (*(int *)at = srv_log_parse_level(optarg)) < 0) {
             fprintf(stderr, "quiverd: --log-level must be error, warn, info or debug\n");
@@ -190,6 +200,18 @@ static int parse_options(int argc, char **argv, options *o)
         fprintf(stderr, "quiverd: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    if (!o->cluster && (o->node_id || o->advertise)) {
+        fprintf(stderr, "quiverd: --node-id and --advertise go with --cluster\n");
+        return 2;
+    }
+    if (o->cluster && (!o->node_id || !o->advertise)) {
+        fprintf(stderr, "quiverd: --cluster needs --node-id N and --advertise http://HOST:PORT\n");
+        return 2;
+    }
+    /* a node's handlers wait on other nodes (forwarded writes, replication, shard
+     * searches): with as many workers as cores, two nodes could each fill theirs waiting
+     * on the other */
+    if (o->cluster && !o->threads_set && o->threads < 16) o->threads = 16;
     if (!o->tls_cert != !o->tls_key) {
         fprintf(stderr, "quiverd: --tls-cert and --tls-key go together\n");
         return 2;
@@ -634,6 +656,11 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (srv_snapshots_init(&ctx, o.snapshots, o.data) != 0) goto cleanup;
+    if (o.cluster) {
+        srv_cluster_options co = {.endpoints = o.cluster, .node_id = (long)o.node_id, .advertise = o.advertise,
+                                  .lease_ttl_s = (int)o.lease_ttl_s, .write_quorum = (int)o.write_quorum};
+        if (srv_cluster_start(&ctx, &co, &ctx.cluster) != 0) goto cleanup;
+    }
     /* load every collection now, not on its first request (they stay loaded when closed) */
     if ((rc = qv_collection_list(ctx.db, &names, &ncoll)) != QV_OK) {
         srv_log(SRV_LOG_ERROR, "cannot list collections: %s: %s", qv_strerror(rc), qv_last_error());
@@ -698,6 +725,7 @@ cleanup:
     all_workers = NULL;
     n_all_workers = 0;
     free(workers);
+    srv_cluster_stop(ctx.cluster);                  /* leaves the cluster at once */
     if (ctx.db) {
         rc = qv_db_close(ctx.db);                   /* checkpoints every collection */
         if (rc != QV_OK) {
