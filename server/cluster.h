@@ -160,6 +160,8 @@ struct srv_cluster {
     char advertise[CL_URL_MAX];
     int ttl_s, write_quorum;
     int64_t lease;
+    int registered;                /* our node key is ours (only then does stop delete it) */
+    uint64_t next_catchup_ms;      /* a failed catch-up waits a second before the next try */
     pthread_mutex_t mu;            /* guards the map below and leads */
     cl_node *nodes;
     size_t nnodes;

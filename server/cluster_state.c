@@ -457,8 +457,9 @@ done:
     return rc;
 }
 
-static void catch_up_all(srv_cluster *cl)
+static int catch_up_all(srv_cluster *cl)
 {
+    int rc = 0;
     size_t ns;
     pthread_mutex_lock(&cl->mu);
     ns = cl->nshards;
@@ -468,10 +469,11 @@ static void catch_up_all(srv_cluster *cl)
     for (size_t i = 0; shards && i < ns; i++) {
         const cl_shard *s = &shards[i];
         if (cl_has_id(s->replicas, s->nreplicas, cl->self) && !cl_has_id(s->in_sync, s->nin_sync, cl->self) &&
-            s->leader != cl->self && alive(cl, s->leader))
-            catch_up(cl, s);
+            s->leader != cl->self && alive(cl, s->leader) && catch_up(cl, s) != 0)
+            rc = -1;
     }
     free(shards);
+    return rc;
 }
 
 /* ---- membership -------------------------------------------------------------------- */
@@ -486,7 +488,10 @@ static int register_node(srv_cluster *cl, int wait_s, char *err, size_t errlen)
         cl_cmp c = {key, 0};
         cl_put p = {key, val, cl->lease};
         int rc = cl_etcd_txn(cl->etcd, &c, 1, &p, 1, err, errlen);
-        if (rc == 1) atomic_store(&cl->lease_ok_until_ms, cl_now_ms() + (uint64_t)cl->ttl_s * 1000);
+        if (rc == 1) {
+            atomic_store(&cl->lease_ok_until_ms, cl_now_ms() + (uint64_t)cl->ttl_s * 1000);
+            cl->registered = 1;
+        }
         if (rc != 0) return rc == 1 ? 0 : -1;
         if (waited == 0) srv_log(SRV_LOG_INFO, "cluster: node id %ld is still registered (a previous run of this node?); waiting up to %d s for its lease to expire", cl->self, wait_s);
         if (waited >= wait_s * 4) break;
@@ -540,9 +545,14 @@ static void *poll_main(void *arg)
         }
         if (etcd_down) srv_log(SRV_LOG_INFO, "cluster: etcd reachable again");
         etcd_down = 0;
+        if (!alive(cl, cl->self)) {                /* our key went (deleted by hand?): again */
+            srv_log(SRV_LOG_WARN, "cluster: this node's key is gone from etcd; registering again");
+            if (register_node(cl, 0, err, sizeof err) != 0) srv_log(SRV_LOG_ERROR, "cluster: %s", err);
+            continue;
+        }
         sync_local(cl);
         failover(cl);
-        catch_up_all(cl);
+        if (cl_now_ms() >= cl->next_catchup_ms && catch_up_all(cl) != 0) cl->next_catchup_ms = cl_now_ms() + 1000;
     }
     return NULL;
 }
@@ -610,7 +620,7 @@ void srv_cluster_stop(srv_cluster *cl)
         pthread_mutex_unlock(&cl->stop_mu);
         pthread_join(cl->thread, NULL);
     }
-    if (cl->lease && cl->etcd) {                   /* leave at once: failover need not wait */
+    if (cl->registered && cl->etcd) {              /* leave at once: failover need not wait */
         char key[64], err[128];
         snprintf(key, sizeof key, CL_PREFIX "nodes/%ld", cl->self);
         cl_etcd_delete(cl->etcd, key, err, sizeof err);
