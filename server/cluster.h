@@ -81,6 +81,8 @@ typedef struct {
     const char *endpoints;         /* --cluster */
     long node_id;                  /* --node-id, >= 1 */
     const char *advertise;         /* --advertise: how the other nodes reach this one */
+    const char *leader_url, *replica_url;   /* this node's tier listeners (main.c): where
+                                    * peers send a leader's work and a replica's work */
     int lease_ttl_s;               /* --lease-ttl (default 3) */
     int write_quorum;              /* --write-quorum: in-sync copies a write needs (0: 1) */
 } srv_cluster_options;
@@ -101,6 +103,10 @@ struct api_points_s;
 int  srv_cluster_upsert(struct srv_req *r, const uint64_t *ids, const float *vecs, char *const *payloads, size_t n,
                         uint32_t dim);
 int  srv_cluster_delete(struct srv_req *r, const uint64_t *ids, size_t n, size_t *deleted);
+/** The cluster part of a cluster collection's info {"shard_number","replication_factor",
+ *  "partial","missing_shards"}, and *count: its points, summed over one live replica of
+ *  each shard (partial when a shard has none). */
+json_t *srv_cluster_info(srv_cluster *cl, const char *name, uint64_t *count);
 /** POST /collections/{name}/search on a cluster collection: scatter, gather, reply. */
 void srv_cluster_search(struct srv_req *r);
 /* route handlers (native.c's table) */
@@ -123,7 +129,9 @@ void srv_cluster_metrics(srv_cluster *cl, struct evbuffer *buf);
 #define CL_URL_MAX 256
 #define CL_LOG_CAP 65536           /* writes a leader keeps for catch-up (ring) */
 
-typedef struct { long id; char url[CL_URL_MAX]; } cl_node;
+/* A node: its client URL, and the tier listeners peers use (main.c says why). */
+enum { CL_CLIENT = 0, CL_LEADER = 1, CL_REPLICA = 2 };
+typedef struct { long id; char url[3][CL_URL_MAX]; } cl_node;
 typedef struct {
     char name[CL_NAME_MAX];
     char *config;                  /* native create body (JSON text) */
@@ -157,7 +165,7 @@ struct srv_cluster {
     struct srv_ctx *ctx;
     cl_etcd *etcd;
     long self;
-    char advertise[CL_URL_MAX];
+    char advertise[CL_URL_MAX], leader_url[CL_URL_MAX], replica_url[CL_URL_MAX];
     int ttl_s, write_quorum;
     int64_t lease;
     int registered;                /* our node key is ours (only then does stop delete it) */
@@ -184,8 +192,8 @@ struct srv_cluster {
 };
 
 #define CL_PREFIX "/quiver/"
-/** The url of node id (into buf) and whether it is alive; 0 when unknown. */
-int  cl_node_url(srv_cluster *cl, long id, char *buf, size_t len);
+/** The url of node id for tier CL_* (into buf) and whether it is alive; 0 when unknown. */
+int  cl_node_url(srv_cluster *cl, long id, int tier, char *buf, size_t len);
 /** A copy of the shards of collection coll (*n of them; free with free); NULL when none. */
 cl_shard *cl_shards_of(srv_cluster *cl, const char *coll, size_t *n);
 /** The shard of local name (copied into *out); 0 when unknown. */
@@ -204,6 +212,9 @@ int  cl_local_search(srv_cluster *cl, const char *local, const char *body, size_
 uint64_t cl_now_ms(void);
 /** Which shard an id goes to. */
 uint32_t cl_shard_of_id(uint64_t id, uint32_t shard_number);
-#define CL_PEER_TIMEOUT_MS 2000
+#define CL_PEER_TIMEOUT_MS 2000       /* searches, status: a dead peer costs at most this */
+#define CL_WRITE_TIMEOUT_MS 30000     /* a write to a leader or follower: a large batch into an
+                                       * HNSW graph on a busy machine takes seconds, and a
+                                       * follower that times out is dropped from in_sync */
 
 #endif

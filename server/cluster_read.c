@@ -86,7 +86,7 @@ static int ask(shard_query *q, long node)
     } else {
         char url[CL_URL_MAX], u[CL_URL_MAX + 128], err[256];
         cl_http_reply rep;
-        if (!cl_node_url(q->cl, node, url, sizeof url)) return -1;
+        if (!cl_node_url(q->cl, node, CL_REPLICA, url, sizeof url)) return -1;
         snprintf(u, sizeof u, "%s/collections/%s/search", url, q->s->local);
         if (cl_http("POST", u, q->body, q->len, CL_PEER_TIMEOUT_MS, &rep, err, sizeof err) != 0) return -1;
         status = rep.status;
@@ -201,7 +201,8 @@ void srv_h_cluster_status(srv_req *r)
     json_t *nodes = json_array(), *colls = json_array();
     pthread_mutex_lock(&cl->mu);
     for (size_t i = 0; i < cl->nnodes; i++)
-        json_array_append_new(nodes, json_pack("{s:I,s:s}", "id", (json_int_t)cl->nodes[i].id, "url", cl->nodes[i].url));
+        json_array_append_new(nodes, json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)cl->nodes[i].id, "url", cl->nodes[i].url[CL_CLIENT],
+                                                         "leader_url", cl->nodes[i].url[CL_LEADER], "replica_url", cl->nodes[i].url[CL_REPLICA]));
     for (size_t i = 0; i < cl->ncolls; i++) {
         json_t *sh = json_array();
         for (size_t j = 0; j < cl->nshards; j++) {
@@ -260,4 +261,57 @@ void srv_cluster_metrics(srv_cluster *cl, struct evbuffer *buf)
                              "# TYPE quiver_cluster_catchups_total counter\nquiver_cluster_catchups_total %llu\n",
                         (unsigned long long)cl->failovers, (unsigned long long)cl->catchups);
     pthread_mutex_unlock(&cl->mu);
+}
+
+/* ---- counts for GET /collections/{name} ------------------------------------------------- */
+
+static int shard_count(srv_cluster *cl, const cl_shard *s, long node, uint64_t *count)
+{
+    if (node == cl->self) {
+        srv_coll c;
+        qv_collection_info info;
+        if (srv_open(cl->ctx, s->local, &c) != QV_OK) return -1;
+        int rc = qv_collection_get_info(c.coll, &info);
+        qv_collection_close(c.coll);
+        *count = info.count;
+        return rc == QV_OK ? 0 : -1;
+    }
+    char url[CL_URL_MAX], u[CL_URL_MAX + 128], err[256];
+    cl_http_reply rep;
+    if (!cl_node_url(cl, node, CL_REPLICA, url, sizeof url)) return -1;
+    snprintf(u, sizeof u, "%s/collections/%s", url, s->local);
+    if (cl_http("GET", u, NULL, 0, CL_PEER_TIMEOUT_MS, &rep, err, sizeof err) != 0) return -1;
+    json_t *j = rep.status == 200 ? json_loadb(rep.body, rep.len, 0, NULL) : NULL;
+    json_t *n = json_object_get(j, "count");
+    int ok = json_is_integer(n);
+    if (ok) *count = (uint64_t)json_integer_value(n);
+    json_decref(j);
+    cl_http_reply_free(&rep);
+    return ok ? 0 : -1;
+}
+
+json_t *srv_cluster_info(srv_cluster *cl, const char *name, uint64_t *count)
+{
+    size_t ns = 0;
+    cl_shard *shards = cl_shards_of(cl, name, &ns);
+    json_t *missing = json_array();
+    *count = 0;
+    for (size_t i = 0; i < ns; i++) {
+        const cl_shard *s = &shards[i];
+        uint64_t c = 0;
+        int ok = (cl_has_id(s->in_sync, s->nin_sync, cl->self) && shard_count(cl, s, cl->self, &c) == 0) ||
+                 (s->leader != cl->self && shard_count(cl, s, s->leader, &c) == 0);
+        for (int k = 0; !ok && k < s->nin_sync; k++)
+            ok = s->in_sync[k] != cl->self && s->in_sync[k] != s->leader && shard_count(cl, s, s->in_sync[k], &c) == 0;
+        if (ok) *count += c;
+        else json_array_append_new(missing, json_integer((json_int_t)i));
+    }
+    uint32_t rf = 0;
+    pthread_mutex_lock(&cl->mu);
+    for (size_t i = 0; i < cl->ncolls; i++)
+        if (!strcmp(cl->colls[i].name, name)) rf = cl->colls[i].replication_factor;
+    pthread_mutex_unlock(&cl->mu);
+    free(shards);
+    return json_pack("{s:I,s:I,s:b,s:o}", "shard_number", (json_int_t)ns, "replication_factor", (json_int_t)rf, "partial",
+                     json_array_size(missing) > 0, "missing_shards", missing);
 }

@@ -95,12 +95,16 @@ static int parse_map(cl_kv *kv, size_t n, cl_node **nodes, size_t *nn, cl_coll *
         }
         if (!strncmp(k, "nodes/", 6)) {
             cl_node *o = &(*nodes)[*nn];
-            const char *url = json_string_value(json_object_get(j, "url"));
+            static const char *const keys[3] = {"url", "leader_url", "replica_url"};
+            int ok = 1;
             o->id = strtol(k + 6, NULL, 10);
-            if (url && o->id > 0 && strlen(url) < sizeof o->url) {
-                strcpy(o->url, url);
-                (*nn)++;
+            for (int t = 0; t < 3; t++) {
+                const char *url = json_string_value(json_object_get(j, keys[t]));
+                if (!url) url = json_string_value(json_object_get(j, "url"));     /* no tiers: one URL */
+                if (url && strlen(url) < sizeof o->url[t]) strcpy(o->url[t], url);
+                else ok = 0;
             }
+            if (ok && o->id > 0) (*nn)++;
         } else if (!strncmp(k, "collections/", 12)) {
             cl_coll *o = &(*colls)[*nc];
             json_t *cfg = json_object_get(j, "config");
@@ -155,13 +159,13 @@ int cl_refresh(srv_cluster *cl, char *err, size_t errlen)
     return 0;
 }
 
-int cl_node_url(srv_cluster *cl, long id, char *buf, size_t len)
+int cl_node_url(srv_cluster *cl, long id, int tier, char *buf, size_t len)
 {
     int found = 0;
     pthread_mutex_lock(&cl->mu);
     for (size_t i = 0; i < cl->nnodes && !found; i++)
         if (cl->nodes[i].id == id) {
-            snprintf(buf, len, "%s", cl->nodes[i].url);
+            snprintf(buf, len, "%s", cl->nodes[i].url[tier]);
             found = 1;
         }
     pthread_mutex_unlock(&cl->mu);
@@ -344,7 +348,7 @@ done:
 static int alive(srv_cluster *cl, long id)
 {
     char url[CL_URL_MAX];
-    return cl_node_url(cl, id, url, sizeof url);
+    return cl_node_url(cl, id, CL_CLIENT, url, sizeof url);
 }
 
 static void failover(srv_cluster *cl)
@@ -389,12 +393,14 @@ static void failover(srv_cluster *cl)
 
 static int catch_up(srv_cluster *cl, const cl_shard *s)
 {
-    char leader[CL_URL_MAX], url[CL_URL_MAX + 256], err[256], path[4096] = "", file[256];
+    char leader[CL_URL_MAX], files[CL_URL_MAX], url[CL_URL_MAX + 256], err[256], path[4096] = "", file[256];
     cl_http_reply rep = {0};
     json_t *j = NULL;
     int rc = -1, fd = -1;
     uint64_t t0 = api_now_us();
-    if (!cl_node_url(cl, s->leader, leader, sizeof leader)) return -1;
+    if (!cl_node_url(cl, s->leader, CL_LEADER, leader, sizeof leader) ||
+        !cl_node_url(cl, s->leader, CL_REPLICA, files, sizeof files))
+        return -1;
     /* 1. a snapshot and the log position it stands for */
     snprintf(url, sizeof url, "%s/cluster/shards/%s/snapshot", leader, s->local);
     if (cl_http("POST", url, "{}", 2, 30000, &rep, err, sizeof err) != 0 || rep.status != 200 ||
@@ -409,7 +415,7 @@ static int catch_up(srv_cluster *cl, const cl_shard *s)
     strcpy(file, fname);
     cl_http_reply_free(&rep);
     /* 2. its bytes, into a temporary file beside our own snapshots */
-    snprintf(url, sizeof url, "%s/collections/%s/snapshots/%s", leader, s->local, file);
+    snprintf(url, sizeof url, "%s/collections/%s/snapshots/%s", files, s->local, file);
     if (cl_http("GET", url, NULL, 0, 60000, &rep, err, sizeof err) != 0 || rep.status != 200) {
         srv_log(SRV_LOG_WARN, "cluster: shard %s: snapshot download: %s", s->local, rep.status ? "HTTP error" : err);
         goto done;
@@ -420,7 +426,7 @@ static int catch_up(srv_cluster *cl, const cl_shard *s)
         goto done;
     }
     cl_http_reply_free(&rep);
-    snprintf(url, sizeof url, "%s/collections/%s/snapshots/%s", leader, s->local, file);
+    snprintf(url, sizeof url, "%s/collections/%s/snapshots/%s", files, s->local, file);
     if (cl_http("DELETE", url, NULL, 0, CL_PEER_TIMEOUT_MS, &rep, err, sizeof err) == 0) cl_http_reply_free(&rep);
     /* 3. restore it under the shard's name */
     qv_restore_options o;
@@ -480,9 +486,10 @@ static int catch_up_all(srv_cluster *cl)
 
 static int register_node(srv_cluster *cl, int wait_s, char *err, size_t errlen)
 {
-    char key[64], val[CL_URL_MAX + 32];
+    char key[64], val[3 * CL_URL_MAX + 64];
     snprintf(key, sizeof key, CL_PREFIX "nodes/%ld", cl->self);
-    snprintf(val, sizeof val, "{\"url\":\"%s\"}", cl->advertise);
+    snprintf(val, sizeof val, "{\"url\":\"%s\",\"leader_url\":\"%s\",\"replica_url\":\"%s\"}", cl->advertise,
+             cl->leader_url, cl->replica_url);
     if (cl_etcd_lease_grant(cl->etcd, cl->ttl_s, &cl->lease, err, errlen) != 0) return -1;
     for (int waited = 0;; waited++) {
         cl_cmp c = {key, 0};
@@ -581,6 +588,8 @@ int srv_cluster_start(srv_ctx *ctx, const srv_cluster_options *o, srv_cluster **
         goto fail;
     }
     snprintf(cl->advertise, sizeof cl->advertise, "%s", o->advertise);
+    snprintf(cl->leader_url, sizeof cl->leader_url, "%s", o->leader_url ? o->leader_url : o->advertise);
+    snprintf(cl->replica_url, sizeof cl->replica_url, "%s", o->replica_url ? o->replica_url : o->advertise);
     size_t al = strlen(cl->advertise);
     while (al && cl->advertise[al - 1] == '/') cl->advertise[--al] = 0;
     if (!(cl->etcd = cl_etcd_new(o->endpoints, err, sizeof err))) {
@@ -651,6 +660,42 @@ static int cmp_long(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Wait (up to 5 s) until every live node has the collection and every replica its shard
+ * collection, so that the 201 means any node takes writes and searches for it at once. */
+static void wait_ready(srv_cluster *cl, const char *name)
+{
+    size_t ns = 0, nn;
+    cl_shard *s = cl_shards_of(cl, name, &ns);
+    pthread_mutex_lock(&cl->mu);
+    nn = cl->nnodes;
+    cl_node *nodes = calloc(nn + 1, sizeof *nodes);
+    if (nodes) memcpy(nodes, cl->nodes, nn * sizeof *nodes);
+    pthread_mutex_unlock(&cl->mu);
+    uint64_t deadline = cl_now_ms() + 5000;
+    for (size_t i = 0; nodes && s && i < nn; i++) {
+        if (nodes[i].id == cl->self) continue;
+        for (size_t j = 0; j <= ns; j++) {
+            const char *local = j == ns ? name : s[j].local;
+            if (j < ns && !cl_has_id(s[j].replicas, s[j].nreplicas, nodes[i].id)) continue;
+            char u[CL_URL_MAX + 128], err[256];
+            snprintf(u, sizeof u, "%s/collections/%s", nodes[i].url[CL_REPLICA], local);
+            for (;;) {
+                cl_http_reply rep;
+                int ok = cl_http("GET", u, NULL, 0, CL_PEER_TIMEOUT_MS, &rep, err, sizeof err) == 0 && rep.status == 200;
+                if (rep.body) cl_http_reply_free(&rep);
+                if (ok) break;
+                if (cl_now_ms() > deadline) {
+                    srv_log(SRV_LOG_WARN, "cluster: node %ld has not created '%s' within 5 s", nodes[i].id, local);
+                    break;
+                }
+                usleep(50000);
+            }
+        }
+    }
+    free(nodes);
+    free(s);
+}
+
 int srv_cluster_create(srv_req *r, json_t *config, uint32_t shard_number, uint32_t replication_factor)
 {
     srv_cluster *cl = r->ctx->cluster;
@@ -715,6 +760,7 @@ int srv_cluster_create(srv_req *r, json_t *config, uint32_t shard_number, uint32
         char e2[256];
         cl_refresh(cl, e2, sizeof e2);                 /* this node routes it from now on */
         sync_local(cl);
+        wait_ready(cl, r->name);
         if (srv_open(r->ctx, r->name, &r->opened) == QV_OK) {
             r->coll = &r->opened;
             rc = 0;

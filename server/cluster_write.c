@@ -92,7 +92,7 @@ static int send_op(const char *url, const char *local, int kind, const char *bod
     char u[CL_URL_MAX + 128];
     cl_http_reply rep;
     snprintf(u, sizeof u, "%s/collections/%s/points%s", url, local, kind == OP_DELETE ? "/delete" : "");
-    if (cl_http(kind == OP_DELETE ? "POST" : "PUT", u, body, len, CL_PEER_TIMEOUT_MS, &rep, err, errlen) != 0) return -1;
+    if (cl_http(kind == OP_DELETE ? "POST" : "PUT", u, body, len, CL_WRITE_TIMEOUT_MS, &rep, err, errlen) != 0) return -1;
     int ok = rep.status == 200;
     if (!ok) snprintf(err, errlen, "HTTP %d: %.200s", rep.status, rep.body ? rep.body : "");
     cl_http_reply_free(&rep);
@@ -140,6 +140,10 @@ static int leader_write(srv_cluster *cl, const char *local, int kind, const char
     }
     pthread_mutex_lock(&l->mu);
     if (!cl_shard_get(cl, local, &s) || s.leader != cl->self) {
+        char err[256];                              /* the map may be newer than our last poll */
+        if (cl_refresh(cl, err, sizeof err) != 0 || !cl_shard_get(cl, local, &s)) s.leader = 0;
+    }
+    if (s.leader != cl->self) {
         snprintf(msg, msglen, "node %ld does not lead shard %s", cl->self, local);
         status = 421;
         goto done;
@@ -164,7 +168,7 @@ static int leader_write(srv_cluster *cl, const char *local, int kind, const char
         long f = s.in_sync[k];
         char url[CL_URL_MAX], err[256] = "not registered (its lease expired)";
         if (f == cl->self) continue;
-        if (cl_node_url(cl, f, url, sizeof url) && send_op(url, local, kind, body, len, err, sizeof err) == 0) {
+        if (cl_node_url(cl, f, CL_REPLICA, url, sizeof url) && send_op(url, local, kind, body, len, err, sizeof err) == 0) {
             copies++;
             atomic_fetch_add(&l->replicated, 1);
             continue;
@@ -211,6 +215,35 @@ static void add_part(struct evbuffer *b, int kind, size_t i, const uint64_t *ids
     evbuffer_add(b, "}", 1);
 }
 
+/* One shard's part of a write to its leader (in-process when it is this node): 0, or an
+ * HTTP status with msg (421: that node does not lead the shard). */
+static int send_part(srv_cluster *cl, const cl_shard *sh, int kind, const char *body, size_t len, size_t *applied,
+                     char *msg, size_t msglen)
+{
+    char url[CL_URL_MAX], u[CL_URL_MAX + 128], err[256];
+    cl_http_reply rep;
+    *applied = 0;
+    if (sh->leader == cl->self) return leader_write(cl, sh->local, kind, body, len, applied, msg, msglen);
+    if (!cl_node_url(cl, sh->leader, CL_LEADER, url, sizeof url)) {
+        snprintf(msg, msglen, "shard %u has no live leader (node %ld is gone; failover takes up to the lease time)", sh->shard,
+                 sh->leader);
+        return 503;
+    }
+    snprintf(u, sizeof u, "%s/cluster/shards/%s/%s", url, sh->local, kind == OP_UPSERT ? "upsert" : "delete");
+    if (cl_http("POST", u, body, len, CL_WRITE_TIMEOUT_MS + 5000, &rep, err, sizeof err) != 0) {
+        snprintf(msg, msglen, "leader %ld of shard %u: %s", sh->leader, sh->shard, err);
+        return 503;
+    }
+    json_t *j = json_loads(rep.body, 0, NULL);
+    int status = rep.status == 200 ? 0 : rep.status;
+    *applied = (size_t)json_integer_value(json_object_get(j, "applied"));
+    const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    if (status) snprintf(msg, msglen, "leader %ld of shard %u: %s", sh->leader, sh->shard, m ? m : "error");
+    json_decref(j);
+    cl_http_reply_free(&rep);
+    return status;
+}
+
 static int route(srv_req *r, int kind, const uint64_t *ids, const float *vecs, char *const *payloads, size_t n, uint32_t dim,
                  size_t *done)
 {
@@ -233,31 +266,15 @@ static int route(srv_req *r, int kind, const uint64_t *ids, const float *vecs, c
         if (evbuffer_add(parts[s], "]}", 2) != 0) goto oom;
         size_t len = evbuffer_get_length(parts[s]), applied = 0;
         const char *body = (const char *)evbuffer_pullup(parts[s], -1);
-        char msg[384] = "", url[CL_URL_MAX];
+        char msg[384] = "";
         int status;
         if (!body) goto oom;
-        if (shards[s].leader == cl->self) {
-            status = leader_write(cl, shards[s].local, kind, body, len, &applied, msg, sizeof msg);
-        } else if (!cl_node_url(cl, shards[s].leader, url, sizeof url)) {
-            status = 503;
-            snprintf(msg, sizeof msg, "shard %zu has no live leader (node %ld is gone; failover takes up to the lease time)", s,
-                     shards[s].leader);
-        } else {
-            char u[CL_URL_MAX + 128], err[256];
-            cl_http_reply rep;
-            snprintf(u, sizeof u, "%s/cluster/shards/%s/%s", url, shards[s].local, kind == OP_UPSERT ? "upsert" : "delete");
-            if (cl_http("POST", u, body, len, 10000, &rep, err, sizeof err) != 0) {
-                status = 503;
-                snprintf(msg, sizeof msg, "leader %ld of shard %zu: %s", shards[s].leader, s, err);
-            } else {
-                json_t *j = json_loads(rep.body, 0, NULL);
-                status = rep.status == 200 ? 0 : rep.status;
-                applied = (size_t)json_integer_value(json_object_get(j, "applied"));
-                const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-                if (status) snprintf(msg, sizeof msg, "leader %ld of shard %zu: %s", shards[s].leader, s, m ? m : "error");
-                json_decref(j);
-                cl_http_reply_free(&rep);
-            }
+        status = send_part(cl, &shards[s], kind, body, len, &applied, msg, sizeof msg);
+        cl_shard fresh;
+        char err[256];
+        if (status == 421 && cl_refresh(cl, err, sizeof err) == 0 && cl_shard_get(cl, shards[s].local, &fresh)) {
+            shards[s] = fresh;                 /* the leader moved since our last poll: once more */
+            status = send_part(cl, &shards[s], kind, body, len, &applied, msg, sizeof msg);
         }
         *done += applied;
         if (status) {
@@ -366,7 +383,7 @@ void srv_h_cluster_shard_join(srv_req *r)
         srv_fail(r, 421, "not_leader", "node %ld does not lead shard %s", cl->self, r->name);
         goto done;
     }
-    if (!cl_has_id(s.replicas, s.nreplicas, (long)b.node) || !cl_node_url(cl, (long)b.node, url, sizeof url)) {
+    if (!cl_has_id(s.replicas, s.nreplicas, (long)b.node) || !cl_node_url(cl, (long)b.node, CL_REPLICA, url, sizeof url)) {
         srv_fail(r, 400, "unknown_node", "node %llu is not a live replica of shard %s", (unsigned long long)b.node, r->name);
         goto done;
     }

@@ -27,8 +27,16 @@ static void reply_info(srv_req *r, srv_coll *e, int status)
 {
     qv_collection_info info;
     int rc = qv_collection_get_info(e->coll, &info);
+    json_t *cluster = NULL;
+    uint64_t count = 0;
+    /* a cluster collection's local copy is empty: its count is the shards' */
+    if (rc == QV_OK && srv_cluster_has(r->ctx->cluster, e->name) && (cluster = srv_cluster_info(r->ctx->cluster, e->name, &count)))
+        info.count = (size_t)count;
+    json_t *j = rc == QV_OK ? api_info_json(e->name, &info) : NULL;
+    if (j && cluster) json_object_set(j, "cluster", cluster);
+    json_decref(cluster);
     if (rc != QV_OK) srv_fail_qv(r, rc);
-    else srv_reply_json(r, status, api_info_json(e->name, &info));
+    else srv_reply_json(r, status, j);
 }
 
 /* ---- health, metrics, listing ---------------------------------------------------- */
