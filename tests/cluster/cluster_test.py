@@ -136,14 +136,20 @@ class Cluster:
         return http("GET", self.url(node) + "/cluster")[1]
 
     def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        """SIGTERM the nodes first (while etcd is up), then etcd; the nodes' exit codes
+        (0: drained, checkpointed, and under ASan no leak or error)."""
+        codes = {}
+        for group in ([k for k in self.procs if isinstance(k, int)], [k for k in self.procs if not isinstance(k, int)]):
+            for k in group:
+                if self.procs[k].poll() is None:
+                    self.procs[k].send_signal(signal.SIGTERM)
+            for k in group:
+                try:
+                    codes[k] = self.procs[k].wait(20)
+                except subprocess.TimeoutExpired:
+                    self.procs[k].kill()
+                    codes[k] = "hung"
+        return {k: v for k, v in codes.items() if isinstance(k, int)}
 
 
 def shards_of(st, coll):
@@ -181,6 +187,30 @@ def recall_and_latency(url, coll, queries, gt, k=10):
     return found / (k * len(queries)), len(lat) / sum(lat), lat[int(0.99 * (len(lat) - 1))] * 1e3, partial
 
 
+def throughput(url, coll, queries, clients, rounds, k=10):
+    """QPS and p99 (ms) of clients concurrent clients each running the queries rounds times."""
+    lat, lock = [], threading.Lock()
+
+    def client(c):
+        mine = []
+        for _ in range(rounds):
+            for q in queries[c::clients] + queries[:c:clients]:
+                t = time.perf_counter()
+                http("POST", "%s/collections/%s/search" % (url, coll), {"vector": q, "k": k, "ef": 64})
+                mine.append(time.perf_counter() - t)
+        with lock:
+            lat.extend(mine)
+    t0 = time.perf_counter()
+    ths = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    wall = time.perf_counter() - t0
+    lat.sort()
+    return len(lat) / wall, lat[int(0.99 * (len(lat) - 1))] * 1e3, lat[len(lat) // 2] * 1e3
+
+
 def main():
     if not shutil.which("etcd"):
         msg = "cluster test: etcd not found (Debian package etcd-server)"
@@ -215,7 +245,8 @@ def main():
                             os.path.join(tmp, "dup"), "--cluster", cl.endpoints, "--node-id", "2", "--advertise",
                             "http://127.0.0.1:%d" % cl.spare[1], "--lease-ttl", str(LEASE)],
                            capture_output=True, text=True, timeout=60)
-        check(p.returncode == 1 and "already registered" in p.stderr, "a taken node id is refused")
+        check(p.returncode == 1 and "already registered" in p.stderr,
+              "a taken node id is refused%s" % ("" if p.returncode == 1 else ": rc %d %s" % (p.returncode, p.stderr[-300:])))
 
         s, r, _ = http("PUT", cl.url(1) + "/collections/toomany", {"dim": 4, "replication_factor": 4})
         check(s == 400 and "not_enough_nodes" in json.dumps(r), "replication_factor 4 on 3 nodes: 400")
@@ -255,6 +286,11 @@ def main():
         print("     recall@10 sharded %.4f, single node %.4f" % (rc, rs))
         print("     search: sharded %.0f QPS p99 %.2f ms; single node %.0f QPS p99 %.2f ms (1 client, ef 64)"
               % (qps_c, p99_c, qps_s, p99_s))
+        if os.environ.get("QV_CLUSTER_BENCH") == "1":          # bench/RESULTS.md's figures
+            for clients in (1, 4):
+                for name, u in (("single node", surl), ("3 nodes, 3 shards x 2", cl.url(1))):
+                    qps, p99, p50 = throughput(u, "sift", queries, clients, 10)
+                    print("     bench: %-22s %d client(s): %6.0f QPS  p50 %.2f ms  p99 %.2f ms" % (name, clients, qps, p50, p99))
         check(part == 0 and rc >= rs - 0.02, "sharded recall@10 equals the single node's (>= %.4f - 0.02)" % rs)
         s, r, _ = http("POST", cl.url(2) + "/collections/sift/search",
                        {"vector": queries[0], "k": 5, "filter": {"must": [{"key": "nope", "match": "x"}]}})
@@ -374,6 +410,8 @@ def main():
         check(s == 200 and wait_for(lambda: all(not any(c["name"].startswith("sift.") or c["name"] == "sift" for c in
                                                        http("GET", cl.url(n) + "/collections")[1]["collections"])
                                                 for n in (1, 2, 3)), 5), "drop: every node drops the collection and its shards")
+        codes = cl.stop()
+        check(all(v == 0 for v in codes.values()), "every node exits 0 on SIGTERM (%s)" % codes)
     finally:
         if single:
             single.send_signal(signal.SIGTERM)
