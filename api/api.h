@@ -239,6 +239,8 @@ int  api_parse_id(const char *s, uint64_t *out);
 /** A growing list of point ids; api_ids_add: -1 when out of memory. Free v. */
 typedef struct { uint64_t *v; size_t n, cap; } api_ids;
 int  api_ids_add(api_ids *l, uint64_t id);
+/** An API_J_CALL reader of a JSON array of point ids (0..INT64_MAX) into an api_ids. */
+int  api_jread_ids(api_jread *rd, void *ids);
 /** Points read from a body for one upsert: n ids, vectors of dim, payload texts (NULL:
  *  none; malloc'd), in arrays of cap. api_points_grow makes room for point i (n > i). */
 typedef struct { uint64_t *ids; float *vecs; char **payloads; size_t n, cap, pcap; uint32_t dim; } api_points;

@@ -351,14 +351,21 @@ static int alive(srv_cluster *cl, long id)
     return cl_node_url(cl, id, CL_CLIENT, url, sizeof url);
 }
 
+/* A copy of the whole shard map (*n shards; free with free), NULL when out of memory. */
+static cl_shard *copy_shards(srv_cluster *cl, size_t *n)
+{
+    pthread_mutex_lock(&cl->mu);
+    *n = cl->nshards;
+    cl_shard *shards = calloc(*n + 1, sizeof *shards);
+    if (shards) memcpy(shards, cl->shards, *n * sizeof *shards);
+    pthread_mutex_unlock(&cl->mu);
+    return shards;
+}
+
 static void failover(srv_cluster *cl)
 {
     size_t ns;
-    pthread_mutex_lock(&cl->mu);
-    ns = cl->nshards;
-    cl_shard *shards = calloc(ns + 1, sizeof *shards);
-    if (shards) memcpy(shards, cl->shards, ns * sizeof *shards);
-    pthread_mutex_unlock(&cl->mu);
+    cl_shard *shards = copy_shards(cl, &ns);
     for (size_t i = 0; shards && i < ns; i++) {
         cl_shard s = shards[i];
         if (alive(cl, s.leader) || !cl_has_id(s.in_sync, s.nin_sync, cl->self)) continue;
@@ -467,11 +474,7 @@ static int catch_up_all(srv_cluster *cl)
 {
     int rc = 0;
     size_t ns;
-    pthread_mutex_lock(&cl->mu);
-    ns = cl->nshards;
-    cl_shard *shards = calloc(ns + 1, sizeof *shards);
-    if (shards) memcpy(shards, cl->shards, ns * sizeof *shards);
-    pthread_mutex_unlock(&cl->mu);
+    cl_shard *shards = copy_shards(cl, &ns);
     for (size_t i = 0; shards && i < ns; i++) {
         const cl_shard *s = &shards[i];
         if (cl_has_id(s->replicas, s->nreplicas, cl->self) && !cl_has_id(s->in_sync, s->nin_sync, cl->self) &&

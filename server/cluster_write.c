@@ -39,21 +39,7 @@ enum { OP_UPSERT = 0, OP_DELETE = 1 };
 
 static const api_jfield points_fields[] = {{"points", API_J_CALL, .read = api_jread_points, .required = 1}, {NULL}};
 
-static int read_id(api_jread *rd, size_t i, void *ids)
-{
-    uint64_t id;
-    int rc = api_jread_uint(rd, 0, INT64_MAX, &id);
-    (void)i;
-    if (rc == 0 && api_ids_add(ids, id)) return api_jbad(rd, 0, "out_of_memory", "out of memory");
-    return rc;
-}
-
-static int read_ids(api_jread *rd, void *ids)
-{
-    return api_jread_array(rd, read_id, ids);
-}
-
-static const api_jfield ids_fields[] = {{"ids", API_J_CALL, .read = read_ids, .required = 1}, {NULL}};
+static const api_jfield ids_fields[] = {{"ids", API_J_CALL, .read = api_jread_ids, .required = 1}, {NULL}};
 
 /* Apply a native upsert or delete body to local collection name: 0, or an HTTP status
  * with msg. */

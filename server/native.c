@@ -194,21 +194,7 @@ static void h_get_point(srv_req *r)
     else srv_reply_written(r);
 }
 
-static int read_id(api_jread *rd, size_t i, void *ids)
-{
-    uint64_t id;
-    int rc = api_jread_uint(rd, 0, INT64_MAX, &id);
-    (void)i;
-    if (rc == 0 && api_ids_add(ids, id)) return api_jbad(rd, 0, "out_of_memory", "out of memory");
-    return rc;
-}
-
-static int read_ids(api_jread *rd, void *ids)
-{
-    return api_jread_array(rd, read_id, ids);
-}
-
-static const api_jfield delete_fields[] = {{"ids", API_J_CALL, .read = read_ids, .required = 1}, {NULL}};
+static const api_jfield delete_fields[] = {{"ids", API_J_CALL, .read = api_jread_ids, .required = 1}, {NULL}};
 
 /* POST /collections/{name}/points/delete {"ids":[...]} */
 static void h_delete_points(srv_req *r)
