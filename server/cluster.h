@@ -127,7 +127,9 @@ void srv_cluster_metrics(srv_cluster *cl, struct evbuffer *buf);
 #define CL_MAX_SHARDS 64
 #define CL_NAME_MAX 72
 #define CL_URL_MAX 256
-#define CL_LOG_CAP 65536           /* writes a leader keeps for catch-up (ring) */
+#define CL_LOG_CAP 65536           /* writes a leader keeps for catch-up (ring), */
+#define CL_LOG_MAX_BYTES (256u << 20)   /* and at most this many bytes of them: a replica
+                                         * further behind takes a new snapshot */
 
 /* A node: its client URL, and the tier listeners peers use (main.c says why). */
 enum { CL_CLIENT = 0, CL_LEADER = 1, CL_REPLICA = 2 };
@@ -156,8 +158,10 @@ typedef struct cl_lead {
     char local[CL_NAME_MAX + 8];
     pthread_mutex_t mu;
     uint64_t seq;                  /* of the last write logged */
+    uint64_t first;                /* of the oldest write still in the log (seq + 1: none) */
+    size_t log_bytes;
     uint64_t log_id;               /* this log's identity: a catch-up's seq is in one log */
-    cl_op *log;                    /* ring of CL_LOG_CAP */
+    cl_op *log;                    /* ring of CL_LOG_CAP, made by the first write led */
     atomic_ulong writes, replicated, follower_failures, searches, search_failures;
 } cl_lead;
 

@@ -218,16 +218,12 @@ cl_lead *cl_lead_of(srv_cluster *cl, const char *local)
     cl_lead *l = cl->leads;
     while (l && strcmp(l->local, local)) l = l->next;
     if (!l && (l = calloc(1, sizeof *l))) {
-        if (!(l->log = calloc(CL_LOG_CAP, sizeof *l->log))) {
-            free(l);
-            l = NULL;
-        } else {
-            snprintf(l->local, sizeof l->local, "%s", local);
-            pthread_mutex_init(&l->mu, NULL);
-            l->log_id = (api_now_us() ^ (uint64_t)getpid() << 40) & INT64_MAX;
-            l->next = cl->leads;
-            cl->leads = l;
-        }
+        snprintf(l->local, sizeof l->local, "%s", local);
+        pthread_mutex_init(&l->mu, NULL);
+        l->log_id = (api_now_us() ^ (uint64_t)getpid() << 40) & INT64_MAX;
+        l->first = 1;
+        l->next = cl->leads;
+        cl->leads = l;
     }
     pthread_mutex_unlock(&cl->mu);
     return l;
@@ -640,7 +636,7 @@ void srv_cluster_stop(srv_cluster *cl)
     free_map(cl->nodes, cl->colls, cl->ncolls, cl->shards);
     for (cl_lead *l = cl->leads, *next; l; l = next) {
         next = l->next;
-        for (size_t i = 0; i < CL_LOG_CAP; i++) free(l->log[i].body);
+        for (size_t i = 0; l->log && i < CL_LOG_CAP; i++) free(l->log[i].body);
         free(l->log);
         pthread_mutex_destroy(&l->mu);
         free(l);

@@ -112,6 +112,35 @@ static int drop_follower(srv_cluster *cl, const char *local, long id, char *err,
     return -1;
 }
 
+/* Append a write to the leader's log, dropping the oldest ones past CL_LOG_CAP writes or
+ * CL_LOG_MAX_BYTES. Out of memory only shortens the log (a catch-up from before the
+ * gap takes a new snapshot). */
+static void log_write(cl_lead *l, int kind, const char *body, size_t len)
+{
+    if (!l->log && !(l->log = calloc(CL_LOG_CAP, sizeof *l->log))) {
+        l->first = ++l->seq + 1;
+        return;
+    }
+    l->seq++;
+    while (l->first <= l->seq - 1 && (l->seq - l->first >= CL_LOG_CAP || l->log_bytes + len > CL_LOG_MAX_BYTES)) {
+        cl_op *old = &l->log[l->first % CL_LOG_CAP];
+        l->log_bytes -= old->body ? old->len : 0;
+        free(old->body);
+        *old = (cl_op){0};
+        l->first++;
+    }
+    cl_op *op = &l->log[l->seq % CL_LOG_CAP];
+    char *copy = len <= CL_LOG_MAX_BYTES ? malloc(len + 1) : NULL;
+    if (!copy) {                                    /* the log restarts after this write */
+        l->first = l->seq + 1;
+        return;
+    }
+    memcpy(copy, body, len);
+    copy[len] = 0;
+    *op = (cl_op){.seq = l->seq, .kind = kind, .body = copy, .len = len};
+    l->log_bytes += len;
+}
+
 /* The leader's write (steps 1..5 of the file comment): 0, or an HTTP status with msg. */
 static int leader_write(srv_cluster *cl, const char *local, int kind, const char *body, size_t len, size_t *n,
                         char *msg, size_t msglen)
@@ -141,14 +170,7 @@ static int leader_write(srv_cluster *cl, const char *local, int kind, const char
     }
     if ((status = apply_local(cl, local, kind, body, len, n, msg, msglen)) != 0) goto done;
     atomic_fetch_add(&l->writes, 1);
-    cl_op *op = &l->log[(l->seq + 1) % CL_LOG_CAP];
-    char *copy = malloc(len + 1);
-    if (copy) {
-        memcpy(copy, body, len);
-        copy[len] = 0;
-    }
-    free(op->body);
-    *op = (cl_op){.seq = ++l->seq, .kind = kind, .body = copy, .len = len};     /* a NULL body: trimmed */
+    log_write(l, kind, body, len);
     int copies = 1;
     for (int k = 0; k < s.nin_sync; k++) {
         long f = s.in_sync[k];
@@ -373,7 +395,7 @@ void srv_h_cluster_shard_join(srv_req *r)
         srv_fail(r, 400, "unknown_node", "node %llu is not a live replica of shard %s", (unsigned long long)b.node, r->name);
         goto done;
     }
-    if (b.log != l->log_id || b.seq > l->seq || l->seq - b.seq >= CL_LOG_CAP) {
+    if (b.log != l->log_id || b.seq > l->seq || b.seq + 1 < l->first || (b.seq < l->seq && !l->log)) {
         srv_fail(r, 409, "log_moved_on", "the snapshot's log position is no longer in the leader's log; take a new snapshot");
         goto done;
     }
