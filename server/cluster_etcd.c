@@ -14,7 +14,9 @@
 #include "server/cluster.h"
 
 #define MAX_ENDPOINTS 16
-#define ETCD_TIMEOUT_MS 2000
+/* etcd answers in milliseconds when idle, but a member syncing its raft log on a busy disk
+ * has taken over 2 s here (3 members and 3 nodes on 2 cores): give each endpoint 5 s. */
+#define ETCD_TIMEOUT_MS 5000
 
 struct cl_etcd {
     char *url[MAX_ENDPOINTS];
