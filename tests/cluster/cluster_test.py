@@ -237,6 +237,14 @@ def main():
         check(p.returncode == 1 and "cannot join through etcd" in p.stderr, "etcd down at start: exit 1 with a clear error")
         p = subprocess.run([os.path.join(BUILD, "quiverd"), "--cluster", cl.endpoints], capture_output=True, text=True)
         check(p.returncode == 2 and "--node-id" in p.stderr, "--cluster without --node-id: usage error")
+        p = subprocess.run([os.path.join(BUILD, "quiverd"), "--listen", "127.0.0.1:%d" % cl.spare[1], "--data",
+                            os.path.join(tmp, "bad"), "--cluster", cl.endpoints, "--node-id", "7", "--advertise", "node7:80"],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 1 and "--advertise http://" in p.stderr, "--advertise that is not http://HOST:PORT: exit 1, clear error")
+        p = subprocess.run([os.path.join(BUILD, "quiverd"), "--cluster", "etcd:2379", "--node-id", "7", "--advertise",
+                            "http://127.0.0.1:1", "--listen", "127.0.0.1:%d" % cl.spare[1], "--data", os.path.join(tmp, "bad")],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 1 and "not http://host:port" in p.stderr, "an etcd endpoint that is not http://HOST:PORT: exit 1, clear error")
         for n in (1, 2, 3):
             check(cl.start_node(n), "node %d up" % n)
         check(wait_for(lambda: len(cl.status(1).get("nodes", [])) == 3, 5), "every node sees 3 members")
