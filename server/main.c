@@ -210,6 +210,10 @@ static int parse_options(int argc, char **argv, options *o)
         fprintf(stderr, "quiverd: --cluster needs --node-id N and --advertise http://HOST:PORT\n");
         return 2;
     }
+    if (o->advertise && (strncmp(o->advertise, "http://", 7) != 0 || !strchr(o->advertise + 7, ':'))) {
+        fprintf(stderr, "quiverd: --advertise wants http://HOST:PORT, got '%s'\n", o->advertise);
+        return 2;
+    }
     /* a node's handlers wait on other nodes (forwarded writes, replication, shard
      * searches): with as many workers as cores, two nodes could each fill theirs waiting
      * on the other */

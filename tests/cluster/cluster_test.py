@@ -240,7 +240,7 @@ def main():
         p = subprocess.run([os.path.join(BUILD, "quiverd"), "--listen", "127.0.0.1:%d" % cl.spare[1], "--data",
                             os.path.join(tmp, "bad"), "--cluster", cl.endpoints, "--node-id", "7", "--advertise", "node7:80"],
                            capture_output=True, text=True, timeout=30)
-        check(p.returncode == 1 and "--advertise http://" in p.stderr, "--advertise that is not http://HOST:PORT: exit 1, clear error")
+        check(p.returncode == 2 and "--advertise wants http://HOST:PORT" in p.stderr, "--advertise that is not http://HOST:PORT: usage error")
         p = subprocess.run([os.path.join(BUILD, "quiverd"), "--cluster", "etcd:2379", "--node-id", "7", "--advertise",
                             "http://127.0.0.1:1", "--listen", "127.0.0.1:%d" % cl.spare[1], "--data", os.path.join(tmp, "bad")],
                            capture_output=True, text=True, timeout=30)
