@@ -289,6 +289,15 @@ static int known(srv_cluster *cl, const char *name)
     return 0;
 }
 
+/* Whether name is "coll.s<digits>", a shard of coll (len = strlen(coll)). */
+static int is_shard_of(const char *name, const char *coll, size_t len)
+{
+    if (strncmp(name, coll, len) != 0 || name[len] != '.' || name[len + 1] != 's' || !name[len + 2]) return 0;
+    for (const char *p = name + len + 2; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    return 1;
+}
+
 /* Make what the map says this node holds; drop what it no longer does. Runs on the poll
  * thread only (known is its own). */
 static void sync_local(srv_cluster *cl)
@@ -326,7 +335,7 @@ static void sync_local(srv_cluster *cl)
         size_t len = strlen(cl->known[i]);
         if (qv_collection_list(cl->ctx->db, &names, &n) == QV_OK)
             for (size_t j = 0; j < n; j++)
-                if (!strcmp(names[j], cl->known[i]) || (!strncmp(names[j], cl->known[i], len) && names[j][len] == '.' && names[j][len + 1] == 's'))
+                if (!strcmp(names[j], cl->known[i]) || is_shard_of(names[j], cl->known[i], len))
                     if (qv_collection_drop(cl->ctx->db, names[j]) == QV_OK) srv_log(SRV_LOG_INFO, "cluster: dropped local collection '%s'", names[j]);
         qv_free_strings(names, n);
         free(cl->known[i]);
