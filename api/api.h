@@ -221,7 +221,7 @@ void api_wtook(api_wbuf *w, const qv_search_stats *st);
 /** The create body: index parameters (kind, dim, metric, ...; 0 = the library's default)
  *  and the payload_index object's text. Read with api_create_fields into an api_create_body
  *  whose p was set by qv_index_params_init. */
-typedef struct { qv_index_params p; api_jtext payload_index; } api_create_body;
+typedef struct { qv_index_params p; api_jtext payload_index; uint32_t shard_number, replication_factor; } api_create_body;
 extern const api_jfield api_create_fields[];
 /** {"name","dim","metric","index":{...},"payload_index":{...},"count","memory_bytes",
  *  "last_seq"}, index defaults resolved; NULL when out of memory. */
@@ -241,6 +241,8 @@ int  api_parse_id(const char *s, uint64_t *out);
 /** A growing list of point ids; api_ids_add: -1 when out of memory. Free v. */
 typedef struct { uint64_t *v; size_t n, cap; } api_ids;
 int  api_ids_add(api_ids *l, uint64_t id);
+/** An API_J_CALL reader of a JSON array of point ids (0..INT64_MAX) into an api_ids. */
+int  api_jread_ids(api_jread *rd, void *ids);
 /** Points read from a body for one upsert: n ids, vectors of dim, payload texts (NULL:
  *  none; malloc'd), in arrays of cap. api_points_grow makes room for point i (n > i). */
 typedef struct { uint64_t *ids; float *vecs; char **payloads; size_t n, cap, pcap; uint32_t dim; } api_points;

@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "server/cluster.h"
 #include "server/server.h"
 
 static const char *const ep_names[SRV_EP_COUNT] = {
@@ -135,5 +136,6 @@ int srv_metrics_render(srv_ctx *ctx, struct evbuffer *buf)
     evbuffer_free(mem);
     evbuffer_add_printf(buf, "# HELP quiver_collections Collections in the database.\n"
                              "# TYPE quiver_collections gauge\nquiver_collections %zu\n", ncoll);
+    srv_cluster_metrics(ctx->cluster, buf);        /* per shard, in cluster mode */
     return 0;
 }

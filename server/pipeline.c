@@ -36,6 +36,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "server/cluster.h"
 #include "server/server.h"
 
 #define MAX_SEGS 8
@@ -442,6 +443,9 @@ static void run(srv_req *r)
         }
         if (rc == QV_ENOTFOUND && (r->route->flags & SRV_R_COLL))
             srv_fail(r, 404, "not_found", "Collection `%s` doesn't exist!", r->alias ? r->alias : r->name);
+        else if (r->coll && !(r->route->flags & SRV_R_CLUSTER) && srv_cluster_has(r->ctx->cluster, r->name))
+            srv_fail(r, 501, "not_implemented", "/%s is not supported on cluster collection `%s` (cluster mode routes "
+                     "create, drop, info, upsert, delete and search)", r->route->path, r->name);
         else if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(r, rc);
         else r->route->handler(r);
         if (r->coll) qv_collection_close(r->coll->coll);

@@ -145,7 +145,7 @@ static void h_exists(srv_req *r)
 }
 
 typedef struct {
-    uint32_t size, m, ef;
+    uint32_t size, m, ef, shard_number, replication_factor;
     int distance, datatype;
     int quant, methods, scalar_type;   /* quantization_config: the codes, how many methods named */
     double quantile;
@@ -225,9 +225,11 @@ static const api_jfield create_fields[] = {
     {"vectors", API_J_OBJECT, .arg = vectors_fields, .required = 1},
     {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
     {"quantization_config", API_J_CALL, .read = read_quantization},
+    {"shard_number", API_J_U32, .off = C(shard_number), .lo = 1, .hi = 64},      /* cluster mode */
+    {"replication_factor", API_J_U32, .off = C(replication_factor), .lo = 1, .hi = 8},
     {"sparse_vectors", API_J_REFUSE, .arg = "sparse vectors are"},
     {"init_from", API_J_REFUSE, .arg = "init_from is"},
-    {"sharding_method", API_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
+    {"sharding_method", API_J_REFUSE, .arg = "custom sharding (quiverd shards by a hash of the id) is"},
     {"strict_mode_config", API_J_REFUSE, .arg = "strict_mode_config is"},
     {NULL},
 };
@@ -250,7 +252,7 @@ static void h_create(srv_req *r)
     if (b.m) cfg.index.m = b.m;
     cfg.index.ef_construction = b.ef;
     cfg.index.quant = (qv_quant)b.quant;
-    if (srv_create_collection(r, &cfg) == 0) qd_ok(r, json_true());
+    if (srv_create_collection(r, &cfg, b.shard_number, b.replication_factor) == 0) qd_ok(r, json_true());
 }
 
 static void h_drop(srv_req *r)
@@ -328,8 +330,8 @@ static const srv_route routes[] = {
     UNSUP("issues/**", "issues are"),
     {SRV_M_POST, "collections/aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, COLL, h_info, 0, NULL},
-    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
-    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
+    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE | SRV_R_CLUSTER, h_create, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE | SRV_R_CLUSTER, h_drop, 0, NULL},
     {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, WCOLL, qd_h_update_collection, 0, NULL},
     {SRV_M_GET, "collections/{name}/exists", SRV_EP_INFO, SRV_R_COLL_OPT, h_exists, 0, NULL},
     {SRV_M_PUT, "collections/{name}/index", SRV_EP_INDEX_FIELD, WCOLL, h_index_create, 0, NULL},
@@ -337,7 +339,7 @@ static const srv_route routes[] = {
     UNSUP("collections/{name}/shards/**", "sharding and the cluster API are"),
     UNSUP("collections/{name}/cluster/**", "sharding and the cluster API are"),
     {SRV_M_POST, "collections/{name}/facet", SRV_EP_OTHER, COLL, qd_h_facet, 0, NULL},
-    {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, WCOLL, qd_h_upsert, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, WCOLL | SRV_R_CLUSTER, qd_h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points", SRV_EP_GET_POINT, COLL, qd_h_retrieve, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, WCOLL, qd_h_delete, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/payload", SRV_EP_UPSERT, WCOLL, qd_h_payload, 0, NULL},

@@ -133,6 +133,7 @@ typedef struct srv_ctx {
     atomic_long outstanding;       /* replies queued but not yet fully written */
     char *snapshots_dir;           /* --snapshots, resolved (snapshots.c) */
     atomic_long connections;       /* open connections, all workers */
+    struct srv_cluster *cluster;   /* --cluster: cluster mode (cluster.h); NULL: one node */
 } srv_ctx;
 
 /* ---- TLS (tls.c) ------------------------------------------------------------------ */
@@ -173,6 +174,8 @@ enum {
     SRV_R_WRITE = 2,       /* needs a read-write key */
     SRV_R_COLL = 4,        /* collection {name} is opened for the handler; 404 when absent */
     SRV_R_COLL_OPT = 8,    /* the same, but the handler runs with coll NULL when absent */
+    SRV_R_CLUSTER = 16,    /* the handler knows cluster collections (cluster.h); other
+                            * routes answer 501 for one rather than see its empty local copy */
 };
 
 typedef struct srv_req srv_req;
@@ -272,8 +275,10 @@ int  srv_may_see(const srv_req *r, const char *name);
 void srv_h_metrics(srv_req *r);
 void srv_h_list(srv_req *r);
 /** Create collection r->name; r->coll is then it (closed by the pipeline). -1 after
- *  replying with the error (409 when it exists). */
-int  srv_create_collection(srv_req *r, const qv_collection_config *cfg);
+ *  replying with the error (409 when it exists). shard_number and replication_factor
+ *  (0: 1) are Qdrant's: above 1 only in cluster mode, where every collection created is
+ *  a cluster collection. */
+int  srv_create_collection(srv_req *r, const qv_collection_config *cfg, uint32_t shard_number, uint32_t replication_factor);
 /** Drop collection r->name; -1 after replying (404 when absent). */
 int  srv_drop_collection(srv_req *r);
 /** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
