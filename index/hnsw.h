@@ -296,16 +296,12 @@ int  qv_hnsw_train(qv_index *ix, size_t n, const float *vecs);
 
 /* ---- hnsw_reorder.c ------------------------------------------------------------- */
 /** Renumber the slots in breadth-first order of the level-0 graph (write_lock held; takes
- *  grow_lock exclusive). Ids, results and the id map are unchanged. pending[0..n_pending)
- *  (may be NULL / 0): slots of an add() in progress that are filled but not inserted yet;
- *  they are renamed in place. 1 when done, 0 when skipped (empty index, or no memory for
- *  the permutation: then nothing changed). */
-int qv_hnsw_reorder(qv_hnsw *h, uint32_t *pending, size_t n_pending);
+ *  grow_lock exclusive). Ids, results and the id map are unchanged. 1 when done, 0 when
+ *  skipped (empty index, or no memory for the permutation). */
+int qv_hnsw_reorder(qv_hnsw *h);
 /** Whether add() should renumber now: the live count passed REORDER_MIN and has grown
  *  by half since the last renumbering. */
 int qv_hnsw_reorder_due(const qv_hnsw *h);
-/** The live count at which qv_hnsw_reorder_due turns true. */
-size_t qv_hnsw_reorder_at(const qv_hnsw *h);
 
 /* ---- hnsw_io.c -------------------------------------------------------------------- */
 int qv_hnsw_save(const qv_index *ix, qv_writer *w);

@@ -289,27 +289,20 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     __atomic_store_n(&h->n_slots, nslots, __ATOMIC_RELEASE);
 
     add_job job = {h, slots, scr, n, 0, now_ms(), &ix->p};
-    size_t at = 0;
+    size_t first = 0;
     if (__atomic_load_n(&h->entry, __ATOMIC_ACQUIRE) == QV_HNSW_ENTRY_NONE) {
         add_task(&job, 0, 0);                      /* the first node seeds the graph alone */
-        __atomic_add_fetch(&h->n_live, 1, __ATOMIC_RELAXED);
-        at = 1;
+        first = 1;
     }
-    while (at < n) {
-        /* Up to the live count of the next renumbering (hnsw_reorder.c), then renumber
-         * with the rest of the batch pending, so that its inserts walk a renumbered graph. */
-        size_t end = n, live = __atomic_load_n(&h->n_live, __ATOMIC_RELAXED), due = qv_hnsw_reorder_at(h);
-        if (due > live && due - live < n - at) end = at + (due - live);
-        job.slots = slots + at;
-        qv_pool_run(ix->pool, end - at, 1, add_task, &job);
-        __atomic_add_fetch(&h->n_live, end - at, __ATOMIC_RELAXED);
-        at = end;
-        if (at < n && qv_hnsw_reorder_due(h)) (void)qv_hnsw_reorder(h, slots + at, n - at);
+    if (n > first) {
+        job.slots = slots + first;
+        qv_pool_run(ix->pool, n - first, 1, add_task, &job);
     }
+    __atomic_add_fetch(&h->n_live, n, __ATOMIC_RELAXED);
     if (fix) qv_hnsw_fix_reach(h, scr[0], fix);
     /* A failed retraining keeps the current codec, which is still valid. */
     if (h->codec && !h->codec_pinned) (void)qv_hnsw_codes_retrain(h, 0);
-    if (qv_hnsw_reorder_due(h)) (void)qv_hnsw_reorder(h, NULL, 0);   /* skipped when out of memory */
+    if (qv_hnsw_reorder_due(h)) (void)qv_hnsw_reorder(h);     /* skipped when out of memory */
     qv_hnsw_update_memory(h);
     if (ix->p.progress) ix->p.progress("hnsw build", n, n, ix->p.progress_arg);
     goto cleanup;

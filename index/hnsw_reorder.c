@@ -22,9 +22,6 @@
  * qv_hnsw_add calls this when the live count has grown by half since the last
  * renumbering and is at least REORDER_MIN (smaller graphs fit in the caches): geometric
  * steps, so the work over a growing index stays O(n) in all (three times the last one).
- * A large batch stops its parallel inserts at those counts too and renumbers before
- * going on (the slots of its nodes not yet inserted are renamed with the rest), so the
- * inserts of a 1M batch walk a renumbered graph as well.
  * Searches wait for it (grow_lock exclusive): 0.64 s at 1M points, 0.04 s at 100K. On an
  * index opened in place it rewrites every page of the private mapping, which then
  * becomes anonymous memory of the same size.
@@ -47,12 +44,6 @@ int qv_hnsw_reorder_due(const qv_hnsw *h)
 {
     size_t live = h->n_live;
     return live >= REORDER_MIN && 2 * live >= 3 * h->ordered_live;
-}
-
-size_t qv_hnsw_reorder_at(const qv_hnsw *h)
-{
-    size_t at = (3 * h->ordered_live + 1) / 2;
-    return at > REORDER_MIN ? at : REORDER_MIN;
 }
 
 /* Slot j of an array of n rows of `bytes` each takes the row that was at order[j]:
@@ -107,7 +98,7 @@ static void bfs_order(const qv_hnsw *h, uint32_t n, uint32_t entry, uint32_t *or
         if (!(seen[s >> 6] >> (s & 63) & 1)) order[tail++] = s;
 }
 
-int qv_hnsw_reorder(qv_hnsw *h, uint32_t *pending, size_t n_pending)
+int qv_hnsw_reorder(qv_hnsw *h)
 {
     uint64_t e = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
     const uint32_t n = h->n_slots;
@@ -148,10 +139,6 @@ int qv_hnsw_reorder(qv_hnsw *h, uint32_t *pending, size_t n_pending)
     for (size_t i = 0; i < h->n_free; i++) h->free_slots[i] = perm[h->free_slots[i]];
     for (uint32_t s = 0; s < n; s++)
         if (h->state[s] == QV_HNSW_LIVE) (void)qv_idmap_put(&h->map, h->ids[s], s);  /* updates */
-    for (size_t i = 0; i < n_pending; i++) {
-        pending[i] = perm[pending[i]];
-        (void)qv_idmap_put(&h->map, h->ids[pending[i]], pending[i]);
-    }
     __atomic_store_n(&h->entry, qv_hnsw_entry_pack(perm[e >> 32], (unsigned)(e & 0xffffffffu)),
                      __ATOMIC_RELEASE);
     h->ordered_live = h->n_live;

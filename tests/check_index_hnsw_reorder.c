@@ -4,8 +4,7 @@
  * brute force as well as before, keeps a sound graph with its free slots, takes inserts,
  * replacements and deletes, saves and opens (loaded or mapped in place) to the same
  * answers, and a damaged file of it is still QV_ECORRUPT. Searches racing a renumbering
- * see a consistent index (TSan watches the lock handover). Plus when add() renumbers,
- * and a batch that renumbers midway.
+ * see a consistent index (TSan watches the lock handover). Plus when add() renumbers.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -39,7 +38,7 @@ static int reorder(qv_index *ix)
 {
     qv_hnsw *h = ix->impl;
     pthread_mutex_lock(&h->write_lock);
-    int done = qv_hnsw_reorder(h, NULL, 0);
+    int done = qv_hnsw_reorder(h);
     pthread_mutex_unlock(&h->write_lock);
     return done;
 }
@@ -284,55 +283,6 @@ START_TEST(test_when_add_renumbers)
 }
 END_TEST
 
-/* One batch past REORDER_MIN (65,536) from empty: add() stops its inserts there,
- * renumbers with the rest of the batch pending (their slots renamed), and goes on. Every
- * point is then found by its own id and vector, the graph is sound, and recall against
- * brute force holds (small dimension and m so that 70k points take seconds). */
-START_TEST(test_big_batch_renumbers_midway)
-{
-    const size_t n = 70000;
-    const uint32_t dim = 8;
-    float *x = random_vectors(n, dim, 81), *q = random_vectors(NQ, dim, 82);
-    uint64_t *ids = malloc(n * sizeof *ids), *truth = malloc(NQ * K * sizeof *truth);
-    uint64_t *got = malloc(NQ * K * sizeof *got);
-    size_t *n_got = malloc(NQ * sizeof *n_got);
-    ck_assert(ids && truth && got && n_got);
-    for (size_t i = 0; i < n; i++) ids[i] = 1000000 + 3 * i;
-    qv_index_params p;
-    qv_index *ix = NULL;
-    qv_index_params_init(&p, QV_INDEX_HNSW, dim, QV_METRIC_L2);
-    p.m = 6;
-    p.ef_construction = 32;
-    p.threads = 2;
-    QV_CK(qv_index_new(&p, &ix));
-    QV_CK(qv_index_add(ix, n, ids, x));
-    qv_hnsw *h = ix->impl;
-    ck_assert_uint_eq(h->ordered_live, 65536);               /* renumbered inside the batch */
-    ck_assert_uint_eq(qv_index_size(ix), n);
-    assert_graph_ok(ix);
-    for (size_t i = 0; i < n; i++) {                          /* slots and the id map agree */
-        uint32_t slot = (uint32_t)qv_idmap_get(&h->map, ids[i]);
-        ck_assert_uint_lt(slot, h->n_slots);
-        ck_assert_uint_eq(h->ids[slot], ids[i]);
-        ck_assert(memcmp(qv_hnsw_vec(h, slot), x + i * dim, dim * sizeof(float)) == 0);
-    }
-    qv_search_params sp;
-    qv_search_params_init(&sp, K);
-    sp.ef = 64;
-    ref_knn(x, n, dim, q, NQ, K, QV_METRIC_L2, truth);
-    for (size_t i = 0; i < NQ * K; i++) truth[i] = ids[truth[i]];
-    for (size_t i = 0; i < NQ; i++) {
-        qv_hit hits[K];
-        QV_CK(qv_index_search(ix, q + i * dim, &sp, hits, &n_got[i]));
-        for (size_t j = 0; j < n_got[i]; j++) got[i * K + j] = hits[j].id;
-    }
-    double r = recall_at_k(got, n_got, K, truth, K, NQ, K);
-    qv_index_free(ix);
-    ck_assert_msg(r >= 0.95, "recall %.3f", r);
-    free(x); free(q); free(ids); free(truth); free(got); free(n_got);
-}
-END_TEST
-
 Suite *qv_index_hnsw_reorder_suite(void)
 {
     Suite *s = suite_create("index_hnsw_reorder");
@@ -343,7 +293,6 @@ Suite *qv_index_hnsw_reorder_suite(void)
     tcase_add_test(tc, test_save_open_corrupt);
     tcase_add_test(tc, test_concurrent_searches);
     tcase_add_test(tc, test_when_add_renumbers);
-    tcase_add_test(tc, test_big_batch_renumbers_midway);
     suite_add_tcase(s, tc);
     return s;
 }
