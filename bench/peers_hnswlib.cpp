@@ -106,6 +106,17 @@ const char *hnswlib_describe(void)
 #endif
 }
 
+/* A peer of n rows with its space; the index itself is made by the caller. */
+std::unique_ptr<HnswPeer> new_peer(const bench_build_params *p, size_t n)
+{
+    std::unique_ptr<HnswPeer> e(new HnswPeer());
+    e->dim = p->dim;
+    e->n = n;
+    if (p->metric == QV_METRIC_L2) e->space.reset(new hnswlib::L2Space(p->dim));
+    else e->space.reset(new hnswlib::InnerProductSpace(p->dim));
+    return e;
+}
+
 int hnswlib_build(const bench_build_params *p, size_t n, const float *base, bench_engine **out, char *err,
                   size_t errlen)
 {
@@ -115,11 +126,7 @@ int hnswlib_build(const bench_build_params *p, size_t n, const float *base, benc
         return -1;
     }
     try {
-        std::unique_ptr<HnswPeer> e(new HnswPeer());
-        e->dim = p->dim;
-        e->n = n;
-        if (p->metric == QV_METRIC_L2) e->space.reset(new hnswlib::L2Space(p->dim));
-        else e->space.reset(new hnswlib::InnerProductSpace(p->dim));
+        std::unique_ptr<HnswPeer> e = new_peer(p, n);
         if (p->kind == QV_INDEX_HNSW) {
             e->graph.reset(new hnswlib::HierarchicalNSW<float>(e->space.get(), n, p->m, p->ef_construction, p->seed));
             e->alg = e->graph.get();
@@ -284,11 +291,7 @@ int hnswlib_load(const bench_build_params *p, size_t n, const char *path, bench_
         return -1;
     }
     try {
-        std::unique_ptr<HnswPeer> e(new HnswPeer());
-        e->dim = p->dim;
-        e->n = n;
-        if (p->metric == QV_METRIC_L2) e->space.reset(new hnswlib::L2Space(p->dim));
-        else e->space.reset(new hnswlib::InnerProductSpace(p->dim));
+        std::unique_ptr<HnswPeer> e = new_peer(p, n);
         e->graph.reset(new hnswlib::HierarchicalNSW<float>(e->space.get(), path, false, n));
         e->alg = e->graph.get();
         *out = reinterpret_cast<bench_engine *>(e.release());
