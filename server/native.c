@@ -125,9 +125,9 @@ static void h_drop(srv_req *r)
 
 /* ---- points ----------------------------------------------------------------------- */
 
-int srv_upsert(srv_req *r, const api_points *p)
+int srv_upsert(srv_req *r, const api_points *p, const qv_sparse_vector *sparse)
 {
-    int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
+    int rc = p->n ? qv_upsert_sparse(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads, sparse) : QV_OK;
     r->points = rc == QV_OK ? (long)p->n : 0;
     if (rc != QV_OK) srv_fail_qv(r, rc);
     return rc == QV_OK ? 0 : -1;
@@ -139,7 +139,7 @@ static const api_jfield upsert_fields[] = {{"points", API_J_CALL, .read = api_jr
 static void h_upsert(srv_req *r)
 {
     api_points p = {.dim = r->coll->dim};
-    if (srv_read_body(r, "the body", upsert_fields, &p) == 0 && srv_upsert(r, &p) == 0)
+    if (srv_read_body(r, "the body", upsert_fields, &p) == 0 && srv_upsert(r, &p, NULL) == 0)
         srv_reply_json(r, 200, json_pack("{s:I}", "upserted", (json_int_t)p.n));
     api_points_release(&p);
 }
