@@ -246,16 +246,20 @@ static int wnamed(api_wbuf *w, qv_coll *c, uint64_t id, const float *vec, uint32
     int rc = qv_collection_get_info(c, &info);
     if (rc != QV_OK || !(info.config.vector_name || info.config.n_sparse)) return rc;
     const char *dense = info.config.vector_name ? info.config.vector_name : "";
+    int sep = !info.config.no_dense;               /* no stand-in dense vector shown */
     API_WLIT(w, ",\"vector\":{");
-    api_wstring(w, dense, strlen(dense));
-    API_WLIT(w, ":");
-    api_wvector(w, vec, dim);
+    if (sep) {
+        api_wstring(w, dense, strlen(dense));
+        API_WLIT(w, ":");
+        api_wvector(w, vec, dim);
+    }
     for (size_t j = 0; j < info.config.n_sparse && rc == QV_OK; j++) {
         uint32_t *idx = NULL, m = 0;
         float *val = NULL;
         if ((rc = qv_get_sparse(c, id, j, &idx, &val, &m)) == QV_ENOTFOUND) rc = QV_OK;   /* deleted since */
         if (rc == QV_OK && m) {
-            API_WLIT(w, ",");
+            if (sep) API_WLIT(w, ",");
+            sep = 1;
             api_wstring(w, info.config.sparse[j].name, strlen(info.config.sparse[j].name));
             API_WLIT(w, ":{\"indices\":[");
             for (uint32_t i = 0; i < m; i++) {

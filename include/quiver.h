@@ -312,6 +312,9 @@ typedef struct {
                                     * is a name too); NULL = unnamed */
     size_t n_sparse;               /* sparse vectors per point, 0..QV_MAX_SPARSE_VECTORS */
     const qv_sparse_config *sparse;
+    int no_dense;                  /* nonzero: the points have only sparse vectors (Qdrant's
+                                    * "vectors": {}); the dense vector (dim 1) is a stand-in
+                                    * that APIs neither show nor search. Needs n_sparse >= 1 */
 } qv_collection_config;
 
 /** Whether name is a valid collection name: 1..64 bytes of [A-Za-z0-9_.-], not starting

@@ -105,6 +105,7 @@ static json_t *collection_info(const qv_collection_info *info)
                             "payload_schema", schema);
     /* named and sparse vectors in the shape they were created with */
     json_t *params = json_object_get(json_object_get(out, "config"), "params");
+    if (params && info->config.no_dense) json_object_set_new(params, "vectors", json_object());
     if (params && info->config.vector_name) {
         json_t *named = json_object();
         json_object_set(named, info->config.vector_name, json_object_get(params, "vectors"));
@@ -304,6 +305,14 @@ static void h_create(srv_req *r)
     qv_collection_config cfg = {0};
     qv_sparse_config sc[QV_MAX_SPARSE_VECTORS];
     if (srv_read_body(r, "the collection config", create_fields, &b) != 0) return;
+    if (!b.size && !b.named && b.nsparse) {
+        /* "vectors": {} with sparse vectors (LangChain's sparse mode): a one-float stand-in
+         * for the dense vector, never shown or searched */
+        b.size = 1;
+        b.distance = QV_METRIC_IP;
+        b.m = 0;
+        cfg.no_dense = 1;
+    }
     if (!b.size || !b.distance) {
         srv_bad(r, "'vectors' must be {\"size\": N, \"distance\": ...} or {\"<name>\": {\"size\": N, \"distance\": ...}} "
                    "(quiverd needs one dense vector)");

@@ -135,7 +135,12 @@ static int cmp_idpos(const void *a, const void *b)
 static int resolve_vectors(srv_req *r, const qv_collection_info *info, const qd_point *pt, size_t i, qv_sparse_vector *row)
 {
     const char *dense = info->config.vector_name ? info->config.vector_name : "";
-    if (!pt->has_dense) {
+    if (info->config.no_dense && pt->has_dense) {
+        srv_bad(r, "Not existing vector name error: %s (points[%zu]: collection `%s` has only sparse vectors)",
+                pt->named ? pt->dname : "", i, r->name);
+        return -1;
+    }
+    if (!pt->has_dense && !info->config.no_dense) {
         srv_bad(r, "points[%zu]: quiverd needs the dense vector%s%s%s in every point", i, *dense ? " '" : "", dense,
                 *dense ? "'" : "");
         return -1;
@@ -205,6 +210,7 @@ void qd_h_upsert(srv_req *r)
         if (resolve_vectors(r, &info, &b.pt[i], i, sv ? sv + (p.n - 1) * ns : NULL) != 0) goto cleanup;
         p.ids[p.n - 1] = b.pt[i].id;
         memcpy(p.vecs + (p.n - 1) * p.dim, b.vecs + i * b.dim, b.dim * sizeof *p.vecs);
+        if (info.config.no_dense) p.vecs[p.n - 1] = 1;   /* the stand-in (dim 1) */
         if (payload_of(r, &b.pt[i], i, &p.payloads[p.n - 1]) != 0) goto cleanup;
     }
     if (srv_upsert(r, &p, sv) == 0) qd_ok(r, qd_update_result(r->coll->coll));
@@ -384,6 +390,10 @@ static int check_using(srv_req *r, qd_search *q)
         else if (!sparse_name) srv_bad(r, "Not existing vector name error: %s", name);
         else if (q->mmr) srv_bad(r, "mmr over a sparse vector is not supported by quiverd");
         return r->replied ? -1 : 0;
+    }
+    if (q->has_vec && info.config.no_dense && !sparse_name) {
+        srv_bad(r, "Not existing vector name error: %s (collection `%s` has only sparse vectors)", name, r->name);
+        return -1;
     }
     if (!q->has_vec || strcmp(name, dense) == 0) return 0;
     if (sparse_name) srv_bad(r, "vector '%s' is sparse: query it with {\"indices\": [...], \"values\": [...]}", name);

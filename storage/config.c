@@ -100,6 +100,7 @@ static json_t *vectors_json(const qv_vectors_def *vd)
     json_t *o = json_object(), *arr = json_array();
     if (!o || !arr) goto fail;
     if (vd->named && json_object_set_new(o, "name", json_string(vd->name)) != 0) goto fail;
+    if (vd->no_dense && json_object_set_new(o, "no_dense", json_true()) != 0) goto fail;
     for (size_t i = 0; i < vd->nsparse; i++)
         if (json_array_append_new(arr, json_pack("{s:s,s:b}", "name", vd->sparse[i].name, "idf", vd->sparse[i].idf)) != 0)
             goto fail;
@@ -134,6 +135,10 @@ static int vectors_from_json(const char *name, json_t *o, qv_vectors_def *vd)
         vd->sparse[i].idf = json_is_true(idf);
     }
     vd->nsparse = json_array_size(arr);
+    json_t *nd = json_object_get(o, "no_dense");
+    if (nd && (!json_is_boolean(nd) || (json_is_true(nd) && (!vd->nsparse || vd->named))))
+        return qv_fail(QV_ECORRUPT, "collection '%s': config has a bad \"no_dense\"", name);
+    vd->no_dense = json_is_true(nd);
     return QV_OK;
 }
 

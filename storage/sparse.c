@@ -64,6 +64,9 @@ int qv_vectors_def_from(const qv_collection_config *cfg, qv_vectors_def *vd)
         vd->sparse[i].idf = cfg->sparse[i].idf != 0;
     }
     vd->nsparse = cfg->n_sparse;
+    if (cfg->no_dense && (!cfg->n_sparse || vd->named))
+        return qv_fail(QV_EINVAL, "no_dense needs sparse vectors and no dense vector name");
+    vd->no_dense = cfg->no_dense != 0;
     return QV_OK;
 }
 

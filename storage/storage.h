@@ -102,6 +102,7 @@ typedef struct {
 } qv_sparse_def;
 typedef struct {
     int named;                     /* the dense vector has a name (maybe "") */
+    int no_dense;                  /* only sparse vectors: the dense one is a stand-in */
     char name[QV_SPARSE_NAME_MAX + 1];
     size_t nsparse;
     qv_sparse_def sparse[QV_MAX_SPARSE_VECTORS];
