@@ -137,6 +137,13 @@ START_TEST(test_node_hybrid)
 }
 END_TEST
 
+/* sparse vectors: langchain-qdrant's HYBRID, SPARSE and DENSE calls against references */
+START_TEST(test_node_sparse)
+{
+    run_node("sparse.mjs");
+}
+END_TEST
+
 START_TEST(test_durable_uuid)
 {
     char *dir = make_tmpdir("qv-qdrant");
@@ -450,6 +457,7 @@ Suite *qv_qdrant_suite(void)
     tcase_add_test(t, test_node_client);
     tcase_add_test(t, test_node_features);
     tcase_add_test(t, test_node_hybrid);
+    tcase_add_test(t, test_node_sparse);
     tcase_add_test(t, test_aliases_http);
     suite_add_tcase(s, t);
     return s;
