@@ -194,7 +194,10 @@ START_TEST(test_quant_config_codec)
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"pq\"}}",
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":3}}",
         "{\"format\":1,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"}}",
-        "{\"format\":3,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"}}",
+        "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"}}",
+        /* sparse vectors need format 3 (storage/config.c) */
+        "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"sparse\":[]}}",
+        "{\"format\":3,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"sparse\":[{\"name\":\"\"}]}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         QV_CK_FAIL(qv_coll_config_decode("c", bad[i], strlen(bad[i]), &cid, &back, &pi, &vd), QV_ECORRUPT);
