@@ -229,6 +229,54 @@ void api_wtook(api_wbuf *w, const qv_search_stats *st)
     else API_WLIT(w, ",\"cached\":false}");
 }
 
+/* Whether c's vectors are named or sparse ones (Qdrant shows them as a map by name). */
+static int named_vectors(qv_coll *c)
+{
+    qv_collection_info info;
+    return qv_collection_get_info(c, &info) == QV_OK && (info.config.vector_name || info.config.n_sparse);
+}
+
+/* Qdrant's "vector" of point id of a collection with named or sparse vectors:
+ * {"<dense name>": [...], "<sparse name>": {"indices": [...], "values": [...]}, ...},
+ * the dense vector under "" when unnamed, sparse ones the point lacks left out. Nothing
+ * written (QV_OK) for other collections: the caller writes the plain vector. */
+static int wnamed(api_wbuf *w, qv_coll *c, uint64_t id, const float *vec, uint32_t dim)
+{
+    qv_collection_info info;
+    int rc = qv_collection_get_info(c, &info);
+    if (rc != QV_OK || !(info.config.vector_name || info.config.n_sparse)) return rc;
+    const char *dense = info.config.vector_name ? info.config.vector_name : "";
+    int sep = !info.config.no_dense;               /* no stand-in dense vector shown */
+    API_WLIT(w, ",\"vector\":{");
+    if (sep) {
+        api_wstring(w, dense, strlen(dense));
+        API_WLIT(w, ":");
+        api_wvector(w, vec, dim);
+    }
+    for (size_t j = 0; j < info.config.n_sparse && rc == QV_OK; j++) {
+        uint32_t *idx = NULL, m = 0;
+        float *val = NULL;
+        if ((rc = qv_get_sparse(c, id, j, &idx, &val, &m)) == QV_ENOTFOUND) rc = QV_OK;   /* deleted since */
+        if (rc == QV_OK && m) {
+            if (sep) API_WLIT(w, ",");
+            sep = 1;
+            api_wstring(w, info.config.sparse[j].name, strlen(info.config.sparse[j].name));
+            API_WLIT(w, ":{\"indices\":[");
+            for (uint32_t i = 0; i < m; i++) {
+                if (i) API_WLIT(w, ",");
+                api_wu64(w, idx[i]);
+            }
+            API_WLIT(w, "],\"values\":");
+            api_wvector(w, val, m);
+            API_WLIT(w, "}");
+        }
+        qv_free(idx);
+        qv_free(val);
+    }
+    API_WLIT(w, "}");
+    return rc;
+}
+
 int api_wpoints(api_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const api_point_style *st)
 {
     char **texts = NULL;
@@ -282,10 +330,13 @@ int api_wpoints(api_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_
         } else if (st->qdrant) {
             API_WLIT(w, ",\"payload\":null");
         }
-        if (st->with_vector) {
+        if (st->with_vector && st->qdrant && (rc = wnamed(w, c, id, vec, dim)) != QV_OK) {
+            qv_free(own);
+            break;
+        } else if (st->with_vector && !(st->qdrant && named_vectors(c))) {
             API_WLIT(w, ",\"vector\":");
             api_wvector(w, vec, dim);
-        } else if (st->qdrant) {
+        } else if (st->qdrant && !st->with_vector) {
             API_WLIT(w, ",\"vector\":null");
         }
         API_WLIT(w, "}");

@@ -109,6 +109,9 @@ static json_t *config_json(const qv_collection_config *cfg)
 int srv_create_collection(srv_req *r, const qv_collection_config *cfg, uint32_t shard_number, uint32_t replication_factor)
 {
     if (r->ctx->cluster) {
+        /* the shard map carries config_json's fields only: refuse what it would drop */
+        if (cfg->n_sparse || cfg->no_dense || (cfg->vector_name && *cfg->vector_name))
+            return srv_bad(r, "sparse and named vectors are not supported in cluster mode yet");
         json_t *config = config_json(cfg);
         int rc = config ? srv_cluster_create(r, config, shard_number ? shard_number : 1, replication_factor ? replication_factor : 1) : -1;
         if (!config) srv_oom(r);
@@ -168,10 +171,13 @@ static void h_drop(srv_req *r)
 
 /* ---- points ----------------------------------------------------------------------- */
 
-int srv_upsert(srv_req *r, const api_points *p)
+int srv_upsert(srv_req *r, const api_points *p, const qv_sparse_vector *sparse)
 {
-    if (srv_cluster_has(r->ctx->cluster, r->name)) return srv_cluster_upsert(r, p->ids, p->vecs, p->payloads, p->n, r->coll->dim);
-    int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
+    if (srv_cluster_has(r->ctx->cluster, r->name)) {
+        if (sparse) return srv_bad(r, "sparse vectors are not routed in cluster mode");
+        return srv_cluster_upsert(r, p->ids, p->vecs, p->payloads, p->n, r->coll->dim);
+    }
+    int rc = p->n ? qv_upsert_sparse(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads, sparse) : QV_OK;
     r->points = rc == QV_OK ? (long)p->n : 0;
     return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
@@ -182,7 +188,7 @@ static const api_jfield upsert_fields[] = {{"points", API_J_CALL, .read = api_jr
 static void h_upsert(srv_req *r)
 {
     api_points p = {.dim = r->coll->dim};
-    if (srv_read_body(r, "the body", upsert_fields, &p) == 0 && srv_upsert(r, &p) == 0)
+    if (srv_read_body(r, "the body", upsert_fields, &p) == 0 && srv_upsert(r, &p, NULL) == 0)
         srv_reply_json(r, 200, json_pack("{s:I}", "upserted", (json_int_t)p.n));
     api_points_release(&p);
 }

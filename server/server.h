@@ -297,7 +297,7 @@ void srv_h_snapshot_recover(srv_req *r);     /* {"location", "checksum"} */
 void srv_h_snapshot_upload(srv_req *r);      /* multipart/form-data or the raw file */
 
 /** Upsert p into r's collection (one transaction); -1 after replying with the error. */
-int  srv_upsert(srv_req *r, const api_points *p);
+int  srv_upsert(srv_req *r, const api_points *p, const qv_sparse_vector *sparse /* NULL: none */);
 
 /* ---- the dashboard (dashboard.c) --------------------------------------------------- */
 /** One file of server/dashboard/, built into the binary by server/dashboard/embed.sh
