@@ -26,6 +26,7 @@
  *                     failover, local shard collections, catch-up
  *   cluster_write.c   routing and replication of writes; the leader's log
  *   cluster_read.c    scatter-gather search; GET /cluster
+ *   cluster_ops.c     moving a shard replica to another node, draining a node
  */
 #ifndef QV_SERVER_CLUSTER_H
 #define QV_SERVER_CLUSTER_H
@@ -114,6 +115,9 @@ void srv_h_cluster_status(struct srv_req *r);       /* GET /cluster */
 void srv_h_cluster_shard_write(struct srv_req *r);  /* POST /cluster/shards/{name}/upsert|delete (variant 0|1) */
 void srv_h_cluster_shard_snapshot(struct srv_req *r);   /* POST /cluster/shards/{name}/snapshot */
 void srv_h_cluster_shard_join(struct srv_req *r);   /* POST /cluster/shards/{name}/join {"node","seq"} */
+void srv_h_cluster_shard_handover(struct srv_req *r);   /* POST /cluster/shards/{name}/handover {"to"} */
+void srv_h_cluster_move(struct srv_req *r);         /* POST /cluster/collections/{name}/shards/{arg}/move */
+void srv_h_cluster_drain(struct srv_req *r);        /* POST /cluster/nodes/{arg}/drain */
 /** Append per-shard Prometheus lines. */
 struct evbuffer;
 void srv_cluster_metrics(srv_cluster *cl, struct evbuffer *buf);

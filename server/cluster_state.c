@@ -298,6 +298,24 @@ static int is_shard_of(const char *name, const char *coll, size_t len)
     return 1;
 }
 
+/* Drop the local copies of shards the map no longer places here (moved away by
+ * cluster_ops.c): a shard in the map whose replicas leave this node out. */
+static void drop_moved_away(srv_cluster *cl, const cl_shard *shards, size_t ns)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int any = 0;
+    for (size_t j = 0; j < ns && !any; j++) any = !cl_has_id(shards[j].replicas, shards[j].nreplicas, cl->self);
+    if (!any || qv_collection_list(cl->ctx->db, &names, &n) != QV_OK) return;
+    for (size_t j = 0; j < ns; j++) {
+        if (cl_has_id(shards[j].replicas, shards[j].nreplicas, cl->self)) continue;
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(names[i], shards[j].local) && qv_collection_drop(cl->ctx->db, names[i]) == QV_OK)
+                srv_log(SRV_LOG_INFO, "cluster: dropped local shard '%s' (moved to other nodes)", names[i]);
+    }
+    qv_free_strings(names, n);
+}
+
 /* Make what the map says this node holds; drop what it no longer does. Runs on the poll
  * thread only (known is its own). */
 static void sync_local(srv_cluster *cl)
@@ -325,6 +343,7 @@ static void sync_local(srv_cluster *cl)
             if (!strcmp(shards[j].coll, colls[i].name) && cl_has_id(shards[j].replicas, shards[j].nreplicas, cl->self))
                 create_local(cl, shards[j].local, colls[i].config);
     }
+    drop_moved_away(cl, shards, ns);
     /* collections dropped from the cluster: their local parts go */
     for (size_t i = 0; i < cl->nknown;) {
         int still = 0;
