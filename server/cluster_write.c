@@ -391,6 +391,8 @@ void srv_h_cluster_shard_join(srv_req *r)
         srv_fail(r, 421, "not_leader", "node %ld does not lead shard %s", cl->self, r->name);
         goto done;
     }
+    if (!cl_has_id(s.replicas, s.nreplicas, (long)b.node) && cl_refresh(cl, err, sizeof err) == 0)
+        cl_shard_get(cl, r->name, &s);              /* a replica just added (a move): our map may be a poll behind */
     if (!cl_has_id(s.replicas, s.nreplicas, (long)b.node) || !cl_node_url(cl, (long)b.node, CL_REPLICA, url, sizeof url)) {
         srv_fail(r, 400, "unknown_node", "node %llu is not a live replica of shard %s", (unsigned long long)b.node, r->name);
         goto done;

@@ -431,4 +431,4 @@ static const srv_route routes[] = {
     {SRV_M_PUT, "snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
 };
 
-const srv_api srv_native_api = {routes, sizeof routes / sizeof routes[0], 4, native_error, 0};
+const srv_api srv_native_api = {routes, sizeof routes / sizeof routes[0], 6, native_error, 0};   /* 6: cluster/collections/{name}/shards/{arg}/move */

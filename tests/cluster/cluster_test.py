@@ -12,7 +12,10 @@ clash), then:
      every shard holds every acknowledged point of its shard); searches stay complete (the
      other replica answers) or say partial;
   4. the killed node restarts and catches up (snapshot + log): back in sync for its shards,
-     with the same points as the leader.
+     with the same points as the leader;
+  5. operations: a 4th node joins; bad moves and drains give 4xx; under write load a shard
+     replica (its leader) moves to node 4, then a node is drained; no acknowledged write is
+     lost and an exact (flat) search equals a single node's with the same points.
 Needs etcd (Debian etcd-server): without it SKIP, or a failure under CI=true.
 Environment: QV_BUILD_DIR (default build), QV_DATA_DIR (default ../shared/data).
 """
@@ -96,9 +99,9 @@ class Cluster:
     def __init__(self, tmp):
         self.tmp = tmp
         self.procs = {}
-        p = free_ports(12)
+        p = free_ports(13)
         self.etcd_client, self.etcd_peer = p[0:3], p[3:6]
-        self.node_ports = {1: p[6], 2: p[7], 3: p[8]}
+        self.node_ports = {1: p[6], 2: p[7], 3: p[8], 4: p[12]}
         self.single_port, self.spare = p[9], p[10:12]
         self.endpoints = ",".join("http://127.0.0.1:%d" % c for c in self.etcd_client)
 
@@ -415,6 +418,7 @@ def main():
             text = f.read().decode()
         check("quiver_cluster_shard_writes_total{shard=\"sift.s" in text and "quiver_cluster_shard_role" in text,
               "per-shard metrics on /metrics")
+        operations(cl, surl, base)
         s, r, _ = http("DELETE", cl.url(3) + "/collections/sift")
         check(s == 200 and wait_for(lambda: all(not any(c["name"].startswith("sift.") or c["name"] == "sift" for c in
                                                        http("GET", cl.url(n) + "/collections")[1]["collections"])
@@ -437,6 +441,123 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
     print("cluster test: %d failure(s), %.1f s" % (len(FAILS), time.time() - t_start))
     return 1 if FAILS else 0
+
+
+def lost_points(cl, via, coll, nshards, want_ids):
+    """Acknowledged points missing from the in-sync replicas of coll's shards, and how many
+    replicas were read."""
+    lost, replicas = 0, 0
+    for x in shards_of(cl.status(via), coll):
+        want = {i for i in want_ids if shard_of(i, nshards) == x["shard"]}
+        for n in x["in_sync"]:
+            have = scroll_ids(cl.url(n), x["collection"])
+            replicas += 1
+            lost += len(want - have) if have is not None else len(want)
+    return lost, replicas
+
+
+def operations(cl, surl, base):
+    """Step 5: node 4 joins, moves and drains under write load."""
+    import random
+    t = time.time()
+    check(cl.start_node(4), "node 4 joins")
+    check(wait_for(lambda: len(cl.status(1).get("nodes", [])) == 4, 5), "every node sees 4 members")
+    s, r, _ = http("PUT", cl.url(1) + "/collections/ops", {"dim": 8, "index": {"type": "flat"}, "shard_number": 3,
+                                                          "replication_factor": 2})
+    check(s == 201, "create ops: 3 shards x 2 replicas, flat (%s)" % s)
+    sh = shards_of(cl.status(1), "ops")
+    holder = sh[0]["leader"]
+    other = [n for n in sh[0]["replicas"] if n != holder][0]
+    mv = cl.url(2) + "/cluster/collections/%s/shards/%s/move"
+    bad = [(mv % ("nope", 0), {"from": holder, "to": 4}, 404, "unknown collection"),
+           (mv % ("ops", 7), {"from": holder, "to": 4}, 404, "unknown shard"),
+           (mv % ("ops", "x"), {"from": holder, "to": 4}, 404, "shard that is not a number"),
+           (mv % ("ops", 0), {"from": holder, "to": 99}, 400, "to an unknown node"),
+           (mv % ("ops", 0), {"from": 4, "to": 3}, 400, "from a node without the shard"),
+           (mv % ("ops", 0), {"from": holder, "to": other}, 409, "to a node that already holds it"),
+           (mv % ("ops", 0), {"from": holder}, 400, "without 'to'"),
+           (cl.url(2) + "/cluster/nodes/99/drain", None, 404, "drain of an unknown node"),
+           (cl.url(2) + "/cluster/nodes/x/drain", None, 400, "drain of a node id that is not a number")]
+    for u, body, want, what in bad:
+        s, r, _ = http("POST", u, body)
+        check(s == want and "error" in r, "%s: %d (%s)" % (what, want, s))
+    s, r, _ = http("PUT", cl.url(1) + "/collections/wide", {"dim": 4, "index": {"type": "flat"}, "replication_factor": 4})
+    s2, r2, _ = http("POST", cl.url(1) + "/cluster/nodes/3/drain")
+    check(s == 201 and s2 == 409 and "not_enough_nodes" in json.dumps(r2),
+          "a drain with no node left to take a shard (replication_factor 4 on 4 nodes): 409 (%s)" % s2)
+    check(4 in shards_of(cl.status(1), "wide")[0]["replicas"] and 3 in shards_of(cl.status(1), "wide")[0]["replicas"],
+          "... and it changed nothing")
+    http("DELETE", cl.url(1) + "/collections/wide")
+
+    # writers with random vectors on ops through nodes 1 and 2, acknowledged ones remembered
+    acked, lock, stop, errors = {}, threading.Lock(), threading.Event(), [0]
+    rng = random.Random(7)
+
+    def run(w):
+        nid = w * 1000000
+        while not stop.is_set():
+            pts = [{"id": nid + j, "vector": [rng.uniform(-1, 1) for _ in range(8)]} for j in range(20)]
+            s, _, _ = http("PUT", cl.url(1 + w) + "/collections/ops/points", {"points": pts}, 15)
+            if s == 200:
+                with lock:
+                    acked.update((p["id"], p["vector"]) for p in pts)
+                nid += 20
+            else:
+                errors[0] += 1
+                time.sleep(0.05)
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(2)]
+    for th in threads:
+        th.start()
+    time.sleep(1)
+    n0 = len(acked)
+    t1 = time.time()
+    s, r, _ = http("POST", mv % ("ops", 0), {"from": holder, "to": 4}, 90)
+    sh0 = shards_of(cl.status(2), "ops")[0]             # node 2 took the move: its map is current
+    print("     move: shard ops.s0 from node %d (its leader) to node 4 in %.2f s under load (%s), %d -> %d points acknowledged"
+          % (holder, time.time() - t1, r.get("took_s") if s == 200 else r, n0, len(acked)))
+    check(s == 200 and 4 in sh0["in_sync"] and holder not in sh0["replicas"] and len(sh0["replicas"]) == 2
+          and sh0["leader"] in (4, other), "move under write load: node 4 in sync, node %d out, leadership passed on (%s)" % (holder, sh0))
+    check(wait_for(lambda: not any(c["name"] == "ops.s0" for c in http("GET", cl.url(holder) + "/collections")[1]["collections"]), 5),
+          "the source dropped its local copy")
+    s, r, _ = http("POST", mv % ("ops", 0), {"from": holder, "to": 4})
+    check(s == 400, "moving it again from the node it left: 400 (%s)" % s)
+    time.sleep(0.5)
+    victim = 3
+    t1 = time.time()
+    s, r, _ = http("POST", cl.url(1) + "/cluster/nodes/%d/drain" % victim, None, 120)
+    moved = len(r.get("moves", [])) if s == 200 else 0
+    print("     drain: node %d's %d replica(s) moved in %.2f s under load (%s)" % (victim, moved, time.time() - t1,
+                                                                                  "ok" if s == 200 else r))
+    time.sleep(0.5)
+    stop.set()
+    for th in threads:
+        th.join()
+    st = cl.status(1)
+    held = [x["collection"] for c in ("sift", "ops", "solo") for x in shards_of(st, c) if victim in x["replicas"]]
+    check(s == 200 and moved >= 1 and not held, "drain node %d under write load: it holds no replica (%s)" % (victim, held))
+    check(all(len(x["replicas"]) == 2 and sorted(x["in_sync"]) == sorted(x["replicas"]) for c in ("sift", "ops")
+              for x in shards_of(st, c)), "every sift/ops shard has 2 replicas, both in sync")
+    lost, replicas = lost_points(cl, 1, "ops", 3, set(acked))
+    print("     operations: %d points acknowledged during the move and the drain, %d writes refused" % (len(acked), errors[0]))
+    check(lost == 0 and replicas == 6, "no acknowledged write lost across the move and the drain (%d missing on %d replicas)"
+          % (lost, replicas))
+    lost, replicas = lost_points(cl, 1, "sift", 3, set(range(len(base))))
+    check(lost == 0, "sift after the drain: every base point on every in-sync replica (%d missing)" % lost)
+    s, r, _ = http("POST", cl.url(4) + "/collections/solo/search", {"vector": [0, 0, 0, 0], "k": 30})
+    check(s == 200 and [h["id"] for h in r["hits"]] == list(range(30)), "solo after the drain: exact search finds all 30 in order")
+    # the same points on a single node: exact searches agree
+    http("PUT", surl + "/collections/ops", {"dim": 8, "index": {"type": "flat"}})
+    items = sorted(acked.items())
+    for i in range(0, len(items), 500):
+        http("PUT", surl + "/collections/ops/points", {"points": [{"id": k, "vector": v} for k, v in items[i:i + 500]]}, 60)
+    same, qrng = 0, random.Random(11)
+    for _ in range(20):
+        q = [qrng.uniform(-1, 1) for _ in range(8)]
+        a = http("POST", cl.url(victim) + "/collections/ops/search", {"vector": q, "k": 10})[1]
+        b = http("POST", surl + "/collections/ops/search", {"vector": q, "k": 10})[1]
+        same += [h["id"] for h in a.get("hits", [])] == [h["id"] for h in b.get("hits", [])] and a.get("partial") is False
+    check(same == 20, "search on ops after the move and the drain equals the single node's (%d/20 queries)" % same)
+    print("     operations took %.1f s" % (time.time() - t))
 
 
 def shard_of(i, n):
