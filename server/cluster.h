@@ -26,7 +26,7 @@
  *                     failover, local shard collections, catch-up
  *   cluster_write.c   routing and replication of writes; the leader's log
  *   cluster_read.c    scatter-gather search; GET /cluster
- *   cluster_ops.c     moving a shard replica to another node, draining a node
+ *   cluster_ops.c     moving a shard replica to another node, draining a node, rebalancing
  */
 #ifndef QV_SERVER_CLUSTER_H
 #define QV_SERVER_CLUSTER_H
@@ -118,6 +118,7 @@ void srv_h_cluster_shard_join(struct srv_req *r);   /* POST /cluster/shards/{nam
 void srv_h_cluster_shard_handover(struct srv_req *r);   /* POST /cluster/shards/{name}/handover {"to"} */
 void srv_h_cluster_move(struct srv_req *r);         /* POST /cluster/collections/{name}/shards/{arg}/move */
 void srv_h_cluster_drain(struct srv_req *r);        /* POST /cluster/nodes/{arg}/drain */
+void srv_h_cluster_rebalance(struct srv_req *r);    /* POST /cluster/rebalance */
 /** Append per-shard Prometheus lines. */
 struct evbuffer;
 void srv_cluster_metrics(srv_cluster *cl, struct evbuffer *buf);

@@ -16,8 +16,9 @@
  * move and waits for it (up to MOVE_WAIT_MS for the catch-up); a catch-up that does not
  * finish in time takes B out of replicas again.
  * A drain moves every replica of a node, one at a time, each to the live node that does
- * not hold that shard and holds the fewest replicas. There is no automatic rebalancing:
- * a new node gets shards only through moves and drains.
+ * not hold that shard and holds the fewest replicas. A rebalance moves replicas from the
+ * most to the least loaded live node until they differ by at most one. Nothing of this runs
+ * by itself: a new node gets shards only through moves, drains and rebalances.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,6 +252,26 @@ void srv_h_cluster_move(srv_req *r)
 
 /* ---- drain ------------------------------------------------------------------------------ */
 
+/* A copy of the shard map and the live nodes with how many replicas each holds (free all
+ * three with free); 0 when out of memory. */
+static int load_map(srv_cluster *cl, cl_shard **shards, size_t *ns, long **live, int **load, size_t *nn)
+{
+    char err[256];
+    cl_refresh(cl, err, sizeof err);                /* plan on the newest map we can get */
+    pthread_mutex_lock(&cl->mu);
+    *ns = cl->nshards, *nn = cl->nnodes;
+    *shards = calloc(*ns + 1, sizeof **shards);
+    *live = calloc(*nn + 1, sizeof **live);
+    *load = calloc(*nn + 1, sizeof **load);
+    if (*shards) memcpy(*shards, cl->shards, *ns * sizeof **shards);
+    for (size_t i = 0; *live && i < *nn; i++) (*live)[i] = cl->nodes[i].id;
+    pthread_mutex_unlock(&cl->mu);
+    if (!*shards || !*live || !*load) return 0;
+    for (size_t i = 0; i < *ns; i++)
+        for (size_t k = 0; k < *nn; k++) (*load)[k] += cl_has_id((*shards)[i].replicas, (*shards)[i].nreplicas, (*live)[k]);
+    return 1;
+}
+
 /* POST /cluster/nodes/{arg}/drain: move every replica on node arg elsewhere. Planned whole
  * before the first move, so an impossible drain (a shard every other live node already
  * holds) is refused with 409 and changes nothing. */
@@ -261,23 +282,17 @@ void srv_h_cluster_drain(srv_req *r)
     if (!cl) { srv_fail(r, 404, "not_found", "not in cluster mode"); return; }
     long id = strtol(r->arg, &end, 10);
     if (*end || !*r->arg || id < 1) { srv_bad(r, "node id must be a positive integer, not `%s`", r->arg); return; }
-    pthread_mutex_lock(&cl->mu);
-    size_t ns = cl->nshards, nn = cl->nnodes;
-    cl_shard *shards = calloc(ns + 1, sizeof *shards);
-    long *live = calloc(nn + 1, sizeof *live);
-    int *load = calloc(nn + 1, sizeof *load);
-    if (shards) memcpy(shards, cl->shards, ns * sizeof *shards);
-    for (size_t i = 0; live && i < nn; i++) live[i] = cl->nodes[i].id;
-    pthread_mutex_unlock(&cl->mu);
+    size_t ns, nn;
+    cl_shard *shards;
+    long *live;
+    int *load;
+    int ok = load_map(cl, &shards, &ns, &live, &load, &nn);
     long *target = calloc(ns + 1, sizeof *target);
     json_t *moves = json_array();
     int known = 0;
     uint64_t t0 = cl_now_ms();
-    if (!shards || !live || !load || !target || !moves) { srv_oom(r); goto done; }
-    for (size_t i = 0; i < ns; i++) {
-        known |= cl_has_id(shards[i].replicas, shards[i].nreplicas, id);
-        for (size_t k = 0; k < nn; k++) load[k] += cl_has_id(shards[i].replicas, shards[i].nreplicas, live[k]);
-    }
+    if (!ok || !target || !moves) { srv_oom(r); goto done; }
+    for (size_t i = 0; i < ns; i++) known |= cl_has_id(shards[i].replicas, shards[i].nreplicas, id);
     for (size_t k = 0; k < nn; k++) known |= live[k] == id;
     if (!known) { srv_fail(r, 404, "not_found", "node %ld is neither live nor holds a replica", id); goto done; }
     for (size_t i = 0; i < ns; i++) {
@@ -313,4 +328,52 @@ done:
     free(live);
     free(load);
     free(target);
+}
+
+/* ---- rebalance ----------------------------------------------------------------------------- */
+
+#define REBALANCE_MAX_MOVES 256
+
+/* POST /cluster/rebalance: while the live node holding the most replicas holds two or more
+ * than the one holding the fewest, move a replica between them (one the fewest-holding node
+ * does not have). Run by hand after adding a node; nothing rebalances by itself. */
+void srv_h_cluster_rebalance(srv_req *r)
+{
+    srv_cluster *cl = r->ctx->cluster;
+    if (!cl) { srv_fail(r, 404, "not_found", "not in cluster mode"); return; }
+    json_t *moves = json_array();
+    uint64_t t0 = cl_now_ms();
+    if (!moves) { srv_oom(r); return; }
+    while (json_array_size(moves) < REBALANCE_MAX_MOVES) {
+        size_t ns, nn;
+        cl_shard *shards;
+        long *live;
+        int *load;
+        int ok = load_map(cl, &shards, &ns, &live, &load, &nn), hi = 0, lo = 0;
+        for (size_t k = 1; ok && k < nn; k++) {
+            if (load[k] > load[hi]) hi = (int)k;
+            if (load[k] < load[lo]) lo = (int)k;
+        }
+        long from = ok && nn ? live[hi] : 0, to = ok && nn ? live[lo] : 0;
+        size_t pick = ns;
+        for (size_t i = 0; ok && nn && load[hi] - load[lo] > 1 && i < ns && pick == ns; i++)
+            if (cl_has_id(shards[i].replicas, shards[i].nreplicas, from) && !cl_has_id(shards[i].replicas, shards[i].nreplicas, to))
+                pick = i;
+        char local[CL_NAME_MAX + 8], msg[512];
+        if (pick < ns) snprintf(local, sizeof local, "%s", shards[pick].local);
+        free(shards);
+        free(live);
+        free(load);
+        if (!ok) { json_decref(moves); srv_oom(r); return; }
+        if (pick == ns) break;
+        int status = move_replica(cl, local, from, to, msg, sizeof msg);
+        if (status) {
+            srv_fail(r, status, status == 504 ? "timeout" : "cluster_unavailable", "%s (after %zu move(s) done)", msg,
+                     json_array_size(moves));
+            json_decref(moves);
+            return;
+        }
+        json_array_append_new(moves, json_pack("{s:s,s:I,s:I}", "shard", local, "from", (json_int_t)from, "to", (json_int_t)to));
+    }
+    srv_reply_json(r, 200, json_pack("{s:o,s:f}", "moves", moves, "took_s", (double)(cl_now_ms() - t0) / 1e3));
 }

@@ -412,6 +412,7 @@ static const srv_route routes[] = {
     {SRV_M_POST, "cluster/shards/{name}/handover", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_shard_handover, 0, NULL},
     {SRV_M_POST, "cluster/collections/{name}/shards/{arg}/move", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_move, 0, NULL},
     {SRV_M_POST, "cluster/nodes/{arg}/drain", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_drain, 0, NULL},
+    {SRV_M_POST, "cluster/rebalance", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_rebalance, 0, NULL},
     {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
     {SRV_M_POST, "aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL | SRV_R_CLUSTER, h_info, 0, NULL},

@@ -14,8 +14,9 @@ clash), then:
   4. the killed node restarts and catches up (snapshot + log): back in sync for its shards,
      with the same points as the leader;
   5. operations: a 4th node joins; bad moves and drains give 4xx; under write load a shard
-     replica (its leader) moves to node 4, then a node is drained; no acknowledged write is
-     lost and an exact (flat) search equals a single node's with the same points.
+     replica (its leader) moves to node 4, then a node is drained, then a rebalance fills it
+     again; no acknowledged write is lost and an exact (flat) search equals a single node's
+     with the same points.
 Needs etcd (Debian etcd-server): without it SKIP, or a failure under CI=true.
 Environment: QV_BUILD_DIR (default build), QV_DATA_DIR (default ../shared/data).
 """
@@ -528,21 +529,34 @@ def operations(cl, surl, base):
     moved = len(r.get("moves", [])) if s == 200 else 0
     print("     drain: node %d's %d replica(s) moved in %.2f s under load (%s)" % (victim, moved, time.time() - t1,
                                                                                   "ok" if s == 200 else r))
+    st = cl.status(1)
+    held = [x["collection"] for c in ("sift", "ops", "solo") for x in shards_of(st, c) if victim in x["replicas"]]
+    check(s == 200 and moved >= 1 and not held, "drain node %d under write load: it holds no replica (%s)" % (victim, held))
+    # node 3 is empty now: a rebalance gives it replicas until the loads differ by at most one
+    t1 = time.time()
+    s, r, _ = http("POST", cl.url(4) + "/cluster/rebalance", None, 120)
+    st = cl.status(4)
+    load = {n: sum(n in x["replicas"] for c in ("sift", "ops", "solo") for x in shards_of(st, c)) for n in (1, 2, 3, 4)}
+    print("     rebalance: %d move(s) in %.2f s under load, replicas per node now %s"
+          % (len(r.get("moves", [])) if s == 200 else -1, time.time() - t1, load))
+    check(s == 200 and load[victim] >= 1 and max(load.values()) - min(load.values()) <= 1,
+          "rebalance under write load: every node within one replica of the others (%s)" % (load if s == 200 else r))
+    s, r, _ = http("POST", cl.url(4) + "/cluster/rebalance", None, 30)
+    check(s == 200 and r["moves"] == [], "a second rebalance moves nothing")
     time.sleep(0.5)
     stop.set()
     for th in threads:
         th.join()
-    st = cl.status(1)
-    held = [x["collection"] for c in ("sift", "ops", "solo") for x in shards_of(st, c) if victim in x["replicas"]]
-    check(s == 200 and moved >= 1 and not held, "drain node %d under write load: it holds no replica (%s)" % (victim, held))
+    st = cl.status(4)
     check(all(len(x["replicas"]) == 2 and sorted(x["in_sync"]) == sorted(x["replicas"]) for c in ("sift", "ops")
               for x in shards_of(st, c)), "every sift/ops shard has 2 replicas, both in sync")
-    lost, replicas = lost_points(cl, 1, "ops", 3, set(acked))
-    print("     operations: %d points acknowledged during the move and the drain, %d writes refused" % (len(acked), errors[0]))
-    check(lost == 0 and replicas == 6, "no acknowledged write lost across the move and the drain (%d missing on %d replicas)"
-          % (lost, replicas))
-    lost, replicas = lost_points(cl, 1, "sift", 3, set(range(len(base))))
-    check(lost == 0, "sift after the drain: every base point on every in-sync replica (%d missing)" % lost)
+    lost, replicas = lost_points(cl, 4, "ops", 3, set(acked))
+    print("     operations: %d points acknowledged during the move, the drain and the rebalance, %d writes refused"
+          % (len(acked), errors[0]))
+    check(lost == 0 and replicas == 6, "no acknowledged write lost across the move, the drain and the rebalance "
+          "(%d missing on %d replicas)" % (lost, replicas))
+    lost, replicas = lost_points(cl, 4, "sift", 3, set(range(len(base))))
+    check(lost == 0, "sift after the drain and the rebalance: every base point on every in-sync replica (%d missing)" % lost)
     s, r, _ = http("POST", cl.url(4) + "/collections/solo/search", {"vector": [0, 0, 0, 0], "k": 30})
     check(s == 200 and [h["id"] for h in r["hits"]] == list(range(30)), "solo after the drain: exact search finds all 30 in order")
     # the same points on a single node: exact searches agree
