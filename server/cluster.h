@@ -203,6 +203,8 @@ struct srv_cluster {
 #define CL_PREFIX "/quiver/"
 /** The url of node id for tier CL_* (into buf) and whether it is alive; 0 when unknown. */
 int  cl_node_url(srv_cluster *cl, long id, int tier, char *buf, size_t len);
+/** 1 when node id's key is in the map (its lease is alive). */
+int  cl_alive(srv_cluster *cl, long id);
 /** A copy of the shards of collection coll (*n of them; free with free); NULL when none. */
 cl_shard *cl_shards_of(srv_cluster *cl, const char *coll, size_t *n);
 /** The shard of local name (copied into *out); 0 when unknown. */

@@ -83,12 +83,6 @@ static int remove_replica(cl_shard *s, long id, long unused)
     return a || b;
 }
 
-static int alive(srv_cluster *cl, long id)
-{
-    char url[CL_URL_MAX];
-    return cl_node_url(cl, id, CL_CLIENT, url, sizeof url);
-}
-
 /* ---- handover: the leader passes leadership on, under its write lock ---------------- */
 
 /* Make node to (a live in-sync replica) the leader of local: 0, or an HTTP status with msg. */
@@ -109,7 +103,7 @@ static int handover_here(srv_cluster *cl, const char *local, long to, char *msg,
     } else if (!cl_shard_get(cl, local, &s) || s.leader != cl->self) {
         snprintf(msg, msglen, "node %ld does not lead shard %s", cl->self, local);
         status = 421;
-    } else if (!cl_has_id(s.in_sync, s.nin_sync, to) || !alive(cl, to)) {
+    } else if (!cl_has_id(s.in_sync, s.nin_sync, to) || !cl_alive(cl, to)) {
         snprintf(msg, msglen, "node %ld is not a live in-sync replica of shard %s", to, local);
         status = 409;
     } else {
@@ -235,7 +229,7 @@ void srv_h_cluster_move(srv_req *r)
         srv_fail(r, 400, "invalid_argument", "node %llu holds no replica of shard %s", (unsigned long long)b.from, local);
         return;
     }
-    if (!alive(cl, (long)b.to)) {
+    if (!cl_alive(cl, (long)b.to)) {
         srv_fail(r, 400, "unknown_node", "node %llu is not a live member of the cluster", (unsigned long long)b.to);
         return;
     }

@@ -369,7 +369,7 @@ done:
 
 /* ---- failover ---------------------------------------------------------------------- */
 
-static int alive(srv_cluster *cl, long id)
+int cl_alive(srv_cluster *cl, long id)
 {
     char url[CL_URL_MAX];
     return cl_node_url(cl, id, CL_CLIENT, url, sizeof url);
@@ -392,11 +392,11 @@ static void failover(srv_cluster *cl)
     cl_shard *shards = copy_shards(cl, &ns);
     for (size_t i = 0; shards && i < ns; i++) {
         cl_shard s = shards[i];
-        if (alive(cl, s.leader) || !cl_has_id(s.in_sync, s.nin_sync, cl->self)) continue;
+        if (cl_alive(cl, s.leader) || !cl_has_id(s.in_sync, s.nin_sync, cl->self)) continue;
         long lowest = 0;
         int n = 0;
         for (int k = 0; k < s.nin_sync; k++)
-            if (alive(cl, s.in_sync[k])) {
+            if (cl_alive(cl, s.in_sync[k])) {
                 s.in_sync[n++] = s.in_sync[k];
                 if (!lowest || s.in_sync[k] < lowest) lowest = s.in_sync[k];
             }
@@ -502,7 +502,7 @@ static int catch_up_all(srv_cluster *cl)
     for (size_t i = 0; shards && i < ns; i++) {
         const cl_shard *s = &shards[i];
         if (cl_has_id(s->replicas, s->nreplicas, cl->self) && !cl_has_id(s->in_sync, s->nin_sync, cl->self) &&
-            s->leader != cl->self && alive(cl, s->leader) && catch_up(cl, s) != 0)
+            s->leader != cl->self && cl_alive(cl, s->leader) && catch_up(cl, s) != 0)
             rc = -1;
     }
     free(shards);
@@ -579,7 +579,7 @@ static void *poll_main(void *arg)
         }
         if (etcd_down) srv_log(SRV_LOG_INFO, "cluster: etcd reachable again");
         etcd_down = 0;
-        if (!alive(cl, cl->self)) {                /* our key went (deleted by hand?): again */
+        if (!cl_alive(cl, cl->self)) {                /* our key went (deleted by hand?): again */
             srv_log(SRV_LOG_WARN, "cluster: this node's key is gone from etcd; registering again");
             if (register_node(cl, 0, err, sizeof err) != 0) srv_log(SRV_LOG_ERROR, "cluster: %s", err);
             continue;
