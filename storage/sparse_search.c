@@ -128,17 +128,14 @@ int qv_sparse_search(qv_coll *c, const qv_sparse_params *p, qv_hit *hits, size_t
     qsort(ts.t, ts.n, sizeof *ts.t, cmp_term);
 
     if ((rc = qv_topk_init(&tk, p->k)) != QV_OK) goto cleanup;
-    const uint64_t *live = c->live;
     for (size_t i = 0; i < ts.n;) {
         uint64_t iid = ts.t[i].iid;
         double score = 0;
         for (; i < ts.n && ts.t[i].iid == iid; i++) score += qw[ts.t[i].j] * (double)ts.t[i].w;
-        int ok = iid < nbits && (live[iid / 64] >> (iid % 64) & 1) && (!bits || (bits[iid / 64] >> (iid % 64) & 1));
+        int ok = qv_filter_slot_ok(c, bits, nbits, iid);
         if (ok) qv_topk_push(&tk, (float)-score, iid);
     }
-    size_t n = qv_topk_sort(&tk);
-    for (size_t i = 0; i < n; i++) hits[i] = (qv_hit){c->ext_of[tk.items[i].id], -tk.items[i].dist};
-    *n_hits = n;
+    *n_hits = qv_filter_topk_hits(c, &tk, hits);
 cleanup:
     if (locked) pthread_rwlock_unlock(&c->maplock);
     qv_lmdb_cursor_close(cur);
