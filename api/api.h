@@ -53,6 +53,8 @@ typedef struct api_jread {
     api_jerr e, syntax;
     char path[96];                  /* of the value being read: "points[2].id" */
     size_t plen;
+    const char *key;                /* the key of the value being read (cut at 63 bytes) */
+    size_t klen;                    /* its full length */
 } api_jread;
 
 /** How a field's value is read, and into what at its offset in the destination. A null
@@ -71,7 +73,8 @@ typedef enum {
 } api_jkind;
 
 typedef struct api_jfield {
-    const char *key;                /* NULL ends a table (at most 64 fields) */
+    const char *key;                /* NULL ends a table (at most 64 fields); "*", last,
+                                     * takes any key not listed (rd->key names it) */
     api_jkind kind;
     size_t off;
     uint64_t lo, hi;
@@ -178,6 +181,8 @@ typedef struct {
     void *accept_arg;
 } api_search;
 void api_search_release(api_search *s);
+/** The library's parameters of search s (its filter and predicate borrowed). */
+void api_search_params(const api_search *s, qv_search_params *sp);
 
 /** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload",
  *  "exact","rescore","oversampling"}), or with batch the batch body {"searches":[...]} of 1..API_MAX_BATCH of them,
@@ -219,7 +224,7 @@ void api_wtook(api_wbuf *w, const qv_search_stats *st);
 /** The create body: index parameters (kind, dim, metric, ...; 0 = the library's default)
  *  and the payload_index object's text. Read with api_create_fields into an api_create_body
  *  whose p was set by qv_index_params_init. */
-typedef struct { qv_index_params p; api_jtext payload_index; } api_create_body;
+typedef struct { qv_index_params p; api_jtext payload_index; uint32_t shard_number, replication_factor; } api_create_body;
 extern const api_jfield api_create_fields[];
 /** {"name","dim","metric","index":{...},"payload_index":{...},"count","memory_bytes",
  *  "last_seq"}, index defaults resolved; NULL when out of memory. */
@@ -239,6 +244,8 @@ int  api_parse_id(const char *s, uint64_t *out);
 /** A growing list of point ids; api_ids_add: -1 when out of memory. Free v. */
 typedef struct { uint64_t *v; size_t n, cap; } api_ids;
 int  api_ids_add(api_ids *l, uint64_t id);
+/** An API_J_CALL reader of a JSON array of point ids (0..INT64_MAX) into an api_ids. */
+int  api_jread_ids(api_jread *rd, void *ids);
 /** Points read from a body for one upsert: n ids, vectors of dim, payload texts (NULL:
  *  none; malloc'd), in arrays of cap. api_points_grow makes room for point i (n > i). */
 typedef struct { uint64_t *ids; float *vecs; char **payloads; size_t n, cap, pcap; uint32_t dim; } api_points;
@@ -278,7 +285,31 @@ api_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int
 /** The upsert body: {"points":[{"id","vector","payload"},...]} or the columns of
  *  {"batch":{"ids","vectors","payloads"}}, read with qd_upsert_fields into a
  *  qd_upsert_body whose dim is set (free pt and vecs after). A point as read: */
-typedef struct { uint64_t id; qd_uuid u; float *vec; api_jtext payload; int replaced; } qd_point;
+/** A sparse vector {"indices":[...],"values":[...]} as read (qd_jread_sparse): sorted by
+ *  index (Qdrant takes any order), indices unique, values finite; arrays malloc'd. */
+typedef struct {
+    char name[QV_SPARSE_NAME_MAX + 1];
+    uint32_t *idx;
+    float *val;
+    size_t ni, nv, cap_i, cap_v;
+} qd_sparse;
+void qd_sparse_release(qd_sparse *s);
+/** Read function of a sparse vector object into a qd_sparse. */
+int  qd_jread_sparse(api_jread *rd, void *sp);
+/** A point's vector: an array (the dense vector) or named vectors {"name": [...] or
+ *  {"indices","values"}} (at most one dense, then sparse ones). */
+typedef struct {
+    uint64_t id;
+    qd_uuid u;
+    float *vec;
+    api_jtext payload;
+    int replaced;
+    int has_dense, named;          /* the dense vector was given; by name (dname) */
+    char dname[QV_SPARSE_NAME_MAX + 1];
+    qd_sparse sp[QV_MAX_SPARSE_VECTORS];
+    size_t nsp;
+} qd_point;
+void qd_point_release(qd_point *p);
 typedef struct {
     qd_point *pt;
     float *vecs;                   /* dim floats per point */
@@ -313,6 +344,10 @@ typedef struct {
     uint64_t group_size;
     int fusion;                    /* query {"fusion":"rrf"}: fuse the prefetches' hits */
     int in_prefetch;               /* one of a query's prefetches (they do not nest) */
+    int has_using;                 /* "using" (or a named vector's "name") given */
+    char using[QV_SPARSE_NAME_MAX + 1];
+    int sparse;                    /* the query is the sparse vector sq */
+    qd_sparse sq;
     struct qd_search_list *pre;    /* the query's prefetches (owned), NULL: none */
 } qd_search;
 

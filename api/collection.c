@@ -75,6 +75,8 @@ const api_jfield api_create_fields[] = {
     {"metric", API_J_NAME, C(p.metric), QV_METRIC_L2, .arg = metric_names},
     {"index", API_J_OBJECT, .arg = index_fields},
     {"payload_index", API_J_OBJTEXT, .off = C(payload_index)},
+    {"shard_number", API_J_U32, .off = C(shard_number), .lo = 1, .hi = 64},          /* cluster mode */
+    {"replication_factor", API_J_U32, .off = C(replication_factor), .lo = 1, .hi = 8},
     {NULL},
 };
 

@@ -534,8 +534,13 @@ int api_jread_object(api_jread *rd, const api_jfield *fields, void *dst)
         size_t klen, i = 0;
         const char *at = ws(rd);
         if (string(rd, key, sizeof key, &klen) || lit(rd, ':')) return -1;
-        while (fields[i].key && !(klen == strlen(fields[i].key) && strcmp(key, fields[i].key) == 0)) i++;
-        uint64_t bit = fields[i].key ? UINT64_C(1) << i : 0;
+        /* a last field "*" takes every key not listed (a map of names: Qdrant's named
+         * vectors); its reader finds the key in rd->key */
+        while (fields[i].key && strcmp(fields[i].key, "*") != 0 && !(klen == strlen(fields[i].key) && strcmp(key, fields[i].key) == 0)) i++;
+        int any = fields[i].key && strcmp(fields[i].key, "*") == 0;
+        uint64_t bit = fields[i].key && !any ? UINT64_C(1) << i : 0;
+        rd->key = key;
+        rd->klen = klen;
         if (seen & bit) {
             rd->p = at;
             return syntax(rd, "duplicate object key");

@@ -106,3 +106,17 @@ int api_jread_points(api_jread *rd, void *points)
     return api_jread_array(rd, api_jread_point, points);
 }
 
+
+static int read_id(api_jread *rd, size_t i, void *ids)
+{
+    uint64_t id;
+    int rc = api_jread_uint(rd, 0, INT64_MAX, &id);
+    (void)i;
+    if (rc == 0 && api_ids_add(ids, id)) return api_jbad(rd, 0, "out_of_memory", "out of memory");
+    return rc;
+}
+
+int api_jread_ids(api_jread *rd, void *ids)
+{
+    return api_jread_array(rd, read_id, ids);
+}

@@ -202,6 +202,103 @@ api_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int
     return st;
 }
 
+/* ---- sparse vectors ------------------------------------------------------------- */
+
+void qd_sparse_release(qd_sparse *s)
+{
+    free(s->idx);
+    free(s->val);
+    s->idx = NULL;
+    s->val = NULL;
+    s->ni = s->nv = s->cap_i = s->cap_v = 0;
+}
+
+void qd_point_release(qd_point *p)
+{
+    for (size_t i = 0; i < p->nsp; i++) qd_sparse_release(&p->sp[i]);
+    p->nsp = 0;
+}
+
+static int grow(void **a, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *b = realloc(*a, c * size);
+    if (!b) return -1;
+    *a = b;
+    *cap = c;
+    return 0;
+}
+
+static int read_index(api_jread *rd, size_t i, void *sp)
+{
+    qd_sparse *s = sp;
+    uint64_t v;
+    int rc = api_jread_uint(rd, 0, UINT32_MAX, &v);
+    (void)i;
+    if (rc) return rc;
+    if (grow((void **)&s->idx, &s->cap_i, s->ni, sizeof *s->idx)) return api_jbad(rd, 1, "out_of_memory", "out of memory");
+    s->idx[s->ni++] = (uint32_t)v;
+    return 0;
+}
+
+static int read_value(api_jread *rd, size_t i, void *sp)
+{
+    static const api_jfield num = {"value", API_J_NUM, .off = 0};
+    qd_sparse *s = sp;
+    double d = NAN;
+    int rc = api_jread_field(rd, &num, &d);
+    (void)i;
+    if (rc) return rc;
+    if (!isfinite(d) || fabs(d) > 3.4028234663852886e38)
+        return api_jbad(rd, 0, "invalid_argument", "%s: sparse values must be finite numbers in float range", api_jwhere(rd));
+    if (grow((void **)&s->val, &s->cap_v, s->nv, sizeof *s->val)) return api_jbad(rd, 1, "out_of_memory", "out of memory");
+    s->val[s->nv++] = (float)d;
+    return 0;
+}
+
+static int read_indices(api_jread *rd, void *sp) { return api_jread_array(rd, read_index, sp); }
+static int read_values(api_jread *rd, void *sp) { return api_jread_array(rd, read_value, sp); }
+
+static const api_jfield sparse_fields[] = {
+    {"indices", API_J_CALL, .read = read_indices, .required = 1},
+    {"values", API_J_CALL, .read = read_values, .required = 1},
+    {NULL},
+};
+
+/* Sort by index (insertion sort: sparse vectors of text are short; pairs move together). */
+static void sort_pairs(qd_sparse *s)
+{
+    for (size_t i = 1; i < s->ni; i++) {
+        uint32_t k = s->idx[i];
+        float v = s->val[i];
+        size_t j = i;
+        for (; j > 0 && s->idx[j - 1] > k; j--) {
+            s->idx[j] = s->idx[j - 1];
+            s->val[j] = s->val[j - 1];
+        }
+        s->idx[j] = k;
+        s->val[j] = v;
+    }
+}
+
+int qd_jread_sparse(api_jread *rd, void *sp)
+{
+    qd_sparse *s = sp;
+    int rc = api_jread_object(rd, sparse_fields, s);
+    if (rc) return rc;
+    if (s->ni != s->nv)
+        return api_jbad(rd, 0, "invalid_argument", "%s: indices and values must have the same length (%zu and %zu)",
+                        api_jwhere(rd), s->ni, s->nv);
+    if (s->ni > QV_MAX_SPARSE_NNZ)
+        return api_jbad(rd, 0, "invalid_argument", "%s: at most %u sparse entries", api_jwhere(rd), QV_MAX_SPARSE_NNZ);
+    sort_pairs(s);
+    for (size_t i = 1; i < s->ni; i++)
+        if (s->idx[i] == s->idx[i - 1])
+            return api_jbad(rd, 0, "invalid_argument", "%s: indices must be unique: %u is repeated", api_jwhere(rd), s->idx[i]);
+    return 0;
+}
+
 /* ---- the upsert body ---------------------------------------------------------- */
 
 static int read_point_id(api_jread *rd, void *pt)
@@ -210,9 +307,43 @@ static int read_point_id(api_jread *rd, void *pt)
     return qd_jread_id(rd, &p->id, &p->u);
 }
 
+/* One named vector of a point: the dense one (an array; one per point) or a sparse one. */
+static int read_named(api_jread *rd, void *pt)
+{
+    qd_point *p = pt;
+    char name[QV_SPARSE_NAME_MAX + 1];
+    if (rd->klen > QV_SPARSE_NAME_MAX)
+        return api_jbad(rd, 1, "invalid_argument", "%s: vector names are at most %u bytes", api_jwhere(rd), QV_SPARSE_NAME_MAX);
+    snprintf(name, sizeof name, "%s", rd->key);
+    if (api_jpeek(rd, "[")) {
+        if (p->has_dense)
+            return api_jbad(rd, 1, "invalid_argument", "%s: a quiverd collection has one dense vector, '%s' is a second one",
+                            api_jwhere(rd), name);
+        p->has_dense = p->named = 1;
+        snprintf(p->dname, sizeof p->dname, "%s", name);
+        return api_jread_vector(rd, p->vec);
+    }
+    if (p->nsp == QV_MAX_SPARSE_VECTORS)
+        return api_jbad(rd, 1, "invalid_argument", "%s: at most %u sparse vectors", api_jwhere(rd), QV_MAX_SPARSE_VECTORS);
+    qd_sparse *s = &p->sp[p->nsp++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    return qd_jread_sparse(rd, s);
+}
+
+static const api_jfield named_fields[] = {{"*", API_J_CALL, .read = read_named}, {NULL}};
+
+/* "vector": the dense vector, or {"name": vector, ...} */
+static int read_point_vector(api_jread *rd, void *pt)
+{
+    qd_point *p = pt;
+    if (api_jpeek(rd, "{")) return api_jread_object(rd, named_fields, p);
+    p->has_dense = 1;
+    return api_jread_vector(rd, p->vec);
+}
+
 static const api_jfield point_fields[] = {
     {"id", API_J_CALL, .read = read_point_id, .required = 1},
-    {"vector", API_J_VECTOR, offsetof(qd_point, vec), .required = 1},
+    {"vector", API_J_CALL, .read = read_point_vector, .required = 1},
     {"payload", API_J_OBJTEXT, .off = offsetof(qd_point, payload)},
     {NULL},
 };
@@ -350,15 +481,24 @@ int qd_jread_with_vector(api_jread *rd, void *out)
 static int read_query(api_jread *rd, void *qs);
 static int read_prefetch(api_jread *rd, void *qs);
 
-/* "using", or a named vector's "name": only the unnamed vector "" */
+/* "using", or a named vector's "name": checked against the collection when it runs */
 static int read_using(api_jread *rd, void *qs)
 {
-    char name[2];
+    qd_search *q = qs;
     size_t len;
-    int rc = api_jread_string(rd, name, sizeof name, &len);
-    (void)qs;
-    if (rc == 0 && len) return api_jbad(rd, 0, "invalid_argument", "'%s': named vectors are not supported by quiverd", rd->path);
+    int rc = api_jread_string(rd, q->using, sizeof q->using, &len);
+    if (rc == 0 && len > QV_SPARSE_NAME_MAX)
+        return api_jbad(rd, 0, "invalid_argument", "'%s': vector names are at most %u bytes", rd->path, QV_SPARSE_NAME_MAX);
+    q->has_using = rc == 0;
     return rc;
+}
+
+/* a sparse query: {"indices": [...], "values": [...]} */
+static int read_sparse_query(api_jread *rd, void *qs)
+{
+    qd_search *q = qs;
+    q->has_vec = q->sparse = 1;
+    return qd_jread_sparse(rd, &q->sq);
 }
 
 static const api_jfield named_vector_fields[] = {
@@ -379,8 +519,22 @@ static int read_vector(api_jread *rd, void *qs)
 
 static int read_nearest(api_jread *rd, void *qs)
 {
-    if (api_jpeek(rd, "{")) return api_jbad(rd, 1, "invalid_argument", "sparse vectors are not supported by quiverd");
+    if (api_jpeek(rd, "{")) return read_sparse_query(rd, qs);
     return read_query(rd, qs);
+}
+
+static int read_query_indices(api_jread *rd, void *qs)
+{
+    qd_search *q = qs;
+    q->has_vec = q->sparse = 1;
+    return read_indices(rd, &q->sq);
+}
+
+static int read_query_values(api_jread *rd, void *qs)
+{
+    qd_search *q = qs;
+    q->has_vec = q->sparse = 1;
+    return read_values(rd, &q->sq);
 }
 
 static int read_mmr(api_jread *rd, void *qs)
@@ -426,8 +580,8 @@ static const api_jfield query_kinds[] = {
     {"order_by", API_J_REFUSE, .arg = "order_by queries are"},
     {"fusion", API_J_CALL, .read = read_fusion},
     {"rrf", API_J_REFUSE, .arg = "parametrised rrf queries are (use {\"fusion\":\"rrf\"})"},
-    {"indices", API_J_REFUSE, .arg = "sparse vectors are"},
-    {"values", API_J_REFUSE, .arg = "sparse vectors are"},
+    {"indices", API_J_CALL, .read = read_query_indices},
+    {"values", API_J_CALL, .read = read_query_values},
     {"sample", API_J_REFUSE, .arg = "sample queries are"},
     {"formula", API_J_REFUSE, .arg = "formula queries are"},
     {NULL},
@@ -442,8 +596,19 @@ static int read_query(api_jread *rd, void *qs)
     if (api_jpeek(rd, "{")) {
         int strict = rd->strict, rc;
         rd->strict = 1;                            /* a kind of query not listed is refused */
+        size_t ni = q->sq.ni;
         rc = api_jread_object(rd, query_kinds, q);
         rd->strict = strict;
+        /* {"indices", "values"} read as two fields of the query: checked as one vector */
+        if (rc == 0 && q->sparse && q->sq.ni != q->sq.nv)
+            return api_jbad(rd, 0, "invalid_argument", "'%s': indices and values must have the same length (%zu and %zu)",
+                            rd->path, q->sq.ni, q->sq.nv);
+        if (rc == 0 && q->sparse && ni == 0) {
+            sort_pairs(&q->sq);
+            for (size_t i = 1; i < q->sq.ni; i++)
+                if (q->sq.idx[i] == q->sq.idx[i - 1])
+                    return api_jbad(rd, 0, "invalid_argument", "'%s': indices must be unique: %u is repeated", rd->path, q->sq.idx[i]);
+        }
         if (rc == 0 && !q->has_vec && !q->fusion)
             return api_jbad(rd, 0, "invalid_argument", "'%s' needs 'nearest' (or 'fusion')", rd->path);
         return rc;
@@ -536,6 +701,7 @@ void qd_search_list_free(qd_search_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         api_search_release(&l->q[i].s);
+        qd_sparse_release(&l->q[i].sq);
         json_decref(l->q[i].wp);
         if (l->q[i].pre) qd_search_list_free(l->q[i].pre);
         free(l->q[i].pre);

@@ -146,7 +146,7 @@ static int same_search(const api_search *a, const api_search *b)
     return strcmp(a->filter.text, b->filter.text) == 0;
 }
 
-static void params_of(const api_search *s, qv_search_params *sp)
+void api_search_params(const api_search *s, qv_search_params *sp)
 {
     qv_search_params_init(sp, s->k);
     sp->ef = s->ef;
@@ -181,12 +181,12 @@ int api_run_searches(qv_coll *c, uint32_t dim, const api_search *s, size_t n, ap
     int rc = QV_OK;
     uint64_t t0 = api_now_us();
     if (one_call) {
-        params_of(&s[0], &sp);
+        api_search_params(&s[0], &sp);
         rc = qv_search_ex(c, n, s[0].vec, &sp, res->hits, res->nh, &res->st[0]);
         for (size_t i = 1; i < n; i++) res->st[i] = res->st[0];
     } else {
         for (size_t i = 0; i < n && rc == QV_OK; i++) {
-            params_of(&s[i], &sp);
+            api_search_params(&s[i], &sp);
             rc = qv_search_ex(c, 1, s[i].vec, &sp, res->hits + i * res->kmax, &res->nh[i], &res->st[i]);
         }
     }
@@ -227,6 +227,54 @@ void api_wtook(api_wbuf *w, const qv_search_stats *st)
     api_wu64(w, st->filter_us);
     if (st->cached) API_WLIT(w, ",\"cached\":true}");
     else API_WLIT(w, ",\"cached\":false}");
+}
+
+/* Whether c's vectors are named or sparse ones (Qdrant shows them as a map by name). */
+static int named_vectors(qv_coll *c)
+{
+    qv_collection_info info;
+    return qv_collection_get_info(c, &info) == QV_OK && (info.config.vector_name || info.config.n_sparse);
+}
+
+/* Qdrant's "vector" of point id of a collection with named or sparse vectors:
+ * {"<dense name>": [...], "<sparse name>": {"indices": [...], "values": [...]}, ...},
+ * the dense vector under "" when unnamed, sparse ones the point lacks left out. Nothing
+ * written (QV_OK) for other collections: the caller writes the plain vector. */
+static int wnamed(api_wbuf *w, qv_coll *c, uint64_t id, const float *vec, uint32_t dim)
+{
+    qv_collection_info info;
+    int rc = qv_collection_get_info(c, &info);
+    if (rc != QV_OK || !(info.config.vector_name || info.config.n_sparse)) return rc;
+    const char *dense = info.config.vector_name ? info.config.vector_name : "";
+    int sep = !info.config.no_dense;               /* no stand-in dense vector shown */
+    API_WLIT(w, ",\"vector\":{");
+    if (sep) {
+        api_wstring(w, dense, strlen(dense));
+        API_WLIT(w, ":");
+        api_wvector(w, vec, dim);
+    }
+    for (size_t j = 0; j < info.config.n_sparse && rc == QV_OK; j++) {
+        uint32_t *idx = NULL, m = 0;
+        float *val = NULL;
+        if ((rc = qv_get_sparse(c, id, j, &idx, &val, &m)) == QV_ENOTFOUND) rc = QV_OK;   /* deleted since */
+        if (rc == QV_OK && m) {
+            if (sep) API_WLIT(w, ",");
+            sep = 1;
+            api_wstring(w, info.config.sparse[j].name, strlen(info.config.sparse[j].name));
+            API_WLIT(w, ":{\"indices\":[");
+            for (uint32_t i = 0; i < m; i++) {
+                if (i) API_WLIT(w, ",");
+                api_wu64(w, idx[i]);
+            }
+            API_WLIT(w, "],\"values\":");
+            api_wvector(w, val, m);
+            API_WLIT(w, "}");
+        }
+        qv_free(idx);
+        qv_free(val);
+    }
+    API_WLIT(w, "}");
+    return rc;
 }
 
 int api_wpoints(api_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_t n, const api_point_style *st)
@@ -282,10 +330,13 @@ int api_wpoints(api_wbuf *w, qv_coll *c, uint32_t dim, const qv_hit *hits, size_
         } else if (st->qdrant) {
             API_WLIT(w, ",\"payload\":null");
         }
-        if (st->with_vector) {
+        if (st->with_vector && st->qdrant && (rc = wnamed(w, c, id, vec, dim)) != QV_OK) {
+            qv_free(own);
+            break;
+        } else if (st->with_vector && !(st->qdrant && named_vectors(c))) {
             API_WLIT(w, ",\"vector\":");
             api_wvector(w, vec, dim);
-        } else if (st->qdrant) {
+        } else if (st->qdrant && !st->with_vector) {
             API_WLIT(w, ",\"vector\":null");
         }
         API_WLIT(w, "}");

@@ -38,6 +38,8 @@ typedef struct {
     size_t max_queries;            /* 0 = all */
     uint32_t subset;               /* --subset: index the first N base vectors only (0 = all) */
     const char *reload_dir;        /* --reload DIR: after the sweep, save, reload (timed), sweep again */
+    const char *index_cache;       /* --index-cache DIR: load each index from DIR if saved there, else
+                                    * build it and save it there (with its build time) */
     int batch, gpu, json, no_quiver;
     unsigned peers;                /* BENCH_PEER_* */
     const char *plot_path;
@@ -131,6 +133,7 @@ typedef struct {
     long long rss_delta_bytes;
     double reload_s;               /* --reload: time to load the saved index (-1 = not done) */
     double first_search_s;         /* --reload: the first search after it */
+    int from_cache;                /* --index-cache: loaded; build_s is the saved build's */
 } bench_built;
 /** Build ops's index over d as o says (timed, progress on stderr); buckets (may be NULL)
  *  are the rows' payloads for engines that store them. 0 or -1 (err filled). */

@@ -57,6 +57,9 @@ void bench_usage(FILE *f)
           "                            DIR/groundtruth-<N/1000>k.ivecs (N a multiple of 1000)\n"
           "  --reload DIR              save each index into DIR, load it back (timed, with the\n"
           "                            first search after it) and sweep the loaded one\n"
+          "  --index-cache DIR         load each index from DIR when an earlier run saved one\n"
+          "                            with the same data, size and build settings; else build\n"
+          "                            it and save it there (sweeps without rebuilding at 1M)\n"
           "  --gpu                     quiver builds/searches on the GPU (required)\n"
           "  --peers hnswlib,faiss     also measure these libraries in the same process\n"
           "  --peers-only              skip quiver (measure only the peers)\n"
@@ -250,6 +253,9 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
         } else if (strcmp(arg, "--reload") == 0) {
             if (!*val) return usage_error("--reload needs a directory");
             o->reload_dir = val;
+        } else if (strcmp(arg, "--index-cache") == 0) {
+            if (!*val) return usage_error("--index-cache needs a directory");
+            o->index_cache = val;
         } else if (strcmp(arg, "--quant") == 0) {
             if (qv_quant_parse(val, &o->quant) != QV_OK)
                 return usage_error("unknown --quant '%s' (expected none, sq8, sq4 or bit1)", val);

@@ -215,6 +215,35 @@ static int quiver_reload(bench_engine *e, const char *dir, double *open_s, char 
     return 0;
 }
 
+static int quiver_save(bench_engine *e, const char *path, char *err, size_t errlen)
+{
+    int rc = qv_index_save(e->ix, path);
+    if (rc != QV_OK) { qv_err(err, errlen, "save", rc); return -1; }
+    return 0;
+}
+
+/* Read into the heap (qv_index_load), as after a build: not mapped in place. */
+static int quiver_load(const bench_build_params *bp, size_t n, const char *path, bench_engine **out, char *err,
+                       size_t errlen)
+{
+    bench_engine *e = calloc(1, sizeof *e);
+    int rc;
+    (void)n;
+    *out = NULL;
+    if (!e) { snprintf(err, errlen, "out of memory"); return -1; }
+    if ((rc = qv_index_load(path, &e->ix)) != QV_OK) {
+        qv_err(err, errlen, "load", rc);
+        free(e);
+        return -1;
+    }
+    e->oversampling = bp->oversampling;
+    e->rescore = bp->no_rescore ? QV_RESCORE_OFF : QV_RESCORE_ON;
+    atomic_init(&e->relay.fn, NULL);
+    atomic_init(&e->relay.called, 0);
+    *out = e;
+    return 0;
+}
+
 static void quiver_destroy(bench_engine *e)
 {
     if (!e) return;
@@ -236,4 +265,6 @@ const bench_engine_ops bench_quiver_ops = {
     .filter_mode = "bitset",
     .unfiltered_mode = "unfiltered",
     .reload = quiver_reload,
+    .save = quiver_save,
+    .load = quiver_load,
 };

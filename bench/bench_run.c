@@ -213,6 +213,57 @@ static uint32_t default_nlist(size_t n)
     return nlist;
 }
 
+/* --index-cache: the file an index with these settings is saved in, named after every
+ * setting that changes the built graph (the dataset by its directory's last name). */
+static void cache_path(const bench_opts *o, const bench_data *d, const bench_build_params *bp, const char *lib,
+                       char *path, size_t len)
+{
+    const char *dir = o->data_dir, *end = dir + strlen(dir);
+    while (end > dir + 1 && end[-1] == '/') end--;
+    const char *start = end;
+    while (start > dir && start[-1] != '/') start--;
+    snprintf(path, len, "%s/%s-%.*s-%s-n%zu-m%u-efc%u-nlist%u-t%u-%s.idx", o->index_cache, lib,
+             (int)(end - start), start, qv_index_kind_name(bp->kind), d->nb, bp->m, bp->ef_construction,
+             bp->kind == QV_INDEX_IVF ? bp->nlist : 0, bp->threads, qv_quant_name(bp->quant));
+}
+
+/* The saved index of a cache path and its build time (path.build_s); 0 when loaded, 1 when
+ * there is none. */
+static int cache_load(const bench_engine_ops *ops, const char *path, size_t n, bench_built *b, char *err,
+                      size_t errlen)
+{
+    char side[4200];
+    snprintf(side, sizeof side, "%s.build_s", path);
+    FILE *f = fopen(side, "r");
+    if (!f) return 1;
+    double build_s = -1;
+    int got = fscanf(f, "%lf", &build_s);
+    fclose(f);
+    if (got != 1) return 1;
+    double t0 = bench_now();
+    if (ops->load(&b->params, n, path, &b->e, err, errlen) != 0) return -1;
+    fprintf(stderr, "%s: loaded %s in %.2f s (built in %.2f s when saved)\n", ops->name, path,
+            bench_now() - t0, build_s);
+    b->build_s = build_s;
+    b->from_cache = 1;
+    return 0;
+}
+
+static int cache_save(const bench_engine_ops *ops, const char *path, const bench_built *b, char *err,
+                      size_t errlen)
+{
+    char side[4200];
+    if (ops->save(b->e, path, err, errlen) != 0) return -1;
+    snprintf(side, sizeof side, "%s.build_s", path);   /* written last: marks the save complete */
+    FILE *f = fopen(side, "w");
+    if (!f || fprintf(f, "%.3f\n", b->build_s) < 0 || fclose(f) != 0) {
+        snprintf(err, errlen, "--index-cache: cannot write %s", side);
+        return -1;
+    }
+    fprintf(stderr, "%s: saved to %s\n", ops->name, path);
+    return 0;
+}
+
 int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_data *d, const uint32_t *buckets,
                 bench_built *b, char *err, size_t errlen)
 {
@@ -250,6 +301,22 @@ int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_da
     bp->progress = print_progress;
     bp->progress_arg = &ps;
     bench_set_blas_threads((int)bp->threads);
+    char cpath[4096] = "";
+    const int cached = o->index_cache && ops->save && ops->load && !buckets;
+    if (cached) {
+        cache_path(o, d, bp, ops->name, cpath, sizeof cpath);
+        int got = cache_load(ops, cpath, d->nb, b, err, errlen);
+        if (got < 0) return -1;
+        if (got == 0) {
+            bp->progress = NULL;
+            bp->progress_arg = NULL;
+            bp->buckets = NULL;
+            b->memory_bytes = ops->memory(b->e, &b->memory_source);
+            if (ops->memory_split) ops->memory_split(b->e, &b->memory_search_bytes, &b->memory_vectors_bytes);
+            b->reload_s = b->first_search_s = -1;
+            return 0;
+        }
+    }
     long long rss0 = bench_rss_bytes();
     ps.start = ps.last = bench_now();
     fprintf(stderr, "%s: building %s over %zu vectors (%u threads)\n", ops->name, qv_index_kind_name(o->kind),
@@ -267,6 +334,7 @@ int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_da
     if (ops->memory_split) ops->memory_split(b->e, &b->memory_search_bytes, &b->memory_vectors_bytes);
     fprintf(stderr, "%s: built in %.2f s\n", ops->name, b->build_s);
     b->reload_s = b->first_search_s = -1;
+    if (cached && cache_save(ops, cpath, b, err, errlen) != 0) return -1;
     return 0;
 }
 

@@ -86,6 +86,12 @@ typedef struct {
     int    (*reload)(bench_engine *e, const char *dir, double *open_s, char *err, size_t errlen);
     /** Optional (NULL): the bytes a search walks (graph + codes) and the float vectors. */
     void   (*memory_split)(bench_engine *e, size_t *search, size_t *vectors);
+    /** --index-cache (both NULL = not supported): write the built index to path; load an
+     *  index saved so into memory (the heap, as after a build) with the params it was
+     *  built with (n rows). */
+    int    (*save)(bench_engine *e, const char *path, char *err, size_t errlen);
+    int    (*load)(const bench_build_params *p, size_t n, const char *path, bench_engine **out,
+                   char *err, size_t errlen);
 } bench_engine_ops;
 
 extern const bench_engine_ops bench_quiver_ops;

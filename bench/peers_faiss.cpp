@@ -194,5 +194,6 @@ void faiss_destroy(bench_engine *be) { delete peer(be); }
 
 extern "C" const bench_engine_ops bench_faiss_ops = {
     "faiss", faiss_describe, faiss_build, faiss_prepare, faiss_search_one,
-    faiss_search_batch, faiss_memory, faiss_destroy, nullptr, nullptr, nullptr, nullptr, nullptr,
+    faiss_search_batch, faiss_memory, faiss_destroy, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+    nullptr,
 };

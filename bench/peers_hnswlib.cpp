@@ -106,6 +106,17 @@ const char *hnswlib_describe(void)
 #endif
 }
 
+/* A peer of n rows with its space; the index itself is made by the caller. */
+std::unique_ptr<HnswPeer> new_peer(const bench_build_params *p, size_t n)
+{
+    std::unique_ptr<HnswPeer> e(new HnswPeer());
+    e->dim = p->dim;
+    e->n = n;
+    if (p->metric == QV_METRIC_L2) e->space.reset(new hnswlib::L2Space(p->dim));
+    else e->space.reset(new hnswlib::InnerProductSpace(p->dim));
+    return e;
+}
+
 int hnswlib_build(const bench_build_params *p, size_t n, const float *base, bench_engine **out, char *err,
                   size_t errlen)
 {
@@ -115,11 +126,7 @@ int hnswlib_build(const bench_build_params *p, size_t n, const float *base, benc
         return -1;
     }
     try {
-        std::unique_ptr<HnswPeer> e(new HnswPeer());
-        e->dim = p->dim;
-        e->n = n;
-        if (p->metric == QV_METRIC_L2) e->space.reset(new hnswlib::L2Space(p->dim));
-        else e->space.reset(new hnswlib::InnerProductSpace(p->dim));
+        std::unique_ptr<HnswPeer> e = new_peer(p, n);
         if (p->kind == QV_INDEX_HNSW) {
             e->graph.reset(new hnswlib::HierarchicalNSW<float>(e->space.get(), n, p->m, p->ef_construction, p->seed));
             e->alg = e->graph.get();
@@ -258,6 +265,43 @@ int hnswlib_reload(bench_engine *be, const char *dir, double *open_s, char *err,
     return -1;
 }
 
+int hnswlib_save(bench_engine *be, const char *path, char *err, size_t errlen)
+{
+    HnswPeer *e = peer(be);
+    if (!e->graph) {
+        set_err(err, errlen, "save", "only hnsw indexes are saved");
+        return -1;
+    }
+    try {
+        e->graph->saveIndex(path);
+        return 0;
+    } catch (const std::exception &ex) {
+        set_err(err, errlen, "save", ex.what());
+    }
+    return -1;
+}
+
+/* The loading constructor, as hnswlib_reload times it. */
+int hnswlib_load(const bench_build_params *p, size_t n, const char *path, bench_engine **out, char *err,
+                 size_t errlen)
+{
+    *out = nullptr;
+    if (p->kind != QV_INDEX_HNSW) {
+        set_err(err, errlen, "load", "only hnsw indexes are loaded");
+        return -1;
+    }
+    try {
+        std::unique_ptr<HnswPeer> e = new_peer(p, n);
+        e->graph.reset(new hnswlib::HierarchicalNSW<float>(e->space.get(), path, false, n));
+        e->alg = e->graph.get();
+        *out = reinterpret_cast<bench_engine *>(e.release());
+        return 0;
+    } catch (const std::exception &ex) {
+        set_err(err, errlen, "load", ex.what());
+    }
+    return -1;
+}
+
 void hnswlib_destroy(bench_engine *be) { delete peer(be); }
 
 } // namespace
@@ -265,5 +309,5 @@ void hnswlib_destroy(bench_engine *be) { delete peer(be); }
 extern "C" const bench_engine_ops bench_hnswlib_ops = {
     "hnswlib", hnswlib_describe, hnswlib_build, hnswlib_prepare, hnswlib_search_one,
     hnswlib_search_batch, hnswlib_memory, hnswlib_destroy, hnswlib_set_filter, "filter", "unfiltered",
-    hnswlib_reload, nullptr,
+    hnswlib_reload, nullptr, hnswlib_save, hnswlib_load,
 };

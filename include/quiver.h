@@ -298,9 +298,23 @@ QV_API int  qv_db_open(const char *dir, const qv_db_options *o /* NULL = default
  *  when it returns an error. NULL ok. */
 QV_API int  qv_db_close(qv_db *db);
 
+/** One sparse vector of a collection's config (see "Sparse vectors" below). */
+typedef struct {
+    const char *name;              /* 1..QV_SPARSE_NAME_MAX bytes, unique in the collection */
+    int idf;                       /* nonzero: query weights are scaled by each index's idf
+                                    * (Qdrant's "modifier": "idf") */
+} qv_sparse_config;
+
 typedef struct {
     qv_index_params index;         /* dim, metric, index kind and knobs */
     const char *payload_index;     /* JSON {"lang":"keyword","year":"integer"}; NULL = none */
+    const char *vector_name;       /* the dense vector's name (Qdrant's named vectors; ""
+                                    * is a name too); NULL = unnamed */
+    size_t n_sparse;               /* sparse vectors per point, 0..QV_MAX_SPARSE_VECTORS */
+    const qv_sparse_config *sparse;
+    int no_dense;                  /* nonzero: the points have only sparse vectors (Qdrant's
+                                    * "vectors": {}); the dense vector (dim 1) is a stand-in
+                                    * that APIs neither show nor search. Needs n_sparse >= 1 */
 } qv_collection_config;
 
 /** Whether name is a valid collection name: 1..64 bytes of [A-Za-z0-9_.-], not starting
@@ -338,7 +352,8 @@ QV_API int  qv_collection_list(qv_db *db, char ***names, size_t *n);
 
 typedef struct {
     char name[72];
-    qv_collection_config config;   /* config.payload_index points into the handle: valid
+    qv_collection_config config;   /* config.payload_index, vector_name and sparse point
+                                      into the handle: valid
                                       while the handle is (until its db is closed, or the
                                       last close after a drop) */
     size_t count;                  /* live points */
@@ -816,6 +831,55 @@ QV_API int  qv_hybrid_search(qv_coll *c, const float *query, const qv_search_par
  *  text (a text without tokens passes nothing). */
 QV_API int  qv_filter_match_text(qv_filter *f, qv_occur occur, const char *key, const char *text);
 /* ---- end of full-text search ---------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------
+ * Sparse vectors (issue 22; Qdrant's sparse_vectors, what LangChain's hybrid retrieval
+ * uses). A collection may declare up to QV_MAX_SPARSE_VECTORS named sparse vectors beside
+ * its dense one (qv_collection_config.sparse). A point holds at most one vector of each:
+ * a list of (index, value) pairs, indices strictly increasing. They are kept in LMDB as
+ * postings (index -> (point, value)), written in the same transaction as the point;
+ * an upsert replaces them, a delete removes them, backups carry them.
+ * qv_sparse_search scores every point sharing an index with the query by the exact dot
+ * product (sum of query value * point value over shared indices), best first. With idf
+ * set, each query value is first multiplied by Qdrant's
+ *   idf(i) = ln(1 + (N - n(i) + 0.5) / (n(i) + 0.5)),
+ * N = points holding this sparse vector, n(i) = of them, those with index i.
+ * ------------------------------------------------------------------------------------ */
+#define QV_MAX_SPARSE_VECTORS 8u
+#define QV_SPARSE_NAME_MAX   64u
+#define QV_MAX_SPARSE_NNZ    65536u   /* nonzero entries of one sparse vector */
+typedef struct {
+    uint32_t n;                    /* entries; 0 = the point has no vector of this name */
+    const uint32_t *indices;       /* n indices, strictly increasing */
+    const float *values;           /* n finite values */
+} qv_sparse_vector;
+/** qv_upsert plus sparse vectors: sparse holds n * n_sparse entries (NULL = none for any
+ *  point), sparse[i * n_sparse + j] being point i's vector of config sparse[j]. An upsert
+ *  replaces every vector of a point, sparse ones included. All or nothing.
+ *  @return qv_upsert's codes; QV_EINVAL naming the point and vector for unsorted or
+ *  repeated indices, NaN/Inf values, more than QV_MAX_SPARSE_NNZ entries. */
+QV_API int  qv_upsert_sparse(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs,
+                             const char *const *payloads_json, const qv_sparse_vector *sparse);
+/** Point id's sparse vector number which (of the config): *indices and *values get *n
+ *  entries (malloc'd, free each with qv_free; NULL when *n is 0: the point has none).
+ *  @return QV_OK, QV_ENOTFOUND (no such point), QV_EINVAL (which out of range). */
+QV_API int  qv_get_sparse(qv_coll *c, uint64_t id, size_t which, uint32_t **indices, float **values,
+                          uint32_t *n);
+typedef struct {
+    const char *name;              /* a sparse vector of the collection */
+    qv_sparse_vector query;        /* indices strictly increasing, values finite */
+    uint32_t k;                    /* 1..QV_MAX_K */
+    const qv_filter *filter;       /* payload filter (borrowed); NULL = none */
+} qv_sparse_params;
+/** k, no name, no query, no filter. */
+QV_API void qv_sparse_params_init(qv_sparse_params *p, uint32_t k);
+/** Exact sparse top-k: hits[0..*n_hits) by dot product descending (ties by smaller
+ *  internal id), only live points sharing an index with the query and passing the filter.
+ *  An empty query gives 0 hits. Safe beside writes; sees every write that returned.
+ *  @return QV_OK, QV_EINVAL (unknown name, k out of range, bad query), QV_ENOTFOUND
+ *  (collection dropped), QV_ENOMEM, QV_EIO. */
+QV_API int  qv_sparse_search(qv_coll *c, const qv_sparse_params *p, qv_hit *hits, size_t *n_hits);
+/* ---- end of sparse vectors ------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------------------------
  * Vector files. Every malformed case gives QV_ECORRUPT naming the file and offset.

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/qdrant.h"
+#include "server/server.h"
 
 #define MAX_ACTIONS 1024
 
@@ -128,8 +128,7 @@ void srv_h_alias_update(srv_req *r)
         goto done;
     }
     srv_log(SRV_LOG_INFO, "applied %zu alias actions", b.n);
-    if (srv_is_qdrant(r)) qd_ok(r, json_true());
-    else srv_reply_json(r, 200, json_pack("{s:I}", "applied", (json_int_t)b.n));
+    srv_reply_ok(r, 200, json_pack("{s:I}", "applied", (json_int_t)b.n), json_true());
 done:
     free(acts);
     free(b.a);
@@ -152,8 +151,7 @@ void srv_h_alias_list(srv_req *r)
             json_array_append_new(arr, json_pack("{s:s,s:s}", "alias_name", a[i].alias, "collection_name", a[i].collection));
     qv_free(a);
     json_t *out = arr ? json_pack("{s:o}", "aliases", arr) : NULL;
-    if (srv_is_qdrant(r)) qd_ok(r, out);
-    else srv_reply_json(r, 200, out);
+    srv_reply_ok(r, 200, out, json_incref(out));          /* the same body on both APIs */
 }
 
 /* ---- the pipeline's side ---------------------------------------------------------- */

@@ -162,25 +162,16 @@ static unsigned ct_diff(const srv_key *s, const char *p, size_t plen)
     return diff;
 }
 
-/* The index of the key presented (every key compared in full, no early exit), or -1. */
-static long find_key(const srv_keys *k, const char *presented)
+/* The index of the key presented, or with a token t the key whose HMAC signs it, or -1.
+ * Every key is tried in full, with no early exit. */
+static long find_key(const srv_keys *k, const char *presented, const srv_jwt *t)
 {
     size_t plen = strnlen(presented, SRV_MAX_KEY + 1);
     long found = -1;
-    if (plen == 0 || plen > SRV_MAX_KEY) return -1;
+    if (!t && (plen == 0 || plen > SRV_MAX_KEY)) return -1;
     for (size_t i = 0; i < k->n; i++) {
-        long mask = -(long)(ct_diff(&k->v[i], presented, plen) == 0);   /* all ones on a match */
-        found = (found & ~mask) | ((long)i & mask);
-    }
-    return found;
-}
-
-/* The index of the key whose HMAC signs the token (every key tried), or -1. */
-static long find_signer(const srv_keys *k, const srv_jwt *t)
-{
-    long found = -1;
-    for (size_t i = 0; i < k->n; i++) {
-        long mask = -(long)srv_jwt_signed_by(t, k->v[i].key, k->v[i].len);
+        int match = t ? srv_jwt_signed_by(t, k->v[i].key, k->v[i].len) : ct_diff(&k->v[i], presented, plen) == 0;
+        long mask = -(long)match;                                  /* all ones on a match */
         found = (found & ~mask) | ((long)i & mask);
     }
     return found;
@@ -200,14 +191,14 @@ void srv_auth_check(const srv_keys *k, const char *presented, srv_auth *a)
     memset(a, 0, sizeof *a);
     a->why = "a valid API key or token is required (api-key: KEY or Authorization: Bearer KEY)";
     if (!k || !presented) return;
-    long i = find_key(k, presented);
+    long i = find_key(k, presented, NULL);
     int token = i < 0 && srv_jwt_shaped(presented);
     if (token) {
         if (srv_jwt_decode(presented, &t, &why) != 0) {
             a->why = why;
             return;
         }
-        if ((i = find_signer(k, &t)) < 0) a->why = "bad token signature";
+        if ((i = find_key(k, presented, &t)) < 0) a->why = "bad token signature";
         else if (srv_jwt_claims(&t, a, &why) != 0) {
             a->why = why;
             i = -1;

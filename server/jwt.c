@@ -69,41 +69,29 @@ int srv_jwt_shaped(const char *tok)
 
 int srv_jwt_decode(const char *tok, srv_jwt *t, const char **why)
 {
-    json_t *header = NULL;
-    int rc = -1;
+    json_t *header = NULL, *alg = NULL;
+    unsigned char sig[SRV_JWT_SIG + 3];
     memset(t, 0, sizeof *t);
     size_t len = strnlen(tok, MAX_TOKEN + 1);
     const char *d1 = strchr(tok, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-    if (len > MAX_TOKEN) {
+    size_t slen = d2 ? len - (size_t)(d2 + 1 - tok) : 0;         /* the signature's */
+    if (len > MAX_TOKEN)
         *why = "the token is too long";
-        goto cleanup;
-    }
-    if (!srv_jwt_shaped(tok) || !(header = decode_json(tok, (size_t)(d1 - tok)))) {
+    else if (!srv_jwt_shaped(tok) || !(header = decode_json(tok, (size_t)(d1 - tok))))
         *why = "malformed token";
-        goto cleanup;
-    }
-    json_t *alg = json_object_get(header, "alg");
-    if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0) {
+    else if (!json_is_string(alg = json_object_get(header, "alg")) || strcmp(json_string_value(alg), "HS256") != 0)
         *why = "the token's algorithm is not accepted (HS256 only)";
-        goto cleanup;
-    }
-    size_t slen = len - (size_t)(d2 + 1 - tok);
-    unsigned char sig[SRV_JWT_SIG + 3];
-    if (slen > 44 || b64url_decode(d2 + 1, slen, sig) != SRV_JWT_SIG) {
+    else if (slen > 44 || b64url_decode(d2 + 1, slen, sig) != SRV_JWT_SIG)
         *why = "bad token signature";
-        goto cleanup;
-    }
-    memcpy(t->sig, sig, SRV_JWT_SIG);
-    if (!(t->claims = decode_json(d1 + 1, (size_t)(d2 - d1 - 1)))) {
+    else if (!(t->claims = decode_json(d1 + 1, (size_t)(d2 - d1 - 1))))
         *why = "malformed token claims";
-        goto cleanup;
+    else {
+        memcpy(t->sig, sig, SRV_JWT_SIG);
+        t->signed_part = tok;
+        t->signed_len = (size_t)(d2 - tok);
     }
-    t->signed_part = tok;
-    t->signed_len = (size_t)(d2 - tok);
-    rc = 0;
-cleanup:
     json_decref(header);
-    return rc;
+    return t->claims ? 0 : -1;
 }
 
 int srv_jwt_signed_by(const srv_jwt *t, const void *key, size_t keylen)

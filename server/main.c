@@ -51,6 +51,7 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "server/cluster.h"
 #include "server/server.h"
 
 #define DRAIN_GRACE_US 10000000u    /* longest wait for queued replies on shutdown */
@@ -69,6 +70,8 @@ typedef struct {
     struct event *resume;                      /* re-enables accepting after a pause */
     atomic_ulong accepted;
     atomic_int yielding;                       /* paused for ACCEPT_YIELD_US */
+    int tier;                                  /* 0 clients; cluster mode: 1 leader, 2 leaf
+                                                * (its own workers; paced among themselves) */
 } listener;
 
 /* A closed connection's socket, kept open a moment to drain what its client still sends. */
@@ -98,6 +101,9 @@ static int n_all_workers;
 typedef struct {
     const char *listen[2], *data, *key_file, *snapshots;   /* listen[1]: the Qdrant API's, or NULL */
     const char *tls_cert, *tls_key;
+    const char *cluster, *advertise;                       /* cluster mode (cluster.h) */
+    unsigned long long node_id, lease_ttl_s, write_quorum;
+    int threads_set;
     unsigned long long max_body, threads, timeout_s, checkpoint_every;
     unsigned long long header_timeout_s, body_timeout_s, max_connections, max_queue;
     int log_level;
@@ -144,6 +150,11 @@ static const struct { const char *name, *arg, *help; size_t off; long long lo; u
     {"checkpoint-every", "N", "snapshot an index every N writes (default 0 = on exit)", O(checkpoint_every), 0, UINT32_MAX},
     {"snapshots", "DIR", "where snapshots (backups) are kept (default DATA/backups)", O(snapshots), 0, 0},
     {"log-level", "LEVEL", "error|warn|info|debug (default info)", O(log_level), -1, 0},
+    {"cluster", "URL,...", "cluster mode: etcd endpoints http://HOST:PORT,... (README: Cluster mode)", O(cluster), 0, 0},
+    {"node-id", "N", "cluster mode: this node's id, unique in the cluster", O(node_id), 1, INT32_MAX},
+    {"advertise", "URL", "cluster mode: how other nodes reach this one (http://HOST:PORT)", O(advertise), 0, 0},
+    {"lease-ttl", "SECONDS", "cluster mode: node lease; a dead leader is replaced after it (default 3)", O(lease_ttl_s), 1, 3600},
+    {"write-quorum", "N", "cluster mode: copies a write needs before it is acknowledged (default 1)", O(write_quorum), 1, 8},
     {"help", NULL, "this text", 0, 0, 0},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -175,6 +186,7 @@ static int parse_options(int argc, char **argv, options *o)
             return 2;
         }
         char *at = (char *)o + opts[c].off;
+        if (opts[c].off == O(threads)) o->threads_set = 1;
         if (!opts[c].arg) return 1;                                  /* --help */
         if (opts[c].lo < 0 && (*(int *)at = srv_log_parse_level(optarg)) < 0) {
             fprintf(stderr, "quiverd: --log-level must be error, warn, info or debug\n");
@@ -188,6 +200,26 @@ static int parse_options(int argc, char **argv, options *o)
     }
     if (optind < argc) {
         fprintf(stderr, "quiverd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o->cluster && (o->node_id || o->advertise)) {
+        fprintf(stderr, "quiverd: --node-id and --advertise go with --cluster\n");
+        return 2;
+    }
+    if (o->cluster && (!o->node_id || !o->advertise)) {
+        fprintf(stderr, "quiverd: --cluster needs --node-id N and --advertise http://HOST:PORT\n");
+        return 2;
+    }
+    if (o->advertise && (strncmp(o->advertise, "http://", 7) != 0 || !strchr(o->advertise + 7, ':'))) {
+        fprintf(stderr, "quiverd: --advertise wants http://HOST:PORT, got '%s'\n", o->advertise);
+        return 2;
+    }
+    /* a node's handlers wait on other nodes (forwarded writes, replication, shard
+     * searches): with as many workers as cores, two nodes could each fill theirs waiting
+     * on the other */
+    if (o->cluster && !o->threads_set && o->threads < 16) o->threads = 16;
+    if (o->cluster && (o->key_file || o->tls_cert)) {
+        fprintf(stderr, "quiverd: --cluster does not support --api-key-file or TLS yet (nodes talk plain HTTP without keys)\n");
         return 2;
     }
     if (!o->tls_cert != !o->tls_key) {
@@ -357,6 +389,7 @@ static void on_accept_error(struct evconnlistener *lis, void *http)
  * turn (the other overtook it meanwhile) is woken by the one that overtook it.
  */
 #define ACCEPT_YIELD_US 1000
+#define CLUSTER_TIER_WORKERS 4
 
 void srv_worker_busy(int busy)
 {
@@ -464,7 +497,7 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
     int idle_behind = 0;                        /* an accepting idle worker 2 or more behind */
     for (int i = 0; i < n_all_workers; i++) {
         listener *other = &all_workers[i].l[l->api];
-        if (other == l || !other->resume) continue;
+        if (other == l || !other->resume || other->tier != l->tier) continue;
         unsigned long theirs = atomic_load(&other->accepted);
         /* one that waits for the workers behind it: this one has caught up with it */
         if (atomic_load(&other->yielding) && theirs <= mine + 1) event_active(other->resume, EV_TIMEOUT, 1);
@@ -580,9 +613,10 @@ int main(int argc, char **argv)
                    .body_timeout_s = (int)o.body_timeout_s, .max_connections = (unsigned)o.max_connections,
                    .max_queue = (long)o.max_queue};
     worker *workers = NULL;
-    char **names = NULL, shown[2][160] = {"", ""};
+    char **names = NULL, shown[2][160] = {"", ""}, err[512];
     size_t ncoll = 0;
-    evutil_socket_t lfd[2] = {-1, -1};
+    evutil_socket_t lfd[2] = {-1, -1}, tier_fd[2] = {-1, -1};      /* tier_fd: cluster mode */
+    char tier_shown[2][160];
     struct event_base *base = NULL;
     struct event *sig[3] = {NULL, NULL, NULL};
     sigset_t sigs, old;
@@ -601,24 +635,20 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);                       /* a peer that hangs up must not kill us */
-    if (o.tls_cert) {
-        char err[512];
-        if (srv_tls_new(o.tls_cert, o.tls_key, &ctx.tls, err, sizeof err) != 0) {
-            srv_log(SRV_LOG_ERROR, "--tls-cert/--tls-key: %s", err);
-            goto cleanup;
-        }
+    if (o.tls_cert && srv_tls_new(o.tls_cert, o.tls_key, &ctx.tls, err, sizeof err) != 0) {
+        srv_log(SRV_LOG_ERROR, "--tls-cert/--tls-key: %s", err);
+        goto cleanup;
+    }
+    if (ctx.tls) {
         sigaddset(&sigs, SIGHUP);
         if (!(sig[2] = evsignal_new(base, SIGHUP, on_hangup, ctx.tls)) || evsignal_add(sig[2], NULL) != 0) {
             srv_log(SRV_LOG_ERROR, "cannot install signal handlers");
             goto cleanup;
         }
     }
-    if (o.key_file) {
-        char err[512];
-        if (srv_keys_load(o.key_file, &ctx.keys, err, sizeof err) != 0) {
-            srv_log(SRV_LOG_ERROR, "--api-key-file: %s", err);
-            goto cleanup;
-        }
+    if (o.key_file && srv_keys_load(o.key_file, &ctx.keys, err, sizeof err) != 0) {
+        srv_log(SRV_LOG_ERROR, "--api-key-file: %s", err);
+        goto cleanup;
     }
     json_object_seed(0);                            /* once, before threads */
 
@@ -634,6 +664,28 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (srv_snapshots_init(&ctx, o.snapshots, o.data) != 0) goto cleanup;
+    if (o.cluster) {
+        /* Two more listeners, on the --listen address with ports of the kernel's choosing,
+         * each with its own CLUSTER_TIER_WORKERS workers: peers send a shard leader's work
+         * (forwarded writes, catch-up) to tier 1 and a replica's own work (applying a
+         * replicated write, a shard search) to tier 2. A handler waits only on a lower
+         * tier's handlers (client -> leader -> replica), so a worker blocked on a peer can
+         * never be what that peer waits for: with one pool, two nodes deadlocked until the
+         * 30 s timeout under load (cluster test). */
+        char spec[300], tier_url[2][CL_URL_MAX];
+        const char *colon = strrchr(o.listen[0], ':');
+        const char *adv_end = strrchr(o.advertise + 7, ':');
+        for (int t = 0; t < 2; t++) {
+            snprintf(spec, sizeof spec, "%.*s:0", colon ? (int)(colon - o.listen[0]) : 0, o.listen[0]);
+            if ((tier_fd[t] = open_listener(spec, tier_shown[t], sizeof tier_shown[t])) < 0) goto cleanup;
+            snprintf(tier_url[t], sizeof tier_url[t], "%.*s:%s", adv_end ? (int)(adv_end - o.advertise) : 0, o.advertise,
+                     strrchr(tier_shown[t], ':') + 1);
+        }
+        srv_cluster_options co = {.endpoints = o.cluster, .node_id = (long)o.node_id, .advertise = o.advertise,
+                                  .lease_ttl_s = (int)o.lease_ttl_s, .write_quorum = (int)o.write_quorum,
+                                  .leader_url = tier_url[0], .replica_url = tier_url[1]};
+        if (srv_cluster_start(&ctx, &co, &ctx.cluster) != 0) goto cleanup;
+    }
     /* load every collection now, not on its first request (they stay loaded when closed) */
     if ((rc = qv_collection_list(ctx.db, &names, &ncoll)) != QV_OK) {
         srv_log(SRV_LOG_ERROR, "cannot list collections: %s: %s", qv_strerror(rc), qv_last_error());
@@ -650,16 +702,24 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < 2; i++)
         if (o.listen[i] && (lfd[i] = open_listener(o.listen[i], shown[i], sizeof shown[i])) < 0) goto cleanup;
-    if (!(workers = calloc((size_t)o.threads, sizeof *workers))) goto cleanup;
+    int nall = (int)o.threads + (tier_fd[0] >= 0 ? 2 * CLUSTER_TIER_WORKERS : 0);
+    if (!(workers = calloc((size_t)nall, sizeof *workers))) goto cleanup;
     all_workers = workers;                          /* for on_accept_error and the pacing */
-    n_all_workers = (int)o.threads;
-    for (; nworkers < (int)o.threads; nworkers++) {
-        if (worker_init(&workers[nworkers], &ctx) != 0 || listener_init(&workers[nworkers], 0, lfd[0], &o) != 0 ||
-            (lfd[1] >= 0 && listener_init(&workers[nworkers], 1, lfd[1], &o) != 0)) {
+    n_all_workers = nall;
+    for (; nworkers < nall; nworkers++) {
+        int tier = nworkers < (int)o.threads ? 0 : 1 + (nworkers - (int)o.threads) / CLUSTER_TIER_WORKERS;
+        if (worker_init(&workers[nworkers], &ctx) != 0 ||
+            listener_init(&workers[nworkers], 0, tier ? tier_fd[tier - 1] : lfd[0], &o) != 0 ||
+            (!tier && lfd[1] >= 0 && listener_init(&workers[nworkers], 1, lfd[1], &o) != 0)) {
             srv_log(SRV_LOG_ERROR, "cannot set up worker %d", nworkers);
             worker_release(&workers[nworkers]);
             goto stop;
         }
+        workers[nworkers].l[0].tier = tier;
+    }
+    for (int t = 0; t < 2; t++) {
+        if (tier_fd[t] >= 0) close(tier_fd[t]);
+        tier_fd[t] = -1;
     }
     for (int i = 0; i < 2; i++) {                   /* the workers hold their own copies */
         if (lfd[i] >= 0) close(lfd[i]);
@@ -693,11 +753,14 @@ stop:
         if (workers[i].started) pthread_join(workers[i].thread, NULL);
     for (int i = 0; i < nworkers; i++) worker_release(&workers[i]);
 cleanup:
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (lfd[i] >= 0) close(lfd[i]);
+        if (tier_fd[i] >= 0) close(tier_fd[i]);
+    }
     all_workers = NULL;
     n_all_workers = 0;
     free(workers);
+    srv_cluster_stop(ctx.cluster);                  /* leaves the cluster at once */
     if (ctx.db) {
         rc = qv_db_close(ctx.db);                   /* checkpoints every collection */
         if (rc != QV_OK) {

@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "server/cluster.h"
 #include "server/server.h"
 
 static const char *const ep_names[SRV_EP_COUNT] = {
@@ -78,13 +79,11 @@ int srv_metrics_render(srv_ctx *ctx, struct evbuffer *buf)
     for (int e = 0; e < SRV_EP_COUNT; e++) {
         uint64_t cum = 0;
         for (size_t b = 0; b <= NBUCKETS; b++) {
+            char le[32] = "+Inf";
+            if (b < NBUCKETS) snprintf(le, sizeof le, "%g", (double)bucket_us[b] / 1e6);
             cum += ld(&stats[e].buckets[b]);
-            if (b < NBUCKETS)
-                evbuffer_add_printf(buf, "quiver_http_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-                                    ep_names[e], (double)bucket_us[b] / 1e6, cum);
-            else
-                evbuffer_add_printf(buf, "quiver_http_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
-                                    ep_names[e], cum);
+            evbuffer_add_printf(buf, "quiver_http_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%s\"} %" PRIu64 "\n",
+                                ep_names[e], le, cum);
         }
         evbuffer_add_printf(buf, "quiver_http_request_duration_seconds_sum{endpoint=\"%s\"} %.6f\n",
                             ep_names[e], (double)ld(&stats[e].sum_us) / 1e6);
@@ -137,5 +136,6 @@ int srv_metrics_render(srv_ctx *ctx, struct evbuffer *buf)
     evbuffer_free(mem);
     evbuffer_add_printf(buf, "# HELP quiver_collections Collections in the database.\n"
                              "# TYPE quiver_collections gauge\nquiver_collections %zu\n", ncoll);
+    srv_cluster_metrics(ctx->cluster, buf);        /* per shard, in cluster mode */
     return 0;
 }

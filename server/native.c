@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 
+#include "server/cluster.h"
 #include "server/server.h"
 
 static void native_error(srv_req *r, int status, const char *code, const char *msg)
@@ -26,8 +27,16 @@ static void reply_info(srv_req *r, srv_coll *e, int status)
 {
     qv_collection_info info;
     int rc = qv_collection_get_info(e->coll, &info);
+    json_t *cluster = NULL;
+    uint64_t count = 0;
+    /* a cluster collection's local copy is empty: its count is the shards' */
+    if (rc == QV_OK && srv_cluster_has(r->ctx->cluster, e->name) && (cluster = srv_cluster_info(r->ctx->cluster, e->name, &count)))
+        info.count = (size_t)count;
+    json_t *j = rc == QV_OK ? api_info_json(e->name, &info) : NULL;
+    if (j && cluster) json_object_set(j, "cluster", cluster);
+    json_decref(cluster);
     if (rc != QV_OK) srv_fail_qv(r, rc);
-    else srv_reply_json(r, status, api_info_json(e->name, &info));
+    else srv_reply_json(r, status, j);
 }
 
 /* ---- health, metrics, listing ---------------------------------------------------- */
@@ -45,7 +54,9 @@ void srv_h_metrics(srv_req *r)
     if (buf) evbuffer_free(buf);
 }
 
-static void h_list(srv_req *r)
+/* GET /collections, on both APIs: {"collections":[...]} of the ones the credential may
+ * read; Qdrant's entries are {"name"}, the native ones add dim, metric and count. */
+void srv_h_list(srv_req *r)
 {
     char **names = NULL;
     size_t n = 0;
@@ -55,7 +66,10 @@ static void h_list(srv_req *r)
         qv_collection_info info;
         qv_coll *c = NULL;
         if (!srv_may_see(r, names[i])) continue;
-        if ((rc = qv_collection_open(r->ctx->db, names[i], &c)) == QV_OK && (rc = qv_collection_get_info(c, &info)) == QV_OK) {
+        if (srv_is_qdrant(r)) {
+            json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
+        } else if ((rc = qv_collection_open(r->ctx->db, names[i], &c)) == QV_OK &&
+                   (rc = qv_collection_get_info(c, &info)) == QV_OK) {
             const char *metric = qv_metric_name(info.config.index.metric);
             json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:I}", "name", names[i], "dim",
                                                  (json_int_t)info.config.index.dim, "metric", metric ? metric : "?",
@@ -68,15 +82,46 @@ static void h_list(srv_req *r)
     if (rc != QV_OK) {
         json_decref(arr);
         srv_fail_qv(r, rc);
-    } else {
-        srv_reply_json(r, 200, arr ? json_pack("{s:o}", "collections", arr) : NULL);
+        return;
     }
+    json_t *out = arr ? json_pack("{s:o}", "collections", arr) : NULL;
+    srv_reply_ok(r, 200, out, json_incref(out));
 }
 
 /* ---- collections ------------------------------------------------------------------ */
 
-int srv_create_collection(srv_req *r, const qv_collection_config *cfg)
+/* The native create body of cfg: how a cluster collection's config travels in etcd. */
+static json_t *config_json(const qv_collection_config *cfg)
 {
+    const qv_index_params *p = &cfg->index;
+    const char *kind = qv_index_kind_name(p->kind), *metric = qv_metric_name(p->metric), *quant = qv_quant_name(p->quant);
+    json_t *pi = cfg->payload_index ? json_loads(cfg->payload_index, 0, NULL) : NULL;
+    json_t *j = json_pack("{s:I,s:s,s:{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:s}}", "dim", (json_int_t)p->dim, "metric",
+                          metric ? metric : "l2", "index", "type", kind ? kind : "hnsw", "m", (json_int_t)p->m,
+                          "ef_construction", (json_int_t)p->ef_construction, "ef_search", (json_int_t)p->ef_search, "nlist",
+                          (json_int_t)p->nlist, "nprobe", (json_int_t)p->nprobe, "kmeans_iters", (json_int_t)p->kmeans_iters,
+                          "quant", quant ? quant : "none");
+    if (j && pi) json_object_set(j, "payload_index", pi);
+    json_decref(pi);
+    return j;
+}
+
+int srv_create_collection(srv_req *r, const qv_collection_config *cfg, uint32_t shard_number, uint32_t replication_factor)
+{
+    if (r->ctx->cluster) {
+        /* the shard map carries config_json's fields only: refuse what it would drop */
+        if (cfg->n_sparse || cfg->no_dense || (cfg->vector_name && *cfg->vector_name))
+            return srv_bad(r, "sparse and named vectors are not supported in cluster mode yet");
+        json_t *config = config_json(cfg);
+        int rc = config ? srv_cluster_create(r, config, shard_number ? shard_number : 1, replication_factor ? replication_factor : 1) : -1;
+        if (!config) srv_oom(r);
+        json_decref(config);
+        return rc;
+    }
+    if (shard_number > 1 || replication_factor > 1) {
+        srv_bad(r, "shard_number and replication_factor above 1 need cluster mode (quiverd --cluster)");
+        return -1;
+    }
     int rc = qv_collection_create(r->ctx->db, r->name, cfg, NULL);
     if (rc == QV_EEXIST && strstr(qv_last_error(), "alias")) srv_fail_qv(r, rc);     /* the name is an alias's */
     else if (rc == QV_EEXIST) srv_fail(r, 409, "already_exists", "Collection `%s` already exists!", r->name);
@@ -100,7 +145,7 @@ static void h_create(srv_req *r)
     if (srv_read_body(r, "the collection config", api_create_fields, &b) != 0) return;
     cfg.index = b.p;
     if (b.payload_index.p && !(cfg.payload_index = pi = strndup(b.payload_index.p, b.payload_index.len))) srv_oom(r);
-    else if (srv_create_collection(r, &cfg) == 0) reply_info(r, r->coll, 201);
+    else if (srv_create_collection(r, &cfg, b.shard_number, b.replication_factor) == 0) reply_info(r, r->coll, 201);
     free(pi);
 }
 
@@ -111,6 +156,7 @@ static void h_info(srv_req *r)
 
 int srv_drop_collection(srv_req *r)
 {
+    if (srv_cluster_has(r->ctx->cluster, r->name) && srv_cluster_drop(r) != 0) return -1;
     int rc = qv_collection_drop(r->ctx->db, r->name);
     if (rc == QV_ENOTFOUND) srv_fail(r, 404, "not_found", "Collection `%s` doesn't exist!", r->name);
     else if (rc != QV_OK) srv_fail_qv(r, rc);
@@ -125,12 +171,15 @@ static void h_drop(srv_req *r)
 
 /* ---- points ----------------------------------------------------------------------- */
 
-int srv_upsert(srv_req *r, const api_points *p)
+int srv_upsert(srv_req *r, const api_points *p, const qv_sparse_vector *sparse)
 {
-    int rc = p->n ? qv_upsert(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads) : QV_OK;
+    if (srv_cluster_has(r->ctx->cluster, r->name)) {
+        if (sparse) return srv_bad(r, "sparse vectors are not routed in cluster mode");
+        return srv_cluster_upsert(r, p->ids, p->vecs, p->payloads, p->n, r->coll->dim);
+    }
+    int rc = p->n ? qv_upsert_sparse(r->coll->coll, p->n, p->ids, p->vecs, (const char *const *)p->payloads, sparse) : QV_OK;
     r->points = rc == QV_OK ? (long)p->n : 0;
-    if (rc != QV_OK) srv_fail_qv(r, rc);
-    return rc == QV_OK ? 0 : -1;
+    return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
 static const api_jfield upsert_fields[] = {{"points", API_J_CALL, .read = api_jread_points, .required = 1}, {NULL}};
@@ -139,7 +188,7 @@ static const api_jfield upsert_fields[] = {{"points", API_J_CALL, .read = api_jr
 static void h_upsert(srv_req *r)
 {
     api_points p = {.dim = r->coll->dim};
-    if (srv_read_body(r, "the body", upsert_fields, &p) == 0 && srv_upsert(r, &p) == 0)
+    if (srv_read_body(r, "the body", upsert_fields, &p) == 0 && srv_upsert(r, &p, NULL) == 0)
         srv_reply_json(r, 200, json_pack("{s:I}", "upserted", (json_int_t)p.n));
     api_points_release(&p);
 }
@@ -156,21 +205,7 @@ static void h_get_point(srv_req *r)
     else srv_reply_written(r);
 }
 
-static int read_id(api_jread *rd, size_t i, void *ids)
-{
-    uint64_t id;
-    int rc = api_jread_uint(rd, 0, INT64_MAX, &id);
-    (void)i;
-    if (rc == 0 && api_ids_add(ids, id)) return api_jbad(rd, 0, "out_of_memory", "out of memory");
-    return rc;
-}
-
-static int read_ids(api_jread *rd, void *ids)
-{
-    return api_jread_array(rd, read_id, ids);
-}
-
-static const api_jfield delete_fields[] = {{"ids", API_J_CALL, .read = read_ids, .required = 1}, {NULL}};
+static const api_jfield delete_fields[] = {{"ids", API_J_CALL, .read = api_jread_ids, .required = 1}, {NULL}};
 
 /* POST /collections/{name}/points/delete {"ids":[...]} */
 static void h_delete_points(srv_req *r)
@@ -178,9 +213,12 @@ static void h_delete_points(srv_req *r)
     api_ids ids = {0};
     size_t deleted = 0;
     if (srv_read_body(r, "the body", delete_fields, &ids) == 0) {
-        int rc = ids.n ? qv_delete(r->coll->coll, ids.n, ids.v, &deleted) : QV_OK;
+        int cluster = srv_cluster_has(r->ctx->cluster, r->name);
+        int rc = cluster ? (ids.n ? srv_cluster_delete(r, ids.v, ids.n, &deleted) : 0)
+                         : ids.n ? qv_delete(r->coll->coll, ids.n, ids.v, &deleted) : QV_OK;
         r->points = (long)deleted;
-        if (rc != QV_OK) srv_fail_qv(r, rc);
+        if (cluster && rc != 0) {}                                /* replied */
+        else if (rc != QV_OK) srv_fail_qv(r, rc);
         else srv_reply_json(r, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
     }
     free(ids.v);
@@ -252,6 +290,11 @@ static void h_search(srv_req *r)
     api_jerr e;
     api_wbuf *w = srv_writer(r);
     if (!body) { srv_oom(r); return; }
+    if (srv_cluster_has(r->ctx->cluster, r->name)) {
+        if (batch) srv_fail(r, 501, "not_implemented", "search/batch is not supported on cluster collection `%s` (search is)", r->name);
+        else srv_cluster_search(r);
+        return;
+    }
     if (api_parse_searches(body, len, c->dim, batch, &s, &n, &e) != 0) { srv_fail_jerr(r, &e); return; }
     int rc = api_run_searches(c->coll, c->dim, s, n, &res);
     if (batch) API_WLIT(w, "{\"results\":[");
@@ -361,36 +404,32 @@ static void h_train(srv_req *r)
 static const srv_route routes[] = {
     {SRV_M_GET, "healthz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_healthz, 0, NULL},
     {SRV_M_GET, "dashboard/**", SRV_EP_DASHBOARD, SRV_R_OPEN, srv_h_dashboard, 0, NULL},
-    {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
-    {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
+    {SRV_M_GET, "cluster", SRV_EP_OTHER, 0, srv_h_cluster_status, 0, NULL},
+    {SRV_M_POST, "cluster/shards/{name}/upsert", SRV_EP_UPSERT, SRV_R_WRITE, srv_h_cluster_shard_write, 0, NULL},
+    {SRV_M_POST, "cluster/shards/{name}/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE, srv_h_cluster_shard_write, 1, NULL},
+    {SRV_M_POST, "cluster/shards/{name}/snapshot", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_cluster_shard_snapshot, 0, NULL},
+    {SRV_M_POST, "cluster/shards/{name}/join", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_shard_join, 0, NULL},
+    {SRV_M_POST, "cluster/shards/{name}/handover", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_shard_handover, 0, NULL},
+    {SRV_M_POST, "cluster/collections/{name}/shards/{arg}/move", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_move, 0, NULL},
+    {SRV_M_POST, "cluster/nodes/{arg}/drain", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_drain, 0, NULL},
+    {SRV_M_POST, "cluster/rebalance", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_rebalance, 0, NULL},
     {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
     {SRV_M_POST, "aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
-    {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL, h_info, 0, NULL},
-    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
-    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
-    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, SRV_R_COLL, srv_h_alias_list, 0, NULL},
-    {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL, h_upsert, 0, NULL},
-    {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL, h_delete_points, 0, NULL},
+    {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL | SRV_R_CLUSTER, h_info, 0, NULL},
+    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE | SRV_R_CLUSTER, h_create, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE | SRV_R_CLUSTER, h_drop, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL | SRV_R_CLUSTER, h_upsert, 0, NULL},
+    {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL | SRV_R_CLUSTER, h_delete_points, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, SRV_R_COLL, h_scroll, 0, NULL},
     {SRV_M_GET, "collections/{name}/points/{arg}", SRV_EP_GET_POINT, SRV_R_COLL, h_get_point, 0, NULL},
-    {SRV_M_POST, "collections/{name}/search", SRV_EP_SEARCH, SRV_R_COLL, h_search, 0, NULL},
-    {SRV_M_POST, "collections/{name}/search/batch", SRV_EP_SEARCH_BATCH, SRV_R_COLL, h_search, 1, NULL},
+    {SRV_M_POST, "collections/{name}/search", SRV_EP_SEARCH, SRV_R_COLL | SRV_R_CLUSTER, h_search, 0, NULL},
+    {SRV_M_POST, "collections/{name}/search/batch", SRV_EP_SEARCH_BATCH, SRV_R_COLL | SRV_R_CLUSTER, h_search, 1, NULL},
     {SRV_M_POST, "collections/{name}/search/text", SRV_EP_SEARCH, SRV_R_COLL, srv_h_text_search, 0, NULL},
     {SRV_M_POST, "collections/{name}/search/hybrid", SRV_EP_SEARCH, SRV_R_COLL, srv_h_text_search, 1, NULL},
     {SRV_M_PUT, "collections/{name}/index/{arg}", SRV_EP_INDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_index_field, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, SRV_R_WRITE | SRV_R_COLL, h_unindex_field, 0, NULL},
     {SRV_M_POST, "collections/{name}/train", SRV_EP_TRAIN, SRV_R_WRITE | SRV_R_COLL, h_train, 0, NULL},
-    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE | SRV_R_COLL, srv_h_snapshot_create, 0, NULL},
-    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
-    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
-    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
-    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
-    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
-    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
-    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
     {SRV_M_PUT, "snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
-    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
-    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
 };
 
-const srv_api srv_native_api = {routes, sizeof routes / sizeof routes[0], 4, native_error, 0};
+const srv_api srv_native_api = {routes, sizeof routes / sizeof routes[0], 6, native_error, 0};   /* 6: cluster/collections/{name}/shards/{arg}/move */

@@ -36,6 +36,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "server/cluster.h"
 #include "server/server.h"
 
 #define MAX_SEGS 8
@@ -146,7 +147,7 @@ void srv_reply_json(srv_req *r, int status, json_t *body)
     if (buf) evbuffer_free(buf);
 }
 
-void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
+int srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -158,9 +159,10 @@ void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
     if (status >= 500 && status != 501) srv_log(SRV_LOG_WARN, "%d %s: %s", status, code, msg);
     r->api->error(r, status, code, msg);
+    return -1;
 }
 
-void srv_fail_qv(srv_req *r, int rc)
+int srv_fail_qv(srv_req *r, int rc)
 {
     static const struct { int rc, status; const char *code; } map[] = {
         {QV_EINVAL, 400, "invalid_argument"}, {QV_EDIM, 400, "dimension_mismatch"},
@@ -173,7 +175,7 @@ void srv_fail_qv(srv_req *r, int rc)
     const char *code = "internal";
     if (r->coll && srv_alias_retry(r, rc)) {   /* run() runs the request again, unanswered */
         r->rerun = 1;
-        return;
+        return -1;
     }
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].rc == rc) {
@@ -181,7 +183,7 @@ void srv_fail_qv(srv_req *r, int rc)
             code = map[i].code;
         }
     const char *detail = qv_last_error();
-    srv_fail(r, status, code, "%s", detail && *detail ? detail : qv_strerror(rc));
+    return srv_fail(r, status, code, "%s", detail && *detail ? detail : qv_strerror(rc));
 }
 
 int srv_read_body(srv_req *r, const char *name, const api_jfield *fields, void *dst)
@@ -195,13 +197,12 @@ int srv_read_body(srv_req *r, const char *name, const api_jfield *fields, void *
     if (len == 0 && r->api->lenient) text = "{}", len = 2;      /* Qdrant: no body reads as {} */
     if (!text) api_jfail(&e, "out_of_memory", "out of memory reading the body");
     else if (api_jparse(&rd, text, len, fields, dst, &e) == 0) return 0;
-    srv_fail_jerr(r, &e);
-    return -1;
+    return srv_fail_jerr(r, &e);
 }
 
-void srv_fail_jerr(srv_req *r, const api_jerr *e)
+int srv_fail_jerr(srv_req *r, const api_jerr *e)
 {
-    srv_fail(r, strcmp(e->code, "out_of_memory") == 0 ? 503 : 400, e->code, "%s", e->msg);
+    return srv_fail(r, strcmp(e->code, "out_of_memory") == 0 ? 503 : 400, e->code, "%s", e->msg);
 }
 
 static int to_evbuffer(void *out, const char *p, size_t len)
@@ -308,25 +309,46 @@ static int same_path(const srv_route *a, const srv_route *b)
     return a->path == b->path || strcmp(a->path, b->path) == 0;
 }
 
+/* Routes both APIs serve alike (their handlers answer in the listener's shape), after
+ * each API's own table: a path one API answers otherwise is listed in its table (Qdrant's
+ * 501 for snapshots/recover), and all the methods of a path are in one table (for 405). */
+static const srv_route common_routes[] = {
+    {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
+    {SRV_M_GET, "collections", SRV_EP_LIST, 0, srv_h_list, 0, NULL},
+    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
+    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, SRV_R_COLL, srv_h_alias_list, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE | SRV_R_COLL, srv_h_snapshot_create, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
+    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
+    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
+};
+
 /* The route for the path and method: *known when the path has any route (then NULL
  * means 405, and *allowed has its methods). */
 static const srv_route *route_of(const srv_api *api, char **seg, int n, unsigned mbit, srv_req *r,
                                  int *known, unsigned *allowed)
 {
+    const srv_route *tables[2] = {api->routes, common_routes};
+    size_t sizes[2] = {api->nroutes, sizeof common_routes / sizeof common_routes[0]};
     *known = 0;
     *allowed = 0;
-    for (size_t i = 0; i < api->nroutes; i++) {
-        const srv_route *rt = &api->routes[i];
-        if (i && same_path(rt, rt - 1)) continue;        /* the previous one's answer */
-        if (!path_matches(rt->path, seg, n, r)) continue;
-        *known = 1;
-        const srv_route *hit = NULL;
-        for (size_t j = i; j < api->nroutes && same_path(&api->routes[j], rt); j++) {
-            *allowed |= api->routes[j].methods;
-            if (!hit && (api->routes[j].methods & mbit)) hit = &api->routes[j];
+    for (int t = 0; t < 2; t++)
+        for (const srv_route *rt = tables[t], *end = rt + sizes[t]; rt < end; rt++) {
+            if (rt > tables[t] && same_path(rt, rt - 1)) continue;     /* the previous one's answer */
+            if (!path_matches(rt->path, seg, n, r)) continue;
+            *known = 1;
+            const srv_route *hit = NULL;
+            for (const srv_route *m = rt; m < end && same_path(m, rt); m++) {
+                *allowed |= m->methods;
+                if (!hit && (m->methods & mbit)) hit = m;
+            }
+            return hit;
         }
-        return hit;
-    }
     return NULL;
 }
 
@@ -358,22 +380,21 @@ static const char *find_key(struct evhttp_request *req)
  * level the route needs (a write needs read-write); a route without a collection needs
  * the credential's own level, and one limited to collections may not use the routes
  * that span every collection: the metrics (they name them all) and the whole-store
- * snapshots (they hold them all). Replies 403 when not. */
+ * snapshots (they hold them all). 0, or -1 after replying 403. */
 static int allowed_here(srv_req *r, const srv_route *rt)
 {
     int need = (rt->flags & SRV_R_WRITE) ? SRV_ACCESS_RW : SRV_ACCESS_RO;
     const srv_auth *a = &r->auth;
     int have = r->name ? srv_auth_coll(a, r->name) : a->access < a->token_access ? a->access : a->token_access;
     int whole_store = !r->name && (rt->ep == SRV_EP_METRICS || rt->ep == SRV_EP_SNAPSHOT || rt->ep == SRV_EP_RESTORE);
-    if (have >= need && !(whole_store && srv_auth_limited(a))) return 1;
+    if (have >= need && !(whole_store && srv_auth_limited(a))) return 0;
     if (whole_store && have >= need)
-        srv_fail(r, 403, "forbidden", "a key or token limited to collections cannot use /%s (it spans every collection)", rt->path);
-    else if (have == SRV_ACCESS_RO) srv_fail(r, 403, "forbidden", "this API key or token is read-only%s%s%s", r->name ? " for collection `" : "", r->name ? r->name : "", r->name ? "`" : "");
-    else srv_fail(r, 403, "forbidden", "this API key or token has no access to collection `%s`", r->name ? r->name : "");
-    return 0;
+        return srv_fail(r, 403, "forbidden", "a key or token limited to collections cannot use /%s (it spans every collection)", rt->path);
+    if (have == SRV_ACCESS_RO) return srv_fail(r, 403, "forbidden", "this API key or token is read-only%s%s%s", r->name ? " for collection `" : "", r->name ? r->name : "", r->name ? "`" : "");
+    return srv_fail(r, 403, "forbidden", "this API key or token has no access to collection `%s`", r->name ? r->name : "");
 }
 
-/* Steps 2..5 of the file comment; the handler runs when it returns 1. */
+/* Steps 2..5 of the file comment; the handler runs when it returns 0 (-1: replied). */
 static int admit(srv_req *r, char **seg, int n)
 {
     srv_ctx *ctx = r->ctx;
@@ -389,35 +410,22 @@ static int admit(srv_req *r, char **seg, int n)
         else srv_auth_all(&r->auth);
         if (r->auth.access == SRV_ACCESS_NONE) {
             evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
-            srv_fail(r, 401, "unauthorized", "%s", r->auth.why);
-            return 0;
+            return srv_fail(r, 401, "unauthorized", "%s", r->auth.why);
         }
     }
-    if (n == -2) {
-        srv_fail(r, 400, "invalid_name", "the path holds control or non-ASCII characters");
-        return 0;
-    }
-    if (!known) {
-        srv_fail(r, 404, "not_found", "no such endpoint");
-        return 0;
-    }
-    if (rt && rt->unsupported) {
-        srv_fail(r, 501, "not_implemented", "%s not supported by quiverd", rt->unsupported);
-        return 0;
-    }
+    if (n == -2) return srv_fail(r, 400, "invalid_name", "the path holds control or non-ASCII characters");
+    if (!known) return srv_fail(r, 404, "not_found", "no such endpoint");
+    if (rt && rt->unsupported) return srv_fail(r, 501, "not_implemented", "%s not supported by quiverd", rt->unsupported);
     if (!rt) {
         char allow[64];
         allow_header(allowed, allow, sizeof allow);
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
-        srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
-        return 0;
+        return srv_fail(r, 405, "method_not_allowed", "%s is not allowed here; allowed: %s", method_name(cmd), allow);
     }
-    if (r->name && qv_coll_name_check(r->name) != QV_OK) {
-        srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
-        return 0;
-    }
+    if (r->name && qv_coll_name_check(r->name) != QV_OK)
+        return srv_fail(r, 400, "invalid_name", "collection names are 1..64 characters of [A-Za-z0-9_.-] and do not start with '.'");
     srv_alias_path(r);                          /* access is judged on the collection */
-    return (rt->flags & SRV_R_OPEN) || allowed_here(r, rt);
+    return (rt->flags & SRV_R_OPEN) ? 0 : allowed_here(r, rt);
 }
 
 /* Step 5 and 6: open the collection, run the handler. Through an alias whose collection
@@ -435,6 +443,9 @@ static void run(srv_req *r)
         }
         if (rc == QV_ENOTFOUND && (r->route->flags & SRV_R_COLL))
             srv_fail(r, 404, "not_found", "Collection `%s` doesn't exist!", r->alias ? r->alias : r->name);
+        else if (r->coll && !(r->route->flags & SRV_R_CLUSTER) && srv_cluster_has(r->ctx->cluster, r->name))
+            srv_fail(r, 501, "not_implemented", "/%s is not supported on cluster collection `%s` (cluster mode routes "
+                     "create, drop, info, upsert, delete and search)", r->route->path, r->name);
         else if (rc != QV_OK && rc != QV_ENOTFOUND) srv_fail_qv(r, rc);
         else r->route->handler(r);
         if (r->coll) qv_collection_close(r->coll->coll);
@@ -476,24 +487,20 @@ void srv_dispatch(struct evhttp_request *req, void *arg)
         srv_metrics_conn_event(SRV_REQ_SHED);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         srv_fail(&r, 503, "overloaded", "too many requests in progress (--max-queue %ld); retry later", r.ctx->max_queue);
-        srv_worker_busy(0);
-        return;
-    }
-    if (cmd == EVHTTP_REQ_CONNECT || method_of(cmd) == NMETHODS) {
+    } else if (cmd == EVHTTP_REQ_CONNECT || method_of(cmd) == NMETHODS) {
         /* any body it has is unread: the next bytes are not a request */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         srv_fail(&r, 501, "not_implemented", "%s is not implemented by quiverd", method_name(cmd));
-        srv_worker_busy(0);
-        return;
+    } else {
+        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+        const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+        size_t plen = path ? strlen(path) + 1 : 1;
+        char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
+        int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
+        if (admit(&r, seg, n) == 0) run(&r);
+        if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);    /* refused ones too */
+        srv_auth_release(&r.auth);
+        if (buf != small) free(buf);
     }
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    size_t plen = path ? strlen(path) + 1 : 1;
-    char small[512], *buf = plen <= sizeof small ? small : malloc(plen), *seg[MAX_SEGS];
-    int n = buf ? split_path(path, buf, seg, r.api->max_segs) : -1;
-    if (admit(&r, seg, n)) run(&r);
-    if (r.route && (r.route->flags & SRV_R_WRITE)) audit(&r);        /* refused ones too */
-    srv_auth_release(&r.auth);
-    if (buf != small) free(buf);
     srv_worker_busy(0);
 }

@@ -35,6 +35,18 @@ void qd_ok(srv_req *r, json_t *result)
     srv_reply_json(r, 200, json_pack("{s:o,s:s,s:f}", "result", result, "status", "ok", "time", elapsed_s(r)));
 }
 
+void srv_reply_ok(srv_req *r, int status, json_t *native, json_t *result)
+{
+    if (srv_is_qdrant(r)) {
+        json_decref(native);
+        qd_ok(r, result);
+        return;
+    }
+    json_decref(result);
+    if (!native) srv_oom(r);
+    else srv_reply_json(r, status, native);
+}
+
 void qd_ok_written(srv_req *r)
 {
     char t[40];
@@ -103,6 +115,23 @@ static json_t *collection_info(const qv_collection_info *info)
                             distance_name(p->metric), "shard_number", 1, "replication_factor", 1,
                             "write_consistency_factor", 1, "on_disk_payload", 1, "quantization_config",
                             "payload_schema", schema);
+    /* named and sparse vectors in the shape they were created with */
+    json_t *params = json_object_get(json_object_get(out, "config"), "params");
+    if (params && info->config.no_dense) json_object_set_new(params, "vectors", json_object());
+    if (params && info->config.vector_name) {
+        json_t *named = json_object();
+        json_object_set(named, info->config.vector_name, json_object_get(params, "vectors"));
+        json_object_set_new(params, "vectors", named);
+    }
+    if (params && info->config.n_sparse) {
+        json_t *sv = json_object();
+        for (size_t i = 0; i < info->config.n_sparse; i++) {
+            json_t *one = json_pack("{s:{s:b}}", "index", "on_disk", 0);
+            if (one && info->config.sparse[i].idf) json_object_set_new(one, "modifier", json_string("idf"));
+            json_object_set_new(sv, info->config.sparse[i].name, one);
+        }
+        json_object_set_new(params, "sparse_vectors", sv);
+    }
     /* vectors in the vector index: all of them in a graph, none in a flat collection
      * (an ivf collection may not be trained yet: left out) */
     if (out && p->kind != QV_INDEX_IVF)
@@ -119,23 +148,6 @@ static json_t *collection_info(const qv_collection_info *info)
     return out;
 }
 
-static void h_list(srv_req *r)
-{
-    char **names = NULL;
-    size_t n = 0;
-    json_t *arr = json_array();
-    int rc = qv_collection_list(r->ctx->db, &names, &n);
-    for (size_t i = 0; arr && i < n; i++)
-        if (srv_may_see(r, names[i])) json_array_append_new(arr, json_pack("{s:s}", "name", names[i]));
-    qv_free_strings(names, n);
-    if (rc != QV_OK) {
-        json_decref(arr);
-        srv_fail_qv(r, rc);
-    } else {
-        qd_ok(r, arr ? json_pack("{s:o}", "collections", arr) : NULL);
-    }
-}
-
 static void h_info(srv_req *r)
 {
     qv_collection_info info;
@@ -150,10 +162,15 @@ static void h_exists(srv_req *r)
 }
 
 typedef struct {
-    uint32_t size, m, ef;
+    uint32_t size, m, ef, shard_number, replication_factor;
     int distance, datatype;
     int quant, methods, scalar_type;   /* quantization_config: the codes, how many methods named */
     double quantile;
+    int named, on_disk;                /* the dense vector given by name (vname) */
+    char vname[QV_SPARSE_NAME_MAX + 1];
+    size_t nsparse;
+    char sname[QV_MAX_SPARSE_VECTORS][QV_SPARSE_NAME_MAX + 1];
+    int modifier[QV_MAX_SPARSE_VECTORS];   /* 0 none, 1 idf */
 } create_body;
 #define C(field) offsetof(create_body, field)
 static const char *const distances[] = {"Euclid", "Dot", "Cosine", NULL};   /* from QV_METRIC_L2 */
@@ -217,22 +234,63 @@ static const api_jfield hnsw_fields[] = {
     {"ef_construct", API_J_U32, .off = C(ef), .lo = 4, .hi = QV_MAX_EF},
     {NULL},
 };
-static const api_jfield vectors_fields[] = {
-    {"size", API_J_U32, C(size), 1, QV_MAX_DIM, .arg = NULL},
-    {"distance", API_J_NAME, C(distance), QV_METRIC_L2, .arg = distances},
-    {"datatype", API_J_NAME, C(datatype), 0, .arg = datatypes},
-    {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
-    {"multivector_config", API_J_REFUSE, .arg = "multivectors are"},
-    {"quantization_config", API_J_CALL, .read = read_quantization},
-    {NULL},
-};
+static int read_named_vector(api_jread *rd, void *dst);
+#define VECTOR_PARAMS                                                                   \
+    {"size", API_J_U32, C(size), 1, QV_MAX_DIM, .arg = NULL},                           \
+    {"distance", API_J_NAME, C(distance), QV_METRIC_L2, .arg = distances},              \
+    {"datatype", API_J_NAME, C(datatype), 0, .arg = datatypes},                         \
+    {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},                                  \
+    {"multivector_config", API_J_REFUSE, .arg = "multivectors are"},                    \
+    {"quantization_config", API_J_CALL, .read = read_quantization},                     \
+    {"on_disk", API_J_BOOL, .off = C(on_disk)}
+static const api_jfield vector_params[] = {VECTOR_PARAMS, {NULL}};
+/* "vectors": {"size", "distance", ...}, or named: {"<name>": {"size", "distance", ...}} */
+static const api_jfield vectors_fields[] = {VECTOR_PARAMS, {"*", API_J_CALL, .read = read_named_vector}, {NULL}};
+
+static int read_named_vector(api_jread *rd, void *dst)
+{
+    create_body *b = dst;
+    if (b->named || b->size)
+        return api_jbad(rd, 1, "invalid_argument", "a quiverd collection has one dense vector: '%s' would be a second one "
+                                                   "(sparse vectors go in 'sparse_vectors')", rd->path);
+    if (rd->klen > QV_SPARSE_NAME_MAX)
+        return api_jbad(rd, 1, "invalid_argument", "vector names are at most %u bytes", QV_SPARSE_NAME_MAX);
+    b->named = 1;
+    snprintf(b->vname, sizeof b->vname, "%s", rd->key);
+    return api_jread_object(rd, vector_params, b);
+}
+
+/* "sparse_vectors": {"<name>": {"index": {...}, "modifier": "idf" | "none"}}: the index
+ * settings (on_disk, full_scan_threshold, datatype) have nothing to set in quiverd, whose
+ * sparse postings live in LMDB and are searched exactly. */
+static int read_sparse_params(api_jread *rd, void *dst)
+{
+    static const char *const modifiers[] = {"none", "idf", NULL};
+    static const api_jfield index_fields_any[] = {{NULL}};
+    create_body *b = dst;
+    if (b->nsparse == QV_MAX_SPARSE_VECTORS)
+        return api_jbad(rd, 1, "invalid_argument", "at most %u sparse vectors per collection", QV_MAX_SPARSE_VECTORS);
+    if (rd->klen < 1 || rd->klen > QV_SPARSE_NAME_MAX)
+        return api_jbad(rd, 1, "invalid_argument", "sparse vector names are 1..%u bytes", QV_SPARSE_NAME_MAX);
+    size_t j = b->nsparse++;
+    snprintf(b->sname[j], sizeof b->sname[j], "%s", rd->key);
+    const api_jfield sparse_params[] = {
+        {"index", API_J_OBJECT, .arg = index_fields_any},
+        {"modifier", API_J_NAME, (size_t)((char *)&b->modifier[j] - (char *)b), 0, .arg = modifiers},
+        {NULL},
+    };
+    return api_jread_object(rd, sparse_params, b);
+}
+static const api_jfield sparse_vectors_fields[] = {{"*", API_J_CALL, .read = read_sparse_params}, {NULL}};
 static const api_jfield create_fields[] = {
     {"vectors", API_J_OBJECT, .arg = vectors_fields, .required = 1},
     {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
     {"quantization_config", API_J_CALL, .read = read_quantization},
-    {"sparse_vectors", API_J_REFUSE, .arg = "sparse vectors are"},
+    {"shard_number", API_J_U32, .off = C(shard_number), .lo = 1, .hi = 64},      /* cluster mode */
+    {"replication_factor", API_J_U32, .off = C(replication_factor), .lo = 1, .hi = 8},
+    {"sparse_vectors", API_J_OBJECT, .arg = sparse_vectors_fields},
     {"init_from", API_J_REFUSE, .arg = "init_from is"},
-    {"sharding_method", API_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
+    {"sharding_method", API_J_REFUSE, .arg = "custom sharding (quiverd shards by a hash of the id) is"},
     {"strict_mode_config", API_J_REFUSE, .arg = "strict_mode_config is"},
     {NULL},
 };
@@ -242,11 +300,25 @@ static void h_create(srv_req *r)
 {
     create_body b = {.m = 16, .ef = 100};
     qv_collection_config cfg = {0};
+    qv_sparse_config sc[QV_MAX_SPARSE_VECTORS];
     if (srv_read_body(r, "the collection config", create_fields, &b) != 0) return;
-    if (!b.size || !b.distance) {            /* named vectors: {"name": {"size",...}} */
-        srv_bad(r, "named vectors are not supported by quiverd: 'vectors' must be {\"size\": N, \"distance\": ...}");
+    if (!b.size && !b.named && b.nsparse) {
+        /* "vectors": {} with sparse vectors (LangChain's sparse mode): a one-float stand-in
+         * for the dense vector, never shown or searched */
+        b.size = 1;
+        b.distance = QV_METRIC_IP;
+        b.m = 0;
+        cfg.no_dense = 1;
+    }
+    if (!b.size || !b.distance) {
+        srv_bad(r, "'vectors' must be {\"size\": N, \"distance\": ...} or {\"<name>\": {\"size\": N, \"distance\": ...}} "
+                   "(quiverd needs one dense vector)");
         return;
     }
+    for (size_t i = 0; i < b.nsparse; i++) sc[i] = (qv_sparse_config){b.sname[i], b.modifier[i] == 1};
+    cfg.vector_name = b.named ? b.vname : NULL;
+    cfg.n_sparse = b.nsparse;
+    cfg.sparse = sc;
     if (b.m == 1) {
         srv_bad(r, "hnsw_config.m must be 0 (no graph: exact search) or 2..100");
         return;
@@ -255,7 +327,7 @@ static void h_create(srv_req *r)
     if (b.m) cfg.index.m = b.m;
     cfg.index.ef_construction = b.ef;
     cfg.index.quant = (qv_quant)b.quant;
-    if (srv_create_collection(r, &cfg) == 0) qd_ok(r, json_true());
+    if (srv_create_collection(r, &cfg, b.shard_number, b.replication_factor) == 0) qd_ok(r, json_true());
 }
 
 static void h_drop(srv_req *r)
@@ -324,38 +396,25 @@ static const srv_route routes[] = {
     {SRV_M_GET, "healthz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
     {SRV_M_GET, "livez", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
     {SRV_M_GET, "readyz", SRV_EP_HEALTHZ, SRV_R_OPEN, h_health, 0, NULL},
-    {SRV_M_GET, "metrics", SRV_EP_METRICS, 0, srv_h_metrics, 0, NULL},
-    {SRV_M_POST, "snapshots", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_create, 0, NULL},
-    {SRV_M_GET, "snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
     UNSUP("snapshots/recover", "restoring a full snapshot over the Qdrant API (the native API does: PUT /snapshots/recover) is"),
     UNSUP("snapshots/upload", "restoring a full snapshot over the Qdrant API (the native API does: PUT /snapshots/recover) is"),
-    {SRV_M_GET, "snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
-    {SRV_M_DELETE, "snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("cluster/**", "the cluster API is"),
     {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
     UNSUP("telemetry/**", "telemetry is"),
     UNSUP("locks/**", "locks are"),
     UNSUP("issues/**", "issues are"),
-    {SRV_M_GET, "collections", SRV_EP_LIST, 0, h_list, 0, NULL},
     {SRV_M_POST, "collections/aliases", SRV_EP_OTHER, SRV_R_WRITE, srv_h_alias_update, 0, NULL},
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, COLL, h_info, 0, NULL},
-    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE, h_create, 0, NULL},
-    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE, h_drop, 0, NULL},
+    {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE | SRV_R_CLUSTER, h_create, 0, NULL},
+    {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE | SRV_R_CLUSTER, h_drop, 0, NULL},
     {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, WCOLL, qd_h_update_collection, 0, NULL},
     {SRV_M_GET, "collections/{name}/exists", SRV_EP_INFO, SRV_R_COLL_OPT, h_exists, 0, NULL},
     {SRV_M_PUT, "collections/{name}/index", SRV_EP_INDEX_FIELD, WCOLL, h_index_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, WCOLL, h_index_delete, 0, NULL},
-    {SRV_M_POST, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, WCOLL, srv_h_snapshot_create, 0, NULL},
-    {SRV_M_GET, "collections/{name}/snapshots", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_list, 0, NULL},
-    {SRV_M_PUT, "collections/{name}/snapshots/recover", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_recover, 0, NULL},
-    {SRV_M_POST, "collections/{name}/snapshots/upload", SRV_EP_RESTORE, SRV_R_WRITE, srv_h_snapshot_upload, 0, NULL},
-    {SRV_M_GET, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, 0, srv_h_snapshot_download, 0, NULL},
-    {SRV_M_DELETE, "collections/{name}/snapshots/{arg}", SRV_EP_SNAPSHOT, SRV_R_WRITE, srv_h_snapshot_delete, 0, NULL},
     UNSUP("collections/{name}/shards/**", "sharding and the cluster API are"),
     UNSUP("collections/{name}/cluster/**", "sharding and the cluster API are"),
-    {SRV_M_GET, "collections/{name}/aliases", SRV_EP_OTHER, COLL, srv_h_alias_list, 0, NULL},
     {SRV_M_POST, "collections/{name}/facet", SRV_EP_OTHER, COLL, qd_h_facet, 0, NULL},
-    {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, WCOLL, qd_h_upsert, 0, NULL},
+    {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, WCOLL | SRV_R_CLUSTER, qd_h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points", SRV_EP_GET_POINT, COLL, qd_h_retrieve, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, WCOLL, qd_h_delete, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/payload", SRV_EP_UPSERT, WCOLL, qd_h_payload, 0, NULL},

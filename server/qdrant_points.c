@@ -66,18 +66,14 @@ static int select_ids(srv_req *r, selection *s)
     uint64_t total = 0;
     qv_coll *c = r->coll->coll;
     if (s->listed) return 0;
-    if (!s->filtered) {
-        srv_bad(r, "give 'points' (a list of ids) or 'filter'");
-        return -1;
-    }
+    if (!s->filtered) return srv_bad(r, "give 'points' (a list of ids) or 'filter'");
     int rc = qv_scroll(c, s->f.f, NULL, NULL, 0, 0, NULL, &s->ids.n, &total);
     if (rc == QV_OK) {
         s->ids.cap = (size_t)total + 16;           /* room for writes racing us */
         if (!(s->ids.v = malloc(s->ids.cap * sizeof *s->ids.v))) rc = QV_ENOMEM;
         else rc = qv_scroll(c, s->f.f, NULL, NULL, 0, s->ids.cap, s->ids.v, &s->ids.n, NULL);
     }
-    if (rc != QV_OK) srv_fail_qv(r, rc);
-    return rc == QV_OK ? 0 : -1;
+    return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
 static void selection_release(selection *s)
@@ -95,10 +91,8 @@ static int payload_of(srv_req *r, const qd_point *pt, size_t i, char **out)
     api_jtext t = pt->payload, reserved;
     char *stored = NULL, uuid[40];
     *out = NULL;
-    if (t.p && api_jfind(t.p, t.len, QD_UUID_KEY, &reserved) == 0) {
-        srv_bad(r, "points[%zu]: payload key '%s' is reserved for UUID point ids", i, QD_UUID_KEY);
-        return -1;
-    }
+    if (t.p && api_jfind(t.p, t.len, QD_UUID_KEY, &reserved) == 0)
+        return srv_bad(r, "points[%zu]: payload key '%s' is reserved for UUID point ids", i, QD_UUID_KEY);
     if (!pt->u.text[0]) {
         if (t.p && !(*out = strndup(t.p, t.len))) srv_oom(r);
         return t.p && !*out ? -1 : 0;
@@ -107,10 +101,7 @@ static int payload_of(srv_req *r, const qd_point *pt, size_t i, char **out)
     int clash = qv_get(r->coll->coll, pt->id, NULL, &stored) == QV_OK &&
                 api_stored_string(stored, QD_UUID_KEY, uuid, sizeof uuid) == 0 && strcmp(uuid, pt->u.text) != 0;
     qv_free(stored);
-    if (clash) {
-        srv_bad(r, "points[%zu]: UUID %s collides with another point's id hash", i, pt->u.text);
-        return -1;
-    }
+    if (clash) return srv_bad(r, "points[%zu]: UUID %s collides with another point's id hash", i, pt->u.text);
     const char *in = t.p ? t.p + 1 : "", *end = t.p ? t.p + t.len - 1 : in;     /* inside the braces */
     while (in < end && isspace((unsigned char)*in)) in++;
     if (asprintf(out, "{\"%s\":\"%s\"%s%.*s}", QD_UUID_KEY, pt->u.text, in < end ? "," : "", (int)(end - in), in) >= 0)
@@ -129,11 +120,56 @@ static int cmp_idpos(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+/* Point i's named vectors against the collection's: the dense one under its name ("" for
+ * an unnamed collection), each sparse one under a sparse name, into row (n_sparse
+ * entries, pointing into the point). -1 after replying. */
+static int resolve_vectors(srv_req *r, const qv_collection_info *info, const qd_point *pt, size_t i, qv_sparse_vector *row)
+{
+    const char *dense = info->config.vector_name ? info->config.vector_name : "";
+    if (info->config.no_dense && pt->has_dense) {
+        srv_bad(r, "Not existing vector name error: %s (points[%zu]: collection `%s` has only sparse vectors)",
+                pt->named ? pt->dname : "", i, r->name);
+        return -1;
+    }
+    if (!pt->has_dense && !info->config.no_dense) {
+        srv_bad(r, "points[%zu]: quiverd needs the dense vector%s%s%s in every point", i, *dense ? " '" : "", dense,
+                *dense ? "'" : "");
+        return -1;
+    }
+    if (pt->named && strcmp(pt->dname, dense) != 0) {
+        srv_bad(r, "Not existing vector name error: %s (points[%zu])", pt->dname, i);
+        return -1;
+    }
+    for (size_t j = 0; j < info->config.n_sparse; j++) row[j] = (qv_sparse_vector){0, NULL, NULL};
+    for (size_t s = 0; s < pt->nsp; s++) {
+        size_t j = 0;
+        while (j < info->config.n_sparse && strcmp(info->config.sparse[j].name, pt->sp[s].name) != 0) j++;
+        if (j == info->config.n_sparse) {
+            if (strcmp(pt->sp[s].name, dense) == 0) srv_bad(r, "points[%zu]: vector '%s' is dense, got a sparse one", i, dense);
+            else srv_bad(r, "Not existing vector name error: %s (points[%zu])", pt->sp[s].name, i);
+            return -1;
+        }
+        if (row[j].n) {
+            srv_bad(r, "points[%zu]: sparse vector '%s' given twice", i, pt->sp[s].name);
+            return -1;
+        }
+        row[j] = (qv_sparse_vector){(uint32_t)pt->sp[s].ni, pt->sp[s].idx, pt->sp[s].val};
+    }
+    return 0;
+}
+
 void qd_h_upsert(srv_req *r)
 {
     qd_upsert_body b = {.dim = r->coll->dim};
     api_points p = {.dim = b.dim};
     idpos *ip = NULL;
+    qv_sparse_vector *sv = NULL;
+    qv_collection_info info;
+    int rc = qv_collection_get_info(r->coll->coll, &info);
+    if (rc != QV_OK) {
+        srv_fail_qv(r, rc);
+        return;
+    }
     if (srv_read_body(r, "the body", qd_upsert_fields, &b) != 0) goto cleanup;
     if (b.forms != 1 && b.forms != 2) {
         srv_bad(r, "give 'points' (a list of {id, vector, payload}) or 'batch'");
@@ -151,20 +187,29 @@ void qd_h_upsert(srv_req *r)
     for (size_t i = 0; i < b.n; i++) ip[i] = (idpos){b.pt[i].id, i};
     qsort(ip, b.n, sizeof *ip, cmp_idpos);
     for (size_t i = 0; i + 1 < b.n; i++) b.pt[ip[i].pos].replaced = ip[i].id == ip[i + 1].id;
+    size_t ns = info.config.n_sparse;
+    if (ns && !(sv = calloc(b.n ? b.n * ns : 1, sizeof *sv))) {
+        srv_oom(r);
+        goto cleanup;
+    }
     for (size_t i = 0; i < b.n; i++) {
         if (b.pt[i].replaced) continue;
         if (api_points_grow(&p, p.n)) {
             srv_oom(r);
             goto cleanup;
         }
+        if (resolve_vectors(r, &info, &b.pt[i], i, sv ? sv + (p.n - 1) * ns : NULL) != 0) goto cleanup;
         p.ids[p.n - 1] = b.pt[i].id;
         memcpy(p.vecs + (p.n - 1) * p.dim, b.vecs + i * b.dim, b.dim * sizeof *p.vecs);
+        if (info.config.no_dense) p.vecs[p.n - 1] = 1;   /* the stand-in (dim 1) */
         if (payload_of(r, &b.pt[i], i, &p.payloads[p.n - 1]) != 0) goto cleanup;
     }
-    if (srv_upsert(r, &p) == 0) qd_ok(r, qd_update_result(r->coll->coll));
+    if (srv_upsert(r, &p, sv) == 0) qd_ok(r, qd_update_result(r->coll->coll));
 cleanup:
     api_points_release(&p);
     free(ip);
+    free(sv);
+    for (size_t i = 0; i < b.n; i++) qd_point_release(&b.pt[i]);
     free(b.pt);
     free(b.vecs);
 }
@@ -316,13 +361,53 @@ static int not_query_point(uint64_t id, void *q)
     return id != ((const qd_search *)q)->id;
 }
 
+/* "using" against the collection's vectors: a sparse query names a sparse vector, a
+ * dense one the dense vector ("" when unnamed, also when left out). -1 after replying. */
+static int check_using(srv_req *r, qd_search *q)
+{
+    qv_collection_info info;
+    int rc = qv_collection_get_info(r->coll->coll, &info);
+    if (rc != QV_OK) {
+        srv_fail_qv(r, rc);
+        return -1;
+    }
+    const char *dense = info.config.vector_name ? info.config.vector_name : "";
+    const char *name = q->has_using ? q->using : dense;
+    int sparse_name = 0;
+    for (size_t j = 0; j < info.config.n_sparse; j++) sparse_name |= strcmp(info.config.sparse[j].name, name) == 0;
+    if (q->sparse) {
+        if (!info.config.n_sparse) srv_bad(r, "collection `%s` has no sparse vectors (declare them in 'sparse_vectors')", r->name);
+        else if (!q->has_using) srv_bad(r, "a sparse query needs 'using': the name of a sparse vector");
+        else if (!sparse_name) srv_bad(r, "Not existing vector name error: %s", name);
+        else if (q->mmr) srv_bad(r, "mmr over a sparse vector is not supported by quiverd");
+        return r->replied ? -1 : 0;
+    }
+    if (q->has_vec && info.config.no_dense && !sparse_name) {
+        srv_bad(r, "Not existing vector name error: %s (collection `%s` has only sparse vectors)", name, r->name);
+        return -1;
+    }
+    if (!q->has_vec || strcmp(name, dense) == 0) return 0;
+    if (sparse_name) srv_bad(r, "vector '%s' is sparse: query it with {\"indices\": [...], \"values\": [...]}", name);
+    else srv_bad(r, "Not existing vector name error: %s", name);
+    return -1;
+}
+
+/* The hits of sparse query q (its k, filter), into hits (q->s.k of them). */
+static int sparse_hits(srv_req *r, const qd_search *q, qv_hit *hits, size_t *nh)
+{
+    qv_sparse_params sp;
+    qv_sparse_params_init(&sp, q->s.k);
+    sp.name = q->using;
+    sp.query = (qv_sparse_vector){(uint32_t)q->sq.ni, q->sq.idx, q->sq.val};
+    sp.filter = q->s.filter.f;
+    return qv_sparse_search(r->coll->coll, &sp, hits, nh);
+}
+
 /* What the fields alone do not check, and the library search completed; -1 after replying. */
 static int prepare(srv_req *r, qd_search *q)
 {
-    if (q->offset + q->limit > QV_MAX_K) {
-        srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
-        return -1;
-    }
+    if (check_using(r, q) != 0) return -1;
+    if (q->offset + q->limit > QV_MAX_K) return srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
     q->s.k = (uint32_t)(q->limit + q->offset);
     if (q->ignore_quant) q->s.rescore = QV_RESCORE_ALL;
     if (q->mmr && q->candidates > q->s.k) q->s.k = (uint32_t)q->candidates;
@@ -344,21 +429,26 @@ static int put_result(srv_req *r, qd_search *q, qv_hit *hits, size_t nh)
 {
     srv_coll *e = r->coll;
     uint64_t *ids = NULL;
+    qv_hit *own = NULL;
     int rc = QV_OK;
-    if (!q->has_vec) {
+    if (q->sparse) {
+        if (!(hits = own = malloc(q->s.k * sizeof *own))) rc = QV_ENOMEM;
+        else rc = sparse_hits(r, q, hits, &nh);
+    } else if (!q->has_vec) {
         if (!(ids = malloc(q->s.k * sizeof *ids)) || !(hits = malloc(q->s.k * sizeof *hits))) rc = QV_ENOMEM;
         else rc = qv_scroll(e->coll, q->s.filter.f, q->s.accept, q->s.accept_arg, 0, q->s.k, ids, &nh, NULL);
         for (size_t i = 0; rc == QV_OK && i < nh; i++) hits[i] = (qv_hit){ids[i], 0};
     } else if (q->mmr) {
         rc = qv_mmr(e->coll, q->diversity, q->limit + q->offset, hits, &nh);
     }
-    size_t m = rc == QV_OK ? qd_scores(e->metric, q->threshold, hits, q->offset, nh) : 0;
+    /* sparse scores are dot products: larger is better, as Dot shows them */
+    size_t m = rc == QV_OK ? qd_scores(q->sparse ? QV_METRIC_IP : e->metric, q->threshold, hits, q->offset, nh) : 0;
     api_point_style st = qd_point_style(q->wp, 0, q->with_vec, q->has_vec);
     if (rc == QV_OK) rc = api_wpoints(srv_writer(r), e->coll, e->dim, hits, m, &st);
     if (!q->has_vec) free(hits);
+    free(own);
     free(ids);
-    if (rc != QV_OK) srv_fail_qv(r, rc);
-    return rc == QV_OK ? 0 : -1;
+    return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
 /* A query with prefetches, checked before any output: it fuses them by RRF and each
@@ -366,29 +456,17 @@ static int put_result(srv_req *r, qd_search *q, qv_hit *hits, size_t nh)
 static int prepare_fused(srv_req *r, qd_search *q)
 {
     qd_search_list *pl = q->pre;
-    if (!q->fusion || q->has_vec || q->mmr) {
-        srv_bad(r, "a query with prefetch is supported by quiverd only as {\"fusion\": \"rrf\"}");
-        return -1;
-    }
-    if (!pl->n) {
-        srv_bad(r, "'prefetch' must hold at least one query to fuse");
-        return -1;
-    }
-    if (q->s.filter.f) {
-        srv_bad(r, "a filter of a fusion query is not supported by quiverd: give it to each prefetch");
-        return -1;
-    }
-    if (q->offset + q->limit > QV_MAX_K) {
-        srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
-        return -1;
-    }
+    if (!q->fusion || q->has_vec || q->mmr)
+        return srv_bad(r, "a query with prefetch is supported by quiverd only as {\"fusion\": \"rrf\"}");
+    if (!pl->n) return srv_bad(r, "'prefetch' must hold at least one query to fuse");
+    if (q->s.filter.f)
+        return srv_bad(r, "a filter of a fusion query is not supported by quiverd: give it to each prefetch");
+    if (q->offset + q->limit > QV_MAX_K) return srv_bad(r, "offset + limit must be at most %u", QV_MAX_K);
     for (size_t i = 0; i < pl->n; i++) {
         qd_search *p = &pl->q[i];
         p->s.vec = pl->vecs + i * pl->dim;
-        if (!p->has_vec || p->mmr || p->fusion) {
-            srv_bad(r, "prefetch[%zu] needs a query vector (or a point id)", i);
-            return -1;
-        }
+        if (!p->has_vec || p->mmr || p->fusion)
+            return srv_bad(r, "prefetch[%zu] needs a query vector (or a point id)", i);
         if (prepare(r, p) != 0) return -1;
     }
     return 0;
@@ -403,18 +481,32 @@ static int run_fused(srv_req *r, qd_search *q)
     qd_search_list *pl = q->pre;
     api_search *pre = NULL;
     api_results res = {0};
-    qv_hit *fused = NULL;
+    qv_hit *fused = NULL, *sh = NULL;
     const qv_hit **lists = NULL;
-    size_t *lens = NULL, nf = 0;
+    size_t *lens = NULL, nf = 0, nd = 0;
     int rc = QV_ENOMEM;
     if (!(pre = calloc(pl->n, sizeof *pre)) || !(lists = calloc(pl->n, sizeof *lists)) ||
         !(lens = calloc(pl->n, sizeof *lens)) || !(fused = malloc((q->limit + q->offset) * sizeof *fused)))
         goto done;
-    for (size_t i = 0; i < pl->n; i++) pre[i] = pl->q[i].s;
-    if ((rc = api_run_searches(e->coll, e->dim, pre, pl->n, &res)) != QV_OK) goto done;
-    for (size_t i = 0; i < pl->n; i++) {          /* a prefetch's own score_threshold */
-        lists[i] = res.hits + i * res.kmax;
-        lens[i] = qd_scores(e->metric, pl->q[i].threshold, res.hits + i * res.kmax, pl->q[i].offset, res.nh[i]);
+    size_t nsh = 0;
+    for (size_t i = 0; i < pl->n; i++) nsh += pl->q[i].sparse ? pl->q[i].s.k : 0;
+    if (!(sh = malloc((nsh ? nsh : 1) * sizeof *sh))) goto done;
+    /* the dense prefetches through the index (equal ones grouped), the sparse ones each */
+    for (size_t i = 0; i < pl->n; i++)
+        if (!pl->q[i].sparse) pre[nd++] = pl->q[i].s;
+    if ((rc = api_run_searches(e->coll, e->dim, pre, nd, &res)) != QV_OK) goto done;
+    for (size_t i = 0, d = 0, at = 0; i < pl->n; i++) {   /* a prefetch's own score_threshold */
+        qv_hit *h = sh + at;
+        size_t n = 0;
+        if (pl->q[i].sparse && (rc = sparse_hits(r, &pl->q[i], h, &n)) != QV_OK) goto done;
+        if (pl->q[i].sparse) {
+            at += pl->q[i].s.k;
+        } else {
+            h = res.hits + d * res.kmax;
+            n = res.nh[d++];
+        }
+        lists[i] = h;
+        lens[i] = qd_scores(pl->q[i].sparse ? QV_METRIC_IP : e->metric, pl->q[i].threshold, h, pl->q[i].offset, n);
     }
     qv_fusion_params fp;
     qv_fusion_params_init(&fp, QV_FUSION_RRF, (uint32_t)(q->limit + q->offset));
@@ -425,13 +517,13 @@ static int run_fused(srv_req *r, qd_search *q)
     api_point_style st = qd_point_style(q->wp, 0, q->with_vec, 1);
     rc = api_wpoints(srv_writer(r), e->coll, e->dim, fused, m, &st);
 done:
-    if (rc != QV_OK) srv_fail_qv(r, rc);
     api_results_free(&res);
     free(fused);
+    free(sh);
     free(lists);
     free(lens);
     free(pre);
-    return rc == QV_OK ? 0 : -1;
+    return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
 /* search, search/batch, query, query/batch: {"result": points, [points...], {"points":
@@ -466,7 +558,7 @@ static void run(srv_req *r, int query)
             continue;
         }
         if (prepare(r, &l.q[i]) != 0) goto cleanup;
-        if (l.q[i].has_vec) run[m++] = l.q[i].s;   /* the ones with a vector go to the index */
+        if (l.q[i].has_vec && !l.q[i].sparse) run[m++] = l.q[i].s;   /* dense vectors go to the index */
     }
     int rc = api_run_searches(e->coll, e->dim, run, m, &res);
     if (rc != QV_OK) {
@@ -483,8 +575,9 @@ static void run(srv_req *r, int query)
             if (query) API_WLIT(w, "}");
             continue;
         }
-        qv_hit *row = l.q[i].has_vec ? res.hits + j * res.kmax : NULL;
-        size_t nh = l.q[i].has_vec ? res.nh[j++] : 0;
+        int dense = l.q[i].has_vec && !l.q[i].sparse;
+        qv_hit *row = dense ? res.hits + j * res.kmax : NULL;
+        size_t nh = dense ? res.nh[j++] : 0;
         if (put_result(r, &l.q[i], row, nh) != 0) goto cleanup;
         if (query) API_WLIT(w, "}");
     }
@@ -543,8 +636,8 @@ void qd_h_groups(srv_req *r)
         srv_bad(r, "'group_by' must be a payload key (a string of at most %zu bytes)", sizeof key - 1);
         goto cleanup;
     }
-    if (q->pre || q->fusion) {
-        srv_bad(r, "prefetch and fusion are not supported by quiverd in grouped queries");
+    if (q->pre || q->fusion || q->sparse) {
+        srv_bad(r, "prefetch, fusion and sparse queries are not supported by quiverd in grouped queries");
         goto cleanup;
     }
     if (!q->has_vec || q->mmr) {
@@ -553,15 +646,7 @@ void qd_h_groups(srv_req *r)
     }
     if (prepare(r, q) != 0) goto cleanup;
     qv_search_params sp;
-    qv_search_params_init(&sp, 0);
-    sp.ef = q->s.ef;
-    sp.nprobe = q->s.nprobe;
-    sp.exact = q->s.exact;
-    sp.rescore = (qv_rescore)q->s.rescore;
-    sp.oversampling = (float)q->s.oversampling;
-    sp.filter = q->s.filter.f;
-    sp.accept = q->s.accept;
-    sp.accept_arg = q->s.accept_arg;
+    api_search_params(&q->s, &sp);                 /* its k: qv_search_groups sets its own */
     if ((rc = qv_search_groups(e->coll, q->s.vec, &sp, key, (uint32_t)q->group_size, (uint32_t)q->limit, &g, &ng)) != QV_OK) {
         srv_fail_qv(r, rc);
         goto cleanup;

@@ -74,11 +74,6 @@ static int read_ignored(api_jread *rd, void *dst)
     return 0;
 }
 
-static int read_optimizers(api_jread *rd, void *dst)
-{
-    return read_ignored(rd, dst);
-}
-
 static const api_jfield hnsw_fields[] = {
     {"m", API_J_U32, offsetof(patch_body, m), .lo = 2, .hi = 100},
     {"ef_construct", API_J_U32, offsetof(patch_body, ef), .lo = 4, .hi = QV_MAX_EF},
@@ -92,7 +87,7 @@ static const api_jfield hnsw_fields[] = {
 
 static const api_jfield patch_fields[] = {
     {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
-    {"optimizers_config", API_J_CALL, .read = read_optimizers},
+    {"optimizers_config", API_J_CALL, .read = read_ignored},
     {"params", API_J_CALL, .read = read_ignored},
     {"vectors", API_J_CALL, .read = read_ignored},
     {"quantization_config", API_J_CALL, .read = read_ignored},

@@ -133,6 +133,7 @@ typedef struct srv_ctx {
     atomic_long outstanding;       /* replies queued but not yet fully written */
     char *snapshots_dir;           /* --snapshots, resolved (snapshots.c) */
     atomic_long connections;       /* open connections, all workers */
+    struct srv_cluster *cluster;   /* --cluster: cluster mode (cluster.h); NULL: one node */
 } srv_ctx;
 
 /* ---- TLS (tls.c) ------------------------------------------------------------------ */
@@ -173,6 +174,8 @@ enum {
     SRV_R_WRITE = 2,       /* needs a read-write key */
     SRV_R_COLL = 4,        /* collection {name} is opened for the handler; 404 when absent */
     SRV_R_COLL_OPT = 8,    /* the same, but the handler runs with coll NULL when absent */
+    SRV_R_CLUSTER = 16,    /* the handler knows cluster collections (cluster.h); other
+                            * routes answer 501 for one rather than see its empty local copy */
 };
 
 typedef struct srv_req srv_req;
@@ -188,7 +191,8 @@ typedef struct {
 } srv_route;
 
 typedef struct {
-    const srv_route *routes;        /* first path match wins; ones with the same path
+    const srv_route *routes;        /* first path match wins, then pipeline.c's routes
+                                     * common to both APIs; ones with the same path
                                      * string next to each other, for 405's Allow */
     size_t nroutes;
     int max_segs;
@@ -201,6 +205,9 @@ extern const srv_api srv_native_api;       /* native.c */
 extern const srv_api srv_qdrant_api;       /* qdrant.c */
 /** Whether r came in on the Qdrant-compatible listener (its replies take Qdrant's envelope). */
 int srv_is_qdrant(const srv_req *r);        /* qdrant.c */
+/** A success in the listener's shape: native (with status) on the native API, result in
+ *  Qdrant's envelope (200) on Qdrant's; steals both, and NULL for the one sent is 503. */
+void srv_reply_ok(srv_req *r, int status, json_t *native, json_t *result);   /* qdrant.c */
 
 struct srv_req {
     srv_ctx *ctx;
@@ -241,15 +248,16 @@ int  srv_alias_retry(srv_req *r, int rc);
 typedef struct { srv_ctx *ctx; const srv_api *api; } srv_listener;
 void srv_dispatch(struct evhttp_request *req, void *arg);
 
-/* Every handler ends in exactly one of these. */
+/* Every handler ends in exactly one of these. The failures return -1, so that a helper
+ * that replies and gives up says so in one line: return srv_bad(r, "..."). */
 void srv_reply_json(srv_req *r, int status, json_t *body);        /* steals body */
 void srv_reply_buf(srv_req *r, int status, const char *ctype, struct evbuffer *body);
-void srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
+int  srv_fail(srv_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /** Reply for a failed qv_* call: one place that maps QV_E* to an HTTP status. */
-void srv_fail_qv(srv_req *r, int rc);
+int  srv_fail_qv(srv_req *r, int rc);
 /** Reply for a refused body: 400, or 503 when out of memory. */
-void srv_fail_jerr(srv_req *r, const api_jerr *e);
+int  srv_fail_jerr(srv_req *r, const api_jerr *e);
 #define srv_bad(r, ...) srv_fail(r, 400, "invalid_argument", __VA_ARGS__)
 #define srv_oom(r) srv_fail(r, 503, "out_of_memory", "out of memory")
 /** Read the body as one object of fields into dst (api_jread; strict on the native API,
@@ -265,9 +273,12 @@ int  srv_may_see(const srv_req *r, const char *name);
 
 /* ---- operations shared by both APIs (native.c) ------------------------------------- */
 void srv_h_metrics(srv_req *r);
+void srv_h_list(srv_req *r);
 /** Create collection r->name; r->coll is then it (closed by the pipeline). -1 after
- *  replying with the error (409 when it exists). */
-int  srv_create_collection(srv_req *r, const qv_collection_config *cfg);
+ *  replying with the error (409 when it exists). shard_number and replication_factor
+ *  (0: 1) are Qdrant's: above 1 only in cluster mode, where every collection created is
+ *  a cluster collection. */
+int  srv_create_collection(srv_req *r, const qv_collection_config *cfg, uint32_t shard_number, uint32_t replication_factor);
 /** Drop collection r->name; -1 after replying (404 when absent). */
 int  srv_drop_collection(srv_req *r);
 /** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */
@@ -286,7 +297,7 @@ void srv_h_snapshot_recover(srv_req *r);     /* {"location", "checksum"} */
 void srv_h_snapshot_upload(srv_req *r);      /* multipart/form-data or the raw file */
 
 /** Upsert p into r's collection (one transaction); -1 after replying with the error. */
-int  srv_upsert(srv_req *r, const api_points *p);
+int  srv_upsert(srv_req *r, const api_points *p, const qv_sparse_vector *sparse /* NULL: none */);
 
 /* ---- the dashboard (dashboard.c) --------------------------------------------------- */
 /** One file of server/dashboard/, built into the binary by server/dashboard/embed.sh

@@ -57,7 +57,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "server/qdrant.h"
+#include "server/server.h"
 
 #define FETCH_TIMEOUT_S 600
 
@@ -111,40 +111,6 @@ static json_t *describe(const qv_backup_file *f)
                      "checksum", f->sha256[0] ? json_string(f->sha256) : json_null());
 }
 
-/* A snapshot's outcome in the API's shape: native gets the fields plus extra (stolen). */
-static void reply_description(srv_req *r, json_t *desc, json_t *extra, int status)
-{
-    if (!desc) {
-        json_decref(extra);
-        srv_oom(r);
-        return;
-    }
-    if (srv_is_qdrant(r)) {
-        json_decref(extra);
-        qd_ok(r, desc);
-        return;
-    }
-    if (extra && json_object_update(desc, extra) != 0) {
-        json_decref(desc);
-        desc = NULL;
-    }
-    json_decref(extra);
-    if (!desc) srv_oom(r);
-    else srv_reply_json(r, status, desc);
-}
-
-static void reply_true(srv_req *r, json_t *native)
-{
-    if (srv_is_qdrant(r)) {
-        json_decref(native);
-        qd_ok(r, json_true());
-    } else if (!native) {
-        srv_oom(r);
-    } else {
-        srv_reply_json(r, 200, native);
-    }
-}
-
 /* ---- create, list, download, delete ------------------------------------------------- */
 
 /* POST /collections/{name}/snapshots, POST /snapshots */
@@ -158,10 +124,15 @@ void srv_h_snapshot_create(srv_req *r)
     srv_log(SRV_LOG_INFO, "snapshot %s%s%s: %llu bytes, %u collection(s), %llu points, %.2f s", r->name ? r->name : "",
             r->name ? "/" : "", f.name, (unsigned long long)info.bytes, info.collections,
             (unsigned long long)info.points, (double)(api_now_us() - t0) / 1e6);
-    reply_description(r, describe(&f), json_pack("{s:I,s:I,s:I}", "collections", (json_int_t)info.collections,
-                                                 "points", (json_int_t)info.points, "took_us",
-                                                 (json_int_t)(api_now_us() - t0)),
-                      201);
+    /* native: the description with what it holds and took; Qdrant: the description */
+    json_t *native = describe(&f);
+    if (native && json_object_update_new(native, json_pack("{s:I,s:I,s:I}", "collections", (json_int_t)info.collections,
+                                                           "points", (json_int_t)info.points, "took_us",
+                                                           (json_int_t)(api_now_us() - t0))) != 0) {
+        json_decref(native);
+        native = NULL;
+    }
+    srv_reply_ok(r, 201, native, describe(&f));
 }
 
 /* GET /collections/{name}/snapshots, GET /snapshots */
@@ -175,9 +146,7 @@ void srv_h_snapshot_list(srv_req *r)
     for (size_t i = 0; list && i < n; i++)
         if (json_array_append_new(list, describe(&files[i])) != 0) json_decref(list), list = NULL;
     qv_free(files);
-    if (!list) srv_oom(r);
-    else if (srv_is_qdrant(r)) qd_ok(r, list);
-    else srv_reply_json(r, 200, json_pack("{s:o}", "snapshots", list));
+    srv_reply_ok(r, 200, list ? json_pack("{s:O}", "snapshots", list) : NULL, list);
 }
 
 /* GET /collections/{name}/snapshots/{file}, GET /snapshots/{file}: the bytes. */
@@ -214,7 +183,7 @@ void srv_h_snapshot_delete(srv_req *r)
     int rc = qv_backup_dir_delete(r->ctx->snapshots_dir, r->name, r->arg);
     if (rc != QV_OK) { srv_fail_qv(r, rc); return; }
     srv_log(SRV_LOG_INFO, "snapshot %s%s%s deleted", r->name ? r->name : "", r->name ? "/" : "", r->arg);
-    reply_true(r, json_pack("{s:s,s:b}", "name", r->arg, "deleted", 1));
+    srv_reply_ok(r, 200, json_pack("{s:s,s:b}", "name", r->arg, "deleted", 1), json_true());
 }
 
 /* ---- restoring ------------------------------------------------------------------------ */
@@ -242,9 +211,10 @@ static void restore_and_reply(srv_req *r, const char *path, const char *shown, c
     srv_log(SRV_LOG_INFO, "restored %u collection(s), %llu points%s%s from a snapshot (%s) in %.2f s",
             info.collections, (unsigned long long)info.points, r->name ? " into " : "", r->name ? r->name : "",
             info.sha256, (double)(api_now_us() - t0) / 1e6);
-    reply_true(r, json_pack("{s:I,s:I,s:I,s:s,s:I}", "collections", (json_int_t)info.collections, "points",
-                            (json_int_t)info.points, "index_loaded", (json_int_t)info.index_loaded, "sha256",
-                            info.sha256, "took_us", (json_int_t)(api_now_us() - t0)));
+    srv_reply_ok(r, 200, json_pack("{s:I,s:I,s:I,s:s,s:I}", "collections", (json_int_t)info.collections, "points",
+                                   (json_int_t)info.points, "index_loaded", (json_int_t)info.index_loaded, "sha256",
+                                   info.sha256, "took_us", (json_int_t)(api_now_us() - t0)),
+                 json_true());
 }
 
 /* A temporary file in the snapshots directory; fd and its path. */
@@ -279,8 +249,10 @@ typedef struct {
     char err[256];
 } fetch_state;
 
-static void fetch_drain(struct evhttp_request *req, fetch_state *f)
+/* What arrived so far into the file (evhttp's chunk callback, and at the end). */
+static void fetch_drain(struct evhttp_request *req, void *arg)
 {
+    fetch_state *f = arg;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n;
     while (!f->failed && (n = evbuffer_get_contiguous_space(in)) > 0) {
@@ -291,11 +263,6 @@ static void fetch_drain(struct evhttp_request *req, fetch_state *f)
         evbuffer_drain(in, n);
     }
     if (f->failed) evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-static void fetch_chunk(struct evhttp_request *req, void *arg)
-{
-    fetch_drain(req, arg);
 }
 
 static void fetch_done(struct evhttp_request *req, void *arg)
@@ -341,6 +308,7 @@ static int fetch_http(const char *url, const char *api_key, int fd, char *err, s
 {
     struct evhttp_uri *u = evhttp_uri_parse(url);
     struct evhttp_connection *conn = NULL;
+    struct evhttp_request *req = NULL;
     fetch_state f = {.fd = fd};
     int ret = 0;
     char bare[256], target[4096], hosthdr[300];
@@ -355,19 +323,14 @@ static int fetch_http(const char *url, const char *api_key, int fd, char *err, s
     snprintf(target, sizeof target, "%s%s%s", path && path[0] ? path : "/", query ? "?" : "", query ? query : "");
     snprintf(hosthdr, sizeof hosthdr, "%s:%d", evhttp_uri_get_host(u), port < 0 ? 80 : port);
     if (!(f.base = event_base_new()) ||
-        !(conn = evhttp_connection_base_new(f.base, NULL, host, (unsigned short)(port < 0 ? 80 : port)))) {
+        !(conn = evhttp_connection_base_new(f.base, NULL, host, (unsigned short)(port < 0 ? 80 : port))) ||
+        !(req = evhttp_request_new(fetch_done, &f))) {
         snprintf(err, errlen, "out of memory");
         ret = 503;
         goto done;
     }
     evhttp_connection_set_timeout(conn, FETCH_TIMEOUT_S);
-    struct evhttp_request *req = evhttp_request_new(fetch_done, &f);
-    if (!req) {
-        snprintf(err, errlen, "out of memory");
-        ret = 503;
-        goto done;
-    }
-    evhttp_request_set_chunked_cb(req, fetch_chunk);
+    evhttp_request_set_chunked_cb(req, fetch_drain);
     evhttp_request_set_error_cb(req, fetch_error);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", hosthdr);
@@ -607,23 +570,17 @@ static const char *multipart_file(const char *ctype, const char *body, size_t le
  * multipart/form-data form with the file (Qdrant's "snapshot" field), or the file itself. */
 void srv_h_snapshot_upload(srv_req *r)
 {
-    char path[PATH_MAX], *checksum = NULL;
-    struct evkeyvalq q;
+    char path[PATH_MAX];
+    struct evkeyvalq q;                           /* the query; checksum points into it */
     uint64_t t0 = api_now_us();
     TAILQ_INIT(&q);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-    if (query && evhttp_parse_query_str(query, &q) != 0) {
+    if (query && evhttp_parse_query_str(query, &q) != 0) {     /* it clears q on failure */
         srv_bad(r, "malformed query string");
         return;
     }
-    const char *sum = evhttp_find_header(&q, "checksum");
-    if (sum && !(checksum = strdup(sum))) {
-        evhttp_clear_headers(&q);
-        srv_oom(r);
-        return;
-    }
-    evhttp_clear_headers(&q);
+    const char *checksum = evhttp_find_header(&q, "checksum");
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     size_t len = evbuffer_get_length(in), flen = 0;
     const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
@@ -648,5 +605,5 @@ void srv_h_snapshot_upload(srv_req *r)
         close(fd);
         unlink(path);
     }
-    free(checksum);
+    evhttp_clear_headers(&q);
 }

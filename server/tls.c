@@ -96,16 +96,11 @@ int srv_tls_new(const char *cert, const char *key, srv_tls **out, char *err, siz
     *out = NULL;
     if (!t || !(t->cert = strdup(cert)) || !(t->key = strdup(key))) {
         snprintf(err, len, "out of memory");
-        goto fail;
+    } else if ((t->ctx = make_ctx(cert, key, err, len))) {
+        pthread_mutex_init(&t->lock, NULL);
+        *out = t;
+        return 0;
     }
-    pthread_mutex_init(&t->lock, NULL);
-    if (!(t->ctx = make_ctx(cert, key, err, len))) {
-        pthread_mutex_destroy(&t->lock);
-        goto fail;
-    }
-    *out = t;
-    return 0;
-fail:
     if (t) {
         free(t->cert);
         free(t->key);

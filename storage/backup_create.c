@@ -235,10 +235,11 @@ static int dump_collection(qv_db *db, MDB_txn *txn, const coll_entry *e, const l
     uint8_t prefix[4], counts[16];
     uint64_t records = 0;
     uint32_t cid;
+    qv_vectors_def vd;
     int rc;
 
     *points = 0;
-    if ((rc = qv_coll_config_decode(e->name, e->config, e->config_len, &cid, &p, &pi)) != QV_OK) return rc;
+    if ((rc = qv_coll_config_decode(e->name, e->config, e->config_len, &cid, &p, &pi, &vd)) != QV_OK) return rc;
     qv_free(pi);
     const look_entry *mem = NULL;
     const qv_bk_snapfile *snap = NULL;

@@ -133,16 +133,17 @@ static int stage(qv_db *db, qv_bk_reader *r, item *it)
     qv_bk_frame f;
     qv_index_params p;
     char *pi = NULL;
+    qv_vectors_def vd;
     uint32_t old_cid;
     int rc;
 
     qv_bk_seek(r, it->e->off);
     if ((rc = qv_bk_get_frame(r, &f)) != QV_OK) return rc;
     if (f.tag != 'C') return qv_fail(QV_ECORRUPT, "%s: changed since it was verified", r->path);
-    if ((rc = qv_coll_config_decode(it->e->name, f.val, f.vlen, &old_cid, &p, &pi)) != QV_OK) return rc;
+    if ((rc = qv_coll_config_decode(it->e->name, f.val, f.vlen, &old_cid, &p, &pi, &vd)) != QV_OK) return rc;
     if ((rc = locked_write(db, alloc_cid, it)) != QV_OK) goto cleanup;
     it->staged = 1;
-    if ((rc = qv_coll_config_encode(it->cid, &p, pi, &it->config)) != QV_OK) goto cleanup;
+    if ((rc = qv_coll_config_encode(it->cid, &p, pi, &vd, &it->config)) != QV_OK) goto cleanup;
     batch_arg b = {it, r, r->off, 0, 0};
     while (!b.done) {
         if ((rc = locked_write(db, put_batch, &b)) != QV_OK) goto cleanup;
@@ -196,13 +197,14 @@ static int commit_write(qv_db *db, MDB_txn *txn, void *arg)
         if (rc == QV_OK) {
             qv_index_params p;
             char *pi = NULL;
+            qv_vectors_def vd;
             uint32_t old;
             if (!(a->flags & QV_RESTORE_REPLACE))
                 return qv_fail(QV_EEXIST, "collection '%s' already exists (restore with replace to overwrite it)",
                                it->target);
             if (!a->sole && (rc = qv_db_sole_writer(db, "restore", "replacing a collection")) != QV_OK) return rc;
             a->sole = 1;
-            if ((rc = qv_coll_config_decode(it->target, v.mv_data, v.mv_size, &old, &p, &pi)) != QV_OK) return rc;
+            if ((rc = qv_coll_config_decode(it->target, v.mv_data, v.mv_size, &old, &p, &pi, &vd)) != QV_OK) return rc;
             qv_free(pi);
             if ((rc = qv_coll_delete_data(db, txn, old)) != QV_OK) return rc;
             a->replaced[a->nreplaced++] = old;

@@ -28,7 +28,7 @@ static int update_write(qv_db *db, MDB_txn *txn, void *arg)
 {
     update_arg *a = arg;
     char *json = NULL;
-    int rc = qv_coll_config_encode(a->c->cid, a->p, a->c->payload_index, &json);
+    int rc = qv_coll_config_encode(a->c->cid, a->p, a->c->payload_index, &a->c->vdef, &json);
     if (rc != QV_OK) return rc;
     rc = qv_lmdb_put(txn, db->dbi[DBI_COLLECTIONS], a->c->name, strlen(a->c->name), json, strlen(json));
     qv_free(json);

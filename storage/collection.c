@@ -368,7 +368,7 @@ static int create_write(qv_db *db, MDB_txn *txn, void *arg)
     if ((rc = qv_coll_room(db, txn, 1, c->name)) != QV_OK) return rc;
     if ((rc = qv_coll_next_cid(db, txn, &cid)) != QV_OK) return rc;
     c->cid = cid;
-    if ((rc = qv_coll_config_encode(cid, &c->params, c->payload_index, &json)) != QV_OK) return rc;
+    if ((rc = qv_coll_config_encode(cid, &c->params, c->payload_index, &c->vdef, &json)) != QV_OK) return rc;
     rc = qv_lmdb_put(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), json, strlen(json));
     qv_free(json);
     if (rc != QV_OK) return rc;
@@ -378,6 +378,13 @@ static int create_write(qv_db *db, MDB_txn *txn, void *arg)
     if ((rc = qv_lmdb_put(txn, db->dbi[DBI_STATE], key, 4, buf, 24)) != QV_OK) return rc;
     if (c->npfields && (rc = qv_pindex_put_built(c, txn)) != QV_OK) return rc;
     return QV_OK;
+}
+
+/* The sparse vectors as qv_collection_get_info hands them out (pointing into c->vdef). */
+static void sparse_pub_fill(qv_coll *c)
+{
+    for (size_t i = 0; i < c->vdef.nsparse; i++)
+        c->sparse_pub[i] = (qv_sparse_config){c->vdef.sparse[i].name, c->vdef.sparse[i].idf};
 }
 
 int qv_collection_create(qv_db *db, const char *name, const qv_collection_config *cfg, qv_coll **out)
@@ -394,6 +401,8 @@ int qv_collection_create(qv_db *db, const char *name, const qv_collection_config
     c->params.progress = NULL;     /* borrowed for the call only: never kept */
     c->params.progress_arg = NULL;
     if ((rc = qv_payload_index_check(cfg->payload_index, &c->payload_index)) != QV_OK) goto cleanup;
+    if ((rc = qv_vectors_def_from(cfg, &c->vdef)) != QV_OK) goto cleanup;
+    sparse_pub_fill(c);
     if ((rc = qv_pindex_load_fields(c, NULL)) != QV_OK) goto cleanup;
     /* qv_index_new validates every index parameter before anything is written; an ivf
      * collection then starts with a flat index (ivf_coll.c). */
@@ -433,11 +442,12 @@ static int load_new(qv_db *db, const char *name, const void *cfg, size_t len, MD
     qv_coll *c = coll_alloc(db, name);
     *out = NULL;
     if (!c) return QV_ENOMEM;
-    if ((rc = qv_coll_config_decode(name, cfg, len, &c->cid, &c->params, &c->payload_index)) != QV_OK ||
+    if ((rc = qv_coll_config_decode(name, cfg, len, &c->cid, &c->params, &c->payload_index, &c->vdef)) != QV_OK ||
         (rc = coll_load(c, txn)) != QV_OK || (rc = qv_pindex_load_fields(c, txn)) != QV_OK) {
         qv_coll_free(c);
         return rc;
     }
+    sparse_pub_fill(c);
     *out = c;
     return QV_OK;
 }
@@ -576,10 +586,11 @@ static int drop_write(qv_db *db, MDB_txn *txn, void *arg)
     qv_index_params p;
     char *pi = NULL;
     uint32_t cid;
+    qv_vectors_def vd;
     int rc = qv_lmdb_get(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name), &v);
     if (rc == QV_ENOTFOUND) return qv_fail(QV_ENOTFOUND, "no collection '%s'", a->name);
     if (rc != QV_OK) return rc;
-    if ((rc = qv_coll_config_decode(a->name, v.mv_data, v.mv_size, &cid, &p, &pi)) != QV_OK) return rc;
+    if ((rc = qv_coll_config_decode(a->name, v.mv_data, v.mv_size, &cid, &p, &pi, &vd)) != QV_OK) return rc;
     qv_free(pi);
     a->cid = cid;
     if ((rc = qv_lmdb_del(txn, db->dbi[DBI_COLLECTIONS], a->name, strlen(a->name))) != QV_OK) return rc;
@@ -654,6 +665,10 @@ int qv_collection_get_info(qv_coll *c, qv_collection_info *out)
     snprintf(out->name, sizeof out->name, "%s", c->name);
     out->config.index = c->params;
     out->config.payload_index = c->payload_index;
+    out->config.vector_name = c->vdef.named ? c->vdef.name : NULL;
+    out->config.n_sparse = c->vdef.nsparse;
+    out->config.sparse = c->vdef.nsparse ? c->sparse_pub : NULL;
+    out->config.no_dense = c->vdef.no_dense;
     out->count = (size_t)c->count;
     out->memory_bytes = qv_index_memory(c->ix) + c->cap * sizeof(uint64_t) + c->cap / 8;
     out->last_seq = c->last_seq;

@@ -4,7 +4,10 @@
  * The config is stored as JSON (readable with mdb_dump, and new fields can be added
  * without a layout change): {"format":1,"cid":3,"dim":128,"metric":"l2","index":{"type":
  * "hnsw","m":16,...},"payload_index":{...}}; a quantized index adds "quant":"sq8" (sq4,
- * bit1) to "index" and writes format 2, which older builds refuse. Index parameters are
+ * bit1) to "index" and writes format 2, which older builds refuse; a collection with a
+ * named dense vector or sparse vectors adds "vectors":{"name":"","sparse":[{"name":
+ * "langchain-sparse","idf":false}]} and writes format 3 (a build without sparse vectors
+ * would otherwise open it and lose them on the next upsert). Index parameters are
  * stored as the user gave
  * them (0 = default), so a default that changes in a later version applies on reopen.
  * The decoder treats the record as untrusted: every field is checked and a bad one is
@@ -91,7 +94,56 @@ int qv_payload_index_check(const char *json, char **compact)
     return rc;
 }
 
-int qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *payload_index, char **out)
+/* "vectors": {"name": dense name (when named), "sparse": [{"name","idf"}...]} */
+static json_t *vectors_json(const qv_vectors_def *vd)
+{
+    json_t *o = json_object(), *arr = json_array();
+    if (!o || !arr) goto fail;
+    if (vd->named && json_object_set_new(o, "name", json_string(vd->name)) != 0) goto fail;
+    if (vd->no_dense && json_object_set_new(o, "no_dense", json_true()) != 0) goto fail;
+    for (size_t i = 0; i < vd->nsparse; i++)
+        if (json_array_append_new(arr, json_pack("{s:s,s:b}", "name", vd->sparse[i].name, "idf", vd->sparse[i].idf)) != 0)
+            goto fail;
+    if (json_object_set_new(o, "sparse", arr) != 0) { arr = NULL; goto fail; }
+    return o;
+fail:
+    json_decref(o);
+    json_decref(arr);
+    return NULL;
+}
+
+static int vectors_from_json(const char *name, json_t *o, qv_vectors_def *vd)
+{
+    json_t *jn = json_object_get(o, "name"), *arr = json_object_get(o, "sparse"), *e;
+    size_t i;
+    memset(vd, 0, sizeof *vd);
+    if (!json_is_object(o) || (jn && !json_is_string(jn)) || (arr && !json_is_array(arr)) ||
+        json_array_size(arr) > QV_MAX_SPARSE_VECTORS)
+        return qv_fail(QV_ECORRUPT, "collection '%s': config has a bad \"vectors\"", name);
+    if (jn) {
+        if (json_string_length(jn) > QV_SPARSE_NAME_MAX)
+            return qv_fail(QV_ECORRUPT, "collection '%s': config has a bad vector name", name);
+        vd->named = 1;
+        snprintf(vd->name, sizeof vd->name, "%s", json_string_value(jn));
+    }
+    json_array_foreach(arr, i, e) {
+        json_t *sn = json_object_get(e, "name"), *idf = json_object_get(e, "idf");
+        if (!json_is_string(sn) || json_string_length(sn) < 1 || json_string_length(sn) > QV_SPARSE_NAME_MAX ||
+            (idf && !json_is_boolean(idf)))
+            return qv_fail(QV_ECORRUPT, "collection '%s': config has a bad sparse vector %zu", name, i);
+        snprintf(vd->sparse[i].name, sizeof vd->sparse[i].name, "%s", json_string_value(sn));
+        vd->sparse[i].idf = json_is_true(idf);
+    }
+    vd->nsparse = json_array_size(arr);
+    json_t *nd = json_object_get(o, "no_dense");
+    if (nd && (!json_is_boolean(nd) || (json_is_true(nd) && (!vd->nsparse || vd->named))))
+        return qv_fail(QV_ECORRUPT, "collection '%s': config has a bad \"no_dense\"", name);
+    vd->no_dense = json_is_true(nd);
+    return QV_OK;
+}
+
+int qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *payload_index,
+                          const qv_vectors_def *vd, char **out)
 {
     json_t *o = NULL, *ix = NULL, *pi = NULL;
     int rc = QV_ENOMEM;
@@ -120,6 +172,11 @@ int qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *pa
         }
         if (json_object_set_new(ix, "quant", json_string(qn)) != 0 ||
             json_object_set_new(o, "format", json_integer(QV_COLL_CONFIG_FORMAT_QUANT)) != 0)
+            goto cleanup;
+    }
+    if (vd && (vd->named || vd->nsparse)) {
+        if (json_object_set_new(o, "vectors", vectors_json(vd)) != 0 || !json_object_get(o, "vectors") ||
+            json_object_set_new(o, "format", json_integer(QV_COLL_CONFIG_FORMAT_VECTORS)) != 0)
             goto cleanup;
     }
     if (json_object_set_new(o, "index", ix) != 0) goto cleanup;
@@ -153,7 +210,7 @@ static int get_uint(json_t *o, const char *name, const char *field, uint64_t lo,
 }
 
 int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_t *cid, qv_index_params *p,
-                          char **payload_index)
+                          char **payload_index, qv_vectors_def *vd)
 {
     json_error_t err;
     json_t *o, *ix, *pi;
@@ -161,6 +218,7 @@ int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_
     int rc;
 
     *payload_index = NULL;
+    memset(vd, 0, sizeof *vd);
     if (!(o = json_loadb(buf, len, 0, &err)))
         return qv_fail(QV_ECORRUPT, "collection '%s': config is not valid JSON (%s)", name, err.text);
     if (!json_is_object(o) || !json_is_object(ix = json_object_get(o, "index"))) {
@@ -168,11 +226,17 @@ int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_
         goto cleanup;
     }
     if ((rc = get_uint(o, name, "format", 1, 1000000, 0, &v[0])) != QV_OK) goto cleanup;
-    if (v[0] != QV_COLL_CONFIG_FORMAT && v[0] != QV_COLL_CONFIG_FORMAT_QUANT) {
+    if (v[0] < QV_COLL_CONFIG_FORMAT || v[0] > QV_COLL_CONFIG_FORMAT_VECTORS) {
         rc = qv_fail(QV_ECORRUPT, "collection '%s': config format %llu not supported (this build reads %u..%u)", name,
-                     (unsigned long long)v[0], QV_COLL_CONFIG_FORMAT, QV_COLL_CONFIG_FORMAT_QUANT);
+                     (unsigned long long)v[0], QV_COLL_CONFIG_FORMAT, QV_COLL_CONFIG_FORMAT_VECTORS);
         goto cleanup;
     }
+    json_t *jv = json_object_get(o, "vectors");
+    if (jv && v[0] < QV_COLL_CONFIG_FORMAT_VECTORS) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': config has \"vectors\" in format %llu", name, (unsigned long long)v[0]);
+        goto cleanup;
+    }
+    if (jv && (rc = vectors_from_json(name, jv, vd)) != QV_OK) goto cleanup;
     qv_quant quant = QV_QUANT_NONE;
     json_t *jq = json_object_get(ix, "quant");
     if (jq && (v[0] < QV_COLL_CONFIG_FORMAT_QUANT || !json_is_string(jq) ||

@@ -27,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "core/topk.h"
 #include "storage/storage.h"
 
 #define QV_PFIELD_MAX 128u         /* bytes of an indexed field name */
@@ -135,5 +136,20 @@ void qv_pkey_i64(uint8_t out[8], int64_t x);
 int64_t qv_pkey_i64_get(const uint8_t in[8]);
 /** Write cid | flen | field | tag into out (>= 6 + QV_PFIELD_MAX bytes); returns length. */
 size_t qv_pkey_prefix(uint8_t *out, uint32_t cid, const char *field, size_t flen, uint8_t tag);
+
+/* For the searches that score postings (text_search.c, sparse_search.c): whether internal
+ * id iid is live and, with bits from qv_filter_allowed_cached (NULL = no filter), allowed. */
+static inline int qv_filter_slot_ok(const qv_coll *c, const uint64_t *bits, uint64_t nbits, uint64_t iid)
+{
+    return iid < nbits && (c->live[iid / 64] >> (iid % 64) & 1) && (!bits || (bits[iid / 64] >> (iid % 64) & 1));
+}
+
+/* The best of tk as hits, best first, scores back from the negated distances; their count. */
+static inline size_t qv_filter_topk_hits(const qv_coll *c, qv_topk *tk, qv_hit *hits)
+{
+    size_t n = qv_topk_sort(tk);
+    for (size_t i = 0; i < n; i++) hits[i] = (qv_hit){c->ext_of[tk->items[i].id], -tk->items[i].dist};
+    return n;
+}
 
 #endif

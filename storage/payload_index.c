@@ -494,7 +494,7 @@ static int fields_write(qv_db *db, MDB_txn *txn, void *arg)
     }
     if (rc == QV_OK) rc = put_built(c, txn, a->fields, a->n);   /* built 1 and 2 both count */
     if (rc == QV_OK && (rc = fields_to_json(a->fields, a->n, 0, &pi)) == QV_OK &&
-        (rc = qv_coll_config_encode(c->cid, &c->params, pi, &cfg)) == QV_OK)
+        (rc = qv_coll_config_encode(c->cid, &c->params, pi, &c->vdef, &cfg)) == QV_OK)
         rc = qv_lmdb_put(txn, db->dbi[DBI_COLLECTIONS], c->name, strlen(c->name), cfg, strlen(cfg));
     qv_free(pi);
     qv_free(cfg);

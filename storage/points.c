@@ -30,6 +30,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/vector_check.h"
+#include "storage/sparse.h"
 
 /* ---- validation ---------------------------------------------------------------------- */
 
@@ -117,6 +118,7 @@ typedef struct {
     uint8_t *logbuf;               /* 4 + 8n bytes */
     uint64_t next_iid, nnew;       /* out */
     int vectors_only;              /* qv_update_vectors: existing points only, payloads kept */
+    const qv_sparse_vector *sparse;   /* n * nsparse sparse vectors, or NULL (none) */
 } upsert_arg;
 
 int qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count)
@@ -163,8 +165,9 @@ static int upsert_write(qv_db *db, MDB_txn *txn, void *arg)
             if (v.mv_size != 8) { rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged id record", c->name); goto out; }
             iid = qv_be64_get(v.mv_data);
             a->isnew[i] = 0;
-            /* the entries of the payload being replaced go first */
+            /* the entries of the payload being replaced go first, and its sparse vectors */
             if (a->terms && (rc = qv_pindex_unindex_stored(c, txn, iid)) != QV_OK) goto out;
+            if (!a->vectors_only && (rc = qv_sparse_unindex(c, txn, iid)) != QV_OK) goto out;
         } else if (rc == QV_ENOTFOUND && a->vectors_only) {
             rc = qv_fail(QV_ENOTFOUND, "no point with id %llu in collection '%s' (point %zu)",
                          (unsigned long long)a->ids[i], c->name, i);
@@ -196,6 +199,7 @@ static int upsert_write(qv_db *db, MDB_txn *txn, void *arg)
         }
         if (rc != QV_OK) goto out;
         if (a->terms && (rc = qv_pindex_put(c, txn, &a->terms[i], iid)) != QV_OK) goto out;
+        if (a->sparse && (rc = qv_sparse_put(c, txn, iid, a->sparse + i * c->vdef.nsparse)) != QV_OK) goto out;
         qv_be64_put(a->logbuf + 4 + 8 * i, iid);
     }
     uint8_t lkey[12];
@@ -238,7 +242,7 @@ static int index_failed(qv_coll *c, int rc, const char *op)
 
 /* qv_upsert, or with vectors_only qv_update_vectors (no payloads then). */
 static int write_points(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, const char *const *payloads_json,
-                        int vectors_only)
+                        const qv_sparse_vector *sparse, int vectors_only)
 {
     upsert_arg a;
     int rc, locked = 0;
@@ -252,6 +256,8 @@ static int write_points(qv_coll *c, size_t n, const uint64_t *ids, const float *
     if ((rc = qv_db_check_writable(c->db, "upsert")) != QV_OK) return rc;
     if ((rc = check_vectors(c, n, ids, vecs)) != QV_OK) return rc;
     if ((rc = check_unique(n, ids)) != QV_OK) return rc;
+    if ((rc = qv_sparse_check(c, n, ids, sparse)) != QV_OK) return rc;
+    a.sparse = c->vdef.nsparse ? sparse : NULL;
     a.c = c;
     a.n = n;
     a.ids = ids;
@@ -323,12 +329,18 @@ cleanup:
 
 int qv_upsert(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, const char *const *payloads_json)
 {
-    return write_points(c, n, ids, vecs, payloads_json, 0);
+    return write_points(c, n, ids, vecs, payloads_json, NULL, 0);
+}
+
+int qv_upsert_sparse(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs, const char *const *payloads_json,
+                     const qv_sparse_vector *sparse)
+{
+    return write_points(c, n, ids, vecs, payloads_json, sparse, 0);
 }
 
 int qv_update_vectors(qv_coll *c, size_t n, const uint64_t *ids, const float *vecs)
 {
-    return write_points(c, n, ids, vecs, NULL, 1);
+    return write_points(c, n, ids, vecs, NULL, NULL, 1);
 }
 
 /* ---- delete ------------------------------------------------------------------------------ */
@@ -362,6 +374,7 @@ static int delete_write(qv_db *db, MDB_txn *txn, void *arg)
         iid = qv_be64_get(v.mv_data);
         if ((rc = qv_lmdb_del(txn, db->dbi[DBI_IDS], key, 12)) != QV_OK) return rc;
         if ((rc = qv_pindex_unindex_stored(c, txn, iid)) != QV_OK) return rc;
+        if ((rc = qv_sparse_unindex(c, txn, iid)) != QV_OK) return rc;
         qv_ckey(key, c->cid, iid);
         if ((rc = qv_lmdb_del(txn, db->dbi[DBI_POINTS], key, 12)) != QV_OK && rc != QV_ENOTFOUND) return rc;
         if ((rc = qv_lmdb_del(txn, db->dbi[DBI_PAYLOADS], key, 12)) != QV_OK && rc != QV_ENOTFOUND) return rc;

@@ -60,6 +60,7 @@
 #define QV_STORAGE_FORMAT 1u        /* meta "format"; bump on any layout change */
 #define QV_COLL_CONFIG_FORMAT 1u    /* "format" field of a collection's config JSON */
 #define QV_COLL_CONFIG_FORMAT_QUANT 2u   /* the same with "index":{"quant":...} */
+#define QV_COLL_CONFIG_FORMAT_VECTORS 3u /* the same with "vectors" (named, sparse) */
 #define QV_SNAPSHOT_MAGIC "QVSN"
 #define QV_SNAPSHOT_VERSION 2u      /* 1: the index blob inside the record (rebuilt on open) */
 #define QV_SNAPSHOT_RECORD 40u      /* magic, version, seq, index bytes, crc, ids crc, bytes */
@@ -92,6 +93,21 @@ struct qv_db {
     int lockfd;                    /* writable: data.mdb again, holding flock(LOCK_SH) (db.c) */
 };
 
+/* The vectors of a collection beyond its one dense vector's dim and metric (issue 22):
+ * the dense vector's name in the Qdrant API and the sparse vectors (sparse.c). Fixed at
+ * creation; stored in the config record as "vectors" (config.c). */
+typedef struct {
+    char name[QV_SPARSE_NAME_MAX + 1];
+    int idf;
+} qv_sparse_def;
+typedef struct {
+    int named;                     /* the dense vector has a name (maybe "") */
+    int no_dense;                  /* only sparse vectors: the dense one is a stand-in */
+    char name[QV_SPARSE_NAME_MAX + 1];
+    size_t nsparse;
+    qv_sparse_def sparse[QV_MAX_SPARSE_VECTORS];
+} qv_vectors_def;
+
 /* Counters of what opening / running a collection did; for tests and diagnostics. */
 typedef struct {
     uint64_t snapshot_loads;       /* opens served by a snapshot */
@@ -121,6 +137,8 @@ struct qv_coll {
     uint32_t cid;
     qv_index_params params;        /* as configured (zero = default) */
     char *payload_index;           /* compact JSON or NULL */
+    qv_vectors_def vdef;           /* dense vector name, sparse vectors (fixed) */
+    qv_sparse_config sparse_pub[QV_MAX_SPARSE_VECTORS];   /* vdef's, as get_info shows them */
     /* Earlier payload_index strings: qv_collection_get_info hands out the pointer, so a
      * replaced string lives until the collection is freed (one per field change). */
     char **retired_pi;
@@ -233,11 +251,23 @@ void qv_db_writer_shared(qv_db *db);
 /* ---- config.c ---------------------------------------------------------------------------- */
 /** Validate a payload_index JSON; *compact (qv_free) gets its compact form, NULL for NULL. */
 int  qv_payload_index_check(const char *json, char **compact);
-/** Encode / decode a collection's config record. */
+/** Encode / decode a collection's config record (vd NULL on encode: no "vectors"). */
 int  qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *payload_index,
-                           char **out);
+                           const qv_vectors_def *vd, char **out);
 int  qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_t *cid,
-                           qv_index_params *p, char **payload_index);
+                           qv_index_params *p, char **payload_index, qv_vectors_def *vd);
+
+/* ---- sparse.c: sparse vectors (layout in sparse.c's header) ----------------------------- */
+/** Check and copy the vector part of a create's config into *vd. */
+int  qv_vectors_def_from(const qv_collection_config *cfg, qv_vectors_def *vd);
+/** Check n points' sparse vectors (n * vd.nsparse entries) against c. */
+int  qv_sparse_check(const qv_coll *c, size_t n, const uint64_t *ids, const qv_sparse_vector *sv);
+/** Store point iid's sparse vectors row[0..nsparse) (postings and the point's record). */
+int  qv_sparse_put(qv_coll *c, MDB_txn *txn, uint64_t iid, const qv_sparse_vector *row);
+/** Remove every sparse vector of point iid (none stored: nothing to do). */
+int  qv_sparse_unindex(qv_coll *c, MDB_txn *txn, uint64_t iid);
+/** Slot of sparse vector name in c, or -1. */
+int  qv_sparse_slot(const qv_coll *c, const char *name);
 
 /* ---- alias.c ----------------------------------------------------------------------------- */
 /** The collection alias name points at, into buf (cap >= 65), in txn. QV_ENOTFOUND (no

@@ -166,13 +166,12 @@ int qv_text_search(qv_coll *c, const qv_text_params *p, qv_hit *hits, size_t *n_
     start[nu] = ps.n;
 
     if ((rc = qv_topk_init(&tk, p->k)) != QV_OK) goto cleanup;
-    const uint64_t *live = c->live;
     for (;;) {
         uint64_t iid = UINT64_MAX;
         for (size_t j = 0; j < nu; j++)
             if (pos[j] < start[j + 1] && ps.iid[pos[j]] < iid) iid = ps.iid[pos[j]];
         if (iid == UINT64_MAX) break;
-        int ok = iid < nbits && (live[iid / 64] >> (iid % 64) & 1) && (!bits || (bits[iid / 64] >> (iid % 64) & 1));
+        int ok = qv_filter_slot_ok(c, bits, nbits, iid);
         double score = 0;
         for (size_t j = 0; j < nu; j++) {
             size_t i = pos[j];
@@ -184,9 +183,7 @@ int qv_text_search(qv_coll *c, const qv_text_params *p, qv_hit *hits, size_t *n_
         }
         if (ok) qv_topk_push(&tk, (float)-score, iid);
     }
-    size_t n = qv_topk_sort(&tk);
-    for (size_t i = 0; i < n; i++) hits[i] = (qv_hit){c->ext_of[tk.items[i].id], -tk.items[i].dist};
-    *n_hits = n;
+    *n_hits = qv_filter_topk_hits(c, &tk, hits);
 cleanup:
     if (locked) pthread_rwlock_unlock(&c->maplock);
     qv_lmdb_cursor_close(cur);

@@ -439,6 +439,55 @@ START_TEST(test_subset_and_reload)
 }
 END_TEST
 
+/* --index-cache: the first run builds and saves each index (quiver, and hnswlib when
+ * compiled in), the second loads them instead of building, reports the saved build time
+ * and finds the same neighbours (same recall); other build settings build anew. */
+START_TEST(test_index_cache)
+{
+    char args[4096];
+    unsigned seen = 0;
+    if (!have_bench()) return;
+    char *dir = make_dataset(2000, 30, 8, 10, QV_METRIC_L2);
+    char *cdir = make_tmpdir("qv-bench-cache");
+    const char *peers = peers_available(dir);
+    int hnswlib = strstr(peers, "hnswlib") != NULL;
+    snprintf(args, sizeof args, "--data '%s' --index hnsw --ef 64 --index-cache '%s' %s --json", dir, cdir,
+             hnswlib ? "--peers hnswlib" : "");
+    run_result a = run_bench(args);
+    ck_assert_msg(a.status == 0, "%s: status %d: %s", args, a.status, a.err);
+    ck_assert_msg(strstr(a.err, "quiver: saved to") != NULL && strstr(a.err, "loaded") == NULL, "%s", a.err);
+    ck_assert_uint_eq(check_rows(&a, 0.95, 0, &seen), hnswlib ? 2u : 1u);
+    run_result b = run_bench(args);
+    ck_assert_msg(b.status == 0, "%s: status %d: %s", args, b.status, b.err);
+    ck_assert_msg(strstr(b.err, "quiver: loaded") != NULL && strstr(b.err, "quiver: building") == NULL, "%s", b.err);
+    if (hnswlib) ck_assert_msg(strstr(b.err, "hnswlib: loaded") != NULL, "%s", b.err);
+    ck_assert_uint_eq(check_rows(&b, 0.95, 0, &seen), hnswlib ? 2u : 1u);
+    /* The same rows: recall and the saved build time, per library. */
+    const char *pa = a.out, *pb = b.out;
+    for (int i = 0; i < (hnswlib ? 2 : 1); i++) {
+        json_t *ra = json_loads(pa, JSON_DISABLE_EOF_CHECK, NULL), *rb = json_loads(pb, JSON_DISABLE_EOF_CHECK, NULL);
+        ck_assert(ra && rb);
+        ck_assert(json_number_value(json_object_get(ra, "recall")) == json_number_value(json_object_get(rb, "recall")));
+        double ba = json_number_value(json_object_get(ra, "build_s")), bb = json_number_value(json_object_get(rb, "build_s"));
+        ck_assert_msg(bb > 0 && fabs(ba - bb) < 0.002, "build_s %g, loaded %g", ba, bb);
+        json_decref(ra);
+        json_decref(rb);
+        pa = strchr(pa, '\n') + 1;
+        pb = strchr(pb, '\n') + 1;
+    }
+    run_free(&a);
+    run_free(&b);
+    snprintf(args, sizeof args, "--data '%s' --index hnsw --m 8 --ef 64 --index-cache '%s' --json", dir, cdir);
+    run_result c = run_bench(args);
+    ck_assert_msg(c.status == 0 && strstr(c.err, "quiver: building") != NULL, "%s", c.err);
+    run_free(&c);
+    rm_rf(cdir);
+    free(cdir);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_hnsw_siftsmall)
 {
     char dir[1024], args[2048];
@@ -548,6 +597,7 @@ Suite *qv_bench_suite(void)
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_bad_files);
     tcase_add_test(tc, test_subset_and_reload);
+    tcase_add_test(tc, test_index_cache);
     tcase_add_test(tc, test_hnsw_siftsmall);
     tcase_add_test(tc, test_filter_siftsmall);
     tcase_add_test(tc, test_plot);

@@ -10,7 +10,8 @@
  *     through an alias switch under a stream of searches), updateVectors, deleteVectors,
  *     updateCollection, facet, search/groups and query/groups against references;
  *   - node_hybrid: tests/qdrant/hybrid.mjs, the same way: prefetch with query
- *     {"fusion":"rrf"} against an RRF reference, and its refusals (dbsf, sparse vectors);
+ *     {"fusion":"rrf"} against an RRF reference, and its refusals (dbsf, sparse queries on a
+ *     collection without sparse vectors); sparse.mjs: LangChain's hybrid and sparse calls;
  *   - aliases_http: alias endpoints on both APIs with access, bad bodies, name clashes
  *     and a restart;
  *   - durable_uuid: UUID ids survive a restart (their mapping lives in LMDB), with the
@@ -136,6 +137,13 @@ START_TEST(test_node_hybrid)
 }
 END_TEST
 
+/* sparse vectors: langchain-qdrant's HYBRID, SPARSE and DENSE calls against references */
+START_TEST(test_node_sparse)
+{
+    run_node("sparse.mjs");
+}
+END_TEST
+
 START_TEST(test_durable_uuid)
 {
     char *dir = make_tmpdir("qv-qdrant");
@@ -233,7 +241,7 @@ START_TEST(test_errors)
     expect(s.qport, "GET", "/collections", "wrong", NULL, 401, "\"time\":");
     expect(s.qport, "GET", "/collections", "readonly-key", NULL, 200, "\"result\":{\"collections\":[]},\"status\":\"ok\"");
     expect(s.qport, "PUT", "/collections/e", "readonly-key", "{\"vectors\":{\"size\":2,\"distance\":\"Dot\"}}", 403, "read-only");
-    expect(s.qport, "PUT", "/collections/e", KEY, "{\"vectors\":{\"v\":{\"size\":2,\"distance\":\"Dot\"}}}", 400, "named vectors");
+    expect(s.qport, "PUT", "/collections/e", KEY, "{\"vectors\":{\"v\":{\"size\":2,\"distance\":\"Dot\"},\"w\":{\"size\":2,\"distance\":\"Dot\"}}}", 400, "one dense vector");
     expect(s.qport, "PUT", "/collections/e", KEY, "{\"vectors\":{\"size\":2,\"distance\":\"Manhattan\"}}", 400, "Manhattan");
     expect(s.qport, "PUT", "/collections/e", KEY, "{\"vectors\":{\"size\":2,\"distance\":\"Euclid\"}}", 200, "true");
     expect(s.qport, "PUT", "/collections/e", KEY, "{\"vectors\":{\"size\":2,\"distance\":\"Euclid\"}}", 409, "already exists");
@@ -256,7 +264,7 @@ START_TEST(test_errors)
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":-1,\"vector\":[1,2]}]}", 400, "unsigned");
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":\"not-a-uuid\",\"vector\":[1,2]}]}", 400, "UUID");
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":1,\"vector\":[1,2,3]}]}", 400, "dimension");
-    expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":1,\"vector\":{\"v\":[1,2]}}]}", 400, "named vectors");
+    expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":1,\"vector\":{\"v\":[1,2]}}]}", 400, "Not existing vector name error: v");
     expect(s.qport, "PUT", "/collections/e/points", KEY, "{\"points\":[{\"id\":1,\"vector\":[1,2]},{\"id\":1,\"vector\":[3,4]}]}", 200, "completed");
     expect(s.qport, "GET", "/collections/e/points/1", KEY, NULL, 200, "\"vector\":[3.0,4.0]");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"filter\":{\"must\":[{\"key\":\"t\",\"match\":{\"phrase\":\"a\"}}]}}", 400, "full-text");
@@ -266,7 +274,7 @@ START_TEST(test_errors)
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"rrf\"}}", 200, "\"score\":0.01639");
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":[1,2]}],\"query\":{\"fusion\":\"dbsf\"}}", 400, "dbsf");
     expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"prefetch\":[{\"query\":{\"indices\":[1],\"values\":[1]}}],\"query\":{\"fusion\":\"rrf\"}}", 400, "sparse");
-    expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"query\":[3,4],\"using\":\"img\"}", 400, "named vectors");
+    expect(s.qport, "POST", "/collections/e/points/query", KEY, "{\"query\":[3,4],\"using\":\"img\"}", 400, "Not existing vector name error: img");
     expect(s.qport, "POST", "/collections/e/points/search", KEY, "{\"vector\":[3,4],\"limit\":1}", 200, "\"score\":0.0");
     /* Regression (found by make fuzz): a query without a vector, and an empty batch, searched
      * nothing and overran a 1-byte allocation (heap-buffer-overflow under ASan). */
@@ -449,6 +457,7 @@ Suite *qv_qdrant_suite(void)
     tcase_add_test(t, test_node_client);
     tcase_add_test(t, test_node_features);
     tcase_add_test(t, test_node_hybrid);
+    tcase_add_test(t, test_node_sparse);
     tcase_add_test(t, test_aliases_http);
     suite_add_tcase(s, t);
     return s;

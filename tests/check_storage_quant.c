@@ -173,30 +173,34 @@ START_TEST(test_quant_config_codec)
     qv_index_params p, back;
     uint32_t cid;
     char *json, *pi;
+    qv_vectors_def vd;
     qv_index_params_init(&p, QV_INDEX_HNSW, 8, QV_METRIC_COSINE);
     p.quant = QV_QUANT_BIT1;
-    QV_CK(qv_coll_config_encode(4, &p, NULL, &json));
+    QV_CK(qv_coll_config_encode(4, &p, NULL, NULL, &json));
     ck_assert_ptr_nonnull(strstr(json, "\"quant\":\"bit1\""));
     ck_assert_ptr_nonnull(strstr(json, "\"format\":2"));
-    QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi));
+    QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi, &vd));
     ck_assert_int_eq(back.quant, QV_QUANT_BIT1);
     qv_free(json);
     /* Float collections keep format 1 (older builds read them). */
     p.quant = QV_QUANT_NONE;
-    QV_CK(qv_coll_config_encode(4, &p, NULL, &json));
+    QV_CK(qv_coll_config_encode(4, &p, NULL, NULL, &json));
     ck_assert_ptr_null(strstr(json, "quant"));
     ck_assert_ptr_nonnull(strstr(json, "\"format\":1"));
-    QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi));
+    QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi, &vd));
     ck_assert_int_eq(back.quant, QV_QUANT_NONE);
     qv_free(json);
     static const char *const bad[] = {
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"pq\"}}",
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":3}}",
         "{\"format\":1,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"}}",
-        "{\"format\":3,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"}}",
+        "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"}}",
+        /* sparse vectors need format 3 (storage/config.c) */
+        "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"sparse\":[]}}",
+        "{\"format\":3,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"sparse\":[{\"name\":\"\"}]}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        QV_CK_FAIL(qv_coll_config_decode("c", bad[i], strlen(bad[i]), &cid, &back, &pi), QV_ECORRUPT);
+        QV_CK_FAIL(qv_coll_config_decode("c", bad[i], strlen(bad[i]), &cid, &back, &pi, &vd), QV_ECORRUPT);
 }
 END_TEST
 

@@ -92,7 +92,7 @@ async function main() {
   await failsWith(client.query(COLL, { prefetch: [{ prefetch: pre, query: { fusion: 'rrf' } }], query: { fusion: 'rrf' } }), 400, /nested prefetch/, 'nested prefetch');
   await failsWith(client.query(COLL, { prefetch: pre, query: { fusion: 'rrf' }, filter: { must: [{ key: 'lang', match: { value: 'en' } }] } }), 400, /each prefetch/, 'top-level filter');
   await failsWith(client.query(COLL, { prefetch: [{ limit: 5 }], query: { fusion: 'rrf' } }), 400, /prefetch\[0\] needs a query/, 'prefetch without query');
-  await failsWith(client.query(COLL, { prefetch: [{ query: { indices: [1, 5], values: [0.5, 0.2] }, using: '', limit: 5 }], query: { fusion: 'rrf' } }), 400, /sparse vectors are not supported/, 'sparse query');
+  await failsWith(client.query(COLL, { prefetch: [{ query: { indices: [1, 5], values: [0.5, 0.2] }, using: '', limit: 5 }], query: { fusion: 'rrf' } }), 400, /has no sparse vectors/, 'sparse query on a dense collection');
   await failsWith(client.query(COLL, { prefetch: [{ query: [1, 2], limit: 5 }], query: { fusion: 'rrf' } }), 400, null, 'prefetch of a wrong dimension');
   await client.deleteCollection(COLL);
   console.log(`qdrant hybrid: ${counted.checks} checks passed`);
