@@ -224,9 +224,14 @@ void api_wtook(api_wbuf *w, const qv_search_stats *st);
 /** The create body: index parameters (kind, dim, metric, ...; 0 = the library's default)
  *  and the payload_index object's text. Read with api_create_fields into an api_create_body
  *  whose p was set by qv_index_params_init. */
-typedef struct { qv_index_params p; api_jtext payload_index; uint32_t shard_number, replication_factor; } api_create_body;
+typedef struct {
+    qv_index_params p;
+    api_jtext payload_index;
+    uint32_t shard_number, replication_factor;
+    int on_disk;                   /* qv_collection_config.on_disk */
+} api_create_body;
 extern const api_jfield api_create_fields[];
-/** {"name","dim","metric","index":{...},"payload_index":{...},"count","memory_bytes",
+/** {"name","dim","metric","on_disk","index":{...},"payload_index":{...},"count","memory_bytes",
  *  "last_seq"}, index defaults resolved; NULL when out of memory. */
 json_t *api_info_json(const char *name, const qv_collection_info *info);
 /** The collection's payload_index as an object ({} when none; NULL: out of memory). */

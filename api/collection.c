@@ -1,6 +1,6 @@
 /*
  * api/collection.c -- a collection's configuration as JSON: the reader of the create body
- * {"dim","metric","index":{...},"payload_index":{...}} and the writer of its info (the
+ * {"dim","metric","on_disk","index":{...},"payload_index":{...}} and the writer of its info (the
  * native API's PUT and GET /collections/{name}, and quiver info --json).
  */
 #include <stddef.h>
@@ -49,8 +49,8 @@ json_t *api_info_json(const char *name, const qv_collection_info *info)
 {
     const qv_index_params *p = &info->config.index;
     const char *metric = qv_metric_name(p->metric);
-    return json_pack("{s:s,s:I,s:s,s:o,s:o,s:I,s:I,s:I}", "name", name, "dim", (json_int_t)p->dim, "metric",
-                     metric ? metric : "?", "index", index_value(p), "payload_index", api_payload_index_json(info),
+    return json_pack("{s:s,s:I,s:s,s:b,s:o,s:o,s:I,s:I,s:I}", "name", name, "dim", (json_int_t)p->dim, "metric",
+                     metric ? metric : "?", "on_disk", info->config.on_disk, "index", index_value(p), "payload_index", api_payload_index_json(info),
                      "count", (json_int_t)info->count, "memory_bytes", (json_int_t)info->memory_bytes, "last_seq",
                      (json_int_t)info->last_seq);
 }
@@ -75,6 +75,7 @@ const api_jfield api_create_fields[] = {
     {"metric", API_J_NAME, C(p.metric), QV_METRIC_L2, .arg = metric_names},
     {"index", API_J_OBJECT, .arg = index_fields},
     {"payload_index", API_J_OBJTEXT, .off = C(payload_index)},
+    {"on_disk", API_J_BOOL, .off = C(on_disk)},
     {"shard_number", API_J_U32, .off = C(shard_number), .lo = 1, .hi = 64},          /* cluster mode */
     {"replication_factor", API_J_U32, .off = C(replication_factor), .lo = 1, .hi = 8},
     {NULL},

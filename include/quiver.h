@@ -315,6 +315,12 @@ typedef struct {
     int no_dense;                  /* nonzero: the points have only sparse vectors (Qdrant's
                                     * "vectors": {}); the dense vector (dim 1) is a stand-in
                                     * that APIs neither show nor search. Needs n_sparse >= 1 */
+    int on_disk;                   /* 1: the float vectors are read from storage (LMDB's map)
+                                    * where they are stored, not copied into the heap: the
+                                    * index holds graph and codes only and re-scores from
+                                    * there, ~0.5x the memory, at a QPS cost (README,
+                                    * "Vectors on disk"). Needs an hnsw index with quant set
+                                    * and metric l2 or ip. 0 (default): held in memory */
 } qv_collection_config;
 
 /** Whether name is a valid collection name: 1..64 bytes of [A-Za-z0-9_.-], not starting

@@ -205,6 +205,34 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     return nr;
 }
 
+/* rescore() with a vector source (a collection's on_disk vectors): each lookup is a B-tree
+ * walk in LMDB's map that ends in a pointer. The pointers of a chunk of candidates are
+ * found first and their vectors prefetched, so that their cache misses overlap instead
+ * of one lookup, then one vector's miss, then the next lookup. */
+enum { SRC_CHUNK = 32 };
+static size_t rescore_src(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, size_t R, size_t k)
+{
+    const qv_hnsw_cand *w = s->work;
+    const float *v[SRC_CHUNK];
+    const size_t lines = (h->dim * sizeof(float) + 63) / 64;
+    size_t nr = 0;
+    for (size_t b = 0; b < R; b += SRC_CHUNK) {
+        size_t n = R - b < SRC_CHUNK ? R - b : SRC_CHUNK;
+        for (size_t i = 0; i < n; i++) {
+            v[i] = qv_hnsw_vec(h, w[b + i].id);
+            for (size_t l = 0; l < lines; l++) __builtin_prefetch((const char *)v[i] + 64 * l, 0, 3);
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint32_t id = w[b + i].id;
+            float d = v[i] == h->src_missing ? INFINITY : h->dist(q, v[i], h->dim);
+            if (nr >= k && !worse(&s->res[0], d, id)) continue;
+            max_push(s->res, &nr, d, id);
+            if (nr > k) max_pop(s->res, &nr);
+        }
+    }
+    return nr;
+}
+
 /* Exact distances for the best R of the len candidates in s->res (estimates); leaves the
  * best k of them in s->res. ahead: how many vectors ahead to prefetch (R when the walk
  * prefetched none: all of them start loading at once). */
@@ -213,6 +241,7 @@ static size_t rescore(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, c
 {
     qv_hnsw_res_sorted(s, len);                 /* ascending estimates in s->work */
     if (R > len) R = len;
+    if (!qv_hnsw_vec_inline(h) && c->kind != QV_QUANT_BIT1) return rescore_src(h, s, q, R, k);
     const qv_hnsw_cand *w = s->work;
     const size_t dim = h->dim, lines = qv_hnsw_vec_inline(h) ? (dim * sizeof(float) + 63) / 64 : 0;
     for (size_t i = 0; i < R && i < ahead && lines; i++) {

@@ -270,6 +270,7 @@ static int create_local(srv_cluster *cl, const char *name, const char *config)
         return -1;
     }
     cfg.index = b.p;
+    cfg.on_disk = b.on_disk;
     if (b.payload_index.p && !(cfg.payload_index = pi = strndup(b.payload_index.p, b.payload_index.len))) return -1;
     int rc = qv_collection_create(cl->ctx->db, name, &cfg, NULL);
     free(pi);

@@ -102,6 +102,7 @@ static json_t *config_json(const qv_collection_config *cfg)
                           (json_int_t)p->nlist, "nprobe", (json_int_t)p->nprobe, "kmeans_iters", (json_int_t)p->kmeans_iters,
                           "quant", quant ? quant : "none");
     if (j && pi) json_object_set(j, "payload_index", pi);
+    if (j && cfg->on_disk) json_object_set_new(j, "on_disk", json_true());
     json_decref(pi);
     return j;
 }
@@ -134,7 +135,7 @@ int srv_create_collection(srv_req *r, const qv_collection_config *cfg, uint32_t 
     return -1;
 }
 
-/* PUT /collections/{name} {"dim","metric","index":{...},"payload_index":{...}}; the
+/* PUT /collections/{name} {"dim","metric","on_disk","index":{...},"payload_index":{...}}; the
  * index parameters left out (or 0) are the library's defaults. */
 static void h_create(srv_req *r)
 {
@@ -144,6 +145,7 @@ static void h_create(srv_req *r)
     qv_index_params_init(&b.p, QV_INDEX_HNSW, 0, QV_METRIC_L2);
     if (srv_read_body(r, "the collection config", api_create_fields, &b) != 0) return;
     cfg.index = b.p;
+    cfg.on_disk = b.on_disk;
     if (b.payload_index.p && !(cfg.payload_index = pi = strndup(b.payload_index.p, b.payload_index.len))) srv_oom(r);
     else if (srv_create_collection(r, &cfg, b.shard_number, b.replication_factor) == 0) reply_info(r, r->coll, 201);
     free(pi);

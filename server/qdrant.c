@@ -117,6 +117,8 @@ static json_t *collection_info(const qv_collection_info *info)
                             "payload_schema", schema);
     /* named and sparse vectors in the shape they were created with */
     json_t *params = json_object_get(json_object_get(out, "config"), "params");
+    if (params && info->config.on_disk)       /* shown when set, as Qdrant does */
+        json_object_set_new(json_object_get(params, "vectors"), "on_disk", json_true());
     if (params && info->config.no_dense) json_object_set_new(params, "vectors", json_object());
     if (params && info->config.vector_name) {
         json_t *named = json_object();
@@ -327,6 +329,7 @@ static void h_create(srv_req *r)
     if (b.m) cfg.index.m = b.m;
     cfg.index.ef_construction = b.ef;
     cfg.index.quant = (qv_quant)b.quant;
+    cfg.on_disk = b.on_disk;          /* vectors re-scored from storage (README, "Vectors on disk") */
     if (srv_create_collection(r, &cfg, b.shard_number, b.replication_factor) == 0) qd_ok(r, json_true());
 }
 

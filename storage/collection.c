@@ -669,6 +669,7 @@ int qv_collection_get_info(qv_coll *c, qv_collection_info *out)
     out->config.n_sparse = c->vdef.nsparse;
     out->config.sparse = c->vdef.nsparse ? c->sparse_pub : NULL;
     out->config.no_dense = c->vdef.no_dense;
+    out->config.on_disk = c->vdef.on_disk;
     out->count = (size_t)c->count;
     out->memory_bytes = qv_index_memory(c->ix) + c->cap * sizeof(uint64_t) + c->cap / 8;
     out->last_seq = c->last_seq;

@@ -7,7 +7,9 @@
  * bit1) to "index" and writes format 2, which older builds refuse; a collection with a
  * named dense vector or sparse vectors adds "vectors":{"name":"","sparse":[{"name":
  * "langchain-sparse","idf":false}]} and writes format 3 (a build without sparse vectors
- * would otherwise open it and lose them on the next upsert). Index parameters are
+ * would otherwise open it and lose them on the next upsert); "vectors":{"on_disk":true}
+ * (the float vectors read from `points`, vec_source.c) writes format 4, so that a build
+ * that would copy them back into the heap refuses it. Index parameters are
  * stored as the user gave
  * them (0 = default), so a default that changes in a later version applies on reopen.
  * The decoder treats the record as untrusted: every field is checked and a bad one is
@@ -101,6 +103,7 @@ static json_t *vectors_json(const qv_vectors_def *vd)
     if (!o || !arr) goto fail;
     if (vd->named && json_object_set_new(o, "name", json_string(vd->name)) != 0) goto fail;
     if (vd->no_dense && json_object_set_new(o, "no_dense", json_true()) != 0) goto fail;
+    if (vd->on_disk && json_object_set_new(o, "on_disk", json_true()) != 0) goto fail;
     for (size_t i = 0; i < vd->nsparse; i++)
         if (json_array_append_new(arr, json_pack("{s:s,s:b}", "name", vd->sparse[i].name, "idf", vd->sparse[i].idf)) != 0)
             goto fail;
@@ -112,7 +115,7 @@ fail:
     return NULL;
 }
 
-static int vectors_from_json(const char *name, json_t *o, qv_vectors_def *vd)
+static int vectors_from_json(const char *name, json_t *o, uint64_t format, qv_vectors_def *vd)
 {
     json_t *jn = json_object_get(o, "name"), *arr = json_object_get(o, "sparse"), *e;
     size_t i;
@@ -139,6 +142,11 @@ static int vectors_from_json(const char *name, json_t *o, qv_vectors_def *vd)
     if (nd && (!json_is_boolean(nd) || (json_is_true(nd) && (!vd->nsparse || vd->named))))
         return qv_fail(QV_ECORRUPT, "collection '%s': config has a bad \"no_dense\"", name);
     vd->no_dense = json_is_true(nd);
+    json_t *od = json_object_get(o, "on_disk");
+    if (od && (!json_is_boolean(od) || (json_is_true(od) && format < QV_COLL_CONFIG_FORMAT_ON_DISK)))
+        return qv_fail(QV_ECORRUPT, "collection '%s': config has a bad \"on_disk\" (format %llu)", name,
+                       (unsigned long long)format);
+    vd->on_disk = json_is_true(od);
     return QV_OK;
 }
 
@@ -174,9 +182,10 @@ int qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *pa
             json_object_set_new(o, "format", json_integer(QV_COLL_CONFIG_FORMAT_QUANT)) != 0)
             goto cleanup;
     }
-    if (vd && (vd->named || vd->nsparse)) {
+    if (vd && (vd->named || vd->nsparse || vd->on_disk)) {
+        json_int_t format = vd->on_disk ? QV_COLL_CONFIG_FORMAT_ON_DISK : QV_COLL_CONFIG_FORMAT_VECTORS;
         if (json_object_set_new(o, "vectors", vectors_json(vd)) != 0 || !json_object_get(o, "vectors") ||
-            json_object_set_new(o, "format", json_integer(QV_COLL_CONFIG_FORMAT_VECTORS)) != 0)
+            json_object_set_new(o, "format", json_integer(format)) != 0)
             goto cleanup;
     }
     if (json_object_set_new(o, "index", ix) != 0) goto cleanup;
@@ -226,9 +235,9 @@ int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_
         goto cleanup;
     }
     if ((rc = get_uint(o, name, "format", 1, 1000000, 0, &v[0])) != QV_OK) goto cleanup;
-    if (v[0] < QV_COLL_CONFIG_FORMAT || v[0] > QV_COLL_CONFIG_FORMAT_VECTORS) {
+    if (v[0] < QV_COLL_CONFIG_FORMAT || v[0] > QV_COLL_CONFIG_FORMAT_ON_DISK) {
         rc = qv_fail(QV_ECORRUPT, "collection '%s': config format %llu not supported (this build reads %u..%u)", name,
-                     (unsigned long long)v[0], QV_COLL_CONFIG_FORMAT, QV_COLL_CONFIG_FORMAT_VECTORS);
+                     (unsigned long long)v[0], QV_COLL_CONFIG_FORMAT, QV_COLL_CONFIG_FORMAT_ON_DISK);
         goto cleanup;
     }
     json_t *jv = json_object_get(o, "vectors");
@@ -236,7 +245,7 @@ int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_
         rc = qv_fail(QV_ECORRUPT, "collection '%s': config has \"vectors\" in format %llu", name, (unsigned long long)v[0]);
         goto cleanup;
     }
-    if (jv && (rc = vectors_from_json(name, jv, vd)) != QV_OK) goto cleanup;
+    if (jv && (rc = vectors_from_json(name, jv, v[0], vd)) != QV_OK) goto cleanup;
     qv_quant quant = QV_QUANT_NONE;
     json_t *jq = json_object_get(ix, "quant");
     if (jq && (v[0] < QV_COLL_CONFIG_FORMAT_QUANT || !json_is_string(jq) ||
@@ -285,6 +294,10 @@ int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_
     p->gpu = (qv_gpu_mode)v[13];
     p->quant = quant;
     *cid = (uint32_t)v[1];
+    if (vd->on_disk && (kind != QV_INDEX_HNSW || quant == QV_QUANT_NONE || metric == QV_METRIC_COSINE)) {
+        rc = qv_fail(QV_ECORRUPT, "collection '%s': config has \"on_disk\" for an index that holds its vectors", name);
+        goto cleanup;
+    }
     if ((pi = json_object_get(o, "payload_index")) && !json_is_null(pi)) {
         char where[96];
         snprintf(where, sizeof where, "collection '%s'", name);

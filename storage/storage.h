@@ -61,6 +61,7 @@
 #define QV_COLL_CONFIG_FORMAT 1u    /* "format" field of a collection's config JSON */
 #define QV_COLL_CONFIG_FORMAT_QUANT 2u   /* the same with "index":{"quant":...} */
 #define QV_COLL_CONFIG_FORMAT_VECTORS 3u /* the same with "vectors" (named, sparse) */
+#define QV_COLL_CONFIG_FORMAT_ON_DISK 4u /* the same with "vectors":{"on_disk":true} */
 #define QV_SNAPSHOT_MAGIC "QVSN"
 #define QV_SNAPSHOT_VERSION 2u      /* 1: the index blob inside the record (rebuilt on open) */
 #define QV_SNAPSHOT_RECORD 40u      /* magic, version, seq, index bytes, crc, ids crc, bytes */
@@ -103,6 +104,7 @@ typedef struct {
 typedef struct {
     int named;                     /* the dense vector has a name (maybe "") */
     int no_dense;                  /* only sparse vectors: the dense one is a stand-in */
+    int on_disk;                   /* the dense vectors are read from `points` (vec_source.c) */
     char name[QV_SPARSE_NAME_MAX + 1];
     size_t nsparse;
     qv_sparse_def sparse[QV_MAX_SPARSE_VECTORS];

@@ -101,8 +101,8 @@ static const float *src_get(void *ctx, uint64_t iid)
 
 int qv_coll_reads_vectors(const qv_coll *c)
 {
-    return c->params.kind == QV_INDEX_HNSW && c->params.quant != QV_QUANT_NONE &&
-           c->params.metric != QV_METRIC_COSINE;
+    /* qv_vectors_def_from allowed on_disk only for a quantized hnsw, l2 or ip */
+    return c->vdef.on_disk;
 }
 
 void qv_coll_use_vec_source(qv_coll *c, qv_index *ix, int drop)

@@ -1,6 +1,9 @@
 /*
- * tests/check_storage_vecsrc.c -- a quantized HNSW collection reads its float vectors from
- * LMDB's map (storage/vec_source.c) instead of holding them:
+ * tests/check_storage_vecsrc.c -- a quantized HNSW collection created with on_disk reads its
+ * float vectors from LMDB's map (storage/vec_source.c) instead of holding them:
+ *   - the switch: on and off answer the same top k (near a brute force); on_disk survives
+ *     reopen, checkpoint, backup and restore; bad values and indexes that cannot use it
+ *     are QV_EINVAL;
  *   - reopened, the index maps its snapshot (graph + codes), holds no float vectors, and
  *     answers exactly as it did re-scoring from its heap copy before; recall against a
  *     double-precision brute force stays; a delete and a replacement after the reopen work;
@@ -32,15 +35,22 @@
 
 static const qv_quant kinds[] = {QV_QUANT_SQ8, QV_QUANT_SQ4, QV_QUANT_BIT1};
 
-static qv_coll *create_dim(qv_db *db, qv_quant kind, qv_metric metric, uint32_t dim)
+static qv_coll *create_named(qv_db *db, const char *name, qv_quant kind, qv_metric metric, uint32_t dim, int on_disk,
+                             uint32_t threads)
 {
     qv_collection_config cfg = {0};
     qv_index_params_init(&cfg.index, QV_INDEX_HNSW, dim, metric);
     cfg.index.quant = kind;
-    cfg.index.threads = 2;
+    cfg.index.threads = threads;
+    cfg.on_disk = on_disk;
     qv_coll *c;
-    QV_CK(qv_collection_create(db, "v", &cfg, &c));
+    QV_CK(qv_collection_create(db, name, &cfg, &c));
     return c;
+}
+
+static qv_coll *create_dim(qv_db *db, qv_quant kind, qv_metric metric, uint32_t dim)
+{
+    return create_named(db, "v", kind, metric, dim, 1, 2);
 }
 
 static qv_coll *create(qv_db *db, qv_quant kind, qv_metric metric) { return create_dim(db, kind, metric, DIM); }
@@ -129,25 +139,107 @@ START_TEST(test_vecsrc_same_answers)
 }
 END_TEST
 
-/* A cosine collection keeps its (normalized) copy: the stored vectors are as given. */
-START_TEST(test_vecsrc_cosine_keeps_copy)
+static void check_on_disk(qv_coll *c, int want)
 {
-    char *dir = make_tmpdir("qv-vecsrc-cos");
-    float *v = random_vectors(N, DIM, 33);
-    uint64_t *ids = malloc(N * sizeof *ids);
+    qv_collection_info info;
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.on_disk, want);
+    if (want) ck_assert_uint_eq(index_vector_bytes(c), 0);
+    else ck_assert_uint_gt(index_vector_bytes(c), 0);
+}
+
+/* The switch: an on_disk collection and an off one built alike (one thread, the same seed:
+ * the same graph and codes) answer the same top k, off holding its vectors, on reading
+ * them from LMDB; both near a double-precision brute force. on_disk survives a reopen
+ * (its config record, format 4), a checkpoint, and a backup restored under a new name;
+ * off stays off (format <= 3, today's snapshot with vectors). _i: the code kind. */
+START_TEST(test_vecsrc_switch_round_trips)
+{
+    const qv_quant kind = kinds[_i];
+    char *dir = make_tmpdir("qv-vecsrc-sw"), file[4200];
+    float *v = random_vectors(N, DIM, 41), *qs = random_vectors(NQ, DIM, 42);
+    uint64_t *ids = malloc(N * sizeof *ids), truth[NQ * K], got[NQ * K];
     for (size_t i = 0; i < N; i++) ids[i] = i;
     qv_db *db = open_db_nosync(dir);
-    qv_coll *c = create(db, QV_QUANT_SQ8, QV_METRIC_COSINE);
-    QV_CK(qv_upsert(c, N, ids, v, NULL));
+    qv_coll *on = create_named(db, "on", kind, QV_METRIC_L2, DIM, 1, 1);
+    qv_coll *off = create_named(db, "off", kind, QV_METRIC_L2, DIM, 0, 1);
+    QV_CK(qv_upsert(on, N, ids, v, NULL));
+    QV_CK(qv_upsert(off, N, ids, v, NULL));
+    QV_CK(qv_db_close(db));
+
+    db = open_db_nosync(dir);
+    QV_CK(qv_collection_open(db, "on", &on));
+    QV_CK(qv_collection_open(db, "off", &off));
+    check_on_disk(on, 1);
+    check_on_disk(off, 0);
+    qv_hit a[NQ * K], b[NQ * K];
+    size_t na[NQ], nb[NQ];
+    search_all(on, qs, 64, a, na);
+    search_all(off, qs, 64, b, nb);
+    assert_same(a, na, b, nb);
+    ref_knn(v, N, DIM, qs, NQ, K, QV_METRIC_L2, truth);
+    for (size_t i = 0; i < NQ * K; i++) got[i] = a[i].id;
+    double r = recall_at_k(got, na, K, truth, K, NQ, K);
+    ck_assert_msg(r >= 0.9, "%s recall@10 %.3f on_disk", qv_quant_name(kind), r);
+
+    /* a checkpoint and a reopen keep it; a backup restored under another name too */
+    QV_CK(qv_checkpoint(on));
+    QV_CK(qv_checkpoint(off));
+    snprintf(file, sizeof file, "%s/on.backup", dir);
+    QV_CK(qv_backup_create(db, "on", file, NULL));
+    qv_restore_options ro;
+    qv_restore_options_init(&ro);
+    ro.collection = "on";
+    ro.rename = "on2";
+    QV_CK(qv_backup_restore(db, file, &ro, NULL));
     QV_CK(qv_db_close(db));
     db = open_db_nosync(dir);
-    QV_CK(qv_collection_open(db, "v", &c));
-    ck_assert_uint_gt(index_vector_bytes(c), 0);
+    const char *names[] = {"on", "off", "on2"};
+    for (int j = 0; j < 3; j++) {
+        qv_coll *c;
+        QV_CK(qv_collection_open(db, names[j], &c));
+        check_on_disk(c, j != 1);
+        search_all(c, qs, 64, b, nb);
+        assert_same(a, na, b, nb);
+        qv_collection_close(c);
+    }
+    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
     QV_CK(qv_db_close(db));
     rm_rf(dir);
     free(dir);
     free(v);
+    free(qs);
     free(ids);
+}
+END_TEST
+
+/* on_disk is 0 or 1, and only for an index that re-scores (quantized hnsw, l2 or ip): a
+ * cosine index holds unit vectors, `points` the vectors as given. QV_EINVAL otherwise. */
+START_TEST(test_vecsrc_on_disk_refused)
+{
+    char *dir = make_tmpdir("qv-vecsrc-bad");
+    qv_db *db = open_db_nosync(dir);
+    struct { qv_index_kind kind; qv_quant quant; qv_metric metric; int on_disk; } bad[] = {
+        {QV_INDEX_HNSW, QV_QUANT_SQ8, QV_METRIC_L2, 2},      {QV_INDEX_HNSW, QV_QUANT_SQ8, QV_METRIC_L2, -1},
+        {QV_INDEX_HNSW, QV_QUANT_SQ8, QV_METRIC_COSINE, 1},  {QV_INDEX_HNSW, QV_QUANT_NONE, QV_METRIC_L2, 1},
+        {QV_INDEX_FLAT, QV_QUANT_SQ8, QV_METRIC_L2, 1},      {QV_INDEX_IVF, QV_QUANT_SQ8, QV_METRIC_IP, 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        qv_collection_config cfg = {0};
+        qv_index_params_init(&cfg.index, bad[i].kind, DIM, bad[i].metric);
+        cfg.index.quant = bad[i].quant;
+        cfg.on_disk = bad[i].on_disk;
+        ck_assert_int_eq(qv_collection_create(db, "v", &cfg, NULL), QV_EINVAL);
+        ck_assert_ptr_nonnull(strstr(qv_last_error(), "on_disk"));
+    }
+    char **names;
+    size_t n;
+    QV_CK(qv_collection_list(db, &names, &n));
+    ck_assert_uint_eq(n, 0);
+    qv_free_strings(names, n);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
 }
 END_TEST
 
@@ -339,7 +431,8 @@ Suite *qv_storage_vecsrc_suite(void)
     TCase *tc = tcase_create("vecsrc");
     tcase_set_timeout(tc, 240);
     tcase_add_loop_test(tc, test_vecsrc_same_answers, 0, 3);
-    tcase_add_test(tc, test_vecsrc_cosine_keeps_copy);
+    tcase_add_test(tc, test_vecsrc_on_disk_refused);
+    tcase_add_loop_test(tc, test_vecsrc_switch_round_trips, 0, 3);
     tcase_add_test(tc, test_vecsrc_concurrent_writes_and_growth);
     tcase_add_loop_test(tc, test_vecsrc_damaged_code_rows, 0, 2);
     suite_add_tcase(s, tc);
