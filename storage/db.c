@@ -270,6 +270,8 @@ int qv_db_open(const char *dir, const qv_db_options *o, qv_db **out)
     pthread_mutex_init(&db->colls_lock, NULL);
     pthread_rwlock_init(&db->envlock, &ra);
     pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&db->rpool_lock, NULL);
+    db->rpool_ready = 1;
     locks = 1;
 
     if ((rc = qv_lmdb_env_open(db, dir, db->opt.initial_map_bytes, MAX_READERS)) != QV_OK) goto cleanup;
@@ -295,6 +297,7 @@ cleanup:
             pthread_mutex_destroy(&db->wmutex);
             pthread_mutex_destroy(&db->colls_lock);
             pthread_rwlock_destroy(&db->envlock);
+            pthread_mutex_destroy(&db->rpool_lock);
         }
         if (registered) registry_remove(db->dev, db->ino);
         qv_free(db->path);
@@ -330,6 +333,7 @@ int qv_db_close(qv_db *db)
     pthread_mutex_destroy(&db->wmutex);
     pthread_mutex_destroy(&db->colls_lock);
     pthread_rwlock_destroy(&db->envlock);
+    pthread_mutex_destroy(&db->rpool_lock);
     registry_remove(db->dev, db->ino);
     qv_free(db->path);
     qv_free(db);

@@ -84,6 +84,11 @@ int qv_lmdb_env_open(qv_db *db, const char *dir, size_t map_bytes, uint32_t max_
 
 void qv_lmdb_env_close(qv_db *db)
 {
+    if (db->rpool_ready) {         /* every pooled txn is reset: abort them before the env */
+        pthread_mutex_lock(&db->rpool_lock);
+        while (db->nrpool) mdb_txn_abort(db->rpool[--db->nrpool]);
+        pthread_mutex_unlock(&db->rpool_lock);
+    }
     if (db->env) mdb_env_close(db->env);
     db->env = NULL;
 }
@@ -99,6 +104,45 @@ int qv_lmdb_begin(qv_db *db, int rdonly, MDB_txn **out)
         return qv_lmdb_error(rc, rdonly ? "begin read transaction" : "begin write transaction");
     }
     return QV_OK;
+}
+
+/* Reused read txns. With MDB_NOTLS each mdb_txn_begin allocates a txn and takes LMDB's
+ * reader-table mutex to claim a slot, and each abort frees both; a reset txn keeps its
+ * slot, and mdb_txn_renew only publishes the current txn id in it. An on_disk collection
+ * begins one per query (vec_source.c). A pooled txn is not tied to a thread (MDB_NOTLS),
+ * holds no snapshot while reset (LMDB lets the map grow under it: envlock is taken only
+ * while it is renewed), and is aborted when the env closes. */
+int qv_lmdb_read_begin(qv_db *db, MDB_txn **out)
+{
+    MDB_txn *t = NULL;
+    pthread_mutex_lock(&db->rpool_lock);
+    if (db->nrpool) t = db->rpool[--db->nrpool];
+    pthread_mutex_unlock(&db->rpool_lock);
+    if (!t) return qv_lmdb_begin(db, 1, out);
+    pthread_rwlock_rdlock(&db->envlock);
+    int rc = mdb_txn_renew(t);
+    if (rc != 0) {
+        mdb_txn_abort(t);
+        pthread_rwlock_unlock(&db->envlock);
+        *out = NULL;
+        return qv_lmdb_error(rc, "renew read transaction");
+    }
+    *out = t;
+    return QV_OK;
+}
+
+void qv_lmdb_read_end(qv_db *db, MDB_txn *txn)
+{
+    if (!txn) return;
+    mdb_txn_reset(txn);
+    pthread_rwlock_unlock(&db->envlock);
+    pthread_mutex_lock(&db->rpool_lock);
+    if (db->nrpool < QV_RPOOL_MAX) {
+        db->rpool[db->nrpool++] = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&db->rpool_lock);
+    if (txn) mdb_txn_abort(txn);   /* a reset txn may be aborted */
 }
 
 int qv_lmdb_commit(qv_db *db, MDB_txn *txn)

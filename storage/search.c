@@ -160,7 +160,11 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     /* A quantized hnsw re-scores with vectors read from LMDB (vec_source.c): the index
      * reads them in this txn, begun before maplock like a filter's. */
     int reads = qv_coll_reads_vectors(c), lent = 0;
-    if ((sp->filter || sp->exact || reads) && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
+    if (reads) {
+        if ((rc = qv_lmdb_read_begin(c->db, &txn)) != QV_OK) return rc;   /* a pooled txn */
+    } else if ((sp->filter || sp->exact) && (rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) {
+        return rc;
+    }
     if (reads) lent = qv_vec_session_lend(c, txn);
     pthread_rwlock_rdlock(&c->maplock);
     locked = 1;
@@ -204,7 +208,8 @@ cleanup:
     if (rc != QV_OK) memset(n_hits, 0, nq * sizeof *n_hits);
     if (locked) pthread_rwlock_unlock(&c->maplock);
     if (lent) qv_vec_session_return();
-    qv_lmdb_abort(c->db, txn);
+    if (reads) qv_lmdb_read_end(c->db, txn);
+    else qv_lmdb_abort(c->db, txn);
     qv_free(bits);
     qv_free(qcopy);
     return rc;

@@ -76,6 +76,8 @@ enum {
     DBI_LOG, DBI_SNAPSHOTS, DBI_PINDEX, DBI_ALIASES, DBI_COUNT
 };
 
+enum { QV_RPOOL_MAX = 64 };
+
 struct qv_db {
     MDB_env *env;
     MDB_dbi dbi[DBI_COUNT];
@@ -92,6 +94,12 @@ struct qv_db {
     int has_pindex;                /* 0: read-only database written before "pindex" existed */
     int has_aliases;               /* 0: read-only database written before "aliases" existed */
     int lockfd;                    /* writable: data.mdb again, holding flock(LOCK_SH) (db.c) */
+    /* Reset read txns kept for reuse (qv_lmdb_read_begin): an on_disk collection's
+     * search renews one instead of beginning a txn (lmdb_util.c says why) */
+    pthread_mutex_t rpool_lock;
+    MDB_txn *rpool[QV_RPOOL_MAX];
+    size_t nrpool;                 /* under rpool_lock */
+    int rpool_ready;               /* rpool_lock initialized */
 };
 
 /* The vectors of a collection beyond its one dense vector's dim and metric (issue 22):
@@ -205,6 +213,10 @@ void qv_lmdb_env_close(qv_db *db);
 /** Begin a txn under db->envlock (held shared until commit/abort). */
 int  qv_lmdb_begin(qv_db *db, int rdonly, MDB_txn **out);
 int  qv_lmdb_commit(qv_db *db, MDB_txn *txn);
+/** A read txn like qv_lmdb_begin(db, 1, ..), renewed from db's pool of reset txns when it
+ *  has one; end it with qv_lmdb_read_end (which resets it back into the pool). */
+int  qv_lmdb_read_begin(qv_db *db, MDB_txn **out);
+void qv_lmdb_read_end(qv_db *db, MDB_txn *txn);          /* NULL ok */
 void qv_lmdb_abort(qv_db *db, MDB_txn *txn);            /* NULL ok */
 /** Grow the map to at least twice its size (exclusive envlock; no txn of ours active). */
 int  qv_lmdb_grow(qv_db *db);

@@ -66,7 +66,7 @@ static int src_begin(void *ctx)
         tls.depth++;
         return QV_OK;
     }
-    int rc = qv_lmdb_begin(c->db, 1, &tls.txn);
+    int rc = qv_lmdb_read_begin(c->db, &tls.txn);
     if (rc != QV_OK) return rc;
     tls.db = c->db;
     tls.depth = 1;
@@ -78,7 +78,7 @@ static void src_end(void *ctx)
 {
     (void)ctx;
     if (!tls.depth || --tls.depth) return;
-    if (!tls.lent) qv_lmdb_abort(tls.db, tls.txn);
+    if (!tls.lent) qv_lmdb_read_end(tls.db, tls.txn);
     tls = (vec_session){0};
 }
 

@@ -2,7 +2,8 @@
  * tests/check_server_quant.c -- quantized collections through quiverd: the native API's
  * "index":{"quant":...} and search "rescore" / "oversampling"; the Qdrant API's
  * quantization_config (scalar int8, binary) and search params.quantization {ignore,
- * rescore, oversampling}; bad values are 400s; the code kind survives a restart.
+ * rescore, oversampling}; bad values are 400s; the code kind survives a restart; on_disk
+ * (vectors re-scored from storage) in both APIs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +211,65 @@ START_TEST(test_qdrant_quantization)
 }
 END_TEST
 
+/* on_disk (vectors re-scored from storage): the native create body's "on_disk" and the
+ * Qdrant API's "vectors":{"on_disk":true}; both show it in the collection info, keep it
+ * across a restart and answer exactly; a non-boolean, or an index that cannot read its
+ * vectors from storage (float, cosine), is a 400. */
+START_TEST(test_on_disk)
+{
+    char *dir = make_tmpdir("qv-srvq");
+    test_server s;
+    test_server_start(&s, dir, 1, NULL);
+    float *base = random_vectors(N, DIM, 33);
+    json_decref(req(s.port, "PUT", "/collections/nd", "{\"dim\":8,\"on_disk\":true,\"index\":{\"quant\":\"sq8\"}}", 201,
+                    "\"on_disk\":true"));
+    json_decref(req(s.port, "PUT", "/collections/nf", "{\"dim\":8,\"index\":{\"quant\":\"sq8\"}}", 201,
+                    "\"on_disk\":false"));
+    json_decref(req(s.qport, "PUT", "/collections/qd",
+                    "{\"vectors\":{\"size\":8,\"distance\":\"Dot\",\"on_disk\":true},\"quantization_config\":{\"scalar\":"
+                    "{\"type\":\"int8\"}}}",
+                    200, "true"));
+    json_decref(req(s.qport, "GET", "/collections/qd", NULL, 200, "\"on_disk\":true"));
+    static const char *const bad_native[] = {
+        "{\"dim\":8,\"on_disk\":\"yes\",\"index\":{\"quant\":\"sq8\"}}",
+        "{\"dim\":8,\"on_disk\":1,\"index\":{\"quant\":\"sq8\"}}",
+        "{\"dim\":8,\"on_disk\":true}",
+        "{\"dim\":8,\"on_disk\":true,\"metric\":\"cosine\",\"index\":{\"quant\":\"sq8\"}}",
+        "{\"dim\":8,\"on_disk\":true,\"index\":{\"type\":\"flat\",\"quant\":\"sq8\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad_native / sizeof *bad_native; i++)
+        json_decref(req(s.port, "PUT", "/collections/bad", bad_native[i], 400, "on_disk"));
+    static const char *const bad_qdrant[] = {
+        "{\"vectors\":{\"size\":8,\"distance\":\"Euclid\",\"on_disk\":\"true\"}}",
+        "{\"vectors\":{\"size\":8,\"distance\":\"Euclid\",\"on_disk\":true}}",
+        "{\"vectors\":{\"size\":8,\"distance\":\"Cosine\",\"on_disk\":true},\"quantization_config\":"
+        "{\"binary\":{}}}",
+    };
+    for (size_t i = 0; i < sizeof bad_qdrant / sizeof *bad_qdrant; i++)
+        json_decref(req(s.qport, "PUT", "/collections/bad", bad_qdrant[i], 400, "on_disk"));
+    json_decref(req(s.port, "GET", "/collections/bad", NULL, 404, NULL));
+    upsert(s.port, "nd", base);
+    upsert(s.port, "qd", base);
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    test_server_start(&s, dir, 1, NULL);          /* reopened: reads its vectors from LMDB */
+    json_decref(req(s.port, "GET", "/collections/nd", NULL, 200, "\"on_disk\":true"));
+    json_decref(req(s.port, "GET", "/collections/nf", NULL, 200, "\"on_disk\":false"));
+    json_decref(req(s.qport, "GET", "/collections/qd", NULL, 200, "\"on_disk\":true"));
+    char *vj = vec_json(base + 5 * DIM), body[512];
+    json_int_t id;
+    snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5}", vj);
+    json_t *j = req(s.port, "POST", "/collections/nd/search", body, 200, NULL);
+    ck_assert_double_eq(first_score(j, "hits", &id), 0.0);
+    ck_assert_int_eq(id, 5);
+    json_decref(j);
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    free(vj);
+    free(base);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 extern Suite *qv_server_quant_suite(void);   /* "extern": the Makefile lists definitions only */
 
 Suite *qv_server_quant_suite(void)
@@ -220,6 +280,7 @@ Suite *qv_server_quant_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_native_quant);
     tcase_add_test(tc, test_qdrant_quantization);
+    tcase_add_test(tc, test_on_disk);
     suite_add_tcase(s, tc);
     return s;
 }
