@@ -231,7 +231,7 @@ typedef struct {
     int on_disk;                   /* qv_collection_config.on_disk */
 } api_create_body;
 extern const api_jfield api_create_fields[];
-/** {"name","dim","metric","on_disk","index":{...},"payload_index":{...},"count","memory_bytes",
+/** {"name","dim","metric","index":{...},"payload_index":{...},"on_disk","count","memory_bytes",
  *  "last_seq"}, index defaults resolved; NULL when out of memory. */
 json_t *api_info_json(const char *name, const qv_collection_info *info);
 /** The collection's payload_index as an object ({} when none; NULL: out of memory). */

@@ -49,8 +49,9 @@ json_t *api_info_json(const char *name, const qv_collection_info *info)
 {
     const qv_index_params *p = &info->config.index;
     const char *metric = qv_metric_name(p->metric);
-    return json_pack("{s:s,s:I,s:s,s:b,s:o,s:o,s:I,s:I,s:I}", "name", name, "dim", (json_int_t)p->dim, "metric",
-                     metric ? metric : "?", "on_disk", info->config.on_disk, "index", index_value(p), "payload_index", api_payload_index_json(info),
+    return json_pack("{s:s,s:I,s:s,s:o,s:o,s:b,s:I,s:I,s:I}", "name", name, "dim", (json_int_t)p->dim, "metric",
+                     metric ? metric : "?", "index", index_value(p), "payload_index", api_payload_index_json(info),
+                     "on_disk", info->config.on_disk,
                      "count", (json_int_t)info->count, "memory_bytes", (json_int_t)info->memory_bytes, "last_seq",
                      (json_int_t)info->last_seq);
 }

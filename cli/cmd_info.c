@@ -21,6 +21,7 @@ static void print_info(const qv_collection_info *in, int json)
     printf("collection %s\n  dim %u, metric %s, index %s", in->name, p->dim, qv_metric_name(p->metric), qv_index_kind_name(p->kind));
     if (p->kind == QV_INDEX_HNSW) printf(" (m %u, ef_construction %u, ef_search %u)", p->m, p->ef_construction, p->ef_search);
     if (p->quant != QV_QUANT_NONE) printf(", codes %s", qv_quant_name(p->quant));
+    if (in->config.on_disk) printf(", vectors on disk");
     if (p->kind == QV_INDEX_IVF) printf(" (nlist %u, nprobe %u)", p->nlist, p->nprobe);
     printf("\n  points %zu, index memory %.1f MiB, last write seq %" PRIu64 "\n", in->count,
            (double)in->memory_bytes / 1048576.0, in->last_seq);

@@ -155,6 +155,8 @@ typedef struct qv_hnsw {
     size_t mem_vectors, mem_codes;     /* the float vectors / code rows within; atomic */
     int locks_ready;                   /* the mutexes above were initialized */
     int codec_pinned;                  /* trained by qv_index_train: no automatic retraining */
+    size_t codes_trained_n;            /* n_slots at the last training (0: not since load);
+                                          under write_lock */
 } qv_hnsw;
 
 /* ---- inline accessors ------------------------------------------------------------- */

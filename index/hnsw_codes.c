@@ -334,6 +334,7 @@ static int retrain(qv_hnsw *h, const float *sample, size_t n_sample)
     h->codec = nc;
     nc = old;                                  /* freed below */
     qv_hnsw_encode_slots(h, 0, h->n_slots, tmp);
+    h->codes_trained_n = h->n_slots > n_sample ? h->n_slots : n_sample;
     pthread_rwlock_unlock(&h->grow_lock);
     qv_hnsw_update_memory(h);
 cleanup:
@@ -345,7 +346,18 @@ cleanup:
 int qv_hnsw_codes_retrain(qv_hnsw *h, int force)
 {
     size_t have = h->codec->trained_on, n = h->n_slots;
-    if (!force && (have >= QV_CODEC_TRAIN_MAX || n < 2 * have || n == 0)) return QV_OK;
+    /* Retrain when the index has doubled since the last training (codes_trained_n), not
+     * when n reaches twice the sample: past QV_CODEC_TRAIN_MAX vectors the sample is every
+     * stride-th one, 32K..64K of them, and n >= 2 * sample held on every add, which then
+     * retrained and re-encoded every row -- a 1M sq8 collection imported in batches of
+     * 1,000 took 702 s, most of it in qv_codec_sq_encode (perf, 2026-12-05). A loaded
+     * index counts from its size at its first add. */
+    if (!force && (have >= QV_CODEC_TRAIN_MAX || n == 0)) return QV_OK;
+    if (!force && !h->codes_trained_n) {
+        h->codes_trained_n = n;
+        return QV_OK;
+    }
+    if (!force && n < 2 * h->codes_trained_n) return QV_OK;
     /* The vectors of slots [0, n_slots) are contiguous in vecs (a free slot still holds
      * the vector of a deleted point: as good a sample of the data as any). */
     if (h->vecs) return retrain(h, h->vecs, n);

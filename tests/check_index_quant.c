@@ -15,6 +15,8 @@
 #include "core/alloc.h"
 #include "core/crc32c.h"
 #include "core/fastscan.h"
+#include "index/hnsw.h"
+#include "index/index.h"
 #include "tests/test_util.h"
 
 typedef struct {
@@ -423,6 +425,40 @@ END_TEST
 
 /* ---- parameters --------------------------------------------------------------------- */
 
+/* Regression (issue 16, a 1M sq8 collection import took 702 s): past QV_CODEC_TRAIN_MAX
+ * vectors the training sample is every stride-th vector, under 64K of them, and the
+ * retraining rule "n >= 2 x sample" then held on every add, so each add retrained the codec
+ * and re-encoded every row. An index of 70,000 points trained in one add (sample 35,000)
+ * must keep its codec through small adds until it has doubled. */
+START_TEST(test_no_retrain_every_add)
+{
+    enum { NP = 70000, D = 2 };
+    qv_index_params p;
+    qv_index *ix = NULL;
+    qv_index_params_init(&p, QV_INDEX_HNSW, D, QV_METRIC_L2);
+    p.quant = QV_QUANT_SQ8;
+    p.m = 4;
+    p.ef_construction = 8;
+    p.threads = 2;
+    float *v = random_vectors(NP + 10, D, 77);
+    uint64_t *ids = malloc((NP + 10) * sizeof *ids);
+    for (size_t i = 0; i < NP + 10; i++) ids[i] = i;
+    QV_CK(qv_index_new(&p, &ix));
+    QV_CK(qv_index_add(ix, NP, ids, v));
+    const qv_hnsw *h = ix->impl;
+    const qv_codec *trained = h->codec;
+    ck_assert_uint_lt(trained->trained_on, NP);          /* a sample: the case at issue */
+    for (size_t i = 0; i < 10; i++) {
+        QV_CK(qv_index_add(ix, 1, ids + NP + i, v + (NP + i) * D));
+        ck_assert_msg(h->codec == trained, "add %zu retrained the codec (n %zu, sample %zu)", i, NP + i + 1,
+                      trained->trained_on);
+    }
+    qv_index_free(ix);
+    free(v);
+    free(ids);
+}
+END_TEST
+
 START_TEST(test_params)
 {
     qv_index_params p;
@@ -643,6 +679,7 @@ Suite *qv_index_quant_suite(void)
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_corrupt_code_section);
     tcase_add_test(tc, test_params);
+    tcase_add_test(tc, test_no_retrain_every_add);
     tcase_add_test(tc, test_fastscan_kernel);
     tcase_add_test(tc, test_ivf_flat_recall_siftsmall);
     tcase_add_test(tc, test_ivf_flat_recall_glove_cosine);

@@ -190,11 +190,30 @@ START_TEST(test_quant_config_codec)
     QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi, &vd));
     ck_assert_int_eq(back.quant, QV_QUANT_NONE);
     qv_free(json);
+    /* on_disk: format 4 (older builds refuse it), and back */
+    qv_vectors_def od = {.on_disk = 1};
+    p.quant = QV_QUANT_SQ8;
+    p.metric = QV_METRIC_L2;
+    QV_CK(qv_coll_config_encode(4, &p, NULL, &od, &json));
+    ck_assert_ptr_nonnull(strstr(json, "\"format\":4"));
+    ck_assert_ptr_nonnull(strstr(json, "\"on_disk\":true"));
+    QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi, &vd));
+    ck_assert_int_eq(vd.on_disk, 1);
+    ck_assert_int_eq(back.quant, QV_QUANT_SQ8);
+    qv_free(json);
     static const char *const bad[] = {
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"pq\"}}",
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":3}}",
         "{\"format\":1,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"}}",
-        "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"}}",
+        "{\"format\":5,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"}}",
+        /* on_disk needs format 4, a boolean, and an index that re-scores (config.c) */
+        "{\"format\":3,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"},"
+        "\"vectors\":{\"on_disk\":true}}",
+        "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"},"
+        "\"vectors\":{\"on_disk\":1}}",
+        "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"on_disk\":true}}",
+        "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"cosine\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"},"
+        "\"vectors\":{\"on_disk\":true}}",
         /* sparse vectors need format 3 (storage/config.c) */
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"sparse\":[]}}",
         "{\"format\":3,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"sparse\":[{\"name\":\"\"}]}}",
