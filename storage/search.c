@@ -157,8 +157,8 @@ int qv_search_ex(qv_coll *c, size_t nq, const float *queries, const qv_search_pa
     if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
     if ((rc = qv_coll_ensure_index(c)) != QV_OK) return rc;
     wrap_params(c, sp, &p, &f);
-    /* A quantized hnsw re-scores with vectors read from LMDB (vec_source.c): the index
-     * reads them in this txn, begun before maplock like a filter's. */
+    /* An on_disk collection's index re-scores with vectors read from LMDB (vec_source.c):
+     * it reads them in this txn, begun before maplock like a filter's. Off: as before. */
     int reads = qv_coll_reads_vectors(c), lent = 0;
     if (reads) {
         if ((rc = qv_lmdb_read_begin(c->db, &txn)) != QV_OK) return rc;   /* a pooled txn */
