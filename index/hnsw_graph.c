@@ -185,7 +185,13 @@ static int relocate(qv_hnsw *h, size_t cap, size_t reserve)
         for (int i = 0; i < N_REGIONS; i++) qv_region_release(&nr[i]);
         return rc;
     }
+    /* Huge pages for the blocks, and for the float vectors of a quantized index: the walk
+     * and the re-scoring jump between random slots of arrays of tens to hundreds of MB,
+     * and on 4 KiB pages nearly every float vector re-scored (3 KiB at 784-d) also missed
+     * the TLB (fashion-mnist-784, bit1 M16, 1 thread, ef 16-48, 2026-12-05: faster in 13 of
+     * 18 alternated pairs, by 4-20%; bench/RESULTS.md). */
     qv_region_hugepages(&nr[0]);
+    qv_region_hugepages(&nr[5]);
     for (int i = 0; i < N_REGIONS; i++)
         if (h->cap && sz[i]) memcpy(nr[i].base, cur[i]->base, h->cap * sz[i]);
     qv_region old[N_REGIONS];

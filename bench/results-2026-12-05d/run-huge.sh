@@ -1,0 +1,1 @@
+for r in 1 2 3; do for hv in 0 1; do echo "## round $r QV_HUGEVEC=$hv"; if [ $hv = 1 ]; then export QV_HUGEVEC=1; else unset QV_HUGEVEC; fi; build/quiver-bench --data $1 --index hnsw --m 16 $3 --quant bit1 --ef $2 --threads 1 --runs 3 --index-cache /tmp/walk15-cache 2>/dev/null | grep -E '^quiver'; done; done

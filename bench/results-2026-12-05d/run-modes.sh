@@ -1,0 +1,1 @@
+for m in 0 2 4 8 0 2 4 8; do echo "## QV_B1MODE=$m"; QV_B1MODE=$m build/quiver-bench --data $1 --index hnsw --m 16 $3 --quant bit1 --ef $2 --threads 1 --runs 3 --index-cache /tmp/walk15-cache 2>/dev/null | grep -E '^quiver'; done
