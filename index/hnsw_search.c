@@ -46,6 +46,10 @@
  * build (perf, 1 of 2 threads) on unpredictable branches; with the sort, sift-debian-1m
  * subset 300K builds took 29.0 / 30.7 s against 33.2 / 33.7 s (2 threads, alternated). */
 #define RADIX_MAX 1024u
+/* Up to here heap pops are cheaper than the digit passes (each clears and scans 256
+ * counters): with the sort from 33 results, sift-debian-100k searches at ef 48 / 128 were
+ * 3-4% slower (within this machine's noise). Builds (efConstruction 200) take the sort. */
+#define RADIX_MIN 128u
 
 static inline uint32_t float_key(float d)
 {
@@ -98,7 +102,7 @@ static void radix_sorted(const qv_hnsw_cand *res, size_t len, qv_hnsw_cand *out)
 
 size_t qv_hnsw_res_sorted(qv_hnsw_scratch *s, size_t len)
 {
-    if (len > 32 && len <= RADIX_MAX) {
+    if (len > RADIX_MIN && len <= RADIX_MAX) {
         radix_sorted(s->res, len, s->work);
         return len;
     }

@@ -691,7 +691,7 @@ static int cand_cmp(const void *a, const void *b)
 
 START_TEST(test_results_sorted)
 {
-    static const size_t lens[] = {1, 2, 31, 32, 33, 64, 200, 201, 1024, 1025, 1500};
+    static const size_t lens[] = {1, 2, 31, 33, 64, 128, 129, 200, 201, 1024, 1025, 1500};
     qv_index *ix = make_index(4, QV_METRIC_L2, 8, 40, 1);
     qv_hnsw *hh = ix->impl;
     qv_hnsw_scratch *s = qv_hnsw_scratch_get(hh);
