@@ -14,6 +14,7 @@
 #include "core/alloc.h"
 #include "core/crc32c.h"
 #include "index/hnsw.h"
+#include "index/hnsw_walk.h"
 #include "tests/test_util.h"
 
 static qv_index *make_index(size_t dim, qv_metric metric, uint32_t m, uint32_t efc, uint32_t threads)
@@ -678,6 +679,56 @@ START_TEST(test_visited_epoch_wrap)
 }
 END_TEST
 
+/* Results leave the max-heap in ascending (distance, slot) order, whatever the path
+ * (heap pops for short lists, a radix sort of order-mapped keys for longer ones): many
+ * ties, negative distances (inner product) and -0 / +0, against qsort. */
+static int cand_cmp(const void *a, const void *b)
+{
+    const qv_hnsw_cand *x = a, *y = b;
+    if (x->d != y->d) return x->d < y->d ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+START_TEST(test_results_sorted)
+{
+    static const size_t lens[] = {1, 2, 31, 33, 64, 128, 129, 200, 201, 1024, 1025, 1500};
+    qv_index *ix = make_index(4, QV_METRIC_L2, 8, 40, 1);
+    qv_hnsw *hh = ix->impl;
+    qv_hnsw_scratch *s = qv_hnsw_scratch_get(hh);
+    ck_assert_ptr_nonnull(s);
+    QV_CK(qv_hnsw_scratch_fit(s, 1600, 1600));
+    qv_hnsw_cand *want = malloc(1600 * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    uint64_t rng = 12345;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        for (int kind = 0; kind < 3; kind++) {
+            size_t len = lens[li], nr = 0;
+            for (size_t i = 0; i < len; i++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                uint32_t r = (uint32_t)(rng >> 33);
+                float d = kind == 0 ? (float)(r % 7)                       /* heavy ties */
+                        : kind == 1 ? (float)((int)(r % 2001) - 1000) * 0.37f   /* negatives */
+                        : (r % 3 == 0 ? -0.0f : r % 3 == 1 ? 0.0f : 1e-30f * (float)(r % 5));
+                uint32_t id = (uint32_t)((r >> 8) % 100000);
+                max_push(s->res, &nr, d, id);
+                want[i].d = d;
+                want[i].id = id;
+            }
+            qsort(want, len, sizeof *want, cand_cmp);
+            ck_assert_uint_eq(qv_hnsw_res_sorted(s, len), len);
+            for (size_t i = 0; i < len; i++) {
+                ck_assert_msg(s->work[i].d == want[i].d && s->work[i].id == want[i].id,
+                              "len %zu kind %d rank %zu: (%g, %u) vs (%g, %u)", len, kind, i,
+                              (double)s->work[i].d, s->work[i].id, (double)want[i].d, want[i].id);
+            }
+        }
+    }
+    free(want);
+    qv_hnsw_scratch_put(hh, s);
+    qv_index_free(ix);
+}
+END_TEST
+
 extern Suite *qv_index_hnsw_suite(void);   /* "extern": the Makefile lists definitions only */
 
 Suite *qv_index_hnsw_suite(void)
@@ -697,6 +748,7 @@ Suite *qv_index_hnsw_suite(void)
     tcase_add_test(tc, test_add_alloc_failure);
     tcase_add_test(tc, test_keep_pruned_and_params);
     tcase_add_test(tc, test_visited_epoch_wrap);
+    tcase_add_test(tc, test_results_sorted);
     suite_add_tcase(s, tc);
     return s;
 }
