@@ -3,8 +3,9 @@
  * search with ef at level 0, filtered search and batch search.
  *
  * The layer search keeps two binary heaps in per-thread scratch (candidates: min-heap;
- * results: max-heap of the ef best) and a visited set of epoch tags that is never cleared
- * per query (only when the 16-bit epoch wraps). Each expansion first collects the
+ * results: max-heap of the ef best; an insertion's walk keeps one sorted array instead,
+ * below) and a visited set of epoch tags that is never cleared per query (only when the
+ * 16-bit epoch wraps). Each expansion first collects the
  * unvisited neighbours, prefetching their vectors as soon as each id is read, then
  * computes distances four at a time with the x4 kernels (the query is loaded once per
  * group). Links are read with acquire loads (see hnsw.h), no lock on the search path.
