@@ -275,6 +275,11 @@ typedef struct qv_hnsw_filter qv_hnsw_filter;
 size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
                             const uint32_t *ep, size_t n_ep, size_t ef, unsigned level,
                             int only_live, const qv_hnsw_filter *f, size_t max_visits);
+/** The insertion walk at one level (only_live = 0, no filter, no bound): the same walk as
+ *  qv_hnsw_search_layer, but the ef best are kept in one sorted array, s->work, that also
+ *  serves as the candidate list; returns their count, ascending by (d, id) in s->work. */
+size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
+                           uint32_t ep, size_t ef, unsigned level);
 /** Greedy descent from the entry down to (and excluding) level `stop`. */
 uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigned top,
                          unsigned stop);

@@ -129,8 +129,7 @@ static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x)
         unsigned top = (unsigned)(e & 0xffffffffu);
         if (top > L) ep = qv_hnsw_descend(h, q, ep, top, L);
         for (unsigned l = L < top ? L : top;; l--) {
-            size_t len = qv_hnsw_search_layer(h, s, q, &ep, 1, h->efc, l, 0, NULL, SIZE_MAX);
-            qv_hnsw_res_sorted(s, len);
+            size_t len = qv_hnsw_build_layer(h, s, q, ep, h->efc, l);
             /* Drop x itself should a racing insert have linked it already. */
             size_t w = 0;
             for (size_t i = 0; i < len; i++)
