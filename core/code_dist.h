@@ -17,7 +17,8 @@
  *        bit j of every query value), so sum_i b_i u_i = sum_j 2^j popcount(b & plane_j).
  *
  * Queries are int8 (u8 and u4 codes) or the four planes (bits); the kernels return exact
- * integer sums, so every table must agree bit for bit with the scalar reference.
+ * integer sums, so every table must agree bit for bit with the scalar reference. One
+ * kernel, dotf_u8, takes a float query against u8 codes and returns a float sum.
  *
  * Tables: scalar (reference), avx2 (AVX2, POPCNT), avx512 (AVX-512 F+BW, POPCNT), and
  * avx512vnni (adds VNNI's VPDPBUSD and VPOPCNTDQ). QV_KERNELS=scalar|avx2|avx512 caps the
@@ -45,6 +46,10 @@ typedef struct {
     /** The four bit planes of n = 64 * words 4-bit values u[0..n) (one per byte): bit i % 64
      *  of planes[j * words + i / 64] = bit j of u[i]. */
     void (*bit_planes)(const uint8_t *u, size_t words, uint64_t *planes);
+    /** sum_i c[i] * q[i] over n bytes against a float query (any n >= 0), summed in float:
+     *  the second stage of 1-bit codes (8-bit residual codes, index/codec.h). The order of
+     *  the additions differs between tables, so results agree to float rounding only. */
+    float (*dotf_u8)(const uint8_t *c, const float *q, size_t n);
 } qv_code_kernels;
 
 /** The dispatched table (chosen once, thread-safe). */

@@ -13,7 +13,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define QV_AVX2 __attribute__((target("avx2,popcnt")))
+#define QV_AVX2 __attribute__((target("avx2,fma,popcnt")))
 
 QV_AVX2 static inline int32_t hsum_i32(__m256i v)
 {
@@ -144,15 +144,38 @@ QV_AVX2 static void avx2_bit_planes(const uint8_t *u, size_t words, uint64_t *pl
     }
 }
 
+/* Float query against u8 codes: 16 bytes widened to two x 8 floats per step, two FMA
+ * chains; the tail one value at a time. */
+QV_AVX2 static float avx2_dotf_u8(const uint8_t *c, const float *q, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(c + i));
+        __m256 c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
+        __m256 c1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)));
+        s0 = _mm256_fmadd_ps(c0, _mm256_loadu_ps(q + i), s0);
+        s1 = _mm256_fmadd_ps(c1, _mm256_loadu_ps(q + i + 8), s1);
+    }
+    __m256 s = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float t = _mm_cvtss_f32(h);
+    for (; i < n; i++) t += (float)c[i] * q[i];
+    return t;
+}
+
 static const qv_code_kernels avx2_table = {
     "avx2", avx2_dot_u8, avx2_dot_u8_x4, avx2_dot_u4, avx2_dot_u4_x4, avx2_dot_bits, avx2_dot_bits_x4,
-    avx2_bit_planes,
+    avx2_bit_planes, avx2_dotf_u8,
 };
 
 const qv_code_kernels *qv_code_kernels_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") ? &avx2_table : NULL;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt") ? &avx2_table
+                                                                                                      : NULL;
 }
 
 #else

@@ -65,7 +65,12 @@ size_t qv_codec_scratch_floats(const qv_codec *c) { return 2 * (size_t)qv_rotati
 
 void qv_codec_encode(const qv_codec *c, const float *v, uint8_t *row, float *scratch)
 {
-    if (c->kind == QV_QUANT_BIT1) qv_codec_rabitq_encode(c, v, row, scratch);
+    qv_codec_encode_ex(c, v, row, NULL, scratch);
+}
+
+void qv_codec_encode_ex(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch)
+{
+    if (c->kind == QV_QUANT_BIT1) qv_codec_rabitq_encode(c, v, row, exrow, scratch);
     else qv_codec_sq_encode(c, v, row);
 }
 

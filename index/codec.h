@@ -15,7 +15,10 @@
  *     the nearest of up to 64 k-means centroids, randomly rotated (core/rotation.h), keeps
  *     one sign bit per dimension plus a few factors; the query is rotated and quantized to
  *     4 bits once, and the distance comes from the paper's unbiased inner-product
- *     estimator, with an error bound (qv_codec_bound).
+ *     estimator, with an error bound (qv_codec_bound). A second stage (ex rows, kept by
+ *     the caller apart from the rows the walk reads): the same rotated residual quantized
+ *     to 8 bits per dimension over its own range, whose estimate is ~80x tighter; it
+ *     decides which candidates still need their float vector (qv_codec_ex_est).
  *
  * Rows are 4-byte aligned in size; callers store them 64-byte aligned for the SIMD loads.
  * A codec is immutable once trained: readers share it without locks, and retraining
@@ -44,12 +47,19 @@
  * estimate falls outside the bound with probability well under 1%). */
 #define QV_RABITQ_EPS0 1.9f
 
+/* Confidence multiplier of the 8-bit second stage's bound (codec_rabitq.c): its error is a
+ * sum of hundreds of independent rounding errors, close to normal, and 3 standard
+ * deviations leave a true neighbour outside with probability 0.3%; the bound is narrow
+ * enough that a wider multiplier costs little. */
+#define QV_RABITQ_EX_EPS 3.0f
+
 typedef struct qv_codec {
     qv_quant kind;
     qv_metric metric;              /* l2 or ip (cosine vectors arrive normalized: ip) */
     uint32_t dim;
     size_t code_bytes;             /* the code part of a row */
     size_t row_bytes;              /* code, padded to 4, then the factors */
+    size_t ex_bytes;               /* bit1: an ex row (8-bit second stage), 64-byte multiple */
     size_t query_bytes;            /* scratch a prepared query needs (qv_codec_query) */
     size_t trained_on;             /* vectors in the training sample */
     uint64_t seed;                 /* of the bit1 rotation */
@@ -95,6 +105,11 @@ int  qv_codec_train(qv_codec *c, size_t n, const float *vecs);
 size_t qv_codec_scratch_floats(const qv_codec *c);
 /** Encode one vector into row (row_bytes, fully written: padding zeroed). */
 void qv_codec_encode(const qv_codec *c, const float *v, uint8_t *row, float *scratch);
+/** The same, and for bit1 its ex row too (ex_bytes) when exrow is not NULL. */
+void qv_codec_encode_ex(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch);
+/** bit1: the second-stage estimate from an ex row, and in *bound its error bound
+ *  (QV_RABITQ_EX_EPS standard deviations). */
+float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound);
 /** Prepare q into buf (query_bytes, 64-byte aligned); *out points into buf. */
 void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float *scratch,
                             qv_codec_query **out);
@@ -132,7 +147,7 @@ static inline float *rabitq_qr(const qv_codec *c, qv_codec_query *q)
     (void)c;
     return rabitq_aj(q) + 2 * QV_RABITQ_MAX_CLUSTERS;
 }
-void  qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, float *scratch);
+void  qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch);
 void  qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *out, float *scratch);
 
 #endif

@@ -92,6 +92,10 @@ typedef struct qv_hnsw_scratch {
     size_t expd_cap;
     qv_hnsw_cand *ex;                  /* bit1: exact distances of expanded nodes (max-heap) */
     size_t ex_cap;
+    /* bit1 with ex rows (hnsw_codes.c), expd_cap entries each: */
+    float *xlo;                        /* lower bound of each expanded node's distance */
+    qv_hnsw_cand *fl;                  /* nodes whose float vector is read: (lower, id) */
+    qv_hnsw_cand *ub;                  /* max-heap of the k best upper bounds, ex_cap */
     size_t bytes;                      /* all bytes held, for memory() */
 } qv_hnsw_scratch;
 
@@ -157,6 +161,12 @@ typedef struct qv_hnsw {
     int codec_pinned;                  /* trained by qv_index_train: no automatic retraining */
     size_t codes_trained_n;            /* n_slots at the last training (0: not since load);
                                           under write_lock */
+    /* bit1: the second stage's ex rows (index/codec.h), ex_bytes per slot, kept while the
+     * index holds its float vectors (they are re-encoded from them on load); NULL with a
+     * vector source, where re-scoring goes straight to the vectors. */
+    uint8_t *xcodes;
+    size_t ex_bytes;
+    qv_region r_xcodes;
 } qv_hnsw;
 
 /* ---- inline accessors ------------------------------------------------------------- */
@@ -189,6 +199,12 @@ static inline void qv_hnsw_src_end(const qv_hnsw *h) { h->src.end(h->src.ctx); }
 static inline uint8_t *qv_hnsw_code(const qv_hnsw *h, uint32_t slot)
 {
     return h->blocks + (size_t)slot * h->block_bytes;
+}
+
+/* The ex row of slot (bit1 with xcodes only). */
+static inline uint8_t *qv_hnsw_xcode(const qv_hnsw *h, uint32_t slot)
+{
+    return h->xcodes + (size_t)slot * h->ex_bytes;
 }
 
 /* The [count, links...] list of slot at level (NULL when the node has no such level). */

@@ -41,13 +41,20 @@ static inline void prefetch_row(const qv_hnsw *h, uint32_t slot, size_t lines)
     for (size_t i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
 }
 
+/* The per-expansion lists of the bit1 re-scoring pipeline, grown together. */
 static int grow_expd(qv_hnsw_scratch *s)
 {
     size_t c = s->expd_cap ? 2 * s->expd_cap : 256;
     uint32_t *p = qv_reallocarray(s->expd, c, sizeof *p);
     if (!p) return 0;
-    s->bytes += (c - s->expd_cap) * sizeof *p;
     s->expd = p;
+    float *lo = qv_reallocarray(s->xlo, c, sizeof *lo);
+    if (!lo) return 0;
+    s->xlo = lo;
+    qv_hnsw_cand *fl = qv_reallocarray(s->fl, c, sizeof *fl);
+    if (!fl) return 0;
+    s->fl = fl;
+    s->bytes += (c - s->expd_cap) * (sizeof *p + sizeof *lo + sizeof *fl);
     s->expd_cap = c;
     return 1;
 }
@@ -86,9 +93,32 @@ static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, qv_codec_quer
     return cur;
 }
 
-/* bit1 re-scoring while walking: the exact distance of an expanded node is taken LAG
- * expansions later, when its prefetched vector has arrived, into s->ex (the best k). */
-#define LAG 2
+/* bit1 re-scoring while walking (rescore on). Each expanded node that the 1-bit bound
+ * cannot rule out goes through stages, each run a few steps behind the walk so that what
+ * it reads, prefetched when the node passed the stage before, has arrived:
+ *   with ex rows (h->xcodes): its 8-bit estimate and bound, XLAG expansions later; then,
+ *   once DLAG more nodes have been estimated (their upper bounds tighten the threshold),
+ *   the decision: its float vector is read only when its lower bound can still beat the
+ *   threshold; FLAG such reads later, its exact distance goes into s->ex (the best k);
+ *   without (a vector source): its exact distance, FLAG expansions later.
+ * The threshold is the k-th smallest upper bound known, of the exact distances in s->ex
+ * and of the 8-bit upper bounds (estimate + bound) in s->ub: a node whose lower bound
+ * exceeds it has k better nodes and cannot be in the answer. */
+enum { XLAG = 2, DLAG = 4, FLAG = 1 };
+
+typedef struct {
+    size_t k;
+    size_t ne, xs, ds;                 /* in s->expd: kept, estimated on ex rows, decided */
+    size_t nf, fs;                     /* in s->fl: to read, read */
+    size_t nx, nu;                     /* entries of s->ex, s->ub */
+    size_t vlines;                     /* cache lines of a float vector to prefetch (0: none) */
+} pipe_state;
+
+static inline float pipe_threshold(const qv_hnsw_scratch *s, const pipe_state *p)
+{
+    float t = p->nx >= p->k ? s->ex[0].d : INFINITY;
+    return p->nu >= p->k && s->ub[0].d < t ? s->ub[0].d : t;
+}
 
 /* The exact distance of slot's vector to q; +inf for a point the vector source no longer
  * has (deleted since the walk began: the collection drops it from the results anyway). */
@@ -98,13 +128,53 @@ static inline float exact_dist(const qv_hnsw *h, const float *q, uint32_t slot)
     return v == h->src_missing ? INFINITY : h->dist(q, v, h->dim);
 }
 
-static inline void score_expanded(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, uint32_t id,
-                                  size_t k, size_t *nx)
+static inline void pipe_read(const qv_hnsw *h, qv_hnsw_scratch *s, pipe_state *p, float lo, uint32_t id)
 {
-    float d = exact_dist(h, q, id);
-    if (*nx >= k && !worse(&s->ex[0], d, id)) return;
-    max_push(s->ex, nx, d, id);
-    if (*nx > k) max_pop(s->ex, nx);
+    s->fl[p->nf].d = lo;
+    s->fl[p->nf++].id = id;
+    if (!p->vlines) return;
+    const char *v = (const char *)qv_hnsw_vec(h, id);
+    for (size_t l = 0; l < p->vlines; l++) __builtin_prefetch(v + 64 * l, 0, 2);
+}
+
+static inline void stage_ex(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
+                            pipe_state *p)
+{
+    uint32_t id = s->expd[p->xs];
+    float b, e = qv_codec_ex_est(c, qq, qv_hnsw_xcode(h, id), &b);
+    s->xlo[p->xs++] = e - b;
+    if (p->nu >= p->k && !worse(&s->ub[0], e + b, id)) return;
+    max_push(s->ub, &p->nu, e + b, id);
+    if (p->nu > p->k) max_pop(s->ub, &p->nu);
+}
+
+static inline void stage_decide(const qv_hnsw *h, qv_hnsw_scratch *s, pipe_state *p)
+{
+    float lo = s->xlo[p->ds];
+    uint32_t id = s->expd[p->ds++];
+    if (lo <= pipe_threshold(s, p)) pipe_read(h, s, p, lo, id);
+}
+
+static inline void stage_exact(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, pipe_state *p)
+{
+    qv_hnsw_cand x = s->fl[p->fs++];
+    if (x.d > pipe_threshold(s, p)) return;
+    float d = exact_dist(h, q, x.id);
+    if (p->nx >= p->k && !worse(&s->ex[0], d, x.id)) return;
+    max_push(s->ex, &p->nx, d, x.id);
+    if (p->nx > p->k) max_pop(s->ex, &p->nx);
+}
+
+/* Run every stage that is far enough behind the walk (all of them when flushing). */
+static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
+                             const float *q, pipe_state *p, int flush)
+{
+    size_t xl = flush ? 0 : XLAG, dl = flush ? 0 : DLAG, fl = flush ? 0 : FLAG;
+    if (h->xcodes) {
+        while (p->xs + xl < p->ne) stage_ex(h, c, s, qq, p);
+        while (p->ds + dl < p->xs) stage_decide(h, s, p);
+    }
+    while (p->fs + fl < p->nf) stage_exact(h, s, q, p);
 }
 
 /* Beam search at level 0 on estimates: the code twin of qv_hnsw_search_layer (only live,
@@ -114,7 +184,9 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                          uint32_t ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits, int prefetch_vec,
                          const float *q, size_t k, size_t *n_exact)
 {
-    size_t ne = 0, scored = 0, nx = 0;
+    const size_t xlines = h->xcodes ? h->ex_bytes / 64 : 0;
+    pipe_state p = {.k = k};
+    if (qv_hnsw_vec_inline(h) && (prefetch_vec || xlines)) p.vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
     const qv_hnsw_tag tag = qv_hnsw_new_epoch(s);
     qv_hnsw_tag *vis = s->visited;
     uint32_t *nbuf = s->nbuf;
@@ -136,17 +208,20 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         float curd = s->cand[0].d;
         min_pop(s->cand, &nc);
         if (n_exact) {
-            /* bit1: every expanded node is scored exactly, unless its lower bound (estimate
-             * minus the estimator's error bound) already loses to the k-th exact distance. */
+            /* bit1: every expanded node goes down the re-scoring pipeline, unless its lower
+             * bound (estimate minus the 1-bit error bound) already loses to the threshold. */
             int keep = qv_hnsw_accepted(h, f, cur) &&
-                       !(nx >= k && curd - qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) > s->ex[0].d) &&
-                       (ne < s->expd_cap || grow_expd(s));
-            if (keep) {
-                s->expd[ne++] = cur;
-                const char *fv = prefetch_vec ? (const char *)qv_hnsw_vec(h, cur) : NULL;
-                for (size_t l = 0; fv && l < vlines; l++) __builtin_prefetch(fv + 64 * l, 0, 2);
+                       !(curd - qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) > pipe_threshold(s, &p)) &&
+                       (p.ne < s->expd_cap || grow_expd(s));
+            if (keep && xlines) {
+                s->expd[p.ne++] = cur;
+                const char *xr = (const char *)qv_hnsw_xcode(h, cur);
+                for (size_t l = 0; l < xlines; l++) __builtin_prefetch(xr + 64 * l, 0, 2);
+            } else if (keep) {
+                p.ne++;
+                pipe_read(h, s, &p, -INFINITY, cur);
             }
-            for (; scored + LAG < ne; scored++) score_expanded(h, s, q, s->expd[scored], k, &nx);
+            pipe_pump(h, c, s, qq, q, &p, 0);
         } else if (prefetch_vec) {
             /* The nodes expanded are the likely answers: their float vectors start loading
              * now, while the walk waits on codes, so re-scoring finds them in cache
@@ -199,8 +274,8 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         if (visits >= max_visits) break;
     }
     if (n_exact) {
-        for (; scored < ne; scored++) score_expanded(h, s, q, s->expd[scored], k, &nx);
-        *n_exact = nx;
+        pipe_pump(h, c, s, qq, q, &p, 1);
+        *n_exact = p.nx;
     }
     return nr;
 }
@@ -285,8 +360,10 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     if (expanded && s->ex_cap < k + 1) {
         qv_hnsw_cand *p = qv_reallocarray(s->ex, k + 1, sizeof *p);
         if (!p) return 0;
-        s->bytes += (k + 1 - s->ex_cap) * sizeof *p;
         s->ex = p;
+        if (!(p = qv_reallocarray(s->ub, k + 1, sizeof *p))) return 0;
+        s->ub = p;
+        s->bytes += 2 * (k + 1 - s->ex_cap) * sizeof *p;
         s->ex_cap = k + 1;
     }
     /* The walk prefetches the float vector of each node it expands while ef <= 1.5 R,
@@ -311,7 +388,7 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
 
 void qv_hnsw_encode_one(qv_hnsw *h, uint32_t slot, const float *v, float *tmp)
 {
-    qv_codec_encode(h->codec, v, qv_hnsw_code(h, slot), tmp);
+    qv_codec_encode_ex(h->codec, v, qv_hnsw_code(h, slot), h->xcodes ? qv_hnsw_xcode(h, slot) : NULL, tmp);
 }
 
 void qv_hnsw_encode_slots(qv_hnsw *h, uint32_t from, uint32_t to, float *tmp)
@@ -403,8 +480,10 @@ int qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src)
     h->src = *src;
     h->vecs_absent = 0;
     qv_region_release(&h->r_vecs);
+    qv_region_release(&h->r_xcodes);
     h->vecs = NULL;
     h->vec_base = NULL;
+    h->xcodes = NULL;
     pthread_rwlock_unlock(&h->grow_lock);
     qv_hnsw_update_memory(h);
     return 1;

@@ -42,6 +42,7 @@ static int hnsw_create(qv_index *ix)
         if (rc != QV_OK) return rc;          /* destroy() cleans up */
         h->links_off = (h->codec->row_bytes + 3) & ~(size_t)3;
         h->vec_stride = (size_t)h->dim * sizeof(float);
+        h->ex_bytes = h->codec->ex_bytes;
     } else {
         h->links_off = (size_t)h->dim * sizeof(float);
     }
@@ -59,6 +60,7 @@ static int hnsw_create(qv_index *ix)
     qv_region_init(&h->r_upper);
     qv_region_init(&h->r_pool);
     qv_region_init(&h->r_vecs);
+    qv_region_init(&h->r_xcodes);
     qv_rng_seed(&h->rng, ix->p.seed);
     pthread_mutex_init(&h->write_lock, NULL);
     pthread_mutex_init(&h->entry_lock, NULL);
@@ -90,6 +92,9 @@ static void scratch_free(qv_hnsw_scratch *s)
     qv_free(s->qtmp);
     qv_free(s->expd);
     qv_free(s->ex);
+    qv_free(s->xlo);
+    qv_free(s->fl);
+    qv_free(s->ub);
     qv_free(s);
 }
 
@@ -105,6 +110,7 @@ static void hnsw_destroy(qv_index *ix)
     qv_region_release(&h->r_state);
     qv_region_release(&h->r_upper);
     qv_region_release(&h->r_vecs);
+    qv_region_release(&h->r_xcodes);
     qv_region_release(&h->r_pool);
     qv_codec_free(h->codec);
     qv_free(h->src_missing);
@@ -130,13 +136,14 @@ void qv_hnsw_upper_free(qv_hnsw *h, uint32_t *u)
     if (u && !qv_region_in_file(&h->r_pool, u)) qv_free(u);
 }
 
-#define N_REGIONS 6
+#define N_REGIONS 7
 
 /* Bytes per slot of each array, in the order of slot_regions(); 0 = not used (the float
  * vectors of a float32 index sit in its blocks). */
 static void slot_sizes(const qv_hnsw *h, size_t sz[N_REGIONS])
 {
     sz[5] = h->codec && !h->src.get && !h->vecs_absent ? (size_t)h->dim * sizeof(float) : 0;
+    sz[6] = sz[5] ? h->ex_bytes : 0;             /* ex rows live and go with the vectors */
     sz[0] = h->block_bytes;
     sz[1] = sizeof *h->ids;
     sz[2] = sizeof *h->levels;
@@ -147,6 +154,7 @@ static void slot_sizes(const qv_hnsw *h, size_t sz[N_REGIONS])
 static void slot_regions(qv_hnsw *h, qv_region *r[N_REGIONS])
 {
     r[5] = &h->r_vecs;
+    r[6] = &h->r_xcodes;
     r[0] = &h->r_blocks;
     r[1] = &h->r_ids;
     r[2] = &h->r_levels;
@@ -164,6 +172,7 @@ static void bind_arrays(qv_hnsw *h)
     h->upper = (uint32_t **)h->r_upper.base;
     h->vecs = h->codec ? (float *)h->r_vecs.base : NULL;     /* NULL with a source */
     h->vec_base = h->codec ? h->r_vecs.base : h->blocks;
+    h->xcodes = h->r_xcodes.base;
 }
 
 /* Move the arrays into fresh regions reserving `reserve` slots, `cap` of them usable, the
@@ -192,6 +201,7 @@ static int relocate(qv_hnsw *h, size_t cap, size_t reserve)
      * 18 alternated pairs, by 4-20%; bench/RESULTS.md). */
     qv_region_hugepages(&nr[0]);
     qv_region_hugepages(&nr[5]);
+    qv_region_hugepages(&nr[6]);
     for (int i = 0; i < N_REGIONS; i++)
         if (h->cap && sz[i]) memcpy(nr[i].base, cur[i]->base, h->cap * sz[i]);
     qv_region old[N_REGIONS];
@@ -458,7 +468,9 @@ void qv_hnsw_update_memory(qv_hnsw *h)
     size_t search = h->cap * (h->block_bytes + sizeof *h->ids + 2 + sizeof *h->upper);
     search += h->upper_bytes + h->free_cap * sizeof *h->free_slots + qv_idmap_memory(&h->map);
     if (!h->codec) search -= vec;                 /* the blocks' vector part */
+    if (h->xcodes) search += h->cap * h->ex_bytes;
     size_t codes = h->codec ? h->cap * h->codec->row_bytes + qv_codec_memory(h->codec) : 0;
+    if (h->xcodes) codes += h->cap * h->ex_bytes;
     __atomic_store_n(&h->mem_vectors, vec, __ATOMIC_RELAXED);
     __atomic_store_n(&h->mem_codes, codes, __ATOMIC_RELAXED);
     __atomic_store_n(&h->mem_bytes, sizeof *h + vec + search + (h->codec ? qv_codec_memory(h->codec) : 0),

@@ -105,6 +105,7 @@ int qv_hnsw_reorder(qv_hnsw *h)
     if (e == QV_HNSW_ENTRY_NONE || n < 2) return 0;
     size_t words = ((size_t)n + 63) / 64;
     size_t row_max = h->block_bytes > h->vec_stride ? h->block_bytes : h->vec_stride;
+    if (h->xcodes && h->ex_bytes > row_max) row_max = h->ex_bytes;
     uint32_t *perm = qv_malloc((size_t)n * sizeof *perm);
     uint32_t *order = qv_malloc((size_t)n * sizeof *order);
     uint64_t *bits = qv_calloc(words, sizeof *bits);
@@ -130,6 +131,7 @@ int qv_hnsw_reorder(qv_hnsw *h)
         {h->state, 1},
         {(uint8_t *)h->upper, sizeof *h->upper},
         {(uint8_t *)h->vecs, h->vecs ? (size_t)h->dim * sizeof(float) : 0},
+        {h->xcodes, h->xcodes ? h->ex_bytes : 0},
     };
     for (size_t a = 0; a < sizeof arrays / sizeof arrays[0]; a++) {
         if (!arrays[a].base || !arrays[a].bytes) continue;

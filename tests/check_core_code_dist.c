@@ -136,6 +136,30 @@ static void check_bits(const qv_code_kernels *t, size_t dim)
     for (int j = 0; j < 4; j++) free(bb[j]);
 }
 
+/* Float query against u8 codes: a float sum, so within float rounding of the double
+ * reference: n additions, each off by at most 2^-24 of the running sum of |terms|. */
+static void check_f8(const qv_code_kernels *t, size_t dim)
+{
+    void *bq, *bc;
+    float *q = exact(dim * sizeof(float), 4, &bq);
+    uint8_t *c = exact(dim, 3, &bc);
+    for (size_t i = 0; i < dim; i++) {
+        q[i] = (float)((double)(next_u64() % 2000001) / 1e6 - 1.0);
+        c[i] = (uint8_t)next_u64();
+    }
+    if (dim > 1) c[0] = 255, q[0] = -1.0f;                      /* extremes */
+    double want = 0, mag = 0;
+    for (size_t i = 0; i < dim; i++) {
+        want += (double)c[i] * (double)q[i];
+        mag += fabs((double)c[i] * (double)q[i]);
+    }
+    double got = t->dotf_u8(c, q, dim);
+    ck_assert_msg(fabs(got - want) <= 6e-8 * (double)dim * mag + 1e-6, "%s dotf_u8 dim %zu: %.9g, want %.9g", t->name,
+                  dim, got, want);
+    free(bq);
+    free(bc);
+}
+
 START_TEST(test_code_kernels_match_reference)
 {
     const qv_code_kernels *t = table_at(_i);
@@ -148,6 +172,7 @@ START_TEST(test_code_kernels_match_reference)
         check_u8(t, dim);
         check_u4(t, dim);
         check_bits(t, dim);
+        check_f8(t, dim);
     }
 }
 END_TEST

@@ -145,27 +145,31 @@ START_TEST(test_same_answers_and_sound)
 }
 END_TEST
 
-/* A quantized index moves its code rows (in the blocks) and its float vectors (a
- * separate array) together: same answers, re-scored from the right vectors. */
+/* A quantized index moves its code rows (in the blocks), its float vectors (a separate
+ * array) and, for bit1, its 8-bit ex rows (another array) together: same answers,
+ * re-scored from the right vectors. */
 START_TEST(test_quantized_same_answers)
 {
     const size_t n = 2500;
+    static const qv_quant kinds[] = {QV_QUANT_SQ8, QV_QUANT_BIT1};
     float *x = random_vectors(n, DIM, 51), *q = random_vectors(NQ, DIM, 52);
     uint64_t *ids = malloc(n * sizeof *ids);
     uint8_t *keep = malloc(n);
     qv_hit *a = malloc(NQ * K * sizeof *a), *b = malloc(NQ * K * sizeof *b);
     ck_assert(ids && keep && a && b);
     for (size_t i = 0; i < n; i++) { ids[i] = i; keep[i] = 1; }
-    qv_index *ix = make_index_q(2, QV_QUANT_SQ8);
-    QV_CK(qv_index_add(ix, n, ids, x));
-    answers(ix, q, a);
-    ck_assert_int_eq(reorder(ix), 1);
-    assert_graph_ok(ix);
-    answers(ix, q, b);
-    assert_same(a, b);
-    double r = recall(b, x, n, keep, q);
-    ck_assert_msg(r >= 0.85, "recall %.3f", r);
-    qv_index_free(ix);
+    for (size_t ki = 0; ki < 2; ki++) {
+        qv_index *ix = make_index_q(2, kinds[ki]);
+        QV_CK(qv_index_add(ix, n, ids, x));
+        answers(ix, q, a);
+        ck_assert_int_eq(reorder(ix), 1);
+        assert_graph_ok(ix);
+        answers(ix, q, b);
+        assert_same(a, b);
+        double r = recall(b, x, n, keep, q);
+        ck_assert_msg(r >= 0.85, "%s: recall %.3f", qv_quant_name(kinds[ki]), r);
+        qv_index_free(ix);
+    }
     free(x); free(q); free(ids); free(keep); free(a); free(b);
 }
 END_TEST

@@ -231,6 +231,69 @@ START_TEST(test_estimates_vs_double)
 }
 END_TEST
 
+/* The second stage of bit1 codes (8-bit ex rows, index/codec.h) against double-precision
+ * distances on random data, l2 and ip, at dims 1..1536: the estimate lies inside its
+ * bound for nearly every pair (the bound is 3 standard deviations: ~0.3% may fall out),
+ * from 64 dimensions on never far outside it, and the bound is far narrower than the
+ * 1-bit one it refines. */
+START_TEST(test_ex_estimates_vs_double)
+{
+    static const uint32_t dims[] = {1, 2, 7, 63, 64, 65, 100, 129, 300, 384, 784, 1024, 1536};
+    const size_t n = sanitized() ? 200 : 1000, nq = 8;
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+    for (int mi = 0; mi < 2; mi++) {
+        const uint32_t dim = dims[di];
+        const qv_metric metric = mi ? QV_METRIC_IP : QV_METRIC_L2;
+        float *base = random_vectors(n, dim, 21 + dim), *qs = random_vectors(nq, dim, 87 + dim);
+        qv_codec *c;
+        QV_CK(qv_codec_new(QV_QUANT_BIT1, dim, metric, 5, &c));
+        QV_CK(qv_codec_train(c, n, base));
+        ck_assert_uint_eq(c->ex_bytes % 64, 0);
+        ck_assert_uint_ge(c->ex_bytes, c->rot.dpad + 24);
+        uint8_t *rows = qv_aligned_calloc(n, c->row_bytes), *ex = qv_aligned_calloc(n, c->ex_bytes);
+        float *tmp = qv_malloc(qv_codec_scratch_floats(c) * sizeof *tmp);
+        void *qbuf = qv_aligned_calloc(1, c->query_bytes);
+        ck_assert(rows && ex && tmp && qbuf);
+        for (size_t i = 0; i < n; i++)
+            qv_codec_encode_ex(c, base + i * dim, rows + i * c->row_bytes, ex + i * c->ex_bytes, tmp);
+        size_t pairs = 0, outside = 0;
+        double worst_excess = 0, ex_bound = 0, bit_bound = 0;
+        for (size_t qi = 0; qi < nq; qi++) {
+            qv_codec_query *qq;
+            qv_codec_query_prepare(c, qs + qi * dim, qbuf, tmp, &qq);
+            for (size_t i = 0; i < n; i++) {
+                const float *x = base + i * dim, *qv = qs + qi * dim;
+                double want = metric == QV_METRIC_L2 ? ref_l2sq(qv, x, dim) : -ref_dot(qv, x, dim);
+                float b, e = qv_codec_ex_est(c, qq, ex + i * c->ex_bytes, &b);
+                ck_assert(isfinite(e) && isfinite(b) && b >= 0);
+                double err = fabs(e - want), slack = 1e-4 * (fabs(want) + dim);   /* float rounding */
+                pairs++;
+                if (err > b + slack) outside++;
+                worst_excess = fmax(worst_excess, err - 2.0 * b - slack);
+                ex_bound += b;
+                bit_bound += qv_codec_bound(c, qq, rows + i * c->row_bytes);
+            }
+        }
+        ck_assert_msg(outside <= pairs / 100, "dim %u %s: %zu of %zu estimates outside the bound", dim,
+                      mi ? "ip" : "l2", outside, pairs);
+        /* Under 64 dimensions the rotated residual spans only dim directions, its rounding
+         * errors are not independent, and the tail is longer than normal. */
+        ck_assert_msg(dim < 64 || worst_excess <= 0, "dim %u %s: an estimate off by more than twice its bound (%g over)", dim,
+                      mi ? "ip" : "l2", worst_excess);
+        if (dim >= 64)
+            ck_assert_msg(ex_bound < 0.1 * bit_bound, "dim %u: ex bound %g, 1-bit bound %g (summed)", dim, ex_bound,
+                          bit_bound);
+        qv_free(rows);
+        qv_free(ex);
+        qv_free(tmp);
+        qv_free(qbuf);
+        qv_codec_free(c);
+        free(base);
+        free(qs);
+    }
+}
+END_TEST
+
 /* ---- persistence ------------------------------------------------------------------ */
 
 static qv_index *small_index_kind(qv_index_kind kind, qv_quant quant, uint32_t dim, size_t n, float **vecs_out)
@@ -676,6 +739,7 @@ Suite *qv_index_quant_suite(void)
     tcase_add_test(tc, test_recall_siftsmall);
     tcase_add_test(tc, test_recall_glove_cosine);
     tcase_add_test(tc, test_estimates_vs_double);
+    tcase_add_test(tc, test_ex_estimates_vs_double);
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_corrupt_code_section);
     tcase_add_test(tc, test_params);
