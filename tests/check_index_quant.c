@@ -250,12 +250,13 @@ START_TEST(test_ex_estimates_vs_double)
         QV_CK(qv_codec_train(c, n, base));
         ck_assert_uint_eq(c->ex_bytes % 64, 0);
         ck_assert_uint_ge(c->ex_bytes, c->rot.dpad + 24);
-        uint8_t *rows = qv_aligned_calloc(n, c->row_bytes), *ex = qv_aligned_calloc(n, c->ex_bytes);
+        const size_t rs = (c->row_bytes + 63) & ~(size_t)63;   /* rows are stored 64-byte aligned */
+        uint8_t *rows = qv_aligned_calloc(n, rs), *ex = qv_aligned_calloc(n, c->ex_bytes);
         float *tmp = qv_malloc(qv_codec_scratch_floats(c) * sizeof *tmp);
         void *qbuf = qv_aligned_calloc(1, c->query_bytes);
         ck_assert(rows && ex && tmp && qbuf);
         for (size_t i = 0; i < n; i++)
-            qv_codec_encode_ex(c, base + i * dim, rows + i * c->row_bytes, ex + i * c->ex_bytes, tmp);
+            qv_codec_encode_ex(c, base + i * dim, rows + i * rs, ex + i * c->ex_bytes, tmp);
         size_t pairs = 0, outside = 0;
         double worst_excess = 0, ex_bound = 0, bit_bound = 0;
         for (size_t qi = 0; qi < nq; qi++) {
@@ -271,7 +272,7 @@ START_TEST(test_ex_estimates_vs_double)
                 if (err > b + slack) outside++;
                 worst_excess = fmax(worst_excess, err - 2.0 * b - slack);
                 ex_bound += b;
-                bit_bound += qv_codec_bound(c, qq, rows + i * c->row_bytes);
+                bit_bound += qv_codec_bound(c, qq, rows + i * rs);
             }
         }
         ck_assert_msg(outside <= pairs / 100, "dim %u %s: %zu of %zu estimates outside the bound", dim,
