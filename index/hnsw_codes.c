@@ -92,16 +92,16 @@ static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, qv_codec_quer
 
 /* The exact distance of slot's vector to q; +inf for a point the vector source no longer
  * has (deleted since the walk began: the collection drops it from the results anyway). */
-static inline float exact_dist(const qv_hnsw *h, const float *q, uint32_t slot)
+static inline float exact_dist(const qv_hnsw *h, qv_hnsw_vecs vv, const float *q, uint32_t slot)
 {
-    const float *v = qv_hnsw_vec(h, slot);
-    return v == h->src_missing ? INFINITY : h->dist(q, v, h->dim);
+    const float *v = qv_hnsw_vecs_at(vv, slot);
+    return !vv.base && v == h->src_missing ? INFINITY : h->dist(q, v, h->dim);
 }
 
-static inline void score_expanded(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, uint32_t id,
-                                  size_t k, size_t *nx)
+static inline void score_expanded(const qv_hnsw *h, qv_hnsw_vecs vv, qv_hnsw_scratch *s, const float *q,
+                                  uint32_t id, size_t k, size_t *nx)
 {
-    float d = exact_dist(h, q, id);
+    float d = exact_dist(h, vv, q, id);
     if (*nx >= k && !worse(&s->ex[0], d, id)) return;
     max_push(s->ex, nx, d, id);
     if (*nx > k) max_pop(s->ex, nx);
@@ -122,6 +122,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     size_t nc = 0, nr = 0, visits = 1;
     const size_t lines = (c->row_bytes + 63) / 64;
     const size_t vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
     float lower = INFINITY;
 
     vis[ep] = tag;
@@ -142,17 +143,21 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                        !(nx >= k && curd - qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) > s->ex[0].d) &&
                        (ne < s->expd_cap || grow_expd(s));
             if (keep) {
+                /* Its vector loads while the walk goes on: scored LAG expansions later.
+                 * Whatever the ef (prefetch_vec is for the other kinds): gated by it, as
+                 * from 8dcdcf3, bit1 at ef >= 16 prefetched nothing and the exact scores
+                 * waited on memory (fashion-mnist-784, M12: -15-20% QPS at ef 32 / 48). */
                 s->expd[ne++] = cur;
-                const char *fv = prefetch_vec ? (const char *)qv_hnsw_vec(h, cur) : NULL;
+                const char *fv = vv.base ? (const char *)qv_hnsw_vecs_at(vv, cur) : NULL;
                 for (size_t l = 0; fv && l < vlines; l++) __builtin_prefetch(fv + 64 * l, 0, 2);
             }
-            for (; scored + LAG < ne; scored++) score_expanded(h, s, q, s->expd[scored], k, &nx);
+            for (; scored + LAG < ne; scored++) score_expanded(h, vv, s, q, s->expd[scored], k, &nx);
         } else if (prefetch_vec) {
             /* The nodes expanded are the likely answers: their float vectors start loading
              * now, while the walk waits on codes, so re-scoring finds them in cache
              * (fashion-mnist-784, SQ4: re-scoring 10 took 11k cycles, now 3k). Only
              * where most expanded nodes are re-scored (see qv_hnsw_search_codes). */
-            const char *fv = (const char *)qv_hnsw_vec(h, cur);
+            const char *fv = (const char *)qv_hnsw_vecs_at(vv, cur);
             for (size_t l = 0; l < vlines; l++) __builtin_prefetch(fv + 64 * l, 0, 2);
         }
         const uint32_t *list = qv_hnsw_list(h, cur, 0);
@@ -199,7 +204,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         if (visits >= max_visits) break;
     }
     if (n_exact) {
-        for (; scored < ne; scored++) score_expanded(h, s, q, s->expd[scored], k, &nx);
+        for (; scored < ne; scored++) score_expanded(h, vv, s, q, s->expd[scored], k, &nx);
         *n_exact = nx;
     }
     return nr;
@@ -243,21 +248,22 @@ static size_t rescore(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, c
     if (R > len) R = len;
     if (!qv_hnsw_vec_inline(h) && c->kind != QV_QUANT_BIT1) return rescore_src(h, s, q, R, k);
     const qv_hnsw_cand *w = s->work;
-    const size_t dim = h->dim, lines = qv_hnsw_vec_inline(h) ? (dim * sizeof(float) + 63) / 64 : 0;
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
+    const size_t lines = vv.base ? (h->dim * sizeof(float) + 63) / 64 : 0;
     for (size_t i = 0; i < R && i < ahead && lines; i++) {
-        const char *p = (const char *)qv_hnsw_vec(h, w[i].id);
+        const char *p = (const char *)qv_hnsw_vecs_at(vv, w[i].id);
         for (size_t l = 0; l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 3);
     }
     const int prune = c->kind == QV_QUANT_BIT1;
     size_t nr = 0;
     for (size_t i = 0; i < R; i++) {
         if (i + ahead < R && lines) {
-            const char *p = (const char *)qv_hnsw_vec(h, w[i + ahead].id);
+            const char *p = (const char *)qv_hnsw_vecs_at(vv, w[i + ahead].id);
             for (size_t l = 0; l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 3);
         }
         uint32_t id = w[i].id;
         if (prune && nr >= k && w[i].d - qv_codec_bound(c, qq, qv_hnsw_code(h, id)) > s->res[0].d) continue;
-        float d = exact_dist(h, q, id);
+        float d = exact_dist(h, vv, q, id);
         if (nr >= k && !worse(&s->res[0], d, id)) continue;
         max_push(s->res, &nr, d, id);
         if (nr > k) max_pop(s->res, &nr);

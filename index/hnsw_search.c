@@ -130,11 +130,11 @@ int qv_hnsw_cand_grow(qv_hnsw_scratch *s)
 
 /* always_inline: with two callers GCC kept it out of line, found it free of side effects
  * and deleted the calls, so neither walk prefetched at all. */
-static inline __attribute__((always_inline)) void prefetch_vec(const qv_hnsw *h, uint32_t slot,
+static inline __attribute__((always_inline)) void prefetch_vec(qv_hnsw_vecs vv, uint32_t slot,
                                                                size_t lines)
 {
-    if (!qv_hnsw_vec_inline(h)) return;        /* a source's lookup is the read itself */
-    const char *p = (const char *)qv_hnsw_vec(h, slot);
+    if (!vv.base) return;                      /* a source's lookup is the read itself */
+    const char *p = (const char *)qv_hnsw_vecs_at(vv, slot);
     for (size_t i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
 }
 
@@ -153,13 +153,14 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     /* Links are bounded by the capacity (stable while grow_lock is held): an index opened
      * in place serves searches before its level-0 lists are verified (hnsw_io.c). */
     const uint32_t cap = (uint32_t)h->cap;
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
     float lower = INFINITY;
 
     for (size_t i = 0; i < n_ep; i++) {
         uint32_t e = ep[i];
         if (vis[e] == tag) continue;
         vis[e] = tag;
-        float d = h->dist(q, qv_hnsw_vec(h, e), dim);
+        float d = h->dist(q, qv_hnsw_vecs_at(vv, e), dim);
         visits++;
         if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, d, e);
         if (!only_live || qv_hnsw_accepted(h, f, e)) max_push(res, &nr, d, e);
@@ -181,15 +182,15 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
             if (v >= cap || vis[v] == tag) continue;
             vis[v] = tag;
             nbuf[nb++] = v;
-            prefetch_vec(h, v, vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES);
+            prefetch_vec(vv, v, vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES);
         }
         if (!nb) continue;
         /* Pad to a multiple of four with the last id; its duplicate result is dropped. */
         size_t full = nb;
         while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
         for (size_t j = 0; j < nb; j += 4) {
-            const float *b[4] = {qv_hnsw_vec(h, nbuf[j]), qv_hnsw_vec(h, nbuf[j + 1]),
-                                 qv_hnsw_vec(h, nbuf[j + 2]), qv_hnsw_vec(h, nbuf[j + 3])};
+            const float *b[4] = {qv_hnsw_vecs_at(vv, nbuf[j]), qv_hnsw_vecs_at(vv, nbuf[j + 1]),
+                                 qv_hnsw_vecs_at(vv, nbuf[j + 2]), qv_hnsw_vecs_at(vv, nbuf[j + 3])};
             float d4[4];
             h->dist_x4(q, b, dim, d4);
             size_t lim = full - j < 4 ? full - j : 4;
@@ -261,10 +262,11 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
     const size_t pf = vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES;
     const uint32_t maxl = qv_hnsw_maxlinks(h, level);
     const uint32_t cap = (uint32_t)h->cap;
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
     if (!ef) return 0;
 
     vis[ep] = seen;
-    pool_insert(pool, 0, ef, h->dist(q, qv_hnsw_vec(h, ep), dim), ep);
+    pool_insert(pool, 0, ef, h->dist(q, qv_hnsw_vecs_at(vv, ep), dim), ep);
     size_t n = 1, k = 0;
     while (k < n) {
         const uint32_t cur = pool[k].id;
@@ -281,13 +283,13 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
                 if (v >= cap || (qv_hnsw_tag)(vis[v] - seen) <= 1) continue;
                 vis[v] = seen;
                 nbuf[nb++] = v;
-                prefetch_vec(h, v, pf);
+                prefetch_vec(vv, v, pf);
             }
             size_t full = nb;
             while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
             for (size_t j = 0; j < nb; j += 4) {
-                const float *b[4] = {qv_hnsw_vec(h, nbuf[j]), qv_hnsw_vec(h, nbuf[j + 1]),
-                                     qv_hnsw_vec(h, nbuf[j + 2]), qv_hnsw_vec(h, nbuf[j + 3])};
+                const float *b[4] = {qv_hnsw_vecs_at(vv, nbuf[j]), qv_hnsw_vecs_at(vv, nbuf[j + 1]),
+                                     qv_hnsw_vecs_at(vv, nbuf[j + 2]), qv_hnsw_vecs_at(vv, nbuf[j + 3])};
                 float d4[4];
                 h->dist_x4(q, b, dim, d4);
                 size_t lim = full - j < 4 ? full - j : 4;
@@ -312,7 +314,8 @@ uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigne
                          unsigned stop)
 {
     const size_t dim = h->dim;
-    float dc = h->dist(q, qv_hnsw_vec(h, cur), dim);
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
+    float dc = h->dist(q, qv_hnsw_vecs_at(vv, cur), dim);
     for (unsigned l = top; l > stop; l--) {
         int changed = 1;
         while (changed) {
@@ -326,8 +329,8 @@ uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigne
             for (; i + 4 <= cnt; i += 4) {
                 uint32_t v[4] = {qv_hnsw_ld(&list[1 + i]), qv_hnsw_ld(&list[2 + i]),
                                  qv_hnsw_ld(&list[3 + i]), qv_hnsw_ld(&list[4 + i])};
-                const float *b[4] = {qv_hnsw_vec(h, v[0]), qv_hnsw_vec(h, v[1]),
-                                     qv_hnsw_vec(h, v[2]), qv_hnsw_vec(h, v[3])};
+                const float *b[4] = {qv_hnsw_vecs_at(vv, v[0]), qv_hnsw_vecs_at(vv, v[1]),
+                                     qv_hnsw_vecs_at(vv, v[2]), qv_hnsw_vecs_at(vv, v[3])};
                 float d4[4];
                 h->dist_x4(q, b, dim, d4);
                 for (int t = 0; t < 4; t++)
@@ -335,7 +338,7 @@ uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigne
             }
             for (; i < cnt; i++) {
                 uint32_t v = qv_hnsw_ld(&list[1 + i]);
-                float d = h->dist(q, qv_hnsw_vec(h, v), dim);
+                float d = h->dist(q, qv_hnsw_vecs_at(vv, v), dim);
                 if (d < dc && qv_hnsw_inserted(h, v)) { dc = d; best = v; changed = 1; }
             }
             cur = best;
@@ -351,11 +354,12 @@ static size_t exact_scan(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, s
                          const qv_hnsw_filter *f)
 {
     uint32_t n = __atomic_load_n(&h->n_slots, __ATOMIC_ACQUIRE);
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
     size_t nr = 0;
     float lower = INFINITY;
     for (uint32_t slot = 0; slot < n; slot++) {
         if (!qv_hnsw_accepted(h, f, slot)) continue;
-        float d = h->dist(q, qv_hnsw_vec(h, slot), h->dim);
+        float d = h->dist(q, qv_hnsw_vecs_at(vv, slot), h->dim);
         if (nr >= k && !(d < lower)) continue;
         max_push(s->res, &nr, d, slot);
         if (nr > k) max_pop(s->res, &nr);
