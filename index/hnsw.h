@@ -108,10 +108,6 @@ typedef struct qv_hnsw {
     size_t vec_stride;
     qv_codec *codec;                   /* NULL = float32 index; swapped under grow_lock */
     float *vecs;                       /* quantized index: cap * dim floats, else NULL */
-    qv_vec_source src;                 /* quantized index without vecs: where they are */
-    float *src_missing;                /* with src: dim zeros, the vector of an id src lacks */
-    int vecs_absent;                   /* loaded from a file without vectors, src not yet set */
-    int vecs_owned_elsewhere;          /* save without vecs even while holding them */
     qv_dist_fn dist;
     void (*dist_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
 
@@ -167,13 +163,21 @@ typedef struct qv_hnsw {
     uint8_t *xcodes;
     size_t ex_bytes;
     qv_region r_xcodes;
+
+    /* A collection's on_disk vectors, last and read once per search (qv_hnsw_vecs_of):
+     * the fields the walks read on every step (vec_base .. blocks, dist, dist_x4) stay in
+     * the struct's first two cache lines. */
+    qv_vec_source src;                 /* quantized index without vecs: where they are */
+    float *src_missing;                /* with src: dim zeros, the vector of an id src lacks */
+    int vecs_absent;                   /* loaded from a file without vectors, src not yet set */
+    int vecs_owned_elsewhere;          /* save without vecs even while holding them */
 } qv_hnsw;
 
 /* ---- inline accessors ------------------------------------------------------------- */
 
 static inline float *qv_hnsw_vec(const qv_hnsw *h, uint32_t slot)
 {
-    if (h->src.get) {                  /* read-only: the caller's session keeps it valid */
+    if (__builtin_expect(h->src.get != NULL, 0)) {   /* read-only: the caller's session keeps it valid */
         const float *v = h->src.get(h->src.ctx, h->ids[slot]);
         return (float *)(v ? v : h->src_missing);
     }
@@ -183,6 +187,29 @@ static inline float *qv_hnsw_vec(const qv_hnsw *h, uint32_t slot)
 /* Whether a vector's memory is worth prefetching before it is read: not with a source,
  * where finding it is the read. */
 static inline int qv_hnsw_vec_inline(const qv_hnsw *h) { return h->src.get == NULL; }
+
+/* Where one search (or insertion walk) reads vectors, looked up once at its start: base is
+ * the held vectors' array, NULL when they come from the source. The walks' loops read
+ * through qv_hnsw_vecs_at, a register test and an address computation, instead of loading
+ * and testing h->src on every read (each call to a distance kernel made the compiler
+ * load it again). */
+typedef struct {
+    const uint8_t *base;
+    size_t stride;
+    const qv_hnsw *h;
+} qv_hnsw_vecs;
+
+static inline qv_hnsw_vecs qv_hnsw_vecs_of(const qv_hnsw *h)
+{
+    qv_hnsw_vecs v = {qv_hnsw_vec_inline(h) ? h->vec_base : NULL, h->vec_stride, h};
+    return v;
+}
+
+static inline const float *qv_hnsw_vecs_at(qv_hnsw_vecs v, uint32_t slot)
+{
+    if (__builtin_expect(v.base != NULL, 1)) return (const float *)(v.base + (size_t)slot * v.stride);
+    return qv_hnsw_vec(v.h, slot);
+}
 
 /* A vector-source session around work that reads vectors in this thread (grow_lock or
  * write_lock held, so src does not change meanwhile): 1 when one was opened (end it with

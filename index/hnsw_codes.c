@@ -117,6 +117,7 @@ typedef struct {
     size_t nf, fs;                     /* in s->fl: to read, read */
     size_t nx, nu;                     /* entries of s->ex, s->ub */
     size_t vlines;                     /* cache lines of a float vector to prefetch (0: none) */
+    qv_hnsw_vecs vv;                   /* where the float vectors are read (qv_hnsw_vecs_of) */
 } pipe_state;
 
 static inline float pipe_threshold(const qv_hnsw_scratch *s, const pipe_state *p)
@@ -127,18 +128,18 @@ static inline float pipe_threshold(const qv_hnsw_scratch *s, const pipe_state *p
 
 /* The exact distance of slot's vector to q; +inf for a point the vector source no longer
  * has (deleted since the walk began: the collection drops it from the results anyway). */
-static inline float exact_dist(const qv_hnsw *h, const float *q, uint32_t slot)
+static inline float exact_dist(const qv_hnsw *h, qv_hnsw_vecs vv, const float *q, uint32_t slot)
 {
-    const float *v = qv_hnsw_vec(h, slot);
-    return v == h->src_missing ? INFINITY : h->dist(q, v, h->dim);
+    const float *v = qv_hnsw_vecs_at(vv, slot);
+    return !vv.base && v == h->src_missing ? INFINITY : h->dist(q, v, h->dim);
 }
 
-static inline void pipe_read(const qv_hnsw *h, qv_hnsw_scratch *s, pipe_state *p, float lo, uint32_t id)
+static inline void pipe_read(qv_hnsw_scratch *s, pipe_state *p, float lo, uint32_t id)
 {
     s->fl[p->nf].d = lo;
     s->fl[p->nf++].id = id;
     if (!p->vlines) return;
-    const char *v = (const char *)qv_hnsw_vec(h, id);
+    const char *v = (const char *)qv_hnsw_vecs_at(p->vv, id);
     for (size_t l = 0; l < p->vlines; l++) __builtin_prefetch(v + 64 * l, 0, 2);
 }
 
@@ -153,18 +154,18 @@ static inline void stage_ex(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch
     if (p->nu > p->k) max_pop(s->ub, &p->nu);
 }
 
-static inline void stage_decide(const qv_hnsw *h, qv_hnsw_scratch *s, pipe_state *p)
+static inline void stage_decide(qv_hnsw_scratch *s, pipe_state *p)
 {
     float lo = s->xlo[p->ds];
     uint32_t id = s->expd[p->ds++];
-    if (lo <= pipe_threshold(s, p)) pipe_read(h, s, p, lo, id);
+    if (lo <= pipe_threshold(s, p)) pipe_read(s, p, lo, id);
 }
 
 static inline void stage_exact(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, pipe_state *p)
 {
     qv_hnsw_cand x = s->fl[p->fs++];
     if (x.d > pipe_threshold(s, p)) return;
-    float d = exact_dist(h, q, x.id);
+    float d = exact_dist(h, p->vv, q, x.id);
     if (p->nx >= p->k && !worse(&s->ex[0], d, x.id)) return;
     max_push(s->ex, &p->nx, d, x.id);
     if (p->nx > p->k) max_pop(s->ex, &p->nx);
@@ -177,7 +178,7 @@ static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratc
     size_t xl = flush ? 0 : XLAG, dl = flush ? 0 : DLAG, fl = flush ? 0 : FLAG;
     if (h->xcodes) {
         while (p->xs + xl < p->ne) stage_ex(h, c, s, qq, p);
-        while (p->ds + dl < p->xs) stage_decide(h, s, p);
+        while (p->ds + dl < p->xs) stage_decide(s, p);
     }
     while (p->fs + fl < p->nf) stage_exact(h, s, q, p);
 }
@@ -190,8 +191,10 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                          const float *q, size_t k, size_t *n_exact)
 {
     const size_t xlines = h->xcodes ? h->ex_bytes / 64 : 0;
-    pipe_state p = {.k = k};
-    if (qv_hnsw_vec_inline(h) && (prefetch_vec || xlines)) p.vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
+    pipe_state p = {.k = k, .vv = qv_hnsw_vecs_of(h)};
+    /* bit1 re-scores: its float reads are prefetched whatever prefetch_vec says (gated by it,
+     * as from 8dcdcf3, ef >= 16 prefetched nothing: fashion-mnist-784 M12 -15-20% QPS). */
+    if (p.vv.base && (prefetch_vec || n_exact)) p.vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
     const qv_hnsw_tag tag = qv_hnsw_new_epoch(s);
     qv_hnsw_tag *vis = s->visited;
     uint32_t *nbuf = s->nbuf;
@@ -224,7 +227,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                 for (size_t l = 0; l < xlines; l++) __builtin_prefetch(xr + 64 * l, 0, 2);
             } else if (keep) {
                 p.ne++;
-                pipe_read(h, s, &p, -INFINITY, cur);
+                pipe_read(s, &p, -INFINITY, cur);
             }
             pipe_pump(h, c, s, qq, q, &p, 0);
         } else if (prefetch_vec) {
@@ -232,7 +235,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
              * now, while the walk waits on codes, so re-scoring finds them in cache
              * (fashion-mnist-784, SQ4: re-scoring 10 took 11k cycles, now 3k). Only
              * where most expanded nodes are re-scored (see qv_hnsw_search_codes). */
-            const char *fv = (const char *)qv_hnsw_vec(h, cur);
+            const char *fv = (const char *)qv_hnsw_vecs_at(p.vv, cur);
             for (size_t l = 0; l < vlines; l++) __builtin_prefetch(fv + 64 * l, 0, 2);
         }
         const uint32_t *list = qv_hnsw_list(h, cur, 0);
@@ -323,21 +326,22 @@ static size_t rescore(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, c
     if (R > len) R = len;
     if (!qv_hnsw_vec_inline(h) && c->kind != QV_QUANT_BIT1) return rescore_src(h, s, q, R, k);
     const qv_hnsw_cand *w = s->work;
-    const size_t dim = h->dim, lines = qv_hnsw_vec_inline(h) ? (dim * sizeof(float) + 63) / 64 : 0;
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
+    const size_t lines = vv.base ? (h->dim * sizeof(float) + 63) / 64 : 0;
     for (size_t i = 0; i < R && i < ahead && lines; i++) {
-        const char *p = (const char *)qv_hnsw_vec(h, w[i].id);
+        const char *p = (const char *)qv_hnsw_vecs_at(vv, w[i].id);
         for (size_t l = 0; l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 3);
     }
     const int prune = c->kind == QV_QUANT_BIT1;
     size_t nr = 0;
     for (size_t i = 0; i < R; i++) {
         if (i + ahead < R && lines) {
-            const char *p = (const char *)qv_hnsw_vec(h, w[i + ahead].id);
+            const char *p = (const char *)qv_hnsw_vecs_at(vv, w[i + ahead].id);
             for (size_t l = 0; l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 3);
         }
         uint32_t id = w[i].id;
         if (prune && nr >= k && w[i].d - qv_codec_bound(c, qq, qv_hnsw_code(h, id)) > s->res[0].d) continue;
-        float d = exact_dist(h, q, id);
+        float d = exact_dist(h, vv, q, id);
         if (nr >= k && !worse(&s->res[0], d, id)) continue;
         max_push(s->res, &nr, d, id);
         if (nr > k) max_pop(s->res, &nr);

@@ -41,72 +41,13 @@
 #define PREFETCH_LINES 4
 #define SAMPLE_ACCEPT 128u
 
-/* The results come out of the heap by an LSD radix sort of 64-bit keys (the distance's
- * bits mapped to unsigned order, then the slot: the same (d, id) order as the heap) with
- * 8-bit digits, skipping digits all keys share. Popping the heap took 3.5% of a 300K
- * build (perf, 1 of 2 threads) on unpredictable branches; with the sort, sift-debian-1m
- * subset 300K builds took 29.0 / 30.7 s against 33.2 / 33.7 s (2 threads, alternated). */
-#define RADIX_MAX 1024u
-/* Up to here heap pops are cheaper than the digit passes (each clears and scans 256
- * counters): with the sort from 33 results, sift-debian-100k searches at ef 48 / 128 were
- * 3-4% slower (within this machine's noise). Builds (efConstruction 200) take the sort. */
-#define RADIX_MIN 128u
-
-static inline uint32_t float_key(float d)
-{
-    d += 0.0f;                         /* -0 sorts as +0, as the heap compares them */
-    uint32_t u;
-    memcpy(&u, &d, sizeof u);
-    return u ^ ((u >> 31) ? 0xffffffffu : 0x80000000u);
-}
-
-static inline float key_float(uint32_t u)
-{
-    u ^= (u >> 31) ? 0x80000000u : 0xffffffffu;
-    float d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
-static void radix_sorted(const qv_hnsw_cand *res, size_t len, qv_hnsw_cand *out)
-{
-    uint64_t a[RADIX_MAX], b[RADIX_MAX];
-    uint32_t pos[256];
-    uint64_t *src = a, *dst = b, any = 0, all = ~(uint64_t)0;
-    for (size_t i = 0; i < len; i++) {
-        uint64_t k = (uint64_t)float_key(res[i].d) << 32 | res[i].id;
-        a[i] = k;
-        any |= k;
-        all &= k;
-    }
-    const uint64_t differ = any ^ all;
-    for (unsigned sh = 0; sh < 64; sh += 8) {
-        if (!((differ >> sh) & 0xff)) continue;
-        memset(pos, 0, sizeof pos);
-        for (size_t i = 0; i < len; i++) pos[(src[i] >> sh) & 0xff]++;
-        uint32_t sum = 0;
-        for (unsigned d = 0; d < 256; d++) {
-            uint32_t c = pos[d];
-            pos[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < len; i++) dst[pos[(src[i] >> sh) & 0xff]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    for (size_t i = 0; i < len; i++) {
-        out[i].d = key_float((uint32_t)(src[i] >> 32));
-        out[i].id = (uint32_t)src[i];
-    }
-}
-
+/* Heap pops. An LSD radix sort above 128 results (from 03bbab6, for builds at
+ * efConstruction 200) lost its user when the insertion walk began keeping a sorted array;
+ * for searches at ef 200 / 400 it did not win clearly (sift-debian-100k float M16, 6
+ * alternated rounds, 2026-12-05: 7.8k / 4.2k QPS with it, 7.2k / 4.0k without, but the
+ * same two binaries also differed by 9% at ef 16, where both pop the heap), so it went. */
 size_t qv_hnsw_res_sorted(qv_hnsw_scratch *s, size_t len)
 {
-    if (len > RADIX_MIN && len <= RADIX_MAX) {
-        radix_sorted(s->res, len, s->work);
-        return len;
-    }
     size_t n = len;
     while (n) {
         s->work[n - 1] = s->res[0];
@@ -130,12 +71,42 @@ int qv_hnsw_cand_grow(qv_hnsw_scratch *s)
 
 /* always_inline: with two callers GCC kept it out of line, found it free of side effects
  * and deleted the calls, so neither walk prefetched at all. */
-static inline __attribute__((always_inline)) void prefetch_vec(const qv_hnsw *h, uint32_t slot,
+static inline __attribute__((always_inline)) void prefetch_vec(qv_hnsw_vecs vv, uint32_t slot,
                                                                size_t lines)
 {
-    if (!qv_hnsw_vec_inline(h)) return;        /* a source's lookup is the read itself */
-    const char *p = (const char *)qv_hnsw_vec(h, slot);
+    if (!vv.base) return;                      /* a source's lookup is the read itself */
+    const char *p = (const char *)qv_hnsw_vecs_at(vv, slot);
     for (size_t i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
+}
+
+/* The unvisited neighbours of one expansion (cnt ids on list) into nbuf, each marked with
+ * tag when met and its vector's first lines prefetched as soon as its id is read; nbuf is
+ * then padded to a multiple of four with the last id (callers ignore the padding's
+ * distances). A node tagged tag .. tag + span counts as visited (the insertion walk marks
+ * the nodes it expanded with tag + 1). Returns the count before padding. */
+static inline __attribute__((always_inline)) size_t
+gather_unvisited(qv_hnsw_vecs vv, const uint32_t *list, uint32_t cnt, uint32_t cap, qv_hnsw_tag *vis,
+                 qv_hnsw_tag tag, qv_hnsw_tag span, uint32_t *nbuf, size_t lines)
+{
+    size_t nb = 0;
+    for (uint32_t i = 0; i < cnt; i++) {
+        uint32_t v = qv_hnsw_ld(&list[1 + i]);
+        if (v >= cap || (qv_hnsw_tag)(vis[v] - tag) <= span) continue;
+        vis[v] = tag;
+        nbuf[nb++] = v;
+        prefetch_vec(vv, v, lines);
+    }
+    for (size_t p = nb; p & 3; p++) nbuf[p] = nbuf[p - 1];
+    return nb;
+}
+
+/* Distances from q to the vectors of four slots with the x4 kernel (q loaded once). */
+static inline __attribute__((always_inline)) void dist4(const qv_hnsw *h, qv_hnsw_vecs vv, const float *q,
+                                                        const uint32_t id[4], float d4[4])
+{
+    const float *b[4] = {qv_hnsw_vecs_at(vv, id[0]), qv_hnsw_vecs_at(vv, id[1]),
+                         qv_hnsw_vecs_at(vv, id[2]), qv_hnsw_vecs_at(vv, id[3])};
+    h->dist_x4(q, b, h->dim, d4);
 }
 
 size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
@@ -149,17 +120,19 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     size_t nc = 0, nr = 0, visits = 0;
     const size_t dim = h->dim;
     const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
+    const size_t pf = vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES;
     const uint32_t maxl = qv_hnsw_maxlinks(h, level);
     /* Links are bounded by the capacity (stable while grow_lock is held): an index opened
      * in place serves searches before its level-0 lists are verified (hnsw_io.c). */
     const uint32_t cap = (uint32_t)h->cap;
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
     float lower = INFINITY;
 
     for (size_t i = 0; i < n_ep; i++) {
         uint32_t e = ep[i];
         if (vis[e] == tag) continue;
         vis[e] = tag;
-        float d = h->dist(q, qv_hnsw_vec(h, e), dim);
+        float d = h->dist(q, qv_hnsw_vecs_at(vv, e), dim);
         visits++;
         if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, d, e);
         if (!only_live || qv_hnsw_accepted(h, f, e)) max_push(res, &nr, d, e);
@@ -175,23 +148,10 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
         if (!list) continue;
         uint32_t cnt = qv_hnsw_ld(&list[0]);
         if (cnt > maxl) cnt = maxl;
-        size_t nb = 0;
-        for (uint32_t i = 0; i < cnt; i++) {
-            uint32_t v = qv_hnsw_ld(&list[1 + i]);
-            if (v >= cap || vis[v] == tag) continue;
-            vis[v] = tag;
-            nbuf[nb++] = v;
-            prefetch_vec(h, v, vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES);
-        }
-        if (!nb) continue;
-        /* Pad to a multiple of four with the last id; its duplicate result is dropped. */
-        size_t full = nb;
-        while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
-        for (size_t j = 0; j < nb; j += 4) {
-            const float *b[4] = {qv_hnsw_vec(h, nbuf[j]), qv_hnsw_vec(h, nbuf[j + 1]),
-                                 qv_hnsw_vec(h, nbuf[j + 2]), qv_hnsw_vec(h, nbuf[j + 3])};
+        size_t full = gather_unvisited(vv, list, cnt, cap, vis, tag, 0, nbuf, pf);
+        for (size_t j = 0; j < full; j += 4) {
             float d4[4];
-            h->dist_x4(q, b, dim, d4);
+            dist4(h, vv, q, nbuf + j, d4);
             size_t lim = full - j < 4 ? full - j : 4;
             for (size_t t = 0; t < lim; t++) {
                 float d = d4[t];
@@ -261,10 +221,11 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
     const size_t pf = vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES;
     const uint32_t maxl = qv_hnsw_maxlinks(h, level);
     const uint32_t cap = (uint32_t)h->cap;
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
     if (!ef) return 0;
 
     vis[ep] = seen;
-    pool_insert(pool, 0, ef, h->dist(q, qv_hnsw_vec(h, ep), dim), ep);
+    pool_insert(pool, 0, ef, h->dist(q, qv_hnsw_vecs_at(vv, ep), dim), ep);
     size_t n = 1, k = 0;
     while (k < n) {
         const uint32_t cur = pool[k].id;
@@ -275,21 +236,10 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
         if (list) {
             uint32_t cnt = qv_hnsw_ld(&list[0]);
             if (cnt > maxl) cnt = maxl;
-            size_t nb = 0;
-            for (uint32_t i = 0; i < cnt; i++) {
-                uint32_t v = qv_hnsw_ld(&list[1 + i]);
-                if (v >= cap || (qv_hnsw_tag)(vis[v] - seen) <= 1) continue;
-                vis[v] = seen;
-                nbuf[nb++] = v;
-                prefetch_vec(h, v, pf);
-            }
-            size_t full = nb;
-            while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
-            for (size_t j = 0; j < nb; j += 4) {
-                const float *b[4] = {qv_hnsw_vec(h, nbuf[j]), qv_hnsw_vec(h, nbuf[j + 1]),
-                                     qv_hnsw_vec(h, nbuf[j + 2]), qv_hnsw_vec(h, nbuf[j + 3])};
+            size_t full = gather_unvisited(vv, list, cnt, cap, vis, seen, 1, nbuf, pf);
+            for (size_t j = 0; j < full; j += 4) {
                 float d4[4];
-                h->dist_x4(q, b, dim, d4);
+                dist4(h, vv, q, nbuf + j, d4);
                 size_t lim = full - j < 4 ? full - j : 4;
                 for (size_t t = 0; t < lim; t++) {
                     float d = d4[t];
@@ -312,7 +262,8 @@ uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigne
                          unsigned stop)
 {
     const size_t dim = h->dim;
-    float dc = h->dist(q, qv_hnsw_vec(h, cur), dim);
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
+    float dc = h->dist(q, qv_hnsw_vecs_at(vv, cur), dim);
     for (unsigned l = top; l > stop; l--) {
         int changed = 1;
         while (changed) {
@@ -326,16 +277,14 @@ uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigne
             for (; i + 4 <= cnt; i += 4) {
                 uint32_t v[4] = {qv_hnsw_ld(&list[1 + i]), qv_hnsw_ld(&list[2 + i]),
                                  qv_hnsw_ld(&list[3 + i]), qv_hnsw_ld(&list[4 + i])};
-                const float *b[4] = {qv_hnsw_vec(h, v[0]), qv_hnsw_vec(h, v[1]),
-                                     qv_hnsw_vec(h, v[2]), qv_hnsw_vec(h, v[3])};
                 float d4[4];
-                h->dist_x4(q, b, dim, d4);
+                dist4(h, vv, q, v, d4);
                 for (int t = 0; t < 4; t++)
                     if (d4[t] < dc && qv_hnsw_inserted(h, v[t])) { dc = d4[t]; best = v[t]; changed = 1; }
             }
             for (; i < cnt; i++) {
                 uint32_t v = qv_hnsw_ld(&list[1 + i]);
-                float d = h->dist(q, qv_hnsw_vec(h, v), dim);
+                float d = h->dist(q, qv_hnsw_vecs_at(vv, v), dim);
                 if (d < dc && qv_hnsw_inserted(h, v)) { dc = d; best = v; changed = 1; }
             }
             cur = best;
@@ -351,11 +300,12 @@ static size_t exact_scan(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, s
                          const qv_hnsw_filter *f)
 {
     uint32_t n = __atomic_load_n(&h->n_slots, __ATOMIC_ACQUIRE);
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
     size_t nr = 0;
     float lower = INFINITY;
     for (uint32_t slot = 0; slot < n; slot++) {
         if (!qv_hnsw_accepted(h, f, slot)) continue;
-        float d = h->dist(q, qv_hnsw_vec(h, slot), h->dim);
+        float d = h->dist(q, qv_hnsw_vecs_at(vv, slot), h->dim);
         if (nr >= k && !(d < lower)) continue;
         max_push(s->res, &nr, d, slot);
         if (nr > k) max_pop(s->res, &nr);

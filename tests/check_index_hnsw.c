@@ -679,9 +679,9 @@ START_TEST(test_visited_epoch_wrap)
 }
 END_TEST
 
-/* Results leave the max-heap in ascending (distance, slot) order, whatever the path
- * (heap pops for short lists, a radix sort of order-mapped keys for longer ones): many
- * ties, negative distances (inner product) and -0 / +0, against qsort. */
+/* Results leave the max-heap in ascending (distance, slot) order, for short and long
+ * lists (searches up to ef 1500 here): many ties, negative distances (inner product) and
+ * -0 / +0, against qsort. */
 static int cand_cmp(const void *a, const void *b)
 {
     const qv_hnsw_cand *x = a, *y = b;
