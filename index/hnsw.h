@@ -265,6 +265,35 @@ typedef struct {
 } qv_hnsw_report;
 int qv_hnsw_check(const qv_index *ix, qv_hnsw_report *r);
 
+/* ---- hnsw_build_codes.c -------------------------------------------------------------- */
+/* A large add() to a float index walks on 8-bit codes of every slot (see the file). */
+#define QV_HNSW_BCODES_MIN 50000u      /* batch size from which it does */
+#define QV_HNSW_BCODES_MAX_EF 1024u    /* and efConstruction up to which (the re-scoring sort) */
+typedef struct qv_hnsw_bcodes {
+    qv_codec *codec;                   /* sq8, fitted to the batch */
+    const qv_code_kernels *k;
+    uint8_t *rows;                     /* cap rows of stride bytes: the u8 code of each slot */
+    float *f0;                         /* cap: the row's factor (codec.h) */
+    size_t stride, cap, qbytes, tmp_floats;
+    unsigned workers;
+    uint8_t *qbufs;                    /* workers x qbytes: each one's prepared query */
+    float *tmp;                        /* workers x (codec scratch + one row) */
+} qv_hnsw_bcodes;
+/* An insert's prepared query: est(slot) = a + f0[slot] - gamma * dot(rows[slot], w). */
+typedef struct {
+    const qv_hnsw_bcodes *b;
+    float a, gamma;
+    const int8_t *w;
+} qv_hnsw_bquery;
+/** Fit the codes to the batch's n vectors and allocate rows for h->cap slots and one
+ *  query buffer per worker (before the index changes). QV_OK / QV_ENOMEM. */
+int  qv_hnsw_bcodes_new(const qv_hnsw *h, size_t n, const float *vecs, unsigned workers,
+                        qv_hnsw_bcodes **out);
+/** Encode every slot below n_slots from its vector, in parallel on pool. */
+void qv_hnsw_bcodes_encode(const qv_hnsw *h, qv_hnsw_bcodes *b, qv_pool *pool);
+void qv_hnsw_bcodes_query(const qv_hnsw_bcodes *b, const float *q, unsigned worker, qv_hnsw_bquery *out);
+void qv_hnsw_bcodes_free(qv_hnsw_bcodes *b);
+
 /* ---- hnsw_search.c ---------------------------------------------------------------- */
 /** Beam search at one level from n_ep entry points; leaves up to ef best in s->res (a
  *  max-heap, length returned). With only_live, only live nodes that pass f (NULL = no
@@ -277,9 +306,11 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
                             int only_live, const qv_hnsw_filter *f, size_t max_visits);
 /** The insertion walk at one level (only_live = 0, no filter, no bound): the same walk as
  *  qv_hnsw_search_layer, but the ef best are kept in one sorted array, s->work, that also
- *  serves as the candidate list; returns their count, ascending by (d, id) in s->work. */
+ *  serves as the candidate list; returns their count, ascending by (d, id) in s->work.
+ *  With bq (build codes) the walk ranks by estimates, and the ef found are re-scored with
+ *  the float vectors and sorted again: s->work holds exact distances either way. */
 size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
-                           uint32_t ep, size_t ef, unsigned level);
+                           const qv_hnsw_bquery *bq, uint32_t ep, size_t ef, unsigned level);
 /** Greedy descent from the entry down to (and excluding) level `stop`. */
 uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigned top,
                          unsigned stop);

@@ -111,10 +111,13 @@ done:
 }
 
 /* Insert slot x, whose vector, id, level and empty lists are already in place. */
-static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x)
+static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x, const qv_hnsw_bcodes *bc,
+                       unsigned worker)
 {
     const unsigned L = h->levels[x];
     const float *q = qv_hnsw_vec(h, x);
+    qv_hnsw_bquery bq;
+    if (bc) qv_hnsw_bcodes_query(bc, q, worker, &bq);
     const int keep = (h->flags & QV_HNSW_KEEP_PRUNED) != 0;
     uint32_t sel[MAX_M0];
     int locked = 0;
@@ -129,7 +132,7 @@ static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x)
         unsigned top = (unsigned)(e & 0xffffffffu);
         if (top > L) ep = qv_hnsw_descend(h, q, ep, top, L);
         for (unsigned l = L < top ? L : top;; l--) {
-            size_t len = qv_hnsw_build_layer(h, s, q, ep, h->efc, l);
+            size_t len = qv_hnsw_build_layer(h, s, q, bc ? &bq : NULL, ep, h->efc, l);
             /* Drop x itself should a racing insert have linked it already. */
             size_t w = 0;
             for (size_t i = 0; i < len; i++)
@@ -167,6 +170,7 @@ typedef struct {
     qv_hnsw *h;
     const uint32_t *slots;
     qv_hnsw_scratch **scr;
+    const qv_hnsw_bcodes *bc;          /* build codes, or NULL */
     size_t total;
     size_t done;                       /* atomic */
     long last_ms;                      /* atomic: last progress report */
@@ -184,7 +188,7 @@ static void add_task(void *arg, size_t i, unsigned worker)
 {
     add_job *job = arg;
     int ss = qv_hnsw_src_begin(job->h);        /* a vector source's session (hnsw.h) */
-    insert_one(job->h, job->scr[worker], job->slots[i]);
+    insert_one(job->h, job->scr[worker], job->slots[i], job->bc, worker);
     if (ss > 0) qv_hnsw_src_end(job->h);
     size_t done = __atomic_add_fetch(&job->done, 1, __ATOMIC_RELAXED);
     if (job->p->progress && (done & 255) == 0) {
@@ -212,6 +216,7 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     qv_hnsw_scratch **scr = NULL;
     void *fix = NULL;
     float *ctmp = NULL;
+    qv_hnsw_bcodes *bc = NULL;
     size_t n_repl = 0;
     int rc = QV_OK, ss = 0;
     qv_rng saved_rng;
@@ -259,6 +264,8 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
         if (h->codec->trained_on == 0 && (rc = qv_hnsw_codes_train_on(h, vecs, n)) != QV_OK) goto fail;
         if (!(ctmp = qv_malloc(qv_codec_scratch_floats(h->codec) * sizeof *ctmp))) { rc = QV_ENOMEM; goto fail; }
     }
+    if (!h->codec && n >= QV_HNSW_BCODES_MIN && h->efc <= QV_HNSW_BCODES_MAX_EF &&
+        (rc = qv_hnsw_bcodes_new(h, n, vecs, nw, &bc)) != QV_OK) goto fail;
     size_t repair_work = (size_t)h->m0 * (h->m0 + 1) + 1;
     for (unsigned w = 0; w < nw; w++) {
         if (!(scr[w] = qv_hnsw_scratch_get(h))) { rc = QV_ENOMEM; goto fail; }
@@ -292,7 +299,8 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     h->upper_bytes += upper_bytes;
     __atomic_store_n(&h->n_slots, nslots, __ATOMIC_RELEASE);
 
-    add_job job = {h, slots, scr, n, 0, now_ms(), &ix->p};
+    if (bc) qv_hnsw_bcodes_encode(h, bc, ix->pool);
+    add_job job = {h, slots, scr, bc, n, 0, now_ms(), &ix->p};
     size_t first = 0;
     if (__atomic_load_n(&h->entry, __ATOMIC_ACQUIRE) == QV_HNSW_ENTRY_NONE) {
         add_task(&job, 0, 0);                      /* the first node seeds the graph alone */
@@ -328,5 +336,6 @@ cleanup:
     qv_free(scr);
     qv_free(fix);
     qv_free(ctmp);
+    qv_hnsw_bcodes_free(bc);
     return rc;
 }

@@ -51,6 +51,7 @@
  * counters): with the sort from 33 results, sift-debian-100k searches at ef 48 / 128 were
  * 3-4% slower (within this machine's noise). Builds (efConstruction 200) take the sort. */
 #define RADIX_MIN 128u
+_Static_assert(QV_HNSW_BCODES_MAX_EF <= RADIX_MAX, "build-code re-scoring sorts by radix");
 
 static inline uint32_t float_key(float d)
 {
@@ -246,8 +247,21 @@ static inline size_t pool_insert(qv_hnsw_cand *pool, size_t n, size_t ef, float 
     return lo;
 }
 
-size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
-                           uint32_t ep, size_t ef, unsigned level)
+/* Estimates of four build-code rows (hnsw_build_codes.c). */
+static inline void est_x4(const qv_hnsw_bquery *bq, const uint32_t v[4], size_t dim, float out[4])
+{
+    const qv_hnsw_bcodes *b = bq->b;
+    const uint8_t *r[4] = {b->rows + (size_t)v[0] * b->stride, b->rows + (size_t)v[1] * b->stride,
+                           b->rows + (size_t)v[2] * b->stride, b->rows + (size_t)v[3] * b->stride};
+    int32_t dot[4];
+    b->k->dot_u8_x4(r, bq->w, dim, dot);
+    for (int t = 0; t < 4; t++) out[t] = bq->a + b->f0[v[t]] - bq->gamma * (float)dot[t];
+}
+
+/* The walk itself, inlined into a float and a code instance (bq constant NULL or not). */
+static inline __attribute__((always_inline)) size_t build_walk(const qv_hnsw *h, qv_hnsw_scratch *s,
+                                                               const float *q, const qv_hnsw_bquery *bq,
+                                                               uint32_t ep, size_t ef, unsigned level)
 {
     /* Two epochs: `seen` marks the nodes met, seen + 1 those expanded (the pool moves as
      * it takes entries, so its own flags would have to move with it). */
@@ -259,12 +273,22 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
     const size_t dim = h->dim;
     const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
     const size_t pf = vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES;
+    const size_t code_lines = bq ? (dim + 63) / 64 : 0;
     const uint32_t maxl = qv_hnsw_maxlinks(h, level);
     const uint32_t cap = (uint32_t)h->cap;
     if (!ef) return 0;
 
     vis[ep] = seen;
-    pool_insert(pool, 0, ef, h->dist(q, qv_hnsw_vec(h, ep), dim), ep);
+    float d0;
+    if (bq) {
+        const uint32_t e4[4] = {ep, ep, ep, ep};
+        float d4[4];
+        est_x4(bq, e4, dim, d4);
+        d0 = d4[0];
+    } else {
+        d0 = h->dist(q, qv_hnsw_vec(h, ep), dim);
+    }
+    pool_insert(pool, 0, ef, d0, ep);
     size_t n = 1, k = 0;
     while (k < n) {
         const uint32_t cur = pool[k].id;
@@ -281,15 +305,25 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
                 if (v >= cap || (qv_hnsw_tag)(vis[v] - seen) <= 1) continue;
                 vis[v] = seen;
                 nbuf[nb++] = v;
-                prefetch_vec(h, v, pf);
+                if (bq) {
+                    const char *r = (const char *)(bq->b->rows + (size_t)v * bq->b->stride);
+                    for (size_t l = 0; l < code_lines; l++) __builtin_prefetch(r + 64 * l, 0, 3);
+                    __builtin_prefetch(&bq->b->f0[v], 0, 3);
+                } else {
+                    prefetch_vec(h, v, pf);
+                }
             }
             size_t full = nb;
             while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
             for (size_t j = 0; j < nb; j += 4) {
-                const float *b[4] = {qv_hnsw_vec(h, nbuf[j]), qv_hnsw_vec(h, nbuf[j + 1]),
-                                     qv_hnsw_vec(h, nbuf[j + 2]), qv_hnsw_vec(h, nbuf[j + 3])};
                 float d4[4];
-                h->dist_x4(q, b, dim, d4);
+                if (bq) {
+                    est_x4(bq, nbuf + j, dim, d4);
+                } else {
+                    const float *b[4] = {qv_hnsw_vec(h, nbuf[j]), qv_hnsw_vec(h, nbuf[j + 1]),
+                                         qv_hnsw_vec(h, nbuf[j + 2]), qv_hnsw_vec(h, nbuf[j + 3])};
+                    h->dist_x4(q, b, dim, d4);
+                }
                 size_t lim = full - j < 4 ? full - j : 4;
                 for (size_t t = 0; t < lim; t++) {
                     float d = d4[t];
@@ -302,6 +336,32 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
         }
         k = nk <= k ? nk : k + 1;
     }
+    return n;
+}
+
+/* Exact distances for the n entries of the pool (n <= QV_HNSW_BCODES_MAX_EF), which is
+ * then sorted by them. */
+static void rescore_pool(const qv_hnsw *h, qv_hnsw_cand *pool, size_t n, const float *q)
+{
+    const size_t dim = h->dim;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *b[4] = {qv_hnsw_vec(h, pool[i].id), qv_hnsw_vec(h, pool[i + 1].id),
+                             qv_hnsw_vec(h, pool[i + 2].id), qv_hnsw_vec(h, pool[i + 3].id)};
+        float d4[4];
+        h->dist_x4(q, b, dim, d4);
+        for (int t = 0; t < 4; t++) pool[i + t].d = d4[t];
+    }
+    for (; i < n; i++) pool[i].d = h->dist(q, qv_hnsw_vec(h, pool[i].id), dim);
+    radix_sorted(pool, n, pool);           /* reads every entry before it writes */
+}
+
+size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
+                           const qv_hnsw_bquery *bq, uint32_t ep, size_t ef, unsigned level)
+{
+    if (!bq) return build_walk(h, s, q, NULL, ep, ef, level);
+    size_t n = build_walk(h, s, q, bq, ep, ef, level);
+    rescore_pool(h, s->work, n, q);
     return n;
 }
 
