@@ -295,6 +295,12 @@ static inline __attribute__((always_inline)) size_t build_walk(const qv_hnsw *h,
         if (vis[cur] == expd) { k++; continue; }
         vis[cur] = expd;
         const uint32_t *list = qv_hnsw_list(h, cur, level);
+        if (level == 0 && k + 1 < n) {     /* the next node's links, likely expanded next */
+            const char *nl = (const char *)qv_hnsw_list(h, pool[k + 1].id, 0);
+            __builtin_prefetch(nl, 0, 3);
+            __builtin_prefetch(nl + 64, 0, 3);
+            __builtin_prefetch(nl + 128, 0, 3);
+        }
         size_t nk = n;                 /* the first position a new entry took */
         if (list) {
             uint32_t cnt = qv_hnsw_ld(&list[0]);
