@@ -268,6 +268,7 @@ int qv_hnsw_check(const qv_index *ix, qv_hnsw_report *r);
 /* ---- hnsw_build_codes.c -------------------------------------------------------------- */
 /* A large add() to a float index walks on 8-bit codes of every slot (see the file). */
 #define QV_HNSW_BCODES_MIN 50000u      /* batch size from which it does */
+extern size_t qv_hnsw_bcodes_min;      /* that size, QV_HNSW_BCODES_MIN (tests change it) */
 #define QV_HNSW_BCODES_MAX_EF 1024u    /* and efConstruction up to which (the re-scoring sort) */
 typedef struct qv_hnsw_bcodes {
     qv_codec *codec;                   /* sq8, fitted to the batch */

@@ -16,6 +16,8 @@
 #include "core/error.h"
 #include "index/hnsw.h"
 
+size_t qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
+
 /* Slots encoded per pool task. */
 #define ENCODE_CHUNK 4096u
 

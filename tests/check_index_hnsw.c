@@ -246,6 +246,93 @@ static void *save_buf(const qv_index *ix, size_t *len)
     return buf;
 }
 
+/* ---- build codes (hnsw_build_codes.c) ---------------------------------------------- */
+
+/* The insertion walk on 8-bit codes, against the float walk from the same entry on a
+ * siftsmall graph: its ef results carry exact distances (re-scored), ascending, and its
+ * ten best find the true neighbours about as often. */
+START_TEST(test_build_codes_walk)
+{
+    dataset d;
+    if (!load_sift(&d)) return;
+    uint64_t *ids = seq_ids(d.n, 0);
+    qv_index *ix = make_index(d.dim, QV_METRIC_L2, 16, 200, 1);
+    QV_CK(qv_index_add(ix, d.n, ids, d.base));
+    qv_hnsw *h = ix->impl;
+    qv_hnsw_bcodes *b = NULL;
+    QV_CK(qv_hnsw_bcodes_new(h, d.n, d.base, 1, &b));
+    qv_hnsw_bcodes_encode(h, b, ix->pool);
+    qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
+    ck_assert_ptr_nonnull(s);
+    QV_CK(qv_hnsw_scratch_fit(s, 200, 0));
+    const size_t ef = 200, k = 10;
+    size_t hit_f = 0, hit_c = 0;
+    for (size_t qi = 0; qi < d.nq; qi++) {
+        const float *q = d.query + qi * d.dim;
+        uint64_t e = h->entry;
+        uint32_t ep = qv_hnsw_descend(h, q, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu), 0);
+        const int32_t *gt = d.gt + qi * d.gt_k;
+        size_t nf = qv_hnsw_build_layer(h, s, q, NULL, ep, ef, 0);
+        ck_assert_uint_ge(nf, k);
+        for (size_t i = 0; i < k; i++)
+            for (size_t j = 0; j < k; j++) hit_f += h->ids[s->work[i].id] == (uint64_t)gt[j];
+        qv_hnsw_bquery bq;
+        qv_hnsw_bcodes_query(b, q, 0, &bq);
+        size_t nc = qv_hnsw_build_layer(h, s, q, &bq, ep, ef, 0);
+        ck_assert_uint_ge(nc, k);
+        for (size_t i = 0; i < nc; i++) {
+            double want = ref_l2sq(q, qv_hnsw_vec(h, s->work[i].id), d.dim);
+            ck_assert_msg(fabs(s->work[i].d - want) <= 1e-4 * want + 1e-3,
+                          "query %zu entry %zu: %g, exact %g", qi, i, s->work[i].d, want);
+            if (i) ck_assert(s->work[i - 1].d <= s->work[i].d);
+        }
+        for (size_t i = 0; i < k; i++)
+            for (size_t j = 0; j < k; j++) hit_c += h->ids[s->work[i].id] == (uint64_t)gt[j];
+    }
+    double rf = (double)hit_f / (double)(d.nq * k), rc = (double)hit_c / (double)(d.nq * k);
+    ck_assert_msg(rf >= 0.97, "float walk recall@10 %.4f", rf);
+    ck_assert_msg(rc >= rf - 0.01, "code walk recall@10 %.4f against %.4f on floats", rc, rf);
+    qv_hnsw_scratch_put(h, s);
+    qv_hnsw_bcodes_free(b);
+    qv_index_free(ix);
+    free(ids);
+    free_sift(&d);
+}
+END_TEST
+
+/* A graph built on codes (the batch at least qv_hnsw_bcodes_min) against one built on
+ * floats: a different graph (the codes were used), sound, and with the same recall. */
+START_TEST(test_build_codes_recall)
+{
+    dataset d;
+    if (!load_sift(&d)) return;
+    uint64_t *ids = seq_ids(d.n, 0);
+    qv_index *ix[2];
+    void *buf[2];
+    size_t len[2];
+    double r16[2], r64[2];
+    for (int codes = 0; codes < 2; codes++) {
+        qv_hnsw_bcodes_min = codes ? 1 : SIZE_MAX;
+        ix[codes] = make_index(d.dim, QV_METRIC_L2, 16, 200, 1);
+        QV_CK(qv_index_add(ix[codes], d.n, ids, d.base));
+        assert_graph_ok(ix[codes]);
+        r16[codes] = recall_vs_gt(ix[codes], &d, 16, 10);
+        r64[codes] = recall_vs_gt(ix[codes], &d, 64, 10);
+        buf[codes] = save_buf(ix[codes], &len[codes]);
+    }
+    qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
+    ck_assert_msg(len[0] != len[1] || memcmp(buf[0], buf[1], len[0]) != 0, "the codes changed nothing");
+    ck_assert_msg(r16[1] >= r16[0] - 0.01, "ef 16: recall %.4f on codes, %.4f on floats", r16[1], r16[0]);
+    ck_assert_msg(r64[1] >= r64[0] - 0.005, "ef 64: recall %.4f on codes, %.4f on floats", r64[1], r64[0]);
+    for (int i = 0; i < 2; i++) {
+        qv_free(buf[i]);
+        qv_index_free(ix[i]);
+    }
+    free(ids);
+    free_sift(&d);
+}
+END_TEST
+
 START_TEST(test_deterministic_single_thread)
 {
     const size_t n = 1500, dim = 12;
@@ -739,6 +826,8 @@ Suite *qv_index_hnsw_suite(void)
     tcase_add_test(tc, test_tiny_exact);
     tcase_add_test(tc, test_empty_and_absent);
     tcase_add_test(tc, test_siftsmall_recall);
+    tcase_add_test(tc, test_build_codes_walk);
+    tcase_add_test(tc, test_build_codes_recall);
     tcase_add_test(tc, test_deterministic_single_thread);
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_corrupt_files);
