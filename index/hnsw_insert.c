@@ -264,11 +264,6 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
         if (h->codec->trained_on == 0 && (rc = qv_hnsw_codes_train_on(h, vecs, n)) != QV_OK) goto fail;
         if (!(ctmp = qv_malloc(qv_codec_scratch_floats(h->codec) * sizeof *ctmp))) { rc = QV_ENOMEM; goto fail; }
     }
-    /* Build codes (hnsw_build_codes.c) for a large batch that is not small beside the
-     * index: at 1M, training and encoding every slot took ~2.2 s, what ~60,000 inserts
-     * save on codes (37 us each on 2 threads), so the batch must be 1/8 of the index. */
-    if (!h->codec && n >= qv_hnsw_bcodes_min && 8 * n >= h->n_live && h->efc <= QV_HNSW_BCODES_MAX_EF &&
-        (rc = qv_hnsw_bcodes_new(h, n, vecs, nw, &bc)) != QV_OK) goto fail;
     size_t repair_work = (size_t)h->m0 * (h->m0 + 1) + 1;
     for (unsigned w = 0; w < nw; w++) {
         if (!(scr[w] = qv_hnsw_scratch_get(h))) { rc = QV_ENOMEM; goto fail; }
@@ -276,6 +271,12 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
         if (scr[w]->cand_cap < 4 * (size_t)h->efc &&
             (rc = qv_hnsw_scratch_fit(scr[w], 4 * (size_t)h->efc, 0)) != QV_OK) goto fail;
     }
+
+    /* Build codes (hnsw_build_codes.c) for a large batch that is not small beside the
+     * index: at 1M, training and encoding every slot took ~2.2 s, what ~60,000 inserts
+     * save on codes (37 us each on 2 threads), so the batch must be 1/8 of the index. */
+    if (!h->codec && n >= qv_hnsw_bcodes_min && 8 * n >= h->n_live && h->efc <= QV_HNSW_BCODES_MAX_EF)
+        (void)qv_hnsw_bcodes_new(h, n, vecs, nw, &bc);     /* no memory for them: on floats */
 
     /* ---- from here on nothing fails ---- */
     if (n_repl) qv_hnsw_remove_locked(ix, repl, n_repl, NULL, scr, fix);
