@@ -2,7 +2,8 @@
  * index/hnsw.h -- private layout and cross-file helpers of the HNSW index (Malkov &
  * Yashunin, arXiv 1603.09320). Files: hnsw_graph.c (layout, growth, locks, scratch,
  * self-check, ops table), hnsw_search.c (layer search, queries, filters, batch),
- * hnsw_insert.c (neighbour heuristic, insertion, add), hnsw_delete.c (remove with graph
+ * hnsw_insert.c (neighbour heuristic, insertion, add), hnsw_build_codes.c (the 8-bit
+ * codes a large add walks on), hnsw_delete.c (remove with graph
  * repair), hnsw_reorder.c (slot renumbering for locality), hnsw_io.c (save, load, open in
  * place, deferred verification).
  *

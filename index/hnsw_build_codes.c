@@ -7,8 +7,11 @@
  * sq8 (index/codec.h; 128 bytes at 128-d instead of 512) and walks on those estimates;
  * the ef candidates a walk ends with are then re-scored with the float vectors, so the
  * neighbour heuristic and the back-links see exact distances as before. The codes live
- * only for the batch (128 MB at 1M x 128) and are freed when it ends: the index holds
- * its float vectors alone, as before.
+ * only for the batch (132 MB at 1M x 128) and are freed when it ends: the index holds
+ * its float vectors alone, as before. On sift-debian-1m (M 16, efConstruction 200, 2
+ * threads) the build took 88-93 s against 123-125 s on floats (hnswlib 215-228 s), with
+ * recall@10 at ef 40 / 48 / 128 of 0.9481 / 0.9605 / 0.9926 against 0.9486-0.9488 /
+ * 0.9607-0.9608 / 0.9926 (bench/RESULTS.md, "HNSW build on 8-bit codes").
  */
 #include <string.h>
 

@@ -222,7 +222,11 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
  * the exclusive lock) builds took 26.4-30.7 s against 28.4-32.9 s (-5.5% to -10.8% in
  * each of 5 pairs), recall@10 at ef 48 / 128 0.9744-0.9748 / 0.9956 both ways.
  * Prefetching 2 lines of each vector instead of 4 here was 2% slower. Searches keep the
- * heaps (an ef of 10-128, and filters). */
+ * heaps (an ef of 10-128, and filters).
+ * A large add walks on 8-bit codes (hnsw_build_codes.c) and re-scores what it found with
+ * the floats; expanding a node, the walk prefetches the links of the pool's next entry
+ * (a quarter of the walk's samples had sat on the load of the link count): 300K builds
+ * 20.7 s against 25.6 s on codes without it and 29.0 s on floats (medians, alternated). */
 
 /* Put (d, id) into the sorted pool of n entries (at most ef kept; the caller has checked
  * that it beats the last one when the pool is full). Returns its position. */
