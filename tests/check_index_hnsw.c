@@ -320,6 +320,15 @@ START_TEST(test_build_codes_recall)
         r64[codes] = recall_vs_gt(ix[codes], &d, 64, 10);
         buf[codes] = save_buf(ix[codes], &len[codes]);
     }
+    /* The same on 2 threads (the codes are shared by the workers; TSan runs this suite's
+     * build too): sound, and as good. */
+    qv_hnsw_bcodes_min = 1;
+    qv_index *ix2 = make_index(d.dim, QV_METRIC_L2, 16, 200, 2);
+    QV_CK(qv_index_add(ix2, d.n, ids, d.base));
+    assert_graph_ok(ix2);
+    double r64_2 = recall_vs_gt(ix2, &d, 64, 10);
+    ck_assert_msg(r64_2 >= r64[0] - 0.005, "ef 64, 2 threads: recall %.4f on codes, %.4f on floats", r64_2, r64[0]);
+    qv_index_free(ix2);
     qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
     ck_assert_msg(len[0] != len[1] || memcmp(buf[0], buf[1], len[0]) != 0, "the codes changed nothing");
     ck_assert_msg(r16[1] >= r16[0] - 0.01, "ef 16: recall %.4f on codes, %.4f on floats", r16[1], r16[0]);
