@@ -158,6 +158,15 @@ typedef struct qv_hnsw {
     int codec_pinned;                  /* trained by qv_index_train: no automatic retraining */
     size_t codes_trained_n;            /* n_slots at the last training (0: not since load);
                                           under write_lock */
+    /* Build codes kept across small adds (hnsw_build_codes.c), all under write_lock. */
+    struct qv_hnsw_bcodes *bcodes;     /* NULL: the next add walks on floats */
+    size_t bc_recent;                  /* points added since the kept codes were last dropped */
+    uint64_t bc_last_ms;               /* when the last add ended (monotonic ms) */
+    uint64_t bc_due_ms;                /* when the reaper drops the kept codes */
+    int bc_reaper;                     /* 0 none, 1 running, 2 exited (join it) */
+    int bc_stop;                       /* destroy: the reaper returns at once */
+    pthread_t bc_thread;
+    pthread_cond_t bc_cond;            /* wakes the reaper (with write_lock) */
 } qv_hnsw;
 
 /* ---- inline accessors ------------------------------------------------------------- */
@@ -271,8 +280,11 @@ int qv_hnsw_check(const qv_index *ix, qv_hnsw_report *r);
 #define QV_HNSW_BCODES_MIN 50000u      /* batch size from which it does */
 extern size_t qv_hnsw_bcodes_min;      /* that size, QV_HNSW_BCODES_MIN (tests change it) */
 #define QV_HNSW_BCODES_MAX_EF 1024u    /* and efConstruction up to which (the re-scoring sort) */
+#define QV_HNSW_BCODES_IDLE_MS 2000u  /* kept codes are dropped after this long with no add */
+extern unsigned qv_hnsw_bcodes_idle_ms; /* that time (tests change it) */
 typedef struct qv_hnsw_bcodes {
     qv_codec *codec;                   /* sq8, fitted to the batch */
+    size_t trained_n;                  /* kept codes: n_slots when they were fitted */
     const qv_code_kernels *k;
     uint8_t *rows;                     /* cap rows of stride bytes: the u8 code of each slot */
     float *f0;                         /* cap: the row's factor (codec.h) */
@@ -295,6 +307,19 @@ int  qv_hnsw_bcodes_new(const qv_hnsw *h, size_t n, const float *vecs, unsigned 
 void qv_hnsw_bcodes_encode(const qv_hnsw *h, qv_hnsw_bcodes *b, qv_pool *pool);
 void qv_hnsw_bcodes_query(const qv_hnsw_bcodes *b, const float *q, unsigned worker, qv_hnsw_bquery *out);
 void qv_hnsw_bcodes_free(qv_hnsw_bcodes *b);
+/** Kept codes for add() (write_lock held; the vectors of the batch's n slots in place):
+ *  the kept ones brought up to date, new ones once a stream of adds adds up to a large
+ *  batch, or NULL (walk on floats). Never fails: out of memory means floats. A single
+ *  large batch still gets codes of its own, freed when it ends (qv_hnsw_add). */
+qv_hnsw_bcodes *qv_hnsw_bcodes_for_add(qv_hnsw *h, const uint32_t *slots, size_t n, qv_pool *pool);
+/** After add(): note the use and make sure a reaper drops them once writes stop. */
+void qv_hnsw_bcodes_after_add(qv_hnsw *h);
+/** Re-encode the kept codes after the slots were renumbered (write_lock held). */
+void qv_hnsw_bcodes_renumbered(qv_hnsw *h, qv_pool *pool);
+/** Drop the kept codes now (write_lock held). */
+void qv_hnsw_bcodes_drop(qv_hnsw *h);
+/** Stop and join the reaper, drop the codes (destroy; no other user left). */
+void qv_hnsw_bcodes_shutdown(qv_hnsw *h);
 
 /* ---- hnsw_search.c ---------------------------------------------------------------- */
 /** Beam search at one level from n_ep entry points; leaves up to ef best in s->res (a

@@ -275,8 +275,11 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     /* Build codes (hnsw_build_codes.c) for a large batch that is not small beside the
      * index: at 1M, training and encoding every slot took ~2.2 s, what ~60,000 inserts
      * save on codes (37 us each on 2 threads), so the batch must be 1/8 of the index. */
-    if (!h->codec && n >= qv_hnsw_bcodes_min && 8 * n >= h->n_live && h->efc <= QV_HNSW_BCODES_MAX_EF)
+    const int bcodes_ok = !h->codec && h->efc <= QV_HNSW_BCODES_MAX_EF;
+    if (bcodes_ok && !h->bcodes && n >= qv_hnsw_bcodes_min && 8 * n >= h->n_live) {
         (void)qv_hnsw_bcodes_new(h, n, vecs, nw, &bc);     /* no memory for them: on floats */
+        h->bc_recent = 0;                                  /* this batch is not a stream */
+    }
 
     /* ---- from here on nothing fails ---- */
     if (n_repl) qv_hnsw_remove_locked(ix, repl, n_repl, NULL, scr, fix);
@@ -303,8 +306,11 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     h->upper_bytes += upper_bytes;
     __atomic_store_n(&h->n_slots, nslots, __ATOMIC_RELEASE);
 
+    /* Or the codes kept across a stream of small adds (hnsw_build_codes.c). */
+    const qv_hnsw_bcodes *walk = bc;
     if (bc) qv_hnsw_bcodes_encode(h, bc, ix->pool);
-    add_job job = {h, slots, scr, bc, n, 0, now_ms(), &ix->p};
+    else if (bcodes_ok) walk = qv_hnsw_bcodes_for_add(h, slots, n, ix->pool);
+    add_job job = {h, slots, scr, walk, n, 0, now_ms(), &ix->p};
     size_t first = 0;
     if (__atomic_load_n(&h->entry, __ATOMIC_ACQUIRE) == QV_HNSW_ENTRY_NONE) {
         add_task(&job, 0, 0);                      /* the first node seeds the graph alone */
@@ -318,7 +324,9 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     if (fix) qv_hnsw_fix_reach(h, scr[0], fix);
     /* A failed retraining keeps the current codec, which is still valid. */
     if (h->codec && !h->codec_pinned) (void)qv_hnsw_codes_retrain(h, 0);
-    if (qv_hnsw_reorder_due(h)) (void)qv_hnsw_reorder(h);     /* skipped when out of memory */
+    if (qv_hnsw_reorder_due(h) && qv_hnsw_reorder(h))   /* skipped when out of memory */
+        qv_hnsw_bcodes_renumbered(h, ix->pool);
+    qv_hnsw_bcodes_after_add(h);
     qv_hnsw_update_memory(h);
     if (ix->p.progress) ix->p.progress("hnsw build", n, n, ix->p.progress_arg);
     goto cleanup;

@@ -7,9 +7,11 @@
  * at several selectivities, max_visits and allocation failures during add.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/crc32c.h"
@@ -339,6 +341,146 @@ START_TEST(test_build_codes_recall)
     }
     free(ids);
     free_sift(&d);
+}
+END_TEST
+
+/* ---- codes kept across a stream of small adds (hnsw_build_codes.c) ----------------- */
+
+/* Whether the index holds kept codes now (read under write_lock, as the reaper writes it). */
+static int has_kept_codes(const qv_index *ix)
+{
+    qv_hnsw *h = ix->impl;
+    pthread_mutex_lock(&h->write_lock);
+    int r = h->bcodes != NULL;
+    pthread_mutex_unlock(&h->write_lock);
+    return r;
+}
+
+typedef struct {
+    const qv_index *ix;
+    const dataset *d;
+    int stop;                          /* atomic */
+    size_t done;
+} kept_searcher;
+
+static void *kept_search(void *arg)
+{
+    kept_searcher *s = arg;
+    qv_search_params sp;
+    qv_search_params_init(&sp, 10);
+    qv_hit hits[10];
+    size_t n;
+    for (size_t i = 0; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE); i++) {
+        if (qv_index_search(s->ix, s->d->query + (i % s->d->nq) * s->d->dim, &sp, hits, &n) != QV_OK) return NULL;
+        s->done++;
+    }
+    return NULL;
+}
+
+/* siftsmall added in batches of n/50 (an import's 1,000-point adds, scaled down): with
+ * the threshold at n/10, the stream walks on kept codes from its 5th batch on; 2 build
+ * threads, and a search thread running throughout (TSan runs this suite). The graph
+ * differs from the float one (the codes were used), is sound, and keeps the float
+ * build's recall; the codes are dropped once the adds stop for the idle time. */
+START_TEST(test_build_codes_kept_recall)
+{
+    dataset d;
+    if (!load_sift(&d)) return;
+    uint64_t *ids = seq_ids(d.n, 0);
+    const size_t batch = d.n / 50;
+    qv_index *ix[2];
+    void *buf[2];
+    size_t len[2];
+    double r16[2], r64[2];
+    unsigned idle = qv_hnsw_bcodes_idle_ms;
+    qv_hnsw_bcodes_idle_ms = 60000;                /* no drop while the stream runs */
+    for (int codes = 0; codes < 2; codes++) {
+        qv_hnsw_bcodes_min = codes ? d.n / 10 : SIZE_MAX;
+        ix[codes] = make_index(d.dim, QV_METRIC_L2, 16, 200, 2);
+        kept_searcher ks = {ix[codes], &d, 0, 0};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, kept_search, &ks), 0);
+        int seen = 0;
+        for (size_t at = 0; at < d.n; at += batch) {
+            size_t k = d.n - at < batch ? d.n - at : batch;
+            QV_CK(qv_index_add(ix[codes], k, ids + at, d.base + at * d.dim));
+            seen |= has_kept_codes(ix[codes]);
+        }
+        __atomic_store_n(&ks.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(seen, codes);
+        ck_assert_int_eq(has_kept_codes(ix[codes]), codes);
+        assert_graph_ok(ix[codes]);
+        r16[codes] = recall_vs_gt(ix[codes], &d, 16, 10);
+        r64[codes] = recall_vs_gt(ix[codes], &d, 64, 10);
+        buf[codes] = save_buf(ix[codes], &len[codes]);
+    }
+    qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
+    ck_assert_msg(len[0] != len[1] || memcmp(buf[0], buf[1], len[0]) != 0, "the codes changed nothing");
+    ck_assert_msg(r16[1] >= r16[0] - 0.01, "ef 16: recall %.4f on kept codes, %.4f on floats", r16[1], r16[0]);
+    ck_assert_msg(r64[1] >= r64[0] - 0.01, "ef 64: recall %.4f on kept codes, %.4f on floats", r64[1], r64[0]);
+
+    /* Freed as designed: held while adds come, counted in memory(), dropped by the
+     * reaper once no add came for the idle time (here 100 ms), memory() back down. */
+    qv_hnsw *h = ix[1]->impl;
+    size_t rows = h->bcodes->cap * (h->bcodes->stride + sizeof(float));
+    qv_hnsw_bcodes_idle_ms = 100;
+    QV_CK(qv_index_add(ix[1], batch, ids, d.base));          /* a replacing add: re-armed */
+    ck_assert(has_kept_codes(ix[1]));
+    size_t with = qv_index_memory(ix[1]);
+    for (int i = 0; i < 500 && has_kept_codes(ix[1]); i++) usleep(10000);
+    ck_assert_msg(!has_kept_codes(ix[1]), "kept codes still held 5 s after the last add");
+    size_t without = qv_index_memory(ix[1]);
+    ck_assert_msg(with >= without + rows - rows / 32, "memory %zu with the codes, %zu without (rows %zu)", with, without, rows);
+    /* A later short add does not bring them back (the stream starts again from 0). */
+    QV_CK(qv_index_add(ix[1], batch, ids + batch, d.base + batch * d.dim));
+    ck_assert(!has_kept_codes(ix[1]));
+    qv_hnsw_bcodes_idle_ms = idle;
+    assert_graph_ok(ix[1]);
+    for (int i = 0; i < 2; i++) {
+        qv_free(buf[i]);
+        qv_index_free(ix[i]);
+    }
+    free(ids);
+    free_sift(&d);
+}
+END_TEST
+
+/* Out of memory while the kept codes are made or grown: the add still succeeds, all of
+ * it, on floats (no codes afterwards); enough memory: on codes. */
+START_TEST(test_build_codes_kept_alloc_failure)
+{
+    const size_t dim = 8, batch = 50, n = 20 * batch;
+    float *x = random_vectors(n + batch, dim, 47);
+    uint64_t *ids = seq_ids(n + batch, 0);
+    unsigned idle = qv_hnsw_bcodes_idle_ms;
+    qv_hnsw_bcodes_idle_ms = 60000;
+    qv_hnsw_bcodes_min = n + batch;                /* the 21st add of 50 starts the codes */
+    int fell_back = 0, on_codes = 0;
+    for (long i = 0; i < 200 && !on_codes; i++) {
+        qv_index *ix = make_index(dim, QV_METRIC_L2, 8, 40, 2);
+        for (size_t at = 0; at < n; at += batch) QV_CK(qv_index_add(ix, batch, ids + at, x + at * dim));
+        ck_assert(!has_kept_codes(ix));
+        qv_alloc_fail_after(i);
+        int rc = qv_index_add(ix, batch, ids + n, x + n * dim);
+        qv_alloc_fail_after(-1);
+        if (rc == QV_OK) {
+            ck_assert_uint_eq(qv_index_size(ix), n + batch);
+            assert_graph_ok(ix);
+            if (has_kept_codes(ix)) on_codes = 1;
+            else fell_back = 1;
+        } else {
+            ck_assert_msg(rc == QV_ENOMEM, "step %ld: %s", i, qv_last_error());
+            ck_assert_uint_eq(qv_index_size(ix), n);
+        }
+        qv_index_free(ix);
+    }
+    qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
+    qv_hnsw_bcodes_idle_ms = idle;
+    ck_assert_msg(fell_back, "no allocation failure left the add on floats");
+    ck_assert_msg(on_codes, "the add never got its codes");
+    free(x);
+    free(ids);
 }
 END_TEST
 
@@ -840,6 +982,8 @@ Suite *qv_index_hnsw_suite(void)
     tcase_add_test(tc, test_siftsmall_recall);
     tcase_add_test(tc, test_build_codes_walk);
     tcase_add_test(tc, test_build_codes_recall);
+    tcase_add_test(tc, test_build_codes_kept_recall);
+    tcase_add_test(tc, test_build_codes_kept_alloc_failure);
     tcase_add_test(tc, test_deterministic_single_thread);
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_corrupt_files);
