@@ -34,6 +34,9 @@
  *    only to swap in larger arrays and to quiesce searches before freed slots are reused.
  *  - stripes[] (mutexes by slot) guard writers of one node's link lists.
  *  - entry_lock guards raising the entry point; the entry point itself is one atomic u64.
+ *  - The build codes kept across adds (bcodes) are read by inserts only, and made,
+ *    grown and dropped under write_lock (by add() or by their reaper thread, which waits
+ *    on bc_cond with write_lock); searches never read them.
  *  - Readers never lock lists: counts and links are read with acquire loads and written
  *    with release stores (plain moves on x86), so a reader that sees a link also sees the
  *    linked node's vector, id and level. Every word of a list is always either a live or

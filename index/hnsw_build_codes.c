@@ -11,7 +11,8 @@
  * its float vectors alone, as before. On sift-debian-1m (M 16, efConstruction 200, 2
  * threads) the build took 88-93 s against 123-125 s on floats (hnswlib 215-228 s), with
  * recall@10 at ef 40 / 48 / 128 of 0.9481 / 0.9605 / 0.9926 against 0.9486-0.9488 /
- * 0.9607-0.9608 / 0.9926 (bench/RESULTS.md, "HNSW build on 8-bit codes").
+ * 0.9607-0.9608 / 0.9926 (bench/RESULTS.md, "HNSW build on 8-bit codes"). A stream of
+ * small adds keeps its codes across adds instead (below).
  */
 #include <string.h>
 #include <time.h>
@@ -79,20 +80,23 @@ typedef struct {
     uint32_t n;
 } encode_job;
 
-static void encode_chunk(void *arg, size_t i, unsigned worker)
+/* Encode slot's vector with the worker's scratch. */
+static void encode_slot(const qv_hnsw *h, qv_hnsw_bcodes *b, uint32_t slot, unsigned worker)
 {
-    encode_job *job = arg;
-    qv_hnsw_bcodes *b = job->b;
     const qv_codec *c = b->codec;
     float *tmp = worker_tmp(b, worker);
     uint8_t *row = (uint8_t *)(tmp + b->tmp_floats);
+    qv_codec_encode(c, qv_hnsw_vec(h, slot), row, tmp);
+    memcpy(b->rows + (size_t)slot * b->stride, row, c->code_bytes);
+    memcpy(&b->f0[slot], row + ((c->code_bytes + 3) & ~(size_t)3), sizeof(float));
+}
+
+static void encode_chunk(void *arg, size_t i, unsigned worker)
+{
+    encode_job *job = arg;
     uint32_t from = (uint32_t)(i * ENCODE_CHUNK), to = from + ENCODE_CHUNK;
     if (to > job->n) to = job->n;
-    for (uint32_t slot = from; slot < to; slot++) {
-        qv_codec_encode(c, qv_hnsw_vec(job->h, slot), row, tmp);
-        memcpy(b->rows + (size_t)slot * b->stride, row, c->code_bytes);
-        memcpy(&b->f0[slot], row + ((c->code_bytes + 3) & ~(size_t)3), sizeof(float));
-    }
+    for (uint32_t slot = from; slot < to; slot++) encode_slot(job->h, job->b, slot, worker);
 }
 
 void qv_hnsw_bcodes_encode(const qv_hnsw *h, qv_hnsw_bcodes *b, qv_pool *pool)
@@ -167,18 +171,6 @@ static int grow_rows(const qv_hnsw *h, qv_hnsw_bcodes *b)
     return QV_OK;
 }
 
-static void encode_slots(const qv_hnsw *h, qv_hnsw_bcodes *b, const uint32_t *slots, size_t n)
-{
-    const qv_codec *c = b->codec;
-    float *tmp = worker_tmp(b, 0);
-    uint8_t *row = (uint8_t *)(tmp + b->tmp_floats);
-    for (size_t i = 0; i < n; i++) {
-        qv_codec_encode(c, qv_hnsw_vec(h, slots[i]), row, tmp);
-        memcpy(b->rows + (size_t)slots[i] * b->stride, row, c->code_bytes);
-        memcpy(&b->f0[slots[i]], row + ((c->code_bytes + 3) & ~(size_t)3), sizeof(float));
-    }
-}
-
 void qv_hnsw_bcodes_drop(qv_hnsw *h)
 {
     qv_hnsw_bcodes_free(h->bcodes);
@@ -213,7 +205,7 @@ qv_hnsw_bcodes *qv_hnsw_bcodes_for_add(qv_hnsw *h, const uint32_t *slots, size_t
             qv_hnsw_bcodes_drop(h);
             return NULL;
         }
-        encode_slots(h, b, slots, n);
+        for (size_t i = 0; i < n; i++) encode_slot(h, b, slots[i], 0);   /* this batch's slots only */
         return b;
     }
     if (h->bc_recent < qv_hnsw_bcodes_min || 8 * h->bc_recent < h->n_live + n) return NULL;
