@@ -153,7 +153,8 @@ static qv_hnsw_bcodes *fit_to_index(const qv_hnsw *h, unsigned workers)
     return b;
 }
 
-/* Rows for h->cap slots, keeping those below n_slots. */
+/* Rows for h->cap slots, keeping the old ones (the batch's slots past the old capacity
+ * are encoded by the caller; n_slots already counts them, so it may exceed b->cap). */
 static int grow_rows(const qv_hnsw *h, qv_hnsw_bcodes *b)
 {
     if (b->cap >= h->cap) return QV_OK;
@@ -164,7 +165,8 @@ static int grow_rows(const qv_hnsw *h, qv_hnsw_bcodes *b)
         qv_free(rows);
         return QV_ENOMEM;
     }
-    memcpy(rows, b->rows, (size_t)h->n_slots * b->stride);
+    size_t keep = h->n_slots < b->cap ? h->n_slots : b->cap;
+    memcpy(rows, b->rows, keep * b->stride);
     qv_free(b->rows);
     b->rows = rows;
     b->cap = h->cap;
