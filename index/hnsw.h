@@ -2,7 +2,8 @@
  * index/hnsw.h -- private layout and cross-file helpers of the HNSW index (Malkov &
  * Yashunin, arXiv 1603.09320). Files: hnsw_graph.c (layout, growth, locks, scratch,
  * self-check, ops table), hnsw_search.c (layer search, queries, filters, batch),
- * hnsw_insert.c (neighbour heuristic, insertion, add), hnsw_delete.c (remove with graph
+ * hnsw_insert.c (neighbour heuristic, insertion, add), hnsw_build_codes.c (the 8-bit
+ * codes a large add walks on), hnsw_delete.c (remove with graph
  * repair), hnsw_reorder.c (slot renumbering for locality), hnsw_io.c (save, load, open in
  * place, deferred verification).
  *
@@ -33,6 +34,9 @@
  *    only to swap in larger arrays and to quiesce searches before freed slots are reused.
  *  - stripes[] (mutexes by slot) guard writers of one node's link lists.
  *  - entry_lock guards raising the entry point; the entry point itself is one atomic u64.
+ *  - The build codes kept across adds (bcodes) are read by inserts only, and made,
+ *    grown and dropped under write_lock (by add() or by their reaper thread, which waits
+ *    on bc_cond with write_lock); searches never read them.
  *  - Readers never lock lists: counts and links are read with acquire loads and written
  *    with release stores (plain moves on x86), so a reader that sees a link also sees the
  *    linked node's vector, id and level. Every word of a list is always either a live or
@@ -163,6 +167,16 @@ typedef struct qv_hnsw {
     uint8_t *xcodes;
     size_t ex_bytes;
     qv_region r_xcodes;
+
+    /* Build codes kept across small adds (hnsw_build_codes.c), all under write_lock. */
+    struct qv_hnsw_bcodes *bcodes;     /* NULL: the next add walks on floats */
+    size_t bc_recent;                  /* points added since the kept codes were last dropped */
+    uint64_t bc_last_ms;               /* when the last add ended (monotonic ms) */
+    uint64_t bc_due_ms;                /* when the reaper drops the kept codes */
+    int bc_reaper;                     /* 0 none, 1 running, 2 exited (join it) */
+    int bc_stop;                       /* destroy: the reaper returns at once */
+    pthread_t bc_thread;
+    pthread_cond_t bc_cond;            /* wakes the reaper (with write_lock) */
 
     /* A collection's on_disk vectors, last and read once per search (qv_hnsw_vecs_of):
      * the fields the walks read on every step (vec_base .. blocks, dist, dist_x4) stay in
@@ -308,6 +322,52 @@ typedef struct {
 } qv_hnsw_report;
 int qv_hnsw_check(const qv_index *ix, qv_hnsw_report *r);
 
+/* ---- hnsw_build_codes.c -------------------------------------------------------------- */
+/* A large add() to a float index walks on 8-bit codes of every slot (see the file). */
+#define QV_HNSW_BCODES_MIN 50000u      /* batch size from which it does */
+extern size_t qv_hnsw_bcodes_min;      /* that size, QV_HNSW_BCODES_MIN (tests change it) */
+#define QV_HNSW_BCODES_MAX_EF 1024u    /* and efConstruction up to which (the re-scoring sort) */
+#define QV_HNSW_BCODES_IDLE_MS 2000u  /* kept codes are dropped after this long with no add */
+extern unsigned qv_hnsw_bcodes_idle_ms; /* that time (tests change it) */
+typedef struct qv_hnsw_bcodes {
+    qv_codec *codec;                   /* sq8, fitted to the batch */
+    size_t trained_n;                  /* kept codes: n_slots when they were fitted */
+    const qv_code_kernels *k;
+    uint8_t *rows;                     /* cap rows of stride bytes: the u8 code of each slot */
+    float *f0;                         /* cap: the row's factor (codec.h) */
+    size_t stride, cap, qbytes, tmp_floats;
+    unsigned workers;
+    uint8_t *qbufs;                    /* workers x qbytes: each one's prepared query */
+    float *tmp;                        /* workers x (codec scratch + one row) */
+} qv_hnsw_bcodes;
+/* An insert's prepared query: est(slot) = a + f0[slot] - gamma * dot(rows[slot], w). */
+typedef struct {
+    const qv_hnsw_bcodes *b;
+    float a, gamma;
+    const int8_t *w;
+} qv_hnsw_bquery;
+/** Fit the codes to the batch's n vectors and allocate rows for h->cap slots and one
+ *  query buffer per worker (before the index changes). QV_OK / QV_ENOMEM. */
+int  qv_hnsw_bcodes_new(const qv_hnsw *h, size_t n, const float *vecs, unsigned workers,
+                        qv_hnsw_bcodes **out);
+/** Encode every slot below n_slots from its vector, in parallel on pool. */
+void qv_hnsw_bcodes_encode(const qv_hnsw *h, qv_hnsw_bcodes *b, qv_pool *pool);
+void qv_hnsw_bcodes_query(const qv_hnsw_bcodes *b, const float *q, unsigned worker, qv_hnsw_bquery *out);
+void qv_hnsw_bcodes_free(qv_hnsw_bcodes *b);
+/** Kept codes for add() (write_lock held; the vectors of the batch's n slots in place):
+ *  the kept ones brought up to date, new ones once a stream of adds adds up to a large
+ *  batch, or NULL (walk on floats). Never fails: out of memory means floats. A single
+ *  large batch still gets codes of its own, freed when it ends (qv_hnsw_add). */
+qv_hnsw_bcodes *qv_hnsw_bcodes_for_add(qv_hnsw *h, const uint32_t *slots, size_t n, qv_pool *pool);
+/** After add(): note the use and make sure a reaper drops them once writes stop. */
+void qv_hnsw_bcodes_after_add(qv_hnsw *h);
+/** Re-encode the kept codes after the slots were renumbered (write_lock held). */
+void qv_hnsw_bcodes_renumbered(qv_hnsw *h, qv_pool *pool);
+/** Drop the kept codes now (write_lock held). */
+void qv_hnsw_bcodes_drop(qv_hnsw *h);
+/** Stop and join the reaper, drop the codes (destroy; no other user left). */
+void qv_hnsw_bcodes_shutdown(qv_hnsw *h);
+
 /* ---- hnsw_search.c ---------------------------------------------------------------- */
 /** Beam search at one level from n_ep entry points; leaves up to ef best in s->res (a
  *  max-heap, length returned). With only_live, only live nodes that pass f (NULL = no
@@ -320,9 +380,11 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
                             int only_live, const qv_hnsw_filter *f, size_t max_visits);
 /** The insertion walk at one level (only_live = 0, no filter, no bound): the same walk as
  *  qv_hnsw_search_layer, but the ef best are kept in one sorted array, s->work, that also
- *  serves as the candidate list; returns their count, ascending by (d, id) in s->work. */
+ *  serves as the candidate list; returns their count, ascending by (d, id) in s->work.
+ *  With bq (build codes) the walk ranks by estimates, and the ef found are re-scored with
+ *  the float vectors and sorted again: s->work holds exact distances either way. */
 size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
-                           uint32_t ep, size_t ef, unsigned level);
+                           const qv_hnsw_bquery *bq, uint32_t ep, size_t ef, unsigned level);
 /** Greedy descent from the entry down to (and excluding) level `stop`. */
 uint32_t qv_hnsw_descend(const qv_hnsw *h, const float *q, uint32_t cur, unsigned top,
                          unsigned stop);

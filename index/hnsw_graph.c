@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -72,6 +73,11 @@ static int hnsw_create(qv_index *ix)
     pthread_rwlock_init(&h->grow_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
     for (size_t i = 0; i < QV_HNSW_NSTRIPES; i++) pthread_mutex_init(&h->stripes[i], NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);      /* the reaper's deadlines */
+    pthread_cond_init(&h->bc_cond, &ca);
+    pthread_condattr_destroy(&ca);
     h->locks_ready = 1;
     int rc = qv_idmap_init(&h->map, 0);
     if (rc != QV_OK) return rc;          /* destroy() cleans up */
@@ -102,6 +108,7 @@ static void hnsw_destroy(qv_index *ix)
 {
     qv_hnsw *h = ix->impl;
     if (!h) return;
+    if (h->locks_ready) qv_hnsw_bcodes_shutdown(h);
     if (h->upper)
         for (size_t i = 0; i < h->cap; i++) qv_hnsw_upper_free(h, h->upper[i]);
     qv_region_release(&h->r_blocks);
@@ -125,6 +132,7 @@ static void hnsw_destroy(qv_index *ix)
         pthread_mutex_destroy(&h->entry_lock);
         pthread_mutex_destroy(&h->scratch_lock);
         pthread_rwlock_destroy(&h->grow_lock);
+        pthread_cond_destroy(&h->bc_cond);
         for (size_t i = 0; i < QV_HNSW_NSTRIPES; i++) pthread_mutex_destroy(&h->stripes[i]);
     }
     qv_free(h);
@@ -471,6 +479,7 @@ void qv_hnsw_update_memory(qv_hnsw *h)
     if (h->xcodes) search += h->cap * h->ex_bytes;
     size_t codes = h->codec ? h->cap * h->codec->row_bytes + qv_codec_memory(h->codec) : 0;
     if (h->xcodes) codes += h->cap * h->ex_bytes;
+    if (h->bcodes) search += h->bcodes->cap * (h->bcodes->stride + sizeof(float));   /* kept, for now */
     __atomic_store_n(&h->mem_vectors, vec, __ATOMIC_RELAXED);
     __atomic_store_n(&h->mem_codes, codes, __ATOMIC_RELAXED);
     __atomic_store_n(&h->mem_bytes, sizeof *h + vec + search + (h->codec ? qv_codec_memory(h->codec) : 0),

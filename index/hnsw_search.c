@@ -41,11 +41,67 @@
 #define PREFETCH_LINES 4
 #define SAMPLE_ACCEPT 128u
 
-/* Heap pops. An LSD radix sort above 128 results (from 03bbab6, for builds at
- * efConstruction 200) lost its user when the insertion walk began keeping a sorted array;
- * for searches at ef 200 / 400 it did not win clearly (sift-debian-100k float M16, 6
- * alternated rounds, 2026-12-05: 7.8k / 4.2k QPS with it, 7.2k / 4.0k without, but the
- * same two binaries also differed by 9% at ef 16, where both pop the heap), so it went. */
+/* Search results come out of the heap by pops. An LSD radix sort above 128 results (from
+ * 03bbab6, for builds at efConstruction 200) lost that user when the insertion walk began
+ * keeping a sorted array; for searches at ef 200 / 400 it did not win clearly
+ * (sift-debian-100k float M16, 6 alternated rounds, 2026-12-05: 7.8k / 4.2k QPS with it,
+ * 7.2k / 4.0k without, but the same two binaries also differed by 9% at ef 16, where both
+ * pop the heap), so searches no longer use it. The build on codes re-sorts its pool by
+ * exact distance (rescore_pool): that sort is an LSD radix sort of 64-bit keys (the
+ * distance's bits mapped to unsigned order, then the slot: the heap's (d, id) order) with
+ * 8-bit digits, skipping digits all keys share. */
+#define RADIX_MAX 1024u
+_Static_assert(QV_HNSW_BCODES_MAX_EF <= RADIX_MAX, "build-code re-scoring sorts by radix");
+
+static inline uint32_t float_key(float d)
+{
+    d += 0.0f;                         /* -0 sorts as +0, as the heap compares them */
+    uint32_t u;
+    memcpy(&u, &d, sizeof u);
+    return u ^ ((u >> 31) ? 0xffffffffu : 0x80000000u);
+}
+
+static inline float key_float(uint32_t u)
+{
+    u ^= (u >> 31) ? 0x80000000u : 0xffffffffu;
+    float d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static void radix_sorted(const qv_hnsw_cand *res, size_t len, qv_hnsw_cand *out)
+{
+    uint64_t a[RADIX_MAX], b[RADIX_MAX];
+    uint32_t pos[256];
+    uint64_t *src = a, *dst = b, any = 0, all = ~(uint64_t)0;
+    for (size_t i = 0; i < len; i++) {
+        uint64_t k = (uint64_t)float_key(res[i].d) << 32 | res[i].id;
+        a[i] = k;
+        any |= k;
+        all &= k;
+    }
+    const uint64_t differ = any ^ all;
+    for (unsigned sh = 0; sh < 64; sh += 8) {
+        if (!((differ >> sh) & 0xff)) continue;
+        memset(pos, 0, sizeof pos);
+        for (size_t i = 0; i < len; i++) pos[(src[i] >> sh) & 0xff]++;
+        uint32_t sum = 0;
+        for (unsigned d = 0; d < 256; d++) {
+            uint32_t c = pos[d];
+            pos[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < len; i++) dst[pos[(src[i] >> sh) & 0xff]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    for (size_t i = 0; i < len; i++) {
+        out[i].d = key_float((uint32_t)(src[i] >> 32));
+        out[i].id = (uint32_t)src[i];
+    }
+}
+
 size_t qv_hnsw_res_sorted(qv_hnsw_scratch *s, size_t len)
 {
     size_t n = len;
@@ -181,7 +237,11 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
  * the exclusive lock) builds took 26.4-30.7 s against 28.4-32.9 s (-5.5% to -10.8% in
  * each of 5 pairs), recall@10 at ef 48 / 128 0.9744-0.9748 / 0.9956 both ways.
  * Prefetching 2 lines of each vector instead of 4 here was 2% slower. Searches keep the
- * heaps (an ef of 10-128, and filters). */
+ * heaps (an ef of 10-128, and filters).
+ * A large add walks on 8-bit codes (hnsw_build_codes.c) and re-scores what it found with
+ * the floats; expanding a node, the walk prefetches the links of the pool's next entry
+ * (a quarter of the walk's samples had sat on the load of the link count): 300K builds
+ * 20.7 s against 25.6 s on codes without it and 29.0 s on floats (medians, alternated). */
 
 /* Put (d, id) into the sorted pool of n entries (at most ef kept; the caller has checked
  * that it beats the last one when the pool is full). Returns its position. */
@@ -206,8 +266,21 @@ static inline size_t pool_insert(qv_hnsw_cand *pool, size_t n, size_t ef, float 
     return lo;
 }
 
-size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
-                           uint32_t ep, size_t ef, unsigned level)
+/* Estimates of four build-code rows (hnsw_build_codes.c). */
+static inline void est_x4(const qv_hnsw_bquery *bq, const uint32_t v[4], size_t dim, float out[4])
+{
+    const qv_hnsw_bcodes *b = bq->b;
+    const uint8_t *r[4] = {b->rows + (size_t)v[0] * b->stride, b->rows + (size_t)v[1] * b->stride,
+                           b->rows + (size_t)v[2] * b->stride, b->rows + (size_t)v[3] * b->stride};
+    int32_t dot[4];
+    b->k->dot_u8_x4(r, bq->w, dim, dot);
+    for (int t = 0; t < 4; t++) out[t] = bq->a + b->f0[v[t]] - bq->gamma * (float)dot[t];
+}
+
+/* The walk itself, inlined into a float and a code instance (bq constant NULL or not). */
+static inline __attribute__((always_inline)) size_t build_walk(const qv_hnsw *h, qv_hnsw_scratch *s,
+                                                               const float *q, const qv_hnsw_bquery *bq,
+                                                               uint32_t ep, size_t ef, unsigned level)
 {
     /* Two epochs: `seen` marks the nodes met, seen + 1 those expanded (the pool moves as
      * it takes entries, so its own flags would have to move with it). */
@@ -219,27 +292,62 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
     const size_t dim = h->dim;
     const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
     const size_t pf = vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES;
+    const size_t code_lines = bq ? (dim + 63) / 64 : 0;
     const uint32_t maxl = qv_hnsw_maxlinks(h, level);
     const uint32_t cap = (uint32_t)h->cap;
     const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
     if (!ef) return 0;
 
     vis[ep] = seen;
-    pool_insert(pool, 0, ef, h->dist(q, qv_hnsw_vecs_at(vv, ep), dim), ep);
+    float d0;
+    if (bq) {
+        const uint32_t e4[4] = {ep, ep, ep, ep};
+        float d4[4];
+        est_x4(bq, e4, dim, d4);
+        d0 = d4[0];
+    } else {
+        d0 = h->dist(q, qv_hnsw_vecs_at(vv, ep), dim);
+    }
+    pool_insert(pool, 0, ef, d0, ep);
     size_t n = 1, k = 0;
     while (k < n) {
         const uint32_t cur = pool[k].id;
         if (vis[cur] == expd) { k++; continue; }
         vis[cur] = expd;
         const uint32_t *list = qv_hnsw_list(h, cur, level);
+        if (level == 0 && k + 1 < n) {     /* the next node's links, likely expanded next */
+            const char *nl = (const char *)qv_hnsw_list(h, pool[k + 1].id, 0);
+            __builtin_prefetch(nl, 0, 3);
+            __builtin_prefetch(nl + 64, 0, 3);
+            __builtin_prefetch(nl + 128, 0, 3);
+        }
         size_t nk = n;                 /* the first position a new entry took */
         if (list) {
             uint32_t cnt = qv_hnsw_ld(&list[0]);
             if (cnt > maxl) cnt = maxl;
-            size_t full = gather_unvisited(vv, list, cnt, cap, vis, seen, 1, nbuf, pf);
+            size_t full;
+            if (bq) {
+                size_t nb = 0;
+                for (uint32_t i = 0; i < cnt; i++) {
+                    uint32_t v = qv_hnsw_ld(&list[1 + i]);
+                    if (v >= cap || (qv_hnsw_tag)(vis[v] - seen) <= 1) continue;
+                    vis[v] = seen;
+                    nbuf[nb++] = v;
+                    const char *r = (const char *)(bq->b->rows + (size_t)v * bq->b->stride);
+                    for (size_t l = 0; l < code_lines; l++) __builtin_prefetch(r + 64 * l, 0, 3);
+                    __builtin_prefetch(&bq->b->f0[v], 0, 3);
+                }
+                for (size_t p = nb; p & 3; p++) nbuf[p] = nbuf[p - 1];
+                full = nb;
+            } else {
+                full = gather_unvisited(vv, list, cnt, cap, vis, seen, 1, nbuf, pf);
+            }
             for (size_t j = 0; j < full; j += 4) {
                 float d4[4];
-                dist4(h, vv, q, nbuf + j, d4);
+                if (bq)
+                    est_x4(bq, nbuf + j, dim, d4);
+                else
+                    dist4(h, vv, q, nbuf + j, d4);
                 size_t lim = full - j < 4 ? full - j : 4;
                 for (size_t t = 0; t < lim; t++) {
                     float d = d4[t];
@@ -252,6 +360,32 @@ size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
         }
         k = nk <= k ? nk : k + 1;
     }
+    return n;
+}
+
+/* Exact distances for the n entries of the pool (n <= QV_HNSW_BCODES_MAX_EF), which is
+ * then sorted by them. */
+static void rescore_pool(const qv_hnsw *h, qv_hnsw_cand *pool, size_t n, const float *q)
+{
+    const size_t dim = h->dim;
+    const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t id[4] = {pool[i].id, pool[i + 1].id, pool[i + 2].id, pool[i + 3].id};
+        float d4[4];
+        dist4(h, vv, q, id, d4);
+        for (int t = 0; t < 4; t++) pool[i + t].d = d4[t];
+    }
+    for (; i < n; i++) pool[i].d = h->dist(q, qv_hnsw_vecs_at(vv, pool[i].id), dim);
+    radix_sorted(pool, n, pool);           /* reads every entry before it writes */
+}
+
+size_t qv_hnsw_build_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q,
+                           const qv_hnsw_bquery *bq, uint32_t ep, size_t ef, unsigned level)
+{
+    if (!bq) return build_walk(h, s, q, NULL, ep, ef, level);
+    size_t n = build_walk(h, s, q, bq, ep, ef, level);
+    rescore_pool(h, s->work, n, q);
     return n;
 }
 

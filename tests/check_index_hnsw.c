@@ -7,9 +7,11 @@
  * at several selectivities, max_visits and allocation failures during add.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/crc32c.h"
@@ -245,6 +247,242 @@ static void *save_buf(const qv_index *ix, size_t *len)
     QV_CK(qv_index_save_mem(ix, &buf, len));
     return buf;
 }
+
+/* ---- build codes (hnsw_build_codes.c) ---------------------------------------------- */
+
+/* The insertion walk on 8-bit codes, against the float walk from the same entry on a
+ * siftsmall graph: its ef results carry exact distances (re-scored), ascending, and its
+ * ten best find the true neighbours about as often. */
+START_TEST(test_build_codes_walk)
+{
+    dataset d;
+    if (!load_sift(&d)) return;
+    uint64_t *ids = seq_ids(d.n, 0);
+    qv_index *ix = make_index(d.dim, QV_METRIC_L2, 16, 200, 1);
+    QV_CK(qv_index_add(ix, d.n, ids, d.base));
+    qv_hnsw *h = ix->impl;
+    qv_hnsw_bcodes *b = NULL;
+    QV_CK(qv_hnsw_bcodes_new(h, d.n, d.base, 1, &b));
+    qv_hnsw_bcodes_encode(h, b, ix->pool);
+    qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
+    ck_assert_ptr_nonnull(s);
+    QV_CK(qv_hnsw_scratch_fit(s, 200, 0));
+    const size_t ef = 200, k = 10;
+    size_t hit_f = 0, hit_c = 0;
+    for (size_t qi = 0; qi < d.nq; qi++) {
+        const float *q = d.query + qi * d.dim;
+        uint64_t e = h->entry;
+        uint32_t ep = qv_hnsw_descend(h, q, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu), 0);
+        const int32_t *gt = d.gt + qi * d.gt_k;
+        size_t nf = qv_hnsw_build_layer(h, s, q, NULL, ep, ef, 0);
+        ck_assert_uint_ge(nf, k);
+        for (size_t i = 0; i < k; i++)
+            for (size_t j = 0; j < k; j++) hit_f += h->ids[s->work[i].id] == (uint64_t)gt[j];
+        qv_hnsw_bquery bq;
+        qv_hnsw_bcodes_query(b, q, 0, &bq);
+        size_t nc = qv_hnsw_build_layer(h, s, q, &bq, ep, ef, 0);
+        ck_assert_uint_ge(nc, k);
+        for (size_t i = 0; i < nc; i++) {
+            double want = ref_l2sq(q, qv_hnsw_vec(h, s->work[i].id), d.dim);
+            ck_assert_msg(fabs(s->work[i].d - want) <= 1e-4 * want + 1e-3,
+                          "query %zu entry %zu: %g, exact %g", qi, i, s->work[i].d, want);
+            if (i) ck_assert(s->work[i - 1].d <= s->work[i].d);
+        }
+        for (size_t i = 0; i < k; i++)
+            for (size_t j = 0; j < k; j++) hit_c += h->ids[s->work[i].id] == (uint64_t)gt[j];
+    }
+    double rf = (double)hit_f / (double)(d.nq * k), rc = (double)hit_c / (double)(d.nq * k);
+    ck_assert_msg(rf >= 0.97, "float walk recall@10 %.4f", rf);
+    ck_assert_msg(rc >= rf - 0.01, "code walk recall@10 %.4f against %.4f on floats", rc, rf);
+    qv_hnsw_scratch_put(h, s);
+    qv_hnsw_bcodes_free(b);
+    qv_index_free(ix);
+    free(ids);
+    free_sift(&d);
+}
+END_TEST
+
+/* A graph built on codes (the batch at least qv_hnsw_bcodes_min) against one built on
+ * floats: a different graph (the codes were used), sound, and with the same recall. */
+START_TEST(test_build_codes_recall)
+{
+    dataset d;
+    if (!load_sift(&d)) return;
+    uint64_t *ids = seq_ids(d.n, 0);
+    qv_index *ix[2];
+    void *buf[2];
+    size_t len[2];
+    double r16[2], r64[2];
+    for (int codes = 0; codes < 2; codes++) {
+        qv_hnsw_bcodes_min = codes ? 1 : SIZE_MAX;
+        ix[codes] = make_index(d.dim, QV_METRIC_L2, 16, 200, 1);
+        QV_CK(qv_index_add(ix[codes], d.n, ids, d.base));
+        assert_graph_ok(ix[codes]);
+        r16[codes] = recall_vs_gt(ix[codes], &d, 16, 10);
+        r64[codes] = recall_vs_gt(ix[codes], &d, 64, 10);
+        buf[codes] = save_buf(ix[codes], &len[codes]);
+    }
+    /* The same on 2 threads (the codes are shared by the workers; TSan runs this suite's
+     * build too): sound, and as good. */
+    qv_hnsw_bcodes_min = 1;
+    qv_index *ix2 = make_index(d.dim, QV_METRIC_L2, 16, 200, 2);
+    QV_CK(qv_index_add(ix2, d.n, ids, d.base));
+    assert_graph_ok(ix2);
+    double r64_2 = recall_vs_gt(ix2, &d, 64, 10);
+    ck_assert_msg(r64_2 >= r64[0] - 0.005, "ef 64, 2 threads: recall %.4f on codes, %.4f on floats", r64_2, r64[0]);
+    qv_index_free(ix2);
+    qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
+    ck_assert_msg(len[0] != len[1] || memcmp(buf[0], buf[1], len[0]) != 0, "the codes changed nothing");
+    ck_assert_msg(r16[1] >= r16[0] - 0.01, "ef 16: recall %.4f on codes, %.4f on floats", r16[1], r16[0]);
+    ck_assert_msg(r64[1] >= r64[0] - 0.005, "ef 64: recall %.4f on codes, %.4f on floats", r64[1], r64[0]);
+    for (int i = 0; i < 2; i++) {
+        qv_free(buf[i]);
+        qv_index_free(ix[i]);
+    }
+    free(ids);
+    free_sift(&d);
+}
+END_TEST
+
+/* ---- codes kept across a stream of small adds (hnsw_build_codes.c) ----------------- */
+
+/* Whether the index holds kept codes now (read under write_lock, as the reaper writes it). */
+static int has_kept_codes(const qv_index *ix)
+{
+    qv_hnsw *h = ix->impl;
+    pthread_mutex_lock(&h->write_lock);
+    int r = h->bcodes != NULL;
+    pthread_mutex_unlock(&h->write_lock);
+    return r;
+}
+
+typedef struct {
+    const qv_index *ix;
+    const dataset *d;
+    int stop;                          /* atomic */
+    size_t done;
+} kept_searcher;
+
+static void *kept_search(void *arg)
+{
+    kept_searcher *s = arg;
+    qv_search_params sp;
+    qv_search_params_init(&sp, 10);
+    qv_hit hits[10];
+    size_t n;
+    for (size_t i = 0; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE); i++) {
+        if (qv_index_search(s->ix, s->d->query + (i % s->d->nq) * s->d->dim, &sp, hits, &n) != QV_OK) return NULL;
+        s->done++;
+    }
+    return NULL;
+}
+
+/* siftsmall added in batches of n/50 (an import's 1,000-point adds, scaled down): with
+ * the threshold at n/10, the stream walks on kept codes from its 5th batch on; 2 build
+ * threads, and a search thread running throughout (TSan runs this suite). The graph
+ * differs from the float one (the codes were used), is sound, and keeps the float
+ * build's recall; the codes are dropped once the adds stop for the idle time. */
+START_TEST(test_build_codes_kept_recall)
+{
+    dataset d;
+    if (!load_sift(&d)) return;
+    uint64_t *ids = seq_ids(d.n, 0);
+    const size_t batch = d.n / 50;
+    qv_index *ix[2];
+    void *buf[2];
+    size_t len[2];
+    double r16[2], r64[2];
+    unsigned idle = qv_hnsw_bcodes_idle_ms;
+    qv_hnsw_bcodes_idle_ms = 60000;                /* no drop while the stream runs */
+    for (int codes = 0; codes < 2; codes++) {
+        qv_hnsw_bcodes_min = codes ? d.n / 10 : SIZE_MAX;
+        ix[codes] = make_index(d.dim, QV_METRIC_L2, 16, 200, 2);
+        kept_searcher ks = {ix[codes], &d, 0, 0};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, kept_search, &ks), 0);
+        int seen = 0;
+        for (size_t at = 0; at < d.n; at += batch) {
+            size_t k = d.n - at < batch ? d.n - at : batch;
+            QV_CK(qv_index_add(ix[codes], k, ids + at, d.base + at * d.dim));
+            seen |= has_kept_codes(ix[codes]);
+        }
+        __atomic_store_n(&ks.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(seen, codes);
+        ck_assert_int_eq(has_kept_codes(ix[codes]), codes);
+        assert_graph_ok(ix[codes]);
+        r16[codes] = recall_vs_gt(ix[codes], &d, 16, 10);
+        r64[codes] = recall_vs_gt(ix[codes], &d, 64, 10);
+        buf[codes] = save_buf(ix[codes], &len[codes]);
+    }
+    qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
+    ck_assert_msg(len[0] != len[1] || memcmp(buf[0], buf[1], len[0]) != 0, "the codes changed nothing");
+    ck_assert_msg(r16[1] >= r16[0] - 0.01, "ef 16: recall %.4f on kept codes, %.4f on floats", r16[1], r16[0]);
+    ck_assert_msg(r64[1] >= r64[0] - 0.01, "ef 64: recall %.4f on kept codes, %.4f on floats", r64[1], r64[0]);
+
+    /* Freed as designed: held while adds come, counted in memory(), dropped by the
+     * reaper once no add came for the idle time (here 100 ms), memory() back down. */
+    qv_hnsw *h = ix[1]->impl;
+    size_t rows = h->bcodes->cap * (h->bcodes->stride + sizeof(float));
+    qv_hnsw_bcodes_idle_ms = 100;
+    QV_CK(qv_index_add(ix[1], batch, ids, d.base));          /* a replacing add: re-armed */
+    ck_assert(has_kept_codes(ix[1]));
+    size_t with = qv_index_memory(ix[1]);
+    for (int i = 0; i < 500 && has_kept_codes(ix[1]); i++) usleep(10000);
+    ck_assert_msg(!has_kept_codes(ix[1]), "kept codes still held 5 s after the last add");
+    size_t without = qv_index_memory(ix[1]);
+    ck_assert_msg(with >= without + rows - rows / 32, "memory %zu with the codes, %zu without (rows %zu)", with, without, rows);
+    /* A later short add does not bring them back (the stream starts again from 0). */
+    QV_CK(qv_index_add(ix[1], batch, ids + batch, d.base + batch * d.dim));
+    ck_assert(!has_kept_codes(ix[1]));
+    qv_hnsw_bcodes_idle_ms = idle;
+    assert_graph_ok(ix[1]);
+    for (int i = 0; i < 2; i++) {
+        qv_free(buf[i]);
+        qv_index_free(ix[i]);
+    }
+    free(ids);
+    free_sift(&d);
+}
+END_TEST
+
+/* Out of memory while the kept codes are made or grown: the add still succeeds, all of
+ * it, on floats (no codes afterwards); enough memory: on codes. */
+START_TEST(test_build_codes_kept_alloc_failure)
+{
+    const size_t dim = 8, batch = 50, n = 20 * batch;
+    float *x = random_vectors(n + batch, dim, 47);
+    uint64_t *ids = seq_ids(n + batch, 0);
+    unsigned idle = qv_hnsw_bcodes_idle_ms;
+    qv_hnsw_bcodes_idle_ms = 60000;
+    qv_hnsw_bcodes_min = n + batch;                /* the 21st add of 50 starts the codes */
+    int fell_back = 0, on_codes = 0;
+    for (long i = 0; i < 200 && !on_codes; i++) {
+        qv_index *ix = make_index(dim, QV_METRIC_L2, 8, 40, 2);
+        for (size_t at = 0; at < n; at += batch) QV_CK(qv_index_add(ix, batch, ids + at, x + at * dim));
+        ck_assert(!has_kept_codes(ix));
+        qv_alloc_fail_after(i);
+        int rc = qv_index_add(ix, batch, ids + n, x + n * dim);
+        qv_alloc_fail_after(-1);
+        if (rc == QV_OK) {
+            ck_assert_uint_eq(qv_index_size(ix), n + batch);
+            assert_graph_ok(ix);
+            if (has_kept_codes(ix)) on_codes = 1;
+            else fell_back = 1;
+        } else {
+            ck_assert_msg(rc == QV_ENOMEM, "step %ld: %s", i, qv_last_error());
+            ck_assert_uint_eq(qv_index_size(ix), n);
+        }
+        qv_index_free(ix);
+    }
+    qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
+    qv_hnsw_bcodes_idle_ms = idle;
+    ck_assert_msg(fell_back, "no allocation failure left the add on floats");
+    ck_assert_msg(on_codes, "the add never got its codes");
+    free(x);
+    free(ids);
+}
+END_TEST
 
 START_TEST(test_deterministic_single_thread)
 {
@@ -580,7 +818,9 @@ START_TEST(test_add_alloc_failure)
     size_t before_len;
     void *before = save_buf(ix, &before_len);
     int ok = 0;
-    /* The batch both replaces ids 250..299 and adds 300..399. */
+    /* The batch both replaces ids 250..299 and adds 300..399, on build codes (a failure
+     * to allocate those leaves the walk on floats). */
+    qv_hnsw_bcodes_min = 1;
     for (long i = 0; i < 10000 && !ok; i++) {
         qv_alloc_fail_after(i);
         int rc = qv_index_add(ix, 150, ids + 250, x + 250 * dim);
@@ -592,6 +832,7 @@ START_TEST(test_add_alloc_failure)
         ck_assert_msg(len == before_len && memcmp(now, before, len) == 0, "step %ld: index changed", i);
         qv_free(now);
     }
+    qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
     ck_assert(ok);
     ck_assert_uint_eq(qv_index_size(ix), n + 100);
     assert_graph_ok(ix);
@@ -739,6 +980,10 @@ Suite *qv_index_hnsw_suite(void)
     tcase_add_test(tc, test_tiny_exact);
     tcase_add_test(tc, test_empty_and_absent);
     tcase_add_test(tc, test_siftsmall_recall);
+    tcase_add_test(tc, test_build_codes_walk);
+    tcase_add_test(tc, test_build_codes_recall);
+    tcase_add_test(tc, test_build_codes_kept_recall);
+    tcase_add_test(tc, test_build_codes_kept_alloc_failure);
     tcase_add_test(tc, test_deterministic_single_thread);
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_corrupt_files);
