@@ -87,7 +87,7 @@ void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float 
 /* The factors of a row start right after its code, at a 4-byte boundary. */
 static inline const float *factors(const qv_codec *c, const uint8_t *row)
 {
-    return (const float *)(row + ((c->code_bytes + 3) & ~(size_t)3));
+    return qv_codec_sq_factors(c, row);
 }
 
 /* bit1 rows: f0, f1, g, f3, then u16 centroid, u16 popcount (codec_rabitq.c). */

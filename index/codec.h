@@ -105,6 +105,12 @@ int  qv_codec_train(qv_codec *c, size_t n, const float *vecs);
 size_t qv_codec_scratch_floats(const qv_codec *c);
 /** Encode one vector into row (row_bytes, fully written: padding zeroed). */
 void qv_codec_encode(const qv_codec *c, const float *v, uint8_t *row, float *scratch);
+
+/* sq rows: the factors after the code, at a 4-byte boundary (f0 first; codec_sq.c). */
+static inline const float *qv_codec_sq_factors(const qv_codec *c, const uint8_t *row)
+{
+    return (const float *)(row + ((c->code_bytes + 3) & ~(size_t)3));
+}
 /** The same, and for bit1 its ex row too (ex_bytes) when exrow is not NULL. */
 void qv_codec_encode_ex(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch);
 /** bit1: the second-stage estimate from an ex row, and in *bound its error bound

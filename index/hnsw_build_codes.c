@@ -88,7 +88,7 @@ static void encode_slot(const qv_hnsw *h, qv_hnsw_bcodes *b, uint32_t slot, unsi
     uint8_t *row = (uint8_t *)(tmp + b->tmp_floats);
     qv_codec_encode(c, qv_hnsw_vec(h, slot), row, tmp);
     memcpy(b->rows + (size_t)slot * b->stride, row, c->code_bytes);
-    memcpy(&b->f0[slot], row + ((c->code_bytes + 3) & ~(size_t)3), sizeof(float));
+    memcpy(&b->f0[slot], qv_codec_sq_factors(c, row), sizeof(float));
 }
 
 static void encode_chunk(void *arg, size_t i, unsigned worker)
