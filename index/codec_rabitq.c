@@ -29,15 +29,20 @@
  *
  * Second stage (ex rows). At recall 0.99 on fashion-mnist-784 a query re-scores ~28 float
  * vectors of 49 cache lines each, most of them because the 1-bit bound (~10% of
- * r |q - c|) cannot rule them out. An ex row keeps the same rotated residual xr at 8 bits:
- * u_i = round((xr_i - lo) / step) over [min xr, max xr], so xh = lo + step u is off by
- * e = xr - xh with |e_i| <= step / 2. Then
+ * r |q - c|) cannot rule them out. An ex row keeps the same rotated residual xr at 4 bits:
+ * u_i = clamp(round((xr_i - lo) / step), 0, 15) over a range [lo, lo + 15 step] inside
+ * [min xr, max xr], so xh = lo + step u is off by e = xr - xh. Then
  *   <x - c, q - c> ~ <xh, P(q - c_j)> = lo sum qr + step <u, qr> - <xh, pc_j>
- * (hx = <xh, pc_j> stored), one float-by-u8 dot product (dotf_u8). Its error <e, P(q - c)>
+ * (hx = <xh, pc_j> stored), one float-by-u4 dot product (dotf_u4). Its error <e, P(q - c)>
  * is a sum of D roundings, independent of the query after the random rotation, with
- * standard deviation |e| |q - c_j| / sqrt(D): about 0.008 r |q - c_j| / sqrt(D) against the
- * 1-bit code's ~0.75 r |q - c_j| / sqrt(D). Row: D bytes u, then lo, step, hx,
- * fe = (2 or 1) |e| / sqrt(D), f0 (floats), u32 centroid, padded to 64 bytes.
+ * standard deviation |e| |q - c_j| / sqrt(D). The range is min..max shrunk about its middle
+ * by the factor (1, 0.95, .., 0.65) that leaves the smallest |e|: the coordinates are
+ * near normal, the extremes few, and clamping them costs less than a wider step (at
+ * 784-d |e| ~0.10 r, against ~0.12 r with min..max and the 1-bit code's ~0.75 r).
+ * Row: qv_u4_bytes(D) bytes u (core/code_dist.h layout), then lo, step, hx,
+ * fe = (2 or 1) |e| / sqrt(D), f0 (floats), u32 centroid, padded to 64 bytes: 448 bytes
+ * at 784-d (D 832), 7 cache lines, where 8 bits took 896 and 14 (see bench/RESULTS.md,
+ * issue #15, for the speed of each).
  */
 #include <math.h>
 #include <string.h>
@@ -58,7 +63,7 @@ int qv_codec_rabitq_setup(qv_codec *c, uint64_t seed)
     size_t words = c->rot.dpad / 64;
     c->code_bytes = words * 8;
     c->row_bytes = c->code_bytes + 4 * sizeof(float) + 2 * sizeof(uint16_t);
-    c->ex_bytes = ((size_t)c->rot.dpad + 5 * sizeof(float) + sizeof(uint32_t) + 63) & ~(size_t)63;
+    c->ex_bytes = (qv_u4_bytes(c->rot.dpad) + 5 * sizeof(float) + sizeof(uint32_t) + 63) & ~(size_t)63;
     c->query_bytes = 64 + 4 * words * 8 + 2 * QV_RABITQ_MAX_CLUSTERS * sizeof(float) + (size_t)c->rot.dpad * sizeof(float);
     c->nclusters = 1;
     c->centroid = qv_calloc(c->dim, sizeof *c->centroid);
@@ -132,31 +137,56 @@ static uint32_t nearest(const qv_codec *c, const float *v)
     return best;
 }
 
-/* The ex row of xr (see the top of the file). */
-static void encode_ex(const qv_codec *c, const float *xr, const float *pj, uint32_t j, float f0, uint8_t *exrow)
+/* Squared rounding error of xr (D values) at 4 bits over [lo, lo + 15 step]. */
+static double ex_error2(const float *xr, uint32_t D, float lo, float step)
+{
+    const float inv = step > 0 ? 1.0f / step : 0.0f;
+    double e2 = 0;
+    for (uint32_t i = 0; i < D; i++) {
+        float t = (xr[i] - lo) * inv + 0.5f;
+        int u = t <= 0 ? 0 : t >= 15.0f ? 15 : (int)t;
+        double e = (double)xr[i] - (lo + step * (float)u);
+        e2 += e * e;
+    }
+    return e2;
+}
+
+/* The ex row of xr (see the top of the file); u: D bytes of scratch. */
+static void encode_ex(const qv_codec *c, const float *xr, const float *pj, uint32_t j, float f0, uint8_t *u,
+                      uint8_t *exrow)
 {
     const uint32_t D = c->rot.dpad;
-    float lo = xr[0], hi = xr[0];
+    float mn = xr[0], mx = xr[0];
     for (uint32_t i = 1; i < D; i++) {
-        lo = xr[i] < lo ? xr[i] : lo;
-        hi = xr[i] > hi ? xr[i] : hi;
+        mn = xr[i] < mn ? xr[i] : mn;
+        mx = xr[i] > mx ? xr[i] : mx;
     }
-    const float step = hi > lo ? (hi - lo) / 255.0f : 0.0f, inv = step > 0 ? 1.0f / step : 0.0f;
+    const float mid = 0.5f * (mn + mx), half = 0.5f * (mx - mn);
+    float lo = mn, step = mx > mn ? (mx - mn) / 15.0f : 0.0f;
+    double best = ex_error2(xr, D, lo, step);
+    for (int s = 95; s >= 65 && step > 0; s -= 5) {
+        float l = mid - half * (float)s / 100.0f, st = 2.0f * half * (float)s / 100.0f / 15.0f;
+        double e2 = ex_error2(xr, D, l, st);
+        if (e2 < best) { best = e2; lo = l; step = st; }
+    }
+    const float inv = step > 0 ? 1.0f / step : 0.0f;
     double e2 = 0, hx = 0;
-    memset(exrow, 0, c->ex_bytes);
     for (uint32_t i = 0; i < D; i++) {
-        int u = (int)((xr[i] - lo) * inv + 0.5f);          /* >= 0: truncation rounds */
-        if (u > 255) u = 255;
-        exrow[i] = (uint8_t)u;
-        float xh = lo + step * (float)u;
+        float t = (xr[i] - lo) * inv + 0.5f;
+        int v = t <= 0 ? 0 : t >= 15.0f ? 15 : (int)t;
+        u[i] = (uint8_t)v;
+        float xh = lo + step * (float)v;
         double e = (double)xr[i] - xh;
         e2 += e * e;
         hx += (double)xh * pj[i];
     }
+    memset(exrow, 0, c->ex_bytes);
+    qv_u4_pack(u, D, exrow);
+    const size_t at = qv_u4_bytes(D);
     const double scale = c->metric == QV_METRIC_L2 ? 2.0 : 1.0;
     float f[5] = {lo, step, (float)hx, (float)(scale * sqrt(e2 / D)), f0};
-    memcpy(exrow + D, f, sizeof f);
-    memcpy(exrow + D + sizeof f, &j, sizeof j);
+    memcpy(exrow + at, f, sizeof f);
+    memcpy(exrow + at + sizeof f, &j, sizeof j);
 }
 
 void qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch)
@@ -196,20 +226,21 @@ void qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, uin
     uint16_t *u = (uint16_t *)(f + 4);
     u[0] = (uint16_t)j;
     u[1] = (uint16_t)pop;
-    if (exrow) encode_ex(c, xr, pj, j, f[0], exrow);
+    if (exrow) encode_ex(c, xr, pj, j, f[0], (uint8_t *)diff, exrow);   /* diff: dead once rotated */
 }
 
 float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound)
 {
     const uint32_t D = c->rot.dpad;
+    const size_t at = qv_u4_bytes(D);
     float f[5];
     uint32_t j;
-    memcpy(f, exrow + D, sizeof f);
-    memcpy(&j, exrow + D + sizeof f, sizeof j);
+    memcpy(f, exrow + at, sizeof f);
+    memcpy(&j, exrow + at + sizeof f, sizeof j);
     if (j >= c->nclusters) j = 0;              /* never: rows are encoded here, not read */
     if (!((q->have >> j) & 1)) qv_codec_rabitq_centroid(q, j);
     const float *aj = rabitq_aj(q), *qr = rabitq_qr(c, q);
-    float ip = f[0] * q->qsum + f[1] * c->k->dotf_u8(exrow, qr, D) - f[2];   /* <xh, P(q - c_j)> */
+    float ip = f[0] * q->qsum + f[1] * c->k->dotf_u4(exrow, qr, D) - f[2];   /* <xh, P(q - c_j)> */
     float scale = c->metric == QV_METRIC_L2 ? 2.0f : 1.0f;
     *bound = QV_RABITQ_EX_EPS * f[3] * aj[QV_RABITQ_MAX_CLUSTERS + j];
     return f[4] + aj[j] - scale * ip;
