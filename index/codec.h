@@ -17,7 +17,7 @@
  *     4 bits once, and the distance comes from the paper's unbiased inner-product
  *     estimator, with an error bound (qv_codec_bound). A second stage (ex rows, kept by
  *     the caller apart from the rows the walk reads): the same rotated residual quantized
- *     to 8 bits per dimension over its own range, whose estimate is ~80x tighter; it
+ *     to 4 bits per dimension over its own range, whose estimate is ~7x tighter; it
  *     decides which candidates still need their float vector (qv_codec_ex_est).
  *
  * Rows are 4-byte aligned in size; callers store them 64-byte aligned for the SIMD loads.
@@ -47,7 +47,7 @@
  * estimate falls outside the bound with probability well under 1%). */
 #define QV_RABITQ_EPS0 1.9f
 
-/* Confidence multiplier of the 8-bit second stage's bound (codec_rabitq.c): its error is a
+/* Confidence multiplier of the 4-bit second stage's bound (codec_rabitq.c): its error is a
  * sum of hundreds of independent rounding errors, close to normal, and 3 standard
  * deviations leave a true neighbour outside with probability 0.3%; the bound is narrow
  * enough that a wider multiplier costs little. */
@@ -59,7 +59,7 @@ typedef struct qv_codec {
     uint32_t dim;
     size_t code_bytes;             /* the code part of a row */
     size_t row_bytes;              /* code, padded to 4, then the factors */
-    size_t ex_bytes;               /* bit1: an ex row (8-bit second stage), 64-byte multiple */
+    size_t ex_bytes;               /* bit1: an ex row (4-bit second stage), 64-byte multiple */
     size_t query_bytes;            /* scratch a prepared query needs (qv_codec_query) */
     size_t trained_on;             /* vectors in the training sample */
     uint64_t seed;                 /* of the bit1 rotation */
@@ -130,6 +130,12 @@ size_t qv_codec_memory(const qv_codec *c);
 /** Whether a stored row can be estimated against safely: finite factors and, for bit1, a
  *  centroid the codec has (a row read from a file rather than encoded here). */
 int   qv_codec_row_ok(const qv_codec *c, const uint8_t *row);
+/** The same for a bit1 ex row: finite factors, a range step and error factor >= 0, a
+ *  centroid the codec has. */
+int   qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow);
+/** The format of the ex rows this build writes and reads (bits per dimension): a file
+ *  whose rows have another is re-encoded from its vectors. */
+#define QV_RABITQ_EX_FORMAT 4u
 
 /** Trained parameters to/from a file body (rows are not stored: they are re-encoded from
  *  the vectors on load). Load validates everything (QV_ECORRUPT). */

@@ -246,6 +246,18 @@ float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow
     return f[4] + aj[j] - scale * ip;
 }
 
+int qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
+{
+    const size_t at = qv_u4_bytes(c->rot.dpad);
+    float f[5];
+    uint32_t j;
+    memcpy(f, exrow + at, sizeof f);
+    memcpy(&j, exrow + at + sizeof f, sizeof j);
+    for (int i = 0; i < 5; i++)
+        if (!isfinite(f[i])) return 0;
+    return f[1] >= 0 && f[3] >= 0 && j < c->nclusters;
+}
+
 /* Sum of v[0..n), n a multiple of 64, in 16 interleaved partial sums (vectorizable). */
 static float sum(const float *v, size_t n)
 {

@@ -3,7 +3,7 @@
  * arrays mapped from the file), with the file's checks split into the ones an open makes
  * at once and the ones it defers. index.c writes the 72-byte header and the CRC.
  *
- * Body layout (format version 3; little-endian; offsets are from the start of the file):
+ * Body layout (format version 4, which reads version 3 too; little-endian; offsets are from the start of the file):
  *   u32 n_slots, u32 cap_slots (= n_slots rounded up to 64), u32 block_bytes, u32 n_free,
  *   u64 entry ((slot << 32) | level, or all ones when empty), 4 x u64 generator state
  *   (so later inserts draw the same levels as the saved index), u64 upper_words,
@@ -38,6 +38,14 @@
  *   "VECS": zeros to a 4 KiB boundary and n_slots x dim f32 float vectors -- an index that
  *           holds its vectors. Load re-encodes the rows from them (deterministic, cheaper
  *           than validating stored codes); qv_index_open reads such a file, not maps it;
+ *   "VECX": the same vectors, then the bit1 ex rows (format version 4 on): u32 ex format
+ *           (QV_RABITQ_EX_FORMAT: bits per dimension), u32 ex_bytes, u32 n_slots, u32
+ *           CRC32C of the rows, then n_slots x ex_bytes rows. Load takes these rows and the
+ *           code rows in the blocks as stored (each checked: qv_codec_row_ok,
+ *           qv_codec_ex_row_ok) instead of re-encoding every vector -- fashion-mnist-784
+ *           (60K x 784, bit1 M12) loaded in X s, now Y s. Rows of another ex format (an
+ *           older or newer build's) are skipped and re-encoded, as is a "VECS" file of
+ *           version 3; a truncated or damaged section is QV_ECORRUPT;
  *   "NOVC": nothing -- an index whose vectors its owner keeps (a collection: they are in
  *           LMDB, hnsw.h), so its snapshot holds graph and codes only. Its code
  *           rows are used as stored, and it opens in place like a float32 index: bit1
@@ -68,6 +76,7 @@
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAIL_VECS TAG('V', 'E', 'C', 'S')
 #define TAIL_NOVC TAG('N', 'O', 'V', 'C')
+#define TAIL_VECX TAG('V', 'E', 'C', 'X')
 
 enum { A_BLOCKS, A_IDS, A_LEVELS, A_STATE, A_UPPER };
 static const uint32_t array_tags[N_ARRAYS] = {
@@ -176,11 +185,20 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
                      (unsigned long long)qv_writer_pos(w), (unsigned long long)round_page(pos));
     if (rc == QV_OK && h->codec) {
         int with = h->vecs && !__atomic_load_n(&h->vecs_owned_elsewhere, __ATOMIC_RELAXED);
-        qv_w_u32(w, with ? TAIL_VECS : TAIL_NOVC);
+        int ex = with && h->xcodes;
+        qv_w_u32(w, !with ? TAIL_NOVC : ex ? TAIL_VECX : TAIL_VECS);
         qv_w_u32(w, 0);
         if (with) {
             qv_w_pad(w, PAGE);
             qv_w_bytes(w, h->vecs, (size_t)m.n * h->dim * sizeof(float));
+        }
+        if (ex) {
+            size_t bytes = (size_t)m.n * h->ex_bytes;
+            qv_w_u32(w, QV_RABITQ_EX_FORMAT);
+            qv_w_u32(w, (uint32_t)h->ex_bytes);
+            qv_w_u32(w, m.n);
+            qv_w_u32(w, qv_crc32c(0, h->xcodes, bytes));
+            qv_w_bytes(w, h->xcodes, bytes);
         }
         qv_codec_save(h->codec, w);
         rc = w->failed;
@@ -318,8 +336,9 @@ static int check_now(qv_hnsw *h, const hnsw_meta *m, const char *name)
 }
 
 /* The checks that read every block (write_lock held or h not yet shared): level-0 lists,
- * finite vectors, unique ids; fills the id map. */
-static int check_blocks(qv_hnsw *h, const char *name)
+ * finite vectors, code rows used as stored (without vectors, or with the ex rows taken
+ * from the file: `stored`), unique ids; fills the id map. */
+static int check_blocks(qv_hnsw *h, const char *name, int stored)
 {
     const uint32_t n = h->n_slots;
     int rc = qv_idmap_reserve(&h->map, h->n_live);
@@ -335,10 +354,13 @@ static int check_blocks(qv_hnsw *h, const char *name)
                 return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u level 0 links to slot %u (self, free or absent)", name,
                                s, t);
         }
-        if (h->codec && !h->vecs) {       /* stored rows; vectors are the source's */
+        if (h->codec && (stored || !h->vecs)) {
             if (!qv_codec_row_ok(h->codec, qv_hnsw_code(h, s)))
                 return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u: damaged code row", name, s);
-        } else {
+            if (stored && !qv_codec_ex_row_ok(h->codec, qv_hnsw_xcode(h, s)))
+                return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u: damaged ex row", name, s);
+        }
+        if (!h->codec || h->vecs) {
             const float *v = qv_hnsw_vec(h, s);
             for (uint32_t j = 0; j < h->dim; j++)
                 if (!isfinite(v[j])) return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u vector is not finite", name, s);
@@ -364,19 +386,49 @@ static int skip_padding(qv_reader *r, uint64_t to)
     return QV_OK;
 }
 
-/* The quantized tail's tag (r at the end of the arrays): with "NOVC" the index holds no
- * vectors (vecs_absent, set before the arrays are sized); with "VECS" r is left at them. */
-static int read_tail_tag(qv_hnsw *h, qv_reader *r)
+/* The quantized tail's tag (r at the end of the arrays) into *tag: with "NOVC" the index
+ * holds no vectors (vecs_absent, set before the arrays are sized); with "VECS" or "VECX"
+ * r is left at them. */
+static int read_tail_tag(qv_hnsw *h, qv_reader *r, uint32_t *tag)
 {
-    uint32_t tag, zero;
+    uint32_t zero;
     int rc;
     if ((rc = skip_padding(r, round_page(r->off))) != QV_OK) return rc;
-    qv_r_u32(r, &tag, "hnsw vectors tag");
+    qv_r_u32(r, tag, "hnsw vectors tag");
     if ((rc = qv_r_u32(r, &zero, "hnsw vectors tag")) != QV_OK) return rc;
-    if (zero != 0 || (tag != TAIL_VECS && tag != TAIL_NOVC))
-        return qv_r_corrupt(r, "hnsw: vectors tag %08x (expected VECS or NOVC)", (unsigned)tag);
-    if (tag == TAIL_VECS) return skip_padding(r, round_page(r->off));
+    if (zero != 0 || (*tag != TAIL_VECS && *tag != TAIL_VECX && *tag != TAIL_NOVC))
+        return qv_r_corrupt(r, "hnsw: vectors tag %08x (expected VECS, VECX or NOVC)", (unsigned)*tag);
+    if (*tag != TAIL_NOVC) return skip_padding(r, round_page(r->off));
     h->vecs_absent = 1;
+    return QV_OK;
+}
+
+/* The ex row section of a "VECX" tail (r at it) into h->xcodes (room for n rows).
+ * Returns QV_OK with *stored set when the rows were taken, clear when they are of another
+ * format than this build's (skipped: the caller re-encodes them). */
+static int read_ex_rows(qv_hnsw *h, qv_reader *r, uint32_t n, int *stored)
+{
+    uint32_t format, ex_bytes, count, crc;
+    const void *rows;
+    int rc;
+    *stored = 0;
+    qv_r_u32(r, &format, "hnsw ex rows format");
+    qv_r_u32(r, &ex_bytes, "hnsw ex row size");
+    qv_r_u32(r, &count, "hnsw ex row count");
+    if ((rc = qv_r_u32(r, &crc, "hnsw ex rows checksum")) != QV_OK) return rc;
+    if (count != n)
+        return qv_r_corrupt(r, "hnsw: %u ex rows for %u slots", count, n);
+    if (ex_bytes == 0 || ex_bytes > (1u << 20))
+        return qv_r_corrupt(r, "hnsw: ex rows of %u bytes", ex_bytes);
+    if (!h->xcodes) return qv_r_corrupt(r, "hnsw: ex rows in a %s index", qv_quant_name(h->codec->kind));
+    if ((rc = qv_r_view(r, &rows, (size_t)n * ex_bytes, "hnsw ex rows")) != QV_OK) return rc;
+    if (format != QV_RABITQ_EX_FORMAT || ex_bytes != h->ex_bytes) return QV_OK;
+    uint32_t got = qv_crc32c(0, rows, (size_t)n * ex_bytes);
+    if (got != crc)
+        return qv_r_corrupt(r, "hnsw: ex rows checksum mismatch (stored %08x, computed %08x)", (unsigned)crc,
+                            (unsigned)got);
+    memcpy(h->xcodes, rows, (size_t)n * ex_bytes);
+    *stored = 1;
     return QV_OK;
 }
 
@@ -385,7 +437,8 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
     qv_hnsw *h = ix->impl;
     hnsw_meta m;
     const void *src[N_ARRAYS];
-    int rc;
+    uint32_t tail = 0;
+    int rc, stored = 0;
     if ((rc = little_endian_only()) != QV_OK) return rc;
     if (r->off != HEADER_BYTES) return qv_r_corrupt(r, "hnsw: body not at offset %u", HEADER_BYTES);
     if ((rc = read_meta(h, r, r->len, &m)) != QV_OK) return rc;
@@ -398,11 +451,12 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
         if ((rc = qv_r_view(r, &src[i], (size_t)m.bytes[i], "hnsw array")) != QV_OK) return rc;
     }
     if (!h->codec && (rc = skip_padding(r, r->len - 4)) != QV_OK) return rc;
-    if (h->codec && (rc = read_tail_tag(h, r)) != QV_OK) return rc;
+    if (h->codec && (rc = read_tail_tag(h, r, &tail)) != QV_OK) return rc;
     if ((rc = qv_hnsw_reserve(h, m.n)) != QV_OK) return rc;
     if (h->vecs && m.n &&
         (rc = qv_r_bytes(r, h->vecs, (size_t)m.n * h->dim * sizeof(float), "hnsw vectors")) != QV_OK)
         return rc;
+    if (tail == TAIL_VECX && (rc = read_ex_rows(h, r, m.n, &stored)) != QV_OK) return rc;
     if (m.n) {
         memcpy(h->blocks, src[A_BLOCKS], (size_t)m.n * h->block_bytes);
         memcpy(h->ids, src[A_IDS], (size_t)m.n * sizeof *h->ids);
@@ -423,11 +477,10 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
         at += words;
     }
     if ((rc = check_now(h, &m, r->name)) != QV_OK) return rc;
-    /* The codec's trained parameters first: without vectors, check_blocks checks the
-     * stored rows against it. */
+    /* The codec's trained parameters first: check_blocks checks stored rows against it. */
     if (h->codec && (rc = qv_codec_load(h->codec, r)) != QV_OK) return rc;
-    if ((rc = check_blocks(h, r->name)) != QV_OK) return rc;
-    if (h->vecs) {
+    if ((rc = check_blocks(h, r->name, stored)) != QV_OK) return rc;
+    if (h->vecs && !stored) {
         /* Rows are re-encoded from the vectors. */
         float *tmp;
         if (!(tmp = qv_malloc(qv_codec_scratch_floats(h->codec) * sizeof *tmp))) return QV_ENOMEM;
@@ -471,9 +524,9 @@ static int open_tail(qv_hnsw *h, int fd, const hnsw_meta *m, uint64_t file_len, 
     if (rc != QV_OK) return rc;
     uint32_t tag = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
     uint32_t zero = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 | (uint32_t)t[7] << 24;
-    if (tag == TAIL_VECS && zero == 0) return QV_INDEX_OPEN_READ;
+    if ((tag == TAIL_VECS || tag == TAIL_VECX) && zero == 0) return QV_INDEX_OPEN_READ;
     if (tag != TAIL_NOVC || zero != 0)
-        return qv_fail(QV_ECORRUPT, "%s: offset %llu: hnsw vectors tag %08x (expected VECS or NOVC)", name,
+        return qv_fail(QV_ECORRUPT, "%s: offset %llu: hnsw vectors tag %08x (expected VECS, VECX or NOVC)", name,
                        (unsigned long long)m->tail, (unsigned)tag);
     size_t len = (size_t)(file_len - 4 - m->tail - 8);
     uint8_t *buf = qv_malloc(len ? len : 1);
@@ -595,7 +648,7 @@ int qv_hnsw_verify_locked(qv_hnsw *h)
         return QV_OK;
     }
     int rc = check_file_crc(h);
-    if (rc == QV_OK) rc = check_blocks(h, h->file_name);
+    if (rc == QV_OK) rc = check_blocks(h, h->file_name, 0);
     if (rc == QV_ENOMEM) return rc;            /* not the file's fault: may be retried */
     if (rc != QV_OK) {
         if (rc == QV_EIO) rc = qv_fail(QV_ECORRUPT, "%s", qv_last_error());

@@ -444,9 +444,9 @@ static int read_header(qv_reader *r, const char *name, qv_index_params *resolved
     if (memcmp(magic, QV_INDEX_MAGIC, 4) != 0) return qv_fail(QV_ECORRUPT, "%s: offset 0: not a Quiver index (bad magic)", name);
     qv_r_u32(r, &version, "format version");
     if (r->failed) return r->failed;
-    if (version != QV_INDEX_FORMAT_VERSION)
-        return qv_fail(QV_ECORRUPT, "%s: offset 4: unsupported format version %u (this build reads %u)", name,
-                       version, QV_INDEX_FORMAT_VERSION);
+    if (version < QV_INDEX_FORMAT_VERSION_MIN || version > QV_INDEX_FORMAT_VERSION)
+        return qv_fail(QV_ECORRUPT, "%s: offset 4: unsupported format version %u (this build reads %u to %u)", name,
+                       version, QV_INDEX_FORMAT_VERSION_MIN, QV_INDEX_FORMAT_VERSION);
     memset(&p, 0, sizeof p);
     qv_r_u32(r, &kind, "kind");
     qv_r_u32(r, &p.dim, "dim");

@@ -91,10 +91,14 @@ extern const qv_index_ops qv_ivf_ops;
  * (quant15: quant in the header; scale16: hnsw body as page-aligned arrays that an open
  * maps in place); 3 = both: the quant header, padded to 72 bytes so the hnsw arrays stay
  * 8-byte aligned, and the page-aligned hnsw body (hnsw_io.c; flat and ivf bodies
- * unchanged). Only version 3 is read: neither version 2 was ever in a release, and the
- * hnsw body of version 1 is gone with scale16's layout. */
+ * unchanged); 4 (2026-12-05) = a bit1 hnsw index that holds its vectors stores its ex
+ * rows too ("VECX", hnsw_io.c) instead of re-encoding them on load. Versions 3 and 4 are
+ * read (a version 3 file re-encodes its rows; an older build refuses version 4 by its
+ * number): neither version 2 was ever in a release, and the hnsw body of version 1 is
+ * gone with scale16's layout. */
+#define QV_INDEX_FORMAT_VERSION_MIN 3u
 #define QV_INDEX_MAGIC "QVIX"
-#define QV_INDEX_FORMAT_VERSION 3u
+#define QV_INDEX_FORMAT_VERSION 4u
 #define QV_INDEX_HEADER_BYTES 72u
 
 /** Before ix is shared, or with no add/remove running (it does not wait for them): hand

@@ -399,6 +399,119 @@ static void expect_corrupt(const uint8_t *b, size_t len, const char *what)
     ck_assert_msg(rc == QV_ECORRUPT && back == NULL, "%s: %s (%s)", what, qv_strerror(rc), qv_last_error());
 }
 
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Offset of the bit1 hnsw file's ex row section (index/hnsw_io.c: a page-aligned "VECX"
+ * tag, the vectors from the next page, then u32 format, ex_bytes, count, CRC32C and the
+ * rows); 0 when the file has none. */
+static size_t ex_section(const uint8_t *b, size_t len, uint32_t dim)
+{
+    const uint32_t n = get_u32(b + QV_INDEX_HEADER_BYTES);
+    for (size_t off = 4096; off + 8 <= len; off += 4096)
+        if (memcmp(b + off, "VECX\0\0\0\0", 8) == 0) return off + 4096 + (size_t)n * dim * sizeof(float);
+    return 0;
+}
+
+static void expect_corrupt_msg(const uint8_t *b, size_t len, const char *what, const char *msg)
+{
+    expect_corrupt(b, len, what);
+    ck_assert_msg(strstr(qv_last_error(), msg), "%s: message '%s' lacks '%s'", what, qv_last_error(), msg);
+}
+
+/* A bit1 hnsw index stores its ex rows (format version 4): a load takes them as saved
+ * (byte for byte what the index had, same answers) instead of re-encoding; a version 3
+ * file (no section) still loads, re-encodes them and answers the same; a damaged or
+ * truncated section, with the file's CRC made to match, is QV_ECORRUPT naming the ex rows. */
+START_TEST(test_ex_rows_persisted)
+{
+    const uint32_t dim = 40, n = 1500;
+    float *v;
+    qv_index *ix = small_index_kind(QV_INDEX_HNSW, QV_QUANT_BIT1, dim, n, &v), *back = NULL;
+    const qv_hnsw *h = ix->impl;
+    ck_assert_ptr_nonnull(h->xcodes);
+    void *buf;
+    size_t len;
+    QV_CK(qv_index_save_mem(ix, &buf, &len));
+    const uint8_t *orig = buf;
+    ck_assert_uint_eq(get_u32(orig + 4), QV_INDEX_FORMAT_VERSION);
+    const size_t sec = ex_section(orig, len, dim), rows = sec + 16, xb = h->ex_bytes;
+    ck_assert_uint_gt(sec, 0);
+    ck_assert_uint_eq(get_u32(orig + sec), QV_RABITQ_EX_FORMAT);
+    ck_assert_uint_eq(get_u32(orig + sec + 4), xb);
+    ck_assert_uint_eq(get_u32(orig + sec + 8), n);
+    ck_assert_uint_le(rows + (size_t)n * xb, len - 4);
+    ck_assert(memcmp(orig + rows, h->xcodes, (size_t)n * xb) == 0);
+
+    /* Round trip: the same rows, the same answers. */
+    QV_CK(qv_index_load_mem(orig, len, "intact", &back));
+    ck_assert(memcmp(((const qv_hnsw *)back->impl)->xcodes, h->xcodes, (size_t)n * xb) == 0);
+    same_answers(ix, back, v, 30, dim);
+    qv_index_free(back);
+
+    /* Version 3: "VECS", no section; the rows are re-encoded, identical. */
+    uint8_t *bad = malloc(len);
+    ck_assert_ptr_nonnull(bad);
+    const size_t cut = 16 + (size_t)n * xb, len3 = len - cut;
+    memcpy(bad, orig, sec);
+    memcpy(bad + sec, orig + sec + cut, len - sec - cut);
+    put_u32(bad + 4, 3);
+    memcpy(bad + (sec - 4096 - (size_t)n * dim * sizeof(float)), "VECS", 4);
+    fix_crc(bad, len3);
+    QV_CK(qv_index_load_mem(bad, len3, "version 3", &back));
+    ck_assert(memcmp(((const qv_hnsw *)back->impl)->xcodes, h->xcodes, (size_t)n * xb) == 0);
+    same_answers(ix, back, v, 30, dim);
+    qv_index_free(back);
+
+    /* Rows of another format (a newer build's): skipped and re-encoded. */
+    memcpy(bad, orig, len);
+    put_u32(bad + sec, QV_RABITQ_EX_FORMAT + 4);
+    fix_crc(bad, len);
+    QV_CK(qv_index_load_mem(bad, len, "other format", &back));
+    ck_assert(memcmp(((const qv_hnsw *)back->impl)->xcodes, h->xcodes, (size_t)n * xb) == 0);
+    qv_index_free(back);
+
+    /* Damage, the file's CRC recomputed: a flipped bit in the rows (their own CRC), the
+     * count, the stored CRC, a row's NaN factor or far centroid with both CRCs fixed, and
+     * cuts through the section. */
+    for (size_t off = rows; off < rows + (size_t)n * xb; off += 997) {
+        memcpy(bad, orig, len);
+        bad[off] ^= 0x04;
+        fix_crc(bad, len);
+        expect_corrupt_msg(bad, len, "flip in ex rows", "ex rows checksum");
+    }
+    memcpy(bad, orig, len);
+    put_u32(bad + sec + 8, n - 1);
+    fix_crc(bad, len);
+    expect_corrupt_msg(bad, len, "ex row count", "ex rows for");
+    memcpy(bad, orig, len);
+    put_u32(bad + sec + 12, get_u32(orig + sec + 12) ^ 1u);
+    fix_crc(bad, len);
+    expect_corrupt_msg(bad, len, "ex rows crc", "ex rows checksum");
+    const size_t fat = qv_u4_bytes(((const qv_codec *)h->codec)->rot.dpad);
+    for (int what = 0; what < 2; what++) {
+        memcpy(bad, orig, len);
+        uint8_t *row = bad + rows + 7 * xb;
+        if (what == 0) put_f32(row + fat + 4, NAN);            /* step */
+        else put_u32(row + fat + 20, 64);                      /* centroid */
+        put_u32(bad + sec + 12, qv_crc32c(0, bad + rows, (size_t)n * xb));
+        fix_crc(bad, len);
+        expect_corrupt_msg(bad, len, "damaged ex row", "damaged ex row");
+    }
+    for (size_t c = sec; c < rows + (size_t)n * xb; c += (c < rows ? 3 : 4093)) {
+        memcpy(bad, orig, c);
+        fix_crc(bad, c + 4);
+        expect_corrupt(bad, c + 4, "cut in ex rows");
+    }
+    free(bad);
+    qv_free(buf);
+    qv_index_free(ix);
+    free(v);
+}
+END_TEST
+
 /* The code section ends the file, before the CRC: u32 kind, u32 dim, u64 trained_on,
  * then sq: dim lo, dim step; bit1: u64 seed, u32 K, dim mean, K x dim centroids. Each
  * damage below keeps the CRC valid, so the loader's own checks must catch it. */
@@ -754,6 +867,7 @@ Suite *qv_index_quant_suite(void)
     tcase_add_test(tc, test_ex_estimates_vs_double);
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_corrupt_code_section);
+    tcase_add_test(tc, test_ex_rows_persisted);
     tcase_add_test(tc, test_params);
     tcase_add_test(tc, test_no_retrain_every_add);
     tcase_add_test(tc, test_fastscan_kernel);
