@@ -17,8 +17,9 @@
  *     4 bits once, and the distance comes from the paper's unbiased inner-product
  *     estimator, with an error bound (qv_codec_bound). A second stage (ex rows, kept by
  *     the caller apart from the rows the walk reads): the same rotated residual quantized
- *     to 4 bits per dimension over its own range, whose estimate is ~7x tighter; it
- *     decides which candidates still need their float vector (qv_codec_ex_est).
+ *     to 4 bits per dimension (8 under QV_RABITQ_EX4_MIN_DIM) over its own range, whose
+ *     estimate is ~5x (~80x) tighter; it decides which candidates still need their float
+ *     vector (qv_codec_ex_est).
  *
  * Rows are 4-byte aligned in size; callers store them 64-byte aligned for the SIMD loads.
  * A codec is immutable once trained: readers share it without locks, and retraining
@@ -47,13 +48,18 @@
  * estimate falls outside the bound with probability well under 1%). */
 #define QV_RABITQ_EPS0 1.9f
 
-/* Confidence multiplier of the 4-bit second stage's bound (codec_rabitq.c): its error is a
- * sum of hundreds of independent rounding errors, close to normal (3 standard deviations
- * leave ~0.2% of pairs outside on random data, test_ex_estimates_vs_double), but the
+/* Ex rows are 4 bits per dimension from this many dimensions on, 8 below (codec_rabitq.c
+ * says why). */
+#define QV_RABITQ_EX4_MIN_DIM 512u
+
+/* Confidence multipliers of the second stage's bound (codec_rabitq.c): its error is a sum
+ * of hundreds of independent rounding errors, close to normal (3 standard deviations leave
+ * ~0.2% of pairs outside on random data, test_ex_estimates_vs_double). At 4 bits the
  * clamped extremes lengthen its tail: on fashion-mnist-784 (bit1 M12, ef 16-48, 3
  * alternated runs, 2026-12-05) 3.0 lost 0.0003-0.0007 recall@10 against the 8-bit rows at
  * 3.0, 3.5 lost 0.0001-0.0002 at the same QPS (bench/RESULTS.md). */
-#define QV_RABITQ_EX_EPS 3.5f
+#define QV_RABITQ_EX_EPS8 3.0f
+#define QV_RABITQ_EX_EPS4 3.5f
 
 typedef struct qv_codec {
     qv_quant kind;
@@ -61,7 +67,10 @@ typedef struct qv_codec {
     uint32_t dim;
     size_t code_bytes;             /* the code part of a row */
     size_t row_bytes;              /* code, padded to 4, then the factors */
-    size_t ex_bytes;               /* bit1: an ex row (4-bit second stage), 64-byte multiple */
+    size_t ex_bytes;               /* bit1: an ex row (second stage), 64-byte multiple */
+    size_t ex_code_bytes;          /* bit1: its code part, before the factors */
+    uint32_t ex_bits;              /* bit1: 4 or 8 bits per dimension (QV_RABITQ_EX4_MIN_DIM) */
+    float ex_eps;                  /* bit1: QV_RABITQ_EX_EPS4 or _EPS8 */
     size_t query_bytes;            /* scratch a prepared query needs (qv_codec_query) */
     size_t trained_on;             /* vectors in the training sample */
     uint64_t seed;                 /* of the bit1 rotation */
@@ -116,7 +125,7 @@ static inline const float *qv_codec_sq_factors(const qv_codec *c, const uint8_t 
 /** The same, and for bit1 its ex row too (ex_bytes) when exrow is not NULL. */
 void qv_codec_encode_ex(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch);
 /** bit1: the second-stage estimate from an ex row, and in *bound its error bound
- *  (QV_RABITQ_EX_EPS standard deviations). */
+ *  (ex_eps standard deviations). */
 float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound);
 /** Prepare q into buf (query_bytes, 64-byte aligned); *out points into buf. */
 void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float *scratch,
@@ -135,9 +144,6 @@ int   qv_codec_row_ok(const qv_codec *c, const uint8_t *row);
 /** The same for a bit1 ex row: finite factors, a range step and error factor >= 0, a
  *  centroid the codec has. */
 int   qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow);
-/** The format of the ex rows this build writes and reads (bits per dimension): a file
- *  whose rows have another is re-encoded from its vectors. */
-#define QV_RABITQ_EX_FORMAT 4u
 
 /** Trained parameters to/from a file body (rows are not stored: they are re-encoded from
  *  the vectors on load). Load validates everything (QV_ECORRUPT). */

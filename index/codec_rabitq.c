@@ -29,20 +29,26 @@
  *
  * Second stage (ex rows). At recall 0.99 on fashion-mnist-784 a query re-scores ~28 float
  * vectors of 49 cache lines each, most of them because the 1-bit bound (~10% of
- * r |q - c|) cannot rule them out. An ex row keeps the same rotated residual xr at 4 bits:
- * u_i = clamp(round((xr_i - lo) / step), 0, 15) over a range [lo, lo + 15 step] inside
- * [min xr, max xr], so xh = lo + step u is off by e = xr - xh. Then
+ * r |q - c|) cannot rule them out. An ex row keeps the same rotated residual xr at B bits
+ * (T = 2^B - 1): u_i = clamp(round((xr_i - lo) / step), 0, T) over a range
+ * [lo, lo + T step] inside [min xr, max xr], so xh = lo + step u is off by e = xr - xh. Then
  *   <x - c, q - c> ~ <xh, P(q - c_j)> = lo sum qr + step <u, qr> - <xh, pc_j>
- * (hx = <xh, pc_j> stored), one float-by-u4 dot product (dotf_u4). Its error <e, P(q - c)>
- * is a sum of D roundings, independent of the query after the random rotation, with
- * standard deviation |e| |q - c_j| / sqrt(D). The range is min..max shrunk about its middle
- * by the factor (1, 0.95, .., 0.65) that leaves the smallest |e|: the coordinates are
- * near normal, the extremes few, and clamping them costs less than a wider step (at
- * 784-d |e| ~0.10 r, against ~0.12 r with min..max and the 1-bit code's ~0.75 r).
- * Row: qv_u4_bytes(D) bytes u (core/code_dist.h layout), then lo, step, hx,
- * fe = (2 or 1) |e| / sqrt(D), f0 (floats), u32 centroid, padded to 64 bytes: 448 bytes
- * at 784-d (D 832), 7 cache lines, where 8 bits took 896 and 14 (see bench/RESULTS.md,
- * issue #15, for the speed of each).
+ * (hx = <xh, pc_j> stored), one float-by-code dot product (dotf_u8, dotf_u4). Its error
+ * <e, P(q - c)> is a sum of D roundings, independent of the query after the random
+ * rotation, with standard deviation |e| |q - c_j| / sqrt(D): at 8 bits over min..max about
+ * 0.008 r |q - c_j| / sqrt(D) against the 1-bit code's ~0.75 r |q - c_j| / sqrt(D). At 4
+ * bits the range is min..max shrunk about its middle by the factor (1, 0.95, .., 0.65)
+ * that leaves the smallest |e|: the coordinates are near normal, the extremes few, and
+ * clamping them costs less than a wider step (|e| ~0.1 r).
+ * B: 4 from QV_RABITQ_EX4_MIN_DIM dimensions on, else 8. Four bits halve the rows (fashion-
+ * mnist-784: 896 -> 448 bytes, 14 -> 7 cache lines, search memory 69.1 -> 43.5 MiB) at
+ * the same QPS (M12 -3%..+3%, M16 -1%..+5% at ef 16-48, noise ~3%); on debian-desc-384
+ * they were 1-6% slower at every ef 16-96 (and -0.0003 recall): an 8-bit row is only 7
+ * lines there (4 at 4 bits), the float vector only 24, so the few lines saved per
+ * expanded node buy less than the extra float reads that the ~18x wider bound lets
+ * through (bench/RESULTS.md, issue #15, 2026-12-05).
+ * Row: the code (D bytes, or qv_u4_bytes(D) in the core/code_dist.h u4 layout), then lo,
+ * step, hx, fe = (2 or 1) |e| / sqrt(D), f0 (floats), u32 centroid, padded to 64 bytes.
  */
 #include <math.h>
 #include <string.h>
@@ -63,7 +69,10 @@ int qv_codec_rabitq_setup(qv_codec *c, uint64_t seed)
     size_t words = c->rot.dpad / 64;
     c->code_bytes = words * 8;
     c->row_bytes = c->code_bytes + 4 * sizeof(float) + 2 * sizeof(uint16_t);
-    c->ex_bytes = (qv_u4_bytes(c->rot.dpad) + 5 * sizeof(float) + sizeof(uint32_t) + 63) & ~(size_t)63;
+    c->ex_bits = c->dim >= QV_RABITQ_EX4_MIN_DIM ? 4 : 8;
+    c->ex_eps = c->ex_bits == 4 ? QV_RABITQ_EX_EPS4 : QV_RABITQ_EX_EPS8;
+    c->ex_code_bytes = c->ex_bits == 4 ? qv_u4_bytes(c->rot.dpad) : c->rot.dpad;
+    c->ex_bytes = (c->ex_code_bytes + 5 * sizeof(float) + sizeof(uint32_t) + 63) & ~(size_t)63;
     c->query_bytes = 64 + 4 * words * 8 + 2 * QV_RABITQ_MAX_CLUSTERS * sizeof(float) + (size_t)c->rot.dpad * sizeof(float);
     c->nclusters = 1;
     c->centroid = qv_calloc(c->dim, sizeof *c->centroid);
@@ -137,52 +146,63 @@ static uint32_t nearest(const qv_codec *c, const float *v)
     return best;
 }
 
-/* Squared rounding error of xr (D values) at 4 bits over [lo, lo + 15 step]. */
-static double ex_error2(const float *xr, uint32_t D, float lo, float step)
+/* Squared rounding error of xr (D values) at 4 bits over [lo, lo + 15 step], summed in
+ * float (it only ranks ranges): a branch-free loop the compiler vectorizes, cloned for
+ * AVX-512 / AVX2 -- eight ranges per row, and with a plain double loop encoding took twice
+ * as long (fashion-mnist-784 rows re-encoded on load: 0.97 s at 8 bits, 1.91 s). */
+static inline QV_ALWAYS_INLINE float ex_error2_impl(const float *restrict xr, uint32_t D, float lo, float step)
 {
     const float inv = step > 0 ? 1.0f / step : 0.0f;
-    double e2 = 0;
-    for (uint32_t i = 0; i < D; i++) {
-        float t = (xr[i] - lo) * inv + 0.5f;
-        int u = t <= 0 ? 0 : t >= 15.0f ? 15 : (int)t;
-        double e = (double)xr[i] - (lo + step * (float)u);
-        e2 += e * e;
-    }
+    float acc[16] = {0};
+    for (uint32_t i = 0; i < D; i += 16)
+        for (uint32_t t = 0; t < 16; t++) {
+            float x = xr[i + t], v = (x - lo) * inv + 0.5f;
+            v = v > 0.0f ? v : 0.0f;
+            v = v < 15.0f ? v : 15.0f;
+            float e = x - (lo + step * (float)(int)v);
+            acc[t] += e * e;
+        }
+    float e2 = 0;
+    for (uint32_t t = 0; t < 16; t++) e2 += acc[t];
     return e2;
 }
+QV_CLONES(float, ex_error2, (const float *restrict xr, uint32_t D, float lo, float step), (xr, D, lo, step))
 
 /* The ex row of xr (see the top of the file); u: D bytes of scratch. */
 static void encode_ex(const qv_codec *c, const float *xr, const float *pj, uint32_t j, float f0, uint8_t *u,
                       uint8_t *exrow)
 {
-    const uint32_t D = c->rot.dpad;
+    const uint32_t D = c->rot.dpad, top = (1u << c->ex_bits) - 1;
     float mn = xr[0], mx = xr[0];
     for (uint32_t i = 1; i < D; i++) {
         mn = xr[i] < mn ? xr[i] : mn;
         mx = xr[i] > mx ? xr[i] : mx;
     }
-    const float mid = 0.5f * (mn + mx), half = 0.5f * (mx - mn);
-    float lo = mn, step = mx > mn ? (mx - mn) / 15.0f : 0.0f;
-    double best = ex_error2(xr, D, lo, step);
-    for (int s = 95; s >= 65 && step > 0; s -= 5) {
-        float l = mid - half * (float)s / 100.0f, st = 2.0f * half * (float)s / 100.0f / 15.0f;
-        double e2 = ex_error2(xr, D, l, st);
-        if (e2 < best) { best = e2; lo = l; step = st; }
+    float lo = mn, step = mx > mn ? (mx - mn) / (float)top : 0.0f;
+    if (c->ex_bits == 4) {
+        const float mid = 0.5f * (mn + mx), half = 0.5f * (mx - mn);
+        float best = ex_error2(xr, D, lo, step);
+        for (int s = 95; s >= 65 && step > 0; s -= 5) {
+            float l = mid - half * (float)s / 100.0f, st = 2.0f * half * (float)s / 100.0f / 15.0f;
+            float e2 = ex_error2(xr, D, l, st);
+            if (e2 < best) { best = e2; lo = l; step = st; }
+        }
     }
     const float inv = step > 0 ? 1.0f / step : 0.0f;
     double e2 = 0, hx = 0;
+    memset(exrow, 0, c->ex_bytes);
     for (uint32_t i = 0; i < D; i++) {
         float t = (xr[i] - lo) * inv + 0.5f;
-        int v = t <= 0 ? 0 : t >= 15.0f ? 15 : (int)t;
+        uint32_t v = t <= 0 ? 0 : t >= (float)top ? top : (uint32_t)t;
         u[i] = (uint8_t)v;
         float xh = lo + step * (float)v;
         double e = (double)xr[i] - xh;
         e2 += e * e;
         hx += (double)xh * pj[i];
     }
-    memset(exrow, 0, c->ex_bytes);
-    qv_u4_pack(u, D, exrow);
-    const size_t at = qv_u4_bytes(D);
+    if (c->ex_bits == 4) qv_u4_pack(u, D, exrow);
+    else memcpy(exrow, u, D);
+    const size_t at = c->ex_code_bytes;
     const double scale = c->metric == QV_METRIC_L2 ? 2.0 : 1.0;
     float f[5] = {lo, step, (float)hx, (float)(scale * sqrt(e2 / D)), f0};
     memcpy(exrow + at, f, sizeof f);
@@ -232,7 +252,7 @@ void qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, uin
 float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound)
 {
     const uint32_t D = c->rot.dpad;
-    const size_t at = qv_u4_bytes(D);
+    const size_t at = c->ex_code_bytes;
     float f[5];
     uint32_t j;
     memcpy(f, exrow + at, sizeof f);
@@ -240,15 +260,16 @@ float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow
     if (j >= c->nclusters) j = 0;              /* never: rows are encoded here, not read */
     if (!((q->have >> j) & 1)) qv_codec_rabitq_centroid(q, j);
     const float *aj = rabitq_aj(q), *qr = rabitq_qr(c, q);
-    float ip = f[0] * q->qsum + f[1] * c->k->dotf_u4(exrow, qr, D) - f[2];   /* <xh, P(q - c_j)> */
+    float dot = c->ex_bits == 4 ? c->k->dotf_u4(exrow, qr, D) : c->k->dotf_u8(exrow, qr, D);
+    float ip = f[0] * q->qsum + f[1] * dot - f[2];           /* <xh, P(q - c_j)> */
     float scale = c->metric == QV_METRIC_L2 ? 2.0f : 1.0f;
-    *bound = QV_RABITQ_EX_EPS * f[3] * aj[QV_RABITQ_MAX_CLUSTERS + j];
+    *bound = c->ex_eps * f[3] * aj[QV_RABITQ_MAX_CLUSTERS + j];
     return f[4] + aj[j] - scale * ip;
 }
 
 int qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
 {
-    const size_t at = qv_u4_bytes(c->rot.dpad);
+    const size_t at = c->ex_code_bytes;
     float f[5];
     uint32_t j;
     memcpy(f, exrow + at, sizeof f);

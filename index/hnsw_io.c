@@ -39,7 +39,7 @@
  *           holds its vectors. Load re-encodes the rows from them (deterministic, cheaper
  *           than validating stored codes); qv_index_open reads such a file, not maps it;
  *   "VECX": the same vectors, then the bit1 ex rows (format version 4 on): u32 ex format
- *           (QV_RABITQ_EX_FORMAT: bits per dimension), u32 ex_bytes, u32 n_slots, u32
+ *           (the codec's ex_bits: bits per dimension), u32 ex_bytes, u32 n_slots, u32
  *           CRC32C of the rows, then n_slots x ex_bytes rows. Load takes these rows and the
  *           code rows in the blocks as stored (each checked: qv_codec_row_ok,
  *           qv_codec_ex_row_ok) instead of re-encoding every vector -- fashion-mnist-784
@@ -194,7 +194,7 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
         }
         if (ex) {
             size_t bytes = (size_t)m.n * h->ex_bytes;
-            qv_w_u32(w, QV_RABITQ_EX_FORMAT);
+            qv_w_u32(w, h->codec->ex_bits);
             qv_w_u32(w, (uint32_t)h->ex_bytes);
             qv_w_u32(w, m.n);
             qv_w_u32(w, qv_crc32c(0, h->xcodes, bytes));
@@ -422,7 +422,7 @@ static int read_ex_rows(qv_hnsw *h, qv_reader *r, uint32_t n, int *stored)
         return qv_r_corrupt(r, "hnsw: ex rows of %u bytes", ex_bytes);
     if (!h->xcodes) return qv_r_corrupt(r, "hnsw: ex rows in a %s index", qv_quant_name(h->codec->kind));
     if ((rc = qv_r_view(r, &rows, (size_t)n * ex_bytes, "hnsw ex rows")) != QV_OK) return rc;
-    if (format != QV_RABITQ_EX_FORMAT || ex_bytes != h->ex_bytes) return QV_OK;
+    if (format != h->codec->ex_bits || ex_bytes != h->ex_bytes) return QV_OK;
     uint32_t got = qv_crc32c(0, rows, (size_t)n * ex_bytes);
     if (got != crc)
         return qv_r_corrupt(r, "hnsw: ex rows checksum mismatch (stored %08x, computed %08x)", (unsigned)crc,
