@@ -42,11 +42,12 @@
  * clamping them costs less than a wider step (|e| ~0.1 r).
  * B: 4 from QV_RABITQ_EX4_MIN_DIM dimensions on, else 8. Four bits halve the rows (fashion-
  * mnist-784: 896 -> 448 bytes, 14 -> 7 cache lines, search memory 69.1 -> 43.5 MiB) at
- * the same QPS (M12 -3%..+3%, M16 -1%..+5% at ef 16-48, noise ~3%); on debian-desc-384
- * they were 1-6% slower at every ef 16-96 (and -0.0003 recall): an 8-bit row is only 7
- * lines there (4 at 4 bits), the float vector only 24, so the few lines saved per
- * expanded node buy less than the extra float reads that the ~18x wider bound lets
- * through (bench/RESULTS.md, issue #15, 2026-12-05).
+ * the same QPS (M12 -5%..+5%, M16 -1%..+5% at ef 16-48 in alternated runs; the runs move
+ * ~10%) and 0.0001-0.0002 less recall@10 at the same ef. On debian-desc-384 the QPS of the
+ * two could not be told apart (three locked runs: 4 bits 0.94-1.10x main; the 8-bit
+ * build, identical to main there, 0.86-1.18x), 4 bits lost 0.0003-0.0004 recall, and
+ * saves less (7 -> 4 lines a row, 11 MiB at 60K): below 512 dimensions the rows stay at
+ * 8 bits (bench/RESULTS.md, issue #15, 2026-12-05).
  * Row: the code (D bytes, or qv_u4_bytes(D) in the core/code_dist.h u4 layout), then lo,
  * step, hx, fe = (2 or 1) |e| / sqrt(D), f0 (floats), u32 centroid, padded to 64 bytes.
  */
