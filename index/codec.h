@@ -145,8 +145,9 @@ int   qv_codec_row_ok(const qv_codec *c, const uint8_t *row);
  *  centroid the codec has. */
 int   qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow);
 
-/** Trained parameters to/from a file body (rows are not stored: they are re-encoded from
- *  the vectors on load). Load validates everything (QV_ECORRUPT). */
+/** Trained parameters to/from a file body (rows are the index's: re-encoded from the
+ *  vectors on load, or stored and checked, index/hnsw_io.c). Load validates everything
+ *  (QV_ECORRUPT). */
 int  qv_codec_save(const qv_codec *c, qv_writer *w);
 int  qv_codec_load(qv_codec *c, qv_reader *r);
 
