@@ -7,6 +7,8 @@
  *   - a cosine collection on_disk answers as the same one in memory (ids, scores within
  *     1e-5 of each other and of a double cosine) before and after reopens, deletes and
  *     updates, and gives back the vectors as given;
+ *   - inserts into a reopened on_disk collection walk on kept 8-bit build codes and keep
+ *     the recall of the same collection in memory;
  *   - reopened, the index maps its snapshot (graph + codes), holds no float vectors, and
  *     answers exactly as it did re-scoring from its heap copy before; recall against a
  *     double-precision brute force stays; a delete and a replacement after the reopen work;
@@ -27,6 +29,7 @@
 
 #include "core/alloc.h"
 #include "core/crc32c.h"
+#include "index/hnsw.h"
 #include "index/index.h"
 #include "storage/storage.h"
 #include "tests/test_util.h"
@@ -339,6 +342,100 @@ START_TEST(test_vecsrc_cosine_as_in_memory)
 }
 END_TEST
 
+/* ---- inserts after a reopen ------------------------------------------------------------- */
+
+#define INS_LOAD 6000              /* > 4096: the codes are encoded in two pool chunks */
+#define INS_ADD 3000
+#define INS_BATCH 100
+
+static int kept_codes(qv_coll *c)
+{
+    qv_hnsw *h = c->ix->impl;
+    pthread_mutex_lock(&h->write_lock);
+    int has = h->bcodes != NULL;
+    pthread_mutex_unlock(&h->write_lock);
+    return has;
+}
+
+/* Self-recall of rows [from, to) of v (each must be its own nearest hit) and recall@10 of
+ * the queries against a double-precision brute force over all live rows. */
+static void ins_recall(qv_coll *c, const float *v, size_t n, size_t from, size_t to, const float *qs, qv_metric metric,
+                       double *self, double *r10)
+{
+    qv_search_params sp;
+    qv_search_params_init(&sp, 1);
+    sp.ef = 64;
+    size_t found = 0, nh;
+    qv_hit h[K];
+    for (size_t i = from; i < to; i++) {
+        QV_CK(qv_search(c, v + i * DIM, &sp, h, &nh));
+        found += nh && h[0].id == i;
+    }
+    *self = (double)found / (double)(to - from);
+    uint64_t truth[NQ * K], got[NQ * K];
+    size_t ng[NQ];
+    qv_hit a[NQ * K];
+    search_all(c, qs, 64, a, ng);
+    for (size_t i = 0; i < NQ * K; i++) got[i] = a[i].id;
+    ref_knn(v, n, DIM, qs, NQ, K, metric, truth);
+    *r10 = recall_at_k(got, ng, K, truth, K, NQ, K);
+}
+
+/* Inserts into a reopened on_disk collection walk on 8-bit build codes kept across the
+ * stream of adds (hnsw_build_codes.c), not on floats read from LMDB one B-tree lookup at
+ * a time (7.7x slower per point than in memory, bench/RESULTS.md). The codes come from
+ * pool workers reading LMDB in sessions of their own; the inserted points are found
+ * (self-recall) and recall@10 against a brute force matches the same collection in
+ * memory. _i: 0 l2, 1 cosine. */
+START_TEST(test_vecsrc_inserts_on_codes)
+{
+    const qv_metric metric = _i ? QV_METRIC_COSINE : QV_METRIC_L2;
+    const size_t n = INS_LOAD + INS_ADD;
+    char *dir = make_tmpdir("qv-vecsrc-ins");
+    float *v = random_vectors(n, DIM, 61), *qs = random_vectors(NQ, DIM, 62);
+    uint64_t *ids = malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) ids[i] = i;
+    qv_db *db = open_db_nosync(dir);
+    qv_coll *on = create_named(db, "on", QV_QUANT_SQ8, metric, DIM, 1, 2);
+    qv_coll *off = create_named(db, "off", QV_QUANT_SQ8, metric, DIM, 0, 2);
+    QV_CK(qv_upsert(on, INS_LOAD, ids, v, NULL));
+    QV_CK(qv_upsert(off, INS_LOAD, ids, v, NULL));
+    QV_CK(qv_db_close(db));
+
+    unsigned idle = qv_hnsw_bcodes_idle_ms;
+    size_t src_min = qv_hnsw_bcodes_src_min;
+    qv_hnsw_bcodes_idle_ms = 60000;                /* no drop while the stream runs */
+    qv_hnsw_bcodes_src_min = 5 * INS_BATCH;        /* codes from the 5th batch on */
+    db = open_db_nosync(dir);
+    QV_CK(qv_collection_open(db, "on", &on));
+    QV_CK(qv_collection_open(db, "off", &off));
+    check_on_disk(on, 1);
+    int seen = 0;
+    for (size_t at = INS_LOAD; at < n; at += INS_BATCH) {
+        QV_CK(qv_upsert(on, INS_BATCH, ids + at, v + at * DIM, NULL));
+        QV_CK(qv_upsert(off, INS_BATCH, ids + at, v + at * DIM, NULL));
+        seen |= kept_codes(on);
+    }
+    ck_assert_msg(seen, "the inserts into the reopened on_disk collection never walked on kept codes");
+    ck_assert_uint_eq(index_vector_bytes(on), 0);             /* still no float vectors held */
+    double self_on, self_off, r_on, r_off;
+    ins_recall(on, v, n, INS_LOAD, n, qs, metric, &self_on, &r_on);
+    ins_recall(off, v, n, INS_LOAD, n, qs, metric, &self_off, &r_off);
+    ck_assert_msg(self_on >= 0.99 && self_on >= self_off - 0.01, "inserted points found: %.4f on_disk, %.4f in memory",
+                  self_on, self_off);
+    ck_assert_msg(r_on >= 0.9 && r_on >= r_off - 0.02, "recall@10 %.3f on_disk, %.3f in memory", r_on, r_off);
+    qv_hnsw_bcodes_idle_ms = idle;
+    qv_hnsw_bcodes_src_min = src_min;
+    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+    free(ids);
+}
+END_TEST
+
 /* on_disk is 0 or 1, and only for an index that re-scores (a quantized hnsw, any metric).
  * QV_EINVAL otherwise. */
 START_TEST(test_vecsrc_on_disk_refused)
@@ -559,6 +656,7 @@ Suite *qv_storage_vecsrc_suite(void)
     tcase_add_loop_test(tc, test_vecsrc_same_answers, 0, 3);
     tcase_add_test(tc, test_vecsrc_on_disk_refused);
     tcase_add_loop_test(tc, test_vecsrc_cosine_as_in_memory, 0, 3);
+    tcase_add_loop_test(tc, test_vecsrc_inserts_on_codes, 0, 2);
     tcase_add_loop_test(tc, test_vecsrc_switch_round_trips, 0, 3);
     tcase_add_test(tc, test_vecsrc_concurrent_writes_and_growth);
     tcase_add_loop_test(tc, test_vecsrc_damaged_code_rows, 0, 2);
