@@ -131,6 +131,16 @@ void qv_hnsw_bcodes_query(const qv_hnsw_bcodes *b, const float *q, unsigned work
  * a timer inside the index serves quiverd, the CLI and the Python module alike, where a
  * drop at snapshot would not: quiverd snapshots on exit unless --checkpoint-every).
  * Searches never read them; everything here runs under write_lock.
+ *
+ * A quantized index that reads its float vectors from a source (an on_disk collection,
+ * storage/vec_source.c) keeps codes too: its own code rows serve searches, but an insert
+ * walks on floats, and there each float is a B-tree lookup in LMDB. Its stream threshold
+ * is lower, QV_HNSW_BCODES_SRC_MIN points and 1/QV_HNSW_BCODES_SRC_SHARE of the index:
+ * an insert walking on LMDB floats cost ~0.55 ms more than on codes (sift-debian-100k sq8,
+ * 2 threads: 10K inserts into a reopened 90K collection 7.20 s -> 1.85 s, in memory
+ * 0.89 s; bench/ondisk_inserts.sh), and fitting reads every slot once (~1M lookups at 1M,
+ * about what ~2,000 such inserts save), so 1/256 of the index (3,900 points at 1M) pays.
+ * The codes are read in pool workers, each in a source session of its own (encode_chunk).
  */
 unsigned qv_hnsw_bcodes_idle_ms = QV_HNSW_BCODES_IDLE_MS;
 

@@ -37,7 +37,10 @@
  * keeps its heap copy while it is loaded, until the next open: an insert reads thousands of
  * vectors (the walk and the neighbour selection are in floats), and through LMDB each read
  * is a B-tree lookup: sift-debian-100k sq8 imported in 54 s that way, 9.4 s from the heap.
- * Inserts into an index that reads from LMDB pay that, per point.
+ * Inserts into an index that reads from LMDB walk on kept 8-bit build codes once a stream
+ * of them reaches 1,000 points (hnsw_build_codes.c), so only the re-scoring of each walk's
+ * pool, the neighbour selection and the back-links read LMDB: 10K inserts into a reopened
+ * 90K collection took 1.85 s against 7.20 s walking on LMDB floats (0.89 s in memory).
  *
  * Cost for searches: one B-tree lookup per vector re-scored (4 levels at 1M points)
  * instead of an array index; a query re-scores 20-40. The read txns come from a pool of

@@ -87,6 +87,18 @@ static size_t index_vector_bytes(qv_coll *c)
     return mi.vectors;
 }
 
+/* The end of a test: no vector was refused as misaligned; close and free everything. */
+static void finish(qv_db *db, char *dir, float *v, float *qs, uint64_t *ids)
+{
+    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+    free(ids);
+}
+
 /* _i: the code kind. */
 START_TEST(test_vecsrc_same_answers)
 {
@@ -135,13 +147,7 @@ START_TEST(test_vecsrc_same_answers)
     ck_assert_float_eq_tol(h[1].score, 0.0f, 1e-5f);          /* 7 and 8, both exact */
     QV_CK(qv_search(c, v + 5 * DIM, &sp, h, &nh));
     for (size_t j = 0; j < nh; j++) ck_assert_uint_ne(h[j].id, 5);
-    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
@@ -209,13 +215,7 @@ START_TEST(test_vecsrc_switch_round_trips)
         assert_same(a, na, b, nb);
         qv_collection_close(c);
     }
-    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
@@ -332,13 +332,7 @@ START_TEST(test_vecsrc_cosine_as_in_memory)
             ck_assert_float_eq_tol(x[j].score, y[j].score, 1e-6f);
         }
     }
-    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
@@ -426,13 +420,7 @@ START_TEST(test_vecsrc_inserts_on_codes)
     ck_assert_msg(r_on >= 0.9 && r_on >= r_off - 0.02, "recall@10 %.3f on_disk, %.3f in memory", r_on, r_off);
     qv_hnsw_bcodes_idle_ms = idle;
     qv_hnsw_bcodes_src_min = src_min;
-    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
