@@ -17,7 +17,7 @@ static void usage(FILE *f)
             "--quant: codes the index searches on (8-bit, 4-bit scalar, 1-bit RaBitQ): the HNSW walk,\n"
             "the IVF lists or the flat scan; the best candidates are re-scored with the float\n"
             "vectors. none (default) searches the floats.\n"
-            "--on-disk: with --quant and metric l2 or ip (hnsw), re-score from the vectors stored\n"
+            "--on-disk: with --quant (hnsw, any metric), re-score from the vectors stored\n"
             "in the database instead of a copy in memory: about half the memory, fewer queries/s.\n");
 }
 

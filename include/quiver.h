@@ -320,7 +320,10 @@ typedef struct {
                                     * index holds graph and codes only and re-scores from
                                     * there, ~0.5x the memory, at a QPS cost (README,
                                     * "Vectors on disk"). Needs an hnsw index with quant set
-                                    * and metric l2 or ip. 0 (default): held in memory */
+                                    * (any metric: a cosine collection stores the unit
+                                    * vectors the index scores, and qv_get gives back the
+                                    * vector as given to within one float rounding).
+                                    * 0 (default): held in memory */
 } qv_collection_config;
 
 /** Whether name is a valid collection name: 1..64 bytes of [A-Za-z0-9_.-], not starting

@@ -328,6 +328,11 @@ int qv_hnsw_check(const qv_index *ix, qv_hnsw_report *r);
 extern size_t qv_hnsw_bcodes_min;      /* that size, QV_HNSW_BCODES_MIN (tests change it) */
 #define QV_HNSW_BCODES_MAX_EF 1024u    /* and efConstruction up to which (the re-scoring sort) */
 #define QV_HNSW_BCODES_IDLE_MS 2000u  /* kept codes are dropped after this long with no add */
+/* An index that reads its vectors from a source (on_disk) keeps codes for a stream of
+ * adds from this many points and 1/QV_HNSW_BCODES_SRC_SHARE of the index (see the file). */
+#define QV_HNSW_BCODES_SRC_MIN 1000u
+#define QV_HNSW_BCODES_SRC_SHARE 256u
+extern size_t qv_hnsw_bcodes_src_min;  /* QV_HNSW_BCODES_SRC_MIN (tests change it) */
 extern unsigned qv_hnsw_bcodes_idle_ms; /* that time (tests change it) */
 typedef struct qv_hnsw_bcodes {
     qv_codec *codec;                   /* sq8, fitted to the batch */

@@ -22,6 +22,7 @@
 #include "index/hnsw.h"
 
 size_t qv_hnsw_bcodes_min = QV_HNSW_BCODES_MIN;
+size_t qv_hnsw_bcodes_src_min = QV_HNSW_BCODES_SRC_MIN;
 
 /* Slots encoded per pool task. */
 #define ENCODE_CHUNK 4096u
@@ -96,7 +97,9 @@ static void encode_chunk(void *arg, size_t i, unsigned worker)
     encode_job *job = arg;
     uint32_t from = (uint32_t)(i * ENCODE_CHUNK), to = from + ENCODE_CHUNK;
     if (to > job->n) to = job->n;
+    int ss = qv_hnsw_src_begin(job->h);   /* a pool worker reads a source's vectors in its own session */
     for (uint32_t slot = from; slot < to; slot++) encode_slot(job->h, job->b, slot, worker);
+    if (ss > 0) qv_hnsw_src_end(job->h);
 }
 
 void qv_hnsw_bcodes_encode(const qv_hnsw *h, qv_hnsw_bcodes *b, qv_pool *pool)
@@ -128,6 +131,16 @@ void qv_hnsw_bcodes_query(const qv_hnsw_bcodes *b, const float *q, unsigned work
  * a timer inside the index serves quiverd, the CLI and the Python module alike, where a
  * drop at snapshot would not: quiverd snapshots on exit unless --checkpoint-every).
  * Searches never read them; everything here runs under write_lock.
+ *
+ * A quantized index that reads its float vectors from a source (an on_disk collection,
+ * storage/vec_source.c) keeps codes too: its own code rows serve searches, but an insert
+ * walks on floats, and there each float is a B-tree lookup in LMDB. Its stream threshold
+ * is lower, QV_HNSW_BCODES_SRC_MIN points and 1/QV_HNSW_BCODES_SRC_SHARE of the index:
+ * an insert walking on LMDB floats cost ~0.55 ms more than on codes (sift-debian-100k sq8,
+ * 2 threads: 10K inserts into a reopened 90K collection 7.20 s -> 1.85 s, in memory
+ * 0.89 s; bench/ondisk_inserts.sh), and fitting reads every slot once (~1M lookups at 1M,
+ * about what ~2,000 such inserts save), so 1/256 of the index (3,900 points at 1M) pays.
+ * The codes are read in pool workers, each in a source session of its own (encode_chunk).
  */
 unsigned qv_hnsw_bcodes_idle_ms = QV_HNSW_BCODES_IDLE_MS;
 
@@ -210,7 +223,10 @@ qv_hnsw_bcodes *qv_hnsw_bcodes_for_add(qv_hnsw *h, const uint32_t *slots, size_t
         for (size_t i = 0; i < n; i++) encode_slot(h, b, slots[i], 0);   /* this batch's slots only */
         return b;
     }
-    if (h->bc_recent < qv_hnsw_bcodes_min || 8 * h->bc_recent < h->n_live + n) return NULL;
+    if (qv_hnsw_vec_inline(h) ? h->bc_recent < qv_hnsw_bcodes_min || 8 * h->bc_recent < h->n_live + n
+                              : h->bc_recent < qv_hnsw_bcodes_src_min ||
+                                    QV_HNSW_BCODES_SRC_SHARE * h->bc_recent < h->n_live + n)
+        return NULL;
     if (!(b = fit_to_index(h, nw))) return NULL;
     h->bcodes = b;
     qv_hnsw_bcodes_encode(h, b, pool);

@@ -275,7 +275,10 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     /* Build codes (hnsw_build_codes.c) for a large batch that is not small beside the
      * index: at 1M, training and encoding every slot took ~2.2 s, what ~60,000 inserts
      * save on codes (37 us each on 2 threads), so the batch must be 1/8 of the index. */
-    const int bcodes_ok = !h->codec && h->efc <= QV_HNSW_BCODES_MAX_EF;
+    /* A quantized index walks on its own codes at search time but inserts on floats; one
+     * that reads them from a source (on_disk) inserts on build codes too (kept codes
+     * below: each float there is a B-tree lookup). */
+    const int bcodes_ok = (!h->codec || !qv_hnsw_vec_inline(h)) && h->efc <= QV_HNSW_BCODES_MAX_EF;
     if (bcodes_ok && !h->bcodes && n >= qv_hnsw_bcodes_min && 8 * n >= h->n_live) {
         (void)qv_hnsw_bcodes_new(h, n, vecs, nw, &bc);     /* no memory for them: on floats */
         h->bc_recent = 0;                                  /* this batch is not a stream */

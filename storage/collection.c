@@ -165,12 +165,12 @@ int qv_coll_build_index(qv_coll *c, MDB_txn *txn, qv_progress_fn progress, void 
     if ((rc = qv_lmdb_cursor_open(txn, c->db->dbi[DBI_POINTS], &cur)) != QV_OK) goto cleanup;
     qv_be32_put(prefix, c->cid);
     for (rc = qv_lmdb_seek(cur, prefix, 4, 4, &k, &v); rc == QV_OK; rc = qv_lmdb_next(cur, prefix, 4, &k, &v)) {
-        if (k.mv_size != 12 || v.mv_size != 8 + dim * sizeof(float)) {
+        if (k.mv_size != 12 || v.mv_size != qv_point_rec_size(c)) {
             rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
             goto cleanup;
         }
         ids[n] = qv_be64_get((const uint8_t *)k.mv_data + 4);
-        memcpy(vecs + n * dim, (const uint8_t *)v.mv_data + 8, dim * sizeof(float));
+        memcpy(vecs + n * dim, (const uint8_t *)v.mv_data + 8, dim * sizeof(float));   /* what the index scores */
         if (++n == batch) {
             if ((rc = qv_index_add(ix, n, ids, vecs)) != QV_OK) goto cleanup;
             n = 0;

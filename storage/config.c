@@ -294,7 +294,7 @@ int qv_coll_config_decode(const char *name, const void *buf, size_t len, uint32_
     p->gpu = (qv_gpu_mode)v[13];
     p->quant = quant;
     *cid = (uint32_t)v[1];
-    if (vd->on_disk && (kind != QV_INDEX_HNSW || quant == QV_QUANT_NONE || metric == QV_METRIC_COSINE)) {
+    if (vd->on_disk && (kind != QV_INDEX_HNSW || quant == QV_QUANT_NONE)) {
         rc = qv_fail(QV_ECORRUPT, "collection '%s': config has \"on_disk\" for an index that holds its vectors", name);
         goto cleanup;
     }

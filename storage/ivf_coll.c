@@ -67,7 +67,7 @@ static int sample_vectors(qv_coll *c, MDB_txn *txn, size_t want, float **out, si
     if ((rc = qv_lmdb_cursor_open(txn, c->db->dbi[DBI_POINTS], &cur)) != QV_OK) goto cleanup;
     qv_be32_put(prefix, c->cid);
     for (rc = qv_lmdb_seek(cur, prefix, 4, 4, &k, &v); rc == QV_OK && m < want; rc = qv_lmdb_next(cur, prefix, 4, &k, &v), i++) {
-        if (v.mv_size != 8 + dim * sizeof(float)) {
+        if (v.mv_size != qv_point_rec_size(c)) {
             rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
             goto cleanup;
         }

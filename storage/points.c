@@ -119,6 +119,7 @@ typedef struct {
     uint64_t next_iid, nnew;       /* out */
     int vectors_only;              /* qv_update_vectors: existing points only, payloads kept */
     const qv_sparse_vector *sparse;   /* n * nsparse sparse vectors, or NULL (none) */
+    float *unit;                   /* dim floats of scratch for qv_point_rec_put, or NULL */
 } upsert_arg;
 
 int qv_coll_put_state(qv_db *db, MDB_txn *txn, const qv_coll *c, uint64_t seq, uint64_t next, uint64_t count)
@@ -186,9 +187,8 @@ static int upsert_write(qv_db *db, MDB_txn *txn, void *arg)
         }
         a->iids[i] = iid;
         qv_ckey(key, c->cid, iid);
-        if ((rc = qv_lmdb_reserve(txn, db->dbi[DBI_POINTS], key, 12, 8 + dim * sizeof(float), &p)) != QV_OK) goto out;
-        qv_be64_put(p, a->ids[i]);
-        memcpy((uint8_t *)p + 8, a->vecs + i * dim, dim * sizeof(float));
+        if ((rc = qv_lmdb_reserve(txn, db->dbi[DBI_POINTS], key, 12, qv_point_rec_size(c), &p)) != QV_OK) goto out;
+        qv_point_rec_put(c, p, a->ids[i], a->vecs + i * dim, a->unit);
         if (a->vectors_only) {
             rc = QV_OK;            /* the payload and its index entries stay as they are */
         } else if (a->payloads && a->payloads[i]) {
@@ -270,7 +270,8 @@ static int write_points(qv_coll *c, size_t n, const uint64_t *ids, const float *
         if ((rc = check_payloads(n, ids, payloads_json, a.payloads, a.objs)) != QV_OK) goto cleanup;
     }
     if (!(a.iids = qv_reallocarray(NULL, n, sizeof *a.iids)) || !(a.isnew = qv_malloc(n)) ||
-        !(a.logbuf = qv_malloc(4 + 8 * n))) {
+        !(a.logbuf = qv_malloc(4 + 8 * n)) ||
+        (qv_point_rec_keeps_unit(c) && !(a.unit = qv_reallocarray(NULL, c->params.dim, sizeof *a.unit)))) {
         rc = QV_ENOMEM;
         goto cleanup;
     }
@@ -324,6 +325,7 @@ cleanup:
     qv_free(a.iids);
     qv_free(a.isnew);
     qv_free(a.logbuf);
+    qv_free(a.unit);
     return rc;
 }
 
@@ -448,13 +450,11 @@ int qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out)
     MDB_txn *txn = NULL;
     MDB_val v;
     uint8_t key[12];
-    size_t dim;
     int rc;
 
     if (payload_out) *payload_out = NULL;
     if (!c) return qv_fail(QV_EINVAL, "collection is NULL");
     if ((rc = qv_coll_check_live(c)) != QV_OK) return rc;
-    dim = c->params.dim;
     if ((rc = qv_lmdb_begin(c->db, 1, &txn)) != QV_OK) return rc;
     qv_ckey(key, c->cid, id);
     rc = qv_lmdb_get(txn, c->db->dbi[DBI_IDS], key, 12, &v);
@@ -466,11 +466,11 @@ int qv_get(qv_coll *c, uint64_t id, float *vec_out, char **payload_out)
     if (v.mv_size != 8) { rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged id record", c->name); goto cleanup; }
     qv_ckey(key, c->cid, qv_be64_get(v.mv_data));
     rc = qv_lmdb_get(txn, c->db->dbi[DBI_POINTS], key, 12, &v);
-    if (rc == QV_OK && v.mv_size != 8 + dim * sizeof(float)) rc = QV_ENOTFOUND;
+    if (rc == QV_OK && v.mv_size != qv_point_rec_size(c)) rc = QV_ENOTFOUND;
     if (rc == QV_ENOTFOUND) rc = qv_fail(QV_ECORRUPT, "collection '%s': point %llu has no valid vector record", c->name,
                                          (unsigned long long)id);
     if (rc != QV_OK) goto cleanup;
-    if (vec_out) memcpy(vec_out, (const uint8_t *)v.mv_data + 8, dim * sizeof(float));
+    if (vec_out) qv_point_rec_vector(c, v.mv_data, vec_out);
     if (payload_out) {
         rc = qv_lmdb_get(txn, c->db->dbi[DBI_PAYLOADS], key, 12, &v);
         if (rc == QV_ENOTFOUND) { rc = QV_OK; goto cleanup; }

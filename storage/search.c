@@ -82,7 +82,8 @@ static void wrap_params(const qv_coll *c, const qv_search_params *sp, qv_search_
 
 /* Exact top-k of every query over the allowed internal ids, vectors read from LMDB.
  * queries: checked and, for cosine, unit length (qv_queries_prepare); scores as the index
- * gives them (cosine: stored vectors normalized as the index does). */
+ * gives them (cosine: stored vectors normalized as the index does, or stored unit already:
+ * point_rec.c). */
 static int exact_scan(qv_coll *c, MDB_txn *txn, size_t nq, const float *queries, const qv_search_params *sp,
                       const uint64_t *bits, uint64_t nbits, qv_hit *hits, size_t *n_hits)
 {
@@ -93,7 +94,7 @@ static int exact_scan(qv_coll *c, MDB_txn *txn, size_t nq, const float *queries,
     qv_pair *store = NULL;
     float *v = NULL;
     filter_arg fa = {c, sp};
-    int user = sp->accept || sp->allow_bits, rc = QV_OK;
+    int user = sp->accept || sp->allow_bits, unit = qv_point_rec_keeps_unit(c), rc = QV_OK;
 
     if (!(tk = qv_calloc(nq, sizeof *tk)) || !(store = qv_reallocarray(NULL, nq * k, sizeof *store)) ||
         !(v = qv_aligned_calloc(dim, sizeof *v))) {
@@ -111,12 +112,12 @@ static int exact_scan(qv_coll *c, MDB_txn *txn, size_t nq, const float *queries,
             rc = qv_lmdb_get(txn, c->db->dbi[DBI_POINTS], key, 12, &val);
             if (rc == QV_ENOTFOUND) continue;          /* deleted after the in-memory view */
             if (rc != QV_OK) goto cleanup;
-            if (val.mv_size != 8 + dim * sizeof(float)) {
+            if (val.mv_size != qv_point_rec_size(c)) {
                 rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
                 goto cleanup;
             }
             memcpy(v, (const uint8_t *)val.mv_data + 8, dim * sizeof(float));
-            if (metric == QV_METRIC_COSINE) qv_normalize(v, dim);
+            if (metric == QV_METRIC_COSINE && !unit) qv_normalize(v, dim);
             for (size_t i = 0; i < nq; i++) qv_topk_push(&tk[i], dist(queries + i * dim, v, dim), iid);
         }
     for (size_t i = 0; i < nq; i++) {

@@ -465,7 +465,7 @@ static int ids_replay(qv_coll *c, MDB_txn *txn, const uint64_t *ids, size_t n)
             continue;
         }
         if (rc != QV_OK) return rc;
-        if (v.mv_size != 8 + (size_t)c->params.dim * sizeof(float))
+        if (v.mv_size != qv_point_rec_size(c))
             return qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
         c->ext_of[iid] = qv_be64_get(v.mv_data);
         c->live[iid / 64] |= 1ull << (iid % 64);
@@ -502,7 +502,11 @@ static int resync(qv_coll *c, MDB_txn *txn, qv_index *ix, const uint64_t *ids, s
                                                  (unsigned long long)iid);
             goto cleanup;
         }
-        memcpy(vecs + m * dim, (const uint8_t *)v.mv_data + 8, dim * sizeof(float));
+        if (v.mv_size != qv_point_rec_size(c)) {
+            rc = qv_fail(QV_ECORRUPT, "collection '%s': damaged point record", c->name);
+            goto cleanup;
+        }
+        memcpy(vecs + m * dim, (const uint8_t *)v.mv_data + 8, dim * sizeof(float));   /* what the index scores */
         add_ids[m++] = iid;
     }
     rc = qv_index_add(ix, m, add_ids, vecs);

@@ -67,14 +67,14 @@ int qv_vectors_def_from(const qv_collection_config *cfg, qv_vectors_def *vd)
     if (cfg->no_dense && (!cfg->n_sparse || vd->named))
         return qv_fail(QV_EINVAL, "no_dense needs sparse vectors and no dense vector name");
     vd->no_dense = cfg->no_dense != 0;
-    /* on_disk: the index re-scores from `points` (vec_source.c), which keeps the vectors
-     * as given: a float index walks on them (too slow through LMDB) and a cosine one on
-     * their unit copies, so both keep theirs in memory. */
+    /* on_disk: the index re-scores from `points` (vec_source.c; a cosine collection's
+     * records hold the unit vectors, point_rec.c). A float index walks on its vectors,
+     * too slow through LMDB, and IVF and flat scan them, so those keep theirs in memory. */
     const qv_index_params *ip = &cfg->index;
     if (cfg->on_disk != 0 && cfg->on_disk != 1) return qv_fail(QV_EINVAL, "on_disk must be 0 or 1, got %d", cfg->on_disk);
-    if (cfg->on_disk && (ip->kind != QV_INDEX_HNSW || ip->quant == QV_QUANT_NONE || ip->metric == QV_METRIC_COSINE))
-        return qv_fail(QV_EINVAL, "on_disk vectors need an hnsw index with quantization (sq8, sq4 or bit1) and metric "
-                                  "l2 or ip (a float or cosine index keeps its vectors in memory)");
+    if (cfg->on_disk && (ip->kind != QV_INDEX_HNSW || ip->quant == QV_QUANT_NONE))
+        return qv_fail(QV_EINVAL, "on_disk vectors need an hnsw index with quantization (sq8, sq4 or bit1); "
+                                  "a float hnsw, ivf or flat index keeps its vectors in memory");
     vd->on_disk = cfg->on_disk;
     return QV_OK;
 }

@@ -377,8 +377,20 @@ int  qv_snapshot_install(qv_db *db, MDB_txn *txn, uint32_t cid, uint64_t seq);
  *  final commit): called by qv_db_open on a writable db. */
 int  qv_bk_sweep_staged(qv_db *db);
 
+/* ---- point_rec.c ------------------------------------------------------------------------- */
+/** Whether c's `points` records hold unit vectors and their norms (on_disk cosine). */
+int    qv_point_rec_keeps_unit(const qv_coll *c);
+/** Bytes of one of c's `points` records: 8 (external id) + 4 * dim (+ 8, the norm). */
+size_t qv_point_rec_size(const qv_coll *c);
+/** Write the record of (ext, vec) at rec (qv_point_rec_size bytes); unit: dim floats of
+ *  scratch, used when qv_point_rec_keeps_unit. The floats at rec + 8 are what the index
+ *  scores: the vector as given, or its unit vector. */
+void   qv_point_rec_put(const qv_coll *c, void *rec, uint64_t ext, const float *vec, float *unit);
+/** The vector as given (to one float rounding for unit records) of a record, into out. */
+void   qv_point_rec_vector(const qv_coll *c, const void *rec, float *out);
+
 /* ---- vec_source.c ------------------------------------------------------------------------ */
-/** Whether c's index reads its float vectors from `points` (quantized hnsw, not cosine). */
+/** Whether c's index reads its float vectors from `points` (on_disk: a quantized hnsw). */
 int  qv_coll_reads_vectors(const qv_coll *c);
 /** Tell ix (c's index) that c's `points` keep its float vectors: with `drop`, it reads
  *  them from there and drops its own copy; without, it keeps the copy (fast inserts while

@@ -5,6 +5,7 @@
  * rescore, oversampling}; bad values are 400s; the code kind survives a restart; on_disk
  * (vectors re-scored from storage) in both APIs.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,8 +214,9 @@ END_TEST
 
 /* on_disk (vectors re-scored from storage): the native create body's "on_disk" and the
  * Qdrant API's "vectors":{"on_disk":true}; both show it in the collection info, keep it
- * across a restart and answer exactly; a non-boolean, or an index that cannot read its
- * vectors from storage (float, cosine), is a 400. */
+ * across a restart and answer exactly (cosine too: its stored unit vectors, and the
+ * vector given back as given); a non-boolean, or an index that cannot read its vectors
+ * from storage (float hnsw, flat), is a 400. */
 START_TEST(test_on_disk)
 {
     char *dir = make_tmpdir("qv-srvq");
@@ -230,11 +232,18 @@ START_TEST(test_on_disk)
                     "{\"type\":\"int8\"}}}",
                     200, "true"));
     json_decref(req(s.qport, "GET", "/collections/qd", NULL, 200, "\"on_disk\":true"));
+    json_decref(req(s.port, "PUT", "/collections/nc",
+                    "{\"dim\":8,\"on_disk\":true,\"metric\":\"cosine\",\"index\":{\"quant\":\"sq8\"}}", 201,
+                    "\"on_disk\":true"));
+    json_decref(req(s.qport, "PUT", "/collections/qc",
+                    "{\"vectors\":{\"size\":8,\"distance\":\"Cosine\",\"on_disk\":true},\"quantization_config\":"
+                    "{\"binary\":{}}}",
+                    200, "true"));
     static const char *const bad_native[] = {
         "{\"dim\":8,\"on_disk\":\"yes\",\"index\":{\"quant\":\"sq8\"}}",
         "{\"dim\":8,\"on_disk\":1,\"index\":{\"quant\":\"sq8\"}}",
         "{\"dim\":8,\"on_disk\":true}",
-        "{\"dim\":8,\"on_disk\":true,\"metric\":\"cosine\",\"index\":{\"quant\":\"sq8\"}}",
+        "{\"dim\":8,\"on_disk\":true,\"metric\":\"cosine\",\"index\":{\"type\":\"hnsw\"}}",
         "{\"dim\":8,\"on_disk\":true,\"index\":{\"type\":\"flat\",\"quant\":\"sq8\"}}",
     };
     for (size_t i = 0; i < sizeof bad_native / sizeof *bad_native; i++)
@@ -242,26 +251,47 @@ START_TEST(test_on_disk)
     static const char *const bad_qdrant[] = {
         "{\"vectors\":{\"size\":8,\"distance\":\"Euclid\",\"on_disk\":\"true\"}}",
         "{\"vectors\":{\"size\":8,\"distance\":\"Euclid\",\"on_disk\":true}}",
-        "{\"vectors\":{\"size\":8,\"distance\":\"Cosine\",\"on_disk\":true},\"quantization_config\":"
-        "{\"binary\":{}}}",
+        "{\"vectors\":{\"size\":8,\"distance\":\"Cosine\",\"on_disk\":true}}",
     };
     for (size_t i = 0; i < sizeof bad_qdrant / sizeof *bad_qdrant; i++)
         json_decref(req(s.qport, "PUT", "/collections/bad", bad_qdrant[i], 400, "on_disk"));
     json_decref(req(s.port, "GET", "/collections/bad", NULL, 404, NULL));
     upsert(s.port, "nd", base);
     upsert(s.port, "qd", base);
+    for (size_t i = 0; i < N * DIM; i++) base[i] *= 40.0f;      /* not unit length */
+    upsert(s.port, "nc", base);
+    upsert(s.port, "qc", base);
     ck_assert_int_eq(test_server_stop(&s), 0);
     test_server_start(&s, dir, 1, NULL);          /* reopened: reads its vectors from LMDB */
     json_decref(req(s.port, "GET", "/collections/nd", NULL, 200, "\"on_disk\":true"));
     json_decref(req(s.port, "GET", "/collections/nf", NULL, 200, "\"on_disk\":false"));
     json_decref(req(s.qport, "GET", "/collections/qd", NULL, 200, "\"on_disk\":true"));
-    char *vj = vec_json(base + 5 * DIM), body[512];
+    json_decref(req(s.qport, "GET", "/collections/qc", NULL, 200, "\"on_disk\":true"));
+    float *orig = random_vectors(N, DIM, 33);
+    char *vj = vec_json(orig + 5 * DIM), body[512];
     json_int_t id;
     snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5}", vj);
     json_t *j = req(s.port, "POST", "/collections/nd/search", body, 200, NULL);
     ck_assert_double_eq(first_score(j, "hits", &id), 0.0);
     ck_assert_int_eq(id, 5);
     json_decref(j);
+    j = req(s.port, "POST", "/collections/nc/search", body, 200, NULL);   /* same direction, 1/40 the norm */
+    ck_assert_double_eq_tol(first_score(j, "hits", &id), 1.0, 1e-5);
+    ck_assert_int_eq(id, 5);
+    json_decref(j);
+    snprintf(body, sizeof body, "{\"vector\":%s,\"limit\":5}", vj);
+    j = req(s.qport, "POST", "/collections/qc/points/search", body, 200, NULL);
+    ck_assert_double_eq_tol(first_score(j, "result", &id), 1.0, 1e-5);
+    ck_assert_int_eq(id, 5);
+    json_decref(j);
+    j = req(s.port, "GET", "/collections/nc/points/5", NULL, 200, NULL);   /* the vector as given */
+    json_t *got = json_object_get(j, "vector");
+    ck_assert_uint_eq(json_array_size(got), DIM);
+    for (size_t d = 0; d < DIM; d++)
+        ck_assert_double_eq_tol(json_number_value(json_array_get(got, d)), base[5 * DIM + d],
+                                2.5e-7 * fabs(base[5 * DIM + d]));
+    json_decref(j);
+    free(orig);
     ck_assert_int_eq(test_server_stop(&s), 0);
     free(vj);
     free(base);

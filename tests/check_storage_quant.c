@@ -201,6 +201,12 @@ START_TEST(test_quant_config_codec)
     ck_assert_int_eq(vd.on_disk, 1);
     ck_assert_int_eq(back.quant, QV_QUANT_SQ8);
     qv_free(json);
+    p.metric = QV_METRIC_COSINE;                  /* cosine too: its records hold unit vectors */
+    QV_CK(qv_coll_config_encode(4, &p, NULL, &od, &json));
+    QV_CK(qv_coll_config_decode("c", json, strlen(json), &cid, &back, &pi, &vd));
+    ck_assert_int_eq(vd.on_disk, 1);
+    ck_assert_int_eq(back.metric, QV_METRIC_COSINE);
+    qv_free(json);
     static const char *const bad[] = {
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"pq\"}}",
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":3}}",
@@ -212,7 +218,7 @@ START_TEST(test_quant_config_codec)
         "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"},"
         "\"vectors\":{\"on_disk\":1}}",
         "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"on_disk\":true}}",
-        "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"cosine\",\"index\":{\"type\":\"hnsw\",\"quant\":\"sq8\"},"
+        "{\"format\":4,\"cid\":1,\"dim\":8,\"metric\":\"cosine\",\"index\":{\"type\":\"ivf\",\"quant\":\"sq8\"},"
         "\"vectors\":{\"on_disk\":true}}",
         /* sparse vectors need format 3 (storage/config.c) */
         "{\"format\":2,\"cid\":1,\"dim\":8,\"metric\":\"l2\",\"index\":{\"type\":\"hnsw\"},\"vectors\":{\"sparse\":[]}}",

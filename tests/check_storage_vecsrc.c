@@ -4,6 +4,11 @@
  *   - the switch: on and off answer the same top k (near a brute force); on_disk survives
  *     reopen, checkpoint, backup and restore; bad values and indexes that cannot use it
  *     are QV_EINVAL;
+ *   - a cosine collection on_disk answers as the same one in memory (ids, scores within
+ *     1e-5 of each other and of a double cosine) before and after reopens, deletes and
+ *     updates, and gives back the vectors as given;
+ *   - inserts into a reopened on_disk collection walk on kept 8-bit build codes and keep
+ *     the recall of the same collection in memory;
  *   - reopened, the index maps its snapshot (graph + codes), holds no float vectors, and
  *     answers exactly as it did re-scoring from its heap copy before; recall against a
  *     double-precision brute force stays; a delete and a replacement after the reopen work;
@@ -24,6 +29,7 @@
 
 #include "core/alloc.h"
 #include "core/crc32c.h"
+#include "index/hnsw.h"
 #include "index/index.h"
 #include "storage/storage.h"
 #include "tests/test_util.h"
@@ -81,6 +87,18 @@ static size_t index_vector_bytes(qv_coll *c)
     return mi.vectors;
 }
 
+/* The end of a test: no vector was refused as misaligned; close and free everything. */
+static void finish(qv_db *db, char *dir, float *v, float *qs, uint64_t *ids)
+{
+    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+    free(ids);
+}
+
 /* _i: the code kind. */
 START_TEST(test_vecsrc_same_answers)
 {
@@ -129,13 +147,7 @@ START_TEST(test_vecsrc_same_answers)
     ck_assert_float_eq_tol(h[1].score, 0.0f, 1e-5f);          /* 7 and 8, both exact */
     QV_CK(qv_search(c, v + 5 * DIM, &sp, h, &nh));
     for (size_t j = 0; j < nh; j++) ck_assert_uint_ne(h[j].id, 5);
-    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
@@ -203,25 +215,224 @@ START_TEST(test_vecsrc_switch_round_trips)
         assert_same(a, na, b, nb);
         qv_collection_close(c);
     }
-    ck_assert_uint_eq(qv_vec_source_misaligned(), 0);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
-/* on_disk is 0 or 1, and only for an index that re-scores (quantized hnsw, l2 or ip): a
- * cosine index holds unit vectors, `points` the vectors as given. QV_EINVAL otherwise. */
+/* ---- cosine ------------------------------------------------------------------------------ */
+
+/* on and off answer alike (same ids, scores within 1e-5), and every score is the double
+ * cosine of the query and the vector as given (within 1e-5: the index re-scores unit
+ * vectors, not the stored ones as given, whose norms run from 0.01 to 100). */
+static void cosine_compare(qv_coll *on, qv_coll *off, const float *qs, const float *v)
+{
+    qv_hit a[NQ * K], b[NQ * K];
+    size_t na[NQ], nb[NQ];
+    search_all(on, qs, 64, a, na);
+    search_all(off, qs, 64, b, nb);
+    for (size_t i = 0; i < NQ; i++) {
+        ck_assert_uint_eq(na[i], K);
+        ck_assert_uint_eq(na[i], nb[i]);
+        for (size_t j = 0; j < na[i]; j++) {
+            const qv_hit *x = &a[i * K + j];
+            ck_assert_msg(x->id == b[i * K + j].id, "query %zu rank %zu: id %llu on_disk, %llu in memory", i, j,
+                          (unsigned long long)x->id, (unsigned long long)b[i * K + j].id);
+            ck_assert_float_eq_tol(x->score, b[i * K + j].score, 1e-5f);
+            double want = ref_cosine(qs + i * DIM, v + x->id * DIM, DIM);
+            ck_assert_msg(fabs(x->score - want) <= 1e-5, "query %zu id %llu: score %.7f, cosine %.7f", i,
+                          (unsigned long long)x->id, x->score, want);
+        }
+    }
+}
+
+/* qv_get gives back the vector as given: exact in memory, to one rounding from disk. */
+static void cosine_check_get(qv_coll *c, const float *v, int exact)
+{
+    float got[DIM];
+    for (uint64_t id = 0; id < N; id += 97) {
+        QV_CK(qv_get(c, id, got, NULL));
+        for (size_t d = 0; d < DIM; d++) {
+            float want = v[id * DIM + d];
+            float tol = exact ? 0.0f : 2.5e-7f * fabsf(want);
+            ck_assert_msg(fabsf(got[d] - want) <= tol, "id %llu dim %zu: %.9g, given %.9g",
+                          (unsigned long long)id, d, got[d], want);
+        }
+    }
+}
+
+/* A cosine collection on_disk (its records hold unit vectors and their norms) answers as
+ * the same collection in memory, built alike: after the load, after a reopen (vectors
+ * from LMDB's map, none held), after deletes and updates on the reopened one, and after
+ * another reopen. _i: the code kind. */
+START_TEST(test_vecsrc_cosine_as_in_memory)
+{
+    const qv_quant kind = kinds[_i];
+    char *dir = make_tmpdir("qv-vecsrc-cos");
+    float *v = random_vectors(N, DIM, 51), *qs = random_vectors(NQ, DIM, 52);
+    uint64_t *ids = malloc(N * sizeof *ids);
+    for (size_t i = 0; i < N; i++) {
+        ids[i] = i;
+        float scale = powf(10.0f, (float)(i % 5) - 2.0f);      /* norms 0.01x .. 100x */
+        for (size_t d = 0; d < DIM; d++) v[i * DIM + d] *= scale;
+    }
+    qv_db *db = open_db_nosync(dir);
+    qv_coll *on = create_named(db, "on", kind, QV_METRIC_COSINE, DIM, 1, 1);
+    qv_coll *off = create_named(db, "off", kind, QV_METRIC_COSINE, DIM, 0, 1);
+    QV_CK(qv_upsert(on, N, ids, v, NULL));
+    QV_CK(qv_upsert(off, N, ids, v, NULL));
+    cosine_compare(on, off, qs, v);
+    cosine_check_get(on, v, 0);
+    cosine_check_get(off, v, 1);
+    QV_CK(qv_db_close(db));
+
+    db = open_db_nosync(dir);
+    QV_CK(qv_collection_open(db, "on", &on));
+    QV_CK(qv_collection_open(db, "off", &off));
+    check_on_disk(on, 1);
+    check_on_disk(off, 0);
+    cosine_compare(on, off, qs, v);
+    cosine_check_get(on, v, 0);
+
+    /* deletes and replacements on the reopened collections (inserts read LMDB) */
+    uint64_t gone[] = {3, 400, 1999}, upd[] = {10, 11, 1200, 1500};
+    for (size_t i = 0; i < 4; i++) {       /* new directions, new norms */
+        for (size_t d = 0; d < DIM; d++) v[upd[i] * DIM + d] = qs[(i * 7) % NQ * DIM + d] * (float)(i + 1) * 3.0f;
+    }
+    float uv[4 * DIM];
+    for (size_t i = 0; i < 4; i++) memcpy(uv + i * DIM, v + upd[i] * DIM, sizeof(float) * DIM);
+    QV_CK(qv_delete(on, 3, gone, NULL));
+    QV_CK(qv_delete(off, 3, gone, NULL));
+    QV_CK(qv_upsert(on, 4, upd, uv, NULL));
+    QV_CK(qv_upsert(off, 4, upd, uv, NULL));
+    cosine_compare(on, off, qs, v);
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    qv_hit h[K];
+    size_t nh;
+    QV_CK(qv_search(on, v + upd[0] * DIM, &sp, h, &nh));
+    ck_assert_uint_eq(h[0].id, upd[0]);
+    ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-5f);
+    for (size_t i = 0; i < 3; i++) ck_assert_int_eq(qv_get(on, gone[i], NULL, NULL), QV_ENOTFOUND);
+    QV_CK(qv_db_close(db));
+
+    db = open_db_nosync(dir);
+    QV_CK(qv_collection_open(db, "on", &on));
+    QV_CK(qv_collection_open(db, "off", &off));
+    check_on_disk(on, 1);
+    cosine_compare(on, off, qs, v);
+    sp.exact = 1;                          /* the exact scan reads the unit records too */
+    for (size_t i = 0; i < NQ; i++) {
+        qv_hit x[K], y[K];
+        size_t nx, ny;
+        QV_CK(qv_search(on, qs + i * DIM, &sp, x, &nx));
+        QV_CK(qv_search(off, qs + i * DIM, &sp, y, &ny));
+        ck_assert_uint_eq(nx, ny);
+        for (size_t j = 0; j < nx; j++) {
+            ck_assert_uint_eq(x[j].id, y[j].id);
+            ck_assert_float_eq_tol(x[j].score, y[j].score, 1e-6f);
+        }
+    }
+    finish(db, dir, v, qs, ids);
+}
+END_TEST
+
+/* ---- inserts after a reopen ------------------------------------------------------------- */
+
+#define INS_LOAD 6000              /* > 4096: the codes are encoded in two pool chunks */
+#define INS_ADD 3000
+#define INS_BATCH 100
+
+static int kept_codes(qv_coll *c)
+{
+    qv_hnsw *h = c->ix->impl;
+    pthread_mutex_lock(&h->write_lock);
+    int has = h->bcodes != NULL;
+    pthread_mutex_unlock(&h->write_lock);
+    return has;
+}
+
+/* Self-recall of rows [from, to) of v (each must be its own nearest hit) and recall@10 of
+ * the queries against a double-precision brute force over all live rows. */
+static void ins_recall(qv_coll *c, const float *v, size_t n, size_t from, size_t to, const float *qs, qv_metric metric,
+                       double *self, double *r10)
+{
+    qv_search_params sp;
+    qv_search_params_init(&sp, 1);
+    sp.ef = 64;
+    size_t found = 0, nh;
+    qv_hit h[K];
+    for (size_t i = from; i < to; i++) {
+        QV_CK(qv_search(c, v + i * DIM, &sp, h, &nh));
+        found += nh && h[0].id == i;
+    }
+    *self = (double)found / (double)(to - from);
+    uint64_t truth[NQ * K], got[NQ * K];
+    size_t ng[NQ];
+    qv_hit a[NQ * K];
+    search_all(c, qs, 64, a, ng);
+    for (size_t i = 0; i < NQ * K; i++) got[i] = a[i].id;
+    ref_knn(v, n, DIM, qs, NQ, K, metric, truth);
+    *r10 = recall_at_k(got, ng, K, truth, K, NQ, K);
+}
+
+/* Inserts into a reopened on_disk collection walk on 8-bit build codes kept across the
+ * stream of adds (hnsw_build_codes.c), not on floats read from LMDB one B-tree lookup at
+ * a time (7.7x slower per point than in memory, bench/RESULTS.md). The codes come from
+ * pool workers reading LMDB in sessions of their own; the inserted points are found
+ * (self-recall) and recall@10 against a brute force matches the same collection in
+ * memory. _i: 0 l2, 1 cosine. */
+START_TEST(test_vecsrc_inserts_on_codes)
+{
+    const qv_metric metric = _i ? QV_METRIC_COSINE : QV_METRIC_L2;
+    const size_t n = INS_LOAD + INS_ADD;
+    char *dir = make_tmpdir("qv-vecsrc-ins");
+    float *v = random_vectors(n, DIM, 61), *qs = random_vectors(NQ, DIM, 62);
+    uint64_t *ids = malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) ids[i] = i;
+    qv_db *db = open_db_nosync(dir);
+    qv_coll *on = create_named(db, "on", QV_QUANT_SQ8, metric, DIM, 1, 2);
+    qv_coll *off = create_named(db, "off", QV_QUANT_SQ8, metric, DIM, 0, 2);
+    QV_CK(qv_upsert(on, INS_LOAD, ids, v, NULL));
+    QV_CK(qv_upsert(off, INS_LOAD, ids, v, NULL));
+    QV_CK(qv_db_close(db));
+
+    unsigned idle = qv_hnsw_bcodes_idle_ms;
+    size_t src_min = qv_hnsw_bcodes_src_min;
+    qv_hnsw_bcodes_idle_ms = 60000;                /* no drop while the stream runs */
+    qv_hnsw_bcodes_src_min = 5 * INS_BATCH;        /* codes from the 5th batch on */
+    db = open_db_nosync(dir);
+    QV_CK(qv_collection_open(db, "on", &on));
+    QV_CK(qv_collection_open(db, "off", &off));
+    check_on_disk(on, 1);
+    int seen = 0;
+    for (size_t at = INS_LOAD; at < n; at += INS_BATCH) {
+        QV_CK(qv_upsert(on, INS_BATCH, ids + at, v + at * DIM, NULL));
+        QV_CK(qv_upsert(off, INS_BATCH, ids + at, v + at * DIM, NULL));
+        seen |= kept_codes(on);
+    }
+    ck_assert_msg(seen, "the inserts into the reopened on_disk collection never walked on kept codes");
+    ck_assert_uint_eq(index_vector_bytes(on), 0);             /* still no float vectors held */
+    double self_on, self_off, r_on, r_off;
+    ins_recall(on, v, n, INS_LOAD, n, qs, metric, &self_on, &r_on);
+    ins_recall(off, v, n, INS_LOAD, n, qs, metric, &self_off, &r_off);
+    ck_assert_msg(self_on >= 0.99 && self_on >= self_off - 0.01, "inserted points found: %.4f on_disk, %.4f in memory",
+                  self_on, self_off);
+    ck_assert_msg(r_on >= 0.9 && r_on >= r_off - 0.02, "recall@10 %.3f on_disk, %.3f in memory", r_on, r_off);
+    qv_hnsw_bcodes_idle_ms = idle;
+    qv_hnsw_bcodes_src_min = src_min;
+    finish(db, dir, v, qs, ids);
+}
+END_TEST
+
+/* on_disk is 0 or 1, and only for an index that re-scores (a quantized hnsw, any metric).
+ * QV_EINVAL otherwise. */
 START_TEST(test_vecsrc_on_disk_refused)
 {
     char *dir = make_tmpdir("qv-vecsrc-bad");
     qv_db *db = open_db_nosync(dir);
     struct { qv_index_kind kind; qv_quant quant; qv_metric metric; int on_disk; } bad[] = {
         {QV_INDEX_HNSW, QV_QUANT_SQ8, QV_METRIC_L2, 2},      {QV_INDEX_HNSW, QV_QUANT_SQ8, QV_METRIC_L2, -1},
-        {QV_INDEX_HNSW, QV_QUANT_SQ8, QV_METRIC_COSINE, 1},  {QV_INDEX_HNSW, QV_QUANT_NONE, QV_METRIC_L2, 1},
+        {QV_INDEX_HNSW, QV_QUANT_NONE, QV_METRIC_COSINE, 1}, {QV_INDEX_HNSW, QV_QUANT_NONE, QV_METRIC_L2, 1},
         {QV_INDEX_FLAT, QV_QUANT_SQ8, QV_METRIC_L2, 1},      {QV_INDEX_IVF, QV_QUANT_SQ8, QV_METRIC_IP, 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -432,6 +643,8 @@ Suite *qv_storage_vecsrc_suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_loop_test(tc, test_vecsrc_same_answers, 0, 3);
     tcase_add_test(tc, test_vecsrc_on_disk_refused);
+    tcase_add_loop_test(tc, test_vecsrc_cosine_as_in_memory, 0, 3);
+    tcase_add_loop_test(tc, test_vecsrc_inserts_on_codes, 0, 2);
     tcase_add_loop_test(tc, test_vecsrc_switch_round_trips, 0, 3);
     tcase_add_test(tc, test_vecsrc_concurrent_writes_and_growth);
     tcase_add_loop_test(tc, test_vecsrc_damaged_code_rows, 0, 2);
