@@ -218,8 +218,9 @@ static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratc
  * rows of its unvisited neighbours are prefetched then, a whole expansion before it is
  * expanded (that happens for 22 of the 33); its own expansion then prefetches nothing
  * more. Measured (1 thread, medians of 3-4 alternated runs against main, 2026-12-05,
- * bench/RESULTS.md): fashion bit1 M12 ef 24-48 +5-10%, M16 +7-11%, ef 16 -2% to +6%;
- * debian-desc-384 bit1 M16 and sift-debian-100k sq4 -1% to +8%. */
+ * bench/RESULTS.md "Cache and prefetch"): fashion-mnist-784 bit1 M12 and M16 ef 24-48
+ * +3-11% (same recall), ef 16 -5% to +7%; debian-desc-384 bit1 M16 and sift-debian-100k
+ * sq4 -1% to +8%. Non-temporal prefetches of ex rows and float vectors lost 9-18%. */
 static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
                          uint32_t ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits, int prefetch_vec,
                          const float *q, size_t k, size_t *n_exact)
