@@ -43,6 +43,29 @@ static inline void prefetch_row(const qv_hnsw *h, uint32_t slot, size_t lines)
     for (size_t i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
 }
 
+/* The three lines that hold the start of slot's level-0 list (all of it up to m0 = 32
+ * at 784-d: the list starts at byte 124 of a 256-byte block). */
+static inline void prefetch_list(const qv_hnsw *h, uint32_t slot)
+{
+    const char *nl = (const char *)qv_hnsw_list(h, slot, 0);
+    __builtin_prefetch(nl, 0, 3);
+    __builtin_prefetch(nl + 64, 0, 3);
+    __builtin_prefetch(nl + 128, 0, 3);
+}
+
+/* The code rows of slot's neighbours not yet visited (its list already read or loading). */
+static inline void prefetch_ahead(const qv_hnsw *h, uint32_t slot, const qv_hnsw_tag *vis, qv_hnsw_tag tag,
+                                  size_t lines)
+{
+    const uint32_t *list = qv_hnsw_list(h, slot, 0);
+    uint32_t cnt = qv_hnsw_ld(&list[0]);
+    if (cnt > h->m0) cnt = h->m0;
+    for (uint32_t i = 0; i < cnt; i++) {
+        uint32_t v = qv_hnsw_ld(&list[1 + i]);
+        if (vis[v] != tag) prefetch_row(h, v, lines);
+    }
+}
+
 /* The per-expansion lists of the bit1 re-scoring pipeline, grown together. */
 static int grow_expd(qv_hnsw_scratch *s)
 {
@@ -185,7 +208,19 @@ static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratc
 
 /* Beam search at level 0 on estimates: the code twin of qv_hnsw_search_layer (only live,
  * accepted nodes enter res; the walk passes through the others). With n_exact (bit1,
- * rescore on) the expanded nodes are also scored exactly into s->ex, *n_exact of them. */
+ * rescore on) the expanded nodes are also scored exactly into s->ex, *n_exact of them.
+ *
+ * Prefetching one expansion ahead: the walk waits on code rows (fashion-mnist-784 bit1
+ * M12, ef 32: 33 expansions, 312 rows of two lines each per query, and two thirds of the
+ * samples of the four-way 1-bit kernel sit on its first loads). Each expansion prefetches
+ * the lists of the three best candidates left (the root of the heap and its children);
+ * on the next, when the best candidate left is one of them, its list has arrived and the
+ * rows of its unvisited neighbours are prefetched then, a whole expansion before it is
+ * expanded (that happens for 22 of the 33); its own expansion then prefetches nothing
+ * more. Measured (1 thread, medians of 3-4 alternated runs against main, 2026-12-05,
+ * bench/RESULTS.md "Cache and prefetch"): fashion-mnist-784 bit1 M12 and M16 ef 24-48
+ * +3-11% (same recall), ef 16 -5% to +7%; debian-desc-384 bit1 M16 and sift-debian-100k
+ * sq4 -1% to +8%. Non-temporal prefetches of ex rows and float vectors lost 9-18%. */
 static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
                          uint32_t ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits, int prefetch_vec,
                          const float *q, size_t k, size_t *n_exact)
@@ -203,6 +238,8 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     const size_t lines = (c->row_bytes + 63) / 64;
     const size_t vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
     float lower = INFINITY;
+    uint32_t listed[3] = {QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE};  /* lists prefetched */
+    uint32_t ahead = QV_HNSW_NONE;     /* whose neighbours' rows were prefetched ahead */
 
     vis[ep] = tag;
     float d0 = qv_codec_est(c, qq, qv_hnsw_code(h, ep));
@@ -250,14 +287,19 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
             nb += vis[v] != tag;
             vis[v] = tag;
         }
-        if (nc) {
-            /* The next candidate is likely the next expanded: its list loads meanwhile. */
-            const char *nl = (const char *)qv_hnsw_list(h, s->cand[0].id, 0);
-            __builtin_prefetch(nl, 0, 3);
-            __builtin_prefetch(nl + 64, 0, 3);
-            __builtin_prefetch(nl + 128, 0, 3);
+        if (cur != ahead)
+            for (size_t j = 0; j < nb; j++) prefetch_row(h, nbuf[j], lines);
+        /* One expansion ahead (see above): the rows of the likely next node, whose list was
+         * prefetched last time; then the lists of the three best candidates left. */
+        const uint32_t nx = nc ? s->cand[0].id : QV_HNSW_NONE;
+        if (nc && nx != ahead && (nx == listed[0] || nx == listed[1] || nx == listed[2])) {
+            prefetch_ahead(h, nx, vis, tag, lines);
+            ahead = nx;
         }
-        for (size_t j = 0; j < nb; j++) prefetch_row(h, nbuf[j], lines);
+        for (size_t t = 0; t < 3; t++) {
+            listed[t] = t < nc ? s->cand[t].id : QV_HNSW_NONE;
+            if (t < nc) prefetch_list(h, listed[t]);
+        }
         if (!nb) continue;
         size_t full = nb;
         while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
@@ -280,6 +322,13 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         }
         visits += full;
         if (visits >= max_visits) break;
+        /* The next node for sure, when it is a neighbour just pushed: its list (the code
+         * row just read holds the list's first line) starts loading now. */
+        if (nc && s->cand[0].id != listed[0] && s->cand[0].id != listed[1] && s->cand[0].id != listed[2]) {
+            const char *nl = (const char *)qv_hnsw_list(h, s->cand[0].id, 0);
+            __builtin_prefetch(nl + 64, 0, 3);
+            __builtin_prefetch(nl + 128, 0, 3);
+        }
     }
     if (n_exact) {
         pipe_pump(h, c, s, qq, q, &p, 1);
