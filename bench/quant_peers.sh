@@ -7,25 +7,28 @@
 #        "--m 16 --quant bit1" "--m 16 --quant sq4 --oversampling 1.5"
 # Peer drivers: ../shared/peers/README.md (P, default $HOME/.cache/quiver-peers/build).
 # On a cosine set stored unit-length the peers run with --metric l2 (same order).
+# REPEATS (default 3): passes over the queries per ef for every engine; a 1,000-query set
+# (debian-desc-384) passes in ~25 ms, so 3 passes leave single figures 10-15% apart.
 set -eu
 dir=$1 ef=$2
 shift 2
 B=${B:-build/quiver-bench}
 P=${P:-$HOME/.cache/quiver-peers/build}
-echo "# $(date -u +%FT%TZ) $(uname -n) data=$dir ef=$ef"
+R=${REPEATS:-3}
+echo "# $(date -u +%FT%TZ) $(uname -n) data=$dir ef=$ef repeats=$R"
 for args in "$@"; do
     echo "## quiver $args"
     # shellcheck disable=SC2086
-    "$B" --data "$dir" --index hnsw $args --ef "$ef" --threads 1 --runs 3 2>/dev/null | grep -E '^(library|quiver)'
+    "$B" --data "$dir" --index hnsw $args --ef "$ef" --threads 1 --runs "$R" 2>/dev/null | grep -E '^(library|quiver)'
 done
 echo "## glass SQ4U + FP32"
-"$P/glass_bench" --data "$dir" --metric l2 --ef "$ef" 2>/dev/null
+"$P/glass_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
 echo "## glass SQ8U + FP32"
-"$P/glass_bench" --data "$dir" --metric l2 --search-quant SQ8U --ef "$ef" 2>/dev/null
+"$P/glass_bench" --data "$dir" --metric l2 --search-quant SQ8U --repeats "$R" --ef "$ef" 2>/dev/null
 echo "## SymphonyQG degree 32"
-"$P/symqg_bench" --data "$dir" --metric l2 --ef "$ef" 2>/dev/null
+"$P/symqg_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
 if [ "${DEG64:-0}" = 1 ]; then
     echo "## SymphonyQG degree 64"
-    "$P/symqg_bench" --data "$dir" --metric l2 --degree 64 --ef "$ef" 2>/dev/null
+    "$P/symqg_bench" --data "$dir" --metric l2 --degree 64 --repeats "$R" --ef "$ef" 2>/dev/null
 fi
 echo "# end $(date -u +%FT%TZ)"
