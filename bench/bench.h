@@ -34,7 +34,7 @@ typedef struct {
     uint32_t k;
     uint32_t threads;              /* search threads */
     uint32_t build_threads;        /* 0 = all cores */
-    uint32_t runs;                 /* repeat each setting, keep the fastest */
+    uint32_t runs;                 /* repeat each setting, report the median run */
     size_t max_queries;            /* 0 = all */
     uint32_t subset;               /* --subset: index the first N base vectors only (0 = all) */
     const char *reload_dir;        /* --reload DIR: after the sweep, save, reload (timed), sweep again */

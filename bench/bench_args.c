@@ -51,7 +51,7 @@ void bench_usage(FILE *f)
           "                            queries over them, --batch gives them to the library\n"
           "  --build-threads N         build threads (default: all cores)\n"
           "  --batch                   one batch call over all queries instead of one by one\n"
-          "  --runs N                  repeat each setting N times, keep the fastest (1)\n"
+          "  --runs N                  repeat each setting N times, report the median run (1)\n"
           "  --queries N               use only the first N queries\n"
           "  --subset N                index only the first N base vectors, scored against\n"
           "                            DIR/groundtruth-<N/1000>k.ivecs (N a multiple of 1000)\n"
