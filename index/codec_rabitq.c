@@ -252,14 +252,21 @@ void qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, uin
     if (exrow) encode_ex(c, xr, pj, j, f[0], (uint8_t *)diff, exrow);   /* diff: dead once rotated */
 }
 
+/* An ex row's tail, after its code: the factors lo, step, hx, fe, f0 into f; returns the
+ * centroid (encode_ex writes them). */
+static inline uint32_t ex_tail(const qv_codec *c, const uint8_t *exrow, float f[5])
+{
+    uint32_t j;
+    memcpy(f, exrow + c->ex_code_bytes, 5 * sizeof *f);
+    memcpy(&j, exrow + c->ex_code_bytes + 5 * sizeof *f, sizeof j);
+    return j;
+}
+
 float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound)
 {
     const uint32_t D = c->rot.dpad;
-    const size_t at = c->ex_code_bytes;
     float f[5];
-    uint32_t j;
-    memcpy(f, exrow + at, sizeof f);
-    memcpy(&j, exrow + at + sizeof f, sizeof j);
+    uint32_t j = ex_tail(c, exrow, f);
     if (j >= c->nclusters) j = 0;              /* never: rows are encoded here, not read */
     if (!((q->have >> j) & 1)) qv_codec_rabitq_centroid(q, j);
     const float *aj = rabitq_aj(q), *qr = rabitq_qr(c, q);
@@ -272,11 +279,8 @@ float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow
 
 int qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
 {
-    const size_t at = c->ex_code_bytes;
     float f[5];
-    uint32_t j;
-    memcpy(f, exrow + at, sizeof f);
-    memcpy(&j, exrow + at + sizeof f, sizeof j);
+    uint32_t j = ex_tail(c, exrow, f);
     for (int i = 0; i < 5; i++)
         if (!isfinite(f[i])) return 0;
     return f[1] >= 0 && f[3] >= 0 && j < c->nclusters;

@@ -223,10 +223,11 @@ qv_hnsw_bcodes *qv_hnsw_bcodes_for_add(qv_hnsw *h, const uint32_t *slots, size_t
         for (size_t i = 0; i < n; i++) encode_slot(h, b, slots[i], 0);   /* this batch's slots only */
         return b;
     }
-    if (qv_hnsw_vec_inline(h) ? h->bc_recent < qv_hnsw_bcodes_min || 8 * h->bc_recent < h->n_live + n
-                              : h->bc_recent < qv_hnsw_bcodes_src_min ||
-                                    QV_HNSW_BCODES_SRC_SHARE * h->bc_recent < h->n_live + n)
-        return NULL;
+    /* A stream pays for fitting once it is this long and this share of the index. */
+    const int inline_vecs = qv_hnsw_vec_inline(h);
+    const size_t min = inline_vecs ? qv_hnsw_bcodes_min : qv_hnsw_bcodes_src_min;
+    const size_t share = inline_vecs ? 8 : QV_HNSW_BCODES_SRC_SHARE;
+    if (h->bc_recent < min || share * h->bc_recent < h->n_live + n) return NULL;
     if (!(b = fit_to_index(h, nw))) return NULL;
     h->bcodes = b;
     qv_hnsw_bcodes_encode(h, b, pool);
