@@ -42,6 +42,8 @@ void qv_codec_free(qv_codec *c)
     qv_free(c->lo);
     qv_free(c->step);
     qv_free(c->zero);
+    qv_free(c->xlo);
+    qv_free(c->xstep);
     qv_free(c->centroid);
     qv_free(c->centers);
     qv_free(c->pcenters);
@@ -58,6 +60,7 @@ int qv_codec_train(qv_codec *c, size_t n, const float *vecs)
     int rc = c->kind == QV_QUANT_BIT1 ? qv_codec_rabitq_train(c, n, vecs, stride)
                                       : qv_codec_sq_train(c, n, vecs, stride);
     if (rc == QV_OK) c->trained_on = (n + stride - 1) / stride;
+    if (rc == QV_OK && c->kind != QV_QUANT_BIT1) qv_codec_sq_derive(c);
     return rc;
 }
 
@@ -70,8 +73,22 @@ void qv_codec_encode(const qv_codec *c, const float *v, uint8_t *row, float *scr
 
 void qv_codec_encode_ex(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch)
 {
-    if (c->kind == QV_QUANT_BIT1) qv_codec_rabitq_encode(c, v, row, exrow, scratch);
-    else qv_codec_sq_encode(c, v, row);
+    if (c->kind == QV_QUANT_BIT1) {
+        qv_codec_rabitq_encode(c, v, row, exrow, scratch);
+        return;
+    }
+    qv_codec_sq_encode(c, v, row);
+    if (exrow && c->ex_bytes) qv_codec_sq_encode_ex(c, v, exrow);
+}
+
+float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound)
+{
+    return c->kind == QV_QUANT_BIT1 ? qv_codec_rabitq_ex_est(c, q, exrow, bound) : qv_codec_sq_ex_est(c, q, exrow, bound);
+}
+
+int qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
+{
+    return c->kind == QV_QUANT_BIT1 ? qv_codec_rabitq_ex_row_ok(c, exrow) : qv_codec_sq_ex_row_ok(c, exrow);
 }
 
 void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float *scratch,
@@ -88,6 +105,13 @@ void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float 
 static inline const float *factors(const qv_codec *c, const uint8_t *row)
 {
     return qv_codec_sq_factors(c, row);
+}
+
+/* sq rows: f0, which is 0 under ip (codec_sq.c): not read then, so that an estimate
+ * touches the code's lines only (at 384-d a 4-bit code is 3 lines, f0 starts a 4th). */
+static inline float sq_f0(const qv_codec *c, const uint8_t *row)
+{
+    return c->row_read > c->code_bytes ? factors(c, row)[0] : 0.0f;
 }
 
 /* bit1 rows: f0, f1, g, f3, then u16 centroid, u16 popcount (codec_rabitq.c). */
@@ -111,9 +135,9 @@ float qv_codec_est(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
 {
     switch (c->kind) {
     case QV_QUANT_SQ8:
-        return q->a + factors(c, row)[0] - q->gamma * (float)c->k->dot_u8(row, q->data, c->dim);
+        return q->a + sq_f0(c, row) - q->gamma * (float)c->k->dot_u8(row, q->data, c->dim);
     case QV_QUANT_SQ4:
-        return q->a + factors(c, row)[0] - q->gamma * (float)c->k->dot_u4(row, q->data, c->dim);
+        return q->a + sq_f0(c, row) - q->gamma * (float)c->k->dot_u4(row, q->data, c->dim);
     default:
         return est_bits(c, q, row);
     }
@@ -138,7 +162,7 @@ void qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const 
         return;
     }
     }
-    for (int j = 0; j < 4; j++) out[j] = q->a + factors(c, rows[j])[0] - q->gamma * (float)d[j];
+    for (int j = 0; j < 4; j++) out[j] = q->a + sq_f0(c, rows[j]) - q->gamma * (float)d[j];
 }
 
 float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
@@ -158,6 +182,7 @@ size_t qv_codec_memory(const qv_codec *c)
     if (!c) return 0;
     size_t b = sizeof *c;
     if (c->lo) b += 3 * (size_t)c->dim * sizeof(float);
+    if (c->xlo) b += 2 * (size_t)c->dim * sizeof(float);
     if (c->centroid)
         b += ((size_t)c->dim * (1 + QV_RABITQ_MAX_CLUSTERS) + (size_t)QV_ROTATION_ROUNDS * c->rot.dpad +
               (size_t)QV_RABITQ_MAX_CLUSTERS * (c->rot.dpad + 2)) * sizeof(float);
@@ -231,7 +256,9 @@ int qv_codec_load(qv_codec *c, qv_reader *r)
         return qv_codec_rabitq_derive(c);
     }
     if ((rc = r_floats(r, c->lo, c->dim, "range start", 0)) != QV_OK) return rc;
-    return r_floats(r, c->step, c->dim, "step", 1);
+    if ((rc = r_floats(r, c->step, c->dim, "step", 1)) != QV_OK) return rc;
+    qv_codec_sq_derive(c);
+    return QV_OK;
 }
 
 int qv_codec_row_ok(const qv_codec *c, const uint8_t *row)

@@ -20,6 +20,7 @@
  * training sample is full. qv_index_train() trains on the caller's sample instead.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -225,7 +226,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                          uint32_t ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits, int prefetch_vec,
                          const float *q, size_t k, size_t *n_exact)
 {
-    const size_t xlines = h->xcodes ? h->ex_bytes / 64 : 0;
+    const size_t xlines = h->xcodes ? (c->ex_read + 63) / 64 : 0;
     pipe_state p = {.k = k, .vv = qv_hnsw_vecs_of(h)};
     /* bit1 re-scores: its float reads are prefetched whatever prefetch_vec says (gated by it,
      * as from 8dcdcf3, ef >= 16 prefetched nothing: fashion-mnist-784 M12 -15-20% QPS). */
@@ -235,7 +236,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     uint32_t *nbuf = s->nbuf;
     qv_hnsw_cand *res = s->res;
     size_t nc = 0, nr = 0, visits = 1;
-    const size_t lines = (c->row_bytes + 63) / 64;
+    const size_t lines = (c->row_read + 63) / 64;
     const size_t vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
     float lower = INFINITY;
     uint32_t listed[3] = {QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE};  /* lists prefetched */
@@ -255,8 +256,9 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         if (n_exact) {
             /* bit1: every expanded node goes down the re-scoring pipeline, unless its lower
              * bound (estimate minus the 1-bit error bound) already loses to the threshold. */
-            int keep = qv_hnsw_accepted(h, f, cur) &&
-                       !(curd - qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) > pipe_threshold(s, &p)) &&
+            float bnd = c->kind == QV_QUANT_BIT1 ? qv_codec_bound(c, qq, qv_hnsw_code(h, cur))
+                                                 : qv_codec_sq_bound(c, qq, curd);
+            int keep = qv_hnsw_accepted(h, f, cur) && !(curd - bnd > pipe_threshold(s, &p)) &&
                        (p.ne < s->expd_cap || grow_expd(s));
             if (keep && xlines) {
                 s->expd[p.ne++] = cur;
@@ -414,7 +416,9 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     qv_codec_query_prepare(c, q, s->qbuf, s->qtmp, &qq);
     uint32_t ep = descend_codes(h, c, qq, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu));
     size_t ne = 0;
-    const int expanded = c->kind == QV_QUANT_BIT1 && rescore_on;
+    static int sq4_pipe = -1;
+    if (sq4_pipe < 0) sq4_pipe = !getenv("QV_SQ4_RESCORE");
+    const int expanded = rescore_on && (c->kind == QV_QUANT_BIT1 || (h->xcodes && sq4_pipe));
     if (expanded && s->ex_cap < k + 1) {
         qv_hnsw_cand *p = qv_reallocarray(s->ex, k + 1, sizeof *p);
         if (!p) return 0;
