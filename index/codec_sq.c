@@ -53,6 +53,7 @@ int qv_codec_sq_setup(qv_codec *c)
     c->step = qv_calloc(c->dim, sizeof *c->step);
     c->zero = qv_calloc(c->dim, sizeof *c->zero);
     if (!(c->lo && c->step && c->zero)) return QV_ENOMEM;
+    c->ex_eps_walk = env_eps("QV_SQ_EPS", 3.0f);
     if (c->kind == QV_QUANT_SQ4 && !getenv("QV_SQ4_NOEX")) {
         c->ex_bits = 8;
         c->ex_code_bytes = c->dim;
@@ -60,7 +61,6 @@ int qv_codec_sq_setup(qv_codec *c)
         c->ex_bytes = (f0_at + sizeof(float) + 63) & ~(size_t)63;
         c->ex_read = c->metric == QV_METRIC_L2 ? f0_at + sizeof(float) : c->dim;
         c->ex_eps = env_eps("QV_SQ4_XEPS", 3.0f);
-        c->ex_eps_walk = env_eps("QV_SQ4_EPS", 3.0f);
         c->xw_off = c->query_bytes - 64;
         c->query_bytes += ((size_t)c->dim * sizeof(float) + 63) & ~(size_t)63;
         c->xlo = qv_calloc(c->dim, sizeof *c->xlo);
@@ -226,23 +226,25 @@ void qv_codec_sq_prepare(const qv_codec *c, const float *q, qv_codec_query *out,
     memset(w8 + c->dim, 0, wlen - c->dim);
     out->a = l2 ? k->l2sq(q, c->lo, c->dim) : -k->dot(q, c->lo, c->dim);
     out->gamma = l2 ? 2.0f * s : s;
-    if (!c->xlo) return;
     /* The walk's bound: rounding the vector to the grid (error uniform in +-step / 2 per
      * dimension: variance step^2 / 12, weighted by q under ip, by 2 (q - x) under l2,
      * bounded there by 4 max step^2 |q - x|^2) and the query's weights to int8 (+-s / 2,
      * against codes of mean square ~ 15^2 / 3). */
     double ws = 0, smax = 0, xs = 0, xmax = 0;
-    float *xw = (float *)((uint8_t *)out->data + c->xw_off);
     for (uint32_t d = 0; d < c->dim; d++) {
         ws += (double)scratch[d] * scratch[d];
         if (c->step[d] > smax) smax = c->step[d];
+    }
+    double g = out->gamma, top = levels(c) - 1.0, round = g * g / 12.0 * (top * top / 3.0) * c->dim;
+    out->ba = (float)((l2 ? 0.0 : ws / 12.0) + round);
+    out->bb = (float)(l2 ? 4.0 * smax * smax / 12.0 : 0.0);
+    if (!c->xlo) return;
+    float *xw = (float *)((uint8_t *)out->data + c->xw_off);
+    for (uint32_t d = 0; d < c->dim; d++) {
         xw[d] = (q[d] - (l2 ? c->xlo[d] : 0.0f)) * c->xstep[d];
         xs += (double)xw[d] * xw[d];
         if (c->xstep[d] > xmax) xmax = c->xstep[d];
     }
-    double g = out->gamma, round = g * g / 12.0 * 75.0 * c->dim;
-    out->ba = (float)((l2 ? 0.0 : ws / 12.0) + round);
-    out->bb = (float)(l2 ? 4.0 * smax * smax / 12.0 : 0.0);
     out->xa = l2 ? k->l2sq(q, c->xlo, c->dim) : -k->dot(q, c->xlo, c->dim);
     out->xba = (float)(l2 ? 0.0 : xs / 12.0);
     out->xbb = (float)(l2 ? 4.0 * xmax * xmax / 12.0 : 0.0);
