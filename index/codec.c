@@ -42,8 +42,6 @@ void qv_codec_free(qv_codec *c)
     qv_free(c->lo);
     qv_free(c->step);
     qv_free(c->zero);
-    qv_free(c->xlo);
-    qv_free(c->xstep);
     qv_free(c->centroid);
     qv_free(c->centers);
     qv_free(c->pcenters);
@@ -60,7 +58,6 @@ int qv_codec_train(qv_codec *c, size_t n, const float *vecs)
     int rc = c->kind == QV_QUANT_BIT1 ? qv_codec_rabitq_train(c, n, vecs, stride)
                                       : qv_codec_sq_train(c, n, vecs, stride);
     if (rc == QV_OK) c->trained_on = (n + stride - 1) / stride;
-    if (rc == QV_OK && c->kind != QV_QUANT_BIT1) qv_codec_sq_derive(c);
     return rc;
 }
 
@@ -73,22 +70,8 @@ void qv_codec_encode(const qv_codec *c, const float *v, uint8_t *row, float *scr
 
 void qv_codec_encode_ex(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch)
 {
-    if (c->kind == QV_QUANT_BIT1) {
-        qv_codec_rabitq_encode(c, v, row, exrow, scratch);
-        return;
-    }
-    qv_codec_sq_encode(c, v, row);
-    if (exrow && c->ex_bytes) qv_codec_sq_encode_ex(c, v, exrow);
-}
-
-float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound)
-{
-    return c->kind == QV_QUANT_BIT1 ? qv_codec_rabitq_ex_est(c, q, exrow, bound) : qv_codec_sq_ex_est(c, q, exrow, bound);
-}
-
-int qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
-{
-    return c->kind == QV_QUANT_BIT1 ? qv_codec_rabitq_ex_row_ok(c, exrow) : qv_codec_sq_ex_row_ok(c, exrow);
+    if (c->kind == QV_QUANT_BIT1) qv_codec_rabitq_encode(c, v, row, exrow, scratch);
+    else qv_codec_sq_encode(c, v, row);
 }
 
 void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float *scratch,
@@ -107,8 +90,7 @@ static inline const float *factors(const qv_codec *c, const uint8_t *row)
     return qv_codec_sq_factors(c, row);
 }
 
-/* sq rows: f0, which is 0 under ip (codec_sq.c): not read then, so that an estimate
- * touches the code's lines only (at 384-d a 4-bit code is 3 lines, f0 starts a 4th). */
+/* An sq row's f0, read only where row_read covers it (l2; under ip it is 0). */
 static inline float sq_f0(const qv_codec *c, const uint8_t *row)
 {
     return c->row_read > c->code_bytes ? factors(c, row)[0] : 0.0f;
@@ -182,7 +164,6 @@ size_t qv_codec_memory(const qv_codec *c)
     if (!c) return 0;
     size_t b = sizeof *c;
     if (c->lo) b += 3 * (size_t)c->dim * sizeof(float);
-    if (c->xlo) b += 2 * (size_t)c->dim * sizeof(float);
     if (c->centroid)
         b += ((size_t)c->dim * (1 + QV_RABITQ_MAX_CLUSTERS) + (size_t)QV_ROTATION_ROUNDS * c->rot.dpad +
               (size_t)QV_RABITQ_MAX_CLUSTERS * (c->rot.dpad + 2)) * sizeof(float);
@@ -256,9 +237,7 @@ int qv_codec_load(qv_codec *c, qv_reader *r)
         return qv_codec_rabitq_derive(c);
     }
     if ((rc = r_floats(r, c->lo, c->dim, "range start", 0)) != QV_OK) return rc;
-    if ((rc = r_floats(r, c->step, c->dim, "step", 1)) != QV_OK) return rc;
-    qv_codec_sq_derive(c);
-    return QV_OK;
+    return r_floats(r, c->step, c->dim, "step", 1);
 }
 
 int qv_codec_row_ok(const qv_codec *c, const uint8_t *row)

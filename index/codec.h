@@ -30,7 +30,6 @@
 #define QV_INDEX_CODEC_H
 
 #include <stddef.h>
-#include <math.h>
 #include <stdint.h>
 
 #include "quiver.h"
@@ -71,8 +70,7 @@ typedef struct qv_codec {
     size_t ex_bytes;               /* bit1: an ex row (second stage), 64-byte multiple */
     size_t ex_code_bytes;          /* bit1: its code part, before the factors */
     uint32_t ex_bits;              /* bit1: 4 or 8 bits per dimension (QV_RABITQ_EX4_MIN_DIM) */
-    float ex_eps;                  /* bit1: QV_RABITQ_EX_EPS4 or _EPS8; sq4: of its ex rows */
-    float ex_eps_walk;             /* sq4: of its walk's estimate (qv_codec_sq_bound) */
+    float ex_eps;                  /* bit1: QV_RABITQ_EX_EPS4 or _EPS8 */
     size_t query_bytes;            /* scratch a prepared query needs (qv_codec_query) */
     size_t trained_on;             /* vectors in the training sample */
     uint64_t seed;                 /* of the bit1 rotation */
@@ -80,12 +78,8 @@ typedef struct qv_codec {
     /* sq8 / sq4 */
     float *lo, *step;              /* dim each: value = lo + step * code */
     float *zero;                   /* dim zeros (the ip query needs no shift) */
-    size_t row_read;               /* bytes of a row an estimate reads (sq, ip: the code only) */
-    /* sq4: its second stage, 8-bit rows over the 4-bit range widened by SQ4_EX_MARGIN steps
-     * each side (derived, not stored: qv_codec_sq_derive), ex_bytes each (codec_sq.c) */
-    float *xlo, *xstep;
-    size_t ex_read;                /* bytes of an ex row its estimate reads */
-    size_t xw_off;                 /* where a prepared query's float ex weights start in data */
+    size_t row_read;               /* bytes of a row an estimate reads: all but an sq row's
+                                      f0 under ip, where it is 0 (codec_sq.c) */
     /* bit1 */
     float *centroid;               /* dim: c0, the training mean */
     uint32_t nclusters;            /* K centroids codes are taken against (1..MAX) */
@@ -104,17 +98,8 @@ typedef struct qv_codec {
  *         the prepared query: it belongs to one thread. */
 typedef struct {
     float a, gamma;                /* query constant; scale of the integer dot */
-    union {                        /* the header fits in 64 bytes */
-        struct {
-            float lo, delta, qsum, qnorm;  /* bit1: 4-bit query range, sum of rotated query, ||q - c0|| */
-            float qc0;                     /* bit1, ip: <q, c0> */
-        };
-        struct {
-            float ba, bb;                  /* sq4: walk bound = eps * sqrt(ba + bb * max(est, 0)) */
-            float xa, xba, xbb;            /* sq4 ex rows: constant, the same bound; weights at
-                                              data + codec xw_off */
-        };
-    };
+    float lo, delta, qsum, qnorm;  /* bit1: 4-bit query range, sum of rotated query, ||q - c0|| */
+    float qc0;                     /* bit1, ip: <q, c0> */
     size_t words;                  /* bit1: 64-bit words per plane */
     uint64_t have;                 /* bit1: centroids whose a_j is computed (lazily) */
     const qv_codec *codec;         /* bit1: for the lazy a_j */
@@ -173,17 +158,6 @@ int   qv_codec_sq_setup(qv_codec *c);
 int   qv_codec_sq_train(qv_codec *c, size_t n, const float *vecs, size_t stride_rows);
 void  qv_codec_sq_encode(const qv_codec *c, const float *v, uint8_t *row);
 void  qv_codec_sq_prepare(const qv_codec *c, const float *q, qv_codec_query *out, float *scratch);
-void  qv_codec_sq_derive(qv_codec *c);
-void  qv_codec_sq_encode_ex(const qv_codec *c, const float *v, uint8_t *exrow);
-float qv_codec_sq_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound);
-int   qv_codec_sq_ex_row_ok(const qv_codec *c, const uint8_t *exrow);
-float qv_codec_rabitq_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound);
-int   qv_codec_rabitq_ex_row_ok(const qv_codec *c, const uint8_t *exrow);
-/** sq4: a bound on |est - true distance| of the walk's estimate (0 for other kinds). */
-static inline float qv_codec_sq_bound(const qv_codec *c, const qv_codec_query *q, float est)
-{
-    return c->ex_eps_walk * sqrtf(q->ba + q->bb * (est > 0 ? est : 0));
-}
 int   qv_codec_rabitq_setup(qv_codec *c, uint64_t seed);
 int   qv_codec_rabitq_train(qv_codec *c, size_t n, const float *vecs, size_t stride_rows);
 int   qv_codec_rabitq_derive(qv_codec *c);

@@ -75,7 +75,6 @@ int qv_codec_rabitq_setup(qv_codec *c, uint64_t seed)
     c->ex_eps = c->ex_bits == 4 ? QV_RABITQ_EX_EPS4 : QV_RABITQ_EX_EPS8;
     c->ex_code_bytes = c->ex_bits == 4 ? qv_u4_bytes(c->rot.dpad) : c->rot.dpad;
     c->ex_bytes = (c->ex_code_bytes + 5 * sizeof(float) + sizeof(uint32_t) + 63) & ~(size_t)63;
-    c->ex_read = c->ex_bytes;
     c->query_bytes = 64 + 4 * words * 8 + 2 * QV_RABITQ_MAX_CLUSTERS * sizeof(float) + (size_t)c->rot.dpad * sizeof(float);
     c->nclusters = 1;
     c->centroid = qv_calloc(c->dim, sizeof *c->centroid);
@@ -264,7 +263,7 @@ static inline uint32_t ex_tail(const qv_codec *c, const uint8_t *exrow, float f[
     return j;
 }
 
-float qv_codec_rabitq_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound)
+float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound)
 {
     const uint32_t D = c->rot.dpad;
     float f[5];
@@ -279,7 +278,7 @@ float qv_codec_rabitq_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t
     return f[4] + aj[j] - scale * ip;
 }
 
-int qv_codec_rabitq_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
+int qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
 {
     float f[5];
     uint32_t j = ex_tail(c, exrow, f);

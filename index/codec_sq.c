@@ -27,47 +27,24 @@
 #define SQ8_TAIL 1e-4
 #define SQ4_TAIL 2e-3
 
-/* sq4 ex rows: 8 bits over the 4-bit range widened by this many 4-bit steps each side
- * (the 4-bit range clamps 2e-3 of the values at each end; 3 more steps take a normal
- * tail from ~2.9 to ~4.0 standard deviations). */
-#define SQ4_EX_MARGIN 3.0f
-
-/* Bound multipliers (standard deviations of the rounding errors, taken as independent
- * uniform errors per dimension) of the sq4 walk's estimate and of its ex rows'. */
-static float env_eps(const char *name, float dflt)
-{
-    const char *e = getenv(name);
-    return e && *e ? (float)atof(e) : dflt;
-}
-
 static unsigned levels(const qv_codec *c) { return c->kind == QV_QUANT_SQ8 ? 256u : 16u; }
 
 int qv_codec_sq_setup(qv_codec *c)
 {
     c->code_bytes = c->kind == QV_QUANT_SQ8 ? c->dim : qv_u4_bytes(c->dim);
     c->row_bytes = ((c->code_bytes + 3) & ~(size_t)3) + sizeof(float);
-    c->row_read = c->metric == QV_METRIC_L2 || getenv("QV_SQ_ROWFULL") ? c->row_bytes : c->code_bytes;
+    /* Under ip f0 is 0 and an estimate reads the code alone: at 384-d the walk then loads
+     * and prefetches 6 lines of an 8-bit row instead of 7 (3 of a 4-bit row instead of 4).
+     * Measured (debian-desc-384, sq8 M16 efC800 x2.5, 1 thread, medians of 4 alternated
+     * runs, 2026-12-05): QPS ef 24 42.4k -> 47.8k, ef 32 37.0k -> 40.2k, ef 48 27.0k ->
+     * 28.4k, the same recall (bench/RESULTS.md). */
+    c->row_read = c->metric == QV_METRIC_L2 ? c->row_bytes : c->code_bytes;
     size_t wbytes = c->kind == QV_QUANT_SQ8 ? c->dim : qv_u4_query_len(c->dim);
     c->query_bytes = 64 + ((wbytes + 63) & ~(size_t)63);
     c->lo = qv_calloc(c->dim, sizeof *c->lo);
     c->step = qv_calloc(c->dim, sizeof *c->step);
     c->zero = qv_calloc(c->dim, sizeof *c->zero);
-    if (!(c->lo && c->step && c->zero)) return QV_ENOMEM;
-    c->ex_eps_walk = env_eps("QV_SQ_EPS", 3.0f);
-    if (c->kind == QV_QUANT_SQ4 && !getenv("QV_SQ4_NOEX")) {
-        c->ex_bits = 8;
-        c->ex_code_bytes = c->dim;
-        size_t f0_at = (c->dim + 3) & ~(size_t)3;
-        c->ex_bytes = (f0_at + sizeof(float) + 63) & ~(size_t)63;
-        c->ex_read = c->metric == QV_METRIC_L2 ? f0_at + sizeof(float) : c->dim;
-        c->ex_eps = env_eps("QV_SQ4_XEPS", 3.0f);
-        c->xw_off = c->query_bytes - 64;
-        c->query_bytes += ((size_t)c->dim * sizeof(float) + 63) & ~(size_t)63;
-        c->xlo = qv_calloc(c->dim, sizeof *c->xlo);
-        c->xstep = qv_calloc(c->dim, sizeof *c->xstep);
-        if (!(c->xlo && c->xstep)) return QV_ENOMEM;
-    }
-    return QV_OK;
+    return c->lo && c->step && c->zero ? QV_OK : QV_ENOMEM;
 }
 
 /* The value of rank r (0-based) in v[0..n) (partially reorders v). */
@@ -117,51 +94,6 @@ int qv_codec_sq_train(qv_codec *c, size_t n, const float *vecs, size_t stride)
     }
     qv_free(col);
     return QV_OK;
-}
-
-void qv_codec_sq_derive(qv_codec *c)
-{
-    if (!c->xlo) return;
-    for (uint32_t d = 0; d < c->dim; d++) {
-        c->xlo[d] = c->lo[d] - SQ4_EX_MARGIN * c->step[d];
-        c->xstep[d] = c->step[d] * (15.0f + 2.0f * SQ4_EX_MARGIN) / 255.0f;
-    }
-}
-
-void qv_codec_sq_encode_ex(const qv_codec *c, const float *v, uint8_t *exrow)
-{
-    double f0 = 0;
-    memset(exrow, 0, c->ex_bytes);
-    for (uint32_t d = 0; d < c->dim; d++) {
-        unsigned q = 0;
-        if (c->xstep[d] > 0) {
-            float t = floorf((v[d] - c->xlo[d]) / c->xstep[d] + 0.5f);
-            q = t <= 0 ? 0 : t >= 255.0f ? 255u : (unsigned)t;
-        }
-        double x = (double)c->xstep[d] * q;
-        f0 += x * x;
-        exrow[d] = (uint8_t)q;
-    }
-    float f = c->metric == QV_METRIC_L2 ? (float)f0 : 0.0f;
-    memcpy(exrow + ((c->dim + 3) & ~(size_t)3), &f, sizeof f);
-}
-
-float qv_codec_sq_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow, float *bound)
-{
-    float f0 = 0;
-    if (c->metric == QV_METRIC_L2) memcpy(&f0, exrow + ((c->dim + 3) & ~(size_t)3), sizeof f0);
-    const float *xw = (const float *)((const uint8_t *)q->data + c->xw_off);
-    float dot = c->k->dotf_u8(exrow, xw, c->dim);
-    float e = q->xa + f0 - (c->metric == QV_METRIC_L2 ? 2.0f * dot : dot);
-    *bound = c->ex_eps * sqrtf(q->xba + q->xbb * (e > 0 ? e : 0));
-    return e;
-}
-
-int qv_codec_sq_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
-{
-    float f0;
-    memcpy(&f0, exrow + ((c->dim + 3) & ~(size_t)3), sizeof f0);
-    return isfinite(f0) && f0 >= 0;
 }
 
 void qv_codec_sq_encode(const qv_codec *c, const float *v, uint8_t *row)
@@ -226,26 +158,4 @@ void qv_codec_sq_prepare(const qv_codec *c, const float *q, qv_codec_query *out,
     memset(w8 + c->dim, 0, wlen - c->dim);
     out->a = l2 ? k->l2sq(q, c->lo, c->dim) : -k->dot(q, c->lo, c->dim);
     out->gamma = l2 ? 2.0f * s : s;
-    /* The walk's bound: rounding the vector to the grid (error uniform in +-step / 2 per
-     * dimension: variance step^2 / 12, weighted by q under ip, by 2 (q - x) under l2,
-     * bounded there by 4 max step^2 |q - x|^2) and the query's weights to int8 (+-s / 2,
-     * against codes of mean square ~ 15^2 / 3). */
-    double ws = 0, smax = 0, xs = 0, xmax = 0;
-    for (uint32_t d = 0; d < c->dim; d++) {
-        ws += (double)scratch[d] * scratch[d];
-        if (c->step[d] > smax) smax = c->step[d];
-    }
-    double g = out->gamma, top = levels(c) - 1.0, round = g * g / 12.0 * (top * top / 3.0) * c->dim;
-    out->ba = (float)((l2 ? 0.0 : ws / 12.0) + round);
-    out->bb = (float)(l2 ? 4.0 * smax * smax / 12.0 : 0.0);
-    if (!c->xlo) return;
-    float *xw = (float *)((uint8_t *)out->data + c->xw_off);
-    for (uint32_t d = 0; d < c->dim; d++) {
-        xw[d] = (q[d] - (l2 ? c->xlo[d] : 0.0f)) * c->xstep[d];
-        xs += (double)xw[d] * xw[d];
-        if (c->xstep[d] > xmax) xmax = c->xstep[d];
-    }
-    out->xa = l2 ? k->l2sq(q, c->xlo, c->dim) : -k->dot(q, c->xlo, c->dim);
-    out->xba = (float)(l2 ? 0.0 : xs / 12.0);
-    out->xbb = (float)(l2 ? 4.0 * xmax * xmax / 12.0 : 0.0);
 }

@@ -20,7 +20,6 @@
  * training sample is full. qv_index_train() trains on the caller's sample instead.
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -141,7 +140,6 @@ typedef struct {
     size_t nf, fs;                     /* in s->fl: to read, read */
     size_t nx, nu;                     /* entries of s->ex, s->ub */
     size_t vlines;                     /* cache lines of a float vector to prefetch (0: none) */
-    int self;                          /* sq8: the walk's own estimate is the second stage */
     qv_hnsw_vecs vv;                   /* where the float vectors are read (qv_hnsw_vecs_of) */
 } pipe_state;
 
@@ -201,7 +199,7 @@ static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratc
                              const float *q, pipe_state *p, int flush)
 {
     size_t xl = flush ? 0 : XLAG, dl = flush ? 0 : DLAG, fl = flush ? 0 : FLAG;
-    if (h->xcodes || p->self) {
+    if (h->xcodes) {
         while (p->xs + xl < p->ne) stage_ex(h, c, s, qq, p);
         while (p->ds + dl < p->xs) stage_decide(s, p);
     }
@@ -227,8 +225,8 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                          uint32_t ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits, int prefetch_vec,
                          const float *q, size_t k, size_t *n_exact)
 {
-    const size_t xlines = h->xcodes ? (c->ex_read + 63) / 64 : 0;
-    pipe_state p = {.k = k, .vv = qv_hnsw_vecs_of(h), .self = c->kind == QV_QUANT_SQ8};
+    const size_t xlines = h->xcodes ? h->ex_bytes / 64 : 0;
+    pipe_state p = {.k = k, .vv = qv_hnsw_vecs_of(h)};
     /* bit1 re-scores: its float reads are prefetched whatever prefetch_vec says (gated by it,
      * as from 8dcdcf3, ef >= 16 prefetched nothing: fashion-mnist-784 M12 -15-20% QPS). */
     if (p.vv.base && (prefetch_vec || n_exact)) p.vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
@@ -257,20 +255,10 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         if (n_exact) {
             /* bit1: every expanded node goes down the re-scoring pipeline, unless its lower
              * bound (estimate minus the 1-bit error bound) already loses to the threshold. */
-            float bnd = c->kind == QV_QUANT_BIT1 ? qv_codec_bound(c, qq, qv_hnsw_code(h, cur))
-                                                 : qv_codec_sq_bound(c, qq, curd);
-            int keep = qv_hnsw_accepted(h, f, cur) && !(curd - bnd > pipe_threshold(s, &p)) &&
+            int keep = qv_hnsw_accepted(h, f, cur) &&
+                       !(curd - qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) > pipe_threshold(s, &p)) &&
                        (p.ne < s->expd_cap || grow_expd(s));
-            if (keep && p.self) {
-                /* sq8: the estimate and bound just used are the second stage's. */
-                s->expd[p.ne] = cur;
-                s->xlo[p.ne++] = curd - bnd;
-                p.xs = p.ne;
-                if (p.nu < k || worse(&s->ub[0], curd + bnd, cur)) {
-                    max_push(s->ub, &p.nu, curd + bnd, cur);
-                    if (p.nu > k) max_pop(s->ub, &p.nu);
-                }
-            } else if (keep && xlines) {
+            if (keep && xlines) {
                 s->expd[p.ne++] = cur;
                 const char *xr = (const char *)qv_hnsw_xcode(h, cur);
                 for (size_t l = 0; l < xlines; l++) __builtin_prefetch(xr + 64 * l, 0, 2);
@@ -426,11 +414,7 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     qv_codec_query_prepare(c, q, s->qbuf, s->qtmp, &qq);
     uint32_t ep = descend_codes(h, c, qq, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu));
     size_t ne = 0;
-    static int sq4_pipe = -1, sq8_pipe = -1;
-    if (sq4_pipe < 0) sq4_pipe = !getenv("QV_SQ4_RESCORE");
-    if (sq8_pipe < 0) sq8_pipe = getenv("QV_SQ8_PIPE") != NULL;
-    const int expanded = rescore_on && (c->kind == QV_QUANT_BIT1 || (h->xcodes && sq4_pipe) ||
-                                        (c->kind == QV_QUANT_SQ8 && sq8_pipe && qv_hnsw_vec_inline(h)));
+    const int expanded = c->kind == QV_QUANT_BIT1 && rescore_on;
     if (expanded && s->ex_cap < k + 1) {
         qv_hnsw_cand *p = qv_reallocarray(s->ex, k + 1, sizeof *p);
         if (!p) return 0;
