@@ -90,6 +90,12 @@ static inline const float *factors(const qv_codec *c, const uint8_t *row)
     return qv_codec_sq_factors(c, row);
 }
 
+/* An sq row's f0, read only where row_read covers it (l2; under ip it is 0). */
+static inline float sq_f0(const qv_codec *c, const uint8_t *row)
+{
+    return c->row_read > c->code_bytes ? factors(c, row)[0] : 0.0f;
+}
+
 /* bit1 rows: f0, f1, g, f3, then u16 centroid, u16 popcount (codec_rabitq.c). */
 static inline float est_bits_from(const qv_codec *c, qv_codec_query *q, const uint8_t *row, uint32_t d)
 {
@@ -111,9 +117,9 @@ float qv_codec_est(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
 {
     switch (c->kind) {
     case QV_QUANT_SQ8:
-        return q->a + factors(c, row)[0] - q->gamma * (float)c->k->dot_u8(row, q->data, c->dim);
+        return q->a + sq_f0(c, row) - q->gamma * (float)c->k->dot_u8(row, q->data, c->dim);
     case QV_QUANT_SQ4:
-        return q->a + factors(c, row)[0] - q->gamma * (float)c->k->dot_u4(row, q->data, c->dim);
+        return q->a + sq_f0(c, row) - q->gamma * (float)c->k->dot_u4(row, q->data, c->dim);
     default:
         return est_bits(c, q, row);
     }
@@ -138,7 +144,7 @@ void qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const 
         return;
     }
     }
-    for (int j = 0; j < 4; j++) out[j] = q->a + factors(c, rows[j])[0] - q->gamma * (float)d[j];
+    for (int j = 0; j < 4; j++) out[j] = q->a + sq_f0(c, rows[j]) - q->gamma * (float)d[j];
 }
 
 float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row)

@@ -78,6 +78,8 @@ typedef struct qv_codec {
     /* sq8 / sq4 */
     float *lo, *step;              /* dim each: value = lo + step * code */
     float *zero;                   /* dim zeros (the ip query needs no shift) */
+    size_t row_read;               /* bytes of a row an estimate reads: all but an sq row's
+                                      f0 under ip, where it is 0 (codec_sq.c) */
     /* bit1 */
     float *centroid;               /* dim: c0, the training mean */
     uint32_t nclusters;            /* K centroids codes are taken against (1..MAX) */

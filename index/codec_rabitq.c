@@ -70,6 +70,7 @@ int qv_codec_rabitq_setup(qv_codec *c, uint64_t seed)
     size_t words = c->rot.dpad / 64;
     c->code_bytes = words * 8;
     c->row_bytes = c->code_bytes + 4 * sizeof(float) + 2 * sizeof(uint16_t);
+    c->row_read = c->row_bytes;
     c->ex_bits = c->dim >= QV_RABITQ_EX4_MIN_DIM ? 4 : 8;
     c->ex_eps = c->ex_bits == 4 ? QV_RABITQ_EX_EPS4 : QV_RABITQ_EX_EPS8;
     c->ex_code_bytes = c->ex_bits == 4 ? qv_u4_bytes(c->rot.dpad) : c->rot.dpad;

@@ -33,6 +33,12 @@ int qv_codec_sq_setup(qv_codec *c)
 {
     c->code_bytes = c->kind == QV_QUANT_SQ8 ? c->dim : qv_u4_bytes(c->dim);
     c->row_bytes = ((c->code_bytes + 3) & ~(size_t)3) + sizeof(float);
+    /* Under ip f0 is 0 and an estimate reads the code alone: at 384-d the walk then loads
+     * and prefetches 6 lines of an 8-bit row instead of 7 (3 of a 4-bit row instead of 4).
+     * Measured (debian-desc-384, sq8 M16 efC800 x2.5, 1 thread, medians of 4 alternated
+     * runs, 2026-12-05): QPS ef 24 42.4k -> 47.8k, ef 32 37.0k -> 40.2k, ef 48 27.0k ->
+     * 28.4k, the same recall (bench/RESULTS.md). */
+    c->row_read = c->metric == QV_METRIC_L2 ? c->row_bytes : c->code_bytes;
     size_t wbytes = c->kind == QV_QUANT_SQ8 ? c->dim : qv_u4_query_len(c->dim);
     c->query_bytes = 64 + ((wbytes + 63) & ~(size_t)63);
     c->lo = qv_calloc(c->dim, sizeof *c->lo);

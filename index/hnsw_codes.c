@@ -235,7 +235,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     uint32_t *nbuf = s->nbuf;
     qv_hnsw_cand *res = s->res;
     size_t nc = 0, nr = 0, visits = 1;
-    const size_t lines = (c->row_bytes + 63) / 64;
+    const size_t lines = (c->row_read + 63) / 64;
     const size_t vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
     float lower = INFINITY;
     uint32_t listed[3] = {QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE};  /* lists prefetched */
