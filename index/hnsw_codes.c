@@ -88,7 +88,7 @@ static int grow_expd(qv_hnsw_scratch *s)
  * of one list (m of them, from DRAM mostly: the nodes of the upper levels are spread over
  * the whole block array), so all of the list's rows are prefetched before the first is
  * scored: the four-way kernel alone keeps only four rows in flight. Measured (fashion-
- * mnist-784 bit1 M12 efC400, ef 32, 1 thread, 2026-12-05, bench/RESULTS.md "Walk"):
+ * mnist-784 bit1 M12 efC400, ef 32, 1 thread, 2026-12-05, bench/RESULTS.md "The bit1 code walk"):
  * descent 11.2k -> 9.0k TSC cycles per query of 84k. */
 static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, qv_codec_query *qq, uint32_t cur,
                               unsigned top)
