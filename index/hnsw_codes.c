@@ -93,7 +93,7 @@ static int grow_expd(qv_hnsw_scratch *s)
 static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, qv_codec_query *qq, uint32_t cur,
                               unsigned top)
 {
-    const size_t lines = (c->row_bytes + 63) / 64;
+    const size_t lines = (c->row_read + 63) / 64;
     float dc = qv_codec_est(c, qq, qv_hnsw_code(h, cur));
     for (unsigned l = top; l > 0; l--) {
         int changed = 1;
