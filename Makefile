@@ -203,14 +203,22 @@ qdrant-deps: node-deps
 
 # The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
 TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
+# make test on 2 cores (CI): the builds use both; the plain suites and the sanitizer build +
+# suites run side by side (each is mostly one busy thread); the cluster test and the fuzzer
+# run alone after them (both time-bound, and the cluster test picks its ports before it binds
+# them). Output is grouped per part (--output-sync). Measured in bench/RESULTS.md (suite time).
+TEST_JOBS ?= 2
 test: deps node-deps
-	$(MAKE) all $(TEST_BINS)
-	$(TEST_ENV) $(BUILD)/quiver-tests
+	$(MAKE) -j$(TEST_JOBS) all $(TEST_BINS)
+	$(MAKE) -j$(TEST_JOBS) --output-sync=recurse test-plain asan-test
 	$(MAKE) cluster-test
+	$(MAKE) fuzz
+
+# The unsanitized part of make test after the build: the check suites, install, Python.
+test-plain:
+	$(TEST_ENV) $(BUILD)/quiver-tests
 	$(MAKE) install-test
 	$(MAKE) python-test
-	$(MAKE) asan-test
-	$(MAKE) fuzz
 
 # Cluster mode (README "Cluster mode"): a 3-member etcd cluster and 3 quiverd nodes on
 # loopback (free ports, a temp dir): load, kill -9 of a shard leader, failover, no lost
@@ -288,4 +296,4 @@ gpu-emu-test:
 clean:
 	rm -rf build
 
-.PHONY: all deps node-deps qdrant-deps test asan-test cluster-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE
+.PHONY: all deps node-deps qdrant-deps test test-plain asan-test cluster-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE
