@@ -203,20 +203,20 @@ qdrant-deps: node-deps
 
 # The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
 TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
-# make test on 2 cores (CI): the builds use both; the plain suites and the sanitizer build +
-# suites run side by side (each is mostly one busy thread); the cluster test and the fuzzer
-# run alone after them (both time-bound, and the cluster test picks its ports before it binds
-# them). Output is grouped per part (--output-sync). Measured in bench/RESULTS.md (suite time).
+# make test on 2 cores (CI): the builds use both; the plain suites + cluster test and the
+# sanitizer build + suites run side by side (each mostly one busy thread; the cluster test
+# takes its ports below the ephemeral range); the fuzzer (time-bound) runs alone after them.
+# Output is grouped per part (--output-sync). Measured in bench/RESULTS.md (suite time).
 TEST_JOBS ?= 2
 test: deps node-deps
 	$(MAKE) -j$(TEST_JOBS) all $(TEST_BINS)
 	$(MAKE) -j$(TEST_JOBS) --output-sync=recurse test-plain asan-test
-	$(MAKE) cluster-test
 	$(MAKE) fuzz
 
-# The unsanitized part of make test after the build: the check suites, install, Python.
+# The unsanitized part of make test after the build: the check suites, cluster, install, Python.
 test-plain:
 	$(TEST_ENV) $(BUILD)/quiver-tests
+	$(MAKE) cluster-test
 	$(MAKE) install-test
 	$(MAKE) python-test
 
