@@ -2,8 +2,8 @@
 #
 #   make              library (build/libquiver.a, .so), quiverd, quiver, quiver-bench
 #   make test         install missing Debian packages, build, run the unit/integration
-#                     tests, install-test, then the same tests under AddressSanitizer +
-#                     UBSan, then make fuzz
+#                     tests, cluster-test, install-test and, side by side with them, the
+#                     same tests under AddressSanitizer + UBSan; then make fuzz
 #   make run          build and start quiverd on 127.0.0.1:6333 with ./quiver-data
 #   make tsan-test    the concurrency suites under ThreadSanitizer
 #   make fuzz         60 s of mutated requests against the ASan+UBSan quiverd (FUZZ_SECONDS)
