@@ -2,8 +2,8 @@
 #
 #   make              library (build/libquiver.a, .so), quiverd, quiver, quiver-bench
 #   make test         install missing Debian packages, build, run the unit/integration
-#                     tests, install-test, then the same tests under AddressSanitizer +
-#                     UBSan, then make fuzz
+#                     tests, cluster-test, install-test and, side by side with them, the
+#                     same tests under AddressSanitizer + UBSan; then make fuzz
 #   make run          build and start quiverd on 127.0.0.1:6333 with ./quiver-data
 #   make tsan-test    the concurrency suites under ThreadSanitizer
 #   make fuzz         60 s of mutated requests against the ASan+UBSan quiverd (FUZZ_SECONDS)
@@ -203,14 +203,22 @@ qdrant-deps: node-deps
 
 # The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
 TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
+# make test on 2 cores (CI): the builds use both; the plain suites + cluster test and the
+# sanitizer build + suites run side by side (each mostly one busy thread; the cluster test
+# takes its ports below the ephemeral range); the fuzzer (time-bound) runs alone after them.
+# Output is grouped per part (--output-sync). Measured in bench/RESULTS.md (suite time).
+TEST_JOBS ?= 2
 test: deps node-deps
-	$(MAKE) all $(TEST_BINS)
+	$(MAKE) -j$(TEST_JOBS) all $(TEST_BINS)
+	$(MAKE) -j$(TEST_JOBS) --output-sync=recurse test-plain asan-test
+	$(MAKE) fuzz
+
+# The unsanitized part of make test after the build: the check suites, cluster, install, Python.
+test-plain:
 	$(TEST_ENV) $(BUILD)/quiver-tests
 	$(MAKE) cluster-test
 	$(MAKE) install-test
 	$(MAKE) python-test
-	$(MAKE) asan-test
-	$(MAKE) fuzz
 
 # Cluster mode (README "Cluster mode"): a 3-member etcd cluster and 3 quiverd nodes on
 # loopback (free ports, a temp dir): load, kill -9 of a shard leader, failover, no lost
@@ -288,4 +296,4 @@ gpu-emu-test:
 clean:
 	rm -rf build
 
-.PHONY: all deps node-deps qdrant-deps test asan-test cluster-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE
+.PHONY: all deps node-deps qdrant-deps test test-plain asan-test cluster-test tsan-test install install-test fuzz run gpu-check gpu-emu-test clean FORCE

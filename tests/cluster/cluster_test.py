@@ -47,11 +47,24 @@ def check(cond, what):
 
 
 def free_ports(n):
+    """n free ports below the kernel's ephemeral range: etcd and quiverd bind them later, and
+    a port from bind(0) could meanwhile go to another process's bind(0) or connect() (make
+    test runs this beside the sanitizer suites, whose servers and clients take such ports)."""
+    lo = 20000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            hi = min(int(f.read().split()[0]), 32768)
+    except (OSError, ValueError, IndexError):
+        hi = 32768
+    rnd = __import__("random").SystemRandom()
     socks = []
-    for _ in range(n):
+    while len(socks) < n:
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
+        try:
+            s.bind(("127.0.0.1", rnd.randrange(lo, hi)))
+            socks.append(s)
+        except OSError:
+            s.close()
     ports = [s.getsockname()[1] for s in socks]
     for s in socks:
         s.close()
