@@ -22,6 +22,7 @@ Environment: QV_BUILD_DIR (default build), QV_DATA_DIR (default ../shared/data).
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,13 +51,15 @@ def free_ports(n):
     """n free ports below the kernel's ephemeral range: etcd and quiverd bind them later, and
     a port from bind(0) could meanwhile go to another process's bind(0) or connect() (make
     test runs this beside the sanitizer suites, whose servers and clients take such ports)."""
-    lo = 20000
+    lo, hi = 20000, 32768
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            hi = min(int(f.read().split()[0]), 32768)
+            hi = min(int(f.read().split()[0]), hi)
     except (OSError, ValueError, IndexError):
-        hi = 32768
-    rnd = __import__("random").SystemRandom()
+        pass
+    if hi - lo < 1000:   # a range starting below 21000 (Linux: 32768): high ports, as likely free as bind(0)
+        lo, hi = 61000, 65536
+    rnd = random.SystemRandom()
     socks = []
     while len(socks) < n:
         s = socket.socket()
