@@ -9,26 +9,37 @@
 # On a cosine set stored unit-length the peers run with --metric l2 (same order).
 # REPEATS (default 3): passes over the queries per ef for every engine; a 1,000-query set
 # (debian-desc-384) passes in ~25 ms, so 3 passes leave single figures 10-15% apart.
+# ROUNDS (default 1): the whole list of engines again, in the same order, so that a burst of
+# load from a neighbour VM falls on one round of each engine rather than on one engine;
+# bench/quant_peers_table.py takes each engine's median over the rounds. GLASS=0 leaves
+# glass out (it trails SymphonyQG on the 384-784-d sets; each run rebuilds its index).
 set -eu
 dir=$1 ef=$2
 shift 2
 B=${B:-build/quiver-bench}
 P=${P:-$HOME/.cache/quiver-peers/build}
 R=${REPEATS:-3}
-echo "# $(date -u +%FT%TZ) $(uname -n) data=$dir ef=$ef repeats=$R"
+echo "# $(date -u +%FT%TZ) $(uname -n) data=$dir ef=$ef repeats=$R rounds=${ROUNDS:-1}"
+round=0
+while [ "$round" -lt "${ROUNDS:-1}" ]; do
+round=$((round + 1))
+echo "# round $round"
 for args in "$@"; do
     echo "## quiver $args"
     # shellcheck disable=SC2086
     "$B" --data "$dir" --index hnsw $args --ef "$ef" --threads 1 --runs "$R" 2>/dev/null | grep -E '^(library|quiver)'
 done
-echo "## glass SQ4U + FP32"
-"$P/glass_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
-echo "## glass SQ8U + FP32"
-"$P/glass_bench" --data "$dir" --metric l2 --search-quant SQ8U --repeats "$R" --ef "$ef" 2>/dev/null
+if [ "${GLASS:-1}" = 1 ]; then
+    echo "## glass SQ4U + FP32"
+    "$P/glass_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
+    echo "## glass SQ8U + FP32"
+    "$P/glass_bench" --data "$dir" --metric l2 --search-quant SQ8U --repeats "$R" --ef "$ef" 2>/dev/null
+fi
 echo "## SymphonyQG degree 32"
 "$P/symqg_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
 if [ "${DEG64:-0}" = 1 ]; then
     echo "## SymphonyQG degree 64"
     "$P/symqg_bench" --data "$dir" --metric l2 --degree 64 --repeats "$R" --ef "$ef" 2>/dev/null
 fi
+done
 echo "# end $(date -u +%FT%TZ)"
