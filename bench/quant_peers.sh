@@ -20,26 +20,28 @@ B=${B:-build/quiver-bench}
 P=${P:-$HOME/.cache/quiver-peers/build}
 R=${REPEATS:-3}
 echo "# $(date -u +%FT%TZ) $(uname -n) data=$dir ef=$ef repeats=$R rounds=${ROUNDS:-1}"
-round=0
-while [ "$round" -lt "${ROUNDS:-1}" ]; do
-round=$((round + 1))
-echo "# round $round"
-for args in "$@"; do
-    echo "## quiver $args"
-    # shellcheck disable=SC2086
-    "$B" --data "$dir" --index hnsw $args --ef "$ef" --threads 1 --runs "$R" 2>/dev/null | grep -E '^(library|quiver)'
-done
-if [ "${GLASS:-1}" = 1 ]; then
-    echo "## glass SQ4U + FP32"
-    "$P/glass_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
-    echo "## glass SQ8U + FP32"
-    "$P/glass_bench" --data "$dir" --metric l2 --search-quant SQ8U --repeats "$R" --ef "$ef" 2>/dev/null
-fi
-echo "## SymphonyQG degree 32"
-"$P/symqg_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
-if [ "${DEG64:-0}" = 1 ]; then
-    echo "## SymphonyQG degree 64"
-    "$P/symqg_bench" --data "$dir" --metric l2 --degree 64 --repeats "$R" --ef "$ef" 2>/dev/null
-fi
+# One round: every engine once, in the same order.
+one_round() {
+    for args in "$@"; do
+        echo "## quiver $args"
+        # shellcheck disable=SC2086
+        "$B" --data "$dir" --index hnsw $args --ef "$ef" --threads 1 --runs "$R" 2>/dev/null | grep -E '^(library|quiver)'
+    done
+    if [ "${GLASS:-1}" = 1 ]; then
+        echo "## glass SQ4U + FP32"
+        "$P/glass_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
+        echo "## glass SQ8U + FP32"
+        "$P/glass_bench" --data "$dir" --metric l2 --search-quant SQ8U --repeats "$R" --ef "$ef" 2>/dev/null
+    fi
+    echo "## SymphonyQG degree 32"
+    "$P/symqg_bench" --data "$dir" --metric l2 --repeats "$R" --ef "$ef" 2>/dev/null
+    if [ "${DEG64:-0}" = 1 ]; then
+        echo "## SymphonyQG degree 64"
+        "$P/symqg_bench" --data "$dir" --metric l2 --degree 64 --repeats "$R" --ef "$ef" 2>/dev/null
+    fi
+}
+for round in $(seq "${ROUNDS:-1}"); do
+    echo "# round $round"
+    one_round "$@"
 done
 echo "# end $(date -u +%FT%TZ)"

@@ -308,7 +308,6 @@ START_TEST(test_ex_estimates_vs_double)
 }
 END_TEST
 
-
 /* sq rows under ip: f0 is 0 and an estimate reads the code alone (row_read), so the walk
  * touches one cache line fewer at 384-d; under l2 it reads f0. Checked by spoiling f0 of a
  * copy of each row: under ip the estimate (one row and four) is unchanged and within the
@@ -334,10 +333,11 @@ START_TEST(test_sq_ip_reads_code_only)
         void *qbuf = qv_aligned_calloc(1, c->query_bytes);
         ck_assert(rows && spoilt && tmp && qbuf);
         const float bump = 1000.0f;
+        const size_t f0_at = (size_t)((const uint8_t *)qv_codec_sq_factors(c, rows) - rows);
         for (size_t i = 0; i < n; i++) {
             qv_codec_encode(c, base + i * dim, rows + i * rs, tmp);
             memcpy(spoilt + i * rs, rows + i * rs, rs);
-            float *f0 = (float *)(spoilt + i * rs + ((c->code_bytes + 3) & ~(size_t)3));
+            float *f0 = (float *)(spoilt + i * rs + f0_at);
             *f0 = mi ? NAN : *f0 + bump;
         }
         qv_codec_query *qq;
