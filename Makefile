@@ -2,8 +2,8 @@
 #
 #   make              library (build/libquiver.a, .so), quiverd, quiver, quiver-bench
 #   make test         install missing Debian packages, build, run the unit/integration
-#                     tests, cluster-test, install-test and, side by side with them, the
-#                     same tests under AddressSanitizer + UBSan; then make fuzz
+#                     tests, cluster-test, install-test, then the same tests under
+#                     AddressSanitizer + UBSan, then make fuzz
 #   make run          build and start quiverd on 127.0.0.1:6333 with ./quiver-data
 #   make tsan-test    the concurrency suites under ThreadSanitizer
 #   make fuzz         60 s of mutated requests against the ASan+UBSan quiverd (FUZZ_SECONDS)
@@ -203,14 +203,15 @@ qdrant-deps: node-deps
 
 # The tests find quiverd and quiver through QV_BUILD_DIR; CK_DEFAULT_TIMEOUT is per test.
 TEST_ENV := CK_DEFAULT_TIMEOUT=600 QV_DATA_DIR=../shared/data
-# make test on 2 cores (CI): the builds use both; the plain suites + cluster test and the
-# sanitizer build + suites run side by side (each mostly one busy thread; the cluster test
-# takes its ports below the ephemeral range); the fuzzer (time-bound) runs alone after them.
-# Output is grouped per part (--output-sync). Measured in bench/RESULTS.md (suite time).
+# make test on 2 cores (CI): the builds use both; the plain and the sanitizer suites run one
+# after the other: side by side (2026-12-05) the load made test_connections_spread, which
+# needs the second worker thread to wake within its accept yield, fail in one CI run of three.
+# Measured in bench/RESULTS.md (suite time).
 TEST_JOBS ?= 2
 test: deps node-deps
 	$(MAKE) -j$(TEST_JOBS) all $(TEST_BINS)
-	$(MAKE) -j$(TEST_JOBS) --output-sync=recurse test-plain asan-test
+	$(MAKE) test-plain
+	$(MAKE) asan-test
 	$(MAKE) fuzz
 
 # The unsanitized part of make test after the build: the check suites, cluster, install, Python.
