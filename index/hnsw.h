@@ -95,8 +95,6 @@ typedef struct qv_hnsw_scratch {
     size_t nbuf_cap;
     void *qbuf;                        /* quantized index: the prepared query (64-aligned) */
     float *qtmp;                       /* quantized index: rotation / encoding scratch */
-    float *vf;                         /* u8 rows: 3 * dim floats, stored rows widened to
-                                          serve as queries (insert, connect, select) */
     uint32_t *expd;                    /* quantized index: nodes expanded by the walk */
     size_t expd_cap;
     qv_hnsw_cand *ex;                  /* bit1: exact distances of expanded nodes (max-heap) */
@@ -105,6 +103,8 @@ typedef struct qv_hnsw_scratch {
     float *xlo;                        /* lower bound of each expanded node's distance */
     qv_hnsw_cand *fl;                  /* nodes whose float vector is read: (lower, id) */
     qv_hnsw_cand *ub;                  /* max-heap of the k best upper bounds, ex_cap */
+    float *vf;                         /* u8 rows: 3 * dim floats, stored rows widened to
+                                          serve as queries (insert, connect, select) */
     size_t bytes;                      /* all bytes held, for memory() */
 } qv_hnsw_scratch;
 
@@ -119,8 +119,6 @@ typedef struct qv_hnsw {
     uint8_t *vecs;                     /* quantized index: cap rows of vec_bytes, else NULL */
     qv_row_dist_fn dist;               /* a float query against a stored row (vec_type) */
     qv_row_dist_x4_fn dist_x4;
-    qv_vec_type vec_type;              /* rows of float32, or of u8 (quantized index only) */
-    size_t vec_bytes;                  /* bytes of one row: dim * 4, or dim for u8 */
 
     /* slot arrays, each the start of its region (replaced only by a relocation, under
      * grow_lock exclusive) */
@@ -164,6 +162,9 @@ typedef struct qv_hnsw {
     uint64_t file_len;
     char *file_name;
     size_t mem_vectors, mem_codes;     /* the float vectors / code rows within; atomic */
+    /* Off the walks' first two cache lines (see src below): read once per search. */
+    qv_vec_type vec_type;              /* rows of float32, or of u8 (quantized index only) */
+    size_t vec_bytes;                  /* bytes of one row: dim * 4, or dim for u8 */
     int locks_ready;                   /* the mutexes above were initialized */
     int codec_pinned;                  /* trained by qv_index_train: no automatic retraining */
     size_t codes_trained_n;            /* n_slots at the last training (0: not since load);
