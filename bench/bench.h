@@ -45,6 +45,7 @@ typedef struct {
     const char *plot_path;
     double sels[BENCH_MAX_LIST]; size_t n_sels;   /* --filter-selectivity; 0 = no filter run */
     qv_quant quant;                /* --quant: codes quiver searches on */
+    qv_vec_type vec_type;          /* --vec-type: element type of the vectors quiver keeps */
     float oversampling;            /* --oversampling: re-scored candidates per k; 0 = default */
     int no_rescore;                /* --no-rescore: return estimated scores */
 } bench_opts;

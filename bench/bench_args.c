@@ -43,6 +43,8 @@ void bench_usage(FILE *f)
           "  --nprobe LIST             ivf lists probed (1,2,4,8,16,32)\n"
           "  --kmeans-iters N          ivf k-means iterations, same for every library (20)\n"
           "  --quant none|sq8|sq4|bit1 codes quiver searches on (none = float32)\n"
+          "  --vec-type f32|u8         vectors quiver keeps for exact distances (u8: quantized\n"
+          "                            hnsw, data all integers 0..255; default f32)\n"
           "  --oversampling X          quantized: re-score the best ceil(k*X) candidates\n"
           "                            with the float vectors (default per code kind)\n"
           "  --no-rescore              quantized: return the estimated scores as they are\n"
@@ -259,6 +261,9 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
         } else if (strcmp(arg, "--quant") == 0) {
             if (qv_quant_parse(val, &o->quant) != QV_OK)
                 return usage_error("unknown --quant '%s' (expected none, sq8, sq4 or bit1)", val);
+        } else if (strcmp(arg, "--vec-type") == 0) {
+            if (qv_vec_type_parse(val, &o->vec_type) != QV_OK)
+                return usage_error("unknown --vec-type '%s' (expected f32 or u8)", val);
         } else if (strcmp(arg, "--oversampling") == 0) {
             char *end = NULL;
             double x = strtod(val, &end);

@@ -147,6 +147,16 @@ int bench_data_load(const bench_opts *o, bench_data *d, char *err, size_t errlen
         d->metric = QV_METRIC_L2;
         d->metric_source = "default";
     }
+    if (o->vec_type == QV_VEC_U8) {
+        /* Refused here, before a build: u8 holds integers 0..255 exactly and nothing else. */
+        for (size_t i = 0; i < d->nb * d->dim; i++) {
+            float x = d->base[i];
+            if (x >= 0.0f && x <= 255.0f && x == (float)(int)x) continue;
+            snprintf(err, errlen, "--vec-type u8: %s/base.fvecs row %zu column %zu is %g, not an integer 0..255",
+                     o->data_dir, i / d->dim, i % d->dim, (double)x);
+            goto fail;
+        }
+    }
     if (d->metric == QV_METRIC_COSINE) {
         d->base_unit = unit_copy(d->base, d->nb, d->dim);
         d->query_unit = unit_copy(d->query, d->nq, d->dim);

@@ -83,6 +83,7 @@ static int quiver_build(const bench_build_params *bp, size_t n, const float *bas
     p.seed = bp->seed;
     p.gpu = bp->gpu ? QV_GPU_REQUIRE : QV_GPU_OFF;
     p.quant = bp->quant;
+    p.vec_type = bp->vec_type;
     if (!(e = calloc(1, sizeof *e)) || !(ids = malloc(n * sizeof *ids))) {
         snprintf(err, errlen, "out of memory");
         goto fail;

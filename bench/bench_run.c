@@ -183,13 +183,15 @@ static void describe_params(const bench_opts *o, const bench_build_params *bp, c
         size_t len = strlen(r->params_json), nl = strlen(r->name);
         if (len > 1) {
             snprintf(r->params_json + len - 1, sizeof r->params_json - (len - 1),
-                     "%s\"quant\":\"%s\",\"oversampling\":%g,\"rescore\":%s}", len > 2 ? "," : "",
-                     qv_quant_name(bp->quant), (double)bp->oversampling, bp->no_rescore ? "false" : "true");
+                     "%s\"quant\":\"%s\",\"oversampling\":%g,\"rescore\":%s,\"vec_type\":\"%s\"}",
+                     len > 2 ? "," : "", qv_quant_name(bp->quant), (double)bp->oversampling,
+                     bp->no_rescore ? "false" : "true", qv_vec_type_name(bp->vec_type));
         }
         if (nl > 1 && r->name[nl - 1] == ')') {
             char os[32] = "", tail[80];
             if (bp->oversampling > 0) snprintf(os, sizeof os, ",os=%g", (double)bp->oversampling);
-            snprintf(tail, sizeof tail, ",%s%s%s)", qv_quant_name(bp->quant), os, bp->no_rescore ? ",norescore" : "");
+            snprintf(tail, sizeof tail, ",%s%s%s%s)", qv_quant_name(bp->quant), os, bp->no_rescore ? ",norescore" : "",
+                     bp->vec_type == QV_VEC_U8 ? ",u8" : "");
             if (nl - 1 + strlen(tail) < sizeof r->name) memcpy(r->name + nl - 1, tail, strlen(tail) + 1);
         }
     }
@@ -225,9 +227,10 @@ static void cache_path(const bench_opts *o, const bench_data *d, const bench_bui
     while (end > dir + 1 && end[-1] == '/') end--;
     const char *start = end;
     while (start > dir && start[-1] != '/') start--;
-    snprintf(path, len, "%s/%s-%.*s-%s-n%zu-m%u-efc%u-nlist%u-t%u-%s.idx", o->index_cache, lib,
+    snprintf(path, len, "%s/%s-%.*s-%s-n%zu-m%u-efc%u-nlist%u-t%u-%s%s.idx", o->index_cache, lib,
              (int)(end - start), start, qv_index_kind_name(bp->kind), d->nb, bp->m, bp->ef_construction,
-             bp->kind == QV_INDEX_IVF ? bp->nlist : 0, bp->threads, qv_quant_name(bp->quant));
+             bp->kind == QV_INDEX_IVF ? bp->nlist : 0, bp->threads, qv_quant_name(bp->quant),
+             bp->vec_type == QV_VEC_U8 ? "-u8" : "");   /* f32 keeps the names of earlier caches */
 }
 
 /* The saved index of a cache path and its build time (path.build_s); 0 when loaded, 1 when
@@ -293,6 +296,7 @@ int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_da
     bp->seed = 42;
     bp->gpu = is_quiver && o->gpu;
     bp->quant = is_quiver ? o->quant : QV_QUANT_NONE;
+    bp->vec_type = is_quiver ? o->vec_type : QV_VEC_F32;
     bp->oversampling = is_quiver ? o->oversampling : 0;
     bp->no_rescore = is_quiver && o->no_rescore;
     bp->buckets = buckets;

@@ -41,6 +41,7 @@ typedef struct {
     uint64_t seed;
     int gpu;                       /* quiver only: require the GPU */
     qv_quant quant;                /* quiver only: codes to search on */
+    qv_vec_type vec_type;          /* quiver only: element type of the kept vectors */
     float oversampling;            /* quiver only: qv_search_params.oversampling */
     int no_rescore;                /* quiver only: rescore off */
     qv_progress_fn progress;       /* "phase", done, total; may be NULL */

@@ -64,8 +64,46 @@ static void scalar_neg_dot_x4(const float *a, const float *const b[4], size_t di
     for (int j = 0; j < 4; j++) out[j] = -scalar_dot(a, b[j], dim);
 }
 
+/* u8 rows: the float kernels' loops with the bytes widened (exactly) to float. */
+static float scalar_l2sq_u8(const float *a, const uint8_t *b, size_t dim)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+        for (size_t j = 0; j < 8; j++) {
+            float d = a[i + j] - (float)b[i + j];
+            acc[j] += d * d;
+        }
+    for (size_t j = 0; i < dim; i++, j++) {
+        float d = a[i] - (float)b[i];
+        acc[j] += d * d;
+    }
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static float scalar_neg_dot_u8(const float *a, const uint8_t *b, size_t dim)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+        for (size_t j = 0; j < 8; j++) acc[j] += a[i + j] * (float)b[i + j];
+    for (size_t j = 0; i < dim; i++, j++) acc[j] += a[i] * (float)b[i];
+    return -(((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+}
+
+static void scalar_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = scalar_l2sq_u8(a, b[j], dim);
+}
+
+static void scalar_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = scalar_neg_dot_u8(a, b[j], dim);
+}
+
 static const qv_kernels scalar_table = {
     "scalar", scalar_l2sq, scalar_dot, scalar_neg_dot, scalar_l2sq_x4, scalar_neg_dot_x4,
+    scalar_l2sq_u8, scalar_neg_dot_u8, scalar_l2sq_u8_x4, scalar_neg_dot_u8_x4,
 };
 
 const qv_kernels *qv_kernels_scalar(void) { return &scalar_table; }
@@ -95,6 +133,34 @@ qv_dist_fn qv_metric_dist_fn(qv_metric m)
 {
     const qv_kernels *k = qv_kernels_get();
     return m == QV_METRIC_L2 ? k->l2sq : k->neg_dot;
+}
+
+/* Row kernels. A row goes straight to the table's kernel: the row pointer types differ
+ * (const float * or const uint8_t * / const void *) but not their representation or
+ * passing, and the walks call their kernel with no wrapper in between. */
+#define ROW_FN(T, f) ((T)(void (*)(void))(f))
+
+void qv_row_kernels(qv_metric m, qv_vec_type t, qv_row_dist_fn *dist, qv_row_dist_x4_fn *dist_x4)
+{
+    const qv_kernels *k = qv_kernels_get();
+    int l2 = m == QV_METRIC_L2;
+    if (t == QV_VEC_U8) {
+        *dist = l2 ? ROW_FN(qv_row_dist_fn, k->l2sq_u8) : ROW_FN(qv_row_dist_fn, k->neg_dot_u8);
+        *dist_x4 = l2 ? ROW_FN(qv_row_dist_x4_fn, k->l2sq_u8_x4) : ROW_FN(qv_row_dist_x4_fn, k->neg_dot_u8_x4);
+        return;
+    }
+    *dist = l2 ? ROW_FN(qv_row_dist_fn, k->l2sq) : ROW_FN(qv_row_dist_fn, k->neg_dot);
+    *dist_x4 = l2 ? ROW_FN(qv_row_dist_x4_fn, k->l2sq_x4) : ROW_FN(qv_row_dist_x4_fn, k->neg_dot_x4);
+}
+
+void qv_row_to_float(qv_vec_type t, const void *row, size_t dim, float *out)
+{
+    if (t != QV_VEC_U8) {
+        memcpy(out, row, dim * sizeof(float));
+        return;
+    }
+    const uint8_t *b = row;
+    for (size_t i = 0; i < dim; i++) out[i] = (float)b[i];
 }
 
 float qv_norm_sq(const float *a, size_t dim) { return qv_kernels_get()->dot(a, a, dim); }

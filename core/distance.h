@@ -16,10 +16,17 @@
 #define QV_CORE_DISTANCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "quiver.h"
 
 typedef float (*qv_dist_fn)(const float *a, const float *b, size_t dim);
+/* A float query against a row of u8 values (qv_vec_type QV_VEC_U8). */
+typedef float (*qv_dist_u8_fn)(const float *a, const uint8_t *b, size_t dim);
+/* A float query against a stored row of either element type (an index picks one pair for
+ * its vec_type with qv_row_kernels and calls through it). */
+typedef float (*qv_row_dist_fn)(const float *a, const void *row, size_t dim);
+typedef void (*qv_row_dist_x4_fn)(const float *a, const void *const rows[4], size_t dim, float out[4]);
 
 typedef struct {
     const char *name;              /* "scalar", "avx2", "avx512" */
@@ -30,6 +37,12 @@ typedef struct {
      * Used by flat scans and HNSW neighbour expansion to share loads of the query. */
     void (*l2sq_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
     void (*neg_dot_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
+    /* A float query against a u8 row: the values of b widened exactly, then the float
+     * kernel's loop, so l2sq_u8(a, b) == l2sq(a, (float)b) in the same table. */
+    qv_dist_u8_fn l2sq_u8;
+    qv_dist_u8_fn neg_dot_u8;
+    void (*l2sq_u8_x4)(const float *a, const uint8_t *const b[4], size_t dim, float out[4]);
+    void (*neg_dot_u8_x4)(const float *a, const uint8_t *const b[4], size_t dim, float out[4]);
 } qv_kernels;
 
 /** The dispatched table (thread-safe, chosen once). */
@@ -41,6 +54,13 @@ const qv_kernels *qv_kernels_avx512(void);
 
 /** The distance function for a metric, from the dispatched table. */
 qv_dist_fn qv_metric_dist_fn(qv_metric m);
+/** The row kernels of the dispatched table for a metric (l2: l2sq, else neg_dot) and an
+ *  element type. */
+void qv_row_kernels(qv_metric m, qv_vec_type t, qv_row_dist_fn *dist, qv_row_dist_x4_fn *dist_x4);
+/** Bytes of one stored row of dim values. */
+static inline size_t qv_row_bytes(qv_vec_type t, size_t dim) { return t == QV_VEC_U8 ? dim : dim * sizeof(float); }
+/** A stored row as floats (exact for both types): out = row. */
+void qv_row_to_float(qv_vec_type t, const void *row, size_t dim, float *out);
 /** Public score from an internal distance. */
 static inline float qv_score_from_dist(qv_metric m, float d) { return m == QV_METRIC_L2 ? d : -d; }
 

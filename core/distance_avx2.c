@@ -11,6 +11,9 @@
  */
 #include "core/distance.h"
 
+#include <stdint.h>
+#include <string.h>
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -79,6 +82,64 @@ QV_AVX2 static float avx2_dot(const float *a, const float *b, size_t dim)
 }
 
 QV_AVX2 static float avx2_neg_dot(const float *a, const float *b, size_t dim) { return -avx2_dot(a, b, dim); }
+
+/* u8 rows: 8 bytes widened to 8 exact floats, then the float kernels' loop (same
+ * accumulators, same order), so the result equals the float kernel's on the same values.
+ * The tail's bytes are copied into a zeroed word (there is no byte-masked load). */
+QV_AVX2 static inline __m256 u8x8(const uint8_t *b)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b)));
+}
+
+QV_AVX2 static inline __m256 u8_tail(const uint8_t *b, size_t r)
+{
+    uint8_t t[16] = {0};
+    memcpy(t, b, r);
+    return u8x8(t);
+}
+
+QV_AVX2 static float avx2_l2sq_u8(const float *a, const uint8_t *b, size_t dim)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= dim; i += 32) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), u8x8(b + i));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), u8x8(b + i + 8));
+        __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), u8x8(b + i + 16));
+        __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), u8x8(b + i + 24));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+        s1 = _mm256_fmadd_ps(d1, d1, s1);
+        s2 = _mm256_fmadd_ps(d2, d2, s2);
+        s3 = _mm256_fmadd_ps(d3, d3, s3);
+    }
+    for (; i + 8 <= dim; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), u8x8(b + i));
+        s0 = _mm256_fmadd_ps(d, d, s0);
+    }
+    if (i < dim) {
+        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + i, tail_mask(dim - i)), u8_tail(b + i, dim - i));
+        s1 = _mm256_fmadd_ps(d, d, s1);
+    }
+    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+QV_AVX2 static float avx2_neg_dot_u8(const float *a, const uint8_t *b, size_t dim)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= dim; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), u8x8(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), u8x8(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), u8x8(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), u8x8(b + i + 24), s3);
+    }
+    for (; i + 8 <= dim; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), u8x8(b + i), s0);
+    if (i < dim)
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, tail_mask(dim - i)), u8_tail(b + i, dim - i), s1);
+    return -hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
 
 /* Four horizontal sums at once: out[j] = sum of the lanes of s[j]. */
 QV_AVX2 static inline void hsum4(__m256 s0, __m256 s1, __m256 s2, __m256 s3, float out[4])
@@ -151,8 +212,73 @@ QV_AVX2 static void avx2_neg_dot_x4(const float *a, const float *const b[4], siz
     for (int j = 0; j < 4; j++) out[j] = -out[j];
 }
 
+/* x4 on u8 rows: the float x4 loops with the rows widened, as the single kernels. */
+QV_AVX2 static void avx2_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
+{
+    const uint8_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+    __m256 t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8), d;
+        d = _mm256_sub_ps(q, u8x8(b0 + i)); s0 = _mm256_fmadd_ps(d, d, s0);
+        d = _mm256_sub_ps(q, u8x8(b1 + i)); s1 = _mm256_fmadd_ps(d, d, s1);
+        d = _mm256_sub_ps(q, u8x8(b2 + i)); s2 = _mm256_fmadd_ps(d, d, s2);
+        d = _mm256_sub_ps(q, u8x8(b3 + i)); s3 = _mm256_fmadd_ps(d, d, s3);
+        d = _mm256_sub_ps(r, u8x8(b0 + i + 8)); t0 = _mm256_fmadd_ps(d, d, t0);
+        d = _mm256_sub_ps(r, u8x8(b1 + i + 8)); t1 = _mm256_fmadd_ps(d, d, t1);
+        d = _mm256_sub_ps(r, u8x8(b2 + i + 8)); t2 = _mm256_fmadd_ps(d, d, t2);
+        d = _mm256_sub_ps(r, u8x8(b3 + i + 8)); t3 = _mm256_fmadd_ps(d, d, t3);
+    }
+    for (; i < dim; i += 8) {
+        size_t n = dim - i < 8 ? dim - i : 8;
+        __m256i m = tail_mask(n);
+        __m256 q = _mm256_maskload_ps(a + i, m), d;
+        d = _mm256_sub_ps(q, u8_tail(b0 + i, n)); s0 = _mm256_fmadd_ps(d, d, s0);
+        d = _mm256_sub_ps(q, u8_tail(b1 + i, n)); s1 = _mm256_fmadd_ps(d, d, s1);
+        d = _mm256_sub_ps(q, u8_tail(b2 + i, n)); s2 = _mm256_fmadd_ps(d, d, s2);
+        d = _mm256_sub_ps(q, u8_tail(b3 + i, n)); s3 = _mm256_fmadd_ps(d, d, s3);
+    }
+    hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
+}
+
+QV_AVX2 static void avx2_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
+{
+    const uint8_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+    __m256 t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8);
+        s0 = _mm256_fmadd_ps(q, u8x8(b0 + i), s0);
+        s1 = _mm256_fmadd_ps(q, u8x8(b1 + i), s1);
+        s2 = _mm256_fmadd_ps(q, u8x8(b2 + i), s2);
+        s3 = _mm256_fmadd_ps(q, u8x8(b3 + i), s3);
+        t0 = _mm256_fmadd_ps(r, u8x8(b0 + i + 8), t0);
+        t1 = _mm256_fmadd_ps(r, u8x8(b1 + i + 8), t1);
+        t2 = _mm256_fmadd_ps(r, u8x8(b2 + i + 8), t2);
+        t3 = _mm256_fmadd_ps(r, u8x8(b3 + i + 8), t3);
+    }
+    for (; i < dim; i += 8) {
+        size_t n = dim - i < 8 ? dim - i : 8;
+        __m256i m = tail_mask(n);
+        __m256 q = _mm256_maskload_ps(a + i, m);
+        s0 = _mm256_fmadd_ps(q, u8_tail(b0 + i, n), s0);
+        s1 = _mm256_fmadd_ps(q, u8_tail(b1 + i, n), s1);
+        s2 = _mm256_fmadd_ps(q, u8_tail(b2 + i, n), s2);
+        s3 = _mm256_fmadd_ps(q, u8_tail(b3 + i, n), s3);
+    }
+    hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
+    for (int j = 0; j < 4; j++) out[j] = -out[j];
+}
+
 static const qv_kernels avx2_table = {
     "avx2", avx2_l2sq, avx2_dot, avx2_neg_dot, avx2_l2sq_x4, avx2_neg_dot_x4,
+    avx2_l2sq_u8, avx2_neg_dot_u8, avx2_l2sq_u8_x4, avx2_neg_dot_u8_x4,
 };
 
 const qv_kernels *qv_kernels_avx2(void)

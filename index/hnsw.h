@@ -15,7 +15,9 @@
  * A quantized index (codec != NULL, hnsw_codes.c) puts the node's code row (index/codec.h)
  * at offset 0 of the block instead, and keeps the float vectors in a separate array
  * `vecs` (slot-major) that only building, repair and re-scoring read: the walk touches
- * codes and links alone. qv_hnsw_vec() finds the vector in either layout. Inside a
+ * codes and links alone. qv_hnsw_row() finds the vector in either layout. With vec_type
+ * QV_VEC_U8 (quantized index only) `vecs` holds one byte per value (qv_hnsw_vecf widens a row
+ * where floats are needed). Inside a
  * collection a quantized index holds no float vectors at all: it reads them from the
  * collection's LMDB map through a vector source (qv_vec_source, index/index.h; src below),
  * in a session each search, insert task and repair opens (qv_hnsw_src_begin/end).
@@ -53,6 +55,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "index/index.h"
 #include "index/codec.h"
@@ -100,6 +103,8 @@ typedef struct qv_hnsw_scratch {
     float *xlo;                        /* lower bound of each expanded node's distance */
     qv_hnsw_cand *fl;                  /* nodes whose float vector is read: (lower, id) */
     qv_hnsw_cand *ub;                  /* max-heap of the k best upper bounds, ex_cap */
+    float *vf;                         /* u8 rows: 3 * dim floats, stored rows widened to
+                                          serve as queries (insert, connect, select) */
     size_t bytes;                      /* all bytes held, for memory() */
 } qv_hnsw_scratch;
 
@@ -111,9 +116,9 @@ typedef struct qv_hnsw {
     uint8_t *vec_base;                 /* vector of slot s at vec_base + s * vec_stride */
     size_t vec_stride;
     qv_codec *codec;                   /* NULL = float32 index; swapped under grow_lock */
-    float *vecs;                       /* quantized index: cap * dim floats, else NULL */
-    qv_dist_fn dist;
-    void (*dist_x4)(const float *a, const float *const b[4], size_t dim, float out[4]);
+    uint8_t *vecs;                     /* quantized index: cap rows of vec_bytes, else NULL */
+    qv_row_dist_fn dist;               /* a float query against a stored row (vec_type) */
+    qv_row_dist_x4_fn dist_x4;
 
     /* slot arrays, each the start of its region (replaced only by a relocation, under
      * grow_lock exclusive) */
@@ -157,6 +162,9 @@ typedef struct qv_hnsw {
     uint64_t file_len;
     char *file_name;
     size_t mem_vectors, mem_codes;     /* the float vectors / code rows within; atomic */
+    /* Off the walks' first two cache lines (see src below): read once per search. */
+    qv_vec_type vec_type;              /* rows of float32, or of u8 (quantized index only) */
+    size_t vec_bytes;                  /* bytes of one row: dim * 4, or dim for u8 */
     int locks_ready;                   /* the mutexes above were initialized */
     int codec_pinned;                  /* trained by qv_index_train: no automatic retraining */
     size_t codes_trained_n;            /* n_slots at the last training (0: not since load);
@@ -189,13 +197,35 @@ typedef struct qv_hnsw {
 
 /* ---- inline accessors ------------------------------------------------------------- */
 
-static inline float *qv_hnsw_vec(const qv_hnsw *h, uint32_t slot)
+/* The stored row of slot: dim floats, or dim u8 values (vec_type), for h->dist. */
+static inline uint8_t *qv_hnsw_row(const qv_hnsw *h, uint32_t slot)
 {
     if (__builtin_expect(h->src.get != NULL, 0)) {   /* read-only: the caller's session keeps it valid */
         const float *v = h->src.get(h->src.ctx, h->ids[slot]);
-        return (float *)(v ? v : h->src_missing);
+        return (uint8_t *)(v ? v : h->src_missing);
     }
-    return (float *)(h->vec_base + (size_t)slot * h->vec_stride);
+    return h->vec_base + (size_t)slot * h->vec_stride;
+}
+
+/* The vector of slot as floats: the row itself in a float index, else widened into buf
+ * (dim floats). For the places that use a stored vector as a query or encode it. */
+static inline const float *qv_hnsw_vecf(const qv_hnsw *h, uint32_t slot, float *buf)
+{
+    const uint8_t *row = qv_hnsw_row(h, slot);
+    if (h->vec_type != QV_VEC_U8) return (const float *)row;
+    for (size_t i = 0; i < h->dim; i++) buf[i] = (float)row[i];
+    return buf;
+}
+
+/* Store v (dim floats, already checked to be integers 0..255 for u8) as slot's row. */
+static inline void qv_hnsw_put_row(qv_hnsw *h, uint32_t slot, const float *v)
+{
+    uint8_t *row = qv_hnsw_row(h, slot);
+    if (h->vec_type != QV_VEC_U8) {
+        memcpy(row, v, h->dim * sizeof(float));
+        return;
+    }
+    for (size_t i = 0; i < h->dim; i++) row[i] = (uint8_t)v[i];
 }
 
 /* Whether a vector's memory is worth prefetching before it is read: not with a source,
@@ -219,10 +249,10 @@ static inline qv_hnsw_vecs qv_hnsw_vecs_of(const qv_hnsw *h)
     return v;
 }
 
-static inline const float *qv_hnsw_vecs_at(qv_hnsw_vecs v, uint32_t slot)
+static inline const uint8_t *qv_hnsw_vecs_at(qv_hnsw_vecs v, uint32_t slot)
 {
-    if (__builtin_expect(v.base != NULL, 1)) return (const float *)(v.base + (size_t)slot * v.stride);
-    return qv_hnsw_vec(v.h, slot);
+    if (__builtin_expect(v.base != NULL, 1)) return v.base + (size_t)slot * v.stride;
+    return qv_hnsw_row(v.h, slot);
 }
 
 /* A vector-source session around work that reads vectors in this thread (grow_lock or
@@ -405,10 +435,11 @@ int qv_hnsw_search_batch(const qv_index *ix, size_t nq, const float *q,
  *  out[0..npre) are already chosen; appends until max ids are in out. keep_pruned fills
  *  up with discarded ones. Returns the count in out. */
 uint32_t qv_hnsw_select(const qv_hnsw *h, const qv_hnsw_cand *cands, size_t n, uint32_t max,
-                        int keep_pruned, uint32_t *out, uint32_t npre);
+                        int keep_pruned, uint32_t *out, uint32_t npre, float *vf);
 /** y gains a link to x at level l (dxy = dist(x, y)); y's list is pruned by the
- *  heuristic when full. Locks y's stripe. */
-void qv_hnsw_connect(qv_hnsw *h, uint32_t y, uint32_t x, float dxy, unsigned l, int keep);
+ *  heuristic when full. Locks y's stripe. vf: 2 * dim floats of scratch (s->vf + dim),
+ *  select's: dim floats (s->vf + 2 * dim); read only with u8 rows. */
+void qv_hnsw_connect(qv_hnsw *h, uint32_t y, uint32_t x, float dxy, unsigned l, int keep, float *vf);
 int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs);
 
 /* ---- hnsw_delete.c ---------------------------------------------------------------- */
@@ -427,6 +458,8 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
                             const qv_search_params *sp, const qv_hnsw_filter *f, size_t max_visits);
 /** Encode one slot's code row from v. */
 void qv_hnsw_encode_one(qv_hnsw *h, uint32_t slot, const float *v, float *tmp);
+/** Floats of tmp that qv_hnsw_encode_slots needs (the codec's scratch, then a row widened). */
+size_t qv_hnsw_encode_tmp_floats(const qv_hnsw *h);
 /** Encode slots [from, to) from their vectors (rows of free slots are harmless). */
 void qv_hnsw_encode_slots(qv_hnsw *h, uint32_t from, uint32_t to, float *tmp);
 /** Train the codec when it has not seen enough vectors (first batch, or the index has

@@ -87,7 +87,7 @@ static void encode_slot(const qv_hnsw *h, qv_hnsw_bcodes *b, uint32_t slot, unsi
     const qv_codec *c = b->codec;
     float *tmp = worker_tmp(b, worker);
     uint8_t *row = (uint8_t *)(tmp + b->tmp_floats);
-    qv_codec_encode(c, qv_hnsw_vec(h, slot), row, tmp);
+    qv_codec_encode(c, (const float *)qv_hnsw_row(h, slot), row, tmp);   /* float rows (see fit_to_index) */
     memcpy(b->rows + (size_t)slot * b->stride, row, c->code_bytes);
     memcpy(&b->f0[slot], qv_codec_sq_factors(c, row), sizeof(float));
 }
@@ -155,11 +155,13 @@ static uint64_t mono_ms(void)
  * slot still holds a deleted point's vector: as good a sample as any). */
 static qv_hnsw_bcodes *fit_to_index(const qv_hnsw *h, unsigned workers)
 {
+    /* Build codes serve float indexes and quantized ones reading a source (hnsw_insert.c,
+     * bcodes_ok): their rows are floats, never u8. */
     size_t n = h->n_slots, m = n < QV_CODEC_TRAIN_MAX ? n : QV_CODEC_TRAIN_MAX;
     float *sample = qv_reallocarray(NULL, m ? m : 1, (size_t)h->dim * sizeof(float));
     if (!sample) return NULL;
     for (size_t i = 0; i < m; i++)
-        memcpy(sample + i * h->dim, qv_hnsw_vec(h, (uint32_t)(i * n / m)), h->dim * sizeof(float));
+        memcpy(sample + i * h->dim, qv_hnsw_row(h, (uint32_t)(i * n / m)), h->dim * sizeof(float));
     qv_hnsw_bcodes *b = NULL;
     if (qv_hnsw_bcodes_new(h, m, sample, workers, &b) == QV_OK) b->trained_n = n;
     qv_free(sample);

@@ -161,8 +161,8 @@ static inline float pipe_threshold(const qv_hnsw_scratch *s, const pipe_state *p
  * has (deleted since the walk began: the collection drops it from the results anyway). */
 static inline float exact_dist(const qv_hnsw *h, qv_hnsw_vecs vv, const float *q, uint32_t slot)
 {
-    const float *v = qv_hnsw_vecs_at(vv, slot);
-    return !vv.base && v == h->src_missing ? INFINITY : h->dist(q, v, h->dim);
+    const uint8_t *v = qv_hnsw_vecs_at(vv, slot);
+    return !vv.base && v == (const uint8_t *)h->src_missing ? INFINITY : h->dist(q, v, h->dim);
 }
 
 static inline void pipe_read(qv_hnsw_scratch *s, pipe_state *p, float lo, uint32_t id)
@@ -237,14 +237,14 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     pipe_state p = {.k = k, .vv = qv_hnsw_vecs_of(h)};
     /* bit1 re-scores: its float reads are prefetched whatever prefetch_vec says (gated by it,
      * as from 8dcdcf3, ef >= 16 prefetched nothing: fashion-mnist-784 M12 -15-20% QPS). */
-    if (p.vv.base && (prefetch_vec || n_exact)) p.vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
+    if (p.vv.base && (prefetch_vec || n_exact)) p.vlines = (h->vec_bytes + 63) / 64;
     const qv_hnsw_tag tag = qv_hnsw_new_epoch(s);
     qv_hnsw_tag *vis = s->visited;
     uint32_t *nbuf = s->nbuf;
     qv_hnsw_cand *res = s->res;
     size_t nc = 0, nr = 0, visits = 1;
     const size_t lines = (c->row_read + 63) / 64;
-    const size_t vlines = ((size_t)h->dim * sizeof(float) + 63) / 64;
+    const size_t vlines = (h->vec_bytes + 63) / 64;
     float lower = INFINITY;
     uint32_t listed[3] = {QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE};  /* lists prefetched */
     uint32_t ahead = QV_HNSW_NONE;     /* whose neighbours' rows were prefetched ahead */
@@ -353,13 +353,13 @@ enum { SRC_CHUNK = 32 };
 static size_t rescore_src(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, size_t R, size_t k)
 {
     const qv_hnsw_cand *w = s->work;
-    const float *v[SRC_CHUNK];
+    const float *v[SRC_CHUNK];                  /* a source's vectors are float (index.c) */
     const size_t lines = (h->dim * sizeof(float) + 63) / 64;
     size_t nr = 0;
     for (size_t b = 0; b < R; b += SRC_CHUNK) {
         size_t n = R - b < SRC_CHUNK ? R - b : SRC_CHUNK;
         for (size_t i = 0; i < n; i++) {
-            v[i] = qv_hnsw_vec(h, w[b + i].id);
+            v[i] = (const float *)qv_hnsw_row(h, w[b + i].id);
             for (size_t l = 0; l < lines; l++) __builtin_prefetch((const char *)v[i] + 64 * l, 0, 3);
         }
         for (size_t i = 0; i < n; i++) {
@@ -384,7 +384,7 @@ static size_t rescore(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, c
     if (!qv_hnsw_vec_inline(h) && c->kind != QV_QUANT_BIT1) return rescore_src(h, s, q, R, k);
     const qv_hnsw_cand *w = s->work;
     const qv_hnsw_vecs vv = qv_hnsw_vecs_of(h);
-    const size_t lines = vv.base ? (h->dim * sizeof(float) + 63) / 64 : 0;
+    const size_t lines = vv.base ? (h->vec_bytes + 63) / 64 : 0;
     for (size_t i = 0; i < R && i < ahead && lines; i++) {
         const char *p = (const char *)qv_hnsw_vecs_at(vv, w[i].id);
         for (size_t l = 0; l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 3);
@@ -457,9 +457,15 @@ void qv_hnsw_encode_one(qv_hnsw *h, uint32_t slot, const float *v, float *tmp)
     qv_codec_encode_ex(h->codec, v, qv_hnsw_code(h, slot), h->xcodes ? qv_hnsw_xcode(h, slot) : NULL, tmp);
 }
 
+size_t qv_hnsw_encode_tmp_floats(const qv_hnsw *h)
+{
+    return qv_codec_scratch_floats(h->codec) + h->dim;
+}
+
 void qv_hnsw_encode_slots(qv_hnsw *h, uint32_t from, uint32_t to, float *tmp)
 {
-    for (uint32_t s = from; s < to; s++) qv_hnsw_encode_one(h, s, qv_hnsw_vec(h, s), tmp);
+    float *vf = tmp + qv_codec_scratch_floats(h->codec);      /* u8 rows widened here */
+    for (uint32_t s = from; s < to; s++) qv_hnsw_encode_one(h, s, qv_hnsw_vecf(h, s, vf), tmp);
 }
 
 /* Fit a new codec to the n_slots vectors present and swap it in with fresh rows. */
@@ -471,7 +477,7 @@ static int retrain(qv_hnsw *h, const float *sample, size_t n_sample)
     int rc = qv_codec_new(h->codec->kind, h->dim, h->metric, h->codec->seed, &nc);
     if (rc != QV_OK) goto cleanup;
     if ((rc = qv_codec_train(nc, n_sample, sample)) != QV_OK) goto cleanup;
-    if (!(tmp = qv_malloc(qv_codec_scratch_floats(nc) * sizeof *tmp))) { rc = QV_ENOMEM; goto cleanup; }
+    if (!(tmp = qv_malloc((qv_codec_scratch_floats(nc) + h->dim) * sizeof *tmp))) { rc = QV_ENOMEM; goto cleanup; }
     pthread_rwlock_wrlock(&h->grow_lock);
     old = h->codec;
     h->codec = nc;
@@ -503,14 +509,27 @@ int qv_hnsw_codes_retrain(qv_hnsw *h, int force)
     if (!force && n < 2 * h->codes_trained_n) return QV_OK;
     /* The vectors of slots [0, n_slots) are contiguous in vecs (a free slot still holds
      * the vector of a deleted point: as good a sample of the data as any). */
-    if (h->vecs) return retrain(h, h->vecs, n);
+    if (h->vecs && h->vec_type != QV_VEC_U8) return retrain(h, (const float *)h->vecs, n);
+    if (h->vecs) {
+        /* u8 rows: the rows qv_codec_train would sample from floats (every stride-th),
+         * widened, so the codes are those of the same vectors held as floats. */
+        size_t stride = n > QV_CODEC_TRAIN_MAX ? (n + QV_CODEC_TRAIN_MAX - 1) / QV_CODEC_TRAIN_MAX : 1;
+        size_t m = (n + stride - 1) / stride;
+        float *sample = qv_reallocarray(NULL, m, (size_t)h->dim * sizeof(float));
+        if (!sample) return QV_ENOMEM;
+        for (size_t i = 0; i < m; i++)
+            qv_row_to_float(QV_VEC_U8, qv_hnsw_row(h, (uint32_t)(i * stride)), h->dim, sample + i * h->dim);
+        int rc = retrain(h, sample, m);
+        qv_free(sample);
+        return rc;
+    }
     /* From a source: a copy of up to QV_CODEC_TRAIN_MAX live ones, evenly spaced. */
     size_t m = n < QV_CODEC_TRAIN_MAX ? n : QV_CODEC_TRAIN_MAX, got = 0;
     float *sample = qv_reallocarray(NULL, m, (size_t)h->dim * sizeof(float));
     if (!sample) return QV_ENOMEM;
     for (size_t i = 0; i < m; i++) {
         uint32_t slot = (uint32_t)(i * n / m);
-        const float *v = qv_hnsw_vec(h, slot);
+        const float *v = (const float *)qv_hnsw_row(h, slot);    /* a source's: float */
         if (h->state[slot] != QV_HNSW_LIVE || v == h->src_missing) continue;
         memcpy(sample + got++ * h->dim, v, h->dim * sizeof(float));
     }
@@ -531,6 +550,7 @@ int qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src)
 {
     qv_hnsw *h = ix->impl;
     if (!h->codec) return 0;                   /* a float32 index walks on its vectors */
+    if (h->vec_type == QV_VEC_U8) return 0;    /* its u8 rows are not the source's floats */
     if (!src) {                                /* keep the copy; save without it */
         __atomic_store_n(&h->vecs_owned_elsewhere, 1, __ATOMIC_RELAXED);
         return 1;

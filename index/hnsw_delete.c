@@ -40,18 +40,18 @@ static int cmp_cand(const void *a, const void *b)
 }
 
 /* Distances from y to the ids in c[0..n) (ids already in c[i].id). */
-static void fill_dists(const qv_hnsw *h, uint32_t y, qv_hnsw_cand *c, size_t n)
+static void fill_dists(const qv_hnsw *h, uint32_t y, qv_hnsw_cand *c, size_t n, float *vf)
 {
-    const float *vy = qv_hnsw_vec(h, y);
+    const float *vy = qv_hnsw_vecf(h, y, vf);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        const float *b[4] = {qv_hnsw_vec(h, c[i].id), qv_hnsw_vec(h, c[i + 1].id),
-                             qv_hnsw_vec(h, c[i + 2].id), qv_hnsw_vec(h, c[i + 3].id)};
+        const void *b[4] = {qv_hnsw_row(h, c[i].id), qv_hnsw_row(h, c[i + 1].id),
+                            qv_hnsw_row(h, c[i + 2].id), qv_hnsw_row(h, c[i + 3].id)};
         float d4[4];
         h->dist_x4(vy, b, h->dim, d4);
         for (int t = 0; t < 4; t++) c[i + t].d = d4[t];
     }
-    for (; i < n; i++) c[i].d = h->dist(vy, qv_hnsw_vec(h, c[i].id), h->dim);
+    for (; i < n; i++) c[i].d = h->dist(vy, qv_hnsw_row(h, c[i].id), h->dim);
 }
 
 typedef struct {
@@ -112,9 +112,9 @@ static void repair_level(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t y, unsigned l,
     }
     /* The surviving links stay; the freed places go to the nearest candidates that pass
      * the heuristic against the links kept. */
-    fill_dists(h, y, s->work, nc);
+    fill_dists(h, y, s->work, nc, s->vf);
     qsort(s->work, nc, sizeof *s->work, cmp_cand);
-    uint32_t nsel = qv_hnsw_select(h, s->work, nc, maxl, keep, out, nkeep);
+    uint32_t nsel = qv_hnsw_select(h, s->work, nc, maxl, keep, out, nkeep, s->vf ? s->vf + 2 * (size_t)h->dim : NULL);
     pthread_mutex_t *mu = qv_hnsw_stripe(h, y);
     pthread_mutex_lock(mu);
     qv_hnsw_write_list(list, y, maxl, out, nsel);

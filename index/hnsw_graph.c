@@ -38,20 +38,20 @@ static int hnsw_create(qv_index *ix)
     h->metric = ix->p.metric;
     h->ml = 1.0 / log((double)h->m);
     ix->impl = h;
+    h->vec_type = ix->p.vec_type;                    /* u8 only with codes (index.c) */
+    h->vec_bytes = qv_row_bytes(h->vec_type, h->dim);
     if (ix->p.quant != QV_QUANT_NONE) {
         int rc = qv_codec_new(ix->p.quant, h->dim, h->metric, ix->p.seed, &h->codec);
         if (rc != QV_OK) return rc;          /* destroy() cleans up */
         h->links_off = (h->codec->row_bytes + 3) & ~(size_t)3;
-        h->vec_stride = (size_t)h->dim * sizeof(float);
+        h->vec_stride = h->vec_bytes;
         h->ex_bytes = h->codec->ex_bytes;
     } else {
         h->links_off = (size_t)h->dim * sizeof(float);
     }
     h->block_bytes = (h->links_off + (1 + (size_t)h->m0) * sizeof(uint32_t) + 63) & ~(size_t)63;
     if (!h->codec) h->vec_stride = h->block_bytes;
-    const qv_kernels *k = qv_kernels_get();
-    h->dist = h->metric == QV_METRIC_L2 ? k->l2sq : k->neg_dot;
-    h->dist_x4 = h->metric == QV_METRIC_L2 ? k->l2sq_x4 : k->neg_dot_x4;
+    qv_row_kernels(h->metric, h->vec_type, &h->dist, &h->dist_x4);
     h->entry = QV_HNSW_ENTRY_NONE;
     h->fd = -1;
     qv_region_init(&h->r_blocks);
@@ -96,6 +96,7 @@ static void scratch_free(qv_hnsw_scratch *s)
     qv_free(s->nbuf);
     qv_free(s->qbuf);
     qv_free(s->qtmp);
+    qv_free(s->vf);
     qv_free(s->expd);
     qv_free(s->ex);
     qv_free(s->xlo);
@@ -150,7 +151,7 @@ void qv_hnsw_upper_free(qv_hnsw *h, uint32_t *u)
  * vectors of a float32 index sit in its blocks). */
 static void slot_sizes(const qv_hnsw *h, size_t sz[N_REGIONS])
 {
-    sz[5] = h->codec && !h->src.get && !h->vecs_absent ? (size_t)h->dim * sizeof(float) : 0;
+    sz[5] = h->codec && !h->src.get && !h->vecs_absent ? h->vec_bytes : 0;
     sz[6] = sz[5] ? h->ex_bytes : 0;             /* ex rows live and go with the vectors */
     sz[0] = h->block_bytes;
     sz[1] = sizeof *h->ids;
@@ -178,7 +179,7 @@ static void bind_arrays(qv_hnsw *h)
     h->levels = h->r_levels.base;
     h->state = h->r_state.base;
     h->upper = (uint32_t **)h->r_upper.base;
-    h->vecs = h->codec ? (float *)h->r_vecs.base : NULL;     /* NULL with a source */
+    h->vecs = h->codec ? h->r_vecs.base : NULL;              /* NULL with a source */
     h->vec_base = h->codec ? h->r_vecs.base : h->blocks;
     h->xcodes = h->r_xcodes.base;
 }
@@ -293,6 +294,10 @@ int qv_hnsw_scratch_refresh(qv_hnsw *h, qv_hnsw_scratch *s)
     }
     if (grow((void **)&s->nbuf, &s->nbuf_cap, 4 * (size_t)h->m0 + 4, sizeof *s->nbuf, &s->bytes) != QV_OK) return QV_ENOMEM;
     if (grow((void **)&s->sel, &s->sel_cap, h->m0 + 1, sizeof *s->sel, &s->bytes) != QV_OK) return QV_ENOMEM;
+    if (h->vec_type == QV_VEC_U8 && !s->vf) {
+        if (!(s->vf = qv_calloc(3 * (size_t)h->dim, sizeof *s->vf))) return QV_ENOMEM;
+        s->bytes += 3 * (size_t)h->dim * sizeof *s->vf;
+    }
     if (h->codec && !s->qbuf) {
         /* Sizes depend only on the codec's kind and dim, which retraining keeps. */
         if (!(s->qbuf = qv_aligned_calloc(1, h->codec->query_bytes))) return QV_ENOMEM;
@@ -391,7 +396,7 @@ static void bfs(const qv_hnsw *h, uint32_t from, uint8_t *reach, uint32_t *queue
 
 /* Try to give w a link to z: append when w has room, else (if allowed) replace w's
  * farthest link whose target keeps another in-link. */
-static int link_to(qv_hnsw *h, const uint32_t *counts, uint32_t w, uint32_t z, int replace,
+static int link_to(qv_hnsw *h, float *vf, const uint32_t *counts, uint32_t w, uint32_t z, int replace,
                    uint32_t *victim)
 {
     uint32_t *list = qv_hnsw_list(h, w, 0);
@@ -406,13 +411,13 @@ static int link_to(qv_hnsw *h, const uint32_t *counts, uint32_t w, uint32_t z, i
         qv_hnsw_st(&list[0], c + 1);
         done = 1;
     } else if (replace) {
-        const float *vw = qv_hnsw_vec(h, w);
+        const float *vw = qv_hnsw_vecf(h, w, vf);
         float worst = 0;
         uint32_t at = QV_HNSW_NONE;
         for (uint32_t i = 0; i < c; i++) {
             uint32_t t = qv_hnsw_ld(&list[1 + i]);
             if (counts[t] < 2) continue;
-            float d = h->dist(vw, qv_hnsw_vec(h, t), h->dim);
+            float d = h->dist(vw, qv_hnsw_row(h, t), h->dim);
             if (at == QV_HNSW_NONE || d > worst) { worst = d; at = i; }
         }
         if (at != QV_HNSW_NONE) {
@@ -445,7 +450,7 @@ void qv_hnsw_fix_reach(qv_hnsw *h, qv_hnsw_scratch *s, void *tmp)
     for (uint32_t z = 0; z < n; z++) {
         if (reach[z] || h->state[z] != QV_HNSW_LIVE) continue;
         /* The walk from the entry only meets reachable nodes: link the nearest to z. */
-        const float *q = qv_hnsw_vec(h, z);
+        const float *q = qv_hnsw_vecf(h, z, s->vf);
         uint32_t ep = qv_hnsw_descend(h, q, es, (unsigned)(e & 0xffffffffu), 0);
         size_t len = qv_hnsw_search_layer(h, s, q, &ep, 1, 64, 0, 1, NULL, SIZE_MAX);
         qv_hnsw_res_sorted(s, len);
@@ -454,7 +459,7 @@ void qv_hnsw_fix_reach(qv_hnsw *h, qv_hnsw_scratch *s, void *tmp)
         for (int replace = 0; replace < 2 && !linked; replace++)
             for (size_t i = 0; i < len && !linked; i++) {
                 uint32_t w = s->work[i].id;
-                if (w != z && reach[w]) linked = link_to(h, counts, w, z, replace, &victim);
+                if (w != z && reach[w]) linked = link_to(h, s->vf ? s->vf + h->dim : NULL, counts, w, z, replace, &victim);
             }
         if (!linked) continue;
         counts[z]++;
@@ -471,7 +476,7 @@ static size_t hnsw_size(const qv_index *ix)
 
 void qv_hnsw_update_memory(qv_hnsw *h)
 {
-    size_t vec = h->cap * (size_t)h->dim * sizeof(float);   /* in blocks or in vecs */
+    size_t vec = h->cap * h->vec_bytes;                       /* in blocks or in vecs */
     if (h->codec && !h->vecs) vec = 0;                        /* read from a source */
     size_t search = h->cap * (h->block_bytes + sizeof *h->ids + 2 + sizeof *h->upper);
     search += h->upper_bytes + h->free_cap * sizeof *h->free_slots + qv_idmap_memory(&h->map);

@@ -27,15 +27,16 @@
 #define MAX_M0 200u                    /* 2 * largest m */
 
 uint32_t qv_hnsw_select(const qv_hnsw *h, const qv_hnsw_cand *cands, size_t n, uint32_t max,
-                        int keep_pruned, uint32_t *out, uint32_t npre)
+                        int keep_pruned, uint32_t *out, uint32_t npre, float *vf)
 {
     uint32_t nsel = npre, npr = 0;
     uint32_t pruned[MAX_M0];
-    const float *sv[MAX_M0];
+    const void *sv[MAX_M0];
     const size_t dim = h->dim;
-    for (uint32_t j = 0; j < npre; j++) sv[j] = qv_hnsw_vec(h, out[j]);
+    for (uint32_t j = 0; j < npre; j++) sv[j] = qv_hnsw_row(h, out[j]);
     for (size_t i = 0; i < n && nsel < max; i++) {
-        const float *vc = qv_hnsw_vec(h, cands[i].id);
+        const void *rc = qv_hnsw_row(h, cands[i].id);
+        const float *vc = qv_hnsw_vecf(h, cands[i].id, vf);
         const float dc = cands[i].d;
         int good = 1;
         uint32_t j = 0;
@@ -48,7 +49,7 @@ uint32_t qv_hnsw_select(const qv_hnsw *h, const qv_hnsw_cand *cands, size_t n, u
         for (; good && j < nsel; j++)
             if (h->dist(vc, sv[j], dim) < dc) good = 0;
         if (good) {
-            sv[nsel] = vc;
+            sv[nsel] = rc;
             out[nsel++] = cands[i].id;
         } else if (keep_pruned && npr < max) {
             pruned[npr++] = cands[i].id;
@@ -71,7 +72,7 @@ static void sort_cands(qv_hnsw_cand *a, size_t n)
     }
 }
 
-void qv_hnsw_connect(qv_hnsw *h, uint32_t y, uint32_t x, float dxy, unsigned l, int keep)
+void qv_hnsw_connect(qv_hnsw *h, uint32_t y, uint32_t x, float dxy, unsigned l, int keep, float *vf)
 {
     qv_hnsw_cand tmp[MAX_M0 + 1];
     uint32_t out[MAX_M0], cur[MAX_M0];
@@ -91,20 +92,20 @@ void qv_hnsw_connect(qv_hnsw *h, uint32_t y, uint32_t x, float dxy, unsigned l, 
         qv_hnsw_st(&list[0], cnt + 1);
         goto done;
     }
-    const float *vy = qv_hnsw_vec(h, y);
+    const float *vy = qv_hnsw_vecf(h, y, vf);
     uint32_t i = 0;
     for (; i + 4 <= cnt; i += 4) {
-        const float *b[4] = {qv_hnsw_vec(h, cur[i]), qv_hnsw_vec(h, cur[i + 1]),
-                             qv_hnsw_vec(h, cur[i + 2]), qv_hnsw_vec(h, cur[i + 3])};
+        const void *b[4] = {qv_hnsw_row(h, cur[i]), qv_hnsw_row(h, cur[i + 1]),
+                            qv_hnsw_row(h, cur[i + 2]), qv_hnsw_row(h, cur[i + 3])};
         float d4[4];
         h->dist_x4(vy, b, h->dim, d4);
         for (int t = 0; t < 4; t++) { tmp[i + t].d = d4[t]; tmp[i + t].id = cur[i + t]; }
     }
-    for (; i < cnt; i++) { tmp[i].d = h->dist(vy, qv_hnsw_vec(h, cur[i]), h->dim); tmp[i].id = cur[i]; }
+    for (; i < cnt; i++) { tmp[i].d = h->dist(vy, qv_hnsw_row(h, cur[i]), h->dim); tmp[i].id = cur[i]; }
     tmp[cnt].d = dxy;
     tmp[cnt].id = x;
     sort_cands(tmp, cnt + 1);
-    uint32_t nsel = qv_hnsw_select(h, tmp, cnt + 1, maxl, keep, out, 0);
+    uint32_t nsel = qv_hnsw_select(h, tmp, cnt + 1, maxl, keep, out, 0, vf ? vf + h->dim : NULL);
     qv_hnsw_write_list(list, y, maxl, out, nsel);
 done:
     pthread_mutex_unlock(mu);
@@ -115,7 +116,8 @@ static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x, const qv_hnsw
                        unsigned worker)
 {
     const unsigned L = h->levels[x];
-    const float *q = qv_hnsw_vec(h, x);
+    const float *q = qv_hnsw_vecf(h, x, s->vf);
+    float *vf = s->vf ? s->vf + h->dim : NULL;       /* u8 rows: connect's and select's */
     qv_hnsw_bquery bq;
     if (bc) qv_hnsw_bcodes_query(bc, q, worker, &bq);
     const int keep = (h->flags & QV_HNSW_KEEP_PRUNED) != 0;
@@ -138,7 +140,7 @@ static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x, const qv_hnsw
             for (size_t i = 0; i < len; i++)
                 if (s->work[i].id != x) s->work[w++] = s->work[i];
             len = w;
-            uint32_t nsel = qv_hnsw_select(h, s->work, len, h->m, keep, sel, 0);
+            uint32_t nsel = qv_hnsw_select(h, s->work, len, h->m, keep, sel, 0, vf ? vf + h->dim : NULL);
             pthread_mutex_t *mu = qv_hnsw_stripe(h, x);
             pthread_mutex_lock(mu);
             qv_hnsw_write_list(qv_hnsw_list(h, x, l), x, qv_hnsw_maxlinks(h, l), sel, nsel);
@@ -148,7 +150,7 @@ static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x, const qv_hnsw
                 float d = 0;
                 for (size_t j = 0; j < len; j++)
                     if (s->work[j].id == sel[i]) { d = s->work[j].d; break; }
-                qv_hnsw_connect(h, sel[i], x, d, l, keep);
+                qv_hnsw_connect(h, sel[i], x, d, l, keep, vf);
             }
             /* The next level starts from the nearest inserted node: from one still being
              * inserted (empty lists below) x would link only to it, turn live, and leave
@@ -290,7 +292,7 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     for (size_t i = 0; i < n; i++) {
         uint32_t x = h->n_free ? h->free_slots[--h->n_free] : nslots++;
         slots[i] = x;
-        if (qv_hnsw_vec_inline(h)) memcpy(qv_hnsw_vec(h, x), vecs + i * h->dim, h->dim * sizeof(float));
+        if (qv_hnsw_vec_inline(h)) qv_hnsw_put_row(h, x, vecs + i * h->dim);
         if (h->codec) qv_hnsw_encode_one(h, x, vecs + i * h->dim, ctmp);
         h->ids[x] = ids[i];
         __atomic_store_n(&h->levels[x], lv[i], __ATOMIC_RELAXED);

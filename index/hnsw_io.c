@@ -35,7 +35,8 @@
  *
  * A quantized index (its blocks hold code rows and links, hnsw.h) follows the arrays with
  * a tail: u32 tag, u32 0, then
- *   "VECS": zeros to a 4 KiB boundary and n_slots x dim f32 float vectors -- an index that
+ *   "VECS": zeros to a 4 KiB boundary and n_slots x dim vectors, f32 or u8 as the header's
+ *           vector type says (offset 68, index.c; 0 = f32 in older files) -- an index that
  *           holds its vectors. Load re-encodes the rows from them (deterministic, cheaper
  *           than validating stored codes); qv_index_open reads such a file, not maps it;
  *   "VECX": the same vectors, then the bit1 ex rows (format version 4 on): u32 ex format
@@ -190,7 +191,7 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
         qv_w_u32(w, 0);
         if (with) {
             qv_w_pad(w, PAGE);
-            qv_w_bytes(w, h->vecs, (size_t)m.n * h->dim * sizeof(float));
+            qv_w_bytes(w, h->vecs, (size_t)m.n * h->vec_bytes);
         }
         if (ex) {
             size_t bytes = (size_t)m.n * h->ex_bytes;
@@ -360,8 +361,8 @@ static int check_blocks(qv_hnsw *h, const char *name, int stored)
             if (stored && !qv_codec_ex_row_ok(h->codec, qv_hnsw_xcode(h, s)))
                 return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u: damaged ex row", name, s);
         }
-        if (!h->codec || h->vecs) {
-            const float *v = qv_hnsw_vec(h, s);
+        if ((!h->codec || h->vecs) && h->vec_type != QV_VEC_U8) {      /* every byte is a u8 value */
+            const float *v = (const float *)qv_hnsw_row(h, s);
             for (uint32_t j = 0; j < h->dim; j++)
                 if (!isfinite(v[j])) return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u vector is not finite", name, s);
         }
@@ -454,7 +455,7 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
     if (h->codec && (rc = read_tail_tag(h, r, &tail)) != QV_OK) return rc;
     if ((rc = qv_hnsw_reserve(h, m.n)) != QV_OK) return rc;
     if (h->vecs && m.n &&
-        (rc = qv_r_bytes(r, h->vecs, (size_t)m.n * h->dim * sizeof(float), "hnsw vectors")) != QV_OK)
+        (rc = qv_r_bytes(r, h->vecs, (size_t)m.n * h->vec_bytes, "hnsw vectors")) != QV_OK)
         return rc;
     if (tail == TAIL_VECX && (rc = read_ex_rows(h, r, m.n, &stored)) != QV_OK) return rc;
     if (m.n) {
@@ -483,7 +484,7 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
     if (h->vecs && !stored) {
         /* Rows are re-encoded from the vectors. */
         float *tmp;
-        if (!(tmp = qv_malloc(qv_codec_scratch_floats(h->codec) * sizeof *tmp))) return QV_ENOMEM;
+        if (!(tmp = qv_malloc(qv_hnsw_encode_tmp_floats(h) * sizeof *tmp))) return QV_ENOMEM;
         qv_hnsw_encode_slots(h, 0, m.n, tmp);
         qv_free(tmp);
     }

@@ -130,7 +130,7 @@ int qv_hnsw_reorder(qv_hnsw *h)
         {h->levels, 1},
         {h->state, 1},
         {(uint8_t *)h->upper, sizeof *h->upper},
-        {(uint8_t *)h->vecs, h->vecs ? (size_t)h->dim * sizeof(float) : 0},
+        {h->vecs, h->vecs ? h->vec_bytes : 0},
         {h->xcodes, h->xcodes ? h->ex_bytes : 0},
     };
     for (size_t a = 0; a < sizeof arrays / sizeof arrays[0]; a++) {

@@ -160,8 +160,8 @@ gather_unvisited(qv_hnsw_vecs vv, const uint32_t *list, uint32_t cnt, uint32_t c
 static inline __attribute__((always_inline)) void dist4(const qv_hnsw *h, qv_hnsw_vecs vv, const float *q,
                                                         const uint32_t id[4], float d4[4])
 {
-    const float *b[4] = {qv_hnsw_vecs_at(vv, id[0]), qv_hnsw_vecs_at(vv, id[1]),
-                         qv_hnsw_vecs_at(vv, id[2]), qv_hnsw_vecs_at(vv, id[3])};
+    const void *b[4] = {qv_hnsw_vecs_at(vv, id[0]), qv_hnsw_vecs_at(vv, id[1]),
+                        qv_hnsw_vecs_at(vv, id[2]), qv_hnsw_vecs_at(vv, id[3])};
     h->dist_x4(q, b, h->dim, d4);
 }
 
@@ -175,7 +175,7 @@ size_t qv_hnsw_search_layer(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     uint32_t *nbuf = s->nbuf;
     size_t nc = 0, nr = 0, visits = 0;
     const size_t dim = h->dim;
-    const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
+    const size_t vec_lines = (h->vec_bytes + 63) / 64;
     const size_t pf = vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES;
     const uint32_t maxl = qv_hnsw_maxlinks(h, level);
     /* Links are bounded by the capacity (stable while grow_lock is held): an index opened
@@ -290,7 +290,7 @@ static inline __attribute__((always_inline)) size_t build_walk(const qv_hnsw *h,
     qv_hnsw_cand *pool = s->work;
     uint32_t *nbuf = s->nbuf;
     const size_t dim = h->dim;
-    const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
+    const size_t vec_lines = (h->vec_bytes + 63) / 64;
     const size_t pf = vec_lines < PREFETCH_LINES ? vec_lines : PREFETCH_LINES;
     const size_t code_lines = bq ? (dim + 63) / 64 : 0;
     const uint32_t maxl = qv_hnsw_maxlinks(h, level);

@@ -94,6 +94,25 @@ int qv_quant_parse(const char *s, qv_quant *out)
     return qv_fail(QV_EINVAL, "unknown quantization '%s' (expected none, sq8, sq4 or bit1)", s ? s : "(null)");
 }
 
+const char *qv_vec_type_name(qv_vec_type t)
+{
+    switch (t) {
+    case QV_VEC_F32: return "f32";
+    case QV_VEC_U8:  return "u8";
+    default:         return NULL;
+    }
+}
+
+int qv_vec_type_parse(const char *s, qv_vec_type *out)
+{
+    for (int t = QV_VEC_F32; t <= QV_VEC_U8; t++)
+        if (s && strcmp(s, qv_vec_type_name((qv_vec_type)t)) == 0) {
+            *out = (qv_vec_type)t;
+            return QV_OK;
+        }
+    return qv_fail(QV_EINVAL, "unknown vector type '%s' (expected f32 or u8)", s ? s : "(null)");
+}
+
 void qv_index_params_init(qv_index_params *p, qv_index_kind kind, uint32_t dim, qv_metric metric)
 {
     memset(p, 0, sizeof *p);
@@ -135,6 +154,14 @@ static int resolve_params(const qv_index_params *p, qv_index_params *out)
     if (!out->threads) out->threads = qv_cpu_count();
     if ((unsigned)out->gpu > QV_GPU_REQUIRE) return qv_fail(QV_EINVAL, "unknown gpu mode %d", (int)out->gpu);
     if (!qv_quant_name(out->quant)) return qv_fail(QV_EINVAL, "unknown quantization %d", (int)out->quant);
+    if (!qv_vec_type_name(out->vec_type)) return qv_fail(QV_EINVAL, "unknown vector type %d", (int)out->vec_type);
+    /* u8 vectors only where the float vectors are read for re-scoring and building alone:
+     * a float HNSW, flat or IVF index computes every distance on them, and cosine keeps
+     * unit vectors, which are not integers. */
+    if (out->vec_type == QV_VEC_U8 && (out->kind != QV_INDEX_HNSW || out->quant == QV_QUANT_NONE))
+        return qv_fail(QV_EINVAL, "vector type u8 needs a quantized hnsw index (quant sq8, sq4 or bit1)");
+    if (out->vec_type == QV_VEC_U8 && out->metric == QV_METRIC_COSINE)
+        return qv_fail(QV_EINVAL, "vector type u8 takes the l2 or ip metric, not cosine (unit vectors are not integers)");
     /* A bit1 row keeps its popcount in 16 bits (index/codec_rabitq.c). */
     if (out->quant == QV_QUANT_BIT1 && out->dim > QV_BIT1_MAX_DIM)
         return qv_fail(QV_EINVAL, "quantization bit1 takes dim up to %u, got %u", QV_BIT1_MAX_DIM, out->dim);
@@ -220,6 +247,21 @@ static int check_rows(const float *v, size_t n, size_t dim, qv_metric metric, co
     return QV_OK;
 }
 
+/* QV_EINVAL for the first value of n rows that a u8 index cannot hold exactly: not an
+ * integer in 0..255 (NaN fails the range test). Nothing is rounded: a silent rounding
+ * would change distances the caller believes exact. */
+static int check_u8_rows(const float *v, size_t n, size_t dim, const uint64_t *ids)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dim; j++) {
+            float x = v[i * dim + j];
+            if (x >= 0.0f && x <= 255.0f && x == (float)(int)x) continue;
+            return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is %g, not an integer 0..255 (vector type u8)",
+                           i, (unsigned long long)ids[i], j, (double)x);
+        }
+    return QV_OK;
+}
+
 int qv_index_train(qv_index *ix, size_t n, const float *vecs)
 {
     int rc;
@@ -267,6 +309,7 @@ int qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     if (n > UINT32_MAX - 1) return qv_fail(QV_EINVAL, "batch of %zu points is too large", n);
     if ((rc = check_unique_ids(n, ids)) != QV_OK) return rc;
     if ((rc = check_rows(vecs, n, dim, ix->p.metric, "point", ids)) != QV_OK) return rc;
+    if (ix->p.vec_type == QV_VEC_U8 && (rc = check_u8_rows(vecs, n, dim, ids)) != QV_OK) return rc;
     if (ix->p.metric == QV_METRIC_COSINE) {
         if (!(copy = qv_reallocarray(NULL, n, dim * sizeof(float)))) return QV_ENOMEM;
         memcpy(copy, vecs, n * dim * sizeof(float));
@@ -389,7 +432,7 @@ static int write_header(const qv_index *ix, qv_writer *w)
     qv_w_u64(w, p->seed);
     qv_w_u64(w, (uint64_t)p->max_train_points);
     qv_w_u32(w, (uint32_t)p->quant);
-    return qv_w_u32(w, 0);                  /* pad: the header is QV_INDEX_HEADER_BYTES */
+    return qv_w_u32(w, (uint32_t)p->vec_type);   /* offset 68; files before it wrote 0 (f32) */
 }
 
 int qv_index_save_mem(const qv_index *ix, void **buf, size_t *len)
@@ -437,7 +480,7 @@ static int read_header(qv_reader *r, const char *name, qv_index_params *resolved
 {
     qv_index_params p;
     char magic[4];
-    uint32_t version, kind, metric, quant, pad;
+    uint32_t version, kind, metric, quant, vec_type;
     uint64_t max_train;
     qv_r_bytes(r, magic, 4, "magic");
     if (r->failed) return r->failed;
@@ -461,9 +504,11 @@ static int read_header(qv_reader *r, const char *name, qv_index_params *resolved
     qv_r_u64(r, &p.seed, "seed");
     qv_r_u64(r, &max_train, "max_train_points");
     qv_r_u32(r, &quant, "quantization");
-    qv_r_u32(r, &pad, "header padding");
+    qv_r_u32(r, &vec_type, "vector type");
     if (r->failed) return r->failed;
-    if (pad != 0) return qv_fail(QV_ECORRUPT, "%s: offset 68: header padding is not zero", name);
+    /* The vectors' element type, in what was zero padding up to 2026-12-06: older files
+     * read as f32; an unknown value fails resolve_params below (QV_ECORRUPT). */
+    p.vec_type = (qv_vec_type)vec_type;
     p.quant = (qv_quant)quant;
     p.kind = (qv_index_kind)kind;
     p.metric = (qv_metric)metric;

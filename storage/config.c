@@ -158,6 +158,11 @@ int qv_coll_config_encode(uint32_t cid, const qv_index_params *p, const char *pa
     *out = NULL;
     const char *kind = qv_index_kind_name(p->kind), *metric = qv_metric_name(p->metric);
     if (!kind || !metric) return qv_fail(QV_EINVAL, "unknown index kind or metric");
+    /* A collection keeps its vectors as float32 in LMDB and feeds them to its index as a
+     * source; u8 storage is for standalone indexes for now (the config does not record it). */
+    if (p->vec_type != QV_VEC_F32)
+        return qv_fail(QV_EINVAL, "collections keep float32 vectors: vector type %s is for a standalone index",
+                       qv_vec_type_name(p->vec_type) ? qv_vec_type_name(p->vec_type) : "?");
     if (payload_index && !(pi = json_loads(payload_index, 0, NULL))) goto cleanup;
     o = json_pack("{s:I,s:I,s:I,s:s}", "format", (json_int_t)QV_COLL_CONFIG_FORMAT, "cid", (json_int_t)cid,
                   "dim", (json_int_t)p->dim, "metric", metric);

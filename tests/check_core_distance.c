@@ -2,7 +2,8 @@
  * tests/check_core_distance.c -- every kernel table (scalar, AVX2, AVX-512 where the CPU
  * has them) against the double-precision references of test_util, for every dim 1..300
  * plus 768 and 1536, with unaligned inputs sized exactly (so ASan sees any over-read of a
- * tail); the x4 kernels against the single ones; dispatch and the vector helpers.
+ * tail); the x4 kernels against the single ones; the u8-row kernels (dims 1..1536) against
+ * the reference and, exactly, against the float ones; dispatch and the vector helpers.
  *
  * Tolerance: 1e-5 relative to the magnitude of the sum, i.e. sum (a_i - b_i)^2 for l2
  * and sum |a_i b_i| for dot (a dot product can cancel to ~0, where no relative bound on
@@ -89,6 +90,95 @@ START_TEST(test_kernels_match_reference)
 }
 END_TEST
 
+/* u8 rows (qv_vec_type QV_VEC_U8): a float query against dim bytes (exactly sized, odd
+ * offsets, so ASan sees a tail over-read), each kernel against the double reference and
+ * against its own table's float kernel on the same values widened: the u8 kernels run the
+ * float loops on exact conversions, so the two must be equal, not merely close (an index
+ * holding u8 rows then returns the distances of the same index holding floats). */
+static void check_dim_u8(const qv_kernels *t, size_t dim, uint64_t seed)
+{
+    float *a = malloc(dim * sizeof(float)), *bf[4];
+    uint8_t *buf[4];
+    const uint8_t *b[4];
+    const float *bfc[4];
+    ck_assert_ptr_nonnull(a);
+    fill_random(a, dim, seed);
+    for (size_t i = 0; i < dim; i++) a[i] = 128.0f + 127.0f * a[i];
+    uint64_t x = seed * 2654435761u + 1;
+    for (int j = 0; j < 4; j++) {
+        buf[j] = malloc(dim + 1 + (size_t)j);
+        bf[j] = malloc(dim * sizeof(float));
+        ck_assert(buf[j] && bf[j]);
+        uint8_t *bj = buf[j] + 1 + j;
+        for (size_t i = 0; i < dim; i++) {
+            x = x * 6364136223846793005u + 1442695040888963407u;
+            bj[i] = (uint8_t)(x >> 56);
+            bf[j][i] = (float)bj[i];
+        }
+        b[j] = bj;
+        bfc[j] = bf[j];
+    }
+    float l4[4], n4[4], fl4[4], fn4[4];
+    t->l2sq_u8_x4(a, b, dim, l4);
+    t->neg_dot_u8_x4(a, b, dim, n4);
+    t->l2sq_x4(a, bfc, dim, fl4);
+    t->neg_dot_x4(a, bfc, dim, fn4);
+    for (int j = 0; j < 4; j++) {
+        double want_l2 = ref_l2sq(a, bf[j], dim), want_dot = ref_dot(a, bf[j], dim);
+        double tol_l2 = 1e-5 * fmax(want_l2, 1e-30), tol_dot = 1e-5 * fmax(abs_dot(a, bf[j], dim), 1e-30);
+        float got_l2 = t->l2sq_u8(a, b[j], dim), got_nd = t->neg_dot_u8(a, b[j], dim);
+        ck_assert_msg(fabs(got_l2 - want_l2) <= tol_l2, "%s l2sq_u8 dim %zu: %.9g vs %.9g", t->name, dim,
+                      (double)got_l2, want_l2);
+        ck_assert_msg(fabs(got_nd + want_dot) <= tol_dot, "%s neg_dot_u8 dim %zu: %.9g vs %.9g", t->name, dim,
+                      (double)got_nd, -want_dot);
+        ck_assert_msg(got_l2 == t->l2sq(a, bf[j], dim), "%s l2sq_u8 != l2sq at dim %zu", t->name, dim);
+        ck_assert_msg(got_nd == t->neg_dot(a, bf[j], dim), "%s neg_dot_u8 != neg_dot at dim %zu", t->name, dim);
+        ck_assert_msg(l4[j] == fl4[j], "%s l2sq_u8_x4[%d] != l2sq_x4 at dim %zu", t->name, j, dim);
+        ck_assert_msg(n4[j] == fn4[j], "%s neg_dot_u8_x4[%d] != neg_dot_x4 at dim %zu", t->name, j, dim);
+    }
+    free(a);
+    for (int j = 0; j < 4; j++) { free(buf[j]); free(bf[j]); }
+}
+
+START_TEST(test_kernels_u8)
+{
+    const qv_kernels *t = table_at(_i);
+    if (!t) {
+        test_skip(TEST_SKIP_OPTIONAL, "distance: kernel table %d not supported by this CPU", _i);
+        return;
+    }
+    for (size_t dim = 1; dim <= 1536; dim += dim < 300 ? 1 : 37) check_dim_u8(t, dim, 3000 + dim);
+    check_dim_u8(t, 784, 81);
+    check_dim_u8(t, 1536, 82);
+}
+END_TEST
+
+/* qv_row_kernels: f32 rows get the float kernels themselves, u8 rows the u8 ones. */
+START_TEST(test_row_kernels)
+{
+    const qv_kernels *g = qv_kernels_get();
+    float q[19], row[19];
+    uint8_t rb[19];
+    for (int i = 0; i < 19; i++) { q[i] = 0.5f * (float)i; rb[i] = (uint8_t)(7 * i); row[i] = (float)rb[i]; }
+    for (int m = QV_METRIC_L2; m <= QV_METRIC_IP; m++) {
+        qv_row_dist_fn d, du;
+        qv_row_dist_x4_fn d4, du4;
+        qv_row_kernels((qv_metric)m, QV_VEC_F32, &d, &d4);
+        qv_row_kernels((qv_metric)m, QV_VEC_U8, &du, &du4);
+        float want = m == QV_METRIC_L2 ? g->l2sq(q, row, 19) : g->neg_dot(q, row, 19);
+        ck_assert(d(q, row, 19) == want);
+        ck_assert(du(q, rb, 19) == want);
+        const void *r4[4] = {rb, rb, rb, rb}, *f4[4] = {row, row, row, row};
+        float o[4], of[4];
+        du4(q, r4, 19, o);
+        d4(q, f4, 19, of);
+        for (int j = 0; j < 4; j++) ck_assert(o[j] == of[j]);
+    }
+    ck_assert_uint_eq(qv_row_bytes(QV_VEC_U8, 784), 784);
+    ck_assert_uint_eq(qv_row_bytes(QV_VEC_F32, 784), 3136);
+}
+END_TEST
+
 START_TEST(test_cpu_tables)
 {
     __builtin_cpu_init();
@@ -163,6 +253,8 @@ Suite *qv_distance_suite(void)
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_kernels_match_reference, 0, 3);
+    tcase_add_loop_test(tc, test_kernels_u8, 0, 3);
+    tcase_add_test(tc, test_row_kernels);
     tcase_add_test(tc, test_cpu_tables);
     tcase_add_test(tc, test_norm_normalize);
     tcase_add_test(tc, test_all_finite);

@@ -283,7 +283,7 @@ START_TEST(test_build_codes_walk)
         size_t nc = qv_hnsw_build_layer(h, s, q, &bq, ep, ef, 0);
         ck_assert_uint_ge(nc, k);
         for (size_t i = 0; i < nc; i++) {
-            double want = ref_l2sq(q, qv_hnsw_vec(h, s->work[i].id), d.dim);
+            double want = ref_l2sq(q, (const float *)qv_hnsw_row(h, s->work[i].id), d.dim);
             ck_assert_msg(fabs(s->work[i].d - want) <= 1e-4 * want + 1e-3,
                           "query %zu entry %zu: %g, exact %g", qi, i, s->work[i].d, want);
             if (i) ck_assert(s->work[i - 1].d <= s->work[i].d);

@@ -407,6 +407,131 @@ static void same_answers(const qv_index *a, const qv_index *b, const float *qs, 
     }
 }
 
+/* vec_type u8: a quantized HNSW index holding its vectors as bytes answers exactly as the
+ * same index holding them as floats (ids and scores, re-scored or not), through inserts in
+ * batches, removals with repair and re-adds, and a save/load round trip; values a byte
+ * cannot hold exactly are refused, and so are the combinations u8 does not serve. */
+static qv_index *u8_pair_index(qv_quant quant, qv_metric metric, uint32_t dim, qv_vec_type t)
+{
+    qv_index_params p;
+    qv_index_params_init(&p, QV_INDEX_HNSW, dim, metric);
+    p.quant = quant;
+    p.vec_type = t;
+    p.m = 8;
+    p.ef_construction = 64;
+    p.threads = 1;                             /* identical builds for both types */
+    qv_index *ix;
+    QV_CK(qv_index_new(&p, &ix));
+    return ix;
+}
+
+static void u8_pair_add(qv_index *a, qv_index *b, const float *v, size_t from, size_t to, uint32_t dim)
+{
+    uint64_t *ids = malloc((to - from) * sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (size_t i = from; i < to; i++) ids[i - from] = 100 + i;
+    QV_CK(qv_index_add(a, to - from, ids, v + from * dim));
+    QV_CK(qv_index_add(b, to - from, ids, v + from * dim));
+    free(ids);
+}
+
+START_TEST(test_u8_vectors)
+{
+    static const struct { qv_quant q; qv_metric m; uint32_t dim; } cases[] = {
+        {QV_QUANT_BIT1, QV_METRIC_L2, 40}, {QV_QUANT_SQ8, QV_METRIC_L2, 40}, {QV_QUANT_SQ4, QV_METRIC_IP, 40},
+        {QV_QUANT_BIT1, QV_METRIC_IP, 33}, {QV_QUANT_BIT1, QV_METRIC_L2, 520},   /* 4-bit ex rows */
+    };
+    const size_t n = 1500, nq = 25;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const uint32_t dim = cases[c].dim;
+        const size_t nn = dim > 100 ? 600 : n;
+        float *v = random_vectors(nn, dim, 11 + c), *qs = random_vectors(nq, dim, 12 + c);
+        for (size_t i = 0; i < nn * dim; i++) v[i] = floorf(128.0f + 127.9f * v[i]);   /* integers 0..255 */
+        for (size_t i = 0; i < nq * dim; i++) qs[i] = 128.0f + 140.0f * qs[i];        /* queries stay float */
+        qv_index *f = u8_pair_index(cases[c].q, cases[c].m, dim, QV_VEC_F32);
+        qv_index *u = u8_pair_index(cases[c].q, cases[c].m, dim, QV_VEC_U8);
+        u8_pair_add(f, u, v, 0, nn / 2, dim);
+        u8_pair_add(f, u, v, nn / 2, nn, dim);
+        same_answers(f, u, qs, nq, dim);
+        qv_index_memory_info mf, mu;
+        qv_index_memory_detail(f, &mf);
+        qv_index_memory_detail(u, &mu);
+        ck_assert_uint_eq(mu.vectors * 4, mf.vectors);      /* a quarter, counted as held */
+        /* Removal (graph repair reads rows) and re-adding into the freed slots. */
+        uint64_t rm[60];
+        for (size_t i = 0; i < 60; i++) rm[i] = 100 + 7 * i;
+        size_t nrf, nru;
+        QV_CK(qv_index_remove(f, 60, rm, &nrf));
+        QV_CK(qv_index_remove(u, 60, rm, &nru));
+        ck_assert_uint_eq(nrf, nru);
+        same_answers(f, u, qs, nq, dim);
+        QV_CK(qv_index_add(f, 60, rm, v + 5 * dim));
+        QV_CK(qv_index_add(u, 60, rm, v + 5 * dim));
+        same_answers(f, u, qs, nq, dim);
+        /* Values a byte cannot hold: refused, nothing added. */
+        const float bad[] = {0.5f, 256.0f, -1.0f, NAN, 254.999f};
+        float *row = malloc(dim * sizeof *row);
+        ck_assert_ptr_nonnull(row);
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+            memcpy(row, v, dim * sizeof *row);
+            row[dim / 2] = bad[b];
+            uint64_t id = 999999;
+            size_t before = qv_index_size(u);
+            ck_assert_int_eq(qv_index_add(u, 1, &id, row), QV_EINVAL);
+            /* NaN meets the finiteness check every index makes first */
+            ck_assert_ptr_nonnull(strstr(qv_last_error(), isnan(bad[b]) ? "not finite" : "not an integer 0..255"));
+            ck_assert_uint_eq(qv_index_size(u), before);
+            ck_assert_int_eq(qv_index_add(f, 1, &id, row), isnan(bad[b]) ? QV_EINVAL : QV_OK);   /* f32 takes it */
+            if (!isnan(bad[b])) { size_t r; QV_CK(qv_index_remove(f, 1, &id, &r)); }
+        }
+        free(row);
+        /* Save/load keeps the type and the answers. */
+        void *buf;
+        size_t len;
+        qv_index *back = NULL;
+        QV_CK(qv_index_save_mem(u, &buf, &len));
+        QV_CK(qv_index_load_mem(buf, len, "u8", &back));
+        qv_index_params p;
+        qv_index_get_params(back, &p);
+        ck_assert_int_eq(p.vec_type, QV_VEC_U8);
+        same_answers(f, back, qs, nq, dim);
+        qv_index_free(back);
+        /* An unknown type at offset 68 of the header (checksum made right again): corrupt. */
+        if (c == 0) {
+            uint32_t t = 7, crc;
+            memcpy((char *)buf + 68, &t, 4);
+            crc = qv_crc32c(0, buf, len - 4);
+            memcpy((char *)buf + len - 4, &crc, 4);
+            ck_assert_int_eq(qv_index_load_mem(buf, len, "bad type", &back), QV_ECORRUPT);
+        }
+        free(buf);
+        qv_index_free(f);
+        qv_index_free(u);
+        free(v);
+        free(qs);
+    }
+    /* Combinations u8 does not serve. */
+    const struct { qv_index_kind k; qv_quant q; qv_metric m; } no[] = {
+        {QV_INDEX_HNSW, QV_QUANT_NONE, QV_METRIC_L2}, {QV_INDEX_FLAT, QV_QUANT_SQ8, QV_METRIC_L2},
+        {QV_INDEX_IVF, QV_QUANT_BIT1, QV_METRIC_L2}, {QV_INDEX_HNSW, QV_QUANT_BIT1, QV_METRIC_COSINE},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        qv_index_params p;
+        qv_index *ix = NULL;
+        qv_index_params_init(&p, no[i].k, 16, no[i].m);
+        p.quant = no[i].q;
+        p.vec_type = QV_VEC_U8;
+        ck_assert_int_eq(qv_index_new(&p, &ix), QV_EINVAL);
+        ck_assert_ptr_null(ix);
+    }
+    qv_vec_type t;
+    QV_CK(qv_vec_type_parse("u8", &t));
+    ck_assert_int_eq(t, QV_VEC_U8);
+    ck_assert_str_eq(qv_vec_type_name(QV_VEC_F32), "f32");
+    ck_assert_int_eq(qv_vec_type_parse("int8", &t), QV_EINVAL);
+}
+END_TEST
+
 static const qv_index_kind all_kinds[] = {QV_INDEX_HNSW, QV_INDEX_IVF, QV_INDEX_FLAT};
 
 START_TEST(test_save_load_roundtrip)
@@ -938,6 +1063,7 @@ Suite *qv_index_quant_suite(void)
     tcase_add_test(tc, test_ex_estimates_vs_double);
     tcase_add_test(tc, test_sq_ip_reads_code_only);
     tcase_add_test(tc, test_save_load_roundtrip);
+    tcase_add_test(tc, test_u8_vectors);
     tcase_add_test(tc, test_corrupt_code_section);
     tcase_add_loop_test(tc, test_ex_rows_persisted, 0, 2);
     tcase_add_test(tc, test_params);

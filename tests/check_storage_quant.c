@@ -168,6 +168,25 @@ START_TEST(test_quant_collection_reopen_and_snapshot)
 }
 END_TEST
 
+/* Collections keep float32 vectors: a u8 vector type is refused at create, nothing made. */
+START_TEST(test_quant_collection_refuses_u8)
+{
+    char *dir = make_tmpdir("qv-squ8");
+    qv_db *db = open_db(dir);
+    qv_collection_config cfg = {0};
+    qv_index_params_init(&cfg.index, QV_INDEX_HNSW, DIM, QV_METRIC_L2);
+    cfg.index.quant = QV_QUANT_BIT1;
+    cfg.index.vec_type = QV_VEC_U8;
+    qv_coll *c = NULL;
+    ck_assert_int_eq(qv_collection_create(db, "q", &cfg, &c), QV_EINVAL);
+    ck_assert_ptr_nonnull(strstr(qv_last_error(), "float32"));
+    ck_assert_int_ne(qv_collection_open(db, "q", &c), QV_OK);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_quant_config_codec)
 {
     qv_index_params p, back;
@@ -238,6 +257,7 @@ Suite *qv_storage_quant_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_quant_collection_reopen_and_snapshot, 0, 9);
     tcase_add_test(tc, test_quant_config_codec);
+    tcase_add_test(tc, test_quant_collection_refuses_u8);
     suite_add_tcase(s, tc);
     return s;
 }
