@@ -53,6 +53,7 @@ static int hnsw_create(qv_index *ix)
     h->dist = h->metric == QV_METRIC_L2 ? k->l2sq : k->neg_dot;
     h->dist_x4 = h->metric == QV_METRIC_L2 ? k->l2sq_x4 : k->neg_dot_x4;
     h->entry = QV_HNSW_ENTRY_NONE;
+    qv_hnsw_starts_clear(h);
     h->fd = -1;
     qv_region_init(&h->r_blocks);
     qv_region_init(&h->r_ids);
@@ -120,6 +121,7 @@ static void hnsw_destroy(qv_index *ix)
     qv_region_release(&h->r_xcodes);
     qv_region_release(&h->r_pool);
     qv_codec_free(h->codec);
+    qv_free(h->start_tab);
     qv_free(h->src_missing);
     if (h->fd >= 0) close(h->fd);
     qv_free(h->file_name);
