@@ -482,6 +482,7 @@ void qv_hnsw_update_memory(qv_hnsw *h)
     size_t codes = h->codec ? h->cap * h->codec->row_bytes + qv_codec_memory(h->codec) : 0;
     if (h->xcodes) codes += h->cap * h->ex_bytes;
     if (h->bcodes) search += h->bcodes->cap * (h->bcodes->stride + sizeof(float));   /* kept, for now */
+    if (h->start_tab) search += QV_HNSW_START_DIMS * QV_RABITQ_MAX_CLUSTERS * sizeof(float);   /* hnsw_starts.c */
     __atomic_store_n(&h->mem_vectors, vec, __ATOMIC_RELAXED);
     __atomic_store_n(&h->mem_codes, codes, __ATOMIC_RELAXED);
     __atomic_store_n(&h->mem_bytes, sizeof *h + vec + search + (h->codec ? qv_codec_memory(h->codec) : 0),

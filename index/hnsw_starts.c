@@ -82,7 +82,7 @@ void qv_hnsw_starts_table(qv_hnsw *h)
     const qv_codec *c = h->codec;
     qv_hnsw_starts_clear(h);
     if (!c || c->kind != QV_QUANT_BIT1) return;
-    const size_t bytes = (size_t)QV_HNSW_START_DIMS * QV_RABITQ_MAX_CLUSTERS * sizeof(float);
+    const size_t bytes = QV_HNSW_START_DIMS * QV_RABITQ_MAX_CLUSTERS * sizeof(float);   /* 16 KiB */
     if (!h->start_tab && !(h->start_tab = qv_aligned_calloc(1, bytes))) return;   /* starts stay off */
     memset(h->start_tab, 0, bytes);
     const size_t D = table_dims(c);
