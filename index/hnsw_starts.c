@@ -13,14 +13,18 @@
  * the first QV_HNSW_START_DIMS coordinates, scaled by D / START_DIMS, estimate the dot
  * well enough to rank (the same level-0 work as the full ranking), and kept transposed
  * (dimension-major, 64 centroids a row: four 16-float accumulators, no reductions) they
- * cost ~0.9k cycles. The two nearest are used: one was no better.
+ * cost ~0.9k cycles. The two nearest are used (one or three were within the noise of two
+ * on fashion-mnist-784).
  *
- * Measured (fashion-mnist-784 bit1 M12 efC400, 1 thread, 2026-12-06, 11 alternated rounds,
- * bench/RESULTS.md "Search start"): per query at ef 16, 61.6 descent rows + 190 level-0
- * rows (17.2 expansions) -> 210 level-0 rows (18.5 expansions), recall the same.
+ * Measured (1 thread, 2026-12-06, bench/RESULTS.md "Search start"): fashion-mnist-784 bit1
+ * M12 efC400 at ef 16, 61.6 descent rows + 190 level-0 rows (17.2 expansions) per query ->
+ * 210 level-0 rows (18.5 expansions), the start ~8-10k -> ~1k TSC cycles; QPS at ef 12-48
+ * -0.3% to +7% (median +3%, 11 alternated rounds), recall within 0.0004. debian-desc-384
+ * bit1 M16 at ef 16-128: +2% to +8%, and more recall at the same ef (ef 16 0.866 -> 0.879,
+ * ef 32 0.948 -> 0.952): two clusters' start nodes spread the start.
  *
- * The start nodes are found by a search on codes for each centroid c_j (64 searches, a few
- * milliseconds at 60K), only when needed, never per insert:
+ * The start nodes are found by a search on codes for each centroid c_j (64 searches: 2.1 ms
+ * on fashion-mnist-784, 1.8 ms on debian-desc-384), only when needed, never per insert:
  *  - after load, and after an add() once the index has doubled since they were found, or
  *    the codec was retrained (retraining moves the centroids: qv_hnsw_starts_table
  *    clears them, and searches descend until they are found again);
