@@ -469,6 +469,9 @@ void   qv_hnsw_starts_find(qv_hnsw *h, qv_hnsw_scratch *s);
 void   qv_hnsw_starts_refresh(qv_hnsw *h, qv_hnsw_scratch *s);
 /** After a removal, before its slots can be reused: find them again if one was removed. */
 void   qv_hnsw_starts_removed(qv_hnsw *h, qv_hnsw_scratch *s);
+/** Before a save (write_lock held): find them on the graph saved, as its load will, so that
+ *  the index and its copy answer alike. */
+void   qv_hnsw_starts_settle(qv_hnsw *h);
 /** Slots renumbered: new slot = perm[old] (grow_lock exclusive). */
 void   qv_hnsw_starts_renumber(qv_hnsw *h, const uint32_t *perm, uint32_t n);
 

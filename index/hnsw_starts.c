@@ -25,13 +25,15 @@
  *
  * The start nodes are found by a search on codes for each centroid c_j (64 searches: 2.1 ms
  * on fashion-mnist-784, 1.8 ms on debian-desc-384), only when needed, never per insert:
- *  - after load, and after an add() once the index has doubled since they were found, or
+ *  - after load and open, and after an add() once the index has doubled since they were found, or
  *    the codec was retrained (retraining moves the centroids: qv_hnsw_starts_table
  *    clears them, and searches descend until they are found again);
  *  - after a removal that took one of them, before the quiesce that lets its slot be
  *    reused: a running search may still start at a deleted node (the walk passes through
  *    it, as through any deleted node), never at a reused one;
- *  - renumbering (hnsw_reorder.c) renames them with the slots.
+ *  - renumbering (hnsw_reorder.c) renames them with the slots;
+ *  - a save finds them on the graph it writes, as the load or open of that file will (they
+ *    are not in the file), so an index and its copy answer alike.
  * A centroid without a start node (none found, out of memory) sends its queries through
  * the descent, as does every index that is not bit1 or has one centroid.
  */
@@ -160,6 +162,14 @@ void qv_hnsw_starts_removed(qv_hnsw *h, qv_hnsw_scratch *s)
 {
     if (!starts_apply(h) || !starts_lost(h)) return;
     qv_hnsw_starts_find(h, s);
+}
+
+void qv_hnsw_starts_settle(qv_hnsw *h)
+{
+    if (!starts_apply(h)) return;
+    qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
+    qv_hnsw_starts_find(h, s);                 /* without a scratch: none, searches descend */
+    qv_hnsw_scratch_put(h, s);
 }
 
 void qv_hnsw_starts_renumber(qv_hnsw *h, const uint32_t *perm, uint32_t n)
