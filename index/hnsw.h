@@ -3,7 +3,8 @@
  * Yashunin, arXiv 1603.09320). Files: hnsw_graph.c (layout, growth, locks, scratch,
  * self-check, ops table), hnsw_search.c (layer search, queries, filters, batch),
  * hnsw_insert.c (neighbour heuristic, insertion, add), hnsw_build_codes.c (the 8-bit
- * codes a large add walks on), hnsw_delete.c (remove with graph
+ * codes a large add walks on), hnsw_starts.c (where a bit1 search enters level 0),
+ * hnsw_delete.c (remove with graph
  * repair), hnsw_reorder.c (slot renumbering for locality), hnsw_io.c (save, load, open in
  * place, deferred verification).
  *
@@ -190,6 +191,12 @@ typedef struct qv_hnsw {
      * the fields the walks read on every step (vec_base .. blocks, dist, dist_x4) stay in
      * the struct's first two cache lines. */
     qv_vec_source src;                 /* quantized index without vecs: where they are */
+    /* bit1: the level-0 nodes a search starts from, one per centroid (hnsw_starts.c). */
+    uint32_t starts[QV_RABITQ_MAX_CLUSTERS];   /* slot or QV_HNSW_NONE; atomic, written under
+                                                  write_lock (or grow_lock exclusive) */
+    float *start_tab;                  /* QV_HNSW_START_DIMS x 64: the centroids ranked by;
+                                          rewritten only under grow_lock exclusive */
+    size_t starts_n;                   /* n_live when they were found (0: not yet); write_lock */
     float *src_missing;                /* with src: dim zeros, the vector of an id src lacks */
     int vecs_absent;                   /* loaded from a file without vectors, src not yet set */
     int vecs_owned_elsewhere;          /* save without vecs even while holding them */
@@ -473,6 +480,33 @@ int  qv_hnsw_train(qv_index *ix, size_t n, const float *vecs);
 int  qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src);
 /** QV_OK, or QV_ESTATE when the index was loaded without its vectors and has no source. */
 int  qv_hnsw_check_vectors(const qv_hnsw *h);
+
+/** The nearest live node to q by estimate (a walk on codes from the descent, beam ef, no
+ *  re-scoring), or QV_HNSW_NONE (empty index, out of memory). s: a scratch of the index. */
+uint32_t qv_hnsw_codes_nearest(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, size_t ef);
+
+/* ---- hnsw_starts.c (bit1) ----------------------------------------------------------- */
+#define QV_HNSW_START_DIMS 64u         /* rotated coordinates the centroids are ranked by */
+#define QV_HNSW_NSTARTS 2u             /* centroids whose start nodes a search starts from */
+extern int qv_hnsw_starts_on;          /* 0: searches always descend (tests, A/B runs) */
+/** Forget the start nodes (searches descend). */
+void   qv_hnsw_starts_clear(qv_hnsw *h);
+/** After the codec changed (grow_lock exclusive, or the index not yet shared): the
+ *  centroids' ranking table; clears the start nodes. Out of memory leaves starts off. */
+void   qv_hnsw_starts_table(qv_hnsw *h);
+/** The start nodes for a prepared query into out; 0 when the search should descend. */
+size_t qv_hnsw_starts_pick(const qv_hnsw *h, qv_codec_query *qq, uint32_t out[QV_HNSW_NSTARTS]);
+/** Find every centroid's start node now (write_lock held; s: a scratch of the index). */
+void   qv_hnsw_starts_find(qv_hnsw *h, qv_hnsw_scratch *s);
+/** After add(): find them when missing, lost, or the index has doubled since. */
+void   qv_hnsw_starts_refresh(qv_hnsw *h, qv_hnsw_scratch *s);
+/** After a removal, before its slots can be reused: find them again if one was removed. */
+void   qv_hnsw_starts_removed(qv_hnsw *h, qv_hnsw_scratch *s);
+/** Before a save (write_lock held): find them on the graph saved, as its load will, so that
+ *  the index and its copy answer alike. */
+void   qv_hnsw_starts_settle(qv_hnsw *h);
+/** Slots renumbered: new slot = perm[old] (grow_lock exclusive). */
+void   qv_hnsw_starts_renumber(qv_hnsw *h, const uint32_t *perm, uint32_t n);
 
 /* ---- hnsw_reorder.c ------------------------------------------------------------- */
 /** Renumber the slots in breadth-first order of the level-0 graph (write_lock held; takes

@@ -230,7 +230,8 @@ static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratc
  * +3-11% (same recall), ef 16 -5% to +7%; debian-desc-384 bit1 M16 and sift-debian-100k
  * sq4 -1% to +8%. Non-temporal prefetches of ex rows and float vectors lost 9-18%. */
 static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
-                         uint32_t ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits, int prefetch_vec,
+                         const uint32_t *eps, size_t n_ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits,
+                         int prefetch_vec,
                          const float *q, size_t k, size_t *n_exact)
 {
     const size_t xlines = h->xcodes ? h->ex_bytes / 64 : 0;
@@ -249,10 +250,14 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     uint32_t listed[3] = {QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE};  /* lists prefetched */
     uint32_t ahead = QV_HNSW_NONE;     /* whose neighbours' rows were prefetched ahead */
 
-    vis[ep] = tag;
-    float d0 = qv_codec_est(c, qq, qv_hnsw_code(h, ep));
-    min_push(s->cand, &nc, d0, ep);
-    if (qv_hnsw_accepted(h, f, ep)) max_push(res, &nr, d0, ep);
+    for (size_t i = 0; i < n_ep; i++) {
+        const uint32_t ep = eps[i];
+        if (vis[ep] == tag) continue;
+        vis[ep] = tag;
+        float d0 = qv_codec_est(c, qq, qv_hnsw_code(h, ep));
+        min_push(s->cand, &nc, d0, ep);
+        if (qv_hnsw_accepted(h, f, ep)) max_push(res, &nr, d0, ep);
+    }
     if (nr >= ef) lower = res[0].d;
 
     while (nc) {
@@ -420,7 +425,14 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
     if (sp->rescore == QV_RESCORE_ALL) R = ef;
     if (qv_hnsw_scratch_fit(s, ef, 0) != QV_OK) return 0;
     qv_codec_query_prepare(c, q, s->qbuf, s->qtmp, &qq);
-    uint32_t ep = descend_codes(h, c, qq, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu));
+    /* bit1: level 0 from the start nodes of the query's nearest centroids, else the
+     * descent (hnsw_starts.c). */
+    uint32_t eps[QV_HNSW_NSTARTS];
+    size_t n_ep = qv_hnsw_starts_pick(h, qq, eps);
+    if (!n_ep) {
+        eps[0] = descend_codes(h, c, qq, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu));
+        n_ep = 1;
+    }
     size_t ne = 0;
     const int expanded = c->kind == QV_QUANT_BIT1 && rescore_on;
     if (expanded && s->ex_cap < k + 1) {
@@ -441,13 +453,29 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
      * sift-debian-1m sq8 (R 20) ef 40: 21.6k / 23.0k, ef 128: 8.26k / 9.03k; sq4 (x3: R
      * 30) ef 40: 26.4k / 25.1k, ef 128: 9.82k / 10.18k. */
     const int walk_prefetch = rescore_on && qv_hnsw_vec_inline(h) && 2 * ef <= 3 * R;
-    size_t len = walk_codes(h, c, s, qq, ep, ef, f, max_visits, walk_prefetch, q, k, expanded ? &ne : NULL);
+    size_t len = walk_codes(h, c, s, qq, eps, n_ep, ef, f, max_visits, walk_prefetch, q, k, expanded ? &ne : NULL);
     if (!rescore_on) return len;
     if (expanded) {
         memcpy(s->res, s->ex, ne * sizeof *s->ex);
         return ne;
     }
     return rescore(h, c, s, q, qq, len, R, k, walk_prefetch ? 8 : R);
+}
+
+uint32_t qv_hnsw_codes_nearest(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q, size_t ef)
+{
+    const qv_codec *c = h->codec;
+    uint64_t e = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
+    qv_codec_query *qq;
+    if (e == QV_HNSW_ENTRY_NONE || qv_hnsw_scratch_fit(s, ef, 0) != QV_OK) return QV_HNSW_NONE;
+    qv_codec_query_prepare(c, q, s->qbuf, s->qtmp, &qq);
+    uint32_t ep = descend_codes(h, c, qq, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu));
+    size_t len = walk_codes(h, c, s, qq, &ep, 1, ef, NULL, SIZE_MAX, 0, q, 1, NULL);
+    uint32_t best = QV_HNSW_NONE;
+    float bd = INFINITY;
+    for (size_t i = 0; i < len; i++)
+        if (best == QV_HNSW_NONE || s->res[i].d < bd) bd = s->res[i].d, best = s->res[i].id;
+    return best;
 }
 
 /* ---- training and encoding ---------------------------------------------------------- */
@@ -483,6 +511,7 @@ static int retrain(qv_hnsw *h, const float *sample, size_t n_sample)
     h->codec = nc;
     nc = old;                                  /* freed below */
     qv_hnsw_encode_slots(h, 0, h->n_slots, tmp);
+    qv_hnsw_starts_table(h);                   /* new centroids: found again after the add */
     h->codes_trained_n = h->n_slots > n_sample ? h->n_slots : n_sample;
     pthread_rwlock_unlock(&h->grow_lock);
     qv_hnsw_update_memory(h);
@@ -582,6 +611,11 @@ int qv_hnsw_train(qv_index *ix, size_t n, const float *vecs)
     pthread_mutex_lock(&h->write_lock);
     int rc = retrain(h, vecs, n);
     if (rc == QV_OK) h->codec_pinned = 1;        /* the caller's sample: no auto retraining */
+    if (rc == QV_OK && h->n_live) {
+        qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
+        qv_hnsw_starts_find(h, s);               /* without a scratch: searches descend */
+        qv_hnsw_scratch_put(h, s);
+    }
     pthread_mutex_unlock(&h->write_lock);
     return rc;
 }

@@ -168,6 +168,7 @@ void qv_hnsw_remove_locked(qv_index *ix, const uint64_t *ids, size_t n, size_t *
         qv_pool_run(ix->pool, h->n_slots, 64, repair_task, &job);
         if (fix_tmp) qv_hnsw_fix_reach(h, scr[0], fix_tmp);
     }
+    if (h->codec) qv_hnsw_starts_removed(h, scr ? scr[0] : NULL);
 
     /* Quiesce: after this no running search can hold a deleted slot. */
     pthread_rwlock_wrlock(&h->grow_lock);

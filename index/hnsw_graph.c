@@ -53,6 +53,7 @@ static int hnsw_create(qv_index *ix)
     if (!h->codec) h->vec_stride = h->block_bytes;
     qv_row_kernels(h->metric, h->vec_type, &h->dist, &h->dist_x4);
     h->entry = QV_HNSW_ENTRY_NONE;
+    qv_hnsw_starts_clear(h);
     h->fd = -1;
     qv_region_init(&h->r_blocks);
     qv_region_init(&h->r_ids);
@@ -121,6 +122,7 @@ static void hnsw_destroy(qv_index *ix)
     qv_region_release(&h->r_xcodes);
     qv_region_release(&h->r_pool);
     qv_codec_free(h->codec);
+    qv_free(h->start_tab);
     qv_free(h->src_missing);
     if (h->fd >= 0) close(h->fd);
     qv_free(h->file_name);
@@ -485,6 +487,7 @@ void qv_hnsw_update_memory(qv_hnsw *h)
     size_t codes = h->codec ? h->cap * h->codec->row_bytes + qv_codec_memory(h->codec) : 0;
     if (h->xcodes) codes += h->cap * h->ex_bytes;
     if (h->bcodes) search += h->bcodes->cap * (h->bcodes->stride + sizeof(float));   /* kept, for now */
+    if (h->start_tab) search += QV_HNSW_START_DIMS * QV_RABITQ_MAX_CLUSTERS * sizeof(float);   /* hnsw_starts.c */
     __atomic_store_n(&h->mem_vectors, vec, __ATOMIC_RELAXED);
     __atomic_store_n(&h->mem_codes, codes, __ATOMIC_RELAXED);
     __atomic_store_n(&h->mem_bytes, sizeof *h + vec + search + (h->codec ? qv_codec_memory(h->codec) : 0),

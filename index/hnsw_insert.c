@@ -331,6 +331,7 @@ int qv_hnsw_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     if (h->codec && !h->codec_pinned) (void)qv_hnsw_codes_retrain(h, 0);
     if (qv_hnsw_reorder_due(h) && qv_hnsw_reorder(h))   /* skipped when out of memory */
         qv_hnsw_bcodes_renumbered(h, ix->pool);
+    if (h->codec) qv_hnsw_starts_refresh(h, scr[0]);
     qv_hnsw_bcodes_after_add(h);
     qv_hnsw_update_memory(h);
     if (ix->p.progress) ix->p.progress("hnsw build", n, n, ix->p.progress_arg);

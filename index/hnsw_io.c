@@ -137,6 +137,7 @@ int qv_hnsw_save(const qv_index *ix, qv_writer *w)
     pthread_mutex_lock(&h->write_lock);
     /* A mapped file is copied only once it is known to be sound. */
     if ((rc = qv_hnsw_verify_locked(h)) != QV_OK) goto out;
+    qv_hnsw_starts_settle(h);                  /* bit1: as the file's load will find them */
     memset(&m, 0, sizeof m);
     m.n = h->n_slots;
     m.cap = (uint32_t)round_slots(m.n);
@@ -488,6 +489,14 @@ int qv_hnsw_load(qv_index *ix, qv_reader *r)
         qv_hnsw_encode_slots(h, 0, m.n, tmp);
         qv_free(tmp);
     }
+    if (h->codec) {
+        /* Where bit1 searches start (hnsw_starts.c): not in the file, found again. Without
+         * a scratch searches descend. */
+        qv_hnsw_starts_table(h);
+        qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
+        qv_hnsw_starts_find(h, s);
+        qv_hnsw_scratch_put(h, s);
+    }
     qv_hnsw_update_memory(h);
     return QV_OK;
 }
@@ -607,6 +616,14 @@ int qv_hnsw_open(qv_index *ix, int fd, uint64_t file_len, const char *name)
     for (uint32_t s = 0; h->codec && h->codec->kind == QV_QUANT_BIT1 && s < m.n; s++)
         if (h->state[s] == QV_HNSW_LIVE && !qv_codec_row_ok(h->codec, qv_hnsw_code(h, s)))
             return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u: damaged code row", name, s);
+    /* Where bit1 searches start (hnsw_starts.c): found as after a load, by searches, which
+     * run on the graph before it is verified (bounded as any search). */
+    qv_hnsw_starts_table(h);
+    if (h->codec) {
+        qv_hnsw_scratch *s = qv_hnsw_scratch_get(h);
+        qv_hnsw_starts_find(h, s);
+        qv_hnsw_scratch_put(h, s);
+    }
     if ((h->fd = dup(fd)) < 0) return qv_fail(QV_EIO, "%s: dup: %s", name, strerror(errno));
     if (!(h->file_name = qv_strdup(name))) return QV_ENOMEM;
     h->file_len = file_len;

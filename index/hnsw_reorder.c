@@ -143,6 +143,7 @@ int qv_hnsw_reorder(qv_hnsw *h)
         if (h->state[s] == QV_HNSW_LIVE) (void)qv_idmap_put(&h->map, h->ids[s], s);  /* updates */
     __atomic_store_n(&h->entry, qv_hnsw_entry_pack(perm[e >> 32], (unsigned)(e & 0xffffffffu)),
                      __ATOMIC_RELEASE);
+    qv_hnsw_starts_renumber(h, perm, n);
     h->ordered_live = h->n_live;
     pthread_rwlock_unlock(&h->grow_lock);
     done = 1;

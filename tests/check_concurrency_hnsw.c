@@ -103,11 +103,13 @@ static void *remover(void *arg)
 }
 
 /* Float, then quantized (sq8, bit1): the adds that double the index retrain the codes and
- * re-encode every row under grow_lock while searches walk the code rows. */
+ * re-encode every row under grow_lock while searches walk the code rows. 1,100 points give
+ * bit1 two centroids from the start (512 a centroid), so its searches start at their start
+ * nodes (index/hnsw_starts.c), which removals and retraining replace while they run. */
 START_TEST(test_hnsw_concurrent_insert_search_delete)
 {
     static const qv_quant kinds[] = {QV_QUANT_NONE, QV_QUANT_SQ8, QV_QUANT_BIT1};
-    const size_t n0 = 1000;
+    const size_t n0 = 1100;
     qv_index_params p;
     qv_index *ix = NULL;
     qv_index_params_init(&p, QV_INDEX_HNSW, DIM, QV_METRIC_L2);

@@ -1050,6 +1050,168 @@ START_TEST(test_ivf_flat_remove)
 }
 END_TEST
 
+
+/* ---- bit1 search starts (index/hnsw_starts.c) ---- */
+
+/* n points in blobs around 16 random centres (the k-means centroids then mean something),
+ * each spread over 8 random directions (a low intrinsic dimension: a graph finds true
+ * neighbours there, as on real data). */
+static float *blobs(size_t n, uint32_t dim, uint64_t seed)
+{
+    float *c = random_vectors(16, dim, 77), *a = random_vectors(8, dim, 78), *z = random_vectors(n, 8, seed);
+    float *v = malloc(n * dim * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t d = 0; d < dim; d++) {
+            float x = 4.0f * c[(i % 16) * dim + d];
+            for (uint32_t t = 0; t < 8; t++) x += z[i * 8 + t] * a[t * dim + d];
+            v[i * dim + d] = x;
+        }
+    free(c);
+    free(a);
+    free(z);
+    return v;
+}
+
+/* Every centroid has a start node, live, among the 1% of live nodes nearest to the centroid
+ * (brute force in double): a start left at a removed, reused or stale slot fails here. */
+static void check_starts(const qv_index *ix, const char *when)
+{
+    const qv_hnsw *h = ix->impl;
+    const qv_codec *c = h->codec;
+    ck_assert_msg(c->nclusters > 1, "%s: %u centroids", when, c->nclusters);
+    for (uint32_t j = 0; j < c->nclusters; j++) {
+        uint32_t s = h->starts[j];
+        ck_assert_msg(s < h->n_slots && h->state[s] == QV_HNSW_LIVE, "%s: centroid %u: start %u not live", when, j, s);
+        const float *cj = c->centers + (size_t)j * h->dim;
+        double ds = ref_l2sq(cj, qv_hnsw_vec(h, s), h->dim);
+        size_t closer = 0, live = 0;
+        for (uint32_t t = 0; t < h->n_slots; t++) {
+            if (h->state[t] != QV_HNSW_LIVE) continue;
+            live++;
+            closer += ref_l2sq(cj, qv_hnsw_vec(h, t), h->dim) < ds;
+        }
+        ck_assert_msg(closer <= live / 100, "%s: centroid %u: %zu of %zu live nodes nearer than its start", when, j,
+                      closer, live);
+    }
+}
+
+/* recall@K of ix over nq queries against brute force over the live rows (ids = first_id + row). */
+static double blob_recall(const qv_index *ix, const float *v, const uint8_t *gone, size_t n, uint32_t dim,
+                          const float *q, size_t nq, uint32_t ef)
+{
+    size_t hit = 0;
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    sp.ef = ef;
+    for (size_t i = 0; i < nq; i++) {
+        double best[K];
+        for (size_t j = 0; j < K; j++) best[j] = INFINITY;
+        for (size_t r = 0; r < n; r++) {
+            if (gone[r]) continue;
+            double d = ref_l2sq(q + i * dim, v + r * dim, dim);
+            for (size_t j = 0; j < K; j++)
+                if (d < best[j]) {
+                    memmove(best + j + 1, best + j, (K - 1 - j) * sizeof *best);
+                    best[j] = d;
+                    break;
+                }
+        }
+        qv_hit hits[K];
+        size_t nh;
+        QV_CK(qv_index_search(ix, q + i * dim, &sp, hits, &nh));
+        for (size_t j = 0; j < nh; j++) {
+            ck_assert_msg(!gone[hits[j].id - 1000], "query %zu: removed id %llu returned", i,
+                          (unsigned long long)hits[j].id);
+            hit += hits[j].score <= best[K - 1] * (1 + 1e-5) + 1e-6;
+        }
+    }
+    return (double)hit / (double)(nq * K);
+}
+
+/* Start nodes after a build, a retraining add, removals of every start node (then adds
+ * that reuse their slots), renumbering and save/load (the same ones on both sides, the
+ * same answers); recall with them against the descent. */
+START_TEST(test_bit1_starts)
+{
+    const uint32_t dim = 64;
+    const size_t n0 = 2000, n = 5000, nq = 50;
+    float *v = blobs(n, dim, 21), *q = blobs(nq, dim, 22);
+    uint8_t *gone = calloc(n, 1);
+    ck_assert_ptr_nonnull(gone);
+    qv_index *ix = build_kind(QV_INDEX_HNSW, QV_QUANT_BIT1, QV_METRIC_L2, dim, n0, v, 1000, 3);
+    qv_hnsw *h = ix->impl;
+    check_starts(ix, "first batch");
+    uint32_t k0 = h->codec->nclusters;
+    /* The index doubles: the codec is retrained on all of it (more centroids) and the
+     * start nodes are found again for the new ones. */
+    uint64_t *ids = malloc(n * sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (size_t i = 0; i < n; i++) ids[i] = 1000 + i;
+    QV_CK(qv_index_add(ix, n - n0 - 500, ids + n0, v + n0 * dim));
+    ck_assert_uint_gt(h->codec->nclusters, k0);
+    check_starts(ix, "after retraining");
+
+    qv_hnsw_starts_on = 0;
+    double r_descent = blob_recall(ix, v, gone, n - 500, dim, q, nq, 48);
+    qv_hnsw_starts_on = 1;
+    double r_starts = blob_recall(ix, v, gone, n - 500, dim, q, nq, 48);
+    printf("bit1 starts: recall@10 at ef 48 %.4f (descent %.4f)\n", r_starts, r_descent);
+    ck_assert_msg(r_starts >= 0.9 && r_starts >= r_descent - 0.02, "recall %.4f with starts, %.4f descending",
+                  r_starts, r_descent);
+
+    /* Remove every start node: each is replaced before its slot can be reused. */
+    uint64_t del[QV_RABITQ_MAX_CLUSTERS];
+    size_t nd = 0;
+    for (uint32_t j = 0; j < h->codec->nclusters; j++) {
+        uint64_t id = h->ids[h->starts[j]];
+        int dup = 0;
+        for (size_t t = 0; t < nd; t++) dup |= del[t] == id;
+        if (!dup) del[nd++] = id;
+    }
+    size_t removed;
+    QV_CK(qv_index_remove(ix, nd, del, &removed));
+    ck_assert_uint_eq(removed, nd);
+    for (size_t t = 0; t < nd; t++) gone[del[t] - 1000] = 1;
+    check_starts(ix, "after removing the start nodes");
+    for (uint32_t j = 0; j < h->codec->nclusters; j++)
+        for (size_t t = 0; t < nd; t++) ck_assert_uint_ne(h->ids[h->starts[j]], del[t]);
+    /* New points take the freed slots. */
+    QV_CK(qv_index_add(ix, 500, ids + n - 500, v + (n - 500) * dim));
+    check_starts(ix, "after reusing their slots");
+    ck_assert(blob_recall(ix, v, gone, n, dim, q, nq, 48) >= 0.9);
+
+    /* Renumbering renames them with the slots. */
+    uint64_t before[QV_RABITQ_MAX_CLUSTERS];
+    for (uint32_t j = 0; j < h->codec->nclusters; j++) before[j] = h->ids[h->starts[j]];
+    pthread_mutex_lock(&h->write_lock);
+    ck_assert_int_eq(qv_hnsw_reorder(h), 1);
+    pthread_mutex_unlock(&h->write_lock);
+    for (uint32_t j = 0; j < h->codec->nclusters; j++) ck_assert_uint_eq(h->ids[h->starts[j]], before[j]);
+    check_starts(ix, "after renumbering");
+
+    /* Not in the file: a save finds them on the graph it writes (those above were found
+     * before the last 500 points came in), and a load finds the same ones. */
+    void *buf;
+    size_t len;
+    qv_index *back = NULL;
+    QV_CK(qv_index_save_mem(ix, &buf, &len));
+    for (uint32_t j = 0; j < h->codec->nclusters; j++) before[j] = h->ids[h->starts[j]];
+    QV_CK(qv_index_load_mem(buf, len, "mem", &back));
+    const qv_hnsw *hb = back->impl;
+    check_starts(back, "after load");
+    for (uint32_t j = 0; j < h->codec->nclusters; j++) ck_assert_uint_eq(hb->ids[hb->starts[j]], before[j]);
+    same_answers(ix, back, q, nq, dim);
+    qv_index_free(back);
+    qv_free(buf);
+    qv_index_free(ix);
+    free(ids);
+    free(gone);
+    free(v);
+    free(q);
+}
+END_TEST
+
 extern Suite *qv_index_quant_suite(void);   /* "extern": the Makefile lists definitions only */
 
 Suite *qv_index_quant_suite(void)
@@ -1068,6 +1230,7 @@ Suite *qv_index_quant_suite(void)
     tcase_add_loop_test(tc, test_ex_rows_persisted, 0, 2);
     tcase_add_test(tc, test_params);
     tcase_add_test(tc, test_no_retrain_every_add);
+    tcase_add_test(tc, test_bit1_starts);
     tcase_add_test(tc, test_fastscan_kernel);
     tcase_add_test(tc, test_ivf_flat_recall_siftsmall);
     tcase_add_test(tc, test_ivf_flat_recall_glove_cosine);
