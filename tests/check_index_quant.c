@@ -1080,20 +1080,23 @@ static void check_starts(const qv_index *ix, const char *when)
     const qv_hnsw *h = ix->impl;
     const qv_codec *c = h->codec;
     ck_assert_msg(c->nclusters > 1, "%s: %u centroids", when, c->nclusters);
+    float *buf = malloc(h->dim * sizeof *buf);      /* qv_hnsw_vecf widens u8 rows into it */
+    ck_assert_ptr_nonnull(buf);
     for (uint32_t j = 0; j < c->nclusters; j++) {
         uint32_t s = h->starts[j];
         ck_assert_msg(s < h->n_slots && h->state[s] == QV_HNSW_LIVE, "%s: centroid %u: start %u not live", when, j, s);
         const float *cj = c->centers + (size_t)j * h->dim;
-        double ds = ref_l2sq(cj, qv_hnsw_vec(h, s), h->dim);
+        double ds = ref_l2sq(cj, qv_hnsw_vecf(h, s, buf), h->dim);
         size_t closer = 0, live = 0;
         for (uint32_t t = 0; t < h->n_slots; t++) {
             if (h->state[t] != QV_HNSW_LIVE) continue;
             live++;
-            closer += ref_l2sq(cj, qv_hnsw_vec(h, t), h->dim) < ds;
+            closer += ref_l2sq(cj, qv_hnsw_vecf(h, t, buf), h->dim) < ds;
         }
         ck_assert_msg(closer <= live / 100, "%s: centroid %u: %zu of %zu live nodes nearer than its start", when, j,
                       closer, live);
     }
+    free(buf);
 }
 
 /* recall@K of ix over nq queries against brute force over the live rows (ids = first_id + row). */
