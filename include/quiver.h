@@ -96,10 +96,6 @@ typedef enum { QV_GPU_OFF = 0, QV_GPU_AUTO, QV_GPU_REQUIRE } qv_gpu_mode;
  *  1-bit RaBitQ (random rotation, sign bits, unbiased estimator with an error bound).
  *  The float vectors are kept for re-scoring the best candidates exactly. */
 typedef enum { QV_QUANT_NONE = 0, QV_QUANT_SQ8, QV_QUANT_SQ4, QV_QUANT_BIT1 } qv_quant;
-/** Re-scoring of a quantized search (qv_search_params.rescore): DEFAULT means ON (the best
- *  ceil(k * oversampling) candidates get float distances); OFF returns the estimates; ALL
- *  re-scores every candidate the beam holds (the codes only steer the walk: Qdrant's
- *  quantization.ignore). */
 /** Element type of the vectors an index keeps for exact distances (qv_index_params.vec_type).
  *  F32: float32. U8: one byte per value, for data whose values are all integers 0..255
  *  (image pixels, SIFT descriptors): lossless there, a quarter of the memory and of the
@@ -108,6 +104,10 @@ typedef enum { QV_QUANT_NONE = 0, QV_QUANT_SQ8, QV_QUANT_SQ4, QV_QUANT_BIT1 } qv
  *  rounded). Taken by a quantized HNSW index (quant != NONE) with the l2 or ip metric;
  *  other combinations fail with QV_EINVAL. */
 typedef enum { QV_VEC_F32 = 0, QV_VEC_U8 } qv_vec_type;
+/** Re-scoring of a quantized search (qv_search_params.rescore): DEFAULT means ON (the best
+ *  ceil(k * oversampling) candidates get float distances); OFF returns the estimates; ALL
+ *  re-scores every candidate the beam holds (the codes only steer the walk: Qdrant's
+ *  quantization.ignore). */
 typedef enum { QV_RESCORE_DEFAULT = 0, QV_RESCORE_ON, QV_RESCORE_OFF, QV_RESCORE_ALL } qv_rescore;
 
 /** One search result. score: l2 = squared Euclidean distance (ascending);
