@@ -35,110 +35,78 @@ QV_AVX2 static inline float hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-QV_AVX2 static float avx2_l2sq(const float *a, const float *b, size_t dim)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= dim; i += 32) {
-        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
-        __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
-        __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
-        s0 = _mm256_fmadd_ps(d0, d0, s0);
-        s1 = _mm256_fmadd_ps(d1, d1, s1);
-        s2 = _mm256_fmadd_ps(d2, d2, s2);
-        s3 = _mm256_fmadd_ps(d3, d3, s3);
-    }
-    for (; i + 8 <= dim; i += 8) {
-        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-        s0 = _mm256_fmadd_ps(d, d, s0);
-    }
-    if (i < dim) {
-        __m256i m = tail_mask(dim - i);
-        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m));
-        s1 = _mm256_fmadd_ps(d, d, s1);
-    }
-    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-}
+/* Rows of float32 or of u8 values (core/distance.h). A u8 row's 8 bytes are widened to 8
+ * exact floats and then go through the same loop (same accumulators, same order) as a
+ * float row, so a u8 kernel's result equals the float kernel's on the same values. Each
+ * kernel body below takes u8 as a constant and is inlined into its two entry points, one
+ * per row type. The tail's bytes are copied into a zeroed word (there is no byte-masked
+ * load); a float tail is a masked load. */
+#define QV_AVX2_INLINE QV_AVX2 static inline __attribute__((always_inline))
 
-QV_AVX2 static float avx2_dot(const float *a, const float *b, size_t dim)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= dim; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= dim; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    if (i < dim) {
-        __m256i m = tail_mask(dim - i);
-        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
-    }
-    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-}
-
-QV_AVX2 static float avx2_neg_dot(const float *a, const float *b, size_t dim) { return -avx2_dot(a, b, dim); }
-
-/* u8 rows: 8 bytes widened to 8 exact floats, then the float kernels' loop (same
- * accumulators, same order), so the result equals the float kernel's on the same values.
- * The tail's bytes are copied into a zeroed word (there is no byte-masked load). */
 QV_AVX2 static inline __m256 u8x8(const uint8_t *b)
 {
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b)));
 }
 
-QV_AVX2 static inline __m256 u8_tail(const uint8_t *b, size_t r)
+/* The 8 values of row b from index i. */
+QV_AVX2_INLINE __m256 row8(const void *b, size_t i, int u8)
 {
+    return u8 ? u8x8((const uint8_t *)b + i) : _mm256_loadu_ps((const float *)b + i);
+}
+
+/* The r (1..8) values of row b from index i, zeros after; m = tail_mask(r). */
+QV_AVX2_INLINE __m256 row_tail(const void *b, size_t i, size_t r, __m256i m, int u8)
+{
+    if (!u8) return _mm256_maskload_ps((const float *)b + i, m);
     uint8_t t[16] = {0};
-    memcpy(t, b, r);
+    memcpy(t, (const uint8_t *)b + i, r);
     return u8x8(t);
 }
 
-QV_AVX2 static float avx2_l2sq_u8(const float *a, const uint8_t *b, size_t dim)
+QV_AVX2_INLINE float l2sq_rows(const float *a, const void *b, size_t dim, int u8)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= dim; i += 32) {
-        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), u8x8(b + i));
-        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), u8x8(b + i + 8));
-        __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), u8x8(b + i + 16));
-        __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), u8x8(b + i + 24));
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), row8(b, i, u8));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), row8(b, i + 8, u8));
+        __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), row8(b, i + 16, u8));
+        __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), row8(b, i + 24, u8));
         s0 = _mm256_fmadd_ps(d0, d0, s0);
         s1 = _mm256_fmadd_ps(d1, d1, s1);
         s2 = _mm256_fmadd_ps(d2, d2, s2);
         s3 = _mm256_fmadd_ps(d3, d3, s3);
     }
     for (; i + 8 <= dim; i += 8) {
-        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), u8x8(b + i));
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), row8(b, i, u8));
         s0 = _mm256_fmadd_ps(d, d, s0);
     }
     if (i < dim) {
-        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + i, tail_mask(dim - i)), u8_tail(b + i, dim - i));
+        __m256i m = tail_mask(dim - i);
+        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + i, m), row_tail(b, i, dim - i, m, u8));
         s1 = _mm256_fmadd_ps(d, d, s1);
     }
     return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
-QV_AVX2 static float avx2_neg_dot_u8(const float *a, const uint8_t *b, size_t dim)
+QV_AVX2_INLINE float dot_rows(const float *a, const void *b, size_t dim, int u8)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= dim; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), u8x8(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), u8x8(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), u8x8(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), u8x8(b + i + 24), s3);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), row8(b, i, u8), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), row8(b, i + 8, u8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), row8(b, i + 16, u8), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), row8(b, i + 24, u8), s3);
     }
-    for (; i + 8 <= dim; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), u8x8(b + i), s0);
-    if (i < dim)
-        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, tail_mask(dim - i)), u8_tail(b + i, dim - i), s1);
-    return -hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i + 8 <= dim; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), row8(b, i, u8), s0);
+    if (i < dim) {
+        __m256i m = tail_mask(dim - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), row_tail(b, i, dim - i, m, u8), s1);
+    }
+    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
 /* Four horizontal sums at once: out[j] = sum of the lanes of s[j]. */
@@ -151,9 +119,9 @@ QV_AVX2 static inline void hsum4(__m256 s0, __m256 s1, __m256 s2, __m256 s3, flo
     _mm_storeu_ps(out, r);
 }
 
-QV_AVX2 static void avx2_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
+QV_AVX2_INLINE void l2sq_rows_x4(const float *a, const void *b0, const void *b1, const void *b2, const void *b3,
+                                size_t dim, float out[4], int u8)
 {
-    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
     __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
@@ -161,119 +129,83 @@ QV_AVX2 static void avx2_l2sq_x4(const float *a, const float *const b[4], size_t
     size_t i = 0;
     for (; i + 16 <= dim; i += 16) {
         __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8), d;
-        d = _mm256_sub_ps(q, _mm256_loadu_ps(b0 + i)); s0 = _mm256_fmadd_ps(d, d, s0);
-        d = _mm256_sub_ps(q, _mm256_loadu_ps(b1 + i)); s1 = _mm256_fmadd_ps(d, d, s1);
-        d = _mm256_sub_ps(q, _mm256_loadu_ps(b2 + i)); s2 = _mm256_fmadd_ps(d, d, s2);
-        d = _mm256_sub_ps(q, _mm256_loadu_ps(b3 + i)); s3 = _mm256_fmadd_ps(d, d, s3);
-        d = _mm256_sub_ps(r, _mm256_loadu_ps(b0 + i + 8)); t0 = _mm256_fmadd_ps(d, d, t0);
-        d = _mm256_sub_ps(r, _mm256_loadu_ps(b1 + i + 8)); t1 = _mm256_fmadd_ps(d, d, t1);
-        d = _mm256_sub_ps(r, _mm256_loadu_ps(b2 + i + 8)); t2 = _mm256_fmadd_ps(d, d, t2);
-        d = _mm256_sub_ps(r, _mm256_loadu_ps(b3 + i + 8)); t3 = _mm256_fmadd_ps(d, d, t3);
+        d = _mm256_sub_ps(q, row8(b0, i, u8)); s0 = _mm256_fmadd_ps(d, d, s0);
+        d = _mm256_sub_ps(q, row8(b1, i, u8)); s1 = _mm256_fmadd_ps(d, d, s1);
+        d = _mm256_sub_ps(q, row8(b2, i, u8)); s2 = _mm256_fmadd_ps(d, d, s2);
+        d = _mm256_sub_ps(q, row8(b3, i, u8)); s3 = _mm256_fmadd_ps(d, d, s3);
+        d = _mm256_sub_ps(r, row8(b0, i + 8, u8)); t0 = _mm256_fmadd_ps(d, d, t0);
+        d = _mm256_sub_ps(r, row8(b1, i + 8, u8)); t1 = _mm256_fmadd_ps(d, d, t1);
+        d = _mm256_sub_ps(r, row8(b2, i + 8, u8)); t2 = _mm256_fmadd_ps(d, d, t2);
+        d = _mm256_sub_ps(r, row8(b3, i + 8, u8)); t3 = _mm256_fmadd_ps(d, d, t3);
     }
     for (; i < dim; i += 8) {
-        __m256i m = tail_mask(dim - i < 8 ? dim - i : 8);
+        size_t n = dim - i < 8 ? dim - i : 8;
+        __m256i m = tail_mask(n);
         __m256 q = _mm256_maskload_ps(a + i, m), d;
-        d = _mm256_sub_ps(q, _mm256_maskload_ps(b0 + i, m)); s0 = _mm256_fmadd_ps(d, d, s0);
-        d = _mm256_sub_ps(q, _mm256_maskload_ps(b1 + i, m)); s1 = _mm256_fmadd_ps(d, d, s1);
-        d = _mm256_sub_ps(q, _mm256_maskload_ps(b2 + i, m)); s2 = _mm256_fmadd_ps(d, d, s2);
-        d = _mm256_sub_ps(q, _mm256_maskload_ps(b3 + i, m)); s3 = _mm256_fmadd_ps(d, d, s3);
+        d = _mm256_sub_ps(q, row_tail(b0, i, n, m, u8)); s0 = _mm256_fmadd_ps(d, d, s0);
+        d = _mm256_sub_ps(q, row_tail(b1, i, n, m, u8)); s1 = _mm256_fmadd_ps(d, d, s1);
+        d = _mm256_sub_ps(q, row_tail(b2, i, n, m, u8)); s2 = _mm256_fmadd_ps(d, d, s2);
+        d = _mm256_sub_ps(q, row_tail(b3, i, n, m, u8)); s3 = _mm256_fmadd_ps(d, d, s3);
     }
     hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
+}
+
+QV_AVX2_INLINE void neg_dot_rows_x4(const float *a, const void *b0, const void *b1, const void *b2, const void *b3,
+                                   size_t dim, float out[4], int u8)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+    __m256 t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8);
+        s0 = _mm256_fmadd_ps(q, row8(b0, i, u8), s0);
+        s1 = _mm256_fmadd_ps(q, row8(b1, i, u8), s1);
+        s2 = _mm256_fmadd_ps(q, row8(b2, i, u8), s2);
+        s3 = _mm256_fmadd_ps(q, row8(b3, i, u8), s3);
+        t0 = _mm256_fmadd_ps(r, row8(b0, i + 8, u8), t0);
+        t1 = _mm256_fmadd_ps(r, row8(b1, i + 8, u8), t1);
+        t2 = _mm256_fmadd_ps(r, row8(b2, i + 8, u8), t2);
+        t3 = _mm256_fmadd_ps(r, row8(b3, i + 8, u8), t3);
+    }
+    for (; i < dim; i += 8) {
+        size_t n = dim - i < 8 ? dim - i : 8;
+        __m256i m = tail_mask(n);
+        __m256 q = _mm256_maskload_ps(a + i, m);
+        s0 = _mm256_fmadd_ps(q, row_tail(b0, i, n, m, u8), s0);
+        s1 = _mm256_fmadd_ps(q, row_tail(b1, i, n, m, u8), s1);
+        s2 = _mm256_fmadd_ps(q, row_tail(b2, i, n, m, u8), s2);
+        s3 = _mm256_fmadd_ps(q, row_tail(b3, i, n, m, u8), s3);
+    }
+    hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
+    for (int j = 0; j < 4; j++) out[j] = -out[j];
+}
+
+QV_AVX2 static float avx2_l2sq(const float *a, const float *b, size_t dim) { return l2sq_rows(a, b, dim, 0); }
+QV_AVX2 static float avx2_dot(const float *a, const float *b, size_t dim) { return dot_rows(a, b, dim, 0); }
+QV_AVX2 static float avx2_neg_dot(const float *a, const float *b, size_t dim) { return -dot_rows(a, b, dim, 0); }
+QV_AVX2 static float avx2_l2sq_u8(const float *a, const uint8_t *b, size_t dim) { return l2sq_rows(a, b, dim, 1); }
+QV_AVX2 static float avx2_neg_dot_u8(const float *a, const uint8_t *b, size_t dim) { return -dot_rows(a, b, dim, 1); }
+
+QV_AVX2 static void avx2_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
+{
+    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0);
 }
 
 QV_AVX2 static void avx2_neg_dot_x4(const float *a, const float *const b[4], size_t dim, float out[4])
 {
-    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
-    __m256 t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= dim; i += 16) {
-        __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8);
-        s0 = _mm256_fmadd_ps(q, _mm256_loadu_ps(b0 + i), s0);
-        s1 = _mm256_fmadd_ps(q, _mm256_loadu_ps(b1 + i), s1);
-        s2 = _mm256_fmadd_ps(q, _mm256_loadu_ps(b2 + i), s2);
-        s3 = _mm256_fmadd_ps(q, _mm256_loadu_ps(b3 + i), s3);
-        t0 = _mm256_fmadd_ps(r, _mm256_loadu_ps(b0 + i + 8), t0);
-        t1 = _mm256_fmadd_ps(r, _mm256_loadu_ps(b1 + i + 8), t1);
-        t2 = _mm256_fmadd_ps(r, _mm256_loadu_ps(b2 + i + 8), t2);
-        t3 = _mm256_fmadd_ps(r, _mm256_loadu_ps(b3 + i + 8), t3);
-    }
-    for (; i < dim; i += 8) {
-        __m256i m = tail_mask(dim - i < 8 ? dim - i : 8);
-        __m256 q = _mm256_maskload_ps(a + i, m);
-        s0 = _mm256_fmadd_ps(q, _mm256_maskload_ps(b0 + i, m), s0);
-        s1 = _mm256_fmadd_ps(q, _mm256_maskload_ps(b1 + i, m), s1);
-        s2 = _mm256_fmadd_ps(q, _mm256_maskload_ps(b2 + i, m), s2);
-        s3 = _mm256_fmadd_ps(q, _mm256_maskload_ps(b3 + i, m), s3);
-    }
-    hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
-    for (int j = 0; j < 4; j++) out[j] = -out[j];
+    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0);
 }
 
-/* x4 on u8 rows: the float x4 loops with the rows widened, as the single kernels. */
 QV_AVX2 static void avx2_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
 {
-    const uint8_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
-    __m256 t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= dim; i += 16) {
-        __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8), d;
-        d = _mm256_sub_ps(q, u8x8(b0 + i)); s0 = _mm256_fmadd_ps(d, d, s0);
-        d = _mm256_sub_ps(q, u8x8(b1 + i)); s1 = _mm256_fmadd_ps(d, d, s1);
-        d = _mm256_sub_ps(q, u8x8(b2 + i)); s2 = _mm256_fmadd_ps(d, d, s2);
-        d = _mm256_sub_ps(q, u8x8(b3 + i)); s3 = _mm256_fmadd_ps(d, d, s3);
-        d = _mm256_sub_ps(r, u8x8(b0 + i + 8)); t0 = _mm256_fmadd_ps(d, d, t0);
-        d = _mm256_sub_ps(r, u8x8(b1 + i + 8)); t1 = _mm256_fmadd_ps(d, d, t1);
-        d = _mm256_sub_ps(r, u8x8(b2 + i + 8)); t2 = _mm256_fmadd_ps(d, d, t2);
-        d = _mm256_sub_ps(r, u8x8(b3 + i + 8)); t3 = _mm256_fmadd_ps(d, d, t3);
-    }
-    for (; i < dim; i += 8) {
-        size_t n = dim - i < 8 ? dim - i : 8;
-        __m256i m = tail_mask(n);
-        __m256 q = _mm256_maskload_ps(a + i, m), d;
-        d = _mm256_sub_ps(q, u8_tail(b0 + i, n)); s0 = _mm256_fmadd_ps(d, d, s0);
-        d = _mm256_sub_ps(q, u8_tail(b1 + i, n)); s1 = _mm256_fmadd_ps(d, d, s1);
-        d = _mm256_sub_ps(q, u8_tail(b2 + i, n)); s2 = _mm256_fmadd_ps(d, d, s2);
-        d = _mm256_sub_ps(q, u8_tail(b3 + i, n)); s3 = _mm256_fmadd_ps(d, d, s3);
-    }
-    hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
+    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1);
 }
 
 QV_AVX2 static void avx2_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
 {
-    const uint8_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
-    __m256 t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= dim; i += 16) {
-        __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8);
-        s0 = _mm256_fmadd_ps(q, u8x8(b0 + i), s0);
-        s1 = _mm256_fmadd_ps(q, u8x8(b1 + i), s1);
-        s2 = _mm256_fmadd_ps(q, u8x8(b2 + i), s2);
-        s3 = _mm256_fmadd_ps(q, u8x8(b3 + i), s3);
-        t0 = _mm256_fmadd_ps(r, u8x8(b0 + i + 8), t0);
-        t1 = _mm256_fmadd_ps(r, u8x8(b1 + i + 8), t1);
-        t2 = _mm256_fmadd_ps(r, u8x8(b2 + i + 8), t2);
-        t3 = _mm256_fmadd_ps(r, u8x8(b3 + i + 8), t3);
-    }
-    for (; i < dim; i += 8) {
-        size_t n = dim - i < 8 ? dim - i : 8;
-        __m256i m = tail_mask(n);
-        __m256 q = _mm256_maskload_ps(a + i, m);
-        s0 = _mm256_fmadd_ps(q, u8_tail(b0 + i, n), s0);
-        s1 = _mm256_fmadd_ps(q, u8_tail(b1 + i, n), s1);
-        s2 = _mm256_fmadd_ps(q, u8_tail(b2 + i, n), s2);
-        s3 = _mm256_fmadd_ps(q, u8_tail(b3 + i, n), s3);
-    }
-    hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
-    for (int j = 0; j < 4; j++) out[j] = -out[j];
+    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1);
 }
 
 static const qv_kernels avx2_table = {

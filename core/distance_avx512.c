@@ -19,245 +19,143 @@
 
 QV_AVX512 static inline __mmask16 tail_mask(size_t r) { return (__mmask16)((1u << r) - 1u); }
 
-QV_AVX512 static float avx512_l2sq(const float *a, const float *b, size_t dim)
-{
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 64 <= dim; i += 64) {
-        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
-        __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32));
-        __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48));
-        s0 = _mm512_fmadd_ps(d0, d0, s0);
-        s1 = _mm512_fmadd_ps(d1, d1, s1);
-        s2 = _mm512_fmadd_ps(d2, d2, s2);
-        s3 = _mm512_fmadd_ps(d3, d3, s3);
-    }
-    for (; i + 16 <= dim; i += 16) {
-        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-        s0 = _mm512_fmadd_ps(d, d, s0);
-    }
-    if (i < dim) {
-        __mmask16 m = tail_mask(dim - i);
-        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
-        s1 = _mm512_fmadd_ps(d, d, s1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-}
+/* Rows of float32 or of u8 values (core/distance.h). A u8 row's 16 bytes are widened to
+ * 16 exact floats and then go through the same loop (same accumulators, same order) as a
+ * float row, so a u8 kernel's result equals the float kernel's on the same values. Each
+ * kernel body below takes u8 as a constant and is inlined into its two entry points, one
+ * per row type. The tail's bytes are copied into a zeroed buffer (byte-masked loads need
+ * AVX-512BW); a float tail is a zero-masked load. */
+#define QV_AVX512_INLINE QV_AVX512 static inline __attribute__((always_inline))
 
-QV_AVX512 static float avx512_dot(const float *a, const float *b, size_t dim)
-{
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 64 <= dim; i += 64) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
-        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
-        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
-    }
-    for (; i + 16 <= dim; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-    if (i < dim) {
-        __mmask16 m = tail_mask(dim - i);
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-}
-
-QV_AVX512 static float avx512_neg_dot(const float *a, const float *b, size_t dim) { return -avx512_dot(a, b, dim); }
-
-/* u8 rows: 16 bytes widened to 16 exact floats, then the float kernels' loop (same
- * accumulators, same order), so the result equals the float kernel's on the same values.
- * The tail's bytes are copied into a zeroed buffer: byte-masked loads need AVX-512BW. */
 QV_AVX512 static inline __m512 u8x16(const uint8_t *b)
 {
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b)));
 }
 
-QV_AVX512 static inline __m512 u8_tail(const uint8_t *b, size_t r)
+/* The 16 values of row b from index i. */
+QV_AVX512_INLINE __m512 row16(const void *b, size_t i, int u8)
 {
+    return u8 ? u8x16((const uint8_t *)b + i) : _mm512_loadu_ps((const float *)b + i);
+}
+
+/* The r (1..16) values of row b from index i, zeros after; m = tail_mask(r). */
+QV_AVX512_INLINE __m512 row_tail(const void *b, size_t i, size_t r, __mmask16 m, int u8)
+{
+    if (!u8) return _mm512_maskz_loadu_ps(m, (const float *)b + i);
     uint8_t t[16] = {0};
-    memcpy(t, b, r);
+    memcpy(t, (const uint8_t *)b + i, r);
     return u8x16(t);
 }
 
-QV_AVX512 static float avx512_l2sq_u8(const float *a, const uint8_t *b, size_t dim)
+QV_AVX512_INLINE float l2sq_rows(const float *a, const void *b, size_t dim, int u8)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= dim; i += 64) {
-        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), u8x16(b + i));
-        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), u8x16(b + i + 16));
-        __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), u8x16(b + i + 32));
-        __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), u8x16(b + i + 48));
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), row16(b, i, u8));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), row16(b, i + 16, u8));
+        __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), row16(b, i + 32, u8));
+        __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), row16(b, i + 48, u8));
         s0 = _mm512_fmadd_ps(d0, d0, s0);
         s1 = _mm512_fmadd_ps(d1, d1, s1);
         s2 = _mm512_fmadd_ps(d2, d2, s2);
         s3 = _mm512_fmadd_ps(d3, d3, s3);
     }
     for (; i + 16 <= dim; i += 16) {
-        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), u8x16(b + i));
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), row16(b, i, u8));
         s0 = _mm512_fmadd_ps(d, d, s0);
     }
     if (i < dim) {
-        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(tail_mask(dim - i), a + i), u8_tail(b + i, dim - i));
+        __mmask16 m = tail_mask(dim - i);
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), row_tail(b, i, dim - i, m, u8));
         s1 = _mm512_fmadd_ps(d, d, s1);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-QV_AVX512 static float avx512_neg_dot_u8(const float *a, const uint8_t *b, size_t dim)
+QV_AVX512_INLINE float dot_rows(const float *a, const void *b, size_t dim, int u8)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= dim; i += 64) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), u8x16(b + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), u8x16(b + i + 16), s1);
-        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), u8x16(b + i + 32), s2);
-        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), u8x16(b + i + 48), s3);
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), row16(b, i, u8), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), row16(b, i + 16, u8), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), row16(b, i + 32, u8), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), row16(b, i + 48, u8), s3);
     }
-    for (; i + 16 <= dim; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), u8x16(b + i), s0);
-    if (i < dim)
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(dim - i), a + i), u8_tail(b + i, dim - i), s1);
-    return -_mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    for (; i + 16 <= dim; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), row16(b, i, u8), s0);
+    if (i < dim) {
+        __mmask16 m = tail_mask(dim - i);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), row_tail(b, i, dim - i, m, u8), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-QV_AVX512 static void avx512_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
+/* out[j] = |a - b_j|^2 (l2) or -<a, b_j> (else), the four rows in one pass over the query. */
+QV_AVX512_INLINE void rows_x4(const float *a, const void *b0, const void *b1, const void *b2, const void *b3,
+                              size_t dim, float out[4], int l2, int u8)
 {
-    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
     __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
     __m512 t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
     size_t i = 0;
+#define STEP(acc, q, row) \
+    (l2 ? _mm512_fmadd_ps(_mm512_sub_ps(q, row), _mm512_sub_ps(q, row), acc) : _mm512_fmadd_ps(q, row, acc))
     for (; i + 32 <= dim; i += 32) {
-        __m512 q = _mm512_loadu_ps(a + i), r = _mm512_loadu_ps(a + i + 16), d;
-        d = _mm512_sub_ps(q, _mm512_loadu_ps(b0 + i)); s0 = _mm512_fmadd_ps(d, d, s0);
-        d = _mm512_sub_ps(q, _mm512_loadu_ps(b1 + i)); s1 = _mm512_fmadd_ps(d, d, s1);
-        d = _mm512_sub_ps(q, _mm512_loadu_ps(b2 + i)); s2 = _mm512_fmadd_ps(d, d, s2);
-        d = _mm512_sub_ps(q, _mm512_loadu_ps(b3 + i)); s3 = _mm512_fmadd_ps(d, d, s3);
-        d = _mm512_sub_ps(r, _mm512_loadu_ps(b0 + i + 16)); t0 = _mm512_fmadd_ps(d, d, t0);
-        d = _mm512_sub_ps(r, _mm512_loadu_ps(b1 + i + 16)); t1 = _mm512_fmadd_ps(d, d, t1);
-        d = _mm512_sub_ps(r, _mm512_loadu_ps(b2 + i + 16)); t2 = _mm512_fmadd_ps(d, d, t2);
-        d = _mm512_sub_ps(r, _mm512_loadu_ps(b3 + i + 16)); t3 = _mm512_fmadd_ps(d, d, t3);
+        __m512 q = _mm512_loadu_ps(a + i), r = _mm512_loadu_ps(a + i + 16);
+        s0 = STEP(s0, q, row16(b0, i, u8));
+        s1 = STEP(s1, q, row16(b1, i, u8));
+        s2 = STEP(s2, q, row16(b2, i, u8));
+        s3 = STEP(s3, q, row16(b3, i, u8));
+        t0 = STEP(t0, r, row16(b0, i + 16, u8));
+        t1 = STEP(t1, r, row16(b1, i + 16, u8));
+        t2 = STEP(t2, r, row16(b2, i + 16, u8));
+        t3 = STEP(t3, r, row16(b3, i + 16, u8));
     }
     for (; i < dim; i += 16) {
-        __mmask16 m = tail_mask(dim - i < 16 ? dim - i : 16);
-        __m512 q = _mm512_maskz_loadu_ps(m, a + i), d;
-        d = _mm512_sub_ps(q, _mm512_maskz_loadu_ps(m, b0 + i)); s0 = _mm512_fmadd_ps(d, d, s0);
-        d = _mm512_sub_ps(q, _mm512_maskz_loadu_ps(m, b1 + i)); s1 = _mm512_fmadd_ps(d, d, s1);
-        d = _mm512_sub_ps(q, _mm512_maskz_loadu_ps(m, b2 + i)); s2 = _mm512_fmadd_ps(d, d, s2);
-        d = _mm512_sub_ps(q, _mm512_maskz_loadu_ps(m, b3 + i)); s3 = _mm512_fmadd_ps(d, d, s3);
+        size_t n = dim - i < 16 ? dim - i : 16;
+        __mmask16 m = tail_mask(n);
+        __m512 q = _mm512_maskz_loadu_ps(m, a + i);
+        s0 = STEP(s0, q, row_tail(b0, i, n, m, u8));
+        s1 = STEP(s1, q, row_tail(b1, i, n, m, u8));
+        s2 = STEP(s2, q, row_tail(b2, i, n, m, u8));
+        s3 = STEP(s3, q, row_tail(b3, i, n, m, u8));
     }
-    out[0] = _mm512_reduce_add_ps(_mm512_add_ps(s0, t0));
-    out[1] = _mm512_reduce_add_ps(_mm512_add_ps(s1, t1));
-    out[2] = _mm512_reduce_add_ps(_mm512_add_ps(s2, t2));
-    out[3] = _mm512_reduce_add_ps(_mm512_add_ps(s3, t3));
+#undef STEP
+    const float sign = l2 ? 1.0f : -1.0f;
+    out[0] = sign * _mm512_reduce_add_ps(_mm512_add_ps(s0, t0));
+    out[1] = sign * _mm512_reduce_add_ps(_mm512_add_ps(s1, t1));
+    out[2] = sign * _mm512_reduce_add_ps(_mm512_add_ps(s2, t2));
+    out[3] = sign * _mm512_reduce_add_ps(_mm512_add_ps(s3, t3));
+}
+
+QV_AVX512 static float avx512_l2sq(const float *a, const float *b, size_t dim) { return l2sq_rows(a, b, dim, 0); }
+QV_AVX512 static float avx512_dot(const float *a, const float *b, size_t dim) { return dot_rows(a, b, dim, 0); }
+QV_AVX512 static float avx512_neg_dot(const float *a, const float *b, size_t dim) { return -dot_rows(a, b, dim, 0); }
+QV_AVX512 static float avx512_l2sq_u8(const float *a, const uint8_t *b, size_t dim) { return l2sq_rows(a, b, dim, 1); }
+QV_AVX512 static float avx512_neg_dot_u8(const float *a, const uint8_t *b, size_t dim) { return -dot_rows(a, b, dim, 1); }
+
+QV_AVX512 static void avx512_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
+{
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, 0);
 }
 
 QV_AVX512 static void avx512_neg_dot_x4(const float *a, const float *const b[4], size_t dim, float out[4])
 {
-    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
-    __m512 t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= dim; i += 32) {
-        __m512 q = _mm512_loadu_ps(a + i), r = _mm512_loadu_ps(a + i + 16);
-        s0 = _mm512_fmadd_ps(q, _mm512_loadu_ps(b0 + i), s0);
-        s1 = _mm512_fmadd_ps(q, _mm512_loadu_ps(b1 + i), s1);
-        s2 = _mm512_fmadd_ps(q, _mm512_loadu_ps(b2 + i), s2);
-        s3 = _mm512_fmadd_ps(q, _mm512_loadu_ps(b3 + i), s3);
-        t0 = _mm512_fmadd_ps(r, _mm512_loadu_ps(b0 + i + 16), t0);
-        t1 = _mm512_fmadd_ps(r, _mm512_loadu_ps(b1 + i + 16), t1);
-        t2 = _mm512_fmadd_ps(r, _mm512_loadu_ps(b2 + i + 16), t2);
-        t3 = _mm512_fmadd_ps(r, _mm512_loadu_ps(b3 + i + 16), t3);
-    }
-    for (; i < dim; i += 16) {
-        __mmask16 m = tail_mask(dim - i < 16 ? dim - i : 16);
-        __m512 q = _mm512_maskz_loadu_ps(m, a + i);
-        s0 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, b0 + i), s0);
-        s1 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, b1 + i), s1);
-        s2 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, b2 + i), s2);
-        s3 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, b3 + i), s3);
-    }
-    out[0] = -_mm512_reduce_add_ps(_mm512_add_ps(s0, t0));
-    out[1] = -_mm512_reduce_add_ps(_mm512_add_ps(s1, t1));
-    out[2] = -_mm512_reduce_add_ps(_mm512_add_ps(s2, t2));
-    out[3] = -_mm512_reduce_add_ps(_mm512_add_ps(s3, t3));
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, 0);
 }
 
-/* x4 on u8 rows: the float x4 loops with the rows widened, as the single kernels. */
 QV_AVX512 static void avx512_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
 {
-    const uint8_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
-    __m512 t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= dim; i += 32) {
-        __m512 q = _mm512_loadu_ps(a + i), r = _mm512_loadu_ps(a + i + 16), d;
-        d = _mm512_sub_ps(q, u8x16(b0 + i)); s0 = _mm512_fmadd_ps(d, d, s0);
-        d = _mm512_sub_ps(q, u8x16(b1 + i)); s1 = _mm512_fmadd_ps(d, d, s1);
-        d = _mm512_sub_ps(q, u8x16(b2 + i)); s2 = _mm512_fmadd_ps(d, d, s2);
-        d = _mm512_sub_ps(q, u8x16(b3 + i)); s3 = _mm512_fmadd_ps(d, d, s3);
-        d = _mm512_sub_ps(r, u8x16(b0 + i + 16)); t0 = _mm512_fmadd_ps(d, d, t0);
-        d = _mm512_sub_ps(r, u8x16(b1 + i + 16)); t1 = _mm512_fmadd_ps(d, d, t1);
-        d = _mm512_sub_ps(r, u8x16(b2 + i + 16)); t2 = _mm512_fmadd_ps(d, d, t2);
-        d = _mm512_sub_ps(r, u8x16(b3 + i + 16)); t3 = _mm512_fmadd_ps(d, d, t3);
-    }
-    for (; i < dim; i += 16) {
-        size_t n = dim - i < 16 ? dim - i : 16;
-        __mmask16 m = tail_mask(n);
-        __m512 q = _mm512_maskz_loadu_ps(m, a + i), d;
-        d = _mm512_sub_ps(q, u8_tail(b0 + i, n)); s0 = _mm512_fmadd_ps(d, d, s0);
-        d = _mm512_sub_ps(q, u8_tail(b1 + i, n)); s1 = _mm512_fmadd_ps(d, d, s1);
-        d = _mm512_sub_ps(q, u8_tail(b2 + i, n)); s2 = _mm512_fmadd_ps(d, d, s2);
-        d = _mm512_sub_ps(q, u8_tail(b3 + i, n)); s3 = _mm512_fmadd_ps(d, d, s3);
-    }
-    out[0] = _mm512_reduce_add_ps(_mm512_add_ps(s0, t0));
-    out[1] = _mm512_reduce_add_ps(_mm512_add_ps(s1, t1));
-    out[2] = _mm512_reduce_add_ps(_mm512_add_ps(s2, t2));
-    out[3] = _mm512_reduce_add_ps(_mm512_add_ps(s3, t3));
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, 1);
 }
 
 QV_AVX512 static void avx512_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
 {
-    const uint8_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
-    __m512 t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= dim; i += 32) {
-        __m512 q = _mm512_loadu_ps(a + i), r = _mm512_loadu_ps(a + i + 16);
-        s0 = _mm512_fmadd_ps(q, u8x16(b0 + i), s0);
-        s1 = _mm512_fmadd_ps(q, u8x16(b1 + i), s1);
-        s2 = _mm512_fmadd_ps(q, u8x16(b2 + i), s2);
-        s3 = _mm512_fmadd_ps(q, u8x16(b3 + i), s3);
-        t0 = _mm512_fmadd_ps(r, u8x16(b0 + i + 16), t0);
-        t1 = _mm512_fmadd_ps(r, u8x16(b1 + i + 16), t1);
-        t2 = _mm512_fmadd_ps(r, u8x16(b2 + i + 16), t2);
-        t3 = _mm512_fmadd_ps(r, u8x16(b3 + i + 16), t3);
-    }
-    for (; i < dim; i += 16) {
-        size_t n = dim - i < 16 ? dim - i : 16;
-        __mmask16 m = tail_mask(n);
-        __m512 q = _mm512_maskz_loadu_ps(m, a + i);
-        s0 = _mm512_fmadd_ps(q, u8_tail(b0 + i, n), s0);
-        s1 = _mm512_fmadd_ps(q, u8_tail(b1 + i, n), s1);
-        s2 = _mm512_fmadd_ps(q, u8_tail(b2 + i, n), s2);
-        s3 = _mm512_fmadd_ps(q, u8_tail(b3 + i, n), s3);
-    }
-    out[0] = -_mm512_reduce_add_ps(_mm512_add_ps(s0, t0));
-    out[1] = -_mm512_reduce_add_ps(_mm512_add_ps(s1, t1));
-    out[2] = -_mm512_reduce_add_ps(_mm512_add_ps(s2, t2));
-    out[3] = -_mm512_reduce_add_ps(_mm512_add_ps(s3, t3));
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, 1);
 }
 
 static const qv_kernels avx512_table = {
