@@ -286,8 +286,10 @@ PyObject *pyq_hit_lists(const qv_hit *hits, const size_t *n_hits, size_t nq, siz
 
 static PyObject *coll_search(pyq_collection *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"query", "k", "filter", "with_payload", "ef", "nprobe", "max_visits", NULL};
-    PyObject *q_obj, *k = NULL, *filter = NULL, *ef = NULL, *nprobe = NULL, *max_visits = NULL, *result = NULL;
+    static char *kwlist[] = {"query", "k", "filter", "with_payload", "ef", "nprobe", "max_visits", "oversampling",
+                             "rescore", NULL};
+    PyObject *q_obj, *k = NULL, *filter = NULL, *result = NULL;
+    pyq_search_knobs kn = {0};
     int with_payload = 1, rc;
     qv_search_params sp;
     qv_filter *f = NULL;
@@ -297,10 +299,10 @@ static PyObject *coll_search(pyq_collection *self, PyObject *args, PyObject *kwd
     uint64_t *ids = NULL;
     char **payloads = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OpOOO:search", kwlist, &q_obj, &k, &filter, &with_payload, &ef,
-                                     &nprobe, &max_visits))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OpOOOOO:search", kwlist, &q_obj, &k, &filter, &with_payload,
+                                     &kn.ef, &kn.nprobe, &kn.max_visits, &kn.oversampling, &kn.rescore))
         return NULL;
-    if (pyq_search_params_from(k, ef, nprobe, max_visits, &sp) < 0) return NULL;
+    if (pyq_search_params_from(k, &kn, &sp) < 0) return NULL;
     if (pyq_coll_enter(self) < 0) return NULL;
     if (pyq_matrix_from(q_obj, self->dim, "queries", &q) < 0 || pyq_filter_from(filter, &f) < 0) goto done;
     sp.filter = f;
@@ -553,7 +555,7 @@ static PyObject *coll_train(pyq_collection *self, PyObject *unused)
     return coll_simple(self, 1);
 }
 
-/* info: name, dim, metric, kind, index params, payload_index, count, memory_bytes, last_seq */
+/* info: name, dim, metric, kind, quant, index params, payload_index, count, memory_bytes, last_seq */
 static PyObject *coll_get_info(pyq_collection *self, void *closure)
 {
     qv_collection_info info;
@@ -568,8 +570,10 @@ static PyObject *coll_get_info(pyq_collection *self, void *closure)
     const qv_index_params *p = &info.config.index;
     pindex = info.config.payload_index ? pyq_json_loads(info.config.payload_index) : PyDict_New();
     if (!pindex) goto done;
-    result = Py_BuildValue("{s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:O,s:n,s:n,s:K}", "name", info.name, "dim", p->dim,
-                           "metric", qv_metric_name(p->metric), "kind", qv_index_kind_name(p->kind), "m", p->m,
+    const char *quant = qv_quant_name(p->quant);
+    result = Py_BuildValue("{s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:O,s:n,s:n,s:K}", "name", info.name, "dim",
+                           p->dim, "metric", qv_metric_name(p->metric), "kind", qv_index_kind_name(p->kind), "quant",
+                           quant ? quant : "?", "m", p->m,
                            "ef_construction", p->ef_construction, "ef_search", p->ef_search, "nlist", p->nlist,
                            "nprobe", p->nprobe, "payload_index", pindex, "count", (Py_ssize_t)info.count,
                            "memory_bytes", (Py_ssize_t)info.memory_bytes, "last_seq",
@@ -616,9 +620,11 @@ static PyMethodDef coll_methods[] = {
      "upsert(ids, vectors, payloads=None)\n--\n\nInsert or replace points in one transaction (all or none). "
      "payloads: one dict (or None) per point. Durable when it returns."},
     {"search", (PyCFunction)(void (*)(void))coll_search, METH_VARARGS | METH_KEYWORDS,
-     "search(query, k=10, *, filter=None, with_payload=True, ef=None, nprobe=None, max_visits=None)\n--\n\n"
+     "search(query, k=10, *, filter=None, with_payload=True, ef=None, nprobe=None, max_visits=None, "
+     "oversampling=None, rescore=None)\n--\n\n"
      "Nearest points as a list of Hit(id, score, payload), best first; for a 2-D array of queries, one such "
-     "list per query. filter: a dict ({'must': [{'key': 'lang', 'match': 'en'}], ...}) or its JSON text."},
+     "list per query. filter: a dict ({'must': [{'key': 'lang', 'match': 'en'}], ...}) or its JSON text. "
+     "oversampling, rescore: as in Index.search (quantized collections only)."},
     {"search_text", (PyCFunction)(void (*)(void))pyq_coll_search_text, METH_VARARGS | METH_KEYWORDS,
      "search_text(query, field, k=10, *, k1=1.2, b=0.75, filter=None, with_payload=True)\n--\n\n"
      "BM25 top-k (SQLite FTS5's formula) over a payload field indexed as 'text': a list of Hit, best first."},

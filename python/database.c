@@ -278,7 +278,8 @@ static PyMethodDef db_methods[] = {
     {"create_collection", (PyCFunction)(void (*)(void))db_create_collection, METH_VARARGS | METH_KEYWORDS,
      "create_collection(name, dim, metric='cosine', kind='hnsw', *, payload_index=None, exist_ok=False, **params)\n"
      "--\n\nCreate a collection and return it. payload_index: {field: 'keyword'|'integer'|'float'|'bool'}. "
-     "params: the index knobs of quiver.Index (m, ef_construction, ...). exist_ok: open it if it exists."},
+     "params: the index knobs of quiver.Index (m, ef_construction, quant, ...; vec_type stays 'f32': "
+     "a collection keeps float32 vectors). exist_ok: open it if it exists."},
     {"collection", (PyCFunction)db_collection, METH_O,
      "collection(name)\n--\n\nOpen an existing collection (NotFoundError if there is none)."},
     {"collections", (PyCFunction)db_collections, METH_NOARGS, "collections()\n--\n\nNames of all collections, sorted."},

@@ -1,9 +1,9 @@
 /*
  * python/index.c -- quiver.Index: the index level of the C API (qv_index_*), no storage.
  *
- *   ix = quiver.Index(128, "l2", kind="hnsw", m=16, ef_construction=200, threads=0)
+ *   ix = quiver.Index(128, "l2", kind="hnsw", m=16, ef_construction=200, threads=0, quant="sq8")
  *   ix.add(ids, vectors)                    # GIL released; vectors read in place if float32
- *   ids, scores = ix.search(queries, k=10, ef=64, filter=None)
+ *   ids, scores = ix.search(queries, k=10, ef=64, filter=None, oversampling=None, rescore=None)
  *   ix.remove(ids); ix.save(path); ix = quiver.Index.load(path); ix.close()
  *
  * search() of one 1-D query returns 1-D arrays of the hits found (at most k); of a 2-D
@@ -177,8 +177,9 @@ static PyObject *index_train(pyq_index *self, PyObject *vec_obj)
 
 static PyObject *index_search(pyq_index *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"queries", "k", "ef", "nprobe", "filter", "max_visits", NULL};
-    PyObject *q_obj, *k = NULL, *ef = NULL, *nprobe = NULL, *filter = NULL, *max_visits = NULL, *result = NULL;
+    static char *kwlist[] = {"queries", "k", "ef", "nprobe", "filter", "max_visits", "oversampling", "rescore", NULL};
+    PyObject *q_obj, *k = NULL, *filter = NULL, *result = NULL;
+    pyq_search_knobs kn = {0};
     qv_search_params sp;
     pyq_matrix q = {0};
     pyq_id_filter f = {0};
@@ -186,10 +187,10 @@ static PyObject *index_search(pyq_index *self, PyObject *args, PyObject *kwds)
     size_t one_n = 0, *n_hits = &one_n;
     int rc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OOOO:search", kwlist, &q_obj, &k, &ef, &nprobe, &filter,
-                                     &max_visits))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OOOOOO:search", kwlist, &q_obj, &k, &kn.ef, &kn.nprobe, &filter,
+                                     &kn.max_visits, &kn.oversampling, &kn.rescore))
         return NULL;
-    if (pyq_search_params_from(k, ef, nprobe, max_visits, &sp) < 0) return NULL;
+    if (pyq_search_params_from(k, &kn, &sp) < 0) return NULL;
     ENTER(self);
     if (pyq_matrix_from(q_obj, self->p.dim, "queries", &q) < 0 || pyq_id_filter_from(filter, &f, &sp) < 0) goto done;
     if (q.single) {
@@ -333,21 +334,36 @@ static PyObject *index_get_params(pyq_index *self, void *closure)
     (void)closure;
     const qv_index_params *p = &self->p;
     static const char *const gpu[] = {"off", "auto", "require"};
-    return Py_BuildValue("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:n,s:I,s:K,s:s,s:O}", "kind",
+    const char *quant = qv_quant_name(p->quant), *vec_type = qv_vec_type_name(p->vec_type);
+    return Py_BuildValue("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:n,s:I,s:K,s:s,s:O,s:s,s:s}", "kind",
                          qv_index_kind_name(p->kind), "dim", p->dim, "metric", qv_metric_name(p->metric), "m", p->m,
                          "ef_construction", p->ef_construction, "ef_search", p->ef_search, "nlist", p->nlist,
                          "nprobe", p->nprobe, "kmeans_iters", p->kmeans_iters, "max_train_points",
                          (Py_ssize_t)p->max_train_points, "threads", p->threads, "seed",
                          (unsigned long long)p->seed, "gpu", (unsigned)p->gpu < 3 ? gpu[p->gpu] : "off",
-                         "keep_pruned", (p->flags & QV_HNSW_KEEP_PRUNED) ? Py_True : Py_False);
+                         "keep_pruned", (p->flags & QV_HNSW_KEEP_PRUNED) ? Py_True : Py_False, "quant",
+                         quant ? quant : "?", "vec_type", vec_type ? vec_type : "?");
 }
 
+/* <quiver.Index hnsw dim=64 l2 sq8 u8, 2000 vectors>: the codes and the element type only
+ * when they are not the defaults (none, f32). */
 static PyObject *index_repr(pyq_index *self)
 {
-    if (!self->ix) return PyUnicode_FromFormat("<quiver.Index %s dim=%u %s, closed>", qv_index_kind_name(self->p.kind),
-                                               self->p.dim, qv_metric_name(self->p.metric));
-    return PyUnicode_FromFormat("<quiver.Index %s dim=%u %s, %zu vectors>", qv_index_kind_name(self->p.kind),
-                                self->p.dim, qv_metric_name(self->p.metric), qv_index_size(self->ix));
+    const qv_index_params *p = &self->p;
+    const char *quant = p->quant != QV_QUANT_NONE ? qv_quant_name(p->quant) : NULL;
+    const char *vt = p->vec_type != QV_VEC_F32 ? qv_vec_type_name(p->vec_type) : NULL;
+    PyObject *codes = PyUnicode_FromFormat("%s%s%s%s", quant ? " " : "", quant ? quant : "", vt ? " " : "",
+                                           vt ? vt : "");
+    if (!codes) return NULL;
+    PyObject *r;
+    if (!self->ix)
+        r = PyUnicode_FromFormat("<quiver.Index %s dim=%u %s%U, closed>", qv_index_kind_name(p->kind), p->dim,
+                                 qv_metric_name(p->metric), codes);
+    else
+        r = PyUnicode_FromFormat("<quiver.Index %s dim=%u %s%U, %zu vectors>", qv_index_kind_name(p->kind), p->dim,
+                                 qv_metric_name(p->metric), codes, qv_index_size(self->ix));
+    Py_DECREF(codes);
+    return r;
 }
 
 static PyMethodDef index_methods[] = {
@@ -357,10 +373,14 @@ static PyMethodDef index_methods[] = {
     {"train", (PyCFunction)index_train, METH_O,
      "train(vectors)\n--\n\nTrain an ivf index (k-means) on sample vectors; a no-op for flat and hnsw."},
     {"search", (PyCFunction)(void (*)(void))index_search, METH_VARARGS | METH_KEYWORDS,
-     "search(queries, k=10, *, ef=None, nprobe=None, filter=None, max_visits=None)\n--\n\n"
+     "search(queries, k=10, *, ef=None, nprobe=None, filter=None, max_visits=None, oversampling=None, "
+     "rescore=None)\n--\n\n"
      "Nearest neighbours. One 1-D query: (ids, scores) of the hits found, best first. A 2-D batch: (nq, k) "
      "arrays, missing hits padded with id -1 and the worst score. filter: a bool mask indexed by id, the "
-     "allowed ids, or a callable id -> bool (slow)."},
+     "allowed ids, or a callable id -> bool (slow). Quantized indexes only (ignored otherwise): the codes rank "
+     "the candidates, then the best ceil(k * oversampling) get exact float distances. oversampling: 1..100 "
+     "(None or 0 = the code kind's default). rescore: None or True = re-score that many, False = return the "
+     "codes' estimated scores, 'all' = re-score every candidate of the beam."},
     {"remove", (PyCFunction)index_remove, METH_O, "remove(ids)\n--\n\nRemove ids (absent ones skipped); returns the number removed."},
     {"save", (PyCFunction)index_save, METH_O, "save(path)\n--\n\nWrite the index to a file (versioned, checksummed)."},
     {"load", (PyCFunction)index_load, METH_O | METH_CLASS, "load(path)\n--\n\nRead an index written by save()."},
@@ -394,11 +414,16 @@ PyTypeObject pyq_IndexType = {
     .tp_as_sequence = &index_as_sequence,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Index(dim, metric, kind='hnsw', *, m=16, ef_construction=200, ef_search=64, nlist=0, nprobe=8,\n"
-              "      kmeans_iters=20, max_train_points=0, threads=0, seed=..., gpu='off', keep_pruned=False)\n"
+              "      kmeans_iters=20, max_train_points=0, threads=0, seed=..., gpu='off', keep_pruned=False,\n"
+              "      quant='none', vec_type='f32')\n"
               "--\n\n"
               "An in-memory vector index without storage (flat, hnsw or ivf). metric: 'l2' (score = squared\n"
               "distance, ascending), 'ip' or 'cosine' (similarity, descending). threads: worker threads of add\n"
-              "and batch search (0 = all cores). A context manager: close() on exit.",
+              "and batch search (0 = all cores). quant: the codes searched on, 'none' (float32), 'sq8', 'sq4'\n"
+              "(scalar, 8 / 4 bits a dimension) or 'bit1' (1-bit RaBitQ); the float vectors are kept for\n"
+              "re-scoring (search's oversampling and rescore). vec_type: 'f32', or 'u8' for data whose values\n"
+              "are all integers 0..255 (a quarter of the memory, same distances; a quantized hnsw with l2 or ip\n"
+              "only; other values raise InvalidArgumentError on add). A context manager: close() on exit.",
     .tp_methods = index_methods,
     .tp_getset = index_getset,
     .tp_init = (initproc)index_init,

@@ -1,15 +1,16 @@
 /*
  * python/params.c -- qv_index_params and qv_search_params from Python arguments.
  *
- * Only the conversion happens here (int ranges of the C fields, names of metrics, kinds
- * and GPU modes); the library checks the values (m 2..100, k 1..QV_MAX_K ...) and its
- * QV_EINVAL message reaches the caller as InvalidArgumentError. Quiver.Index and
- * Database.create_collection share the knob names, so both go through
- * pyq_index_params_from.
+ * Only the conversion happens here (int ranges of the C fields, names of metrics, kinds,
+ * quantizations, vector types and GPU modes); the library checks the values (m 2..100,
+ * k 1..QV_MAX_K, u8 only on a quantized hnsw ...) and its QV_EINVAL message reaches the
+ * caller as InvalidArgumentError. Quiver.Index and Database.create_collection share the
+ * knob names, so both go through pyq_index_params_from.
  */
 #include "pyquiver.h"
 
 #include <math.h>
+#include <stdio.h>
 
 int pyq_uint_arg(PyObject *obj, const char *name, unsigned long long max, unsigned long long *out)
 {
@@ -82,6 +83,34 @@ static int parse_kind(PyObject *s, qv_index_kind *out)
     return 0;
 }
 
+/* quant and vec_type: the library's names (qv_quant_parse, qv_vec_type_parse); None
+ * keeps the default (none, f32). */
+static int parse_quant(PyObject *s, qv_quant *out)
+{
+    const char *v;
+    int rc;
+    if (s == Py_None) return 0;
+    if (!(v = str_arg(s, "quant"))) return -1;
+    if ((rc = qv_quant_parse(v, out)) != QV_OK) {
+        pyq_raise(rc);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_vec_type(PyObject *s, qv_vec_type *out)
+{
+    const char *v;
+    int rc;
+    if (s == Py_None) return 0;
+    if (!(v = str_arg(s, "vec_type"))) return -1;
+    if ((rc = qv_vec_type_parse(v, out)) != QV_OK) {
+        pyq_raise(rc);
+        return -1;
+    }
+    return 0;
+}
+
 /* gpu: "off", "auto", "require", or a bool (True = require). */
 static int parse_gpu(PyObject *s, qv_gpu_mode *out)
 {
@@ -105,7 +134,8 @@ static int parse_gpu(PyObject *s, qv_gpu_mode *out)
 int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObject *kw, qv_index_params *p)
 {
     static const char *const knobs[] = {"m", "ef_construction", "ef_search", "nlist", "nprobe", "kmeans_iters",
-                                        "max_train_points", "threads", "seed", "gpu", "keep_pruned"};
+                                        "max_train_points", "threads", "seed", "gpu", "keep_pruned", "quant",
+                                        "vec_type"};
     qv_index_kind k = QV_INDEX_HNSW;
     qv_metric mt;
     uint32_t d = 0;
@@ -149,6 +179,8 @@ int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObj
             else p->flags &= ~(uint32_t)QV_HNSW_KEEP_PRUNED;
             break;
         }
+        case 11: rc = parse_quant(value, &p->quant); break;
+        case 12: rc = parse_vec_type(value, &p->vec_type); break;
         default:
             PyErr_Format(PyExc_TypeError, "unexpected keyword argument '%s'", name);
             return -1;
@@ -158,7 +190,56 @@ int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObj
     return 0;
 }
 
-int pyq_search_params_from(PyObject *k, PyObject *ef, PyObject *nprobe, PyObject *max_visits, qv_search_params *sp)
+/* oversampling: a number (None = the default of the code kind). The range is the
+ * library's (0 = default or 1..QV_MAX_OVERSAMPLING, qv_search_params_check), checked here
+ * on the double too, with the library's words: rounding to float would otherwise let
+ * -1e-50 through as 0 (the default) or 0.99999999 as 1. */
+static int parse_oversampling(PyObject *obj, float *out)
+{
+    if (!obj || obj == Py_None) return 0;
+    if (PyBool_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "oversampling must be a number, got bool");
+        return -1;
+    }
+    double d = PyFloat_AsDouble(obj);   /* TypeError for what is not a number */
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+    if (!(d == 0.0 || (d >= 1.0 && d <= QV_MAX_OVERSAMPLING))) {
+        char msg[96];   /* PyUnicode_FromFormat has no %g */
+        snprintf(msg, sizeof msg, "oversampling must be 0 (default) or 1..%g, got %g", (double)QV_MAX_OVERSAMPLING, d);
+        pyq_raise_fmt(QV_EINVAL, "%s", msg);
+        return -1;
+    }
+    *out = (float)d;
+    return 0;
+}
+
+/* rescore: None = default (on), True = on, False = off (the codes' estimates are the
+ * scores), or one of the names "on", "off", "all" (every candidate of the beam). */
+static int parse_rescore(PyObject *obj, qv_rescore *out)
+{
+    static const char *const names[] = {"on", "off", "all"};
+    static const qv_rescore values[] = {QV_RESCORE_ON, QV_RESCORE_OFF, QV_RESCORE_ALL};
+    if (!obj || obj == Py_None) return 0;
+    if (PyBool_Check(obj)) {
+        *out = obj == Py_True ? QV_RESCORE_ON : QV_RESCORE_OFF;
+        return 0;
+    }
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "rescore must be None, a bool or 'all', got %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    const char *v = PyUnicode_AsUTF8(obj);
+    if (!v) return -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, names[i])) {
+            *out = values[i];
+            return 0;
+        }
+    pyq_raise_fmt(QV_EINVAL, "unknown rescore mode '%s' (expected True, False, 'on', 'off' or 'all')", v);
+    return -1;
+}
+
+int pyq_search_params_from(PyObject *k, const pyq_search_knobs *kn, qv_search_params *sp)
 {
     uint32_t kk = 10;
     if (get_u32(k, "k", &kk) < 0) return -1;
@@ -167,8 +248,10 @@ int pyq_search_params_from(PyObject *k, PyObject *ef, PyObject *nprobe, PyObject
         return -1;
     }
     qv_search_params_init(sp, kk);
-    if (get_u32(ef, "ef", &sp->ef) < 0 || get_u32(nprobe, "nprobe", &sp->nprobe) < 0 ||
-        get_u32(max_visits, "max_visits", &sp->max_visits) < 0)
+    if (!kn) return 0;
+    if (get_u32(kn->ef, "ef", &sp->ef) < 0 || get_u32(kn->nprobe, "nprobe", &sp->nprobe) < 0 ||
+        get_u32(kn->max_visits, "max_visits", &sp->max_visits) < 0 ||
+        parse_oversampling(kn->oversampling, &sp->oversampling) < 0 || parse_rescore(kn->rescore, &sp->rescore) < 0)
         return -1;
     return 0;
 }

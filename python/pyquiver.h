@@ -208,14 +208,20 @@ PyObject *pyq_collection_new(pyq_database *db, qv_coll *c, PyObject *name);
 
 /** Index parameters: kind, dim and metric from str/int arguments, then the knobs from the
  *  keyword dict kw (m, ef_construction, ef_search, nlist, nprobe, kmeans_iters,
- *  max_train_points, threads, seed, gpu, keep_pruned; NULL = none). Unknown keys give
- *  TypeError; range checks are the library's (QV_EINVAL at creation).
+ *  max_train_points, threads, seed, gpu, keep_pruned, quant, vec_type; NULL = none).
+ *  Unknown keys give TypeError; range checks and the combinations refused are the
+ *  library's (QV_EINVAL at creation).
  *  @return 0 or -1 with an exception set. */
 int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObject *kw,
                           qv_index_params *p);
-/** Search parameters from keyword values (None = the index default). */
-int pyq_search_params_from(PyObject *k, PyObject *ef, PyObject *nprobe, PyObject *max_visits,
-                           qv_search_params *sp);
+/** The keyword arguments of a search, borrowed; NULL or None = the index default. */
+typedef struct {
+    PyObject *ef, *nprobe, *max_visits;
+    PyObject *oversampling;        /* a number: 0 or 1..QV_MAX_OVERSAMPLING */
+    PyObject *rescore;             /* True, False, 'on', 'off' or 'all' */
+} pyq_search_knobs;
+/** Search parameters: k (None = 10), then the knobs kn (NULL = all defaults). */
+int pyq_search_params_from(PyObject *k, const pyq_search_knobs *kn, qv_search_params *sp);
 /** A non-negative int no larger than max into *out (None leaves *out alone); else
  *  TypeError or InvalidArgumentError naming the argument. @return 0 or -1. */
 int pyq_uint_arg(PyObject *obj, const char *name, unsigned long long max, unsigned long long *out);

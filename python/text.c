@@ -108,7 +108,7 @@ PyObject *pyq_coll_hybrid_search(pyq_collection *self, PyObject *args, PyObject 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oss|O$sdOpO:hybrid_search", kwlist, &v_obj, &text, &field, &k_obj,
                                      &fusion, &alpha, &filter, &with_payload, &ef))
         return NULL;
-    if (k_from(k_obj, &k) < 0 || pyq_search_params_from(NULL, ef, NULL, NULL, &sp) < 0) return NULL;
+    if (k_from(k_obj, &k) < 0 || pyq_search_params_from(NULL, &(pyq_search_knobs){.ef = ef}, &sp) < 0) return NULL;
     qv_fusion_kind kind = !strcmp(fusion, "rrf") ? QV_FUSION_RRF : !strcmp(fusion, "weighted") ? QV_FUSION_WEIGHTED : 0;
     if (!kind) return pyq_raise_fmt(QV_EINVAL, "fusion must be 'rrf' or 'weighted', got '%s'", fusion);
     if (!(alpha >= 0 && alpha <= 1)) return pyq_raise_fmt(QV_EINVAL, "alpha must be 0..1, got %g", alpha);
