@@ -24,7 +24,8 @@ def test_readme_python_block_runs_and_prints_what_it_says(tmp_path):
     (tmp_path / "example.py").write_text(block)
     out = run([str(tmp_path / "example.py")], cwd=tmp_path).splitlines()
     assert out[0] == "[0 1 2 3 4]"
-    assert out[1] == "1 0.999 {'title': 'east', 'lang': 'en'}"
+    assert out[1] == "[0 1 2 3 4]"                                    # the sq8 index
+    assert out[2] == "1 0.999 {'title': 'east', 'lang': 'en'}"
     assert (tmp_path / "my-data").is_dir()
 
 
