@@ -51,6 +51,26 @@ def test_no_leaks_in_index_calls():
         assert growth(fn, 2000) < 20000, fn
 
 
+def test_no_leaks_in_quantized_index_calls():
+    base = np.random.default_rng(3).integers(0, 256, (300, 8)).astype(np.float32)
+    ix = quiver.Index(8, "l2", quant="sq8", vec_type="u8", threads=1)
+    ix.add(np.arange(300), base)
+    calls = [
+        lambda: ix.search(base[:4], k=5, oversampling=3.5, rescore=False),
+        lambda: ix.search(base[0], k=5, rescore="all"),
+        lambda: ix.params,
+        lambda: repr(ix),
+        expect_error(lambda: ix.search(base[0], oversampling=0.5), quiver.InvalidArgumentError),
+        expect_error(lambda: ix.search(base[0], oversampling="x"), TypeError),
+        expect_error(lambda: ix.search(base[0], rescore="x"), quiver.InvalidArgumentError),
+        expect_error(lambda: ix.add([1], np.full((1, 8), 0.5)), quiver.InvalidArgumentError),
+        expect_error(lambda: quiver.Index(8, "l2", quant="pq"), quiver.InvalidArgumentError),
+        expect_error(lambda: quiver.Index(8, "l2", vec_type="u8"), quiver.InvalidArgumentError),
+    ]
+    for fn in calls:
+        assert growth(fn, 2000) < 20000, fn
+
+
 def test_no_leaks_in_collection_calls(db):
     c = db.create_collection("docs", 4, "cosine", payload_index={"lang": "keyword"})
     vecs = np.random.default_rng(2).standard_normal((50, 4), dtype=np.float32)
