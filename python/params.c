@@ -58,53 +58,25 @@ static const char *str_arg(PyObject *s, const char *what)
     return PyUnicode_AsUTF8(s);
 }
 
-/* Metric and kind names are the library's (qv_metric_parse, qv_index_kind_parse). */
-static int parse_metric(PyObject *s, qv_metric *out)
+/* Names of metrics, kinds, codes and vector types are the library's (qv_metric_parse,
+ * qv_index_kind_parse, qv_quant_parse, qv_vec_type_parse), whose QV_EINVAL message names
+ * what it expected. One function for the four: their enum types differ, so a switch picks
+ * the parser. */
+typedef enum { NAME_METRIC, NAME_KIND, NAME_QUANT, NAME_VEC_TYPE } name_knob;
+
+static int parse_name(PyObject *s, name_knob which, void *out)
 {
-    const char *v = str_arg(s, "metric");
+    static const char *const what[] = {"metric", "kind", "quant", "vec_type"};
+    const char *v = str_arg(s, what[which]);
     int rc;
     if (!v) return -1;
-    if ((rc = qv_metric_parse(v, out)) != QV_OK) {
-        pyq_raise(rc);
-        return -1;
+    switch (which) {
+    case NAME_METRIC: rc = qv_metric_parse(v, out); break;
+    case NAME_KIND:   rc = qv_index_kind_parse(v, out); break;
+    case NAME_QUANT:  rc = qv_quant_parse(v, out); break;
+    default:          rc = qv_vec_type_parse(v, out); break;
     }
-    return 0;
-}
-
-static int parse_kind(PyObject *s, qv_index_kind *out)
-{
-    const char *v = str_arg(s, "kind");
-    int rc;
-    if (!v) return -1;
-    if ((rc = qv_index_kind_parse(v, out)) != QV_OK) {
-        pyq_raise(rc);
-        return -1;
-    }
-    return 0;
-}
-
-/* quant and vec_type: the library's names (qv_quant_parse, qv_vec_type_parse); None
- * keeps the default (none, f32). */
-static int parse_quant(PyObject *s, qv_quant *out)
-{
-    const char *v;
-    int rc;
-    if (s == Py_None) return 0;
-    if (!(v = str_arg(s, "quant"))) return -1;
-    if ((rc = qv_quant_parse(v, out)) != QV_OK) {
-        pyq_raise(rc);
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_vec_type(PyObject *s, qv_vec_type *out)
-{
-    const char *v;
-    int rc;
-    if (s == Py_None) return 0;
-    if (!(v = str_arg(s, "vec_type"))) return -1;
-    if ((rc = qv_vec_type_parse(v, out)) != QV_OK) {
+    if (rc != QV_OK) {
         pyq_raise(rc);
         return -1;
     }
@@ -139,8 +111,8 @@ int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObj
     qv_index_kind k = QV_INDEX_HNSW;
     qv_metric mt;
     uint32_t d = 0;
-    if (kind && kind != Py_None && parse_kind(kind, &k) < 0) return -1;
-    if (parse_metric(metric, &mt) < 0 || get_u32(dim, "dim", &d) < 0) return -1;
+    if (kind && kind != Py_None && parse_name(kind, NAME_KIND, &k) < 0) return -1;
+    if (parse_name(metric, NAME_METRIC, &mt) < 0 || get_u32(dim, "dim", &d) < 0) return -1;
     qv_index_params_init(p, k, d, mt);
     if (!kw) return 0;
 
@@ -179,8 +151,9 @@ int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObj
             else p->flags &= ~(uint32_t)QV_HNSW_KEEP_PRUNED;
             break;
         }
-        case 11: rc = parse_quant(value, &p->quant); break;
-        case 12: rc = parse_vec_type(value, &p->vec_type); break;
+        /* quant, vec_type: None keeps the default (none, f32) */
+        case 11: rc = value == Py_None ? 0 : parse_name(value, NAME_QUANT, &p->quant); break;
+        case 12: rc = value == Py_None ? 0 : parse_name(value, NAME_VEC_TYPE, &p->vec_type); break;
         default:
             PyErr_Format(PyExc_TypeError, "unexpected keyword argument '%s'", name);
             return -1;
