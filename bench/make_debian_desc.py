@@ -20,7 +20,6 @@ Method (bench/README.md, "Held-out data"):
     only transformed. Vectors whose norm is ~0 (no known term) are dropped; the others are
     scaled to unit length.
 """
-import hashlib
 import os
 import subprocess
 import sys
@@ -33,42 +32,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.join(HERE, "..", "..", "shared", "data", "tools")
 sys.path.insert(0, TOOLS)
 from vecsio import write_vecs  # noqa: E402
+from debian_docs import documents, split  # noqa: E402
 
-DIM, NQ = 384, 1000
-
-
-def documents():
-    out = subprocess.run(["apt-cache", "dumpavail"], check=True, capture_output=True, text=True).stdout
-    docs = {}
-    for stanza in out.split("\n\n"):
-        fields, last = {}, None
-        for line in stanza.split("\n"):
-            if line.startswith((" ", "\t")) and last:
-                fields[last] += " " + line.strip()
-            elif ":" in line:
-                last, _, val = line.partition(":")
-                fields[last] = val.strip()
-        name, desc = fields.get("Package"), fields.get("Description")
-        if not name or not desc or name in docs:
-            continue
-        tags = fields.get("Tag", "").replace("::", " ").replace(",", " ")
-        docs[name] = "%s %s %s" % (desc, fields.get("Section", "").replace("/", " "), tags)
-    seen, names, texts = set(), [], []
-    for name in sorted(docs):
-        if docs[name] in seen:
-            continue
-        seen.add(docs[name])
-        names.append(name)
-        texts.append(docs[name])
-    return names, texts
+DIM = 384
 
 
 def main():
     dest = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser("~/.cache/quiver-data/debian-desc-384")
     os.makedirs(dest, exist_ok=True)
     names, texts = documents()
-    order = sorted(range(len(names)), key=lambda i: hashlib.sha1(names[i].encode()).hexdigest())
-    qi, bi = sorted(order[:NQ]), sorted(order[NQ:])
+    qi, bi = split(names)
     tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, dtype=np.float64)
     xb = tfidf.fit_transform([texts[i] for i in bi])
     svd = TruncatedSVD(n_components=DIM, algorithm="randomized", n_iter=7, random_state=0)
