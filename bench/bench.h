@@ -47,6 +47,7 @@ typedef struct {
     qv_quant quant;                /* --quant: codes quiver searches on */
     qv_vec_type vec_type;          /* --vec-type: element type of the vectors quiver keeps */
     float oversampling;            /* --oversampling: re-scored candidates per k; 0 = default */
+    float explore;                 /* --explore: qv_search_params.explore (bit1) */
     int no_rescore;                /* --no-rescore: return estimated scores */
 } bench_opts;
 

@@ -45,6 +45,8 @@ void bench_usage(FILE *f)
           "  --quant none|sq8|sq4|bit1 codes quiver searches on (none = float32)\n"
           "  --vec-type f32|u8         vectors quiver keeps for exact distances (u8: quantized\n"
           "                            hnsw, data all integers 0..255; default f32)\n"
+          "  --explore X               bit1 hnsw: also follow neighbours whose estimate minus\n"
+          "                            X error bounds could enter the beam (0..4, 0 = off)\n"
           "  --oversampling X          quantized: re-score the best ceil(k*X) candidates\n"
           "                            with the float vectors (default per code kind)\n"
           "  --no-rescore              quantized: return the estimated scores as they are\n"
@@ -270,6 +272,12 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
             if (!end || *end || !(x >= 1.0 && x <= 100.0))
                 return usage_error("--oversampling must be a number in 1..100, got '%s'", val);
             o->oversampling = (float)x;
+        } else if (strcmp(arg, "--explore") == 0) {
+            char *end = NULL;
+            double x = strtod(val, &end);
+            if (!end || *end || !(x >= 0.0 && x <= QV_MAX_EXPLORE))
+                return usage_error("--explore must be a number in 0..%g, got '%s'", (double)QV_MAX_EXPLORE, val);
+            o->explore = (float)x;
         } else if (strcmp(arg, "--plot") == 0) {
             if (!*val) return usage_error("--plot needs a file name");
             o->plot_path = val;

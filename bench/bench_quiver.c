@@ -32,6 +32,7 @@ struct bench_engine {
     qv_index *ix;
     uint32_t ef, nprobe;
     float oversampling;            /* quantized: qv_search_params.oversampling */
+    float explore;                 /* bit1: qv_search_params.explore */
     qv_rescore rescore;
     const uint64_t *allow_bits;    /* filter runs: the allowed row ids (borrowed), or NULL */
     uint64_t allow_nbits;
@@ -89,6 +90,7 @@ static int quiver_build(const bench_build_params *bp, size_t n, const float *bas
         goto fail;
     }
     e->oversampling = bp->oversampling;
+    e->explore = bp->explore;
     e->rescore = bp->no_rescore ? QV_RESCORE_OFF : QV_RESCORE_ON;
     atomic_init(&e->relay.fn, bp->progress);
     e->relay.arg = bp->progress_arg;
@@ -138,6 +140,7 @@ static void params_for(const bench_engine *e, uint32_t k, qv_search_params *sp)
     sp->ef = e->ef;
     sp->nprobe = e->nprobe;
     sp->oversampling = e->oversampling;
+    sp->explore = e->explore;
     sp->rescore = e->rescore;
     sp->allow_bits = e->allow_bits;
     sp->allow_nbits = e->allow_nbits;
@@ -238,6 +241,7 @@ static int quiver_load(const bench_build_params *bp, size_t n, const char *path,
         return -1;
     }
     e->oversampling = bp->oversampling;
+    e->explore = bp->explore;
     e->rescore = bp->no_rescore ? QV_RESCORE_OFF : QV_RESCORE_ON;
     atomic_init(&e->relay.fn, NULL);
     atomic_init(&e->relay.called, 0);

@@ -183,13 +183,14 @@ static void describe_params(const bench_opts *o, const bench_build_params *bp, c
         size_t len = strlen(r->params_json), nl = strlen(r->name);
         if (len > 1) {
             snprintf(r->params_json + len - 1, sizeof r->params_json - (len - 1),
-                     "%s\"quant\":\"%s\",\"oversampling\":%g,\"rescore\":%s,\"vec_type\":\"%s\"}",
-                     len > 2 ? "," : "", qv_quant_name(bp->quant), (double)bp->oversampling,
+                     "%s\"quant\":\"%s\",\"oversampling\":%g,\"explore\":%g,\"rescore\":%s,\"vec_type\":\"%s\"}",
+                     len > 2 ? "," : "", qv_quant_name(bp->quant), (double)bp->oversampling, (double)bp->explore,
                      bp->no_rescore ? "false" : "true", qv_vec_type_name(bp->vec_type));
         }
         if (nl > 1 && r->name[nl - 1] == ')') {
             char os[32] = "", tail[80];
             if (bp->oversampling > 0) snprintf(os, sizeof os, ",os=%g", (double)bp->oversampling);
+            if (bp->explore > 0) snprintf(os + strlen(os), sizeof os - strlen(os), ",ex=%g", (double)bp->explore);
             snprintf(tail, sizeof tail, ",%s%s%s%s)", qv_quant_name(bp->quant), os, bp->no_rescore ? ",norescore" : "",
                      bp->vec_type == QV_VEC_U8 ? ",u8" : "");
             if (nl - 1 + strlen(tail) < sizeof r->name) memcpy(r->name + nl - 1, tail, strlen(tail) + 1);
@@ -298,6 +299,7 @@ int bench_build(const bench_engine_ops *ops, const bench_opts *o, const bench_da
     bp->quant = is_quiver ? o->quant : QV_QUANT_NONE;
     bp->vec_type = is_quiver ? o->vec_type : QV_VEC_F32;
     bp->oversampling = is_quiver ? o->oversampling : 0;
+    bp->explore = is_quiver ? o->explore : 0;
     bp->no_rescore = is_quiver && o->no_rescore;
     bp->buckets = buckets;
     if (o->kind == QV_INDEX_IVF && bp->nlist > d->nb) {

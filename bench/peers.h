@@ -43,6 +43,7 @@ typedef struct {
     qv_quant quant;                /* quiver only: codes to search on */
     qv_vec_type vec_type;          /* quiver only: element type of the kept vectors */
     float oversampling;            /* quiver only: qv_search_params.oversampling */
+    float explore;                 /* quiver only: qv_search_params.explore */
     int no_rescore;                /* quiver only: rescore off */
     qv_progress_fn progress;       /* "phase", done, total; may be NULL */
     void *progress_arg;

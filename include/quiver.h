@@ -55,6 +55,7 @@ extern "C" {
 #define QV_MAX_K   1024u    /* largest k of one search */
 #define QV_MAX_EF  100000u  /* largest ef of a search, ef_search and ef_construction */
 #define QV_MAX_OVERSAMPLING 100.0f   /* largest qv_search_params.oversampling */
+#define QV_MAX_EXPLORE 4.0f          /* largest qv_search_params.explore */
 #define QV_MAX_NORM 1e18     /* largest vector norm accepted (larger ones overflow distances) */
 #define QV_MAX_ID  9223372036854775807ull  /* largest point id of a collection (2^63 - 1:
                                               JSON clients read ids as signed 64-bit) */
@@ -183,6 +184,12 @@ typedef struct {
      * vectors (hnsw: the beam ef is raised to that count when smaller). */
     qv_rescore rescore;            /* DEFAULT = ON; OFF returns the estimated scores */
     float oversampling;            /* >= 1; 0 = the index kind's default */
+    /* bit1 hnsw only (ignored otherwise): 0..QV_MAX_EXPLORE, 0 = off. The walk also follows
+     * a neighbour whose estimate minus explore x its error bound could enter the beam, so
+     * nodes the 1-bit codes misjudge get expanded: more recall per ef, more work per ef;
+     * compare settings at equal recall (about 0.5 pays at recall 0.99, 1.0 on 512-d
+     * sentence embeddings, bench/RESULTS.md "explore"). */
+    float explore;
     /* Payload filter of qv_search / qv_search_batch / qv_search_ex (borrowed for the call;
      * NULL = none). The index-level qv_index_search* have no payloads and ignore it. */
     const qv_filter *filter;

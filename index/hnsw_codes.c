@@ -231,7 +231,7 @@ static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratc
  * sq4 -1% to +8%. Non-temporal prefetches of ex rows and float vectors lost 9-18%. */
 static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
                          const uint32_t *eps, size_t n_ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits,
-                         int prefetch_vec,
+                         int prefetch_vec, float explore,
                          const float *q, size_t k, size_t *n_exact)
 {
     const size_t xlines = h->xcodes ? h->ex_bytes / 64 : 0;
@@ -255,7 +255,8 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         if (vis[ep] == tag) continue;
         vis[ep] = tag;
         float d0 = qv_codec_est(c, qq, qv_hnsw_code(h, ep));
-        min_push(s->cand, &nc, d0, ep);
+        float o0 = explore > 0 ? d0 - explore * qv_codec_bound(c, qq, qv_hnsw_code(h, ep)) : d0;
+        min_push(s->cand, &nc, o0, ep);
         if (qv_hnsw_accepted(h, f, ep)) max_push(res, &nr, d0, ep);
     }
     if (nr >= ef) lower = res[0].d;
@@ -267,9 +268,12 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         min_pop(s->cand, &nc);
         if (n_exact) {
             /* bit1: every expanded node goes down the re-scoring pipeline, unless its lower
-             * bound (estimate minus the 1-bit error bound) already loses to the threshold. */
+             * bound (estimate minus the 1-bit error bound b) already loses to the threshold.
+             * With explore the heap holds estimate - explore b: the bound is curd - (1 -
+             * explore) b. */
             int keep = qv_hnsw_accepted(h, f, cur) &&
-                       !(curd - qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) > pipe_threshold(s, &p)) &&
+                       !(curd - (1.0f - explore) * qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) >
+                         pipe_threshold(s, &p)) &&
                        (p.ne < s->expd_cap || grow_expd(s));
             if (keep && xlines) {
                 s->expd[p.ne++] = cur;
@@ -325,8 +329,12 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
             for (size_t t = 0; t < lim; t++) {
                 float d = d4[t];
                 uint32_t v = nbuf[j + t];
+                /* explore (bit1): a neighbour is followed when its optimistic estimate could
+                 * enter the beam; the beam itself (res, lower) keeps the plain estimates. */
+                float o = explore > 0 ? d - explore * qv_codec_bound(c, qq, r[t]) : d;
+                if (!(o < lower)) continue;
+                if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, o, v);
                 if (!(d < lower)) continue;
-                if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, d, v);
                 if (!qv_hnsw_accepted(h, f, v)) continue;
                 max_push(res, &nr, d, v);
                 if (nr > ef) max_pop(res, &nr);
@@ -453,7 +461,9 @@ size_t qv_hnsw_search_codes(const qv_hnsw *h, qv_hnsw_scratch *s, const float *q
      * sift-debian-1m sq8 (R 20) ef 40: 21.6k / 23.0k, ef 128: 8.26k / 9.03k; sq4 (x3: R
      * 30) ef 40: 26.4k / 25.1k, ef 128: 9.82k / 10.18k. */
     const int walk_prefetch = rescore_on && qv_hnsw_vec_inline(h) && 2 * ef <= 3 * R;
-    size_t len = walk_codes(h, c, s, qq, eps, n_ep, ef, f, max_visits, walk_prefetch, q, k, expanded ? &ne : NULL);
+    const float explore = c->kind == QV_QUANT_BIT1 ? sp->explore : 0.0f;
+    size_t len = walk_codes(h, c, s, qq, eps, n_ep, ef, f, max_visits, walk_prefetch, explore, q, k,
+                            expanded ? &ne : NULL);
     if (!rescore_on) return len;
     if (expanded) {
         memcpy(s->res, s->ex, ne * sizeof *s->ex);
@@ -470,7 +480,7 @@ uint32_t qv_hnsw_codes_nearest(const qv_hnsw *h, qv_hnsw_scratch *s, const float
     if (e == QV_HNSW_ENTRY_NONE || qv_hnsw_scratch_fit(s, ef, 0) != QV_OK) return QV_HNSW_NONE;
     qv_codec_query_prepare(c, q, s->qbuf, s->qtmp, &qq);
     uint32_t ep = descend_codes(h, c, qq, (uint32_t)(e >> 32), (unsigned)(e & 0xffffffffu));
-    size_t len = walk_codes(h, c, s, qq, &ep, 1, ef, NULL, SIZE_MAX, 0, q, 1, NULL);
+    size_t len = walk_codes(h, c, s, qq, &ep, 1, ef, NULL, SIZE_MAX, 0, 0.0f, q, 1, NULL);
     uint32_t best = QV_HNSW_NONE;
     float bd = INFINITY;
     for (size_t i = 0; i < len; i++)

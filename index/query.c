@@ -30,6 +30,8 @@ int qv_search_params_check(const qv_search_params *sp)
     if (!(sp->oversampling == 0.0f || (sp->oversampling >= 1.0f && sp->oversampling <= QV_MAX_OVERSAMPLING)))
         return qv_fail(QV_EINVAL, "oversampling must be 0 (default) or 1..%g, got %g", (double)QV_MAX_OVERSAMPLING,
                        (double)sp->oversampling);
+    if (!(sp->explore >= 0.0f && sp->explore <= QV_MAX_EXPLORE))
+        return qv_fail(QV_EINVAL, "explore must be 0..%g, got %g", (double)QV_MAX_EXPLORE, (double)sp->explore);
     return QV_OK;
 }
 
