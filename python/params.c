@@ -83,24 +83,34 @@ static int parse_name(PyObject *s, name_knob which, void *out)
     return 0;
 }
 
-/* gpu: "off", "auto", "require", or a bool (True = require). */
-static int parse_gpu(PyObject *s, qv_gpu_mode *out)
+/* One of three mode names (gpu, rescore) -> its value in *out; else QV_EINVAL naming what
+ * was expected. */
+static int parse_mode(const char *v, const char *what, const char *const names[3], const int values[3],
+                      const char *expected, int *out)
 {
-    static const char *const names[] = {"off", "auto", "require"};
-    static const qv_gpu_mode values[] = {QV_GPU_OFF, QV_GPU_AUTO, QV_GPU_REQUIRE};
-    if (PyBool_Check(s)) {
-        *out = s == Py_True ? QV_GPU_REQUIRE : QV_GPU_OFF;
-        return 0;
-    }
-    const char *v = str_arg(s, "gpu");
-    if (!v) return -1;
     for (int i = 0; i < 3; i++)
         if (!strcmp(v, names[i])) {
             *out = values[i];
             return 0;
         }
-    pyq_raise_fmt(QV_EINVAL, "unknown gpu mode '%s' (expected off, auto or require)", v);
+    pyq_raise_fmt(QV_EINVAL, "unknown %s mode '%s' (expected %s)", what, v, expected);
     return -1;
+}
+
+/* gpu: "off", "auto", "require", or a bool (True = require). */
+static int parse_gpu(PyObject *s, qv_gpu_mode *out)
+{
+    static const char *const names[] = {"off", "auto", "require"};
+    static const int values[] = {QV_GPU_OFF, QV_GPU_AUTO, QV_GPU_REQUIRE};
+    int m;
+    if (PyBool_Check(s)) {
+        *out = s == Py_True ? QV_GPU_REQUIRE : QV_GPU_OFF;
+        return 0;
+    }
+    const char *v = str_arg(s, "gpu");
+    if (!v || parse_mode(v, "gpu", names, values, "off, auto or require", &m) < 0) return -1;
+    *out = (qv_gpu_mode)m;
+    return 0;
 }
 
 int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObject *kw, qv_index_params *p)
@@ -191,7 +201,8 @@ static int parse_oversampling(PyObject *obj, float *out)
 static int parse_rescore(PyObject *obj, qv_rescore *out)
 {
     static const char *const names[] = {"on", "off", "all"};
-    static const qv_rescore values[] = {QV_RESCORE_ON, QV_RESCORE_OFF, QV_RESCORE_ALL};
+    static const int values[] = {QV_RESCORE_ON, QV_RESCORE_OFF, QV_RESCORE_ALL};
+    int m;
     if (!obj || obj == Py_None) return 0;
     if (PyBool_Check(obj)) {
         *out = obj == Py_True ? QV_RESCORE_ON : QV_RESCORE_OFF;
@@ -202,14 +213,9 @@ static int parse_rescore(PyObject *obj, qv_rescore *out)
         return -1;
     }
     const char *v = PyUnicode_AsUTF8(obj);
-    if (!v) return -1;
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(v, names[i])) {
-            *out = values[i];
-            return 0;
-        }
-    pyq_raise_fmt(QV_EINVAL, "unknown rescore mode '%s' (expected True, False, 'on', 'off' or 'all')", v);
-    return -1;
+    if (!v || parse_mode(v, "rescore", names, values, "True, False, 'on', 'off' or 'all'", &m) < 0) return -1;
+    *out = (qv_rescore)m;
+    return 0;
 }
 
 int pyq_search_params_from(PyObject *k, const pyq_search_knobs *kn, qv_search_params *sp)
