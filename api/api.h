@@ -175,6 +175,7 @@ typedef struct {
     int exact;                      /* scan every allowed point exactly */
     int rescore;                    /* quantized collections: qv_rescore (0 = default) */
     double oversampling;            /* quantized collections: 0 = default, 1..100 */
+    double explore;                 /* bit1 hnsw: qv_search_params.explore, 0 (off)..4 */
     int with_payload;
     api_filter filter;              /* its text groups equal searches */
     qv_accept_fn accept;            /* an id predicate (borrowed), NULL: none */
@@ -185,7 +186,7 @@ void api_search_release(api_search *s);
 void api_search_params(const api_search *s, qv_search_params *sp);
 
 /** Parse a native search body ({"vector","k","ef","nprobe","filter","with_payload",
- *  "exact","rescore","oversampling"}), or with batch the batch body {"searches":[...]} of 1..API_MAX_BATCH of them,
+ *  "exact","rescore","oversampling","explore"}), or with batch the batch body {"searches":[...]} of 1..API_MAX_BATCH of them,
  *  for a collection of dimension dim. On success *out holds *n searches whose vectors are
  *  in one allocation at (*out)[0].vec; free with api_searches_free. -1 with e filled. */
 int api_parse_searches(const char *body, size_t len, uint32_t dim, int batch, api_search **out, size_t *n,

@@ -621,11 +621,14 @@ static int read_query(api_jread *rd, void *qs)
 
 /* params.quantization of a search on a quantized collection (ignored by float ones):
  * ignore re-scores every candidate of the beam with the float vectors, rescore false
- * returns the codes' estimates, oversampling re-scores the best ceil(limit * oversampling). */
+ * returns the codes' estimates, oversampling re-scores the best ceil(limit * oversampling).
+ * explore is a Quiver extension (Qdrant has no such field; its clients pass it through):
+ * qv_search_params.explore, 0 (off)..4, used by bit1 hnsw walks, ignored by other codes. */
 static const api_jfield quantization_fields[] = {
     {"ignore", API_J_BOOL, .off = Q(ignore_quant)},
     {"rescore", API_J_BOOL, Q(s.rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
     {"oversampling", API_J_NUM, Q(s.oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
+    {"explore", API_J_NUM, Q(s.explore), .lo = 0, .hi = (uint64_t)QV_MAX_EXPLORE},
     {NULL},
 };
 static const api_jfield params_fields[] = {

@@ -73,6 +73,7 @@ static const api_jfield search_fields[] = {
     {"exact", API_J_BOOL, .off = S(exact)},
     {"rescore", API_J_BOOL, S(rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
     {"oversampling", API_J_NUM, S(oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
+    {"explore", API_J_NUM, S(explore), .lo = 0, .hi = (uint64_t)QV_MAX_EXPLORE},
     {NULL},
 };
 
@@ -140,7 +141,8 @@ uint64_t api_now_us(void)
 static int same_search(const api_search *a, const api_search *b)
 {
     if (a->k != b->k || a->ef != b->ef || a->nprobe != b->nprobe || a->exact != b->exact ||
-        a->rescore != b->rescore || a->oversampling != b->oversampling || a->accept != b->accept || a->accept_arg != b->accept_arg)
+        a->rescore != b->rescore || a->oversampling != b->oversampling || a->explore != b->explore ||
+        a->accept != b->accept || a->accept_arg != b->accept_arg)
         return 0;
     if (!a->filter.text || !b->filter.text) return a->filter.text == b->filter.text;
     return strcmp(a->filter.text, b->filter.text) == 0;
@@ -157,6 +159,7 @@ void api_search_params(const api_search *s, qv_search_params *sp)
     sp->exact = (uint32_t)s->exact;
     sp->rescore = (qv_rescore)s->rescore;
     sp->oversampling = (float)s->oversampling;
+    sp->explore = (float)s->explore;
 }
 
 int api_run_searches(qv_coll *c, uint32_t dim, const api_search *s, size_t n, api_results *res)

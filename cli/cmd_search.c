@@ -15,9 +15,13 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: quiver search DB COLL (--vector '[0.1,...]' | --query-file F) [-k N] [--ef N]\n"
             "                     [--nprobe N] [--filter JSON] [--with-payload] [--json]\n"
-            "                     [--oversampling X] [--no-rescore]\n"
+            "                     [--oversampling X] [--no-rescore] [--explore X]\n"
             "Search COLL for the k nearest points (default k = 10). --query-file reads .fvecs,\n"
-            ".bvecs or .npy and searches every row.\n");
+            ".bvecs or .npy and searches every row. Quantized collections: --oversampling X\n"
+            "re-scores the best k x X (1..%g), --no-rescore returns the codes' estimates;\n"
+            "--explore X (0..%g, 0 = off) lets a bit1 hnsw walk also follow neighbours the\n"
+            "1-bit codes may misjudge: higher recall at a given --ef (other codes ignore it).\n",
+            (double)QV_MAX_OVERSAMPLING, (double)QV_MAX_EXPLORE);
 }
 
 static int print_hits(qv_coll *c, uint32_t dim, size_t qi, const qv_hit *hits, size_t n, int json, int with_payload)
@@ -48,11 +52,11 @@ int cmd_search(int argc, char **argv)
         {"nprobe", required_argument, 0, 'p'}, {"filter", required_argument, 0, 'F'},
         {"with-payload", no_argument, 0, 'P'}, {"json", no_argument, 0, 'j'},
         {"oversampling", required_argument, 0, 'o'}, {"no-rescore", no_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"explore", required_argument, 0, 'x'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *vector = NULL, *qfile = NULL, *filter = NULL;
     uint32_t k = 10, ef = 0, nprobe = 0;
     int json = 0, with_payload = 0, no_rescore = 0, c;
-    float oversampling = 0;
+    float oversampling = 0, explore = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hk:", opts, NULL)) != -1) {
         switch (c) {
@@ -68,6 +72,13 @@ int cmd_search(int argc, char **argv)
             oversampling = strtof(optarg, &end);
             if (*end || !(oversampling >= 1.0f && oversampling <= QV_MAX_OVERSAMPLING))
                 return cli_fail(EXIT_USAGE, "search", "--oversampling must be 1..%g, got '%s'", (double)QV_MAX_OVERSAMPLING, optarg);
+            break;
+        }
+        case 'x': {
+            char *end;
+            explore = strtof(optarg, &end);
+            if (end == optarg || *end || !(explore >= 0.0f && explore <= QV_MAX_EXPLORE))
+                return cli_fail(EXIT_USAGE, "search", "--explore must be 0..%g, got '%s'", (double)QV_MAX_EXPLORE, optarg);
             break;
         }
         case 'R': no_rescore = 1; break;
@@ -120,6 +131,7 @@ int cmd_search(int argc, char **argv)
     sp.nprobe = nprobe;
     sp.filter = flt;
     sp.oversampling = oversampling;
+    sp.explore = explore;
     sp.rescore = no_rescore ? QV_RESCORE_OFF : QV_RESCORE_DEFAULT;
     if (!(hits = calloc(k, sizeof *hits))) { code = cli_fail(EXIT_RUNTIME, "search", "out of memory"); goto cleanup; }
     for (size_t i = 0; i < nq && code == EXIT_OK; i++) {

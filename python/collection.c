@@ -287,7 +287,7 @@ PyObject *pyq_hit_lists(const qv_hit *hits, const size_t *n_hits, size_t nq, siz
 static PyObject *coll_search(pyq_collection *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"query", "k", "filter", "with_payload", "ef", "nprobe", "max_visits", "oversampling",
-                             "rescore", NULL};
+                             "rescore", "explore", NULL};
     PyObject *q_obj, *k = NULL, *filter = NULL, *result = NULL;
     pyq_search_knobs kn = {0};
     int with_payload = 1, rc;
@@ -299,8 +299,8 @@ static PyObject *coll_search(pyq_collection *self, PyObject *args, PyObject *kwd
     uint64_t *ids = NULL;
     char **payloads = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OpOOOOO:search", kwlist, &q_obj, &k, &filter, &with_payload,
-                                     &kn.ef, &kn.nprobe, &kn.max_visits, &kn.oversampling, &kn.rescore))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OpOOOOOO:search", kwlist, &q_obj, &k, &filter, &with_payload,
+                                     &kn.ef, &kn.nprobe, &kn.max_visits, &kn.oversampling, &kn.rescore, &kn.explore))
         return NULL;
     if (pyq_search_params_from(k, &kn, &sp) < 0) return NULL;
     if (pyq_coll_enter(self) < 0) return NULL;
@@ -621,10 +621,10 @@ static PyMethodDef coll_methods[] = {
      "payloads: one dict (or None) per point. Durable when it returns."},
     {"search", (PyCFunction)(void (*)(void))coll_search, METH_VARARGS | METH_KEYWORDS,
      "search(query, k=10, *, filter=None, with_payload=True, ef=None, nprobe=None, max_visits=None, "
-     "oversampling=None, rescore=None)\n--\n\n"
+     "oversampling=None, rescore=None, explore=None)\n--\n\n"
      "Nearest points as a list of Hit(id, score, payload), best first; for a 2-D array of queries, one such "
      "list per query. filter: a dict ({'must': [{'key': 'lang', 'match': 'en'}], ...}) or its JSON text. "
-     "oversampling, rescore: as in Index.search (quantized collections only)."},
+     "oversampling, rescore, explore: as in Index.search (quantized collections only)."},
     {"search_text", (PyCFunction)(void (*)(void))pyq_coll_search_text, METH_VARARGS | METH_KEYWORDS,
      "search_text(query, field, k=10, *, k1=1.2, b=0.75, filter=None, with_payload=True)\n--\n\n"
      "BM25 top-k (SQLite FTS5's formula) over a payload field indexed as 'text': a list of Hit, best first."},

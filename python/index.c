@@ -3,7 +3,7 @@
  *
  *   ix = quiver.Index(128, "l2", kind="hnsw", m=16, ef_construction=200, threads=0, quant="sq8")
  *   ix.add(ids, vectors)                    # GIL released; vectors read in place if float32
- *   ids, scores = ix.search(queries, k=10, ef=64, filter=None, oversampling=None, rescore=None)
+ *   ids, scores = ix.search(queries, k=10, ef=64, filter=None, oversampling=None, rescore=None, explore=None)
  *   ix.remove(ids); ix.save(path); ix = quiver.Index.load(path); ix.close()
  *
  * search() of one 1-D query returns 1-D arrays of the hits found (at most k); of a 2-D
@@ -177,7 +177,8 @@ static PyObject *index_train(pyq_index *self, PyObject *vec_obj)
 
 static PyObject *index_search(pyq_index *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"queries", "k", "ef", "nprobe", "filter", "max_visits", "oversampling", "rescore", NULL};
+    static char *kwlist[] = {"queries", "k", "ef", "nprobe", "filter", "max_visits", "oversampling", "rescore",
+                             "explore", NULL};
     PyObject *q_obj, *k = NULL, *filter = NULL, *result = NULL;
     pyq_search_knobs kn = {0};
     qv_search_params sp;
@@ -187,8 +188,8 @@ static PyObject *index_search(pyq_index *self, PyObject *args, PyObject *kwds)
     size_t one_n = 0, *n_hits = &one_n;
     int rc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OOOOOO:search", kwlist, &q_obj, &k, &kn.ef, &kn.nprobe, &filter,
-                                     &kn.max_visits, &kn.oversampling, &kn.rescore))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OOOOOOO:search", kwlist, &q_obj, &k, &kn.ef, &kn.nprobe, &filter,
+                                     &kn.max_visits, &kn.oversampling, &kn.rescore, &kn.explore))
         return NULL;
     if (pyq_search_params_from(k, &kn, &sp) < 0) return NULL;
     ENTER(self);
@@ -374,13 +375,15 @@ static PyMethodDef index_methods[] = {
      "train(vectors)\n--\n\nTrain an ivf index (k-means) on sample vectors; a no-op for flat and hnsw."},
     {"search", (PyCFunction)(void (*)(void))index_search, METH_VARARGS | METH_KEYWORDS,
      "search(queries, k=10, *, ef=None, nprobe=None, filter=None, max_visits=None, oversampling=None, "
-     "rescore=None)\n--\n\n"
+     "rescore=None, explore=None)\n--\n\n"
      "Nearest neighbours. One 1-D query: (ids, scores) of the hits found, best first. A 2-D batch: (nq, k) "
      "arrays, missing hits padded with id -1 and the worst score. filter: a bool mask indexed by id, the "
      "allowed ids, or a callable id -> bool (slow). Quantized indexes only (ignored otherwise): the codes rank "
      "the candidates, then the best ceil(k * oversampling) get exact float distances. oversampling: 1..100 "
      "(None or 0 = the code kind's default). rescore: None or True = re-score that many, False = return the "
-     "codes' estimated scores, 'all' = re-score every candidate of the beam."},
+     "codes' estimated scores, 'all' = re-score every candidate of the beam. explore: 0..4 (None or 0 = off), "
+     "bit1 hnsw only: the walk also follows neighbours whose estimate minus explore x the 1-bit error bound "
+     "could enter the beam, raising recall at a given ef (about 1 for recall ~0.99, 0.3-0.5 for ~0.95)."},
     {"remove", (PyCFunction)index_remove, METH_O, "remove(ids)\n--\n\nRemove ids (absent ones skipped); returns the number removed."},
     {"save", (PyCFunction)index_save, METH_O, "save(path)\n--\n\nWrite the index to a file (versioned, checksummed)."},
     {"load", (PyCFunction)index_load, METH_O | METH_CLASS, "load(path)\n--\n\nRead an index written by save()."},

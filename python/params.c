@@ -196,6 +196,28 @@ static int parse_oversampling(PyObject *obj, float *out)
     return 0;
 }
 
+/* explore: a number (None = 0, off), 0..QV_MAX_EXPLORE as qv_search_params_check wants,
+ * checked on the double (NaN refused) with the library's words, the same way as
+ * oversampling. The library uses it on bit1 hnsw walks and ignores it elsewhere. */
+static int parse_explore(PyObject *obj, float *out)
+{
+    if (!obj || obj == Py_None) return 0;
+    if (PyBool_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "explore must be a number, got bool");
+        return -1;
+    }
+    double d = PyFloat_AsDouble(obj);   /* TypeError for what is not a number */
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+    if (!(d >= 0.0 && d <= QV_MAX_EXPLORE)) {
+        char msg[64];   /* PyUnicode_FromFormat has no %g */
+        snprintf(msg, sizeof msg, "explore must be 0..%g, got %g", (double)QV_MAX_EXPLORE, d);
+        pyq_raise_fmt(QV_EINVAL, "%s", msg);
+        return -1;
+    }
+    *out = (float)d;
+    return 0;
+}
+
 /* rescore: None = default (on), True = on, False = off (the codes' estimates are the
  * scores), or one of the names "on", "off", "all" (every candidate of the beam). */
 static int parse_rescore(PyObject *obj, qv_rescore *out)
@@ -230,7 +252,8 @@ int pyq_search_params_from(PyObject *k, const pyq_search_knobs *kn, qv_search_pa
     if (!kn) return 0;
     if (get_u32(kn->ef, "ef", &sp->ef) < 0 || get_u32(kn->nprobe, "nprobe", &sp->nprobe) < 0 ||
         get_u32(kn->max_visits, "max_visits", &sp->max_visits) < 0 ||
-        parse_oversampling(kn->oversampling, &sp->oversampling) < 0 || parse_rescore(kn->rescore, &sp->rescore) < 0)
+        parse_oversampling(kn->oversampling, &sp->oversampling) < 0 || parse_rescore(kn->rescore, &sp->rescore) < 0 ||
+        parse_explore(kn->explore, &sp->explore) < 0)
         return -1;
     return 0;
 }

@@ -219,6 +219,7 @@ typedef struct {
     PyObject *ef, *nprobe, *max_visits;
     PyObject *oversampling;        /* a number: 0 or 1..QV_MAX_OVERSAMPLING */
     PyObject *rescore;             /* True, False, 'on', 'off' or 'all' */
+    PyObject *explore;             /* a number: 0 (off)..QV_MAX_EXPLORE, bit1 hnsw */
 } pyq_search_knobs;
 /** Search parameters: k (None = 10), then the knobs kn (NULL = all defaults). */
 int pyq_search_params_from(PyObject *k, const pyq_search_knobs *kn, qv_search_params *sp);

@@ -131,7 +131,7 @@ START_TEST(test_create_import_search_get_delete)
 }
 END_TEST
 
-/* --quant at create (shown by info), --oversampling and --no-rescore at search. */
+/* --quant at create (shown by info), --oversampling, --no-rescore and --explore at search. */
 START_TEST(test_quantized_collection)
 {
     char db[4096], vf[4096];
@@ -152,8 +152,83 @@ START_TEST(test_quantized_collection)
     ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "-k", "3", "--oversampling", "2.5", "--json", NULL), 0);
     ck_assert_msg(strstr(out_buf, "{\"hits\":[{\"id\":7,\"score\":0"), "search: %s", out_buf);
     ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "-k", "3", "--no-rescore", NULL), 0);
+    /* --explore: taken by sq8 and ignored (bit1: test_search_explore) */
+    static char plain[sizeof out_buf];
+    ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0.5,0,1]", "-k", "5", NULL), 0);
+    memcpy(plain, out_buf, sizeof plain);
+    ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0.5,0,1]", "-k", "5", "--explore", "2", NULL), 0);
+    ck_assert_str_eq(out_buf, plain);
     ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "--oversampling", "0.5", NULL), 2);
     ck_assert_msg(strstr(err_buf, "oversampling"), "stderr: %s", err_buf);
+}
+END_TEST
+
+/* rows vectors of dim floats into an fvecs file */
+static void write_rows(const char *path, const float *v, size_t rows, int dim)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (size_t i = 0; i < rows; i++) {
+        fwrite(&dim, 4, 1, f);
+        fwrite(v + i * (size_t)dim, 4, (size_t)dim, f);
+    }
+    fclose(f);
+}
+
+/* The ids of `quiver search` plain output ("rank id score" lines, a blank line between
+ * queries) into nq rows of k (UINT64_MAX where missing). */
+static void parse_hits(const char *out, size_t nq, size_t k, uint64_t *ids)
+{
+    for (size_t i = 0; i < nq * k; i++) ids[i] = UINT64_MAX;
+    size_t q = 0;
+    for (const char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+        unsigned long rank;
+        unsigned long long id;
+        if (*p == '\n') q++;
+        else if (sscanf(p, "%lu\t%llu", &rank, &id) == 2 && q < nq && rank >= 1 && rank <= k) ids[q * k + rank - 1] = id;
+    }
+    ck_assert_uint_eq(q + 1, nq);
+}
+
+/* --explore reaches a bit1 hnsw walk: 2,000 x 64 uniform vectors, M 16 efC 200, 40 queries
+ * at --ef 16, recall@10 against a double-precision brute force, measured 0.38 -> 0.98
+ * (2026-12-06, every query changed): explore 1 must find more and change some answers.
+ * Out of 0..4 or not a number is a usage error (exit 2). */
+START_TEST(test_search_explore)
+{
+    enum { NB = 2000, D = 64, NQ = 40, K = 10 };
+    char db[4096], bf[4096], qf[4096];
+    path_in_tmp(db, sizeof db, "db");
+    path_in_tmp(bf, sizeof bf, "b.fvecs");
+    path_in_tmp(qf, sizeof qf, "q.fvecs");
+    float *base = random_vectors(NB, D, 41), *queries = random_vectors(NQ, D, 42);
+    uint64_t truth[NQ * K], ids0[NQ * K], ids1[NQ * K];
+    ref_knn(base, NB, D, queries, NQ, K, QV_METRIC_L2, truth);
+    write_rows(bf, base, NB, D);
+    write_rows(qf, queries, NQ, D);
+    ck_assert_int_eq(quiver("create", db, "b", "--dim", "64", "--quant", "bit1", "--m", "16", "--ef-construction", "200",
+                            NULL), 0);
+    ck_assert_int_eq(quiver("import", db, "b", bf, "--quiet", NULL), 0);
+    ck_assert_int_eq(quiver("search", db, "b", "--query-file", qf, "--ef", "16", NULL), 0);
+    parse_hits(out_buf, NQ, K, ids0);
+    ck_assert_int_eq(quiver("search", db, "b", "--query-file", qf, "--ef", "16", "--explore", "1", NULL), 0);
+    parse_hits(out_buf, NQ, K, ids1);
+    double r0 = recall_at_k(ids0, NULL, K, truth, K, NQ, K), r1 = recall_at_k(ids1, NULL, K, truth, K, NQ, K);
+    size_t differ = 0;
+    for (size_t i = 0; i < NQ; i++) differ += memcmp(ids0 + i * K, ids1 + i * K, K * sizeof *ids0) != 0;
+    printf("cli bit1 ef 16: recall@10 %.4f, with --explore 1 %.4f (%zu of %d queries differ)\n", r0, r1, differ, NQ);
+    ck_assert_msg(r1 >= r0 + 0.1, "--explore 1: recall %.4f, without %.4f", r1, r0);
+    ck_assert_uint_gt(differ, 0);
+    ck_assert_int_eq(quiver("search", db, "b", "--query-file", qf, "--ef", "16", "--explore", "0.25", NULL), 0);
+    static const char *const bad[] = {"-0.5", "4.5", "nan", "inf", "x", "1x", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_int_eq(quiver("search", db, "b", "--vector", "[1]", "--explore", bad[i], NULL), 2);
+        ck_assert_msg(strstr(err_buf, "--explore must be 0..4"), "--explore '%s': %s", bad[i], err_buf);
+    }
+    ck_assert_int_eq(quiver("search", "--help", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "[--explore X]"), "usage: %s", out_buf);
+    free(base);
+    free(queries);
 }
 END_TEST
 
@@ -335,6 +410,7 @@ Suite *qv_cli_suite(void)
     tcase_add_test(tc, test_create_import_search_get_delete);
     tcase_add_test(tc, test_import_jsonl_with_payloads);
     tcase_add_test(tc, test_quantized_collection);
+    tcase_add_test(tc, test_search_explore);
     tcase_add_test(tc, test_error_paths);
     tcase_add_test(tc, test_import_killed);
     tcase_add_test(tc, test_backup_restore);
