@@ -173,19 +173,28 @@ int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObj
     return 0;
 }
 
+/* A real-valued search knob into *d: 1 when given, 0 for None (the default), -1 with
+ * TypeError for what is not a number (a bool too: True is not 1.0 here). */
+static int get_real(PyObject *obj, const char *name, double *d)
+{
+    if (!obj || obj == Py_None) return 0;
+    if (PyBool_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a number, got bool", name);
+        return -1;
+    }
+    *d = PyFloat_AsDouble(obj);   /* TypeError for what is not a number */
+    return *d == -1.0 && PyErr_Occurred() ? -1 : 1;
+}
+
 /* oversampling: a number (None = the default of the code kind). The range is the
  * library's (0 = default or 1..QV_MAX_OVERSAMPLING, qv_search_params_check), checked here
  * on the double too, with the library's words: rounding to float would otherwise let
  * -1e-50 through as 0 (the default) or 0.99999999 as 1. */
 static int parse_oversampling(PyObject *obj, float *out)
 {
-    if (!obj || obj == Py_None) return 0;
-    if (PyBool_Check(obj)) {
-        PyErr_SetString(PyExc_TypeError, "oversampling must be a number, got bool");
-        return -1;
-    }
-    double d = PyFloat_AsDouble(obj);   /* TypeError for what is not a number */
-    if (d == -1.0 && PyErr_Occurred()) return -1;
+    double d;
+    int rc = get_real(obj, "oversampling", &d);
+    if (rc <= 0) return rc;
     if (!(d == 0.0 || (d >= 1.0 && d <= QV_MAX_OVERSAMPLING))) {
         char msg[96];   /* PyUnicode_FromFormat has no %g */
         snprintf(msg, sizeof msg, "oversampling must be 0 (default) or 1..%g, got %g", (double)QV_MAX_OVERSAMPLING, d);
@@ -201,13 +210,9 @@ static int parse_oversampling(PyObject *obj, float *out)
  * oversampling. The library uses it on bit1 hnsw walks and ignores it elsewhere. */
 static int parse_explore(PyObject *obj, float *out)
 {
-    if (!obj || obj == Py_None) return 0;
-    if (PyBool_Check(obj)) {
-        PyErr_SetString(PyExc_TypeError, "explore must be a number, got bool");
-        return -1;
-    }
-    double d = PyFloat_AsDouble(obj);   /* TypeError for what is not a number */
-    if (d == -1.0 && PyErr_Occurred()) return -1;
+    double d;
+    int rc = get_real(obj, "explore", &d);
+    if (rc <= 0) return rc;
     if (!(d >= 0.0 && d <= QV_MAX_EXPLORE)) {
         char msg[64];   /* PyUnicode_FromFormat has no %g */
         snprintf(msg, sizeof msg, "explore must be 0..%g, got %g", (double)QV_MAX_EXPLORE, d);
