@@ -147,16 +147,30 @@ void qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const 
     for (int j = 0; j < 4; j++) out[j] = q->a + sq_f0(c, rows[j]) - q->gamma * (float)d[j];
 }
 
+/* bit1: the bound of a row whose factors are f (its centroid's |q - c_j| known). Code
+ * error (the paper's bound) plus the rounding of the 4-bit query: pop values, each off by
+ * at most delta / 2, as independent uniform errors (sd delta / sqrt 12). */
+static inline float bound_from(qv_codec_query *q, const float *f)
+{
+    const uint16_t *u = (const uint16_t *)(f + 4);
+    const float *nj = rabitq_aj(q) + QV_RABITQ_MAX_CLUSTERS;
+    return QV_RABITQ_EPS0 * (f[3] * nj[u[0]] + 2.0f * f[1] * q->delta * sqrtf((float)u[1] / 12.0f));
+}
+
 float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row)
 {
     if (c->kind != QV_QUANT_BIT1) return 0.0f;
     const float *f = factors(c, row);
     const uint16_t *u = (const uint16_t *)(f + 4);
     if (!((q->have >> u[0]) & 1)) qv_codec_rabitq_centroid(q, u[0]);
-    const float *nj = rabitq_aj(q) + QV_RABITQ_MAX_CLUSTERS;
-    /* Code error (the paper's bound) plus the rounding of the 4-bit query: pop values,
-     * each off by at most delta / 2, as independent uniform errors (sd delta / sqrt 12). */
-    return QV_RABITQ_EPS0 * (f[3] * nj[u[0]] + 2.0f * f[1] * q->delta * sqrtf((float)u[1] / 12.0f));
+    return bound_from(q, f);
+}
+
+void qv_codec_est_bound_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4], float est[4],
+                           float bound[4])
+{
+    qv_codec_est_x4(c, q, rows, est);          /* computes every centroid the rows use */
+    for (int j = 0; j < 4; j++) bound[j] = c->kind == QV_QUANT_BIT1 ? bound_from(q, factors(c, rows[j])) : 0.0f;
 }
 
 size_t qv_codec_memory(const qv_codec *c)

@@ -138,6 +138,9 @@ void  qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const
 /** bit1: a bound on |estimate - true distance| that holds with high probability
  *  (QV_RABITQ_EPS0); other kinds: 0 (no bound known). */
 float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row);
+/** Four estimates and their bounds at once (the walk's explore: est - explore x bound). */
+void  qv_codec_est_bound_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4], float est[4],
+                            float bound[4]);
 /** Bytes held by the codec itself (not counting rows). */
 size_t qv_codec_memory(const qv_codec *c);
 /** Whether a stored row can be estimated against safely: finite factors and, for bit1, a

@@ -323,15 +323,16 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         for (size_t j = 0; j < nb; j += 4) {
             const uint8_t *r[4] = {qv_hnsw_code(h, nbuf[j]), qv_hnsw_code(h, nbuf[j + 1]),
                                    qv_hnsw_code(h, nbuf[j + 2]), qv_hnsw_code(h, nbuf[j + 3])};
-            float d4[4];
-            qv_codec_est_x4(c, qq, r, d4);
+            float d4[4], b4[4];
+            if (explore > 0) qv_codec_est_bound_x4(c, qq, r, d4, b4);
+            else qv_codec_est_x4(c, qq, r, d4);
             size_t lim = full - j < 4 ? full - j : 4;
             for (size_t t = 0; t < lim; t++) {
                 float d = d4[t];
                 uint32_t v = nbuf[j + t];
                 /* explore (bit1): a neighbour is followed when its optimistic estimate could
                  * enter the beam; the beam itself (res, lower) keeps the plain estimates. */
-                float o = explore > 0 ? d - explore * qv_codec_bound(c, qq, r[t]) : d;
+                float o = explore > 0 ? d - explore * b4[t] : d;
                 if (!(o < lower)) continue;
                 if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, o, v);
                 if (!(d < lower)) continue;

@@ -35,6 +35,7 @@
 #include "server/server.h"
 
 #define POLL_MS 250
+#define SLOW_POLL_MS 2000         /* a poll round longer than this is logged */
 
 int cl_has_id(const long *v, int n, long id)
 {
@@ -345,7 +346,8 @@ static void sync_local(srv_cluster *cl)
                 create_local(cl, shards[j].local, colls[i].config);
     }
     drop_moved_away(cl, shards, ns);
-    /* collections dropped from the cluster: their local parts go */
+    /* collections dropped from the cluster: their local parts go. One that cannot be
+     * listed or dropped now stays known and is tried again at the next poll. */
     for (size_t i = 0; i < cl->nknown;) {
         int still = 0;
         for (size_t j = 0; j < nc && !still; j++) still = !strcmp(colls[j].name, cl->known[i]);
@@ -353,11 +355,18 @@ static void sync_local(srv_cluster *cl)
         char **names = NULL;
         size_t n = 0;
         size_t len = strlen(cl->known[i]);
-        if (qv_collection_list(cl->ctx->db, &names, &n) == QV_OK)
-            for (size_t j = 0; j < n; j++)
-                if (!strcmp(names[j], cl->known[i]) || is_shard_of(names[j], cl->known[i], len))
-                    if (qv_collection_drop(cl->ctx->db, names[j]) == QV_OK) srv_log(SRV_LOG_INFO, "cluster: dropped local collection '%s'", names[j]);
+        int failed = qv_collection_list(cl->ctx->db, &names, &n) != QV_OK;
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(names[j], cl->known[i]) && !is_shard_of(names[j], cl->known[i], len)) continue;
+            int rc = qv_collection_drop(cl->ctx->db, names[j]);
+            if (rc == QV_OK) srv_log(SRV_LOG_INFO, "cluster: dropped local collection '%s'", names[j]);
+            else if (rc != QV_ENOTFOUND) {
+                srv_log(SRV_LOG_WARN, "cluster: cannot drop local collection '%s' (will retry): %s", names[j], qv_last_error());
+                failed = 1;
+            }
+        }
         qv_free_strings(names, n);
+        if (failed) { i++; continue; }
         free(cl->known[i]);
         cl->known[i] = cl->known[--cl->nknown];
     }
@@ -585,9 +594,16 @@ static void *poll_main(void *arg)
             if (register_node(cl, 0, err, sizeof err) != 0) srv_log(SRV_LOG_ERROR, "cluster: %s", err);
             continue;
         }
+        uint64_t t0 = cl_now_ms();
         sync_local(cl);
         failover(cl);
-        if (cl_now_ms() >= cl->next_catchup_ms && catch_up_all(cl) != 0) cl->next_catchup_ms = cl_now_ms() + 1000;
+        uint64_t t1 = cl_now_ms();
+        if (t1 >= cl->next_catchup_ms && catch_up_all(cl) != 0) cl->next_catchup_ms = cl_now_ms() + 1000;
+        /* a map change waits for the round in progress: say when one is long */
+        uint64_t t2 = cl_now_ms();
+        if (t2 - t0 > SLOW_POLL_MS)
+            srv_log(SRV_LOG_WARN, "cluster: a poll round took %.1f s (sync and failover %.1f s, catch-up %.1f s)",
+                    (double)(t2 - t0) / 1e3, (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3);
     }
     return NULL;
 }

@@ -286,6 +286,18 @@ START_TEST(test_ex_estimates_vs_double)
                     ex_bound += b;
                     bit_bound += qv_codec_bound(c, qq, rows + i * rs);
                 }
+                /* the walk's four-at-once estimates and bounds (explore) are the single ones */
+                for (size_t i = 0; i + 4 <= n; i += 4) {
+                    const uint8_t *r4[4] = {rows + i * rs, rows + (i + 1) * rs, rows + (i + 2) * rs, rows + (i + 3) * rs};
+                    float e4[4], b4[4];
+                    qv_codec_est_bound_x4(c, qq, r4, e4, b4);
+                    for (int j = 0; j < 4; j++) {
+                        float e1 = qv_codec_est(c, qq, r4[j]), b1 = qv_codec_bound(c, qq, r4[j]);
+                        ck_assert_msg(fabsf(e4[j] - e1) <= 1e-5f * (fabsf(e1) + 1.0f) && b4[j] == b1,
+                                      "dim %u row %zu: x4 estimate %g bound %g, single %g %g", dim, i + j,
+                                      (double)e4[j], (double)b4[j], (double)e1, (double)b1);
+                    }
+                }
             }
             const char *mname = mi ? "ip" : "l2", *tname = tables[ti]->name;
             if (dim == 384 || dim == 784)
