@@ -187,8 +187,9 @@ typedef struct {
     /* bit1 hnsw only (ignored otherwise): 0..QV_MAX_EXPLORE, 0 = off. The walk also follows
      * a neighbour whose estimate minus explore x its error bound could enter the beam, so
      * nodes the 1-bit codes misjudge get expanded: more recall per ef, more work per ef;
-     * compare settings at equal recall (about 0.5 pays at recall 0.99, 1.0 on 512-d
-     * sentence embeddings, bench/RESULTS.md "explore"). */
+     * compare settings at equal recall. Best with ef near k: about 0.5-0.75 for recall
+     * 0.95, 1-1.5 for 0.99 on 384-512-d text embeddings (bench/RESULTS.md "explore with a
+     * small ef"). */
     float explore;
     /* Payload filter of qv_search / qv_search_batch / qv_search_ex (borrowed for the call;
      * NULL = none). The index-level qv_index_search* have no payloads and ignore it. */

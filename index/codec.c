@@ -170,7 +170,8 @@ void qv_codec_est_bound_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *
                            float bound[4])
 {
     qv_codec_est_x4(c, q, rows, est);          /* computes every centroid the rows use */
-    for (int j = 0; j < 4; j++) bound[j] = c->kind == QV_QUANT_BIT1 ? bound_from(q, factors(c, rows[j])) : 0.0f;
+    const int bit1 = c->kind == QV_QUANT_BIT1;
+    for (int j = 0; j < 4; j++) bound[j] = bit1 ? bound_from(q, factors(c, rows[j])) : 0.0f;
 }
 
 size_t qv_codec_memory(const qv_codec *c)

@@ -173,49 +173,23 @@ int pyq_index_params_from(PyObject *kind, PyObject *dim, PyObject *metric, PyObj
     return 0;
 }
 
-/* A real-valued search knob into *d: 1 when given, 0 for None (the default), -1 with
- * TypeError for what is not a number (a bool too: True is not 1.0 here). */
-static int get_real(PyObject *obj, const char *name, double *d)
+/* A real-valued search knob: None (or absent) leaves *out as it is (the default); a bool
+ * or what is not a number is TypeError (True is not 1.0 here); a value outside lo..hi
+ * (or 0, the default, when zero_default) is InvalidArgumentError with the library's words
+ * (qv_search_params_check). Checked on the double: rounding to float would otherwise let
+ * -1e-50 through as 0 or 0.99999999 as 1, and NaN fails every comparison. */
+static int parse_real(PyObject *obj, const char *name, double lo, double hi, int zero_default, float *out)
 {
     if (!obj || obj == Py_None) return 0;
     if (PyBool_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be a number, got bool", name);
         return -1;
     }
-    *d = PyFloat_AsDouble(obj);   /* TypeError for what is not a number */
-    return *d == -1.0 && PyErr_Occurred() ? -1 : 1;
-}
-
-/* oversampling: a number (None = the default of the code kind). The range is the
- * library's (0 = default or 1..QV_MAX_OVERSAMPLING, qv_search_params_check), checked here
- * on the double too, with the library's words: rounding to float would otherwise let
- * -1e-50 through as 0 (the default) or 0.99999999 as 1. */
-static int parse_oversampling(PyObject *obj, float *out)
-{
-    double d;
-    int rc = get_real(obj, "oversampling", &d);
-    if (rc <= 0) return rc;
-    if (!(d == 0.0 || (d >= 1.0 && d <= QV_MAX_OVERSAMPLING))) {
-        char msg[96];   /* PyUnicode_FromFormat has no %g */
-        snprintf(msg, sizeof msg, "oversampling must be 0 (default) or 1..%g, got %g", (double)QV_MAX_OVERSAMPLING, d);
-        pyq_raise_fmt(QV_EINVAL, "%s", msg);
-        return -1;
-    }
-    *out = (float)d;
-    return 0;
-}
-
-/* explore: a number (None = 0, off), 0..QV_MAX_EXPLORE as qv_search_params_check wants,
- * checked on the double (NaN refused) with the library's words, the same way as
- * oversampling. The library uses it on bit1 hnsw walks and ignores it elsewhere. */
-static int parse_explore(PyObject *obj, float *out)
-{
-    double d;
-    int rc = get_real(obj, "explore", &d);
-    if (rc <= 0) return rc;
-    if (!(d >= 0.0 && d <= QV_MAX_EXPLORE)) {
-        char msg[64];   /* PyUnicode_FromFormat has no %g */
-        snprintf(msg, sizeof msg, "explore must be 0..%g, got %g", (double)QV_MAX_EXPLORE, d);
+    double d = PyFloat_AsDouble(obj);
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+    if (!((zero_default && d == 0.0) || (d >= lo && d <= hi))) {
+        char msg[128];   /* PyUnicode_FromFormat has no %g */
+        snprintf(msg, sizeof msg, "%s must be %s%g..%g, got %g", name, zero_default ? "0 (default) or " : "", lo, hi, d);
         pyq_raise_fmt(QV_EINVAL, "%s", msg);
         return -1;
     }
@@ -257,8 +231,10 @@ int pyq_search_params_from(PyObject *k, const pyq_search_knobs *kn, qv_search_pa
     if (!kn) return 0;
     if (get_u32(kn->ef, "ef", &sp->ef) < 0 || get_u32(kn->nprobe, "nprobe", &sp->nprobe) < 0 ||
         get_u32(kn->max_visits, "max_visits", &sp->max_visits) < 0 ||
-        parse_oversampling(kn->oversampling, &sp->oversampling) < 0 || parse_rescore(kn->rescore, &sp->rescore) < 0 ||
-        parse_explore(kn->explore, &sp->explore) < 0)
+        /* oversampling: 0 = the code kind's default, or 1..; explore: 0 (off)..; bit1 only */
+        parse_real(kn->oversampling, "oversampling", 1.0, QV_MAX_OVERSAMPLING, 1, &sp->oversampling) < 0 ||
+        parse_rescore(kn->rescore, &sp->rescore) < 0 ||
+        parse_real(kn->explore, "explore", 0.0, QV_MAX_EXPLORE, 0, &sp->explore) < 0)
         return -1;
     return 0;
 }
