@@ -313,9 +313,9 @@ QV_VNNI static inline void reduce4_u32(__m512i t0, __m512i t1, __m512i t2, __m51
 
 /* Four codes share each load of the planes: 8 words of 4 planes per step, one count
  * per code and plane, weighted 2^j in the end. The four sums are reduced together
- * (reduce4_u32) and the first step starts the sums rather than adding to zeros: 8.7 ->
- * 7.9 ns a row at 512-d, 14.3 -> 9.0 at 784-d, same at 1536-d (rows in cache, 1 thread,
- * bench/RESULTS.md "Cheaper four-way bit1 scoring"). */
+ * (reduce4_u32) and the first step starts the sums rather than adding to zeros: 8.5 ->
+ * 4.8 ns a row at 384-d and 512-d, 11.1 -> 8.0 at 784-d, 14.0 -> 10.7 at 1536-d (rows in
+ * cache, 1 thread, best of 3; bench/RESULTS.md "Cheaper four-way bit1 scoring"). */
 QV_VNNI static void vnni_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
                                     uint32_t out[4])
 {
