@@ -315,7 +315,7 @@ QV_VNNI static inline void reduce4_u32(__m512i t0, __m512i t1, __m512i t2, __m51
  * per code and plane, weighted 2^j in the end. The four sums are reduced together
  * (reduce4_u32) and the first step starts the sums rather than adding to zeros: 8.5 ->
  * 4.8 ns a row at 384-d and 512-d, 11.1 -> 8.0 at 784-d, 14.0 -> 10.7 at 1536-d (rows in
- * cache, 1 thread, best of 3; bench/RESULTS.md "Cheaper four-way bit1 scoring"). */
+ * cache, 1 thread, best of 3; bench/RESULTS.md "Session 12"). */
 QV_VNNI static void vnni_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
                                     uint32_t out[4])
 {

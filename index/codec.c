@@ -143,19 +143,22 @@ static inline float bound_from(qv_codec_query *q, const float *f)
  * their factors taken as four lanes. The same operations in the same order as the
  * one-row forms, so the results are identical. Estimate and bound of a 512-d row in
  * cache, through qv_codec_est_bound_x4: 14.0 ns with one row at a time here, 13.4 with
- * the lanes, 12.3 with the kernel's joint reduction as well (bench/RESULTS.md "Cheaper
- * four-way bit1 scoring"). */
+ * the lanes, 12.3 with the kernel's joint reduction as well (bench/RESULTS.md "Session
+ * 12", cheaper four-way bit1 scoring). */
 static inline void est_bits_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4],
                                const uint32_t d[4], float est[4], float *bound)
 {
     const float *f[4] = {factors(c, rows[0]), factors(c, rows[1]), factors(c, rows[2]), factors(c, rows[3])};
-    uint32_t u[4];                             /* centroid | popcount << 16 */
-    for (int t = 0; t < 4; t++) memcpy(&u[t], f[t] + 4, sizeof u[t]);
+    uint32_t u[4], j[4];                       /* u: centroid | popcount << 16; j: centroid */
     uint64_t need = 0;
-    for (int t = 0; t < 4; t++) need |= 1ull << (u[t] & 0xffffu);
+    for (int t = 0; t < 4; t++) {
+        memcpy(&u[t], f[t] + 4, sizeof u[t]);
+        j[t] = u[t] & 0xffffu;
+        need |= 1ull << j[t];
+    }
     if (__builtin_expect((need & ~q->have) != 0, 0))
         for (int t = 0; t < 4; t++)
-            if (!((q->have >> (u[t] & 0xffffu)) & 1)) qv_codec_rabitq_centroid(q, u[t] & 0xffffu);
+            if (!((q->have >> j[t]) & 1)) qv_codec_rabitq_centroid(q, j[t]);
     const float *aj = rabitq_aj(q);
 #ifdef __SSE2__
     __m128 f0 = _mm_loadu_ps(f[0]), f1 = _mm_loadu_ps(f[1]), g = _mm_loadu_ps(f[2]), f3 = _mm_loadu_ps(f[3]);
@@ -163,13 +166,13 @@ static inline void est_bits_x4(const qv_codec *c, qv_codec_query *q, const uint8
     __m128i uv = _mm_loadu_si128((const __m128i *)u);
     __m128 pop = _mm_cvtepi32_ps(_mm_srli_epi32(uv, 16));
     __m128 dv = _mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)d));   /* d < 2^31 */
-    __m128 a = _mm_setr_ps(aj[u[0] & 0xffffu], aj[u[1] & 0xffffu], aj[u[2] & 0xffffu], aj[u[3] & 0xffffu]);
+    __m128 a = _mm_setr_ps(aj[j[0]], aj[j[1]], aj[j[2]], aj[j[3]]);
     __m128 sb = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(q->lo), pop), _mm_mul_ps(_mm_set1_ps(q->delta), dv));
     __m128 inner = _mm_sub_ps(_mm_sub_ps(_mm_mul_ps(_mm_set1_ps(2.0f), sb), _mm_set1_ps(q->qsum)), g);
     _mm_storeu_ps(est, _mm_sub_ps(_mm_add_ps(f0, a), _mm_mul_ps(f1, inner)));
     if (!bound) return;
     const float *nj = aj + QV_RABITQ_MAX_CLUSTERS;
-    __m128 n = _mm_setr_ps(nj[u[0] & 0xffffu], nj[u[1] & 0xffffu], nj[u[2] & 0xffffu], nj[u[3] & 0xffffu]);
+    __m128 n = _mm_setr_ps(nj[j[0]], nj[j[1]], nj[j[2]], nj[j[3]]);
     __m128 s = _mm_sqrt_ps(_mm_div_ps(pop, _mm_set1_ps(12.0f)));
     __m128 e = _mm_mul_ps(_mm_mul_ps(_mm_mul_ps(_mm_set1_ps(2.0f), f1), _mm_set1_ps(q->delta)), s);
     _mm_storeu_ps(bound, _mm_mul_ps(_mm_set1_ps(QV_RABITQ_EPS0), _mm_add_ps(_mm_mul_ps(f3, n), e)));
@@ -179,6 +182,15 @@ static inline void est_bits_x4(const qv_codec *c, qv_codec_query *q, const uint8
         if (bound) bound[t] = bound_from(q, f[t]);
     }
 #endif
+}
+
+/* bit1: the four rows' popcount dots with the query's planes. */
+static inline void dot_bits_x4(const qv_codec *c, const qv_codec_query *q, const uint8_t *const rows[4],
+                               uint32_t dd[4])
+{
+    const uint64_t *b[4] = {(const uint64_t *)rows[0], (const uint64_t *)rows[1], (const uint64_t *)rows[2],
+                            (const uint64_t *)rows[3]};
+    c->k->dot_bits_x4(b, q->data, q->words, dd);
 }
 
 void qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4], float out[4])
@@ -192,10 +204,8 @@ void qv_codec_est_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const 
         c->k->dot_u4_x4(rows, q->data, c->dim, d);
         break;
     default: {
-        const uint64_t *b[4] = {(const uint64_t *)rows[0], (const uint64_t *)rows[1], (const uint64_t *)rows[2],
-                                (const uint64_t *)rows[3]};
         uint32_t dd[4];
-        c->k->dot_bits_x4(b, q->data, q->words, dd);
+        dot_bits_x4(c, q, rows, dd);
         est_bits_x4(c, q, rows, dd, out, NULL);
         return;
     }
@@ -220,10 +230,8 @@ void qv_codec_est_bound_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *
         for (int j = 0; j < 4; j++) bound[j] = 0.0f;
         return;
     }
-    const uint64_t *b[4] = {(const uint64_t *)rows[0], (const uint64_t *)rows[1], (const uint64_t *)rows[2],
-                            (const uint64_t *)rows[3]};
     uint32_t dd[4];
-    c->k->dot_bits_x4(b, q->data, q->words, dd);
+    dot_bits_x4(c, q, rows, dd);
     est_bits_x4(c, q, rows, dd, est, bound);
 }
 

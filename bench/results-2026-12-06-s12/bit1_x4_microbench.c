@@ -1,4 +1,10 @@
+/* bit1 four-way scoring in cache (session 12): "bit1_x4_microbench DIM [kernel]" times
+ * qv_codec_est_bound_x4, or with "kernel" the popcount kernel alone, per row.
+ * Build from the repository root:
+ *   cc -O3 -Iinclude -I. bench/results-2026-12-06-s12/bit1_x4_microbench.c build/libquiver.a \
+ *      -L/usr/local/cuda/lib64 -lcudart -lcublas -lstdc++ -lm -lpthread -lopenblas */
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 #include "core/alloc.h"
@@ -7,6 +13,7 @@ static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
 int main(int argc, char **argv)
 {
     unsigned D = argc > 1 ? atoi(argv[1]) : 512;
+    int kernel_only = argc > 2 && strcmp(argv[2], "kernel") == 0;
     size_t n = 4096;
     float *x = malloc(n * D * sizeof *x);
     for (size_t i = 0; i < n * D; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
@@ -29,12 +36,20 @@ int main(int argc, char **argv)
             for (int i = 0; i < 1024; i += 4) {
                 const uint8_t *r[4] = {rows + idx[i] * rb, rows + idx[i + 1] * rb, rows + idx[i + 2] * rb, rows + idx[i + 3] * rb};
                 float e[4], b[4];
-                { const uint64_t *bb[4] = {(const uint64_t *)r[0], (const uint64_t *)r[1], (const uint64_t *)r[2], (const uint64_t *)r[3]}; uint32_t dd[4]; c->k->dot_bits_x4(bb, qq->data, qq->words, dd); e[0]=dd[0];e[1]=dd[1];e[2]=dd[2];e[3]=dd[3]; b[0]=b[1]=b[2]=b[3]=0; }
+                if (kernel_only) {
+                    const uint64_t *bb[4] = {(const uint64_t *)r[0], (const uint64_t *)r[1], (const uint64_t *)r[2],
+                                             (const uint64_t *)r[3]};
+                    uint32_t dd[4];
+                    c->k->dot_bits_x4(bb, qq->data, qq->words, dd);
+                    for (int t = 0; t < 4; t++) e[t] = (float)dd[t], b[t] = 0;
+                } else {
+                    qv_codec_est_bound_x4(c, qq, r, e, b);
+                }
                 sum += e[0] + e[1] + e[2] + e[3] + b[0] + b[1] + b[2] + b[3];
             }
         double t = (now() - t0) / (2000.0 * 1024) * 1e9;
         if (t < best) best = t;
     }
-    printf("D %u: %.2f ns per row (est+bound), check %g\n", D, best, sum);
+    printf("D %u: %.2f ns per row (%s), check %g\n", D, best, kernel_only ? "kernel" : "est+bound", sum);
     return 0;
 }
