@@ -66,6 +66,7 @@
 #include "core/rng.h"
 
 #define QV_HNSW_MAX_LEVEL 31u          /* random levels are clamped here (p < 1e-9 at m=2) */
+#define QV_HNSW_MAX_M0 200u            /* longest level-0 list: 2 x the largest m (index.c) */
 #define QV_HNSW_NSTRIPES 1024u
 #define QV_HNSW_NONE UINT32_MAX
 #define QV_HNSW_ENTRY_NONE UINT64_MAX

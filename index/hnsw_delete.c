@@ -25,7 +25,6 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
-#define MAX_M0 200u
 
 static inline int live(const qv_hnsw *h, uint32_t s)
 {
@@ -70,7 +69,7 @@ static inline void add_cand(qv_hnsw_scratch *s, qv_hnsw_tag tag, uint32_t z, siz
 
 static void repair_level(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t y, unsigned l, int keep)
 {
-    uint32_t out[MAX_M0];
+    uint32_t out[QV_HNSW_MAX_M0];
     const uint32_t maxl = qv_hnsw_maxlinks(h, l);
     uint32_t *list = qv_hnsw_list(h, y, l);
     if (!list) return;

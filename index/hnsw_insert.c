@@ -24,14 +24,13 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
-#define MAX_M0 200u                    /* 2 * largest m */
 
 uint32_t qv_hnsw_select(const qv_hnsw *h, const qv_hnsw_cand *cands, size_t n, uint32_t max,
                         int keep_pruned, uint32_t *out, uint32_t npre, float *vf)
 {
     uint32_t nsel = npre, npr = 0;
-    uint32_t pruned[MAX_M0];
-    const void *sv[MAX_M0];
+    uint32_t pruned[QV_HNSW_MAX_M0];
+    const void *sv[QV_HNSW_MAX_M0];
     const size_t dim = h->dim;
     for (uint32_t j = 0; j < npre; j++) sv[j] = qv_hnsw_row(h, out[j]);
     for (size_t i = 0; i < n && nsel < max; i++) {
@@ -74,8 +73,8 @@ static void sort_cands(qv_hnsw_cand *a, size_t n)
 
 void qv_hnsw_connect(qv_hnsw *h, uint32_t y, uint32_t x, float dxy, unsigned l, int keep, float *vf)
 {
-    qv_hnsw_cand tmp[MAX_M0 + 1];
-    uint32_t out[MAX_M0], cur[MAX_M0];
+    qv_hnsw_cand tmp[QV_HNSW_MAX_M0 + 1];
+    uint32_t out[QV_HNSW_MAX_M0], cur[QV_HNSW_MAX_M0];
     const uint32_t maxl = qv_hnsw_maxlinks(h, l);
     pthread_mutex_t *mu = qv_hnsw_stripe(h, y);
     pthread_mutex_lock(mu);
@@ -121,7 +120,7 @@ static void insert_one(qv_hnsw *h, qv_hnsw_scratch *s, uint32_t x, const qv_hnsw
     qv_hnsw_bquery bq;
     if (bc) qv_hnsw_bcodes_query(bc, q, worker, &bq);
     const int keep = (h->flags & QV_HNSW_KEEP_PRUNED) != 0;
-    uint32_t sel[MAX_M0];
+    uint32_t sel[QV_HNSW_MAX_M0];
     int locked = 0;
     uint64_t e = __atomic_load_n(&h->entry, __ATOMIC_ACQUIRE);
     if (e == QV_HNSW_ENTRY_NONE || L > (e & 0xffffffffu)) {
