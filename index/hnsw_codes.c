@@ -55,7 +55,10 @@ static inline void prefetch_list(const qv_hnsw *h, uint32_t slot)
 
 /* The code rows of the unvisited ones among the cnt (<= m0) links of list. The unvisited
  * are gathered first, without a branch per link (about half are visited, at random: the
- * branch mispredicts, and a prefetch behind it issues late), then prefetched. */
+ * branch mispredicts, and a prefetch behind it issues late), then prefetched. With the
+ * four-lane test of walk_codes' scoring loop, measured (alternated rounds against main,
+ * 2026-12-06, bench/RESULTS.md "Session 13"): debian-use-512 bit1 M12 explore 0.75 ef 10-20
+ * +0-9% (median +2%), debian-desc-384 M16 explore 0.6 +2.5-7%, fashion-mnist-784 no change. */
 static inline void prefetch_unvisited(const qv_hnsw *h, const uint32_t *list, uint32_t cnt,
                                       const qv_hnsw_tag *vis, qv_hnsw_tag tag, size_t lines)
 {
