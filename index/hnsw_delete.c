@@ -25,7 +25,6 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
-
 static inline int live(const qv_hnsw *h, uint32_t s)
 {
     return __atomic_load_n(&h->state[s], __ATOMIC_ACQUIRE) == QV_HNSW_LIVE;

@@ -24,7 +24,6 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
-
 uint32_t qv_hnsw_select(const qv_hnsw *h, const qv_hnsw_cand *cands, size_t n, uint32_t max,
                         int keep_pruned, uint32_t *out, uint32_t npre, float *vf)
 {
