@@ -62,14 +62,14 @@ static inline void prefetch_list(const qv_hnsw *h, uint32_t slot)
 static inline void prefetch_unvisited(const qv_hnsw *h, const uint32_t *list, uint32_t cnt,
                                       const qv_hnsw_tag *vis, qv_hnsw_tag tag, size_t lines)
 {
-    uint32_t todo[QV_HNSW_MAX_M0];
+    uint32_t unvisited[QV_HNSW_MAX_M0];
     size_t n = 0;
     for (uint32_t i = 0; i < cnt; i++) {
         uint32_t v = qv_hnsw_ld(&list[1 + i]);
-        todo[n] = v;
+        unvisited[n] = v;
         n += vis[v] != tag;
     }
-    for (size_t j = 0; j < n; j++) prefetch_row(h, todo[j], lines);
+    for (size_t j = 0; j < n; j++) prefetch_row(h, unvisited[j], lines);
 }
 
 /* The code rows of slot's neighbours not yet visited (its list already read or loading). */
