@@ -20,6 +20,7 @@
  * the two SIMD files answer NULL).
  */
 #include "core/distance.h"
+#include "core/simd_clones.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -165,18 +166,29 @@ void qv_row_to_float(qv_vec_type t, const void *row, size_t dim, float *out)
 
 float qv_norm_sq(const float *a, size_t dim) { return qv_kernels_get()->dot(a, a, dim); }
 
-void qv_normalize(float *v, size_t dim)
+/* The body of qv_normalize, compiled per instruction set (core/simd_clones.h). All in
+ * double, as core/vector_check.c sums the squares when it accepts a vector: in float, the
+ * squares of [1e-40, 0] underflow to 0 (the vector stayed unnormalized) and those of
+ * [1e-20, 0] are subnormals (norm 1.0000026). In double every finite non-zero float
+ * vector has a normal norm, and each component is rounded once. The squares go into 8
+ * independent sums: one chain of dependent double adds took 650 ns at 512-d, 1.7% of a
+ * bit1 query on debian-use-512 (2026-12-06, bench/RESULTS.md "Session 14"). */
+static inline QV_ALWAYS_INLINE int normalize_impl(float *restrict v, size_t dim)
 {
-    /* All in double, as core/vector_check.c sums the squares when it accepts a vector: in
-     * float, the squares of [1e-40, 0] underflow to 0 (the vector stayed unnormalized)
-     * and those of [1e-20, 0] are subnormals (norm 1.0000026). In double every finite
-     * non-zero float vector has a normal norm, and each component is rounded once. */
-    double nsq = 0.0;
-    for (size_t i = 0; i < dim; i++) nsq += (double)v[i] * (double)v[i];
-    if (!(nsq > 0.0)) return;
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+        for (size_t j = 0; j < 8; j++) acc[j] += (double)v[i + j] * (double)v[i + j];
+    for (size_t j = 0; i < dim; i++, j++) acc[j] += (double)v[i] * (double)v[i];
+    double nsq = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    if (!(nsq > 0.0)) return 0;
     double inv = 1.0 / sqrt(nsq);
-    for (size_t i = 0; i < dim; i++) v[i] = (float)((double)v[i] * inv);
+    for (i = 0; i < dim; i++) v[i] = (float)((double)v[i] * inv);
+    return 1;
 }
+QV_CLONES(int, normalize, (float *restrict v, size_t dim), (v, dim))
+
+void qv_normalize(float *v, size_t dim) { (void)normalize(v, dim); }
 
 int qv_all_finite(const float *v, size_t dim)
 {

@@ -208,10 +208,13 @@ END_TEST
 
 START_TEST(test_norm_normalize)
 {
-    for (size_t dim = 1; dim <= 70; dim += 3) {
-        float v[70], w[70];
+    /* 1..70 covers the 8-way sums' tails; 511-513 and 1536 the long loops. */
+    static const size_t big[] = {511, 512, 513, 1536};
+    for (size_t t = 0; t < 24 + 4; t++) {
+        size_t dim = t < 24 ? 1 + 3 * t : big[t - 24];
+        float v[1536], w[1536];
         fill_random(v, dim, 500 + dim);
-        memcpy(w, v, sizeof v);
+        memcpy(w, v, dim * sizeof *v);
         double n2 = ref_dot(v, v, dim);
         ck_assert_double_eq_tol(qv_norm_sq(v, dim), n2, 1e-5 * n2);
         qv_normalize(w, dim);
