@@ -299,14 +299,24 @@ static float sum(const float *v, size_t n)
 }
 
 /* The rotated query rounded to 4 bits over [lo, lo + 15 delta] into u; sets *lo and
- * returns delta. Vectorizable loops (AVX-512, AVX2 and baseline clones), run once per query. */
+ * returns delta. Vectorizable loops (AVX-512, AVX2 and baseline clones), run once per query.
+ * The range is taken in 16 independent lanes (D is a multiple of 64): one chain of
+ * dependent min/max steps, which the compiler cannot reorder, took ~400 ns at 512-d, 1% of a
+ * bit1 query on debian-use-512 (2026-12-06, bench/RESULTS.md "Session 14"). */
 static inline QV_ALWAYS_INLINE float quantize_query_impl(const float *restrict qr, uint32_t D, uint8_t *restrict u,
                                                          float *lo_out)
 {
-    float lo = qr[0], hi = qr[0];
-    for (uint32_t i = 0; i < D; i++) {
-        lo = qr[i] < lo ? qr[i] : lo;
-        hi = qr[i] > hi ? qr[i] : hi;
+    float lo16[16], hi16[16];
+    for (uint32_t j = 0; j < 16; j++) lo16[j] = hi16[j] = qr[j];
+    for (uint32_t i = 16; i < D; i += 16)
+        for (uint32_t j = 0; j < 16; j++) {
+            lo16[j] = qr[i + j] < lo16[j] ? qr[i + j] : lo16[j];
+            hi16[j] = qr[i + j] > hi16[j] ? qr[i + j] : hi16[j];
+        }
+    float lo = lo16[0], hi = hi16[0];
+    for (uint32_t j = 1; j < 16; j++) {
+        lo = lo16[j] < lo ? lo16[j] : lo;
+        hi = hi16[j] > hi ? hi16[j] : hi;
     }
     float delta = hi > lo ? (hi - lo) / 15.0f : 0.0f, inv = delta > 0 ? 1.0f / delta : 0.0f;
     for (uint32_t i = 0; i < D; i++) {
