@@ -171,8 +171,9 @@ float qv_norm_sq(const float *a, size_t dim) { return qv_kernels_get()->dot(a, a
  * squares of [1e-40, 0] underflow to 0 (the vector stayed unnormalized) and those of
  * [1e-20, 0] are subnormals (norm 1.0000026). In double every finite non-zero float
  * vector has a normal norm, and each component is rounded once. The squares go into 8
- * independent sums: one chain of dependent double adds took 650 ns at 512-d, 1.7% of a
- * bit1 query on debian-use-512 (2026-12-06, bench/RESULTS.md "Session 14"). */
+ * independent sums, not one chain of dependent double adds: 573 -> 156 ns at 512-d, where
+ * it was 1.7% of a bit1 query on debian-use-512 (2026-12-06, bench/RESULTS.md "Session 14").
+ * Returns 1 when v was scaled (QV_CLONES needs a value). */
 static inline QV_ALWAYS_INLINE int normalize_impl(float *restrict v, size_t dim)
 {
     double acc[8] = {0};

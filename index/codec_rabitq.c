@@ -300,9 +300,9 @@ static float sum(const float *v, size_t n)
 
 /* The rotated query rounded to 4 bits over [lo, lo + 15 delta] into u; sets *lo and
  * returns delta. Vectorizable loops (AVX-512, AVX2 and baseline clones), run once per query.
- * The range is taken in 16 independent lanes (D is a multiple of 64): one chain of
- * dependent min/max steps, which the compiler cannot reorder, took ~400 ns at 512-d, 1% of a
- * bit1 query on debian-use-512 (2026-12-06, bench/RESULTS.md "Session 14"). */
+ * The range is taken in 16 independent lanes (D is a multiple of 64), not in one chain of
+ * dependent min/max steps, which the compiler cannot reorder: qv_codec_query_prepare at
+ * 512-d 1058 -> 917 ns, at 784-d 1911 -> 1672 ns (2026-12-06, bench/RESULTS.md "Session 14"). */
 static inline QV_ALWAYS_INLINE float quantize_query_impl(const float *restrict qr, uint32_t D, uint8_t *restrict u,
                                                          float *lo_out)
 {
