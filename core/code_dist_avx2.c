@@ -6,7 +6,8 @@
  * VPMADDWD (16 dimensions per step). u4 codes (0..15) fit VPMADDUBSW (2 * 15 * 127), so
  * 32 bytes = 64 dimensions per step: mask the low nibbles, shift and mask the high ones,
  * two VPMADDUBSW and a VPMADDWD by ones to widen the pairs into 32-bit sums. Bit codes
- * use the scalar POPCNT instruction, one 64-bit word at a time.
+ * use the scalar POPCNT instruction one 64-bit word at a time, except four codes at once
+ * (the walk's case), which count nibbles with VPSHUFB (avx2_dot_bits_x4).
  */
 #include "core/code_dist.h"
 
@@ -125,10 +126,60 @@ QV_AVX2 static uint32_t avx2_dot_bits(const uint64_t *bits, const uint64_t *plan
     return s;
 }
 
+/* sum_j 2^j popcount(b & p_j) over 32 bytes, as four 64-bit partial sums. AVX2 has no
+ * vector popcount: each nibble's count is looked up with VPSHUFB in a table that already
+ * carries the plane's weight 2^j (at most 4 * 8 = 32). The nibbles of the code are split
+ * once for the four planes (the planes' were split by the caller, once for four codes);
+ * the eight looked-up bytes sum to at most 2 * 15 * 4 = 120 per byte, and VPSADBW adds each
+ * group of eight bytes into a 64-bit lane. */
+QV_AVX2 static inline __m256i bits_step(__m256i b, const __m256i plo[4], const __m256i phi[4], const __m256i lut[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    __m256i s = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        s = _mm256_add_epi8(s, _mm256_shuffle_epi8(lut[j], _mm256_and_si256(lo, plo[j])));
+        s = _mm256_add_epi8(s, _mm256_shuffle_epi8(lut[j], _mm256_and_si256(hi, phi[j])));
+    }
+    return _mm256_sad_epu8(s, _mm256_setzero_si256());
+}
+
+/* Four codes against the planes, four words (256 bits) at a time: each step splits the
+ * planes' nibbles once for the four codes; the words past the last multiple of four go
+ * through POPCNT as in avx2_dot_bits. */
 QV_AVX2 static void avx2_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
                                      uint32_t out[4])
 {
-    for (int j = 0; j < 4; j++) out[j] = avx2_dot_bits(bits[j], planes, words);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256i lut[4];
+    for (int j = 0; j < 4; j++) {
+        const char w = (char)(1 << j);
+        lut[j] = _mm256_setr_epi8(0, w, w, (char)(2 * w), w, (char)(2 * w), (char)(2 * w), (char)(3 * w), w,
+                                  (char)(2 * w), (char)(2 * w), (char)(3 * w), (char)(2 * w), (char)(3 * w),
+                                  (char)(3 * w), (char)(4 * w), 0, w, w, (char)(2 * w), w, (char)(2 * w),
+                                  (char)(2 * w), (char)(3 * w), w, (char)(2 * w), (char)(2 * w), (char)(3 * w),
+                                  (char)(2 * w), (char)(3 * w), (char)(3 * w), (char)(4 * w));
+    }
+    __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                      _mm256_setzero_si256()};
+    size_t w = 0;
+    for (; w + 4 <= words; w += 4) {
+        __m256i plo[4], phi[4];
+        for (int j = 0; j < 4; j++) {
+            __m256i p = _mm256_loadu_si256((const __m256i *)(planes + j * words + w));
+            plo[j] = _mm256_and_si256(p, m4);
+            phi[j] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+        }
+        for (int c = 0; c < 4; c++)
+            acc[c] = _mm256_add_epi64(acc[c], bits_step(_mm256_loadu_si256((const __m256i *)(bits[c] + w)), plo, phi, lut));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc[c]), _mm256_extracti128_si256(acc[c], 1));
+        uint64_t t = (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
+        for (size_t v = w; v < words; v++)
+            for (unsigned j = 0; j < 4; j++) t += (uint64_t)_mm_popcnt_u64(bits[c][v] & planes[j * words + v]) << j;
+        out[c] = (uint32_t)t;
+    }
 }
 
 /* Bit j of 32 bytes, moved to the sign bit and gathered by VPMOVMSKB. */
