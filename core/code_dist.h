@@ -23,7 +23,7 @@
  *
  * Tables: scalar (reference), avx2 (AVX2, POPCNT), avx512 (AVX-512 F+BW, POPCNT), and
  * avx512vnni (adds VNNI's VPDPBUSD and VPOPCNTDQ). QV_KERNELS=scalar|avx2|avx512 caps the
- * choice like the float kernels (avx512 allows the VNNI table).
+ * choice like the float kernels (avx512 allows the VNNI table; avx512bw stops below it).
  */
 #ifndef QV_CORE_CODE_DIST_H
 #define QV_CORE_CODE_DIST_H

@@ -6,8 +6,8 @@
  * VPMADDWD (16 dimensions per step). u4 codes (0..15) fit VPMADDUBSW (2 * 15 * 127), so
  * 32 bytes = 64 dimensions per step: mask the low nibbles, shift and mask the high ones,
  * two VPMADDUBSW and a VPMADDWD by ones to widen the pairs into 32-bit sums. Bit codes
- * use the scalar POPCNT instruction one 64-bit word at a time, except four codes at once
- * (the walk's case), which count nibbles with VPSHUFB (avx2_dot_bits_x4).
+ * count nibbles with VPSHUFB, 256 bits a step (bits_step), and the last 0-3 words with
+ * POPCNT.
  */
 #include "core/code_dist.h"
 
@@ -114,22 +114,10 @@ QV_AVX2 static void avx2_dot_u4_x4(const uint8_t *const c[4], const int8_t *q, s
     for (int j = 0; j < 4; j++) out[j] = hsum_i32(s[j]);
 }
 
-QV_AVX2 static uint32_t avx2_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
-{
-    uint32_t s = 0;
-    for (unsigned j = 0; j < 4; j++) {
-        uint32_t c = 0;
-        const uint64_t *p = planes + j * words;
-        for (size_t w = 0; w < words; w++) c += (uint32_t)_mm_popcnt_u64(bits[w] & p[w]);
-        s += c << j;
-    }
-    return s;
-}
-
 /* sum_j 2^j popcount(b & p_j) over 32 bytes, as four 64-bit partial sums. AVX2 has no
  * vector popcount: each nibble's count is looked up with VPSHUFB in a table that already
  * carries the plane's weight 2^j (at most 4 * 8 = 32). The code's nibbles are split once
- * for the four planes (the planes' were split by the caller, once for four codes). The
+ * for the four planes (the planes' by the caller: once for four codes in the x4 form). The
  * eight bytes looked up sum to at most 2 nibbles x 4 x (1 + 2 + 4 + 8) = 120 per byte, and
  * VPSADBW adds each group of eight bytes into a 64-bit lane. */
 QV_AVX2 static inline __m256i bits_step(__m256i b, const __m256i plo[4], const __m256i phi[4], const __m256i lut[4])
@@ -144,38 +132,65 @@ QV_AVX2 static inline __m256i bits_step(__m256i b, const __m256i plo[4], const _
     return _mm256_sad_epu8(s, _mm256_setzero_si256());
 }
 
+/* The nibble popcounts (at most 4) times 2^j: a shift inside each byte, as none spills. */
+QV_AVX2 static inline void nibble_luts(__m256i lut[4])
+{
+    const __m256i pop = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    for (int j = 0; j < 4; j++) lut[j] = _mm256_sll_epi16(pop, _mm_cvtsi32_si128(j));
+}
+
+/* The four planes' words [w, w + 4), split into low and high nibbles. */
+QV_AVX2 static inline void split_planes(const uint64_t *planes, size_t words, size_t w, __m256i plo[4], __m256i phi[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int j = 0; j < 4; j++) {
+        __m256i p = _mm256_loadu_si256((const __m256i *)(planes + j * words + w));
+        plo[j] = _mm256_and_si256(p, m4);
+        phi[j] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+    }
+}
+
+/* The sum of four 64-bit lanes plus the words from w on through POPCNT. */
+QV_AVX2 static inline uint32_t finish_bits(__m256i acc, const uint64_t *bits, const uint64_t *planes, size_t words,
+                                           size_t w)
+{
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    uint64_t t = (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
+    for (; w < words; w++)
+        for (unsigned j = 0; j < 4; j++) t += (uint64_t)_mm_popcnt_u64(bits[w] & planes[j * words + w]) << j;
+    return (uint32_t)t;
+}
+
+QV_AVX2 static uint32_t avx2_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
+{
+    __m256i lut[4], plo[4], phi[4], acc = _mm256_setzero_si256();
+    nibble_luts(lut);
+    size_t w = 0;
+    for (; w + 4 <= words; w += 4) {
+        split_planes(planes, words, w, plo, phi);
+        acc = _mm256_add_epi64(acc, bits_step(_mm256_loadu_si256((const __m256i *)(bits + w)), plo, phi, lut));
+    }
+    return finish_bits(acc, bits, planes, words, w);
+}
+
 /* Four codes against the planes, four words (256 bits) at a time: each step splits the
  * planes' nibbles once for the four codes; the words past the last multiple of four go
- * through POPCNT as in avx2_dot_bits. */
+ * through POPCNT (finish_bits). */
 QV_AVX2 static void avx2_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
                                      uint32_t out[4])
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    /* Nibble popcounts (at most 4), times 2^j: a shift inside each byte, as none spills. */
-    const __m256i pop = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    __m256i lut[4];
-    for (int j = 0; j < 4; j++) lut[j] = _mm256_sll_epi16(pop, _mm_cvtsi32_si128(j));
+    __m256i lut[4], plo[4], phi[4];
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
+    nibble_luts(lut);
     size_t w = 0;
     for (; w + 4 <= words; w += 4) {
-        __m256i plo[4], phi[4];
-        for (int j = 0; j < 4; j++) {
-            __m256i p = _mm256_loadu_si256((const __m256i *)(planes + j * words + w));
-            plo[j] = _mm256_and_si256(p, m4);
-            phi[j] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
-        }
+        split_planes(planes, words, w, plo, phi);
         for (int c = 0; c < 4; c++)
             acc[c] = _mm256_add_epi64(acc[c], bits_step(_mm256_loadu_si256((const __m256i *)(bits[c] + w)), plo, phi, lut));
     }
-    for (int c = 0; c < 4; c++) {
-        __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc[c]), _mm256_extracti128_si256(acc[c], 1));
-        uint64_t t = (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
-        for (size_t v = w; v < words; v++)
-            for (unsigned j = 0; j < 4; j++) t += (uint64_t)_mm_popcnt_u64(bits[c][v] & planes[j * words + v]) << j;
-        out[c] = (uint32_t)t;
-    }
+    for (int c = 0; c < 4; c++) out[c] = finish_bits(acc[c], bits[c], planes, words, w);
 }
 
 /* Bit j of 32 bytes, moved to the sign bit and gathered by VPMOVMSKB. */

@@ -3,7 +3,7 @@
  *
  * Two tables. "avx512" (F, BW, VL): the AVX2 scheme in 512-bit registers (u8: widen to
  * 16 bits and VPMADDWD, 32 dimensions per step; u4: VPMADDUBSW on masked nibbles, 128
- * dimensions per 64-byte step) and scalar POPCNT for bit codes. "avx512vnni" adds
+ * dimensions per 64-byte step) and VPSHUFB nibble counts for bit codes. "avx512vnni" adds
  * AVX512_VNNI and AVX512_VPOPCNTDQ: VPDPBUSD multiplies u8 by s8 and adds four products
  * into each int32 lane in one instruction (64 dimensions of u8 codes, or the low or high
  * nibbles of 64 bytes of u4 codes, per instruction), and VPOPCNTQ counts eight words at a
@@ -107,22 +107,102 @@ QV_AVX512 static void avx512_dot_u4_x4(const uint8_t *const c[4], const int8_t *
     }
 }
 
-QV_AVX512 static uint32_t avx512_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
+/* Without VPOPCNTDQ (Skylake-SP, Cascade Lake, Cooper Lake) bit codes are counted as
+ * avx2_dot_bits_x4 counts them, 512 bits a step: each nibble of code AND plane is looked up
+ * with VPSHUFB in a table that already carries the plane's weight 2^j (at most 4 * 8 =
+ * 32), two nibbles x four planes add up to at most 120 a byte, and VPSADBW sums each group
+ * of eight bytes into a 64-bit lane. A tail shorter than eight words is a zero-masked
+ * load: its zeros count nothing. Codes of one or two words (up to 128 dimensions) go
+ * through POPCNT, which was as fast or faster there (rows in cache, Zen 4: 64-d 4.0
+ * against 6.2-7.2 ns a row; 512-d 15.7-21.1 against 7.0; bench/RESULTS.md "Session 16"). */
+QV_AVX512 static inline void nibble_luts(__m512i lut[4])
+{
+    const __m512i pop = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    for (int j = 0; j < 4; j++) lut[j] = _mm512_sll_epi16(pop, _mm_cvtsi32_si128(j));   /* no byte spills */
+}
+
+/* The four planes' words [w, w + 8) (masked by m), split into low and high nibbles. */
+QV_AVX512 static inline void split_planes(const uint64_t *planes, size_t words, size_t w, __mmask8 m,
+                                          __m512i plo[4], __m512i phi[4])
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int j = 0; j < 4; j++) {
+        __m512i p = _mm512_maskz_loadu_epi64(m, planes + j * words + w);
+        plo[j] = _mm512_and_si512(p, m4);
+        phi[j] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+    }
+}
+
+QV_AVX512 static inline __m512i bits_step512(__m512i b, const __m512i plo[4], const __m512i phi[4],
+                                             const __m512i lut[4])
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512i lo = _mm512_and_si512(b, m4), hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+    __m512i s = _mm512_setzero_si512();
+    for (int j = 0; j < 4; j++) {
+        s = _mm512_add_epi8(s, _mm512_shuffle_epi8(lut[j], _mm512_and_si512(lo, plo[j])));
+        s = _mm512_add_epi8(s, _mm512_shuffle_epi8(lut[j], _mm512_and_si512(hi, phi[j])));
+    }
+    return _mm512_sad_epu8(s, _mm512_setzero_si512());
+}
+
+static inline __mmask8 words_mask(size_t left) { return left >= 8 ? 0xff : (__mmask8)((1u << left) - 1u); }
+
+enum { POPCNT_MAX_WORDS = 2 };
+
+QV_AVX512 static inline uint32_t popcnt_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
 {
     uint32_t s = 0;
-    for (unsigned j = 0; j < 4; j++) {
-        uint32_t c = 0;
-        const uint64_t *p = planes + j * words;
-        for (size_t w = 0; w < words; w++) c += (uint32_t)_mm_popcnt_u64(bits[w] & p[w]);
-        s += c << j;
-    }
+    for (unsigned j = 0; j < 4; j++)
+        for (size_t w = 0; w < words; w++) s += (uint32_t)_mm_popcnt_u64(bits[w] & planes[j * words + w]) << j;
     return s;
 }
 
+QV_AVX512 static uint32_t avx512_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
+{
+    if (words <= POPCNT_MAX_WORDS) return popcnt_dot_bits(bits, planes, words);
+    __m512i lut[4], plo[4], phi[4], acc = _mm512_setzero_si512();
+    nibble_luts(lut);
+    for (size_t w = 0; w < words; w += 8) {
+        __mmask8 m = words_mask(words - w);
+        split_planes(planes, words, w, m, plo, phi);
+        acc = _mm512_add_epi64(acc, bits_step512(_mm512_maskz_loadu_epi64(m, bits + w), plo, phi, lut));
+    }
+    return (uint32_t)_mm512_reduce_add_epi64(acc);
+}
+
+/* The four rows' weighted popcounts, each a vector of eight 64-bit partial sums under
+ * 2^32, summed across lanes together: two rows share each 64-bit lane (the second
+ * shifted up 32 bits), so one tree of adds serves all four. */
+QV_AVX512 static inline void reduce4_u32(__m512i t0, __m512i t1, __m512i t2, __m512i t3, uint32_t out[4])
+{
+    __m512i u01 = _mm512_add_epi64(t0, _mm512_slli_epi64(t1, 32));
+    __m512i u23 = _mm512_add_epi64(t2, _mm512_slli_epi64(t3, 32));
+    __m512i v = _mm512_add_epi64(_mm512_unpacklo_epi64(u01, u23), _mm512_unpackhi_epi64(u01, u23));
+    __m256i w = _mm256_add_epi64(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i x = _mm_add_epi64(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    _mm_storeu_si128((__m128i *)out, x);       /* t0, t1, t2, t3 as four u32 */
+}
+
+/* Four rows share each split of the planes' nibbles. */
 QV_AVX512 static void avx512_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
                                          uint32_t out[4])
 {
-    for (int j = 0; j < 4; j++) out[j] = avx512_dot_bits(bits[j], planes, words);
+    if (words <= POPCNT_MAX_WORDS) {
+        for (int c = 0; c < 4; c++) out[c] = popcnt_dot_bits(bits[c], planes, words);
+        return;
+    }
+    __m512i lut[4], plo[4], phi[4];
+    __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                      _mm512_setzero_si512()};
+    nibble_luts(lut);
+    for (size_t w = 0; w < words; w += 8) {
+        __mmask8 m = words_mask(words - w);
+        split_planes(planes, words, w, m, plo, phi);
+        for (int c = 0; c < 4; c++)
+            acc[c] = _mm512_add_epi64(acc[c], bits_step512(_mm512_maskz_loadu_epi64(m, bits[c] + w), plo, phi, lut));
+    }
+    reduce4_u32(acc[0], acc[1], acc[2], acc[3], out);
 }
 
 /* VPTESTMB: one 64-bit mask of bit j over 64 bytes. */
@@ -296,19 +376,6 @@ QV_VNNI static uint32_t vnni_dot_bits(const uint64_t *bits, const uint64_t *plan
     __m512i t = _mm512_add_epi64(_mm512_add_epi64(s[0], _mm512_slli_epi64(s[1], 1)),
                                  _mm512_add_epi64(_mm512_slli_epi64(s[2], 2), _mm512_slli_epi64(s[3], 3)));
     return (uint32_t)_mm512_reduce_add_epi64(t);
-}
-
-/* The four rows' weighted popcounts, each a vector of eight 64-bit partial sums under
- * 2^32, summed across lanes together: two rows share each 64-bit lane (the second
- * shifted up 32 bits), so one tree of adds serves all four. */
-QV_VNNI static inline void reduce4_u32(__m512i t0, __m512i t1, __m512i t2, __m512i t3, uint32_t out[4])
-{
-    __m512i u01 = _mm512_add_epi64(t0, _mm512_slli_epi64(t1, 32));
-    __m512i u23 = _mm512_add_epi64(t2, _mm512_slli_epi64(t3, 32));
-    __m512i v = _mm512_add_epi64(_mm512_unpacklo_epi64(u01, u23), _mm512_unpackhi_epi64(u01, u23));
-    __m256i w = _mm256_add_epi64(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    __m128i x = _mm_add_epi64(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-    _mm_storeu_si128((__m128i *)out, x);       /* t0, t1, t2, t3 as four u32 */
 }
 
 /* Four codes share each load of the planes: 8 words of 4 planes per step, one count
