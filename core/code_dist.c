@@ -3,8 +3,8 @@
  * helpers and the run-time dispatch (see core/code_dist.h).
  *
  * Dispatch mirrors core/distance.c: the widest table this CPU runs, capped by
- * QV_KERNELS=scalar|avx2|avx512 for tests and benchmarks (avx512bw: the AVX-512 table
- * without VNNI and VPOPCNTDQ, the one Skylake-SP and Cascade Lake get). The SIMD tables live in
+ * QV_KERNELS=scalar|avx2|avx512 for tests and benchmarks (avx512bw and avx512vnni stop at
+ * the tables Skylake-SP and Cascade Lake get, see code_dist.h). The SIMD tables live in
  * code_dist_avx2.c and code_dist_avx512.c behind __attribute__((target(...))).
  */
 #include "core/code_dist.h"
@@ -133,11 +133,13 @@ static void choose(void)
 {
     const char *want = getenv("QV_KERNELS");
     const qv_code_kernels *t = NULL;
-    int level = 3;                 /* 3 = avx512vnni, 2 = avx512, 1 = avx2, 0 = scalar */
+    int level = 4;                 /* 4 = avx512vpopcnt, 3 = avx512vnni, 2 = avx512, 1 = avx2, 0 = scalar */
     if (want && strcmp(want, "scalar") == 0) level = 0;
     else if (want && strcmp(want, "avx2") == 0) level = 1;
     else if (want && strcmp(want, "avx512bw") == 0) level = 2;
-    if (level >= 3) t = qv_code_kernels_avx512vnni();
+    else if (want && strcmp(want, "avx512vnni") == 0) level = 3;
+    if (level >= 4) t = qv_code_kernels_avx512vpopcnt();
+    if (!t && level >= 3) t = qv_code_kernels_avx512vnni();
     if (!t && level >= 2) t = qv_code_kernels_avx512();
     if (!t && level >= 1) t = qv_code_kernels_avx2();
     chosen = t ? t : &scalar_table;

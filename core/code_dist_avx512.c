@@ -1,13 +1,15 @@
 /*
  * core/code_dist_avx512.c -- AVX-512 kernels over quantized codes (see core/code_dist.h).
  *
- * Two tables. "avx512" (F, BW, VL): the AVX2 scheme in 512-bit registers (u8: widen to
- * 16 bits and VPMADDWD, 32 dimensions per step; u4: VPMADDUBSW on masked nibbles, 128
- * dimensions per 64-byte step) and VPSHUFB nibble counts for bit codes. "avx512vnni" adds
- * AVX512_VNNI and AVX512_VPOPCNTDQ: VPDPBUSD multiplies u8 by s8 and adds four products
- * into each int32 lane in one instruction (64 dimensions of u8 codes, or the low or high
- * nibbles of 64 bytes of u4 codes, per instruction), and VPOPCNTQ counts eight words at a
- * time. Tails are zero-masked loads, which neither read nor fault past the end.
+ * Three tables. "avx512" (F, BW, VL; Skylake-SP): the AVX2 scheme in 512-bit registers
+ * (u8: widen to 16 bits and VPMADDWD, 32 dimensions per step; u4: VPMADDUBSW on masked
+ * nibbles, 128 dimensions per 64-byte step) and VPSHUFB nibble counts for bit codes.
+ * "avx512vnni" (adds AVX512_VNNI; Cascade Lake, Cooper Lake): VPDPBUSD multiplies u8 by s8
+ * and adds four products into each int32 lane in one instruction (64 dimensions of u8
+ * codes, or the low or high nibbles of 64 bytes of u4 codes, per instruction); bit codes
+ * as in "avx512". "avx512vpopcnt" (adds AVX512_VPOPCNTDQ too; Ice Lake and later, Zen 4):
+ * VPOPCNTQ counts eight words of bit codes at a time. Tails are zero-masked loads, which
+ * neither read nor fault past the end.
  */
 #include "core/code_dist.h"
 
@@ -15,7 +17,8 @@
 #include <immintrin.h>
 
 #define QV_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,popcnt")))
-#define QV_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vpopcntdq,popcnt")))
+#define QV_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,popcnt")))
+#define QV_VPOPCNT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vpopcntdq,popcnt")))
 
 #define LD512(p) _mm512_loadu_si512((const void *)(p))
 #define LD256(p) _mm256_loadu_si256((const __m256i *)(p))
@@ -270,7 +273,7 @@ static const qv_code_kernels avx512_table = {
     avx512_dot_bits_x4, avx512_bit_planes, avx512_dotf_u8, avx512_dotf_u4,
 };
 
-/* ---- avx512vnni (adds VNNI, VPOPCNTDQ) ----------------------------------------------- */
+/* ---- avx512vnni (adds VNNI) and avx512vpopcnt (adds VPOPCNTDQ too) -------------------- */
 
 QV_VNNI static int32_t vnni_dot_u8(const uint8_t *c, const int8_t *q, size_t n)
 {
@@ -363,7 +366,7 @@ QV_VNNI static void vnni_dot_u4_x4(const uint8_t *const c[4], const int8_t *q, s
     }
 }
 
-QV_VNNI static uint32_t vnni_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
+QV_VPOPCNT static uint32_t vpopcnt_dot_bits(const uint64_t *bits, const uint64_t *planes, size_t words)
 {
     __m512i s[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                     _mm512_setzero_si512()};
@@ -383,7 +386,7 @@ QV_VNNI static uint32_t vnni_dot_bits(const uint64_t *bits, const uint64_t *plan
  * (reduce4_u32) and the first step starts the sums rather than adding to zeros: 8.5 ->
  * 4.8 ns a row at 384-d and 512-d, 11.1 -> 8.0 at 784-d, 14.0 -> 10.7 at 1536-d (rows in
  * cache, 1 thread, best of 3; bench/RESULTS.md "Session 12"). */
-QV_VNNI static void vnni_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
+QV_VPOPCNT static void vpopcnt_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *planes, size_t words,
                                     uint32_t out[4])
 {
     __m512i s[4][4];
@@ -422,8 +425,13 @@ QV_VNNI static void vnni_dot_bits_x4(const uint64_t *const bits[4], const uint64
 }
 
 static const qv_code_kernels vnni_table = {
-    "avx512vnni", vnni_dot_u8, vnni_dot_u8_x4, vnni_dot_u4, vnni_dot_u4_x4, vnni_dot_bits,
-    vnni_dot_bits_x4, avx512_bit_planes, avx512_dotf_u8, avx512_dotf_u4,
+    "avx512vnni", vnni_dot_u8, vnni_dot_u8_x4, vnni_dot_u4, vnni_dot_u4_x4, avx512_dot_bits,
+    avx512_dot_bits_x4, avx512_bit_planes, avx512_dotf_u8, avx512_dotf_u4,
+};
+
+static const qv_code_kernels vpopcnt_table = {
+    "avx512vpopcnt", vnni_dot_u8, vnni_dot_u8_x4, vnni_dot_u4, vnni_dot_u4_x4, vpopcnt_dot_bits,
+    vpopcnt_dot_bits_x4, avx512_bit_planes, avx512_dotf_u8, avx512_dotf_u4,
 };
 
 static int have_avx512(void)
@@ -437,14 +445,18 @@ const qv_code_kernels *qv_code_kernels_avx512(void) { return have_avx512() ? &av
 
 const qv_code_kernels *qv_code_kernels_avx512vnni(void)
 {
-    return have_avx512() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vpopcntdq")
-               ? &vnni_table
-               : NULL;
+    return have_avx512() && __builtin_cpu_supports("avx512vnni") ? &vnni_table : NULL;
+}
+
+const qv_code_kernels *qv_code_kernels_avx512vpopcnt(void)
+{
+    return qv_code_kernels_avx512vnni() && __builtin_cpu_supports("avx512vpopcntdq") ? &vpopcnt_table : NULL;
 }
 
 #else
 
 const qv_code_kernels *qv_code_kernels_avx512(void) { return NULL; }
 const qv_code_kernels *qv_code_kernels_avx512vnni(void) { return NULL; }
+const qv_code_kernels *qv_code_kernels_avx512vpopcnt(void) { return NULL; }
 
 #endif

@@ -26,7 +26,8 @@ static const qv_code_kernels *table_at(int i)
     case 0: return qv_code_kernels_scalar();
     case 1: return qv_code_kernels_avx2();
     case 2: return qv_code_kernels_avx512();
-    default: return qv_code_kernels_avx512vnni();
+    case 3: return qv_code_kernels_avx512vnni();
+    default: return qv_code_kernels_avx512vpopcnt();
     }
 }
 
@@ -215,11 +216,14 @@ START_TEST(test_code_dispatch)
     ck_assert_ptr_nonnull(qv_code_kernels_scalar());
     /* The dispatched table is the best one this CPU has. */
     if (!getenv("QV_KERNELS")) {
-        if (qv_code_kernels_avx512vnni()) ck_assert_str_eq(t->name, "avx512vnni");
+        if (qv_code_kernels_avx512vpopcnt()) ck_assert_str_eq(t->name, "avx512vpopcnt");
+        else if (qv_code_kernels_avx512vnni()) ck_assert_str_eq(t->name, "avx512vnni");
         else if (qv_code_kernels_avx512()) ck_assert_str_eq(t->name, "avx512");
         else if (qv_code_kernels_avx2()) ck_assert_str_eq(t->name, "avx2");
     } else if (strcmp(getenv("QV_KERNELS"), "avx512bw") == 0 && qv_code_kernels_avx512()) {
-        ck_assert_str_eq(t->name, "avx512");   /* below the VNNI table, as Cascade Lake gets */
+        ck_assert_str_eq(t->name, "avx512");       /* the table Skylake-SP gets */
+    } else if (strcmp(getenv("QV_KERNELS"), "avx512vnni") == 0 && qv_code_kernels_avx512vnni()) {
+        ck_assert_str_eq(t->name, "avx512vnni");   /* the table Cascade Lake gets */
     }
 }
 END_TEST
@@ -263,7 +267,7 @@ Suite *qv_code_dist_suite(void)
     Suite *s = suite_create("code_dist");
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_code_kernels_match_reference, 0, 4);
+    tcase_add_loop_test(tc, test_code_kernels_match_reference, 0, 5);
     tcase_add_test(tc, test_code_dispatch);
     tcase_add_test(tc, test_rotation_orthogonal);
     suite_add_tcase(s, tc);

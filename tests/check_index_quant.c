@@ -243,8 +243,8 @@ END_TEST
 START_TEST(test_ex_estimates_vs_double)
 {
     static const uint32_t dims[] = {1, 2, 7, 63, 64, 65, 100, 129, 300, 384, 511, 512, 784, 1024, 1536};
-    const qv_code_kernels *tables[4] = {qv_code_kernels_scalar(), qv_code_kernels_avx2(), qv_code_kernels_avx512(),
-                                        qv_code_kernels_avx512vnni()};
+    const qv_code_kernels *tables[5] = {qv_code_kernels_scalar(), qv_code_kernels_avx2(), qv_code_kernels_avx512(),
+                                        qv_code_kernels_avx512vnni(), qv_code_kernels_avx512vpopcnt()};
     const size_t n = sanitized() ? 200 : 1000, nq = 8;
     for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
     for (int mi = 0; mi < 2; mi++) {
@@ -266,7 +266,7 @@ START_TEST(test_ex_estimates_vs_double)
         ck_assert(rows && ex && tmp && qbuf);
         for (size_t i = 0; i < n; i++)
             qv_codec_encode_ex(c, base + i * dim, rows + i * rs, ex + i * c->ex_bytes, tmp);
-        for (int ti = 0; ti < 4; ti++) {
+        for (int ti = 0; ti < 5; ti++) {
             if (!tables[ti]) continue;                 /* this CPU lacks its instructions */
             c->k = tables[ti];
             size_t pairs = 0, outside = 0;

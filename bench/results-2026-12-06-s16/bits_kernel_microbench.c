@@ -1,8 +1,10 @@
 /* bit1 popcount kernels in cache, per row (session 16): "bits_kernel_microbench DIM TABLE
  * [x4|one]" times one kernel table's dot_bits_x4 (four rows a call, the walk's case) or
  * dot_bits (one row a call, the descent's) on 256 rows that stay in L1/L2; best of 7.
- * TABLE: scalar, avx2, avx512 (F+BW, no VPOPCNTDQ: Skylake-SP, Cascade Lake) or
- * avx512vnni. Build from the repository root against a build's library:
+ * TABLE: scalar, avx2, avx512 (F+BW: Skylake-SP), avx512vnni (Cascade Lake) or
+ * avx512vpopcnt (Ice Lake, Zen 4; before e32ad4e's successor this was the table named
+ * avx512vnni, and "avx512vnni" here selected it). Build from the repository root against a
+ * build's library:
  *   cc -O3 -Iinclude -I. bench/results-2026-12-06-s16/bits_kernel_microbench.c build/libquiver.a \
  *      -L/usr/local/cuda/lib64 -lcudart -lcublas -lstdc++ -lm -lpthread -lopenblas */
 #include <stdio.h>
@@ -22,7 +24,8 @@ int main(int argc, char **argv)
     const qv_code_kernels *t = strcmp(name, "scalar") == 0   ? qv_code_kernels_scalar()
                                : strcmp(name, "avx2") == 0   ? qv_code_kernels_avx2()
                                : strcmp(name, "avx512") == 0 ? qv_code_kernels_avx512()
-                                                             : qv_code_kernels_avx512vnni();
+                               : strcmp(name, "avx512vnni") == 0 ? qv_code_kernels_avx512vnni()
+                                                                 : qv_code_kernels_avx512vpopcnt();
     if (!t) return fprintf(stderr, "%s: not on this CPU\n", name), 1;
     size_t words = (D + 63) / 64, n = 256;
     uint64_t *rows = qv_aligned_calloc(n * words, 8), *planes = qv_aligned_calloc(4 * words, 8);
