@@ -371,7 +371,7 @@ QV_VPOPCNT static uint32_t vpopcnt_dot_bits(const uint64_t *bits, const uint64_t
     __m512i s[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                     _mm512_setzero_si512()};
     for (size_t w = 0; w < words; w += 8) {
-        __mmask8 m = words - w >= 8 ? 0xff : (__mmask8)((1u << (words - w)) - 1u);
+        __mmask8 m = words_mask(words - w);
         __m512i b = _mm512_maskz_loadu_epi64(m, bits + w);
         for (unsigned j = 0; j < 4; j++)
             s[j] = _mm512_add_epi64(s[j], _mm512_popcnt_epi64(_mm512_and_si512(b, _mm512_maskz_loadu_epi64(m, planes + j * words + w))));
@@ -391,7 +391,7 @@ QV_VPOPCNT static void vpopcnt_dot_bits_x4(const uint64_t *const bits[4], const 
 {
     __m512i s[4][4];
     /* The first eight words initialise the sums (512-d rows are just these). */
-    __mmask8 m = words >= 8 ? 0xff : (__mmask8)((1u << words) - 1u);
+    __mmask8 m = words_mask(words);
     __m512i p0 = _mm512_maskz_loadu_epi64(m, planes);
     __m512i p1 = _mm512_maskz_loadu_epi64(m, planes + words);
     __m512i p2 = _mm512_maskz_loadu_epi64(m, planes + 2 * words);
@@ -404,7 +404,7 @@ QV_VPOPCNT static void vpopcnt_dot_bits_x4(const uint64_t *const bits[4], const 
         s[c][3] = _mm512_popcnt_epi64(_mm512_and_si512(b, p3));
     }
     for (size_t w = 8; w < words; w += 8) {
-        m = words - w >= 8 ? 0xff : (__mmask8)((1u << (words - w)) - 1u);
+        m = words_mask(words - w);
         p0 = _mm512_maskz_loadu_epi64(m, planes + w);
         p1 = _mm512_maskz_loadu_epi64(m, planes + words + w);
         p2 = _mm512_maskz_loadu_epi64(m, planes + 2 * words + w);

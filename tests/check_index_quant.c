@@ -266,7 +266,7 @@ START_TEST(test_ex_estimates_vs_double)
         ck_assert(rows && ex && tmp && qbuf);
         for (size_t i = 0; i < n; i++)
             qv_codec_encode_ex(c, base + i * dim, rows + i * rs, ex + i * c->ex_bytes, tmp);
-        for (int ti = 0; ti < 5; ti++) {
+        for (size_t ti = 0; ti < sizeof tables / sizeof *tables; ti++) {
             if (!tables[ti]) continue;                 /* this CPU lacks its instructions */
             c->k = tables[ti];
             size_t pairs = 0, outside = 0;
