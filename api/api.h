@@ -284,6 +284,16 @@ int  qd_jread_id(api_jread *rd, uint64_t *iid, qd_uuid *u);
  *  caller's to free, also when it was refused). */
 int  qd_jread_selector(api_jread *rd, void *out);
 int  qd_jread_keys(api_jread *rd, void *out);
+/** quantization_config, as createCollection takes it ({"scalar": {"type": "int8", ...}}:
+ *  sq8 codes; {"binary": {...}}: 1-bit RaBitQ codes; "product" is refused) and, with
+ *  allow_disabled, as updateCollection does ("Disabled" too: no codes). A read function
+ *  into the qd_quantization there; set tells whether a value was read. */
+typedef struct {
+    int allow_disabled;            /* the caller's: "Disabled" accepted */
+    int set;                       /* a value was read into quant */
+    int quant;                     /* qv_quant */
+} qd_quantization;
+int  qd_jread_quantization(api_jread *rd, void *out);
 /** How points are shown: payloads for selector sel (NULL = default dflt) without the
  *  reserved UUID key, UUID ids, vectors when with_vector, scores when scores. */
 api_point_style qd_point_style(const json_t *sel, int dflt, int with_vector, int scores);

@@ -167,6 +167,81 @@ int qd_jread_selector(api_jread *rd, void *sel)
                                                "{\"include\":[keys]} or {\"exclude\":[keys]}");
 }
 
+/* ---- quantization_config ------------------------------------------------------------ */
+
+/* One method of quantization_config as read; the scalar method's other settings
+ * (quantile, always_ram) are accepted with nothing to set: quiverd picks its own ranges
+ * and keeps codes in RAM. */
+typedef struct {
+    int methods, quant, scalar_type;
+    double quantile;
+} quant_read;
+
+static int read_scalar(api_jread *rd, void *dst)
+{
+    static const char *const types[] = {"int8", NULL};
+    static const api_jfield scalar_fields[] = {
+        {"type", API_J_NAME, offsetof(quant_read, scalar_type), 1, .arg = types, .required = 1},
+        {"quantile", API_J_NUM, .off = offsetof(quant_read, quantile)},
+        {NULL},
+    };
+    quant_read *b = dst;
+    b->quantile = 1;
+    b->methods++;
+    b->quant = QV_QUANT_SQ8;
+    int rc = api_jread_object(rd, scalar_fields, b);
+    if (rc == 0 && !(b->quantile >= 0.5 && b->quantile <= 1))
+        return api_jbad(rd, 0, "invalid_argument", "'%s.quantile' must be 0.5..1", rd->path);
+    return rc;
+}
+
+static int read_binary(api_jread *rd, void *dst)
+{
+    static const api_jfield binary_fields[] = {{NULL}};
+    quant_read *b = dst;
+    b->methods++;
+    b->quant = QV_QUANT_BIT1;
+    return api_jread_object(rd, binary_fields, b);
+}
+
+static int read_product(api_jread *rd, void *dst)
+{
+    (void)dst;
+    return api_jbad(rd, 1, "invalid_argument", "product quantization is not supported by quiverd (scalar int8 and binary are)");
+}
+
+int qd_jread_quantization(api_jread *rd, void *out)
+{
+    static const api_jfield quantization_fields[] = {
+        {"scalar", API_J_CALL, .read = read_scalar},
+        {"binary", API_J_CALL, .read = read_binary},
+        {"product", API_J_CALL, .read = read_product},
+        {NULL},
+    };
+    qd_quantization *q = out;
+    const char *shapes = q->allow_disabled ? "{\"scalar\": {\"type\": \"int8\"}}, {\"binary\": {}} or \"Disabled\""
+                                           : "{\"scalar\": {\"type\": \"int8\"}} or {\"binary\": {}}";
+    if (api_jpeek(rd, "\"")) {
+        char s[16];
+        size_t len;
+        int rc = api_jread_string(rd, s, sizeof s, &len);
+        if (rc) return rc;
+        if (!q->allow_disabled || len != 8 || strcmp(s, "Disabled") != 0)
+            return api_jbad(rd, 0, "invalid_argument", "'%s' must be %s", rd->path, shapes);
+        q->set = 1;
+        q->quant = QV_QUANT_NONE;
+        return 0;
+    }
+    quant_read b = {0};
+    int rc = api_jread_object(rd, quantization_fields, &b);
+    if (rc == 0 && b.methods != 1) return api_jbad(rd, 0, "invalid_argument", "'%s' must be %s", rd->path, shapes);
+    if (rc == 0) {
+        q->set = 1;
+        q->quant = b.quant;
+    }
+    return rc;
+}
+
 static int in_list(const json_t *a, const char *key)
 {
     for (size_t i = 0; i < json_array_size(a); i++)

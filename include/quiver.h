@@ -368,13 +368,19 @@ QV_API void qv_collection_close(qv_coll *c);
  *  handle's memory is freed at its last qv_collection_close (or at qv_db_close).
  *  @return QV_OK, QV_ENOTFOUND, QV_ESTATE (read-only). */
 QV_API int  qv_collection_drop(qv_db *db, const char *name);
-/** HNSW parameters changed after creation (0 = unchanged); qv_collection_update. */
-typedef struct { uint32_t m, ef_construction, ef_search; } qv_collection_changes;
-/** Store new HNSW parameters of c and rebuild its index with them from the stored
- *  vectors (a snapshot of it is written), so that every point, earlier and later, is
- *  linked with them; searches go on over the old graph meanwhile. No change: no rebuild.
- *  @return QV_OK, QV_EINVAL (out of range, or c is not hnsw), QV_ENOTFOUND (dropped),
- *  QV_ESTATE (read-only), QV_ENOMEM, QV_EFULL, QV_EIO. */
+/** Parameters changed after creation; qv_collection_update. */
+typedef struct {
+    uint32_t m, ef_construction, ef_search;   /* hnsw's; 0 = unchanged */
+    int set_quant;                 /* nonzero: the codes become quant (hnsw, flat and ivf;
+                                    * QV_QUANT_NONE drops them); 0 = unchanged */
+    qv_quant quant;
+} qv_collection_changes;
+/** Store new parameters of c and rebuild its index with them from the stored vectors (a
+ *  snapshot of it is written), so that every point, earlier and later, is linked and coded
+ *  with them; searches go on over the old index meanwhile. No change: no rebuild.
+ *  @return QV_OK, QV_EINVAL (out of range; m, ef_construction or ef_search when c is not
+ *  hnsw; dropping the codes of on_disk vectors; bit1 above its dimension limit),
+ *  QV_ENOTFOUND (dropped), QV_ESTATE (read-only), QV_ENOMEM, QV_EFULL, QV_EIO. */
 QV_API int  qv_collection_update(qv_coll *c, const qv_collection_changes *ch);
 /** Names of all collections, sorted; free with qv_free_strings. */
 QV_API int  qv_collection_list(qv_db *db, char ***names, size_t *n);

@@ -166,8 +166,7 @@ static void h_exists(srv_req *r)
 typedef struct {
     uint32_t size, m, ef, shard_number, replication_factor;
     int distance, datatype;
-    int quant, methods, scalar_type;   /* quantization_config: the codes, how many methods named */
-    double quantile;
+    qd_quantization quant;             /* quantization_config */
     int named, on_disk;                /* the dense vector given by name (vname) */
     char vname[QV_SPARSE_NAME_MAX + 1];
     size_t nsparse;
@@ -178,72 +177,19 @@ typedef struct {
 static const char *const distances[] = {"Euclid", "Dot", "Cosine", NULL};   /* from QV_METRIC_L2 */
 static const char *const datatypes[] = {"float32", NULL};
 
-/* quantization_config {"scalar": {"type": "int8", ...}} -> sq8 codes, {"binary": {...}}
- * -> 1-bit RaBitQ codes. Their other settings (quantile, always_ram) are accepted and
- * have nothing to set: quiverd picks its own ranges and keeps codes in RAM. */
-static int read_scalar(api_jread *rd, void *dst)
-{
-    static const char *const types[] = {"int8", NULL};
-    static const api_jfield scalar_fields[] = {
-        {"type", API_J_NAME, C(scalar_type), 1, .arg = types, .required = 1},
-        {"quantile", API_J_NUM, .off = C(quantile)},
-        {NULL},
-    };
-    create_body *b = dst;
-    b->quantile = 1;
-    b->methods++;
-    b->quant = QV_QUANT_SQ8;
-    int rc = api_jread_object(rd, scalar_fields, b);
-    if (rc == 0 && !(b->quantile >= 0.5 && b->quantile <= 1))
-        return api_jbad(rd, 0, "invalid_argument", "'%s.quantile' must be 0.5..1", rd->path);
-    return rc;
-}
-
-static int read_binary(api_jread *rd, void *dst)
-{
-    static const api_jfield binary_fields[] = {{NULL}};
-    create_body *b = dst;
-    b->methods++;
-    b->quant = QV_QUANT_BIT1;
-    return api_jread_object(rd, binary_fields, b);
-}
-
-static int read_product(api_jread *rd, void *dst)
-{
-    (void)dst;
-    return api_jbad(rd, 1, "invalid_argument", "product quantization is not supported by quiverd (scalar int8 and binary are)");
-}
-
-static int read_quantization(api_jread *rd, void *dst)
-{
-    static const api_jfield quantization_fields[] = {
-        {"scalar", API_J_CALL, .read = read_scalar},
-        {"binary", API_J_CALL, .read = read_binary},
-        {"product", API_J_CALL, .read = read_product},
-        {NULL},
-    };
-    create_body *b = dst;
-    b->methods = 0;
-    int rc = api_jread_object(rd, quantization_fields, b);
-    if (rc == 0 && b->methods != 1)
-        return api_jbad(rd, 0, "invalid_argument", "'%s' must be {\"scalar\": {\"type\": \"int8\"}} or {\"binary\": {}}",
-                        rd->path);
-    return rc;
-}
-
 static const api_jfield hnsw_fields[] = {
     {"m", API_J_U32, .off = C(m), .lo = 0, .hi = 100},
     {"ef_construct", API_J_U32, .off = C(ef), .lo = 4, .hi = QV_MAX_EF},
     {NULL},
 };
 static int read_named_vector(api_jread *rd, void *dst);
-#define VECTOR_PARAMS                                                                   \
-    {"size", API_J_U32, C(size), 1, QV_MAX_DIM, .arg = NULL},                           \
-    {"distance", API_J_NAME, C(distance), QV_METRIC_L2, .arg = distances},              \
-    {"datatype", API_J_NAME, C(datatype), 0, .arg = datatypes},                         \
-    {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},                                  \
-    {"multivector_config", API_J_REFUSE, .arg = "multivectors are"},                    \
-    {"quantization_config", API_J_CALL, .read = read_quantization},                     \
+#define VECTOR_PARAMS                                                             \
+    {"size", API_J_U32, C(size), 1, QV_MAX_DIM, .arg = NULL},                     \
+    {"distance", API_J_NAME, C(distance), QV_METRIC_L2, .arg = distances},        \
+    {"datatype", API_J_NAME, C(datatype), 0, .arg = datatypes},                   \
+    {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},                            \
+    {"multivector_config", API_J_REFUSE, .arg = "multivectors are"},              \
+    {"quantization_config", API_J_CALL, C(quant), .read = qd_jread_quantization}, \
     {"on_disk", API_J_BOOL, .off = C(on_disk)}
 static const api_jfield vector_params[] = {VECTOR_PARAMS, {NULL}};
 /* "vectors": {"size", "distance", ...}, or named: {"<name>": {"size", "distance", ...}} */
@@ -287,7 +233,7 @@ static const api_jfield sparse_vectors_fields[] = {{"*", API_J_CALL, .read = rea
 static const api_jfield create_fields[] = {
     {"vectors", API_J_OBJECT, .arg = vectors_fields, .required = 1},
     {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
-    {"quantization_config", API_J_CALL, .read = read_quantization},
+    {"quantization_config", API_J_CALL, C(quant), .read = qd_jread_quantization},
     {"shard_number", API_J_U32, .off = C(shard_number), .lo = 1, .hi = 64},      /* cluster mode */
     {"replication_factor", API_J_U32, .off = C(replication_factor), .lo = 1, .hi = 8},
     {"sparse_vectors", API_J_OBJECT, .arg = sparse_vectors_fields},
@@ -328,7 +274,7 @@ static void h_create(srv_req *r)
     qv_index_params_init(&cfg.index, b.m ? QV_INDEX_HNSW : QV_INDEX_FLAT, b.size, (qv_metric)b.distance);
     if (b.m) cfg.index.m = b.m;
     cfg.index.ef_construction = b.ef;
-    cfg.index.quant = (qv_quant)b.quant;
+    cfg.index.quant = (qv_quant)b.quant.quant;
     cfg.on_disk = b.on_disk;          /* vectors re-scored from storage (README, "Vectors on disk") */
     if (srv_create_collection(r, &cfg, b.shard_number, b.replication_factor) == 0) qd_ok(r, json_true());
 }

@@ -8,11 +8,12 @@
  *   POST  /collections/{name}/points/vectors/delete
  *         -> 400: a quiverd collection has one unnamed vector per point, which Qdrant's
  *         deleteVectors (it removes named vectors) cannot apply to; delete the points.
- *   PATCH /collections/{name} {"hnsw_config":{"m","ef_construct"},"optimizers_config":{...},...}
- *         -> qv_collection_update: m and ef_construct stored and the graph rebuilt with
- *         them. What has no counterpart in quiverd (optimizer thresholds, on_disk,
- *         collection params, quantization changes) is accepted and listed in the reply's
- *         "ignored" next to result true, so a client sees what did not apply.
+ *   PATCH /collections/{name} {"hnsw_config":{"m","ef_construct"},"quantization_config":
+ *         {"scalar":{"type":"int8"}} | {"binary":{}} | "Disabled","optimizers_config":{...},...}
+ *         -> qv_collection_update: m, ef_construct and the codes stored and the index
+ *         rebuilt with them. What has no counterpart in quiverd (optimizer thresholds,
+ *         on_disk, collection params) is accepted and listed in the reply's "ignored"
+ *         next to result true, so a client sees what did not apply.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ void qd_h_delete_vectors(srv_req *r)
 
 typedef struct {
     uint32_t m, ef;
+    qd_quantization quant;         /* quantization_config */
     json_t *ignored;               /* the paths of what was accepted and not applied */
 } patch_body;
 
@@ -90,7 +92,7 @@ static const api_jfield patch_fields[] = {
     {"optimizers_config", API_J_CALL, .read = read_ignored},
     {"params", API_J_CALL, .read = read_ignored},
     {"vectors", API_J_CALL, .read = read_ignored},
-    {"quantization_config", API_J_CALL, .read = read_ignored},
+    {"quantization_config", API_J_CALL, offsetof(patch_body, quant), .read = qd_jread_quantization},
     {"sparse_vectors", API_J_CALL, .read = read_ignored},
     {"strict_mode_config", API_J_CALL, .read = read_ignored},
     {"metadata", API_J_CALL, .read = read_ignored},
@@ -99,9 +101,10 @@ static const api_jfield patch_fields[] = {
 
 void qd_h_update_collection(srv_req *r)
 {
-    patch_body b = {0};
+    patch_body b = {.quant.allow_disabled = 1};
     if (srv_read_body(r, "the collection update", patch_fields, &b) != 0) goto cleanup;
-    qv_collection_changes ch = {.m = b.m, .ef_construction = b.ef};
+    qv_collection_changes ch = {.m = b.m, .ef_construction = b.ef, .set_quant = b.quant.set,
+                                .quant = (qv_quant)b.quant.quant};
     qv_collection_info info;
     int rc = qv_collection_get_info(r->coll->coll, &info);
     if (rc == QV_OK && info.config.index.kind == QV_INDEX_FLAT && (b.m || b.ef)) {

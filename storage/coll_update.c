@@ -1,15 +1,17 @@
 /*
- * storage/coll_update.c -- qv_collection_update: change the HNSW parameters of a
- * collection after it was created (Qdrant's updateCollection with hnsw_config).
+ * storage/coll_update.c -- qv_collection_update: change the HNSW parameters or the codes
+ * of a collection after it was created (Qdrant's updateCollection with hnsw_config or
+ * quantization_config).
  *
  * m shapes the graph itself (the link lists are sized by it) and ef_construction the
  * choice of every node's links, so a change only means something for a graph built with
- * the new values. As Qdrant re-optimizes its segments after such a change, the new config
- * is committed and the index is then rebuilt from the stored vectors at once, and a
- * snapshot of it written so that a reopen loads it: every point, earlier and later ones,
- * is linked with the new values. The rebuild holds the writer lock (searches go on over
- * the old graph until the new one replaces it). ef_search, the search-time default the
- * index keeps, takes the same path.
+ * the new values; new codes need a codec trained on the points and every row encoded. As
+ * Qdrant re-optimizes its segments after such a change, the new config is committed and
+ * the index is then rebuilt from the stored vectors at once, and a snapshot of it written
+ * so that a reopen loads it: every point, earlier and later ones, is linked and coded with
+ * the new values. The rebuild holds the writer lock (searches go on over the old index
+ * until the new one replaces it). ef_search, the search-time default the index keeps,
+ * takes the same path.
  */
 #include "storage/storage.h"
 
@@ -55,13 +57,25 @@ int qv_collection_update(qv_coll *c, const qv_collection_changes *ch)
     if (ch->ef_construction > QV_MAX_EF)
         return qv_fail(QV_EINVAL, "ef_construction must be 1..%u, got %u", QV_MAX_EF, ch->ef_construction);
     if (ch->ef_search > QV_MAX_EF) return qv_fail(QV_EINVAL, "ef_search must be 1..%u, got %u", QV_MAX_EF, ch->ef_search);
+    if (ch->set_quant && !qv_quant_name(ch->quant)) return qv_fail(QV_EINVAL, "unknown quantization %d", (int)ch->quant);
+    /* on_disk vectors are read only to re-score a walk on codes (vec_source.c) */
+    if (ch->set_quant && ch->quant == QV_QUANT_NONE && c->vdef.on_disk)
+        return qv_fail(QV_EINVAL, "collection '%s' keeps its vectors on disk, which needs quantization (sq8, sq4 or "
+                                  "bit1): its codes cannot be dropped", c->name);
+    if (ch->set_quant && ch->quant != QV_QUANT_NONE && c->vdef.no_dense)
+        return qv_fail(QV_EINVAL, "collection '%s' has no dense vector to quantize", c->name);
     pthread_mutex_lock(&c->db->wmutex);
     if ((rc = qv_coll_check_live(c)) != QV_OK) goto cleanup;
     p = c->params;
     if (ch->m) p.m = ch->m;
     if (ch->ef_construction) p.ef_construction = ch->ef_construction;
     if (ch->ef_search) p.ef_search = ch->ef_search;
+    if (ch->set_quant) p.quant = ch->quant;
     if (memcmp(&p, &c->params, sizeof p) == 0) goto cleanup;          /* nothing changes */
+    /* every parameter checked together, as a create does, before anything is written */
+    qv_index *probe = NULL;
+    if ((rc = qv_index_new(&p, &probe)) != QV_OK) goto cleanup;
+    qv_index_free(probe);
     update_arg a = {c, &p};
     if ((rc = qv_db_write(c->db, update_write, &a)) != QV_OK) goto cleanup;
     pthread_rwlock_wrlock(&c->maplock);

@@ -3,7 +3,8 @@
  * persisted config (format 2) and survives reopen; the index comes back from its snapshot
  * with the same codes and answers; a snapshot whose code section is damaged (CRC kept
  * valid) is refused and the index rebuilt from the stored vectors, still quantized; the
- * config codec refuses a bad "quant" and accepts format-1 configs as float.
+ * config codec refuses a bad "quant" and accepts format-1 configs as float; codes added,
+ * changed and dropped after creation (qv_collection_update), and the changes refused.
  */
 #include <dirent.h>
 #include <lmdb.h>
@@ -14,6 +15,7 @@
 
 #include "core/alloc.h"
 #include "core/crc32c.h"
+#include "index/codec.h"
 #include "storage/storage.h"
 #include "tests/test_util.h"
 
@@ -168,6 +170,175 @@ START_TEST(test_quant_collection_reopen_and_snapshot)
 }
 END_TEST
 
+/* Recall@K of c's answers (ids are 10 * row) against the double-precision top K of v, and
+ * how many returned scores are not the exact squared distance of their point (to 1e-3,
+ * relative): none for a float index; a quantized one searched with rescore off returns
+ * estimates. */
+static double answers(qv_coll *c, const float *v, const float *qs, qv_rescore rescore, size_t *inexact)
+{
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    sp.rescore = rescore;
+    uint64_t truth[NQ * K], got[NQ * K];
+    size_t ng[NQ];
+    qv_hit h[K];
+    ref_knn(v, N, DIM, qs, NQ, K, QV_METRIC_L2, truth);
+    *inexact = 0;
+    for (size_t i = 0; i < NQ; i++) {
+        QV_CK(qv_search(c, qs + i * DIM, &sp, h, &ng[i]));
+        for (size_t j = 0; j < ng[i]; j++) {
+            got[i * K + j] = h[j].id / 10;
+            double d = ref_l2sq(qs + i * DIM, v + got[i * K + j] * DIM, DIM);
+            *inexact += fabs(h[j].score - d) > 1e-3 * (d > 1 ? d : 1);
+        }
+    }
+    return recall_at_k(got, ng, K, truth, K, NQ, K);
+}
+
+/* qv_collection_update with set_quant: codes added, changed and dropped on a collection
+ * that holds points, each change rebuilt at once and persisted (a reopen loads the
+ * snapshot written after it); _i: hnsw, ivf (nlist 16), flat. */
+START_TEST(test_quant_collection_update)
+{
+    static const qv_index_kind ikinds[] = {QV_INDEX_HNSW, QV_INDEX_IVF, QV_INDEX_FLAT};
+    char *dir = make_tmpdir("qv-squpd");
+    float *v = random_vectors(N, DIM, 31), *qs = random_vectors(NQ, DIM, 32);
+    uint64_t *ids = malloc(N * sizeof *ids);
+    for (size_t i = 0; i < N; i++) ids[i] = 10 * i;
+    qv_db *db = open_db(dir);
+    qv_collection_config cfg = {0};
+    qv_index_params_init(&cfg.index, ikinds[_i], DIM, QV_METRIC_L2);
+    cfg.index.threads = 2;
+    cfg.index.nlist = cfg.index.kind == QV_INDEX_IVF ? 16 : 0;
+    qv_coll *c;
+    QV_CK(qv_collection_create(db, "q", &cfg, &c));
+    QV_CK(qv_upsert(c, N, ids, v, NULL));
+    size_t inexact;
+    double r = answers(c, v, qs, QV_RESCORE_OFF, &inexact);
+    ck_assert_uint_eq(inexact, 0);                 /* float: exact scores */
+    ck_assert_msg(r >= 0.9, "float recall %.3f", r);
+
+    qv_collection_changes ch = {.set_quant = 1, .quant = QV_QUANT_BIT1};
+    QV_CK(qv_collection_update(c, &ch));
+    qv_collection_info info;
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_BIT1);
+    ck_assert_uint_eq(info.count, N);
+    r = answers(c, v, qs, QV_RESCORE_OFF, &inexact);
+    ck_assert_msg(inexact > NQ * K / 2, "bit1 without re-scoring: only %zu estimated scores", inexact);
+    r = answers(c, v, qs, QV_RESCORE_DEFAULT, &inexact);
+    ck_assert_uint_eq(inexact, 0);                 /* re-scored: exact again */
+    ck_assert_msg(r >= 0.8, "bit1 recall %.3f", r);
+    /* nothing that fails leaves a trace: an unknown kind, and a no-op */
+    qv_storage_stats st0, st;
+    qv_storage_get_stats(c, &st0);
+    ch.quant = (qv_quant)99;
+    QV_CK_FAIL(qv_collection_update(c, &ch), QV_EINVAL);
+    ch.quant = QV_QUANT_BIT1;
+    QV_CK(qv_collection_update(c, &ch));
+    qv_storage_get_stats(c, &st);
+    ck_assert_uint_eq(st.rebuilds, st0.rebuilds);
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_BIT1);
+    QV_CK(qv_db_close(db));
+
+    /* durable: the config says bit1 and the snapshot written after the change loads */
+    db = open_db(dir);
+    QV_CK(qv_collection_open(db, "q", &c));
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_BIT1);
+    qv_storage_get_stats(c, &st);
+    ck_assert_uint_eq(st.snapshot_loads, 1);
+    ck_assert_uint_eq(st.rebuilds, 0);
+    r = answers(c, v, qs, QV_RESCORE_OFF, &inexact);
+    ck_assert_uint_gt(inexact, NQ * K / 2);
+
+    /* to 8-bit codes, then none: float again, with exact scores */
+    ch.quant = QV_QUANT_SQ8;
+    QV_CK(qv_collection_update(c, &ch));
+    r = answers(c, v, qs, QV_RESCORE_DEFAULT, &inexact);
+    ck_assert_msg(r >= 0.85, "sq8 recall %.3f", r);
+    ch.quant = QV_QUANT_NONE;
+    QV_CK(qv_collection_update(c, &ch));
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_NONE);
+    r = answers(c, v, qs, QV_RESCORE_OFF, &inexact);
+    ck_assert_uint_eq(inexact, 0);
+    ck_assert_msg(r >= 0.9, "float recall after the codes were dropped %.3f", r);
+    QV_CK(qv_db_close(db));
+    db = open_db(dir);
+    QV_CK(qv_collection_open(db, "q", &c));
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_NONE);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+    free(ids);
+}
+END_TEST
+
+/* on_disk vectors are read only to re-score a walk on codes: the codes may change, not go;
+ * and bit1's dimension limit holds for an update as for a create. */
+START_TEST(test_quant_collection_update_refusals)
+{
+    char *dir = make_tmpdir("qv-squpr");
+    float *v = random_vectors(N, DIM, 33), *qs = random_vectors(NQ, DIM, 34);
+    uint64_t *ids = malloc(N * sizeof *ids);
+    for (size_t i = 0; i < N; i++) ids[i] = 10 * i;
+    qv_db *db = open_db(dir);
+    qv_collection_config cfg = {.on_disk = 1};
+    qv_index_params_init(&cfg.index, QV_INDEX_HNSW, DIM, QV_METRIC_L2);
+    cfg.index.quant = QV_QUANT_SQ8;
+    cfg.index.threads = 2;
+    qv_coll *c;
+    QV_CK(qv_collection_create(db, "od", &cfg, &c));
+    QV_CK(qv_upsert(c, N, ids, v, NULL));
+    qv_collection_changes ch = {.set_quant = 1, .quant = QV_QUANT_NONE};
+    QV_CK_FAIL(qv_collection_update(c, &ch), QV_EINVAL);
+    ck_assert_msg(strstr(qv_last_error(), "on disk") != NULL, "%s", qv_last_error());
+    qv_collection_info info;
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_SQ8);
+    ch.quant = QV_QUANT_BIT1;
+    QV_CK(qv_collection_update(c, &ch));
+    size_t inexact;
+    double r = answers(c, v, qs, QV_RESCORE_DEFAULT, &inexact);
+    ck_assert_uint_eq(inexact, 0);
+    ck_assert_msg(r >= 0.8, "on_disk bit1 recall %.3f", r);
+
+    /* bit1 above its dimension limit: refused before anything is written */
+    const uint32_t big = QV_BIT1_MAX_DIM + 1;
+    float *bv = calloc(big, sizeof *bv);
+    bv[0] = 1;
+    qv_collection_config bc = {0};
+    qv_index_params_init(&bc.index, QV_INDEX_FLAT, big, QV_METRIC_L2);
+    QV_CK(qv_collection_create(db, "big", &bc, &c));
+    uint64_t one = 1;
+    QV_CK(qv_upsert(c, 1, &one, bv, NULL));
+    QV_CK_FAIL(qv_collection_update(c, &ch), QV_EINVAL);
+    ck_assert_msg(strstr(qv_last_error(), "bit1") != NULL, "%s", qv_last_error());
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_NONE);
+    QV_CK(qv_db_close(db));
+    db = open_db(dir);
+    QV_CK(qv_collection_open(db, "big", &c));
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_NONE);
+    QV_CK(qv_collection_open(db, "od", &c));
+    QV_CK(qv_collection_get_info(c, &info));
+    ck_assert_int_eq(info.config.index.quant, QV_QUANT_BIT1);
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(bv);
+    free(v);
+    free(qs);
+    free(ids);
+}
+END_TEST
+
 /* Collections keep float32 vectors: a u8 vector type is refused at create, nothing made. */
 START_TEST(test_quant_collection_refuses_u8)
 {
@@ -258,6 +429,8 @@ Suite *qv_storage_quant_suite(void)
     tcase_add_loop_test(tc, test_quant_collection_reopen_and_snapshot, 0, 9);
     tcase_add_test(tc, test_quant_config_codec);
     tcase_add_test(tc, test_quant_collection_refuses_u8);
+    tcase_add_loop_test(tc, test_quant_collection_update, 0, 3);
+    tcase_add_test(tc, test_quant_collection_update_refusals);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -101,6 +101,31 @@ async function updateCollection(live) {
   }
   check(found >= 0.9 * want, `recall after updateCollection ${found}/${want}`);
   await failsWith(client.updateCollection(COLL, { hnsw_config: { m: 1000 } }), 400, /m/, 'updateCollection with m out of range');
+
+  // quantization added, changed and dropped: the index is rebuilt on the new codes, and a
+  // search with rescore off returns their estimates, with rescore the exact scores
+  const q = Array.from({ length: DIM }, rnd);
+  const exact = live.map((x) => ({ id: x.id, score: cos(q, x.vector) })).sort((a, b) => b.score - a.score).slice(0, 10);
+  const exactOf = new Map(live.map((x) => [x.id, cos(q, x.vector)]));
+  const inexact = (hits) => hits.filter((h) => Math.abs(h.score - exactOf.get(h.id)) > 1e-4).length;
+  for (const [qc, shown] of [[{ binary: { always_ram: true } }, 'binary'], [{ scalar: { type: 'int8', quantile: 0.99 } }, 'scalar']]) {
+    check(await client.updateCollection(COLL, { quantization_config: qc }) === true, `updateCollection to ${shown}`);
+    const qi = await client.getCollection(COLL);
+    check(qi.config.quantization_config && qi.config.quantization_config[shown], `quantization_config now ${shown}: ${JSON.stringify(qi.config.quantization_config)}`);
+    const est = await client.search(COLL, { vector: q, limit: 10, params: { hnsw_ef: 64, quantization: { rescore: false } } });
+    check(inexact(est) > 0, `${shown}, rescore off: estimated scores (${inexact(est)} of ${est.length} differ)`);
+    const hits = await client.search(COLL, { vector: q, limit: 10, params: { hnsw_ef: 64, quantization: { rescore: true } } });
+    const ids = new Set(hits.map((h) => h.id));
+    const got = exact.filter((e) => ids.has(e.id)).length;
+    check(inexact(hits) === 0 && got >= 8, `${shown}, rescore on: exact scores (${inexact(hits)} differ), recall ${got}/10`);
+  }
+  await failsWith(client.updateCollection(COLL, { quantization_config: { product: { compression: 'x16' } } }), 400, /product/, 'updateCollection to product quantization');
+  await failsWith(client.updateCollection(COLL, { quantization_config: 'Enabled' }), 400, /Disabled/, 'updateCollection with an unknown quantization string');
+  check((await client.getCollection(COLL)).config.quantization_config.scalar, 'a refused change leaves the codes');
+  check(await client.updateCollection(COLL, { quantization_config: 'Disabled' }) === true, 'updateCollection: quantization Disabled');
+  check(!(await client.getCollection(COLL)).config.quantization_config, 'no quantization_config once Disabled');
+  const plain = await client.search(COLL, { vector: q, limit: 10, params: { hnsw_ef: 64, quantization: { rescore: false } } });
+  check(inexact(plain) === 0, `float again: exact scores (${inexact(plain)} differ)`);
 }
 
 async function facets(live) {
