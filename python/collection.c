@@ -516,6 +516,40 @@ static PyObject *coll_index_field(pyq_collection *self, PyObject *args, PyObject
     Py_RETURN_NONE;
 }
 
+/* update(*, m=None, ef_construction=None, ef_search=None, quant=None): None keeps a value. */
+static PyObject *coll_update(pyq_collection *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"m", "ef_construction", "ef_search", "quant", NULL};
+    PyObject *m = Py_None, *efc = Py_None, *efs = Py_None;
+    const char *quant = NULL;
+    qv_collection_changes ch = {0};
+    int rc;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOz:update", kwlist, &m, &efc, &efs, &quant)) return NULL;
+    PyObject *const given[3] = {m, efc, efs};
+    uint32_t *const to[3] = {&ch.m, &ch.ef_construction, &ch.ef_search};
+    for (int i = 0; i < 3; i++) {
+        if (given[i] == Py_None) continue;
+        unsigned long v = PyLong_AsUnsignedLong(given[i]);
+        if (v == (unsigned long)-1 && PyErr_Occurred()) return NULL;
+        if (v == 0 || v > UINT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s must be positive (None keeps it), got %lu", kwlist[i], v);
+            return NULL;
+        }
+        *to[i] = (uint32_t)v;
+    }
+    if (quant) {
+        if ((rc = qv_quant_parse(quant, &ch.quant)) != QV_OK) return pyq_raise(rc);
+        ch.set_quant = 1;
+    }
+    if (pyq_coll_enter(self) < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = qv_collection_update(self->coll, &ch);
+    Py_END_ALLOW_THREADS
+    pyq_coll_leave(self);
+    if (rc != QV_OK) return pyq_raise(rc);
+    Py_RETURN_NONE;
+}
+
 static PyObject *coll_unindex_field(pyq_collection *self, PyObject *args)
 {
     const char *field;
@@ -658,6 +692,11 @@ static PyMethodDef coll_methods[] = {
     {"index_field", (PyCFunction)(void (*)(void))coll_index_field, METH_VARARGS | METH_KEYWORDS,
      "index_field(field, type='keyword')\n--\n\nIndex a payload field for filters: 'keyword', 'integer', "
      "'float' or 'bool'."},
+    {"update", (PyCFunction)(void (*)(void))coll_update, METH_VARARGS | METH_KEYWORDS,
+     "update(*, m=None, ef_construction=None, ef_search=None, quant=None)\n--\n\n"
+     "New HNSW parameters and/or codes ('sq8', 'sq4', 'bit1'; 'none' drops them; None keeps each): stored, "
+     "and the index rebuilt with them from the stored vectors before it returns (searches go on over the old "
+     "index meanwhile)."},
     {"unindex_field", (PyCFunction)coll_unindex_field, METH_VARARGS,
      "unindex_field(field)\n--\n\nRemove a field from the payload index."},
     {"checkpoint", (PyCFunction)coll_checkpoint, METH_NOARGS,

@@ -299,3 +299,43 @@ def test_collection_explore(tmp_path, data):
             c.search(queries[0], k=K, explore=float("nan"))
         with pytest.raises(TypeError):
             c.search(queries[0], k=K, explore="1")
+
+
+def test_collection_update_quant(tmp_path, data):
+    """Collection.update(quant=) rebuilds a collection that holds points on new codes: with
+    rescore=False the scores become estimates, re-scored ones stay exact, 'none' drops the
+    codes, the change survives a reopen, and bad values are refused with nothing changed."""
+    base, queries, truth = data
+    path = str(tmp_path / "db")
+
+    def search(c, **kw):
+        hits = c.search(queries[:20], k=K, ef=EF, with_payload=False, **kw)
+        ids = np.array([[h.id for h in row] for row in hits])
+        scores = np.array([[h.score for h in row] for row in hits])
+        err = np.abs(scores - exact_scores(base, queries[:20], ids, "l2")).max()
+        return recall(ids, truth[:20], K), err
+
+    with quiver.open(path, nosync=True) as db:
+        c = db.create_collection("u", DIM, "l2")
+        c.upsert(np.arange(N), base)
+        assert search(c, rescore=False)[1] < 1e-3            # float: exact
+        c.update(quant="bit1")
+        assert c.info["quant"] == "bit1"
+        r, err = search(c, rescore=False)
+        assert err > 1e-3, "bit1 without re-scoring gives estimates"
+        r, err = search(c)
+        assert r >= 0.9 and err < 1e-3, f"bit1 re-scored: recall {r:.3f}, error {err:g}"
+        with pytest.raises(quiver.InvalidArgumentError, match="unknown quantization"):
+            c.update(quant="pq")
+        with pytest.raises(ValueError, match="m must be positive"):
+            c.update(m=0)
+        assert c.info["quant"] == "bit1"
+        c.update(m=8, quant="sq8")
+        assert c.info["quant"] == "sq8" and c.info["m"] == 8
+    with quiver.open(path, nosync=True) as db:
+        c = db.collection("u")
+        assert c.info["quant"] == "sq8"
+        c.update(quant="none")
+        assert c.info["quant"] == "none"
+        r, err = search(c, rescore=False)
+        assert r >= 0.9 and err < 1e-3, f"float again: recall {r:.3f}, error {err:g}"
