@@ -232,6 +232,13 @@ typedef struct {
     int on_disk;                   /* qv_collection_config.on_disk */
 } api_create_body;
 extern const api_jfield api_create_fields[];
+/** The update body {"index":{"m","ef_construction","ef_search","quant"}}, read with
+ *  api_update_fields: what is absent stays 0 (unchanged); quant is 1 + the qv_quant given. */
+typedef struct {
+    uint32_t m, ef_construction, ef_search;
+    int quant;
+} api_update_body;
+extern const api_jfield api_update_fields[];
 /** {"name","dim","metric","index":{...},"payload_index":{...},"on_disk","count","memory_bytes",
  *  "last_seq"}, index defaults resolved; NULL when out of memory. */
 json_t *api_info_json(const char *name, const qv_collection_info *info);

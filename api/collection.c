@@ -71,6 +71,19 @@ static const api_jfield index_fields[] = {
     {"quant", API_J_NAME, C(p.quant), QV_QUANT_NONE, .arg = quant_names},
     {NULL},
 };
+#define U(field) offsetof(api_update_body, field)
+/* What qv_collection_update can change; the rest of create's "index" (type, nlist, ...) is
+ * an unknown field here, refused as such. */
+static const api_jfield update_index_fields[] = {
+    {"m", API_J_U32, .off = U(m), .lo = 2, .hi = 100},
+    {"ef_construction", API_J_U32, .off = U(ef_construction), .lo = 1, .hi = QV_MAX_EF},
+    {"ef_search", API_J_U32, .off = U(ef_search), .lo = 1, .hi = API_MAX_EF},
+    {"quant", API_J_NAME, U(quant), 1, .arg = quant_names},
+    {NULL},
+};
+const api_jfield api_update_fields[] = {{"index", API_J_OBJECT, .arg = update_index_fields, .required = 1}, {NULL}};
+#undef U
+
 const api_jfield api_create_fields[] = {
     {"dim", API_J_U32, C(p.dim), 1, QV_MAX_DIM, .required = 1},
     {"metric", API_J_NAME, C(p.metric), QV_METRIC_L2, .arg = metric_names},

@@ -151,6 +151,25 @@ static void h_create(srv_req *r)
     free(pi);
 }
 
+/* PATCH /collections/{name} {"index":{"m","ef_construction","ef_search","quant"}}: what is
+ * given is stored and the index rebuilt with it from the stored vectors before the reply
+ * (qv_collection_update; searches go on over the old index meanwhile); the reply is the
+ * collection's info. */
+static void h_update(srv_req *r)
+{
+    api_update_body b = {0};
+    if (srv_read_body(r, "the collection update", api_update_fields, &b) != 0) return;
+    qv_collection_changes ch = {.m = b.m, .ef_construction = b.ef_construction, .ef_search = b.ef_search,
+                                .set_quant = b.quant != 0, .quant = (qv_quant)(b.quant ? b.quant - 1 : 0)};
+    int rc = qv_collection_update(r->coll->coll, &ch);
+    if (rc != QV_OK) {
+        srv_fail_qv(r, rc);
+        return;
+    }
+    srv_log(SRV_LOG_INFO, "collection '%s': parameters updated, index rebuilt", r->name);
+    reply_info(r, r->coll, 200);
+}
+
 static void h_info(srv_req *r)
 {
     reply_info(r, r->coll, 200);
@@ -420,6 +439,7 @@ static const srv_route routes[] = {
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL | SRV_R_CLUSTER, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE | SRV_R_CLUSTER, h_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE | SRV_R_CLUSTER, h_drop, 0, NULL},
+    {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, SRV_R_WRITE | SRV_R_COLL, h_update, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL | SRV_R_CLUSTER, h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL | SRV_R_CLUSTER, h_delete_points, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, SRV_R_COLL, h_scroll, 0, NULL},

@@ -4,7 +4,8 @@
  * quantization_config (scalar int8, binary) and search params.quantization {ignore,
  * rescore, oversampling, explore}; bad values are 400s; the code kind survives a restart;
  * on_disk (vectors re-scored from storage) in both APIs; explore reaches a bit1 walk from
- * both APIs (recall against a double-precision brute force).
+ * both APIs (recall against a double-precision brute force); the native PATCH changes the
+ * codes of a collection that holds points.
  */
 #include <math.h>
 #include <stdio.h>
@@ -142,6 +143,61 @@ START_TEST(test_native_quant)
     snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5}", vj);
     j = req(s.port, "POST", "/collections/q/search", body, 200, NULL);
     ck_assert_double_eq(first_score(j, "hits", &id), 0.0);
+    json_decref(j);
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    free(vj);
+    free(base);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* PATCH /collections/{name} (native): the codes added, changed and dropped on a collection
+ * that holds points, with m; bad bodies are 400s that change nothing; kept over a restart. */
+START_TEST(test_native_update)
+{
+    char *dir = make_tmpdir("qv-srvu");
+    test_server s;
+    test_server_start(&s, dir, 1, NULL);
+    float *base = random_vectors(N, DIM, 41);
+    json_decref(req(s.port, "PUT", "/collections/u", "{\"dim\":8,\"index\":{\"type\":\"hnsw\"}}", 201, NULL));
+    upsert(s.port, "u", base);
+    char *vj = vec_json(base + 5 * DIM), body[512];
+    json_int_t id;
+    snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5,\"rescore\":false}", vj);
+    json_t *j = req(s.port, "POST", "/collections/u/search", body, 200, NULL);
+    ck_assert_double_eq(first_score(j, "hits", &id), 0.0);         /* float: exact */
+    json_decref(j);
+
+    json_decref(req(s.port, "PATCH", "/collections/u", "{\"index\":{\"quant\":\"sq4\",\"m\":8}}", 200,
+                    "\"quant\":\"sq4\""));
+    json_decref(req(s.port, "GET", "/collections/u", NULL, 200, "\"m\":8"));
+    j = req(s.port, "POST", "/collections/u/search", body, 200, NULL);
+    ck_assert_double_ne(first_score(j, "hits", &id), 0.0);         /* 4-bit estimates */
+    json_decref(j);
+    snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5}", vj);
+    j = req(s.port, "POST", "/collections/u/search", body, 200, NULL);
+    ck_assert_double_eq(first_score(j, "hits", &id), 0.0);         /* re-scored */
+    ck_assert_int_eq(id, 5);
+    json_decref(j);
+
+    static const char *const bad[] = {
+        "{\"index\":{\"quant\":\"pq\"}}", "{\"index\":{\"quant\":3}}", "{\"index\":{\"type\":\"ivf\"}}",
+        "{\"index\":{\"m\":1}}", "{\"index\":{\"m\":8},\"dim\":4}", "{}", "[]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        json_decref(req(s.port, "PATCH", "/collections/u", bad[i], 400, NULL));
+    json_decref(req(s.port, "PATCH", "/collections/nope", "{\"index\":{\"quant\":\"sq8\"}}", 404, NULL));
+    json_decref(req(s.port, "GET", "/collections/u", NULL, 200, "\"quant\":\"sq4\""));
+
+    ck_assert_int_eq(test_server_stop(&s), 0);
+    test_server_start(&s, dir, 1, NULL);
+    json_decref(req(s.port, "GET", "/collections/u", NULL, 200, "\"quant\":\"sq4\""));
+    json_decref(req(s.port, "PATCH", "/collections/u", "{\"index\":{\"quant\":\"none\"}}", 200, "\"quant\":\"none\""));
+    snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5,\"rescore\":false}", vj);
+    j = req(s.port, "POST", "/collections/u/search", body, 200, NULL);
+    ck_assert_double_eq(first_score(j, "hits", &id), 0.0);         /* float again */
+    ck_assert_int_eq(id, 5);
     json_decref(j);
     ck_assert_int_eq(test_server_stop(&s), 0);
     free(vj);
@@ -458,6 +514,7 @@ Suite *qv_server_quant_suite(void)
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_native_quant);
+    tcase_add_test(tc, test_native_update);
     tcase_add_test(tc, test_qdrant_quantization);
     tcase_add_test(tc, test_on_disk);
     tcase_add_test(tc, test_explore);
