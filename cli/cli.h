@@ -20,6 +20,7 @@
 #define EXIT_USAGE 2
 
 int cmd_create(int argc, char **argv);
+int cmd_update(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_search_text(int argc, char **argv);

@@ -21,6 +21,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"create", cmd_create, "create a collection"},
+    {"update", cmd_update, "change a collection's parameters or codes (index rebuilt)"},
     {"import", cmd_import, "import vectors from .fvecs, .bvecs, .npy or JSON Lines"},
     {"search", cmd_search, "search a collection"},
     {"search-text", cmd_search_text, "BM25 search of a payload field indexed as text"},

@@ -82,8 +82,8 @@ static void write_fvecs(const char *path, size_t n, int dim)
 
 START_TEST(test_help_on_every_command)
 {
-    const char *cmds[] = {"create", "import", "search", "get", "delete", "info", "checkpoint", "backup", "restore",
-                          "verify-backup"};
+    const char *cmds[] = {"create", "update", "import", "search", "get", "delete", "info", "checkpoint", "backup",
+                          "restore", "verify-backup"};
     ck_assert_int_eq(quiver("--help", NULL), 0);
     ck_assert_ptr_nonnull(strstr(out_buf, "import"));
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -160,6 +160,22 @@ START_TEST(test_quantized_collection)
     ck_assert_str_eq(out_buf, plain);
     ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "--oversampling", "0.5", NULL), 2);
     ck_assert_msg(strstr(err_buf, "oversampling"), "stderr: %s", err_buf);
+
+    /* update: the codes changed and dropped on the collection as it stands */
+    ck_assert_int_eq(quiver("update", db, "q", "--quant", "bit1", "--m", "8", NULL), 0);
+    ck_assert_int_eq(quiver("info", db, "q", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "codes bit1") && strstr(out_buf, "m 8,"), "info: %s", out_buf);
+    ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "-k", "3", "--json", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "{\"hits\":[{\"id\":7,\"score\":0"), "search after update: %s", out_buf);
+    ck_assert_int_eq(quiver("update", db, "q", "--quant", "none", NULL), 0);
+    ck_assert_int_eq(quiver("info", db, "q", NULL), 0);
+    ck_assert_msg(!strstr(out_buf, "codes"), "info: %s", out_buf);
+    ck_assert_int_eq(quiver("search", db, "q", "--vector", "[7,0,0,1]", "-k", "3", "--no-rescore", "--json", NULL), 0);
+    ck_assert_msg(strstr(out_buf, "{\"hits\":[{\"id\":7,\"score\":0"), "float search: %s", out_buf);
+    ck_assert_int_eq(quiver("update", db, "q", NULL), 2);
+    ck_assert_msg(strstr(err_buf, "nothing to change"), "stderr: %s", err_buf);
+    ck_assert_int_eq(quiver("update", db, "q", "--quant", "pq", NULL), 2);
+    ck_assert_int_ne(quiver("update", db, "nope", "--quant", "sq8", NULL), 0);
 }
 END_TEST
 
