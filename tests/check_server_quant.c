@@ -152,6 +152,19 @@ START_TEST(test_native_quant)
 }
 END_TEST
 
+/* The first hit's score (and *id) of a native search of coll for vector vj, with rescore
+ * as given ("" = the default). */
+static double native_first(int port, const char *coll, const char *vj, const char *rescore, json_int_t *id)
+{
+    char path[96], body[512];
+    snprintf(path, sizeof path, "/collections/%s/search", coll);
+    snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5%s}", vj, rescore);
+    json_t *j = req(port, "POST", path, body, 200, NULL);
+    double score = first_score(j, "hits", id);
+    json_decref(j);
+    return score;
+}
+
 /* PATCH /collections/{name} (native): the codes added, changed and dropped on a collection
  * that holds points, with m; bad bodies are 400s that change nothing; kept over a restart. */
 START_TEST(test_native_update)
@@ -162,24 +175,16 @@ START_TEST(test_native_update)
     float *base = random_vectors(N, DIM, 41);
     json_decref(req(s.port, "PUT", "/collections/u", "{\"dim\":8,\"index\":{\"type\":\"hnsw\"}}", 201, NULL));
     upsert(s.port, "u", base);
-    char *vj = vec_json(base + 5 * DIM), body[512];
+    char *vj = vec_json(base + 5 * DIM);
     json_int_t id;
-    snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5,\"rescore\":false}", vj);
-    json_t *j = req(s.port, "POST", "/collections/u/search", body, 200, NULL);
-    ck_assert_double_eq(first_score(j, "hits", &id), 0.0);         /* float: exact */
-    json_decref(j);
+    ck_assert_double_eq(native_first(s.port, "u", vj, ",\"rescore\":false", &id), 0.0);   /* float: exact */
 
     json_decref(req(s.port, "PATCH", "/collections/u", "{\"index\":{\"quant\":\"sq4\",\"m\":8}}", 200,
                     "\"quant\":\"sq4\""));
     json_decref(req(s.port, "GET", "/collections/u", NULL, 200, "\"m\":8"));
-    j = req(s.port, "POST", "/collections/u/search", body, 200, NULL);
-    ck_assert_double_ne(first_score(j, "hits", &id), 0.0);         /* 4-bit estimates */
-    json_decref(j);
-    snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5}", vj);
-    j = req(s.port, "POST", "/collections/u/search", body, 200, NULL);
-    ck_assert_double_eq(first_score(j, "hits", &id), 0.0);         /* re-scored */
+    ck_assert_double_ne(native_first(s.port, "u", vj, ",\"rescore\":false", &id), 0.0);   /* 4-bit estimates */
+    ck_assert_double_eq(native_first(s.port, "u", vj, "", &id), 0.0);                      /* re-scored */
     ck_assert_int_eq(id, 5);
-    json_decref(j);
 
     static const char *const bad[] = {
         "{\"index\":{\"quant\":\"pq\"}}", "{\"index\":{\"quant\":3}}", "{\"index\":{\"type\":\"ivf\"}}",
@@ -194,11 +199,8 @@ START_TEST(test_native_update)
     test_server_start(&s, dir, 1, NULL);
     json_decref(req(s.port, "GET", "/collections/u", NULL, 200, "\"quant\":\"sq4\""));
     json_decref(req(s.port, "PATCH", "/collections/u", "{\"index\":{\"quant\":\"none\"}}", 200, "\"quant\":\"none\""));
-    snprintf(body, sizeof body, "{\"vector\":%s,\"k\":5,\"rescore\":false}", vj);
-    j = req(s.port, "POST", "/collections/u/search", body, 200, NULL);
-    ck_assert_double_eq(first_score(j, "hits", &id), 0.0);         /* float again */
+    ck_assert_double_eq(native_first(s.port, "u", vj, ",\"rescore\":false", &id), 0.0);   /* float again */
     ck_assert_int_eq(id, 5);
-    json_decref(j);
     ck_assert_int_eq(test_server_stop(&s), 0);
     free(vj);
     free(base);

@@ -195,6 +195,25 @@ static double answers(qv_coll *c, const float *v, const float *qs, qv_rescore re
     return recall_at_k(got, ng, K, truth, K, NQ, K);
 }
 
+/* c's codes, as its info reports them. */
+static qv_quant quant_of(qv_coll *c)
+{
+    qv_collection_info info;
+    QV_CK(qv_collection_get_info(c, &info));
+    return info.config.index.quant;
+}
+
+/* The end of a test: close db and free everything. */
+static void finish(qv_db *db, char *dir, float *v, float *qs, uint64_t *ids)
+{
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+    free(ids);
+}
+
 /* qv_collection_update with set_quant: codes added, changed and dropped on a collection
  * that holds points, each change rebuilt at once and persisted (a reopen loads the
  * snapshot written after it); _i: hnsw, ivf (nlist 16), flat. */
@@ -238,15 +257,13 @@ START_TEST(test_quant_collection_update)
     QV_CK(qv_collection_update(c, &ch));
     qv_storage_get_stats(c, &st);
     ck_assert_uint_eq(st.rebuilds, st0.rebuilds);
-    QV_CK(qv_collection_get_info(c, &info));
-    ck_assert_int_eq(info.config.index.quant, QV_QUANT_BIT1);
+    ck_assert_int_eq(quant_of(c), QV_QUANT_BIT1);
     QV_CK(qv_db_close(db));
 
     /* durable: the config says bit1 and the snapshot written after the change loads */
     db = open_db(dir);
     QV_CK(qv_collection_open(db, "q", &c));
-    QV_CK(qv_collection_get_info(c, &info));
-    ck_assert_int_eq(info.config.index.quant, QV_QUANT_BIT1);
+    ck_assert_int_eq(quant_of(c), QV_QUANT_BIT1);
     qv_storage_get_stats(c, &st);
     ck_assert_uint_eq(st.snapshot_loads, 1);
     ck_assert_uint_eq(st.rebuilds, 0);
@@ -260,22 +277,15 @@ START_TEST(test_quant_collection_update)
     ck_assert_msg(r >= 0.85, "sq8 recall %.3f", r);
     ch.quant = QV_QUANT_NONE;
     QV_CK(qv_collection_update(c, &ch));
-    QV_CK(qv_collection_get_info(c, &info));
-    ck_assert_int_eq(info.config.index.quant, QV_QUANT_NONE);
+    ck_assert_int_eq(quant_of(c), QV_QUANT_NONE);
     r = answers(c, v, qs, QV_RESCORE_OFF, &inexact);
     ck_assert_uint_eq(inexact, 0);
     ck_assert_msg(r >= 0.9, "float recall after the codes were dropped %.3f", r);
     QV_CK(qv_db_close(db));
     db = open_db(dir);
     QV_CK(qv_collection_open(db, "q", &c));
-    QV_CK(qv_collection_get_info(c, &info));
-    ck_assert_int_eq(info.config.index.quant, QV_QUANT_NONE);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
+    ck_assert_int_eq(quant_of(c), QV_QUANT_NONE);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
@@ -298,9 +308,7 @@ START_TEST(test_quant_collection_update_refusals)
     qv_collection_changes ch = {.set_quant = 1, .quant = QV_QUANT_NONE};
     QV_CK_FAIL(qv_collection_update(c, &ch), QV_EINVAL);
     ck_assert_msg(strstr(qv_last_error(), "on disk") != NULL, "%s", qv_last_error());
-    qv_collection_info info;
-    QV_CK(qv_collection_get_info(c, &info));
-    ck_assert_int_eq(info.config.index.quant, QV_QUANT_SQ8);
+    ck_assert_int_eq(quant_of(c), QV_QUANT_SQ8);
     ch.quant = QV_QUANT_BIT1;
     QV_CK(qv_collection_update(c, &ch));
     size_t inexact;
@@ -319,23 +327,15 @@ START_TEST(test_quant_collection_update_refusals)
     QV_CK(qv_upsert(c, 1, &one, bv, NULL));
     QV_CK_FAIL(qv_collection_update(c, &ch), QV_EINVAL);
     ck_assert_msg(strstr(qv_last_error(), "bit1") != NULL, "%s", qv_last_error());
-    QV_CK(qv_collection_get_info(c, &info));
-    ck_assert_int_eq(info.config.index.quant, QV_QUANT_NONE);
+    ck_assert_int_eq(quant_of(c), QV_QUANT_NONE);
     QV_CK(qv_db_close(db));
     db = open_db(dir);
     QV_CK(qv_collection_open(db, "big", &c));
-    QV_CK(qv_collection_get_info(c, &info));
-    ck_assert_int_eq(info.config.index.quant, QV_QUANT_NONE);
+    ck_assert_int_eq(quant_of(c), QV_QUANT_NONE);
     QV_CK(qv_collection_open(db, "od", &c));
-    QV_CK(qv_collection_get_info(c, &info));
-    ck_assert_int_eq(info.config.index.quant, QV_QUANT_BIT1);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
+    ck_assert_int_eq(quant_of(c), QV_QUANT_BIT1);
     free(bv);
-    free(v);
-    free(qs);
-    free(ids);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
