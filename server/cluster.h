@@ -27,6 +27,8 @@
  *   cluster_write.c   routing and replication of writes; the leader's log
  *   cluster_read.c    scatter-gather search; GET /cluster
  *   cluster_ops.c     moving a shard replica to another node, draining a node, rebalancing
+ *   cluster_update.c  changing a collection's parameters on every node (PATCH); the
+ *                     reconciler that keeps each node's local parts at etcd's config
  */
 #ifndef QV_SERVER_CLUSTER_H
 #define QV_SERVER_CLUSTER_H
@@ -35,6 +37,8 @@
 #include <stdint.h>
 
 #include <jansson.h>
+
+#include "quiver.h"
 
 /* ---- HTTP client (cluster_http.c) ------------------------------------------------ */
 typedef struct {
@@ -108,6 +112,11 @@ int  srv_cluster_delete(struct srv_req *r, const uint64_t *ids, size_t n, size_t
  *  "partial","missing_shards"}, and *count: its points, summed over one live replica of
  *  each shard (partial when a shard has none). */
 json_t *srv_cluster_info(srv_cluster *cl, const char *name, uint64_t *count);
+/** PATCH of cluster collection r->name (both APIs): ch is checked on this node's empty
+ *  copy, merged into the config in etcd, and applied by every live node to its parts
+ *  before the reply (cluster_update.c). 0 when all did (the caller replies); -1 after
+ *  replying (4xx: nothing changed; 503 cluster_partial: stored, some node not done yet). */
+int  srv_cluster_update(struct srv_req *r, const qv_collection_changes *ch);
 /** POST /collections/{name}/search on a cluster collection: scatter, gather, reply. */
 void srv_cluster_search(struct srv_req *r);
 /* route handlers (native.c's table) */
@@ -119,6 +128,7 @@ void srv_h_cluster_shard_handover(struct srv_req *r);   /* POST /cluster/shards/
 void srv_h_cluster_move(struct srv_req *r);         /* POST /cluster/collections/{name}/shards/{arg}/move */
 void srv_h_cluster_drain(struct srv_req *r);        /* POST /cluster/nodes/{arg}/drain */
 void srv_h_cluster_rebalance(struct srv_req *r);    /* POST /cluster/rebalance */
+void srv_h_cluster_reconcile(struct srv_req *r);    /* POST /cluster/collections/{name}/reconcile */
 /** Append per-shard Prometheus lines. */
 struct evbuffer;
 void srv_cluster_metrics(srv_cluster *cl, struct evbuffer *buf);
@@ -195,6 +205,10 @@ struct srv_cluster {
     atomic_ullong lease_ok_until_ms;   /* leaders refuse writes after it (lease not refreshed) */
     pthread_t thread;
     int started;
+    pthread_mutex_t reconcile_mu;  /* one reconcile at a time; guards applied (cluster_update.c) */
+    struct cl_applied *applied;
+    pthread_t reconciler;
+    int reconciler_started;
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     int stop;
@@ -221,6 +235,9 @@ int  cl_refresh(srv_cluster *cl, char *err, size_t errlen);
  *  POST /collections/{name}/search would give): status and JSON text (malloc'd). */
 int  cl_local_search(srv_cluster *cl, const char *local, const char *body, size_t len, char **out, size_t *out_len);
 uint64_t cl_now_ms(void);
+/** The reconciler thread (cluster_update.c), and freeing what it kept. */
+int  cl_reconciler_start(srv_cluster *cl);
+void cl_reconciler_free(srv_cluster *cl);
 /** Which shard an id goes to. */
 uint32_t cl_shard_of_id(uint64_t id, uint32_t shard_number);
 #define CL_PEER_TIMEOUT_MS 2000       /* searches, status: a dead peer costs at most this */

@@ -621,6 +621,7 @@ int srv_cluster_start(srv_ctx *ctx, const srv_cluster_options *o, srv_cluster **
     pthread_mutex_init(&cl->mu, NULL);
     pthread_mutex_init(&cl->stop_mu, NULL);
     pthread_mutex_init(&cl->sync_mu, NULL);
+    pthread_mutex_init(&cl->reconcile_mu, NULL);
     pthread_cond_init(&cl->stop_cv, NULL);
     if (o->node_id < 1) {
         srv_log(SRV_LOG_ERROR, "--cluster needs --node-id N (N >= 1)");
@@ -654,8 +655,15 @@ int srv_cluster_start(srv_ctx *ctx, const srv_cluster_options *o, srv_cluster **
         goto fail;
     }
     cl->started = 1;
+    if (cl_reconciler_start(cl) != 0) {
+        srv_log(SRV_LOG_ERROR, "cluster: cannot start the reconciler thread");
+        goto fail;
+    }
+    pthread_mutex_lock(&cl->mu);                  /* the poll thread replaces the map from now on */
+    size_t nnodes = cl->nnodes, ncolls = cl->ncolls;
+    pthread_mutex_unlock(&cl->mu);
     srv_log(SRV_LOG_INFO, "cluster: node %ld (%s) joined through etcd at %s: %zu node(s), %zu collection(s), lease %d s",
-            cl->self, cl->advertise, o->endpoints, cl->nnodes, cl->ncolls, cl->ttl_s);
+            cl->self, cl->advertise, o->endpoints, nnodes, ncolls, cl->ttl_s);
     *out = cl;
     return 0;
 fail:
@@ -669,9 +677,10 @@ void srv_cluster_stop(srv_cluster *cl)
     if (cl->started) {
         pthread_mutex_lock(&cl->stop_mu);
         cl->stop = 1;
-        pthread_cond_signal(&cl->stop_cv);
+        pthread_cond_broadcast(&cl->stop_cv);       /* the poll thread and the reconciler */
         pthread_mutex_unlock(&cl->stop_mu);
         pthread_join(cl->thread, NULL);
+        if (cl->reconciler_started) pthread_join(cl->reconciler, NULL);
     }
     if (cl->registered && cl->etcd) {              /* leave at once: failover need not wait */
         char key[64], err[128];
@@ -688,7 +697,9 @@ void srv_cluster_stop(srv_cluster *cl)
     }
     for (size_t i = 0; i < cl->nknown; i++) free(cl->known[i]);
     free(cl->known);
+    cl_reconciler_free(cl);
     cl_etcd_free(cl->etcd);
+    pthread_mutex_destroy(&cl->reconcile_mu);
     pthread_mutex_destroy(&cl->mu);
     pthread_mutex_destroy(&cl->stop_mu);
     pthread_mutex_destroy(&cl->sync_mu);

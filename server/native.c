@@ -161,13 +161,19 @@ static void h_update(srv_req *r)
     if (srv_read_body(r, "the collection update", api_update_fields, &b) != 0) return;
     qv_collection_changes ch = {.m = b.m, .ef_construction = b.ef_construction, .ef_search = b.ef_search,
                                 .set_quant = b.quant != 0, .quant = (qv_quant)(b.quant ? b.quant - 1 : 0)};
-    int rc = qv_collection_update(r->coll->coll, &ch);
+    if (srv_update_collection(r, &ch) == 0) reply_info(r, r->coll, 200);
+}
+
+int srv_update_collection(srv_req *r, const qv_collection_changes *ch)
+{
+    if (srv_cluster_has(r->ctx->cluster, r->name)) return srv_cluster_update(r, ch);
+    int rc = qv_collection_update(r->coll->coll, ch);
     if (rc != QV_OK) {
         srv_fail_qv(r, rc);
-        return;
+        return -1;
     }
-    srv_log(SRV_LOG_INFO, "collection '%s': parameters updated, index rebuilt", r->name);
-    reply_info(r, r->coll, 200);
+    srv_log(SRV_LOG_INFO, "collection '%s': parameters updated", r->name);
+    return 0;
 }
 
 static void h_info(srv_req *r)
@@ -432,6 +438,7 @@ static const srv_route routes[] = {
     {SRV_M_POST, "cluster/shards/{name}/join", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_shard_join, 0, NULL},
     {SRV_M_POST, "cluster/shards/{name}/handover", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_shard_handover, 0, NULL},
     {SRV_M_POST, "cluster/collections/{name}/shards/{arg}/move", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_move, 0, NULL},
+    {SRV_M_POST, "cluster/collections/{name}/reconcile", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_reconcile, 0, NULL},
     {SRV_M_POST, "cluster/nodes/{arg}/drain", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_drain, 0, NULL},
     {SRV_M_POST, "cluster/rebalance", SRV_EP_OTHER, SRV_R_WRITE, srv_h_cluster_rebalance, 0, NULL},
     {SRV_M_GET, "aliases", SRV_EP_OTHER, 0, srv_h_alias_list, 0, NULL},
@@ -439,7 +446,7 @@ static const srv_route routes[] = {
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, SRV_R_COLL | SRV_R_CLUSTER, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE | SRV_R_CLUSTER, h_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE | SRV_R_CLUSTER, h_drop, 0, NULL},
-    {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, SRV_R_WRITE | SRV_R_COLL, h_update, 0, NULL},
+    {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, SRV_R_WRITE | SRV_R_COLL | SRV_R_CLUSTER, h_update, 0, NULL},
     {SRV_M_PUT, "collections/{name}/points", SRV_EP_UPSERT, SRV_R_WRITE | SRV_R_COLL | SRV_R_CLUSTER, h_upsert, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/delete", SRV_EP_DELETE_POINTS, SRV_R_WRITE | SRV_R_COLL | SRV_R_CLUSTER, h_delete_points, 0, NULL},
     {SRV_M_POST, "collections/{name}/points/scroll", SRV_EP_OTHER, SRV_R_COLL, h_scroll, 0, NULL},

@@ -356,7 +356,7 @@ static const srv_route routes[] = {
     {SRV_M_GET, "collections/{name}", SRV_EP_INFO, COLL, h_info, 0, NULL},
     {SRV_M_PUT, "collections/{name}", SRV_EP_CREATE, SRV_R_WRITE | SRV_R_CLUSTER, h_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}", SRV_EP_DROP, SRV_R_WRITE | SRV_R_CLUSTER, h_drop, 0, NULL},
-    {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, WCOLL, qd_h_update_collection, 0, NULL},
+    {SRV_M_PATCH, "collections/{name}", SRV_EP_OTHER, WCOLL | SRV_R_CLUSTER, qd_h_update_collection, 0, NULL},
     {SRV_M_GET, "collections/{name}/exists", SRV_EP_INFO, SRV_R_COLL_OPT, h_exists, 0, NULL},
     {SRV_M_PUT, "collections/{name}/index", SRV_EP_INDEX_FIELD, WCOLL, h_index_create, 0, NULL},
     {SRV_M_DELETE, "collections/{name}/index/{arg}", SRV_EP_UNINDEX_FIELD, WCOLL, h_index_delete, 0, NULL},

@@ -10,10 +10,11 @@
  *         deleteVectors (it removes named vectors) cannot apply to; delete the points.
  *   PATCH /collections/{name} {"hnsw_config":{"m","ef_construct"},"quantization_config":
  *         {"scalar":{"type":"int8"}} | {"binary":{}} | "Disabled","optimizers_config":{...},...}
- *         -> qv_collection_update: m, ef_construct and the codes stored and the index
- *         rebuilt with them. What has no counterpart in quiverd (optimizer thresholds,
- *         on_disk, collection params) is accepted and listed in the reply's "ignored"
- *         next to result true, so a client sees what did not apply.
+ *         -> srv_update_collection: m, ef_construct and the codes stored and the index
+ *         rebuilt with them (on every node, for a cluster collection). What has no
+ *         counterpart in quiverd (optimizer thresholds, on_disk, collection params) is
+ *         accepted and listed in the reply's "ignored" next to result true, so a client
+ *         sees what did not apply.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -113,11 +114,11 @@ void qd_h_update_collection(srv_req *r)
         goto cleanup;
     }
     if (rc == QV_OK && info.config.index.kind != QV_INDEX_HNSW) ch.m = ch.ef_construction = 0;
-    if (rc == QV_OK) rc = qv_collection_update(r->coll->coll, &ch);
     if (rc != QV_OK) {
         srv_fail_qv(r, rc);
         goto cleanup;
     }
+    if (srv_update_collection(r, &ch) != 0) goto cleanup;
     if (b.ignored && json_array_size(b.ignored))
         srv_log(SRV_LOG_INFO, "collection '%s': update ignored %zu settings quiverd has no use for", r->name,
                 json_array_size(b.ignored));

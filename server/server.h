@@ -279,6 +279,9 @@ void srv_h_list(srv_req *r);
  *  (0: 1) are Qdrant's: above 1 only in cluster mode, where every collection created is
  *  a cluster collection. */
 int  srv_create_collection(srv_req *r, const qv_collection_config *cfg, uint32_t shard_number, uint32_t replication_factor);
+/** Change collection r->name's parameters (PATCH of either API): here, or on every node of
+ *  a cluster collection. 0 when done (the caller replies); -1 after replying. */
+int  srv_update_collection(srv_req *r, const qv_collection_changes *ch);
 /** Drop collection r->name; -1 after replying (404 when absent). */
 int  srv_drop_collection(srv_req *r);
 /** Open collection name into e (QV_ENOTFOUND when absent); close e->coll after use. */

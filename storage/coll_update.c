@@ -79,7 +79,12 @@ int qv_collection_update(qv_coll *c, const qv_collection_changes *ch)
     update_arg a = {c, &p};
     if ((rc = qv_db_write(c->db, update_write, &a)) != QV_OK) goto cleanup;
     pthread_rwlock_wrlock(&c->maplock);
-    c->params = p;
+    /* Only the fields an update changes: a write's checks read dim and metric before it
+     * takes the writer mutex, so the struct as a whole is not this lock's alone. */
+    c->params.m = p.m;
+    c->params.ef_construction = p.ef_construction;
+    c->params.ef_search = p.ef_search;
+    c->params.quant = p.quant;
     c->last_seq++;
     pthread_rwlock_unlock(&c->maplock);
     if ((rc = qv_coll_rebuild(c, NULL)) != QV_OK) {

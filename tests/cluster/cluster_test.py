@@ -116,9 +116,10 @@ class Cluster:
     def __init__(self, tmp):
         self.tmp = tmp
         self.procs = {}
-        p = free_ports(13)
+        p = free_ports(17)
         self.etcd_client, self.etcd_peer = p[0:3], p[3:6]
         self.node_ports = {1: p[6], 2: p[7], 3: p[8], 4: p[12]}
+        self.qdrant_ports = {1: p[13], 2: p[14], 3: p[15], 4: p[16]}
         self.single_port, self.spare = p[9], p[10:12]
         self.endpoints = ",".join("http://127.0.0.1:%d" % c for c in self.etcd_client)
 
@@ -141,12 +142,16 @@ class Cluster:
     def url(self, node):
         return "http://127.0.0.1:%d" % self.node_ports[node]
 
+    def qurl(self, node):
+        return "http://127.0.0.1:%d" % self.qdrant_ports[node]
+
     def start_node(self, node, wait=True):
         log = open(os.path.join(self.tmp, "node%d.log" % node), "a")
         self.procs[node] = subprocess.Popen(
             [os.path.join(BUILD, "quiverd"), "--listen", "127.0.0.1:%d" % self.node_ports[node],
              "--data", os.path.join(self.tmp, "node%d" % node), "--cluster", self.endpoints, "--node-id", str(node),
-             "--advertise", self.url(node), "--lease-ttl", str(LEASE), "--threads", "8"],
+             "--advertise", self.url(node), "--lease-ttl", str(LEASE), "--threads", "8",
+             "--qdrant-listen", "127.0.0.1:%d" % self.qdrant_ports[node]],
             stdout=log, stderr=subprocess.STDOUT)
         if wait:
             return wait_for(lambda: http("GET", self.url(node) + "/healthz")[0] == 200, 20)
@@ -334,6 +339,7 @@ def main():
         check(s == 201 and s2 == 200, "create solo: 3 shards x 1 replica, 30 points")
         s, r, _ = http("GET", cl.url(3) + "/collections/sift")
         check(s == 200 and r["count"] == 10000 and r["cluster"]["shard_number"] == 3, "GET /collections/sift: count 10000 over the shards")
+        parameters(cl, queries, gt, rs)
 
         # ---- load, kill -9 a shard leader, failover ----------------------------------------
         acked, lock, stop = set(), threading.Lock(), threading.Event()
@@ -392,6 +398,10 @@ def main():
               % (gone, "" if ok else " (%s %s)" % (s, r)))
         s, r, _ = http("GET", cl.url(live) + "/collections/solo")
         check(s == 200 and r["cluster"]["partial"] is True, "collection info says partial too")
+        # a parameter change while the node is down: the live nodes apply it at once, the
+        # dead one when it is back (its reconciler, and catch-up's snapshot for its shards)
+        s, r, _ = http("PATCH", cl.url(live) + "/collections/sift", {"index": {"quant": "sq8", "ef_search": 90}}, 120)
+        check(s == 200, "PATCH with a node down: 200 (%s %s)" % (s, r if s != 200 else ""))
 
         # ---- restart the killed node under the same load: it catches up ---------------------
         t = time.time()
@@ -427,6 +437,10 @@ def main():
             a, b = scroll_ids(cl.url(victim), x["collection"]), scroll_ids(cl.url(x["leader"]), x["collection"])
             same &= a is not None and a == b
         check(same, "the restarted node's shards hold exactly the leader's points")
+        want = {"quant": "sq8", "ef_search": 90}
+        got = wait_for(lambda: all(v == want for (n, _), v in parts_index(cl, "sift", (victim,)).items()), 15, 0.3)
+        check(bool(got), "the restarted node took the change made while it was down: %s"
+              % {k: v for k, v in parts_index(cl, "sift", (victim,)).items() if v != want})
         s, r, _ = http("GET", cl.url(victim) + "/collections/sift")
         # (writes refused during the failover may have been applied on some shards: at least)
         check(s == 200 and len(all_ids) <= r["count"] <= len(all_ids) + 30 * errors[0] and r["cluster"]["partial"] is False,
@@ -473,6 +487,54 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
     print("cluster test: %d failure(s), %.1f s" % (len(FAILS), time.time() - t_start))
     return 1 if FAILS else 0
+
+
+def parts_index(cl, coll, nodes):
+    """{(node, local collection): its quant and ef_search} for every part of coll on nodes: the
+    copy each node keeps and each shard replica; a part that does not answer gives its status."""
+    out = {}
+    st = cl.status(nodes[0])
+    for n in nodes:
+        locals_ = [coll] + [x["collection"] for x in shards_of(st, coll) if n in x["replicas"]]
+        for local in locals_:
+            s, r, _ = http("GET", "%s/collections/%s" % (cl.url(n), local))
+            out[(n, local)] = {"quant": r["index"].get("quant"), "ef_search": r["index"].get("ef_search")} if s == 200 else s
+    return out
+
+
+def parameters(cl, queries, gt, rs):
+    """PATCH of a cluster collection through either API: stored in etcd, applied on every part
+    (each node's copy and every shard replica) before the reply; bad input changes nothing."""
+    nodes = (1, 2, 3)
+    t = time.time()
+    s, r, _ = http("PATCH", cl.url(3) + "/collections/sift", {"index": {"quant": "sq8", "ef_search": 80}}, 120)
+    parts = parts_index(cl, "sift", nodes)
+    want = {"quant": "sq8", "ef_search": 80}
+    check(s == 200 and r["index"]["quant"] == "sq8" and len(parts) == 9 and all(v == want for v in parts.values()),
+          "native PATCH of a cluster collection: sq8 codes and ef_search 80 on all 9 parts before the reply "
+          "(%.1f s; %s)" % (time.time() - t, {k: v for k, v in parts.items() if v != want} or "all"))
+    rq, _, _, part = recall_and_latency(cl.url(2), "sift", queries, gt)
+    check(part == 0 and rq >= rs - 0.03, "search after it: recall@10 %.4f (single node, float: %.4f), %d partial" % (rq, rs, part))
+    for body, what in (({"index": {"quant": "pq"}}, "an unknown quant"), ({"index": {"m": 1}}, "m 1"),
+                       ({"index": {"nlist": 4}}, "a field PATCH cannot change")):
+        s, r, _ = http("PATCH", cl.url(1) + "/collections/sift", body)
+        check(s == 400 and parts_index(cl, "sift", nodes) == parts, "%s: 400, nothing changed on any node (%s)" % (what, s))
+    s, r, _ = http("PATCH", cl.url(1) + "/collections/solo", {"index": {"m": 8}})
+    check(s == 400 and "hnsw" in json.dumps(r), "m on a flat cluster collection: 400 (%s)" % s)
+    s, r, _ = http("PATCH", cl.url(1) + "/collections/nope", {"index": {"m": 8}})
+    check(s == 404, "PATCH of a collection that does not exist: 404 (%s)" % s)
+    # the Qdrant API, through another node: the graph's m and no codes
+    s, r, _ = http("PATCH", cl.qurl(1) + "/collections/sift", {"hnsw_config": {"m": 12}, "quantization_config": "Disabled"}, 120)
+    parts = parts_index(cl, "sift", nodes)
+    want = {"quant": "none", "ef_search": 80}
+    ms = {http("GET", "%s/collections/%s" % (cl.url(n), c))[1]["index"]["m"] for (n, c) in parts}
+    check(s == 200 and r.get("result") is True and all(v == want for v in parts.values()) and ms == {12},
+          "Qdrant PATCH {hnsw_config: {m: 12}, quantization_config: Disabled}: every part rebuilt with m 12, no codes "
+          "(%s; m %s)" % ({k: v for k, v in parts.items() if v != want} or "all", sorted(ms)))
+    rq, _, _, part = recall_and_latency(cl.url(3), "sift", queries, gt)
+    check(part == 0 and rq >= rs - 0.03, "search after it: recall@10 %.4f (m 16: %.4f), %d partial" % (rq, rs, part))
+    st = http("GET", cl.url(2) + "/cluster")[1]
+    check("sift" in [c["name"] for c in st.get("collections", [])], "the cluster still routes sift")
 
 
 def lost_points(cl, via, coll, nshards, want_ids):
