@@ -7,12 +7,14 @@ clash), then:
   2. siftsmall (10k x 128, l2) into collection "sift" (3 shards x 2 replicas, HNSW) and into a
      single plain quiverd; sharded recall@10 against the ground truth equals the single node's
      (within 0.02), and the scatter-gather cost (QPS, p99) is printed beside the single node's;
+     then PATCH of both APIs changes the codes, m and ef_search on every part (each node's
+     copy, every shard replica) before the reply, and bad input changes nothing anywhere;
   3. upserts under load from 2 writers; kill -9 the leader of shard 0; writes resume within the
      lease time (+ one poll and slack); no acknowledged write is lost (every in-sync replica of
      every shard holds every acknowledged point of its shard); searches stay complete (the
      other replica answers) or say partial;
   4. the killed node restarts and catches up (snapshot + log): back in sync for its shards,
-     with the same points as the leader;
+     with the same points as the leader, and with a parameter change made while it was down;
   5. operations: a 4th node joins; bad moves and drains give 4xx; under write load a shard
      replica (its leader) moves to node 4, then a node is drained, then a rebalance fills it
      again; no acknowledged write is lost and an exact (flat) search equals a single node's
