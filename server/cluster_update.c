@@ -109,6 +109,7 @@ static int reconcile_part(srv_cluster *cl, const char *local, json_t *index, cha
     }
     rc = qv_collection_update(c, &ch);
     qv_collection_close(c);
+    if (rc == QV_ENOTFOUND) return 0;             /* dropped meanwhile (a catch-up restores it) */
     if (rc != QV_OK) {
         snprintf(err, errlen, "%s: %s: %s", local, qv_strerror(rc), qv_last_error());
         return -1;
