@@ -205,6 +205,9 @@ struct srv_cluster {
     atomic_ullong lease_ok_until_ms;   /* leaders refuse writes after it (lease not refreshed) */
     pthread_t thread;
     int started;
+    pthread_mutex_t lease_mu;      /* guards lease: the lease thread's refresh, a register again */
+    pthread_t lease_thread;
+    int lease_started;
     pthread_mutex_t reconcile_mu;  /* one reconcile at a time; guards applied (cluster_update.c) */
     struct cl_applied *applied;
     pthread_t reconciler;
@@ -235,6 +238,8 @@ int  cl_refresh(srv_cluster *cl, char *err, size_t errlen);
  *  POST /collections/{name}/search would give): status and JSON text (malloc'd). */
 int  cl_local_search(srv_cluster *cl, const char *local, const char *body, size_t len, char **out, size_t *out_len);
 uint64_t cl_now_ms(void);
+/** Sleep ms, or until the node stops: 1 when it stops (the cluster's threads loop on it). */
+int  cl_nap(srv_cluster *cl, long ms);
 /** The reconciler thread (cluster_update.c), and freeing what it kept. */
 int  cl_reconciler_start(srv_cluster *cl);
 void cl_reconciler_free(srv_cluster *cl);

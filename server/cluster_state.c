@@ -3,9 +3,10 @@
  *
  * Startup registers /quiver/nodes/<id> under a lease (a create-only transaction: an id
  * that a live node holds is refused; a key left by this node's previous life is waited
- * out, up to two lease times). Then one poll thread, every POLL_MS:
- *   - refreshes the lease (every third of its TTL; a lease that expired meanwhile is
- *     granted again and the node key written again);
+ * out, up to two lease times). A lease thread refreshes the lease every third of its
+ * TTL (a lease that expired meanwhile is granted again and the node key written again),
+ * apart from the poll, so that a long poll round cannot let it expire. One poll thread,
+ * every POLL_MS:
  *   - reads everything under /quiver/ (one range) and replaces the map whole;
  *   - creates the local collections of cluster collections and of the shards this node
  *     holds, and drops those of collections that are gone;
@@ -556,33 +557,52 @@ uint64_t cl_now_ms(void)
     return api_now_us() / 1000;
 }
 
+int cl_nap(srv_cluster *cl, long ms)
+{
+    pthread_mutex_lock(&cl->stop_mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    if (!cl->stop) pthread_cond_timedwait(&cl->stop_cv, &cl->stop_mu, &ts);
+    int stop = cl->stop;
+    pthread_mutex_unlock(&cl->stop_mu);
+    return stop;
+}
+
+/* The lease has a thread of its own: a poll round can wait a long time on a catch-up (the
+ * snapshot of a large shard) or on creating and dropping local collections, and a lease
+ * that expired meanwhile would fail over every shard this node leads. Refreshed every
+ * third of its TTL; a failed refresh is tried again after POLL_MS. */
+static void *lease_main(void *arg)
+{
+    srv_cluster *cl = arg;
+    long wait_ms = (long)cl->ttl_s * 1000 / 3;
+    while (!cl_nap(cl, wait_ms)) {
+        char err[256];
+        pthread_mutex_lock(&cl->lease_mu);
+        int rc = cl_etcd_lease_keepalive(cl->etcd, cl->lease, err, sizeof err);
+        if (rc == 1) {
+            srv_log(SRV_LOG_WARN, "cluster: our lease expired (etcd unreachable for longer than %d s?); registering again", cl->ttl_s);
+            if (register_node(cl, 0, err, sizeof err) != 0) srv_log(SRV_LOG_ERROR, "cluster: %s", err);
+        } else if (rc < 0) {
+            srv_log(SRV_LOG_WARN, "cluster: lease keepalive: %s", err);
+        } else {
+            atomic_store(&cl->lease_ok_until_ms, cl_now_ms() + (uint64_t)cl->ttl_s * 1000);
+        }
+        pthread_mutex_unlock(&cl->lease_mu);
+        wait_ms = rc < 0 ? POLL_MS : (long)cl->ttl_s * 1000 / 3;
+    }
+    return NULL;
+}
+
 static void *poll_main(void *arg)
 {
     srv_cluster *cl = arg;
-    uint64_t last_ka = cl_now_ms();
     int etcd_down = 0;
-    for (;;) {
-        pthread_mutex_lock(&cl->stop_mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += POLL_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        if (!cl->stop) pthread_cond_timedwait(&cl->stop_cv, &cl->stop_mu, &ts);
-        int stop = cl->stop;
-        pthread_mutex_unlock(&cl->stop_mu);
-        if (stop) break;
+    while (!cl_nap(cl, POLL_MS)) {
         char err[256];
-        if (cl_now_ms() - last_ka >= (uint64_t)cl->ttl_s * 1000 / 3) {
-            int rc = cl_etcd_lease_keepalive(cl->etcd, cl->lease, err, sizeof err);
-            if (rc == 1) {
-                srv_log(SRV_LOG_WARN, "cluster: our lease expired (etcd unreachable for longer than %d s?); registering again", cl->ttl_s);
-                if (register_node(cl, 0, err, sizeof err) != 0) srv_log(SRV_LOG_ERROR, "cluster: %s", err);
-            } else if (rc < 0) {
-                srv_log(SRV_LOG_WARN, "cluster: lease keepalive: %s", err);
-            }
-            if (rc >= 0) last_ka = cl_now_ms();
-            if (rc == 0) atomic_store(&cl->lease_ok_until_ms, last_ka + (uint64_t)cl->ttl_s * 1000);
-        }
         if (cl_refresh(cl, err, sizeof err) != 0) {
             if (!etcd_down++) srv_log(SRV_LOG_WARN, "cluster: cannot read the map from etcd: %s", err);
             continue;
@@ -591,7 +611,9 @@ static void *poll_main(void *arg)
         etcd_down = 0;
         if (!cl_alive(cl, cl->self)) {                /* our key went (deleted by hand?): again */
             srv_log(SRV_LOG_WARN, "cluster: this node's key is gone from etcd; registering again");
+            pthread_mutex_lock(&cl->lease_mu);
             if (register_node(cl, 0, err, sizeof err) != 0) srv_log(SRV_LOG_ERROR, "cluster: %s", err);
+            pthread_mutex_unlock(&cl->lease_mu);
             continue;
         }
         uint64_t t0 = cl_now_ms();
@@ -622,6 +644,7 @@ int srv_cluster_start(srv_ctx *ctx, const srv_cluster_options *o, srv_cluster **
     pthread_mutex_init(&cl->stop_mu, NULL);
     pthread_mutex_init(&cl->sync_mu, NULL);
     pthread_mutex_init(&cl->reconcile_mu, NULL);
+    pthread_mutex_init(&cl->lease_mu, NULL);
     pthread_cond_init(&cl->stop_cv, NULL);
     if (o->node_id < 1) {
         srv_log(SRV_LOG_ERROR, "--cluster needs --node-id N (N >= 1)");
@@ -655,6 +678,11 @@ int srv_cluster_start(srv_ctx *ctx, const srv_cluster_options *o, srv_cluster **
         goto fail;
     }
     cl->started = 1;
+    if (pthread_create(&cl->lease_thread, NULL, lease_main, cl) != 0) {
+        srv_log(SRV_LOG_ERROR, "cluster: cannot start the lease thread");
+        goto fail;
+    }
+    cl->lease_started = 1;
     if (cl_reconciler_start(cl) != 0) {
         srv_log(SRV_LOG_ERROR, "cluster: cannot start the reconciler thread");
         goto fail;
@@ -677,9 +705,10 @@ void srv_cluster_stop(srv_cluster *cl)
     if (cl->started) {
         pthread_mutex_lock(&cl->stop_mu);
         cl->stop = 1;
-        pthread_cond_broadcast(&cl->stop_cv);       /* the poll thread and the reconciler */
+        pthread_cond_broadcast(&cl->stop_cv);       /* the poll, lease and reconciler threads */
         pthread_mutex_unlock(&cl->stop_mu);
         pthread_join(cl->thread, NULL);
+        if (cl->lease_started) pthread_join(cl->lease_thread, NULL);
         if (cl->reconciler_started) pthread_join(cl->reconciler, NULL);
     }
     if (cl->registered && cl->etcd) {              /* leave at once: failover need not wait */
@@ -700,6 +729,7 @@ void srv_cluster_stop(srv_cluster *cl)
     cl_reconciler_free(cl);
     cl_etcd_free(cl->etcd);
     pthread_mutex_destroy(&cl->reconcile_mu);
+    pthread_mutex_destroy(&cl->lease_mu);
     pthread_mutex_destroy(&cl->mu);
     pthread_mutex_destroy(&cl->stop_mu);
     pthread_mutex_destroy(&cl->sync_mu);

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "server/cluster.h"
 #include "server/server.h"
@@ -162,15 +161,7 @@ done:
 static void *reconciler_main(void *arg)
 {
     srv_cluster *cl = arg;
-    for (;;) {
-        pthread_mutex_lock(&cl->stop_mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        if (!cl->stop) pthread_cond_timedwait(&cl->stop_cv, &cl->stop_mu, &ts);
-        int stop = cl->stop;
-        pthread_mutex_unlock(&cl->stop_mu);
-        if (stop) break;
+    while (!cl_nap(cl, 1000)) {
         pthread_mutex_lock(&cl->mu);
         size_t n = cl->ncolls;
         char (*names)[CL_NAME_MAX] = calloc(n + 1, sizeof *names);
