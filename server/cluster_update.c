@@ -18,8 +18,8 @@
  * cross converge on whichever etcd took last, whatever order their requests arrive in.
  * A node that was down, or failed, reconciles by itself: a reconciler thread (not the poll
  * thread, whose lease keepalive must not wait on a rebuild) checks every second for a
- * collection whose config differs from the one it last applied, and retries a failure
- * every RETRY_MS.
+ * collection whose config differs from the one it last applied, retries a failure every
+ * RETRY_MS, and compares every part with the config again every RECHECK_MS.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +29,7 @@
 #include "server/server.h"
 
 #define RETRY_MS 5000
+#define RECHECK_MS 30000
 #define UPDATE_TIMEOUT_MS 600000  /* a peer's reconcile: a rebuild of a large shard takes minutes */
 #define MERGE_TRIES 5
 
@@ -38,6 +39,7 @@ struct cl_applied {
     char name[CL_NAME_MAX];
     char *config;                  /* the config text applied; NULL: not yet, or a failure */
     uint64_t retry_ms;             /* a failure: not before then */
+    uint64_t checked_ms;           /* when the parts were last compared with the config */
 };
 
 static struct cl_applied *applied_of(srv_cluster *cl, const char *name)
@@ -133,7 +135,12 @@ static int reconcile(srv_cluster *cl, const char *name, int force, char *err, si
         rc = -1;
         goto done;
     }
-    if (!force && ((a->config && !strcmp(a->config, config)) || cl_now_ms() < a->retry_ms)) goto done;
+    uint64_t now = cl_now_ms();
+    /* the same config is compared again now and then: a shard restored from a leader's
+     * snapshot (catch-up) carries the parameters the leader had at that moment */
+    if (!force && ((a->config && !strcmp(a->config, config) && now < a->checked_ms + RECHECK_MS) || now < a->retry_ms))
+        goto done;
+    a->checked_ms = now;
     json_t *index = (j = json_loads(config, 0, NULL)) ? json_object_get(j, "index") : NULL;
     if (!json_is_object(index)) goto done;        /* nothing this can change */
     size_t ns = 0;
