@@ -99,11 +99,11 @@ static int reconcile_part(srv_cluster *cl, const char *local, json_t *index, cha
         if (efs && efs != (p->ef_search ? p->ef_search : 64)) ch.ef_search = efs;
     }
     const char *qname = json_string_value(json_object_get(index, "quant"));
-    for (int q = QV_QUANT_NONE; qname && q <= QV_QUANT_BIT1; q++)
-        if (qv_quant_name((qv_quant)q) && !strcmp(qv_quant_name((qv_quant)q), qname) && (qv_quant)q != p->quant) {
-            ch.set_quant = 1;
-            ch.quant = (qv_quant)q;
-        }
+    qv_quant q;
+    if (qname && qv_quant_parse(qname, &q) == QV_OK && q != p->quant) {
+        ch.set_quant = 1;
+        ch.quant = q;
+    }
     if (!ch.m && !ch.ef_construction && !ch.ef_search && !ch.set_quant) {
         qv_collection_close(c);
         return 0;

@@ -81,6 +81,16 @@ static double first_score(json_t *j, const char *field, json_int_t *id)
     return json_number_value(json_object_get(h, "score"));
 }
 
+/* The end of a test: stop the server (it exits 0) and free what the test made. */
+static void end_server_test(test_server *s, char *vj, float *base, char *dir)
+{
+    ck_assert_int_eq(test_server_stop(s), 0);
+    free(vj);
+    free(base);
+    rm_rf(dir);
+    free(dir);
+}
+
 START_TEST(test_native_quant)
 {
     char *dir = make_tmpdir("qv-srvq");
@@ -144,11 +154,7 @@ START_TEST(test_native_quant)
     j = req(s.port, "POST", "/collections/q/search", body, 200, NULL);
     ck_assert_double_eq(first_score(j, "hits", &id), 0.0);
     json_decref(j);
-    ck_assert_int_eq(test_server_stop(&s), 0);
-    free(vj);
-    free(base);
-    rm_rf(dir);
-    free(dir);
+    end_server_test(&s, vj, base, dir);
 }
 END_TEST
 
@@ -201,11 +207,7 @@ START_TEST(test_native_update)
     json_decref(req(s.port, "PATCH", "/collections/u", "{\"index\":{\"quant\":\"none\"}}", 200, "\"quant\":\"none\""));
     ck_assert_double_eq(native_first(s.port, "u", vj, ",\"rescore\":false", &id), 0.0);   /* float again */
     ck_assert_int_eq(id, 5);
-    ck_assert_int_eq(test_server_stop(&s), 0);
-    free(vj);
-    free(base);
-    rm_rf(dir);
-    free(dir);
+    end_server_test(&s, vj, base, dir);
 }
 END_TEST
 
@@ -273,11 +275,7 @@ START_TEST(test_qdrant_quantization)
     ck_assert_int_eq(test_server_stop(&s), 0);
     test_server_start(&s, dir, 1, NULL);
     json_decref(req(s.qport, "GET", "/collections/bi", NULL, 200, "\"quantization_config\":{\"binary\""));
-    ck_assert_int_eq(test_server_stop(&s), 0);
-    free(vj);
-    free(base);
-    rm_rf(dir);
-    free(dir);
+    end_server_test(&s, vj, base, dir);
 }
 END_TEST
 
@@ -361,11 +359,7 @@ START_TEST(test_on_disk)
                                 2.5e-7 * fabs(base[5 * DIM + d]));
     json_decref(j);
     free(orig);
-    ck_assert_int_eq(test_server_stop(&s), 0);
-    free(vj);
-    free(base);
-    rm_rf(dir);
-    free(dir);
+    end_server_test(&s, vj, base, dir);
 }
 END_TEST
 

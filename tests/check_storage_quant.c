@@ -101,6 +101,17 @@ static void damage_codes(const char *dir)
     mdb_env_close(env);
 }
 
+/* The end of a test: close db and free everything. */
+static void finish(qv_db *db, char *dir, float *v, float *qs, uint64_t *ids)
+{
+    QV_CK(qv_db_close(db));
+    rm_rf(dir);
+    free(dir);
+    free(v);
+    free(qs);
+    free(ids);
+}
+
 /* _i: the code kind (i % 3) and the index kind (i / 3: hnsw, ivf -- trained once it holds
  * 1000 points, nlist 16 -- and flat). */
 START_TEST(test_quant_collection_reopen_and_snapshot)
@@ -161,12 +172,7 @@ START_TEST(test_quant_collection_reopen_and_snapshot)
         for (size_t j = 0; j < nb[i]; j++)
             for (size_t t = 0; t < na[i]; t++) same += b[i * K + j].id == a[i * K + t].id;
     ck_assert_msg(same >= (size_t)(0.9 * NQ * K), "rebuilt index agrees on %zu of %d answers", same, NQ * K);
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
+    finish(db, dir, v, qs, ids);
 }
 END_TEST
 
@@ -201,17 +207,6 @@ static qv_quant quant_of(qv_coll *c)
     qv_collection_info info;
     QV_CK(qv_collection_get_info(c, &info));
     return info.config.index.quant;
-}
-
-/* The end of a test: close db and free everything. */
-static void finish(qv_db *db, char *dir, float *v, float *qs, uint64_t *ids)
-{
-    QV_CK(qv_db_close(db));
-    rm_rf(dir);
-    free(dir);
-    free(v);
-    free(qs);
-    free(ids);
 }
 
 /* qv_collection_update with set_quant: codes added, changed and dropped on a collection
