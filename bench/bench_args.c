@@ -43,8 +43,9 @@ void bench_usage(FILE *f)
           "  --nprobe LIST             ivf lists probed (1,2,4,8,16,32)\n"
           "  --kmeans-iters N          ivf k-means iterations, same for every library (20)\n"
           "  --quant none|sq8|sq4|bit1 codes quiver searches on (none = float32)\n"
-          "  --vec-type f32|u8         vectors quiver keeps for exact distances (u8: quantized\n"
-          "                            hnsw, data all integers 0..255; default f32)\n"
+          "  --vec-type f32|u8|f16     vectors quiver keeps for exact distances (u8, f16: quantized\n"
+          "                            hnsw; u8: data all integers 0..255; f16: values rounded\n"
+          "                            to halves; default f32)\n"
           "  --explore X               bit1 hnsw: also follow neighbours whose estimate minus\n"
           "                            X error bounds could enter the beam (0..4, 0 = off)\n"
           "  --oversampling X          quantized: re-score the best ceil(k*X) candidates\n"
@@ -265,7 +266,7 @@ int bench_parse_args(int argc, char **argv, bench_opts *o)
                 return usage_error("unknown --quant '%s' (expected none, sq8, sq4 or bit1)", val);
         } else if (strcmp(arg, "--vec-type") == 0) {
             if (qv_vec_type_parse(val, &o->vec_type) != QV_OK)
-                return usage_error("unknown --vec-type '%s' (expected f32 or u8)", val);
+                return usage_error("unknown --vec-type '%s' (expected f32, u8 or f16)", val);
         } else if (strcmp(arg, "--oversampling") == 0) {
             char *end = NULL;
             double x = strtod(val, &end);

@@ -191,8 +191,9 @@ static void describe_params(const bench_opts *o, const bench_build_params *bp, c
             char os[32] = "", tail[80];
             if (bp->oversampling > 0) snprintf(os, sizeof os, ",os=%g", (double)bp->oversampling);
             if (bp->explore > 0) snprintf(os + strlen(os), sizeof os - strlen(os), ",ex=%g", (double)bp->explore);
-            snprintf(tail, sizeof tail, ",%s%s%s%s)", qv_quant_name(bp->quant), os, bp->no_rescore ? ",norescore" : "",
-                     bp->vec_type == QV_VEC_U8 ? ",u8" : "");
+            const int vt = bp->vec_type != QV_VEC_F32;     /* f32, the default, is not named */
+            snprintf(tail, sizeof tail, ",%s%s%s%s%s)", qv_quant_name(bp->quant), os, bp->no_rescore ? ",norescore" : "",
+                     vt ? "," : "", vt ? qv_vec_type_name(bp->vec_type) : "");
             if (nl - 1 + strlen(tail) < sizeof r->name) memcpy(r->name + nl - 1, tail, strlen(tail) + 1);
         }
     }
@@ -228,10 +229,11 @@ static void cache_path(const bench_opts *o, const bench_data *d, const bench_bui
     while (end > dir + 1 && end[-1] == '/') end--;
     const char *start = end;
     while (start > dir && start[-1] != '/') start--;
-    snprintf(path, len, "%s/%s-%.*s-%s-n%zu-m%u-efc%u-nlist%u-t%u-%s%s.idx", o->index_cache, lib,
+    snprintf(path, len, "%s/%s-%.*s-%s-n%zu-m%u-efc%u-nlist%u-t%u-%s%s%s.idx", o->index_cache, lib,
              (int)(end - start), start, qv_index_kind_name(bp->kind), d->nb, bp->m, bp->ef_construction,
              bp->kind == QV_INDEX_IVF ? bp->nlist : 0, bp->threads, qv_quant_name(bp->quant),
-             bp->vec_type == QV_VEC_U8 ? "-u8" : "");   /* f32 keeps the names of earlier caches */
+             bp->vec_type != QV_VEC_F32 ? "-" : "",
+             bp->vec_type != QV_VEC_F32 ? qv_vec_type_name(bp->vec_type) : "");   /* f32 keeps the names of earlier caches */
 }
 
 /* The saved index of a cache path and its build time (path.build_s); 0 when loaded, 1 when

@@ -102,9 +102,87 @@ static void scalar_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size
     for (int j = 0; j < 4; j++) out[j] = scalar_neg_dot_u8(a, b[j], dim);
 }
 
+/* IEEE binary16, by hand: C11 has no half type, and these run per stored value (inserts)
+ * and in the scalar kernels only; the SIMD kernels convert with VCVTPH2PS. */
+float qv_f16_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, bits;
+    if (e == 0x1f) {
+        bits = sign | 0x7f800000u | (m << 13);               /* inf, NaN */
+    } else if (e) {
+        bits = sign | ((e + 112u) << 23) | (m << 13);        /* normal: rebias 15 -> 127 */
+    } else {
+        float f = (float)m * 0x1p-24f;                       /* zero, subnormal: m * 2^-24 */
+        return sign ? -f : f;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t qv_f16_from_float(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    uint16_t sign = (uint16_t)((b >> 16) & 0x8000u);
+    uint32_t a = b & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u;             /* NaN stays NaN */
+    if (a >= 0x477ff000u) return sign | 0x7c00u;            /* >= 65520 rounds to infinity */
+    if (a < 0x38800000u) {
+        /* Below 2^-14, the smallest normal half: a subnormal half is x / 2^-24, an integer
+         * 0..1024 after rounding (1024 encodes 2^-14 itself, correctly). The scaling is
+         * exact and rintf rounds ties to even in the default rounding mode. */
+        float f;
+        memcpy(&f, &a, sizeof f);
+        return sign | (uint16_t)rintf(f * 0x1p24f);
+    }
+    uint32_t m = a & 0x7fffffu, rest = m & 0x1fffu;
+    uint32_t h = (((a >> 23) - 112u) << 10) | (m >> 13);
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++;   /* a carry moves into the exponent */
+    return sign | (uint16_t)h;
+}
+
+/* f16 rows: the float kernels' loops with each half widened (exactly) to float. */
+static float scalar_l2sq_f16(const float *a, const uint16_t *b, size_t dim)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+        for (size_t j = 0; j < 8; j++) {
+            float d = a[i + j] - qv_f16_to_float(b[i + j]);
+            acc[j] += d * d;
+        }
+    for (size_t j = 0; i < dim; i++, j++) {
+        float d = a[i] - qv_f16_to_float(b[i]);
+        acc[j] += d * d;
+    }
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static float scalar_neg_dot_f16(const float *a, const uint16_t *b, size_t dim)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+        for (size_t j = 0; j < 8; j++) acc[j] += a[i + j] * qv_f16_to_float(b[i + j]);
+    for (size_t j = 0; i < dim; i++, j++) acc[j] += a[i] * qv_f16_to_float(b[i]);
+    return -(((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+}
+
+static void scalar_l2sq_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = scalar_l2sq_f16(a, b[j], dim);
+}
+
+static void scalar_neg_dot_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
+{
+    for (int j = 0; j < 4; j++) out[j] = scalar_neg_dot_f16(a, b[j], dim);
+}
+
 static const qv_kernels scalar_table = {
     "scalar", scalar_l2sq, scalar_dot, scalar_neg_dot, scalar_l2sq_x4, scalar_neg_dot_x4,
     scalar_l2sq_u8, scalar_neg_dot_u8, scalar_l2sq_u8_x4, scalar_neg_dot_u8_x4,
+    scalar_l2sq_f16, scalar_neg_dot_f16, scalar_l2sq_f16_x4, scalar_neg_dot_f16_x4,
 };
 
 const qv_kernels *qv_kernels_scalar(void) { return &scalar_table; }
@@ -150,12 +228,22 @@ void qv_row_kernels(qv_metric m, qv_vec_type t, qv_row_dist_fn *dist, qv_row_dis
         *dist_x4 = l2 ? ROW_FN(qv_row_dist_x4_fn, k->l2sq_u8_x4) : ROW_FN(qv_row_dist_x4_fn, k->neg_dot_u8_x4);
         return;
     }
+    if (t == QV_VEC_F16) {
+        *dist = l2 ? ROW_FN(qv_row_dist_fn, k->l2sq_f16) : ROW_FN(qv_row_dist_fn, k->neg_dot_f16);
+        *dist_x4 = l2 ? ROW_FN(qv_row_dist_x4_fn, k->l2sq_f16_x4) : ROW_FN(qv_row_dist_x4_fn, k->neg_dot_f16_x4);
+        return;
+    }
     *dist = l2 ? ROW_FN(qv_row_dist_fn, k->l2sq) : ROW_FN(qv_row_dist_fn, k->neg_dot);
     *dist_x4 = l2 ? ROW_FN(qv_row_dist_x4_fn, k->l2sq_x4) : ROW_FN(qv_row_dist_x4_fn, k->neg_dot_x4);
 }
 
 void qv_row_to_float(qv_vec_type t, const void *row, size_t dim, float *out)
 {
+    if (t == QV_VEC_F16) {
+        const uint16_t *h = row;
+        for (size_t i = 0; i < dim; i++) out[i] = qv_f16_to_float(h[i]);
+        return;
+    }
     if (t != QV_VEC_U8) {
         memcpy(out, row, dim * sizeof(float));
         return;

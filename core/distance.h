@@ -23,6 +23,8 @@
 typedef float (*qv_dist_fn)(const float *a, const float *b, size_t dim);
 /* A float query against a row of u8 values (qv_vec_type QV_VEC_U8). */
 typedef float (*qv_dist_u8_fn)(const float *a, const uint8_t *b, size_t dim);
+/* A float query against a row of IEEE half-precision values (qv_vec_type QV_VEC_F16). */
+typedef float (*qv_dist_f16_fn)(const float *a, const uint16_t *b, size_t dim);
 /* A float query against a stored row of either element type (an index picks one pair for
  * its vec_type with qv_row_kernels and calls through it). */
 typedef float (*qv_row_dist_fn)(const float *a, const void *row, size_t dim);
@@ -43,6 +45,11 @@ typedef struct {
     qv_dist_u8_fn neg_dot_u8;
     void (*l2sq_u8_x4)(const float *a, const uint8_t *const b[4], size_t dim, float out[4]);
     void (*neg_dot_u8_x4)(const float *a, const uint8_t *const b[4], size_t dim, float out[4]);
+    /* The same for f16 rows: each half widened exactly to float, then the float loop. */
+    qv_dist_f16_fn l2sq_f16;
+    qv_dist_f16_fn neg_dot_f16;
+    void (*l2sq_f16_x4)(const float *a, const uint16_t *const b[4], size_t dim, float out[4]);
+    void (*neg_dot_f16_x4)(const float *a, const uint16_t *const b[4], size_t dim, float out[4]);
 } qv_kernels;
 
 /** The dispatched table (thread-safe, chosen once). */
@@ -58,7 +65,16 @@ qv_dist_fn qv_metric_dist_fn(qv_metric m);
  *  element type. */
 void qv_row_kernels(qv_metric m, qv_vec_type t, qv_row_dist_fn *dist, qv_row_dist_x4_fn *dist_x4);
 /** Bytes of one stored row of dim values. */
-static inline size_t qv_row_bytes(qv_vec_type t, size_t dim) { return t == QV_VEC_U8 ? dim : dim * sizeof(float); }
+static inline size_t qv_row_bytes(qv_vec_type t, size_t dim)
+{
+    return t == QV_VEC_U8 ? dim : t == QV_VEC_F16 ? dim * sizeof(uint16_t) : dim * sizeof(float);
+}
+/** IEEE binary16 <-> float. To f16: rounded to nearest, ties to even; beyond the largest
+ *  half (65504) it gives infinity (callers check with qv_f16_fits first). To float: exact. */
+uint16_t qv_f16_from_float(float x);
+float qv_f16_to_float(uint16_t h);
+/** Whether x is finite and its half is finite too (|x| rounds to at most 65504). */
+static inline int qv_f16_fits(float x) { return x > -65520.0f && x < 65520.0f; }
 /** A stored row as floats (exact for both types): out = row. */
 void qv_row_to_float(qv_vec_type t, const void *row, size_t dim, float *out);
 /** Public score from an internal distance. */

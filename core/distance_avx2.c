@@ -17,7 +17,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define QV_AVX2 __attribute__((target("avx2,fma")))
+#define QV_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /* lanes [0, r) on, the rest off: the mask is the 8 words starting at tail_masks + 8 - r */
 static const int tail_masks[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -49,62 +49,74 @@ QV_AVX2 static inline __m256 u8x8(const uint8_t *b)
 }
 
 /* The 8 values of row b from index i. */
-QV_AVX2_INLINE __m256 row8(const void *b, size_t i, int u8)
+QV_AVX2 static inline __m256 f16x8(const uint16_t *b)
 {
-    return u8 ? u8x8((const uint8_t *)b + i) : _mm256_loadu_ps((const float *)b + i);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+}
+
+QV_AVX2_INLINE __m256 row8(const void *b, size_t i, int et)
+{
+    if (et == QV_VEC_U8) return u8x8((const uint8_t *)b + i);
+    if (et == QV_VEC_F16) return f16x8((const uint16_t *)b + i);
+    return _mm256_loadu_ps((const float *)b + i);
 }
 
 /* The r (1..8) values of row b from index i, zeros after; m = tail_mask(r). */
-QV_AVX2_INLINE __m256 row_tail(const void *b, size_t i, size_t r, __m256i m, int u8)
+QV_AVX2_INLINE __m256 row_tail(const void *b, size_t i, size_t r, __m256i m, int et)
 {
-    if (!u8) return _mm256_maskload_ps((const float *)b + i, m);
+    if (et == QV_VEC_F32) return _mm256_maskload_ps((const float *)b + i, m);
+    if (et == QV_VEC_F16) {
+        uint16_t h[8] = {0};
+        memcpy(h, (const uint16_t *)b + i, r * sizeof *h);
+        return f16x8(h);
+    }
     uint8_t t[16] = {0};
     memcpy(t, (const uint8_t *)b + i, r);
     return u8x8(t);
 }
 
-QV_AVX2_INLINE float l2sq_rows(const float *a, const void *b, size_t dim, int u8)
+QV_AVX2_INLINE float l2sq_rows(const float *a, const void *b, size_t dim, int et)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= dim; i += 32) {
-        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), row8(b, i, u8));
-        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), row8(b, i + 8, u8));
-        __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), row8(b, i + 16, u8));
-        __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), row8(b, i + 24, u8));
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), row8(b, i, et));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), row8(b, i + 8, et));
+        __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), row8(b, i + 16, et));
+        __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), row8(b, i + 24, et));
         s0 = _mm256_fmadd_ps(d0, d0, s0);
         s1 = _mm256_fmadd_ps(d1, d1, s1);
         s2 = _mm256_fmadd_ps(d2, d2, s2);
         s3 = _mm256_fmadd_ps(d3, d3, s3);
     }
     for (; i + 8 <= dim; i += 8) {
-        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), row8(b, i, u8));
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), row8(b, i, et));
         s0 = _mm256_fmadd_ps(d, d, s0);
     }
     if (i < dim) {
         __m256i m = tail_mask(dim - i);
-        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + i, m), row_tail(b, i, dim - i, m, u8));
+        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + i, m), row_tail(b, i, dim - i, m, et));
         s1 = _mm256_fmadd_ps(d, d, s1);
     }
     return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
-QV_AVX2_INLINE float dot_rows(const float *a, const void *b, size_t dim, int u8)
+QV_AVX2_INLINE float dot_rows(const float *a, const void *b, size_t dim, int et)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= dim; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), row8(b, i, u8), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), row8(b, i + 8, u8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), row8(b, i + 16, u8), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), row8(b, i + 24, u8), s3);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), row8(b, i, et), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), row8(b, i + 8, et), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), row8(b, i + 16, et), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), row8(b, i + 24, et), s3);
     }
-    for (; i + 8 <= dim; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), row8(b, i, u8), s0);
+    for (; i + 8 <= dim; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), row8(b, i, et), s0);
     if (i < dim) {
         __m256i m = tail_mask(dim - i);
-        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), row_tail(b, i, dim - i, m, u8), s1);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), row_tail(b, i, dim - i, m, et), s1);
     }
     return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
@@ -120,7 +132,7 @@ QV_AVX2 static inline void hsum4(__m256 s0, __m256 s1, __m256 s2, __m256 s3, flo
 }
 
 QV_AVX2_INLINE void l2sq_rows_x4(const float *a, const void *b0, const void *b1, const void *b2, const void *b3,
-                                size_t dim, float out[4], int u8)
+                                size_t dim, float out[4], int et)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -129,29 +141,29 @@ QV_AVX2_INLINE void l2sq_rows_x4(const float *a, const void *b0, const void *b1,
     size_t i = 0;
     for (; i + 16 <= dim; i += 16) {
         __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8), d;
-        d = _mm256_sub_ps(q, row8(b0, i, u8)); s0 = _mm256_fmadd_ps(d, d, s0);
-        d = _mm256_sub_ps(q, row8(b1, i, u8)); s1 = _mm256_fmadd_ps(d, d, s1);
-        d = _mm256_sub_ps(q, row8(b2, i, u8)); s2 = _mm256_fmadd_ps(d, d, s2);
-        d = _mm256_sub_ps(q, row8(b3, i, u8)); s3 = _mm256_fmadd_ps(d, d, s3);
-        d = _mm256_sub_ps(r, row8(b0, i + 8, u8)); t0 = _mm256_fmadd_ps(d, d, t0);
-        d = _mm256_sub_ps(r, row8(b1, i + 8, u8)); t1 = _mm256_fmadd_ps(d, d, t1);
-        d = _mm256_sub_ps(r, row8(b2, i + 8, u8)); t2 = _mm256_fmadd_ps(d, d, t2);
-        d = _mm256_sub_ps(r, row8(b3, i + 8, u8)); t3 = _mm256_fmadd_ps(d, d, t3);
+        d = _mm256_sub_ps(q, row8(b0, i, et)); s0 = _mm256_fmadd_ps(d, d, s0);
+        d = _mm256_sub_ps(q, row8(b1, i, et)); s1 = _mm256_fmadd_ps(d, d, s1);
+        d = _mm256_sub_ps(q, row8(b2, i, et)); s2 = _mm256_fmadd_ps(d, d, s2);
+        d = _mm256_sub_ps(q, row8(b3, i, et)); s3 = _mm256_fmadd_ps(d, d, s3);
+        d = _mm256_sub_ps(r, row8(b0, i + 8, et)); t0 = _mm256_fmadd_ps(d, d, t0);
+        d = _mm256_sub_ps(r, row8(b1, i + 8, et)); t1 = _mm256_fmadd_ps(d, d, t1);
+        d = _mm256_sub_ps(r, row8(b2, i + 8, et)); t2 = _mm256_fmadd_ps(d, d, t2);
+        d = _mm256_sub_ps(r, row8(b3, i + 8, et)); t3 = _mm256_fmadd_ps(d, d, t3);
     }
     for (; i < dim; i += 8) {
         size_t n = dim - i < 8 ? dim - i : 8;
         __m256i m = tail_mask(n);
         __m256 q = _mm256_maskload_ps(a + i, m), d;
-        d = _mm256_sub_ps(q, row_tail(b0, i, n, m, u8)); s0 = _mm256_fmadd_ps(d, d, s0);
-        d = _mm256_sub_ps(q, row_tail(b1, i, n, m, u8)); s1 = _mm256_fmadd_ps(d, d, s1);
-        d = _mm256_sub_ps(q, row_tail(b2, i, n, m, u8)); s2 = _mm256_fmadd_ps(d, d, s2);
-        d = _mm256_sub_ps(q, row_tail(b3, i, n, m, u8)); s3 = _mm256_fmadd_ps(d, d, s3);
+        d = _mm256_sub_ps(q, row_tail(b0, i, n, m, et)); s0 = _mm256_fmadd_ps(d, d, s0);
+        d = _mm256_sub_ps(q, row_tail(b1, i, n, m, et)); s1 = _mm256_fmadd_ps(d, d, s1);
+        d = _mm256_sub_ps(q, row_tail(b2, i, n, m, et)); s2 = _mm256_fmadd_ps(d, d, s2);
+        d = _mm256_sub_ps(q, row_tail(b3, i, n, m, et)); s3 = _mm256_fmadd_ps(d, d, s3);
     }
     hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
 }
 
 QV_AVX2_INLINE void neg_dot_rows_x4(const float *a, const void *b0, const void *b1, const void *b2, const void *b3,
-                                   size_t dim, float out[4], int u8)
+                                   size_t dim, float out[4], int et)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -160,63 +172,81 @@ QV_AVX2_INLINE void neg_dot_rows_x4(const float *a, const void *b0, const void *
     size_t i = 0;
     for (; i + 16 <= dim; i += 16) {
         __m256 q = _mm256_loadu_ps(a + i), r = _mm256_loadu_ps(a + i + 8);
-        s0 = _mm256_fmadd_ps(q, row8(b0, i, u8), s0);
-        s1 = _mm256_fmadd_ps(q, row8(b1, i, u8), s1);
-        s2 = _mm256_fmadd_ps(q, row8(b2, i, u8), s2);
-        s3 = _mm256_fmadd_ps(q, row8(b3, i, u8), s3);
-        t0 = _mm256_fmadd_ps(r, row8(b0, i + 8, u8), t0);
-        t1 = _mm256_fmadd_ps(r, row8(b1, i + 8, u8), t1);
-        t2 = _mm256_fmadd_ps(r, row8(b2, i + 8, u8), t2);
-        t3 = _mm256_fmadd_ps(r, row8(b3, i + 8, u8), t3);
+        s0 = _mm256_fmadd_ps(q, row8(b0, i, et), s0);
+        s1 = _mm256_fmadd_ps(q, row8(b1, i, et), s1);
+        s2 = _mm256_fmadd_ps(q, row8(b2, i, et), s2);
+        s3 = _mm256_fmadd_ps(q, row8(b3, i, et), s3);
+        t0 = _mm256_fmadd_ps(r, row8(b0, i + 8, et), t0);
+        t1 = _mm256_fmadd_ps(r, row8(b1, i + 8, et), t1);
+        t2 = _mm256_fmadd_ps(r, row8(b2, i + 8, et), t2);
+        t3 = _mm256_fmadd_ps(r, row8(b3, i + 8, et), t3);
     }
     for (; i < dim; i += 8) {
         size_t n = dim - i < 8 ? dim - i : 8;
         __m256i m = tail_mask(n);
         __m256 q = _mm256_maskload_ps(a + i, m);
-        s0 = _mm256_fmadd_ps(q, row_tail(b0, i, n, m, u8), s0);
-        s1 = _mm256_fmadd_ps(q, row_tail(b1, i, n, m, u8), s1);
-        s2 = _mm256_fmadd_ps(q, row_tail(b2, i, n, m, u8), s2);
-        s3 = _mm256_fmadd_ps(q, row_tail(b3, i, n, m, u8), s3);
+        s0 = _mm256_fmadd_ps(q, row_tail(b0, i, n, m, et), s0);
+        s1 = _mm256_fmadd_ps(q, row_tail(b1, i, n, m, et), s1);
+        s2 = _mm256_fmadd_ps(q, row_tail(b2, i, n, m, et), s2);
+        s3 = _mm256_fmadd_ps(q, row_tail(b3, i, n, m, et), s3);
     }
     hsum4(_mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2), _mm256_add_ps(s3, t3), out);
     for (int j = 0; j < 4; j++) out[j] = -out[j];
 }
 
-QV_AVX2 static float avx2_l2sq(const float *a, const float *b, size_t dim) { return l2sq_rows(a, b, dim, 0); }
-QV_AVX2 static float avx2_dot(const float *a, const float *b, size_t dim) { return dot_rows(a, b, dim, 0); }
-QV_AVX2 static float avx2_neg_dot(const float *a, const float *b, size_t dim) { return -dot_rows(a, b, dim, 0); }
-QV_AVX2 static float avx2_l2sq_u8(const float *a, const uint8_t *b, size_t dim) { return l2sq_rows(a, b, dim, 1); }
-QV_AVX2 static float avx2_neg_dot_u8(const float *a, const uint8_t *b, size_t dim) { return -dot_rows(a, b, dim, 1); }
+QV_AVX2 static float avx2_l2sq(const float *a, const float *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_F32); }
+QV_AVX2 static float avx2_dot(const float *a, const float *b, size_t dim) { return dot_rows(a, b, dim, QV_VEC_F32); }
+QV_AVX2 static float avx2_neg_dot(const float *a, const float *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_F32); }
+QV_AVX2 static float avx2_l2sq_u8(const float *a, const uint8_t *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_U8); }
+QV_AVX2 static float avx2_neg_dot_u8(const float *a, const uint8_t *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_U8); }
 
 QV_AVX2 static void avx2_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
 {
-    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0);
+    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_F32);
 }
 
 QV_AVX2 static void avx2_neg_dot_x4(const float *a, const float *const b[4], size_t dim, float out[4])
 {
-    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0);
+    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_F32);
 }
 
 QV_AVX2 static void avx2_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
 {
-    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1);
+    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_U8);
 }
 
 QV_AVX2 static void avx2_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
 {
-    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1);
+    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_U8);
+}
+
+QV_AVX2 static float avx2_l2sq_f16(const float *a, const uint16_t *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_F16); }
+QV_AVX2 static float avx2_neg_dot_f16(const float *a, const uint16_t *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_F16); }
+
+QV_AVX2 static void avx2_l2sq_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
+{
+    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_F16);
+}
+
+QV_AVX2 static void avx2_neg_dot_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
+{
+    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_F16);
 }
 
 static const qv_kernels avx2_table = {
     "avx2", avx2_l2sq, avx2_dot, avx2_neg_dot, avx2_l2sq_x4, avx2_neg_dot_x4,
     avx2_l2sq_u8, avx2_neg_dot_u8, avx2_l2sq_u8_x4, avx2_neg_dot_u8_x4,
+    avx2_l2sq_f16, avx2_neg_dot_f16, avx2_l2sq_f16_x4, avx2_neg_dot_f16_x4,
 };
 
 const qv_kernels *qv_kernels_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &avx2_table : NULL;
+    /* F16C (the f16 rows' conversion) came with or before AVX2 on every x86 CPU that has
+     * AVX2; it is checked all the same, as the table needs it. */
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")
+               ? &avx2_table
+               : NULL;
 }
 
 #else /* not x86-64: no AVX2 */

@@ -33,69 +33,81 @@ QV_AVX512 static inline __m512 u8x16(const uint8_t *b)
 }
 
 /* The 16 values of row b from index i. */
-QV_AVX512_INLINE __m512 row16(const void *b, size_t i, int u8)
+QV_AVX512 static inline __m512 f16x16(const uint16_t *b)
 {
-    return u8 ? u8x16((const uint8_t *)b + i) : _mm512_loadu_ps((const float *)b + i);
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
+}
+
+QV_AVX512_INLINE __m512 row16(const void *b, size_t i, int et)
+{
+    if (et == QV_VEC_U8) return u8x16((const uint8_t *)b + i);
+    if (et == QV_VEC_F16) return f16x16((const uint16_t *)b + i);
+    return _mm512_loadu_ps((const float *)b + i);
 }
 
 /* The r (1..16) values of row b from index i, zeros after; m = tail_mask(r). */
-QV_AVX512_INLINE __m512 row_tail(const void *b, size_t i, size_t r, __mmask16 m, int u8)
+QV_AVX512_INLINE __m512 row_tail(const void *b, size_t i, size_t r, __mmask16 m, int et)
 {
-    if (!u8) return _mm512_maskz_loadu_ps(m, (const float *)b + i);
+    if (et == QV_VEC_F32) return _mm512_maskz_loadu_ps(m, (const float *)b + i);
+    if (et == QV_VEC_F16) {
+        uint16_t h[16] = {0};
+        memcpy(h, (const uint16_t *)b + i, r * sizeof *h);
+        return f16x16(h);
+    }
     uint8_t t[16] = {0};
     memcpy(t, (const uint8_t *)b + i, r);
     return u8x16(t);
 }
 
-QV_AVX512_INLINE float l2sq_rows(const float *a, const void *b, size_t dim, int u8)
+QV_AVX512_INLINE float l2sq_rows(const float *a, const void *b, size_t dim, int et)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= dim; i += 64) {
-        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), row16(b, i, u8));
-        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), row16(b, i + 16, u8));
-        __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), row16(b, i + 32, u8));
-        __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), row16(b, i + 48, u8));
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), row16(b, i, et));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), row16(b, i + 16, et));
+        __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), row16(b, i + 32, et));
+        __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), row16(b, i + 48, et));
         s0 = _mm512_fmadd_ps(d0, d0, s0);
         s1 = _mm512_fmadd_ps(d1, d1, s1);
         s2 = _mm512_fmadd_ps(d2, d2, s2);
         s3 = _mm512_fmadd_ps(d3, d3, s3);
     }
     for (; i + 16 <= dim; i += 16) {
-        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), row16(b, i, u8));
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), row16(b, i, et));
         s0 = _mm512_fmadd_ps(d, d, s0);
     }
     if (i < dim) {
         __mmask16 m = tail_mask(dim - i);
-        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), row_tail(b, i, dim - i, m, u8));
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), row_tail(b, i, dim - i, m, et));
         s1 = _mm512_fmadd_ps(d, d, s1);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-QV_AVX512_INLINE float dot_rows(const float *a, const void *b, size_t dim, int u8)
+QV_AVX512_INLINE float dot_rows(const float *a, const void *b, size_t dim, int et)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= dim; i += 64) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), row16(b, i, u8), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), row16(b, i + 16, u8), s1);
-        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), row16(b, i + 32, u8), s2);
-        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), row16(b, i + 48, u8), s3);
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), row16(b, i, et), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), row16(b, i + 16, et), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), row16(b, i + 32, et), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), row16(b, i + 48, et), s3);
     }
-    for (; i + 16 <= dim; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), row16(b, i, u8), s0);
+    for (; i + 16 <= dim; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), row16(b, i, et), s0);
     if (i < dim) {
         __mmask16 m = tail_mask(dim - i);
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), row_tail(b, i, dim - i, m, u8), s1);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), row_tail(b, i, dim - i, m, et), s1);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
 /* out[j] = |a - b_j|^2 (l2) or -<a, b_j> (else), the four rows in one pass over the query. */
 QV_AVX512_INLINE void rows_x4(const float *a, const void *b0, const void *b1, const void *b2, const void *b3,
-                              size_t dim, float out[4], int l2, int u8)
+                              size_t dim, float out[4], int l2, int et)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
@@ -106,23 +118,23 @@ QV_AVX512_INLINE void rows_x4(const float *a, const void *b0, const void *b1, co
     (l2 ? _mm512_fmadd_ps(_mm512_sub_ps(q, row), _mm512_sub_ps(q, row), acc) : _mm512_fmadd_ps(q, row, acc))
     for (; i + 32 <= dim; i += 32) {
         __m512 q = _mm512_loadu_ps(a + i), r = _mm512_loadu_ps(a + i + 16);
-        s0 = STEP(s0, q, row16(b0, i, u8));
-        s1 = STEP(s1, q, row16(b1, i, u8));
-        s2 = STEP(s2, q, row16(b2, i, u8));
-        s3 = STEP(s3, q, row16(b3, i, u8));
-        t0 = STEP(t0, r, row16(b0, i + 16, u8));
-        t1 = STEP(t1, r, row16(b1, i + 16, u8));
-        t2 = STEP(t2, r, row16(b2, i + 16, u8));
-        t3 = STEP(t3, r, row16(b3, i + 16, u8));
+        s0 = STEP(s0, q, row16(b0, i, et));
+        s1 = STEP(s1, q, row16(b1, i, et));
+        s2 = STEP(s2, q, row16(b2, i, et));
+        s3 = STEP(s3, q, row16(b3, i, et));
+        t0 = STEP(t0, r, row16(b0, i + 16, et));
+        t1 = STEP(t1, r, row16(b1, i + 16, et));
+        t2 = STEP(t2, r, row16(b2, i + 16, et));
+        t3 = STEP(t3, r, row16(b3, i + 16, et));
     }
     for (; i < dim; i += 16) {
         size_t n = dim - i < 16 ? dim - i : 16;
         __mmask16 m = tail_mask(n);
         __m512 q = _mm512_maskz_loadu_ps(m, a + i);
-        s0 = STEP(s0, q, row_tail(b0, i, n, m, u8));
-        s1 = STEP(s1, q, row_tail(b1, i, n, m, u8));
-        s2 = STEP(s2, q, row_tail(b2, i, n, m, u8));
-        s3 = STEP(s3, q, row_tail(b3, i, n, m, u8));
+        s0 = STEP(s0, q, row_tail(b0, i, n, m, et));
+        s1 = STEP(s1, q, row_tail(b1, i, n, m, et));
+        s2 = STEP(s2, q, row_tail(b2, i, n, m, et));
+        s3 = STEP(s3, q, row_tail(b3, i, n, m, et));
     }
 #undef STEP
     const float sign = l2 ? 1.0f : -1.0f;
@@ -132,35 +144,49 @@ QV_AVX512_INLINE void rows_x4(const float *a, const void *b0, const void *b1, co
     out[3] = sign * _mm512_reduce_add_ps(_mm512_add_ps(s3, t3));
 }
 
-QV_AVX512 static float avx512_l2sq(const float *a, const float *b, size_t dim) { return l2sq_rows(a, b, dim, 0); }
-QV_AVX512 static float avx512_dot(const float *a, const float *b, size_t dim) { return dot_rows(a, b, dim, 0); }
-QV_AVX512 static float avx512_neg_dot(const float *a, const float *b, size_t dim) { return -dot_rows(a, b, dim, 0); }
-QV_AVX512 static float avx512_l2sq_u8(const float *a, const uint8_t *b, size_t dim) { return l2sq_rows(a, b, dim, 1); }
-QV_AVX512 static float avx512_neg_dot_u8(const float *a, const uint8_t *b, size_t dim) { return -dot_rows(a, b, dim, 1); }
+QV_AVX512 static float avx512_l2sq(const float *a, const float *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_F32); }
+QV_AVX512 static float avx512_dot(const float *a, const float *b, size_t dim) { return dot_rows(a, b, dim, QV_VEC_F32); }
+QV_AVX512 static float avx512_neg_dot(const float *a, const float *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_F32); }
+QV_AVX512 static float avx512_l2sq_u8(const float *a, const uint8_t *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_U8); }
+QV_AVX512 static float avx512_neg_dot_u8(const float *a, const uint8_t *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_U8); }
 
 QV_AVX512 static void avx512_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
 {
-    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, 0);
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, QV_VEC_F32);
 }
 
 QV_AVX512 static void avx512_neg_dot_x4(const float *a, const float *const b[4], size_t dim, float out[4])
 {
-    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, 0);
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, QV_VEC_F32);
 }
 
 QV_AVX512 static void avx512_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
 {
-    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, 1);
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, QV_VEC_U8);
 }
 
 QV_AVX512 static void avx512_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
 {
-    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, 1);
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, QV_VEC_U8);
+}
+
+QV_AVX512 static float avx512_l2sq_f16(const float *a, const uint16_t *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_F16); }
+QV_AVX512 static float avx512_neg_dot_f16(const float *a, const uint16_t *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_F16); }
+
+QV_AVX512 static void avx512_l2sq_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
+{
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, QV_VEC_F16);
+}
+
+QV_AVX512 static void avx512_neg_dot_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
+{
+    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, QV_VEC_F16);
 }
 
 static const qv_kernels avx512_table = {
     "avx512", avx512_l2sq, avx512_dot, avx512_neg_dot, avx512_l2sq_x4, avx512_neg_dot_x4,
     avx512_l2sq_u8, avx512_neg_dot_u8, avx512_l2sq_u8_x4, avx512_neg_dot_u8_x4,
+    avx512_l2sq_f16, avx512_neg_dot_f16, avx512_l2sq_f16_x4, avx512_neg_dot_f16_x4,
 };
 
 const qv_kernels *qv_kernels_avx512(void)

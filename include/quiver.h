@@ -103,8 +103,11 @@ typedef enum { QV_QUANT_NONE = 0, QV_QUANT_SQ8, QV_QUANT_SQ4, QV_QUANT_BIT1 } qv
  *  cache lines an exact distance reads; queries stay float and distances are unchanged.
  *  Inserting a value that is not an integer in 0..255 fails with QV_EINVAL (nothing is
  *  rounded). Taken by a quantized HNSW index (quant != NONE) with the l2 or ip metric;
- *  other combinations fail with QV_EINVAL. */
-typedef enum { QV_VEC_F32 = 0, QV_VEC_U8 } qv_vec_type;
+ *  other combinations fail with QV_EINVAL. F16: IEEE half floats, for any data: half the
+ *  memory and cache lines of F32; each value is rounded to the nearest half once, on add
+ *  (the codes and graph come from the rounded vectors), and a value beyond +-65504 fails
+ *  with QV_EINVAL. Taken by a quantized HNSW index with any metric. */
+typedef enum { QV_VEC_F32 = 0, QV_VEC_U8, QV_VEC_F16 } qv_vec_type;
 /** Re-scoring of a quantized search (qv_search_params.rescore): DEFAULT means ON (the best
  *  ceil(k * oversampling) candidates get float distances); OFF returns the estimates; ALL
  *  re-scores every candidate the beam holds (the codes only steer the walk: Qdrant's

@@ -220,8 +220,8 @@ static inline uint8_t *qv_hnsw_row(const qv_hnsw *h, uint32_t slot)
 static inline const float *qv_hnsw_vecf(const qv_hnsw *h, uint32_t slot, float *buf)
 {
     const uint8_t *row = qv_hnsw_row(h, slot);
-    if (h->vec_type != QV_VEC_U8) return (const float *)row;
-    for (size_t i = 0; i < h->dim; i++) buf[i] = (float)row[i];
+    if (h->vec_type == QV_VEC_F32) return (const float *)row;
+    qv_row_to_float(h->vec_type, row, h->dim, buf);
     return buf;
 }
 
@@ -229,6 +229,11 @@ static inline const float *qv_hnsw_vecf(const qv_hnsw *h, uint32_t slot, float *
 static inline void qv_hnsw_put_row(qv_hnsw *h, uint32_t slot, const float *v)
 {
     uint8_t *row = qv_hnsw_row(h, slot);
+    if (h->vec_type == QV_VEC_F16) {
+        uint16_t *r16 = (uint16_t *)row;
+        for (size_t i = 0; i < h->dim; i++) r16[i] = qv_f16_from_float(v[i]);
+        return;
+    }
     if (h->vec_type != QV_VEC_U8) {
         memcpy(row, v, h->dim * sizeof(float));
         return;

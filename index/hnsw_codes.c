@@ -546,7 +546,7 @@ size_t qv_hnsw_encode_tmp_floats(const qv_hnsw *h)
 
 void qv_hnsw_encode_slots(qv_hnsw *h, uint32_t from, uint32_t to, float *tmp)
 {
-    float *vf = tmp + qv_codec_scratch_floats(h->codec);      /* u8 rows widened here */
+    float *vf = tmp + qv_codec_scratch_floats(h->codec);      /* u8 or f16 rows widened here */
     for (uint32_t s = from; s < to; s++) qv_hnsw_encode_one(h, s, qv_hnsw_vecf(h, s, vf), tmp);
 }
 
@@ -592,7 +592,7 @@ int qv_hnsw_codes_retrain(qv_hnsw *h, int force)
     if (!force && n < 2 * h->codes_trained_n) return QV_OK;
     /* The vectors of slots [0, n_slots) are contiguous in vecs (a free slot still holds
      * the vector of a deleted point: as good a sample of the data as any). */
-    if (h->vecs && h->vec_type != QV_VEC_U8) return retrain(h, (const float *)h->vecs, n);
+    if (h->vecs && h->vec_type == QV_VEC_F32) return retrain(h, (const float *)h->vecs, n);
     if (h->vecs) {
         /* u8 rows: the rows qv_codec_train would sample from floats (every stride-th),
          * widened, so the codes are those of the same vectors held as floats. */
@@ -601,7 +601,7 @@ int qv_hnsw_codes_retrain(qv_hnsw *h, int force)
         float *sample = qv_reallocarray(NULL, m, (size_t)h->dim * sizeof(float));
         if (!sample) return QV_ENOMEM;
         for (size_t i = 0; i < m; i++)
-            qv_row_to_float(QV_VEC_U8, qv_hnsw_row(h, (uint32_t)(i * stride)), h->dim, sample + i * h->dim);
+            qv_row_to_float(h->vec_type, qv_hnsw_row(h, (uint32_t)(i * stride)), h->dim, sample + i * h->dim);
         int rc = retrain(h, sample, m);
         qv_free(sample);
         return rc;
@@ -633,7 +633,7 @@ int qv_hnsw_set_vec_source(qv_index *ix, const qv_vec_source *src)
 {
     qv_hnsw *h = ix->impl;
     if (!h->codec) return 0;                   /* a float32 index walks on its vectors */
-    if (h->vec_type == QV_VEC_U8) return 0;    /* its u8 rows are not the source's floats */
+    if (h->vec_type != QV_VEC_F32) return 0;  /* its u8 or f16 rows are not the source's floats */
     if (!src) {                                /* keep the copy; save without it */
         __atomic_store_n(&h->vecs_owned_elsewhere, 1, __ATOMIC_RELAXED);
         return 1;

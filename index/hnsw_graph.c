@@ -296,7 +296,7 @@ int qv_hnsw_scratch_refresh(qv_hnsw *h, qv_hnsw_scratch *s)
     }
     if (grow((void **)&s->nbuf, &s->nbuf_cap, 4 * (size_t)h->m0 + 4, sizeof *s->nbuf, &s->bytes) != QV_OK) return QV_ENOMEM;
     if (grow((void **)&s->sel, &s->sel_cap, h->m0 + 1, sizeof *s->sel, &s->bytes) != QV_OK) return QV_ENOMEM;
-    if (h->vec_type == QV_VEC_U8 && !s->vf) {
+    if (h->vec_type != QV_VEC_F32 && !s->vf) {
         if (!(s->vf = qv_calloc(3 * (size_t)h->dim, sizeof *s->vf))) return QV_ENOMEM;
         s->bytes += 3 * (size_t)h->dim * sizeof *s->vf;
     }

@@ -99,18 +99,19 @@ const char *qv_vec_type_name(qv_vec_type t)
     switch (t) {
     case QV_VEC_F32: return "f32";
     case QV_VEC_U8:  return "u8";
+    case QV_VEC_F16: return "f16";
     default:         return NULL;
     }
 }
 
 int qv_vec_type_parse(const char *s, qv_vec_type *out)
 {
-    for (int t = QV_VEC_F32; t <= QV_VEC_U8; t++)
+    for (int t = QV_VEC_F32; t <= QV_VEC_F16; t++)
         if (s && strcmp(s, qv_vec_type_name((qv_vec_type)t)) == 0) {
             *out = (qv_vec_type)t;
             return QV_OK;
         }
-    return qv_fail(QV_EINVAL, "unknown vector type '%s' (expected f32 or u8)", s ? s : "(null)");
+    return qv_fail(QV_EINVAL, "unknown vector type '%s' (expected f32, u8 or f16)", s ? s : "(null)");
 }
 
 void qv_index_params_init(qv_index_params *p, qv_index_kind kind, uint32_t dim, qv_metric metric)
@@ -160,6 +161,8 @@ static int resolve_params(const qv_index_params *p, qv_index_params *out)
      * unit vectors, which are not integers. */
     if (out->vec_type == QV_VEC_U8 && (out->kind != QV_INDEX_HNSW || out->quant == QV_QUANT_NONE))
         return qv_fail(QV_EINVAL, "vector type u8 needs a quantized hnsw index (quant sq8, sq4 or bit1)");
+    if (out->vec_type == QV_VEC_F16 && (out->kind != QV_INDEX_HNSW || out->quant == QV_QUANT_NONE))
+        return qv_fail(QV_EINVAL, "vector type f16 needs a quantized hnsw index (quant sq8, sq4 or bit1)");
     if (out->vec_type == QV_VEC_U8 && out->metric == QV_METRIC_COSINE)
         return qv_fail(QV_EINVAL, "vector type u8 takes the l2 or ip metric, not cosine (unit vectors are not integers)");
     /* A bit1 row keeps its popcount in 16 bits (index/codec_rabitq.c). */
@@ -262,6 +265,21 @@ static int check_u8_rows(const float *v, size_t n, size_t dim, const uint64_t *i
     return QV_OK;
 }
 
+/* QV_EINVAL for the first value of n rows that an f16 index cannot hold: beyond the
+ * largest half (its half would be infinite). Values are rounded to the nearest half
+ * otherwise: that is what the caller asked for with vector type f16. */
+static int check_f16_rows(const float *v, size_t n, size_t dim, const uint64_t *ids)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dim; j++) {
+            float x = v[i * dim + j];
+            if (qv_f16_fits(x)) continue;
+            return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is %g, beyond the range of a half (vector type f16: |x| <= 65504)",
+                           i, (unsigned long long)ids[i], j, (double)x);
+        }
+    return QV_OK;
+}
+
 int qv_index_train(qv_index *ix, size_t n, const float *vecs)
 {
     int rc;
@@ -310,10 +328,20 @@ int qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     if ((rc = check_unique_ids(n, ids)) != QV_OK) return rc;
     if ((rc = check_rows(vecs, n, dim, ix->p.metric, "point", ids)) != QV_OK) return rc;
     if (ix->p.vec_type == QV_VEC_U8 && (rc = check_u8_rows(vecs, n, dim, ids)) != QV_OK) return rc;
-    if (ix->p.metric == QV_METRIC_COSINE) {
+    /* cosine: unit vectors, whose values always fit a half */
+    if (ix->p.vec_type == QV_VEC_F16 && ix->p.metric != QV_METRIC_COSINE &&
+        (rc = check_f16_rows(vecs, n, dim, ids)) != QV_OK)
+        return rc;
+    if (ix->p.metric == QV_METRIC_COSINE || ix->p.vec_type == QV_VEC_F16) {
         if (!(copy = qv_reallocarray(NULL, n, dim * sizeof(float)))) return QV_ENOMEM;
         memcpy(copy, vecs, n * dim * sizeof(float));
-        for (size_t i = 0; i < n; i++) qv_normalize(copy + i * dim, dim);
+        if (ix->p.metric == QV_METRIC_COSINE)
+            for (size_t i = 0; i < n; i++) qv_normalize(copy + i * dim, dim);
+        /* f16: the values are rounded to halves here, once, so that the codec trains on,
+         * the codes encode and the graph is built from the vectors the index then holds:
+         * it answers as an f32 index given the halves' values would. */
+        if (ix->p.vec_type == QV_VEC_F16)
+            for (size_t i = 0; i < n * dim; i++) copy[i] = qv_f16_to_float(qv_f16_from_float(copy[i]));
         vecs = copy;
     }
     rc = ix->ops->add(ix, n, ids, vecs);

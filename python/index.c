@@ -426,7 +426,8 @@ PyTypeObject pyq_IndexType = {
               "(scalar, 8 / 4 bits a dimension) or 'bit1' (1-bit RaBitQ); the float vectors are kept for\n"
               "re-scoring (search's oversampling and rescore). vec_type: 'f32', or 'u8' for data whose values\n"
               "are all integers 0..255 (a quarter of the memory, same distances; a quantized hnsw with l2 or ip\n"
-              "only; other values raise InvalidArgumentError on add). A context manager: close() on exit.",
+              "only; other values raise InvalidArgumentError on add), or 'f16' (half floats, rounded on add: half\n"
+              "the memory; a quantized hnsw). A context manager: close() on exit.",
     .tp_methods = index_methods,
     .tp_getset = index_getset,
     .tp_init = (initproc)index_init,

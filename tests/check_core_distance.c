@@ -2,8 +2,9 @@
  * tests/check_core_distance.c -- every kernel table (scalar, AVX2, AVX-512 where the CPU
  * has them) against the double-precision references of test_util, for every dim 1..300
  * plus 768 and 1536, with unaligned inputs sized exactly (so ASan sees any over-read of a
- * tail); the x4 kernels against the single ones; the u8-row kernels (dims 1..1536) against
- * the reference and, exactly, against the float ones; dispatch and the vector helpers.
+ * tail); the x4 kernels against the single ones; the u8- and f16-row kernels (dims 1..1536)
+ * against the reference and, exactly, against the float ones; the f16 conversions; dispatch
+ * and the vector helpers.
  *
  * Tolerance: 1e-5 relative to the magnitude of the sum, i.e. sum (a_i - b_i)^2 for l2
  * and sum |a_i b_i| for dot (a dot product can cancel to ~0, where no relative bound on
@@ -90,51 +91,76 @@ START_TEST(test_kernels_match_reference)
 }
 END_TEST
 
-/* u8 rows (qv_vec_type QV_VEC_U8): a float query against dim bytes (exactly sized, odd
- * offsets, so ASan sees a tail over-read), each kernel against the double reference and
- * against its own table's float kernel on the same values widened: the u8 kernels run the
- * float loops on exact conversions, so the two must be equal, not merely close (an index
- * holding u8 rows then returns the distances of the same index holding floats). */
-static void check_dim_u8(const qv_kernels *t, size_t dim, uint64_t seed)
+/* u8 and f16 rows (qv_vec_type QV_VEC_U8, QV_VEC_F16): a float query against dim stored
+ * values (exactly sized, odd offsets, so ASan sees a tail over-read), each kernel against
+ * the double reference and against its own table's float kernel on the same values
+ * widened: these kernels run the float loops on exact conversions, so the two must be
+ * equal, not merely close (an index holding u8 or f16 rows then returns the distances of
+ * the same index holding those values as floats). */
+static void check_dim_rows(const qv_kernels *t, size_t dim, uint64_t seed, qv_vec_type et)
 {
+    const size_t esz = et == QV_VEC_U8 ? 1 : 2;
     float *a = malloc(dim * sizeof(float)), *bf[4];
     uint8_t *buf[4];
-    const uint8_t *b[4];
+    const void *b[4];
     const float *bfc[4];
     ck_assert_ptr_nonnull(a);
     fill_random(a, dim, seed);
-    for (size_t i = 0; i < dim; i++) a[i] = 128.0f + 127.0f * a[i];
+    if (et == QV_VEC_U8)
+        for (size_t i = 0; i < dim; i++) a[i] = 128.0f + 127.0f * a[i];
     uint64_t x = seed * 2654435761u + 1;
     for (int j = 0; j < 4; j++) {
-        buf[j] = malloc(dim + 1 + (size_t)j);
+        buf[j] = malloc(esz * dim + 1 + (size_t)j);
         bf[j] = malloc(dim * sizeof(float));
         ck_assert(buf[j] && bf[j]);
         uint8_t *bj = buf[j] + 1 + j;
         for (size_t i = 0; i < dim; i++) {
             x = x * 6364136223846793005u + 1442695040888963407u;
-            bj[i] = (uint8_t)(x >> 56);
-            bf[j][i] = (float)bj[i];
+            if (et == QV_VEC_U8) {
+                bj[i] = (uint8_t)(x >> 56);
+                bf[j][i] = (float)bj[i];
+            } else {
+                /* values in [-2, 2): normal halves, subnormal ones near 0 */
+                uint16_t h = qv_f16_from_float((float)((double)(x >> 40) / (double)(1u << 22) - 2.0));
+                memcpy(bj + 2 * i, &h, 2);                     /* odd addresses: no aligned load */
+                bf[j][i] = qv_f16_to_float(h);
+            }
         }
         b[j] = bj;
         bfc[j] = bf[j];
     }
     float l4[4], n4[4], fl4[4], fn4[4];
-    t->l2sq_u8_x4(a, b, dim, l4);
-    t->neg_dot_u8_x4(a, b, dim, n4);
+    float (*l2)(const float *, const void *, size_t), (*nd)(const float *, const void *, size_t);
+    void (*l2x4)(const float *, const void *const[4], size_t, float[4]);
+    void (*ndx4)(const float *, const void *const[4], size_t, float[4]);
+    if (et == QV_VEC_U8) {
+        l2 = (float (*)(const float *, const void *, size_t))(void (*)(void))t->l2sq_u8;
+        nd = (float (*)(const float *, const void *, size_t))(void (*)(void))t->neg_dot_u8;
+        l2x4 = (void (*)(const float *, const void *const[4], size_t, float[4]))(void (*)(void))t->l2sq_u8_x4;
+        ndx4 = (void (*)(const float *, const void *const[4], size_t, float[4]))(void (*)(void))t->neg_dot_u8_x4;
+    } else {
+        l2 = (float (*)(const float *, const void *, size_t))(void (*)(void))t->l2sq_f16;
+        nd = (float (*)(const float *, const void *, size_t))(void (*)(void))t->neg_dot_f16;
+        l2x4 = (void (*)(const float *, const void *const[4], size_t, float[4]))(void (*)(void))t->l2sq_f16_x4;
+        ndx4 = (void (*)(const float *, const void *const[4], size_t, float[4]))(void (*)(void))t->neg_dot_f16_x4;
+    }
+    const char *tn = qv_vec_type_name(et);
+    l2x4(a, b, dim, l4);
+    ndx4(a, b, dim, n4);
     t->l2sq_x4(a, bfc, dim, fl4);
     t->neg_dot_x4(a, bfc, dim, fn4);
     for (int j = 0; j < 4; j++) {
         double want_l2 = ref_l2sq(a, bf[j], dim), want_dot = ref_dot(a, bf[j], dim);
         double tol_l2 = 1e-5 * fmax(want_l2, 1e-30), tol_dot = 1e-5 * fmax(abs_dot(a, bf[j], dim), 1e-30);
-        float got_l2 = t->l2sq_u8(a, b[j], dim), got_nd = t->neg_dot_u8(a, b[j], dim);
-        ck_assert_msg(fabs(got_l2 - want_l2) <= tol_l2, "%s l2sq_u8 dim %zu: %.9g vs %.9g", t->name, dim,
+        float got_l2 = l2(a, b[j], dim), got_nd = nd(a, b[j], dim);
+        ck_assert_msg(fabs(got_l2 - want_l2) <= tol_l2, "%s l2sq_%s dim %zu: %.9g vs %.9g", t->name, tn, dim,
                       (double)got_l2, want_l2);
-        ck_assert_msg(fabs(got_nd + want_dot) <= tol_dot, "%s neg_dot_u8 dim %zu: %.9g vs %.9g", t->name, dim,
+        ck_assert_msg(fabs(got_nd + want_dot) <= tol_dot, "%s neg_dot_%s dim %zu: %.9g vs %.9g", t->name, tn, dim,
                       (double)got_nd, -want_dot);
-        ck_assert_msg(got_l2 == t->l2sq(a, bf[j], dim), "%s l2sq_u8 != l2sq at dim %zu", t->name, dim);
-        ck_assert_msg(got_nd == t->neg_dot(a, bf[j], dim), "%s neg_dot_u8 != neg_dot at dim %zu", t->name, dim);
-        ck_assert_msg(l4[j] == fl4[j], "%s l2sq_u8_x4[%d] != l2sq_x4 at dim %zu", t->name, j, dim);
-        ck_assert_msg(n4[j] == fn4[j], "%s neg_dot_u8_x4[%d] != neg_dot_x4 at dim %zu", t->name, j, dim);
+        ck_assert_msg(got_l2 == t->l2sq(a, bf[j], dim), "%s l2sq_%s != l2sq at dim %zu", t->name, tn, dim);
+        ck_assert_msg(got_nd == t->neg_dot(a, bf[j], dim), "%s neg_dot_%s != neg_dot at dim %zu", t->name, tn, dim);
+        ck_assert_msg(l4[j] == fl4[j], "%s l2sq_%s_x4[%d] != l2sq_x4 at dim %zu", t->name, tn, j, dim);
+        ck_assert_msg(n4[j] == fn4[j], "%s neg_dot_%s_x4[%d] != neg_dot_x4 at dim %zu", t->name, tn, j, dim);
     }
     free(a);
     for (int j = 0; j < 4; j++) { free(buf[j]); free(bf[j]); }
@@ -147,9 +173,80 @@ START_TEST(test_kernels_u8)
         test_skip(TEST_SKIP_OPTIONAL, "distance: kernel table %d not supported by this CPU", _i);
         return;
     }
-    for (size_t dim = 1; dim <= 1536; dim += dim < 300 ? 1 : 37) check_dim_u8(t, dim, 3000 + dim);
-    check_dim_u8(t, 784, 81);
-    check_dim_u8(t, 1536, 82);
+    for (size_t dim = 1; dim <= 1536; dim += dim < 300 ? 1 : 37) check_dim_rows(t, dim, 3000 + dim, QV_VEC_U8);
+    check_dim_rows(t, 784, 81, QV_VEC_U8);
+    check_dim_rows(t, 1536, 82, QV_VEC_U8);
+}
+END_TEST
+
+START_TEST(test_kernels_f16)
+{
+    const qv_kernels *t = table_at(_i);
+    if (!t) {
+        test_skip(TEST_SKIP_OPTIONAL, "distance: kernel table %d not supported by this CPU", _i);
+        return;
+    }
+    for (size_t dim = 1; dim <= 1536; dim += dim < 300 ? 1 : 37) check_dim_rows(t, dim, 5000 + dim, QV_VEC_F16);
+    check_dim_rows(t, 512, 83, QV_VEC_F16);
+    check_dim_rows(t, 1536, 84, QV_VEC_F16);
+}
+END_TEST
+
+/* The half a float rounds to, found the slow way: of the finite halves, the one nearest x
+ * in double, ties to the even encoding; beyond 65520 (where the next half up would be
+ * 2^16) infinity. Searches the 65536 encodings' neighbourhood of a first guess. */
+static uint16_t ref_f16(float x)
+{
+    if (isnan(x)) return 0x7e00;
+    uint16_t sign = signbit(x) ? 0x8000 : 0;
+    double ax = fabs((double)x);
+    if (ax >= 65520.0) return sign | 0x7c00;
+    uint16_t best = 0;
+    double bd = INFINITY;
+    for (uint32_t h = 0; h < 0x7c00; h++) {                 /* every finite non-negative half */
+        double d = fabs((double)qv_f16_to_float((uint16_t)h) - ax);
+        if (d < bd || (d == bd && !(h & 1))) { bd = d; best = (uint16_t)h; }
+    }
+    return sign | best;
+}
+
+/* qv_f16_to_float is exact and qv_f16_from_float rounds to nearest even: every half comes
+ * back from its float; floats between halves, at ties, near the edges of the subnormal and
+ * normal ranges, and at random, round to what ref_f16 finds by search. */
+START_TEST(test_f16_convert)
+{
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        float f = qv_f16_to_float((uint16_t)h);
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) {
+            ck_assert_msg(isnan(f), "half %#x is NaN", h);
+            ck_assert(isnan(qv_f16_to_float(qv_f16_from_float(f))));
+            continue;
+        }
+        ck_assert_msg(qv_f16_from_float(f) == h, "half %#x -> %g -> %#x", h, (double)f, qv_f16_from_float(f));
+    }
+    ck_assert(qv_f16_to_float(0x3c00) == 1.0f && qv_f16_to_float(0x7bff) == 65504.0f);
+    ck_assert(qv_f16_to_float(0x0001) == 0x1p-24f && qv_f16_to_float(0x0400) == 0x1p-14f);
+    float edge[] = {65504.0f, 65519.99f, 65520.0f, 1e9f, INFINITY, 0x1p-14f, 0x1.ffcp-15f, 0x1p-24f, 0x1p-25f,
+                    0x1.000002p-25f, 0x1.8p-24f, 0x1.4p-24f, 0x1p-30f, 1e-40f, 0.0f, 1.0f + 0x1p-11f,
+                    1.0f + 0x1p-11f + 0x1p-23f, 1.0f + 3 * 0x1p-11f, 0.1f, 0.3333333f, 2047.5f, 2048.5f};
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
+        for (int sg = 0; sg < 2; sg++) {
+            float x = sg ? -edge[i] : edge[i];
+            ck_assert_msg(qv_f16_from_float(x) == ref_f16(x), "%a -> %#x, want %#x", (double)x, qv_f16_from_float(x),
+                          ref_f16(x));
+        }
+    uint64_t s = 12345;
+    for (int i = 0; i < 3000; i++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        uint32_t bits = (uint32_t)(s >> 32);
+        bits = (bits & 0x80000000u) | (0x30000000u + bits % 0x18000000u);      /* about 2^-31 .. 2^17 */
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        ck_assert_msg(qv_f16_from_float(x) == ref_f16(x), "%a -> %#x, want %#x", (double)x, qv_f16_from_float(x),
+                      ref_f16(x));
+    }
+    ck_assert(qv_f16_fits(65504.0f) && qv_f16_fits(-65519.0f) && !qv_f16_fits(65520.0f) && !qv_f16_fits(NAN) &&
+              !qv_f16_fits(-INFINITY));
 }
 END_TEST
 
@@ -174,6 +271,21 @@ START_TEST(test_row_kernels)
         d4(q, f4, 19, of);
         for (int j = 0; j < 4; j++) ck_assert(o[j] == of[j]);
     }
+    uint16_t rh[19];
+    float rowh[19];
+    for (int i = 0; i < 19; i++) { rh[i] = qv_f16_from_float(0.37f * (float)i - 3.0f); rowh[i] = qv_f16_to_float(rh[i]); }
+    for (int m = QV_METRIC_L2; m <= QV_METRIC_IP; m++) {
+        qv_row_dist_fn dh;
+        qv_row_dist_x4_fn dh4;
+        qv_row_kernels((qv_metric)m, QV_VEC_F16, &dh, &dh4);
+        float want = m == QV_METRIC_L2 ? g->l2sq(q, rowh, 19) : g->neg_dot(q, rowh, 19);
+        ck_assert(dh(q, rh, 19) == want);
+        const void *r4[4] = {rh, rh, rh, rh};
+        float o[4];
+        dh4(q, r4, 19, o);
+        for (int j = 0; j < 4; j++) ck_assert(o[j] == want);
+    }
+    ck_assert_uint_eq(qv_row_bytes(QV_VEC_F16, 784), 1568);
     ck_assert_uint_eq(qv_row_bytes(QV_VEC_U8, 784), 784);
     ck_assert_uint_eq(qv_row_bytes(QV_VEC_F32, 784), 3136);
 }
@@ -257,6 +369,8 @@ Suite *qv_distance_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_kernels_match_reference, 0, 3);
     tcase_add_loop_test(tc, test_kernels_u8, 0, 3);
+    tcase_add_loop_test(tc, test_kernels_f16, 0, 3);
+    tcase_add_test(tc, test_f16_convert);
     tcase_add_test(tc, test_row_kernels);
     tcase_add_test(tc, test_cpu_tables);
     tcase_add_test(tc, test_norm_normalize);

@@ -548,6 +548,159 @@ START_TEST(test_u8_vectors)
 }
 END_TEST
 
+/* The f16 index h against its f32 twin f: the same answers; under cosine h normalizes each
+ * query again (its twin, under ip, takes them as given), which can move a value by an ulp,
+ * so there the ids of the best K agree but for near-ties (at least 95% of them) and the
+ * scores of the ids both return agree to 1e-5. */
+static void f16_answers(const qv_index *f, const qv_index *h, const float *qs, size_t nq, uint32_t dim, int cos)
+{
+    if (!cos) {
+        same_answers(f, h, qs, nq, dim);
+        return;
+    }
+    size_t both = 0, total = 0;
+    qv_search_params sp;
+    qv_search_params_init(&sp, K);
+    for (size_t i = 0; i < nq; i++) {
+        qv_hit ha[K], hb[K];
+        size_t na, nb;
+        QV_CK(qv_index_search(f, qs + i * dim, &sp, ha, &na));
+        QV_CK(qv_index_search(h, qs + i * dim, &sp, hb, &nb));
+        ck_assert_uint_eq(na, nb);
+        total += na;
+        for (size_t j = 0; j < na; j++)
+            for (size_t t = 0; t < nb; t++)
+                if (ha[j].id == hb[t].id) {
+                    both++;
+                    ck_assert_msg(fabsf(ha[j].score - hb[t].score) <= 1e-5f, "id %llu: %.9g vs %.9g",
+                                  (unsigned long long)ha[j].id, (double)ha[j].score, (double)hb[t].score);
+                }
+    }
+    ck_assert_msg(both * 100 >= total * 95, "%zu of %zu ids agree", both, total);
+}
+
+/* vec_type f16: a quantized HNSW index holding its vectors as halves answers exactly as the
+ * same index holding the halves' values as floats (the values are rounded once, on add, and
+ * the codes and the graph come from the rounded vectors), through removals, re-adds and a
+ * save/load round trip, for l2, ip and cosine; values beyond a half's range are refused,
+ * and so are the combinations f16 does not serve. */
+START_TEST(test_f16_vectors)
+{
+    static const struct { qv_quant q; qv_metric m; uint32_t dim; } cases[] = {
+        {QV_QUANT_BIT1, QV_METRIC_L2, 40}, {QV_QUANT_SQ8, QV_METRIC_IP, 40}, {QV_QUANT_BIT1, QV_METRIC_COSINE, 33},
+        {QV_QUANT_BIT1, QV_METRIC_COSINE, 520}, {QV_QUANT_SQ4, QV_METRIC_L2, 40},
+    };
+    const size_t n = 1500, nq = 25;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const uint32_t dim = cases[c].dim;
+        const size_t nn = dim > 100 ? 600 : n;
+        float *v = random_vectors(nn, dim, 31 + c), *qs = random_vectors(nq, dim, 32 + c);
+        for (size_t i = 0; i < nn * dim; i++) v[i] *= 3.0f;
+        float *vh = malloc(nn * dim * sizeof *vh);       /* what the f32 index is given */
+        ck_assert_ptr_nonnull(vh);
+        memcpy(vh, v, nn * dim * sizeof *vh);
+        if (cases[c].m == QV_METRIC_COSINE)
+            for (size_t i = 0; i < nn; i++) qv_normalize(vh + i * dim, dim);
+        size_t changed = 0;
+        for (size_t i = 0; i < nn * dim; i++) {
+            float r = qv_f16_to_float(qv_f16_from_float(vh[i]));
+            changed += r != vh[i];
+            vh[i] = r;
+        }
+        ck_assert_uint_gt(changed, nn * dim / 2);          /* the rounding is real */
+        /* cosine: the twin holds the rounded unit vectors under ip (normalizing them again
+         * would move them off the halves); the queries are unit vectors, scored alike. */
+        const int cos = cases[c].m == QV_METRIC_COSINE;
+        if (cos)
+            for (size_t i = 0; i < nq; i++) qv_normalize(qs + i * dim, dim);
+        qv_index *f = u8_pair_index(cases[c].q, cos ? QV_METRIC_IP : cases[c].m, dim, QV_VEC_F32);
+        qv_index *h = u8_pair_index(cases[c].q, cases[c].m, dim, QV_VEC_F16);
+        uint64_t *ids = malloc(nn * sizeof *ids);
+        ck_assert_ptr_nonnull(ids);
+        for (size_t i = 0; i < nn; i++) ids[i] = 100 + i;
+        for (size_t half = 0; half < 2; half++) {
+            size_t from = half * (nn / 2), to = half ? nn : nn / 2;
+            QV_CK(qv_index_add(f, to - from, ids + from, vh + from * dim));
+            QV_CK(qv_index_add(h, to - from, ids + from, v + from * dim));
+        }
+        f16_answers(f, h, qs, nq, dim, cos);
+        qv_index_memory_info mf, mh;
+        qv_index_memory_detail(f, &mf);
+        qv_index_memory_detail(h, &mh);
+        ck_assert_uint_eq(mh.vectors * 2, mf.vectors);      /* half, counted as held */
+        uint64_t rm[60];
+        for (size_t i = 0; i < 60; i++) rm[i] = 100 + 7 * i;
+        size_t nrf, nrh;
+        QV_CK(qv_index_remove(f, 60, rm, &nrf));
+        QV_CK(qv_index_remove(h, 60, rm, &nrh));
+        ck_assert_uint_eq(nrf, nrh);
+        f16_answers(f, h, qs, nq, dim, cos);
+        QV_CK(qv_index_add(f, 60, rm, vh + 5 * dim));
+        QV_CK(qv_index_add(h, 60, rm, v + 5 * dim));
+        f16_answers(f, h, qs, nq, dim, cos);
+        /* Beyond a half: refused with nothing added (cosine rows are unit vectors: any
+         * finite value is scaled into range). */
+        const float bad[] = {65520.0f, -1e6f, INFINITY};
+        float *row = malloc(dim * sizeof *row);
+        ck_assert_ptr_nonnull(row);
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+            memcpy(row, v, dim * sizeof *row);
+            row[dim / 2] = bad[b];
+            uint64_t id = 999999;
+            size_t before = qv_index_size(h);
+            int want = cases[c].m == QV_METRIC_COSINE && isfinite(bad[b]) ? QV_OK : QV_EINVAL;
+            ck_assert_int_eq(qv_index_add(h, 1, &id, row), want);
+            if (want == QV_OK) {
+                size_t r;
+                QV_CK(qv_index_remove(h, 1, &id, &r));
+                continue;
+            }
+            ck_assert_ptr_nonnull(strstr(qv_last_error(), isfinite(bad[b]) ? "range of a half" : "not finite"));
+            ck_assert_uint_eq(qv_index_size(h), before);
+        }
+        row[dim / 2] = 65504.0f;                            /* the largest half: taken */
+        uint64_t id = 999998;
+        QV_CK(qv_index_add(h, 1, &id, row));
+        size_t r;
+        QV_CK(qv_index_remove(h, 1, &id, &r));
+        free(row);
+        void *buf;
+        size_t len;
+        qv_index *back = NULL;
+        QV_CK(qv_index_save_mem(h, &buf, &len));
+        QV_CK(qv_index_load_mem(buf, len, "f16", &back));
+        qv_index_params p;
+        qv_index_get_params(back, &p);
+        ck_assert_int_eq(p.vec_type, QV_VEC_F16);
+        same_answers(h, back, qs, nq, dim);
+        qv_index_free(back);
+        free(buf);
+        qv_index_free(f);
+        qv_index_free(h);
+        free(ids);
+        free(v);
+        free(vh);
+        free(qs);
+    }
+    const struct { qv_index_kind k; qv_quant q; } no[] = {
+        {QV_INDEX_HNSW, QV_QUANT_NONE}, {QV_INDEX_FLAT, QV_QUANT_SQ8}, {QV_INDEX_IVF, QV_QUANT_BIT1},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        qv_index_params p;
+        qv_index *ix = NULL;
+        qv_index_params_init(&p, no[i].k, 16, QV_METRIC_L2);
+        p.quant = no[i].q;
+        p.vec_type = QV_VEC_F16;
+        ck_assert_int_eq(qv_index_new(&p, &ix), QV_EINVAL);
+        ck_assert_ptr_null(ix);
+    }
+    qv_vec_type t;
+    QV_CK(qv_vec_type_parse("f16", &t));
+    ck_assert_int_eq(t, QV_VEC_F16);
+    ck_assert_str_eq(qv_vec_type_name(QV_VEC_F16), "f16");
+}
+END_TEST
+
 static const qv_index_kind all_kinds[] = {QV_INDEX_HNSW, QV_INDEX_IVF, QV_INDEX_FLAT};
 
 START_TEST(test_save_load_roundtrip)
@@ -1286,6 +1439,7 @@ Suite *qv_index_quant_suite(void)
     tcase_add_test(tc, test_sq_ip_reads_code_only);
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_u8_vectors);
+    tcase_add_test(tc, test_f16_vectors);
     tcase_add_test(tc, test_corrupt_code_section);
     tcase_add_loop_test(tc, test_ex_rows_persisted, 0, 2);
     tcase_add_test(tc, test_params);

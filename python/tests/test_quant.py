@@ -229,6 +229,44 @@ def test_u8_answers_as_f32(tmp_path, quant, metric):
     u.close()
 
 
+@pytest.mark.parametrize("quant,metric", [("sq8", "l2"), ("bit1", "ip")])
+def test_f16_answers_as_rounded_f32(tmp_path, quant, metric):
+    """f16: the index rounds each value to the nearest half on add and answers as an f32
+    index given numpy's float16 rounding of the same data (ties to even, as C's), bit for
+    bit; out-of-range values are refused; the type survives save/load."""
+    rng = np.random.default_rng(8)
+    base = (3 * rng.standard_normal((1500, 40))).astype(np.float32)
+    rounded = base.astype(np.float16).astype(np.float32)
+    assert (rounded != base).mean() > 0.5
+    queries = rng.standard_normal((30, 40)).astype(np.float32)
+    f = quiver.Index(40, metric, quant=quant, m=8, ef_construction=64, threads=1, seed=3)
+    h = quiver.Index(40, metric, quant=quant, vec_type="f16", m=8, ef_construction=64, threads=1, seed=3)
+    f.add(np.arange(1500), rounded)
+    h.add(np.arange(1500), base)
+    assert h.memory < f.memory and h.params["vec_type"] == "f16"
+    for rescore in (None, False, "all"):
+        fi, fs = f.search(queries, k=K, rescore=rescore)
+        hi, hs = h.search(queries, k=K, rescore=rescore)
+        np.testing.assert_array_equal(fi, hi)
+        np.testing.assert_array_equal(fs, hs)
+    truth = brute_force(base, queries, K, metric)[0]
+    assert recall(h.search(queries, k=K, ef=EF)[0], truth, K) >= 0.9
+    v = base[:2].copy()
+    v[1, 5] = 70000.0
+    with pytest.raises(quiver.InvalidArgumentError, match="range of a half"):
+        h.add([5000, 5001], v)
+    assert len(h) == 1500
+    path = str(tmp_path / "f16.qvi")
+    h.save(path)
+    with quiver.Index.load(path) as back:
+        assert back.params["vec_type"] == "f16"
+        np.testing.assert_array_equal(back.search(queries, k=K)[1], h.search(queries, k=K)[1])
+    with pytest.raises(quiver.InvalidArgumentError, match="vector type f16 needs a quantized hnsw"):
+        quiver.Index(16, "l2", vec_type="f16")
+    f.close()
+    h.close()
+
+
 @pytest.mark.parametrize("quant", QUANTS)
 def test_quant_survives_save_load(tmp_path, data, indexes, quant):
     _, queries, _ = data
