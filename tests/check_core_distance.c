@@ -92,7 +92,7 @@ START_TEST(test_kernels_match_reference)
 END_TEST
 
 /* u8 and f16 rows (qv_vec_type QV_VEC_U8, QV_VEC_F16): a float query against dim stored
- * values (exactly sized, odd offsets, so ASan sees a tail over-read), each kernel against
+ * values (exactly sized, at unaligned offsets, so ASan sees a tail over-read), each kernel against
  * the double reference and against its own table's float kernel on the same values
  * widened: these kernels run the float loops on exact conversions, so the two must be
  * equal, not merely close (an index holding u8 or f16 rows then returns the distances of
@@ -110,10 +110,13 @@ static void check_dim_rows(const qv_kernels *t, size_t dim, uint64_t seed, qv_ve
         for (size_t i = 0; i < dim; i++) a[i] = 128.0f + 127.0f * a[i];
     uint64_t x = seed * 2654435761u + 1;
     for (int j = 0; j < 4; j++) {
-        buf[j] = malloc(esz * dim + 1 + (size_t)j);
+        /* Offsets 1..4 bytes (u8) or 2..8 (f16: a half's own alignment, not a vector's),
+         * and the row ends where the block does. */
+        const size_t off = esz * (1 + (size_t)j);
+        buf[j] = malloc(esz * dim + off);
         bf[j] = malloc(dim * sizeof(float));
         ck_assert(buf[j] && bf[j]);
-        uint8_t *bj = buf[j] + 1 + j;
+        uint8_t *bj = buf[j] + off;
         for (size_t i = 0; i < dim; i++) {
             x = x * 6364136223846793005u + 1442695040888963407u;
             if (et == QV_VEC_U8) {
@@ -122,7 +125,7 @@ static void check_dim_rows(const qv_kernels *t, size_t dim, uint64_t seed, qv_ve
             } else {
                 /* values in [-2, 2): normal halves, subnormal ones near 0 */
                 uint16_t h = qv_f16_from_float((float)((double)(x >> 40) / (double)(1u << 22) - 2.0));
-                memcpy(bj + 2 * i, &h, 2);                     /* odd addresses: no aligned load */
+                memcpy(bj + 2 * i, &h, 2);
                 bf[j][i] = qv_f16_to_float(h);
             }
         }
