@@ -65,43 +65,6 @@ static void scalar_neg_dot_x4(const float *a, const float *const b[4], size_t di
     for (int j = 0; j < 4; j++) out[j] = -scalar_dot(a, b[j], dim);
 }
 
-/* u8 rows: the float kernels' loops with the bytes widened (exactly) to float. */
-static float scalar_l2sq_u8(const float *a, const uint8_t *b, size_t dim)
-{
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= dim; i += 8)
-        for (size_t j = 0; j < 8; j++) {
-            float d = a[i + j] - (float)b[i + j];
-            acc[j] += d * d;
-        }
-    for (size_t j = 0; i < dim; i++, j++) {
-        float d = a[i] - (float)b[i];
-        acc[j] += d * d;
-    }
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
-static float scalar_neg_dot_u8(const float *a, const uint8_t *b, size_t dim)
-{
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= dim; i += 8)
-        for (size_t j = 0; j < 8; j++) acc[j] += a[i + j] * (float)b[i + j];
-    for (size_t j = 0; i < dim; i++, j++) acc[j] += a[i] * (float)b[i];
-    return -(((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
-}
-
-static void scalar_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
-{
-    for (int j = 0; j < 4; j++) out[j] = scalar_l2sq_u8(a, b[j], dim);
-}
-
-static void scalar_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
-{
-    for (int j = 0; j < 4; j++) out[j] = scalar_neg_dot_u8(a, b[j], dim);
-}
-
 /* IEEE binary16, by hand: C11 has no half type, and these run per stored value (inserts)
  * and in the scalar kernels only; the SIMD kernels convert with VCVTPH2PS. */
 float qv_f16_to_float(uint16_t h)
@@ -142,42 +105,59 @@ uint16_t qv_f16_from_float(float x)
     return sign | (uint16_t)h;
 }
 
-/* f16 rows: the float kernels' loops with each half widened (exactly) to float. */
-static float scalar_l2sq_f16(const float *a, const uint16_t *b, size_t dim)
+/* u8 and f16 rows: the float kernels' loops with each value widened (exactly) to float. */
+static inline float row_value(const void *b, size_t i, qv_vec_type et)
+{
+    return et == QV_VEC_U8 ? (float)((const uint8_t *)b)[i] : qv_f16_to_float(((const uint16_t *)b)[i]);
+}
+
+static inline float typed_l2sq(const float *a, const void *b, size_t dim, qv_vec_type et)
 {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
     for (; i + 8 <= dim; i += 8)
         for (size_t j = 0; j < 8; j++) {
-            float d = a[i + j] - qv_f16_to_float(b[i + j]);
+            float d = a[i + j] - row_value(b, i + j, et);
             acc[j] += d * d;
         }
     for (size_t j = 0; i < dim; i++, j++) {
-        float d = a[i] - qv_f16_to_float(b[i]);
+        float d = a[i] - row_value(b, i, et);
         acc[j] += d * d;
     }
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-static float scalar_neg_dot_f16(const float *a, const uint16_t *b, size_t dim)
+static inline float typed_neg_dot(const float *a, const void *b, size_t dim, qv_vec_type et)
 {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
     for (; i + 8 <= dim; i += 8)
-        for (size_t j = 0; j < 8; j++) acc[j] += a[i + j] * qv_f16_to_float(b[i + j]);
-    for (size_t j = 0; i < dim; i++, j++) acc[j] += a[i] * qv_f16_to_float(b[i]);
+        for (size_t j = 0; j < 8; j++) acc[j] += a[i + j] * row_value(b, i + j, et);
+    for (size_t j = 0; i < dim; i++, j++) acc[j] += a[i] * row_value(b, i, et);
     return -(((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
 }
 
-static void scalar_l2sq_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
-{
-    for (int j = 0; j < 4; j++) out[j] = scalar_l2sq_f16(a, b[j], dim);
-}
+/* The four entry points of the stored element type T (qv_vec_type ET). */
+#define SCALAR_ROW_ENTRIES(NAME, T, ET)                                                                  \
+    static float scalar_l2sq_##NAME(const float *a, const T *b, size_t dim)                             \
+    {                                                                                                    \
+        return typed_l2sq(a, b, dim, ET);                                                                \
+    }                                                                                                    \
+    static float scalar_neg_dot_##NAME(const float *a, const T *b, size_t dim)                          \
+    {                                                                                                    \
+        return typed_neg_dot(a, b, dim, ET);                                                             \
+    }                                                                                                    \
+    static void scalar_l2sq_##NAME##_x4(const float *a, const T *const b[4], size_t dim, float out[4])  \
+    {                                                                                                    \
+        for (int j = 0; j < 4; j++) out[j] = typed_l2sq(a, b[j], dim, ET);                               \
+    }                                                                                                    \
+    static void scalar_neg_dot_##NAME##_x4(const float *a, const T *const b[4], size_t dim, float out[4]) \
+    {                                                                                                    \
+        for (int j = 0; j < 4; j++) out[j] = typed_neg_dot(a, b[j], dim, ET);                            \
+    }
 
-static void scalar_neg_dot_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
-{
-    for (int j = 0; j < 4; j++) out[j] = scalar_neg_dot_f16(a, b[j], dim);
-}
+SCALAR_ROW_ENTRIES(u8, uint8_t, QV_VEC_U8)
+SCALAR_ROW_ENTRIES(f16, uint16_t, QV_VEC_F16)
 
 static const qv_kernels scalar_table = {
     "scalar", scalar_l2sq, scalar_dot, scalar_neg_dot, scalar_l2sq_x4, scalar_neg_dot_x4,

@@ -35,12 +35,12 @@ QV_AVX2 static inline float hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Rows of float32 or of u8 values (core/distance.h). A u8 row's 8 bytes are widened to 8
- * exact floats and then go through the same loop (same accumulators, same order) as a
- * float row, so a u8 kernel's result equals the float kernel's on the same values. Each
- * kernel body below takes u8 as a constant and is inlined into its two entry points, one
- * per row type. The tail's bytes are copied into a zeroed word (there is no byte-masked
- * load); a float tail is a masked load. */
+/* Rows of float32, u8 or f16 values (core/distance.h, et: a qv_vec_type). A u8 or f16
+ * row's 8 values are widened to 8 exact floats and then go through the same loop (same
+ * accumulators, same order) as a float row, so its kernel's result equals the float
+ * kernel's on the same values. Each kernel body below takes et as a constant and is
+ * inlined into its entry points, one per row type. A u8 or f16 tail is copied into a
+ * zeroed buffer (there is no byte- or word-masked load); a float tail is a masked load. */
 #define QV_AVX2_INLINE QV_AVX2 static inline __attribute__((always_inline))
 
 QV_AVX2 static inline __m256 u8x8(const uint8_t *b)
@@ -197,8 +197,6 @@ QV_AVX2_INLINE void neg_dot_rows_x4(const float *a, const void *b0, const void *
 QV_AVX2 static float avx2_l2sq(const float *a, const float *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_F32); }
 QV_AVX2 static float avx2_dot(const float *a, const float *b, size_t dim) { return dot_rows(a, b, dim, QV_VEC_F32); }
 QV_AVX2 static float avx2_neg_dot(const float *a, const float *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_F32); }
-QV_AVX2 static float avx2_l2sq_u8(const float *a, const uint8_t *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_U8); }
-QV_AVX2 static float avx2_neg_dot_u8(const float *a, const uint8_t *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_U8); }
 
 QV_AVX2 static void avx2_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
 {
@@ -210,28 +208,30 @@ QV_AVX2 static void avx2_neg_dot_x4(const float *a, const float *const b[4], siz
     neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_F32);
 }
 
-QV_AVX2 static void avx2_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
-{
-    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_U8);
-}
+/* The four entry points of the stored element type T (qv_vec_type ET): avx2_l2sq_NAME,
+ * avx2_neg_dot_NAME and their x4 forms, the bodies above with ET a constant. */
+#define AVX2_ROW_ENTRIES(NAME, T, ET)                                                                    \
+    QV_AVX2 static float avx2_l2sq_##NAME(const float *a, const T *b, size_t dim)                       \
+    {                                                                                                    \
+        return l2sq_rows(a, b, dim, ET);                                                                 \
+    }                                                                                                    \
+    QV_AVX2 static float avx2_neg_dot_##NAME(const float *a, const T *b, size_t dim)                    \
+    {                                                                                                    \
+        return -dot_rows(a, b, dim, ET);                                                                 \
+    }                                                                                                    \
+    QV_AVX2 static void avx2_l2sq_##NAME##_x4(const float *a, const T *const b[4], size_t dim,          \
+                                              float out[4])                                              \
+    {                                                                                                    \
+        l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, ET);                                           \
+    }                                                                                                    \
+    QV_AVX2 static void avx2_neg_dot_##NAME##_x4(const float *a, const T *const b[4], size_t dim,       \
+                                                 float out[4])                                           \
+    {                                                                                                    \
+        neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, ET);                                        \
+    }
 
-QV_AVX2 static void avx2_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
-{
-    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_U8);
-}
-
-QV_AVX2 static float avx2_l2sq_f16(const float *a, const uint16_t *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_F16); }
-QV_AVX2 static float avx2_neg_dot_f16(const float *a, const uint16_t *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_F16); }
-
-QV_AVX2 static void avx2_l2sq_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
-{
-    l2sq_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_F16);
-}
-
-QV_AVX2 static void avx2_neg_dot_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
-{
-    neg_dot_rows_x4(a, b[0], b[1], b[2], b[3], dim, out, QV_VEC_F16);
-}
+AVX2_ROW_ENTRIES(u8, uint8_t, QV_VEC_U8)
+AVX2_ROW_ENTRIES(f16, uint16_t, QV_VEC_F16)
 
 static const qv_kernels avx2_table = {
     "avx2", avx2_l2sq, avx2_dot, avx2_neg_dot, avx2_l2sq_x4, avx2_neg_dot_x4,

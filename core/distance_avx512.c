@@ -19,12 +19,13 @@
 
 QV_AVX512 static inline __mmask16 tail_mask(size_t r) { return (__mmask16)((1u << r) - 1u); }
 
-/* Rows of float32 or of u8 values (core/distance.h). A u8 row's 16 bytes are widened to
- * 16 exact floats and then go through the same loop (same accumulators, same order) as a
- * float row, so a u8 kernel's result equals the float kernel's on the same values. Each
- * kernel body below takes u8 as a constant and is inlined into its two entry points, one
- * per row type. The tail's bytes are copied into a zeroed buffer (byte-masked loads need
- * AVX-512BW); a float tail is a zero-masked load. */
+/* Rows of float32, u8 or f16 values (core/distance.h, et: a qv_vec_type). A u8 or f16
+ * row's 16 values are widened to 16 exact floats and then go through the same loop (same
+ * accumulators, same order) as a float row, so its kernel's result equals the float
+ * kernel's on the same values. Each kernel body below takes et as a constant and is
+ * inlined into its entry points, one per row type. A u8 or f16 tail is copied into a
+ * zeroed buffer (byte- and word-masked loads need AVX-512BW); a float tail is a
+ * zero-masked load. */
 #define QV_AVX512_INLINE QV_AVX512 static inline __attribute__((always_inline))
 
 QV_AVX512 static inline __m512 u8x16(const uint8_t *b)
@@ -147,9 +148,6 @@ QV_AVX512_INLINE void rows_x4(const float *a, const void *b0, const void *b1, co
 QV_AVX512 static float avx512_l2sq(const float *a, const float *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_F32); }
 QV_AVX512 static float avx512_dot(const float *a, const float *b, size_t dim) { return dot_rows(a, b, dim, QV_VEC_F32); }
 QV_AVX512 static float avx512_neg_dot(const float *a, const float *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_F32); }
-QV_AVX512 static float avx512_l2sq_u8(const float *a, const uint8_t *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_U8); }
-QV_AVX512 static float avx512_neg_dot_u8(const float *a, const uint8_t *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_U8); }
-
 QV_AVX512 static void avx512_l2sq_x4(const float *a, const float *const b[4], size_t dim, float out[4])
 {
     rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, QV_VEC_F32);
@@ -160,28 +158,30 @@ QV_AVX512 static void avx512_neg_dot_x4(const float *a, const float *const b[4],
     rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, QV_VEC_F32);
 }
 
-QV_AVX512 static void avx512_l2sq_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
-{
-    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, QV_VEC_U8);
-}
+/* The four entry points of the stored element type T (qv_vec_type ET): avx512_l2sq_NAME,
+ * avx512_neg_dot_NAME and their x4 forms, the bodies above with ET a constant. */
+#define AVX512_ROW_ENTRIES(NAME, T, ET)                                                                  \
+    QV_AVX512 static float avx512_l2sq_##NAME(const float *a, const T *b, size_t dim)                   \
+    {                                                                                                    \
+        return l2sq_rows(a, b, dim, ET);                                                                 \
+    }                                                                                                    \
+    QV_AVX512 static float avx512_neg_dot_##NAME(const float *a, const T *b, size_t dim)                \
+    {                                                                                                    \
+        return -dot_rows(a, b, dim, ET);                                                                 \
+    }                                                                                                    \
+    QV_AVX512 static void avx512_l2sq_##NAME##_x4(const float *a, const T *const b[4], size_t dim,      \
+                                                  float out[4])                                          \
+    {                                                                                                    \
+        rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, ET);                                             \
+    }                                                                                                    \
+    QV_AVX512 static void avx512_neg_dot_##NAME##_x4(const float *a, const T *const b[4], size_t dim,   \
+                                                     float out[4])                                       \
+    {                                                                                                    \
+        rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, ET);                                             \
+    }
 
-QV_AVX512 static void avx512_neg_dot_u8_x4(const float *a, const uint8_t *const b[4], size_t dim, float out[4])
-{
-    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, QV_VEC_U8);
-}
-
-QV_AVX512 static float avx512_l2sq_f16(const float *a, const uint16_t *b, size_t dim) { return l2sq_rows(a, b, dim, QV_VEC_F16); }
-QV_AVX512 static float avx512_neg_dot_f16(const float *a, const uint16_t *b, size_t dim) { return -dot_rows(a, b, dim, QV_VEC_F16); }
-
-QV_AVX512 static void avx512_l2sq_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
-{
-    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 1, QV_VEC_F16);
-}
-
-QV_AVX512 static void avx512_neg_dot_f16_x4(const float *a, const uint16_t *const b[4], size_t dim, float out[4])
-{
-    rows_x4(a, b[0], b[1], b[2], b[3], dim, out, 0, QV_VEC_F16);
-}
+AVX512_ROW_ENTRIES(u8, uint8_t, QV_VEC_U8)
+AVX512_ROW_ENTRIES(f16, uint16_t, QV_VEC_F16)
 
 static const qv_kernels avx512_table = {
     "avx512", avx512_l2sq, avx512_dot, avx512_neg_dot, avx512_l2sq_x4, avx512_neg_dot_x4,

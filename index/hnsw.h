@@ -17,8 +17,8 @@
  * at offset 0 of the block instead, and keeps the float vectors in a separate array
  * `vecs` (slot-major) that only building, repair and re-scoring read: the walk touches
  * codes and links alone. qv_hnsw_row() finds the vector in either layout. With vec_type
- * QV_VEC_U8 (quantized index only) `vecs` holds one byte per value (qv_hnsw_vecf widens a row
- * where floats are needed). Inside a
+ * QV_VEC_U8 or QV_VEC_F16 (quantized index only) `vecs` holds one byte or one half per value
+ * (qv_hnsw_vecf widens a row where floats are needed). Inside a
  * collection a quantized index holds no float vectors at all: it reads them from the
  * collection's LMDB map through a vector source (qv_vec_source, index/index.h; src below),
  * in a session each search, insert task and repair opens (qv_hnsw_src_begin/end).
@@ -105,7 +105,7 @@ typedef struct qv_hnsw_scratch {
     float *xlo;                        /* lower bound of each expanded node's distance */
     qv_hnsw_cand *fl;                  /* nodes whose float vector is read: (lower, id) */
     qv_hnsw_cand *ub;                  /* max-heap of the k best upper bounds, ex_cap */
-    float *vf;                         /* u8 rows: 3 * dim floats, stored rows widened to
+    float *vf;                         /* u8, f16 rows: 3 * dim floats, stored rows widened to
                                           serve as queries (insert, connect, select) */
     size_t bytes;                      /* all bytes held, for memory() */
 } qv_hnsw_scratch;
@@ -165,8 +165,8 @@ typedef struct qv_hnsw {
     char *file_name;
     size_t mem_vectors, mem_codes;     /* the float vectors / code rows within; atomic */
     /* Off the walks' first two cache lines (see src below): read once per search. */
-    qv_vec_type vec_type;              /* rows of float32, or of u8 (quantized index only) */
-    size_t vec_bytes;                  /* bytes of one row: dim * 4, or dim for u8 */
+    qv_vec_type vec_type;              /* rows of float32, or of u8 or f16 (quantized index only) */
+    size_t vec_bytes;                  /* bytes of one row: qv_row_bytes(vec_type, dim) */
     int locks_ready;                   /* the mutexes above were initialized */
     int codec_pinned;                  /* trained by qv_index_train: no automatic retraining */
     size_t codes_trained_n;            /* n_slots at the last training (0: not since load);
@@ -205,7 +205,7 @@ typedef struct qv_hnsw {
 
 /* ---- inline accessors ------------------------------------------------------------- */
 
-/* The stored row of slot: dim floats, or dim u8 values (vec_type), for h->dist. */
+/* The stored row of slot: dim floats, u8 or f16 values (vec_type), for h->dist. */
 static inline uint8_t *qv_hnsw_row(const qv_hnsw *h, uint32_t slot)
 {
     if (__builtin_expect(h->src.get != NULL, 0)) {   /* read-only: the caller's session keeps it valid */
@@ -225,7 +225,8 @@ static inline const float *qv_hnsw_vecf(const qv_hnsw *h, uint32_t slot, float *
     return buf;
 }
 
-/* Store v (dim floats, already checked to be integers 0..255 for u8) as slot's row. */
+/* Store v (dim floats, already checked to be integers 0..255 for u8, already rounded to
+ * halves for f16: qv_index_add) as slot's row. */
 static inline void qv_hnsw_put_row(qv_hnsw *h, uint32_t slot, const float *v)
 {
     uint8_t *row = qv_hnsw_row(h, slot);

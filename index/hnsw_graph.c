@@ -38,7 +38,7 @@ static int hnsw_create(qv_index *ix)
     h->metric = ix->p.metric;
     h->ml = 1.0 / log((double)h->m);
     ix->impl = h;
-    h->vec_type = ix->p.vec_type;                    /* u8 only with codes (index.c) */
+    h->vec_type = ix->p.vec_type;                    /* u8, f16 only with codes (index.c) */
     h->vec_bytes = qv_row_bytes(h->vec_type, h->dim);
     if (ix->p.quant != QV_QUANT_NONE) {
         int rc = qv_codec_new(ix->p.quant, h->dim, h->metric, ix->p.seed, &h->codec);

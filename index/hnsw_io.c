@@ -368,7 +368,7 @@ static int check_blocks(qv_hnsw *h, const char *name, int stored)
                 if ((v[j] & 0x7c00u) == 0x7c00u)
                     return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u vector is not finite", name, s);
         }
-        if ((!h->codec || h->vecs) && h->vec_type == QV_VEC_F32) {      /* every byte is a u8 value */
+        if ((!h->codec || h->vecs) && h->vec_type == QV_VEC_F32) {      /* (any u8 byte is a value) */
             const float *v = (const float *)qv_hnsw_row(h, s);
             for (uint32_t j = 0; j < h->dim; j++)
                 if (!isfinite(v[j])) return qv_fail(QV_ECORRUPT, "%s: hnsw slot %u vector is not finite", name, s);

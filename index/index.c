@@ -250,32 +250,23 @@ static int check_rows(const float *v, size_t n, size_t dim, qv_metric metric, co
     return QV_OK;
 }
 
-/* QV_EINVAL for the first value of n rows that a u8 index cannot hold exactly: not an
- * integer in 0..255 (NaN fails the range test). Nothing is rounded: a silent rounding
- * would change distances the caller believes exact. */
-static int check_u8_rows(const float *v, size_t n, size_t dim, const uint64_t *ids)
+/* QV_EINVAL for the first value of n rows that the index's vector type cannot hold: for
+ * u8, one that is not an integer in 0..255 (NaN fails the range test; nothing is rounded:
+ * a silent rounding would change distances the caller believes exact); for f16, one beyond
+ * the largest half, whose half would be infinite (other values are rounded to the nearest
+ * half: what the caller asked for with f16). Cosine rows are checked after normalizing:
+ * unit vectors always fit a half. */
+static int check_typed_rows(qv_vec_type t, const float *v, size_t n, size_t dim, const uint64_t *ids)
 {
+    if (t == QV_VEC_F32) return QV_OK;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < dim; j++) {
             float x = v[i * dim + j];
-            if (x >= 0.0f && x <= 255.0f && x == (float)(int)x) continue;
-            return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is %g, not an integer 0..255 (vector type u8)",
-                           i, (unsigned long long)ids[i], j, (double)x);
-        }
-    return QV_OK;
-}
-
-/* QV_EINVAL for the first value of n rows that an f16 index cannot hold: beyond the
- * largest half (its half would be infinite). Values are rounded to the nearest half
- * otherwise: that is what the caller asked for with vector type f16. */
-static int check_f16_rows(const float *v, size_t n, size_t dim, const uint64_t *ids)
-{
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < dim; j++) {
-            float x = v[i * dim + j];
-            if (qv_f16_fits(x)) continue;
-            return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is %g, beyond the range of a half (vector type f16: |x| <= 65504)",
-                           i, (unsigned long long)ids[i], j, (double)x);
+            if (t == QV_VEC_U8 ? x >= 0.0f && x <= 255.0f && x == (float)(int)x : qv_f16_fits(x)) continue;
+            return qv_fail(QV_EINVAL, "point %zu (id %llu): component %zu is %g, %s", i, (unsigned long long)ids[i],
+                           j, (double)x,
+                           t == QV_VEC_U8 ? "not an integer 0..255 (vector type u8)"
+                                          : "beyond the range of a half (vector type f16: |x| <= 65504)");
         }
     return QV_OK;
 }
@@ -327,24 +318,21 @@ int qv_index_add(qv_index *ix, size_t n, const uint64_t *ids, const float *vecs)
     if (n > UINT32_MAX - 1) return qv_fail(QV_EINVAL, "batch of %zu points is too large", n);
     if ((rc = check_unique_ids(n, ids)) != QV_OK) return rc;
     if ((rc = check_rows(vecs, n, dim, ix->p.metric, "point", ids)) != QV_OK) return rc;
-    if (ix->p.vec_type == QV_VEC_U8 && (rc = check_u8_rows(vecs, n, dim, ids)) != QV_OK) return rc;
-    /* cosine: unit vectors, whose values always fit a half */
-    if (ix->p.vec_type == QV_VEC_F16 && ix->p.metric != QV_METRIC_COSINE &&
-        (rc = check_f16_rows(vecs, n, dim, ids)) != QV_OK)
-        return rc;
     if (ix->p.metric == QV_METRIC_COSINE || ix->p.vec_type == QV_VEC_F16) {
         if (!(copy = qv_reallocarray(NULL, n, dim * sizeof(float)))) return QV_ENOMEM;
         memcpy(copy, vecs, n * dim * sizeof(float));
         if (ix->p.metric == QV_METRIC_COSINE)
             for (size_t i = 0; i < n; i++) qv_normalize(copy + i * dim, dim);
-        /* f16: the values are rounded to halves here, once, so that the codec trains on,
-         * the codes encode and the graph is built from the vectors the index then holds:
-         * it answers as an f32 index given the halves' values would. */
-        if (ix->p.vec_type == QV_VEC_F16)
-            for (size_t i = 0; i < n * dim; i++) copy[i] = qv_f16_to_float(qv_f16_from_float(copy[i]));
         vecs = copy;
     }
+    if ((rc = check_typed_rows(ix->p.vec_type, vecs, n, dim, ids)) != QV_OK) goto done;
+    /* f16: the values are rounded to halves here, once, so that the codec trains on, the
+     * codes encode and the graph is built from the vectors the index then holds: it
+     * answers as an f32 index given the halves' values would. */
+    if (ix->p.vec_type == QV_VEC_F16)
+        for (size_t i = 0; i < n * dim; i++) copy[i] = qv_f16_to_float(qv_f16_from_float(copy[i]));
     rc = ix->ops->add(ix, n, ids, vecs);
+done:
     qv_free(copy);
     return rc;
 }

@@ -169,29 +169,24 @@ static void check_dim_rows(const qv_kernels *t, size_t dim, uint64_t seed, qv_ve
     for (int j = 0; j < 4; j++) { free(buf[j]); free(bf[j]); }
 }
 
-START_TEST(test_kernels_u8)
+/* Loop index i: table i % 3, u8 rows for i < 3, f16 rows after. */
+START_TEST(test_kernels_rows)
 {
-    const qv_kernels *t = table_at(_i);
+    const qv_kernels *t = table_at(_i % 3);
+    const qv_vec_type et = _i < 3 ? QV_VEC_U8 : QV_VEC_F16;
+    const uint64_t base = et == QV_VEC_U8 ? 3000 : 5000;
     if (!t) {
-        test_skip(TEST_SKIP_OPTIONAL, "distance: kernel table %d not supported by this CPU", _i);
+        test_skip(TEST_SKIP_OPTIONAL, "distance: kernel table %d not supported by this CPU", _i % 3);
         return;
     }
-    for (size_t dim = 1; dim <= 1536; dim += dim < 300 ? 1 : 37) check_dim_rows(t, dim, 3000 + dim, QV_VEC_U8);
-    check_dim_rows(t, 784, 81, QV_VEC_U8);
-    check_dim_rows(t, 1536, 82, QV_VEC_U8);
-}
-END_TEST
-
-START_TEST(test_kernels_f16)
-{
-    const qv_kernels *t = table_at(_i);
-    if (!t) {
-        test_skip(TEST_SKIP_OPTIONAL, "distance: kernel table %d not supported by this CPU", _i);
-        return;
+    for (size_t dim = 1; dim <= 1536; dim += dim < 300 ? 1 : 37) check_dim_rows(t, dim, base + dim, et);
+    if (et == QV_VEC_U8) {
+        check_dim_rows(t, 784, 81, et);
+        check_dim_rows(t, 1536, 82, et);
+    } else {
+        check_dim_rows(t, 512, 83, et);
+        check_dim_rows(t, 1536, 84, et);
     }
-    for (size_t dim = 1; dim <= 1536; dim += dim < 300 ? 1 : 37) check_dim_rows(t, dim, 5000 + dim, QV_VEC_F16);
-    check_dim_rows(t, 512, 83, QV_VEC_F16);
-    check_dim_rows(t, 1536, 84, QV_VEC_F16);
 }
 END_TEST
 
@@ -371,8 +366,7 @@ Suite *qv_distance_suite(void)
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_kernels_match_reference, 0, 3);
-    tcase_add_loop_test(tc, test_kernels_u8, 0, 3);
-    tcase_add_loop_test(tc, test_kernels_f16, 0, 3);
+    tcase_add_loop_test(tc, test_kernels_rows, 0, 6);
     tcase_add_test(tc, test_f16_convert);
     tcase_add_test(tc, test_row_kernels);
     tcase_add_test(tc, test_cpu_tables);

@@ -451,6 +451,40 @@ static void u8_pair_add(qv_index *a, qv_index *b, const float *v, size_t from, s
     free(ids);
 }
 
+typedef void (*answers_fn)(const qv_index *a, const qv_index *b, const float *qs, size_t nq, uint32_t dim);
+
+/* Removal (graph repair reads rows) of the same 60 ids from both twins, then re-adding
+ * them into the freed slots (a from va, b from vb), compared after each step. */
+static void remove_and_readd(qv_index *a, qv_index *b, const float *va, const float *vb, const float *qs, size_t nq,
+                             uint32_t dim, answers_fn answers)
+{
+    uint64_t rm[60];
+    for (size_t i = 0; i < 60; i++) rm[i] = 100 + 7 * i;
+    size_t nra, nrb;
+    QV_CK(qv_index_remove(a, 60, rm, &nra));
+    QV_CK(qv_index_remove(b, 60, rm, &nrb));
+    ck_assert_uint_eq(nra, nrb);
+    answers(a, b, qs, nq, dim);
+    QV_CK(qv_index_add(a, 60, rm, va + 5 * dim));
+    QV_CK(qv_index_add(b, 60, rm, vb + 5 * dim));
+    answers(a, b, qs, nq, dim);
+}
+
+/* Index kinds and codes a vector type other than f32 does not serve: QV_EINVAL, no index. */
+static void refused_for(qv_vec_type t, const qv_index_kind *kinds, const qv_quant *quants, const qv_metric *metrics,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        qv_index_params p;
+        qv_index *ix = NULL;
+        qv_index_params_init(&p, kinds[i], 16, metrics[i]);
+        p.quant = quants[i];
+        p.vec_type = t;
+        ck_assert_int_eq(qv_index_new(&p, &ix), QV_EINVAL);
+        ck_assert_ptr_null(ix);
+    }
+}
+
 START_TEST(test_u8_vectors)
 {
     static const struct { qv_quant q; qv_metric m; uint32_t dim; } cases[] = {
@@ -473,17 +507,7 @@ START_TEST(test_u8_vectors)
         qv_index_memory_detail(f, &mf);
         qv_index_memory_detail(u, &mu);
         ck_assert_uint_eq(mu.vectors * 4, mf.vectors);      /* a quarter, counted as held */
-        /* Removal (graph repair reads rows) and re-adding into the freed slots. */
-        uint64_t rm[60];
-        for (size_t i = 0; i < 60; i++) rm[i] = 100 + 7 * i;
-        size_t nrf, nru;
-        QV_CK(qv_index_remove(f, 60, rm, &nrf));
-        QV_CK(qv_index_remove(u, 60, rm, &nru));
-        ck_assert_uint_eq(nrf, nru);
-        same_answers(f, u, qs, nq, dim);
-        QV_CK(qv_index_add(f, 60, rm, v + 5 * dim));
-        QV_CK(qv_index_add(u, 60, rm, v + 5 * dim));
-        same_answers(f, u, qs, nq, dim);
+        remove_and_readd(f, u, v, v, qs, nq, dim, same_answers);
         /* Values a byte cannot hold: refused, nothing added. */
         const float bad[] = {0.5f, 256.0f, -1.0f, NAN, 254.999f};
         float *row = malloc(dim * sizeof *row);
@@ -527,19 +551,9 @@ START_TEST(test_u8_vectors)
         free(qs);
     }
     /* Combinations u8 does not serve. */
-    const struct { qv_index_kind k; qv_quant q; qv_metric m; } no[] = {
-        {QV_INDEX_HNSW, QV_QUANT_NONE, QV_METRIC_L2}, {QV_INDEX_FLAT, QV_QUANT_SQ8, QV_METRIC_L2},
-        {QV_INDEX_IVF, QV_QUANT_BIT1, QV_METRIC_L2}, {QV_INDEX_HNSW, QV_QUANT_BIT1, QV_METRIC_COSINE},
-    };
-    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
-        qv_index_params p;
-        qv_index *ix = NULL;
-        qv_index_params_init(&p, no[i].k, 16, no[i].m);
-        p.quant = no[i].q;
-        p.vec_type = QV_VEC_U8;
-        ck_assert_int_eq(qv_index_new(&p, &ix), QV_EINVAL);
-        ck_assert_ptr_null(ix);
-    }
+    refused_for(QV_VEC_U8, (const qv_index_kind[]){QV_INDEX_HNSW, QV_INDEX_FLAT, QV_INDEX_IVF, QV_INDEX_HNSW},
+                (const qv_quant[]){QV_QUANT_NONE, QV_QUANT_SQ8, QV_QUANT_BIT1, QV_QUANT_BIT1},
+                (const qv_metric[]){QV_METRIC_L2, QV_METRIC_L2, QV_METRIC_L2, QV_METRIC_COSINE}, 4);
     qv_vec_type t;
     QV_CK(qv_vec_type_parse("u8", &t));
     ck_assert_int_eq(t, QV_VEC_U8);
@@ -548,16 +562,12 @@ START_TEST(test_u8_vectors)
 }
 END_TEST
 
-/* The f16 index h against its f32 twin f: the same answers; under cosine h normalizes each
- * query again (its twin, under ip, takes them as given), which can move a value by an ulp,
- * so there the ids of the best K agree but for near-ties (at least 95% of them) and the
- * scores of the ids both return agree to 1e-5. */
-static void f16_answers(const qv_index *f, const qv_index *h, const float *qs, size_t nq, uint32_t dim, int cos)
+/* The f16 cosine index h against its f32 twin f under ip: h normalizes each query again
+ * (its twin takes them as given), which can move a value by an ulp, so the ids of the best
+ * K agree but for near-ties (at least 95% of them) and the scores of the ids both return
+ * agree to 1e-5. (Under l2 and ip the twins give the same answers: same_answers.) */
+static void f16_cosine_answers(const qv_index *f, const qv_index *h, const float *qs, size_t nq, uint32_t dim)
 {
-    if (!cos) {
-        same_answers(f, h, qs, nq, dim);
-        return;
-    }
     size_t both = 0, total = 0;
     qv_search_params sp;
     qv_search_params_init(&sp, K);
@@ -623,21 +633,12 @@ START_TEST(test_f16_vectors)
             QV_CK(qv_index_add(f, to - from, ids + from, vh + from * dim));
             QV_CK(qv_index_add(h, to - from, ids + from, v + from * dim));
         }
-        f16_answers(f, h, qs, nq, dim, cos);
+        (cos ? f16_cosine_answers : same_answers)(f, h, qs, nq, dim);
         qv_index_memory_info mf, mh;
         qv_index_memory_detail(f, &mf);
         qv_index_memory_detail(h, &mh);
         ck_assert_uint_eq(mh.vectors * 2, mf.vectors);      /* half, counted as held */
-        uint64_t rm[60];
-        for (size_t i = 0; i < 60; i++) rm[i] = 100 + 7 * i;
-        size_t nrf, nrh;
-        QV_CK(qv_index_remove(f, 60, rm, &nrf));
-        QV_CK(qv_index_remove(h, 60, rm, &nrh));
-        ck_assert_uint_eq(nrf, nrh);
-        f16_answers(f, h, qs, nq, dim, cos);
-        QV_CK(qv_index_add(f, 60, rm, vh + 5 * dim));
-        QV_CK(qv_index_add(h, 60, rm, v + 5 * dim));
-        f16_answers(f, h, qs, nq, dim, cos);
+        remove_and_readd(f, h, vh, v, qs, nq, dim, cos ? f16_cosine_answers : same_answers);
         /* Beyond a half: refused with nothing added (cosine rows are unit vectors: any
          * finite value is scaled into range). */
         const float bad[] = {65520.0f, -1e6f, INFINITY};
@@ -682,18 +683,9 @@ START_TEST(test_f16_vectors)
         free(vh);
         free(qs);
     }
-    const struct { qv_index_kind k; qv_quant q; } no[] = {
-        {QV_INDEX_HNSW, QV_QUANT_NONE}, {QV_INDEX_FLAT, QV_QUANT_SQ8}, {QV_INDEX_IVF, QV_QUANT_BIT1},
-    };
-    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
-        qv_index_params p;
-        qv_index *ix = NULL;
-        qv_index_params_init(&p, no[i].k, 16, QV_METRIC_L2);
-        p.quant = no[i].q;
-        p.vec_type = QV_VEC_F16;
-        ck_assert_int_eq(qv_index_new(&p, &ix), QV_EINVAL);
-        ck_assert_ptr_null(ix);
-    }
+    refused_for(QV_VEC_F16, (const qv_index_kind[]){QV_INDEX_HNSW, QV_INDEX_FLAT, QV_INDEX_IVF},
+                (const qv_quant[]){QV_QUANT_NONE, QV_QUANT_SQ8, QV_QUANT_BIT1},
+                (const qv_metric[]){QV_METRIC_L2, QV_METRIC_L2, QV_METRIC_L2}, 3);
     qv_vec_type t;
     QV_CK(qv_vec_type_parse("f16", &t));
     ck_assert_int_eq(t, QV_VEC_F16);
