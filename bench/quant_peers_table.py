@@ -6,12 +6,18 @@ usage: bench/quant_peers_table.py OUT.txt
 
 With ROUNDS > 1 an engine appears once per round; at each ef its recall is the same in every
 round (same index, same queries) and its QPS is the median over the rounds. A QPS at a
-recall target is read off the curve linearly between the two ef values around the target
-(the first point when it is already above; none when no ef reaches it).
+recall target is read off the curve between the two ef values around the target (the
+first point when it is already above; none when no ef reaches it): the time per query,
+1 / QPS, linearly in recall, since a walk's cost grows about linearly with ef and QPS
+interpolated linearly would read high between distant points. A figure read between two
+points more than COARSE apart in recall is marked "~": the ef list is too coarse there to
+compare engines on it (add ef values around that engine's crossing).
 """
 import re
 import statistics
 import sys
+
+COARSE = 0.01
 
 
 def parse(path):
@@ -42,28 +48,31 @@ def curve(points):
 
 
 def at(c, target):
+    """(QPS at target, whether it was read across a coarse bracket); (None, False) if none."""
     if not c:
-        return None
+        return None, False
     if c[0][1] >= target:
-        return c[0][2]
+        return c[0][2], False
     for (_, r0, q0, _), (_, r1, q1, _) in zip(c, c[1:]):
         if r0 < target <= r1:
-            return q0 + (q1 - q0) * (target - r0) / (r1 - r0)
-    return None
+            t = 1 / q0 + (1 / q1 - 1 / q0) * (target - r0) / (r1 - r0)
+            return 1 / t, r1 - r0 > COARSE
+    return None, False
 
 
 def main():
     engines = parse(sys.argv[1])
     curves = {name: curve(p) for name, p in engines.items()}
     fmt = lambda v: "%.1fk" % (v / 1000) if v else "-"
+    mark = lambda v, coarse: fmt(v) + ("~" if v and coarse else "")
     best = {}
     for t in (0.95, 0.99):
-        peers = [at(c, t) for name, c in curves.items() if not name.startswith("quiver")]
+        peers = [at(c, t)[0] for name, c in curves.items() if not name.startswith("quiver")]
         best[t] = max([v for v in peers if v] or [0])
     for name, c in curves.items():
         rounds = min(n for *_, n in c) if c else 0
-        a, b = at(c, 0.95), at(c, 0.99)
-        line = "%-60s rounds %d  0.95: %-7s 0.99: %-7s" % (name, rounds, fmt(a), fmt(b))
+        (a, ca), (b, cb) = at(c, 0.95), at(c, 0.99)
+        line = "%-60s rounds %d  0.95: %-8s 0.99: %-8s" % (name, rounds, mark(a, ca), mark(b, cb))
         if name.startswith("quiver"):
             ratio = lambda v, t: "%.2fx" % (v / best[t]) if v and best[t] else "-"
             line += "  vs best peer: %s / %s" % (ratio(a, 0.95), ratio(b, 0.99))
