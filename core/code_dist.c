@@ -95,6 +95,11 @@ static void scalar_dot_bits_x4(const uint64_t *const bits[4], const uint64_t *pl
     for (int j = 0; j < 4; j++) out[j] = scalar_dot_bits(bits[j], planes, words);
 }
 
+static void scalar_dot_bits_x8(const uint64_t *const bits[8], const uint64_t *planes, size_t words, uint32_t out[8])
+{
+    for (int j = 0; j < 8; j++) out[j] = scalar_dot_bits(bits[j], planes, words);
+}
+
 static void scalar_bit_planes(const uint8_t *u, size_t words, uint64_t *planes)
 {
     for (size_t w = 0; w < words; w++)
@@ -121,7 +126,7 @@ static float scalar_dotf_u4(const uint8_t *c, const float *q, size_t dim)
 
 static const qv_code_kernels scalar_table = {
     "scalar", scalar_dot_u8, scalar_dot_u8_x4, scalar_dot_u4, scalar_dot_u4_x4, scalar_dot_bits,
-    scalar_dot_bits_x4, scalar_bit_planes, scalar_dotf_u8, scalar_dotf_u4,
+    scalar_dot_bits_x4, scalar_dot_bits_x8, scalar_bit_planes, scalar_dotf_u8, scalar_dotf_u4,
 };
 
 const qv_code_kernels *qv_code_kernels_scalar(void) { return &scalar_table; }

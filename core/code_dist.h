@@ -46,6 +46,8 @@ typedef struct {
     /** sum_j 2^j popcount(bits & planes[j * words ...]) for j = 0..3. */
     uint32_t (*dot_bits)(const uint64_t *bits, const uint64_t *planes, size_t words);
     void (*dot_bits_x4)(const uint64_t *const bits[4], const uint64_t *planes, size_t words, uint32_t out[4]);
+    /** The same for eight codes: the bit1 walk scores an expansion's neighbours eight at a time. */
+    void (*dot_bits_x8)(const uint64_t *const bits[8], const uint64_t *planes, size_t words, uint32_t out[8]);
     /** The four bit planes of n = 64 * words 4-bit values u[0..n) (one per byte): bit i % 64
      *  of planes[j * words + i / 64] = bit j of u[i]. */
     void (*bit_planes)(const uint8_t *u, size_t words, uint64_t *planes);

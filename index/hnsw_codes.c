@@ -265,6 +265,10 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     /* Links of a node's level-0 list that share the lines of its code row (the list
      * follows the row in the node's block): read whenever the node is scored. */
     const size_t head_links = lines * 64 > h->links_off + 4 ? (lines * 64 - h->links_off - 4) / 4 : 0;
+    /* Neighbours scored per call: with explore (bit1) eight rows with their bounds
+     * (qv_codec_est_bound_x8; debian-use-512 +5-9% QPS, bench/RESULTS.md "Session 21"),
+     * otherwise four estimates. */
+    const size_t lanes = explore > 0 ? 8 : 4;
     float lower = INFINITY;
     uint32_t listed[3] = {QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE};  /* lists prefetched */
     uint32_t ahead = QV_HNSW_NONE;     /* whose neighbours' rows were prefetched ahead */
@@ -338,34 +342,36 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         }
         if (!nb) continue;
         size_t full = nb;
-        while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
-        for (size_t j = 0; j < nb; j += 4) {
-            const uint8_t *r[4] = {qv_hnsw_code(h, nbuf[j]), qv_hnsw_code(h, nbuf[j + 1]),
-                                   qv_hnsw_code(h, nbuf[j + 2]), qv_hnsw_code(h, nbuf[j + 3])};
-            float d4[4], b4[4];
-            if (explore > 0) {
-                qv_codec_est_bound_x4(c, qq, r, d4, b4);
+        while (nb & (lanes - 1)) { nbuf[nb] = nbuf[nb - 1]; nb++; }
+        for (size_t j = 0; j < nb; j += lanes) {
+            float d8[8], b8[8];
+            if (lanes == 8) {
+                const uint8_t *r[8];
+                for (int t = 0; t < 8; t++) r[t] = qv_hnsw_code(h, nbuf[j + t]);
+                qv_codec_est_bound_x8(c, qq, r, d8, b8);
             } else {
-                qv_codec_est_x4(c, qq, r, d4);
-                b4[0] = b4[1] = b4[2] = b4[3] = 0.0f;
+                const uint8_t *r[4] = {qv_hnsw_code(h, nbuf[j]), qv_hnsw_code(h, nbuf[j + 1]),
+                                       qv_hnsw_code(h, nbuf[j + 2]), qv_hnsw_code(h, nbuf[j + 3])};
+                qv_codec_est_x4(c, qq, r, d8);
+                b8[0] = b8[1] = b8[2] = b8[3] = 0.0f;
             }
-            size_t lim = full - j < 4 ? full - j : 4;
+            size_t lim = full - j < lanes ? full - j : lanes;
             /* explore (bit1): a neighbour is followed when its optimistic estimate could
-             * enter the beam; the beam itself (res, lower) keeps the plain estimates. Four
+             * enter the beam; the beam itself (res, lower) keeps the plain estimates. The
              * lanes are tested at once and only those that pass are visited (about 80% fail,
              * at random; a branch per lane mispredicted); a push may lower `lower`, so each
              * is tested again. */
-            float o4[4];
+            float o8[8];
             unsigned pass = 0;
-            for (size_t t = 0; t < 4; t++) {
-                o4[t] = d4[t] - explore * b4[t];
-                pass |= (unsigned)(o4[t] < lower) << t;
+            for (size_t t = 0; t < lanes; t++) {
+                o8[t] = d8[t] - explore * b8[t];
+                pass |= (unsigned)(o8[t] < lower) << t;
             }
             pass &= (1u << lim) - 1u;
             while (pass) {
                 const unsigned t = (unsigned)__builtin_ctz(pass);
                 pass &= pass - 1u;
-                float d = d4[t], o = o4[t];
+                float d = d8[t], o = o8[t];
                 uint32_t v = nbuf[j + t];
                 if (!(o < lower)) continue;
                 if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, o, v);

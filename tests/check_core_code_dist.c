@@ -108,10 +108,10 @@ static void check_u4(const qv_code_kernels *t, size_t dim)
 static void check_bits(const qv_code_kernels *t, size_t dim, int full)
 {
     const size_t words = (dim + 63) / 64, n = 64 * words;
-    void *bu, *bp, *bb[4];
+    void *bu, *bp, *bb[8];
     uint8_t *u = exact(n, 1, &bu);
     uint64_t *planes = exact(4 * words * 8, 0, &bp);
-    const uint64_t *bits[4];
+    const uint64_t *bits[8];
     for (size_t i = 0; i < n; i++) u[i] = full ? 15 : (uint8_t)(next_u64() & 15);
     uint64_t want_planes[4 * MAX_DIM / 64];
     memset(want_planes, 0, sizeof want_planes);
@@ -119,24 +119,26 @@ static void check_bits(const qv_code_kernels *t, size_t dim, int full)
         for (int j = 0; j < 4; j++) want_planes[(size_t)j * words + i / 64] |= (uint64_t)((u[i] >> j) & 1u) << (i % 64);
     t->bit_planes(u, words, planes);
     ck_assert_msg(memcmp(planes, want_planes, 4 * words * 8) == 0, "%s bit_planes dim %zu", t->name, dim);
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < 8; j++) {
         uint64_t *b = exact(words * 8, 0, &bb[j]);
         for (size_t w = 0; w < words; w++) b[w] = full ? ~(uint64_t)0 : next_u64();
         if (dim % 64) b[words - 1] &= ((uint64_t)1 << (dim % 64)) - 1;
         bits[j] = b;
     }
-    uint32_t x4[4];
+    uint32_t x4[4], x8[8];
     t->dot_bits_x4(bits, planes, words, x4);
-    for (int j = 0; j < 4; j++) {
+    t->dot_bits_x8(bits, planes, words, x8);
+    for (int j = 0; j < 8; j++) {
         double want = 0;
         for (size_t i = 0; i < dim; i++)
             if ((bits[j][i / 64] >> (i % 64)) & 1) want += u[i];
         ck_assert_msg((double)t->dot_bits(bits[j], planes, words) == want, "%s dot_bits dim %zu", t->name, dim);
-        ck_assert_msg((double)x4[j] == want, "%s dot_bits_x4[%d] dim %zu", t->name, j, dim);
+        ck_assert_msg(j >= 4 || (double)x4[j] == want, "%s dot_bits_x4[%d] dim %zu", t->name, j, dim);
+        ck_assert_msg((double)x8[j] == want, "%s dot_bits_x8[%d] dim %zu: %u, want %.0f", t->name, j, dim, x8[j], want);
     }
     free(bu);
     free(bp);
-    for (int j = 0; j < 4; j++) free(bb[j]);
+    for (int j = 0; j < 8; j++) free(bb[j]);
 }
 
 /* Float query against u8 codes: a float sum, so within float rounding of the double

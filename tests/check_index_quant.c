@@ -298,6 +298,20 @@ START_TEST(test_ex_estimates_vs_double)
                                       (double)e4[j], (double)b4[j], (double)e1, (double)b1);
                     }
                 }
+                /* eight at once: exactly two four-at-once calls, with and without bounds */
+                for (size_t i = 0; i + 8 <= n; i += 8) {
+                    const uint8_t *r8[8];
+                    for (int j = 0; j < 8; j++) r8[j] = rows + (i + (size_t)j) * rs;
+                    float e8[8], b8[8], o8[8], e4[8], b4[8];
+                    qv_codec_est_bound_x8(c, qq, r8, e8, b8);
+                    qv_codec_est_bound_x8(c, qq, r8, o8, NULL);
+                    qv_codec_est_bound_x4(c, qq, r8, e4, b4);
+                    qv_codec_est_bound_x4(c, qq, r8 + 4, e4 + 4, b4 + 4);
+                    for (int j = 0; j < 8; j++)
+                        ck_assert_msg(e8[j] == e4[j] && b8[j] == b4[j] && o8[j] == e4[j],
+                                      "dim %u row %zu: x8 estimate %g bound %g (alone %g), x4 %g %g", dim, i + j,
+                                      (double)e8[j], (double)b8[j], (double)o8[j], (double)e4[j], (double)b4[j]);
+                }
             }
             const char *mname = mi ? "ip" : "l2", *tname = tables[ti]->name;
             if (dim == 384 || dim == 784)
