@@ -142,6 +142,23 @@ static inline float bound_from(qv_codec_query *q, const float *f)
     return QV_RABITQ_EPS0 * (f[3] * nj[u[0]] + 2.0f * f[1] * q->delta * sqrtf((float)u[1] / 12.0f));
 }
 
+/* bit1: the factors of n rows (f), their u16 pairs (u: centroid | popcount << 16) and
+ * centroids (j), with the query's terms for any centroid not met yet computed now. */
+static inline void row_factors(const qv_codec *c, qv_codec_query *q, const uint8_t *const *rows, int n,
+                               const float **f, uint32_t *u, uint32_t *j)
+{
+    uint64_t need = 0;
+    for (int t = 0; t < n; t++) {
+        f[t] = factors(c, rows[t]);
+        memcpy(&u[t], f[t] + 4, sizeof u[t]);
+        j[t] = u[t] & 0xffffu;
+        need |= 1ull << j[t];
+    }
+    if (__builtin_expect((need & ~q->have) != 0, 0))
+        for (int t = 0; t < n; t++)
+            if (!((q->have >> j[t]) & 1)) qv_codec_rabitq_centroid(q, j[t]);
+}
+
 /* bit1, four rows: est_bits_from (and bound_from where bound is not NULL) for each,
  * their factors taken as four lanes. The same operations in the same order as the
  * one-row forms, so the results are identical. Estimate and bound of a 512-d row in
@@ -151,17 +168,9 @@ static inline float bound_from(qv_codec_query *q, const float *f)
 static inline void est_bits_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4],
                                const uint32_t d[4], float est[4], float *bound)
 {
-    const float *f[4] = {factors(c, rows[0]), factors(c, rows[1]), factors(c, rows[2]), factors(c, rows[3])};
-    uint32_t u[4], j[4];                       /* u: centroid | popcount << 16; j: centroid */
-    uint64_t need = 0;
-    for (int t = 0; t < 4; t++) {
-        memcpy(&u[t], f[t] + 4, sizeof u[t]);
-        j[t] = u[t] & 0xffffu;
-        need |= 1ull << j[t];
-    }
-    if (__builtin_expect((need & ~q->have) != 0, 0))
-        for (int t = 0; t < 4; t++)
-            if (!((q->have >> j[t]) & 1)) qv_codec_rabitq_centroid(q, j[t]);
+    const float *f[4];
+    uint32_t u[4], j[4];
+    row_factors(c, q, rows, 4, f, u, j);
     const float *aj = rabitq_aj(q);
 #ifdef __SSE2__
     __m128 f0 = _mm_loadu_ps(f[0]), f1 = _mm_loadu_ps(f[1]), g = _mm_loadu_ps(f[2]), f3 = _mm_loadu_ps(f[3]);
@@ -250,16 +259,7 @@ __attribute__((target("avx2"))) static void est_bits_x8_avx2(const qv_codec *c, 
 {
     const float *f[8];
     uint32_t u[8], j[8];
-    uint64_t need = 0;
-    for (int t = 0; t < 8; t++) {
-        f[t] = factors(c, rows[t]);
-        memcpy(&u[t], f[t] + 4, sizeof u[t]);
-        j[t] = u[t] & 0xffffu;
-        need |= 1ull << j[t];
-    }
-    if (__builtin_expect((need & ~q->have) != 0, 0))
-        for (int t = 0; t < 8; t++)
-            if (!((q->have >> j[t]) & 1)) qv_codec_rabitq_centroid(q, j[t]);
+    row_factors(c, q, rows, 8, f, u, j);
     const float *aj = rabitq_aj(q);
     __m256 r0 = _mm256_set_m128(_mm_loadu_ps(f[4]), _mm_loadu_ps(f[0]));
     __m256 r1 = _mm256_set_m128(_mm_loadu_ps(f[5]), _mm_loadu_ps(f[1]));
@@ -288,13 +288,6 @@ __attribute__((target("avx2"))) static void est_bits_x8_avx2(const qv_codec *c, 
 void qv_codec_est_bound_x8(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[8], float est[8],
                            float bound[8])
 {
-    if (c->kind != QV_QUANT_BIT1) {
-        for (int h = 0; h < 8; h += 4) {
-            if (bound) qv_codec_est_bound_x4(c, q, rows + h, est + h, bound + h);
-            else qv_codec_est_x4(c, q, rows + h, est + h);
-        }
-        return;
-    }
     const uint64_t *b[8];
     uint32_t dd[8];
     for (int t = 0; t < 8; t++) b[t] = (const uint64_t *)rows[t];

@@ -141,8 +141,8 @@ float qv_codec_bound(const qv_codec *c, qv_codec_query *q, const uint8_t *row);
 /** Four estimates and their bounds at once (the walk's explore: est - explore x bound). */
 void  qv_codec_est_bound_x4(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[4], float est[4],
                             float bound[4]);
-/** Eight at once: what two qv_codec_est_bound_x4 calls give (bound NULL: the estimates
- *  only, as qv_codec_est_x4). bit1 counts the eight rows in one kernel call. */
+/** bit1 only: eight at once, what two qv_codec_est_bound_x4 calls give (bound NULL: the
+ *  estimates only), the eight rows counted in one kernel call. */
 void  qv_codec_est_bound_x8(const qv_codec *c, qv_codec_query *q, const uint8_t *const rows[8], float est[8],
                             float bound[8]);
 /** Bytes held by the codec itself (not counting rows). */

@@ -484,6 +484,23 @@ static void remove_and_readd(qv_index *a, qv_index *b, const float *va, const fl
     answers(a, b, qs, nq, dim);
 }
 
+/* ix saved to memory and loaded back keeps vector type t and answers as twin does; returns
+ * the saved bytes (len of them), for the caller to damage or free. */
+static void *reloaded_same(const qv_index *ix, const char *name, qv_vec_type t, const qv_index *twin,
+                           const float *qs, size_t nq, uint32_t dim, size_t *len)
+{
+    void *buf;
+    qv_index *back = NULL;
+    QV_CK(qv_index_save_mem(ix, &buf, len));
+    QV_CK(qv_index_load_mem(buf, *len, name, &back));
+    qv_index_params p;
+    qv_index_get_params(back, &p);
+    ck_assert_int_eq(p.vec_type, t);
+    same_answers(twin, back, qs, nq, dim);
+    qv_index_free(back);
+    return buf;
+}
+
 /* Index kinds and codes a vector type other than f32 does not serve: QV_EINVAL, no index. */
 static void refused_for(qv_vec_type t, const qv_index_kind *kinds, const qv_quant *quants, const qv_metric *metrics,
                         size_t n)
@@ -540,16 +557,9 @@ START_TEST(test_u8_vectors)
         }
         free(row);
         /* Save/load keeps the type and the answers. */
-        void *buf;
         size_t len;
         qv_index *back = NULL;
-        QV_CK(qv_index_save_mem(u, &buf, &len));
-        QV_CK(qv_index_load_mem(buf, len, "u8", &back));
-        qv_index_params p;
-        qv_index_get_params(back, &p);
-        ck_assert_int_eq(p.vec_type, QV_VEC_U8);
-        same_answers(f, back, qs, nq, dim);
-        qv_index_free(back);
+        void *buf = reloaded_same(u, "u8", QV_VEC_U8, f, qs, nq, dim, &len);
         /* An unknown type at offset 68 of the header (checksum made right again): corrupt. */
         if (c == 0) {
             uint32_t t = 7, crc;
@@ -679,17 +689,8 @@ START_TEST(test_f16_vectors)
         size_t r;
         QV_CK(qv_index_remove(h, 1, &id, &r));
         free(row);
-        void *buf;
         size_t len;
-        qv_index *back = NULL;
-        QV_CK(qv_index_save_mem(h, &buf, &len));
-        QV_CK(qv_index_load_mem(buf, len, "f16", &back));
-        qv_index_params p;
-        qv_index_get_params(back, &p);
-        ck_assert_int_eq(p.vec_type, QV_VEC_F16);
-        same_answers(h, back, qs, nq, dim);
-        qv_index_free(back);
-        free(buf);
+        free(reloaded_same(h, "f16", QV_VEC_F16, h, qs, nq, dim, &len));
         qv_index_free(f);
         qv_index_free(h);
         free(ids);
