@@ -405,41 +405,58 @@ START_TEST(test_null_filter_same_reply)
 END_TEST
 
 /* Connections opened in one burst are spread over the workers (server/main.c, accept
- * pacing). Without it, the first worker to wake took the whole backlog. */
+ * pacing). Without it, the first worker to wake took the whole backlog. The pacing waits
+ * at most ACCEPT_YIELD_US for an idle worker to take its turn; under the sanitizers on a
+ * loaded 2-core machine a worker's thread can miss every such turn of one burst (CI,
+ * 2026-12-06: 1 / 8 twice, under TSan and under ASan), so a burst is tried up to three
+ * times and one that spreads passes. Without the pacing none does. */
 START_TEST(test_connections_spread)
 {
     char *dir = make_tmpdir("qv-srv-spread");
     test_server s;
     test_server_start(&s, dir, 0, NULL);                     /* 2 worker threads */
-    enum { NC = 8 };
-    int fds[NC];
-    for (int i = 0; i < NC; i++) fds[i] = raw_connect(s.port);   /* all in the backlog first */
+    enum { NC = 8, TRIES = 3 };
     static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    for (int i = 0; i < NC; i++) ck_assert_int_eq(send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
-    for (int i = 0; i < NC; i++) {
-        char buf[512] = "";
-        size_t got = 0;
-        while (!strstr(buf, "\"ok\"")) {             /* the reply, on a connection kept open */
-            struct pollfd p = {.fd = fds[i], .events = POLLIN};
-            ck_assert_msg(poll(&p, 1, 30000) == 1, "no reply on connection %d", i);
-            ssize_t r = recv(fds[i], buf + got, sizeof buf - 1 - got, 0);
-            ck_assert_int_gt(r, 0);
-            got += (size_t)r;
-            buf[got] = 0;
+    long seen[2] = {0, 0}, burst[TRIES][2] = {{0}};
+    int spread = 0, tries = 0;
+    while (!spread && tries < TRIES) {
+        int fds[NC];
+        for (int i = 0; i < NC; i++) fds[i] = raw_connect(s.port);   /* all in the backlog first */
+        for (int i = 0; i < NC; i++) ck_assert_int_eq(send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
+        for (int i = 0; i < NC; i++) {
+            char buf[512] = "";
+            size_t got = 0;
+            while (!strstr(buf, "\"ok\"")) {             /* the reply, on a connection kept open */
+                struct pollfd p = {.fd = fds[i], .events = POLLIN};
+                ck_assert_msg(poll(&p, 1, 30000) == 1, "no reply on connection %d", i);
+                ssize_t r = recv(fds[i], buf + got, sizeof buf - 1 - got, 0);
+                ck_assert_int_gt(r, 0);
+                got += (size_t)r;
+                buf[got] = 0;
+            }
         }
+        resp r = REQ(s.port, "GET", "/metrics", NULL, 200);
+        long per[2] = {0, 0};
+        for (int w = 0; w < 2; w++) {
+            char key[64];
+            snprintf(key, sizeof key, "quiver_http_connections_total{worker=\"%d\"} ", w);
+            const char *at = strstr(r.body, key);
+            if (at) per[w] = atol(at + strlen(key));
+        }
+        resp_free(&r);
+        for (int i = 0; i < NC; i++) close(fds[i]);
+        /* every burst and its /metrics request counted once */
+        ck_assert_msg(per[0] + per[1] == (tries + 1) * (NC + 1), "connections counted: %ld + %ld after %d bursts",
+                      per[0], per[1], tries + 1);
+        burst[tries][0] = per[0] - seen[0];
+        burst[tries][1] = per[1] - seen[1];
+        seen[0] = per[0];
+        seen[1] = per[1];
+        spread = burst[tries][0] >= 2 && burst[tries][1] >= 2;
+        tries++;
     }
-    resp r = REQ(s.port, "GET", "/metrics", NULL, 200);
-    long per[2] = {0, 0};
-    for (int w = 0; w < 2; w++) {
-        char key[64];
-        snprintf(key, sizeof key, "quiver_http_connections_total{worker=\"%d\"} ", w);
-        const char *at = strstr(r.body, key);
-        if (at) per[w] = atol(at + strlen(key));
-    }
-    ck_assert_msg(per[0] + per[1] == NC + 1, "connections counted: %ld + %ld", per[0], per[1]);
-    ck_assert_msg(per[0] >= 2 && per[1] >= 2, "a burst of %d connections went %ld / %ld", NC, per[0], per[1]);
-    resp_free(&r);
-    for (int i = 0; i < NC; i++) close(fds[i]);
+    ck_assert_msg(spread, "no burst of %d connections spread: %ld / %ld, %ld / %ld, %ld / %ld", NC, burst[0][0],
+                  burst[0][1], burst[1][0], burst[1][1], burst[2][0], burst[2][1]);
     ck_assert_int_eq(test_server_stop(&s), 0);
     rm_rf(dir);
     free(dir);
