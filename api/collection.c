@@ -69,7 +69,7 @@ static const api_jfield index_fields[] = {
     {"nprobe", API_J_U32, .off = C(p.nprobe), .lo = 0, .hi = API_MAX_NPROBE},
     {"kmeans_iters", API_J_U32, .off = C(p.kmeans_iters), .lo = 0, .hi = 1000},
     {"quant", API_J_NAME, C(p.quant), QV_QUANT_NONE, .arg = quant_names},
-    {NULL},
+    {0},
 };
 #define U(field) offsetof(api_update_body, field)
 /* What qv_collection_update can change; the rest of create's "index" (type, nlist, ...) is
@@ -79,9 +79,9 @@ static const api_jfield update_index_fields[] = {
     {"ef_construction", API_J_U32, .off = U(ef_construction), .lo = 1, .hi = QV_MAX_EF},
     {"ef_search", API_J_U32, .off = U(ef_search), .lo = 1, .hi = API_MAX_EF},
     {"quant", API_J_NAME, U(quant), 1, .arg = quant_names},
-    {NULL},
+    {0},
 };
-const api_jfield api_update_fields[] = {{"index", API_J_OBJECT, .arg = update_index_fields, .required = 1}, {NULL}};
+const api_jfield api_update_fields[] = {{"index", API_J_OBJECT, .arg = update_index_fields, .required = 1}, {0}};
 #undef U
 
 const api_jfield api_create_fields[] = {
@@ -92,6 +92,6 @@ const api_jfield api_create_fields[] = {
     {"on_disk", API_J_BOOL, .off = C(on_disk)},
     {"shard_number", API_J_U32, .off = C(shard_number), .lo = 1, .hi = 64},          /* cluster mode */
     {"replication_factor", API_J_U32, .off = C(replication_factor), .lo = 1, .hi = 8},
-    {NULL},
+    {0},
 };
 

@@ -73,7 +73,7 @@ static const api_jfield point_fields[] = {
     {"id", API_J_U64, P(id), 0, INT64_MAX, .required = 0},   /* the reader of a body requires it */
     {"vector", API_J_VECTOR, P(vec), .required = 1},
     {"payload", API_J_OBJTEXT, .off = P(payload)},
-    {NULL},
+    {0},
 };
 
 int api_jread_point(api_jread *rd, size_t i, void *points)

@@ -183,7 +183,7 @@ static int read_scalar(api_jread *rd, void *dst)
     static const api_jfield scalar_fields[] = {
         {"type", API_J_NAME, offsetof(quant_read, scalar_type), 1, .arg = types, .required = 1},
         {"quantile", API_J_NUM, .off = offsetof(quant_read, quantile)},
-        {NULL},
+        {0},
     };
     quant_read *b = dst;
     b->quantile = 1;
@@ -197,7 +197,7 @@ static int read_scalar(api_jread *rd, void *dst)
 
 static int read_binary(api_jread *rd, void *dst)
 {
-    static const api_jfield binary_fields[] = {{NULL}};
+    static const api_jfield binary_fields[] = {{0}};
     quant_read *b = dst;
     b->methods++;
     b->quant = QV_QUANT_BIT1;
@@ -216,7 +216,7 @@ int qd_jread_quantization(api_jread *rd, void *out)
         {"scalar", API_J_CALL, .read = read_scalar},
         {"binary", API_J_CALL, .read = read_binary},
         {"product", API_J_CALL, .read = read_product},
-        {NULL},
+        {0},
     };
     qd_quantization *q = out;
     const char *shapes = q->allow_disabled ? "{\"scalar\": {\"type\": \"int8\"}}, {\"binary\": {}} or \"Disabled\""
@@ -338,7 +338,7 @@ static int read_values(api_jread *rd, void *sp) { return api_jread_array(rd, rea
 static const api_jfield sparse_fields[] = {
     {"indices", API_J_CALL, .read = read_indices, .required = 1},
     {"values", API_J_CALL, .read = read_values, .required = 1},
-    {NULL},
+    {0},
 };
 
 /* Sort by index (insertion sort: sparse vectors of text are short; pairs move together). */
@@ -405,7 +405,7 @@ static int read_named(api_jread *rd, void *pt)
     return qd_jread_sparse(rd, s);
 }
 
-static const api_jfield named_fields[] = {{"*", API_J_CALL, .read = read_named}, {NULL}};
+static const api_jfield named_fields[] = {{"*", API_J_CALL, .read = read_named}, {0}};
 
 /* "vector": the dense vector, or {"name": vector, ...} */
 static int read_point_vector(api_jread *rd, void *pt)
@@ -420,7 +420,7 @@ static const api_jfield point_fields[] = {
     {"id", API_J_CALL, .read = read_point_id, .required = 1},
     {"vector", API_J_CALL, .read = read_point_vector, .required = 1},
     {"payload", API_J_OBJTEXT, .off = offsetof(qd_point, payload)},
-    {NULL},
+    {0},
 };
 
 /* Point i, with room made for it; NULL when out of memory. */
@@ -435,7 +435,7 @@ static qd_point *point_at(qd_upsert_body *b, size_t i)
 static const api_jfield vector_point_fields[] = {
     {"id", API_J_CALL, .read = read_point_id, .required = 1},
     {"vector", API_J_VECTOR, offsetof(qd_point, vec), .required = 1},
-    {NULL},
+    {0},
 };
 
 static int read_point(api_jread *rd, size_t i, void *body)
@@ -475,13 +475,13 @@ static const api_jfield batch_fields[] = {
     {"ids", API_J_CALL, .read = read_ids_column, .required = 1},
     {"vectors", API_J_CALL, .read = read_vectors_column, .required = 1},
     {"payloads", API_J_CALL, .read = read_payloads_column},
-    {NULL},
+    {0},
 };
 const api_jfield qd_upsert_fields[] = {
     {"points", API_J_CALL, .read = read_points},
     {"batch", API_J_OBJECT, .arg = batch_fields},
     {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
-    {NULL},
+    {0},
 };
 
 static int read_vector_points(api_jread *rd, void *body)
@@ -494,7 +494,7 @@ const api_jfield qd_vectors_fields[] = {
     {"points", API_J_CALL, .read = read_vector_points, .required = 1},
     {"shard_key", API_J_REFUSE, .arg = "custom sharding (quiverd is a single node) is"},
     {"update_filter", API_J_REFUSE, .arg = "update_filter is"},
-    {NULL},
+    {0},
 };
 
 /* ---- filters -------------------------------------------------------------------- */
@@ -579,7 +579,7 @@ static int read_sparse_query(api_jread *rd, void *qs)
 static const api_jfield named_vector_fields[] = {
     {"name", API_J_CALL, .read = read_using},
     {"vector", API_J_VECTOR, Q(s.vec), .required = 1},
-    {NULL},
+    {0},
 };
 
 /* search: "vector": [...] or {"name": "", "vector": [...]} */
@@ -617,7 +617,7 @@ static int read_mmr(api_jread *rd, void *qs)
     static const api_jfield mmr_fields[] = {
         {"diversity", API_J_NUM, .off = Q(diversity)},
         {"candidates_limit", API_J_U64, .off = Q(candidates), .lo = 0, .hi = QV_MAX_K},
-        {NULL},
+        {0},
     };
     qd_search *q = qs;
     int strict = rd->strict;
@@ -659,7 +659,7 @@ static const api_jfield query_kinds[] = {
     {"values", API_J_CALL, .read = read_query_values},
     {"sample", API_J_REFUSE, .arg = "sample queries are"},
     {"formula", API_J_REFUSE, .arg = "formula queries are"},
-    {NULL},
+    {0},
 };
 
 /* query: a vector, a point id (search by its vector), or {"nearest": ..., "mmr": ...} */
@@ -704,13 +704,13 @@ static const api_jfield quantization_fields[] = {
     {"rescore", API_J_BOOL, Q(s.rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
     {"oversampling", API_J_NUM, Q(s.oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
     {"explore", API_J_NUM, Q(s.explore), .lo = 0, .hi = (uint64_t)QV_MAX_EXPLORE},
-    {NULL},
+    {0},
 };
 static const api_jfield params_fields[] = {
     {"hnsw_ef", API_J_U32, .off = Q(s.ef), .lo = 0, .hi = API_MAX_EF},
     {"exact", API_J_BOOL, .off = Q(s.exact)},
     {"quantization", API_J_OBJECT, .arg = quantization_fields},
-    {NULL},
+    {0},
 };
 const api_jfield qd_search_fields[] = {
     {"vector", API_J_CALL, .read = read_vector},
@@ -730,7 +730,7 @@ const api_jfield qd_search_fields[] = {
     {"group_by", API_J_TEXT, .off = Q(group_by)},
     {"group_size", API_J_U64, .off = Q(group_size), .lo = 1, .hi = QV_MAX_K},
     {"with_lookup", API_J_REFUSE, .arg = "with_lookup is"},
-    {NULL},
+    {0},
 };
 
 
@@ -773,7 +773,7 @@ static int read_searches(api_jread *rd, void *list)
     return rc;
 }
 
-const api_jfield qd_searches_fields[] = {{"searches", API_J_CALL, .read = read_searches, .required = 1}, {NULL}};
+const api_jfield qd_searches_fields[] = {{"searches", API_J_CALL, .read = read_searches, .required = 1}, {0}};
 
 void qd_search_list_free(qd_search_list *l)
 {

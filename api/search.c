@@ -74,7 +74,7 @@ static const api_jfield search_fields[] = {
     {"rescore", API_J_BOOL, S(rescore), .lo = QV_RESCORE_OFF, .hi = QV_RESCORE_ON},
     {"oversampling", API_J_NUM, S(oversampling), .lo = 1, .hi = (uint64_t)QV_MAX_OVERSAMPLING},
     {"explore", API_J_NUM, S(explore), .lo = 0, .hi = (uint64_t)QV_MAX_EXPLORE},
-    {NULL},
+    {0},
 };
 
 /* The searches read so far; their vectors in one growing array. */
@@ -103,7 +103,7 @@ static int read_searches(api_jread *rd, void *arg)
     return rc;
 }
 
-static const api_jfield batch_fields[] = {{"searches", API_J_CALL, .read = read_searches, .required = 1}, {NULL}};
+static const api_jfield batch_fields[] = {{"searches", API_J_CALL, .read = read_searches, .required = 1}, {0}};
 
 int api_parse_searches(const char *body, size_t len, uint32_t dim, int batch, api_search **out, size_t *nout,
                        api_jerr *e)

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/error.h"
+
 typedef struct {
     uint8_t *buf;
     size_t len, cap;
@@ -61,7 +63,7 @@ int  qv_r_f32(qv_reader *r, float *v, const char *what);
 /** Borrow n bytes in place (no copy): *p points into the buffer. */
 int  qv_r_view(qv_reader *r, const void **p, size_t n, const char *what);
 /** Fail with QV_ECORRUPT at the current offset with a custom message. */
-int  qv_r_corrupt(qv_reader *r, const char *fmt, ...);
+int  qv_r_corrupt(qv_reader *r, const char *fmt, ...) QV_PRINTF(2, 3);
 /** Read the trailing CRC and compare with the running one; also requires that nothing
  *  is left after it. */
 int  qv_reader_finish(qv_reader *r);

@@ -50,16 +50,16 @@ static int read_name(api_jread *rd, void *dst)
 static const api_jfield create_fields[] = {
     {"collection_name", API_J_CALL, A(target), .read = read_name, .required = 1},
     {"alias_name", API_J_CALL, A(alias), .read = read_name, .required = 1},
-    {NULL},
+    {0},
 };
 static const api_jfield delete_fields[] = {
     {"alias_name", API_J_CALL, A(alias), .read = read_name, .required = 1},
-    {NULL},
+    {0},
 };
 static const api_jfield rename_fields[] = {
     {"old_alias_name", API_J_CALL, A(alias), .read = read_name, .required = 1},
     {"new_alias_name", API_J_CALL, A(target), .read = read_name, .required = 1},
-    {NULL},
+    {0},
 };
 
 static int read_op(api_jread *rd, alias_act *a, int op, const api_jfield *fields)
@@ -76,7 +76,7 @@ static const api_jfield action_fields[] = {
     {"create_alias", API_J_CALL, .read = read_create},
     {"delete_alias", API_J_CALL, .read = read_delete},
     {"rename_alias", API_J_CALL, .read = read_rename},
-    {NULL},
+    {0},
 };
 
 static int read_action(api_jread *rd, size_t i, void *arg)
@@ -99,7 +99,7 @@ static int read_actions(api_jread *rd, void *dst)
 
 static const api_jfield update_fields[] = {
     {"actions", API_J_CALL, .read = read_actions, .required = 1},
-    {NULL},
+    {0},
 };
 
 void srv_h_alias_update(srv_req *r)

@@ -125,7 +125,7 @@ static int handover_here(srv_cluster *cl, const char *local, long to, char *msg,
 typedef struct { uint64_t to; } handover_body;
 static const api_jfield handover_fields[] = {
     {"to", API_J_U64, offsetof(handover_body, to), .lo = 1, .hi = INT64_MAX, .required = 1},
-    {NULL},
+    {0},
 };
 
 /* POST /cluster/shards/{name}/handover {"to":id} (on the leader) */
@@ -206,7 +206,7 @@ typedef struct { uint64_t from, to; } move_body;
 static const api_jfield move_fields[] = {
     {"from", API_J_U64, offsetof(move_body, from), .lo = 1, .hi = INT64_MAX, .required = 1},
     {"to", API_J_U64, offsetof(move_body, to), .lo = 1, .hi = INT64_MAX, .required = 1},
-    {NULL},
+    {0},
 };
 
 /* POST /cluster/collections/{name}/shards/{arg}/move {"from":node,"to":node} */

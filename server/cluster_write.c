@@ -37,9 +37,9 @@ enum { OP_UPSERT = 0, OP_DELETE = 1 };
 
 /* ---- applying a body locally ------------------------------------------------------- */
 
-static const api_jfield points_fields[] = {{"points", API_J_CALL, .read = api_jread_points, .required = 1}, {NULL}};
+static const api_jfield points_fields[] = {{"points", API_J_CALL, .read = api_jread_points, .required = 1}, {0}};
 
-static const api_jfield ids_fields[] = {{"ids", API_J_CALL, .read = api_jread_ids, .required = 1}, {NULL}};
+static const api_jfield ids_fields[] = {{"ids", API_J_CALL, .read = api_jread_ids, .required = 1}, {0}};
 
 /* Apply a native upsert or delete body to local collection name: 0, or an HTTP status
  * with msg. */
@@ -371,7 +371,7 @@ static const api_jfield join_fields[] = {
     {"node", API_J_U64, offsetof(join_body, node), .lo = 1, .hi = INT64_MAX, .required = 1},
     {"seq", API_J_U64, offsetof(join_body, seq), .lo = 0, .hi = INT64_MAX, .required = 1},
     {"log", API_J_U64, offsetof(join_body, log), .lo = 0, .hi = INT64_MAX, .required = 1},
-    {NULL},
+    {0},
 };
 
 /* POST /cluster/shards/{name}/join {"node","seq","log"}: replay the log after seq to the

@@ -209,7 +209,7 @@ int srv_upsert(srv_req *r, const api_points *p, const qv_sparse_vector *sparse)
     return rc == QV_OK ? 0 : srv_fail_qv(r, rc);
 }
 
-static const api_jfield upsert_fields[] = {{"points", API_J_CALL, .read = api_jread_points, .required = 1}, {NULL}};
+static const api_jfield upsert_fields[] = {{"points", API_J_CALL, .read = api_jread_points, .required = 1}, {0}};
 
 /* PUT /collections/{name}/points {"points":[{"id","vector","payload"},...]} */
 static void h_upsert(srv_req *r)
@@ -232,7 +232,7 @@ static void h_get_point(srv_req *r)
     else srv_reply_written(r);
 }
 
-static const api_jfield delete_fields[] = {{"ids", API_J_CALL, .read = api_jread_ids, .required = 1}, {NULL}};
+static const api_jfield delete_fields[] = {{"ids", API_J_CALL, .read = api_jread_ids, .required = 1}, {0}};
 
 /* POST /collections/{name}/points/delete {"ids":[...]} */
 static void h_delete_points(srv_req *r)
@@ -263,7 +263,7 @@ static const api_jfield scroll_fields[] = {
     {"filter", API_J_CALL, SB(f), .read = api_jread_filter},
     {"with_payload", API_J_BOOL, .off = SB(with_payload)},
     {"with_vector", API_J_BOOL, .off = SB(with_vector)},
-    {NULL},
+    {0},
 };
 
 static void h_scroll(srv_req *r)
@@ -365,7 +365,7 @@ static void log_field_progress(const char *phase, size_t done, size_t total, voi
 }
 
 static const char *const field_types[] = {"keyword", "integer", "float", "bool", "text", NULL};
-static const api_jfield type_fields[] = {{"type", API_J_NAME, 0, .arg = field_types, .required = 1}, {NULL}};
+static const api_jfield type_fields[] = {{"type", API_J_NAME, 0, .arg = field_types, .required = 1}, {0}};
 
 /* PUT /collections/{name}/index/{field} {"type":"keyword"}: 201 when the field was not
  * indexed, 200 when only its type changed. The field is built from the stored payloads
@@ -410,7 +410,7 @@ static void h_unindex_field(srv_req *r)
  * on (exact) until the trained index is swapped in. */
 static void h_train(srv_req *r)
 {
-    static const api_jfield none[] = {{NULL}};
+    static const api_jfield none[] = {{0}};
     qv_collection_info info;
     uint64_t t0 = api_now_us();
     int rc;

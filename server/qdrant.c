@@ -180,7 +180,7 @@ static const char *const datatypes[] = {"float32", NULL};
 static const api_jfield hnsw_fields[] = {
     {"m", API_J_U32, .off = C(m), .lo = 0, .hi = 100},
     {"ef_construct", API_J_U32, .off = C(ef), .lo = 4, .hi = QV_MAX_EF},
-    {NULL},
+    {0},
 };
 static int read_named_vector(api_jread *rd, void *dst);
 #define VECTOR_PARAMS                                                             \
@@ -191,9 +191,9 @@ static int read_named_vector(api_jread *rd, void *dst);
     {"multivector_config", API_J_REFUSE, .arg = "multivectors are"},              \
     {"quantization_config", API_J_CALL, C(quant), .read = qd_jread_quantization}, \
     {"on_disk", API_J_BOOL, .off = C(on_disk)}
-static const api_jfield vector_params[] = {VECTOR_PARAMS, {NULL}};
+static const api_jfield vector_params[] = {VECTOR_PARAMS, {0}};
 /* "vectors": {"size", "distance", ...}, or named: {"<name>": {"size", "distance", ...}} */
-static const api_jfield vectors_fields[] = {VECTOR_PARAMS, {"*", API_J_CALL, .read = read_named_vector}, {NULL}};
+static const api_jfield vectors_fields[] = {VECTOR_PARAMS, {"*", API_J_CALL, .read = read_named_vector}, {0}};
 
 static int read_named_vector(api_jread *rd, void *dst)
 {
@@ -214,7 +214,7 @@ static int read_named_vector(api_jread *rd, void *dst)
 static int read_sparse_params(api_jread *rd, void *dst)
 {
     static const char *const modifiers[] = {"none", "idf", NULL};
-    static const api_jfield index_fields_any[] = {{NULL}};
+    static const api_jfield index_fields_any[] = {{0}};
     create_body *b = dst;
     if (b->nsparse == QV_MAX_SPARSE_VECTORS)
         return api_jbad(rd, 1, "invalid_argument", "at most %u sparse vectors per collection", QV_MAX_SPARSE_VECTORS);
@@ -225,11 +225,11 @@ static int read_sparse_params(api_jread *rd, void *dst)
     const api_jfield sparse_params[] = {
         {"index", API_J_OBJECT, .arg = index_fields_any},
         {"modifier", API_J_NAME, (size_t)((char *)&b->modifier[j] - (char *)b), 0, .arg = modifiers},
-        {NULL},
+        {0},
     };
     return api_jread_object(rd, sparse_params, b);
 }
-static const api_jfield sparse_vectors_fields[] = {{"*", API_J_CALL, .read = read_sparse_params}, {NULL}};
+static const api_jfield sparse_vectors_fields[] = {{"*", API_J_CALL, .read = read_sparse_params}, {0}};
 static const api_jfield create_fields[] = {
     {"vectors", API_J_OBJECT, .arg = vectors_fields, .required = 1},
     {"hnsw_config", API_J_OBJECT, .arg = hnsw_fields},
@@ -240,7 +240,7 @@ static const api_jfield create_fields[] = {
     {"init_from", API_J_REFUSE, .arg = "init_from is"},
     {"sharding_method", API_J_REFUSE, .arg = "custom sharding (quiverd shards by a hash of the id) is"},
     {"strict_mode_config", API_J_REFUSE, .arg = "strict_mode_config is"},
-    {NULL},
+    {0},
 };
 
 /* Qdrant's defaults are m 16 and ef_construct 100; m 0 is no graph (exact search): flat. */
@@ -286,7 +286,7 @@ static void h_drop(srv_req *r)
 
 typedef struct { api_jtext field; int type; } index_body;
 static const char *const schema_types[] = {"keyword", "integer", "float", "bool", "uuid", "text", NULL};
-static const api_jfield schema_fields[] = {{"type", API_J_NAME, 0, .arg = schema_types, .required = 1}, {NULL}};
+static const api_jfield schema_fields[] = {{"type", API_J_NAME, 0, .arg = schema_types, .required = 1}, {0}};
 
 /* field_schema: a type name or {"type": name} */
 static int read_schema(api_jread *rd, void *type)
@@ -298,7 +298,7 @@ static int read_schema(api_jread *rd, void *type)
 static const api_jfield index_fields[] = {
     {"field_name", API_J_TEXT, offsetof(index_body, field), .required = 1},
     {"field_schema", API_J_CALL, offsetof(index_body, type), .read = read_schema, .required = 1},
-    {NULL},
+    {0},
 };
 
 /* PUT /collections/{name}/index {"field_name","field_schema"}; uuid fields are keywords */

@@ -24,7 +24,7 @@ static const api_jfield facet_fields[] = {
     {"exact", API_J_BOOL, .off = F(exact)},
     {"filter", API_J_CALL, F(filter), .read = qd_jread_filter},
     {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
-    {NULL},
+    {0},
 };
 
 void qd_h_facet(srv_req *r)

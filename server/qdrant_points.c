@@ -52,7 +52,7 @@ static int read_sel_filter(api_jread *rd, void *sel)
 
 static int read_sel_points(api_jread *rd, void *sel)
 {
-    static const api_jfield old_form[] = {{"filter", API_J_CALL, .read = read_sel_filter}, {NULL}};
+    static const api_jfield old_form[] = {{"filter", API_J_CALL, .read = read_sel_filter}, {0}};
     selection *s = sel;
     if (api_jpeek(rd, "{")) return api_jread_object(rd, old_form, s);
     s->listed = 1;
@@ -221,7 +221,7 @@ static const api_jfield retrieve_fields[] = {
     {"ids", API_J_CALL, offsetof(retrieve_body, ids), .read = read_ids, .required = 1},
     {"with_payload", API_J_CALL, offsetof(retrieve_body, wp), .read = qd_jread_selector},
     {"with_vector", API_J_CALL, offsetof(retrieve_body, with_vector), .read = qd_jread_with_vector},
-    {NULL},
+    {0},
 };
 
 void qd_h_retrieve(srv_req *r)
@@ -265,7 +265,7 @@ static const api_jfield delete_fields[] = {
     {"points", API_J_CALL, .read = read_sel_points},
     {"filter", API_J_CALL, .read = read_sel_filter},
     {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
-    {NULL},
+    {0},
 };
 
 void qd_h_delete(srv_req *r)
@@ -290,7 +290,7 @@ static const api_jfield payload_fields[] = {
     {"keys", API_J_CALL, PB(keys), .read = qd_jread_keys},
     {"key", API_J_REFUSE, .arg = "setting a payload under a nested key ('key') is"},
     {"shard_key", API_J_REFUSE, .arg = "shard keys are"},
-    {NULL},
+    {0},
 };
 
 /* set (variant 0: merge), overwrite (1), delete keys (2), clear (3) */
@@ -685,7 +685,7 @@ static const api_jfield scroll_fields[] = {
     {"with_payload", API_J_CALL, SB(wp), .read = qd_jread_selector},
     {"with_vector", API_J_CALL, SB(with_vector), .read = qd_jread_with_vector},
     {"order_by", API_J_REFUSE, .arg = "order_by is"},
-    {NULL},
+    {0},
 };
 
 void qd_h_scroll(srv_req *r)
@@ -727,7 +727,7 @@ cleanup:
 
 void qd_h_count(srv_req *r)
 {
-    static const api_jfield count_fields[] = {{"filter", API_J_CALL, .read = qd_jread_filter}, {NULL}};
+    static const api_jfield count_fields[] = {{"filter", API_J_CALL, .read = qd_jread_filter}, {0}};
     api_filter f = {0};
     uint64_t total = 0;
     size_t n = 0;

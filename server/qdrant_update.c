@@ -85,7 +85,7 @@ static const api_jfield hnsw_fields[] = {
     {"on_disk", API_J_CALL, .read = read_ignored},
     {"payload_m", API_J_CALL, .read = read_ignored},
     {"inline_storage", API_J_CALL, .read = read_ignored},
-    {NULL},
+    {0},
 };
 
 static const api_jfield patch_fields[] = {
@@ -97,7 +97,7 @@ static const api_jfield patch_fields[] = {
     {"sparse_vectors", API_J_CALL, .read = read_ignored},
     {"strict_mode_config", API_J_CALL, .read = read_ignored},
     {"metadata", API_J_CALL, .read = read_ignored},
-    {NULL},
+    {0},
 };
 
 void qd_h_update_collection(srv_req *r)

@@ -459,7 +459,7 @@ static const api_jfield recover_fields[] = {
     {"checksum", API_J_TEXT, .off = offsetof(recover_body, checksum)},
     {"priority", API_J_NAME, offsetof(recover_body, priority), .arg = priorities},
     {"api_key", API_J_TEXT, .off = offsetof(recover_body, api_key)},
-    {NULL}};
+    {0}};
 
 /* Whether real (a resolved path) is a snapshot file this caller may restore from: inside
  * the snapshots directory, and for a key or token limited to collections inside the

@@ -42,7 +42,7 @@ static const api_jfield text_fields[] = {
     {"b", API_J_NUM, T(t.b), .lo = 0, .hi = 1},
     {"filter", API_J_CALL, T(filter), .read = api_jread_filter},
     {"with_payload", API_J_BOOL, .off = T(with_payload)},
-    {NULL},
+    {0},
 };
 
 static int read_vector(api_jread *rd, void *dst)
@@ -57,7 +57,7 @@ static const api_jfield part_fields[] = {
     {"query", API_J_TEXT, T(t.query), .required = 1},
     {"k1", API_J_NUM, T(t.k1), .lo = 0, .hi = 10},
     {"b", API_J_NUM, T(t.b), .lo = 0, .hi = 1},
-    {NULL},
+    {0},
 };
 static const char *const fusions[] = {"rrf", "weighted", NULL};
 static const api_jfield hybrid_fields[] = {
@@ -71,7 +71,7 @@ static const api_jfield hybrid_fields[] = {
     {"nprobe", API_J_U32, .off = T(nprobe), .lo = 0, .hi = API_MAX_NPROBE},
     {"filter", API_J_CALL, T(filter), .read = api_jread_filter},
     {"with_payload", API_J_BOOL, .off = T(with_payload)},
-    {NULL},
+    {0},
 };
 
 /* A JSON string field into a malloc'd C string (NULL: not a string, or out of memory:

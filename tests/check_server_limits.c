@@ -269,7 +269,7 @@ START_TEST(test_slowloris)
     ck_assert_int_eq(send(body, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
     double t0 = now_s(), hdr_closed = 0, body_closed = 0;
     for (size_t i = 0; now_s() - t0 < 4.5 && (!hdr_closed || !body_closed); i++) {
-        if (!hdr_closed && (send(hdr, TRICKLE + i % (sizeof TRICKLE - 1), 1, MSG_NOSIGNAL) != 1 || closed_by_server(hdr)))
+        if (!hdr_closed && (send(hdr, &TRICKLE[i % (sizeof TRICKLE - 1)], 1, MSG_NOSIGNAL) != 1 || closed_by_server(hdr)))
             hdr_closed = now_s() - t0;
         if (!body_closed && (send(body, "[", 1, MSG_NOSIGNAL) != 1 || closed_by_server(body))) body_closed = now_s() - t0;
         usleep(300 * 1000);
@@ -299,7 +299,7 @@ START_TEST(test_slowloris)
         for (int i = 0; i < NT; i++) {
             if (now_s() < next[i]) continue;
             next[i] += 1;
-            if (closed_by_server(fds[i]) || send(fds[i], TRICKLE + sent[i] % (sizeof TRICKLE - 1), 1, MSG_NOSIGNAL) != 1) {
+            if (closed_by_server(fds[i]) || send(fds[i], &TRICKLE[sent[i] % (sizeof TRICKLE - 1)], 1, MSG_NOSIGNAL) != 1) {
                 close(fds[i]);                       /* the attacker comes back */
                 fds[i] = connect_port(port);
                 ck_assert_int_ge(fds[i], 0);
