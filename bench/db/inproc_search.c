@@ -101,7 +101,7 @@ int main(int argc, char **argv)
 {
     const char *data = NULL, *name = NULL, *qfile = NULL;
     uint32_t k = 10, ef = 64, threads = 1, duration = 10, nq_max = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {       /* --name value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (strcmp(a, "--data") == 0) data = v;
@@ -117,7 +117,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "quiver-inproc-search: bad argument '%s'\n%s", a, usage);
             return 2;
         }
-        i++;
     }
     if (!data || !name || !qfile) {
         fputs(usage, stderr);
