@@ -16,7 +16,7 @@
 # Knobs: make USE_CUDA=no|yes|auto SANITIZER=address,undefined OPT=-O0 BUILD=dir
 
 # The compiler: clang 19 where it is installed (make deps installs it), else cc. Its code
-# is faster on the quantized walk: debian-use-512 bit1 +3.5-8%, measured alternated against
+# is faster on the quantized walk: bit1 +3-4% (6-8% in session 21), measured alternated against
 # gcc 12 on the same tree (bench/RESULTS.md "Session 22"). The sanitizer builds keep cc
 # (gcc): the Python suite under ASan preloads gcc's runtime. make CC=... picks another.
 ifeq ($(origin CC),default)
