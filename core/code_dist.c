@@ -117,16 +117,10 @@ static float scalar_dotf_u8(const uint8_t *c, const float *q, size_t n)
     return s;
 }
 
-static float scalar_dotf_u4(const uint8_t *c, const float *q, size_t dim)
-{
-    float s = 0;
-    for (size_t i = 0; i < dim; i++) s += (float)qv_u4_get(c, dim, i) * q[i];
-    return s;
-}
 
 static const qv_code_kernels scalar_table = {
     "scalar", scalar_dot_u8, scalar_dot_u8_x4, scalar_dot_u4, scalar_dot_u4_x4, scalar_dot_bits,
-    scalar_dot_bits_x4, scalar_dot_bits_x8, scalar_bit_planes, scalar_dotf_u8, scalar_dotf_u4,
+    scalar_dot_bits_x4, scalar_dot_bits_x8, scalar_bit_planes, scalar_dotf_u8,
 };
 
 const qv_code_kernels *qv_code_kernels_scalar(void) { return &scalar_table; }

@@ -17,9 +17,9 @@
  *        bit j of every query value), so sum_i b_i u_i = sum_j 2^j popcount(b & plane_j).
  *
  * Queries are int8 (u8 and u4 codes) or the four planes (bits); the kernels return exact
- * integer sums, so every table must agree bit for bit with the scalar reference. Two
- * kernels, dotf_u8 and dotf_u4, take a float query against u8 / u4 codes and return a
- * float sum.
+ * integer sums, so every table must agree bit for bit with the scalar reference. One
+ * kernel, dotf_u8, takes a float query against u8 codes and returns a float sum. (The 4-bit
+ * second stage of 1-bit codes rounds its query to int8 and takes dot_u4.)
  *
  * Tables: scalar (reference), avx2 (AVX2, POPCNT), avx512 (AVX-512 F+BW),
  * avx512vnni (adds VNNI's VPDPBUSD) and avx512vpopcnt (adds VPOPCNTDQ too).
@@ -55,10 +55,6 @@ typedef struct {
      *  the second stage of 1-bit codes (8-bit residual codes, index/codec.h). The order of
      *  the additions differs between tables, so results agree to float rounding only. */
     float (*dotf_u8)(const uint8_t *c, const float *q, size_t n);
-    /** sum_i nibble_i(c) * q[i] over dim dimensions in the u4 layout against a float query
-     *  of dim floats (any dim >= 0), summed in float: the second stage of 1-bit codes at 4
-     *  bits (index/codec_rabitq.c). Agrees between tables to float rounding only. */
-    float (*dotf_u4)(const uint8_t *c, const float *q, size_t dim);
 } qv_code_kernels;
 
 /** The dispatched table (chosen once, thread-safe). */

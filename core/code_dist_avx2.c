@@ -236,38 +236,9 @@ QV_AVX2 static float avx2_dotf_u8(const uint8_t *c, const float *q, size_t n)
     return t;
 }
 
-/* Float query against u4 codes (code_dist.h layout): 8 code bytes widened to 8 lanes give
- * 8 low nibbles and 8 high ones (see avx512_dotf_u4); a group that is not a whole (half)
- * block one value at a time. */
-QV_AVX2 static float avx2_dotf_u4(const uint8_t *c, const float *q, size_t dim)
-{
-    const __m256i m4 = _mm256_set1_epi32(15);
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    const uint8_t *p = c;
-    size_t base = 0, half = 64;
-    for (; base < dim; base += 2 * half, p += half) {
-        if (dim - base < 128) {
-            if (dim - base != 64) break;
-            half = 32;                               /* the last half block */
-        }
-        for (size_t j = 0; j < half; j += 8) {
-            __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + j)));
-            s0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, m4)), _mm256_loadu_ps(q + base + j), s0);
-            s1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), _mm256_loadu_ps(q + base + half + j), s1);
-        }
-    }
-    __m256 s = _mm256_add_ps(s0, s1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float t = _mm_cvtss_f32(h);
-    for (; base < dim; base++) t += (float)qv_u4_get(c, dim, base) * q[base];
-    return t;
-}
-
 static const qv_code_kernels avx2_table = {
     "avx2", avx2_dot_u8, avx2_dot_u8_x4, avx2_dot_u4, avx2_dot_u4_x4, avx2_dot_bits, avx2_dot_bits_x4,
-    avx2_dot_bits_x8, avx2_bit_planes, avx2_dotf_u8, avx2_dotf_u4,
+    avx2_dot_bits_x8, avx2_bit_planes, avx2_dotf_u8,
 };
 
 const qv_code_kernels *qv_code_kernels_avx2(void)

@@ -246,39 +246,9 @@ QV_AVX512 static float avx512_dotf_u8(const uint8_t *c, const float *q, size_t n
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-/* Float query against u4 codes (code_dist.h layout): 16 code bytes widened to 16 lanes
- * give 16 low nibbles (dimensions base + j..) and 16 high ones (base + 64 + j.., or
- * base + 32 + j.. in a last half block); two FMA chains. A last group that is not a whole
- * (half) block -- dim not a multiple of 64, never a padded 1-bit dimension -- is summed
- * one value at a time. */
-QV_AVX512 static float avx512_dotf_u4(const uint8_t *c, const float *q, size_t dim)
-{
-    const __m512i m4 = _mm512_set1_epi32(15);
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    const uint8_t *p = c;
-    size_t base = 0;
-    for (; base + 128 <= dim; base += 128, p += 64)
-        for (size_t j = 0; j < 64; j += 16) {
-            __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + j)));
-            s0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(b, m4)), _mm512_loadu_ps(q + base + j), s0);
-            s1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)), _mm512_loadu_ps(q + base + 64 + j), s1);
-        }
-    if (dim - base == 64) {
-        for (size_t j = 0; j < 32; j += 16) {
-            __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + j)));
-            s0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(b, m4)), _mm512_loadu_ps(q + base + j), s0);
-            s1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)), _mm512_loadu_ps(q + base + 32 + j), s1);
-        }
-        base = dim;
-    }
-    float t = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    for (; base < dim; base++) t += (float)qv_u4_get(c, dim, base) * q[base];
-    return t;
-}
-
 static const qv_code_kernels avx512_table = {
     "avx512", avx512_dot_u8, avx512_dot_u8_x4, avx512_dot_u4, avx512_dot_u4_x4, avx512_dot_bits,
-    avx512_dot_bits_x4, avx512_dot_bits_x8, avx512_bit_planes, avx512_dotf_u8, avx512_dotf_u4,
+    avx512_dot_bits_x4, avx512_dot_bits_x8, avx512_bit_planes, avx512_dotf_u8,
 };
 
 /* ---- avx512vnni (adds VNNI) and avx512vpopcnt (adds VPOPCNTDQ too) -------------------- */
@@ -464,12 +434,12 @@ QV_VPOPCNT static void vpopcnt_dot_bits_x8(const uint64_t *const bits[8], const 
 
 static const qv_code_kernels vnni_table = {
     "avx512vnni", vnni_dot_u8, vnni_dot_u8_x4, vnni_dot_u4, vnni_dot_u4_x4, avx512_dot_bits,
-    avx512_dot_bits_x4, avx512_dot_bits_x8, avx512_bit_planes, avx512_dotf_u8, avx512_dotf_u4,
+    avx512_dot_bits_x4, avx512_dot_bits_x8, avx512_bit_planes, avx512_dotf_u8,
 };
 
 static const qv_code_kernels vpopcnt_table = {
     "avx512vpopcnt", vnni_dot_u8, vnni_dot_u8_x4, vnni_dot_u4, vnni_dot_u4_x4, vpopcnt_dot_bits,
-    vpopcnt_dot_bits_x4, vpopcnt_dot_bits_x8, avx512_bit_planes, avx512_dotf_u8, avx512_dotf_u4,
+    vpopcnt_dot_bits_x4, vpopcnt_dot_bits_x8, avx512_bit_planes, avx512_dotf_u8,
 };
 
 static int have_avx512(void)

@@ -170,12 +170,24 @@ int   qv_codec_rabitq_train(qv_codec *c, size_t n, const float *vecs, size_t str
 int   qv_codec_rabitq_derive(qv_codec *c);
 /** Fill a_j and |q - c_j| of a prepared bit1 query for centroid j. */
 void  qv_codec_rabitq_centroid(qv_codec_query *q, uint32_t j);
-/* Layout of a prepared bit1 query's data: 4 planes, a_j[MAX], |q - c_j|[MAX], qr[dpad]. */
+/* Layout of a prepared bit1 query's data: 4 planes, a_j[MAX], |q - c_j|[MAX], qr[dpad],
+ * then (below) qi[dpad] and its three terms. */
 static inline float *rabitq_aj(qv_codec_query *q) { return (float *)((uint8_t *)q->data + 4 * q->words * 8); }
 static inline float *rabitq_qr(const qv_codec *c, qv_codec_query *q)
 {
     (void)c;
     return rabitq_aj(q) + 2 * QV_RABITQ_MAX_CLUSTERS;
+}
+/* After qr, for 4-bit ex rows: qr rounded to int8 (qi[dpad]), then three floats: its
+ * scale, the correction for the rounding's sum, and the rounding's error factor
+ * (codec_rabitq.c, qv_codec_ex_est). */
+static inline int8_t *rabitq_qi(const qv_codec *c, qv_codec_query *q)
+{
+    return (int8_t *)(rabitq_qr(c, q) + c->rot.dpad);
+}
+static inline float *rabitq_qi_terms(const qv_codec *c, qv_codec_query *q)
+{
+    return (float *)(rabitq_qi(c, q) + c->rot.dpad);
 }
 void  qv_codec_rabitq_encode(const qv_codec *c, const float *v, uint8_t *row, uint8_t *exrow, float *scratch);
 void  qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *out, float *scratch);

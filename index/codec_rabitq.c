@@ -33,13 +33,18 @@
  * (T = 2^B - 1): u_i = clamp(round((xr_i - lo) / step), 0, T) over a range
  * [lo, lo + T step] inside [min xr, max xr], so xh = lo + step u is off by e = xr - xh. Then
  *   <x - c, q - c> ~ <xh, P(q - c_j)> = lo sum qr + step <u, qr> - <xh, pc_j>
- * (hx = <xh, pc_j> stored), one float-by-code dot product (dotf_u8, dotf_u4). Its error
+ * (hx = <xh, pc_j> stored), one dot product of the code with the query. Its error
  * <e, P(q - c)> is a sum of D roundings, independent of the query after the random
  * rotation, with standard deviation |e| |q - c_j| / sqrt(D): at 8 bits over min..max about
  * 0.008 r |q - c_j| / sqrt(D) against the 1-bit code's ~0.75 r |q - c_j| / sqrt(D). At 4
  * bits the range is min..max shrunk about its middle by the factor (1, 0.95, .., 0.65)
  * that leaves the smallest |e|: the coordinates are near normal, the extremes few, and
  * clamping them costs less than a wider step (|e| ~0.1 r).
+ * The dot product is taken in float at 8 bits (dotf_u8); at 4 bits in integers (dot_u4,
+ * VNNI where the CPU has it) against qr rounded to int8, whose rounding adds a small term
+ * to the bound (qv_codec_rabitq_prepare). Against the float kernel it replaced (2026-12-07,
+ * bench/RESULTS.md "Session 23"): the same recall, QPS within the noise (debian-use-512
+ * -1..+2%, fashion-mnist-784 -1..+4%), and every kernel table gives the same estimate.
  * B: 4 from QV_RABITQ_EX4_MIN_DIM dimensions on, else 8. Four bits halve the rows (fashion-
  * mnist-784: 896 -> 448 bytes, 14 -> 7 cache lines, search memory 69.1 -> 43.5 MiB) at
  * the same QPS (M12 -5%..+5%, M16 -1%..+5% at ef 16-48 in alternated runs; the runs move
@@ -75,7 +80,8 @@ int qv_codec_rabitq_setup(qv_codec *c, uint64_t seed)
     c->ex_eps = c->ex_bits == 4 ? QV_RABITQ_EX_EPS4 : QV_RABITQ_EX_EPS8;
     c->ex_code_bytes = c->ex_bits == 4 ? qv_u4_bytes(c->rot.dpad) : c->rot.dpad;
     c->ex_bytes = (c->ex_code_bytes + 5 * sizeof(float) + sizeof(uint32_t) + 63) & ~(size_t)63;
-    c->query_bytes = 64 + 4 * words * 8 + 2 * QV_RABITQ_MAX_CLUSTERS * sizeof(float) + (size_t)c->rot.dpad * sizeof(float);
+    c->query_bytes = 64 + 4 * words * 8 + 2 * QV_RABITQ_MAX_CLUSTERS * sizeof(float) +
+                     (size_t)c->rot.dpad * (sizeof(float) + 1) + 3 * sizeof(float);
     c->nclusters = 1;
     c->centroid = qv_calloc(c->dim, sizeof *c->centroid);
     c->centers = qv_calloc((size_t)QV_RABITQ_MAX_CLUSTERS * c->dim, sizeof *c->centers);
@@ -270,11 +276,23 @@ float qv_codec_ex_est(const qv_codec *c, qv_codec_query *q, const uint8_t *exrow
     uint32_t j = ex_tail(c, exrow, f);
     if (j >= c->nclusters) j = 0;              /* never: rows are encoded here, not read */
     if (!((q->have >> j) & 1)) qv_codec_rabitq_centroid(q, j);
-    const float *aj = rabitq_aj(q), *qr = rabitq_qr(c, q);
-    float dot = c->ex_bits == 4 ? c->k->dotf_u4(exrow, qr, D) : c->k->dotf_u8(exrow, qr, D);
-    float ip = f[0] * q->qsum + f[1] * dot - f[2];           /* <xh, P(q - c_j)> */
+    const float *aj = rabitq_aj(q);
     float scale = c->metric == QV_METRIC_L2 ? 2.0f : 1.0f;
-    *bound = c->ex_eps * f[3] * aj[QV_RABITQ_MAX_CLUSTERS + j];
+    float code_err = f[3] * aj[QV_RABITQ_MAX_CLUSTERS + j];
+    float dot;
+    if (c->ex_bits == 4) {
+        /* <u, qr> from the int8 query (see qv_codec_rabitq_prepare): s <u, qi> plus the
+         * rounding's share through the codes' middle value; what is left, <u - 7.5, e>,
+         * adds its error factor to the code's, in quadrature (independent errors). */
+        const float *t = rabitq_qi_terms(c, q);
+        dot = t[0] * (float)c->k->dot_u4(exrow, rabitq_qi(c, q), D) + t[1];
+        float round_err = scale * f[1] * t[2];
+        *bound = c->ex_eps * sqrtf(code_err * code_err + round_err * round_err);
+    } else {
+        dot = c->k->dotf_u8(exrow, rabitq_qr(c, q), D);
+        *bound = c->ex_eps * code_err;
+    }
+    float ip = f[0] * q->qsum + f[1] * dot - f[2];           /* <xh, P(q - c_j)> */
     return f[4] + aj[j] - scale * ip;
 }
 
@@ -297,6 +315,37 @@ static float sum(const float *v, size_t n)
     for (size_t j = 0; j < 16; j++) s += acc[j];
     return s;
 }
+
+/* The rotated query rounded to int8 for the 4-bit ex rows: qi = round(qr / s), s = max |qr|
+ * / 127, into qi; returns s and sets *esum = sum (qr - s qi), the rounding errors' sum. Both
+ * maxima and sums in 16 independent lanes (vectorizable; D is a multiple of 64). */
+static inline QV_ALWAYS_INLINE float quantize_i8_impl(const float *restrict qr, uint32_t D, int8_t *restrict qi,
+                                                      float *esum)
+{
+    float m16[16] = {0}, e16[16] = {0};
+    for (uint32_t i = 0; i < D; i += 16)
+        for (uint32_t j = 0; j < 16; j++) {
+            float a = qr[i + j] < 0 ? -qr[i + j] : qr[i + j];
+            m16[j] = a > m16[j] ? a : m16[j];
+        }
+    float m = 0;
+    for (uint32_t j = 0; j < 16; j++) m = m16[j] > m ? m16[j] : m;
+    float s = m > 0 ? m / 127.0f : 0.0f, inv = s > 0 ? 1.0f / s : 0.0f;
+    for (uint32_t i = 0; i < D; i += 16)
+        for (uint32_t j = 0; j < 16; j++) {
+            float t = qr[i + j] * inv;
+            int v = (int)(t + (t >= 0 ? 0.5f : -0.5f));      /* |t| <= 127: in range */
+            v = v > 127 ? 127 : v < -127 ? -127 : v;
+            qi[i + j] = (int8_t)v;
+            e16[j] += qr[i + j] - s * (float)v;
+        }
+    float e = 0;
+    for (uint32_t j = 0; j < 16; j++) e += e16[j];
+    *esum = e;
+    return s;
+}
+QV_CLONES(float, quantize_i8, (const float *restrict qr, uint32_t D, int8_t *restrict qi, float *esum),
+          (qr, D, qi, esum))
 
 /* The rotated query rounded to 4 bits over [lo, lo + 15 delta] into u; sets *lo and
  * returns delta. Vectorizable loops (AVX-512, AVX2 and baseline clones), run once per query.
@@ -362,6 +411,16 @@ void qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *
     /* a_j and |q - c_j| per centroid come later, when a code of centroid j is first met
      * (qv_codec_rabitq_centroid); they need qr, kept after them. */
     memcpy(rabitq_qr(c, out), qr, (size_t)D * sizeof *qr);
+    if (c->ex_bits == 4) {
+        /* The 4-bit ex rows' dot products in integers (qv_codec_ex_est): <u, qr> = s <u, qi>
+         * + <u, e>, e the rounding errors, |e_i| <= s / 2, about uniform. With u = 7.5 + v,
+         * <u, e> = 7.5 sum e + <v, e>: the first is known here, and |v_i| <= 7.5 leaves
+         * <v, e> a standard deviation of at most 7.5 s sqrt(D / 12). */
+        float esum, *t = rabitq_qi_terms(c, out);
+        t[0] = quantize_i8(qr, D, rabitq_qi(c, out), &esum);
+        t[1] = 7.5f * esum;
+        t[2] = 7.5f * t[0] * sqrtf((float)D / 12.0f);
+    }
     out->have = 0;
     out->codec = c;
     out->qc0 = c->metric == QV_METRIC_L2 ? 0.0f : k->dot(q, c->centroid, c->dim);

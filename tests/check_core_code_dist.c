@@ -165,33 +165,6 @@ static void check_f8(const qv_code_kernels *t, size_t dim)
     free(bc);
 }
 
-/* Float query against u4 codes, against the double reference over the nibbles that
- * qv_u4_get reads (the layout itself is checked by check_u4). */
-static void check_f4(const qv_code_kernels *t, size_t dim)
-{
-    void *bq, *bc;
-    float *q = exact(dim * sizeof(float), 4, &bq);
-    uint8_t *v = malloc(dim), *c = exact(qv_u4_bytes(dim), 3, &bc);
-    ck_assert(v);
-    for (size_t i = 0; i < dim; i++) {
-        q[i] = (float)((double)(next_u64() % 2000001) / 1e6 - 1.0);
-        v[i] = (uint8_t)(next_u64() & 15);
-    }
-    if (dim > 1) v[dim - 1] = 15, q[dim - 1] = -1.0f;           /* extremes */
-    qv_u4_pack(v, dim, c);
-    double want = 0, mag = 0;
-    for (size_t i = 0; i < dim; i++) {
-        want += (double)v[i] * (double)q[i];
-        mag += fabs((double)v[i] * (double)q[i]);
-    }
-    double got = t->dotf_u4(c, q, dim);
-    ck_assert_msg(fabs(got - want) <= 6e-8 * (double)dim * mag + 1e-6, "%s dotf_u4 dim %zu: %.9g, want %.9g", t->name,
-                  dim, got, want);
-    free(v);
-    free(bq);
-    free(bc);
-}
-
 START_TEST(test_code_kernels_match_reference)
 {
     const qv_code_kernels *t = table_at(_i);
@@ -206,7 +179,6 @@ START_TEST(test_code_kernels_match_reference)
         check_bits(t, dim, 0);
         check_bits(t, dim, 1);
         check_f8(t, dim);
-        check_f4(t, dim);
     }
 }
 END_TEST

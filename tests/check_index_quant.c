@@ -239,7 +239,9 @@ END_TEST
  * distances on random data, l2 and ip, at dims 1..1536, with every code kernel table this
  * CPU runs: the estimate lies inside its bound for >= 99% of pairs (the bound is 3 or 3.5
  * standard deviations), from 64 dimensions on never far outside it, and the bound is far
- * narrower than the 1-bit one it refines (4 bits at 3.5 sigma: ~0.2 of it; 8 bits ~0.01). */
+ * narrower than the 1-bit one it refines (4 bits at 3.5 sigma: ~0.2 of it; 8 bits ~0.01).
+ * 4-bit rows take an integer dot product with the int8 query, so every table gives the
+ * same estimate and bound, bit for bit. */
 START_TEST(test_ex_estimates_vs_double)
 {
     static const uint32_t dims[] = {1, 2, 7, 63, 64, 65, 100, 129, 300, 384, 511, 512, 784, 1024, 1536};
@@ -263,7 +265,9 @@ START_TEST(test_ex_estimates_vs_double)
         uint8_t *rows = qv_aligned_calloc(n, rs), *ex = qv_aligned_calloc(n, c->ex_bytes);
         float *tmp = qv_malloc(qv_codec_scratch_floats(c) * sizeof *tmp);
         void *qbuf = qv_aligned_calloc(1, c->query_bytes);
-        ck_assert(rows && ex && tmp && qbuf);
+        float *first = qv_malloc(2 * nq * n * sizeof *first);    /* the first table's estimates, bounds */
+        int have_first = 0;
+        ck_assert(rows && ex && tmp && qbuf && first);
         for (size_t i = 0; i < n; i++)
             qv_codec_encode_ex(c, base + i * dim, rows + i * rs, ex + i * c->ex_bytes, tmp);
         for (size_t ti = 0; ti < sizeof tables / sizeof *tables; ti++) {
@@ -279,6 +283,11 @@ START_TEST(test_ex_estimates_vs_double)
                     double want = metric == QV_METRIC_L2 ? ref_l2sq(qv, x, dim) : -ref_dot(qv, x, dim);
                     float b, e = qv_codec_ex_est(c, qq, ex + i * c->ex_bytes, &b);
                     ck_assert(isfinite(e) && isfinite(b) && b >= 0);
+                    float *fe = first + 2 * (qi * n + i);
+                    if (!have_first) fe[0] = e, fe[1] = b;
+                    else if (c->ex_bits == 4)
+                        ck_assert_msg(e == fe[0] && b == fe[1], "%s dim %u: ex estimate %g bound %g, first table %g %g",
+                                      tables[ti]->name, dim, (double)e, (double)b, (double)fe[0], (double)fe[1]);
                     double err = fabs(e - want), slack = 1e-4 * (fabs(want) + dim);   /* float rounding */
                     pairs++;
                     if (err > b + slack) outside++;
@@ -313,6 +322,7 @@ START_TEST(test_ex_estimates_vs_double)
                                       (double)e8[j], (double)b8[j], (double)o8[j], (double)e4[j], (double)b4[j]);
                 }
             }
+            have_first = 1;
             const char *mname = mi ? "ip" : "l2", *tname = tables[ti]->name;
             if (dim == 384 || dim == 784)
                 printf("ex rows %s dim %u %s: %.2f%% outside the bound, bound %.3f of the 1-bit one\n", tname, dim,
@@ -331,6 +341,7 @@ START_TEST(test_ex_estimates_vs_double)
         qv_free(ex);
         qv_free(tmp);
         qv_free(qbuf);
+        qv_free(first);
         qv_codec_free(c);
         free(base);
         free(qs);
