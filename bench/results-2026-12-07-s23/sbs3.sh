@@ -1,0 +1,2 @@
+#!/bin/sh
+/work/notes/s18/sbs.sh /work/notes/s23/sbs3-desc.txt /root/.cache/quiver-data/debian-desc-384 10,12,14,16,18,20,24,28,32,36,40,42,44,46,48,56,64,96,128,192 3 0 /work/notes/s23/bin/qb-s23 "--m 16 --ef-construction 400 --quant bit1 --index-cache /tmp/integ-idx --explore 0.3" "--m 16 --ef-construction 400 --quant bit1 --index-cache /tmp/integ-idx --explore 0.4" "--m 16 --ef-construction 400 --quant bit1 --index-cache /tmp/integ-idx --explore 0.5" "--m 20 --ef-construction 400 --quant bit1 --index-cache /tmp/integ-idx --explore 0.4"
