@@ -21,6 +21,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/simd_clones.h"
 
 int qv_codec_new(qv_quant kind, uint32_t dim, qv_metric metric, uint64_t seed, qv_codec **out)
 {
@@ -90,6 +91,34 @@ void qv_codec_query_prepare(const qv_codec *c, const float *q, void *buf, float 
     else qv_codec_sq_prepare(c, q, h, scratch);
     *out = h;
 }
+
+/* x rounded to int8 with scale s = max |x| / 127 (half away from zero), returning s.
+ * Plain loops the compiler vectorizes (integer max over the bits of |x|, which order like
+ * the floats), in AVX-512, AVX2 and baseline clones: a query's preparation runs it once
+ * (sq's weights, bit1's 4-bit ex rows); at 784-d with libm's lrintf it took 5 us, ~0.5 us
+ * now. */
+static inline QV_ALWAYS_INLINE float round_i8_impl(const float *restrict x, uint32_t n, int8_t *restrict out)
+{
+    uint32_t maxbits = 0;
+    for (uint32_t d = 0; d < n; d++) {
+        uint32_t b;
+        memcpy(&b, &x[d], sizeof b);
+        b &= 0x7fffffffu;
+        maxbits = b > maxbits ? b : maxbits;
+    }
+    float xmax;
+    memcpy(&xmax, &maxbits, sizeof xmax);
+    float s = xmax > 0 ? xmax / 127.0f : 0.0f, inv = s > 0 ? 1.0f / s : 0.0f;
+    for (uint32_t d = 0; d < n; d++) {
+        float t = x[d] * inv;
+        int v = (int)(t + (t >= 0 ? 0.5f : -0.5f));      /* |t| <= 127: in range */
+        out[d] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+    }
+    return s;
+}
+QV_CLONES(float, round_i8, (const float *restrict x, uint32_t n, int8_t *restrict out), (x, n, out))
+
+float qv_codec_round_i8(const float *x, uint32_t n, int8_t *out) { return round_i8(x, n, out); }
 
 /* The factors of a row start right after its code, at a 4-byte boundary. */
 static inline const float *factors(const qv_codec *c, const uint8_t *row)

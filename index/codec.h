@@ -160,6 +160,10 @@ int   qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow);
 int  qv_codec_save(const qv_codec *c, qv_writer *w);
 int  qv_codec_load(qv_codec *c, qv_reader *r);
 
+/** x[0..n) rounded to int8 into out with scale s = max |x| / 127; returns s (0 for a
+ *  zero vector). The query side of the integer kernels (sq, bit1's 4-bit ex rows). */
+float qv_codec_round_i8(const float *x, uint32_t n, int8_t *out);
+
 /* ---- per kind (codec_sq.c, codec_rabitq.c) ---- */
 int   qv_codec_sq_setup(qv_codec *c);
 int   qv_codec_sq_train(qv_codec *c, size_t n, const float *vecs, size_t stride_rows);

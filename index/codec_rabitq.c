@@ -316,36 +316,17 @@ static float sum(const float *v, size_t n)
     return s;
 }
 
-/* The rotated query rounded to int8 for the 4-bit ex rows: qi = round(qr / s), s = max |qr|
- * / 127, into qi; returns s and sets *esum = sum (qr - s qi), the rounding errors' sum. Both
- * maxima and sums in 16 independent lanes (vectorizable; D is a multiple of 64). */
-static inline QV_ALWAYS_INLINE float quantize_i8_impl(const float *restrict qr, uint32_t D, int8_t *restrict qi,
-                                                      float *esum)
+/* sum (x - s q) over D values (a multiple of 16) in 16 interleaved partial sums: the
+ * rounding errors of x rounded to int8 (q) with scale s. */
+static float rounding_sum(const float *x, const int8_t *q, float s, uint32_t D)
 {
-    float m16[16] = {0}, e16[16] = {0};
+    float e16[16] = {0};
     for (uint32_t i = 0; i < D; i += 16)
-        for (uint32_t j = 0; j < 16; j++) {
-            float a = qr[i + j] < 0 ? -qr[i + j] : qr[i + j];
-            m16[j] = a > m16[j] ? a : m16[j];
-        }
-    float m = 0;
-    for (uint32_t j = 0; j < 16; j++) m = m16[j] > m ? m16[j] : m;
-    float s = m > 0 ? m / 127.0f : 0.0f, inv = s > 0 ? 1.0f / s : 0.0f;
-    for (uint32_t i = 0; i < D; i += 16)
-        for (uint32_t j = 0; j < 16; j++) {
-            float t = qr[i + j] * inv;
-            int v = (int)(t + (t >= 0 ? 0.5f : -0.5f));      /* |t| <= 127: in range */
-            v = v > 127 ? 127 : v < -127 ? -127 : v;
-            qi[i + j] = (int8_t)v;
-            e16[j] += qr[i + j] - s * (float)v;
-        }
+        for (uint32_t j = 0; j < 16; j++) e16[j] += x[i + j] - s * (float)q[i + j];
     float e = 0;
     for (uint32_t j = 0; j < 16; j++) e += e16[j];
-    *esum = e;
-    return s;
+    return e;
 }
-QV_CLONES(float, quantize_i8, (const float *restrict qr, uint32_t D, int8_t *restrict qi, float *esum),
-          (qr, D, qi, esum))
 
 /* The rotated query rounded to 4 bits over [lo, lo + 15 delta] into u; sets *lo and
  * returns delta. Vectorizable loops (AVX-512, AVX2 and baseline clones), run once per query.
@@ -416,9 +397,10 @@ void qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *
          * + <u, e>, e the rounding errors, |e_i| <= s / 2, about uniform. With u = 7.5 + v,
          * <u, e> = 7.5 sum e + <v, e>: the first is known here, and |v_i| <= 7.5 leaves
          * <v, e> a standard deviation of at most 7.5 s sqrt(D / 12). */
-        float esum, *t = rabitq_qi_terms(c, out);
-        t[0] = quantize_i8(qr, D, rabitq_qi(c, out), &esum);
-        t[1] = 7.5f * esum;
+        float *t = rabitq_qi_terms(c, out);
+        int8_t *qi = rabitq_qi(c, out);
+        t[0] = qv_codec_round_i8(qr, D, qi);
+        t[1] = 7.5f * rounding_sum(qr, qi, t[0], D);
         t[2] = 7.5f * t[0] * sqrtf((float)D / 12.0f);
     }
     out->have = 0;

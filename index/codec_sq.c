@@ -116,37 +116,17 @@ void qv_codec_sq_encode(const qv_codec *c, const float *v, uint8_t *row)
     f[0] = c->metric == QV_METRIC_L2 ? (float)f0 : 0.0f;
 }
 
-/* w = (q - shift) * step into w8 (rounded with scale 127 / max |w|); returns that scale's
- * inverse. Plain loops the compiler vectorizes (integer max over the bits of |w|, which
- * order like the floats), in AVX-512, AVX2 and baseline clones: this runs once per query
- * and at 784-d took 5 us with libm's lrintf, ~0.5 us now. */
-static inline QV_ALWAYS_INLINE float quantize_w_impl(const float *restrict q, const float *restrict shift,
-                                                     const float *restrict step, uint32_t dim, float *restrict w,
-                                                     int8_t *restrict w8)
+/* w = (q - shift) * step (vectorized in AVX-512, AVX2 and baseline clones). */
+static inline QV_ALWAYS_INLINE int weigh_impl(const float *restrict q, const float *restrict shift,
+                                              const float *restrict step, uint32_t dim, float *restrict w)
 {
-    uint32_t maxbits = 0;
-    for (uint32_t d = 0; d < dim; d++) {
-        float x = (q[d] - shift[d]) * step[d];
-        w[d] = x;
-        uint32_t b;
-        memcpy(&b, &x, sizeof b);
-        b &= 0x7fffffffu;
-        maxbits = b > maxbits ? b : maxbits;
-    }
-    float wmax;
-    memcpy(&wmax, &maxbits, sizeof wmax);
-    float s = wmax > 0 ? wmax / 127.0f : 0.0f, inv = s > 0 ? 1.0f / s : 0.0f;
-    for (uint32_t d = 0; d < dim; d++) {
-        float t = w[d] * inv;
-        int v = (int)(t + (t >= 0 ? 0.5f : -0.5f));      /* |t| <= 127: in range */
-        w8[d] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
-    }
-    return s;
+    for (uint32_t d = 0; d < dim; d++) w[d] = (q[d] - shift[d]) * step[d];
+    return 0;
 }
-QV_CLONES(float, quantize_w,
+QV_CLONES(int, weigh,
           (const float *restrict q, const float *restrict shift, const float *restrict step, uint32_t dim,
-           float *restrict w, int8_t *restrict w8),
-          (q, shift, step, dim, w, w8))
+           float *restrict w),
+          (q, shift, step, dim, w))
 
 void qv_codec_sq_prepare(const qv_codec *c, const float *q, qv_codec_query *out, float *scratch)
 {
@@ -154,7 +134,8 @@ void qv_codec_sq_prepare(const qv_codec *c, const float *q, qv_codec_query *out,
     size_t wlen = c->kind == QV_QUANT_SQ8 ? c->dim : qv_u4_query_len(c->dim);
     const qv_kernels *k = qv_kernels_get();
     const int l2 = c->metric == QV_METRIC_L2;
-    float s = quantize_w(q, l2 ? c->lo : c->zero, c->step, c->dim, scratch, w8);
+    weigh(q, l2 ? c->lo : c->zero, c->step, c->dim, scratch);
+    float s = qv_codec_round_i8(scratch, c->dim, w8);
     memset(w8 + c->dim, 0, wlen - c->dim);
     out->a = l2 ? k->l2sq(q, c->lo, c->dim) : -k->dot(q, c->lo, c->dim);
     out->gamma = l2 ? 2.0f * s : s;
