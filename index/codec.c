@@ -53,6 +53,8 @@ void qv_codec_free(qv_codec *c)
     qv_free(c->centroid);
     qv_free(c->centers);
     qv_free(c->pcenters);
+    qv_free(c->pcenters16);
+    qv_free(c->unscale16);
     qv_free(c->pnorms);
     qv_free(c->c0dot);
     qv_rotation_release(&c->rot);
@@ -338,7 +340,8 @@ size_t qv_codec_memory(const qv_codec *c)
     if (c->lo) b += 3 * (size_t)c->dim * sizeof(float);
     if (c->centroid)
         b += ((size_t)c->dim * (1 + QV_RABITQ_MAX_CLUSTERS) + (size_t)QV_ROTATION_ROUNDS * c->rot.dpad +
-              (size_t)QV_RABITQ_MAX_CLUSTERS * (c->rot.dpad + 2)) * sizeof(float);
+              (size_t)QV_RABITQ_MAX_CLUSTERS * (c->rot.dpad + 3)) * sizeof(float) +
+             (size_t)QV_RABITQ_MAX_CLUSTERS * c->rot.dpad * sizeof(uint16_t);
     return b;
 }
 
