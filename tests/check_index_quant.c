@@ -235,6 +235,68 @@ START_TEST(test_estimates_vs_double)
 }
 END_TEST
 
+/* bit1 at any scale of the data: the query's centroid terms read the centroids in binary16
+ * (codec_rabitq.c), scaled per centroid, so data of magnitude 1e-9 (below binary16's smallest)
+ * or 1e9 (past its 65504) keeps its estimates: the 1-bit and the ex estimates lie inside
+ * their bounds as often as at magnitude 1, against double-precision distances. */
+START_TEST(test_bit1_any_scale)
+{
+    static const uint32_t dims[] = {100, 512};
+    static const float scales[] = {1.0f, 1e-9f, 1e9f};     /* magnitude 1 first: the reference */
+    size_t ref1 = 0, refx = 0;
+    const size_t n = sanitized() ? 2048 : 4096, nq = 8;      /* 512 rows a centroid: 4 or 8 of them */
+    for (size_t di = 0; di < 2; di++)
+    for (size_t si = 0; si < 3; si++) {
+        const uint32_t dim = dims[di];
+        float *base = random_vectors(n, dim, 31 + dim), *qs = random_vectors(nq, dim, 77 + dim);
+        for (size_t i = 0; i < n * dim; i++) base[i] *= scales[si];
+        for (size_t i = 0; i < nq * dim; i++) qs[i] *= scales[si];
+        qv_codec *c;
+        QV_CK(qv_codec_new(QV_QUANT_BIT1, dim, QV_METRIC_L2, 5, &c));
+        QV_CK(qv_codec_train(c, n, base));
+        ck_assert_uint_ge(c->nclusters, 4);
+        const size_t rs = (c->row_bytes + 63) & ~(size_t)63;
+        uint8_t *rows = qv_aligned_calloc(n, rs), *ex = qv_aligned_calloc(n, c->ex_bytes);
+        float *tmp = qv_malloc(qv_codec_scratch_floats(c) * sizeof *tmp);
+        void *qbuf = qv_aligned_calloc(1, c->query_bytes);
+        ck_assert(rows && ex && tmp && qbuf);
+        for (size_t i = 0; i < n; i++) qv_codec_encode_ex(c, base + i * dim, rows + i * rs, ex + i * c->ex_bytes, tmp);
+        size_t pairs = 0, out1 = 0, outx = 0;
+        for (size_t qi = 0; qi < nq; qi++) {
+            qv_codec_query *qq;
+            qv_codec_query_prepare(c, qs + qi * dim, qbuf, tmp, &qq);
+            for (size_t i = 0; i < n; i++) {
+                double want = ref_l2sq(qs + qi * dim, base + i * dim, dim);
+                double slack = 1e-4 * (want + (double)dim * scales[si] * scales[si]);   /* float rounding */
+                float e1 = qv_codec_est(c, qq, rows + i * rs), b1 = qv_codec_bound(c, qq, rows + i * rs);
+                float bx, ex_e = qv_codec_ex_est(c, qq, ex + i * c->ex_bytes, &bx);
+                ck_assert_msg(isfinite(e1) && isfinite(b1) && isfinite(ex_e) && isfinite(bx),
+                              "dim %u scale %g: estimate %g / %g, bound %g / %g", dim, (double)scales[si], (double)e1,
+                              (double)ex_e, (double)b1, (double)bx);
+                pairs++;
+                out1 += fabs(e1 - want) > b1 + slack;
+                outx += fabs(ex_e - want) > bx + slack;
+            }
+        }
+        /* The 1-bit bound is a 1.9-sigma one (QV_RABITQ_EPS0): ~2% of pairs fall outside on
+         * this uniform data; the ex bound ~0.05%. At other magnitudes, the same. */
+        if (si == 0) ref1 = out1, refx = outx;
+        ck_assert_msg(out1 <= pairs / 20 && outx <= pairs / 100, "dim %u scale %g: %zu 1-bit and %zu ex estimates of "
+                      "%zu outside their bounds", dim, (double)scales[si], out1, outx, pairs);
+        ck_assert_msg(out1 <= ref1 + pairs / 200 && outx <= refx + pairs / 200, "dim %u scale %g: %zu 1-bit and %zu "
+                      "ex estimates outside their bounds, %zu and %zu at magnitude 1", dim, (double)scales[si], out1,
+                      outx, ref1, refx);
+        qv_free(rows);
+        qv_free(ex);
+        qv_free(tmp);
+        qv_free(qbuf);
+        qv_codec_free(c);
+        free(base);
+        free(qs);
+    }
+}
+END_TEST
+
 /* The second stage of bit1 codes (ex rows, index/codec.h: 8 bits, 4 from 512 dimensions) against double-precision
  * distances on random data, l2 and ip, at dims 1..1536, with every code kernel table this
  * CPU runs: the estimate lies inside its bound for >= 99% of pairs (the bound is 3 or 3.5
@@ -1454,6 +1516,7 @@ Suite *qv_index_quant_suite(void)
     tcase_add_test(tc, test_recall_glove_cosine);
     tcase_add_test(tc, test_estimates_vs_double);
     tcase_add_test(tc, test_ex_estimates_vs_double);
+    tcase_add_test(tc, test_bit1_any_scale);
     tcase_add_test(tc, test_sq_ip_reads_code_only);
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_u8_vectors);
