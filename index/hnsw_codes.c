@@ -143,20 +143,22 @@ static uint32_t descend_codes(const qv_hnsw *h, const qv_codec *c, qv_codec_quer
 }
 
 /* bit1 re-scoring while walking (rescore on). Each expanded node that the 1-bit bound
- * cannot rule out goes through stages, each run a few steps behind the walk so that what
- * it reads, prefetched when the node passed the stage before, has arrived:
- *   with ex rows (h->xcodes): its 8-bit estimate and bound, XLAG expansions later; then,
- *   once DLAG more nodes have been estimated (their upper bounds tighten the threshold),
- *   the decision: its float vector is read only when its lower bound can still beat the
- *   threshold; FLAG such reads later, its exact distance goes into s->ex (the best k);
+ * cannot rule out goes through stages:
+ *   with ex rows (h->xcodes): its 8- or 4-bit estimate and bound, XLAG expansions later
+ *   (the row, prefetched at the expansion, has arrived); then, once the walk is done, the
+ *   decision: its float vector is read only when its lower bound can still beat the
+ *   threshold, and its exact distance goes into s->ex (the best k);
  *   without (a vector source): its exact distance, FLAG expansions later.
  * The threshold is the k-th smallest upper bound known, of the exact distances in s->ex
- * and of the 8-bit upper bounds (estimate + bound) in s->ub: a node whose lower bound
- * exceeds it has k better nodes and cannot be in the answer. Measured (fashion-mnist-784,
- * bit1 M12 efC400, 1 thread, 2026-12-05): float vectors read per query at ef 32 28 -> 12.7
- * with the same recall, QPS +23-26% at ef 24-48 (3 alternated rounds against main); a
- * float lag of 2 or a decision lag of 8 were no better (bench/RESULTS.md). */
-enum { XLAG = 2, DLAG = 4, FLAG = 1 };
+ * and of the ex upper bounds (estimate + bound) in s->ub: a node whose lower bound
+ * exceeds it has k better nodes and cannot be in the answer. Deciding at the end, against
+ * the final threshold, reads the fewest vectors; they are all prefetched at once then.
+ * Measured (1 thread, alternated rounds against deciding DLAG = 4 estimates behind the
+ * walk, 2026-12-07, bench/RESULTS.md "Session 24"): debian-desc-384 (1.5 KB vectors) M16
+ * explore 0.3 +5-10%, fashion-mnist-784 +1-4%, debian-use-512 (1 KB, f16) no change,
+ * recall the same to within 0.0002. Deciding while walking (fashion-mnist-784, 2026-12-05)
+ * had cut the reads per query at ef 32 from 28 to 12.7 against re-scoring the beam. */
+enum { XLAG = 2, FLAG = 1 };
 
 typedef struct {
     size_t k;
@@ -222,10 +224,11 @@ static inline void stage_exact(const qv_hnsw *h, qv_hnsw_scratch *s, const float
 static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
                              const float *q, pipe_state *p, int flush)
 {
-    size_t xl = flush ? 0 : XLAG, dl = flush ? 0 : DLAG, fl = flush ? 0 : FLAG;
+    size_t xl = flush ? 0 : XLAG, fl = flush ? 0 : FLAG;
     if (h->xcodes) {
         while (p->xs + xl < p->ne) stage_ex(h, c, s, qq, p);
-        while (p->ds + dl < p->xs) stage_decide(s, p);
+        if (!flush) return;                    /* decisions wait for the final threshold */
+        while (p->ds < p->xs) stage_decide(s, p);
     }
     while (p->fs + fl < p->nf) stage_exact(h, s, q, p);
 }
