@@ -85,10 +85,10 @@ typedef struct qv_codec {
     uint32_t nclusters;            /* K centroids codes are taken against (1..MAX) */
     float *centers;                /* MAX x dim: c_j */
     float *pcenters;               /* MAX x dpad: P(c_j - c0) */
-    uint16_t *pcenters16;          /* the same in binary16, each row scaled by 2^e16[j] so
-                                      its largest coordinate is in [2^14, 2^15): the query's
-                                      centroid terms read these */
-    float *unscale16;              /* MAX: 2^-e16[j] */
+    uint16_t *pcenters16;          /* the same in binary16, each row times a power of two
+                                      that puts its largest coordinate in [2^14, 2^15): the
+                                      query's centroid terms read these */
+    float *unscale16;              /* MAX: the inverse of row j's power of two */
     float *pnorms, *c0dot;         /* MAX each: |P(c_j - c0)|^2, <c0, c_j - c0> */
     qv_rotation rot;
 } qv_codec;

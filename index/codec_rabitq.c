@@ -90,7 +90,9 @@ int qv_codec_rabitq_setup(qv_codec *c, uint64_t seed)
     c->unscale16 = qv_calloc(QV_RABITQ_MAX_CLUSTERS, sizeof *c->unscale16);
     c->pnorms = qv_calloc(QV_RABITQ_MAX_CLUSTERS, sizeof *c->pnorms);
     c->c0dot = qv_calloc(QV_RABITQ_MAX_CLUSTERS, sizeof *c->c0dot);
-    return c->centroid && c->centers && c->pcenters && c->pcenters16 && c->unscale16 && c->pnorms && c->c0dot ? QV_OK : QV_ENOMEM;
+    return c->centroid && c->centers && c->pcenters && c->pcenters16 && c->unscale16 && c->pnorms && c->c0dot
+               ? QV_OK
+               : QV_ENOMEM;
 }
 
 /* v[0..n) in binary16 times a power of two that puts its largest magnitude in [2^14,
@@ -382,8 +384,8 @@ void qv_codec_rabitq_centroid(qv_codec_query *q, uint32_t j)
     float *aj = rabitq_aj(q), *nj = aj + QV_RABITQ_MAX_CLUSTERS;
     /* <q - c0, c_j - c0>, against the centroid in binary16: a walk meets ~27 of the 64,
      * and their 2 KB each (512-d) streamed from L2 were ~5% of a debian-use-512 query;
-     * half the bytes, and an error (relative 2^-11 per coordinate, the same shift for
-     * every row of centroid j) about 0.1% of the rows' bound. */
+     * half the bytes. The error (relative 2^-11 per coordinate) shifts every row of
+     * centroid j alike, by an estimated 0.1% of a row's bound. */
     float ip = -qv_kernels_get()->neg_dot_f16(rabitq_qr(c, q), c->pcenters16 + (size_t)j * D, D) * c->unscale16[j];
     float d2 = q->qnorm * q->qnorm - 2.0f * ip + c->pnorms[j];
     if (d2 < 0) d2 = 0;
