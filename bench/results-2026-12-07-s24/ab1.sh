@@ -1,0 +1,4 @@
+#!/bin/sh
+B=/work/notes/s24
+/work/notes/s20/abb.sh $B/ab1-use.txt 5 "--data /root/.cache/quiver-data/debian-use-512 --index hnsw --m 12 --ef-construction 400 --quant bit1 --vec-type f16 --index-cache /tmp/s10-use --explore 0.85 --ef 10,12,14,20" $B/qb-base $B/qb-f16c
+/work/notes/s20/abb.sh $B/ab1-fm.txt 3 "--data /root/.cache/quiver-data/fashion-mnist-784 --index hnsw --m 12 --ef-construction 400 --quant bit1 --vec-type u8 --index-cache /tmp/s10-idx --explore 0.5 --ef 12,16,24" $B/qb-base $B/qb-f16c
