@@ -19,7 +19,8 @@
  * g stored per vector. sum (2b - 1) qr = 2 sum_{b=1} qr - sum qr, and the masked sum comes
  * from qr rounded to 4 bits: qr_i ~ lo + delta u_i, so
  *   sum_{b=1} qr_i ~ lo popcount(b) + delta sum_j 2^j popcount(b & plane_j).
- * Per query and centroid: |q - c_j|^2 = |qr|^2 - 2 <qr, pc_j> + |pc_j|^2 (K dot products).
+ * Per query and centroid: |q - c_j|^2 = |qr|^2 - 2 <qr, pc_j> + |pc_j|^2 (K dot products, computed
+ * when a code of centroid j is first met, against a binary16 copy of pc_j).
  *
  * Distances: l2 |x - q|^2 = r^2 + |q - c|^2 - 2 <x - c, q - c>: f0 = r^2, a_j = |q - c_j|^2,
  * f1 = 2 r / (eta sqrt(D)). ip -q.x = -q.c - c.(x - c) - <x - c, q - c>: f0 = -c.(x - c),
