@@ -248,6 +248,9 @@ static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratc
  * bench/RESULTS.md "Cache and prefetch"): fashion-mnist-784 bit1 M12 and M16 ef 24-48
  * +3-11% (same recall), ef 16 -5% to +7%; debian-desc-384 bit1 M16 and sift-debian-100k
  * sq4 -1% to +8%. Non-temporal prefetches of ex rows and float vectors lost 9-18%. */
+enum { BOUND_CACHE = 256 };
+typedef struct { uint32_t id; float b; } bound_slot;
+
 static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
                          const uint32_t *eps, size_t n_ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits,
                          int prefetch_vec, float explore,
@@ -270,18 +273,31 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
     const size_t head_links = lines * 64 > h->links_off + 4 ? (lines * 64 - h->links_off - 4) / 4 : 0;
     /* Neighbours scored per call: with explore (bit1) eight rows with their bounds
      * (qv_codec_est_bound_x8; debian-use-512 +5-9% QPS, bench/RESULTS.md "Session 21"),
-     * otherwise four estimates. */
+     * and four for a last group of at most four (the unvisited are padded to a multiple
+     * of four, not of eight: a list leaves ~12 unvisited, and padding to 16 scored ~3.5
+     * copies a list); otherwise four estimates. */
     const size_t lanes = explore > 0 ? 8 : 4;
     float lower = INFINITY;
     uint32_t listed[3] = {QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE};  /* lists prefetched */
     uint32_t ahead = QV_HNSW_NONE;     /* whose neighbours' rows were prefetched ahead */
+    /* bit1 with explore: the 1-bit bounds of the candidates pushed, by slot modulo
+     * BOUND_CACHE, so that the re-scoring test at expansion reads a node's bound back
+     * instead of computing it again from its row (a slot overwritten since: computed).
+     * With the four-row last group below, against main (5 alternated rounds, 2026-12-07,
+     * bench/RESULTS.md "Session 25"): debian-use-512 M12 explore 0.85 ef 10-20 +1-4%,
+     * the same answers; each about half of it. */
+    const int cache_bounds = n_exact && explore > 0;
+    bound_slot bounds[BOUND_CACHE];
+    if (cache_bounds) memset(bounds, 0xff, sizeof bounds);       /* id QV_HNSW_NONE */
 
     for (size_t i = 0; i < n_ep; i++) {
         const uint32_t ep = eps[i];
         if (vis[ep] == tag) continue;
         vis[ep] = tag;
         float d0 = qv_codec_est(c, qq, qv_hnsw_code(h, ep));
-        float o0 = explore > 0 ? d0 - explore * qv_codec_bound(c, qq, qv_hnsw_code(h, ep)) : d0;
+        float b0 = explore > 0 ? qv_codec_bound(c, qq, qv_hnsw_code(h, ep)) : 0.0f;
+        float o0 = d0 - explore * b0;
+        if (cache_bounds) bounds[ep % BOUND_CACHE] = (bound_slot){ep, b0};
         min_push(s->cand, &nc, o0, ep);
         if (qv_hnsw_accepted(h, f, ep)) max_push(res, &nr, d0, ep);
     }
@@ -297,9 +313,9 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
              * bound (estimate minus the 1-bit error bound b) already loses to the threshold.
              * With explore the heap holds estimate - explore b: the bound is curd - (1 -
              * explore) b. */
-            int keep = qv_hnsw_accepted(h, f, cur) &&
-                       !(curd - (1.0f - explore) * qv_codec_bound(c, qq, qv_hnsw_code(h, cur)) >
-                         pipe_threshold(s, &p)) &&
+            const bound_slot *bs = &bounds[cur % BOUND_CACHE];
+            float b = cache_bounds && bs->id == cur ? bs->b : qv_codec_bound(c, qq, qv_hnsw_code(h, cur));
+            int keep = qv_hnsw_accepted(h, f, cur) && !(curd - (1.0f - explore) * b > pipe_threshold(s, &p)) &&
                        (p.ne < s->expd_cap || grow_expd(s));
             if (keep && xlines) {
                 s->expd[p.ne++] = cur;
@@ -345,20 +361,25 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
         }
         if (!nb) continue;
         size_t full = nb;
-        while (nb & (lanes - 1)) { nbuf[nb] = nbuf[nb - 1]; nb++; }
-        for (size_t j = 0; j < nb; j += lanes) {
+        while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
+        for (size_t j = 0, w; j < nb; j += w) {
             float d8[8], b8[8];
-            if (lanes == 8) {
+            w = lanes == 8 && nb - j >= 8 ? 8 : 4;
+            if (w == 8) {
                 const uint8_t *r[8];
                 for (int t = 0; t < 8; t++) r[t] = qv_hnsw_code(h, nbuf[j + t]);
                 qv_codec_est_bound_x8(c, qq, r, d8, b8);
             } else {
                 const uint8_t *r[4] = {qv_hnsw_code(h, nbuf[j]), qv_hnsw_code(h, nbuf[j + 1]),
                                        qv_hnsw_code(h, nbuf[j + 2]), qv_hnsw_code(h, nbuf[j + 3])};
-                qv_codec_est_x4(c, qq, r, d8);
-                b8[0] = b8[1] = b8[2] = b8[3] = 0.0f;
+                if (explore > 0) {
+                    qv_codec_est_bound_x4(c, qq, r, d8, b8);
+                } else {
+                    qv_codec_est_x4(c, qq, r, d8);
+                    b8[0] = b8[1] = b8[2] = b8[3] = 0.0f;
+                }
             }
-            size_t lim = full - j < lanes ? full - j : lanes;
+            size_t lim = full - j < w ? full - j : w;
             /* explore (bit1): a neighbour is followed when its optimistic estimate could
              * enter the beam; the beam itself (res, lower) keeps the plain estimates. The
              * lanes are tested at once and only those that pass are visited (about 80% fail,
@@ -366,7 +387,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
              * is tested again. */
             float o8[8];
             unsigned pass = 0;
-            for (size_t t = 0; t < lanes; t++) {
+            for (size_t t = 0; t < w; t++) {
                 o8[t] = d8[t] - explore * b8[t];
                 pass |= (unsigned)(o8[t] < lower) << t;
             }
@@ -377,7 +398,10 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                 float d = d8[t], o = o8[t];
                 uint32_t v = nbuf[j + t];
                 if (!(o < lower)) continue;
-                if (qv_hnsw_cand_room(s, nc)) min_push(s->cand, &nc, o, v);
+                if (qv_hnsw_cand_room(s, nc)) {
+                    min_push(s->cand, &nc, o, v);
+                    if (cache_bounds) bounds[v % BOUND_CACHE] = (bound_slot){v, b8[t]};
+                }
                 if (!(d < lower)) continue;
                 if (!qv_hnsw_accepted(h, f, v)) continue;
                 max_push(res, &nr, d, v);
