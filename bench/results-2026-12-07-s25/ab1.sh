@@ -1,0 +1,3 @@
+#!/bin/sh
+B=/work/notes/s25
+/work/notes/s20/abb.sh $B/ab1-use.txt 4 "--data /root/.cache/quiver-data/debian-use-512 --index hnsw --m 12 --ef-construction 400 --quant bit1 --vec-type f16 --index-cache /tmp/s10-use --explore 0.85 --ef 10,12,14,20" $B/ex4 $B/ex8
