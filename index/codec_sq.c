@@ -116,7 +116,9 @@ void qv_codec_sq_encode(const qv_codec *c, const float *v, uint8_t *row)
     f[0] = c->metric == QV_METRIC_L2 ? (float)f0 : 0.0f;
 }
 
-/* w = (q - shift) * step (vectorized in AVX-512, AVX2 and baseline clones). */
+/* w = (q - shift) * step (vectorized in AVX-512, AVX2 and baseline clones; it returns a
+ * dummy int because QV_CLONES's dispatcher returns the clone's value, and C has no
+ * `return` of a void expression). */
 static inline QV_ALWAYS_INLINE int weigh_impl(const float *restrict q, const float *restrict shift,
                                               const float *restrict step, uint32_t dim, float *restrict w)
 {

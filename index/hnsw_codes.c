@@ -313,10 +313,12 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
              * bound (estimate minus the 1-bit error bound b) already loses to the threshold.
              * With explore the heap holds estimate - explore b: the bound is curd - (1 -
              * explore) b. */
-            const bound_slot *bs = &bounds[cur % BOUND_CACHE];
-            float b = cache_bounds && bs->id == cur ? bs->b : qv_codec_bound(c, qq, qv_hnsw_code(h, cur));
-            int keep = qv_hnsw_accepted(h, f, cur) && !(curd - (1.0f - explore) * b > pipe_threshold(s, &p)) &&
-                       (p.ne < s->expd_cap || grow_expd(s));
+            int keep = qv_hnsw_accepted(h, f, cur);
+            if (keep) {                        /* the bound only for nodes that can be answers */
+                const bound_slot *bs = &bounds[cur % BOUND_CACHE];
+                float b = cache_bounds && bs->id == cur ? bs->b : qv_codec_bound(c, qq, qv_hnsw_code(h, cur));
+                keep = !(curd - (1.0f - explore) * b > pipe_threshold(s, &p)) && (p.ne < s->expd_cap || grow_expd(s));
+            }
             if (keep && xlines) {
                 s->expd[p.ne++] = cur;
                 const char *xr = (const char *)qv_hnsw_xcode(h, cur);
