@@ -58,28 +58,32 @@ TLS_LIBS    := $(call pc_libs,libevent_openssl openssl,-levent_openssl -lssl -lc
 # Snowball stemming of the full-text index (storage/text_tokenize.c); Debian ships no .pc
 STEM_LIBS   := -lstemmer
 
-# ---- GPU: built only when nvcc exists; otherwise gpu/gpu_stub.c answers QV_ENODEV.
+# ---- GPU: the CUDA part is a plugin, $(BUILD)/libquiver-gpu.so (linked against cuBLAS and
+# the CUDA runtime), built only when nvcc exists. The library never links CUDA: its loader
+# (gpu/gpu_loader.c) opens the plugin on the first GPU call, so a process that never asks
+# for the GPU does not pay cuBLAS's ~155 MB of resident memory (gpu/gpu_plugin.h). Without
+# nvcc the loader answers QV_ENODEV and callers take the CPU path.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc; })
 NVCC := $(NVCC)
 CUDA_SRC := $(wildcard gpu/*.cu gpu/gpu_cuda*.c)
 HAVE_CUDA := $(if $(filter auto,$(USE_CUDA)),$(if $(NVCC),$(if $(CUDA_SRC),yes,no),no),$(USE_CUDA))
+GPU_SRC := gpu/gpu_loader.c gpu/gpu_options.c
 ifeq ($(HAVE_CUDA),yes)
   $(if $(NVCC),,$(error USE_CUDA=yes but nvcc not found; set NVCC= or CUDA_HOME=))
-  GPU_SRC   := $(CUDA_SRC)
-  GPU_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  GPU_PLUGIN := $(BUILD)/libquiver-gpu.so
+  PLUGIN_SRC := $(CUDA_SRC) gpu/gpu_plugin.c
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
   CPPFLAGS  += -DQV_HAVE_CUDA=1
   CUDA_INC  := -I$(CUDA_HOME)/include
   NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall
-else
-  GPU_SRC   := gpu/gpu_stub.c
 endif
 ifeq ($(MAKELEVEL),0)
-  $(info quiver: GPU part $(if $(filter yes,$(HAVE_CUDA)),BUILT ($(NVCC)),NOT built (no nvcc; the CPU stub returns QV_ENODEV)))
+  $(info quiver: GPU part $(if $(filter yes,$(HAVE_CUDA)),BUILT as a plugin ($(NVCC)),NOT built (no nvcc; GPU calls return QV_ENODEV)))
 endif
 
 ALL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN) -fPIC -pthread $(CPPFLAGS) $(BLAS_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
-LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(STEM_LIBS) $(BLAS_LIBS) $(GPU_LIBS) -lm
+LIB_LIBS    = $(LMDB_LIBS) $(JSON_LIBS) $(CRYPTO_LIBS) $(STEM_LIBS) $(BLAS_LIBS) -ldl -lm
 
 LIB_SRC := $(wildcard core/*.c index/*.c storage/*.c) $(GPU_SRC)
 LIB_OBJ := $(LIB_SRC:%=$(BUILD)/obj/%.o)
@@ -92,7 +96,7 @@ CLI_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
 API_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard api/*.c))
 TST_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(wildcard tests/*.c))
 
-BINS := $(BUILD)/libquiver.a $(BUILD)/libquiver.so
+BINS := $(BUILD)/libquiver.a $(BUILD)/libquiver.so $(GPU_PLUGIN)
 BINS += $(if $(SRV_OBJ),$(BUILD)/quiverd)
 BINS += $(if $(CLI_OBJ),$(BUILD)/quiver)
 
@@ -111,13 +115,13 @@ $(BUILD)/obj/%.c.o: %.c $(BUILD)/.flags
 $(BUILD)/obj/%.cu.o: %.cu $(BUILD)/.flags
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) $(CPPFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
--include $(LIB_OBJ:.o=.d) $(API_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(PLUGIN_SRC:%=$(BUILD)/obj/%.d) $(API_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TST_OBJ:.o=.d)
 
 $(BUILD)/libquiver.a: $(LIB_OBJ) $(BUILD)/libquiver.deps
 	@rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
 # What a program linking libquiver.a also needs (differs with and without CUDA).
-$(BUILD)/libquiver.deps: $(BUILD)/.flags
+$(BUILD)/libquiver.deps: $(BUILD)/.flags Makefile
 	@echo '-pthread $(LIB_LIBS)' > $@
 $(LIB_OBJ): CFLAGS += $(LIB_VISIBILITY)
 $(LIB_OBJ): NVCCFLAGS += -Xcompiler $(LIB_VISIBILITY)
@@ -125,6 +129,17 @@ VERSION   := $(shell sed -n 's/^\#define QV_VERSION "\(.*\)"/\1/p' include/quive
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 $(BUILD)/libquiver.so: $(LIB_OBJ)
 	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libquiver.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
+# The loader looks beside its own module first, then in these two (gpu/gpu_loader.c).
+$(BUILD)/obj/gpu/gpu_loader.c.o: CPPFLAGS += -DQV_GPU_PLUGIN_BUILD_DIR='"$(abspath $(BUILD))"' \
+                                            -DQV_GPU_PLUGIN_LIBDIR='"$(LIBDIR)"'
+# The plugin: the CUDA code with its own copies of the error and allocation helpers
+# (objects shared with the library), exporting its table only (gpu/plugin.map).
+PLUGIN_OBJ := $(PLUGIN_SRC:%=$(BUILD)/obj/%.o) $(BUILD)/obj/gpu/gpu_options.c.o \
+              $(BUILD)/obj/core/error.c.o $(BUILD)/obj/core/alloc.c.o
+$(PLUGIN_SRC:%=$(BUILD)/obj/%.o): CFLAGS += $(LIB_VISIBILITY)
+$(PLUGIN_SRC:%=$(BUILD)/obj/%.o): NVCCFLAGS += -Xcompiler $(LIB_VISIBILITY)
+$(BUILD)/libquiver-gpu.so: $(PLUGIN_OBJ) gpu/plugin.map
+	$(CC) -shared $(ALL_LDFLAGS) -Wl,--version-script=gpu/plugin.map -o $@ $(PLUGIN_OBJ) $(CUDA_LIBS) -lm
 $(BUILD)/gen/dashboard_files.c: server/dashboard/embed.sh $(DASH_SRC)
 	@mkdir -p $(@D)
 	sh server/dashboard/embed.sh $(DASH_SRC) > $@.tmp && mv $@.tmp $@
@@ -148,7 +163,7 @@ $(BUILD)/obj/tests/%.c.o: CPPFLAGS += -I$(BUILD) -DQV_BUILD_DIR='"$(BUILD)"'
 $(BUILD)/obj/tests/%.c.o: CFLAGS += -Wno-missing-prototypes
 # The search parser and the writers (api/) are checked directly against jansson
 # (check_server_json.c).
-$(BUILD)/quiver-tests: $(TST_OBJ) $(API_OBJ) $(BUILD)/libquiver.a
+$(BUILD)/quiver-tests: $(TST_OBJ) $(API_OBJ) $(BUILD)/libquiver.a | $(GPU_PLUGIN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(CHECK_LIBS) $(EVENT_LIBS) $(TLS_LIBS)
 
 # The README's C example, compiled exactly as the README says and run by the tests.
@@ -259,13 +274,14 @@ tsan-test:
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
-install: $(BUILD)/libquiver.a $(BUILD)/libquiver.so
+install: $(BUILD)/libquiver.a $(BUILD)/libquiver.so $(GPU_PLUGIN)
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 include/quiver.h $(DESTDIR)$(INCLUDEDIR)/quiver.h
 	install -m 644 $(BUILD)/libquiver.a $(DESTDIR)$(LIBDIR)/libquiver.a
 	install -m 755 $(BUILD)/libquiver.so $(DESTDIR)$(LIBDIR)/libquiver.so.$(VERSION)
 	ln -sf libquiver.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libquiver.so.$(SOVERSION)
 	ln -sf libquiver.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libquiver.so
+	$(if $(GPU_PLUGIN),install -m 755 $(GPU_PLUGIN) $(DESTDIR)$(LIBDIR)/libquiver-gpu.so)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' 'Name: quiver' \
 	  'Description: vector similarity search: HNSW, IVF and flat indexes with LMDB storage' \
 	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lquiver' \

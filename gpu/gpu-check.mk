@@ -2,9 +2,10 @@
 # BUILD=build/gpu): build and run the GPU check on a machine with CUDA.
 #
 # Needs only nvcc, cuBLAS, a C compiler and pthreads: NOT OpenBLAS, LMDB, libevent, jansson
-# or check. Sources: the .cu files of gpu/, gpu/gpu_cuda.c, core/error.c, core/alloc.c
-# and gpu/check/gpu_check.c (which carries its own CPU references). Code for sm_90 plus
-# compute_90 PTX (H100/H200; newer GPUs JIT the PTX).
+# or check. Sources: the .cu files of gpu/, gpu/gpu_cuda.c, gpu/gpu_options.c, core/error.c,
+# core/alloc.c and gpu/check/gpu_check.c (which carries its own CPU references), linked
+# directly (not through the library's plugin loader). Code for sm_90 plus compute_90 PTX
+# (H100/H200; newer GPUs JIT the PTX).
 #
 #   make -f gpu/gpu-check.mk BUILD=build/gpu          build, then run (the default)
 #   make -f gpu/gpu-check.mk BUILD=build/gpu build    build only (works without a GPU)
@@ -44,7 +45,7 @@ NVFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall -Iinclude -I. -DQV_HAVE_
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lpthread -lm
 
 CU_SRC := $(wildcard gpu/*.cu)
-C_SRC := gpu/gpu_cuda.c core/error.c core/alloc.c
+C_SRC := gpu/gpu_cuda.c gpu/gpu_options.c core/error.c core/alloc.c
 CU_OBJ := $(CU_SRC:%=$(OUT)/obj/%.o)
 C_OBJ := $(C_SRC:%=$(OUT)/obj/%.o)
 HDRS := $(wildcard gpu/*.h core/error.h core/alloc.h include/quiver.h)

@@ -1,9 +1,12 @@
 /*
  * gpu/gpu.h -- the narrow interface between index/ and the GPU part.
  *
- * Behind it stands either gpu/gpu_stub.c (no nvcc at build time: every function answers
- * QV_ENODEV) or the CUDA files (gpu/gpu_cuda.c and the .cu files). Callers treat QV_ENODEV as
- * "use the CPU path". Only quiver.h types appear here, so index/ never sees CUDA headers.
+ * In the library these functions are gpu/gpu_loader.c's: it loads the CUDA plugin
+ * (libquiver-gpu.so: gpu/gpu_cuda.c and the .cu files, see gpu/gpu_plugin.h) on the first
+ * call that needs the device, and answers QV_ENODEV when there is none to load (no nvcc at
+ * build time, no NVIDIA driver, QV_GPU=off, plugin missing). gpu/gpu-check.mk links the
+ * CUDA files directly instead. Callers treat QV_ENODEV as "use the CPU path". Only
+ * quiver.h types appear here, so index/ never sees CUDA headers.
  *
  * Conventions of every function below:
  *  - Distances use the index-internal convention (core/distance.h): smaller is better.
@@ -17,7 +20,7 @@
  *  - Host arrays are borrowed for the call (except qv_gpu_flat_new_host, see there).
  *  - All calls on the device are serialized inside the library (one device, one stream),
  *    so every function may be called from any thread.
- *  - Errors: QV_ENODEV (not built, no device, driver missing, device lost), QV_ENOMEM
+ *  - Errors: QV_ENODEV (not built, no device, driver missing, plugin missing, device lost), QV_ENOMEM
  *    (device memory: the message says how much was asked and free), QV_EINVAL (bad
  *    argument), QV_EINTERNAL (any other CUDA / cuBLAS failure; the CUDA error string is
  *    in qv_last_error()). After a sticky CUDA error (illegal address, launch failure)

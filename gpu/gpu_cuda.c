@@ -11,6 +11,7 @@
  * for the emulated build).
  */
 #include "gpu/gpu_internal.h"
+#include "gpu/gpu_internal_host.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,12 +29,6 @@ static atomic_int device_broken;     /* set after a sticky CUDA error */
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static qv_gpu_ctx ctx;
 static int ctx_ready;                /* under ctx_lock */
-
-static int env_off(void)
-{
-    const char *v = getenv("QV_GPU");
-    return v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0);
-}
 
 static void do_probe(void)
 {
@@ -59,14 +54,14 @@ static void do_probe(void)
 
 int qv_gpu_probe(void)
 {
-    if (env_off()) return 0;
+    if (qv_gpu__env_off()) return 0;
     pthread_once(&probe_once, do_probe);
     return probe_ok && !atomic_load(&device_broken);
 }
 
 int qv_gpu_require(void)
 {
-    if (env_off()) return qv_fail(QV_ENODEV, "GPU disabled by QV_GPU=%s", getenv("QV_GPU"));
+    if (qv_gpu__env_off()) return qv_fail(QV_ENODEV, "GPU disabled by QV_GPU=%s", getenv("QV_GPU"));
     pthread_once(&probe_once, do_probe);
     if (!probe_ok) return qv_fail(QV_ENODEV, "%s", probe_msg);
     if (atomic_load(&device_broken))
@@ -90,28 +85,6 @@ int qv_gpu_device_name(char *buf, size_t len)
     rc = QV_OK;
 cleanup:
     return rc;
-}
-
-void qv_gpu_options_init(qv_gpu_options *o)
-{
-    const char *m = getenv("QV_GPU_MATH");
-    o->math = QV_GPU_MATH_FP32;
-    if (m && strcmp(m, "tf32") == 0) o->math = QV_GPU_MATH_TF32;
-    if (m && strcmp(m, "fp16") == 0) o->math = QV_GPU_MATH_FP16;
-    o->max_device_bytes = 0;
-    o->tile_rows = 0;
-    o->query_batch = 0;
-}
-
-void qv_gpu_kmeans_params_init(qv_gpu_kmeans_params *p, qv_metric metric)
-{
-    p->metric = metric;
-    p->iters = 20;
-    qv_gpu_options_init(&p->opt);
-    p->progress = NULL;
-    p->progress_arg = NULL;
-    p->on_iteration = NULL;
-    p->on_iteration_arg = NULL;
 }
 
 /* ---- the shared context ---------------------------------------------------------- */

@@ -25,6 +25,22 @@ if ! cmp -s "$tmp/api" "$tmp/exported"; then
   fail "libquiver.so exports differ from quiver.h (< only in the header, > only exported)"
 fi
 
+# CUDA is never linked into the library: the GPU part is a plugin it loads on first use
+# (gpu/gpu_plugin.h), installed beside it when built, exporting its table only.
+if objdump -p "$lib/libquiver.so" | awk '$1 == "NEEDED" {print $2}' | grep -q -e cublas -e cudart; then
+  fail "libquiver.so links CUDA (it must load the GPU plugin instead)"
+fi
+grep -q -e cublas -e cudart "$lib/pkgconfig/quiver.pc" && fail "quiver.pc names CUDA libraries"
+if [ -e "$build/libquiver-gpu.so" ]; then
+  [ -e "$lib/libquiver-gpu.so" ] || fail "make install did not install libquiver-gpu.so"
+  syms=$(nm -D --defined-only "$lib/libquiver-gpu.so" | awk '{print $NF}' | tr '\n' ' ')
+  [ "$syms" = "qv_gpu_plugin_v1 " ] || fail "libquiver-gpu.so exports '$syms', not qv_gpu_plugin_v1 alone"
+  gpu="GPU plugin"
+else
+  [ -e "$lib/libquiver-gpu.so" ] && fail "a build without CUDA installed a GPU plugin"
+  gpu="no GPU plugin"
+fi
+
 export PKG_CONFIG_PATH="$lib/pkgconfig"
 want='id 1 score 0.999
 id 3 score 0.998'
@@ -37,4 +53,4 @@ cc -std=c11 -Wall -Wextra -Werror -o "$tmp/example-static" tests/readme/example.
    $(pkg-config --cflags quiver) "$lib/libquiver.a" $(pkg-config --static --libs quiver | sed 's/ -lquiver / /')
 got=$(env -u LD_LIBRARY_PATH "$tmp/example-static" "$tmp/db2")
 [ "$got" = "$want" ] || fail "static example printed '$got'"
-echo "install-test: ok ($(wc -l < "$tmp/api") exported functions, soname $soname, shared and static examples)"
+echo "install-test: ok ($(wc -l < "$tmp/api") exported functions, soname $soname, shared and static examples, $gpu)"

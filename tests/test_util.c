@@ -178,13 +178,3 @@ void test_skip(int kind, const char *fmt, ...)
 }
 
 int sanitized(void) { return getenv("QV_SANITIZED") != NULL; }
-
-qv_db *open_db_nosync(const char *dir)
-{
-    qv_db_options o;
-    qv_db *db = NULL;
-    qv_db_options_init(&o);
-    o.flags = QV_DB_NOSYNC;
-    QV_CK(qv_db_open(dir, &o, &db));
-    return db;
-}

@@ -57,7 +57,7 @@ double recall_at_k(const uint64_t *got, const size_t *n_got, size_t got_stride,
                    const uint64_t *truth, size_t truth_stride, size_t nq, size_t k);
 
 /* A database at dir opened without fsync per write (QV_DB_NOSYNC): for suites where
- * durability is not under test. Asserts the open succeeded. */
+ * durability is not under test. Asserts the open succeeded. In tests/test_db_util.c. */
 qv_db *open_db_nosync(const char *dir);
 
 /* mkdtemp under $TMPDIR (or /tmp); returns a malloc'd path. rm_rf removes a tree. */
