@@ -23,6 +23,7 @@
 #include "gpu/gpu_plugin.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -80,7 +81,9 @@ static void note(const char *path, const char *reason)
     tried = 1;
     size_t n = strlen(load_why);
     if (n + 1 < sizeof load_why)
-        snprintf(load_why + n, sizeof load_why - n, "%s%s: %s", n ? "; " : "", path, reason);
+        snprintf(load_why + n, sizeof load_why - n, "%s%s%s%s", n ? "; " : "",
+                 strncmp(reason, path, strlen(path)) ? path : "",       /* dlerror names it already */
+                 strncmp(reason, path, strlen(path)) ? ": " : "", reason);
 }
 
 static int try_dir(const char *dir)
@@ -114,15 +117,22 @@ static void load(void)
                  "QV_GPU=on tries anyway)");
         return;
     }
+    /* The module holding this code: a shared library's path from dladdr; for the program
+     * itself dladdr gives argv[0] (maybe relative, maybe a bare name), so its path comes
+     * from /proc/self/exe. */
+    char dir[4096] = "";
     Dl_info info;
-    if (dladdr((void *)(uintptr_t)qv_gpu_probe, &info) && info.dli_fname) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", info.dli_fname);
-        char *slash = strrchr(dir, '/');
-        if (slash) {
-            *slash = '\0';
-            if (try_dir(dir)) return;
-        }
+    struct link_map *lm = NULL;
+    ssize_t n;
+    if (dladdr1((void *)(uintptr_t)qv_gpu_probe, &info, (void **)&lm, RTLD_DL_LINKMAP) && lm && lm->l_name &&
+        lm->l_name[0] == '/')
+        snprintf(dir, sizeof dir, "%s", lm->l_name);        /* a shared library (the program's is "") */
+    else if ((n = readlink("/proc/self/exe", dir, sizeof dir - 1)) > 0)
+        dir[n] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        if (try_dir(dir)) return;
     }
 #ifdef QV_GPU_PLUGIN_BUILD_DIR
     if (try_dir(QV_GPU_PLUGIN_BUILD_DIR)) return;
@@ -147,9 +157,14 @@ static int no_gpu(void)
 {
     if (qv_gpu__env_off()) return qv_fail(QV_ENODEV, "GPU disabled by QV_GPU=%s", getenv("QV_GPU"));
     pthread_once(&load_once, load);
-    if (plugin) return qv_fail(QV_EINVAL, "GPU call on a NULL handle");
     if (!tried) return qv_fail(QV_ENODEV, "%s", load_why);
     return qv_fail(QV_ENODEV, "the GPU plugin %s could not be loaded (%s)", QV_GPU_PLUGIN_FILE, load_why);
+}
+
+/* A call on a handle that is NULL (none was made): refused without loading anything. */
+static int no_handle(void)
+{
+    return qv_fail(QV_EINVAL, "GPU call on a NULL handle");
 }
 
 /* A failed plugin call: its message, kept in the plugin's own thread-local buffer, into
@@ -207,17 +222,17 @@ void qv_gpu_flat_free(qv_gpu_flat *g)
 
 int qv_gpu_flat_add(qv_gpu_flat *g, size_t n, const float *x)
 {
-    return g && plugin ? relay(plugin, plugin->flat_add(g, n, x)) : no_gpu();
+    return g && plugin ? relay(plugin, plugin->flat_add(g, n, x)) : no_handle();
 }
 
 int qv_gpu_flat_set(qv_gpu_flat *g, size_t row0, size_t n, const float *x)
 {
-    return g && plugin ? relay(plugin, plugin->flat_set(g, row0, n, x)) : no_gpu();
+    return g && plugin ? relay(plugin, plugin->flat_set(g, row0, n, x)) : no_handle();
 }
 
 int qv_gpu_flat_truncate(qv_gpu_flat *g, size_t n)
 {
-    return g && plugin ? relay(plugin, plugin->flat_truncate(g, n)) : no_gpu();
+    return g && plugin ? relay(plugin, plugin->flat_truncate(g, n)) : no_handle();
 }
 
 size_t qv_gpu_flat_size(const qv_gpu_flat *g) { return g && plugin ? plugin->flat_size(g) : 0; }
@@ -226,7 +241,7 @@ size_t qv_gpu_flat_memory(const qv_gpu_flat *g) { return g && plugin ? plugin->f
 
 int qv_gpu_flat_knn(qv_gpu_flat *g, size_t nq, const float *q, size_t k, float *dist, int64_t *rows)
 {
-    return g && plugin ? relay(plugin, plugin->flat_knn(g, nq, q, k, dist, rows)) : no_gpu();
+    return g && plugin ? relay(plugin, plugin->flat_knn(g, nq, q, k, dist, rows)) : no_handle();
 }
 
 int qv_gpu_kmeans(const qv_gpu_kmeans_params *prm, size_t n, size_t dim, const float *x, size_t k,
@@ -253,16 +268,16 @@ void qv_gpu_ivf_free(qv_gpu_ivf *g)
 
 int qv_gpu_ivf_set_lists(qv_gpu_ivf *g, const uint64_t *offsets, const float *vecs)
 {
-    return g && plugin ? relay(plugin, plugin->ivf_set_lists(g, offsets, vecs)) : no_gpu();
+    return g && plugin ? relay(plugin, plugin->ivf_set_lists(g, offsets, vecs)) : no_handle();
 }
 
 int qv_gpu_ivf_probe(qv_gpu_ivf *g, size_t nq, const float *q, size_t nprobe, float *dist, int64_t *lists)
 {
-    return g && plugin ? relay(plugin, plugin->ivf_probe(g, nq, q, nprobe, dist, lists)) : no_gpu();
+    return g && plugin ? relay(plugin, plugin->ivf_probe(g, nq, q, nprobe, dist, lists)) : no_handle();
 }
 
 int qv_gpu_ivf_search(qv_gpu_ivf *g, size_t nq, const float *q, size_t nprobe, size_t k, float *dist,
                       int64_t *rows)
 {
-    return g && plugin ? relay(plugin, plugin->ivf_search(g, nq, q, nprobe, k, dist, rows)) : no_gpu();
+    return g && plugin ? relay(plugin, plugin->ivf_search(g, nq, q, nprobe, k, dist, rows)) : no_handle();
 }

@@ -92,7 +92,12 @@ END_TEST
 START_TEST(test_on_loads_the_plugin)
 {
 #ifndef QV_HAVE_CUDA
-    QV_CK_FAIL(qv_gpu__plugin_try(QV_GPU_PLUGIN_FILE), QV_ENODEV);   /* none was built */
+    /* No plugin was built: QV_GPU=on changes nothing, and nothing is looked for. */
+    setenv("QV_GPU", "on", 1);
+    QV_CK_FAIL(qv_gpu_require(), QV_ENODEV);
+    ck_assert_msg(strstr(qv_last_error(), "no GPU support") != NULL, "%s", qv_last_error());
+    ck_assert_msg(!mapped(QV_GPU_PLUGIN_FILE), "a build without CUDA loaded a GPU plugin");
+    unsetenv("QV_GPU");
 #else
     if (getenv("QV_TEST_LOADER_CHILD")) {
         int rc = qv_gpu_require();
