@@ -528,12 +528,17 @@ static int register_node(srv_cluster *cl, int wait_s, char *err, size_t errlen)
     snprintf(key, sizeof key, CL_PREFIX "nodes/%ld", cl->self);
     snprintf(val, sizeof val, "{\"url\":\"%s\",\"leader_url\":\"%s\",\"replica_url\":\"%s\"}", cl->advertise,
              cl->leader_url, cl->replica_url);
-    if (cl_etcd_lease_grant(cl->etcd, cl->ttl_s, &cl->lease, err, errlen) != 0) return -1;
+    /* The new lease becomes this node's only once the key is written under it: a failed
+     * attempt must not leave cl->lease naming a lease the key is not under (the lease
+     * thread would keep that one alive, and the key would lapse a TTL later). */
+    int64_t lease;
+    if (cl_etcd_lease_grant(cl->etcd, cl->ttl_s, &lease, err, errlen) != 0) return -1;
     for (int waited = 0;; waited++) {
         cl_cmp c = {key, 0};
-        cl_put p = {key, val, cl->lease};
+        cl_put p = {key, val, lease};
         int rc = cl_etcd_txn(cl->etcd, &c, 1, &p, 1, err, errlen);
         if (rc == 1) {
+            cl->lease = lease;
             atomic_store(&cl->lease_ok_until_ms, cl_now_ms() + (uint64_t)cl->ttl_s * 1000);
             cl->registered = 1;
         }
@@ -541,7 +546,7 @@ static int register_node(srv_cluster *cl, int wait_s, char *err, size_t errlen)
         if (waited == 0) srv_log(SRV_LOG_INFO, "cluster: node id %ld is still registered (a previous run of this node?); waiting up to %d s for its lease to expire", cl->self, wait_s);
         if (waited >= wait_s * 4) break;
         usleep(250000);
-        cl_etcd_lease_keepalive(cl->etcd, cl->lease, err, errlen);
+        cl_etcd_lease_keepalive(cl->etcd, lease, err, errlen);
     }
     cl_kv *kv = NULL;
     size_t n = 0;
@@ -610,9 +615,20 @@ static void *poll_main(void *arg)
         if (etcd_down) srv_log(SRV_LOG_INFO, "cluster: etcd reachable again");
         etcd_down = 0;
         if (!cl_alive(cl, cl->self)) {                /* our key went (deleted by hand?): again */
-            srv_log(SRV_LOG_WARN, "cluster: this node's key is gone from etcd; registering again");
+            /* Unless the lease thread has just done so (both notice a lapsed lease after a
+             * stall): the map read above may predate it, so etcd is asked again. */
             pthread_mutex_lock(&cl->lease_mu);
-            if (register_node(cl, 0, err, sizeof err) != 0) srv_log(SRV_LOG_ERROR, "cluster: %s", err);
+            char key[64];
+            cl_kv *kv = NULL;
+            size_t n = 0;
+            int64_t rev;
+            snprintf(key, sizeof key, CL_PREFIX "nodes/%ld", cl->self);
+            int have = cl_etcd_range(cl->etcd, key, &kv, &n, &rev, err, sizeof err) == 0 && n > 0;
+            cl_kvs_free(kv, n);
+            if (!have) {
+                srv_log(SRV_LOG_WARN, "cluster: this node's key is gone from etcd; registering again");
+                if (register_node(cl, 0, err, sizeof err) != 0) srv_log(SRV_LOG_ERROR, "cluster: %s", err);
+            }
             pthread_mutex_unlock(&cl->lease_mu);
             continue;
         }

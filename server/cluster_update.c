@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/cluster.h"
 #include "server/server.h"
@@ -282,28 +283,91 @@ static int merge_config(srv_cluster *cl, const char *name, const qv_collection_c
     return -1;
 }
 
+/* The reconcile requests to the other nodes, one thread each, and the reply waiting for
+ * them. A node can hang with its connection open (stopped, swapping): its request would
+ * then wait out UPDATE_TIMEOUT_MS. So the waiter also watches the node's lease, and stops
+ * waiting for a node whose lease lapsed: it is out of the cluster, and it applies the
+ * stored config by itself when it is back (its reconciler). Its thread runs on, detached;
+ * the last one out (waiter or thread) frees the fan-out. */
 typedef struct {
-    srv_cluster *cl;
-    const char *name;
     long node;
     char url[CL_URL_MAX];
-    int ok;
-    char err[512];
-    pthread_t th;
     int started;
+    int done;                          /* under the fan-out's mu: ok and err are final */
+    int ok;
+    char err[512];                     /* written by the thread only, read once done */
+    struct fanout *f;
 } peer_job;
+
+typedef struct fanout {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;                          /* the waiter and each started thread */
+    char name[CL_NAME_MAX];
+    size_t n;
+    peer_job jobs[];
+} fanout;
+
+static void fanout_put(fanout *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int last = --f->refs == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (!last) return;
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f);
+}
 
 static void *peer_main(void *arg)
 {
     peer_job *p = arg;
+    fanout *f = p->f;
     char u[CL_URL_MAX + CL_NAME_MAX + 64];
     cl_http_reply rep = {0};
-    snprintf(u, sizeof u, "%s/cluster/collections/%s/reconcile", p->url, p->name);
-    if (cl_http("POST", u, "{}", 2, UPDATE_TIMEOUT_MS, &rep, p->err, sizeof p->err) != 0) return NULL;
-    p->ok = rep.status == 200;
-    if (!p->ok) snprintf(p->err, sizeof p->err, "HTTP %d: %.400s", rep.status, rep.body ? rep.body : "");
-    cl_http_reply_free(&rep);
+    snprintf(u, sizeof u, "%s/cluster/collections/%s/reconcile", p->url, f->name);
+    int ok = 0;
+    if (cl_http("POST", u, "{}", 2, UPDATE_TIMEOUT_MS, &rep, p->err, sizeof p->err) == 0) {
+        ok = rep.status == 200;
+        if (!ok) snprintf(p->err, sizeof p->err, "HTTP %d: %.400s", rep.status, rep.body ? rep.body : "");
+        cl_http_reply_free(&rep);
+    }
+    pthread_mutex_lock(&f->mu);
+    p->ok = ok;
+    p->done = 1;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    fanout_put(f);
     return NULL;
+}
+
+/* Wait for every started request, or for its node to leave the cluster; then append the
+ * failures to failed (used bytes in *used). Takes f's mutex. */
+static void fanout_wait(srv_cluster *cl, fanout *f, char *failed, size_t cap, size_t *used)
+{
+    int *gone = calloc(f->n + 1, sizeof *gone);
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        size_t pending = 0;
+        for (size_t i = 0; i < f->n; i++) pending += f->jobs[i].started && !f->jobs[i].done && !(gone && gone[i]);
+        if (!pending) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+        for (size_t i = 0; gone && i < f->n; i++)
+            if (f->jobs[i].started && !f->jobs[i].done && !gone[i] && !cl_alive(cl, f->jobs[i].node)) gone[i] = 1;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const peer_job *p = &f->jobs[i];
+        const char *why = !p->started ? "cannot start a thread for it"
+                          : gone && gone[i] ? "it left the cluster (its lease lapsed) while applying them"
+                          : p->ok ? NULL : p->err;
+        if (why && *used < cap)
+            *used += (size_t)snprintf(failed + *used, cap - *used, "%snode %ld: %s", *used ? "; " : "", p->node, why);
+    }
+    pthread_mutex_unlock(&f->mu);
+    free(gone);
 }
 
 int srv_cluster_update(srv_req *r, const qv_collection_changes *ch)
@@ -330,34 +394,39 @@ int srv_cluster_update(srv_req *r, const qv_collection_changes *ch)
     /* 3: every other live node, at once, and this one meanwhile */
     pthread_mutex_lock(&cl->mu);
     size_t nn = cl->nnodes;
-    peer_job *jobs = calloc(nn + 1, sizeof *jobs);
-    for (size_t i = 0; jobs && i < nn; i++) {
-        jobs[i] = (peer_job){.cl = cl, .name = r->name, .node = cl->nodes[i].id};
-        snprintf(jobs[i].url, sizeof jobs[i].url, "%s", cl->nodes[i].url[CL_REPLICA]);
+    fanout *f = calloc(1, sizeof *f + (nn + 1) * sizeof(peer_job));
+    for (size_t i = 0; f && i < nn; i++) {
+        if (cl->nodes[i].id == cl->self) continue;
+        peer_job *p = &f->jobs[f->n++];
+        p->node = cl->nodes[i].id;
+        p->f = f;
+        snprintf(p->url, sizeof p->url, "%s", cl->nodes[i].url[CL_REPLICA]);
     }
     pthread_mutex_unlock(&cl->mu);
-    if (!jobs) {
+    if (!f) {
         srv_oom(r);
         return -1;
     }
-    for (size_t i = 0; i < nn; i++) {
-        if (jobs[i].node == cl->self) continue;
-        jobs[i].started = pthread_create(&jobs[i].th, NULL, peer_main, &jobs[i]) == 0;
-        if (!jobs[i].started) snprintf(jobs[i].err, sizeof jobs[i].err, "cannot start a thread for it");
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    snprintf(f->name, sizeof f->name, "%s", r->name);
+    f->refs = 1;
+    for (size_t i = 0; i < f->n; i++) {
+        pthread_t th;
+        pthread_mutex_lock(&f->mu);
+        f->refs++;
+        pthread_mutex_unlock(&f->mu);
+        f->jobs[i].started = pthread_create(&th, NULL, peer_main, &f->jobs[i]) == 0;
+        if (f->jobs[i].started) pthread_detach(th);
+        else fanout_put(f);
     }
     char self_err[512] = "";
     int self_ok = reconcile(cl, r->name, 1, self_err, sizeof self_err) == 0;
     char failed[2048] = "";
     size_t used = 0;
     if (!self_ok) used += (size_t)snprintf(failed, sizeof failed, "node %ld (this one): %s", cl->self, self_err);
-    for (size_t i = 0; i < nn; i++) {
-        if (jobs[i].node == cl->self) continue;
-        if (jobs[i].started) pthread_join(jobs[i].th, NULL);
-        if (!jobs[i].ok && used < sizeof failed)
-            used += (size_t)snprintf(failed + used, sizeof failed - used, "%snode %ld: %s", used ? "; " : "", jobs[i].node,
-                                     jobs[i].err);
-    }
-    free(jobs);
+    fanout_wait(cl, f, failed, sizeof failed, &used);
+    fanout_put(f);
     if (used) {
         srv_fail(r, 503, "cluster_partial",
                  "collection `%s`: the new parameters are stored in the cluster, but not yet applied on %s; such a node "

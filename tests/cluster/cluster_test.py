@@ -114,6 +114,39 @@ def wait_for(pred, timeout, step=0.1):
     return None
 
 
+
+def hang_during_patch(cl, base):
+    """A node that hangs with its connections open (SIGSTOP) while a PATCH is applied: the
+    reply waits for it only until its lease lapses and names it; the node applies the change
+    by itself once it runs again, and is back in sync before the next step."""
+    nodes = (1, 2, 3)
+    hung = 2
+    cl.procs[hung].send_signal(signal.SIGSTOP)
+    t = time.time()
+    try:
+        s, r, _ = http("PATCH", cl.url(3) + "/collections/sift", {"index": {"ef_search": 70}}, 120)
+    finally:
+        took = time.time() - t
+        cl.procs[hung].send_signal(signal.SIGCONT)
+    msg = json.dumps(r)
+    check(s == 503 and "cluster_partial" in msg and ("node %d" % hung) in msg and "lease" in msg and took < 20,
+          "PATCH while node %d hangs: 503 cluster_partial naming it after %.1f s, not its 10 min timeout (%s %s)"
+          % (hung, took, s, msg[:300]))
+    want = {"quant": "none", "ef_search": 70}
+    ok = wait_for(lambda: all(v == want for v in parts_index(cl, "sift", nodes).values()), 60, 0.5)
+    check(bool(ok), "the node that hung applied it by itself once running again (%s)"
+          % ({k: v for k, v in parts_index(cl, "sift", nodes).items() if v != want} or "all"))
+    # every node sees it registered again; then a write (point 0 again, unchanged) reaches
+    # every shard leader, which takes a follower it had missed out of sync until it catches up
+    wait_for(lambda: all(hung in [x["id"] for x in cl.status(n)["nodes"]] for n in nodes), 30, 0.2)
+    for i in range(3):
+        http("PUT", cl.url(1) + "/collections/sift/points", {"points": [{"id": i, "vector": base[i]}]})
+
+    def in_sync():
+        return all(set(x["replicas"]) <= set(x["in_sync"]) for x in shards_of(cl.status(1), "sift"))
+    check(bool(wait_for(in_sync, 60, 0.5)), "every replica of sift in sync again after the hang")
+
+
 class Cluster:
     def __init__(self, tmp):
         self.tmp = tmp
@@ -342,6 +375,7 @@ def main():
         s, r, _ = http("GET", cl.url(3) + "/collections/sift")
         check(s == 200 and r["count"] == 10000 and r["cluster"]["shard_number"] == 3, "GET /collections/sift: count 10000 over the shards")
         parameters(cl, queries, gt, rs)
+        hang_during_patch(cl, base)
 
         # ---- load, kill -9 a shard leader, failover ----------------------------------------
         acked, lock, stop = set(), threading.Lock(), threading.Event()
