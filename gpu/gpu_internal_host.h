@@ -13,6 +13,8 @@ extern "C" {
 
 /** 1 when QV_GPU=off (or 0, no) in the environment: every GPU call takes the CPU path. */
 int qv_gpu__env_off(void);
+/** 1 when QV_GPU=on: load the CUDA plugin even where no NVIDIA driver shows (gpu_loader.c). */
+int qv_gpu__env_on(void);
 
 #ifdef __cplusplus
 }

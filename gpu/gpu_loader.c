@@ -109,8 +109,7 @@ static void load(void)
         if (!open_plugin(env, &plugin, why, sizeof why)) note(env, why);
         return;
     }
-    const char *force = getenv("QV_GPU");
-    if (!(force && strcmp(force, "on") == 0) && access("/dev/nvidiactl", F_OK) != 0 &&
+    if (!qv_gpu__env_on() && access("/dev/nvidiactl", F_OK) != 0 &&
         access("/proc/driver/nvidia", F_OK) != 0 && access("/dev/dxg", F_OK) != 0) {
         snprintf(load_why, sizeof load_why,
                  "no NVIDIA driver on this machine (no /dev/nvidiactl, /proc/driver/nvidia or /dev/dxg; "

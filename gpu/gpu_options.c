@@ -36,3 +36,9 @@ int qv_gpu__env_off(void)
     const char *v = getenv("QV_GPU");
     return v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0);
 }
+
+int qv_gpu__env_on(void)
+{
+    const char *v = getenv("QV_GPU");
+    return v && strcmp(v, "on") == 0;
+}

@@ -522,10 +522,16 @@ static int catch_up_all(srv_cluster *cl)
 
 /* ---- membership -------------------------------------------------------------------- */
 
+/* This node's key in etcd (the value names its urls; it lives under its lease). */
+static void self_key(const srv_cluster *cl, char *key, size_t len)
+{
+    snprintf(key, len, CL_PREFIX "nodes/%ld", cl->self);
+}
+
 static int register_node(srv_cluster *cl, int wait_s, char *err, size_t errlen)
 {
     char key[64], val[3 * CL_URL_MAX + 64];
-    snprintf(key, sizeof key, CL_PREFIX "nodes/%ld", cl->self);
+    self_key(cl, key, sizeof key);
     snprintf(val, sizeof val, "{\"url\":\"%s\",\"leader_url\":\"%s\",\"replica_url\":\"%s\"}", cl->advertise,
              cl->leader_url, cl->replica_url);
     /* The new lease becomes this node's only once the key is written under it: a failed
@@ -622,7 +628,7 @@ static void *poll_main(void *arg)
             cl_kv *kv = NULL;
             size_t n = 0;
             int64_t rev;
-            snprintf(key, sizeof key, CL_PREFIX "nodes/%ld", cl->self);
+            self_key(cl, key, sizeof key);
             int have = cl_etcd_range(cl->etcd, key, &kv, &n, &rev, err, sizeof err) == 0 && n > 0;
             cl_kvs_free(kv, n);
             if (!have) {
@@ -729,7 +735,7 @@ void srv_cluster_stop(srv_cluster *cl)
     }
     if (cl->registered && cl->etcd) {              /* leave at once: failover need not wait */
         char key[64], err[128];
-        snprintf(key, sizeof key, CL_PREFIX "nodes/%ld", cl->self);
+        self_key(cl, key, sizeof key);
         cl_etcd_delete(cl->etcd, key, err, sizeof err);
     }
     free_map(cl->nodes, cl->colls, cl->ncolls, cl->shards);

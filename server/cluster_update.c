@@ -294,6 +294,7 @@ typedef struct {
     char url[CL_URL_MAX];
     int started;
     int done;                          /* under the fan-out's mu: ok and err are final */
+    int gone;                          /* the waiter's: its node left, not waited for */
     int ok;
     char err[512];                     /* written by the thread only, read once done */
     struct fanout *f;
@@ -345,29 +346,29 @@ static void *peer_main(void *arg)
  * failures to failed (used bytes in *used). Takes f's mutex. */
 static void fanout_wait(srv_cluster *cl, fanout *f, char *failed, size_t cap, size_t *used)
 {
-    int *gone = calloc(f->n + 1, sizeof *gone);
     pthread_mutex_lock(&f->mu);
     for (;;) {
         size_t pending = 0;
-        for (size_t i = 0; i < f->n; i++) pending += f->jobs[i].started && !f->jobs[i].done && !(gone && gone[i]);
+        for (size_t i = 0; i < f->n; i++) pending += f->jobs[i].started && !f->jobs[i].done && !f->jobs[i].gone;
         if (!pending) break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
         pthread_cond_timedwait(&f->cv, &f->mu, &ts);
-        for (size_t i = 0; gone && i < f->n; i++)
-            if (f->jobs[i].started && !f->jobs[i].done && !gone[i] && !cl_alive(cl, f->jobs[i].node)) gone[i] = 1;
+        for (size_t i = 0; i < f->n; i++) {
+            peer_job *p = &f->jobs[i];
+            if (p->started && !p->done && !p->gone && !cl_alive(cl, p->node)) p->gone = 1;
+        }
     }
     for (size_t i = 0; i < f->n; i++) {
         const peer_job *p = &f->jobs[i];
         const char *why = !p->started ? "cannot start a thread for it"
-                          : gone && gone[i] ? "it left the cluster (its lease lapsed) while applying them"
+                          : p->gone ? "it left the cluster (its lease lapsed) while applying them"
                           : p->ok ? NULL : p->err;
         if (why && *used < cap)
             *used += (size_t)snprintf(failed + *used, cap - *used, "%snode %ld: %s", *used ? "; " : "", p->node, why);
     }
     pthread_mutex_unlock(&f->mu);
-    free(gone);
 }
 
 int srv_cluster_update(srv_req *r, const qv_collection_changes *ch)
