@@ -464,9 +464,8 @@ static void on_close(struct evhttp_connection *conn, void *arg)
         if (null >= 0) close(null);
         return;
     }
-    /* out of the event loop while the number still names the socket, then the swap */
+    /* already out of the event loop (conn.c's close hook), so the number can be swapped */
     int arriving = n > 0 || evbuffer_get_length(bufferevent_get_input(bev)) > 0;
-    bufferevent_disable(bev, EV_READ | EV_WRITE);
     l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (l->fd >= 0 && arriving && dup2(null, fd) < 0) {
         close(l->fd);
