@@ -116,11 +116,11 @@ static void conn_free(srv_conn *c)
 
 /* evhttp closes the connection (any reason): the linger hook, unless quiverd closed it.
  * The socket's events leave the event loop first, while its number still names it. evhttp
- * closes the number right after this, but the bufferevent's own event_del waits while
- * anything holds a reference to it (a deferred callback): then its epoll_ctl ran on a
- * closed number, which another worker may have been given meanwhile (harmless to the
- * kernel, but ThreadSanitizer rightly saw two workers use one descriptor unordered; the
- * cluster test under TSan, 2026-12-07). */
+ * closes the number right after this, but the bufferevent's own event_del waits until
+ * its last reference goes, and the socket callback that evhttp frees it from holds one
+ * until it returns: then its epoll_ctl ran on a closed number, which another worker may
+ * have been given meanwhile (harmless to the kernel, but ThreadSanitizer rightly saw two
+ * workers use one descriptor unordered; the cluster test under TSan, 2026-12-07). */
 static void on_closed(struct evhttp_connection *evcon, void *arg)
 {
     srv_conn *c = arg;
