@@ -37,10 +37,14 @@ static float default_oversampling(qv_quant kind)
     }
 }
 
+/* A code row's lines (two for bit1 rows up to 1,100 dimensions): the first two written
+ * out, as a loop with a run-time count cost the walk its own overhead per row. */
 static inline void prefetch_row(const qv_hnsw *h, uint32_t slot, size_t lines)
 {
     const char *p = (const char *)qv_hnsw_code(h, slot);
-    for (size_t i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
+    __builtin_prefetch(p, 0, 3);
+    if (lines > 1) __builtin_prefetch(p + 64, 0, 3);
+    for (size_t i = 2; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
 }
 
 /* The three lines that hold the start of slot's level-0 list (all of it up to m0 = 32
@@ -247,9 +251,45 @@ static inline void pipe_pump(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratc
  * more. Measured (1 thread, medians of 3-4 alternated runs against main, 2026-12-05,
  * bench/RESULTS.md "Cache and prefetch"): fashion-mnist-784 bit1 M12 and M16 ef 24-48
  * +3-11% (same recall), ef 16 -5% to +7%; debian-desc-384 bit1 M16 and sift-debian-100k
- * sq4 -1% to +8%. Non-temporal prefetches of ex rows and float vectors lost 9-18%. */
+ * sq4 -1% to +8%. Non-temporal prefetches of ex rows and float vectors lost 9-18%.
+ *
+ * When the prefetches are issued matters as much (next_prefetch below). */
 enum { BOUND_CACHE = 256 };
 typedef struct { uint32_t id; float b; } bound_slot;
+
+/* What an expansion prefetches for later expansions, not for itself: the ex row of the
+ * node expanded (read XLAG expansions later), the rows of the likely next node's
+ * neighbours when its list has arrived (one expansion ahead, see above), and the lists of
+ * the three best candidates left. An expansion issues them after the est of its first
+ * group of rows, not before its own rows are scored: a core has few line fill buffers,
+ * and a prefetch that finds them all busy stalls the walk until one frees, so the ~30
+ * lines issued at the top of an expansion held back the scoring that needed only its own
+ * rows. Measured with the row prefetch written out (1 thread, 8 alternated rounds
+ * against main's order, 2026-12-07, bench/RESULTS.md "Session 28"): debian-use-512 bit1
+ * M12 explore 0.85 ef 10-20 +6-7%, the same answers. */
+typedef struct {
+    uint32_t listed[3];                /* lists prefetched by the last expansion */
+    uint32_t ahead;                    /* whose neighbours' rows were prefetched ahead */
+    const char *xrow;                  /* an ex row to prefetch, or NULL */
+} next_prefetch;
+
+static inline void prefetch_next(const qv_hnsw *h, const qv_hnsw_scratch *s, size_t nc, const qv_hnsw_tag *vis,
+                                 qv_hnsw_tag tag, size_t lines, size_t xlines, next_prefetch *np)
+{
+    if (np->xrow) {
+        for (size_t l = 0; l < xlines; l++) __builtin_prefetch(np->xrow + 64 * l, 0, 2);
+        np->xrow = NULL;
+    }
+    const uint32_t nx = nc ? s->cand[0].id : QV_HNSW_NONE;
+    if (nc && nx != np->ahead && (nx == np->listed[0] || nx == np->listed[1] || nx == np->listed[2])) {
+        prefetch_ahead(h, nx, vis, tag, lines);
+        np->ahead = nx;
+    }
+    for (size_t t = 0; t < 3; t++) {
+        np->listed[t] = t < nc ? s->cand[t].id : QV_HNSW_NONE;
+        if (t < nc) prefetch_list(h, np->listed[t]);
+    }
+}
 
 static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s, qv_codec_query *qq,
                          const uint32_t *eps, size_t n_ep, size_t ef, const qv_hnsw_filter *f, size_t max_visits,
@@ -278,8 +318,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
      * copies a list); otherwise four estimates. */
     const size_t lanes = explore > 0 ? 8 : 4;
     float lower = INFINITY;
-    uint32_t listed[3] = {QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE};  /* lists prefetched */
-    uint32_t ahead = QV_HNSW_NONE;     /* whose neighbours' rows were prefetched ahead */
+    next_prefetch np = {{QV_HNSW_NONE, QV_HNSW_NONE, QV_HNSW_NONE}, QV_HNSW_NONE, NULL};
     /* bit1 with explore: the 1-bit bounds of the candidates pushed, by slot modulo
      * BOUND_CACHE, so that the re-scoring test at expansion reads a node's bound back
      * instead of computing it again from its row (a slot overwritten since: computed).
@@ -321,8 +360,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
             }
             if (keep && xlines) {
                 s->expd[p.ne++] = cur;
-                const char *xr = (const char *)qv_hnsw_xcode(h, cur);
-                for (size_t l = 0; l < xlines; l++) __builtin_prefetch(xr + 64 * l, 0, 2);
+                np.xrow = (const char *)qv_hnsw_xcode(h, cur);     /* prefetch_next issues it */
             } else if (keep) {
                 p.ne++;
                 pipe_read(s, &p, -INFINITY, cur);
@@ -348,20 +386,12 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
             nb += vis[v] != tag;
             vis[v] = tag;
         }
-        if (cur != ahead)
+        if (cur != np.ahead)
             for (size_t j = 0; j < nb; j++) prefetch_row(h, nbuf[j], lines);
-        /* One expansion ahead (see above): the rows of the likely next node, whose list was
-         * prefetched last time; then the lists of the three best candidates left. */
-        const uint32_t nx = nc ? s->cand[0].id : QV_HNSW_NONE;
-        if (nc && nx != ahead && (nx == listed[0] || nx == listed[1] || nx == listed[2])) {
-            prefetch_ahead(h, nx, vis, tag, lines);
-            ahead = nx;
+        if (!nb) {
+            prefetch_next(h, s, nc, vis, tag, lines, xlines, &np);
+            continue;
         }
-        for (size_t t = 0; t < 3; t++) {
-            listed[t] = t < nc ? s->cand[t].id : QV_HNSW_NONE;
-            if (t < nc) prefetch_list(h, listed[t]);
-        }
-        if (!nb) continue;
         size_t full = nb;
         while (nb & 3) { nbuf[nb] = nbuf[nb - 1]; nb++; }
         for (size_t j = 0, w; j < nb; j += w) {
@@ -381,6 +411,9 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
                     b8[0] = b8[1] = b8[2] = b8[3] = 0.0f;
                 }
             }
+            /* After the first group's est, before its pushes: nx is the best candidate
+             * left before this expansion, as the one-ahead prefetch expects. */
+            if (j == 0) prefetch_next(h, s, nc, vis, tag, lines, xlines, &np);
             size_t lim = full - j < w ? full - j : w;
             /* explore (bit1): a neighbour is followed when its optimistic estimate could
              * enter the beam; the beam itself (res, lower) keeps the plain estimates. The
@@ -421,7 +454,8 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
          * Measured (5 alternated rounds, 2026-12-06, bench/RESULTS.md "Session 12"):
          * debian-use-512 bit1 M12 explore 0.75 ef 10-16 +2.6-4.7%, debian-desc-384 M16
          * explore 0.6 ef 10-13 +1.2-3.4%, same answers. */
-        if (nc && s->cand[0].id != listed[0] && s->cand[0].id != listed[1] && s->cand[0].id != listed[2]) {
+        if (nc && s->cand[0].id != np.listed[0] && s->cand[0].id != np.listed[1] &&
+            s->cand[0].id != np.listed[2]) {
             const uint32_t *nl = qv_hnsw_list(h, s->cand[0].id, 0);
             __builtin_prefetch((const char *)nl + 64, 0, 3);
             __builtin_prefetch((const char *)nl + 128, 0, 3);
