@@ -37,8 +37,8 @@ static float default_oversampling(qv_quant kind)
     }
 }
 
-/* A code row's lines (two for bit1 rows up to 1,100 dimensions): the first two written
- * out, as a loop with a run-time count cost the walk its own overhead per row. */
+/* A code row's lines (two for bit1 rows up to 864 dimensions): the first two written
+ * out, since a loop with a run-time count cost the walk its own overhead per row. */
 static inline void prefetch_row(const qv_hnsw *h, uint32_t slot, size_t lines)
 {
     const char *p = (const char *)qv_hnsw_code(h, slot);
@@ -261,12 +261,14 @@ typedef struct { uint32_t id; float b; } bound_slot;
  * node expanded (read XLAG expansions later), the rows of the likely next node's
  * neighbours when its list has arrived (one expansion ahead, see above), and the lists of
  * the three best candidates left. An expansion issues them after the est of its first
- * group of rows, not before its own rows are scored: a core has few line fill buffers,
- * and a prefetch that finds them all busy stalls the walk until one frees, so the ~30
- * lines issued at the top of an expansion held back the scoring that needed only its own
- * rows. Measured with the row prefetch written out (1 thread, 8 alternated rounds
- * against main's order, 2026-12-07, bench/RESULTS.md "Session 28"): debian-use-512 bit1
- * M12 explore 0.85 ef 10-20 +6-7%, the same answers. */
+ * group of rows, not before its own rows are scored. Our reading: a core has few line
+ * fill buffers, and a prefetch that finds them all busy holds the walk until one frees,
+ * so the ~30 lines issued at the top of an expansion delayed the scoring that needed only
+ * its own rows. Measured with the row prefetch above written out (1 thread, alternated
+ * rounds against main, 2026-12-07, bench/RESULTS.md "Session 28"): debian-use-512 bit1
+ * M12 explore 0.85 ef 10-20 +4-6% (8 rounds), fashion-mnist-784 M12 explore 0.5 +1-3%,
+ * debian-desc-384 M16 explore 0.4 +0-1% (5 rounds each), the same answers. Issued after
+ * the first group's pushes, or after the last group, it gained nothing. */
 typedef struct {
     uint32_t listed[3];                /* lists prefetched by the last expansion */
     uint32_t ahead;                    /* whose neighbours' rows were prefetched ahead */
