@@ -324,8 +324,25 @@ int qv_codec_ex_row_ok(const qv_codec *c, const uint8_t *exrow)
     return f[1] >= 0 && f[3] >= 0 && j < c->nclusters;
 }
 
-/* Sum of v[0..n), n a multiple of 64, in 16 interleaved partial sums (vectorizable). */
-static float sum(const float *v, size_t n)
+/* The query's per-query loops below run in AVX-512, AVX2 and baseline clones (the file is
+ * built for baseline x86-64): the same operations in the same lanes in every clone, so
+ * the same results. With them, and the rotation written straight into the query instead
+ * of copied there, a 512-d query's preparation took 1,860 TSC cycles instead of 2,350
+ * (debian-use-512, means of 5,000 queries, 3 alternated runs, 2026-12-07,
+ * bench/RESULTS.md "Session 28"). */
+
+/* out = q - cen over n values. */
+static inline QV_ALWAYS_INLINE int centered_impl(const float *restrict q, const float *restrict cen, uint32_t n,
+                                                 float *restrict out)
+{
+    for (uint32_t d = 0; d < n; d++) out[d] = q[d] - cen[d];
+    return 0;
+}
+QV_CLONES(int, centered, (const float *restrict q, const float *restrict cen, uint32_t n, float *restrict out),
+          (q, cen, n, out))
+
+/* Sum of v[0..n), n a multiple of 64, in 16 interleaved partial sums. */
+static inline QV_ALWAYS_INLINE float sum_impl(const float *restrict v, size_t n)
 {
     float acc[16] = {0};
     for (size_t i = 0; i < n; i += 16)
@@ -334,10 +351,12 @@ static float sum(const float *v, size_t n)
     for (size_t j = 0; j < 16; j++) s += acc[j];
     return s;
 }
+QV_CLONES(float, sum, (const float *restrict v, size_t n), (v, n))
 
 /* sum (x - s q) over D values (a multiple of 16) in 16 interleaved partial sums: the
  * rounding errors of x rounded to int8 (q) with scale s. */
-static float rounding_sum(const float *x, const int8_t *q, float s, uint32_t D)
+static inline QV_ALWAYS_INLINE float rounding_sum_impl(const float *restrict x, const int8_t *restrict q, float s,
+                                                       uint32_t D)
 {
     float e16[16] = {0};
     for (uint32_t i = 0; i < D; i += 16)
@@ -346,6 +365,8 @@ static float rounding_sum(const float *x, const int8_t *q, float s, uint32_t D)
     for (uint32_t j = 0; j < 16; j++) e += e16[j];
     return e;
 }
+QV_CLONES(float, rounding_sum, (const float *restrict x, const int8_t *restrict q, float s, uint32_t D),
+          (x, q, s, D))
 
 /* The rotated query rounded to 4 bits over [lo, lo + 15 delta] into u; sets *lo and
  * returns delta. Vectorizable loops (AVX-512, AVX2 and baseline clones), run once per query.
@@ -401,20 +422,21 @@ void qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *
     const uint32_t D = c->rot.dpad;
     const size_t words = D / 64;
     const qv_kernels *k = qv_kernels_get();
-    float *diff = scratch, *qr = scratch + D;
+    /* qr is rotated straight into the query, where the walk reads it (rabitq_qr, which
+     * needs words). */
+    out->words = words;
+    float *diff = scratch, *qr = rabitq_qr(c, out);
     uint8_t *u = (uint8_t *)diff;                /* diff is dead once rotated */
-    for (uint32_t d = 0; d < c->dim; d++) diff[d] = q[d] - c->centroid[d];
+    (void)centered(q, c->centroid, c->dim, diff);
     qv_rotation_apply(&c->rot, diff, qr);
     out->delta = quantize_query(qr, D, u, &out->lo);
     c->k->bit_planes(u, words, out->data);
-    out->words = words;
     out->qsum = sum(qr, D);
     out->qnorm = sqrtf(k->dot(qr, qr, D));
     out->gamma = 0;
     out->a = 0;
     /* a_j and |q - c_j| per centroid come later, when a code of centroid j is first met
      * (qv_codec_rabitq_centroid); they need qr, kept after them. */
-    memcpy(rabitq_qr(c, out), qr, (size_t)D * sizeof *qr);
     if (c->ex_bits == 4) {
         /* The 4-bit ex rows' dot products in integers (qv_codec_ex_est): <u, qr> = s <u, qi>
          * + <u, e>, e the rounding errors, |e_i| <= s / 2, about uniform. With u = 7.5 + v,
