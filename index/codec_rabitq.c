@@ -436,7 +436,7 @@ void qv_codec_rabitq_prepare(const qv_codec *c, const float *q, qv_codec_query *
     out->gamma = 0;
     out->a = 0;
     /* a_j and |q - c_j| per centroid come later, when a code of centroid j is first met
-     * (qv_codec_rabitq_centroid); they need qr, kept after them. */
+     * (qv_codec_rabitq_centroid); they need qr, which stays in the query after them. */
     if (c->ex_bits == 4) {
         /* The 4-bit ex rows' dot products in integers (qv_codec_ex_est): <u, qr> = s <u, qi>
          * + <u, e>, e the rounding errors, |e_i| <= s / 2, about uniform. With u = 7.5 + v,
