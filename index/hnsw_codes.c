@@ -275,6 +275,12 @@ typedef struct {
     const char *xrow;                  /* an ex row to prefetch, or NULL */
 } next_prefetch;
 
+/* 1 when the last expansion prefetched id's list. */
+static inline int was_listed(const next_prefetch *np, uint32_t id)
+{
+    return id == np->listed[0] || id == np->listed[1] || id == np->listed[2];
+}
+
 static inline void prefetch_next(const qv_hnsw *h, const qv_hnsw_scratch *s, size_t nc, const qv_hnsw_tag *vis,
                                  qv_hnsw_tag tag, size_t lines, size_t xlines, next_prefetch *np)
 {
@@ -283,7 +289,7 @@ static inline void prefetch_next(const qv_hnsw *h, const qv_hnsw_scratch *s, siz
         np->xrow = NULL;
     }
     const uint32_t nx = nc ? s->cand[0].id : QV_HNSW_NONE;
-    if (nc && nx != np->ahead && (nx == np->listed[0] || nx == np->listed[1] || nx == np->listed[2])) {
+    if (nc && nx != np->ahead && was_listed(np, nx)) {
         prefetch_ahead(h, nx, vis, tag, lines);
         np->ahead = nx;
     }
@@ -456,8 +462,7 @@ static size_t walk_codes(const qv_hnsw *h, const qv_codec *c, qv_hnsw_scratch *s
          * Measured (5 alternated rounds, 2026-12-06, bench/RESULTS.md "Session 12"):
          * debian-use-512 bit1 M12 explore 0.75 ef 10-16 +2.6-4.7%, debian-desc-384 M16
          * explore 0.6 ef 10-13 +1.2-3.4%, same answers. */
-        if (nc && s->cand[0].id != np.listed[0] && s->cand[0].id != np.listed[1] &&
-            s->cand[0].id != np.listed[2]) {
+        if (nc && !was_listed(&np, s->cand[0].id)) {
             const uint32_t *nl = qv_hnsw_list(h, s->cand[0].id, 0);
             __builtin_prefetch((const char *)nl + 64, 0, 3);
             __builtin_prefetch((const char *)nl + 128, 0, 3);
